@@ -1,0 +1,15 @@
+# Sourced by scripts/test and scripts/main: create .venv and install the package into it.
+# Usage: ensure_venv EXTRAS   (e.g. ensure_venv test)
+ensure_venv() {
+    local extras="$1"
+    local py="${PYTHON:-python3}"
+    if [ ! -x .venv/bin/python ]; then
+        "$py" -m venv .venv
+    fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23.2"
+    if [ -n "$extras" ]; then
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+    else
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+    fi
+}
