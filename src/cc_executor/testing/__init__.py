@@ -1,0 +1,60 @@
+"""A scripted Anthropic Messages API server for running the real Claude Code CLI offline.
+
+:class:`ModelServer` binds a loopback port and answers the CLI's ``POST /v1/messages``
+requests from a :class:`Script`: fixed or long text, slow streams, tool calls, thinking blocks,
+HTTP errors and dropped streams, chosen deterministically by the prompt and the turn of the
+conversation. It records every request, so a test can check what the model was sent::
+
+    from cc_executor.testing import ModelServer, Reply, Rule, Script, ToolUse
+
+    script = Script([
+        Rule(match=r"hello\\.txt", answers=[
+            Reply([ToolUse("Write", {"file_path": "hello.txt", "content": "hi\\n"})]),
+            Reply(["Created hello.txt."]),
+        ]),
+        Rule(answers=[Reply(["Hello!"])]),
+    ])
+    with ModelServer(script) as server:
+        env = server.claude_env(home=tmp_home, base=os.environ)
+        subprocess.run([claude, "-p", ...], input=prompt, env=env, ...)
+        assert server.message_requests[0].prompt == prompt
+
+Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`parse_script`);
+``examples/write_file.yaml`` in this package is one. ``cc-executor testing serve --script FILE``
+runs a server from the command line.
+"""
+
+from cc_executor.testing._script import (
+    Answer,
+    Block,
+    HttpError,
+    Reply,
+    Rule,
+    Script,
+    ScriptError,
+    Text,
+    Thinking,
+    ToolUse,
+    Usage,
+    load_script,
+    parse_script,
+)
+from cc_executor.testing._server import ModelServer, RecordedRequest
+
+__all__ = [
+    "Answer",
+    "Block",
+    "HttpError",
+    "ModelServer",
+    "RecordedRequest",
+    "Reply",
+    "Rule",
+    "Script",
+    "ScriptError",
+    "Text",
+    "Thinking",
+    "ToolUse",
+    "Usage",
+    "load_script",
+    "parse_script",
+]

@@ -1,0 +1,125 @@
+"""Choosing the scripted answer for a Messages API request.
+
+A request belongs to a conversation, named by its prompt (the text of the first user message),
+and sits at a turn (the number of assistant messages it carries). Both come from the request body
+alone, which is what keeps parallel runs on one server deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cc_executor.testing._script import Answer, HttpError, Reply, Script
+
+_REMINDER = "<system-reminder>"
+
+
+def prompt_of(body: Mapping[str, Any]) -> str | None:
+    """The text of the first ``user`` message of a request body, or None if there is none.
+
+    A string content is the prompt itself. For a list of blocks, the ``text`` of its text blocks
+    joined with newlines, leaving out the blocks that start with ``<system-reminder>``: the CLI
+    puts such reminders in blocks of their own before the prompt, so the prompt given to the CLI
+    comes back byte for byte.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for message in messages:
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "\n".join(
+                block["text"]
+                for block in content
+                if isinstance(block, Mapping)
+                and block.get("type") == "text"
+                and isinstance(block.get("text"), str)
+                and not block["text"].startswith(_REMINDER)
+            )
+        return ""
+    return None
+
+
+def turn_of(body: Mapping[str, Any]) -> int:
+    """How many assistant messages the request carries: 0 for the first request of a run."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(1 for m in messages if isinstance(m, Mapping) and m.get("role") == "assistant")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The answer for one request and where it came from.
+
+    ``rule`` is the index of the rule used (None when no rule matched), ``turn`` the conversation
+    turn, ``attempt`` how many times this rule, prompt and turn had been answered before, and
+    ``seed`` a stable hex string for deterministic message and tool ids.
+    """
+
+    answer: Answer
+    rule: int | None
+    turn: int
+    attempt: int
+    seed: str
+
+
+def _prompt_head(prompt: str) -> str:
+    return prompt if len(prompt) <= 80 else prompt[:77] + "..."
+
+
+class Playback:
+    """Chooses answers from a script. Not thread-safe: used from the server's event loop only."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self._attempts: dict[tuple[int, str, int], int] = {}
+
+    def choose(self, body: Mapping[str, Any]) -> Choice:
+        """The answer to a ``POST /v1/messages`` body; see :class:`Script` for the rules.
+
+        Never raises for odd bodies: a request without a user message has the prompt ``""``,
+        and a script error (no rule matches, answers exhausted) becomes an HTTP 500 answer.
+        """
+        prompt = prompt_of(body) or ""
+        turn = turn_of(body)
+        seed = hashlib.sha256(f"{turn}\0{prompt}".encode()).hexdigest()
+        index = next((i for i, r in enumerate(self.script.rules) if r.matches(prompt)), None)
+        if index is None:
+            error = HttpError(
+                500,
+                message=(
+                    f"cc_executor.testing: no rule of the script matches the prompt "
+                    f"{_prompt_head(prompt)!r}"
+                ),
+            )
+            return Choice(error, None, turn, 0, seed)
+
+        key = (index, prompt, turn)
+        attempt = self._attempts.get(key, 0)
+        self._attempts[key] = attempt + 1
+
+        answers = self.script.rules[index].answers
+        if turn < len(answers):
+            answer = answers[turn]
+        elif self.script.when_exhausted == "repeat_last":
+            answer = answers[-1]
+        else:
+            answer = HttpError(
+                500,
+                message=(
+                    f"cc_executor.testing: script exhausted: rule {index} has {len(answers)} "
+                    f"answer(s), this request is turn {turn} (0-based) of the conversation "
+                    f"with prompt {_prompt_head(prompt)!r}"
+                ),
+            )
+        if isinstance(answer, Reply) and attempt < len(answer.errors_before):
+            answer = answer.errors_before[attempt]
+        return Choice(answer, index, turn, attempt, seed)

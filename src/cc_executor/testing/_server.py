@@ -1,0 +1,540 @@
+"""ModelServer: a loopback HTTP server that speaks the Anthropic Messages API from a script."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from cc_executor.testing._playback import Playback, prompt_of, turn_of
+from cc_executor.testing._script import HttpError, Reply, Script, ToolUse, load_script
+from cc_executor.testing._sse import (
+    Event,
+    error_headers,
+    error_json,
+    estimate_tokens,
+    message_json,
+    stream_events,
+)
+
+__all__ = ["ModelServer", "RecordedRequest"]
+
+_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
+_REDACTED = "[redacted]"
+_STARTUP_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+# Variables that, inherited from the caller's environment, would send the CLI to another
+# endpoint, another credential or another config dir than the ones claude_env() sets.
+_CONFLICTING_PREFIXES = (
+    "ANTHROPIC_",
+    "CLAUDE_CODE_",
+    "CLAUDE_CONFIG_DIR",
+    "CLOUD_ML_",
+    "AWS_BEDROCK",
+)
+_CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX", "HOME", "XDG_CONFIG_HOME"})
+
+
+class _DropNoise(logging.Filter):
+    """Hides uvicorn's complaint about the responses this server cuts off on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing response."
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropNoise) for f in logger.filters):
+        logger.addFilter(_DropNoise())
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the server received, in arrival order.
+
+    ``path`` excludes the query string (kept in ``query``); ``headers`` have lower-case names, with
+    the values of ``x-api-key``, ``authorization``, ``proxy-authorization`` and ``cookie``
+    replaced by ``[redacted]``; ``body`` is the parsed JSON body, the body as text if it is not
+    JSON, or None if it is empty. ``time`` is ``time.time()`` at arrival.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: Any
+    time: float
+
+    @property
+    def prompt(self) -> str | None:
+        """For a Messages API request, the text of its first user message, else None."""
+        return prompt_of(self.body) if isinstance(self.body, dict) else None
+
+    @property
+    def turn(self) -> int | None:
+        """For a Messages API request, the number of assistant messages it carries, else None."""
+        return turn_of(self.body) if isinstance(self.body, dict) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of all fields, as ``GET /_testing/requests`` lists them."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "time": self.time,
+        }
+
+
+class _StreamResponse(Response):
+    """A server-sent-event response that can be paced, cut off, or stopped by server shutdown."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, server: ModelServer, reply: Reply, events: Iterator[Event]) -> None:
+        super().__init__(
+            status_code=200,
+            headers={
+                "cache-control": "no-cache",
+                "request-id": f"req_{uuid.uuid4().hex[:24]}",
+            },
+            media_type=self.media_type,
+        )
+        # Starlette declares the length of the (empty) initial body; a stream has none.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self._server = server
+        self._reply = reply
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        completed = False
+        async with anyio.create_task_group() as group:
+
+            async def stop_on_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(stop_on_disconnect)
+            completed = await self._send_events(send)
+            group.cancel_scope.cancel()
+        if completed:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # Otherwise return with the body unfinished: uvicorn then closes the connection, which is
+        # exactly the dropped stream a client must cope with.
+
+    async def _send_events(self, send: Send) -> bool:
+        drop_after = self._reply.drop_after
+        deltas = 0
+        for event in self._events:
+            if (
+                drop_after is not None
+                and deltas >= drop_after
+                and (event.is_delta or event.name == "message_delta")
+            ):
+                return False
+            if event.is_delta:
+                if self._reply.delay and not await self._server._pause(self._reply.delay):
+                    return False
+                deltas += 1
+            await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+        return True
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the embedding program owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _check_loopback(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"ModelServer binds loopback addresses only; {host!r} is not an IP address "
+            "(use 127.0.0.1, ::1 or localhost)"
+        ) from None
+    if not address.is_loopback:
+        raise ValueError(
+            f"ModelServer binds loopback addresses only; {host} is not a loopback address "
+            "(use 127.0.0.1, ::1 or localhost)"
+        )
+    return str(address)
+
+
+class ModelServer:
+    """A scripted stand-in for the Anthropic API that the real Claude Code CLI can talk to.
+
+    ``script`` is a :class:`Script` or the path of a JSON or YAML script file (loaded and
+    validated at construction, raising :class:`ScriptError`). ``host`` must be a loopback address
+    (``ValueError`` otherwise); ``port`` 0 picks a free port, known as :attr:`port` once
+    started.
+
+    Use it as a context manager, from sync code (``with``: uvicorn runs in a background thread)
+    or from async code (``async with``: it runs as a task of the current event loop). Entering
+    binds the socket and returns once the server accepts requests; leaving stops it, cutting off
+    any answer still streaming (clients see a closed connection), within about 0.2 s. A server
+    runs once: entering it a second time raises ``RuntimeError``.
+
+    Endpoints: ``GET``/``HEAD /`` (200), ``POST /v1/messages`` (query ignored; SSE when the body
+    says ``"stream": true``, JSON otherwise), ``POST /v1/messages/count_tokens`` (an estimate),
+    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with an
+    Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
+    """
+
+    def __init__(
+        self,
+        script: Script | str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._host = _check_loopback(host)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer in 0-65535, got {port!r}")
+        self._requested_port = port
+        self.script = script if isinstance(script, Script) else load_script(script)
+        self._playback = Playback(self.script)
+        self._records: list[RecordedRequest] = []
+        self._records_lock = threading.Lock()
+        self._port: int | None = None
+        self._entered = False
+        self._uvicorn: _EmbeddedServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- public surface ---------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The loopback address the server binds."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The TCP port; ``RuntimeError`` before the server has been started."""
+        if self._port is None:
+            raise RuntimeError("ModelServer has not been started: use it in a with block")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:41234`` (what ANTHROPIC_BASE_URL should be)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far (except ``/_testing/*``), oldest first."""
+        with self._records_lock:
+            return list(self._records)
+
+    @property
+    def message_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/messages`` requests among :attr:`requests`."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/messages"]
+
+    def claude_env(
+        self,
+        home: str | os.PathLike[str],
+        *,
+        base: Mapping[str, str] | None = None,
+        max_retries: int = 1,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Environment variables that point the Claude Code CLI at this server.
+
+        Sets ``ANTHROPIC_BASE_URL``, a dummy ``ANTHROPIC_API_KEY``,
+        ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``, ``DISABLE_TELEMETRY=1``,
+        ``DISABLE_AUTOUPDATER=1``, ``CLAUDE_CODE_MAX_RETRIES`` (``max_retries``; the CLI's default
+        of 10 retries with back-off makes error tests slow), ``HOME=home`` and
+        ``CLAUDE_CONFIG_DIR=home/.claude`` so the CLI never reads or writes the user's own config.
+        ``home`` should be a throwaway directory; it is not created here.
+
+        Without ``base`` only those variables are returned. With ``base`` (typically
+        ``os.environ``) the result is a complete environment: ``base`` minus the variables that
+        would point the CLI elsewhere (``ANTHROPIC_*``, ``CLAUDE_CODE_*``, ``CLAUDECODE``,
+        ``CLAUDE_CONFIG_DIR``, ``IS_SANDBOX``, ``HOME``, ...), plus the above. ``extra`` is applied
+        last and wins. Needs a started server (for the port).
+        """
+        home_dir = os.fspath(home)
+        ours = {
+            "ANTHROPIC_BASE_URL": self.url,
+            "ANTHROPIC_API_KEY": "sk-ant-cc-executor-testing",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_MAX_RETRIES": str(max_retries),
+            "HOME": home_dir,
+            "CLAUDE_CONFIG_DIR": os.path.join(home_dir, ".claude"),
+        }
+        env: dict[str, str] = {}
+        if base is not None:
+            env = {
+                name: value
+                for name, value in base.items()
+                if not name.startswith(_CONFLICTING_PREFIXES) and name not in _CONFLICTING_NAMES
+            }
+        env.update(ours)
+        if extra:
+            env.update(extra)
+        return env
+
+    # --- sync lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> ModelServer:
+        sock = self._bind()
+        server = self._uvicorn = self._make_uvicorn()
+        self._thread = threading.Thread(
+            target=self._thread_main,
+            args=(server, sock),
+            name=f"cc-executor-model-server-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("ModelServer failed to start") from self._thread_error
+            if time.monotonic() > deadline:
+                self._request_stop()
+                raise RuntimeError(f"ModelServer did not start within {_STARTUP_TIMEOUT} s")
+            time.sleep(0.002)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._request_stop()
+        if self._thread is not None:
+            self._thread.join(_STOP_TIMEOUT)
+
+    def _thread_main(self, server: _EmbeddedServer, sock: socket.socket) -> None:
+        try:
+            asyncio.run(self._serve(server, sock))
+        except BaseException as exc:  # reported by __enter__, which waits on this thread
+            self._thread_error = exc
+
+    # --- async lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> ModelServer:
+        sock = self._bind()
+        server = self._uvicorn = self._make_uvicorn()
+        task = self._task = asyncio.create_task(self._serve(server, sock))
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("ModelServer failed to start")
+            if time.monotonic() > deadline:
+                self._request_stop()
+                raise RuntimeError(f"ModelServer did not start within {_STARTUP_TIMEOUT} s")
+            await asyncio.sleep(0.002)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._request_stop()
+        if self._task is not None:
+            await self._task
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _bind(self) -> socket.socket:
+        if self._entered:
+            raise RuntimeError("a ModelServer runs once; create a new one to serve again")
+        self._entered = True
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._requested_port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        return sock
+
+    def _make_uvicorn(self) -> _EmbeddedServer:
+        _install_log_filter()
+        config = uvicorn.Config(
+            self._build_app(),
+            http="h11",
+            loop="asyncio",
+            lifespan="off",
+            ws="none",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        return _EmbeddedServer(config)
+
+    async def _serve(self, server: _EmbeddedServer, sock: socket.socket) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closing = asyncio.Event()
+        await server.serve(sockets=[sock])
+
+    def _request_stop(self) -> None:
+        loop, closing = self._loop, self._closing
+        if loop is not None and closing is not None and not loop.is_closed():
+            # Wakes every paced or delayed answer so shutdown does not wait for slow streams.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(closing.set)
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleeps ``seconds``; False if the server began shutting down meanwhile."""
+        assert self._closing is not None
+        with anyio.move_on_after(seconds):
+            await self._closing.wait()
+            return False
+        return True
+
+    def _record(self, request: Request, body: Any) -> None:
+        headers = {
+            name: (_REDACTED if name in _SECRET_HEADERS else value)
+            for name, value in request.headers.items()
+        }
+        record = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers=headers,
+            body=body,
+            time=time.time(),
+        )
+        with self._records_lock:
+            self._records.append(record)
+
+    @staticmethod
+    def _parse_body(raw: bytes) -> Any:
+        if not raw:
+            return None
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    def _build_app(self) -> Starlette:
+        async def root(request: Request) -> Response:
+            self._record(request, None)
+            return PlainTextResponse("cc_executor.testing model server\n")
+
+        async def messages(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _error_response(HttpError(400, message="request body must be a JSON object"))
+            return await self._answer(body, len(raw))
+
+        async def count_tokens(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            return JSONResponse({"input_tokens": estimate_tokens(len(raw))})
+
+        async def recorded(request: Request) -> Response:
+            return JSONResponse([r.to_json() for r in self.requests])
+
+        async def not_found(request: Request) -> Response:
+            self._record(request, self._parse_body(await request.body()))
+            return _error_response(
+                HttpError(404, message=f"{request.method} {request.url.path} is not served here")
+            )
+
+        every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return Starlette(
+            routes=[
+                Route("/", root, methods=["GET", "HEAD"]),
+                Route("/v1/messages", messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+                Route("/_testing/requests", recorded, methods=["GET"]),
+                Route("/{path:path}", not_found, methods=every_method),
+            ]
+        )
+
+    async def _answer(self, body: dict[str, Any], request_chars: int) -> Response:
+        choice = self._playback.choose(body)
+        answer = choice.answer
+        if answer.latency and not await self._pause(answer.latency):
+            return _error_response(HttpError(503, message="model server shutting down"))
+        if isinstance(answer, HttpError):
+            return _error_response(answer)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "scripted-model"
+        message_id = f"msg_{choice.seed[:24]}"
+        tool_ids = [
+            (block.id or f"toolu_{choice.seed[24:46]}{index:02d}")
+            if isinstance(block, ToolUse)
+            else ""
+            for index, block in enumerate(answer.blocks)
+        ]
+        if body.get("stream") is True:
+            events = stream_events(
+                answer,
+                message_id=message_id,
+                model=model,
+                tool_ids=tool_ids,
+                request_chars=request_chars,
+            )
+            return _StreamResponse(self, answer, events)
+        message = message_json(
+            answer,
+            message_id=message_id,
+            model=model,
+            tool_ids=tool_ids,
+            request_chars=request_chars,
+        )
+        return JSONResponse(message, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+
+
+def _error_response(error: HttpError) -> Response:
+    return JSONResponse(
+        error_json(error),
+        status_code=error.status,
+        headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
+    )
