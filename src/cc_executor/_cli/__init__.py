@@ -1,0 +1,52 @@
+"""The ``cc-executor`` command line. Subcommands import their heavy modules lazily, so
+``--version`` and ``--help`` stay fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cc_executor._version import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (no heavy imports)."""
+    parser = argparse.ArgumentParser(
+        prog="cc-executor",
+        description="Run coding-agent CLIs (Claude Code first) and any command headlessly: "
+        "supervised, bounded in time, every byte kept, nothing left running.",
+    )
+    parser.add_argument("--version", action="version", version=f"cc-executor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from cc_executor._cli import _exec
+
+    _exec.add_parser(sub)
+    try:
+        from cc_executor.testing import _cli as testing_cli
+    except ImportError:  # pragma: no cover - the testing package ships with cc-executor
+        testing_cli = None
+    if testing_cli is not None:
+        testing_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cc-executor`` console script; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):
+        # The fast path: no parser, no imports.
+        print(f"cc-executor {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

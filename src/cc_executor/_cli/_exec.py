@@ -1,0 +1,150 @@
+"""``cc-executor exec``: the process engine on the command line, a better ``timeout``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cc_executor._engine import ProcessResult
+
+#: Exit codes, as GNU timeout uses them.
+EXIT_TIMEOUT = 124
+EXIT_CANNOT_START = 125
+EXIT_CANCELLED = 130
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``exec`` on the subcommand set ``sub``."""
+    p = sub.add_parser(
+        "exec",
+        help="run any command supervised (a better `timeout`)",
+        description="Run CMD (never through a shell) with timeouts, full output capture and "
+        "whole-tree cleanup. Without --json the child's output streams through; the exit "
+        "code is the child's, 124 on timeout, 125 when the command cannot be started, "
+        "128+N when it was killed by signal N, 130 when interrupted.",
+    )
+    p.add_argument("--timeout", type=float, metavar="S", help="total time limit in seconds")
+    p.add_argument(
+        "--idle-timeout", type=float, metavar="S", help="stop after S seconds without output"
+    )
+    p.add_argument(
+        "--first-output-timeout",
+        type=float,
+        metavar="S",
+        help="stop if nothing is printed within S seconds",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between SIGTERM and SIGKILL (default 5)",
+    )
+    p.add_argument("--cwd", metavar="DIR", help="working directory of the command")
+    p.add_argument(
+        "--stdin",
+        metavar="FILE",
+        help="feed FILE to the command's stdin ('-' passes ours through; default /dev/null)",
+    )
+    p.add_argument("--run-dir", metavar="DIR", help="where to keep stdout.log and stderr.log")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print exactly one JSON object with the result on stdout, nothing else",
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    p.set_defaults(handler=run)
+
+
+def exit_code_for(result: ProcessResult) -> int:
+    """The exit code ``exec`` returns for ``result``."""
+    import signal as _signal
+
+    from cc_executor._engine import ProcessStatus
+
+    if result.status is ProcessStatus.SPAWN_FAILED:
+        return EXIT_CANNOT_START
+    if result.status in (ProcessStatus.TIMEOUT, ProcessStatus.IDLE_TIMEOUT):
+        return EXIT_TIMEOUT
+    if result.status is ProcessStatus.CANCELLED:
+        return EXIT_CANCELLED
+    if result.exit_code is not None:
+        return result.exit_code
+    if result.signal is not None:
+        try:
+            return 128 + int(getattr(_signal, result.signal))
+        except AttributeError:
+            return 1
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor exec``."""
+    import asyncio
+    import json
+    import signal
+
+    from cc_executor._engine import OutputEvent, SupervisedProcess
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("cc-executor exec: no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
+              file=sys.stderr)
+        return EXIT_CANNOT_START
+    stdin: Any = None
+    if args.stdin == "-":
+        stdin = sys.stdin.buffer
+    elif args.stdin is not None:
+        from pathlib import Path
+
+        stdin = Path(args.stdin)
+
+    async def main() -> ProcessResult:
+        loop = asyncio.get_running_loop()
+        try:
+            proc = SupervisedProcess(
+                command,
+                stdin=stdin,
+                cwd=args.cwd,
+                timeout=args.timeout,
+                idle_timeout=args.idle_timeout,
+                first_output_timeout=args.first_output_timeout,
+                grace=args.grace,
+                run_dir=args.run_dir,
+                events=not args.json,
+            )
+        except ValueError as exc:
+            print(f"cc-executor exec: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_CANNOT_START) from None
+        await proc.start()
+
+        def stop() -> None:
+            loop.create_task(proc.cancel())
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop)
+        if not args.json and proc.result is None:
+            out, err = sys.stdout.buffer, sys.stderr.buffer
+
+            def write(event: OutputEvent) -> None:
+                target = out if event.stream == "stdout" else err
+                target.write(event.data)
+                target.flush()
+
+            async for event in proc.events(lines=False, chunks=True, lifecycle=False):
+                assert isinstance(event, OutputEvent)
+                # Writing to our own stdout may block (a slow pipe); keep the loop free.
+                await loop.run_in_executor(None, write, event)
+        return await proc.wait()
+
+    result = asyncio.run(main())
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        sys.stdout.flush()
+    elif result.error and not result.ok:
+        print(f"cc-executor exec: {result.error}", file=sys.stderr)
+    return exit_code_for(result)

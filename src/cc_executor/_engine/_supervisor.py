@@ -1,0 +1,975 @@
+"""The supervisor: one child process, fed, drained, bounded in time, and cleaned up.
+
+Lifecycle of a :class:`SupervisedProcess`:
+
+1. ``start()`` checks the program, cwd and stdin, creates the run directory and output
+   files, and spawns the child in a session of its own with a tree token in its
+   environment and a parent-death signal. Any failure up to here ends the run as
+   ``spawn_failed`` with a specific ``error``; nothing is raised.
+2. Both pipes are read from the event loop as soon as the child exists, whatever anyone
+   else is doing, into the output files; a pidfd says when the child exits.
+3. The run ends when the child exits (then leftover descendants are terminated), or when a
+   timeout or the caller stops it (then the whole tree gets SIGTERM, a grace period, and
+   SIGKILL). Either way the pipes are drained to EOF, so every byte the tree wrote is kept.
+4. The child is reaped only after the tree is cleaned up: until then its PID, and so its
+   process group id, cannot be reused, which makes ``killpg`` safe.
+
+Cancellation: if the task awaiting ``wait()``/``run_process()`` is cancelled, the tree is
+terminated (with the grace period) and then the cancellation propagates. If the event loop
+itself tears the supervisor down, the tree is SIGKILLed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import inspect
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cc_executor._engine import _tree
+from cc_executor._engine._capture import StreamCapture
+from cc_executor._engine._events import EventQueue, LineFramer, record_blocks
+from cc_executor._engine._spawn import (
+    SpawnError,
+    check_cwd,
+    resolve_executable,
+    stdin_file,
+    wrap_with_parent_death_signal,
+)
+from cc_executor._engine._types import (
+    LifecycleEvent,
+    LifecycleKind,
+    OutputEvent,
+    ProcessEvent,
+    ProcessResult,
+    ProcessStatus,
+    StdinSource,
+    Stream,
+    TimeoutKind,
+)
+from cc_executor._engine._watchdog import watchdog
+from cc_executor._ids import new_run_id
+from cc_executor._paths import runs_dir
+
+DEFAULT_GRACE = 5.0
+DEFAULT_MEMORY_BUDGET = 8 * 1024 * 1024
+DEFAULT_QUEUE_BUDGET = 16 * 1024 * 1024
+DEFAULT_MAX_LINE_MEMORY = 64 * 1024 * 1024
+DEFAULT_TAIL_BYTES = 8192
+DEFAULT_DRAIN_TIMEOUT = 2.0
+
+_SMALL_READ = 64 * 1024
+_LARGE_READ = 1024 * 1024
+_STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
+_HAVE_PIDFD = hasattr(os, "pidfd_open")
+
+T = TypeVar("T")
+
+
+def _set_pipe_size(fd: int) -> None:
+    # A 1 MiB pipe means 16x fewer wake-ups for a fast writer; refusals (per-user pipe
+    # quota) are harmless, the default 64 KiB still works.
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _LARGE_READ)
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"SIG{-returncode}"
+
+
+class SupervisedProcess:
+    """One supervised child process and its whole descendant tree.
+
+    Create it through :func:`open_process` or :func:`run_process`; see those for the
+    options. Methods are for the event loop thread that started it.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        stdin: StdinSource = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        first_output_timeout: float | None = None,
+        grace: float = DEFAULT_GRACE,
+        run_id: str | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        queue_budget: int = DEFAULT_QUEUE_BUDGET,
+        max_line_memory: int = DEFAULT_MAX_LINE_MEMORY,
+        tail_bytes: int = DEFAULT_TAIL_BYTES,
+        parent_death_signal: bool = True,
+        kill_descendants: bool = True,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        events: bool = True,
+    ) -> None:
+        if isinstance(argv, (str, bytes)):
+            raise TypeError("argv must be a list of arguments, not a string (no shell is used)")
+        self.argv = [os.fspath(a) for a in argv]
+        if not self.argv:
+            raise ValueError("argv is empty: nothing to run")
+        for name, value in (
+            ("timeout", timeout),
+            ("idle_timeout", idle_timeout),
+            ("first_output_timeout", first_output_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if grace < 0:
+            raise ValueError(f"grace must be >= 0, got {grace}")
+        self.run_id = run_id or new_run_id()
+        self.cwd = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+        self._stdin_source = stdin
+        self._env = dict(os.environ if env is None else env)
+        if extra_env:
+            self._env.update(extra_env)
+        self._timeout = timeout
+        self._idle_timeout = idle_timeout
+        self._first_output_timeout = first_output_timeout
+        self._grace = grace
+        self._run_dir_option = run_dir
+        self._memory_budget = memory_budget
+        self._max_line_memory = max_line_memory
+        self._tail_bytes = tail_bytes
+        self._pdeathsig = parent_death_signal
+        self._kill_descendants = kill_descendants
+        self._drain_timeout = drain_timeout
+        self._queue = EventQueue(memory_budget=queue_budget) if events else None
+        self._events_taken = False
+
+        self._token = _tree.new_tree_token()
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._pidfd: int | None = None
+        self._sid: int | None = None
+        self._run_dir: str | None = None
+        self._captures: dict[Stream, StreamCapture] = {}
+        self._fds: dict[Stream, int] = {}
+        self._bufs: dict[Stream, bytearray] = {}
+        self._eof: dict[Stream, asyncio.Future[None]] = {}
+        self._warnings: list[str] = []
+        self._result: ProcessResult | None = None
+        self._main: asyncio.Task[ProcessResult] | None = None
+        self._registered = False
+
+        self._stdin_fd: int | None = None
+        self._stdin_view: memoryview | None = None
+        self._stdin_written = 0
+
+        self._t0 = 0.0
+        self._started_at = 0.0
+        self._last_activity = 0.0
+        self._seen_output = False
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._stop_reason: tuple[ProcessStatus, TimeoutKind | None, float | None] | None = None
+        self._kill_signal: str | None = None
+        self._descendants_killed = 0
+
+    # ----------------------------------------------------------------- public surface
+
+    @property
+    def pid(self) -> int | None:
+        """The child's PID (None if it never started)."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
+    def run_dir(self) -> str | None:
+        """The folder holding ``stdout.log`` and ``stderr.log``."""
+        return self._run_dir
+
+    @property
+    def tree_token(self) -> str:
+        """The token in ``CC_EXECUTOR_TREE`` of every process of this tree."""
+        return self._token
+
+    @property
+    def result(self) -> ProcessResult | None:
+        """The result once the run is over, else None."""
+        return self._result
+
+    @property
+    def paused(self) -> bool:
+        """True while the tree is stopped by :meth:`pause`."""
+        return self._paused_at is not None
+
+    @property
+    def running(self) -> bool:
+        """True from a successful spawn until the child has exited."""
+        return self._main is not None and not self._exit.done()
+
+    async def start(self) -> None:
+        """Spawn the child and start supervising it. Never raises for spawn problems: the
+        run then ends at once with status ``spawn_failed``."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._t0 = loop.time()
+        self._started_at = time.time()
+        self._last_activity = self._t0
+        self._exit: asyncio.Future[None] = loop.create_future()
+        self._stop: asyncio.Future[None] = loop.create_future()
+        try:
+            self._spawn()
+        except SpawnError as exc:
+            self._close_fds()
+            self._finish(ProcessStatus.SPAWN_FAILED, error=str(exc))
+            return
+        self._emit("started", pid=self.pid, run_dir=self._run_dir)
+        self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
+        self._arm_timer()
+
+    async def wait(self) -> ProcessResult:
+        """Wait for the end of the run and return its result.
+
+        If the awaiting task is cancelled, the tree is terminated (SIGTERM, grace, SIGKILL)
+        before the cancellation propagates; the result then says ``cancelled``.
+        """
+        if self._result is not None:
+            return self._result
+        assert self._main is not None, "start() was not called"
+        try:
+            return await asyncio.shield(self._main)
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+
+    async def cancel(self) -> ProcessResult:
+        """Stop the run (SIGTERM to the tree, grace, SIGKILL) and return its result, with
+        status ``cancelled`` unless it had already ended."""
+        self._request_stop(ProcessStatus.CANCELLED, None, None)
+        return await self.wait()
+
+    async def aclose(self) -> None:
+        """Make sure nothing is left running: stop the run if it is still going and wait for
+        the cleanup. If cancelled while waiting out the grace period, SIGKILL at once."""
+        if self._main is None or self._main.done():
+            return
+        self._request_stop(ProcessStatus.CANCELLED, None, None)
+        try:
+            await asyncio.shield(self._main)
+        except asyncio.CancelledError:
+            self._hard_kill()
+            raise
+
+    def pause(self) -> bool:
+        """SIGSTOP the whole tree; False if not running or already paused. Timeouts do not
+        count paused time, and the idle clock restarts on :meth:`resume`."""
+        if not self.running or self.paused:
+            return False
+        self._signal_tree(signal.SIGSTOP)
+        self._paused_at = self._loop.time()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._emit("paused")
+        return True
+
+    def resume(self) -> bool:
+        """SIGCONT the whole tree; False if it was not paused."""
+        if self._paused_at is None:
+            return False
+        self._signal_tree(signal.SIGCONT)
+        now = self._loop.time()
+        self._paused_total += now - self._paused_at
+        self._paused_at = None
+        self._last_activity = now
+        self._emit("resumed")
+        self._arm_timer()
+        return True
+
+    async def events(
+        self, *, lines: bool = True, chunks: bool = False, lifecycle: bool = True
+    ) -> AsyncIterator[ProcessEvent]:
+        """Iterate over the run's events, from the very first byte, ending after ``exited``.
+
+        ``lines``: stdout/stderr framed into lines; ``chunks``: the raw reads; ``lifecycle``:
+        started/paused/resumed/timeout/terminating/killing/exited. One iteration per
+        process. A slow consumer never slows the draining: what it has not taken yet waits
+        in a bounded queue and, past its budget, in the output files.
+        """
+        if self._queue is None:
+            raise RuntimeError("events were not enabled for this process (events=False)")
+        if self._events_taken:
+            raise RuntimeError("events() can be iterated only once per process")
+        self._events_taken = True
+        queue = self._queue
+        framers = {
+            s: LineFramer(s, self._captures[s], self._max_line_memory)
+            for s in _STREAMS
+            if s in self._captures
+        }
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, LifecycleEvent):
+                if item.kind == "exited" and lines:
+                    for framer in framers.values():
+                        last = framer.finish(item.t)
+                        if last is not None:
+                            yield last
+                if lifecycle:
+                    yield item
+                continue
+            capture = self._captures[item.stream]
+            for offset, block in record_blocks(item, capture):
+                if chunks:
+                    yield OutputEvent(item.stream, "chunk", offset, len(block), item.t, True, block)
+                if lines:
+                    for event in framers[item.stream].feed(block, offset, item.t):
+                        yield event
+
+    # ----------------------------------------------------------------- spawning
+
+    def _spawn(self) -> None:
+        check_cwd(self.cwd)
+        executable = resolve_executable(self.argv[0], cwd=self.cwd, env=self._env)
+        stdin_arg = self._prepare_stdin()
+        self._make_run_dir()
+        assert self._run_dir is not None
+        for stream in _STREAMS:
+            path = os.path.join(self._run_dir, f"{stream}.log")
+            try:
+                self._captures[stream] = StreamCapture(
+                    path,
+                    memory_budget=self._memory_budget,
+                    tail_bytes=self._tail_bytes if stream == "stderr" else 0,
+                )
+            except OSError as exc:
+                raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
+        env = dict(self._env)
+        env[_tree.TREE_ENV] = _tree.child_tree_env(self._env.get(_tree.TREE_ENV), self._token)
+        argv = (
+            wrap_with_parent_death_signal(self.argv, executable)
+            if self._pdeathsig
+            else [executable, *self.argv[1:]]
+        )
+        try:
+            self._popen = subprocess.Popen(
+                argv,
+                stdin=stdin_arg,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise SpawnError(
+                f"cannot start {self.argv[0]}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from None
+        finally:
+            if isinstance(stdin_arg, int) and stdin_arg >= 0:
+                os.close(stdin_arg)
+        self._sid = self._popen.pid
+        watchdog().register(self._token, self._sid)
+        self._registered = True
+        self._watch_exit()
+        for stream in _STREAMS:
+            pipe = getattr(self._popen, stream)
+            fd = os.dup(pipe.fileno())
+            pipe.close()
+            os.set_blocking(fd, False)
+            _set_pipe_size(fd)
+            self._fds[stream] = fd
+            self._bufs[stream] = bytearray(_SMALL_READ)
+            self._eof[stream] = self._loop.create_future()
+            self._loop.add_reader(fd, self._on_readable, stream)
+        if self._popen.stdin is not None:
+            fd = os.dup(self._popen.stdin.fileno())
+            self._popen.stdin.close()
+            os.set_blocking(fd, False)
+            _set_pipe_size(fd)
+            self._stdin_fd = fd
+            self._loop.add_writer(fd, self._on_writable)
+
+    def _prepare_stdin(self) -> int:
+        source = self._stdin_source
+        if source is None:
+            return subprocess.DEVNULL
+        if isinstance(source, (bytes, bytearray, memoryview, str)):
+            data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+            if not data:
+                return subprocess.DEVNULL
+            self._stdin_view = memoryview(data)
+            return subprocess.PIPE
+        if isinstance(source, (Path, os.PathLike)):
+            return stdin_file(source)
+        try:
+            fd = source.fileno()
+        except (AttributeError, OSError, ValueError) as exc:
+            raise SpawnError(f"stdin object has no usable file descriptor: {exc}") from None
+        return os.dup(fd)
+
+    def _make_run_dir(self) -> None:
+        target = (
+            Path(self._run_dir_option)
+            if self._run_dir_option is not None
+            else runs_dir() / self.run_id
+        )
+        try:
+            target.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._run_dir = str(target)
+        except OSError as exc:
+            if self._run_dir_option is not None:
+                raise SpawnError(
+                    f"cannot create run directory {target}: {exc.strerror}"
+                ) from None
+            # History is never the reason a run fails: fall back to a temporary folder.
+            try:
+                self._run_dir = tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-")
+            except OSError as exc2:
+                raise SpawnError(
+                    f"cannot create a run directory ({target}: {exc.strerror}; "
+                    f"temporary folder: {exc2.strerror})"
+                ) from None
+            self._warnings.append(
+                f"run directory {target} unusable ({exc.strerror}); output kept in "
+                f"{self._run_dir}"
+            )
+
+    def _watch_exit(self) -> None:
+        assert self._popen is not None
+        pid = self._popen.pid
+        if _HAVE_PIDFD:
+            try:
+                self._pidfd = os.pidfd_open(pid)
+            except OSError:
+                self._pidfd = None
+        if self._pidfd is not None:
+            self._loop.add_reader(self._pidfd, self._on_exit_ready)
+            return
+
+        # No pidfd (old kernel, other OS): a thread waits without reaping.
+        def waiter() -> None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            self._loop.call_soon_threadsafe(self._set_exited)
+
+        threading.Thread(target=waiter, name=f"wait-{pid}", daemon=True).start()
+
+    def _on_exit_ready(self) -> None:
+        assert self._pidfd is not None
+        self._loop.remove_reader(self._pidfd)
+        self._set_exited()
+
+    def _set_exited(self) -> None:
+        if not self._exit.done():
+            self._exit.set_result(None)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # ----------------------------------------------------------------- I/O
+
+    def _on_readable(self, stream: Stream) -> None:
+        fd = self._fds[stream]
+        buf = self._bufs[stream]
+        try:
+            n = os.readv(fd, [buf])
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if n == 0:
+            self._close_stream(stream)
+            return
+        now = self._loop.time()
+        capture = self._captures[stream]
+        with memoryview(buf)[:n] as view:
+            capture.feed(view)
+            if self._queue is not None:
+                self._queue.push_output(stream, capture.size - n, view, now)
+        self._last_activity = now
+        self._seen_output = True
+        if n == len(buf) and n < _LARGE_READ:
+            self._bufs[stream] = bytearray(_LARGE_READ)
+
+    def _close_stream(self, stream: Stream) -> None:
+        fd = self._fds.pop(stream, None)
+        if fd is not None:
+            self._loop.remove_reader(fd)
+            os.close(fd)
+        self._bufs.pop(stream, None)
+        future = self._eof.get(stream)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _on_writable(self) -> None:
+        assert self._stdin_fd is not None and self._stdin_view is not None
+        try:
+            n = os.write(self._stdin_fd, self._stdin_view[self._stdin_written :][:_LARGE_READ])
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            total = len(self._stdin_view)
+            if self._stdin_written < total:
+                self._warnings.append(
+                    f"stdin: the child stopped reading after {self._stdin_written} of "
+                    f"{total} bytes ({exc.strerror})"
+                )
+            self._close_stdin()
+            return
+        self._stdin_written += n
+        if self._stdin_written >= len(self._stdin_view):
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self._stdin_fd is not None:
+            self._loop.remove_writer(self._stdin_fd)
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
+        self._stdin_view = None
+
+    def _close_fds(self) -> None:
+        for stream in list(self._fds):
+            self._close_stream(stream)
+        self._close_stdin()
+        if self._pidfd is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        for capture in self._captures.values():
+            capture.close()
+
+    # ----------------------------------------------------------------- time bounds
+
+    def _deadline(self) -> tuple[float, ProcessStatus, TimeoutKind, float] | None:
+        best: tuple[float, ProcessStatus, TimeoutKind, float] | None = None
+        start = self._t0 + self._paused_total
+        candidates: list[tuple[float, ProcessStatus, TimeoutKind, float]] = []
+        if self._timeout is not None:
+            candidates.append(
+                (start + self._timeout, ProcessStatus.TIMEOUT, "total", self._timeout)
+            )
+        if self._first_output_timeout is not None and not self._seen_output:
+            candidates.append(
+                (
+                    start + self._first_output_timeout,
+                    ProcessStatus.IDLE_TIMEOUT,
+                    "first_output",
+                    self._first_output_timeout,
+                )
+            )
+        if self._idle_timeout is not None:
+            candidates.append(
+                (
+                    self._last_activity + self._idle_timeout,
+                    ProcessStatus.IDLE_TIMEOUT,
+                    "idle",
+                    self._idle_timeout,
+                )
+            )
+        for candidate in candidates:
+            if best is None or candidate[0] < best[0]:
+                best = candidate
+        return best
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self._deadline()
+        if deadline is not None and not self.paused and not self._exit.done():
+            self._timer = self._loop.call_at(deadline[0], self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline()
+        if deadline is None or self.paused or self._exit.done():
+            return
+        when, status, kind, after = deadline
+        if self._loop.time() + 0.001 < when:
+            # Output arrived since the timer was armed: the idle deadline moved on.
+            self._arm_timer()
+            return
+        self._emit("timeout", kind=kind, after=after)
+        self._request_stop(status, kind, after)
+
+    def _request_stop(
+        self, status: ProcessStatus, kind: TimeoutKind | None, after: float | None
+    ) -> None:
+        if self._main is None or self._stop.done() or self._exit.done():
+            return
+        self._stop_reason = (status, kind, after)
+        self._stop.set_result(None)
+
+    # ----------------------------------------------------------------- tree control
+
+    def _pgid(self) -> int | None:
+        # Safe until we reap the child: an unreaped PID (and its group id) cannot be reused.
+        return self._sid if self._popen is not None and self._popen.returncode is None else None
+
+    def _signal_tree(self, sig: int) -> int:
+        return _tree.signal_tree([self._token], sig, sid=self._sid, pgid=self._pgid())
+
+    def _hard_kill(self) -> None:
+        if self._popen is not None and self._popen.returncode is None:
+            self._descendants_killed += _tree.kill_tree(
+                [self._token], sid=self._sid, pgid=self._pgid()
+            )
+
+    async def _tree_gone(self) -> None:
+        await self._exit
+        while _tree.find_tree([self._token], self._sid):
+            await asyncio.sleep(0.05)
+
+    async def _kill_all(self) -> None:
+        for _ in range(50):
+            if _tree.signal_tree(
+                [self._token], signal.SIGKILL, sid=self._sid, pgid=self._pgid()
+            ) == 0 and self._exit.done():
+                return
+            await asyncio.sleep(0.005)
+
+    async def _terminate(self) -> None:
+        self._emit("terminating", signal="SIGTERM", grace=self._grace)
+        self._signal_tree(signal.SIGTERM)
+        if self._paused_at is not None:
+            # Stopped processes cannot act on SIGTERM until they are continued.
+            self._signal_tree(signal.SIGCONT)
+            self._paused_at = None
+        self._kill_signal = "SIGTERM"
+        try:
+            await asyncio.wait_for(self._tree_gone(), self._grace)
+        except asyncio.TimeoutError:
+            self._emit("killing", signal="SIGKILL")
+            self._kill_signal = "SIGKILL"
+            await self._kill_all()
+
+    async def _cleanup_descendants(self) -> None:
+        members = _tree.find_tree([self._token], self._sid)
+        if not members:
+            return
+        self._descendants_killed = len(members)
+        self._warnings.append(
+            f"{len(members)} descendant process(es) outlived the child; terminated them"
+        )
+        self._signal_tree(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self._tree_gone(), self._grace)
+        except asyncio.TimeoutError:
+            await self._kill_all()
+
+    async def _drain(self) -> None:
+        pending = [f for f in self._eof.values() if not f.done()]
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=self._drain_timeout)
+        if still:
+            held = [s for s, f in self._eof.items() if not f.done()]
+            self._warnings.append(
+                f"{'/'.join(held)} still held open by a process outside the tree "
+                f"{self._drain_timeout:g} s after the end; stopped reading"
+            )
+            for stream in held:
+                self._close_stream(stream)
+
+    # ----------------------------------------------------------------- the run
+
+    async def _supervise(self) -> ProcessResult:
+        try:
+            await asyncio.wait({self._exit, self._stop}, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop_reason is not None:
+                await self._terminate()
+            elif self._kill_descendants:
+                await self._cleanup_descendants()
+            if not self._exit.done():
+                # SIGKILLed but not gone (uninterruptible sleep): do not wait forever.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._exit), 10.0)
+            await self._drain()
+        except asyncio.CancelledError:
+            # The loop is tearing us down: no time for a grace period.
+            self._hard_kill()
+            self._reap_and_finish()
+            raise
+        return self._reap_and_finish()
+
+    def _reap_and_finish(self) -> ProcessResult:
+        assert self._popen is not None
+        returncode = self._popen.poll()
+        if returncode is None:
+            self._warnings.append("the child could not be reaped (still in the kernel)")
+        self._close_fds()
+        if self._registered:
+            watchdog().unregister(self._token)
+            self._registered = False
+        exit_code = signal_name = None
+        if returncode is not None:
+            if returncode >= 0:
+                exit_code = returncode
+            else:
+                signal_name = _signal_name(returncode)
+        if self._stop_reason is not None:
+            status, kind, after = self._stop_reason
+            if kind is None or after is None:
+                error = "cancelled"
+            else:
+                error = f"{_TIMEOUT_PHRASES[kind]} {after:g} s"
+            error += f"; stopped with {self._kill_signal}"
+            if self._kill_signal == "SIGKILL":
+                error += f" after a {self._grace:g} s grace period"
+            return self._finish(status, exit_code, signal_name, kind, after, error, partial=True)
+        if exit_code == 0:
+            return self._finish(ProcessStatus.OK, exit_code, signal_name)
+        tail = self._captures["stderr"].tail().decode("utf-8", "replace").strip()
+        last_line = tail.splitlines()[-1][:300] if tail else ""
+        error = f"exited with code {exit_code}" if exit_code is not None else (
+            f"killed by {signal_name}" if signal_name else "exit status unknown"
+        )
+        if last_line:
+            error += f": {last_line}"
+        return self._finish(ProcessStatus.FAILED, exit_code, signal_name, error=error)
+
+    def _finish(
+        self,
+        status: ProcessStatus,
+        exit_code: int | None = None,
+        signal_name: str | None = None,
+        timed_out: TimeoutKind | None = None,
+        timeout_after: float | None = None,
+        error: str | None = None,
+        partial: bool = False,
+    ) -> ProcessResult:
+        now = self._loop.time()
+        out = self._captures.get("stdout")
+        err = self._captures.get("stderr")
+        warnings = list(self._warnings)
+        for capture in (out, err):
+            if capture is not None and capture.write_error:
+                warnings.append(
+                    capture.write_error
+                    + (f"; {capture.lost} bytes lost" if capture.lost else "; kept in memory")
+                )
+                partial = partial or capture.lost > 0
+                if error is None:
+                    error = capture.write_error
+
+        def memory(capture: StreamCapture | None) -> bytes | None:
+            if capture is None:
+                return b""
+            if capture.write_error:
+                return capture.read_all()
+            return capture.memory
+
+        result = ProcessResult(
+            run_id=self.run_id,
+            argv=list(self.argv),
+            cwd=self.cwd,
+            status=status,
+            exit_code=exit_code,
+            signal=signal_name,
+            pid=self.pid,
+            duration_s=now - self._t0,
+            started_at=self._started_at,
+            ended_at=time.time(),
+            partial=partial,
+            timed_out=timed_out,
+            timeout_after=timeout_after,
+            kill_signal=self._kill_signal,
+            stdout_path=out.path if out else None,
+            stderr_path=err.path if err else None,
+            stdout_bytes=out.size if out else 0,
+            stderr_bytes=err.size if err else 0,
+            stdout_sha256=out.sha256 if out else _EMPTY_SHA256,
+            stderr_sha256=err.sha256 if err else _EMPTY_SHA256,
+            stderr_tail=err.tail().decode("utf-8", "replace") if err else "",
+            error=error,
+            run_dir=self._run_dir,
+            descendants_killed=self._descendants_killed,
+            stdin_bytes_written=self._stdin_written,
+            warnings=warnings,
+            _stdout_memory=memory(out),
+            _stderr_memory=memory(err),
+        )
+        self._result = result
+        self._emit(
+            "exited",
+            status=status.value,
+            exit_code=exit_code,
+            signal=signal_name,
+            duration_s=result.duration_s,
+        )
+        if self._queue is not None:
+            self._queue.close()
+        return result
+
+    def _emit(self, event: LifecycleKind, **detail: Any) -> None:
+        if self._queue is not None:
+            self._queue.push_lifecycle(LifecycleEvent(event, self._loop.time(), detail))
+
+
+_TIMEOUT_PHRASES: dict[TimeoutKind, str] = {
+    "total": "timed out after",
+    "idle": "no output for",
+    "first_output": "no output within",
+}
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# --------------------------------------------------------------------- entry points
+
+
+@asynccontextmanager
+async def open_process(
+    argv: Sequence[str | os.PathLike[str]], **options: Any
+) -> AsyncIterator[SupervisedProcess]:
+    """Start a supervised process; on leaving the block nothing of it is left running.
+
+    Inside the block, iterate ``proc.events()``, call ``pause()``/``resume()``/``cancel()``,
+    or ``await proc.wait()``. Leaving the block early (an exception, a ``break``, a
+    cancellation) terminates the tree. Options are those of :func:`run_process` except the
+    callbacks.
+
+    Example::
+
+        async with open_process(["make", "test"], timeout=600) as proc:
+            async for event in proc.events():
+                print(event)
+        print(proc.result.status)
+    """
+    proc = SupervisedProcess(argv, **options)
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        await proc.aclose()
+
+
+Callback = Callable[[Any], "Awaitable[Any] | Any"]
+
+
+async def _dispatch(
+    proc: SupervisedProcess,
+    on_event: Callback | None,
+    on_line: Callback | None,
+    on_chunk: Callback | None,
+) -> None:
+    async for event in proc.events(
+        lines=on_line is not None or on_event is not None,
+        chunks=on_chunk is not None,
+        lifecycle=on_event is not None,
+    ):
+        if isinstance(event, OutputEvent):
+            callback = on_line if event.kind == "line" else on_chunk
+            if callback is not None:
+                outcome = callback(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            if on_event is None or event.kind == "chunk":
+                continue
+        if on_event is not None:
+            outcome = on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+
+async def run_process(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    stdin: StdinSource = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    idle_timeout: float | None = None,
+    first_output_timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+    on_line: Callback | None = None,
+    on_chunk: Callback | None = None,
+    on_event: Callback | None = None,
+    **options: Any,
+) -> ProcessResult:
+    """Run ``argv`` (never through a shell) under supervision and return its result.
+
+    - ``stdin``: None (``/dev/null``), bytes, str (UTF-8), a path, or a file object.
+    - ``cwd``, ``env`` (whole environment; default: ours), ``extra_env`` (added on top).
+    - ``timeout`` (total), ``idle_timeout`` (no output for that long), ``first_output_timeout``
+      (no output at all by then): seconds. On expiry the tree gets SIGTERM, ``grace``
+      seconds, then SIGKILL; the result keeps every byte written and says ``partial``.
+    - ``on_line(OutputEvent)``, ``on_chunk(OutputEvent)``, ``on_event(event)``: sync or async
+      callbacks, called in order from a task of their own so they never stall the draining.
+      If one raises, the run is cancelled and the exception propagates.
+    - Further options (see :class:`SupervisedProcess`): ``run_id``, ``run_dir``,
+      ``memory_budget``, ``queue_budget``, ``max_line_memory``, ``tail_bytes``,
+      ``parent_death_signal``, ``kill_descendants``, ``drain_timeout``.
+
+    Spawn problems come back as status ``spawn_failed``; only programming errors (an empty
+    or string ``argv``, a negative timeout) raise. Cancelling the awaiting task terminates
+    the tree, then re-raises ``CancelledError``.
+    """
+    wants_events = on_line is not None or on_chunk is not None or on_event is not None
+    proc = SupervisedProcess(
+        argv,
+        stdin=stdin,
+        cwd=cwd,
+        env=env,
+        extra_env=extra_env,
+        timeout=timeout,
+        idle_timeout=idle_timeout,
+        first_output_timeout=first_output_timeout,
+        grace=grace,
+        events=wants_events,
+        **options,
+    )
+    await proc.start()
+    if proc.result is not None or not wants_events:
+        return await proc.wait() if proc.result is None else proc.result
+    consumer = asyncio.ensure_future(_dispatch(proc, on_event, on_line, on_chunk))
+    waiter = asyncio.ensure_future(proc.wait())
+    try:
+        await asyncio.wait({consumer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+            # A callback raised: stop the run, then let the caller see the error.
+            await proc.aclose()
+            await waiter
+            await consumer
+        result = await waiter
+        await consumer
+    except asyncio.CancelledError:
+        consumer.cancel()
+        await proc.aclose()
+        raise
+    return result
+
+
+def run_sync(coro: Awaitable[T]) -> T:
+    """Run ``coro`` to completion from synchronous code, even inside a running loop (it
+    then runs on a fresh loop in a worker thread)."""
+
+    async def main() -> T:
+        return await coro
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def run_process_sync(argv: Sequence[str | os.PathLike[str]], **options: Any) -> ProcessResult:
+    """:func:`run_process` for synchronous code. Ctrl-C terminates the tree, then raises
+    ``KeyboardInterrupt``."""
+    return run_sync(run_process(argv, **options))

@@ -1,0 +1,167 @@
+"""Owning a whole process tree: finding every descendant, signalling it without PID races.
+
+Why this mechanism (Linux):
+
+* The child starts in a session of its own (``setsid``), so its process group holds the
+  ordinary descendants and ``killpg`` reaches them in one call.
+* Descendants can leave the group (``setsid``/double fork, the way daemons and some MCP
+  servers start). Ancestry cannot find them afterwards: an orphan is re-parented to init.
+  Every child is therefore started with a random *tree token* in its environment
+  (``CC_EXECUTOR_TREE``); descendants inherit it through ``fork``/``exec`` whatever group,
+  session or parent they end up with, and a sweep of ``/proc/*/environ`` finds them. This is
+  the approach Jenkins' ProcessTreeKiller has used for years. Tokens accumulate
+  (``outer,inner``) so a cc-executor running inside a supervised tree stays findable by the
+  outer supervisor. The sweep also matches the child's session id, which catches a process
+  that scrubbed its environment but stayed in the session.
+* Signals go through a pidfd opened *before* re-checking that the process still carries the
+  token, so a PID recycled between the sweep and the signal is never hit.
+* cgroups would be stronger, but need delegation (root or systemd) and are v1-only on many
+  machines; they are not required for any of the guarantees above.
+
+What it cannot see: a descendant that both scrubs its environment and leaves the session
+(``env -i setsid ...``). Such a process is only bounded by the parent-death signal of the
+child and the drain timeout of the supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+
+TREE_ENV = "CC_EXECUTOR_TREE"
+
+_HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+
+
+def new_tree_token() -> str:
+    """A random token that marks every process of one supervised tree."""
+    return "cct" + os.urandom(12).hex()
+
+
+def child_tree_env(parent_env_value: str | None, token: str) -> str:
+    """The ``CC_EXECUTOR_TREE`` value for a new child: inherited tokens plus ``token``."""
+    return f"{parent_env_value},{token}" if parent_env_value else token
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _live_session_of(pid: int) -> int | None:
+    """The session id of a live (not zombie) process, else None."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    # The command name may hold spaces and parentheses; fields resume after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def _is_member(pid: int, needles: Iterable[bytes], sid: int | None) -> bool:
+    env = _read(f"/proc/{pid}/environ")
+    if env and any(n in env for n in needles):
+        return True
+    return sid is not None and sid > 1 and _live_session_of(pid) == sid
+
+
+def find_tree(tokens: Iterable[str], sid: int | None = None) -> list[int]:
+    """PIDs of live processes carrying any of ``tokens`` or in session ``sid``.
+
+    Zombies have no environment left and are not returned: they are already dead. The
+    calling process is never returned.
+    """
+    needles = [t.encode() for t in tokens]
+    me = os.getpid()
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid != me and _is_member(pid, needles, sid):
+            found.append(pid)
+    return found
+
+
+def signal_member(pid: int, sig: int, tokens: Iterable[str], sid: int | None = None) -> bool:
+    """Send ``sig`` to ``pid`` if it is still a member of the tree; True if sent.
+
+    The pidfd pins the process before membership is re-checked, so a recycled PID cannot be
+    signalled by mistake.
+    """
+    needles = [t.encode() for t in tokens]
+    if not _HAVE_PIDFD:
+        if not _is_member(pid, needles, sid):
+            return False
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return False
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if not _is_member(pid, needles, sid):
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def signal_tree(
+    tokens: Iterable[str], sig: int, *, sid: int | None = None, pgid: int | None = None
+) -> int:
+    """Send ``sig`` to the process group ``pgid`` (if given) and every tree member.
+
+    Returns how many members the sweep found. The caller must guarantee that ``pgid`` is
+    still ours (its leader not yet reaped), since group ids are not pinned by a pidfd.
+    """
+    tokens = list(tokens)
+    if pgid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, sig)
+    members = find_tree(tokens, sid)
+    for pid in members:
+        signal_member(pid, sig, tokens, sid)
+    return len(members)
+
+
+def kill_tree(
+    tokens: Iterable[str],
+    *,
+    sid: int | None = None,
+    pgid: int | None = None,
+    rounds: int = 50,
+) -> int:
+    """SIGKILL the tree until a sweep finds nobody; returns the number of sweeps that found
+    someone. A member forking during the kill shows up in the next sweep, and a killed
+    process cannot fork again, so this converges in a few rounds."""
+    tokens = list(tokens)
+    busy = 0
+    for _ in range(rounds):
+        if signal_tree(tokens, signal.SIGKILL, sid=sid, pgid=pgid) == 0:
+            break
+        busy += 1
+        # Give the kernel a moment to turn the killed processes into zombies.
+        time.sleep(0.002)
+    return busy

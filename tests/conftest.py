@@ -1,0 +1,15 @@
+"""Shared fixtures: every test gets its own cc-executor home, so nothing touches ~/.local."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def cc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "cc-home"
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
+    yield home
