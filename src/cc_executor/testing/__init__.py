@@ -24,6 +24,10 @@ Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`pa
 runs a server from the command line.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from cc_executor.testing._script import (
     Answer,
     Block,
@@ -39,7 +43,9 @@ from cc_executor.testing._script import (
     load_script,
     parse_script,
 )
-from cc_executor.testing._server import ModelServer, RecordedRequest
+
+if TYPE_CHECKING:
+    from cc_executor.testing._server import ModelServer, RecordedRequest
 
 __all__ = [
     "Answer",
@@ -58,3 +64,13 @@ __all__ = [
     "load_script",
     "parse_script",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in Starlette and uvicorn (~80 ms): import it on first use only, so that
+    # `cc-executor --help`, which registers the `testing` subcommand, stays fast.
+    if name in ("ModelServer", "RecordedRequest"):
+        from cc_executor.testing import _server  # noqa: PLC0415
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

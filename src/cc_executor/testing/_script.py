@@ -204,9 +204,12 @@ class Reply:
     - ``delay``: seconds to wait before each delta event (a slow stream).
     - ``latency``: seconds to wait before the response starts (the status line and headers).
     - ``drop_after``: close the connection after this many delta events, without
-      ``content_block_stop``/``message_stop`` (a dropped stream). 0 drops right after
-      ``message_start``. Applies to streaming requests only: a non-streaming request (the CLI's
-      fallback after a broken stream) gets the whole reply.
+      ``content_block_stop``/``message_stop`` (a dropped stream); 0 drops before the first delta.
+      Applies to streaming requests only: a non-streaming request (the CLI's fallback after a
+      broken stream) gets the whole reply, unless ``drop_non_streaming``.
+    - ``drop_non_streaming``: cut off non-streaming requests for this turn too: the status line
+      and headers are sent, then the connection is closed before the body, so the CLI's
+      fallback fails as well.
     - ``usage``: token counts reported in ``message_start``/``message_delta``.
     - ``errors_before``: HTTP errors answered, in order, to the first attempts of this turn before
       the reply itself is served; retries are counted per rule, prompt and turn (the one piece of
@@ -219,6 +222,7 @@ class Reply:
     delay: float = 0.0
     latency: float = 0.0
     drop_after: int | None = None
+    drop_non_streaming: bool = False
     usage: Usage = field(default_factory=Usage)
     errors_before: Sequence[HttpError] = ()
 
@@ -253,6 +257,10 @@ class Reply:
         ):
             raise _fail(
                 "Reply.drop_after", f"expected an integer >= 0 or None, got {self.drop_after!r}"
+            )
+        if not isinstance(self.drop_non_streaming, bool):
+            raise _fail(
+                "Reply.drop_non_streaming", f"expected a boolean, got {self.drop_non_streaming!r}"
             )
         if not isinstance(self.usage, Usage):
             raise _fail("Reply.usage", f"expected Usage, got {type(self.usage).__name__}")
@@ -377,6 +385,7 @@ _REPLY_OPTIONS = (
     "delay",
     "latency",
     "drop_after",
+    "drop_non_streaming",
     "usage",
     "errors_before",
 )
@@ -531,6 +540,11 @@ def _parse_answer(data: object, where: str) -> Answer:
             options[key] = _seconds(answer[key], f"{where}.{key}")
     if answer.get("drop_after") is not None:
         options["drop_after"] = _integer(answer["drop_after"], f"{where}.drop_after", 0)
+    if "drop_non_streaming" in answer:
+        value = answer["drop_non_streaming"]
+        if not isinstance(value, bool):
+            raise _fail(f"{where}.drop_non_streaming", f"expected true or false, got {value!r}")
+        options["drop_non_streaming"] = value
     if "usage" in answer:
         options["usage"] = _parse_usage(answer["usage"], f"{where}.usage")
     if "errors_before" in answer:
@@ -563,6 +577,7 @@ def parse_script(data: object, *, source: str = "") -> Script:
         {error: {status: INT, message: STR, type: STR, retry_after: NUM, headers: {..}}}
 
     Replies also take ``stop_reason``, ``chunk_size``, ``delay``, ``latency``, ``drop_after``,
+    ``drop_non_streaming``,
     ``usage`` ({input_tokens, output_tokens, cache_creation_input_tokens,
     cache_read_input_tokens}) and ``errors_before`` (a list of ``{error: {...}}``); errors take
     ``latency``. Their meaning is documented on :class:`Reply` and :class:`HttpError`.

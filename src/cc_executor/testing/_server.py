@@ -165,6 +165,16 @@ class _StreamResponse(Response):
         return True
 
 
+class _CutOffResponse(JSONResponse):
+    """Sends the status line and headers of a JSON answer, then cuts the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        # Returning without the body makes uvicorn close the connection mid-response.
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handlers: the embedding program owns SIGINT and SIGTERM."""
 
@@ -529,7 +539,10 @@ class ModelServer:
             tool_ids=tool_ids,
             request_chars=request_chars,
         )
-        return JSONResponse(message, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        if answer.drop_non_streaming:
+            return _CutOffResponse(message, headers=headers)
+        return JSONResponse(message, headers=headers)
 
 
 def _error_response(error: HttpError) -> Response:
