@@ -12,4 +12,4 @@ import pytest
 def cc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "cc-home"
     monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
-    yield home
+    return home

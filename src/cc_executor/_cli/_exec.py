@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("cc-executor exec: no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
-              file=sys.stderr)
+        print(
+            "cc-executor exec: no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
+            file=sys.stderr,
+        )
         return EXIT_CANNOT_START
     stdin: Any = None
     if args.stdin == "-":
@@ -122,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(EXIT_CANNOT_START) from None
         await proc.start()
 
+        stopping: list[asyncio.Task[ProcessResult]] = []
+
         def stop() -> None:
-            loop.create_task(proc.cancel())
+            stopping.append(loop.create_task(proc.cancel()))
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop)

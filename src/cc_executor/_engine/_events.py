@@ -53,11 +53,14 @@ class EventQueue:
     def push_output(self, stream: Stream, offset: int, data: bytes | memoryview, t: float) -> None:
         """Queue ``data`` (read at monotonic time ``t``) of ``stream`` at ``offset``."""
         n = len(data)
-        if self._bytes + n <= self._budget:
+        last = self._last.get(stream)
+        # Once a stream has spilled, it stays file-backed until the consumer catches up, so
+        # spilled records keep merging instead of alternating with small in-memory ones.
+        spilled = last is not None and last.data is None
+        if not spilled and self._bytes + n <= self._budget:
             record = _Record(stream, offset, n, t, bytes(data))
             self._bytes += n
         else:
-            last = self._last.get(stream)
             if (
                 last is not None
                 and last.data is None
@@ -121,11 +124,18 @@ class LineFramer:
         self._line_start = 0
         self._t_start = 0.0
 
-    def _event(self, offset: int, length: int, t: float, data: bytes | None, complete: bool) -> (
-        OutputEvent
-    ):
+    def _event(
+        self, offset: int, length: int, t: float, data: bytes | None, complete: bool
+    ) -> OutputEvent:
         return OutputEvent(
-            self._stream, "line", offset, length, t, complete, data, self._source if data is None else None
+            self._stream,
+            "line",
+            offset,
+            length,
+            t,
+            complete,
+            data,
+            self._source if data is None else None,
         )
 
     def feed(self, data: bytes, offset: int, t: float) -> Iterator[OutputEvent]:

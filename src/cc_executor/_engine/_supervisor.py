@@ -432,9 +432,7 @@ class SupervisedProcess:
             self._run_dir = str(target)
         except OSError as exc:
             if self._run_dir_option is not None:
-                raise SpawnError(
-                    f"cannot create run directory {target}: {exc.strerror}"
-                ) from None
+                raise SpawnError(f"cannot create run directory {target}: {exc.strerror}") from None
             # History is never the reason a run fails: fall back to a temporary folder.
             try:
                 self._run_dir = tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-")
@@ -444,8 +442,7 @@ class SupervisedProcess:
                     f"temporary folder: {exc2.strerror})"
                 ) from None
             self._warnings.append(
-                f"run directory {target} unusable ({exc.strerror}); output kept in "
-                f"{self._run_dir}"
+                f"run directory {target} unusable ({exc.strerror}); output kept in {self._run_dir}"
             )
 
     def _watch_exit(self) -> None:
@@ -515,7 +512,8 @@ class SupervisedProcess:
             future.set_result(None)
 
     def _on_writable(self) -> None:
-        assert self._stdin_fd is not None and self._stdin_view is not None
+        assert self._stdin_fd is not None
+        assert self._stdin_view is not None
         try:
             n = os.write(self._stdin_fd, self._stdin_view[self._stdin_written :][:_LARGE_READ])
         except BlockingIOError:
@@ -631,14 +629,17 @@ class SupervisedProcess:
 
     async def _tree_gone(self) -> None:
         await self._exit
-        while _tree.find_tree([self._token], self._sid):
+        # Other processes' exits give us no event to wait on: poll the (cheap) sweep.
+        while _tree.find_tree([self._token], self._sid):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     async def _kill_all(self) -> None:
         for _ in range(50):
-            if _tree.signal_tree(
-                [self._token], signal.SIGKILL, sid=self._sid, pgid=self._pgid()
-            ) == 0 and self._exit.done():
+            if (
+                _tree.signal_tree([self._token], signal.SIGKILL, sid=self._sid, pgid=self._pgid())
+                == 0
+                and self._exit.done()
+            ):
                 return
             await asyncio.sleep(0.005)
 
@@ -730,21 +731,34 @@ class SupervisedProcess:
             error += f"; stopped with {self._kill_signal}"
             if self._kill_signal == "SIGKILL":
                 error += f" after a {self._grace:g} s grace period"
-            return self._finish(status, exit_code, signal_name, kind, after, error, partial=True)
+            return self._finish(
+                status,
+                exit_code=exit_code,
+                signal_name=signal_name,
+                timed_out=kind,
+                timeout_after=after,
+                error=error,
+                partial=True,
+            )
         if exit_code == 0:
-            return self._finish(ProcessStatus.OK, exit_code, signal_name)
+            return self._finish(ProcessStatus.OK, exit_code=exit_code, signal_name=signal_name)
         tail = self._captures["stderr"].tail().decode("utf-8", "replace").strip()
         last_line = tail.splitlines()[-1][:300] if tail else ""
-        error = f"exited with code {exit_code}" if exit_code is not None else (
-            f"killed by {signal_name}" if signal_name else "exit status unknown"
+        error = (
+            f"exited with code {exit_code}"
+            if exit_code is not None
+            else (f"killed by {signal_name}" if signal_name else "exit status unknown")
         )
         if last_line:
             error += f": {last_line}"
-        return self._finish(ProcessStatus.FAILED, exit_code, signal_name, error=error)
+        return self._finish(
+            ProcessStatus.FAILED, exit_code=exit_code, signal_name=signal_name, error=error
+        )
 
     def _finish(
         self,
         status: ProcessStatus,
+        *,
         exit_code: int | None = None,
         signal_name: str | None = None,
         timed_out: TimeoutKind | None = None,

@@ -7,14 +7,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, Union
+from typing import IO, Any, Literal, Protocol
 
 Stream = Literal["stdout", "stderr"]
 TimeoutKind = Literal["total", "idle", "first_output"]
 
 #: What a child's stdin can be fed from: nothing (``/dev/null``), bytes, text (UTF-8), a path
 #: to a file, or an open file object with a real file descriptor.
-StdinSource = Union[None, bytes, bytearray, memoryview, str, Path, IO[bytes], IO[str]]
+StdinSource = bytes | bytearray | memoryview | str | Path | IO[bytes] | IO[str] | None
 
 
 class ProcessStatus(str, enum.Enum):
@@ -98,7 +98,7 @@ class LifecycleEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-ProcessEvent = Union[OutputEvent, LifecycleEvent]
+ProcessEvent = OutputEvent | LifecycleEvent
 EventCallback = Callable[[Any], Any]
 
 
