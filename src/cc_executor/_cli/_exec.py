@@ -122,15 +122,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"cc-executor exec: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_CANNOT_START) from None
-        await proc.start()
-
         stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop() -> None:
             stopping.append(loop.create_task(proc.cancel()))
 
+        # Installed before the spawn, so a signal can never find us without a handler.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop)
+        await proc.start()
         if not args.json and proc.result is None:
             out, err = sys.stdout.buffer, sys.stderr.buffer
 

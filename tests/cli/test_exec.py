@@ -1,0 +1,110 @@
+"""`cc-executor exec` through the installed console script, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+CLI = str(Path(sys.executable).parent / "cc-executor")
+RESULT_FIELDS = {
+    "run_id", "status", "exit_code", "signal", "duration_s", "partial", "stdout_path",
+    "stderr_path", "stdout_bytes", "stderr_bytes", "stdout_sha256", "stderr_sha256",
+    "stderr_tail", "error",
+}  # fmt: skip
+
+
+def cc(*args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([CLI, *args], check=False, capture_output=True, timeout=60, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+def test_version_and_help() -> None:
+    from cc_executor import __version__
+
+    assert cc("--version").stdout.decode() == f"cc-executor {__version__}\n"
+    help_text = cc("exec", "--help").stdout.decode()
+    assert "--idle-timeout" in help_text
+    assert "124" in help_text
+
+
+def test_streams_through_and_passes_the_exit_code() -> None:
+    done = cc("exec", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert done.returncode == 7
+    assert done.stdout == b"out\n"
+    assert done.stderr.startswith(b"err\n")
+    assert b"exited with code 7" in done.stderr
+
+
+def test_timeout_exits_124_and_keeps_partial_output() -> None:
+    done = cc("exec", "--timeout", "0.5", "--", "sh", "-c", "echo before; sleep 30")
+    assert done.returncode == 124
+    assert done.stdout == b"before\n"
+
+
+def test_cannot_start_exits_125() -> None:
+    done = cc("exec", "--", "no-such-program-xyz")
+    assert done.returncode == 125
+    assert b"executable not found on PATH: no-such-program-xyz" in done.stderr
+    assert cc("exec", "--cwd", "/nonexistent-dir", "--", "true").returncode == 125
+    assert cc("exec").returncode == 125
+
+
+def test_killed_by_signal_exits_128_plus_n() -> None:
+    assert cc("exec", "--", "sh", "-c", "kill -KILL $$").returncode == 128 + 9
+
+
+def test_json_prints_exactly_one_object(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("fed from a file\n")
+    done = cc(
+        "exec", "--json", "--stdin", str(source), "--cwd", str(tmp_path), "--",
+        "sh", "-c", "cat; pwd; echo warn >&2",
+    )  # fmt: skip
+    assert done.returncode == 0
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(result) >= RESULT_FIELDS
+    assert result["status"] == "ok"
+    assert Path(result["stdout_path"]).read_text() == f"fed from a file\n{tmp_path}\n"
+    assert result["stderr_tail"] == "warn\n"
+    assert result["partial"] is False
+
+
+def test_json_on_timeout() -> None:
+    done = cc("exec", "--json", "--timeout", "0.3", "--grace", "0.2", "--", "sleep", "30")
+    assert done.returncode == 124
+    result = json.loads(done.stdout)
+    assert result["status"] == "timeout"
+    assert result["partial"] is True
+    assert result["kill_signal"] == "SIGTERM"
+
+
+def test_sigterm_to_exec_cleans_up_the_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen(
+        [
+            CLI,
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            f"sleep 60 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while not pidfile.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sleeper = psutil.Process(int(pidfile.read_text()))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 130
+    _gone, alive = psutil.wait_procs([sleeper], timeout=2)
+    assert not alive
