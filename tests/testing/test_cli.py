@@ -1,0 +1,96 @@
+"""``testing serve``: a real process, real HTTP, real signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+
+# The subcommand as the main CLI registers it, without depending on the rest of that CLI.
+HARNESS = """
+import argparse, sys
+from cc_executor.testing._cli import add_parser
+parser = argparse.ArgumentParser(prog="cc-executor")
+add_parser(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.handler(args))
+"""
+
+
+def serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", HARNESS, "testing", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def example_path() -> Path:
+    example = resources.files("cc_executor.testing") / "examples" / "write_file.yaml"
+    assert isinstance(example, Path)
+    return example
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_url_and_env_then_stops_on_signal(stop_signal: signal.Signals) -> None:
+    process = serve("--script", str(example_path()))
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Scripted model server listening on http://127.0.0.1:")
+        url = first.split()[-1]
+        exports: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert exports["ANTHROPIC_BASE_URL"] == url
+        assert exports["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+        assert "HOME" in exports
+
+        response = httpx.post(
+            f"{url}/v1/messages",
+            json={"model": "m", "messages": [{"role": "user", "content": "make hello.txt"}]},
+        )
+        assert response.json()["content"][0]["name"] == "Write"
+        assert len(httpx.get(f"{url}/_testing/requests").json()) == 1
+
+        stopping = time.monotonic()
+        process.send_signal(stop_signal)
+        out, err = process.communicate(timeout=10)
+        assert time.monotonic() - stopping < 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert out.strip().endswith("Stopped.")
+    assert not Path(exports["HOME"]).exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url)
+
+
+def test_serve_rejects_a_bad_script(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: []\n")
+    process = serve("--script", str(bad))
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert out == ""
+    assert err.strip() == f"cc-executor testing serve: {bad}: rules: expected at least one rule"
+
+
+def test_serve_refuses_a_public_host() -> None:
+    process = serve("--script", str(example_path()), "--host", "0.0.0.0")
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert "loopback addresses only" in err
