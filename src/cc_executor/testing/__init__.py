@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
     # The server pulls in Starlette and uvicorn (~80 ms): import it on first use only, so that
     # `cc-executor --help`, which registers the `testing` subcommand, stays fast.
     if name in ("ModelServer", "RecordedRequest"):
-        from cc_executor.testing import _server  # noqa: PLC0415
+        from cc_executor.testing import _server
 
         return getattr(_server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

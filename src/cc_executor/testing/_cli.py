@@ -47,8 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from cc_executor.testing._script import ScriptError  # noqa: PLC0415  # keep CLI start fast
-    from cc_executor.testing._server import ModelServer  # noqa: PLC0415
+    # Starlette and uvicorn load here, not at registration: `cc-executor --help` stays fast.
+    from cc_executor.testing._script import ScriptError
+    from cc_executor.testing._server import ModelServer
 
     try:
         server = ModelServer(args.script, host=args.host, port=args.port)

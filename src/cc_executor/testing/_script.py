@@ -641,7 +641,7 @@ def load_script(path: str | os.PathLike[str]) -> Script:
         except json.JSONDecodeError as exc:
             raise ScriptError(f"{file}: invalid JSON: {exc}") from None
     else:
-        import yaml  # noqa: PLC0415  # only YAML scripts pay for importing PyYAML
+        import yaml  # only YAML scripts pay for importing PyYAML
 
         try:
             data = yaml.safe_load(text)
