@@ -89,7 +89,8 @@ RunClaude = Callable[..., ClaudeRun]
 @pytest.fixture
 def run_claude(claude_bin: Path, tmp_path: Path) -> RunClaude:
     """Runs the CLI headlessly against ``server``: prompt on stdin, stream-json with partial
-    messages, a throwaway HOME, and its own working directory (``workdir``)."""
+    messages, a throwaway HOME, and its own working directory (``workdir``). ``on_line`` sees
+    each output line as it arrives, with the process (to signal it, say)."""
 
     def run(
         server: ModelServer,
@@ -98,6 +99,7 @@ def run_claude(claude_bin: Path, tmp_path: Path) -> RunClaude:
         env: dict[str, str] | None = None,
         workdir: Path | None = None,
         timeout: float = RUN_TIMEOUT,
+        on_line: Callable[[dict[str, Any], subprocess.Popen[bytes]], None] | None = None,
     ) -> ClaudeRun:
         # mkdtemp, not a counter: tests may run several CLIs from threads at once.
         home = Path(tempfile.mkdtemp(prefix="home-", dir=tmp_path))
@@ -139,6 +141,8 @@ def run_claude(claude_bin: Path, tmp_path: Path) -> RunClaude:
                     text = line.decode()
                     raw.append(text)
                     lines.append(json.loads(text))
+                    if on_line is not None:
+                        on_line(lines[-1], process)
                     if time.monotonic() - started > timeout:
                         break
                 returncode = process.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))

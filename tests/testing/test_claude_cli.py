@@ -10,8 +10,12 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import os
+import signal
+import subprocess
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -308,6 +312,56 @@ def test_slow_stream_produces_stream_events_progressively(run_claude: RunClaude)
     # Each delta is printed when it arrives, not buffered until the block or the run ends.
     assert all(gap > 0.3 for gap in gaps), gaps
     assert run.ended - delta_times[0] > 2.0
+
+
+def interrupt_after_first_delta(
+    sig: signal.Signals,
+) -> Callable[[dict[str, Any], subprocess.Popen[bytes]], None]:
+    sent = False
+
+    def on_line(line: dict[str, Any], process: subprocess.Popen[bytes]) -> None:
+        nonlocal sent
+        if not sent and line["type"] == "stream_event" and "delta" in line["event"]:
+            process.send_signal(sig)
+            sent = True
+
+    return on_line
+
+
+def test_sigint_mid_stream_exits_0_with_an_error_result(run_claude: RunClaude) -> None:
+    with ModelServer(one_rule(Reply(["abcdefghij"], chunk_size=1, delay=0.3))) as server:
+        run = run_claude(server, "Slow", on_line=interrupt_after_first_delta(signal.SIGINT))
+
+    # Interrupted is not success, yet the exit status is 0: only the result line tells.
+    assert run.returncode == 0
+    assert run.ended - run.times[0] < 10
+    results = run.of_type("result")
+    if not results:
+        # Seen about once in 20 runs under load: the CLI exits 0 having printed no result line
+        # at all (the last line is the synthetic message_stop of the abandoned message).
+        assert run.lines[-1]["type"] == "stream_event"
+        return
+    [result] = results
+    assert result["subtype"] == "error_during_execution"
+    assert result["is_error"] is True
+    assert result["terminal_reason"] == "aborted_streaming"
+    assert result.get("result") is None
+    interrupted = [
+        block["text"]
+        for line in run.of_type("user")
+        for block in line["message"]["content"]
+        if block["type"] == "text"
+    ]
+    assert interrupted == ["[Request interrupted by user]"]
+
+
+def test_sigterm_mid_stream_exits_143_without_a_result_line(run_claude: RunClaude) -> None:
+    with ModelServer(one_rule(Reply(["abcdefghij"], chunk_size=1, delay=0.3))) as server:
+        run = run_claude(server, "Slow", on_line=interrupt_after_first_delta(signal.SIGTERM))
+
+    assert run.returncode == 143
+    assert run.of_type("result") == []
+    assert run.text_deltas()[0] == "a"
 
 
 def test_thinking_block_and_usage_reach_the_result(run_claude: RunClaude) -> None:
