@@ -308,9 +308,11 @@ def test_slow_stream_produces_stream_events_progressively(run_claude: RunClaude)
         if line["type"] == "stream_event" and line["event"]["type"] == "content_block_delta"
     ]
     assert len(delta_times) == 6
-    gaps = [b - a for a, b in itertools.pairwise(delta_times)]
-    # Each delta is printed when it arrives, not buffered until the block or the run ends.
-    assert all(gap > 0.3 for gap in gaps), gaps
+    gaps = sorted(b - a for a, b in itertools.pairwise(delta_times))
+    # Each delta is printed when it arrives, not buffered until the block or the run ends
+    # (the median rather than every gap, so one scheduling hiccup on a busy machine is fine).
+    assert gaps[len(gaps) // 2] > 0.3, gaps
+    assert delta_times[-1] - delta_times[0] > 2.0
     assert run.ended - delta_times[0] > 2.0
 
 

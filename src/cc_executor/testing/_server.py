@@ -50,7 +50,6 @@ _CONFLICTING_PREFIXES = (
     "CLAUDE_CODE_",
     "CLAUDE_CONFIG_DIR",
     "CLOUD_ML_",
-    "AWS_BEDROCK",
 )
 _CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX", "HOME", "XDG_CONFIG_HOME"})
 
@@ -326,7 +325,11 @@ class ModelServer:
 
     def __enter__(self) -> ModelServer:
         sock = self._bind()
-        server = self._uvicorn = self._make_uvicorn()
+        try:
+            server = self._uvicorn = self._make_uvicorn()
+        except BaseException:
+            sock.close()
+            raise
         self._thread = threading.Thread(
             target=self._thread_main,
             args=(server, sock),
@@ -364,7 +367,11 @@ class ModelServer:
 
     async def __aenter__(self) -> ModelServer:
         sock = self._bind()
-        server = self._uvicorn = self._make_uvicorn()
+        try:
+            server = self._uvicorn = self._make_uvicorn()
+        except BaseException:
+            sock.close()
+            raise
         task = self._task = asyncio.create_task(self._serve(server, sock))
         deadline = time.monotonic() + _STARTUP_TIMEOUT
         while not server.started:
