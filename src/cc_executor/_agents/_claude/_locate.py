@@ -1,0 +1,70 @@
+"""Finding the Claude Code executable."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from collections.abc import Mapping
+
+INSTALL_HINT = (
+    "install it with `npm install -g @anthropic-ai/claude-code` (or, in this repository, "
+    "`bash scripts/install-claude-code`), or point CC_EXECUTOR_CLAUDE at the executable"
+)
+
+
+class ClaudeNotFound(Exception):
+    """The Claude Code CLI could not be found; the message says where we looked and how to
+    install it."""
+
+
+def _candidates(home: str) -> list[str]:
+    cache = os.environ.get("CC_EXECUTOR_CACHE") or os.path.join(home, ".cache", "cc-executor")
+    places = [
+        os.path.join(home, ".claude", "local", "claude"),
+        os.path.join(home, ".local", "bin", "claude"),
+        os.path.join(home, ".npm-global", "bin", "claude"),
+        os.path.join(home, ".volta", "bin", "claude"),
+        "/usr/local/bin/claude",
+        "/opt/homebrew/bin/claude",
+    ]
+    # Versions installed by scripts/install-claude-code, newest first.
+    places += sorted(
+        glob.glob(os.path.join(cache, "claude-code", "*", "bin", "claude")), reverse=True
+    )
+    return places
+
+
+def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The path of the ``claude`` executable.
+
+    Looks, in order, at ``explicit``, ``$CC_EXECUTOR_CLAUDE``, ``claude`` on ``PATH``, then
+    the usual install places (``~/.claude/local``, ``~/.local/bin``, npm global folders,
+    ``/usr/local/bin``, and the cache of ``scripts/install-claude-code``). Raises
+    :class:`ClaudeNotFound` with the places tried and an install hint.
+    """
+    env = os.environ if env is None else env
+    tried = []
+    for source, value in (
+        ("argument", explicit),
+        ("CC_EXECUTOR_CLAUDE", env.get("CC_EXECUTOR_CLAUDE")),
+    ):
+        if value:
+            if os.path.isfile(value) and os.access(value, os.X_OK):
+                return os.path.abspath(value)
+            raise ClaudeNotFound(
+                f"Claude Code not found at {value} (from {source}); {INSTALL_HINT}"
+            )
+    on_path = shutil.which("claude", path=env.get("PATH", os.defpath))
+    if on_path:
+        return on_path
+    tried.append("PATH")
+    homes = dict.fromkeys(h for h in (os.path.expanduser("~"), env.get("HOME")) if h)
+    for place in (p for home in homes for p in _candidates(home)):
+        if os.path.isfile(place) and os.access(place, os.X_OK):
+            return place
+        tried.append(place)
+    raise ClaudeNotFound(
+        f"Claude Code CLI (`claude`) not found (looked on PATH and in {', '.join(tried[1:4])}, "
+        f"...); {INSTALL_HINT}"
+    )

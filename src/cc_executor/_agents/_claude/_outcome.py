@@ -1,0 +1,83 @@
+"""How a Claude Code run ended: from the result line, the exit status and our own timeouts
+together. Exit 0 can hide an error (``is_error``), exit 1 can come with a clean result,
+and no result line at all means the CLI crashed or was killed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cc_executor._agents._types import ResultEvent, RunStatus
+from cc_executor._engine import ProcessResult, ProcessStatus
+
+#: HTTP statuses worth another attempt (overload, server errors).
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+_ROOT_REFUSAL = "cannot be used with root/sudo privileges"
+_ROOT_HINT = (
+    "Claude Code refuses bypassPermissions/--dangerously-skip-permissions as root: set "
+    "IS_SANDBOX=1 in the run's env if this machine is a sandbox, or run as a normal user, or "
+    "grant the tools it needs with allowed_tools (e.g. ['Write', 'Bash']) instead"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The decided status, a specific error message (None when ok), and whether another
+    attempt could help."""
+
+    status: RunStatus
+    error: str | None
+    retryable: bool = False
+
+
+def _api_error(result: ResultEvent) -> Outcome:
+    status_code = result.api_error_status
+    text = (result.result or "").strip()
+    lowered = text.lower()
+    if status_code == 429 or "rate limit" in lowered or "rate_limit" in lowered:
+        return Outcome(RunStatus.RATE_LIMITED, f"rate limited by the API: {text[:500]}", True)
+    connection = status_code is None and ("connection" in lowered or "econnrefused" in lowered)
+    retryable = status_code in RETRYABLE_STATUSES or connection
+    prefix = f"API error {status_code}" if status_code else "Claude Code reported an error"
+    return Outcome(RunStatus.ERROR, f"{prefix}: {text[:1000] or result.subtype}", retryable)
+
+
+def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcome:
+    """The outcome of one attempt, from the supervised process and the result line (if any)."""
+    if process.status is ProcessStatus.SPAWN_FAILED:
+        return Outcome(RunStatus.SPAWN_FAILED, f"Claude Code could not be started: {process.error}")
+    stopped = {
+        ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
+        ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
+        ProcessStatus.CANCELLED: RunStatus.CANCELLED,
+    }
+    if process.status in stopped and result is None:
+        return Outcome(stopped[process.status], process.error)
+    tail = process.stderr_tail.strip()
+    if result is None:
+        if _ROOT_REFUSAL in tail:
+            return Outcome(RunStatus.CRASHED, _ROOT_HINT)
+        how = (
+            f"exited with code {process.exit_code}"
+            if process.exit_code is not None
+            else f"was killed by {process.signal}"
+        )
+        detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
+        return Outcome(RunStatus.CRASHED, f"Claude Code {how} without a result line{detail}")
+    if result.subtype == "error_max_turns":
+        turns = f" ({result.num_turns} turns)" if result.num_turns else ""
+        return Outcome(RunStatus.MAX_TURNS, f"stopped at the turn limit{turns}")
+    if result.subtype == "error_max_budget_usd":
+        cost = f" (${result.cost_usd:.4f} spent)" if result.cost_usd is not None else ""
+        return Outcome(RunStatus.BUDGET_EXCEEDED, f"stopped at the budget limit{cost}")
+    if result.is_error:
+        return _api_error(result)
+    if result.subtype != "success":
+        return Outcome(RunStatus.ERROR, f"Claude Code ended with {result.subtype or 'an error'}")
+    return Outcome(RunStatus.OK, None)
+
+
+def running_as_root() -> bool:
+    """True when this process runs as root (the CLI then refuses bypass permissions)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0

@@ -1,0 +1,253 @@
+"""Typed events of an agent run, and how a run can end.
+
+The agent adapters turn each CLI's output into these events; everything above them (the
+Python API, the command line, the servers) sees only these. Every event has ``t``, the
+``time.monotonic()`` at which its bytes were read, and ``raw``, the JSON object it came from
+(None for events we make ourselves, such as heartbeats). Events are immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+class RunStatus(str, enum.Enum):
+    """How an agent run ended."""
+
+    OK = "ok"
+    """The agent finished and reported success."""
+    ERROR = "error"
+    """The agent reported an error (``error`` and ``api_error_status`` say which)."""
+    RATE_LIMITED = "rate_limited"
+    """The API refused with a rate limit (HTTP 429) and retries did not help."""
+    MAX_TURNS = "max_turns"
+    """The agent stopped at ``max_turns``."""
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """The agent stopped at ``max_budget_usd``."""
+    TIMEOUT = "timeout"
+    """Stopped by us at the total timeout; ``result`` has the text so far."""
+    IDLE_TIMEOUT = "idle_timeout"
+    """Stopped by us after too long without any output."""
+    CANCELLED = "cancelled"
+    """Stopped by the caller."""
+    CRASHED = "crashed"
+    """The CLI ended without a result line (killed, crashed, or refused to start)."""
+    SPAWN_FAILED = "spawn_failed"
+    """The CLI could not be started (not installed, bad cwd, ...)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentEvent:
+    """Base of every event. ``type`` names the kind in JSON form (``to_dict``)."""
+
+    type: ClassVar[str] = "event"
+    t: float
+    raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"type": ..., fields...}`` without ``raw``."""
+        data = asdict(self)
+        data.pop("raw", None)
+        return {"type": self.type, **data}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitEvent(AgentEvent):
+    """The CLI started a session."""
+
+    type: ClassVar[str] = "init"
+    session_id: str | None = None
+    model: str | None = None
+    cwd: str | None = None
+    tools: Sequence[str] = ()
+    mcp_servers: Sequence[Mapping[str, Any]] = ()
+    permission_mode: str | None = None
+    agent_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusEvent(AgentEvent):
+    """A status notice from the CLI (for example ``requesting``)."""
+
+    type: ClassVar[str] = "status"
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextDeltaEvent(AgentEvent):
+    """A piece of assistant text as the model generates it (token-level streaming)."""
+
+    type: ClassVar[str] = "text_delta"
+    text: str = ""
+    message_id: str | None = None
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEvent(AgentEvent):
+    """Any other raw streaming event of the model API (message_start, input_json_delta,
+    thinking deltas, message_delta, ...); ``event`` is the API event object."""
+
+    type: ClassVar[str] = "stream"
+    event: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    abandoned_from: int | None = None
+    """Set when the CLI retracts a broken stream: the blocks of ``message_id`` from this
+    index on were abandoned and will be streamed again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextEvent(AgentEvent):
+    """A complete block of assistant text."""
+
+    type: ClassVar[str] = "text"
+    text: str = ""
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThinkingEvent(AgentEvent):
+    """A complete block of the model's visible thinking."""
+
+    type: ClassVar[str] = "thinking"
+    text: str = ""
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolUseEvent(AgentEvent):
+    """The model called a tool."""
+
+    type: ClassVar[str] = "tool_use"
+    id: str = ""
+    name: str = ""
+    input: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResultEvent(AgentEvent):
+    """A tool's result went back to the model. ``content`` is its text."""
+
+    type: ClassVar[str] = "tool_result"
+    tool_use_id: str = ""
+    content: str = ""
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PermissionDeniedEvent(AgentEvent):
+    """A tool call was refused for lack of permission (the run goes on without it)."""
+
+    type: ClassVar[str] = "permission_denied"
+    tool_name: str = ""
+    tool_use_id: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiRetryEvent(AgentEvent):
+    """The CLI is retrying a failed API request."""
+
+    type: ClassVar[str] = "api_retry"
+    attempt: int | None = None
+    max_retries: int | None = None
+    retry_delay_ms: float | None = None
+    error_status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitEvent(AgentEvent):
+    """The CLI reported rate-limit information."""
+
+    type: ClassVar[str] = "rate_limit"
+    status: str | None = None
+    resets_at: float | None = None
+    limit_type: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResultEvent(AgentEvent):
+    """The CLI's final report. Its presence alone does not mean success: see ``is_error``,
+    ``subtype`` and ``api_error_status``."""
+
+    type: ClassVar[str] = "result"
+    subtype: str = ""
+    is_error: bool = False
+    result: str | None = None
+    session_id: str | None = None
+    cost_usd: float | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    num_turns: int | None = None
+    duration_ms: float | None = None
+    api_error_status: int | None = None
+    permission_denials: Sequence[Mapping[str, Any]] = ()
+    stop_reason: str | None = None
+    terminal_reason: str | None = None
+    structured_output: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StderrEvent(AgentEvent):
+    """A line the CLI wrote to stderr."""
+
+    type: ClassVar[str] = "stderr"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatEvent(AgentEvent):
+    """Made by cc-executor every few seconds, so a long silent run never looks frozen."""
+
+    type: ClassVar[str] = "heartbeat"
+    elapsed_s: float = 0.0
+    idle_s: float = 0.0
+    turns: int = 0
+    tool_calls: int = 0
+    output_tokens: int = 0
+    last_activity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownEvent(AgentEvent):
+    """A JSON line of a type this version does not know; passed through untouched."""
+
+    type: ClassVar[str] = "unknown"
+    event_type: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoiseEvent(AgentEvent):
+    """A stdout line that is not a JSON object (banners, debug prints, garbage)."""
+
+    type: ClassVar[str] = "noise"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStartedEvent(AgentEvent):
+    """Made by cc-executor when an attempt's process has started."""
+
+    type: ClassVar[str] = "run_started"
+    run_id: str = ""
+    attempt: int = 1
+    pid: int | None = None
+    argv: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryEvent(AgentEvent):
+    """Made by cc-executor before it retries a failed attempt."""
+
+    type: ClassVar[str] = "retry"
+    attempt: int = 1
+    delay_s: float = 0.0
+    reason: str = ""

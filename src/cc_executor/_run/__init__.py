@@ -1,0 +1,1 @@
+"""The run layer: options, results and running agent CLIs."""

@@ -1,0 +1,118 @@
+"""Options of an agent run, validated up front so mistakes fail fast and clearly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from cc_executor._agents._claude import ClaudeCommand
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """Every option of :func:`cc_executor.run`.
+
+    Agent (Claude Code flags): ``model``, ``max_turns``, ``max_budget_usd``, ``resume``,
+    ``continue_session``, ``session_id``, ``fork_session``, ``allowed_tools``,
+    ``disallowed_tools``, ``permission_mode``, ``mcp_config`` (path, JSON text or dict),
+    ``strict_mcp_config``, ``append_system_prompt``, ``add_dirs``,
+    ``include_partial_messages`` (token-level streaming, on by default so partial text is
+    never lost), ``structured_output`` (pass ``json_schema`` to the CLI's ``--json-schema``),
+    ``extra_args`` (raw flags, appended last).
+
+    Process: ``cwd``, ``env`` (added to our environment), ``timeout``, ``idle_timeout``,
+    ``first_output_timeout``, ``grace`` (seconds between SIGTERM and SIGKILL).
+
+    Answer: ``json_mode`` (extract a JSON value from the answer), ``json_schema`` (validate
+    it; implies ``json_mode``).
+
+    Robustness: ``retries`` (extra attempts for rate limits, overload and 5xx errors, only
+    while no tool has run), ``retry_initial_delay``/``retry_max_delay`` (exponential
+    back-off, seconds), ``heartbeat_s`` (interval of heartbeat events; 0 turns them off).
+
+    Bookkeeping: ``claude_path`` (the executable; default: found automatically),
+    ``run_id``, ``run_dir``.
+    """
+
+    model: str | None = None
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    resume: str | None = None
+    continue_session: bool = False
+    session_id: str | None = None
+    fork_session: bool = False
+    allowed_tools: Sequence[str] = ()
+    disallowed_tools: Sequence[str] = ()
+    permission_mode: str | None = None
+    mcp_config: str | Mapping[str, Any] | None = None
+    strict_mcp_config: bool = False
+    append_system_prompt: str | None = None
+    add_dirs: Sequence[str] = ()
+    include_partial_messages: bool = True
+    structured_output: bool = False
+    extra_args: Sequence[str] = ()
+    cwd: str | os.PathLike[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    idle_timeout: float | None = None
+    first_output_timeout: float | None = None
+    grace: float = 5.0
+    json_mode: bool = False
+    json_schema: Mapping[str, Any] | None = None
+    retries: int = 2
+    retry_initial_delay: float = 2.0
+    retry_max_delay: float = 60.0
+    heartbeat_s: float = 10.0
+    claude_path: str | None = None
+    run_id: str | None = None
+    run_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "idle_timeout", "first_output_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.heartbeat_s < 0:
+            raise ValueError(f"heartbeat_s must be >= 0, got {self.heartbeat_s}")
+        if not isinstance(self.env, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
+        ):
+            raise TypeError("env must map strings to strings")
+        self.command()  # validates the agent flags
+
+    @classmethod
+    def from_kwargs(cls, options: Mapping[str, Any]) -> RunOptions:
+        """Options from keyword arguments, with a clear error for an unknown name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
+        return cls(**options)
+
+    def command(self) -> ClaudeCommand:
+        """The Claude Code flags these options ask for."""
+        return ClaudeCommand(
+            model=self.model,
+            max_turns=self.max_turns,
+            max_budget_usd=self.max_budget_usd,
+            resume=self.resume,
+            continue_session=self.continue_session,
+            session_id=self.session_id,
+            fork_session=self.fork_session,
+            allowed_tools=tuple(self.allowed_tools),
+            disallowed_tools=tuple(self.disallowed_tools),
+            permission_mode=self.permission_mode,
+            mcp_config=self.mcp_config,
+            strict_mcp_config=self.strict_mcp_config,
+            append_system_prompt=self.append_system_prompt,
+            add_dirs=tuple(os.fspath(d) for d in self.add_dirs),
+            include_partial_messages=self.include_partial_messages,
+            json_schema=self.json_schema if self.structured_output else None,
+            extra_args=tuple(self.extra_args),
+        )

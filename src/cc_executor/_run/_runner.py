@@ -1,0 +1,505 @@
+"""Running Claude Code: one prompt in, typed events out, a trustworthy result at the end.
+
+A run is one or more *attempts*. Each attempt is one supervised CLI process (the process
+engine bounds it in time and owns its tree); its stdout is parsed line by line into typed
+events as it arrives. An attempt that failed with a rate limit, overload or server error is
+retried with exponential back-off, but only while no tool has run: after a tool ran, the
+side effects are real and the caller decides (``resume=result.session_id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential,
+)
+
+from cc_executor._agents._claude import (
+    ClaudeNotFound,
+    ClaudeStreamParser,
+    Outcome,
+    build_command,
+    decide_outcome,
+    locate_claude,
+)
+from cc_executor._agents._types import (
+    AgentEvent,
+    HeartbeatEvent,
+    InitEvent,
+    ResultEvent,
+    RetryEvent,
+    RunStartedEvent,
+    RunStatus,
+    StderrEvent,
+    StreamEvent,
+    TextDeltaEvent,
+    TextEvent,
+    ToolResultEvent,
+    ToolUseEvent,
+)
+from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
+from cc_executor._engine import run_sync as run_coroutine_sync
+from cc_executor._ids import new_run_id
+from cc_executor._paths import runs_dir
+from cc_executor._run._jsonmode import extract_json
+from cc_executor._run._options import RunOptions
+from cc_executor._run._result import STOPPED, RunResult, join_texts
+
+EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
+
+#: Tools whose input names a file they create or change.
+_FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path"}
+_NOTEBOOK_TOOLS = {"NotebookEdit": "notebook_path"}
+
+#: stream-json lines longer than this are read back from the event log instead of being
+#: assembled in memory by the framer (a 20 MB answer arrives as two ~20 MB lines).
+_MAX_LINE_MEMORY = 1 << 20
+
+
+@dataclass
+class _AttemptState:
+    """What one attempt has shown so far."""
+
+    cwd: str
+    init: InitEvent | None = None
+    result: ResultEvent | None = None
+    texts: list[str] = field(default_factory=list)
+    streaming: dict[tuple[str | None, int], list[str]] = field(default_factory=dict)
+    tools: dict[str, ToolUseEvent] = field(default_factory=dict)
+    tool_calls: int = 0
+    files: list[str] = field(default_factory=list)
+    message_ids: set[str] = field(default_factory=set)
+    output_tokens: int = 0
+    last_activity: str = "starting"
+    last_t: float = field(default_factory=time.monotonic)
+
+    def apply(self, event: AgentEvent) -> None:
+        self.last_t = event.t
+        if isinstance(event, TextDeltaEvent):
+            self.streaming.setdefault((event.message_id, event.index), []).append(event.text)
+            self.last_activity = "writing"
+        elif isinstance(event, TextEvent):
+            # The whole block arrived: its deltas are no longer needed.
+            for key in [k for k in self.streaming if k[0] == event.message_id]:
+                del self.streaming[key]
+            self.texts.append(event.text)
+            self._message(event.message_id)
+            self.last_activity = "answered"
+        elif isinstance(event, ToolUseEvent):
+            self.tools[event.id] = event
+            self.tool_calls += 1
+            self._message(event.message_id)
+            self.last_activity = f"tool: {event.name}"
+        elif isinstance(event, ToolResultEvent):
+            use = self.tools.get(event.tool_use_id)
+            if use is not None and not event.is_error:
+                self._record_file(use)
+            self.last_activity = f"tool result{' (error)' if event.is_error else ''}"
+        elif isinstance(event, InitEvent):
+            self.init = event
+            if event.cwd:
+                self.cwd = event.cwd
+            self.last_activity = "session started"
+        elif isinstance(event, ResultEvent):
+            self.result = event
+            self.last_activity = "finished"
+        elif isinstance(event, StreamEvent):
+            if event.abandoned_from is not None:
+                # A broken stream was retracted: its text will be streamed again.
+                for key in [
+                    k
+                    for k in self.streaming
+                    if k[0] == event.message_id and k[1] >= (event.abandoned_from or 0)
+                ]:
+                    del self.streaming[key]
+            usage = event.event.get("usage")
+            if isinstance(usage, Mapping) and isinstance(usage.get("output_tokens"), int):
+                self.output_tokens += usage["output_tokens"]
+
+    def _message(self, message_id: str | None) -> None:
+        if message_id:
+            self.message_ids.add(message_id)
+
+    def _record_file(self, use: ToolUseEvent) -> None:
+        key = _FILE_TOOLS.get(use.name) or _NOTEBOOK_TOOLS.get(use.name)
+        value = use.input.get(key) if key else None
+        if isinstance(value, str) and value:
+            path = os.path.normpath(os.path.join(self.cwd, value))
+            if path not in self.files:
+                self.files.append(path)
+
+    def text_so_far(self) -> str:
+        """Completed assistant text plus what is still streaming."""
+        return join_texts([*self.texts, *("".join(parts) for parts in self.streaming.values())])
+
+
+@dataclass
+class _Attempt:
+    number: int
+    process: ProcessResult
+    state: _AttemptState
+    outcome: Outcome
+
+
+class _Run:
+    def __init__(self, prompt: str | bytes, options: RunOptions, on_event: EventCallback | None):
+        self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+        self.options = options
+        self.on_event = on_event
+        self.run_id = options.run_id or new_run_id()
+        self.cwd = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
+        self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
+        self.started = time.monotonic()
+        self.warnings: list[str] = []
+        self._emit_lock = asyncio.Lock()
+        self.process: SupervisedProcess | None = None
+        self.stop_requested = False
+        self._stopping: set[asyncio.Task[Any]] = set()
+
+    def request_stop(self) -> None:
+        """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
+        result, and no further attempt starts."""
+        self.stop_requested = True
+        if self.process is not None and self.process.running:
+            task = asyncio.ensure_future(self.process.cancel())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def emit(self, event: AgentEvent) -> None:
+        if self.on_event is None:
+            return
+        async with self._emit_lock:
+            outcome = self.on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def _save_prompt(self) -> None:
+        try:
+            self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.run_dir / "prompt.txt"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.prompt)
+        except OSError as exc:
+            # Keeping the prompt is bookkeeping; it is never the reason a run fails.
+            self.warnings.append(f"could not save the prompt in {self.run_dir}: {exc.strerror}")
+
+    def _remaining(self) -> float | None:
+        if self.options.timeout is None:
+            return None
+        return self.options.timeout - (time.monotonic() - self.started)
+
+    async def run(self) -> RunResult:
+        opts = self.options
+        try:
+            executable = locate_claude(opts.claude_path, {**os.environ, **opts.env})
+        except ClaudeNotFound as exc:
+            return RunResult(
+                run_id=self.run_id,
+                status=RunStatus.SPAWN_FAILED,
+                error=str(exc),
+                duration_s=time.monotonic() - self.started,
+                warnings=self.warnings,
+            )
+        self._save_prompt()
+        argv = build_command(executable, opts.command())
+        wait = wait_exponential(
+            multiplier=opts.retry_initial_delay,
+            min=opts.retry_initial_delay,
+            max=opts.retry_max_delay,
+        )
+        numbers = iter(range(1, opts.retries + 2))
+
+        async def attempt() -> _Attempt:
+            return await self._attempt(next(numbers), argv)
+
+        async def announce(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            assert state.next_action is not None
+            failed: _Attempt = state.outcome.result()
+            await self.emit(
+                RetryEvent(
+                    t=time.monotonic(),
+                    attempt=failed.number + 1,
+                    delay_s=state.next_action.sleep,
+                    reason=failed.outcome.error or failed.outcome.status.value,
+                )
+            )
+
+        def out_of_time(state: RetryCallState) -> bool:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= wait(state) + 1:
+                self.warnings.append("not retried: the timeout leaves no time for another attempt")
+                return True
+            return False
+
+        retrying = AsyncRetrying(
+            stop=stop_any(stop_after_attempt(opts.retries + 1), out_of_time),
+            wait=wait,
+            retry=retry_if_result(self._should_retry),
+            before_sleep=announce,
+            # When attempts run out, the last attempt is the answer, not an exception.
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        final: _Attempt = await retrying(attempt)
+        return self._result(final)
+
+    def _should_retry(self, attempt: _Attempt) -> bool:
+        if self.stop_requested or not attempt.outcome.retryable:
+            return False
+        if attempt.state.tool_calls:
+            self.warnings.append("not retried: a tool already ran; resume the session to continue")
+            return False
+        return True
+
+    async def _attempt(self, number: int, argv: list[str]) -> _Attempt:
+        opts = self.options
+        state = _AttemptState(cwd=self.cwd)
+        parser = ClaudeStreamParser()
+        run_dir = self.run_dir if number == 1 else self.run_dir / f"attempt-{number}"
+        remaining = self._remaining()
+        proc = SupervisedProcess(
+            argv,
+            stdin=self.prompt,
+            cwd=self.cwd,
+            extra_env=dict(opts.env),
+            timeout=max(remaining, 0.001) if remaining is not None else None,
+            idle_timeout=opts.idle_timeout,
+            first_output_timeout=opts.first_output_timeout,
+            grace=opts.grace,
+            run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
+            run_dir=run_dir,
+            max_line_memory=_MAX_LINE_MEMORY,
+        )
+        await proc.start()
+        self.process = proc
+        if self.stop_requested:
+            self.request_stop()
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            if proc.result is None:
+                await self.emit(
+                    RunStartedEvent(
+                        t=time.monotonic(),
+                        run_id=self.run_id,
+                        attempt=number,
+                        pid=proc.pid,
+                        argv=tuple(argv),
+                    )
+                )
+                if opts.heartbeat_s > 0:
+                    heartbeat = asyncio.ensure_future(self._heartbeats(state))
+                async for item in proc.events(lifecycle=False):
+                    assert isinstance(item, OutputEvent)
+                    await self._consume(item, parser, state)
+            process = await proc.wait()
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            await proc.aclose()
+        return _Attempt(number, process, state, decide_outcome(process, state.result))
+
+    async def _consume(
+        self, item: OutputEvent, parser: ClaudeStreamParser, state: _AttemptState
+    ) -> None:
+        if item.stream == "stderr":
+            text = item.text.rstrip()
+            if text:
+                await self.emit(StderrEvent(t=item.t, text=text))
+            return
+        for event in parser.parse(item.data, item.t):
+            state.apply(event)
+            await self.emit(event)
+
+    async def _heartbeats(self, state: _AttemptState) -> None:
+        interval = self.options.heartbeat_s
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            await self.emit(
+                HeartbeatEvent(
+                    t=now,
+                    elapsed_s=now - self.started,
+                    idle_s=now - state.last_t,
+                    turns=len(state.message_ids),
+                    tool_calls=state.tool_calls,
+                    output_tokens=state.output_tokens,
+                    last_activity=state.last_activity,
+                )
+            )
+
+    def _result(self, attempt: _Attempt) -> RunResult:
+        opts = self.options
+        state, process, outcome = attempt.state, attempt.process, attempt.outcome
+        final = state.result
+        status = outcome.status
+        partial = status in STOPPED or (status is RunStatus.CRASHED and final is None)
+        if final is not None and final.result is not None and not partial:
+            text = final.result
+        else:
+            text = state.text_so_far()
+        denials = list(final.permission_denials) if final is not None else []
+        result = RunResult(
+            run_id=self.run_id,
+            status=status,
+            result=text,
+            partial=partial,
+            timeout_after=(opts.timeout if process.timed_out == "total" else process.timeout_after),
+            session_id=(final.session_id if final else None)
+            or (state.init.session_id if state.init else None),
+            cost_usd=final.cost_usd if final else None,
+            usage=dict(final.usage) if final else {},
+            num_turns=final.num_turns if final else len(state.message_ids) or None,
+            duration_s=time.monotonic() - self.started,
+            exit_code=process.exit_code,
+            error=outcome.error,
+            api_error_status=final.api_error_status if final else None,
+            files=list(state.files),
+            permission_denials=denials,
+            tool_calls=state.tool_calls,
+            model=state.init.model if state.init else None,
+            attempts=attempt.number,
+            event_log=process.stdout_path,
+            run_dir=str(self.run_dir),
+            stderr_tail=process.stderr_tail,
+            warnings=[*self.warnings, *process.warnings],
+            process=process,
+        )
+        if denials:
+            names = ", ".join(sorted({str(d.get("tool_name", "?")) for d in denials}))
+            result.warnings.append(f"permission denied for: {names}")
+        if status is RunStatus.OK and process.exit_code not in (0, None):
+            result.warnings.append(
+                f"Claude Code exited with code {process.exit_code} despite a clean result"
+            )
+        if opts.json_mode or opts.json_schema is not None:
+            self._apply_json(result, final)
+        return result
+
+    def _apply_json(self, result: RunResult, final: ResultEvent | None) -> None:
+        opts = self.options
+        if final is not None and final.structured_output is not None:
+            result.json = final.structured_output
+            return
+        extraction = extract_json(result.result, schema=opts.json_schema, partial=result.partial)
+        result.json = extraction.value if extraction.found else None
+        result.json_error = extraction.error
+        if result.status is RunStatus.OK and extraction.error:
+            # The caller asked for JSON: an answer without (valid) JSON is not a success.
+            result.status = RunStatus.ERROR
+            result.error = f"json_mode: {extraction.error}"
+
+
+class RunHandle:
+    """A run in progress, for callers that need to control it (the servers, the CLI).
+
+    Create with :func:`start_run`. ``cancel()`` ends the run with status ``cancelled`` and
+    its partial result (unlike cancelling the task, which raises); ``pause()``/``resume()``
+    stop and continue the CLI's whole process tree.
+    """
+
+    def __init__(self, run: _Run, task: asyncio.Task[RunResult]) -> None:
+        self._run = run
+        self._task = task
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (also the name of its folder)."""
+        return self._run.run_id
+
+    @property
+    def done(self) -> bool:
+        """True once the result is ready."""
+        return self._task.done()
+
+    def cancel(self) -> None:
+        """Ask the run to stop; ``await wait()`` then returns the ``cancelled`` result."""
+        self._run.request_stop()
+
+    def pause(self) -> bool:
+        """SIGSTOP the CLI's process tree; False if nothing is running or already paused."""
+        proc = self._run.process
+        return proc is not None and proc.pause()
+
+    def resume(self) -> bool:
+        """SIGCONT the CLI's process tree; False if it was not paused."""
+        proc = self._run.process
+        return proc is not None and proc.resume()
+
+    async def wait(self) -> RunResult:
+        """The result, once the run is over."""
+        return await asyncio.shield(self._task)
+
+
+def start_run(
+    prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
+) -> RunHandle:
+    """Start a run in the background of the running event loop and return its handle.
+    Options as for :func:`run`; invalid ones raise here, before anything starts."""
+    job = _Run(prompt, RunOptions.from_kwargs(options), on_event)
+    return RunHandle(job, asyncio.ensure_future(job.run()))
+
+
+async def run(
+    prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
+) -> RunResult:
+    """Run Claude Code headlessly on ``prompt`` and return a typed :class:`RunResult`.
+
+    The prompt goes on stdin (no shell, no argv size limit). ``on_event`` (sync or async)
+    receives every typed event as it happens, plus heartbeats every ``heartbeat_s``
+    seconds. Options: see :class:`RunOptions`; an unknown or invalid option raises
+    ``TypeError``/``ValueError`` before anything runs. Everything else (CLI missing, API
+    errors, timeouts, crashes) comes back as a result with a ``status`` and a specific
+    ``error``. Cancelling the awaiting task terminates the CLI's whole process tree, then
+    re-raises ``CancelledError``.
+    """
+    return await _Run(prompt, RunOptions.from_kwargs(options), on_event).run()
+
+
+def run_sync(prompt: str | bytes, **options: Any) -> RunResult:
+    """:func:`run` for synchronous code (also works inside a running event loop)."""
+    return run_coroutine_sync(run(prompt, **options))
+
+
+async def stream(prompt: str | bytes, **options: Any) -> AsyncIterator[AgentEvent | RunResult]:
+    """Iterate over the run's events as they happen; the last item is the :class:`RunResult`.
+
+    Leaving the iteration early (``break``, an exception) cancels the run and terminates the
+    CLI's process tree. The consumer may be slow: the CLI's output waits on disk, not in
+    memory.
+    """
+    queue: asyncio.Queue[AgentEvent] = asyncio.Queue(maxsize=1024)
+    task = asyncio.ensure_future(run(prompt, on_event=queue.put, **options))
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+            yield task.result()
+            return
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

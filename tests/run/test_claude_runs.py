@@ -1,0 +1,358 @@
+"""Claude Code runs through the real CLI against the scripted model server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cc_executor._agents._types import (
+    AgentEvent,
+    HeartbeatEvent,
+    InitEvent,
+    NoiseEvent,
+    ResultEvent,
+    RetryEvent,
+    RunStatus,
+    TextDeltaEvent,
+    ToolUseEvent,
+    UnknownEvent,
+)
+from cc_executor._run._result import RunResult
+from cc_executor._run._runner import run, start_run, stream
+from cc_executor.client.cc_execute import CCExecuteError, CCExecutorConfig, cc_execute
+from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse
+
+
+def answer(text: str, **reply: Any) -> Script:
+    return Script([Rule(answers=[Reply([Text(text)], **reply)])])
+
+
+async def test_plain_answer_and_typed_events(bed: Any) -> None:
+    events: list[AgentEvent] = []
+    async with bed(answer("Hello there.")) as b:
+        result = await run("Say hello", on_event=events.append, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Hello there."
+    assert not result.partial
+    assert result.session_id
+    assert result.cost_usd is not None
+    assert result.num_turns == 1
+    assert result.exit_code == 0
+    assert isinstance(events[1], InitEvent)
+    assert isinstance(events[-1], ResultEvent)
+    assert "".join(e.text for e in events if isinstance(e, TextDeltaEvent)) == "Hello there."
+    assert result.event_log
+    assert Path(result.event_log).stat().st_size > 0
+    assert (Path(result.run_dir or "") / "prompt.txt").read_text() == "Say hello"
+
+
+@pytest.mark.parametrize("size", [100_000, 2_000_000, 20_000_000])
+async def test_large_answers_arrive_whole(bed: Any, size: int) -> None:
+    text = "".join(f"{i:07d} the quick brown fox\n" for i in range(size // 28 + 1))[:size]
+    async with bed(answer(text, chunk_size=max(1000, size // 200))) as b:
+        result = await run("big", timeout=240, **b.options())
+        assert result.status is RunStatus.OK, result.error
+        assert len(result.result) == size
+        assert result.result == text
+        if size == 100_000:
+            as_str = await cc_execute("big", CCExecutorConfig(options=b.options()))
+            assert as_str == text
+
+
+async def test_100k_json_answer_as_dict(bed: Any) -> None:
+    payload = {"items": [f"item-{i:06d}" for i in range(8000)]}
+    text = "Here it is:\n```json\n" + json.dumps(payload) + "\n```"
+    assert len(text) > 100_000
+    async with bed(answer(text, chunk_size=5000)) as b:
+        data = await cc_execute("json", CCExecutorConfig(options=b.options()), json_mode=True)
+    assert data["items"] == payload["items"]
+    assert data["execution_uuid"]
+
+
+async def test_timeout_returns_partial_text_and_leaves_nothing(bed: Any) -> None:
+    slow = Reply([Text("word " * 200)], chunk_size=10, delay=0.25)
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        result = await run("slow please", timeout=5, grace=2, **b.options())
+    assert result.status is RunStatus.TIMEOUT
+    assert result.partial
+    assert result.timeout_after == 5
+    assert result.session_id
+    assert result.result.startswith("word word")
+    assert 20 < len(result.result) < 1000
+    assert result.process is not None
+    assert result.process.pid is not None
+    assert not psutil.pid_exists(result.process.pid) or (
+        psutil.Process(result.process.pid).status() == psutil.STATUS_ZOMBIE
+    )
+
+
+async def test_compat_timeout_dict(bed: Any) -> None:
+    slow = Reply(
+        [Text('{"answer": "partial json", "more": "wor' + "d " * 200)], chunk_size=8, delay=0.2
+    )
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        options = b.options()
+        options.pop("timeout", None)
+        data = await cc_execute(
+            "slow json", CCExecutorConfig(timeout=4, options=options), json_mode=True
+        )
+    assert data["partial"] is True
+    assert data["timeout_after"] == 4
+    assert data["result"].startswith('{"answer"')
+    assert "timed out" in data["error"]
+    assert data["answer"] == "partial json"  # salvaged from the truncated JSON
+    assert data["execution_uuid"]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "fragment"),
+    [
+        (400, RunStatus.ERROR, "API error 400"),
+        (429, RunStatus.RATE_LIMITED, "rate limited"),
+        (500, RunStatus.ERROR, "API error 500"),
+    ],
+)
+async def test_api_errors_map_to_statuses(
+    bed: Any, status: int, expected: RunStatus, fragment: str
+) -> None:
+    script = Script([Rule(answers=[HttpError(status, message=f"scripted {status}")])])
+    async with bed(script) as b:
+        result = await run("fail", retries=0, **b.options())
+    assert result.status is expected
+    assert fragment in (result.error or "")
+    assert f"scripted {status}" in (result.error or "")
+    assert result.exit_code == 1
+
+
+async def test_connection_refused(bed: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with bed(answer("unused")) as b:
+        options = b.options(env={"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, retries=0)
+        result = await run("hello", **options)
+    assert result.status is RunStatus.ERROR
+    assert "Connection refused" in (result.error or "")
+
+
+async def test_overload_is_retried_with_backoff(bed: Any) -> None:
+    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    events: list[AgentEvent] = []
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        result = await run("retry me", on_event=events.append, retries=2, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "after retry"
+    assert result.attempts == 2
+    assert any(isinstance(e, RetryEvent) for e in events)
+
+
+async def test_no_retry_after_a_tool_ran(bed: Any) -> None:
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "a.txt", "content": "x"})]),
+                    HttpError(529),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        result = await run("tool then fail", retries=2, allowed_tools=["Write"], **b.options())
+    assert result.status is RunStatus.ERROR
+    assert result.attempts == 1
+    assert any("a tool already ran" in w for w in result.warnings)
+
+
+async def test_write_tool_really_writes_and_is_listed(bed: Any) -> None:
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "out/hello.txt", "content": "hi\n"})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    events: list[AgentEvent] = []
+    async with bed(script) as b:
+        result = await run(
+            "write it", allowed_tools=["Write"], on_event=events.append, **b.options()
+        )
+        written = b.workdir / "out" / "hello.txt"
+        assert result.status is RunStatus.OK, result.error
+        assert written.read_text() == "hi\n"
+        assert result.files == [str(written)]
+    assert result.tool_calls == 1
+    assert any(isinstance(e, ToolUseEvent) and e.name == "Write" for e in events)
+
+
+async def test_permission_denial_is_reported(bed: Any) -> None:
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "nope.txt", "content": "x"})]),
+                    Reply([Text("I could not write it.")]),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        result = await run("write without permission", **b.options())
+        assert not (b.workdir / "nope.txt").exists()
+    assert result.status is RunStatus.OK
+    assert result.files == []
+    assert [d["tool_name"] for d in result.permission_denials] == ["Write"]
+    assert any("permission denied for: Write" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Sure! Here you go:\n```json\n{"a": 1, "b": [1, 2]}\n```\nAnything else?',
+        'The answer is {"a": 1, "b": [1, 2]} as requested.',
+        '{"a": 1, "b": [1, 2,],}',
+    ],
+)
+async def test_json_answers_are_parsed(bed: Any, text: str) -> None:
+    async with bed(answer(text)) as b:
+        result = await run("json", json_mode=True, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.json == {"a": 1, "b": [1, 2]}
+
+
+async def test_json_mode_without_json_is_an_error(bed: Any) -> None:
+    async with bed(answer("No JSON here, sorry.")) as b:
+        result = await run("json", json_mode=True, **b.options())
+    assert result.status is RunStatus.ERROR
+    assert (result.error or "").startswith("json_mode: ")
+    assert result.result == "No JSON here, sorry."
+
+
+async def test_big_prompts_and_shell_metacharacters_arrive_byte_for_byte(bed: Any) -> None:
+    tricky = "$(rm -rf /) `id` ; | & > < * ? ~ ' \" \\ \n\t 🙂 ünïcödé $HOME %s {} [] !! #"
+    two_mb = tricky + "\n" + ("0123456789abcdef" * (2 * 1024 * 1024 // 16))
+    async with bed(answer("ok")) as b:
+        for prompt in (tricky, two_mb):
+            result = await run(prompt, **b.options())
+            assert result.status is RunStatus.OK, result.error
+            assert b.server.message_requests[-1].prompt == prompt
+
+
+async def test_five_mb_prompt_reaches_the_cli_whole(bed: Any) -> None:
+    """All 5 MB go to the CLI on stdin (no argv limit, no shell). Claude Code 2.1.330 then
+    refuses it itself, before any request ("Prompt is too long": over its context
+    estimate); the run reports exactly that, promptly."""
+    prompt = "0123456789abcdef" * (5 * 1024 * 1024 // 16)
+    async with bed(answer("ok")) as b:
+        result = await run(prompt, **b.options())
+        requests = b.server.message_requests
+    assert result.process is not None
+    assert result.process.stdin_bytes_written == len(prompt)
+    if requests:
+        assert result.status is RunStatus.OK
+        assert requests[-1].prompt == prompt
+    else:
+        assert result.status is RunStatus.ERROR
+        assert "Prompt is too long" in (result.error or "")
+
+
+async def test_unknown_events_and_garbage_lines_do_not_break_a_run(
+    bed: Any, tmp_path: Path
+) -> None:
+    """The real CLI behind a wrapper that injects garbage and an unknown event type."""
+    wrapper = tmp_path / "claude-noisy"
+    wrapper.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import subprocess, sys
+            sys.stdout.buffer.write(b"not json at all \\x00\\xff\\n")
+            sys.stdout.buffer.write(b'{{"type": "brand_new_event", "x": 1}}\\n[1, 2]\\n\\n')
+            sys.stdout.flush()
+            sys.exit(subprocess.call([{os.environ.get("CC_EXECUTOR_CLAUDE", "")!r} or "claude",
+                                      *sys.argv[1:]]))
+            """
+        )
+    )
+    wrapper.chmod(0o755)
+    events: list[AgentEvent] = []
+    async with bed(answer("still fine")) as b:
+        options = b.options(claude_path=str(wrapper))
+        if not os.environ.get("CC_EXECUTOR_CLAUDE"):
+            options["env"]["CC_EXECUTOR_CLAUDE"] = b.claude
+            wrapper.write_text(wrapper.read_text().replace("''", repr(b.claude)))
+        result = await run("hi", on_event=events.append, **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "still fine"
+    noise = [e for e in events if isinstance(e, NoiseEvent)]
+    assert [n.text for n in noise][:2] == ["not json at all \x00\ufffd", "[1, 2]"]
+    assert any(isinstance(e, UnknownEvent) and e.event_type == "brand_new_event" for e in events)
+
+
+async def test_max_turns(bed: Any) -> None:
+    tool = Reply([ToolUse("Bash", {"command": "true"})])
+    async with bed(Script([Rule(answers=[tool, tool, tool, tool])])) as b:
+        result = await run("loop", max_turns=1, allowed_tools=["Bash"], **b.options())
+    assert result.status is RunStatus.MAX_TURNS
+    assert "turn limit" in (result.error or "")
+
+
+async def test_bypass_permissions_as_root_gives_a_hint(bed: Any) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the CLI refuses bypassPermissions only as root")
+    async with bed(answer("x")) as b:
+        result = await run("x", permission_mode="bypassPermissions", **b.options())
+    assert result.status is RunStatus.CRASHED
+    assert "IS_SANDBOX=1" in (result.error or "")
+
+
+async def test_missing_cli_says_how_to_install(tmp_path: Path) -> None:
+    result = await run("x", claude_path=str(tmp_path / "no-claude"))
+    assert result.status is RunStatus.SPAWN_FAILED
+    assert "npm install -g @anthropic-ai/claude-code" in (result.error or "")
+
+
+async def test_stream_ends_with_the_result_and_heartbeats_flow(bed: Any) -> None:
+    slow = Reply([Text("tick " * 8)], chunk_size=5, delay=0.3)
+    items: list[Any] = []
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        options = b.options(heartbeat_s=0.5)
+        async for item in stream("slow", **options):
+            items.append(item)
+    assert isinstance(items[-1], RunResult)
+    assert items[-1].status is RunStatus.OK
+    assert any(isinstance(i, HeartbeatEvent) for i in items)
+
+
+async def test_cancel_through_the_handle_keeps_partial_text(bed: Any) -> None:
+    slow = Reply([Text("abc " * 500)], chunk_size=4, delay=0.1)
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        handle = start_run("slow", grace=2, **b.options())
+        await asyncio.sleep(3)
+        assert handle.pause()
+        await asyncio.sleep(0.5)
+        assert handle.resume()
+        handle.cancel()
+        result = await handle.wait()
+    assert result.status is RunStatus.CANCELLED
+    assert result.partial
+    assert result.result.startswith("abc abc")
+
+
+async def test_compat_raises_specific_errors(bed: Any) -> None:
+    async with bed(Script([Rule(answers=[HttpError(400, message="bad request here")])])) as b:
+        with pytest.raises(CCExecuteError, match="bad request here") as info:
+            await cc_execute("x", CCExecutorConfig(options={**b.options(), "retries": 0}))
+    assert info.value.result.status is RunStatus.ERROR
