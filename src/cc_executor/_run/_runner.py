@@ -27,6 +27,8 @@ from tenacity import (
     stop_any,
     wait_exponential,
 )
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from cc_executor._agents._claude import (
     ClaudeNotFound,
@@ -155,6 +157,22 @@ class _Attempt:
     outcome: Outcome
 
 
+class _OutOfTime(stop_base):
+    """Stop retrying when the run's total timeout leaves no room for the back-off and a
+    second of work."""
+
+    def __init__(self, run: _Run, wait: wait_base) -> None:
+        self._run = run
+        self._wait = wait
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        remaining = self._run._remaining()
+        if remaining is not None and remaining <= self._wait(retry_state) + 1:
+            self._run.warnings.append("not retried: the timeout leaves no time for another attempt")
+            return True
+        return False
+
+
 class _Run:
     def __init__(self, prompt: str | bytes, options: RunOptions, on_event: EventCallback | None):
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
@@ -240,15 +258,8 @@ class _Run:
                 )
             )
 
-        def out_of_time(state: RetryCallState) -> bool:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= wait(state) + 1:
-                self.warnings.append("not retried: the timeout leaves no time for another attempt")
-                return True
-            return False
-
         retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(opts.retries + 1), out_of_time),
+            stop=stop_any(stop_after_attempt(opts.retries + 1), _OutOfTime(self, wait)),
             wait=wait,
             retry=retry_if_result(self._should_retry),
             before_sleep=announce,
