@@ -1,0 +1,165 @@
+"""`cc-executor run` through the console script, the real CLI and the scripted model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests.run.conftest import claude_path
+
+CLI = str(Path(sys.executable).parent / "cc-executor")
+RUN_FIELDS = {
+    "run_id", "status", "result", "partial", "timeout_after", "session_id", "cost_usd",
+    "usage", "num_turns", "duration_s", "exit_code", "error", "json", "files",
+}  # fmt: skip
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]:
+    claude = claude_path()
+    if claude is None:
+        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    script = Script(
+        [
+            Rule(
+                match="write",
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "note.txt", "content": "noted\n"})]),
+                    Reply([Text("Wrote note.txt.")]),
+                ],
+            ),
+            Rule(match="json", answers=[Reply([Text('Result: {"n": 3,}')])]),
+            Rule(match="fail", answers=[HttpError(400, message="scripted bad request")]),
+            Rule(match="slow", answers=[Reply([Text("x " * 400)], chunk_size=2, delay=0.1)]),
+            Rule(
+                match="escape",
+                answers=[Reply([Text("evil \x1b]0;pwned\x07 \x1b[2J title")], chunk_size=4)],
+            ),
+            Rule(answers=[Reply([Text("Plain answer.")])]),
+        ]
+    )
+    work = tmp_path / "work"
+    home = tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    with ModelServer(script) as server:
+        env = server.claude_env(home=home, base=os.environ, max_retries=0)
+        env["CC_EXECUTOR_CLAUDE"] = claude
+        env["CC_EXECUTOR_HOME"] = str(tmp_path / "cc-home")
+        yield server, env, work
+
+
+def cc(
+    env: dict[str, str], *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [CLI, "run", *args], input=stdin, capture_output=True, env=env, timeout=120, check=False
+    )
+
+
+def test_answer_on_stdout_progress_on_stderr(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    _, env, work = served
+    done = cc(env, "please write a note", "--allowed-tools", "Write", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Wrote note.txt.\n"
+    assert (work / "note.txt").read_text() == "noted\n"
+    assert b"tool: Write note.txt" in done.stderr
+    assert b"ok \xc2\xb7 $" in done.stderr
+
+
+def test_json_prints_one_object(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    _, env, work = served
+    done = cc(env, "json please", "--json-mode", "--json", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert RUN_FIELDS <= set(result)
+    assert result["status"] == "ok"
+    assert result["json"] == {"n": 3}
+
+
+def test_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    server, env, work = served
+    prompt = "hello from stdin; $(touch /tmp/never) `id`\n"
+    done = cc(env, "-", "--cwd", str(work), "--quiet", stdin=prompt.encode())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Plain answer.\n"
+    assert server.message_requests[-1].prompt == prompt
+
+
+def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    _, env, work = served
+    done = cc(env, "fail now", "--cwd", str(work), "--retries", "0")
+    assert done.returncode == 1
+    assert b"API error 400: API Error: 400 scripted bad request" in done.stderr
+
+
+def test_timeout_exit_124_with_partial_answer(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    _, env, work = served
+    done = cc(env, "slow one", "--cwd", str(work), "--timeout", "3", "--json")
+    assert done.returncode == 124
+    result = json.loads(done.stdout)
+    assert result["status"] == "timeout"
+    assert result["partial"] is True
+    assert result["result"].startswith("x x")
+    assert result["session_id"]
+
+
+def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    _, env, _work = served
+    done = cc(env, "x", "--permission-mode", "yolo")
+    assert done.returncode == 2
+    assert b"permission_mode must be one of" in done.stderr
+
+
+def test_live_view_on_a_terminal_neutralises_escapes(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """On a real pseudo-terminal the live view draws a status line; control sequences from
+    the model never reach the terminal raw."""
+    _, env, work = served
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [CLI, "run", "escape test", "--cwd", str(work)],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    os.close(terminal)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(controller)
+    assert proc.returncode == 0
+    assert b"turns" in screen and b"tools" in screen  # the status line was drawn
+    assert b"\x1b]0;pwned" not in screen  # no window-title change
+    assert b"\x1b[2J" not in screen  # no screen clear from the model
+    assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
