@@ -86,7 +86,7 @@ def test_json_prints_one_object(served: tuple[ModelServer, dict[str, str], Path]
     lines = done.stdout.decode().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert RUN_FIELDS <= set(result)
+    assert set(result) >= RUN_FIELDS
     assert result["status"] == "ok"
     assert result["json"] == {"n": 3}
 
@@ -159,7 +159,8 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     proc.wait(timeout=10)
     os.close(controller)
     assert proc.returncode == 0
-    assert b"turns" in screen and b"tools" in screen  # the status line was drawn
+    assert b"turns" in screen
+    assert b"tools" in screen
     assert b"\x1b]0;pwned" not in screen  # no window-title change
     assert b"\x1b[2J" not in screen  # no screen clear from the model
     assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
