@@ -1,0 +1,514 @@
+"""JSON answers: find, repair and validate the JSON value in a model's free-text answer.
+
+A model asked for JSON answers with JSON most of the time, but not always with *only*
+JSON: it wraps it in a Markdown fence, puts prose around it, shows an example first,
+leaves a trailing comma, or is cut off mid-object by a timeout. :func:`extract_json`
+finds the value anyway, repairs the usual damage, and says precisely why when it cannot.
+
+The answer is untrusted data: it is only ever parsed (``json`` and ``json_repair``),
+never evaluated, and every search over it is linear in its length with a small factor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import re
+import reprlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, NamedTuple
+
+__all__ = ["MAX_CANDIDATES", "JsonExtraction", "extract_json", "merge_json_result"]
+
+#: At most this many fenced blocks, and this many bracketed spans of prose, are parsed
+#: per answer. Spans never overlap, so parsing costs at most about twice the answer's
+#: length however many candidates there are; the bound caps the per-candidate overhead
+#: for answers with thousands of ``{...}`` placeholders or ``[1]`` citations.
+MAX_CANDIDATES = 20
+
+#: Bracket nesting deeper than this is taken for noise rather than JSON (the ``json``
+#: module itself gives up near Python's recursion limit); it also keeps a run of 100,000
+#: ``{`` from being scanned as one ever-deepening candidate.
+_MAX_DEPTH = 512
+
+#: Spans nesting deeper than this are not repaired: json_repair refuses deep input anyway
+#: (at a few hundred levels), and before refusing it can take time quadratic in the span.
+_MAX_REPAIR_DEPTH = 100
+
+_PREVIEW_CHARS = 80
+_SCHEMA_MESSAGE_CHARS = 300
+
+_OPENER = re.compile(r"[{\[]")
+# One match per bracket or per whole double-quoted string, so strings cost one step
+# however long. A string left open stops before a raw newline: JSON strings cannot hold
+# one, so the quote was prose, and matching goes on after it.
+_TOKEN = re.compile(r'[{}\[\]]|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?')
+_CLOSER = {"{": "}", "[": "]"}
+_NON_SPACE = re.compile(r"\S")
+# CommonMark fence lines: at most three spaces of indent, then ``` or ~~~ or longer. The
+# leading newline is a literal prefix, which makes the search C-fast over megabytes.
+_FENCE_LINE = re.compile(r"\n[ \t]{0,3}(```+|~~~+)")
+_FENCE_FIRST_LINE = re.compile(r"[ \t]{0,3}(```+|~~~+)")
+
+# What may follow the opening bracket of JSON that was cut off; anything else (``[a)``,
+# ``{name``) is a stray bracket in prose and the scan looks inside it instead.
+_JSONISH_START = re.compile(
+    r"""\{\s*(?:["'}]|[^\W\d]\w*\s*:|\Z)
+      | \[\s*(?:[\[{"'\]\d-]|true\b|false\b|null\b|\Z)""",
+    re.VERBOSE,
+)
+
+# Tokens of relaxed JSON, used to refuse repair of prose: a bare word that is neither an
+# unquoted key nor a literal means the brackets hold text, which json_repair would turn
+# into a plausible-looking but invented value ("[see above]" -> ["see above"]).
+_RELAXED_TOKEN = re.compile(
+    r"""
+      "(?:[^"\\\n]|\\.)*"?
+    | '(?:[^'\\\n]|\\.)*'?
+    | //[^\n]* | \#[^\n]* | /\*.*?(?:\*/|\Z)
+    | -?\d[\w.+-]*
+    | ([^\W\d]\w*)(\s*:)?
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_LITERAL_WORDS = frozenset(
+    {"true", "false", "null", "True", "False", "None", "NaN", "Infinity", "undefined"}
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# Strict means RFC 8259: Python's json would otherwise accept NaN and Infinity.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonExtraction:
+    """What :func:`extract_json` found in an answer.
+
+    ``value`` is the parsed JSON value (dict, list, str, int, float, bool or None), or None
+    when nothing was found; ``found`` tells a JSON ``null`` apart from "not found".
+    ``repaired`` is True when the value only parsed after repair (trailing commas,
+    comments, single quotes, unquoted keys, truncation). ``source`` is the exact substring
+    of the answer the value came from ("" when not found). ``error`` is None on success,
+    a specific reason when nothing was found, or ``"JSON does not match the schema: ..."``
+    when a value was found (``found`` stays True) but failed the schema, in which case
+    ``schema_errors`` holds every violation as ``"$.path: message"``, sorted by path.
+    """
+
+    value: Any
+    found: bool
+    repaired: bool
+    source: str
+    error: str | None
+    schema_errors: list[str]
+
+
+class _Match(Enum):
+    CLOSED = "closed"
+    OPEN = "open"  # the text ran out before the matching closing bracket
+    TOO_DEEP = "too deep"
+    EXHAUSTED = "exhausted"  # the scanning budget ran out
+
+
+class _Candidate(NamedTuple):
+    start: int
+    end: int
+    complete: bool  # the brackets balance
+    trailing: bool  # incomplete because the answer (not just a fence) ends inside it
+    depth: int  # deepest bracket nesting seen; 0 when strict JSON matched it in one go
+
+
+class _Parsed(NamedTuple):
+    value: Any
+    repaired: bool
+    source: str
+
+
+class _Failure(NamedTuple):
+    candidate: _Candidate
+    reason: str
+    needs_partial: bool
+
+
+def extract_json(
+    text: str, *, schema: Mapping[str, Any] | None = None, partial: bool = False
+) -> JsonExtraction:
+    """Find, parse and optionally validate the JSON value in a model's answer ``text``.
+
+    Where the value is looked for, first match wins:
+
+    1. The whole answer (stripped), if it is strict JSON of any type (``"42"`` is 42).
+    2. Fenced Markdown blocks (```` ``` ````, ```` ```json ````, ``~~~``; other info
+       strings such as ``python`` are skipped) whose content starts with ``{`` or ``[``,
+       the **last** block first: a model that shows an example and then its answer puts
+       the answer last. Only the first bracketed span of a block is used.
+    3. Bracketed spans in prose, found by a string-aware bracket matcher. The
+       **largest** span is tried first, the later of equal ones first: the answer is
+       usually the biggest structure, while prose holds small things like ``[1]``. A
+       bracket that never closes (``(see [a)``) is skipped and the search goes on inside
+       it, unless what follows it looks like JSON that was cut off (then see ``partial``).
+
+    Each candidate is parsed with strict ``json`` first; only if that fails is it repaired
+    with ``json_repair`` (``repaired=True``). Repair is refused when the span holds prose
+    (a bare word that is neither an unquoted key nor a literal), and its result is refused
+    unless it is a non-empty object for ``{`` or a non-empty array for ``[``, so brackets
+    in ordinary text are never turned into an invented value.
+
+    ``partial=True`` declares ``text`` a truncated answer (salvage after a timeout): an
+    object or array that the end of the answer cuts off may then be repaired, keeping
+    every complete key and element. Without it such a value is not found, and ``error``
+    says where it starts and to pass ``partial=True``; complete values before it may
+    still be found, but never fragments from inside it.
+
+    At most :data:`MAX_CANDIDATES` fenced blocks and as many prose spans are parsed, and
+    bracket nesting deeper than 512 is not searched. Scanning is linear in ``len(text)``
+    (20 MB of prose takes milliseconds); repair is pure Python and takes about a second
+    per 2 MB of damaged JSON.
+
+    ``schema`` is a JSON Schema (its ``$schema`` picks the draft, the latest by default;
+    ``format`` is not asserted). A schema that is itself invalid, or whose ``$ref``
+    cannot be resolved, raises :class:`ValueError`: that is a programming error, not bad
+    model output. Nothing else raises for any ``text``.
+    """
+    validator = _compile_schema(schema) if schema is not None else None
+    found = _find(text, partial=partial)
+    if isinstance(found, str):
+        return JsonExtraction(None, False, False, "", found, [])
+    errors = _schema_errors(validator, found.value) if validator is not None else []
+    error = f"JSON does not match the schema: {errors[0]}" if errors else None
+    return JsonExtraction(found.value, True, found.repaired, found.source, error, errors)
+
+
+def merge_json_result(base: dict[str, Any], extraction: JsonExtraction) -> dict[str, Any]:
+    """Merge a found JSON value into a result dict; keys of ``base`` always win.
+
+    A found object is merged key by key (``{**value, **base}``); any other found value,
+    including ``null``, goes under ``"json"``; when nothing was found the result is a
+    copy of ``base``. ``base`` itself is never modified.
+    """
+    if not extraction.found:
+        return dict(base)
+    if isinstance(extraction.value, dict):
+        return {**extraction.value, **base}
+    return {"json": extraction.value, **base}
+
+
+def _find(text: str, *, partial: bool) -> _Parsed | str:
+    """The value found in ``text``, or the reason nothing was."""
+    stripped = text.strip()
+    if not stripped:
+        return "the answer is empty" if not text else "the answer is empty (whitespace only)"
+    try:
+        return _Parsed(_DECODER.decode(stripped), False, stripped)
+    except (ValueError, RecursionError):
+        pass
+
+    scanner = _Scanner(text)
+    failures: list[_Failure] = []
+    for candidates in (_fence_candidates(scanner), _prose_candidates(scanner)):
+        for candidate in candidates:
+            outcome = _attempt(text, candidate, partial=partial)
+            if isinstance(outcome, _Parsed):
+                return outcome
+            failures.append(outcome)
+    return _not_found(text, failures)
+
+
+def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _Failure:
+    source = text[candidate.start : candidate.end]
+    if candidate.complete:
+        try:
+            return _Parsed(_DECODER.decode(source), False, source)
+        except RecursionError:
+            return _Failure(candidate, "is nested too deeply to parse", False)
+        except ValueError as exc:
+            strict_error = str(exc)
+    elif not candidate.trailing:
+        return _Failure(candidate, "has brackets that do not balance", False)
+    elif not partial:
+        return _Failure(candidate, "is cut off before its closing bracket", True)
+    else:
+        strict_error = "cut off before its closing bracket"
+
+    if candidate.depth > _MAX_REPAIR_DEPTH:
+        return _Failure(
+            candidate,
+            f"is not JSON ({strict_error}) and nests too deeply "
+            f"(over {_MAX_REPAIR_DEPTH} levels) to repair",
+            False,
+        )
+    refusal = _prose_word(source, truncated=not candidate.complete)
+    if refusal is not None:
+        return _Failure(
+            candidate,
+            f"is not JSON ({strict_error}) and was not repaired: "
+            f"the bare word {refusal!r} is prose",
+            False,
+        )
+    import json_repair
+
+    try:
+        value = json_repair.loads(source, skip_json_loads=True)
+    # A third-party parser fed untrusted text: any failure just means "not repairable".
+    except Exception as exc:
+        return _Failure(
+            candidate, f"is not JSON ({strict_error}) and repair failed: {exc!r}", False
+        )
+    expected = dict if source.startswith("{") else list
+    if not isinstance(value, expected) or not value:
+        empty = isinstance(value, expected)
+        what = f"an empty {expected.__name__}" if empty else reprlib.repr(value)
+        return _Failure(
+            candidate,
+            f"is not JSON ({strict_error}) and repair gave {what} instead",
+            False,
+        )
+    return _Parsed(value, True, source)
+
+
+def _prose_word(source: str, *, truncated: bool) -> str | None:
+    """The first bare word in ``source`` that relaxed JSON cannot contain, if any.
+
+    In a truncated span, a word at the very end may be a literal or key cut in half.
+    """
+    for token in _RELAXED_TOKEN.finditer(source):
+        word = token.group(1)
+        if word is None or token.group(2) is not None or word in _LITERAL_WORDS:
+            continue
+        if truncated and token.end() == len(source):
+            continue
+        return word
+    return None
+
+
+class _Scanner:
+    """Bracket matching over one answer, with the work for the whole answer bounded.
+
+    Two budgets keep any input linear. A failed ``raw_decode`` costs up to its error
+    position (the error counts the lines before it), so failures may cost four times the
+    answer's length in all, then only the Python matcher is used. The Python matcher may
+    take about three passes over the answer's brackets and strings in all, enough to
+    restart after a few stray brackets; then scanning stops with what it has found.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decode_budget = 4 * len(text) + (1 << 20)
+        tokens = sum(text.count(c) for c in "{}[]") + text.count('"') // 2
+        self._token_budget = 3 * tokens + 10_000
+
+    def match(self, start: int, end: int) -> tuple[int, _Match, int]:
+        """Match the bracket at ``text[start]`` within ``text[:end]``.
+
+        Returns the position just past the closing bracket (CLOSED); ``end`` (OPEN); the
+        position just past the bracket that exceeded the nesting bound (TOO_DEEP); or
+        ``end`` when the budget ran out (EXHAUSTED); and the deepest nesting seen (0 when
+        the span is strict JSON, matched by the C parser). Brackets in double-quoted
+        strings do not count; a closing bracket of the wrong kind is ignored, so the span
+        stays open and the caller looks inside it.
+        """
+        text = self.text
+        if self._decode_budget > 0:
+            try:
+                # Valid JSON is matched by the C parser in one call.
+                stop = _DECODER.raw_decode(text, start)[1]
+            except json.JSONDecodeError as exc:
+                self._decode_budget -= exc.pos
+            except (ValueError, RecursionError):
+                self._decode_budget -= start
+            else:
+                if stop <= end:
+                    return stop, _Match.CLOSED, 0
+        closers = [_CLOSER[text[start]]]
+        deepest = 1
+        pos = start + 1
+        while (token := _TOKEN.search(text, pos, end)) is not None:
+            self._token_budget -= 1
+            if self._token_budget < 0:
+                return end, _Match.EXHAUSTED, deepest
+            pos = token.end()
+            char = text[token.start()]
+            if char in _CLOSER:
+                if len(closers) >= _MAX_DEPTH:
+                    return pos, _Match.TOO_DEEP, _MAX_DEPTH
+                closers.append(_CLOSER[char])
+                deepest = max(deepest, len(closers))
+            elif char == closers[-1]:
+                closers.pop()
+                if not closers:
+                    return pos, _Match.CLOSED, deepest
+        return end, _Match.OPEN, deepest
+
+
+def _fence_candidates(scanner: _Scanner) -> Iterator[_Candidate]:
+    """The bracketed content of JSON-ish fenced blocks, last block first."""
+    text = scanner.text
+    blocks = _fenced_blocks(text)
+    for content_start, content_end, fence_closed in reversed(blocks[-MAX_CANDIDATES:]):
+        lead = _NON_SPACE.search(text, content_start, content_end)
+        if lead is None or lead.group() not in _CLOSER:
+            continue
+        stop, state, depth = scanner.match(lead.start(), content_end)
+        if state is _Match.CLOSED:
+            yield _Candidate(lead.start(), stop, True, False, depth)
+        elif state is not _Match.EXHAUSTED:
+            end = len(text[lead.start() : content_end].rstrip()) + lead.start()
+            yield _Candidate(lead.start(), end, False, not fence_closed, depth)
+
+
+def _fenced_blocks(text: str) -> list[tuple[int, int, bool]]:
+    """``(content_start, content_end, closed)`` of every fence whose info string is empty
+    or starts with ``json`` (json, jsonc, json5), per CommonMark's fence rules: a run of
+    three or more backticks or tildes indented at most three spaces, closed by a run of
+    the same character at least as long with nothing after it. A fence left open runs to
+    the end of the answer.
+    """
+    blocks: list[tuple[int, int, bool]] = []
+    opener: tuple[str, int, bool, int] | None = None  # char, length, is JSON, content start
+    first = _FENCE_FIRST_LINE.match(text)
+    runs = _FENCE_LINE.finditer(text)
+    for line in itertools.chain([first] if first else [], runs):
+        fence = line.group(1)
+        line_start = line.start() if line is first else line.start() + 1
+        line_end = text.find("\n", line.end())
+        if line_end < 0:
+            line_end = len(text)
+        info = text[line.end() : line_end].strip()
+        if opener is None:
+            if fence[0] == "`" and "`" in info:
+                continue
+            language = info.split()[0].lower() if info else ""
+            is_json = language == "" or language.startswith("json")
+            opener = (fence[0], len(fence), is_json, min(line_end + 1, len(text)))
+        elif fence[0] == opener[0] and len(fence) >= opener[1] and not info:
+            if opener[2]:
+                blocks.append((opener[3], line_start, True))
+            opener = None
+    if opener is not None and opener[2]:
+        blocks.append((opener[3], len(text), False))
+    return blocks
+
+
+def _prose_candidates(scanner: _Scanner) -> list[_Candidate]:
+    """Up to :data:`MAX_CANDIDATES` bracketed spans of the answer, largest (then last) first.
+
+    Spans are outermost and never overlap. When a bracket never closes, the scan starts
+    again just after it, unless what follows it looks like JSON: then it is the cut-off
+    tail of the answer and one candidate, and whatever lies inside it is a fragment, not
+    a candidate.
+    """
+    text = scanner.text
+    spans: list[_Candidate] = []
+    pos = 0
+    end = len(text)
+    while (opener := _OPENER.search(text, pos)) is not None:
+        stop, state, depth = scanner.match(opener.start(), end)
+        if state is _Match.EXHAUSTED:
+            break
+        if state is _Match.OPEN:
+            if _JSONISH_START.match(text, opener.start()):
+                tail_end = len(text.rstrip())
+                spans.append(_Candidate(opener.start(), tail_end, False, True, depth))
+                break
+            stop = opener.start() + 1
+        elif state is _Match.CLOSED:
+            spans.append(_Candidate(opener.start(), stop, True, False, depth))
+        pos = stop
+    return heapq.nlargest(MAX_CANDIDATES, spans, key=lambda c: (c.end - c.start, c.start))
+
+
+def _not_found(text: str, failures: list[_Failure]) -> str:
+    about = f"({len(text):,} chars; starts with: {_preview(text.lstrip())})"
+    cut_off = next((f for f in failures if f.needs_partial), None)
+    if cut_off is not None:
+        where = cut_off.candidate
+        kind = "object" if text[where.start] == "{" else "array"
+        return (
+            f"the answer ends inside a JSON {kind} that is cut off before its closing "
+            f"bracket (it starts at char {where.start:,}: "
+            f"{_preview(text[where.start : where.start + _PREVIEW_CHARS + 1])}); "
+            f"pass partial=True to salvage it {about}"
+        )
+    if not failures:
+        return f"no JSON object or array found in the answer {about}"
+    first = failures[0]
+    span = first.candidate
+    count = len(failures)
+    return (
+        f"no valid JSON object or array found in the answer: {count} candidate "
+        f"span{'s' if count != 1 else ''} tried; the first (chars {span.start:,}-"
+        f"{span.end:,}) {first.reason} {about}"
+    )
+
+
+def _preview(text: str) -> str:
+    """``text``'s start as a quoted, escaped literal, elided after ~80 characters."""
+    if len(text) <= _PREVIEW_CHARS:
+        return repr(text)
+    quoted = repr(text[:_PREVIEW_CHARS])
+    return f"{quoted[:-1]}...{quoted[-1]}"
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= _SCHEMA_MESSAGE_CHARS:
+        return message
+    return message[: _SCHEMA_MESSAGE_CHARS - 3] + "..."
+
+
+def _compile_schema(schema: Mapping[str, Any]) -> Any:
+    """A jsonschema validator for ``schema``; ValueError if the schema is invalid."""
+    # jsonschema ships no type information; it is only ever used through this module.
+    from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+    from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+
+    # The meta-schema checks "type": "object" with isinstance(dict), so a read-only
+    # Mapping would be reported as an invalid schema.
+    as_dict = dict(schema)
+    cls = validator_for(as_dict)
+    try:
+        cls.check_schema(as_dict)
+    except SchemaError as exc:
+        raise ValueError(f"invalid JSON schema: {exc.message}") from exc
+    return cls(as_dict)
+
+
+def _schema_errors(validator: Any, value: Any) -> list[str]:
+    """Every violation of ``value`` as ``"$.path: message"``, sorted by path."""
+    # jsonschema >= 4.18 resolves $ref through `referencing` (its own dependency) and
+    # documents this as the exception to catch for a $ref that cannot be resolved.
+    from referencing.exceptions import Unresolvable
+
+    try:
+        errors = list(validator.iter_errors(value))
+    except Unresolvable as exc:
+        raise ValueError(f"invalid JSON schema: cannot resolve $ref: {exc}") from exc
+
+    def order(error: Any) -> tuple[list[tuple[int, int | str]], str]:
+        # Indexes and keys in one path sort apart, and indexes numerically.
+        path: list[tuple[int, int | str]] = [
+            (0, p) if isinstance(p, int) else (1, str(p)) for p in error.absolute_path
+        ]
+        return path, str(error.message)
+
+    return [
+        f"{_json_path(error.absolute_path)}: {_shorten(str(error.message))}"
+        for error in sorted(errors, key=order)
+    ]
+
+
+def _json_path(parts: Any) -> str:
+    path = "$"
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and part.isidentifier():
+            path += f".{part}"
+        else:
+            path += f"[{json.dumps(str(part), ensure_ascii=False)}]"
+    return path
