@@ -29,6 +29,7 @@ from cc_executor._agents._types import (
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 _ANSWER_LINES = 12
+_TAIL_CHARS = 4096
 
 
 def inert(text: str) -> str:
@@ -108,12 +109,15 @@ class LiveView:
             self._line(f"session {event.session_id} · model {event.model}")
         elif isinstance(event, TextDeltaEvent):
             self._answer.append(event.text)
+            if len(self._answer) > 256:
+                # Only the last lines are shown: keep a bounded tail, not the whole answer.
+                self._answer = ["".join(self._answer)[-_TAIL_CHARS:]]
             self._activity = "writing"
         elif isinstance(event, TextEvent):
             if event.message_id:
                 self._turns.add(event.message_id)
             if not self._answer:
-                self._answer.append(event.text)
+                self._answer.append(event.text[-_TAIL_CHARS:])
             self._answer.append("\n")
             self._activity = "answered"
         elif isinstance(event, ToolUseEvent):

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._ids import new_run_id
 from cc_executor._paths import runs_dir
-from cc_executor._run._jsonmode import extract_json
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 
@@ -74,9 +73,16 @@ _MAX_LINE_MEMORY = 1 << 20
 
 @dataclass
 class _AttemptState:
-    """What one attempt has shown so far."""
+    """What one attempt has shown so far.
+
+    During a run no answer text is kept (``keep_text=False``): the final answer comes from
+    the result line, and a 20 MB answer must not sit in memory three times over (deltas,
+    text block, result). Only when the answer is needed without a result line (timeout,
+    cancel, crash) is the event log replayed into a ``keep_text=True`` state.
+    """
 
     cwd: str
+    keep_text: bool = False
     init: InitEvent | None = None
     result: ResultEvent | None = None
     texts: list[str] = field(default_factory=list)
@@ -92,13 +98,15 @@ class _AttemptState:
     def apply(self, event: AgentEvent) -> None:
         self.last_t = event.t
         if isinstance(event, TextDeltaEvent):
-            self.streaming.setdefault((event.message_id, event.index), []).append(event.text)
+            if self.keep_text:
+                self.streaming.setdefault((event.message_id, event.index), []).append(event.text)
             self.last_activity = "writing"
         elif isinstance(event, TextEvent):
             # The whole block arrived: its deltas are no longer needed.
             for key in [k for k in self.streaming if k[0] == event.message_id]:
                 del self.streaming[key]
-            self.texts.append(event.text)
+            if self.keep_text:
+                self.texts.append(event.text)
             self._message(event.message_id)
             self.last_activity = "answered"
         elif isinstance(event, ToolUseEvent):
@@ -147,6 +155,29 @@ class _AttemptState:
     def text_so_far(self) -> str:
         """Completed assistant text plus what is still streaming."""
         return join_texts([*self.texts, *("".join(parts) for parts in self.streaming.values())])
+
+
+def _replay_text(process: ProcessResult, cwd: str) -> str:
+    """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
+    the deltas of blocks still streaming when it ended (retracted ones dropped)."""
+    state = _AttemptState(cwd=cwd, keep_text=True)
+    parser = ClaudeStreamParser()
+    if process.warnings and any("cannot write" in w for w in process.warnings):
+        lines: Iterable[bytes] = process.stdout.splitlines()
+        for line in lines:
+            for event in parser.parse(line, 0.0):
+                state.apply(event)
+        return state.text_so_far()
+    if not process.stdout_path:
+        return ""
+    try:
+        with open(process.stdout_path, "rb") as log:
+            for line in log:
+                for event in parser.parse(line, 0.0):
+                    state.apply(event)
+    except OSError:
+        return ""
+    return state.text_so_far()
 
 
 @dataclass
@@ -295,6 +326,9 @@ class _Run:
             run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
             run_dir=run_dir,
             max_line_memory=_MAX_LINE_MEMORY,
+            # The event log on disk is the record; memory only buffers what is in flight.
+            memory_budget=_MAX_LINE_MEMORY,
+            queue_budget=4 * _MAX_LINE_MEMORY,
         )
         await proc.start()
         self.process = proc
@@ -364,7 +398,7 @@ class _Run:
         if final is not None and final.result is not None and not partial:
             text = final.result
         else:
-            text = state.text_so_far()
+            text = _replay_text(process, self.cwd)
         denials = list(final.permission_denials) if final is not None else []
         result = RunResult(
             run_id=self.run_id,
@@ -408,6 +442,8 @@ class _Run:
         if final is not None and final.structured_output is not None:
             result.json = final.structured_output
             return
+        from cc_executor._run._jsonmode import extract_json
+
         extraction = extract_json(result.result, schema=opts.json_schema, partial=result.partial)
         result.json = extraction.value if extraction.found else None
         result.json_error = extraction.error

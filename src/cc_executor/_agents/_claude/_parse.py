@@ -3,7 +3,7 @@
 Tolerant by design: the CLI adds event types and fields between versions, so a line of an
 unknown type becomes an :class:`UnknownEvent`, a line that is not a JSON object becomes a
 :class:`NoiseEvent`, and a missing or ill-typed field becomes None or a default. Nothing here
-raises on any input. Parsing is one ``json.loads`` per line: linear in the line's size.
+raises on any input. Parsing is one ``orjson.loads`` per line: linear in the line's size.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from cc_executor._agents._types import (
     AgentEvent,
@@ -210,10 +212,17 @@ class ClaudeStreamParser:
 
     def parse(self, line: bytes | str, t: float) -> list[AgentEvent]:
         """Events for one line (usually one; an assistant line may hold several blocks)."""
+        obj: Any = None
         try:
-            obj = json.loads(line)
+            # orjson: several times faster than the standard library, and no worse in memory
+            # on a 20 MB line (about 3x the line at the peak, as every whole-line parser
+            # measured here: json, orjson, ijson).
+            obj = orjson.loads(line)
         except (ValueError, RecursionError):
-            obj = None
+            try:  # what orjson refuses but JSON allows (integers beyond 64 bits, ...)
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                obj = None
         if not isinstance(obj, dict):
             text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
             text = text.strip()
