@@ -25,7 +25,12 @@ def add_parser(sub: Any) -> None:
         "code is the child's, 124 on timeout, 125 when the command cannot be started, "
         "128+N when it was killed by signal N, 130 when interrupted.",
     )
-    p.add_argument("--timeout", type=float, metavar="S", help="total time limit in seconds")
+    p.add_argument(
+        "--timeout",
+        type=timeout_value,
+        metavar="S|auto",
+        help="total time limit in seconds; 'auto' derives it from similar past runs",
+    )
     p.add_argument(
         "--idle-timeout", type=float, metavar="S", help="stop after S seconds without output"
     )
@@ -58,6 +63,38 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def timeout_value(text: str) -> float | str:
+    """``--timeout`` values: positive seconds or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'auto', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"the timeout must be positive, got {text}")
+    return value
+
+
+def resolve_auto_timeout(
+    value: float | str | None, *, kind: str, agent: str | None, key: str | None
+) -> tuple[float | None, str | None]:
+    """The timeout to use and, for ``auto``, the sentence saying which estimate was used."""
+    if value != "auto":
+        return (float(value) if value is not None else None), None
+    from cc_executor._store import HistoryError, auto_timeout, open_store
+
+    try:
+        store = open_store()
+    except HistoryError as exc:
+        seconds, note = auto_timeout([])
+        return seconds, f"{note} (history unavailable: {exc})"
+    try:
+        return auto_timeout(store.durations(kind=kind, agent=agent, key=key))
+    finally:
+        store.close()
+
+
 def exit_code_for(result: ProcessResult) -> int:
     """The exit code ``exec`` returns for ``result``."""
     import signal as _signal
@@ -85,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
     import signal
+    import time
 
     from cc_executor._engine import OutputEvent, SupervisedProcess
 
@@ -105,6 +143,17 @@ def run(args: argparse.Namespace) -> int:
 
         stdin = Path(args.stdin)
 
+    from cc_executor._store import Artifact, Recorder, RunRecord, redact_argv
+
+    argv_record = redact_argv(command)
+    timeout, note = resolve_auto_timeout(
+        args.timeout, kind="exec", agent=None, key=json.dumps(argv_record)
+    )
+    if note:
+        print(f"cc-executor exec: {note}", file=sys.stderr)
+    recorder = Recorder()
+    record = RunRecord(id="", kind="exec", argv=argv_record, started_at=time.time())
+
     async def main() -> ProcessResult:
         loop = asyncio.get_running_loop()
         try:
@@ -112,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 command,
                 stdin=stdin,
                 cwd=args.cwd,
-                timeout=args.timeout,
+                timeout=timeout,
                 idle_timeout=args.idle_timeout,
                 first_output_timeout=args.first_output_timeout,
                 grace=args.grace,
@@ -131,6 +180,13 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop)
         await proc.start()
+        record.id = proc.run_id
+        record.cwd = proc.cwd
+        record.run_dir = proc.run_dir
+        if proc.result is None:
+            record.pid = proc.pid
+            record.tree_token = proc.tree_token
+            await asyncio.to_thread(recorder.start, record)
         if not args.json and proc.result is None:
             out, err = sys.stdout.buffer, sys.stderr.buffer
 
@@ -146,6 +202,25 @@ def run(args: argparse.Namespace) -> int:
         return await proc.wait()
 
     result = asyncio.run(main())
+    record.ended_at = result.ended_at
+    record.status = result.status.value
+    record.exit_code = result.exit_code
+    record.signal = result.signal
+    record.duration_s = result.duration_s
+    record.error = result.error
+    record.artifacts = [
+        Artifact(name=name, path=path, size=size, sha256=digest)
+        for name, path, size, digest in (
+            ("stdout", result.stdout_path, result.stdout_bytes, result.stdout_sha256),
+            ("stderr", result.stderr_path, result.stderr_bytes, result.stderr_sha256),
+        )
+        if path is not None
+    ]
+    recorder.finish(record)
+    recorder.close()
+    result.warnings.extend(recorder.warnings)
+    if note:
+        result.warnings.append(note)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         sys.stdout.flush()

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cc_executor._cli._exec import resolve_auto_timeout, timeout_value
+
 if TYPE_CHECKING:
     from cc_executor._run._result import RunResult
 
@@ -37,7 +39,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("prompt", metavar="PROMPT|-", help="the prompt, or - to read it from stdin")
     g = p.add_argument_group("time")
-    g.add_argument("--timeout", type=float, metavar="S", help="total time limit")
+    g.add_argument(
+        "--timeout",
+        type=timeout_value,
+        metavar="S|auto",
+        help="total time limit; 'auto' derives it from similar past runs",
+    )
     g.add_argument("--idle-timeout", type=float, metavar="S", help="stop after S s without output")
     g.add_argument("--first-output-timeout", type=float, metavar="S")
     g.add_argument("--grace", type=float, default=5.0, metavar="S", help="SIGTERM->SIGKILL delay")
@@ -129,6 +136,11 @@ def main(args: argparse.Namespace) -> int:
             "heartbeat_s",
         )
     }  # fmt: skip
+    options["timeout"], note = resolve_auto_timeout(
+        args.timeout, kind="run", agent="claude", key=args.model
+    )
+    if note:
+        print(f"cc-executor run: {note}", file=sys.stderr)
     options["env"] = dict(args.env)
     options["json_schema"] = _load_schema(args.json_schema)
     view = None if args.quiet else LiveView()
@@ -150,6 +162,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if view:
         view.close()
+    if note:
+        result.warnings.append(note)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:

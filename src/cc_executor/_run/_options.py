@@ -33,7 +33,8 @@ class RunOptions:
     back-off, seconds), ``heartbeat_s`` (interval of heartbeat events; 0 turns them off).
 
     Bookkeeping: ``claude_path`` (the executable; default: found automatically),
-    ``run_id``, ``run_dir``.
+    ``run_id``, ``run_dir``, ``record`` (keep the run in the history; default True: a
+    broken history only adds a warning), ``parent_id`` (the task list it belongs to).
     """
 
     model: str | None = None
@@ -68,6 +69,8 @@ class RunOptions:
     claude_path: str | None = None
     run_id: str | None = None
     run_dir: str | os.PathLike[str] | None = None
+    record: bool = True
+    parent_id: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("timeout", "idle_timeout", "first_output_timeout"):

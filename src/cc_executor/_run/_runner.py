@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import os
 import time
@@ -59,6 +60,15 @@ from cc_executor._ids import new_run_id
 from cc_executor._paths import runs_dir
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult, join_texts
+from cc_executor._store import (
+    Artifact,
+    Recorder,
+    RunRecord,
+    file_receipt,
+    preview,
+    redact_argv,
+    redact_text,
+)
 
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
 
@@ -157,6 +167,10 @@ class _AttemptState:
         return join_texts([*self.texts, *("".join(parts) for parts in self.streaming.values())])
 
 
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _replay_text(process: ProcessResult, cwd: str) -> str:
     """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
     the deltas of blocks still streaming when it ended (retracted ones dropped)."""
@@ -217,6 +231,19 @@ class _Run:
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
         self.stop_requested = False
+        self.recorder = Recorder(enabled=options.record)
+        self.record = RunRecord(
+            id=self.run_id,
+            kind="run",
+            agent="claude",
+            cwd=self.cwd,
+            prompt_sha256=hashlib.sha256(self.prompt).hexdigest(),
+            prompt_preview=preview(self.prompt.decode("utf-8", "replace")),
+            started_at=time.time(),
+            model=options.model,
+            parent_id=options.parent_id,
+            run_dir=str(self.run_dir),
+        )
         self._stopping: set[asyncio.Task[Any]] = set()
 
     def request_stop(self) -> None:
@@ -257,14 +284,17 @@ class _Run:
         try:
             executable = locate_claude(opts.claude_path, {**os.environ, **opts.env})
         except ClaudeNotFound as exc:
-            return RunResult(
-                run_id=self.run_id,
-                status=RunStatus.SPAWN_FAILED,
-                error=str(exc),
-                duration_s=time.monotonic() - self.started,
-                warnings=self.warnings,
+            return await self._recorded(
+                RunResult(
+                    run_id=self.run_id,
+                    status=RunStatus.SPAWN_FAILED,
+                    error=str(exc),
+                    duration_s=time.monotonic() - self.started,
+                    warnings=self.warnings,
+                )
             )
         self._save_prompt()
+        self.record.argv = redact_argv(build_command(executable, opts.command()))
         argv = build_command(executable, opts.command())
         wait = wait_exponential(
             multiplier=opts.retry_initial_delay,
@@ -298,7 +328,50 @@ class _Run:
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         final: _Attempt = await retrying(attempt)
-        return self._result(final)
+        return await self._recorded(self._result(final))
+
+    async def _recorded(self, result: RunResult) -> RunResult:
+        """Record the end of the run in the history (best effort) and return ``result``."""
+        record = self.record
+        record.ended_at = time.time()
+        record.status = result.status.value
+        record.exit_code = result.exit_code
+        record.signal = result.process.signal if result.process else None
+        record.session_id = result.session_id
+        record.cost_usd = result.cost_usd
+        record.input_tokens = _int_or_none(result.usage.get("input_tokens"))
+        record.output_tokens = _int_or_none(result.usage.get("output_tokens"))
+        record.turns = result.num_turns
+        record.duration_s = result.duration_s
+        record.result_preview = preview(result.result)
+        record.error = redact_text(result.error) if result.error else None
+        record.model = result.model or record.model
+        artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
+        process = result.process
+        if process is not None:
+            if process.stdout_path:
+                artifacts.append(
+                    Artifact(
+                        name="events",
+                        path=process.stdout_path,
+                        size=process.stdout_bytes,
+                        sha256=process.stdout_sha256,
+                    )
+                )
+            if process.stderr_path:
+                artifacts.append(
+                    Artifact(
+                        name="stderr",
+                        path=process.stderr_path,
+                        size=process.stderr_bytes,
+                        sha256=process.stderr_sha256,
+                    )
+                )
+        record.artifacts = [a for a in artifacts if a is not None]
+        await asyncio.to_thread(self.recorder.finish, record)
+        await asyncio.to_thread(self.recorder.close)
+        result.warnings.extend(self.recorder.warnings)
+        return result
 
     def _should_retry(self, attempt: _Attempt) -> bool:
         if self.stop_requested or not attempt.outcome.retryable:
@@ -334,6 +407,11 @@ class _Run:
         self.process = proc
         if self.stop_requested:
             self.request_stop()
+        if proc.result is None:
+            self.record.pid = proc.pid
+            self.record.pid_started = None
+            self.record.tree_token = proc.tree_token
+            await asyncio.to_thread(self.recorder.start, self.record)
         heartbeat: asyncio.Task[None] | None = None
         try:
             if proc.result is None:

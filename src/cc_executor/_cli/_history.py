@@ -1,0 +1,340 @@
+"""``history``, ``show``, ``export``, ``verify`` and ``prune``: the run history on the command line.
+
+Everything shown comes from files and model output, so it is printed with terminal control
+characters neutralised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cc_executor._store import HistoryStore, RunRecord
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(text: str) -> float:
+    """``30s``, ``15m``, ``12h``, ``7d``, ``2w`` as seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 12h or 7d, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def since(text: str) -> float:
+    """``--since``: a duration ago (``2h``) or an ISO date/time, as a timestamp."""
+    try:
+        return time.time() - duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration (2h, 7d) or an ISO date (2026-11-24T10:00), got {text!r}"
+        ) from None
+    return moment.timestamp()
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the history commands on the subcommand set ``sub``."""
+    p = sub.add_parser(
+        "history", help="list past runs", description="List past runs, newest first."
+    )
+    p.add_argument("--status", help="only runs with this status (ok, failed, timeout, ...)")
+    p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
+    p.add_argument("--agent", help="only runs of this agent (claude)")
+    p.add_argument("--kind", help="only runs of this kind (exec, run)")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    p.add_argument("--json", action="store_true", help="one JSON array")
+    p.set_defaults(handler=history)
+
+    p = sub.add_parser("show", help="show one run", description="Show one run's record.")
+    p.add_argument("run_id", metavar="RUN_ID", help="the id or a unique prefix (6+ chars)")
+    p.add_argument("--events", action="store_true", help="render the transcript")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=show)
+
+    p = sub.add_parser("export", help="export the history as JSON or CSV")
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
+    p.add_argument("--since", type=since, metavar="WHEN")
+    p.set_defaults(handler=export)
+
+    p = sub.add_parser(
+        "verify",
+        help="check runs against their receipts",
+        description="Recompute the sha256 of every stored artifact of a run and compare it with "
+        "the receipt recorded when the run ended. Exit 0 only if every run checked exists, "
+        "completed, and is unaltered.",
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    target.add_argument("--last", type=int, metavar="N", help="the N most recent runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=verify_runs)
+
+    p = sub.add_parser("prune", help="delete old runs and their files")
+    p.add_argument("--older-than", type=duration, required=True, metavar="DURATION")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    p.set_defaults(handler=prune)
+
+
+def _open() -> HistoryStore:
+    from cc_executor._store import HistoryError, open_store
+
+    try:
+        return open_store()
+    except HistoryError as exc:
+        raise SystemExit(f"cc-executor: {exc}") from None
+
+
+def _inert(text: str) -> str:
+    from cc_executor._cli._live import inert
+
+    return inert(text)
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def history(args: argparse.Namespace) -> int:
+    """Handler of ``history``."""
+    from cc_executor._store import Query
+
+    store = _open()
+    try:
+        records = store.query(
+            Query(
+                status=args.status,
+                since=args.since,
+                agent=args.agent,
+                kind=args.kind,
+                limit=args.limit,
+            )
+        )
+    finally:
+        store.close()
+    if args.json:
+        _print_json([r.to_dict() for r in records])
+        return 0
+    if not records:
+        print("no runs recorded yet" if args.status is None else "no matching runs")
+        return 0
+    header = (
+        f"{'RUN ID':<26}  {'STARTED':<19}  {'KIND':<5}  {'STATUS':<13}  {'TIME':>8}  "
+        f"{'COST':>8}  WHAT"
+    )
+    print(header)
+    for r in records:
+        what = r.prompt_preview if r.kind == "run" else " ".join(r.argv)
+        cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "-"
+        took = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
+        print(
+            f"{r.id:<26}  {_when(r.started_at):<19}  {r.kind:<5}  {r.status:<13}  {took:>8}  "
+            f"{cost:>8}  {_inert((what or '')[:60])}"
+        )
+    return 0
+
+
+def _show_record(record: RunRecord) -> None:
+    fields = record.to_dict()
+    artifacts = fields.pop("artifacts")
+    for name in ("started_at", "ended_at"):
+        fields[name] = _when(fields[name])
+    for name, value in fields.items():
+        if value is None or value == []:
+            continue
+        print(f"{name:>18}: {_inert(str(value))}")
+    for artifact in artifacts:
+        print(
+            f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
+            f"{artifact['sha256']} {artifact['path']}"
+        )
+
+
+def _render_events(record: RunRecord) -> None:
+    from cc_executor._agents._claude import ClaudeStreamParser
+    from cc_executor._agents._types import (
+        ApiRetryEvent,
+        NoiseEvent,
+        ResultEvent,
+        TextEvent,
+        ThinkingEvent,
+        ToolResultEvent,
+        ToolUseEvent,
+    )
+
+    log = next((a.path for a in record.artifacts if a.name in ("events", "stdout")), None)
+    if log is None:
+        print("(no event log recorded)")
+        return
+    parser = ClaudeStreamParser()
+    try:
+        with open(log, "rb") as f:
+            for line in f:
+                for event in parser.parse(line, 0.0):
+                    if isinstance(event, TextEvent):
+                        print(f"assistant: {_inert(event.text)}")
+                    elif isinstance(event, ThinkingEvent):
+                        print(f"thinking: {_inert(event.text[:2000])}")
+                    elif isinstance(event, ToolUseEvent):
+                        print(f"tool call: {event.name} {_inert(str(dict(event.input))[:500])}")
+                    elif isinstance(event, ToolResultEvent):
+                        mark = "tool error" if event.is_error else "tool result"
+                        print(f"{mark}: {_inert(event.content[:500])}")
+                    elif isinstance(event, ApiRetryEvent):
+                        print(f"api retry: status {event.error_status} {event.error or ''}")
+                    elif isinstance(event, ResultEvent):
+                        state = "error" if event.is_error else event.subtype
+                        print(f"result ({state}): {_inert((event.result or '')[:2000])}")
+                    elif isinstance(event, NoiseEvent) and record.kind == "exec":
+                        print(_inert(event.text))
+    except OSError as exc:
+        print(f"(event log unreadable: {exc.strerror})")
+
+
+def show(args: argparse.Namespace) -> int:
+    """Handler of ``show``."""
+    store = _open()
+    try:
+        record = store.get(args.run_id)
+    except Exception as exc:  # an ambiguous prefix
+        print(f"cc-executor show: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if record is None:
+        print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(record.to_dict())
+        return 0
+    _show_record(record)
+    if args.events:
+        print()
+        _render_events(record)
+    return 0
+
+
+CSV_FIELDS = (
+    "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
+    "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
+    "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
+    "host", "run_dir",
+)  # fmt: skip
+
+
+def export(args: argparse.Namespace) -> int:
+    """Handler of ``export``."""
+    import csv
+    import io
+    import json
+
+    from cc_executor._store import Query
+
+    store = _open()
+    try:
+        records = store.query(Query(since=args.since))
+    finally:
+        store.close()
+    if args.format == "json":
+        text = json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=1) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            row = record.to_dict()
+            row["argv"] = json.dumps(row["argv"])
+            writer.writerow(row)
+        text = buffer.getvalue()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        print(f"exported {len(records)} runs to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def verify_runs(args: argparse.Namespace) -> int:
+    """Handler of ``verify``."""
+    from cc_executor._store import Query, verify
+
+    store = _open()
+    try:
+        if args.run_id:
+            try:
+                targets = [(args.run_id, store.get(args.run_id))]
+            except Exception as exc:
+                print(f"cc-executor verify: {exc}", file=sys.stderr)
+                return 1
+        else:
+            targets = [(r.id, r) for r in store.query(Query(limit=args.last))]
+    finally:
+        store.close()
+    reports = [verify(record, run_id) for run_id, record in targets]
+    if args.json:
+        _print_json({"ok": all(r.ok for r in reports), "runs": [r.to_dict() for r in reports]})
+    else:
+        for report in reports:
+            mark = "ok      " if report.ok else "FAILED  "
+            facts = (
+                f"exists={'yes' if report.exists else 'no'} "
+                f"completed={'yes' if report.completed else 'no'} "
+                f"unaltered={'yes' if report.unaltered else 'no'}"
+            )
+            print(f"{mark}{report.run_id}  {facts}")
+            for problem in report.problems:
+                print(f"        - {_inert(problem)}")
+    return 0 if reports and all(r.ok for r in reports) else 1
+
+
+def prune(args: argparse.Namespace) -> int:
+    """Handler of ``prune``."""
+    import shutil
+
+    from cc_executor._paths import runs_dir
+    from cc_executor._store import Query
+
+    cutoff = time.time() - args.older_than
+    store = _open()
+    try:
+        if args.dry_run:
+            doomed = [r for r in store.query(Query(until=cutoff)) if r.status != "running"]
+        else:
+            doomed = store.delete_before(cutoff)
+    finally:
+        store.close()
+    root = runs_dir().resolve()
+    removed = 0
+    for record in doomed:
+        if not record.run_dir:
+            continue
+        folder = (root / record.id).resolve()
+        # Only ever delete our own run folders, whatever a record says.
+        if folder.parent == root and folder.is_dir():
+            if not args.dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(doomed)} runs ({removed} run folders) older than {_when(cutoff)}")
+    return 0

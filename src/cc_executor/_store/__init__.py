@@ -1,0 +1,49 @@
+"""The durable history of runs: records, receipts, crash recovery, behind a narrow
+interface (:class:`HistoryStore`) so another backend can be added without touching callers."""
+
+from cc_executor._store._base import HistoryError, HistoryStore, Query
+from cc_executor._store._history import (
+    Recorder,
+    Verification,
+    auto_timeout,
+    default_store_path,
+    file_receipt,
+    open_store,
+    process_start_ticks,
+    recover,
+    verify,
+)
+from cc_executor._store._record import (
+    INTERRUPTED,
+    RUNNING,
+    Artifact,
+    RunRecord,
+    preview,
+    redact_argv,
+    redact_text,
+)
+from cc_executor._store._sqlite import SCHEMA_VERSION, SQLiteStore
+
+__all__ = [
+    "INTERRUPTED",
+    "RUNNING",
+    "SCHEMA_VERSION",
+    "Artifact",
+    "HistoryError",
+    "HistoryStore",
+    "Query",
+    "Recorder",
+    "RunRecord",
+    "SQLiteStore",
+    "Verification",
+    "auto_timeout",
+    "default_store_path",
+    "file_receipt",
+    "open_store",
+    "preview",
+    "process_start_ticks",
+    "recover",
+    "redact_argv",
+    "redact_text",
+    "verify",
+]

@@ -1,0 +1,64 @@
+"""The narrow interface every history backend implements (SQLite today; a server database
+for the distributed mode later), so callers never depend on one backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cc_executor._store._record import RunRecord
+
+
+class HistoryError(Exception):
+    """The history could not be read or written; the message names the file and the reason.
+
+    Recording never lets this reach a run: the run completes and carries a warning."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """Filters for :meth:`HistoryStore.query`; None means any."""
+
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+    agent: str | None = None
+    kind: str | None = None
+    parent_id: str | None = None
+    limit: int | None = None
+
+
+class HistoryStore(Protocol):
+    """What the rest of cc-executor needs from a history backend."""
+
+    def start(self, record: RunRecord) -> None:
+        """Record a run that has just started."""
+
+    def finish(self, record: RunRecord) -> None:
+        """Record the end of a run (all fields)."""
+
+    def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
+        """Set a run's status."""
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """One run by id (or unique prefix)."""
+
+    def query(self, query: Query) -> list[RunRecord]:
+        """Runs matching the filters, newest first."""
+
+    def running(self) -> list[RunRecord]:
+        """Runs still marked running."""
+
+    def durations(
+        self, *, kind: str, agent: str | None, key: str | None, limit: int = 200
+    ) -> list[float]:
+        """Durations of similar finished runs."""
+
+    def count(self) -> int:
+        """Number of runs."""
+
+    def delete_before(self, timestamp: float) -> list[RunRecord]:
+        """Remove finished runs older than ``timestamp``."""
+
+    def close(self) -> None:
+        """Release the backend."""

@@ -1,0 +1,254 @@
+"""Recording runs, recovering after crashes, verifying receipts, estimating timeouts.
+
+Recording is best effort by design: a corrupt, locked or unwritable history produces a
+warning on the run, never a failed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cc_executor._engine import _tree
+from cc_executor._paths import data_home
+from cc_executor._store._base import HistoryError, HistoryStore
+from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
+from cc_executor._store._sqlite import SQLiteStore
+
+HOST = socket.gethostname()
+
+
+def default_store_path() -> Path:
+    """``history.sqlite3`` in the data dir (``$CC_EXECUTOR_HOME`` or the user data dir)."""
+    return data_home() / "history.sqlite3"
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None if there is no such process.
+    With the PID this identifies a process: a recycled PID has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _same_process(pid: int | None, started: int | None) -> bool:
+    return pid is not None and started is not None and process_start_ticks(pid) == started
+
+
+def recover(store: HistoryStore) -> list[RunRecord]:
+    """Mark as ``interrupted`` every run of this host left ``running`` by a supervisor that
+    no longer exists, and kill what is left of it: the child if it is still the same
+    process (PID *and* start time), and every process carrying its tree token."""
+    recovered = []
+    for record in store.running():
+        if record.host not in (None, HOST):
+            continue
+        if _same_process(record.supervisor_pid, record.supervisor_started):
+            continue
+        if _same_process(record.pid, record.pid_started) and record.pid is not None:
+            _tree.signal_member(record.pid, signal.SIGKILL, [], sid=record.pid)
+            # signal_member re-checks membership; the session check covers the leader.
+        if record.tree_token:
+            _tree.kill_tree([record.tree_token])
+        store.update_status(
+            record.id,
+            INTERRUPTED,
+            error=f"its supervisor (pid {record.supervisor_pid}) died before the run ended; "
+            "found and marked interrupted when the history was next opened",
+        )
+        recovered.append(record)
+    return recovered
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
+    """Open (and create, migrate, recover) the history. Raises :class:`HistoryError`."""
+    store = SQLiteStore(path if path is not None else default_store_path())
+    recover(store)
+    return store
+
+
+def file_receipt(name: str, path: str | os.PathLike[str]) -> Artifact | None:
+    """Size and sha256 of a stored file, or None if it cannot be read."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError:
+        return None
+    return Artifact(name=name, path=os.fspath(path), size=size, sha256=digest.hexdigest())
+
+
+class Recorder:
+    """Records runs in the history without ever failing them.
+
+    Opens the store on first use; any :class:`HistoryError` (then or later) disables
+    recording for this recorder and is kept in ``warnings``, for the run to report.
+    """
+
+    def __init__(self, store: HistoryStore | None = None, *, enabled: bool = True) -> None:
+        self._store = store
+        self._enabled = enabled
+        self.warnings: list[str] = []
+
+    def _get(self) -> HistoryStore | None:
+        if not self._enabled:
+            return None
+        if self._store is None:
+            try:
+                self._store = open_store()
+            except HistoryError as exc:
+                self._fail(exc)
+        return self._store
+
+    def _fail(self, exc: Exception) -> None:
+        self._enabled = False
+        self.warnings.append(f"history not recorded: {exc}")
+
+    def start(self, record: RunRecord) -> None:
+        """Record the start of ``record`` (filling host and supervisor identity)."""
+        record.host = record.host or HOST
+        record.supervisor_pid = os.getpid()
+        record.supervisor_started = process_start_ticks(os.getpid())
+        if record.pid is not None and record.pid_started is None:
+            record.pid_started = process_start_ticks(record.pid)
+        store = self._get()
+        if store is not None:
+            try:
+                store.start(record)
+            except (HistoryError, OSError) as exc:
+                self._fail(exc)
+
+    def finish(self, record: RunRecord) -> None:
+        """Record the end of ``record``."""
+        store = self._get()
+        if store is not None:
+            try:
+                store.finish(record)
+            except (HistoryError, OSError) as exc:
+                self._fail(exc)
+
+    def close(self) -> None:
+        """Close the store if this recorder opened it."""
+        if self._store is not None:
+            self._store.close()
+
+
+@dataclass(slots=True)
+class Verification:
+    """What ``verify`` found for one run."""
+
+    run_id: str
+    exists: bool
+    completed: bool = False
+    unaltered: bool = False
+    status: str | None = None
+    problems: list[str] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run exists, completed, and every artifact matches its receipt."""
+        return self.exists and self.completed and self.unaltered
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "exists": self.exists,
+            "completed": self.completed,
+            "unaltered": self.unaltered,
+            "status": self.status,
+            "problems": list(self.problems),
+            "artifacts": list(self.artifacts),
+        }
+
+
+def verify(record: RunRecord | None, run_id: str) -> Verification:
+    """Recompute the sha256 of every stored artifact of ``record`` against its receipt."""
+    if record is None:
+        return Verification(run_id, exists=False, problems=["no such run in the history"])
+    result = Verification(record.id, exists=True, status=record.status)
+    result.completed = record.status not in ("running", INTERRUPTED) and bool(record.artifacts)
+    if not result.completed:
+        result.problems.append(
+            f"the run did not complete (status {record.status})"
+            if record.status in ("running", INTERRUPTED)
+            else "no receipts were recorded"
+        )
+    altered = False
+    for artifact in record.artifacts:
+        now = file_receipt(artifact.name, artifact.path)
+        entry: dict[str, Any] = {
+            "name": artifact.name,
+            "path": artifact.path,
+            "recorded_sha256": artifact.sha256,
+            "recorded_size": artifact.size,
+        }
+        if now is None:
+            entry["state"] = "missing"
+            result.problems.append(f"{artifact.name} is missing ({artifact.path})")
+            altered = True
+        elif now.sha256 != artifact.sha256 or now.size != artifact.size:
+            entry["state"] = "altered"
+            entry["sha256"] = now.sha256
+            entry["size"] = now.size
+            result.problems.append(
+                f"{artifact.name} was altered: sha256 {now.sha256[:12]}… != recorded "
+                f"{artifact.sha256[:12]}… (size {now.size} vs {artifact.size})"
+            )
+            altered = True
+        else:
+            entry["state"] = "ok"
+        result.artifacts.append(entry)
+    result.unaltered = not altered and bool(record.artifacts)
+    return result
+
+
+AUTO_FLOOR_S = 30.0
+AUTO_CEILING_S = 3600.0
+AUTO_DEFAULT_S = 600.0
+AUTO_MIN_SAMPLES = 5
+
+
+def auto_timeout(durations: list[float]) -> tuple[float, str]:
+    """A timeout from the durations of similar past runs: 1.5x their 95th percentile,
+    within [30 s, 1 h]; 600 s when there are fewer than 5 of them. Returns the seconds and
+    a sentence saying which estimate was used."""
+    if len(durations) < AUTO_MIN_SAMPLES:
+        return AUTO_DEFAULT_S, (
+            f"--timeout auto: {len(durations)} similar past run(s), fewer than "
+            f"{AUTO_MIN_SAMPLES}: using the default {AUTO_DEFAULT_S:g} s"
+        )
+    ordered = sorted(durations)
+    rank = max(0, math.ceil(0.95 * len(ordered)) - 1)
+    p95 = ordered[rank]
+    value = min(AUTO_CEILING_S, max(AUTO_FLOOR_S, 1.5 * p95))
+    return value, (
+        f"--timeout auto: {value:.1f} s = 1.5 x p95 ({p95:.2f} s) of {len(ordered)} similar "
+        f"past runs, within [{AUTO_FLOOR_S:g} s, {AUTO_CEILING_S:g} s]"
+    )
+
+
+def now() -> float:
+    """Wall-clock time for records."""
+    return time.time()

@@ -1,0 +1,131 @@
+"""What the history keeps about a run, and the redaction of secrets before anything is kept."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+#: Statuses a run record can have besides the engine's and the agents' own.
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+
+_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|auth|credential|bearer)")
+_SECRET_VALUE = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+)"
+)
+REDACTED = "[REDACTED]"
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with secrets replaced: values of ``--api-key X``/``--token=X``-style flags,
+    ``NAME=value`` arguments whose name looks secret, and anything shaped like a known key
+    (Anthropic, OpenAI, GitHub, Slack, AWS, JWT)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if arg.startswith("-") and _SECRET_NAME.search(arg):
+            name, sep, _ = arg.partition("=")
+            if sep:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        name, sep, _value = arg.partition("=")
+        if sep and not arg.startswith("-") and _SECRET_NAME.search(name) and " " not in name:
+            out.append(f"{name}={REDACTED}")
+            continue
+        out.append(_SECRET_VALUE.sub(REDACTED, arg))
+    return out
+
+
+def redact_text(text: str) -> str:
+    """``text`` with anything shaped like a known key replaced."""
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+@dataclass(slots=True, kw_only=True)
+class Artifact:
+    """One stored file of a run, with the receipt recorded when the run ended."""
+
+    name: str
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(slots=True, kw_only=True)
+class RunRecord:
+    """One run in the history.
+
+    ``status`` is ``running`` until the run ends, then its final status (``ok``,
+    ``failed``, ``timeout``, ...), or ``interrupted`` when its supervisor died and a later
+    opening of the store found it. ``supervisor_pid``/``supervisor_started`` and
+    ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
+    processes without trusting a PID alone. ``artifacts`` are the receipts.
+    """
+
+    id: str
+    kind: str
+    agent: str | None = None
+    argv: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    prompt_sha256: str | None = None
+    prompt_preview: str | None = None
+    started_at: float = 0.0
+    ended_at: float | None = None
+    status: str = RUNNING
+    exit_code: int | None = None
+    signal: str | None = None
+    session_id: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int | None = None
+    duration_s: float | None = None
+    result_preview: str | None = None
+    error: str | None = None
+    parent_id: str | None = None
+    host: str | None = None
+    run_dir: str | None = None
+    pid: int | None = None
+    pid_started: int | None = None
+    supervisor_pid: int | None = None
+    supervisor_started: int | None = None
+    tree_token: str | None = None
+    model: str | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of every field."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["artifacts"] = [a.to_dict() for a in self.artifacts]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """The inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["artifacts"] = [Artifact(**a) for a in data.get("artifacts") or []]
+        return cls(**values)
+
+
+def preview(text: str | None, limit: int = 200) -> str | None:
+    """A one-line, redacted preview of ``text``."""
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    flat = redact_text(flat)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
