@@ -183,11 +183,12 @@ def run(args: argparse.Namespace) -> int:
         record.id = proc.run_id
         record.cwd = proc.cwd
         record.run_dir = proc.run_dir
-        if proc.result is None:
+        if proc.pid is not None:
             record.pid = proc.pid
             record.tree_token = proc.tree_token
             await asyncio.to_thread(recorder.start, record)
-        if not args.json and proc.result is None:
+        # Not "still running": a fast child may be done already; its output is queued.
+        if not args.json and proc.pid is not None:
             out, err = sys.stdout.buffer, sys.stderr.buffer
 
             def write(event: OutputEvent) -> None:

@@ -407,14 +407,16 @@ class _Run:
         self.process = proc
         if self.stop_requested:
             self.request_stop()
-        if proc.result is None:
+        if proc.pid is not None:
             self.record.pid = proc.pid
             self.record.pid_started = None
             self.record.tree_token = proc.tree_token
             await asyncio.to_thread(self.recorder.start, self.record)
         heartbeat: asyncio.Task[None] | None = None
         try:
-            if proc.result is None:
+            # Spawned, not "still running": a fast CLI may have finished while the start
+            # was being recorded; its output is queued and must still be read.
+            if proc.pid is not None:
                 await self.emit(
                     RunStartedEvent(
                         t=time.monotonic(),
