@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         record.run_dir = proc.run_dir
         if proc.pid is not None:
             record.pid = proc.pid
+            record.pid_started = proc.start_ticks
             record.tree_token = proc.tree_token
             await asyncio.to_thread(recorder.start, record)
         # Not "still running": a fast child may be done already; its output is queued.

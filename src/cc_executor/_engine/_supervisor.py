@@ -160,6 +160,7 @@ class SupervisedProcess:
         self._popen: subprocess.Popen[bytes] | None = None
         self._pidfd: int | None = None
         self._sid: int | None = None
+        self._start_ticks: int | None = None
         self._run_dir: str | None = None
         self._captures: dict[Stream, StreamCapture] = {}
         self._fds: dict[Stream, int] = {}
@@ -191,6 +192,12 @@ class SupervisedProcess:
     def pid(self) -> int | None:
         """The child's PID (None if it never started)."""
         return self._popen.pid if self._popen is not None else None
+
+    @property
+    def start_ticks(self) -> int | None:
+        """The child's start time (clock ticks since boot), read right after the spawn: with
+        the PID it identifies the process for crash recovery."""
+        return self._start_ticks
 
     @property
     def run_dir(self) -> str | None:
@@ -382,6 +389,7 @@ class SupervisedProcess:
             if isinstance(stdin_arg, int) and stdin_arg >= 0:
                 os.close(stdin_arg)
         self._sid = self._popen.pid
+        self._start_ticks = _tree.start_ticks(self._popen.pid)
         watchdog().register(self._token, self._sid)
         self._registered = True
         self._watch_exit()

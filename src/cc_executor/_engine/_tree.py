@@ -88,6 +88,19 @@ def _is_member(pid: int, needles: Iterable[bytes], sid: int | None) -> bool:
     return env is not None and any(n in env for n in needles)
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None if it is gone or a zombie).
+    With the PID it identifies a process: a recycled PID has another start time."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
 def find_tree(tokens: Iterable[str], sid: int | None = None) -> list[int]:
     """PIDs of live processes carrying any of ``tokens`` or in session ``sid``.
 

@@ -409,7 +409,7 @@ class _Run:
             self.request_stop()
         if proc.pid is not None:
             self.record.pid = proc.pid
-            self.record.pid_started = None
+            self.record.pid_started = proc.start_ticks
             self.record.tree_token = proc.tree_token
             await asyncio.to_thread(self.recorder.start, self.record)
         heartbeat: asyncio.Task[None] | None = None

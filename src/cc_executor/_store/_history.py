@@ -31,20 +31,8 @@ def default_store_path() -> Path:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot), or None if there is no such process.
-    With the PID this identifies a process: a recycled PID has another start time."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        if fields[0] in (b"Z", b"X"):
-            return None
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
+    """When ``pid`` started (clock ticks since boot), or None if there is no such process."""
+    return _tree.start_ticks(pid)
 
 
 def _same_process(pid: int | None, started: int | None) -> bool:

@@ -1,0 +1,296 @@
+"""The run history: crash recovery, concurrency, receipts, export, migrations, bad stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cc_executor._store import (
+    INTERRUPTED,
+    SCHEMA_VERSION,
+    Query,
+    RunRecord,
+    SQLiteStore,
+    auto_timeout,
+    open_store,
+    redact_argv,
+)
+from cc_executor._store._sqlite import MIGRATIONS
+from tests.engine.children import child
+
+CLI = str(Path(sys.executable).parent / "cc-executor")
+
+
+def cc(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(path: Path, lines: int, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().split()) >= lines:
+            return [int(x) for x in path.read_text().split()]
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never got {lines} pids")
+
+
+def test_exec_runs_are_recorded_with_receipts(cc_home: Path) -> None:
+    done = cc("exec", "--json", "--", "sh", "-c", "echo hello; echo oops >&2")
+    result = json.loads(done.stdout)
+    store = open_store()
+    record = store.get(result["run_id"])
+    store.close()
+    assert record is not None
+    assert record.status == "ok"
+    assert record.kind == "exec"
+    assert record.argv == ["sh", "-c", "echo hello; echo oops >&2"]
+    assert {a.name: a.sha256 for a in record.artifacts} == {
+        "stdout": result["stdout_sha256"],
+        "stderr": result["stderr_sha256"],
+    }
+    assert record.supervisor_pid
+    assert record.pid
+    assert record.pid_started
+
+
+@pytest.mark.parametrize("kill_watchdog", [False, True])
+def test_supervisor_sigkilled_mid_run_is_recovered(
+    cc_home: Path, tmp_path: Path, kill_watchdog: bool
+) -> None:
+    """SIGKILL the supervising `cc-executor exec`; the next opening of the history marks the
+    run interrupted and no process of it survives. With ``kill_watchdog`` the watchdog dies
+    too, so the escaped grandchild is left for the recovery itself to find and kill."""
+    pidfile = tmp_path / "pids"
+    supervisor = subprocess.Popen(
+        [CLI, "exec", "--", *child("tree", pidfile, "--ignore-term", "--escape", "--group-child")],
+        stdout=subprocess.DEVNULL,
+    )
+    pids = wait_for(pidfile, 3)
+    time.sleep(0.3)  # let the start of the run reach the history
+    if kill_watchdog:
+        for proc in psutil.Process(supervisor.pid).children():
+            if "cc_executor._engine._watchdog" in " ".join(proc.cmdline()):
+                proc.kill()
+    supervisor.kill()
+    supervisor.wait()
+    try:
+        store = open_store()
+        (record,) = store.query(Query(limit=1))
+        assert record.status == INTERRUPTED
+        assert "supervisor" in (record.error or "")
+        store.close()
+        deadline = time.monotonic() + 2
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [p for p in pids if alive(p)]
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from cc_executor._store import SQLiteStore, RunRecord
+    store = SQLiteStore(sys.argv[1])
+    worker = sys.argv[2]
+    for i in range(100):
+        record = RunRecord(
+            id=f"w{worker}-{i:03d}", kind="exec", argv=["true"], started_at=time.time()
+        )
+        store.start(record)
+        record.status = "ok"
+        record.ended_at = time.time()
+        store.finish(record)
+    store.close()
+    """
+)
+
+
+def test_eight_processes_times_a_hundred_runs_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite3"
+    SQLiteStore(db).close()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), str(n)], stderr=subprocess.PIPE, text=True
+        )
+        for n in range(8)
+    ]
+    errors = [w.communicate(timeout=120)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0] * 8, errors
+    assert not any("locked" in e for e in errors)
+    store = SQLiteStore(db)
+    assert store.count() == 800
+    assert {r.status for r in store.query(Query())} == {"ok"}
+    store.close()
+
+
+def test_tampering_fails_verify_for_exactly_that_run(cc_home: Path) -> None:
+    ids = [
+        json.loads(cc("exec", "--json", "--", "echo", str(i)).stdout)["run_id"] for i in range(3)
+    ]
+    assert cc("verify", "--last", "3").returncode == 0
+    tampered = cc_home / "runs" / ids[1] / "stdout.log"
+    tampered.write_text("X\n")  # same size, different bytes
+    report = json.loads(cc("verify", "--last", "3", "--json").stdout)
+    by_id = {r["run_id"]: r for r in report["runs"]}
+    assert not report["ok"]
+    assert [by_id[i]["unaltered"] for i in ids] == [True, False, True]
+    assert cc("verify", ids[0]).returncode == 0
+    done = cc("verify", ids[1])
+    assert done.returncode == 1
+    assert "stdout was altered" in done.stdout
+    missing = cc("verify", "nosuchrun0000")
+    assert missing.returncode == 1
+    assert "exists=no" in missing.stdout
+
+
+def test_export_round_trips(cc_home: Path, tmp_path: Path) -> None:
+    for i in range(3):
+        cc("exec", "--", "echo", f"api_key=sk-ant-{'x' * 20}", str(i))
+    out = tmp_path / "export.json"
+    assert cc("export", "--format", "json", "--output", str(out)).returncode == 0
+    exported = [RunRecord.from_dict(d) for d in json.loads(out.read_text())]
+    store = open_store()
+    assert exported == store.query(Query())
+    store.close()
+    assert "sk-ant-" not in out.read_text()  # secrets never reach the history
+    csv_text = cc("export", "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("id,kind,agent,status")
+    assert len(csv_text.splitlines()) == 4
+
+
+def test_corrupt_store_gives_a_clear_error_and_runs_still_complete(cc_home: Path) -> None:
+    cc_home.mkdir(parents=True, exist_ok=True)
+    (cc_home / "history.sqlite3").write_bytes(b"this is not a database" * 100)
+    done = cc("exec", "--json", "--", "echo", "still works")
+    result = json.loads(done.stdout)
+    assert done.returncode == 0
+    assert result["status"] == "ok"
+    assert any("history not recorded" in w and "unusable" in w for w in result["warnings"])
+    listing = cc("history")
+    assert listing.returncode != 0
+    assert "history.sqlite3" in listing.stderr
+    assert "move it aside" in listing.stderr
+
+
+def test_unwritable_store_runs_still_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder should be")
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(blocker / "home"))
+    done = cc("exec", "--json", "--", "echo", "fine")
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    assert any("history not recorded" in w for w in result["warnings"])
+
+
+def test_migrating_an_older_schema_keeps_every_row(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    old = SQLiteStore(db, migrate_to=1)
+    assert old.schema_version == 1
+    old.close()
+    raw = sqlite3.connect(db)
+    for i in range(50):
+        raw.execute(
+            "INSERT INTO runs (id, kind, started_at, status, argv, artifacts) "
+            "VALUES (?, 'exec', ?, 'ok', '[\"echo\"]', '[]')",
+            (f"old-{i:02d}", 1_700_000_000 + i),
+        )
+    raw.commit()
+    raw.close()
+    store = SQLiteStore(db)
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+    rows = store.query(Query())
+    assert len(rows) == 50
+    assert rows[-1].id == "old-00"
+    assert rows[0].tree_token is None  # the column added by migration 2
+    store.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "new.sqlite3"
+    SQLiteStore(db).close()
+    raw = sqlite3.connect(db)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    from cc_executor._store import HistoryError
+
+    with pytest.raises(HistoryError, match="newer than this cc-executor"):
+        SQLiteStore(db)
+
+
+def test_history_filters_and_prune(cc_home: Path) -> None:
+    cc("exec", "--", "true")
+    cc("exec", "--", "false")
+    cc("exec", "--timeout", "0.2", "--", "sleep", "5")
+    statuses = json.loads(cc("history", "--json").stdout)
+    assert [r["status"] for r in statuses] == ["timeout", "failed", "ok"]
+    failed = json.loads(cc("history", "--status", "failed", "--json").stdout)
+    assert [r["argv"] for r in failed] == [["false"]]
+    assert "RUN ID" in cc("history").stdout
+    assert cc("prune", "--older-than", "1h").stdout.startswith("removed 0 runs")
+    store = open_store()
+    folders = [Path(r.run_dir or "") for r in store.query(Query())]
+    store.close()
+    time.sleep(1.1)
+    assert cc("prune", "--older-than", "1s").stdout.startswith("removed 3 runs (3 run folders)")
+    assert not any(f.exists() for f in folders)
+    assert json.loads(cc("history", "--json").stdout) == []
+
+
+def test_show_renders_the_transcript_of_an_exec(cc_home: Path) -> None:
+    run_id = json.loads(cc("exec", "--json", "--", "echo", "visible \x1b[2J text").stdout)["run_id"]
+    shown = cc("show", run_id[:10], "--events")
+    assert shown.returncode == 0
+    assert "status: ok" in shown.stdout
+    assert "visible \\x1b[2J text" in shown.stdout
+    assert "\x1b[2J" not in shown.stdout
+
+
+def test_redaction() -> None:
+    argv = [
+        "tool", "--api-key", "abc123", "--token=xyz", "ANTHROPIC_API_KEY=sk-ant-aaaaaaaaaaaa",
+        "--note", "sk-ant-api03-abcdefghijklmnop", "plain",
+    ]  # fmt: skip
+    assert redact_argv(argv) == [
+        "tool", "--api-key", "[REDACTED]", "--token=[REDACTED]", "ANTHROPIC_API_KEY=[REDACTED]",
+        "--note", "[REDACTED]", "plain",
+    ]  # fmt: skip
+
+
+def test_auto_timeout() -> None:
+    assert auto_timeout([1.0])[0] == 600.0
+    seconds, note = auto_timeout([10.0] * 19 + [100.0])
+    assert seconds == 30.0  # 1.5 x p95 (10 s) = 15 s, raised to the floor
+    assert "p95" in note
+    assert auto_timeout([100.0] * 20)[0] == 150.0
+    assert auto_timeout([5000.0] * 20)[0] == 3600.0
+
+
+def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
+    for _ in range(5):
+        cc("exec", "--", "sleep", "0.05")
+    done = cc("exec", "--timeout", "auto", "--json", "--", "sleep", "0.05")
+    result = json.loads(done.stdout)
+    assert any("1.5 x p95" in w and "5 similar past runs" in w for w in result["warnings"])
+    assert "fewer than 5" in cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
