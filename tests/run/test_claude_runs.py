@@ -356,3 +356,24 @@ async def test_compat_raises_specific_errors(bed: Any) -> None:
         with pytest.raises(CCExecuteError, match="bad request here") as info:
             await cc_execute("x", CCExecutorConfig(options={**b.options(), "retries": 0}))
     assert info.value.result.status is RunStatus.ERROR
+
+
+async def test_claude_runs_are_recorded_and_verifiable(bed: Any, cc_home: Path) -> None:
+    from cc_executor._store import Query, open_store, verify
+
+    async with bed(answer("Recorded answer.")) as b:
+        result = await run("remember me", **b.options())
+    store = open_store()
+    (record,) = store.query(Query(kind="run"))
+    store.close()
+    assert record.id == result.run_id
+    assert record.status == "ok"
+    assert record.agent == "claude"
+    assert record.session_id == result.session_id
+    assert record.cost_usd == result.cost_usd
+    assert record.prompt_preview == "remember me"
+    assert record.result_preview == "Recorded answer."
+    assert {a.name for a in record.artifacts} == {"prompt", "events", "stderr"}
+    assert verify(record, record.id).ok
+    Path(record.run_dir or "", "prompt.txt").write_text("a different prompt")
+    assert not verify(record, record.id).unaltered
