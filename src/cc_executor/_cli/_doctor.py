@@ -1,0 +1,95 @@
+"""``cc-executor doctor``: check this machine and prove the guarantees on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from cc_executor._doctor import CheckResult
+
+EXIT_INTERRUPTED = 130
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``doctor`` on the subcommand set ``sub``."""
+    p = sub.add_parser(
+        "doctor",
+        help="check the environment and prove the guarantees on this machine",
+        description="Check that Claude Code is installed and can reach a model (configuration "
+        "only, no network call), that the data directory is writable with at least 1 GiB "
+        "free, then run live self-tests through the process engine: output far above the "
+        "pipe buffer and a 10 MB line come back whole, a timeout keeps the partial output, "
+        "and a stopped tree leaves no process behind. Exit code 0 when every check passes, "
+        "1 otherwise.",
+    )
+    p.add_argument(
+        "--claude",
+        action="store_true",
+        help="also run the real Claude Code CLI against a scripted local model server "
+        "(plain answer, 2 MB answer, timeout with partial text)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print exactly one JSON object {"ok": ..., "checks": [...]} on stdout, nothing else',
+    )
+    p.set_defaults(handler=run)
+
+
+def _marks(stream: TextIO) -> tuple[str, str]:
+    """(pass, fail) marks: check marks where ``stream`` takes UTF-8, plain words elsewhere."""
+    import codecs
+
+    try:
+        utf8 = codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        utf8 = False
+    return ("\u2713", "\u2717") if utf8 else ("PASS", "FAIL")
+
+
+def format_check(result: CheckResult, marks: tuple[str, str]) -> str:
+    """The plain-text line of one check, plus an indented hint line when it failed."""
+    mark = marks[0] if result.ok else marks[1]
+    line = f"{mark} {result.name:<23} {result.detail} ({result.duration_s:.1f} s)"
+    if not result.ok and result.hint:
+        line += f"\n      hint: {result.hint}"
+    return line
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor doctor``."""
+    import asyncio
+    import json
+    import time
+
+    from cc_executor._doctor import run_checks
+
+    out = sys.stdout
+    marks = _marks(out)
+
+    def show(result: CheckResult) -> None:
+        if not args.json:
+            print(format_check(result, marks), file=out, flush=True)
+
+    started = time.monotonic()
+    try:
+        results = asyncio.run(run_checks(claude=args.claude, on_result=show))
+    except KeyboardInterrupt:
+        print("cc-executor doctor: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    ok = all(r.ok for r in results)
+    if args.json:
+        out.write(json.dumps({"ok": ok, "checks": [r.to_dict() for r in results]}) + "\n")
+        out.flush()
+    else:
+        failed = sum(not r.ok for r in results)
+        took = time.monotonic() - started
+        summary = (
+            f"all {len(results)} checks passed"
+            if ok
+            else f"{failed} of {len(results)} checks failed"
+        )
+        print(f"{summary} ({took:.1f} s)", file=out, flush=True)
+    return 0 if ok else 1
