@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from cc_executor._doctor import CheckResult
 
-EXIT_INTERRUPTED = 130
+from cc_executor._cli._codes import EXIT_CANCELLED as EXIT_INTERRUPTED
 
 
 def add_parser(sub: Any) -> None:

@@ -9,10 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cc_executor._engine import ProcessResult
 
-#: Exit codes, as GNU timeout uses them.
-EXIT_TIMEOUT = 124
-EXIT_CANNOT_START = 125
-EXIT_CANCELLED = 130
+from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 
 
 def add_parser(sub: Any) -> None:

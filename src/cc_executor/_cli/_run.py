@@ -11,9 +11,7 @@ from cc_executor._cli._exec import resolve_auto_timeout, timeout_value
 if TYPE_CHECKING:
     from cc_executor._run._result import RunResult
 
-EXIT_TIMEOUT = 124
-EXIT_CANNOT_START = 125
-EXIT_CANCELLED = 130
+from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 
 
 def _key_value(text: str) -> tuple[str, str]:

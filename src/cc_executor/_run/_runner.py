@@ -349,24 +349,12 @@ class _Run:
         artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
         process = result.process
         if process is not None:
-            if process.stdout_path:
-                artifacts.append(
-                    Artifact(
-                        name="events",
-                        path=process.stdout_path,
-                        size=process.stdout_bytes,
-                        sha256=process.stdout_sha256,
-                    )
-                )
-            if process.stderr_path:
-                artifacts.append(
-                    Artifact(
-                        name="stderr",
-                        path=process.stderr_path,
-                        size=process.stderr_bytes,
-                        sha256=process.stderr_sha256,
-                    )
-                )
+            for name, path, size, digest in (
+                ("events", process.stdout_path, process.stdout_bytes, process.stdout_sha256),
+                ("stderr", process.stderr_path, process.stderr_bytes, process.stderr_sha256),
+            ):
+                if path:
+                    artifacts.append(Artifact(name=name, path=path, size=size, sha256=digest))
         record.artifacts = [a for a in artifacts if a is not None]
         await asyncio.to_thread(self.recorder.finish, record)
         await asyncio.to_thread(self.recorder.close)
