@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cc-executor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from cc_executor._cli import _doctor, _exec, _history, _run
+    from cc_executor._cli import _doctor, _exec, _history, _run, _tasks
     from cc_executor.testing import _cli as testing_cli
 
     _run.add_parser(sub)
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _history.add_parsers(sub)
     testing_cli.add_parser(sub)
     _doctor.add_parser(sub)
+    _tasks.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,459 @@
+"""``cc-executor tasks``: run, validate, resume and show task lists.
+
+Progress goes to stderr: on a terminal a live table (a row per task: state, elapsed time,
+turns, cost, last activity; an overall bar), elsewhere one plain line per notable event.
+Everything the model wrote is shown with terminal control characters neutralised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from cc_executor._cli._live import inert
+
+if TYPE_CHECKING:
+    from cc_executor._agents._types import AgentEvent
+    from cc_executor.tasks import TaskListHandle, TaskListResult, TaskResult
+
+EXIT_INVALID = 2
+EXIT_CANCELLED = 130
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``tasks`` (with run, validate, resume, show) on the subcommand set ``sub``."""
+    p = sub.add_parser(
+        "tasks",
+        help="run task lists: many steps, each a fresh Claude Code run, durable and resumable",
+        description="Task lists (Markdown '## Task N: title' sections, YAML or JSON): each task "
+        "is a fresh Claude Code run; later prompts can use earlier results "
+        "({{ tasks.<id>.result }}); sequential unless tasks declare depends_on. Exit code 0 "
+        "only if every task ended ok; 1 otherwise; 2 invalid list or unknown id; 130 "
+        "interrupted (resume with 'tasks resume ID').",
+    )
+    actions = p.add_subparsers(dest="tasks_action", metavar="ACTION")
+    run = actions.add_parser("run", help="run a task list file")
+    run.add_argument("file", metavar="FILE", help="a .md, .yaml, .yml or .json task list")
+    _run_options(run)
+    run.set_defaults(handler=_run)
+    resume = actions.add_parser(
+        "resume",
+        help="continue a list that did not finish: completed tasks are not run again",
+    )
+    resume.add_argument("list_id", metavar="ID", help="the list run's id (or a unique prefix)")
+    _run_options(resume)
+    resume.set_defaults(handler=_resume)
+    validate = actions.add_parser("validate", help="check a task list file; run nothing")
+    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("--json", action="store_true", help="print the normalized spec")
+    validate.set_defaults(handler=_validate)
+    show = actions.add_parser("show", help="the state or outcome of a list run")
+    show.add_argument("list_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    show.set_defaults(handler=_show)
+
+    def usage(_args: argparse.Namespace) -> int:
+        p.print_help()
+        return EXIT_INVALID
+
+    p.set_defaults(handler=usage)
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-parallel", type=int, metavar="N", help="tasks running at once")
+    p.add_argument("--budget-usd", type=float, metavar="USD", help="start no task past this cost")
+    p.add_argument("--model", metavar="M", help="model for tasks that do not set one")
+    p.add_argument("--claude", dest="claude_path", metavar="PATH", help="the claude executable")
+    p.add_argument("--heartbeat", dest="heartbeat_s", type=float, metavar="S")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
+    p.add_argument("--quiet", action="store_true", help="no progress view")
+
+
+def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: getattr(args, name)
+        for name in ("model", "claude_path", "heartbeat_s")
+        if getattr(args, name) is not None
+    }
+
+
+def _err(text: str) -> None:
+    print(f"cc-executor tasks: {text}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cc_executor.tasks import start_tasks
+
+    def start(on_event: Any) -> TaskListHandle:
+        return start_tasks(
+            args.file,
+            max_parallel=args.max_parallel,
+            budget_usd=args.budget_usd,
+            on_event=on_event,
+            **_run_defaults(args),
+        )
+
+    return _execute(start, args)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from cc_executor.tasks import start_resume
+
+    def start(on_event: Any) -> TaskListHandle:
+        return start_resume(
+            args.list_id,
+            max_parallel=args.max_parallel,
+            budget_usd=args.budget_usd,
+            on_event=on_event,
+            **_run_defaults(args),
+        )
+
+    return _execute(start, args)
+
+
+def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import signal
+
+    from cc_executor.tasks import TaskListBusy, TaskListError, TaskListNotFound
+
+    view = TaskListView(quiet=args.quiet)
+
+    async def go() -> TaskListResult:
+        handle = start(view.handle)
+        view.attach(handle)
+        loop = asyncio.get_running_loop()
+        # A signal cancels the list the orderly way: running tasks are stopped (their
+        # trees killed), the state is saved, and the list stays resumable.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, handle.cancel)
+        return await handle.wait()
+
+    try:
+        result = asyncio.run(go())
+    except TaskListError as exc:
+        view.close()
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except (TaskListNotFound, TaskListBusy, TypeError, ValueError) as exc:
+        view.close()
+        _err(str(exc))
+        return EXIT_INVALID
+    view.close()
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        _print_summary(result, sys.stdout)
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
+    if not result.ok:
+        _err(f"resume with: cc-executor tasks resume {result.list_id}")
+    sys.stdout.flush()
+    return exit_code_for(result)
+
+
+def exit_code_for(result: TaskListResult) -> int:
+    """0 when every task ended ok, 130 when the list was cancelled, else 1."""
+    from cc_executor.tasks import ListStatus
+
+    if result.status is ListStatus.OK:
+        return 0
+    return EXIT_CANCELLED if result.status is ListStatus.CANCELLED else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import json
+
+    from cc_executor.tasks import TaskListError, load_task_list
+    from cc_executor.tasks._runner import task_options
+
+    try:
+        spec = load_task_list(args.file)
+        task_options(spec, {})
+    except TaskListError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        sys.stdout.write(json.dumps(spec.to_dict(), ensure_ascii=False) + "\n")
+        return 0
+    shape = "sequential" if spec.sequential else "dependency graph"
+    extra = []
+    if spec.max_parallel is not None:
+        extra.append(f"max_parallel {spec.max_parallel}")
+    if spec.budget_usd is not None:
+        extra.append(f"budget ${spec.budget_usd:g}")
+    print(f"{args.file}: valid · {len(spec.tasks)} tasks · {shape}" + "".join(
+        f" · {e}" for e in extra))  # fmt: skip
+    by_id = spec.by_id
+    for tid in spec.order():
+        task = by_id[tid]
+        after = f"  (after {', '.join(task.depends_on)})" if task.depends_on else ""
+        title = f" · {inert(task.title)}" if task.title else ""
+        print(f"  {tid}{title}{after}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+
+    from cc_executor.tasks import TaskListNotFound, get_task_list
+
+    try:
+        result = get_task_list(args.list_id)
+    except (TaskListNotFound, ValueError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_INVALID
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        print(f"list {result.list_id} · {inert(result.name or result.source or '')}")
+        _print_summary(result, sys.stdout)
+        if result.run_dir:
+            print(f"folder {result.run_dir}")
+    return exit_code_for(result)
+
+
+def _task_line(task: TaskResult, width: int) -> str:
+    parts = [f"{task.status.value:<11}", f"{task.id:<{width}}"]
+    if task.runs:
+        parts.append(f"${task.cost_usd:.4f}")
+    if task.duration_s is not None:
+        parts.append(f"{task.duration_s:.1f}s")
+    if task.attempts > 1:
+        parts.append(f"{task.attempts} attempts")
+    if task.error and not task.ok:
+        parts.append(inert(task.error.splitlines()[0][:200]))
+    if task.skipped_reason:
+        parts.append(inert(task.skipped_reason))
+    return "  ".join(parts)
+
+
+def _print_summary(result: TaskListResult, out: IO[str]) -> None:
+    width = min(32, max((len(t) for t in result.tasks), default=0))
+    for task in result.tasks.values():
+        out.write(_task_line(task, width).rstrip() + "\n")
+    counts = ", ".join(f"{n} {name}" for name, n in result.counts().items())
+    line = f"{result.status.value} · {counts} · ${result.cost_usd:.4f} · {result.duration_s:.1f}s"
+    line += f" · list {result.list_id}"
+    out.write(line + "\n")
+    if result.stopped_reason and not result.ok:
+        out.write(f"stopped: {inert(result.stopped_reason)}\n")
+
+
+class _Row:
+    """What the view knows of one task's current attempt."""
+
+    __slots__ = ("activity", "cost", "ended", "started", "turns")
+
+    def __init__(self) -> None:
+        self.turns: set[str] = set()
+        self.activity = ""
+        self.cost: float | None = None
+        self.started: float | None = None
+        self.ended: float | None = None
+
+
+_STYLES = {
+    "ok": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "running": "cyan",
+    "cancelled": "magenta",
+    "interrupted": "magenta",
+    "pending": "dim",
+}
+
+
+class TaskListView:
+    """Progress of a task list on stderr: a live table on a terminal, plain lines elsewhere,
+    nothing with ``quiet`` (but the header line naming the list, needed to resume it)."""
+
+    def __init__(
+        self, stream: IO[str] | None = None, *, tty: bool | None = None, quiet: bool = False
+    ) -> None:
+        self._out = stream or sys.stderr
+        self._tty = self._out.isatty() if tty is None else tty
+        self._quiet = quiet
+        self._start = time.monotonic()
+        self._rows: dict[str, _Row] = {}
+        self._handle: TaskListHandle | None = None
+        self._live: Any = None
+
+    def attach(self, handle: TaskListHandle) -> None:
+        """Start showing ``handle``'s list (prints the header line)."""
+        self._handle = handle
+        self._rows = {task.id: _Row() for task in handle.spec.tasks}
+        done = sum(1 for t in handle.tasks.values() if t.ok)
+        self._out.write(
+            f"cc-executor tasks: list {handle.list_id} · {len(self._rows)} tasks"
+            + (f" ({done} already ok)" if done else "")
+            + f" · folder {handle.run_dir}\n"
+        )
+        self._out.flush()
+        if self._tty and not self._quiet:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self._out, highlight=False)
+            self._live = Live(
+                console=console, refresh_per_second=4, transient=False, get_renderable=self._render
+            )
+            self._live.start()
+
+    def _line(self, text: str) -> None:
+        if not self._tty and not self._quiet:
+            self._out.write(f"[{time.monotonic() - self._start:7.1f}s] {text}\n")
+            self._out.flush()
+
+    def handle(self, task_id: str, event: AgentEvent) -> None:
+        """Update the view with one event of task ``task_id``."""
+        from cc_executor._agents._types import (
+            HeartbeatEvent,
+            ResultEvent,
+            RetryEvent,
+            TextDeltaEvent,
+            TextEvent,
+            ToolResultEvent,
+            ToolUseEvent,
+        )
+        from cc_executor._cli._live import _tool_summary
+        from cc_executor.tasks import TaskStateEvent
+
+        row = self._rows.setdefault(task_id, _Row())
+        if isinstance(event, TaskStateEvent):
+            self._state(task_id, row, event)
+        elif isinstance(event, TextDeltaEvent):
+            row.activity = "writing"
+        elif isinstance(event, TextEvent):
+            if event.message_id:
+                row.turns.add(event.message_id)
+            row.activity = "answered"
+        elif isinstance(event, ToolUseEvent):
+            if event.message_id:
+                row.turns.add(event.message_id)
+            row.activity = f"tool: {_tool_summary(event)}"
+            self._line(f"{task_id}: {inert(row.activity)}")
+        elif isinstance(event, ToolResultEvent):
+            row.activity = "tool failed" if event.is_error else "tool done"
+        elif isinstance(event, RetryEvent):
+            row.activity = "retrying (API)"
+        elif isinstance(event, ResultEvent):
+            row.cost = event.cost_usd
+            row.activity = "finished"
+        elif isinstance(event, HeartbeatEvent):
+            self._line(
+                f"{task_id}: running · turns {event.turns} · tools {event.tool_calls} · "
+                f"idle {event.idle_s:.0f}s · {inert(event.last_activity)}"
+            )
+
+    def _state(self, task_id: str, row: _Row, event: Any) -> None:
+        state: str = event.state
+        if state == "running":
+            row.turns.clear()
+            row.cost = None
+            row.started = time.monotonic()
+            row.ended = None
+            row.activity = "starting"
+            self._line(f"{task_id}: running (attempt {event.attempt}, run {event.run_id})")
+            return
+        reason = f" · {inert(event.reason)}" if event.reason else ""
+        if state == "retrying":
+            row.activity = "retrying"
+            self._line(f"{task_id}: retrying{reason}")
+            return
+        row.ended = time.monotonic()
+        row.activity = state
+        cost = f" · ${event.cost_usd:.4f}" if event.cost_usd else ""
+        elapsed = f" · {row.ended - row.started:.1f}s" if row.started is not None else ""
+        turns = f" · {len(row.turns)} turn(s)" if row.turns else ""
+        self._line(f"{task_id}: {state}{cost}{turns}{elapsed}{reason if state != 'ok' else ''}")
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        handle = self._handle
+        if handle is None:
+            return Text("")
+        states = handle.tasks
+        now = time.monotonic()
+        height = self._live.console.size.height if self._live is not None else 24
+        limit = max(5, height - 5)
+        ids = list(states)
+        if len(ids) > limit:
+            ids = self._visible(ids, limit)
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for name, justify in (
+            ("task", "left"),
+            ("state", "left"),
+            ("elapsed", "right"),
+            ("turns", "right"),
+            ("cost", "right"),
+            ("activity", "left"),
+        ):
+            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        for tid in ids:
+            state = states[tid]
+            row = self._rows.get(tid) or _Row()
+            status = state.status.value
+            elapsed = ""
+            if row.started is not None:
+                elapsed = f"{(row.ended or now) - row.started:.1f}s"
+            cost = state.cost_usd or row.cost
+            detail = row.activity
+            if state.skipped_reason:
+                detail = state.skipped_reason
+            elif state.error and status in ("failed", "cancelled"):
+                detail = state.error.splitlines()[0] if state.error else ""
+            table.add_row(
+                Text(tid),
+                Text(status, style=_STYLES.get(status, "")),
+                elapsed,
+                str(len(row.turns)) if row.turns else "",
+                f"${cost:.4f}" if cost else "",
+                Text(inert(detail[:80]), style="dim"),
+            )
+        hidden = len(states) - len(ids)
+        total = len(states)
+        finished = sum(1 for s in states.values() if s.status.value in ("ok", "failed", "skipped"))
+        counts: dict[str, int] = {}
+        for s in states.values():
+            counts[s.status.value] = counts.get(s.status.value, 0) + 1
+        spent = sum(s.cost_usd for s in states.values())
+        summary = Text(
+            f" {finished}/{total} · "
+            + " · ".join(f"{n} {name}" for name, n in counts.items())
+            + f" · ${spent:.4f} · {now - self._start:.0f}s"
+        )
+        parts: list[Any] = [table]
+        if hidden:
+            parts.append(Text(f"… {hidden} more task(s)", style="dim"))
+        parts.append(Group(ProgressBar(total=total, completed=finished, width=40), summary))
+        return Group(*parts)
+
+    def _visible(self, ids: list[str], limit: int) -> list[str]:
+        """The rows worth showing when not all fit: running, failed, the next pending and
+        the latest finished ones, in list order."""
+        assert self._handle is not None
+        states = self._handle.tasks
+        chosen: list[str] = []
+        for wanted in ("running", "failed", "cancelled"):
+            chosen += [t for t in ids if states[t].status.value == wanted]
+        chosen += [t for t in ids if states[t].status.value == "pending"][:3]
+        ended = [t for t in ids if states[t].status.value in ("ok", "skipped")]
+        ended.sort(key=lambda t: self._rows[t].ended or 0.0, reverse=True)
+        chosen += ended
+        keep = set(chosen[:limit])
+        return [t for t in ids if t in keep]
+
+    def close(self) -> None:
+        """Stop the live display (the last frame stays on the terminal)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,65 @@
+"""Task lists: many steps, each a fresh Claude Code run with a full context window, where a
+step can use what earlier steps produced; ordered or parallel; durable and resumable.
+
+```python
+from cc_executor.tasks import run_tasks, resume_tasks
+
+result = await run_tasks("tasks.md", max_parallel=4, on_event=lambda tid, ev: ...)
+print(result.status, result.cost_usd, result.tasks["build"].result)
+result = await resume_tasks(result.list_id)  # after a crash, Ctrl-C or a failure
+```
+
+Files: Markdown (``## Task N: title`` sections, optional settings in a ```yaml block at the
+top of a section, list settings in front matter), YAML or JSON (``tasks: [...]``). See
+:func:`load_task_list` and the README for the fields.
+"""
+
+from cc_executor.tasks._errors import Problem, TaskListBusy, TaskListError, TaskListNotFound
+from cc_executor.tasks._result import (
+    ListStatus,
+    TaskAttempt,
+    TaskListResult,
+    TaskResult,
+    TaskStateEvent,
+    TaskStatus,
+)
+from cc_executor.tasks._runner import (
+    DEFAULT_MAX_PARALLEL,
+    TaskEventCallback,
+    TaskListHandle,
+    get_task_list,
+    resume_tasks,
+    resume_tasks_sync,
+    run_tasks,
+    run_tasks_sync,
+    start_resume,
+    start_tasks,
+)
+from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, parse_task_list
+
+__all__ = [
+    "DEFAULT_MAX_PARALLEL",
+    "ListStatus",
+    "Problem",
+    "TaskAttempt",
+    "TaskEventCallback",
+    "TaskListBusy",
+    "TaskListError",
+    "TaskListHandle",
+    "TaskListNotFound",
+    "TaskListResult",
+    "TaskListSpec",
+    "TaskResult",
+    "TaskSpec",
+    "TaskStateEvent",
+    "TaskStatus",
+    "get_task_list",
+    "load_task_list",
+    "parse_task_list",
+    "resume_tasks",
+    "resume_tasks_sync",
+    "run_tasks",
+    "run_tasks_sync",
+    "start_resume",
+    "start_tasks",
+]

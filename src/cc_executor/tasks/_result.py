@@ -1,0 +1,202 @@
+"""What a task list run produces: per-task results, the list's result, and task events."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from cc_executor._agents._types import AgentEvent
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a task is."""
+
+    PENDING = "pending"
+    """Not started (yet)."""
+    RUNNING = "running"
+    """Its run is in progress."""
+    OK = "ok"
+    """Its run ended ``ok``; a resumed list never runs it again."""
+    FAILED = "failed"
+    """Its last attempt did not end ``ok`` (``run_status`` and ``error`` say how)."""
+    SKIPPED = "skipped"
+    """Never started: a dependency failed, or the list stopped (``skipped_reason``)."""
+    CANCELLED = "cancelled"
+    """Stopped by Ctrl-C, SIGTERM or ``cancel()``; resuming the list continues it."""
+    INTERRUPTED = "interrupted"
+    """Was running when the process running the list died; resuming continues it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ListStatus(str, enum.Enum):
+    """How a task list run ended."""
+
+    RUNNING = "running"
+    OK = "ok"
+    """Every task ended ``ok``."""
+    FAILED = "failed"
+    """A task failed (and dependents were skipped, or the list stopped)."""
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """``budget_usd`` was reached, so no further task was started."""
+    CANCELLED = "cancelled"
+    """Stopped by Ctrl-C, SIGTERM or ``cancel()``; resumable."""
+    INTERRUPTED = "interrupted"
+    """The process running it died; resumable."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskAttempt:
+    """One run of a task (a task re-run after a failure or an interruption has several).
+
+    ``resumed_session`` is the Claude session it continued (an interrupted attempt's, or the
+    ``resume_from`` task's), ``status`` the run's status (``running`` while it runs,
+    ``interrupted`` if the list's process died during it).
+    """
+
+    run_id: str
+    status: str = "running"
+    session_id: str | None = None
+    resumed_session: str | None = None
+    cost_usd: float | None = None
+    num_turns: int | None = None
+    started_at: float = 0.0
+    ended_at: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskResult:
+    """The state, then the outcome, of one task.
+
+    ``run_id`` is its last run (in the history, with the list as parent); ``result``,
+    ``json``, ``files``, ``session_id`` come from its successful run. ``cost_usd`` adds up
+    every attempt. ``started_at``/``ended_at`` are wall-clock times (``time.time()``).
+    """
+
+    id: str
+    title: str = ""
+    status: TaskStatus = TaskStatus.PENDING
+    run_id: str | None = None
+    run_status: str | None = None
+    result: str = ""
+    json: Any = None
+    files: list[str] = field(default_factory=list)
+    session_id: str | None = None
+    cost_usd: float = 0.0
+    num_turns: int | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    skipped_reason: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    runs: list[TaskAttempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when ``status`` is ``ok``."""
+        return self.status is TaskStatus.OK
+
+    @property
+    def attempts(self) -> int:
+        """How many runs the task has had."""
+        return len(self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["status"] = self.status.value
+        data["files"] = list(self.files)
+        data["runs"] = [r.to_dict() for r in self.runs]
+        data["attempts"] = self.attempts
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskResult:
+        """The inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = TaskStatus(values.get("status", "pending"))
+        values["runs"] = [TaskAttempt(**r) for r in values.get("runs") or []]
+        return cls(**values)
+
+
+@dataclass(slots=True, kw_only=True)
+class TaskListResult:
+    """The outcome of a task list run (or its state so far, from ``get_task_list``).
+
+    ``tasks`` maps ids to :class:`TaskResult` in file order. ``cost_usd`` adds up every
+    attempt of every task, over all the sessions that ran the list (a resumed list counts
+    what was spent before); ``duration_s`` is this session's wall time.
+    ``stopped_reason`` says why tasks were not started (budget reached, a task failed with
+    ``on_error: stop``, cancelled). ``run_dir`` holds ``spec.json``, ``list.json`` and one
+    state file per task.
+    """
+
+    list_id: str
+    status: ListStatus
+    tasks: dict[str, TaskResult]
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    run_dir: str | None = None
+    source: str | None = None
+    name: str | None = None
+    stopped_reason: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every task ended ``ok``."""
+        return self.status is ListStatus.OK
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each status."""
+        out: dict[str, int] = {}
+        for task in self.tasks.values():
+            out[task.status.value] = out.get(task.status.value, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``cc-executor tasks run --json`` prints)."""
+        return {
+            "list_id": self.list_id,
+            "status": self.status.value,
+            "cost_usd": self.cost_usd,
+            "duration_s": round(self.duration_s, 6),
+            "run_dir": self.run_dir,
+            "source": self.source,
+            "name": self.name,
+            "stopped_reason": self.stopped_reason,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "counts": self.counts(),
+            "warnings": list(self.warnings),
+            "tasks": {tid: t.to_dict() for tid, t in self.tasks.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStateEvent(AgentEvent):
+    """Made by the task runner when a task changes state: ``running`` (attempt ``attempt``
+    started as run ``run_id``), ``retrying``, ``ok``, ``failed``, ``skipped``,
+    ``cancelled``. ``reason`` says why for the last four; ``cost_usd`` is the task's total."""
+
+    type: ClassVar[str] = "task_state"
+    task_id: str = ""
+    state: str = ""
+    attempt: int = 0
+    run_id: str | None = None
+    reason: str | None = None
+    cost_usd: float | None = None

@@ -1,0 +1,200 @@
+"""Prompt templates: earlier tasks' results in later prompts, through a sandboxed Jinja2.
+
+Templates are written by the list's author; the values put into them (model answers, file
+names, JSON) are untrusted data. So rendering uses Jinja2's immutable sandbox (no access to
+Python internals, no mutation of the values), ``StrictUndefined`` (a typo is an error, never
+an empty string), and a rendered value is never itself rendered again: an answer that
+contains ``{{ ... }}`` reaches the next prompt as those characters.
+
+References are found before anything runs by walking the parsed template's syntax tree for
+``tasks.<id>`` and ``tasks["<id>"]``; only those tasks are visible when the template renders.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+#: What a template can read of an earlier task: ``{{ tasks.<id>.<field> }}``.
+TASK_FIELDS = (
+    "result",
+    "files",
+    "json",
+    "session_id",
+    "cost_usd",
+    "num_turns",
+    "run_id",
+    "status",
+    "title",
+    "id",
+)
+
+_MARKERS = ("{{", "{%", "{#")
+
+
+class TemplateProblem(Exception):
+    """A template cannot be used; ``line`` is 1-based within the template."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A ``tasks.<task>[.<field>]`` reference found in a template (``line``: 1-based)."""
+
+    task: str
+    field: str | None
+    line: int
+
+
+def has_markup(text: str) -> bool:
+    """Whether ``text`` contains any Jinja2 markup at all (else it is used as it is)."""
+    return any(marker in text for marker in _MARKERS)
+
+
+@functools.cache
+def _env() -> ImmutableSandboxedEnvironment:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    # Prompts are plain text: no HTML escaping; the trailing newline is the author's.
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def _walk(node: Any, parent: Any, parents: dict[int, Any]) -> Iterator[Any]:
+    stack = [(node, parent)]
+    while stack:
+        current, up = stack.pop()
+        parents[id(current)] = up
+        yield current
+        stack.extend((child, current) for child in current.iter_child_nodes())
+
+
+def references(source: str) -> list[Reference]:
+    """The task references of a template, in order of appearance.
+
+    Raises :class:`TemplateProblem` for a syntax error, and for any use of ``tasks`` other
+    than ``tasks.<id>`` or ``tasks["<id>"]`` (a loop over it, a computed key): which tasks a
+    prompt reads must be known before the run, to check they are ancestors.
+    """
+    if not has_markup(source):
+        return []
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        tree = _env().parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
+    parents: dict[int, Any] = {}
+    found: list[Reference] = []
+    for node in _walk(tree, None, parents):
+        if not (isinstance(node, nodes.Name) and node.name == "tasks" and node.ctx == "load"):
+            continue
+        up = parents.get(id(node))
+        task = _key_of(up, node)
+        if task is None:
+            raise TemplateProblem(
+                'use "tasks" only as tasks.<id> or tasks["<id>"] (the tasks a prompt reads '
+                "must be known before the run)",
+                node.lineno,
+            )
+        found.append(Reference(task, _key_of(parents.get(id(up)), up), node.lineno))
+    found.sort(key=lambda r: r.line)
+    return found
+
+
+def _key_of(node: Any, child: Any) -> str | None:
+    """``X`` when ``node`` is ``child.X`` or ``child["X"]``, else None."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Getattr) and node.node is child:
+        return str(node.attr)
+    if (
+        isinstance(node, nodes.Getitem)
+        and node.node is child
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return node.arg.value
+    return None
+
+
+class _Lines(list[str]):
+    """File lists render one path per line."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+
+class _JsonDict(dict[str, Any]):
+    """JSON objects render as JSON, not as Python's repr."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False)
+
+
+class _JsonList(list[Any]):
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False)
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _JsonDict({str(k): _wrap(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return _JsonList(_wrap(v) for v in value)
+    return value
+
+
+class _Tasks:
+    """``tasks`` in a template. Only dunder methods, so that no task id (``items``,
+    ``keys``, ``get``) is shadowed by a method when written ``tasks.<id>``."""
+
+    __slots__ = ("_views",)
+
+    def __init__(self, views: Mapping[str, Mapping[str, Any]]) -> None:
+        self._views = views
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]:
+        return self._views[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
+
+def view(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a template sees of a finished task, from its result fields (``TASK_FIELDS``)."""
+    out = {name: values.get(name) for name in TASK_FIELDS}
+    out["files"] = _Lines(values.get("files") or [])
+    out["json"] = _wrap(values.get("json"))
+    out["result"] = values.get("result") or ""
+    return out
+
+
+def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
+    """``source`` rendered with ``tasks`` (id -> :func:`view`) as its only variable.
+
+    Raises :class:`TemplateProblem` when rendering fails: an undefined name or field, a
+    sandbox violation, an error raised by the template itself.
+    """
+    if not has_markup(source):
+        return source
+    from jinja2 import TemplateError
+
+    try:
+        return _env().from_string(source).render(tasks=_Tasks(tasks))
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # Errors raised inside the template's own expressions (``1/0``, ``"a" + 1``).
+        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
