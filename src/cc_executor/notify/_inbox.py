@@ -1,0 +1,445 @@
+"""Receiving: reading a project's inbox (JSON notifications) and incoming issues (Markdown
+with YAML front matter) as untrusted input, finding an entry, acknowledging it.
+
+Every file is judged on its own: a file that is too large, a symbolic link, not a regular
+file, badly named, not UTF-8, not JSON, not matching the schema, or with bad front matter
+becomes a :class:`Problem` with the reason, and the rest of the listing goes on. Nothing
+in a file is executed, imported, evaluated or followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cc_executor.notify._errors import DeliveryError, EntryNotFound
+from cc_executor.notify._message import (
+    INBOX,
+    INCOMING,
+    MAX_MESSAGE_BYTES,
+    PROCESSED,
+    is_safe_name,
+    schema_problems,
+)
+from cc_executor.notify._send import Delivery, notify
+
+_MAX_FRONT_MATTER = 64 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# A FIFO dropped into the inbox must not block the reader.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A valid notification from ``inbox/``. ``id`` is the file name, ``received_at`` its
+    modification time; ``data`` matched the schema when read, and unknown fields are kept.
+    Everything in ``data`` is untrusted text."""
+
+    id: str
+    path: Path
+    received_at: float
+    data: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``"message"``."""
+        return "message"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "path": str(self.path),
+            "received_at": self.received_at,
+            "message": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An issue file from ``incoming/``: its front matter's ``title``, ``labels`` (a list,
+    or a comma-separated string) and ``priority``, and the Markdown ``body`` after it."""
+
+    id: str
+    path: Path
+    received_at: float
+    title: str
+    labels: tuple[str, ...] = ()
+    priority: str | None = None
+    body: str = ""
+
+    @property
+    def kind(self) -> str:
+        """``"issue"``."""
+        return "issue"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "path": str(self.path),
+            "received_at": self.received_at,
+            "title": self.title,
+            "labels": list(self.labels),
+            "priority": self.priority,
+            "body": self.body,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A file of the inbox or incoming folder that was not accepted, and why. ``id`` is
+    the raw file name (it may itself be hostile: display it neutralised)."""
+
+    id: str
+    path: Path
+    reason: str
+    received_at: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"problem"``."""
+        return "problem"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "path": str(self.path),
+            "received_at": self.received_at,
+            "reason": self.reason,
+        }
+
+
+#: An accepted inbox item: a notification or an issue file.
+Entry = Message | Issue
+
+
+@dataclass(slots=True)
+class Inbox:
+    """One reading of a project's inbox: the accepted entries and the problems, each in
+    arrival order (modification time, then name)."""
+
+    root: Path
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "project": str(self.root),
+            "entries": [e.to_dict() for e in self.entries],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, received_at: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.received_at = received_at
+
+
+def project_root(project: str | os.PathLike[str] | None = None) -> Path:
+    """The project whose inbox to read: ``project`` as given, else the nearest folder
+    from the current directory upwards that holds ``.git`` (found by looking, without
+    running git), else the current directory."""
+    if project is not None:
+        return Path(project).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
+def _read_limited(path: Path) -> tuple[bytes, float]:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _Rejected(f"cannot be examined: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise _Rejected("a symbolic link (links are never followed)", st.st_mtime)
+    if not stat.S_ISREG(st.st_mode):
+        raise _Rejected("not a regular file", st.st_mtime)
+    if st.st_size > MAX_MESSAGE_BYTES:
+        raise _Rejected(
+            f"too large: {st.st_size} bytes (the limit is {MAX_MESSAGE_BYTES})", st.st_mtime
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _NOFOLLOW | _NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        # Replaced by a link between the lstat and the open.
+        if exc.errno == errno.ELOOP:
+            raise _Rejected("a symbolic link (links are never followed)", st.st_mtime) from None
+        raise _Rejected(f"cannot be read: {exc.strerror}", st.st_mtime) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise _Rejected("not a regular file", st.st_mtime)
+        data = f.read(MAX_MESSAGE_BYTES + 1)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise _Rejected(f"too large: over {MAX_MESSAGE_BYTES} bytes", st.st_mtime)
+    return data, st.st_mtime
+
+
+def _decode(data: bytes, received_at: float) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Rejected(f"not valid UTF-8 (at byte {exc.start})", received_at) from None
+
+
+def _message(name: str, path: Path) -> Message:
+    data, received_at = _read_limited(path)
+    text = _decode(data, received_at)
+    try:
+        loaded = json.loads(text)
+    except RecursionError:
+        raise _Rejected("invalid JSON: nested too deeply", received_at) from None
+    except ValueError as exc:
+        raise _Rejected(f"invalid JSON: {exc}", received_at) from None
+    problems = schema_problems(loaded)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise _Rejected(f"does not match the schema: {problems[0]}{more}", received_at)
+    return Message(id=name, path=path, received_at=received_at, data=loaded)
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    mark = getattr(exc, "problem_mark", None)
+    # +2: the file's first line is the opening '---', and marks count from zero.
+    where = f" at line {mark.line + 2}" if mark is not None else ""
+    return f"invalid YAML front matter: {problem}{where}"
+
+
+def _labels(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return tuple(str(v) for v in value)
+    raise ValueError("'labels' must be a list of strings or a comma-separated string")
+
+
+def _issue(name: str, path: Path) -> Issue:
+    data, received_at = _read_limited(path)
+    text = _decode(data, received_at)
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip("\r\n") != "---":
+        raise _Rejected("no YAML front matter (the first line must be '---')", received_at)
+    end = next(
+        (i for i, line in enumerate(lines[1:], 1) if line.rstrip("\r\n") in ("---", "...")), None
+    )
+    if end is None:
+        raise _Rejected("the YAML front matter is not closed by a '---' line", received_at)
+    block = "".join(lines[1:end])
+    if len(block) > _MAX_FRONT_MATTER:
+        raise _Rejected(f"front matter over {_MAX_FRONT_MATTER} characters", received_at)
+    try:
+        # Aliases let a small document expand into a huge one when it is used; none needed.
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(block, Loader=yaml.SafeLoader)):
+            raise _Rejected("YAML aliases are not allowed in front matter", received_at)
+        front = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        raise _Rejected(_yaml_reason(exc), received_at) from None
+    except RecursionError:
+        raise _Rejected("invalid YAML front matter: nested too deeply", received_at) from None
+    if not isinstance(front, dict):
+        raise _Rejected(
+            "the front matter must be a mapping (title:, labels:, priority:)", received_at
+        )
+    title = front.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise _Rejected("the front matter needs a non-empty 'title' string", received_at)
+    priority = front.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, str | int)):
+        raise _Rejected("'priority' must be a string or a number", received_at)
+    try:
+        labels = _labels(front.get("labels"))
+    except ValueError as exc:
+        raise _Rejected(str(exc), received_at) from None
+    return Issue(
+        id=name,
+        path=path,
+        received_at=received_at,
+        title=title.strip(),
+        labels=labels,
+        priority=None if priority is None else str(priority),
+        body="".join(lines[end + 1 :]),
+    )
+
+
+def load(path: Path) -> Entry | Problem | None:
+    """Read one file: a ``.json`` notification or a ``.md`` issue. Returns the entry, a
+    :class:`Problem` saying why it was not accepted, or None when the file vanished
+    meanwhile (acknowledged by someone else)."""
+    name = path.name
+    try:
+        if not is_safe_name(name):
+            received_at = os.lstat(path).st_mtime
+            raise _Rejected(
+                "unsafe file name (only letters, digits and ._+- are accepted; no '..', no "
+                "leading dot or dash)",
+                received_at,
+            )
+        if name.endswith(".json"):
+            return _message(name, path)
+        return _issue(name, path)
+    except FileNotFoundError:
+        return None
+    except _Rejected as exc:
+        return Problem(id=name, path=path, reason=exc.reason, received_at=exc.received_at)
+
+
+def _candidates(folder: Path, suffix: str) -> list[str] | Problem:
+    try:
+        with os.scandir(folder) as it:
+            # Hidden temporary files of writers end in .tmp and are skipped with the rest.
+            return sorted(e.name for e in it if e.name.endswith(suffix))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return Problem(id=str(folder), path=folder, reason=f"cannot list: {exc.strerror}")
+
+
+def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
+    """Read every ``.github/ISSUES/inbox/*.json`` and ``.github/ISSUES/incoming/*.md`` of
+    the project (see :func:`project_root`). Missing folders are an empty inbox; other
+    files and the ``processed/`` folders are ignored. Never raises for a file's content."""
+    inbox = Inbox(root=project_root(project))
+    for folder, suffix in ((inbox.root / INBOX, ".json"), (inbox.root / INCOMING, ".md")):
+        names = _candidates(folder, suffix)
+        if isinstance(names, Problem):
+            inbox.problems.append(names)
+            continue
+        for name in names:
+            item = load(folder / name)
+            if isinstance(item, Problem):
+                inbox.problems.append(item)
+            elif item is not None:
+                inbox.entries.append(item)
+    inbox.entries.sort(key=lambda e: (e.received_at, e.id))
+    inbox.problems.sort(key=lambda p: (p.received_at or 0.0, p.id))
+    return inbox
+
+
+def find(inbox: Inbox, ident: str) -> Entry | Problem:
+    """The entry (or problem file) whose id is ``ident``, or is ``ident`` plus ``.json``
+    or ``.md``, or the only one starting with ``ident``. ``ident`` is only ever compared
+    with names read from the folders, never joined to a path, so ``../x`` finds nothing.
+    Raises :class:`EntryNotFound` when nothing or several match."""
+    items: list[Entry | Problem] = [*inbox.entries, *inbox.problems]
+    for wanted in (ident, f"{ident}.json", f"{ident}.md"):
+        exact = [item for item in items if item.id == wanted]
+        if len(exact) == 1:
+            return exact[0]
+    matches = [item for item in items if ident and item.id.startswith(ident)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise EntryNotFound(f"no inbox entry {ident!r} (see `cc-executor inbox list`)")
+    names = ", ".join(sorted(item.id for item in matches)[:5])
+    raise EntryNotFound(f"{ident!r} matches {len(matches)} entries: {names}")
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """The result of :func:`acknowledge`: the entry, where it was moved, and the ``ack``
+    sent back (None without ``reply_to``)."""
+
+    entry: Entry | Problem
+    moved_to: Path
+    reply: Delivery | None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samestat(os.lstat(a), os.lstat(b))
+    except OSError:
+        return False
+
+
+def _move_aside(path: Path) -> Path:
+    folder = path.parent / PROCESSED
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DeliveryError(f"cannot create {folder}: {exc.strerror}") from None
+    stem, dot, suffix = path.name.rpartition(".")
+    for n in range(1000):
+        name = path.name if n == 0 else f"{stem}.{n}{dot}{suffix}"
+        dest = folder / name
+        try:
+            # A link, not a rename: rename would silently replace an earlier file of that name.
+            os.link(path, dest, follow_symlinks=False)
+        except FileExistsError:
+            if _same_file(path, dest):
+                # Another process is moving this very file: it wins, we keep no second copy.
+                raise EntryNotFound(f"{path.name} was acknowledged meanwhile") from None
+            continue
+        except FileNotFoundError:
+            raise EntryNotFound(f"{path.name} was acknowledged meanwhile") from None
+        except OSError:
+            # Directories (and file systems without links): rename, after checking the name.
+            if os.path.lexists(dest):
+                continue
+            try:
+                os.rename(path, dest)
+            except OSError as exc:
+                raise DeliveryError(f"cannot move {path.name}: {exc.strerror}") from None
+            return dest
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            # Another process acknowledged it at the same moment and kept its own copy.
+            dest.unlink()
+            raise EntryNotFound(f"{path.name} was acknowledged meanwhile") from None
+        return dest
+    raise DeliveryError(f"no free name for {path.name} in {folder}")
+
+
+def acknowledge(
+    ident: str,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    reply_to: str | os.PathLike[str] | None = None,
+    message: str | None = None,
+) -> Acknowledgement:
+    """Move the entry ``ident`` (see :func:`find`; problem files too, to clear them) into
+    the ``processed/`` sub-folder of its folder, never replacing a file there.
+
+    With ``reply_to`` (a directory the user names: a path inside a message is never
+    used), first send an ``ack`` there from this project, naming the entry in
+    ``in_reply_to`` and carrying its issue numbers; if that fails nothing is moved.
+    Raises :class:`EntryNotFound`, or the errors of :func:`notify` and
+    :class:`DeliveryError`."""
+    inbox = read_inbox(project)
+    entry = find(inbox, ident)
+    reply = None
+    if reply_to is not None:
+        issues = entry.data.get("issue_numbers", []) if isinstance(entry, Message) else []
+        reply = notify(
+            reply_to,
+            project=inbox.root,
+            type="ack",
+            issues=issues,
+            message=message if message is not None else f"received {entry.id}",
+            in_reply_to=entry.id[:255],
+        )
+    return Acknowledgement(entry=entry, moved_to=_move_aside(entry.path), reply=reply)

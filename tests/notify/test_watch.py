@@ -1,0 +1,108 @@
+"""``inbox watch``: entries that arrive after it started, through inotify or polling."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cc_executor.notify import INBOX, INCOMING, Message, Problem, notify, watch
+from tests.notify.conftest import CLI, MakeRepo
+
+
+def start_watch(project: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [CLI, "inbox", "watch", "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    ready = proc.stderr.readline()
+    assert "watching" in ready, ready
+    return proc, ready
+
+
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_watch_sees_a_message_dropped_after_it_started(make_repo: MakeRepo, mode: str) -> None:
+    sender = make_repo("sender")
+    receiver = make_repo("receiver")
+    before = notify(receiver, project=sender, type="question", message="already there")
+    extra = ["--poll"] if mode == "polling" else []
+    proc, ready = start_watch(receiver, "--json", "--max-events", "2", "--timeout", "30", *extra)
+    if mode == "polling":
+        assert "PollingObserver" in ready
+    try:
+        sent = notify(receiver, project=sender, type="question", message="new \x1b[2J one")
+        time.sleep(0.3)
+        issue = receiver / INCOMING / "late.md"
+        issue.parent.mkdir(parents=True)
+        issue.write_text("---\ntitle: Arrived later\n---\n")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "\x1b" not in out
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["id"] for e in events] == [sent.path.name, "late.md"]
+    assert events[0]["message"]["message"] == "new \x1b[2J one"
+    assert events[1]["title"] == "Arrived later"
+    assert before.path.name not in out
+
+
+def test_watch_timeout_without_events_exits_124(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [CLI, "inbox", "watch", "--project", str(tmp_path), "--timeout", "0.5",
+         "--max-events", "1"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 124
+    assert done.stdout == ""
+    assert time.monotonic() - started < 10
+    assert (tmp_path / INBOX).is_dir()
+    plain = subprocess.run(
+        [CLI, "inbox", "watch", "--project", str(tmp_path), "--timeout", "0.3"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0
+
+
+def test_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    proc, _ = start_watch(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+
+
+def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
+    folder = tmp_path / INBOX
+    complete = {"type": "question", "from": "x", "to": "y", "timestamp": "2026-01-01T00:00:00Z"}
+
+    def slow_writer() -> None:
+        # A sender that writes in place, not atomically: half a message first.
+        partial = folder / "slow_writer.json"
+        partial.write_text('{"type": "question", ')
+        time.sleep(0.5)
+        partial.write_text(json.dumps(complete))
+        time.sleep(0.2)
+        (folder / "garbage.json").write_text("not json, and it stays that way")
+
+    def ready(watched: Path, mechanism: str) -> None:
+        threading.Thread(target=slow_writer).start()
+
+    events = list(watch(tmp_path, timeout=20, max_events=2, on_ready=ready))
+    assert isinstance(events[0], Message)
+    assert events[0].id == "slow_writer.json"
+    assert events[0].data == complete
+    # A file that stays broken is reported once it has settled.
+    assert isinstance(events[1], Problem)
+    assert events[1].id == "garbage.json"
+    assert "invalid JSON" in events[1].reason
