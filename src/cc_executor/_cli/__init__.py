@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cc-executor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from cc_executor._cli import _doctor, _exec, _history, _run, _tasks
+    from cc_executor._cli import _doctor, _exec, _history, _run, _serve, _tasks
     from cc_executor._cli import _notify as notify_cli
     from cc_executor.testing import _cli as testing_cli
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     testing_cli.add_parser(sub)
     _doctor.add_parser(sub)
     _tasks.add_parser(sub)
+    _serve.add_parser(sub)
     notify_cli.add_parser(sub)
     return parser
 

@@ -1,0 +1,6 @@
+"""Remote control of runs: the HTTP/WebSocket service and the MCP server.
+
+Layering: the interfaces (``_http``, ``_ws``, ``_mcp``) share one :class:`RunManager`
+(``_manager``), which calls the run API and the process engine; ``_security`` guards every
+network entry point.
+"""

@@ -1,0 +1,349 @@
+"""The HTTP service: REST for runs, Server-Sent Events for their events, the WebSocket
+JSON-RPC endpoint, and an OpenAPI document generated from the routes' docstrings.
+
+Every response body is JSON; errors are ``{"error": {"code", "message"}}`` with a fitting
+status (400 bad input, 401/403 refused by the guard, 404 unknown run, 409 wrong state,
+413 too large, 429 queue full, 501 not available). Model output only ever travels inside
+JSON strings, so it cannot break the SSE framing or forge events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.schemas import SchemaGenerator
+
+from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
+from cc_executor._service._security import Guard, SecurityPolicy
+from cc_executor._version import __version__
+
+#: Seconds between SSE keep-alive comments while a run is quiet.
+SSE_KEEPALIVE_S = 15.0
+
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+
+_SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "cc-executor service", "version": __version__},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON response encoded with orjson (non-string keys and NaN refused)."""
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The uniform error body."""
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+def _service_error(exc: ServiceError) -> Response:
+    return error_response(exc.status, exc.code, str(exc))
+
+
+def _manager(request: Request) -> RunManager:
+    manager: RunManager = request.app.state.manager
+    return manager
+
+
+async def health(request: Request) -> Response:
+    """Liveness and load.
+    ---
+    summary: Server health
+    responses:
+      200:
+        description: "{status: ok, version, runs_in_memory, running, queued, max_concurrent,
+          max_queued, exec_allowed}"
+    """
+    return json_response({"status": "ok", "version": __version__, **_manager(request).stats()})
+
+
+async def create_run(request: Request) -> Response:
+    """Start a run.
+    ---
+    summary: Start a Claude Code run, a command (if allowed) or a task list
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            properties:
+              prompt: {type: string, description: "The prompt of a Claude Code run"}
+              argv:
+                type: array
+                items: {type: string}
+                description: "A command (its executable must be on the server's allowlist)"
+              tasks: {description: "A task list"}
+              options: {type: object, description: "Run options (see RunOptions)"}
+    responses:
+      202: {description: "Queued: {run_id, status, events}"}
+      400: {description: Invalid request}
+      403: {description: Not allowed by the server's policy}
+      429: {description: The queue is full}
+      501: {description: Not available in this version}
+    """
+    try:
+        spec = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
+    try:
+        run = _manager(request).submit(spec)
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response(
+        {"run_id": run.id, "status": run.status, "events": f"/runs/{run.id}/events"}, 202
+    )
+
+
+def _number(request: Request, name: str, kind: type[float] | type[int]) -> Any:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, got {value!r}") from None
+
+
+async def list_runs(request: Request) -> Response:
+    """List runs, newest first.
+    ---
+    summary: Runs in memory, then from the history
+    parameters:
+      - {name: status, in: query, schema: {type: string}}
+      - {name: kind, in: query, schema: {type: string, enum: [run, exec]}}
+      - {name: since, in: query, schema: {type: number}, description: Unix time}
+      - {name: parent_id, in: query, schema: {type: string}}
+      - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
+    responses:
+      200: {description: "{runs: [...]}"}
+    """
+    q = request.query_params
+    try:
+        runs = await _manager(request).list_runs(
+            status=q.get("status"),
+            kind=q.get("kind"),
+            since=_number(request, "since", float),
+            parent_id=q.get("parent_id"),
+            limit=_number(request, "limit", int) or 100,
+        )
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response({"runs": runs})
+
+
+async def get_run(request: Request) -> Response:
+    """One run.
+    ---
+    summary: A run's status, and its result once finished (else the text streamed so far)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: The run}
+      404: {description: No such run}
+    """
+    try:
+        return json_response(await _manager(request).describe(request.path_params["run_id"]))
+    except ServiceError as exc:
+        return _service_error(exc)
+
+
+async def _control(request: Request, action: str) -> Response:
+    manager = _manager(request)
+    run_id = request.path_params["run_id"]
+    try:
+        run = getattr(manager, action)(run_id)
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response({"run_id": run.id, "status": run.status})
+
+
+async def cancel_run(request: Request) -> Response:
+    """Cancel a run.
+    ---
+    summary: Stop a run (its whole process tree); it ends cancelled with its partial result
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, status}"}
+      404: {description: No such run}
+      409: {description: The run already ended}
+    """
+    return await _control(request, "cancel")
+
+
+async def pause_run(request: Request) -> Response:
+    """Pause a run.
+    ---
+    summary: SIGSTOP a running run's process tree (timeouts do not count paused time)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, status}"}
+      404: {description: No such run}
+      409: {description: The run is not running}
+    """
+    return await _control(request, "pause")
+
+
+async def resume_run(request: Request) -> Response:
+    """Resume a run.
+    ---
+    summary: SIGCONT a paused run's process tree
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, status}"}
+      404: {description: No such run}
+      409: {description: The run is not paused}
+    """
+    return await _control(request, "resume")
+
+
+def _after(request: Request) -> int:
+    value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    if not value.isdigit():
+        raise InvalidRequest(f"Last-Event-ID must be a sequence number, got {value!r}")
+    return int(value)
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    """One SSE frame: ``id`` (the sequence number), ``event`` (the type, when it is a safe
+    name) and ``data`` (the event as one line of JSON)."""
+    name = event.get("type")
+    parts = []
+    seq = event.get("seq")
+    if isinstance(seq, int):
+        parts.append(b"id: %d\n" % seq)
+    if isinstance(name, str) and _EVENT_NAME.match(name):
+        parts.append(b"event: " + name.encode() + b"\n")
+    parts.append(b"data: " + orjson.dumps(event) + b"\n\n")
+    return b"".join(parts)
+
+
+async def with_keepalive(
+    events: AsyncIterator[dict[str, Any]], interval: float
+) -> AsyncIterator[dict[str, Any] | None]:
+    """``events``, with a None every ``interval`` seconds of silence. The pending read is
+    never cancelled by the timeout, so no event is lost."""
+    pending: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield item
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+
+
+async def run_events(request: Request) -> Response:
+    """A run's events as Server-Sent Events.
+    ---
+    summary: Replay then follow a run's events; resume with Last-Event-ID
+    description: >-
+      Every event has a per-run sequence number, sent as the SSE id. A client that
+      reconnects with Last-Event-ID (or ?after=N) receives every later event, none twice.
+      The stream ends after the run's `completed` event. Events older than the server's
+      per-run replay bound come as one `gap` event.
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+      - {name: after, in: query, schema: {type: integer}, description: Same as Last-Event-ID}
+      - {name: Last-Event-ID, in: header, schema: {type: integer}}
+    responses:
+      200: {description: text/event-stream}
+      404: {description: "Not a run in this server's memory (see GET /runs/{run_id})"}
+    """
+    manager = _manager(request)
+    try:
+        after = _after(request)
+        run = manager.get(request.path_params["run_id"])
+    except ServiceError as exc:
+        return _service_error(exc)
+    interval = float(getattr(request.app.state, "sse_keepalive_s", SSE_KEEPALIVE_S))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b": run " + run.id.encode() + b"\n\n"
+        source = run.follow(after)
+        try:
+            async for event in with_keepalive(source, interval):
+                yield b": keepalive\n\n" if event is None else sse_frame(event)
+        finally:
+            await source.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI document of this service.
+    ---
+    summary: This document
+    responses:
+      200: {description: OpenAPI 3 JSON}
+    """
+    schema = _SCHEMAS.get_schema(routes=request.app.routes)
+    # YAML reads the status codes as integers; JSON object keys are strings.
+    body = orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, media_type="application/json")
+
+
+def create_app(
+    manager: RunManager,
+    policy: SecurityPolicy,
+    *,
+    sse_keepalive_s: float = SSE_KEEPALIVE_S,
+) -> Starlette:
+    """The ASGI app: routes behind the :class:`Guard`. ``manager`` is shared by every
+    connection; the caller owns its lifetime (``await manager.aclose()`` at shutdown)."""
+    from cc_executor._service._ws import websocket_endpoint
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        Route("/runs", create_run, methods=["POST"]),
+        Route("/runs", list_runs, methods=["GET"]),
+        Route("/runs/{run_id}", get_run, methods=["GET"]),
+        Route("/runs/{run_id}/events", run_events, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+        Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
+        Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
+        WebSocketRoute("/ws", websocket_endpoint),
+    ]
+    app = Starlette(routes=routes)
+    app.state.manager = manager
+    app.state.policy = policy
+    app.state.sse_keepalive_s = sse_keepalive_s
+    app.add_middleware(Guard, policy=policy)
+    return app

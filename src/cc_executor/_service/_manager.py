@@ -1,0 +1,737 @@
+"""The run manager: what the HTTP, WebSocket and MCP interfaces share.
+
+It keeps a registry of the runs it started (Claude Code runs and, when allowed, commands),
+numbers every event of a run (``seq`` 1, 2, 3, ... per run) and keeps the most recent ones
+in memory so a subscriber that reconnects can continue exactly where it stopped. Runs are
+started through a queue with a concurrency limit; a full queue refuses new runs
+(:class:`QueueFull`) instead of spawning without bound. Runs belong to the manager, not to
+the connection that started them: a client that goes away leaves its runs running.
+
+Bounds (all per manager, set in :class:`ManagerConfig`):
+
+- at most ``max_concurrent`` runs execute at once; at most ``max_queued`` more wait;
+- a run keeps its last ``max_events`` events for replay (a little more between trims). A
+  subscriber that asks for older ones gets one ``{"type": "gap"}`` event saying which
+  sequence numbers are gone, then the rest; the full record is the run's event log on disk;
+- at most ``max_finished`` finished runs stay in memory (oldest dropped first); older ones
+  are still answered from the history store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cc_executor._ids import new_run_id
+from cc_executor._store import HistoryStore, Query, RunRecord, verify
+
+#: Run states before a run ends; any other ``status`` is final.
+QUEUED = "queued"
+RUNNING = "running"
+PAUSED = "paused"
+LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
+
+#: Run options a remote caller may not set: they choose what executes (``claude_path``,
+#: ``mcp_config``, ``extra_args``) or where files go (``run_dir``, ``run_id``).
+SERVER_ONLY_OPTIONS = frozenset({"claude_path", "run_dir", "run_id", "mcp_config", "extra_args"})
+
+#: Environment variables a remote caller may not set: they would make the child load code
+#: of the caller's choosing, or pick a different executable.
+_UNSAFE_ENV_PREFIXES = ("LD_", "DYLD_")
+_UNSAFE_ENV = frozenset(
+    {"PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV"}
+)
+
+#: Options of a command run (``argv``), with their types.
+_EXEC_OPTIONS: Mapping[str, tuple[type, ...]] = {
+    "cwd": (str,),
+    "env": (dict,),
+    "timeout": (int, float),
+    "idle_timeout": (int, float),
+    "first_output_timeout": (int, float),
+    "grace": (int, float),
+    "stdin": (str,),
+}
+
+
+class ServiceError(Exception):
+    """A request the manager refuses; ``status`` is the HTTP status that fits, ``code`` a
+    short machine-readable name."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidRequest(ServiceError):
+    """Bad input: unknown or invalid options, a missing prompt, a malformed spec."""
+
+
+class NotFound(ServiceError):
+    """No run with that id, live or in the history."""
+
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(ServiceError):
+    """The request is well formed but not allowed by the server's policy (exec disabled,
+    executable not on the allowlist, cwd outside the allowed roots, server-only option)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(ServiceError):
+    """The run is not in a state that allows the action (pause a finished run, ...)."""
+
+    status = 409
+    code = "conflict"
+
+
+class QueueFull(ServiceError):
+    """``max_queued`` runs are already waiting for a slot."""
+
+    status = 429
+    code = "queue_full"
+
+
+class Unavailable(ServiceError):
+    """The feature is not available in this version or configuration."""
+
+    status = 501
+    code = "not_available"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerConfig:
+    """Limits and policy of a :class:`RunManager`.
+
+    - ``max_concurrent``: runs executing at once (>= 1).
+    - ``max_queued``: runs waiting for a slot; one more is refused with :class:`QueueFull`.
+    - ``max_events``: events kept per run for replay (see the module docstring).
+    - ``max_finished``: finished runs kept in memory.
+    - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
+      server's ``PATH``, or absolute paths); empty means commands are refused.
+    - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
+      empty means the server's working directory only.
+    - ``run_defaults``: options applied to every Claude Code run before the caller's (the
+      server's ``claude_path``, for instance); callers cannot override server-only options.
+    """
+
+    max_concurrent: int = 4
+    max_queued: int = 64
+    max_events: int = 10_000
+    max_finished: int = 1_000
+    exec_allowlist: Sequence[str] = ()
+    allow_dirs: Sequence[str | os.PathLike[str]] = ()
+    run_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent", "max_events", "max_finished"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_queued < 0:
+            raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
+
+
+Event = dict[str, Any]
+
+
+class ManagedRun:
+    """One run known to the manager: its state, its numbered events, its result.
+
+    ``status`` is ``queued``, ``running`` or ``paused`` while it lives, then the run's final
+    status (``ok``, ``error``, ``cancelled``, ``timeout``, ``failed``, ...). ``result`` is
+    the final result as a JSON-ready dict (``RunResult.to_dict()`` for Claude runs,
+    ``ProcessResult.to_dict()`` for commands).
+    """
+
+    def __init__(self, run_id: str, kind: str, *, max_events: int, summary: Event) -> None:
+        self.id = run_id
+        self.kind = kind
+        self.status = QUEUED
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.result: Event | None = None
+        self.error: str | None = None
+        self.details = summary
+        self.cancel_requested = False
+        self._max_events = max_events
+        self._events: list[Event] = []
+        self._first_seq = 1
+        self._next_seq = 1
+        self._wakeup: asyncio.Event | None = None
+        self._closed = False
+        self._control: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._text_tail: list[str] = []
+        self._text_tail_len = 0
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended and its last event (``completed``) is logged."""
+        return self._closed
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest event (0 before the first)."""
+        return self._next_seq - 1
+
+    def append(self, event: Event) -> Event:
+        """Number ``event`` (adds ``seq`` and ``run_id``), log it and wake subscribers.
+        Events appended after the run closed are dropped."""
+        if self._closed:
+            return event
+        event["seq"] = self._next_seq
+        event["run_id"] = self.id
+        self._next_seq += 1
+        self._events.append(event)
+        if len(self._events) >= self._max_events + max(1, self._max_events // 4):
+            # Trimming in steps keeps appends amortised O(1).
+            drop = len(self._events) - self._max_events
+            del self._events[:drop]
+            self._first_seq += drop
+        if event.get("type") == "text_delta":
+            self._keep_text(str(event.get("text", "")))
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+        return event
+
+    def _keep_text(self, text: str) -> None:
+        self._text_tail.append(text)
+        self._text_tail_len += len(text)
+        while self._text_tail_len > 4000 and len(self._text_tail) > 1:
+            self._text_tail_len -= len(self._text_tail.pop(0))
+
+    def text_tail(self, limit: int = 2000) -> str:
+        """The last ``limit`` characters of assistant text streamed so far."""
+        return "".join(self._text_tail)[-limit:]
+
+    def events(self) -> list[Event]:
+        """A copy of the events kept in memory, oldest first."""
+        return list(self._events)
+
+    def close(self) -> None:
+        """No more events; subscribers finish after the last one."""
+        self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def follow(self, after: int = 0) -> AsyncGenerator[Event, None]:
+        """Every event with ``seq > after``, logged ones first, then live ones as they are
+        appended; ends after the run's last event. A slow follower never slows the run: it
+        reads the log at its own pace. If events it asks for were already trimmed from
+        memory, it first gets ``{"type": "gap", "run_id", "missed_from", "missed_to"}``."""
+        next_seq = max(after, 0) + 1
+        while True:
+            if next_seq < self._first_seq:
+                yield {
+                    "type": "gap",
+                    "run_id": self.id,
+                    "missed_from": next_seq,
+                    "missed_to": self._first_seq - 1,
+                }
+                next_seq = self._first_seq
+            start = next_seq - self._first_seq
+            if start < len(self._events):
+                batch = self._events[start:]
+                next_seq = batch[-1]["seq"] + 1
+                for event in batch:
+                    yield event
+                continue
+            if self._closed:
+                return
+            if self._wakeup is None:
+                self._wakeup = asyncio.Event()
+            await self._wakeup.wait()
+
+    def summary(self) -> Event:
+        """A JSON-ready view: id, kind, status, times, last sequence number, and the result
+        once there is one (else the tail of the text streamed so far)."""
+        data: Event = {
+            "run_id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "last_seq": self.last_seq,
+            "live": not self._closed,
+            **self.details,
+        }
+        if self.error:
+            data["error"] = self.error
+        if self.result is not None:
+            data["result"] = self.result
+        elif self.kind == "run":
+            data["text_tail"] = self.text_tail()
+        return data
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+class RunManager:
+    """Registry, queue and event logs of the runs started through a server.
+
+    Create it inside the running event loop and call :meth:`aclose` when the server stops
+    (it cancels what is still running; the history records those runs as ``cancelled``).
+    ``store`` (optional) answers for runs that are no longer in memory and for listings.
+    """
+
+    def __init__(self, config: ManagerConfig | None = None, store: HistoryStore | None = None):
+        self.config = config or ManagerConfig()
+        self.store = store
+        self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
+        self._slots = asyncio.Semaphore(self.config.max_concurrent)
+        self._waiting = 0
+        self._roots = [_resolved(d) for d in self.config.allow_dirs] or [_resolved(os.getcwd())]
+        self._exec: dict[str, str] = {}
+        for name in self.config.exec_allowlist:
+            found = shutil.which(name)
+            if found is None:
+                raise ValueError(f"--allow-exec {name}: no such executable on PATH")
+            self._exec[name] = os.path.realpath(found)
+
+    # ---------------------------------------------------------------- queries
+
+    @property
+    def exec_allowed(self) -> bool:
+        """True when commands may be run (an allowlist was given)."""
+        return bool(self._exec)
+
+    def stats(self) -> Event:
+        """Counts for ``/health``: runs in memory, running, waiting, limits."""
+        running = sum(1 for r in self._runs.values() if r.status in (RUNNING, PAUSED))
+        return {
+            "runs_in_memory": len(self._runs),
+            "running": running,
+            "queued": self._waiting,
+            "max_concurrent": self.config.max_concurrent,
+            "max_queued": self.config.max_queued,
+            "exec_allowed": self.exec_allowed,
+        }
+
+    def get(self, run_id: str) -> ManagedRun:
+        """The live or recently finished run ``run_id``; :class:`NotFound` otherwise."""
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r} in this server's memory")
+        return run
+
+    async def describe(self, run_id: str) -> Event:
+        """The run's summary, from memory or else from the history; :class:`NotFound`."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            return run.summary()
+        record = await self._history_get(run_id)
+        if record is None:
+            raise NotFound(f"no run {run_id!r}")
+        return {"live": False, "from_history": True, **_record_view(record)}
+
+    async def _history_get(self, run_id: str) -> RunRecord | None:
+        if self.store is None:
+            return None
+        store = self.store
+        return await asyncio.to_thread(store.get, run_id)
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        parent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        """Runs newest first: those in memory, then the history's, filtered alike.
+        ``limit`` is capped at 1000."""
+        limit = max(1, min(limit, 1000))
+        out: list[Event] = []
+        seen: set[str] = set()
+        for run in reversed(self._runs.values()):
+            if status and run.status != status:
+                continue
+            if kind and run.kind != kind:
+                continue
+            if since and run.created_at < since:
+                continue
+            if parent_id and run.details.get("parent_id") != parent_id:
+                continue
+            out.append(run.summary())
+            seen.add(run.id)
+        if self.store is not None and len(out) < limit:
+            query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
+            records = await asyncio.to_thread(self.store.query, query)
+            out.extend(
+                {"live": False, "from_history": True, **_record_view(r)}
+                for r in records
+                if r.id not in seen
+            )
+        return out[:limit]
+
+    async def verify(self, run_id: str) -> Event:
+        """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
+        record = await self._history_get(run_id)
+        return verify(record, run_id).to_dict()
+
+    # ---------------------------------------------------------------- starting runs
+
+    def submit(self, spec: Mapping[str, Any]) -> ManagedRun:
+        """Validate ``spec`` and queue the run; returns at once.
+
+        ``spec`` is one of ``{"prompt": str, "options": {...}}`` (a Claude Code run,
+        options of :class:`~cc_executor._run._options.RunOptions`), ``{"argv": [str, ...],
+        "options": {...}}`` (a command; needs the executable on the allowlist; options
+        ``cwd env timeout idle_timeout first_output_timeout grace stdin``) or
+        ``{"tasks": ...}`` (a task list). Raises :class:`InvalidRequest`, :class:`Forbidden`,
+        :class:`QueueFull` or :class:`Unavailable`; nothing is started then.
+        """
+        if not isinstance(spec, Mapping):
+            raise InvalidRequest("the request must be a JSON object")
+        options = spec.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise InvalidRequest("options must be a JSON object")
+        kinds = [k for k in ("prompt", "argv", "tasks") if k in spec]
+        if len(kinds) != 1:
+            raise InvalidRequest("give exactly one of prompt (a Claude Code run), argv or tasks")
+        unknown = sorted(set(spec) - {"prompt", "argv", "tasks", "options"})
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        if kinds[0] == "tasks":
+            raise Unavailable("task lists are not available in this version")
+        live = sum(1 for r in self._runs.values() if not r.done)
+        if live >= self.config.max_concurrent + self.config.max_queued:
+            raise QueueFull(
+                f"{live} runs are running or waiting (limits: {self.config.max_concurrent} "
+                f"running, {self.config.max_queued} waiting); retry later"
+            )
+        if kinds[0] == "prompt":
+            run, starter = self._prepare_claude(spec["prompt"], dict(options))
+        else:
+            run, starter = self._prepare_exec(spec["argv"], dict(options))
+        self._register(run)
+        self._waiting += 1
+        run.append({"type": "queued"})
+        run._task = asyncio.ensure_future(self._drive(run, starter))
+        return run
+
+    def _check_cwd(self, cwd: Any) -> str:
+        if cwd is None:
+            return str(self._roots[0])
+        if not isinstance(cwd, str) or not cwd:
+            raise InvalidRequest("cwd must be a non-empty string")
+        if not os.path.isabs(cwd):
+            raise InvalidRequest(f"cwd must be an absolute path, got {cwd!r}")
+        resolved = _resolved(cwd)
+        for root in self._roots:
+            if resolved == root or root in resolved.parents:
+                if not resolved.is_dir():
+                    raise InvalidRequest(f"cwd {cwd!r} is not a directory")
+                return str(resolved)
+        raise Forbidden(
+            f"cwd {cwd!r} (resolved: {resolved}) is outside the allowed directories "
+            "(start the server with --allow-dir to allow more)"
+        )
+
+    def _check_env(self, env: Any) -> dict[str, str]:
+        if env is None:
+            return {}
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise InvalidRequest("env must map strings to strings")
+        for key in env:
+            if key in _UNSAFE_ENV or key.startswith(_UNSAFE_ENV_PREFIXES):
+                raise Forbidden(f"env {key} cannot be set by a remote caller")
+        return dict(env)
+
+    def _prepare_claude(
+        self, prompt: Any, options: dict[str, Any]
+    ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
+        from cc_executor._run._options import RunOptions
+
+        if not isinstance(prompt, str) or not prompt:
+            raise InvalidRequest("prompt must be a non-empty string")
+        refused = sorted(SERVER_ONLY_OPTIONS & set(options))
+        if refused:
+            raise Forbidden(f"option(s) set by the server only: {', '.join(refused)}")
+        options["cwd"] = self._check_cwd(options.get("cwd"))
+        options["env"] = self._check_env(options.get("env"))
+        for extra in options.get("add_dirs") or ():
+            self._check_cwd(extra)
+        run_id = new_run_id()
+        merged = {**self.config.run_defaults, **options, "run_id": run_id}
+        try:
+            RunOptions.from_kwargs(merged)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
+        if options.get("parent_id"):
+            details["parent_id"] = options["parent_id"]
+        run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
+
+        async def start(run: ManagedRun) -> None:
+            await self._run_claude(run, prompt, merged)
+
+        return run, start
+
+    def _prepare_exec(
+        self, argv: Any, options: dict[str, Any]
+    ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
+        if not self._exec:
+            raise Forbidden(
+                "running commands is disabled on this server (start it with --allow-exec NAME)"
+            )
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str) and "\0" not in a for a in argv)
+        ):
+            raise InvalidRequest("argv must be a non-empty list of strings")
+        executable = self._exec.get(argv[0])
+        if executable is None and os.path.isabs(argv[0]):
+            real = os.path.realpath(argv[0])
+            executable = real if real in self._exec.values() else None
+        if executable is None:
+            raise Forbidden(
+                f"{argv[0]!r} is not on this server's exec allowlist "
+                f"({', '.join(sorted(self._exec))})"
+            )
+        for key, value in options.items():
+            types = _EXEC_OPTIONS.get(key)
+            if types is None:
+                raise InvalidRequest(
+                    f"unknown command option {key!r} (known: {', '.join(sorted(_EXEC_OPTIONS))})"
+                )
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise InvalidRequest(f"option {key} has the wrong type")
+        for key in ("timeout", "idle_timeout", "first_output_timeout"):
+            if key in options and options[key] <= 0:
+                raise InvalidRequest(f"{key} must be positive")
+        if options.get("grace", 0) < 0:
+            raise InvalidRequest("grace must be >= 0")
+        options["cwd"] = self._check_cwd(options.get("cwd"))
+        options["env"] = self._check_env(options.get("env"))
+        run_id = new_run_id()
+        details: Event = {"cwd": options["cwd"], "argv": list(argv)}
+        run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
+        command = [executable, *argv[1:]]
+
+        async def start(run: ManagedRun) -> None:
+            await self._run_exec(run, command, options)
+
+        return run, start
+
+    def _register(self, run: ManagedRun) -> None:
+        self._runs[run.id] = run
+        excess = len(self._runs) - self.config.max_finished - self.config.max_concurrent
+        excess -= self.config.max_queued
+        if excess > 0:
+            for old_id in [r.id for r in self._runs.values() if r.done][:excess]:
+                del self._runs[old_id]
+
+    async def _drive(
+        self, run: ManagedRun, starter: Callable[[ManagedRun], Awaitable[None]]
+    ) -> None:
+        acquired = False
+        try:
+            await self._slots.acquire()
+            acquired = True
+            self._waiting -= 1
+            if run.cancel_requested:
+                self._finish(run, "cancelled", error="cancelled while queued")
+                return
+            run.status = RUNNING
+            run.started_at = time.time()
+            run.append({"type": "started", "kind": run.kind})
+            await starter(run)
+        except asyncio.CancelledError:
+            if not acquired:
+                self._waiting -= 1
+            self._finish(run, "cancelled", error="cancelled while queued" if not acquired else None)
+            if not run.cancel_requested:
+                raise
+        except Exception as exc:  # a bug must end the run, not leave it live forever
+            self._finish(run, "error", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if acquired:
+                self._slots.release()
+            if not run.done:
+                self._finish(run, "error", error="the run ended without a result")
+
+    def _finish(
+        self, run: ManagedRun, status: str, *, result: Event | None = None, error: str | None = None
+    ) -> None:
+        if run.done:
+            return
+        run.status = status
+        run.ended_at = time.time()
+        run.result = result
+        run.error = error or (result.get("error") if result else None)
+        run.append({"type": "completed", "status": status, "result": result, "error": run.error})
+        run.close()
+
+    async def _run_claude(self, run: ManagedRun, prompt: str, options: Mapping[str, Any]) -> None:
+        from cc_executor._run._runner import start_run
+
+        def on_event(event: Any) -> None:
+            run.append(event.to_dict())
+
+        handle = start_run(prompt, on_event=on_event, **options)
+        run._control = handle
+        if run.cancel_requested:
+            handle.cancel()
+        result = await handle.wait()
+        self._finish(run, result.status.value, result=result.to_dict())
+
+    async def _run_exec(self, run: ManagedRun, argv: list[str], options: Mapping[str, Any]) -> None:
+        from cc_executor._engine import OutputEvent, SupervisedProcess
+        from cc_executor._store import Artifact, Recorder, redact_argv
+
+        proc = SupervisedProcess(
+            argv,
+            stdin=options.get("stdin"),
+            cwd=options["cwd"],
+            extra_env=options["env"],
+            timeout=options.get("timeout"),
+            idle_timeout=options.get("idle_timeout"),
+            first_output_timeout=options.get("first_output_timeout"),
+            grace=float(options.get("grace", 5.0)),
+            run_id=run.id,
+        )
+        recorder = Recorder()
+        record = RunRecord(id=run.id, kind="exec", argv=redact_argv(argv), started_at=time.time())
+        try:
+            await proc.start()
+            run._control = proc
+            if run.cancel_requested:
+                await proc.cancel()
+            record.cwd = proc.cwd
+            record.run_dir = proc.run_dir
+            if proc.pid is not None:
+                record.pid = proc.pid
+                record.pid_started = proc.start_ticks
+                record.tree_token = proc.tree_token
+                await asyncio.to_thread(recorder.start, record)
+                run.append({"type": "spawned", "pid": proc.pid})
+                async for item in proc.events(lifecycle=False):
+                    assert isinstance(item, OutputEvent)
+                    run.append(
+                        {
+                            "type": "output",
+                            "stream": item.stream,
+                            "text": item.text,
+                            "offset": item.offset,
+                            "t": item.t,
+                        }
+                    )
+            result = await proc.wait()
+        finally:
+            await proc.aclose()
+        if proc.pid is not None:
+            record.ended_at = result.ended_at
+            record.status = result.status.value
+            record.exit_code = result.exit_code
+            record.signal = result.signal
+            record.duration_s = result.duration_s
+            record.error = result.error
+            record.artifacts = [
+                Artifact(name=name, path=path, size=size, sha256=digest)
+                for name, path, size, digest in (
+                    ("stdout", result.stdout_path, result.stdout_bytes, result.stdout_sha256),
+                    ("stderr", result.stderr_path, result.stderr_bytes, result.stderr_sha256),
+                )
+                if path is not None
+            ]
+            await asyncio.to_thread(recorder.finish, record)
+        await asyncio.to_thread(recorder.close)
+        self._finish(run, result.status.value, result=result.to_dict())
+
+    # ---------------------------------------------------------------- control
+
+    def cancel(self, run_id: str) -> ManagedRun:
+        """Stop the run: a queued run ends ``cancelled`` at once; a running one is stopped
+        (its whole process tree) and ends ``cancelled`` with its partial result. Cancelling
+        a finished run raises :class:`Conflict`; cancelling twice is harmless."""
+        run = self.get(run_id)
+        if run.done:
+            raise Conflict(f"run {run_id} already ended ({run.status})")
+        if run.cancel_requested:
+            return run
+        run.cancel_requested = True
+        run.append({"type": "cancelled"})
+        control = run._control
+        if run.status == QUEUED and control is None:
+            if run._task is not None:
+                run._task.cancel()
+        elif control is not None:
+            if hasattr(control, "paused") and control.paused:
+                control.resume()
+            stopping = control.cancel()
+            if asyncio.iscoroutine(stopping):
+                task = asyncio.ensure_future(stopping)
+                task.add_done_callback(_ignore_result)
+        return run
+
+    def pause(self, run_id: str) -> ManagedRun:
+        """SIGSTOP the run's process tree; :class:`Conflict` if it is not running."""
+        run = self.get(run_id)
+        control = run._control
+        if run.status != RUNNING or control is None or not control.pause():
+            raise Conflict(f"run {run_id} cannot be paused (status {run.status})")
+        run.status = PAUSED
+        run.append({"type": "paused"})
+        return run
+
+    def resume(self, run_id: str) -> ManagedRun:
+        """SIGCONT the run's process tree; :class:`Conflict` if it is not paused."""
+        run = self.get(run_id)
+        control = run._control
+        if run.status != PAUSED or control is None or not control.resume():
+            raise Conflict(f"run {run_id} is not paused (status {run.status})")
+        run.status = RUNNING
+        run.append({"type": "resumed"})
+        return run
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> bool:
+        """Wait until the run ends or ``timeout`` seconds pass; True if it ended."""
+        run = self.get(run_id)
+        if run._task is None:
+            return run.done
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(run._task), timeout)
+        return run.done
+
+    async def aclose(self) -> None:
+        """Cancel every live run and wait for them to end (each stops its process tree)."""
+        live = [r for r in self._runs.values() if not r.done]
+        for run in live:
+            with contextlib.suppress(ServiceError):
+                self.cancel(run.id)
+        tasks = [r._task for r in live if r._task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ignore_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _record_view(record: RunRecord) -> Event:
+    data = record.to_dict()
+    data["run_id"] = data.pop("id")
+    return data

@@ -1,0 +1,277 @@
+"""Security of the network interfaces: the bearer token, Host and Origin checks against DNS
+rebinding, and request size limits, as one ASGI middleware in front of everything.
+
+Every HTTP request and WebSocket handshake goes through :class:`Guard`, in this order:
+
+1. ``Host`` must name a loopback address (``localhost``, ``127.0.0.0/8``, ``::1``) or a
+   host allowed with ``--allow-host``. A DNS-rebinding page reaches us with its own host
+   name in ``Host``, so it stops here (403).
+2. A browser's ``Origin``, when present, must be the same origin as ``Host`` or one allowed
+   with ``--allow-origin`` (403); ``Origin: null`` is refused.
+3. ``Authorization: Bearer <token>`` must match, compared in constant time (401).
+4. HTTP bodies larger than ``max_body`` bytes get 413, whether announced by
+   ``Content-Length`` or streamed chunked. (WebSocket messages are limited by the server's
+   ``ws_max_size``: an oversize message closes the connection with code 1009.)
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from cc_executor._paths import data_home
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Any
+Send = Any
+ASGIApp = Any
+
+#: Name of the token file in the data dir.
+TOKEN_FILE = "service-token"  # noqa: S105 (a file name, not a secret)
+
+DEFAULT_MAX_BODY = 1 << 20
+DEFAULT_MAX_MESSAGE = 1 << 20
+
+
+def token_path() -> Path:
+    """Where the service token is kept: ``service-token`` in the data dir."""
+    return data_home() / TOKEN_FILE
+
+
+def load_or_create_token(path: str | os.PathLike[str] | None = None) -> tuple[str, bool]:
+    """The service token and whether it was just created.
+
+    On first use a token is generated with :func:`secrets.token_urlsafe` (32 bytes) and
+    written to ``path`` (default :func:`token_path`) with mode 0600, in a folder created
+    with mode 0700; the file is created exclusively, so two servers starting at once agree
+    on one token. An existing file readable by others is refused (``PermissionError``):
+    the token would not be secret.
+    """
+    target = Path(path) if path is not None else token_path()
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        mode = target.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(
+                f"{target} is readable by other users (mode {mode:o}); "
+                "fix with chmod 600 or delete it to get a new token"
+            ) from None
+        existing = target.read_text(encoding="utf-8").strip()
+        if not existing:
+            raise PermissionError(f"{target} is empty; delete it to get a new token") from None
+        return existing, False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ::1."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(value: str) -> str:
+    """The host name of a ``Host`` header value (``[::1]:8000`` -> ``::1``)."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityPolicy:
+    """What :class:`Guard` enforces.
+
+    ``token`` None turns the token check off (the CLI allows that only on loopback).
+    ``allowed_hosts``: extra host names accepted in ``Host``; ``allowed_origins``: extra
+    origins (``scheme://host[:port]``) accepted in ``Origin``.
+    """
+
+    token: str | None
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    allowed_origins: frozenset[str] = field(default_factory=frozenset)
+    max_body: int = DEFAULT_MAX_BODY
+    max_message: int = DEFAULT_MAX_MESSAGE
+
+    @classmethod
+    def build(
+        cls,
+        token: str | None,
+        *,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        max_body: int = DEFAULT_MAX_BODY,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+    ) -> SecurityPolicy:
+        """A policy with host names and origins normalised (lower case, no trailing /)."""
+        return cls(
+            token=token,
+            allowed_hosts=frozenset(h.strip("[]").lower() for h in allowed_hosts),
+            allowed_origins=frozenset(o.lower().rstrip("/") for o in allowed_origins),
+            max_body=max_body,
+            max_message=max_message,
+        )
+
+    def check(self, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        """None if the request may pass, else ``(status, code, message)``."""
+        host_header = headers.get("host", "")
+        host = _split_host(host_header).lower()
+        if not host or not (is_loopback(host) or host in self.allowed_hosts):
+            return 403, "bad_host", "Host is not a loopback name or an allowed host"
+        origin = headers.get("origin")
+        if origin is not None:
+            normalised = origin.lower().rstrip("/")
+            parts = urlsplit(normalised)
+            same_origin = parts.scheme in ("http", "https") and parts.netloc == host_header.lower()
+            if not (same_origin or normalised in self.allowed_origins):
+                return 403, "bad_origin", "Origin does not match the server"
+        if self.token is not None:
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode("utf-8", "replace"), self.token.encode("utf-8")
+            ):
+                return 401, "unauthorized", "a valid bearer token is required"
+        return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        key = name.decode("latin-1").lower()
+        # A repeated Host/Origin/Authorization is suspicious: keep the first, refuse below.
+        if key in out and key in ("host", "origin", "authorization"):
+            out[key] = "\0duplicate"
+            continue
+        out.setdefault(key, value.decode("latin-1"))
+    return out
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[Any]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Guard:
+    """ASGI middleware applying a :class:`SecurityPolicy` to HTTP and WebSocket scopes.
+
+    Refused HTTP requests get a JSON body ``{"error": {"code", "message"}}``; refused
+    WebSocket handshakes get the same as an HTTP response when the server supports the
+    WebSocket denial extension, else a plain 403.
+    """
+
+    def __init__(self, app: ASGIApp, policy: SecurityPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        problem = self.policy.check(headers)
+        if problem is not None:
+            status, code, message = problem
+            body = {"error": {"code": code, "message": message}}
+            extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+            if kind == "http":
+                await _send_json(send, status, body, extra)
+            else:
+                await self._deny_websocket(scope, send, status, body)
+            return
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await self._limited(scope, receive, send, headers)
+
+    async def _deny_websocket(
+        self, scope: Scope, send: Send, status: int, body: dict[str, Any]
+    ) -> None:
+        if "websocket.http.response" in scope.get("extensions", {}):
+            payload = orjson.dumps(body)
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": payload})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        limit = self.policy.max_body
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _send_json(
+                    send, 400, {"error": {"code": "bad_request", "message": "bad length"}}, []
+                )
+                return
+            if int(declared) > limit:
+                await _send_json(send, 413, _too_large(limit), [])
+                return
+        # Bodies are small (a prompt, options): read the whole body here, counting, and
+        # hand it to the app in one piece.
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await _send_json(send, 413, _too_large(limit), [])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            result: Message = await receive()
+            return result
+
+        await self.app(scope, replay, send)
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {"error": {"code": "too_large", "message": f"the request body exceeds {limit} bytes"}}

@@ -1,0 +1,219 @@
+"""REST and Server-Sent Events through httpx against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cc_executor.testing import Reply, Rule, Script, Text
+from tests.service.conftest import Service, chatty, sse_events
+
+
+def assert_contiguous(events: list[dict[str, Any]]) -> None:
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+
+
+async def test_health_and_openapi(service: Service) -> None:
+    async with service.client() as client:
+        health = (await client.get("/health")).json()
+        assert health["status"] == "ok"
+        assert health["exec_allowed"] is True
+        doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    paths = doc["paths"]
+    for path in ("/runs", "/runs/{run_id}", "/runs/{run_id}/events", "/runs/{run_id}/cancel"):
+        assert path in paths, sorted(paths)
+    assert "requestBody" in paths["/runs"]["post"]
+    assert "/openapi.json" not in paths
+
+
+async def test_exec_run_streams_every_line_in_order(service: Service) -> None:
+    async with service.client() as client:
+        response = await client.post("/runs", json={"argv": chatty(300)})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+        listed = (await client.get("/runs", params={"kind": "exec"})).json()["runs"]
+    assert_contiguous(events)
+    assert [e["type"] for e in events[:2]] == ["queued", "started"]
+    lines = [e["text"] for e in events if e["type"] == "output"]
+    assert lines == [f"line {i}" for i in range(300)]
+    assert events[-1]["type"] == "completed"
+    assert events[-1]["status"] == "ok"
+    assert run["status"] == "ok"
+    assert run["result"]["exit_code"] == 0
+    assert run_id in [r["run_id"] for r in listed]
+
+
+async def test_sse_reconnect_with_last_event_id_loses_nothing(service: Service) -> None:
+    async with service.client() as client:
+        run_id = (await client.post("/runs", json={"argv": chatty(400, 0.002)})).json()["run_id"]
+        first = await sse_events(client, run_id, stop_after=50)
+        await asyncio.sleep(0.3)  # events keep coming while we are away
+        rest = await sse_events(client, run_id, last_event_id=first[-1]["seq"])
+        again = await sse_events(client, run_id, last_event_id=390)
+    events = first + rest
+    assert_contiguous(events)
+    assert [e["text"] for e in events if e["type"] == "output"] == [f"line {i}" for i in range(400)]
+    assert events[-1]["type"] == "completed"
+    assert again[0]["seq"] == 391
+    assert again == events[390:]
+
+
+async def test_claude_run_start_stream_finish(service: Service, bed: Any) -> None:
+    script = Script([Rule(answers=[Reply([Text("Hello from the service.")], chunk_size=5)])])
+    async with bed(script) as b, service.client() as client:
+        response = await client.post("/runs", json={"prompt": "hi", "options": b.options()})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+    assert_contiguous(events)
+    types = [e["type"] for e in events]
+    assert "init" in types
+    assert "result" in types
+    deltas = "".join(e["text"] for e in events if e["type"] == "text_delta")
+    assert deltas == "Hello from the service."
+    assert events[-1]["status"] == "ok"
+    assert run["status"] == "ok"
+    assert run["result"]["result"] == "Hello from the service."
+    assert run["result"]["run_id"] == run_id
+
+
+async def test_pause_resume_cancel_from_a_second_connection(service: Service, bed: Any) -> None:
+    slow = Reply([Text("tick " * 200)], chunk_size=5, delay=0.05)
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        async with service.client() as starter:
+            response = await starter.post("/runs", json={"prompt": "slow", "options": b.options()})
+            run_id = response.json()["run_id"]
+        async with service.client() as client:
+            events = await sse_events(client, run_id, stop_after=1)
+            while not any(e["type"] == "text_delta" for e in events):
+                events += await sse_events(
+                    client, run_id, last_event_id=events[-1]["seq"], stop_after=1
+                )
+            paused = await client.post(f"/runs/{run_id}/pause")
+            assert paused.status_code == 200, paused.text
+            assert paused.json()["status"] == "paused"
+            assert (await client.post(f"/runs/{run_id}/pause")).status_code == 409
+            seq_at_pause = (await client.get(f"/runs/{run_id}")).json()["last_seq"]
+            await asyncio.sleep(0.8)
+            assert (await client.get(f"/runs/{run_id}")).json()["last_seq"] == seq_at_pause
+            resumed = await client.post(f"/runs/{run_id}/resume")
+            assert resumed.json()["status"] == "running"
+            await asyncio.sleep(0.5)
+            cancelled = await client.post(f"/runs/{run_id}/cancel")
+            assert cancelled.status_code == 200
+            rest = await sse_events(client, run_id)
+            run = (await client.get(f"/runs/{run_id}")).json()
+            assert (await client.post(f"/runs/{run_id}/cancel")).status_code == 409
+    types = [e["type"] for e in rest]
+    assert types.index("paused") < types.index("resumed") < types.index("cancelled")
+    assert rest[-1]["status"] == "cancelled"
+    assert run["status"] == "cancelled"
+    assert run["result"]["partial"] is True
+    assert run["result"]["result"].startswith("tick tick")
+
+
+async def test_bad_requests_get_specific_errors(
+    service: Service, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    cases: list[tuple[Any, int, str]] = [
+        (b"{not json", 400, "bad_json"),
+        ({"prompt": "x", "options": {"no_such_option": 1}}, 400, "invalid_request"),
+        ({"prompt": "x", "options": {"timeout": -1}}, 400, "invalid_request"),
+        ({"prompt": ""}, 400, "invalid_request"),
+        ({"prompt": "x", "argv": ["a"]}, 400, "invalid_request"),
+        ({"prompt": "x", "options": {"claude_path": "/bin/sh"}}, 403, "forbidden"),
+        ({"prompt": "x", "options": {"env": {"LD_PRELOAD": "/x.so"}}}, 403, "forbidden"),
+        ({"prompt": "x", "options": {"cwd": str(outside)}}, 403, "forbidden"),
+        ({"prompt": "x", "options": {"cwd": str(root / "escape")}}, 403, "forbidden"),
+        ({"prompt": "x", "options": {"cwd": str(root / ".." / "outside")}}, 403, "forbidden"),
+        ({"argv": ["/bin/sh", "-c", "echo hi"]}, 403, "forbidden"),
+        ({"argv": [sys.executable], "options": {"cwd": "/"}}, 403, "forbidden"),
+        ({"tasks": {"tasks": []}}, 501, "not_available"),
+    ]
+    async with service.client() as client:
+        for body, status, code in cases:
+            if isinstance(body, bytes):
+                response = await client.post("/runs", content=body)
+            else:
+                response = await client.post("/runs", json=body)
+            assert response.status_code == status, (body, response.text)
+            assert response.json()["error"]["code"] == code, (body, response.text)
+        assert (await client.get("/runs/nope")).status_code == 404
+        assert (await client.get("/runs/nope/events")).status_code == 404
+        assert (await client.post("/runs/nope/cancel")).status_code == 404
+        assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+
+
+async def test_exec_is_refused_without_allow_exec(start: Callable[..., Service]) -> None:
+    service = start()
+    async with service.client() as client:
+        response = await client.post("/runs", json={"argv": chatty(1)})
+    assert response.status_code == 403
+    assert "--allow-exec" in response.json()["error"]["message"]
+
+
+async def test_full_queue_gets_429_and_queued_runs_cancel(start: Callable[..., Service]) -> None:
+    service = start("--allow-exec", sys.executable, "--max-concurrent", "1", "--max-queued", "1")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    async with service.client() as client:
+        first = (await client.post("/runs", json={"argv": sleeper})).json()["run_id"]
+        second = (await client.post("/runs", json={"argv": sleeper})).json()["run_id"]
+        third = await client.post("/runs", json={"argv": sleeper})
+        assert third.status_code == 429
+        assert third.json()["error"]["code"] == "queue_full"
+        assert (await client.get(f"/runs/{second}")).json()["status"] == "queued"
+        assert (await client.post(f"/runs/{second}/cancel")).status_code == 200
+        events = await sse_events(client, second)
+        assert events[-1]["status"] == "cancelled"
+        assert (await client.post(f"/runs/{first}/cancel")).status_code == 200
+        events = await sse_events(client, first)
+        assert events[-1]["status"] == "cancelled"
+        health = (await client.get("/health")).json()
+    assert health["running"] == 0
+    assert health["queued"] == 0
+
+
+async def test_runs_survive_disconnects_and_restart_marks_interrupted(
+    start: Callable[..., Service],
+) -> None:
+    service = start("--allow-exec", sys.executable)
+    sleeper = [sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)"]
+    async with service.client() as client:
+        run_id = (await client.post("/runs", json={"argv": sleeper})).json()["run_id"]
+        await sse_events(client, run_id, stop_after=4)
+    # The client is gone; the run is not.
+    async with service.client() as client:
+        run = (await client.get(f"/runs/{run_id}")).json()
+        assert run["status"] == "running"
+        pid = next(
+            e["pid"]
+            for e in await sse_events(client, run_id, stop_after=3)
+            if e["type"] == "spawned"
+        )
+    service.stop(signal.SIGKILL)
+    restarted = start("--allow-exec", sys.executable)
+    async with restarted.client() as client:
+        run = (await client.get(f"/runs/{run_id}")).json()
+    assert run["status"] == "interrupted"
+    assert run["from_history"] is True
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the interrupted run's child is still alive")
