@@ -1,0 +1,166 @@
+"""Every way in is guarded: token, Host, Origin, sizes, binding, token file."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from cc_executor._service._security import load_or_create_token
+from tests.service.conftest import CLI, Service, launch
+
+ENDPOINTS = [
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/runs"),
+    ("POST", "/runs"),
+    ("GET", "/runs/x"),
+    ("GET", "/runs/x/events"),
+    ("POST", "/runs/x/cancel"),
+    ("POST", "/runs/x/pause"),
+    ("POST", "/runs/x/resume"),
+]
+
+
+async def expect(
+    service: Service, headers: dict[str, str], status: int, code: str, *, token: bool = True
+) -> None:
+    base = service.headers() if token else {}
+    async with httpx.AsyncClient(base_url=service.url, headers={**base, **headers}) as client:
+        for method, path in ENDPOINTS:
+            response = await client.request(method, path, json={"prompt": "x"})
+            assert response.status_code == status, (method, path, response.text)
+            assert response.json()["error"]["code"] == code
+    ws_headers = {**base, **headers}
+    url, extra = service.ws_url, dict[str, Any]()
+    if "Host" in ws_headers:
+        # The client sends the URL's host as Host: connect to us under the other name.
+        port = int(service.url.rsplit(":", 1)[1])
+        url = f"ws://{ws_headers.pop('Host')}/ws"
+        extra = {"host": "127.0.0.1", "port": port}
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(url, additional_headers=ws_headers, **extra):
+            pass
+    assert info.value.response.status_code == status
+
+
+async def test_no_token_and_wrong_token_are_refused(service: Service) -> None:
+    await expect(service, {}, 401, "unauthorized", token=False)
+    await expect(service, {"Authorization": "Bearer wrong"}, 401, "unauthorized", token=False)
+    await expect(
+        service, {"Authorization": f"Basic {service.token}"}, 401, "unauthorized", token=False
+    )
+    assert service.token
+    await expect(
+        service, {"Authorization": f"Bearer {service.token[:-1]}"}, 401, "unauthorized", token=False
+    )
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        response = await client.get("/health")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_wrong_host_is_refused(service: Service) -> None:
+    await expect(service, {"Host": "evil.example"}, 403, "bad_host")
+    await expect(service, {"Host": "127.0.0.1.evil.example:80"}, 403, "bad_host")
+    async with service.client() as client:
+        for host in ("localhost:1", "127.0.0.1", "[::1]:8000"):
+            assert (await client.get("/health", headers={"Host": host})).status_code == 200
+
+
+async def test_wrong_origin_is_refused(service: Service) -> None:
+    await expect(service, {"Origin": "http://evil.example"}, 403, "bad_origin")
+    await expect(service, {"Origin": "null"}, 403, "bad_origin")
+    same = service.url
+    async with service.client() as client:
+        assert (await client.get("/health", headers={"Origin": same})).status_code == 200
+    async with connect(service.ws_url, additional_headers=service.headers(), origin=same):  # type: ignore[arg-type]
+        pass
+
+
+async def test_allowed_host_and_origin(start: Callable[..., Service]) -> None:
+    service = start("--allow-host", "box.internal", "--allow-origin", "https://app.example")
+    async with service.client() as client:
+        ok = await client.get(
+            "/health", headers={"Host": "box.internal:9", "Origin": "https://app.example"}
+        )
+        assert ok.status_code == 200
+        bad = await client.get("/health", headers={"Origin": "https://other.example"})
+        assert bad.status_code == 403
+
+
+def test_non_loopback_bind_without_token_is_refused(cc_home: Path) -> None:
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(cc_home)}
+    for command in (["serve"], ["mcp", "--transport", "http"]):
+        done = subprocess.run(
+            [CLI, *command, "--host", "0.0.0.0", "--no-token", "--port", "0"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 2
+        assert "without a token" in done.stderr
+
+
+async def test_no_token_mode_on_loopback(cc_home: Path, root: Path) -> None:
+    service = launch(cc_home, root, "--no-token", token=False)
+    try:
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            assert (await client.get("/health")).status_code == 200
+            bad = await client.get("/health", headers={"Host": "evil.example"})
+            assert bad.status_code == 403
+    finally:
+        service.stop()
+    assert not (cc_home / "service-token").exists()
+
+
+def test_token_file_is_private_and_printed_once(cc_home: Path, root: Path) -> None:
+    first = launch(cc_home, root)
+    first.stop()
+    second = launch(cc_home, root)
+    second.stop()
+    token_file = cc_home / "service-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert first.token == second.token
+    token, created = load_or_create_token(token_file)
+    assert (token, created) == (first.token, False)
+    token_file.chmod(0o644)
+    with pytest.raises(PermissionError):
+        load_or_create_token(token_file)
+
+
+def test_token_is_printed_only_on_creation(cc_home: Path, root: Path) -> None:
+    outputs = []
+    for _ in range(2):
+        service = launch(cc_home, root)
+        service.proc.terminate()
+        _, err = service.proc.communicate(timeout=15)
+        outputs.append(err)
+    token = (cc_home / "service-token").read_text().strip()
+    assert token in outputs[0]
+    assert token not in outputs[1]
+
+
+async def test_oversize_bodies_get_413(service: Service) -> None:
+    big = b'{"prompt": "' + b"x" * (2 << 20) + b'"}'
+
+    async def chunks() -> Any:
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    async with service.client() as client:
+        announced = await client.post("/runs", content=big)
+        assert announced.status_code == 413
+        assert announced.json()["error"]["code"] == "too_large"
+        streamed = await client.post("/runs", content=chunks())
+        assert streamed.status_code == 413
+        assert (await client.get("/health")).status_code == 200
