@@ -186,8 +186,10 @@ def _validate(args: argparse.Namespace) -> int:
         extra.append(f"max_parallel {spec.max_parallel}")
     if spec.budget_usd is not None:
         extra.append(f"budget ${spec.budget_usd:g}")
-    print(f"{args.file}: valid · {len(spec.tasks)} tasks · {shape}" + "".join(
-        f" · {e}" for e in extra))  # fmt: skip
+    print(
+        f"{args.file}: valid · {len(spec.tasks)} tasks · {shape}"
+        + "".join(f" · {e}" for e in extra)
+    )
     by_id = spec.by_id
     for tid in spec.order():
         task = by_id[tid]

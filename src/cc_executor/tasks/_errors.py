@@ -39,7 +39,9 @@ class TaskListError(ValueError):
     """
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+        # The same reference twice on a line is one problem, not two.
+        unique = list(dict.fromkeys(problems))
+        self.problems = sorted(unique, key=lambda p: (p.line is None, p.line or 0))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -531,9 +531,10 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
                 body = close + 1
         if not isinstance(settings, Mapping):
             problems.append(
-                Problem(source, f"settings block: expected a mapping, got {_describe(settings)}",
-                        body)
-            )  # fmt: skip
+                Problem(
+                    source, f"settings block: expected a mapping, got {_describe(settings)}", body
+                )
+            )
             settings = {}
         for key in ("prompt", "title"):
             if key in settings:
@@ -721,8 +722,11 @@ class _Checker:
 
         title = data.get("title")
         if title is not None and not isinstance(title, str):
-            self.problem(f"title: {_Bad(f'expected a string, got {_describe(title)}')}",
-                         line_of("title"), where=rt.where)  # fmt: skip
+            self.problem(
+                f"title: expected a string, got {_describe(title)}",
+                line_of("title"),
+                where=rt.where,
+            )
             title = None
         task_id = data.get("id")
         if task_id is None:
@@ -741,31 +745,44 @@ class _Checker:
             self.problem('missing "prompt"', rt.line, where=rt.where, task=task_id)
             prompt = ""
         elif not isinstance(prompt, str):
-            self.problem(f"prompt: expected a string, got {_describe(prompt)}",
-                         line_of("prompt"), where=rt.where, task=task_id)  # fmt: skip
+            self.problem(
+                f"prompt: expected a string, got {_describe(prompt)}",
+                line_of("prompt"),
+                where=rt.where,
+                task=task_id,
+            )
             prompt = ""
         elif not prompt.strip():
-            self.problem("empty prompt", rt.prompt_line or rt.line, where=rt.where, task=task_id)
+            self.problem("empty prompt", line_of("prompt"), where=rt.where, task=task_id)
         depends: tuple[str, ...] = ()
         if "depends_on" in data:
             try:
                 depends = tuple(dict.fromkeys(_strings(data["depends_on"])))
             except _Bad as exc:
-                self.problem(f"depends_on: {exc}", line_of("depends_on"),
-                             where=rt.where, task=task_id)  # fmt: skip
+                self.problem(
+                    f"depends_on: {exc}", line_of("depends_on"), where=rt.where, task=task_id
+                )
         elif not declared and previous is not None:
             depends = (previous,)
         resume_from = data.get("resume_from")
         if resume_from is not None and not isinstance(resume_from, str):
-            self.problem(f"resume_from: expected a task id, got {_describe(resume_from)}",
-                         line_of("resume_from"), where=rt.where, task=task_id)  # fmt: skip
+            self.problem(
+                f"resume_from: expected a task id, got {_describe(resume_from)}",
+                line_of("resume_from"),
+                where=rt.where,
+                task=task_id,
+            )
             resume_from = None
         merged_control = {**default_control, **control}
         on_error = merged_control.get("on_error", "stop")
         retries = merged_control.get("retries", 1 if on_error == "retry" else 0)
         if on_error == "retry" and retries == 0 and "retries" in merged_control:
-            self.problem("on_error is retry but retries is 0", line_of("retries"),
-                         where=rt.where, task=task_id)  # fmt: skip
+            self.problem(
+                "on_error is retry but retries is 0",
+                line_of("retries"),
+                where=rt.where,
+                task=task_id,
+            )
         env = {**default_options.get("env", {}), **options.get("env", {})}
         merged_options = {**default_options, **options}
         if env:
@@ -801,8 +818,9 @@ class _Checker:
                 if dep == t.id:
                     self.problem("depends on itself", t.line, task=t.id)
                 elif dep not in ids:
-                    self.problem(f'depends on unknown task "{dep}"{_suggest(dep, ids)}',
-                                 t.line, task=t.id)  # fmt: skip
+                    self.problem(
+                        f'depends on unknown task "{dep}"{_suggest(dep, ids)}', t.line, task=t.id
+                    )
         cycles = [c for c in _cycles(specs) if len(c) > 2]
         for cycle in cycles:
             first = min(cycle[:-1], key=lambda tid: specs.index(ids[tid]))
@@ -833,23 +851,28 @@ class _Checker:
                     self.problem(
                         f"template refers to unknown task tasks.{ref.task}"
                         f"{_suggest(ref.task, ids)}",
-                        line, where=where, task=t.id,
-                    )  # fmt: skip
+                        line,
+                        where=where,
+                        task=t.id,
+                    )
                 elif ref.task == t.id:
-                    self.problem("template refers to the task itself", line,
-                                 where=where, task=t.id)  # fmt: skip
+                    self.problem("template refers to the task itself", line, where=where, task=t.id)
                 elif not ancestors.has(t.id, ref.task):
                     self.problem(
-                        f'template refers to tasks.{ref.task}, which is not an ancestor of '
+                        f"template refers to tasks.{ref.task}, which is not an ancestor of "
                         f'this task (add "{ref.task}" to depends_on)',
-                        line, where=where, task=t.id,
-                    )  # fmt: skip
+                        line,
+                        where=where,
+                        task=t.id,
+                    )
                 if ref.field is not None and ref.field not in TASK_FIELDS:
                     self.problem(
                         f"template: tasks.{ref.task}.{ref.field}: unknown field"
                         f"{_suggest(ref.field, TASK_FIELDS)} (known: {', '.join(TASK_FIELDS)})",
-                        line, where=where, task=t.id,
-                    )  # fmt: skip
+                        line,
+                        where=where,
+                        task=t.id,
+                    )
 
 
 class _Ancestors:

@@ -77,7 +77,8 @@ def _walk(node: Any, parent: Any, parents: dict[int, Any]) -> Iterator[Any]:
         current, up = stack.pop()
         parents[id(current)] = up
         yield current
-        stack.extend((child, current) for child in current.iter_child_nodes())
+        # Reversed, so nodes come out in source order (a stack pops the last first).
+        stack.extend(reversed([(child, current) for child in current.iter_child_nodes()]))
 
 
 def references(source: str) -> list[Reference]:

@@ -1,0 +1,363 @@
+"""`cc-executor tasks` through the console script, the real Claude Code CLI and the scripted
+model server."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cc_executor._store import Query, open_store
+from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse, Usage
+from tests.tasks.conftest import CLI, Served
+
+Serve = Callable[[Script], Served]
+
+
+def write(served: Served, name: str, text: str) -> Path:
+    path = served.work / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout + done.stderr
+    data: dict[str, Any] = json.loads(lines[0])
+    return data
+
+
+def test_results_of_earlier_tasks_reach_later_prompts(serve: Serve) -> None:
+    served = serve(
+        Script(
+            [
+                # The answer holds template syntax: it must reach task 3 as plain text.
+                Rule(match="^Research", answers=[Reply([Text("R-42 {{ 6 * 7 }}")])]),
+                Rule(
+                    match="^Build",
+                    answers=[
+                        Reply([ToolUse("Write", {"file_path": "out.txt", "content": "x\n"})]),
+                        Reply([Text('Done: {"version": "1.2.3"}')]),
+                    ],
+                ),
+                Rule(match="^Report", answers=[Reply([Text("Final report.")])]),
+            ]
+        )
+    )
+    write(
+        served,
+        "tasks.md",
+        """\
+        ---
+        defaults:
+          allowed_tools: Write
+        ---
+        # Release
+
+        ## Task 1: Research
+        Research the API.
+
+        ## Task 2: Build
+        ```yaml
+        json_mode: true
+        ```
+        Build it using {{ tasks.research.result }}.
+
+        ## Task 3: Report
+        Report: {{ tasks.research.result }} / {{ tasks.build.result }}
+        v{{ tasks.build.json.version }} / {{ tasks.build.files }}
+        """,
+    )
+    done = served.cli("tasks", "run", "tasks.md", "--json")
+    assert done.returncode == 0, done.stderr
+    result = as_json(done)
+    assert result["status"] == "ok"
+    assert list(result["tasks"]) == ["research", "build", "report"]
+    out_txt = str(served.work / "out.txt")
+    assert served.prompts() == [
+        "Research the API.",
+        "Build it using R-42 {{ 6 * 7 }}.",
+        "Build it using R-42 {{ 6 * 7 }}.",  # the turn after the Write tool call
+        'Report: R-42 {{ 6 * 7 }} / Done: {"version": "1.2.3"}\nv1.2.3 / ' + out_txt,
+    ]
+    build = result["tasks"]["build"]
+    assert build["json"] == {"version": "1.2.3"}
+    assert build["files"] == [out_txt]
+    assert result["cost_usd"] == pytest.approx(sum(t["cost_usd"] for t in result["tasks"].values()))
+
+    # The list and each task run are in the history, the runs with the list as parent.
+    store = open_store()
+    try:
+        record = store.get(result["list_id"])
+        children = store.query(Query(parent_id=result["list_id"]))
+    finally:
+        store.close()
+    assert record is not None
+    assert (record.kind, record.status) == ("tasks", "ok")
+    assert sorted(r.id for r in children) == sorted(t["run_id"] for t in result["tasks"].values())
+    assert all(r.kind == "run" and r.status == "ok" for r in children)
+
+    shown = served.cli("tasks", "show", result["list_id"][:10], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert as_json(shown)["tasks"]["report"]["result"] == "Final report."
+    plain = served.cli("tasks", "show", result["list_id"])
+    assert plain.stdout.splitlines()[1].split()[:2] == ["ok", "research"]
+
+
+FAILING_LIST = """\
+max_parallel: 1
+defaults:
+  on_error: {on_error}
+tasks:
+  - id: fails
+    prompt: Fail now
+    depends_on: []
+  - id: after_fails
+    prompt: Needs the failed one
+    depends_on: [fails]
+  - id: after_that
+    prompt: Needs the skipped one
+    depends_on: [after_fails]
+  - id: independent
+    prompt: Independent work
+    depends_on: []
+"""
+
+
+@pytest.mark.parametrize("on_error", ["stop", "continue"])
+def test_stop_or_continue_after_a_failure(serve: Serve, on_error: str) -> None:
+    served = serve(
+        Script(
+            [
+                Rule(match="^Fail", answers=[HttpError(400, message="scripted bad request")]),
+                Rule(answers=[Reply([Text("fine")])]),
+            ]
+        )
+    )
+    write(served, "list.yaml", FAILING_LIST.format(on_error=on_error))
+    done = served.cli("tasks", "run", "list.yaml", "--json")
+    assert done.returncode == 1, done.stderr
+    tasks = as_json(done)["tasks"]
+    assert tasks["fails"]["status"] == "failed"
+    assert "400" in tasks["fails"]["error"]
+    assert tasks["after_fails"]["skipped_reason"] == 'dependency "fails" failed'
+    assert tasks["after_that"]["skipped_reason"] == 'dependency "after_fails" was skipped'
+    assert served.count("Needs") == 0
+    if on_error == "stop":
+        assert tasks["independent"]["status"] == "skipped"
+        assert tasks["independent"]["skipped_reason"] == (
+            'not started: task "fails" failed and its on_error is stop'
+        )
+        assert served.count("Independent") == 0
+    else:
+        assert tasks["independent"]["status"] == "ok"
+        assert served.count("Independent") == 1
+    assert "resume with: cc-executor tasks resume" in done.stderr
+
+
+def test_budget_stops_the_launching_of_tasks(serve: Serve) -> None:
+    # 1,000 input + 1,000 output tokens: Claude Code prices them at $0.024 for this model.
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    served = serve(Script([Rule(answers=[Reply([Text("done")], usage=usage)])]))
+    write(
+        served,
+        "budget.yaml",
+        """\
+        budget_usd: 0.03
+        tasks:
+          - {id: one, prompt: Step one}
+          - {id: two, prompt: Step two}
+          - {id: three, prompt: Step three}
+        """,
+    )
+    done = served.cli("tasks", "run", "budget.yaml", "--json")
+    assert done.returncode == 1, done.stderr
+    result = as_json(done)
+    tasks = result["tasks"]
+    assert tasks["one"]["cost_usd"] == pytest.approx(0.024)
+    # 0.024 < 0.03: task two starts; 0.048 >= 0.03: task three does not.
+    assert [tasks[t]["status"] for t in ("one", "two", "three")] == ["ok", "ok", "skipped"]
+    assert result["status"] == "budget_exceeded"
+    assert result["cost_usd"] == pytest.approx(0.048)
+    reason = "budget_usd $0.03 reached ($0.0480 spent): no further task started"
+    assert result["stopped_reason"] == reason
+    assert tasks["three"]["skipped_reason"] == f"not started: {reason}"
+    assert served.count("Step three") == 0
+
+
+SLOW_LIST = """\
+tasks:
+  - {id: first, prompt: First step}
+  - {id: second, prompt: Second step}
+  - {id: slow, prompt: Slow step}
+  - {id: last, prompt: "Last step after {{ tasks.slow.result }}"}
+"""
+
+
+def claude_processes(work: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("cwd") == str(work) and any("claude" in part for part in cmdline[:2]):
+            found.append(proc)
+    return found
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_list_resumes_without_rerunning_completed_tasks(
+    serve: Serve, sig: signal.Signals
+) -> None:
+    """SIGKILL (a crash: the watchdog kills the CLI's tree) or Ctrl-C (an orderly cancel,
+    exit 130) in the middle of task 3; `tasks resume` then runs neither task 1 nor 2 again,
+    continues task 3's Claude session, and finishes the list."""
+    served = serve(
+        Script(
+            [
+                Rule(
+                    match="^Slow",
+                    answers=[
+                        Reply([Text("s" * 300)], chunk_size=2, delay=0.05),  # ~8 s
+                        Reply([Text("slow done")]),  # the continued session's next turn
+                    ],
+                ),
+                Rule(answers=[Reply([Text("quick")])]),
+            ]
+        )
+    )
+    write(served, "slow.yaml", SLOW_LIST)
+    proc = served.popen("tasks", "run", "slow.yaml")
+    assert proc.stderr is not None
+    header = proc.stderr.readline()
+    list_id = header.split("list ")[1].split()[0]
+    folder = Path(header.split("folder ")[1].strip())
+    state = folder / "tasks" / "slow.json"
+
+    def slow_has_session() -> bool:
+        try:
+            runs = json.loads(state.read_text())["runs"]
+        except (OSError, ValueError):
+            return False
+        return bool(runs and runs[-1]["session_id"]) and served.count("Slow") == 1
+
+    wait_for(slow_has_session)
+    time.sleep(0.5)  # well into the slow answer
+    assert claude_processes(served.work)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    session = json.loads(state.read_text())["runs"][-1]["session_id"]
+    wait_for(lambda: not claude_processes(served.work), timeout=15)
+
+    shown = as_json(served.cli("tasks", "show", list_id, "--json"))
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+        assert (shown["status"], shown["tasks"]["slow"]["status"]) == ("interrupted",) * 2
+    else:
+        assert proc.returncode == 130, err
+        assert (shown["status"], shown["tasks"]["slow"]["status"]) == ("cancelled",) * 2
+        assert "cancelled" in out
+        assert f"resume with: cc-executor tasks resume {list_id}" in err
+    assert [shown["tasks"][t]["status"] for t in ("first", "second", "last")] == [
+        "ok",
+        "ok",
+        "pending",
+    ]
+
+    done = served.cli("tasks", "resume", list_id, "--json")
+    assert done.returncode == 0, done.stderr
+    result = as_json(done)
+    assert result["status"] == "ok"
+    assert [served.count(p) for p in ("First", "Second", "Slow", "Last")] == [1, 1, 2, 1]
+    slow = result["tasks"]["slow"]
+    assert [r["resumed_session"] for r in slow["runs"]] == [None, session]
+    assert slow["result"] == "slow done"
+    assert served.prompts()[-1] == "Last step after slow done"
+    assert result["tasks"]["first"]["attempts"] == 1
+
+    again = served.cli("tasks", "resume", list_id)  # nothing left to do
+    assert again.returncode == 0, again.stderr
+    assert served.count("Last") == 1
+
+
+def test_unknown_list_and_invalid_file(serve: Serve) -> None:
+    served = serve(Script([Rule(answers=[Reply([Text("x")])])]))
+    done = served.cli("tasks", "resume", "01nosuchlist")
+    assert done.returncode == 2
+    assert "no task list run '01nosuchlist'" in done.stderr
+    write(served, "bad.yaml", "tasks:\n  - {id: a, prompt: x, timeout: soon}\n")
+    done = served.cli("tasks", "run", "bad.yaml")
+    assert done.returncode == 2
+    assert done.stderr == 'bad.yaml:2: task "a": timeout: expected a number, got a string\n'
+    assert served.prompts() == []
+
+
+def test_live_view_on_a_terminal(serve: Serve) -> None:
+    served = serve(
+        Script(
+            [
+                Rule(match="^Evil", answers=[Reply([Text("x \x1b]0;pwned\x07 \x1b[2J y")])]),
+                Rule(answers=[Reply([Text("fine")])]),
+            ]
+        )
+    )
+    write(
+        served,
+        "view.md",
+        """\
+        ## Task 1: Evil
+        Evil answer please.
+
+        ## Task 2: Show
+        Show {{ tasks.evil.result }}
+        """,
+    )
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [CLI, "tasks", "run", "view.md"],
+        cwd=served.work,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        env={**served.env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"},
+    )
+    os.close(terminal)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(controller)
+    assert proc.returncode == 0, screen.decode(errors="replace")
+    for column in (b"task", b"state", b"elapsed", b"turns", b"cost", b"activity"):
+        assert column in screen
+    assert b"2/2" in screen  # the overall bar's count
+    assert b"\x1b]0;pwned" not in screen
+    assert b"\x1b[2J y" not in screen
+    assert served.prompts()[-1] == "Show x \x1b]0;pwned\x07 \x1b[2J y"  # data reaches the model

@@ -1,0 +1,78 @@
+"""Prompt templates: the sandbox, strictness, and results treated as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from cc_executor.tasks._template import TemplateProblem, references, render, view
+
+
+def tasks(**results: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {tid: view({"id": tid, **values}) for tid, values in results.items()}
+
+
+def test_results_files_and_json_render_as_text() -> None:
+    context = tasks(
+        build={"result": "built", "files": ["/w/a.py", "/w/b.py"], "json": {"v": [1, "x"]}}
+    )
+    out = render(
+        "{{ tasks.build.result }}|{{ tasks.build.files }}|{{ tasks.build.json }}|"
+        "{{ tasks.build.json.v }}|{{ tasks['build'].json.v[1] }}|"
+        "{% for f in tasks.build.files %}<{{ f }}>{% endfor %}\n",
+        context,
+    )
+    assert out == 'built|/w/a.py\n/w/b.py|{"v": [1, "x"]}|[1, "x"]|x|</w/a.py></w/b.py>\n'
+
+
+def test_a_result_is_never_rendered_again() -> None:
+    evil = "{{ 7 * 7 }} {% raw %} {{ tasks.a.__class__ }} {#"
+    assert render("got: {{ tasks.a.result }}", tasks(a={"result": evil})) == f"got: {evil}"
+
+
+def test_text_without_markup_is_used_as_is() -> None:
+    assert render("no markup at all: } {", {}) == "no markup at all: } {"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ tasks.a.result.__class__.__mro__ }}",
+        "{{ ''.__class__.__subclasses__() }}",
+        "{{ tasks.a.files.append('x') }}",
+        "{{ tasks.a.json.update({'k': 1}) }}",
+        "{{ cycler.__init__.__globals__ }}",
+    ],
+)
+def test_the_sandbox_refuses_python_internals_and_mutation(source: str) -> None:
+    context = tasks(a={"result": "r", "files": ["f"], "json": {"k": 0}})
+    with pytest.raises(TemplateProblem, match="template error"):
+        render(source, context)
+    assert context["a"]["files"] == ["f"]
+
+
+def test_undefined_is_an_error_not_an_empty_string() -> None:
+    with pytest.raises(TemplateProblem, match="has no attribute 'missing'"):
+        render("{{ tasks.a.json.missing }}", tasks(a={"json": {"k": 1}}))
+    with pytest.raises(TemplateProblem, match="template error"):
+        render("{{ other }}", tasks(a={}))
+
+
+def test_ids_that_are_method_names_still_resolve() -> None:
+    assert render("{{ tasks.items.result }}", tasks(items={"result": "ok"})) == "ok"
+
+
+def test_references_are_found_in_the_syntax_tree() -> None:
+    found = references(
+        "a {{ tasks.one.result }}\n{% if tasks['two'].json.ok %}{{ tasks.three }}{% endif %}\n"
+    )
+    assert [(r.task, r.field, r.line) for r in found] == [
+        ("one", "result", 1),
+        ("two", "json", 2),
+        ("three", None, 2),
+    ]
+    with pytest.raises(TemplateProblem, match=r"only as tasks\.<id>") as caught:
+        references("x\n{{ tasks[name].result }}")
+    assert caught.value.line == 2
+    with pytest.raises(TemplateProblem, match="syntax error") as caught:
+        references("ok\nok\n{% if %}")
+    assert caught.value.line == 3
