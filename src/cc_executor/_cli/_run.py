@@ -119,6 +119,8 @@ def main(args: argparse.Namespace) -> int:
     import json
     import signal
 
+    import orjson
+
     from cc_executor._cli._live import LiveView, inert
     from cc_executor._run._runner import start_run
 
@@ -163,7 +165,15 @@ def main(args: argparse.Namespace) -> int:
     if note:
         result.warnings.append(note)
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        # orjson straight to the byte stream: no extra copies of a 20 MB answer.
+        sys.stdout.flush()
+        data = result.to_dict()
+        try:
+            encoded = orjson.dumps(data)
+        except TypeError:  # what orjson refuses (integers beyond 64 bits in model JSON)
+            encoded = json.dumps(data, ensure_ascii=False).encode()
+        sys.stdout.buffer.write(encoded)
+        sys.stdout.buffer.write(b"\n")
     else:
         if result.result:
             text = result.result if not sys.stdout.isatty() else inert(result.result)

@@ -27,7 +27,8 @@ class RunResult:
 
     run_id: str
     status: RunStatus
-    result: str = ""
+    # Not in repr: an answer can be tens of MB (asyncio formats results in some paths).
+    result: str = field(default="", repr=False)
     partial: bool = False
     timeout_after: float | None = None
     session_id: str | None = None
@@ -38,7 +39,7 @@ class RunResult:
     exit_code: int | None = None
     error: str | None = None
     api_error_status: int | None = None
-    json: Any = None
+    json: Any = field(default=None, repr=False)
     json_error: str | None = None
     files: list[str] = field(default_factory=list)
     permission_denials: list[Mapping[str, Any]] = field(default_factory=list)

@@ -126,6 +126,7 @@ def preview(text: str | None, limit: int = 200) -> str | None:
     """A one-line, redacted preview of ``text``."""
     if text is None:
         return None
-    flat = " ".join(text.split())
+    # Cut first: an answer can be 20 MB, and only its start is ever shown.
+    flat = " ".join(text[: limit * 8].split())
     flat = redact_text(flat)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
