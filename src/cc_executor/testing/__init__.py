@@ -26,26 +26,40 @@ runs a server from the command line.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from cc_executor.testing._script import (
-    Answer,
-    Block,
-    HttpError,
-    Reply,
-    Rule,
-    Script,
-    ScriptError,
-    Text,
-    Thinking,
-    ToolUse,
-    Usage,
-    load_script,
-    parse_script,
-)
-
 if TYPE_CHECKING:
+    from cc_executor.testing._script import (
+        Answer,
+        Block,
+        HttpError,
+        Reply,
+        Rule,
+        Script,
+        ScriptError,
+        Text,
+        Thinking,
+        ToolUse,
+        Usage,
+        load_script,
+        parse_script,
+    )
     from cc_executor.testing._server import ModelServer, RecordedRequest
+
+# Everything loads on first use: `cc-executor --help` registers the `testing` subcommand
+# (cc_executor.testing._cli), which imports this package, and must stay fast.
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "Answer", "Block", "HttpError", "Reply", "Rule", "Script", "ScriptError", "Text",
+            "Thinking", "ToolUse", "Usage", "load_script", "parse_script",
+        ),
+        "cc_executor.testing._script",
+    ),
+    "ModelServer": "cc_executor.testing._server",
+    "RecordedRequest": "cc_executor.testing._server",
+}  # fmt: skip
 
 __all__ = [
     "Answer",
@@ -67,10 +81,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The server pulls in Starlette and uvicorn (~80 ms): import it on first use only, so that
-    # `cc-executor --help`, which registers the `testing` subcommand, stays fast.
-    if name in ("ModelServer", "RecordedRequest"):
-        from cc_executor.testing import _server
-
-        return getattr(_server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
