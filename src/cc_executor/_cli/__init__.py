@@ -9,9 +9,30 @@ from collections.abc import Sequence
 
 from cc_executor._version import __version__
 
+#: Which module registers each command (``module:function``). Only the module of the command
+#: being run is imported, so every command starts with just the imports it needs.
+_COMMANDS = {
+    "run": "cc_executor._cli._run:add_parser",
+    "exec": "cc_executor._cli._exec:add_parser",
+    "tasks": "cc_executor._cli._tasks:add_parser",
+    "history": "cc_executor._cli._history:add_parsers",
+    "show": "cc_executor._cli._history:add_parsers",
+    "export": "cc_executor._cli._history:add_parsers",
+    "verify": "cc_executor._cli._history:add_parsers",
+    "prune": "cc_executor._cli._history:add_parsers",
+    "doctor": "cc_executor._cli._doctor:add_parser",
+    "serve": "cc_executor._cli._serve:add_parser",
+    "mcp": "cc_executor._cli._serve:add_parser",
+    "notify": "cc_executor._cli._notify:add_parser",
+    "inbox": "cc_executor._cli._notify:add_parser",
+    "testing": "cc_executor.testing._cli:add_parser",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (no heavy imports)."""
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: with every command, or only with ``command``'s module."""
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="cc-executor",
         description="Run coding-agent CLIs (Claude Code first) and any command headlessly: "
@@ -19,18 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cc-executor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from cc_executor._cli import _doctor, _exec, _history, _run, _serve, _tasks
-    from cc_executor._cli import _notify as notify_cli
-    from cc_executor.testing import _cli as testing_cli
-
-    _run.add_parser(sub)
-    _exec.add_parser(sub)
-    _history.add_parsers(sub)
-    testing_cli.add_parser(sub)
-    _doctor.add_parser(sub)
-    _tasks.add_parser(sub)
-    _serve.add_parser(sub)
-    notify_cli.add_parser(sub)
+    wanted = [_COMMANDS[command]] if command in _COMMANDS else list(_COMMANDS.values())
+    for target in dict.fromkeys(wanted):
+        module, _, function = target.partition(":")
+        getattr(importlib.import_module(module), function)(sub)
     return parser
 
 
@@ -41,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The fast path: no parser, no imports.
         print(f"cc-executor {__version__}")
         return 0
-    parser = build_parser()
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:
