@@ -147,7 +147,8 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
-        _print_summary(result, sys.stdout)
+        # The live table already shows every task on this terminal: only the totals then.
+        _print_summary(result, sys.stdout, rows=not (view.live and sys.stdout.isatty()))
     for warning in result.warnings:
         _err(f"warning: {warning}")
     if not result.ok:
@@ -234,9 +235,9 @@ def _task_line(task: TaskResult, width: int) -> str:
     return "  ".join(parts)
 
 
-def _print_summary(result: TaskListResult, out: IO[str]) -> None:
+def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -> None:
     width = min(32, max((len(t) for t in result.tasks), default=0))
-    for task in result.tasks.values():
+    for task in result.tasks.values() if rows else ():
         out.write(_task_line(task, width).rstrip() + "\n")
     counts = ", ".join(f"{n} {name}" for name, n in result.counts().items())
     line = f"{result.status.value} · {counts} · ${result.cost_usd:.4f} · {result.duration_s:.1f}s"
@@ -305,6 +306,11 @@ class TaskListView:
                 console=console, refresh_per_second=4, transient=False, get_renderable=self._render
             )
             self._live.start()
+
+    @property
+    def live(self) -> bool:
+        """True when the live table is (or was) shown."""
+        return self._tty and not self._quiet
 
     def _line(self, text: str) -> None:
         if not self._tty and not self._quiet:
@@ -412,7 +418,9 @@ class TaskListView:
             if state.skipped_reason:
                 detail = state.skipped_reason
             elif state.error and status in ("failed", "cancelled"):
-                detail = state.error.splitlines()[0] if state.error else ""
+                detail = state.error.splitlines()[0]
+            elif status == "ok" and state.result.strip():
+                detail = state.result.strip().splitlines()[0]
             table.add_row(
                 Text(tid),
                 Text(status, style=_STYLES.get(status, "")),

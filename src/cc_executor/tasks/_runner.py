@@ -146,6 +146,15 @@ def _saved_defaults(run_defaults: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_limits(max_parallel: int | None, budget_usd: float | None) -> None:
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise ValueError(f"max_parallel must be an integer >= 1, got {max_parallel!r}")
+    if budget_usd is not None and not budget_usd > 0:
+        raise ValueError(f"budget_usd must be positive, got {budget_usd!r}")
+
+
 def find_list(list_id: str) -> ListFolder:
     """The folder of task list run ``list_id`` (or a unique id prefix, through the
     history). Raises :class:`TaskListNotFound`."""
@@ -664,12 +673,9 @@ def start_tasks(
     # A resume from another directory must run the tasks where they first ran.
     defaults["cwd"] = os.path.abspath(os.fspath(defaults.get("cwd") or os.getcwd()))
     options = task_options(spec, defaults)
+    _check_limits(max_parallel, budget_usd)
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
-    if parallel is not None and (isinstance(parallel, bool) or parallel < 1):
-        raise ValueError(f"max_parallel must be >= 1, got {parallel}")
     budget = budget_usd if budget_usd is not None else spec.budget_usd
-    if budget is not None and budget <= 0:
-        raise ValueError(f"budget_usd must be positive, got {budget}")
     if list_id is not None and not _LIST_ID.match(list_id):
         raise ValueError(f"list_id must be 1-64 letters, digits, _ or -, got {list_id!r}")
     list_id = list_id or new_run_id()
@@ -721,6 +727,7 @@ def start_resume(
     Raises :class:`TaskListNotFound`, or :class:`TaskListBusy` while another live process
     runs the list.
     """
+    _check_limits(max_parallel, budget_usd)
     folder = find_list(list_id)
     folder.lock()
     try:

@@ -997,7 +997,7 @@ def load_task_list(path: str | os.PathLike[str]) -> TaskListSpec:
             [Problem(source, "unknown format: name the file .md, .yaml, .yml or .json")]
         )
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a BOM would hide the front matter
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise TaskListError([Problem(source, f"cannot read: {reason}")]) from None
