@@ -41,6 +41,9 @@ def test_text_without_markup_is_used_as_is() -> None:
         "{{ tasks.a.files.append('x') }}",
         "{{ tasks.a.json.update({'k': 1}) }}",
         "{{ cycler.__init__.__globals__ }}",
+        # The str.format breakouts fixed in Jinja2 3.1.5 and 3.1.6 (hence the lower bound).
+        '{{ "{0.__class__.__mro__}".format(tasks.a.result) }}',
+        '{{ ("{0.__class__.__mro__}"|attr("format"))(tasks.a.result) }}',
     ],
 )
 def test_the_sandbox_refuses_python_internals_and_mutation(source: str) -> None:
