@@ -141,7 +141,28 @@ async def test_bad_requests_get_specific_errors(
         ({"prompt": "x", "options": {"cwd": str(root / ".." / "outside")}}, 403, "forbidden"),
         ({"argv": ["/bin/sh", "-c", "echo hi"]}, 403, "forbidden"),
         ({"argv": [sys.executable], "options": {"cwd": "/"}}, 403, "forbidden"),
-        ({"tasks": {"tasks": []}}, 501, "not_available"),
+        ({"tasks": {"tasks": []}}, 400, "invalid_request"),
+        (
+            {"tasks": {"tasks": [{"id": "a", "prompt": "x", "dependson": []}]}},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"tasks": {"tasks": [{"id": "a", "prompt": "x", "cwd": str(outside)}]}},
+            403,
+            "forbidden",
+        ),
+        (
+            {"tasks": {"tasks": [{"id": "a", "prompt": "x", "env": {"PYTHONPATH": "/x"}}]}},
+            403,
+            "forbidden",
+        ),
+        (
+            {"tasks": {"defaults": {"extra_args": ["--x"]}, "tasks": [{"id": "a", "prompt": "x"}]}},
+            403,
+            "forbidden",
+        ),
+        ({"tasks": "## Task 1: a\nhi\n"}, 400, "invalid_request"),
     ]
     async with service.client() as client:
         for body, status, code in cases:
@@ -217,3 +238,42 @@ async def test_runs_survive_disconnects_and_restart_marks_interrupted(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the interrupted run's child is still alive")
+
+
+async def test_task_list_over_http(service: Service, bed: Any) -> None:
+    """A 2-task list where the second prompt reads the first answer, started over HTTP and
+    followed over SSE; also given as Markdown text."""
+    script = Script(
+        [
+            Rule(match="first", answers=[Reply([Text("ALPHA")])]),
+            Rule(match="second", answers=[Reply([Text("done")])]),
+        ]
+    )
+    async with bed(script) as b, service.client() as client:
+        options = b.options()
+        body = {
+            "tasks": {
+                "tasks": [
+                    {"id": "one", "prompt": "first step"},
+                    {"id": "two", "prompt": "second step, after {{ tasks.one.result }}"},
+                ]
+            },
+            "options": options,
+        }
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+        markdown = "## Task 1: one\nfirst step\n\n## Task 2: two\nsecond step\n"
+        again = await client.post(
+            "/runs", json={"tasks": markdown, "options": {**options, "format": "markdown"}}
+        )
+        assert again.status_code == 202, again.text
+        events_md = await sse_events(client, again.json()["run_id"])
+        prompts = [r.prompt for r in b.server.message_requests]
+    assert events[-1]["status"] == "ok"
+    assert events_md[-1]["status"] == "ok"
+    assert run["kind"] == "tasks"
+    assert {e.get("task_id") for e in events if "task_id" in e} == {"one", "two"}
+    assert "second step, after ALPHA" in prompts

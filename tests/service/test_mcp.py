@@ -140,3 +140,33 @@ async def test_streamable_http_requires_the_token(start: Callable[..., Service])
     with pytest.raises(Exception):  # noqa: B017, PT011 (the SDK wraps the 401 its own way)
         async with http_client_for(service, "wrong") as client:
             await client.list_tools()
+
+
+async def test_run_tasks_tool_over_stdio(bed: Any, cc_home: Path, root: Path) -> None:
+    script = Script(
+        [
+            Rule(match="first", answers=[Reply([Text("BETA")])]),
+            Rule(match="second", answers=[Reply([Text("finished")])]),
+        ]
+    )
+    async with bed(script) as b, stdio_client_for(cc_home, root) as client:
+        options = b.options()
+        spec = {
+            "defaults": {"env": options["env"]},
+            "tasks": [
+                {"id": "one", "prompt": "first", "cwd": options["cwd"]},
+                {
+                    "id": "two",
+                    "prompt": "second with {{ tasks.one.result }}",
+                    "cwd": options["cwd"],
+                },
+            ],
+        }
+        started = data(await client.call_tool("run_tasks", {"spec": spec}))
+        state = data(
+            await client.call_tool("wait_run", {"run_id": started["run_id"], "timeout_s": 50})
+        )
+        prompts = [r.prompt for r in b.server.message_requests]
+    assert state["done"] is True
+    assert state["status"] == "ok"
+    assert "second with BETA" in prompts

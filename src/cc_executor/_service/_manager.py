@@ -410,8 +410,6 @@ class RunManager:
         unknown = sorted(set(spec) - {"prompt", "argv", "tasks", "options"})
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        if kinds[0] == "tasks":
-            raise Unavailable("task lists are not available in this version")
         live = sum(1 for r in self._runs.values() if not r.done)
         if live >= self.config.max_concurrent + self.config.max_queued:
             raise QueueFull(
@@ -420,6 +418,8 @@ class RunManager:
             )
         if kinds[0] == "prompt":
             run, starter = self._prepare_claude(spec["prompt"], dict(options))
+        elif kinds[0] == "tasks":
+            run, starter = self._prepare_tasks(spec["tasks"], dict(options))
         else:
             run, starter = self._prepare_exec(spec["argv"], dict(options))
         self._register(run)
@@ -485,6 +485,74 @@ class RunManager:
 
         async def start(run: ManagedRun) -> None:
             await self._run_claude(run, prompt, merged)
+
+        return run, start
+
+    def _check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
+        refused = sorted(SERVER_ONLY_OPTIONS & set(options))
+        if refused:
+            raise Forbidden(f"{where}option(s) set by the server only: {', '.join(refused)}")
+        if "cwd" in options:
+            self._check_cwd(options["cwd"])
+        self._check_env(options.get("env"))
+        for extra in options.get("add_dirs") or ():
+            self._check_cwd(extra)
+
+    def _prepare_tasks(
+        self, data: Any, options: dict[str, Any]
+    ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
+        """A task list given as a JSON object shaped like the YAML form, or as text with
+        ``options.format`` (``markdown``, ``yaml`` or ``json``). ``options`` may also hold
+        ``max_parallel``, ``budget_usd`` and run defaults. The same policy as single runs
+        applies to the defaults and to every task's own options (cwd and add_dirs inside
+        the allowed roots, no server-only options, no code-loading environment)."""
+        from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
+        from cc_executor.tasks._runner import task_options
+
+        if not isinstance(data, (Mapping, str)) or not data:
+            raise InvalidRequest("tasks must be a task list: a JSON object or text")
+        fmt = options.pop("format", None)
+        max_parallel = options.pop("max_parallel", None)
+        budget_usd = options.pop("budget_usd", None)
+        if isinstance(data, str) and fmt not in ("markdown", "yaml", "json"):
+            raise InvalidRequest(
+                "a task list given as text needs options.format: markdown|yaml|json"
+            )
+        self._check_agent_options(options, "")
+        options["cwd"] = self._check_cwd(options.get("cwd"))
+        options["env"] = self._check_env(options.get("env"))
+        try:
+            spec = parse_task_list(data, format=fmt, source="<request>", base_dir=options["cwd"])
+        except TaskListError as exc:
+            raise InvalidRequest(str(exc)) from None
+        for task in spec.tasks:
+            self._check_agent_options(task.options, f'task "{task.id}": ')
+        run_id = new_run_id()
+        defaults = {**self.config.run_defaults, **options}
+        try:
+            task_options(spec, defaults)
+        except (TaskListError, TypeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
+        run = ManagedRun(run_id, "tasks", max_events=self.config.max_events, summary=details)
+
+        async def start(run: ManagedRun) -> None:
+            def on_event(task_id: str, event: Any) -> None:
+                run.append({"task_id": task_id, **event.to_dict()})
+
+            handle = start_tasks(
+                spec,
+                max_parallel=max_parallel,
+                budget_usd=budget_usd,
+                on_event=on_event,
+                list_id=run_id,
+                **defaults,
+            )
+            run._control = _TaskListControl(handle)
+            if run.cancel_requested:
+                handle.cancel()
+            result = await handle.wait()
+            self._finish(run, str(result.status.value), result=result.to_dict())
 
         return run, start
 
@@ -724,6 +792,23 @@ class RunManager:
         tasks = [r._task for r in live if r._task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _TaskListControl:
+    """The control surface of a running task list: cancel stops every running task's tree;
+    a list cannot be paused as a whole (pause its task runs instead)."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    def pause(self) -> bool:
+        return False
+
+    def resume(self) -> bool:
+        return False
 
 
 def _ignore_result(task: asyncio.Future[Any]) -> None:
