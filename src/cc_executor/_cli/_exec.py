@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
         stdin = Path(args.stdin)
 
-    from cc_executor._store import Artifact, Recorder, RunRecord, redact_argv
+    from cc_executor._store import Recorder, RunRecord, finish_process_record, redact_argv
 
     argv_record = redact_argv(command)
     timeout, note = resolve_auto_timeout(
@@ -201,21 +201,7 @@ def run(args: argparse.Namespace) -> int:
         return await proc.wait()
 
     result = asyncio.run(main())
-    record.ended_at = result.ended_at
-    record.status = result.status.value
-    record.exit_code = result.exit_code
-    record.signal = result.signal
-    record.duration_s = result.duration_s
-    record.error = result.error
-    record.artifacts = [
-        Artifact(name=name, path=path, size=size, sha256=digest)
-        for name, path, size, digest in (
-            ("stdout", result.stdout_path, result.stdout_bytes, result.stdout_sha256),
-            ("stderr", result.stderr_path, result.stderr_bytes, result.stderr_sha256),
-        )
-        if path is not None
-    ]
-    recorder.finish(record)
+    recorder.finish(finish_process_record(record, result))
     recorder.close()
     result.warnings.extend(recorder.warnings)
     if note:

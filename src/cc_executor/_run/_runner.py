@@ -61,11 +61,11 @@ from cc_executor._paths import runs_dir
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
-    Artifact,
     Recorder,
     RunRecord,
     file_receipt,
     preview,
+    process_receipts,
     redact_argv,
     redact_text,
 )
@@ -347,14 +347,8 @@ class _Run:
         record.error = redact_text(result.error) if result.error else None
         record.model = result.model or record.model
         artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
-        process = result.process
-        if process is not None:
-            for name, path, size, digest in (
-                ("events", process.stdout_path, process.stdout_bytes, process.stdout_sha256),
-                ("stderr", process.stderr_path, process.stderr_bytes, process.stderr_sha256),
-            ):
-                if path:
-                    artifacts.append(Artifact(name=name, path=path, size=size, sha256=digest))
+        if result.process is not None:
+            artifacts += process_receipts(result.process, stdout_name="events")
         record.artifacts = [a for a in artifacts if a is not None]
         await asyncio.to_thread(self.recorder.finish, record)
         await asyncio.to_thread(self.recorder.close)

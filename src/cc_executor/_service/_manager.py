@@ -667,7 +667,7 @@ class RunManager:
 
     async def _run_exec(self, run: ManagedRun, argv: list[str], options: Mapping[str, Any]) -> None:
         from cc_executor._engine import OutputEvent, SupervisedProcess
-        from cc_executor._store import Artifact, Recorder, redact_argv
+        from cc_executor._store import Recorder, finish_process_record, redact_argv
 
         proc = SupervisedProcess(
             argv,
@@ -710,21 +710,7 @@ class RunManager:
         finally:
             await proc.aclose()
         if proc.pid is not None:
-            record.ended_at = result.ended_at
-            record.status = result.status.value
-            record.exit_code = result.exit_code
-            record.signal = result.signal
-            record.duration_s = result.duration_s
-            record.error = result.error
-            record.artifacts = [
-                Artifact(name=name, path=path, size=size, sha256=digest)
-                for name, path, size, digest in (
-                    ("stdout", result.stdout_path, result.stdout_bytes, result.stdout_sha256),
-                    ("stderr", result.stderr_path, result.stderr_bytes, result.stderr_sha256),
-                )
-                if path is not None
-            ]
-            await asyncio.to_thread(recorder.finish, record)
+            await asyncio.to_thread(recorder.finish, finish_process_record(record, result))
         await asyncio.to_thread(recorder.close)
         self._finish(run, result.status.value, result=result.to_dict())
 

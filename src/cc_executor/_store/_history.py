@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_executor._engine import _tree
+from cc_executor._engine import ProcessResult, _tree
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
 from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
@@ -138,6 +138,32 @@ class Recorder:
         """Close the store if this recorder opened it."""
         if self._store is not None:
             self._store.close()
+
+
+def process_receipts(process: ProcessResult, *, stdout_name: str = "stdout") -> list[Artifact]:
+    """Receipts of a supervised process's output files, from the sizes and sha256 the
+    engine computed while the bytes arrived."""
+    return [
+        Artifact(name=name, path=path, size=size, sha256=digest)
+        for name, path, size, digest in (
+            (stdout_name, process.stdout_path, process.stdout_bytes, process.stdout_sha256),
+            ("stderr", process.stderr_path, process.stderr_bytes, process.stderr_sha256),
+        )
+        if path is not None
+    ]
+
+
+def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecord:
+    """Fill ``record`` with how a plain command ended: times, status, exit code, signal,
+    error and the receipts of its output."""
+    record.ended_at = process.ended_at
+    record.status = process.status.value
+    record.exit_code = process.exit_code
+    record.signal = process.signal
+    record.duration_s = process.duration_s
+    record.error = process.error
+    record.artifacts = process_receipts(process)
+    return record
 
 
 @dataclass(slots=True)
