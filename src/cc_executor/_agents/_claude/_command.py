@@ -51,46 +51,55 @@ class ClaudeCommand:
         for name in ("allowed_tools", "disallowed_tools", "add_dirs", "extra_args"):
             if isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a list of strings, not a string")
+        for name in ("resume", "session_id", "model"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, str) or value.startswith("-") or "\0" in value
+            ):
+                raise ValueError(f"{name} must be a session id or name, got {value!r}")
 
 
 def build_command(executable: str, options: ClaudeCommand) -> list[str]:
-    """The argv for a headless run whose prompt comes on stdin."""
-    argv = [executable, "-p", "--output-format", "stream-json", "--verbose"]
+    """The argv for a headless run whose prompt comes on stdin.
+
+    Every flag that takes a value is written as one ``--flag=value`` argument. Some of the
+    CLI's flags take an *optional* value (``--resume``), and the CLI's parser then treats a
+    separate value starting with ``-`` as a flag of its own: ``--resume`` followed by
+    ``--mcp-config=...`` would load an MCP server of the caller's choosing. One argument per
+    flag leaves no value able to become a flag.
+    """
+    argv = [executable, "-p", "--output-format=stream-json", "--verbose"]
     o = options
     if o.include_partial_messages:
         argv.append("--include-partial-messages")
-    if o.model:
-        argv += ["--model", o.model]
-    if o.max_turns is not None:
-        argv += ["--max-turns", str(o.max_turns)]
-    if o.max_budget_usd is not None:
-        argv += ["--max-budget-usd", repr(float(o.max_budget_usd))]
-    if o.resume:
-        argv += ["--resume", o.resume]
+    valued: list[tuple[str, object]] = [
+        ("--model", o.model),
+        ("--max-turns", o.max_turns),
+        ("--max-budget-usd", repr(float(o.max_budget_usd)) if o.max_budget_usd else None),
+        ("--resume", o.resume),
+        ("--session-id", o.session_id),
+        ("--permission-mode", o.permission_mode),
+        ("--append-system-prompt", o.append_system_prompt),
+    ]
+    for flag, value in valued:
+        if value is not None and value != "":
+            argv.append(f"{flag}={value}")
     if o.continue_session:
         argv.append("--continue")
-    if o.session_id:
-        argv += ["--session-id", o.session_id]
     if o.fork_session:
         argv.append("--fork-session")
-    # Variadic flags take one value each time, so a tool named like a flag cannot swallow
-    # the rest of the command line.
     for tool in o.allowed_tools:
         argv.append(f"--allowedTools={tool}")
     for tool in o.disallowed_tools:
         argv.append(f"--disallowedTools={tool}")
-    if o.permission_mode:
-        argv += ["--permission-mode", o.permission_mode]
     if o.mcp_config is not None:
         config = o.mcp_config if isinstance(o.mcp_config, str) else json.dumps(o.mcp_config)
         argv.append(f"--mcp-config={config}")
     if o.strict_mcp_config:
         argv.append("--strict-mcp-config")
-    if o.append_system_prompt:
-        argv += ["--append-system-prompt", o.append_system_prompt]
     for folder in o.add_dirs:
         argv.append(f"--add-dir={os.fspath(folder)}")
     if o.json_schema is not None:
-        argv += ["--json-schema", json.dumps(o.json_schema)]
+        argv.append(f"--json-schema={json.dumps(o.json_schema)}")
     argv += list(o.extra_args)
     return argv
