@@ -31,6 +31,6 @@ def test_values_never_become_flags() -> None:
 
 @pytest.mark.parametrize("field", ["resume", "session_id", "model"])
 def test_ids_starting_with_a_dash_are_refused(field: str) -> None:
+    options: dict[str, Any] = {field: "--mcp-config={}"}
     with pytest.raises(ValueError, match="must be a session id or name"):
-        options: dict[str, Any] = {field: "--mcp-config={}"}
         ClaudeCommand(**options)
