@@ -297,3 +297,19 @@ def test_concurrent_acks_keep_exactly_one_copy(project: Path) -> None:
     assert sorted(outcomes) == ["lost"] * 7 + ["moved"]
     assert [p.name for p in (project / INBOX / "processed").iterdir()] == [path.name]
     assert not path.exists()
+
+
+def test_ack_refuses_a_processed_folder_that_is_a_symlink(project: Path, tmp_path: Path) -> None:
+    """An untrusted inbox may hold `processed -> elsewhere`: nothing may land elsewhere."""
+    from cc_executor.notify import NotifyError, acknowledge
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    incoming = project / ".github" / "ISSUES" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    (incoming / "a.md").write_text("---\ntitle: a\n---\nbody\n")
+    (incoming / "processed").symlink_to(elsewhere)
+    with pytest.raises(NotifyError, match="not a real folder"):
+        acknowledge("a.md", project=project)
+    assert list(elsewhere.iterdir()) == []
+    assert (incoming / "a.md").exists()

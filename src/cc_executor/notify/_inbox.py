@@ -381,13 +381,30 @@ def _move_aside(path: Path) -> Path:
         folder.mkdir(exist_ok=True)
     except OSError as exc:
         raise DeliveryError(f"cannot create {folder}: {exc.strerror}") from None
+    # mkdir(exist_ok) accepts a symlink to a folder anywhere: an untrusted inbox could
+    # redirect acknowledged files (e.g. into ~/.claude/commands). Open the folder itself
+    # without following links and do every write relative to that descriptor, so it cannot
+    # be swapped for a link between the check and the move either.
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DeliveryError(
+            f"{folder} is not a real folder ({exc.strerror}); refusing to move anything into it"
+        ) from None
+    try:
+        return _move_into(path, folder, dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _move_into(path: Path, folder: Path, dir_fd: int) -> Path:
     stem, dot, suffix = path.name.rpartition(".")
     for n in range(1000):
         name = path.name if n == 0 else f"{stem}.{n}{dot}{suffix}"
         dest = folder / name
         try:
             # A link, not a rename: rename would silently replace an earlier file of that name.
-            os.link(path, dest, follow_symlinks=False)
+            os.link(path, name, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
             if _same_file(path, dest):
                 # Another process is moving this very file: it wins, we keep no second copy.
@@ -397,10 +414,13 @@ def _move_aside(path: Path) -> Path:
             raise EntryNotFound(f"{path.name} was acknowledged meanwhile") from None
         except OSError:
             # Directories (and file systems without links): rename, after checking the name.
-            if os.path.lexists(dest):
-                continue
             try:
-                os.rename(path, dest)
+                os.lstat(name, dir_fd=dir_fd)
+                continue
+            except FileNotFoundError:
+                pass
+            try:
+                os.rename(path, name, dst_dir_fd=dir_fd)
             except OSError as exc:
                 raise DeliveryError(f"cannot move {path.name}: {exc.strerror}") from None
             return dest
@@ -408,7 +428,7 @@ def _move_aside(path: Path) -> Path:
             os.unlink(path)
         except FileNotFoundError:
             # Another process acknowledged it at the same moment and kept its own copy.
-            dest.unlink()
+            os.unlink(name, dir_fd=dir_fd)
             raise EntryNotFound(f"{path.name} was acknowledged meanwhile") from None
         return dest
     raise DeliveryError(f"no free name for {path.name} in {folder}")
