@@ -43,12 +43,22 @@ LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
 #: ``mcp_config``, ``extra_args``) or where files go (``run_dir``, ``run_id``).
 SERVER_ONLY_OPTIONS = frozenset({"claude_path", "run_dir", "run_id", "mcp_config", "extra_args"})
 
-#: Environment variables a remote caller may not set: they would make the child load code
-#: of the caller's choosing, or pick a different executable.
-_UNSAFE_ENV_PREFIXES = ("LD_", "DYLD_")
+#: Environment variables a remote caller may not set: they would make the child (or the
+#: shells, interpreters and git it starts) load code of the caller's choosing, or pick a
+#: different executable. ``HOME`` and ``CLAUDE_CONFIG_DIR`` stay settable (they choose the
+#: Claude profile); the README says plainly that the token is shell-equivalent.
+_UNSAFE_ENV_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_", "CLAUDE_CODE_SHELL")
 _UNSAFE_ENV = frozenset(
-    {"PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV"}
-)
+    {
+        "PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
+        "PYTHONUSERBASE", "PYTHONINSPECT", "BASH_ENV", "ENV", "SHELL", "PERL5OPT", "PERL5LIB",
+        "PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS", "GCONV_PATH", "PROMPT_COMMAND", "ZDOTDIR", "EDITOR", "VISUAL",
+    }
+)  # fmt: skip
+
+#: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
+_MIN_REMOTE_HEARTBEAT_S = 0.5
 
 #: Options of a command run (``argv``), with their types.
 _EXEC_OPTIONS: Mapping[str, tuple[type, ...]] = {
@@ -431,8 +441,8 @@ class RunManager:
     def _check_cwd(self, cwd: Any) -> str:
         if cwd is None:
             return str(self._roots[0])
-        if not isinstance(cwd, str) or not cwd:
-            raise InvalidRequest("cwd must be a non-empty string")
+        if not isinstance(cwd, str) or not cwd or "\0" in cwd:
+            raise InvalidRequest("cwd must be a non-empty string without NUL bytes")
         if not os.path.isabs(cwd):
             raise InvalidRequest(f"cwd must be an absolute path, got {cwd!r}")
         resolved = _resolved(cwd)
@@ -465,13 +475,9 @@ class RunManager:
 
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest("prompt must be a non-empty string")
-        refused = sorted(SERVER_ONLY_OPTIONS & set(options))
-        if refused:
-            raise Forbidden(f"option(s) set by the server only: {', '.join(refused)}")
+        self._check_agent_options(options, "")
         options["cwd"] = self._check_cwd(options.get("cwd"))
         options["env"] = self._check_env(options.get("env"))
-        for extra in options.get("add_dirs") or ():
-            self._check_cwd(extra)
         run_id = new_run_id()
         merged = {**self.config.run_defaults, **options, "run_id": run_id}
         try:
@@ -495,7 +501,19 @@ class RunManager:
         if "cwd" in options:
             self._check_cwd(options["cwd"])
         self._check_env(options.get("env"))
-        for extra in options.get("add_dirs") or ():
+        self._check_add_dirs(options.get("add_dirs"), where)
+        heartbeat = options.get("heartbeat_s")
+        if isinstance(heartbeat, (int, float)) and 0 < heartbeat < _MIN_REMOTE_HEARTBEAT_S:
+            raise InvalidRequest(
+                f"{where}heartbeat_s must be 0 (off) or at least {_MIN_REMOTE_HEARTBEAT_S} s"
+            )
+
+    def _check_add_dirs(self, add_dirs: Any, where: str = "") -> None:
+        if add_dirs is None:
+            return
+        if not isinstance(add_dirs, list) or not all(isinstance(d, str) for d in add_dirs):
+            raise InvalidRequest(f"{where}add_dirs must be a list of absolute paths")
+        for extra in add_dirs:
             self._check_cwd(extra)
 
     def _prepare_tasks(

@@ -272,7 +272,12 @@ class _Session:
         return {"run_id": run_id, "unsubscribed": task is not None}
 
     def _check_room(self, run_id: str) -> None:
-        if run_id not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+        # Subscriptions start after the reply, so a batch's pending ones count too.
+        pending = len(self.after_reply)
+        if (
+            run_id not in self.subscriptions
+            and len(self.subscriptions) + pending >= MAX_SUBSCRIPTIONS
+        ):
             raise _RpcError(INVALID_PARAMS, f"at most {MAX_SUBSCRIPTIONS} subscriptions")
 
     def _start_subscription(self, run_id: str, after: int) -> None:
