@@ -390,7 +390,7 @@ class SupervisedProcess:
                 os.close(stdin_arg)
         self._sid = self._popen.pid
         self._start_ticks = _tree.start_ticks(self._popen.pid)
-        watchdog().register(self._token, self._sid)
+        watchdog().register(self._token, self._sid, self._start_ticks)
         self._registered = True
         self._watch_exit()
         for stream in _STREAMS:

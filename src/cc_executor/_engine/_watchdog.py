@@ -4,7 +4,7 @@ One watchdog runs per supervising process, started on its first spawn, in a sess
 own (so a signal to the supervisor's process group does not take it down too). The
 supervisor holds the write end of the watchdog's stdin and sends one line per event:
 
-    +TOKEN SID      a tree was started (SID: the child's session id)
+    +TOKEN SID TICKS  a tree was started (SID: the child's session id, TICKS: its start time)
     -TOKEN          that tree is finished and cleaned up
 
 When stdin reaches EOF the supervisor is gone (exit, crash or SIGKILL: the kernel closes the
@@ -22,16 +22,19 @@ import subprocess
 import sys
 import threading
 
-from cc_executor._engine._tree import kill_tree
+from cc_executor._engine._tree import kill_tree, start_ticks
 
 
-def _serve(stream: object) -> dict[str, int | None]:
-    live: dict[str, int | None] = {}
+def _serve(stream: object) -> dict[str, tuple[int | None, int | None]]:
+    live: dict[str, tuple[int | None, int | None]] = {}
     for raw in stream:  # type: ignore[attr-defined]
         line = raw.decode("ascii", "replace").strip()
         if line.startswith("+"):
-            token, _, sid = line[1:].partition(" ")
-            live[token] = int(sid) if sid.isdigit() else None
+            token, sid, ticks = ([*line[1:].split(" "), "", ""])[:3]
+            live[token] = (
+                int(sid) if sid.isdigit() else None,
+                int(ticks) if ticks.isdigit() else None,
+            )
         elif line.startswith("-"):
             live.pop(line[1:], None)
     return live
@@ -41,8 +44,11 @@ def main() -> None:
     """Entry point of the watchdog process (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     live = _serve(sys.stdin.buffer)
-    for token, sid in live.items():
-        kill_tree([token], sid=sid)
+    for token, (sid, ticks) in live.items():
+        # Match by session only while its leader is still the child we were told about: a
+        # session id whose leader is gone may belong to an unrelated process by now.
+        same_leader = sid is not None and ticks is not None and start_ticks(sid) == ticks
+        kill_tree([token], sid=sid if same_leader else None)
 
 
 class WatchdogClient:
@@ -56,7 +62,7 @@ class WatchdogClient:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._live: dict[str, int | None] = {}
+        self._live: dict[str, tuple[int | None, int | None]] = {}
         os.register_at_fork(after_in_child=self._forget_after_fork)
 
     def _forget_after_fork(self) -> None:
@@ -89,8 +95,8 @@ class WatchdogClient:
             )
         except OSError:
             return None
-        for token, sid in self._live.items():
-            if not self._write(proc, f"+{token} {sid or ''}\n"):
+        for token, (sid, ticks) in self._live.items():
+            if not self._write(proc, f"+{token} {sid or ''} {ticks or ''}\n"):
                 return None
         return proc
 
@@ -111,11 +117,12 @@ class WatchdogClient:
         if not self._write(self._proc, line):
             self._proc = self._start()
 
-    def register(self, token: str, sid: int | None) -> None:
-        """Protect the tree marked ``token`` (session ``sid``) against our own death."""
+    def register(self, token: str, sid: int | None, ticks: int | None = None) -> None:
+        """Protect the tree marked ``token`` (session ``sid``, whose leader started at
+        ``ticks``) against our own death."""
         with self._lock:
-            self._live[token] = sid
-            self._send(f"+{token} {sid or ''}\n")
+            self._live[token] = (sid, ticks)
+            self._send(f"+{token} {sid or ''} {ticks or ''}\n")
 
     def unregister(self, token: str) -> None:
         """The tree is cleaned up; the watchdog can forget it."""
