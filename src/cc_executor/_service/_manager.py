@@ -313,7 +313,10 @@ class RunManager:
             found = shutil.which(name)
             if found is None:
                 raise ValueError(f"--allow-exec {name}: no such executable on PATH")
-            self._exec[name] = os.path.realpath(found)
+            # Run it by the path found, not its real path: a multi-call binary (busybox)
+            # picks its applet from argv[0], and must see the allowlisted name, not
+            # "busybox" (which would make argv[1] the applet: any applet, a shell included).
+            self._exec[name] = os.path.abspath(found)
 
     # ---------------------------------------------------------------- queries
 
@@ -589,8 +592,9 @@ class RunManager:
             raise InvalidRequest("argv must be a non-empty list of strings")
         executable = self._exec.get(argv[0])
         if executable is None and os.path.isabs(argv[0]):
-            real = os.path.realpath(argv[0])
-            executable = real if real in self._exec.values() else None
+            # An absolute path is allowed when it is one of the allowlisted paths itself.
+            requested = os.path.abspath(argv[0])
+            executable = requested if requested in self._exec.values() else None
         if executable is None:
             raise Forbidden(
                 f"{argv[0]!r} is not on this server's exec allowlist "
