@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests._pty import run_on_pty
 from tests.run.conftest import claude_path
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -133,32 +131,11 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     """On a real pseudo-terminal the live view draws a status line; control sequences from
     the model never reach the terminal raw."""
     _, env, work = served
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
+    returncode, screen = run_on_pty(
         [CLI, "run", "escape test", "--cwd", str(work)],
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
         env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
     )
-    os.close(terminal)
-    screen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([controller], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(controller)
-    assert proc.returncode == 0
+    assert returncode == 0
     assert b"turns" in screen
     assert b"tools" in screen
     assert b"\x1b]0;pwned" not in screen  # no window-title change

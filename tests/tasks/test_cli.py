@@ -4,9 +4,6 @@ model server."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import signal
 import subprocess
 import textwrap
@@ -20,6 +17,7 @@ import pytest
 
 from cc_executor._store import Query, open_store
 from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse, Usage
+from tests._pty import run_on_pty
 from tests.tasks.conftest import CLI, Served
 
 Serve = Callable[[Script], Served]
@@ -328,33 +326,12 @@ def test_live_view_on_a_terminal(serve: Serve) -> None:
         Show {{ tasks.evil.result }}
         """,
     )
-    controller, terminal = pty.openpty()
-    proc = subprocess.Popen(
+    returncode, screen = run_on_pty(
         [CLI, "tasks", "run", "view.md"],
         cwd=served.work,
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
         env={**served.env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"},
     )
-    os.close(terminal)
-    screen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([controller], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(controller)
-    assert proc.returncode == 0, screen.decode(errors="replace")
+    assert returncode == 0, screen.decode(errors="replace")
     for column in (b"task", b"state", b"elapsed", b"turns", b"cost", b"activity"):
         assert column in screen
     assert b"2/2" in screen  # the overall bar's count
