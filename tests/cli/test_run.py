@@ -20,6 +20,8 @@ RUN_FIELDS = {
     "run_id", "status", "result", "partial", "timeout_after", "session_id", "cost_usd",
     "usage", "num_turns", "duration_s", "exit_code", "error", "json", "files",
 }  # fmt: skip
+#: 3 MB with what JSON escapes (quotes, backslashes, control characters) and non-ASCII.
+HUGE = "".join(f'{i:06d} "q" \\ \x01 \u00e9\U0001f600\n' for i in range(3_000_000 // 20))
 
 
 @pytest.fixture
@@ -43,6 +45,7 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 match="escape",
                 answers=[Reply([Text("evil \x1b]0;pwned\x07 \x1b[2J title")], chunk_size=4)],
             ),
+            Rule(match="huge", answers=[Reply([Text(HUGE)], chunk_size=1 << 18)]),
             Rule(answers=[Reply([Text("Plain answer.")])]),
         ]
     )
@@ -89,6 +92,22 @@ def test_json_prints_one_object(served: tuple[ModelServer, dict[str, str], Path]
     assert result["json"] == {"n": 3}
 
 
+def test_huge_answer_printed_whole(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """Written a slice at a time (plain and --json), never encoded in one piece."""
+    _, env, work = served
+    plain = cc(env, "huge answer", "--cwd", str(work), "--quiet")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == HUGE.encode()  # it ends with a newline: none added
+    as_json = cc(env, "huge answer", "--cwd", str(work), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.stdout.count(b"\n") == 1
+    result = json.loads(as_json.stdout)
+    assert set(result) >= RUN_FIELDS
+    assert result["result"] == HUGE
+    compact = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+    assert as_json.stdout == (compact + "\n").encode()
+
+
 def test_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Path]) -> None:
     server, env, work = served
     prompt = "hello from stdin; $(touch /tmp/never) `id`\n"
@@ -96,6 +115,24 @@ def test_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Path]) -> 
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"Plain answer.\n"
     assert server.message_requests[-1].prompt == prompt
+
+
+def test_five_mb_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    server, env, work = served
+    prompt = "0123456789abcdef" * (5 * 1024 * 1024 // 16)
+    args = ("-", "--cwd", str(work), "--quiet")
+    refused = cc(env, *args, stdin=prompt.encode())
+    assert refused.returncode == 1
+    assert b"Prompt is too long: Claude Code refused the prompt itself" in refused.stderr
+    assert b"--max-context-tokens" in refused.stderr
+    assert server.message_requests == []
+    done = cc(env, *args, "--max-context-tokens", "4000000", stdin=prompt.encode())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Plain answer.\n"
+    assert server.message_requests[-1].prompt == prompt
+    bad = cc(env, "x", "--max-context-tokens", "0")
+    assert bad.returncode == 2
+    assert b"max_context_tokens must be a positive integer, got 0" in bad.stderr
 
 
 def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], Path]) -> None:

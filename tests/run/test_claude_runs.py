@@ -250,22 +250,34 @@ async def test_big_prompts_and_shell_metacharacters_arrive_byte_for_byte(bed: An
             assert b.server.message_requests[-1].prompt == prompt
 
 
-async def test_five_mb_prompt_reaches_the_cli_whole(bed: Any) -> None:
-    """All 5 MB go to the CLI on stdin (no argv limit, no shell). Claude Code 2.1.330 then
-    refuses it itself, before any request ("Prompt is too long": over its context
-    estimate); the run reports exactly that, promptly."""
+async def test_five_mb_prompt_works(bed: Any) -> None:
+    """All 5 MB go on stdin (no argv limit, no shell) and reach the model byte for byte.
+
+    Claude Code checks a prompt against the context window it believes the model has before
+    sending anything; 5 MB is over its default, so the scripted model's window is declared
+    with ``max_context_tokens``, as for any model whose window the CLI does not know."""
+    prompt = "0123456789abcdef" * (5 * 1024 * 1024 // 16)
+    async with bed(answer("ok")) as b:
+        result = await run(prompt, max_context_tokens=4_000_000, **b.options())
+        requests = b.server.message_requests
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "ok"
+    assert len(requests) == 1
+    assert requests[0].prompt == prompt
+
+
+async def test_prompt_over_the_assumed_window_is_a_specific_error(bed: Any) -> None:
     prompt = "0123456789abcdef" * (5 * 1024 * 1024 // 16)
     async with bed(answer("ok")) as b:
         result = await run(prompt, **b.options())
         requests = b.server.message_requests
     assert result.process is not None
     assert result.process.stdin_bytes_written == len(prompt)
-    if requests:
-        assert result.status is RunStatus.OK
-        assert requests[-1].prompt == prompt
-    else:
-        assert result.status is RunStatus.ERROR
-        assert "Prompt is too long" in (result.error or "")
+    assert requests == []  # refused by the CLI itself
+    assert result.status is RunStatus.ERROR
+    assert (result.error or "").startswith("Prompt is too long: Claude Code refused the prompt")
+    assert "max_context_tokens" in (result.error or "")
+    assert result.attempts == 1  # not retried: another attempt cannot help
 
 
 async def test_unknown_events_and_garbage_lines_do_not_break_a_run(
@@ -349,6 +361,31 @@ async def test_cancel_through_the_handle_keeps_partial_text(bed: Any) -> None:
     assert result.status is RunStatus.CANCELLED
     assert result.partial
     assert result.result.startswith("abc abc")
+
+
+async def test_cancel_after_a_huge_block_keeps_it_and_the_text_so_far(bed: Any) -> None:
+    """The partial answer is rebuilt from the event log; there the finished 3 MB block is one
+    line longer than the framing budget, read back in pieces."""
+    big = "".join(f'{i:07d} "quoted" \u00e9\U0001f600\n' for i in range(3_000_000 // 22))
+    tail = "tock " * 100_000
+    reply = Reply([Text(big), Text(tail)], chunk_size=1 << 18, delay=0.2)
+    cancel_now = asyncio.Event()
+
+    def on_event(event: AgentEvent) -> None:
+        if isinstance(event, TextDeltaEvent) and event.index == 1:
+            cancel_now.set()
+
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        handle = start_run("huge then slow", on_event=on_event, grace=2, **b.options())
+        await asyncio.wait_for(cancel_now.wait(), 60)
+        handle.cancel()
+        result = await handle.wait()
+    assert result.status is RunStatus.CANCELLED
+    assert result.partial
+    assert result.result.startswith(big + "\n\n")
+    rest = result.result[len(big) + 2 :]
+    assert rest
+    assert tail.startswith(rest)
 
 
 async def test_compat_raises_specific_errors(bed: Any) -> None:

@@ -68,6 +68,12 @@ def add_parser(sub: Any) -> None:
         help="do not ask for token-level streaming (partial text is then lost on a timeout)",
     )
     a.add_argument("--extra-arg", dest="extra_args", action="append", default=[], metavar="ARG")
+    a.add_argument(
+        "--max-context-tokens",
+        type=int,
+        metavar="N",
+        help="the context window Claude Code should assume (it refuses longer prompts itself)",
+    )
     a.add_argument("--claude", dest="claude_path", metavar="PATH", help="the claude executable")
     e = p.add_argument_group("environment")
     e.add_argument("--cwd", metavar="DIR")
@@ -116,12 +122,10 @@ def exit_code_for(result: RunResult) -> int:
 def main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor run``."""
     import asyncio
-    import json
     import signal
 
-    import orjson
-
     from cc_executor._cli._live import LiveView, inert
+    from cc_executor._cli._write import write_json_line, write_text
     from cc_executor._run._runner import start_run
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -133,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
             "allowed_tools", "disallowed_tools", "permission_mode", "mcp_config",
             "strict_mcp_config", "append_system_prompt", "add_dirs", "include_partial_messages",
             "extra_args", "claude_path", "cwd", "json_mode", "structured_output", "retries",
-            "heartbeat_s",
+            "heartbeat_s", "max_context_tokens",
         )
     }  # fmt: skip
     options["timeout"], note = resolve_auto_timeout(
@@ -165,19 +169,15 @@ def main(args: argparse.Namespace) -> int:
     if note:
         result.warnings.append(note)
     if args.json:
-        # orjson straight to the byte stream: no extra copies of a 20 MB answer.
         sys.stdout.flush()
-        data = result.to_dict()
-        try:
-            encoded = orjson.dumps(data)
-        except TypeError:  # what orjson refuses (integers beyond 64 bits in model JSON)
-            encoded = json.dumps(data, ensure_ascii=False).encode()
-        sys.stdout.buffer.write(encoded)
-        sys.stdout.buffer.write(b"\n")
+        write_json_line(sys.stdout.buffer, result.to_dict())
     else:
         if result.result:
             text = result.result if not sys.stdout.isatty() else inert(result.result)
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+            write_text(sys.stdout.buffer, text)
+            if not text.endswith("\n"):
+                sys.stdout.buffer.write(b"\n")
         summary = f"{result.status}"
         if result.cost_usd is not None:
             summary += f" · ${result.cost_usd:.4f}"

@@ -73,6 +73,17 @@ class OutputEvent:
             return b""
         return self._source.read_range(self.offset, self.length)
 
+    def read(self, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of this line or chunk, reading only those from
+        the output file when it is file-backed (for parsing a huge line in pieces)."""
+        start = max(0, min(start, self.length))
+        length = max(0, min(length, self.length - start))
+        if self._data is not None:
+            return self._data[start : start + length]
+        if self._source is None:
+            return b""
+        return self._source.read_range(self.offset + start, length)
+
     @property
     def in_memory(self) -> bool:
         """True when ``data`` is held in memory rather than read back from the file."""

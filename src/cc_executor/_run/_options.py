@@ -20,7 +20,11 @@ class RunOptions:
     ``strict_mcp_config``, ``append_system_prompt``, ``add_dirs``,
     ``include_partial_messages`` (token-level streaming, on by default so partial text is
     never lost), ``structured_output`` (pass ``json_schema`` to the CLI's ``--json-schema``),
-    ``extra_args`` (raw flags, appended last).
+    ``extra_args`` (raw flags, appended last), ``max_context_tokens`` (the context window
+    Claude Code should assume: it refuses, before any request, a prompt it estimates to be
+    over the window it believes the model has; for a model or gateway with a larger window,
+    set it. Claude Code honours ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` only with compaction off,
+    so this sets both that and ``DISABLE_COMPACT=1`` in the CLI's environment).
 
     Process: ``cwd``, ``env`` (added to our environment), ``timeout``, ``idle_timeout``,
     ``first_output_timeout``, ``grace`` (seconds between SIGTERM and SIGKILL).
@@ -54,6 +58,7 @@ class RunOptions:
     include_partial_messages: bool = True
     structured_output: bool = False
     extra_args: Sequence[str] = ()
+    max_context_tokens: int | None = None
     cwd: str | os.PathLike[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
@@ -77,6 +82,14 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_context_tokens is not None and (
+            not isinstance(self.max_context_tokens, int)
+            or isinstance(self.max_context_tokens, bool)
+            or self.max_context_tokens <= 0
+        ):
+            raise ValueError(
+                f"max_context_tokens must be a positive integer, got {self.max_context_tokens!r}"
+            )
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0, got {self.retries}")
         if self.heartbeat_s < 0:
@@ -97,6 +110,15 @@ class RunOptions:
                 f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
         return cls(**options)
+
+    def process_env(self) -> dict[str, str]:
+        """The variables added to the CLI's environment: ``env``, plus what
+        ``max_context_tokens`` needs."""
+        env = dict(self.env)
+        if self.max_context_tokens is not None:
+            env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(self.max_context_tokens)
+            env["DISABLE_COMPACT"] = "1"
+        return env
 
     def command(self) -> ClaudeCommand:
         """The Claude Code flags these options ask for."""

@@ -15,10 +15,10 @@ import hashlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tenacity import (
     AsyncRetrying,
@@ -32,6 +32,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from cc_executor._agents._claude import (
+    LARGE_LINE,
     ClaudeNotFound,
     ClaudeStreamParser,
     Outcome,
@@ -171,6 +172,35 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _log_lines(log: BinaryIO, parser: ClaudeStreamParser) -> Iterator[AgentEvent]:
+    """The events of an event log, read a line at a time; a line longer than
+    ``LARGE_LINE`` is never read whole (see ``ClaudeStreamParser.parse_large``)."""
+    fd = log.fileno()
+    offset = 0
+    while True:
+        line = log.readline(LARGE_LINE + 1)
+        if not line:
+            return
+        if len(line) <= LARGE_LINE or line.endswith(b"\n"):
+            offset += len(line)
+            yield from parser.parse(line, 0.0)
+            continue
+        start, length = offset, len(line)
+        del line
+        while True:  # find the end of the long line
+            part = log.readline(LARGE_LINE)
+            length += len(part)
+            if not part or part.endswith(b"\n"):
+                break
+        offset = start + length
+        length -= 1 if part.endswith(b"\n") else 0
+
+        def read(at: int, size: int, start: int = start) -> bytes:
+            return os.pread(fd, size, start + at)
+
+        yield from parser.parse_large(read, length, 0.0)
+
+
 def _replay_text(process: ProcessResult, cwd: str) -> str:
     """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
     the deltas of blocks still streaming when it ended (retracted ones dropped)."""
@@ -186,9 +216,8 @@ def _replay_text(process: ProcessResult, cwd: str) -> str:
         return ""
     try:
         with open(process.stdout_path, "rb") as log:
-            for line in log:
-                for event in parser.parse(line, 0.0):
-                    state.apply(event)
+            for event in _log_lines(log, parser):
+                state.apply(event)
     except OSError:
         return ""
     return state.text_so_far()
@@ -373,7 +402,7 @@ class _Run:
             argv,
             stdin=self.prompt,
             cwd=self.cwd,
-            extra_env=dict(opts.env),
+            extra_env=opts.process_env(),
             timeout=max(remaining, 0.001) if remaining is not None else None,
             idle_timeout=opts.idle_timeout,
             first_output_timeout=opts.first_output_timeout,
@@ -430,7 +459,7 @@ class _Run:
             if text:
                 await self.emit(StderrEvent(t=item.t, text=text))
             return
-        for event in parser.parse(item.data, item.t):
+        for event in parser.parse_output(item):
             state.apply(event)
             await self.emit(event)
 

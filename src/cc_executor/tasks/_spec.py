@@ -142,6 +142,7 @@ RUN_FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "structured_output": ("structured_output", _boolean),
     "include_partial_messages": ("include_partial_messages", _boolean),
     "extra_args": ("extra_args", lambda v: _strings(v, commas=False)),
+    "max_context_tokens": ("max_context_tokens", _integer(1)),
     "cwd": ("cwd", _string),
     "env": ("env", _env),
     "timeout": ("timeout", _number(0, strict=True)),

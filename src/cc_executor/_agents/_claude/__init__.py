@@ -4,9 +4,10 @@ output, and decide how a run ended."""
 from cc_executor._agents._claude._command import ClaudeCommand, build_command
 from cc_executor._agents._claude._locate import ClaudeNotFound, locate_claude
 from cc_executor._agents._claude._outcome import Outcome, decide_outcome
-from cc_executor._agents._claude._parse import ClaudeStreamParser
+from cc_executor._agents._claude._parse import LARGE_LINE, ClaudeStreamParser
 
 __all__ = [
+    "LARGE_LINE",
     "ClaudeCommand",
     "ClaudeNotFound",
     "ClaudeStreamParser",

@@ -31,10 +31,20 @@ class Outcome:
     retryable: bool = False
 
 
+_CONTEXT_HINT = (
+    "Claude Code refused the prompt itself, before any request: its estimate of the prompt "
+    "is over the context window it assumes for the model. Shorten the prompt, give large "
+    "inputs as files for the agent to read, or, if the model's window really is larger, say "
+    "so with max_context_tokens (--max-context-tokens)"
+)
+
+
 def _api_error(result: ResultEvent) -> Outcome:
     status_code = result.api_error_status
     text = (result.result or "").strip()
     lowered = text.lower()
+    if result.terminal_reason == "blocking_limit" and status_code is None:
+        return Outcome(RunStatus.ERROR, f"{text[:200] or 'Prompt is too long'}: {_CONTEXT_HINT}")
     if status_code == 429 or "rate limit" in lowered or "rate_limit" in lowered:
         return Outcome(RunStatus.RATE_LIMITED, f"rate limited by the API: {text[:500]}", True)
     connection = status_code is None and ("connection" in lowered or "econnrefused" in lowered)

@@ -9,11 +9,12 @@ raises on any input. Parsing is one ``orjson.loads`` per line: linear in the lin
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cc_executor._agents._bigjson import NotHandled, loads_large
 from cc_executor._agents._types import (
     AgentEvent,
     ApiRetryEvent,
@@ -32,7 +33,12 @@ from cc_executor._agents._types import (
     UnknownEvent,
 )
 
+if TYPE_CHECKING:
+    from cc_executor._engine import OutputEvent
+
 _NOISE_PREVIEW = 2000
+#: File-backed lines longer than this are parsed in pieces.
+LARGE_LINE = 1 << 20
 
 
 def _str(value: Any) -> str | None:
@@ -210,13 +216,39 @@ class ClaudeStreamParser:
     def __init__(self) -> None:
         self._message_ids: dict[str, str | None] = {}
 
+    def parse_output(self, item: OutputEvent) -> list[AgentEvent]:
+        """Events for one line of the CLI's stdout as the process engine delivers it.
+
+        A file-backed line (longer than the framing budget: a whole 20 MB answer) is parsed
+        in pieces from the event log (:mod:`cc_executor._agents._bigjson`), in little more
+        memory than the strings it holds; anything that parser does not take on is parsed
+        whole, as every other line.
+        """
+        if not item.in_memory and item.length > LARGE_LINE:
+            return self.parse_large(item.read, item.length, item.t)
+        return self.parse(item.data, item.t)
+
+    def parse_large(
+        self, read: Callable[[int, int], bytes], length: int, t: float
+    ) -> list[AgentEvent]:
+        """Events for a line of ``length`` bytes that ``read(start, size)`` reads a piece
+        at a time: parsed in pieces, or whole if the piecewise parser declines it."""
+        try:
+            obj = loads_large(read, 0, length)
+        except (NotHandled, RecursionError):
+            pass
+        else:
+            if isinstance(obj, dict):
+                return self._events(obj, t)
+        return self.parse(read(0, length), t)
+
     def parse(self, line: bytes | str, t: float) -> list[AgentEvent]:
         """Events for one line (usually one; an assistant line may hold several blocks)."""
         obj: Any = None
         try:
-            # orjson: several times faster than the standard library, and no worse in memory
-            # on a 20 MB line (about 3x the line at the peak, as every whole-line parser
-            # measured here: json, orjson, ijson).
+            # orjson: several times faster than the standard library. On a huge line every
+            # whole-line parser (json, orjson, ijson) peaks near 3x the line: see
+            # ``parse_output`` for those.
             obj = orjson.loads(line)
         except (ValueError, RecursionError):
             try:  # what orjson refuses but JSON allows (integers beyond 64 bits, ...)
@@ -229,6 +261,9 @@ class ClaudeStreamParser:
             if not text:
                 return []
             return [NoiseEvent(t=t, text=text[:_NOISE_PREVIEW])]
+        return self._events(obj, t)
+
+    def _events(self, obj: dict[str, Any], t: float) -> list[AgentEvent]:
         kind = obj.get("type")
         if kind == "stream_event":
             return [_stream(obj, t, self._message_ids)]
