@@ -20,8 +20,13 @@ class StreamCapture:
     child wrote.
     """
 
-    def __init__(self, path: str, *, memory_budget: int, tail_bytes: int) -> None:
+    def __init__(
+        self, path: str, *, memory_budget: int, tail_bytes: int, child_writes: bool = False
+    ) -> None:
         self.path = path
+        #: The child writes the file itself (its stdout *is* the file) and the capture only
+        #: reads it back: then ``feed`` hashes and counts, and never writes.
+        self.child_writes = child_writes
         self.size = 0
         self.file_size = 0
         self.lost = 0
@@ -49,7 +54,9 @@ class StreamCapture:
             self._tail += data[-self._tail_bytes :]
             if len(self._tail) > 2 * self._tail_bytes:
                 del self._tail[: -self._tail_bytes]
-        if self._fd is not None:
+        if self.child_writes:
+            self.file_size = self.size
+        elif self._fd is not None:
             self._write(data)
         else:
             self._keep(data)
@@ -73,6 +80,11 @@ class StreamCapture:
         room = _OVERFLOW_LIMIT - len(self._overflow)
         self._overflow += data[:room]
         self.lost += max(0, len(data) - room)
+
+    @property
+    def fd(self) -> int | None:
+        """The open file (written by us, or handed to the child as its output)."""
+        return self._fd
 
     def close(self) -> None:
         """Close the file; the memory copies stay readable."""

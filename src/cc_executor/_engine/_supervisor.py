@@ -69,6 +69,9 @@ DEFAULT_MAX_LINE_MEMORY = 64 * 1024 * 1024
 DEFAULT_TAIL_BYTES = 8192
 DEFAULT_DRAIN_TIMEOUT = 2.0
 
+#: Polling of a stdout file: soon again after output, backing off to the maximum when idle.
+_TAIL_MIN_DELAY = 0.001
+_TAIL_MAX_DELAY = 0.05
 _SMALL_READ = 64 * 1024
 _LARGE_READ = 1024 * 1024
 _STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
@@ -121,6 +124,7 @@ class SupervisedProcess:
         kill_descendants: bool = True,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         events: bool = True,
+        stdout_to_file: bool = False,
     ) -> None:
         if isinstance(argv, (str, bytes)):
             raise TypeError("argv must be a list of arguments, not a string (no shell is used)")
@@ -153,6 +157,9 @@ class SupervisedProcess:
         self._pdeathsig = parent_death_signal
         self._kill_descendants = kill_descendants
         self._drain_timeout = drain_timeout
+        self._stdout_to_file = stdout_to_file
+        self._tail_timer: asyncio.TimerHandle | None = None
+        self._tail_delay = _TAIL_MIN_DELAY
         self._queue = EventQueue(memory_budget=queue_budget) if events else None
         self._events_taken = False
 
@@ -359,6 +366,7 @@ class SupervisedProcess:
                     path,
                     memory_budget=self._memory_budget,
                     tail_bytes=self._tail_bytes if stream == "stderr" else 0,
+                    child_writes=self._stdout_to_file and stream == "stdout",
                 )
             except OSError as exc:
                 raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
@@ -373,7 +381,7 @@ class SupervisedProcess:
             self._popen = subprocess.Popen(
                 argv,
                 stdin=stdin_arg,
-                stdout=subprocess.PIPE,
+                stdout=self._captures["stdout"].fd if self._stdout_to_file else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.cwd,
                 env=env,
@@ -395,6 +403,15 @@ class SupervisedProcess:
         self._watch_exit()
         for stream in _STREAMS:
             pipe = getattr(self._popen, stream)
+            if pipe is None:  # stdout is a file the child writes: read it as it grows
+                self._captures[stream].close()  # only the child's tree holds it open now
+                self._fds[stream] = os.open(
+                    self._captures[stream].path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                )
+                self._bufs[stream] = bytearray(_LARGE_READ)
+                self._eof[stream] = self._loop.create_future()
+                self._tail_timer = self._loop.call_later(_TAIL_MIN_DELAY, self._tail, stream)
+                continue
             fd = os.dup(pipe.fileno())
             pipe.close()
             os.set_blocking(fd, False)
@@ -486,6 +503,32 @@ class SupervisedProcess:
 
     # ----------------------------------------------------------------- I/O
 
+    def _tail(self, stream: Stream, final: bool = False) -> None:
+        """Read what the child added to its output file. Polled: again after 1 ms while
+        output flows, backing off to 50 ms while it is quiet; ``final`` reads to the end."""
+        self._tail_timer = None
+        fd = self._fds.get(stream)
+        if fd is None:
+            return
+        buf = self._bufs[stream]
+        got = 0
+        while final or got < 8 * _LARGE_READ:  # stay responsive during a flood
+            try:
+                n = os.readv(fd, [buf])
+            except OSError as exc:
+                self._warnings.append(f"cannot read {stream} back: {exc.strerror or exc}")
+                self._close_stream(stream)
+                return
+            if n == 0:
+                break
+            got += n
+            self._ingest(stream, buf, n)
+        if final:
+            self._close_stream(stream)
+            return
+        self._tail_delay = _TAIL_MIN_DELAY if got else min(self._tail_delay * 2, _TAIL_MAX_DELAY)
+        self._tail_timer = self._loop.call_later(self._tail_delay, self._tail, stream)
+
     def _on_readable(self, stream: Stream) -> None:
         fd = self._fds[stream]
         buf = self._bufs[stream]
@@ -498,6 +541,11 @@ class SupervisedProcess:
         if n == 0:
             self._close_stream(stream)
             return
+        self._ingest(stream, buf, n)
+        if n == len(buf) and n < _LARGE_READ:
+            self._bufs[stream] = bytearray(_LARGE_READ)
+
+    def _ingest(self, stream: Stream, buf: bytearray, n: int) -> None:
         now = self._loop.time()
         capture = self._captures[stream]
         with memoryview(buf)[:n] as view:
@@ -506,13 +554,16 @@ class SupervisedProcess:
                 self._queue.push_output(stream, capture.size - n, view, now)
         self._last_activity = now
         self._seen_output = True
-        if n == len(buf) and n < _LARGE_READ:
-            self._bufs[stream] = bytearray(_LARGE_READ)
 
     def _close_stream(self, stream: Stream) -> None:
         fd = self._fds.pop(stream, None)
         if fd is not None:
-            self._loop.remove_reader(fd)
+            if self._stdout_to_file and stream == "stdout":
+                if self._tail_timer is not None:
+                    self._tail_timer.cancel()
+                    self._tail_timer = None
+            else:
+                self._loop.remove_reader(fd)
             os.close(fd)
         self._bufs.pop(stream, None)
         future = self._eof.get(stream)
@@ -681,6 +732,9 @@ class SupervisedProcess:
             await self._kill_all()
 
     async def _drain(self) -> None:
+        if self._stdout_to_file and "stdout" in self._fds:
+            # No end of file to wait for: the child's tree is gone, read what it left.
+            self._tail("stdout", final=True)
         pending = [f for f in self._eof.values() if not f.done()]
         if not pending:
             return
@@ -935,7 +989,11 @@ async def run_process(
       If one raises, the run is cancelled and the exception propagates.
     - Further options (see :class:`SupervisedProcess`): ``run_id``, ``run_dir``,
       ``memory_budget``, ``queue_budget``, ``max_line_memory``, ``tail_bytes``,
-      ``parent_death_signal``, ``kill_descendants``, ``drain_timeout``.
+      ``parent_death_signal``, ``kill_descendants``, ``drain_timeout``, ``stdout_to_file``
+      (the child writes ``stdout.log`` itself, as with ``cmd > file``, and it is read back as
+      it grows, polled every 1-50 ms: no pipe for a fast writer to wait on. Then a full disk
+      or a file size limit hits the child's own writes, where a pipe would let us keep the
+      bytes in memory).
 
     Spawn problems come back as status ``spawn_failed``; only programming errors (an empty
     or string ``argv``, a negative timeout) raise. Cancelling the awaiting task terminates
