@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -120,3 +121,30 @@ def test_a_20_mb_string_costs_little_more_than_itself() -> None:
     assert figures["chars"] == 19_200_000  # 48 characters a row, Latin-1: 1 byte each
     # The string is 19.2 MB; a whole-line parse peaks near three times the line.
     assert figures["peak"] < 26_000_000, figures
+
+
+def test_an_event_log_is_read_a_line_at_a_time(tmp_path: Path) -> None:
+    """``parse_log`` gives the events a line-by-line parse gives, whatever the line sizes
+    (one over the 1 MiB limit, a huge non-JSON line, no final newline)."""
+    from cc_executor._agents._claude import ClaudeStreamParser
+
+    big = "".join(f'{i} "é" \\ \U0001f600\n' for i in range(150_000))
+    lines = [
+        json.dumps({"type": "system", "subtype": "init", "session_id": "s"}).encode(),
+        json.dumps({"type": "assistant", "message": {"id": "m", "content": [
+            {"type": "text", "text": big}]}}).encode(),
+        b"x" * (2 << 20),  # not JSON: a noise event
+        json.dumps({"type": "result", "subtype": "success", "result": big}).encode(),
+    ]  # fmt: skip
+    assert len(lines[1]) > 2 << 20
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines))  # no newline at the end
+    with path.open("rb") as log:
+        got = list(ClaudeStreamParser().parse_log(log))
+    expected = [e for line in lines for e in ClaudeStreamParser().parse(line, 0.0)]
+    assert [type(e).__name__ for e in got] == [
+        "InitEvent", "TextEvent", "NoiseEvent", "ResultEvent"
+    ]  # fmt: skip
+    assert got == expected
+    assert got[1].text == big  # type: ignore[attr-defined]
+    assert got[3].result == big  # type: ignore[attr-defined]

@@ -189,24 +189,23 @@ def _render_events(record: RunRecord) -> None:
     parser = ClaudeStreamParser()
     try:
         with open(log, "rb") as f:
-            for line in f:
-                for event in parser.parse(line, 0.0):
-                    if isinstance(event, TextEvent):
-                        print(f"assistant: {_inert(event.text)}")
-                    elif isinstance(event, ThinkingEvent):
-                        print(f"thinking: {_inert(event.text[:2000])}")
-                    elif isinstance(event, ToolUseEvent):
-                        print(f"tool call: {event.name} {_inert(str(dict(event.input))[:500])}")
-                    elif isinstance(event, ToolResultEvent):
-                        mark = "tool error" if event.is_error else "tool result"
-                        print(f"{mark}: {_inert(event.content[:500])}")
-                    elif isinstance(event, ApiRetryEvent):
-                        print(f"api retry: status {event.error_status} {event.error or ''}")
-                    elif isinstance(event, ResultEvent):
-                        state = "error" if event.is_error else event.subtype
-                        print(f"result ({state}): {_inert((event.result or '')[:2000])}")
-                    elif isinstance(event, NoiseEvent) and record.kind == "exec":
-                        print(_inert(event.text))
+            for event in parser.parse_log(f):
+                if isinstance(event, TextEvent):
+                    print(f"assistant: {_inert(event.text)}")
+                elif isinstance(event, ThinkingEvent):
+                    print(f"thinking: {_inert(event.text[:2000])}")
+                elif isinstance(event, ToolUseEvent):
+                    print(f"tool call: {event.name} {_inert(str(dict(event.input))[:500])}")
+                elif isinstance(event, ToolResultEvent):
+                    mark = "tool error" if event.is_error else "tool result"
+                    print(f"{mark}: {_inert(event.content[:500])}")
+                elif isinstance(event, ApiRetryEvent):
+                    print(f"api retry: status {event.error_status} {event.error or ''}")
+                elif isinstance(event, ResultEvent):
+                    state = "error" if event.is_error else event.subtype
+                    print(f"result ({state}): {_inert((event.result or '')[:2000])}")
+                elif isinstance(event, NoiseEvent) and record.kind == "exec":
+                    print(_inert(event.text))
     except OSError as exc:
         print(f"(event log unreadable: {exc.strerror})")
 

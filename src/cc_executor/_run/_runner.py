@@ -15,10 +15,10 @@ import hashlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tenacity import (
     AsyncRetrying,
@@ -32,7 +32,6 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from cc_executor._agents._claude import (
-    LARGE_LINE,
     ClaudeNotFound,
     ClaudeStreamParser,
     Outcome,
@@ -172,35 +171,6 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _log_lines(log: BinaryIO, parser: ClaudeStreamParser) -> Iterator[AgentEvent]:
-    """The events of an event log, read a line at a time; a line longer than
-    ``LARGE_LINE`` is never read whole (see ``ClaudeStreamParser.parse_large``)."""
-    fd = log.fileno()
-    offset = 0
-    while True:
-        line = log.readline(LARGE_LINE + 1)
-        if not line:
-            return
-        if len(line) <= LARGE_LINE or line.endswith(b"\n"):
-            offset += len(line)
-            yield from parser.parse(line, 0.0)
-            continue
-        start, length = offset, len(line)
-        del line
-        while True:  # find the end of the long line
-            part = log.readline(LARGE_LINE)
-            length += len(part)
-            if not part or part.endswith(b"\n"):
-                break
-        offset = start + length
-        length -= 1 if part.endswith(b"\n") else 0
-
-        def read(at: int, size: int, start: int = start) -> bytes:
-            return os.pread(fd, size, start + at)
-
-        yield from parser.parse_large(read, length, 0.0)
-
-
 def _replay_text(process: ProcessResult, cwd: str) -> str:
     """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
     the deltas of blocks still streaming when it ended (retracted ones dropped)."""
@@ -216,7 +186,7 @@ def _replay_text(process: ProcessResult, cwd: str) -> str:
         return ""
     try:
         with open(process.stdout_path, "rb") as log:
-            for event in _log_lines(log, parser):
+            for event in parser.parse_log(log):
                 state.apply(event)
     except OSError:
         return ""

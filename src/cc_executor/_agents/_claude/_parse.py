@@ -9,8 +9,9 @@ raises on any input. Parsing is one ``orjson.loads`` per line: linear in the lin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -241,6 +242,36 @@ class ClaudeStreamParser:
             if isinstance(obj, dict):
                 return self._events(obj, t)
         return self.parse(read(0, length), t)
+
+    def parse_log(self, log: BinaryIO) -> Iterator[AgentEvent]:
+        """The events of a whole event log (an open binary file), a line at a time; a line
+        longer than :data:`LARGE_LINE` is never read whole (see :meth:`parse_large`)."""
+        fd = log.fileno()
+        offset = 0
+        while True:
+            line = log.readline(LARGE_LINE + 1)
+            if not line:
+                return
+            if len(line) <= LARGE_LINE or line.endswith(b"\n"):
+                offset += len(line)
+                yield from self.parse(line, 0.0)
+                continue
+            start, length = offset, len(line)
+            del line
+            part = b""
+            while True:  # find the end of the long line
+                part = log.readline(LARGE_LINE)
+                length += len(part)
+                if not part or part.endswith(b"\n"):
+                    break
+            offset = start + length
+            if part.endswith(b"\n"):
+                length -= 1
+
+            def read(at: int, size: int, start: int = start) -> bytes:
+                return os.pread(fd, size, start + at)
+
+            yield from self.parse_large(read, length, 0.0)
 
     def parse(self, line: bytes | str, t: float) -> list[AgentEvent]:
         """Events for one line (usually one; an assistant line may hold several blocks)."""
