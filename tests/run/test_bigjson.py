@@ -148,3 +148,31 @@ def test_an_event_log_is_read_a_line_at_a_time(tmp_path: Path) -> None:
     assert got == expected
     assert got[1].text == big  # type: ignore[attr-defined]
     assert got[3].result == big  # type: ignore[attr-defined]
+
+
+def test_many_small_strings_are_read_once() -> None:
+    """A long line of small strings (structured output made of records) is read a window
+    at a time, not re-read per string: reads are counted, and it stays fast."""
+    obj = {"type": "result", "structured_output": {"rows": [{"k": "ab"}] * 300_000}}
+    data = orjson.dumps(obj)
+    assert len(data) > 3_000_000
+    reads: list[int] = []
+
+    def read(at: int, size: int) -> bytes:
+        reads.append(size)
+        return data[at : at + size]
+
+    assert loads_large(read, 0, len(data)) == obj
+    ahead = _bigjson.READ_AHEAD
+    assert len(reads) <= len(data) // ahead + 2
+    assert sum(reads) <= len(data) + 2 * ahead
+
+
+def test_json_line_writer_never_fails_on_lone_surrogates() -> None:
+    import io
+
+    from cc_executor._cli._write import write_json_line
+
+    out = io.BytesIO()
+    write_json_line(out, {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1})
+    assert json.loads(out.getvalue()) == {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1}

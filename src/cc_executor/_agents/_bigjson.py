@@ -26,8 +26,11 @@ import orjson
 
 #: Strings up to this many bytes stay in the skeleton.
 SMALL_STRING = 1 << 16
-#: Bytes decoded per step of a large string.
+#: Bytes decoded per step of a large string (larger pieces fragment the heap: measured
+#: +14 MB on a 20 MB string with 1 MiB pieces).
 PIECE = 1 << 16
+#: Bytes read from the file at a time.
+READ_AHEAD = 1 << 18
 
 ReadRange = Callable[[int, int], bytes]
 
@@ -58,14 +61,17 @@ class _Window:
         if pos < self.base:
             raise NotHandled("window moved backwards")
         if want > have:
+            # Read well ahead: a line of many small strings must not cost a refill (and a
+            # copy of the window) per string.
+            fill = min(max(want, pos + READ_AHEAD), self.end)
             keep = self.buf[pos - self.base :] if pos < have else b""
             start = max(pos, have)
-            more = self._read(start, want - start)
-            if len(more) != want - start:
+            more = self._read(start, fill - start)
+            if len(more) != fill - start:
                 raise NotHandled("the line could not be read back whole")
             self.buf = keep + more
             self.base = pos
-        return min(want, self.base + len(self.buf)) - pos
+        return want - pos
 
     def copy_to_quote(self, pos: int, out: list[bytes]) -> int:
         """Append the bytes from ``pos`` up to the next ``"`` to ``out``; return the quote's

@@ -48,6 +48,6 @@ def write_json_line(out: BinaryIO, data: Mapping[str, Any]) -> None:
             continue
         try:
             out.write(orjson.dumps(value))
-        except TypeError:  # what orjson refuses (integers beyond 64 bits in model JSON)
-            out.write(json.dumps(value, ensure_ascii=False).encode())
+        except TypeError:  # what orjson refuses (big integers, lone surrogates): ASCII JSON
+            out.write(json.dumps(value).encode())
     out.write(b"}\n")

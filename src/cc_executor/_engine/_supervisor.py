@@ -368,6 +368,10 @@ class SupervisedProcess:
                     tail_bytes=self._tail_bytes if stream == "stderr" else 0,
                     child_writes=self._stdout_to_file and stream == "stdout",
                 )
+                if self._stdout_to_file and stream == "stdout":
+                    # Opened before the spawn: nothing can fail between it and the child.
+                    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                    self._fds[stream] = os.open(path, flags)
             except OSError as exc:
                 raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
         env = dict(self._env)
@@ -405,9 +409,6 @@ class SupervisedProcess:
             pipe = getattr(self._popen, stream)
             if pipe is None:  # stdout is a file the child writes: read it as it grows
                 self._captures[stream].close()  # only the child's tree holds it open now
-                self._fds[stream] = os.open(
-                    self._captures[stream].path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-                )
                 self._bufs[stream] = bytearray(_LARGE_READ)
                 self._eof[stream] = self._loop.create_future()
                 self._tail_timer = self._loop.call_later(_TAIL_MIN_DELAY, self._tail, stream)
@@ -512,6 +513,7 @@ class SupervisedProcess:
             return
         buf = self._bufs[stream]
         got = 0
+        deadline = time.monotonic() + self._drain_timeout
         while final or got < 8 * _LARGE_READ:  # stay responsive during a flood
             try:
                 n = os.readv(fd, [buf])
@@ -523,7 +525,17 @@ class SupervisedProcess:
                 break
             got += n
             self._ingest(stream, buf, n)
+            if final and time.monotonic() > deadline:
+                break
         if final:
+            # A writer outside the tree (or kill_descendants=False) may still be at it.
+            with contextlib.suppress(OSError):
+                extra = os.fstat(fd).st_size - self._captures[stream].size
+                if extra > 0:
+                    self._warnings.append(
+                        f"{stream}: {extra} bytes written to {self._captures[stream].path} "
+                        "after the end are not counted in the result"
+                    )
             self._close_stream(stream)
             return
         self._tail_delay = _TAIL_MIN_DELAY if got else min(self._tail_delay * 2, _TAIL_MAX_DELAY)
