@@ -32,6 +32,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from cc_executor._agents._claude import (
+    LARGE_LINE,
     ClaudeNotFound,
     ClaudeStreamParser,
     Outcome,
@@ -77,8 +78,9 @@ _FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_pat
 _NOTEBOOK_TOOLS = {"NotebookEdit": "notebook_path"}
 
 #: stream-json lines longer than this are read back from the event log instead of being
-#: assembled in memory by the framer (a 20 MB answer arrives as two ~20 MB lines).
-_MAX_LINE_MEMORY = 1 << 20
+#: assembled in memory by the framer (a 20 MB answer arrives as two ~20 MB lines), and then
+#: parsed in pieces: the same limit as the parser's.
+_MAX_LINE_MEMORY = LARGE_LINE
 
 
 @dataclass
