@@ -329,63 +329,68 @@ def report(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
     out(f"load:    1-minute load average {load[0]} before, {load[1]} after (other work on the")
     out("         machine shows up as noise in the wall times)")
     out("")
-    out(
-        "1. `cc-executor run --json --quiet` (console script) vs the bare CLI; medians of wall time"
-    )
-    out(
-        "   (bare: our adapter's flags, stdout to a file / read from a pipe; -p text for reference;"
-    )
-    out("   overhead against the faster bare baseline)")
-    out(
-        f"   {'answer':<8} {'reps':>4} {'bare→file':>10} {'bare→pipe':>10} {'-p text':>8} "
-        f"{'cc-executor':>12} {'overhead':>16}  verdict"
-    )
-    for size, row in results["console"].items():
-        m = row["median"]
+    if "console" in results:
+        out("1. `cc-executor run --json --quiet` (console script) vs the bare CLI; medians of")
+        out("   wall time (bare: our adapter's flags, stdout to a file / read from a pipe; -p text")
+        out("   for reference;")
+        out("   overhead against the faster bare baseline)")
         out(
-            f"   {size:<8} {row['reps']:>4} {ms(m['bare file']):>10} {ms(m['bare pipe']):>10} "
-            f"{ms(m['bare text']):>8} {ms(m['ours']):>12} {verdict_row(size, m)}"
+            f"   {'answer':<8} {'reps':>4} {'bare→file':>10} {'bare→pipe':>10} {'-p text':>8} "
+            f"{'cc-executor':>12} {'overhead':>16}  verdict"
         )
-    fixed = results["console"]["trivial"]["median"].get("python imports")
-    if fixed is not None:
+        for size, row in results["console"].items():
+            m = row["median"]
+            out(
+                f"   {size:<8} {row['reps']:>4} {ms(m['bare file']):>10} {ms(m['bare pipe']):>10} "
+                f"{ms(m['bare text']):>8} {ms(m['ours']):>12} {verdict_row(size, m)}"
+            )
+        fixed = results["console"]["trivial"]["median"].get("python imports")
+        if fixed is not None:
+            out(
+                f"   fixed cost in that: `python -c 'import asyncio, cc_executor._cli._run, "
+                f"cc_executor._run._runner'` = {ms(fixed)}"
+            )
+        out("")
+    if "inproc" in results:
+        out("2. in-process: `await run(...)` vs the bare CLI via asyncio.create_subprocess_exec")
         out(
-            f"   fixed cost in that: `python -c 'import asyncio, cc_executor._cli._run, "
-            f"cc_executor._run._runner'` = {ms(fixed)}"
+            f"   {'answer':<8} {'reps':>4} {'bare→file':>10} {'bare→pipe':>10} {'run()':>8} "
+            f"{'overhead':>16}  verdict"
         )
-    out("")
-    out("2. in-process: `await run(...)` vs the bare CLI via asyncio.create_subprocess_exec")
-    out(
-        f"   {'answer':<8} {'reps':>4} {'bare→file':>10} {'bare→pipe':>10} {'run()':>8} "
-        f"{'overhead':>16}  verdict"
-    )
-    for size, row in results["inproc"].items():
-        m = row["median"]
+        for size, row in results["inproc"].items():
+            m = row["median"]
+            out(
+                f"   {size:<8} {len(row['samples']['ours']):>4} {ms(m['bare file']):>10} "
+                f"{ms(m['bare pipe']):>10} {ms(m['ours']):>8} {verdict_row(size, m)}"
+            )
+        out("")
+    if "rss" in results:
+        rss = results["rss"]
+        answer = rss["answer_bytes"]
+        fixed_rss = rss["import_peak_rss"]
         out(
-            f"   {size:<8} {len(row['samples']['ours']):>4} {ms(m['bare file']):>10} "
-            f"{ms(m['bare pipe']):>10} {ms(m['ours']):>8} {verdict_row(size, m)}"
+            f"3. peak RSS (VmHWM) of our process alone, {mb(answer)} answer "
+            f"(target <= {RSS_TARGET:.0f}x = {mb(RSS_TARGET * answer)})"
         )
-    out("")
-    rss = results["rss"]
-    answer = rss["answer_bytes"]
-    fixed_rss = rss["import_peak_rss"]
-    out(
-        f"3. peak RSS (VmHWM) of our process alone, {mb(answer)} answer "
-        f"(target <= {RSS_TARGET:.0f}x = {mb(RSS_TARGET * answer)})"
-    )
-    out(f"   {'python + import cc_executor, asyncio (fixed cost)':<50} {mb(fixed_rss):>9}")
-    for label, key in (
-        ("`cc-executor run --json --quiet` (console entry)", "console_peak_rss"),
-        ("`await run(...)` (API)", "api_peak_rss"),
-    ):
-        value = rss[key]
-        verdict = "met" if value <= RSS_TARGET * answer else "MISSED"
-        out(
-            f"   {label:<50} {mb(value):>9}  {value / answer:.2f}x the answer "
-            f"({(value - fixed_rss) / answer:.2f}x above the fixed cost)  {verdict}"
-        )
-    bare_label = "the bare claude CLI itself (wait4), for context"
-    out(f"   {bare_label:<50} {mb(rss['bare_claude_peak_rss']):>9}")
-    out("")
+        out(f"   {'python + import cc_executor, asyncio (fixed cost)':<50} {mb(fixed_rss):>9}")
+        for label, key in (
+            ("`cc-executor run --json --quiet` (console entry)", "console_peak_rss"),
+            ("`await run(...)` (API)", "api_peak_rss"),
+        ):
+            value = rss[key]
+            verdict = "met" if value <= RSS_TARGET * answer else "MISSED"
+            out(
+                f"   {label:<50} {mb(value):>9}  {value / answer:.2f}x the answer "
+                f"({(value - fixed_rss) / answer:.2f}x above the fixed cost)  {verdict}"
+            )
+        bare_label = "the bare claude CLI itself (wait4), for context"
+        out(f"   {bare_label:<50} {mb(rss['bare_claude_peak_rss']):>9}")
+        out("")
+    if "sdk" in results and "inproc" in results:
+        report_sdk(results, out)
+
+
+def report_sdk(results: dict[str, Any], out: Callable[[str], None]) -> None:
     sdk = results["sdk"]
     first = next(iter(sdk.values()))
     if not first.get("installed"):
@@ -436,9 +441,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="trivial and 2 MB only, fewer reps")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--claude", metavar="PATH", help="the Claude Code CLI")
+    parser.add_argument(
+        "--parts",
+        default="console,inproc,sdk,rss",
+        metavar="P[,P]",
+        help="which parts to run (console, inproc, sdk, rss; default: all)",
+    )
+    parser.add_argument("--reps", type=int, metavar="N", help="repetitions for every size")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     claude = find_claude(args.claude)
     reps = {"trivial": 3, "2MB": 2} if args.quick else {"trivial": 7, "2MB": 5, "20MB": 3}
+    if args.reps:
+        reps = dict.fromkeys(reps, args.reps)
     rss_size = "2MB" if args.quick else "20MB"
 
     root = Path(tempfile.mkdtemp(prefix="cc-bench-claude-"))
@@ -461,12 +476,15 @@ def main() -> None:
             "load_before": os.getloadavg(),
         }
         for part, fn in (("console", bench.console), ("inproc", bench.inproc), ("sdk", bench.sdk)):
+            if part not in parts:
+                continue
             results[part] = {}
             for size, n in reps.items():
                 print(f"... {part} {size}", file=sys.stderr, flush=True)
                 results[part][size] = fn(size, n)
-        print(f"... rss {rss_size}", file=sys.stderr, flush=True)
-        results["rss"] = bench.rss(rss_size)
+        if "rss" in parts:
+            print(f"... rss {rss_size}", file=sys.stderr, flush=True)
+            results["rss"] = bench.rss(rss_size)
         results["load_after"] = os.getloadavg()
     finally:
         if server.stdin is not None:

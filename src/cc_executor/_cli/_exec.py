@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from cc_executor._engine import ProcessResult
 
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cc_executor._engine import ProcessResult
 
 
 def add_parser(sub: Any) -> None:

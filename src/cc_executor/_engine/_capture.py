@@ -21,7 +21,13 @@ class StreamCapture:
     """
 
     def __init__(
-        self, path: str, *, memory_budget: int, tail_bytes: int, child_writes: bool = False
+        self,
+        path: str,
+        *,
+        memory_budget: int,
+        tail_bytes: int,
+        child_writes: bool = False,
+        create: bool = True,
     ) -> None:
         self.path = path
         #: The child writes the file itself (its stdout *is* the file) and the capture only
@@ -37,8 +43,11 @@ class StreamCapture:
         self._tail = bytearray()
         self._tail_bytes = tail_bytes
         self._overflow = bytearray()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-        self._fd: int | None = os.open(path, flags, 0o600)
+        #: ``create=False``: the file exists already, made by whoever started the child.
+        self._fd: int | None = None
+        if create:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            self._fd = os.open(path, flags, 0o600)
 
     def feed(self, data: bytes | memoryview) -> None:
         """Record ``data`` (the next bytes of the stream)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import inspect
 import os
 import signal
@@ -40,10 +39,12 @@ from typing import Any, TypeVar
 from cc_executor._engine import _tree
 from cc_executor._engine._capture import StreamCapture
 from cc_executor._engine._events import EventQueue, LineFramer, record_blocks
+from cc_executor._engine._launch import Launched, LaunchedChild
 from cc_executor._engine._spawn import (
     SpawnError,
     check_cwd,
     resolve_executable,
+    set_pipe_size,
     stdin_file,
     wrap_with_parent_death_signal,
 )
@@ -78,14 +79,6 @@ _STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 
 T = TypeVar("T")
-
-
-def _set_pipe_size(fd: int) -> None:
-    # A 1 MiB pipe means 16x fewer wake-ups for a fast writer; refusals (per-user pipe
-    # quota) are harmless, the default 64 KiB still works.
-    if hasattr(fcntl, "F_SETPIPE_SZ"):
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _LARGE_READ)
 
 
 def _signal_name(returncode: int) -> str:
@@ -125,7 +118,18 @@ class SupervisedProcess:
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         events: bool = True,
         stdout_to_file: bool = False,
+        launched: Launched | None = None,
     ) -> None:
+        if launched is not None:
+            # A child the console started before the event loop existed: take it over.
+            if stdin is not None or not stdout_to_file:
+                raise ValueError("a launched child has its stdin and stdout already")
+            argv, cwd, run_id, run_dir = (
+                launched.argv,
+                launched.cwd,
+                launched.run_id,
+                launched.run_dir,
+            )
         if isinstance(argv, (str, bytes)):
             raise TypeError("argv must be a list of arguments, not a string (no shell is used)")
         self.argv = [os.fspath(a) for a in argv]
@@ -163,8 +167,9 @@ class SupervisedProcess:
         self._queue = EventQueue(memory_budget=queue_budget) if events else None
         self._events_taken = False
 
-        self._token = _tree.new_tree_token()
-        self._popen: subprocess.Popen[bytes] | None = None
+        self._launched = launched
+        self._token = launched.token if launched is not None else _tree.new_tree_token()
+        self._popen: subprocess.Popen[bytes] | LaunchedChild | None = None
         self._pidfd: int | None = None
         self._sid: int | None = None
         self._start_ticks: int | None = None
@@ -238,11 +243,18 @@ class SupervisedProcess:
         self._loop = loop
         self._t0 = loop.time()
         self._started_at = time.time()
+        if self._launched is not None:
+            # The clocks count from the real spawn, not from the adoption.
+            self._t0 -= time.monotonic() - self._launched.t0
+            self._started_at = self._launched.started_at
         self._last_activity = self._t0
         self._exit: asyncio.Future[None] = loop.create_future()
         self._stop: asyncio.Future[None] = loop.create_future()
         try:
-            self._spawn()
+            if self._launched is not None:
+                self._adopt(self._launched)
+            else:
+                self._spawn()
         except SpawnError as exc:
             self._close_fds()
             self._finish(ProcessStatus.SPAWN_FAILED, error=str(exc))
@@ -402,32 +414,69 @@ class SupervisedProcess:
                 os.close(stdin_arg)
         self._sid = self._popen.pid
         self._start_ticks = _tree.start_ticks(self._popen.pid)
+        for stream in _STREAMS:
+            pipe = getattr(self._popen, stream)
+            if pipe is not None:
+                self._fds[stream] = os.dup(pipe.fileno())
+                pipe.close()
+        if self._popen.stdin is not None:
+            self._stdin_fd = os.dup(self._popen.stdin.fileno())
+            self._popen.stdin.close()
+        self._attach()
+
+    def _adopt(self, launched: Launched) -> None:
+        """Take over a child started by :func:`~cc_executor._engine._launch.launch`."""
+        self._run_dir = launched.run_dir
+        self._captures["stdout"] = StreamCapture(
+            launched.stdout_path,
+            memory_budget=self._memory_budget,
+            tail_bytes=0,
+            child_writes=True,
+            create=False,
+        )
+        path = os.path.join(launched.run_dir, "stderr.log")
+        try:
+            self._captures["stderr"] = StreamCapture(
+                path, memory_budget=self._memory_budget, tail_bytes=self._tail_bytes
+            )
+        except OSError as exc:
+            launched.abandon()
+            raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
+        launched.adopted = True
+        self._popen = launched.child
+        self._sid = launched.pid
+        self._start_ticks = launched.start_ticks
+        self._pidfd = launched.take("pidfd")
+        for stream in _STREAMS:
+            fd = launched.take(stream)
+            assert fd is not None
+            self._fds[stream] = fd
+        self._attach()
+
+    def _attach(self) -> None:
+        """Supervise the started child: register it, watch its exit, read its output (and
+        feed its stdin) from the event loop."""
+        assert self._popen is not None
+        assert self._sid is not None
         watchdog().register(self._token, self._sid, self._start_ticks)
         self._registered = True
         self._watch_exit()
         for stream in _STREAMS:
-            pipe = getattr(self._popen, stream)
-            if pipe is None:  # stdout is a file the child writes: read it as it grows
+            fd = self._fds[stream]
+            self._eof[stream] = self._loop.create_future()
+            if self._captures[stream].child_writes:  # a file the child writes: read it back
                 self._captures[stream].close()  # only the child's tree holds it open now
                 self._bufs[stream] = bytearray(_LARGE_READ)
-                self._eof[stream] = self._loop.create_future()
                 self._tail_timer = self._loop.call_later(_TAIL_MIN_DELAY, self._tail, stream)
                 continue
-            fd = os.dup(pipe.fileno())
-            pipe.close()
             os.set_blocking(fd, False)
-            _set_pipe_size(fd)
-            self._fds[stream] = fd
+            set_pipe_size(fd)
             self._bufs[stream] = bytearray(_SMALL_READ)
-            self._eof[stream] = self._loop.create_future()
             self._loop.add_reader(fd, self._on_readable, stream)
-        if self._popen.stdin is not None:
-            fd = os.dup(self._popen.stdin.fileno())
-            self._popen.stdin.close()
-            os.set_blocking(fd, False)
-            _set_pipe_size(fd)
-            self._stdin_fd = fd
-            self._loop.add_writer(fd, self._on_writable)
+        if self._stdin_fd is not None:
+            os.set_blocking(self._stdin_fd, False)
+            set_pipe_size(self._stdin_fd)
+            self._loop.add_writer(self._stdin_fd, self._on_writable)
 
     def _prepare_stdin(self) -> int:
         source = self._stdin_source
@@ -474,7 +523,7 @@ class SupervisedProcess:
     def _watch_exit(self) -> None:
         assert self._popen is not None
         pid = self._popen.pid
-        if _HAVE_PIDFD:
+        if _HAVE_PIDFD and self._pidfd is None:
             try:
                 self._pidfd = os.pidfd_open(pid)
             except OSError:

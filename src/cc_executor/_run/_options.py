@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cc_executor._agents._claude import ClaudeCommand
+from cc_executor._run._prepare import check_run_options, command_fields, process_env
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,26 +79,7 @@ class RunOptions:
     parent_id: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "idle_timeout", "first_output_timeout"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.max_context_tokens is not None and (
-            not isinstance(self.max_context_tokens, int)
-            or isinstance(self.max_context_tokens, bool)
-            or self.max_context_tokens <= 0
-        ):
-            raise ValueError(
-                f"max_context_tokens must be a positive integer, got {self.max_context_tokens!r}"
-            )
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.heartbeat_s < 0:
-            raise ValueError(f"heartbeat_s must be >= 0, got {self.heartbeat_s}")
-        if not isinstance(self.env, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()
-        ):
-            raise TypeError("env must map strings to strings")
+        check_run_options(self)
         self.command()  # validates the agent flags
 
     @classmethod
@@ -114,30 +96,8 @@ class RunOptions:
     def process_env(self) -> dict[str, str]:
         """The variables added to the CLI's environment: ``env``, plus what
         ``max_context_tokens`` needs."""
-        env = dict(self.env)
-        if self.max_context_tokens is not None:
-            env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(self.max_context_tokens)
-            env["DISABLE_COMPACT"] = "1"
-        return env
+        return process_env(self)
 
     def command(self) -> ClaudeCommand:
         """The Claude Code flags these options ask for."""
-        return ClaudeCommand(
-            model=self.model,
-            max_turns=self.max_turns,
-            max_budget_usd=self.max_budget_usd,
-            resume=self.resume,
-            continue_session=self.continue_session,
-            session_id=self.session_id,
-            fork_session=self.fork_session,
-            allowed_tools=tuple(self.allowed_tools),
-            disallowed_tools=tuple(self.disallowed_tools),
-            permission_mode=self.permission_mode,
-            mcp_config=self.mcp_config,
-            strict_mcp_config=self.strict_mcp_config,
-            append_system_prompt=self.append_system_prompt,
-            add_dirs=tuple(os.fspath(d) for d in self.add_dirs),
-            include_partial_messages=self.include_partial_messages,
-            json_schema=self.json_schema if self.structured_output else None,
-            extra_args=tuple(self.extra_args),
-        )
+        return ClaudeCommand(**command_fields(self))

@@ -57,9 +57,11 @@ from cc_executor._agents._types import (
 )
 from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
 from cc_executor._engine import run_sync as run_coroutine_sync
+from cc_executor._engine._launch import Launched
 from cc_executor._ids import new_run_id
 from cc_executor._paths import runs_dir
 from cc_executor._run._options import RunOptions
+from cc_executor._run._prepare import save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
     Recorder,
@@ -220,14 +222,28 @@ class _OutOfTime(stop_base):
 
 
 class _Run:
-    def __init__(self, prompt: str | bytes, options: RunOptions, on_event: EventCallback | None):
+    def __init__(
+        self,
+        prompt: str | bytes,
+        options: RunOptions,
+        on_event: EventCallback | None,
+        launched: Launched | None = None,
+    ):
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
         self.options = options
         self.on_event = on_event
-        self.run_id = options.run_id or new_run_id()
-        self.cwd = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
-        self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
-        self.started = time.monotonic()
+        #: The first attempt's CLI when the console already started it (see start_run).
+        self.launched = launched
+        if launched is not None:
+            self.run_id = launched.run_id
+            self.cwd = launched.cwd
+            self.run_dir = Path(launched.run_dir)
+            self.started = launched.t0
+        else:
+            self.run_id = options.run_id or new_run_id()
+            self.cwd = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
+            self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
+            self.started = time.monotonic()
         self.warnings: list[str] = []
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
@@ -265,12 +281,10 @@ class _Run:
                 await outcome
 
     def _save_prompt(self) -> None:
+        if self.launched is not None:
+            return  # saved before the launch: it is the CLI's stdin
         try:
-            self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = self.run_dir / "prompt.txt"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.prompt)
+            save_prompt(str(self.run_dir), self.prompt)
         except OSError as exc:
             # Keeping the prompt is bookkeeping; it is never the reason a run fails.
             self.warnings.append(f"could not save the prompt in {self.run_dir}: {exc.strerror}")
@@ -281,6 +295,13 @@ class _Run:
         return self.options.timeout - (time.monotonic() - self.started)
 
     async def run(self) -> RunResult:
+        try:
+            return await self._run()
+        finally:
+            if self.launched is not None:
+                self.launched.abandon()  # a no-op once adopted
+
+    async def _run(self) -> RunResult:
         opts = self.options
         try:
             executable = locate_claude(opts.claude_path, {**os.environ, **opts.env})
@@ -295,8 +316,17 @@ class _Run:
                 )
             )
         self._save_prompt()
-        self.record.argv = redact_argv(build_command(executable, opts.command()))
         argv = build_command(executable, opts.command())
+        self.record.argv = redact_argv(argv)
+        if self.launched is not None and self.launched.argv != argv:
+            # Cannot happen (both come from build_command on the same options); if it
+            # did, the launched CLI is not the one asked for: stop it, start the right one.
+            self.launched.abandon()
+            self.launched = None
+            self.warnings.append("the early-started CLI did not match the options; restarted")
+            with contextlib.suppress(OSError):
+                os.unlink(self.run_dir / "stdout.log")
+            self._save_prompt()
         wait = wait_exponential(
             multiplier=opts.retry_initial_delay,
             min=opts.retry_initial_delay,
@@ -369,10 +399,12 @@ class _Run:
         state = _AttemptState(cwd=self.cwd)
         parser = ClaudeStreamParser()
         run_dir = self.run_dir if number == 1 else self.run_dir / f"attempt-{number}"
-        remaining = self._remaining()
+        launched = self.launched if number == 1 else None
+        # An adopted CLI's clock started at its launch, as the run's did: the whole timeout.
+        remaining = opts.timeout if launched is not None else self._remaining()
         proc = SupervisedProcess(
             argv,
-            stdin=self.prompt,
+            stdin=None if launched is not None else self.prompt,
             cwd=self.cwd,
             extra_env=opts.process_env(),
             timeout=max(remaining, 0.001) if remaining is not None else None,
@@ -388,6 +420,7 @@ class _Run:
             # Like ``claude -p > file``: the CLI writes its event log itself and never
             # waits on a pipe (measured: a pipe costs it 4% on a 20 MB answer).
             stdout_to_file=True,
+            launched=launched,
         )
         await proc.start()
         self.process = proc
@@ -561,11 +594,26 @@ class RunHandle:
 
 
 def start_run(
-    prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
+    prompt: str | bytes,
+    *,
+    on_event: EventCallback | None = None,
+    launched: Launched | None = None,
+    **options: Any,
 ) -> RunHandle:
     """Start a run in the background of the running event loop and return its handle.
-    Options as for :func:`run`; invalid ones raise here, before anything starts."""
-    job = _Run(prompt, RunOptions.from_kwargs(options), on_event)
+    Options as for :func:`run`; invalid ones raise here, before anything starts.
+
+    ``launched``: the CLI, already started by ``cc_executor._engine._launch.launch`` with
+    this prompt (saved in its run folder) as stdin and the argv these options give (the
+    console command does this to hide its imports behind the CLI's start-up). The first
+    attempt adopts it; the run's id, folder, cwd and clock are the launch's.
+    """
+    try:
+        job = _Run(prompt, RunOptions.from_kwargs(options), on_event, launched)
+    except BaseException:
+        if launched is not None:
+            launched.abandon()
+        raise
     return RunHandle(job, asyncio.ensure_future(job.run()))
 
 

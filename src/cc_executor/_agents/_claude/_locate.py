@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 INSTALL_HINT = (
     "install it with `npm install -g @anthropic-ai/claude-code` (or, in this repository, "
@@ -29,6 +30,8 @@ def _candidates(home: str) -> list[str]:
         "/opt/homebrew/bin/claude",
     ]
     # Versions installed by scripts/install-claude-code, newest first.
+    import glob
+
     places += sorted(
         glob.glob(os.path.join(cache, "claude-code", "*", "bin", "claude")), reverse=True
     )
@@ -55,6 +58,8 @@ def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = N
             raise ClaudeNotFound(
                 f"Claude Code not found at {value} (from {source}); {INSTALL_HINT}"
             )
+    import shutil
+
     on_path = shutil.which("claude", path=env.get("PATH", os.defpath))
     if on_path:
         return on_path

@@ -1,0 +1,92 @@
+"""What a run needs before its CLI starts, importable without the event loop, dataclasses
+or typing: the option checks, the Claude Code flags, the CLI's environment, the saved
+prompt.
+
+:class:`~cc_executor._run._options.RunOptions` uses these functions, and so does the
+console command, which starts the CLI before it imports the rest: one implementation for
+both. They read options as attributes (``RunOptions`` field names) from any object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cc_executor._run._options import RunOptions
+
+
+def check_run_options(o: RunOptions) -> None:
+    """Raise ``ValueError``/``TypeError`` for invalid run options (not the agent flags:
+    :func:`command_fields` and the CLI adapter check those)."""
+    for name in ("timeout", "idle_timeout", "first_output_timeout"):
+        value = getattr(o, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if o.max_context_tokens is not None and (
+        not isinstance(o.max_context_tokens, int)
+        or isinstance(o.max_context_tokens, bool)
+        or o.max_context_tokens <= 0
+    ):
+        raise ValueError(
+            f"max_context_tokens must be a positive integer, got {o.max_context_tokens!r}"
+        )
+    if o.retries < 0:
+        raise ValueError(f"retries must be >= 0, got {o.retries}")
+    if o.heartbeat_s < 0:
+        raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
+    if not isinstance(o.env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in o.env.items()
+    ):
+        raise TypeError("env must map strings to strings")
+
+
+def command_fields(o: RunOptions) -> dict[str, Any]:
+    """The Claude Code flags the options ask for, as ``ClaudeCommand`` keyword arguments."""
+    return {
+        "model": o.model,
+        "max_turns": o.max_turns,
+        "max_budget_usd": o.max_budget_usd,
+        "resume": o.resume,
+        "continue_session": o.continue_session,
+        "session_id": o.session_id,
+        "fork_session": o.fork_session,
+        "allowed_tools": tuple(o.allowed_tools),
+        "disallowed_tools": tuple(o.disallowed_tools),
+        "permission_mode": o.permission_mode,
+        "mcp_config": o.mcp_config,
+        "strict_mcp_config": o.strict_mcp_config,
+        "append_system_prompt": o.append_system_prompt,
+        "add_dirs": tuple(os.fspath(d) for d in o.add_dirs),
+        "include_partial_messages": o.include_partial_messages,
+        "json_schema": o.json_schema if o.structured_output else None,
+        "extra_args": tuple(o.extra_args),
+    }
+
+
+def process_env(o: RunOptions) -> dict[str, str]:
+    """The variables added to the CLI's environment: ``env``, plus what
+    ``max_context_tokens`` needs."""
+    env = dict(o.env)
+    if o.max_context_tokens is not None:
+        env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(o.max_context_tokens)
+        env["DISABLE_COMPACT"] = "1"
+    return env
+
+
+def save_prompt(run_dir: str, prompt: bytes) -> str:
+    """Write ``prompt`` to ``run_dir/prompt.txt`` (0600, creating ``run_dir`` 0700) and
+    return its path; ``OSError`` if it cannot."""
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(run_dir, "prompt.txt")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(prompt)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return path
