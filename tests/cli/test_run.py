@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
@@ -178,3 +181,98 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     assert b"\x1b]0;pwned" not in screen  # no window-title change
     assert b"\x1b[2J" not in screen  # no screen clear from the model
     assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs of live processes whose environment contains ``marker``."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if marker in "\0".join(f"{k}={v}" for k, v in proc.environ().items()):
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4, 1.5])
+def test_interrupt_at_any_moment_of_the_start(
+    served: tuple[ModelServer, dict[str, str], Path], delay: float
+) -> None:
+    """The console starts Claude Code before its imports; a Ctrl-C at any moment, before
+    the start, between the start and the event loop, or during the answer, leaves nothing
+    running and never prints a traceback. Once the CLI is up, the run ends ``cancelled``
+    with exit code 130 and its partial answer."""
+    _, env, work = served
+    proc = subprocess.Popen(
+        [CLI, "run", "slow one", "--cwd", str(work), "--json", "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+    if proc.returncode == 130:
+        assert b"Traceback" not in err, err
+    else:
+        # Died of the signal while the interpreter itself was starting, before any of our
+        # code ran (Python's own behaviour for any console script).
+        assert not err or err.rstrip().endswith(b"KeyboardInterrupt"), err
+    if delay >= 0.4:
+        assert proc.returncode == 130
+        result = json.loads(out)
+        assert result["status"] == "cancelled"
+        assert result["partial"] is True
+    elif out:
+        assert json.loads(out)["status"] == "cancelled"
+    deadline = time.monotonic() + 5
+    while _processes_with(env["CC_EXECUTOR_HOME"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(env["CC_EXECUTOR_HOME"]) == []
+
+
+def test_command_line_only_argparse_reads(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Abbreviated options and ``--`` are argparse's to read (the console's quick reading
+    declines them); the run is the same."""
+    _, env, work = served
+    done = cc(env, "--time", "60", "--cwd", str(work), "--qui", "--", "-dash prompt")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Plain answer.\n"
+
+
+def test_unknown_claude_path_is_reported_not_launched(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    _, env, work = served
+    done = cc(env, "hi", "--cwd", str(work), "--claude", str(tmp_path / "nope"), "--json")
+    assert done.returncode == 125
+    result = json.loads(done.stdout)
+    assert result["status"] == "spawn_failed"
+    assert "Claude Code not found at" in result["error"]
+
+
+def test_closed_stdout_is_not_a_traceback(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """A reader that goes away (``| head -c 10``) ends the command quietly."""
+    _, env, work = served
+    proc = subprocess.Popen(
+        [CLI, "run", "huge answer", "--cwd", str(work), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert b"Traceback" not in err
+    assert b"BrokenPipe" not in err

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -11,6 +10,7 @@ from cc_executor._version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
 #: Which module registers each command (``module:function``). Only the module of the command
@@ -35,6 +35,7 @@ _COMMANDS = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: with every command, or only with ``command``'s module."""
+    import argparse
     import importlib
 
     parser = argparse.ArgumentParser(
@@ -58,15 +59,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The fast path: no parser, no imports.
         print(f"cc-executor {__version__}")
         return 0
-    command = next((a for a in args_list if not a.startswith("-")), None)
-    parser = build_parser(command)
-    args = parser.parse_args(args_list)
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
-    code: int = handler(args)
-    return code
+    early = None
+    if args_list[:1] == ["run"]:
+        # Start Claude Code first, import the rest while it boots (see _cli._early).
+        from cc_executor._cli._early import start_early
+
+        early = start_early(args_list[1:])
+    try:
+        command = next((a for a in args_list if not a.startswith("-")), None)
+        parser = build_parser(command)
+        args = parser.parse_args(args_list)
+        if early is not None:
+            if not early.matches(args):  # never expected: quick_parse reads as argparse
+                early.abandon()
+                early.options = None  # the run's options come from argparse then
+            args.early = early
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return 2
+        code: int = handler(args)
+        return code
+    finally:
+        if early is not None:
+            early.abandon()  # a no-op once the run adopted the CLI
 
 
 def console() -> None:
@@ -74,13 +90,19 @@ def console() -> None:
     teardown. By then every command has written and flushed its output and closed its
     files and databases; the teardown would only free memory, and it costs about 15 ms
     after a run's imports (measured), more than the rest of a run's own overhead."""
+    import contextlib
+
     try:
         code = main()
     except KeyboardInterrupt:
         print("cc-executor: interrupted", file=sys.stderr)
         code = 130
-    import contextlib
-
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): end quietly, as a program killed
+        # by SIGPIPE would, without a traceback. The run itself is in the history.
+        code = 141
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()  # a closed pipe: nothing more can reach the reader anyway

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cc_executor._cli._args import timeout_value
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 
 TYPE_CHECKING = False
@@ -60,19 +61,6 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=run)
-
-
-def timeout_value(text: str) -> float | str:
-    """``--timeout`` values: positive seconds or ``auto``."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or 'auto', got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"the timeout must be positive, got {text}")
-    return value
 
 
 def resolve_auto_timeout(

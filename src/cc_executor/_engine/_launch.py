@@ -20,9 +20,10 @@ exists to run before everything else is imported.
 
 from __future__ import annotations
 
-import contextlib
+# The C module behind ``signal``: the same constants without the enum classes that
+# ``signal`` builds on import (4 ms, before the CLI could start). Loaded at start-up anyway.
+import _signal  # type: ignore[import-not-found,unused-ignore]
 import os
-import signal
 import time
 
 from cc_executor._engine import _tree
@@ -124,8 +125,10 @@ class Launched:
         self.adopted = True
         if self.child.returncode is None:
             _tree.kill_tree([self.token], sid=self.pid, pgid=self.pid)
-            with contextlib.suppress(ChildProcessError):
+            try:
                 os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                self.child.returncode = -9  # reaped elsewhere; it was killed all the same
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -196,7 +199,7 @@ def launch(
                 setsid=True,
                 # As subprocess's restore_signals: Python ignores SIGPIPE and SIGXFSZ, and
                 # an ignored signal stays ignored across exec.
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
             )
         finally:
             os.fchdir(here)
@@ -217,8 +220,10 @@ def launch(
     for fd in theirs:
         os.close(fd)
     child = LaunchedChild(pid)
-    with contextlib.suppress(AttributeError, OSError):  # else the supervisor uses a thread
+    try:
         mine["pidfd"] = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        mine.pop("pidfd", None)  # the supervisor then waits for the exit in a thread
     return Launched(
         argv=list(argv),
         cwd=cwd,

@@ -25,15 +25,18 @@ child and the drain timeout of the supervisor.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
-from collections.abc import Iterable
+
+# ``signal`` and ``contextlib`` are imported where used: the console imports this module
+# before it starts Claude Code, and they cost milliseconds (``signal`` builds enum classes).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 TREE_ENV = "CC_EXECUTOR_TREE"
 
-_HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+_HAVE_PIDFD = hasattr(os, "pidfd_open")
 
 
 def new_tree_token() -> str:
@@ -129,8 +132,10 @@ def signal_member(pid: int, sig: int, tokens: Iterable[str], sid: int | None = N
     The pidfd pins the process before membership is re-checked, so a recycled PID cannot be
     signalled by mistake.
     """
+    import signal
+
     needles = [t.encode() for t in tokens]
-    if not _HAVE_PIDFD:
+    if not (_HAVE_PIDFD and hasattr(signal, "pidfd_send_signal")):
         if not _is_member(pid, needles, sid):
             return False
         try:
@@ -161,6 +166,8 @@ def signal_tree(
     Returns how many members the sweep found. The caller must guarantee that ``pgid`` is
     still ours (its leader not yet reaped), since group ids are not pinned by a pidfd.
     """
+    import contextlib
+
     tokens = list(tokens)
     if pgid is not None:
         with contextlib.suppress(OSError):
@@ -181,6 +188,8 @@ def kill_tree(
     """SIGKILL the tree until a sweep finds nobody; returns the number of sweeps that found
     someone. A member forking during the kill shows up in the next sweep, and a killed
     process cannot fork again, so this converges in a few rounds."""
+    import signal
+
     tokens = list(tokens)
     busy = 0
     for _ in range(rounds):

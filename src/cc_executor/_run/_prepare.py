@@ -10,7 +10,6 @@ both. They read options as attributes (``RunOptions`` field names) from any obje
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,9 +37,12 @@ def check_run_options(o: RunOptions) -> None:
         raise ValueError(f"retries must be >= 0, got {o.retries}")
     if o.heartbeat_s < 0:
         raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
-    if not isinstance(o.env, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in o.env.items()
-    ):
+    if not isinstance(o.env, dict):
+        from collections.abc import Mapping  # not at the top: the console's early start
+
+        if not isinstance(o.env, Mapping):
+            raise TypeError("env must map strings to strings")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in o.env.items()):
         raise TypeError("env must map strings to strings")
 
 

@@ -1,0 +1,161 @@
+"""Starting Claude Code before the console imports everything else.
+
+``cc-executor run`` needs about 100 ms of imports (the event loop, the parser of the CLI's
+output, the history, the retry logic) before it can supervise anything, and Claude Code
+needs about 400 ms to answer even a trivial prompt. So the console reads a plain command
+line without argparse (:func:`~cc_executor._cli._args.quick_parse`), checks the options
+and builds the argv with the same functions as the ordinary path, saves the prompt and
+starts the CLI exactly as the engine would (:func:`~cc_executor._engine._launch.launch`),
+and only then imports the rest while the CLI boots. The run then adopts the process.
+
+Anything unusual (an option argparse must read, a missing CLI, a bad directory) starts
+nothing here: the ordinary path runs and reports it. Only standard modules already loaded
+at interpreter start-up, and the light modules below, are imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cc_executor._cli._args import quick_parse, run_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from cc_executor._engine._launch import Launched
+
+
+class EarlyStart:
+    """A ``run`` whose CLI may already be running: its parsed options, its prompt (stdin
+    is read here when the prompt is ``-``), and the launched process, if any."""
+
+    __slots__ = ("held", "launched", "options", "prompt", "values")
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        prompt: bytes,
+        options: dict[str, Any] | None,
+        launched: Launched | None,
+        held: list[int],
+    ) -> None:
+        self.values = values
+        self.prompt = prompt
+        self.options = options
+        self.launched = launched
+        #: Signals that came before the event loop could handle them.
+        self.held = held
+
+    def matches(self, args: argparse.Namespace) -> bool:
+        """True if argparse read the command line as :func:`quick_parse` did."""
+        return (
+            all(
+                getattr(args, name, None) == value
+                for name, value in self.values.items()
+                if name != "prompt"
+            )
+            and args.prompt == self.values["prompt"]
+        )
+
+    def abandon(self) -> None:
+        """Stop the launched CLI (if not adopted yet) and drop its run folder."""
+        launched, self.launched = self.launched, None
+        if launched is not None and not launched.adopted:
+            launched.abandon()
+            discard_run_dir(launched.run_dir)
+
+
+def read_prompt(prompt: str) -> bytes:
+    """The prompt's bytes: stdin's for ``-``, else the argument's exactly as given (argv
+    undecodable as UTF-8 comes back byte for byte)."""
+    if prompt == "-":
+        return sys.stdin.buffer.read()
+    return prompt.encode("utf-8", "surrogateescape")
+
+
+def discard_run_dir(run_dir: str) -> None:
+    """Remove what a launch left in ``run_dir`` (prompt, output file) and the folder."""
+    import contextlib
+
+    for name in ("prompt.txt", "stdout.log"):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(run_dir, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(run_dir)
+
+
+def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
+    """Start Claude Code for a run with ``options`` (``start_run``'s keyword arguments) and
+    ``prompt``. The same functions as the ordinary path check the options, build the argv,
+    save the prompt (the CLI's stdin) and start the process; the runner then adopts it.
+    Returns None, having started nothing, when anything is off."""
+    from types import SimpleNamespace
+
+    from cc_executor._agents._claude._flags import build_command, check_flags
+    from cc_executor._agents._claude._locate import ClaudeNotFound, locate_claude
+    from cc_executor._engine._launch import launch
+    from cc_executor._engine._spawn import SpawnError
+    from cc_executor._ids import new_run_id
+    from cc_executor._paths import runs_path
+    from cc_executor._run._prepare import (
+        check_run_options,
+        command_fields,
+        process_env,
+        save_prompt,
+    )
+
+    values = dict(options)
+    if values.get("timeout") == "auto":
+        values["timeout"] = None  # resolved from the history once it is imported
+    o: Any = SimpleNamespace(**values)
+    run_dir = ""
+    try:
+        check_run_options(o)
+        flags: Any = SimpleNamespace(**command_fields(o))
+        check_flags(flags)
+        executable = locate_claude(o.claude_path, {**os.environ, **o.env})
+        argv = build_command(executable, flags)
+        run_id = new_run_id()
+        run_dir = os.path.join(runs_path(), run_id)
+        stdin_path = save_prompt(run_dir, prompt)
+        return launch(
+            argv,
+            cwd=o.cwd or os.getcwd(),
+            run_id=run_id,
+            run_dir=run_dir,
+            stdin_path=stdin_path,
+            extra_env=process_env(o),
+        )
+    except (ValueError, TypeError, ClaudeNotFound, SpawnError, OSError):
+        if run_dir:
+            discard_run_dir(run_dir)
+        return None
+
+
+def hold_signals() -> list[int]:
+    """Until the event loop takes over the signals, note SIGINT/SIGTERM/SIGHUP instead of
+    dying of them: the started CLI is then stopped the orderly way (partial result kept)."""
+    import signal
+
+    held: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    return held
+
+
+def start_early(argv: list[str]) -> EarlyStart | None:
+    """Read ``run``'s command line (``argv``: what follows ``run``) and start the CLI; None
+    when the command line needs argparse (nothing read, nothing started)."""
+    values = quick_parse(argv)
+    if values is None:
+        return None
+    prompt = read_prompt(values["prompt"])
+    try:
+        options: dict[str, Any] | None = run_options(values)
+    except ValueError:
+        options = None  # reported by the ordinary path
+    launched = launch_early(prompt, options) if options is not None else None
+    return EarlyStart(values, prompt, options, launched, hold_signals() if launched else [])
