@@ -90,22 +90,24 @@ def console() -> None:
     teardown. By then every command has written and flushed its output and closed its
     files and databases; the teardown would only free memory, and it costs about 15 ms
     after a run's imports (measured), more than the rest of a run's own overhead."""
-    import contextlib
-
     try:
         code = main()
     except KeyboardInterrupt:
         print("cc-executor: interrupted", file=sys.stderr)
         code = 130
     except BrokenPipeError:
+        import contextlib
+
         # The reader of our output went away (``| head``): end quietly, as a program killed
         # by SIGPIPE would, without a traceback. The run itself is in the history.
         code = 141
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()  # a closed pipe: nothing more can reach the reader anyway
+        try:  # noqa: SIM105 - the early start must not import contextlib: it would here
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: nothing more can reach the reader anyway
     os._exit(code)
 
 
