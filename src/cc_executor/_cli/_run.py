@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
@@ -70,6 +71,40 @@ def main(args: argparse.Namespace) -> int:
             launched.abandon()  # a no-op once the runner adopted it
 
 
+#: What a run imports once its CLI is started (most of the console's start-up cost).
+_RUN_MODULES = (
+    "asyncio",
+    "cc_executor._cli._live",
+    "cc_executor._cli._write",
+    "cc_executor._run._runner",
+)
+
+
+def _import_yielding(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in a thread of low priority (nice 10; on Linux the nice value is
+    per thread), then return: the imports take about 100 ms of CPU while the CLI that was
+    just started needs more than one core to boot, and at normal priority they measurably
+    slowed it on two cores. The main thread keeps its priority. An import that fails is
+    left to the main thread's own import, which reports it."""
+    import contextlib
+    import importlib
+    import threading
+
+    def work() -> None:
+        # Elsewhere than Linux this fails (or is refused): normal priority then.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                return
+
+    worker = threading.Thread(target=work, name="cc-executor-imports")
+    worker.start()
+    worker.join()
+
+
 def _run(
     args: argparse.Namespace,
     prompt: bytes,
@@ -77,6 +112,8 @@ def _run(
     launched: Launched | None,
     held: list[int],
 ) -> int:
+    if launched is not None:
+        _import_yielding(_RUN_MODULES)
     import asyncio
     import signal
 

@@ -17,38 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
-
-from cc_executor._engine._tree import kill_tree, start_ticks
-
-
-def _serve(stream: object) -> dict[str, tuple[int | None, int | None]]:
-    live: dict[str, tuple[int | None, int | None]] = {}
-    for raw in stream:  # type: ignore[attr-defined]
-        line = raw.decode("ascii", "replace").strip()
-        if line.startswith("+"):
-            token, sid, ticks = ([*line[1:].split(" "), "", ""])[:3]
-            live[token] = (
-                int(sid) if sid.isdigit() else None,
-                int(ticks) if ticks.isdigit() else None,
-            )
-        elif line.startswith("-"):
-            live.pop(line[1:], None)
-    return live
-
-
-def main() -> None:
-    """Entry point of the watchdog process (see the module docstring)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    live = _serve(sys.stdin.buffer)
-    for token, (sid, ticks) in live.items():
-        # Match by session only while its leader is still the child we were told about: a
-        # session id whose leader is gone may belong to an unrelated process by now.
-        same_leader = sid is not None and ticks is not None and start_ticks(sid) == ticks
-        kill_tree([token], sid=sid if same_leader else None)
 
 
 class WatchdogClient:
@@ -80,13 +51,16 @@ class WatchdogClient:
         package_parent = os.path.dirname(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         )
+        # -I -S: no site, no user paths, only this package's light watchdog module. The
+        # watchdog lowers its own priority first: it is started while the supervised CLI
+        # boots, and its start-up must not take the CPU from it.
         code = (
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from cc_executor._engine._watchdog import main; main()"
+            "import os, sys; os.nice(10); sys.path.insert(0, sys.argv[1]); "
+            "from cc_executor._engine._guard import main; main()"
         )
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", code, package_parent],
+                [sys.executable, "-I", "-S", "-c", code, package_parent],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -151,6 +125,3 @@ def watchdog() -> WatchdogClient:
             _client = WatchdogClient()
         return _client
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,44 @@
+"""The watchdog process (see ``_watchdog``): kills every registered tree when the
+supervising process dies.
+
+Its own module, importing only ``os``, ``sys`` and the tree helpers, because a watchdog is
+started next to every supervising process, often while the supervised CLI is booting.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cc_executor._engine._tree import kill_tree, start_ticks
+
+
+def _serve(stream: object) -> dict[str, tuple[int | None, int | None]]:
+    live: dict[str, tuple[int | None, int | None]] = {}
+    for raw in stream:  # type: ignore[attr-defined]
+        line = raw.decode("ascii", "replace").strip()
+        if line.startswith("+"):
+            token, sid, ticks = ([*line[1:].split(" "), "", ""])[:3]
+            live[token] = (
+                int(sid) if sid.isdigit() else None,
+                int(ticks) if ticks.isdigit() else None,
+            )
+        elif line.startswith("-"):
+            live.pop(line[1:], None)
+    return live
+
+
+def main() -> None:
+    """Entry point of the watchdog process (see the module docstring)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    live = _serve(sys.stdin.buffer)
+    for token, (sid, ticks) in live.items():
+        # Match by session only while its leader is still the child we were told about: a
+        # session id whose leader is gone may belong to an unrelated process by now.
+        same_leader = sid is not None and ticks is not None and start_ticks(sid) == ticks
+        kill_tree([token], sid=sid if same_leader else None)
+
+
+if __name__ == "__main__":
+    main()
