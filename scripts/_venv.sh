@@ -12,4 +12,7 @@ ensure_venv() {
     else
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
     fi
+    # Bytecode now, as a regular (non-editable) install does: otherwise every console
+    # command compiles what it imports on each start when PYTHONDONTWRITEBYTECODE is set.
+    .venv/bin/python -m compileall -q src/cc_executor >/dev/null || true
 }

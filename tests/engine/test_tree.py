@@ -167,7 +167,7 @@ async def test_supervisor_sigkilled_leaves_no_survivor(tmp_path: Path, watchdog_
             watchdogs = [
                 c.pid
                 for c in psutil.Process(supervisor.pid).children()
-                if "cc_executor._engine._watchdog" in " ".join(c.cmdline())
+                if "cc_executor._engine._guard" in " ".join(c.cmdline())
             ]
             assert len(watchdogs) == 1
             os.kill(watchdogs[0], signal.SIGKILL)

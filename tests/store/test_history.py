@@ -86,7 +86,7 @@ def test_supervisor_sigkilled_mid_run_is_recovered(
     time.sleep(0.3)  # let the start of the run reach the history
     if kill_watchdog:
         for proc in psutil.Process(supervisor.pid).children():
-            if "cc_executor._engine._watchdog" in " ".join(proc.cmdline()):
+            if "cc_executor._engine._guard" in " ".join(proc.cmdline()):
                 proc.kill()
     supervisor.kill()
     supervisor.wait()

@@ -80,12 +80,13 @@ _RUN_MODULES = (
 )
 
 
-def _import_yielding(modules: tuple[str, ...]) -> None:
-    """Import ``modules`` in a thread of low priority (nice 10; on Linux the nice value is
-    per thread), then return: the imports take about 100 ms of CPU while the CLI that was
-    just started needs more than one core to boot, and at normal priority they measurably
-    slowed it on two cores. The main thread keeps its priority. An import that fails is
-    left to the main thread's own import, which reports it."""
+def _prepare_yielding() -> None:
+    """Import what the run needs and start the engine's watchdog, in a thread of low
+    priority (nice 10; on Linux the nice value is per thread, and a process started from
+    the thread inherits it). The CLI that was just started needs more than one core to
+    boot, and this work (about 100 ms of CPU) at normal priority measurably slowed it on
+    two cores. The main thread keeps its priority. Whatever fails here is left to the main
+    thread, which does the same again and reports it."""
     import contextlib
     import importlib
     import threading
@@ -94,13 +95,16 @@ def _import_yielding(modules: tuple[str, ...]) -> None:
         # Elsewhere than Linux this fails (or is refused): normal priority then.
         with contextlib.suppress(AttributeError, OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        for name in modules:
-            try:
+        try:
+            for name in _RUN_MODULES:
                 importlib.import_module(name)
-            except Exception:
-                return
+            from cc_executor._engine._watchdog import watchdog
 
-    worker = threading.Thread(target=work, name="cc-executor-imports")
+            watchdog().start()
+        except Exception:  # noqa: S110 - the main thread's own attempt reports it
+            pass
+
+    worker = threading.Thread(target=work, name="cc-executor-prepare")
     worker.start()
     worker.join()
 
@@ -113,7 +117,7 @@ def _run(
     held: list[int],
 ) -> int:
     if launched is not None:
-        _import_yielding(_RUN_MODULES)
+        _prepare_yielding()
     import asyncio
     import signal
 

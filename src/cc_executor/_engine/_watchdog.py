@@ -47,6 +47,14 @@ class WatchdogClient:
             with contextlib.suppress(OSError):
                 os.close(proc.stdin.fileno())
 
+    def start(self) -> None:
+        """Start the watchdog now rather than on the first registration. A process
+        started from a thread inherits that thread's nice value (Linux), so a caller
+        can have the watchdog's own start-up run at low priority."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+
     def _start(self) -> subprocess.Popen[bytes] | None:
         package_parent = os.path.dirname(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -381,10 +381,13 @@ class _Run:
         if result.process is not None:
             artifacts += process_receipts(result.process, stdout_name="events")
         record.artifacts = [a for a in artifacts if a is not None]
-        await asyncio.to_thread(self.recorder.finish, record)
-        await asyncio.to_thread(self.recorder.close)
+        await asyncio.to_thread(self._finish_record, record)
         result.warnings.extend(self.recorder.warnings)
         return result
+
+    def _finish_record(self, record: RunRecord) -> None:
+        self.recorder.finish(record)
+        self.recorder.close()
 
     def _should_retry(self, attempt: _Attempt) -> bool:
         if self.stop_requested or not attempt.outcome.retryable:
