@@ -85,6 +85,9 @@ UNUSUAL = [
     ["p", "--model", "--json"],
     ["p", "--unknown"],
     ["- x"],  # argparse reads a dash with a space as a prompt; quick_parse declines
+    ["p", "--model=--"],  # argparse before 3.13 drops the "--"
+    ["p", "--extra-arg=--"],
+    ["p", "--idle-timeout", "nan"],
 ]
 
 
@@ -96,8 +99,11 @@ def test_unusual_command_lines_are_left_to_argparse(argv: list[str]) -> None:
 def test_random_command_lines_never_disagree() -> None:
     rng = random.Random(20261124)
     values = {
-        "store": ["30", "2.5", "-1", "0", "abc", "", "auto", "A=1", "x,y", "-", "--json", " "],
-        "append": ["a", "-a", "K=V", "=v", "x,y"],
+        "store": [
+            *("30", "2.5", "-1", "0", "abc", "", "auto", "A=1", "x,y", "-", "--json", " "),
+            *("--", "nan", "inf"),
+        ],
+        "append": ["a", "-a", "K=V", "=v", "x,y", "--"],
         "extend": ["Write", "A,B", ",", "-x"],
     }
     words = ["p", "-", "--", "-x", "--js", "--json", "--quiet", "--help", "q", "--cont"]

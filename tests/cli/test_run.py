@@ -197,7 +197,7 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4, 1.5])
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.02, 0.03, 0.08, 0.15, 0.4, 1.5])
 def test_interrupt_at_any_moment_of_the_start(
     served: tuple[ModelServer, dict[str, str], Path], delay: float
 ) -> None:

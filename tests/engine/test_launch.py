@@ -153,3 +153,58 @@ def test_launch_refusals_are_specific(tmp_path: Path) -> None:
     # Nothing was left behind: no output file, the folder usable by the ordinary path.
     assert not (tmp_path / "run" / "stdout.log").exists()
     assert os.listdir(tmp_path / "run") == ["prompt.txt"]
+
+
+def test_inherited_descriptors_are_not_passed_on(tmp_path: Path) -> None:
+    """Like subprocess's close_fds: an inheritable descriptor of the launching process (a
+    make jobserver, a caller's pipe) does not reach the child."""
+    result = launcher(
+        {
+            "mode": "adopt",
+            "argv": ["ls", "/proc/self/fd"],
+            "cwd": str(tmp_path),
+            "run_dir": str(tmp_path / "run"),
+            "leak_fd": True,
+        }
+    )
+    assert result["status"] == "ok", result
+    fds = sorted(int(n) for n in Path(result["stdout_path"]).read_text().split())
+    assert result["leaked_fd"] > 2
+    assert result["leaked_fd"] not in fds
+    assert fds[:3] == [0, 1, 2]
+
+
+def test_output_before_the_adoption_counts_as_activity(tmp_path: Path) -> None:
+    """A child that writes every 0.1 s, adopted 1 s after its launch with a 0.5 s idle
+    timeout (and a 0.5 s first-output timeout), is not idle: it runs to its end."""
+    code = "import time\nfor i in range(15):\n    print(i, flush=True); time.sleep(0.1)\n"
+    for option in ("idle_timeout", "first_output_timeout"):
+        result = launcher(
+            {
+                "mode": "adopt",
+                "argv": [sys.executable, "-c", code],
+                "cwd": str(tmp_path),
+                "run_dir": str(tmp_path / option),
+                "delay": 1.0,
+                option: 0.5,
+            }
+        )
+        assert result["status"] == "ok", (option, result)
+        assert Path(result["stdout_path"]).read_text().split() == [str(i) for i in range(15)]
+
+
+def test_exit_status_when_the_kernel_reaps_the_child(tmp_path: Path) -> None:
+    """Started with SIGCHLD ignored, the child is reaped by the kernel: the run still ends
+    (exit code 0, as subprocess reports it then), without waiting or a reaping warning."""
+    result = launcher(
+        {
+            "mode": "adopt",
+            "argv": [sys.executable, "-c", "print('done')"],
+            "cwd": str(tmp_path),
+            "run_dir": str(tmp_path / "run"),
+            "ignore_sigchld": True,
+        }
+    )
+    assert result["status"] == "ok", result
+    assert result["exit_code"] == 0
+    assert not any("reaped" in w for w in result["warnings"])

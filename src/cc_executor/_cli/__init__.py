@@ -104,6 +104,8 @@ def console() -> None:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that descriptor closed
+            continue
         try:  # noqa: SIM105 - the early start must not import contextlib: it would here
             stream.flush()
         except (OSError, ValueError):

@@ -23,6 +23,7 @@ from cc_executor._cli._args import quick_parse, run_options
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
     from cc_executor._engine._launch import Launched
@@ -63,9 +64,7 @@ class EarlyStart:
     def abandon(self) -> None:
         """Stop the launched CLI (if not adopted yet) and drop its run folder."""
         launched, self.launched = self.launched, None
-        if launched is not None and not launched.adopted:
-            launched.abandon()
-            discard_run_dir(launched.run_dir)
+        settle(launched)
 
 
 def read_prompt(prompt: str) -> bytes:
@@ -135,15 +134,61 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
         return None
 
 
-def hold_signals() -> list[int]:
+def hold_signals() -> tuple[list[int], Callable[[], None]]:
     """Until the event loop takes over the signals, note SIGINT/SIGTERM/SIGHUP instead of
-    dying of them: the started CLI is then stopped the orderly way (partial result kept)."""
-    import signal
+    dying of them, so that a CLI just started is stopped the orderly way (partial result
+    kept, nothing left running). A second SIGINT raises KeyboardInterrupt: the way out if
+    the start itself hangs. Returns the list of signals noted and a function that puts
+    the previous handlers back.
+
+    Installed before the CLI is started, with ``_signal`` (``signal`` without the enum
+    classes it builds on import); handlers do not survive ``exec``, so the CLI keeps its
+    own dispositions.
+    """
+    import _signal  # type: ignore[import-not-found,unused-ignore]
 
     held: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: held.append(signum))
-    return held
+
+    def note(signum: int, frame: object) -> None:
+        held.append(signum)
+        if held.count(_signal.SIGINT) >= 2:
+            raise KeyboardInterrupt
+
+    signals = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+    previous = {sig: _signal.signal(sig, note) for sig in signals}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                _signal.signal(sig, handler)
+
+    return held, restore
+
+
+def launch_held(prompt: bytes, options: dict[str, Any]) -> tuple[Launched | None, list[int]]:
+    """:func:`launch_early` with the signals held from just before the start (see
+    :func:`hold_signals`); the list of signals noted comes back with the process. When
+    nothing was started the handlers are put back, and a signal noted meanwhile is raised
+    as KeyboardInterrupt."""
+    held, restore = hold_signals()
+    try:
+        launched = launch_early(prompt, options)
+    except BaseException:
+        restore()
+        raise
+    if launched is None:
+        restore()
+        if held:
+            raise KeyboardInterrupt
+    return launched, held
+
+
+def settle(launched: Launched | None) -> None:
+    """Kill a launched CLI that nothing adopted, and drop its run folder (no run was
+    recorded for it). Nothing happens once the run adopted it or the runner gave it up
+    (the runner records the run)."""
+    if launched is not None and launched.abandon():
+        discard_run_dir(launched.run_dir)
 
 
 def start_early(argv: list[str]) -> EarlyStart | None:
@@ -157,5 +202,7 @@ def start_early(argv: list[str]) -> EarlyStart | None:
         options: dict[str, Any] | None = run_options(values)
     except ValueError:
         options = None  # reported by the ordinary path
-    launched = launch_early(prompt, options) if options is not None else None
-    return EarlyStart(values, prompt, options, launched, hold_signals() if launched else [])
+    if options is None:
+        return EarlyStart(values, prompt, None, None, [])
+    launched, held = launch_held(prompt, options)
+    return EarlyStart(values, prompt, options, launched, held)

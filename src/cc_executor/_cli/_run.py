@@ -8,7 +8,7 @@ import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
-from cc_executor._cli._early import hold_signals, launch_early, read_prompt
+from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
 
 TYPE_CHECKING = False
@@ -62,13 +62,11 @@ def main(args: argparse.Namespace) -> int:
         launched, held = early.launched, early.held
     else:
         # argparse read the command line; still start the CLI before the heavy imports.
-        launched = launch_early(prompt, options)
-        held = hold_signals() if launched is not None else []
+        launched, held = launch_held(prompt, options)
     try:
         return _run(args, prompt, options, launched, held)
     finally:
-        if launched is not None:
-            launched.abandon()  # a no-op once the runner adopted it
+        settle(launched)  # nothing happens once the runner adopted it
 
 
 #: What a run imports once its CLI is started (most of the console's start-up cost).
@@ -80,13 +78,13 @@ _RUN_MODULES = (
 )
 
 
-def _prepare_yielding() -> None:
-    """Import what the run needs and start the engine's watchdog, in a thread of low
-    priority (nice 10; on Linux the nice value is per thread, and a process started from
-    the thread inherits it). The CLI that was just started needs more than one core to
-    boot, and this work (about 100 ms of CPU) at normal priority measurably slowed it on
-    two cores. The main thread keeps its priority. Whatever fails here is left to the main
-    thread, which does the same again and reports it."""
+def _prepare_yielding(launched: Launched) -> None:
+    """Put the launched tree under the engine's watchdog and import what the run needs,
+    in a thread of low priority (10 more nice; on Linux the nice value is per thread, and
+    a process started from the thread inherits it). The CLI that was just started needs
+    more than one core to boot, and this work (about 100 ms of CPU) at normal priority
+    measurably slowed it on two cores. The main thread keeps its priority. Whatever fails
+    here is left to the main thread, which does the same again and reports it."""
     import contextlib
     import importlib
     import threading
@@ -94,13 +92,16 @@ def _prepare_yielding() -> None:
     def work() -> None:
         # Elsewhere than Linux this fails (or is refused): normal priority then.
         with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + 10)
         try:
-            for name in _RUN_MODULES:
-                importlib.import_module(name)
+            # First the watchdog: from now on, even a SIGKILL of this console takes the
+            # CLI's whole tree with it (the parent-death signal reaches the CLI only).
             from cc_executor._engine._watchdog import watchdog
 
-            watchdog().start()
+            watchdog().register(launched.token, launched.pid, launched.start_ticks)
+            for name in _RUN_MODULES:
+                importlib.import_module(name)
         except Exception:  # noqa: S110 - the main thread's own attempt reports it
             pass
 
@@ -117,7 +118,7 @@ def _run(
     held: list[int],
 ) -> int:
     if launched is not None:
-        _prepare_yielding()
+        _prepare_yielding(launched)
     import asyncio
     import signal
 

@@ -60,7 +60,10 @@ class LaunchedChild:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
-                return None
+                # Reaped by the kernel (SIGCHLD ignored by whoever started us): it is gone
+                # and its status lost; as subprocess.Popen does, report 0.
+                self.returncode = 0
+                return self.returncode
             if pid == self.pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
@@ -101,6 +104,8 @@ class Launched:
         self.started_at = started_at
         self._fds = fds
         self.adopted = False
+        """Set by the supervisor that took the child over."""
+        self.abandoned = False
 
     @property
     def pid(self) -> int:
@@ -117,21 +122,46 @@ class Launched:
         ``stderr``: read end of the pipe, ``pidfd``): the caller closes it from now on."""
         return self._fds.pop(name, None)
 
-    def abandon(self) -> None:
-        """Kill the whole tree, reap the child, close the descriptors. For a child that will
-        not be adopted (the command failed before supervising it); a no-op once adopted."""
-        if self.adopted:
-            return
-        self.adopted = True
+    def abandon(self) -> bool:
+        """Kill the whole tree, reap the child, close the descriptors: for a child that
+        will not be adopted (the command failed before supervising it). True if this call
+        did it; False once adopted or abandoned already."""
+        if self.adopted or self.abandoned:
+            return False
+        self.abandoned = True
         if self.child.returncode is None:
             _tree.kill_tree([self.token], sid=self.pid, pgid=self.pid)
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                self.child.returncode = -9  # reaped elsewhere; it was killed all the same
+            _wait_gone(self.child)
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        return True
+
+
+def _wait_gone(child: LaunchedChild, limit: float = 10.0) -> None:
+    """Reap a SIGKILLed ``child``: at once, unless it is stuck in the kernel; then give
+    up after ``limit`` seconds rather than hang."""
+    deadline = time.monotonic() + limit
+    while child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _inherited_fds() -> list[int]:
+    """Our descriptors above 2 that a child would inherit."""
+    found = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    found.append(fd)
+            except OSError:
+                continue  # the descriptor listdir itself used, closed by now
+    return found
 
 
 def _single_threaded() -> bool:
@@ -178,6 +208,7 @@ def launch(
     mine: dict[str, int] = {}
     theirs: list[int] = []
     here = -1
+    pid = -1
     try:
         theirs.append(stdin_file(stdin_path))
         theirs.append(os.open(stdout_path, _OUTPUT_FLAGS, 0o600))
@@ -185,12 +216,18 @@ def launch(
         mine["stderr"], err_write = os.pipe()
         theirs.append(err_write)
         set_pipe_size(mine["stderr"])
-        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)]
+        actions: list[tuple[int, ...]] = [
+            (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)
+        ]
+        # posix_spawn has no close_fds: close what we inherited as inheritable (a make
+        # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
+        # close-on-exec already.
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
         here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        os.chdir(cwd)
-        t0 = time.monotonic()
-        started_at = time.time()
         try:
+            os.chdir(cwd)
+            t0 = time.monotonic()
+            started_at = time.time()
             pid = os.posix_spawn(
                 full[0],
                 full,
@@ -203,27 +240,29 @@ def launch(
             )
         finally:
             os.fchdir(here)
-    except OSError as exc:
-        for fd in [*mine.values(), *theirs]:
+        child = LaunchedChild(pid)
+        try:
+            mine["pidfd"] = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            mine.pop("pidfd", None)  # the supervisor then waits for the exit in a thread
+        ticks = _tree.start_ticks(pid)
+    except BaseException as exc:
+        for fd in mine.values():
             os.close(fd)
-        raise SpawnError(
-            f"cannot start {argv[0]}: {exc.strerror or exc}"
-            + (f" ({exc.filename})" if exc.filename else "")
-        ) from None
-    except BaseException:
-        for fd in [*mine.values(), *theirs]:
-            os.close(fd)
+        if pid > 0:  # started, but what follows failed (or a signal came): no orphan
+            _tree.kill_tree([token], sid=pid, pgid=pid)
+            _wait_gone(LaunchedChild(pid))
+        if isinstance(exc, OSError):
+            raise SpawnError(
+                f"cannot start {argv[0]}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from None
         raise
     finally:
+        for fd in theirs:
+            os.close(fd)
         if here >= 0:
             os.close(here)
-    for fd in theirs:
-        os.close(fd)
-    child = LaunchedChild(pid)
-    try:
-        mine["pidfd"] = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        mine.pop("pidfd", None)  # the supervisor then waits for the exit in a thread
     return Launched(
         argv=list(argv),
         cwd=cwd,
@@ -232,7 +271,7 @@ def launch(
         token=token,
         child=child,
         fds=mine,
-        start_ticks=_tree.start_ticks(pid),
+        start_ticks=ticks,
         t0=t0,
         started_at=started_at,
     )

@@ -140,9 +140,9 @@ class SupervisedProcess:
             ("idle_timeout", idle_timeout),
             ("first_output_timeout", first_output_timeout),
         ):
-            if value is not None and value <= 0:
+            if value is not None and not value > 0:  # "not >": NaN is refused too
                 raise ValueError(f"{name} must be positive, got {value}")
-        if grace < 0:
+        if not grace >= 0:
             raise ValueError(f"grace must be >= 0, got {grace}")
         self.run_id = run_id or new_run_id()
         self.cwd = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
@@ -261,6 +261,8 @@ class SupervisedProcess:
             return
         self._emit("started", pid=self.pid, run_dir=self._run_dir)
         self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
+        if self._launched is not None:
+            self._catch_up()
         self._arm_timer()
 
     async def wait(self) -> ProcessResult:
@@ -452,6 +454,15 @@ class SupervisedProcess:
             assert fd is not None
             self._fds[stream] = fd
         self._attach()
+
+    def _catch_up(self) -> None:
+        """An adopted child may have written before we were here: read its output file
+        now, before the timers judge it idle or silent (output found counts as activity at
+        the adoption; when exactly it was written is not known)."""
+        if self._tail_timer is not None:
+            self._tail_timer.cancel()
+            self._tail_timer = None
+        self._tail("stdout")
 
     def _attach(self) -> None:
         """Supervise the started child: register it, watch its exit, read its output (and

@@ -47,23 +47,15 @@ class WatchdogClient:
             with contextlib.suppress(OSError):
                 os.close(proc.stdin.fileno())
 
-    def start(self) -> None:
-        """Start the watchdog now rather than on the first registration. A process
-        started from a thread inherits that thread's nice value (Linux), so a caller
-        can have the watchdog's own start-up run at low priority."""
-        with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._proc = self._start()
-
     def _start(self) -> subprocess.Popen[bytes] | None:
         package_parent = os.path.dirname(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         )
         # -I -S: no site, no user paths, only this package's light watchdog module. The
-        # watchdog lowers its own priority first: it is started while the supervised CLI
-        # boots, and its start-up must not take the CPU from it.
+        # watchdog lowers its own priority first (to nice 10 at least): it is started
+        # while the supervised CLI boots, and its start-up must not take the CPU from it.
         code = (
-            "import os, sys; os.nice(10); sys.path.insert(0, sys.argv[1]); "
+            "import os, sys; os.nice(max(0, 10 - os.nice(0))); sys.path.insert(0, sys.argv[1]); "
             "from cc_executor._engine._guard import main; main()"
         )
         try:
@@ -132,4 +124,3 @@ def watchdog() -> WatchdogClient:
         if _client is None:
             _client = WatchdogClient()
         return _client
-

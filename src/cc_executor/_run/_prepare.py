@@ -23,7 +23,7 @@ def check_run_options(o: RunOptions) -> None:
     :func:`command_fields` and the CLI adapter check those)."""
     for name in ("timeout", "idle_timeout", "first_output_timeout"):
         value = getattr(o, name)
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # "not >": NaN is refused too
             raise ValueError(f"{name} must be positive, got {value}")
     if o.max_context_tokens is not None and (
         not isinstance(o.max_context_tokens, int)
@@ -33,9 +33,11 @@ def check_run_options(o: RunOptions) -> None:
         raise ValueError(
             f"max_context_tokens must be a positive integer, got {o.max_context_tokens!r}"
         )
+    if not o.grace >= 0:
+        raise ValueError(f"grace must be >= 0, got {o.grace}")
     if o.retries < 0:
         raise ValueError(f"retries must be >= 0, got {o.retries}")
-    if o.heartbeat_s < 0:
+    if not o.heartbeat_s >= 0:
         raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
     if not isinstance(o.env, dict):
         from collections.abc import Mapping  # not at the top: the console's early start

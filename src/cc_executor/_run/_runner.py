@@ -256,7 +256,7 @@ class _Run:
             cwd=self.cwd,
             prompt_sha256=hashlib.sha256(self.prompt).hexdigest(),
             prompt_preview=preview(self.prompt.decode("utf-8", "replace")),
-            started_at=time.time(),
+            started_at=launched.started_at if launched is not None else time.time(),
             model=options.model,
             parent_id=options.parent_id,
             run_dir=str(self.run_dir),

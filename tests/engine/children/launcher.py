@@ -22,6 +22,13 @@ os.makedirs(spec["run_dir"], exist_ok=True)
 stdin_path = os.path.join(spec["run_dir"], "prompt.txt")
 with open(stdin_path, "w") as f:
     f.write(spec.get("stdin", ""))
+if spec.get("leak_fd"):
+    leaked = 57  # high, so that it is not one the child opens itself
+    os.dup2(os.open(os.devnull, os.O_RDONLY), leaked)  # dup2 makes it inheritable
+if spec.get("ignore_sigchld"):
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 if spec["mode"] == "threaded":
     threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
 try:
@@ -48,7 +55,12 @@ async def adopt() -> dict[str, object]:
     from cc_executor._engine import SupervisedProcess
 
     proc = SupervisedProcess(
-        launched.argv, launched=launched, stdout_to_file=True, timeout=spec.get("timeout")
+        launched.argv,
+        launched=launched,
+        stdout_to_file=True,
+        timeout=spec.get("timeout"),
+        idle_timeout=spec.get("idle_timeout"),
+        first_output_timeout=spec.get("first_output_timeout"),
     )
     await proc.start()
     result = await proc.wait()
@@ -65,6 +77,8 @@ async def adopt() -> dict[str, object]:
         "error": result.error,
         "pid": launched.pid,
         "token": launched.token,
+        "warnings": result.warnings,
+        "leaked_fd": leaked if spec.get("leak_fd") else None,
     }
 
 

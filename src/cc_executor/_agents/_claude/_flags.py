@@ -21,7 +21,7 @@ def check_flags(o: ClaudeCommand) -> None:
     """Raise ``ValueError``/``TypeError`` for options the CLI would misread or refuse."""
     if o.max_turns is not None and o.max_turns < 1:
         raise ValueError(f"max_turns must be >= 1, got {o.max_turns}")
-    if o.max_budget_usd is not None and o.max_budget_usd <= 0:
+    if o.max_budget_usd is not None and not o.max_budget_usd > 0:
         raise ValueError(f"max_budget_usd must be positive, got {o.max_budget_usd}")
     if o.resume and o.continue_session:
         raise ValueError("resume and continue_session exclude each other")
