@@ -5,6 +5,7 @@ answers scripted by ``cc_executor.testing.ModelServer`` (its own process, 64 KiB
 it is never the bottleneck): a trivial "ok", 2 MB and 20 MB of text.
 
     .venv/bin/python benchmarks/bench_claude.py [--quick] [--json FILE] [--claude PATH]
+        [--parts console,inproc,sdk,rss] [--reps N]
 
 Measures:
 1. wall time of ``cc-executor run PROMPT --json --quiet`` (the console script, stdout to a
