@@ -30,3 +30,31 @@ def test_version_and_exit_code_of_a_usage_error() -> None:
     bad = subprocess.run([CLI, "run"], capture_output=True, timeout=60, check=False)
     assert bad.returncode == 2
     assert b"the following arguments are required" in bad.stderr
+
+
+def test_the_early_start_path_stays_light() -> None:
+    """What the console imports before it starts Claude Code: none of the modules whose
+    import costs milliseconds (the point of the early start). A heavy import added to this
+    path would silently slow every run down."""
+    code = (
+        "import sys\n"
+        "import cc_executor._cli, cc_executor._cli._early\n"
+        "from cc_executor._agents._claude import _flags, _locate\n"
+        "from cc_executor._engine import _launch\n"
+        "from cc_executor import _ids, _paths\n"
+        "from cc_executor._run import _prepare\n"
+        "from cc_executor._cli._args import quick_parse, run_options\n"
+        "run_options(quick_parse(['hi', '--timeout', '5', '--env', 'A=1', '--json']))\n"
+        "heavy = ['argparse', 'asyncio', 'typing', 'dataclasses', 'enum', 're', 'pathlib',\n"
+        "         'subprocess', 'contextlib', 'signal', 'json', 'shutil', 'threading']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
