@@ -6,14 +6,13 @@ package (and ``cc-executor --version``) stays fast.
 
 from __future__ import annotations
 
+from cc_executor._lazy import lazy_exports
 from cc_executor._version import __version__
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs milliseconds that every console
 # command would pay before it starts anything. Type checkers treat this name the same way.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from cc_executor._agents._claude import (
         ClaudeNotFound,
     )
@@ -146,15 +145,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cc_executor' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

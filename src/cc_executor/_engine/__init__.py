@@ -7,10 +7,10 @@ can be imported without the event loop machinery.
 
 from __future__ import annotations
 
+from cc_executor._lazy import lazy_exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from cc_executor._engine._supervisor import (
         DEFAULT_GRACE,
         SupervisedProcess,
@@ -29,18 +29,18 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "DEFAULT_GRACE": "_supervisor",
-    "SupervisedProcess": "_supervisor",
-    "open_process": "_supervisor",
-    "run_process": "_supervisor",
-    "run_process_sync": "_supervisor",
-    "run_sync": "_supervisor",
-    "LifecycleEvent": "_types",
-    "OutputEvent": "_types",
-    "ProcessEvent": "_types",
-    "ProcessResult": "_types",
-    "ProcessStatus": "_types",
-    "StdinSource": "_types",
+    "DEFAULT_GRACE": "cc_executor._engine._supervisor",
+    "SupervisedProcess": "cc_executor._engine._supervisor",
+    "open_process": "cc_executor._engine._supervisor",
+    "run_process": "cc_executor._engine._supervisor",
+    "run_process_sync": "cc_executor._engine._supervisor",
+    "run_sync": "cc_executor._engine._supervisor",
+    "LifecycleEvent": "cc_executor._engine._types",
+    "OutputEvent": "cc_executor._engine._types",
+    "ProcessEvent": "cc_executor._engine._types",
+    "ProcessResult": "cc_executor._engine._types",
+    "ProcessStatus": "cc_executor._engine._types",
+    "StdinSource": "cc_executor._engine._types",
 }
 
 __all__ = [
@@ -59,12 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

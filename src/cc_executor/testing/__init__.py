@@ -26,9 +26,9 @@ runs a server from the command line.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from cc_executor._lazy import lazy_exports
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cc_executor.testing._script import (
         Answer,
@@ -80,10 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -7,10 +7,10 @@ starts the CLI (``_locate``, ``_flags``) before it imports the parser and the re
 
 from __future__ import annotations
 
+from cc_executor._lazy import lazy_exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from cc_executor._agents._claude._command import ClaudeCommand
     from cc_executor._agents._claude._flags import build_command
     from cc_executor._agents._claude._locate import ClaudeNotFound, locate_claude
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from cc_executor._agents._claude._parse import LARGE_LINE, ClaudeStreamParser
 
 _EXPORTS = {
-    "ClaudeCommand": "_command",
-    "build_command": "_flags",
-    "ClaudeNotFound": "_locate",
-    "locate_claude": "_locate",
-    "Outcome": "_outcome",
-    "decide_outcome": "_outcome",
-    "LARGE_LINE": "_parse",
-    "ClaudeStreamParser": "_parse",
+    "ClaudeCommand": "cc_executor._agents._claude._command",
+    "build_command": "cc_executor._agents._claude._flags",
+    "ClaudeNotFound": "cc_executor._agents._claude._locate",
+    "locate_claude": "cc_executor._agents._claude._locate",
+    "Outcome": "cc_executor._agents._claude._outcome",
+    "decide_outcome": "cc_executor._agents._claude._outcome",
+    "LARGE_LINE": "cc_executor._agents._claude._parse",
+    "ClaudeStreamParser": "cc_executor._agents._claude._parse",
 }
 
 __all__ = [
@@ -40,12 +40,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

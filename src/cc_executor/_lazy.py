@@ -1,0 +1,30 @@
+"""Names a package exports but loads on first use (PEP 562), so that importing the package
+costs nothing until a name is used: console commands start fast, and the light modules of a
+package import without its heavy ones."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+def lazy_exports(
+    package: str, exports: dict[str, str], namespace: dict[str, Any]
+) -> Callable[[str], Any]:
+    """The module ``__getattr__`` of ``package``: ``exports`` maps each name to the module
+    (absolute) that defines it; a loaded name is kept in ``namespace`` (the package's
+    ``globals()``), so it is looked up only once."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
