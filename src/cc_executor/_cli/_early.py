@@ -22,7 +22,6 @@ from cc_executor._cli._args import quick_parse, run_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
     from typing import Any
 
@@ -50,16 +49,12 @@ class EarlyStart:
         #: Signals that came before the event loop could handle them.
         self.held = held
 
-    def matches(self, args: argparse.Namespace) -> bool:
-        """True if argparse read the command line as :func:`quick_parse` did."""
-        return (
-            all(
-                getattr(args, name, None) == value
-                for name, value in self.values.items()
-                if name != "prompt"
-            )
-            and args.prompt == self.values["prompt"]
-        )
+    def namespace(self) -> Any:
+        """The command line as argparse's namespace would hold it (``quick_parse`` read
+        it), with this start as ``early``."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**self.values, early=self)
 
     def abandon(self) -> None:
         """Stop the launched CLI (if not adopted yet) and drop its run folder."""

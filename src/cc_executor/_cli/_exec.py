@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from cc_executor._cli._args import timeout_value
@@ -10,6 +9,7 @@ from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from cc_executor._engine import ProcessResult
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 def add_parser(sub: Any) -> None:
     """Register ``exec`` on the subcommand set ``sub``."""
+    from argparse import REMAINDER
+
     p = sub.add_parser(
         "exec",
         help="run any command supervised (a better `timeout`)",
@@ -59,7 +61,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="print exactly one JSON object with the result on stdout, nothing else",
     )
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    p.add_argument("command", nargs=REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=run)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -10,9 +9,11 @@ from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
+from cc_executor._engine._guard import batch_policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from cc_executor._engine._launch import Launched
@@ -54,7 +55,11 @@ def main(args: argparse.Namespace) -> int:
     early = getattr(args, "early", None)
     prompt = early.prompt if early is not None else read_prompt(args.prompt)
     try:
-        options = early.options if early is not None and early.options else run_options(vars(args))
+        options = (
+            early.options
+            if early is not None and early.options is not None
+            else run_options(vars(args))
+        )
     except ValueError as exc:
         print(f"cc-executor run: {exc}", file=sys.stderr)
         return 2
@@ -80,26 +85,25 @@ _RUN_MODULES = (
 
 def _prepare_yielding(launched: Launched) -> None:
     """Put the launched tree under the engine's watchdog and import what the run needs,
-    in a thread of low priority (10 more nice; on Linux the nice value is per thread, and
-    a process started from the thread inherits it). The CLI that was just started needs
-    more than one core to boot, and this work (about 100 ms of CPU) at normal priority
-    measurably slowed it on two cores. The main thread keeps its priority. Whatever fails
-    here is left to the main thread, which does the same again and reports it."""
-    import contextlib
+    in a thread that yields the CPU to the CLI just started (which boots on more than one
+    core): ``SCHED_BATCH`` (never preempts on wake-up) at 10 more nice, which on Linux
+    are per thread, and which the watchdog started from here inherits. The imports (about
+    80 ms of CPU) then go 9 nice further. The main thread keeps its priority for the run.
+    Whatever fails here is left to the main thread, which does the same again and
+    reports it."""
     import importlib
     import threading
 
     def work() -> None:
-        # Elsewhere than Linux this fails (or is refused): normal priority then.
-        with contextlib.suppress(AttributeError, OSError):
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + 10)
+        tid = threading.get_native_id()
+        _lower_priority(tid, 10, batch=True)
         try:
             # First the watchdog: from now on, even a SIGKILL of this console takes the
             # CLI's whole tree with it (the parent-death signal reaches the CLI only).
             from cc_executor._engine._watchdog import watchdog
 
             watchdog().register(launched.token, launched.pid, launched.start_ticks)
+            _lower_priority(tid, 9)
             for name in _RUN_MODULES:
                 importlib.import_module(name)
         except Exception:  # noqa: S110 - the main thread's own attempt reports it
@@ -108,6 +112,17 @@ def _prepare_yielding(launched: Launched) -> None:
     worker = threading.Thread(target=work, name="cc-executor-prepare")
     worker.start()
     worker.join()
+
+
+def _lower_priority(tid: int, more_nice: int, *, batch: bool = False) -> None:
+    """Thread ``tid`` (the caller) ``more_nice`` nicer, and ``SCHED_BATCH`` if ``batch``.
+    Where either is missing or refused (not Linux), the thread keeps its priority."""
+    if batch:
+        batch_policy()
+    import contextlib
+
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + more_nice)
 
 
 def _run(
