@@ -155,6 +155,29 @@ async def test_overload_is_retried_with_backoff(bed: Any) -> None:
     assert any(isinstance(e, RetryEvent) for e in events)
 
 
+async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> None:
+    reply = Reply([Text("too late")], errors_before=[HttpError(529), HttpError(529)])
+    events: list[AgentEvent] = []
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        result = await run("retry me", on_event=events.append, retries=1, **b.options())
+    assert result.status is RunStatus.ERROR
+    assert "529" in (result.error or "")
+    assert result.attempts == 2
+    retries = [e for e in events if isinstance(e, RetryEvent)]
+    assert [(e.attempt, e.delay_s) for e in retries] == [(2, 0.1)]
+    assert not any("not retried" in w for w in result.warnings)
+
+
+async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
+    reply = Reply([Text("never")], errors_before=[HttpError(529)])
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        options = {**b.options(), "retry_initial_delay": 60.0, "timeout": 30}
+        result = await run("retry me", retries=2, **options)
+    assert result.status is RunStatus.ERROR
+    assert result.attempts == 1
+    assert any("the timeout leaves no time" in w for w in result.warnings)
+
+
 async def test_no_retry_after_a_tool_ran(bed: Any) -> None:
     script = Script(
         [

@@ -27,7 +27,6 @@ import inspect
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -520,6 +519,8 @@ class SupervisedProcess:
             if self._run_dir_option is not None:
                 raise SpawnError(f"cannot create run directory {target}: {exc.strerror}") from None
             # History is never the reason a run fails: fall back to a temporary folder.
+            import tempfile  # only here: 3 ms of imports (shutil, random, bz2, lzma)
+
             try:
                 self._run_dir = tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-")
             except OSError as exc2:

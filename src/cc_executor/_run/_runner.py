@@ -20,17 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    stop_any,
-    wait_exponential,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
-
 from cc_executor._agents._claude import (
     LARGE_LINE,
     ClaudeNotFound,
@@ -205,22 +194,6 @@ class _Attempt:
     outcome: Outcome
 
 
-class _OutOfTime(stop_base):
-    """Stop retrying when the run's total timeout leaves no room for the back-off and a
-    second of work."""
-
-    def __init__(self, run: _Run, wait: wait_base) -> None:
-        self._run = run
-        self._wait = wait
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        remaining = self._run._remaining()
-        if remaining is not None and remaining <= self._wait(retry_state) + 1:
-            self._run.warnings.append("not retried: the timeout leaves no time for another attempt")
-            return True
-        return False
-
-
 class _Run:
     def __init__(
         self,
@@ -327,38 +300,34 @@ class _Run:
             with contextlib.suppress(OSError):
                 os.unlink(self.run_dir / "stdout.log")
             self._save_prompt()
-        wait = wait_exponential(
-            multiplier=opts.retry_initial_delay,
-            min=opts.retry_initial_delay,
-            max=opts.retry_max_delay,
-        )
-        numbers = iter(range(1, opts.retries + 2))
+        first = await self._attempt(1, argv)
+        if not self._should_retry(first) or opts.retries == 0:
+            return await self._recorded(self._result(first))
+        from cc_executor._run._retry import retried  # only now: tenacity costs 5 ms
 
-        async def attempt() -> _Attempt:
-            return await self._attempt(next(numbers), argv)
+        numbers = iter(range(2, opts.retries + 2))
 
-        async def announce(state: RetryCallState) -> None:
-            assert state.outcome is not None
-            assert state.next_action is not None
-            failed: _Attempt = state.outcome.result()
+        async def announce(failed: _Attempt, delay: float) -> None:
             await self.emit(
                 RetryEvent(
                     t=time.monotonic(),
                     attempt=failed.number + 1,
-                    delay_s=state.next_action.sleep,
+                    delay_s=delay,
                     reason=failed.outcome.error or failed.outcome.status.value,
                 )
             )
 
-        retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(opts.retries + 1), _OutOfTime(self, wait)),
-            wait=wait,
-            retry=retry_if_result(self._should_retry),
+        final = await retried(
+            first,
+            lambda: self._attempt(next(numbers), argv),
+            should_retry=self._should_retry,
+            attempts=opts.retries + 1,
+            initial_delay=opts.retry_initial_delay,
+            max_delay=opts.retry_max_delay,
+            remaining=self._remaining,
             before_sleep=announce,
-            # When attempts run out, the last attempt is the answer, not an exception.
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            note=self.warnings.append,
         )
-        final: _Attempt = await retrying(attempt)
         return await self._recorded(self._result(final))
 
     async def _recorded(self, result: RunResult) -> RunResult:
