@@ -9,7 +9,6 @@ from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
-from cc_executor._engine._guard import batch_policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,24 +85,27 @@ _RUN_MODULES = (
 def _prepare_yielding(launched: Launched) -> None:
     """Put the launched tree under the engine's watchdog and import what the run needs,
     in a thread that yields the CPU to the CLI just started (which boots on more than one
-    core): ``SCHED_BATCH`` (never preempts on wake-up) at 10 more nice, which on Linux
-    are per thread, and which the watchdog started from here inherits. The imports (about
-    80 ms of CPU) then go 9 nice further. The main thread keeps its priority for the run.
-    Whatever fails here is left to the main thread, which does the same again and
-    reports it."""
+    core): 10 more nice (per thread on Linux) while it starts the watchdog, which inherits
+    that, then 19 for the imports (about 70 ms of CPU). The main thread keeps its
+    priority for the run. Whatever fails here is left to the main thread, which does the
+    same again and reports it.
+
+    Measured (paired runs against the bare CLI): ``SCHED_BATCH`` for the imports slowed
+    the CLI twice as much as plain nice 19 (a running batch thread is preempted less
+    eagerly by the CLI's waking threads); ``SCHED_IDLE`` gained nothing over nice 19."""
     import importlib
     import threading
 
     def work() -> None:
         tid = threading.get_native_id()
-        _lower_priority(tid, 10, batch=True)
+        _nicer(tid, 10)
         try:
             # First the watchdog: from now on, even a SIGKILL of this console takes the
             # CLI's whole tree with it (the parent-death signal reaches the CLI only).
             from cc_executor._engine._watchdog import watchdog
 
             watchdog().register(launched.token, launched.pid, launched.start_ticks)
-            _lower_priority(tid, 9)
+            _nicer(tid, 9)
             for name in _RUN_MODULES:
                 importlib.import_module(name)
         except Exception:  # noqa: S110 - the main thread's own attempt reports it
@@ -114,15 +116,13 @@ def _prepare_yielding(launched: Launched) -> None:
     worker.join()
 
 
-def _lower_priority(tid: int, more_nice: int, *, batch: bool = False) -> None:
-    """Thread ``tid`` (the caller) ``more_nice`` nicer, and ``SCHED_BATCH`` if ``batch``.
-    Where either is missing or refused (not Linux), the thread keeps its priority."""
-    if batch:
-        batch_policy()
+def _nicer(tid: int, more: int) -> None:
+    """Thread ``tid`` (the caller) ``more`` nicer; elsewhere than Linux (no per-thread
+    nice), or if refused, it keeps its priority."""
     import contextlib
 
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + more_nice)
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + more)
 
 
 def _run(

@@ -28,16 +28,6 @@ def _serve(stream: object) -> dict[str, tuple[int | None, int | None]]:
     return live
 
 
-def batch_policy() -> None:
-    """Put the calling thread under ``SCHED_BATCH`` (Linux): same share of the CPU as its
-    nice value gives, but its wake-ups never preempt a running task. Any thread may ask for
-    it; where it is missing or refused, nothing changes."""
-    try:  # noqa: SIM105 - contextlib is not loaded in the watchdog or the early start
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # 0: this thread
-    except (AttributeError, OSError):
-        pass
-
-
 def main() -> None:
     """Entry point of the watchdog process (see the module docstring).
 
@@ -47,7 +37,10 @@ def main() -> None:
     the supervisor has died and the CPU is busy."""
     import signal
 
-    batch_policy()
+    try:  # noqa: SIM105 - contextlib is not loaded in the watchdog
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass  # elsewhere than Linux, or refused: the normal policy
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     live = _serve(sys.stdin.buffer)
     for token, (sid, ticks) in live.items():
