@@ -140,18 +140,21 @@ class LineFramer:
 
     def feed(self, data: bytes, offset: int, t: float) -> Iterator[OutputEvent]:
         """Lines completed by ``data``, the stream's bytes at ``offset`` read at time ``t``."""
-        pieces = data.split(b"\n")
-        position = offset
-        for piece in pieces[:-1]:
-            end = position + len(piece)
+        # find() rather than split(): the bytes of a line already spilled to the file are
+        # never copied (a 20 MB line is 20 copies of 1 MiB otherwise).
+        start = 0
+        size = len(data)
+        while (nl := data.find(b"\n", start)) >= 0:
             if not self._pending and not self._spilled:
-                yield OutputEvent(self._stream, "line", position, len(piece), t, True, piece)
+                yield OutputEvent(
+                    self._stream, "line", offset + start, nl - start, t, True, data[start:nl]
+                )
             else:
-                length = end - self._line_start
+                length = offset + nl - self._line_start
                 if self._spilled:
                     yield self._event(self._line_start, length, self._t_start, None, True)
                 else:
-                    self._parts.append(piece)
+                    self._parts.append(data[start:nl])
                     line = b"".join(self._parts)
                     yield OutputEvent(
                         self._stream, "line", self._line_start, length, self._t_start, True, line
@@ -159,20 +162,19 @@ class LineFramer:
                 self._parts = []
                 self._pending = 0
                 self._spilled = False
-            position = end + 1
-        rest = pieces[-1]
-        if rest:
+            start = nl + 1
+        if start < size:
             if not self._pending and not self._spilled:
-                self._line_start = position
+                self._line_start = offset + start
                 self._t_start = t
-            self._pending += len(rest)
+            self._pending += size - start
             if self._spilled:
                 pass
             elif self._pending > self._max:
                 self._parts = []
                 self._spilled = True
             else:
-                self._parts.append(rest)
+                self._parts.append(data[start:])
 
     def finish(self, t: float) -> OutputEvent | None:
         """The last line if the stream ended without a newline."""
