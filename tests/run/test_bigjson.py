@@ -176,3 +176,29 @@ def test_json_line_writer_never_fails_on_lone_surrogates() -> None:
     out = io.BytesIO()
     write_json_line(out, {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1})
     assert json.loads(out.getvalue()) == {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1}
+
+
+def test_linear_under_a_profiler() -> None:
+    """Under a profiler (or coverage) CPython 3.11 does not grow a string in place, so the
+    decoder joins its pieces instead: a 64 MB string stays a fraction of a second (growing
+    it by ``+=`` took 0.9 s for 20 MB there, about 10 s for this one)."""
+    import time
+
+    text = 'line with "quotes", a tab\t and caf\u00e9\n' * 1_800_000
+    line = orjson.dumps({"type": "result", "result": text, "session_id": "s"})
+    calls = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        calls += 1
+
+    started = time.monotonic()
+    sys.setprofile(profile)
+    try:
+        obj = loads_large(lambda at, size: line[at : at + size], 0, len(line))
+    finally:
+        sys.setprofile(None)
+    elapsed = time.monotonic() - started
+    assert calls > 0  # the profiler was really on
+    assert obj == orjson.loads(line)
+    assert elapsed < 4.0, elapsed  # coarse: quadratic copying takes several times that
