@@ -578,9 +578,8 @@ class SupervisedProcess:
             return
         buf = self._bufs[stream]
         got = 0
-        flood = False
         deadline = time.monotonic() + self._drain_timeout
-        while final or not (flood := got >= 8 * _LARGE_READ):  # stay responsive in a flood
+        while final or got < 8 * _LARGE_READ:  # stay responsive during a flood
             try:
                 n = os.readv(fd, [buf])
             except OSError as exc:
@@ -605,6 +604,7 @@ class SupervisedProcess:
             self._close_stream(stream)
             return
         self._tail_delay = _TAIL_MIN_DELAY if got else min(self._tail_delay * 2, _TAIL_MAX_DELAY)
+        flood = got >= 8 * _LARGE_READ  # more is likely waiting: read on at once
         self._tail_timer = self._loop.call_later(
             0.0 if flood else self._tail_delay, self._tail, stream
         )
