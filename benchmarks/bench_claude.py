@@ -5,19 +5,19 @@ answers scripted by ``cc_executor.testing.ModelServer`` (its own process, 64 KiB
 it is never the bottleneck): a trivial "ok", 2 MB and 20 MB of text.
 
     .venv/bin/python benchmarks/bench_claude.py [--quick] [--json FILE] [--claude PATH]
-        [--parts console,inproc,sdk,rss] [--reps N]
+        [--parts console,inproc,sdk,rss] [--reps N] [--sizes trivial,2MB,20MB]
 
 Measures:
 1. wall time of ``cc-executor run PROMPT --json --quiet`` (the console script, stdout to a
    file) against the bare CLI with our adapter's flags (``claude -p --output-format
    stream-json --verbose --include-partial-messages``, prompt on stdin) with its stdout
    redirected to a file, and with its stdout read from a pipe (what any wrapper does), and the
-   bare CLI with plain ``-p`` text output for reference; runs interleaved in rotating order,
-   medians of 7 / 5 / 3 repetitions after a warm-up round. The overhead is the median of
-   ``ours - bare→file`` within each repetition (the issue's baseline is ``claude -p ... >
-   file``; pairing by repetition keeps the bare CLI's own drift out of it), with its
-   quartiles. Targets: <= 30 ms for the trivial answer, <= 5% for the others. Also the
-   fixed cost of a Python start that imports what a run needs;
+   bare CLI with plain ``-p`` text output for reference; runs interleaved in a random order
+   drawn afresh every repetition (seeded), medians of 7 / 5 / 3 repetitions after a warm-up
+   round. The overhead is the median of ``ours - bare→file`` within each repetition (the
+   issue's baseline is ``claude -p ... > file``; pairing by repetition keeps the bare CLI's
+   own drift out of it), with its quartiles. Targets: <= 30 ms for the trivial answer,
+   <= 5% for the others. Also the fixed cost of a Python start that imports what a run needs;
 2. the same from an already running Python process: ``await run(...)`` against the bare CLI
    spawned with ``asyncio.create_subprocess_exec`` (stdout to a file, and to a pipe that is
    read), interleaved in one worker process;
@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -167,9 +168,12 @@ class Bench:
 
     def reset_state(self) -> None:
         """Drops the CLI's session transcripts and our run folders, so every run starts from
-        the same state and the disk does not fill up (untimed)."""
+        the same state and the disk does not fill up, and writes dirty pages out, so that one
+        run's writeback (up to 100 MB for the 20 MB answer) does not land in the next run's
+        time (untimed; with it the 20 MB quartiles went from [28..131] to [32..72] ms)."""
         shutil.rmtree(self.claude_home / ".claude" / "projects", ignore_errors=True)
         shutil.rmtree(self.runs, ignore_errors=True)
+        os.sync()
 
     # 1. console script vs bare CLI ---------------------------------------------------------
 
@@ -231,7 +235,9 @@ class Bench:
         names = list(variants)
         samples: dict[str, list[float]] = {name: [] for name in names}
         for rep in range(reps + 1):  # rep 0 warms up every variant
-            order = names[rep % len(names) :] + names[: rep % len(names)]
+            # A fresh random order every repetition (seeded: reproducible), so that no
+            # variant always follows the same one (a rotation keeps the neighbours fixed).
+            order = random.Random(rep).sample(names, len(names))
             for name in order:
                 argv, stdin = variants[name]
                 dt = self.timed(argv, stdin, to_pipe=name == "bare pipe")
@@ -468,6 +474,9 @@ def main() -> None:
         help="which parts to run (console, inproc, sdk, rss; default: all)",
     )
     parser.add_argument("--reps", type=int, metavar="N", help="repetitions for every size")
+    parser.add_argument(
+        "--sizes", metavar="S[,S]", help="only these answers (trivial, 2MB, 20MB; default: all)"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     claude = find_claude(args.claude)
@@ -479,6 +488,12 @@ def main() -> None:
     reps = {"trivial": 3, "2MB": 2} if args.quick else {"trivial": 7, "2MB": 5, "20MB": 3}
     if args.reps:
         reps = dict.fromkeys(reps, args.reps)
+    if args.sizes:
+        wanted = args.sizes.split(",")
+        unknown = sorted(set(wanted) - set(SIZES))
+        if unknown:
+            parser.error(f"unknown size(s): {', '.join(unknown)} (known: {', '.join(SIZES)})")
+        reps = {size: n for size, n in reps.items() if size in wanted}
     rss_size = "2MB" if args.quick else "20MB"
 
     root = Path(tempfile.mkdtemp(prefix="cc-bench-claude-"))

@@ -171,11 +171,12 @@ def test_many_small_strings_are_read_once() -> None:
 def test_json_line_writer_never_fails_on_lone_surrogates() -> None:
     import io
 
-    from cc_executor._cli._write import write_json_line
+    from cc_executor._cli._write import SLICE, write_json_line
 
+    data = {"short": "a\ud83d", "long": "b\ud83d" * (SLICE // 2 + 7), "n": 1}  # > 1 slice
     out = io.BytesIO()
-    write_json_line(out, {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1})
-    assert json.loads(out.getvalue()) == {"short": "a\ud83d", "long": "b\ud83d" * 70_000, "n": 1}
+    write_json_line(out, data)
+    assert json.loads(out.getvalue()) == data
 
 
 def test_linear_under_a_profiler() -> None:

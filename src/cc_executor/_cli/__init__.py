@@ -52,8 +52,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cc-executor`` console script; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
+    """Entry point of the ``cc-executor`` console script; returns the exit code.
+
+    ``hard_exit``: the process ends with ``os._exit`` once this returns (see :func:`console`),
+    so a command may leave to the process's end what only frees resources (``args.hard_exit``).
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list in (["--version"], ["-V"]):
         # The fast path: no parser, no imports.
@@ -72,10 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # while the CLI boots.
             from cc_executor._cli._run import main as run_main
 
-            return run_main(early.namespace())
+            namespace = early.namespace()
+            namespace.hard_exit = hard_exit
+            return run_main(namespace)
         command = next((a for a in args_list if not a.startswith("-")), None)
         parser = build_parser(command)
         args = parser.parse_args(args_list)
+        args.hard_exit = hard_exit
         if early is not None:
             args.early = early  # nothing was started: the options were refused
         handler = getattr(args, "handler", None)
@@ -95,7 +102,7 @@ def console() -> None:
     files and databases; the teardown would only free memory, and it costs about 15 ms
     after a run's imports (measured), more than the rest of a run's own overhead."""
     try:
-        code = main()
+        code = main(hard_exit=True)
     except KeyboardInterrupt:
         print("cc-executor: interrupted", file=sys.stderr)
         code = 130

