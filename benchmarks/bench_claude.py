@@ -387,7 +387,7 @@ def report(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
                 f"   {size:<8} {row['reps']:>4} {ms(m['bare file']):>10} {ms(m['bare pipe']):>10} "
                 f"{ms(m['bare text']):>8} {ms(m['ours']):>12} {verdict_row(size, row)}"
             )
-        fixed = results["console"]["trivial"]["median"].get("python imports")
+        fixed = results["console"].get("trivial", {}).get("median", {}).get("python imports")
         if fixed is not None:
             out(
                 f"   fixed cost in that: `python -c 'import asyncio, cc_executor._cli._run, "
