@@ -49,6 +49,13 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 answers=[Reply([Text("evil \x1b]0;pwned\x07 \x1b[2J title")], chunk_size=4)],
             ),
             Rule(match="huge", answers=[Reply([Text(HUGE)], chunk_size=1 << 18)]),
+            *(
+                Rule(
+                    match=word,
+                    answers=[Reply([Text("after retry")], errors_before=[HttpError(529)])],
+                )
+                for word in ("overload-long", "overload-short", "overload-bad")
+            ),
             Rule(answers=[Reply([Text("Plain answer.")])]),
         ]
     )
@@ -143,6 +150,27 @@ def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], 
     done = cc(env, "fail now", "--cwd", str(work), "--retries", "0")
     assert done.returncode == 1
     assert b"API error 400: API Error: 400 scripted bad request" in done.stderr
+
+
+def test_retry_back_off_flags(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """--retry-initial-delay / --retry-max-delay reach the run: a back-off longer than the
+    timeout leaves is not attempted, a short one is; bad values are a usage error."""
+    _, env, work = served
+    base = ["--json", "--quiet", "--cwd", str(work), "--retries", "1"]
+    delays = ("--retry-initial-delay", "30", "--retry-max-delay", "30")
+    long = cc(env, "overload-long", *base, "--timeout", "20", *delays)
+    out = json.loads(long.stdout)
+    assert long.returncode == 1, long.stderr
+    assert out["attempts"] == 1
+    assert any("the timeout leaves no time" in w for w in out["warnings"])
+    delays = ("--retry-initial-delay", "0.1", "--retry-max-delay", "0.1")
+    short = cc(env, "overload-short", *base, *delays)
+    out = json.loads(short.stdout)
+    assert short.returncode == 0, short.stderr
+    assert (out["result"], out["attempts"]) == ("after retry", 2)
+    bad = cc(env, "overload-bad", *base, "--retry-initial-delay", "5", "--retry-max-delay", "1")
+    assert bad.returncode == 2
+    assert b"retry_initial_delay <= retry_max_delay" in bad.stderr
 
 
 def test_timeout_exit_124_with_partial_answer(

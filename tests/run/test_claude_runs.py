@@ -108,7 +108,7 @@ async def test_compat_timeout_dict(bed: Any) -> None:
     assert data["partial"] is True
     assert data["timeout_after"] == 4
     assert data["result"].startswith('{"answer"')
-    assert "timed out" in data["error"]
+    assert "timed out after 4 s" in data["error"]  # the limit asked for, as timeout_after
     assert data["answer"] == "partial json"  # salvaged from the truncated JSON
     assert data["execution_uuid"]
 
@@ -176,6 +176,54 @@ async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
     assert result.status is RunStatus.ERROR
     assert result.attempts == 1
     assert any("the timeout leaves no time" in w for w in result.warnings)
+
+
+async def test_cancel_during_the_back_off_ends_at_once_and_keeps_the_failure(bed: Any) -> None:
+    """A cancel while waiting to retry: no further CLI is started, no waiting out the
+    back-off, and the error that was being retried is kept."""
+    reply = Reply([Text("never")], errors_before=[HttpError(529), HttpError(529)])
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        retried = asyncio.Event()
+
+        def on_event(event: AgentEvent) -> None:
+            if isinstance(event, RetryEvent):
+                retried.set()
+
+        options = {**b.options(), "retry_initial_delay": 30.0, "retry_max_delay": 30.0}
+        handle = start_run("retry me", on_event=on_event, retries=3, **options)
+        await asyncio.wait_for(retried.wait(), 30)
+        loop = asyncio.get_running_loop()
+        cancelled_at = loop.time()
+        handle.cancel()
+        result = await asyncio.wait_for(handle.wait(), 10)
+        waited = loop.time() - cancelled_at
+        requests = len(b.server.message_requests)
+    assert waited < 5, waited  # the back-off was 30 s
+    assert result.status is RunStatus.CANCELLED
+    assert result.partial
+    assert result.attempts == 1
+    assert requests == 1  # no second CLI was started
+    assert result.api_error_status == 529
+    assert "cancelled while waiting to retry" in (result.error or "")
+    assert "529" in (result.error or "")
+
+
+async def test_heartbeats_go_on_during_the_back_off(bed: Any) -> None:
+    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    events: list[AgentEvent] = []
+    async with bed(Script([Rule(answers=[reply])])) as b:
+        options = {**b.options(), "retry_initial_delay": 1.5, "heartbeat_s": 0.25}
+        result = await run("retry me", on_event=events.append, retries=1, **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.attempts == 2
+    start = next(i for i, e in enumerate(events) if isinstance(e, RetryEvent))
+    waiting = [
+        e
+        for e in events[start:]
+        if isinstance(e, HeartbeatEvent) and e.last_activity.startswith("waiting")
+    ]
+    assert len(waiting) >= 3, [e.last_activity for e in events if isinstance(e, HeartbeatEvent)]
+    assert "to retry (attempt 1 failed)" in waiting[0].last_activity
 
 
 async def test_no_retry_after_a_tool_ran(bed: Any) -> None:
@@ -253,6 +301,27 @@ async def test_json_answers_are_parsed(bed: Any, text: str) -> None:
         result = await run("json", json_mode=True, **b.options())
     assert result.status is RunStatus.OK, result.error
     assert result.json == {"a": 1, "b": [1, 2]}
+
+
+async def test_truncated_json_in_a_finished_answer_is_repaired(bed: Any) -> None:
+    """An answer that ends inside its JSON (the model's output limit) still gives the
+    complete keys, with a warning saying it was cut off; str and dict forms alike."""
+    from cc_executor._run._jsonmode import CUT_OFF_WARNING
+
+    cut = 'Here is the data: {"a": 1, "b": [1, 2, 3], "c": {"d": "some te'
+    async with bed(answer(cut)) as b:
+        result = await run("json", json_mode=True, **b.options())
+        data = await cc_execute("json", CCExecutorConfig(options=b.options()), json_mode=True)
+    assert result.status is RunStatus.OK, result.error
+    assert not result.partial
+    assert isinstance(result.json, dict)
+    assert result.json["a"] == 1
+    assert result.json["b"] == [1, 2, 3]
+    assert CUT_OFF_WARNING in result.warnings
+    assert result.json_error is None
+    assert data["a"] == 1
+    assert data["b"] == [1, 2, 3]
+    assert data["execution_uuid"]
 
 
 async def test_json_mode_without_json_is_an_error(bed: Any) -> None:

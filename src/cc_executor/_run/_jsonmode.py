@@ -185,6 +185,30 @@ def extract_json(
     return JsonExtraction(found.value, True, found.repaired, found.source, error, errors)
 
 
+#: Why :func:`extract_from_answer` returned a value repaired from a cut-off answer.
+CUT_OFF_WARNING = (
+    "json_mode: the JSON in the answer is cut off before its closing bracket (the model may "
+    "have hit its output limit); it was repaired: complete keys and elements are kept, what "
+    "was cut off is missing"
+)
+
+
+def extract_from_answer(
+    text: str, *, schema: Mapping[str, Any] | None = None, stopped: bool = False
+) -> tuple[JsonExtraction, str | None]:
+    """:func:`extract_json` for a run's answer. A value cut off by the end of the answer is
+    repaired whether or not the run was stopped: a finished answer can be cut off too (the
+    model's output limit). Returns the extraction and, when a finished answer's JSON had to
+    be repaired that way, :data:`CUT_OFF_WARNING`; otherwise None."""
+    extraction = extract_json(text, schema=schema, partial=stopped)
+    if stopped or extraction.found or not (extraction.error or "").startswith(_CUT_OFF):
+        return extraction, None
+    salvaged = extract_json(text, schema=schema, partial=True)
+    if not salvaged.found:
+        return extraction, None
+    return salvaged, CUT_OFF_WARNING
+
+
 def merge_json_result(base: dict[str, Any], extraction: JsonExtraction) -> dict[str, Any]:
     """Merge a found JSON value into a result dict; keys of ``base`` always win.
 
@@ -423,6 +447,9 @@ def _prose_candidates(scanner: _Scanner) -> list[_Candidate]:
     return heapq.nlargest(MAX_CANDIDATES, spans, key=lambda c: (c.end - c.start, c.start))
 
 
+_CUT_OFF = "the answer ends inside a JSON"
+
+
 def _not_found(text: str, failures: list[_Failure]) -> str:
     about = f"({len(text):,} chars; starts with: {_preview(text.lstrip())})"
     cut_off = next((f for f in failures if f.needs_partial), None)
@@ -430,7 +457,7 @@ def _not_found(text: str, failures: list[_Failure]) -> str:
         where = cut_off.candidate
         kind = "object" if text[where.start] == "{" else "array"
         return (
-            f"the answer ends inside a JSON {kind} that is cut off before its closing "
+            f"{_CUT_OFF} {kind} that is cut off before its closing "
             f"bracket (it starts at char {where.start:,}: "
             f"{_preview(text[where.start : where.start + _PREVIEW_CHARS + 1])}); "
             f"pass partial=True to salvage it {about}"

@@ -37,6 +37,11 @@ def check_run_options(o: RunOptions) -> None:
         raise ValueError(f"grace must be >= 0, got {o.grace}")
     if o.retries < 0:
         raise ValueError(f"retries must be >= 0, got {o.retries}")
+    if not o.retry_initial_delay >= 0 or not o.retry_max_delay >= o.retry_initial_delay:
+        raise ValueError(
+            "retry delays must satisfy 0 <= retry_initial_delay <= retry_max_delay, got "
+            f"{o.retry_initial_delay} and {o.retry_max_delay}"
+        )
     if not o.heartbeat_s >= 0:
         raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
     if not isinstance(o.env, dict):

@@ -52,17 +52,29 @@ async def retried(
     remaining: Callable[[], float | None],
     before_sleep: Callable[[T, float], Awaitable[None]],
     note: Callable[[str], None],
+    sleep: Callable[[float], Awaitable[None]],
+    stopped: Callable[[], bool],
 ) -> T:
     """The outcome of ``first`` (an attempt already made, whose failure is retryable) and of
     up to ``attempts - 1`` more made with ``again``, while ``should_retry`` says so, with
     exponential back-off from ``initial_delay`` to ``max_delay`` seconds, never past the
     time ``remaining()`` leaves. ``before_sleep(failed, delay)`` announces each retry;
-    ``note`` receives why retrying stopped early. The last attempt is the answer."""
+    ``note`` receives why retrying stopped early. ``sleep(delay)`` waits out a back-off
+    and must return early once ``stopped()``: then no further attempt is made, and the
+    last one made is the answer (``should_retry`` must then say no). The last attempt is
+    the answer."""
     wait = wait_exponential(multiplier=initial_delay, min=initial_delay, max=max_delay)
     replay = [first]
+    last = first
 
     async def attempt() -> T:
-        return replay.pop() if replay else await again()
+        nonlocal last
+        if replay:
+            return replay.pop()
+        if stopped():  # stopped during the back-off: no new attempt
+            return last
+        last = await again()
+        return last
 
     async def announce(state: RetryCallState) -> None:
         assert state.outcome is not None
@@ -74,6 +86,7 @@ async def retried(
         wait=wait,
         retry=retry_if_result(should_retry),
         before_sleep=announce,
+        sleep=sleep,
         # When attempts run out, the last attempt is the answer, not an exception.
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )

@@ -221,6 +221,7 @@ class _Run:
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
         self.stop_requested = False
+        self._stop_event = asyncio.Event()
         self.recorder = Recorder(enabled=options.record)
         self.record = RunRecord(
             id=self.run_id,
@@ -240,6 +241,7 @@ class _Run:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
         result, and no further attempt starts."""
         self.stop_requested = True
+        self._stop_event.set()  # ends a retry's back-off at once
         if self.process is not None and self.process.running:
             task = asyncio.ensure_future(self.process.cancel())
             self._stopping.add(task)
@@ -306,8 +308,11 @@ class _Run:
         from cc_executor._run._retry import retried  # only now: tenacity costs 5 ms
 
         numbers = iter(range(2, opts.retries + 2))
+        waiting_after = first
 
         async def announce(failed: _Attempt, delay: float) -> None:
+            nonlocal waiting_after
+            waiting_after = failed
             await self.emit(
                 RetryEvent(
                     t=time.monotonic(),
@@ -327,8 +332,50 @@ class _Run:
             remaining=self._remaining,
             before_sleep=announce,
             note=self.warnings.append,
+            sleep=lambda delay: self._back_off(delay, waiting_after),
+            stopped=lambda: self.stop_requested,
         )
-        return await self._recorded(self._result(final))
+        result = self._result(final)
+        if self.stop_requested and result.status not in STOPPED:
+            # Stopped between two attempts: cancelled, and the failure that was being
+            # retried stays in the error (and api_error_status).
+            result.status = RunStatus.CANCELLED
+            result.partial = True
+            result.result = _replay_text(final.process, self.cwd)
+            result.error = (
+                f"cancelled while waiting to retry (after attempt {final.number}, which "
+                f"failed: {result.error})"
+            )
+        return await self._recorded(result)
+
+    async def _back_off(self, delay: float, failed: _Attempt) -> None:
+        """Wait ``delay`` s before the next attempt; at once when a stop is requested.
+        Heartbeats go on meanwhile (a back-off can last a minute)."""
+        end = time.monotonic() + delay
+        interval = self.options.heartbeat_s
+        while not self.stop_requested:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._stop_event.wait(), min(left, interval) if interval > 0 else left
+                )
+            if interval > 0 and not self.stop_requested and time.monotonic() < end:
+                now = time.monotonic()
+                state = failed.state
+                await self.emit(
+                    HeartbeatEvent(
+                        t=now,
+                        elapsed_s=now - self.started,
+                        idle_s=now - state.last_t,
+                        turns=len(state.message_ids),
+                        tool_calls=state.tool_calls,
+                        output_tokens=state.output_tokens,
+                        last_activity=f"waiting {end - now:.0f} s to retry "
+                        f"(attempt {failed.number} failed)",
+                    )
+                )
 
     async def _recorded(self, result: RunResult) -> RunResult:
         """Record the end of the run in the history (best effort) and return ``result``."""
@@ -471,6 +518,16 @@ class _Run:
         else:
             text = _replay_text(process, self.cwd)
         denials = list(final.permission_denials) if final is not None else []
+        error = outcome.error
+        if (
+            error is not None
+            and process.timed_out == "total"
+            and opts.timeout is not None
+            and process.timeout_after is not None
+        ):
+            # The attempt was given what was left of the run's time (a retry, or a start
+            # that took a moment): the message names the run's limit, as timeout_after does.
+            error = error.replace(f"{process.timeout_after:g} s", f"{opts.timeout:g} s", 1)
         result = RunResult(
             run_id=self.run_id,
             status=status,
@@ -484,7 +541,7 @@ class _Run:
             num_turns=final.num_turns if final else len(state.message_ids) or None,
             duration_s=time.monotonic() - self.started,
             exit_code=process.exit_code,
-            error=outcome.error,
+            error=error,
             api_error_status=final.api_error_status if final else None,
             files=list(state.files),
             permission_denials=denials,
@@ -513,9 +570,13 @@ class _Run:
         if final is not None and final.structured_output is not None:
             result.json = final.structured_output
             return
-        from cc_executor._run._jsonmode import extract_json
+        from cc_executor._run._jsonmode import extract_from_answer
 
-        extraction = extract_json(result.result, schema=opts.json_schema, partial=result.partial)
+        extraction, warning = extract_from_answer(
+            result.result, schema=opts.json_schema, stopped=result.partial
+        )
+        if warning:
+            result.warnings.append(warning)
         result.json = extraction.value if extraction.found else None
         result.json_error = extraction.error
         if result.status is RunStatus.OK and extraction.error:

@@ -23,7 +23,7 @@ from typing import Any
 
 from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, TextEvent
 from cc_executor._engine import run_sync as _run_coroutine_sync
-from cc_executor._run._jsonmode import extract_json, merge_json_result
+from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
 
@@ -105,7 +105,7 @@ async def cc_execute(
             timeout_after=result.timeout_after,
             error=result.error,
         )
-    extraction = extract_json(result.result, partial=stopped)
+    extraction, _ = extract_from_answer(result.result, stopped=stopped)
     if not stopped and not extraction.found:
         failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
         failed.error = f"json_mode: {extraction.error}"
