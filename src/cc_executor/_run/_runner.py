@@ -361,20 +361,10 @@ class _Run:
                 await asyncio.wait_for(
                     self._stop_event.wait(), min(left, interval) if interval > 0 else left
                 )
-            if interval > 0 and not self.stop_requested and time.monotonic() < end:
-                now = time.monotonic()
-                state = failed.state
-                await self.emit(
-                    HeartbeatEvent(
-                        t=now,
-                        elapsed_s=now - self.started,
-                        idle_s=now - state.last_t,
-                        turns=len(state.message_ids),
-                        tool_calls=state.tool_calls,
-                        output_tokens=state.output_tokens,
-                        last_activity=f"waiting {end - now:.0f} s to retry "
-                        f"(attempt {failed.number} failed)",
-                    )
+            left = end - time.monotonic()
+            if interval > 0 and not self.stop_requested and left > 0:
+                await self._heartbeat(
+                    failed.state, f"waiting {left:.0f} s to retry (attempt {failed.number} failed)"
                 )
 
     async def _recorded(self, result: RunResult) -> RunResult:
@@ -494,18 +484,21 @@ class _Run:
         interval = self.options.heartbeat_s
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            await self.emit(
-                HeartbeatEvent(
-                    t=now,
-                    elapsed_s=now - self.started,
-                    idle_s=now - state.last_t,
-                    turns=len(state.message_ids),
-                    tool_calls=state.tool_calls,
-                    output_tokens=state.output_tokens,
-                    last_activity=state.last_activity,
-                )
+            await self._heartbeat(state, state.last_activity)
+
+    async def _heartbeat(self, state: _AttemptState, activity: str) -> None:
+        now = time.monotonic()
+        await self.emit(
+            HeartbeatEvent(
+                t=now,
+                elapsed_s=now - self.started,
+                idle_s=now - state.last_t,
+                turns=len(state.message_ids),
+                tool_calls=state.tool_calls,
+                output_tokens=state.output_tokens,
+                last_activity=activity,
             )
+        )
 
     def _result(self, attempt: _Attempt) -> RunResult:
         opts = self.options
