@@ -193,6 +193,62 @@ def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], 
     assert b"permission_mode must be one of" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["-"], b"  \n", b"the prompt is empty"),
+        (["x", "--add-dir", "/nonexistent-dir"], None, b"add_dirs: /nonexistent-dir is not a"),
+        (["x", "--mcp-config", "/nonexistent.json"], None, b"mcp_config: no such file"),
+        (["x", "--json-schema", '{"type": 12}'], None, b"invalid JSON schema"),
+        (["x", "--json-schema", "5"], None, b"a schema is a JSON object"),
+        (["x", "--json-schema", "/nonexistent.json"], None, b"no such file: /nonexistent.json"),
+        (["x", "--retry-max-delay", "-1"], None, b"retry delays must satisfy"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(
+    served: tuple[ModelServer, dict[str, str], Path],
+    args: list[str],
+    stdin: bytes | None,
+    message: bytes,
+) -> None:
+    """Each is a usage error (exit 2, one line, no traceback) before the CLI starts: the
+    model server sees no request."""
+    server, env, work = served
+    before = len(server.message_requests)
+    done = cc(env, *args, "--json", "--cwd", str(work), stdin=stdin)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert done.stdout == b""
+    assert len(server.message_requests) == before
+
+
+def test_prompt_from_a_closed_stdin(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    _, env, work = served
+    done = subprocess.run(
+        [CLI, "run", "-", "--cwd", str(work)],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.close(0),  # the child starts with fd 0 closed
+    )
+    assert done.returncode == 2
+    assert b"stdin is closed" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+def test_prompt_that_is_not_utf8_is_sent_with_a_warning(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    server, env, work = served
+    done = cc(env, "-", "--json", "--cwd", str(work), stdin=b"plain \xff\xfe bytes")
+    result = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert any("not valid UTF-8 (byte 6)" in w for w in result["warnings"])
+    assert server.message_requests[-1].prompt == "plain \ufffd\ufffd bytes"
+
+
 def test_live_view_on_a_terminal_neutralises_escapes(
     served: tuple[ModelServer, dict[str, str], Path],
 ) -> None:
@@ -209,6 +265,19 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     assert b"\x1b]0;pwned" not in screen  # no window-title change
     assert b"\x1b[2J" not in screen  # no screen clear from the model
     assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
+
+
+def test_live_view_spinner_turns(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """The spinner moves: one spinner for the run (a new one per refresh stayed on its
+    first frame for good)."""
+    _, env, work = served
+    returncode, screen = run_on_pty(
+        [CLI, "run", "slow one", "--cwd", str(work), "--timeout", "2.5"],
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    assert returncode == 124
+    frames = {f for f in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if f.encode() in screen}
+    assert len(frames) >= 3, frames
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -304,3 +373,23 @@ def test_closed_stdout_is_not_a_traceback(
     assert proc.wait(timeout=60) == 141
     assert b"Traceback" not in err
     assert b"BrokenPipe" not in err
+
+
+def test_unusable_home_falls_back_to_a_temporary_run_folder(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """A broken CC_EXECUTOR_HOME (a file where the folder should be) costs the history, not
+    the run: the output goes to a temporary folder, with warnings saying so."""
+    _, env, work = served
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder should be")
+    done = cc(
+        {**env, "CC_EXECUTOR_HOME": str(blocker / "home")}, "hi", "--json", "--cwd", str(work)
+    )
+    result = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert result["status"] == "ok"
+    assert result["result"] == "Plain answer."
+    assert any("unusable" in w and "output kept in" in w for w in result["warnings"])
+    assert any("history not recorded" in w for w in result["warnings"])
+    assert Path(result["event_log"]).is_file()

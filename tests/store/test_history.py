@@ -18,6 +18,7 @@ import pytest
 from cc_executor._store import (
     INTERRUPTED,
     SCHEMA_VERSION,
+    HistoryError,
     Query,
     RunRecord,
     SQLiteStore,
@@ -190,6 +191,23 @@ def test_corrupt_store_gives_a_clear_error_and_runs_still_complete(cc_home: Path
     assert listing.returncode != 0
     assert "history.sqlite3" in listing.stderr
     assert "move it aside" in listing.stderr
+
+
+def test_a_full_store_raises_history_error_and_stays_usable(tmp_path: Path) -> None:
+    """SQLite's "database or disk is full" (here: max_page_count, per connection) is a
+    HistoryError, which runs turn into a warning; it used to escape as a raw
+    OperationalError (a second ROLLBACK after SQLite had rolled back) and end the run."""
+    store = SQLiteStore(tmp_path / "history.sqlite3")
+    store.start(RunRecord(id="small", kind="exec", argv=["true"], started_at=time.time()))
+    db = store._db
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    big = RunRecord(id="big", kind="exec", argv=["x" * 500_000], started_at=time.time())
+    with pytest.raises(HistoryError, match="full"):
+        store.start(big)
+    assert not db.in_transaction
+    db.execute("PRAGMA max_page_count = 1073741823")
+    store.start(big)
+    assert [r.id for r in store.query(Query())] == ["big", "small"]
 
 
 def test_unwritable_store_runs_still_complete(

@@ -94,3 +94,54 @@ def test_serve_refuses_a_public_host() -> None:
     _, err = process.communicate(timeout=10)
     assert process.returncode == 2
     assert "loopback addresses only" in err
+
+
+def test_serve_on_a_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        port = taken.getsockname()[1]
+        process = serve("--script", str(example_path()), "--port", str(port))
+        _, err = process.communicate(timeout=60)
+    finally:
+        taken.close()
+    assert process.returncode == 2, err
+    assert "cannot listen" in err
+    assert f"127.0.0.1:{port}: Address already in use" in err
+    assert "Traceback" not in err
+
+
+def test_run_finds_the_cli_with_the_printed_throwaway_home(tmp_path: Path) -> None:
+    """The env ``testing serve`` prints exports a throwaway HOME; the CLI installed in the
+    account's own cache must still be found (it was not: spawn_failed)."""
+    import os
+    import pwd
+
+    from tests.run.conftest import claude_path
+
+    installed = claude_path()
+    account_home = pwd.getpwuid(os.getuid()).pw_dir
+    if (
+        installed is None
+        or os.environ.get("CC_EXECUTOR_CACHE")
+        or not installed.startswith(account_home + os.sep)
+    ):
+        pytest.skip("the Claude Code CLI is not in the account's own cache")
+    code = (
+        "from cc_executor._agents._claude._locate import locate_claude; "
+        "import os; print(locate_claude(None, dict(os.environ)))"
+    )
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(account_home)

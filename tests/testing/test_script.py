@@ -287,3 +287,13 @@ def test_python_objects_are_validated() -> None:
         Script([Rule([Reply(["x"])])], when_exhausted="never")  # type: ignore[arg-type]
     with pytest.raises(ScriptError, match=r"^Usage\.output_tokens: expected an integer >= 0"):
         Usage(output_tokens=-1)
+
+
+def test_error_type_defaults_follow_the_status_class() -> None:
+    from cc_executor.testing import HttpError
+
+    assert HttpError(400).resolved_type == "invalid_request_error"
+    assert HttpError(418).resolved_type == "invalid_request_error"  # unlisted 4xx
+    assert HttpError(502).resolved_type == "api_error"  # unlisted 5xx
+    assert HttpError(529).resolved_type == "overloaded_error"
+    assert HttpError(418, error_type="custom").resolved_type == "custom"

@@ -280,13 +280,20 @@ def load_schema(text: str | None) -> Any:
     import json
     import os
 
-    try:
-        if os.path.isfile(text):
+    if os.path.exists(text):
+        try:
             with open(text, encoding="utf-8") as f:
                 return json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--json-schema: cannot read {text} as JSON: {exc}") from None
+    try:
         return json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"--json-schema is neither a JSON file nor JSON: {exc}") from None
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "[") or text.strip() in ("true", "false"):
+            raise ValueError(f"--json-schema is not valid JSON: {exc}") from None
+        raise ValueError(
+            f"--json-schema: no such file: {text} (and not JSON text either)"
+        ) from None
 
 
 def run_options(values: dict[str, Any]) -> dict[str, Any]:

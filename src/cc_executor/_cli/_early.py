@@ -66,6 +66,8 @@ def read_prompt(prompt: str) -> bytes:
     """The prompt's bytes: stdin's for ``-``, else the argument's exactly as given (argv
     undecodable as UTF-8 comes back byte for byte)."""
     if prompt == "-":
+        if sys.stdin is None:
+            raise ValueError("the prompt is '-' but stdin is closed")
         return sys.stdin.buffer.read()
     return prompt.encode("utf-8", "surrogateescape")
 
@@ -101,6 +103,8 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
         save_prompt,
     )
 
+    if not prompt.strip():
+        return None  # refused by the run itself, with the reason
     values = dict(options)
     if values.get("timeout") == "auto":
         values["timeout"] = None  # resolved from the history once it is imported
@@ -192,7 +196,10 @@ def start_early(argv: list[str]) -> EarlyStart | None:
     values = quick_parse(argv)
     if values is None:
         return None
-    prompt = read_prompt(values["prompt"])
+    try:
+        prompt = read_prompt(values["prompt"])
+    except ValueError:
+        return None  # reported by the ordinary path
     try:
         options: dict[str, Any] | None = run_options(values)
     except ValueError:

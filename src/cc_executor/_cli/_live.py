@@ -64,9 +64,15 @@ class LiveView:
         self._answer: list[str] = []
         self._activity = "starting"
         self._live: Any = None
+        self._spinner: Any = None
         if self._tty:
             from rich.console import Console
             from rich.live import Live
+            from rich.spinner import Spinner
+
+            # One spinner for the whole run: its frame comes from the time since its first
+            # render, so a new one per refresh would never move.
+            self._spinner = Spinner("dots")
 
             console = Console(file=self._out, highlight=False)
             self._live = Live(
@@ -87,14 +93,11 @@ class LiveView:
 
     def _render(self) -> Any:
         from rich.console import Group
-        from rich.spinner import Spinner
         from rich.text import Text
 
         tail = "".join(self._answer).splitlines()[-_ANSWER_LINES:]
-        return Group(
-            Spinner("dots", text=Text(self._status(), style="bold")),
-            Text(inert("\n".join(tail)), style="dim"),
-        )
+        self._spinner.update(text=Text(self._status(), style="bold"))
+        return Group(self._spinner, Text(inert("\n".join(tail)), style="dim"))
 
     def _line(self, text: str) -> None:
         if not self._tty:

@@ -52,8 +52,8 @@ def exit_code_for(result: RunResult) -> int:
 def main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor run``."""
     early = getattr(args, "early", None)
-    prompt = early.prompt if early is not None else read_prompt(args.prompt)
     try:
+        prompt = early.prompt if early is not None else read_prompt(args.prompt)
         options = (
             early.options
             if early is not None and early.options is not None

@@ -488,15 +488,29 @@ def _shorten(message: str) -> str:
     return message[: _SCHEMA_MESSAGE_CHARS - 3] + "..."
 
 
-def _compile_schema(schema: Mapping[str, Any]) -> Any:
+def check_schema(schema: Any) -> None:
+    """``ValueError`` with the reason if ``schema`` is not a valid JSON Schema: checked
+    before a run starts, not after it answered."""
+    _compile_schema(schema)
+
+
+def _compile_schema(schema: Any) -> Any:
     """A jsonschema validator for ``schema``; ValueError if the schema is invalid."""
     # jsonschema ships no type information; it is only ever used through this module.
     from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
     from jsonschema.validators import validator_for  # type: ignore[import-untyped]
 
-    # The meta-schema checks "type": "object" with isinstance(dict), so a read-only
-    # Mapping would be reported as an invalid schema.
-    as_dict = dict(schema)
+    if isinstance(schema, bool):
+        as_dict: Any = schema  # true and false are schemas too (accept all, accept none)
+    elif isinstance(schema, Mapping):
+        # The meta-schema checks "type": "object" with isinstance(dict), so a read-only
+        # Mapping would be reported as an invalid schema.
+        as_dict = dict(schema)
+    else:
+        raise ValueError(
+            "invalid JSON schema: a schema is a JSON object (or true/false), "
+            f"got {type(schema).__name__}: {reprlib.repr(schema)}"
+        )
     cls = validator_for(as_dict)
     try:
         cls.check_schema(as_dict)

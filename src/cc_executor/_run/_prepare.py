@@ -42,6 +42,12 @@ def check_run_options(o: RunOptions) -> None:
             "retry delays must satisfy 0 <= retry_initial_delay <= retry_max_delay, got "
             f"{o.retry_initial_delay} and {o.retry_max_delay}"
         )
+    _check_paths(o)
+    if o.json_schema is not None:
+        # Only with a schema: jsonschema is a heavy import for the console's early start.
+        from cc_executor._run._jsonmode import check_schema
+
+        check_schema(o.json_schema)
     if not o.heartbeat_s >= 0:
         raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
     if not isinstance(o.env, dict):
@@ -51,6 +57,26 @@ def check_run_options(o: RunOptions) -> None:
             raise TypeError("env must map strings to strings")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in o.env.items()):
         raise TypeError("env must map strings to strings")
+
+
+def _check_paths(o: RunOptions) -> None:
+    """``add_dirs`` and an ``mcp_config`` file must exist (relative to ``cwd``): Claude Code
+    would ignore a missing folder silently and crash on a missing config."""
+    base = os.fspath(o.cwd) if o.cwd else os.getcwd()
+    if not os.path.isdir(base):
+        return  # the run reports the missing cwd itself (spawn_failed)
+    for folder in o.add_dirs:
+        if not os.path.isdir(os.path.join(base, os.fspath(folder))):
+            raise ValueError(f"add_dirs: {os.fspath(folder)} is not a directory")
+    config = o.mcp_config
+    if isinstance(config, str) and not config.lstrip().startswith("{"):
+
+        def is_file(path: str) -> bool:
+            return os.path.isfile(os.path.join(base, path))
+
+        # A file, or files and JSON texts separated by spaces, as Claude Code reads it.
+        if not is_file(config) and not all(is_file(p) or p[0] == "{" for p in config.split()):
+            raise ValueError(f"mcp_config: no such file: {config} (give a file or JSON text)")
 
 
 def command_fields(o: RunOptions) -> dict[str, Any]:

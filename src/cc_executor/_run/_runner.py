@@ -203,6 +203,8 @@ class _Run:
         launched: Launched | None = None,
     ):
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+        if not self.prompt.strip():
+            raise ValueError("the prompt is empty: Claude Code needs something to do")
         self.options = options
         self.on_event = on_event
         #: The first attempt's CLI when the console already started it (see start_run).
@@ -218,6 +220,13 @@ class _Run:
             self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
             self.started = time.monotonic()
         self.warnings: list[str] = []
+        try:
+            self.prompt.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.warnings.append(
+                f"the prompt is not valid UTF-8 (byte {exc.start}): Claude Code reads it with "
+                "the invalid bytes replaced by U+FFFD"
+            )
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
         self.stop_requested = False
@@ -255,6 +264,29 @@ class _Run:
             if inspect.isawaitable(outcome):
                 await outcome
 
+    def _ensure_run_dir(self) -> None:
+        """Create the run folder; when the default one cannot be (an unwritable or broken
+        ``CC_EXECUTOR_HOME``), use a temporary folder with a warning: keeping records is
+        never the reason a run fails. A ``run_dir`` given explicitly is not replaced."""
+        if self.launched is not None:
+            return  # the launch made it
+        try:
+            self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            if self.options.run_dir is not None:
+                return  # the attempt reports it (spawn_failed)
+            import tempfile  # only here: 3 ms of imports
+
+            try:
+                fallback = Path(tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-"))
+            except OSError:
+                return  # the attempt reports the original problem
+            self.warnings.append(
+                f"run directory {self.run_dir} unusable ({exc.strerror}); output kept in {fallback}"
+            )
+            self.run_dir = fallback
+            self.record.run_dir = str(fallback)
+
     def _save_prompt(self) -> None:
         if self.launched is not None:
             return  # saved before the launch: it is the CLI's stdin
@@ -290,6 +322,7 @@ class _Run:
                     warnings=self.warnings,
                 )
             )
+        self._ensure_run_dir()
         self._save_prompt()
         argv = build_command(executable, opts.command())
         self.record.argv = redact_argv(argv)

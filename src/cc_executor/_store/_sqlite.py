@@ -10,6 +10,7 @@ current number), each in its own transaction, so an upgrade never loses history.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -149,15 +150,20 @@ class SQLiteStore:
                     time.sleep(0.01)
             try:
                 yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:  # a full disk, an I/O error, in the body or the commit
+                self._rollback()
+                raise HistoryError(f"cannot write the history at {self.path}: {exc}") from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            else:
-                try:
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._db.execute("ROLLBACK")
-                    raise HistoryError(f"cannot write the history at {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        # A failed COMMIT (disk full) may already have rolled back: a second ROLLBACK would
+        # raise "no transaction is active" over the real error.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -62,20 +62,25 @@ def _serve(args: argparse.Namespace) -> int:
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        server.__enter__()
+    except OSError as exc:  # the port is taken, the address is not ours, ...
+        print(f"cc-executor testing serve: cannot listen: {exc}", file=sys.stderr)
+        return 2
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     home = tempfile.mkdtemp(prefix="cc-executor-claude-home-")
     try:
-        with server:
-            print(f"Scripted model server listening on {server.url}", flush=True)
-            print("Point Claude Code at it with (HOME is a throwaway directory):")
-            for name, value in server.claude_env(home=home).items():
-                print(f"export {name}={shlex.quote(value)}")
-            print(f"Recorded requests: {server.url}/_testing/requests")
-            print("Press Ctrl-C to stop.", flush=True)
-            # Event.wait with a timeout keeps the main thread responsive to signals.
-            while not stop.wait(0.5):
-                pass
+        print(f"Scripted model server listening on {server.url}", flush=True)
+        print("Point Claude Code at it with (HOME is a throwaway directory):")
+        for name, value in server.claude_env(home=home).items():
+            print(f"export {name}={shlex.quote(value)}")
+        print(f"Recorded requests: {server.url}/_testing/requests")
+        print("Press Ctrl-C to stop.", flush=True)
+        # Event.wait with a timeout keeps the main thread responsive to signals.
+        while not stop.wait(0.5):
+            pass
     finally:
+        server.__exit__(None, None, None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(home, ignore_errors=True)

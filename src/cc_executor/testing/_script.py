@@ -151,7 +151,8 @@ class HttpError:
 
     The body is ``{"type": "error", "error": {"type": error_type, "message": message}}``.
     ``error_type`` defaults by status (400 ``invalid_request_error``, 429 ``rate_limit_error``,
-    500 ``api_error``, 529 ``overloaded_error``, ...; ``api_error`` for unlisted statuses) and
+    500 ``api_error``, 529 ``overloaded_error``, ...; for unlisted statuses
+    ``invalid_request_error`` below 500 and ``api_error`` from 500, as Anthropic's API does) and
     ``message`` to a sentence naming the status. ``retry_after`` (seconds) becomes a
     ``retry-after`` header; when it is None, a 429 still gets ``retry-after: 1`` and other statuses
     get none. ``headers`` are added as given. ``latency`` delays the answer (seconds).
@@ -186,7 +187,8 @@ class HttpError:
     @property
     def resolved_type(self) -> str:
         """The ``error.type`` sent: ``error_type`` or the default for the status."""
-        return self.error_type or _ERROR_TYPES.get(self.status, "api_error")
+        fallback = "invalid_request_error" if self.status < 500 else "api_error"
+        return self.error_type or _ERROR_TYPES.get(self.status, fallback)
 
     @property
     def resolved_message(self) -> str:

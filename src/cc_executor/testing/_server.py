@@ -406,9 +406,11 @@ class ModelServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self._host, self._requested_port))
             sock.listen(128)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise OSError(
+                exc.errno, f"{self._host}:{self._requested_port}: {exc.strerror or exc}"
+            ) from None
         self._port = sock.getsockname()[1]
         return sock
 

@@ -64,7 +64,9 @@ def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = N
     if on_path:
         return on_path
     tried.append("PATH")
-    homes = dict.fromkeys(h for h in (os.path.expanduser("~"), env.get("HOME")) if h)
+    homes = dict.fromkeys(
+        h for h in (os.path.expanduser("~"), env.get("HOME"), _account_home()) if h
+    )
     for place in (p for home in homes for p in _candidates(home)):
         if os.path.isfile(place) and os.access(place, os.X_OK):
             return place
@@ -73,3 +75,14 @@ def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = N
         f"Claude Code CLI (`claude`) not found (looked on PATH and in {', '.join(tried[1:4])}, "
         f"...); {INSTALL_HINT}"
     )
+
+
+def _account_home() -> str | None:
+    """The user's home from the account database: still the right place when ``HOME``
+    points elsewhere (``cc-executor testing serve`` prints a throwaway ``HOME`` to export)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError):
+        return None
