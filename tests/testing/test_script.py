@@ -175,7 +175,11 @@ def test_defaults() -> None:
         ),
         (
             {"rules": [{"answers": [{"text": "a", "delay": -1}]}]},
-            "rules[0].answers[0].delay: expected a number of seconds >= 0, got -1",
+            "rules[0].answers[0].delay: expected a finite number of seconds >= 0, got -1",
+        ),
+        (
+            {"rules": [{"answers": [{"text": "a", "delay": float("inf")}]}]},
+            "rules[0].answers[0].delay: expected a finite number of seconds >= 0, got inf",
         ),
         (
             {"rules": [{"answers": [{"text": "a", "drop_after": "3"}]}]},

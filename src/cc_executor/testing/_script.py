@@ -374,8 +374,9 @@ class Script:
 
 
 def _check_seconds(where: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise _fail(where, f"expected a number of seconds >= 0, got {value!r}")
+    # "not 0 <= value < inf": NaN and infinity (YAML's .inf) are refused too.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
+        raise _fail(where, f"expected a finite number of seconds >= 0, got {value!r}")
 
 
 # --- parsing plain data (from JSON or YAML) -------------------------------------------------------
@@ -436,8 +437,8 @@ def _integer(value: object, where: str, minimum: int) -> int:
 
 
 def _seconds(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise _fail(where, f"expected a number of seconds >= 0, got {value!r}")
+    _check_seconds(where, value)
+    assert isinstance(value, (int, float))
     return float(value)
 
 
