@@ -143,5 +143,5 @@ def test_run_options_are_the_same_from_both_readings(tmp_path: Any) -> None:
     assert run_options(quick) == run_options(from_argparse)
     assert run_options(quick)["json_schema"] == {"type": "object"}
     assert "json" not in run_options(quick)
-    with pytest.raises(ValueError, match="neither a JSON file nor JSON"):
+    with pytest.raises(ValueError, match="--json-schema is not valid JSON"):
         run_options({**quick, "json_schema": "{not json"})

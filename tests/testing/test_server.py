@@ -159,7 +159,8 @@ def test_ids_are_deterministic_per_prompt_and_turn() -> None:
         (429, "rate_limit_error", "1"),
         (500, "api_error", None),
         (529, "overloaded_error", None),
-        (418, "api_error", None),
+        (418, "invalid_request_error", None),  # an unlisted 4xx
+        (502, "api_error", None),  # an unlisted 5xx
     ],
 )
 def test_http_errors_have_anthropic_bodies_and_headers(
