@@ -38,3 +38,33 @@ def runs_dir() -> Path:
     from pathlib import Path
 
     return Path(runs_path())
+
+
+def make_run_dir(target: str, run_id: str, *, explicit: bool) -> tuple[str, str | None]:
+    """Create the run folder ``target`` (0700) and return it with None. When it cannot be
+    created and it is the default one (``explicit`` False: an unwritable or broken
+    ``CC_EXECUTOR_HOME``), a temporary folder is made instead and returned with a warning
+    saying so: keeping records is never the reason a run fails. ``OSError`` with the reason
+    when an explicit folder, or the temporary one too, cannot be made."""
+    try:
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        return target, None
+    except OSError as exc:
+        if explicit:
+            raise OSError(
+                exc.errno, f"cannot create run directory {target}: {exc.strerror}"
+            ) from None
+        import tempfile  # only here: 3 ms of imports (shutil, random, bz2, lzma)
+
+        try:
+            fallback = tempfile.mkdtemp(prefix=f"cc-executor-{run_id}-")
+        except OSError as exc2:
+            raise OSError(
+                exc2.errno,
+                f"cannot create a run directory ({target}: {exc.strerror}; "
+                f"temporary folder: {exc2.strerror})",
+            ) from None
+        return (
+            fallback,
+            f"run directory {target} unusable ({exc.strerror}); output kept in {fallback}",
+        )

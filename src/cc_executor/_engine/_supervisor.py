@@ -60,7 +60,7 @@ from cc_executor._engine._types import (
 )
 from cc_executor._engine._watchdog import watchdog
 from cc_executor._ids import new_run_id
-from cc_executor._paths import runs_dir
+from cc_executor._paths import make_run_dir, runs_dir
 
 DEFAULT_GRACE = 5.0
 DEFAULT_MEMORY_BUDGET = 8 * 1024 * 1024
@@ -511,30 +511,14 @@ class SupervisedProcess:
         return os.dup(fd)
 
     def _make_run_dir(self) -> None:
-        target = (
-            Path(self._run_dir_option)
-            if self._run_dir_option is not None
-            else runs_dir() / self.run_id
-        )
+        option = self._run_dir_option
+        target = os.fspath(option) if option is not None else str(runs_dir() / self.run_id)
         try:
-            target.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._run_dir = str(target)
+            self._run_dir, warning = make_run_dir(target, self.run_id, explicit=option is not None)
         except OSError as exc:
-            if self._run_dir_option is not None:
-                raise SpawnError(f"cannot create run directory {target}: {exc.strerror}") from None
-            # History is never the reason a run fails: fall back to a temporary folder.
-            import tempfile  # only here: 3 ms of imports (shutil, random, bz2, lzma)
-
-            try:
-                self._run_dir = tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-")
-            except OSError as exc2:
-                raise SpawnError(
-                    f"cannot create a run directory ({target}: {exc.strerror}; "
-                    f"temporary folder: {exc2.strerror})"
-                ) from None
-            self._warnings.append(
-                f"run directory {target} unusable ({exc.strerror}); output kept in {self._run_dir}"
-            )
+            raise SpawnError(exc.strerror or str(exc)) from None
+        if warning:
+            self._warnings.append(warning)
 
     def _watch_exit(self) -> None:
         assert self._popen is not None

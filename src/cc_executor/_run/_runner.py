@@ -48,7 +48,7 @@ from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._engine._launch import Launched
 from cc_executor._ids import new_run_id
-from cc_executor._paths import runs_dir
+from cc_executor._paths import make_run_dir, runs_dir
 from cc_executor._run._options import RunOptions
 from cc_executor._run._prepare import save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
@@ -265,27 +265,21 @@ class _Run:
                 await outcome
 
     def _ensure_run_dir(self) -> None:
-        """Create the run folder; when the default one cannot be (an unwritable or broken
-        ``CC_EXECUTOR_HOME``), use a temporary folder with a warning: keeping records is
-        never the reason a run fails. A ``run_dir`` given explicitly is not replaced."""
+        """Create the run folder; the default one falls back to a temporary folder, with a
+        warning (see :func:`~cc_executor._paths.make_run_dir`). A failure is left to the
+        attempt, which reports it (spawn_failed)."""
         if self.launched is not None:
             return  # the launch made it
         try:
-            self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            if self.options.run_dir is not None:
-                return  # the attempt reports it (spawn_failed)
-            import tempfile  # only here: 3 ms of imports
-
-            try:
-                fallback = Path(tempfile.mkdtemp(prefix=f"cc-executor-{self.run_id}-"))
-            except OSError:
-                return  # the attempt reports the original problem
-            self.warnings.append(
-                f"run directory {self.run_dir} unusable ({exc.strerror}); output kept in {fallback}"
+            made, warning = make_run_dir(
+                str(self.run_dir), self.run_id, explicit=self.options.run_dir is not None
             )
-            self.run_dir = fallback
-            self.record.run_dir = str(fallback)
+        except OSError:
+            return
+        if warning:
+            self.warnings.append(warning)
+            self.run_dir = Path(made)
+            self.record.run_dir = made
 
     def _save_prompt(self) -> None:
         if self.launched is not None:
