@@ -67,6 +67,7 @@ from _claude_workers import (  # noqa: E402
 REPO = HERE.parent
 PYTHON = sys.executable
 WORKERS = str(HERE / "_claude_workers.py")
+FLOOR_SCRIPT = str(HERE / "_spawn_floor.py")
 CONSOLE_SCRIPT = str(Path(sys.executable).parent / "cc-executor")
 MB = 1_000_000
 SDK_TIMEOUT_S = 120.0
@@ -205,7 +206,7 @@ class Bench:
     def check_output(self, variant: str, chars: int) -> None:
         """Checks (untimed) that the run produced the whole answer."""
         data = self.out.read_bytes()
-        if variant == "bare file":
+        if variant in ("bare file", "python floor"):
             last = json.loads(data.rstrip(b"\n").rsplit(b"\n", 1)[-1])
             got = len(last["result"])
         elif variant == "bare text":
@@ -227,6 +228,20 @@ class Bench:
             "bare text": ([self.claude, "-p"], prompt.encode()),
             "ours": ([*ours, "--cwd", str(self.cwd)], None),
         }
+        prompt_file = self.root / "prompt.txt"
+        prompt_file.write_bytes(prompt.encode())
+        # The floor under any console script in Python: start, spawn the CLI, wait, print.
+        variants["python floor"] = (
+            [
+                PYTHON,
+                FLOOR_SCRIPT,
+                str(prompt_file),
+                str(self.root / "floor.out"),
+                self.claude,
+                *STREAM_FLAGS,
+            ],
+            None,
+        )
         if size == "trivial":
             # What any console script in Python pays before it does anything.
             variants["python imports"] = (
@@ -324,13 +339,16 @@ class Bench:
 # --- report ----------------------------------------------------------------------------------
 
 
-def paired_overhead(samples: dict[str, list[float]]) -> tuple[float, float, float]:
-    """Median, first and third quartile of ``ours - bare file`` within each repetition.
+def paired_overhead(
+    samples: dict[str, list[float]], over: str = "ours", base: str = "bare file"
+) -> tuple[float, float, float]:
+    """Median, first and third quartile of ``over - base`` (by default ``ours - bare
+    file``) within each repetition.
 
     Every repetition runs each variant once, one right after the other, so a pair shares
     the machine's state of the moment; the medians of the variants taken apart carry the
     bare CLI's own drift (20 to 50 ms between runs here) into the overhead."""
-    diffs = [o - b for o, b in zip(samples["ours"], samples["bare file"], strict=True)]
+    diffs = [o - b for o, b in zip(samples[over], samples[base], strict=True)]
     if len(diffs) < 2:
         return diffs[0], diffs[0], diffs[0]
     q1, q2, q3 = statistics.quantiles(diffs, n=4, method="inclusive")
@@ -338,13 +356,18 @@ def paired_overhead(samples: dict[str, list[float]]) -> tuple[float, float, floa
 
 
 def median_interval(
-    samples: dict[str, list[float]], *, resamples: int = 2000, level: float = 0.95
+    samples: dict[str, list[float]],
+    over: str = "ours",
+    base: str = "bare file",
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
 ) -> tuple[float, float]:
-    """Bootstrap confidence interval of the median of ``ours - bare file`` (percentile
+    """Bootstrap confidence interval of the median of ``over - base`` (percentile
     method, seeded, so a report printed again from its JSON shows the same interval).
     With 15 repetitions it is often 20 ms wide for the small answers: a median a few ms
     from its target does not say on which side the overhead really is."""
-    diffs = [o - b for o, b in zip(samples["ours"], samples["bare file"], strict=True)]
+    diffs = [o - b for o, b in zip(samples[over], samples[base], strict=True)]
     rng = random.Random(0)
     medians = sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(resamples))
     tail = (1 - level) / 2
@@ -387,6 +410,17 @@ def report(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
                 f"   {size:<8} {row['reps']:>4} {ms(m['bare file']):>10} {ms(m['bare pipe']):>10} "
                 f"{ms(m['bare text']):>8} {ms(m['ours']):>12} {verdict_row(size, row)}"
             )
+        floors = {s: r for s, r in results["console"].items() if "python floor" in r["samples"]}
+        if floors:
+            out("   the floor under any Python console script (`_spawn_floor.py`: start, spawn the")
+            out("   CLI, wait, print its last line), and ours above it, paired the same way:")
+            for size, row in floors.items():
+                parts = []
+                for over, base in (("python floor", "bare file"), ("ours", "python floor")):
+                    delta, _, _ = paired_overhead(row["samples"], over, base)
+                    low, high = median_interval(row["samples"], over, base)
+                    parts.append(f"{delta * 1000:+.0f} ms ({low * 1000:.0f}..{high * 1000:.0f})")
+                out(f"   {size:<8} floor - bare→file {parts[0]:<22} cc-executor - floor {parts[1]}")
         fixed = results["console"].get("trivial", {}).get("median", {}).get("python imports")
         if fixed is not None:
             out(

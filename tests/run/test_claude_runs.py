@@ -28,7 +28,12 @@ from cc_executor._agents._types import (
 )
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import run, start_run, stream
-from cc_executor.client.cc_execute import CCExecuteError, CCExecutorConfig, cc_execute
+from cc_executor.client.cc_execute import (
+    CCExecuteError,
+    CCExecutorConfig,
+    cc_execute,
+    cc_execute_list,
+)
 from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse
 
 
@@ -506,3 +511,96 @@ async def test_claude_runs_are_recorded_and_verifiable(bed: Any, cc_home: Path) 
     assert verify(record, record.id).ok
     Path(record.run_dir or "", "prompt.txt").write_text("a different prompt")
     assert not verify(record, record.id).unaltered
+
+
+async def test_compat_original_parameters(bed: Any, tmp_path: Path, capsys: Any) -> None:
+    """The original cc_execute's other parameters: each has an effect or a warning, none is
+    a TypeError (they used to be taken for run options)."""
+    messages: list[str] = []
+
+    async def progress(message: str) -> None:
+        messages.append(message)
+
+    responses, transcripts = tmp_path / "responses", tmp_path / "transcripts"
+    config_kwargs: dict[str, Any] = {
+        "stream_output": True,
+        "response_dir": responses,
+        "transcript_dir": transcripts,
+    }
+    async with bed(answer('Done: {"a": 1}')) as b:
+        config = CCExecutorConfig(timeout=45, options=b.options(), **config_kwargs)
+        with pytest.warns(DeprecationWarning, match="return_json is deprecated"):
+            data = await cc_execute(
+                "go", config, stream=False, return_json=True, progress_callback=progress
+            )
+        with pytest.warns(UserWarning, match="not supported") as caught:
+            text = await cc_execute("go", config, generate_report=True, amend_prompt=True)
+    assert data["a"] == 1
+    assert text == 'Done: {"a": 1}'
+    # stream=False kept the first call quiet; the second one streamed the answer.
+    assert capsys.readouterr().out == 'Done: {"a": 1}\n'
+    assert messages[0] == "Starting Claude execution with a timeout of 45 s..."
+    assert messages[-1] == "Claude execution completed"
+    warned = [str(w.message) for w in caught]
+    assert any("amend_prompt is not supported" in w for w in warned)
+    assert any("generate_report is not supported" in w and "history show" in w for w in warned)
+    saved = sorted(responses.glob("cc_execute_*.json"))
+    assert len(saved) == 2
+    first = next(json.loads(p.read_text()) for p in saved if data["execution_uuid"] in p.name)
+    assert list(first)[-1] == "execution_uuid"
+    assert first["execution_uuid"] == data["execution_uuid"]
+    assert first["task"] == "go"
+    assert first["output"] == 'Done: {"a": 1}'
+    assert first["return_code"] == 0
+    assert len(list(transcripts.glob("claude_*.md"))) == 2
+
+
+async def test_compat_predicted_timeout_and_validation(bed: Any) -> None:
+    messages: list[str] = []
+    script = Script(
+        [
+            Rule(match="^Check this", answers=[Reply([Text('{"is_valid": true, "issues": []}')])]),
+            Rule(answers=[Reply([Text('```json\n{"code": "x = 1"}\n```')])]),
+        ]
+    )
+    async with bed(script) as b:
+        template = 'Check this: {response}. Answer {{"is_valid": bool}}'
+        data = await cc_execute(
+            "write code",
+            CCExecutorConfig(options=b.options()),
+            agent_predict_timeout=True,
+            json_mode=True,
+            validation_prompt=template,
+            progress_callback=messages.append,
+        )
+        prompts = [r.prompt for r in b.server.message_requests]
+        with pytest.raises(ValueError, match=r"validation_prompt must be a str\.format template"):
+            await cc_execute(
+                "x",
+                CCExecutorConfig(options=b.options()),
+                json_mode=True,
+                validation_prompt="Check {answer}",
+            )
+        with pytest.raises(ValueError, match="needs json_mode"):
+            await cc_execute(
+                "x", CCExecutorConfig(options=b.options()), validation_prompt="{response}"
+            )
+        assert len(b.server.message_requests) == len(prompts)  # refused before any run
+    assert data["code"] == "x = 1"
+    assert data["validation"]["issues"] == []
+    assert data["is_valid"] is True
+    # The answer went into the validation prompt as data, braces and all.
+    assert any(
+        p.startswith('Check this: ```json\n{"code": "x = 1"}\n```. Answer {"is_valid"')
+        for p in prompts
+    )
+    # An empty history: the prediction is the default, and the message says why.
+    assert messages[0].startswith("Starting Claude execution with a timeout of 600 s (predicted:")
+    assert "fewer than 5" in messages[0]
+
+
+async def test_compat_list_concurrent(bed: Any) -> None:
+    async with bed(answer("same")) as b:
+        config = CCExecutorConfig(options=b.options())
+        answers = await cc_execute_list(["one", "two", "three"], config, sequential=False)
+    assert answers == ["same", "same", "same"]

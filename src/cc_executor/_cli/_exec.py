@@ -71,17 +71,9 @@ def resolve_auto_timeout(
     """The timeout to use and, for ``auto``, the sentence saying which estimate was used."""
     if value != "auto":
         return (float(value) if value is not None else None), None
-    from cc_executor._store import HistoryError, auto_timeout, open_store
+    from cc_executor._store import predicted_timeout
 
-    try:
-        store = open_store()
-    except HistoryError as exc:
-        seconds, note = auto_timeout([])
-        return seconds, f"{note} (history unavailable: {exc})"
-    try:
-        return auto_timeout(store.durations(kind=kind, agent=agent, key=key))
-    finally:
-        store.close()
+    return predicted_timeout(kind=kind, agent=agent, key=key)
 
 
 def exit_code_for(result: ProcessResult) -> int:

@@ -263,6 +263,23 @@ def auto_timeout(durations: list[float]) -> tuple[float, str]:
     )
 
 
+def predicted_timeout(
+    *, kind: str, agent: str | None, key: str | None, path: str | os.PathLike[str] | None = None
+) -> tuple[float, str]:
+    """:func:`auto_timeout` over the durations of the history's similar past runs (same
+    kind, agent and key: the model for Claude runs). A history that cannot be opened gives
+    the default, and the sentence says why."""
+    try:
+        store = open_store(path)
+    except HistoryError as exc:
+        seconds, note = auto_timeout([])
+        return seconds, f"{note} (history unavailable: {exc})"
+    try:
+        return auto_timeout(store.durations(kind=kind, agent=agent, key=key))
+    finally:
+        store.close()
+
+
 def now() -> float:
     """Wall-clock time for records."""
     return time.time()

@@ -9,23 +9,45 @@
 
 Behaviour kept from the original: the answer comes back as ``str`` (as ``dict`` with
 ``json_mode=True``, plus ``execution_uuid``), and a timeout returns what was produced so far
-instead of raising. What is new: a failure that is not a timeout raises
-:class:`CCExecuteError` carrying the specific error and the full :class:`RunResult`, instead
-of an "unknown error" string.
+instead of raising. The original's other parameters are accepted, in its order:
+``stream``, ``agent_predict_timeout``, ``return_json`` (the old name of ``json_mode``),
+``generate_report``, ``amend_prompt``, ``validation_prompt`` and ``progress_callback``;
+:class:`CCExecutorConfig` also takes ``response_dir`` and ``transcript_dir``. What is new:
+a failure that is not a timeout raises :class:`CCExecuteError` carrying the specific error
+and the full :class:`RunResult`, instead of an "unknown error" string; the prompt reaches
+the CLI on stdin, never through a shell.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, TextEvent
+from cc_executor._agents._types import (
+    AgentEvent,
+    HeartbeatEvent,
+    ResultEvent,
+    RetryEvent,
+    RunStartedEvent,
+    RunStatus,
+    TextDeltaEvent,
+    TextEvent,
+    ToolUseEvent,
+)
 from cc_executor._engine import run_sync as _run_coroutine_sync
 from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
+
+ProgressCallback = Callable[[str], Any]
 
 
 class CCExecuteError(RuntimeError):
@@ -41,18 +63,25 @@ class CCExecutorConfig:
     """Settings of :func:`cc_execute`.
 
     ``timeout`` (seconds, total), ``stream_output`` (print the answer to stdout as it is
-    generated), ``save_transcript`` (accepted for compatibility: the full event log is
-    always kept in the run's folder), ``options`` (any other option of
-    :func:`cc_executor.run`, e.g. ``{"model": "...", "allowed_tools": ["Write"]}``).
+    generated), ``save_transcript`` (the full event log is always kept in the run's folder;
+    with ``transcript_dir`` set, a Markdown transcript is also written there),
+    ``response_dir`` (if set, a JSON file per call is written there with the original's
+    keys: ``session_id, timestamp, task, output, error, return_code, execution_time,
+    execution_uuid``), ``options`` (any other option of :func:`cc_executor.run`, e.g.
+    ``{"model": "...", "allowed_tools": ["Write"]}``). Unlike the original, nothing is
+    written outside the run's folder unless a folder is given, and nothing is printed
+    unless ``stream_output`` is set.
     """
 
     timeout: float = 600.0
     stream_output: bool = False
     save_transcript: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    response_dir: str | os.PathLike[str] | None = None
+    transcript_dir: str | os.PathLike[str] | None = None
 
 
-def _printer() -> Any:
+def _printer() -> Callable[[AgentEvent], None]:
     from cc_executor._cli._live import inert
 
     streamed: set[str | None] = set()
@@ -74,10 +103,63 @@ def _printer() -> Any:
     return on_event
 
 
-async def cc_execute(
+def progress_message(event: AgentEvent) -> str | None:
+    """The one-line progress message ``progress_callback`` receives for ``event``, if any:
+    each tool call, retries, heartbeats (every ``heartbeat_s``, 10 s by default) and the
+    end. (The first message, "Starting Claude execution with a timeout of N s...", comes
+    before any event.)"""
+    if isinstance(event, RunStartedEvent) and event.attempt > 1:
+        return f"Starting attempt {event.attempt}..."
+    if isinstance(event, ToolUseEvent):
+        return f"Tool call: {event.name}"
+    if isinstance(event, RetryEvent):
+        return f"Retrying in {event.delay_s:.0f} s (attempt {event.attempt}): {event.reason}"
+    if isinstance(event, HeartbeatEvent):
+        return (
+            f"Running for {event.elapsed_s:.0f} s: {event.last_activity} "
+            f"({event.turns} turn(s), {event.tool_calls} tool call(s))"
+        )
+    if isinstance(event, ResultEvent):
+        return "Claude execution completed"
+    return None
+
+
+def _on_event(
+    printing: bool, progress: ProgressCallback | None
+) -> Callable[[AgentEvent], Any] | None:
+    printer = _printer() if printing else None
+    if printer is None and progress is None:
+        return None
+
+    def on_event(event: AgentEvent) -> Any:
+        if printer is not None:
+            printer(event)
+        message = progress_message(event) if progress is not None else None
+        if progress is not None and message is not None:
+            return progress(message)  # an awaitable is awaited by the run
+        return None
+
+    return on_event
+
+
+async def _tell(progress: ProgressCallback | None, message: str) -> None:
+    if progress is not None:
+        outcome = progress(message)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     task: str,
     config: CCExecutorConfig | None = None,
+    stream: bool = True,
+    agent_predict_timeout: bool = False,
     json_mode: bool = False,
+    return_json: bool | None = None,
+    generate_report: bool = False,
+    amend_prompt: bool = False,
+    validation_prompt: str | None = None,
+    progress_callback: ProgressCallback | None = None,
     **options: Any,
 ) -> Any:
     """Run ``task`` in a fresh Claude Code process and return the answer.
@@ -87,11 +169,65 @@ async def cc_execute(
     timeout it returns the text so far (``str``), or ``{"result": <text so far>, "partial":
     True, "timeout_after": <s>, "error": <message>, "execution_uuid": ...}`` merged with
     whatever JSON could be salvaged. Other failures raise :class:`CCExecuteError`.
+
+    The original's parameters: ``stream=False`` turns ``config.stream_output`` off for this
+    call; ``agent_predict_timeout=True`` takes the timeout from the history of similar runs
+    (1.5x their 95th percentile, as ``cc-executor run --timeout auto``) instead of
+    ``config.timeout``; ``return_json`` is the deprecated name of ``json_mode``;
+    ``validation_prompt`` (with ``json_mode`` only) runs a second, fresh Claude Code on it,
+    ``{response}`` replaced by the answer, and adds its JSON as ``"validation"`` and
+    ``"is_valid"`` (True only if that JSON says ``"is_valid": true``);
+    ``progress_callback`` (sync or async) receives one-line progress messages (see
+    :func:`progress_message`). ``generate_report`` and ``amend_prompt`` are not supported:
+    they warn, and the run goes on (every run is recorded in the history instead; the
+    prompt is sent as given). ``**options``: any option of :func:`cc_executor.run`.
     """
     config = config or CCExecutorConfig()
+    if return_json is not None:
+        warnings.warn("cc_execute: return_json is deprecated, use json_mode", DeprecationWarning, 2)
+        json_mode = return_json
+    if validation_prompt is not None:
+        if not json_mode:
+            raise ValueError("cc_execute: validation_prompt needs json_mode=True")
+        _validation_task(validation_prompt, "")  # a bad template fails before any run
+    if amend_prompt:
+        warnings.warn(
+            "cc_execute: amend_prompt is not supported; the prompt is sent as given",
+            UserWarning,
+            2,
+        )
     merged = {**config.options, **options}
+    note = ""
+    if agent_predict_timeout and "timeout" not in options:
+        # From the history's similar past runs (as --timeout auto), not by asking a model.
+        from cc_executor._store import predicted_timeout
+
+        merged["timeout"], note = predicted_timeout(
+            kind="run", agent="claude", key=merged.get("model")
+        )
+        note = f" ({note.replace('--timeout auto: ', 'predicted: ')})"
     merged.setdefault("timeout", config.timeout)
-    result = await run(task, on_event=_printer() if config.stream_output else None, **merged)
+    limit = merged["timeout"]
+    await _tell(
+        progress_callback,
+        "Starting Claude execution "
+        + (f"with a timeout of {limit:g} s{note}..." if limit is not None else "..."),
+    )
+    started = time.time()
+    result = await run(
+        task, on_event=_on_event(config.stream_output and stream, progress_callback), **merged
+    )
+    try:
+        _save_files(config, task, result, started)
+    except OSError as exc:  # the answer is never lost over a side file
+        warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
+    if generate_report:
+        warnings.warn(
+            "cc_execute: generate_report is not supported; the run is recorded: "
+            f"cc-executor history show {result.run_id}",
+            UserWarning,
+            2,
+        )
     stopped = result.status in STOPPED
     if not result.ok and not stopped:
         raise CCExecuteError(result)
@@ -110,27 +246,98 @@ async def cc_execute(
         failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
         failed.error = f"json_mode: {extraction.error}"
         raise CCExecuteError(failed)
-    return merge_json_result(base, extraction)
+    data = merge_json_result(base, extraction)
+    if validation_prompt is not None and not stopped:
+        validation = await cc_execute(
+            _validation_task(validation_prompt, result.result),
+            config,
+            stream=False,
+            json_mode=True,
+            progress_callback=progress_callback,
+            **options,
+        )
+        data["validation"] = validation
+        data["is_valid"] = validation.get("is_valid") is True
+    return data
+
+
+def _validation_task(template: str, response: str) -> str:
+    """``template`` with ``{response}`` replaced (``str.format``: ``{{``/``}}`` are literal
+    braces, as in the original); the answer is inserted as data, never re-read as a
+    template."""
+    try:
+        return template.format(response=response)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            "cc_execute: validation_prompt must be a str.format template with only "
+            f"{{response}} in it (write literal braces as {{{{ and }}}}): {exc!r}"
+        ) from None
+
+
+def _save_files(config: CCExecutorConfig, task: str, result: RunResult, started: float) -> None:
+    """The original's response file and transcript, when their folders are configured."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(started))
+    if config.response_dir is not None:
+        folder = Path(config.response_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        response = {
+            "session_id": result.session_id,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "task": task,
+            "output": result.result,
+            "error": result.error,
+            "return_code": result.exit_code,
+            "execution_time": result.duration_s,
+            "execution_uuid": result.run_id,  # last, as in the original
+        }
+        path = folder / f"cc_execute_{result.run_id}_{stamp}.json"
+        path.write_text(json.dumps(response, indent=2, ensure_ascii=False), encoding="utf-8")
+    if config.save_transcript and config.transcript_dir is not None:
+        folder = Path(config.transcript_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"claude_{result.run_id}_{stamp}.md"
+        path.write_text(
+            f"# Claude Execution Transcript\n\n**Run ID**: {result.run_id}\n"
+            f"**Session ID**: {result.session_id}\n**Status**: {result.status.value}\n"
+            f"**Event log**: {result.event_log}\n\n## Task\n\n{task}\n\n"
+            f"## Output\n\n{result.result}\n",
+            encoding="utf-8",
+        )
 
 
 def _fields(result: RunResult) -> dict[str, Any]:
     return {name: getattr(result, name) for name in RunResult.__dataclass_fields__}
 
 
-def cc_execute_sync(
-    task: str, config: CCExecutorConfig | None = None, json_mode: bool = False, **options: Any
-) -> Any:
-    """:func:`cc_execute` for synchronous code."""
-    return _run_coroutine_sync(cc_execute(task, config, json_mode, **options))
+def cc_execute_sync(task: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`cc_execute` for synchronous code (same parameters)."""
+    return _run_coroutine_sync(cc_execute(task, *args, **kwargs))
 
 
-async def cc_execute_list(
+async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its order
     tasks: Sequence[str],
     config: CCExecutorConfig | None = None,
+    sequential: bool = True,
     json_mode: bool = False,
-    **options: Any,
+    return_json: bool | None = None,
+    amend_prompt: bool = False,
+    **kwargs: Any,
 ) -> list[Any]:
     """Run ``tasks`` one after another, each in a fresh Claude Code process (a full context
     window each); returns their answers in order. A failing task raises
-    :class:`CCExecuteError` and the later tasks do not run."""
-    return [await cc_execute(task, config, json_mode, **options) for task in tasks]
+    :class:`CCExecuteError` and the later tasks do not run. ``sequential=False`` runs them
+    all at once instead (still one process each); the first failure is raised once all
+    have ended. ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    kwargs.update(config=config, json_mode=json_mode, return_json=return_json)
+    kwargs["amend_prompt"] = amend_prompt
+    if sequential:
+        return [await cc_execute(task, **kwargs) for task in tasks]
+    import asyncio
+
+    outcomes = await asyncio.gather(
+        *(cc_execute(task, **kwargs) for task in tasks), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return list(outcomes)
