@@ -18,7 +18,9 @@ Measures:
    round. The overhead is the median of ``ours - bare→file`` within each repetition (the
    issue's baseline is ``claude -p ... > file``; pairing by repetition keeps the bare CLI's
    own drift out of it), with its quartiles. Targets: <= 30 ms for the trivial answer,
-   <= 5% for the others. Also the fixed cost of a Python start that imports what a run needs;
+   <= 5% for the others. Also the fixed cost of a Python start that imports what a run needs,
+   and the floor under any console script in Python (``_spawn_floor.py``: start, spawn the
+   CLI, wait, print its last line), with ours above that floor, paired the same way;
 2. the same from an already running Python process: ``await run(...)`` against the bare CLI
    spawned with ``asyncio.create_subprocess_exec`` (stdout to a file, and to a pipe that is
    read), interleaved in one worker process;
