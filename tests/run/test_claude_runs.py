@@ -33,8 +33,10 @@ from cc_executor.client.cc_execute import (
     CCExecutorConfig,
     cc_execute,
     cc_execute_list,
+    cc_execute_sync,
 )
-from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests.run.conftest import Bed, claude_path
 
 
 def answer(text: str, **reply: Any) -> Script:
@@ -543,7 +545,11 @@ async def test_compat_original_parameters(bed: Any, tmp_path: Path, capsys: Any)
     assert messages[-1] == "Claude execution completed"
     warned = [str(w.message) for w in caught]
     assert any("amend_prompt is not supported" in w for w in warned)
-    assert any("generate_report is not supported" in w and "history show" in w for w in warned)
+    assert any(
+        "generate_report is not supported" in w and "cc-executor history" in w for w in warned
+    )
+    # The warnings name the caller's line, not ours.
+    assert all(w.filename == __file__ for w in caught)
     saved = sorted(responses.glob("cc_execute_*.json"))
     assert len(saved) == 2
     first = next(json.loads(p.read_text()) for p in saved if data["execution_uuid"] in p.name)
@@ -555,52 +561,108 @@ async def test_compat_original_parameters(bed: Any, tmp_path: Path, capsys: Any)
     assert len(list(transcripts.glob("claude_*.md"))) == 2
 
 
-async def test_compat_predicted_timeout_and_validation(bed: Any) -> None:
+async def test_compat_validation(bed: Any) -> None:
     messages: list[str] = []
     script = Script(
         [
             Rule(match="^Check this", answers=[Reply([Text('{"is_valid": true, "issues": []}')])]),
-            Rule(answers=[Reply([Text('```json\n{"code": "x = 1"}\n```')])]),
+            Rule(match="^Judge", answers=[Reply([Text('{"is_valid": false}')])]),
+            Rule(match="^Chat", answers=[Reply([Text("Looks fine to me.")])]),
+            Rule(answers=[Reply([Text('```json\n{"code": "x = {1}"}\n```')])]),
         ]
     )
     async with bed(script) as b:
-        template = 'Check this: {response}. Answer {{"is_valid": bool}}'
+        config = CCExecutorConfig(options=b.options())
+        template = 'Check this: {response}. Answer {"is_valid": bool}'
         data = await cc_execute(
             "write code",
-            CCExecutorConfig(options=b.options()),
-            agent_predict_timeout=True,
+            config,
             json_mode=True,
             validation_prompt=template,
             progress_callback=messages.append,
         )
-        prompts = [r.prompt for r in b.server.message_requests]
-        with pytest.raises(ValueError, match=r"validation_prompt must be a str\.format template"):
-            await cc_execute(
-                "x",
-                CCExecutorConfig(options=b.options()),
-                json_mode=True,
-                validation_prompt="Check {answer}",
-            )
+        prompts = [r.prompt or "" for r in b.server.message_requests]
+        refused = await cc_execute("write code", config, json_mode=True, validation_prompt="Judge")
+        # A validator without JSON: the main answer is kept, is_valid is False.
+        chat = await cc_execute("write code", config, json_mode=True, validation_prompt="Chat")
         with pytest.raises(ValueError, match="needs json_mode"):
-            await cc_execute(
-                "x", CCExecutorConfig(options=b.options()), validation_prompt="{response}"
-            )
-        assert len(b.server.message_requests) == len(prompts)  # refused before any run
-    assert data["code"] == "x = 1"
+            await cc_execute("x", config, validation_prompt="{response}")
+        assert len(b.server.message_requests) == 6  # the refused call ran nothing
+    assert data["code"] == "x = {1}"
     assert data["validation"]["issues"] == []
     assert data["is_valid"] is True
-    # The answer went into the validation prompt as data, braces and all.
-    assert any(
-        p.startswith('Check this: ```json\n{"code": "x = 1"}\n```. Answer {"is_valid"')
-        for p in prompts
-    )
-    # An empty history: the prediction is the default, and the message says why.
-    assert messages[0].startswith("Starting Claude execution with a timeout of 600 s (predicted:")
-    assert "fewer than 5" in messages[0]
+    # The answer's JSON went into the prompt as data, the template's other braces as written.
+    inserted = json.dumps({"code": "x = {1}", "execution_uuid": data["execution_uuid"]})
+    assert f'Check this: {inserted}. Answer {{"is_valid": bool}}' in prompts
+    assert messages.count("Claude execution completed") == 2  # the answer, the validation
+    assert refused["is_valid"] is False
+    assert refused["code"] == "x = {1}"
+    assert chat["is_valid"] is False
+    assert chat["code"] == "x = {1}"
+    assert "no JSON" in chat["validation"]["error"] or "json_mode" in chat["validation"]["error"]
+
+
+async def test_compat_predicted_timeout(bed: Any) -> None:
+    """The history keeps the model Claude Code reports; a call without a model still finds
+    the earlier runs, and an explicit timeout wins over the prediction."""
+    messages: list[str] = []
+    async with bed(answer("ok")) as b:
+        config = CCExecutorConfig(options=b.options())
+        await cc_execute(
+            "first", config, agent_predict_timeout=True, progress_callback=messages.append
+        )
+        for _ in range(4):
+            await cc_execute("again", config)
+        await cc_execute(
+            "fifth", config, agent_predict_timeout=True, progress_callback=messages.append
+        )
+        fixed = CCExecutorConfig(options={**b.options(), "timeout": 77})
+        await cc_execute(
+            "own", fixed, agent_predict_timeout=True, progress_callback=messages.append
+        )
+    starts = [m for m in messages if m.startswith("Starting")]
+    assert starts[0].startswith("Starting Claude execution with a timeout of 600 s (predicted:")
+    assert "0 similar past run(s)" in starts[0]
+    # Five runs of ~0.5 s: 1.5 x p95, raised to the 30 s floor.
+    assert starts[1].startswith("Starting Claude execution with a timeout of 30 s (predicted:")
+    assert "5 similar past runs" in starts[1]
+    assert starts[2] == "Starting Claude execution with a timeout of 77 s..."
 
 
 async def test_compat_list_concurrent(bed: Any) -> None:
-    async with bed(answer("same")) as b:
-        config = CCExecutorConfig(options=b.options())
+    def slow(word: str) -> Reply:  # about 1 s per answer
+        return Reply([Text(" ".join([word] * 20))], chunk_size=len(word) + 1, delay=0.05)
+
+    script = Script(
+        [
+            Rule(match="^bad", answers=[HttpError(400, message="scripted refusal")]),
+            *(Rule(match=f"^{w}", answers=[slow(w)]) for w in ("one", "two", "three")),
+        ]
+    )
+    async with bed(script) as b:
+        config = CCExecutorConfig(options=b.options(retries=0))
         answers = await cc_execute_list(["one", "two", "three"], config, sequential=False)
-    assert answers == ["same", "same", "same"]
+        times = sorted(r.time for r in b.server.message_requests)
+        with pytest.raises(CCExecuteError, match="API error 400") as caught:
+            await cc_execute_list(["one", "bad", "two"], config, sequential=False)
+    assert answers == [" ".join([w] * 20) for w in ("one", "two", "three")]  # in order
+    # All three started before the first one's ~1 s answer could have ended.
+    assert times[2] - times[0] < 0.9
+    outcomes = caught.value.outcomes  # type: ignore[attr-defined]
+    assert isinstance(outcomes[1], CCExecuteError)
+    assert outcomes[0] == " ".join(["one"] * 20)
+    assert outcomes[2] == " ".join(["two"] * 20)
+
+
+def test_compat_sync_warns_at_the_callers_line(tmp_path: Path) -> None:
+    claude = claude_path()
+    if claude is None:
+        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "home").mkdir()
+    with ModelServer(answer('{"a": 2}')) as server:
+        b = Bed(server, tmp_path / "work", tmp_path / "home", claude)
+        with pytest.warns(DeprecationWarning, match="return_json is deprecated") as caught:
+            data = cc_execute_sync("go", CCExecutorConfig(options=b.options()), return_json=True)
+    assert data["a"] == 2
+    assert [w.filename for w in caught] == [__file__]

@@ -50,9 +50,15 @@ class HistoryStore(Protocol):
         """Runs still marked running."""
 
     def durations(
-        self, *, kind: str, agent: str | None, key: str | None, limit: int = 200
+        self,
+        *,
+        kind: str,
+        agent: str | None,
+        key: str | None,
+        limit: int = 200,
+        any_key: bool = False,
     ) -> list[float]:
-        """Durations of similar finished runs."""
+        """Durations of similar finished runs (``any_key``: whatever their key)."""
 
     def count(self) -> int:
         """Number of runs."""

@@ -266,16 +266,25 @@ def auto_timeout(durations: list[float]) -> tuple[float, str]:
 def predicted_timeout(
     *, kind: str, agent: str | None, key: str | None, path: str | os.PathLike[str] | None = None
 ) -> tuple[float, str]:
-    """:func:`auto_timeout` over the durations of the history's similar past runs (same
-    kind, agent and key: the model for Claude runs). A history that cannot be opened gives
-    the default, and the sentence says why."""
+    """:func:`auto_timeout` over the durations of the history's similar past runs: same
+    kind, agent and key (the command for exec, the model for Claude runs). The history
+    keeps the model Claude Code reported (``claude-...``), so a Claude run without a model
+    or with an alias, or with fewer than 5 runs of its model, uses the agent's runs of any
+    model, and the sentence says so. A history that cannot be opened gives the default,
+    and the sentence says why."""
     try:
         store = open_store(path)
     except HistoryError as exc:
         seconds, note = auto_timeout([])
         return seconds, f"{note} (history unavailable: {exc})"
     try:
-        return auto_timeout(store.durations(kind=kind, agent=agent, key=key))
+        durations = store.durations(kind=kind, agent=agent, key=key) if key is not None else []
+        if kind == "run" and len(durations) < AUTO_MIN_SAMPLES:
+            seconds, note = auto_timeout(
+                store.durations(kind=kind, agent=agent, key=None, any_key=True)
+            )
+            return seconds, f"{note} (runs of any model)"
+        return auto_timeout(durations)
     finally:
         store.close()
 

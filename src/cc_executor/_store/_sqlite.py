@@ -262,17 +262,25 @@ class SQLiteStore:
         return [_record(r) for r in self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,))]
 
     def durations(
-        self, *, kind: str, agent: str | None, key: str | None, limit: int = 200
+        self,
+        *,
+        kind: str,
+        agent: str | None,
+        key: str | None,
+        limit: int = 200,
+        any_key: bool = False,
     ) -> list[float]:
         """Durations of the latest finished runs of the same kind, agent and ``key`` (the
-        command for exec, the model for Claude runs), for ``--timeout auto``."""
+        command for exec, the model for Claude runs; ``any_key``: whatever it is), for
+        ``--timeout auto``."""
         column = "model" if kind == "run" else "argv"
+        # ``column`` is one of two fixed names; every value is bound.
+        same = "" if any_key else f"AND {column} IS ? "
         rows = self._read(
-            # ``column`` is one of two fixed names; every value is bound.
-            f"SELECT duration_s FROM runs WHERE kind = ? AND agent IS ? AND {column} IS ? "  # noqa: S608
+            f"SELECT duration_s FROM runs WHERE kind = ? AND agent IS ? {same}"  # noqa: S608
             "AND duration_s IS NOT NULL AND status NOT IN (?, ?) "
             "ORDER BY started_at DESC LIMIT ?",
-            (kind, agent, key, RUNNING, "spawn_failed", limit),
+            (kind, agent, *(() if any_key else (key,)), RUNNING, "spawn_failed", limit),
         )
         return [float(r[0]) for r in rows]
 

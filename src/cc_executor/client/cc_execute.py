@@ -20,6 +20,7 @@ the CLI on stdin, never through a shell.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -67,18 +68,25 @@ class CCExecutorConfig:
     with ``transcript_dir`` set, a Markdown transcript is also written there),
     ``response_dir`` (if set, a JSON file per call is written there with the original's
     keys: ``session_id, timestamp, task, output, error, return_code, execution_time,
-    execution_uuid``), ``options`` (any other option of :func:`cc_executor.run`, e.g.
-    ``{"model": "...", "allowed_tools": ["Write"]}``). Unlike the original, nothing is
-    written outside the run's folder unless a folder is given, and nothing is printed
-    unless ``stream_output`` is set.
+    execution_uuid``), in the original's order; then ``options`` (any other option of
+    :func:`cc_executor.run`, e.g. ``{"model": "...", "allowed_tools": ["Write"]}``).
+    Unlike the original, nothing is written outside the run's folder unless a folder is
+    given, and nothing is printed unless ``stream_output`` is set.
     """
 
     timeout: float = 600.0
     stream_output: bool = False
     save_transcript: bool = True
-    options: Mapping[str, Any] = field(default_factory=dict)
     response_dir: str | os.PathLike[str] | None = None
     transcript_dir: str | os.PathLike[str] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, Mapping):
+            raise TypeError(
+                "CCExecutorConfig.options must be a mapping of run() options, not "
+                f"{type(self.options).__name__}"
+            )
 
 
 def _printer() -> Callable[[AgentEvent], None]:
@@ -142,6 +150,53 @@ def _on_event(
     return on_event
 
 
+def _settle_compat(arguments: dict[str, Any], stacklevel: int) -> dict[str, Any]:
+    """``arguments`` (keyword arguments of :func:`cc_execute`) with the original's
+    deprecated or unsupported parameters warned about, at the line ``stacklevel`` frames
+    above the caller, and replaced by what they amount to: ``return_json`` becomes
+    ``json_mode``; ``amend_prompt`` and ``generate_report`` are dropped. The entry points
+    call it before anything runs, so the warnings name the user's line."""
+    out = dict(arguments)
+    return_json = out.pop("return_json", None)
+    if return_json is not None:
+        warnings.warn(
+            "cc_execute: return_json is deprecated, use json_mode",
+            DeprecationWarning,
+            stacklevel + 1,
+        )
+        out["json_mode"] = return_json
+    if out.pop("amend_prompt", False):
+        warnings.warn(
+            "cc_execute: amend_prompt is not supported; the prompt is sent as given",
+            UserWarning,
+            stacklevel + 1,
+        )
+    if out.pop("generate_report", False):
+        warnings.warn(
+            "cc_execute: generate_report is not supported; every run is recorded with its "
+            "receipts instead: see cc-executor history (execution_uuid is the run's id)",
+            UserWarning,
+            stacklevel + 1,
+        )
+    return out
+
+
+#: Options of the main run that the validation run must not share: its own session, its
+#: own id and folder, and the answer's schema.
+_NOT_FOR_VALIDATION = frozenset(
+    {
+        "session_id",
+        "resume",
+        "continue_session",
+        "fork_session",
+        "run_id",
+        "run_dir",
+        "json_schema",
+        "structured_output",
+    }
+)
+
+
 async def _tell(progress: ProgressCallback | None, message: str) -> None:
     if progress is not None:
         outcome = progress(message)
@@ -183,27 +238,27 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     prompt is sent as given). ``**options``: any option of :func:`cc_executor.run`.
     """
     config = config or CCExecutorConfig()
-    if return_json is not None:
-        warnings.warn("cc_execute: return_json is deprecated, use json_mode", DeprecationWarning, 2)
-        json_mode = return_json
-    if validation_prompt is not None:
-        if not json_mode:
-            raise ValueError("cc_execute: validation_prompt needs json_mode=True")
-        _validation_task(validation_prompt, "")  # a bad template fails before any run
-    if amend_prompt:
-        warnings.warn(
-            "cc_execute: amend_prompt is not supported; the prompt is sent as given",
-            UserWarning,
+    if return_json is not None or amend_prompt or generate_report:
+        settled = _settle_compat(
+            {
+                "json_mode": json_mode,
+                "return_json": return_json,
+                "amend_prompt": amend_prompt,
+                "generate_report": generate_report,
+            },
             2,
         )
+        json_mode = settled["json_mode"]
+    if validation_prompt is not None and not json_mode:
+        raise ValueError("cc_execute: validation_prompt needs json_mode=True")
     merged = {**config.options, **options}
     note = ""
-    if agent_predict_timeout and "timeout" not in options:
+    if agent_predict_timeout and "timeout" not in merged:
         # From the history's similar past runs (as --timeout auto), not by asking a model.
         from cc_executor._store import predicted_timeout
 
-        merged["timeout"], note = predicted_timeout(
-            kind="run", agent="claude", key=merged.get("model")
+        merged["timeout"], note = await asyncio.to_thread(
+            predicted_timeout, kind="run", agent="claude", key=merged.get("model")
         )
         note = f" ({note.replace('--timeout auto: ', 'predicted: ')})"
     merged.setdefault("timeout", config.timeout)
@@ -219,15 +274,8 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     )
     try:
         _save_files(config, task, result, started)
-    except OSError as exc:  # the answer is never lost over a side file
+    except (OSError, ValueError, TypeError) as exc:  # the answer is never lost over a side file
         warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
-    if generate_report:
-        warnings.warn(
-            "cc_execute: generate_report is not supported; the run is recorded: "
-            f"cc-executor history show {result.run_id}",
-            UserWarning,
-            2,
-        )
     stopped = result.status in STOPPED
     if not result.ok and not stopped:
         raise CCExecuteError(result)
@@ -248,30 +296,34 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
         raise CCExecuteError(failed)
     data = merge_json_result(base, extraction)
     if validation_prompt is not None and not stopped:
-        validation = await cc_execute(
-            _validation_task(validation_prompt, result.result),
-            config,
-            stream=False,
-            json_mode=True,
-            progress_callback=progress_callback,
-            **options,
-        )
-        data["validation"] = validation
-        data["is_valid"] = validation.get("is_valid") is True
+        await _validate(data, validation_prompt, progress_callback, merged)
     return data
 
 
-def _validation_task(template: str, response: str) -> str:
-    """``template`` with ``{response}`` replaced (``str.format``: ``{{``/``}}`` are literal
-    braces, as in the original); the answer is inserted as data, never re-read as a
-    template."""
+async def _validate(
+    data: dict[str, Any],
+    template: str,
+    progress: ProgressCallback | None,
+    options: Mapping[str, Any],
+) -> None:
+    """The original's ``validation_prompt``: a second, fresh run on ``template`` with
+    ``{response}`` replaced by the answer's JSON (a plain replacement, as the original did:
+    other braces stay as they are, and the answer goes in as data, never read as a
+    template), with the main run's options but its own session, id and folder and no
+    schema. A validation that fails or gives no JSON makes ``is_valid`` False, with the
+    reason under ``"validation"``; the main answer is kept either way."""
+    prompt = template.replace("{response}", json.dumps(data, ensure_ascii=False))
+    kept = {k: v for k, v in options.items() if k not in _NOT_FOR_VALIDATION}
     try:
-        return template.format(response=response)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(
-            "cc_execute: validation_prompt must be a str.format template with only "
-            f"{{response}} in it (write literal braces as {{{{ and }}}}): {exc!r}"
-        ) from None
+        validation = await cc_execute(
+            prompt, stream=False, json_mode=True, progress_callback=progress, **kept
+        )
+    except CCExecuteError as exc:
+        data["validation"] = {"error": str(exc), "execution_uuid": exc.result.run_id}
+        data["is_valid"] = False
+        return
+    data["validation"] = validation
+    data["is_valid"] = validation.get("is_valid") is True
 
 
 def _save_files(config: CCExecutorConfig, task: str, result: RunResult, started: float) -> None:
@@ -311,7 +363,10 @@ def _fields(result: RunResult) -> dict[str, Any]:
 
 def cc_execute_sync(task: str, *args: Any, **kwargs: Any) -> Any:
     """:func:`cc_execute` for synchronous code (same parameters)."""
-    return _run_coroutine_sync(cc_execute(task, *args, **kwargs))
+    bound = inspect.signature(cc_execute).bind(task, *args, **kwargs)  # a bad call fails here
+    arguments = dict(bound.arguments)
+    arguments.update(arguments.pop("options", {}))
+    return _run_coroutine_sync(cc_execute(**_settle_compat(arguments, 2)))
 
 
 async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its order
@@ -326,18 +381,19 @@ async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its ord
     """Run ``tasks`` one after another, each in a fresh Claude Code process (a full context
     window each); returns their answers in order. A failing task raises
     :class:`CCExecuteError` and the later tasks do not run. ``sequential=False`` runs them
-    all at once instead (still one process each); the first failure is raised once all
-    have ended. ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    all at once instead (still one process each); once all have ended, the first failure
+    is raised, its ``outcomes`` attribute holding every task's answer or exception in
+    order. ``**kwargs``: the other parameters of :func:`cc_execute`."""
     kwargs.update(config=config, json_mode=json_mode, return_json=return_json)
     kwargs["amend_prompt"] = amend_prompt
+    settled = _settle_compat(kwargs, 2)
     if sequential:
-        return [await cc_execute(task, **kwargs) for task in tasks]
-    import asyncio
-
+        return [await cc_execute(task, **settled) for task in tasks]
     outcomes = await asyncio.gather(
-        *(cc_execute(task, **kwargs) for task in tasks), return_exceptions=True
+        *(cc_execute(task, **settled) for task in tasks), return_exceptions=True
     )
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
+            outcome.outcomes = outcomes  # type: ignore[attr-defined]
             raise outcome
     return list(outcomes)
