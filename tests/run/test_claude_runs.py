@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -666,3 +667,77 @@ def test_compat_sync_warns_at_the_callers_line(tmp_path: Path) -> None:
             data = cc_execute_sync("go", CCExecutorConfig(options=b.options()), return_json=True)
     assert data["a"] == 2
     assert [w.filename for w in caught] == [__file__]
+
+
+def _recorded() -> list[Any]:
+    from cc_executor._store import Query, open_store
+
+    store = open_store()
+    try:
+        return store.query(Query(kind="run"))
+    finally:
+        store.close()
+
+
+def _claude_pids_in(cwd: Path) -> list[int]:
+    """CLI processes still running in ``cwd`` (checked with psutil, not our own sweep)."""
+    pids = []
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["cwd"] == str(cwd) and "--output-format=stream-json" in (
+                proc.info["cmdline"] or []
+            ):
+                pids.append(proc.pid)
+    return pids
+
+
+async def test_a_heartbeat_callback_that_raises_stops_the_run(bed: Any, cc_home: Path) -> None:
+    """As for any other event: the run stops, the CLI is gone, the caller gets the
+    exception, and the history does not keep the run as running."""
+
+    def on_event(event: AgentEvent) -> None:
+        if isinstance(event, HeartbeatEvent):
+            raise LookupError("callback broke")
+
+    slow = Reply([Text("word " * 100)], chunk_size=5, delay=0.1)  # about 10 s
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(LookupError, match="callback broke"):
+            await asyncio.wait_for(run("slow", on_event=on_event, **b.options(heartbeat_s=0.3)), 30)
+        # Stopped at the first heartbeat, not after the whole answer (the exception used
+        # to wait for the run's end, and to skip closing the CLI when the run was stopped).
+        assert asyncio.get_running_loop().time() - started < 6
+        assert not _claude_pids_in(b.workdir)
+    (record,) = _recorded()
+    assert record.status == "error"
+    assert "LookupError: callback broke" in (record.error or "")
+
+
+async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path) -> None:
+    slow = Reply([Text("word " * 100)], chunk_size=5, delay=0.1)
+    async with bed(Script([Rule(answers=[slow])])) as b:
+        task = asyncio.ensure_future(run("slow", **b.options()))
+        await asyncio.sleep(1.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not _claude_pids_in(b.workdir)
+    (record,) = _recorded()
+    assert record.status == "cancelled"
+    assert record.ended_at is not None
+
+
+async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: Any) -> None:
+    async def on_event(event: AgentEvent) -> None:
+        await asyncio.sleep(0.5)
+
+    # Many small deltas, fast: the callback falls far behind the CLI.
+    quick = Reply([Text("word " * 400)], chunk_size=5, delay=0.005)
+    async with bed(Script([Rule(answers=[quick])])) as b:
+        started = asyncio.get_running_loop().time()
+        result = await run("many", on_event=on_event, timeout=3, grace=1, **b.options())
+        took = asyncio.get_running_loop().time() - started
+    assert took < 10  # before: every queued event at 0.5 s each, minutes
+    assert result.status is RunStatus.OK  # the CLI itself finished in time
+    assert result.result == "word " * 400
+    assert any("were not passed to on_event" in w for w in result.warnings)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from cc_executor._agents._claude import ClaudeCommand, build_command
+from cc_executor._run._runner import run, start_run
 
 
 def test_values_never_become_flags() -> None:
@@ -34,3 +35,46 @@ def test_ids_starting_with_a_dash_are_refused(field: str) -> None:
     options: dict[str, Any] = {field: "--mcp-config={}"}
     with pytest.raises(ValueError, match="must be a session id or name"):
         ClaudeCommand(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        # A string for a list must never become a list of one-letter tools: "Bash" would
+        # deny B, a, s and h, and Bash itself would stay allowed.
+        (
+            {"disallowed_tools": "Bash"},
+            r"disallowed_tools must be a list of strings, got 'Bash' \(write \['Bash'\]\)",
+        ),
+        ({"allowed_tools": "Write"}, "allowed_tools must be a list of strings"),
+        ({"allowed_tools": [1]}, "got the item 1"),
+        ({"extra_args": "--foo"}, "extra_args must be a list of strings"),
+        ({"add_dirs": "sub"}, "add_dirs must be a list of strings"),
+        ({"timeout": "5"}, "timeout must be a number or None, got '5'"),
+        ({"timeout": True}, "timeout must be a number or None, got True"),
+        ({"grace": "1"}, "grace must be a number, got '1'"),
+        ({"heartbeat_s": None}, "heartbeat_s must be a number, got None"),
+        ({"retries": 1.5}, "retries must be an integer, got 1.5"),
+        ({"max_turns": 2.5}, "max_turns must be an integer"),
+        ({"json_mode": "yes"}, "json_mode must be True or False"),
+        ({"record": "no"}, "record must be True or False"),
+        ({"append_system_prompt": 5}, "append_system_prompt must be a string"),
+        ({"cwd": 123}, "cwd must be a path, got 123"),
+        ({"mcp_config": 5}, "mcp_config must be a file, JSON text or a mapping"),
+    ],
+)
+async def test_option_types_are_checked_before_anything_runs(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        await run("x", claude_path="/nonexistent/claude", **options)
+
+
+async def test_a_prompt_of_the_wrong_type_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="the prompt must be a str or bytes, got NoneType"):
+        await run(None, claude_path="/nonexistent/claude")  # type: ignore[arg-type]
+
+
+def test_start_run_needs_a_running_loop() -> None:
+    with pytest.raises(RuntimeError, match="start_run needs a running event loop"):
+        start_run("x")

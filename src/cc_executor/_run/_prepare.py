@@ -18,9 +18,95 @@ if TYPE_CHECKING:
     from cc_executor._run._options import RunOptions
 
 
+#: The type each run option must have (beyond None where the default is None): checked
+#: first, so that a wrong type gets a message naming the option instead of failing inside
+#: a comparison, or worse, a string being taken for a list of one-letter tools.
+_NUMBERS = (
+    "max_budget_usd", "timeout", "idle_timeout", "first_output_timeout", "grace",
+    "retry_initial_delay", "retry_max_delay", "heartbeat_s",
+)  # fmt: skip
+_OPTIONAL = {"max_budget_usd", "timeout", "idle_timeout", "first_output_timeout"}
+_INTEGERS = ("max_turns", "max_context_tokens", "retries")
+_FLAGS = (
+    "continue_session", "fork_session", "strict_mcp_config", "include_partial_messages",
+    "structured_output", "json_mode", "record",
+)  # fmt: skip
+_TEXTS = (
+    "model", "resume", "session_id", "permission_mode", "append_system_prompt",
+    "claude_path", "run_id", "parent_id",
+)  # fmt: skip
+_STRING_LISTS = ("allowed_tools", "disallowed_tools", "extra_args")
+_PATHS = ("cwd", "run_dir")
+_MISSING = object()
+
+
+def _check_types(o: Any) -> None:
+    """``TypeError`` naming the option for a value of the wrong type. Options ``o`` lacks
+    (the console's early start reads only its own) are skipped."""
+
+    def given(name: str) -> Any:
+        return getattr(o, name, _MISSING)
+
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for name in _NUMBERS:
+        value = given(name)
+        if value is not _MISSING and not (
+            is_number(value) or (value is None and name in _OPTIONAL)
+        ):
+            also = " or None" if name in _OPTIONAL else ""
+            raise TypeError(f"{name} must be a number{also}, got {value!r}")
+    for name in _INTEGERS:
+        value = given(name)
+        if value is not _MISSING and not (
+            (isinstance(value, int) and not isinstance(value, bool))
+            or (value is None and name != "retries")
+        ):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    for name in _FLAGS:
+        value = given(name)
+        if value is not _MISSING and not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    for name in _TEXTS:
+        value = given(name)
+        if value is not _MISSING and value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {value!r}")
+    for name in (*_STRING_LISTS, "add_dirs"):
+        value = given(name)
+        if value is _MISSING:
+            continue
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"{name} must be a list of strings, got {value!r}"
+                + (f" (write [{value!r}])" if isinstance(value, str) else "")
+            )
+        for item in value:
+            path_like = name == "add_dirs" and isinstance(item, os.PathLike)
+            if not isinstance(item, str) and not path_like:
+                raise TypeError(f"{name} must be a list of strings, got the item {item!r}")
+    for name in _PATHS:
+        value = given(name)
+        if (
+            value is not _MISSING
+            and value is not None
+            and not isinstance(value, (str, os.PathLike))
+        ):
+            raise TypeError(f"{name} must be a path, got {value!r}")
+    mcp_config = given("mcp_config")
+    if mcp_config is not _MISSING and mcp_config is not None and not isinstance(mcp_config, str):
+        from collections.abc import Mapping  # not at the top: the console's early start
+
+        if not isinstance(mcp_config, Mapping):
+            raise TypeError(
+                f"mcp_config must be a file, JSON text or a mapping, got {mcp_config!r}"
+            )
+
+
 def check_run_options(o: RunOptions) -> None:
     """Raise ``ValueError``/``TypeError`` for invalid run options (not the agent flags:
     :func:`command_fields` and the CLI adapter check those)."""
+    _check_types(o)
     for name in ("timeout", "idle_timeout", "first_output_timeout"):
         value = getattr(o, name)
         if value is not None and not value > 0:  # "not >": NaN is refused too

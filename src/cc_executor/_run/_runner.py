@@ -202,6 +202,8 @@ class _Run:
         on_event: EventCallback | None,
         launched: Launched | None = None,
     ):
+        if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
         if not self.prompt.strip():
             raise ValueError("the prompt is empty: Claude Code needs something to do")
@@ -245,12 +247,24 @@ class _Run:
             run_dir=str(self.run_dir),
         )
         self._stopping: set[asyncio.Task[Any]] = set()
+        #: An exception raised by ``on_event`` for a heartbeat: it stops the run and is
+        #: raised to the caller, as one raised for any other event is.
+        self._callback_error: Exception | None = None
+        #: Past this (monotonic) time, events still queued are not passed to ``on_event``:
+        #: a slow callback cannot hold the result past the run's time limit (+ grace).
+        self._deliver_until: float | None = None
+        self._undelivered = 0
+        self._record_started = False
+        self._record_finished = False
 
     def request_stop(self) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
         result, and no further attempt starts."""
         self.stop_requested = True
         self._stop_event.set()  # ends a retry's back-off at once
+        cutoff = time.monotonic() + self.options.grace
+        if self._deliver_until is None or cutoff < self._deliver_until:
+            self._deliver_until = cutoff
         if self.process is not None and self.process.running:
             task = asyncio.ensure_future(self.process.cancel())
             self._stopping.add(task)
@@ -298,9 +312,31 @@ class _Run:
     async def run(self) -> RunResult:
         try:
             return await self._run()
+        except BaseException as exc:
+            self._record_abort(exc)
+            raise
         finally:
             if self.launched is not None:
                 self.launched.abandon()  # a no-op once adopted
+
+    def _record_abort(self, exc: BaseException) -> None:
+        """Close the history record of a run that ends by an exception (the caller's
+        callback raised, the awaiting task was cancelled, ...): without it the record
+        would say ``running`` for as long as this process lives. Synchronous: it must
+        happen even while a cancellation unwinds."""
+        if not self._record_started or self._record_finished:
+            return
+        record = self.record
+        record.ended_at = time.time()
+        record.duration_s = time.monotonic() - self.started
+        cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+        record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
+        record.error = redact_text(
+            "the caller cancelled the run"
+            if cancelled
+            else f"the run ended by an exception in the caller: {type(exc).__name__}: {exc}"
+        )[:2000]
+        self._finish_record(record)
 
     async def _run(self) -> RunResult:
         opts = self.options
@@ -396,6 +432,11 @@ class _Run:
 
     async def _recorded(self, result: RunResult) -> RunResult:
         """Record the end of the run in the history (best effort) and return ``result``."""
+        if self._undelivered:
+            result.warnings.append(
+                f"{self._undelivered} event(s) were not passed to on_event: they came after "
+                "the run was stopped or its time was up (the event log has them)"
+            )
         record = self.record
         record.ended_at = time.time()
         record.status = result.status.value
@@ -419,6 +460,7 @@ class _Run:
         return result
 
     def _finish_record(self, record: RunRecord) -> None:
+        self._record_finished = True
         self.recorder.finish(record)
         self.recorder.close()
 
@@ -460,12 +502,17 @@ class _Run:
         )
         await proc.start()
         self.process = proc
+        if remaining is not None:
+            cutoff = time.monotonic() + max(remaining, 0) + opts.grace
+            if self._deliver_until is None or cutoff < self._deliver_until:
+                self._deliver_until = cutoff
         if self.stop_requested:
             self.request_stop()
         if proc.pid is not None:
             self.record.pid = proc.pid
             self.record.pid_started = proc.start_ticks
             self.record.tree_token = proc.tree_token
+            self._record_started = True
             await asyncio.to_thread(self.recorder.start, self.record)
         heartbeat: asyncio.Task[None] | None = None
         try:
@@ -488,11 +535,15 @@ class _Run:
                     await self._consume(item, parser, state)
             process = await proc.wait()
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-            await proc.aclose()
+            try:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
+            finally:
+                await proc.aclose()
+        if self._callback_error is not None:
+            raise self._callback_error
         return _Attempt(number, process, state, decide_outcome(process, state.result))
 
     async def _consume(
@@ -501,17 +552,31 @@ class _Run:
         if item.stream == "stderr":
             text = item.text.rstrip()
             if text:
-                await self.emit(StderrEvent(t=item.t, text=text))
+                await self._deliver(StderrEvent(t=item.t, text=text))
             return
         for event in parser.parse_output(item):
             state.apply(event)
-            await self.emit(event)
+            await self._deliver(event)
+
+    async def _deliver(self, event: AgentEvent) -> None:
+        """:meth:`emit`, unless the run was stopped or its time is up and the grace period
+        is over: then the event is only counted (a warning on the result says how many)."""
+        if self.on_event is None:
+            return
+        if self._deliver_until is not None and time.monotonic() > self._deliver_until:
+            self._undelivered += 1
+            return
+        await self.emit(event)
 
     async def _heartbeats(self, state: _AttemptState) -> None:
         interval = self.options.heartbeat_s
-        while True:
-            await asyncio.sleep(interval)
-            await self._heartbeat(state, state.last_activity)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                await self._heartbeat(state, state.last_activity)
+        except Exception as exc:  # the caller's callback: raised once the run has stopped
+            self._callback_error = exc
+            self.request_stop()
 
     async def _heartbeat(self, state: _AttemptState, activity: str) -> None:
         now = time.monotonic()
@@ -662,6 +727,14 @@ def start_run(
     attempt adopts it; the run's id, folder, cwd and clock are the launch's.
     """
     try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        if launched is not None:
+            launched.abandon()
+        raise RuntimeError(
+            "start_run needs a running event loop (call it from async code, or use run_sync)"
+        ) from None
+    try:
         job = _Run(prompt, RunOptions.from_kwargs(options), on_event, launched)
     except BaseException:
         if launched is not None:
@@ -695,8 +768,10 @@ async def stream(prompt: str | bytes, **options: Any) -> AsyncIterator[AgentEven
     """Iterate over the run's events as they happen; the last item is the :class:`RunResult`.
 
     Leaving the iteration early (``break``, an exception) cancels the run and terminates the
-    CLI's process tree. The consumer may be slow: the CLI's output waits on disk, not in
-    memory.
+    CLI's process tree once the generator is closed: at once with
+    ``async with contextlib.aclosing(stream(...)) as events:``, otherwise when Python
+    finalizes it (about a second later, or never while a reference to it is kept). The
+    consumer may be slow: the CLI's output waits on disk, not in memory.
     """
     queue: asyncio.Queue[AgentEvent] = asyncio.Queue(maxsize=1024)
     task = asyncio.ensure_future(run(prompt, on_event=queue.put, **options))
