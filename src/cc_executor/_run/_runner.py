@@ -760,7 +760,9 @@ async def run(
 
 
 def run_sync(prompt: str | bytes, **options: Any) -> RunResult:
-    """:func:`run` for synchronous code (also works inside a running event loop)."""
+    """:func:`run` for synchronous code. It also works inside a running event loop (the
+    run then goes on in a thread of its own), but it blocks that loop until the run ends,
+    Ctrl-C included: from async code, ``await run(...)``."""
     return run_coroutine_sync(run(prompt, **options))
 
 
