@@ -741,3 +741,27 @@ async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: An
     assert result.status is RunStatus.OK  # the CLI itself finished in time
     assert result.result == "word " * 400
     assert any("were not passed to on_event" in w for w in result.warnings)
+
+
+async def test_compat_a_timed_out_validation_is_not_a_pass(bed: Any) -> None:
+    cut = Reply(
+        [Text('{"is_valid": true, "note": "' + "still thinking " * 60)], chunk_size=8, delay=0.1
+    )
+    script = Script(
+        [
+            Rule(match="^Judge", answers=[cut]),
+            Rule(answers=[Reply([Text('{"code": "x = 1"}')])]),
+        ]
+    )
+    async with bed(script) as b:
+        options = b.options()
+        data = await cc_execute(
+            "write code",
+            CCExecutorConfig(timeout=4, options=options),
+            json_mode=True,
+            validation_prompt="Judge {response}",
+        )
+    assert data["code"] == "x = 1"
+    assert data["validation"]["partial"] is True
+    assert data["validation"]["is_valid"] is True  # salvaged from the cut-off JSON
+    assert data["is_valid"] is False

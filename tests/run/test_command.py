@@ -78,3 +78,23 @@ async def test_a_prompt_of_the_wrong_type_is_a_clear_error() -> None:
 def test_start_run_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError, match="start_run needs a running event loop"):
         start_run("x")
+
+
+def test_option_types_that_are_accepted() -> None:
+    """Paths for path options, sets for tool lists, ints for seconds."""
+    from pathlib import Path
+
+    from cc_executor._run._options import RunOptions
+
+    options = RunOptions(
+        claude_path=Path("/opt/claude"),
+        cwd=Path("/tmp"),
+        allowed_tools={"Write"},
+        disallowed_tools=frozenset({"Bash"}),
+        timeout=30,
+        grace=0,
+        env={"A": "1"},
+    )
+    argv = build_command("claude", options.command())
+    assert "--allowedTools=Write" in argv
+    assert "--disallowedTools=Bash" in argv

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -49,8 +49,8 @@ class RunOptions:
     continue_session: bool = False
     session_id: str | None = None
     fork_session: bool = False
-    allowed_tools: Sequence[str] = ()
-    disallowed_tools: Sequence[str] = ()
+    allowed_tools: Collection[str] = ()
+    disallowed_tools: Collection[str] = ()
     permission_mode: str | None = None
     mcp_config: str | Mapping[str, Any] | None = None
     strict_mcp_config: bool = False
@@ -72,7 +72,7 @@ class RunOptions:
     retry_initial_delay: float = 2.0
     retry_max_delay: float = 60.0
     heartbeat_s: float = 10.0
-    claude_path: str | None = None
+    claude_path: str | os.PathLike[str] | None = None
     run_id: str | None = None
     run_dir: str | os.PathLike[str] | None = None
     record: bool = True

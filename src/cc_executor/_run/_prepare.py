@@ -32,11 +32,11 @@ _FLAGS = (
     "structured_output", "json_mode", "record",
 )  # fmt: skip
 _TEXTS = (
-    "model", "resume", "session_id", "permission_mode", "append_system_prompt",
-    "claude_path", "run_id", "parent_id",
+    "model", "resume", "session_id", "permission_mode", "append_system_prompt", "run_id",
+    "parent_id",
 )  # fmt: skip
 _STRING_LISTS = ("allowed_tools", "disallowed_tools", "extra_args")
-_PATHS = ("cwd", "run_dir")
+_PATHS = ("cwd", "run_dir", "claude_path")
 _MISSING = object()
 
 
@@ -76,7 +76,8 @@ def _check_types(o: Any) -> None:
         value = given(name)
         if value is _MISSING:
             continue
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        kinds = (list, tuple, set, frozenset) if name.endswith("tools") else (list, tuple)
+        if isinstance(value, (str, bytes)) or not isinstance(value, kinds):
             raise TypeError(
                 f"{name} must be a list of strings, got {value!r}"
                 + (f" (write [{value!r}])" if isinstance(value, str) else "")
@@ -94,13 +95,23 @@ def _check_types(o: Any) -> None:
         ):
             raise TypeError(f"{name} must be a path, got {value!r}")
     mcp_config = given("mcp_config")
-    if mcp_config is not _MISSING and mcp_config is not None and not isinstance(mcp_config, str):
-        from collections.abc import Mapping  # not at the top: the console's early start
+    if mcp_config not in (_MISSING, None) and not (
+        isinstance(mcp_config, str) or _is_mapping(mcp_config)
+    ):
+        raise TypeError(f"mcp_config must be a file, JSON text or a mapping, got {mcp_config!r}")
+    env = given("env")
+    if env is not _MISSING and not (
+        _is_mapping(env) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise TypeError("env must map strings to strings")
 
-        if not isinstance(mcp_config, Mapping):
-            raise TypeError(
-                f"mcp_config must be a file, JSON text or a mapping, got {mcp_config!r}"
-            )
+
+def _is_mapping(value: Any) -> bool:
+    if isinstance(value, dict):
+        return True
+    from collections.abc import Mapping  # only now: the console's early start passes dicts
+
+    return isinstance(value, Mapping)
 
 
 def check_run_options(o: RunOptions) -> None:
@@ -111,11 +122,7 @@ def check_run_options(o: RunOptions) -> None:
         value = getattr(o, name)
         if value is not None and not value > 0:  # "not >": NaN is refused too
             raise ValueError(f"{name} must be positive, got {value}")
-    if o.max_context_tokens is not None and (
-        not isinstance(o.max_context_tokens, int)
-        or isinstance(o.max_context_tokens, bool)
-        or o.max_context_tokens <= 0
-    ):
+    if o.max_context_tokens is not None and o.max_context_tokens <= 0:
         raise ValueError(
             f"max_context_tokens must be a positive integer, got {o.max_context_tokens!r}"
         )
@@ -136,13 +143,6 @@ def check_run_options(o: RunOptions) -> None:
         check_schema(o.json_schema)
     if not o.heartbeat_s >= 0:
         raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
-    if not isinstance(o.env, dict):
-        from collections.abc import Mapping  # not at the top: the console's early start
-
-        if not isinstance(o.env, Mapping):
-            raise TypeError("env must map strings to strings")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in o.env.items()):
-        raise TypeError("env must map strings to strings")
 
 
 def _check_paths(o: RunOptions) -> None:

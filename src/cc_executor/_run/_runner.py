@@ -250,11 +250,14 @@ class _Run:
         #: An exception raised by ``on_event`` for a heartbeat: it stops the run and is
         #: raised to the caller, as one raised for any other event is.
         self._callback_error: Exception | None = None
-        #: Past this (monotonic) time, events still queued are not passed to ``on_event``:
-        #: a slow callback cannot hold the result past the run's time limit (+ grace).
-        self._deliver_until: float | None = None
+        #: When the run's time is up or it was stopped (monotonic). After it, ``on_event``
+        #: may use at most ``max(grace, 2 s)`` more of its own time: a slow callback
+        #: cannot hold the result long past the run's time limit.
+        self._deadline: float | None = None
+        self._late_spent = 0.0
         self._undelivered = 0
-        self._record_started = False
+        #: The history's start record, written in a thread (None until the CLI started).
+        self._record_start: asyncio.Future[None] | None = None
         self._record_finished = False
 
     def request_stop(self) -> None:
@@ -262,9 +265,7 @@ class _Run:
         result, and no further attempt starts."""
         self.stop_requested = True
         self._stop_event.set()  # ends a retry's back-off at once
-        cutoff = time.monotonic() + self.options.grace
-        if self._deliver_until is None or cutoff < self._deliver_until:
-            self._deliver_until = cutoff
+        self._set_deadline(time.monotonic())
         if self.process is not None and self.process.running:
             task = asyncio.ensure_future(self.process.cancel())
             self._stopping.add(task)
@@ -312,31 +313,40 @@ class _Run:
     async def run(self) -> RunResult:
         try:
             return await self._run()
-        except BaseException as exc:
-            self._record_abort(exc)
+        except (Exception, asyncio.CancelledError) as exc:
+            await self._record_abort(exc)
             raise
         finally:
             if self.launched is not None:
                 self.launched.abandon()  # a no-op once adopted
 
-    def _record_abort(self, exc: BaseException) -> None:
-        """Close the history record of a run that ends by an exception (the caller's
-        callback raised, the awaiting task was cancelled, ...): without it the record
-        would say ``running`` for as long as this process lives. Synchronous: it must
-        happen even while a cancellation unwinds."""
-        if not self._record_started or self._record_finished:
+    async def _record_abort(self, exc: BaseException) -> None:
+        """Close the history record of a run that ends by an exception (a callback raised,
+        the awaiting task was cancelled, ...): without it the record would say
+        ``running`` for as long as this process lives (a process that dies is found by
+        the history's recovery). Shielded: a second cancellation does not stop it."""
+        if self._record_start is None or self._record_finished:
             return
+        self._record_finished = True
         record = self.record
         record.ended_at = time.time()
         record.duration_s = time.monotonic() - self.started
-        cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+        cancelled = isinstance(exc, asyncio.CancelledError)
         record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
         record.error = redact_text(
-            "the caller cancelled the run"
+            "cancelled: the task running it was cancelled"
             if cancelled
-            else f"the run ended by an exception in the caller: {type(exc).__name__}: {exc}"
+            else f"the run ended by an exception: {type(exc).__name__}: {exc}"
         )[:2000]
-        self._finish_record(record)
+        started = self._record_start
+
+        async def finish() -> None:
+            with contextlib.suppress(Exception):
+                await started  # the start record first, or the end would update nothing
+            await asyncio.to_thread(self._finish_record, record)
+
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(asyncio.ensure_future(finish()))
 
     async def _run(self) -> RunResult:
         opts = self.options
@@ -434,8 +444,9 @@ class _Run:
         """Record the end of the run in the history (best effort) and return ``result``."""
         if self._undelivered:
             result.warnings.append(
-                f"{self._undelivered} event(s) were not passed to on_event: they came after "
-                "the run was stopped or its time was up (the event log has them)"
+                f"{self._undelivered} event(s) were not passed to on_event: once the run was "
+                "stopped or its time was up, the callback had used the time it is given "
+                "(max(grace, 2 s)); the event log has them"
             )
         record = self.record
         record.ended_at = time.time()
@@ -455,12 +466,12 @@ class _Run:
         if result.process is not None:
             artifacts += process_receipts(result.process, stdout_name="events")
         record.artifacts = [a for a in artifacts if a is not None]
-        await asyncio.to_thread(self._finish_record, record)
+        self._record_finished = True
+        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))
         result.warnings.extend(self.recorder.warnings)
         return result
 
     def _finish_record(self, record: RunRecord) -> None:
-        self._record_finished = True
         self.recorder.finish(record)
         self.recorder.close()
 
@@ -503,17 +514,17 @@ class _Run:
         await proc.start()
         self.process = proc
         if remaining is not None:
-            cutoff = time.monotonic() + max(remaining, 0) + opts.grace
-            if self._deliver_until is None or cutoff < self._deliver_until:
-                self._deliver_until = cutoff
+            self._set_deadline(time.monotonic() + max(remaining, 0))
         if self.stop_requested:
             self.request_stop()
         if proc.pid is not None:
             self.record.pid = proc.pid
             self.record.pid_started = proc.start_ticks
             self.record.tree_token = proc.tree_token
-            self._record_started = True
-            await asyncio.to_thread(self.recorder.start, self.record)
+            self._record_start = asyncio.ensure_future(
+                asyncio.to_thread(self.recorder.start, self.record)
+            )
+            await asyncio.shield(self._record_start)
         heartbeat: asyncio.Task[None] | None = None
         try:
             # Spawned, not "still running": a fast CLI may have finished while the start
@@ -558,15 +569,31 @@ class _Run:
             state.apply(event)
             await self._deliver(event)
 
+    def _set_deadline(self, at: float) -> None:
+        if self._deadline is None or at < self._deadline:
+            self._deadline = at
+
     async def _deliver(self, event: AgentEvent) -> None:
-        """:meth:`emit`, unless the run was stopped or its time is up and the grace period
-        is over: then the event is only counted (a warning on the result says how many)."""
+        """:meth:`emit` for the CLI's output. Once the run's time is up or it was stopped,
+        the callback gets at most ``max(grace, 2 s)`` more of its own time (an async one
+        still running then is cancelled); the events after that are only counted, and a
+        warning on the result says how many. A fast callback loses nothing."""
         if self.on_event is None:
             return
-        if self._deliver_until is not None and time.monotonic() > self._deliver_until:
+        if self._deadline is None or time.monotonic() <= self._deadline:
+            await self.emit(event)
+            return
+        left = max(self.options.grace, 2.0) - self._late_spent
+        if left <= 0:
             self._undelivered += 1
             return
-        await self.emit(event)
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(self.emit(event), left)
+        except asyncio.TimeoutError:
+            self._undelivered += 1
+        finally:
+            self._late_spent += time.monotonic() - began
 
     async def _heartbeats(self, state: _AttemptState) -> None:
         interval = self.options.heartbeat_s
@@ -727,14 +754,12 @@ def start_run(
     attempt adopts it; the run's id, folder, cwd and clock are the launch's.
     """
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        if launched is not None:
-            launched.abandon()
-        raise RuntimeError(
-            "start_run needs a running event loop (call it from async code, or use run_sync)"
-        ) from None
-    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "start_run needs a running event loop (call it from async code, or use run_sync)"
+            ) from None
         job = _Run(prompt, RunOptions.from_kwargs(options), on_event, launched)
     except BaseException:
         if launched is not None:
@@ -773,7 +798,9 @@ async def stream(prompt: str | bytes, **options: Any) -> AsyncIterator[AgentEven
     CLI's process tree once the generator is closed: at once with
     ``async with contextlib.aclosing(stream(...)) as events:``, otherwise when Python
     finalizes it (about a second later, or never while a reference to it is kept). The
-    consumer may be slow: the CLI's output waits on disk, not in memory.
+    consumer may be slow: the CLI's output waits on disk, not in memory; but once the run
+    is stopped or its time is up, the events still queued are delivered only within the
+    limit :func:`run` gives ``on_event`` (the result's warnings say how many were not).
     """
     queue: asyncio.Queue[AgentEvent] = asyncio.Queue(maxsize=1024)
     task = asyncio.ensure_future(run(prompt, on_event=queue.put, **options))

@@ -280,10 +280,10 @@ def predicted_timeout(
     try:
         durations = store.durations(kind=kind, agent=agent, key=key) if key is not None else []
         if kind == "run" and len(durations) < AUTO_MIN_SAMPLES:
-            seconds, note = auto_timeout(
-                store.durations(kind=kind, agent=agent, key=None, any_key=True)
-            )
-            return seconds, f"{note} (runs of any model)"
+            durations = store.durations(kind=kind, agent=agent, key=None, any_key=True)
+            seconds, note = auto_timeout(durations)
+            used = len(durations) >= AUTO_MIN_SAMPLES
+            return seconds, f"{note} (runs of any model)" if used else note
         return auto_timeout(durations)
     finally:
         store.close()

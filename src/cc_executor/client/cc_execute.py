@@ -197,6 +197,11 @@ _NOT_FOR_VALIDATION = frozenset(
 )
 
 
+def _seconds(value: Any) -> str:
+    """``value`` as the progress messages show seconds (any value: run() checks the type)."""
+    return f"{value:g}" if isinstance(value, (int, float)) else repr(value)
+
+
 async def _tell(progress: ProgressCallback | None, message: str) -> None:
     if progress is not None:
         outcome = progress(message)
@@ -266,7 +271,7 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     await _tell(
         progress_callback,
         "Starting Claude execution "
-        + (f"with a timeout of {limit:g} s{note}..." if limit is not None else "..."),
+        + (f"with a timeout of {_seconds(limit)} s{note}..." if limit is not None else "..."),
     )
     started = time.time()
     result = await run(
@@ -323,7 +328,8 @@ async def _validate(
         data["is_valid"] = False
         return
     data["validation"] = validation
-    data["is_valid"] = validation.get("is_valid") is True
+    # A validation cut off by its timeout has a salvaged, partial verdict: not a pass.
+    data["is_valid"] = validation.get("is_valid") is True and not validation.get("partial")
 
 
 def _save_files(config: CCExecutorConfig, task: str, result: RunResult, started: float) -> None:

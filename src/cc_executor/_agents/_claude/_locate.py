@@ -38,7 +38,9 @@ def _candidates(home: str) -> list[str]:
     return places
 
 
-def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+def locate_claude(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> str:
     """The path of the ``claude`` executable.
 
     Looks, in order, at ``explicit``, ``$CC_EXECUTOR_CLAUDE``, ``claude`` on ``PATH``, then
@@ -49,7 +51,7 @@ def locate_claude(explicit: str | None = None, env: Mapping[str, str] | None = N
     env = os.environ if env is None else env
     tried = []
     for source, value in (
-        ("argument", explicit),
+        ("argument", os.fspath(explicit) if explicit is not None else None),
         ("CC_EXECUTOR_CLAUDE", env.get("CC_EXECUTOR_CLAUDE")),
     ):
         if value:
