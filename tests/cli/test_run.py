@@ -396,3 +396,19 @@ def test_unusable_home_falls_back_to_a_temporary_run_folder(
     assert any("unusable" in w and "output kept in" in w for w in result["warnings"])
     assert any("history not recorded" in w for w in result["warnings"])
     assert Path(result["event_log"]).is_file()
+
+
+def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """``--timeout auto`` without a model: the history keeps the model Claude Code reports,
+    so the runs of any model count (they never matched before)."""
+    _, env, work = served
+    first = cc(env, "hello", "--timeout", "auto", "--quiet", "--cwd", str(work))
+    assert first.returncode == 0, first.stderr
+    assert b"fewer than 5: using the default 600 s" in first.stderr
+    for _ in range(4):
+        assert cc(env, "hello", "--quiet", "--cwd", str(work)).returncode == 0
+    done = cc(env, "hello", "--timeout", "auto", "--json", "--quiet", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    assert b"5 similar past runs" in done.stderr
+    assert b"(runs of any model)" in done.stderr
+    assert json.loads(done.stdout)["status"] == "ok"
