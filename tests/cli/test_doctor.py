@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.run.conftest import claude_path
+from tests._means import claude_path
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 BASE_CHECKS = [
@@ -35,16 +35,10 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR"))
     }
-    claude = claude_path()
-    if claude is not None:
-        env["CC_EXECUTOR_CLAUDE"] = claude
+    if "CC_EXECUTOR_CLAUDE" not in extra:
+        env["CC_EXECUTOR_CLAUDE"] = str(claude_path())
     env.update(extra)
     return env
-
-
-def needs_claude() -> None:
-    if claude_path() is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,8 +70,8 @@ def by_name(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in data["checks"]}
 
 
+@pytest.mark.cli
 def test_json_every_check_passes(cc_home: Path) -> None:
-    needs_claude()
     done = doctor(clean_env(ANTHROPIC_API_KEY="sk-ant-doctor-test-secret"), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     data = as_json(done)
@@ -95,8 +89,8 @@ def test_json_every_check_passes(cc_home: Path) -> None:
     assert not cc_home.exists()
 
 
+@pytest.mark.cli
 def test_claude_self_tests_pass(tmp_path: Path, cc_home: Path) -> None:
-    needs_claude()
     home = tmp_path / "user-home"
     home.mkdir()
     done = doctor(
@@ -132,8 +126,8 @@ def test_missing_claude_fails_with_install_hint() -> None:
     assert all(checks[name]["ok"] for name in BASE_CHECKS if name != "claude"), data
 
 
+@pytest.mark.cli
 def test_plain_output_data_dir_under_a_file(tmp_path: Path) -> None:
-    needs_claude()
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     env = clean_env(
@@ -156,9 +150,9 @@ def test_plain_output_data_dir_under_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("logged_in", [False, True])
+@pytest.mark.cli
 def test_model_access_from_login_or_nothing(tmp_path: Path, logged_in: bool) -> None:
     """Without a UTF-8 stdout the marks are words; a login counts, and its token stays secret."""
-    needs_claude()
     home = tmp_path / "user-home"
     (home / ".claude").mkdir(parents=True)
     if logged_in:

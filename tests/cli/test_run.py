@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests._means import claude_path, uses_cli
 from tests._pty import run_on_pty
-from tests.run.conftest import claude_path
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RUN_FIELDS = {
@@ -28,10 +28,10 @@ HUGE = "".join(f'{i:06d} "q" \\ \x01 \u00e9\U0001f600\n' for i in range(3_000_00
 
 
 @pytest.fixture
+@uses_cli
 def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]:
     claude = claude_path()
-    if claude is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    assert claude is not None  # the cli marker's probe skipped the test otherwise
     script = Script(
         [
             Rule(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,17 +11,7 @@ from typing import Any
 import pytest
 
 from cc_executor.testing import ModelServer, Script
-
-CLAUDE_VERSION = "2.1.330"
-
-
-def claude_path() -> str | None:
-    configured = os.environ.get("CC_EXECUTOR_CLAUDE")
-    if configured:
-        return configured
-    cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
-    default = cache / "claude-code" / CLAUDE_VERSION / "bin" / "claude"
-    return str(default) if default.exists() else None
+from tests._means import claude_path, uses_cli
 
 
 @dataclass
@@ -51,11 +40,11 @@ BedFactory = Callable[[Script], Any]
 
 
 @pytest.fixture
+@uses_cli
 def bed(tmp_path: Path) -> Callable[[Script], Any]:
     """``async with bed(script) as b:`` starts a ModelServer playing ``script``."""
     claude = claude_path()
-    if claude is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    assert claude is not None  # the cli marker's probe skipped the test otherwise
 
     @asynccontextmanager
     async def start(script: Script) -> AsyncIterator[Bed]:

@@ -37,7 +37,8 @@ from cc_executor.client.cc_execute import (
     cc_execute_sync,
 )
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
-from tests.run.conftest import Bed, claude_path
+from tests._means import claude_path
+from tests.run.conftest import Bed
 
 
 def answer(text: str, **reply: Any) -> Script:
@@ -655,10 +656,10 @@ async def test_compat_list_concurrent(bed: Any) -> None:
     assert outcomes[2] == " ".join(["two"] * 20)
 
 
+@pytest.mark.cli
 def test_compat_sync_warns_at_the_callers_line(tmp_path: Path) -> None:
     claude = claude_path()
-    if claude is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    assert claude is not None  # the cli marker's probe skipped the test otherwise
     (tmp_path / "work").mkdir()
     (tmp_path / "home").mkdir()
     with ModelServer(answer('{"a": 2}')) as server:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cc_executor.testing import ModelServer, Script
-from tests.run.conftest import claude_path
+from tests._means import claude_path, cli_test, starts_server, uses_cli
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 
@@ -75,9 +75,8 @@ def launch(
 ) -> Service:
     """Start ``cc-executor serve`` (or ``mcp --transport http``) on a free port."""
     argv = [CLI, command, "--port", "0", "--allow-dir", str(root), *args]
-    claude = claude_path()
-    if claude and "--claude" not in args:
-        argv += ["--claude", claude]
+    if cli_test() and "--claude" not in args:
+        argv += ["--claude", str(claude_path())]
     env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -96,6 +95,7 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+@starts_server
 def start(cc_home: Path, root: Path) -> Iterator[Callable[..., Service]]:
     """``start(*flags)`` starts a server; all are stopped at the end of the test."""
     started: list[Service] = []
@@ -136,10 +136,9 @@ class Bed:
 
 
 @pytest.fixture
+@uses_cli
 def bed(root: Path, tmp_path: Path) -> Callable[[Script], Any]:
     """``async with bed(script) as b:`` starts a ModelServer playing ``script``."""
-    if claude_path() is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
 
     @asynccontextmanager
     async def begin(script: Script) -> AsyncIterator[Bed]:

@@ -15,7 +15,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from cc_executor.testing import Reply, Rule, Script, Text
-from tests.run.conftest import claude_path
+from tests._means import claude_path, cli_test
 from tests.service.conftest import CLI, Service
 
 
@@ -31,9 +31,8 @@ def data(result: Any) -> dict[str, Any]:
 @asynccontextmanager
 async def stdio_client_for(home: Path, root: Path) -> AsyncIterator[Client]:
     args = ["mcp", "--allow-dir", str(root)]
-    claude = claude_path()
-    if claude:
-        args += ["--claude", claude]
+    if cli_test():
+        args += ["--claude", str(claude_path())]
     params = StdioServerParameters(
         command=CLI, args=args, env={**os.environ, "CC_EXECUTOR_HOME": str(home)}
     )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cc_executor.testing import ModelServer, Script
-from tests.run.conftest import claude_path
+from tests._means import claude_path, uses_cli
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 
@@ -82,11 +82,11 @@ class Served:
 
 
 @pytest.fixture
+@uses_cli
 def serve(tmp_path: Path) -> Iterator[Callable[[Script], Served]]:
     """``serve(script)`` starts a ModelServer playing ``script`` (stopped after the test)."""
     claude = claude_path()
-    if claude is None:
-        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    assert claude is not None  # the cli marker's probe skipped the test otherwise
     with contextlib.ExitStack() as stack:
 
         def start(script: Script) -> Served:

@@ -15,32 +15,18 @@ from typing import Any
 import pytest
 
 from cc_executor.testing import ModelServer
+from tests._means import claude_path, uses_cli
 
-CLAUDE_VERSION = "2.1.330"
 RUN_TIMEOUT = 60.0
 
 
-def _claude_path() -> Path | None:
-    configured = os.environ.get("CC_EXECUTOR_CLAUDE")
-    if configured:
-        return Path(configured)
-    cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
-    default = cache / "claude-code" / CLAUDE_VERSION / "bin" / "claude"
-    return default if default.exists() else None
-
-
 @pytest.fixture(scope="session")
+@uses_cli
 def claude_bin() -> Path:
     """The real Claude Code CLI: $CC_EXECUTOR_CLAUDE, else the cache of install-claude-code."""
-    path = _claude_path()
-    if path is None:
-        pytest.skip(
-            "Claude Code CLI not found: CC_EXECUTOR_CLAUDE is unset and the cache has no "
-            f"claude-code/{CLAUDE_VERSION}; run scripts/install-claude-code (scripts/test does)"
-        )
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"CC_EXECUTOR_CLAUDE={path} is not an executable file")
-    return path
+    path = claude_path()
+    assert path is not None  # the cli marker's probe skipped the test otherwise
+    return Path(path)
 
 
 @dataclass

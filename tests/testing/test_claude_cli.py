@@ -31,8 +31,9 @@ from cc_executor.testing import (
     Usage,
     load_script,
 )
+from tests._means import CLAUDE_VERSION
 
-from .conftest import CLAUDE_VERSION, RunClaude
+from .conftest import RunClaude
 
 
 def one_rule(*answers: Reply | HttpError) -> Script:

@@ -114,13 +114,14 @@ def test_serve_on_a_port_in_use_is_a_clear_error() -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.cli
 def test_run_finds_the_cli_with_the_printed_throwaway_home(tmp_path: Path) -> None:
     """The env ``testing serve`` prints exports a throwaway HOME; the CLI installed in the
     account's own cache must still be found (it was not: spawn_failed)."""
     import os
     import pwd
 
-    from tests.run.conftest import claude_path
+    from tests._means import claude_path
 
     installed = claude_path()
     account_home = pwd.getpwuid(os.getuid()).pw_dir

@@ -1,0 +1,142 @@
+"""What the test markers need from the machine, found once, and the current test.
+
+Each marker of ``pyproject.toml`` that needs something the machine may lack has a probe
+here returning ``None`` when the means are present, else the reason a test of that marker
+cannot run; ``tests/conftest.py`` skips (or, under CI, fails) such a test with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+CLAUDE_VERSION = "2.1.330"
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+
+F = TypeVar("F", bound=Callable[..., Any])
+CLI_FIXTURES: set[Callable[..., Any]] = set()
+SERVER_FIXTURES: set[Callable[..., Any]] = set()
+
+
+def uses_cli(fixture: F) -> F:
+    """Mark every test using ``fixture`` (directly or through other fixtures) ``cli``.
+    Put it under ``@pytest.fixture``."""
+    CLI_FIXTURES.add(fixture)
+    return fixture
+
+
+def starts_server(fixture: F) -> F:
+    """Mark every test using ``fixture`` ``slow``: it starts a server (the service, the
+    MCP server). Put it under ``@pytest.fixture``."""
+    SERVER_FIXTURES.add(fixture)
+    return fixture
+
+
+#: The test being set up or run; ``claude_path`` refuses to serve a test lacking ``cli``.
+current: pytest.Item | None = None
+
+
+def _claude_location() -> str | None:
+    configured = os.environ.get("CC_EXECUTOR_CLAUDE")
+    if configured:
+        return configured
+    cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
+    default = cache / "claude-code" / CLAUDE_VERSION / "bin" / "claude"
+    return str(default) if default.exists() else None
+
+
+# The tripwire of tests/conftest.py replaces CC_EXECUTOR_CLAUDE while a test runs, so the
+# real location is read once, before any test.
+_REAL_CLAUDE = _claude_location()
+
+
+def claude_path() -> str | None:
+    """The real Claude Code CLI: ``$CC_EXECUTOR_CLAUDE``, else the cache of
+    ``scripts/install-claude-code``; ``None`` if neither has it.
+
+    Fails the current test if it is not marked ``cli``: a test that runs the real CLI must
+    be left out of the fast tier, and forgetting the marker must not pass unnoticed.
+    """
+    if current is not None and current.get_closest_marker("cli") is None:
+        pytest.fail(
+            f"{current.nodeid} asks for the real Claude Code CLI but is not marked `cli`: "
+            "add @pytest.mark.cli, or use a fixture registered in tests/conftest.py"
+        )
+    return _REAL_CLAUDE
+
+
+def cli_test() -> bool:
+    """Whether the current test is marked ``cli`` (may run the real CLI)."""
+    return current is not None and current.get_closest_marker("cli") is not None
+
+
+def _missing_cli() -> str | None:
+    path = _REAL_CLAUDE
+    if path is None:
+        return (
+            "no Claude Code CLI: CC_EXECUTOR_CLAUDE is unset and the cache has no "
+            f"claude-code/{CLAUDE_VERSION}; run scripts/install-claude-code (scripts/test does)"
+        )
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return f"no Claude Code CLI: {path} is not an executable file"
+    return None
+
+
+def _missing_redis() -> str | None:
+    return None if shutil.which("redis-server") else "no redis-server on PATH"
+
+
+def _missing_postgres() -> str | None:
+    if shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        return None
+    return "no PostgreSQL: initdb is neither on PATH nor in /usr/lib/postgresql/*/bin"
+
+
+def _missing_browser() -> str | None:
+    return None if os.access(CHROMIUM, os.X_OK) else f"no browser: {CHROMIUM} is missing"
+
+
+def _missing_cgroup() -> str | None:
+    # Our own cgroup v2 folder must offer controllers and let us create children in it.
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return "no cgroups: /proc/self/cgroup is unreadable"
+    own = next((line[3:] for line in lines if line.startswith("0::")), None)
+    mounts = [m for m in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified") if Path(m).is_dir()]
+    for mount in mounts:
+        folder = Path(mount + (own or "/").rstrip("/"))
+        controllers = folder / "cgroup.controllers"
+        if (
+            own is not None
+            and controllers.is_file()
+            and controllers.read_text().split()
+            and os.access(folder, os.W_OK)
+            and os.access(folder / "cgroup.subtree_control", os.W_OK)
+        ):
+            return None
+    return "no writable cgroup v2 controllers in this process's cgroup"
+
+
+#: Marker name -> probe; markers without a probe (``slow``, ``soak``) only select.
+PROBES: dict[str, Callable[[], str | None]] = {
+    "cli": _missing_cli,
+    "redis": _missing_redis,
+    "postgres": _missing_postgres,
+    "browser": _missing_browser,
+    "cgroup": _missing_cgroup,
+}
+
+
+@functools.cache
+def missing(marker: str) -> str | None:
+    """Why the machine cannot run tests marked ``marker``, or ``None`` if it can."""
+    probe = PROBES.get(marker)
+    return probe() if probe is not None else None
