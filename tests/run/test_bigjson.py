@@ -16,6 +16,7 @@ import pytest
 
 from cc_executor._agents import _bigjson
 from cc_executor._agents._bigjson import NotHandled, loads_large
+from tests._scaling import assert_linear
 
 #: Characters that make cutting hard: escapes, quotes, backslashes, multi-byte UTF-8,
 #: astral characters (surrogate pairs when escaped), control characters, a "u" and hex
@@ -179,27 +180,30 @@ def test_json_line_writer_never_fails_on_lone_surrogates() -> None:
     assert json.loads(out.getvalue()) == data
 
 
+@pytest.mark.slow
 def test_linear_under_a_profiler() -> None:
     """Under a profiler (or coverage) CPython 3.11 does not grow a string in place, so the
-    decoder joins its pieces instead: a 64 MB string stays a fraction of a second (growing
-    it by ``+=`` took 0.9 s for 20 MB there, about 10 s for this one)."""
-    import time
+    decoder joins its pieces instead: twice the string takes about twice as long (growing
+    it by ``+=`` copied it over and over: 0.9 s for 20 MB there, about 10 s for 64 MB)."""
 
-    text = 'line with "quotes", a tab\t and caf\u00e9\n' * 1_800_000
-    line = orjson.dumps({"type": "result", "result": text, "session_id": "s"})
+    def answer(lines: int) -> bytes:
+        text = 'line with "quotes", a tab\t and caf\u00e9\n' * lines
+        return orjson.dumps({"type": "result", "result": text, "session_id": "s"})
+
     calls = 0
 
     def profile(frame: object, event: str, arg: object) -> None:
         nonlocal calls
         calls += 1
 
-    started = time.monotonic()
-    sys.setprofile(profile)
-    try:
-        obj = loads_large(lambda at, size: line[at : at + size], 0, len(line))
-    finally:
-        sys.setprofile(None)
-    elapsed = time.monotonic() - started
+    def profiled(line: bytes) -> Any:
+        sys.setprofile(profile)
+        try:
+            return loads_large(lambda at, size: line[at : at + size], 0, len(line))
+        finally:
+            sys.setprofile(None)
+
+    line = answer(1_800_000)
+    assert profiled(line) == orjson.loads(line)
     assert calls > 0  # the profiler was really on
-    assert obj == orjson.loads(line)
-    assert elapsed < 4.0, elapsed  # coarse: quadratic copying takes several times that
+    assert_linear(answer, profiled, 300_000)
