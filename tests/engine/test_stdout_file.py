@@ -79,6 +79,7 @@ async def test_idle_timeout_and_output_that_resets_it() -> None:
     )
     assert idle.status is ProcessStatus.IDLE_TIMEOUT
     assert idle.stdout == b"hello\n"
+    # Liveness, not speed: the 0.5 s idle timeout ended it, not the child's 30 s (10x slack).
     assert idle.duration_s < 5
 
 
@@ -95,5 +96,6 @@ async def test_a_descendant_still_writing_after_the_exit_is_stopped(tmp_path: Pa
     assert b"done\n" in result.stdout
     assert result.stdout.count(b"tick") >= 2
     assert Path(result.stdout_path or "").read_bytes() == result.stdout
+    # Liveness, not speed: the run ends with the child (~0.3 s), not with the endless writer.
     assert result.duration_s < 5
     await assert_all_gone(read_pids(pidfile), within=0.5)

@@ -34,9 +34,11 @@ async def test_keepalive_fills_silences_without_losing_events() -> None:
         await asyncio.sleep(0.35)
         yield {"n": 2}
 
-    items = [item async for item in with_keepalive(slow(), 0.1)]
+    # The 0.35 s silence is the behaviour under test; keep-alives every 0.05 s make ~7 of
+    # them, so a loaded machine delaying a few still leaves the 2 asserted.
+    items = [item async for item in with_keepalive(slow(), 0.05)]
     events = [i for i in items if i is not None]
     assert events == [{"n": 1}, {"n": 2}]
-    assert items.count(None) >= 2  # ~3 silences of 0.1 s while waiting 0.35 s
+    assert items.count(None) >= 2
     assert items[0] == {"n": 1}
     assert items[-1] == {"n": 2}

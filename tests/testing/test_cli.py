@@ -66,8 +66,9 @@ def test_serve_prints_url_and_env_then_stops_on_signal(stop_signal: signal.Signa
 
         stopping = time.monotonic()
         process.send_signal(stop_signal)
-        out, err = process.communicate(timeout=10)
-        assert time.monotonic() - stopping < 3
+        out, err = process.communicate(timeout=30)
+        # Liveness, not speed: it stops at the signal (~0.2 s) instead of serving on (50x slack).
+        assert time.monotonic() - stopping < 10
     finally:
         if process.poll() is None:
             process.kill()

@@ -21,6 +21,7 @@ from cc_executor.testing import (
     ToolUse,
     Usage,
 )
+from tests._wait import wait_for
 
 
 def one_rule(*answers: Reply | HttpError, **options: Any) -> Script:
@@ -375,13 +376,15 @@ def test_starts_and_stops_fast_even_with_a_slow_stream_in_flight() -> None:
 
         reader = threading.Thread(target=read_forever)
         reader.start()
-        time.sleep(0.2)
+        wait_for(lambda: server.message_requests, what="the slow stream's request")
         stopping = time.monotonic()
     shutdown = time.monotonic() - stopping
     reader.join(5)
 
-    assert startup < 0.5
-    assert shutdown < 0.5
+    # Liveness, not speed (benchmarks/ measure speed): it starts without waiting for
+    # anything (~0.05 s), and stops without waiting out the 100 s stream (>= 10x slack).
+    assert startup < 5
+    assert shutdown < 5
     assert not reader.is_alive()
     assert errors
     assert isinstance(errors[0], httpx.RemoteProtocolError)
