@@ -17,6 +17,7 @@ import pytest
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path, uses_cli
 from tests._pty import run_on_pty
+from tests._wait import wait_for
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RUN_FIELDS = {
@@ -302,14 +303,19 @@ def test_interrupt_at_any_moment_of_the_start(
     the start, between the start and the event loop, or during the answer, leaves nothing
     running and never prints a traceback. Once the CLI is up, the run ends ``cancelled``
     with exit code 130 and its partial answer."""
-    _, env, work = served
+    server, env, work = served
     proc = subprocess.Popen(
         [CLI, "run", "slow one", "--cwd", str(work), "--json", "--quiet"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(delay)
+    if delay < 0.4:
+        time.sleep(delay)  # a moment of the start: the behaviour under test
+    else:
+        # During the answer: once the CLI asked for it (then deeper into it).
+        wait_for(lambda: server.message_requests, what="the CLI's request")
+        time.sleep(delay - 0.4)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     # Python's own behaviour for any console script, before any of our code ran: a signal
@@ -329,10 +335,10 @@ def test_interrupt_at_any_moment_of_the_start(
         assert result["partial"] is True
     elif out:
         assert json.loads(out)["status"] == "cancelled"
-    deadline = time.monotonic() + 5
-    while _processes_with(env["CC_EXECUTOR_HOME"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _processes_with(env["CC_EXECUTOR_HOME"]) == []
+    wait_for(
+        lambda: _processes_with(env["CC_EXECUTOR_HOME"]) == [],
+        what="no process of the run left",
+    )
 
 
 def test_command_line_only_argparse_reads(

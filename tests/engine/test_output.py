@@ -18,6 +18,7 @@ from cc_executor._engine import (
     open_process,
     run_process,
 )
+from tests._wait import await_for
 from tests.engine.children import child
 
 GIB = 1 << 30
@@ -142,8 +143,9 @@ async def test_slow_consumer_never_stalls_draining_and_loses_nothing() -> None:
         async for event in proc.events(lifecycle=False):
             assert isinstance(event, OutputEvent)
             if exited_before_consumed is None:
-                # Give the child time to finish while we have consumed almost nothing.
-                await asyncio.sleep(1.0)
+                # The child finishes while we have consumed almost nothing (a stalled
+                # drain would keep it blocked on a full pipe until the timeout).
+                await await_for(lambda: not proc.running, what="the child's exit")
                 exited_before_consumed = not proc.running
                 queue = proc._queue
                 assert queue is not None

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from cc_executor._engine import ProcessStatus, open_process, run_process
+from tests._wait import await_for
 from tests.engine.children import child
 
 
@@ -41,7 +42,7 @@ async def wait_for_pids(path: Path, count: int, timeout: float = 10.0) -> list[i
     raise AssertionError(f"only {read_pids(path)} of {count} processes reported in time")
 
 
-async def wait_for_states(pids: list[int], *, stopped: bool, within: float = 2.0) -> None:
+async def wait_for_states(pids: list[int], *, stopped: bool, within: float = 10.0) -> None:
     """Signals are delivered asynchronously: wait until every pid is (not) stopped."""
     deadline = time.monotonic() + within
     while True:
@@ -217,9 +218,11 @@ async def test_pause_and_resume_the_whole_tree(tmp_path: Path) -> None:
 async def test_pause_stops_output_and_the_idle_clock() -> None:
     """While paused no output arrives and no idle timeout fires; after resume it goes on."""
     async with open_process(child("chatty", 60, 0.05), idle_timeout=0.5) as proc:
-        await asyncio.sleep(0.3)
+        await await_for(lambda: proc._captures["stdout"].size, what="the first output")
         assert proc.pause()
-        await asyncio.sleep(0.2)  # let the last in-flight bytes land
+        assert proc.pid is not None
+        await wait_for_states([proc.pid], stopped=True)
+        await asyncio.sleep(0.2)  # what the child wrote before it stopped reaches us
         before = proc._captures["stdout"].size
         await asyncio.sleep(1.0)  # twice the idle timeout
         assert proc._captures["stdout"].size == before

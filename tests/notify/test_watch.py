@@ -40,11 +40,13 @@ def test_watch_sees_a_message_dropped_after_it_started(make_repo: MakeRepo, mode
         assert "PollingObserver" in ready
     try:
         sent = notify(receiver, project=sender, type="question", message="new \x1b[2J one")
-        time.sleep(0.3)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the message is reported before the issue arrives
         issue = receiver / INCOMING / "late.md"
         issue.parent.mkdir(parents=True)
         issue.write_text("---\ntitle: Arrived later\n---\n")
-        out, err = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=30)
+        out = first + rest
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -88,18 +90,21 @@ def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
     complete = {"type": "question", "from": "x", "to": "y", "timestamp": "2026-01-01T00:00:00Z"}
 
     def slow_writer() -> None:
-        # A sender that writes in place, not atomically: half a message first.
+        # A sender that writes in place, not atomically: half a message first, the rest
+        # after a pause (the pause is the behaviour under test).
         partial = folder / "slow_writer.json"
         partial.write_text('{"type": "question", ')
         time.sleep(0.5)
         partial.write_text(json.dumps(complete))
-        time.sleep(0.2)
-        (folder / "garbage.json").write_text("not json, and it stays that way")
 
     def ready(watched: Path, mechanism: str) -> None:
         threading.Thread(target=slow_writer).start()
 
-    events = list(watch(tmp_path, timeout=20, max_events=2, on_ready=ready))
+    events = []
+    for event in watch(tmp_path, timeout=20, max_events=2, on_ready=ready):
+        events.append(event)
+        if len(events) == 1:  # the message is in: now a file that stays broken
+            (folder / "garbage.json").write_text("not json, and it stays that way")
     assert isinstance(events[0], Message)
     assert events[0].id == "slow_writer.json"
     assert events[0].data == complete

@@ -38,6 +38,7 @@ from cc_executor.client.cc_execute import (
 )
 from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path
+from tests._wait import await_for
 from tests.run.conftest import Bed
 
 
@@ -452,11 +453,17 @@ async def test_stream_ends_with_the_result_and_heartbeats_flow(bed: Any) -> None
 
 async def test_cancel_through_the_handle_keeps_partial_text(bed: Any) -> None:
     slow = Reply([Text("abc " * 500)], chunk_size=4, delay=0.1)
+    texts: list[str] = []
+
+    def on_event(event: AgentEvent) -> None:
+        if isinstance(event, TextDeltaEvent):
+            texts.append(event.text)
+
     async with bed(Script([Rule(answers=[slow])])) as b:
-        handle = start_run("slow", grace=2, **b.options())
-        await asyncio.sleep(3)
+        handle = start_run("slow", grace=2, on_event=on_event, **b.options())
+        await await_for(lambda: "".join(texts).startswith("abc abc"), what="the answer's start")
         assert handle.pause()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # paused for a while: the behaviour under test
         assert handle.resume()
         handle.cancel()
         result = await handle.wait()
@@ -721,7 +728,7 @@ async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path)
     slow = Reply([Text("word " * 100)], chunk_size=5, delay=0.1)
     async with bed(Script([Rule(answers=[slow])])) as b:
         task = asyncio.ensure_future(run("slow", **b.options()))
-        await asyncio.sleep(1.5)
+        await await_for(lambda: b.server.message_requests, what="the CLI's request")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -104,11 +104,11 @@ async def test_pause_resume_cancel_from_a_second_connection(service: Service, be
             assert paused.json()["status"] == "paused"
             assert (await client.post(f"/runs/{run_id}/pause")).status_code == 409
             seq_at_pause = (await client.get(f"/runs/{run_id}")).json()["last_seq"]
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(0.8)  # paused for a while: the behaviour under test
             assert (await client.get(f"/runs/{run_id}")).json()["last_seq"] == seq_at_pause
             resumed = await client.post(f"/runs/{run_id}/resume")
             assert resumed.json()["status"] == "running"
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # running again for a while before the cancel
             cancelled = await client.post(f"/runs/{run_id}/cancel")
             assert cancelled.status_code == 200
             rest = await sse_events(client, run_id)

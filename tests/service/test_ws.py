@@ -210,7 +210,7 @@ async def test_unsubscribe_stops_notifications(service: Service) -> None:
         await asyncio.wait_for(conn.recv(), 10)
         gone = await call(conn, "unsubscribe", {"run_id": run_id}, id_=3)
         assert gone["result"]["unsubscribed"] is True
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the child keeps printing: notifications would follow
         # Drain what was already in flight, then nothing more arrives.
         while True:
             try:

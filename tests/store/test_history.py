@@ -27,6 +27,7 @@ from cc_executor._store import (
     redact_argv,
 )
 from cc_executor._store._sqlite import MIGRATIONS
+from tests._wait import wait_for
 from tests.engine.children import child
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -43,13 +44,12 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_for(path: Path, lines: int, timeout: float = 10) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().split()) >= lines:
-            return [int(x) for x in path.read_text().split()]
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never got {lines} pids")
+def wait_for_pids(path: Path, lines: int) -> list[int]:
+    def written() -> list[int]:
+        text = path.read_text() if path.exists() else ""
+        return [int(x) for x in text.split()] if len(text.split()) >= lines else []
+
+    return wait_for(written, what=f"{lines} pids in {path}")
 
 
 def test_exec_runs_are_recorded_with_receipts(cc_home: Path) -> None:
@@ -83,8 +83,16 @@ def test_supervisor_sigkilled_mid_run_is_recovered(
         [CLI, "exec", "--", *child("tree", pidfile, "--ignore-term", "--escape", "--group-child")],
         stdout=subprocess.DEVNULL,
     )
-    pids = wait_for(pidfile, 3)
-    time.sleep(0.3)  # let the start of the run reach the history
+    pids = wait_for_pids(pidfile, 3)
+
+    def recorded_running() -> bool:
+        store = open_store()
+        try:
+            return [r.status for r in store.query(Query(limit=1))] == ["running"]
+        finally:
+            store.close()
+
+    wait_for(recorded_running, what="the start of the run in the history")
     if kill_watchdog:
         for proc in psutil.Process(supervisor.pid).children():
             if "cc_executor._engine._guard" in " ".join(proc.cmdline()):
@@ -268,9 +276,12 @@ def test_history_filters_and_prune(cc_home: Path) -> None:
     assert "RUN ID" in cc("history").stdout
     assert cc("prune", "--older-than", "1h").stdout.startswith("removed 0 runs")
     store = open_store()
-    folders = [Path(r.run_dir or "") for r in store.query(Query())]
+    records = store.query(Query())
+    folders = [Path(r.run_dir or "") for r in records]
     store.close()
-    time.sleep(1.1)
+    newest = max(r.started_at for r in records)
+    # Age is what --older-than tests: wait until every run started more than 1 s ago.
+    wait_for(lambda: time.time() - newest > 1.0, interval=0.05, what="the runs to age 1 s")
     assert cc("prune", "--older-than", "1s").stdout.startswith("removed 3 runs (3 run folders)")
     assert not any(f.exists() for f in folders)
     assert json.loads(cc("history", "--json").stdout) == []
