@@ -109,6 +109,7 @@ def test_claude_self_tests_pass(tmp_path: Path, cc_home: Path) -> None:
     assert not cc_home.exists()
 
 
+@pytest.mark.slow
 def test_missing_claude_fails_with_install_hint() -> None:
     env = clean_env(CC_EXECUTOR_CLAUDE="/nonexistent", ANTHROPIC_API_KEY="sk-ant-doctor-test")
     done = doctor(env, "--claude", "--json")

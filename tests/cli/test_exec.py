@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RESULT_FIELDS = {
@@ -85,6 +86,7 @@ def test_json_on_timeout() -> None:
     assert result["kill_signal"] == "SIGTERM"
 
 
+@pytest.mark.slow
 def test_sigterm_to_exec_cleans_up_the_tree(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     proc = subprocess.Popen(

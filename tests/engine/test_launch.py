@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from cc_executor._engine._tree import find_tree
 
@@ -99,6 +100,7 @@ def test_child_started_like_the_engine_starts_one(tmp_path: Path) -> None:
     assert not ignored & (1 << (13 - 1)), "SIGPIPE still ignored"
 
 
+@pytest.mark.slow
 def test_timeout_counts_from_the_launch(tmp_path: Path) -> None:
     """Adopted 2 s after its launch with a 4 s timeout: stopped 4 s after the launch, not
     4 s after the adoption (6 s)."""
@@ -121,6 +123,7 @@ def test_timeout_counts_from_the_launch(tmp_path: Path) -> None:
     assert Path(result["stdout_path"]).read_text() == "up\n"
 
 
+@pytest.mark.slow
 def test_abandon_kills_the_whole_tree(tmp_path: Path) -> None:
     """A child that was never adopted is killed with everything it started, including a
     grandchild that left for a session of its own."""
@@ -176,6 +179,7 @@ def test_inherited_descriptors_are_not_passed_on(tmp_path: Path) -> None:
     assert fds[:3] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_output_before_the_adoption_counts_as_activity(tmp_path: Path) -> None:
     """A child that writes every 0.1 s, adopted 1 s after its launch with a 0.5 s idle
     timeout (and a 0.5 s first-output timeout), is not idle: it runs to its end."""

@@ -36,6 +36,7 @@ def pattern_sha256(total: int, byte: bytes, block: int = MIB) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 async def test_one_gib_stdout_with_100_mb_stderr_at_once() -> None:
     out, err = GIB, 100 * MIB
     result = await run_process(child("flood", out, err), timeout=120)
@@ -165,6 +166,7 @@ async def test_slow_consumer_never_stalls_draining_and_loses_nothing() -> None:
     assert exited_before_consumed
 
 
+@pytest.mark.slow
 async def test_timeout_keeps_exactly_what_was_written(tmp_path: Path) -> None:
     """A counter killed at a random moment: the captured bytes are exactly a prefix of the
     sequence, and at least everything the child had finished writing."""
@@ -198,6 +200,7 @@ async def test_idle_timeout() -> None:
     assert result.duration_s < 5
 
 
+@pytest.mark.slow
 async def test_idle_timeout_is_reset_by_output() -> None:
     result = await run_process(child("chatty", 20, 0.1), idle_timeout=0.5)
     assert result.status is ProcessStatus.OK
@@ -239,6 +242,7 @@ async def test_child_that_closes_stdin_early() -> None:
     assert any("stopped reading" in w for w in result.warnings)
 
 
+@pytest.mark.slow
 async def test_two_hundred_concurrent_chatty_runs() -> None:
     results = await asyncio.gather(
         *(run_process(child("chatty", 500), timeout=120) for _ in range(200))

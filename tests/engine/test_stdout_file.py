@@ -9,6 +9,8 @@ import struct
 import sys
 from pathlib import Path
 
+import pytest
+
 from cc_executor._engine import LifecycleEvent, OutputEvent, ProcessStatus, run_process
 from tests.engine.children import child
 from tests.engine.test_output import MIB, pattern_sha256
@@ -26,6 +28,7 @@ async def test_large_output_is_whole_and_hashed() -> None:
     assert result.stderr_sha256 == pattern_sha256(err, b"e")
 
 
+@pytest.mark.slow
 async def test_lines_arrive_while_the_child_runs() -> None:
     code = (
         "import sys, time\n"
@@ -51,6 +54,7 @@ async def test_lines_arrive_while_the_child_runs() -> None:
     assert exited.t - lines[0].t > 1.0
 
 
+@pytest.mark.slow
 async def test_timeout_keeps_exactly_what_was_written(tmp_path: Path) -> None:
     counter_file = tmp_path / "written"
     for _ in range(3):
@@ -70,6 +74,7 @@ async def test_timeout_keeps_exactly_what_was_written(tmp_path: Path) -> None:
         assert hashlib.sha256(data).hexdigest() == result.stdout_sha256
 
 
+@pytest.mark.slow
 async def test_idle_timeout_and_output_that_resets_it() -> None:
     ok = await run_process(child("chatty", 20, 0.1), idle_timeout=0.6, stdout_to_file=True)
     assert ok.status is ProcessStatus.OK

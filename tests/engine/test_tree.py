@@ -61,6 +61,7 @@ async def assert_all_gone(pids: list[int], within: float = 2.0) -> None:
     assert not survivors, f"survivors: {survivors}"
 
 
+@pytest.mark.slow
 async def test_timeout_kills_child_ignoring_sigterm(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     started = time.monotonic()
@@ -87,6 +88,7 @@ async def test_sigterm_suffices_for_a_polite_child() -> None:
     assert result.duration_s < 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["timeout", "cancel", "asyncio-cancel"])
 async def test_escaped_grandchild_is_killed(tmp_path: Path, how: str) -> None:
     """A grandchild that double-forks into its own session, ignores SIGTERM and keeps the
@@ -215,6 +217,7 @@ async def test_pause_and_resume_the_whole_tree(tmp_path: Path) -> None:
     await assert_all_gone(pids, within=0.5)
 
 
+@pytest.mark.slow
 async def test_pause_stops_output_and_the_idle_clock() -> None:
     """While paused no output arrives and no idle timeout fires; after resume it goes on."""
     async with open_process(child("chatty", 60, 0.05), idle_timeout=0.5) as proc:

@@ -200,6 +200,7 @@ def test_never_writes_through_a_symlinked_inbox(make_repo: MakeRepo, tmp_path: P
     assert list(elsewhere.rglob("*")) == []
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_notifiers_never_clobber(make_repo: MakeRepo) -> None:
     sender = make_repo("busy", remote=True)
     receiver = make_repo("target")

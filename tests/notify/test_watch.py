@@ -85,6 +85,7 @@ def test_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
     folder = tmp_path / INBOX
     complete = {"type": "question", "from": "x", "to": "y", "timestamp": "2026-01-01T00:00:00Z"}

@@ -265,6 +265,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStore(db)
 
 
+@pytest.mark.slow
 def test_history_filters_and_prune(cc_home: Path) -> None:
     cc("exec", "--", "true")
     cc("exec", "--", "false")

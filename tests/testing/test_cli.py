@@ -38,6 +38,7 @@ def example_path() -> Path:
     return example
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_url_and_env_then_stops_on_signal(stop_signal: signal.Signals) -> None:
     process = serve("--script", str(example_path()))
@@ -80,6 +81,7 @@ def test_serve_prints_url_and_env_then_stops_on_signal(stop_signal: signal.Signa
         httpx.get(url)
 
 
+@pytest.mark.slow
 def test_serve_rejects_a_bad_script(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: []\n")
@@ -90,6 +92,7 @@ def test_serve_rejects_a_bad_script(tmp_path: Path) -> None:
     assert err.strip() == f"cc-executor testing serve: {bad}: rules: expected at least one rule"
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_public_host() -> None:
     process = serve("--script", str(example_path()), "--host", "0.0.0.0")
     _, err = process.communicate(timeout=10)
@@ -97,6 +100,7 @@ def test_serve_refuses_a_public_host() -> None:
     assert "loopback addresses only" in err
 
 
+@pytest.mark.slow
 def test_serve_on_a_port_in_use_is_a_clear_error() -> None:
     import socket
 

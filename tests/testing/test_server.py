@@ -23,6 +23,9 @@ from cc_executor.testing import (
 )
 from tests._wait import wait_for
 
+# Each test starts the scripted model server: not for the fast tier (no servers).
+pytestmark = pytest.mark.slow
+
 
 def one_rule(*answers: Reply | HttpError, **options: Any) -> Script:
     return Script([Rule(list(answers))], **options)
