@@ -67,7 +67,7 @@ def claude_path() -> str | None:
     if current is not None and current.get_closest_marker("cli") is None:
         pytest.fail(
             f"{current.nodeid} asks for the real Claude Code CLI but is not marked `cli`: "
-            "add @pytest.mark.cli, or use a fixture registered in tests/conftest.py"
+            "add @pytest.mark.cli, or use a fixture decorated with uses_cli"
         )
     return _REAL_CLAUDE
 
