@@ -6,11 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests._wait import wait_for
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RESULT_FIELDS = {
@@ -101,10 +102,7 @@ def test_sigterm_to_exec_cleans_up_the_tree(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 10
-    while not pidfile.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(pidfile.exists, what=f"{pidfile}")
     sleeper = psutil.Process(int(pidfile.read_text()))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 130

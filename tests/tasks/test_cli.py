@@ -18,6 +18,7 @@ import pytest
 from cc_executor._store import Query, open_store
 from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse, Usage
 from tests._pty import run_on_pty
+from tests._wait import wait_for
 from tests.tasks.conftest import CLI, Served
 
 Serve = Callable[[Script], Served]
@@ -212,13 +213,6 @@ def claude_processes(work: Path) -> list[psutil.Process]:
     return found
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_list_resumes_without_rerunning_completed_tasks(
     serve: Serve, sig: signal.Signals
@@ -255,13 +249,13 @@ def test_interrupted_list_resumes_without_rerunning_completed_tasks(
             return False
         return bool(runs and runs[-1]["session_id"]) and served.count("Slow") == 1
 
-    wait_for(slow_has_session)
+    wait_for(slow_has_session, what="the slow task's session")
     time.sleep(0.5)  # a moment inside the ~8 s answer: where the interrupt is under test
     assert claude_processes(served.work)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     session = json.loads(state.read_text())["runs"][-1]["session_id"]
-    wait_for(lambda: not claude_processes(served.work), timeout=15)
+    wait_for(lambda: not claude_processes(served.work), what="no CLI left")
 
     shown = as_json(served.cli("tasks", "show", list_id, "--json"))
     if sig == signal.SIGKILL:
