@@ -314,7 +314,10 @@ def test_interrupt_at_any_moment_of_the_start(
         time.sleep(delay)  # a moment of the start: the behaviour under test
     else:
         # During the answer: once the CLI asked for it (then deeper into it).
-        wait_for(lambda: server.message_requests, what="the CLI's request")
+        wait_for(
+            lambda: any("slow one" in (r.prompt or "") for r in server.message_requests),
+            what="the CLI's request for the answer",
+        )
         time.sleep(delay - 0.4)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
