@@ -13,6 +13,7 @@ with ``tests._means.starts_server`` ``slow`` (as is every ``soak`` test). A test
 from __future__ import annotations
 
 import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,14 @@ from pathlib import Path
 import pytest
 
 from tests import _means
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Started by a shell without job control (`nohup pytest &` in a script), we inherit
+    # SIGINT ignored, and so would every child: the tests that press Ctrl-C on a child need
+    # the default, which a Python handler here gives them (handlers do not survive exec).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)

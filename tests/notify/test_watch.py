@@ -80,7 +80,10 @@ def test_watch_timeout_without_events_exits_124(tmp_path: Path) -> None:
 def test_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     proc, _ = start_watch(tmp_path)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
 

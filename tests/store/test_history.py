@@ -52,16 +52,32 @@ def wait_for_pids(path: Path, lines: int) -> list[int]:
     return wait_for(written, what=f"{lines} pids in {path}")
 
 
-def test_exec_runs_are_recorded_with_receipts(cc_home: Path) -> None:
-    done = cc("exec", "--json", "--", "sh", "-c", "echo hello; echo oops >&2")
-    result = json.loads(done.stdout)
+def _statuses() -> list[str]:
+    """The status of every run in the history, newest first."""
+    store = open_store()
+    try:
+        return [r.status for r in store.query(Query())]
+    finally:
+        store.close()
+
+
+def test_exec_runs_are_recorded_with_receipts(cc_home: Path, tmp_path: Path) -> None:
+    # The child stays until its start is in the history: the start time of a child that
+    # is already gone (a zombie) cannot be read, and on a loaded machine it may be.
+    go = tmp_path / "go"
+    argv = ["sh", "-c", f"echo hello; echo oops >&2; until [ -e {go} ]; do sleep 0.01; done"]
+    proc = subprocess.Popen([CLI, "exec", "--json", "--", *argv], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: _statuses() == ["running"], what="the run's start in the history")
+    go.touch()
+    out, _ = proc.communicate(timeout=60)
+    result = json.loads(out)
     store = open_store()
     record = store.get(result["run_id"])
     store.close()
     assert record is not None
     assert record.status == "ok"
     assert record.kind == "exec"
-    assert record.argv == ["sh", "-c", "echo hello; echo oops >&2"]
+    assert record.argv == argv
     assert {a.name: a.sha256 for a in record.artifacts} == {
         "stdout": result["stdout_sha256"],
         "stderr": result["stderr_sha256"],
@@ -84,15 +100,7 @@ def test_supervisor_sigkilled_mid_run_is_recovered(
         stdout=subprocess.DEVNULL,
     )
     pids = wait_for_pids(pidfile, 3)
-
-    def recorded_running() -> bool:
-        store = open_store()
-        try:
-            return [r.status for r in store.query(Query(limit=1))] == ["running"]
-        finally:
-            store.close()
-
-    wait_for(recorded_running, what="the start of the run in the history")
+    wait_for(lambda: _statuses() == ["running"], what="the start of the run in the history")
     if kill_watchdog:
         for proc in psutil.Process(supervisor.pid).children():
             if "cc_executor._engine._guard" in " ".join(proc.cmdline()):
