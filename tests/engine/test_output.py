@@ -138,7 +138,7 @@ async def test_slow_consumer_never_stalls_draining_and_loses_nothing() -> None:
     count = 200_000
     code = f"import sys\nfor i in range({count}): sys.stdout.write(f'{{i:08d}}' + 'y' * 90 + '\\n')"
     async with open_process([sys.executable, "-c", code], queue_budget=256 * 1024) as proc:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # a consumer slow from the start: the behaviour under test
         seen = 0
         exited_before_consumed = None
         async for event in proc.events(lifecycle=False):

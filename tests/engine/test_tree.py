@@ -106,7 +106,7 @@ async def test_escaped_grandchild_is_killed(tmp_path: Path, how: str) -> None:
                 result = await proc.cancel()
             else:
                 task = asyncio.ensure_future(proc.wait())
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # any time: the task only has to be waiting
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
