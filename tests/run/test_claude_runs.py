@@ -746,11 +746,12 @@ async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: An
     quick = Reply([Text("word " * 400)], chunk_size=5, delay=0.005)
     async with bed(Script([Rule(answers=[quick])])) as b:
         started = asyncio.get_running_loop().time()
-        result = await run("many", on_event=on_event, timeout=3, grace=1, **b.options())
+        # 15 s: time for the CLI to finish even on a loaded machine (3 s was not).
+        result = await run("many", on_event=on_event, timeout=15, grace=1, **b.options())
         took = asyncio.get_running_loop().time() - started
-    # Liveness, not speed: ~4 s (timeout + grace); before, every queued event at 0.5 s
-    # each, minutes.
-    assert took < 40
+    # Liveness, not speed: ~17 s (timeout + the callback's 2 s); before, the 400 queued
+    # events at 0.5 s each, 200 s.
+    assert took < 60
     assert result.status is RunStatus.OK  # the CLI itself finished in time
     assert result.result == "word " * 400
     assert any("were not passed to on_event" in w for w in result.warnings)
