@@ -273,7 +273,8 @@ def test_live_view_spinner_turns(served: tuple[ModelServer, dict[str, str], Path
     first frame for good)."""
     _, env, work = served
     returncode, screen = run_on_pty(
-        [CLI, "run", "slow one", "--cwd", str(work), "--timeout", "2.5"],
+        # 10 s for the spinner to turn: a loaded machine spent 2.5 s mostly starting up.
+        [CLI, "run", "slow one", "--cwd", str(work), "--timeout", "10"],
         env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
     )
     assert returncode == 124
@@ -322,22 +323,27 @@ def test_interrupt_at_any_moment_of_the_start(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     # Python's own behaviour for any console script, before any of our code ran: a signal
-    # while the interpreter imports ``site`` (it runs the venv's .pth files) is a fatal
-    # init error, exit 1.
-    in_site = proc.returncode == 1 and b"init_import_site" in err
-    assert proc.returncode in (130, -signal.SIGINT) or in_site, (proc.returncode, err)
-    if proc.returncode == 130:
-        assert b"Traceback" not in err, err
-    else:
-        # Died of the signal while the interpreter itself was starting.
-        assert not err or err.rstrip().endswith(b"KeyboardInterrupt"), err
-    if delay >= 0.4:
-        assert proc.returncode == 130
-        result = json.loads(out)
-        assert result["status"] == "cancelled"
-        assert result["partial"] is True
-    elif out:
-        assert json.loads(out)["status"] == "cancelled"
+    # while the interpreter initialises (importing ``site``, which runs the venv's .pth
+    # files, or setting up the standard streams) is a fatal init error, exit 1.
+    in_site = proc.returncode == 1 and b"Fatal Python error: init_" in err
+    # Python's own too: a KeyboardInterrupt raised inside a callback Python runs for itself
+    # (the import lock's weakref callback, during an import before our handlers are in) is
+    # printed as "Exception ignored" and dropped, so the run goes on to its end.
+    dropped = proc.returncode == 0 and b"Exception ignored in" in err and b"_bootstrap" in err
+    if not dropped:
+        assert proc.returncode in (130, -signal.SIGINT) or in_site, (proc.returncode, err)
+        if proc.returncode == 130:
+            assert b"Traceback" not in err, err
+        else:
+            # Died of the signal while the interpreter itself was starting.
+            assert not err or err.rstrip().endswith(b"KeyboardInterrupt"), err
+        if delay >= 0.4:
+            assert proc.returncode == 130
+            result = json.loads(out)
+            assert result["status"] == "cancelled"
+            assert result["partial"] is True
+        elif out:
+            assert json.loads(out)["status"] == "cancelled"
     wait_for(
         lambda: _processes_with(env["CC_EXECUTOR_HOME"]) == [],
         what="no process of the run left",
