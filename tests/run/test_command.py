@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._claude import ClaudeCommand, build_command
+from cc_executor._agents._claude import build_command
+from cc_executor._run._options import RunOptions
 from cc_executor._run._runner import run, start_run
 
 
@@ -15,7 +16,7 @@ def test_values_never_become_flags() -> None:
     parsed as a flag of its own (e.g. ``--mcp-config``). Every value is bound with ``=``."""
     argv = build_command(
         "claude",
-        ClaudeCommand(
+        RunOptions(
             model="m",
             append_system_prompt="--settings={} and more",
             allowed_tools=["--mcp-config=x"],
@@ -34,7 +35,7 @@ def test_values_never_become_flags() -> None:
 def test_ids_starting_with_a_dash_are_refused(field: str) -> None:
     options: dict[str, Any] = {field: "--mcp-config={}"}
     with pytest.raises(ValueError, match="must be a session id or name"):
-        ClaudeCommand(**options)
+        RunOptions(**options)
 
 
 @pytest.mark.parametrize(
@@ -84,10 +85,8 @@ def test_option_types_that_are_accepted() -> None:
     """Paths for path options, sets for tool lists, ints for seconds."""
     from pathlib import Path
 
-    from cc_executor._run._options import RunOptions
-
     options = RunOptions(
-        claude_path=Path("/opt/claude"),
+        agent_path=Path("/opt/claude"),
         cwd=Path("/tmp"),
         allowed_tools={"Write"},
         disallowed_tools=frozenset({"Bash"}),
@@ -95,6 +94,6 @@ def test_option_types_that_are_accepted() -> None:
         grace=0,
         env={"A": "1"},
     )
-    argv = build_command("claude", options.command())
+    argv = build_command("claude", options)
     assert "--allowedTools=Write" in argv
     assert "--disallowedTools=Bash" in argv

@@ -42,6 +42,16 @@ class RunStatus(str, enum.Enum):
         return self.value
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt of a run ended, as its agent adapter decided: the status, a specific
+    error message (None when ok), and whether another attempt could help."""
+
+    status: RunStatus
+    error: str | None
+    retryable: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentEvent:
     """Base of every event. ``type`` names the kind in JSON form (``to_dict``)."""

@@ -1,4 +1,5 @@
-"""``cc-executor run``: a prompt to Claude Code, headless, with a live view."""
+"""``cc-executor run``: a prompt to an agent CLI (Claude Code by default), headless, with a
+live view."""
 
 from __future__ import annotations
 
@@ -23,16 +24,16 @@ def add_parser(sub: Any) -> None:
     """Register ``run`` on the subcommand set ``sub`` (its options: ``_args.RUN_OPTIONS``)."""
     p = sub.add_parser(
         "run",
-        help="give a prompt to Claude Code headlessly and get a typed result",
-        description="Run Claude Code on PROMPT ('-' reads it from stdin; it always reaches the "
-        "CLI on stdin, never through a shell or argv). A live view goes to stderr, the final "
-        "answer to stdout. Exit code 0 only for status ok; 124 timeout, 125 cannot start, "
-        "130 interrupted, 1 anything else.",
+        help="give a prompt to an agent CLI (Claude Code by default) and get a typed result",
+        description="Run an agent CLI (--agent, Claude Code by default) on PROMPT ('-' reads "
+        "it from stdin; it always reaches the CLI on stdin, never through a shell or argv). A "
+        "live view goes to stderr, the final answer to stdout. Exit code 0 only for status "
+        "ok; 124 timeout, 125 cannot start, 130 interrupted, 1 anything else.",
     )
     p.add_argument("prompt", metavar="PROMPT|-", help=RUN_PROMPT_HELP)
     groups = {name: p.add_argument_group(name) for name in RUN_GROUPS}
     for option in RUN_OPTIONS:
-        groups[option.group].add_argument(option.flag, **option.argparse_kwargs())
+        groups[option.group].add_argument(option.flag, *option.aliases, **option.argparse_kwargs())
     p.set_defaults(handler=main)
 
 
@@ -142,7 +143,7 @@ def _run(
     from cc_executor._run._runner import start_run
 
     options["timeout"], note = resolve_auto_timeout(
-        args.timeout, kind="run", agent="claude", key=args.model
+        args.timeout, kind="run", agent=options["agent"], key=args.model
     )
     if note:
         print(f"cc-executor run: {note}", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
+from cc_executor._cli._args import add_run_defaults, run_defaults
+
 if TYPE_CHECKING:
     import socket
 
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8765
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
+
+
+#: Run options ``serve`` and ``mcp`` take as flags: defaults for the runs they start.
+_RUN_DEFAULTS = ("agent_path",)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -60,7 +66,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
     )
-    p.add_argument("--claude", metavar="PATH", help="the Claude Code executable runs use")
+    add_run_defaults(p, _RUN_DEFAULTS)
 
 
 def add_parser(sub: Any) -> None:
@@ -126,7 +132,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         max_body=args.max_body,
         max_message=args.max_message,
     )
-    defaults = {"claude_path": args.claude} if args.claude else {}
+    defaults = run_defaults(args, _RUN_DEFAULTS)
     try:
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from cc_executor._cli._args import add_run_defaults, run_defaults
 from cc_executor._cli._live import inert
 
 if TYPE_CHECKING:
@@ -65,19 +66,17 @@ def add_parser(sub: Any) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="N", help="tasks running at once")
     p.add_argument("--budget-usd", type=float, metavar="USD", help="start no task past this cost")
-    p.add_argument("--model", metavar="M", help="model for tasks that do not set one")
-    p.add_argument("--claude", dest="claude_path", metavar="PATH", help="the claude executable")
-    p.add_argument("--heartbeat", dest="heartbeat_s", type=float, metavar="S")
+    add_run_defaults(p, _RUN_DEFAULTS)
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
 
 
+#: Run options ``tasks run`` takes as flags: defaults for tasks that do not set them.
+_RUN_DEFAULTS = ("agent", "model", "agent_path", "heartbeat_s")
+
+
 def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        name: getattr(args, name)
-        for name in ("model", "claude_path", "heartbeat_s")
-        if getattr(args, name) is not None
-    }
+    return run_defaults(args, _RUN_DEFAULTS)
 
 
 def _err(text: str) -> None:

@@ -1,8 +1,10 @@
-"""Running Claude Code: one prompt in, typed events out, a trustworthy result at the end.
+"""Running an agent CLI: one prompt in, typed events out, a trustworthy result at the end.
 
-A run is one or more *attempts*. Each attempt is one supervised CLI process (the process
-engine bounds it in time and owns its tree); its stdout is parsed line by line into typed
-events as it arrives. An attempt that failed with a rate limit, overload or server error is
+The agent (Claude Code by default) is reached only through its adapter
+(:func:`cc_executor._agents.get_adapter`), chosen by the ``agent`` option. A run is one or
+more *attempts*. Each attempt is one supervised CLI process (the process engine bounds it
+in time and owns its tree); its stdout is parsed line by line into typed events as it
+arrives. An attempt that failed with a rate limit, overload or server error is
 retried with exponential back-off, but only while no tool has run: after a tool ran, the
 side effects are real and the caller decides (``resume=result.session_id``).
 """
@@ -18,21 +20,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents._claude import (
-    LARGE_LINE,
-    ClaudeNotFound,
-    ClaudeStreamParser,
-    Outcome,
-    build_command,
-    decide_outcome,
-    locate_claude,
-)
+from cc_executor._agents import get_adapter
 from cc_executor._agents._types import (
     AgentEvent,
     HeartbeatEvent,
     InitEvent,
+    Outcome,
     ResultEvent,
     RetryEvent,
     RunStartedEvent,
@@ -62,16 +57,10 @@ from cc_executor._store import (
     redact_text,
 )
 
+if TYPE_CHECKING:
+    from cc_executor._agents._base import AgentAdapter, StreamParser
+
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
-
-#: Tools whose input names a file they create or change.
-_FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path"}
-_NOTEBOOK_TOOLS = {"NotebookEdit": "notebook_path"}
-
-#: stream-json lines longer than this are read back from the event log instead of being
-#: assembled in memory by the framer (a 20 MB answer arrives as two ~20 MB lines), and then
-#: parsed in pieces: the same limit as the parser's.
-_MAX_LINE_MEMORY = LARGE_LINE
 
 
 @dataclass
@@ -85,6 +74,7 @@ class _AttemptState:
     """
 
     cwd: str
+    adapter: AgentAdapter
     keep_text: bool = False
     init: InitEvent | None = None
     result: ResultEvent | None = None
@@ -148,12 +138,9 @@ class _AttemptState:
             self.message_ids.add(message_id)
 
     def _record_file(self, use: ToolUseEvent) -> None:
-        key = _FILE_TOOLS.get(use.name) or _NOTEBOOK_TOOLS.get(use.name)
-        value = use.input.get(key) if key else None
-        if isinstance(value, str) and value:
-            path = os.path.normpath(os.path.join(self.cwd, value))
-            if path not in self.files:
-                self.files.append(path)
+        path = self.adapter.changed_file(use, self.cwd)
+        if path is not None and path not in self.files:
+            self.files.append(path)
 
     def text_so_far(self) -> str:
         """Completed assistant text plus what is still streaming."""
@@ -164,11 +151,11 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _replay_text(process: ProcessResult, cwd: str) -> str:
+def _replay_text(process: ProcessResult, cwd: str, adapter: AgentAdapter) -> str:
     """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
     the deltas of blocks still streaming when it ended (retracted ones dropped)."""
-    state = _AttemptState(cwd=cwd, keep_text=True)
-    parser = ClaudeStreamParser()
+    state = _AttemptState(cwd=cwd, adapter=adapter, keep_text=True)
+    parser = adapter.parser()
     if process.warnings and any("cannot write" in w for w in process.warnings):
         lines: Iterable[bytes] = process.stdout.splitlines()
         for line in lines:
@@ -205,8 +192,9 @@ class _Run:
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+        self.adapter = get_adapter(options.agent)
         if not self.prompt.strip():
-            raise ValueError("the prompt is empty: Claude Code needs something to do")
+            raise ValueError(f"the prompt is empty: {self.adapter.title} needs something to do")
         self.options = options
         self.on_event = on_event
         #: The first attempt's CLI when the console already started it (see start_run).
@@ -226,8 +214,8 @@ class _Run:
             self.prompt.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.warnings.append(
-                f"the prompt is not valid UTF-8 (byte {exc.start}): Claude Code reads it with "
-                "the invalid bytes replaced by U+FFFD"
+                f"the prompt is not valid UTF-8 (byte {exc.start}): {self.adapter.title} reads "
+                "it with the invalid bytes replaced by U+FFFD"
             )
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
@@ -237,7 +225,7 @@ class _Run:
         self.record = RunRecord(
             id=self.run_id,
             kind="run",
-            agent="claude",
+            agent=options.agent,
             cwd=self.cwd,
             prompt_sha256=hashlib.sha256(self.prompt).hexdigest(),
             prompt_preview=preview(self.prompt.decode("utf-8", "replace")),
@@ -351,8 +339,8 @@ class _Run:
     async def _run(self) -> RunResult:
         opts = self.options
         try:
-            executable = locate_claude(opts.claude_path, {**os.environ, **opts.env})
-        except ClaudeNotFound as exc:
+            executable = self.adapter.locate(opts.agent_path, {**os.environ, **opts.env})
+        except LookupError as exc:  # the adapter's "not found", saying where it looked
             return await self._recorded(
                 RunResult(
                     run_id=self.run_id,
@@ -364,10 +352,10 @@ class _Run:
             )
         self._ensure_run_dir()
         self._save_prompt()
-        argv = build_command(executable, opts.command())
+        argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
-            # Cannot happen (both come from build_command on the same options); if it
+            # Cannot happen (both come from the adapter on the same options); if it
             # did, the launched CLI is not the one asked for: stop it, start the right one.
             self.launched.abandon()
             self.launched = None
@@ -414,7 +402,7 @@ class _Run:
             # retried stays in the error (and api_error_status).
             result.status = RunStatus.CANCELLED
             result.partial = True
-            result.result = _replay_text(final.process, self.cwd)
+            result.result = _replay_text(final.process, self.cwd, self.adapter)
             result.error = (
                 f"cancelled while waiting to retry (after attempt {final.number}, which "
                 f"failed: {result.error})"
@@ -485,8 +473,11 @@ class _Run:
 
     async def _attempt(self, number: int, argv: list[str]) -> _Attempt:
         opts = self.options
-        state = _AttemptState(cwd=self.cwd)
-        parser = ClaudeStreamParser()
+        state = _AttemptState(cwd=self.cwd, adapter=self.adapter)
+        parser = self.adapter.parser()
+        # Longer lines are read back from the event log instead of being assembled in
+        # memory by the framer (a 20 MB answer arrives as two ~20 MB lines).
+        max_line_memory = self.adapter.max_line_memory
         run_dir = self.run_dir if number == 1 else self.run_dir / f"attempt-{number}"
         launched = self.launched if number == 1 else None
         # An adopted CLI's clock started at its launch, as the run's did: the whole timeout.
@@ -502,10 +493,10 @@ class _Run:
             grace=opts.grace,
             run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
             run_dir=run_dir,
-            max_line_memory=_MAX_LINE_MEMORY,
+            max_line_memory=max_line_memory,
             # The event log on disk is the record; memory only buffers what is in flight.
-            memory_budget=_MAX_LINE_MEMORY,
-            queue_budget=4 * _MAX_LINE_MEMORY,
+            memory_budget=max_line_memory,
+            queue_budget=4 * max_line_memory,
             # Like ``claude -p > file``: the CLI writes its event log itself and never
             # waits on a pipe (measured: a pipe costs it 4% on a 20 MB answer).
             stdout_to_file=True,
@@ -555,11 +546,9 @@ class _Run:
                 await proc.aclose()
         if self._callback_error is not None:
             raise self._callback_error
-        return _Attempt(number, process, state, decide_outcome(process, state.result))
+        return _Attempt(number, process, state, self.adapter.outcome(process, state.result))
 
-    async def _consume(
-        self, item: OutputEvent, parser: ClaudeStreamParser, state: _AttemptState
-    ) -> None:
+    async def _consume(self, item: OutputEvent, parser: StreamParser, state: _AttemptState) -> None:
         if item.stream == "stderr":
             text = item.text.rstrip()
             if text:
@@ -628,7 +617,7 @@ class _Run:
         if final is not None and final.result is not None and not partial:
             text = final.result
         else:
-            text = _replay_text(process, self.cwd)
+            text = _replay_text(process, self.cwd, self.adapter)
         denials = list(final.permission_denials) if final is not None else []
         error = outcome.error
         if (
@@ -671,7 +660,7 @@ class _Run:
             result.warnings.append(f"permission denied for: {names}")
         if status is RunStatus.OK and process.exit_code not in (0, None):
             result.warnings.append(
-                f"Claude Code exited with code {process.exit_code} despite a clean result"
+                f"{self.adapter.title} exited with code {process.exit_code} despite a clean result"
             )
         if opts.json_mode or opts.json_schema is not None:
             self._apply_json(result, final)
@@ -771,7 +760,8 @@ def start_run(
 async def run(
     prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
 ) -> RunResult:
-    """Run Claude Code headlessly on ``prompt`` and return a typed :class:`RunResult`.
+    """Run the agent CLI (``agent``, Claude Code by default) headlessly on ``prompt`` and
+    return a typed :class:`RunResult`.
 
     The prompt goes on stdin (no shell, no argv size limit). ``on_event`` (sync or async)
     receives every typed event as it happens, plus heartbeats every ``heartbeat_s``

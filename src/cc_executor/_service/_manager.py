@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor._ids import new_run_id
+from cc_executor._run._options import SERVER_ONLY, RunOptions
+from cc_executor._run._prepare import check_option
 from cc_executor._store import HistoryStore, Query, RunRecord, verify
 
 #: Run states before a run ends; any other ``status`` is final.
@@ -39,9 +41,12 @@ RUNNING = "running"
 PAUSED = "paused"
 LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
 
-#: Run options a remote caller may not set: they choose what executes (``claude_path``,
-#: ``mcp_config``, ``extra_args``) or where files go (``run_dir``, ``run_id``).
-SERVER_ONLY_OPTIONS = frozenset({"claude_path", "run_dir", "run_id", "mcp_config", "extra_args"})
+#: Run options a remote caller may not set (declared ``server_only``): they choose what
+#: executes (``agent_path``, ``mcp_config``, ``extra_args``) or where files go (``run_dir``,
+#: ``run_id``). Older names of those options are refused alike.
+SERVER_ONLY_OPTIONS = frozenset(
+    name for o in RunOptions.options if o.remote == SERVER_ONLY for name in (o.name, *o.aliases)
+)
 
 #: Environment variables a remote caller may not set: they would make the child (or the
 #: shells, interpreters and git it starts) load code of the caller's choosing, or pick a
@@ -60,16 +65,9 @@ _UNSAFE_ENV = frozenset(
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
 _MIN_REMOTE_HEARTBEAT_S = 0.5
 
-#: Options of a command run (``argv``), with their types.
-_EXEC_OPTIONS: Mapping[str, tuple[type, ...]] = {
-    "cwd": (str,),
-    "env": (dict,),
-    "timeout": (int, float),
-    "idle_timeout": (int, float),
-    "first_output_timeout": (int, float),
-    "grace": (int, float),
-    "stdin": (str,),
-}
+#: Options of a command run (``argv``): the process options of a run (checked by their
+#: declarations), plus ``stdin``.
+_EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace")
 
 
 class ServiceError(Exception):
@@ -133,7 +131,7 @@ class ManagerConfig:
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
-      server's ``claude_path``, for instance); callers cannot override server-only options.
+      server's ``agent_path``, for instance); callers cannot override server-only options.
     """
 
     max_concurrent: int = 4
@@ -430,7 +428,7 @@ class RunManager:
                 f"running, {self.config.max_queued} waiting); retry later"
             )
         if kinds[0] == "prompt":
-            run, starter = self._prepare_claude(spec["prompt"], dict(options))
+            run, starter = self._prepare_agent_run(spec["prompt"], dict(options))
         elif kinds[0] == "tasks":
             run, starter = self._prepare_tasks(spec["tasks"], dict(options))
         else:
@@ -471,10 +469,9 @@ class RunManager:
                 raise Forbidden(f"env {key} cannot be set by a remote caller")
         return dict(env)
 
-    def _prepare_claude(
+    def _prepare_agent_run(
         self, prompt: Any, options: dict[str, Any]
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
-        from cc_executor._run._options import RunOptions
 
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest("prompt must be a non-empty string")
@@ -601,18 +598,17 @@ class RunManager:
                 f"({', '.join(sorted(self._exec))})"
             )
         for key, value in options.items():
-            types = _EXEC_OPTIONS.get(key)
-            if types is None:
-                raise InvalidRequest(
-                    f"unknown command option {key!r} (known: {', '.join(sorted(_EXEC_OPTIONS))})"
-                )
-            if not isinstance(value, types) or isinstance(value, bool):
-                raise InvalidRequest(f"option {key} has the wrong type")
-        for key in ("timeout", "idle_timeout", "first_output_timeout"):
-            if key in options and options[key] <= 0:
-                raise InvalidRequest(f"{key} must be positive")
-        if options.get("grace", 0) < 0:
-            raise InvalidRequest("grace must be >= 0")
+            if key == "stdin":
+                if not isinstance(value, str):
+                    raise InvalidRequest(f"stdin must be a string, got {value!r}")
+                continue
+            if key not in _EXEC_OPTIONS:
+                known = ", ".join(sorted((*_EXEC_OPTIONS, "stdin")))
+                raise InvalidRequest(f"unknown command option {key!r} (known: {known})")
+            try:
+                check_option(key, value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(str(exc)) from None
         options["cwd"] = self._check_cwd(options.get("cwd"))
         options["env"] = self._check_env(options.get("env"))
         run_id = new_run_id()

@@ -45,6 +45,7 @@ from cc_executor._agents._types import (
 )
 from cc_executor._engine import run_sync as _run_coroutine_sync
 from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
+from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
 
@@ -263,7 +264,10 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
         from cc_executor._store import predicted_timeout
 
         merged["timeout"], note = await asyncio.to_thread(
-            predicted_timeout, kind="run", agent="claude", key=merged.get("model")
+            predicted_timeout,
+            kind="run",
+            agent=merged.get("agent", RunOptions.by_name["agent"].default),
+            key=merged.get("model"),
         )
         note = f" ({note.replace('--timeout auto: ', 'predicted: ')})"
     merged.setdefault("timeout", config.timeout)

@@ -18,7 +18,6 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -68,7 +67,7 @@ CONTINUE_NOTE = (
 
 
 def _check_run_defaults(run_defaults: Mapping[str, Any]) -> None:
-    known = {f.name for f in fields(RunOptions)}
+    known = {o.name for o in RunOptions.options} | set(RunOptions.alias_of)
     unknown = sorted(set(run_defaults) - known)
     if unknown:
         raise TypeError(
@@ -246,10 +245,13 @@ class _ListRun:
         self.warnings: list[str] = list(warnings or [])
         self.recorder = Recorder()
         label = spec.name or spec.source
+        default_agent = RunOptions.by_name["agent"].default
+        # The list's agent as the history shows it: the one its tasks use, or all of them.
+        agents = sorted({o.get("agent", default_agent) for o in options.values()})
         self.record = RunRecord(
             id=list_id,
             kind="tasks",
-            agent="claude",
+            agent=",".join(agents) or default_agent,
             cwd=os.getcwd(),
             # What `cc-executor history` shows for a list (it shows argv for non-run kinds).
             argv=[label, f"({len(spec.tasks)} tasks)"],

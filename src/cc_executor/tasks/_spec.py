@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cc_executor._run._options import Option, RunOptions
 from cc_executor.tasks._errors import Problem, TaskListError
 from cc_executor.tasks._template import TASK_FIELDS, Reference, TemplateProblem, references
 
@@ -123,33 +124,33 @@ def _on_error(value: Any) -> str:
     return str(value)
 
 
-#: Run options a task (or the list's ``defaults``) can set: file name -> (RunOptions name,
-#: check). ``api_retries`` is the run's own retry count for rate limits and overload; the
-#: task-level ``retries`` re-runs a failed task.
+def _validator(option: Option) -> Callable[[Any], Any]:
+    """The check of a run option's value in a task list, chosen by the option's kind."""
+    kind = option.kind
+    if kind in ("number", "integer"):
+        strict = option.above is not None
+        bound = option.above if strict else option.at_least
+        if kind == "integer":
+            return _integer(int(bound or 0) + (1 if strict else 0))
+        return _number(bound or 0, strict=strict)
+    if kind in ("strings", "paths"):
+        commas = option.commas
+        return lambda value: _strings(value, commas=commas)
+    return {
+        "text": _string,
+        "path": _string,
+        "flag": _boolean,
+        "mcp": _mcp_config,
+        "env": _env,
+        "json": _mapping,
+    }[kind]
+
+
+#: Run options a task (or the list's ``defaults``) can set: file key -> (RunOptions name,
+#: check), from the options' declarations. ``api_retries`` is the run's own retry count for
+#: rate limits and overload; the task-level ``retries`` re-runs a failed task.
 RUN_FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
-    "model": ("model", _string),
-    "max_turns": ("max_turns", _integer(1)),
-    "max_budget_usd": ("max_budget_usd", _number(0, strict=True)),
-    "allowed_tools": ("allowed_tools", _strings),
-    "disallowed_tools": ("disallowed_tools", _strings),
-    "permission_mode": ("permission_mode", _string),
-    "append_system_prompt": ("append_system_prompt", _string),
-    "add_dirs": ("add_dirs", lambda v: _strings(v, commas=False)),
-    "mcp_config": ("mcp_config", _mcp_config),
-    "strict_mcp_config": ("strict_mcp_config", _boolean),
-    "json_mode": ("json_mode", _boolean),
-    "json_schema": ("json_schema", _mapping),
-    "structured_output": ("structured_output", _boolean),
-    "include_partial_messages": ("include_partial_messages", _boolean),
-    "extra_args": ("extra_args", lambda v: _strings(v, commas=False)),
-    "max_context_tokens": ("max_context_tokens", _integer(1)),
-    "cwd": ("cwd", _string),
-    "env": ("env", _env),
-    "timeout": ("timeout", _number(0, strict=True)),
-    "idle_timeout": ("idle_timeout", _number(0, strict=True)),
-    "first_output_timeout": ("first_output_timeout", _number(0, strict=True)),
-    "grace": ("grace", _number(0, strict=False)),
-    "api_retries": ("retries", _integer(0)),
+    key: (o.name, _validator(o)) for o in RunOptions.options if (key := o.task_key) is not None
 }
 _CONTROL_FIELDS: Mapping[str, Callable[[Any], Any]] = {
     "on_error": _on_error,

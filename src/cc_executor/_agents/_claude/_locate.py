@@ -14,7 +14,7 @@ INSTALL_HINT = (
 )
 
 
-class ClaudeNotFound(Exception):
+class ClaudeNotFound(LookupError):
     """The Claude Code CLI could not be found; the message says where we looked and how to
     install it."""
 
