@@ -255,11 +255,11 @@ def launch(
         else:
             child = _fork_exec(full, full_env, cwd, theirs)
             pid = child.pid
+        ticks = _tree.start_ticks(pid, zombie=True)  # not reaped yet: its PID is ours
         try:
             mine["pidfd"] = os.pidfd_open(pid)
         except (AttributeError, OSError):
             mine.pop("pidfd", None)  # the supervisor then waits for the exit in a thread
-        ticks = _tree.start_ticks(pid)
     except BaseException as exc:
         for fd in mine.values():
             os.close(fd)

@@ -91,15 +91,18 @@ def _is_member(pid: int, needles: Iterable[bytes], sid: int | None) -> bool:
     return env is not None and any(n in env for n in needles)
 
 
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (None if it is gone or a zombie).
-    With the PID it identifies a process: a recycled PID has another start time."""
+def start_ticks(pid: int, *, zombie: bool = False) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None if it is gone or, unless
+    ``zombie``, a zombie). With the PID it identifies a process: a recycled PID has another
+    start time. ``zombie``: for our own child not reaped yet, whose PID cannot be reused,
+    a quick exit must not lose its start time."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return None if fields[0] in (b"Z", b"X") else int(fields[19])
+        gone = fields[0] == b"X" or (fields[0] == b"Z" and not zombie)
+        return None if gone else int(fields[19])
     except (IndexError, ValueError):
         return None
 
