@@ -7,7 +7,6 @@ import os
 import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
-from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
 
@@ -38,16 +37,9 @@ def add_parser(sub: Any) -> None:
 
 
 def exit_code_for(result: RunResult) -> int:
-    """The exit code of ``cc-executor run`` for ``result``."""
-    from cc_executor._agents._types import RunStatus
-
-    return {
-        RunStatus.OK: 0,
-        RunStatus.TIMEOUT: EXIT_TIMEOUT,
-        RunStatus.IDLE_TIMEOUT: EXIT_TIMEOUT,
-        RunStatus.SPAWN_FAILED: EXIT_CANNOT_START,
-        RunStatus.CANCELLED: EXIT_CANCELLED,
-    }.get(result.status, 1)
+    """The exit code of ``cc-executor run`` for ``result`` (the status vocabulary's; a
+    console run is only ever cancelled by the user's own signal)."""
+    return result.status.exit_code()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -14,14 +14,12 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from cc_executor._cli._args import add_run_defaults, run_defaults
+from cc_executor._cli._codes import EXIT_USAGE
 from cc_executor._cli._live import inert
 
 if TYPE_CHECKING:
     from cc_executor._agents._types import AgentEvent
     from cc_executor.tasks import TaskListHandle, TaskListResult, TaskResult
-
-EXIT_INVALID = 2
-EXIT_CANCELLED = 130
 
 
 def add_parser(sub: Any) -> None:
@@ -58,7 +56,7 @@ def add_parser(sub: Any) -> None:
 
     def usage(_args: argparse.Namespace) -> int:
         p.print_help()
-        return EXIT_INVALID
+        return EXIT_USAGE
 
     p.set_defaults(handler=usage)
 
@@ -137,11 +135,11 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     except TaskListError as exc:
         view.close()
         print(str(exc), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     except (TaskListNotFound, TaskListBusy, TypeError, ValueError) as exc:
         view.close()
         _err(str(exc))
-        return EXIT_INVALID
+        return EXIT_USAGE
     view.close()
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
@@ -157,12 +155,9 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
 
 
 def exit_code_for(result: TaskListResult) -> int:
-    """0 when every task ended ok, 130 when the list was cancelled, else 1."""
-    from cc_executor.tasks import ListStatus
-
-    if result.status is ListStatus.OK:
-        return 0
-    return EXIT_CANCELLED if result.status is ListStatus.CANCELLED else 1
+    """0 when every task ended ok, 130 when the list was cancelled, else 1 (the status
+    vocabulary's exit codes)."""
+    return result.status.exit_code()
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -176,7 +171,7 @@ def _validate(args: argparse.Namespace) -> int:
         task_options(spec, {})
     except TaskListError as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(spec.to_dict(), ensure_ascii=False) + "\n")
         return 0
@@ -208,7 +203,7 @@ def _show(args: argparse.Namespace) -> int:
         result = get_task_list(args.list_id)
     except (TaskListNotFound, ValueError, OSError) as exc:
         _err(str(exc))
-        return EXIT_INVALID
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
@@ -221,7 +216,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _task_line(task: TaskResult, width: int) -> str:
     parts = [f"{task.status.value:<11}", f"{task.id:<{width}}"]
-    if task.runs:
+    if task.cost_usd is not None:
         parts.append(f"${task.cost_usd:.4f}")
     if task.duration_s is not None:
         parts.append(f"{task.duration_s:.1f}s")
@@ -239,7 +234,8 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     for task in result.tasks.values() if rows else ():
         out.write(_task_line(task, width).rstrip() + "\n")
     counts = ", ".join(f"{n} {name}" for name, n in result.counts().items())
-    line = f"{result.status.value} · {counts} · ${result.cost_usd:.4f} · {result.duration_s:.1f}s"
+    cost = f"${result.cost_usd:.4f}" if result.cost_usd is not None else "cost unknown"
+    line = f"{result.status.value} · {counts} · {cost} · {result.duration_s:.1f}s"
     line += f" · list {result.list_id}"
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
@@ -434,7 +430,7 @@ class TaskListView:
         counts: dict[str, int] = {}
         for s in states.values():
             counts[s.status.value] = counts.get(s.status.value, 0) + 1
-        spent = sum(s.cost_usd for s in states.values())
+        spent = sum(s.cost_usd or 0.0 for s in states.values())
         summary = Text(
             f" {finished}/{total} · "
             + " · ".join(f"{n} {name}" for name, n in counts.items())

@@ -247,6 +247,8 @@ class _Run:
         #: The history's start record, written in a thread (None until the CLI started).
         self._record_start: asyncio.Future[None] | None = None
         self._record_finished = False
+        #: The cost each attempt reported (an attempt that reported none adds nothing).
+        self._costs: list[float] = []
 
     def request_stop(self) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -546,6 +548,8 @@ class _Run:
                 await proc.aclose()
         if self._callback_error is not None:
             raise self._callback_error
+        if state.result is not None and state.result.cost_usd is not None:
+            self._costs.append(state.result.cost_usd)
         return _Attempt(number, process, state, self.adapter.outcome(process, state.result))
 
     async def _consume(self, item: OutputEvent, parser: StreamParser, state: _AttemptState) -> None:
@@ -637,7 +641,7 @@ class _Run:
             timeout_after=(opts.timeout if process.timed_out == "total" else process.timeout_after),
             session_id=(final.session_id if final else None)
             or (state.init.session_id if state.init else None),
-            cost_usd=final.cost_usd if final else None,
+            cost_usd=sum(self._costs) if self._costs else None,
             usage=dict(final.usage) if final else {},
             num_turns=final.num_turns if final else len(state.message_ids) or None,
             duration_s=time.monotonic() - self.started,

@@ -33,12 +33,13 @@ from typing import Any
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import SERVER_ONLY, RunOptions
 from cc_executor._run._prepare import check_option
+from cc_executor._status import Status
 from cc_executor._store import HistoryStore, Query, RunRecord, verify
 
 #: Run states before a run ends; any other ``status`` is final.
-QUEUED = "queued"
-RUNNING = "running"
-PAUSED = "paused"
+QUEUED = Status.QUEUED.value
+RUNNING = Status.RUNNING.value
+PAUSED = Status.PAUSED.value
 LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
 
 #: Run options a remote caller may not set (declared ``server_only``): they choose what

@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cc_executor._status import Status
+
 #: Statuses a run record can have besides the engine's and the agents' own.
-RUNNING = "running"
-INTERRUPTED = "interrupted"
+RUNNING = Status.RUNNING.value
+INTERRUPTED = Status.INTERRUPTED.value
 
 _SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|auth|credential|bearer)")
 _SECRET_VALUE = re.compile(

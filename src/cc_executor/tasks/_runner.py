@@ -38,6 +38,7 @@ from cc_executor.tasks._result import (
     TaskResult,
     TaskStateEvent,
     TaskStatus,
+    total_cost,
 )
 from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, parse_task_list
 from cc_executor.tasks._state import ListFolder
@@ -238,7 +239,8 @@ class _ListRun:
         self.cancelled = False
         self.stop_reason: str | None = None
         self.budget_hit = False
-        self.spent = sum(s.cost_usd for s in self.states.values())
+        #: What the tasks reported spending (for the budget; None counts as nothing).
+        self.spent = total_cost(self.states.values()) or 0.0
         self.started = time.monotonic()
         self.started_at = float(meta.get("started_at") or time.time())
         self.views: dict[str, dict[str, Any]] = {}
@@ -303,7 +305,7 @@ class _ListRun:
             max_parallel=self.max_parallel,
             budget_usd=self.budget,
             stopped_reason=self.stop_reason,
-            cost_usd=self.spent,
+            cost_usd=total_cost(self.states.values()),
         )
         try:
             self.folder.write_list(self.meta, durable=durable)
@@ -434,7 +436,7 @@ class _ListRun:
             list_id=self.list_id,
             status=status,
             tasks={t.id: states[t.id] for t in self.spec.tasks},
-            cost_usd=self.spent,
+            cost_usd=total_cost(states.values()),
             duration_s=time.monotonic() - self.started,
             run_dir=str(self.folder.path),
             source=self.spec.source,
@@ -579,9 +581,9 @@ class _ListRun:
         attempt.num_turns = result.num_turns
         attempt.ended_at = time.time()
         attempt.error = result.error
-        cost = result.cost_usd or 0.0
-        state.cost_usd += cost
-        self.spent += cost
+        if result.cost_usd is not None:
+            state.cost_usd = (state.cost_usd or 0.0) + result.cost_usd
+            self.spent += result.cost_usd
         state.run_status = result.status.value
         state.duration_s = (state.duration_s or 0.0) + result.duration_s
         for warning in result.warnings:
@@ -879,7 +881,7 @@ def get_task_list(list_id: str) -> TaskListResult:
         list_id=str(meta.get("list_id") or folder.path.name),
         status=status,
         tasks=tasks,
-        cost_usd=sum(t.cost_usd for t in tasks.values()),
+        cost_usd=total_cost(tasks.values()),
         duration_s=float(meta.get("duration_s") or 0.0),
         run_dir=str(folder.path),
         source=spec.source,
