@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cc_executor._errors import CCExecutorError
+
 if TYPE_CHECKING:
     from cc_executor._engine import OutputEvent
 
@@ -72,8 +74,9 @@ class CheckResult:
         }
 
 
-class _Failed(Exception):
-    """A check failed; the message is the detail, ``hint`` the way out."""
+class _Failed(CCExecutorError):
+    """A check failed; the message is the detail, ``hint`` the way out (internal: each
+    check's runner turns it into a failed :class:`CheckResult`)."""
 
     def __init__(self, detail: str, hint: str = _BUG_HINT) -> None:
         super().__init__(detail)

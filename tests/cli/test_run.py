@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._pty import run_on_pty
 from tests.run.conftest import claude_path
 
@@ -42,7 +42,7 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 ],
             ),
             Rule(match="json", answers=[Reply([Text('Result: {"n": 3,}')])]),
-            Rule(match="fail", answers=[HttpError(400, message="scripted bad request")]),
+            Rule(match="fail", answers=[HttpErrorReply(400, message="scripted bad request")]),
             Rule(match="slow", answers=[Reply([Text("x " * 400)], chunk_size=2, delay=0.1)]),
             Rule(
                 match="escape",
@@ -52,7 +52,7 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
             *(
                 Rule(
                     match=word,
-                    answers=[Reply([Text("after retry")], errors_before=[HttpError(529)])],
+                    answers=[Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])],
                 )
                 for word in ("overload-long", "overload-short", "overload-bad")
             ),

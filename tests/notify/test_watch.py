@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor.notify import INBOX, INCOMING, Message, Problem, notify, watch
+from cc_executor.notify import INBOX, INCOMING, InboxProblem, Message, notify, watch
 from tests.notify.conftest import CLI, MakeRepo
 
 
@@ -103,6 +103,6 @@ def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
     assert events[0].id == "slow_writer.json"
     assert events[0].data == complete
     # A file that stays broken is reported once it has settled.
-    assert isinstance(events[1], Problem)
+    assert isinstance(events[1], InboxProblem)
     assert events[1].id == "garbage.json"
     assert "invalid JSON" in events[1].reason

@@ -36,7 +36,7 @@ from cc_executor.client.cc_execute import (
     cc_execute_list,
     cc_execute_sync,
 )
-from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests.run.conftest import Bed, claude_path
 
 
@@ -132,7 +132,7 @@ async def test_compat_timeout_dict(bed: Any) -> None:
 async def test_api_errors_map_to_statuses(
     bed: Any, status: int, expected: RunStatus, fragment: str
 ) -> None:
-    script = Script([Rule(answers=[HttpError(status, message=f"scripted {status}")])])
+    script = Script([Rule(answers=[HttpErrorReply(status, message=f"scripted {status}")])])
     async with bed(script) as b:
         result = await run("fail", retries=0, **b.options())
     assert result.status is expected
@@ -153,7 +153,7 @@ async def test_connection_refused(bed: Any) -> None:
 
 
 async def test_overload_is_retried_with_backoff(bed: Any) -> None:
-    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    reply = Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         result = await run("retry me", on_event=events.append, retries=2, **b.options())
@@ -164,7 +164,7 @@ async def test_overload_is_retried_with_backoff(bed: Any) -> None:
 
 
 async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> None:
-    reply = Reply([Text("too late")], errors_before=[HttpError(529), HttpError(529)])
+    reply = Reply([Text("too late")], errors_before=[HttpErrorReply(529), HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         result = await run("retry me", on_event=events.append, retries=1, **b.options())
@@ -177,7 +177,7 @@ async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> 
 
 
 async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
-    reply = Reply([Text("never")], errors_before=[HttpError(529)])
+    reply = Reply([Text("never")], errors_before=[HttpErrorReply(529)])
     async with bed(Script([Rule(answers=[reply])])) as b:
         options = {**b.options(), "retry_initial_delay": 60.0, "timeout": 30}
         result = await run("retry me", retries=2, **options)
@@ -189,7 +189,7 @@ async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
 async def test_cancel_during_the_back_off_ends_at_once_and_keeps_the_failure(bed: Any) -> None:
     """A cancel while waiting to retry: no further CLI is started, no waiting out the
     back-off, and the error that was being retried is kept."""
-    reply = Reply([Text("never")], errors_before=[HttpError(529), HttpError(529)])
+    reply = Reply([Text("never")], errors_before=[HttpErrorReply(529), HttpErrorReply(529)])
     async with bed(Script([Rule(answers=[reply])])) as b:
         retried = asyncio.Event()
 
@@ -217,7 +217,7 @@ async def test_cancel_during_the_back_off_ends_at_once_and_keeps_the_failure(bed
 
 
 async def test_heartbeats_go_on_during_the_back_off(bed: Any) -> None:
-    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    reply = Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         options = {**b.options(), "retry_initial_delay": 1.5, "heartbeat_s": 0.25}
@@ -240,7 +240,7 @@ async def test_no_retry_after_a_tool_ran(bed: Any) -> None:
             Rule(
                 answers=[
                     Reply([ToolUse("Write", {"file_path": "a.txt", "content": "x"})]),
-                    HttpError(529),
+                    HttpErrorReply(529),
                 ]
             )
         ]
@@ -489,7 +489,7 @@ async def test_cancel_after_a_huge_block_keeps_it_and_the_text_so_far(bed: Any) 
 
 
 async def test_compat_raises_specific_errors(bed: Any) -> None:
-    async with bed(Script([Rule(answers=[HttpError(400, message="bad request here")])])) as b:
+    async with bed(Script([Rule(answers=[HttpErrorReply(400, message="bad request here")])])) as b:
         with pytest.raises(CCExecuteError, match="bad request here") as info:
             await cc_execute("x", CCExecutorConfig(options={**b.options(), "retries": 0}))
     assert info.value.result.status is RunStatus.ERROR
@@ -636,7 +636,7 @@ async def test_compat_list_concurrent(bed: Any) -> None:
 
     script = Script(
         [
-            Rule(match="^bad", answers=[HttpError(400, message="scripted refusal")]),
+            Rule(match="^bad", answers=[HttpErrorReply(400, message="scripted refusal")]),
             *(Rule(match=f"^{w}", answers=[slow(w)]) for w in ("one", "two", "three")),
         ]
     )

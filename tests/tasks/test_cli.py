@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from cc_executor._store import Query, open_store
-from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse, Usage
+from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text, ToolUse, Usage
 from tests._pty import run_on_pty
 from tests.tasks.conftest import CLI, Served
 
@@ -138,7 +138,7 @@ def test_stop_or_continue_after_a_failure(serve: Serve, on_error: str) -> None:
     served = serve(
         Script(
             [
-                Rule(match="^Fail", answers=[HttpError(400, message="scripted bad request")]),
+                Rule(match="^Fail", answers=[HttpErrorReply(400, message="scripted bad request")]),
                 Rule(answers=[Reply([Text("fine")])]),
             ]
         )

@@ -21,7 +21,7 @@ from cc_executor.tasks import (
     start_tasks,
 )
 from cc_executor.tasks._state import ListFolder
-from cc_executor.testing import HttpError, Reply, Rule, Script, Text
+from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text
 from tests.tasks.conftest import Served
 
 Serve = Callable[[Script], Served]
@@ -85,7 +85,7 @@ async def test_a_failed_attempt_is_retried(serve: Serve) -> None:
                             [Text("worked the second time")],
                             # Claude Code sends a request that got a 400 six times in all
                             # (with fewer beta features each time) before it gives up.
-                            errors_before=[HttpError(400, message="scripted bad request")] * 6,
+                            errors_before=[HttpErrorReply(400, message="scripted bad request")] * 6,
                         )
                     ],
                 ),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cc_executor.testing import (
-    HttpError,
+    HttpErrorReply,
     ModelServer,
     Reply,
     Rule,
@@ -23,7 +23,7 @@ from cc_executor.testing import (
 )
 
 
-def one_rule(*answers: Reply | HttpError, **options: Any) -> Script:
+def one_rule(*answers: Reply | HttpErrorReply, **options: Any) -> Script:
     return Script([Rule(list(answers))], **options)
 
 
@@ -166,7 +166,7 @@ def test_ids_are_deterministic_per_prompt_and_turn() -> None:
 def test_http_errors_have_anthropic_bodies_and_headers(
     status: int, error_type: str, retry_after: str | None
 ) -> None:
-    with ModelServer(one_rule(HttpError(status))) as server:
+    with ModelServer(one_rule(HttpErrorReply(status))) as server:
         response = post(server, body())
 
     assert response.status_code == status
@@ -179,7 +179,7 @@ def test_http_errors_have_anthropic_bodies_and_headers(
 
 
 def test_http_error_options() -> None:
-    error = HttpError(
+    error = HttpErrorReply(
         429,
         message="slow down",
         error_type="custom_error",
@@ -242,7 +242,7 @@ def test_rules_match_the_prompt_first_match_wins() -> None:
 
 
 def test_errors_before_count_attempts_per_conversation_and_turn() -> None:
-    reply = Reply(["ok"], errors_before=[HttpError(529), HttpError(500)])
+    reply = Reply(["ok"], errors_before=[HttpErrorReply(529), HttpErrorReply(500)])
     with ModelServer(one_rule(reply, when_exhausted="repeat_last")) as server:
         statuses = [post(server, body("p", stream=False)).status_code for _ in range(4)]
         other_prompt = post(server, body("q", stream=False)).status_code

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_TIMEOUT
 
 if TYPE_CHECKING:
-    from cc_executor.notify import Entry, Problem
+    from cc_executor.notify import Entry, InboxProblem
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -215,7 +215,7 @@ def notify_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(entry: Entry | Problem) -> list[str]:
+def _summary(entry: Entry | InboxProblem) -> list[str]:
     from cc_executor.notify import Issue, Message
 
     if isinstance(entry, Message):

@@ -30,6 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cc_executor._errors import Conflict as Conflict
+from cc_executor._errors import Forbidden as Forbidden
+from cc_executor._errors import InvalidRequest as InvalidRequest
+from cc_executor._errors import NotFound as NotFound
+from cc_executor._errors import QueueFull as QueueFull
+from cc_executor._errors import ServiceError as ServiceError
+from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import SERVER_ONLY, RunOptions
 from cc_executor._run._prepare import check_option
@@ -69,54 +76,6 @@ _MIN_REMOTE_HEARTBEAT_S = 0.5
 #: Options of a command run (``argv``): the process options of a run (checked by their
 #: declarations), plus ``stdin``.
 _EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace")
-
-
-class ServiceError(Exception):
-    """A request the manager refuses; ``status`` is the HTTP status that fits, ``code`` a
-    short machine-readable name."""
-
-    status = 400
-    code = "invalid_request"
-
-
-class InvalidRequest(ServiceError):
-    """Bad input: unknown or invalid options, a missing prompt, a malformed spec."""
-
-
-class NotFound(ServiceError):
-    """No run with that id, live or in the history."""
-
-    status = 404
-    code = "not_found"
-
-
-class Forbidden(ServiceError):
-    """The request is well formed but not allowed by the server's policy (exec disabled,
-    executable not on the allowlist, cwd outside the allowed roots, server-only option)."""
-
-    status = 403
-    code = "forbidden"
-
-
-class Conflict(ServiceError):
-    """The run is not in a state that allows the action (pause a finished run, ...)."""
-
-    status = 409
-    code = "conflict"
-
-
-class QueueFull(ServiceError):
-    """``max_queued`` runs are already waiting for a slot."""
-
-    status = 429
-    code = "queue_full"
-
-
-class Unavailable(ServiceError):
-    """The feature is not available in this version or configuration."""
-
-    status = 501
-    code = "not_available"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

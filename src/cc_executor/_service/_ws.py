@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cc_executor._errors import CCExecutorError
 from cc_executor._service._manager import (
     Conflict,
     Forbidden,
@@ -79,7 +80,9 @@ MAX_SUBSCRIPTIONS = 256
 _SAFE_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class _RpcError(Exception):
+class _RpcError(CCExecutorError):
+    """A JSON-RPC error reply (internal: the connection's loop sends it to the client)."""
+
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code = code

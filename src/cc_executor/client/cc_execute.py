@@ -44,20 +44,13 @@ from cc_executor._agents._types import (
     ToolUseEvent,
 )
 from cc_executor._engine import run_sync as _run_coroutine_sync
+from cc_executor._errors import CCExecuteError as CCExecuteError
 from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
 
 ProgressCallback = Callable[[str], Any]
-
-
-class CCExecuteError(RuntimeError):
-    """A run failed for a reason other than a timeout; ``result`` holds everything known."""
-
-    def __init__(self, result: RunResult) -> None:
-        super().__init__(f"{result.status}: {result.error}")
-        self.result = result
 
 
 @dataclass

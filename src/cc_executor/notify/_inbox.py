@@ -3,7 +3,7 @@ with YAML front matter) as untrusted input, finding an entry, acknowledging it.
 
 Every file is judged on its own: a file that is too large, a symbolic link, not a regular
 file, badly named, not UTF-8, not JSON, not matching the schema, or with bad front matter
-becomes a :class:`Problem` with the reason, and the rest of the listing goes on. Nothing
+becomes an :class:`InboxProblem` with the reason, and the rest of the listing goes on. Nothing
 in a file is executed, imported, evaluated or followed.
 """
 
@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from cc_executor._errors import CCExecutorError
+from cc_executor._lazy import renamed
 from cc_executor.notify._errors import DeliveryError, EntryNotFound
 from cc_executor.notify._message import (
     INBOX,
@@ -96,9 +98,10 @@ class Issue:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """A file of the inbox or incoming folder that was not accepted, and why. ``id`` is
-    the raw file name (it may itself be hostile: display it neutralised)."""
+class InboxProblem:
+    """A file of the inbox or incoming folder that was not accepted, and why (formerly
+    ``Problem``, a deprecated alias). ``id`` is the raw file name (it may itself be hostile:
+    display it neutralised)."""
 
     id: str
     path: Path
@@ -132,7 +135,7 @@ class Inbox:
 
     root: Path
     entries: list[Entry] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[InboxProblem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -143,7 +146,10 @@ class Inbox:
         }
 
 
-class _Rejected(Exception):
+class _Rejected(CCExecutorError):
+    """A file is not accepted, for ``reason`` (internal: :func:`load` turns it into an
+    :class:`InboxProblem`)."""
+
     def __init__(self, reason: str, received_at: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -285,9 +291,9 @@ def _issue(name: str, path: Path) -> Issue:
     )
 
 
-def load(path: Path) -> Entry | Problem | None:
+def load(path: Path) -> Entry | InboxProblem | None:
     """Read one file: a ``.json`` notification or a ``.md`` issue. Returns the entry, a
-    :class:`Problem` saying why it was not accepted, or None when the file vanished
+    :class:`InboxProblem` saying why it was not accepted, or None when the file vanished
     meanwhile (acknowledged by someone else)."""
     name = path.name
     try:
@@ -304,10 +310,10 @@ def load(path: Path) -> Entry | Problem | None:
     except FileNotFoundError:
         return None
     except _Rejected as exc:
-        return Problem(id=name, path=path, reason=exc.reason, received_at=exc.received_at)
+        return InboxProblem(id=name, path=path, reason=exc.reason, received_at=exc.received_at)
 
 
-def _candidates(folder: Path, suffix: str) -> list[str] | Problem:
+def _candidates(folder: Path, suffix: str) -> list[str] | InboxProblem:
     try:
         with os.scandir(folder) as it:
             # Hidden temporary files of writers end in .tmp and are skipped with the rest.
@@ -315,7 +321,7 @@ def _candidates(folder: Path, suffix: str) -> list[str] | Problem:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        return Problem(id=str(folder), path=folder, reason=f"cannot list: {exc.strerror}")
+        return InboxProblem(id=str(folder), path=folder, reason=f"cannot list: {exc.strerror}")
 
 
 def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
@@ -325,12 +331,12 @@ def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
     inbox = Inbox(root=project_root(project))
     for folder, suffix in ((inbox.root / INBOX, ".json"), (inbox.root / INCOMING, ".md")):
         names = _candidates(folder, suffix)
-        if isinstance(names, Problem):
+        if isinstance(names, InboxProblem):
             inbox.problems.append(names)
             continue
         for name in names:
             item = load(folder / name)
-            if isinstance(item, Problem):
+            if isinstance(item, InboxProblem):
                 inbox.problems.append(item)
             elif item is not None:
                 inbox.entries.append(item)
@@ -339,12 +345,12 @@ def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
     return inbox
 
 
-def find(inbox: Inbox, ident: str) -> Entry | Problem:
+def find(inbox: Inbox, ident: str) -> Entry | InboxProblem:
     """The entry (or problem file) whose id is ``ident``, or is ``ident`` plus ``.json``
     or ``.md``, or the only one starting with ``ident``. ``ident`` is only ever compared
     with names read from the folders, never joined to a path, so ``../x`` finds nothing.
     Raises :class:`EntryNotFound` when nothing or several match."""
-    items: list[Entry | Problem] = [*inbox.entries, *inbox.problems]
+    items: list[Entry | InboxProblem] = [*inbox.entries, *inbox.problems]
     for wanted in (ident, f"{ident}.json", f"{ident}.md"):
         exact = [item for item in items if item.id == wanted]
         if len(exact) == 1:
@@ -363,7 +369,7 @@ class Acknowledgement:
     """The result of :func:`acknowledge`: the entry, where it was moved, and the ``ack``
     sent back (None without ``reply_to``)."""
 
-    entry: Entry | Problem
+    entry: Entry | InboxProblem
     moved_to: Path
     reply: Delivery | None
 
@@ -463,3 +469,6 @@ def acknowledge(
             in_reply_to=entry.id[:255],
         )
     return Acknowledgement(entry=entry, moved_to=_move_aside(entry.path), reply=reply)
+
+
+__getattr__ = renamed(__name__, {"Problem": "InboxProblem"}, globals())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from cc_executor.notify._inbox import Entry, Problem, load, project_root
+from cc_executor.notify._inbox import Entry, InboxProblem, load, project_root
 from cc_executor.notify._message import INBOX, INCOMING
 from cc_executor.notify._send import inbox_folder
 
@@ -77,8 +77,8 @@ def watch(
     max_events: int | None = None,
     polling: bool = False,
     on_ready: Callable[[Path, str], None] | None = None,
-) -> Generator[Entry | Problem, None, None]:
-    """Yield each entry (or :class:`Problem`) that appears in the project's inbox or
+) -> Generator[Entry | InboxProblem, None, None]:
+    """Yield each entry (or :class:`InboxProblem`) that appears in the project's inbox or
     incoming folder after the watch began, once, in arrival order. Files present at the
     start are not reported; a name that disappears and comes back is reported again.
 
@@ -117,7 +117,7 @@ def watch(
                 item = load(path)
                 if item is None:
                     continue
-                if isinstance(item, Problem) and _fresh(path):
+                if isinstance(item, InboxProblem) and _fresh(path):
                     pending = True
                     continue
                 seen.add(path)

@@ -14,7 +14,13 @@ top of a section, list settings in front matter), YAML or JSON (``tasks: [...]``
 :func:`load_task_list` and the README for the fields.
 """
 
-from cc_executor.tasks._errors import Problem, TaskListBusy, TaskListError, TaskListNotFound
+from cc_executor._lazy import renamed
+from cc_executor.tasks._errors import (
+    TaskListBusy,
+    TaskListError,
+    TaskListNotFound,
+    TaskListProblem,
+)
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -40,13 +46,13 @@ from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, pars
 __all__ = [
     "DEFAULT_MAX_PARALLEL",
     "ListStatus",
-    "Problem",
     "TaskAttempt",
     "TaskEventCallback",
     "TaskListBusy",
     "TaskListError",
     "TaskListHandle",
     "TaskListNotFound",
+    "TaskListProblem",
     "TaskListResult",
     "TaskListSpec",
     "TaskResult",
@@ -63,3 +69,5 @@ __all__ = [
     "start_resume",
     "start_tasks",
 ]
+
+__getattr__ = renamed(__name__, {"Problem": "TaskListProblem"}, globals())

@@ -30,7 +30,7 @@ from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._store import HistoryError, Recorder, RunRecord, file_receipt, open_store
 from cc_executor.tasks import _template
-from cc_executor.tasks._errors import Problem, TaskListError, TaskListNotFound
+from cc_executor.tasks._errors import TaskListError, TaskListNotFound, TaskListProblem
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -87,7 +87,7 @@ def task_options(spec: TaskListSpec, run_defaults: Mapping[str, Any]) -> dict[st
     merged under each task's own), ``env`` merged key by key. Raises :class:`TaskListError`
     for options :class:`~cc_executor.RunOptions` refuses, and for templates reading
     ``tasks.<id>.json`` of a task that asks for no JSON."""
-    problems: list[Problem] = []
+    problems: list[TaskListProblem] = []
     out: dict[str, dict[str, Any]] = {}
     for task in spec.tasks:
         merged = {**run_defaults, **task.options}
@@ -97,7 +97,7 @@ def task_options(spec: TaskListSpec, run_defaults: Mapping[str, Any]) -> dict[st
         try:
             RunOptions.from_kwargs(merged)
         except (TypeError, ValueError) as exc:
-            problems.append(Problem(spec.source, str(exc), task.line, task=task.id))
+            problems.append(TaskListProblem(spec.source, str(exc), task.line, task=task.id))
         out[task.id] = merged
     for task in spec.tasks:
         for ref in task.references:
@@ -107,7 +107,7 @@ def task_options(spec: TaskListSpec, run_defaults: Mapping[str, Any]) -> dict[st
             if not options.get("json_mode") and options.get("json_schema") is None:
                 line = task.prompt_line + ref.line - 1 if task.prompt_line else task.line
                 problems.append(
-                    Problem(
+                    TaskListProblem(
                         spec.source,
                         f'template reads tasks.{ref.task}.json, but task "{ref.task}" sets '
                         "neither json_mode nor json_schema (its json would be null)",

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cc_executor._errors import CCExecutorError
 from cc_executor._run._options import Option, RunOptions
-from cc_executor.tasks._errors import Problem, TaskListError
+from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._template import TASK_FIELDS, Reference, TemplateProblem, references
 
 #: Version of the normalized spec kept in a list's folder (``spec.json``).
@@ -34,8 +35,9 @@ _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MAX_NODES = 2_000_000
 
 
-class _Bad(Exception):
-    """A value of the wrong type or range; the message says what was expected."""
+class _Bad(CCExecutorError):
+    """A value of the wrong type or range; the message says what was expected (internal:
+    always caught here and collected as a :class:`TaskListProblem`)."""
 
 
 def _describe(value: object) -> str:
@@ -304,13 +306,13 @@ class _RawList:
     data: dict[str, Any]
     key_lines: dict[tuple[Any, ...], int]
     tasks: list[_RawTask]
-    problems: list[Problem]
+    problems: list[TaskListProblem]
 
 
 class _Located:
     """YAML parsed with the line of every key and value (PyYAML's nodes know them)."""
 
-    def __init__(self, source: str, offset: int, problems: list[Problem]) -> None:
+    def __init__(self, source: str, offset: int, problems: list[TaskListProblem]) -> None:
         self.source = source
         self.offset = offset
         self.problems = problems
@@ -329,9 +331,11 @@ class _Located:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 + self.offset if mark is not None else None
             what = " ".join(p for p in (exc.context, exc.problem) if p)
-            raise TaskListError([Problem(self.source, f"invalid YAML: {what}", line)]) from None
+            raise TaskListError(
+                [TaskListProblem(self.source, f"invalid YAML: {what}", line)]
+            ) from None
         except yaml.YAMLError as exc:
-            raise TaskListError([Problem(self.source, f"invalid YAML: {exc}")]) from None
+            raise TaskListError([TaskListProblem(self.source, f"invalid YAML: {exc}")]) from None
         finally:
             loader.dispose()
 
@@ -341,9 +345,11 @@ class _Located:
         self._count += 1
         line = node.start_mark.line + 1 + self.offset
         if self._count > _MAX_NODES:
-            raise TaskListError([Problem(self.source, "document too large (alias bomb?)", line)])
+            raise TaskListError(
+                [TaskListProblem(self.source, "document too large (alias bomb?)", line)]
+            )
         if id(node) in seen:
-            raise TaskListError([Problem(self.source, "recursive YAML alias", line)])
+            raise TaskListError([TaskListProblem(self.source, "recursive YAML alias", line)])
         self.value_lines[path] = line + (1 if getattr(node, "style", None) in ("|", ">") else 0)
         self.key_lines.setdefault(path, line)
         inner = seen | {id(node)}
@@ -356,10 +362,14 @@ class _Located:
                 try:
                     hash(key)
                 except TypeError:
-                    self.problems.append(Problem(self.source, "unusable mapping key", key_line))
+                    self.problems.append(
+                        TaskListProblem(self.source, "unusable mapping key", key_line)
+                    )
                     continue
                 if key in out:
-                    self.problems.append(Problem(self.source, f"duplicate key {key!r}", key_line))
+                    self.problems.append(
+                        TaskListProblem(self.source, f"duplicate key {key!r}", key_line)
+                    )
                 key_path = (*path, key)
                 self.key_lines[key_path] = key_line
                 out[key] = self._build(loader, value_node, key_path, inner)
@@ -378,12 +388,12 @@ def _from_document(
     base_dir: Path,
     key_lines: dict[tuple[Any, ...], int],
     value_lines: dict[tuple[Any, ...], int],
-    problems: list[Problem],
+    problems: list[TaskListProblem],
 ) -> _RawList:
     if not isinstance(data, Mapping):
         raise TaskListError(
             [
-                Problem(
+                TaskListProblem(
                     source,
                     f"expected a mapping with a 'tasks' list, got {_describe(data)}",
                     key_lines.get(()),
@@ -399,7 +409,9 @@ def _from_document(
             message = "tasks: the list is empty"
         else:
             message = f"tasks: expected a list, got {_describe(items)}"
-        problems.append(Problem(source, message, key_lines.get(("tasks",), key_lines.get(()))))
+        problems.append(
+            TaskListProblem(source, message, key_lines.get(("tasks",), key_lines.get(())))
+        )
         return raw
     for i, item in enumerate(items):
         path = ("tasks", i)
@@ -438,7 +450,7 @@ def _closing_fence(lines: Sequence[str], start: int, fence: str) -> int | None:
 
 
 def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
-    problems: list[Problem] = []
+    problems: list[TaskListProblem] = []
     lines = text.splitlines()
     data: dict[str, Any] = {}
     key_lines: dict[tuple[Any, ...], int] = {}
@@ -446,15 +458,15 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
     if lines and lines[0].rstrip() == "---":
         end = next((j for j in range(1, len(lines)) if lines[j].rstrip() in ("---", "...")), None)
         if end is None:
-            raise TaskListError([Problem(source, "front matter (---) is not closed", 1)])
+            raise TaskListError([TaskListProblem(source, "front matter (---) is not closed", 1)])
         located = _Located(source, 1, problems)
         front = located.load("\n".join(lines[1:end]))
         if front is not None and not isinstance(front, Mapping):
-            problems.append(Problem(source, "front matter: expected a mapping", 2))
+            problems.append(TaskListProblem(source, "front matter: expected a mapping", 2))
         elif front:
             if "tasks" in front:
                 problems.append(
-                    Problem(
+                    TaskListProblem(
                         source,
                         'front matter cannot hold "tasks": in Markdown, each "## Task N: title" '
                         "section is a task",
@@ -489,7 +501,7 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
                 sections.append((j, title, int(number) if number else None))
             elif sections:
                 problems.append(
-                    Problem(
+                    TaskListProblem(
                         source,
                         f'"## {title_text}" is not a task heading: tasks are "## Task N: '
                         'title" sections (use ### or deeper for headings inside a prompt)',
@@ -501,7 +513,9 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
     raw = _RawList(source, base_dir, data, key_lines, [], problems)
     if not sections:
         problems.append(
-            Problem(source, 'no tasks: expected "## Task 1: <title>" sections', len(lines) or 1)
+            TaskListProblem(
+                source, 'no tasks: expected "## Task 1: <title>" sections', len(lines) or 1
+            )
         )
     for n, (index, title, number) in enumerate(sections):
         end = sections[n + 1][0] if n + 1 < len(sections) else len(lines)
@@ -520,7 +534,9 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
         if match and match.group(2).lower() in ("yaml", "yml"):
             close = _closing_fence(lines, body, match.group(1))
             if close is None or close >= end:
-                problems.append(Problem(source, "settings block (```yaml) is not closed", body + 1))
+                problems.append(
+                    TaskListProblem(source, "settings block (```yaml) is not closed", body + 1)
+                )
                 body = end
             else:
                 located = _Located(source, body + 1, problems)
@@ -533,7 +549,7 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
                 body = close + 1
         if not isinstance(settings, Mapping):
             problems.append(
-                Problem(
+                TaskListProblem(
                     source, f"settings block: expected a mapping, got {_describe(settings)}", body
                 )
             )
@@ -541,7 +557,7 @@ def _parse_markdown(text: str, source: str, base_dir: Path) -> _RawList:
         for key in ("prompt", "title"):
             if key in settings:
                 problems.append(
-                    Problem(
+                    TaskListProblem(
                         source,
                         f'"{key}" cannot be set in a Markdown task: the '
                         + ("section's text is the prompt" if key == "prompt" else "heading is"),
@@ -595,7 +611,7 @@ class _Checker:
     def problem(
         self, message: str, line: int | None, *, where: str | None = None, task: str | None = None
     ) -> None:
-        self.problems.append(Problem(self.source, message, line, where, task))
+        self.problems.append(TaskListProblem(self.source, message, line, where, task))
 
     def settings(
         self,
@@ -948,7 +964,7 @@ def parse_task_list(
     with every problem found, each with its line when the text has lines.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
-    problems: list[Problem] = []
+    problems: list[TaskListProblem] = []
     if isinstance(data, Mapping):
         raw = _from_document(
             data, source=source, base_dir=base, key_lines={}, value_lines={}, problems=problems
@@ -962,7 +978,7 @@ def parse_task_list(
                 document = json.loads(data)
             except json.JSONDecodeError as exc:
                 raise TaskListError(
-                    [Problem(source, f"invalid JSON: {exc.msg}", exc.lineno)]
+                    [TaskListProblem(source, f"invalid JSON: {exc.msg}", exc.lineno)]
                 ) from None
             located = _Located(source, 0, [])
             try:
@@ -996,11 +1012,11 @@ def load_task_list(path: str | os.PathLike[str]) -> TaskListSpec:
     format = _FORMATS.get(suffix, "json" if suffix == ".json" else None)
     if format is None:
         raise TaskListError(
-            [Problem(source, "unknown format: name the file .md, .yaml, .yml or .json")]
+            [TaskListProblem(source, "unknown format: name the file .md, .yaml, .yml or .json")]
         )
     try:
         text = file.read_text(encoding="utf-8-sig")  # a BOM would hide the front matter
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise TaskListError([Problem(source, f"cannot read: {reason}")]) from None
+        raise TaskListError([TaskListProblem(source, f"cannot read: {reason}")]) from None
     return parse_task_list(text, format=format, source=source, base_dir=file.resolve().parent)

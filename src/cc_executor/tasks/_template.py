@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cc_executor._errors import TemplateProblem as TemplateProblem
+
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -36,14 +38,6 @@ TASK_FIELDS = (
 )
 
 _MARKERS = ("{{", "{%", "{#")
-
-
-class TemplateProblem(Exception):
-    """A template cannot be used; ``line`` is 1-based within the template."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,14 @@ runs a server from the command line.
 
 from __future__ import annotations
 
-from cc_executor._lazy import lazy_exports
+from cc_executor._lazy import lazy_exports, renamed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cc_executor.testing._script import (
         Answer,
         Block,
-        HttpError,
+        HttpErrorReply,
         Reply,
         Rule,
         Script,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     **dict.fromkeys(
         (
-            "Answer", "Block", "HttpError", "Reply", "Rule", "Script", "ScriptError", "Text",
+            "Answer", "Block", "HttpErrorReply", "Reply", "Rule", "Script", "ScriptError", "Text",
             "Thinking", "ToolUse", "Usage", "load_script", "parse_script",
         ),
         "cc_executor.testing._script",
@@ -64,7 +64,7 @@ _EXPORTS = {
 __all__ = [
     "Answer",
     "Block",
-    "HttpError",
+    "HttpErrorReply",
     "ModelServer",
     "RecordedRequest",
     "Reply",
@@ -80,4 +80,9 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__ = renamed(
+    __name__,
+    {"HttpError": "HttpErrorReply"},
+    globals(),
+    lazy_exports(__name__, _EXPORTS, globals()),
+)

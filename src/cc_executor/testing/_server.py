@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cc_executor.testing._playback import Playback, prompt_of, turn_of
-from cc_executor.testing._script import HttpError, Reply, Script, ToolUse, load_script
+from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
     Event,
     error_headers,
@@ -486,7 +486,9 @@ class ModelServer:
             body = self._parse_body(raw)
             self._record(request, body)
             if not isinstance(body, dict):
-                return _error_response(HttpError(400, message="request body must be a JSON object"))
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
             return await self._answer(body, len(raw))
 
         async def count_tokens(request: Request) -> Response:
@@ -501,7 +503,9 @@ class ModelServer:
         async def not_found(request: Request) -> Response:
             self._record(request, self._parse_body(await request.body()))
             return _error_response(
-                HttpError(404, message=f"{request.method} {request.url.path} is not served here")
+                HttpErrorReply(
+                    404, message=f"{request.method} {request.url.path} is not served here"
+                )
             )
 
         every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -519,8 +523,8 @@ class ModelServer:
         choice = self._playback.choose(body)
         answer = choice.answer
         if answer.latency and not await self._pause(answer.latency):
-            return _error_response(HttpError(503, message="model server shutting down"))
-        if isinstance(answer, HttpError):
+            return _error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
             return _error_response(answer)
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -554,7 +558,7 @@ class ModelServer:
         return JSONResponse(message, headers=headers)
 
 
-def _error_response(error: HttpError) -> Response:
+def _error_response(error: HttpErrorReply) -> Response:
     return JSONResponse(
         error_json(error),
         status_code=error.status,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from cc_executor._errors import ClaudeNotFound as ClaudeNotFound
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -12,11 +14,6 @@ INSTALL_HINT = (
     "install it with `npm install -g @anthropic-ai/claude-code` (or, in this repository, "
     "`bash scripts/install-claude-code`), or point CC_EXECUTOR_CLAUDE at the executable"
 )
-
-
-class ClaudeNotFound(LookupError):
-    """The Claude Code CLI could not be found; the message says where we looked and how to
-    install it."""
 
 
 def _candidates(home: str) -> list[str]:
