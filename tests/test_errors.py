@@ -146,6 +146,15 @@ def test_renamed_classes_warn_under_their_old_names(module: str, old: str, new: 
     assert old not in getattr(mod, "__all__", ())  # a star import must not warn
 
 
+def test_importing_an_old_name_warns_once_at_the_importing_line() -> None:
+    from cc_executor.tasks import TaskListProblem
+
+    with pytest.warns(DeprecationWarning, match="tasks.Problem is deprecated") as record:
+        from cc_executor.tasks import Problem
+    assert Problem is TaskListProblem
+    assert [w.filename for w in record] == [__file__]
+
+
 def test_unknown_names_still_raise_attribute_error() -> None:
     import cc_executor.tasks
     import cc_executor.testing

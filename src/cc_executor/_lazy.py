@@ -4,6 +4,8 @@ package import without its heavy ones."""
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,13 +47,16 @@ def renamed(
     def __getattr__(name: str) -> Any:
         new = aliases.get(name)
         if new is not None:
-            import warnings
+            # ``from package import name`` asks twice (importlib's hasattr check, then the
+            # import itself): only the import warns, at the caller's line.
+            if sys._getframe(1).f_globals.get("__name__") != "importlib._bootstrap":
+                import warnings
 
-            warnings.warn(
-                f"{package}.{name} is deprecated; use {package}.{new}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+                warnings.warn(
+                    f"{package}.{name} is deprecated; use {package}.{new}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
             if new in namespace:
                 return namespace[new]
             name = new
