@@ -50,8 +50,8 @@ class AgentAdapter(Protocol):
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         """The executable: ``explicit`` (the ``agent_path`` option) if given, else found
         through the agent's own variable, ``PATH`` and the usual install places; raises
-        :class:`~cc_executor._agents._claude.ClaudeNotFound`-style errors saying where it
-        looked and how to install it."""
+        :class:`~cc_executor._errors.AgentNotFound` saying where it looked and how to
+        install it."""
 
     def check(self, options: Any) -> None:
         """``ValueError``/``TypeError`` for option values the CLI would refuse or misread

@@ -94,6 +94,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     from cc_executor._agents import get_adapter
     from cc_executor._engine._launch import launch
     from cc_executor._engine._spawn import SpawnError
+    from cc_executor._errors import AgentNotFound
     from cc_executor._ids import new_run_id
     from cc_executor._paths import runs_path
     from cc_executor._run._prepare import check_run_options, process_env, save_prompt
@@ -121,7 +122,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             stdin_path=stdin_path,
             extra_env=process_env(o),
         )
-    except (ValueError, TypeError, LookupError, SpawnError, OSError):
+    except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):
         if run_dir:
             discard_run_dir(run_dir)
         return None

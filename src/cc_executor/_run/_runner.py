@@ -42,6 +42,7 @@ from cc_executor._agents._types import (
 from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._engine._launch import Launched
+from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
 from cc_executor._run._options import RunOptions
@@ -342,7 +343,7 @@ class _Run:
         opts = self.options
         try:
             executable = self.adapter.locate(opts.agent_path, {**os.environ, **opts.env})
-        except LookupError as exc:  # the adapter's "not found", saying where it looked
+        except AgentNotFound as exc:
             return await self._recorded(
                 RunResult(
                     run_id=self.run_id,
