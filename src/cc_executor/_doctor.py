@@ -554,6 +554,15 @@ async def _claude_checks(
         for name in names:
             await record(name, 5, _failing(detail, found.hint))
         return
+    from cc_executor._extras import MissingExtra, require_extra
+
+    try:
+        require_extra("testing", "the scripted model server")
+    except MissingExtra as exc:
+        hint = f"pip install 'cc-executor[{exc.extra}]'"
+        for name in names:
+            await record(name, 5, _failing(f"not run: {exc}", hint))
+        return
     from cc_executor.testing import ModelServer, Reply, Rule, Script, Text
 
     big = _big_answer()

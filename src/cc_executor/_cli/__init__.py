@@ -32,6 +32,16 @@ _COMMANDS = {
     "testing": "cc_executor.testing._cli:add_parser",
 }
 
+#: The extra each command needs (``cc_executor._extras``); the others run on the core install.
+_COMMAND_EXTRAS = {
+    "tasks": "tasks",
+    "serve": "service",
+    "mcp": "service",
+    "notify": "notify",
+    "inbox": "notify",
+    "testing": "testing",
+}
+
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: with every command, or only with ``command``'s module."""
@@ -89,8 +99,20 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
         if handler is None:
             parser.print_help()
             return 2
+        if command in _COMMAND_EXTRAS:
+            from cc_executor._extras import require_extra
+
+            require_extra(_COMMAND_EXTRAS[command], f"the '{command}' command")
         code: int = handler(args)
         return code
+    except ImportError as exc:
+        # A missing extra, found above or by a package deep inside the command: one line.
+        from cc_executor._extras import MissingExtra
+
+        if not isinstance(exc, MissingExtra):
+            raise
+        print(f"cc-executor: {exc}", file=sys.stderr)
+        return 2
     finally:
         if early is not None:
             early.abandon()  # a no-op once the run adopted the CLI

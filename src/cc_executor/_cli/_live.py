@@ -1,6 +1,7 @@
 """The live view of ``cc-executor run``: on a terminal, a status line (spinner, elapsed time,
-turns, tool calls, tokens, cost) above the answer as it streams; elsewhere, one plain
-progress line per notable event. Always on stderr, so stdout carries only the answer.
+turns, tool calls, tokens, cost) above the answer as it streams; elsewhere, or without rich
+(the ``cli`` extra), one plain progress line per notable event. Always on stderr, so stdout
+carries only the answer.
 
 Model output is untrusted: every piece of it is shown with terminal control characters
 neutralised, so an answer cannot move the cursor, retitle the window or hide text.
@@ -26,6 +27,7 @@ from cc_executor._agents._types import (
     ToolResultEvent,
     ToolUseEvent,
 )
+from cc_executor._extras import missing_module
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 _ANSWER_LINES = 12
@@ -53,7 +55,8 @@ class LiveView:
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None) -> None:
         self._out = stream or sys.stderr
-        self._tty = self._out.isatty() if tty is None else tty
+        # Without rich (the cli extra) a terminal gets the plain progress lines too.
+        self._tty = (self._out.isatty() if tty is None else tty) and missing_module("cli") is None
         self._start = time.monotonic()
         self._turns: set[str] = set()
         self._tools = 0

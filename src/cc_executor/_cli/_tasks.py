@@ -1,7 +1,8 @@
 """``cc-executor tasks``: run, validate, resume and show task lists.
 
 Progress goes to stderr: on a terminal a live table (a row per task: state, elapsed time,
-turns, cost, last activity; an overall bar), elsewhere one plain line per notable event.
+turns, cost, last activity; an overall bar), elsewhere or without rich (the ``cli`` extra)
+one plain line per notable event.
 Everything the model wrote is shown with terminal control characters neutralised.
 """
 
@@ -16,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cc_executor._cli._args import add_run_defaults, run_defaults
 from cc_executor._cli._codes import EXIT_USAGE
 from cc_executor._cli._live import inert
+from cc_executor._extras import missing_module
 
 if TYPE_CHECKING:
     from cc_executor._agents._types import AgentEvent
@@ -274,7 +276,8 @@ class TaskListView:
         self, stream: IO[str] | None = None, *, tty: bool | None = None, quiet: bool = False
     ) -> None:
         self._out = stream or sys.stderr
-        self._tty = self._out.isatty() if tty is None else tty
+        # Without rich (the cli extra) a terminal gets the plain progress lines too.
+        self._tty = (self._out.isatty() if tty is None else tty) and missing_module("cli") is None
         self._quiet = quiet
         self._start = time.monotonic()
         self._rows: dict[str, _Row] = {}

@@ -4,3 +4,7 @@ Layering: the interfaces (``_http``, ``_ws``, ``_mcp``) share one :class:`RunMan
 (``_manager``), which calls the run API and the process engine; ``_security`` guards every
 network entry point.
 """
+
+from cc_executor._extras import require_extra
+
+require_extra("service", "the HTTP/WebSocket service and the MCP server")

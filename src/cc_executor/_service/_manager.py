@@ -483,9 +483,15 @@ class RunManager:
         ``options.format`` (``markdown``, ``yaml`` or ``json``). ``options`` may also hold
         ``max_parallel``, ``budget_usd`` and run defaults. The same policy as single runs
         applies to the defaults and to every task's own options (cwd and add_dirs inside
-        the allowed roots, no server-only options, no code-loading environment)."""
-        from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
-        from cc_executor.tasks._runner import task_options
+        the allowed roots, no server-only options, no code-loading environment).
+        :class:`Unavailable` when the server lacks the tasks extra."""
+        from cc_executor._extras import MissingExtra
+
+        try:
+            from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
+            from cc_executor.tasks._runner import task_options
+        except MissingExtra as exc:
+            raise Unavailable(f"task lists on this server: {exc}") from None
 
         if not isinstance(data, (Mapping, str)) or not data:
             raise InvalidRequest("tasks must be a task list: a JSON object or text")

@@ -14,7 +14,13 @@ executed, imported, evaluated or followed, and each bad file is reported with it
 without stopping the rest.
 """
 
+# ruff: noqa: E402
+# (the extra is checked before the imports that need it)
+from cc_executor._extras import require_extra
 from cc_executor._lazy import renamed
+
+require_extra("notify", "cc_executor.notify")
+
 from cc_executor.notify._errors import (
     DeliveryError,
     EntryNotFound,

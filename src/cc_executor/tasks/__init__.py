@@ -14,7 +14,13 @@ top of a section, list settings in front matter), YAML or JSON (``tasks: [...]``
 :func:`load_task_list` and the README for the fields.
 """
 
+# ruff: noqa: E402
+# (the extra is checked before the imports that need it)
+from cc_executor._extras import require_extra
 from cc_executor._lazy import renamed
+
+require_extra("tasks", "cc_executor.tasks")
+
 from cc_executor.tasks._errors import (
     TaskListBusy,
     TaskListError,

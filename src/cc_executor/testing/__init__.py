@@ -30,6 +30,8 @@ from cc_executor._lazy import lazy_exports, renamed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cc_executor.testing._script import (
         Answer,
         Block,
@@ -80,9 +82,18 @@ __all__ = [
 ]
 
 
-__getattr__ = renamed(
+_load = renamed(
     __name__,
     {"HttpError": "HttpErrorReply"},
     globals(),
     lazy_exports(__name__, _EXPORTS, globals()),
 )
+
+
+def __getattr__(name: str) -> Any:
+    # Checked on first use, not on import: `cc-executor --help` imports this package.
+    if name in _EXPORTS:
+        from cc_executor._extras import require_extra
+
+        require_extra("testing", "cc_executor.testing")
+    return _load(name)
