@@ -103,6 +103,7 @@ def test_the_api_runs_on_the_core_and_names_missing_extras(
     code = (
         "import cc_executor\n"
         "cc_executor.run_sync, cc_executor.run_process_sync, cc_executor.RunResult\n"
+        "from cc_executor.client.cc_execute import cc_execute\n"
         "for name in ('tasks', 'notify'):\n"
         "    try:\n"
         "        __import__('cc_executor.' + name)\n"
