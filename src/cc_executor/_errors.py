@@ -30,6 +30,7 @@ public classes are also importable from the module that raises them, as before
     │   └── Unavailable                 501 not_available
     ├── ToolFailure                     an MCP tool call cannot be done
     ├── ScriptError [ValueError]        a scripted model server's script is malformed
+    ├── MissingExtra [ImportError]      a feature's optional dependencies are not installed
     └── CCExecuteError [RuntimeError]   cc_execute(): a run failed other than by a timeout
 
 Internal signals, defined beside their only user and caught there, also derive from the
@@ -240,3 +241,17 @@ class CCExecuteError(CCExecutorError, RuntimeError):
     def __init__(self, result: RunResult) -> None:
         super().__init__(f"{result.status}: {result.error}")
         self.result = result
+
+
+class MissingExtra(CCExecutorError, ImportError):
+    """A feature was used whose extra is not installed. The message is one line naming the
+    feature, the missing module and the ``pip install 'cc-executor[EXTRA]'`` to run."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra} extra ({module} is not installed): "
+            f"pip install 'cc-executor[{extra}]'",
+            name=module,
+        )
+        self.feature = feature
+        self.extra = extra

@@ -8,6 +8,8 @@ Checking looks the modules up without importing them, so it costs well under a m
 
 from __future__ import annotations
 
+from cc_executor._errors import MissingExtra as MissingExtra
+
 #: The importable top-level modules each extra provides (``pyproject.toml`` lists the
 #: distributions). Nothing requires ``cli``: without it the live views print plain lines.
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
@@ -17,20 +19,6 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "notify": ("watchdog", "yaml"),
     "testing": ("starlette", "uvicorn", "yaml"),
 }
-
-
-class MissingExtra(ImportError):
-    """A feature was used whose extra is not installed. The message is one line naming the
-    feature, the missing module and the ``pip install 'cc-executor[EXTRA]'`` to run."""
-
-    def __init__(self, feature: str, extra: str, module: str) -> None:
-        super().__init__(
-            f"{feature} needs the {extra} extra ({module} is not installed): "
-            f"pip install 'cc-executor[{extra}]'",
-            name=module,
-        )
-        self.feature = feature
-        self.extra = extra
 
 
 def missing_module(extra: str) -> str | None:
