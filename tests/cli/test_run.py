@@ -48,6 +48,10 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 match="escape",
                 answers=[Reply([Text("evil \x1b]0;pwned\x07 \x1b[2J title")], chunk_size=4)],
             ),
+            Rule(
+                match="bidi",
+                answers=[Reply([Text("invoice\u202egnp.exe \u2066zero\u200bwidth")], chunk_size=4)],
+            ),
             Rule(match="huge", answers=[Reply([Text(HUGE)], chunk_size=1 << 18)]),
             *(
                 Rule(
@@ -265,6 +269,22 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     assert b"\x1b]0;pwned" not in screen  # no window-title change
     assert b"\x1b[2J" not in screen  # no screen clear from the model
     assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
+
+
+def test_live_view_on_a_terminal_neutralises_bidi_controls(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Bidi overrides and zero-width characters from the model (text that reads otherwise
+    than it is) reach the terminal as escapes, in the live view and in the answer."""
+    _, env, work = served
+    returncode, screen = run_on_pty(
+        [CLI, "run", "bidi test", "--cwd", str(work)],
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    assert returncode == 0
+    for raw in ("\u202e", "\u2066", "\u200b"):
+        assert raw.encode() not in screen
+    assert b"invoice\\u202egnp.exe \\u2066zero\\u200bwidth" in screen
 
 
 def test_live_view_spinner_turns(served: tuple[ModelServer, dict[str, str], Path]) -> None:

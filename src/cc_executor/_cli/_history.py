@@ -1,7 +1,7 @@
 """``history``, ``show``, ``export``, ``verify`` and ``prune``: the run history on the command line.
 
-Everything shown comes from files and model output, so it is printed with terminal control
-characters neutralised.
+Everything shown comes from files and model output, so it is printed through
+:func:`cc_executor._text.inert`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
     from cc_executor._store import HistoryStore, RunRecord
@@ -97,12 +99,6 @@ def _open() -> HistoryStore:
         raise SystemExit(f"cc-executor: {exc}") from None
 
 
-def _inert(text: str) -> str:
-    from cc_executor._cli._live import inert
-
-    return inert(text)
-
-
 def _when(ts: float | None) -> str:
     if not ts:
         return "-"
@@ -149,7 +145,7 @@ def history(args: argparse.Namespace) -> int:
         took = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         print(
             f"{r.id:<26}  {_when(r.started_at):<19}  {r.kind:<5}  {r.status:<13}  {took:>8}  "
-            f"{cost:>8}  {_inert((what or '')[:60])}"
+            f"{cost:>8}  {inert((what or '')[:60])}"
         )
     return 0
 
@@ -162,7 +158,7 @@ def _show_record(record: RunRecord) -> None:
     for name, value in fields.items():
         if value is None or value == []:
             continue
-        print(f"{name:>18}: {_inert(str(value))}")
+        print(f"{name:>18}: {inert(str(value))}")
     for artifact in artifacts:
         print(
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
@@ -191,21 +187,21 @@ def _render_events(record: RunRecord) -> None:
         with open(log, "rb") as f:
             for event in parser.parse_log(f):
                 if isinstance(event, TextEvent):
-                    print(f"assistant: {_inert(event.text)}")
+                    print(f"assistant: {inert(event.text)}")
                 elif isinstance(event, ThinkingEvent):
-                    print(f"thinking: {_inert(event.text[:2000])}")
+                    print(f"thinking: {inert(event.text[:2000])}")
                 elif isinstance(event, ToolUseEvent):
-                    print(f"tool call: {event.name} {_inert(str(dict(event.input))[:500])}")
+                    print(f"tool call: {event.name} {inert(str(dict(event.input))[:500])}")
                 elif isinstance(event, ToolResultEvent):
                     mark = "tool error" if event.is_error else "tool result"
-                    print(f"{mark}: {_inert(event.content[:500])}")
+                    print(f"{mark}: {inert(event.content[:500])}")
                 elif isinstance(event, ApiRetryEvent):
                     print(f"api retry: status {event.error_status} {event.error or ''}")
                 elif isinstance(event, ResultEvent):
                     state = "error" if event.is_error else event.subtype
-                    print(f"result ({state}): {_inert((event.result or '')[:2000])}")
+                    print(f"result ({state}): {inert((event.result or '')[:2000])}")
                 elif isinstance(event, NoiseEvent) and record.kind == "exec":
-                    print(_inert(event.text))
+                    print(inert(event.text))
     except OSError as exc:
         print(f"(event log unreadable: {exc.strerror})")
 
@@ -303,7 +299,7 @@ def verify_runs(args: argparse.Namespace) -> int:
             )
             print(f"{mark}{report.run_id}  {facts}")
             for problem in report.problems:
-                print(f"        - {_inert(problem)}")
+                print(f"        - {inert(problem)}")
     return 0 if reports and all(r.ok for r in reports) else 1
 
 

@@ -1,7 +1,8 @@
 """``notify`` and ``inbox``: notifications between projects on the command line.
 
 An inbox is untrusted input: every piece of a message shown here (file names included)
-has terminal control characters and bidirectional-text overrides neutralised, and JSON
+has terminal control characters, bidirectional controls and zero-width characters
+neutralised (:func:`cc_executor._text.inert`), and JSON
 output is pure ASCII. Nothing in a message is ever run or followed; paths and commands in
 it are only displayed.
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_TIMEOUT
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
     from cc_executor.notify import Entry, InboxProblem
@@ -22,15 +23,11 @@ if TYPE_CHECKING:
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 _TYPES = ("issue_fixed", "issue_report", "question", "ack")
-# Trojan-source style reordering: shown as escapes, like control characters.
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _PREVIEW = 100
 
 
 def _shown(text: str) -> str:
-    from cc_executor._cli._live import inert
-
-    text = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", inert(text))
+    text = inert(text)
     # Undecodable file names arrive as lone surrogates, which no terminal encoding takes.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

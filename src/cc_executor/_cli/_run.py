@@ -130,9 +130,10 @@ def _run(
     import asyncio
     import signal
 
-    from cc_executor._cli._live import LiveView, inert
+    from cc_executor._cli._live import LiveView
     from cc_executor._cli._write import write_json_line, write_text
     from cc_executor._run._runner import start_run
+    from cc_executor._text import inert
 
     options["timeout"], note = resolve_auto_timeout(
         args.timeout, kind="run", agent=options["agent"], key=args.model

@@ -16,8 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cc_executor._cli._args import add_run_defaults, run_defaults
 from cc_executor._cli._codes import EXIT_USAGE
-from cc_executor._cli._live import inert
 from cc_executor._extras import missing_module
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
     from cc_executor._agents._types import AgentEvent

@@ -84,7 +84,7 @@ class CCExecutorConfig:
 
 
 def _printer() -> Callable[[AgentEvent], None]:
-    from cc_executor._cli._live import inert
+    from cc_executor._text import inert
 
     streamed: set[str | None] = set()
     safe = inert if sys.stdout.isatty() else (lambda text: text)
