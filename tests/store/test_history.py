@@ -22,7 +22,6 @@ from cc_executor._store import (
     Query,
     RunRecord,
     SQLiteStore,
-    auto_timeout,
     open_store,
     redact_argv,
 )
@@ -294,15 +293,6 @@ def test_redaction() -> None:
         "tool", "--api-key", "[REDACTED]", "--token=[REDACTED]", "ANTHROPIC_API_KEY=[REDACTED]",
         "--note", "[REDACTED]", "plain",
     ]  # fmt: skip
-
-
-def test_auto_timeout() -> None:
-    assert auto_timeout([1.0])[0] == 600.0
-    seconds, note = auto_timeout([10.0] * 19 + [100.0])
-    assert seconds == 30.0  # 1.5 x p95 (10 s) = 15 s, raised to the floor
-    assert "p95" in note
-    assert auto_timeout([100.0] * 20)[0] == 150.0
-    assert auto_timeout([5000.0] * 20)[0] == 3600.0
 
 
 def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:

@@ -71,9 +71,10 @@ def resolve_auto_timeout(
     """The timeout to use and, for ``auto``, the sentence saying which estimate was used."""
     if value != "auto":
         return (float(value) if value is not None else None), None
-    from cc_executor._store import predicted_timeout
+    from cc_executor._run._timeout import predicted_timeout
 
-    return predicted_timeout(kind=kind, agent=agent, key=key)
+    seconds, note = predicted_timeout(kind=kind, agent=agent, key=key)
+    return seconds, f"--timeout auto: {note}"
 
 
 def exit_code_for(result: ProcessResult) -> int:

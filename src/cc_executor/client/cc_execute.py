@@ -254,7 +254,7 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     note = ""
     if agent_predict_timeout and "timeout" not in merged:
         # From the history's similar past runs (as --timeout auto), not by asking a model.
-        from cc_executor._store import predicted_timeout
+        from cc_executor._run._timeout import predicted_timeout
 
         merged["timeout"], note = await asyncio.to_thread(
             predicted_timeout,
@@ -262,7 +262,7 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
             agent=merged.get("agent", RunOptions.by_name["agent"].default),
             key=merged.get("model"),
         )
-        note = f" ({note.replace('--timeout auto: ', 'predicted: ')})"
+        note = f" (predicted: {note})"
     merged.setdefault("timeout", config.timeout)
     limit = merged["timeout"]
     await _tell(
