@@ -202,3 +202,16 @@ def kill_tree(
         # Give the kernel a moment to turn the killed processes into zombies.
         time.sleep(0.002)
     return busy
+
+
+def kill_orphaned_tree(pid: int | None, pid_started: int | None, token: str | None) -> None:
+    """SIGKILL what is left of a tree whose supervisor died: the child ``pid`` only if it is
+    still the same process (it started at ``pid_started`` clock ticks), and every process
+    carrying ``token``. Does nothing for what is gone already; ``None`` skips that part."""
+    import signal
+
+    if pid is not None and pid_started is not None and start_ticks(pid) == pid_started:
+        # signal_member re-checks membership; the session check covers the leader.
+        signal_member(pid, signal.SIGKILL, [], sid=pid)
+    if token:
+        kill_tree([token])

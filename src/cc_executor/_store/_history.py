@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_executor._engine import ProcessResult, _tree
+from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
 from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
@@ -31,7 +30,7 @@ def default_store_path() -> Path:
 
 def process_start_ticks(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot), or None if there is no such process."""
-    return _tree.start_ticks(pid)
+    return start_ticks(pid)
 
 
 def _same_process(pid: int | None, started: int | None) -> bool:
@@ -40,7 +39,8 @@ def _same_process(pid: int | None, started: int | None) -> bool:
 
 def recover(store: HistoryStore) -> list[RunRecord]:
     """Mark as ``interrupted`` every run of this host left ``running`` by a supervisor that
-    no longer exists, and kill what is left of it: the child if it is still the same
+    no longer exists, and have the engine kill what is left of it
+    (:func:`cc_executor._engine.kill_orphaned_tree`): the child if it is still the same
     process (PID *and* start time), and every process carrying its tree token."""
     recovered = []
     for record in store.running():
@@ -48,11 +48,7 @@ def recover(store: HistoryStore) -> list[RunRecord]:
             continue
         if _same_process(record.supervisor_pid, record.supervisor_started):
             continue
-        if _same_process(record.pid, record.pid_started) and record.pid is not None:
-            _tree.signal_member(record.pid, signal.SIGKILL, [], sid=record.pid)
-            # signal_member re-checks membership; the session check covers the leader.
-        if record.tree_token:
-            _tree.kill_tree([record.tree_token])
+        kill_orphaned_tree(record.pid, record.pid_started, record.tree_token)
         store.update_status(
             record.id,
             INTERRUPTED,
