@@ -104,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import json
     import signal
-    import time
 
     from cc_executor._engine import OutputEvent, SupervisedProcess
 
@@ -125,16 +124,14 @@ def run(args: argparse.Namespace) -> int:
 
         stdin = Path(args.stdin)
 
-    from cc_executor._store import Recorder, RunRecord, finish_process_record, redact_argv
+    from cc_executor._run._exec import run_command
+    from cc_executor._store import redact_argv
 
-    argv_record = redact_argv(command)
     timeout, note = resolve_auto_timeout(
-        args.timeout, kind="exec", agent=None, key=json.dumps(argv_record)
+        args.timeout, kind="exec", agent=None, key=json.dumps(redact_argv(command))
     )
     if note:
         print(f"cc-executor exec: {note}", file=sys.stderr)
-    recorder = Recorder()
-    record = RunRecord(id="", kind="exec", argv=argv_record, started_at=time.time())
 
     async def main() -> ProcessResult:
         loop = asyncio.get_running_loop()
@@ -161,34 +158,20 @@ def run(args: argparse.Namespace) -> int:
         # Installed before the spawn, so a signal can never find us without a handler.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop)
-        await proc.start()
-        record.id = proc.run_id
-        record.cwd = proc.cwd
-        record.run_dir = proc.run_dir
-        if proc.pid is not None:
-            record.pid = proc.pid
-            record.pid_started = proc.start_ticks
-            record.tree_token = proc.tree_token
-            await asyncio.to_thread(recorder.start, record)
-        # Not "still running": a fast child may be done already; its output is queued.
-        if not args.json and proc.pid is not None:
-            out, err = sys.stdout.buffer, sys.stderr.buffer
+        out, err = sys.stdout.buffer, sys.stderr.buffer
 
-            def write(event: OutputEvent) -> None:
-                target = out if event.stream == "stdout" else err
-                target.write(event.data)
-                target.flush()
+        def write(event: OutputEvent) -> None:
+            target = out if event.stream == "stdout" else err
+            target.write(event.data)
+            target.flush()
 
-            async for event in proc.events(lines=False, chunks=True, lifecycle=False):
-                assert isinstance(event, OutputEvent)
-                # Writing to our own stdout may block (a slow pipe); keep the loop free.
-                await loop.run_in_executor(None, write, event)
-        return await proc.wait()
+        async def stream(event: OutputEvent) -> None:
+            # Writing to our own stdout may block (a slow pipe); keep the loop free.
+            await loop.run_in_executor(None, write, event)
+
+        return await run_command(proc, on_output=None if args.json else stream, chunks=True)
 
     result = asyncio.run(main())
-    recorder.finish(finish_process_record(record, result))
-    recorder.close()
-    result.warnings.extend(recorder.warnings)
     if note:
         result.warnings.append(note)
     if args.json:

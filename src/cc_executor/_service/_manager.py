@@ -651,7 +651,7 @@ class RunManager:
 
     async def _run_exec(self, run: ManagedRun, argv: list[str], options: Mapping[str, Any]) -> None:
         from cc_executor._engine import OutputEvent, SupervisedProcess
-        from cc_executor._store import Recorder, finish_process_record, redact_argv
+        from cc_executor._run._exec import run_command
 
         proc = SupervisedProcess(
             argv,
@@ -664,38 +664,26 @@ class RunManager:
             grace=float(options.get("grace", 5.0)),
             run_id=run.id,
         )
-        recorder = Recorder()
-        record = RunRecord(id=run.id, kind="exec", argv=redact_argv(argv), started_at=time.time())
-        try:
-            await proc.start()
+
+        async def on_started(proc: SupervisedProcess) -> None:
             run._control = proc
             if run.cancel_requested:
                 await proc.cancel()
-            record.cwd = proc.cwd
-            record.run_dir = proc.run_dir
             if proc.pid is not None:
-                record.pid = proc.pid
-                record.pid_started = proc.start_ticks
-                record.tree_token = proc.tree_token
-                await asyncio.to_thread(recorder.start, record)
                 run.append({"type": "spawned", "pid": proc.pid})
-                async for item in proc.events(lifecycle=False):
-                    assert isinstance(item, OutputEvent)
-                    run.append(
-                        {
-                            "type": "output",
-                            "stream": item.stream,
-                            "text": item.text,
-                            "offset": item.offset,
-                            "t": item.t,
-                        }
-                    )
-            result = await proc.wait()
-        finally:
-            await proc.aclose()
-        if proc.pid is not None:
-            await asyncio.to_thread(recorder.finish, finish_process_record(record, result))
-        await asyncio.to_thread(recorder.close)
+
+        async def on_output(item: OutputEvent) -> None:
+            run.append(
+                {
+                    "type": "output",
+                    "stream": item.stream,
+                    "text": item.text,
+                    "offset": item.offset,
+                    "t": item.t,
+                }
+            )
+
+        result = await run_command(proc, on_started=on_started, on_output=on_output)
         self._finish(run, result.status.value, result=result.to_dict())
 
     # ---------------------------------------------------------------- control
