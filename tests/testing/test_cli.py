@@ -15,7 +15,7 @@ import pytest
 # The subcommand as the main CLI registers it, without depending on the rest of that CLI.
 HARNESS = """
 import argparse, sys
-from cc_executor.testing._cli import add_parser
+from cc_executor._cli._testing import add_parser
 parser = argparse.ArgumentParser(prog="cc-executor")
 add_parser(parser.add_subparsers(dest="command"))
 args = parser.parse_args(sys.argv[1:])

@@ -29,7 +29,7 @@ _COMMANDS = {
     "mcp": "cc_executor._cli._serve:add_parser",
     "notify": "cc_executor._cli._notify:add_parser",
     "inbox": "cc_executor._cli._notify:add_parser",
-    "testing": "cc_executor.testing._cli:add_parser",
+    "testing": "cc_executor._cli._testing:add_parser",
 }
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     )
     from cc_executor.testing._server import ModelServer, RecordedRequest
 
-# Everything loads on first use: `cc-executor --help` registers the `testing` subcommand
-# (cc_executor.testing._cli), which imports this package, and must stay fast.
+# Everything loads on first use: importing the package stays cheap until a name is used
+# (the server brings starlette and uvicorn).
 _EXPORTS = {
     **dict.fromkeys(
         (
