@@ -432,3 +432,18 @@ def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], 
     assert b"5 similar past runs" in done.stderr
     assert b"(runs of any model)" in done.stderr
     assert json.loads(done.stdout)["status"] == "ok"
+
+
+def test_fallback_model_reaches_the_cli(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """An option added by one declaration (plus Claude Code's flag): the flag is read by the
+    console, checked, and passed to the real CLI, which accepts it."""
+    _, env, work = served
+    done = cc(env, "hello", "--fallback-model", "claude-fallback-x", "--json", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    events = Path(result["event_log"]).read_text()
+    assert '"type":"result"' in events.replace(" ", "")
+    bad = cc(env, "hello", "--fallback-model=--mcp-config={}", "--cwd", str(work))
+    assert bad.returncode == 2
+    assert b"fallback_model must be a session id or name" in bad.stderr

@@ -18,6 +18,7 @@ def test_values_never_become_flags() -> None:
         "claude",
         RunOptions(
             model="m",
+            fallback_model="f1,f2",
             append_system_prompt="--settings={} and more",
             allowed_tools=["--mcp-config=x"],
             permission_mode="default",
@@ -27,11 +28,12 @@ def test_values_never_become_flags() -> None:
     assert "--append-system-prompt=--settings={} and more" in argv
     assert "--allowedTools=--mcp-config=x" in argv
     assert "--model=m" in argv
+    assert "--fallback-model=f1,f2" in argv
     assert "--max-turns=3" in argv
     assert not [a for a in argv if a.startswith(("--settings", "--mcp-config"))]
 
 
-@pytest.mark.parametrize("field", ["resume", "session_id", "model"])
+@pytest.mark.parametrize("field", ["resume", "session_id", "model", "fallback_model"])
 def test_ids_starting_with_a_dash_are_refused(field: str) -> None:
     options: dict[str, Any] = {field: "--mcp-config={}"}
     with pytest.raises(ValueError, match="must be a session id or name"):

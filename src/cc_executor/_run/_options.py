@@ -241,6 +241,14 @@ class RunOptions(OptionRecord):
         metavar="M",
         help="the model (an alias or a full name)",
     )
+    fallback_model: str | None = option(
+        kind="text",
+        default=None,
+        flag="--fallback-model",
+        metavar="M[,M]",
+        help="models to fall back to when the main one is busy or unavailable, in order",
+        agents=("claude",),
+    )
     max_turns: int | None = option(
         kind="integer",
         default=None,

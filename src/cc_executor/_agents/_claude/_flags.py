@@ -35,7 +35,7 @@ def check_flags(o: Any) -> None:
             f"permission_mode must be one of {', '.join(PERMISSION_MODES)}, "
             f"got {o.permission_mode!r}"
         )
-    for name in ("resume", "session_id", "model"):
+    for name in ("resume", "session_id", "model", "fallback_model"):
         value = getattr(o, name)
         if value is not None and (
             not isinstance(value, str) or value.startswith("-") or "\0" in value
@@ -58,6 +58,7 @@ def build_command(executable: str, options: Any) -> list[str]:
         argv.append("--include-partial-messages")
     valued: list[tuple[str, object]] = [
         ("--model", o.model),
+        ("--fallback-model", o.fallback_model),
         ("--max-turns", o.max_turns),
         ("--max-budget-usd", repr(float(o.max_budget_usd)) if o.max_budget_usd else None),
         ("--resume", o.resume),
