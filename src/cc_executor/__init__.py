@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         start_run,
         stream,
     )
+    from cc_executor._status import Status
 
 _EXPORTS = {
     "AgentEvent": "cc_executor._agents._types",
@@ -88,6 +89,7 @@ _EXPORTS = {
     "RunResult": "cc_executor._run._result",
     "RunStartedEvent": "cc_executor._agents._types",
     "RunStatus": "cc_executor._agents._types",
+    "Status": "cc_executor._status",
     "StatusEvent": "cc_executor._agents._types",
     "StderrEvent": "cc_executor._agents._types",
     "StreamEvent": "cc_executor._agents._types",
@@ -130,6 +132,7 @@ __all__ = [
     "RunResult",
     "RunStartedEvent",
     "RunStatus",
+    "Status",
     "StatusEvent",
     "StderrEvent",
     "StreamEvent",
