@@ -447,3 +447,24 @@ def test_fallback_model_reaches_the_cli(served: tuple[ModelServer, dict[str, str
     bad = cc(env, "hello", "--fallback-model=--mcp-config={}", "--cwd", str(work))
     assert bad.returncode == 2
     assert b"fallback_model must be a session id or name" in bad.stderr
+
+
+def test_denied_tool_calls_are_not_a_success(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Claude Code answers "Wrote note.txt." though its Write was refused: exit 3, and the
+    last line names the denied tool and the flag that grants it."""
+    _, env, work = served
+    done = cc(env, "please write a note", "--cwd", str(work))
+    assert done.returncode == 3, done.stderr
+    assert not (work / "note.txt").exists()
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert "denied (Write)" in last
+    assert "--allowed-tools Write" in last
+    as_json = cc(env, "please write a note", "--cwd", str(work), "--json")
+    assert as_json.returncode == 3
+    result = json.loads(as_json.stdout)
+    assert result["status"] == "denied"
+    assert [d["tool_name"] for d in result["permission_denials"]] == ["Write"]
+    accepted = cc(env, "please write a note", "--cwd", str(work), "--accept-denials")
+    assert accepted.returncode == 0, accepted.stderr

@@ -290,10 +290,46 @@ async def test_permission_denial_is_reported(bed: Any) -> None:
     async with bed(script) as b:
         result = await run("write without permission", **b.options())
         assert not (b.workdir / "nope.txt").exists()
-    assert result.status is RunStatus.OK
+        accepted = await run("write without permission", accept_denials=True, **b.options())
+    # The agent answered, but the work its refused call was for was not done: never ok.
+    assert result.status is RunStatus.DENIED
+    assert not result.ok
+    assert result.error is not None
+    assert "1 tool call(s) were denied (Write)" in result.error
+    assert "--allowed-tools Write" in result.error
+    assert "--accept-denials" in result.error
     assert result.files == []
     assert [d["tool_name"] for d in result.permission_denials] == ["Write"]
     assert any("permission denied for: Write" in w for w in result.warnings)
+    # Where denials are expected, the run may end ok; the warning stays.
+    assert accepted.status is RunStatus.OK, accepted.error
+    assert any("permission denied for: Write" in w for w in accepted.warnings)
+
+
+async def test_compat_client_warns_of_denials(bed: Any) -> None:
+    """cc_execute returns the answer, as the original did, but warns at the caller's line
+    and marks the dict mode's result as an error."""
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "nope.txt", "content": "x"})]),
+                    Reply([Text('Done: {"written": true}')]),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        config = CCExecutorConfig(options=b.options())
+        with pytest.warns(UserWarning, match=r"were denied \(Write\)") as caught:
+            text = await cc_execute("write it", config)
+        with pytest.warns(UserWarning, match="were denied"):
+            data = await cc_execute("write it", config, json_mode=True)
+    assert text == 'Done: {"written": true}'
+    assert caught[0].filename == __file__
+    assert data["is_error"] is True
+    assert [d["tool_name"] for d in data["permission_denials"]] == ["Write"]
+    assert "--allowed-tools Write" in data["error"]
 
 
 @pytest.mark.parametrize(

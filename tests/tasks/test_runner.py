@@ -249,3 +249,30 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
     assert runs[1].resumed_session == runs[0].session_id
     assert result.tasks["long"].result == "finished in the same session"
     assert [r.turn for r in served.server.message_requests] == [0, 1]
+
+
+async def test_a_task_whose_tool_calls_were_denied_fails(serve: Serve) -> None:
+    """A denied Write is not the work the task asked for: the task fails, unless the list
+    says denials are acceptable."""
+    from cc_executor.testing import ToolUse
+
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply([ToolUse("Write", {"file_path": "out.txt", "content": "x"})]),
+                        Reply([Text("Wrote out.txt.")]),
+                    ]
+                )
+            ]
+        )
+    )
+    spec = {"tasks": [{"id": "write", "prompt": "Write out.txt"}]}
+    result = await run_tasks(spec, **served.options())
+    assert result.status is ListStatus.FAILED
+    assert result.tasks["write"].status is TaskStatus.FAILED
+    assert result.tasks["write"].run_status == "denied"
+    accepted = {"tasks": [{"id": "write", "prompt": "Write out.txt", "accept_denials": True}]}
+    result = await run_tasks(accepted, **served.options())
+    assert result.status is ListStatus.OK, result.to_dict()

@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
         description="Run an agent CLI (--agent, Claude Code by default) on PROMPT ('-' reads "
         "it from stdin; it always reaches the CLI on stdin, never through a shell or argv). A "
         "live view goes to stderr, the final answer to stdout. Exit code 0 only for status "
-        "ok; 124 timeout, 125 cannot start, 130 interrupted, 1 anything else.",
+        "ok; 3 tool calls denied, 124 timeout, 125 cannot start, 130 interrupted, 1 anything "
+        "else.",
     )
     p.add_argument("prompt", metavar="PROMPT|-", help=RUN_PROMPT_HELP)
     groups = {name: p.add_argument_group(name) for name in RUN_GROUPS}

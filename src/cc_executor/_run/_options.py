@@ -464,6 +464,14 @@ class RunOptions(OptionRecord):
         agents=("claude",),
     )
 
+    accept_denials: bool = option(
+        kind="flag",
+        default=False,
+        flag="--accept-denials",
+        group="answer and output",
+        help="a run whose tool calls were denied may still end ok (status denied otherwise)",
+    )
+
     # -- robustness --------------------------------------------------------------------
     retries: int = option(
         kind="integer",

@@ -661,8 +661,18 @@ class _Run:
             process=process,
         )
         if denials:
-            names = ", ".join(sorted({str(d.get("tool_name", "?")) for d in denials}))
+            tools = sorted({str(d.get("tool_name", "?")) for d in denials})
+            names = ", ".join(tools)
             result.warnings.append(f"permission denied for: {names}")
+            if status is RunStatus.OK and not opts.accept_denials:
+                # The agent answered as if it had done the work its refused calls were for.
+                result.status = RunStatus.DENIED
+                result.error = (
+                    f"{len(denials)} tool call(s) were denied ({names}), so the work they were "
+                    f"for was not done: grant them with allowed_tools (--allowed-tools "
+                    f"{','.join(tools)}), or pass accept_denials (--accept-denials) when "
+                    "denials are expected"
+                )
         if status is RunStatus.OK and process.exit_code not in (0, None):
             result.warnings.append(
                 f"{self.adapter.title} exited with code {process.exit_code} despite a clean result"

@@ -222,7 +222,11 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     plus ``execution_uuid`` (a non-object JSON value comes as ``{"json": value, ...}``). On a
     timeout it returns the text so far (``str``), or ``{"result": <text so far>, "partial":
     True, "timeout_after": <s>, "error": <message>, "execution_uuid": ...}`` merged with
-    whatever JSON could be salvaged. Other failures raise :class:`CCExecuteError`.
+    whatever JSON could be salvaged. When tool calls were denied (status ``denied``: the
+    answer may describe work that was not done) it warns and returns the text, or the dict
+    with ``"is_error": True``, ``"error"`` and ``"permission_denials"``; pass
+    ``accept_denials=True`` when denials are expected. Other failures raise
+    :class:`CCExecuteError`.
 
     The original's parameters: ``stream=False`` turns ``config.stream_output`` off for this
     call; ``agent_predict_timeout=True`` takes the timeout from the history of similar runs
@@ -279,7 +283,12 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     except (OSError, ValueError, TypeError) as exc:  # the answer is never lost over a side file
         warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
     stopped = result.status in STOPPED
-    if not result.ok and not stopped:
+    denied = result.status is RunStatus.DENIED
+    if denied:
+        # The answer may claim work its refused tool calls never did: said, not raised,
+        # as the original returned such answers.
+        warnings.warn(f"cc_execute: {result.error}", stacklevel=2)
+    if not result.ok and not stopped and not denied:
         raise CCExecuteError(result)
     if not json_mode:
         return result.result
@@ -291,8 +300,15 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
             timeout_after=result.timeout_after,
             error=result.error,
         )
+    if denied:
+        base.update(
+            result=result.result,
+            is_error=True,
+            error=result.error,
+            permission_denials=[dict(d) for d in result.permission_denials],
+        )
     extraction, _ = extract_from_answer(result.result, stopped=stopped)
-    if not stopped and not extraction.found:
+    if not (stopped or denied) and not extraction.found:
         failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
         failed.error = f"json_mode: {extraction.error}"
         raise CCExecuteError(failed)
