@@ -22,8 +22,8 @@ def test_the_readme_table_is_generated_from_the_declarations() -> None:
     found = re.search(r"<!-- run-options:begin[^\n]*-->\n(.*?)<!-- run-options:end -->", text, re.S)
     assert found, "README.md lost its generated table of run options"
     assert found.group(1) == flag_reference(), (
-        "README.md's table of run options is stale: paste the output of "
-        "`python -m cc_executor._cli._args` between its markers"
+        "README.md's table of run options is stale: run "
+        "`python -m cc_executor._cli._args README.md`"
     )
 
 

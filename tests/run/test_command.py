@@ -99,3 +99,16 @@ def test_option_types_that_are_accepted() -> None:
     argv = build_command("claude", options)
     assert "--allowedTools=Write" in argv
     assert "--disallowedTools=Bash" in argv
+
+
+@pytest.mark.parametrize("run_id", ["../../x", "a/b", ".hidden", "-x", "", "x" * 201])
+def test_a_run_id_is_a_plain_folder_name(run_id: str) -> None:
+    """Issue 18 L12: the run id names the run's folder under runs/; '../../x' must not put
+    it elsewhere."""
+    with pytest.raises(ValueError, match="run_id must be letters, digits"):
+        RunOptions(run_id=run_id)
+
+
+def test_ids_the_runners_make_are_plain_folder_names() -> None:
+    assert RunOptions(run_id="01m95b8g64b4nrjq6c4j61q67h-2").run_id
+    assert RunOptions(run_id="list_1.task-a.3").run_id

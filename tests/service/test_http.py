@@ -284,3 +284,22 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
     assert run["kind"] == "tasks"
     assert {e.get("task_id") for e in events if "task_id" in e} == {"one", "two"}
     assert "second step, after ALPHA" in prompts
+
+
+async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> None:
+    """Issue 18 L2, L3: no turning the audit trail off or forging its links; NUL bytes and
+    '=' in names are refused at submission (400), not accepted and failed at the spawn."""
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"record": False}, 403, "record"),
+        ({"parent_id": "someone-elses-list"}, 403, "parent_id"),
+        ({"env": {"A=B": "1"}}, 400, "'A=B' is not a variable name"),
+        ({"env": {"A\u0000": "1"}}, 400, "is not a variable name"),
+        ({"env": {"A": "1\u0000"}}, 400, "NUL byte"),
+        ({"append_system_prompt": "be\u0000brief"}, 400, "append_system_prompt contains a NUL"),
+        ({"allowed_tools": ["Wr\u0000ite"]}, 400, "allowed_tools contains a NUL"),
+    ]
+    async with service.client() as client:
+        for options, status, message in cases:
+            response = await client.post("/runs", json={"prompt": "x", "options": options})
+            assert response.status_code == status, (options, response.text)
+            assert message in response.json()["error"]["message"], (options, response.text)

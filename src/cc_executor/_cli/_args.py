@@ -309,5 +309,28 @@ def run_options(values: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def update_reference(path: str) -> bool:
+    """Rewrite the generated table between the ``run-options`` markers of the Markdown file
+    ``path``; True if it changed."""
+    import re
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    block = re.compile(r"(<!-- run-options:begin[^\n]*-->\n)(.*?)(<!-- run-options:end -->)", re.S)
+    if not block.search(text):
+        raise ValueError(f"{path} has no <!-- run-options:begin --> ... end --> markers")
+    updated = block.sub(lambda m: m.group(1) + flag_reference() + m.group(3), text)
+    if updated != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(updated)
+    return updated != text
+
+
 if __name__ == "__main__":
-    print(flag_reference(), end="")
+    # `python -m cc_executor._cli._args` prints the table; with README.md, rewrites its copy.
+    import sys
+
+    if len(sys.argv) > 1:
+        print("updated" if update_reference(sys.argv[1]) else "up to date")
+    else:
+        print(flag_reference(), end="")

@@ -527,9 +527,21 @@ class RunOptions(OptionRecord):
         remote=SERVER_ONLY,
         help="the run's folder (default: runs/<id> in the data folder)",
     )
-    record: bool = option(kind="flag", default=True, task=False, help="keep the run in the history")
+    # The audit trail and its links are the server's to keep, not a remote caller's to
+    # turn off or forge.
+    record: bool = option(
+        kind="flag",
+        default=True,
+        task=False,
+        remote=SERVER_ONLY,
+        help="keep the run in the history",
+    )
     parent_id: str | None = option(
-        kind="text", default=None, task=False, help="the task list the run belongs to"
+        kind="text",
+        default=None,
+        task=False,
+        remote=SERVER_ONLY,
+        help="the task list the run belongs to",
     )
 
     def __post_init__(self) -> None:

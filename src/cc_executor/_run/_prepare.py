@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 
 _MISSING = object()
+_TEXT_KINDS = ("text", "strings", "paths", "path", "env", "mcp")
+#: What a run id may be made of: a plain folder name (no ``re``: the console's early start
+#: checks options before it imports anything).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 def _type_error(option: Option, value: Any) -> TypeError | None:
@@ -91,6 +95,33 @@ def check_option(name: str, value: Any) -> None:
         raise error
 
 
+def _text_error(option: Option, value: Any) -> ValueError | None:
+    """A ``ValueError`` for text no process can be given: a NUL byte (argv, environment and
+    paths end at it), an environment variable name with ``=``, or a ``run_id`` that is not
+    a plain name (it names the run's folder: ``../x`` would place it elsewhere)."""
+    name = option.name
+    if option.kind == "env":
+        for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                return ValueError(f"env: {key!r} is not a variable name")
+            if "\0" in item:
+                return ValueError(f"env: the value of {key} contains a NUL byte")
+        return None
+    items = value if option.kind in ("strings", "paths") else [value]
+    for item in items:
+        text = os.fspath(item) if isinstance(item, os.PathLike) else item
+        if isinstance(text, str) and "\0" in text:
+            return ValueError(f"{name} contains a NUL byte")
+    if name == "run_id" and not (
+        0 < len(value) <= 200 and value[0] not in ".-" and _ID_CHARS.issuperset(value)
+    ):
+        return ValueError(
+            f"run_id must be letters, digits, '_', '.' or '-' (not starting with '.' or "
+            f"'-', at most 200), got {value!r}"
+        )
+    return None
+
+
 def _is_set(option: Option, value: Any) -> bool:
     """Whether ``value`` asks for something beyond ``option``'s default (an empty list is
     the default whatever its type)."""
@@ -123,6 +154,8 @@ def check_run_options(o: Any) -> None:
             raise wrong
     for opt, value in given:
         bad = _range_error(opt, value) if opt.kind in ("number", "integer") else None
+        if bad is None and opt.kind in _TEXT_KINDS and value is not None:
+            bad = _text_error(opt, value)
         if bad is not None:
             raise bad
     agent = getattr(o, "agent", RunOptions.by_name["agent"].default)
