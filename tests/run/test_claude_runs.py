@@ -22,6 +22,7 @@ from cc_executor._agents._types import (
     NoiseEvent,
     ResultEvent,
     RetryEvent,
+    RunStartedEvent,
     RunStatus,
     TextDeltaEvent,
     ToolUseEvent,
@@ -801,3 +802,25 @@ async def test_compat_a_timed_out_validation_is_not_a_pass(bed: Any) -> None:
     assert data["validation"]["partial"] is True
     assert data["validation"]["is_valid"] is True  # salvaged from the cut-off JSON
     assert data["is_valid"] is False
+
+
+async def test_the_prompt_is_a_file_the_cli_can_read_at_once(bed: Any) -> None:
+    """Issue 18: Claude Code gives up on a stdin that stays empty for 3 s. A prompt piped
+    from the event loop waited for the loop, which 50 runs starting at once kept busy for
+    seconds. The CLI's stdin is now the saved prompt file, readable from the spawn on, so
+    a caller that blocks its loop right after the start loses nothing."""
+    import time
+
+    stdin_of: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RunStartedEvent) and event.pid is not None:
+            stdin_of.append(os.readlink(f"/proc/{event.pid}/fd/0"))
+            time.sleep(4)  # the caller's loop, blocked past the CLI's 3 s wait for stdin
+
+    async with bed(answer("Here.")) as b:
+        result = await run("hello", on_event=on_event, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Here."
+    assert result.run_dir is not None
+    assert stdin_of == [str(Path(result.run_dir) / "prompt.txt")]

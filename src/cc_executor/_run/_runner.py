@@ -248,6 +248,8 @@ class _Run:
         #: The history's start record, written in a thread (None until the CLI started).
         self._record_start: asyncio.Future[None] | None = None
         self._record_finished = False
+        #: The prompt saved in the run folder, the CLI's stdin (None: it is piped).
+        self._prompt_file: Path | None = None
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
 
@@ -288,10 +290,13 @@ class _Run:
             self.record.run_dir = made
 
     def _save_prompt(self) -> None:
+        """Save the prompt in the run folder: it is the CLI's stdin, a file the CLI can read
+        at once (Claude Code gives up on a stdin that stays empty for 3 s, which a pipe
+        written from a busy event loop was)."""
         if self.launched is not None:
             return  # saved before the launch: it is the CLI's stdin
         try:
-            save_prompt(str(self.run_dir), self.prompt)
+            self._prompt_file = Path(save_prompt(str(self.run_dir), self.prompt))
         except OSError as exc:
             # Keeping the prompt is bookkeeping; it is never the reason a run fails.
             self.warnings.append(f"could not save the prompt in {self.run_dir}: {exc.strerror}")
@@ -487,7 +492,8 @@ class _Run:
         remaining = opts.timeout if launched is not None else self._remaining()
         proc = SupervisedProcess(
             argv,
-            stdin=None if launched is not None else self.prompt,
+            # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
+            stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
             extra_env=opts.process_env(),
             timeout=max(remaining, 0.001) if remaining is not None else None,
