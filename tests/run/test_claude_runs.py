@@ -824,3 +824,24 @@ async def test_the_prompt_is_a_file_the_cli_can_read_at_once(bed: Any) -> None:
     assert result.result == "Here."
     assert result.run_dir is not None
     assert stdin_of == [str(Path(result.run_dir) / "prompt.txt")]
+
+
+async def test_a_used_run_id_is_refused_before_anything_runs(bed: Any) -> None:
+    """Issue 18: reusing a run id failed at the spawn (File exists) and overwrote the
+    earlier run's history record with that failure."""
+    from cc_executor._store import open_store
+
+    async with bed(answer("First.")) as b:
+        first = await run("hello", run_id="reused-id", **b.options())
+        assert first.status is RunStatus.OK, first.error
+        asked = len(b.server.message_requests)
+        with pytest.raises(ValueError, match="run_id reused-id is already used"):
+            await run("hello again", run_id="reused-id", **b.options())
+        assert len(b.server.message_requests) == asked  # no CLI was started for it
+    store = open_store()
+    try:
+        record = store.get("reused-id")
+    finally:
+        store.close()
+    assert record is not None
+    assert record.status == "ok"

@@ -210,6 +210,13 @@ class _Run:
             self.cwd = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
             self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
             self.started = time.monotonic()
+            if any((self.run_dir / name).exists() for name in ("prompt.txt", "stdout.log")):
+                # Reusing it would fail at the spawn and overwrite the earlier run's record.
+                given = f"run_id {self.run_id}" if options.run_id else f"run_dir {self.run_dir}"
+                raise ValueError(
+                    f"{given} is already used by another run ({self.run_dir} holds its files): "
+                    "give a new one, or none for a fresh one"
+                )
         self.warnings: list[str] = []
         try:
             self.prompt.decode("utf-8")
