@@ -162,6 +162,18 @@ async def test_overload_is_retried_with_backoff(bed: Any) -> None:
     assert result.result == "after retry"
     assert result.attempts == 2
     assert any(isinstance(e, RetryEvent) for e in events)
+    # Issue 18: the retried attempt's logs are in the history with receipts too.
+    from cc_executor._store import open_store, verify
+
+    store = open_store()
+    try:
+        record = store.get(result.run_id)
+    finally:
+        store.close()
+    assert record is not None
+    names = {a.name for a in record.artifacts}
+    assert {"prompt", "events", "stderr", "attempt-1 events", "attempt-1 stderr"} <= names
+    assert verify(record, result.run_id).ok
 
 
 async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> None:

@@ -49,6 +49,7 @@ from cc_executor._run._options import RunOptions
 from cc_executor._run._prepare import save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
+    Artifact,
     Recorder,
     RunRecord,
     file_receipt,
@@ -257,6 +258,8 @@ class _Run:
         self._record_finished = False
         #: The prompt saved in the run folder, the CLI's stdin (None: it is piped).
         self._prompt_file: Path | None = None
+        #: Every attempt's process, in order (the history receipts all their logs).
+        self._processes: list[ProcessResult] = []
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
 
@@ -468,6 +471,15 @@ class _Run:
         artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
         if result.process is not None:
             artifacts += process_receipts(result.process, stdout_name="events")
+        for number, earlier in enumerate(self._processes, 1):
+            # Attempts that were retried: their logs are kept and receipted too.
+            if earlier is not result.process:
+                artifacts += [
+                    Artifact(
+                        name=f"attempt-{number} {a.name}", path=a.path, size=a.size, sha256=a.sha256
+                    )
+                    for a in process_receipts(earlier, stdout_name="events")
+                ]
         record.artifacts = [a for a in artifacts if a is not None]
         self._record_finished = True
         await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))
@@ -552,6 +564,7 @@ class _Run:
                     assert isinstance(item, OutputEvent)
                     await self._consume(item, parser, state)
             process = await proc.wait()
+            self._processes.append(process)
         finally:
             try:
                 if heartbeat is not None:
