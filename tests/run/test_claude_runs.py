@@ -760,6 +760,8 @@ async def test_a_heartbeat_callback_that_raises_stops_the_run(bed: Any, cc_home:
     (record,) = _recorded()
     assert record.status == "error"
     assert "LookupError: callback broke" in (record.error or "")
+    # Issue 18 L9: the files of a run ended by an exception exist, and get receipts.
+    assert {"prompt", "events", "stderr"} <= {a.name for a in record.artifacts}
 
 
 async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path) -> None:
@@ -774,6 +776,7 @@ async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path)
     (record,) = _recorded()
     assert record.status == "cancelled"
     assert record.ended_at is not None
+    assert {"prompt", "events", "stderr"} <= {a.name for a in record.artifacts}
 
 
 async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: Any) -> None:

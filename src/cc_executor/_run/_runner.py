@@ -344,6 +344,9 @@ class _Run:
             if cancelled
             else f"the run ended by an exception: {type(exc).__name__}: {exc}"
         )[:2000]
+        # Its files exist (the CLI's tree is stopped by now): they get receipts too.
+        last = self.process.result if self.process is not None else None
+        record.artifacts = self._receipts(last)
         started = self._record_start
 
         async def finish() -> None:
@@ -468,23 +471,27 @@ class _Run:
         record.result_preview = preview(result.result)
         record.error = redact_text(result.error) if result.error else None
         record.model = result.model or record.model
+        record.artifacts = self._receipts(result.process)
+        self._record_finished = True
+        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))
+        result.warnings.extend(self.recorder.warnings)
+        return result
+
+    def _receipts(self, last: ProcessResult | None) -> list[Artifact]:
+        """Receipts of the run's files: the prompt, the last attempt's logs, and those of
+        the attempts before it (retried ones)."""
         artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
-        if result.process is not None:
-            artifacts += process_receipts(result.process, stdout_name="events")
+        if last is not None:
+            artifacts += process_receipts(last, stdout_name="events")
         for number, earlier in enumerate(self._processes, 1):
-            # Attempts that were retried: their logs are kept and receipted too.
-            if earlier is not result.process:
+            if earlier is not last:
                 artifacts += [
                     Artifact(
                         name=f"attempt-{number} {a.name}", path=a.path, size=a.size, sha256=a.sha256
                     )
                     for a in process_receipts(earlier, stdout_name="events")
                 ]
-        record.artifacts = [a for a in artifacts if a is not None]
-        self._record_finished = True
-        await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))
-        result.warnings.extend(self.recorder.warnings)
-        return result
+        return [a for a in artifacts if a is not None]
 
     def _finish_record(self, record: RunRecord) -> None:
         self.recorder.finish(record)
