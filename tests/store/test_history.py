@@ -302,3 +302,48 @@ def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
     result = json.loads(done.stdout)
     assert any("1.5 x p95" in w and "5 similar past runs" in w for w in result["warnings"])
     assert "fewer than 5" in cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+
+
+def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
+    """Issue 18 M8: `mysql -phunter2` was kept in clear in the history."""
+    assert redact_argv(["mysql", "-uroot", "-phunter2", "db"]) == [
+        "mysql", "-uroot", "-p[REDACTED]", "db",
+    ]  # fmt: skip
+    assert redact_argv(["/usr/bin/sshpass", "-p", "s3cret", "ssh", "host"])[2] == "[REDACTED]"
+    assert redact_argv(["git", "clone", "https://bob:tok123@example.com/x.git"]) == [
+        "git", "clone", "https://bob:[REDACTED]@example.com/x.git",
+    ]  # fmt: skip
+    assert redact_argv(["curl", "--password", "pw", "-d", "token=abc"]) == [
+        "curl", "--password", "[REDACTED]", "-d", "token=[REDACTED]",
+    ]  # fmt: skip
+    # Only MySQL's clients take an attached -p as a password.
+    assert redact_argv(["gcc", "-pedantic", "-pthread"]) == ["gcc", "-pedantic", "-pthread"]
+
+
+def test_the_data_folder_and_history_are_private(cc_home: Path) -> None:
+    """Issue 18 M8: the data folder and the history were created readable by other accounts
+    (0755 / 0644): another user read prompts, answers and passwords in command lines."""
+    old = os.umask(0o022)
+    try:
+        done = cc("exec", "--json", "--", "true")
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert cc_home.stat().st_mode & 0o777 == 0o700
+    assert (cc_home / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert Path(result["run_dir"]).stat().st_mode & 0o777 == 0o700
+    assert not any("readable by other accounts" in w for w in result["warnings"])
+
+
+def test_a_data_folder_others_can_read_is_tightened_with_a_warning(cc_home: Path) -> None:
+    cc("exec", "--", "true")
+    cc_home.chmod(0o755)
+    (cc_home / "history.sqlite3").chmod(0o644)
+    done = cc("exec", "--json", "--", "true")
+    result = json.loads(done.stdout)
+    assert cc_home.stat().st_mode & 0o777 == 0o700
+    assert (cc_home / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+    warned = [w for w in result["warnings"] if "readable by other accounts" in w]
+    assert any(str(cc_home) in w and "mode 755" in w for w in warned), result["warnings"]
+    assert any("history.sqlite3" in w and "mode 644" in w for w in warned), result["warnings"]

@@ -208,9 +208,11 @@ def process_env(o: Any) -> dict[str, str]:
 
 
 def save_prompt(run_dir: str, prompt: bytes) -> str:
-    """Write ``prompt`` to ``run_dir/prompt.txt`` (0600, creating ``run_dir`` 0700) and
-    return its path; ``OSError`` if it cannot."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    """Write ``prompt`` to ``run_dir/prompt.txt`` (0600, creating ``run_dir`` and its
+    missing parents 0700) and return its path; ``OSError`` if it cannot."""
+    from cc_executor._paths import private_dir
+
+    private_dir(run_dir, tighten=False)  # the history's store tightens, and says so
     path = os.path.join(run_dir, "prompt.txt")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:

@@ -100,6 +100,8 @@ class Recorder:
                 self._store = open_store()
             except HistoryError as exc:
                 self._fail(exc)
+            else:
+                self.warnings.extend(getattr(self._store, "warnings", ()))
         return self._store
 
     def _fail(self, exc: Exception) -> None:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cc_executor._paths import private_dir
 from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
@@ -111,8 +112,10 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, migrate_to: int = SCHEMA_VERSION) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        #: What opening had to put right (permissions), for the caller to report.
+        self.warnings: list[str] = []
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             self._db = sqlite3.connect(
                 self.path, timeout=_BUSY_RETRY_S, isolation_level=None, check_same_thread=False
             )
@@ -132,6 +135,25 @@ class SQLiteStore:
             ) from None
 
     # ------------------------------------------------------------------ plumbing
+
+    def _make_private(self) -> None:
+        """The history holds prompts, answers and command lines: its folder 0700 and its
+        files 0600, made so (with a warning) if other accounts could read them."""
+        warning = private_dir(str(self.path.parent))
+        if warning:
+            self.warnings.append(warning)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        os.close(os.open(self.path, flags, 0o600))
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                mode = path.stat().st_mode & 0o777
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                path.chmod(mode & 0o600 or 0o600)
+                self.warnings.append(
+                    f"{path} was readable by other accounts (mode {mode:o}); it now is not"
+                )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
