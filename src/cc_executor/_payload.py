@@ -17,6 +17,14 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
+def versioned(data: Any) -> Any:
+    """``data`` with ``schema_version`` first when it is a JSON object without one (what the
+    service sends: REST bodies, events, JSON-RPC results); anything else as it is."""
+    if isinstance(data, dict) and "schema_version" not in data:
+        return {"schema_version": SCHEMA_VERSION, **data}
+    return data
+
+
 def payload(obj: Any, *, skip: Collection[str] = (), versioned: bool = True) -> dict[str, Any]:
     """``schema_version`` (unless not ``versioned``: an object nested in a payload), then
     the fields of dataclass ``obj`` in declaration order, JSON ready: enums as their

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cc_executor._payload import SCHEMA_VERSION
 from cc_executor.testing import Reply, Rule, Script, Text
 from tests.service.conftest import Service, chatty, sse_events
 
@@ -303,3 +304,19 @@ async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> 
             response = await client.post("/runs", json={"prompt": "x", "options": options})
             assert response.status_code == status, (options, response.text)
             assert message in response.json()["error"]["message"], (options, response.text)
+
+
+async def test_every_rest_body_and_event_carries_the_schema_version(service: Service) -> None:
+    """Issue 16 (settled): every REST and event payload says which version it is."""
+    async with service.client() as client:
+        health = (await client.get("/health")).json()
+        response = await client.post("/runs", json={"argv": chatty(3)})
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+        listed = (await client.get("/runs")).json()
+        missing = (await client.get("/runs/nope")).json()
+    for body in (health, response.json(), run, listed, missing):
+        assert body["schema_version"] == SCHEMA_VERSION, body
+    assert events
+    assert all(e["schema_version"] == SCHEMA_VERSION for e in events), events

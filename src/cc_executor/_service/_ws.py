@@ -35,6 +35,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cc_executor._errors import CCExecutorError
+from cc_executor._payload import versioned
 from cc_executor._service._manager import (
     Conflict,
     Forbidden,
@@ -224,7 +225,7 @@ class _Session:
         except Exception as exc:  # one bad request must not end the connection
             reply = _error(id_, INTERNAL_ERROR, f"Internal error: {type(exc).__name__}")
         else:
-            reply = {"jsonrpc": "2.0", "id": id_, "result": result}
+            reply = {"jsonrpc": "2.0", "id": id_, "result": versioned(result)}
         return reply if has_id else None
 
     # ---------------------------------------------------------------- methods
@@ -297,7 +298,7 @@ class _Session:
             async for event in source:
                 method = notification_method(event.get("type"))
                 await self.outbox.put(
-                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": event})
+                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": versioned(event)})
                 )
         finally:
             await source.aclose()
