@@ -25,7 +25,7 @@ INTERNAL = {
     "cc_executor._cli._doctor_checks._Failed",
     "cc_executor._service._ws._RpcError",
     "cc_executor.notify._inbox._Rejected",
-    "cc_executor.tasks._spec._Bad",
+    "cc_executor.tasks._fields.BadValue",
 }
 
 

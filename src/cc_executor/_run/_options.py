@@ -6,7 +6,7 @@ task lists, whether a remote caller may set it, and which agents support it. Eve
 else is derived from these declarations: the checks of the options
 (:func:`~cc_executor._run._prepare.check_run_options`), the ``cc-executor run`` parser and
 the console's quick reader (``_cli/_args.py``), the task lists' fields
-(``tasks/_spec.py``), the service's policy (``_service``) and the README's flag list.
+(``tasks/_fields.py``), the service's policy (``_service``) and the README's flag list.
 Adding an option is one declaration here, plus its flag in the agent adapters that
 support it.
 

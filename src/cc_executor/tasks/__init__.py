@@ -27,6 +27,7 @@ from cc_executor.tasks._errors import (
     TaskListNotFound,
     TaskListProblem,
 )
+from cc_executor.tasks._load import load_task_list, parse_task_list
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -47,7 +48,7 @@ from cc_executor.tasks._runner import (
     start_resume,
     start_tasks,
 )
-from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, parse_task_list
+from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 
 __all__ = [
     "DEFAULT_MAX_PARALLEL",

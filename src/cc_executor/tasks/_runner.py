@@ -31,6 +31,7 @@ from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._store import HistoryError, Recorder, RunRecord, file_receipt, open_store
 from cc_executor.tasks import _template
 from cc_executor.tasks._errors import TaskListError, TaskListNotFound, TaskListProblem
+from cc_executor.tasks._load import load_task_list, parse_task_list
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -40,7 +41,7 @@ from cc_executor.tasks._result import (
     TaskStatus,
     total_cost,
 )
-from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, parse_task_list
+from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 from cc_executor.tasks._state import ListFolder
 
 TaskEventCallback = Callable[[str, AgentEvent], "Awaitable[Any] | Any"]
