@@ -166,7 +166,7 @@ def _validate(args: argparse.Namespace) -> int:
     import json
 
     from cc_executor.tasks import TaskListError, load_task_list
-    from cc_executor.tasks._runner import task_options
+    from cc_executor.tasks._task_options import task_options
 
     try:
         spec = load_task_list(args.file)

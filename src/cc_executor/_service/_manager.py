@@ -489,7 +489,7 @@ class RunManager:
 
         try:
             from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
-            from cc_executor.tasks._runner import task_options
+            from cc_executor.tasks._task_options import task_options
         except MissingExtra as exc:
             raise Unavailable(f"task lists on this server: {exc}") from None
 

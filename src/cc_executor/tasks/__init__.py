@@ -38,7 +38,6 @@ from cc_executor.tasks._result import (
 )
 from cc_executor.tasks._runner import (
     DEFAULT_MAX_PARALLEL,
-    TaskEventCallback,
     TaskListHandle,
     get_task_list,
     resume_tasks,
@@ -48,6 +47,7 @@ from cc_executor.tasks._runner import (
     start_resume,
     start_tasks,
 )
+from cc_executor.tasks._scheduler import TaskEventCallback
 from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 
 __all__ = [
