@@ -11,7 +11,7 @@ import pytest
 
 from cc_executor._cli._args import RUN_OPTIONS, flag_reference
 from cc_executor._run._options import RunOptions
-from cc_executor._service._manager import SERVER_ONLY_OPTIONS
+from cc_executor._service._policy import SERVER_ONLY_OPTIONS
 from cc_executor.tasks._fields import RUN_FIELDS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
