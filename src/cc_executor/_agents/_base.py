@@ -73,5 +73,7 @@ class AgentAdapter(Protocol):
     def changed_file(self, use: ToolUseEvent, cwd: str) -> str | None:
         """The absolute path a successful tool call created or changed, if it names one."""
 
-    def resume_options(self, session_id: str) -> dict[str, Any]:
-        """The run options that continue session ``session_id``."""
+    def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
+        """The run options that continue session ``session_id``; with ``fork``, in a new
+        session that starts from it (the original stays as it was). ``ValueError`` if the
+        agent cannot do that."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from cc_executor._agents import get_adapter
 from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
@@ -338,8 +339,11 @@ class ListRun:
                 return
             try:
                 prompt = (
-                    _template.render(
-                        task.prompt, {r.task: self._view(r.task) for r in task.references}
+                    # Off the event loop: a template may take up to its step budget.
+                    await asyncio.to_thread(
+                        _template.render,
+                        task.prompt,
+                        {r.task: self._view(r.task) for r in task.references},
                     )
                     if task.template
                     else task.prompt
@@ -351,22 +355,26 @@ class ListRun:
             run_id = new_run_id()
             options.update(run_id=run_id, parent_id=self.list_id)
             continuing = continue_session is not None
-            if continuing:
-                options["resume"] = continue_session
-                prompt = CONTINUE_NOTE + prompt
-            elif task.resume_from is not None:
-                session = self.states[task.resume_from].session_id
-                if session is None:
-                    await self._fail(
-                        task, state, f'resume_from: task "{task.resume_from}" has no session id'
-                    )
-                    return
-                # A fork: the earlier task's session stays as it was, for a retry of this
-                # task and for any other task resuming from it.
-                options.update(resume=session, fork_session=True)
-            attempt = TaskAttempt(
-                run_id=run_id, resumed_session=options.get("resume"), started_at=time.time()
-            )
+            adapter = get_adapter(options.get("agent", RunOptions.by_name["agent"].default))
+            resumed: str | None = None
+            try:
+                if continue_session is not None:
+                    resumed = continue_session
+                    options.update(adapter.resume_options(resumed))
+                    prompt = CONTINUE_NOTE + prompt
+                elif task.resume_from is not None:
+                    resumed = self.states[task.resume_from].session_id
+                    if resumed is None:
+                        raise ValueError(
+                            f'resume_from: task "{task.resume_from}" has no session id'
+                        )
+                    # A fork: the earlier task's session stays as it was, for a retry of
+                    # this task and for any other task resuming from it.
+                    options.update(adapter.resume_options(resumed, fork=True))
+            except ValueError as exc:  # no session, or an agent that cannot resume so
+                await self._fail(task, state, str(exc))
+                return
+            attempt = TaskAttempt(run_id=run_id, resumed_session=resumed, started_at=time.time())
             state.runs.append(attempt)
             state.status = TaskStatus.RUNNING
             state.run_id = run_id

@@ -76,5 +76,5 @@ class ClaudeAdapter:
             return os.path.normpath(os.path.join(cwd, value))
         return None
 
-    def resume_options(self, session_id: str) -> dict[str, Any]:
-        return {"resume": session_id}
+    def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
+        return {"resume": session_id, "fork_session": True} if fork else {"resume": session_id}
