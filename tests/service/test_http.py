@@ -320,3 +320,16 @@ async def test_every_rest_body_and_event_carries_the_schema_version(service: Ser
         assert body["schema_version"] == SCHEMA_VERSION, body
     assert events
     assert all(e["schema_version"] == SCHEMA_VERSION for e in events), events
+
+
+async def test_a_sequence_number_that_is_not_one_is_a_400(service: Service) -> None:
+    """Issue 18 L1: '²' passes str.isdigit and fails int(); 5,000 digits fail int(): both
+    were a 500."""
+    async with service.client() as client:
+        run_id = (await client.post("/runs", json={"argv": chatty(1)})).json()["run_id"]
+        for value in ("\u00b2", "9" * 5000, "-1", "1e3"):
+            header = {b"Last-Event-ID": value.encode()}
+            response = await client.get(f"/runs/{run_id}/events", headers=header)
+            assert response.status_code == 400, (value[:10], response.text)
+            response = await client.get(f"/runs/{run_id}/events", params={"after": value})
+            assert response.status_code == 400, (value[:10], response.text)

@@ -164,3 +164,12 @@ async def test_oversize_bodies_get_413(service: Service) -> None:
         streamed = await client.post("/runs", content=chunks())
         assert streamed.status_code == 413
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service) -> None:
+    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback."""
+    async with service.client() as client:
+        for host in ("[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x"):
+            response = await client.get("/health", headers={"Host": host})
+            assert response.status_code == 403, (host, response.text)
+            assert response.json()["error"]["code"] == "bad_host"

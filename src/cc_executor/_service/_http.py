@@ -223,8 +223,10 @@ async def resume_run(request: Request) -> Response:
 
 def _after(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    if not value.isdigit():
-        raise InvalidRequest(f"Last-Event-ID must be a sequence number, got {value!r}")
+    # ASCII digits only ("²" is a digit to str.isdigit but not to int()), and not so many
+    # that int() refuses them: both were a 500.
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise InvalidRequest(f"Last-Event-ID must be a sequence number, got {value[:40]!r}")
     return int(value)
 
 
