@@ -293,9 +293,9 @@ async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> 
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"record": False}, 403, "record"),
         ({"parent_id": "someone-elses-list"}, 403, "parent_id"),
-        ({"env": {"A=B": "1"}}, 400, "'A=B' is not a variable name"),
-        ({"env": {"A\u0000": "1"}}, 400, "is not a variable name"),
-        ({"env": {"A": "1\u0000"}}, 400, "NUL byte"),
+        ({"env": {"ANTHROPIC_A=B": "1"}}, 400, "'ANTHROPIC_A=B' is not a variable name"),
+        ({"env": {"ANTHROPIC_\u0000": "1"}}, 400, "is not a variable name"),
+        ({"env": {"ANTHROPIC_A": "1\u0000"}}, 400, "NUL byte"),
         ({"append_system_prompt": "be\u0000brief"}, 400, "append_system_prompt contains a NUL"),
         ({"allowed_tools": ["Wr\u0000ite"]}, 400, "allowed_tools contains a NUL"),
     ]

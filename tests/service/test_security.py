@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,56 @@ async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service
             response = await client.get("/health", headers={"Host": host})
             assert response.status_code == 403, (host, response.text)
             assert response.json()["error"]["code"] == "bad_host"
+
+
+async def test_agent_runs_take_only_the_variables_that_configure_an_agent(
+    start: Callable[..., Service],
+) -> None:
+    """Issue 18 M2: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: --preload
+    runs code inside it); remote callers now set only what configures an agent."""
+    service = start("--allow-env", "MY_SETTING")
+    async with service.client() as client:
+        refused = (
+            "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "NODE_OPTIONS", "CLAUDE_CODE_SHELL",
+            "CLAUDE_CODE_SHELL_PREFIX", "CC_EXECUTOR_CLAUDE", "XDG_CONFIG_HOME",
+        )  # fmt: skip
+        for name in refused:
+            body = {"prompt": "x", "options": {"env": {name: "x"}}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 403, (name, response.text)
+            assert f"env {name} cannot be set" in response.json()["error"]["message"]
+        for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_MAX_OUTPUT_TOKENS", "HOME", "MY_SETTING"):
+            # Pointed at a closed local port: the run starts (202) and fails at once.
+            env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", name: "1"}
+            body = {"prompt": "x", "options": {"env": env, "timeout": 5}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 202, (name, response.text)
+
+
+async def test_an_exec_allowlist_entry_can_pin_the_arguments(
+    start: Callable[..., Service],
+) -> None:
+    """Issue 18 M3: `--allow-exec git` let `git -c core.fsmonitor=CMD` run anything; an
+    entry with arguments allows only commands starting with exactly them, and commands get
+    no environment unless the server allows a variable by name."""
+    script = "import sys; print(sys.argv[1:])"
+    service = start(
+        "--allow-exec", f"{sys.executable} -c '{script}' pinned",
+        "--allow-exec-env", "ALLOWED_VAR",
+    )  # fmt: skip
+    async with service.client() as client:
+        ok = await client.post("/runs", json={"argv": [sys.executable, "-c", script, "pinned"]})
+        assert ok.status_code == 202, ok.text
+        for argv in (
+            [sys.executable, "-c", "import os; os.system('id')"],
+            [sys.executable, "-c", script],
+            [sys.executable],
+        ):
+            refused = await client.post("/runs", json={"argv": argv})
+            assert refused.status_code == 403, (argv, refused.text)
+            assert "does not start with an allowed command" in refused.json()["error"]["message"]
+        pinned = [sys.executable, "-c", script, "pinned"]
+        for env, status in (({"ALLOWED_VAR": "1"}, 202), ({"PYTHONWARNINGS": "x"}, 403)):
+            body = {"argv": pinned, "options": {"env": env}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == status, (env, response.text)

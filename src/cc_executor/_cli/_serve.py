@@ -49,9 +49,27 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--allow-exec",
         action="append",
         default=[],
-        metavar="EXECUTABLE",
-        help="allow remote callers to run this executable as a command (repeatable; "
-        "commands are refused without it)",
+        metavar="'EXECUTABLE [ARG...]'",
+        help="allow remote callers to run this executable as a command, with any arguments, "
+        "or, given arguments ('pytest -q'), only commands that start with exactly them "
+        "(repeatable; commands are refused without it). An allowed program can do whatever "
+        "its arguments tell it: 'git' alone allows 'git -c core.fsmonitor=CMD status'",
+    )
+    p.add_argument(
+        "--allow-exec-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable remote callers may set for commands (repeatable; "
+        "none by default: a variable can change what a program runs)",
+    )
+    p.add_argument(
+        "--allow-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable remote callers may set for agent runs, beyond those "
+        "that configure an agent (ANTHROPIC_*, CLAUDE_*, HOME, proxies, locale; repeatable)",
     )
     p.add_argument(
         "--allow-dir",
@@ -138,6 +156,8 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
             exec_allowlist=tuple(args.allow_exec),
+            allow_env=tuple(args.allow_env),
+            exec_env=tuple(args.allow_exec_env),
             allow_dirs=tuple(args.allow_dir),
             run_defaults=defaults,
         )

@@ -51,7 +51,11 @@ class ManagerConfig:
     - ``max_events``: events kept per run for replay (see the module docstring).
     - ``max_finished``: finished runs kept in memory.
     - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
-      server's ``PATH``, or absolute paths); empty means commands are refused.
+      server's ``PATH``, or absolute paths), each optionally followed by the arguments a
+      command must start with (``"pytest -q"``, split like a shell would); empty means
+      commands are refused.
+    - ``allow_env``: environment variables callers may also set for agent runs, beyond
+      those that configure an agent; ``exec_env``: the only ones they may set for commands.
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
@@ -64,6 +68,8 @@ class ManagerConfig:
     max_finished: int = 1_000
     exec_allowlist: Sequence[str] = ()
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
+    allow_env: Sequence[str] = ()
+    exec_env: Sequence[str] = ()
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,7 +94,12 @@ class RunManager:
         self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._waiting = 0
-        self._policy = RunPolicy(self.config.allow_dirs, self.config.exec_allowlist)
+        self._policy = RunPolicy(
+            self.config.allow_dirs,
+            self.config.exec_allowlist,
+            allow_env=self.config.allow_env,
+            exec_env=self.config.exec_env,
+        )
 
     # ---------------------------------------------------------------- queries
 
@@ -308,7 +319,7 @@ class RunManager:
         executable = self._policy.executable(argv)
         self._policy.check_exec_options(options)
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
-        options["env"] = self._policy.check_env(options.get("env"))
+        options["env"] = self._policy.check_env(options.get("env"), command=True)
         run_id = new_run_id()
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
         run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)

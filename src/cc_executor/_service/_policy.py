@@ -1,14 +1,17 @@
 """What a remote caller may run: the checks every run started through the service passes.
 
 A run stays inside what the server was started to allow: its ``cwd`` (and ``add_dirs``)
-inside the allowed roots, no server-only option, no environment variable that loads code
-or picks another executable, and commands only from the exec allowlist. A refusal raises
-:class:`Forbidden`; a malformed value :class:`InvalidRequest`.
+inside the allowed roots, no server-only option, only the environment variables an agent
+is configured with (an allowlist: nothing that loads code into the CLI or picks another
+executable), and commands only from the exec allowlist, whose entries may pin the
+arguments, with no environment at all unless the server allows a variable by name. A
+refusal raises :class:`Forbidden`; a malformed value :class:`InvalidRequest`.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,19 +28,27 @@ SERVER_ONLY_OPTIONS = frozenset(
     name for o in RunOptions.options if o.remote == SERVER_ONLY for name in (o.name, *o.aliases)
 )
 
-#: Environment variables a remote caller may not set: they would make the child (or the
-#: shells, interpreters and git it starts) load code of the caller's choosing, or pick a
-#: different executable. ``HOME`` and ``CLAUDE_CONFIG_DIR`` stay settable (they choose the
-#: Claude profile); the README says plainly that the token is shell-equivalent.
-_UNSAFE_ENV_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_", "CLAUDE_CODE_SHELL")
-_UNSAFE_ENV = frozenset(
+#: The environment variables a remote caller may set for an agent run: what configures an
+#: agent CLI (its API, model, limits, proxy, locale), by prefix or by name. Anything else is
+#: refused: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: ``--preload FILE``
+#: runs code inside it), and the next runtime would have its own. ``HOME`` and
+#: ``CLAUDE_CONFIG_DIR`` stay settable (they choose the Claude profile); the README says
+#: plainly that the token is shell-equivalent. A server adds names with ``--allow-env``.
+_AGENT_ENV_PREFIXES = (
+    "ANTHROPIC_", "CLAUDE_", "OPENAI_", "GEMINI_", "GOOGLE_", "AWS_", "VERTEX_", "MCP_",
+    "DISABLE_", "LC_",
+)  # fmt: skip
+_AGENT_ENV = frozenset(
     {
-        "PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
-        "PYTHONUSERBASE", "PYTHONINSPECT", "BASH_ENV", "ENV", "SHELL", "PERL5OPT", "PERL5LIB",
-        "PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
-        "JDK_JAVA_OPTIONS", "GCONV_PATH", "PROMPT_COMMAND", "ZDOTDIR", "EDITOR", "VISUAL",
+        "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "NO_COLOR", "FORCE_COLOR", "IS_SANDBOX",
+        "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "BASH_DEFAULT_TIMEOUT_MS",
+        "BASH_MAX_TIMEOUT_MS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+        "https_proxy", "no_proxy",
     }
 )  # fmt: skip
+#: Within the allowed prefixes, still refused: the shell Claude Code runs commands with,
+#: and the prefix it puts before each of them.
+_AGENT_ENV_DENIED_PREFIXES = ("CLAUDE_CODE_SHELL",)
 
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
 _MIN_REMOTE_HEARTBEAT_S = 0.5
@@ -62,10 +73,19 @@ class RunPolicy:
         self,
         allow_dirs: Sequence[str | os.PathLike[str]],
         exec_allowlist: Sequence[str],
+        *,
+        allow_env: Sequence[str] = (),
+        exec_env: Sequence[str] = (),
     ) -> None:
         self._roots = [_resolved(d) for d in allow_dirs] or [_resolved(os.getcwd())]
         self._exec: dict[str, str] = {}
-        for name in exec_allowlist:
+        #: The argument prefixes each allowlisted program may be run with (``()``: any).
+        self._prefixes: dict[str, list[tuple[str, ...]]] = {}
+        for entry in exec_allowlist:
+            words = shlex.split(entry)
+            if not words:
+                raise ValueError("--allow-exec: an empty entry")
+            name, pinned = words[0], tuple(words[1:])
             found = shutil.which(name)
             if found is None:
                 raise ValueError(f"--allow-exec {name}: no such executable on PATH")
@@ -73,6 +93,9 @@ class RunPolicy:
             # picks its applet from argv[0], and must see the allowlisted name, not
             # "busybox" (which would make argv[1] the applet: any applet, a shell included).
             self._exec[name] = os.path.abspath(found)
+            self._prefixes.setdefault(name, []).append(pinned)
+        self._allow_env = frozenset(allow_env)
+        self._exec_env = frozenset(exec_env)
 
     @property
     def exec_allowed(self) -> bool:
@@ -98,8 +121,11 @@ class RunPolicy:
             "(start the server with --allow-dir to allow more)"
         )
 
-    def check_env(self, env: Any) -> dict[str, str]:
-        """``env`` (None: empty) as a dict, when it sets no variable a caller may not set."""
+    def check_env(self, env: Any, *, command: bool = False) -> dict[str, str]:
+        """``env`` (None: empty) as a dict, when it sets only variables a caller may set:
+        for an agent run, those that configure an agent (see ``_AGENT_ENV``) or that the
+        server allows (``--allow-env``); for a command, only those the server allows for
+        commands (``--allow-exec-env``): any variable can change what a program does."""
         if env is None:
             return {}
         if not isinstance(env, Mapping) or not all(
@@ -107,9 +133,25 @@ class RunPolicy:
         ):
             raise InvalidRequest("env must map strings to strings")
         for key in env:
-            if key in _UNSAFE_ENV or key.startswith(_UNSAFE_ENV_PREFIXES):
-                raise Forbidden(f"env {key} cannot be set by a remote caller")
+            if command and key not in self._exec_env:
+                raise Forbidden(
+                    f"env {key} cannot be set for a command by a remote caller (the server "
+                    "allows a variable with --allow-exec-env NAME)"
+                )
+            if not command and not self._agent_env_allowed(key):
+                raise Forbidden(
+                    f"env {key} cannot be set by a remote caller (agent runs take the "
+                    "variables that configure an agent: ANTHROPIC_*, CLAUDE_*, HOME, proxies, "
+                    "locale...; the server allows more with --allow-env NAME)"
+                )
         return dict(env)
+
+    def _agent_env_allowed(self, key: str) -> bool:
+        if key in self._allow_env:
+            return True
+        if key.startswith(_AGENT_ENV_DENIED_PREFIXES):
+            return False
+        return key in _AGENT_ENV or key.startswith(_AGENT_ENV_PREFIXES)
 
     def check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
@@ -157,6 +199,17 @@ class RunPolicy:
             raise Forbidden(
                 f"{argv[0]!r} is not on this server's exec allowlist "
                 f"({', '.join(sorted(self._exec))})"
+            )
+        allowed = [
+            (name, pinned)
+            for name, path in self._exec.items()
+            if path == executable
+            for pinned in self._prefixes[name]
+        ]
+        if not any(tuple(argv[1 : 1 + len(pinned)]) == pinned for _, pinned in allowed):
+            shown = " | ".join(shlex.join([name, *pinned]) for name, pinned in allowed)
+            raise Forbidden(
+                f"{shlex.join(argv)[:200]!r} does not start with an allowed command ({shown})"
             )
         return executable
 
