@@ -227,3 +227,31 @@ async def test_an_exec_allowlist_entry_can_pin_the_arguments(
             body = {"argv": pinned, "options": {"env": env}}
             response = await client.post("/runs", json=body)
             assert response.status_code == status, (env, response.text)
+
+
+async def test_a_queued_runs_folder_is_checked_again_as_it_starts(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """Issue 18 L4: --allow-dir was checked at submission only; a queued run's cwd swapped
+    for a symlink to the outside ran there."""
+    from tests.service.conftest import sse_events
+
+    service = start("--allow-exec", sys.executable, "--max-concurrent", "1")
+    work, outside = root / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    marker = [sys.executable, "-c", "open('ran', 'w').close()"]
+    async with service.client() as client:
+        first = (await client.post("/runs", json={"argv": sleeper})).json()["run_id"]
+        body = {"argv": marker, "options": {"cwd": str(work)}}
+        second = (await client.post("/runs", json=body)).json()["run_id"]
+        assert (await client.get(f"/runs/{second}")).json()["status"] == "queued"
+        work.rmdir()
+        work.symlink_to(outside)
+        assert (await client.post(f"/runs/{first}/cancel")).status_code == 200
+        events = await sse_events(client, second)
+    assert events[-1]["status"] == "error"
+    assert "refused at the start" in events[-1]["error"]
+    assert "outside the allowed directories" in events[-1]["error"]
+    assert not (outside / "ran").exists()

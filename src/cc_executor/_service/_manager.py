@@ -233,6 +233,9 @@ class RunManager:
         self._policy.check_agent_options(options, "")
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
         options["env"] = self._policy.check_env(options.get("env"))
+        if options.get("add_dirs"):
+            # Resolved now, as the cwd is: the CLI gets the folders that were checked.
+            options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
         run_id = new_run_id()
         merged = {**self.config.run_defaults, **options, "run_id": run_id}
         try:
@@ -245,6 +248,7 @@ class RunManager:
         run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
 
         async def start(run: ManagedRun) -> None:
+            self._recheck(merged)
             await self._run_claude(run, prompt, merged)
 
         return run, start
@@ -326,6 +330,7 @@ class RunManager:
         command = [executable, *argv[1:]]
 
         async def start(run: ManagedRun) -> None:
+            self._recheck(options)
             await self._run_exec(run, command, options)
 
         return run, start
@@ -359,6 +364,8 @@ class RunManager:
             self._finish(run, "cancelled", error="cancelled while queued" if not acquired else None)
             if not run.cancel_requested:
                 raise
+        except ServiceError as exc:  # refused as it was about to start (see _recheck)
+            self._finish(run, "error", error=f"refused at the start: {exc}")
         except Exception as exc:  # a bug must end the run, not leave it live forever
             self._finish(run, "error", error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -366,6 +373,14 @@ class RunManager:
                 self._slots.release()
             if not run.done:
                 self._finish(run, "error", error="the run ended without a result")
+
+    def _recheck(self, options: dict[str, Any]) -> None:
+        """The folders of a queued run, checked again as it starts: one swapped for a symlink
+        while the run waited would otherwise take it outside the allowed roots. A refusal
+        ends the run with the reason (``_drive``)."""
+        options["cwd"] = self._policy.check_cwd(options.get("cwd"))
+        if options.get("add_dirs"):
+            options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
 
     def _finish(
         self, run: ManagedRun, status: str, *, result: Event | None = None, error: str | None = None
