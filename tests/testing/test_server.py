@@ -463,6 +463,22 @@ def test_claude_env() -> None:
     }
 
 
+def test_claude_env_with_config_dir_only_leaves_home_alone() -> None:
+    """What a shell should load: the CLI's config moves, HOME (and all kept under it) stays."""
+    base = {"PATH": "/bin", "HOME": "/home/u", "XDG_CONFIG_HOME": "/home/u/.config"}
+    with ModelServer(one_rule(Reply(["x"]))) as server:
+        only = server.claude_env(config_dir="/tmp/c")
+        full = server.claude_env(config_dir="/tmp/c", base={**base, "CLAUDE_CONFIG_DIR": "/x"})
+        both = server.claude_env(home="/tmp/h", config_dir="/tmp/c")
+        with pytest.raises(ValueError, match="needs home or config_dir"):
+            server.claude_env()
+
+    assert only["CLAUDE_CONFIG_DIR"] == "/tmp/c"
+    assert "HOME" not in only
+    assert full == {**base, **only}
+    assert both == {**only, "HOME": "/tmp/h"}
+
+
 def test_script_file_path_is_accepted(tmp_path: Any) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"rules": [{"answers": [{"text": "from json"}]}]}))
