@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import shutil
 import signal
@@ -308,3 +310,72 @@ def test_serve_help_summarises_the_format_and_names_the_docs() -> None:
     for field in ("match", "tool_use", "delay", "errors_before", "when_exhausted", "error"):
         assert f"{field}:" in done.stdout or f"{field}," in done.stdout, field
     assert "rate_limited, slow_answer, write_file" in done.stdout
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+def test_a_run_with_only_the_env_file_loaded_records_in_the_users_history(
+    tmp_path: Path,
+) -> None:
+    """The whole user workflow through the console script and the real Claude Code CLI: the
+    run is recorded in the default data folder under the user's HOME, which stopping the
+    server leaves alone."""
+    from tests.run.conftest import claude_path
+
+    claude = claude_path()
+    if claude is None:
+        pytest.skip("Claude Code CLI not installed: run scripts/install-claude-code")
+    cli = str(Path(sys.executable).parent / "cc-executor")
+    home, work, env_file = tmp_path / "home", tmp_path / "work", tmp_path / "test.env"
+    home.mkdir()
+    work.mkdir()
+    # A user's shell: no CC_EXECUTOR_HOME, no XDG_DATA_HOME, so the data folder is the default.
+    user = {"HOME": str(home), "PATH": os.environ["PATH"], "CC_EXECUTOR_CLAUDE": claude}
+    process = subprocess.Popen(
+        [cli, "testing", "serve", "--script", "write_file", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=user,
+    )
+    try:
+        config = Path(read_until_ready(process)["CLAUDE_CONFIG_DIR"])
+        load_then_run = [
+            "sh", "-c", 'set -a; . "$1"; set +a; shift; exec "$@"', "sh", str(env_file),
+            cli, "run", "Create hello.txt", "--allowed-tools", "Write", "--json",
+        ]  # fmt: skip
+        done = subprocess.run(
+            load_then_run,
+            cwd=work,
+            env=user,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["status"] == "ok"
+        assert result["result"] == "I created hello.txt."
+        assert (work / "hello.txt").read_text() == "Hello from the scripted model.\n"
+        out, _ = stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    try:
+        assert f"Kept Claude Code's config folder {config}" in out
+        assert (home / ".local" / "share" / "cc-executor" / "history.sqlite3").is_file()
+        assert not (home / ".claude").exists()  # the CLI's config went to the throwaway folder
+        shown = subprocess.run(
+            [cli, "show", result["run_id"]],
+            env=user,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert result["run_id"] in shown.stdout
+    finally:
+        shutil.rmtree(config, ignore_errors=True)
