@@ -379,3 +379,46 @@ def test_a_run_with_only_the_env_file_loaded_records_in_the_users_history(
         assert result["run_id"] in shown.stdout
     finally:
         shutil.rmtree(config, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_background_prints_commands_for_eval_and_stops_on_kill(tmp_path: Path) -> None:
+    import psutil
+
+    script = (
+        f'eval "$({shlex.quote(sys.executable)} -c {shlex.quote(HARNESS)} testing serve '
+        '--script write_file --background)" && echo "pid=$CC_EXECUTOR_TESTING_PID" && env -0'
+    )
+    done = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    first, _, rest = done.stdout.partition("\n")
+    pid = int(first.removeprefix("pid="))
+    server = psutil.Process(pid)
+    try:
+        env = dict(item.partition("=")[::2] for item in rest.split("\0") if item)
+        url = env["ANTHROPIC_BASE_URL"]
+        assert "HOME" not in done.stdout.split("pid=")[0]
+        assert f"in the background (pid {pid}); stop it with: kill {pid}" in done.stderr
+        response = httpx.post(
+            f"{url}/v1/messages",
+            json={"model": "m", "messages": [{"role": "user", "content": "make hello.txt"}]},
+        )
+        assert response.json()["content"][0]["name"] == "Write"
+        server.terminate()
+        server.wait(timeout=30)  # not our child: its exit status is not ours to read
+    finally:
+        if server.is_running():
+            server.kill()
+    assert not Path(env["CLAUDE_CONFIG_DIR"]).exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url)
+
+
+def test_background_with_a_bad_script_fails_at_once() -> None:
+    process = serve("--script", "nope", "--background")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert out == ""
+    assert "no script file or example named 'nope'" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -95,6 +96,13 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(load it with: set -a; . FILE; set +a); removed on stop unless it was changed; "
         "an existing file is replaced only if serve wrote it (default: none)",
     )
+    serve.add_argument(
+        "--background",
+        action="store_true",
+        help="start the server in the background and print only shell commands that load "
+        'its environment, for: eval "$(cc-executor testing serve --script NAME --background)"; '
+        "stop it with: kill $CC_EXECUTOR_TESTING_PID (default: serve in the foreground)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -167,6 +175,72 @@ def _conflicts(environ: Mapping[str, str], printed: Mapping[str, str]) -> list[s
     )
 
 
+def _warn_conflicts(printed: Mapping[str, str]) -> None:
+    for name in _conflicts(os.environ, printed):
+        print(
+            f"{_PROG}: warning: {name} is set here; if the shell that runs Claude Code "
+            "has it too, it may send the CLI elsewhere: unset it there",
+            file=sys.stderr,
+        )
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as file:
+        pairs = [line.rstrip("\n").partition("=") for line in file if line[:1] != "#"]
+    return {name: shlex.split(value)[0] for name, _, value in pairs if name}
+
+
+def _serve_in_background(args: argparse.Namespace, script: str) -> int:
+    """Start ``serve`` as a detached child that writes an env file, wait until it has, then
+    print that environment as ``export`` lines and the child's pid, for ``eval``."""
+    import subprocess
+    import time
+
+    folder = tempfile.mkdtemp(prefix="cc-executor-testing-")
+    env_file = args.env_file or os.path.join(folder, "env")
+    argv = [
+        sys.executable, "-c", "import sys; from cc_executor._cli import main; sys.exit(main())",
+        "testing", "serve", "--script", script, "--host", args.host, "--port", str(args.port),
+        "--env-file", env_file,
+    ]  # fmt: skip
+    errors_path = os.path.join(folder, "stderr")
+    try:
+        with open(errors_path, "wb") as errors:
+            # A session of its own: the terminal's Ctrl-C is for the shell, not for the server.
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        # The child replaces the file in one step once it listens, so existing means complete.
+        while not os.path.exists(env_file) and child.poll() is None:
+            time.sleep(0.02)
+        if child.poll() is not None:
+            with open(errors_path, encoding="utf-8", errors="replace") as failed:
+                sys.stderr.write(failed.read())
+            return child.returncode or 2
+        env = _read_env_file(env_file)
+    finally:
+        if not args.env_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(env_file)  # the child finds it gone on stop, which is fine
+        os.unlink(errors_path)
+        os.rmdir(folder)
+    for line in _env_lines(env):
+        print(f"export {line}")
+    print(f"CC_EXECUTOR_TESTING_PID={child.pid}")
+    print(
+        f"{_PROG}: scripted model server at {env['ANTHROPIC_BASE_URL']} in the background "
+        f"(pid {child.pid}); stop it with: kill {child.pid} (Claude Code's config folder "
+        f"{env['CLAUDE_CONFIG_DIR']} is removed then, unless runs wrote to it)",
+        file=sys.stderr,
+    )
+    _warn_conflicts(env)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     # Starlette and uvicorn load here, not at registration: `cc-executor --help` stays fast.
     from cc_executor.testing._examples import resolve_script
@@ -174,10 +248,13 @@ def _serve(args: argparse.Namespace) -> int:
     from cc_executor.testing._server import ModelServer
 
     try:
-        server = ModelServer(resolve_script(args.script), host=args.host, port=args.port)
+        script = resolve_script(args.script)
+        server = ModelServer(script, host=args.host, port=args.port)
     except (ScriptError, ValueError, FileNotFoundError) as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.background:
+        return _serve_in_background(args, str(script.resolve()))
 
     stop = threading.Event()
 
@@ -217,12 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"Or load {args.env_file}: set -a; . {shlex.quote(args.env_file)}; set +a")
         print(f"Recorded requests: {server.url}/_testing/requests")
         print("Press Ctrl-C to stop.", flush=True)
-        for name in _conflicts(os.environ, env):
-            print(
-                f"{_PROG}: warning: {name} is set here; if the shell that runs Claude Code "
-                "has it too, it may send the CLI elsewhere: unset it there",
-                file=sys.stderr,
-            )
+        _warn_conflicts(env)
         # Event.wait with a timeout keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass
