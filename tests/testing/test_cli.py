@@ -366,7 +366,10 @@ def test_a_run_with_only_the_env_file_loaded_records_in_the_users_history(
     try:
         assert f"Kept Claude Code's config folder {config}" in out
         assert (home / ".local" / "share" / "cc-executor" / "history.sqlite3").is_file()
-        assert not (home / ".claude").exists()  # the CLI's config went to the throwaway folder
+        # The CLI's config went to the throwaway folder: HOME holds cc-executor's data only.
+        data = home / ".local" / "share" / "cc-executor"
+        outside = [p for p in home.rglob("*") if p not in data.parents and data not in p.parents]
+        assert outside == [data]
         shown = subprocess.run(
             [cli, "show", result["run_id"]],
             env=user,

@@ -19,9 +19,10 @@ conversation. It records every request, so a test can check what the model was s
         subprocess.run([claude, "-p", ...], input=prompt, env=env, ...)
         assert server.message_requests[0].prompt == prompt
 
-Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`parse_script`);
-``examples/write_file.yaml`` in this package is one. ``cc-executor testing serve --script FILE``
-runs a server from the command line.
+Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`parse_script` and,
+with an example of every field, in docs/testing.md); ``examples/*.yaml`` in this package are
+some. ``cc-executor testing serve --script FILE|NAME`` runs a server from the command line
+(``--script write_file`` names a shipped example).
 """
 
 from __future__ import annotations
