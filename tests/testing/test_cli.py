@@ -425,3 +425,27 @@ def test_background_with_a_bad_script_fails_at_once() -> None:
     assert process.returncode == 2
     assert out == ""
     assert "no script file or example named 'nope'" in err
+
+
+@pytest.mark.slow
+def test_serve_warns_about_variables_that_would_send_the_cli_elsewhere() -> None:
+    env = {**os.environ, "ANTHROPIC_AUTH_TOKEN": "t", "CLAUDE_CODE_USE_BEDROCK": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", HARNESS, "testing", "serve", "--script", "write_file"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        read_until_ready(process)
+        _, err = stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for name in ("ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK"):
+        assert (
+            f"cc-executor testing serve: warning: {name} is set here; if the shell that runs "
+            "Claude Code has it too, it may send the CLI elsewhere: unset it there"
+        ) in err
