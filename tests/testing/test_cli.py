@@ -449,3 +449,46 @@ def test_serve_warns_about_variables_that_would_send_the_cli_elsewhere() -> None
             f"cc-executor testing serve: warning: {name} is set here; if the shell that runs "
             "Claude Code has it too, it may send the CLI elsewhere: unset it there"
         ) in err
+
+
+@pytest.mark.slow
+def test_background_with_an_env_file_left_by_an_earlier_serve(tmp_path: Path) -> None:
+    """The stale file must not be taken for the new server's: its URL is a dead one."""
+    import psutil
+
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        "# cc-executor testing serve: the scripted model server at http://127.0.0.1:9\n"
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:9\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", HARNESS, "testing", "serve", "--script", "write_file",
+         "--background", "--env-file", str(env_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = shell_env(done.stdout + "export CC_EXECUTOR_TESTING_PID; env -0", {})
+    server = psutil.Process(int(printed["CC_EXECUTOR_TESTING_PID"]))
+    try:
+        assert printed["ANTHROPIC_BASE_URL"] != "http://127.0.0.1:9"
+        assert httpx.get(printed["ANTHROPIC_BASE_URL"]).status_code == 200
+        assert shell_env(f"set -a; . {env_file}; set +a; env -0", {}) == {
+            k: v for k, v in printed.items() if k != "CC_EXECUTOR_TESTING_PID"
+        }
+        server.terminate()
+        server.wait(timeout=30)
+    finally:
+        if server.is_running():
+            server.kill()
+    assert not env_file.exists()
+
+
+def test_background_never_replaces_a_file_serve_did_not_write(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET=keep me\n")
+    process = serve("--script", "write_file", "--background", "--env-file", str(env_file))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert out == ""
+    assert "exists and was not written by cc-executor testing serve" in err
+    assert env_file.read_text() == "SECRET=keep me\n"

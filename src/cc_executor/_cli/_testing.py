@@ -110,21 +110,28 @@ def _env_lines(env: Mapping[str, str]) -> list[str]:
     return [f"{name}={shlex.quote(value)}" for name, value in env.items()]
 
 
-def _write_env_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` whole (a shell sourcing it never sees half a file), refusing
-    to replace a file that serve did not write. ``OSError`` or ``FileExistsError`` saying why."""
+def _check_replaceable(path: str) -> bool:
+    """Whether ``path`` exists; ``FileExistsError`` saying why if it is a file that serve did
+    not write (only those are ever replaced)."""
     try:
         with open(path, encoding="utf-8") as existing:
             first = existing.readline()
     except FileNotFoundError:
-        first = None
+        return False
     except (OSError, UnicodeDecodeError) as exc:
         raise FileExistsError(f"--env-file {path}: exists and cannot be read ({exc})") from None
-    if first is not None and not first.startswith(_ENV_FILE_MARK):
+    if not first.startswith(_ENV_FILE_MARK):
         raise FileExistsError(
             f"--env-file {path}: exists and was not written by {_PROG}; "
             "choose another name or remove it"
         )
+    return True
+
+
+def _write_env_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole (a shell sourcing it never sees half a file), refusing
+    to replace a file that serve did not write. ``OSError`` or ``FileExistsError`` saying why."""
+    _check_replaceable(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=".cc-executor-env-", dir=folder)
     try:
@@ -196,6 +203,14 @@ def _serve_in_background(args: argparse.Namespace, script: str) -> int:
     import subprocess
     import time
 
+    if args.env_file is not None:
+        try:
+            if _check_replaceable(args.env_file):
+                # Gone before the child starts: its appearing is the sign the child listens.
+                os.unlink(args.env_file)
+        except OSError as exc:
+            print(f"{_PROG}: {exc}", file=sys.stderr)
+            return 2
     folder = tempfile.mkdtemp(prefix="cc-executor-testing-")
     env_file = args.env_file or os.path.join(folder, "env")
     argv = [
@@ -214,9 +229,13 @@ def _serve_in_background(args: argparse.Namespace, script: str) -> int:
                 stderr=errors,
                 start_new_session=True,
             )
-        # The child replaces the file in one step once it listens, so existing means complete.
-        while not os.path.exists(env_file) and child.poll() is None:
-            time.sleep(0.02)
+        try:
+            # The child writes the file in one step once it listens: existing means complete.
+            while not os.path.exists(env_file) and child.poll() is None:
+                time.sleep(0.02)
+        except BaseException:  # Ctrl-C while waiting: leave no server nobody knows about
+            child.terminate()
+            raise
         if child.poll() is not None:
             with open(errors_path, encoding="utf-8", errors="replace") as failed:
                 sys.stderr.write(failed.read())
