@@ -121,8 +121,8 @@ def test_serve_on_a_port_in_use_is_a_clear_error() -> None:
 
 
 def test_run_finds_the_cli_with_the_printed_throwaway_home(tmp_path: Path) -> None:
-    """The env ``testing serve`` prints exports a throwaway HOME; the CLI installed in the
-    account's own cache must still be found (it was not: spawn_failed)."""
+    """``claude_env(home=...)`` gives a child process a throwaway HOME; the CLI installed in
+    the account's own cache must still be found (it was not: spawn_failed)."""
     import os
     import pwd
 
