@@ -2,9 +2,9 @@
 
 An inbox is untrusted input: every piece of a message shown here (file names included)
 has terminal control characters, bidirectional controls and zero-width characters
-neutralised (:func:`cc_executor._text.inert`), and JSON
-output is pure ASCII. Nothing in a message is ever run or followed; paths and commands in
-it are only displayed.
+neutralised (:func:`cc_executor._text.inert`), names, reasons and errors cannot break their
+line, and JSON output is pure ASCII standard JSON (no NaN). Nothing in a message is ever run
+or followed; paths and commands in it are only displayed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def _shown(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _line(text: str) -> str:
+    # A name or a reason stays on its line: a newline in a file name could forge entries.
+    return _shown(text).replace("\n", "\\x0a").replace("\t", "\\x09")
+
+
 def _one_line(value: object, limit: int = _PREVIEW) -> str:
     text = " ".join(str(value).split())
     if len(text) > limit:
@@ -40,12 +45,12 @@ def _one_line(value: object, limit: int = _PREVIEW) -> str:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
+    sys.stdout.write(json.dumps(data, ensure_ascii=True, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
 def _fail(command: str, text: str) -> int:
-    print(f"cc-executor {command}: {_shown(text)}", file=sys.stderr)
+    print(f"cc-executor {command}: {_line(text)}", file=sys.stderr)
     return EXIT_REFUSED
 
 
@@ -221,7 +226,7 @@ def _summary(entry: Entry | InboxProblem) -> list[str]:
         if data.get("issue_numbers"):
             parts.append("issues " + _one_line(", ".join(map(str, data["issue_numbers"])), 40))
         parts.append(_one_line(data["timestamp"], 40))
-        lines = [f"{_shown(entry.id)}  " + "  ".join(parts)]
+        lines = [f"{_line(entry.id)}  " + "  ".join(parts)]
         if data.get("message"):
             lines.append(f"    {_one_line(data['message'])}")
         return lines
@@ -231,8 +236,8 @@ def _summary(entry: Entry | InboxProblem) -> list[str]:
             parts.append(f"priority {_one_line(entry.priority, 20)}")
         if entry.labels:
             parts.append("labels " + _one_line(", ".join(entry.labels), 60))
-        return [f"{_shown(entry.id)}  " + "  ".join(parts), f"    {_one_line(entry.title)}"]
-    return [f"! {_shown(entry.id)}: {_shown(entry.reason)}"]
+        return [f"{_line(entry.id)}  " + "  ".join(parts), f"    {_one_line(entry.title)}"]
+    return [f"! {_line(entry.id)}: {_line(entry.reason)}"]
 
 
 def _project(args: argparse.Namespace) -> Any:
@@ -266,7 +271,7 @@ def inbox_list(args: argparse.Namespace) -> int:
     issues = sum(isinstance(e, Issue) for e in inbox.entries)
     print(
         f"{len(inbox.entries) - issues} message(s), {issues} issue(s), "
-        f"{len(inbox.problems)} problem file(s) in {_shown(str(root))}"
+        f"{len(inbox.problems)} problem file(s) in {_line(str(root))}"
     )
     return 0
 
@@ -368,7 +373,7 @@ def inbox_show(args: argparse.Namespace) -> int:
         _print_json(data)
         return 0 if isinstance(entry, Message | Issue) else EXIT_REFUSED
     _reconfigure_stdout()
-    print(f"id:        {_shown(entry.id)}")
+    print(f"id:        {_line(entry.id)}")
     if isinstance(entry, Message):
         print("\n".join(_show_message(entry.data, checks)))
         return 0
@@ -380,7 +385,7 @@ def inbox_show(args: argparse.Namespace) -> int:
             print(f"labels:    {_one_line(', '.join(entry.labels), 400)}")
         print(_shown(entry.body.rstrip("\n")))
         return 0
-    print(f"problem:   {_shown(entry.reason)}")
+    print(f"problem:   {_line(entry.reason)}")
     return EXIT_REFUSED
 
 
@@ -426,9 +431,9 @@ def inbox_ack(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"moved {_shown(done.entry.id)} to {_shown(str(done.moved_to))}")
+    print(f"moved {_line(done.entry.id)} to {_line(str(done.moved_to))}")
     if done.reply is not None:
-        print(f"sent ack to {_shown(str(done.reply.path))}")
+        print(f"sent ack to {_line(str(done.reply.path))}")
     return 0
 
 
@@ -441,7 +446,7 @@ def inbox_watch(args: argparse.Namespace) -> int:
 
     def ready(folder: Path, mechanism: str) -> None:
         print(
-            f"cc-executor inbox: watching {_shown(str(folder))} ({mechanism})",
+            f"cc-executor inbox: watching {_line(str(folder))} ({mechanism})",
             file=sys.stderr,
             flush=True,
         )
