@@ -253,3 +253,14 @@ def test_invisible_and_bidi_characters_never_reach_the_terminal(project: Path) -
     # JSON output stays the exact data.
     as_json = cc("inbox", "show", "question_other_2_aaaa0003", "--json", *where)
     assert json.loads(as_json.stdout)["message"] == hidden
+
+
+def test_an_inbox_folder_that_is_a_link_is_not_listed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    drop(elsewhere, "question_x_1_aaaa0004.json", json.dumps(valid(type="question")))
+    root = tmp_path / "me"
+    (root / INBOX).parent.mkdir(parents=True)
+    (root / INBOX).symlink_to(elsewhere)
+    listing = read_inbox(root)
+    assert listing.entries == []
+    assert [p.reason for p in listing.problems] == ["a symbolic link (links are never followed)"]
