@@ -146,7 +146,7 @@ def test_five_mb_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Pa
     assert server.message_requests[-1].prompt == prompt
     bad = cc(env, "x", "--max-context-tokens", "0")
     assert bad.returncode == 2
-    assert b"max_context_tokens must be a positive integer, got 0" in bad.stderr
+    assert b"--max-context-tokens must be a positive integer, got 0" in bad.stderr
 
 
 def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -154,6 +154,23 @@ def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], 
     done = cc(env, "fail now", "--cwd", str(work), "--retries", "0")
     assert done.returncode == 1
     assert b"API error 400: API Error: 400 scripted bad request" in done.stderr
+    # The CLI's error text is not an answer: nothing on stdout, even under --quiet.
+    assert done.stdout == b""
+    quiet = cc(env, "fail now", "--cwd", str(work), "--retries", "0", "--quiet")
+    assert quiet.returncode == 1
+    assert quiet.stdout == b""
+    assert quiet.stderr.decode().splitlines() == [
+        "cc-executor run: API error 400: API Error: 400 scripted bad request"
+    ]
+
+
+def test_quiet_prints_the_answer_only(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """--quiet: no live view and no summary line."""
+    _, env, work = served
+    done = cc(env, "hello", "--cwd", str(work), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Plain answer.\n"
+    assert done.stderr == b""
 
 
 def test_retry_back_off_flags(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -174,7 +191,7 @@ def test_retry_back_off_flags(served: tuple[ModelServer, dict[str, str], Path]) 
     assert (out["result"], out["attempts"]) == ("after retry", 2)
     bad = cc(env, "overload-bad", *base, "--retry-initial-delay", "5", "--retry-max-delay", "1")
     assert bad.returncode == 2
-    assert b"retry_initial_delay <= retry_max_delay" in bad.stderr
+    assert b"--retry-initial-delay <= --retry-max-delay" in bad.stderr
 
 
 def test_timeout_exit_124_with_partial_answer(
@@ -194,15 +211,47 @@ def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], 
     _, env, _work = served
     done = cc(env, "x", "--permission-mode", "yolo")
     assert done.returncode == 2
-    assert b"permission_mode must be one of" in done.stderr
+    assert b"--permission-mode must be one of" in done.stderr
+    assert done.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-turns", "0"], "--max-turns must be >= 1, got 0"),
+        (["--max-trns", "3"], "unrecognized arguments: --max-trns 3 (did you mean --max-turns?)"),
+        (["--timeout", "soon"], "argument --timeout: expected seconds or 'auto', got 'soon'"),
+    ],
+)
+def test_usage_error_names_the_flag(
+    served: tuple[ModelServer, dict[str, str], Path], args: list[str], message: str
+) -> None:
+    """One line naming the flag (not the API's option name), "did you mean" for a typo;
+    under --json, exactly one usage_error object on stdout."""
+    _, env, work = served
+    done = cc(env, "x", *args, "--cwd", str(work))
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        f"cc-executor run: error: {message} (see cc-executor run --help)\n"
+    )
+    assert done.stdout == b""
+    as_json = cc(env, "x", *args, "--cwd", str(work), "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout) == {
+        "schema_version": 1,
+        "status": "usage_error",
+        "error": message,
+        "exit_code": 2,
+        "run_id": None,
+    }
 
 
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
         (["-"], b"  \n", b"the prompt is empty"),
-        (["x", "--add-dir", "/nonexistent-dir"], None, b"add_dirs: /nonexistent-dir is not a"),
-        (["x", "--mcp-config", "/nonexistent.json"], None, b"mcp_config: no such file"),
+        (["x", "--add-dir", "/nonexistent-dir"], None, b"--add-dir: /nonexistent-dir is not a"),
+        (["x", "--mcp-config", "/nonexistent.json"], None, b"--mcp-config: no such file"),
         (["x", "--json-schema", '{"type": 12}'], None, b"invalid JSON schema"),
         (["x", "--json-schema", "5"], None, b"a schema is a JSON object"),
         (["x", "--json-schema", "/nonexistent.json"], None, b"no such file: /nonexistent.json"),
@@ -223,7 +272,7 @@ def test_bad_input_is_refused_before_anything_runs(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert b"Traceback" not in done.stderr
-    assert done.stdout == b""
+    assert json.loads(done.stdout)["status"] == "usage_error"
     assert len(server.message_requests) == before
 
 
@@ -416,6 +465,11 @@ def test_unusable_home_falls_back_to_a_temporary_run_folder(
     assert any("unusable" in w and "output kept in" in w for w in result["warnings"])
     assert any("history not recorded" in w for w in result["warnings"])
     assert Path(result["event_log"]).is_file()
+    plain = cc({**env, "CC_EXECUTOR_HOME": str(blocker / "home")}, "hi", "--cwd", str(work))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == b"Plain answer.\n"
+    assert plain.stderr.count(b"cc-executor run: warning: history not recorded") == 1
+    assert plain.stderr.count(b"cc-executor run: warning: ") == len(result["warnings"])
 
 
 def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -446,7 +500,7 @@ def test_fallback_model_reaches_the_cli(served: tuple[ModelServer, dict[str, str
     assert '"type":"result"' in events.replace(" ", "")
     bad = cc(env, "hello", "--fallback-model=--mcp-config={}", "--cwd", str(work))
     assert bad.returncode == 2
-    assert b"fallback_model must be a session id or name" in bad.stderr
+    assert b"--fallback-model must be a session id or name" in bad.stderr
 
 
 def test_denied_tool_calls_are_not_a_success(

@@ -326,6 +326,25 @@ def update_reference(path: str) -> bool:
     return updated != text
 
 
+def flag_message(text: str) -> str:
+    """``text`` (an error of the run options' checks, which name options as the Python API
+    does) with each option named by its ``run`` flag: ``max_turns must be >= 1`` becomes
+    ``--max-turns must be >= 1``. Only names with an underscore, or the one the message
+    starts with, are replaced: ``agent`` or ``model`` inside a sentence stay words."""
+    import re
+
+    def flag(match: re.Match[str]) -> str:
+        name = match.group(0)
+        declared = RunOptions.by_name.get(name)
+        if declared is None or declared.flag is None:
+            return name
+        if "_" not in name and match.start() != 0:
+            return name
+        return declared.flag
+
+    return re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)*\b", flag, text)
+
+
 if __name__ == "__main__":
     # `python -m cc_executor._cli._args` prints the table; with README.md, rewrites its copy.
     import sys

@@ -99,10 +99,15 @@ def exit_code_for(result: ProcessResult) -> int:
     return 1
 
 
+class _BadArgument(ValueError):
+    """An argument of ``exec`` the engine refused (a usage error)."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor exec``."""
     import asyncio
     import json
+    import re
     import signal
 
     from cc_executor._engine import OutputEvent, SupervisedProcess
@@ -111,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print(
-            "cc-executor exec: no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
-            file=sys.stderr,
+        from cc_executor._cli._parser import usage_error
+
+        return usage_error(
+            "cc-executor exec",
+            "no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
+            json_output=args.json,
         )
-        return EXIT_CANNOT_START
     stdin: Any = None
     if args.stdin == "-":
         stdin = sys.stdin.buffer
@@ -148,8 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 events=not args.json,
             )
         except ValueError as exc:
-            print(f"cc-executor exec: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_CANNOT_START) from None
+            raise _BadArgument(str(exc)) from None
         stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop() -> None:
@@ -171,12 +177,26 @@ def run(args: argparse.Namespace) -> int:
 
         return await run_command(proc, on_output=None if args.json else stream, chunks=True)
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    except _BadArgument as exc:
+        from cc_executor._cli._parser import usage_error
+
+        # The engine names its arguments as the API does (idle_timeout): say the flag.
+        message = re.sub(
+            r"^[a-z_]+", lambda m: "--" + m.group(0).replace("_", "-"), str(exc), count=1
+        )
+        return usage_error("cc-executor exec", message, json_output=args.json)
     if note:
         result.warnings.append(note)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         sys.stdout.flush()
-    elif result.error and not result.ok:
-        print(f"cc-executor exec: {result.error}", file=sys.stderr)
+    else:
+        from cc_executor._text import inert
+
+        for warning in dict.fromkeys(result.warnings):
+            print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
+        if result.error and not result.ok:
+            print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)

@@ -54,8 +54,7 @@ def main(args: argparse.Namespace) -> int:
             else run_options(vars(args))
         )
     except ValueError as exc:
-        print(f"cc-executor run: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(args, exc)
     if early is not None:
         launched, held = early.launched, early.held
     else:
@@ -165,8 +164,7 @@ def _run(
     except (TypeError, ValueError) as exc:
         if view:
             view.close()
-        print(f"cc-executor run: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(args, exc)
     if view:
         view.close()
     if note:
@@ -174,13 +172,19 @@ def _run(
     if args.json:
         sys.stdout.flush()
         write_json_line(sys.stdout.buffer, result.to_dict())
-    else:
-        if result.result:
-            text = result.result if not sys.stdout.isatty() else inert(result.result)
-            sys.stdout.flush()
-            write_text(sys.stdout.buffer, text)
-            if not text.endswith("\n"):
-                sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+        return exit_code_for(result)
+    answer = answer_text(result)
+    if answer:
+        text = answer if not sys.stdout.isatty() else inert(answer)
+        sys.stdout.flush()
+        write_text(sys.stdout.buffer, text)
+        if not text.endswith("\n"):
+            sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+    for warning in dict.fromkeys(result.warnings):
+        print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
+    if not args.quiet:
         summary = f"{result.status}"
         if result.cost_usd is not None:
             summary += f" · ${result.cost_usd:.4f}"
@@ -188,7 +192,26 @@ def _run(
         if result.session_id:
             summary += f" · session {result.session_id}"
         print(summary, file=sys.stderr)
-        if result.error:
-            print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
-    sys.stdout.flush()
+    if result.error:
+        # Not progress: a run that failed says why even under --quiet.
+        print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def answer_text(result: RunResult) -> str:
+    """What ``run`` prints on stdout: the answer, or the partial answer of a stopped run;
+    nothing when the run failed and its "result" is the agent's own error message (an API
+    error, "Not logged in", "Prompt is too long"), which goes to stderr with the error."""
+    text = result.result or ""
+    if result.ok or result.partial or not text.strip() or not result.error:
+        return text
+    return "" if text.strip()[:200] in result.error else text
+
+
+def _usage_error(args: argparse.Namespace, exc: Exception) -> int:
+    from cc_executor._cli._args import flag_message
+    from cc_executor._cli._parser import usage_error
+
+    return usage_error(
+        "cc-executor run", flag_message(str(exc)), json_output=getattr(args, "json", False)
+    )
