@@ -300,6 +300,10 @@ def test_prompt_that_is_not_utf8_is_sent_with_a_warning(
     assert done.returncode == 0, done.stderr
     assert any("not valid UTF-8 (byte 6)" in w for w in result["warnings"])
     assert server.message_requests[-1].prompt == "plain \ufffd\ufffd bytes"
+    shown = subprocess.run(
+        [CLI, "show", result["run_id"]], capture_output=True, env=env, timeout=60, check=False
+    )
+    assert b"warning: the prompt is not valid UTF-8 (byte 6)" in shown.stdout
 
 
 def test_live_view_on_a_terminal_neutralises_escapes(

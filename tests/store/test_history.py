@@ -347,3 +347,16 @@ def test_a_data_folder_others_can_read_is_tightened_with_a_warning(cc_home: Path
     warned = [w for w in result["warnings"] if "readable by other accounts" in w]
     assert any(str(cc_home) in w and "mode 755" in w for w in warned), result["warnings"]
     assert any("history.sqlite3" in w and "mode 644" in w for w in warned), result["warnings"]
+
+
+def test_warnings_are_kept_and_shown(cc_home: Path) -> None:
+    """A run's warnings reach the history (migration 3) and ``show`` prints them."""
+    done = cc("exec", "--json", "--", "sh", "-c", "sleep 30 >/dev/null 2>&1 &")
+    result = json.loads(done.stdout)
+    warning = "1 descendant process(es) outlived the child; terminated them"
+    assert result["warnings"] == [warning]
+    shown = cc("show", result["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: {warning}" in shown.stdout
+    assert json.loads(cc("show", result["run_id"], "--json").stdout)["warnings"] == [warning]
+    assert json.loads(cc("history", "--json").stdout)[0]["warnings"] == [warning]

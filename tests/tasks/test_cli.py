@@ -338,3 +338,16 @@ def test_live_view_on_a_terminal(serve: Serve) -> None:
     assert b"\x1b]0;pwned" not in screen
     assert b"\x1b[2J y" not in screen
     assert served.prompts()[-1] == "Show x \x1b]0;pwned\x07 \x1b[2J y"  # data reaches the model
+
+
+def test_a_warning_is_printed_once(serve: Serve) -> None:
+    """A history that cannot be opened is reported by every task's run and by the list's
+    own record in the same words: the command prints it once (it printed it twice)."""
+    served = serve(Script([Rule(answers=[Reply([Text("fine")])])]))
+    (Path(served.env["CC_EXECUTOR_HOME"]) / "history.sqlite3").mkdir(parents=True)
+    write(served, "list.yaml", "tasks:\n  - id: one\n    prompt: One\n")
+    done = served.cli("tasks", "run", "list.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning: history not recorded") == 1, done.stderr
+    as_object = as_json(served.cli("tasks", "run", "list.yaml", "--json", "--quiet"))
+    assert len(as_object["warnings"]) == len(set(as_object["warnings"])) == 1

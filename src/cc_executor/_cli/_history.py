@@ -153,6 +153,7 @@ def history(args: argparse.Namespace) -> int:
 def _show_record(record: RunRecord) -> None:
     fields = record.to_dict()
     artifacts = fields.pop("artifacts")
+    warnings = fields.pop("warnings")
     for name in ("started_at", "ended_at"):
         fields[name] = _when(fields[name])
     for name, value in fields.items():
@@ -164,6 +165,8 @@ def _show_record(record: RunRecord) -> None:
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
             f"{artifact['sha256']} {artifact['path']}"
         )
+    for warning in warnings:
+        print(f"{'warning':>18}: {inert(warning)}")
 
 
 def _render_events(record: RunRecord) -> None:
@@ -233,7 +236,7 @@ CSV_FIELDS = (
     "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
     "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
     "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
-    "host", "run_dir",
+    "host", "run_dir", "warnings",
 )  # fmt: skip
 
 
@@ -259,6 +262,7 @@ def export(args: argparse.Namespace) -> int:
         for record in records:
             row = record.to_dict()
             row["argv"] = json.dumps(row["argv"])
+            row["warnings"] = json.dumps(row["warnings"])
             writer.writerow(row)
         text = buffer.getvalue()
     if args.output:

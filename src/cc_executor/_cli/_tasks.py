@@ -143,13 +143,16 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
         _err(str(exc))
         return EXIT_USAGE
     view.close()
+    # A broken history is reported by every task's run and by the list's own record, in
+    # the same words: the list keeps one copy of each warning.
+    result.warnings[:] = dict.fromkeys(result.warnings)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
         # The live table already shows every task on this terminal: only the totals then.
         _print_summary(result, sys.stdout, rows=not (view.live and sys.stdout.isatty()))
     for warning in result.warnings:
-        _err(f"warning: {warning}")
+        _err(f"warning: {inert(warning)}")
     if not result.ok:
         _err(f"resume with: cc-executor tasks resume {result.list_id}")
     sys.stdout.flush()

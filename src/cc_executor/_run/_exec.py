@@ -10,7 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
-from cc_executor._store import Recorder, RunRecord, finish_process_record, redact_argv
+from cc_executor._store import (
+    Recorder,
+    RunRecord,
+    finish_process_record,
+    redact_argv,
+    redact_text,
+)
 
 
 async def run_command(
@@ -53,6 +59,7 @@ async def run_command(
         result = await process.wait()
     finally:
         await process.aclose()
+    record.warnings = [redact_text(w) for w in dict.fromkeys(result.warnings)]
     await asyncio.to_thread(recorder.finish, finish_process_record(record, result))
     await asyncio.to_thread(recorder.close)
     result.warnings.extend(recorder.warnings)

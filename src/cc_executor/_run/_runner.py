@@ -471,6 +471,7 @@ class _Run:
         record.result_preview = preview(result.result)
         record.error = redact_text(result.error) if result.error else None
         record.model = result.model or record.model
+        record.warnings = [redact_text(w) for w in dict.fromkeys(result.warnings)]
         record.artifacts = self._receipts(result.process)
         self._record_finished = True
         await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))

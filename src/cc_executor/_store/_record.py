@@ -97,6 +97,7 @@ class RunRecord:
     opening of the store found it. ``supervisor_pid``/``supervisor_started`` and
     ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
     processes without trusting a PID alone. ``artifacts`` are the receipts.
+    ``warnings``: the run's warnings as its result had them when it ended (redacted).
     """
 
     id: str
@@ -129,6 +130,7 @@ class RunRecord:
     tree_token: str | None = None
     model: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

@@ -69,6 +69,10 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_agent_started ON runs (agent, started_at);
     CREATE INDEX runs_parent ON runs (parent_id);
     """,
+    # 3: the run's warnings (a JSON list of strings), kept for ``show``.
+    """
+    ALTER TABLE runs ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -77,7 +81,7 @@ _COLUMNS = (
     "ended_at", "status", "exit_code", "signal", "session_id", "cost_usd", "input_tokens",
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
-    "model", "artifacts",
+    "model", "artifacts", "warnings",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -86,7 +90,7 @@ def _row_values(record: RunRecord) -> list[Any]:
     values = []
     for column in _COLUMNS:
         value = getattr(record, column)
-        if column == "argv":
+        if column in ("argv", "warnings"):
             value = json.dumps(value)
         elif column == "artifacts":
             value = json.dumps([a.to_dict() for a in value])
@@ -97,6 +101,7 @@ def _row_values(record: RunRecord) -> list[Any]:
 def _record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     data["argv"] = json.loads(data.get("argv") or "[]")
+    data["warnings"] = json.loads(data.get("warnings") or "[]")
     data["artifacts"] = [Artifact(**a) for a in json.loads(data.get("artifacts") or "[]")]
     return RunRecord(**{k: data[k] for k in _COLUMNS if k in data})
 
