@@ -360,3 +360,74 @@ def test_warnings_are_kept_and_shown(cc_home: Path) -> None:
     assert f"warning: {warning}" in shown.stdout
     assert json.loads(cc("show", result["run_id"], "--json").stdout)["warnings"] == [warning]
     assert json.loads(cc("history", "--json").stdout)[0]["warnings"] == [warning]
+
+
+def test_history_commands_refuse_bad_input_on_one_line(cc_home: Path, tmp_path: Path) -> None:
+    """Bad values are usage errors naming the flag; export to a missing folder or to a
+    folder is one line, not a traceback."""
+    for args, says in (
+        (["history", "--kind", "foo"], "argument --kind: invalid choice: 'foo'"),
+        (["history", "--status", "bogus"], "argument --status: invalid choice: 'bogus'"),
+        (["verify", "--last", "0"], "argument --last: must be at least 1, got 0"),
+        (["verify", "--last", "-1"], "argument --last: must be at least 1, got -1"),
+    ):
+        done = cc(*args)
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr
+        assert done.stderr.count("\n") == 1
+    cc("exec", "--", "true", check=True)
+    for target, reason in (
+        (tmp_path / "missing" / "out.json", "its folder does not exist"),
+        (tmp_path, "it is a folder"),
+    ):
+        done = cc("export", "--output", str(target))
+        assert done.returncode == 1
+        assert done.stderr == f"cc-executor export: cannot write {target}: {reason}\n"
+
+
+def test_history_says_whether_it_is_empty_or_nothing_matched(cc_home: Path) -> None:
+    assert cc("history").stdout == "no runs recorded yet\n"
+    cc("exec", "--", "true", check=True)
+    assert cc("history", "--kind", "run").stdout == "no runs match\n"
+    assert cc("history", "--status", "failed").stdout == "no runs match\n"
+
+
+def test_an_ambiguous_prefix_names_candidates(cc_home: Path) -> None:
+    store = open_store()
+    for suffix in ("a", "b", "c", "d", "e"):
+        store.start(RunRecord(id=f"01prefix{suffix}", kind="exec", started_at=1.0))
+    store.close()
+    done = cc("show", "01prefix")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "cc-executor show: run id prefix '01prefix' is ambiguous: it matches 01prefixa, "
+        "01prefixb, 01prefixc, ... (give more of the id)\n"
+    )
+
+
+def test_show_events_of_an_interrupted_run_shows_its_partial_transcript(
+    cc_home: Path, tmp_path: Path
+) -> None:
+    """A run that never ended has no receipts; the event log it was writing is shown."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "stdout.log").write_text(
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {"id": "m1", "content": [{"type": "text", "text": "half done"}]},
+            }
+        )
+        + "\n"
+    )
+    store = open_store()
+    store.start(
+        RunRecord(
+            id="01interrupted", kind="run", status=INTERRUPTED, run_dir=str(run_dir), started_at=1.0
+        )
+    )
+    store.close()
+    done = cc("show", "01interrupted", "--events")
+    assert done.returncode == 0, done.stderr
+    assert "(the run did not end: interrupted; the transcript so far)" in done.stdout
+    assert "assistant: half done" in done.stdout

@@ -46,15 +46,41 @@ def since(text: str) -> float:
     return moment.timestamp()
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (``verify --last``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+#: What ``history --kind`` accepts: the kinds of run the history records.
+KINDS = ("run", "exec", "tasks")
+
+
+def _statuses() -> tuple[str, ...]:
+    from cc_executor._status import Status
+
+    return tuple(s.value for s in Status if s is not Status.USAGE_ERROR)
+
+
 def add_parsers(sub: Any) -> None:
     """Register the history commands on the subcommand set ``sub``."""
     p = sub.add_parser(
         "history", help="list past runs", description="List past runs, newest first."
     )
-    p.add_argument("--status", help="only runs with this status (ok, failed, timeout, ...)")
+    p.add_argument(
+        "--status",
+        choices=_statuses(),
+        metavar="STATUS",
+        help="only runs with this status: " + ", ".join(_statuses()),
+    )
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
     p.add_argument("--agent", help="only runs of this agent (claude)")
-    p.add_argument("--kind", help="only runs of this kind (exec, run)")
+    p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
@@ -80,7 +106,9 @@ def add_parsers(sub: Any) -> None:
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="RUN_ID")
-    target.add_argument("--last", type=int, metavar="N", help="the N most recent runs")
+    target.add_argument(
+        "--last", type=positive, metavar="N", help="the N most recent runs (N >= 1)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=verify_runs)
 
@@ -126,13 +154,14 @@ def history(args: argparse.Namespace) -> int:
                 limit=args.limit,
             )
         )
+        empty = not records and store.count() == 0
     finally:
         store.close()
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
     if not records:
-        print("no runs recorded yet" if args.status is None else "no matching runs")
+        print("no runs recorded yet" if empty else "no runs match")
         return 0
     header = (
         f"{'RUN ID':<26}  {'STARTED':<19}  {'KIND':<5}  {'STATUS':<13}  {'TIME':>8}  "
@@ -182,6 +211,15 @@ def _render_events(record: RunRecord) -> None:
     )
 
     log = next((a.path for a in record.artifacts if a.name in ("events", "stdout")), None)
+    if log is None and record.run_dir:
+        # No receipts: the run never ended (interrupted, or still running); the log it was
+        # writing is in its folder, as far as it got.
+        from pathlib import Path
+
+        partial = Path(record.run_dir) / "stdout.log"
+        if partial.is_file():
+            log = str(partial)
+            print(f"(the run did not end: {record.status}; the transcript so far)")
     if log is None:
         print("(no event log recorded)")
         return
@@ -266,8 +304,15 @@ def export(args: argparse.Namespace) -> int:
             writer.writerow(row)
         text = buffer.getvalue()
     if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as exc:
+            reason = "it is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror
+            if isinstance(exc, FileNotFoundError):
+                reason = "its folder does not exist"
+            print(f"cc-executor export: cannot write {args.output}: {reason}", file=sys.stderr)
+            return 1
         print(f"exported {len(records)} runs to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -248,10 +248,16 @@ class SQLiteStore:
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows and len(run_id) >= 6:
             rows = self._read(
-                "SELECT * FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff")
+                "SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 4",
+                (run_id, run_id + "\uffff"),
             )
             if len(rows) > 1:
-                raise HistoryError(f"run id prefix {run_id!r} is ambiguous")
+                some = ", ".join(row["id"] for row in rows[:3])
+                more = ", ..." if len(rows) > 3 else ""
+                raise HistoryError(
+                    f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
+                    "(give more of the id)"
+                )
         return _record(rows[0]) if rows else None
 
     def query(self, query: Query) -> list[RunRecord]:
