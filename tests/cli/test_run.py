@@ -430,6 +430,20 @@ def test_unknown_claude_path_is_reported_not_launched(
     assert "Claude Code not found at" in result["error"]
 
 
+def test_a_claude_that_is_not_executable_says_so(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    _, env, work = served
+    plain = tmp_path / "claude"
+    plain.write_text("#!/bin/sh\n")
+    done = cc({**env, "CC_EXECUTOR_CLAUDE": str(plain)}, "hi", "--cwd", str(work), "--json")
+    assert done.returncode == 125
+    assert json.loads(done.stdout)["error"] == (
+        f"Claude Code at {plain} (from CC_EXECUTOR_CLAUDE) is not executable: chmod +x it, "
+        "or point CC_EXECUTOR_CLAUDE at the executable"
+    )
+
+
 def test_closed_stdout_is_not_a_traceback(
     served: tuple[ModelServer, dict[str, str], Path],
 ) -> None:

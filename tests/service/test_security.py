@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -255,3 +256,19 @@ async def test_a_queued_runs_folder_is_checked_again_as_it_starts(
     assert "refused at the start" in events[-1]["error"]
     assert "outside the allowed directories" in events[-1]["error"]
     assert not (outside / "ran").exists()
+
+
+def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
+    """The first start shows the new token once; every later start names its file."""
+    said = []
+    for _ in range(2):
+        service = launch(cc_home, root)
+        assert service.proc.stderr is not None
+        service.proc.send_signal(signal.SIGTERM)
+        service.proc.wait(30)
+        said.append(service.proc.stderr.read())
+        service.stop()
+    path = cc_home / "service-token"
+    assert f"new bearer token (stored in {path}, shown only this once)" in said[0]
+    assert f"bearer token in {path}" in said[1]
+    assert path.read_text().strip() not in said[1]

@@ -66,6 +66,10 @@ def _issue(text: str) -> int | str:
 def _fix(text: str) -> Any:
     from cc_executor.notify import Fix
 
+    _issue, colon, description = text.partition(":")
+    if not colon or not description.strip():
+        # A fix without its description tells the receiver nothing it can check.
+        raise argparse.ArgumentTypeError(f"expected 'ID: description', got {text!r}")
     try:
         return Fix.parse(text)
     except ValueError as exc:

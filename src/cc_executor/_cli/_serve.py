@@ -140,6 +140,13 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
                 file=sys.stderr,
                 flush=True,
             )
+        else:
+            print(
+                f"cc-executor {args.command}: bearer token in {token_path()} (send it as "
+                "'Authorization: Bearer TOKEN')",
+                file=sys.stderr,
+                flush=True,
+            )
     hosts = list(args.allow_host)
     if not is_loopback(args.host) and args.host not in ("0.0.0.0", "::"):  # noqa: S104
         hosts.append(args.host)

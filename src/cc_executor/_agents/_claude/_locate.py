@@ -54,6 +54,11 @@ def locate_claude(
         if value:
             if os.path.isfile(value) and os.access(value, os.X_OK):
                 return os.path.abspath(value)
+            if os.path.isfile(value):
+                raise ClaudeNotFound(
+                    f"Claude Code at {value} (from {source}) is not executable: "
+                    f"chmod +x it, or point {source} at the executable"
+                )
             raise ClaudeNotFound(
                 f"Claude Code not found at {value} (from {source}); {INSTALL_HINT}"
             )
