@@ -860,3 +860,37 @@ async def test_a_used_run_id_is_refused_before_anything_runs(bed: Any) -> None:
         store.close()
     assert record is not None
     assert record.status == "ok"
+
+
+async def test_files_changed_by_bash_are_listed_in_a_git_repository(bed: Any) -> None:
+    """``files``: the tool events, plus what ``git status`` shows changed during the run
+    (a Bash command's file); a file already changed before the run is not listed."""
+    import subprocess
+
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": "mkdir -p gen && echo x > gen/made.txt"})]),
+                    Reply([ToolUse("Write", {"file_path": "note.txt", "content": "n\n"})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        subprocess.run(["git", "init", "-q", str(b.workdir)], check=True)
+        (b.workdir / "untouched.txt").write_text("there before the run\n")
+        result = await run("make files", allowed_tools=["Bash", "Write"], **b.options())
+        assert result.status is RunStatus.OK, result.error
+        made = b.workdir / "gen" / "made.txt"
+        assert made.read_text() == "x\n"
+        assert sorted(result.files) == sorted([str(b.workdir / "note.txt"), str(made)])
+        # Outside git: the tool events only.
+        outside = b.workdir.parent / "plain"
+        outside.mkdir()
+        plain = await run(
+            "make files", allowed_tools=["Bash", "Write"], **{**b.options(), "cwd": str(outside)}
+        )
+        assert (outside / "gen" / "made.txt").is_file()
+        assert plain.files == [str(outside / "note.txt")]

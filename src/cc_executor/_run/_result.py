@@ -24,7 +24,10 @@ class RunResult:
     be resumed (``resume=session_id``). ``error`` is specific (API status, stderr tail, the
     limit that stopped it). ``event_log`` is the CLI's full stream-json output;
     ``process`` is the supervised process of the last attempt. ``cost_usd`` is the sum over
-    the attempts that reported a cost, None when none did.
+    the attempts that reported a cost, None when none did. ``files``: the absolute paths
+    the agent's file tools (Write, Edit, ...) changed, plus, when the cwd is inside a git
+    work tree, those whose ``git status`` changed during the run (what a Bash command
+    wrote); outside git, the tool events only.
     """
 
     run_id: str

@@ -149,6 +149,59 @@ class _AttemptState:
         return join_texts([*self.texts, *("".join(parts) for parts in self.streaming.values())])
 
 
+#: Seconds one ``git`` call may take for the file-change snapshot before it is given up.
+GIT_TIMEOUT_S = 10.0
+
+
+class _GitUnavailable(Exception):
+    """The snapshot could not be taken in a git work tree (a warning, never a failure)."""
+
+
+def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | None:
+    """``(top level, {absolute path: porcelain status})`` of the git work tree holding
+    ``cwd``: its changed and untracked files. None when ``cwd`` is in no work tree (or git
+    is not installed); :class:`_GitUnavailable` when git failed or took too long there."""
+    import shutil
+    import subprocess
+
+    executable = shutil.which("git")
+    if executable is None:
+        return None  # no git: as outside a repository
+
+    def git(*args: str) -> bytes | None:
+        try:
+            done = subprocess.run(
+                [executable, "-C", cwd, *args],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=GIT_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise _GitUnavailable(f"git {args[0]} took over {GIT_TIMEOUT_S:g} s") from None
+        except OSError:
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    root = os.fsdecode(top.strip())
+    listing = git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    if listing is None:
+        raise _GitUnavailable("git status failed")
+    entries: dict[str, str] = {}
+    records = iter(listing.split(b"\0"))
+    for entry in records:
+        if len(entry) < 4:
+            continue
+        code = entry[:2].decode("ascii", "replace")
+        entries[os.path.join(root, os.fsdecode(entry[3:]))] = code
+        if "R" in code or "C" in code:
+            next(records, None)  # the source path of a rename or copy
+    return root, entries
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -384,9 +437,16 @@ class _Run:
             with contextlib.suppress(OSError):
                 os.unlink(self.run_dir / "stdout.log")
             self._save_prompt()
-        first = await self._attempt(1, argv)
+        # Taken beside the first attempt, not before it: the CLI's start is not delayed,
+        # and it boots for far longer than git takes before it can change a file.
+        before = asyncio.ensure_future(asyncio.to_thread(git_snapshot, self.cwd))
+        try:
+            first = await self._attempt(1, argv)
+        except BaseException:
+            before.cancel()
+            raise
         if not self._should_retry(first) or opts.retries == 0:
-            return await self._recorded(self._result(first))
+            return await self._recorded(await self._with_git_files(self._result(first), before))
         from cc_executor._run._retry import retried  # only now: tenacity costs 5 ms
 
         numbers = iter(range(2, opts.retries + 2))
@@ -428,7 +488,29 @@ class _Run:
                 f"cancelled while waiting to retry (after attempt {final.number}, which "
                 f"failed: {result.error})"
             )
-        return await self._recorded(result)
+        return await self._recorded(await self._with_git_files(result, before))
+
+    async def _with_git_files(
+        self, result: RunResult, before: asyncio.Future[tuple[str, dict[str, str]] | None]
+    ) -> RunResult:
+        """Add to ``result.files`` what ``git status`` shows changed during the run (a Bash
+        command's files, which no tool event names), when the cwd is in a git work tree. A
+        file that was already changed before the run and changed again is not seen."""
+        try:
+            start = await before
+            end = await asyncio.to_thread(git_snapshot, self.cwd) if start else None
+        except _GitUnavailable as exc:
+            result.warnings.append(f"files changed outside tool calls not listed: {exc}")
+            return result
+        if start is None or end is None:
+            return result
+        for path, code in end[1].items():
+            if start[1].get(path) != code and path not in result.files:
+                result.files.append(path)
+        for path in start[1].keys() - end[1].keys():
+            if path not in result.files:  # reverted or deleted during the run
+                result.files.append(path)
+        return result
 
     async def _back_off(self, delay: float, failed: _Attempt) -> None:
         """Wait ``delay`` s before the next attempt; at once when a stop is requested.
