@@ -61,7 +61,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="print exactly one JSON object with the result on stdout, nothing else",
     )
-    p.add_argument("command", nargs=REMAINDER, metavar="-- CMD [ARG...]")
+    p.add_argument(
+        "command",
+        nargs=REMAINDER,
+        metavar="-- CMD [ARG...]",
+        help="the command and its arguments, after --",
+    )
     p.set_defaults(handler=run)
 
 

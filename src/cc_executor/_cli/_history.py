@@ -81,20 +81,22 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
     p.add_argument("--agent", help="only runs of this agent (claude)")
     p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs")
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
 
     p = sub.add_parser("show", help="show one run", description="Show one run's record.")
     p.add_argument("run_id", metavar="RUN_ID", help="the id or a unique prefix (6+ chars)")
     p.add_argument("--events", action="store_true", help="render the transcript")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the record as one JSON object")
     p.set_defaults(handler=show)
 
     p = sub.add_parser("export", help="export the history as JSON or CSV")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="output format")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
-    p.add_argument("--since", type=since, metavar="WHEN")
+    p.add_argument(
+        "--since", type=since, metavar="WHEN", help="only runs since then: 2h, 7d, 2026-11-24"
+    )
     p.set_defaults(handler=export)
 
     p = sub.add_parser(
@@ -105,15 +107,21 @@ def add_parsers(sub: Any) -> None:
         "completed, and is unaltered.",
     )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    target.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the id or a unique prefix")
     target.add_argument(
         "--last", type=positive, metavar="N", help="the N most recent runs (N >= 1)"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(handler=verify_runs)
 
     p = sub.add_parser("prune", help="delete old runs and their files")
-    p.add_argument("--older-than", type=duration, required=True, metavar="DURATION")
+    p.add_argument(
+        "--older-than",
+        type=duration,
+        required=True,
+        metavar="DURATION",
+        help="delete runs started longer ago than this: 30m, 12h, 7d, 2w",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.set_defaults(handler=prune)
 

@@ -107,7 +107,14 @@ def add_parser(sub: Any) -> None:
         help="the sending project (default: the git top level of the current directory)",
     )
     p.add_argument("--type", choices=_TYPES, default="issue_fixed", help="(issue_fixed)")
-    p.add_argument("--issue", action="append", type=_issue, default=[], metavar="ID")
+    p.add_argument(
+        "--issue",
+        action="append",
+        type=_issue,
+        default=[],
+        metavar="ID",
+        help="an issue the message is about; repeat for several",
+    )
     p.add_argument(
         "--fix",
         action="append",
@@ -116,7 +123,7 @@ def add_parser(sub: Any) -> None:
         metavar="'ID: DESCRIPTION'",
         help="a fix (issue_fixed only); repeat for several",
     )
-    p.add_argument("--message", metavar="TEXT")
+    p.add_argument("--message", metavar="TEXT", help="free text for the receiver")
     p.add_argument(
         "--verify-step",
         action="append",
@@ -136,8 +143,15 @@ def add_parser(sub: Any) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: given before the action or after it, the option keeps its value.
-    common.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--project",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the project (default: the enclosing git work tree)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
     p = sub.add_parser(
         "inbox",
         help="list, show, acknowledge or watch this project's inbox",
@@ -171,7 +185,7 @@ def add_parser(sub: Any) -> None:
         "an 'ack' message into PATH's inbox; the path must be given here: a path inside the "
         "message is shown, never used.",
     )
-    q.add_argument("id", metavar="ID")
+    q.add_argument("id", metavar="ID", help="file name, without extension, or unique prefix")
     q.add_argument("--reply", action="store_true", help="reply with an ack (needs --reply-to)")
     q.add_argument("--reply-to", metavar="PATH", help="the sender's project folder, confirmed")
     q.add_argument("--message", metavar="TEXT", help="text of the ack")

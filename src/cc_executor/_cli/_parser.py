@@ -28,6 +28,41 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
         return super()._get_help_string(action)
 
 
+#: An example or two per command, shown at the end of its ``--help`` (a test holds every
+#: command to having one).
+EXAMPLES = {
+    "cc-executor": "cc-executor run 'Summarise README.md'\n"
+    "cc-executor exec --timeout 60 -- make test",
+    "cc-executor run": "cc-executor run 'Summarise README.md' --timeout 300\n"
+    "git diff | cc-executor run - --json --quiet\n"
+    "cc-executor run 'Fix the failing test' --allowed-tools Edit,Bash --max-turns 20",
+    "cc-executor exec": "cc-executor exec --timeout 60 -- make test\n"
+    "cc-executor exec --json --idle-timeout 30 -- ./slow-script.sh",
+    "cc-executor tasks": "cc-executor tasks run tasks.md\ncc-executor tasks resume 01JD3",
+    "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5",
+    "cc-executor tasks resume": "cc-executor tasks resume 01JD3",
+    "cc-executor tasks validate": "cc-executor tasks validate tasks.yaml --json",
+    "cc-executor tasks show": "cc-executor tasks show 01JD3 --json",
+    "cc-executor history": "cc-executor history --status failed --since 7d",
+    "cc-executor show": "cc-executor show 01JD3K --events",
+    "cc-executor export": "cc-executor export --format csv --output runs.csv --since 30d",
+    "cc-executor verify": "cc-executor verify --last 10\ncc-executor verify 01JD3K --json",
+    "cc-executor prune": "cc-executor prune --older-than 30d --dry-run",
+    "cc-executor doctor": "cc-executor doctor --json",
+    "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
+    "cc-executor mcp": "cc-executor mcp\ncc-executor mcp --transport http --port 8766",
+    "cc-executor notify": "cc-executor notify --to ../other --issue 12 --fix '12: parser "
+    "accepts CRLF'",
+    "cc-executor inbox": "cc-executor inbox\ncc-executor inbox ack ID --reply-to ../other",
+    "cc-executor inbox list": "cc-executor inbox list --json",
+    "cc-executor inbox show": "cc-executor inbox show ID --verify-runs",
+    "cc-executor inbox ack": "cc-executor inbox ack ID --reply-to ../other",
+    "cc-executor inbox watch": "cc-executor inbox watch --timeout 600 --max-events 1",
+    "cc-executor testing": "cc-executor testing serve --script SCRIPT.json",
+    "cc-executor testing serve": "cc-executor testing serve --script SCRIPT.json",
+}
+
+
 class Parser(argparse.ArgumentParser):
     """:class:`argparse.ArgumentParser` with the errors described in the module's
     docstring. ``json_errors`` (set on a subclass by :func:`parser_class`): a usage error
@@ -38,6 +73,10 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
+        if self.epilog is None and self.prog in EXAMPLES:
+            self.epilog = "examples:\n" + "\n".join(
+                f"  {line}" for line in EXAMPLES[self.prog].splitlines()
+            )
 
     def error(self, message: str) -> NoReturn:
         """Report ``message`` on one line (and as JSON under ``--json``), exit 2."""

@@ -105,7 +105,12 @@ def add_parser(sub: Any) -> None:
         "wait_run waits up to 50 s with progress notifications, get_run/cancel_run/"
         "list_runs/verify_run. Over HTTP the same token, Host and Origin rules apply.",
     )
-    m.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    m.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio for a client that starts the server, http to listen on --host/--port",
+    )
     _common(m)
     m.set_defaults(handler=mcp)
 

@@ -48,11 +48,11 @@ def add_parser(sub: Any) -> None:
     _run_options(resume)
     resume.set_defaults(handler=_resume)
     validate = actions.add_parser("validate", help="check a task list file; run nothing")
-    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("file", metavar="FILE", help="a .md, .yaml, .yml or .json task list")
     validate.add_argument("--json", action="store_true", help="print the normalized spec")
     validate.set_defaults(handler=_validate)
     show = actions.add_parser("show", help="the state or outcome of a list run")
-    show.add_argument("list_id", metavar="ID")
+    show.add_argument("list_id", metavar="ID", help="the list run's id (or a unique prefix)")
     show.add_argument("--json", action="store_true", help="print exactly one JSON object")
     show.set_defaults(handler=_show)
 
