@@ -104,10 +104,6 @@ def exit_code_for(result: ProcessResult) -> int:
     return 1
 
 
-class _BadArgument(ValueError):
-    """An argument of ``exec`` the engine refused (a usage error)."""
-
-
 def run(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor exec``."""
     import asyncio
@@ -145,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"cc-executor exec: {note}", file=sys.stderr)
 
-    async def main() -> ProcessResult:
+    async def main() -> ProcessResult | None:
         loop = asyncio.get_running_loop()
         try:
             proc = SupervisedProcess(
@@ -160,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 events=not args.json,
             )
         except ValueError as exc:
-            raise _BadArgument(str(exc)) from None
+            refused.append(str(exc))  # an argument the engine refused: a usage error
+            return None
         stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop() -> None:
@@ -182,14 +179,14 @@ def run(args: argparse.Namespace) -> int:
 
         return await run_command(proc, on_output=None if args.json else stream, chunks=True)
 
-    try:
-        result = asyncio.run(main())
-    except _BadArgument as exc:
+    refused: list[str] = []
+    result = asyncio.run(main())
+    if result is None:
         from cc_executor._cli._parser import usage_error
 
         # The engine names its arguments as the API does (idle_timeout): say the flag.
         message = re.sub(
-            r"^[a-z_]+", lambda m: "--" + m.group(0).replace("_", "-"), str(exc), count=1
+            r"^[a-z_]+", lambda m: "--" + m.group(0).replace("_", "-"), refused[0], count=1
         )
         return usage_error("cc-executor exec", message, json_output=args.json)
     if note:

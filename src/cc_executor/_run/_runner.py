@@ -153,14 +153,10 @@ class _AttemptState:
 GIT_TIMEOUT_S = 10.0
 
 
-class _GitUnavailable(Exception):
-    """The snapshot could not be taken in a git work tree (a warning, never a failure)."""
-
-
-def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | None:
+def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
     """``(top level, {absolute path: porcelain status})`` of the git work tree holding
     ``cwd``: its changed and untracked files. None when ``cwd`` is in no work tree (or git
-    is not installed); :class:`_GitUnavailable` when git failed or took too long there."""
+    is not installed); a string saying why when git failed or took too long there."""
     import shutil
     import subprocess
 
@@ -168,7 +164,7 @@ def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | None:
     if executable is None:
         return None  # no git: as outside a repository
 
-    def git(*args: str) -> bytes | None:
+    def git(*args: str) -> bytes | str | None:
         try:
             done = subprocess.run(
                 [executable, "-C", cwd, *args],
@@ -178,18 +174,18 @@ def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | None:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise _GitUnavailable(f"git {args[0]} took over {GIT_TIMEOUT_S:g} s") from None
+            return f"git {args[0]} took over {GIT_TIMEOUT_S:g} s"
         except OSError:
             return None
         return done.stdout if done.returncode == 0 else None
 
     top = git("rev-parse", "--show-toplevel")
-    if top is None:
-        return None
+    if not isinstance(top, bytes):
+        return top
     root = os.fsdecode(top.strip())
     listing = git("status", "--porcelain=v1", "-z", "--untracked-files=all")
-    if listing is None:
-        raise _GitUnavailable("git status failed")
+    if not isinstance(listing, bytes):
+        return listing or "git status failed"
     entries: dict[str, str] = {}
     records = iter(listing.split(b"\0"))
     for entry in records:
@@ -491,18 +487,20 @@ class _Run:
         return await self._recorded(await self._with_git_files(result, before))
 
     async def _with_git_files(
-        self, result: RunResult, before: asyncio.Future[tuple[str, dict[str, str]] | None]
+        self,
+        result: RunResult,
+        before: asyncio.Future[tuple[str, dict[str, str]] | str | None],
     ) -> RunResult:
         """Add to ``result.files`` what ``git status`` shows changed during the run (a Bash
         command's files, which no tool event names), when the cwd is in a git work tree. A
         file that was already changed before the run and changed again is not seen."""
-        try:
-            start = await before
-            end = await asyncio.to_thread(git_snapshot, self.cwd) if start else None
-        except _GitUnavailable as exc:
-            result.warnings.append(f"files changed outside tool calls not listed: {exc}")
+        start = await before
+        end = await asyncio.to_thread(git_snapshot, self.cwd) if isinstance(start, tuple) else None
+        problem = next((s for s in (start, end) if isinstance(s, str)), None)
+        if problem is not None:
+            result.warnings.append(f"files changed outside tool calls not listed: {problem}")
             return result
-        if start is None or end is None:
+        if not isinstance(start, tuple) or not isinstance(end, tuple):
             return result
         for path, code in end[1].items():
             if start[1].get(path) != code and path not in result.files:
