@@ -201,7 +201,7 @@ def refusals(root: Path) -> list[tuple[str, dict[str, Any], str]]:
             "start_run",
             {"prompt": "x", "cwd": str(root)},
             "invalid_request: unknown argument(s) of start_run: cwd (known: prompt, options); "
-            "run options such as cwd go inside options",
+            "run options (cwd) go inside options",
         ),
         (
             "start_run",

@@ -117,9 +117,9 @@ class _Server(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> Any:
-        known = self._arguments.get(name)
-        unknown = sorted(set(arguments) - set(known)) if known is not None else []
-        if known is not None and unknown:
+        known = self._arguments.get(name, ())
+        unknown = sorted(set(arguments) - set(known)) if known else []
+        if unknown:
             return _refusal(str(_fail(InvalidRequest(_unknown_arguments(name, unknown, known)))))
         try:
             return await super().call_tool(name, arguments, context)
@@ -134,8 +134,9 @@ class _Server(MCPServer[Any]):
 
 def _unknown_arguments(tool: str, unknown: list[str], known: tuple[str, ...]) -> str:
     message = f"unknown argument(s) of {tool}: {', '.join(unknown)} (known: {', '.join(known)})"
-    if "options" in known and set(unknown) & set(options_json_schema()["properties"]):
-        message += "; run options such as cwd go inside options"
+    misplaced = [u for u in unknown if u in RunOptions.by_name]
+    if "options" in known and misplaced:
+        message += f"; run options ({', '.join(misplaced)}) go inside options"
     return message
 
 
