@@ -10,8 +10,8 @@ import pytest
 from cc_executor import RunOptions
 from cc_executor._run._options import SERVER_ONLY
 from cc_executor._run._options_schema import options_json_schema
+from cc_executor.tasks._fields import DEFAULT_KEYS, LIST_KEYS, TASK_KEYS
 from cc_executor.tasks._schema import task_list_json_schema
-from cc_executor.tasks._spec import DEFAULT_KEYS, LIST_KEYS, TASK_KEYS
 
 
 def valid(schema: dict[str, Any], value: Any) -> bool:

@@ -32,13 +32,13 @@ from cc_executor._errors import ToolFailure as ToolFailure
 from cc_executor._run._options import RunOptions
 from cc_executor._run._options_schema import options_json_schema
 from cc_executor._service._manager import (
-    SERVER_ONLY_OPTIONS,
     InvalidRequest,
     NotFound,
     RunManager,
     ServiceError,
     Unavailable,
 )
+from cc_executor._service._policy import SERVER_ONLY_OPTIONS
 from cc_executor._service._security import Guard, SecurityPolicy
 from cc_executor._version import __version__
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from cc_executor._run._options import RunOptions
 from cc_executor._run._options_schema import options_json_schema
-from cc_executor.tasks._spec import DEFAULT_KEYS, LIST_KEYS, ON_ERROR, TASK_KEYS
+from cc_executor.tasks._fields import DEFAULT_KEYS, LIST_KEYS, ON_ERROR, TASK_KEYS
 
 _NAMES = {"type": ["array", "string"], "items": {"type": "string"}}
 
