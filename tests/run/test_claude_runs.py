@@ -421,7 +421,10 @@ async def test_prompt_over_the_assumed_window_is_a_specific_error(bed: Any) -> N
         result = await run(prompt, **b.options())
         requests = b.server.message_requests
     assert result.process is not None
-    assert result.process.stdin_bytes_written == len(prompt)
+    # The whole prompt reached the CLI: its stdin is the saved prompt file (issue 18: not
+    # a pipe fed by the event loop), all 5 MiB of it.
+    assert result.run_dir is not None
+    assert (Path(result.run_dir) / "prompt.txt").stat().st_size == len(prompt)
     assert requests == []  # refused by the CLI itself
     assert result.status is RunStatus.ERROR
     assert (result.error or "").startswith("Prompt is too long: Claude Code refused the prompt")
