@@ -318,7 +318,8 @@ class ListRun:
         record.artifacts = [receipt] if receipt is not None else []
         self.recorder.finish(record)
         self.recorder.close()
-        result.warnings.extend(self.recorder.warnings)
+        # The list's recorder meets the same broken history as its tasks' runs did: once.
+        result.warnings.extend(w for w in self.recorder.warnings if w not in result.warnings)
 
     # ---------------------------------------------------------------- one task
 
