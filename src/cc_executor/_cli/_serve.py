@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from cc_executor._cli._args import add_run_defaults, run_defaults
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from cc_executor._service._security import SecurityPolicy
 
 DEFAULT_PORT = 8765
+#: Defaults of --header-timeout and --max-connections (``_service/_connections.py`` says why).
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 256
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
 
@@ -84,7 +88,36 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
     )
+    p.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that has not sent a complete request head within SECONDS "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections held at once; beyond it the one waiting longest for a request is "
+        f"closed, or the new one refused with 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
     add_run_defaults(p, _RUN_DEFAULTS)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    return parse
 
 
 def add_parser(sub: Any) -> None:
@@ -183,7 +216,9 @@ def _bind(host: str, port: int) -> socket.socket:
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every response on a kept-alive connection waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -197,12 +232,20 @@ def _url(sock: socket.socket) -> str:
 
 
 async def _serve_app(
-    app: Any, sock: socket.socket, max_message: int, *, lifespan: Literal["on", "off"] = "off"
+    app: Any,
+    sock: socket.socket,
+    args: argparse.Namespace,
+    max_message: int,
+    *,
+    lifespan: Literal["on", "off"] = "off",
 ) -> None:
     import uvicorn
 
+    from cc_executor._service._connections import guarded_h11
+
     config = uvicorn.Config(
         app,
+        http=guarded_h11(args.header_timeout, args.max_connections),
         ws="websockets-sansio",
         ws_max_size=max_message,
         log_level="warning",
@@ -254,7 +297,7 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(manager, policy)
         print(f"cc-executor serve: listening on {_url(sock)}", flush=True)
         try:
-            await _serve_app(app, sock, policy.max_message)
+            await _serve_app(app, sock, args, policy.max_message)
         finally:
             await manager.aclose()
             if manager.store is not None:
@@ -297,7 +340,7 @@ def mcp(args: argparse.Namespace) -> int:
             else:
                 print(f"cc-executor mcp: listening on {_url(sock)}/mcp", flush=True)
                 await _serve_app(
-                    streamable_app(server, policy), sock, policy.max_message, lifespan="on"
+                    streamable_app(server, policy), sock, args, policy.max_message, lifespan="on"
                 )
         finally:
             await manager.aclose()
