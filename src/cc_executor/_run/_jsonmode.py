@@ -489,9 +489,45 @@ def _shorten(message: str) -> str:
 
 
 def check_schema(schema: Any) -> None:
-    """``ValueError`` with the reason if ``schema`` is not a valid JSON Schema: checked
-    before a run starts, not after it answered."""
+    """``ValueError`` with the reason if ``schema`` is not a valid JSON Schema, or refers
+    to anything outside itself: checked before a run starts, not after it answered."""
     _compile_schema(schema)
+
+
+# The keywords that make jsonschema look a schema up by URI.
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _check_local_refs(schema: Any) -> None:
+    """``ValueError`` for the first reference that does not point inside ``schema``.
+
+    Only ``#...`` references (``#/$defs/...``, ``#/definitions/...``, ``#anchor``) are
+    resolved: an ``http(s)://`` or ``file://`` one would be fetched synchronously, without a
+    timeout, on the caller's event loop, and a file's content could end up in an error. The
+    walk keeps its own stack, so a deeply nested schema cannot exhaust Python's.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, Mapping):
+            for key in _REF_KEYWORDS:
+                ref = node.get(key)
+                if isinstance(ref, str) and not ref.startswith("#"):
+                    raise ValueError(
+                        f"invalid JSON schema: {key} {_preview(ref)} at {_json_path(path)} is "
+                        "not a reference inside the schema: only local ones (#/$defs/...) are "
+                        "resolved; remote and file references are refused"
+                    )
+            stack.extend((value, (*path, str(key))) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, (*path, i)) for i, value in enumerate(node))
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    # jsonschema's default would fetch the URI; refusing keeps validation offline.
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs-made __init__
 
 
 def _compile_schema(schema: Any) -> Any:
@@ -511,12 +547,16 @@ def _compile_schema(schema: Any) -> Any:
             "invalid JSON schema: a schema is a JSON object (or true/false), "
             f"got {type(schema).__name__}: {reprlib.repr(schema)}"
         )
+    from referencing import Registry
+
     cls = validator_for(as_dict)
     try:
         cls.check_schema(as_dict)
     except SchemaError as exc:
         raise ValueError(f"invalid JSON schema: {exc.message}") from exc
-    return cls(as_dict)
+    _check_local_refs(as_dict)
+    registry: Any = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]  # attrs
+    return cls(as_dict, registry=registry)
 
 
 def _schema_errors(validator: Any, value: Any) -> list[str]:
