@@ -442,7 +442,9 @@ class _Run:
             before.cancel()
             raise
         if not self._should_retry(first) or opts.retries == 0:
-            return await self._recorded(await self._with_git_files(self._result(first), before))
+            return await self._recorded(
+                await self._with_git_files(await self._result(first), before)
+            )
         from cc_executor._run._retry import retried  # only now: tenacity costs 5 ms
 
         numbers = iter(range(2, opts.retries + 2))
@@ -473,7 +475,7 @@ class _Run:
             sleep=lambda delay: self._back_off(delay, waiting_after),
             stopped=lambda: self.stop_requested,
         )
-        result = self._result(final)
+        result = await self._result(final)
         if self.stop_requested and result.status not in STOPPED:
             # Stopped between two attempts: cancelled, and the failure that was being
             # retried stays in the error (and api_error_status).
@@ -727,7 +729,7 @@ class _Run:
             )
         )
 
-    def _result(self, attempt: _Attempt) -> RunResult:
+    async def _result(self, attempt: _Attempt) -> RunResult:
         opts = self.options
         state, process, outcome = attempt.state, attempt.process, attempt.outcome
         final = state.result
@@ -792,17 +794,18 @@ class _Run:
                 f"{self.adapter.title} exited with code {process.exit_code} despite a clean result"
             )
         if opts.json_mode or opts.json_schema is not None:
-            self._apply_json(result, final)
+            await self._apply_json(result, final)
         return result
 
-    def _apply_json(self, result: RunResult, final: ResultEvent | None) -> None:
+    async def _apply_json(self, result: RunResult, final: ResultEvent | None) -> None:
         opts = self.options
         if final is not None and final.structured_output is not None:
             result.json = final.structured_output
             return
-        from cc_executor._run._jsonmode import extract_from_answer
+        from cc_executor._run._jsonmode import extract_from_answer_async
 
-        extraction, warning = extract_from_answer(
+        # In a thread: a huge answer takes seconds, and other runs share this event loop.
+        extraction, warning = await extract_from_answer_async(
             result.result, schema=opts.json_schema, stopped=result.partial
         )
         if warning:

@@ -45,7 +45,7 @@ from cc_executor._agents._types import (
 )
 from cc_executor._engine import run_sync as _run_coroutine_sync
 from cc_executor._errors import CCExecuteError as CCExecuteError
-from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
+from cc_executor._run._jsonmode import extract_from_answer_async, merge_json_result
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
@@ -307,7 +307,7 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
             error=result.error,
             permission_denials=[dict(d) for d in result.permission_denials],
         )
-    extraction, _ = extract_from_answer(result.result, stopped=stopped)
+    extraction, _ = await extract_from_answer_async(result.result, stopped=stopped)
     if not (stopped or denied) and not extraction.found:
         failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
         failed.error = f"json_mode: {extraction.error}"
