@@ -97,6 +97,16 @@ def test_damage_past_the_repair_limit_is_reported_as_too_large() -> None:
     ) in error
 
 
+def test_json_repair_gets_a_bounded_share_of_the_answer() -> None:
+    # Tried first (the larger): repaired into an empty object, refused, its share spent.
+    spent = "{" + " " * (MAX_REPAIR_CHARS * 7 // 10) + ",}"
+    damaged = '{"b": "' + "x" * (MAX_REPAIR_CHARS * 4 // 10) + '",}'
+    assert extract_json(damaged).repaired
+    extraction = extract_json(f"{spent}\n\n{damaged}")
+    assert not extraction.found
+    assert "2 candidate spans tried" in str(extraction.error)
+
+
 async def count_ticks(work: asyncio.Future[Any]) -> int:
     """How often another task got the event loop while ``work`` was pending."""
     ticks = 0

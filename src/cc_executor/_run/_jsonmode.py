@@ -51,9 +51,10 @@ _MAX_DEPTH = 512
 #: (at a few hundred levels), and before refusing it can take time quadratic in the span.
 _MAX_REPAIR_DEPTH = 100
 
-#: Damaged spans longer than this are not given to json_repair, whose time grows with the
-#: square of a string's length (2 MB cut off inside a string took 49 s); 100,000 chars take
-#: at most about 0.3 s. A value cut off by the end of the answer is closed at any size.
+#: json_repair is given at most this many characters per answer, all damaged spans
+#: together: its time grows with the square of a string's length (2 MB cut off inside a
+#: string took 49 s; 100,000 chars take about 0.3 s). A value cut off by the end of the
+#: answer is closed without it, at any size.
 MAX_REPAIR_CHARS = 100_000
 
 _PREVIEW_CHARS = 80
@@ -65,6 +66,7 @@ _OPENER = re.compile(r"[{\[]")
 # one, so the quote was prose, and matching goes on after it.
 _TOKEN = re.compile(r'[{}\[\]]|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?')
 _CLOSER = {"{": "}", "[": "]"}
+_JSON_ENDS = frozenset('}]"0123456789el')  # the last character of any JSON text
 _NON_SPACE = re.compile(r"\S")
 # CommonMark fence lines: at most three spaces of indent, then ``` or ~~~ or longer. The
 # leading newline is a literal prefix, which makes the search C-fast over megabytes.
@@ -266,29 +268,32 @@ def _find(text: str, *, partial: bool, salvage: bool) -> tuple[_Parsed | str, bo
     if not stripped:
         empty = "the answer is empty" if not text else "the answer is empty (whitespace only)"
         return empty, False
-    try:
-        return _Parsed(_DECODER.decode(stripped), False, stripped), False
-    except (ValueError, RecursionError):
-        pass
+    # Only text ending the way JSON can is parsed whole: a failed parse of a huge cut-off
+    # answer would build (and hold the GIL for) everything before the cut, for nothing.
+    if stripped[-1] in _JSON_ENDS:
+        try:
+            return _Parsed(_DECODER.decode(stripped), False, stripped), False
+        except (ValueError, RecursionError):
+            pass
 
     scanner = _Scanner(text)
     failures: list[_Failure] = []
     for candidates in (_fence_candidates(scanner), _prose_candidates(scanner)):
         for candidate in candidates:
-            outcome = _attempt(text, candidate, partial=partial)
+            outcome = _attempt(scanner, candidate, partial=partial)
             if isinstance(outcome, _Parsed):
                 return outcome, False
             failures.append(outcome)
     for failure in failures if salvage else []:
         if failure.needs_partial:
-            outcome = _attempt(text, failure.candidate, partial=True)
+            outcome = _attempt(scanner, failure.candidate, partial=True)
             if isinstance(outcome, _Parsed):
                 return outcome, True
     return _not_found(text, failures), False
 
 
-def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _Failure:
-    source = text[candidate.start : candidate.end]
+def _attempt(scanner: _Scanner, candidate: _Candidate, *, partial: bool) -> _Parsed | _Failure:
+    source = scanner.text[candidate.start : candidate.end]
     if candidate.complete:
         try:
             return _Parsed(_DECODER.decode(source), False, source)
@@ -319,16 +324,19 @@ def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _F
             False,
         )
     value = _close_cut_off(source) if not candidate.complete else _UNCLOSED
-    if value is _UNCLOSED and len(source) > MAX_REPAIR_CHARS:
-        return _Failure(
-            candidate,
-            f"is not JSON ({strict_error}) and is too large to repair ({len(source):,} "
-            f"chars; damaged JSON is repaired up to {MAX_REPAIR_CHARS:,})",
-            False,
+    if value is _UNCLOSED and len(source) > scanner.repair_left:
+        why = (
+            f"is too large to repair ({len(source):,} chars; damaged JSON is repaired up "
+            f"to {MAX_REPAIR_CHARS:,})"
+            if len(source) > MAX_REPAIR_CHARS
+            else f"was not repaired: earlier spans used the answer's repair budget "
+            f"({MAX_REPAIR_CHARS:,} chars)"
         )
+        return _Failure(candidate, f"is not JSON ({strict_error}) and {why}", False)
     if value is _UNCLOSED:
         import json_repair
 
+        scanner.repair_left -= len(source)
         try:
             value = json_repair.loads(source, skip_json_loads=True)
         # A third-party parser fed untrusted text: any failure just means "not repairable".
@@ -441,6 +449,8 @@ class _Scanner:
         self._decode_budget = 4 * len(text) + (1 << 20)
         tokens = sum(text.count(c) for c in "{}[]") + text.count('"') // 2
         self._token_budget = 3 * tokens + 10_000
+        #: Characters json_repair may still be given (see MAX_REPAIR_CHARS).
+        self.repair_left = MAX_REPAIR_CHARS
 
     def match(self, start: int, end: int) -> tuple[int, _Match, int]:
         """Match the bracket at ``text[start]`` within ``text[:end]``.
