@@ -8,7 +8,7 @@ finds the value anyway, repairs the usual damage, and says precisely why when it
 The answer is untrusted data: it is only ever parsed (``json`` and ``json_repair``),
 never evaluated, and all the work on it is linear in its length: a value cut off by the
 end of the answer is closed by a linear scan, and ``json_repair`` (pure Python, and
-quadratic on a long string) only sees spans up to :data:`MAX_REPAIR_CHARS`. Async callers
+quadratic on a long string) is given at most :data:`MAX_REPAIR_CHARS` characters. Async callers
 use :func:`extract_from_answer_async`, which does the work in a worker thread so that a
 huge answer never stalls the event loop.
 """
@@ -24,7 +24,7 @@ import reprlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -188,8 +188,9 @@ def extract_json(
 
     A value cut off by the end of the answer is first closed in linear time: an open string
     and the open brackets are closed, and if that is not JSON, the incomplete last member
-    or element is dropped. Other damage is repaired only in spans of at most
-    :data:`MAX_REPAIR_CHARS`; a longer one is reported as too large to repair.
+    or element is dropped. Other damage is repaired by ``json_repair``, which is given at
+    most :data:`MAX_REPAIR_CHARS` characters per answer; a span that does not fit is
+    reported as too large to repair.
 
     At most :data:`MAX_CANDIDATES` fenced blocks and as many prose spans are parsed, and
     bracket nesting deeper than 512 is not searched. All of it is linear in ``len(text)``
@@ -648,7 +649,7 @@ def _check_local_refs(schema: Any) -> None:
             stack.extend((value, (*path, i)) for i, value in enumerate(node))
 
 
-def _refuse_retrieval(uri: str) -> Any:
+def _refuse_retrieval(uri: str) -> NoReturn:
     # jsonschema's default would fetch the URI; refusing keeps validation offline.
     from referencing.exceptions import NoSuchResource
 
