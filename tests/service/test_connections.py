@@ -49,19 +49,19 @@ async def test_serve_socket_sets_tcp_nodelay_on_accepted_connections() -> None:
     # The listening socket of `serve` and `mcp`, served the way uvicorn serves it.
     sock = _bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = await asyncio.get_running_loop().create_server(asyncio.Protocol, sock=sock)
+    accepted = asyncio.Event()
+
+    class Accepting(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.set()
+
+    server = await asyncio.get_running_loop().create_server(Accepting, sock=sock)
     try:
         client = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port))
         with client:
-            # The accept happens on this loop: wait until the accepted socket exists.
-            while True:
-                try:
-                    assert server_side_nodelay(client) != 0
-                    break
-                except AssertionError as exc:
-                    if "no accepted socket" not in str(exc):
-                        raise
-                    await asyncio.sleep(0)
+            # The transport (which sets the option, or not) exists once this is called.
+            await accepted.wait()
+            assert server_side_nodelay(client) != 0
     finally:
         server.close()
         await server.wait_closed()
