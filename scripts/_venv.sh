@@ -1,5 +1,5 @@
 # Sourced by scripts/test and scripts/main: create .venv and install the package into it.
-# Usage: ensure_venv EXTRAS   (e.g. ensure_venv test)
+# Usage: ensure_venv EXTRAS   (e.g. ensure_venv all,test; empty for the core install only)
 ensure_venv() {
     local extras="$1"
     local py="${PYTHON:-python3}"

@@ -13,9 +13,6 @@ from cc_executor._version import __version__
 # command would pay before it starts anything. Type checkers treat this name the same way.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cc_executor._agents._claude import (
-        ClaudeNotFound,
-    )
     from cc_executor._agents._types import (
         AgentEvent,
         ApiRetryEvent,
@@ -49,6 +46,11 @@ if TYPE_CHECKING:
         run_process,
         run_process_sync,
     )
+    from cc_executor._errors import (
+        AgentNotFound,
+        CCExecutorError,
+        ClaudeNotFound,
+    )
     from cc_executor._run._options import (
         RunOptions,
     )
@@ -62,11 +64,14 @@ if TYPE_CHECKING:
         start_run,
         stream,
     )
+    from cc_executor._status import Status
 
 _EXPORTS = {
     "AgentEvent": "cc_executor._agents._types",
+    "AgentNotFound": "cc_executor._errors",
     "ApiRetryEvent": "cc_executor._agents._types",
-    "ClaudeNotFound": "cc_executor._agents._claude",
+    "CCExecutorError": "cc_executor._errors",
+    "ClaudeNotFound": "cc_executor._errors",
     "HeartbeatEvent": "cc_executor._agents._types",
     "InitEvent": "cc_executor._agents._types",
     "LifecycleEvent": "cc_executor._engine",
@@ -84,6 +89,7 @@ _EXPORTS = {
     "RunResult": "cc_executor._run._result",
     "RunStartedEvent": "cc_executor._agents._types",
     "RunStatus": "cc_executor._agents._types",
+    "Status": "cc_executor._status",
     "StatusEvent": "cc_executor._agents._types",
     "StderrEvent": "cc_executor._agents._types",
     "StreamEvent": "cc_executor._agents._types",
@@ -105,7 +111,9 @@ _EXPORTS = {
 
 __all__ = [
     "AgentEvent",
+    "AgentNotFound",
     "ApiRetryEvent",
+    "CCExecutorError",
     "ClaudeNotFound",
     "HeartbeatEvent",
     "InitEvent",
@@ -124,6 +132,7 @@ __all__ = [
     "RunResult",
     "RunStartedEvent",
     "RunStatus",
+    "Status",
     "StatusEvent",
     "StderrEvent",
     "StreamEvent",

@@ -40,15 +40,50 @@ def runs_dir() -> Path:
     return Path(runs_path())
 
 
+def private_dir(path: str, *, tighten: bool = True) -> str | None:
+    """Make ``path`` and its missing parents readable by this account only (0700): prompts,
+    answers and command lines are kept below it. With ``tighten``, a folder that already
+    exists but that other accounts may read is made private, and the returned warning says
+    so (else None). ``OSError`` if it cannot be made."""
+    missing = []
+    probe = os.path.abspath(path)
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    for folder in reversed(missing):
+        # One at a time: os.makedirs gives the parents it creates the umask's mode.
+        try:  # noqa: SIM105 - contextlib would cost the console's early start its import
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+    mode = os.stat(path).st_mode & 0o777
+    if not tighten or not mode & 0o077:
+        return None
+    os.chmod(path, mode & 0o700 or 0o700)
+    return (
+        f"{path} was readable by other accounts (mode {mode:o}); it now is not (mode "
+        f"{mode & 0o700 or 0o700:o}): it holds prompts, answers and command lines"
+    )
+
+
 def make_run_dir(target: str, run_id: str, *, explicit: bool) -> tuple[str, str | None]:
-    """Create the run folder ``target`` (0700) and return it with None. When it cannot be
-    created and it is the default one (``explicit`` False: an unwritable or broken
-    ``CC_EXECUTOR_HOME``), a temporary folder is made instead and returned with a warning
-    saying so: keeping records is never the reason a run fails. ``OSError`` with the reason
-    when an explicit folder, or the temporary one too, cannot be made."""
+    """Create the run folder ``target`` (0700) and return it with None, or with a warning
+    when the data folder above a default one had to be made private (see
+    :func:`private_dir`). When it cannot be created and it is the default one
+    (``explicit`` False: an unwritable or broken ``CC_EXECUTOR_HOME``), a temporary folder
+    is made instead and returned with a warning saying so: keeping records is never the
+    reason a run fails. ``OSError`` with the reason when an explicit folder, or the
+    temporary one too, cannot be made."""
     try:
-        os.makedirs(target, mode=0o700, exist_ok=True)
-        return target, None
+        if explicit:
+            os.makedirs(target, mode=0o700, exist_ok=True)
+            return target, None
+        warning = private_dir(data_home_path())
+        private_dir(target, tighten=False)
+        return target, warning
     except OSError as exc:
         if explicit:
             raise OSError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,42 @@ def test_cannot_start_exits_125() -> None:
     assert done.returncode == 125
     assert b"executable not found on PATH: no-such-program-xyz" in done.stderr
     assert cc("exec", "--cwd", "/nonexistent-dir", "--", "true").returncode == 125
-    assert cc("exec").returncode == 125
+
+
+def test_usage_errors_exit_2_on_one_line() -> None:
+    """No command, a refused value, a misspelt flag: exit 2, one line naming the flag (with
+    the closest one for a typo), and under --json exactly one usage_error object."""
+    for args, says in (
+        (["exec"], b"no command given"),
+        (["exec", "--idle-timeout", "-1", "--", "true"], b"--idle-timeout must be positive"),
+        (["exec", "--idle-timout", "1", "--", "true"], b"(did you mean --idle-timeout?)"),
+    ):
+        done = cc(*args)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count(b"\n") == 1
+        assert says in done.stderr
+        assert done.stdout == b""
+        as_json = cc(*args[:1], "--json", *args[1:])
+        assert as_json.returncode == 2
+        assert json.loads(as_json.stdout) == {
+            "schema_version": 1,
+            "status": "usage_error",
+            "error": as_json.stderr.decode().split(": error: ", 1)[1].rsplit(" (see ", 1)[0],
+            "exit_code": 2,
+            "run_id": None,
+        }
+        assert as_json.stdout.count(b"\n") == 1
+
+
+def test_warnings_are_printed_on_stderr(tmp_path: Path) -> None:
+    """A warning of the result (here: the history cannot be written) reaches the user
+    once, not only under --json."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder should be")
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(blocker / "home")}
+    done = cc("exec", "--run-dir", str(tmp_path / "run"), "--", "true", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count(b"cc-executor exec: warning: history not recorded") == 1
 
 
 def test_killed_by_signal_exits_128_plus_n() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path, uses_cli
 from tests._pty import run_on_pty
 from tests._wait import wait_for
@@ -43,17 +43,21 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 ],
             ),
             Rule(match="json", answers=[Reply([Text('Result: {"n": 3,}')])]),
-            Rule(match="fail", answers=[HttpError(400, message="scripted bad request")]),
+            Rule(match="fail", answers=[HttpErrorReply(400, message="scripted bad request")]),
             Rule(match="slow", answers=[Reply([Text("x " * 400)], chunk_size=2, delay=0.1)]),
             Rule(
                 match="escape",
                 answers=[Reply([Text("evil \x1b]0;pwned\x07 \x1b[2J title")], chunk_size=4)],
             ),
+            Rule(
+                match="bidi",
+                answers=[Reply([Text("invoice\u202egnp.exe \u2066zero\u200bwidth")], chunk_size=4)],
+            ),
             Rule(match="huge", answers=[Reply([Text(HUGE)], chunk_size=1 << 18)]),
             *(
                 Rule(
                     match=word,
-                    answers=[Reply([Text("after retry")], errors_before=[HttpError(529)])],
+                    answers=[Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])],
                 )
                 for word in ("overload-long", "overload-short", "overload-bad")
             ),
@@ -143,7 +147,7 @@ def test_five_mb_prompt_from_stdin(served: tuple[ModelServer, dict[str, str], Pa
     assert server.message_requests[-1].prompt == prompt
     bad = cc(env, "x", "--max-context-tokens", "0")
     assert bad.returncode == 2
-    assert b"max_context_tokens must be a positive integer, got 0" in bad.stderr
+    assert b"--max-context-tokens must be a positive integer, got 0" in bad.stderr
 
 
 def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -151,6 +155,23 @@ def test_error_exit_code_and_message(served: tuple[ModelServer, dict[str, str], 
     done = cc(env, "fail now", "--cwd", str(work), "--retries", "0")
     assert done.returncode == 1
     assert b"API error 400: API Error: 400 scripted bad request" in done.stderr
+    # The CLI's error text is not an answer: nothing on stdout, even under --quiet.
+    assert done.stdout == b""
+    quiet = cc(env, "fail now", "--cwd", str(work), "--retries", "0", "--quiet")
+    assert quiet.returncode == 1
+    assert quiet.stdout == b""
+    assert quiet.stderr.decode().splitlines() == [
+        "cc-executor run: API error 400: API Error: 400 scripted bad request"
+    ]
+
+
+def test_quiet_prints_the_answer_only(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """--quiet: no live view and no summary line."""
+    _, env, work = served
+    done = cc(env, "hello", "--cwd", str(work), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"Plain answer.\n"
+    assert done.stderr == b""
 
 
 def test_retry_back_off_flags(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -171,7 +192,7 @@ def test_retry_back_off_flags(served: tuple[ModelServer, dict[str, str], Path]) 
     assert (out["result"], out["attempts"]) == ("after retry", 2)
     bad = cc(env, "overload-bad", *base, "--retry-initial-delay", "5", "--retry-max-delay", "1")
     assert bad.returncode == 2
-    assert b"retry_initial_delay <= retry_max_delay" in bad.stderr
+    assert b"--retry-initial-delay <= --retry-max-delay" in bad.stderr
 
 
 def test_timeout_exit_124_with_partial_answer(
@@ -191,15 +212,47 @@ def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], 
     _, env, _work = served
     done = cc(env, "x", "--permission-mode", "yolo")
     assert done.returncode == 2
-    assert b"permission_mode must be one of" in done.stderr
+    assert b"--permission-mode must be one of" in done.stderr
+    assert done.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-turns", "0"], "--max-turns must be >= 1, got 0"),
+        (["--max-trns", "3"], "unrecognized arguments: --max-trns 3 (did you mean --max-turns?)"),
+        (["--timeout", "soon"], "argument --timeout: expected seconds or 'auto', got 'soon'"),
+    ],
+)
+def test_usage_error_names_the_flag(
+    served: tuple[ModelServer, dict[str, str], Path], args: list[str], message: str
+) -> None:
+    """One line naming the flag (not the API's option name), "did you mean" for a typo;
+    under --json, exactly one usage_error object on stdout."""
+    _, env, work = served
+    done = cc(env, "x", *args, "--cwd", str(work))
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        f"cc-executor run: error: {message} (see cc-executor run --help)\n"
+    )
+    assert done.stdout == b""
+    as_json = cc(env, "x", *args, "--cwd", str(work), "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout) == {
+        "schema_version": 1,
+        "status": "usage_error",
+        "error": message,
+        "exit_code": 2,
+        "run_id": None,
+    }
 
 
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
         (["-"], b"  \n", b"the prompt is empty"),
-        (["x", "--add-dir", "/nonexistent-dir"], None, b"add_dirs: /nonexistent-dir is not a"),
-        (["x", "--mcp-config", "/nonexistent.json"], None, b"mcp_config: no such file"),
+        (["x", "--add-dir", "/nonexistent-dir"], None, b"--add-dir: /nonexistent-dir is not a"),
+        (["x", "--mcp-config", "/nonexistent.json"], None, b"--mcp-config: no such file"),
         (["x", "--json-schema", '{"type": 12}'], None, b"invalid JSON schema"),
         (["x", "--json-schema", "5"], None, b"a schema is a JSON object"),
         (["x", "--json-schema", "/nonexistent.json"], None, b"no such file: /nonexistent.json"),
@@ -220,7 +273,7 @@ def test_bad_input_is_refused_before_anything_runs(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert b"Traceback" not in done.stderr
-    assert done.stdout == b""
+    assert json.loads(done.stdout)["status"] == "usage_error"
     assert len(server.message_requests) == before
 
 
@@ -248,6 +301,10 @@ def test_prompt_that_is_not_utf8_is_sent_with_a_warning(
     assert done.returncode == 0, done.stderr
     assert any("not valid UTF-8 (byte 6)" in w for w in result["warnings"])
     assert server.message_requests[-1].prompt == "plain \ufffd\ufffd bytes"
+    shown = subprocess.run(
+        [CLI, "show", result["run_id"]], capture_output=True, env=env, timeout=60, check=False
+    )
+    assert b"warning: the prompt is not valid UTF-8 (byte 6)" in shown.stdout
 
 
 def test_live_view_on_a_terminal_neutralises_escapes(
@@ -266,6 +323,22 @@ def test_live_view_on_a_terminal_neutralises_escapes(
     assert b"\x1b]0;pwned" not in screen  # no window-title change
     assert b"\x1b[2J" not in screen  # no screen clear from the model
     assert b"\\x1b]0;pwned\\x07" in screen  # shown inert instead
+
+
+def test_live_view_on_a_terminal_neutralises_bidi_controls(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Bidi overrides and zero-width characters from the model (text that reads otherwise
+    than it is) reach the terminal as escapes, in the live view and in the answer."""
+    _, env, work = served
+    returncode, screen = run_on_pty(
+        [CLI, "run", "bidi test", "--cwd", str(work)],
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    assert returncode == 0
+    for raw in ("\u202e", "\u2066", "\u200b"):
+        assert raw.encode() not in screen
+    assert b"invoice\\u202egnp.exe \\u2066zero\\u200bwidth" in screen
 
 
 def test_live_view_spinner_turns(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -372,6 +445,20 @@ def test_unknown_claude_path_is_reported_not_launched(
     assert "Claude Code not found at" in result["error"]
 
 
+def test_a_claude_that_is_not_executable_says_so(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    _, env, work = served
+    plain = tmp_path / "claude"
+    plain.write_text("#!/bin/sh\n")
+    done = cc({**env, "CC_EXECUTOR_CLAUDE": str(plain)}, "hi", "--cwd", str(work), "--json")
+    assert done.returncode == 125
+    assert json.loads(done.stdout)["error"] == (
+        f"Claude Code at {plain} (from CC_EXECUTOR_CLAUDE) is not executable: chmod +x it, "
+        "or point CC_EXECUTOR_CLAUDE at the executable"
+    )
+
+
 def test_closed_stdout_is_not_a_traceback(
     served: tuple[ModelServer, dict[str, str], Path],
 ) -> None:
@@ -411,6 +498,11 @@ def test_unusable_home_falls_back_to_a_temporary_run_folder(
     assert any("unusable" in w and "output kept in" in w for w in result["warnings"])
     assert any("history not recorded" in w for w in result["warnings"])
     assert Path(result["event_log"]).is_file()
+    plain = cc({**env, "CC_EXECUTOR_HOME": str(blocker / "home")}, "hi", "--cwd", str(work))
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == b"Plain answer.\n"
+    assert plain.stderr.count(b"cc-executor run: warning: history not recorded") == 1
+    assert plain.stderr.count(b"cc-executor run: warning: ") == len(result["warnings"])
 
 
 def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], Path]) -> None:
@@ -427,3 +519,39 @@ def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], 
     assert b"5 similar past runs" in done.stderr
     assert b"(runs of any model)" in done.stderr
     assert json.loads(done.stdout)["status"] == "ok"
+
+
+def test_fallback_model_reaches_the_cli(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """An option added by one declaration (plus Claude Code's flag): the flag is read by the
+    console, checked, and passed to the real CLI, which accepts it."""
+    _, env, work = served
+    done = cc(env, "hello", "--fallback-model", "claude-fallback-x", "--json", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    events = Path(result["event_log"]).read_text()
+    assert '"type":"result"' in events.replace(" ", "")
+    bad = cc(env, "hello", "--fallback-model=--mcp-config={}", "--cwd", str(work))
+    assert bad.returncode == 2
+    assert b"--fallback-model must be a session id or name" in bad.stderr
+
+
+def test_denied_tool_calls_are_not_a_success(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Claude Code answers "Wrote note.txt." though its Write was refused: exit 3, and the
+    last line names the denied tool and the flag that grants it."""
+    _, env, work = served
+    done = cc(env, "please write a note", "--cwd", str(work))
+    assert done.returncode == 3, done.stderr
+    assert not (work / "note.txt").exists()
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert "denied (Write)" in last
+    assert "--allowed-tools Write" in last
+    as_json = cc(env, "please write a note", "--cwd", str(work), "--json")
+    assert as_json.returncode == 3
+    result = json.loads(as_json.stdout)
+    assert result["status"] == "denied"
+    assert [d["tool_name"] for d in result["permission_denials"]] == ["Write"]
+    accepted = cc(env, "please write a note", "--cwd", str(work), "--accept-denials")
+    assert accepted.returncode == 0, accepted.stderr

@@ -318,7 +318,8 @@ def test_from_run_fills_status_and_receipts(make_repo: MakeRepo, cc_home: Path) 
     Path(str(run["stdout_path"])).write_text("forged\n")
     shown = cc("inbox", "show", "issue_fixed", "--verify-runs", "--json", cwd=receiver)
     assert json.loads(shown.stdout)["evidence_checks"][0]["state"] == "altered"
-    refused = cc("notify", "--to", str(receiver), "--fix", "4", "--from-run", str(run["run_id"]),
+    refused = cc("notify", "--to", str(receiver), "--fix", "4: ok",
+                 "--from-run", str(run["run_id"]),
                  cwd=sender)  # fmt: skip
     assert refused.returncode == 1
     assert "altered" in refused.stderr
@@ -329,12 +330,31 @@ def test_from_run_refuses_a_failed_or_unknown_run(make_repo: MakeRepo, cc_home: 
     receiver = make_repo("target")
     failed = _exec(cc_home, "false")
     assert failed["status"] == "failed"
-    done = cc("notify", "--to", str(receiver), "--fix", "4", "--from-run", str(failed["run_id"]),
-              cwd=sender)  # fmt: skip
+    done = cc("notify", "--to", str(receiver), "--fix", "4: ok",
+              "--from-run", str(failed["run_id"]), cwd=sender)  # fmt: skip
     assert done.returncode == 1
     assert "'failed', not 'ok'" in done.stderr
     unknown = "01nosuchrun000000000000000"
-    done = cc("notify", "--to", str(receiver), "--fix", "4", "--from-run", unknown, cwd=sender)
+    done = cc(
+        "notify", "--to", str(receiver), "--fix", "4: fixed", "--from-run", unknown, cwd=sender
+    )
     assert done.returncode == 1
     assert "no run" in done.stderr
+    assert inbox_files(receiver) == []
+
+
+def test_a_fix_needs_its_description_and_a_repository(make_repo: MakeRepo, tmp_path: Path) -> None:
+    """``--fix`` without ``ID: text`` is a usage error naming the flag; a fix sent from
+    outside a git repository is refused (there is no commit to name). Nothing is written."""
+    sender = make_repo("sender")
+    receiver = make_repo("receiver")
+    for fix in ("nocolon", "12:", "12:   "):
+        done = cc("notify", "--to", str(receiver), "--fix", fix, "--dry-run", cwd=sender)
+        assert done.returncode == 2, done.stdout
+        assert f"argument --fix: expected 'ID: description', got {fix!r}" in done.stderr
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    done = cc("notify", "--to", str(receiver), "--fix", "12: fixed the parser", cwd=plain)
+    assert done.returncode == 1
+    assert "is not inside a git repository" in done.stderr
     assert inbox_files(receiver) == []

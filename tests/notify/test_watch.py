@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor.notify import INBOX, INCOMING, Message, Problem, notify, watch
+from cc_executor.notify import INBOX, INCOMING, InboxProblem, Message, notify, watch
 from tests.notify.conftest import CLI, MakeRepo
 
 
@@ -113,6 +114,63 @@ def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
     assert events[0].id == "slow_writer.json"
     assert events[0].data == complete
     # A file that stays broken is reported once it has settled.
-    assert isinstance(events[1], Problem)
+    assert isinstance(events[1], InboxProblem)
     assert events[1].id == "garbage.json"
     assert "invalid JSON" in events[1].reason
+
+
+def test_watch_reports_a_hostile_file_and_goes_on(tmp_path: Path) -> None:
+    """One file PyYAML cannot build (H1) is reported as a problem; the next one still is."""
+    proc, _ = start_watch(tmp_path, "--json", "--max-events", "3", "--timeout", "60")
+    try:
+        incoming = tmp_path / INCOMING
+        incoming.mkdir()
+        (incoming / "feb30.md").write_text("---\ntitle: x\ndate: 2024-02-30\n---\n")
+        (incoming / "bigint.md").write_text("---\ntitle: x\nn: " + "9" * 4301 + "\n---\n")
+        (incoming / "after.md").write_text("---\ntitle: After them\n---\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    events = {e["id"]: e for e in map(json.loads, out.splitlines())}
+    assert set(events) == {"feb30.md", "bigint.md", "after.md"}
+    assert events["after.md"]["title"] == "After them"
+    for name in ("feb30.md", "bigint.md"):
+        assert events[name]["kind"] == "problem"
+        assert events[name]["reason"].startswith("invalid YAML front matter"), events[name]
+
+
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_watch_never_follows_a_link_planted_in_the_inbox(tmp_path: Path, mode: str) -> None:
+    """M9: a link to / in the inbox is not walked, and --timeout ends the watch."""
+    folder = tmp_path / INBOX
+    folder.mkdir(parents=True)
+    (folder / "root").symlink_to("/")
+    (folder / "root.json").symlink_to("/etc/passwd")
+    extra = ["--poll"] if mode == "polling" else []
+    # The hang guard only: the watch itself must end at its own --timeout.
+    done = subprocess.run(
+        [CLI, "inbox", "watch", "--project", str(tmp_path), "--timeout", "1", *extra],
+        capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+
+
+def test_watch_reports_a_broken_file_dated_in_the_future(tmp_path: Path) -> None:
+    """L16: settling is judged by the file staying the same, not by its mtime."""
+    folder = tmp_path / INBOX
+
+    def drop_broken(watched: Path, mechanism: str) -> None:
+        path = folder / "future.json"
+        path.write_text("not json")
+        day_ahead = time.time() + 86_400
+        os.utime(path, (day_ahead, day_ahead))
+
+    events = list(watch(tmp_path, timeout=60, max_events=1, on_ready=drop_broken))
+    assert len(events) == 1
+    assert isinstance(events[0], InboxProblem)
+    assert events[0].id == "future.json"
+    assert "invalid JSON" in events[0].reason

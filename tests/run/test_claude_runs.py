@@ -22,6 +22,7 @@ from cc_executor._agents._types import (
     NoiseEvent,
     ResultEvent,
     RetryEvent,
+    RunStartedEvent,
     RunStatus,
     TextDeltaEvent,
     ToolUseEvent,
@@ -36,7 +37,7 @@ from cc_executor.client.cc_execute import (
     cc_execute_list,
     cc_execute_sync,
 )
-from cc_executor.testing import HttpError, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path
 from tests._wait import await_for
 from tests.run.conftest import Bed
@@ -134,7 +135,7 @@ async def test_compat_timeout_dict(bed: Any) -> None:
 async def test_api_errors_map_to_statuses(
     bed: Any, status: int, expected: RunStatus, fragment: str
 ) -> None:
-    script = Script([Rule(answers=[HttpError(status, message=f"scripted {status}")])])
+    script = Script([Rule(answers=[HttpErrorReply(status, message=f"scripted {status}")])])
     async with bed(script) as b:
         result = await run("fail", retries=0, **b.options())
     assert result.status is expected
@@ -155,7 +156,7 @@ async def test_connection_refused(bed: Any) -> None:
 
 
 async def test_overload_is_retried_with_backoff(bed: Any) -> None:
-    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    reply = Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         result = await run("retry me", on_event=events.append, retries=2, **b.options())
@@ -163,10 +164,22 @@ async def test_overload_is_retried_with_backoff(bed: Any) -> None:
     assert result.result == "after retry"
     assert result.attempts == 2
     assert any(isinstance(e, RetryEvent) for e in events)
+    # Issue 18: the retried attempt's logs are in the history with receipts too.
+    from cc_executor._store import open_store, verify
+
+    store = open_store()
+    try:
+        record = store.get(result.run_id)
+    finally:
+        store.close()
+    assert record is not None
+    names = {a.name for a in record.artifacts}
+    assert {"prompt", "events", "stderr", "attempt-1 events", "attempt-1 stderr"} <= names
+    assert verify(record, result.run_id).ok
 
 
 async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> None:
-    reply = Reply([Text("too late")], errors_before=[HttpError(529), HttpError(529)])
+    reply = Reply([Text("too late")], errors_before=[HttpErrorReply(529), HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         result = await run("retry me", on_event=events.append, retries=1, **b.options())
@@ -179,7 +192,7 @@ async def test_retries_run_out_then_the_last_attempt_is_the_answer(bed: Any) -> 
 
 
 async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
-    reply = Reply([Text("never")], errors_before=[HttpError(529)])
+    reply = Reply([Text("never")], errors_before=[HttpErrorReply(529)])
     async with bed(Script([Rule(answers=[reply])])) as b:
         options = {**b.options(), "retry_initial_delay": 60.0, "timeout": 30}
         result = await run("retry me", retries=2, **options)
@@ -191,7 +204,7 @@ async def test_no_retry_when_the_timeout_leaves_no_time(bed: Any) -> None:
 async def test_cancel_during_the_back_off_ends_at_once_and_keeps_the_failure(bed: Any) -> None:
     """A cancel while waiting to retry: no further CLI is started, no waiting out the
     back-off, and the error that was being retried is kept."""
-    reply = Reply([Text("never")], errors_before=[HttpError(529), HttpError(529)])
+    reply = Reply([Text("never")], errors_before=[HttpErrorReply(529), HttpErrorReply(529)])
     async with bed(Script([Rule(answers=[reply])])) as b:
         retried = asyncio.Event()
 
@@ -220,7 +233,7 @@ async def test_cancel_during_the_back_off_ends_at_once_and_keeps_the_failure(bed
 
 
 async def test_heartbeats_go_on_during_the_back_off(bed: Any) -> None:
-    reply = Reply([Text("after retry")], errors_before=[HttpError(529)])
+    reply = Reply([Text("after retry")], errors_before=[HttpErrorReply(529)])
     events: list[AgentEvent] = []
     async with bed(Script([Rule(answers=[reply])])) as b:
         options = {**b.options(), "retry_initial_delay": 1.5, "heartbeat_s": 0.25}
@@ -243,7 +256,7 @@ async def test_no_retry_after_a_tool_ran(bed: Any) -> None:
             Rule(
                 answers=[
                     Reply([ToolUse("Write", {"file_path": "a.txt", "content": "x"})]),
-                    HttpError(529),
+                    HttpErrorReply(529),
                 ]
             )
         ]
@@ -293,10 +306,46 @@ async def test_permission_denial_is_reported(bed: Any) -> None:
     async with bed(script) as b:
         result = await run("write without permission", **b.options())
         assert not (b.workdir / "nope.txt").exists()
-    assert result.status is RunStatus.OK
+        accepted = await run("write without permission", accept_denials=True, **b.options())
+    # The agent answered, but the work its refused call was for was not done: never ok.
+    assert result.status is RunStatus.DENIED
+    assert not result.ok
+    assert result.error is not None
+    assert "1 tool call(s) were denied (Write)" in result.error
+    assert "--allowed-tools Write" in result.error
+    assert "--accept-denials" in result.error
     assert result.files == []
     assert [d["tool_name"] for d in result.permission_denials] == ["Write"]
     assert any("permission denied for: Write" in w for w in result.warnings)
+    # Where denials are expected, the run may end ok; the warning stays.
+    assert accepted.status is RunStatus.OK, accepted.error
+    assert any("permission denied for: Write" in w for w in accepted.warnings)
+
+
+async def test_compat_client_warns_of_denials(bed: Any) -> None:
+    """cc_execute returns the answer, as the original did, but warns at the caller's line
+    and marks the dict mode's result as an error."""
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "nope.txt", "content": "x"})]),
+                    Reply([Text('Done: {"written": true}')]),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        config = CCExecutorConfig(options=b.options())
+        with pytest.warns(UserWarning, match=r"were denied \(Write\)") as caught:
+            text = await cc_execute("write it", config)
+        with pytest.warns(UserWarning, match="were denied"):
+            data = await cc_execute("write it", config, json_mode=True)
+    assert text == 'Done: {"written": true}'
+    assert caught[0].filename == __file__
+    assert data["is_error"] is True
+    assert [d["tool_name"] for d in data["permission_denials"]] == ["Write"]
+    assert "--allowed-tools Write" in data["error"]
 
 
 @pytest.mark.parametrize(
@@ -375,7 +424,10 @@ async def test_prompt_over_the_assumed_window_is_a_specific_error(bed: Any) -> N
         result = await run(prompt, **b.options())
         requests = b.server.message_requests
     assert result.process is not None
-    assert result.process.stdin_bytes_written == len(prompt)
+    # The whole prompt reached the CLI: its stdin is the saved prompt file (issue 18: not
+    # a pipe fed by the event loop), all 5 MiB of it.
+    assert result.run_dir is not None
+    assert (Path(result.run_dir) / "prompt.txt").stat().st_size == len(prompt)
     assert requests == []  # refused by the CLI itself
     assert result.status is RunStatus.ERROR
     assert (result.error or "").startswith("Prompt is too long: Claude Code refused the prompt")
@@ -498,7 +550,7 @@ async def test_cancel_after_a_huge_block_keeps_it_and_the_text_so_far(bed: Any) 
 
 
 async def test_compat_raises_specific_errors(bed: Any) -> None:
-    async with bed(Script([Rule(answers=[HttpError(400, message="bad request here")])])) as b:
+    async with bed(Script([Rule(answers=[HttpErrorReply(400, message="bad request here")])])) as b:
         with pytest.raises(CCExecuteError, match="bad request here") as info:
             await cc_execute("x", CCExecutorConfig(options={**b.options(), "retries": 0}))
     assert info.value.result.status is RunStatus.ERROR
@@ -645,7 +697,7 @@ async def test_compat_list_concurrent(bed: Any) -> None:
 
     script = Script(
         [
-            Rule(match="^bad", answers=[HttpError(400, message="scripted refusal")]),
+            Rule(match="^bad", answers=[HttpErrorReply(400, message="scripted refusal")]),
             *(Rule(match=f"^{w}", answers=[slow(w)]) for w in ("one", "two", "three")),
         ]
     )
@@ -722,6 +774,8 @@ async def test_a_heartbeat_callback_that_raises_stops_the_run(bed: Any, cc_home:
     (record,) = _recorded()
     assert record.status == "error"
     assert "LookupError: callback broke" in (record.error or "")
+    # Issue 18 L9: the files of a run ended by an exception exist, and get receipts.
+    assert {"prompt", "events", "stderr"} <= {a.name for a in record.artifacts}
 
 
 async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path) -> None:
@@ -736,6 +790,7 @@ async def test_a_cancelled_run_is_closed_in_the_history(bed: Any, cc_home: Path)
     (record,) = _recorded()
     assert record.status == "cancelled"
     assert record.ended_at is not None
+    assert {"prompt", "events", "stderr"} <= {a.name for a in record.artifacts}
 
 
 async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: Any) -> None:
@@ -779,3 +834,80 @@ async def test_compat_a_timed_out_validation_is_not_a_pass(bed: Any) -> None:
     assert data["validation"]["partial"] is True
     assert data["validation"]["is_valid"] is True  # salvaged from the cut-off JSON
     assert data["is_valid"] is False
+
+
+async def test_the_prompt_is_a_file_the_cli_can_read_at_once(bed: Any) -> None:
+    """Issue 18: Claude Code gives up on a stdin that stays empty for 3 s. A prompt piped
+    from the event loop waited for the loop, which 50 runs starting at once kept busy for
+    seconds. The CLI's stdin is now the saved prompt file, readable from the spawn on, so
+    a caller that blocks its loop right after the start loses nothing."""
+    import time
+
+    stdin_of: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RunStartedEvent) and event.pid is not None:
+            stdin_of.append(os.readlink(f"/proc/{event.pid}/fd/0"))
+            time.sleep(4)  # the caller's loop, blocked past the CLI's 3 s wait for stdin
+
+    async with bed(answer("Here.")) as b:
+        result = await run("hello", on_event=on_event, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Here."
+    assert result.run_dir is not None
+    assert stdin_of == [str(Path(result.run_dir) / "prompt.txt")]
+
+
+async def test_a_used_run_id_is_refused_before_anything_runs(bed: Any) -> None:
+    """Issue 18: reusing a run id failed at the spawn (File exists) and overwrote the
+    earlier run's history record with that failure."""
+    from cc_executor._store import open_store
+
+    async with bed(answer("First.")) as b:
+        first = await run("hello", run_id="reused-id", **b.options())
+        assert first.status is RunStatus.OK, first.error
+        asked = len(b.server.message_requests)
+        with pytest.raises(ValueError, match="run_id reused-id is already used"):
+            await run("hello again", run_id="reused-id", **b.options())
+        assert len(b.server.message_requests) == asked  # no CLI was started for it
+    store = open_store()
+    try:
+        record = store.get("reused-id")
+    finally:
+        store.close()
+    assert record is not None
+    assert record.status == "ok"
+
+
+async def test_files_changed_by_bash_are_listed_in_a_git_repository(bed: Any) -> None:
+    """``files``: the tool events, plus what ``git status`` shows changed during the run
+    (a Bash command's file); a file already changed before the run is not listed."""
+    import subprocess
+
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": "mkdir -p gen && echo x > gen/made.txt"})]),
+                    Reply([ToolUse("Write", {"file_path": "note.txt", "content": "n\n"})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    async with bed(script) as b:
+        subprocess.run(["git", "init", "-q", str(b.workdir)], check=True)
+        (b.workdir / "untouched.txt").write_text("there before the run\n")
+        result = await run("make files", allowed_tools=["Bash", "Write"], **b.options())
+        assert result.status is RunStatus.OK, result.error
+        made = b.workdir / "gen" / "made.txt"
+        assert made.read_text() == "x\n"
+        assert sorted(result.files) == sorted([str(b.workdir / "note.txt"), str(made)])
+        # Outside git: the tool events only.
+        outside = b.workdir.parent / "plain"
+        outside.mkdir()
+        plain = await run(
+            "make files", allowed_tools=["Bash", "Write"], **{**b.options(), "cwd": str(outside)}
+        )
+        assert (outside / "gen" / "made.txt").is_file()
+        assert plain.files == [str(outside / "note.txt")]

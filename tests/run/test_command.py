@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._claude import ClaudeCommand, build_command
+from cc_executor._agents._claude import build_command
+from cc_executor._run._options import RunOptions
 from cc_executor._run._runner import run, start_run
 
 
@@ -15,8 +16,9 @@ def test_values_never_become_flags() -> None:
     parsed as a flag of its own (e.g. ``--mcp-config``). Every value is bound with ``=``."""
     argv = build_command(
         "claude",
-        ClaudeCommand(
+        RunOptions(
             model="m",
+            fallback_model="f1,f2",
             append_system_prompt="--settings={} and more",
             allowed_tools=["--mcp-config=x"],
             permission_mode="default",
@@ -26,15 +28,16 @@ def test_values_never_become_flags() -> None:
     assert "--append-system-prompt=--settings={} and more" in argv
     assert "--allowedTools=--mcp-config=x" in argv
     assert "--model=m" in argv
+    assert "--fallback-model=f1,f2" in argv
     assert "--max-turns=3" in argv
     assert not [a for a in argv if a.startswith(("--settings", "--mcp-config"))]
 
 
-@pytest.mark.parametrize("field", ["resume", "session_id", "model"])
+@pytest.mark.parametrize("field", ["resume", "session_id", "model", "fallback_model"])
 def test_ids_starting_with_a_dash_are_refused(field: str) -> None:
     options: dict[str, Any] = {field: "--mcp-config={}"}
     with pytest.raises(ValueError, match="must be a session id or name"):
-        ClaudeCommand(**options)
+        RunOptions(**options)
 
 
 @pytest.mark.parametrize(
@@ -84,10 +87,8 @@ def test_option_types_that_are_accepted() -> None:
     """Paths for path options, sets for tool lists, ints for seconds."""
     from pathlib import Path
 
-    from cc_executor._run._options import RunOptions
-
     options = RunOptions(
-        claude_path=Path("/opt/claude"),
+        agent_path=Path("/opt/claude"),
         cwd=Path("/tmp"),
         allowed_tools={"Write"},
         disallowed_tools=frozenset({"Bash"}),
@@ -95,6 +96,19 @@ def test_option_types_that_are_accepted() -> None:
         grace=0,
         env={"A": "1"},
     )
-    argv = build_command("claude", options.command())
+    argv = build_command("claude", options)
     assert "--allowedTools=Write" in argv
     assert "--disallowedTools=Bash" in argv
+
+
+@pytest.mark.parametrize("run_id", ["../../x", "a/b", ".hidden", "-x", "", "x" * 201])
+def test_a_run_id_is_a_plain_folder_name(run_id: str) -> None:
+    """Issue 18 L12: the run id names the run's folder under runs/; '../../x' must not put
+    it elsewhere."""
+    with pytest.raises(ValueError, match="run_id must be letters, digits"):
+        RunOptions(run_id=run_id)
+
+
+def test_ids_the_runners_make_are_plain_folder_names() -> None:
+    assert RunOptions(run_id="01m95b8g64b4nrjq6c4j61q67h-2").run_id
+    assert RunOptions(run_id="list_1.task-a.3").run_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cc_executor._agents import get_adapter
 from cc_executor._agents._claude import ClaudeStreamParser
 from cc_executor._run._runner import _AttemptState
 
@@ -25,7 +26,7 @@ def delta(msg: str, index: int, text: str) -> dict[str, object]:
 
 
 def replay(raw: list[bytes]) -> str:
-    state = _AttemptState(cwd="/", keep_text=True)
+    state = _AttemptState(cwd="/", adapter=get_adapter("claude"), keep_text=True)
     parser = ClaudeStreamParser()
     for line in raw:
         for event in parser.parse(line, 0.0):
@@ -64,7 +65,7 @@ def test_retracted_stream_is_not_counted_twice() -> None:
 
 
 def test_live_state_keeps_no_text() -> None:
-    state = _AttemptState(cwd="/")
+    state = _AttemptState(cwd="/", adapter=get_adapter("claude"))
     parser = ClaudeStreamParser()
     for line in lines(delta("m1", 0, "x" * 1000)):
         for event in parser.parse(line, 0.0):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cc_executor._payload import SCHEMA_VERSION
 from cc_executor.testing import Reply, Rule, Script, Text
 from tests.service.conftest import Service, chatty, sse_events
 
@@ -284,3 +285,51 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
     assert run["kind"] == "tasks"
     assert {e.get("task_id") for e in events if "task_id" in e} == {"one", "two"}
     assert "second step, after ALPHA" in prompts
+
+
+async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> None:
+    """Issue 18 L2, L3: no turning the audit trail off or forging its links; NUL bytes and
+    '=' in names are refused at submission (400), not accepted and failed at the spawn."""
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"record": False}, 403, "record"),
+        ({"parent_id": "someone-elses-list"}, 403, "parent_id"),
+        ({"env": {"ANTHROPIC_A=B": "1"}}, 400, "'ANTHROPIC_A=B' is not a variable name"),
+        ({"env": {"ANTHROPIC_\u0000": "1"}}, 400, "is not a variable name"),
+        ({"env": {"ANTHROPIC_A": "1\u0000"}}, 400, "NUL byte"),
+        ({"append_system_prompt": "be\u0000brief"}, 400, "append_system_prompt contains a NUL"),
+        ({"allowed_tools": ["Wr\u0000ite"]}, 400, "allowed_tools contains a NUL"),
+    ]
+    async with service.client() as client:
+        for options, status, message in cases:
+            response = await client.post("/runs", json={"prompt": "x", "options": options})
+            assert response.status_code == status, (options, response.text)
+            assert message in response.json()["error"]["message"], (options, response.text)
+
+
+async def test_every_rest_body_and_event_carries_the_schema_version(service: Service) -> None:
+    """Issue 16 (settled): every REST and event payload says which version it is."""
+    async with service.client() as client:
+        health = (await client.get("/health")).json()
+        response = await client.post("/runs", json={"argv": chatty(3)})
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+        listed = (await client.get("/runs")).json()
+        missing = (await client.get("/runs/nope")).json()
+    for body in (health, response.json(), run, listed, missing):
+        assert body["schema_version"] == SCHEMA_VERSION, body
+    assert events
+    assert all(e["schema_version"] == SCHEMA_VERSION for e in events), events
+
+
+async def test_a_sequence_number_that_is_not_one_is_a_400(service: Service) -> None:
+    """Issue 18 L1: '²' passes str.isdigit and fails int(); 5,000 digits fail int(): both
+    were a 500."""
+    async with service.client() as client:
+        run_id = (await client.post("/runs", json={"argv": chatty(1)})).json()["run_id"]
+        for value in ("\u00b2", "9" * 5000, "-1", "1e3"):
+            header = {b"Last-Event-ID": value.encode()}
+            response = await client.get(f"/runs/{run_id}/events", headers=header)
+            assert response.status_code == 400, (value[:10], response.text)
+            response = await client.get(f"/runs/{run_id}/events", params={"after": value})
+            assert response.status_code == 400, (value[:10], response.text)

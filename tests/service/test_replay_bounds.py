@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cc_executor._service._http import with_keepalive
-from cc_executor._service._manager import ManagedRun
+from cc_executor._service._runs import ManagedRun
 
 
 async def test_a_follower_behind_the_bound_is_told_what_it_missed() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,109 @@ async def test_oversize_bodies_get_413(service: Service) -> None:
         streamed = await client.post("/runs", content=chunks())
         assert streamed.status_code == 413
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service) -> None:
+    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback."""
+    async with service.client() as client:
+        for host in ("[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x"):
+            response = await client.get("/health", headers={"Host": host})
+            assert response.status_code == 403, (host, response.text)
+            assert response.json()["error"]["code"] == "bad_host"
+
+
+async def test_agent_runs_take_only_the_variables_that_configure_an_agent(
+    start: Callable[..., Service],
+) -> None:
+    """Issue 18 M2: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: --preload
+    runs code inside it); remote callers now set only what configures an agent."""
+    service = start("--allow-env", "MY_SETTING")
+    async with service.client() as client:
+        refused = (
+            "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "NODE_OPTIONS", "CLAUDE_CODE_SHELL",
+            "CLAUDE_CODE_SHELL_PREFIX", "CC_EXECUTOR_CLAUDE", "XDG_CONFIG_HOME",
+        )  # fmt: skip
+        for name in refused:
+            body = {"prompt": "x", "options": {"env": {name: "x"}}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 403, (name, response.text)
+            assert f"env {name} cannot be set" in response.json()["error"]["message"]
+        for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_MAX_OUTPUT_TOKENS", "HOME", "MY_SETTING"):
+            # Pointed at a closed local port: the run starts (202) and fails at once.
+            env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", name: "1"}
+            body = {"prompt": "x", "options": {"env": env, "timeout": 5}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 202, (name, response.text)
+
+
+async def test_an_exec_allowlist_entry_can_pin_the_arguments(
+    start: Callable[..., Service],
+) -> None:
+    """Issue 18 M3: `--allow-exec git` let `git -c core.fsmonitor=CMD` run anything; an
+    entry with arguments allows only commands starting with exactly them, and commands get
+    no environment unless the server allows a variable by name."""
+    script = "import sys; print(sys.argv[1:])"
+    service = start(
+        "--allow-exec", f"{sys.executable} -c '{script}' pinned",
+        "--allow-exec-env", "ALLOWED_VAR",
+    )  # fmt: skip
+    async with service.client() as client:
+        ok = await client.post("/runs", json={"argv": [sys.executable, "-c", script, "pinned"]})
+        assert ok.status_code == 202, ok.text
+        for argv in (
+            [sys.executable, "-c", "import os; os.system('id')"],
+            [sys.executable, "-c", script],
+            [sys.executable],
+        ):
+            refused = await client.post("/runs", json={"argv": argv})
+            assert refused.status_code == 403, (argv, refused.text)
+            assert "does not start with an allowed command" in refused.json()["error"]["message"]
+        pinned = [sys.executable, "-c", script, "pinned"]
+        for env, status in (({"ALLOWED_VAR": "1"}, 202), ({"PYTHONWARNINGS": "x"}, 403)):
+            body = {"argv": pinned, "options": {"env": env}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == status, (env, response.text)
+
+
+async def test_a_queued_runs_folder_is_checked_again_as_it_starts(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """Issue 18 L4: --allow-dir was checked at submission only; a queued run's cwd swapped
+    for a symlink to the outside ran there."""
+    from tests.service.conftest import sse_events
+
+    service = start("--allow-exec", sys.executable, "--max-concurrent", "1")
+    work, outside = root / "work", tmp_path / "outside"
+    work.mkdir()
+    outside.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    marker = [sys.executable, "-c", "open('ran', 'w').close()"]
+    async with service.client() as client:
+        first = (await client.post("/runs", json={"argv": sleeper})).json()["run_id"]
+        body = {"argv": marker, "options": {"cwd": str(work)}}
+        second = (await client.post("/runs", json=body)).json()["run_id"]
+        assert (await client.get(f"/runs/{second}")).json()["status"] == "queued"
+        work.rmdir()
+        work.symlink_to(outside)
+        assert (await client.post(f"/runs/{first}/cancel")).status_code == 200
+        events = await sse_events(client, second)
+    assert events[-1]["status"] == "error"
+    assert "refused at the start" in events[-1]["error"]
+    assert "outside the allowed directories" in events[-1]["error"]
+    assert not (outside / "ran").exists()
+
+
+def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
+    """The first start shows the new token once; every later start names its file."""
+    said = []
+    for _ in range(2):
+        service = launch(cc_home, root)
+        assert service.proc.stderr is not None
+        service.proc.send_signal(signal.SIGTERM)
+        service.proc.wait(30)
+        said.append(service.proc.stderr.read())
+        service.stop()
+    path = cc_home / "service-token"
+    assert f"new bearer token (stored in {path}, shown only this once)" in said[0]
+    assert f"bearer token in {path}" in said[1]
+    assert path.read_text().strip() not in said[1]

@@ -22,7 +22,6 @@ from cc_executor._store import (
     Query,
     RunRecord,
     SQLiteStore,
-    auto_timeout,
     open_store,
     redact_argv,
 )
@@ -316,15 +315,6 @@ def test_redaction() -> None:
     ]  # fmt: skip
 
 
-def test_auto_timeout() -> None:
-    assert auto_timeout([1.0])[0] == 600.0
-    seconds, note = auto_timeout([10.0] * 19 + [100.0])
-    assert seconds == 30.0  # 1.5 x p95 (10 s) = 15 s, raised to the floor
-    assert "p95" in note
-    assert auto_timeout([100.0] * 20)[0] == 150.0
-    assert auto_timeout([5000.0] * 20)[0] == 3600.0
-
-
 def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
     for _ in range(5):
         cc("exec", "--", "sleep", "0.05")
@@ -332,3 +322,132 @@ def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
     result = json.loads(done.stdout)
     assert any("1.5 x p95" in w and "5 similar past runs" in w for w in result["warnings"])
     assert "fewer than 5" in cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+
+
+def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
+    """Issue 18 M8: `mysql -phunter2` was kept in clear in the history."""
+    assert redact_argv(["mysql", "-uroot", "-phunter2", "db"]) == [
+        "mysql", "-uroot", "-p[REDACTED]", "db",
+    ]  # fmt: skip
+    assert redact_argv(["/usr/bin/sshpass", "-p", "s3cret", "ssh", "host"])[2] == "[REDACTED]"
+    assert redact_argv(["git", "clone", "https://bob:tok123@example.com/x.git"]) == [
+        "git", "clone", "https://bob:[REDACTED]@example.com/x.git",
+    ]  # fmt: skip
+    assert redact_argv(["curl", "--password", "pw", "-d", "token=abc"]) == [
+        "curl", "--password", "[REDACTED]", "-d", "token=[REDACTED]",
+    ]  # fmt: skip
+    # Only MySQL's clients take an attached -p as a password.
+    assert redact_argv(["gcc", "-pedantic", "-pthread"]) == ["gcc", "-pedantic", "-pthread"]
+
+
+def test_the_data_folder_and_history_are_private(cc_home: Path) -> None:
+    """Issue 18 M8: the data folder and the history were created readable by other accounts
+    (0755 / 0644): another user read prompts, answers and passwords in command lines."""
+    old = os.umask(0o022)
+    try:
+        done = cc("exec", "--json", "--", "true")
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert cc_home.stat().st_mode & 0o777 == 0o700
+    assert (cc_home / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert Path(result["run_dir"]).stat().st_mode & 0o777 == 0o700
+    assert not any("readable by other accounts" in w for w in result["warnings"])
+
+
+def test_a_data_folder_others_can_read_is_tightened_with_a_warning(cc_home: Path) -> None:
+    cc("exec", "--", "true")
+    cc_home.chmod(0o755)
+    (cc_home / "history.sqlite3").chmod(0o644)
+    done = cc("exec", "--json", "--", "true")
+    result = json.loads(done.stdout)
+    assert cc_home.stat().st_mode & 0o777 == 0o700
+    assert (cc_home / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+    warned = [w for w in result["warnings"] if "readable by other accounts" in w]
+    assert any(str(cc_home) in w and "mode 755" in w for w in warned), result["warnings"]
+    assert any("history.sqlite3" in w and "mode 644" in w for w in warned), result["warnings"]
+
+
+def test_warnings_are_kept_and_shown(cc_home: Path) -> None:
+    """A run's warnings reach the history (migration 3) and ``show`` prints them."""
+    done = cc("exec", "--json", "--", "sh", "-c", "sleep 30 >/dev/null 2>&1 &")
+    result = json.loads(done.stdout)
+    warning = "1 descendant process(es) outlived the child; terminated them"
+    assert result["warnings"] == [warning]
+    shown = cc("show", result["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: {warning}" in shown.stdout
+    assert json.loads(cc("show", result["run_id"], "--json").stdout)["warnings"] == [warning]
+    assert json.loads(cc("history", "--json").stdout)[0]["warnings"] == [warning]
+
+
+def test_history_commands_refuse_bad_input_on_one_line(cc_home: Path, tmp_path: Path) -> None:
+    """Bad values are usage errors naming the flag; export to a missing folder or to a
+    folder is one line, not a traceback."""
+    for args, says in (
+        (["history", "--kind", "foo"], "argument --kind: invalid choice: 'foo'"),
+        (["history", "--status", "bogus"], "argument --status: invalid choice: 'bogus'"),
+        (["verify", "--last", "0"], "argument --last: must be at least 1, got 0"),
+        (["verify", "--last", "-1"], "argument --last: must be at least 1, got -1"),
+    ):
+        done = cc(*args)
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr
+        assert done.stderr.count("\n") == 1
+    cc("exec", "--", "true", check=True)
+    for target, reason in (
+        (tmp_path / "missing" / "out.json", "its folder does not exist"),
+        (tmp_path, "it is a folder"),
+    ):
+        done = cc("export", "--output", str(target))
+        assert done.returncode == 1
+        assert done.stderr == f"cc-executor export: cannot write {target}: {reason}\n"
+
+
+def test_history_says_whether_it_is_empty_or_nothing_matched(cc_home: Path) -> None:
+    assert cc("history").stdout == "no runs recorded yet\n"
+    cc("exec", "--", "true", check=True)
+    assert cc("history", "--kind", "run").stdout == "no runs match\n"
+    assert cc("history", "--status", "failed").stdout == "no runs match\n"
+
+
+def test_an_ambiguous_prefix_names_candidates(cc_home: Path) -> None:
+    store = open_store()
+    for suffix in ("a", "b", "c", "d", "e"):
+        store.start(RunRecord(id=f"01prefix{suffix}", kind="exec", started_at=1.0))
+    store.close()
+    done = cc("show", "01prefix")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "cc-executor show: run id prefix '01prefix' is ambiguous: it matches 01prefixa, "
+        "01prefixb, 01prefixc, ... (give more of the id)\n"
+    )
+
+
+def test_show_events_of_an_interrupted_run_shows_its_partial_transcript(
+    cc_home: Path, tmp_path: Path
+) -> None:
+    """A run that never ended has no receipts; the event log it was writing is shown."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "stdout.log").write_text(
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {"id": "m1", "content": [{"type": "text", "text": "half done"}]},
+            }
+        )
+        + "\n"
+    )
+    store = open_store()
+    store.start(
+        RunRecord(
+            id="01interrupted", kind="run", status=INTERRUPTED, run_dir=str(run_dir), started_at=1.0
+        )
+    )
+    store.close()
+    done = cc("show", "01interrupted", "--events")
+    assert done.returncode == 0, done.stderr
+    assert "(the run did not end: interrupted; the transcript so far)" in done.stdout
+    assert "assistant: half done" in done.stdout

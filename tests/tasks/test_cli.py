@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from cc_executor._store import Query, open_store
-from cc_executor.testing import HttpError, Reply, Rule, Script, Text, ToolUse, Usage
+from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text, ToolUse, Usage
 from tests._pty import run_on_pty
 from tests._wait import wait_for
 from tests.tasks.conftest import CLI, Served
@@ -139,7 +139,7 @@ def test_stop_or_continue_after_a_failure(serve: Serve, on_error: str) -> None:
     served = serve(
         Script(
             [
-                Rule(match="^Fail", answers=[HttpError(400, message="scripted bad request")]),
+                Rule(match="^Fail", answers=[HttpErrorReply(400, message="scripted bad request")]),
                 Rule(answers=[Reply([Text("fine")])]),
             ]
         )
@@ -332,3 +332,16 @@ def test_live_view_on_a_terminal(serve: Serve) -> None:
     assert b"\x1b]0;pwned" not in screen
     assert b"\x1b[2J y" not in screen
     assert served.prompts()[-1] == "Show x \x1b]0;pwned\x07 \x1b[2J y"  # data reaches the model
+
+
+def test_a_warning_is_printed_once(serve: Serve) -> None:
+    """A history that cannot be opened is reported by every task's run and by the list's
+    own record in the same words: the command prints it once (it printed it twice)."""
+    served = serve(Script([Rule(answers=[Reply([Text("fine")])])]))
+    (Path(served.env["CC_EXECUTOR_HOME"]) / "history.sqlite3").mkdir(parents=True)
+    write(served, "list.yaml", "tasks:\n  - id: one\n    prompt: One\n")
+    done = served.cli("tasks", "run", "list.yaml", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("warning: history not recorded") == 1, done.stderr
+    as_object = as_json(served.cli("tasks", "run", "list.yaml", "--json", "--quiet"))
+    assert len(as_object["warnings"]) == len(set(as_object["warnings"])) == 1

@@ -21,7 +21,7 @@ from cc_executor.tasks import (
     start_tasks,
 )
 from cc_executor.tasks._state import ListFolder
-from cc_executor.testing import HttpError, Reply, Rule, Script, Text
+from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text
 from tests.tasks.conftest import Served
 
 Serve = Callable[[Script], Served]
@@ -85,7 +85,7 @@ async def test_a_failed_attempt_is_retried(serve: Serve) -> None:
                             [Text("worked the second time")],
                             # Claude Code sends a request that got a 400 six times in all
                             # (with fewer beta features each time) before it gives up.
-                            errors_before=[HttpError(400, message="scripted bad request")] * 6,
+                            errors_before=[HttpErrorReply(400, message="scripted bad request")] * 6,
                         )
                     ],
                 ),
@@ -249,3 +249,30 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
     assert runs[1].resumed_session == runs[0].session_id
     assert result.tasks["long"].result == "finished in the same session"
     assert [r.turn for r in served.server.message_requests] == [0, 1]
+
+
+async def test_a_task_whose_tool_calls_were_denied_fails(serve: Serve) -> None:
+    """A denied Write is not the work the task asked for: the task fails, unless the list
+    says denials are acceptable."""
+    from cc_executor.testing import ToolUse
+
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply([ToolUse("Write", {"file_path": "out.txt", "content": "x"})]),
+                        Reply([Text("Wrote out.txt.")]),
+                    ]
+                )
+            ]
+        )
+    )
+    spec = {"tasks": [{"id": "write", "prompt": "Write out.txt"}]}
+    result = await run_tasks(spec, **served.options())
+    assert result.status is ListStatus.FAILED
+    assert result.tasks["write"].status is TaskStatus.FAILED
+    assert result.tasks["write"].run_status == "denied"
+    accepted = {"tasks": [{"id": "write", "prompt": "Write out.txt", "accept_denials": True}]}
+    result = await run_tasks(accepted, **served.options())
+    assert result.status is ListStatus.OK, result.to_dict()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor.tasks import TaskListError, TaskListSpec, load_task_list, parse_task_list
-from cc_executor.tasks._runner import task_options
+from cc_executor.tasks._task_options import task_options
 from tests.tasks.conftest import CLI
 
 MARKDOWN = """\

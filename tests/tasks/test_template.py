@@ -79,3 +79,38 @@ def test_references_are_found_in_the_syntax_tree() -> None:
     with pytest.raises(TemplateProblem, match="syntax error") as caught:
         references("ok\nok\n{% if %}")
     assert caught.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        # The 80-byte template of issue 18 M5 that froze the service for half a minute.
+        (
+            "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
+            "more than 2,000,000 steps",
+        ),
+        ("{{ 'x' * 1000000000 }}", "a repeated value over"),
+        ("{{ [1] * 100000000 }}", "a repeated value over"),
+        ("{{ 10 ** 100000000 }}", "a power over"),
+        ("{% for a in range(99999) %}{{ 'y' * 100 }}{% endfor %}", "the rendered prompt over"),
+    ],
+)
+def test_a_costly_template_is_refused_within_bounds(source: str, message: str) -> None:
+    """Issue 18 M5: bounded by counts (steps, characters), never by time."""
+    with pytest.raises(TemplateProblem, match=message):
+        render(source, {})
+
+
+def test_the_bounds_leave_ordinary_templates_alone() -> None:
+    tasks = {"a": view({"result": "r" * 100_000, "files": ["x.py"], "json": {"k": [1, 2]}})}
+    source = "{% for i in range(1000) %}{{ i }}{% endfor %} {{ tasks.a.result }} {{ 'ab' * 10 }}"
+    rendered = render(source, tasks)
+    assert rendered.endswith("r" * 100_000 + " " + "ab" * 10)
+    assert render("{{ 2 ** 64 }}", {}) == str(2**64)
+
+
+def test_the_step_budget_is_counted_per_rendering() -> None:
+    """A template just under the budget renders every time: nothing carries over."""
+    source = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}ok"
+    for _ in range(3):
+        assert render(source, {}) == "ok"

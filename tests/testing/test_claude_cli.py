@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from cc_executor.testing import (
-    HttpError,
+    HttpErrorReply,
     ModelServer,
     Reply,
     Rule,
@@ -36,7 +36,7 @@ from tests._means import CLAUDE_VERSION
 from .conftest import RunClaude
 
 
-def one_rule(*answers: Reply | HttpError) -> Script:
+def one_rule(*answers: Reply | HttpErrorReply) -> Script:
     return Script([Rule(list(answers))])
 
 
@@ -165,7 +165,9 @@ def test_bypass_permissions_as_root_needs_is_sandbox(run_claude: RunClaude) -> N
 def test_http_errors_become_error_results(
     run_claude: RunClaude, status: int, error_type: str, retried: bool, result_text: str
 ) -> None:
-    error = HttpError(status, message="scripted failure", retry_after=0 if status == 429 else None)
+    error = HttpErrorReply(
+        status, message="scripted failure", retry_after=0 if status == 429 else None
+    )
     with ModelServer(one_rule(error)) as server:
         run = run_claude(server, "Fail please")
 
@@ -197,7 +199,7 @@ def test_http_errors_become_error_results(
 
 
 def test_error_then_success_after_retry(run_claude: RunClaude) -> None:
-    reply = Reply(["Recovered."], errors_before=[HttpError(529)])
+    reply = Reply(["Recovered."], errors_before=[HttpErrorReply(529)])
     with ModelServer(one_rule(reply)) as server:
         run = run_claude(server, "Try twice")
 

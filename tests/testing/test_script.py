@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cc_executor.testing import (
-    HttpError,
+    HttpErrorReply,
     Reply,
     Rule,
     Script,
@@ -75,9 +75,12 @@ FULL_SCRIPT = Script(
                     stop_reason="max_tokens",
                     drop_after=2,
                     drop_non_streaming=True,
-                    errors_before=[HttpError(529), HttpError(429, retry_after=0, latency=0.1)],
+                    errors_before=[
+                        HttpErrorReply(529),
+                        HttpErrorReply(429, retry_after=0, latency=0.1),
+                    ],
                 ),
-                HttpError(
+                HttpErrorReply(
                     500,
                     message="boom",
                     error_type="api_error",
@@ -122,9 +125,9 @@ def test_defaults() -> None:
     assert reply.resolved_stop_reason == "end_turn"
     assert Reply([ToolUse("Bash")]).resolved_stop_reason == "tool_use"
     assert Reply([]).resolved_stop_reason == "end_turn"
-    assert HttpError(429).resolved_type == "rate_limit_error"
-    assert HttpError(503).resolved_type == "api_error"
-    assert HttpError(400).resolved_message == "Scripted 400 error (invalid_request_error)"
+    assert HttpErrorReply(429).resolved_type == "rate_limit_error"
+    assert HttpErrorReply(503).resolved_type == "api_error"
+    assert HttpErrorReply(400).resolved_message == "Scripted 400 error (invalid_request_error)"
     assert Script([Rule([reply])]).when_exhausted == "error"
     assert Rule([reply]).matches("anything")
     assert not Rule([reply], match="^x").matches("anything")
@@ -275,10 +278,12 @@ def test_python_objects_are_validated() -> None:
         Reply(["ok", 3])  # type: ignore[list-item]
     with pytest.raises(ScriptError, match=r"^Reply\.chunk_size: expected an integer >= 1, got 0"):
         Reply(["x"], chunk_size=0)
-    with pytest.raises(ScriptError, match=r"^Reply\.errors_before\[0\]: expected HttpError"):
+    with pytest.raises(ScriptError, match=r"^Reply\.errors_before\[0\]: expected HttpErrorReply"):
         Reply(["x"], errors_before=[Reply(["y"])])  # type: ignore[list-item]
-    with pytest.raises(ScriptError, match=r"^HttpError\.status: expected an HTTP error status"):
-        HttpError(302)
+    with pytest.raises(
+        ScriptError, match=r"^HttpErrorReply\.status: expected an HTTP error status"
+    ):
+        HttpErrorReply(302)
     with pytest.raises(ScriptError, match=r"^ToolUse\.input: not JSON-serialisable"):
         ToolUse("Bash", {"command": object()})
     with pytest.raises(ScriptError, match=r"^Rule\.answers: expected at least one answer"):
@@ -294,10 +299,10 @@ def test_python_objects_are_validated() -> None:
 
 
 def test_error_type_defaults_follow_the_status_class() -> None:
-    from cc_executor.testing import HttpError
+    from cc_executor.testing import HttpErrorReply
 
-    assert HttpError(400).resolved_type == "invalid_request_error"
-    assert HttpError(418).resolved_type == "invalid_request_error"  # unlisted 4xx
-    assert HttpError(502).resolved_type == "api_error"  # unlisted 5xx
-    assert HttpError(529).resolved_type == "overloaded_error"
-    assert HttpError(418, error_type="custom").resolved_type == "custom"
+    assert HttpErrorReply(400).resolved_type == "invalid_request_error"
+    assert HttpErrorReply(418).resolved_type == "invalid_request_error"  # unlisted 4xx
+    assert HttpErrorReply(502).resolved_type == "api_error"  # unlisted 5xx
+    assert HttpErrorReply(529).resolved_type == "overloaded_error"
+    assert HttpErrorReply(418, error_type="custom").resolved_type == "custom"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cc_executor.testing import (
-    HttpError,
+    HttpErrorReply,
     ModelServer,
     Reply,
     Rule,
@@ -27,7 +27,7 @@ from tests._wait import wait_for
 pytestmark = pytest.mark.slow
 
 
-def one_rule(*answers: Reply | HttpError, **options: Any) -> Script:
+def one_rule(*answers: Reply | HttpErrorReply, **options: Any) -> Script:
     return Script([Rule(list(answers))], **options)
 
 
@@ -170,7 +170,7 @@ def test_ids_are_deterministic_per_prompt_and_turn() -> None:
 def test_http_errors_have_anthropic_bodies_and_headers(
     status: int, error_type: str, retry_after: str | None
 ) -> None:
-    with ModelServer(one_rule(HttpError(status))) as server:
+    with ModelServer(one_rule(HttpErrorReply(status))) as server:
         response = post(server, body())
 
     assert response.status_code == status
@@ -183,7 +183,7 @@ def test_http_errors_have_anthropic_bodies_and_headers(
 
 
 def test_http_error_options() -> None:
-    error = HttpError(
+    error = HttpErrorReply(
         429,
         message="slow down",
         error_type="custom_error",
@@ -246,7 +246,7 @@ def test_rules_match_the_prompt_first_match_wins() -> None:
 
 
 def test_errors_before_count_attempts_per_conversation_and_turn() -> None:
-    reply = Reply(["ok"], errors_before=[HttpError(529), HttpError(500)])
+    reply = Reply(["ok"], errors_before=[HttpErrorReply(529), HttpErrorReply(500)])
     with ModelServer(one_rule(reply, when_exhausted="repeat_last")) as server:
         statuses = [post(server, body("p", stream=False)).status_code for _ in range(4)]
         other_prompt = post(server, body("q", stream=False)).status_code
@@ -467,6 +467,22 @@ def test_claude_env() -> None:
         "LANG": "C.UTF-8",
         "IS_SANDBOX": "1",
     }
+
+
+def test_claude_env_with_config_dir_only_leaves_home_alone() -> None:
+    """What a shell should load: the CLI's config moves, HOME (and all kept under it) stays."""
+    base = {"PATH": "/bin", "HOME": "/home/u", "XDG_CONFIG_HOME": "/home/u/.config"}
+    with ModelServer(one_rule(Reply(["x"]))) as server:
+        only = server.claude_env(config_dir="/tmp/c")
+        full = server.claude_env(config_dir="/tmp/c", base={**base, "CLAUDE_CONFIG_DIR": "/x"})
+        both = server.claude_env(home="/tmp/h", config_dir="/tmp/c")
+        with pytest.raises(ValueError, match="needs home or config_dir"):
+            server.claude_env()
+
+    assert only["CLAUDE_CONFIG_DIR"] == "/tmp/c"
+    assert "HOME" not in only
+    assert full == {**base, **only}
+    assert both == {**only, "HOME": "/tmp/h"}
 
 
 def test_script_file_path_is_accepted(tmp_path: Any) -> None:

@@ -1,1 +1,43 @@
-"""Agent adapters: one per agent CLI, each turning the CLI's output into typed events."""
+"""Agent adapters: one per agent CLI, each behind the
+:class:`~cc_executor._agents._base.AgentAdapter` interface (find the executable, build its
+command line, parse its output into the typed events, decide how a run ended). Nothing
+above this package names an agent: it asks :func:`get_adapter` for the one a run's
+``agent`` option names.
+
+Importable without anything beyond the interpreter's start-up set: the console looks its
+agent up before it starts the CLI.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cc_executor._agents._base import AgentAdapter
+
+#: Every agent: its name (the ``agent`` option's value) and the class implementing it.
+ADAPTERS = {
+    "claude": ("cc_executor._agents._claude._adapter", "ClaudeAdapter"),
+}
+
+_loaded: dict[str, AgentAdapter] = {}
+
+
+def agent_names() -> tuple[str, ...]:
+    """The names the ``agent`` option accepts."""
+    return tuple(ADAPTERS)
+
+
+def get_adapter(name: str) -> AgentAdapter:
+    """The adapter of agent ``name``; ``ValueError`` naming the known agents for any other."""
+    adapter = _loaded.get(name)
+    if adapter is not None:
+        return adapter
+    target = ADAPTERS.get(name) if isinstance(name, str) else None
+    if target is None:
+        raise ValueError(f"agent must be one of {', '.join(ADAPTERS)}, got {name!r}")
+    import importlib
+
+    module, cls = target
+    made: AgentAdapter = getattr(importlib.import_module(module), cls)()
+    _loaded[name] = made
+    return made

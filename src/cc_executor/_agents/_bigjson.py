@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from cc_executor._errors import CCExecutorError
+
 #: Strings up to this many bytes stay in the skeleton.
 SMALL_STRING = 1 << 16
 #: Bytes decoded per step of a large string (larger pieces fragment the heap: measured
@@ -41,8 +43,9 @@ _STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 _BACKSLASH = 0x5C
 
 
-class NotHandled(ValueError):
-    """The line is not one this parser takes on; parse it whole instead."""
+class NotHandled(CCExecutorError, ValueError):
+    """The line is not one this parser takes on; parse it whole instead (internal: its
+    caller falls back to a whole-line parse)."""
 
 
 class _Window:

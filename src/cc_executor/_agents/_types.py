@@ -8,38 +8,27 @@ Python API, the command line, the servers) sees only these. Every event has ``t`
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from cc_executor._payload import SCHEMA_VERSION
+from cc_executor._status import Status
 
-class RunStatus(str, enum.Enum):
-    """How an agent run ended."""
+#: How an agent run ended: the one status vocabulary (see :mod:`cc_executor._status`). A
+#: run ends ok, error, rate_limited, max_turns, budget_exceeded, timeout, idle_timeout,
+#: cancelled, crashed or spawn_failed.
+RunStatus = Status
 
-    OK = "ok"
-    """The agent finished and reported success."""
-    ERROR = "error"
-    """The agent reported an error (``error`` and ``api_error_status`` say which)."""
-    RATE_LIMITED = "rate_limited"
-    """The API refused with a rate limit (HTTP 429) and retries did not help."""
-    MAX_TURNS = "max_turns"
-    """The agent stopped at ``max_turns``."""
-    BUDGET_EXCEEDED = "budget_exceeded"
-    """The agent stopped at ``max_budget_usd``."""
-    TIMEOUT = "timeout"
-    """Stopped by us at the total timeout; ``result`` has the text so far."""
-    IDLE_TIMEOUT = "idle_timeout"
-    """Stopped by us after too long without any output."""
-    CANCELLED = "cancelled"
-    """Stopped by the caller."""
-    CRASHED = "crashed"
-    """The CLI ended without a result line (killed, crashed, or refused to start)."""
-    SPAWN_FAILED = "spawn_failed"
-    """The CLI could not be started (not installed, bad cwd, ...)."""
 
-    def __str__(self) -> str:
-        return self.value
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt of a run ended, as its agent adapter decided: the status, a specific
+    error message (None when ok), and whether another attempt could help."""
+
+    status: RunStatus
+    error: str | None
+    retryable: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,10 +40,11 @@ class AgentEvent:
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``{"type": ..., fields...}`` without ``raw``."""
+        """JSON-ready form: ``{"type": ..., "schema_version": ..., fields...}`` without
+        ``raw``."""
         data = asdict(self)
         data.pop("raw", None)
-        return {"type": self.type, **data}
+        return {"type": self.type, "schema_version": SCHEMA_VERSION, **data}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from typing import Any
 
 #: Which module registers each command (``module:function``). Only the module of the command
 #: being run is imported, so every command starts with just the imports it needs.
@@ -29,16 +30,30 @@ _COMMANDS = {
     "mcp": "cc_executor._cli._serve:add_parser",
     "notify": "cc_executor._cli._notify:add_parser",
     "inbox": "cc_executor._cli._notify:add_parser",
-    "testing": "cc_executor.testing._cli:add_parser",
+    "testing": "cc_executor._cli._testing:add_parser",
+}
+
+#: The extra each command needs (``cc_executor._extras``); the others run on the core install.
+_COMMAND_EXTRAS = {
+    "tasks": "tasks",
+    "serve": "service",
+    "mcp": "service",
+    "notify": "notify",
+    "inbox": "notify",
+    "testing": "testing",
 }
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser: with every command, or only with ``command``'s module."""
-    import argparse
+def build_parser(
+    command: str | None = None, *, json_errors: bool = False
+) -> argparse.ArgumentParser:
+    """The argument parser: with every command, or only with ``command``'s module.
+    ``json_errors``: a usage error also prints the ``usage_error`` JSON object."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from cc_executor._cli._parser import parser_class
+
+    parser = parser_class(json_errors)(
         prog="cc-executor",
         description="Run coding-agent CLIs (Claude Code first) and any command headlessly: "
         "supervised, bounded in time, every byte kept, nothing left running.",
@@ -50,6 +65,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         module, _, function = target.partition(":")
         getattr(importlib.import_module(module), function)(sub)
     return parser
+
+
+def _parser_of(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, command: str | None
+) -> Any:
+    """The (sub)parser that read the innermost command of ``args`` (``command``: the first)."""
+    import argparse
+
+    found: Any = parser
+    first = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command in first.choices:
+        found = first.choices[command]
+    while True:
+        action = next(
+            (a for a in found._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        # exec's own "command" (a list) shares the top level's dest: only names descend.
+        name = getattr(args, action.dest, None) if action is not None else None
+        if action is None or not isinstance(name, str) or name not in action.choices:
+            return found
+        found = action.choices[name]
 
 
 def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
@@ -80,8 +116,11 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
             namespace.hard_exit = hard_exit
             return run_main(namespace)
         command = next((a for a in args_list if not a.startswith("-")), None)
-        parser = build_parser(command)
-        args = parser.parse_args(args_list)
+        parser = build_parser(command, json_errors="--json" in args_list)
+        args, extras = parser.parse_known_args(args_list)
+        if extras:
+            # The command's own parser names its flags in the error ("did you mean").
+            _parser_of(parser, args, command).unrecognized(extras)
         args.hard_exit = hard_exit
         if early is not None:
             args.early = early  # nothing was started: the options were refused
@@ -89,8 +128,20 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
         if handler is None:
             parser.print_help()
             return 2
+        if command in _COMMAND_EXTRAS:
+            from cc_executor._extras import require_extra
+
+            require_extra(_COMMAND_EXTRAS[command], f"the '{command}' command")
         code: int = handler(args)
         return code
+    except ImportError as exc:
+        # A missing extra, found above or by a package deep inside the command: one line.
+        from cc_executor._extras import MissingExtra
+
+        if not isinstance(exc, MissingExtra):
+            raise
+        print(f"cc-executor: {exc}", file=sys.stderr)
+        return 2
     finally:
         if early is not None:
             early.abandon()  # a no-op once the run adopted the CLI

@@ -1,8 +1,9 @@
-"""Argument types, and the options of ``cc-executor run`` as one table.
+"""The options of ``cc-executor run``, derived from the run options' declarations
+(:class:`~cc_executor._run._options.RunOptions`), plus the console's own output flags.
 
 The table builds the argparse parser (help, errors, everything a user sees) and also
 :func:`quick_parse`, which reads a plain ``run`` command line without importing argparse, so
-that the console can start Claude Code about 12 ms sooner (argparse, ``re`` and ``enum``
+that the console can start the agent CLI about 12 ms sooner (argparse, ``re`` and ``enum``
 cost that much to import and set up). ``quick_parse`` accepts only what argparse reads the
 same way (exact option names, no ``--``, no value that starts with ``-`` unless written
 ``--flag=-value``) and gives up on everything else, which then goes through argparse alone.
@@ -13,10 +14,14 @@ No imports beyond the interpreter's start-up set: this module runs before the CL
 
 from __future__ import annotations
 
+from cc_executor._run._options import RunOptions
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
+
+    from cc_executor._run._options import Option as Declaration
 
 
 def _bad(message: str) -> Exception:
@@ -52,13 +57,23 @@ def tools(text: str) -> list[str]:
 
 
 class Option:
-    """One option of ``run``: its flag and how argparse (and :func:`quick_parse`) reads it.
+    """One flag of ``run`` and how argparse (and :func:`quick_parse`) reads it.
 
     ``action``: ``store`` (a value), ``store_true``/``store_false``, ``append`` (one value
-    per use) or ``extend`` (``type`` returns a list).
+    per use) or ``extend`` (``type`` returns a list). ``aliases``: older spellings.
     """
 
-    __slots__ = ("action", "default", "dest", "flag", "group", "help", "metavar", "type")
+    __slots__ = (
+        "action",
+        "aliases",
+        "default",
+        "dest",
+        "flag",
+        "group",
+        "help",
+        "metavar",
+        "type",
+    )
 
     def __init__(
         self,
@@ -71,9 +86,11 @@ class Option:
         default: Any = None,
         metavar: str | None = None,
         help: str | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.group = group
         self.flag = flag
+        self.aliases = aliases
         self.dest = dest or flag[2:].replace("-", "_")
         self.action = action
         self.type = type
@@ -112,99 +129,40 @@ RUN_PROMPT_HELP = "the prompt, or - to read it from stdin"
 #: Argument groups of ``run``, in help order.
 RUN_GROUPS = ("time", "agent", "environment", "answer and output")
 
+
+def flag_for(declared: Declaration) -> Option:
+    """The ``run`` flag of a declared run option: how its kind is read from argv."""
+    kind = declared.kind
+    action, default = "store", declared.default
+    convert: Callable[[str], Any] | None = None
+    if kind == "flag":
+        action = "store_false" if declared.default else "store_true"
+    elif kind in ("strings", "paths"):
+        action = "extend" if declared.commas else "append"
+        convert = tools if declared.commas else None
+    elif kind == "env":
+        action, convert = "append", key_value
+    elif kind == "number":
+        convert = timeout_value if declared.words else float
+    elif kind == "integer":
+        convert = int
+    assert declared.flag is not None
+    return Option(
+        declared.group,
+        declared.flag,
+        dest=declared.name,
+        action=action,
+        type=convert,
+        default=default if action == "store" else None,
+        metavar=declared.metavar,
+        help=declared.help,
+        aliases=declared.flag_aliases,
+    )
+
+
+#: The flags of ``run``: every run option that has one, then the console's own.
 RUN_OPTIONS = (
-    Option(
-        "time",
-        "--timeout",
-        type=timeout_value,
-        metavar="S|auto",
-        help="total time limit; 'auto' derives it from similar past runs",
-    ),
-    Option("time", "--idle-timeout", type=float, metavar="S", help="stop after S s without output"),
-    Option("time", "--first-output-timeout", type=float, metavar="S"),
-    Option("time", "--grace", type=float, default=5.0, metavar="S", help="SIGTERM->SIGKILL delay"),
-    Option("agent", "--model", metavar="M"),
-    Option("agent", "--max-turns", type=int, metavar="N"),
-    Option("agent", "--max-budget-usd", type=float, metavar="USD"),
-    Option("agent", "--resume", metavar="SESSION_ID", help="continue that session"),
-    Option("agent", "--continue", dest="continue_session", action="store_true"),
-    Option("agent", "--session-id", metavar="UUID"),
-    Option("agent", "--fork-session", action="store_true"),
-    Option("agent", "--allowed-tools", type=tools, action="extend", metavar="T[,T]"),
-    Option("agent", "--disallowed-tools", type=tools, action="extend", metavar="T"),
-    Option("agent", "--permission-mode", metavar="MODE"),
-    Option("agent", "--mcp-config", metavar="FILE|JSON"),
-    Option("agent", "--strict-mcp-config", action="store_true"),
-    Option("agent", "--append-system-prompt", metavar="TEXT"),
-    Option("agent", "--add-dir", dest="add_dirs", action="append", metavar="DIR"),
-    Option(
-        "agent",
-        "--no-partial-messages",
-        dest="include_partial_messages",
-        action="store_false",
-        help="do not ask for token-level streaming (partial text is then lost on a timeout)",
-    ),
-    Option("agent", "--extra-arg", dest="extra_args", action="append", metavar="ARG"),
-    Option(
-        "agent",
-        "--max-context-tokens",
-        type=int,
-        metavar="N",
-        help="the context window Claude Code should assume (it refuses longer prompts itself)",
-    ),
-    Option("agent", "--claude", dest="claude_path", metavar="PATH", help="the claude executable"),
-    Option("environment", "--cwd", metavar="DIR"),
-    Option("environment", "--env", type=key_value, action="append", metavar="KEY=VALUE"),
-    Option(
-        "answer and output",
-        "--json-mode",
-        action="store_true",
-        help="extract a JSON value from the answer",
-    ),
-    Option(
-        "answer and output",
-        "--json-schema",
-        metavar="FILE|JSON",
-        help="validate the JSON against it",
-    ),
-    Option(
-        "answer and output",
-        "--structured-output",
-        action="store_true",
-        help="also pass the schema to the CLI",
-    ),
-    Option(
-        "answer and output",
-        "--retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="retries on rate limits, overload and 5xx while no tool has run",
-    ),
-    Option(
-        "answer and output",
-        "--retry-initial-delay",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="back-off before the first retry, doubled for each next one",
-    ),
-    Option(
-        "answer and output",
-        "--retry-max-delay",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="longest back-off between two attempts",
-    ),
-    Option(
-        "answer and output",
-        "--heartbeat",
-        dest="heartbeat_s",
-        type=float,
-        default=10.0,
-        metavar="S",
-    ),
+    *(flag_for(o) for o in RunOptions.options if o.flag is not None),
     Option(
         "answer and output",
         "--json",
@@ -215,11 +173,52 @@ RUN_OPTIONS = (
 )
 
 
+def flag_reference() -> str:
+    """The README's table of run options (Markdown), generated from their declarations:
+    flag, Python keyword, task-list key, who may set it remotely, the agents that support
+    it, the default and the help. ``python -m cc_executor._cli._args`` prints it; a test
+    holds README.md to it."""
+    rows = [
+        "| flag | option | task-list key | remote | agents | default | what it does |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in RunOptions.options:
+        flags = ", ".join(f"`{f}`" for f in (o.flag, *o.flag_aliases) if f) or "(none)"
+        default = "`{}`" if o.factory is dict else f"`{o.default!r}`"
+        cells = (
+            flags,
+            "`" + "`, `".join((o.name, *o.aliases)) + "`",
+            f"`{o.task_key}`" if o.task_key else "-",
+            "server only" if o.remote == "server_only" else "yes",
+            ", ".join(o.agents) if o.agents else "all",
+            default,
+            (o.help or "").replace("|", "\\|"),
+        )
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def add_run_defaults(parser: Any, names: Sequence[str]) -> None:
+    """Add the flags of run options ``names`` to ``parser`` (``tasks run``, ``serve``):
+    their values become defaults for the runs the command starts, so each flag defaults to
+    None (not given: the run's own default applies)."""
+    for name in names:
+        flag = flag_for(RunOptions.by_name[name])
+        kwargs = flag.argparse_kwargs()
+        kwargs["default"] = None
+        parser.add_argument(flag.flag, *flag.aliases, **kwargs)
+
+
+def run_defaults(values: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The run options among ``names`` given on the command line (an argparse namespace)."""
+    return {name: getattr(values, name) for name in names if getattr(values, name) is not None}
+
+
 def quick_parse(argv: Sequence[str]) -> dict[str, Any] | None:
     """The options of ``run`` (``argv``: what follows ``run``) as ``{dest: value}`` plus
     ``prompt``, exactly as argparse would give them; None when the command line is anything
     but plain (then argparse reads it, and reports what is wrong)."""
-    by_flag = {o.flag: o for o in RUN_OPTIONS}
+    by_flag = {flag: o for o in RUN_OPTIONS for flag in (o.flag, *o.aliases)}
     values = {o.dest: o.initial() for o in RUN_OPTIONS}
     prompt: str | None = None
     i = 0
@@ -308,3 +307,49 @@ def run_options(values: dict[str, Any]) -> dict[str, Any]:
     options["env"] = dict(values["env"])
     options["json_schema"] = load_schema(values["json_schema"])
     return options
+
+
+def update_reference(path: str) -> bool:
+    """Rewrite the generated table between the ``run-options`` markers of the Markdown file
+    ``path``; True if it changed."""
+    import re
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    block = re.compile(r"(<!-- run-options:begin[^\n]*-->\n)(.*?)(<!-- run-options:end -->)", re.S)
+    if not block.search(text):
+        raise ValueError(f"{path} has no <!-- run-options:begin --> ... end --> markers")
+    updated = block.sub(lambda m: m.group(1) + flag_reference() + m.group(3), text)
+    if updated != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(updated)
+    return updated != text
+
+
+def flag_message(text: str) -> str:
+    """``text`` (an error of the run options' checks, which name options as the Python API
+    does) with each option named by its ``run`` flag: ``max_turns must be >= 1`` becomes
+    ``--max-turns must be >= 1``. Only names with an underscore, or the one the message
+    starts with, are replaced: ``agent`` or ``model`` inside a sentence stay words."""
+    import re
+
+    def flag(match: re.Match[str]) -> str:
+        name = match.group(0)
+        declared = RunOptions.by_name.get(name)
+        if declared is None or declared.flag is None:
+            return name
+        if "_" not in name and match.start() != 0:
+            return name
+        return declared.flag
+
+    return re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)*\b", flag, text)
+
+
+if __name__ == "__main__":
+    # `python -m cc_executor._cli._args` prints the table; with README.md, rewrites its copy.
+    import sys
+
+    if len(sys.argv) > 1:
+        print("updated" if update_reference(sys.argv[1]) else "up to date")
+    else:
+        print(flag_reference(), end="")

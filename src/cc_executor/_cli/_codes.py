@@ -1,8 +1,13 @@
-"""Exit codes shared by the commands, following GNU ``timeout`` where it has one."""
+"""Exit codes shared by the commands: those of the status vocabulary
+(:data:`cc_executor._status.EXIT_CODES`), by name."""
 
-EXIT_TIMEOUT = 124
+from cc_executor._status import EXIT_CODES, Status
+
+EXIT_USAGE = EXIT_CODES[Status.USAGE_ERROR]
+"""Invalid command line or options; nothing ran."""
+EXIT_TIMEOUT = EXIT_CODES[Status.TIMEOUT]
 """The run was stopped by its timeout (or idle timeout)."""
-EXIT_CANNOT_START = 125
+EXIT_CANNOT_START = EXIT_CODES[Status.SPAWN_FAILED]
 """The command or agent CLI could not be started."""
-EXIT_CANCELLED = 130
+EXIT_CANCELLED = EXIT_CODES[Status.CANCELLED]
 """Interrupted (SIGINT/SIGTERM/SIGHUP); whatever was running was stopped first."""

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from cc_executor._doctor import CheckResult
+    from cc_executor._cli._doctor_checks import CheckResult
 
 from cc_executor._cli._codes import EXIT_CANCELLED as EXIT_INTERRUPTED
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from cc_executor._doctor import run_checks
+    from cc_executor._cli._doctor_checks import run_checks
 
     out = sys.stdout
     marks = _marks(out)

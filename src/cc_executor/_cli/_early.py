@@ -1,10 +1,11 @@
-"""Starting Claude Code before the console imports everything else.
+"""Starting the agent CLI before the console imports everything else.
 
 ``cc-executor run`` needs about 100 ms of imports (the event loop, the parser of the CLI's
 output, the history, the retry logic) before it can supervise anything, and Claude Code
 needs about 400 ms to answer even a trivial prompt. So the console reads a plain command
 line without argparse (:func:`~cc_executor._cli._args.quick_parse`), checks the options
-and builds the argv with the same functions as the ordinary path, saves the prompt and
+and builds the argv with the same functions as the ordinary path (the option checks and
+the agent's adapter), saves the prompt and
 starts the CLI exactly as the engine would (:func:`~cc_executor._engine._launch.launch`),
 and only then imports the rest while the CLI boots. The run then adopts the process.
 
@@ -84,24 +85,19 @@ def discard_run_dir(run_dir: str) -> None:
 
 
 def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
-    """Start Claude Code for a run with ``options`` (``start_run``'s keyword arguments) and
-    ``prompt``. The same functions as the ordinary path check the options, build the argv,
-    save the prompt (the CLI's stdin) and start the process; the runner then adopts it.
-    Returns None, having started nothing, when anything is off."""
+    """Start the agent CLI for a run with ``options`` (``start_run``'s keyword arguments)
+    and ``prompt``. The same functions as the ordinary path check the options, build the
+    argv, save the prompt (the CLI's stdin) and start the process; the runner then adopts
+    it. Returns None, having started nothing, when anything is off."""
     from types import SimpleNamespace
 
-    from cc_executor._agents._claude._flags import build_command, check_flags
-    from cc_executor._agents._claude._locate import ClaudeNotFound, locate_claude
+    from cc_executor._agents import get_adapter
     from cc_executor._engine._launch import launch
     from cc_executor._engine._spawn import SpawnError
+    from cc_executor._errors import AgentNotFound
     from cc_executor._ids import new_run_id
     from cc_executor._paths import runs_path
-    from cc_executor._run._prepare import (
-        check_run_options,
-        command_fields,
-        process_env,
-        save_prompt,
-    )
+    from cc_executor._run._prepare import check_run_options, process_env, save_prompt
 
     if not prompt.strip():
         return None  # refused by the run itself, with the reason
@@ -112,10 +108,9 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     run_dir = ""
     try:
         check_run_options(o)
-        flags: Any = SimpleNamespace(**command_fields(o))
-        check_flags(flags)
-        executable = locate_claude(o.claude_path, {**os.environ, **o.env})
-        argv = build_command(executable, flags)
+        adapter = get_adapter(o.agent)
+        executable = adapter.locate(o.agent_path, {**os.environ, **o.env})
+        argv = adapter.command(executable, o)
         run_id = new_run_id()
         run_dir = os.path.join(runs_path(), run_id)
         stdin_path = save_prompt(run_dir, prompt)
@@ -127,7 +122,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             stdin_path=stdin_path,
             extra_env=process_env(o),
         )
-    except (ValueError, TypeError, ClaudeNotFound, SpawnError, OSError):
+    except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):
         if run_dir:
             discard_run_dir(run_dir)
         return None

@@ -61,7 +61,12 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="print exactly one JSON object with the result on stdout, nothing else",
     )
-    p.add_argument("command", nargs=REMAINDER, metavar="-- CMD [ARG...]")
+    p.add_argument(
+        "command",
+        nargs=REMAINDER,
+        metavar="-- CMD [ARG...]",
+        help="the command and its arguments, after --",
+    )
     p.set_defaults(handler=run)
 
 
@@ -71,9 +76,10 @@ def resolve_auto_timeout(
     """The timeout to use and, for ``auto``, the sentence saying which estimate was used."""
     if value != "auto":
         return (float(value) if value is not None else None), None
-    from cc_executor._store import predicted_timeout
+    from cc_executor._run._timeout import predicted_timeout
 
-    return predicted_timeout(kind=kind, agent=agent, key=key)
+    seconds, note = predicted_timeout(kind=kind, agent=agent, key=key)
+    return seconds, f"--timeout auto: {note}"
 
 
 def exit_code_for(result: ProcessResult) -> int:
@@ -102,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor exec``."""
     import asyncio
     import json
+    import re
     import signal
-    import time
 
     from cc_executor._engine import OutputEvent, SupervisedProcess
 
@@ -111,11 +117,13 @@ def run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print(
-            "cc-executor exec: no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
-            file=sys.stderr,
+        from cc_executor._cli._parser import usage_error
+
+        return usage_error(
+            "cc-executor exec",
+            "no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
+            json_output=args.json,
         )
-        return EXIT_CANNOT_START
     stdin: Any = None
     if args.stdin == "-":
         stdin = sys.stdin.buffer
@@ -124,18 +132,16 @@ def run(args: argparse.Namespace) -> int:
 
         stdin = Path(args.stdin)
 
-    from cc_executor._store import Recorder, RunRecord, finish_process_record, redact_argv
+    from cc_executor._run._exec import run_command
+    from cc_executor._store import redact_argv
 
-    argv_record = redact_argv(command)
     timeout, note = resolve_auto_timeout(
-        args.timeout, kind="exec", agent=None, key=json.dumps(argv_record)
+        args.timeout, kind="exec", agent=None, key=json.dumps(redact_argv(command))
     )
     if note:
         print(f"cc-executor exec: {note}", file=sys.stderr)
-    recorder = Recorder()
-    record = RunRecord(id="", kind="exec", argv=argv_record, started_at=time.time())
 
-    async def main() -> ProcessResult:
+    async def main() -> ProcessResult | None:
         loop = asyncio.get_running_loop()
         try:
             proc = SupervisedProcess(
@@ -150,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 events=not args.json,
             )
         except ValueError as exc:
-            print(f"cc-executor exec: {exc}", file=sys.stderr)
-            raise SystemExit(EXIT_CANNOT_START) from None
+            refused.append(str(exc))  # an argument the engine refused: a usage error
+            return None
         stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop() -> None:
@@ -160,39 +166,39 @@ def run(args: argparse.Namespace) -> int:
         # Installed before the spawn, so a signal can never find us without a handler.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop)
-        await proc.start()
-        record.id = proc.run_id
-        record.cwd = proc.cwd
-        record.run_dir = proc.run_dir
-        if proc.pid is not None:
-            record.pid = proc.pid
-            record.pid_started = proc.start_ticks
-            record.tree_token = proc.tree_token
-            await asyncio.to_thread(recorder.start, record)
-        # Not "still running": a fast child may be done already; its output is queued.
-        if not args.json and proc.pid is not None:
-            out, err = sys.stdout.buffer, sys.stderr.buffer
+        out, err = sys.stdout.buffer, sys.stderr.buffer
 
-            def write(event: OutputEvent) -> None:
-                target = out if event.stream == "stdout" else err
-                target.write(event.data)
-                target.flush()
+        def write(event: OutputEvent) -> None:
+            target = out if event.stream == "stdout" else err
+            target.write(event.data)
+            target.flush()
 
-            async for event in proc.events(lines=False, chunks=True, lifecycle=False):
-                assert isinstance(event, OutputEvent)
-                # Writing to our own stdout may block (a slow pipe); keep the loop free.
-                await loop.run_in_executor(None, write, event)
-        return await proc.wait()
+        async def stream(event: OutputEvent) -> None:
+            # Writing to our own stdout may block (a slow pipe); keep the loop free.
+            await loop.run_in_executor(None, write, event)
 
+        return await run_command(proc, on_output=None if args.json else stream, chunks=True)
+
+    refused: list[str] = []
     result = asyncio.run(main())
-    recorder.finish(finish_process_record(record, result))
-    recorder.close()
-    result.warnings.extend(recorder.warnings)
+    if result is None:
+        from cc_executor._cli._parser import usage_error
+
+        # The engine names its arguments as the API does (idle_timeout): say the flag.
+        message = re.sub(
+            r"^[a-z_]+", lambda m: "--" + m.group(0).replace("_", "-"), refused[0], count=1
+        )
+        return usage_error("cc-executor exec", message, json_output=args.json)
     if note:
         result.warnings.append(note)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         sys.stdout.flush()
-    elif result.error and not result.ok:
-        print(f"cc-executor exec: {result.error}", file=sys.stderr)
+    else:
+        from cc_executor._text import inert
+
+        for warning in dict.fromkeys(result.warnings):
+            print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
+        if result.error and not result.ok:
+            print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)

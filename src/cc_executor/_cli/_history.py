@@ -1,7 +1,7 @@
 """``history``, ``show``, ``export``, ``verify`` and ``prune``: the run history on the command line.
 
-Everything shown comes from files and model output, so it is printed with terminal control
-characters neutralised.
+Everything shown comes from files and model output, so it is printed through
+:func:`cc_executor._text.inert`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
     from cc_executor._store import HistoryStore, RunRecord
@@ -44,29 +46,57 @@ def since(text: str) -> float:
     return moment.timestamp()
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (``verify --last``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+#: What ``history --kind`` accepts: the kinds of run the history records.
+KINDS = ("run", "exec", "tasks")
+
+
+def _statuses() -> tuple[str, ...]:
+    from cc_executor._status import Status
+
+    return tuple(s.value for s in Status if s is not Status.USAGE_ERROR)
+
+
 def add_parsers(sub: Any) -> None:
     """Register the history commands on the subcommand set ``sub``."""
     p = sub.add_parser(
         "history", help="list past runs", description="List past runs, newest first."
     )
-    p.add_argument("--status", help="only runs with this status (ok, failed, timeout, ...)")
+    p.add_argument(
+        "--status",
+        choices=_statuses(),
+        metavar="STATUS",
+        help="only runs with this status: " + ", ".join(_statuses()),
+    )
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
     p.add_argument("--agent", help="only runs of this agent (claude)")
-    p.add_argument("--kind", help="only runs of this kind (exec, run)")
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs")
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
 
     p = sub.add_parser("show", help="show one run", description="Show one run's record.")
     p.add_argument("run_id", metavar="RUN_ID", help="the id or a unique prefix (6+ chars)")
     p.add_argument("--events", action="store_true", help="render the transcript")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the record as one JSON object")
     p.set_defaults(handler=show)
 
     p = sub.add_parser("export", help="export the history as JSON or CSV")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="output format")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
-    p.add_argument("--since", type=since, metavar="WHEN")
+    p.add_argument(
+        "--since", type=since, metavar="WHEN", help="only runs since then: 2h, 7d, 2026-11-24"
+    )
     p.set_defaults(handler=export)
 
     p = sub.add_parser(
@@ -77,13 +107,21 @@ def add_parsers(sub: Any) -> None:
         "completed, and is unaltered.",
     )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("run_id", nargs="?", metavar="RUN_ID")
-    target.add_argument("--last", type=int, metavar="N", help="the N most recent runs")
-    p.add_argument("--json", action="store_true")
+    target.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the id or a unique prefix")
+    target.add_argument(
+        "--last", type=positive, metavar="N", help="the N most recent runs (N >= 1)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(handler=verify_runs)
 
     p = sub.add_parser("prune", help="delete old runs and their files")
-    p.add_argument("--older-than", type=duration, required=True, metavar="DURATION")
+    p.add_argument(
+        "--older-than",
+        type=duration,
+        required=True,
+        metavar="DURATION",
+        help="delete runs started longer ago than this: 30m, 12h, 7d, 2w",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.set_defaults(handler=prune)
 
@@ -95,12 +133,6 @@ def _open() -> HistoryStore:
         return open_store()
     except HistoryError as exc:
         raise SystemExit(f"cc-executor: {exc}") from None
-
-
-def _inert(text: str) -> str:
-    from cc_executor._cli._live import inert
-
-    return inert(text)
 
 
 def _when(ts: float | None) -> str:
@@ -130,13 +162,14 @@ def history(args: argparse.Namespace) -> int:
                 limit=args.limit,
             )
         )
+        empty = not records and store.count() == 0
     finally:
         store.close()
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
     if not records:
-        print("no runs recorded yet" if args.status is None else "no matching runs")
+        print("no runs recorded yet" if empty else "no runs match")
         return 0
     header = (
         f"{'RUN ID':<26}  {'STARTED':<19}  {'KIND':<5}  {'STATUS':<13}  {'TIME':>8}  "
@@ -149,7 +182,7 @@ def history(args: argparse.Namespace) -> int:
         took = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         print(
             f"{r.id:<26}  {_when(r.started_at):<19}  {r.kind:<5}  {r.status:<13}  {took:>8}  "
-            f"{cost:>8}  {_inert((what or '')[:60])}"
+            f"{cost:>8}  {inert((what or '')[:60])}"
         )
     return 0
 
@@ -157,17 +190,20 @@ def history(args: argparse.Namespace) -> int:
 def _show_record(record: RunRecord) -> None:
     fields = record.to_dict()
     artifacts = fields.pop("artifacts")
+    warnings = fields.pop("warnings")
     for name in ("started_at", "ended_at"):
         fields[name] = _when(fields[name])
     for name, value in fields.items():
         if value is None or value == []:
             continue
-        print(f"{name:>18}: {_inert(str(value))}")
+        print(f"{name:>18}: {inert(str(value))}")
     for artifact in artifacts:
         print(
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
             f"{artifact['sha256']} {artifact['path']}"
         )
+    for warning in warnings:
+        print(f"{'warning':>18}: {inert(warning)}")
 
 
 def _render_events(record: RunRecord) -> None:
@@ -183,6 +219,15 @@ def _render_events(record: RunRecord) -> None:
     )
 
     log = next((a.path for a in record.artifacts if a.name in ("events", "stdout")), None)
+    if log is None and record.run_dir:
+        # No receipts: the run never ended (interrupted, or still running); the log it was
+        # writing is in its folder, as far as it got.
+        from pathlib import Path
+
+        partial = Path(record.run_dir) / "stdout.log"
+        if partial.is_file():
+            log = str(partial)
+            print(f"(the run did not end: {record.status}; the transcript so far)")
     if log is None:
         print("(no event log recorded)")
         return
@@ -191,21 +236,21 @@ def _render_events(record: RunRecord) -> None:
         with open(log, "rb") as f:
             for event in parser.parse_log(f):
                 if isinstance(event, TextEvent):
-                    print(f"assistant: {_inert(event.text)}")
+                    print(f"assistant: {inert(event.text)}")
                 elif isinstance(event, ThinkingEvent):
-                    print(f"thinking: {_inert(event.text[:2000])}")
+                    print(f"thinking: {inert(event.text[:2000])}")
                 elif isinstance(event, ToolUseEvent):
-                    print(f"tool call: {event.name} {_inert(str(dict(event.input))[:500])}")
+                    print(f"tool call: {event.name} {inert(str(dict(event.input))[:500])}")
                 elif isinstance(event, ToolResultEvent):
                     mark = "tool error" if event.is_error else "tool result"
-                    print(f"{mark}: {_inert(event.content[:500])}")
+                    print(f"{mark}: {inert(event.content[:500])}")
                 elif isinstance(event, ApiRetryEvent):
                     print(f"api retry: status {event.error_status} {event.error or ''}")
                 elif isinstance(event, ResultEvent):
                     state = "error" if event.is_error else event.subtype
-                    print(f"result ({state}): {_inert((event.result or '')[:2000])}")
+                    print(f"result ({state}): {inert((event.result or '')[:2000])}")
                 elif isinstance(event, NoiseEvent) and record.kind == "exec":
-                    print(_inert(event.text))
+                    print(inert(event.text))
     except OSError as exc:
         print(f"(event log unreadable: {exc.strerror})")
 
@@ -237,7 +282,7 @@ CSV_FIELDS = (
     "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
     "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
     "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
-    "host", "run_dir",
+    "host", "run_dir", "warnings",
 )  # fmt: skip
 
 
@@ -263,11 +308,19 @@ def export(args: argparse.Namespace) -> int:
         for record in records:
             row = record.to_dict()
             row["argv"] = json.dumps(row["argv"])
+            row["warnings"] = json.dumps(row["warnings"])
             writer.writerow(row)
         text = buffer.getvalue()
     if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as exc:
+            reason = "it is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror
+            if isinstance(exc, FileNotFoundError):
+                reason = "its folder does not exist"
+            print(f"cc-executor export: cannot write {args.output}: {reason}", file=sys.stderr)
+            return 1
         print(f"exported {len(records)} runs to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -303,7 +356,7 @@ def verify_runs(args: argparse.Namespace) -> int:
             )
             print(f"{mark}{report.run_id}  {facts}")
             for problem in report.problems:
-                print(f"        - {_inert(problem)}")
+                print(f"        - {inert(problem)}")
     return 0 if reports and all(r.ok for r in reports) else 1
 
 

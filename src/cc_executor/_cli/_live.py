@@ -1,14 +1,15 @@
 """The live view of ``cc-executor run``: on a terminal, a status line (spinner, elapsed time,
-turns, tool calls, tokens, cost) above the answer as it streams; elsewhere, one plain
-progress line per notable event. Always on stderr, so stdout carries only the answer.
+turns, tool calls, tokens, cost) above the answer as it streams; elsewhere, or without rich
+(the ``cli`` extra), one plain progress line per notable event. Always on stderr, so stdout
+carries only the answer.
 
-Model output is untrusted: every piece of it is shown with terminal control characters
-neutralised, so an answer cannot move the cursor, retitle the window or hide text.
+Model output is untrusted: every piece of it, the status line included, is shown through
+:func:`cc_executor._text.inert`, so an answer cannot move the cursor, retitle the window,
+hide text or reorder it with bidirectional controls.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from typing import IO, Any
@@ -26,16 +27,11 @@ from cc_executor._agents._types import (
     ToolResultEvent,
     ToolUseEvent,
 )
+from cc_executor._extras import missing_module
+from cc_executor._text import inert
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 _ANSWER_LINES = 12
 _TAIL_CHARS = 4096
-
-
-def inert(text: str) -> str:
-    """``text`` with control characters (ESC, CSI, BEL, ...) shown as ``\\xNN``; newlines
-    and tabs are kept."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _tool_summary(event: ToolUseEvent) -> str:
@@ -53,7 +49,8 @@ class LiveView:
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None) -> None:
         self._out = stream or sys.stderr
-        self._tty = self._out.isatty() if tty is None else tty
+        # Without rich (the cli extra) a terminal gets the plain progress lines too.
+        self._tty = (self._out.isatty() if tty is None else tty) and missing_module("cli") is None
         self._start = time.monotonic()
         self._turns: set[str] = set()
         self._tools = 0
@@ -96,7 +93,7 @@ class LiveView:
         from rich.text import Text
 
         tail = "".join(self._answer).splitlines()[-_ANSWER_LINES:]
-        self._spinner.update(text=Text(self._status(), style="bold"))
+        self._spinner.update(text=Text(inert(self._status()), style="bold"))
         return Group(self._spinner, Text(inert("\n".join(tail)), style="dim"))
 
     def _line(self, text: str) -> None:

@@ -1,38 +1,40 @@
 """``notify`` and ``inbox``: notifications between projects on the command line.
 
 An inbox is untrusted input: every piece of a message shown here (file names included)
-has terminal control characters and bidirectional-text overrides neutralised, and JSON
-output is pure ASCII. Nothing in a message is ever run or followed; paths and commands in
-it are only displayed.
+has terminal control characters, bidirectional controls and zero-width characters
+neutralised (:func:`cc_executor._text.inert`), names, reasons and errors cannot break their
+line, and JSON output is pure ASCII standard JSON (no NaN). Nothing in a message is ever run
+or followed; paths and commands in it are only displayed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_TIMEOUT
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
-    from cc_executor.notify import Entry, Problem
+    from cc_executor.notify import Entry, InboxProblem
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 _TYPES = ("issue_fixed", "issue_report", "question", "ack")
-# Trojan-source style reordering: shown as escapes, like control characters.
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _PREVIEW = 100
 
 
 def _shown(text: str) -> str:
-    from cc_executor._cli._live import inert
-
-    text = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", inert(text))
+    text = inert(text)
     # Undecodable file names arrive as lone surrogates, which no terminal encoding takes.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _line(text: str) -> str:
+    # A name or a reason stays on its line: a newline in a file name could forge entries.
+    return _shown(text).replace("\n", "\\x0a").replace("\t", "\\x09")
 
 
 def _one_line(value: object, limit: int = _PREVIEW) -> str:
@@ -43,12 +45,12 @@ def _one_line(value: object, limit: int = _PREVIEW) -> str:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
+    sys.stdout.write(json.dumps(data, ensure_ascii=True, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
 def _fail(command: str, text: str) -> int:
-    print(f"cc-executor {command}: {_shown(text)}", file=sys.stderr)
+    print(f"cc-executor {command}: {_line(text)}", file=sys.stderr)
     return EXIT_REFUSED
 
 
@@ -64,6 +66,10 @@ def _issue(text: str) -> int | str:
 def _fix(text: str) -> Any:
     from cc_executor.notify import Fix
 
+    _issue, colon, description = text.partition(":")
+    if not colon or not description.strip():
+        # A fix without its description tells the receiver nothing it can check.
+        raise argparse.ArgumentTypeError(f"expected 'ID: description', got {text!r}")
     try:
         return Fix.parse(text)
     except ValueError as exc:
@@ -101,7 +107,14 @@ def add_parser(sub: Any) -> None:
         help="the sending project (default: the git top level of the current directory)",
     )
     p.add_argument("--type", choices=_TYPES, default="issue_fixed", help="(issue_fixed)")
-    p.add_argument("--issue", action="append", type=_issue, default=[], metavar="ID")
+    p.add_argument(
+        "--issue",
+        action="append",
+        type=_issue,
+        default=[],
+        metavar="ID",
+        help="an issue the message is about; repeat for several",
+    )
     p.add_argument(
         "--fix",
         action="append",
@@ -110,7 +123,7 @@ def add_parser(sub: Any) -> None:
         metavar="'ID: DESCRIPTION'",
         help="a fix (issue_fixed only); repeat for several",
     )
-    p.add_argument("--message", metavar="TEXT")
+    p.add_argument("--message", metavar="TEXT", help="free text for the receiver")
     p.add_argument(
         "--verify-step",
         action="append",
@@ -130,8 +143,15 @@ def add_parser(sub: Any) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: given before the action or after it, the option keeps its value.
-    common.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--project",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the project (default: the enclosing git work tree)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
     p = sub.add_parser(
         "inbox",
         help="list, show, acknowledge or watch this project's inbox",
@@ -165,7 +185,7 @@ def add_parser(sub: Any) -> None:
         "an 'ack' message into PATH's inbox; the path must be given here: a path inside the "
         "message is shown, never used.",
     )
-    q.add_argument("id", metavar="ID")
+    q.add_argument("id", metavar="ID", help="file name, without extension, or unique prefix")
     q.add_argument("--reply", action="store_true", help="reply with an ack (needs --reply-to)")
     q.add_argument("--reply-to", metavar="PATH", help="the sender's project folder, confirmed")
     q.add_argument("--message", metavar="TEXT", help="text of the ack")
@@ -215,7 +235,7 @@ def notify_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(entry: Entry | Problem) -> list[str]:
+def _summary(entry: Entry | InboxProblem) -> list[str]:
     from cc_executor.notify import Issue, Message
 
     if isinstance(entry, Message):
@@ -224,7 +244,7 @@ def _summary(entry: Entry | Problem) -> list[str]:
         if data.get("issue_numbers"):
             parts.append("issues " + _one_line(", ".join(map(str, data["issue_numbers"])), 40))
         parts.append(_one_line(data["timestamp"], 40))
-        lines = [f"{_shown(entry.id)}  " + "  ".join(parts)]
+        lines = [f"{_line(entry.id)}  " + "  ".join(parts)]
         if data.get("message"):
             lines.append(f"    {_one_line(data['message'])}")
         return lines
@@ -234,8 +254,8 @@ def _summary(entry: Entry | Problem) -> list[str]:
             parts.append(f"priority {_one_line(entry.priority, 20)}")
         if entry.labels:
             parts.append("labels " + _one_line(", ".join(entry.labels), 60))
-        return [f"{_shown(entry.id)}  " + "  ".join(parts), f"    {_one_line(entry.title)}"]
-    return [f"! {_shown(entry.id)}: {_shown(entry.reason)}"]
+        return [f"{_line(entry.id)}  " + "  ".join(parts), f"    {_one_line(entry.title)}"]
+    return [f"! {_line(entry.id)}: {_line(entry.reason)}"]
 
 
 def _project(args: argparse.Namespace) -> Any:
@@ -269,7 +289,7 @@ def inbox_list(args: argparse.Namespace) -> int:
     issues = sum(isinstance(e, Issue) for e in inbox.entries)
     print(
         f"{len(inbox.entries) - issues} message(s), {issues} issue(s), "
-        f"{len(inbox.problems)} problem file(s) in {_shown(str(root))}"
+        f"{len(inbox.problems)} problem file(s) in {_line(str(root))}"
     )
     return 0
 
@@ -371,7 +391,7 @@ def inbox_show(args: argparse.Namespace) -> int:
         _print_json(data)
         return 0 if isinstance(entry, Message | Issue) else EXIT_REFUSED
     _reconfigure_stdout()
-    print(f"id:        {_shown(entry.id)}")
+    print(f"id:        {_line(entry.id)}")
     if isinstance(entry, Message):
         print("\n".join(_show_message(entry.data, checks)))
         return 0
@@ -383,7 +403,7 @@ def inbox_show(args: argparse.Namespace) -> int:
             print(f"labels:    {_one_line(', '.join(entry.labels), 400)}")
         print(_shown(entry.body.rstrip("\n")))
         return 0
-    print(f"problem:   {_shown(entry.reason)}")
+    print(f"problem:   {_line(entry.reason)}")
     return EXIT_REFUSED
 
 
@@ -429,9 +449,9 @@ def inbox_ack(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"moved {_shown(done.entry.id)} to {_shown(str(done.moved_to))}")
+    print(f"moved {_line(done.entry.id)} to {_line(str(done.moved_to))}")
     if done.reply is not None:
-        print(f"sent ack to {_shown(str(done.reply.path))}")
+        print(f"sent ack to {_line(str(done.reply.path))}")
     return 0
 
 
@@ -444,7 +464,7 @@ def inbox_watch(args: argparse.Namespace) -> int:
 
     def ready(folder: Path, mechanism: str) -> None:
         print(
-            f"cc-executor inbox: watching {_shown(str(folder))} ({mechanism})",
+            f"cc-executor inbox: watching {_line(str(folder))} ({mechanism})",
             file=sys.stderr,
             flush=True,
         )

@@ -1,4 +1,5 @@
-"""``cc-executor run``: a prompt to Claude Code, headless, with a live view."""
+"""``cc-executor run``: a prompt to an agent CLI (Claude Code by default), headless, with a
+live view."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
-from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
 
@@ -23,30 +23,24 @@ def add_parser(sub: Any) -> None:
     """Register ``run`` on the subcommand set ``sub`` (its options: ``_args.RUN_OPTIONS``)."""
     p = sub.add_parser(
         "run",
-        help="give a prompt to Claude Code headlessly and get a typed result",
-        description="Run Claude Code on PROMPT ('-' reads it from stdin; it always reaches the "
-        "CLI on stdin, never through a shell or argv). A live view goes to stderr, the final "
-        "answer to stdout. Exit code 0 only for status ok; 124 timeout, 125 cannot start, "
-        "130 interrupted, 1 anything else.",
+        help="give a prompt to an agent CLI (Claude Code by default) and get a typed result",
+        description="Run an agent CLI (--agent, Claude Code by default) on PROMPT ('-' reads "
+        "it from stdin; it always reaches the CLI on stdin, never through a shell or argv). A "
+        "live view goes to stderr, the final answer to stdout. Exit code 0 only for status "
+        "ok; 3 tool calls denied, 124 timeout, 125 cannot start, 130 interrupted, 1 anything "
+        "else.",
     )
     p.add_argument("prompt", metavar="PROMPT|-", help=RUN_PROMPT_HELP)
     groups = {name: p.add_argument_group(name) for name in RUN_GROUPS}
     for option in RUN_OPTIONS:
-        groups[option.group].add_argument(option.flag, **option.argparse_kwargs())
+        groups[option.group].add_argument(option.flag, *option.aliases, **option.argparse_kwargs())
     p.set_defaults(handler=main)
 
 
 def exit_code_for(result: RunResult) -> int:
-    """The exit code of ``cc-executor run`` for ``result``."""
-    from cc_executor._agents._types import RunStatus
-
-    return {
-        RunStatus.OK: 0,
-        RunStatus.TIMEOUT: EXIT_TIMEOUT,
-        RunStatus.IDLE_TIMEOUT: EXIT_TIMEOUT,
-        RunStatus.SPAWN_FAILED: EXIT_CANNOT_START,
-        RunStatus.CANCELLED: EXIT_CANCELLED,
-    }.get(result.status, 1)
+    """The exit code of ``cc-executor run`` for ``result`` (the status vocabulary's; a
+    console run is only ever cancelled by the user's own signal)."""
+    return result.status.exit_code()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -60,8 +54,7 @@ def main(args: argparse.Namespace) -> int:
             else run_options(vars(args))
         )
     except ValueError as exc:
-        print(f"cc-executor run: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(args, exc)
     if early is not None:
         launched, held = early.launched, early.held
     else:
@@ -137,12 +130,13 @@ def _run(
     import asyncio
     import signal
 
-    from cc_executor._cli._live import LiveView, inert
+    from cc_executor._cli._live import LiveView
     from cc_executor._cli._write import write_json_line, write_text
     from cc_executor._run._runner import start_run
+    from cc_executor._text import inert
 
     options["timeout"], note = resolve_auto_timeout(
-        args.timeout, kind="run", agent="claude", key=args.model
+        args.timeout, kind="run", agent=options["agent"], key=args.model
     )
     if note:
         print(f"cc-executor run: {note}", file=sys.stderr)
@@ -170,8 +164,7 @@ def _run(
     except (TypeError, ValueError) as exc:
         if view:
             view.close()
-        print(f"cc-executor run: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(args, exc)
     if view:
         view.close()
     if note:
@@ -179,13 +172,19 @@ def _run(
     if args.json:
         sys.stdout.flush()
         write_json_line(sys.stdout.buffer, result.to_dict())
-    else:
-        if result.result:
-            text = result.result if not sys.stdout.isatty() else inert(result.result)
-            sys.stdout.flush()
-            write_text(sys.stdout.buffer, text)
-            if not text.endswith("\n"):
-                sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+        return exit_code_for(result)
+    answer = answer_text(result)
+    if answer:
+        text = answer if not sys.stdout.isatty() else inert(answer)
+        sys.stdout.flush()
+        write_text(sys.stdout.buffer, text)
+        if not text.endswith("\n"):
+            sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+    for warning in dict.fromkeys(result.warnings):
+        print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
+    if not args.quiet:
         summary = f"{result.status}"
         if result.cost_usd is not None:
             summary += f" · ${result.cost_usd:.4f}"
@@ -193,7 +192,26 @@ def _run(
         if result.session_id:
             summary += f" · session {result.session_id}"
         print(summary, file=sys.stderr)
-        if result.error:
-            print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
-    sys.stdout.flush()
+    if result.error:
+        # Not progress: a run that failed says why even under --quiet.
+        print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def answer_text(result: RunResult) -> str:
+    """What ``run`` prints on stdout: the answer, or the partial answer of a stopped run;
+    nothing when the run failed and its "result" is the agent's own error message (an API
+    error, "Not logged in", "Prompt is too long"), which goes to stderr with the error."""
+    text = result.result or ""
+    if result.ok or result.partial or not text.strip() or not result.error:
+        return text
+    return "" if text.strip()[:200] in result.error else text
+
+
+def _usage_error(args: argparse.Namespace, exc: Exception) -> int:
+    from cc_executor._cli._args import flag_message
+    from cc_executor._cli._parser import usage_error
+
+    return usage_error(
+        "cc-executor run", flag_message(str(exc)), json_output=getattr(args, "json", False)
+    )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
+
+from cc_executor._cli._args import add_run_defaults, run_defaults
 
 if TYPE_CHECKING:
     import socket
@@ -13,8 +16,15 @@ if TYPE_CHECKING:
     from cc_executor._service._security import SecurityPolicy
 
 DEFAULT_PORT = 8765
+#: Defaults of --header-timeout and --max-connections (``_service/_connections.py`` says why).
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 256
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
+
+
+#: Run options ``serve`` and ``mcp`` take as flags: defaults for the runs they start.
+_RUN_DEFAULTS = ("agent_path",)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -43,9 +53,27 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--allow-exec",
         action="append",
         default=[],
-        metavar="EXECUTABLE",
-        help="allow remote callers to run this executable as a command (repeatable; "
-        "commands are refused without it)",
+        metavar="'EXECUTABLE [ARG...]'",
+        help="allow remote callers to run this executable as a command, with any arguments, "
+        "or, given arguments ('pytest -q'), only commands that start with exactly them "
+        "(repeatable; commands are refused without it). An allowed program can do whatever "
+        "its arguments tell it: 'git' alone allows 'git -c core.fsmonitor=CMD status'",
+    )
+    p.add_argument(
+        "--allow-exec-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable remote callers may set for commands (repeatable; "
+        "none by default: a variable can change what a program runs)",
+    )
+    p.add_argument(
+        "--allow-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable remote callers may set for agent runs, beyond those "
+        "that configure an agent (ANTHROPIC_*, CLAUDE_*, HOME, proxies, locale; repeatable)",
     )
     p.add_argument(
         "--allow-dir",
@@ -60,7 +88,36 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
     )
-    p.add_argument("--claude", metavar="PATH", help="the Claude Code executable runs use")
+    p.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that has not sent a complete request head within SECONDS "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections held at once; beyond it the one waiting longest for a request is "
+        f"closed, or the new one refused with 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    add_run_defaults(p, _RUN_DEFAULTS)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    return parse
 
 
 def add_parser(sub: Any) -> None:
@@ -81,7 +138,12 @@ def add_parser(sub: Any) -> None:
         "wait_run waits up to 50 s with progress notifications, get_run/cancel_run/"
         "list_runs/verify_run. Over HTTP the same token, Host and Origin rules apply.",
     )
-    m.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    m.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio for a client that starts the server, http to listen on --host/--port",
+    )
     _common(m)
     m.set_defaults(handler=mcp)
 
@@ -116,6 +178,13 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
                 file=sys.stderr,
                 flush=True,
             )
+        else:
+            print(
+                f"cc-executor {args.command}: bearer token in {token_path()} (send it as "
+                "'Authorization: Bearer TOKEN')",
+                file=sys.stderr,
+                flush=True,
+            )
     hosts = list(args.allow_host)
     if not is_loopback(args.host) and args.host not in ("0.0.0.0", "::"):  # noqa: S104
         hosts.append(args.host)
@@ -126,12 +195,14 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         max_body=args.max_body,
         max_message=args.max_message,
     )
-    defaults = {"claude_path": args.claude} if args.claude else {}
+    defaults = run_defaults(args, _RUN_DEFAULTS)
     try:
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
             exec_allowlist=tuple(args.allow_exec),
+            allow_env=tuple(args.allow_env),
+            exec_env=tuple(args.allow_exec_env),
             allow_dirs=tuple(args.allow_dir),
             run_defaults=defaults,
         )
@@ -145,7 +216,9 @@ def _bind(host: str, port: int) -> socket.socket:
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every response on a kept-alive connection waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -159,12 +232,20 @@ def _url(sock: socket.socket) -> str:
 
 
 async def _serve_app(
-    app: Any, sock: socket.socket, max_message: int, *, lifespan: Literal["on", "off"] = "off"
+    app: Any,
+    sock: socket.socket,
+    args: argparse.Namespace,
+    max_message: int,
+    *,
+    lifespan: Literal["on", "off"] = "off",
 ) -> None:
     import uvicorn
 
+    from cc_executor._service._connections import guarded_h11
+
     config = uvicorn.Config(
         app,
+        http=guarded_h11(args.header_timeout, args.max_connections),
         ws="websockets-sansio",
         ws_max_size=max_message,
         log_level="warning",
@@ -216,7 +297,7 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(manager, policy)
         print(f"cc-executor serve: listening on {_url(sock)}", flush=True)
         try:
-            await _serve_app(app, sock, policy.max_message)
+            await _serve_app(app, sock, args, policy.max_message)
         finally:
             await manager.aclose()
             if manager.store is not None:
@@ -259,7 +340,7 @@ def mcp(args: argparse.Namespace) -> int:
             else:
                 print(f"cc-executor mcp: listening on {_url(sock)}/mcp", flush=True)
                 await _serve_app(
-                    streamable_app(server, policy), sock, policy.max_message, lifespan="on"
+                    streamable_app(server, policy), sock, args, policy.max_message, lifespan="on"
                 )
         finally:
             await manager.aclose()

@@ -1,7 +1,8 @@
 """``cc-executor tasks``: run, validate, resume and show task lists.
 
 Progress goes to stderr: on a terminal a live table (a row per task: state, elapsed time,
-turns, cost, last activity; an overall bar), elsewhere one plain line per notable event.
+turns, cost, last activity; an overall bar), elsewhere or without rich (the ``cli`` extra)
+one plain line per notable event.
 Everything the model wrote is shown with terminal control characters neutralised.
 """
 
@@ -13,14 +14,14 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from cc_executor._cli._live import inert
+from cc_executor._cli._args import add_run_defaults, run_defaults
+from cc_executor._cli._codes import EXIT_USAGE
+from cc_executor._extras import missing_module
+from cc_executor._text import inert
 
 if TYPE_CHECKING:
     from cc_executor._agents._types import AgentEvent
     from cc_executor.tasks import TaskListHandle, TaskListResult, TaskResult
-
-EXIT_INVALID = 2
-EXIT_CANCELLED = 130
 
 
 def add_parser(sub: Any) -> None:
@@ -47,17 +48,17 @@ def add_parser(sub: Any) -> None:
     _run_options(resume)
     resume.set_defaults(handler=_resume)
     validate = actions.add_parser("validate", help="check a task list file; run nothing")
-    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("file", metavar="FILE", help="a .md, .yaml, .yml or .json task list")
     validate.add_argument("--json", action="store_true", help="print the normalized spec")
     validate.set_defaults(handler=_validate)
     show = actions.add_parser("show", help="the state or outcome of a list run")
-    show.add_argument("list_id", metavar="ID")
+    show.add_argument("list_id", metavar="ID", help="the list run's id (or a unique prefix)")
     show.add_argument("--json", action="store_true", help="print exactly one JSON object")
     show.set_defaults(handler=_show)
 
     def usage(_args: argparse.Namespace) -> int:
         p.print_help()
-        return EXIT_INVALID
+        return EXIT_USAGE
 
     p.set_defaults(handler=usage)
 
@@ -65,19 +66,17 @@ def add_parser(sub: Any) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="N", help="tasks running at once")
     p.add_argument("--budget-usd", type=float, metavar="USD", help="start no task past this cost")
-    p.add_argument("--model", metavar="M", help="model for tasks that do not set one")
-    p.add_argument("--claude", dest="claude_path", metavar="PATH", help="the claude executable")
-    p.add_argument("--heartbeat", dest="heartbeat_s", type=float, metavar="S")
+    add_run_defaults(p, _RUN_DEFAULTS)
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
 
 
+#: Run options ``tasks run`` takes as flags: defaults for tasks that do not set them.
+_RUN_DEFAULTS = ("agent", "model", "agent_path", "heartbeat_s")
+
+
 def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        name: getattr(args, name)
-        for name in ("model", "claude_path", "heartbeat_s")
-        if getattr(args, name) is not None
-    }
+    return run_defaults(args, _RUN_DEFAULTS)
 
 
 def _err(text: str) -> None:
@@ -138,19 +137,22 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     except TaskListError as exc:
         view.close()
         print(str(exc), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     except (TaskListNotFound, TaskListBusy, TypeError, ValueError) as exc:
         view.close()
         _err(str(exc))
-        return EXIT_INVALID
+        return EXIT_USAGE
     view.close()
+    # A broken history is reported by every task's run and by the list's own record, in
+    # the same words: the list keeps one copy of each warning.
+    result.warnings[:] = dict.fromkeys(result.warnings)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
         # The live table already shows every task on this terminal: only the totals then.
         _print_summary(result, sys.stdout, rows=not (view.live and sys.stdout.isatty()))
     for warning in result.warnings:
-        _err(f"warning: {warning}")
+        _err(f"warning: {inert(warning)}")
     if not result.ok:
         _err(f"resume with: cc-executor tasks resume {result.list_id}")
     sys.stdout.flush()
@@ -158,26 +160,23 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
 
 
 def exit_code_for(result: TaskListResult) -> int:
-    """0 when every task ended ok, 130 when the list was cancelled, else 1."""
-    from cc_executor.tasks import ListStatus
-
-    if result.status is ListStatus.OK:
-        return 0
-    return EXIT_CANCELLED if result.status is ListStatus.CANCELLED else 1
+    """0 when every task ended ok, 130 when the list was cancelled, else 1 (the status
+    vocabulary's exit codes)."""
+    return result.status.exit_code()
 
 
 def _validate(args: argparse.Namespace) -> int:
     import json
 
     from cc_executor.tasks import TaskListError, load_task_list
-    from cc_executor.tasks._runner import task_options
+    from cc_executor.tasks._task_options import task_options
 
     try:
         spec = load_task_list(args.file)
         task_options(spec, {})
     except TaskListError as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(spec.to_dict(), ensure_ascii=False) + "\n")
         return 0
@@ -209,7 +208,7 @@ def _show(args: argparse.Namespace) -> int:
         result = get_task_list(args.list_id)
     except (TaskListNotFound, ValueError, OSError) as exc:
         _err(str(exc))
-        return EXIT_INVALID
+        return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     else:
@@ -222,7 +221,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _task_line(task: TaskResult, width: int) -> str:
     parts = [f"{task.status.value:<11}", f"{task.id:<{width}}"]
-    if task.runs:
+    if task.cost_usd is not None:
         parts.append(f"${task.cost_usd:.4f}")
     if task.duration_s is not None:
         parts.append(f"{task.duration_s:.1f}s")
@@ -240,7 +239,8 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     for task in result.tasks.values() if rows else ():
         out.write(_task_line(task, width).rstrip() + "\n")
     counts = ", ".join(f"{n} {name}" for name, n in result.counts().items())
-    line = f"{result.status.value} · {counts} · ${result.cost_usd:.4f} · {result.duration_s:.1f}s"
+    cost = f"${result.cost_usd:.4f}" if result.cost_usd is not None else "cost unknown"
+    line = f"{result.status.value} · {counts} · {cost} · {result.duration_s:.1f}s"
     line += f" · list {result.list_id}"
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
@@ -279,7 +279,8 @@ class TaskListView:
         self, stream: IO[str] | None = None, *, tty: bool | None = None, quiet: bool = False
     ) -> None:
         self._out = stream or sys.stderr
-        self._tty = self._out.isatty() if tty is None else tty
+        # Without rich (the cli extra) a terminal gets the plain progress lines too.
+        self._tty = (self._out.isatty() if tty is None else tty) and missing_module("cli") is None
         self._quiet = quiet
         self._start = time.monotonic()
         self._rows: dict[str, _Row] = {}
@@ -435,7 +436,7 @@ class TaskListView:
         counts: dict[str, int] = {}
         for s in states.values():
             counts[s.status.value] = counts.get(s.status.value, 0) + 1
-        spent = sum(s.cost_usd for s in states.values())
+        spent = sum(s.cost_usd or 0.0 for s in states.values())
         summary = Text(
             f" {finished}/{total} · "
             + " · ".join(f"{n} {name}" for name, n in counts.items())

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         run_process_sync,
         run_sync,
     )
+    from cc_executor._engine._tree import kill_orphaned_tree, start_ticks
     from cc_executor._engine._types import (
         LifecycleEvent,
         OutputEvent,
@@ -41,6 +42,8 @@ _EXPORTS = {
     "ProcessResult": "cc_executor._engine._types",
     "ProcessStatus": "cc_executor._engine._types",
     "StdinSource": "cc_executor._engine._types",
+    "kill_orphaned_tree": "cc_executor._engine._tree",
+    "start_ticks": "cc_executor._engine._tree",
 }
 
 __all__ = [
@@ -52,10 +55,12 @@ __all__ = [
     "ProcessStatus",
     "StdinSource",
     "SupervisedProcess",
+    "kill_orphaned_tree",
     "open_process",
     "run_process",
     "run_process_sync",
     "run_sync",
+    "start_ticks",
 ]
 
 

@@ -1,15 +1,13 @@
-"""Starting a child before there is an event loop, for the engine to adopt later.
+"""Starting a child: the one spawn path of cc-executor, usable before there is an event loop.
 
-A console command pays for the interpreter and for its imports before it can spawn
-anything (``cc-executor run``: about 130 ms, against a CLI that answers a trivial prompt in
-under 400 ms). :func:`launch` lets it start the child first, with only the standard
-library's ``os`` loaded, and import the rest while the child boots. The child is started
-exactly as :class:`~cc_executor._engine.SupervisedProcess` starts one (a session of its
-own, the tree token in its environment, the parent-death signal, default SIGPIPE, stdout
-a file in the run directory, stderr a pipe, no shell) and then handed over with
-``SupervisedProcess(launched=...)``, which supervises it from then on as if it had spawned
-it: the time limits count from the spawn, nothing written in between is lost (stdout is
-the file, and stderr waits in a 1 MiB pipe).
+:class:`~cc_executor._engine.SupervisedProcess` starts every child with :func:`launch` and
+adopts it. A console command pays for the interpreter and for its imports before it can
+spawn anything (``cc-executor run``: about 130 ms, against a CLI that answers a trivial
+prompt in under 400 ms), so it calls :func:`launch` itself first, with only the standard
+library's ``os`` loaded, imports the rest while the child boots, and then hands the child
+over with ``SupervisedProcess(launched=...)``, which supervises it from then on as if it
+had spawned it: the time limits count from the spawn, nothing written in between is lost
+(stdout is the file, and stderr waits in a 1 MiB pipe).
 
 Until it is adopted, :meth:`Launched.abandon` is the way out: it kills the whole tree and
 reaps the child.
@@ -39,6 +37,7 @@ from cc_executor._engine._spawn import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Any
 
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -72,8 +71,9 @@ class LaunchedChild:
 class Launched:
     """A child started by :func:`launch`, waiting to be adopted by a supervisor.
 
-    The descriptors it holds (stdout's read-back, stderr's read end, the pidfd) pass to the
-    supervisor with :meth:`take`; whatever is not taken is closed by :meth:`abandon`.
+    The descriptors it holds (``stdout``: the output file's read-back or the pipe's read
+    end, ``stderr``: the pipe's read end, ``stdin``: a pipe's write end, ``pidfd``) pass to
+    the supervisor with :meth:`take`; whatever is not taken is closed by :meth:`abandon`.
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class Launched:
         run_id: str,
         run_dir: str,
         token: str,
-        child: LaunchedChild,
+        child: LaunchedChild | Any,
         fds: dict[str, int],
         start_ticks: int | None,
         t0: float,
@@ -138,7 +138,7 @@ class Launched:
         return True
 
 
-def _wait_gone(child: LaunchedChild, limit: float = 10.0) -> None:
+def _wait_gone(child: LaunchedChild | Any, limit: float = 10.0) -> None:
     """Reap a SIGKILLed ``child``: at once, unless it is stuck in the kernel; then give
     up after ``limit`` seconds rather than hang."""
     deadline = time.monotonic() + limit
@@ -171,34 +171,52 @@ def _single_threaded() -> bool:
         return False
 
 
+#: ``launch(stdin=...)``: a pipe whose write end the caller gets (``take("stdin")``), or
+#: the null device.
+PIPE = -1
+DEVNULL = -3
+
+
 def launch(
     argv: Sequence[str],
     *,
     cwd: str,
     run_id: str,
     run_dir: str,
-    stdin_path: str,
+    stdin_path: str | None = None,
+    stdin: int | str | None = None,
+    stdout_to_file: bool = True,
+    env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     parent_death_signal: bool = True,
+    token: str | None = None,
 ) -> Launched:
-    """Start ``argv`` the way the engine does, with ``stdin_path`` as its stdin and
-    ``run_dir/stdout.log`` (created here; ``run_dir`` must exist) as its stdout.
+    """Start ``argv`` the engine's way (the one spawn path of cc-executor): a session of its
+    own, the tree token in its environment, the parent-death signal, SIGPIPE and SIGXFSZ
+    at their defaults, no inherited descriptors, no shell; stderr a pipe.
 
-    For a single-threaded process only (a console command before it starts anything): the
-    working directory is changed around the spawn, because ``os.posix_spawn`` has no
-    ``cwd``. Raises :class:`SpawnError` with the reason when the child cannot be started
-    (the caller then goes the ordinary way, which reports the problem in full).
+    ``stdin``: a file's path, a descriptor (given to the child; the caller keeps its own),
+    :data:`PIPE` or :data:`DEVNULL` (the default); ``stdin_path`` is the same as a path.
+    ``stdout_to_file``: stdout is ``run_dir/stdout.log``, created here (``run_dir`` must
+    exist), which the child writes itself; else a pipe. ``env``: the child's whole
+    environment (default ``os.environ``), plus ``extra_env``. ``token``: the tree token
+    (default: a new one).
+
+    In a single-threaded process (a console command before it starts anything) the child
+    is started with ``os.posix_spawn``, the fastest way, and the working directory is
+    changed around the call because ``posix_spawn`` has no ``cwd``; with other threads
+    running, that change would be seen by them, so the same child is started with
+    ``subprocess``'s fork and exec, which sets the cwd in the child. Raises
+    :class:`SpawnError` with the reason when the child cannot be started.
     """
-    if not _single_threaded():
-        raise SpawnError("launch() needs a single-threaded process")
     cwd = os.path.abspath(cwd)
     check_cwd(cwd)
-    env = dict(os.environ)
+    full_env = dict(os.environ if env is None else env)
     if extra_env:
-        env.update(extra_env)
-    executable = resolve_executable(argv[0], cwd=cwd, env=env)
-    token = _tree.new_tree_token()
-    env[_tree.TREE_ENV] = _tree.child_tree_env(env.get(_tree.TREE_ENV), token)
+        full_env.update(extra_env)
+    executable = resolve_executable(argv[0], cwd=cwd, env=full_env)
+    token = token or _tree.new_tree_token()
+    full_env[_tree.TREE_ENV] = _tree.child_tree_env(full_env.get(_tree.TREE_ENV), token)
     full = (
         wrap_with_parent_death_signal(argv, executable)
         if parent_death_signal
@@ -207,51 +225,47 @@ def launch(
     stdout_path = os.path.join(run_dir, "stdout.log")
     mine: dict[str, int] = {}
     theirs: list[int] = []
-    here = -1
     pid = -1
+    child: LaunchedChild | Any = None
     try:
-        theirs.append(stdin_file(stdin_path))
-        theirs.append(os.open(stdout_path, _OUTPUT_FLAGS, 0o600))
-        mine["stdout"] = os.open(stdout_path, _READ_FLAGS)
+        source = stdin_path if stdin is None else stdin
+        if source is None or source == DEVNULL:
+            theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        elif source == PIPE:
+            read_end, mine["stdin"] = os.pipe()
+            theirs.append(read_end)
+        elif isinstance(source, int):
+            theirs.append(os.dup(source))
+        else:
+            theirs.append(stdin_file(source))
+        if stdout_to_file:
+            theirs.append(os.open(stdout_path, _OUTPUT_FLAGS, 0o600))
+            mine["stdout"] = os.open(stdout_path, _READ_FLAGS)
+        else:
+            mine["stdout"], out_write = os.pipe()
+            theirs.append(out_write)
         mine["stderr"], err_write = os.pipe()
         theirs.append(err_write)
         set_pipe_size(mine["stderr"])
-        actions: list[tuple[int, ...]] = [
-            (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)
-        ]
-        # posix_spawn has no close_fds: close what we inherited as inheritable (a make
-        # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
-        # close-on-exec already.
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
-        here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.chdir(cwd)
-            t0 = time.monotonic()
-            started_at = time.time()
-            pid = os.posix_spawn(
-                full[0],
-                full,
-                env,
-                file_actions=actions,
-                setsid=True,
-                # As subprocess's restore_signals: Python ignores SIGPIPE and SIGXFSZ, and
-                # an ignored signal stays ignored across exec.
-                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
-            )
-        finally:
-            os.fchdir(here)
-        child = LaunchedChild(pid)
+        t0 = time.monotonic()
+        started_at = time.time()
+        if _single_threaded():
+            pid = _posix_spawn(full, full_env, cwd, theirs)
+            child = LaunchedChild(pid)
+        else:
+            child = _fork_exec(full, full_env, cwd, theirs)
+            pid = child.pid
+        ticks = _tree.start_ticks(pid, zombie=True)  # not reaped yet: its PID is ours
         try:
             mine["pidfd"] = os.pidfd_open(pid)
         except (AttributeError, OSError):
             mine.pop("pidfd", None)  # the supervisor then waits for the exit in a thread
-        ticks = _tree.start_ticks(pid)
     except BaseException as exc:
         for fd in mine.values():
             os.close(fd)
         if pid > 0:  # started, but what follows failed (or a signal came): no orphan
             _tree.kill_tree([token], sid=pid, pgid=pid)
-            _wait_gone(LaunchedChild(pid))
+            _wait_gone(child if child is not None else LaunchedChild(pid))
         if isinstance(exc, OSError):
             raise SpawnError(
                 f"cannot start {argv[0]}: {exc.strerror or exc}"
@@ -261,8 +275,6 @@ def launch(
     finally:
         for fd in theirs:
             os.close(fd)
-        if here >= 0:
-            os.close(here)
     return Launched(
         argv=list(argv),
         cwd=cwd,
@@ -274,4 +286,50 @@ def launch(
         start_ticks=ticks,
         t0=t0,
         started_at=started_at,
+    )
+
+
+def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[int]) -> int:
+    """``posix_spawn`` with ``theirs`` as descriptors 0, 1, 2, in ``cwd`` (changed around
+    the call: for a single-threaded process only)."""
+    actions: list[tuple[int, ...]] = [
+        (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)
+    ]
+    # posix_spawn has no close_fds: close what we inherited as inheritable (a make
+    # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
+    # close-on-exec already.
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+        return os.posix_spawn(
+            full[0],
+            full,
+            env,
+            file_actions=actions,
+            setsid=True,
+            # As subprocess's restore_signals: Python ignores SIGPIPE and SIGXFSZ, and
+            # an ignored signal stays ignored across exec.
+            setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+        )
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+def _fork_exec(full: list[str], env: dict[str, str], cwd: str, theirs: list[int]) -> Any:
+    """The same start with ``subprocess`` (fork and exec, cwd set in the child): safe with
+    other threads running. The ``Popen`` object is the child handle (its ``poll``)."""
+    import subprocess
+
+    return subprocess.Popen(
+        full,
+        stdin=theirs[0],
+        stdout=theirs[1],
+        stderr=theirs[2],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+        restore_signals=True,
     )

@@ -6,6 +6,8 @@ import os
 import stat
 import sys
 
+from cc_executor._errors import SpawnError as SpawnError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -13,10 +15,6 @@ if TYPE_CHECKING:
 
 #: Pipes are enlarged to this (``F_SETPIPE_SZ``).
 PIPE_SIZE = 1024 * 1024
-
-
-class SpawnError(Exception):
-    """The child could not be started; the message says why in plain words."""
 
 
 def check_cwd(cwd: str) -> None:

@@ -38,14 +38,13 @@ from typing import Any, TypeVar
 from cc_executor._engine import _tree
 from cc_executor._engine._capture import StreamCapture
 from cc_executor._engine._events import EventQueue, LineFramer, record_blocks
-from cc_executor._engine._launch import Launched, LaunchedChild
+from cc_executor._engine._launch import DEVNULL, PIPE, Launched, LaunchedChild, launch
 from cc_executor._engine._spawn import (
     SpawnError,
     check_cwd,
     resolve_executable,
     set_pipe_size,
     stdin_file,
-    wrap_with_parent_death_signal,
 )
 from cc_executor._engine._types import (
     LifecycleEvent,
@@ -371,76 +370,49 @@ class SupervisedProcess:
     # ----------------------------------------------------------------- spawning
 
     def _spawn(self) -> None:
+        """Start the child with :func:`~cc_executor._engine._launch.launch` (the one spawn
+        path) and adopt it. The cwd and the executable are checked before the run folder
+        is made, so that a run that cannot start leaves no folder behind."""
         check_cwd(self.cwd)
-        executable = resolve_executable(self.argv[0], cwd=self.cwd, env=self._env)
-        stdin_arg = self._prepare_stdin()
-        self._make_run_dir()
-        assert self._run_dir is not None
-        for stream in _STREAMS:
-            path = os.path.join(self._run_dir, f"{stream}.log")
-            try:
-                self._captures[stream] = StreamCapture(
-                    path,
-                    memory_budget=self._memory_budget,
-                    tail_bytes=self._tail_bytes if stream == "stderr" else 0,
-                    child_writes=self._stdout_to_file and stream == "stdout",
-                )
-                if self._stdout_to_file and stream == "stdout":
-                    # Opened before the spawn: nothing can fail between it and the child.
-                    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-                    self._fds[stream] = os.open(path, flags)
-            except OSError as exc:
-                raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
-        env = dict(self._env)
-        env[_tree.TREE_ENV] = _tree.child_tree_env(self._env.get(_tree.TREE_ENV), self._token)
-        argv = (
-            wrap_with_parent_death_signal(self.argv, executable)
-            if self._pdeathsig
-            else [executable, *self.argv[1:]]
-        )
+        resolve_executable(self.argv[0], cwd=self.cwd, env=self._env)
+        stdin = self._prepare_stdin()
         try:
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=stdin_arg,
-                stdout=self._captures["stdout"].fd if self._stdout_to_file else subprocess.PIPE,
-                stderr=subprocess.PIPE,
+            self._make_run_dir()
+            assert self._run_dir is not None
+            launched = launch(
+                self.argv,
                 cwd=self.cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
+                run_id=self.run_id,
+                run_dir=self._run_dir,
+                stdin=stdin,
+                stdout_to_file=self._stdout_to_file,
+                env=self._env,
+                parent_death_signal=self._pdeathsig,
+                token=self._token,
             )
-        except OSError as exc:
-            raise SpawnError(
-                f"cannot start {self.argv[0]}: {exc.strerror or exc}"
-                + (f" ({exc.filename})" if exc.filename else "")
-            ) from None
         finally:
-            if isinstance(stdin_arg, int) and stdin_arg >= 0:
-                os.close(stdin_arg)
-        self._sid = self._popen.pid
-        self._start_ticks = _tree.start_ticks(self._popen.pid)
-        for stream in _STREAMS:
-            pipe = getattr(self._popen, stream)
-            if pipe is not None:
-                self._fds[stream] = os.dup(pipe.fileno())
-                pipe.close()
-        if self._popen.stdin is not None:
-            self._stdin_fd = os.dup(self._popen.stdin.fileno())
-            self._popen.stdin.close()
-        self._attach()
+            if stdin >= 0:
+                os.close(stdin)
+        self._adopt(launched)
 
     def _adopt(self, launched: Launched) -> None:
         """Take over a child started by :func:`~cc_executor._engine._launch.launch`."""
         self._run_dir = launched.run_dir
-        self._captures["stdout"] = StreamCapture(
-            launched.stdout_path,
-            memory_budget=self._memory_budget,
-            tail_bytes=0,
-            child_writes=True,
-            create=False,
-        )
-        path = os.path.join(launched.run_dir, "stderr.log")
+        path = launched.stdout_path
         try:
+            if self._stdout_to_file:
+                self._captures["stdout"] = StreamCapture(
+                    path,
+                    memory_budget=self._memory_budget,
+                    tail_bytes=0,
+                    child_writes=True,
+                    create=False,
+                )
+            else:
+                self._captures["stdout"] = StreamCapture(
+                    path, memory_budget=self._memory_budget, tail_bytes=0
+                )
+            path = os.path.join(launched.run_dir, "stderr.log")
             self._captures["stderr"] = StreamCapture(
                 path, memory_budget=self._memory_budget, tail_bytes=self._tail_bytes
             )
@@ -456,6 +428,7 @@ class SupervisedProcess:
             fd = launched.take(stream)
             assert fd is not None
             self._fds[stream] = fd
+        self._stdin_fd = launched.take("stdin")
         self._attach()
 
     def _catch_up(self) -> None:
@@ -493,15 +466,17 @@ class SupervisedProcess:
             self._loop.add_writer(self._stdin_fd, self._on_writable)
 
     def _prepare_stdin(self) -> int:
+        """The child's stdin for :func:`launch`: :data:`PIPE` (the data is written from the
+        event loop), :data:`DEVNULL`, or a descriptor this process closes after the spawn."""
         source = self._stdin_source
         if source is None:
-            return subprocess.DEVNULL
+            return DEVNULL
         if isinstance(source, (bytes, bytearray, memoryview, str)):
             data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
             if not data:
-                return subprocess.DEVNULL
+                return DEVNULL
             self._stdin_view = memoryview(data)
-            return subprocess.PIPE
+            return PIPE
         if isinstance(source, (Path, os.PathLike)):
             return stdin_file(source)
         try:

@@ -91,15 +91,18 @@ def _is_member(pid: int, needles: Iterable[bytes], sid: int | None) -> bool:
     return env is not None and any(n in env for n in needles)
 
 
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (None if it is gone or a zombie).
-    With the PID it identifies a process: a recycled PID has another start time."""
+def start_ticks(pid: int, *, zombie: bool = False) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None if it is gone or, unless
+    ``zombie``, a zombie). With the PID it identifies a process: a recycled PID has another
+    start time. ``zombie``: for our own child not reaped yet, whose PID cannot be reused,
+    a quick exit must not lose its start time."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return None if fields[0] in (b"Z", b"X") else int(fields[19])
+        gone = fields[0] == b"X" or (fields[0] == b"Z" and not zombie)
+        return None if gone else int(fields[19])
     except (IndexError, ValueError):
         return None
 
@@ -199,3 +202,16 @@ def kill_tree(
         # Give the kernel a moment to turn the killed processes into zombies.
         time.sleep(0.002)
     return busy
+
+
+def kill_orphaned_tree(pid: int | None, pid_started: int | None, token: str | None) -> None:
+    """SIGKILL what is left of a tree whose supervisor died: the child ``pid`` only if it is
+    still the same process (it started at ``pid_started`` clock ticks), and every process
+    carrying ``token``. Does nothing for what is gone already; ``None`` skips that part."""
+    import signal
+
+    if pid is not None and pid_started is not None and start_ticks(pid) == pid_started:
+        # signal_member re-checks membership; the session check covers the leader.
+        signal_member(pid, signal.SIGKILL, [], sid=pid)
+    if token:
+        kill_tree([token])

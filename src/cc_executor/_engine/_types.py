@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
+
+from cc_executor._payload import payload
+from cc_executor._status import Status
 
 Stream = Literal["stdout", "stderr"]
 TimeoutKind = Literal["total", "idle", "first_output"]
@@ -17,25 +19,12 @@ TimeoutKind = Literal["total", "idle", "first_output"]
 StdinSource = bytes | bytearray | memoryview | str | Path | IO[bytes] | IO[str] | None
 
 
-class ProcessStatus(str, enum.Enum):
-    """How a supervised process ended."""
-
-    OK = "ok"
-    """Exited with code 0."""
-    FAILED = "failed"
-    """Exited with a non-zero code, or was killed by a signal we did not send."""
-    TIMEOUT = "timeout"
-    """Stopped by us because the total timeout expired."""
-    IDLE_TIMEOUT = "idle_timeout"
-    """Stopped by us because it printed nothing for ``idle_timeout`` seconds (or nothing at
-    all within ``first_output_timeout``)."""
-    CANCELLED = "cancelled"
-    """Stopped by the caller (``cancel()``, asyncio cancellation, Ctrl-C)."""
-    SPAWN_FAILED = "spawn_failed"
-    """Could not be started; ``error`` says why. Nothing ran."""
-
-    def __str__(self) -> str:
-        return self.value
+#: How a supervised process ended: the one status vocabulary (see
+#: :mod:`cc_executor._status`). A process ends ok (exit 0), failed (a non-zero exit, or a
+#: signal we did not send), timeout, idle_timeout (nothing printed for ``idle_timeout``
+#: seconds, or nothing at all within ``first_output_timeout``), cancelled (``cancel()``,
+#: asyncio cancellation, Ctrl-C) or spawn_failed (``error`` says why; nothing ran).
+ProcessStatus = Status
 
 
 class _RangeSource(Protocol):
@@ -177,32 +166,5 @@ class ProcessResult:
         return Path(path).read_bytes()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the public fields."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status.value,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "duration_s": round(self.duration_s, 6),
-            "partial": self.partial,
-            "timed_out": self.timed_out,
-            "timeout_after": self.timeout_after,
-            "kill_signal": self.kill_signal,
-            "pid": self.pid,
-            "argv": self.argv,
-            "cwd": self.cwd,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "run_dir": self.run_dir,
-            "stdout_path": self.stdout_path,
-            "stderr_path": self.stderr_path,
-            "stdout_bytes": self.stdout_bytes,
-            "stderr_bytes": self.stderr_bytes,
-            "stdout_sha256": self.stdout_sha256,
-            "stderr_sha256": self.stderr_sha256,
-            "stderr_tail": self.stderr_tail,
-            "descendants_killed": self.descendants_killed,
-            "stdin_bytes_written": self.stdin_bytes_written,
-            "error": self.error,
-            "warnings": list(self.warnings),
-        }
+        """A JSON-ready dict of the public fields, with ``schema_version``."""
+        return payload(self)

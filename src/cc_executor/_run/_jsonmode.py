@@ -6,11 +6,16 @@ leaves a trailing comma, or is cut off mid-object by a timeout. :func:`extract_j
 finds the value anyway, repairs the usual damage, and says precisely why when it cannot.
 
 The answer is untrusted data: it is only ever parsed (``json`` and ``json_repair``),
-never evaluated, and every search over it is linear in its length with a small factor.
+never evaluated, and all the work on it is linear in its length: a value cut off by the
+end of the answer is closed by a linear scan, and ``json_repair`` (pure Python, and
+quadratic on a long string) is given at most :data:`MAX_REPAIR_CHARS` characters. Async callers
+use :func:`extract_from_answer_async`, which does the work in a worker thread so that a
+huge answer never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import json
@@ -19,9 +24,17 @@ import reprlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
-__all__ = ["MAX_CANDIDATES", "JsonExtraction", "extract_json", "merge_json_result"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_REPAIR_CHARS",
+    "JsonExtraction",
+    "extract_from_answer",
+    "extract_from_answer_async",
+    "extract_json",
+    "merge_json_result",
+]
 
 #: At most this many fenced blocks, and this many bracketed spans of prose, are parsed
 #: per answer. Spans never overlap, so parsing costs at most about twice the answer's
@@ -38,6 +51,12 @@ _MAX_DEPTH = 512
 #: (at a few hundred levels), and before refusing it can take time quadratic in the span.
 _MAX_REPAIR_DEPTH = 100
 
+#: json_repair is given at most this many characters per answer, all damaged spans
+#: together: its time grows with the square of a string's length (2 MB cut off inside a
+#: string took 49 s; 100,000 chars take about 0.3 s). A value cut off by the end of the
+#: answer is closed without it, at any size.
+MAX_REPAIR_CHARS = 100_000
+
 _PREVIEW_CHARS = 80
 _SCHEMA_MESSAGE_CHARS = 300
 
@@ -47,6 +66,7 @@ _OPENER = re.compile(r"[{\[]")
 # one, so the quote was prose, and matching goes on after it.
 _TOKEN = re.compile(r'[{}\[\]]|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?')
 _CLOSER = {"{": "}", "[": "]"}
+_JSON_ENDS = frozenset('}]"0123456789el')  # the last character of any JSON text
 _NON_SPACE = re.compile(r"\S")
 # CommonMark fence lines: at most three spaces of indent, then ``` or ~~~ or longer. The
 # leading newline is a literal prefix, which makes the search C-fast over megabytes.
@@ -66,8 +86,8 @@ _JSONISH_START = re.compile(
 # into a plausible-looking but invented value ("[see above]" -> ["see above"]).
 _RELAXED_TOKEN = re.compile(
     r"""
-      "(?:[^"\\\n]|\\.)*"?
-    | '(?:[^'\\\n]|\\.)*'?
+      "[^"\\\n]*(?:\\.[^"\\\n]*)*"?
+    | '[^'\\\n]*(?:\\.[^'\\\n]*)*'?
     | //[^\n]* | \#[^\n]* | /\*.*?(?:\*/|\Z)
     | -?\d[\w.+-]*
     | ([^\W\d]\w*)(\s*:)?
@@ -166,23 +186,37 @@ def extract_json(
     says where it starts and to pass ``partial=True``; complete values before it may
     still be found, but never fragments from inside it.
 
+    A value cut off by the end of the answer is first closed in linear time: an open string
+    and the open brackets are closed, and if that is not JSON, the incomplete last member
+    or element is dropped. Other damage is repaired by ``json_repair``, which is given at
+    most :data:`MAX_REPAIR_CHARS` characters per answer; a span that does not fit is
+    reported as too large to repair.
+
     At most :data:`MAX_CANDIDATES` fenced blocks and as many prose spans are parsed, and
-    bracket nesting deeper than 512 is not searched. Scanning is linear in ``len(text)``
-    (20 MB of prose takes milliseconds); repair is pure Python and takes about a second
-    per 2 MB of damaged JSON.
+    bracket nesting deeper than 512 is not searched. All of it is linear in ``len(text)``
+    (20 MB of prose takes milliseconds); it holds the calling thread, so async code calls
+    :func:`extract_from_answer_async`.
 
     ``schema`` is a JSON Schema (its ``$schema`` picks the draft, the latest by default;
     ``format`` is not asserted). A schema that is itself invalid, or whose ``$ref``
     cannot be resolved, raises :class:`ValueError`: that is a programming error, not bad
     model output. Nothing else raises for any ``text``.
     """
+    return _extract(text, schema, partial=partial, salvage=False)[0]
+
+
+def _extract(
+    text: str, schema: Mapping[str, Any] | None, *, partial: bool, salvage: bool
+) -> tuple[JsonExtraction, bool]:
+    """:func:`extract_json`; with ``salvage``, a value found only as ``partial=True`` would
+    find it is returned too, and the flag says so."""
     validator = _compile_schema(schema) if schema is not None else None
-    found = _find(text, partial=partial)
+    found, salvaged = _find(text, partial=partial, salvage=salvage)
     if isinstance(found, str):
-        return JsonExtraction(None, False, False, "", found, [])
+        return JsonExtraction(None, False, False, "", found, []), False
     errors = _schema_errors(validator, found.value) if validator is not None else []
     error = f"JSON does not match the schema: {errors[0]}" if errors else None
-    return JsonExtraction(found.value, True, found.repaired, found.source, error, errors)
+    return JsonExtraction(found.value, True, found.repaired, found.source, error, errors), salvaged
 
 
 #: Why :func:`extract_from_answer` returned a value repaired from a cut-off answer.
@@ -200,13 +234,17 @@ def extract_from_answer(
     repaired whether or not the run was stopped: a finished answer can be cut off too (the
     model's output limit). Returns the extraction and, when a finished answer's JSON had to
     be repaired that way, :data:`CUT_OFF_WARNING`; otherwise None."""
-    extraction = extract_json(text, schema=schema, partial=stopped)
-    if stopped or extraction.found or not (extraction.error or "").startswith(_CUT_OFF):
-        return extraction, None
-    salvaged = extract_json(text, schema=schema, partial=True)
-    if not salvaged.found:
-        return extraction, None
-    return salvaged, CUT_OFF_WARNING
+    extraction, salvaged = _extract(text, schema, partial=stopped, salvage=not stopped)
+    return extraction, CUT_OFF_WARNING if salvaged else None
+
+
+async def extract_from_answer_async(
+    text: str, *, schema: Mapping[str, Any] | None = None, stopped: bool = False
+) -> tuple[JsonExtraction, str | None]:
+    """:func:`extract_from_answer` in a worker thread: a huge answer (seconds of work for
+    tens of megabytes of brackets) leaves the event loop free for other runs' timeouts,
+    cancels and clients. Raises the same :class:`ValueError` for a bad schema."""
+    return await asyncio.to_thread(extract_from_answer, text, schema=schema, stopped=stopped)
 
 
 def merge_json_result(base: dict[str, Any], extraction: JsonExtraction) -> dict[str, Any]:
@@ -223,29 +261,40 @@ def merge_json_result(base: dict[str, Any], extraction: JsonExtraction) -> dict[
     return {"json": extraction.value, **base}
 
 
-def _find(text: str, *, partial: bool) -> _Parsed | str:
-    """The value found in ``text``, or the reason nothing was."""
+def _find(text: str, *, partial: bool, salvage: bool) -> tuple[_Parsed | str, bool]:
+    """The value found in ``text``, or the reason nothing was; and whether it was found
+    only by salvaging (``salvage``: when nothing else is found, the candidates cut off by
+    the end of the answer are tried as ``partial=True`` would, without scanning again)."""
     stripped = text.strip()
     if not stripped:
-        return "the answer is empty" if not text else "the answer is empty (whitespace only)"
-    try:
-        return _Parsed(_DECODER.decode(stripped), False, stripped)
-    except (ValueError, RecursionError):
-        pass
+        empty = "the answer is empty" if not text else "the answer is empty (whitespace only)"
+        return empty, False
+    # Only text ending the way JSON can is parsed whole: a failed parse of a huge cut-off
+    # answer would build (and hold the GIL for) everything before the cut, for nothing.
+    if stripped[-1] in _JSON_ENDS:
+        try:
+            return _Parsed(_DECODER.decode(stripped), False, stripped), False
+        except (ValueError, RecursionError):
+            pass
 
     scanner = _Scanner(text)
     failures: list[_Failure] = []
     for candidates in (_fence_candidates(scanner), _prose_candidates(scanner)):
         for candidate in candidates:
-            outcome = _attempt(text, candidate, partial=partial)
+            outcome = _attempt(scanner, candidate, partial=partial)
             if isinstance(outcome, _Parsed):
-                return outcome
+                return outcome, False
             failures.append(outcome)
-    return _not_found(text, failures)
+    for failure in failures if salvage else []:
+        if failure.needs_partial:
+            outcome = _attempt(scanner, failure.candidate, partial=True)
+            if isinstance(outcome, _Parsed):
+                return outcome, True
+    return _not_found(text, failures), False
 
 
-def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _Failure:
-    source = text[candidate.start : candidate.end]
+def _attempt(scanner: _Scanner, candidate: _Candidate, *, partial: bool) -> _Parsed | _Failure:
+    source = scanner.text[candidate.start : candidate.end]
     if candidate.complete:
         try:
             return _Parsed(_DECODER.decode(source), False, source)
@@ -275,15 +324,27 @@ def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _F
             f"the bare word {refusal!r} is prose",
             False,
         )
-    import json_repair
-
-    try:
-        value = json_repair.loads(source, skip_json_loads=True)
-    # A third-party parser fed untrusted text: any failure just means "not repairable".
-    except Exception as exc:
-        return _Failure(
-            candidate, f"is not JSON ({strict_error}) and repair failed: {exc!r}", False
+    value = _close_cut_off(source) if not candidate.complete else _UNCLOSED
+    if value is _UNCLOSED and len(source) > scanner.repair_left:
+        why = (
+            f"is too large to repair ({len(source):,} chars; damaged JSON is repaired up "
+            f"to {MAX_REPAIR_CHARS:,})"
+            if len(source) > MAX_REPAIR_CHARS
+            else f"was not repaired: earlier spans used the answer's repair budget "
+            f"({MAX_REPAIR_CHARS:,} chars)"
         )
+        return _Failure(candidate, f"is not JSON ({strict_error}) and {why}", False)
+    if value is _UNCLOSED:
+        import json_repair
+
+        scanner.repair_left -= len(source)
+        try:
+            value = json_repair.loads(source, skip_json_loads=True)
+        # A third-party parser fed untrusted text: any failure just means "not repairable".
+        except Exception as exc:
+            return _Failure(
+                candidate, f"is not JSON ({strict_error}) and repair failed: {exc!r}", False
+            )
     expected = dict if source.startswith("{") else list
     if not isinstance(value, expected) or not value:
         empty = isinstance(value, expected)
@@ -294,6 +355,69 @@ def _attempt(text: str, candidate: _Candidate, *, partial: bool) -> _Parsed | _F
             False,
         )
     return _Parsed(value, True, source)
+
+
+#: What :func:`_close_cut_off` returns when closing does not give JSON.
+_UNCLOSED: Any = object()
+
+# A whole string (group 1 is its closing quote, empty for a string the end cuts off: only
+# the last one can lack it), or one bracket or comma. One match per string however long.
+_CUT_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*("?)|[{}\[\],]', re.DOTALL)
+
+
+def _close_cut_off(source: str) -> Any:
+    """The value of ``source``, a JSON value cut off at its end, closed in linear time.
+
+    First the open string (if any) and every open bracket are closed as they stand
+    (``{"a": "hal`` -> ``{"a": "hal"}``); if that is not JSON, the innermost container
+    holding a comma is cut back to its last comma and everything closed (``{"a": 1, "b":
+    tr`` -> ``{"a": 1}``), then the next one out. Only strict JSON that is not an empty
+    container is accepted, so nothing is invented; :data:`_UNCLOSED` when no attempt
+    gives one (three attempts at most, each one C-speed parse).
+    """
+    closers: list[str] = []
+    commas: list[int | None] = []  # per open container: where its last comma is
+    end = len(source)
+    for token in _CUT_TOKEN.finditer(source):
+        char = source[token.start()]
+        if char == '"':
+            if not token.group(1):
+                end = token.end()
+                suffix = '"'
+                break
+        elif char in _CLOSER:
+            closers.append(_CLOSER[char])
+            commas.append(None)
+        elif char == ",":
+            if commas:
+                commas[-1] = token.start()
+        elif not closers or char != closers.pop():
+            return _UNCLOSED  # brackets that do not match: not JSON cut off, leave it be
+        else:
+            commas.pop()
+    else:
+        suffix = ""
+    if not closers:
+        return _UNCLOSED
+    # A lone backslash at the very end is half an escape sequence.
+    body = source[:end]
+    if suffix and (len(body) - len(body.rstrip("\\"))) % 2:
+        body = body[:-1]
+    # Cut right after a comma or colon, closing as it stands cannot be JSON.
+    doomed = not suffix and body.rstrip().endswith((",", ":"))
+    attempts = [] if doomed else [body + suffix + "".join(reversed(closers))]
+    for level in reversed(range(len(commas))):
+        comma = commas[level]
+        if comma is not None and len(attempts) < 3:  # each attempt parses the whole span
+            attempts.append(source[:comma] + "".join(reversed(closers[: level + 1])))
+    for attempt in attempts:
+        try:
+            value = _DECODER.decode(attempt)
+        except (ValueError, RecursionError):
+            continue
+        if value:
+            return value
+    return _UNCLOSED
 
 
 def _prose_word(source: str, *, truncated: bool) -> str | None:
@@ -326,6 +450,8 @@ class _Scanner:
         self._decode_budget = 4 * len(text) + (1 << 20)
         tokens = sum(text.count(c) for c in "{}[]") + text.count('"') // 2
         self._token_budget = 3 * tokens + 10_000
+        #: Characters json_repair may still be given (see MAX_REPAIR_CHARS).
+        self.repair_left = MAX_REPAIR_CHARS
 
     def match(self, start: int, end: int) -> tuple[int, _Match, int]:
         """Match the bracket at ``text[start]`` within ``text[:end]``.
@@ -489,9 +615,45 @@ def _shorten(message: str) -> str:
 
 
 def check_schema(schema: Any) -> None:
-    """``ValueError`` with the reason if ``schema`` is not a valid JSON Schema: checked
-    before a run starts, not after it answered."""
+    """``ValueError`` with the reason if ``schema`` is not a valid JSON Schema, or refers
+    to anything outside itself: checked before a run starts, not after it answered."""
     _compile_schema(schema)
+
+
+# The keywords that make jsonschema look a schema up by URI.
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _check_local_refs(schema: Any) -> None:
+    """``ValueError`` for the first reference that does not point inside ``schema``.
+
+    Only ``#...`` references (``#/$defs/...``, ``#/definitions/...``, ``#anchor``) are
+    resolved: an ``http(s)://`` or ``file://`` one would be fetched synchronously, without a
+    timeout, on the caller's event loop, and a file's content could end up in an error. The
+    walk keeps its own stack, so a deeply nested schema cannot exhaust Python's.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, Mapping):
+            for key in _REF_KEYWORDS:
+                ref = node.get(key)
+                if isinstance(ref, str) and not ref.startswith("#"):
+                    raise ValueError(
+                        f"invalid JSON schema: {key} {_preview(ref)} at {_json_path(path)} is "
+                        "not a reference inside the schema: only local ones (#/$defs/...) are "
+                        "resolved; remote and file references are refused"
+                    )
+            stack.extend((value, (*path, str(key))) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, (*path, i)) for i, value in enumerate(node))
+
+
+def _refuse_retrieval(uri: str) -> NoReturn:
+    # jsonschema's default would fetch the URI; refusing keeps validation offline.
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs-made __init__
 
 
 def _compile_schema(schema: Any) -> Any:
@@ -511,12 +673,16 @@ def _compile_schema(schema: Any) -> Any:
             "invalid JSON schema: a schema is a JSON object (or true/false), "
             f"got {type(schema).__name__}: {reprlib.repr(schema)}"
         )
+    from referencing import Registry
+
     cls = validator_for(as_dict)
     try:
         cls.check_schema(as_dict)
     except SchemaError as exc:
         raise ValueError(f"invalid JSON schema: {exc.message}") from exc
-    return cls(as_dict)
+    _check_local_refs(as_dict)
+    registry: Any = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]  # attrs
+    return cls(as_dict, registry=registry)
 
 
 def _schema_errors(validator: Any, value: Any) -> list[str]:

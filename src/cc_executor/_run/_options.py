@@ -1,103 +1,567 @@
-"""Options of an agent run, validated up front so mistakes fail fast and clearly."""
+"""Every run option, declared once.
+
+Each option of :func:`cc_executor.run` is one line of :class:`RunOptions` below: its name
+and type, its default, its range, its command-line flag (group, metavar, help), its key in
+task lists, whether a remote caller may set it, and which agents support it. Everything
+else is derived from these declarations: the checks of the options
+(:func:`~cc_executor._run._prepare.check_run_options`), the ``cc-executor run`` parser and
+the console's quick reader (``_cli/_args.py``), the task lists' fields
+(``tasks/_fields.py``), the service's policy (``_service``) and the README's flag list.
+Adding an option is one declaration here, plus its flag in the agent adapters that
+support it.
+
+No imports beyond the interpreter's start-up set: the console reads this table before it
+starts the agent CLI (see ``_cli/_early.py``), which is also why :class:`RunOptions` is
+not a dataclass (importing ``dataclasses`` costs the early start milliseconds).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Collection, Mapping, Sequence
+    from typing import Any, ClassVar
 
-from cc_executor._agents._claude import ClaudeCommand
-from cc_executor._run._prepare import check_run_options, command_fields, process_env
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: object) -> object:
+        return lambda cls: cls
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunOptions:
-    """Every option of :func:`cc_executor.run`.
+#: What values an option takes; the checks, the parsers and the task-list validators are
+#: chosen by kind.
+KINDS = ("text", "number", "integer", "flag", "strings", "paths", "path", "mcp", "env", "json")
 
-    Agent (Claude Code flags): ``model``, ``max_turns``, ``max_budget_usd``, ``resume``,
-    ``continue_session``, ``session_id``, ``fork_session``, ``allowed_tools``,
-    ``disallowed_tools``, ``permission_mode``, ``mcp_config`` (path, JSON text or dict),
-    ``strict_mcp_config``, ``append_system_prompt``, ``add_dirs``,
-    ``include_partial_messages`` (token-level streaming, on by default so partial text is
-    never lost), ``structured_output`` (pass ``json_schema`` to the CLI's ``--json-schema``),
-    ``extra_args`` (raw flags, appended last), ``max_context_tokens`` (the context window
-    Claude Code should assume: it refuses, before any request, a prompt it estimates to be
-    over the window it believes the model has; for a model or gateway with a larger window,
-    set it. Claude Code honours ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` only with compaction off,
-    so this sets both that and ``DISABLE_COMPACT=1`` in the CLI's environment).
+#: Where a flag is listed in ``cc-executor run --help``, in this order.
+GROUPS = ("time", "agent", "environment", "answer and output")
 
-    Process: ``cwd``, ``env`` (added to our environment), ``timeout``, ``idle_timeout``,
-    ``first_output_timeout``, ``grace`` (seconds between SIGTERM and SIGKILL).
+#: Remote policies: ``allowed`` for anyone with the service's token; ``server_only`` for
+#: options that choose what executes or where files go (set by the server's own defaults).
+ALLOWED = "allowed"
+SERVER_ONLY = "server_only"
 
-    Answer: ``json_mode`` (extract a JSON value from the answer), ``json_schema`` (validate
-    it; implies ``json_mode``).
 
-    Robustness: ``retries`` (extra attempts for rate limits, overload and 5xx errors, only
-    while no tool has run), ``retry_initial_delay``/``retry_max_delay`` (exponential
-    back-off, seconds), ``heartbeat_s`` (interval of heartbeat events; 0 turns them off).
+class Option:
+    """The declaration of one run option (see the module docstring).
 
-    Bookkeeping: ``claude_path`` (the executable; default: found automatically),
-    ``run_id``, ``run_dir``, ``record`` (keep the run in the history; default True: a
-    broken history only adds a warning), ``parent_id`` (the task list it belongs to).
+    ``kind``: one of :data:`KINDS`; None is a valid value when it is the default; ``above`` /
+    ``at_least``: the range of a number; ``flag``: the ``cc-executor run`` flag (None: the
+    option has none), ``flag_aliases`` older spellings of it; ``commas``: a list given as
+    one comma-separated string on the command line and in task lists; ``words``: words a
+    number flag also takes (``--timeout auto``); ``task``: the key in task lists (None: not
+    settable there); ``remote``: :data:`ALLOWED` or :data:`SERVER_ONLY`; ``agents``: the
+    agents that support it (None: every agent); ``aliases``: older keyword names.
     """
 
-    model: str | None = None
-    max_turns: int | None = None
-    max_budget_usd: float | None = None
-    resume: str | None = None
-    continue_session: bool = False
-    session_id: str | None = None
-    fork_session: bool = False
-    allowed_tools: Collection[str] = ()
-    disallowed_tools: Collection[str] = ()
-    permission_mode: str | None = None
-    mcp_config: str | Mapping[str, Any] | None = None
-    strict_mcp_config: bool = False
-    append_system_prompt: str | None = None
-    add_dirs: Sequence[str] = ()
-    include_partial_messages: bool = True
-    structured_output: bool = False
-    extra_args: Sequence[str] = ()
-    max_context_tokens: int | None = None
-    cwd: str | os.PathLike[str] | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    timeout: float | None = None
-    idle_timeout: float | None = None
-    first_output_timeout: float | None = None
-    grace: float = 5.0
-    json_mode: bool = False
-    json_schema: Mapping[str, Any] | None = None
-    retries: int = 2
-    retry_initial_delay: float = 2.0
-    retry_max_delay: float = 60.0
-    heartbeat_s: float = 10.0
-    claude_path: str | os.PathLike[str] | None = None
-    run_id: str | None = None
-    run_dir: str | os.PathLike[str] | None = None
-    record: bool = True
-    parent_id: str | None = None
+    __slots__ = (
+        "above",
+        "agents",
+        "aliases",
+        "at_least",
+        "commas",
+        "default",
+        "factory",
+        "flag",
+        "flag_aliases",
+        "group",
+        "help",
+        "kind",
+        "metavar",
+        "name",
+        "optional",
+        "remote",
+        "task",
+        "words",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        default: Any,
+        factory: Callable[[], Any] | None,
+        *,
+        above: float | None = None,
+        at_least: float | None = None,
+        flag: str | None = None,
+        flag_aliases: tuple[str, ...] = (),
+        group: str = "agent",
+        metavar: str | None = None,
+        help: str | None = None,
+        commas: bool = False,
+        words: tuple[str, ...] = (),
+        task: str | bool = True,
+        remote: str = ALLOWED,
+        agents: tuple[str, ...] | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        if kind not in KINDS or group not in GROUPS or remote not in (ALLOWED, SERVER_ONLY):
+            raise ValueError(f"bad option declaration: {kind!r}, {group!r}, {remote!r}")
+        self.name = ""  # set by RunOptions from the attribute's name
+        self.kind = kind
+        self.default = default
+        self.factory = factory
+        #: None is a valid value exactly when it is the default.
+        self.optional = default is None and factory is None
+        self.above = above
+        self.at_least = at_least
+        self.flag = flag
+        self.flag_aliases = flag_aliases
+        self.group = group
+        self.metavar = metavar
+        self.help = help
+        self.commas = commas
+        self.words = words
+        self.task: str | bool | None = task
+        self.remote = remote
+        self.agents = agents
+        self.aliases = aliases
+
+    def initial(self) -> Any:
+        """The default value (a fresh one for mutable defaults)."""
+        return self.factory() if self.factory is not None else self.default
+
+    @property
+    def task_key(self) -> str | None:
+        """The option's key in task lists, or None."""
+        if self.task is True:
+            return self.name
+        return self.task or None
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, kind={self.kind!r})"
+
+
+def option(
+    *,
+    kind: str,
+    default: Any = None,
+    default_factory: Callable[[], Any] | None = None,
+    **declaration: Any,
+) -> Any:
+    """Declare a run option (a field of :class:`RunOptions`); see :class:`Option`."""
+    return Option(kind, default, default_factory, **declaration)
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(option,))
+class OptionRecord:
+    """Base of :class:`RunOptions`: what a frozen, keyword-only dataclass gives (``__init__``
+    from the declared fields, ``__eq__``, ``__repr__``, no assignment), built from the
+    :class:`Option` declarations of the subclass. An unknown keyword is a ``TypeError``
+    naming it and the known ones; an older alias of an option is accepted for it."""
+
+    options: ClassVar[tuple[Option, ...]] = ()
+    by_name: ClassVar[dict[str, Option]] = {}
+    alias_of: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = []
+        for name, value in vars(cls).items():
+            if isinstance(value, Option):
+                value.name = name
+                declared.append(value)
+        cls.options = tuple(declared)
+        cls.by_name = {o.name: o for o in declared}
+        cls.alias_of = {alias: o.name for o in declared for alias in o.aliases}
+
+    def __init__(self, **values: Any) -> None:
+        cls = type(self)
+        for alias, name in cls.alias_of.items():
+            if alias in values:
+                if name in values:
+                    raise TypeError(f"{alias} and {name} are the same option: give one")
+                values[name] = values.pop(alias)
+        unknown = sorted(set(values) - set(cls.by_name))
+        if unknown:
+            known = ", ".join(sorted(cls.by_name))
+            raise TypeError(f"unknown run option(s): {', '.join(unknown)} (known: {known})")
+        for o in cls.options:
+            object.__setattr__(self, o.name, values[o.name] if o.name in values else o.initial())
+        self.__post_init__()
 
     def __post_init__(self) -> None:
+        """Checks, run once every field is set."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, o.name) == getattr(other, o.name) for o in self.options)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable values (env) make it unhashable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{o.name}={getattr(self, o.name)!r}" for o in self.options)
+        return f"{type(self).__name__}({fields})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every option by name."""
+        return {o.name: getattr(self, o.name) for o in self.options}
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` (checked like new options)."""
+        return type(self)(**{**self.as_dict(), **changes})
+
+
+class RunOptions(OptionRecord):
+    """Every option of :func:`cc_executor.run`; a wrong type or value raises
+    ``TypeError``/``ValueError`` naming the option when it is made. The ``help`` of each
+    declaration is its documentation (``cc-executor run --help`` shows it too)."""
+
+    # -- the agent ---------------------------------------------------------------------
+    agent: str = option(
+        kind="text",
+        default="claude",
+        flag="--agent",
+        metavar="NAME",
+        help="the agent CLI to run (claude)",
+    )
+    agent_path: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        flag="--agent-path",
+        flag_aliases=("--claude",),
+        metavar="PATH",
+        help="the agent's executable (default: found on PATH and in the usual places)",
+        task=False,
+        remote=SERVER_ONLY,
+        aliases=("claude_path",),
+    )
+    model: str | None = option(
+        kind="text",
+        default=None,
+        flag="--model",
+        metavar="M",
+        help="the model (an alias or a full name)",
+    )
+    fallback_model: str | None = option(
+        kind="text",
+        default=None,
+        flag="--fallback-model",
+        metavar="M[,M]",
+        help="models to fall back to when the main one is busy or unavailable, in order",
+        agents=("claude",),
+    )
+    max_turns: int | None = option(
+        kind="integer",
+        default=None,
+        at_least=1,
+        flag="--max-turns",
+        metavar="N",
+        agents=("claude",),
+        help="stop after N agent turns (status max_turns)",
+    )
+    max_budget_usd: float | None = option(
+        kind="number",
+        default=None,
+        above=0,
+        flag="--max-budget-usd",
+        metavar="USD",
+        agents=("claude",),
+        help="stop once the run has cost USD (status budget_exceeded)",
+    )
+    resume: str | None = option(
+        kind="text",
+        default=None,
+        flag="--resume",
+        metavar="SESSION_ID",
+        help="continue that session",
+        task=False,
+    )
+    continue_session: bool = option(
+        kind="flag",
+        default=False,
+        flag="--continue",
+        task=False,
+        agents=("claude",),
+        help="continue the most recent session in the cwd",
+    )
+    session_id: str | None = option(
+        kind="text",
+        default=None,
+        flag="--session-id",
+        metavar="UUID",
+        task=False,
+        agents=("claude",),
+        help="the session id of a new session",
+    )
+    fork_session: bool = option(
+        kind="flag",
+        default=False,
+        flag="--fork-session",
+        task=False,
+        agents=("claude",),
+        help="with --resume or --continue: go on in a new session",
+    )
+    allowed_tools: Collection[str] = option(
+        kind="strings",
+        default=(),
+        flag="--allowed-tools",
+        metavar="T[,T]",
+        commas=True,
+        agents=("claude",),
+        help="tools the agent may use without asking (comma-separated, repeatable)",
+    )
+    disallowed_tools: Collection[str] = option(
+        kind="strings",
+        default=(),
+        flag="--disallowed-tools",
+        metavar="T",
+        commas=True,
+        agents=("claude",),
+        help="tools the agent may not use (comma-separated, repeatable)",
+    )
+    permission_mode: str | None = option(
+        kind="text",
+        default=None,
+        flag="--permission-mode",
+        metavar="MODE",
+        agents=("claude",),
+        help="the agent's permission mode (Claude Code: acceptEdits, auto, "
+        "bypassPermissions, manual, dontAsk, plan)",
+    )
+    mcp_config: str | Mapping[str, Any] | None = option(
+        kind="mcp",
+        default=None,
+        flag="--mcp-config",
+        metavar="FILE|JSON",
+        remote=SERVER_ONLY,
+        agents=("claude",),
+        help="MCP servers for the agent: a file or JSON text",
+    )
+    strict_mcp_config: bool = option(
+        kind="flag",
+        default=False,
+        flag="--strict-mcp-config",
+        agents=("claude",),
+        help="use only the MCP servers of --mcp-config",
+    )
+    append_system_prompt: str | None = option(
+        kind="text",
+        default=None,
+        flag="--append-system-prompt",
+        metavar="TEXT",
+        agents=("claude",),
+        help="text appended to the agent's system prompt",
+    )
+    add_dirs: Sequence[str] = option(
+        kind="paths",
+        default=(),
+        flag="--add-dir",
+        metavar="DIR",
+        agents=("claude",),
+        help="another folder the agent may work in (repeatable)",
+    )
+    include_partial_messages: bool = option(
+        kind="flag",
+        default=True,
+        flag="--no-partial-messages",
+        help="do not ask for token-level streaming (partial text is then lost on a timeout)",
+        agents=("claude",),
+    )
+    extra_args: Sequence[str] = option(
+        kind="strings",
+        default=(),
+        flag="--extra-arg",
+        metavar="ARG",
+        help="a raw flag for the agent CLI, appended last (repeat for more)",
+        remote=SERVER_ONLY,
+    )
+    max_context_tokens: int | None = option(
+        kind="integer",
+        default=None,
+        above=0,
+        flag="--max-context-tokens",
+        metavar="N",
+        help="the context window Claude Code should assume (it refuses longer prompts itself)",
+        agents=("claude",),
+    )
+
+    # -- the process -------------------------------------------------------------------
+    cwd: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        flag="--cwd",
+        metavar="DIR",
+        group="environment",
+        help="the folder the agent runs in (default: the current one)",
+    )
+    env: Mapping[str, str] = option(
+        kind="env",
+        default_factory=dict,
+        flag="--env",
+        metavar="KEY=VALUE",
+        group="environment",
+        help="a variable added to the agent's environment (repeat for more)",
+    )
+    timeout: float | None = option(
+        kind="number",
+        default=None,
+        above=0,
+        flag="--timeout",
+        metavar="S|auto",
+        words=("auto",),
+        group="time",
+        help="total time limit; 'auto' derives it from similar past runs",
+    )
+    idle_timeout: float | None = option(
+        kind="number",
+        default=None,
+        above=0,
+        flag="--idle-timeout",
+        metavar="S",
+        group="time",
+        help="stop after S s without output",
+    )
+    first_output_timeout: float | None = option(
+        kind="number",
+        default=None,
+        above=0,
+        flag="--first-output-timeout",
+        metavar="S",
+        group="time",
+        help="stop if nothing is printed within S s of the start",
+    )
+    grace: float = option(
+        kind="number",
+        default=5.0,
+        at_least=0,
+        flag="--grace",
+        metavar="S",
+        group="time",
+        help="SIGTERM->SIGKILL delay",
+    )
+
+    # -- the answer --------------------------------------------------------------------
+    json_mode: bool = option(
+        kind="flag",
+        default=False,
+        flag="--json-mode",
+        group="answer and output",
+        help="extract a JSON value from the answer",
+    )
+    json_schema: Mapping[str, Any] | None = option(
+        kind="json",
+        default=None,
+        flag="--json-schema",
+        metavar="FILE|JSON",
+        group="answer and output",
+        help="validate the JSON against it",
+    )
+    structured_output: bool = option(
+        kind="flag",
+        default=False,
+        flag="--structured-output",
+        group="answer and output",
+        help="also pass the schema to the CLI",
+        agents=("claude",),
+    )
+
+    accept_denials: bool = option(
+        kind="flag",
+        default=False,
+        flag="--accept-denials",
+        group="answer and output",
+        help="a run whose tool calls were denied may still end ok (status denied otherwise)",
+    )
+
+    # -- robustness --------------------------------------------------------------------
+    retries: int = option(
+        kind="integer",
+        default=2,
+        at_least=0,
+        flag="--retries",
+        metavar="N",
+        group="answer and output",
+        help="retries on rate limits, overload and 5xx while no tool has run",
+        task="api_retries",
+    )
+    retry_initial_delay: float = option(
+        kind="number",
+        default=2.0,
+        flag="--retry-initial-delay",
+        metavar="S",
+        group="answer and output",
+        help="back-off before the first retry, doubled for each next one",
+        task=False,
+    )
+    retry_max_delay: float = option(
+        kind="number",
+        default=60.0,
+        flag="--retry-max-delay",
+        metavar="S",
+        group="answer and output",
+        help="longest back-off between two attempts",
+        task=False,
+    )
+    heartbeat_s: float = option(
+        kind="number",
+        default=10.0,
+        at_least=0,
+        flag="--heartbeat",
+        metavar="S",
+        group="answer and output",
+        help="seconds between heartbeat events (0: none)",
+        task=False,
+    )
+
+    # -- bookkeeping (no flag: the command records every run under a fresh id) ---------
+    run_id: str | None = option(
+        kind="text",
+        default=None,
+        task=False,
+        remote=SERVER_ONLY,
+        help="the run's id (default: a fresh one)",
+    )
+    run_dir: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        task=False,
+        remote=SERVER_ONLY,
+        help="the run's folder (default: runs/<id> in the data folder)",
+    )
+    # The audit trail and its links are the server's to keep, not a remote caller's to
+    # turn off or forge.
+    record: bool = option(
+        kind="flag",
+        default=True,
+        task=False,
+        remote=SERVER_ONLY,
+        help="keep the run in the history",
+    )
+    parent_id: str | None = option(
+        kind="text",
+        default=None,
+        task=False,
+        remote=SERVER_ONLY,
+        help="the task list the run belongs to",
+    )
+
+    def __post_init__(self) -> None:
+        from cc_executor._run._prepare import check_run_options
+
         check_run_options(self)
-        self.command()  # validates the agent flags
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> RunOptions:
         """Options from keyword arguments, with a clear error for an unknown name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(
-                f"unknown run option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
         return cls(**options)
 
-    def process_env(self) -> dict[str, str]:
-        """The variables added to the CLI's environment: ``env``, plus what
-        ``max_context_tokens`` needs."""
-        return process_env(self)
+    @property
+    def claude_path(self) -> str | os.PathLike[str] | None:
+        """The older name of :attr:`agent_path`."""
+        return self.agent_path
 
-    def command(self) -> ClaudeCommand:
-        """The Claude Code flags these options ask for."""
-        return ClaudeCommand(**command_fields(self))
+    def process_env(self) -> dict[str, str]:
+        """The variables added to the agent's environment: ``env``, plus what the agent's
+        own options need (Claude Code: ``max_context_tokens``)."""
+        from cc_executor._run._prepare import process_env
+
+        return process_env(self)

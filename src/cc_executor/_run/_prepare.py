@@ -1,109 +1,133 @@
 """What a run needs before its CLI starts, importable without the event loop, dataclasses
-or typing: the option checks, the Claude Code flags, the CLI's environment, the saved
+or typing: the option checks (derived from the declarations of
+:class:`~cc_executor._run._options.RunOptions`), the agent's environment, the saved
 prompt.
 
-:class:`~cc_executor._run._options.RunOptions` uses these functions, and so does the
-console command, which starts the CLI before it imports the rest: one implementation for
-both. They read options as attributes (``RunOptions`` field names) from any object.
+``RunOptions`` uses these functions, and so does the console command, which starts the
+CLI before it imports the rest: one implementation for both. They read options as
+attributes (``RunOptions`` field names) from any object.
 """
 
 from __future__ import annotations
 
 import os
 
+from cc_executor._run._options import Option, RunOptions
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from cc_executor._run._options import RunOptions
 
-
-#: The type each run option must have (beyond None where the default is None): checked
-#: first, so that a wrong type gets a message naming the option instead of failing inside
-#: a comparison, or worse, a string being taken for a list of one-letter tools.
-_NUMBERS = (
-    "max_budget_usd", "timeout", "idle_timeout", "first_output_timeout", "grace",
-    "retry_initial_delay", "retry_max_delay", "heartbeat_s",
-)  # fmt: skip
-_OPTIONAL = {"max_budget_usd", "timeout", "idle_timeout", "first_output_timeout"}
-_INTEGERS = ("max_turns", "max_context_tokens", "retries")
-_FLAGS = (
-    "continue_session", "fork_session", "strict_mcp_config", "include_partial_messages",
-    "structured_output", "json_mode", "record",
-)  # fmt: skip
-_TEXTS = (
-    "model", "resume", "session_id", "permission_mode", "append_system_prompt", "run_id",
-    "parent_id",
-)  # fmt: skip
-_STRING_LISTS = ("allowed_tools", "disallowed_tools", "extra_args")
-_PATHS = ("cwd", "run_dir", "claude_path")
 _MISSING = object()
+_TEXT_KINDS = ("text", "strings", "paths", "path", "env", "mcp")
+#: What a run id may be made of: a plain folder name (no ``re``: the console's early start
+#: checks options before it imports anything).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-def _check_types(o: Any) -> None:
-    """``TypeError`` naming the option for a value of the wrong type. Options ``o`` lacks
-    (the console's early start reads only its own) are skipped."""
+def _type_error(option: Option, value: Any) -> TypeError | None:
+    """A ``TypeError`` naming ``option`` if ``value`` is not of its kind, else None.
 
-    def given(name: str) -> Any:
-        return getattr(o, name, _MISSING)
-
-    def is_number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    for name in _NUMBERS:
-        value = given(name)
-        if value is not _MISSING and not (
-            is_number(value) or (value is None and name in _OPTIONAL)
-        ):
-            also = " or None" if name in _OPTIONAL else ""
-            raise TypeError(f"{name} must be a number{also}, got {value!r}")
-    for name in _INTEGERS:
-        value = given(name)
-        if value is not _MISSING and not (
-            (isinstance(value, int) and not isinstance(value, bool))
-            or (value is None and name != "retries")
-        ):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-    for name in _FLAGS:
-        value = given(name)
-        if value is not _MISSING and not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}")
-    for name in _TEXTS:
-        value = given(name)
-        if value is not _MISSING and value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a string, got {value!r}")
-    for name in (*_STRING_LISTS, "add_dirs"):
-        value = given(name)
-        if value is _MISSING:
-            continue
-        kinds = (list, tuple, set, frozenset) if name.endswith("tools") else (list, tuple)
+    Checked before any range, so that a wrong type gets a message naming the option
+    instead of failing inside a comparison, or worse, a string being taken for a list of
+    one-letter tools."""
+    name, kind = option.name, option.kind
+    if value is None and option.optional:
+        return None
+    if kind in ("number", "integer"):
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if kind == "integer" and not is_int:
+            return TypeError(f"{name} must be an integer, got {value!r}")
+        if not (is_int or isinstance(value, float)):
+            also = " or None" if option.optional else ""
+            return TypeError(f"{name} must be a number{also}, got {value!r}")
+    elif kind == "flag" and not isinstance(value, bool):
+        return TypeError(f"{name} must be True or False, got {value!r}")
+    elif kind == "text" and not isinstance(value, str):
+        return TypeError(f"{name} must be a string, got {value!r}")
+    elif kind in ("strings", "paths"):
+        # A set of names (the tool lists) may be a set; an ordered list may not.
+        kinds = (list, tuple, set, frozenset) if option.commas else (list, tuple)
         if isinstance(value, (str, bytes)) or not isinstance(value, kinds):
-            raise TypeError(
-                f"{name} must be a list of strings, got {value!r}"
-                + (f" (write [{value!r}])" if isinstance(value, str) else "")
-            )
+            hint = f" (write [{value!r}])" if isinstance(value, str) else ""
+            return TypeError(f"{name} must be a list of strings, got {value!r}{hint}")
         for item in value:
-            path_like = name == "add_dirs" and isinstance(item, os.PathLike)
-            if not isinstance(item, str) and not path_like:
-                raise TypeError(f"{name} must be a list of strings, got the item {item!r}")
-    for name in _PATHS:
-        value = given(name)
-        if (
-            value is not _MISSING
-            and value is not None
-            and not isinstance(value, (str, os.PathLike))
-        ):
-            raise TypeError(f"{name} must be a path, got {value!r}")
-    mcp_config = given("mcp_config")
-    if mcp_config not in (_MISSING, None) and not (
-        isinstance(mcp_config, str) or _is_mapping(mcp_config)
+            if not (isinstance(item, str) or (kind == "paths" and isinstance(item, os.PathLike))):
+                return TypeError(f"{name} must be a list of strings, got the item {item!r}")
+    elif kind == "path" and not isinstance(value, (str, os.PathLike)):
+        return TypeError(f"{name} must be a path, got {value!r}")
+    elif kind == "mcp" and not (isinstance(value, str) or _is_mapping(value)):
+        return TypeError(f"{name} must be a file, JSON text or a mapping, got {value!r}")
+    elif kind == "env" and not (
+        _is_mapping(value)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
-        raise TypeError(f"mcp_config must be a file, JSON text or a mapping, got {mcp_config!r}")
-    env = given("env")
-    if env is not _MISSING and not (
-        _is_mapping(env) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        return TypeError(f"{name} must map strings to strings")
+    return None
+
+
+def _range_error(option: Option, value: Any) -> ValueError | None:
+    """A ``ValueError`` if the number ``value`` is outside ``option``'s range ("not >=":
+    NaN is refused too)."""
+    if value is None:
+        return None
+    if option.above is not None and not value > option.above:
+        if option.above == 0:
+            what = "a positive integer" if option.kind == "integer" else "positive"
+            shown = repr(value) if option.kind == "integer" else value
+            return ValueError(f"{option.name} must be {what}, got {shown}")
+        return ValueError(f"{option.name} must be > {option.above:g}, got {value}")
+    if option.at_least is not None and not value >= option.at_least:
+        return ValueError(f"{option.name} must be >= {option.at_least:g}, got {value}")
+    return None
+
+
+def check_option(name: str, value: Any) -> None:
+    """``TypeError``/``ValueError`` naming run option ``name`` if ``value`` is not of its
+    kind or outside its range (for callers that take a few options alone, such as the
+    service's command runs)."""
+    option = RunOptions.by_name[name]
+    error = _type_error(option, value) or (
+        _range_error(option, value) if option.kind in ("number", "integer") else None
+    )
+    if error is not None:
+        raise error
+
+
+def _text_error(option: Option, value: Any) -> ValueError | None:
+    """A ``ValueError`` for text no process can be given: a NUL byte (argv, environment and
+    paths end at it), an environment variable name with ``=``, or a ``run_id`` that is not
+    a plain name (it names the run's folder: ``../x`` would place it elsewhere)."""
+    name = option.name
+    if option.kind == "env":
+        for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                return ValueError(f"env: {key!r} is not a variable name")
+            if "\0" in item:
+                return ValueError(f"env: the value of {key} contains a NUL byte")
+        return None
+    items = value if option.kind in ("strings", "paths") else [value]
+    for item in items:
+        text = os.fspath(item) if isinstance(item, os.PathLike) else item
+        if isinstance(text, str) and "\0" in text:
+            return ValueError(f"{name} contains a NUL byte")
+    if name == "run_id" and not (
+        0 < len(value) <= 200 and value[0] not in ".-" and _ID_CHARS.issuperset(value)
     ):
-        raise TypeError("env must map strings to strings")
+        return ValueError(
+            f"run_id must be letters, digits, '_', '.' or '-' (not starting with '.' or "
+            f"'-', at most 200), got {value!r}"
+        )
+    return None
+
+
+def _is_set(option: Option, value: Any) -> bool:
+    """Whether ``value`` asks for something beyond ``option``'s default (an empty list is
+    the default whatever its type)."""
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and not value:
+        return False
+    return bool(value != option.initial())
 
 
 def _is_mapping(value: Any) -> bool:
@@ -114,47 +138,57 @@ def _is_mapping(value: Any) -> bool:
     return isinstance(value, Mapping)
 
 
-def check_run_options(o: RunOptions) -> None:
-    """Raise ``ValueError``/``TypeError`` for invalid run options (not the agent flags:
-    :func:`command_fields` and the CLI adapter check those)."""
-    _check_types(o)
-    for name in ("timeout", "idle_timeout", "first_output_timeout"):
-        value = getattr(o, name)
-        if value is not None and not value > 0:  # "not >": NaN is refused too
-            raise ValueError(f"{name} must be positive, got {value}")
-    if o.max_context_tokens is not None and o.max_context_tokens <= 0:
-        raise ValueError(
-            f"max_context_tokens must be a positive integer, got {o.max_context_tokens!r}"
-        )
-    if not o.grace >= 0:
-        raise ValueError(f"grace must be >= 0, got {o.grace}")
-    if o.retries < 0:
-        raise ValueError(f"retries must be >= 0, got {o.retries}")
-    if not o.retry_initial_delay >= 0 or not o.retry_max_delay >= o.retry_initial_delay:
+def check_run_options(o: Any) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the option for invalid run options: every
+    type first, then ranges, the options the agent does not support, the checks between
+    options, and the agent's own checks. ``o`` is :class:`RunOptions` or any object with
+    its attributes; options it lacks (the console's early start reads only those with a
+    flag) are skipped."""
+    from cc_executor._agents import get_adapter
+
+    given = [(opt, getattr(o, opt.name, _MISSING)) for opt in RunOptions.options]
+    given = [(opt, value) for opt, value in given if value is not _MISSING]
+    for opt, value in given:
+        wrong = _type_error(opt, value)
+        if wrong is not None:
+            raise wrong
+    for opt, value in given:
+        bad = _range_error(opt, value) if opt.kind in ("number", "integer") else None
+        if bad is None and opt.kind in _TEXT_KINDS and value is not None:
+            bad = _text_error(opt, value)
+        if bad is not None:
+            raise bad
+    agent = getattr(o, "agent", RunOptions.by_name["agent"].default)
+    adapter = get_adapter(agent)  # ValueError naming the known agents
+    for opt, value in given:
+        if opt.agents is not None and agent not in opt.agents and _is_set(opt, value):
+            raise ValueError(f"{opt.name} is not supported by the {agent} agent")
+    delays = (getattr(o, "retry_initial_delay", 0.0), getattr(o, "retry_max_delay", 0.0))
+    if not delays[0] >= 0 or not delays[1] >= delays[0]:
         raise ValueError(
             "retry delays must satisfy 0 <= retry_initial_delay <= retry_max_delay, got "
-            f"{o.retry_initial_delay} and {o.retry_max_delay}"
+            f"{delays[0]} and {delays[1]}"
         )
     _check_paths(o)
-    if o.json_schema is not None:
+    if getattr(o, "json_schema", None) is not None:
         # Only with a schema: jsonschema is a heavy import for the console's early start.
         from cc_executor._run._jsonmode import check_schema
 
         check_schema(o.json_schema)
-    if not o.heartbeat_s >= 0:
-        raise ValueError(f"heartbeat_s must be >= 0, got {o.heartbeat_s}")
+    adapter.check(o)
 
 
-def _check_paths(o: RunOptions) -> None:
+def _check_paths(o: Any) -> None:
     """``add_dirs`` and an ``mcp_config`` file must exist (relative to ``cwd``): Claude Code
     would ignore a missing folder silently and crash on a missing config."""
-    base = os.fspath(o.cwd) if o.cwd else os.getcwd()
+    cwd = getattr(o, "cwd", None)
+    base = os.fspath(cwd) if cwd else os.getcwd()
     if not os.path.isdir(base):
         return  # the run reports the missing cwd itself (spawn_failed)
-    for folder in o.add_dirs:
+    for folder in getattr(o, "add_dirs", ()):
         if not os.path.isdir(os.path.join(base, os.fspath(folder))):
             raise ValueError(f"add_dirs: {os.fspath(folder)} is not a directory")
-    config = o.mcp_config
+    config = getattr(o, "mcp_config", None)
     if isinstance(config, str) and not config.lstrip().startswith("{"):
 
         def is_file(path: str) -> bool:
@@ -165,43 +199,20 @@ def _check_paths(o: RunOptions) -> None:
             raise ValueError(f"mcp_config: no such file: {config} (give a file or JSON text)")
 
 
-def command_fields(o: RunOptions) -> dict[str, Any]:
-    """The Claude Code flags the options ask for, as ``ClaudeCommand`` keyword arguments."""
-    return {
-        "model": o.model,
-        "max_turns": o.max_turns,
-        "max_budget_usd": o.max_budget_usd,
-        "resume": o.resume,
-        "continue_session": o.continue_session,
-        "session_id": o.session_id,
-        "fork_session": o.fork_session,
-        "allowed_tools": tuple(o.allowed_tools),
-        "disallowed_tools": tuple(o.disallowed_tools),
-        "permission_mode": o.permission_mode,
-        "mcp_config": o.mcp_config,
-        "strict_mcp_config": o.strict_mcp_config,
-        "append_system_prompt": o.append_system_prompt,
-        "add_dirs": tuple(os.fspath(d) for d in o.add_dirs),
-        "include_partial_messages": o.include_partial_messages,
-        "json_schema": o.json_schema if o.structured_output else None,
-        "extra_args": tuple(o.extra_args),
-    }
+def process_env(o: Any) -> dict[str, str]:
+    """The variables added to the agent's environment: ``env``, plus what the agent's own
+    options need (see the adapter's ``process_env``)."""
+    from cc_executor._agents import get_adapter
 
-
-def process_env(o: RunOptions) -> dict[str, str]:
-    """The variables added to the CLI's environment: ``env``, plus what
-    ``max_context_tokens`` needs."""
-    env = dict(o.env)
-    if o.max_context_tokens is not None:
-        env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(o.max_context_tokens)
-        env["DISABLE_COMPACT"] = "1"
-    return env
+    return {**o.env, **get_adapter(o.agent).process_env(o)}
 
 
 def save_prompt(run_dir: str, prompt: bytes) -> str:
-    """Write ``prompt`` to ``run_dir/prompt.txt`` (0600, creating ``run_dir`` 0700) and
-    return its path; ``OSError`` if it cannot."""
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    """Write ``prompt`` to ``run_dir/prompt.txt`` (0600, creating ``run_dir`` and its
+    missing parents 0700) and return its path; ``OSError`` if it cannot."""
+    from cc_executor._paths import private_dir
+
+    private_dir(run_dir, tighten=False)  # the history's store tightens, and says so
     path = os.path.join(run_dir, "prompt.txt")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from cc_executor._agents._types import RunStatus
 from cc_executor._engine import ProcessResult
+from cc_executor._payload import payload
 
 #: Statuses where cc-executor stopped the run before the agent finished.
 STOPPED = frozenset({RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT, RunStatus.CANCELLED})
@@ -22,7 +23,11 @@ class RunResult:
     from the token-level stream, and ``partial`` is True. ``session_id`` lets a stopped run
     be resumed (``resume=session_id``). ``error`` is specific (API status, stderr tail, the
     limit that stopped it). ``event_log`` is the CLI's full stream-json output;
-    ``process`` is the supervised process of the last attempt.
+    ``process`` is the supervised process of the last attempt. ``cost_usd`` is the sum over
+    the attempts that reported a cost, None when none did. ``files``: the absolute paths
+    the agent's file tools (Write, Edit, ...) changed, plus, when the cwd is inside a git
+    work tree, those whose ``git status`` changed during the run (what a Bash command
+    wrote); outside git, the tool events only.
     """
 
     run_id: str
@@ -58,36 +63,13 @@ class RunResult:
         return self.status is RunStatus.OK
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the public fields (``process`` summarised by its receipts)."""
+        """A JSON-ready dict of the public fields (``process`` summarised by its receipts),
+        with ``schema_version``."""
         proc = self.process
-        return {
-            "run_id": self.run_id,
-            "status": self.status.value,
-            "result": self.result,
-            "partial": self.partial,
-            "timeout_after": self.timeout_after,
-            "session_id": self.session_id,
-            "cost_usd": self.cost_usd,
-            "usage": dict(self.usage),
-            "num_turns": self.num_turns,
-            "duration_s": round(self.duration_s, 6),
-            "exit_code": self.exit_code,
-            "error": self.error,
-            "api_error_status": self.api_error_status,
-            "json": self.json,
-            "json_error": self.json_error,
-            "files": list(self.files),
-            "permission_denials": [dict(d) for d in self.permission_denials],
-            "tool_calls": self.tool_calls,
-            "model": self.model,
-            "attempts": self.attempts,
-            "event_log": self.event_log,
-            "run_dir": self.run_dir,
-            "stderr_tail": self.stderr_tail,
-            "warnings": list(self.warnings),
-            "stdout_sha256": proc.stdout_sha256 if proc else None,
-            "stderr_sha256": proc.stderr_sha256 if proc else None,
-        }
+        data = payload(self, skip=("process",))
+        data["stdout_sha256"] = proc.stdout_sha256 if proc else None
+        data["stderr_sha256"] = proc.stderr_sha256 if proc else None
+        return data
 
 
 def join_texts(texts: Sequence[str]) -> str:

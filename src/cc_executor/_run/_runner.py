@@ -1,8 +1,10 @@
-"""Running Claude Code: one prompt in, typed events out, a trustworthy result at the end.
+"""Running an agent CLI: one prompt in, typed events out, a trustworthy result at the end.
 
-A run is one or more *attempts*. Each attempt is one supervised CLI process (the process
-engine bounds it in time and owns its tree); its stdout is parsed line by line into typed
-events as it arrives. An attempt that failed with a rate limit, overload or server error is
+The agent (Claude Code by default) is reached only through its adapter
+(:func:`cc_executor._agents.get_adapter`), chosen by the ``agent`` option. A run is one or
+more *attempts*. Each attempt is one supervised CLI process (the process engine bounds it
+in time and owns its tree); its stdout is parsed line by line into typed events as it
+arrives. An attempt that failed with a rate limit, overload or server error is
 retried with exponential back-off, but only while no tool has run: after a tool ran, the
 side effects are real and the caller decides (``resume=result.session_id``).
 """
@@ -18,21 +20,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents._claude import (
-    LARGE_LINE,
-    ClaudeNotFound,
-    ClaudeStreamParser,
-    Outcome,
-    build_command,
-    decide_outcome,
-    locate_claude,
-)
+from cc_executor._agents import get_adapter
 from cc_executor._agents._types import (
     AgentEvent,
     HeartbeatEvent,
     InitEvent,
+    Outcome,
     ResultEvent,
     RetryEvent,
     RunStartedEvent,
@@ -47,12 +42,14 @@ from cc_executor._agents._types import (
 from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._engine._launch import Launched
+from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
 from cc_executor._run._options import RunOptions
 from cc_executor._run._prepare import save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
+    Artifact,
     Recorder,
     RunRecord,
     file_receipt,
@@ -62,16 +59,10 @@ from cc_executor._store import (
     redact_text,
 )
 
+if TYPE_CHECKING:
+    from cc_executor._agents._base import AgentAdapter, StreamParser
+
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
-
-#: Tools whose input names a file they create or change.
-_FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path"}
-_NOTEBOOK_TOOLS = {"NotebookEdit": "notebook_path"}
-
-#: stream-json lines longer than this are read back from the event log instead of being
-#: assembled in memory by the framer (a 20 MB answer arrives as two ~20 MB lines), and then
-#: parsed in pieces: the same limit as the parser's.
-_MAX_LINE_MEMORY = LARGE_LINE
 
 
 @dataclass
@@ -85,6 +76,7 @@ class _AttemptState:
     """
 
     cwd: str
+    adapter: AgentAdapter
     keep_text: bool = False
     init: InitEvent | None = None
     result: ResultEvent | None = None
@@ -148,27 +140,73 @@ class _AttemptState:
             self.message_ids.add(message_id)
 
     def _record_file(self, use: ToolUseEvent) -> None:
-        key = _FILE_TOOLS.get(use.name) or _NOTEBOOK_TOOLS.get(use.name)
-        value = use.input.get(key) if key else None
-        if isinstance(value, str) and value:
-            path = os.path.normpath(os.path.join(self.cwd, value))
-            if path not in self.files:
-                self.files.append(path)
+        path = self.adapter.changed_file(use, self.cwd)
+        if path is not None and path not in self.files:
+            self.files.append(path)
 
     def text_so_far(self) -> str:
         """Completed assistant text plus what is still streaming."""
         return join_texts([*self.texts, *("".join(parts) for parts in self.streaming.values())])
 
 
+#: Seconds one ``git`` call may take for the file-change snapshot before it is given up.
+GIT_TIMEOUT_S = 10.0
+
+
+def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
+    """``(top level, {absolute path: porcelain status})`` of the git work tree holding
+    ``cwd``: its changed and untracked files. None when ``cwd`` is in no work tree (or git
+    is not installed); a string saying why when git failed or took too long there."""
+    import shutil
+    import subprocess
+
+    executable = shutil.which("git")
+    if executable is None:
+        return None  # no git: as outside a repository
+
+    def git(*args: str) -> bytes | str | None:
+        try:
+            done = subprocess.run(
+                [executable, "-C", cwd, *args],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=GIT_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"git {args[0]} took over {GIT_TIMEOUT_S:g} s"
+        except OSError:
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if not isinstance(top, bytes):
+        return top
+    root = os.fsdecode(top.strip())
+    listing = git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    if not isinstance(listing, bytes):
+        return listing or "git status failed"
+    entries: dict[str, str] = {}
+    records = iter(listing.split(b"\0"))
+    for entry in records:
+        if len(entry) < 4:
+            continue
+        code = entry[:2].decode("ascii", "replace")
+        entries[os.path.join(root, os.fsdecode(entry[3:]))] = code
+        if "R" in code or "C" in code:
+            next(records, None)  # the source path of a rename or copy
+    return root, entries
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _replay_text(process: ProcessResult, cwd: str) -> str:
+def _replay_text(process: ProcessResult, cwd: str, adapter: AgentAdapter) -> str:
     """The assistant text of an attempt, rebuilt from its event log: completed blocks plus
     the deltas of blocks still streaming when it ended (retracted ones dropped)."""
-    state = _AttemptState(cwd=cwd, keep_text=True)
-    parser = ClaudeStreamParser()
+    state = _AttemptState(cwd=cwd, adapter=adapter, keep_text=True)
+    parser = adapter.parser()
     if process.warnings and any("cannot write" in w for w in process.warnings):
         lines: Iterable[bytes] = process.stdout.splitlines()
         for line in lines:
@@ -205,8 +243,9 @@ class _Run:
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+        self.adapter = get_adapter(options.agent)
         if not self.prompt.strip():
-            raise ValueError("the prompt is empty: Claude Code needs something to do")
+            raise ValueError(f"the prompt is empty: {self.adapter.title} needs something to do")
         self.options = options
         self.on_event = on_event
         #: The first attempt's CLI when the console already started it (see start_run).
@@ -221,13 +260,20 @@ class _Run:
             self.cwd = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
             self.run_dir = Path(options.run_dir) if options.run_dir else runs_dir() / self.run_id
             self.started = time.monotonic()
+            if any((self.run_dir / name).exists() for name in ("prompt.txt", "stdout.log")):
+                # Reusing it would fail at the spawn and overwrite the earlier run's record.
+                given = f"run_id {self.run_id}" if options.run_id else f"run_dir {self.run_dir}"
+                raise ValueError(
+                    f"{given} is already used by another run ({self.run_dir} holds its files): "
+                    "give a new one, or none for a fresh one"
+                )
         self.warnings: list[str] = []
         try:
             self.prompt.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.warnings.append(
-                f"the prompt is not valid UTF-8 (byte {exc.start}): Claude Code reads it with "
-                "the invalid bytes replaced by U+FFFD"
+                f"the prompt is not valid UTF-8 (byte {exc.start}): {self.adapter.title} reads "
+                "it with the invalid bytes replaced by U+FFFD"
             )
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
@@ -237,7 +283,7 @@ class _Run:
         self.record = RunRecord(
             id=self.run_id,
             kind="run",
-            agent="claude",
+            agent=options.agent,
             cwd=self.cwd,
             prompt_sha256=hashlib.sha256(self.prompt).hexdigest(),
             prompt_preview=preview(self.prompt.decode("utf-8", "replace")),
@@ -259,6 +305,12 @@ class _Run:
         #: The history's start record, written in a thread (None until the CLI started).
         self._record_start: asyncio.Future[None] | None = None
         self._record_finished = False
+        #: The prompt saved in the run folder, the CLI's stdin (None: it is piped).
+        self._prompt_file: Path | None = None
+        #: Every attempt's process, in order (the history receipts all their logs).
+        self._processes: list[ProcessResult] = []
+        #: The cost each attempt reported (an attempt that reported none adds nothing).
+        self._costs: list[float] = []
 
     def request_stop(self) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -297,10 +349,13 @@ class _Run:
             self.record.run_dir = made
 
     def _save_prompt(self) -> None:
+        """Save the prompt in the run folder: it is the CLI's stdin, a file the CLI can read
+        at once (Claude Code gives up on a stdin that stays empty for 3 s, which a pipe
+        written from a busy event loop was)."""
         if self.launched is not None:
             return  # saved before the launch: it is the CLI's stdin
         try:
-            save_prompt(str(self.run_dir), self.prompt)
+            self._prompt_file = Path(save_prompt(str(self.run_dir), self.prompt))
         except OSError as exc:
             # Keeping the prompt is bookkeeping; it is never the reason a run fails.
             self.warnings.append(f"could not save the prompt in {self.run_dir}: {exc.strerror}")
@@ -338,6 +393,9 @@ class _Run:
             if cancelled
             else f"the run ended by an exception: {type(exc).__name__}: {exc}"
         )[:2000]
+        # Its files exist (the CLI's tree is stopped by now): they get receipts too.
+        last = self.process.result if self.process is not None else None
+        record.artifacts = self._receipts(last)
         started = self._record_start
 
         async def finish() -> None:
@@ -351,8 +409,8 @@ class _Run:
     async def _run(self) -> RunResult:
         opts = self.options
         try:
-            executable = locate_claude(opts.claude_path, {**os.environ, **opts.env})
-        except ClaudeNotFound as exc:
+            executable = self.adapter.locate(opts.agent_path, {**os.environ, **opts.env})
+        except AgentNotFound as exc:
             return await self._recorded(
                 RunResult(
                     run_id=self.run_id,
@@ -364,10 +422,10 @@ class _Run:
             )
         self._ensure_run_dir()
         self._save_prompt()
-        argv = build_command(executable, opts.command())
+        argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
-            # Cannot happen (both come from build_command on the same options); if it
+            # Cannot happen (both come from the adapter on the same options); if it
             # did, the launched CLI is not the one asked for: stop it, start the right one.
             self.launched.abandon()
             self.launched = None
@@ -375,9 +433,18 @@ class _Run:
             with contextlib.suppress(OSError):
                 os.unlink(self.run_dir / "stdout.log")
             self._save_prompt()
-        first = await self._attempt(1, argv)
+        # Taken beside the first attempt, not before it: the CLI's start is not delayed,
+        # and it boots for far longer than git takes before it can change a file.
+        before = asyncio.ensure_future(asyncio.to_thread(git_snapshot, self.cwd))
+        try:
+            first = await self._attempt(1, argv)
+        except BaseException:
+            before.cancel()
+            raise
         if not self._should_retry(first) or opts.retries == 0:
-            return await self._recorded(self._result(first))
+            return await self._recorded(
+                await self._with_git_files(await self._result(first), before)
+            )
         from cc_executor._run._retry import retried  # only now: tenacity costs 5 ms
 
         numbers = iter(range(2, opts.retries + 2))
@@ -408,18 +475,42 @@ class _Run:
             sleep=lambda delay: self._back_off(delay, waiting_after),
             stopped=lambda: self.stop_requested,
         )
-        result = self._result(final)
+        result = await self._result(final)
         if self.stop_requested and result.status not in STOPPED:
             # Stopped between two attempts: cancelled, and the failure that was being
             # retried stays in the error (and api_error_status).
             result.status = RunStatus.CANCELLED
             result.partial = True
-            result.result = _replay_text(final.process, self.cwd)
+            result.result = _replay_text(final.process, self.cwd, self.adapter)
             result.error = (
                 f"cancelled while waiting to retry (after attempt {final.number}, which "
                 f"failed: {result.error})"
             )
-        return await self._recorded(result)
+        return await self._recorded(await self._with_git_files(result, before))
+
+    async def _with_git_files(
+        self,
+        result: RunResult,
+        before: asyncio.Future[tuple[str, dict[str, str]] | str | None],
+    ) -> RunResult:
+        """Add to ``result.files`` what ``git status`` shows changed during the run (a Bash
+        command's files, which no tool event names), when the cwd is in a git work tree. A
+        file that was already changed before the run and changed again is not seen."""
+        start = await before
+        end = await asyncio.to_thread(git_snapshot, self.cwd) if isinstance(start, tuple) else None
+        problem = next((s for s in (start, end) if isinstance(s, str)), None)
+        if problem is not None:
+            result.warnings.append(f"files changed outside tool calls not listed: {problem}")
+            return result
+        if not isinstance(start, tuple) or not isinstance(end, tuple):
+            return result
+        for path, code in end[1].items():
+            if start[1].get(path) != code and path not in result.files:
+                result.files.append(path)
+        for path in start[1].keys() - end[1].keys():
+            if path not in result.files:  # reverted or deleted during the run
+                result.files.append(path)
+        return result
 
     async def _back_off(self, delay: float, failed: _Attempt) -> None:
         """Wait ``delay`` s before the next attempt; at once when a stop is requested.
@@ -462,14 +553,28 @@ class _Run:
         record.result_preview = preview(result.result)
         record.error = redact_text(result.error) if result.error else None
         record.model = result.model or record.model
-        artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
-        if result.process is not None:
-            artifacts += process_receipts(result.process, stdout_name="events")
-        record.artifacts = [a for a in artifacts if a is not None]
+        record.warnings = [redact_text(w) for w in dict.fromkeys(result.warnings)]
+        record.artifacts = self._receipts(result.process)
         self._record_finished = True
         await asyncio.shield(asyncio.ensure_future(asyncio.to_thread(self._finish_record, record)))
         result.warnings.extend(self.recorder.warnings)
         return result
+
+    def _receipts(self, last: ProcessResult | None) -> list[Artifact]:
+        """Receipts of the run's files: the prompt, the last attempt's logs, and those of
+        the attempts before it (retried ones)."""
+        artifacts = [file_receipt("prompt", self.run_dir / "prompt.txt")]
+        if last is not None:
+            artifacts += process_receipts(last, stdout_name="events")
+        for number, earlier in enumerate(self._processes, 1):
+            if earlier is not last:
+                artifacts += [
+                    Artifact(
+                        name=f"attempt-{number} {a.name}", path=a.path, size=a.size, sha256=a.sha256
+                    )
+                    for a in process_receipts(earlier, stdout_name="events")
+                ]
+        return [a for a in artifacts if a is not None]
 
     def _finish_record(self, record: RunRecord) -> None:
         self.recorder.finish(record)
@@ -485,15 +590,19 @@ class _Run:
 
     async def _attempt(self, number: int, argv: list[str]) -> _Attempt:
         opts = self.options
-        state = _AttemptState(cwd=self.cwd)
-        parser = ClaudeStreamParser()
+        state = _AttemptState(cwd=self.cwd, adapter=self.adapter)
+        parser = self.adapter.parser()
+        # Longer lines are read back from the event log instead of being assembled in
+        # memory by the framer (a 20 MB answer arrives as two ~20 MB lines).
+        max_line_memory = self.adapter.max_line_memory
         run_dir = self.run_dir if number == 1 else self.run_dir / f"attempt-{number}"
         launched = self.launched if number == 1 else None
         # An adopted CLI's clock started at its launch, as the run's did: the whole timeout.
         remaining = opts.timeout if launched is not None else self._remaining()
         proc = SupervisedProcess(
             argv,
-            stdin=None if launched is not None else self.prompt,
+            # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
+            stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
             extra_env=opts.process_env(),
             timeout=max(remaining, 0.001) if remaining is not None else None,
@@ -502,10 +611,10 @@ class _Run:
             grace=opts.grace,
             run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
             run_dir=run_dir,
-            max_line_memory=_MAX_LINE_MEMORY,
+            max_line_memory=max_line_memory,
             # The event log on disk is the record; memory only buffers what is in flight.
-            memory_budget=_MAX_LINE_MEMORY,
-            queue_budget=4 * _MAX_LINE_MEMORY,
+            memory_budget=max_line_memory,
+            queue_budget=4 * max_line_memory,
             # Like ``claude -p > file``: the CLI writes its event log itself and never
             # waits on a pipe (measured: a pipe costs it 4% on a 20 MB answer).
             stdout_to_file=True,
@@ -545,6 +654,7 @@ class _Run:
                     assert isinstance(item, OutputEvent)
                     await self._consume(item, parser, state)
             process = await proc.wait()
+            self._processes.append(process)
         finally:
             try:
                 if heartbeat is not None:
@@ -555,11 +665,11 @@ class _Run:
                 await proc.aclose()
         if self._callback_error is not None:
             raise self._callback_error
-        return _Attempt(number, process, state, decide_outcome(process, state.result))
+        if state.result is not None and state.result.cost_usd is not None:
+            self._costs.append(state.result.cost_usd)
+        return _Attempt(number, process, state, self.adapter.outcome(process, state.result))
 
-    async def _consume(
-        self, item: OutputEvent, parser: ClaudeStreamParser, state: _AttemptState
-    ) -> None:
+    async def _consume(self, item: OutputEvent, parser: StreamParser, state: _AttemptState) -> None:
         if item.stream == "stderr":
             text = item.text.rstrip()
             if text:
@@ -619,7 +729,7 @@ class _Run:
             )
         )
 
-    def _result(self, attempt: _Attempt) -> RunResult:
+    async def _result(self, attempt: _Attempt) -> RunResult:
         opts = self.options
         state, process, outcome = attempt.state, attempt.process, attempt.outcome
         final = state.result
@@ -628,7 +738,7 @@ class _Run:
         if final is not None and final.result is not None and not partial:
             text = final.result
         else:
-            text = _replay_text(process, self.cwd)
+            text = _replay_text(process, self.cwd, self.adapter)
         denials = list(final.permission_denials) if final is not None else []
         error = outcome.error
         if (
@@ -648,7 +758,7 @@ class _Run:
             timeout_after=(opts.timeout if process.timed_out == "total" else process.timeout_after),
             session_id=(final.session_id if final else None)
             or (state.init.session_id if state.init else None),
-            cost_usd=final.cost_usd if final else None,
+            cost_usd=sum(self._costs) if self._costs else None,
             usage=dict(final.usage) if final else {},
             num_turns=final.num_turns if final else len(state.message_ids) or None,
             duration_s=time.monotonic() - self.started,
@@ -667,24 +777,35 @@ class _Run:
             process=process,
         )
         if denials:
-            names = ", ".join(sorted({str(d.get("tool_name", "?")) for d in denials}))
+            tools = sorted({str(d.get("tool_name", "?")) for d in denials})
+            names = ", ".join(tools)
             result.warnings.append(f"permission denied for: {names}")
+            if status is RunStatus.OK and not opts.accept_denials:
+                # The agent answered as if it had done the work its refused calls were for.
+                result.status = RunStatus.DENIED
+                result.error = (
+                    f"{len(denials)} tool call(s) were denied ({names}), so the work they were "
+                    f"for was not done: grant them with allowed_tools (--allowed-tools "
+                    f"{','.join(tools)}), or pass accept_denials (--accept-denials) when "
+                    "denials are expected"
+                )
         if status is RunStatus.OK and process.exit_code not in (0, None):
             result.warnings.append(
-                f"Claude Code exited with code {process.exit_code} despite a clean result"
+                f"{self.adapter.title} exited with code {process.exit_code} despite a clean result"
             )
         if opts.json_mode or opts.json_schema is not None:
-            self._apply_json(result, final)
+            await self._apply_json(result, final)
         return result
 
-    def _apply_json(self, result: RunResult, final: ResultEvent | None) -> None:
+    async def _apply_json(self, result: RunResult, final: ResultEvent | None) -> None:
         opts = self.options
         if final is not None and final.structured_output is not None:
             result.json = final.structured_output
             return
-        from cc_executor._run._jsonmode import extract_from_answer
+        from cc_executor._run._jsonmode import extract_from_answer_async
 
-        extraction, warning = extract_from_answer(
+        # In a thread: a huge answer takes seconds, and other runs share this event loop.
+        extraction, warning = await extract_from_answer_async(
             result.result, schema=opts.json_schema, stopped=result.partial
         )
         if warning:
@@ -771,7 +892,8 @@ def start_run(
 async def run(
     prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
 ) -> RunResult:
-    """Run Claude Code headlessly on ``prompt`` and return a typed :class:`RunResult`.
+    """Run the agent CLI (``agent``, Claude Code by default) headlessly on ``prompt`` and
+    return a typed :class:`RunResult`.
 
     The prompt goes on stdin (no shell, no argv size limit). ``on_event`` (sync or async)
     receives every typed event as it happens, plus heartbeats every ``heartbeat_s``

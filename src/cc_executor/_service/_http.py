@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 
+from cc_executor._payload import versioned
 from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
 from cc_executor._service._security import Guard, SecurityPolicy
 from cc_executor._version import __version__
@@ -44,8 +45,11 @@ _SCHEMAS = SchemaGenerator(
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    """A JSON response encoded with orjson (non-string keys and NaN refused)."""
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    """A JSON response encoded with orjson (non-string keys and NaN refused); an object
+    carries ``schema_version``."""
+    return Response(
+        orjson.dumps(versioned(data)), status_code=status, media_type="application/json"
+    )
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -219,8 +223,10 @@ async def resume_run(request: Request) -> Response:
 
 def _after(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    if not value.isdigit():
-        raise InvalidRequest(f"Last-Event-ID must be a sequence number, got {value!r}")
+    # ASCII digits only ("²" is a digit to str.isdigit but not to int()), and not so many
+    # that int() refuses them: both were a 500.
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise InvalidRequest(f"Last-Event-ID must be a sequence number, got {value[:40]!r}")
     return int(value)
 
 
@@ -234,7 +240,7 @@ def sse_frame(event: dict[str, Any]) -> bytes:
         parts.append(b"id: %d\n" % seq)
     if isinstance(name, str) and _EVENT_NAME.match(name):
         parts.append(b"event: " + name.encode() + b"\n")
-    parts.append(b"data: " + orjson.dumps(event) + b"\n\n")
+    parts.append(b"data: " + orjson.dumps(versioned(event)) + b"\n\n")
     return b"".join(parts)
 
 

@@ -22,102 +22,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from cc_executor._errors import Conflict as Conflict
+from cc_executor._errors import Forbidden as Forbidden
+from cc_executor._errors import InvalidRequest as InvalidRequest
+from cc_executor._errors import NotFound as NotFound
+from cc_executor._errors import QueueFull as QueueFull
+from cc_executor._errors import ServiceError as ServiceError
+from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
+from cc_executor._run._options import RunOptions
+from cc_executor._service._policy import RunPolicy
+from cc_executor._service._runs import PAUSED, QUEUED, RUNNING, Event, ManagedRun
 from cc_executor._store import HistoryStore, Query, RunRecord, verify
-
-#: Run states before a run ends; any other ``status`` is final.
-QUEUED = "queued"
-RUNNING = "running"
-PAUSED = "paused"
-LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
-
-#: Run options a remote caller may not set: they choose what executes (``claude_path``,
-#: ``mcp_config``, ``extra_args``) or where files go (``run_dir``, ``run_id``).
-SERVER_ONLY_OPTIONS = frozenset({"claude_path", "run_dir", "run_id", "mcp_config", "extra_args"})
-
-#: Environment variables a remote caller may not set: they would make the child (or the
-#: shells, interpreters and git it starts) load code of the caller's choosing, or pick a
-#: different executable. ``HOME`` and ``CLAUDE_CONFIG_DIR`` stay settable (they choose the
-#: Claude profile); the README says plainly that the token is shell-equivalent.
-_UNSAFE_ENV_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_", "CLAUDE_CODE_SHELL")
-_UNSAFE_ENV = frozenset(
-    {
-        "PATH", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
-        "PYTHONUSERBASE", "PYTHONINSPECT", "BASH_ENV", "ENV", "SHELL", "PERL5OPT", "PERL5LIB",
-        "PERLLIB", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
-        "JDK_JAVA_OPTIONS", "GCONV_PATH", "PROMPT_COMMAND", "ZDOTDIR", "EDITOR", "VISUAL",
-    }
-)  # fmt: skip
-
-#: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
-_MIN_REMOTE_HEARTBEAT_S = 0.5
-
-#: Options of a command run (``argv``), with their types.
-_EXEC_OPTIONS: Mapping[str, tuple[type, ...]] = {
-    "cwd": (str,),
-    "env": (dict,),
-    "timeout": (int, float),
-    "idle_timeout": (int, float),
-    "first_output_timeout": (int, float),
-    "grace": (int, float),
-    "stdin": (str,),
-}
-
-
-class ServiceError(Exception):
-    """A request the manager refuses; ``status`` is the HTTP status that fits, ``code`` a
-    short machine-readable name."""
-
-    status = 400
-    code = "invalid_request"
-
-
-class InvalidRequest(ServiceError):
-    """Bad input: unknown or invalid options, a missing prompt, a malformed spec."""
-
-
-class NotFound(ServiceError):
-    """No run with that id, live or in the history."""
-
-    status = 404
-    code = "not_found"
-
-
-class Forbidden(ServiceError):
-    """The request is well formed but not allowed by the server's policy (exec disabled,
-    executable not on the allowlist, cwd outside the allowed roots, server-only option)."""
-
-    status = 403
-    code = "forbidden"
-
-
-class Conflict(ServiceError):
-    """The run is not in a state that allows the action (pause a finished run, ...)."""
-
-    status = 409
-    code = "conflict"
-
-
-class QueueFull(ServiceError):
-    """``max_queued`` runs are already waiting for a slot."""
-
-    status = 429
-    code = "queue_full"
-
-
-class Unavailable(ServiceError):
-    """The feature is not available in this version or configuration."""
-
-    status = 501
-    code = "not_available"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,11 +51,15 @@ class ManagerConfig:
     - ``max_events``: events kept per run for replay (see the module docstring).
     - ``max_finished``: finished runs kept in memory.
     - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
-      server's ``PATH``, or absolute paths); empty means commands are refused.
+      server's ``PATH``, or absolute paths), each optionally followed by the arguments a
+      command must start with (``"pytest -q"``, split like a shell would); empty means
+      commands are refused.
+    - ``allow_env``: environment variables callers may also set for agent runs, beyond
+      those that configure an agent; ``exec_env``: the only ones they may set for commands.
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
-      server's ``claude_path``, for instance); callers cannot override server-only options.
+      server's ``agent_path``, for instance); callers cannot override server-only options.
     """
 
     max_concurrent: int = 4
@@ -142,6 +68,8 @@ class ManagerConfig:
     max_finished: int = 1_000
     exec_allowlist: Sequence[str] = ()
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
+    allow_env: Sequence[str] = ()
+    exec_env: Sequence[str] = ()
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,147 +78,6 @@ class ManagerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_queued < 0:
             raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
-
-
-Event = dict[str, Any]
-
-
-class ManagedRun:
-    """One run known to the manager: its state, its numbered events, its result.
-
-    ``status`` is ``queued``, ``running`` or ``paused`` while it lives, then the run's final
-    status (``ok``, ``error``, ``cancelled``, ``timeout``, ``failed``, ...). ``result`` is
-    the final result as a JSON-ready dict (``RunResult.to_dict()`` for Claude runs,
-    ``ProcessResult.to_dict()`` for commands).
-    """
-
-    def __init__(self, run_id: str, kind: str, *, max_events: int, summary: Event) -> None:
-        self.id = run_id
-        self.kind = kind
-        self.status = QUEUED
-        self.created_at = time.time()
-        self.started_at: float | None = None
-        self.ended_at: float | None = None
-        self.result: Event | None = None
-        self.error: str | None = None
-        self.details = summary
-        self.cancel_requested = False
-        self._max_events = max_events
-        self._events: list[Event] = []
-        self._first_seq = 1
-        self._next_seq = 1
-        self._wakeup: asyncio.Event | None = None
-        self._closed = False
-        self._control: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._text_tail: list[str] = []
-        self._text_tail_len = 0
-
-    @property
-    def done(self) -> bool:
-        """True once the run has ended and its last event (``completed``) is logged."""
-        return self._closed
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the newest event (0 before the first)."""
-        return self._next_seq - 1
-
-    def append(self, event: Event) -> Event:
-        """Number ``event`` (adds ``seq`` and ``run_id``), log it and wake subscribers.
-        Events appended after the run closed are dropped."""
-        if self._closed:
-            return event
-        event["seq"] = self._next_seq
-        event["run_id"] = self.id
-        self._next_seq += 1
-        self._events.append(event)
-        if len(self._events) >= self._max_events + max(1, self._max_events // 4):
-            # Trimming in steps keeps appends amortised O(1).
-            drop = len(self._events) - self._max_events
-            del self._events[:drop]
-            self._first_seq += drop
-        if event.get("type") == "text_delta":
-            self._keep_text(str(event.get("text", "")))
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
-        return event
-
-    def _keep_text(self, text: str) -> None:
-        self._text_tail.append(text)
-        self._text_tail_len += len(text)
-        while self._text_tail_len > 4000 and len(self._text_tail) > 1:
-            self._text_tail_len -= len(self._text_tail.pop(0))
-
-    def text_tail(self, limit: int = 2000) -> str:
-        """The last ``limit`` characters of assistant text streamed so far."""
-        return "".join(self._text_tail)[-limit:]
-
-    def events(self) -> list[Event]:
-        """A copy of the events kept in memory, oldest first."""
-        return list(self._events)
-
-    def close(self) -> None:
-        """No more events; subscribers finish after the last one."""
-        self._closed = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
-
-    async def follow(self, after: int = 0) -> AsyncGenerator[Event, None]:
-        """Every event with ``seq > after``, logged ones first, then live ones as they are
-        appended; ends after the run's last event. A slow follower never slows the run: it
-        reads the log at its own pace. If events it asks for were already trimmed from
-        memory, it first gets ``{"type": "gap", "run_id", "missed_from", "missed_to"}``."""
-        next_seq = max(after, 0) + 1
-        while True:
-            if next_seq < self._first_seq:
-                yield {
-                    "type": "gap",
-                    "run_id": self.id,
-                    "missed_from": next_seq,
-                    "missed_to": self._first_seq - 1,
-                }
-                next_seq = self._first_seq
-            start = next_seq - self._first_seq
-            if start < len(self._events):
-                batch = self._events[start:]
-                next_seq = batch[-1]["seq"] + 1
-                for event in batch:
-                    yield event
-                continue
-            if self._closed:
-                return
-            if self._wakeup is None:
-                self._wakeup = asyncio.Event()
-            await self._wakeup.wait()
-
-    def summary(self) -> Event:
-        """A JSON-ready view: id, kind, status, times, last sequence number, and the result
-        once there is one (else the tail of the text streamed so far)."""
-        data: Event = {
-            "run_id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "last_seq": self.last_seq,
-            "live": not self._closed,
-            **self.details,
-        }
-        if self.error:
-            data["error"] = self.error
-        if self.result is not None:
-            data["result"] = self.result
-        elif self.kind == "run":
-            data["text_tail"] = self.text_tail()
-        return data
-
-
-def _resolved(path: str | os.PathLike[str]) -> Path:
-    return Path(os.path.realpath(os.fspath(path)))
 
 
 class RunManager:
@@ -307,23 +94,19 @@ class RunManager:
         self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._waiting = 0
-        self._roots = [_resolved(d) for d in self.config.allow_dirs] or [_resolved(os.getcwd())]
-        self._exec: dict[str, str] = {}
-        for name in self.config.exec_allowlist:
-            found = shutil.which(name)
-            if found is None:
-                raise ValueError(f"--allow-exec {name}: no such executable on PATH")
-            # Run it by the path found, not its real path: a multi-call binary (busybox)
-            # picks its applet from argv[0], and must see the allowlisted name, not
-            # "busybox" (which would make argv[1] the applet: any applet, a shell included).
-            self._exec[name] = os.path.abspath(found)
+        self._policy = RunPolicy(
+            self.config.allow_dirs,
+            self.config.exec_allowlist,
+            allow_env=self.config.allow_env,
+            exec_env=self.config.exec_env,
+        )
 
     # ---------------------------------------------------------------- queries
 
     @property
     def exec_allowed(self) -> bool:
         """True when commands may be run (an allowlist was given)."""
-        return bool(self._exec)
+        return self._policy.exec_allowed
 
     def stats(self) -> Event:
         """Counts for ``/health``: runs in memory, running, waiting, limits."""
@@ -430,7 +213,7 @@ class RunManager:
                 f"running, {self.config.max_queued} waiting); retry later"
             )
         if kinds[0] == "prompt":
-            run, starter = self._prepare_claude(spec["prompt"], dict(options))
+            run, starter = self._prepare_agent_run(spec["prompt"], dict(options))
         elif kinds[0] == "tasks":
             run, starter = self._prepare_tasks(spec["tasks"], dict(options))
         else:
@@ -441,46 +224,18 @@ class RunManager:
         run._task = asyncio.ensure_future(self._drive(run, starter))
         return run
 
-    def _check_cwd(self, cwd: Any) -> str:
-        if cwd is None:
-            return str(self._roots[0])
-        if not isinstance(cwd, str) or not cwd or "\0" in cwd:
-            raise InvalidRequest("cwd must be a non-empty string without NUL bytes")
-        if not os.path.isabs(cwd):
-            raise InvalidRequest(f"cwd must be an absolute path, got {cwd!r}")
-        resolved = _resolved(cwd)
-        for root in self._roots:
-            if resolved == root or root in resolved.parents:
-                if not resolved.is_dir():
-                    raise InvalidRequest(f"cwd {cwd!r} is not a directory")
-                return str(resolved)
-        raise Forbidden(
-            f"cwd {cwd!r} (resolved: {resolved}) is outside the allowed directories "
-            "(start the server with --allow-dir to allow more)"
-        )
-
-    def _check_env(self, env: Any) -> dict[str, str]:
-        if env is None:
-            return {}
-        if not isinstance(env, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise InvalidRequest("env must map strings to strings")
-        for key in env:
-            if key in _UNSAFE_ENV or key.startswith(_UNSAFE_ENV_PREFIXES):
-                raise Forbidden(f"env {key} cannot be set by a remote caller")
-        return dict(env)
-
-    def _prepare_claude(
+    def _prepare_agent_run(
         self, prompt: Any, options: dict[str, Any]
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
-        from cc_executor._run._options import RunOptions
 
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest("prompt must be a non-empty string")
-        self._check_agent_options(options, "")
-        options["cwd"] = self._check_cwd(options.get("cwd"))
-        options["env"] = self._check_env(options.get("env"))
+        self._policy.check_agent_options(options, "")
+        options["cwd"] = self._policy.check_cwd(options.get("cwd"))
+        options["env"] = self._policy.check_env(options.get("env"))
+        if options.get("add_dirs"):
+            # Resolved now, as the cwd is: the CLI gets the folders that were checked.
+            options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
         run_id = new_run_id()
         merged = {**self.config.run_defaults, **options, "run_id": run_id}
         try:
@@ -493,31 +248,10 @@ class RunManager:
         run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
 
         async def start(run: ManagedRun) -> None:
+            self._recheck(merged)
             await self._run_claude(run, prompt, merged)
 
         return run, start
-
-    def _check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
-        refused = sorted(SERVER_ONLY_OPTIONS & set(options))
-        if refused:
-            raise Forbidden(f"{where}option(s) set by the server only: {', '.join(refused)}")
-        if "cwd" in options:
-            self._check_cwd(options["cwd"])
-        self._check_env(options.get("env"))
-        self._check_add_dirs(options.get("add_dirs"), where)
-        heartbeat = options.get("heartbeat_s")
-        if isinstance(heartbeat, (int, float)) and 0 < heartbeat < _MIN_REMOTE_HEARTBEAT_S:
-            raise InvalidRequest(
-                f"{where}heartbeat_s must be 0 (off) or at least {_MIN_REMOTE_HEARTBEAT_S} s"
-            )
-
-    def _check_add_dirs(self, add_dirs: Any, where: str = "") -> None:
-        if add_dirs is None:
-            return
-        if not isinstance(add_dirs, list) or not all(isinstance(d, str) for d in add_dirs):
-            raise InvalidRequest(f"{where}add_dirs must be a list of absolute paths")
-        for extra in add_dirs:
-            self._check_cwd(extra)
 
     def _prepare_tasks(
         self, data: Any, options: dict[str, Any]
@@ -526,9 +260,15 @@ class RunManager:
         ``options.format`` (``markdown``, ``yaml`` or ``json``). ``options`` may also hold
         ``max_parallel``, ``budget_usd`` and run defaults. The same policy as single runs
         applies to the defaults and to every task's own options (cwd and add_dirs inside
-        the allowed roots, no server-only options, no code-loading environment)."""
-        from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
-        from cc_executor.tasks._runner import task_options
+        the allowed roots, no server-only options, no code-loading environment).
+        :class:`Unavailable` when the server lacks the tasks extra."""
+        from cc_executor._extras import MissingExtra
+
+        try:
+            from cc_executor.tasks import TaskListError, parse_task_list, start_tasks
+            from cc_executor.tasks._task_options import task_options
+        except MissingExtra as exc:
+            raise Unavailable(f"task lists on this server: {exc}") from None
 
         if not isinstance(data, (Mapping, str)) or not data:
             raise InvalidRequest("tasks must be a task list: a JSON object or text")
@@ -539,15 +279,15 @@ class RunManager:
             raise InvalidRequest(
                 "a task list given as text needs options.format: markdown|yaml|json"
             )
-        self._check_agent_options(options, "")
-        options["cwd"] = self._check_cwd(options.get("cwd"))
-        options["env"] = self._check_env(options.get("env"))
+        self._policy.check_agent_options(options, "")
+        options["cwd"] = self._policy.check_cwd(options.get("cwd"))
+        options["env"] = self._policy.check_env(options.get("env"))
         try:
             spec = parse_task_list(data, format=fmt, source="<request>", base_dir=options["cwd"])
         except TaskListError as exc:
             raise InvalidRequest(str(exc)) from None
         for task in spec.tasks:
-            self._check_agent_options(task.options, f'task "{task.id}": ')
+            self._policy.check_agent_options(task.options, f'task "{task.id}": ')
         run_id = new_run_id()
         defaults = {**self.config.run_defaults, **options}
         try:
@@ -580,47 +320,17 @@ class RunManager:
     def _prepare_exec(
         self, argv: Any, options: dict[str, Any]
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
-        if not self._exec:
-            raise Forbidden(
-                "running commands is disabled on this server (start it with --allow-exec NAME)"
-            )
-        if (
-            not isinstance(argv, list)
-            or not argv
-            or not all(isinstance(a, str) and "\0" not in a for a in argv)
-        ):
-            raise InvalidRequest("argv must be a non-empty list of strings")
-        executable = self._exec.get(argv[0])
-        if executable is None and os.path.isabs(argv[0]):
-            # An absolute path is allowed when it is one of the allowlisted paths itself.
-            requested = os.path.abspath(argv[0])
-            executable = requested if requested in self._exec.values() else None
-        if executable is None:
-            raise Forbidden(
-                f"{argv[0]!r} is not on this server's exec allowlist "
-                f"({', '.join(sorted(self._exec))})"
-            )
-        for key, value in options.items():
-            types = _EXEC_OPTIONS.get(key)
-            if types is None:
-                raise InvalidRequest(
-                    f"unknown command option {key!r} (known: {', '.join(sorted(_EXEC_OPTIONS))})"
-                )
-            if not isinstance(value, types) or isinstance(value, bool):
-                raise InvalidRequest(f"option {key} has the wrong type")
-        for key in ("timeout", "idle_timeout", "first_output_timeout"):
-            if key in options and options[key] <= 0:
-                raise InvalidRequest(f"{key} must be positive")
-        if options.get("grace", 0) < 0:
-            raise InvalidRequest("grace must be >= 0")
-        options["cwd"] = self._check_cwd(options.get("cwd"))
-        options["env"] = self._check_env(options.get("env"))
+        executable = self._policy.executable(argv)
+        self._policy.check_exec_options(options)
+        options["cwd"] = self._policy.check_cwd(options.get("cwd"))
+        options["env"] = self._policy.check_env(options.get("env"), command=True)
         run_id = new_run_id()
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
         run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
         command = [executable, *argv[1:]]
 
         async def start(run: ManagedRun) -> None:
+            self._recheck(options)
             await self._run_exec(run, command, options)
 
         return run, start
@@ -654,6 +364,8 @@ class RunManager:
             self._finish(run, "cancelled", error="cancelled while queued" if not acquired else None)
             if not run.cancel_requested:
                 raise
+        except ServiceError as exc:  # refused as it was about to start (see _recheck)
+            self._finish(run, "error", error=f"refused at the start: {exc}")
         except Exception as exc:  # a bug must end the run, not leave it live forever
             self._finish(run, "error", error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -661,6 +373,14 @@ class RunManager:
                 self._slots.release()
             if not run.done:
                 self._finish(run, "error", error="the run ended without a result")
+
+    def _recheck(self, options: dict[str, Any]) -> None:
+        """The folders of a queued run, checked again as it starts: one swapped for a symlink
+        while the run waited would otherwise take it outside the allowed roots. A refusal
+        ends the run with the reason (``_drive``)."""
+        options["cwd"] = self._policy.check_cwd(options.get("cwd"))
+        if options.get("add_dirs"):
+            options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
 
     def _finish(
         self, run: ManagedRun, status: str, *, result: Event | None = None, error: str | None = None
@@ -689,7 +409,7 @@ class RunManager:
 
     async def _run_exec(self, run: ManagedRun, argv: list[str], options: Mapping[str, Any]) -> None:
         from cc_executor._engine import OutputEvent, SupervisedProcess
-        from cc_executor._store import Recorder, finish_process_record, redact_argv
+        from cc_executor._run._exec import run_command
 
         proc = SupervisedProcess(
             argv,
@@ -702,38 +422,26 @@ class RunManager:
             grace=float(options.get("grace", 5.0)),
             run_id=run.id,
         )
-        recorder = Recorder()
-        record = RunRecord(id=run.id, kind="exec", argv=redact_argv(argv), started_at=time.time())
-        try:
-            await proc.start()
+
+        async def on_started(proc: SupervisedProcess) -> None:
             run._control = proc
             if run.cancel_requested:
                 await proc.cancel()
-            record.cwd = proc.cwd
-            record.run_dir = proc.run_dir
             if proc.pid is not None:
-                record.pid = proc.pid
-                record.pid_started = proc.start_ticks
-                record.tree_token = proc.tree_token
-                await asyncio.to_thread(recorder.start, record)
                 run.append({"type": "spawned", "pid": proc.pid})
-                async for item in proc.events(lifecycle=False):
-                    assert isinstance(item, OutputEvent)
-                    run.append(
-                        {
-                            "type": "output",
-                            "stream": item.stream,
-                            "text": item.text,
-                            "offset": item.offset,
-                            "t": item.t,
-                        }
-                    )
-            result = await proc.wait()
-        finally:
-            await proc.aclose()
-        if proc.pid is not None:
-            await asyncio.to_thread(recorder.finish, finish_process_record(record, result))
-        await asyncio.to_thread(recorder.close)
+
+        async def on_output(item: OutputEvent) -> None:
+            run.append(
+                {
+                    "type": "output",
+                    "stream": item.stream,
+                    "text": item.text,
+                    "offset": item.offset,
+                    "t": item.t,
+                }
+            )
+
+        result = await run_command(proc, on_started=on_started, on_output=on_output)
         self._finish(run, result.status.value, result=result.to_dict())
 
     # ---------------------------------------------------------------- control

@@ -90,11 +90,25 @@ def is_loopback(host: str) -> bool:
 
 
 def _split_host(value: str) -> str:
-    """The host name of a ``Host`` header value (``[::1]:8000`` -> ``::1``)."""
+    """The host name of a ``Host`` header value (``[::1]:8000`` -> ``::1``), or "" when the
+    value is not ``name``, ``name:port``, ``[address]`` or ``[address]:port`` exactly:
+    ``[::1]evil.com`` and ``[::1]@evil.com`` must not pass for loopback."""
     value = value.strip()
     if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        end = value.find("]")
+        rest = value[end + 1 :] if end > 0 else ""
+        if end < 0 or (rest and not _is_port(rest)):
+            return ""
+        return value[1:end]
+    name, sep, port = value.rpartition(":") if ":" in value else (value, "", "")
+    if ":" in name or (sep and not port.isascii()) or (sep and not port.isdigit()):
+        return ""  # an IPv6 address without brackets, or no port after the colon
+    return name
+
+
+def _is_port(rest: str) -> bool:
+    port = rest[1:]
+    return rest.startswith(":") and port.isascii() and port.isdigit() and len(port) <= 5
 
 
 @dataclass(frozen=True, slots=True)

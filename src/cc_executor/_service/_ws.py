@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cc_executor._errors import CCExecutorError
+from cc_executor._payload import versioned
 from cc_executor._service._manager import (
     Conflict,
     Forbidden,
@@ -79,7 +81,9 @@ MAX_SUBSCRIPTIONS = 256
 _SAFE_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class _RpcError(Exception):
+class _RpcError(CCExecutorError):
+    """A JSON-RPC error reply (internal: the connection's loop sends it to the client)."""
+
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code = code
@@ -221,7 +225,7 @@ class _Session:
         except Exception as exc:  # one bad request must not end the connection
             reply = _error(id_, INTERNAL_ERROR, f"Internal error: {type(exc).__name__}")
         else:
-            reply = {"jsonrpc": "2.0", "id": id_, "result": result}
+            reply = {"jsonrpc": "2.0", "id": id_, "result": versioned(result)}
         return reply if has_id else None
 
     # ---------------------------------------------------------------- methods
@@ -294,7 +298,7 @@ class _Session:
             async for event in source:
                 method = notification_method(event.get("type"))
                 await self.outbox.put(
-                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": event})
+                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": versioned(event)})
                 )
         finally:
             await source.aclose()

@@ -6,13 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from cc_executor._errors import HistoryError as HistoryError
 from cc_executor._store._record import RunRecord
-
-
-class HistoryError(Exception):
-    """The history could not be read or written; the message names the file and the reason.
-
-    Recording never lets this reach a run: the run completes and carries a warning."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

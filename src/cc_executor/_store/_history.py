@@ -1,4 +1,4 @@
-"""Recording runs, recovering after crashes, verifying receipts, estimating timeouts.
+"""Recording runs, recovering after crashes, verifying receipts.
 
 Recording is best effort by design: a corrupt, locked or unwritable history produces a
 warning on the run, never a failed run.
@@ -7,16 +7,14 @@ warning on the run, never a failed run.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_executor._engine import ProcessResult, _tree
+from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
 from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
@@ -32,7 +30,7 @@ def default_store_path() -> Path:
 
 def process_start_ticks(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot), or None if there is no such process."""
-    return _tree.start_ticks(pid)
+    return start_ticks(pid)
 
 
 def _same_process(pid: int | None, started: int | None) -> bool:
@@ -41,7 +39,8 @@ def _same_process(pid: int | None, started: int | None) -> bool:
 
 def recover(store: HistoryStore) -> list[RunRecord]:
     """Mark as ``interrupted`` every run of this host left ``running`` by a supervisor that
-    no longer exists, and kill what is left of it: the child if it is still the same
+    no longer exists, and have the engine kill what is left of it
+    (:func:`cc_executor._engine.kill_orphaned_tree`): the child if it is still the same
     process (PID *and* start time), and every process carrying its tree token."""
     recovered = []
     for record in store.running():
@@ -49,11 +48,7 @@ def recover(store: HistoryStore) -> list[RunRecord]:
             continue
         if _same_process(record.supervisor_pid, record.supervisor_started):
             continue
-        if _same_process(record.pid, record.pid_started) and record.pid is not None:
-            _tree.signal_member(record.pid, signal.SIGKILL, [], sid=record.pid)
-            # signal_member re-checks membership; the session check covers the leader.
-        if record.tree_token:
-            _tree.kill_tree([record.tree_token])
+        kill_orphaned_tree(record.pid, record.pid_started, record.tree_token)
         store.update_status(
             record.id,
             INTERRUPTED,
@@ -105,6 +100,8 @@ class Recorder:
                 self._store = open_store()
             except HistoryError as exc:
                 self._fail(exc)
+            else:
+                self.warnings.extend(getattr(self._store, "warnings", ()))
         return self._store
 
     def _fail(self, exc: Exception) -> None:
@@ -236,57 +233,6 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
         result.artifacts.append(entry)
     result.unaltered = not altered and bool(record.artifacts)
     return result
-
-
-AUTO_FLOOR_S = 30.0
-AUTO_CEILING_S = 3600.0
-AUTO_DEFAULT_S = 600.0
-AUTO_MIN_SAMPLES = 5
-
-
-def auto_timeout(durations: list[float]) -> tuple[float, str]:
-    """A timeout from the durations of similar past runs: 1.5x their 95th percentile,
-    within [30 s, 1 h]; 600 s when there are fewer than 5 of them. Returns the seconds and
-    a sentence saying which estimate was used."""
-    if len(durations) < AUTO_MIN_SAMPLES:
-        return AUTO_DEFAULT_S, (
-            f"--timeout auto: {len(durations)} similar past run(s), fewer than "
-            f"{AUTO_MIN_SAMPLES}: using the default {AUTO_DEFAULT_S:g} s"
-        )
-    ordered = sorted(durations)
-    rank = max(0, math.ceil(0.95 * len(ordered)) - 1)
-    p95 = ordered[rank]
-    value = min(AUTO_CEILING_S, max(AUTO_FLOOR_S, 1.5 * p95))
-    return value, (
-        f"--timeout auto: {value:.1f} s = 1.5 x p95 ({p95:.2f} s) of {len(ordered)} similar "
-        f"past runs, within [{AUTO_FLOOR_S:g} s, {AUTO_CEILING_S:g} s]"
-    )
-
-
-def predicted_timeout(
-    *, kind: str, agent: str | None, key: str | None, path: str | os.PathLike[str] | None = None
-) -> tuple[float, str]:
-    """:func:`auto_timeout` over the durations of the history's similar past runs: same
-    kind, agent and key (the command for exec, the model for Claude runs). The history
-    keeps the model Claude Code reported (``claude-...``), so a Claude run without a model
-    or with an alias, or with fewer than 5 runs of its model, uses the agent's runs of any
-    model, and the sentence says so. A history that cannot be opened gives the default,
-    and the sentence says why."""
-    try:
-        store = open_store(path)
-    except HistoryError as exc:
-        seconds, note = auto_timeout([])
-        return seconds, f"{note} (history unavailable: {exc})"
-    try:
-        durations = store.durations(kind=kind, agent=agent, key=key) if key is not None else []
-        if kind == "run" and len(durations) < AUTO_MIN_SAMPLES:
-            durations = store.durations(kind=kind, agent=agent, key=None, any_key=True)
-            seconds, note = auto_timeout(durations)
-            used = len(durations) >= AUTO_MIN_SAMPLES
-            return seconds, f"{note} (runs of any model)" if used else note
-        return auto_timeout(durations)
-    finally:
-        store.close()
 
 
 def now() -> float:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cc_executor._status import Status
+
 #: Statuses a run record can have besides the engine's and the agents' own.
-RUNNING = "running"
-INTERRUPTED = "interrupted"
+RUNNING = Status.RUNNING.value
+INTERRUPTED = Status.INTERRUPTED.value
 
 _SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|auth|credential|bearer)")
 _SECRET_VALUE = re.compile(
@@ -17,18 +20,37 @@ _SECRET_VALUE = re.compile(
     r"|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+)"
 )
 REDACTED = "[REDACTED]"
+#: ``scheme://user:password@host``: the password of a URL.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(@)")
+#: Clients whose ``-pSECRET`` (attached) is a password; ``sshpass -p SECRET`` takes the next.
+_ATTACHED_PASSWORD = {
+    "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck", "mariadb",
+    "mariadb-dump", "mariadb-admin",
+}  # fmt: skip
+_NEXT_IS_PASSWORD = {"sshpass": "-p", "smbclient": "-U"}
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` with secrets replaced: values of ``--api-key X``/``--token=X``-style flags,
-    ``NAME=value`` arguments whose name looks secret, and anything shaped like a known key
-    (Anthropic, OpenAI, GitHub, Slack, AWS, JWT)."""
+    """``argv`` with secrets replaced: values of ``--api-key X``/``--token=X``/
+    ``--password X``-style flags, ``NAME=value`` arguments whose name looks secret, the
+    password of a URL (``https://user:pw@host``), the ``-pSECRET`` of MySQL's clients and
+    the ``-p SECRET`` of sshpass, and anything shaped like a known key (Anthropic, OpenAI,
+    GitHub, Slack, AWS, JWT). The history keeps these previews: over-redacting an argument
+    costs less than keeping a password."""
     out: list[str] = []
     hide_next = False
+    program = os.path.basename(argv[0]) if argv else ""
     for arg in argv:
         if hide_next:
             out.append(REDACTED)
             hide_next = False
+            continue
+        if program in _ATTACHED_PASSWORD and arg.startswith("-p") and len(arg) > 2:
+            out.append(f"-p{REDACTED}")
+            continue
+        if arg == _NEXT_IS_PASSWORD.get(program):
+            out.append(arg)
+            hide_next = True
             continue
         if arg.startswith("-") and _SECRET_NAME.search(arg):
             name, sep, _ = arg.partition("=")
@@ -42,13 +64,14 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
         if sep and not arg.startswith("-") and _SECRET_NAME.search(name) and " " not in name:
             out.append(f"{name}={REDACTED}")
             continue
-        out.append(_SECRET_VALUE.sub(REDACTED, arg))
+        out.append(redact_text(arg))
     return out
 
 
 def redact_text(text: str) -> str:
-    """``text`` with anything shaped like a known key replaced."""
-    return _SECRET_VALUE.sub(REDACTED, text)
+    """``text`` with anything shaped like a known key, and the passwords of URLs,
+    replaced."""
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}\3", _SECRET_VALUE.sub(REDACTED, text))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -74,6 +97,7 @@ class RunRecord:
     opening of the store found it. ``supervisor_pid``/``supervisor_started`` and
     ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
     processes without trusting a PID alone. ``artifacts`` are the receipts.
+    ``warnings``: the run's warnings as its result had them when it ended (redacted).
     """
 
     id: str
@@ -106,6 +130,7 @@ class RunRecord:
     tree_token: str | None = None
     model: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

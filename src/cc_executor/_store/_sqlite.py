@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cc_executor._paths import private_dir
 from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
@@ -68,6 +69,10 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX runs_agent_started ON runs (agent, started_at);
     CREATE INDEX runs_parent ON runs (parent_id);
     """,
+    # 3: the run's warnings (a JSON list of strings), kept for ``show``.
+    """
+    ALTER TABLE runs ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -76,7 +81,7 @@ _COLUMNS = (
     "ended_at", "status", "exit_code", "signal", "session_id", "cost_usd", "input_tokens",
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
-    "model", "artifacts",
+    "model", "artifacts", "warnings",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -85,7 +90,7 @@ def _row_values(record: RunRecord) -> list[Any]:
     values = []
     for column in _COLUMNS:
         value = getattr(record, column)
-        if column == "argv":
+        if column in ("argv", "warnings"):
             value = json.dumps(value)
         elif column == "artifacts":
             value = json.dumps([a.to_dict() for a in value])
@@ -96,6 +101,7 @@ def _row_values(record: RunRecord) -> list[Any]:
 def _record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     data["argv"] = json.loads(data.get("argv") or "[]")
+    data["warnings"] = json.loads(data.get("warnings") or "[]")
     data["artifacts"] = [Artifact(**a) for a in json.loads(data.get("artifacts") or "[]")]
     return RunRecord(**{k: data[k] for k in _COLUMNS if k in data})
 
@@ -111,8 +117,10 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, migrate_to: int = SCHEMA_VERSION) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        #: What opening had to put right (permissions), for the caller to report.
+        self.warnings: list[str] = []
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             self._db = sqlite3.connect(
                 self.path, timeout=_BUSY_RETRY_S, isolation_level=None, check_same_thread=False
             )
@@ -132,6 +140,25 @@ class SQLiteStore:
             ) from None
 
     # ------------------------------------------------------------------ plumbing
+
+    def _make_private(self) -> None:
+        """The history holds prompts, answers and command lines: its folder 0700 and its
+        files 0600, made so (with a warning) if other accounts could read them."""
+        warning = private_dir(str(self.path.parent))
+        if warning:
+            self.warnings.append(warning)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        os.close(os.open(self.path, flags, 0o600))
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                mode = path.stat().st_mode & 0o777
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                path.chmod(mode & 0o600 or 0o600)
+                self.warnings.append(
+                    f"{path} was readable by other accounts (mode {mode:o}); it now is not"
+                )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -221,10 +248,16 @@ class SQLiteStore:
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows and len(run_id) >= 6:
             rows = self._read(
-                "SELECT * FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff")
+                "SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 4",
+                (run_id, run_id + "\uffff"),
             )
             if len(rows) > 1:
-                raise HistoryError(f"run id prefix {run_id!r} is ambiguous")
+                some = ", ".join(row["id"] for row in rows[:3])
+                more = ", ..." if len(rows) > 3 else ""
+                raise HistoryError(
+                    f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
+                    "(give more of the id)"
+                )
         return _record(rows[0]) if rows else None
 
     def query(self, query: Query) -> list[RunRecord]:

@@ -44,19 +44,13 @@ from cc_executor._agents._types import (
     ToolUseEvent,
 )
 from cc_executor._engine import run_sync as _run_coroutine_sync
-from cc_executor._run._jsonmode import extract_from_answer, merge_json_result
+from cc_executor._errors import CCExecuteError as CCExecuteError
+from cc_executor._run._jsonmode import extract_from_answer_async, merge_json_result
+from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
 
 ProgressCallback = Callable[[str], Any]
-
-
-class CCExecuteError(RuntimeError):
-    """A run failed for a reason other than a timeout; ``result`` holds everything known."""
-
-    def __init__(self, result: RunResult) -> None:
-        super().__init__(f"{result.status}: {result.error}")
-        self.result = result
 
 
 @dataclass
@@ -90,7 +84,7 @@ class CCExecutorConfig:
 
 
 def _printer() -> Callable[[AgentEvent], None]:
-    from cc_executor._cli._live import inert
+    from cc_executor._text import inert
 
     streamed: set[str | None] = set()
     safe = inert if sys.stdout.isatty() else (lambda text: text)
@@ -228,7 +222,11 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     plus ``execution_uuid`` (a non-object JSON value comes as ``{"json": value, ...}``). On a
     timeout it returns the text so far (``str``), or ``{"result": <text so far>, "partial":
     True, "timeout_after": <s>, "error": <message>, "execution_uuid": ...}`` merged with
-    whatever JSON could be salvaged. Other failures raise :class:`CCExecuteError`.
+    whatever JSON could be salvaged. When tool calls were denied (status ``denied``: the
+    answer may describe work that was not done) it warns and returns the text, or the dict
+    with ``"is_error": True``, ``"error"`` and ``"permission_denials"``; pass
+    ``accept_denials=True`` when denials are expected. Other failures raise
+    :class:`CCExecuteError`.
 
     The original's parameters: ``stream=False`` turns ``config.stream_output`` off for this
     call; ``agent_predict_timeout=True`` takes the timeout from the history of similar runs
@@ -260,12 +258,15 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     note = ""
     if agent_predict_timeout and "timeout" not in merged:
         # From the history's similar past runs (as --timeout auto), not by asking a model.
-        from cc_executor._store import predicted_timeout
+        from cc_executor._run._timeout import predicted_timeout
 
         merged["timeout"], note = await asyncio.to_thread(
-            predicted_timeout, kind="run", agent="claude", key=merged.get("model")
+            predicted_timeout,
+            kind="run",
+            agent=merged.get("agent", RunOptions.by_name["agent"].default),
+            key=merged.get("model"),
         )
-        note = f" ({note.replace('--timeout auto: ', 'predicted: ')})"
+        note = f" (predicted: {note})"
     merged.setdefault("timeout", config.timeout)
     limit = merged["timeout"]
     await _tell(
@@ -282,7 +283,12 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     except (OSError, ValueError, TypeError) as exc:  # the answer is never lost over a side file
         warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
     stopped = result.status in STOPPED
-    if not result.ok and not stopped:
+    denied = result.status is RunStatus.DENIED
+    if denied:
+        # The answer may claim work its refused tool calls never did: said, not raised,
+        # as the original returned such answers.
+        warnings.warn(f"cc_execute: {result.error}", stacklevel=2)
+    if not result.ok and not stopped and not denied:
         raise CCExecuteError(result)
     if not json_mode:
         return result.result
@@ -294,8 +300,15 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
             timeout_after=result.timeout_after,
             error=result.error,
         )
-    extraction, _ = extract_from_answer(result.result, stopped=stopped)
-    if not stopped and not extraction.found:
+    if denied:
+        base.update(
+            result=result.result,
+            is_error=True,
+            error=result.error,
+            permission_denials=[dict(d) for d in result.permission_denials],
+        )
+    extraction, _ = await extract_from_answer_async(result.result, stopped=stopped)
+    if not (stopped or denied) and not extraction.found:
         failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
         failed.error = f"json_mode: {extraction.error}"
         raise CCExecuteError(failed)

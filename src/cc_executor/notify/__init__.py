@@ -14,6 +14,13 @@ executed, imported, evaluated or followed, and each bad file is reported with it
 without stopping the rest.
 """
 
+# ruff: noqa: E402
+# (the extra is checked before the imports that need it)
+from cc_executor._extras import require_extra
+from cc_executor._lazy import renamed
+
+require_extra("notify", "cc_executor.notify")
+
 from cc_executor.notify._errors import (
     DeliveryError,
     EntryNotFound,
@@ -27,9 +34,9 @@ from cc_executor.notify._inbox import (
     Acknowledgement,
     Entry,
     Inbox,
+    InboxProblem,
     Issue,
     Message,
-    Problem,
     acknowledge,
     find,
     load,
@@ -68,11 +75,11 @@ __all__ = [
     "Fix",
     "GitStateError",
     "Inbox",
+    "InboxProblem",
     "InvalidMessage",
     "Issue",
     "Message",
     "NotifyError",
-    "Problem",
     "RunEvidenceError",
     "acknowledge",
     "build_message",
@@ -92,3 +99,5 @@ __all__ = [
     "watch",
     "write_new_file",
 ]
+
+__getattr__ = renamed(__name__, {"Problem": "InboxProblem"}, globals())

@@ -3,14 +3,17 @@ with YAML front matter) as untrusted input, finding an entry, acknowledging it.
 
 Every file is judged on its own: a file that is too large, a symbolic link, not a regular
 file, badly named, not UTF-8, not JSON, not matching the schema, or with bad front matter
-becomes a :class:`Problem` with the reason, and the rest of the listing goes on. Nothing
-in a file is executed, imported, evaluated or followed.
+becomes an :class:`InboxProblem` with the reason, and the rest of the listing goes on. Nothing
+in a file is executed, imported, evaluated or followed; parsing is bounded in size and nesting
+(:data:`MAX_DEPTH`), NaN and infinite numbers are refused (so the JSON output stays standard),
+and folders are listed without following symbolic links.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -19,7 +22,10 @@ from typing import Any
 
 import yaml
 
+from cc_executor._errors import CCExecutorError
+from cc_executor._lazy import renamed
 from cc_executor.notify._errors import DeliveryError, EntryNotFound
+from cc_executor.notify._frontmatter import MAX_DEPTH, load_front_matter
 from cc_executor.notify._message import (
     INBOX,
     INCOMING,
@@ -96,9 +102,10 @@ class Issue:
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """A file of the inbox or incoming folder that was not accepted, and why. ``id`` is
-    the raw file name (it may itself be hostile: display it neutralised)."""
+class InboxProblem:
+    """A file of the inbox or incoming folder that was not accepted, and why (formerly
+    ``Problem``, a deprecated alias). ``id`` is the raw file name (it may itself be hostile:
+    display it neutralised)."""
 
     id: str
     path: Path
@@ -132,7 +139,7 @@ class Inbox:
 
     root: Path
     entries: list[Entry] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[InboxProblem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -143,7 +150,10 @@ class Inbox:
         }
 
 
-class _Rejected(Exception):
+class _Rejected(CCExecutorError):
+    """A file is not accepted, for ``reason`` (internal: :func:`load` turns it into an
+    :class:`InboxProblem`)."""
+
     def __init__(self, reason: str, received_at: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -190,7 +200,11 @@ def _read_limited(path: Path) -> tuple[bytes, float]:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise _Rejected("not a regular file", st.st_mtime)
-        data = f.read(MAX_MESSAGE_BYTES + 1)
+        try:
+            data = f.read(MAX_MESSAGE_BYTES + 1)
+        except OSError as exc:
+            # A damaged disk (EIO) is this file's problem, not the listing's.
+            raise _Rejected(f"cannot be read: {exc.strerror}", st.st_mtime) from None
     if len(data) > MAX_MESSAGE_BYTES:
         raise _Rejected(f"too large: over {MAX_MESSAGE_BYTES} bytes", st.st_mtime)
     return data, st.st_mtime
@@ -203,15 +217,43 @@ def _decode(data: bytes, received_at: float) -> str:
         raise _Rejected(f"not valid UTF-8 (at byte {exc.start})", received_at) from None
 
 
+def _refuse_constant(text: str) -> None:
+    raise ValueError(f"not a finite number: {text}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text[:40]}")
+    return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    # Iterative: the check itself must not recurse as deep as the data.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def _message(name: str, path: Path) -> Message:
     data, received_at = _read_limited(path)
     text = _decode(data, received_at)
     try:
-        loaded = json.loads(text)
+        # NaN and infinities are not JSON: accepting them would make our output non-standard.
+        loaded = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise _Rejected("invalid JSON: nested too deeply", received_at) from None
     except ValueError as exc:
         raise _Rejected(f"invalid JSON: {exc}", received_at) from None
+    if _deeper_than(loaded, MAX_DEPTH):
+        raise _Rejected(f"nested deeper than {MAX_DEPTH} levels", received_at)
     problems = schema_problems(loaded)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -252,14 +294,9 @@ def _issue(name: str, path: Path) -> Issue:
     if len(block) > _MAX_FRONT_MATTER:
         raise _Rejected(f"front matter over {_MAX_FRONT_MATTER} characters", received_at)
     try:
-        # Aliases let a small document expand into a huge one when it is used; none needed.
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(block, Loader=yaml.SafeLoader)):
-            raise _Rejected("YAML aliases are not allowed in front matter", received_at)
-        front = yaml.safe_load(block)
+        front = load_front_matter(block)
     except yaml.YAMLError as exc:
         raise _Rejected(_yaml_reason(exc), received_at) from None
-    except RecursionError:
-        raise _Rejected("invalid YAML front matter: nested too deeply", received_at) from None
     if not isinstance(front, dict):
         raise _Rejected(
             "the front matter must be a mapping (title:, labels:, priority:)", received_at
@@ -285,9 +322,9 @@ def _issue(name: str, path: Path) -> Issue:
     )
 
 
-def load(path: Path) -> Entry | Problem | None:
+def load(path: Path) -> Entry | InboxProblem | None:
     """Read one file: a ``.json`` notification or a ``.md`` issue. Returns the entry, a
-    :class:`Problem` saying why it was not accepted, or None when the file vanished
+    :class:`InboxProblem` saying why it was not accepted, or None when the file vanished
     meanwhile (acknowledged by someone else)."""
     name = path.name
     try:
@@ -304,18 +341,31 @@ def load(path: Path) -> Entry | Problem | None:
     except FileNotFoundError:
         return None
     except _Rejected as exc:
-        return Problem(id=name, path=path, reason=exc.reason, received_at=exc.received_at)
+        return InboxProblem(id=name, path=path, reason=exc.reason, received_at=exc.received_at)
 
 
-def _candidates(folder: Path, suffix: str) -> list[str] | Problem:
+def candidates(folder: Path, suffix: str) -> list[str] | InboxProblem:
+    """The sorted names in ``folder`` ending in ``suffix`` (none when it is missing), or
+    the problem when it cannot be listed or is a symbolic link (never followed)."""
     try:
-        with os.scandir(folder) as it:
-            # Hidden temporary files of writers end in .tmp and are skipped with the rest.
-            return sorted(e.name for e in it if e.name.endswith(suffix))
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | _NOFOLLOW)
     except FileNotFoundError:
         return []
     except OSError as exc:
-        return Problem(id=str(folder), path=folder, reason=f"cannot list: {exc.strerror}")
+        reason = (
+            "a symbolic link (links are never followed)"
+            if os.path.islink(folder)
+            else f"cannot list: {exc.strerror}"
+        )
+        return InboxProblem(id=str(folder), path=folder, reason=reason)
+    try:
+        with os.scandir(fd) as it:
+            # Hidden temporary files of writers end in .tmp and are skipped with the rest.
+            return sorted(e.name for e in it if e.name.endswith(suffix))
+    except OSError as exc:
+        return InboxProblem(id=str(folder), path=folder, reason=f"cannot list: {exc.strerror}")
+    finally:
+        os.close(fd)
 
 
 def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
@@ -324,13 +374,13 @@ def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
     files and the ``processed/`` folders are ignored. Never raises for a file's content."""
     inbox = Inbox(root=project_root(project))
     for folder, suffix in ((inbox.root / INBOX, ".json"), (inbox.root / INCOMING, ".md")):
-        names = _candidates(folder, suffix)
-        if isinstance(names, Problem):
+        names = candidates(folder, suffix)
+        if isinstance(names, InboxProblem):
             inbox.problems.append(names)
             continue
         for name in names:
             item = load(folder / name)
-            if isinstance(item, Problem):
+            if isinstance(item, InboxProblem):
                 inbox.problems.append(item)
             elif item is not None:
                 inbox.entries.append(item)
@@ -339,12 +389,12 @@ def read_inbox(project: str | os.PathLike[str] | None = None) -> Inbox:
     return inbox
 
 
-def find(inbox: Inbox, ident: str) -> Entry | Problem:
+def find(inbox: Inbox, ident: str) -> Entry | InboxProblem:
     """The entry (or problem file) whose id is ``ident``, or is ``ident`` plus ``.json``
     or ``.md``, or the only one starting with ``ident``. ``ident`` is only ever compared
     with names read from the folders, never joined to a path, so ``../x`` finds nothing.
     Raises :class:`EntryNotFound` when nothing or several match."""
-    items: list[Entry | Problem] = [*inbox.entries, *inbox.problems]
+    items: list[Entry | InboxProblem] = [*inbox.entries, *inbox.problems]
     for wanted in (ident, f"{ident}.json", f"{ident}.md"):
         exact = [item for item in items if item.id == wanted]
         if len(exact) == 1:
@@ -363,7 +413,7 @@ class Acknowledgement:
     """The result of :func:`acknowledge`: the entry, where it was moved, and the ``ack``
     sent back (None without ``reply_to``)."""
 
-    entry: Entry | Problem
+    entry: Entry | InboxProblem
     moved_to: Path
     reply: Delivery | None
 
@@ -463,3 +513,6 @@ def acknowledge(
             in_reply_to=entry.id[:255],
         )
     return Acknowledgement(entry=entry, moved_to=_move_aside(entry.path), reply=reply)
+
+
+__getattr__ = renamed(__name__, {"Problem": "InboxProblem"}, globals())

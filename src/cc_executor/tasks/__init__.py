@@ -14,7 +14,20 @@ top of a section, list settings in front matter), YAML or JSON (``tasks: [...]``
 :func:`load_task_list` and the README for the fields.
 """
 
-from cc_executor.tasks._errors import Problem, TaskListBusy, TaskListError, TaskListNotFound
+# ruff: noqa: E402
+# (the extra is checked before the imports that need it)
+from cc_executor._extras import require_extra
+from cc_executor._lazy import renamed
+
+require_extra("tasks", "cc_executor.tasks")
+
+from cc_executor.tasks._errors import (
+    TaskListBusy,
+    TaskListError,
+    TaskListNotFound,
+    TaskListProblem,
+)
+from cc_executor.tasks._load import load_task_list, parse_task_list
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -25,7 +38,6 @@ from cc_executor.tasks._result import (
 )
 from cc_executor.tasks._runner import (
     DEFAULT_MAX_PARALLEL,
-    TaskEventCallback,
     TaskListHandle,
     get_task_list,
     resume_tasks,
@@ -35,18 +47,19 @@ from cc_executor.tasks._runner import (
     start_resume,
     start_tasks,
 )
-from cc_executor.tasks._spec import TaskListSpec, TaskSpec, load_task_list, parse_task_list
+from cc_executor.tasks._scheduler import TaskEventCallback
+from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 
 __all__ = [
     "DEFAULT_MAX_PARALLEL",
     "ListStatus",
-    "Problem",
     "TaskAttempt",
     "TaskEventCallback",
     "TaskListBusy",
     "TaskListError",
     "TaskListHandle",
     "TaskListNotFound",
+    "TaskListProblem",
     "TaskListResult",
     "TaskListSpec",
     "TaskResult",
@@ -63,3 +76,5 @@ __all__ = [
     "start_resume",
     "start_tasks",
 ]
+
+__getattr__ = renamed(__name__, {"Problem": "TaskListProblem"}, globals())

@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from cc_executor._agents._types import AgentEvent
+from cc_executor._payload import payload
+from cc_executor._status import Status
 
+#: Where a task is: the one status vocabulary (see :mod:`cc_executor._status`). A task is
+#: pending, running, ok (a resumed list never runs it again), failed (its last attempt did
+#: not end ok: ``run_status`` and ``error`` say how), skipped (a dependency failed, or the
+#: list stopped: ``skipped_reason``), cancelled (Ctrl-C, SIGTERM or ``cancel()``; resuming
+#: the list continues it) or interrupted (the process running the list died; resuming
+#: continues it).
+TaskStatus = Status
 
-class TaskStatus(str, enum.Enum):
-    """Where a task is."""
-
-    PENDING = "pending"
-    """Not started (yet)."""
-    RUNNING = "running"
-    """Its run is in progress."""
-    OK = "ok"
-    """Its run ended ``ok``; a resumed list never runs it again."""
-    FAILED = "failed"
-    """Its last attempt did not end ``ok`` (``run_status`` and ``error`` say how)."""
-    SKIPPED = "skipped"
-    """Never started: a dependency failed, or the list stopped (``skipped_reason``)."""
-    CANCELLED = "cancelled"
-    """Stopped by Ctrl-C, SIGTERM or ``cancel()``; resuming the list continues it."""
-    INTERRUPTED = "interrupted"
-    """Was running when the process running the list died; resuming continues it."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ListStatus(str, enum.Enum):
-    """How a task list run ended."""
-
-    RUNNING = "running"
-    OK = "ok"
-    """Every task ended ``ok``."""
-    FAILED = "failed"
-    """A task failed (and dependents were skipped, or the list stopped)."""
-    BUDGET_EXCEEDED = "budget_exceeded"
-    """``budget_usd`` was reached, so no further task was started."""
-    CANCELLED = "cancelled"
-    """Stopped by Ctrl-C, SIGTERM or ``cancel()``; resumable."""
-    INTERRUPTED = "interrupted"
-    """The process running it died; resumable."""
-
-    def __str__(self) -> str:
-        return self.value
+#: How a task list run ended (the same vocabulary): running, ok (every task ended ok),
+#: failed (a task failed, and dependents were skipped or the list stopped),
+#: budget_exceeded (``budget_usd`` was reached, so no further task was started), cancelled
+#: or interrupted (both resumable).
+ListStatus = Status
 
 
 @dataclass(slots=True, kw_only=True)
@@ -72,7 +46,7 @@ class TaskAttempt:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return payload(self, versioned=False)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -81,7 +55,8 @@ class TaskResult:
 
     ``run_id`` is its last run (in the history, with the list as parent); ``result``,
     ``json``, ``files``, ``session_id`` come from its successful run. ``cost_usd`` adds up
-    every attempt. ``started_at``/``ended_at`` are wall-clock times (``time.time()``).
+    every attempt that reported a cost (None when none did). ``started_at``/``ended_at``
+    are wall-clock times (``time.time()``).
     """
 
     id: str
@@ -93,7 +68,7 @@ class TaskResult:
     json: Any = None
     files: list[str] = field(default_factory=list)
     session_id: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float | None = None
     num_turns: int | None = None
     duration_s: float | None = None
     error: str | None = None
@@ -114,9 +89,7 @@ class TaskResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["status"] = self.status.value
-        data["files"] = list(self.files)
+        data = payload(self, versioned=False)
         data["runs"] = [r.to_dict() for r in self.runs]
         data["attempts"] = self.attempts
         return data
@@ -136,8 +109,9 @@ class TaskListResult:
     """The outcome of a task list run (or its state so far, from ``get_task_list``).
 
     ``tasks`` maps ids to :class:`TaskResult` in file order. ``cost_usd`` adds up every
-    attempt of every task, over all the sessions that ran the list (a resumed list counts
-    what was spent before); ``duration_s`` is this session's wall time.
+    attempt of every task that reported a cost (None when none did), over all the sessions
+    that ran the list (a resumed list counts what was spent before); ``duration_s`` is
+    this session's wall time.
     ``stopped_reason`` says why tasks were not started (budget reached, a task failed with
     ``on_error: stop``, cancelled). ``run_dir`` holds ``spec.json``, ``list.json`` and one
     state file per task.
@@ -146,7 +120,7 @@ class TaskListResult:
     list_id: str
     status: ListStatus
     tasks: dict[str, TaskResult]
-    cost_usd: float = 0.0
+    cost_usd: float | None = None
     duration_s: float = 0.0
     run_dir: str | None = None
     source: str | None = None
@@ -169,22 +143,12 @@ class TaskListResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (what ``cc-executor tasks run --json`` prints)."""
-        return {
-            "list_id": self.list_id,
-            "status": self.status.value,
-            "cost_usd": self.cost_usd,
-            "duration_s": round(self.duration_s, 6),
-            "run_dir": self.run_dir,
-            "source": self.source,
-            "name": self.name,
-            "stopped_reason": self.stopped_reason,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "counts": self.counts(),
-            "warnings": list(self.warnings),
-            "tasks": {tid: t.to_dict() for tid, t in self.tasks.items()},
-        }
+        """JSON-ready form (what ``cc-executor tasks run --json`` prints), with
+        ``schema_version``."""
+        data = payload(self, skip=("tasks",))
+        data["counts"] = self.counts()
+        data["tasks"] = {tid: t.to_dict() for tid, t in self.tasks.items()}
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,3 +164,9 @@ class TaskStateEvent(AgentEvent):
     run_id: str | None = None
     reason: str | None = None
     cost_usd: float | None = None
+
+
+def total_cost(tasks: Iterable[TaskResult]) -> float | None:
+    """The sum of the tasks' costs; None when no task reported one."""
+    costs = [t.cost_usd for t in tasks if t.cost_usd is not None]
+    return sum(costs) if costs else None

@@ -1,6 +1,8 @@
-"""A task list run's folder: the normalized spec, the list's state and one state file per
-task, each replaced atomically (write a temporary file, then rename over the old one), so a
-reader or a crash sees the old content or the new, never half of it.
+"""A task list run's folder, and finding it by list id (:func:`find_list`).
+
+It holds the normalized spec, the list's state and one state file per task, each replaced
+atomically (write a temporary file, then rename over the old one), so a reader or a crash
+sees the old content or the new, never half of it.
 
 Layout of ``runs/<list_id>/``: ``spec.json`` (written once), ``list.json`` (status, run
 defaults, stop reason), ``tasks/<task id>.json`` (a task's :class:`TaskResult`; absent while
@@ -13,12 +15,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from cc_executor.tasks._errors import TaskListBusy
+from cc_executor._paths import runs_dir
+from cc_executor._store import HistoryError, open_store
+from cc_executor.tasks._errors import TaskListBusy, TaskListNotFound
+
+#: What a list id may be (it names a folder).
+LIST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def atomic_write_json(path: Path, data: Any, *, durable: bool) -> None:
@@ -143,3 +151,27 @@ class ListFolder:
         finally:
             os.close(fd)
         return False
+
+
+def find_list(list_id: str) -> ListFolder:
+    """The folder of task list run ``list_id`` (or a unique id prefix, through the
+    history). Raises :class:`TaskListNotFound`."""
+    if not LIST_ID.match(list_id):
+        raise TaskListNotFound(f"not a task list id: {list_id!r}")
+    folder = ListFolder(runs_dir() / list_id)
+    if folder.exists:
+        return folder
+    record = None
+    with contextlib.suppress(HistoryError):
+        store = open_store()
+        try:
+            record = store.get(list_id)
+        finally:
+            store.close()
+    if record is not None and record.kind == "tasks" and record.run_dir:
+        folder = ListFolder(Path(record.run_dir))
+        if folder.exists:
+            return folder
+    raise TaskListNotFound(
+        f"no task list run {list_id!r} (cc-executor history --kind tasks lists them)"
+    )

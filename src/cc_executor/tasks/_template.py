@@ -8,15 +8,24 @@ contains ``{{ ... }}`` reaches the next prompt as those characters.
 
 References are found before anything runs by walking the parsed template's syntax tree for
 ``tasks.<id>`` and ``tasks["<id>"]``; only those tasks are visible when the template renders.
+
+A template cannot cost more than a bounded amount of work: rendering counts the steps of the
+template's own code (nested loops over large ranges stop at :data:`MAX_STEPS`), its output
+stops at :data:`MAX_OUTPUT` characters, and ``*``/``**`` cannot build a value larger than
+that. The bounds are counts, not times, so a template renders or fails the same way on any
+machine.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from cc_executor._errors import TemplateProblem as TemplateProblem
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -37,13 +46,10 @@ TASK_FIELDS = (
 
 _MARKERS = ("{{", "{%", "{#")
 
-
-class TemplateProblem(Exception):
-    """A template cannot be used; ``line`` is 1-based within the template."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
+#: The most steps (lines of the compiled template executed) one rendering may take.
+MAX_STEPS = 2_000_000
+#: The most characters a rendered prompt may have (and a value ``*``/``**`` may build).
+MAX_OUTPUT = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +71,62 @@ def _env() -> ImmutableSandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    class Bounded(ImmutableSandboxedEnvironment):
+        """The immutable sandbox, with ``*`` and ``**`` refused past :data:`MAX_OUTPUT`
+        (``"x" * 10**9`` would otherwise take a gigabyte before any output bound saw it)."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*" and _repeats_past(left, right):
+                raise TemplateProblem(_too_big("a repeated value"))
+            # About MAX_OUTPUT digits: log2(10) is about 3.3 bits a digit.
+            if (
+                operator == "**"
+                and isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() * right > MAX_OUTPUT * 4
+            ):
+                raise TemplateProblem(_too_big("a power"))
+            return super().call_binop(context, operator, left, right)
+
     # Prompts are plain text: no HTML escaping; the trailing newline is the author's.
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _repeats_past(left: Any, right: Any) -> bool:
+    """Whether ``left * right`` repeats a sequence past :data:`MAX_OUTPUT` items."""
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+            return len(seq) * times > MAX_OUTPUT
+    return False
+
+
+def _too_big(what: str) -> str:
+    return f"template error: {what} over {MAX_OUTPUT:,} characters"
+
+
+class _StepBudget:
+    """A trace function that counts the lines the compiled template executes and stops the
+    rendering past :data:`MAX_STEPS` (library code is not counted, nor traced)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_STEPS
+
+    def call(self, frame: Any, event: str, arg: Any) -> Any:
+        return self.line if frame.f_code.co_filename == "<template>" else None
+
+    def line(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.left -= 1
+            if self.left < 0:
+                raise TemplateProblem(
+                    f"template error: it takes more than {MAX_STEPS:,} steps to render "
+                    "(nested loops over large ranges?)"
+                )
+        return self.line
 
 
 def _walk(node: Any, parent: Any, parents: dict[int, Any]) -> Iterator[Any]:
@@ -186,16 +244,29 @@ def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
     """``source`` rendered with ``tasks`` (id -> :func:`view`) as its only variable.
 
     Raises :class:`TemplateProblem` when rendering fails: an undefined name or field, a
-    sandbox violation, an error raised by the template itself.
+    sandbox violation, an error raised by the template itself, or a template that would
+    cost more than the bounds (see the module docstring). Synchronous and CPU-bound: call
+    it off the event loop.
     """
     if not has_markup(source):
         return source
     from jinja2 import TemplateError
 
+    previous = sys.gettrace()
+    sys.settrace(_StepBudget().call)
     try:
-        return _env().from_string(source).render(tasks=_Tasks(tasks))
+        parts: list[str] = []
+        size = 0
+        for part in _env().from_string(source).generate(tasks=_Tasks(tasks)):
+            size += len(part)
+            if size > MAX_OUTPUT:
+                raise TemplateProblem(_too_big("the rendered prompt"))
+            parts.append(part)
+        return "".join(parts)
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
         # Errors raised inside the template's own expressions (``1/0``, ``"a" + 1``).
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.settrace(previous)

@@ -19,21 +19,24 @@ conversation. It records every request, so a test can check what the model was s
         subprocess.run([claude, "-p", ...], input=prompt, env=env, ...)
         assert server.message_requests[0].prompt == prompt
 
-Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`parse_script`);
-``examples/write_file.yaml`` in this package is one. ``cc-executor testing serve --script FILE``
-runs a server from the command line.
+Scripts can also be JSON or YAML files (:func:`load_script`, format in :func:`parse_script` and,
+with an example of every field, in docs/testing.md); ``examples/*.yaml`` in this package are
+some. ``cc-executor testing serve --script FILE|NAME`` runs a server from the command line
+(``--script write_file`` names a shipped example).
 """
 
 from __future__ import annotations
 
-from cc_executor._lazy import lazy_exports
+from cc_executor._lazy import lazy_exports, renamed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cc_executor.testing._script import (
         Answer,
         Block,
-        HttpError,
+        HttpErrorReply,
         Reply,
         Rule,
         Script,
@@ -47,12 +50,12 @@ if TYPE_CHECKING:
     )
     from cc_executor.testing._server import ModelServer, RecordedRequest
 
-# Everything loads on first use: `cc-executor --help` registers the `testing` subcommand
-# (cc_executor.testing._cli), which imports this package, and must stay fast.
+# Everything loads on first use: importing the package stays cheap until a name is used
+# (the server brings starlette and uvicorn).
 _EXPORTS = {
     **dict.fromkeys(
         (
-            "Answer", "Block", "HttpError", "Reply", "Rule", "Script", "ScriptError", "Text",
+            "Answer", "Block", "HttpErrorReply", "Reply", "Rule", "Script", "ScriptError", "Text",
             "Thinking", "ToolUse", "Usage", "load_script", "parse_script",
         ),
         "cc_executor.testing._script",
@@ -64,7 +67,7 @@ _EXPORTS = {
 __all__ = [
     "Answer",
     "Block",
-    "HttpError",
+    "HttpErrorReply",
     "ModelServer",
     "RecordedRequest",
     "Reply",
@@ -80,4 +83,18 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
+_load = renamed(
+    __name__,
+    {"HttpError": "HttpErrorReply"},
+    globals(),
+    lazy_exports(__name__, _EXPORTS, globals()),
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Checked on first use, not on import: `cc-executor --help` imports this package.
+    if name in _EXPORTS:
+        from cc_executor._extras import require_extra
+
+        require_extra("testing", "cc_executor.testing")
+    return _load(name)

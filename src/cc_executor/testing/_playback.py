@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cc_executor.testing._script import Answer, HttpError, Reply, Script
+from cc_executor.testing._script import Answer, HttpErrorReply, Reply, Script
 
 _REMINDER = "<system-reminder>"
 
@@ -93,7 +93,7 @@ class Playback:
         seed = hashlib.sha256(f"{turn}\0{prompt}".encode()).hexdigest()
         index = next((i for i, r in enumerate(self.script.rules) if r.matches(prompt)), None)
         if index is None:
-            error = HttpError(
+            error = HttpErrorReply(
                 500,
                 message=(
                     f"cc_executor.testing: no rule of the script matches the prompt "
@@ -112,7 +112,7 @@ class Playback:
         elif self.script.when_exhausted == "repeat_last":
             answer = answers[-1]
         else:
-            answer = HttpError(
+            answer = HttpErrorReply(
                 500,
                 message=(
                     f"cc_executor.testing: script exhausted: rule {index} has {len(answers)} "

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
+from cc_executor._errors import ScriptError
+from cc_executor._lazy import renamed
+
 __all__ = [
     "Answer",
     "Block",
-    "HttpError",
+    "HttpErrorReply",
     "Reply",
     "Rule",
     "Script",
@@ -30,15 +33,6 @@ __all__ = [
     "load_script",
     "parse_script",
 ]
-
-
-class ScriptError(ValueError):
-    """A script is malformed.
-
-    Raised by the constructors of the script classes, by :func:`parse_script` and by
-    :func:`load_script`. The message starts with the location of the problem: the file (if
-    any) and the path inside the document, e.g. ``write.yaml: rules[0].answers[1]: ...``.
-    """
 
 
 def _fail(where: str, message: str) -> ScriptError:
@@ -146,8 +140,10 @@ _ERROR_TYPES: Mapping[int, str] = {
 
 
 @dataclass(frozen=True)
-class HttpError:
-    """An HTTP error answer with an Anthropic-style body.
+class HttpErrorReply:
+    """An HTTP error answer with an Anthropic-style body: the other kind of answer than a
+    :class:`Reply` (a value the server sends, not an exception; formerly ``HttpError``, a
+    deprecated alias).
 
     The body is ``{"type": "error", "error": {"type": error_type, "message": message}}``.
     ``error_type`` defaults by status (400 ``invalid_request_error``, 429 ``rate_limit_error``,
@@ -167,22 +163,24 @@ class HttpError:
 
     def __post_init__(self) -> None:
         if isinstance(self.status, bool) or not isinstance(self.status, int):
-            raise _fail("HttpError.status", f"expected an integer, got {self.status!r}")
+            raise _fail("HttpErrorReply.status", f"expected an integer, got {self.status!r}")
         if not 400 <= self.status <= 599:
             raise _fail(
-                "HttpError.status", f"expected an HTTP error status 400-599, got {self.status}"
+                "HttpErrorReply.status", f"expected an HTTP error status 400-599, got {self.status}"
             )
         for name in ("message", "error_type"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise _fail(f"HttpError.{name}", f"expected a string, got {type(value).__name__}")
+                raise _fail(
+                    f"HttpErrorReply.{name}", f"expected a string, got {type(value).__name__}"
+                )
         if self.retry_after is not None:
-            _check_seconds("HttpError.retry_after", self.retry_after)
+            _check_seconds("HttpErrorReply.retry_after", self.retry_after)
         if not isinstance(self.headers, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
-            raise _fail("HttpError.headers", "expected a mapping of strings to strings")
-        _check_seconds("HttpError.latency", self.latency)
+            raise _fail("HttpErrorReply.headers", "expected a mapping of strings to strings")
+        _check_seconds("HttpErrorReply.latency", self.latency)
 
     @property
     def resolved_type(self) -> str:
@@ -226,7 +224,7 @@ class Reply:
     drop_after: int | None = None
     drop_non_streaming: bool = False
     usage: Usage = field(default_factory=Usage)
-    errors_before: Sequence[HttpError] = ()
+    errors_before: Sequence[HttpErrorReply] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.content, (str, bytes)) or not isinstance(self.content, Sequence):
@@ -268,9 +266,10 @@ class Reply:
             raise _fail("Reply.usage", f"expected Usage, got {type(self.usage).__name__}")
         errors = tuple(self.errors_before)
         for i, error in enumerate(errors):
-            if not isinstance(error, HttpError):
+            if not isinstance(error, HttpErrorReply):
                 raise _fail(
-                    f"Reply.errors_before[{i}]", f"expected HttpError, got {type(error).__name__}"
+                    f"Reply.errors_before[{i}]",
+                    f"expected HttpErrorReply, got {type(error).__name__}",
                 )
         object.__setattr__(self, "errors_before", errors)
 
@@ -287,7 +286,7 @@ class Reply:
         return "tool_use" if any(isinstance(b, ToolUse) for b in self.blocks) else "end_turn"
 
 
-Answer: TypeAlias = Reply | HttpError
+Answer: TypeAlias = Reply | HttpErrorReply
 
 
 @dataclass(frozen=True)
@@ -306,15 +305,15 @@ class Rule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.answers, Sequence):
-            raise _fail("Rule.answers", "expected a sequence of Reply or HttpError")
+            raise _fail("Rule.answers", "expected a sequence of Reply or HttpErrorReply")
         answers = tuple(self.answers)
         if not answers:
             raise _fail("Rule.answers", "expected at least one answer")
         for i, answer in enumerate(answers):
-            if not isinstance(answer, (Reply, HttpError)):
+            if not isinstance(answer, (Reply, HttpErrorReply)):
                 raise _fail(
                     f"Rule.answers[{i}]",
-                    f"expected Reply or HttpError, got {type(answer).__name__}",
+                    f"expected Reply or HttpErrorReply, got {type(answer).__name__}",
                 )
         object.__setattr__(self, "answers", answers)
         if self.match is not None:
@@ -489,7 +488,7 @@ def _parse_usage(data: object, where: str) -> Usage:
     return Usage(**values)
 
 
-def _parse_error(data: object, where: str, latency: float) -> HttpError:
+def _parse_error(data: object, where: str, latency: float) -> HttpErrorReply:
     error = _mapping(data, where)
     _check_keys(error, _ERROR_KEYS, where)
     if "status" not in error:
@@ -503,7 +502,7 @@ def _parse_error(data: object, where: str, latency: float) -> HttpError:
     message = error.get("message")
     error_type = error.get("type")
     retry_after = error.get("retry_after")
-    return HttpError(
+    return HttpErrorReply(
         status=status,
         message=None if message is None else _string(message, f"{where}.message"),
         error_type=None if error_type is None else _string(error_type, f"{where}.type"),
@@ -552,7 +551,7 @@ def _parse_answer(data: object, where: str) -> Answer:
         options["usage"] = _parse_usage(answer["usage"], f"{where}.usage")
     if "errors_before" in answer:
         errors = _list(answer["errors_before"], f"{where}.errors_before")
-        parsed: list[HttpError] = []
+        parsed: list[HttpErrorReply] = []
         for i, item in enumerate(errors):
             item_where = f"{where}.errors_before[{i}]"
             error = _mapping(item, item_where)
@@ -583,7 +582,7 @@ def parse_script(data: object, *, source: str = "") -> Script:
     ``drop_non_streaming``,
     ``usage`` ({input_tokens, output_tokens, cache_creation_input_tokens,
     cache_read_input_tokens}) and ``errors_before`` (a list of ``{error: {...}}``); errors take
-    ``latency``. Their meaning is documented on :class:`Reply` and :class:`HttpError`.
+    ``latency``. Their meaning is documented on :class:`Reply` and :class:`HttpErrorReply`.
 
     Raises :class:`ScriptError` naming the first offending place (prefixed by ``source`` if
     given); unknown keys are errors, so typos do not pass silently.
@@ -651,3 +650,6 @@ def load_script(path: str | os.PathLike[str]) -> Script:
         except yaml.YAMLError as exc:
             raise ScriptError(f"{file}: invalid YAML: {exc}") from None
     return parse_script(data, source=str(file))
+
+
+__getattr__ = renamed(__name__, {"HttpError": "HttpErrorReply"}, globals())

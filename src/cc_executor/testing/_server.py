@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cc_executor.testing._playback import Playback, prompt_of, turn_of
-from cc_executor.testing._script import HttpError, Reply, Script, ToolUse, load_script
+from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
     Event,
     error_headers,
@@ -51,7 +51,8 @@ _CONFLICTING_PREFIXES = (
     "CLAUDE_CONFIG_DIR",
     "CLOUD_ML_",
 )
-_CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX", "HOME", "XDG_CONFIG_HOME"})
+_HOME_NAMES = frozenset({"HOME", "XDG_CONFIG_HOME"})
+_CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX"}) | _HOME_NAMES
 
 
 class _DropNoise(logging.Filter):
@@ -277,8 +278,9 @@ class ModelServer:
 
     def claude_env(
         self,
-        home: str | os.PathLike[str],
+        home: str | os.PathLike[str] | None = None,
         *,
+        config_dir: str | os.PathLike[str] | None = None,
         base: Mapping[str, str] | None = None,
         max_retries: int = 1,
         extra: Mapping[str, str] | None = None,
@@ -288,17 +290,26 @@ class ModelServer:
         Sets ``ANTHROPIC_BASE_URL``, a dummy ``ANTHROPIC_API_KEY``,
         ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``, ``DISABLE_TELEMETRY=1``,
         ``DISABLE_AUTOUPDATER=1``, ``CLAUDE_CODE_MAX_RETRIES`` (``max_retries``; the CLI's default
-        of 10 retries with back-off makes error tests slow), ``HOME=home`` and
-        ``CLAUDE_CONFIG_DIR=home/.claude`` so the CLI never reads or writes the user's own config.
-        ``home`` should be a throwaway directory; it is not created here.
+        of 10 retries with back-off makes error tests slow) and ``CLAUDE_CONFIG_DIR``, so the CLI
+        never reads or writes the user's own config:
+
+        - with ``home``: ``HOME=home`` and ``CLAUDE_CONFIG_DIR=home/.claude`` (unless
+          ``config_dir`` is given), for the environment of one child process;
+        - with ``config_dir`` alone: ``CLAUDE_CONFIG_DIR=config_dir`` and no ``HOME``, which is
+          what an interactive shell should load: moving ``HOME`` would also move everything kept
+          under it, cc-executor's history included.
+
+        One of the two is required (``ValueError``). Neither directory is created here.
 
         Without ``base`` only those variables are returned. With ``base`` (typically
         ``os.environ``) the result is a complete environment: ``base`` minus the variables that
         would point the CLI elsewhere (``ANTHROPIC_*``, ``CLAUDE_CODE_*``, ``CLAUDECODE``,
-        ``CLAUDE_CONFIG_DIR``, ``IS_SANDBOX``, ``HOME``, ...), plus the above. ``extra`` is applied
-        last and wins. Needs a started server (for the port).
+        ``CLAUDE_CONFIG_DIR``, ``IS_SANDBOX``, and ``HOME`` and ``XDG_CONFIG_HOME`` when
+        ``home`` is given), plus the above. ``extra`` is applied last and wins. Needs a started
+        server (for the port).
         """
-        home_dir = os.fspath(home)
+        if home is None and config_dir is None:
+            raise ValueError("claude_env needs home or config_dir (a throwaway directory)")
         ours = {
             "ANTHROPIC_BASE_URL": self.url,
             "ANTHROPIC_API_KEY": "sk-ant-cc-executor-testing",
@@ -306,15 +317,19 @@ class ModelServer:
             "DISABLE_TELEMETRY": "1",
             "DISABLE_AUTOUPDATER": "1",
             "CLAUDE_CODE_MAX_RETRIES": str(max_retries),
-            "HOME": home_dir,
-            "CLAUDE_CONFIG_DIR": os.path.join(home_dir, ".claude"),
         }
+        if home is not None:
+            ours["HOME"] = os.fspath(home)
+            ours["CLAUDE_CONFIG_DIR"] = os.path.join(ours["HOME"], ".claude")
+        if config_dir is not None:
+            ours["CLAUDE_CONFIG_DIR"] = os.fspath(config_dir)
+        dropped = _CONFLICTING_NAMES if home is not None else _CONFLICTING_NAMES - _HOME_NAMES
         env: dict[str, str] = {}
         if base is not None:
             env = {
                 name: value
                 for name, value in base.items()
-                if not name.startswith(_CONFLICTING_PREFIXES) and name not in _CONFLICTING_NAMES
+                if not name.startswith(_CONFLICTING_PREFIXES) and name not in dropped
             }
         env.update(ours)
         if extra:
@@ -401,7 +416,7 @@ class ModelServer:
             raise RuntimeError("a ModelServer runs once; create a new one to serve again")
         self._entered = True
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so: TCP_NODELAY
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self._host, self._requested_port))
@@ -486,7 +501,9 @@ class ModelServer:
             body = self._parse_body(raw)
             self._record(request, body)
             if not isinstance(body, dict):
-                return _error_response(HttpError(400, message="request body must be a JSON object"))
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
             return await self._answer(body, len(raw))
 
         async def count_tokens(request: Request) -> Response:
@@ -501,7 +518,9 @@ class ModelServer:
         async def not_found(request: Request) -> Response:
             self._record(request, self._parse_body(await request.body()))
             return _error_response(
-                HttpError(404, message=f"{request.method} {request.url.path} is not served here")
+                HttpErrorReply(
+                    404, message=f"{request.method} {request.url.path} is not served here"
+                )
             )
 
         every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -519,8 +538,8 @@ class ModelServer:
         choice = self._playback.choose(body)
         answer = choice.answer
         if answer.latency and not await self._pause(answer.latency):
-            return _error_response(HttpError(503, message="model server shutting down"))
-        if isinstance(answer, HttpError):
+            return _error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
             return _error_response(answer)
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -554,7 +573,7 @@ class ModelServer:
         return JSONResponse(message, headers=headers)
 
 
-def _error_response(error: HttpError) -> Response:
+def _error_response(error: HttpErrorReply) -> Response:
     return JSONResponse(
         error_json(error),
         status_code=error.status,

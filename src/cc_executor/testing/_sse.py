@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cc_executor.testing._script import HttpError, Reply, Text, Thinking, ToolUse
+from cc_executor.testing._script import HttpErrorReply, Reply, Text, Thinking, ToolUse
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def stream_events(
     yield Event("message_stop", {"type": "message_stop"})
 
 
-def error_json(error: HttpError) -> dict[str, Any]:
+def error_json(error: HttpErrorReply) -> dict[str, Any]:
     """The Anthropic-style error body: ``{"type": "error", "error": {"type", "message"}}``."""
     return {
         "type": "error",
@@ -193,8 +193,8 @@ def error_json(error: HttpError) -> dict[str, Any]:
     }
 
 
-def error_headers(error: HttpError, request_id: str) -> dict[str, str]:
-    """Headers of an error answer: ``request-id``, ``retry-after`` (see HttpError), extras."""
+def error_headers(error: HttpErrorReply, request_id: str) -> dict[str, str]:
+    """Headers of an error answer: ``request-id``, ``retry-after`` (see HttpErrorReply), extras."""
     headers = {"request-id": request_id}
     retry_after = error.retry_after
     if retry_after is None and error.status == 429:

@@ -1,5 +1,6 @@
 """Launch a child with ``_engine._launch.launch`` in this fresh (single-threaded) process,
-then adopt or abandon it; print what happened as one JSON line.
+or with a second thread running (``threaded``: launch then forks and execs instead of
+``posix_spawn``), then adopt or abandon it; print what happened as one JSON line.
 
 Usage: launcher.py SPEC_JSON, where SPEC is
     {"mode": "adopt" | "abandon" | "threaded", "argv": [...], "cwd": DIR, "run_dir": DIR,
@@ -78,6 +79,7 @@ async def adopt() -> dict[str, object]:
         "pid": launched.pid,
         "token": launched.token,
         "warnings": result.warnings,
+        "parent_cwd": os.getcwd(),
         "leaked_fd": leaked if spec.get("leak_fd") else None,
     }
 

@@ -11,18 +11,19 @@ from cc_executor._lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cc_executor._agents._claude._command import ClaudeCommand
+    from cc_executor._agents._claude._adapter import ClaudeAdapter
     from cc_executor._agents._claude._flags import build_command
     from cc_executor._agents._claude._locate import ClaudeNotFound, locate_claude
-    from cc_executor._agents._claude._outcome import Outcome, decide_outcome
+    from cc_executor._agents._claude._outcome import decide_outcome
     from cc_executor._agents._claude._parse import LARGE_LINE, ClaudeStreamParser
+    from cc_executor._agents._types import Outcome
 
 _EXPORTS = {
-    "ClaudeCommand": "cc_executor._agents._claude._command",
+    "ClaudeAdapter": "cc_executor._agents._claude._adapter",
     "build_command": "cc_executor._agents._claude._flags",
     "ClaudeNotFound": "cc_executor._agents._claude._locate",
     "locate_claude": "cc_executor._agents._claude._locate",
-    "Outcome": "cc_executor._agents._claude._outcome",
+    "Outcome": "cc_executor._agents._types",
     "decide_outcome": "cc_executor._agents._claude._outcome",
     "LARGE_LINE": "cc_executor._agents._claude._parse",
     "ClaudeStreamParser": "cc_executor._agents._claude._parse",
@@ -30,7 +31,7 @@ _EXPORTS = {
 
 __all__ = [
     "LARGE_LINE",
-    "ClaudeCommand",
+    "ClaudeAdapter",
     "ClaudeNotFound",
     "ClaudeStreamParser",
     "Outcome",

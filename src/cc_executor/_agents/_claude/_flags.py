@@ -1,9 +1,10 @@
-"""From run options to the CLI's command line: checks and argv, importable without the
+"""From run options to Claude Code's command line: checks and argv, importable without the
 rest of the adapter (the console command starts the CLI before it imports anything else).
 
 Both functions read the options as attributes (the names of
-:class:`~cc_executor._agents._claude.ClaudeCommand`'s fields) from any object, so the
-dataclass and the console's early start share one implementation.
+:class:`~cc_executor._run._options.RunOptions`' fields) from any object, so the options
+and the console's early start share one implementation. Types and ranges were checked
+before, from the option declarations; these are the checks only Claude Code needs.
 """
 
 from __future__ import annotations
@@ -12,30 +13,29 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cc_executor._agents._claude._command import ClaudeCommand
+    from typing import Any
 
-PERMISSION_MODES = ("default", "acceptEdits", "bypassPermissions", "plan", "dontAsk", "auto")
+#: The values of ``--permission-mode`` Claude Code 2.1.330 lists in its help, plus
+#: ``default``, which it still takes without listing it (observed).
+PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "manual", "dontAsk", "plan")
+_UNLISTED_MODES = ("default",)
 
 
-def check_flags(o: ClaudeCommand) -> None:
-    """Raise ``ValueError``/``TypeError`` for options the CLI would misread or refuse."""
-    if o.max_turns is not None and o.max_turns < 1:
-        raise ValueError(f"max_turns must be >= 1, got {o.max_turns}")
-    if o.max_budget_usd is not None and not o.max_budget_usd > 0:
-        raise ValueError(f"max_budget_usd must be positive, got {o.max_budget_usd}")
+def check_flags(o: Any) -> None:
+    """Raise ``ValueError`` for options the CLI would misread or refuse."""
     if o.resume and o.continue_session:
         raise ValueError("resume and continue_session exclude each other")
     if o.fork_session and not (o.resume or o.continue_session):
         raise ValueError("fork_session needs resume or continue_session")
-    if o.permission_mode is not None and o.permission_mode not in PERMISSION_MODES:
+    if o.permission_mode is not None and o.permission_mode not in (
+        *PERMISSION_MODES,
+        *_UNLISTED_MODES,
+    ):
         raise ValueError(
             f"permission_mode must be one of {', '.join(PERMISSION_MODES)}, "
             f"got {o.permission_mode!r}"
         )
-    for name in ("allowed_tools", "disallowed_tools", "add_dirs", "extra_args"):
-        if isinstance(getattr(o, name), str):
-            raise TypeError(f"{name} must be a list of strings, not a string")
-    for name in ("resume", "session_id", "model"):
+    for name in ("resume", "session_id", "model", "fallback_model"):
         value = getattr(o, name)
         if value is not None and (
             not isinstance(value, str) or value.startswith("-") or "\0" in value
@@ -43,7 +43,7 @@ def check_flags(o: ClaudeCommand) -> None:
             raise ValueError(f"{name} must be a session id or name, got {value!r}")
 
 
-def build_command(executable: str, options: ClaudeCommand) -> list[str]:
+def build_command(executable: str, options: Any) -> list[str]:
     """The argv for a headless run whose prompt comes on stdin.
 
     Every flag that takes a value is written as one ``--flag=value`` argument. Some of the
@@ -58,6 +58,7 @@ def build_command(executable: str, options: ClaudeCommand) -> list[str]:
         argv.append("--include-partial-messages")
     valued: list[tuple[str, object]] = [
         ("--model", o.model),
+        ("--fallback-model", o.fallback_model),
         ("--max-turns", o.max_turns),
         ("--max-budget-usd", repr(float(o.max_budget_usd)) if o.max_budget_usd else None),
         ("--resume", o.resume),
@@ -87,7 +88,7 @@ def build_command(executable: str, options: ClaudeCommand) -> list[str]:
         argv.append("--strict-mcp-config")
     for folder in o.add_dirs:
         argv.append(f"--add-dir={os.fspath(folder)}")
-    if o.json_schema is not None:
+    if o.structured_output and o.json_schema is not None:
         import json
 
         argv.append(f"--json-schema={json.dumps(o.json_schema)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from cc_executor._errors import ClaudeNotFound as ClaudeNotFound
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -12,11 +14,6 @@ INSTALL_HINT = (
     "install it with `npm install -g @anthropic-ai/claude-code` (or, in this repository, "
     "`bash scripts/install-claude-code`), or point CC_EXECUTOR_CLAUDE at the executable"
 )
-
-
-class ClaudeNotFound(Exception):
-    """The Claude Code CLI could not be found; the message says where we looked and how to
-    install it."""
 
 
 def _candidates(home: str) -> list[str]:
@@ -57,6 +54,11 @@ def locate_claude(
         if value:
             if os.path.isfile(value) and os.access(value, os.X_OK):
                 return os.path.abspath(value)
+            if os.path.isfile(value):
+                raise ClaudeNotFound(
+                    f"Claude Code at {value} (from {source}) is not executable: "
+                    f"chmod +x it, or point {source} at the executable"
+                )
             raise ClaudeNotFound(
                 f"Claude Code not found at {value} (from {source}); {INSTALL_HINT}"
             )

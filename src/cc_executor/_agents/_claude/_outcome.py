@@ -5,9 +5,8 @@ and no result line at all means the CLI crashed or was killed."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-from cc_executor._agents._types import ResultEvent, RunStatus
+from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
 from cc_executor._engine import ProcessResult, ProcessStatus
 
 #: HTTP statuses worth another attempt (overload, server errors).
@@ -19,16 +18,6 @@ _ROOT_HINT = (
     "IS_SANDBOX=1 in the run's env if this machine is a sandbox, or run as a normal user, or "
     "grant the tools it needs with allowed_tools (e.g. ['Write', 'Bash']) instead"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The decided status, a specific error message (None when ok), and whether another
-    attempt could help."""
-
-    status: RunStatus
-    error: str | None
-    retryable: bool = False
 
 
 _CONTEXT_HINT = (

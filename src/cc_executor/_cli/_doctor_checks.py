@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cc_executor._errors import CCExecutorError
+
 if TYPE_CHECKING:
     from cc_executor._engine import OutputEvent
 
@@ -72,8 +74,9 @@ class CheckResult:
         }
 
 
-class _Failed(Exception):
-    """A check failed; the message is the detail, ``hint`` the way out."""
+class _Failed(CCExecutorError):
+    """A check failed; the message is the detail, ``hint`` the way out (internal: each
+    check's runner turns it into a failed :class:`CheckResult`)."""
 
     def __init__(self, detail: str, hint: str = _BUG_HINT) -> None:
         super().__init__(detail)
@@ -550,6 +553,15 @@ async def _claude_checks(
         detail = "not run: the Claude Code CLI is not usable (see the claude check)"
         for name in names:
             await record(name, 5, _failing(detail, found.hint))
+        return
+    from cc_executor._extras import MissingExtra, require_extra
+
+    try:
+        require_extra("testing", "the scripted model server")
+    except MissingExtra as exc:
+        hint = f"pip install 'cc-executor[{exc.extra}]'"
+        for name in names:
+            await record(name, 5, _failing(f"not run: {exc}", hint))
         return
     from cc_executor.testing import ModelServer, Reply, Rule, Script, Text
 

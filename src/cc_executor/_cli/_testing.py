@@ -1,0 +1,331 @@
+"""``cc-executor testing serve``: run a scripted model server from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+__all__ = ["add_parser"]
+
+_PROG = "cc-executor testing serve"
+
+#: The first line of every env file serve writes: only a file that starts with it is replaced.
+_ENV_FILE_MARK = "# cc-executor testing serve:"
+
+#: Variables that, set in the shell that loads the printed environment, would send Claude Code
+#: to another endpoint or credential than the scripted server (the printed ones are overridden).
+_CONFLICTING_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "CLOUD_ML_")
+_CONFLICTING_NAMES = ("CLAUDECODE",)
+
+_FORMAT_SUMMARY = """\
+script format (YAML or JSON; every field, with examples: docs/testing.md in the source):
+  rules:                     # tried in order: the first whose match fits the prompt answers
+    - match: "(?i)hello"     # a regular expression searched in the prompt (omit: any prompt)
+      answers:               # answers[n] answers turn n (0, then one more per tool result)
+        - tool_use: {name: Write, input: {file_path: hello.txt, content: "hi\\n"}}
+        - text: "I created hello.txt."
+          delay: 0.1         # also: chunk_size, latency, drop_after, drop_non_streaming,
+                             # errors_before, usage, stop_reason
+    - answers:
+        - error: {status: 529, message: "Overloaded"}   # an HTTP error answer
+  when_exhausted: error      # past the last answer: HTTP 500 (error) or repeat_last
+
+examples shipped with cc-executor (--script NAME): {examples}
+
+environment: the printed variables (and --env-file) point Claude Code at the server and give
+it a throwaway config folder (CLAUDE_CONFIG_DIR). They do not change HOME or CC_EXECUTOR_HOME,
+so runs are recorded in your usual history. On stop the folder is removed if it is empty, and
+kept (with a message) if runs wrote to it.
+
+examples:
+  cc-executor testing serve --script write_file
+  cc-executor testing serve --script my_script.yaml --port 8765 --env-file test.env
+  (then, in the shell that runs claude or cc-executor: set -a; . ./test.env; set +a)
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register ``testing serve --script FILE|NAME [--host H] [--port N] [--env-file FILE]``.
+
+    The ``serve`` parser stores its handler as ``handler`` in the parsed namespace: call
+    ``args.handler(args)``, which returns the process exit status (0 after a clean stop by Ctrl-C or
+    SIGTERM, 2 for a bad script, host or env file). Heavy modules are imported by the handler only.
+    """
+    from cc_executor.testing._examples import example_names
+
+    testing = subparsers.add_parser(
+        "testing",
+        help="tools for testing against a scripted model",
+        description="Tools for running the real Claude Code CLI against a scripted model.",
+    )
+    commands = testing.add_subparsers(dest="testing_command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve a scripted Anthropic Messages API on a loopback port",
+        description=(
+            "Serve a scripted Anthropic Messages API on a loopback port until Ctrl-C or SIGTERM. "
+            "Prints the URL and the environment variables that point Claude Code at it."
+        ),
+        epilog=_FORMAT_SUMMARY.replace("{examples}", ", ".join(example_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--script",
+        required=True,
+        metavar="FILE|NAME",
+        help="script file (.json, .yaml or .yml), or the name of a shipped example "
+        "(e.g. write_file)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=0, help="TCP port (default: 0, any free port)")
+    serve.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="also write the environment to FILE, a dotenv file with shell-quoted values "
+        "(load it with: set -a; . FILE; set +a); removed on stop unless it was changed; "
+        "an existing file is replaced only if serve wrote it (default: none)",
+    )
+    serve.add_argument(
+        "--background",
+        action="store_true",
+        help="start the server in the background and print only shell commands that load "
+        'its environment, for: eval "$(cc-executor testing serve --script NAME --background)"; '
+        "stop it with: kill $CC_EXECUTOR_TESTING_PID (default: serve in the foreground)",
+    )
+    serve.set_defaults(handler=_serve)
+
+
+def _env_lines(env: Mapping[str, str]) -> list[str]:
+    return [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+def _check_replaceable(path: str) -> bool:
+    """Whether ``path`` exists; ``FileExistsError`` saying why if it is a file that serve did
+    not write (only those are ever replaced)."""
+    try:
+        with open(path, encoding="utf-8") as existing:
+            first = existing.readline()
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileExistsError(f"--env-file {path}: exists and cannot be read ({exc})") from None
+    if not first.startswith(_ENV_FILE_MARK):
+        raise FileExistsError(
+            f"--env-file {path}: exists and was not written by {_PROG}; "
+            "choose another name or remove it"
+        )
+    return True
+
+
+def _write_env_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` whole (a shell sourcing it never sees half a file), refusing
+    to replace a file that serve did not write. ``OSError`` or ``FileExistsError`` saying why."""
+    _check_replaceable(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".cc-executor-env-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _remove_env_file(path: str, text: str) -> str | None:
+    """Remove the env file if it still holds ``text``; otherwise say why it stays."""
+    try:
+        with open(path, encoding="utf-8") as current:
+            if current.read() != text:
+                return f"Kept {path}: it was changed since serve wrote it."
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"Kept {path}: {exc}"
+    return None
+
+
+def _remove_config_dir(path: str) -> str | None:
+    """Remove the throwaway config folder only if it is empty (serve creates nothing in it);
+    otherwise say where it stays, so no file a run wrote is ever deleted."""
+    try:
+        os.rmdir(path)  # refuses, atomically, a folder that is not empty
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return (
+            f"Kept Claude Code's config folder {path}: runs wrote to it (their settings and "
+            "session transcripts). Remove it when you no longer need them: "
+            f"rm -r {shlex.quote(path)}"
+        )
+    return None
+
+
+def _conflicts(environ: Mapping[str, str], printed: Mapping[str, str]) -> list[str]:
+    return sorted(
+        name
+        for name in environ
+        if name not in printed
+        and (name.startswith(_CONFLICTING_PREFIXES) or name in _CONFLICTING_NAMES)
+    )
+
+
+def _warn_conflicts(printed: Mapping[str, str]) -> None:
+    for name in _conflicts(os.environ, printed):
+        print(
+            f"{_PROG}: warning: {name} is set here; if the shell that runs Claude Code "
+            "has it too, it may send the CLI elsewhere: unset it there",
+            file=sys.stderr,
+        )
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as file:
+        pairs = [line.rstrip("\n").partition("=") for line in file if line[:1] != "#"]
+    return {name: shlex.split(value)[0] for name, _, value in pairs if name}
+
+
+def _serve_in_background(args: argparse.Namespace, script: str) -> int:
+    """Start ``serve`` as a detached child that writes an env file, wait until it has, then
+    print that environment as ``export`` lines and the child's pid, for ``eval``."""
+    import subprocess
+    import time
+
+    if args.env_file is not None:
+        try:
+            if _check_replaceable(args.env_file):
+                # Gone before the child starts: its appearing is the sign the child listens.
+                os.unlink(args.env_file)
+        except OSError as exc:
+            print(f"{_PROG}: {exc}", file=sys.stderr)
+            return 2
+    folder = tempfile.mkdtemp(prefix="cc-executor-testing-")
+    env_file = args.env_file or os.path.join(folder, "env")
+    argv = [
+        sys.executable, "-c", "import sys; from cc_executor._cli import main; sys.exit(main())",
+        "testing", "serve", "--script", script, "--host", args.host, "--port", str(args.port),
+        "--env-file", env_file,
+    ]  # fmt: skip
+    errors_path = os.path.join(folder, "stderr")
+    try:
+        with open(errors_path, "wb") as errors:
+            # A session of its own: the terminal's Ctrl-C is for the shell, not for the server.
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        try:
+            # The child writes the file in one step once it listens: existing means complete.
+            while not os.path.exists(env_file) and child.poll() is None:
+                time.sleep(0.02)
+        except BaseException:  # Ctrl-C while waiting: leave no server nobody knows about
+            child.terminate()
+            raise
+        if child.poll() is not None:
+            with open(errors_path, encoding="utf-8", errors="replace") as failed:
+                sys.stderr.write(failed.read())
+            return child.returncode or 2
+        env = _read_env_file(env_file)
+    finally:
+        if not args.env_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(env_file)  # the child finds it gone on stop, which is fine
+        os.unlink(errors_path)
+        os.rmdir(folder)
+    for line in _env_lines(env):
+        print(f"export {line}")
+    print(f"CC_EXECUTOR_TESTING_PID={child.pid}")
+    print(
+        f"{_PROG}: scripted model server at {env['ANTHROPIC_BASE_URL']} in the background "
+        f"(pid {child.pid}); stop it with: kill {child.pid} (Claude Code's config folder "
+        f"{env['CLAUDE_CONFIG_DIR']} is removed then, unless runs wrote to it)",
+        file=sys.stderr,
+    )
+    _warn_conflicts(env)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Starlette and uvicorn load here, not at registration: `cc-executor --help` stays fast.
+    from cc_executor.testing._examples import resolve_script
+    from cc_executor.testing._script import ScriptError
+    from cc_executor.testing._server import ModelServer
+
+    try:
+        script = resolve_script(args.script)
+        server = ModelServer(script, host=args.host, port=args.port)
+    except (ScriptError, ValueError, FileNotFoundError) as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 2
+    if args.background:
+        return _serve_in_background(args, str(script.resolve()))
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    try:
+        server.__enter__()
+    except OSError as exc:  # the port is taken, the address is not ours, ...
+        print(f"{_PROG}: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    config_dir = tempfile.mkdtemp(prefix="cc-executor-claude-config-")
+    env = server.claude_env(config_dir=config_dir)
+    env_text = None
+    notes: list[str | None] = []
+    try:
+        if args.env_file is not None:
+            env_text = (
+                f"{_ENV_FILE_MARK} the scripted model server at {server.url}\n"
+                "# Load it with: set -a; . FILE; set +a\n" + "\n".join(_env_lines(env)) + "\n"
+            )
+            try:
+                _write_env_file(args.env_file, env_text)
+            except OSError as exc:
+                env_text = None
+                print(f"{_PROG}: {exc}", file=sys.stderr)
+                return 2
+        print(f"Scripted model server listening on {server.url}", flush=True)
+        print(
+            "Point Claude Code at it with (HOME and CC_EXECUTOR_HOME are left alone; "
+            "CLAUDE_CONFIG_DIR is a throwaway folder):"
+        )
+        for line in _env_lines(env):
+            print(f"export {line}")
+        if args.env_file is not None:
+            print(f"Or load {args.env_file}: set -a; . {shlex.quote(args.env_file)}; set +a")
+        print(f"Recorded requests: {server.url}/_testing/requests")
+        print("Press Ctrl-C to stop.", flush=True)
+        _warn_conflicts(env)
+        # Event.wait with a timeout keeps the main thread responsive to signals.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.__exit__(None, None, None)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if env_text is not None:
+            notes.append(_remove_env_file(args.env_file, env_text))
+        notes.append(_remove_config_dir(config_dir))
+    for note in notes:
+        if note is not None:
+            print(note)
+    print("Stopped.", flush=True)
+    return 0

@@ -1,0 +1,30 @@
+"""Untrusted text (model output, files, messages) made safe to show on a terminal.
+
+Every terminal output of cc-executor that carries such text passes it through
+:func:`inert`, the one place that decides what a terminal may receive raw.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but newline and tab, DEL and the C1 controls: they move the cursor, retitle the
+# window or hide text. Then the characters that reorder or hide text without being seen
+# ("Trojan Source"): bidi marks, embeddings, overrides and isolates, ALM, zero-width
+# characters, word joiner and BOM.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def inert(text: str) -> str:
+    """``text`` with terminal control characters (ESC, CSI, BEL, ...) shown as ``\\xNN`` and
+    bidirectional controls, zero-width characters and BOM (U+061C, U+200B-U+200F,
+    U+202A-U+202E, U+2060, U+2066-U+2069, U+FEFF) shown as ``\\uNNNN``; newlines and tabs
+    are kept, everything else is unchanged."""
+    return _UNSAFE.sub(_escape, text)

@@ -1,0 +1,476 @@
+"""The scheduler of one list run: tasks in dependency order, each a fresh run, durable.
+
+It keeps, for every task, how many of its dependencies have not yet ended ``ok``; a task
+whose count reaches zero joins a ready queue ordered by a topological order (file order
+where dependencies allow), and up to ``max_parallel`` tasks run at once. A failed task's
+dependents are skipped; ``on_error: stop`` (the default) and ``budget_usd`` stop the
+launching of new tasks (running ones finish). Each state change is written to the list's
+folder before anything depends on it, so a list can be resumed after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cc_executor._agents import get_adapter
+from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
+from cc_executor._ids import new_run_id
+from cc_executor._run._options import RunOptions
+from cc_executor._run._result import RunResult
+from cc_executor._run._runner import RunHandle, start_run
+from cc_executor._store import Recorder, RunRecord, file_receipt
+from cc_executor.tasks import _template
+from cc_executor.tasks._result import (
+    ListStatus,
+    TaskAttempt,
+    TaskListResult,
+    TaskResult,
+    TaskStateEvent,
+    TaskStatus,
+    total_cost,
+)
+from cc_executor.tasks._spec import TaskListSpec, TaskSpec
+from cc_executor.tasks._state import ListFolder
+
+TaskEventCallback = Callable[[str, AgentEvent], "Awaitable[Any] | Any"]
+
+#: A retry after these continues the attempt's session instead of starting afresh: the
+#: work done so far is kept, and the model picks up where it was stopped.
+CONTINUABLE = frozenset({RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT, RunStatus.CANCELLED})
+
+#: The prompt's preamble when a task continues a stopped attempt's session.
+CONTINUE_NOTE = (
+    "[cc-executor] Your previous attempt at this task was interrupted before it finished "
+    "(its process was stopped). Continue from where you left off and complete the task. "
+    "The task, as given before:\n\n"
+)
+
+
+class ListRun:
+    """One run of a list, from its first task to its result: :meth:`run` schedules the
+    tasks and records the list; :meth:`cancel` stops it the orderly way."""
+
+    def __init__(
+        self,
+        spec: TaskListSpec,
+        *,
+        list_id: str,
+        folder: ListFolder,
+        run_defaults: Mapping[str, Any],
+        options: Mapping[str, dict[str, Any]],
+        max_parallel: int,
+        budget_usd: float | None,
+        on_event: TaskEventCallback | None,
+        states: Mapping[str, TaskResult],
+        continue_sessions: Mapping[str, str],
+        meta: Mapping[str, Any],
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.list_id = list_id
+        self.folder = folder
+        self.run_defaults = run_defaults
+        self.options = options
+        self.max_parallel = max_parallel
+        self.budget = budget_usd
+        self.on_event = on_event
+        self.tasks = spec.by_id
+        self.order = spec.order()
+        self.position = {tid: i for i, tid in enumerate(self.order)}
+        self.dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
+        for task in spec.tasks:
+            for dep in task.depends_on:
+                self.dependents[dep].append(task.id)
+        self.states = {
+            t.id: states.get(t.id) or TaskResult(id=t.id, title=t.title) for t in spec.tasks
+        }
+        self.continue_sessions = dict(continue_sessions)
+        self.meta = dict(meta)
+        self.handles: dict[str, RunHandle] = {}
+        self.active: dict[asyncio.Future[None], str] = {}
+        self.cancelled = False
+        self.stop_reason: str | None = None
+        self.budget_hit = False
+        #: What the tasks reported spending (for the budget; None counts as nothing).
+        self.spent = total_cost(self.states.values()) or 0.0
+        self.started = time.monotonic()
+        self.started_at = float(meta.get("started_at") or time.time())
+        self.views: dict[str, dict[str, Any]] = {}
+        self.warnings: list[str] = list(warnings or [])
+        self.recorder = Recorder()
+        label = spec.name or spec.source
+        default_agent = RunOptions.by_name["agent"].default
+        # The list's agent as the history shows it: the one its tasks use, or all of them.
+        agents = sorted({o.get("agent", default_agent) for o in options.values()})
+        self.record = RunRecord(
+            id=list_id,
+            kind="tasks",
+            agent=",".join(agents) or default_agent,
+            cwd=os.getcwd(),
+            # What `cc-executor history` shows for a list (it shows argv for non-run kinds).
+            argv=[label, f"({len(spec.tasks)} tasks)"],
+            prompt_preview=f"{label} ({len(spec.tasks)} tasks)",
+            started_at=self.started_at,
+            run_dir=str(folder.path),
+        )
+
+    # ---------------------------------------------------------------- control
+
+    def cancel(self) -> None:
+        """Stop launching tasks and cancel the running ones (their trees are killed)."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self.stop_reason = self.stop_reason or "cancelled"
+        for handle in list(self.handles.values()):
+            handle.cancel()
+
+    def is_cancelled(self) -> bool:
+        # A method, not the attribute: it changes across awaits (a signal handler).
+        return self.cancelled
+
+    @property
+    def stopping(self) -> bool:
+        return self.cancelled or self.stop_reason is not None
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def _save(self, state: TaskResult, *, durable: bool) -> None:
+        try:
+            self.folder.write_task(state.id, state.to_dict(), durable=durable)
+        except OSError as exc:
+            warning = f"task state not saved in {self.folder.path}: {exc.strerror or exc}"
+            if warning not in self.warnings:
+                # A full disk must not fail the tasks; the list is then less resumable.
+                self.warnings.append(warning)
+
+    def _write_list(self, status: ListStatus, *, durable: bool) -> None:
+        self.meta.update(
+            list_id=self.list_id,
+            status=status.value,
+            source=self.spec.source,
+            name=self.spec.name,
+            started_at=self.started_at,
+            ended_at=None if status is ListStatus.RUNNING else time.time(),
+            duration_s=time.monotonic() - self.started,
+            pid=os.getpid(),
+            max_parallel=self.max_parallel,
+            budget_usd=self.budget,
+            stopped_reason=self.stop_reason,
+            cost_usd=total_cost(self.states.values()),
+        )
+        try:
+            self.folder.write_list(self.meta, durable=durable)
+        except OSError as exc:
+            self.warnings.append(f"list state not saved in {self.folder.path}: {exc}")
+
+    async def _emit(self, task_id: str, event: AgentEvent) -> None:
+        if self.on_event is None:
+            return
+        outcome = self.on_event(task_id, event)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+    async def _state_event(
+        self, state: TaskResult, name: str, reason: str | None = None, attempt: int = 0
+    ) -> None:
+        await self._emit(
+            state.id,
+            TaskStateEvent(
+                t=time.monotonic(),
+                task_id=state.id,
+                state=name,
+                attempt=attempt or state.attempts,
+                run_id=state.run_id,
+                reason=reason,
+                cost_usd=state.cost_usd,
+            ),
+        )
+
+    # ---------------------------------------------------------------- the list
+
+    async def run(self) -> TaskListResult:
+        try:
+            failure: BaseException | None = None
+            try:
+                await asyncio.to_thread(self.recorder.start, self.record)
+                self._write_list(ListStatus.RUNNING, durable=True)
+                await self._schedule()
+            except BaseException as exc:
+                # Cancellation of the caller, or an exception from on_event: stop every
+                # task the orderly way (trees killed), then record the state and re-raise.
+                failure = exc
+                self.cancel()
+                await self._drain()
+            result = self._result()
+            self._write_list(result.status, durable=True)
+            await asyncio.to_thread(self._record_end, result)
+            if failure is not None:
+                raise failure
+            return result
+        finally:
+            self.folder.unlock()
+
+    async def _drain(self) -> None:
+        if self.active:
+            await asyncio.gather(*self.active, return_exceptions=True)
+            self.active.clear()
+
+    async def _schedule(self) -> None:
+        ok = TaskStatus.OK
+        waiting = {
+            tid: sum(1 for dep in self.tasks[tid].depends_on if self.states[dep].status is not ok)
+            for tid in self.order
+        }
+        ready = [
+            (self.position[tid], tid)
+            for tid in self.order
+            if waiting[tid] == 0 and self.states[tid].status is not ok
+        ]
+        heapq.heapify(ready)
+        while True:
+            while ready and not self.stopping and len(self.active) < self.max_parallel:
+                if self.budget is not None and self.spent >= self.budget:
+                    self.budget_hit = True
+                    self.stop_reason = (
+                        f"budget_usd ${self.budget:g} reached (${self.spent:.4f} spent): "
+                        "no further task started"
+                    )
+                    break
+                _, tid = heapq.heappop(ready)
+                self.active[asyncio.ensure_future(self._run_task(self.tasks[tid]))] = tid
+            if not self.active:
+                break
+            done, _ = await asyncio.wait(self.active, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                tid = self.active.pop(future)
+                future.result()  # a bug or an exception from on_event ends the list
+                status = self.states[tid].status
+                if status is ok:
+                    for child in self.dependents[tid]:
+                        waiting[child] -= 1
+                        if waiting[child] == 0 and self.states[child].status is TaskStatus.PENDING:
+                            heapq.heappush(ready, (self.position[child], child))
+                elif status is TaskStatus.FAILED:
+                    await self._skip_dependents(tid)
+        if not self.cancelled:
+            for tid in self.order:
+                if self.states[tid].status is TaskStatus.PENDING:
+                    await self._skip(self.states[tid], f"not started: {self.stop_reason}")
+
+    async def _skip(self, state: TaskResult, reason: str) -> None:
+        state.status = TaskStatus.SKIPPED
+        state.skipped_reason = reason
+        self._save(state, durable=True)
+        await self._state_event(state, "skipped", reason)
+
+    async def _skip_dependents(self, failed: str) -> None:
+        queue = [(child, f'dependency "{failed}" failed') for child in self.dependents[failed]]
+        while queue:
+            tid, reason = queue.pop(0)
+            state = self.states[tid]
+            if state.status is not TaskStatus.PENDING:
+                continue
+            await self._skip(state, reason)
+            queue.extend((c, f'dependency "{tid}" was skipped') for c in self.dependents[tid])
+
+    def _result(self) -> TaskListResult:
+        states = self.states
+        if all(s.status is TaskStatus.OK for s in states.values()):
+            status = ListStatus.OK
+        elif self.cancelled:
+            status = ListStatus.CANCELLED
+        elif self.budget_hit:
+            status = ListStatus.BUDGET_EXCEEDED
+        else:
+            status = ListStatus.FAILED
+        return TaskListResult(
+            list_id=self.list_id,
+            status=status,
+            tasks={t.id: states[t.id] for t in self.spec.tasks},
+            cost_usd=total_cost(states.values()),
+            duration_s=time.monotonic() - self.started,
+            run_dir=str(self.folder.path),
+            source=self.spec.source,
+            name=self.spec.name,
+            stopped_reason=None if status is ListStatus.OK else self.stop_reason,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            warnings=self.warnings,
+        )
+
+    def _record_end(self, result: TaskListResult) -> None:
+        record = self.record
+        counts = result.counts()
+        record.ended_at = result.ended_at
+        record.status = result.status.value
+        record.cost_usd = result.cost_usd
+        record.duration_s = result.duration_s
+        record.result_preview = ", ".join(f"{n} {name}" for name, n in counts.items())
+        record.error = result.stopped_reason
+        receipt = file_receipt("spec", self.folder.spec_path)
+        record.artifacts = [receipt] if receipt is not None else []
+        self.recorder.finish(record)
+        self.recorder.close()
+        # The list's recorder meets the same broken history as its tasks' runs did: once.
+        result.warnings.extend(w for w in self.recorder.warnings if w not in result.warnings)
+
+    # ---------------------------------------------------------------- one task
+
+    def _view(self, tid: str) -> dict[str, Any]:
+        view = self.views.get(tid)
+        if view is None:
+            view = _template.view({"id": tid, **self.states[tid].to_dict()})
+            self.views[tid] = view
+        return view
+
+    async def _run_task(self, task: TaskSpec) -> None:
+        state = self.states[task.id]
+        continue_session = self.continue_sessions.pop(task.id, None)
+        failures = 0
+        while True:
+            if self.cancelled:
+                await self._cancelled(state)
+                return
+            try:
+                prompt = (
+                    # Off the event loop: a template may take up to its step budget.
+                    await asyncio.to_thread(
+                        _template.render,
+                        task.prompt,
+                        {r.task: self._view(r.task) for r in task.references},
+                    )
+                    if task.template
+                    else task.prompt
+                )
+            except _template.TemplateProblem as exc:
+                await self._fail(task, state, str(exc))
+                return
+            options = dict(self.options[task.id])
+            run_id = new_run_id()
+            options.update(run_id=run_id, parent_id=self.list_id)
+            continuing = continue_session is not None
+            adapter = get_adapter(options.get("agent", RunOptions.by_name["agent"].default))
+            resumed: str | None = None
+            try:
+                if continue_session is not None:
+                    resumed = continue_session
+                    options.update(adapter.resume_options(resumed))
+                    prompt = CONTINUE_NOTE + prompt
+                elif task.resume_from is not None:
+                    resumed = self.states[task.resume_from].session_id
+                    if resumed is None:
+                        raise ValueError(
+                            f'resume_from: task "{task.resume_from}" has no session id'
+                        )
+                    # A fork: the earlier task's session stays as it was, for a retry of
+                    # this task and for any other task resuming from it.
+                    options.update(adapter.resume_options(resumed, fork=True))
+            except ValueError as exc:  # no session, or an agent that cannot resume so
+                await self._fail(task, state, str(exc))
+                return
+            attempt = TaskAttempt(run_id=run_id, resumed_session=resumed, started_at=time.time())
+            state.runs.append(attempt)
+            state.status = TaskStatus.RUNNING
+            state.run_id = run_id
+            state.started_at = state.started_at or attempt.started_at
+            self._save(state, durable=False)
+            await self._state_event(state, "running")
+            if self.is_cancelled():
+                attempt.status = RunStatus.CANCELLED.value
+                attempt.ended_at = time.time()
+                await self._cancelled(state)
+                return
+
+            async def forward(event: AgentEvent, attempt: TaskAttempt = attempt) -> None:
+                if (
+                    isinstance(event, InitEvent)
+                    and event.session_id
+                    and attempt.session_id != event.session_id
+                ):
+                    # Known before the run ends, so an interrupted task can continue it.
+                    attempt.session_id = event.session_id
+                    self._save(state, durable=False)
+                if self.on_event is not None:
+                    await self._emit(task.id, event)
+
+            handle = start_run(prompt, on_event=forward, **options)
+            self.handles[task.id] = handle
+            try:
+                result = await handle.wait()
+            finally:
+                self.handles.pop(task.id, None)
+            self._account(state, attempt, result)
+            if result.ok:
+                state.status = TaskStatus.OK
+                state.result = result.result
+                state.json = result.json
+                state.files = list(result.files)
+                state.session_id = result.session_id
+                state.num_turns = result.num_turns
+                state.error = None
+                state.ended_at = attempt.ended_at
+                self._save(state, durable=True)
+                await self._state_event(state, "ok")
+                return
+            error = result.error or f"run ended {result.status.value}"
+            if self.is_cancelled() and result.status is RunStatus.CANCELLED:
+                await self._cancelled(state)
+                return
+            continue_session = None
+            if continuing and result.status in (RunStatus.ERROR, RunStatus.CRASHED):
+                # The interrupted session could not be continued: start the task afresh,
+                # without counting this against its retries.
+                await self._state_event(state, "retrying", f"could not continue: {error}")
+                continue
+            failures += 1
+            if failures <= task.retries and not self.is_cancelled():
+                if result.status in CONTINUABLE and result.session_id:
+                    continue_session = result.session_id
+                await self._state_event(
+                    state, "retrying", f"attempt {failures} of {task.retries + 1} failed: {error}"
+                )
+                continue
+            await self._fail(task, state, error)
+            return
+
+    def _account(self, state: TaskResult, attempt: TaskAttempt, result: RunResult) -> None:
+        attempt.status = result.status.value
+        attempt.session_id = result.session_id or attempt.session_id
+        attempt.cost_usd = result.cost_usd
+        attempt.num_turns = result.num_turns
+        attempt.ended_at = time.time()
+        attempt.error = result.error
+        if result.cost_usd is not None:
+            state.cost_usd = (state.cost_usd or 0.0) + result.cost_usd
+            self.spent += result.cost_usd
+        state.run_status = result.status.value
+        state.duration_s = (state.duration_s or 0.0) + result.duration_s
+        for warning in result.warnings:
+            # The list reports a broken history once, not once per task.
+            if warning.startswith("history not recorded") and warning not in self.warnings:
+                self.warnings.append(warning)
+
+    async def _cancelled(self, state: TaskResult) -> None:
+        if not state.runs:
+            return  # never started: it stays pending
+        state.status = TaskStatus.CANCELLED
+        state.error = "cancelled"
+        state.ended_at = time.time()
+        self._save(state, durable=True)
+        await self._state_event(state, "cancelled", "the list was cancelled")
+
+    async def _fail(self, task: TaskSpec, state: TaskResult, error: str) -> None:
+        state.status = TaskStatus.FAILED
+        state.error = error
+        state.ended_at = time.time()
+        self._save(state, durable=True)
+        await self._state_event(state, "failed", error)
+        if task.on_error != "continue" and self.stop_reason is None:
+            self.stop_reason = f'task "{task.id}" failed and its on_error is {task.on_error}'

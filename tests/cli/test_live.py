@@ -1,0 +1,23 @@
+"""The live view of ``cc-executor run``: what the model wrote reaches the terminal inert."""
+
+from __future__ import annotations
+
+import io
+
+from cc_executor._agents._types import InitEvent, ToolResultEvent, ToolUseEvent
+from cc_executor._cli._live import LiveView
+
+
+def test_the_live_view_shows_hostile_tool_input_inert() -> None:
+    """The live view's progress lines (off a terminal) neutralise what the model wrote."""
+    out = io.StringIO()
+    view = LiveView(out, tty=False)
+    view.handle(InitEvent(t=0.0, session_id="s", model="m\u202e"))
+    view.handle(ToolUseEvent(t=0.0, name="Read", input={"file_path": "evil\u202etxt.exe"}))
+    view.handle(ToolResultEvent(t=0.0, content="no\u2066such\u200bfile\x1b[2J", is_error=True))
+    view.close()
+    shown = out.getvalue()
+    assert "evil\\u202etxt.exe" in shown
+    assert "no\\u2066such\\u200bfile\\x1b[2J" in shown
+    assert "model m\\u202e" in shown
+    assert not any(c in shown for c in ["\u202e", "\u2066", "\u200b", "\x1b"])

@@ -1,0 +1,76 @@
+"""The run options' declarations are the one source of every view of them: the README's
+table, the ``run`` flags, the task-list keys and the service's policy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_executor._cli._args import RUN_OPTIONS, flag_reference
+from cc_executor._run._options import RunOptions
+from cc_executor._service._policy import SERVER_ONLY_OPTIONS
+from cc_executor.tasks._fields import RUN_FIELDS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_table_is_generated_from_the_declarations() -> None:
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"<!-- run-options:begin[^\n]*-->\n(.*?)<!-- run-options:end -->", text, re.S)
+    assert found, "README.md lost its generated table of run options"
+    assert found.group(1) == flag_reference(), (
+        "README.md's table of run options is stale: run "
+        "`python -m cc_executor._cli._args README.md`"
+    )
+
+
+def test_every_view_derives_from_the_declarations() -> None:
+    declared = {o.name: o for o in RunOptions.options}
+    flags = {o.dest: o for o in RUN_OPTIONS if o.dest not in ("json", "quiet")}
+    assert set(flags) == {name for name, o in declared.items() if o.flag}
+    for name, flag in flags.items():
+        assert (flag.flag, *flag.aliases) == (declared[name].flag, *declared[name].flag_aliases)
+    assert {name for name, _check in RUN_FIELDS.values()} == {
+        name for name, o in declared.items() if o.task_key
+    }
+    assert {o for o in SERVER_ONLY_OPTIONS if o in declared} == {
+        name for name, o in declared.items() if o.remote == "server_only"
+    }
+    assert "claude_path" in SERVER_ONLY_OPTIONS  # the older name is refused alike
+
+
+def test_every_option_is_documented() -> None:
+    assert [o.name for o in RunOptions.options if not o.help] == []
+
+
+def test_claude_path_is_the_older_name_of_agent_path() -> None:
+    older: dict[str, Any] = {"claude_path": "/x"}  # accepted at run time, not typed
+    assert RunOptions(**older).agent_path == "/x"
+    assert RunOptions(agent_path="/x").claude_path == "/x"
+    with pytest.raises(TypeError, match="claude_path and agent_path are the same option"):
+        RunOptions(**older, agent_path="/y")
+
+
+def test_an_unknown_agent_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="agent must be one of claude, got 'nope'"):
+        RunOptions(agent="nope")
+
+
+def test_options_are_immutable_and_compare_by_value() -> None:
+    options = RunOptions(timeout=5)
+    with pytest.raises(AttributeError, match="immutable"):
+        options.timeout = 6  # type: ignore[misc]
+    assert options == RunOptions(timeout=5)
+    assert options != RunOptions(timeout=6)
+    assert options.replace(timeout=7).timeout == 7
+    assert "timeout=5" in repr(options)
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        options.replace(timeout=-1)
+
+
+def test_unknown_options_are_named() -> None:
+    with pytest.raises(TypeError, match=r"unknown run option\(s\): colour \(known: "):
+        RunOptions(colour="red")  # type: ignore[call-arg]
