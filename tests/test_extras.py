@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from cc_executor.testing import ModelServer, Reply, Rule, Script, Text
+from tests._means import claude_path
 from tests._pty import run_on_pty
-from tests.run.conftest import claude_path
 
 pytestmark = pytest.mark.slow
 

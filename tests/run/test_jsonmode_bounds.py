@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import gc
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +22,7 @@ from cc_executor._run._jsonmode import (
 )
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import Reply, Rule, Script, Text
+from tests._scaling import assert_linear
 
 
 def cut_in_string(size: int) -> str:
@@ -34,19 +33,6 @@ def cut_in_string(size: int) -> str:
 def cut_in_rows(size: int) -> str:
     """Dense brackets and commas, cut off after an element: the most tokens per character."""
     return '{"rows": [' + "[1, 2, 3], " * (size // 11)
-
-
-def cpu_seconds(work: Callable[[], Any], loops: int) -> float:
-    """The best of seven: this thread's CPU time for ``loops`` calls, which other processes'
-    load does not skew, each from a freshly collected heap."""
-    best = float("inf")
-    for _ in range(7):
-        gc.collect()
-        start = time.thread_time()
-        for _ in range(loops):
-            work()
-        best = min(best, time.thread_time() - start)
-    return best
 
 
 @pytest.mark.parametrize(
@@ -60,12 +46,7 @@ def test_salvaging_a_cut_off_answer_is_linear(answer: Callable[[int], str], size
         assert extraction.found, extraction.error
         assert extraction.repaired
         assert warning == CUT_OFF_WARNING
-    # Enough calls for the smaller answer to take about 50 ms: a few ms is timer noise.
-    loops = max(1, round(0.05 / cpu_seconds(lambda: extract_from_answer(small), 1)))
-    ratio = cpu_seconds(lambda: extract_from_answer(large), loops) / cpu_seconds(
-        lambda: extract_from_answer(small), loops
-    )
-    assert ratio <= 3.0
+    assert_linear(answer, extract_from_answer, size)
 
 
 def test_a_value_cut_off_in_a_huge_string_keeps_what_was_written() -> None:

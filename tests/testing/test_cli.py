@@ -326,7 +326,7 @@ def test_a_run_with_only_the_env_file_loaded_records_in_the_users_history(
     """The whole user workflow through the console script and the real Claude Code CLI: the
     run is recorded in the default data folder under the user's HOME, which stopping the
     server leaves alone."""
-    from tests.run.conftest import claude_path
+    from tests._means import claude_path
 
     claude = claude_path()
     if claude is None:
