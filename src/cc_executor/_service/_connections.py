@@ -27,7 +27,6 @@ import asyncio
 import itertools
 from typing import ClassVar
 
-import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["guarded_h11"]
@@ -71,9 +70,12 @@ class _GuardedH11(H11Protocol):
         super().connection_lost(exc)
 
     def handle_events(self) -> None:
+        cycle = self.cycle
         super().handle_events()
-        # h11 leaves IDLE only once a whole request head has arrived.
-        if self._header_timer is not None and self.conn.their_state is not h11.IDLE:
+        # Stopped only by a new request head (a new cycle): bytes after a response that went
+        # out before its request's body had arrived (a 401 to a head with a Content-Length)
+        # keep h11 out of IDLE without being a request, and must not hold the connection.
+        if self._header_timer is not None and self.cycle is not cycle:
             self._stop_header_timer()
 
     def on_response_complete(self) -> None:
