@@ -43,8 +43,11 @@ def runs_dir() -> Path:
 def private_dir(path: str, *, tighten: bool = True) -> str | None:
     """Make ``path`` and its missing parents readable by this account only (0700): prompts,
     answers and command lines are kept below it. With ``tighten``, a folder that already
-    exists but that other accounts may read is made private, and the returned warning says
-    so (else None). ``OSError`` if it cannot be made."""
+    exists but that other accounts may read is made private (its special bits kept), and
+    the returned warning says so (else None); a folder that is not cc-executor's to change
+    (a link, another account's, a shared one with the sticky bit such as ``/tmp``, the home
+    folder or ``/``) is left as it is, and the warning says to make it private.
+    ``OSError`` if it cannot be made."""
     missing = []
     probe = os.path.abspath(path)
     while not os.path.isdir(probe):
@@ -59,13 +62,27 @@ def private_dir(path: str, *, tighten: bool = True) -> str | None:
             os.mkdir(folder, 0o700)
         except FileExistsError:
             pass
-    mode = os.stat(path).st_mode & 0o777
+    st = os.lstat(path)
+    mode = st.st_mode & 0o7777
     if not tighten or not mode & 0o077:
         return None
-    os.chmod(path, mode & 0o700 or 0o700)
+    real = os.path.realpath(path)
+    shared = (
+        os.path.islink(path)
+        or st.st_uid != os.geteuid()
+        or mode & 0o1000  # sticky: a folder every account writes to (/tmp)
+        or real in ("/", os.path.realpath(os.path.expanduser("~")))
+    )
+    if shared:
+        return (
+            f"{path} is readable by other accounts (mode {mode & 0o777:o}) and is not "
+            "cc-executor's own folder to change: it holds prompts, answers and command "
+            "lines; make it private (chmod 700) or set CC_EXECUTOR_HOME to a private folder"
+        )
+    os.chmod(path, mode & ~0o077)
     return (
-        f"{path} was readable by other accounts (mode {mode:o}); it now is not (mode "
-        f"{mode & 0o700 or 0o700:o}): it holds prompts, answers and command lines"
+        f"{path} was readable by other accounts (mode {mode & 0o777:o}); it now is not "
+        f"(mode {mode & 0o700:o}): it holds prompts, answers and command lines"
     )
 
 

@@ -451,3 +451,25 @@ def test_show_events_of_an_interrupted_run_shows_its_partial_transcript(
     assert done.returncode == 0, done.stderr
     assert "(the run did not end: interrupted; the transcript so far)" in done.stdout
     assert "assistant: half done" in done.stdout
+
+
+def test_folders_that_are_not_cc_executors_to_change_are_left_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the review of M8: as root, a history in /tmp made /tmp 0700, and any folder
+    named by CC_EXECUTOR_HOME lost its group access and special bits."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # sticky, as /tmp
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(shared))
+    done = cc("exec", "--json", "--", "true")
+    result = json.loads(done.stdout)
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    assert any("not cc-executor's own folder" in w for w in result["warnings"]), result
+    # A history kept outside the data folder leaves its folder as it is; its file is 0600.
+    elsewhere = tmp_path / "project"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o2755)
+    SQLiteStore(elsewhere / "history.sqlite3").close()
+    assert elsewhere.stat().st_mode & 0o7777 == 0o2755
+    assert (elsewhere / "history.sqlite3").stat().st_mode & 0o777 == 0o600

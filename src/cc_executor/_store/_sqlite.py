@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cc_executor._paths import private_dir
+from cc_executor._paths import data_home, private_dir
 from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
@@ -144,7 +144,11 @@ class SQLiteStore:
     def _make_private(self) -> None:
         """The history holds prompts, answers and command lines: its folder 0700 and its
         files 0600, made so (with a warning) if other accounts could read them."""
-        warning = private_dir(str(self.path.parent))
+        # Its folder is made private only when it is the data folder; a history placed
+        # elsewhere keeps its folder as the user made it (only the files are tightened).
+        warning = private_dir(
+            str(self.path.parent), tighten=self.path.parent.resolve() == data_home().resolve()
+        )
         if warning:
             self.warnings.append(warning)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
