@@ -93,6 +93,19 @@ def test_references_are_found_in_the_syntax_tree() -> None:
         ("{{ [1] * 100000000 }}", "a repeated value over"),
         ("{{ 10 ** 100000000 }}", "a power over"),
         ("{% for a in range(99999) %}{{ 'y' * 100 }}{% endfor %}", "the rendered prompt over"),
+        # Found by the review of the fix: filters and str methods that build in C code.
+        ("{{ 'a'|center(100000000) }}", "center over"),
+        ("{{ '%100000000d'|format(1) }}", "format over"),
+        (
+            "{% set x = 'a' * 8000000 %}{% for i in range(200) %}"
+            "{{ x|replace('a', 'bb')|length }}{% endfor %}",
+            "replace over",
+        ),
+        ("{{ ('x\n' * 1000000)|indent(100) }}", "indent over"),
+        ("{{ range(99999)|join('x' * 100) }}", "join over"),
+        ("{{ 'a'.center(10 ** 9) }}", r"str\.center\(\) over"),
+        ("{{ '{:>999999999}'.format(1) }}", r"str\.format\(\) over"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "RecursionError"),
     ],
 )
 def test_a_costly_template_is_refused_within_bounds(source: str, message: str) -> None:
@@ -107,6 +120,11 @@ def test_the_bounds_leave_ordinary_templates_alone() -> None:
     rendered = render(source, tasks)
     assert rendered.endswith("r" * 100_000 + " " + "ab" * 10)
     assert render("{{ 2 ** 64 }}", {}) == str(2**64)
+    everyday = (
+        "{{ 'ab'|center(6) }}|{{ '%3d'|format(7) }}|{{ 'a b'|replace(' ', '_') }}|"
+        "{{ [1, 2]|join(',') }}|{{ 'x\ny'|indent(2) }}|{{ '{:>3}'.format(1) }}"
+    )
+    assert render(everyday, {}) == "  ab  |  7|a_b|1,2|x\n  y|  1"
 
 
 def test_the_step_budget_is_counted_per_rendering() -> None:

@@ -90,8 +90,105 @@ def _env() -> ImmutableSandboxedEnvironment:
                 raise TemplateProblem(_too_big("a power"))
             return super().call_binop(context, operator, left, right)
 
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            # str methods that build a large string from small arguments, in C, before any
+            # output bound could see it: "a".center(10**9), "{:>999999999}".format(1).
+            owner = getattr(__obj, "__self__", None)
+            if isinstance(owner, str) and _grows_past(
+                owner, getattr(__obj, "__name__", ""), args, kwargs
+            ):
+                raise TemplateProblem(_too_big(f"str.{__obj.__name__}()"))
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def wrap_str_format(self, value: Any) -> Any:
+            # str.format and format_map are wrapped by the sandbox when they are read, and
+            # so never reach call(): "{:>999999999}".format(1).
+            owner = getattr(value, "__self__", None)
+            if isinstance(owner, str) and _huge_number_in(owner):
+
+                def refuse(*args: Any, **kwargs: Any) -> str:
+                    raise TemplateProblem(_too_big("str.format()"))
+
+                return refuse
+            return super().wrap_str_format(value)
+
+    env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    for name in ("center", "format", "indent", "replace", "join"):
+        env.filters[name] = _bounded_filter(name, env.filters[name])
     # Prompts are plain text: no HTML escaping; the trailing newline is the author's.
-    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return env
+
+
+def _grows_past(text: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``text.method(*args, **kwargs)`` would build more than :data:`MAX_OUTPUT`
+    characters (judged from the arguments, before it is called)."""
+    if method in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
+        return args[0] > MAX_OUTPUT
+    if method == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else 8
+        return text.count("\t") * size > MAX_OUTPUT
+    if method in ("format", "format_map", "__mod__"):
+        return _huge_number_in(text)
+    if method == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
+        old, new = args[0], args[1]
+        times = text.count(old) if old else len(text) + 1
+        return len(text) + times * (len(new) - len(old)) > MAX_OUTPUT
+    if method == "join" and args:
+        return _join_size(text, args[0]) > MAX_OUTPUT
+    return False
+
+
+def _huge_number_in(fmt: str) -> bool:
+    """Whether a format string holds a number (a width, a precision) over
+    :data:`MAX_OUTPUT`: ``%100000000d``, ``{:>100000000}``."""
+    digits = 0
+    for char in fmt + " ":
+        if char.isdigit():
+            digits += 1
+            continue
+        if digits > len(str(MAX_OUTPUT)) - 1:
+            return True
+        digits = 0
+    return False
+
+
+def _join_size(separator: str, items: Any) -> int:
+    values = [str(v) for v in items] if isinstance(items, (list, tuple)) else []
+    return sum(map(len, values)) + len(separator) * max(len(values) - 1, 0)
+
+
+def _bounded_filter(name: str, original: Any) -> Any:
+    """Jinja2's filter ``name``, refusing beforehand what would build more than
+    :data:`MAX_OUTPUT` characters (``"a"|center(10**9)``, ``"%99999999d"|format(1)``)."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        values = [a for a in args if not hasattr(a, "environment")]  # the context/env first
+        value, rest = (values[0], values[1:]) if values else (None, [])
+        if name == "center" and rest and isinstance(rest[0], int) and rest[0] > MAX_OUTPUT:
+            raise TemplateProblem(_too_big("center"))
+        if name == "format" and isinstance(value, str) and _huge_number_in(value):
+            raise TemplateProblem(_too_big("format"))
+        if name == "indent" and isinstance(value, str):
+            width = rest[0] if rest else kwargs.get("width", 4)
+            unit = width if isinstance(width, int) else len(str(width))
+            if len(value) + (value.count("\n") + 1) * unit > MAX_OUTPUT:
+                raise TemplateProblem(_too_big("indent"))
+        if name == "replace" and isinstance(value, str):
+            old, new = [*rest, "", ""][:2]
+            if _grows_past(value, "replace", (str(old), str(new)), {}):
+                raise TemplateProblem(_too_big("replace"))
+        if name == "join" and value is not None:
+            items = list(value)
+            separator = rest[0] if rest else kwargs.get("d", "")
+            if _join_size(str(separator), items) > MAX_OUTPUT:
+                raise TemplateProblem(_too_big("join"))
+            args = tuple(items if a is value else a for a in args)
+        return original(*args, **kwargs)
+
+    for attribute in ("jinja_pass_arg",):  # how Jinja2 knows to pass the context/env
+        if hasattr(original, attribute):
+            setattr(bounded, attribute, getattr(original, attribute))
+    return bounded
 
 
 def _repeats_past(left: Any, right: Any) -> bool:
@@ -265,7 +362,7 @@ def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
         return "".join(parts)
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
         # Errors raised inside the template's own expressions (``1/0``, ``"a" + 1``).
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
     finally:
