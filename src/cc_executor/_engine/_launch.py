@@ -299,7 +299,8 @@ def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[in
     # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
     # close-on-exec already.
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
-    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # O_PATH: coming back needs no read permission on our own working directory.
+    here = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(cwd)
         return os.posix_spawn(
