@@ -52,6 +52,7 @@ def test_claude_path_is_the_older_name_of_agent_path() -> None:
     assert RunOptions(agent_path="/x").claude_path == "/x"
     with pytest.raises(TypeError, match="claude_path and agent_path are the same option"):
         RunOptions(**older, agent_path="/y")
+    assert RunOptions().replace(**older).agent_path == "/x"  # found by a review
 
 
 def test_an_unknown_agent_is_refused_naming_the_known_ones() -> None:

@@ -206,8 +206,10 @@ class OptionRecord:
         return {o.name: getattr(self, o.name) for o in self.options}
 
     def replace(self, **changes: Any) -> Any:
-        """A copy with ``changes`` (checked like new options)."""
-        return type(self)(**{**self.as_dict(), **changes})
+        """A copy with ``changes`` (checked like new options; an older name is taken for
+        its option)."""
+        named = {type(self).alias_of.get(k, k): v for k, v in changes.items()}
+        return type(self)(**{**self.as_dict(), **named})
 
 
 class RunOptions(OptionRecord):
