@@ -336,6 +336,14 @@ def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
     assert redact_argv(["curl", "--password", "pw", "-d", "token=abc"]) == [
         "curl", "--password", "[REDACTED]", "-d", "token=[REDACTED]",
     ]  # fmt: skip
+    # Found by the review of the fix: HTTP credentials and the passwords of other clients.
+    assert redact_argv(["curl", "-H", "Authorization: Bearer abc123", "-u", "u:pw", "x"]) == [
+        "curl", "-H", "Authorization: [REDACTED]", "-u", "[REDACTED]", "x",
+    ]  # fmt: skip
+    assert redact_argv(["redis-cli", "-a", "hunter2"]) == ["redis-cli", "-a", "[REDACTED]"]
+    assert redact_argv(["tool", "--pass", "pw", "--passive"]) == [
+        "tool", "--pass", "[REDACTED]", "--passive",
+    ]  # fmt: skip
     # Only MySQL's clients take an attached -p as a password.
     assert redact_argv(["gcc", "-pedantic", "-pthread"]) == ["gcc", "-pedantic", "-pthread"]
 

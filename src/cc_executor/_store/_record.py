@@ -14,7 +14,11 @@ from cc_executor._status import Status
 RUNNING = Status.RUNNING.value
 INTERRUPTED = Status.INTERRUPTED.value
 
-_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|auth|credential|bearer)")
+_SECRET_NAME = re.compile(
+    r"(?i)(api[_-]?key|token|secret|pass(w(or)?d|phrase)?\b|auth|credential|bearer)"
+)
+#: An HTTP header that carries a credential, as curl's -H gives it.
+_SECRET_HEADER = re.compile(r"(?i)^\s*((?:proxy-)?authorization|x-api-key|api-key|cookie)\s*:.*")
 _SECRET_VALUE = re.compile(
     r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+)"
@@ -27,7 +31,12 @@ _ATTACHED_PASSWORD = {
     "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck", "mariadb",
     "mariadb-dump", "mariadb-admin",
 }  # fmt: skip
-_NEXT_IS_PASSWORD = {"sshpass": "-p", "smbclient": "-U"}
+_NEXT_IS_PASSWORD = {
+    "sshpass": ("-p",),
+    "smbclient": ("-U",),
+    "redis-cli": ("-a", "--pass"),
+    "curl": ("-u", "--user"),
+}
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
@@ -48,9 +57,12 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
         if program in _ATTACHED_PASSWORD and arg.startswith("-p") and len(arg) > 2:
             out.append(f"-p{REDACTED}")
             continue
-        if arg == _NEXT_IS_PASSWORD.get(program):
+        if arg in _NEXT_IS_PASSWORD.get(program, ()):
             out.append(arg)
             hide_next = True
+            continue
+        if _SECRET_HEADER.match(arg):
+            out.append(f"{arg.split(':', 1)[0]}: {REDACTED}")
             continue
         if arg.startswith("-") and _SECRET_NAME.search(arg):
             name, sep, _ = arg.partition("=")
