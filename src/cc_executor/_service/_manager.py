@@ -298,6 +298,11 @@ class RunManager:
         run = ManagedRun(run_id, "tasks", max_events=self.config.max_events, summary=details)
 
         async def start(run: ManagedRun) -> None:
+            # The list's and every task's folders, checked again as the list starts.
+            self._recheck(options)
+            for task in spec.tasks:
+                self._policy.check_agent_options(task.options, f'task "{task.id}": ')
+
             def on_event(task_id: str, event: Any) -> None:
                 run.append({"task_id": task_id, **event.to_dict()})
 
