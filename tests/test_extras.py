@@ -147,6 +147,7 @@ def served(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[dict[str, str]
         yield {**served_env, "CC_EXECUTOR_CLAUDE": claude}, work
 
 
+@pytest.mark.cli
 def test_run_on_a_terminal_without_rich_prints_plain_progress_lines(
     core: Path, served: tuple[dict[str, str], Path]
 ) -> None:

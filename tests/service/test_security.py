@@ -177,6 +177,7 @@ async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service
             assert response.json()["error"]["code"] == "bad_host"
 
 
+@pytest.mark.cli
 async def test_agent_runs_take_only_the_variables_that_configure_an_agent(
     start: Callable[..., Service],
 ) -> None:
