@@ -108,7 +108,9 @@ async def test_the_event_loop_keeps_running_during_a_huge_extraction() -> None:
     # About a second of CPU: pure-Python bracket matching over a million tokens.
     text = cut_in_rows(2_000_000)
     ticks = await count_ticks(asyncio.ensure_future(extract_from_answer_async(text)))
-    assert ticks >= 10
+    # Done on the loop, the extraction would let another task in once, at its end; in a
+    # worker thread, the loop goes on (how often depends on the machine's load).
+    assert ticks >= 3
 
 
 class _Watching(concurrent.futures.ThreadPoolExecutor):
@@ -175,7 +177,7 @@ async def test_another_run_is_cancelled_while_a_huge_answer_is_extracted(bed: An
         while executor.running.is_set():
             await asyncio.sleep(0)
             ticks += 1
-        assert ticks >= 10
+        assert ticks >= 3  # the loop went on meanwhile (see the test above)
         cancelled = await waiting
         result = await big
     assert answered.is_set()
