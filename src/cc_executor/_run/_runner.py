@@ -153,10 +153,27 @@ class _AttemptState:
 GIT_TIMEOUT_S = 10.0
 
 
+def _in_git_tree(cwd: str) -> bool:
+    """Whether ``cwd`` or a folder above it has a ``.git`` (a folder, or a worktree's file),
+    or ``GIT_DIR`` names one: the only places where git has something to say."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    folder = os.path.abspath(cwd)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+
+
 def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
     """``(top level, {absolute path: porcelain status})`` of the git work tree holding
     ``cwd``: its changed and untracked files. None when ``cwd`` is in no work tree (or git
     is not installed); a string saying why when git failed or took too long there."""
+    if not _in_git_tree(cwd):
+        return None  # no git process started beside a booting CLI for nothing
     import shutil
     import subprocess
 
