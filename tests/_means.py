@@ -76,6 +76,7 @@ def claude_path() -> str | None:
 AGENTS = {
     "codex": ("CC_EXECUTOR_CODEX", "codex", "0.171.0", "codex", "Codex CLI"),
     "gemini": ("CC_EXECUTOR_GEMINI", "gemini-cli", "0.61.0", "gemini", "Gemini CLI"),
+    "qwen": ("CC_EXECUTOR_QWEN", "qwen-code", "0.24.4", "qwen", "Qwen Code"),
 }
 
 

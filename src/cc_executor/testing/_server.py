@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cc_executor.testing import _gemini, _responses
+from cc_executor.testing import _chat, _gemini, _responses
 from cc_executor.testing._playback import Playback, prompt_of, turn_of
 from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
@@ -231,8 +231,9 @@ class ModelServer:
     ``POST /v1/responses`` (the OpenAI Responses API, for Codex CLI: the same script rendered
     as Responses events, see :meth:`codex_args`), ``POST /v1beta/models/MODEL:METHOD`` (the
     Gemini API's ``streamGenerateContent``, ``generateContent`` and ``countTokens``, for
-    Gemini CLI, see :meth:`gemini_env`), ``GET /_testing/requests`` (the recorded
-    requests as JSON). Other paths answer 404 with an Anthropic-style ``not_found_error``. A
+    Gemini CLI, see :meth:`gemini_env`), ``POST /v1/chat/completions`` (OpenAI Chat
+    Completions, for Qwen Code, aider and other OpenAI-compatible clients),
+    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with an Anthropic-style ``not_found_error``. A
     body that is not a JSON object answers 400.
     """
 
@@ -295,6 +296,11 @@ class ModelServer:
     def responses_requests(self) -> list[RecordedRequest]:
         """The ``POST /v1/responses`` requests (OpenAI Responses API) among :attr:`requests`."""
         return [r for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/chat/completions`` requests (OpenAI Chat Completions)."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
 
     @property
     def gemini_requests(self) -> list[RecordedRequest]:
@@ -629,6 +635,16 @@ class ModelServer:
                 )
             return await self._answer_responses(body, len(raw))
 
+        async def chat(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _openai_error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
+            return await self._answer_chat(body, len(raw))
+
         async def gemini(request: Request) -> Response:
             raw = await request.body()
             body = self._parse_body(raw)
@@ -670,6 +686,7 @@ class ModelServer:
                 Route("/", root, methods=["GET", "HEAD"]),
                 Route("/v1/messages", messages, methods=["POST"]),
                 Route("/v1/responses", responses, methods=["POST"]),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
                 Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
@@ -737,6 +754,33 @@ class ModelServer:
         if answer.drop_non_streaming:
             return _CutOffResponse(response, headers=headers)
         return JSONResponse(response, headers=headers)
+
+    async def _answer_chat(self, body: dict[str, Any], request_chars: int) -> Response:
+        choice = self._playback.choose(body)
+        answer = choice.answer
+        if answer.latency and not await self._pause(answer.latency):
+            return _openai_error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
+            return _openai_error_response(answer)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "scripted-model"
+        declared = _chat.declared_tools(body)
+        if body.get("stream") is True:
+            events = _chat.stream_events(
+                answer,
+                seed=choice.seed,
+                model=model,
+                request_chars=request_chars,
+                declared=declared,
+            )
+            return _StreamResponse(self, answer, events)
+        response = _chat.response_json(
+            answer, seed=choice.seed, model=model, request_chars=request_chars, declared=declared
+        )
+        if answer.drop_non_streaming:
+            return _CutOffResponse(response)
+        return JSONResponse(response)
 
     async def _answer_gemini(
         self, body: dict[str, Any], request_chars: int, model: str, *, stream: bool

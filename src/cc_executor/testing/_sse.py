@@ -25,11 +25,19 @@ _DELTAS = frozenset(
         "response.custom_tool_call_input.delta",
         "gemini.delta",
         "gemini.call",
+        "chat.delta",
+        "chat.call",
     }
 )
 # The events a dropped stream never reaches: those that close an item or the answer.
 _CLOSING = frozenset(
-    {"message_delta", "response.output_item.done", "response.completed", "gemini.done"}
+    {
+        "message_delta",
+        "response.output_item.done",
+        "response.completed",
+        "gemini.done",
+        "chat.finish",
+    }
 )
 
 
@@ -43,6 +51,8 @@ class Event:
     data: Mapping[str, Any]
     #: False for APIs whose stream has no ``event:`` lines (Gemini): ``name`` is then ours only.
     named: bool = True
+    #: The frame as it is, for the odd one that is not JSON (``data: [DONE]``).
+    raw: bytes | None = None
 
     @property
     def is_delta(self) -> bool:
@@ -54,6 +64,8 @@ class Event:
 
     def encode(self) -> bytes:
         """The SSE frame: ``event: NAME`` (when ``named``) and one ``data:`` line of JSON."""
+        if self.raw is not None:
+            return self.raw
         payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         if not self.named:
             return f"data: {payload}\n\n".encode()
