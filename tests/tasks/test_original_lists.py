@@ -4,6 +4,7 @@ sections of notes around them, ``{"task_list": ...}`` JSON, ``"timeout": null``.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -129,3 +130,20 @@ def test_original_json_problems_keep_their_lines() -> None:
         parse_task_list(text, format="json", source="t.json")
     assert "t.json:3" in str(caught.value)
     assert "timeout: expected a number" in str(caught.value)
+
+
+def test_the_migration_guide_examples_read_as_it_says() -> None:
+    """docs/compat.md: its Markdown and JSON task lists parse, with the tasks it describes."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "compat.md"
+    blocks = re.findall(r"^```(markdown|json)\n(.*?)^```$", doc.read_text(), re.M | re.S)
+    markdown = [body for kind, body in blocks if kind == "markdown"]
+    lists = [body for kind, body in blocks if kind == "json" and '"task_list"' in body]
+    assert len(markdown) == 1
+    assert len(lists) == 1
+    spec = parse_task_list(markdown[0], format="markdown")
+    assert [t.title for t in spec.tasks] == ["Create API", "Write Tests"]
+    assert "Notes" not in spec.tasks[-1].prompt
+    spec = parse_task_list(lists[0], format="json")
+    assert [t.title for t in spec.tasks] == ["Project Structure", "Health"]
+    assert spec.tasks[0].prompt.endswith("- Handles existing folders")
+    assert spec.tasks[1].options["timeout"] == 180
