@@ -133,6 +133,17 @@ async def test_json_mode_asks_for_the_original_object(bed: Any) -> None:
     assert as_dict["summary"] == "wrote f"
 
 
+async def test_json_mode_asks_for_a_given_schema_instead(bed: Any) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    async with bed(answer('{"n": 3}')) as b:
+        config = CCExecutorConfig(options=b.options())
+        data = await cc_execute("Count", config, json_mode=True, json_schema=schema)
+        prompt = b.server.message_requests[-1].prompt or ""
+    assert data["n"] == 3
+    assert '"required": [\n    "n"\n  ]' in prompt
+    assert "files_created" not in prompt
+
+
 async def test_json_mode_without_json_returns_the_text_and_why(bed: Any) -> None:
     """The original's fallback: a dict with the answer under result and the reason under
     error, with a warning at the caller's line; strict_json=True raises instead and sends

@@ -5,7 +5,8 @@
     from cc_executor.client.cc_execute import cc_execute, CCExecutorConfig
 
     text = await cc_execute("Write a haiku", config=CCExecutorConfig(timeout=120))
-    data = await cc_execute("Return JSON with keys a and b", json_mode=True)
+    data = await cc_execute("Create fib.py", json_mode=True)  # data["files_created"], ...
+    mine = await cc_execute("Return JSON with keys a and b", strict_json=True)
 
 Behaviour kept from the original: the answer comes back as ``str`` (as ``dict`` with
 ``json_mode=True`` or ``return_dict=True``, plus ``execution_uuid``), ``json_mode`` asks the
@@ -311,7 +312,11 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
         from cc_executor._ids import new_run_id
 
         run_id = merged.setdefault("run_id", new_run_id())
-        prompt = json_mode_prompt(task, str(run_id), merged.get("json_schema"))
+        schema = merged.get("json_schema")
+        # A schema of the wrong type is refused by run(), with the option's own message.
+        prompt = json_mode_prompt(
+            task, str(run_id), schema if isinstance(schema, Mapping) else None
+        )
     note = ""
     if agent_predict_timeout and "timeout" not in merged:
         # From the history's similar past runs (as --timeout auto), not by asking a model.
