@@ -21,12 +21,17 @@ def old_client(service: Service) -> Any:
     return connect(service.ws_url + "/mcp", additional_headers=service.headers())
 
 
-async def execute(conn: ClientConnection, params: dict[str, Any]) -> dict[str, Any]:
-    await conn.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "execute", "params": params}))
+async def call(conn: ClientConnection, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A request as the original's clients sent it; its reply, notifications skipped."""
+    await conn.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
     while True:
         message = json.loads(await conn.recv())
         if message.get("id") == 1:
             return dict(message)
+
+
+async def execute(conn: ClientConnection, params: dict[str, Any]) -> dict[str, Any]:
+    return await call(conn, "execute", params)
 
 
 async def until_completed(conn: ClientConnection) -> list[dict[str, Any]]:
@@ -128,3 +133,15 @@ async def test_old_client_claude_command_line_is_an_agent_run(service: Service, 
     assert record is not None
     assert "--max-turns=3" in record.argv
     assert {"--allowedTools=Read", "--allowedTools=Grep"} <= set(record.argv)
+
+
+async def test_control_without_run_id_is_for_the_connections_last_run(service: Service) -> None:
+    """The original's clients sent {"type": "CANCEL"} alone: one run per connection."""
+    async with old_client(service) as conn:
+        early = await call(conn, "control", {"type": "CANCEL"})
+        reply = await execute(conn, {"command": chatty(100_000, 0.01)})
+        cancelled = await call(conn, "control", {"type": "CANCEL"})
+        messages = await until_completed(conn)
+    assert early["error"]["message"] == "run_id (a string) is required"
+    assert cancelled["result"]["run_id"] == reply["result"]["run_id"]
+    assert messages[-1]["params"]["status"] == "cancelled"

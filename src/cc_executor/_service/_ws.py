@@ -10,6 +10,8 @@ Methods (params are objects):
   then streams the run's events as notifications on this connection (``"subscribe":
   false`` to skip that).
 - ``control``: ``{run_id, type: PAUSE | RESUME | CANCEL}``; returns ``{run_id, status}``.
+  Without ``run_id`` (the original's clients: one run per connection), the run this
+  connection started last.
 - ``status``: ``{run_id}`` returns the run; without ``run_id``, the server's load.
 - ``subscribe``: ``{run_id, after?}`` streams events with ``seq > after`` (default 0: all
   kept events) then live ones; ``unsubscribe``: ``{run_id}``.
@@ -145,6 +147,7 @@ class _Session:
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOX_SIZE)
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         self.after_reply: list[Callable[[], None]] = []
+        self.last_run: str | None = None
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "execute": self.execute,
             "control": self.control,
@@ -267,12 +270,15 @@ class _Session:
             if timeout is not None:
                 spec["options"] = {**options, "timeout": timeout}
         run = self.manager.submit(spec)
+        self.last_run = run.id
         if follow:
             self._check_room(run.id)
             self.after_reply.append(lambda: self._start_subscription(run.id, 0))
         return {"run_id": run.id, "status": run.status}
 
     def control(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "run_id" not in params and self.last_run is not None:
+            params = {**params, "run_id": self.last_run}
         run_id = _run_id(params)
         action = params.get("type")
         actions = {"PAUSE": self.manager.pause, "RESUME": self.manager.resume}
