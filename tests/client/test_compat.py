@@ -21,6 +21,7 @@ from cc_executor.client import (
     cc_execute,
     cc_execute_task_list,
     export_execution_history,
+    export_history_sync,
 )
 from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text
 
@@ -88,6 +89,7 @@ async def test_export_execution_history_in_the_original_shapes() -> None:
     rows = list(csv.reader(io.StringIO(await export_execution_history(format="csv"))))
     assert rows[0] == ["task_hash", "avg_time_seconds", "last_run", "success_rate"]
     assert [r[0] for r in rows[1:]] == ["b" * 64, "a" * 64]
+    assert json.loads(export_history_sync())["total_records"] == 2
     # limit counts the newest runs
     newest = json.loads(await export_execution_history(limit=1))
     assert [r["task_hash"] for r in newest["execution_history"]] == ["b" * 64]
