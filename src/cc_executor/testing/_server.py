@@ -233,8 +233,8 @@ class ModelServer:
     Gemini API's ``streamGenerateContent``, ``generateContent`` and ``countTokens``, for
     Gemini CLI, see :meth:`gemini_env`), ``POST /v1/chat/completions`` (OpenAI Chat
     Completions, for Qwen Code, aider and other OpenAI-compatible clients),
-    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with an Anthropic-style ``not_found_error``. A
-    body that is not a JSON object answers 400.
+    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with
+    an Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
     """
 
     def __init__(
