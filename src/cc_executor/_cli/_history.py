@@ -330,6 +330,7 @@ def export(args: argparse.Namespace) -> int:
 def verify_runs(args: argparse.Namespace) -> int:
     """Handler of ``verify``."""
     from cc_executor._store import Query, verify
+    from cc_executor._store._history import UNKEYED_NOTE
 
     store = _open()
     try:
@@ -344,19 +345,32 @@ def verify_runs(args: argparse.Namespace) -> int:
     finally:
         store.close()
     reports = [verify(record, run_id) for run_id, record in targets]
+    keyed = any(r.keyed for r in reports)
     if args.json:
-        _print_json({"ok": all(r.ok for r in reports), "runs": [r.to_dict() for r in reports]})
+        _print_json(
+            {
+                "ok": all(r.ok for r in reports),
+                "keyed": keyed,
+                "runs": [r.to_dict() for r in reports],
+            }
+        )
     else:
         for report in reports:
             mark = "ok      " if report.ok else "FAILED  "
             facts = (
                 f"exists={'yes' if report.exists else 'no'} "
                 f"completed={'yes' if report.completed else 'no'} "
-                f"unaltered={'yes' if report.unaltered else 'no'}"
+                f"unaltered={'yes' if report.unaltered else 'no'} "
+                f"record={'yes' if report.record_unaltered else 'no'}"
             )
             print(f"{mark}{report.run_id}  {facts}")
             for problem in report.problems:
                 print(f"        - {inert(problem)}")
+            for note in report.notes:
+                if note != UNKEYED_NOTE:
+                    print(f"        note: {inert(note)}")
+        if any(UNKEYED_NOTE in r.notes for r in reports):
+            print(f"note: {UNKEYED_NOTE}")
     return 0 if reports and all(r.ok for r in reports) else 1
 
 

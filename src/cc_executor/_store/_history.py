@@ -17,6 +17,7 @@ from typing import Any
 from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
+from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key
 from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
 from cc_executor._store._sqlite import SQLiteStore
 
@@ -60,8 +61,12 @@ def recover(store: HistoryStore) -> list[RunRecord]:
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
-    """Open (and create, migrate, recover) the history. Raises :class:`HistoryError`."""
-    store = SQLiteStore(path if path is not None else default_store_path())
+    """Open (and create, migrate, recover) the history, with the receipt key of
+    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set. Raises :class:`HistoryError` (a key
+    file that is set but unusable included)."""
+    store = SQLiteStore(
+        path if path is not None else default_store_path(), receipt_key=receipt_key()
+    )
     recover(store)
     return store
 
@@ -165,20 +170,30 @@ def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecor
 
 @dataclass(slots=True)
 class Verification:
-    """What ``verify`` found for one run."""
+    """What ``verify`` found for one run.
+
+    ``unaltered``: every file matches its receipt; ``record_unaltered``: the record's
+    fields match the record's receipt; ``keyed``: that receipt is an HMAC checked with the
+    key of ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` (else a plain sha256, which whoever can write
+    the data folder can recompute). ``notes``: facts that are not problems (a file that
+    holds only part of the output, the receipts being unkeyed)."""
 
     run_id: str
     exists: bool
     completed: bool = False
     unaltered: bool = False
+    record_unaltered: bool = False
+    keyed: bool = False
     status: str | None = None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the run exists, completed, and every artifact matches its receipt."""
-        return self.exists and self.completed and self.unaltered
+        """True when the run exists, completed, every artifact matches its receipt and the
+        record matches its own."""
+        return self.exists and self.completed and self.unaltered and self.record_unaltered
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -188,17 +203,41 @@ class Verification:
             "exists": self.exists,
             "completed": self.completed,
             "unaltered": self.unaltered,
+            "record_unaltered": self.record_unaltered,
+            "keyed": self.keyed,
             "status": self.status,
             "problems": list(self.problems),
+            "notes": list(self.notes),
             "artifacts": list(self.artifacts),
         }
 
 
+#: What ``verify`` says when no key is configured.
+UNKEYED_NOTE = (
+    f"the receipts are unkeyed (no {KEY_ENV}): they show damage and naive edits, but "
+    "whoever can write the data folder can rewrite them"
+)
+
+
 def verify(record: RunRecord | None, run_id: str) -> Verification:
-    """Recompute the sha256 of every stored artifact of ``record`` against its receipt."""
+    """Recompute the sha256 of every stored artifact of ``record`` against its receipt,
+    and the record's own receipt (HMAC-SHA256 with the key of
+    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set) against its fields."""
     if record is None:
         return Verification(run_id, exists=False, problems=["no such run in the history"])
     result = Verification(record.id, exists=True, status=record.status)
+    try:
+        key = receipt_key()
+    except HistoryError as exc:
+        result.problems.append(f"the record's receipt cannot be checked: {exc}")
+    else:
+        result.keyed = key is not None
+        problem = check_record(record, key)
+        result.record_unaltered = problem is None
+        if problem is not None:
+            result.problems.append(problem)
+        if key is None:
+            result.notes.append(UNKEYED_NOTE)
     result.completed = record.status not in ("running", INTERRUPTED) and bool(record.artifacts)
     if not result.completed:
         result.problems.append(

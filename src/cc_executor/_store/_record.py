@@ -108,8 +108,10 @@ class RunRecord:
     ``failed``, ``timeout``, ...), or ``interrupted`` when its supervisor died and a later
     opening of the store found it. ``supervisor_pid``/``supervisor_started`` and
     ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
-    processes without trusting a PID alone. ``artifacts`` are the receipts.
+    processes without trusting a PID alone. ``artifacts`` are the receipts of its files.
     ``warnings``: the run's warnings as its result had them when it ended (redacted).
+    ``record_receipt``: the digest of every other field as the history stores them (see
+    ``_store/_receipt.py``), written by the store; ``verify`` checks it.
     """
 
     id: str
@@ -143,6 +145,7 @@ class RunRecord:
     model: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    record_receipt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""
