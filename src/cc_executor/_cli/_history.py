@@ -198,9 +198,14 @@ def _show_record(record: RunRecord) -> None:
             continue
         print(f"{name:>18}: {inert(str(value))}")
     for artifact in artifacts:
+        short = (
+            f" (incomplete: {artifact['unwritten']} more bytes could not be written)"
+            if artifact.get("unwritten")
+            else ""
+        )
         print(
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
-            f"{artifact['sha256']} {artifact['path']}"
+            f"{artifact['sha256']} {artifact['path']}{short}"
         )
     for warning in warnings:
         print(f"{'warning':>18}: {inert(warning)}")

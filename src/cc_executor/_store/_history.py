@@ -6,19 +6,22 @@ warning on the run, never a failed run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
+from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
 from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key
-from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
+from cc_executor._store._record import INTERRUPTED, RUNNING, Artifact, RunRecord
 from cc_executor._store._sqlite import SQLiteStore
 
 HOST = socket.gethostname()
@@ -38,14 +41,129 @@ def _same_process(pid: int | None, started: int | None) -> bool:
     return pid is not None and started is not None and process_start_ticks(pid) == started
 
 
+#: The file in a run's folder holding the end of a run the history could not record.
+UNRECORDED_END = "unrecorded-end.json"
+#: A record is a few KiB; anything much larger is not one of ours.
+_MAX_END_BYTES = 4 << 20
+
+
+def keep_unrecorded_end(record: RunRecord) -> str | None:
+    """Write ``record`` (a run's end the history refused: disk full, locked, damaged) to
+    ``unrecorded-end.json`` in its run folder, for the next opening of the history to
+    record; the path, or None when that could not be written either."""
+    if not record.run_dir:
+        return None
+    path = os.path.join(record.run_dir, UNRECORDED_END)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    data = json.dumps(record.to_dict(), ensure_ascii=True).encode()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return None
+    return path
+
+
+#: What each field of a kept end may hold (JSON types), checked before it is recorded.
+_END_TYPES: dict[str, tuple[type, ...]] = {
+    **{f.name: (str, type(None)) for f in fields(RunRecord)},
+    **{
+        name: (int, type(None))
+        for name in (
+            "exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
+            "supervisor_pid", "supervisor_started",
+        )
+    },
+    **{name: (int, float, type(None)) for name in ("ended_at", "cost_usd", "duration_s")},
+    **{name: (str,) for name in ("id", "kind", "status")},
+    "started_at": (int, float),
+    "argv": (list,),
+    "warnings": (list,),
+    "artifacts": (list,),
+}  # fmt: skip
+
+
+def _kept_end(record: RunRecord) -> RunRecord | None:
+    """The end of ``record`` kept in its run folder, if there is a valid one: the same run
+    (id, folder, supervisor) and a final status. Anything else is ignored."""
+    if not record.run_dir:
+        return None
+    path = os.path.join(record.run_dir, UNRECORDED_END)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, _MAX_END_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw) if len(raw) <= _MAX_END_BYTES else None
+        if not isinstance(data, dict):
+            return None
+        for name, allowed in _END_TYPES.items():
+            value = data.get(name)
+            if not isinstance(value, allowed) or isinstance(value, bool):
+                return None
+        if not all(isinstance(x, str) for x in (*data["argv"], *data["warnings"])):
+            return None
+        for a in data["artifacts"]:
+            if not (
+                isinstance(a, dict)
+                and set(a) <= {"name", "path", "size", "sha256", "unwritten"}
+                and all(isinstance(a.get(k), str) for k in ("name", "path", "sha256"))
+                and all(type(a.get(k, 0)) is int for k in ("size", "unwritten"))
+            ):
+                return None
+        end = RunRecord.from_dict(data)
+    except (ValueError, TypeError, KeyError):
+        return None
+    same = (end.id, end.run_dir, end.supervisor_pid, end.supervisor_started) == (
+        record.id,
+        record.run_dir,
+        record.supervisor_pid,
+        record.supervisor_started,
+    )
+    return end if same and end.status not in (RUNNING, INTERRUPTED) else None
+
+
+def _record_kept_end(store: HistoryStore, record: RunRecord) -> bool:
+    """Record the end kept in ``record``'s run folder, if it has a valid one; True if done.
+    A history still unwritable leaves the run to be judged as any other."""
+    end = _kept_end(record)
+    if end is None:
+        return False
+    try:
+        store.finish(end)
+    except HistoryError:
+        return False
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(record.run_dir or "", UNRECORDED_END))
+    return True
+
+
 def recover(store: HistoryStore) -> list[RunRecord]:
-    """Mark as ``interrupted`` every run of this host left ``running`` by a supervisor that
-    no longer exists, and have the engine kill what is left of it
-    (:func:`cc_executor._engine.kill_orphaned_tree`): the child if it is still the same
-    process (PID *and* start time), and every process carrying its tree token."""
+    """Record the ends that could not be recorded when their runs ended (kept in their run
+    folders, see :func:`keep_unrecorded_end`); then mark as ``interrupted`` every run of
+    this host left ``running`` by a supervisor that no longer exists, and have the engine
+    kill what is left of it (:func:`cc_executor._engine.kill_orphaned_tree`): the child if
+    it is still the same process (PID *and* start time), and every process carrying its
+    tree token. Returns the runs marked interrupted."""
     recovered = []
     for record in store.running():
         if record.host not in (None, HOST):
+            continue
+        if _record_kept_end(store, record):
             continue
         if _same_process(record.supervisor_pid, record.supervisor_started):
             continue
@@ -53,8 +171,10 @@ def recover(store: HistoryStore) -> list[RunRecord]:
         store.update_status(
             record.id,
             INTERRUPTED,
-            error=f"its supervisor (pid {record.supervisor_pid}) died before the run ended; "
-            "found and marked interrupted when the history was next opened",
+            error=f"its supervisor (pid {record.supervisor_pid}) is gone and the run's end "
+            "was never recorded (the supervisor died first, or neither the history nor the "
+            "run folder could be written when the run ended); found and marked interrupted "
+            "when the history was next opened",
         )
         recovered.append(record)
     return recovered
@@ -128,13 +248,21 @@ class Recorder:
                 self._fail(exc)
 
     def finish(self, record: RunRecord) -> None:
-        """Record the end of ``record``."""
+        """Record the end of ``record``. When the history refuses it (disk full, ...) the
+        end is kept in the run folder, and the next opening of the history records it: a
+        run that ended is never taken for one whose supervisor died."""
         store = self._get()
         if store is not None:
             try:
                 store.finish(record)
             except (HistoryError, OSError) as exc:
                 self._fail(exc)
+                kept = keep_unrecorded_end(record)
+                if kept is not None:
+                    self.warnings.append(
+                        f"the run's end is kept in {kept}; the next opening of the history "
+                        "records it"
+                    )
 
     def close(self) -> None:
         """Close the store if this recorder opened it."""
@@ -144,15 +272,22 @@ class Recorder:
 
 def process_receipts(process: ProcessResult, *, stdout_name: str = "stdout") -> list[Artifact]:
     """Receipts of a supervised process's output files, from the sizes and sha256 the
-    engine computed while the bytes arrived."""
-    return [
-        Artifact(name=name, path=path, size=size, sha256=digest)
-        for name, path, size, digest in (
-            (stdout_name, process.stdout_path, process.stdout_bytes, process.stdout_sha256),
-            ("stderr", process.stderr_path, process.stderr_bytes, process.stderr_sha256),
+    engine computed while the bytes arrived: of what each file holds, which after a write
+    error (disk full, file size limit) is less than the stream (``unwritten`` says how
+    much less)."""
+    receipts = []
+    streams: tuple[tuple[str, Stream, str | None, int], ...] = (
+        (stdout_name, "stdout", process.stdout_path, process.stdout_bytes),
+        ("stderr", "stderr", process.stderr_path, process.stderr_bytes),
+    )
+    for name, stream, path, total in streams:
+        if path is None:
+            continue
+        size, digest = process.on_disk(stream)
+        receipts.append(
+            Artifact(name=name, path=path, size=size, sha256=digest, unwritten=total - size)
         )
-        if path is not None
-    ]
+    return receipts
 
 
 def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecord:
@@ -269,6 +404,13 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
             altered = True
         else:
             entry["state"] = "ok"
+            if artifact.unwritten:
+                entry["unwritten"] = artifact.unwritten
+                result.notes.append(
+                    f"{artifact.name} is incomplete: it holds the first {artifact.size} bytes "
+                    f"of the output; {artifact.unwritten} more could not be written (disk full "
+                    "or file size limit)"
+                )
         result.artifacts.append(entry)
     result.unaltered = not altered and bool(record.artifacts)
     return result

@@ -88,16 +88,27 @@ def redact_text(text: str) -> str:
 
 @dataclass(slots=True, kw_only=True)
 class Artifact:
-    """One stored file of a run, with the receipt recorded when the run ended."""
+    """One stored file of a run, with the receipt recorded when the run ended: the size and
+    sha256 of what the file held then. ``unwritten``: how many more bytes of the output
+    the file should have held but could not be written (disk full, file size limit)."""
 
     name: str
     path: str
     size: int
     sha256: str
+    unwritten: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"name": self.name, "path": self.path, "size": self.size, "sha256": self.sha256}
+        """JSON-ready form (``unwritten`` only when the file is incomplete)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+        if self.unwritten:
+            data["unwritten"] = self.unwritten
+        return data
 
 
 @dataclass(slots=True, kw_only=True)
