@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -194,36 +195,52 @@ def _dead_supervisor_run(run_dir: Path) -> RunRecord:
 
 @pytest.mark.parametrize(
     "kept",
-    ["valid", "another run", "not json", "bad types", "still running", "a link"],
-)
+    ["valid", "edited", "another run", "bad types", "still running", "not json", "a link",
+     "forged without the key"],
+)  # fmt: skip
 def test_a_kept_end_is_recorded_only_when_it_is_this_runs(tmp_path: Path, kept: str) -> None:
     """The kept end is a file in the run folder, as untrusted as any: only a well-formed
-    end of the same run (id, folder, supervisor) with a final status is recorded; anything
-    else leaves the run to the usual recovery, with a reason that does not claim a crash."""
-    from cc_executor._store import SQLiteStore, recover
+    end of the same run (id, folder, supervisor) with a final status and a receipt that
+    checks (keyed, when a key is set) is recorded; anything else leaves the run to the usual
+    recovery, with a reason that does not claim a crash."""
+    from cc_executor._store import SQLiteStore, record_receipt, recover
+    from cc_executor._store._history import keep_unrecorded_end
 
+    key = b"k" * 32 if kept == "forged without the key" else None
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    store = SQLiteStore(tmp_path / "history.sqlite3")
+    store = SQLiteStore(tmp_path / "history.sqlite3", receipt_key=key)
     running = _dead_supervisor_run(run_dir)
     store.start(running)
     end = RunRecord.from_dict({**running.to_dict(), "status": "ok", "exit_code": 0})
-    data: Any = end.to_dict()
     path = run_dir / UNRECORDED_END
-    if kept == "another run":
-        data["id"] = "another-run"
+    assert keep_unrecorded_end(end, key) == str(path)
+    data: Any = json.loads(path.read_text())
+
+    def rewrite(**changes: Any) -> None:
+        """Change the kept end and give it the unkeyed receipt anyone can compute."""
+        forged = RunRecord.from_dict({**data, **changes})
+        forged.record_receipt = record_receipt(forged, None)
+        path.write_text(json.dumps(forged.to_dict()))
+
+    if kept == "edited":
+        data["exit_code"] = 3
+        path.write_text(json.dumps(data))
+    elif kept == "another run":
+        rewrite(id="another-run")
     elif kept == "bad types":
         data["status"] = ["ok"]
+        path.write_text(json.dumps(data))
     elif kept == "still running":
-        data["status"] = "running"
-    if kept == "not json":
+        rewrite(status="running")
+    elif kept == "not json":
         path.write_text('{"id": "kept-end-run", ')
     elif kept == "a link":
         target = tmp_path / "elsewhere.json"
-        target.write_text(json.dumps(data))
+        path.rename(target)
         path.symlink_to(target)
-    else:
-        path.write_text(json.dumps(data))
+    elif kept == "forged without the key":
+        rewrite()
     recover(store)
     after = store.get(running.id)
     store.close()
@@ -235,3 +252,21 @@ def test_a_kept_end_is_recorded_only_when_it_is_this_runs(tmp_path: Path, kept: 
         assert after.status == "interrupted"
         assert "the run's end was never recorded" in (after.error or "")
         assert "died before the run ended" not in (after.error or "")
+
+
+def test_a_status_update_does_not_launder_an_edit(tmp_path: Path) -> None:
+    """Recovery rewrites a row's status: an edit made to that row before must still show."""
+    from cc_executor._store import SQLiteStore, verify
+
+    db = tmp_path / "history.sqlite3"
+    store = SQLiteStore(db)
+    store.start(_dead_supervisor_run(tmp_path))
+    raw = sqlite3.connect(db)
+    raw.execute("UPDATE runs SET argv = '[\"forged\"]' WHERE id = 'kept-end-run'")
+    raw.commit()
+    raw.close()
+    store.update_status("kept-end-run", "interrupted", error="its supervisor is gone")
+    record = store.get("kept-end-run")
+    store.close()
+    assert record is not None
+    assert "the record was altered" in " ".join(verify(record, record.id).problems)

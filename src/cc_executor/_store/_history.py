@@ -20,7 +20,7 @@ from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
 from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
-from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key
+from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key, record_receipt
 from cc_executor._store._record import INTERRUPTED, RUNNING, Artifact, RunRecord
 from cc_executor._store._sqlite import SQLiteStore
 
@@ -47,15 +47,20 @@ UNRECORDED_END = "unrecorded-end.json"
 _MAX_END_BYTES = 4 << 20
 
 
-def keep_unrecorded_end(record: RunRecord) -> str | None:
-    """Write ``record`` (a run's end the history refused: disk full, locked, damaged) to
-    ``unrecorded-end.json`` in its run folder, for the next opening of the history to
-    record; the path, or None when that could not be written either."""
+def keep_unrecorded_end(record: RunRecord, key: bytes | None) -> str | None:
+    """Write ``record`` (a run's end the history refused: disk full, locked, damaged) with
+    its receipt (made with ``key``) to ``unrecorded-end.json`` in its run folder, for the
+    next opening of the history to record; the path, or None when that could not be
+    written either."""
     if not record.run_dir:
         return None
     path = os.path.join(record.run_dir, UNRECORDED_END)
     tmp = f"{path}.{os.getpid()}.tmp"
-    data = json.dumps(record.to_dict(), ensure_ascii=True).encode()
+    kept = RunRecord.from_dict(record.to_dict())
+    # Receipted (keyed when a key is set), so that a file planted in the run folder cannot
+    # pass for a run's end and be recorded with a receipt of the history's own.
+    kept.record_receipt = record_receipt(kept, key)
+    data = json.dumps(kept.to_dict(), ensure_ascii=True).encode()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
@@ -91,9 +96,10 @@ _END_TYPES: dict[str, tuple[type, ...]] = {
 }  # fmt: skip
 
 
-def _kept_end(record: RunRecord) -> RunRecord | None:
+def _kept_end(record: RunRecord, key: bytes | None) -> RunRecord | None:
     """The end of ``record`` kept in its run folder, if there is a valid one: the same run
-    (id, folder, supervisor) and a final status. Anything else is ignored."""
+    (id, folder, supervisor), a final status, and a receipt that checks with ``key``.
+    Anything else is ignored."""
     if not record.run_dir:
         return None
     path = os.path.join(record.run_dir, UNRECORDED_END)
@@ -134,13 +140,15 @@ def _kept_end(record: RunRecord) -> RunRecord | None:
         record.supervisor_pid,
         record.supervisor_started,
     )
-    return end if same and end.status not in (RUNNING, INTERRUPTED) else None
+    if not same or end.status in (RUNNING, INTERRUPTED) or check_record(end, key) is not None:
+        return None
+    return end
 
 
 def _record_kept_end(store: HistoryStore, record: RunRecord) -> bool:
     """Record the end kept in ``record``'s run folder, if it has a valid one; True if done.
     A history still unwritable leaves the run to be judged as any other."""
-    end = _kept_end(record)
+    end = _kept_end(record, store.receipt_key)
     if end is None:
         return False
     try:
@@ -257,7 +265,7 @@ class Recorder:
                 store.finish(record)
             except (HistoryError, OSError) as exc:
                 self._fail(exc)
-                kept = keep_unrecorded_end(record)
+                kept = keep_unrecorded_end(record, store.receipt_key)
                 if kept is not None:
                     self.warnings.append(
                         f"the run's end is kept in {kept}; the next opening of the history "

@@ -23,7 +23,7 @@ from typing import Any
 
 from cc_executor._paths import data_home, private_dir
 from cc_executor._store._base import HistoryError, Query
-from cc_executor._store._receipt import record_receipt
+from cc_executor._store._receipt import check_record, record_receipt
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
 #: Numbered schema migrations; index i upgrades from version i to i + 1.
@@ -253,14 +253,24 @@ class SQLiteStore:
         self.start(record)
 
     def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
-        """Set the status (and end time) of a run."""
+        """Set the status (and end time) of a run. The row keeps the rest of its fields, so
+        it gets a new receipt only if it matched its old one: an update never launders an
+        edit made behind the history's back."""
         with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            intact = row is not None and check_record(_record(row), self._receipt_key) is None
             db.execute(
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), "
                 "ended_at = COALESCE(ended_at, ?) WHERE id = ?",
                 (status, error, time.time(), run_id),
             )
-            self._seal(db, run_id)
+            if intact:
+                self._seal(db, run_id)
+
+    @property
+    def receipt_key(self) -> bytes | None:
+        """The key record receipts are made with (None: unkeyed)."""
+        return self._receipt_key
 
     def _seal(self, db: sqlite3.Connection, run_id: str) -> None:
         """Give the row its receipt, computed from the row as SQLite now holds it (so a
