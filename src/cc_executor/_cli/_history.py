@@ -103,8 +103,10 @@ def add_parsers(sub: Any) -> None:
         "verify",
         help="check runs against their receipts",
         description="Recompute the sha256 of every stored artifact of a run and compare it with "
-        "the receipt recorded when the run ended. Exit 0 only if every run checked exists, "
-        "completed, and is unaltered.",
+        "the receipt recorded when the run ended, and check the record's own fields (status, "
+        "exit code, cost, ...) against the record's receipt: an HMAC-SHA256 with the key in "
+        "the file $CC_EXECUTOR_RECEIPT_KEY_FILE names, else an unkeyed sha256. Exit 0 only "
+        "if every run checked exists, completed, and is unaltered.",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the id or a unique prefix")
