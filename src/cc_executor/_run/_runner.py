@@ -793,6 +793,12 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        for earlier in (*self._processes, process):
+            for path in earlier.incomplete_files:
+                if path not in result.incomplete_files:
+                    result.incomplete_files.append(path)
+        # Output that could not be kept whole: the result says so whatever the status.
+        result.partial = result.partial or bool(result.incomplete_files)
         if denials:
             tools = sorted({str(d.get("tool_name", "?")) for d in denials})
             names = ", ".join(tools)
