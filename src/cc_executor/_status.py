@@ -62,7 +62,8 @@ class Status(str, enum.Enum):
     OOM_KILLED = "oom_killed"
     """Killed for using more memory than its limit."""
     LIMIT_EXCEEDED = "limit_exceeded"
-    """Stopped for exceeding another resource limit (processes, output bytes, ...)."""
+    """Stopped for exceeding another resource limit (processes, output bytes, ...), or its
+    output could not be kept whole (a full disk, a file size limit): see ``incomplete_files``."""
     SKIPPED = "skipped"
     """Never started: a dependency failed, the list stopped, or a budget was spent."""
     USAGE_ERROR = "usage_error"

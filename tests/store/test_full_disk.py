@@ -63,8 +63,10 @@ def test_a_full_disk_gives_receipts_of_what_the_files_hold(cc_home: Path, tmp_pa
     )
     result = json.loads(ran["stdout"])
     stdout_log = str(run_dir / "stdout.log")
-    assert result["status"] == "ok"  # the command did succeed ...
-    assert result["partial"] is True  # ... but its output is not all on disk
+    # The command exited 0, but its output is not all on disk: not a success.
+    assert result["status"] == "limit_exceeded"
+    assert result["exit_code"] == 0
+    assert result["partial"] is True
     assert result["incomplete_files"] == [stdout_log]
     assert any("No space left on device" in w for w in result["warnings"])
     assert result["stdout_bytes"] == MIB
@@ -98,7 +100,7 @@ def test_a_file_size_limit_gives_receipts_of_what_the_files_hold(
         preexec_fn=limited,  # the limit is the child's own, set before it runs
     )
     result = json.loads(done.stdout)
-    assert result["status"] == "ok"
+    assert result["status"] == "limit_exceeded"
     assert result["partial"] is True
     assert result["incomplete_files"] == [result["stdout_path"]]
     assert any("File too large" in w for w in result["warnings"])

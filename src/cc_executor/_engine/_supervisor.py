@@ -885,8 +885,11 @@ class SupervisedProcess:
             if capture is not None and capture.incomplete:
                 incomplete.append(capture.path)
                 on_disk[stream] = (capture.file_size, capture.file_sha256)
-        # The output is not all where it should be: whatever the status, it is partial.
+        # The output is not all where it should be: whatever the status, it is partial, and
+        # a success whose output was not kept whole is not reported as one.
         partial = partial or bool(incomplete)
+        if incomplete and status is ProcessStatus.OK:
+            status = ProcessStatus.LIMIT_EXCEEDED
 
         def memory(capture: StreamCapture | None) -> bytes | None:
             if capture is None:

@@ -797,8 +797,15 @@ class _Run:
             for path in earlier.incomplete_files:
                 if path not in result.incomplete_files:
                     result.incomplete_files.append(path)
-        # Output that could not be kept whole: the result says so whatever the status.
+        # Output that could not be kept whole: the result says so whatever the status, and
+        # the status too when it would otherwise be ok.
         result.partial = result.partial or bool(result.incomplete_files)
+        if result.incomplete_files and result.status is RunStatus.OK:
+            result.status = RunStatus.LIMIT_EXCEEDED
+            result.error = result.error or (
+                f"the output could not be kept whole ({', '.join(result.incomplete_files)}): "
+                "see the warnings"
+            )
         if denials:
             tools = sorted({str(d.get("tool_name", "?")) for d in denials})
             names = ", ".join(tools)
