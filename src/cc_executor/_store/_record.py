@@ -110,6 +110,8 @@ class RunRecord:
     ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
     processes without trusting a PID alone. ``artifacts`` are the receipts.
     ``warnings``: the run's warnings as its result had them when it ended (redacted).
+    ``batch_id``: the batch the run belongs to (``run_many``, ``cc-executor batch``), and
+    ``batch_key`` the key of its document in that batch (a re-run skips a key already ok).
     """
 
     id: str
@@ -143,6 +145,8 @@ class RunRecord:
     model: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    batch_id: str | None = None
+    batch_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""
