@@ -90,7 +90,7 @@ def add_parsers(sub: Any) -> None:
         "--limit",
         type=int,
         metavar="N",
-        help="at most N runs (default: 20, or every run of --batch)",
+        help="at most N runs (default: 20); with --batch, every run of the batch",
     )
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
