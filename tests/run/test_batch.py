@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import psutil
 import pytest
 
 from cc_executor import BatchEvent, batch_history, run_many, run_many_sync
@@ -210,3 +211,35 @@ def test_run_many_sync(bed: BedFactory) -> None:
 
     result = asyncio.run(serve())
     assert [r.result for r in result] == ["answer 4", "answer 5"]
+
+
+async def test_an_exception_in_on_progress_stops_the_batch(bed: BedFactory) -> None:
+    """The callback's exception is raised from run_many once every run has stopped: none
+    is left running, in the process table or in the history."""
+
+    class Stop(Exception):
+        pass
+
+    answering: set[str] = set()
+
+    def on_progress(event: BatchEvent) -> None:
+        if event.kind == "event" and type(event.event).__name__ == "TextDeltaEvent":
+            answering.add(event.run_id)
+            if len(answering) == 2:
+                raise Stop
+
+    async with bed(echo_script()) as b:
+        with pytest.raises(Stop):
+            await run_many(
+                ["slow x", "slow y", "slow z"],
+                concurrency=2,
+                timeout=120,
+                batch_id="raised",
+                on_progress=on_progress,
+                **b.options(),
+            )
+        assert count(b, "slow z") == 0
+    records = batch_history("raised")
+    assert sorted(r.id for r in records) == sorted(answering)
+    assert "running" not in {r.status for r in records}
+    assert all(r.pid is not None and not psutil.pid_exists(r.pid) for r in records)
