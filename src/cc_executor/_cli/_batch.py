@@ -93,12 +93,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=main)
 
 
-class FileProblem(ValueError):
-    """The prompts file cannot be used; the message names the file and line."""
-
-
 def read_prompts(path: str) -> tuple[list[Any], list[int]]:
-    """The prompts of ``path`` (``-``: stdin) and the line each came from."""
+    """The prompts of ``path`` (``-``: stdin) and the line each came from; ``ValueError``
+    naming the file (and line) when it cannot be used."""
     import json
 
     name = "stdin" if path == "-" else path
@@ -110,10 +107,10 @@ def read_prompts(path: str) -> tuple[list[Any], list[int]]:
                 text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
-        raise FileProblem(f"cannot read {name}: {reason}") from None
+        raise ValueError(f"cannot read {name}: {reason}") from None
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
-        raise FileProblem(f"{name} holds no prompt")
+        raise ValueError(f"{name} holds no prompt")
     jsonl = path.endswith(".jsonl") or lines[0][1].lstrip().startswith("{")
     base = os.path.dirname(os.path.abspath(path)) if path != "-" else os.getcwd()
     prompts: list[Any] = []
@@ -124,9 +121,9 @@ def read_prompts(path: str) -> tuple[list[Any], list[int]]:
         try:
             entry = json.loads(line)
         except ValueError as exc:
-            raise FileProblem(f"{name}:{number}: not a JSON object: {exc}") from None
+            raise ValueError(f"{name}:{number}: not a JSON object: {exc}") from None
         if not isinstance(entry, dict):
-            raise FileProblem(f"{name}:{number}: expected a JSON object, got {line.strip()[:40]}")
+            raise ValueError(f"{name}:{number}: expected a JSON object, got {line.strip()[:40]}")
         if isinstance(entry.get("options"), dict):
             entry["options"] = _relative_to(entry["options"], base)
         prompts.append(entry)
@@ -185,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
     name = "stdin" if args.file == "-" else args.file
     try:
         prompts, lines = read_prompts(args.file)
-    except FileProblem as exc:
+    except ValueError as exc:
         return _usage(args, str(exc))
     defaults = run_defaults(args, _RUN_DEFAULTS)
     timeout, note = resolve_auto_timeout(

@@ -594,7 +594,8 @@ def start_many(
         concurrency=concurrency,
         budget_usd=budget_usd,
         on_progress=on_progress,
-        skip_ok=skip_ok,
+        # A fresh id has no earlier runs: the history is not opened for nothing.
+        skip_ok=skip_ok and batch_id is not None,
     )
     return BatchHandle(batch, asyncio.ensure_future(batch.run()))
 
@@ -651,7 +652,8 @@ async def run_many(
         concurrency=concurrency,
         budget_usd=budget_usd,
         on_progress=on_progress,
-        skip_ok=skip_ok,
+        # A fresh id has no earlier runs: the history is not opened for nothing.
+        skip_ok=skip_ok and batch_id is not None,
     )
     return await batch.run()
 
