@@ -155,10 +155,11 @@ class BatchResult:
         """A JSON-ready dict with ``schema_version``; each result as
         :meth:`RunResult.to_dict` gives it, plus its ``index``, ``key`` and ``reused``."""
         results = []
+        reused = set(self.reused)
         for index, (result, key) in enumerate(zip(self.results, self.keys, strict=True)):
             data = result.to_dict()
             del data["schema_version"]
-            results.append({"index": index, "key": key, "reused": index in self.reused, **data})
+            results.append({"index": index, "key": key, "reused": index in reused, **data})
         return {
             "schema_version": SCHEMA_VERSION,
             "batch_id": self.batch_id,
