@@ -68,6 +68,7 @@ def test_keys_follow_what_is_asked_not_how_long_it_may_take(tmp_path: Path) -> N
     assert key.startswith("sha256:")
     assert key == batch_key(b"Summarise a.txt", base)
     assert key == batch_key("Summarise a.txt", base.replace(timeout=99, retries=0))
+    assert key == batch_key("Summarise a.txt", base.replace(env={"ANTHROPIC_API_KEY": "new"}))
     assert key != batch_key("Summarise b.txt", base)
     assert key != batch_key("Summarise a.txt", base.replace(model="other"))
     assert key != batch_key("Summarise a.txt", base.replace(allowed_tools=("Write",)))

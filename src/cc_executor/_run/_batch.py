@@ -53,11 +53,12 @@ CANCELLING = "cancelling"
 follows once it has stopped)."""
 KINDS = (STARTED, EVENT, FINISHED, REUSED, SKIPPED, CANCELLING)
 
-#: Options that change how long or how often a run may try, or where its files go, not
-#: what it is asked: they do not change a document's key, so a batch re-run with a longer
-#: timeout still reuses what already succeeded.
+#: Options that change how long or how often a run may try, where its files go or what
+#: credentials it holds, not what it is asked: they do not change a document's key, so a
+#: batch re-run with a longer timeout or a rotated API key still reuses what succeeded.
 _NOT_IN_KEY = frozenset(
     {
+        "env",
         "timeout",
         "idle_timeout",
         "first_output_timeout",
@@ -200,7 +201,8 @@ def _plain(value: Any) -> Any:
 def batch_key(prompt: str | bytes, options: RunOptions) -> str:
     """The key of a document whose caller gave none: ``sha256:`` and the digest of the
     prompt and of the options that change what is asked (the model, the tools, the cwd,
-    ...; not the time limits, retries or budget cap). Stable across processes."""
+    ...; not the time limits, retries, budget cap or environment). Stable across
+    processes."""
     data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
     asked = {k: v for k, v in options.as_dict().items() if k not in _NOT_IN_KEY}
     asked["cwd"] = os.path.abspath(os.fspath(options.cwd)) if options.cwd else os.getcwd()
@@ -626,7 +628,7 @@ async def run_many(
     ``skip_ok`` (the default), a document whose key already has an ``ok`` run in this
     batch is not run again: its result is that run's, read back from its event log
     (``result.reused``). A key is the mapping's ``key``, else the sha256 of the prompt and
-    of the options that change what is asked (not the time limits, retries or budget).
+    of the options that change what is asked (not the time limits, retries, budget or env).
 
     ``budget_usd``: no run starts once the runs have cost that much, and the runs still
     going then are cancelled (``result.cancelled_by_budget``); each run is capped at what
