@@ -74,6 +74,11 @@ if TYPE_CHECKING:
         stream,
     )
     from cc_executor._status import Status
+    from cc_executor.client.cc_execute import (
+        CCExecutorConfig,
+        cc_execute,
+        cc_execute_task_list,
+    )
 
 _EXPORTS = {
     "AgentEvent": "cc_executor._agents._types",
@@ -82,6 +87,7 @@ _EXPORTS = {
     "BatchEvent": "cc_executor._run._batch",
     "BatchHandle": "cc_executor._run._batch",
     "BatchResult": "cc_executor._run._batch",
+    "CCExecutorConfig": "cc_executor.client",
     "CCExecutorError": "cc_executor._errors",
     "ClaudeNotFound": "cc_executor._errors",
     "HeartbeatEvent": "cc_executor._agents._types",
@@ -113,6 +119,8 @@ _EXPORTS = {
     "ToolUseEvent": "cc_executor._agents._types",
     "UnknownEvent": "cc_executor._agents._types",
     "batch_history": "cc_executor._run._batch",
+    "cc_execute": "cc_executor.client",
+    "cc_execute_task_list": "cc_executor.client",
     "open_process": "cc_executor._engine",
     "run": "cc_executor._run._runner",
     "run_process": "cc_executor._engine",
@@ -132,6 +140,7 @@ __all__ = [
     "BatchEvent",
     "BatchHandle",
     "BatchResult",
+    "CCExecutorConfig",
     "CCExecutorError",
     "ClaudeNotFound",
     "HeartbeatEvent",
@@ -164,6 +173,8 @@ __all__ = [
     "UnknownEvent",
     "__version__",
     "batch_history",
+    "cc_execute",
+    "cc_execute_task_list",
     "open_process",
     "run",
     "run_many",

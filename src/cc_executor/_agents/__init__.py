@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 #: Every agent: its name (the ``agent`` option's value) and the class implementing it.
 ADAPTERS = {
     "claude": ("cc_executor._agents._claude._adapter", "ClaudeAdapter"),
+    "codex": ("cc_executor._agents._codex._adapter", "CodexAdapter"),
+    "gemini": ("cc_executor._agents._gemini._adapter", "GeminiAdapter"),
 }
 
 _loaded: dict[str, AgentAdapter] = {}
