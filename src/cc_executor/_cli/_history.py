@@ -81,7 +81,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
     p.add_argument("--agent", help="only runs of this agent (claude)")
     p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs")
+    p.add_argument(
+        "--batch",
+        metavar="ID",
+        help="only runs of this batch (run_many, cc-executor batch): e.g. --batch nightly-docs",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N runs (default: 20); with --batch, every run of the batch",
+    )
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
 
@@ -161,7 +171,9 @@ def history(args: argparse.Namespace) -> int:
                 since=args.since,
                 agent=args.agent,
                 kind=args.kind,
-                limit=args.limit,
+                batch_id=args.batch,
+                # A batch is listed whole unless asked otherwise: it is the unit looked at.
+                limit=args.limit if args.limit is not None else (None if args.batch else 20),
             )
         )
         empty = not records and store.count() == 0
@@ -289,7 +301,7 @@ CSV_FIELDS = (
     "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
     "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
     "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
-    "host", "run_dir", "warnings",
+    "host", "run_dir", "warnings", "batch_id", "batch_key",
 )  # fmt: skip
 
 

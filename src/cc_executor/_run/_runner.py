@@ -295,6 +295,9 @@ class _Run:
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
         self.stop_requested = False
+        #: Why the run was stopped, when the one who stopped it said (a batch's budget):
+        #: it leads the cancelled result's error.
+        self.stop_reason: str | None = None
         self._stop_event = asyncio.Event()
         self.recorder = Recorder(enabled=options.record)
         self.record = RunRecord(
@@ -329,9 +332,12 @@ class _Run:
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
-        result, and no further attempt starts."""
+        result, and no further attempt starts. ``reason`` (the first one given) leads the
+        result's error."""
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
         self.stop_requested = True
         self._stop_event.set()  # ends a retry's back-off at once
         self._set_deadline(time.monotonic())
@@ -556,6 +562,8 @@ class _Run:
                 "stopped or its time was up, the callback had used the time it is given "
                 "(max(grace, 2 s)); the event log has them"
             )
+        if self.stop_reason is not None and result.status is RunStatus.CANCELLED:
+            result.error = self.stop_reason + (f" ({result.error})" if result.error else "")
         record = self.record
         record.ended_at = time.time()
         record.status = result.status.value
@@ -932,6 +940,10 @@ async def run(
     errors, timeouts, crashes) comes back as a result with a ``status`` and a specific
     ``error``. Cancelling the awaiting task terminates the CLI's whole process tree, then
     re-raises ``CancelledError``.
+
+    There is no default timeout: without ``timeout`` (or ``idle_timeout``), a run lasts as
+    long as the agent CLI does. Give one whenever nobody watches the run
+    (:func:`~cc_executor.run_many` requires it).
     """
     return await _Run(prompt, RunOptions.from_kwargs(options), on_event).run()
 

@@ -20,6 +20,8 @@ class Query:
     agent: str | None = None
     kind: str | None = None
     parent_id: str | None = None
+    #: Runs of this batch (``run_many``, ``cc-executor batch``).
+    batch_id: str | None = None
     limit: int | None = None
 
 

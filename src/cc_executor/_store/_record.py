@@ -123,6 +123,8 @@ class RunRecord:
     ``warnings``: the run's warnings as its result had them when it ended (redacted).
     ``record_receipt``: the digest of every other field as the history stores them (see
     ``_store/_receipt.py``), written by the store; ``verify`` checks it.
+    ``batch_id``: the batch the run belongs to (``run_many``, ``cc-executor batch``), and
+    ``batch_key`` the key of its document in that batch (a re-run skips a key already ok).
     """
 
     id: str
@@ -157,6 +159,8 @@ class RunRecord:
     artifacts: list[Artifact] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     record_receipt: str | None = None
+    batch_id: str | None = None
+    batch_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

@@ -78,6 +78,12 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE runs ADD COLUMN record_receipt TEXT;
     """,
+    # 5: the batch a run belongs to (run_many, ``cc-executor batch``) and its document's key.
+    """
+    ALTER TABLE runs ADD COLUMN batch_id TEXT;
+    ALTER TABLE runs ADD COLUMN batch_key TEXT;
+    CREATE INDEX runs_batch ON runs (batch_id, batch_key);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -86,7 +92,7 @@ _COLUMNS = (
     "ended_at", "status", "exit_code", "signal", "session_id", "cost_usd", "input_tokens",
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
-    "model", "artifacts", "warnings", "record_receipt",
+    "model", "artifacts", "warnings", "record_receipt", "batch_id", "batch_key",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -319,6 +325,9 @@ class SQLiteStore:
         if query.parent_id:
             where.append("parent_id = ?")
             params.append(query.parent_id)
+        if query.batch_id:
+            where.append("batch_id = ?")
+            params.append(query.batch_id)
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

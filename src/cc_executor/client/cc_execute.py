@@ -33,6 +33,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,39 @@ from cc_executor.client._history import export_history_sync as export_history_sy
 from cc_executor.client._task_list import cc_execute_task_list as cc_execute_task_list
 
 ProgressCallback = Callable[[str], Any]
+
+#: The user's call (file, line, module, warning registry) when it is not the frame that
+#: awaits cc_execute: cc_execute_list's tasks and cc_execute_sync's thread would otherwise
+#: have their warnings name a line of this module or of asyncio.
+_CALLER: ContextVar[tuple[str, int, str, dict[Any, Any]] | None] = ContextVar(
+    "cc_execute_caller", default=None
+)
+
+
+def _site(frame: Any) -> tuple[str, int, str, dict[Any, Any]]:
+    registry = frame.f_globals.setdefault("__warningregistry__", {})
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", ""), registry
+
+
+def _caller_site(depth: int) -> tuple[str, int, str, dict[Any, Any]]:
+    """Where the call ``depth`` frames above the caller of this function is."""
+    return _site(sys._getframe(depth + 1))
+
+
+def _warn_caller(message: str) -> None:
+    """A ``UserWarning`` at the user's line: the one :data:`_CALLER` holds, else the first
+    frame outside this module (a validation run's warning too names the user's call)."""
+    site = _CALLER.get()
+    if site is None:
+        frame: Any = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back
+        if frame is None:
+            warnings.warn(message, UserWarning, stacklevel=2)
+            return
+        site = _site(frame)
+    filename, lineno, module, registry = site
+    warnings.warn_explicit(message, UserWarning, filename, lineno, module, registry)
 
 
 @dataclass
@@ -345,6 +379,13 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     except (OSError, ValueError, TypeError) as exc:  # the answer is never lost over a side file
         warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
     stopped = result.status in STOPPED
+    if stopped:
+        # Returned, as the original did, but never taken for a whole answer unawares.
+        _warn_caller(
+            f"cc_execute: returning a partial answer: the run did not finish ({result.error}); "
+            f"run {result.run_id}"
+            + (f", resume with session {result.session_id}" if result.session_id else "")
+        )
     denied = result.status is RunStatus.DENIED
     if denied:
         # The answer may claim work its refused tool calls never did: said, not raised,
@@ -455,7 +496,18 @@ def cc_execute_sync(task: str, *args: Any, **kwargs: Any) -> Any:
     bound = inspect.signature(cc_execute).bind(task, *args, **kwargs)  # a bad call fails here
     arguments = dict(bound.arguments)
     arguments.update(arguments.pop("options", {}))
-    return _run_coroutine_sync(cc_execute(**_settle_compat(arguments, 2)))
+    settled = _settle_compat(arguments, 2)
+    site = _caller_site(1)
+
+    async def call() -> Any:
+        _CALLER.set(site)  # in the run's own task: its warnings name the caller's line
+        return await cc_execute(**settled)
+
+    return _run_coroutine_sync(call())
+
+
+#: How many tasks ``cc_execute_list(sequential=False)`` runs at once by default.
+DEFAULT_MAX_PARALLEL = 4
 
 
 async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its order
@@ -465,22 +517,43 @@ async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its ord
     json_mode: bool = False,
     return_json: bool | None = None,
     amend_prompt: bool = False,
+    max_parallel: int | None = None,
     **kwargs: Any,
 ) -> list[Any]:
     """Run ``tasks`` one after another, each in a fresh Claude Code process (a full context
     window each); returns their answers in order. A failing task raises
     :class:`CCExecuteError` and the later tasks do not run. ``sequential=False`` runs them
-    all at once instead (still one process each); once all have ended, the first failure
-    is raised, its ``outcomes`` attribute holding every task's answer or exception in
-    order. ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    side by side instead, at most ``max_parallel`` at once (default 4: every Claude Code
+    process takes hundreds of MB), still one process each; once all have ended, the first
+    failure is raised, its ``outcomes`` attribute holding every task's answer or exception
+    in order. ``max_parallel`` other than 1 with ``sequential=True`` is a ``ValueError``.
+    Warnings (a partial answer, denied tools) name the line of this call.
+    ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise ValueError(
+            f"cc_execute_list: max_parallel must be an integer >= 1, got {max_parallel!r}"
+        )
+    if sequential and max_parallel not in (None, 1):
+        raise ValueError(
+            f"cc_execute_list: max_parallel={max_parallel} needs sequential=False "
+            "(sequential=True, the default, runs one task at a time)"
+        )
     kwargs.update(config=config, json_mode=json_mode, return_json=return_json)
     kwargs["amend_prompt"] = amend_prompt
     settled = _settle_compat(kwargs, 2)
     if sequential:
         return [await cc_execute(task, **settled) for task in tasks]
-    outcomes = await asyncio.gather(
-        *(cc_execute(task, **settled) for task in tasks), return_exceptions=True
-    )
+    site = _caller_site(1)
+    slots = asyncio.Semaphore(max_parallel or DEFAULT_MAX_PARALLEL)
+
+    async def one(task: str) -> Any:
+        _CALLER.set(site)  # each task runs in a context of its own
+        async with slots:
+            return await cc_execute(task, **settled)
+
+    outcomes = await asyncio.gather(*(one(task) for task in tasks), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             outcome.outcomes = outcomes  # type: ignore[attr-defined]
