@@ -345,3 +345,23 @@ def test_a_warning_is_printed_once(serve: Serve) -> None:
     assert done.stderr.count("warning: history not recorded") == 1, done.stderr
     as_object = as_json(served.cli("tasks", "run", "list.yaml", "--json", "--quiet"))
     assert len(as_object["warnings"]) == len(set(as_object["warnings"])) == 1
+
+
+def test_max_parallel_on_a_list_that_runs_one_at_a_time_says_so(serve: Serve) -> None:
+    served = serve(Script([Rule(answers=[Reply([Text("fine")])])]))
+    write(served, "chain.md", "## Task 1: One\nStep one.\n\n## Task 2: Two\nStep two.\n")
+    done = served.cli("tasks", "run", "chain.md", "--max-parallel", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    note = (
+        "max_parallel 3: this list runs one task at a time (each task waits for the one "
+        "before it); to run tasks at once, give them depends_on or parallel: true (or "
+        "parallel: true on the list)"
+    )
+    assert f"cc-executor tasks: note: {note}\n" in done.stderr
+    assert done.stderr.count(note) == 1  # shown at the start, not again at the end
+    assert note in as_json(done)["warnings"]
+    write(served, "both.md", "---\nparallel: true\n---\n" + (served.work / "chain.md").read_text())
+    done = served.cli("tasks", "run", "both.md", "--max-parallel", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "note:" not in done.stderr
+    assert not [w for w in as_json(done)["warnings"] if "one task at a time" in w]

@@ -45,6 +45,18 @@ def _as_spec(
     return load_task_list(path_or_spec)
 
 
+def _one_at_a_time_note(spec: TaskListSpec, max_parallel: int | None) -> list[str]:
+    """A note when ``max_parallel`` above 1 was asked for a list whose tasks can only run
+    one at a time (each waits for the previous one): it would change nothing."""
+    if max_parallel is None or max_parallel <= 1 or len(spec.tasks) < 2 or not spec.one_at_a_time:
+        return []
+    return [
+        f"max_parallel {max_parallel}: this list runs one task at a time (each task waits "
+        "for the one before it); to run tasks at once, give them depends_on or "
+        "parallel: true (or parallel: true on the list)"
+    ]
+
+
 def _reset_for_resume(state: TaskResult) -> str | None:
     """Make an unfinished task pending again; returns the session to continue, if its last
     attempt was stopped (timeout, cancel, the runner's death) after starting a session."""
@@ -104,6 +116,12 @@ class TaskListHandle:
         """Cancel the list (idempotent; safe from a signal handler on the loop)."""
         self._job.cancel()
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the caller should be told, so far (the result's ``warnings`` in the end);
+        a note about the schedule is there from the start."""
+        return self._job.warnings
+
     async def wait(self) -> TaskListResult:
         """The result, once every started task has ended."""
         return await asyncio.shield(self._task)
@@ -159,6 +177,7 @@ def start_tasks(
             states={},
             continue_sessions={},
             meta=meta,
+            warnings=_one_at_a_time_note(spec, parallel),
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -193,7 +212,7 @@ def start_resume(
         defaults = {**meta.get("run_defaults", {}), **run_defaults}
         check_run_defaults(defaults)
         options = task_options(spec, defaults)
-        warnings = []
+        warnings = _one_at_a_time_note(spec, max_parallel)
         missing = sorted(set(meta.get("env_names", [])) - set(defaults.get("env", {})))
         if missing:
             warnings.append(
@@ -246,9 +265,11 @@ async def run_tasks(
     """Run a task list: each task a fresh Claude Code run, earlier results in later prompts.
 
     ``path_or_spec``: a ``.md``/``.yaml``/``.json`` file, a :class:`TaskListSpec`, or a
-    mapping shaped like the YAML form. Tasks run in file order, each after the previous one,
-    unless some task declares ``depends_on``: then they form a graph and up to
-    ``max_parallel`` (default: the list's, else 4) run at once. ``budget_usd`` (default: the
+    mapping shaped like the YAML form. Each task waits for the previous one in the file
+    unless it declares ``depends_on`` (``[]``: nothing) or ``parallel: true`` (or the list
+    says ``parallel: true``); up to ``max_parallel`` (default: the list's, else 4) ready
+    tasks run at once. ``max_parallel`` above 1 on a list that can only run one task at a
+    time adds a note to ``warnings``. ``budget_usd`` (default: the
     list's) stops the launching of tasks once that much was spent. ``on_event(task_id,
     event)`` (sync or async) gets every event of every task's run plus
     :class:`TaskStateEvent`; an exception it raises cancels the list and propagates.

@@ -31,8 +31,13 @@ _OWN: dict[str, dict[str, Any]] = {
     },
     "depends_on": {
         **_NAMES,
-        "description": "tasks that must end ok first (default: the previous task, unless "
-        "some task declares depends_on)",
+        "description": "tasks that must end ok first ([]: none; default: the previous "
+        "task, unless the task or the list is parallel)",
+    },
+    "parallel": {
+        "type": "boolean",
+        "description": "true: do not wait for the previous task (on the list: for every "
+        "task that declares no depends_on)",
     },
     "resume_from": {"type": "string", "description": "continue that task's session"},
     "on_error": {"enum": list(ON_ERROR), "description": "what a failed task does to the list"},

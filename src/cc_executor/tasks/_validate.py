@@ -78,7 +78,11 @@ class Checker:
             if not isinstance(key, str) or key not in allowed:
                 hint = suggest(str(key), allowed)
                 if key in TASK_ONLY and task is None:
-                    hint = " (it can only be set on a task)"
+                    hint = (
+                        " (set it on the list or on a task)"
+                        if key == "parallel"
+                        else " (it can only be set on a task)"
+                    )
                 self.problem(
                     f'unknown field "{key}"{hint}', line_of(str(key)), where=where, task=task
                 )
@@ -99,6 +103,30 @@ class Checker:
                 self.problem(f"{key}: {exc}", line_of(key), where=f"{where}.{key}", task=task)
         return control, options
 
+    def flag(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        default: bool,
+        line: Callable[[], int | None],
+        *,
+        where: str | None = None,
+        task: str | None = None,
+    ) -> bool:
+        """The boolean ``data[key]`` (``default`` when absent or not a boolean: a problem)."""
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problem(
+                f"{key}: expected true or false, got {describe(value)}",
+                line(),
+                where=where,
+                task=task,
+            )
+            return default
+        return value
+
     def build(self) -> TaskListSpec:
         raw = self.raw
         data = raw.data
@@ -114,6 +142,9 @@ class Checker:
             name = check_string(data["name"]) if data.get("name") is not None else None
         except BadValue as exc:
             self.problem(f"name: {exc}", top_lines.get(("name",)))
+        parallel = self.flag(
+            data, "parallel", False, lambda: top_lines.get(("parallel",)), where="parallel"
+        )
         try:
             if data.get("max_parallel") is not None:
                 max_parallel = check_integer(1)(data["max_parallel"])
@@ -143,10 +174,9 @@ class Checker:
 
         specs: list[TaskSpec] = []
         first_line: dict[str, int | None] = {}
-        declared = any(isinstance(t.data, Mapping) and "depends_on" in t.data for t in raw.tasks)
         previous: str | None = None
         for rt in raw.tasks:
-            spec = self._task(rt, default_control, default_options, declared, previous)
+            spec = self._task(rt, default_control, default_options, parallel, previous)
             if spec is None:
                 previous = None
                 continue
@@ -177,7 +207,7 @@ class Checker:
         rt: RawTask,
         default_control: Mapping[str, Any],
         default_options: Mapping[str, Any],
-        declared: bool,
+        list_parallel: bool,
         previous: str | None,
     ) -> TaskSpec | None:
         data = rt.data
@@ -222,6 +252,14 @@ class Checker:
             prompt = ""
         elif not prompt.strip():
             self.problem("empty prompt", line_of("prompt"), where=rt.where, task=task_id)
+        parallel = self.flag(
+            data,
+            "parallel",
+            list_parallel,
+            lambda: line_of("parallel"),
+            where=f"{rt.where}.parallel",
+            task=task_id,
+        )
         depends: tuple[str, ...] = ()
         if "depends_on" in data:
             try:
@@ -230,7 +268,8 @@ class Checker:
                 self.problem(
                     f"depends_on: {exc}", line_of("depends_on"), where=rt.where, task=task_id
                 )
-        elif not declared and previous is not None:
+        elif previous is not None and previous != task_id and not parallel:
+            # The document's order is the default schedule, in every format.
             depends = (previous,)
         resume_from = data.get("resume_from")
         if resume_from is not None and not isinstance(resume_from, str):
