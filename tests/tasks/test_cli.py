@@ -365,3 +365,28 @@ def test_max_parallel_on_a_list_that_runs_one_at_a_time_says_so(serve: Serve) ->
     assert done.returncode == 0, done.stderr
     assert "note:" not in done.stderr
     assert not [w for w in as_json(done)["warnings"] if "one task at a time" in w]
+
+
+def test_the_progress_says_which_attempt_runs_and_why(serve: Serve) -> None:
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply(
+                            [Text("second time lucky")],
+                            # Claude Code sends a request that got a 400 six times in all.
+                            errors_before=[HttpErrorReply(400, message="scripted bad request")] * 6,
+                        )
+                    ]
+                )
+            ]
+        )
+    )
+    write(served, "retry.yaml", "tasks:\n  - {id: flaky, prompt: Flaky, retries: 1}\n")
+    done = served.cli("tasks", "run", "retry.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "flaky: running (attempt 1 of 2, run " in done.stderr
+    assert "flaky: retrying · attempt 1 of 2 ended error: " in done.stderr
+    assert "; attempt 2 starts afresh" in done.stderr
+    assert "flaky: running (attempt 2 of 2 after error, run " in done.stderr

@@ -276,3 +276,45 @@ async def test_a_task_whose_tool_calls_were_denied_fails(serve: Serve) -> None:
     accepted = {"tasks": [{"id": "write", "prompt": "Write out.txt", "accept_denials": True}]}
     result = await run_tasks(accepted, **served.options())
     assert result.status is ListStatus.OK, result.to_dict()
+
+
+async def test_retries_n_means_n_more_attempts_and_says_why(serve: Serve) -> None:
+    """retries: 1 is two runs in all. A retry after a timeout continues the session; when
+    that continuation fails, the task has had its two attempts (it ran a third time,
+    uncounted, so retries: N could mean 2N+1 runs)."""
+    served = serve(
+        Script(
+            [
+                Rule(
+                    match="^Long",
+                    answers=[
+                        Reply([Text("w" * 200)], chunk_size=2, delay=0.05),  # ~5 s: times out
+                        HttpErrorReply(400, message="scripted bad request"),  # the continuation
+                    ],
+                )
+            ]
+        )
+    )
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 2, "retries": 1}]}
+    events: list[TaskStateEvent] = []
+
+    def on_event(task_id: str, event: AgentEvent) -> None:
+        if isinstance(event, TaskStateEvent):
+            events.append(event)
+
+    result = await run_tasks(spec, on_event=on_event, **served.options())
+    assert result.status is ListStatus.FAILED
+    long = result.tasks["long"]
+    assert [r.status for r in long.runs] == ["timeout", "error"]
+    assert [r.reason for r in long.runs] == ["attempt 1 of 2", "attempt 2 of 2 after timeout"]
+    assert long.runs[1].resumed_session == long.runs[0].session_id
+    assert (long.error or "").startswith("could not continue the interrupted session: ")
+    assert [r.turn for r in served.server.message_requests if r.turn == 0] == [0]
+    states = [(e.state, e.reason) for e in events]
+    assert states[0] == ("running", "attempt 1 of 2")
+    assert states[1][0] == "retrying"
+    assert (states[1][1] or "").startswith("attempt 1 of 2 ended timeout: ")
+    assert (states[1][1] or "").endswith("; attempt 2 continues its session")
+    assert states[2] == ("running", "attempt 2 of 2 after timeout")
+    assert states[3][0] == "failed"
+    assert len(states) == 4

@@ -383,7 +383,8 @@ class TaskListView:
             row.started = time.monotonic()
             row.ended = None
             row.activity = "starting"
-            self._line(f"{task_id}: running (attempt {event.attempt}, run {event.run_id})")
+            which = inert(event.reason) if event.reason else f"attempt {event.attempt}"
+            self._line(f"{task_id}: running ({which}, run {event.run_id})")
             return
         reason = f" · {inert(event.reason)}" if event.reason else ""
         if state == "retrying":

@@ -31,7 +31,9 @@ class TaskAttempt:
 
     ``resumed_session`` is the Claude session it continued (an interrupted attempt's, or the
     ``resume_from`` task's), ``status`` the run's status (``running`` while it runs,
-    ``interrupted`` if the list's process died during it).
+    ``interrupted`` if the list's process died during it). ``reason`` says which attempt it
+    was and why it ran: ``attempt 2 of 3 after timeout`` (a task with ``retries: N`` has at
+    most N+1 attempts each time the list runs or resumes).
     """
 
     run_id: str
@@ -43,6 +45,7 @@ class TaskAttempt:
     started_at: float = 0.0
     ended_at: float | None = None
     error: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -154,8 +157,9 @@ class TaskListResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStateEvent(AgentEvent):
     """Made by the task runner when a task changes state: ``running`` (attempt ``attempt``
-    started as run ``run_id``), ``retrying``, ``ok``, ``failed``, ``skipped``,
-    ``cancelled``. ``reason`` says why for the last four; ``cost_usd`` is the task's total."""
+    started as run ``run_id``; ``reason``: ``attempt 2 of 3 after timeout``), ``retrying``,
+    ``ok``, ``failed``, ``skipped``, ``cancelled``. ``reason`` says why for the last four;
+    ``cost_usd`` is the task's total."""
 
     type: ClassVar[str] = "task_state"
     task_id: str = ""

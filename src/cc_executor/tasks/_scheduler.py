@@ -333,7 +333,10 @@ class ListRun:
     async def _run_task(self, task: TaskSpec) -> None:
         state = self.states[task.id]
         continue_session = self.continue_sessions.pop(task.id, None)
-        failures = 0
+        # ``retries: N`` is N more runs: every run counts, a failed continuation included.
+        attempts = task.retries + 1
+        number = 0
+        why: str | None = None  # why the next attempt runs (None: the first)
         while True:
             if self.cancelled:
                 await self._cancelled(state)
@@ -375,13 +378,17 @@ class ListRun:
             except ValueError as exc:  # no session, or an agent that cannot resume so
                 await self._fail(task, state, str(exc))
                 return
-            attempt = TaskAttempt(run_id=run_id, resumed_session=resumed, started_at=time.time())
+            number += 1
+            ordinal = f"attempt {number} of {attempts}" + (f" after {why}" if why else "")
+            attempt = TaskAttempt(
+                run_id=run_id, resumed_session=resumed, started_at=time.time(), reason=ordinal
+            )
             state.runs.append(attempt)
             state.status = TaskStatus.RUNNING
             state.run_id = run_id
             state.started_at = state.started_at or attempt.started_at
             self._save(state, durable=False)
-            await self._state_event(state, "running")
+            await self._state_event(state, "running", ordinal)
             if self.is_cancelled():
                 attempt.status = RunStatus.CANCELLED.value
                 attempt.ended_at = time.time()
@@ -424,17 +431,20 @@ class ListRun:
                 await self._cancelled(state)
                 return
             continue_session = None
+            why = result.status.value
             if continuing and result.status in (RunStatus.ERROR, RunStatus.CRASHED):
-                # The interrupted session could not be continued: start the task afresh,
-                # without counting this against its retries.
-                await self._state_event(state, "retrying", f"could not continue: {error}")
-                continue
-            failures += 1
-            if failures <= task.retries and not self.is_cancelled():
-                if result.status in CONTINUABLE and result.session_id:
-                    continue_session = result.session_id
+                # The interrupted session could not be continued: a next attempt starts afresh.
+                why = f"{why} continuing the interrupted session"
+                error = f"could not continue the interrupted session: {error}"
+            elif result.status in CONTINUABLE and result.session_id:
+                continue_session = result.session_id
+            if number < attempts and not self.is_cancelled():
+                how = "continues its session" if continue_session else "starts afresh"
                 await self._state_event(
-                    state, "retrying", f"attempt {failures} of {task.retries + 1} failed: {error}"
+                    state,
+                    "retrying",
+                    f"attempt {number} of {attempts} ended {why}: {error}; "
+                    f"attempt {number + 1} {how}",
                 )
                 continue
             await self._fail(task, state, error)

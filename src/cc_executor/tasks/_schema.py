@@ -41,7 +41,11 @@ _OWN: dict[str, dict[str, Any]] = {
     },
     "resume_from": {"type": "string", "description": "continue that task's session"},
     "on_error": {"enum": list(ON_ERROR), "description": "what a failed task does to the list"},
-    "retries": {"type": "integer", "minimum": 0, "description": "more attempts of a failed task"},
+    "retries": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "N: up to N more runs of a failed task (N+1 in all)",
+    },
     "template": {"type": "boolean", "description": "render the prompt as a template"},
     "name": {"type": "string"},
     "max_parallel": {"type": "integer", "minimum": 1, "description": "tasks running at once"},
