@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._ids import new_run_id
 from cc_executor._paths import runs_dir
+from cc_executor._run._prepare import anchor_paths
 from cc_executor.tasks._load import load_task_list, parse_task_list
 from cc_executor.tasks._result import ListStatus, TaskListResult, TaskResult, TaskStatus, total_cost
 from cc_executor.tasks._scheduler import CONTINUABLE, ListRun, TaskEventCallback
@@ -144,9 +145,11 @@ def start_tasks(
     """
     spec = _as_spec(path_or_spec)
     check_run_defaults(run_defaults)
-    defaults = dict(run_defaults)
-    # A resume from another directory must run the tasks where they first ran.
-    defaults["cwd"] = os.path.abspath(os.fspath(defaults.get("cwd") or os.getcwd()))
+    # The caller's paths are relative to the process's cwd (the list's own to its folder),
+    # and absolute from here: a resume from another directory runs the tasks where they
+    # first ran.
+    defaults = anchor_paths(dict(run_defaults), os.getcwd())
+    defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
     parallel = max_parallel if max_parallel is not None else spec.max_parallel

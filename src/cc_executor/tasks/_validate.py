@@ -3,12 +3,14 @@ into a :class:`~cc_executor.tasks.TaskListSpec`, every problem collected with it
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cc_executor._run._prepare import anchor_paths
 from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._fields import (
     CONTROL_FIELDS,
@@ -42,11 +44,6 @@ def slug(title: str, fallback: int) -> str:
     if not out:
         return f"task_{fallback}"
     return f"task_{out}" if out[0].isdigit() else out
-
-
-def _resolve_path(value: str, base_dir: Path) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base_dir / path))
 
 
 class Checker:
@@ -94,14 +91,37 @@ class Checker:
                     control[key] = CONTROL_FIELDS[key](value)
                 else:
                     name, check = RUN_FIELDS[key]
-                    options[name] = check(value)
-                    if key == "cwd":
-                        options[name] = _resolve_path(options[name], self.raw.base_dir)
-                    elif key == "add_dirs":
-                        options[name] = [_resolve_path(d, self.raw.base_dir) for d in options[name]]
+                    text = name == "json_schema" and isinstance(value, str)
+                    options[name] = check(self.schema(value) if text else value)
             except BadValue as exc:
                 self.problem(f"{key}: {exc}", line_of(key), where=f"{where}.{key}", task=task)
-        return control, options
+        # Paths in a list are relative to its folder, wherever the list is run from.
+        return control, anchor_paths(options, str(self.raw.base_dir))
+
+    def schema(self, text: str) -> Any:
+        """A ``json_schema`` given as JSON text, or as a file relative to the list's folder
+        (only in a list read from a file)."""
+        if text.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise BadValue(f"not valid JSON: {exc}") from None
+        base = self.raw.base_dir
+        if not self.raw.list_file:
+            raise BadValue(
+                "a file is read only from a list file: give the schema as a mapping or JSON text"
+            )
+        path = base / Path(text).expanduser()
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            where = "" if Path(text).expanduser().is_absolute() else f"looked in {base}; "
+            raise BadValue(
+                f"no such file: {text} ({where}paths in a list are relative to its folder)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BadValue(f"cannot read {path} as JSON: {reason}") from None
 
     def flag(
         self,
