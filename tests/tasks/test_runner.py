@@ -288,14 +288,15 @@ async def test_retries_n_means_n_more_attempts_and_says_why(serve: Serve) -> Non
                 Rule(
                     match="^Long",
                     answers=[
-                        Reply([Text("w" * 200)], chunk_size=2, delay=0.05),  # ~5 s: times out
+                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
+                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
                         HttpErrorReply(400, message="scripted bad request"),  # the continuation
                     ],
                 )
             ]
         )
     )
-    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 2, "retries": 1}]}
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
     events: list[TaskStateEvent] = []
 
     def on_event(task_id: str, event: AgentEvent) -> None:
@@ -318,3 +319,20 @@ async def test_retries_n_means_n_more_attempts_and_says_why(serve: Serve) -> Non
     assert states[2] == ("running", "attempt 2 of 2 after timeout")
     assert states[3][0] == "failed"
     assert len(states) == 4
+
+
+async def test_a_task_without_a_cap_runs_alone_under_a_budget(serve: Serve) -> None:
+    """It reserves the whole remainder: parallel tasks then run one at a time (each given
+    what is left as its max_budget_usd), and the caller is warned."""
+    served = serve(Script([Rule(answers=[Reply([Text("done")], chunk_size=1, delay=0.05)])]))
+    spec = {"parallel": True, "tasks": [{"id": f"t{i}", "prompt": f"Task {i}"} for i in range(3)]}
+    result = await run_tasks(spec, max_parallel=3, budget_usd=5, **served.options())
+    assert result.status is ListStatus.OK, result.to_dict()
+    walls = [(t.started_at or 0.0, t.ended_at or 0.0) for t in result.tasks.values()]
+    assert max_overlap(walls) == 1
+    reserved = [t.runs[0].reserved_usd for t in result.tasks.values()]
+    assert reserved[0] == 5
+    assert all(r is not None and 0 < r <= 5 for r in reserved)
+    (warning,) = [w for w in result.warnings if "runs alone" in w]
+    assert warning.startswith("budget_usd $5: t0, t1, t2 set(s) no max_budget_usd")
+    assert result.budget_spent_usd == pytest.approx(result.cost_usd or 0.0)

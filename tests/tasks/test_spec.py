@@ -513,3 +513,13 @@ def test_cli_validate_shows_the_waves(tmp_path: Path) -> None:
         "  wave 2  clean · Clean  (after fetch)",
         "          report · Report  (after docs)",
     ]
+
+
+def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:
+    spec = parse_task_list({"budget_usd": 2, "reserve_usd": 0.5, "tasks": [{"prompt": "x"}]})
+    assert spec.reserve_usd == {"*": 0.5}
+    spec = parse_task_list({"reserve_usd": {"opus": 2, "*": 1}, "tasks": [{"prompt": "x"}]})
+    assert spec.reserve_usd == {"opus": 2.0, "*": 1.0}
+    assert TaskListSpec.from_dict(spec.to_dict()) == spec
+    path = write(tmp_path, "r.yaml", "reserve_usd: {opus: 0}\ntasks:\n  - {prompt: x}\n")
+    assert problems(path) == [f"{path}:1: reserve_usd: opus: expected a number > 0, got 0"]

@@ -70,7 +70,22 @@ def add_parser(sub: Any) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="N", help="tasks running at once")
-    p.add_argument("--budget-usd", type=float, metavar="USD", help="start no task past this cost")
+    p.add_argument(
+        "--budget-usd",
+        type=float,
+        metavar="USD",
+        help="the list's budget: a task starts only if what is left covers its reservation",
+    )
+    p.add_argument(
+        "--reserve-usd",
+        type=_reservation,
+        action="append",
+        default=[],
+        metavar="[MODEL=]USD",
+        help="what a task that sets no max_budget_usd reserves of the budget (and its cap), "
+        "for every model or for MODEL (repeatable; default: the whole remainder, so it runs "
+        "alone); e.g. --reserve-usd 0.5 --reserve-usd opus=2",
+    )
     add_run_defaults(p, _RUN_DEFAULTS)
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
@@ -82,6 +97,22 @@ _RUN_DEFAULTS = ("agent", "model", "agent_path", "heartbeat_s")
 
 def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
     return run_defaults(args, _RUN_DEFAULTS)
+
+
+def _reservation(text: str) -> tuple[str, float]:
+    """``--reserve-usd [MODEL=]USD`` as (model, usd); ``"*"``: every model."""
+    model, equals, amount = text.rpartition("=")
+    try:
+        usd = float(amount)
+    except ValueError:
+        usd = float("nan")
+    if not usd > 0 or usd == float("inf") or (equals and not model.strip()):
+        raise argparse.ArgumentTypeError(f"expected USD or MODEL=USD with USD > 0, got {text!r}")
+    return (model.strip() or "*", usd)
+
+
+def _reserve(args: argparse.Namespace) -> dict[str, float] | None:
+    return dict(args.reserve_usd) or None
 
 
 def _err(text: str) -> None:
@@ -96,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             args.file,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
+            reserve_usd=_reserve(args),
             on_event=on_event,
             **_run_defaults(args),
         )
@@ -111,6 +143,7 @@ def _resume(args: argparse.Namespace) -> int:
             args.list_id,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
+            reserve_usd=_reserve(args),
             on_event=on_event,
             **_run_defaults(args),
         )
@@ -255,6 +288,12 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
         out.write(f"stopped: {inert(result.stopped_reason)}\n")
+    if result.budget_usd is not None:
+        out.write(
+            f"budget: ${result.budget_spent_usd or 0.0:.4f} of ${result.budget_usd:g} spent "
+            "(the total can exceed the budget by what running tasks spent past their own "
+            "caps: the CLI learns a cost only once it is billed)\n"
+        )
 
 
 class _Row:

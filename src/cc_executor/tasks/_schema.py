@@ -52,7 +52,16 @@ _OWN: dict[str, dict[str, Any]] = {
     "budget_usd": {
         "type": "number",
         "exclusiveMinimum": 0,
-        "description": "the list's budget: no task starts once it is spent",
+        "description": "the list's budget: each task reserves its cap (max_budget_usd, else "
+        "reserve_usd for its model, else the whole remainder) and starts only if what is "
+        "left covers it",
+    },
+    "reserve_usd": {
+        "type": ["number", "object"],
+        "exclusiveMinimum": 0,
+        "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+        "description": "with budget_usd: what a task that sets no max_budget_usd reserves "
+        '(and its cap): a number, or {model: usd} with "*" for any other model',
     },
 }
 

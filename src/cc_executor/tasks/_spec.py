@@ -69,6 +69,8 @@ class TaskListSpec:
     (unknown fields, types, duplicate ids, missing dependencies, cycles, templates that read
     tasks that are not ancestors) and raise :class:`TaskListError` with every problem.
     ``order`` is a topological order (file order where dependencies allow).
+    ``reserve_usd`` maps model names (``"*"``: any other) to what a task of that model
+    that sets no ``max_budget_usd`` reserves of ``budget_usd``.
     """
 
     tasks: tuple[TaskSpec, ...]
@@ -76,6 +78,7 @@ class TaskListSpec:
     name: str | None = None
     max_parallel: int | None = None
     budget_usd: float | None = None
+    reserve_usd: Mapping[str, float] | None = None
 
     @property
     def by_id(self) -> dict[str, TaskSpec]:
@@ -136,6 +139,7 @@ class TaskListSpec:
             "name": self.name,
             "max_parallel": self.max_parallel,
             "budget_usd": self.budget_usd,
+            "reserve_usd": dict(self.reserve_usd) if self.reserve_usd is not None else None,
             "tasks": [t.to_dict() for t in self.tasks],
         }
 
@@ -153,4 +157,5 @@ class TaskListSpec:
             name=data.get("name"),
             max_parallel=data.get("max_parallel"),
             budget_usd=data.get("budget_usd"),
+            reserve_usd=data.get("reserve_usd"),
         )

@@ -46,6 +46,23 @@ def slug(title: str, fallback: int) -> str:
     return f"task_{out}" if out[0].isdigit() else out
 
 
+def reservations(value: Any) -> dict[str, float]:
+    """``reserve_usd``: a number (every model) or a mapping of model names (``"*"``: any
+    other) to numbers, each above 0; normalized to the mapping."""
+    check = check_number(0, strict=True)
+    if isinstance(value, Mapping):
+        if not value or not all(isinstance(k, str) and k for k in value):
+            raise BadValue("expected a number, or a mapping of model names to numbers")
+        out = {}
+        for model, usd in value.items():
+            try:
+                out[model] = check(usd)
+            except BadValue as exc:
+                raise BadValue(f"{model}: {exc}") from None
+        return out
+    return {"*": check(value)}
+
+
 class Checker:
     """Checks one list as written: :meth:`build` returns its spec, or raises
     :class:`TaskListError` with every problem (those found while reading it first)."""
@@ -175,6 +192,12 @@ class Checker:
                 budget = check_number(0, strict=True)(data["budget_usd"])
         except BadValue as exc:
             self.problem(f"budget_usd: {exc}", top_lines.get(("budget_usd",)))
+        reserve = None
+        try:
+            if data.get("reserve_usd") is not None:
+                reserve = reservations(data["reserve_usd"])
+        except BadValue as exc:
+            self.problem(f"reserve_usd: {exc}", top_lines.get(("reserve_usd",)))
         default_control: dict[str, Any] = {}
         default_options: dict[str, Any] = {}
         if data.get("defaults") is not None:
@@ -220,6 +243,7 @@ class Checker:
             name=name,
             max_parallel=max_parallel,
             budget_usd=budget,
+            reserve_usd=reserve,
         )
 
     def _task(
