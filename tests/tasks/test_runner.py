@@ -336,3 +336,43 @@ async def test_a_task_without_a_cap_runs_alone_under_a_budget(serve: Serve) -> N
     (warning,) = [w for w in result.warnings if "runs alone" in w]
     assert warning.startswith("budget_usd $5: t0, t1, t2 set(s) no max_budget_usd")
     assert result.budget_spent_usd == pytest.approx(result.cost_usd or 0.0)
+
+
+async def test_a_retry_reserves_again(serve: Serve) -> None:
+    """A failed attempt's cost is spent: a retry starts only if what is left still covers
+    the task's cap; else the task fails saying so."""
+    from cc_executor.testing import ToolUse, Usage
+
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply(
+                            [ToolUse("Write", {"file_path": "out.txt", "content": "x"})],
+                            usage=Usage(input_tokens=10, output_tokens=10),
+                        ),
+                        Reply(
+                            [Text("Wrote it.")], usage=Usage(input_tokens=1000, output_tokens=1000)
+                        ),
+                    ]
+                )
+            ]
+        )
+    )
+    # The Write is denied (no allowed_tools): the attempt fails, having cost about $0.024.
+    spec = {
+        "budget_usd": 0.05,
+        "tasks": [{"id": "write", "prompt": "Write out.txt", "max_budget_usd": 0.03, "retries": 2}],
+    }
+    result = await run_tasks(spec, **served.options())
+    write = result.tasks["write"]
+    assert [r.status for r in write.runs] == ["denied"]
+    assert write.runs[0].reserved_usd == 0.03
+    assert result.status is ListStatus.BUDGET_EXCEEDED
+    spent = result.budget_spent_usd or 0.0
+    assert spent == pytest.approx(write.cost_usd or 0.0)
+    assert (write.error or "").endswith(
+        f"; attempt 2 not started: its reservation $0.0300 is more than the "
+        f"${0.05 - spent:.4f} left of budget_usd $0.05"
+    )
