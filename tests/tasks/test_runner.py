@@ -334,7 +334,7 @@ async def test_a_task_without_a_cap_runs_alone_under_a_budget(serve: Serve) -> N
     assert reserved[0] == 5
     assert all(r is not None and 0 < r <= 5 for r in reserved)
     (warning,) = [w for w in result.warnings if "runs alone" in w]
-    assert warning.startswith("budget_usd $5: t0, t1, t2 set(s) no max_budget_usd")
+    assert warning.startswith("budget_usd $5: task(s) t0, t1, t2 have no max_budget_usd")
     assert result.budget_spent_usd == pytest.approx(result.cost_usd or 0.0)
 
 

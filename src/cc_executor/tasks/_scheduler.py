@@ -124,10 +124,10 @@ class ListRun:
                     f" and {len(alone) - 5} more" if len(alone) > 5 else ""
                 )
                 self.warnings.append(
-                    f"budget_usd ${budget_usd:g}: {shown} set(s) no max_budget_usd and "
-                    "reserve_usd gives none for its model: such a task reserves the whole "
-                    "remaining budget, so it runs alone (set max_budget_usd on tasks, or "
-                    "reserve_usd, to run them at once)"
+                    f"budget_usd ${budget_usd:g}: task(s) {shown} have no max_budget_usd "
+                    "and no reserve_usd for their model: each reserves the whole remaining "
+                    "budget, so runs alone (set max_budget_usd or reserve_usd to run tasks "
+                    "at once)"
                 )
         self.recorder = Recorder()
         label = spec.name or spec.source
