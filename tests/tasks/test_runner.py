@@ -234,16 +234,17 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
                 Rule(
                     match="^Long",
                     answers=[
-                        Reply([Text("w" * 200)], chunk_size=2, delay=0.05),  # ~5 s: times out
+                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
+                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
                         Reply([Text("finished in the same session")]),
                     ],
                 )
             ]
         )
     )
-    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 2, "retries": 1}]}
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
     result = await run_tasks(spec, **served.options())
-    assert result.ok, result.to_dict()
+    assert result.ok, result.tasks["long"].runs
     runs = result.tasks["long"].runs
     assert [r.status for r in runs] == ["timeout", "ok"]
     assert runs[1].resumed_session == runs[0].session_id
