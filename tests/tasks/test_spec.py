@@ -523,3 +523,33 @@ def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:
     assert TaskListSpec.from_dict(spec.to_dict()) == spec
     path = write(tmp_path, "r.yaml", "reserve_usd: {opus: 0}\ntasks:\n  - {prompt: x}\n")
     assert problems(path) == [f"{path}:1: reserve_usd: opus: expected a number > 0, got 0"]
+
+
+def test_the_examples_of_docs_tasks_md_hold(tmp_path: Path) -> None:
+    """docs/tasks.md: its Markdown list validates to the schedule the page prints, and its
+    YAML list is valid with the reservations the page describes."""
+    import re
+
+    import yaml
+
+    page = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
+    markdown = re.search(r"````markdown\n(.*?)````", page, re.S)
+    shown = re.search(r"\$ cc-executor tasks validate order\.md\n(.*?)```", page, re.S)
+    assert markdown is not None
+    assert shown is not None
+    (tmp_path / "order.md").write_text(markdown.group(1))
+    done = subprocess.run(
+        [CLI, "tasks", "validate", "order.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown.group(1)
+    (budget,) = [
+        block for block in re.findall(r"```yaml\n(.*?)```", page, re.S) if "reserve_usd" in block
+    ]
+    spec = parse_task_list(yaml.safe_load(budget))
+    assert spec.reserve_usd == {"*": 0.25, "opus": 0.6}
+    assert spec.waves() == [["a", "b", "c", "d"]]
