@@ -72,6 +72,38 @@ def claude_path() -> str | None:
     return _REAL_CLAUDE
 
 
+CODEX_VERSION = "0.171.0"
+
+
+def _codex_location() -> str | None:
+    configured = os.environ.get("CC_EXECUTOR_CODEX")
+    if configured:
+        return configured
+    cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
+    default = cache / "codex" / CODEX_VERSION / "bin" / "codex"
+    return str(default) if default.exists() else None
+
+
+def codex_path() -> str:
+    """The real Codex CLI: ``$CC_EXECUTOR_CODEX``, else the cache of ``scripts/install-agents``.
+
+    Fails the current test if it is not marked ``cli``; skips it when Codex is not installed,
+    or fails it under CI (``CI=true``), which installs every agent.
+    """
+    if current is not None and current.get_closest_marker("cli") is None:
+        pytest.fail(f"{current.nodeid} asks for the real Codex CLI but is not marked `cli`")
+    path = _codex_location()
+    if path is None or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = (
+            f"no Codex CLI: CC_EXECUTOR_CODEX is unset and the cache has no codex/{CODEX_VERSION}; "
+            "run scripts/install-agents codex (scripts/test does)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must have the Codex CLI: {reason}")
+        pytest.skip(reason)
+    return path
+
+
 def cli_test() -> bool:
     """Whether the current test is marked ``cli`` (may run the real CLI)."""
     return current is not None and current.get_closest_marker("cli") is not None

@@ -65,6 +65,8 @@ UNTESTED = {
     ("README.md", 'cc-executor notify --to ../other --issue 12 --fix "'),
     ("docs/testing.md", "cc-executor testing serve --script write_file --env"),
     ("docs/testing.md", "set -a; . ./test.env; set +a"),
+    ("docs/testing.md", "with ModelServer(script) as server:"),
+    ("docs/agents/codex.md", "cc-executor run --agent codex --sandbox workspace-w"),
 }
 
 

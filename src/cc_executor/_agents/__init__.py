@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 #: Every agent: its name (the ``agent`` option's value) and the class implementing it.
 ADAPTERS = {
     "claude": ("cc_executor._agents._claude._adapter", "ClaudeAdapter"),
+    "codex": ("cc_executor._agents._codex._adapter", "CodexAdapter"),
 }
 
 _loaded: dict[str, AgentAdapter] = {}

@@ -223,7 +223,7 @@ class RunOptions(OptionRecord):
         default="claude",
         flag="--agent",
         metavar="NAME",
-        help="the agent CLI to run (claude)",
+        help="the agent CLI to run (claude, codex)",
     )
     agent_path: str | os.PathLike[str] | None = option(
         kind="path",
@@ -235,6 +235,23 @@ class RunOptions(OptionRecord):
         task=False,
         remote=SERVER_ONLY,
         aliases=("claude_path",),
+    )
+    base_url: str | None = option(
+        kind="text",
+        default=None,
+        flag="--base-url",
+        metavar="URL",
+        remote=SERVER_ONLY,
+        help="the model API endpoint the agent talks to (a gateway, a proxy, a scripted "
+        "server); the API key comes from the agent's usual variable",
+    )
+    sandbox: str | None = option(
+        kind="text",
+        default=None,
+        flag="--sandbox",
+        metavar="MODE",
+        agents=("codex",),
+        help="Codex CLI's sandbox: read-only (default), workspace-write or danger-full-access",
     )
     model: str | None = option(
         kind="text",
@@ -358,7 +375,7 @@ class RunOptions(OptionRecord):
         default=(),
         flag="--add-dir",
         metavar="DIR",
-        agents=("claude",),
+        agents=("claude", "codex"),
         help="another folder the agent may work in (repeatable)",
     )
     include_partial_messages: bool = option(

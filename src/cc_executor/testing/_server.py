@@ -1,4 +1,7 @@
-"""ModelServer: a loopback HTTP server that speaks the Anthropic Messages API from a script."""
+"""ModelServer: a loopback HTTP server that speaks the model APIs of the agent CLIs from a script.
+
+The Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex CLI).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from cc_executor.testing import _responses
 from cc_executor.testing._playback import Playback, prompt_of, turn_of
 from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
@@ -52,6 +56,10 @@ _CONFLICTING_PREFIXES = (
     "CLOUD_ML_",
 )
 _HOME_NAMES = frozenset({"HOME", "XDG_CONFIG_HOME"})
+# The same for Codex CLI: its provider, key, home and config overrides.
+_CODEX_PREFIXES = ("OPENAI_", "CODEX_", "AZURE_OPENAI_")
+#: The name of the custom model provider that codex_args() declares.
+CODEX_PROVIDER = "cc_executor_testing"
 _CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX"}) | _HOME_NAMES
 
 
@@ -154,7 +162,7 @@ class _StreamResponse(Response):
             if (
                 drop_after is not None
                 and deltas >= drop_after
-                and (event.is_delta or event.name == "message_delta")
+                and (event.is_delta or event.is_closing)
             ):
                 return False
             if event.is_delta:
@@ -217,8 +225,10 @@ class ModelServer:
 
     Endpoints: ``GET``/``HEAD /`` (200), ``POST /v1/messages`` (query ignored; SSE when the body
     says ``"stream": true``, JSON otherwise), ``POST /v1/messages/count_tokens`` (an estimate),
-    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with an
-    Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
+    ``POST /v1/responses`` (the OpenAI Responses API, for Codex CLI: the same script rendered
+    as Responses events, see :meth:`codex_args`), ``GET /_testing/requests`` (the recorded
+    requests as JSON). Other paths answer 404 with an Anthropic-style ``not_found_error``. A
+    body that is not a JSON object answers 400.
     """
 
     def __init__(
@@ -275,6 +285,55 @@ class ModelServer:
     def message_requests(self) -> list[RecordedRequest]:
         """The ``POST /v1/messages`` requests among :attr:`requests`."""
         return [r for r in self.requests if r.method == "POST" and r.path == "/v1/messages"]
+
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/responses`` requests (OpenAI Responses API) among :attr:`requests`."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+    def codex_args(self, *, retries: int = 0) -> list[str]:
+        """The ``codex exec`` arguments that point Codex CLI at this server.
+
+        Codex ignores ``OPENAI_BASE_URL``; only a custom model provider reaches another
+        endpoint, declared with ``-c`` overrides: name, ``base_url`` (this server's ``/v1``),
+        ``wire_api = "responses"``, ``env_key = "OPENAI_API_KEY"`` and the provider's own
+        request and stream retries (``retries``; the default 0 makes error tests quick).
+        Needs a started server (for the port).
+        """
+        provider = f"model_providers.{CODEX_PROVIDER}"
+        return [
+            "-c", f"model_provider={CODEX_PROVIDER}",
+            "-c", f'{provider}.name="{CODEX_PROVIDER}"',
+            "-c", f'{provider}.base_url="{self.url}/v1"',
+            "-c", f'{provider}.wire_api="responses"',
+            "-c", f'{provider}.env_key="OPENAI_API_KEY"',
+            "-c", f"{provider}.request_max_retries={retries}",
+            "-c", f"{provider}.stream_max_retries={retries}",
+        ]  # fmt: skip
+
+    def codex_env(
+        self,
+        codex_home: str | os.PathLike[str],
+        *,
+        base: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Environment variables for Codex CLI run with :meth:`codex_args`.
+
+        ``CODEX_HOME=codex_home`` (a throwaway folder, so the CLI never reads or writes the
+        user's own config and sessions; not under ``/tmp``, where Codex refuses its helper
+        binaries with a warning) and a dummy ``OPENAI_API_KEY``. With ``base`` (typically
+        ``os.environ``) the result is a complete environment: ``base`` minus ``OPENAI_*``,
+        ``CODEX_*`` and ``AZURE_OPENAI_*``, plus the above; ``extra`` is applied last.
+        """
+        ours = {"CODEX_HOME": os.fspath(codex_home), "OPENAI_API_KEY": "sk-cc-executor-testing"}
+        env: dict[str, str] = {}
+        if base is not None:
+            env = {k: v for k, v in base.items() if not k.startswith(_CODEX_PREFIXES)}
+        env.update(ours)
+        if extra:
+            env.update(extra)
+        return env
 
     def claude_env(
         self,
@@ -506,6 +565,16 @@ class ModelServer:
                 )
             return await self._answer(body, len(raw))
 
+        async def responses(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _openai_error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
+            return await self._answer_responses(body, len(raw))
+
         async def count_tokens(request: Request) -> Response:
             raw = await request.body()
             body = self._parse_body(raw)
@@ -528,6 +597,7 @@ class ModelServer:
             routes=[
                 Route("/", root, methods=["GET", "HEAD"]),
                 Route("/v1/messages", messages, methods=["POST"]),
+                Route("/v1/responses", responses, methods=["POST"]),
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
                 Route("/{path:path}", not_found, methods=every_method),
@@ -571,6 +641,37 @@ class ModelServer:
         if answer.drop_non_streaming:
             return _CutOffResponse(message, headers=headers)
         return JSONResponse(message, headers=headers)
+
+    async def _answer_responses(self, body: dict[str, Any], request_chars: int) -> Response:
+        choice = self._playback.choose(body)
+        answer = choice.answer
+        if answer.latency and not await self._pause(answer.latency):
+            return _openai_error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
+            return _openai_error_response(answer)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "scripted-model"
+        if body.get("stream") is True:
+            events = _responses.stream_events(
+                answer, seed=choice.seed, model=model, request_chars=request_chars
+            )
+            return _StreamResponse(self, answer, events)
+        response = _responses.response_json(
+            answer, seed=choice.seed, model=model, request_chars=request_chars
+        )
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        if answer.drop_non_streaming:
+            return _CutOffResponse(response, headers=headers)
+        return JSONResponse(response, headers=headers)
+
+
+def _openai_error_response(error: HttpErrorReply) -> Response:
+    return JSONResponse(
+        _responses.error_json(error),
+        status_code=error.status,
+        headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
+    )
 
 
 def _error_response(error: HttpErrorReply) -> Response:
