@@ -161,6 +161,31 @@ def test_every_page_and_example_is_found() -> None:
     assert len(runnable) == len(found) + len(UNTESTED)
 
 
+LINK = re.compile(r"\]\((?!https?:|mailto:)([^)\s]*)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's ids of a page's headings: lower case, punctuation dropped, spaces to -."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    headings = re.findall(r"^#{1,6} +(.+?) *$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_pages_resolve() -> None:
+    """Content moved between the README, docs/ and ARCHITECTURE.md: no link may dangle."""
+    broken = []
+    for page in [*pages(), REPO / "ARCHITECTURE.md", REPO / "CONTRIBUTING.md"]:
+        text = FENCE.sub("", page.read_text(encoding="utf-8"))
+        for target in LINK.findall(text):
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (
+                fragment and linked.suffix == ".md" and fragment not in anchors(linked)
+            ):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert broken == []
+
+
 # --- running them -------------------------------------------------------------------------
 
 
