@@ -72,36 +72,47 @@ def claude_path() -> str | None:
     return _REAL_CLAUDE
 
 
-CODEX_VERSION = "0.171.0"
+#: The pinned npm agent CLIs of scripts/install-agents: variable, cache folder, version, name.
+AGENTS = {
+    "codex": ("CC_EXECUTOR_CODEX", "codex", "0.171.0", "codex", "Codex CLI"),
+    "gemini": ("CC_EXECUTOR_GEMINI", "gemini-cli", "0.61.0", "gemini", "Gemini CLI"),
+    "qwen": ("CC_EXECUTOR_QWEN", "qwen-code", "0.24.4", "qwen", "Qwen Code"),
+}
 
 
-def _codex_location() -> str | None:
-    configured = os.environ.get("CC_EXECUTOR_CODEX")
-    if configured:
-        return configured
-    cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
-    default = cache / "codex" / CODEX_VERSION / "bin" / "codex"
-    return str(default) if default.exists() else None
+def agent_path(agent: str) -> str:
+    """The real CLI of ``agent`` (a key of :data:`AGENTS`): its ``CC_EXECUTOR_<AGENT>``
+    variable, else the cache of ``scripts/install-agents``.
+
+    Fails the current test if it is not marked ``cli``; skips it when the CLI is not
+    installed, or fails it under CI (``CI=true``), which installs every agent.
+    """
+    variable, folder, version, binary, title = AGENTS[agent]
+    if current is not None and current.get_closest_marker("cli") is None:
+        pytest.fail(f"{current.nodeid} asks for the real {title} but is not marked `cli`")
+    path = os.environ.get(variable)
+    if not path:
+        cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
+        path = str(cache / folder / version / "bin" / binary)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = (
+            f"no {title}: {path} is not an executable file; run scripts/install-agents "
+            f"{agent} (scripts/test does) or set {variable}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must have the {title}: {reason}")
+        pytest.skip(reason)
+    return path
 
 
 def codex_path() -> str:
-    """The real Codex CLI: ``$CC_EXECUTOR_CODEX``, else the cache of ``scripts/install-agents``.
+    """The real Codex CLI (see :func:`agent_path`)."""
+    return agent_path("codex")
 
-    Fails the current test if it is not marked ``cli``; skips it when Codex is not installed,
-    or fails it under CI (``CI=true``), which installs every agent.
-    """
-    if current is not None and current.get_closest_marker("cli") is None:
-        pytest.fail(f"{current.nodeid} asks for the real Codex CLI but is not marked `cli`")
-    path = _codex_location()
-    if path is None or not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = (
-            f"no Codex CLI: CC_EXECUTOR_CODEX is unset and the cache has no codex/{CODEX_VERSION}; "
-            "run scripts/install-agents codex (scripts/test does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must have the Codex CLI: {reason}")
-        pytest.skip(reason)
-    return path
+
+def gemini_path() -> str:
+    """The real Gemini CLI (see :func:`agent_path`)."""
+    return agent_path("gemini")
 
 
 def cli_test() -> bool:

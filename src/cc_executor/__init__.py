@@ -65,11 +65,17 @@ if TYPE_CHECKING:
         stream,
     )
     from cc_executor._status import Status
+    from cc_executor.client.cc_execute import (
+        CCExecutorConfig,
+        cc_execute,
+        cc_execute_task_list,
+    )
 
 _EXPORTS = {
     "AgentEvent": "cc_executor._agents._types",
     "AgentNotFound": "cc_executor._errors",
     "ApiRetryEvent": "cc_executor._agents._types",
+    "CCExecutorConfig": "cc_executor.client",
     "CCExecutorError": "cc_executor._errors",
     "ClaudeNotFound": "cc_executor._errors",
     "HeartbeatEvent": "cc_executor._agents._types",
@@ -100,6 +106,8 @@ _EXPORTS = {
     "ToolResultEvent": "cc_executor._agents._types",
     "ToolUseEvent": "cc_executor._agents._types",
     "UnknownEvent": "cc_executor._agents._types",
+    "cc_execute": "cc_executor.client",
+    "cc_execute_task_list": "cc_executor.client",
     "open_process": "cc_executor._engine",
     "run": "cc_executor._run._runner",
     "run_process": "cc_executor._engine",
@@ -113,6 +121,7 @@ __all__ = [
     "AgentEvent",
     "AgentNotFound",
     "ApiRetryEvent",
+    "CCExecutorConfig",
     "CCExecutorError",
     "ClaudeNotFound",
     "HeartbeatEvent",
@@ -144,6 +153,8 @@ __all__ = [
     "ToolUseEvent",
     "UnknownEvent",
     "__version__",
+    "cc_execute",
+    "cc_execute_task_list",
     "open_process",
     "run",
     "run_process",

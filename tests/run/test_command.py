@@ -148,3 +148,42 @@ def test_codex_refuses_what_it_cannot_do(options: dict[str, Any], message: str) 
 def test_sandbox_is_for_codex_only() -> None:
     with pytest.raises(ValueError, match="sandbox is not supported by the claude agent"):
         RunOptions(sandbox="read-only")
+
+
+def test_gemini_command_env_and_home(tmp_path: Any) -> None:
+    from cc_executor._agents._gemini._flags import build_command as gemini_command
+
+    options = RunOptions(
+        agent="gemini", base_url="http://127.0.0.1:9", model="m", permission_mode="yolo"
+    )
+    argv = gemini_command("gemini", options)
+    assert argv[1:] == [
+        "--prompt=",
+        "--output-format=stream-json",
+        "--skip-trust",
+        "--model=m",
+        "--approval-mode=yolo",
+    ]
+    env = options.process_env(str(tmp_path / "run"))
+    assert env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:9"
+    assert env["GEMINI_CLI_NO_RELAUNCH"] == "true"
+    settings = tmp_path / "run" / "agent-home" / ".gemini" / "settings.json"
+    assert env["GEMINI_CLI_HOME"] == str(tmp_path / "run" / "agent-home")
+    assert "gemini-api-key" in settings.read_text()
+    # The caller's own home wins, and nothing is written for it.
+    mine = RunOptions(agent="gemini", base_url="http://x", env={"GEMINI_CLI_HOME": "/mine"})
+    assert mine.process_env(str(tmp_path / "other"))["GEMINI_CLI_HOME"] == "/mine"
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"permission_mode": "acceptEdits"}, "permission_mode for Gemini CLI must be one of"),
+        ({"resume": "abc"}, "resume is not supported by the gemini agent"),
+        ({"sandbox": "read-only"}, "sandbox is not supported by the gemini agent"),
+    ],
+)
+def test_gemini_refuses_what_it_cannot_do(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RunOptions(agent="gemini", **options)

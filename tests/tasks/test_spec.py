@@ -342,7 +342,8 @@ def test_file_problems(tmp_path: Path) -> None:
         f"{tmp_path / 'x.txt'}: unknown format: name the file .md, .yaml, .yml or .json"
     ]
     assert problems(write(tmp_path, "e.md", "# Just a title\n")) == [
-        f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" sections'
+        f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" '
+        '(or "### Task 1: <title>") sections'
     ]
     assert problems(write(tmp_path, "e.yaml", "tasks: []\n")) == [
         f"{tmp_path / 'e.yaml'}:1: tasks: the list is empty"

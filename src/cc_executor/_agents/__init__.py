@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 ADAPTERS = {
     "claude": ("cc_executor._agents._claude._adapter", "ClaudeAdapter"),
     "codex": ("cc_executor._agents._codex._adapter", "CodexAdapter"),
+    "gemini": ("cc_executor._agents._gemini._adapter", "GeminiAdapter"),
 }
 
 _loaded: dict[str, AgentAdapter] = {}

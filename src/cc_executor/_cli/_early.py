@@ -120,7 +120,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             run_id=run_id,
             run_dir=run_dir,
             stdin_path=stdin_path,
-            extra_env=process_env(o),
+            extra_env=process_env(o, run_dir),
         )
     except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):
         if run_dir:

@@ -223,7 +223,7 @@ class RunOptions(OptionRecord):
         default="claude",
         flag="--agent",
         metavar="NAME",
-        help="the agent CLI to run (claude, codex)",
+        help="the agent CLI to run (claude, codex, gemini)",
     )
     agent_path: str | os.PathLike[str] | None = option(
         kind="path",
@@ -342,9 +342,9 @@ class RunOptions(OptionRecord):
         default=None,
         flag="--permission-mode",
         metavar="MODE",
-        agents=("claude",),
+        agents=("claude", "gemini"),
         help="the agent's permission mode (Claude Code: acceptEdits, auto, "
-        "bypassPermissions, manual, dontAsk, plan)",
+        "bypassPermissions, manual, dontAsk, plan; Gemini CLI: default, auto_edit, yolo, plan)",
     )
     mcp_config: str | Mapping[str, Any] | None = option(
         kind="mcp",
@@ -578,9 +578,10 @@ class RunOptions(OptionRecord):
         """The older name of :attr:`agent_path`."""
         return self.agent_path
 
-    def process_env(self) -> dict[str, str]:
-        """The variables added to the agent's environment: ``env``, plus what the agent's
-        own options need (Claude Code: ``max_context_tokens``)."""
+    def process_env(self, run_dir: str | None = None) -> dict[str, str]:
+        """The variables added to the agent's environment: an agent home of the run's own
+        in ``run_dir`` when the agent needs one, ``env``, plus what the agent's own options
+        need (Claude Code: ``max_context_tokens``)."""
         from cc_executor._run._prepare import process_env
 
-        return process_env(self)
+        return process_env(self, run_dir)

@@ -199,12 +199,15 @@ def _check_paths(o: Any) -> None:
             raise ValueError(f"mcp_config: no such file: {config} (give a file or JSON text)")
 
 
-def process_env(o: Any) -> dict[str, str]:
-    """The variables added to the agent's environment: ``env``, plus what the agent's own
-    options need (see the adapter's ``process_env``)."""
+def process_env(o: Any, run_dir: str | None = None) -> dict[str, str]:
+    """The variables added to the agent's environment: a home of the run's own in
+    ``run_dir`` when the agent needs one (the adapter's ``home_env``), ``env``, and what the
+    agent's own options need (the adapter's ``process_env``)."""
     from cc_executor._agents import get_adapter
 
-    return {**o.env, **get_adapter(o.agent).process_env(o)}
+    adapter = get_adapter(o.agent)
+    home = adapter.home_env(o, run_dir) if run_dir is not None else {}
+    return {**home, **o.env, **adapter.process_env(o)}
 
 
 def save_prompt(run_dir: str, prompt: bytes) -> str:

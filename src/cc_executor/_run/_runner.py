@@ -621,7 +621,7 @@ class _Run:
             # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
             stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
-            extra_env=opts.process_env(),
+            extra_env=opts.process_env(str(run_dir)),
             timeout=max(remaining, 0.001) if remaining is not None else None,
             idle_timeout=opts.idle_timeout,
             first_output_timeout=opts.first_output_timeout,

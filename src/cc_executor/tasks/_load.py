@@ -11,6 +11,7 @@ from typing import Any
 
 from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._markdown import parse_markdown
+from cc_executor.tasks._original import from_original
 from cc_executor.tasks._raw import from_document
 from cc_executor.tasks._spec import TaskListSpec
 from cc_executor.tasks._validate import Checker
@@ -36,8 +37,9 @@ def parse_task_list(
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     problems: list[TaskListProblem] = []
     if isinstance(data, Mapping):
+        document, _, _ = from_original(data, {}, {})
         raw = from_document(
-            data, source=source, base_dir=base, key_lines={}, value_lines={}, problems=problems
+            document, source=source, base_dir=base, key_lines={}, value_lines={}, problems=problems
         )
     elif format == "markdown":
         raw = parse_markdown(data, source, base)
@@ -58,12 +60,15 @@ def parse_task_list(
                 located = LocatedYAML(source, 0, [])
         else:
             document = located.load(data)
+        document, key_lines, value_lines = from_original(
+            document, located.key_lines, located.value_lines
+        )
         raw = from_document(
             document,
             source=source,
             base_dir=base,
-            key_lines=located.key_lines,
-            value_lines=located.value_lines,
+            key_lines=key_lines,
+            value_lines=value_lines,
             problems=problems,
         )
     else:

@@ -83,8 +83,8 @@ class Checker:
                     f'unknown field "{key}"{hint}', line_of(str(key)), where=where, task=task
                 )
                 continue
-            if key in TASK_ONLY:
-                continue
+            if key in TASK_ONLY or (value is None and key in RUN_FIELDS):
+                continue  # null for an option means its default, as in the original's lists
             try:
                 if key in CONTROL_FIELDS:
                     control[key] = CONTROL_FIELDS[key](value)

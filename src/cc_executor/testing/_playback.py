@@ -54,15 +54,21 @@ def _responses_prompt(items: list[Any]) -> str:
 def prompt_of(body: Mapping[str, Any]) -> str | None:
     """The prompt of a request body, or None if there is none.
 
-    A Responses API body (``input``): a string ``input`` is the prompt; for a list of items,
-    the ``input_text`` of the last ``user`` message (Codex CLI puts its environment context in an
-    earlier one). A Messages API body: the text of the first ``user`` message, as below.
+    A Gemini body (``contents``): the first user content's text, without Gemini CLI's
+    ``<session_context>`` part. A Responses API body (``input``): a string ``input`` is the
+    prompt; for a list of items, the ``input_text`` of the last ``user`` message (Codex CLI
+    puts its environment context in an earlier one). A Messages API body: the text of the
+    first ``user`` message, as below.
 
     A string content is the prompt itself. For a list of blocks, the ``text`` of its text blocks
     joined with newlines, leaving out the blocks that start with ``<system-reminder>``: the CLI
     puts such reminders in blocks of their own before the prompt, so the prompt given to the CLI
     comes back byte for byte.
     """
+    if "contents" in body:
+        from cc_executor.testing._gemini import prompt_of as gemini_prompt
+
+        return gemini_prompt(body)
     items = body.get("input")
     if "messages" not in body and isinstance(items, (str, list)):
         return items if isinstance(items, str) else _responses_prompt(items)
@@ -91,10 +97,15 @@ def prompt_of(body: Mapping[str, Any]) -> str | None:
 def turn_of(body: Mapping[str, Any]) -> int:
     """How many model answers the request carries: 0 for the first request of a run.
 
-    In a Messages API body, the assistant messages; in a Responses API body, the runs of
+    In a Messages API body, the assistant messages; in a Gemini body, the ``model``
+    contents; in a Responses API body, the runs of
     consecutive items the model produced (messages, tool calls, reasoning), since one answer
     may hold several items and each tool result follows its answer.
     """
+    if "contents" in body:
+        from cc_executor.testing._gemini import turn_of as gemini_turn
+
+        return gemini_turn(body)
     items = body.get("input")
     if "messages" not in body and isinstance(items, list):
         runs, inside = 0, False

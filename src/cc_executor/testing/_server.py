@@ -1,6 +1,7 @@
 """ModelServer: a loopback HTTP server that speaks the model APIs of the agent CLIs from a script.
 
-The Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex CLI).
+The Anthropic Messages API (Claude Code), the OpenAI Responses API (Codex CLI) and the Gemini
+API (Gemini CLI).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cc_executor.testing import _responses
+from cc_executor.testing import _chat, _gemini, _responses
 from cc_executor.testing._playback import Playback, prompt_of, turn_of
 from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
@@ -58,6 +59,8 @@ _CONFLICTING_PREFIXES = (
 _HOME_NAMES = frozenset({"HOME", "XDG_CONFIG_HOME"})
 # The same for Codex CLI: its provider, key, home and config overrides.
 _CODEX_PREFIXES = ("OPENAI_", "CODEX_", "AZURE_OPENAI_")
+# The same for Gemini CLI: its endpoint, keys, home and settings.
+_GEMINI_PREFIXES = ("GEMINI_", "GOOGLE_")
 #: The name of the custom model provider that codex_args() declares.
 CODEX_PROVIDER = "cc_executor_testing"
 _CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX"}) | _HOME_NAMES
@@ -226,9 +229,12 @@ class ModelServer:
     Endpoints: ``GET``/``HEAD /`` (200), ``POST /v1/messages`` (query ignored; SSE when the body
     says ``"stream": true``, JSON otherwise), ``POST /v1/messages/count_tokens`` (an estimate),
     ``POST /v1/responses`` (the OpenAI Responses API, for Codex CLI: the same script rendered
-    as Responses events, see :meth:`codex_args`), ``GET /_testing/requests`` (the recorded
-    requests as JSON). Other paths answer 404 with an Anthropic-style ``not_found_error``. A
-    body that is not a JSON object answers 400.
+    as Responses events, see :meth:`codex_args`), ``POST /v1beta/models/MODEL:METHOD`` (the
+    Gemini API's ``streamGenerateContent``, ``generateContent`` and ``countTokens``, for
+    Gemini CLI, see :meth:`gemini_env`), ``POST /v1/chat/completions`` (OpenAI Chat
+    Completions, for Qwen Code, aider and other OpenAI-compatible clients),
+    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with
+    an Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
     """
 
     def __init__(
@@ -290,6 +296,60 @@ class ModelServer:
     def responses_requests(self) -> list[RecordedRequest]:
         """The ``POST /v1/responses`` requests (OpenAI Responses API) among :attr:`requests`."""
         return [r for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/chat/completions`` requests (OpenAI Chat Completions)."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+
+    @property
+    def gemini_requests(self) -> list[RecordedRequest]:
+        """The Gemini API requests (``POST /v1beta/models/...``) among :attr:`requests`."""
+        return [
+            r for r in self.requests if r.method == "POST" and r.path.startswith("/v1beta/models/")
+        ]
+
+    def gemini_env(
+        self,
+        gemini_home: str | os.PathLike[str],
+        *,
+        base: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Environment variables that point Gemini CLI at this server.
+
+        ``GOOGLE_GEMINI_BASE_URL`` (this server), a dummy ``GEMINI_API_KEY``,
+        ``GEMINI_CLI_HOME=gemini_home`` (a throwaway folder; its ``.gemini/settings.json``
+        must select the ``gemini-api-key`` auth type, which :meth:`write_gemini_settings`
+        writes, or the CLI exits 41) and ``GEMINI_CLI_NO_RELAUNCH=true`` (no re-launch of
+        itself as a child). With ``base`` (typically ``os.environ``) the result is a complete
+        environment: ``base`` minus ``GEMINI_*`` and ``GOOGLE_*``, plus the above; ``extra``
+        is applied last. Run the CLI with ``--skip-trust`` and an explicit ``-m MODEL``
+        (the default ``auto`` asks a routing model first).
+        """
+        ours = {
+            "GOOGLE_GEMINI_BASE_URL": self.url,
+            "GEMINI_API_KEY": "cc-executor-testing",
+            "GEMINI_CLI_HOME": os.fspath(gemini_home),
+            "GEMINI_CLI_NO_RELAUNCH": "true",
+        }
+        env: dict[str, str] = {}
+        if base is not None:
+            env = {k: v for k, v in base.items() if not k.startswith(_GEMINI_PREFIXES)}
+        env.update(ours)
+        if extra:
+            env.update(extra)
+        return env
+
+    @staticmethod
+    def write_gemini_settings(gemini_home: str | os.PathLike[str]) -> str:
+        """Write ``gemini_home/.gemini/settings.json`` selecting API-key auth; its path."""
+        folder = os.path.join(os.fspath(gemini_home), ".gemini")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "settings.json")
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump({"security": {"auth": {"selectedType": "gemini-api-key"}}}, file)
+        return path
 
     def codex_args(self, *, retries: int = 0) -> list[str]:
         """The ``codex exec`` arguments that point Codex CLI at this server.
@@ -575,6 +635,34 @@ class ModelServer:
                 )
             return await self._answer_responses(body, len(raw))
 
+        async def chat(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _openai_error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
+            return await self._answer_chat(body, len(raw))
+
+        async def gemini(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            model, _, method = request.path_params["target"].rpartition(":")
+            if method == "countTokens":
+                return JSONResponse({"totalTokens": estimate_tokens(len(raw))})
+            if method not in ("generateContent", "streamGenerateContent") or not model:
+                return _gemini_error_response(
+                    HttpErrorReply(404, message=f"{request.url.path} is not served here")
+                )
+            if not isinstance(body, dict):
+                return _gemini_error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object")
+                )
+            stream = method == "streamGenerateContent"
+            return await self._answer_gemini(body, len(raw), model, stream=stream)
+
         async def count_tokens(request: Request) -> Response:
             raw = await request.body()
             body = self._parse_body(raw)
@@ -598,6 +686,8 @@ class ModelServer:
                 Route("/", root, methods=["GET", "HEAD"]),
                 Route("/v1/messages", messages, methods=["POST"]),
                 Route("/v1/responses", responses, methods=["POST"]),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
                 Route("/{path:path}", not_found, methods=every_method),
@@ -664,6 +754,58 @@ class ModelServer:
         if answer.drop_non_streaming:
             return _CutOffResponse(response, headers=headers)
         return JSONResponse(response, headers=headers)
+
+    async def _answer_chat(self, body: dict[str, Any], request_chars: int) -> Response:
+        choice = self._playback.choose(body)
+        answer = choice.answer
+        if answer.latency and not await self._pause(answer.latency):
+            return _openai_error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
+            return _openai_error_response(answer)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "scripted-model"
+        declared = _chat.declared_tools(body)
+        if body.get("stream") is True:
+            events = _chat.stream_events(
+                answer,
+                seed=choice.seed,
+                model=model,
+                request_chars=request_chars,
+                declared=declared,
+            )
+            return _StreamResponse(self, answer, events)
+        response = _chat.response_json(
+            answer, seed=choice.seed, model=model, request_chars=request_chars, declared=declared
+        )
+        if answer.drop_non_streaming:
+            return _CutOffResponse(response)
+        return JSONResponse(response)
+
+    async def _answer_gemini(
+        self, body: dict[str, Any], request_chars: int, model: str, *, stream: bool
+    ) -> Response:
+        choice = self._playback.choose(body)
+        answer = choice.answer
+        if answer.latency and not await self._pause(answer.latency):
+            return _gemini_error_response(HttpErrorReply(503, message="model server shutting down"))
+        if isinstance(answer, HttpErrorReply):
+            return _gemini_error_response(answer)
+        if stream:
+            events = _gemini.stream_events(answer, model=model, request_chars=request_chars)
+            return _StreamResponse(self, answer, events)
+        response = _gemini.response_json(answer, model=model, request_chars=request_chars)
+        if answer.drop_non_streaming:
+            return _CutOffResponse(response)
+        return JSONResponse(response)
+
+
+def _gemini_error_response(error: HttpErrorReply) -> Response:
+    return JSONResponse(
+        _gemini.error_json(error),
+        status_code=error.status,
+        headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
+    )
 
 
 def _openai_error_response(error: HttpErrorReply) -> Response:

@@ -23,10 +23,22 @@ _DELTAS = frozenset(
         "response.reasoning_summary_text.delta",
         "response.function_call_arguments.delta",
         "response.custom_tool_call_input.delta",
+        "gemini.delta",
+        "gemini.call",
+        "chat.delta",
+        "chat.call",
     }
 )
 # The events a dropped stream never reaches: those that close an item or the answer.
-_CLOSING = frozenset({"message_delta", "response.output_item.done", "response.completed"})
+_CLOSING = frozenset(
+    {
+        "message_delta",
+        "response.output_item.done",
+        "response.completed",
+        "gemini.done",
+        "chat.finish",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,10 @@ class Event:
 
     name: str
     data: Mapping[str, Any]
+    #: False for APIs whose stream has no ``event:`` lines (Gemini): ``name`` is then ours only.
+    named: bool = True
+    #: The frame as it is, for the odd one that is not JSON (``data: [DONE]``).
+    raw: bytes | None = None
 
     @property
     def is_delta(self) -> bool:
@@ -47,8 +63,12 @@ class Event:
         return self.name in _CLOSING
 
     def encode(self) -> bytes:
-        """The SSE frame: ``event: NAME`` and one ``data:`` line of compact JSON."""
+        """The SSE frame: ``event: NAME`` (when ``named``) and one ``data:`` line of JSON."""
+        if self.raw is not None:
+            return self.raw
         payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        if not self.named:
+            return f"data: {payload}\n\n".encode()
         return f"event: {self.name}\ndata: {payload}\n\n".encode()
 
 

@@ -63,6 +63,9 @@ class ClaudeAdapter:
             env.update(CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(tokens), DISABLE_COMPACT="1")
         return env
 
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        return {}
+
     def parser(self) -> StreamParser:
         from cc_executor._agents._claude._parse import ClaudeStreamParser
 

@@ -45,6 +45,9 @@ class CodexAdapter:
     def process_env(self, options: Any) -> dict[str, str]:
         return {}
 
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        return {}
+
     def parser(self) -> StreamParser:
         from cc_executor._agents._codex._parse import CodexStreamParser
 
