@@ -67,6 +67,7 @@ UNTESTED = {
     ("docs/testing.md", "set -a; . ./test.env; set +a"),
     ("docs/testing.md", "with ModelServer(script) as server:"),
     ("docs/agents/codex.md", "cc-executor run --agent codex --sandbox workspace-w"),
+    ("docs/agents/gemini.md", "cc-executor run --agent gemini"),
 }
 
 
