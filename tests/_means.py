@@ -11,6 +11,8 @@ import functools
 import glob
 import os
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -168,6 +170,34 @@ def _missing_cgroup() -> str | None:
     return "no writable cgroup v2 controllers in this process's cgroup"
 
 
+def unshare_argv() -> list[str]:
+    """The command starting a program in a private mount namespace where it may mount:
+    ``unshare -m`` as root, else with a user namespace of its own (``unshare -rm``)."""
+    return ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+
+
+def _missing_mount() -> str | None:
+    # What the tests do: mount a small tmpfs in a private namespace (our mounts unchanged).
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    if unshare is None or mount is None:
+        return "no unshare or mount on PATH (util-linux)"
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            done = subprocess.run(
+                [*unshare_argv(), mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"cannot run unshare: {exc}"
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return f"cannot mount a tmpfs in a private mount namespace: {reason}"
+    return None
+
+
 #: Marker name -> probe; markers without a probe (``slow``, ``soak``) only select.
 PROBES: dict[str, Callable[[], str | None]] = {
     "cli": _missing_cli,
@@ -175,6 +205,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "postgres": _missing_postgres,
     "browser": _missing_browser,
     "cgroup": _missing_cgroup,
+    "mount": _missing_mount,
 }
 
 

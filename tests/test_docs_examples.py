@@ -68,6 +68,7 @@ UNTESTED = {
     ("docs/testing.md", "with ModelServer(script) as server:"),
     ("docs/agents/codex.md", "cc-executor run --agent codex --sandbox workspace-w"),
     ("docs/agents/gemini.md", "cc-executor run --agent gemini"),
+    ("docs/agents/command.md", "cc-executor run --agent command"),
 }
 
 

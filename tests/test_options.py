@@ -56,7 +56,7 @@ def test_claude_path_is_the_older_name_of_agent_path() -> None:
 
 
 def test_an_unknown_agent_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="agent must be one of claude, codex, gemini, got 'nope'"):
+    with pytest.raises(ValueError, match="agent must be one of claude, codex, gemini, command, got 'nope'"):
         RunOptions(agent="nope")
 
 

@@ -103,8 +103,10 @@ def add_parsers(sub: Any) -> None:
         "verify",
         help="check runs against their receipts",
         description="Recompute the sha256 of every stored artifact of a run and compare it with "
-        "the receipt recorded when the run ended. Exit 0 only if every run checked exists, "
-        "completed, and is unaltered.",
+        "the receipt recorded when the run ended, and check the record's own fields (status, "
+        "exit code, cost, ...) against the record's receipt: an HMAC-SHA256 with the key in "
+        "the file $CC_EXECUTOR_RECEIPT_KEY_FILE names, else an unkeyed sha256. Exit 0 only "
+        "if every run checked exists, completed, and is unaltered.",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the id or a unique prefix")
@@ -198,9 +200,14 @@ def _show_record(record: RunRecord) -> None:
             continue
         print(f"{name:>18}: {inert(str(value))}")
     for artifact in artifacts:
+        short = (
+            f" (incomplete: {artifact['unwritten']} more bytes could not be written)"
+            if artifact.get("unwritten")
+            else ""
+        )
         print(
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
-            f"{artifact['sha256']} {artifact['path']}"
+            f"{artifact['sha256']} {artifact['path']}{short}"
         )
     for warning in warnings:
         print(f"{'warning':>18}: {inert(warning)}")
@@ -330,6 +337,7 @@ def export(args: argparse.Namespace) -> int:
 def verify_runs(args: argparse.Namespace) -> int:
     """Handler of ``verify``."""
     from cc_executor._store import Query, verify
+    from cc_executor._store._history import UNKEYED_NOTE
 
     store = _open()
     try:
@@ -344,19 +352,32 @@ def verify_runs(args: argparse.Namespace) -> int:
     finally:
         store.close()
     reports = [verify(record, run_id) for run_id, record in targets]
+    keyed = any(r.keyed for r in reports)
     if args.json:
-        _print_json({"ok": all(r.ok for r in reports), "runs": [r.to_dict() for r in reports]})
+        _print_json(
+            {
+                "ok": all(r.ok for r in reports),
+                "keyed": keyed,
+                "runs": [r.to_dict() for r in reports],
+            }
+        )
     else:
         for report in reports:
             mark = "ok      " if report.ok else "FAILED  "
             facts = (
                 f"exists={'yes' if report.exists else 'no'} "
                 f"completed={'yes' if report.completed else 'no'} "
-                f"unaltered={'yes' if report.unaltered else 'no'}"
+                f"unaltered={'yes' if report.unaltered else 'no'} "
+                f"record={'yes' if report.record_unaltered else 'no'}"
             )
             print(f"{mark}{report.run_id}  {facts}")
             for problem in report.problems:
                 print(f"        - {inert(problem)}")
+            for note in report.notes:
+                if note != UNKEYED_NOTE:
+                    print(f"        note: {inert(note)}")
+        if any(UNKEYED_NOTE in r.notes for r in reports):
+            print(f"note: {UNKEYED_NOTE}")
     return 0 if reports and all(r.ok for r in reports) else 1
 
 

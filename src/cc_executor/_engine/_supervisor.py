@@ -871,15 +871,22 @@ class SupervisedProcess:
         out = self._captures.get("stdout")
         err = self._captures.get("stderr")
         warnings = list(self._warnings)
-        for capture in (out, err):
+        incomplete: list[str] = []
+        on_disk: dict[str, tuple[int, str]] = {}
+        for stream, capture in (("stdout", out), ("stderr", err)):
             if capture is not None and capture.write_error:
                 warnings.append(
-                    capture.write_error
-                    + (f"; {capture.lost} bytes lost" if capture.lost else "; kept in memory")
+                    capture.write_error + f"; the file holds only its first {capture.file_size} of "
+                    f"{capture.size} bytes"
+                    + (f"; {capture.lost} bytes lost" if capture.lost else "; the rest in memory")
                 )
-                partial = partial or capture.lost > 0
                 if error is None:
                     error = capture.write_error
+            if capture is not None and capture.incomplete:
+                incomplete.append(capture.path)
+                on_disk[stream] = (capture.file_size, capture.file_sha256)
+        # The output is not all where it should be: whatever the status, it is partial.
+        partial = partial or bool(incomplete)
 
         def memory(capture: StreamCapture | None) -> bytes | None:
             if capture is None:
@@ -915,8 +922,10 @@ class SupervisedProcess:
             descendants_killed=self._descendants_killed,
             stdin_bytes_written=self._stdin_written,
             warnings=warnings,
+            incomplete_files=incomplete,
             _stdout_memory=memory(out),
             _stderr_memory=memory(err),
+            _on_disk=on_disk,
         )
         self._result = result
         self._emit(

@@ -223,7 +223,7 @@ class RunOptions(OptionRecord):
         default="claude",
         flag="--agent",
         metavar="NAME",
-        help="the agent CLI to run (claude, codex, gemini)",
+        help="the agent CLI to run (claude, codex, gemini, or command with --agent-spec)",
     )
     agent_path: str | os.PathLike[str] | None = option(
         kind="path",
@@ -252,6 +252,16 @@ class RunOptions(OptionRecord):
         metavar="MODE",
         agents=("codex",),
         help="Codex CLI's sandbox: read-only (default), workspace-write or danger-full-access",
+    )
+    agent_spec: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        flag="--agent-spec",
+        metavar="FILE",
+        remote=SERVER_ONLY,
+        agents=("command",),
+        help="the command agent's spec: a TOML file naming its argv and how its output "
+        "reads (see docs/agents/command.md)",
     )
     model: str | None = option(
         kind="text",

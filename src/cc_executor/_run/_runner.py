@@ -1,7 +1,7 @@
 """Running an agent CLI: one prompt in, typed events out, a trustworthy result at the end.
 
 The agent (Claude Code by default) is reached only through its adapter
-(:func:`cc_executor._agents.get_adapter`), chosen by the ``agent`` option. A run is one or
+(:func:`cc_executor._agents.adapter_for`), chosen by the ``agent`` option. A run is one or
 more *attempts*. Each attempt is one supervised CLI process (the process engine bounds it
 in time and owns its tree); its stdout is parsed line by line into typed events as it
 arrives. An attempt that failed with a rate limit, overload or server error is
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents import get_adapter
+from cc_executor._agents import adapter_for
 from cc_executor._agents._types import (
     AgentEvent,
     HeartbeatEvent,
@@ -260,7 +260,7 @@ class _Run:
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
-        self.adapter = get_adapter(options.agent)
+        self.adapter = adapter_for(options)
         if not self.prompt.strip():
             raise ValueError(f"the prompt is empty: {self.adapter.title} needs something to do")
         self.options = options
@@ -793,6 +793,12 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        for earlier in (*self._processes, process):
+            for path in earlier.incomplete_files:
+                if path not in result.incomplete_files:
+                    result.incomplete_files.append(path)
+        # Output that could not be kept whole: the result says so whatever the status.
+        result.partial = result.partial or bool(result.incomplete_files)
         if denials:
             tools = sorted({str(d.get("tool_name", "?")) for d in denials})
             names = ", ".join(tools)

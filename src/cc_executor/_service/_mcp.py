@@ -315,7 +315,10 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
 
     async def verify_run(run_id: str) -> dict[str, Any]:
         """Check a finished run's stored output against the sha256 receipts recorded when
-        it ended: ok is true only if it completed and nothing was altered or lost."""
+        it ended, and its record (status, exit code, cost, ...) against the record's own
+        receipt: ok is true only if it completed and nothing was altered or lost. "keyed"
+        false: the receipts are plain digests that whoever can write the data folder could
+        rewrite."""
         return await manager.verify(run_id)
 
     note = "\n\n" + _SESSION_NOTE

@@ -26,6 +26,10 @@ class Query:
 class HistoryStore(Protocol):
     """What the rest of cc-executor needs from a history backend."""
 
+    @property
+    def receipt_key(self) -> bytes | None:
+        """The key record receipts are made with (None: unkeyed)."""
+
     def start(self, record: RunRecord) -> None:
         """Record a run that has just started."""
 

@@ -24,7 +24,7 @@ from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
-from cc_executor._store import Recorder, RunRecord, file_receipt
+from cc_executor._store import Artifact, Recorder, RunRecord, file_receipt
 from cc_executor.tasks import _template
 from cc_executor.tasks._result import (
     ListStatus,
@@ -314,12 +314,26 @@ class ListRun:
         record.duration_s = result.duration_s
         record.result_preview = ", ".join(f"{n} {name}" for name, n in counts.items())
         record.error = result.stopped_reason
-        receipt = file_receipt("spec", self.folder.spec_path)
-        record.artifacts = [receipt] if receipt is not None else []
+        record.artifacts = self._receipts()
         self.recorder.finish(record)
         self.recorder.close()
         # The list's recorder meets the same broken history as its tasks' runs did: once.
         result.warnings.extend(w for w in self.recorder.warnings if w not in result.warnings)
+
+    def _receipts(self) -> list[Artifact]:
+        """Receipts of the list's files as they are at its end: the spec, the list's state
+        and each task's, so that ``verify`` sees a state edited afterwards (a task made
+        ``ok``)."""
+        folder = self.folder
+        found = [
+            file_receipt("spec", folder.spec_path),
+            file_receipt("list state", folder.list_path),
+        ]
+        found += [
+            file_receipt(f"task {tid} state", folder.tasks_dir / f"{tid}.json")
+            for tid in self.order
+        ]
+        return [a for a in found if a is not None]
 
     # ---------------------------------------------------------------- one task
 
