@@ -4,8 +4,9 @@ Lifecycle of a :class:`SupervisedProcess`:
 
 1. ``start()`` checks the program, cwd and stdin, creates the run directory and output
    files, and spawns the child in a session of its own with a tree token in its
-   environment and a parent-death signal. Any failure up to here ends the run as
-   ``spawn_failed`` with a specific ``error``; nothing is raised.
+   environment and a parent-death signal, all in one of the engine's spawn threads (so
+   that many starts at once do not stall the event loop). Any failure up to here ends
+   the run as ``spawn_failed`` with a specific ``error``; nothing is raised.
 2. Both pipes are read from the event loop as soon as the child exists, whatever anyone
    else is doing, into the output files; a pidfd says when the child exits.
 3. The run ends when the child exits (then leftover descendants are terminated), or when a
@@ -30,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +82,31 @@ _STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 
 T = TypeVar("T")
+
+
+#: Threads that start children (see ``SupervisedProcess._spawn_off_loop``). Never shut down
+#: before the interpreter exits: a child's parent-death signal fires when the thread that
+#: started it ends, so the threads must live as long as the children may.
+_SPAWN_THREADS = 2
+_spawn_pool: ThreadPoolExecutor | None = None
+_spawn_pool_lock = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _spawn_pool  # noqa: PLW0603 - one pool per process by design
+    with _spawn_pool_lock:
+        if _spawn_pool is None:
+            _spawn_pool = ThreadPoolExecutor(_SPAWN_THREADS, thread_name_prefix="cc-spawn")
+        return _spawn_pool
+
+
+def _abandon_unadopted(future: Future[Launched]) -> None:
+    """A spawn whose caller was cancelled meanwhile: kill the child nobody will supervise."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    launched = future.result()
+    launched.abandon()
+    watchdog().unregister(launched.token)
 
 
 def _signal_name(returncode: int) -> str:
@@ -239,31 +265,34 @@ class SupervisedProcess:
         return self._main is not None and not self._exit.done()
 
     async def start(self) -> None:
-        """Spawn the child and start supervising it. Never raises for spawn problems: the
-        run then ends at once with status ``spawn_failed``."""
+        """Spawn the child (in a spawn thread) and start supervising it. Never raises for
+        spawn problems: the run then ends at once with status ``spawn_failed``. Cancelled
+        meanwhile, it kills the child the spawn thread goes on to start, and raises."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._t0 = loop.time()
         self._started_at = time.time()
-        if self._launched is not None:
-            # The clocks count from the real spawn, not from the adoption.
-            self._t0 -= time.monotonic() - self._launched.t0
-            self._started_at = self._launched.started_at
         self._last_activity = self._t0
         self._exit: asyncio.Future[None] = loop.create_future()
         self._stop: asyncio.Future[None] = loop.create_future()
         try:
-            if self._launched is not None:
-                self._adopt(self._launched)
-            else:
-                self._spawn()
+            launched = self._launched
+            if launched is None:
+                launched = await self._spawn_off_loop()
+            # The clocks count from the real spawn, not from the adoption.
+            self._t0 = loop.time() - (time.monotonic() - launched.t0)
+            self._started_at = launched.started_at
+            self._last_activity = self._t0
+            self._adopt(launched)
         except SpawnError as exc:
             self._close_fds()
             self._finish(ProcessStatus.SPAWN_FAILED, error=str(exc))
             return
         self._emit("started", pid=self.pid, run_dir=self._run_dir)
         self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
-        if self._launched is not None:
+        if self._stdout_to_file:
+            # Written before the adoption (the console's early start, or while the loop was
+            # busy after the spawn thread returned): read now, before the timers judge.
             self._catch_up()
         self._arm_timer()
 
@@ -369,10 +398,26 @@ class SupervisedProcess:
 
     # ----------------------------------------------------------------- spawning
 
-    def _spawn(self) -> None:
+    async def _spawn_off_loop(self) -> Launched:
+        """:meth:`_spawn` in the engine's spawn thread: a fork and exec, the checks, the run
+        folder and (the first time) the watchdog's own start take milliseconds each, and
+        many runs starting at once would otherwise stall the caller's event loop for all
+        of them together. Cancelled while it runs, the child it starts is killed."""
+        try:
+            future = _spawner().submit(self._spawn)
+        except RuntimeError as exc:  # the interpreter is shutting down
+            raise SpawnError(f"cannot start {self.argv[0]}: {exc}") from None
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_abandon_unadopted)
+            raise
+
+    def _spawn(self) -> Launched:
         """Start the child with :func:`~cc_executor._engine._launch.launch` (the one spawn
-        path) and adopt it. The cwd and the executable are checked before the run folder
-        is made, so that a run that cannot start leaves no folder behind."""
+        path) and protect it with the watchdog; runs in the spawn thread. The cwd and the
+        executable are checked before the run folder is made, so that a run that cannot
+        start leaves no folder behind."""
         check_cwd(self.cwd)
         resolve_executable(self.argv[0], cwd=self.cwd, env=self._env)
         stdin = self._prepare_stdin()
@@ -393,7 +438,9 @@ class SupervisedProcess:
         finally:
             if stdin >= 0:
                 os.close(stdin)
-        self._adopt(launched)
+        watchdog().register(launched.token, launched.pid, launched.start_ticks)
+        self._registered = True
+        return launched
 
     def _adopt(self, launched: Launched) -> None:
         """Take over a child started by :func:`~cc_executor._engine._launch.launch`."""
@@ -418,6 +465,9 @@ class SupervisedProcess:
             )
         except OSError as exc:
             launched.abandon()
+            if self._registered:
+                watchdog().unregister(self._token)
+                self._registered = False
             raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
         launched.adopted = True
         self._popen = launched.child
@@ -445,8 +495,9 @@ class SupervisedProcess:
         feed its stdin) from the event loop."""
         assert self._popen is not None
         assert self._sid is not None
-        watchdog().register(self._token, self._sid, self._start_ticks)
-        self._registered = True
+        if not self._registered:  # a child the console launched: registered here
+            watchdog().register(self._token, self._sid, self._start_ticks)
+            self._registered = True
         self._watch_exit()
         for stream in _STREAMS:
             fd = self._fds[stream]
