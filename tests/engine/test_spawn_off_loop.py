@@ -141,3 +141,49 @@ def _marked(marker: str) -> list[int]:
         except (psutil.Error, OSError):
             continue
     return found
+
+
+async def test_pause_and_cancel_while_the_child_is_being_started(tmp_path: Path) -> None:
+    """A pause or a cancel asked for while the spawn thread works is done once the child
+    exists (before the spawn moved off the loop there was no such moment)."""
+    fifo = tmp_path / "stdin.fifo"
+    os.mkfifo(fifo)
+    writer: list[int] = []
+
+    def spawn_thread_waits() -> bool:
+        try:
+            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    proc = SupervisedProcess(["sleep", "600"], stdin=fifo, run_dir=tmp_path / "paused")
+    starting = asyncio.ensure_future(proc.start())
+    try:
+        await await_for(spawn_thread_waits, what="the spawn thread opening the child's stdin")
+        assert proc.pause()
+        assert proc.paused
+        await starting
+        assert proc.pid is not None
+        assert psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+        assert proc.resume()
+        await await_for(lambda: psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED)
+    finally:
+        for fd in writer:
+            os.close(fd)
+    writer.clear()
+    assert (await proc.cancel()).status is ProcessStatus.CANCELLED
+
+    proc = SupervisedProcess(["sleep", "600"], stdin=fifo, run_dir=tmp_path / "cancelled")
+    starting = asyncio.ensure_future(proc.start())
+    try:
+        await await_for(spawn_thread_waits, what="the spawn thread opening the child's stdin")
+        stopping = asyncio.ensure_future(proc.cancel())
+        await starting
+        result = await stopping
+    finally:
+        for fd in writer:
+            os.close(fd)
+    assert result.status is ProcessStatus.CANCELLED
+    assert result.pid is not None
+    assert not psutil.pid_exists(result.pid)

@@ -210,6 +210,11 @@ class SupervisedProcess:
         self._result: ProcessResult | None = None
         self._main: asyncio.Task[ProcessResult] | None = None
         self._registered = False
+        #: Done once start() has spawned and adopted the child, or given up; a pause or a
+        #: stop asked for meanwhile waits in the two fields below and is done right after.
+        self._starting: asyncio.Future[None] | None = None
+        self._pause_pending = False
+        self._stop_pending: tuple[ProcessStatus, TimeoutKind | None, float | None] | None = None
 
         self._stdin_fd: int | None = None
         self._stdin_view: memoryview | None = None
@@ -256,8 +261,12 @@ class SupervisedProcess:
 
     @property
     def paused(self) -> bool:
-        """True while the tree is stopped by :meth:`pause`."""
-        return self._paused_at is not None
+        """True while the tree is stopped by :meth:`pause` (or will be, once started)."""
+        return self._paused_at is not None or self._pause_pending
+
+    @property
+    def _being_started(self) -> bool:
+        return self._main is None and self._starting is not None and not self._starting.done()
 
     @property
     def running(self) -> bool:
@@ -275,6 +284,7 @@ class SupervisedProcess:
         self._last_activity = self._t0
         self._exit: asyncio.Future[None] = loop.create_future()
         self._stop: asyncio.Future[None] = loop.create_future()
+        self._starting = loop.create_future()
         try:
             launched = self._launched
             if launched is None:
@@ -288,6 +298,12 @@ class SupervisedProcess:
             self._close_fds()
             self._finish(ProcessStatus.SPAWN_FAILED, error=str(exc))
             return
+        except asyncio.CancelledError:
+            self._close_fds()
+            self._finish(ProcessStatus.CANCELLED, error="cancelled while it was being started")
+            raise
+        finally:
+            self._starting.set_result(None)
         self._emit("started", pid=self.pid, run_dir=self._run_dir)
         self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
         if self._stdout_to_file:
@@ -295,6 +311,11 @@ class SupervisedProcess:
             # busy after the spawn thread returned): read now, before the timers judge.
             self._catch_up()
         self._arm_timer()
+        if self._stop_pending is not None:
+            self._request_stop(*self._stop_pending)
+        elif self._pause_pending:
+            self._pause_pending = False
+            self.pause()
 
     async def wait(self) -> ProcessResult:
         """Wait for the end of the run and return its result.
@@ -304,6 +325,11 @@ class SupervisedProcess:
         """
         if self._result is not None:
             return self._result
+        if self._being_started:
+            assert self._starting is not None
+            await asyncio.shield(self._starting)
+            if self.result is not None:  # it never started, or spawn failed
+                return self.result
         assert self._main is not None, "start() was not called"
         try:
             return await asyncio.shield(self._main)
@@ -320,6 +346,10 @@ class SupervisedProcess:
     async def aclose(self) -> None:
         """Make sure nothing is left running: stop the run if it is still going and wait for
         the cleanup. If cancelled while waiting out the grace period, SIGKILL at once."""
+        if self._being_started:
+            assert self._starting is not None
+            self._request_stop(ProcessStatus.CANCELLED, None, None)
+            await asyncio.shield(self._starting)
         if self._main is None or self._main.done():
             return
         self._request_stop(ProcessStatus.CANCELLED, None, None)
@@ -332,6 +362,9 @@ class SupervisedProcess:
     def pause(self) -> bool:
         """SIGSTOP the whole tree; False if not running or already paused. Timeouts do not
         count paused time, and the idle clock restarts on :meth:`resume`."""
+        if self._being_started and not self._pause_pending:
+            self._pause_pending = True
+            return True
         if not self.running or self.paused:
             return False
         self._signal_tree(signal.SIGSTOP)
@@ -343,6 +376,9 @@ class SupervisedProcess:
 
     def resume(self) -> bool:
         """SIGCONT the whole tree; False if it was not paused."""
+        if self._pause_pending:
+            self._pause_pending = False
+            return True
         if self._paused_at is None:
             return False
         self._signal_tree(signal.SIGCONT)
@@ -756,6 +792,9 @@ class SupervisedProcess:
     def _request_stop(
         self, status: ProcessStatus, kind: TimeoutKind | None, after: float | None
     ) -> None:
+        if self._being_started:
+            self._stop_pending = self._stop_pending or (status, kind, after)
+            return
         if self._main is None or self._stop.done() or self._exit.done():
             return
         self._stop_reason = (status, kind, after)

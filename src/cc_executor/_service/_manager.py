@@ -446,6 +446,7 @@ class RunManager:
                 }
             )
 
+        run._control = proc  # pause and cancel work while the child is being started too
         result = await run_command(proc, on_started=on_started, on_output=on_output)
         self._finish(run, result.status.value, result=result.to_dict())
 
