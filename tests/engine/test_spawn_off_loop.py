@@ -165,9 +165,11 @@ async def test_pause_and_cancel_while_the_child_is_being_started(tmp_path: Path)
         assert proc.paused
         await starting
         assert proc.pid is not None
-        assert psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+        child = psutil.Process(proc.pid)
+        # A signal takes effect when the child next runs: wait for it, not for a guess.
+        await await_for(lambda: child.status() == psutil.STATUS_STOPPED, what="stopped")
         assert proc.resume()
-        await await_for(lambda: psutil.Process(proc.pid).status() != psutil.STATUS_STOPPED)
+        await await_for(lambda: child.status() != psutil.STATUS_STOPPED, what="continued")
     finally:
         for fd in writer:
             os.close(fd)
