@@ -89,6 +89,7 @@ async def test_sigterm_finishes_running_runs_and_the_next_server_starts_queued_o
         running = await submit(client, waiting_for(root / "go-running"))
         queued = [await submit(client, waiting_for(root / "go-queued")) for _ in range(2)]
         await wait_status(client, running, "running")
+        await await_for(lambda: history(running).status == "running", what="start recorded")
         for run_id in queued:
             assert await status(client, run_id) == "queued"
             assert history(run_id).status == "queued"  # recorded in the history at once
@@ -180,13 +181,40 @@ async def test_a_damaged_saved_request_is_set_aside_with_its_reason(
     start: Callable[..., Service], cc_home: Path
 ) -> None:
     folder = cc_home / "queue"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, mode=0o755)
+    folder.chmod(0o755)
     (folder / "01broken.json").write_text('{"run_id": "01broken", "spec": NaN}')
     service = start("--allow-exec", sys.executable)
     service.proc.send_signal(signal.SIGTERM)
     assert exited(service) == 0
     assert "01broken.json: NaN is not JSON; set aside" in service.stderr[0]
     assert (folder / "01broken.json.bad").exists()
+    assert "readable by other accounts" in service.stderr[0]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+async def test_a_saved_request_of_a_run_that_already_started_is_not_run_again(
+    start: Callable[..., Service], root: Path, cc_home: Path
+) -> None:
+    first = start("--allow-exec", sys.executable)
+    async with first.client() as client:
+        done = await submit(client, [sys.executable, "-c", "pass"])
+        await wait_status(client, done, "ok")
+    first.proc.send_signal(signal.SIGTERM)
+    assert exited(first) == 0
+    marker = root / "ran-again"
+    again = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    RunQueue(cc_home / "queue").save(done, {"argv": again, "options": {"cwd": str(root)}}, 1.0)
+    second = start("--allow-exec", sys.executable)
+    second.proc.send_signal(signal.SIGTERM)
+    assert exited(second) == 0
+    assert (
+        f"queued run {done} not queued again: the history says it already started (ok)"
+        in (second.stderr[0])
+    )
+    assert not marker.exists()
+    assert history(done).status == "ok"
+    assert not (cc_home / "queue" / f"{done}.json").exists()
 
 
 async def test_a_draining_manager_takes_no_new_run(tmp_path: Path) -> None:

@@ -340,6 +340,8 @@ def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
         queue = RunQueue()
         try:
             owned = queue.acquire()
+            for warning in queue.warnings:
+                print(f"cc-executor serve: {warning}", file=sys.stderr)
         except OSError as exc:
             print(
                 f"cc-executor serve: cannot use the queue folder {queue.folder} ({exc}); "

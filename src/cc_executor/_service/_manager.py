@@ -727,6 +727,15 @@ class RunManager:
         for request in requests:
             if request.run_id in self._runs:
                 continue
+            earlier = await self._history_status(request.run_id)
+            if earlier not in (None, Status.QUEUED.value):
+                # Never run twice, nor over another run's record (a damaged or stale file).
+                problems.append(
+                    f"queued run {request.run_id} not queued again: the history says it "
+                    f"already started ({earlier})"
+                )
+                await asyncio.to_thread(queue.remove, request.run_id)
+                continue
             try:
                 self._submit(request.spec, run_id=request.run_id, created_at=request.created_at)
             except ServiceError as exc:
@@ -748,6 +757,21 @@ class RunManager:
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
         return started, problems
+
+    async def _history_status(self, run_id: str) -> str | None:
+        """The status the history has for exactly ``run_id`` (None: no row, or no history)."""
+        store = self.store
+        if store is None:
+            return None
+
+        def read() -> str | None:
+            try:
+                record = store.get(run_id)
+            except HistoryError:
+                return None
+            return record.status if record is not None and record.id == run_id else None
+
+        return await asyncio.to_thread(read)
 
     def _end_row(self, run_id: str, status: Status, error: str) -> None:
         store = self.store

@@ -45,6 +45,8 @@ class RunQueue:
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(folder) if folder is not None else data_home() / "queue"
         self._lock_fd: int | None = None
+        #: What taking the queue had to put right (permissions), for the server to say.
+        self.warnings: list[str] = []
 
     @property
     def owned(self) -> bool:
@@ -53,10 +55,13 @@ class RunQueue:
 
     def acquire(self) -> bool:
         """Take the queue's lock without waiting; False if another server holds it.
-        ``OSError`` if the folder cannot be made."""
+        ``OSError`` if the folder cannot be made. A folder other accounts could read is
+        made private, and :attr:`warnings` says so."""
         if self._lock_fd is not None:
             return True
-        private_dir(str(self.folder), tighten=False)
+        warning = private_dir(str(self.folder))
+        if warning:
+            self.warnings.append(warning)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(self.folder / ".lock", flags, 0o600)
         try:
