@@ -23,6 +23,7 @@ from cc_executor._errors import ShuttingDown
 from cc_executor._service._manager import ManagerConfig, RunManager
 from cc_executor._service._queue import RunQueue
 from cc_executor._store import open_store
+from cc_executor.testing import Reply, Rule, Script, Text
 from tests._wait import await_for
 from tests.service.conftest import Service
 
@@ -119,6 +120,36 @@ async def test_sigterm_finishes_running_runs_and_the_next_server_starts_queued_o
     for run_id in queued:
         assert history(run_id).status == "ok"
         assert not (cc_home / "queue" / f"{run_id}.json").exists()
+
+
+async def test_a_queued_claude_run_completes_after_a_restart(
+    start: Callable[..., Service], root: Path, bed: Any
+) -> None:
+    """The saved request of an agent run (prompt, options, its environment) starts the
+    real CLI on the next server and gets its answer."""
+    flags = ("--allow-exec", sys.executable, "--max-concurrent", "1", "--drain-grace", "0.5")
+    script = Script([Rule(answers=[Reply([Text("Answered after the restart.")])])])
+    async with bed(script) as b:
+        first = start(*flags)
+        async with first.client() as client:
+            blocker = await submit(client, waiting_for(root / "never"))
+            await wait_status(client, blocker, "running")
+            response = await client.post("/runs", json={"prompt": "hi", "options": b.options()})
+            assert response.status_code == 202, response.text
+            run_id = response.json()["run_id"]
+            assert await status(client, run_id) == "queued"
+        first.proc.send_signal(signal.SIGTERM)
+        assert exited(first) == 0
+        assert history(blocker).status == "interrupted"
+        assert history(run_id).status == "queued"
+        assert not b.server.message_requests
+
+        second = start(*flags)
+        async with second.client() as client:
+            await wait_status(client, run_id, "ok")
+            result = (await client.get(f"/runs/{run_id}")).json()["result"]
+    assert result["result"] == "Answered after the restart."
+    assert history(run_id).status == "ok"
 
 
 async def test_runs_still_running_after_the_grace_end_interrupted(
