@@ -4,6 +4,7 @@ stall the caller's loop for all their spawns together."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import statistics
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cc_executor._engine import ProcessStatus, SupervisedProcess, _supervisor
+from cc_executor._engine import ProcessStatus, SupervisedProcess, _supervisor, run_process
 from cc_executor._engine._launch import launch
 from tests._wait import await_for
 
@@ -189,3 +190,21 @@ async def test_pause_and_cancel_while_the_child_is_being_started(tmp_path: Path)
     assert result.status is ProcessStatus.CANCELLED
     assert result.pid is not None
     assert not psutil.pid_exists(result.pid)
+
+
+def _start_in_a_forked_copy() -> None:
+    result = asyncio.run(run_process(["true"]))
+    os._exit(0 if result.status is ProcessStatus.OK else 3)
+
+
+async def test_a_forked_copy_of_the_process_still_starts_children(tmp_path: Path) -> None:
+    """``multiprocessing`` forks by default on Linux: a copy made after the spawn threads
+    exist has none of them, and must not queue its spawns for threads that are not there."""
+    await run_process(["true"])  # the spawn threads exist from here on
+    copy = multiprocessing.get_context("fork").Process(target=_start_in_a_forked_copy)
+    copy.start()
+    await asyncio.to_thread(copy.join, 120)
+    if copy.exitcode is None:
+        copy.kill()
+        copy.join()
+    assert copy.exitcode == 0

@@ -100,6 +100,17 @@ def _spawner() -> ThreadPoolExecutor:
         return _spawn_pool
 
 
+def _forget_spawner_after_fork() -> None:
+    # A forked copy has none of the pool's threads, but the pool would believe it has idle
+    # ones and queue its spawns for nobody: the copy makes a pool of its own.
+    global _spawn_pool, _spawn_pool_lock  # noqa: PLW0603
+    _spawn_pool = None
+    _spawn_pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_spawner_after_fork)
+
+
 def _abandon_unadopted(future: Future[Launched]) -> None:
     """A spawn whose caller was cancelled meanwhile: kill the child nobody will supervise."""
     if future.cancelled() or future.exception() is not None:
