@@ -27,6 +27,7 @@ public classes are also importable from the module that raises them, as before
     │   ├── NotFound                    404 not_found
     │   ├── Conflict                    409 conflict
     │   ├── QueueFull                   429 queue_full
+    │   ├── ShuttingDown                503 shutting_down
     │   └── Unavailable                 501 not_available
     ├── ToolFailure                     an MCP tool call cannot be done
     ├── ScriptError [ValueError]        a scripted model server's script is malformed
@@ -208,6 +209,14 @@ class QueueFull(ServiceError):
 
     status = 429
     code = "queue_full"
+
+
+class ShuttingDown(ServiceError):
+    """The service is stopping (draining its runs) and takes no new run, or it cannot save
+    the queued run's request; retry against the next server."""
+
+    status = 503
+    code = "shutting_down"
 
 
 class Unavailable(ServiceError):

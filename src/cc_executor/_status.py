@@ -20,7 +20,8 @@ class Status(str, enum.Enum):
 
     # -- not final ------------------------------------------------------------------------
     QUEUED = "queued"
-    """Accepted by the service, waiting for a free slot."""
+    """Accepted by the service, waiting for a free slot (``serve`` keeps it in the history
+    and its request on disk until it starts, across a restart)."""
     PENDING = "pending"
     """A task not started (yet)."""
     RUNNING = "running"
@@ -56,7 +57,8 @@ class Status(str, enum.Enum):
     CANCELLED = "cancelled"
     """Stopped by the caller (Ctrl-C, ``cancel()``, a remote cancel)."""
     INTERRUPTED = "interrupted"
-    """Was running when the process supervising it (or the worker) was lost."""
+    """Was running when the process supervising it (or the worker) was lost, or when the
+    service stopping on SIGTERM ran out of its drain grace."""
     SPAWN_FAILED = "spawn_failed"
     """Could not be started (not installed, bad cwd, ...); nothing ran."""
     OOM_KILLED = "oom_killed"

@@ -371,6 +371,10 @@ class _Run:
             self.run_dir = Path(made)
             self.record.run_dir = made
 
+    def _prepare_run_dir(self) -> None:
+        self._ensure_run_dir()
+        self._save_prompt()
+
     def _save_prompt(self) -> None:
         """Save the prompt in the run folder: it is the CLI's stdin, a file the CLI can read
         at once (Claude Code gives up on a stdin that stays empty for 3 s, which a pipe
@@ -443,8 +447,8 @@ class _Run:
                     warnings=self.warnings,
                 )
             )
-        self._ensure_run_dir()
-        self._save_prompt()
+        # In a thread: a large prompt takes a while to write, and other runs share the loop.
+        await asyncio.to_thread(self._prepare_run_dir)
         argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:

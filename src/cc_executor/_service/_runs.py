@@ -39,6 +39,12 @@ class ManagedRun:
         self.error: str | None = None
         self.details = summary
         self.cancel_requested = False
+        #: Its request is saved in the service's queue folder (and a ``queued`` history row).
+        self.persisted = False
+        #: Not started by a draining server: it stays queued for the next one.
+        self.left_queued = False
+        #: Set by a drain that stops it: it ends ``interrupted`` with this reason.
+        self.interrupted_because: str | None = None
         self._max_events = max_events
         self._events: list[Event] = []
         self._first_seq = 1

@@ -20,6 +20,16 @@ _ROOT_HINT = (
 )
 
 
+#: Claude Code's warning when its stdin stays empty for 3 s (it then exits 1).
+_NO_PROMPT = "no stdin data received"
+_NO_PROMPT_ERROR = (
+    "Claude Code received no prompt: its stdin stayed empty for the 3 s it waits, because "
+    "cc-executor could not write the prompt in time (its event loop was busy); nothing ran. "
+    "This is cc-executor's failure, not the agent's: the prompt normally goes as a file "
+    "saved in the run folder, which could not be written"
+)
+
+
 _CONTEXT_HINT = (
     "Claude Code refused the prompt itself, before any request: its estimate of the prompt "
     "is over the context window it assumes for the model. Shorten the prompt, give large "
@@ -55,6 +65,10 @@ def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcom
         return Outcome(stopped[process.status], process.error)
     tail = process.stderr_tail.strip()
     if result is None:
+        if _NO_PROMPT in tail:
+            # Ours, not the agent's: the prompt was piped and not written within the CLI's
+            # wait. Nothing ran, so another attempt is safe.
+            return Outcome(RunStatus.SPAWN_FAILED, _NO_PROMPT_ERROR, True)
         if _ROOT_REFUSAL in tail:
             return Outcome(RunStatus.CRASHED, _ROOT_HINT)
         how = (
