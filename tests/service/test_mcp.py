@@ -42,6 +42,7 @@ async def stdio_client_for(
     args = ["mcp", "--allow-dir", str(root)]
     if cli_test():
         args += ["--claude", str(claude_path())]
+        args += ["--allow-env", "HOME", "--allow-env", "CLAUDE_CONFIG_DIR"]
     params = StdioServerParameters(
         command=CLI, args=args, env={**os.environ, "CC_EXECUTOR_HOME": str(home)}
     )

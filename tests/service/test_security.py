@@ -177,24 +177,78 @@ async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service
             assert response.json()["error"]["code"] == "bad_host"
 
 
-@pytest.mark.cli
-async def test_agent_runs_take_only_the_variables_that_configure_an_agent(
+#: Variables that load code into an agent CLI's runtime (Bun, Node, Python, git, the
+#: dynamic loader, shells) or choose another program: never settable by a remote caller.
+CODE_LOADING_ENV = (
+    "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "BUN_INSTALL", "BUN_JSC_useJIT", "JSC_useJIT",
+    "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONSTARTUP",
+    "PYTHONWARNINGS", "BROWSER", "GIT_CONFIG_GLOBAL", "GIT_SSH_COMMAND", "GIT_EXEC_PATH",
+    "GIT_CONFIG_PARAMETERS", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "PATH",
+    "SHELL", "XDG_CONFIG_HOME", "CC_EXECUTOR_CLAUDE", "CLAUDE_CODE_SHELL",
+    "CLAUDE_CODE_SHELL_PREFIX", "CLAUDE_CODE_PROCESS_WRAPPER", "CLAUDE_CODE_TEAMMATE_COMMAND",
+    "CLAUDE_PTY_HOST_EXEC", "CLAUDE_CODE_SHELL_MCP_SERVERS", "OPENAI_BASE_URL",
+)  # fmt: skip
+#: Variables naming a file, folder, socket or credential, even under an allowed prefix:
+#: settable only when the server allows each by name (``--allow-env NAME``).
+PLACE_ENV = (
+    "HOME", "CLAUDE_CONFIG_DIR", "CLAUDE_ENV_FILE", "CLAUDE_CODE_CLIENT_CERT",
+    "CLAUDE_CODE_CLIENT_KEY", "CLAUDE_CODE_MANAGED_SETTINGS_PATH", "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_UNIX_SOCKET", "ANTHROPIC_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+    "CLAUDE_CODE_DISABLE_BG_STABLE_PATH", "MCP_PROXY_PATH",
+)  # fmt: skip
+
+
+async def test_agent_runs_refuse_code_loading_and_place_variables(
     start: Callable[..., Service],
 ) -> None:
     """Issue 18 M2: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: --preload
-    runs code inside it); remote callers now set only what configures an agent."""
-    service = start("--allow-env", "MY_SETTING")
+    runs code inside it), and an allowed prefix let through names of files and folders
+    (CLAUDE_CONFIG_DIR, AWS_CONFIG_FILE with a credential_process, HOME with a .gitconfig).
+    Each is refused with 403 and one line naming the variable and the flag allowing it."""
+    service = start("--allow-env", "CLAUDE_CONFIG_DIR")
     async with service.client() as client:
-        refused = (
-            "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "NODE_OPTIONS", "CLAUDE_CODE_SHELL",
-            "CLAUDE_CODE_SHELL_PREFIX", "CC_EXECUTOR_CLAUDE", "XDG_CONFIG_HOME",
+        for name in (*CODE_LOADING_ENV, *PLACE_ENV):
+            if name == "CLAUDE_CONFIG_DIR":
+                continue
+            for where in ("options", "task"):
+                env = {"ANTHROPIC_MODEL": "m", name: "/tmp/x"}
+                if where == "options":
+                    body: dict[str, Any] = {"prompt": "x", "options": {"env": env}}
+                else:
+                    task = {"id": "a", "prompt": "x", "env": env}
+                    body = {"tasks": {"tasks": [task]}}
+                response = await client.post("/runs", json=body)
+                assert response.status_code == 403, (name, where, response.text)
+                message = response.json()["error"]["message"]
+                assert f"env {name} cannot be set by a remote caller" in message, message
+                assert f"--allow-env {name}" in message, message
+                assert "\n" not in message, message
+        for name in PLACE_ENV:
+            if name != "CLAUDE_CONFIG_DIR":
+                response = await client.post(
+                    "/runs", json={"prompt": "x", "options": {"env": {name: "/tmp/x"}}}
+                )
+                assert "names a file, folder or program" in response.json()["error"]["message"]
+        listed = await client.get("/runs")
+        assert listed.json()["runs"] == [], "a refused run must not exist"
+
+
+@pytest.mark.cli
+async def test_agent_runs_take_the_variables_that_configure_an_agent(
+    start: Callable[..., Service],
+) -> None:
+    """The other side of M2: what configures Claude Code is accepted, and so is a place
+    variable the server allows by name."""
+    service = start("--allow-env", "MY_SETTING", "--allow-env", "AWS_CONFIG_FILE")
+    async with service.client() as client:
+        accepted = (
+            "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "AWS_REGION",
+            "HTTPS_PROXY", "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE",
         )  # fmt: skip
-        for name in refused:
-            body = {"prompt": "x", "options": {"env": {name: "x"}}}
-            response = await client.post("/runs", json=body)
-            assert response.status_code == 403, (name, response.text)
-            assert f"env {name} cannot be set" in response.json()["error"]["message"]
-        for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_MAX_OUTPUT_TOKENS", "HOME", "MY_SETTING"):
+        for name in accepted:
             # Pointed at a closed local port: the run starts (202) and fails at once.
             env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", name: "1"}
             body = {"prompt": "x", "options": {"env": env, "timeout": 5}}

@@ -73,7 +73,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="an environment variable remote callers may set for agent runs, beyond those "
-        "that configure an agent (ANTHROPIC_*, CLAUDE_*, HOME, proxies, locale; repeatable)",
+        "that configure an agent (ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, proxies, locale; "
+        "repeatable); needed for any name of a file, folder or program (HOME, "
+        "CLAUDE_CONFIG_DIR, *_FILE, *_DIR, *_PATH, ...)",
     )
     p.add_argument(
         "--allow-dir",

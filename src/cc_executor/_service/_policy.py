@@ -11,6 +11,7 @@ refusal raises :class:`Forbidden`; a malformed value :class:`InvalidRequest`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -29,26 +30,51 @@ SERVER_ONLY_OPTIONS = frozenset(
 )
 
 #: The environment variables a remote caller may set for an agent run: what configures an
-#: agent CLI (its API, model, limits, proxy, locale), by prefix or by name. Anything else is
-#: refused: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: ``--preload FILE``
-#: runs code inside it), and the next runtime would have its own. ``HOME`` and
-#: ``CLAUDE_CONFIG_DIR`` stay settable (they choose the Claude profile); the README says
-#: plainly that the token is shell-equivalent. A server adds names with ``--allow-env``.
+#: agent CLI (its API, model, limits, feature switches, proxy, locale), by name or by a
+#: prefix whose variables only hold values. Anything else is refused: a denylist missed
+#: BUN_OPTIONS (Claude Code is a Bun binary: ``--preload FILE`` runs code inside it), and
+#: Claude Code alone reads over a thousand ``CLAUDE_*`` variables, some naming a program to
+#: run (``CLAUDE_CODE_SHELL_PREFIX``, ``CLAUDE_CODE_PROCESS_WRAPPER``). A server adds names
+#: with ``--allow-env``.
 _AGENT_ENV_PREFIXES = (
-    "ANTHROPIC_", "CLAUDE_", "OPENAI_", "GEMINI_", "GOOGLE_", "AWS_", "VERTEX_", "MCP_",
-    "DISABLE_", "LC_",
+    "ANTHROPIC_", "CLAUDE_CODE_DISABLE_", "CLAUDE_CODE_MAX_", "CLAUDE_CODE_USE_",
+    "DISABLE_", "VERTEX_REGION_", "LC_",
 )  # fmt: skip
 _AGENT_ENV = frozenset(
     {
-        "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "NO_COLOR", "FORCE_COLOR", "IS_SANDBOX",
-        "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "BASH_DEFAULT_TIMEOUT_MS",
-        "BASH_MAX_TIMEOUT_MS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-        "https_proxy", "no_proxy",
+        "LANG", "LANGUAGE", "TZ", "TERM", "NO_COLOR", "FORCE_COLOR", "IS_SANDBOX",
+        "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "MCP_TIMEOUT", "MCP_TOOL_TIMEOUT",
+        "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS", "BASH_MAX_OUTPUT_LENGTH",
+        "SLASH_COMMAND_TOOL_CHAR_BUDGET", "USE_BUILTIN_RIPGREP",
+        "CLAUDE_BASH_MAINTAIN_PROJECT_WORKING_DIR", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
+        "CLAUDE_CODE_SUBAGENT_MODEL", "CLAUDE_CODE_EFFORT_LEVEL", "CLAUDE_CODE_ENABLE_TELEMETRY",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH", "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+        "CLAUDE_CODE_SKIP_FOUNDRY_AUTH", "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL",
+        "CLAUDE_CODE_EXTRA_BODY", "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+        "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+        "CLOUD_ML_REGION", "GOOGLE_CLOUD_PROJECT",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
-#: Within the allowed prefixes, still refused: the shell Claude Code runs commands with,
-#: and the prefix it puts before each of them.
-_AGENT_ENV_DENIED_PREFIXES = ("CLAUDE_CODE_SHELL",)
+#: Words that make a variable name a place or a program (``CLAUDE_CONFIG_DIR``,
+#: ``AWS_CONFIG_FILE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``ANTHROPIC_UNIX_SOCKET``,
+#: ``HOME``): a file there (a settings file with hooks, ``credential_process`` in an AWS
+#: config, a ``.gitconfig`` under ``HOME``) can run commands, so such a name needs
+#: ``--allow-env NAME`` even where its prefix is allowed.
+_PLACE_WORDS = frozenset(
+    {
+        "FILE", "FILES", "DIR", "DIRS", "DIRECTORY", "PATH", "PATHS", "HOME", "ROOT",
+        "FOLDER", "CONFIG", "SETTINGS", "CREDENTIALS", "CREDS", "BUNDLE", "CERT", "CERTS",
+        "CERTIFICATE", "SOCKET", "SOCK", "BIN", "BINARY", "EXEC", "EXECUTABLE",
+        "EXECUTABLES", "COMMAND", "CMD", "SCRIPT", "SHELL", "HELPER", "WRAPPER", "LAUNCHER",
+        "PROGRAM", "PRELOAD", "PLUGIN", "PLUGINS", "SERVERS",
+    }
+)  # fmt: skip
+#: Named files with no place word in their name: the client certificate's private key.
+_PLACE_NAMES = frozenset({"CLAUDE_CODE_CLIENT_KEY"})
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
 _MIN_REMOTE_HEARTBEAT_S = 0.5
@@ -94,6 +120,10 @@ class RunPolicy:
             # "busybox" (which would make argv[1] the applet: any applet, a shell included).
             self._exec[name] = os.path.abspath(found)
             self._prefixes.setdefault(name, []).append(pinned)
+        for flag, names in (("--allow-env", allow_env), ("--allow-exec-env", exec_env)):
+            for name in names:
+                if not _VARIABLE_NAME.fullmatch(name):
+                    raise ValueError(f"{flag} {name!r}: not an environment variable name")
         self._allow_env = frozenset(allow_env)
         self._exec_env = frozenset(exec_env)
 
@@ -138,20 +168,23 @@ class RunPolicy:
                     f"env {key} cannot be set for a command by a remote caller (the server "
                     "allows a variable with --allow-exec-env NAME)"
                 )
-            if not command and not self._agent_env_allowed(key):
-                raise Forbidden(
-                    f"env {key} cannot be set by a remote caller (agent runs take the "
-                    "variables that configure an agent: ANTHROPIC_*, CLAUDE_*, HOME, proxies, "
-                    "locale...; the server allows more with --allow-env NAME)"
-                )
+            if not command and key not in self._allow_env:
+                self._check_agent_variable(key)
         return dict(env)
 
-    def _agent_env_allowed(self, key: str) -> bool:
-        if key in self._allow_env:
-            return True
-        if key.startswith(_AGENT_ENV_DENIED_PREFIXES):
-            return False
-        return key in _AGENT_ENV or key.startswith(_AGENT_ENV_PREFIXES)
+    @staticmethod
+    def _check_agent_variable(key: str) -> None:
+        if key in _PLACE_NAMES or not _PLACE_WORDS.isdisjoint(key.upper().split("_")):
+            raise Forbidden(
+                f"env {key} cannot be set by a remote caller: it names a file, folder or "
+                f"program (the server allows it with --allow-env {key})"
+            )
+        if key not in _AGENT_ENV and not key.startswith(_AGENT_ENV_PREFIXES):
+            raise Forbidden(
+                f"env {key} cannot be set by a remote caller (agent runs take the variables "
+                "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, proxies, "
+                f"locale...; the server allows more with --allow-env {key})"
+            )
 
     def check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
