@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import signal
 import stat
@@ -16,8 +18,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from cc_executor._errors import ExecPolicyError
+from cc_executor._service._exec_policy import load_exec_policy
 from cc_executor._service._security import load_or_create_token
-from tests.service.conftest import CLI, Service, launch
+from tests.service.conftest import CLI, Service, launch, sse_events
 
 ENDPOINTS = [
     ("GET", "/health"),
@@ -327,3 +331,128 @@ def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
     assert f"new bearer token (stored in {path}, shown only this once)" in said[0]
     assert f"bearer token in {path}" in said[1]
     assert path.read_text().strip() not in said[1]
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (a JSON string is one)."""
+    return json.dumps(text)
+
+
+async def test_an_exec_policy_file_pins_arguments_by_prefix_or_pattern(
+    start: Callable[..., Service], tmp_path: Path
+) -> None:
+    """Issue 18 M3 (the policy file): entries pin a command's arguments exactly (`prefix`)
+    or argument by argument with patterns (`match`, no more arguments unless `rest`), and
+    name the variables a caller may set for that command only."""
+    script = "import os, sys; print(sys.argv[1:], os.environ.get('PREFIX_VAR'))"
+    python = toml_string(sys.executable)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        f"""
+[[exec]]
+prefix = [{python}, "-c", {toml_string(script)}, "pinned"]
+env = ["PREFIX_VAR"]
+
+[[exec]]
+match = [{python}, "-c", {toml_string(glob.escape(script))}, "file-*.txt"]
+rest = "file-*.txt"
+env = ["MATCH_VAR"]
+"""
+    )
+    service = start("--exec-policy", str(policy))
+    pinned = [sys.executable, "-c", script, "pinned"]
+    matched = [sys.executable, "-c", script, "file-a.txt"]
+    async with service.client() as client:
+        for argv in (
+            pinned,
+            [*pinned, "--anything", "goes"],
+            matched,
+            [*matched, "file-b.txt", "file-c.txt"],
+        ):
+            response = await client.post("/runs", json={"argv": argv})
+            assert response.status_code == 202, (argv, response.text)
+        for argv in (
+            [sys.executable, "-c", "import os; os.system('id')"],
+            [sys.executable, "-c", script],
+            [sys.executable, "-c", script, "file-a.txt", "-x"],
+            [sys.executable, "-c", script, "file-a.txt", "file-b.py"],
+            [sys.executable, "-c", script, "other.txt"],
+            [sys.executable],
+        ):
+            response = await client.post("/runs", json={"argv": argv})
+            assert response.status_code == 403, (argv, response.text)
+            message = response.json()["error"]["message"]
+            assert "does not start with an allowed command or match an allowed" in message
+        cases = (
+            (pinned, {"PREFIX_VAR": "1"}, 202),
+            (pinned, {"MATCH_VAR": "1"}, 403),
+            (matched, {"MATCH_VAR": "1"}, 202),
+            (matched, {"PREFIX_VAR": "1"}, 403),
+            (pinned, {"PYTHONWARNINGS": "x"}, 403),
+        )
+        for argv, env, status in cases:
+            body = {"argv": argv, "options": {"env": env}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == status, (argv, env, response.text)
+            if status == 403:
+                message = response.json()["error"]["message"]
+                assert f"env {next(iter(env))} cannot be set for this command" in message
+        # The variable an entry allows reaches the command.
+        body = {"argv": pinned, "options": {"env": {"PREFIX_VAR": "from-the-caller"}}}
+        run_id = (await client.post("/runs", json=body)).json()["run_id"]
+        events = await sse_events(client, run_id)
+    lines = [e["text"] for e in events if e["type"] == "output"]
+    assert lines == ["['pinned'] from-the-caller"]
+
+
+def test_exec_policy_loading_errors_name_the_file_and_the_entry(tmp_path: Path) -> None:
+    """A policy that cannot be used is one line naming the file and the entry, never a
+    traceback and never a policy half applied."""
+    python = toml_string(sys.executable)
+    cases = {
+        "prefix = [": "not valid TOML: ",
+        "[other]\nx = 1": "unknown key 'other'",
+        "": "no [[exec]] entry",
+        f"[[exec]]\nprefix = [{python}]\nmatch = [{python}]": "[[exec]] #1: give exactly one",
+        f'[[exec]]\nprefix = [{python}]\n[[exec]]\nmatch = ["py*"]': "[[exec]] #2 (py*): match[0]",
+        "[[exec]]\nprefix = []": "[[exec]] #1: prefix must be a non-empty list",
+        f"[[exec]]\nprefix = [{python}]\nargs = 1": "[[exec]] #1: unknown key 'args'",
+        f'[[exec]]\nmatch = [{python}]\nenv = ["A=B"]': "env 'A=B' is not a variable name",
+        f"[[exec]]\nmatch = [{python}]\nrest = 3": "rest must be a pattern",
+        '[[exec]]\nprefix = ["no-such-program-x"]': "(no-such-program-x): no such executable",
+        "exec = 3": "no [[exec]] entry",
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        policy = tmp_path / f"policy{i}.toml"
+        policy.write_text(text)
+        with pytest.raises(ExecPolicyError) as info:
+            load_exec_policy(policy)
+        message = str(info.value)
+        assert message.startswith(f"{policy}: "), message
+        assert expected in message, (text, message)
+        assert "\n" not in message, message
+    with pytest.raises(ExecPolicyError, match=r"^--exec-policy .*: cannot read: No such file"):
+        load_exec_policy(tmp_path / "missing.toml")
+
+
+@pytest.mark.slow
+def test_serve_refuses_to_start_with_a_bad_exec_policy(tmp_path: Path, cc_home: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[exec]]\nmatch = ["*"]\n')
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(cc_home)}
+    done = subprocess.run(
+        [CLI, "serve", "--port", "0", "--exec-policy", str(policy)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"cc-executor serve: {policy}: [[exec]] #1 (*): match[0] must name the program, "
+        "not a pattern or an empty string"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stdout

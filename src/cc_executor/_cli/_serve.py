@@ -60,6 +60,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "its arguments tell it: 'git' alone allows 'git -c core.fsmonitor=CMD status'",
     )
     p.add_argument(
+        "--exec-policy",
+        metavar="FILE",
+        help="a TOML file of commands remote callers may run: [[exec]] entries with "
+        "prefix = [PROGRAM, ARG...] (exact argv prefix) or match = [PROGRAM, PATTERN...] "
+        "(one fnmatch pattern per argument, no more arguments unless rest = PATTERN), and "
+        "env = [NAME...] the variables callers may set for it (docs/security.md)",
+    )
+    p.add_argument(
         "--allow-exec-env",
         action="append",
         default=[],
@@ -205,6 +213,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
             exec_allowlist=tuple(args.allow_exec),
             allow_env=tuple(args.allow_env),
             exec_env=tuple(args.allow_exec_env),
+            exec_policy=args.exec_policy,
             allow_dirs=tuple(args.allow_dir),
             run_defaults=defaults,
         )

@@ -56,6 +56,8 @@ class ManagerConfig:
       commands are refused.
     - ``allow_env``: environment variables callers may also set for agent runs, beyond
       those that configure an agent; ``exec_env``: the only ones they may set for commands.
+    - ``exec_policy``: a TOML file of further commands (argv prefixes or patterns, each
+      with the variables a caller may set for it; see ``_service/_exec_policy.py``).
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
@@ -70,6 +72,7 @@ class ManagerConfig:
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
     allow_env: Sequence[str] = ()
     exec_env: Sequence[str] = ()
+    exec_policy: str | os.PathLike[str] | None = None
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,7 @@ class RunManager:
             self.config.exec_allowlist,
             allow_env=self.config.allow_env,
             exec_env=self.config.exec_env,
+            exec_policy=self.config.exec_policy,
         )
 
     # ---------------------------------------------------------------- queries
@@ -328,7 +332,7 @@ class RunManager:
         executable = self._policy.executable(argv)
         self._policy.check_exec_options(options)
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
-        options["env"] = self._policy.check_env(options.get("env"), command=True)
+        options["env"] = self._policy.check_env(options.get("env"), command=argv)
         run_id = new_run_id()
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
         run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
