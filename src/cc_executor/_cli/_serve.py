@@ -19,6 +19,9 @@ DEFAULT_PORT = 8765
 #: Defaults of --header-timeout and --max-connections (``_service/_connections.py`` says why).
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
+#: Default of --max-event-bytes (``_service/_manager.py``; not imported: the flags are
+#: parsed before the service's modules are loaded).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
 
@@ -94,6 +97,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-concurrent", type=int, default=4, help="runs executing at once")
     p.add_argument("--max-queued", type=int, default=64, help="runs waiting; more get 429")
+    p.add_argument(
+        "--max-event-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_EVENT_BYTES,
+        metavar="BYTES",
+        help="bytes of run events (their JSON size) all runs keep in memory for replay; "
+        "beyond it the oldest go, finished runs' first, and a client asking for them gets a "
+        "gap event (default 64 MiB). An event over 64 KiB is always kept on disk, not in "
+        "memory, and read back when sent",
+    )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest HTTP request body, bytes")
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
@@ -210,6 +223,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
+            max_event_bytes=args.max_event_bytes,
             exec_allowlist=tuple(args.allow_exec),
             allow_env=tuple(args.allow_env),
             exec_env=tuple(args.allow_exec_env),

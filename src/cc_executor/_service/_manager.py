@@ -10,8 +10,11 @@ the connection that started them: a client that goes away leaves its runs runnin
 Bounds (all per manager, set in :class:`ManagerConfig`):
 
 - at most ``max_concurrent`` runs execute at once; at most ``max_queued`` more wait;
-- a run keeps its last ``max_events`` events for replay (a little more between trims). A
-  subscriber that asks for older ones gets one ``{"type": "gap"}`` event saying which
+- a run keeps its last ``max_events`` events for replay (a little more between trims), and
+  all runs together keep at most ``max_event_bytes`` of events in memory (finished runs'
+  oldest events go first). An event over 64 KiB is kept on disk, not in memory: a command's
+  huge line as a reference into its output file, anything else in a private spool file.
+  A subscriber that asks for dropped events gets one ``{"type": "gap"}`` event saying which
   sequence numbers are gone, then the rest; the full record is the run's event log on disk;
 - at most ``max_finished`` finished runs stay in memory (oldest dropped first); older ones
   are still answered from the history store.
@@ -38,8 +41,20 @@ from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._service._policy import RunPolicy
-from cc_executor._service._runs import PAUSED, QUEUED, RUNNING, Event, ManagedRun
+from cc_executor._service._runs import (
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    SPILL_BYTES,
+    Event,
+    EventBudget,
+    EventSpool,
+    ManagedRun,
+)
 from cc_executor._store import HistoryStore, Query, RunRecord, verify
+
+#: Default of ``max_event_bytes`` (``serve --max-event-bytes``).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +64,7 @@ class ManagerConfig:
     - ``max_concurrent``: runs executing at once (>= 1).
     - ``max_queued``: runs waiting for a slot; one more is refused with :class:`QueueFull`.
     - ``max_events``: events kept per run for replay (see the module docstring).
+    - ``max_event_bytes``: bytes of events (their JSON size) all runs keep in memory.
     - ``max_finished``: finished runs kept in memory.
     - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
       server's ``PATH``, or absolute paths), each optionally followed by the arguments a
@@ -67,6 +83,7 @@ class ManagerConfig:
     max_concurrent: int = 4
     max_queued: int = 64
     max_events: int = 10_000
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_finished: int = 1_000
     exec_allowlist: Sequence[str] = ()
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
@@ -76,7 +93,7 @@ class ManagerConfig:
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent", "max_events", "max_finished"):
+        for name in ("max_concurrent", "max_events", "max_finished", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_queued < 0:
@@ -97,6 +114,8 @@ class RunManager:
         self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._waiting = 0
+        self._budget = EventBudget(self.config.max_event_bytes)
+        self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
             self.config.exec_allowlist,
@@ -135,7 +154,7 @@ class RunManager:
         """The run's summary, from memory or else from the history; :class:`NotFound`."""
         run = self._runs.get(run_id)
         if run is not None:
-            return run.summary()
+            return await run.asummary()
         record = await self._history_get(run_id)
         if record is None:
             raise NotFound(f"no run {run_id!r}")
@@ -161,7 +180,9 @@ class RunManager:
         limit = max(1, min(limit, 1000))
         out: list[Event] = []
         seen: set[str] = set()
-        for run in reversed(self._runs.values()):
+        for run in list(reversed(self._runs.values())):
+            if len(out) >= limit:
+                break
             if status and run.status != status:
                 continue
             if kind and run.kind != kind:
@@ -170,7 +191,7 @@ class RunManager:
                 continue
             if parent_id and run.details.get("parent_id") != parent_id:
                 continue
-            out.append(run.summary())
+            out.append(await run.asummary())
             seen.add(run.id)
         if self.store is not None and len(out) < limit:
             query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
@@ -249,7 +270,7 @@ class RunManager:
         details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
-        run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "run", details)
 
         async def start(run: ManagedRun) -> None:
             self._recheck(merged)
@@ -299,7 +320,7 @@ class RunManager:
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
-        run = ManagedRun(run_id, "tasks", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "tasks", details)
 
         async def start(run: ManagedRun) -> None:
             # The list's and every task's folders, checked again as the list starts.
@@ -335,7 +356,7 @@ class RunManager:
         options["env"] = self._policy.check_env(options.get("env"), command=argv)
         run_id = new_run_id()
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
-        run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "exec", details)
         command = [executable, *argv[1:]]
 
         async def start(run: ManagedRun) -> None:
@@ -344,13 +365,23 @@ class RunManager:
 
         return run, start
 
+    def _new_run(self, run_id: str, kind: str, details: Event) -> ManagedRun:
+        return ManagedRun(
+            run_id,
+            kind,
+            max_events=self.config.max_events,
+            summary=details,
+            budget=self._budget,
+            spool=self._spool,
+        )
+
     def _register(self, run: ManagedRun) -> None:
         self._runs[run.id] = run
         excess = len(self._runs) - self.config.max_finished - self.config.max_concurrent
         excess -= self.config.max_queued
         if excess > 0:
             for old_id in [r.id for r in self._runs.values() if r.done][:excess]:
-                del self._runs[old_id]
+                self._runs.pop(old_id).discard()
 
     async def _drive(
         self, run: ManagedRun, starter: Callable[[ManagedRun], Awaitable[None]]
@@ -430,6 +461,8 @@ class RunManager:
             first_output_timeout=options.get("first_output_timeout"),
             grace=float(options.get("grace", 5.0)),
             run_id=run.id,
+            # A longer line comes file-backed: the service keeps it on disk (see on_output).
+            max_line_memory=SPILL_BYTES,
         )
 
         async def on_started(proc: SupervisedProcess) -> None:
@@ -440,15 +473,16 @@ class RunManager:
                 run.append({"type": "spawned", "pid": proc.pid})
 
         async def on_output(item: OutputEvent) -> None:
-            run.append(
-                {
-                    "type": "output",
-                    "stream": item.stream,
-                    "text": item.text,
-                    "offset": item.offset,
-                    "t": item.t,
-                }
-            )
+            def event() -> Event:
+                text = item.text
+                return {"type": "output", "stream": item.stream, "text": text, **where}
+
+            where = {"offset": item.offset, "t": item.t}
+            if item.in_memory and item.length <= SPILL_BYTES:
+                run.append(event())
+            else:
+                # A huge line stays in the run's output file, read back for each follower.
+                run.append_on_disk({"type": "output", "stream": item.stream, **where}, event)
 
         result = await run_command(proc, on_started=on_started, on_output=on_output)
         self._finish(run, result.status.value, result=result.to_dict())
@@ -517,6 +551,7 @@ class RunManager:
         tasks = [r._task for r in live if r._task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._spool.close()
 
 
 class _TaskListControl:
