@@ -114,3 +114,17 @@ async def test_huge_events_and_results_are_kept_on_disk_and_read_back(cc_home: P
 
 def test_the_default_byte_budget_is_declared_once() -> None:
     assert serve_defaults.DEFAULT_MAX_EVENT_BYTES == manager.DEFAULT_MAX_EVENT_BYTES
+
+
+async def test_an_event_json_cannot_hold_is_kept_not_an_error() -> None:
+    """Sizing an event for the budget must never end a run: an integer over 64 bits in a
+    tool's input (orjson refuses it) is counted, and spilled, as text."""
+    spool = EventSpool()
+    run = ManagedRun("r", "run", max_events=10, summary={}, budget=EventBudget(10**6), spool=spool)
+    run.append({"type": "tool_use", "input": {"n": 10**30}})
+    run.append({"type": "tool_use", "input": {"n": 10**30, "pad": "p" * (2 * SPILL_BYTES)}})
+    run.close()
+    events = [event async for event in run.follow(0)]
+    assert events[0]["input"] == {"n": 10**30}
+    assert events[1]["input"]["n"] == str(10**30)
+    spool.close()

@@ -152,6 +152,25 @@ class _OnDisk:
         return event
 
 
+def _json(event: Event) -> bytes:
+    """``event`` as JSON, for its size and the spool. What JSON cannot hold (an integer over
+    64 bits from a tool's input) is written as text, never an error that ends the run."""
+    try:
+        return orjson.dumps(event, default=str)
+    except TypeError:
+        return orjson.dumps(_plain(event))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)
+    return value
+
+
 def _seq(entry: Event | _OnDisk) -> int:
     seq: int = entry.head["seq"] if isinstance(entry, _OnDisk) else entry["seq"]
     return seq
@@ -231,7 +250,7 @@ class ManagedRun:
     def result(self, value: Event | None) -> None:
         self._result = value
         if value is not None and self._spool is not None:
-            data = orjson.dumps(value)
+            data = _json(value)
             if len(data) > SPILL_BYTES:
                 self._result = self._spilled({}, data) or value
 
@@ -243,13 +262,15 @@ class ManagedRun:
             return event
         event["seq"] = self._next_seq
         event["run_id"] = self.id
-        size = len(orjson.dumps(event)) if self._budget or self._spool else 0
+        data = _json(event) if self._budget or self._spool else b""
+        size = len(data)
         entry: Event | _OnDisk = event
         if size > SPILL_BYTES and self._spool is not None:
             head = {"type": event.get("type"), "seq": event["seq"], "run_id": self.id}
-            spilled = self._spilled(head, orjson.dumps(event))
+            spilled = self._spilled(head, data)
             if spilled is not None:
                 entry, size = spilled, _REFERENCE_BYTES
+        del data
         self._keep(entry, size)
         if event.get("type") == "text_delta":
             self._keep_text(str(event.get("text", "")))
