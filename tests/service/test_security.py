@@ -456,3 +456,36 @@ def test_serve_refuses_to_start_with_a_bad_exec_policy(tmp_path: Path, cc_home: 
     ), done.stderr
     assert "Traceback" not in done.stderr
     assert "listening" not in done.stdout
+
+
+async def test_the_reported_git_attacks_are_refused_by_a_policy(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """The attacks of issue 18 M3 on a real git: with `git status` pinned, the `-c
+    core.fsmonitor=CMD` and `-c alias.x=!CMD` forms and a HOME with a crafted .gitconfig
+    are refused before anything runs; the pinned command itself runs."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    marker = tmp_path / "pwned"
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[exec]]\nprefix = ["git", "status"]\nrest = "[!-]*"\n')
+    service = start("--exec-policy", str(policy))
+    command = f"touch {marker}"
+    async with service.client() as client:
+        for argv in (
+            ["git", "-c", f"core.fsmonitor={command}", "status"],
+            ["git", "-c", f"alias.x=!{command}", "x"],
+            ["git", "status", "--porcelain", f"--output={marker}"],
+        ):
+            body = {"argv": argv, "options": {"cwd": str(root)}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 403, (argv, response.text)
+        body = {"argv": ["git", "status"], "options": {"cwd": str(root), "env": {"HOME": "/x"}}}
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 403, response.text
+        assert "env HOME cannot be set for this command" in response.json()["error"]["message"]
+        ok = await client.post(
+            "/runs", json={"argv": ["git", "status"], "options": {"cwd": str(root)}}
+        )
+        events = await sse_events(client, ok.json()["run_id"])
+    assert events[-1]["status"] == "ok", events[-1]
+    assert not marker.exists()
