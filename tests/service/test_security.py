@@ -191,6 +191,8 @@ CODE_LOADING_ENV = (
     "SHELL", "XDG_CONFIG_HOME", "CC_EXECUTOR_CLAUDE", "CLAUDE_CODE_SHELL",
     "CLAUDE_CODE_SHELL_PREFIX", "CLAUDE_CODE_PROCESS_WRAPPER", "CLAUDE_CODE_TEAMMATE_COMMAND",
     "CLAUDE_PTY_HOST_EXEC", "CLAUDE_CODE_SHELL_MCP_SERVERS", "OPENAI_BASE_URL",
+    "GEMINI_SANDBOX", "GEMINI_SANDBOX_PROXY_COMMAND", "GEMINI_SYSTEM_MD",
+    "GEMINI_CLI_TRUST_WORKSPACE", "CODEX_HOME", "GEMINI_CLI_HOME",
 )  # fmt: skip
 #: Variables naming a file, folder, socket or credential, even under an allowed prefix:
 #: settable only when the server allows each by name (``--allow-env NAME``).
@@ -200,7 +202,8 @@ PLACE_ENV = (
     "ANTHROPIC_UNIX_SOCKET", "ANTHROPIC_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_WEB_IDENTITY_TOKEN_FILE",
     "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
-    "CLAUDE_CODE_DISABLE_BG_STABLE_PATH", "MCP_PROXY_PATH",
+    "CLAUDE_CODE_DISABLE_BG_STABLE_PATH", "MCP_PROXY_PATH", "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_BEDROCK_BASE_URL", "ANTHROPIC_API_HOST",
 )  # fmt: skip
 
 
@@ -234,7 +237,8 @@ async def test_agent_runs_refuse_code_loading_and_place_variables(
                 response = await client.post(
                     "/runs", json={"prompt": "x", "options": {"env": {name: "/tmp/x"}}}
                 )
-                assert "names a file, folder or program" in response.json()["error"]["message"]
+                message = response.json()["error"]["message"]
+                assert "names a file, folder, program or endpoint" in message
         listed = await client.get("/runs")
         assert listed.json()["runs"] == [], "a refused run must not exist"
 
@@ -250,7 +254,8 @@ async def test_agent_runs_take_the_variables_that_configure_an_agent(
         accepted = (
             "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "AWS_REGION",
-            "HTTPS_PROXY", "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE",
+            "HTTPS_PROXY", "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE", "OPENAI_API_KEY",
+            "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
         )  # fmt: skip
         for name in accepted:
             # Pointed at a closed local port: the run starts (202) and fails at once.

@@ -54,21 +54,27 @@ _AGENT_ENV = frozenset(
         "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
         "CLOUD_ML_REGION", "GOOGLE_CLOUD_PROJECT",
+        "OPENAI_API_KEY", "CODEX_API_KEY",
+        "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_MODEL", "GEMINI_DEFAULT_AUTH_TYPE",
+        "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA", "GOOGLE_GENAI_API_VERSION",
+        "GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_REGION",
         "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
-#: Words that make a variable name a place or a program (``CLAUDE_CONFIG_DIR``,
+#: Words that make a variable name a place, a program or an endpoint (``CLAUDE_CONFIG_DIR``,
 #: ``AWS_CONFIG_FILE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``ANTHROPIC_UNIX_SOCKET``,
-#: ``HOME``): a file there (a settings file with hooks, ``credential_process`` in an AWS
-#: config, a ``.gitconfig`` under ``HOME``) can run commands, so such a name needs
-#: ``--allow-env NAME`` even where its prefix is allowed.
+#: ``HOME``, ``ANTHROPIC_BASE_URL``): a file there (a settings file with hooks,
+#: ``credential_process`` in an AWS config, a ``.gitconfig`` under ``HOME``) can run
+#: commands, and an endpoint receives the server's API key (why ``base_url`` is
+#: server-only), so such a name needs ``--allow-env NAME`` even where its prefix is allowed.
 _PLACE_WORDS = frozenset(
     {
         "FILE", "FILES", "DIR", "DIRS", "DIRECTORY", "PATH", "PATHS", "HOME", "ROOT",
         "FOLDER", "CONFIG", "SETTINGS", "CREDENTIALS", "CREDS", "BUNDLE", "CERT", "CERTS",
         "CERTIFICATE", "SOCKET", "SOCK", "BIN", "BINARY", "EXEC", "EXECUTABLE",
         "EXECUTABLES", "COMMAND", "CMD", "SCRIPT", "SHELL", "HELPER", "WRAPPER", "LAUNCHER",
-        "PROGRAM", "PRELOAD", "PLUGIN", "PLUGINS", "SERVERS",
+        "PROGRAM", "PRELOAD", "PLUGIN", "PLUGINS", "SERVERS", "URL", "URI", "HOST", "HOSTS",
+        "ENDPOINT", "DOMAIN",
     }
 )  # fmt: skip
 #: Named files with no place word in their name: the client certificate's private key.
@@ -187,13 +193,13 @@ class RunPolicy:
     def _check_agent_variable(key: str) -> None:
         if key in _PLACE_NAMES or not _PLACE_WORDS.isdisjoint(key.upper().split("_")):
             raise Forbidden(
-                f"env {key} cannot be set by a remote caller: it names a file, folder or "
-                f"program (the server allows it with --allow-env {key})"
+                f"env {key} cannot be set by a remote caller: it names a file, folder, program "
+                f"or endpoint (the server allows it with --allow-env {key})"
             )
         if key not in _AGENT_ENV and not key.startswith(_AGENT_ENV_PREFIXES):
             raise Forbidden(
                 f"env {key} cannot be set by a remote caller (agent runs take the variables "
-                "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, proxies, "
+                "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, API keys, proxies, "
                 f"locale...; the server allows more with --allow-env {key})"
             )
 
