@@ -21,6 +21,9 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
 #: Default of ``serve --drain-grace``: what running runs get to finish after SIGTERM.
 DEFAULT_DRAIN_GRACE = 30.0
+#: Default of --max-event-bytes (``_service/_manager.py``; not imported: the flags are
+#: parsed before the service's modules are loaded).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
 
@@ -62,6 +65,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "its arguments tell it: 'git' alone allows 'git -c core.fsmonitor=CMD status'",
     )
     p.add_argument(
+        "--exec-policy",
+        metavar="FILE",
+        help="a TOML file of commands remote callers may run: [[exec]] entries with "
+        "prefix = [PROGRAM, ARG...] (exact argv prefix) or match = [PROGRAM, PATTERN...] "
+        "(one fnmatch pattern per argument, no more arguments unless rest = PATTERN), and "
+        "env = [NAME...] the variables callers may set for it (docs/security.md)",
+    )
+    p.add_argument(
         "--allow-exec-env",
         action="append",
         default=[],
@@ -75,7 +86,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="an environment variable remote callers may set for agent runs, beyond those "
-        "that configure an agent (ANTHROPIC_*, CLAUDE_*, HOME, proxies, locale; repeatable)",
+        "that configure an agent (ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, proxies, locale; "
+        "repeatable); needed for any name of a file, folder or program (HOME, "
+        "CLAUDE_CONFIG_DIR, *_FILE, *_DIR, *_PATH, ...)",
     )
     p.add_argument(
         "--allow-dir",
@@ -86,6 +99,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-concurrent", type=int, default=4, help="runs executing at once")
     p.add_argument("--max-queued", type=int, default=64, help="runs waiting; more get 429")
+    p.add_argument(
+        "--max-event-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_EVENT_BYTES,
+        metavar="BYTES",
+        help="bytes of run events (their JSON size) all runs keep in memory for replay; "
+        "beyond it the oldest go, finished runs' first, and a client asking for them gets a "
+        "gap event (default 64 MiB). An event over 64 KiB is always kept on disk, not in "
+        "memory, and read back when sent",
+    )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest HTTP request body, bytes")
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
@@ -213,9 +236,11 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
+            max_event_bytes=args.max_event_bytes,
             exec_allowlist=tuple(args.allow_exec),
             allow_env=tuple(args.allow_env),
             exec_env=tuple(args.allow_exec_env),
+            exec_policy=args.exec_policy,
             allow_dirs=tuple(args.allow_dir),
             run_defaults=defaults,
         )

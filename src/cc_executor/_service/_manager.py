@@ -10,8 +10,11 @@ the connection that started them: a client that goes away leaves its runs runnin
 Bounds (all per manager, set in :class:`ManagerConfig`):
 
 - at most ``max_concurrent`` runs execute at once; at most ``max_queued`` more wait;
-- a run keeps its last ``max_events`` events for replay (a little more between trims). A
-  subscriber that asks for older ones gets one ``{"type": "gap"}`` event saying which
+- a run keeps its last ``max_events`` events for replay (a little more between trims), and
+  all runs together keep at most ``max_event_bytes`` of events in memory (finished runs'
+  oldest events go first). An event over 64 KiB is kept on disk, not in memory: a command's
+  huge line as a reference into its output file, anything else in a private spool file.
+  A subscriber that asks for dropped events gets one ``{"type": "gap"}`` event saying which
   sequence numbers are gone, then the rest; the full record is the run's event log on disk;
 - at most ``max_finished`` finished runs stay in memory (oldest dropped first); older ones
   are still answered from the history store.
@@ -47,7 +50,16 @@ from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._service._policy import RunPolicy
 from cc_executor._service._queue import RunQueue
-from cc_executor._service._runs import PAUSED, QUEUED, RUNNING, Event, ManagedRun
+from cc_executor._service._runs import (
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    SPILL_BYTES,
+    Event,
+    EventBudget,
+    EventSpool,
+    ManagedRun,
+)
 from cc_executor._status import Status
 from cc_executor._store import (
     HistoryError,
@@ -59,6 +71,9 @@ from cc_executor._store import (
     verify,
 )
 
+#: Default of ``max_event_bytes`` (``serve --max-event-bytes``).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManagerConfig:
@@ -67,6 +82,7 @@ class ManagerConfig:
     - ``max_concurrent``: runs executing at once (>= 1).
     - ``max_queued``: runs waiting for a slot; one more is refused with :class:`QueueFull`.
     - ``max_events``: events kept per run for replay (see the module docstring).
+    - ``max_event_bytes``: bytes of events (their JSON size) all runs keep in memory.
     - ``max_finished``: finished runs kept in memory.
     - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
       server's ``PATH``, or absolute paths), each optionally followed by the arguments a
@@ -74,6 +90,8 @@ class ManagerConfig:
       commands are refused.
     - ``allow_env``: environment variables callers may also set for agent runs, beyond
       those that configure an agent; ``exec_env``: the only ones they may set for commands.
+    - ``exec_policy``: a TOML file of further commands (argv prefixes or patterns, each
+      with the variables a caller may set for it; see ``_service/_exec_policy.py``).
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
@@ -83,15 +101,17 @@ class ManagerConfig:
     max_concurrent: int = 4
     max_queued: int = 64
     max_events: int = 10_000
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_finished: int = 1_000
     exec_allowlist: Sequence[str] = ()
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
     allow_env: Sequence[str] = ()
     exec_env: Sequence[str] = ()
+    exec_policy: str | os.PathLike[str] | None = None
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent", "max_events", "max_finished"):
+        for name in ("max_concurrent", "max_events", "max_finished", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_queued < 0:
@@ -125,11 +145,14 @@ class RunManager:
         self._running_at_drain: list[ManagedRun] = []
         #: History updates of queued runs, in threads: awaited before the server exits.
         self._pending_writes: set[asyncio.Future[None]] = set()
+        self._budget = EventBudget(self.config.max_event_bytes)
+        self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
             self.config.exec_allowlist,
             allow_env=self.config.allow_env,
             exec_env=self.config.exec_env,
+            exec_policy=self.config.exec_policy,
         )
 
     # ---------------------------------------------------------------- queries
@@ -162,7 +185,7 @@ class RunManager:
         """The run's summary, from memory or else from the history; :class:`NotFound`."""
         run = self._runs.get(run_id)
         if run is not None:
-            return run.summary()
+            return await run.asummary()
         record = await self._history_get(run_id)
         if record is None:
             raise NotFound(f"no run {run_id!r}")
@@ -188,7 +211,9 @@ class RunManager:
         limit = max(1, min(limit, 1000))
         out: list[Event] = []
         seen: set[str] = set()
-        for run in reversed(self._runs.values()):
+        for run in list(reversed(self._runs.values())):
+            if len(out) >= limit:
+                break
             if status and run.status != status:
                 continue
             if kind and run.kind != kind:
@@ -197,7 +222,7 @@ class RunManager:
                 continue
             if parent_id and run.details.get("parent_id") != parent_id:
                 continue
-            out.append(run.summary())
+            out.append(await run.asummary())
             seen.add(run.id)
         if self.store is not None and len(out) < limit:
             query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
@@ -324,7 +349,7 @@ class RunManager:
         details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
-        run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "run", details)
 
         async def start(run: ManagedRun) -> None:
             self._recheck(merged)
@@ -373,7 +398,7 @@ class RunManager:
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
-        run = ManagedRun(run_id, "tasks", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "tasks", details)
 
         async def start(run: ManagedRun) -> None:
             # The list's and every task's folders, checked again as the list starts.
@@ -406,9 +431,9 @@ class RunManager:
         executable = self._policy.executable(argv)
         self._policy.check_exec_options(options)
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
-        options["env"] = self._policy.check_env(options.get("env"), command=True)
+        options["env"] = self._policy.check_env(options.get("env"), command=argv)
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
-        run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "exec", details)
         command = [executable, *argv[1:]]
 
         async def start(run: ManagedRun) -> None:
@@ -417,13 +442,23 @@ class RunManager:
 
         return run, start
 
+    def _new_run(self, run_id: str, kind: str, details: Event) -> ManagedRun:
+        return ManagedRun(
+            run_id,
+            kind,
+            max_events=self.config.max_events,
+            summary=details,
+            budget=self._budget,
+            spool=self._spool,
+        )
+
     def _register(self, run: ManagedRun) -> None:
         self._runs[run.id] = run
         excess = len(self._runs) - self.config.max_finished - self.config.max_concurrent
         excess -= self.config.max_queued
         if excess > 0:
             for old_id in [r.id for r in self._runs.values() if r.done][:excess]:
-                del self._runs[old_id]
+                self._runs.pop(old_id).discard()
 
     async def _drive(
         self, run: ManagedRun, starter: Callable[[ManagedRun], Awaitable[None]]
@@ -560,6 +595,8 @@ class RunManager:
             first_output_timeout=options.get("first_output_timeout"),
             grace=float(options.get("grace", 5.0)),
             run_id=run.id,
+            # A longer line comes file-backed: the service keeps it on disk (see on_output).
+            max_line_memory=SPILL_BYTES,
         )
 
         async def on_started(proc: SupervisedProcess) -> None:
@@ -570,15 +607,16 @@ class RunManager:
                 run.append({"type": "spawned", "pid": proc.pid})
 
         async def on_output(item: OutputEvent) -> None:
-            run.append(
-                {
-                    "type": "output",
-                    "stream": item.stream,
-                    "text": item.text,
-                    "offset": item.offset,
-                    "t": item.t,
-                }
-            )
+            def event() -> Event:
+                text = item.text
+                return {"type": "output", "stream": item.stream, "text": text, **where}
+
+            where = {"offset": item.offset, "t": item.t}
+            if item.in_memory and item.length <= SPILL_BYTES:
+                run.append(event())
+            else:
+                # A huge line stays in the run's output file, read back for each follower.
+                run.append_on_disk({"type": "output", "stream": item.stream, **where}, event)
 
         run._control = proc  # pause and cancel work while the child is being started too
         result = await run_command(proc, on_started=on_started, on_output=on_output)
@@ -793,6 +831,7 @@ class RunManager:
         tasks = [r._task for r in live if r._task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._spool.close()
 
 
 class _TaskListControl:

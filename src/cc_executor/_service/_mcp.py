@@ -267,7 +267,7 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
             await ctx.report_progress(
                 float(run.last_seq), None, f"{run.status}; {run.last_seq} events; {tail}"
             )
-        return _progress_view(run.summary())
+        return _progress_view(await run.asummary())
 
     async def get_run(run_id: str) -> dict[str, Any]:
         """The state of a run without waiting: status, done, and the final result, cost,
