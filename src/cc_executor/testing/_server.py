@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cc_executor.testing import _chat, _gemini, _responses
-from cc_executor.testing._playback import Playback, prompt_of, turn_of
+from cc_executor.testing._playback import Choice, Playback, prompt_of, turn_of
 from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
     Event,
@@ -630,8 +630,9 @@ class ModelServer:
             body = self._parse_body(raw)
             self._record(request, body)
             if not isinstance(body, dict):
-                return _openai_error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object")
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _responses.error_json,
                 )
             return await self._answer_responses(body, len(raw))
 
@@ -640,8 +641,9 @@ class ModelServer:
             body = self._parse_body(raw)
             self._record(request, body)
             if not isinstance(body, dict):
-                return _openai_error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object")
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _responses.error_json,
                 )
             return await self._answer_chat(body, len(raw))
 
@@ -653,12 +655,14 @@ class ModelServer:
             if method == "countTokens":
                 return JSONResponse({"totalTokens": estimate_tokens(len(raw))})
             if method not in ("generateContent", "streamGenerateContent") or not model:
-                return _gemini_error_response(
-                    HttpErrorReply(404, message=f"{request.url.path} is not served here")
+                return _error_response(
+                    HttpErrorReply(404, message=f"{request.url.path} is not served here"),
+                    _gemini.error_json,
                 )
             if not isinstance(body, dict):
-                return _gemini_error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object")
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _gemini.error_json,
                 )
             stream = method == "streamGenerateContent"
             return await self._answer_gemini(body, len(raw), model, stream=stream)
@@ -694,131 +698,107 @@ class ModelServer:
             ]
         )
 
-    async def _answer(self, body: dict[str, Any], request_chars: int) -> Response:
+    async def _play(
+        self,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        events: Callable[[Choice, Reply, str], Iterator[Event]],
+        whole: Callable[[Choice, Reply, str], dict[str, Any]],
+        error_body: Callable[[HttpErrorReply], dict[str, Any]],
+        id_header: str | None = None,
+        model: str | None = None,
+    ) -> Response:
+        """The scripted answer to ``body`` in one API's shape: ``events`` renders it streamed,
+        ``whole`` as one JSON body, ``error_body`` an HTTP error; pacing, latency and drops
+        are the same for every API."""
         choice = self._playback.choose(body)
         answer = choice.answer
         if answer.latency and not await self._pause(answer.latency):
-            return _error_response(HttpErrorReply(503, message="model server shutting down"))
+            answer = HttpErrorReply(503, message="model server shutting down")
         if isinstance(answer, HttpErrorReply):
-            return _error_response(answer)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            model = "scripted-model"
-        message_id = f"msg_{choice.seed[:24]}"
-        tool_ids = [
-            (block.id or f"toolu_{choice.seed[24:46]}{index:02d}")
-            if isinstance(block, ToolUse)
-            else ""
-            for index, block in enumerate(answer.blocks)
-        ]
-        if body.get("stream") is True:
-            events = stream_events(
-                answer,
-                message_id=message_id,
-                model=model,
-                tool_ids=tool_ids,
-                request_chars=request_chars,
-            )
-            return _StreamResponse(self, answer, events)
-        message = message_json(
-            answer,
-            message_id=message_id,
-            model=model,
-            tool_ids=tool_ids,
-            request_chars=request_chars,
-        )
-        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+            return _error_response(answer, error_body)
+        if model is None:
+            named = body.get("model")
+            model = named if isinstance(named, str) and named else "scripted-model"
+        if stream:
+            return _StreamResponse(self, answer, events(choice, answer, model))
+        headers = {id_header: f"req_{uuid.uuid4().hex[:24]}"} if id_header else None
+        data = whole(choice, answer, model)
         if answer.drop_non_streaming:
-            return _CutOffResponse(message, headers=headers)
-        return JSONResponse(message, headers=headers)
+            return _CutOffResponse(data, headers=headers)
+        return JSONResponse(data, headers=headers)
+
+    async def _answer(self, body: dict[str, Any], request_chars: int) -> Response:
+        def ids(choice: Choice, answer: Reply) -> dict[str, Any]:
+            return {
+                "message_id": f"msg_{choice.seed[:24]}",
+                "tool_ids": [
+                    (block.id or f"toolu_{choice.seed[24:46]}{index:02d}")
+                    if isinstance(block, ToolUse)
+                    else ""
+                    for index, block in enumerate(answer.blocks)
+                ],
+                "request_chars": request_chars,
+            }
+
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: stream_events(a, model=m, **ids(c, a)),
+            whole=lambda c, a, m: message_json(a, model=m, **ids(c, a)),
+            error_body=error_json,
+            id_header="request-id",
+        )
 
     async def _answer_responses(self, body: dict[str, Any], request_chars: int) -> Response:
-        choice = self._playback.choose(body)
-        answer = choice.answer
-        if answer.latency and not await self._pause(answer.latency):
-            return _openai_error_response(HttpErrorReply(503, message="model server shutting down"))
-        if isinstance(answer, HttpErrorReply):
-            return _openai_error_response(answer)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            model = "scripted-model"
-        if body.get("stream") is True:
-            events = _responses.stream_events(
-                answer, seed=choice.seed, model=model, request_chars=request_chars
-            )
-            return _StreamResponse(self, answer, events)
-        response = _responses.response_json(
-            answer, seed=choice.seed, model=model, request_chars=request_chars
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: _responses.stream_events(
+                a, seed=c.seed, model=m, request_chars=request_chars
+            ),
+            whole=lambda c, a, m: _responses.response_json(
+                a, seed=c.seed, model=m, request_chars=request_chars
+            ),
+            error_body=_responses.error_json,
+            id_header="x-request-id",
         )
-        headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
-        if answer.drop_non_streaming:
-            return _CutOffResponse(response, headers=headers)
-        return JSONResponse(response, headers=headers)
 
     async def _answer_chat(self, body: dict[str, Any], request_chars: int) -> Response:
-        choice = self._playback.choose(body)
-        answer = choice.answer
-        if answer.latency and not await self._pause(answer.latency):
-            return _openai_error_response(HttpErrorReply(503, message="model server shutting down"))
-        if isinstance(answer, HttpErrorReply):
-            return _openai_error_response(answer)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            model = "scripted-model"
         declared = _chat.declared_tools(body)
-        if body.get("stream") is True:
-            events = _chat.stream_events(
-                answer,
-                seed=choice.seed,
-                model=model,
-                request_chars=request_chars,
-                declared=declared,
-            )
-            return _StreamResponse(self, answer, events)
-        response = _chat.response_json(
-            answer, seed=choice.seed, model=model, request_chars=request_chars, declared=declared
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: _chat.stream_events(
+                a, seed=c.seed, model=m, request_chars=request_chars, declared=declared
+            ),
+            whole=lambda c, a, m: _chat.response_json(
+                a, seed=c.seed, model=m, request_chars=request_chars, declared=declared
+            ),
+            error_body=_responses.error_json,
         )
-        if answer.drop_non_streaming:
-            return _CutOffResponse(response)
-        return JSONResponse(response)
 
     async def _answer_gemini(
         self, body: dict[str, Any], request_chars: int, model: str, *, stream: bool
     ) -> Response:
-        choice = self._playback.choose(body)
-        answer = choice.answer
-        if answer.latency and not await self._pause(answer.latency):
-            return _gemini_error_response(HttpErrorReply(503, message="model server shutting down"))
-        if isinstance(answer, HttpErrorReply):
-            return _gemini_error_response(answer)
-        if stream:
-            events = _gemini.stream_events(answer, model=model, request_chars=request_chars)
-            return _StreamResponse(self, answer, events)
-        response = _gemini.response_json(answer, model=model, request_chars=request_chars)
-        if answer.drop_non_streaming:
-            return _CutOffResponse(response)
-        return JSONResponse(response)
+        return await self._play(
+            body,
+            stream=stream,
+            events=lambda c, a, m: _gemini.stream_events(a, model=m, request_chars=request_chars),
+            whole=lambda c, a, m: _gemini.response_json(a, model=m, request_chars=request_chars),
+            error_body=_gemini.error_json,
+            model=model,
+        )
 
 
-def _gemini_error_response(error: HttpErrorReply) -> Response:
+def _error_response(
+    error: HttpErrorReply,
+    body: Callable[[HttpErrorReply], dict[str, Any]] = error_json,
+) -> Response:
+    """An HTTP error answer, its body in one API's shape (Anthropic's by default)."""
     return JSONResponse(
-        _gemini.error_json(error),
-        status_code=error.status,
-        headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
-    )
-
-
-def _openai_error_response(error: HttpErrorReply) -> Response:
-    return JSONResponse(
-        _responses.error_json(error),
-        status_code=error.status,
-        headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
-    )
-
-
-def _error_response(error: HttpErrorReply) -> Response:
-    return JSONResponse(
-        error_json(error),
+        body(error),
         status_code=error.status,
         headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 
+from cc_executor._agents._outcome import ended_without, not_run_or_stopped
 from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
-from cc_executor._engine import ProcessResult, ProcessStatus
+from cc_executor._engine import ProcessResult
 
 _RATE_LIMITED = re.compile(r"\b429\b|rate.?limit|too many requests|quota", re.IGNORECASE)
 _RETRYABLE = re.compile(
@@ -19,24 +20,11 @@ _RETRYABLE = re.compile(
 
 def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcome:
     """The outcome of one attempt, from the supervised process and the final turn line."""
-    if process.status is ProcessStatus.SPAWN_FAILED:
-        return Outcome(RunStatus.SPAWN_FAILED, f"Codex CLI could not be started: {process.error}")
-    stopped = {
-        ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
-        ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
-        ProcessStatus.CANCELLED: RunStatus.CANCELLED,
-    }
-    if process.status in stopped and result is None:
-        return Outcome(stopped[process.status], process.error)
+    early = not_run_or_stopped(process, "Codex CLI", final=result is not None)
+    if early is not None:
+        return early
     if result is None:
-        how = (
-            f"exited with code {process.exit_code}"
-            if process.exit_code is not None
-            else f"was killed by {process.signal}"
-        )
-        tail = process.stderr_tail.strip()
-        detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
-        return Outcome(RunStatus.CRASHED, f"Codex CLI {how} without turn.completed{detail}")
+        return ended_without(process, "Codex CLI", "turn.completed")
     if result.is_error:
         text = (result.result or "").strip()[:1000]
         if _RATE_LIMITED.search(text):

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+from cc_executor._agents._outcome import ended_without, not_run_or_stopped
 from cc_executor._agents._types import Outcome, RunStatus
-from cc_executor._engine import ProcessResult, ProcessStatus
+from cc_executor._engine import ProcessResult
 
 
 def decide_outcome(process: ProcessResult, name: str) -> Outcome:
     """ok on exit 0; the exit code and the last stderr line otherwise."""
-    if process.status is ProcessStatus.SPAWN_FAILED:
-        return Outcome(RunStatus.SPAWN_FAILED, f"{name} could not be started: {process.error}")
-    stopped = {
-        ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
-        ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
-        ProcessStatus.CANCELLED: RunStatus.CANCELLED,
-    }
-    if process.status in stopped:
-        return Outcome(stopped[process.status], process.error)
+    early = not_run_or_stopped(process, name, final=False)
+    if early is not None:
+        return early
     if process.exit_code == 0:
         return Outcome(RunStatus.OK, None)
+    if process.exit_code is None:
+        return ended_without(process, name, "finishing")
     tail = process.stderr_tail.strip()
     detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
-    if process.exit_code is None:
-        return Outcome(RunStatus.CRASHED, f"{name} was killed by {process.signal}{detail}")
     return Outcome(RunStatus.ERROR, f"{name} exited with code {process.exit_code}{detail}")

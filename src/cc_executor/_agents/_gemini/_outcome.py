@@ -3,8 +3,9 @@ API error's HTTP status modulo 256: 400 -> 144, 429 -> 173, 500 -> 244) and our 
 
 from __future__ import annotations
 
+from cc_executor._agents._outcome import ended_without, not_run_or_stopped
 from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
-from cc_executor._engine import ProcessResult, ProcessStatus
+from cc_executor._engine import ProcessResult
 
 #: Exit codes Gemini CLI gives before any request, and what they mean.
 _SETUP_EXITS = {
@@ -27,23 +28,14 @@ def _http_status(exit_code: int | None) -> int | None:
 
 def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcome:
     """The outcome of one attempt, from the supervised process and the result line."""
-    if process.status is ProcessStatus.SPAWN_FAILED:
-        return Outcome(RunStatus.SPAWN_FAILED, f"Gemini CLI could not be started: {process.error}")
-    stopped = {
-        ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
-        ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
-        ProcessStatus.CANCELLED: RunStatus.CANCELLED,
-    }
-    if process.status in stopped and result is None:
-        return Outcome(stopped[process.status], process.error)
+    early = not_run_or_stopped(process, "Gemini CLI", final=result is not None)
+    if early is not None:
+        return early
     code = process.exit_code
     if code in _SETUP_EXITS:
         return Outcome(RunStatus.ERROR, f"Gemini CLI exited {code}: {_SETUP_EXITS[code]}")
     if result is None:
-        how = f"exited with code {code}" if code is not None else f"was killed by {process.signal}"
-        tail = process.stderr_tail.strip()
-        detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
-        return Outcome(RunStatus.CRASHED, f"Gemini CLI {how} without a result line{detail}")
+        return ended_without(process, "Gemini CLI", "a result line")
     if result.is_error:
         text = (result.result or "").strip()[:1000]
         status = _http_status(code)
