@@ -533,7 +533,7 @@ def test_the_examples_of_docs_tasks_md_hold(tmp_path: Path) -> None:
     import yaml
 
     page = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
-    markdown = re.search(r"````markdown\n(.*?)````", page, re.S)
+    markdown = re.search(r"````markdown[^\n]*\n(.*?)````", page, re.S)  # info: file=order.md
     shown = re.search(r"\$ cc-executor tasks validate order\.md\n(.*?)```", page, re.S)
     assert markdown is not None
     assert shown is not None
