@@ -237,7 +237,9 @@ class RunManager:
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
         record = await self._history_get(run_id)
-        return verify(record, run_id).to_dict()
+        # In a worker thread: it reads every stored file, which must not stall the loop.
+        report = await asyncio.to_thread(verify, record, run_id)
+        return report.to_dict()
 
     # ---------------------------------------------------------------- starting runs
 
