@@ -19,6 +19,7 @@ BASE_CHECKS = [
     "model-access",
     "data-dir",
     "disk-space",
+    "history-rows",
     "engine-large-output",
     "engine-long-line",
     "engine-timeout-partial",
@@ -146,7 +147,7 @@ def test_plain_output_data_dir_under_a_file(tmp_path: Path) -> None:
     hint = lines[lines.index(failed[0]) + 1]
     assert hint.strip().startswith("hint:")
     assert "CC_EXECUTOR_HOME" in hint
-    assert lines[-1].startswith("1 of 8 checks failed")
+    assert lines[-1].startswith("1 of 9 checks failed")
     assert blocker.read_text() == "not a directory\n"
 
 

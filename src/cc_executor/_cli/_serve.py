@@ -266,7 +266,11 @@ def _open_manager(config: ManagerConfig) -> Any:
         store = open_store()
     except HistoryError as exc:
         print(f"cc-executor: history unavailable ({exc}); serving without it", file=sys.stderr)
-        store = None
+        return RunManager(config, None)
+    from cc_executor._text import inert
+
+    for warning in store.warnings:  # malformed rows skipped, permissions tightened
+        print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
     return RunManager(config, store)
 
 

@@ -12,6 +12,7 @@ from cc_executor._store._history import (
     process_receipts,
     process_start_ticks,
     recover,
+    stale,
     verify,
 )
 from cc_executor._store._record import (
@@ -47,5 +48,6 @@ __all__ = [
     "recover",
     "redact_argv",
     "redact_text",
+    "stale",
     "verify",
 ]

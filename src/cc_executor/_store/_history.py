@@ -17,7 +17,7 @@ from typing import Any
 from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
-from cc_executor._store._record import INTERRUPTED, Artifact, RunRecord
+from cc_executor._store._record import INTERRUPTED, RUNNING, Artifact, RunRecord
 from cc_executor._store._sqlite import SQLiteStore
 
 HOST = socket.gethostname()
@@ -59,11 +59,28 @@ def recover(store: HistoryStore) -> list[RunRecord]:
     return recovered
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
-    """Open (and create, migrate, recover) the history. Raises :class:`HistoryError`."""
-    store = SQLiteStore(path if path is not None else default_store_path())
-    recover(store)
+def open_store(
+    path: str | os.PathLike[str] | None = None, *, readonly: bool = False
+) -> SQLiteStore:
+    """Open (and create, migrate, recover) the history. Raises :class:`HistoryError`.
+
+    ``readonly``: only read it (see :class:`SQLiteStore`): nothing is created, migrated
+    or recovered, so it works on a read-only mount; a run whose supervisor is gone keeps
+    its ``running`` status there (:func:`stale` tells)."""
+    store = SQLiteStore(path if path is not None else default_store_path(), readonly=readonly)
+    if not readonly:
+        recover(store)
     return store
+
+
+def stale(record: RunRecord) -> bool:
+    """True for a run of this host still marked ``running`` whose supervisor no longer
+    exists: the next opening of the history for writing marks it ``interrupted``."""
+    return (
+        record.status == RUNNING
+        and record.host in (None, HOST)
+        and not _same_process(record.supervisor_pid, record.supervisor_started)
+    )
 
 
 def file_receipt(name: str, path: str | os.PathLike[str]) -> Artifact | None:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cc_executor._paths import data_home, private_dir
+from cc_executor._status import Status
 from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
@@ -98,12 +101,101 @@ def _row_values(record: RunRecord) -> list[Any]:
     return values
 
 
-def _record(row: sqlite3.Row) -> RunRecord:
+#: The type each column must hold: a row with another is skipped, never a failed command.
+_INTEGER_COLUMNS = frozenset(
+    ("exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
+     "supervisor_pid", "supervisor_started")
+)  # fmt: skip
+_REAL_COLUMNS = frozenset(("started_at", "ended_at", "cost_usd", "duration_s"))
+_JSON_COLUMNS = frozenset(("argv", "warnings", "artifacts"))
+_REQUIRED = frozenset(("id", "kind", "started_at", "status"))
+_STATUSES = frozenset(s.value for s in Status)
+#: Timestamps a person can be shown (up to the year 9999).
+_LATEST = 253402300799.0
+
+
+def _column_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be column ``name`` of a run, or None."""
+    if value is None:
+        return "is empty" if name in _REQUIRED else None
+    if name in _INTEGER_COLUMNS:
+        return None if type(value) is int else f"holds {_shown(value)}, not a whole number"
+    if name in _REAL_COLUMNS:
+        if type(value) not in (int, float) or not math.isfinite(value):
+            return f"holds {_shown(value)}, not a number"
+        if name in ("started_at", "ended_at") and not 0 <= value <= _LATEST:
+            return f"holds {_shown(value)}, not a time"
+        return None
+    if not isinstance(value, str):
+        return f"holds {_shown(value)}, not text"
+    if name == "status" and value not in _STATUSES:
+        return f"holds {_shown(value)}, not a status"
+    if name == "id" and not value:
+        return "is empty"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("not a list of strings")
+    return value
+
+
+def _artifacts(value: Any) -> list[Artifact]:
+    if not isinstance(value, list):
+        raise ValueError("not a list of receipts")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"name", "path", "size", "sha256"}
+            or not all(isinstance(item[k], str) for k in ("name", "path", "sha256"))
+            or type(item["size"]) is not int
+        ):
+            raise ValueError("not a list of receipts")
+        out.append(Artifact(**item))
+    return out
+
+
+def _decode(row: sqlite3.Row) -> RunRecord | str:
+    """The run of ``row``, or why the row is malformed (a damaged or hand-edited file: one
+    bad row is that row's problem, never a failed command)."""
     data = dict(row)
-    data["argv"] = json.loads(data.get("argv") or "[]")
-    data["warnings"] = json.loads(data.get("warnings") or "[]")
-    data["artifacts"] = [Artifact(**a) for a in json.loads(data.get("artifacts") or "[]")]
+    for name in _COLUMNS:
+        if name not in data or name in _JSON_COLUMNS:
+            continue
+        problem = _column_problem(name, data[name])
+        if problem is not None:
+            return f"its {name} {problem}"
+    for name, convert in (("argv", _strings), ("warnings", _strings), ("artifacts", _artifacts)):
+        raw = data.get(name)
+        if raw is None:
+            data[name] = []
+            continue
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("not text")
+            data[name] = convert(json.loads(raw))
+        except (ValueError, RecursionError) as exc:
+            reason = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return f"its {name} is {reason}"
+    for name in _REAL_COLUMNS:
+        if type(data.get(name)) is int:
+            data[name] = float(data[name])
     return RunRecord(**{k: data[k] for k in _COLUMNS if k in data})
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file itself is damaged (not a database, a malformed
+    page), as opposed to a healthy file it may not write or open."""
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in str(exc) or "malformed" in str(exc)
+    )
 
 
 class SQLiteStore:
@@ -114,11 +206,22 @@ class SQLiteStore:
     with the path and the reason.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, migrate_to: int = SCHEMA_VERSION) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        migrate_to: int = SCHEMA_VERSION,
+        readonly: bool = False,
+    ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.Lock()
-        #: What opening had to put right (permissions), for the caller to report.
+        #: What opening had to put right (permissions) and the rows read that were
+        #: malformed and skipped, for the caller to report.
         self.warnings: list[str] = []
+        if readonly:
+            self._db = self._open_readonly()
+            return
         try:
             self._make_private()
             self._db = sqlite3.connect(
@@ -134,10 +237,61 @@ class SQLiteStore:
             self._migrate(migrate_to)
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise HistoryError(
-                f"the history at {self.path} is unusable ({exc}); move it aside to start a "
-                "new one (runs themselves are not affected)"
-            ) from None
+            if _damaged(exc):
+                raise HistoryError(
+                    f"the history at {self.path} is damaged ({exc}); move it aside to start "
+                    "a new one (runs themselves are not affected)"
+                ) from None
+            raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A connection that can only read: no file or folder is created, tightened or
+        migrated, so a history on a read-only mount (or in a read-only file) can be read.
+        A missing history reads as an empty one. An older schema is read as it is (the
+        columns added since read as empty)."""
+        try:
+            os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            empty.row_factory = sqlite3.Row
+            for statement in ";".join(MIGRATIONS).split(";"):
+                if statement.strip():
+                    empty.execute(statement)
+            return empty
+        except OSError as exc:
+            raise HistoryError(f"cannot read the history at {self.path}: {exc.strerror}") from None
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        last: sqlite3.Error | None = None
+        # mode=ro first; a WAL database on a read-only mount has no -shm file to share and
+        # cannot create one, and is then read as immutable (nobody can write it there).
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db: sqlite3.Connection | None = None
+            try:
+                db = sqlite3.connect(
+                    uri + query,
+                    uri=True,
+                    timeout=_BUSY_RETRY_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                db.row_factory = sqlite3.Row
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                db.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                if _damaged(exc):
+                    raise HistoryError(f"the history at {self.path} is damaged: {exc}") from None
+                last = exc
+                continue
+            if version > SCHEMA_VERSION:
+                db.close()
+                raise HistoryError(
+                    f"the history at {self.path} has schema {version}, newer than this "
+                    f"cc-executor ({SCHEMA_VERSION}): upgrade cc-executor"
+                )
+            return db
+        raise HistoryError(f"cannot read the history at {self.path}: {last}") from None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -167,6 +321,8 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, retried while another process holds the lock."""
+        if self.readonly:
+            raise HistoryError(f"the history at {self.path} was opened read-only")
         deadline = time.monotonic() + _BUSY_RETRY_S
         with self._lock:
             while True:
@@ -201,6 +357,8 @@ class SQLiteStore:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
+                if _damaged(exc):
+                    raise HistoryError(f"the history at {self.path} is damaged: {exc}") from None
                 raise HistoryError(f"cannot read the history at {self.path}: {exc}") from None
 
     @property
@@ -256,13 +414,14 @@ class SQLiteStore:
                 (run_id, run_id + "\uffff"),
             )
             if len(rows) > 1:
-                some = ", ".join(row["id"] for row in rows[:3])
+                some = ", ".join(str(row["id"]) for row in rows[:3])
                 more = ", ..." if len(rows) > 3 else ""
                 raise HistoryError(
                     f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
                     "(give more of the id)"
                 )
-        return _record(rows[0]) if rows else None
+        found = self._records(rows[:1])
+        return found[0] if found else None
 
     def query(self, query: Query) -> list[RunRecord]:
         """Runs matching ``query``, newest first."""
@@ -292,11 +451,37 @@ class SQLiteStore:
         sql += " ORDER BY started_at DESC, id DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
-        return [_record(row) for row in self._read(sql, params)]
+        return self._records(self._read(sql, params))
 
     def running(self) -> list[RunRecord]:
         """Runs still marked ``running``."""
-        return [_record(r) for r in self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,))]
+        return self._records(self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,)))
+
+    def _records(self, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
+        """The runs of ``rows``; a malformed row is skipped, with a warning in
+        ``warnings`` (once per row)."""
+        out = []
+        for row in rows:
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                warning = (
+                    f"history row {_shown(row['id'])} skipped: {decoded} "
+                    "(`cc-executor doctor` lists the malformed rows)"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            else:
+                out.append(decoded)
+        return out
+
+    def bad_rows(self) -> list[tuple[str, str]]:
+        """Every malformed row: its id (as text) and what is wrong with it."""
+        found = []
+        for row in self._read("SELECT * FROM runs ORDER BY started_at, id"):
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                found.append((str(row["id"]), decoded))
+        return found
 
     def durations(
         self,
@@ -319,7 +504,8 @@ class SQLiteStore:
             "ORDER BY started_at DESC LIMIT ?",
             (kind, agent, *(() if any_key else (key,)), RUNNING, "spawn_failed", limit),
         )
-        return [float(r[0]) for r in rows]
+        # A malformed value (text where the duration should be) counts for nothing.
+        return [float(r[0]) for r in rows if type(r[0]) in (int, float) and math.isfinite(r[0])]
 
     def count(self) -> int:
         """How many runs the history holds."""
@@ -334,7 +520,7 @@ class SQLiteStore:
             db.execute(
                 "DELETE FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
             )
-        return [_record(r) for r in rows]
+        return self._records(rows)
 
     def close(self) -> None:
         """Close the connection."""
