@@ -40,6 +40,9 @@ async def run_command(
     record = RunRecord(
         id=process.run_id, kind="exec", argv=redact_argv(process.argv), started_at=time.time()
     )
+    if process.marker is None:
+        # A SIGKILL between the spawn and the start's record still leaves a row.
+        process.marker = {"kind": "exec"}
     try:
         await process.start()
         if on_started is not None:
