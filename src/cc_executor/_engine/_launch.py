@@ -167,7 +167,7 @@ def inherited_fds() -> list[int]:
     return found
 
 
-def _single_threaded() -> bool:
+def single_threaded() -> bool:
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
@@ -272,7 +272,7 @@ def launch(
         registered = True
         t0 = time.monotonic()
         started_at = time.time()
-        if _single_threaded():
+        if single_threaded():
             pid = _posix_spawn(full, full_env, cwd, theirs)
             child = LaunchedChild(pid)
         else:
