@@ -238,6 +238,7 @@ def launch(
     child: LaunchedChild | Any = None
     marked = False
     registered = False
+    watchdog().ensure()  # before the child's descriptors exist: a fork would copy them
     try:
         if marker is not None:
             marked = _marker.write(
@@ -280,6 +281,7 @@ def launch(
             pid = child.pid
         ticks = _tree.start_ticks(pid, zombie=True)  # not reaped yet: its PID is ours
         watchdog().register(token, pid, ticks)
+        watchdog().release()  # the CLI is started: the watchdog's own start may follow
         if marked:
             _marker.add_child(run_dir, pid, ticks)
         try:
