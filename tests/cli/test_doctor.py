@@ -168,7 +168,7 @@ def test_model_access_from_login_or_nothing(tmp_path: Path, logged_in: bool) -> 
         assert done.returncode == 0, done.stdout + done.stderr
         assert access.startswith("PASS ")
         assert "logged in" in access
-        assert lines[-1].startswith("all 8 checks passed")
+        assert lines[-1].startswith("all 9 checks passed")
     else:
         assert done.returncode == 1, done.stdout + done.stderr
         assert access.startswith("FAIL ")
