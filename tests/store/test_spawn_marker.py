@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from cc_executor._engine import _marker
-from cc_executor._engine._tree import find_tree
+from cc_executor._engine._tree import find_tree, kill_orphaned_tree
 from cc_executor._store import INTERRUPTED, Query, open_store
 from tests._wait import wait_for
 
@@ -123,3 +123,17 @@ def test_a_recorded_start_removes_the_marker(cc_home: Path) -> None:
     assert '"status": "ok"' in done.stdout
     assert _marker.pending() == []
     assert not list((cc_home / "runs").glob(f"*/{_marker.NAME}"))
+
+
+def test_a_token_read_from_disk_kills_only_a_tree(tmp_path: Path) -> None:
+    """A damaged or planted record's token is not a pattern: text that every environment
+    holds (here a name only this test's child holds) must not make the sweep kill."""
+    name = f"HRNOTATOKEN{os.getpid()}"
+    child = subprocess.Popen(["sleep", "1000"], env={**os.environ, name: "1"})
+    try:
+        kill_orphaned_tree(None, None, name)
+        assert child.poll() is None
+        assert not _gone(child.pid)
+    finally:
+        child.kill()
+        child.wait()

@@ -257,11 +257,23 @@ def kill_pipe_holders(inode: int, rounds: int = 50) -> int:
 def kill_orphaned_tree(pid: int | None, pid_started: int | None, token: str | None) -> None:
     """SIGKILL what is left of a tree whose supervisor died: the child ``pid`` only if it is
     still the same process (it started at ``pid_started`` clock ticks), and every process
-    carrying ``token``. Does nothing for what is gone already; ``None`` skips that part."""
+    carrying ``token`` (if it is a tree token at all: see :func:`is_tree_token`). Does
+    nothing for what is gone already; ``None`` skips that part."""
     import signal
 
     if pid is not None and pid_started is not None and start_ticks(pid) == pid_started:
         # signal_member re-checks membership; the session check covers the leader.
         signal_member(pid, signal.SIGKILL, [], sid=pid)
-    if token:
+    if token and is_tree_token(token):
         kill_tree([token])
+
+
+def is_tree_token(token: str) -> bool:
+    """True when ``token`` has the form of :func:`new_tree_token`'s: a token read back from
+    a file (a damaged or planted history row or spawn marker) could otherwise be any text
+    found in every environment (``PATH``), and its sweep would kill every process."""
+    return (
+        len(token) == 27
+        and token.startswith("cct")
+        and all(c in "0123456789abcdef" for c in token[3:])
+    )
