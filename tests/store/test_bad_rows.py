@@ -119,3 +119,22 @@ def test_serve_starts_beside_a_bad_row(cc_home: Path, tmp_path: Path) -> None:
     _, err = service.proc.communicate(timeout=60)
     assert f"history row '{bad}' skipped" in err
     assert "Traceback" not in err
+
+
+def test_what_a_newer_cc_executor_adds_is_not_malformed(cc_home: Path) -> None:
+    """A column added by a later migration, or a key added to receipts, is read past: only
+    the values this version knows are checked."""
+    bad = _plant(
+        cc_home,
+        "artifacts",
+        '[{"name": "events", "path": "/x", "size": 1, "sha256": "ab", "new": 1}]',
+    )
+    db = sqlite3.connect(cc_home / "history.sqlite3")
+    db.execute("ALTER TABLE runs ADD COLUMN attempts INTEGER")
+    db.execute("UPDATE runs SET attempts = 2")
+    db.commit()
+    db.close()
+    listed = cc("history", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "skipped" not in listed.stderr
+    assert bad in [r["id"] for r in json.loads(listed.stdout)]
