@@ -11,6 +11,8 @@ import functools
 import glob
 import os
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +74,49 @@ def claude_path() -> str | None:
     return _REAL_CLAUDE
 
 
+#: The pinned npm agent CLIs of scripts/install-agents: variable, cache folder, version, name.
+AGENTS = {
+    "codex": ("CC_EXECUTOR_CODEX", "codex", "0.171.0", "codex", "Codex CLI"),
+    "gemini": ("CC_EXECUTOR_GEMINI", "gemini-cli", "0.61.0", "gemini", "Gemini CLI"),
+    "qwen": ("CC_EXECUTOR_QWEN", "qwen-code", "0.24.4", "qwen", "Qwen Code"),
+}
+
+
+def agent_path(agent: str) -> str:
+    """The real CLI of ``agent`` (a key of :data:`AGENTS`): its ``CC_EXECUTOR_<AGENT>``
+    variable, else the cache of ``scripts/install-agents``.
+
+    Fails the current test if it is not marked ``cli``; skips it when the CLI is not
+    installed, or fails it under CI (``CI=true``), which installs every agent.
+    """
+    variable, folder, version, binary, title = AGENTS[agent]
+    if current is not None and current.get_closest_marker("cli") is None:
+        pytest.fail(f"{current.nodeid} asks for the real {title} but is not marked `cli`")
+    path = os.environ.get(variable)
+    if not path:
+        cache = Path(os.environ.get("CC_EXECUTOR_CACHE", Path.home() / ".cache" / "cc-executor"))
+        path = str(cache / folder / version / "bin" / binary)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = (
+            f"no {title}: {path} is not an executable file; run scripts/install-agents "
+            f"{agent} (scripts/test does) or set {variable}"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must have the {title}: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def codex_path() -> str:
+    """The real Codex CLI (see :func:`agent_path`)."""
+    return agent_path("codex")
+
+
+def gemini_path() -> str:
+    """The real Gemini CLI (see :func:`agent_path`)."""
+    return agent_path("gemini")
+
+
 def cli_test() -> bool:
     """Whether the current test is marked ``cli`` (may run the real CLI)."""
     return current is not None and current.get_closest_marker("cli") is not None
@@ -125,6 +170,34 @@ def _missing_cgroup() -> str | None:
     return "no writable cgroup v2 controllers in this process's cgroup"
 
 
+def unshare_argv() -> list[str]:
+    """The command starting a program in a private mount namespace where it may mount:
+    ``unshare -m`` as root, else with a user namespace of its own (``unshare -rm``)."""
+    return ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+
+
+def _missing_mount() -> str | None:
+    # What the tests do: mount a small tmpfs in a private namespace (our mounts unchanged).
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    if unshare is None or mount is None:
+        return "no unshare or mount on PATH (util-linux)"
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            done = subprocess.run(
+                [*unshare_argv(), mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"cannot run unshare: {exc}"
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return f"cannot mount a tmpfs in a private mount namespace: {reason}"
+    return None
+
+
 #: Marker name -> probe; markers without a probe (``slow``, ``soak``) only select.
 PROBES: dict[str, Callable[[], str | None]] = {
     "cli": _missing_cli,
@@ -132,6 +205,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "postgres": _missing_postgres,
     "browser": _missing_browser,
     "cgroup": _missing_cgroup,
+    "mount": _missing_mount,
 }
 
 

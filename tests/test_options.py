@@ -56,7 +56,8 @@ def test_claude_path_is_the_older_name_of_agent_path() -> None:
 
 
 def test_an_unknown_agent_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="agent must be one of claude, got 'nope'"):
+    known = "claude, codex, gemini, command"
+    with pytest.raises(ValueError, match=f"agent must be one of {known}, got 'nope'"):
         RunOptions(agent="nope")
 
 

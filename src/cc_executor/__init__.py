@@ -51,6 +51,15 @@ if TYPE_CHECKING:
         CCExecutorError,
         ClaudeNotFound,
     )
+    from cc_executor._run._batch import (
+        BatchEvent,
+        BatchHandle,
+        BatchResult,
+        batch_history,
+        run_many,
+        run_many_sync,
+        start_many,
+    )
     from cc_executor._run._options import (
         RunOptions,
     )
@@ -65,11 +74,20 @@ if TYPE_CHECKING:
         stream,
     )
     from cc_executor._status import Status
+    from cc_executor.client.cc_execute import (
+        CCExecutorConfig,
+        cc_execute,
+        cc_execute_task_list,
+    )
 
 _EXPORTS = {
     "AgentEvent": "cc_executor._agents._types",
     "AgentNotFound": "cc_executor._errors",
     "ApiRetryEvent": "cc_executor._agents._types",
+    "BatchEvent": "cc_executor._run._batch",
+    "BatchHandle": "cc_executor._run._batch",
+    "BatchResult": "cc_executor._run._batch",
+    "CCExecutorConfig": "cc_executor.client",
     "CCExecutorError": "cc_executor._errors",
     "ClaudeNotFound": "cc_executor._errors",
     "HeartbeatEvent": "cc_executor._agents._types",
@@ -100,11 +118,17 @@ _EXPORTS = {
     "ToolResultEvent": "cc_executor._agents._types",
     "ToolUseEvent": "cc_executor._agents._types",
     "UnknownEvent": "cc_executor._agents._types",
+    "batch_history": "cc_executor._run._batch",
+    "cc_execute": "cc_executor.client",
+    "cc_execute_task_list": "cc_executor.client",
     "open_process": "cc_executor._engine",
     "run": "cc_executor._run._runner",
     "run_process": "cc_executor._engine",
+    "run_many": "cc_executor._run._batch",
+    "run_many_sync": "cc_executor._run._batch",
     "run_process_sync": "cc_executor._engine",
     "run_sync": "cc_executor._run._runner",
+    "start_many": "cc_executor._run._batch",
     "start_run": "cc_executor._run._runner",
     "stream": "cc_executor._run._runner",
 }
@@ -113,6 +137,10 @@ __all__ = [
     "AgentEvent",
     "AgentNotFound",
     "ApiRetryEvent",
+    "BatchEvent",
+    "BatchHandle",
+    "BatchResult",
+    "CCExecutorConfig",
     "CCExecutorError",
     "ClaudeNotFound",
     "HeartbeatEvent",
@@ -144,11 +172,17 @@ __all__ = [
     "ToolUseEvent",
     "UnknownEvent",
     "__version__",
+    "batch_history",
+    "cc_execute",
+    "cc_execute_task_list",
     "open_process",
     "run",
+    "run_many",
+    "run_many_sync",
     "run_process",
     "run_process_sync",
     "run_sync",
+    "start_many",
     "start_run",
     "stream",
 ]

@@ -27,7 +27,9 @@ public classes are also importable from the module that raises them, as before
     │   ├── NotFound                    404 not_found
     │   ├── Conflict                    409 conflict
     │   ├── QueueFull                   429 queue_full
+    │   ├── ShuttingDown                503 shutting_down
     │   └── Unavailable                 501 not_available
+    ├── ExecPolicyError [ValueError]    an --exec-policy file is invalid or cannot be read
     ├── ToolFailure                     an MCP tool call cannot be done
     ├── ScriptError [ValueError]        a scripted model server's script is malformed
     ├── MissingExtra [ImportError]      a feature's optional dependencies are not installed
@@ -210,11 +212,25 @@ class QueueFull(ServiceError):
     code = "queue_full"
 
 
+class ShuttingDown(ServiceError):
+    """The service is stopping (draining its runs) and takes no new run, or it cannot save
+    the queued run's request; retry against the next server."""
+
+    status = 503
+    code = "shutting_down"
+
+
 class Unavailable(ServiceError):
     """The feature is not available in this version or configuration."""
 
     status = 501
     code = "not_available"
+
+
+class ExecPolicyError(CCExecutorError, ValueError):
+    """The service's exec policy file (``serve --exec-policy FILE``) cannot be read or is
+    invalid; the one-line message names the file and the entry (``policy.toml: [[exec]]
+    #2 (git): ...``). Raised when the server starts, before it serves anything."""
 
 
 class ToolFailure(CCExecutorError):

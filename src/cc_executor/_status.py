@@ -20,7 +20,8 @@ class Status(str, enum.Enum):
 
     # -- not final ------------------------------------------------------------------------
     QUEUED = "queued"
-    """Accepted by the service, waiting for a free slot."""
+    """Accepted by the service, waiting for a free slot (``serve`` keeps it in the history
+    and its request on disk until it starts, across a restart)."""
     PENDING = "pending"
     """A task not started (yet)."""
     RUNNING = "running"
@@ -56,13 +57,15 @@ class Status(str, enum.Enum):
     CANCELLED = "cancelled"
     """Stopped by the caller (Ctrl-C, ``cancel()``, a remote cancel)."""
     INTERRUPTED = "interrupted"
-    """Was running when the process supervising it (or the worker) was lost."""
+    """Was running when the process supervising it (or the worker) was lost, or when the
+    service stopping on SIGTERM ran out of its drain grace."""
     SPAWN_FAILED = "spawn_failed"
     """Could not be started (not installed, bad cwd, ...); nothing ran."""
     OOM_KILLED = "oom_killed"
     """Killed for using more memory than its limit."""
     LIMIT_EXCEEDED = "limit_exceeded"
-    """Stopped for exceeding another resource limit (processes, output bytes, ...)."""
+    """Stopped for exceeding another resource limit (processes, output bytes, ...), or its
+    output could not be kept whole (a full disk, a file size limit): see ``incomplete_files``."""
     SKIPPED = "skipped"
     """Never started: a dependency failed, the list stopped, or a budget was spent."""
     USAGE_ERROR = "usage_error"

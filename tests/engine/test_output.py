@@ -254,8 +254,9 @@ async def test_two_hundred_concurrent_chatty_runs() -> None:
 
 
 async def test_write_error_loses_nothing(tmp_path: Path) -> None:
-    """The output file cannot grow (RLIMIT_FSIZE): the run still completes, the error is
-    specific, and every byte is still in the result."""
+    """The output file cannot grow (RLIMIT_FSIZE): the run still completes, its status says
+    the file is incomplete (not ok), the error is specific, and every byte is still in the
+    result."""
     script = (
         "import resource, sys, json\n"
         "from cc_executor._engine import run_process_sync\n"
@@ -272,7 +273,7 @@ async def test_write_error_loses_nothing(tmp_path: Path) -> None:
     import json
 
     report = json.loads(out)
-    assert report["status"] == "ok"
+    assert report["status"] == "limit_exceeded"
     assert "File too large" in report["error"]
     assert report["bytes"] == 5 << 20
     assert report["kept"] == 5 << 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 import threading
 import time
@@ -340,6 +341,24 @@ def test_from_run_refuses_a_failed_or_unknown_run(make_repo: MakeRepo, cc_home: 
     )
     assert done.returncode == 1
     assert "no run" in done.stderr
+    assert inbox_files(receiver) == []
+
+
+def test_from_run_refuses_a_run_whose_record_was_edited(make_repo: MakeRepo, cc_home: Path) -> None:
+    """Issue 18 L7: a failed run's status edited to ``ok`` in the history passed as
+    evidence; the record's own receipt now shows the edit."""
+    sender = make_repo("tested", remote=True)
+    receiver = make_repo("target")
+    failed = _exec(cc_home, "false")
+    raw = sqlite3.connect(cc_home / "history.sqlite3")
+    raw.execute("UPDATE runs SET status = 'ok', exit_code = 0 WHERE id = ?", (failed["run_id"],))
+    raw.commit()
+    raw.close()
+    done = cc("notify", "--to", str(receiver), "--fix", "4: ok",
+              "--from-run", str(failed["run_id"]), cwd=sender)  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot serve as evidence" in done.stderr
+    assert "the record was altered" in done.stderr
     assert inbox_files(receiver) == []
 
 

@@ -858,6 +858,36 @@ async def test_the_prompt_is_a_file_the_cli_can_read_at_once(bed: Any) -> None:
     assert stdin_of == [str(Path(result.run_dir) / "prompt.txt")]
 
 
+@pytest.mark.slow
+async def test_a_prompt_not_delivered_in_time_is_ours_not_the_agents_crash(bed: Any) -> None:
+    """Issue 18: when a piped prompt (the fallback when it cannot be saved as a file) was
+    not written within the 3 s Claude Code waits for its stdin, the run said ``crashed``,
+    the agent's fault. It is cc-executor's: ``spawn_failed`` (nothing ran), retryable."""
+    import time
+
+    from cc_executor._agents import get_adapter
+    from cc_executor._engine import SupervisedProcess
+    from cc_executor._run._options import RunOptions
+
+    adapter = get_adapter("claude")
+    async with bed(answer("Never asked.")) as b:
+        options = RunOptions.from_kwargs(b.options())
+        argv = adapter.command(b.claude, options)
+        proc = SupervisedProcess(
+            argv, stdin=b"hello", cwd=b.workdir, extra_env=options.process_env(), timeout=60
+        )
+        await proc.start()
+        time.sleep(4)  # the loop that would write the pipe, blocked past the CLI's wait
+        process = await proc.wait()
+        assert not b.server.message_requests
+    assert "no stdin data received" in process.stderr_tail
+    outcome = adapter.outcome(process, None)
+    assert outcome.status is RunStatus.SPAWN_FAILED, outcome
+    assert outcome.retryable
+    assert outcome.error is not None
+    assert "cc-executor's failure" in outcome.error
+
+
 async def test_a_used_run_id_is_refused_before_anything_runs(bed: Any) -> None:
     """Issue 18: reusing a run id failed at the spawn (File exists) and overwrote the
     earlier run's history record with that failure."""

@@ -112,3 +112,78 @@ def test_a_run_id_is_a_plain_folder_name(run_id: str) -> None:
 def test_ids_the_runners_make_are_plain_folder_names() -> None:
     assert RunOptions(run_id="01m95b8g64b4nrjq6c4j61q67h-2").run_id
     assert RunOptions(run_id="list_1.task-a.3").run_id
+
+
+def test_base_url_reaches_each_agent_its_own_way() -> None:
+    from cc_executor._agents import get_adapter
+    from cc_executor._agents._codex._flags import build_command as codex_command
+
+    claude = RunOptions(base_url="http://127.0.0.1:9/")
+    assert claude.process_env()["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9/"
+    codex = RunOptions(agent="codex", base_url='http://h/v1" x="y', model="gpt-x")
+    argv = codex_command("codex", codex)
+    # A TOML string: the quote in the URL cannot end it and add a key of its own.
+    assert '--config=model_providers.cc_executor.base_url="http://h/v1\\" x=\\"y"' in argv
+    assert '--config=model_provider="cc_executor"' in argv
+    assert "--model=gpt-x" in argv
+    assert '--config=sandbox_mode="read-only"' in argv
+    assert argv[-1] == "-"
+    assert get_adapter("codex").process_env(codex) == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sandbox": "yolo"}, "sandbox must be one of read-only, workspace-write"),
+        ({"max_turns": 3}, "max_turns is not supported by the codex agent"),
+        ({"fork_session": True, "resume": "t"}, "fork_session is not supported by the codex"),
+        ({"model": "-x"}, "model must be a session id or a model name"),
+    ],
+)
+def test_codex_refuses_what_it_cannot_do(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RunOptions(agent="codex", **options)
+
+
+def test_sandbox_is_for_codex_only() -> None:
+    with pytest.raises(ValueError, match="sandbox is not supported by the claude agent"):
+        RunOptions(sandbox="read-only")
+
+
+def test_gemini_command_env_and_home(tmp_path: Any) -> None:
+    from cc_executor._agents._gemini._flags import build_command as gemini_command
+
+    options = RunOptions(
+        agent="gemini", base_url="http://127.0.0.1:9", model="m", permission_mode="yolo"
+    )
+    argv = gemini_command("gemini", options)
+    assert argv[1:] == [
+        "--prompt=",
+        "--output-format=stream-json",
+        "--skip-trust",
+        "--model=m",
+        "--approval-mode=yolo",
+    ]
+    env = options.process_env(str(tmp_path / "run"))
+    assert env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:9"
+    assert env["GEMINI_CLI_NO_RELAUNCH"] == "true"
+    settings = tmp_path / "run" / "agent-home" / ".gemini" / "settings.json"
+    assert env["GEMINI_CLI_HOME"] == str(tmp_path / "run" / "agent-home")
+    assert "gemini-api-key" in settings.read_text()
+    # The caller's own home wins, and nothing is written for it.
+    mine = RunOptions(agent="gemini", base_url="http://x", env={"GEMINI_CLI_HOME": "/mine"})
+    assert mine.process_env(str(tmp_path / "other"))["GEMINI_CLI_HOME"] == "/mine"
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"permission_mode": "acceptEdits"}, "permission_mode for Gemini CLI must be one of"),
+        ({"resume": "abc"}, "resume is not supported by the gemini agent"),
+        ({"sandbox": "read-only"}, "sandbox is not supported by the gemini agent"),
+    ],
+)
+def test_gemini_refuses_what_it_cannot_do(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RunOptions(agent="gemini", **options)

@@ -440,3 +440,22 @@ def test_merge_not_found_returns_a_copy_of_base() -> None:
     merged = merge_json_result(base, extract_json("no json"))
     assert merged == base
     assert merged is not base
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"result": "line1\nline2", "summary": "s"}', {"result": "line1\nline2", "summary": "s"}),
+        (
+            'Here:\n```json\n{"result": "def f():\n    return 1", "files_created": []}\n```\n',
+            {"result": "def f():\n    return 1", "files_created": []},
+        ),
+        ('Done. {"a": "x\ty\nz"} as asked', {"a": "x\ty\nz"}),
+    ],
+)
+def test_raw_newlines_inside_strings_parse(text: str, value: Any) -> None:
+    """Models write multi-line code into a JSON string without escaping its newlines: the
+    value is found, marked repaired, with the newlines kept."""
+    result = found(text)
+    assert result.value == value
+    assert result.repaired

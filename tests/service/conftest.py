@@ -77,6 +77,10 @@ def launch(
     argv = [CLI, command, "--port", "0", "--allow-dir", str(root), *args]
     if cli_test() and "--claude" not in args:
         argv += ["--claude", str(claude_path())]
+    if cli_test():
+        # The scripted model server's environment names the CLI's endpoint, home and config.
+        for name in ("ANTHROPIC_BASE_URL", "HOME", "CLAUDE_CONFIG_DIR"):
+            argv += ["--allow-env", name]
     env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

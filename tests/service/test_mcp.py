@@ -42,6 +42,8 @@ async def stdio_client_for(
     args = ["mcp", "--allow-dir", str(root)]
     if cli_test():
         args += ["--claude", str(claude_path())]
+        for name in ("ANTHROPIC_BASE_URL", "HOME", "CLAUDE_CONFIG_DIR"):
+            args += ["--allow-env", name]
     params = StdioServerParameters(
         command=CLI, args=args, env={**os.environ, "CC_EXECUTOR_HOME": str(home)}
     )

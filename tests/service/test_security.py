@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import signal
 import stat
@@ -16,8 +18,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from cc_executor._errors import ExecPolicyError
+from cc_executor._service._exec_policy import load_exec_policy
 from cc_executor._service._security import load_or_create_token
-from tests.service.conftest import CLI, Service, launch
+from tests.service.conftest import CLI, Service, launch, sse_events
 
 ENDPOINTS = [
     ("GET", "/health"),
@@ -177,24 +181,83 @@ async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service
             assert response.json()["error"]["code"] == "bad_host"
 
 
-@pytest.mark.cli
-async def test_agent_runs_take_only_the_variables_that_configure_an_agent(
+#: Variables that load code into an agent CLI's runtime (Bun, Node, Python, git, the
+#: dynamic loader, shells) or choose another program: never settable by a remote caller.
+CODE_LOADING_ENV = (
+    "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "BUN_INSTALL", "BUN_JSC_useJIT", "JSC_useJIT",
+    "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONSTARTUP",
+    "PYTHONWARNINGS", "BROWSER", "GIT_CONFIG_GLOBAL", "GIT_SSH_COMMAND", "GIT_EXEC_PATH",
+    "GIT_CONFIG_PARAMETERS", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "PATH",
+    "SHELL", "XDG_CONFIG_HOME", "CC_EXECUTOR_CLAUDE", "CLAUDE_CODE_SHELL",
+    "CLAUDE_CODE_SHELL_PREFIX", "CLAUDE_CODE_PROCESS_WRAPPER", "CLAUDE_CODE_TEAMMATE_COMMAND",
+    "CLAUDE_PTY_HOST_EXEC", "CLAUDE_CODE_SHELL_MCP_SERVERS", "OPENAI_BASE_URL",
+    "GEMINI_SANDBOX", "GEMINI_SANDBOX_PROXY_COMMAND", "GEMINI_SYSTEM_MD",
+    "GEMINI_CLI_TRUST_WORKSPACE", "CODEX_HOME", "GEMINI_CLI_HOME",
+)  # fmt: skip
+#: Variables naming a file, folder, socket or credential, even under an allowed prefix:
+#: settable only when the server allows each by name (``--allow-env NAME``).
+PLACE_ENV = (
+    "HOME", "CLAUDE_CONFIG_DIR", "CLAUDE_ENV_FILE", "CLAUDE_CODE_CLIENT_CERT",
+    "CLAUDE_CODE_CLIENT_KEY", "CLAUDE_CODE_MANAGED_SETTINGS_PATH", "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_UNIX_SOCKET", "ANTHROPIC_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+    "CLAUDE_CODE_DISABLE_BG_STABLE_PATH", "MCP_PROXY_PATH", "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_BEDROCK_BASE_URL", "ANTHROPIC_API_HOST",
+)  # fmt: skip
+
+
+async def test_agent_runs_refuse_code_loading_and_place_variables(
     start: Callable[..., Service],
 ) -> None:
     """Issue 18 M2: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: --preload
-    runs code inside it); remote callers now set only what configures an agent."""
-    service = start("--allow-env", "MY_SETTING")
+    runs code inside it), and an allowed prefix let through names of files and folders
+    (CLAUDE_CONFIG_DIR, AWS_CONFIG_FILE with a credential_process, HOME with a .gitconfig).
+    Each is refused with 403 and one line naming the variable and the flag allowing it."""
+    service = start("--allow-env", "CLAUDE_CONFIG_DIR")
     async with service.client() as client:
-        refused = (
-            "BUN_OPTIONS", "BUN_CONFIG_PRELOAD", "NODE_OPTIONS", "CLAUDE_CODE_SHELL",
-            "CLAUDE_CODE_SHELL_PREFIX", "CC_EXECUTOR_CLAUDE", "XDG_CONFIG_HOME",
+        for name in (*CODE_LOADING_ENV, *PLACE_ENV):
+            if name == "CLAUDE_CONFIG_DIR":
+                continue
+            for where in ("options", "task"):
+                env = {"ANTHROPIC_MODEL": "m", name: "/tmp/x"}
+                if where == "options":
+                    body: dict[str, Any] = {"prompt": "x", "options": {"env": env}}
+                else:
+                    task = {"id": "a", "prompt": "x", "env": env}
+                    body = {"tasks": {"tasks": [task]}}
+                response = await client.post("/runs", json=body)
+                assert response.status_code == 403, (name, where, response.text)
+                message = response.json()["error"]["message"]
+                assert f"env {name} cannot be set by a remote caller" in message, message
+                assert f"--allow-env {name}" in message, message
+                assert "\n" not in message, message
+        for name in PLACE_ENV:
+            if name != "CLAUDE_CONFIG_DIR":
+                response = await client.post(
+                    "/runs", json={"prompt": "x", "options": {"env": {name: "/tmp/x"}}}
+                )
+                message = response.json()["error"]["message"]
+                assert "names a file, folder, program or endpoint" in message
+        listed = await client.get("/runs")
+        assert listed.json()["runs"] == [], "a refused run must not exist"
+
+
+@pytest.mark.cli
+async def test_agent_runs_take_the_variables_that_configure_an_agent(
+    start: Callable[..., Service],
+) -> None:
+    """The other side of M2: what configures Claude Code is accepted, and so is a place
+    variable the server allows by name."""
+    service = start("--allow-env", "MY_SETTING", "--allow-env", "AWS_CONFIG_FILE")
+    async with service.client() as client:
+        accepted = (
+            "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "AWS_REGION",
+            "HTTPS_PROXY", "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE", "OPENAI_API_KEY",
+            "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
         )  # fmt: skip
-        for name in refused:
-            body = {"prompt": "x", "options": {"env": {name: "x"}}}
-            response = await client.post("/runs", json=body)
-            assert response.status_code == 403, (name, response.text)
-            assert f"env {name} cannot be set" in response.json()["error"]["message"]
-        for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_MAX_OUTPUT_TOKENS", "HOME", "MY_SETTING"):
+        for name in accepted:
             # Pointed at a closed local port: the run starts (202) and fails at once.
             env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", name: "1"}
             body = {"prompt": "x", "options": {"env": env, "timeout": 5}}
@@ -273,3 +336,161 @@ def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
     assert f"new bearer token (stored in {path}, shown only this once)" in said[0]
     assert f"bearer token in {path}" in said[1]
     assert path.read_text().strip() not in said[1]
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (a JSON string is one)."""
+    return json.dumps(text)
+
+
+async def test_an_exec_policy_file_pins_arguments_by_prefix_or_pattern(
+    start: Callable[..., Service], tmp_path: Path
+) -> None:
+    """Issue 18 M3 (the policy file): entries pin a command's arguments exactly (`prefix`)
+    or argument by argument with patterns (`match`, no more arguments unless `rest`), and
+    name the variables a caller may set for that command only."""
+    script = "import os, sys; print(sys.argv[1:], os.environ.get('PREFIX_VAR'))"
+    python = toml_string(sys.executable)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        f"""
+[[exec]]
+prefix = [{python}, "-c", {toml_string(script)}, "pinned"]
+env = ["PREFIX_VAR"]
+
+[[exec]]
+match = [{python}, "-c", {toml_string(glob.escape(script))}, "file-*.txt"]
+rest = "file-*.txt"
+env = ["MATCH_VAR"]
+"""
+    )
+    service = start("--exec-policy", str(policy))
+    pinned = [sys.executable, "-c", script, "pinned"]
+    matched = [sys.executable, "-c", script, "file-a.txt"]
+    async with service.client() as client:
+        for argv in (
+            pinned,
+            [*pinned, "--anything", "goes"],
+            matched,
+            [*matched, "file-b.txt", "file-c.txt"],
+        ):
+            response = await client.post("/runs", json={"argv": argv})
+            assert response.status_code == 202, (argv, response.text)
+        for argv in (
+            [sys.executable, "-c", "import os; os.system('id')"],
+            [sys.executable, "-c", script],
+            [sys.executable, "-c", script, "file-a.txt", "-x"],
+            [sys.executable, "-c", script, "file-a.txt", "file-b.py"],
+            [sys.executable, "-c", script, "other.txt"],
+            [sys.executable],
+        ):
+            response = await client.post("/runs", json={"argv": argv})
+            assert response.status_code == 403, (argv, response.text)
+            message = response.json()["error"]["message"]
+            assert "does not start with an allowed command or match an allowed" in message
+        cases = (
+            (pinned, {"PREFIX_VAR": "1"}, 202),
+            (pinned, {"MATCH_VAR": "1"}, 403),
+            (matched, {"MATCH_VAR": "1"}, 202),
+            (matched, {"PREFIX_VAR": "1"}, 403),
+            (pinned, {"PYTHONWARNINGS": "x"}, 403),
+        )
+        for argv, env, status in cases:
+            body = {"argv": argv, "options": {"env": env}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == status, (argv, env, response.text)
+            if status == 403:
+                message = response.json()["error"]["message"]
+                assert f"env {next(iter(env))} cannot be set for this command" in message
+        # The variable an entry allows reaches the command.
+        body = {"argv": pinned, "options": {"env": {"PREFIX_VAR": "from-the-caller"}}}
+        run_id = (await client.post("/runs", json=body)).json()["run_id"]
+        events = await sse_events(client, run_id)
+    lines = [e["text"] for e in events if e["type"] == "output"]
+    assert lines == ["['pinned'] from-the-caller"]
+
+
+def test_exec_policy_loading_errors_name_the_file_and_the_entry(tmp_path: Path) -> None:
+    """A policy that cannot be used is one line naming the file and the entry, never a
+    traceback and never a policy half applied."""
+    python = toml_string(sys.executable)
+    cases = {
+        "prefix = [": "not valid TOML: ",
+        "[other]\nx = 1": "unknown key 'other'",
+        "": "no [[exec]] entry",
+        f"[[exec]]\nprefix = [{python}]\nmatch = [{python}]": "[[exec]] #1: give exactly one",
+        f'[[exec]]\nprefix = [{python}]\n[[exec]]\nmatch = ["py*"]': "[[exec]] #2 (py*): match[0]",
+        "[[exec]]\nprefix = []": "[[exec]] #1: prefix must be a non-empty list",
+        f"[[exec]]\nprefix = [{python}]\nargs = 1": "[[exec]] #1: unknown key 'args'",
+        f'[[exec]]\nmatch = [{python}]\nenv = ["A=B"]': "env 'A=B' is not a variable name",
+        f"[[exec]]\nmatch = [{python}]\nrest = 3": "rest must be a pattern",
+        '[[exec]]\nprefix = ["no-such-program-x"]': "(no-such-program-x): no such executable",
+        "exec = 3": "no [[exec]] entry",
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        policy = tmp_path / f"policy{i}.toml"
+        policy.write_text(text)
+        with pytest.raises(ExecPolicyError) as info:
+            load_exec_policy(policy)
+        message = str(info.value)
+        assert message.startswith(f"{policy}: "), message
+        assert expected in message, (text, message)
+        assert "\n" not in message, message
+    with pytest.raises(ExecPolicyError, match=r"^--exec-policy .*: cannot read: No such file"):
+        load_exec_policy(tmp_path / "missing.toml")
+
+
+@pytest.mark.slow
+def test_serve_refuses_to_start_with_a_bad_exec_policy(tmp_path: Path, cc_home: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[exec]]\nmatch = ["*"]\n')
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(cc_home)}
+    done = subprocess.run(
+        [CLI, "serve", "--port", "0", "--exec-policy", str(policy)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"cc-executor serve: {policy}: [[exec]] #1 (*): match[0] must name the program, "
+        "not a pattern or an empty string"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stdout
+
+
+async def test_the_reported_git_attacks_are_refused_by_a_policy(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """The attacks of issue 18 M3 on a real git: with `git status` pinned, the `-c
+    core.fsmonitor=CMD` and `-c alias.x=!CMD` forms and a HOME with a crafted .gitconfig
+    are refused before anything runs; the pinned command itself runs."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    marker = tmp_path / "pwned"
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[exec]]\nprefix = ["git", "status"]\nrest = "[!-]*"\n')
+    service = start("--exec-policy", str(policy))
+    command = f"touch {marker}"
+    async with service.client() as client:
+        for argv in (
+            ["git", "-c", f"core.fsmonitor={command}", "status"],
+            ["git", "-c", f"alias.x=!{command}", "x"],
+            ["git", "status", "--porcelain", f"--output={marker}"],
+        ):
+            body = {"argv": argv, "options": {"cwd": str(root)}}
+            response = await client.post("/runs", json=body)
+            assert response.status_code == 403, (argv, response.text)
+        body = {"argv": ["git", "status"], "options": {"cwd": str(root), "env": {"HOME": "/x"}}}
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 403, response.text
+        assert "env HOME cannot be set for this command" in response.json()["error"]["message"]
+        ok = await client.post(
+            "/runs", json={"argv": ["git", "status"], "options": {"cwd": str(root)}}
+        )
+        events = await sse_events(client, ok.json()["run_id"])
+    assert events[-1]["status"] == "ok", events[-1]
+    assert not marker.exists()

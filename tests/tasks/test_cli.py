@@ -165,10 +165,30 @@ def test_stop_or_continue_after_a_failure(serve: Serve, on_error: str) -> None:
     assert "resume with: cc-executor tasks resume" in done.stderr
 
 
-def test_budget_stops_the_launching_of_tasks(serve: Serve) -> None:
-    # 1,000 input + 1,000 output tokens: Claude Code prices them at $0.024 for this model.
-    usage = Usage(input_tokens=1000, output_tokens=1000)
-    served = serve(Script([Rule(answers=[Reply([Text("done")], usage=usage)])]))
+def run_caps(list_id: str) -> dict[str, str]:
+    """The ``--max-budget-usd`` each task's run gave Claude Code, from the history."""
+    store = open_store()
+    try:
+        runs = store.query(Query(parent_id=list_id))
+    finally:
+        store.close()
+    caps = {}
+    for record in runs:
+        flag = "--max-budget-usd="
+        (cap,) = [arg.removeprefix(flag) for arg in record.argv if arg.startswith(flag)]
+        caps[record.prompt_preview or ""] = cap
+    return caps
+
+
+# 1,000 input + 1,000 output tokens: Claude Code prices them at $0.024 for this model.
+PRICED = Reply([Text("done")], usage=Usage(input_tokens=1000, output_tokens=1000))
+
+
+def test_each_run_gets_the_remaining_budget_as_its_cap(serve: Serve) -> None:
+    """Tasks without a cap reserve the whole remainder: each run is given it as its
+    max_budget_usd, so the list's budget is a ceiling, not a threshold checked between
+    tasks (task two was started with $0.006 left and allowed to spend without limit)."""
+    served = serve(Script([Rule(answers=[PRICED])]))
     write(
         served,
         "budget.yaml",
@@ -185,14 +205,58 @@ def test_budget_stops_the_launching_of_tasks(serve: Serve) -> None:
     result = as_json(done)
     tasks = result["tasks"]
     assert tasks["one"]["cost_usd"] == pytest.approx(0.024)
-    # 0.024 < 0.03: task two starts; 0.048 >= 0.03: task three does not.
-    assert [tasks[t]["status"] for t in ("one", "two", "three")] == ["ok", "ok", "skipped"]
+    # Claude Code stops a run after the turn that went past its cap: task two spent
+    # $0.024 of the $0.006 it was given, and ended budget_exceeded.
+    assert [tasks[t]["status"] for t in ("one", "two", "three")] == ["ok", "failed", "skipped"]
+    assert tasks["two"]["run_status"] == "budget_exceeded"
+    assert [r["reserved_usd"] for r in tasks["two"]["runs"]] == [pytest.approx(0.006)]
     assert result["status"] == "budget_exceeded"
-    assert result["cost_usd"] == pytest.approx(0.048)
-    reason = "budget_usd $0.03 reached ($0.0480 spent): no further task started"
-    assert result["stopped_reason"] == reason
-    assert tasks["three"]["skipped_reason"] == f"not started: {reason}"
+    assert result["budget_usd"] == 0.03
+    assert result["budget_spent_usd"] == pytest.approx(0.048)
+    assert run_caps(result["list_id"]) == {"Step one": "0.03", "Step two": "0.006"}
     assert served.count("Step three") == 0
+
+
+def test_budget_reservations_start_only_the_tasks_that_fit(serve: Serve) -> None:
+    """Budget $0.10, six parallel tasks each reserving $0.03 and costing $0.024: three run
+    (at most three reservations fit at once, and what is left after them, $0.028, covers
+    no other); the rest are skipped saying why, and the total stays within the budget."""
+    served = serve(Script([Rule(answers=[PRICED])]))
+    write(
+        served,
+        "fleet.yaml",
+        """\
+        budget_usd: 0.1
+        parallel: true
+        reserve_usd: {"*": 0.03}
+        tasks:
+          - {id: t0, prompt: Step 0}
+          - {id: t1, prompt: Step 1}
+          - {id: t2, prompt: Step 2}
+          - {id: t3, prompt: Step 3}
+          - {id: t4, prompt: Step 4}
+          - {id: t5, prompt: Step 5, model: opus}
+        """,
+    )
+    done = served.cli(
+        "tasks", "run", "fleet.yaml", "--max-parallel", "4", "--reserve-usd", "opus=0.05"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "budget: $0.0720 of $0.1 spent (the total can exceed the budget by what" in done.stdout
+    shown = as_json(served.cli("tasks", "show", done.stderr.split("list ")[1].split()[0], "--json"))
+    tasks = shown["tasks"]
+    assert [tasks[f"t{i}"]["status"] for i in range(6)] == ["ok"] * 3 + ["skipped"] * 3
+    left = "is more than the $0.0280 left of budget_usd $0.1"
+    assert tasks["t3"]["skipped_reason"] == f"not started: its reservation $0.0300 {left}"
+    assert tasks["t5"]["skipped_reason"] == f"not started: its reservation $0.0500 {left}"
+    assert shown["status"] == "budget_exceeded"
+    assert shown["cost_usd"] == pytest.approx(0.072)
+    assert shown["budget_spent_usd"] == pytest.approx(0.072)
+    assert run_caps(shown["list_id"]) == {f"Step {i}": "0.03" for i in range(3)}
+    assert served.count("Step 3") == served.count("Step 4") == served.count("Step 5") == 0
+    bad = served.cli("tasks", "run", "fleet.yaml", "--reserve-usd", "opus=free")
+    assert bad.returncode == 2
+    assert "--reserve-usd: expected USD or MODEL=USD with USD > 0, got 'opus=free'" in bad.stderr
 
 
 SLOW_LIST = """\
@@ -345,3 +409,48 @@ def test_a_warning_is_printed_once(serve: Serve) -> None:
     assert done.stderr.count("warning: history not recorded") == 1, done.stderr
     as_object = as_json(served.cli("tasks", "run", "list.yaml", "--json", "--quiet"))
     assert len(as_object["warnings"]) == len(set(as_object["warnings"])) == 1
+
+
+def test_max_parallel_on_a_list_that_runs_one_at_a_time_says_so(serve: Serve) -> None:
+    served = serve(Script([Rule(answers=[Reply([Text("fine")])])]))
+    write(served, "chain.md", "## Task 1: One\nStep one.\n\n## Task 2: Two\nStep two.\n")
+    done = served.cli("tasks", "run", "chain.md", "--max-parallel", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    note = (
+        "max_parallel 3: this list runs one task at a time (each task waits for the one "
+        "before it); to run tasks at once, give them depends_on or parallel: true (or "
+        "parallel: true on the list)"
+    )
+    assert f"cc-executor tasks: note: {note}\n" in done.stderr
+    assert done.stderr.count(note) == 1  # shown at the start, not again at the end
+    assert note in as_json(done)["warnings"]
+    write(served, "both.md", "---\nparallel: true\n---\n" + (served.work / "chain.md").read_text())
+    done = served.cli("tasks", "run", "both.md", "--max-parallel", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "note:" not in done.stderr
+    assert not [w for w in as_json(done)["warnings"] if "one task at a time" in w]
+
+
+def test_the_progress_says_which_attempt_runs_and_why(serve: Serve) -> None:
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply(
+                            [Text("second time lucky")],
+                            # Claude Code sends a request that got a 400 six times in all.
+                            errors_before=[HttpErrorReply(400, message="scripted bad request")] * 6,
+                        )
+                    ]
+                )
+            ]
+        )
+    )
+    write(served, "retry.yaml", "tasks:\n  - {id: flaky, prompt: Flaky, retries: 1}\n")
+    done = served.cli("tasks", "run", "retry.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "flaky: running (attempt 1 of 2, run " in done.stderr
+    assert "flaky: retrying · attempt 1 of 2 ended error: " in done.stderr
+    assert "; attempt 2 starts afresh" in done.stderr
+    assert "flaky: running (attempt 2 of 2 after error, run " in done.stderr

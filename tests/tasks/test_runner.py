@@ -234,16 +234,17 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
                 Rule(
                     match="^Long",
                     answers=[
-                        Reply([Text("w" * 200)], chunk_size=2, delay=0.05),  # ~5 s: times out
+                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
+                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
                         Reply([Text("finished in the same session")]),
                     ],
                 )
             ]
         )
     )
-    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 2, "retries": 1}]}
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
     result = await run_tasks(spec, **served.options())
-    assert result.ok, result.to_dict()
+    assert result.ok, result.tasks["long"].runs
     runs = result.tasks["long"].runs
     assert [r.status for r in runs] == ["timeout", "ok"]
     assert runs[1].resumed_session == runs[0].session_id
@@ -276,3 +277,103 @@ async def test_a_task_whose_tool_calls_were_denied_fails(serve: Serve) -> None:
     accepted = {"tasks": [{"id": "write", "prompt": "Write out.txt", "accept_denials": True}]}
     result = await run_tasks(accepted, **served.options())
     assert result.status is ListStatus.OK, result.to_dict()
+
+
+async def test_retries_n_means_n_more_attempts_and_says_why(serve: Serve) -> None:
+    """retries: 1 is two runs in all. A retry after a timeout continues the session; when
+    that continuation fails, the task has had its two attempts (it ran a third time,
+    uncounted, so retries: N could mean 2N+1 runs)."""
+    served = serve(
+        Script(
+            [
+                Rule(
+                    match="^Long",
+                    answers=[
+                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
+                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
+                        HttpErrorReply(400, message="scripted bad request"),  # the continuation
+                    ],
+                )
+            ]
+        )
+    )
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
+    events: list[TaskStateEvent] = []
+
+    def on_event(task_id: str, event: AgentEvent) -> None:
+        if isinstance(event, TaskStateEvent):
+            events.append(event)
+
+    result = await run_tasks(spec, on_event=on_event, **served.options())
+    assert result.status is ListStatus.FAILED
+    long = result.tasks["long"]
+    assert [r.status for r in long.runs] == ["timeout", "error"]
+    assert [r.reason for r in long.runs] == ["attempt 1 of 2", "attempt 2 of 2 after timeout"]
+    assert long.runs[1].resumed_session == long.runs[0].session_id
+    assert (long.error or "").startswith("could not continue the interrupted session: ")
+    assert [r.turn for r in served.server.message_requests if r.turn == 0] == [0]
+    states = [(e.state, e.reason) for e in events]
+    assert states[0] == ("running", "attempt 1 of 2")
+    assert states[1][0] == "retrying"
+    assert (states[1][1] or "").startswith("attempt 1 of 2 ended timeout: ")
+    assert (states[1][1] or "").endswith("; attempt 2 continues its session")
+    assert states[2] == ("running", "attempt 2 of 2 after timeout")
+    assert states[3][0] == "failed"
+    assert len(states) == 4
+
+
+async def test_a_task_without_a_cap_runs_alone_under_a_budget(serve: Serve) -> None:
+    """It reserves the whole remainder: parallel tasks then run one at a time (each given
+    what is left as its max_budget_usd), and the caller is warned."""
+    served = serve(Script([Rule(answers=[Reply([Text("done")], chunk_size=1, delay=0.05)])]))
+    spec = {"parallel": True, "tasks": [{"id": f"t{i}", "prompt": f"Task {i}"} for i in range(3)]}
+    result = await run_tasks(spec, max_parallel=3, budget_usd=5, **served.options())
+    assert result.status is ListStatus.OK, result.to_dict()
+    walls = [(t.started_at or 0.0, t.ended_at or 0.0) for t in result.tasks.values()]
+    assert max_overlap(walls) == 1
+    reserved = [t.runs[0].reserved_usd for t in result.tasks.values()]
+    assert reserved[0] == 5
+    assert all(r is not None and 0 < r <= 5 for r in reserved)
+    (warning,) = [w for w in result.warnings if "runs alone" in w]
+    assert warning.startswith("budget_usd $5: task(s) t0, t1, t2 have no max_budget_usd")
+    assert result.budget_spent_usd == pytest.approx(result.cost_usd or 0.0)
+
+
+async def test_a_retry_reserves_again(serve: Serve) -> None:
+    """A failed attempt's cost is spent: a retry starts only if what is left still covers
+    the task's cap; else the task fails saying so."""
+    from cc_executor.testing import ToolUse, Usage
+
+    served = serve(
+        Script(
+            [
+                Rule(
+                    answers=[
+                        Reply(
+                            [ToolUse("Write", {"file_path": "out.txt", "content": "x"})],
+                            usage=Usage(input_tokens=10, output_tokens=10),
+                        ),
+                        Reply(
+                            [Text("Wrote it.")], usage=Usage(input_tokens=1000, output_tokens=1000)
+                        ),
+                    ]
+                )
+            ]
+        )
+    )
+    # The Write is denied (no allowed_tools): the attempt fails, having cost about $0.024.
+    spec = {
+        "budget_usd": 0.05,
+        "tasks": [{"id": "write", "prompt": "Write out.txt", "max_budget_usd": 0.03, "retries": 2}],
+    }
+    result = await run_tasks(spec, **served.options())
+    write = result.tasks["write"]
+    assert [r.status for r in write.runs] == ["denied"]
+    assert write.runs[0].reserved_usd == 0.03
+    assert result.status is ListStatus.BUDGET_EXCEEDED
+    spent = result.budget_spent_usd or 0.0
+    assert spent == pytest.approx(write.cost_usd or 0.0)
+    assert (write.error or "").endswith(
+        f"; attempt 2 not started: its reservation $0.0300 is more than the "
+        f"${0.05 - spent:.4f} left of budget_usd $0.05"
+    )

@@ -163,6 +163,7 @@ tasks:
     prompt: "{{ tasks.c.result }}"
     depends_on: [b]
   - id: b
+    depends_on: []
     prompt: |
       line one
       {{ tasks.zz.reslt }}
@@ -199,28 +200,28 @@ def test_every_yaml_error_with_its_line(tmp_path: Path) -> None:
         f'{p}:10: duplicate id "build" (first used at line 7); give one of them a distinct id',
         f'{p}:13: task "a": template refers to tasks.c, which is not an ancestor of this task '
         '(add "c" to depends_on)',
-        f'{p}:18: task "b": template refers to unknown task tasks.zz',
-        f'{p}:18: task "b": template: tasks.zz.reslt: unknown field (did you mean result?) '
+        f'{p}:19: task "b": template refers to unknown task tasks.zz',
+        f'{p}:19: task "b": template: tasks.zz.reslt: unknown field (did you mean result?) '
         "(known: result, files, json, session_id, cost_usd, num_turns, run_id, status, title, id)",
-        f'{p}:21: task "c": timeout: expected a number > 0, got -3',
-        f'{p}:22: task "c": env: A: expected a string, got a list',
-        f"{p}:23: task \"c\": on_error: expected one of stop, continue, retry, got 'retyr'",
-        f'{p}:24: task "c": allowed_tools: expected a list of strings (or one comma-separated '
+        f'{p}:22: task "c": timeout: expected a number > 0, got -3',
+        f'{p}:23: task "c": env: A: expected a string, got a list',
+        f"{p}:24: task \"c\": on_error: expected one of stop, continue, retry, got 'retyr'",
+        f'{p}:25: task "c": allowed_tools: expected a list of strings (or one comma-separated '
         "string), got a number (7)",
-        f'{p}:25: task "d": resume_from: "a" is not an ancestor of this task (add it to '
+        f'{p}:26: task "d": resume_from: "a" is not an ancestor of this task (add it to '
         "depends_on): its session must be finished first",
-        f'{p}:26: task "d": template: tasks.c.rsult: unknown field (did you mean result?) '
+        f'{p}:27: task "d": template: tasks.c.rsult: unknown field (did you mean result?) '
         "(known: result, files, json, session_id, cost_usd, num_turns, run_id, status, title, id)",
-        f'{p}:29: task "e": depends on unknown task "nothere"',
-        f'{p}:30: task "e": use "tasks" only as tasks.<id> or tasks["<id>"] (the tasks a prompt '
+        f'{p}:30: task "e": depends on unknown task "nothere"',
+        f'{p}:31: task "e": use "tasks" only as tasks.<id> or tasks["<id>"] (the tasks a prompt '
         "reads must be known before the run)",
-        f'{p}:33: task "f": template syntax error: unexpected end of template, expected '
+        f'{p}:34: task "f": template syntax error: unexpected end of template, expected '
         "'end of print statement'.",
-        f"{p}:34: id: expected letters, digits, _ . - (starting with a letter, digit or _), "
+        f"{p}:35: id: expected letters, digits, _ . - (starting with a letter, digit or _), "
         "got 'bad id!'",
-        f'{p}:35: task "task_9": empty prompt',
-        f'{p}:36: task "g": missing "prompt"',
-        f'{p}:36: task "g": depends on itself',
+        f'{p}:36: task "task_9": empty prompt',
+        f'{p}:37: task "g": missing "prompt"',
+        f'{p}:37: task "g": depends on itself',
     ]
 
 
@@ -296,9 +297,7 @@ def test_every_markdown_error_with_its_line(tmp_path: Path) -> None:
         "(use ### or deeper for headings inside a prompt)",
         f'{p}:18: task "build": resume_from: "report" is not an ancestor of this task (add it '
         "to depends_on): its session must be finished first",
-        # Task 3 declares depends_on, so the list is a graph: task 2 has no dependencies.
-        f'{p}:22: task "build": template refers to tasks.research, which is not an ancestor '
-        'of this task (add "research" to depends_on)',
+        # Task 3 declares depends_on; task 2 still follows task 1, so it may read it.
         f'{p}:22: task "build": template: tasks.research.reslt: unknown field (did you mean '
         "result?) (known: result, files, json, session_id, cost_usd, num_turns, run_id, "
         "status, title, id)",
@@ -342,7 +341,8 @@ def test_file_problems(tmp_path: Path) -> None:
         f"{tmp_path / 'x.txt'}: unknown format: name the file .md, .yaml, .yml or .json"
     ]
     assert problems(write(tmp_path, "e.md", "# Just a title\n")) == [
-        f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" sections'
+        f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" '
+        '(or "### Task 1: <title>") sections'
     ]
     assert problems(write(tmp_path, "e.yaml", "tasks: []\n")) == [
         f"{tmp_path / 'e.yaml'}:1: tasks: the list is empty"
@@ -389,15 +389,16 @@ def test_cli_validate(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        f"{good}: valid · 3 tasks · sequential · max_parallel 2 · budget $1.5",
-        "  research · Research the API",
-        "  build_it · Build it!  (after research)",
-        "  task_3  (after build_it)",
+        f"{good}: valid · 3 tasks · one at a time · max_parallel 2 · budget $1.5",
+        "  wave 1  research · Research the API",
+        "  wave 2  build_it · Build it!  (after research)",
+        "  wave 3  task_3  (after build_it)",
     ]
     done = subprocess.run(
         [CLI, "tasks", "validate", str(good), "--json"], capture_output=True, text=True, check=False
     )
     assert json.loads(done.stdout)["tasks"][0]["id"] == "research"
+    assert json.loads(done.stdout)["waves"] == [["research"], ["build_it"], ["task_3"]]
     bad = write(tmp_path, "tasks.yaml", YAML_ERRORS)
     done = subprocess.run(
         [CLI, "tasks", "validate", str(bad)], capture_output=True, text=True, check=False
@@ -405,3 +406,150 @@ def test_cli_validate(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.splitlines() == problems(bad)
+
+
+ORDER_MARKDOWN = """\
+## Task 1: Fetch
+Fetch the data.
+
+## Task 2: Clean
+Clean it.
+
+## Task 3: Lint
+```yaml
+depends_on: []
+```
+Lint the repository.
+
+## Task 4: Docs
+```yaml
+parallel: true
+```
+Write the docs.
+
+## Task 5: Report
+Report on {{ tasks.docs.result }}.
+"""
+
+
+def test_document_order_is_the_default_in_every_format(tmp_path: Path) -> None:
+    """One task declaring depends_on (or parallel) leaves the others in document order: it
+    made every other task parallel, so task 5 could read task 2 before it had run."""
+    import yaml
+
+    document = {
+        "tasks": [
+            {"id": "fetch", "prompt": "Fetch the data."},
+            {"id": "clean", "prompt": "Clean it."},
+            {"id": "lint", "prompt": "Lint the repository.", "depends_on": []},
+            {"id": "docs", "prompt": "Write the docs.", "parallel": True},
+            {"id": "report", "prompt": "Report on {{ tasks.docs.result }}."},
+        ]
+    }
+    specs = [
+        load_task_list(write(tmp_path, "order.md", ORDER_MARKDOWN)),
+        load_task_list(write(tmp_path, "order.yaml", yaml.safe_dump(document))),
+        load_task_list(write(tmp_path, "order.json", json.dumps(document))),
+        parse_task_list(document),
+    ]
+    for spec in specs:
+        assert [t.id for t in spec.tasks] == ["fetch", "clean", "lint", "docs", "report"]
+        assert [t.depends_on for t in spec.tasks] == [
+            (),
+            ("fetch",),
+            (),
+            (),
+            ("docs",),
+        ]
+        assert spec.waves() == [["fetch", "lint", "docs"], ["clean", "report"]]
+        assert not spec.one_at_a_time
+    # Reading a task that is not an ancestor is reported, never a race at run time.
+    report = {"id": "report", "prompt": "Report on {{ tasks.clean.result }}."}
+    with pytest.raises(TaskListError, match=r"template refers to tasks\.clean, which is not an"):
+        parse_task_list({"tasks": [*document["tasks"][:-1], report]})
+
+
+def test_parallel_on_the_list_removes_the_implicit_order(tmp_path: Path) -> None:
+    spec = parse_task_list(
+        {
+            "parallel": True,
+            "tasks": [
+                {"id": "a", "prompt": "x"},
+                {"id": "b", "prompt": "x"},
+                {"id": "c", "prompt": "x", "parallel": False},
+                {"id": "d", "prompt": "x", "depends_on": ["a", "c"]},
+            ],
+        }
+    )
+    assert [t.depends_on for t in spec.tasks] == [(), (), ("b",), ("a", "c")]
+    assert spec.waves() == [["a", "b"], ["c"], ["d"]]
+    chain = parse_task_list({"tasks": [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "x"}]})
+    assert chain.one_at_a_time
+    assert chain.sequential
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "parallel: yes please\ndefaults:\n  parallel: true\ntasks:\n"
+        "  - {id: a, prompt: x, parallel: 1}\n",
+    )
+    assert problems(path) == [
+        f"{path}:1: parallel: expected true or false, got a string",
+        f'{path}:3: unknown field "parallel" (set it on the list or on a task)',
+        f'{path}:5: task "a": parallel: expected true or false, got a number (1)',
+    ]
+
+
+def test_cli_validate_shows_the_waves(tmp_path: Path) -> None:
+    path = write(tmp_path, "order.md", ORDER_MARKDOWN)
+    done = subprocess.run(
+        [CLI, "tasks", "validate", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{path}: valid · 5 tasks · 2 waves",
+        "  wave 1  fetch · Fetch",
+        "          lint · Lint",
+        "          docs · Docs",
+        "  wave 2  clean · Clean  (after fetch)",
+        "          report · Report  (after docs)",
+    ]
+
+
+def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:
+    spec = parse_task_list({"budget_usd": 2, "reserve_usd": 0.5, "tasks": [{"prompt": "x"}]})
+    assert spec.reserve_usd == {"*": 0.5}
+    spec = parse_task_list({"reserve_usd": {"opus": 2, "*": 1}, "tasks": [{"prompt": "x"}]})
+    assert spec.reserve_usd == {"opus": 2.0, "*": 1.0}
+    assert TaskListSpec.from_dict(spec.to_dict()) == spec
+    path = write(tmp_path, "r.yaml", "reserve_usd: {opus: 0}\ntasks:\n  - {prompt: x}\n")
+    assert problems(path) == [f"{path}:1: reserve_usd: opus: expected a number > 0, got 0"]
+
+
+def test_the_examples_of_docs_tasks_md_hold(tmp_path: Path) -> None:
+    """docs/tasks.md: its Markdown list validates to the schedule the page prints, and its
+    YAML list is valid with the reservations the page describes."""
+    import re
+
+    import yaml
+
+    page = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
+    markdown = re.search(r"````markdown[^\n]*\n(.*?)````", page, re.S)  # info: file=order.md
+    shown = re.search(r"\$ cc-executor tasks validate order\.md\n(.*?)```", page, re.S)
+    assert markdown is not None
+    assert shown is not None
+    (tmp_path / "order.md").write_text(markdown.group(1))
+    done = subprocess.run(
+        [CLI, "tasks", "validate", "order.md"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == shown.group(1)
+    (budget,) = [
+        block for block in re.findall(r"```yaml\n(.*?)```", page, re.S) if "reserve_usd" in block
+    ]
+    spec = parse_task_list(yaml.safe_load(budget))
+    assert spec.reserve_usd == {"*": 0.25, "opus": 0.6}
+    assert spec.waves() == [["a", "b", "c", "d"]]

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cc_executor._agents._base import AgentAdapter
 
 #: Every agent: its name (the ``agent`` option's value) and the class implementing it.
 ADAPTERS = {
     "claude": ("cc_executor._agents._claude._adapter", "ClaudeAdapter"),
+    "codex": ("cc_executor._agents._codex._adapter", "CodexAdapter"),
+    "gemini": ("cc_executor._agents._gemini._adapter", "GeminiAdapter"),
+    "command": ("cc_executor._agents._command._adapter", "CommandAdapter"),
 }
 
 _loaded: dict[str, AgentAdapter] = {}
@@ -25,6 +30,14 @@ _loaded: dict[str, AgentAdapter] = {}
 def agent_names() -> tuple[str, ...]:
     """The names the ``agent`` option accepts."""
     return tuple(ADAPTERS)
+
+
+def adapter_for(options: Any) -> AgentAdapter:
+    """The adapter a run with ``options`` works with: its agent's, bound to the options when
+    the agent needs them beyond the calls that take them (the command agent's spec)."""
+    adapter = get_adapter(options.agent)
+    bind = getattr(adapter, "bind", None)
+    return bind(options) if bind is not None else adapter
 
 
 def get_adapter(name: str) -> AgentAdapter:

@@ -63,6 +63,11 @@ class AgentAdapter(Protocol):
     def process_env(self, options: Any) -> dict[str, str]:
         """Variables the agent's own options need in its environment (beyond ``env``)."""
 
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        """Variables giving the CLI a home (config, login, sessions) of the run's own inside
+        ``run_dir``, created here, when the options need one; ``{}`` to use the caller's.
+        The caller's ``env`` option wins over them."""
+
     def parser(self) -> StreamParser:
         """A fresh parser for one attempt's output."""
 

@@ -20,6 +20,7 @@ _COMMANDS = {
     "run": "cc_executor._cli._run:add_parser",
     "exec": "cc_executor._cli._exec:add_parser",
     "tasks": "cc_executor._cli._tasks:add_parser",
+    "batch": "cc_executor._cli._batch:add_parser",
     "history": "cc_executor._cli._history:add_parsers",
     "show": "cc_executor._cli._history:add_parsers",
     "export": "cc_executor._cli._history:add_parsers",

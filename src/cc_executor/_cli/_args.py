@@ -290,8 +290,9 @@ def load_schema(text: str | None) -> Any:
     except ValueError as exc:
         if text.lstrip()[:1] in ("{", "[") or text.strip() in ("true", "false"):
             raise ValueError(f"--json-schema is not valid JSON: {exc}") from None
+        where = "" if os.path.isabs(text) else f"looked in {os.getcwd()}; "
         raise ValueError(
-            f"--json-schema: no such file: {text} (and not JSON text either)"
+            f"--json-schema: no such file: {text} ({where}and not JSON text either)"
         ) from None
 
 
@@ -306,7 +307,18 @@ def run_options(values: dict[str, Any]) -> dict[str, Any]:
     }
     options["env"] = dict(values["env"])
     options["json_schema"] = load_schema(values["json_schema"])
-    return options
+    return _from_here(options)
+
+
+def _from_here(options: dict[str, Any]) -> dict[str, Any]:
+    """The flags' relative paths (``--add-dir``, ``--mcp-config`` files) made absolute from
+    the process's cwd, as every path on a command line is, ``--cwd`` or not."""
+    import os
+
+    from cc_executor._run._prepare import anchor_paths
+
+    paths = {k: options[k] for k in ("add_dirs", "mcp_config") if options.get(k)}
+    return {**options, **anchor_paths(paths, os.getcwd())}
 
 
 def update_reference(path: str) -> bool:

@@ -91,7 +91,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     it. Returns None, having started nothing, when anything is off."""
     from types import SimpleNamespace
 
-    from cc_executor._agents import get_adapter
+    from cc_executor._agents import adapter_for
     from cc_executor._engine._launch import launch
     from cc_executor._engine._spawn import SpawnError
     from cc_executor._errors import AgentNotFound
@@ -108,7 +108,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     run_dir = ""
     try:
         check_run_options(o)
-        adapter = get_adapter(o.agent)
+        adapter = adapter_for(o)
         executable = adapter.locate(o.agent_path, {**os.environ, **o.env})
         argv = adapter.command(executable, o)
         run_id = new_run_id()
@@ -120,7 +120,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             run_id=run_id,
             run_dir=run_dir,
             stdin_path=stdin_path,
-            extra_env=process_env(o),
+            extra_env=process_env(o, run_dir),
             marker=run_marker(o) if getattr(o, "record", True) else None,
         )
     except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):

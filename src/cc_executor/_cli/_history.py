@@ -83,7 +83,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
     p.add_argument("--agent", help="only runs of this agent (claude)")
     p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs")
+    p.add_argument(
+        "--batch",
+        metavar="ID",
+        help="only runs of this batch (run_many, cc-executor batch): e.g. --batch nightly-docs",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N runs (default: 20); with --batch, every run of the batch",
+    )
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(handler=history)
 
@@ -105,8 +115,10 @@ def add_parsers(sub: Any) -> None:
         "verify",
         help="check runs against their receipts",
         description="Recompute the sha256 of every stored artifact of a run and compare it with "
-        "the receipt recorded when the run ended. Exit 0 only if every run checked exists, "
-        "completed, and is unaltered.",
+        "the receipt recorded when the run ended, and check the record's own fields (status, "
+        "exit code, cost, ...) against the record's receipt: an HMAC-SHA256 with the key in "
+        "the file $CC_EXECUTOR_RECEIPT_KEY_FILE names, else an unkeyed sha256. Exit 0 only "
+        "if every run checked exists, completed, and is unaltered.",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the id or a unique prefix")
@@ -190,7 +202,9 @@ def history(args: argparse.Namespace) -> int:
                 since=args.since,
                 agent=args.agent,
                 kind=args.kind,
-                limit=args.limit,
+                batch_id=args.batch,
+                # A batch is listed whole unless asked otherwise: it is the unit looked at.
+                limit=args.limit if args.limit is not None else (None if args.batch else 20),
             )
         )
         empty = not records and store.count() == 0
@@ -228,9 +242,14 @@ def _show_record(record: RunRecord) -> None:
             continue
         print(f"{name:>18}: {inert(str(value))}")
     for artifact in artifacts:
+        short = (
+            f" (incomplete: {artifact['unwritten']} more bytes could not be written)"
+            if artifact.get("unwritten")
+            else ""
+        )
         print(
             f"{'artifact':>18}: {artifact['name']} {artifact['size']} bytes sha256 "
-            f"{artifact['sha256']} {artifact['path']}"
+            f"{artifact['sha256']} {artifact['path']}{short}"
         )
     for warning in warnings:
         print(f"{'warning':>18}: {inert(warning)}")
@@ -306,7 +325,7 @@ CSV_FIELDS = (
     "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
     "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
     "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
-    "host", "run_dir", "warnings",
+    "host", "run_dir", "warnings", "batch_id", "batch_key",
 )  # fmt: skip
 
 
@@ -351,6 +370,7 @@ def export(args: argparse.Namespace) -> int:
 def verify_runs(args: argparse.Namespace) -> int:
     """Handler of ``verify``."""
     from cc_executor._store import Query, verify
+    from cc_executor._store._history import UNKEYED_NOTE
 
     with _reading("verify") as store:
         if args.run_id:
@@ -358,19 +378,32 @@ def verify_runs(args: argparse.Namespace) -> int:
         else:
             targets = [(r.id, r) for r in store.query(Query(limit=args.last))]
     reports = [verify(record, run_id) for run_id, record in targets]
+    keyed = any(r.keyed for r in reports)
     if args.json:
-        _print_json({"ok": all(r.ok for r in reports), "runs": [r.to_dict() for r in reports]})
+        _print_json(
+            {
+                "ok": all(r.ok for r in reports),
+                "keyed": keyed,
+                "runs": [r.to_dict() for r in reports],
+            }
+        )
     else:
         for report in reports:
             mark = "ok      " if report.ok else "FAILED  "
             facts = (
                 f"exists={'yes' if report.exists else 'no'} "
                 f"completed={'yes' if report.completed else 'no'} "
-                f"unaltered={'yes' if report.unaltered else 'no'}"
+                f"unaltered={'yes' if report.unaltered else 'no'} "
+                f"record={'yes' if report.record_unaltered else 'no'}"
             )
             print(f"{mark}{report.run_id}  {facts}")
             for problem in report.problems:
                 print(f"        - {inert(problem)}")
+            for note in report.notes:
+                if note != UNKEYED_NOTE:
+                    print(f"        note: {inert(note)}")
+        if any(UNKEYED_NOTE in r.notes for r in reports):
+            print(f"note: {UNKEYED_NOTE}")
     return 0 if reports and all(r.ok for r in reports) else 1
 
 

@@ -106,7 +106,9 @@ class LiveView:
         if isinstance(event, InitEvent):
             self._model = event.model or ""
             self._activity = "session started"
-            self._line(f"session {event.session_id} · model {event.model}")
+            # Codex names no model when its thread starts.
+            model = f" · model {event.model}" if event.model else ""
+            self._line(f"session {event.session_id}{model}")
         elif isinstance(event, TextDeltaEvent):
             self._answer.append(event.text)
             if len(self._answer) > 256:

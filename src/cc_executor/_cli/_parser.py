@@ -41,6 +41,9 @@ EXAMPLES = {
     "cc-executor tasks": "cc-executor tasks run tasks.md\ncc-executor tasks resume 01JD3",
     "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5",
     "cc-executor tasks resume": "cc-executor tasks resume 01JD3",
+    "cc-executor batch": "cc-executor batch prompts.txt --timeout 300 --concurrency 8 "
+    "--budget-usd 5\n"
+    "cc-executor batch docs.jsonl --timeout 600 --batch-id nightly --json",
     "cc-executor tasks validate": "cc-executor tasks validate tasks.yaml --json",
     "cc-executor tasks show": "cc-executor tasks show 01JD3 --json",
     "cc-executor history": "cc-executor history --status failed --since 7d",

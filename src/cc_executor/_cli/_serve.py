@@ -19,6 +19,11 @@ DEFAULT_PORT = 8765
 #: Defaults of --header-timeout and --max-connections (``_service/_connections.py`` says why).
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
+#: Default of ``serve --drain-grace``: what running runs get to finish after SIGTERM.
+DEFAULT_DRAIN_GRACE = 30.0
+#: Default of --max-event-bytes (``_service/_manager.py``; not imported: the flags are
+#: parsed before the service's modules are loaded).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 #: Bad flags or a refused configuration (argparse uses 2 as well).
 EXIT_USAGE = 2
 
@@ -60,6 +65,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "its arguments tell it: 'git' alone allows 'git -c core.fsmonitor=CMD status'",
     )
     p.add_argument(
+        "--exec-policy",
+        metavar="FILE",
+        help="a TOML file of commands remote callers may run: [[exec]] entries with "
+        "prefix = [PROGRAM, ARG...] (exact argv prefix) or match = [PROGRAM, PATTERN...] "
+        "(one fnmatch pattern per argument, no more arguments unless rest = PATTERN), and "
+        "env = [NAME...] the variables callers may set for it (docs/security.md)",
+    )
+    p.add_argument(
         "--allow-exec-env",
         action="append",
         default=[],
@@ -73,7 +86,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME",
         help="an environment variable remote callers may set for agent runs, beyond those "
-        "that configure an agent (ANTHROPIC_*, CLAUDE_*, HOME, proxies, locale; repeatable)",
+        "that configure an agent (ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, proxies, locale; "
+        "repeatable); needed for any name of a file, folder or program (HOME, "
+        "CLAUDE_CONFIG_DIR, *_FILE, *_DIR, *_PATH, ...)",
     )
     p.add_argument(
         "--allow-dir",
@@ -84,6 +99,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-concurrent", type=int, default=4, help="runs executing at once")
     p.add_argument("--max-queued", type=int, default=64, help="runs waiting; more get 429")
+    p.add_argument(
+        "--max-event-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_EVENT_BYTES,
+        metavar="BYTES",
+        help="bytes of run events (their JSON size) all runs keep in memory for replay; "
+        "beyond it the oldest go, finished runs' first, and a client asking for them gets a "
+        "gap event (default 64 MiB). An event over 64 KiB is always kept on disk, not in "
+        "memory, and read back when sent",
+    )
     p.add_argument("--max-body", type=int, default=1 << 20, help="largest HTTP request body, bytes")
     p.add_argument(
         "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
@@ -107,14 +132,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_run_defaults(p, _RUN_DEFAULTS)
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+def _positive(kind: Callable[[str], float], *, zero: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        if not (value >= 0 if zero else value > 0) or value == float("inf"):  # NaN too
+            what = "0 or more" if zero else "positive"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
 
     return parse
@@ -130,6 +156,16 @@ def add_parser(sub: Any) -> None:
         "generated on first start, stored in the data dir (mode 0600) and printed once.",
     )
     _common(p)
+    p.add_argument(
+        "--drain-grace",
+        type=_positive(float, zero=True),
+        default=DEFAULT_DRAIN_GRACE,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, take no new run, leave queued runs queued (the next "
+        "serve on this data folder starts them) and give running runs SECONDS to finish, "
+        "then stop them as interrupted; a second signal stops them at once "
+        f"(default {DEFAULT_DRAIN_GRACE:g}; keep it under your supervisor's stop timeout)",
+    )
     p.set_defaults(handler=serve)
     m = sub.add_parser(
         "mcp",
@@ -200,9 +236,11 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
+            max_event_bytes=args.max_event_bytes,
             exec_allowlist=tuple(args.allow_exec),
             allow_env=tuple(args.allow_env),
             exec_env=tuple(args.allow_exec_env),
+            exec_policy=args.exec_policy,
             allow_dirs=tuple(args.allow_dir),
             run_defaults=defaults,
         )
@@ -231,17 +269,66 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _Stop:
+    """SIGTERM and SIGINT while a server runs: the first stops the HTTP server (and calls
+    ``on_first``: the drain begins), a second one hurries (``hurry`` is set: the drain's
+    grace ends at once). Handled on the loop for the whole life of the server, its drain
+    included, instead of uvicorn's handlers, which re-raise the signal once it has stopped
+    and so would end the process before the drain."""
+
+    def __init__(self, on_first: Callable[[], None] | None = None) -> None:
+        import asyncio
+        import signal
+
+        self.on_first = on_first
+        self.server: Any = None
+        self.signals = 0
+        self.hurry = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._fire)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread: the caller's own handling stays
+            self._installed.append(sig)
+
+    def _fire(self) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            if self.on_first is not None:
+                self.on_first()
+            if self.server is not None:
+                self.server.should_exit = True
+        else:
+            self.hurry.set()
+            if self.server is not None:
+                self.server.force_exit = True
+
+    def close(self) -> None:
+        for sig in self._installed:
+            self._loop.remove_signal_handler(sig)
+
+
 async def _serve_app(
     app: Any,
     sock: socket.socket,
     args: argparse.Namespace,
     max_message: int,
+    stop: _Stop,
     *,
     lifespan: Literal["on", "off"] = "off",
 ) -> None:
+    import contextlib
+
     import uvicorn
 
     from cc_executor._service._connections import guarded_h11
+
+    class Server(uvicorn.Server):
+        def capture_signals(self) -> Any:
+            return contextlib.nullcontext()  # _Stop handles them
 
     config = uvicorn.Config(
         app,
@@ -253,11 +340,17 @@ async def _serve_app(
         timeout_graceful_shutdown=3,
         server_header=False,
     )
-    await uvicorn.Server(config).serve(sockets=[sock])
+    server = Server(config)
+    stop.server = server
+    server.should_exit = stop.signals > 0
+    await server.serve(sockets=[sock])
 
 
-def _open_manager(config: ManagerConfig) -> Any:
+def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
+    """The run manager over the history; with ``keep_queue`` (``serve``), queued runs are
+    saved in the data folder's queue, when this server can take its lock."""
     from cc_executor._service._manager import RunManager
+    from cc_executor._service._queue import RunQueue
     from cc_executor._store import HistoryError, open_store
 
     try:
@@ -266,12 +359,36 @@ def _open_manager(config: ManagerConfig) -> Any:
         store = open_store()
     except HistoryError as exc:
         print(f"cc-executor: history unavailable ({exc}); serving without it", file=sys.stderr)
-        return RunManager(config, None)
-    from cc_executor._text import inert
+        store = None
+    if store is not None:
+        from cc_executor._text import inert
 
-    for warning in store.warnings:  # malformed rows skipped, permissions tightened
-        print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
-    return RunManager(config, store)
+        for warning in store.warnings:  # malformed rows skipped, permissions tightened
+            print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
+    queue: RunQueue | None = None
+    if keep_queue:
+        queue = RunQueue()
+        try:
+            owned = queue.acquire()
+            for warning in queue.warnings:
+                print(f"cc-executor serve: {warning}", file=sys.stderr)
+        except OSError as exc:
+            print(
+                f"cc-executor serve: cannot use the queue folder {queue.folder} ({exc}); "
+                "queued runs are kept in memory only",
+                file=sys.stderr,
+            )
+            owned = False
+        if not owned:
+            if queue.folder.is_dir():
+                print(
+                    f"cc-executor serve: another server holds the queue in {queue.folder}; "
+                    "this one keeps its queued runs in memory only, and leaves the saved ones "
+                    "to that server",
+                    file=sys.stderr,
+                )
+            queue = None
+    return RunManager(config, store, queue)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -294,21 +411,60 @@ def serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            manager = _open_manager(config)
+            manager = _open_manager(config, keep_queue=True)
         except ValueError as exc:
             print(f"cc-executor serve: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        app = create_app(manager, policy)
-        print(f"cc-executor serve: listening on {_url(sock)}", flush=True)
+        stop = _Stop(manager.begin_drain)
         try:
-            await _serve_app(app, sock, args, policy.max_message)
+            requeued, problems = await manager.requeue()
+            for problem in problems:
+                print(f"cc-executor serve: {problem}", file=sys.stderr)
+            if requeued:
+                print(
+                    f"cc-executor serve: queued again {len(requeued)} run(s) a previous server "
+                    f"accepted and did not start: {', '.join(requeued)}",
+                    file=sys.stderr,
+                )
+            app = create_app(manager, policy)
+            print(f"cc-executor serve: listening on {_url(sock)}", flush=True)
+            drained = False
+            try:
+                await _serve_app(app, sock, args, policy.max_message, stop)
+                if manager.draining:
+                    _say_draining(manager, args.drain_grace)
+                    counts = await manager.drain(args.drain_grace, hurry=stop.hurry)
+                    drained = True
+                    print(
+                        f"cc-executor serve: stopped: {counts['finished']} run(s) finished, "
+                        f"{counts['interrupted']} interrupted, {counts['left_queued']} left "
+                        "queued for the next server",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            finally:
+                if not drained:
+                    await manager.aclose()
         finally:
-            await manager.aclose()
+            stop.close()
+            if manager.queue is not None:
+                manager.queue.release()
             if manager.store is not None:
                 manager.store.close()
 
     asyncio.run(main())
     return 0
+
+
+def _say_draining(manager: Any, grace: float) -> None:
+    stats = manager.stats()
+    print(
+        f"cc-executor serve: shutting down: no new runs; {stats['running']} running get up to "
+        f"{grace:g} s to finish (a second signal stops them now); {stats['queued']} queued "
+        "stay queued",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def mcp(args: argparse.Namespace) -> int:
@@ -343,9 +499,18 @@ def mcp(args: argparse.Namespace) -> int:
                 await server.run_stdio_async()
             else:
                 print(f"cc-executor mcp: listening on {_url(sock)}/mcp", flush=True)
-                await _serve_app(
-                    streamable_app(server, policy), sock, args, policy.max_message, lifespan="on"
-                )
+                stop = _Stop()
+                try:
+                    await _serve_app(
+                        streamable_app(server, policy),
+                        sock,
+                        args,
+                        policy.max_message,
+                        stop,
+                        lifespan="on",
+                    )
+                finally:
+                    stop.close()
         finally:
             await manager.aclose()
             if manager.store is not None:

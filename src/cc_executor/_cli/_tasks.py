@@ -31,7 +31,8 @@ def add_parser(sub: Any) -> None:
         help="run task lists: many steps, each a fresh Claude Code run, durable and resumable",
         description="Task lists (Markdown '## Task N: title' sections, YAML or JSON): each task "
         "is a fresh Claude Code run; later prompts can use earlier results "
-        "({{ tasks.<id>.result }}); sequential unless tasks declare depends_on. Exit code 0 "
+        "({{ tasks.<id>.result }}); each task waits for the previous one unless it declares "
+        "depends_on or parallel: true (or the list says parallel: true). Exit code 0 "
         "only if every task ended ok; 1 otherwise; 2 invalid list or unknown id; 130 "
         "interrupted (resume with 'tasks resume ID').",
     )
@@ -47,9 +48,13 @@ def add_parser(sub: Any) -> None:
     resume.add_argument("list_id", metavar="ID", help="the list run's id (or a unique prefix)")
     _run_options(resume)
     resume.set_defaults(handler=_resume)
-    validate = actions.add_parser("validate", help="check a task list file; run nothing")
+    validate = actions.add_parser(
+        "validate", help="check a task list file and show its schedule (waves); run nothing"
+    )
     validate.add_argument("file", metavar="FILE", help="a .md, .yaml, .yml or .json task list")
-    validate.add_argument("--json", action="store_true", help="print the normalized spec")
+    validate.add_argument(
+        "--json", action="store_true", help="print the normalized spec and its waves"
+    )
     validate.set_defaults(handler=_validate)
     show = actions.add_parser("show", help="the state or outcome of a list run")
     show.add_argument("list_id", metavar="ID", help="the list run's id (or a unique prefix)")
@@ -65,7 +70,22 @@ def add_parser(sub: Any) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=int, metavar="N", help="tasks running at once")
-    p.add_argument("--budget-usd", type=float, metavar="USD", help="start no task past this cost")
+    p.add_argument(
+        "--budget-usd",
+        type=float,
+        metavar="USD",
+        help="the list's budget: a task starts only if what is left covers its reservation",
+    )
+    p.add_argument(
+        "--reserve-usd",
+        type=_reservation,
+        action="append",
+        default=[],
+        metavar="[MODEL=]USD",
+        help="what a task that sets no max_budget_usd reserves of the budget (and its cap), "
+        "for every model or for MODEL (repeatable; default: the whole remainder, so it runs "
+        "alone); e.g. --reserve-usd 0.5 --reserve-usd opus=2",
+    )
     add_run_defaults(p, _RUN_DEFAULTS)
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
@@ -77,6 +97,22 @@ _RUN_DEFAULTS = ("agent", "model", "agent_path", "heartbeat_s")
 
 def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
     return run_defaults(args, _RUN_DEFAULTS)
+
+
+def _reservation(text: str) -> tuple[str, float]:
+    """``--reserve-usd [MODEL=]USD`` as (model, usd); ``"*"``: every model."""
+    model, equals, amount = text.rpartition("=")
+    try:
+        usd = float(amount)
+    except ValueError:
+        usd = float("nan")
+    if not usd > 0 or usd == float("inf") or (equals and not model.strip()):
+        raise argparse.ArgumentTypeError(f"expected USD or MODEL=USD with USD > 0, got {text!r}")
+    return (model.strip() or "*", usd)
+
+
+def _reserve(args: argparse.Namespace) -> dict[str, float] | None:
+    return dict(args.reserve_usd) or None
 
 
 def _err(text: str) -> None:
@@ -91,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             args.file,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
+            reserve_usd=_reserve(args),
             on_event=on_event,
             **_run_defaults(args),
         )
@@ -106,6 +143,7 @@ def _resume(args: argparse.Namespace) -> int:
             args.list_id,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
+            reserve_usd=_reserve(args),
             on_event=on_event,
             **_run_defaults(args),
         )
@@ -152,7 +190,8 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
         # The live table already shows every task on this terminal: only the totals then.
         _print_summary(result, sys.stdout, rows=not (view.live and sys.stdout.isatty()))
     for warning in result.warnings:
-        _err(f"warning: {inert(warning)}")
+        if warning not in view.shown:
+            _err(f"warning: {inert(warning)}")
     if not result.ok:
         _err(f"resume with: cc-executor tasks resume {result.list_id}")
     sys.stdout.flush()
@@ -177,10 +216,11 @@ def _validate(args: argparse.Namespace) -> int:
     except TaskListError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    waves = spec.waves()
     if args.json:
-        sys.stdout.write(json.dumps(spec.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps({**spec.to_dict(), "waves": waves}, ensure_ascii=False) + "\n")
         return 0
-    shape = "sequential" if spec.sequential else "dependency graph"
+    shape = "one at a time" if spec.one_at_a_time else f"{len(waves)} waves"
     extra = []
     if spec.max_parallel is not None:
         extra.append(f"max_parallel {spec.max_parallel}")
@@ -191,11 +231,14 @@ def _validate(args: argparse.Namespace) -> int:
         + "".join(f" · {e}" for e in extra)
     )
     by_id = spec.by_id
-    for tid in spec.order():
-        task = by_id[tid]
-        after = f"  (after {', '.join(task.depends_on)})" if task.depends_on else ""
-        title = f" · {inert(task.title)}" if task.title else ""
-        print(f"  {tid}{title}{after}")
+    label = len(f"wave {len(waves)}")
+    for number, wave in enumerate(waves, 1):
+        for index, tid in enumerate(wave):
+            task = by_id[tid]
+            after = f"  (after {', '.join(task.depends_on)})" if task.depends_on else ""
+            title = f" · {inert(task.title)}" if task.title else ""
+            head = f"wave {number}" if index == 0 else ""
+            print(f"  {head:<{label}}  {tid}{title}{after}")
     return 0
 
 
@@ -245,6 +288,12 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
         out.write(f"stopped: {inert(result.stopped_reason)}\n")
+    if result.budget_usd is not None:
+        out.write(
+            f"budget: ${result.budget_spent_usd or 0.0:.4f} of ${result.budget_usd:g} spent "
+            "(the total can exceed the budget by what running tasks spent past their own "
+            "caps: the CLI learns a cost only once it is billed)\n"
+        )
 
 
 class _Row:
@@ -286,6 +335,8 @@ class TaskListView:
         self._rows: dict[str, _Row] = {}
         self._handle: TaskListHandle | None = None
         self._live: Any = None
+        #: Warnings already printed (at the start): not printed again at the end.
+        self.shown: list[str] = []
 
     def attach(self, handle: TaskListHandle) -> None:
         """Start showing ``handle``'s list (prints the header line)."""
@@ -297,6 +348,10 @@ class TaskListView:
             + (f" ({done} already ok)" if done else "")
             + f" · folder {handle.run_dir}\n"
         )
+        # Notes known at the start (the schedule, the budget) are shown before the run.
+        self.shown = list(handle.warnings)
+        for warning in self.shown:
+            self._out.write(f"cc-executor tasks: note: {inert(warning)}\n")
         self._out.flush()
         if self._tty and not self._quiet:
             from rich.console import Console
@@ -367,7 +422,8 @@ class TaskListView:
             row.started = time.monotonic()
             row.ended = None
             row.activity = "starting"
-            self._line(f"{task_id}: running (attempt {event.attempt}, run {event.run_id})")
+            which = inert(event.reason) if event.reason else f"attempt {event.attempt}"
+            self._line(f"{task_id}: running ({which}, run {event.run_id})")
             return
         reason = f" · {inert(event.reason)}" if event.reason else ""
         if state == "retrying":

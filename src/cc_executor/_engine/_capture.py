@@ -17,7 +17,8 @@ class StreamCapture:
 
     A write error does not stop the capture: the error is recorded, later bytes are kept in
     memory (up to 256 MiB, then counted as lost), and hashing goes on over every byte the
-    child wrote.
+    child wrote. The file then holds only the first ``file_size`` bytes, whose digest is
+    ``file_sha256``: receipts describe the file as it is, not the stream.
     """
 
     def __init__(
@@ -38,11 +39,15 @@ class StreamCapture:
         self.lost = 0
         self.write_error: str | None = None
         self._hash = hashlib.sha256()
+        #: The digest of what the file holds, frozen at a write error (until then the
+        #: file holds the whole stream and ``_hash`` is its digest too).
+        self._file_hash: hashlib._Hash | None = None
         self._memory: bytearray | None = bytearray() if memory_budget > 0 else None
         self._budget = memory_budget
         self._tail = bytearray()
         self._tail_bytes = tail_bytes
         self._overflow = bytearray()
+        self._kept_from = 0
         #: ``create=False``: the file exists already, made by whoever started the child.
         self._fd: int | None = None
         if create:
@@ -52,6 +57,8 @@ class StreamCapture:
     def feed(self, data: bytes | memoryview) -> None:
         """Record ``data`` (the next bytes of the stream)."""
         n = len(data)
+        if not self.child_writes and self._fd is not None:
+            self._write(data)  # before hashing: an error freezes the file's digest first
         self.size += n
         self._hash.update(data)
         if self._memory is not None:
@@ -65,10 +72,9 @@ class StreamCapture:
                 del self._tail[: -self._tail_bytes]
         if self.child_writes:
             self.file_size = self.size
-        elif self._fd is not None:
-            self._write(data)
-        else:
-            self._keep(data)
+        elif self._fd is None:
+            self._keep(data[self._kept_from :])
+        self._kept_from = 0
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -80,7 +86,10 @@ class StreamCapture:
                 self.write_error = f"cannot write {self.path}: {exc.strerror or exc}"
                 os.close(self._fd)
                 self._fd = None
-                self._keep(view)
+                done = len(data) - len(view)
+                self._file_hash = self._hash.copy()
+                self._file_hash.update(data[:done])
+                self._kept_from = done  # the rest of this chunk goes to memory
                 return
             self.file_size += written
             view = view[written:]
@@ -105,6 +114,16 @@ class StreamCapture:
     def sha256(self) -> str:
         """Hex sha256 of every byte fed so far."""
         return self._hash.hexdigest()
+
+    @property
+    def file_sha256(self) -> str:
+        """Hex sha256 of what the file holds (its first ``file_size`` bytes)."""
+        return (self._file_hash or self._hash).hexdigest()
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the file holds fewer bytes than the stream had (a write error)."""
+        return self.file_size < self.size
 
     @property
     def memory(self) -> bytes | None:

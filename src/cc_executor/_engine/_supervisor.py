@@ -4,8 +4,9 @@ Lifecycle of a :class:`SupervisedProcess`:
 
 1. ``start()`` checks the program, cwd and stdin, creates the run directory and output
    files, and spawns the child in a session of its own with a tree token in its
-   environment and a parent-death signal. Any failure up to here ends the run as
-   ``spawn_failed`` with a specific ``error``; nothing is raised.
+   environment and a parent-death signal, all in one of the engine's spawn threads (so
+   that many starts at once do not stall the event loop). Any failure up to here ends
+   the run as ``spawn_failed`` with a specific ``error``; nothing is raised.
 2. Both pipes are read from the event loop as soon as the child exists, whatever anyone
    else is doing, into the output files; a pidfd says when the child exits.
 3. The run ends when the child exits (then leftover descendants are terminated), or when a
@@ -30,7 +31,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +82,42 @@ _STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 
 T = TypeVar("T")
+
+
+#: Threads that start children (see ``SupervisedProcess._spawn_off_loop``). Never shut down
+#: before the interpreter exits: a child's parent-death signal fires when the thread that
+#: started it ends, so the threads must live as long as the children may.
+_SPAWN_THREADS = 2
+_spawn_pool: ThreadPoolExecutor | None = None
+_spawn_pool_lock = threading.Lock()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    global _spawn_pool  # noqa: PLW0603 - one pool per process by design
+    with _spawn_pool_lock:
+        if _spawn_pool is None:
+            _spawn_pool = ThreadPoolExecutor(_SPAWN_THREADS, thread_name_prefix="cc-spawn")
+        return _spawn_pool
+
+
+def _forget_spawner_after_fork() -> None:
+    # A forked copy has none of the pool's threads, but the pool would believe it has idle
+    # ones and queue its spawns for nobody: the copy makes a pool of its own.
+    global _spawn_pool, _spawn_pool_lock  # noqa: PLW0603
+    _spawn_pool = None
+    _spawn_pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_spawner_after_fork)
+
+
+def _abandon_unadopted(future: Future[Launched]) -> None:
+    """A spawn whose caller was cancelled meanwhile: kill the child nobody will supervise."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    launched = future.result()
+    launched.abandon()
+    watchdog().unregister(launched.token)
 
 
 def _signal_name(returncode: int) -> str:
@@ -188,6 +225,11 @@ class SupervisedProcess:
         self._result: ProcessResult | None = None
         self._main: asyncio.Task[ProcessResult] | None = None
         self._registered = False
+        #: Done once start() has spawned and adopted the child, or given up; a pause or a
+        #: stop asked for meanwhile waits in the two fields below and is done right after.
+        self._starting: asyncio.Future[None] | None = None
+        self._pause_pending = False
+        self._stop_pending: tuple[ProcessStatus, TimeoutKind | None, float | None] | None = None
 
         self._stdin_fd: int | None = None
         self._stdin_view: memoryview | None = None
@@ -234,8 +276,12 @@ class SupervisedProcess:
 
     @property
     def paused(self) -> bool:
-        """True while the tree is stopped by :meth:`pause`."""
-        return self._paused_at is not None
+        """True while the tree is stopped by :meth:`pause` (or will be, once started)."""
+        return self._paused_at is not None or self._pause_pending
+
+    @property
+    def _being_started(self) -> bool:
+        return self._main is None and self._starting is not None and not self._starting.done()
 
     @property
     def running(self) -> bool:
@@ -243,33 +289,48 @@ class SupervisedProcess:
         return self._main is not None and not self._exit.done()
 
     async def start(self) -> None:
-        """Spawn the child and start supervising it. Never raises for spawn problems: the
-        run then ends at once with status ``spawn_failed``."""
+        """Spawn the child (in a spawn thread) and start supervising it. Never raises for
+        spawn problems: the run then ends at once with status ``spawn_failed``. Cancelled
+        meanwhile, it kills the child the spawn thread goes on to start, and raises."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._t0 = loop.time()
         self._started_at = time.time()
-        if self._launched is not None:
-            # The clocks count from the real spawn, not from the adoption.
-            self._t0 -= time.monotonic() - self._launched.t0
-            self._started_at = self._launched.started_at
         self._last_activity = self._t0
         self._exit: asyncio.Future[None] = loop.create_future()
         self._stop: asyncio.Future[None] = loop.create_future()
+        self._starting = loop.create_future()
         try:
-            if self._launched is not None:
-                self._adopt(self._launched)
-            else:
-                self._spawn()
+            launched = self._launched
+            if launched is None:
+                launched = await self._spawn_off_loop()
+            # The clocks count from the real spawn, not from the adoption.
+            self._t0 = loop.time() - (time.monotonic() - launched.t0)
+            self._started_at = launched.started_at
+            self._last_activity = self._t0
+            self._adopt(launched)
         except SpawnError as exc:
             self._close_fds()
             self._finish(ProcessStatus.SPAWN_FAILED, error=str(exc))
             return
+        except asyncio.CancelledError:
+            self._close_fds()
+            self._finish(ProcessStatus.CANCELLED, error="cancelled while it was being started")
+            raise
+        finally:
+            self._starting.set_result(None)
         self._emit("started", pid=self.pid, run_dir=self._run_dir)
         self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
-        if self._launched is not None:
+        if self._stdout_to_file:
+            # Written before the adoption (the console's early start, or while the loop was
+            # busy after the spawn thread returned): read now, before the timers judge.
             self._catch_up()
         self._arm_timer()
+        if self._stop_pending is not None:
+            self._request_stop(*self._stop_pending)
+        elif self._pause_pending:
+            self._pause_pending = False
+            self.pause()
 
     async def wait(self) -> ProcessResult:
         """Wait for the end of the run and return its result.
@@ -279,6 +340,11 @@ class SupervisedProcess:
         """
         if self._result is not None:
             return self._result
+        if self._being_started:
+            assert self._starting is not None
+            await asyncio.shield(self._starting)
+            if self.result is not None:  # it never started, or spawn failed
+                return self.result
         assert self._main is not None, "start() was not called"
         try:
             return await asyncio.shield(self._main)
@@ -295,6 +361,10 @@ class SupervisedProcess:
     async def aclose(self) -> None:
         """Make sure nothing is left running: stop the run if it is still going and wait for
         the cleanup. If cancelled while waiting out the grace period, SIGKILL at once."""
+        if self._being_started:
+            assert self._starting is not None
+            self._request_stop(ProcessStatus.CANCELLED, None, None)
+            await asyncio.shield(self._starting)
         if self._main is None or self._main.done():
             return
         self._request_stop(ProcessStatus.CANCELLED, None, None)
@@ -307,6 +377,9 @@ class SupervisedProcess:
     def pause(self) -> bool:
         """SIGSTOP the whole tree; False if not running or already paused. Timeouts do not
         count paused time, and the idle clock restarts on :meth:`resume`."""
+        if self._being_started and not self._pause_pending:
+            self._pause_pending = True
+            return True
         if not self.running or self.paused:
             return False
         self._signal_tree(signal.SIGSTOP)
@@ -318,6 +391,9 @@ class SupervisedProcess:
 
     def resume(self) -> bool:
         """SIGCONT the whole tree; False if it was not paused."""
+        if self._pause_pending:
+            self._pause_pending = False
+            return True
         if self._paused_at is None:
             return False
         self._signal_tree(signal.SIGCONT)
@@ -373,10 +449,26 @@ class SupervisedProcess:
 
     # ----------------------------------------------------------------- spawning
 
-    def _spawn(self) -> None:
+    async def _spawn_off_loop(self) -> Launched:
+        """:meth:`_spawn` in the engine's spawn thread: a fork and exec, the checks, the run
+        folder and (the first time) the watchdog's own start take milliseconds each, and
+        many runs starting at once would otherwise stall the caller's event loop for all
+        of them together. Cancelled while it runs, the child it starts is killed."""
+        try:
+            future = _spawner().submit(self._spawn)
+        except RuntimeError as exc:  # the interpreter is shutting down
+            raise SpawnError(f"cannot start {self.argv[0]}: {exc}") from None
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_abandon_unadopted)
+            raise
+
+    def _spawn(self) -> Launched:
         """Start the child with :func:`~cc_executor._engine._launch.launch` (the one spawn
-        path) and adopt it. The cwd and the executable are checked before the run folder
-        is made, so that a run that cannot start leaves no folder behind."""
+        path) and protect it with the watchdog; runs in the spawn thread. The cwd and the
+        executable are checked before the run folder is made, so that a run that cannot
+        start leaves no folder behind."""
         check_cwd(self.cwd)
         resolve_executable(self.argv[0], cwd=self.cwd, env=self._env)
         stdin = self._prepare_stdin()
@@ -398,7 +490,9 @@ class SupervisedProcess:
         finally:
             if stdin >= 0:
                 os.close(stdin)
-        self._adopt(launched)
+        watchdog().register(launched.token, launched.pid, launched.start_ticks)
+        self._registered = True
+        return launched
 
     def _adopt(self, launched: Launched) -> None:
         """Take over a child started by :func:`~cc_executor._engine._launch.launch`."""
@@ -423,6 +517,9 @@ class SupervisedProcess:
             )
         except OSError as exc:
             launched.abandon()
+            if self._registered:
+                watchdog().unregister(self._token)
+                self._registered = False
             raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
         launched.adopted = True
         self._popen = launched.child
@@ -450,8 +547,9 @@ class SupervisedProcess:
         feed its stdin) from the event loop."""
         assert self._popen is not None
         assert self._sid is not None
-        watchdog().register(self._token, self._sid, self._start_ticks)
-        self._registered = True
+        if not self._registered:  # a child the console launched: registered here
+            watchdog().register(self._token, self._sid, self._start_ticks)
+            self._registered = True
         self._watch_exit()
         for stream in _STREAMS:
             fd = self._fds[stream]
@@ -710,6 +808,9 @@ class SupervisedProcess:
     def _request_stop(
         self, status: ProcessStatus, kind: TimeoutKind | None, after: float | None
     ) -> None:
+        if self._being_started:
+            self._stop_pending = self._stop_pending or (status, kind, after)
+            return
         if self._main is None or self._stop.done() or self._exit.done():
             return
         self._stop_reason = (status, kind, after)
@@ -876,15 +977,25 @@ class SupervisedProcess:
         out = self._captures.get("stdout")
         err = self._captures.get("stderr")
         warnings = list(self._warnings)
-        for capture in (out, err):
+        incomplete: list[str] = []
+        on_disk: dict[str, tuple[int, str]] = {}
+        for stream, capture in (("stdout", out), ("stderr", err)):
             if capture is not None and capture.write_error:
                 warnings.append(
-                    capture.write_error
-                    + (f"; {capture.lost} bytes lost" if capture.lost else "; kept in memory")
+                    capture.write_error + f"; the file holds only its first {capture.file_size} of "
+                    f"{capture.size} bytes"
+                    + (f"; {capture.lost} bytes lost" if capture.lost else "; the rest in memory")
                 )
-                partial = partial or capture.lost > 0
                 if error is None:
                     error = capture.write_error
+            if capture is not None and capture.incomplete:
+                incomplete.append(capture.path)
+                on_disk[stream] = (capture.file_size, capture.file_sha256)
+        # The output is not all where it should be: whatever the status, it is partial, and
+        # a success whose output was not kept whole is not reported as one.
+        partial = partial or bool(incomplete)
+        if incomplete and status is ProcessStatus.OK:
+            status = ProcessStatus.LIMIT_EXCEEDED
 
         def memory(capture: StreamCapture | None) -> bytes | None:
             if capture is None:
@@ -920,8 +1031,10 @@ class SupervisedProcess:
             descendants_killed=self._descendants_killed,
             stdin_bytes_written=self._stdin_written,
             warnings=warnings,
+            incomplete_files=incomplete,
             _stdout_memory=memory(out),
             _stderr_memory=memory(err),
+            _on_disk=on_disk,
         )
         self._result = result
         self._emit(

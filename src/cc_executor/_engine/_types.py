@@ -108,8 +108,12 @@ class ProcessResult:
 
     Every byte the process tree wrote is in ``stdout_path``/``stderr_path`` (and hashed into
     ``stdout_sha256``/``stderr_sha256``), including when it was stopped early, in which case
-    ``partial`` is True. ``kill_signal`` says how far the stop had to go: ``"SIGTERM"`` if the
-    tree ended within the grace period, ``"SIGKILL"`` if it had to be killed.
+    ``partial`` is True. When a file could not be written to the end (disk full, file size
+    limit), its path is in ``incomplete_files`` and ``partial`` is True too: the file holds
+    only the first bytes (:meth:`on_disk`), while ``stdout_bytes``/``stdout_sha256`` still
+    describe the whole stream (kept in memory, up to 256 MiB). ``kill_signal`` says how far
+    the stop had to go: ``"SIGTERM"`` if the tree ended within the grace period,
+    ``"SIGKILL"`` if it had to be killed.
     """
 
     run_id: str
@@ -138,8 +142,20 @@ class ProcessResult:
     descendants_killed: int = 0
     stdin_bytes_written: int = 0
     warnings: list[str] = field(default_factory=list)
+    incomplete_files: list[str] = field(default_factory=list)
     _stdout_memory: bytes | None = field(default=None, repr=False)
     _stderr_memory: bytes | None = field(default=None, repr=False)
+    #: Size and sha256 of what an incomplete file holds, by stream.
+    _on_disk: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+
+    def on_disk(self, stream: Stream) -> tuple[int, str]:
+        """Size and sha256 of what the stream's file holds: the whole stream, unless the
+        file is incomplete (see ``incomplete_files``)."""
+        if stream in self._on_disk:
+            return self._on_disk[stream]
+        if stream == "stdout":
+            return self.stdout_bytes, self.stdout_sha256
+        return self.stderr_bytes, self.stderr_sha256
 
     @property
     def ok(self) -> bool:

@@ -105,6 +105,9 @@ def _reject_constant(name: str) -> Any:
 
 # Strict means RFC 8259: Python's json would otherwise accept NaN and Infinity.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# JSON but for raw control characters (a newline) inside strings: models write multi-line
+# code into a string unescaped, and the stdlib's non-strict mode reads it, in C.
+_LENIENT = json.JSONDecoder(strict=False, parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +116,9 @@ class JsonExtraction:
 
     ``value`` is the parsed JSON value (dict, list, str, int, float, bool or None), or None
     when nothing was found; ``found`` tells a JSON ``null`` apart from "not found".
-    ``repaired`` is True when the value only parsed after repair (trailing commas,
-    comments, single quotes, unquoted keys, truncation). ``source`` is the exact substring
+    ``repaired`` is True when the value only parsed after repair (raw newlines or other
+    control characters inside strings, trailing commas, comments, single quotes, unquoted
+    keys, truncation). ``source`` is the exact substring
     of the answer the value came from ("" when not found). ``error`` is None on success,
     a specific reason when nothing was found, or ``"JSON does not match the schema: ..."``
     when a value was found (``found`` stays True) but failed the schema, in which case
@@ -174,8 +178,10 @@ def extract_json(
        bracket that never closes (``(see [a)``) is skipped and the search goes on inside
        it, unless what follows it looks like JSON that was cut off (then see ``partial``).
 
-    Each candidate is parsed with strict ``json`` first; only if that fails is it repaired
-    with ``json_repair`` (``repaired=True``). Repair is refused when the span holds prose
+    Each candidate is parsed with strict ``json`` first, then as JSON whose strings may
+    hold raw control characters (a model writing code into a string leaves its newlines
+    unescaped); only if both fail is it repaired with ``json_repair`` (``repaired=True``
+    either way). Repair is refused when the span holds prose
     (a bare word that is neither an unquoted key nor a literal), and its result is refused
     unless it is a non-empty object for ``{`` or a non-empty array for ``[``, so brackets
     in ordinary text are never turned into an invented value.
@@ -302,6 +308,10 @@ def _attempt(scanner: _Scanner, candidate: _Candidate, *, partial: bool) -> _Par
             return _Failure(candidate, "is nested too deeply to parse", False)
         except ValueError as exc:
             strict_error = str(exc)
+        try:
+            return _Parsed(_LENIENT.decode(source), True, source)
+        except (ValueError, RecursionError):
+            pass
     elif not candidate.trailing:
         return _Failure(candidate, "has brackets that do not balance", False)
     elif not partial:
@@ -467,7 +477,7 @@ class _Scanner:
         if self._decode_budget > 0:
             try:
                 # Valid JSON is matched by the C parser in one call.
-                stop = _DECODER.raw_decode(text, start)[1]
+                stop = _LENIENT.raw_decode(text, start)[1]
             except json.JSONDecodeError as exc:
                 self._decode_budget -= exc.pos
             except (ValueError, RecursionError):

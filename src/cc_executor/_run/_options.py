@@ -223,7 +223,7 @@ class RunOptions(OptionRecord):
         default="claude",
         flag="--agent",
         metavar="NAME",
-        help="the agent CLI to run (claude)",
+        help="the agent CLI to run (claude, codex, gemini, or command with --agent-spec)",
     )
     agent_path: str | os.PathLike[str] | None = option(
         kind="path",
@@ -235,6 +235,33 @@ class RunOptions(OptionRecord):
         task=False,
         remote=SERVER_ONLY,
         aliases=("claude_path",),
+    )
+    base_url: str | None = option(
+        kind="text",
+        default=None,
+        flag="--base-url",
+        metavar="URL",
+        remote=SERVER_ONLY,
+        help="the model API endpoint the agent talks to (a gateway, a proxy, a scripted "
+        "server); the API key comes from the agent's usual variable",
+    )
+    sandbox: str | None = option(
+        kind="text",
+        default=None,
+        flag="--sandbox",
+        metavar="MODE",
+        agents=("codex",),
+        help="Codex CLI's sandbox: read-only (default), workspace-write or danger-full-access",
+    )
+    agent_spec: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        flag="--agent-spec",
+        metavar="FILE",
+        remote=SERVER_ONLY,
+        agents=("command",),
+        help="the command agent's spec: a TOML file naming its argv and how its output "
+        "reads (see docs/agents/command.md)",
     )
     model: str | None = option(
         kind="text",
@@ -325,9 +352,9 @@ class RunOptions(OptionRecord):
         default=None,
         flag="--permission-mode",
         metavar="MODE",
-        agents=("claude",),
+        agents=("claude", "gemini"),
         help="the agent's permission mode (Claude Code: acceptEdits, auto, "
-        "bypassPermissions, manual, dontAsk, plan)",
+        "bypassPermissions, manual, dontAsk, plan; Gemini CLI: default, auto_edit, yolo, plan)",
     )
     mcp_config: str | Mapping[str, Any] | None = option(
         kind="mcp",
@@ -358,7 +385,7 @@ class RunOptions(OptionRecord):
         default=(),
         flag="--add-dir",
         metavar="DIR",
-        agents=("claude",),
+        agents=("claude", "codex"),
         help="another folder the agent may work in (repeatable)",
     )
     include_partial_messages: bool = option(
@@ -561,9 +588,10 @@ class RunOptions(OptionRecord):
         """The older name of :attr:`agent_path`."""
         return self.agent_path
 
-    def process_env(self) -> dict[str, str]:
-        """The variables added to the agent's environment: ``env``, plus what the agent's
-        own options need (Claude Code: ``max_context_tokens``)."""
+    def process_env(self, run_dir: str | None = None) -> dict[str, str]:
+        """The variables added to the agent's environment: an agent home of the run's own
+        in ``run_dir`` when the agent needs one, ``env``, plus what the agent's own options
+        need (Claude Code: ``max_context_tokens``)."""
         from cc_executor._run._prepare import process_env
 
-        return process_env(self)
+        return process_env(self, run_dir)

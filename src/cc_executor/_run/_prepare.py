@@ -180,14 +180,20 @@ def check_run_options(o: Any) -> None:
 
 def _check_paths(o: Any) -> None:
     """``add_dirs`` and an ``mcp_config`` file must exist (relative to ``cwd``): Claude Code
-    would ignore a missing folder silently and crash on a missing config."""
+    would ignore a missing folder silently and crash on a missing config. The errors name
+    the folder searched."""
     cwd = getattr(o, "cwd", None)
-    base = os.fspath(cwd) if cwd else os.getcwd()
+    base = os.path.abspath(os.fspath(cwd) if cwd else os.getcwd())
     if not os.path.isdir(base):
         return  # the run reports the missing cwd itself (spawn_failed)
-    for folder in getattr(o, "add_dirs", ()):
-        if not os.path.isdir(os.path.join(base, os.fspath(folder))):
-            raise ValueError(f"add_dirs: {os.fspath(folder)} is not a directory")
+
+    def searched(path: str) -> str:
+        return "" if os.path.isabs(path) else f" (looked in {base}, the run's cwd)"
+
+    for given in getattr(o, "add_dirs", ()):
+        folder = os.fspath(given)
+        if not os.path.isdir(os.path.join(base, folder)):
+            raise ValueError(f"add_dirs: {folder} is not a directory{searched(folder)}")
     config = getattr(o, "mcp_config", None)
     if isinstance(config, str) and not config.lstrip().startswith("{"):
 
@@ -196,15 +202,51 @@ def _check_paths(o: Any) -> None:
 
         # A file, or files and JSON texts separated by spaces, as Claude Code reads it.
         if not is_file(config) and not all(is_file(p) or p[0] == "{" for p in config.split()):
-            raise ValueError(f"mcp_config: no such file: {config} (give a file or JSON text)")
+            raise ValueError(
+                f"mcp_config: no such file: {config}{searched(config)}: give a file or JSON text"
+            )
 
 
-def process_env(o: Any) -> dict[str, str]:
-    """The variables added to the agent's environment: ``env``, plus what the agent's own
-    options need (see the adapter's ``process_env``)."""
+def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
+    """``options`` with its relative paths made absolute against ``base``: ``cwd``, each of
+    ``add_dirs`` and the files of ``mcp_config`` (JSON text stays as it is). One rule for
+    where a relative path points: a task list's values from the list's folder, the command
+    line's flags from the process's cwd; the run itself then never guesses."""
+
+    def absolute(path: Any) -> str:
+        return os.path.join(base, os.path.expanduser(os.fspath(path)))
+
+    def is_path(value: Any) -> bool:
+        return isinstance(value, (str, os.PathLike)) and bool(os.fspath(value))
+
+    # A value of the wrong type stays as it is: the option checks report it.
+    out = dict(options)
+    if is_path(out.get("cwd")):
+        out["cwd"] = absolute(out["cwd"])
+    dirs = out.get("add_dirs")
+    if isinstance(dirs, (list, tuple)) and all(is_path(d) for d in dirs):
+        out["add_dirs"] = [absolute(d) for d in dirs]
+    config = out.get("mcp_config")
+    if isinstance(config, str) and config.strip() and not config.lstrip().startswith("{"):
+        whole = absolute(config.strip())
+        if os.path.isfile(whole) or len(config.split()) == 1:
+            out["mcp_config"] = whole
+        else:
+            # Files and JSON texts separated by spaces, as Claude Code reads the flag.
+            parts = config.split()
+            out["mcp_config"] = " ".join(p if p[0] == "{" else absolute(p) for p in parts)
+    return out
+
+
+def process_env(o: Any, run_dir: str | None = None) -> dict[str, str]:
+    """The variables added to the agent's environment: a home of the run's own in
+    ``run_dir`` when the agent needs one (the adapter's ``home_env``), ``env``, and what the
+    agent's own options need (the adapter's ``process_env``)."""
     from cc_executor._agents import get_adapter
 
-    return {**o.env, **get_adapter(o.agent).process_env(o)}
+    adapter = get_adapter(o.agent)
+    home = adapter.home_env(o, run_dir) if run_dir is not None else {}
+    return {**home, **o.env, **adapter.process_env(o)}
 
 
 def save_prompt(run_dir: str, prompt: bytes) -> str:

@@ -27,7 +27,9 @@ class RunResult:
     the attempts that reported a cost, None when none did. ``files``: the absolute paths
     the agent's file tools (Write, Edit, ...) changed, plus, when the cwd is inside a git
     work tree, those whose ``git status`` changed during the run (what a Bash command
-    wrote); outside git, the tool events only.
+    wrote); outside git, the tool events only. ``incomplete_files``: output files of the
+    run that could not be written to the end (disk full, file size limit); they hold only
+    the output's first bytes, their receipts say so, and ``partial`` is True.
     """
 
     run_id: str
@@ -55,6 +57,7 @@ class RunResult:
     run_dir: str | None = None
     stderr_tail: str = ""
     warnings: list[str] = field(default_factory=list)
+    incomplete_files: list[str] = field(default_factory=list)
     process: ProcessResult | None = field(default=None, repr=False)
 
     @property

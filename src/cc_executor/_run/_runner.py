@@ -1,7 +1,7 @@
 """Running an agent CLI: one prompt in, typed events out, a trustworthy result at the end.
 
 The agent (Claude Code by default) is reached only through its adapter
-(:func:`cc_executor._agents.get_adapter`), chosen by the ``agent`` option. A run is one or
+(:func:`cc_executor._agents.adapter_for`), chosen by the ``agent`` option. A run is one or
 more *attempts*. Each attempt is one supervised CLI process (the process engine bounds it
 in time and owns its tree); its stdout is parsed line by line into typed events as it
 arrives. An attempt that failed with a rate limit, overload or server error is
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents import get_adapter
+from cc_executor._agents import adapter_for
 from cc_executor._agents._types import (
     AgentEvent,
     HeartbeatEvent,
@@ -260,7 +260,7 @@ class _Run:
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
         self.prompt = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
-        self.adapter = get_adapter(options.agent)
+        self.adapter = adapter_for(options)
         if not self.prompt.strip():
             raise ValueError(f"the prompt is empty: {self.adapter.title} needs something to do")
         self.options = options
@@ -295,6 +295,9 @@ class _Run:
         self._emit_lock = asyncio.Lock()
         self.process: SupervisedProcess | None = None
         self.stop_requested = False
+        #: Why the run was stopped, when the one who stopped it said (a batch's budget):
+        #: it leads the cancelled result's error.
+        self.stop_reason: str | None = None
         self._stop_event = asyncio.Event()
         self.recorder = Recorder(enabled=options.record)
         self.record = RunRecord(
@@ -329,9 +332,12 @@ class _Run:
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
-        result, and no further attempt starts."""
+        result, and no further attempt starts. ``reason`` (the first one given) leads the
+        result's error."""
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
         self.stop_requested = True
         self._stop_event.set()  # ends a retry's back-off at once
         self._set_deadline(time.monotonic())
@@ -364,6 +370,10 @@ class _Run:
             self.warnings.append(warning)
             self.run_dir = Path(made)
             self.record.run_dir = made
+
+    def _prepare_run_dir(self) -> None:
+        self._ensure_run_dir()
+        self._save_prompt()
 
     def _save_prompt(self) -> None:
         """Save the prompt in the run folder: it is the CLI's stdin, a file the CLI can read
@@ -437,8 +447,8 @@ class _Run:
                     warnings=self.warnings,
                 )
             )
-        self._ensure_run_dir()
-        self._save_prompt()
+        # In a thread: a large prompt takes a while to write, and other runs share the loop.
+        await asyncio.to_thread(self._prepare_run_dir)
         argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
@@ -556,6 +566,8 @@ class _Run:
                 "stopped or its time was up, the callback had used the time it is given "
                 "(max(grace, 2 s)); the event log has them"
             )
+        if self.stop_reason is not None and result.status is RunStatus.CANCELLED:
+            result.error = self.stop_reason + (f" ({result.error})" if result.error else "")
         record = self.record
         record.ended_at = time.time()
         record.status = result.status.value
@@ -621,7 +633,7 @@ class _Run:
             # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
             stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
-            extra_env=opts.process_env(),
+            extra_env=opts.process_env(str(run_dir)),
             timeout=max(remaining, 0.001) if remaining is not None else None,
             idle_timeout=opts.idle_timeout,
             first_output_timeout=opts.first_output_timeout,
@@ -795,6 +807,19 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        for earlier in (*self._processes, process):
+            for path in earlier.incomplete_files:
+                if path not in result.incomplete_files:
+                    result.incomplete_files.append(path)
+        # Output that could not be kept whole: the result says so whatever the status, and
+        # the status too when it would otherwise be ok.
+        result.partial = result.partial or bool(result.incomplete_files)
+        if result.incomplete_files and result.status is RunStatus.OK:
+            result.status = RunStatus.LIMIT_EXCEEDED
+            result.error = result.error or (
+                f"the output could not be kept whole ({', '.join(result.incomplete_files)}): "
+                "see the warnings"
+            )
         if denials:
             tools = sorted({str(d.get("tool_name", "?")) for d in denials})
             names = ", ".join(tools)
@@ -921,6 +946,10 @@ async def run(
     errors, timeouts, crashes) comes back as a result with a ``status`` and a specific
     ``error``. Cancelling the awaiting task terminates the CLI's whole process tree, then
     re-raises ``CancelledError``.
+
+    There is no default timeout: without ``timeout`` (or ``idle_timeout``), a run lasts as
+    long as the agent CLI does. Give one whenever nobody watches the run
+    (:func:`~cc_executor.run_many` requires it).
     """
     return await _Run(prompt, RunOptions.from_kwargs(options), on_event).run()
 

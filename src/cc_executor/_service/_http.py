@@ -346,6 +346,7 @@ def create_app(
         Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
+        WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
     ]
     app = Starlette(routes=routes)
     app.state.manager = manager

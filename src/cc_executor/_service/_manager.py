@@ -10,11 +10,21 @@ the connection that started them: a client that goes away leaves its runs runnin
 Bounds (all per manager, set in :class:`ManagerConfig`):
 
 - at most ``max_concurrent`` runs execute at once; at most ``max_queued`` more wait;
-- a run keeps its last ``max_events`` events for replay (a little more between trims). A
-  subscriber that asks for older ones gets one ``{"type": "gap"}`` event saying which
+- a run keeps its last ``max_events`` events for replay (a little more between trims), and
+  all runs together keep at most ``max_event_bytes`` of events in memory (finished runs'
+  oldest events go first). An event over 64 KiB is kept on disk, not in memory: a command's
+  huge line as a reference into its output file, anything else in a private spool file.
+  A subscriber that asks for dropped events gets one ``{"type": "gap"}`` event saying which
   sequence numbers are gone, then the rest; the full record is the run's event log on disk;
 - at most ``max_finished`` finished runs stay in memory (oldest dropped first); older ones
   are still answered from the history store.
+
+With a :class:`~cc_executor._service._queue.RunQueue` (``serve`` gives it one), a run is
+durable from its 202 on: its request is saved in the queue folder and it has a ``queued``
+row in the history until it starts. :meth:`RunManager.drain` stops a server gracefully: no
+new run, the running ones get a grace period and are then stopped as ``interrupted``, the
+queued ones stay queued on disk; :meth:`RunManager.requeue` queues them again in the next
+server.
 """
 
 from __future__ import annotations
@@ -34,12 +44,35 @@ from cc_executor._errors import InvalidRequest as InvalidRequest
 from cc_executor._errors import NotFound as NotFound
 from cc_executor._errors import QueueFull as QueueFull
 from cc_executor._errors import ServiceError as ServiceError
+from cc_executor._errors import ShuttingDown as ShuttingDown
 from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._service._policy import RunPolicy
-from cc_executor._service._runs import PAUSED, QUEUED, RUNNING, Event, ManagedRun
-from cc_executor._store import HistoryStore, Query, RunRecord, verify
+from cc_executor._service._queue import RunQueue
+from cc_executor._service._runs import (
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    SPILL_BYTES,
+    Event,
+    EventBudget,
+    EventSpool,
+    ManagedRun,
+)
+from cc_executor._status import Status
+from cc_executor._store import (
+    HistoryError,
+    HistoryStore,
+    Query,
+    RunRecord,
+    preview,
+    redact_argv,
+    verify,
+)
+
+#: Default of ``max_event_bytes`` (``serve --max-event-bytes``).
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +82,7 @@ class ManagerConfig:
     - ``max_concurrent``: runs executing at once (>= 1).
     - ``max_queued``: runs waiting for a slot; one more is refused with :class:`QueueFull`.
     - ``max_events``: events kept per run for replay (see the module docstring).
+    - ``max_event_bytes``: bytes of events (their JSON size) all runs keep in memory.
     - ``max_finished``: finished runs kept in memory.
     - ``exec_allowlist``: executables a caller may run as commands (names looked up on the
       server's ``PATH``, or absolute paths), each optionally followed by the arguments a
@@ -56,6 +90,8 @@ class ManagerConfig:
       commands are refused.
     - ``allow_env``: environment variables callers may also set for agent runs, beyond
       those that configure an agent; ``exec_env``: the only ones they may set for commands.
+    - ``exec_policy``: a TOML file of further commands (argv prefixes or patterns, each
+      with the variables a caller may set for it; see ``_service/_exec_policy.py``).
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
     - ``run_defaults``: options applied to every Claude Code run before the caller's (the
@@ -65,15 +101,17 @@ class ManagerConfig:
     max_concurrent: int = 4
     max_queued: int = 64
     max_events: int = 10_000
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_finished: int = 1_000
     exec_allowlist: Sequence[str] = ()
     allow_dirs: Sequence[str | os.PathLike[str]] = ()
     allow_env: Sequence[str] = ()
     exec_env: Sequence[str] = ()
+    exec_policy: str | os.PathLike[str] | None = None
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrent", "max_events", "max_finished"):
+        for name in ("max_concurrent", "max_events", "max_finished", "max_event_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_queued < 0:
@@ -83,22 +121,38 @@ class ManagerConfig:
 class RunManager:
     """Registry, queue and event logs of the runs started through a server.
 
-    Create it inside the running event loop and call :meth:`aclose` when the server stops
-    (it cancels what is still running; the history records those runs as ``cancelled``).
-    ``store`` (optional) answers for runs that are no longer in memory and for listings.
+    Create it inside the running event loop and call :meth:`drain` (or :meth:`aclose`,
+    which cancels what is still running: the history records those runs as ``cancelled``)
+    when the server stops. ``store`` (optional) answers for runs that are no longer in
+    memory and for listings. ``queue`` (optional, its lock held): where queued runs are
+    saved until they start (see the module docstring).
     """
 
-    def __init__(self, config: ManagerConfig | None = None, store: HistoryStore | None = None):
+    def __init__(
+        self,
+        config: ManagerConfig | None = None,
+        store: HistoryStore | None = None,
+        queue: RunQueue | None = None,
+    ):
         self.config = config or ManagerConfig()
         self.store = store
+        self.queue = queue
         self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._waiting = 0
+        self._draining = False
+        self._drain_began: float | None = None
+        self._running_at_drain: list[ManagedRun] = []
+        #: History updates of queued runs, in threads: awaited before the server exits.
+        self._pending_writes: set[asyncio.Future[None]] = set()
+        self._budget = EventBudget(self.config.max_event_bytes)
+        self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
             self.config.exec_allowlist,
             allow_env=self.config.allow_env,
             exec_env=self.config.exec_env,
+            exec_policy=self.config.exec_policy,
         )
 
     # ---------------------------------------------------------------- queries
@@ -131,7 +185,7 @@ class RunManager:
         """The run's summary, from memory or else from the history; :class:`NotFound`."""
         run = self._runs.get(run_id)
         if run is not None:
-            return run.summary()
+            return await run.asummary()
         record = await self._history_get(run_id)
         if record is None:
             raise NotFound(f"no run {run_id!r}")
@@ -157,7 +211,9 @@ class RunManager:
         limit = max(1, min(limit, 1000))
         out: list[Event] = []
         seen: set[str] = set()
-        for run in reversed(self._runs.values()):
+        for run in list(reversed(self._runs.values())):
+            if len(out) >= limit:
+                break
             if status and run.status != status:
                 continue
             if kind and run.kind != kind:
@@ -166,7 +222,7 @@ class RunManager:
                 continue
             if parent_id and run.details.get("parent_id") != parent_id:
                 continue
-            out.append(run.summary())
+            out.append(await run.asummary())
             seen.add(run.id)
         if self.store is not None and len(out) < limit:
             query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
@@ -186,15 +242,26 @@ class RunManager:
     # ---------------------------------------------------------------- starting runs
 
     def submit(self, spec: Mapping[str, Any]) -> ManagedRun:
-        """Validate ``spec`` and queue the run; returns at once.
+        """Validate ``spec`` and queue the run; returns at once (with a queue, once the
+        request is saved).
 
         ``spec`` is one of ``{"prompt": str, "options": {...}}`` (a Claude Code run,
         options of :class:`~cc_executor._run._options.RunOptions`), ``{"argv": [str, ...],
         "options": {...}}`` (a command; needs the executable on the allowlist; options
         ``cwd env timeout idle_timeout first_output_timeout grace stdin``) or
         ``{"tasks": ...}`` (a task list). Raises :class:`InvalidRequest`, :class:`Forbidden`,
-        :class:`QueueFull` or :class:`Unavailable`; nothing is started then.
+        :class:`QueueFull`, :class:`Unavailable` or :class:`ShuttingDown` (the server is
+        draining, or the request cannot be saved); nothing is started then.
         """
+        return self._submit(spec)
+
+    def _submit(
+        self, spec: Mapping[str, Any], *, run_id: str | None = None, created_at: float | None = None
+    ) -> ManagedRun:
+        """:meth:`submit`; with ``run_id``, a saved request queued again (no queue limit:
+        it was accepted already; nothing saved again)."""
+        if self._draining:
+            raise ShuttingDown("the server is shutting down and takes no new run; retry later")
         if not isinstance(spec, Mapping):
             raise InvalidRequest("the request must be a JSON object")
         options = spec.get("options") or {}
@@ -207,25 +274,63 @@ class RunManager:
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         live = sum(1 for r in self._runs.values() if not r.done)
-        if live >= self.config.max_concurrent + self.config.max_queued:
+        if run_id is None and live >= self.config.max_concurrent + self.config.max_queued:
             raise QueueFull(
                 f"{live} runs are running or waiting (limits: {self.config.max_concurrent} "
                 f"running, {self.config.max_queued} waiting); retry later"
             )
+        new_id = run_id or new_run_id()
         if kinds[0] == "prompt":
-            run, starter = self._prepare_agent_run(spec["prompt"], dict(options))
+            run, starter = self._prepare_agent_run(spec["prompt"], dict(options), new_id)
         elif kinds[0] == "tasks":
-            run, starter = self._prepare_tasks(spec["tasks"], dict(options))
+            run, starter = self._prepare_tasks(spec["tasks"], dict(options), new_id)
         else:
-            run, starter = self._prepare_exec(spec["argv"], dict(options))
+            run, starter = self._prepare_exec(spec["argv"], dict(options), new_id)
+        if created_at is not None:
+            run.created_at = created_at
+        if self.queue is not None:
+            if run_id is None:
+                self._save_queued(run, kinds[0], spec[kinds[0]], options)
+            run.persisted = True
         self._register(run)
         self._waiting += 1
         run.append({"type": "queued"})
         run._task = asyncio.ensure_future(self._drive(run, starter))
         return run
 
+    def _save_queued(
+        self, run: ManagedRun, kind: str, body: Any, options: Mapping[str, Any]
+    ) -> None:
+        """Save the request of ``run`` and give it a ``queued`` history row, before it is
+        answered 202. The cwd is saved as resolved now: a server started elsewhere runs it
+        where it was asked to run. :class:`ShuttingDown` if the request cannot be saved."""
+        assert self.queue is not None
+        saved = {kind: body, "options": {**options, "cwd": run.details["cwd"]}}
+        try:
+            self.queue.save(run.id, saved, run.created_at)
+        except (OSError, TypeError, ValueError) as exc:
+            raise ShuttingDown(f"cannot save the queued run's request: {exc}") from None
+        if self.store is None:
+            return
+        record = RunRecord(
+            id=run.id,
+            kind=run.kind,
+            cwd=str(run.details["cwd"]),
+            started_at=run.created_at,
+            status=Status.QUEUED.value,
+            parent_id=run.details.get("parent_id"),
+        )
+        if kind == "prompt":
+            record.prompt_preview = preview(str(body))
+        elif kind == "argv":
+            record.argv = redact_argv([str(a) for a in body])
+        try:
+            self.store.start(record)
+        except HistoryError as exc:  # the saved request is what matters; the row is a view
+            run.append({"type": "warning", "message": f"queued run not in the history: {exc}"})
+
     def _prepare_agent_run(
-        self, prompt: Any, options: dict[str, Any]
+        self, prompt: Any, options: dict[str, Any], run_id: str
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
 
         if not isinstance(prompt, str) or not prompt:
@@ -236,7 +341,6 @@ class RunManager:
         if options.get("add_dirs"):
             # Resolved now, as the cwd is: the CLI gets the folders that were checked.
             options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
-        run_id = new_run_id()
         merged = {**self.config.run_defaults, **options, "run_id": run_id}
         try:
             RunOptions.from_kwargs(merged)
@@ -245,7 +349,7 @@ class RunManager:
         details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
-        run = ManagedRun(run_id, "run", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "run", details)
 
         async def start(run: ManagedRun) -> None:
             self._recheck(merged)
@@ -254,7 +358,7 @@ class RunManager:
         return run, start
 
     def _prepare_tasks(
-        self, data: Any, options: dict[str, Any]
+        self, data: Any, options: dict[str, Any], run_id: str
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
         """A task list given as a JSON object shaped like the YAML form, or as text with
         ``options.format`` (``markdown``, ``yaml`` or ``json``). ``options`` may also hold
@@ -288,14 +392,13 @@ class RunManager:
             raise InvalidRequest(str(exc)) from None
         for task in spec.tasks:
             self._policy.check_agent_options(task.options, f'task "{task.id}": ')
-        run_id = new_run_id()
         defaults = {**self.config.run_defaults, **options}
         try:
             task_options(spec, defaults)
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
-        run = ManagedRun(run_id, "tasks", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "tasks", details)
 
         async def start(run: ManagedRun) -> None:
             # The list's and every task's folders, checked again as the list starts.
@@ -323,15 +426,14 @@ class RunManager:
         return run, start
 
     def _prepare_exec(
-        self, argv: Any, options: dict[str, Any]
+        self, argv: Any, options: dict[str, Any], run_id: str
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
         executable = self._policy.executable(argv)
         self._policy.check_exec_options(options)
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
-        options["env"] = self._policy.check_env(options.get("env"), command=True)
-        run_id = new_run_id()
+        options["env"] = self._policy.check_env(options.get("env"), command=argv)
         details: Event = {"cwd": options["cwd"], "argv": list(argv)}
-        run = ManagedRun(run_id, "exec", max_events=self.config.max_events, summary=details)
+        run = self._new_run(run_id, "exec", details)
         command = [executable, *argv[1:]]
 
         async def start(run: ManagedRun) -> None:
@@ -340,13 +442,23 @@ class RunManager:
 
         return run, start
 
+    def _new_run(self, run_id: str, kind: str, details: Event) -> ManagedRun:
+        return ManagedRun(
+            run_id,
+            kind,
+            max_events=self.config.max_events,
+            summary=details,
+            budget=self._budget,
+            spool=self._spool,
+        )
+
     def _register(self, run: ManagedRun) -> None:
         self._runs[run.id] = run
         excess = len(self._runs) - self.config.max_finished - self.config.max_concurrent
         excess -= self.config.max_queued
         if excess > 0:
             for old_id in [r.id for r in self._runs.values() if r.done][:excess]:
-                del self._runs[old_id]
+                self._runs.pop(old_id).discard()
 
     async def _drive(
         self, run: ManagedRun, starter: Callable[[ManagedRun], Awaitable[None]]
@@ -356,9 +468,15 @@ class RunManager:
             await self._slots.acquire()
             acquired = True
             self._waiting -= 1
+            if self._draining:
+                self._leave_queued(run)
+                return
             if run.cancel_requested:
                 self._finish(run, "cancelled", error="cancelled while queued")
                 return
+            if run.persisted and self.queue is not None:
+                # Before the start: a saved request always means a run that never started.
+                self.queue.remove(run.id)
             run.status = RUNNING
             run.started_at = time.time()
             run.append({"type": "started", "kind": run.kind})
@@ -366,6 +484,9 @@ class RunManager:
         except asyncio.CancelledError:
             if not acquired:
                 self._waiting -= 1
+            if run.left_queued:  # drained: it stays queued for the next server
+                self._leave_queued(run)
+                return
             self._finish(run, "cancelled", error="cancelled while queued" if not acquired else None)
             if not run.cancel_requested:
                 raise
@@ -378,6 +499,8 @@ class RunManager:
                 self._slots.release()
             if not run.done:
                 self._finish(run, "error", error="the run ended without a result")
+            if run.persisted and not run.left_queued:
+                self._settle_queued_row(run)
 
     def _recheck(self, options: dict[str, Any]) -> None:
         """The folders of a queued run, checked again as it starts: one swapped for a symlink
@@ -387,11 +510,57 @@ class RunManager:
         if options.get("add_dirs"):
             options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
 
+    def _leave_queued(self, run: ManagedRun) -> None:
+        """A queued run the draining server does not start: its saved request and its
+        ``queued`` row stay for the next server; its event stream ends here."""
+        run.left_queued = True
+        if run.done:
+            return
+        saved = run.persisted and self.queue is not None
+        run.append(
+            {
+                "type": "left_queued",
+                "reason": "the server is shutting down; "
+                + ("the next server on this data folder starts it" if saved else "not saved"),
+            }
+        )
+        run.close()
+
+    def _settle_queued_row(self, run: ManagedRun) -> None:
+        """A saved run that ended: forget its request, and end its history row if nothing
+        else did (cancelled or refused before it started, or it failed before its own
+        record was written). In a thread, awaited before the server exits."""
+        if self.queue is not None:
+            self.queue.remove(run.id)
+        store = self.store
+        if store is None:
+            return
+        status, error = run.status, run.error
+
+        def settle() -> None:
+            try:
+                record = store.get(run.id)
+                if record is not None and record.status == Status.QUEUED.value:
+                    store.update_status(run.id, status, error=error)
+            except HistoryError:
+                pass  # best effort, as every history write
+
+        self._track(asyncio.ensure_future(asyncio.to_thread(settle)))
+
+    def _track(self, write: asyncio.Future[None]) -> None:
+        self._pending_writes.add(write)
+        write.add_done_callback(self._pending_writes.discard)
+
     def _finish(
         self, run: ManagedRun, status: str, *, result: Event | None = None, error: str | None = None
     ) -> None:
         if run.done:
             return
+        if run.interrupted_because is not None and status == Status.CANCELLED.value:
+            # Stopped by the drain, not by a caller: the same word as a crashed server's.
+            status, error = Status.INTERRUPTED.value, run.interrupted_because
+            if result is not None:
+                result = {**result, "status": status, "error": error}
         run.status = status
         run.ended_at = time.time()
         run.result = result
@@ -426,6 +595,8 @@ class RunManager:
             first_output_timeout=options.get("first_output_timeout"),
             grace=float(options.get("grace", 5.0)),
             run_id=run.id,
+            # A longer line comes file-backed: the service keeps it on disk (see on_output).
+            max_line_memory=SPILL_BYTES,
         )
 
         async def on_started(proc: SupervisedProcess) -> None:
@@ -436,16 +607,18 @@ class RunManager:
                 run.append({"type": "spawned", "pid": proc.pid})
 
         async def on_output(item: OutputEvent) -> None:
-            run.append(
-                {
-                    "type": "output",
-                    "stream": item.stream,
-                    "text": item.text,
-                    "offset": item.offset,
-                    "t": item.t,
-                }
-            )
+            def event() -> Event:
+                text = item.text
+                return {"type": "output", "stream": item.stream, "text": text, **where}
 
+            where = {"offset": item.offset, "t": item.t}
+            if item.in_memory and item.length <= SPILL_BYTES:
+                run.append(event())
+            else:
+                # A huge line stays in the run's output file, read back for each follower.
+                run.append_on_disk({"type": "output", "stream": item.stream, **where}, event)
+
+        run._control = proc  # pause and cancel work while the child is being started too
         result = await run_command(proc, on_started=on_started, on_output=on_output)
         self._finish(run, result.status.value, result=result.to_dict())
 
@@ -504,6 +677,151 @@ class RunManager:
             await asyncio.wait_for(asyncio.shield(run._task), timeout)
         return run.done
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`begin_drain` was called: no new run is taken."""
+        return self._draining
+
+    def begin_drain(self) -> None:
+        """Take no new run from now on (:class:`ShuttingDown`) and start no queued one;
+        what runs goes on. Safe to call from a signal handler on the loop."""
+        if not self._draining:
+            self._draining = True
+            self._drain_began = time.monotonic()
+            self._running_at_drain = [r for r in self._runs.values() if r.started_at and not r.done]
+
+    async def drain(self, grace: float, *, hurry: asyncio.Event | None = None) -> Event:
+        """Stop gracefully: no new run; queued runs are left queued (saved for the next
+        server when there is a queue); running and paused runs get ``grace`` seconds to
+        finish (``hurry`` set ends the grace at once), then are stopped, their whole
+        process trees, and end ``interrupted``. Returns counts of each."""
+        self.begin_drain()
+        live = [r for r in self._runs.values() if not r.done]
+        queued = [r for r in live if r.status == QUEUED and r._control is None]
+        for run in queued:
+            run.left_queued = True
+            if run._task is not None:
+                run._task.cancel()
+        running = [r for r in live if r not in queued and r._task is not None]
+        waits = {r._task for r in running if r._task is not None}
+        hurrying = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+        loop = asyncio.get_running_loop()
+        # The grace counts from the signal, not from the end of the HTTP server's shutdown.
+        assert self._drain_began is not None
+        deadline = loop.time() - (time.monotonic() - self._drain_began) + grace
+        try:
+            while True:
+                pending: set[asyncio.Future[Any]] = {t for t in waits if not t.done()}
+                left = deadline - loop.time()
+                if not pending or left <= 0 or (hurrying is not None and hurrying.done()):
+                    break
+                if hurrying is not None:
+                    pending.add(hurrying)
+                await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if hurrying is not None:
+                hurrying.cancel()
+        late = [r for r in running if not r.done]
+        reason = (
+            f"the server stopped (drain grace of {grace:g} s over) before the run ended; "
+            "its process tree was stopped"
+        )
+        for run in late:
+            run.interrupted_because = reason
+            with contextlib.suppress(ServiceError):
+                self.cancel(run.id)
+        tasks = [r._task for r in live if r._task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.store is not None and late:
+            store = self.store
+
+            def mark() -> None:
+                for run in late:  # after the run's own record (cancelled) was written
+                    with contextlib.suppress(HistoryError):
+                        store.update_status(run.id, Status.INTERRUPTED.value, error=reason)
+
+            self._track(asyncio.ensure_future(asyncio.to_thread(mark)))
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        ran = {r.id: r for r in [*self._running_at_drain, *running]}
+        return {
+            "finished": sum(1 for r in ran.values() if r.interrupted_because is None),
+            "interrupted": len(late),
+            "left_queued": sum(1 for r in self._runs.values() if r.left_queued),
+        }
+
+    async def requeue(self) -> tuple[list[str], list[str]]:
+        """Queue again the saved requests of runs a previous server accepted and never
+        started (the queue's lock must be held), oldest first, each under its own id and
+        checked again against this server's policy. History rows still ``queued`` with no
+        saved request left are ended ``interrupted``. Returns the ids queued again and a
+        line for each problem (a damaged request file, a refused request)."""
+        if self.queue is None:
+            return [], []
+        queue = self.queue
+        requests, problems = await asyncio.to_thread(queue.pending)
+        started: list[str] = []
+        for request in requests:
+            if request.run_id in self._runs:
+                continue
+            earlier = await self._history_status(request.run_id)
+            if earlier not in (None, Status.QUEUED.value):
+                # Never run twice, nor over another run's record (a damaged or stale file).
+                problems.append(
+                    f"queued run {request.run_id} not queued again: the history says it "
+                    f"already started ({earlier})"
+                )
+                await asyncio.to_thread(queue.remove, request.run_id)
+                continue
+            try:
+                self._submit(request.spec, run_id=request.run_id, created_at=request.created_at)
+            except ServiceError as exc:
+                problems.append(f"queued run {request.run_id} refused by this server: {exc}")
+                await asyncio.to_thread(queue.remove, request.run_id)
+                self._end_row(request.run_id, Status.ERROR, f"refused when queued again: {exc}")
+                continue
+            started.append(request.run_id)
+        if self.store is not None:
+            store = self.store
+            rows = await asyncio.to_thread(store.query, Query(status=Status.QUEUED.value))
+            for row in rows:
+                if row.id not in self._runs:
+                    self._end_row(
+                        row.id,
+                        Status.INTERRUPTED,
+                        "was queued when its server stopped, and its saved request is gone",
+                    )
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        return started, problems
+
+    async def _history_status(self, run_id: str) -> str | None:
+        """The status the history has for exactly ``run_id`` (None: no row, or no history)."""
+        store = self.store
+        if store is None:
+            return None
+
+        def read() -> str | None:
+            try:
+                record = store.get(run_id)
+            except HistoryError:
+                return None
+            return record.status if record is not None and record.id == run_id else None
+
+        return await asyncio.to_thread(read)
+
+    def _end_row(self, run_id: str, status: Status, error: str) -> None:
+        store = self.store
+        if store is None:
+            return
+
+        def end() -> None:
+            with contextlib.suppress(HistoryError):
+                store.update_status(run_id, status.value, error=error)
+
+        self._track(asyncio.ensure_future(asyncio.to_thread(end)))
+
     async def aclose(self) -> None:
         """Cancel every live run and wait for them to end (each stops its process tree)."""
         live = [r for r in self._runs.values() if not r.done]
@@ -513,6 +831,7 @@ class RunManager:
         tasks = [r._task for r in live if r._task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._spool.close()
 
 
 class _TaskListControl:

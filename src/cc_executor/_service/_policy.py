@@ -11,8 +11,8 @@ refusal raises :class:`Forbidden`; a malformed value :class:`InvalidRequest`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from cc_executor._errors import Forbidden, InvalidRequest
 from cc_executor._run._options import SERVER_ONLY, RunOptions
 from cc_executor._run._prepare import check_option
+from cc_executor._service._exec_policy import ExecRule, allow_exec_rule, load_exec_policy
 
 #: Run options a remote caller may not set (declared ``server_only``): they choose what
 #: executes (``agent_path``, ``mcp_config``, ``extra_args``) or where files go (``run_dir``,
@@ -29,26 +30,57 @@ SERVER_ONLY_OPTIONS = frozenset(
 )
 
 #: The environment variables a remote caller may set for an agent run: what configures an
-#: agent CLI (its API, model, limits, proxy, locale), by prefix or by name. Anything else is
-#: refused: a denylist missed BUN_OPTIONS (Claude Code is a Bun binary: ``--preload FILE``
-#: runs code inside it), and the next runtime would have its own. ``HOME`` and
-#: ``CLAUDE_CONFIG_DIR`` stay settable (they choose the Claude profile); the README says
-#: plainly that the token is shell-equivalent. A server adds names with ``--allow-env``.
+#: agent CLI (its API, model, limits, feature switches, proxy, locale), by name or by a
+#: prefix whose variables only hold values. Anything else is refused: a denylist missed
+#: BUN_OPTIONS (Claude Code is a Bun binary: ``--preload FILE`` runs code inside it), and
+#: Claude Code alone reads over a thousand ``CLAUDE_*`` variables, some naming a program to
+#: run (``CLAUDE_CODE_SHELL_PREFIX``, ``CLAUDE_CODE_PROCESS_WRAPPER``). A server adds names
+#: with ``--allow-env``.
 _AGENT_ENV_PREFIXES = (
-    "ANTHROPIC_", "CLAUDE_", "OPENAI_", "GEMINI_", "GOOGLE_", "AWS_", "VERTEX_", "MCP_",
-    "DISABLE_", "LC_",
+    "ANTHROPIC_", "CLAUDE_CODE_DISABLE_", "CLAUDE_CODE_MAX_", "CLAUDE_CODE_USE_",
+    "DISABLE_", "VERTEX_REGION_", "LC_",
 )  # fmt: skip
 _AGENT_ENV = frozenset(
     {
-        "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "NO_COLOR", "FORCE_COLOR", "IS_SANDBOX",
-        "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "BASH_DEFAULT_TIMEOUT_MS",
-        "BASH_MAX_TIMEOUT_MS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-        "https_proxy", "no_proxy",
+        "LANG", "LANGUAGE", "TZ", "TERM", "NO_COLOR", "FORCE_COLOR", "IS_SANDBOX",
+        "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS", "MCP_TIMEOUT", "MCP_TOOL_TIMEOUT",
+        "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS", "BASH_MAX_OUTPUT_LENGTH",
+        "SLASH_COMMAND_TOOL_CHAR_BUDGET", "USE_BUILTIN_RIPGREP",
+        "CLAUDE_BASH_MAINTAIN_PROJECT_WORKING_DIR", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
+        "CLAUDE_CODE_SUBAGENT_MODEL", "CLAUDE_CODE_EFFORT_LEVEL", "CLAUDE_CODE_ENABLE_TELEMETRY",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH", "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+        "CLAUDE_CODE_SKIP_FOUNDRY_AUTH", "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL",
+        "CLAUDE_CODE_EXTRA_BODY", "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+        "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+        "CLOUD_ML_REGION", "GOOGLE_CLOUD_PROJECT",
+        "OPENAI_API_KEY", "CODEX_API_KEY",
+        "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_MODEL", "GEMINI_DEFAULT_AUTH_TYPE",
+        "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA", "GOOGLE_GENAI_API_VERSION",
+        "GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_REGION",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
-#: Within the allowed prefixes, still refused: the shell Claude Code runs commands with,
-#: and the prefix it puts before each of them.
-_AGENT_ENV_DENIED_PREFIXES = ("CLAUDE_CODE_SHELL",)
+#: Words that make a variable name a place, a program or an endpoint (``CLAUDE_CONFIG_DIR``,
+#: ``AWS_CONFIG_FILE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``ANTHROPIC_UNIX_SOCKET``,
+#: ``HOME``, ``ANTHROPIC_BASE_URL``): a file there (a settings file with hooks,
+#: ``credential_process`` in an AWS config, a ``.gitconfig`` under ``HOME``) can run
+#: commands, and an endpoint receives the server's API key (why ``base_url`` is
+#: server-only), so such a name needs ``--allow-env NAME`` even where its prefix is allowed.
+_PLACE_WORDS = frozenset(
+    {
+        "FILE", "FILES", "DIR", "DIRS", "DIRECTORY", "PATH", "PATHS", "HOME", "ROOT",
+        "FOLDER", "CONFIG", "SETTINGS", "CREDENTIALS", "CREDS", "BUNDLE", "CERT", "CERTS",
+        "CERTIFICATE", "SOCKET", "SOCK", "BIN", "BINARY", "EXEC", "EXECUTABLE",
+        "EXECUTABLES", "COMMAND", "CMD", "SCRIPT", "SHELL", "HELPER", "WRAPPER", "LAUNCHER",
+        "PROGRAM", "PRELOAD", "PLUGIN", "PLUGINS", "SERVERS", "URL", "URI", "HOST", "HOSTS",
+        "ENDPOINT", "DOMAIN",
+    }
+)  # fmt: skip
+#: Named files with no place word in their name: the client certificate's private key.
+_PLACE_NAMES = frozenset({"CLAUDE_CODE_CLIENT_KEY"})
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
 _MIN_REMOTE_HEARTBEAT_S = 0.5
@@ -64,10 +96,12 @@ def _resolved(path: str | os.PathLike[str]) -> Path:
 
 class RunPolicy:
     """The checks of one server: ``allow_dirs`` are the roots a run's ``cwd`` must be inside
-    (after resolving symlinks; none: the server's working directory), ``exec_allowlist``
-    the executables a caller may run as commands (names looked up on the server's ``PATH``
-    now, or absolute paths; none: commands are refused). Raises ``ValueError`` for an
-    allowlisted name not on ``PATH``."""
+    (after resolving symlinks; none: the server's working directory); the commands a caller
+    may run are the ``exec_allowlist`` entries (a program, by name on the server's ``PATH``
+    or by absolute path, and the arguments a command must start with) and the entries of
+    the ``exec_policy`` file (see :mod:`cc_executor._service._exec_policy`); none: commands
+    are refused. Raises :class:`ExecPolicyError` (a ``ValueError``) for a program not on
+    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name."""
 
     def __init__(
         self,
@@ -76,31 +110,25 @@ class RunPolicy:
         *,
         allow_env: Sequence[str] = (),
         exec_env: Sequence[str] = (),
+        exec_policy: str | os.PathLike[str] | None = None,
     ) -> None:
         self._roots = [_resolved(d) for d in allow_dirs] or [_resolved(os.getcwd())]
-        self._exec: dict[str, str] = {}
-        #: The argument prefixes each allowlisted program may be run with (``()``: any).
-        self._prefixes: dict[str, list[tuple[str, ...]]] = {}
-        for entry in exec_allowlist:
-            words = shlex.split(entry)
-            if not words:
-                raise ValueError("--allow-exec: an empty entry")
-            name, pinned = words[0], tuple(words[1:])
-            found = shutil.which(name)
-            if found is None:
-                raise ValueError(f"--allow-exec {name}: no such executable on PATH")
-            # Run it by the path found, not its real path: a multi-call binary (busybox)
-            # picks its applet from argv[0], and must see the allowlisted name, not
-            # "busybox" (which would make argv[1] the applet: any applet, a shell included).
-            self._exec[name] = os.path.abspath(found)
-            self._prefixes.setdefault(name, []).append(pinned)
+        self._rules = [allow_exec_rule(entry) for entry in exec_allowlist]
+        if exec_policy is not None:
+            self._rules += load_exec_policy(exec_policy)
+        #: The path each allowed program name runs.
+        self._exec = {rule.program: rule.path for rule in self._rules}
+        for flag, names in (("--allow-env", allow_env), ("--allow-exec-env", exec_env)):
+            for name in names:
+                if not _VARIABLE_NAME.fullmatch(name):
+                    raise ValueError(f"{flag} {name!r}: not an environment variable name")
         self._allow_env = frozenset(allow_env)
         self._exec_env = frozenset(exec_env)
 
     @property
     def exec_allowed(self) -> bool:
-        """True when commands may be run (an allowlist was given)."""
-        return bool(self._exec)
+        """True when commands may be run (an allowlist or a policy was given)."""
+        return bool(self._rules)
 
     def check_cwd(self, cwd: Any) -> str:
         """The resolved ``cwd`` (None: the first allowed root), a directory inside a root."""
@@ -121,37 +149,59 @@ class RunPolicy:
             "(start the server with --allow-dir to allow more)"
         )
 
-    def check_env(self, env: Any, *, command: bool = False) -> dict[str, str]:
+    def check_env(self, env: Any, *, command: Sequence[str] | None = None) -> dict[str, str]:
         """``env`` (None: empty) as a dict, when it sets only variables a caller may set:
         for an agent run, those that configure an agent (see ``_AGENT_ENV``) or that the
-        server allows (``--allow-env``); for a command, only those the server allows for
-        commands (``--allow-exec-env``): any variable can change what a program does."""
+        server allows (``--allow-env``); for the command ``command`` (an argv already
+        allowed by :meth:`executable`), only those the server allows for commands
+        (``--allow-exec-env``) and those of one exec policy entry allowing it: any variable
+        can change what a program does."""
         if env is None:
             return {}
         if not isinstance(env, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise InvalidRequest("env must map strings to strings")
-        for key in env:
-            if command and key not in self._exec_env:
-                raise Forbidden(
-                    f"env {key} cannot be set for a command by a remote caller (the server "
-                    "allows a variable with --allow-exec-env NAME)"
-                )
-            if not command and not self._agent_env_allowed(key):
-                raise Forbidden(
-                    f"env {key} cannot be set by a remote caller (agent runs take the "
-                    "variables that configure an agent: ANTHROPIC_*, CLAUDE_*, HOME, proxies, "
-                    "locale...; the server allows more with --allow-env NAME)"
-                )
+        if command is not None:
+            self._check_command_env(set(env) - self._exec_env, command)
+        else:
+            for key in env:
+                if key not in self._allow_env:
+                    self._check_agent_variable(key)
         return dict(env)
 
-    def _agent_env_allowed(self, key: str) -> bool:
-        if key in self._allow_env:
-            return True
-        if key.startswith(_AGENT_ENV_DENIED_PREFIXES):
-            return False
-        return key in _AGENT_ENV or key.startswith(_AGENT_ENV_PREFIXES)
+    def _check_command_env(self, wanted: set[str], argv: Sequence[str]) -> None:
+        if not wanted:
+            return
+        rules = [rule for rule in self._rules_for(argv) if rule.allows(argv[1:])]
+        if any(wanted <= rule.env for rule in rules):
+            return
+        allowed = frozenset().union(*(rule.env for rule in rules))
+        missing = sorted(wanted - allowed)
+        if missing:
+            raise Forbidden(
+                f"env {missing[0]} cannot be set for this command by a remote caller (the "
+                "server allows a variable with --allow-exec-env NAME, or in the env of an "
+                "--exec-policy entry)"
+            )
+        raise Forbidden(
+            f"env {', '.join(sorted(wanted))}: no one --exec-policy entry allowing this "
+            "command allows them all together"
+        )
+
+    @staticmethod
+    def _check_agent_variable(key: str) -> None:
+        if key in _PLACE_NAMES or not _PLACE_WORDS.isdisjoint(key.upper().split("_")):
+            raise Forbidden(
+                f"env {key} cannot be set by a remote caller: it names a file, folder, program "
+                f"or endpoint (the server allows it with --allow-env {key})"
+            )
+        if key not in _AGENT_ENV and not key.startswith(_AGENT_ENV_PREFIXES):
+            raise Forbidden(
+                f"env {key} cannot be set by a remote caller (agent runs take the variables "
+                "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, API keys, proxies, "
+                f"locale...; the server allows more with --allow-env {key})"
+            )
 
     def check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
@@ -178,11 +228,12 @@ class RunPolicy:
             self.check_cwd(extra)
 
     def executable(self, argv: Any) -> str:
-        """The path to run for command ``argv`` (its ``argv[0]`` on the allowlist, by name or
-        as one of the allowlisted paths)."""
-        if not self._exec:
+        """The path to run for command ``argv``: its ``argv[0]`` an allowed program (by name,
+        or as one of the allowed paths) and its arguments allowed by one of its rules."""
+        if not self._rules:
             raise Forbidden(
-                "running commands is disabled on this server (start it with --allow-exec NAME)"
+                "running commands is disabled on this server (start it with --allow-exec NAME "
+                "or --exec-policy FILE)"
             )
         if (
             not isinstance(argv, list)
@@ -190,28 +241,26 @@ class RunPolicy:
             or not all(isinstance(a, str) and "\0" not in a for a in argv)
         ):
             raise InvalidRequest("argv must be a non-empty list of strings")
-        executable = self._exec.get(argv[0])
-        if executable is None and os.path.isabs(argv[0]):
-            # An absolute path is allowed when it is one of the allowlisted paths itself.
-            requested = os.path.abspath(argv[0])
-            executable = requested if requested in self._exec.values() else None
-        if executable is None:
+        rules = self._rules_for(argv)
+        if not rules:
             raise Forbidden(
                 f"{argv[0]!r} is not on this server's exec allowlist "
                 f"({', '.join(sorted(self._exec))})"
             )
-        allowed = [
-            (name, pinned)
-            for name, path in self._exec.items()
-            if path == executable
-            for pinned in self._prefixes[name]
-        ]
-        if not any(tuple(argv[1 : 1 + len(pinned)]) == pinned for _, pinned in allowed):
-            shown = " | ".join(shlex.join([name, *pinned]) for name, pinned in allowed)
+        if not any(rule.allows(argv[1:]) for rule in rules):
+            shown = " | ".join(rule.describe() for rule in rules)
             raise Forbidden(
-                f"{shlex.join(argv)[:200]!r} does not start with an allowed command ({shown})"
+                f"{shlex.join(argv)[:200]!r} does not start with an allowed command or match "
+                f"an allowed pattern ({shown[:800]})"
             )
-        return executable
+        return rules[0].path
+
+    def _rules_for(self, argv: Sequence[str]) -> list[ExecRule]:
+        """The rules of ``argv[0]``'s program (by name, or by one of the allowed paths)."""
+        path = self._exec.get(argv[0])
+        if path is None and os.path.isabs(argv[0]):
+            path = os.path.abspath(argv[0])
+        return [rule for rule in self._rules if rule.path == path]
 
     def check_exec_options(self, options: Mapping[str, Any]) -> None:
         """Check the options of a command run: the process options, and ``stdin``."""

@@ -1,11 +1,17 @@
-"""The WebSocket endpoint ``/ws``: JSON-RPC 2.0 over text frames.
+"""The WebSocket endpoint ``/ws`` (also at ``/ws/mcp``, the original cc_executor's path):
+JSON-RPC 2.0 over text frames.
 
 Methods (params are objects):
 
 - ``execute``: ``{prompt, options}`` (Claude Code run), ``{argv | command, options}`` (a
-  command, if allowed) or ``{tasks}``; returns ``{run_id, status}``, then streams the run's
-  events as notifications on this connection (``"subscribe": false`` to skip that).
+  command, if allowed; ``command`` as a string only as an old client's ``claude -p ...``
+  line, which becomes a Claude Code run: see ``_legacy``) or ``{tasks}``; a top-level
+  ``timeout`` is the option's (the original's place for it); returns ``{run_id, status}``,
+  then streams the run's events as notifications on this connection (``"subscribe":
+  false`` to skip that).
 - ``control``: ``{run_id, type: PAUSE | RESUME | CANCEL}``; returns ``{run_id, status}``.
+  Without ``run_id`` (the original's clients: one run per connection), the run this
+  connection started last.
 - ``status``: ``{run_id}`` returns the run; without ``run_id``, the server's load.
 - ``subscribe``: ``{run_id, after?}`` streams events with ``seq > after`` (default 0: all
   kept events) then live ones; ``unsubscribe``: ``{run_id}``.
@@ -14,7 +20,10 @@ Notifications carry the event as ``params`` (with ``run_id`` and ``seq``). The m
 are those of the original cc_executor service for the lifecycle (``process.started``,
 ``process.output``, ``process.paused``, ``process.resumed``, ``process.canceled``,
 ``process.completed``) and ``run.<type>`` for the typed agent events (``run.text_delta``,
-``run.tool_use``, ``run.result``, ...).
+``run.tool_use``, ``run.result``, ...). As the original's clients read them,
+``process.output`` also has the text under ``data``, ``process.completed`` has
+``exit_code`` at the top, and a Claude run's assistant text also comes as
+``process.output`` (with the ``seq`` of the ``run.text_delta`` it repeats).
 
 Errors: -32700 unparsable JSON, -32600 not a valid request, -32601 unknown method, -32602
 bad params, -32603 internal error, and -32001 (not found), -32003 (forbidden), -32009
@@ -36,6 +45,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cc_executor._errors import CCExecutorError
 from cc_executor._payload import versioned
+from cc_executor._service._legacy import shaped, text_output, translate_command
 from cc_executor._service._manager import (
     Conflict,
     Forbidden,
@@ -116,6 +126,13 @@ def _params(params: Any) -> dict[str, Any]:
     return params
 
 
+def _options(spec: dict[str, Any]) -> dict[str, Any]:
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise _RpcError(INVALID_PARAMS, "options must be an object")
+    return options
+
+
 def _run_id(params: dict[str, Any]) -> str:
     run_id = params.get("run_id")
     if not isinstance(run_id, str) or not run_id:
@@ -130,6 +147,7 @@ class _Session:
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOX_SIZE)
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         self.after_reply: list[Callable[[], None]] = []
+        self.last_run: str | None = None
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "execute": self.execute,
             "control": self.control,
@@ -236,14 +254,31 @@ class _Session:
         if not isinstance(follow, bool):
             raise _RpcError(INVALID_PARAMS, "subscribe must be a boolean")
         if "command" in spec and "argv" not in spec:
-            spec["argv"] = spec.pop("command")
+            command = spec.pop("command")
+            if isinstance(command, str):
+                spec["prompt"], translated = translate_command(command)
+                spec["options"] = {**translated, **_options(spec)}
+            else:
+                spec["argv"] = command
+        if "timeout" in spec:
+            timeout = spec.pop("timeout")
+            options = _options(spec)
+            if timeout is not None and options.get("timeout", timeout) != timeout:
+                raise _RpcError(
+                    INVALID_PARAMS, "timeout is given twice, at the top and in options, differently"
+                )
+            if timeout is not None:
+                spec["options"] = {**options, "timeout": timeout}
         run = self.manager.submit(spec)
+        self.last_run = run.id
         if follow:
             self._check_room(run.id)
             self.after_reply.append(lambda: self._start_subscription(run.id, 0))
         return {"run_id": run.id, "status": run.status}
 
     def control(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "run_id" not in params and self.last_run is not None:
+            params = {**params, "run_id": self.last_run}
         run_id = _run_id(params)
         action = params.get("type")
         actions = {"PAUSE": self.manager.pause, "RESUME": self.manager.resume}
@@ -294,12 +329,25 @@ class _Session:
     async def _forward(self, run_id: str, after: int) -> None:
         run = self.manager.get(run_id)
         source = run.follow(after)
+        streamed: set[Any] = set()
         try:
             async for event in source:
                 method = notification_method(event.get("type"))
+                params = versioned(shaped(event))
                 await self.outbox.put(
-                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": versioned(event)})
+                    orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
                 )
+                output = text_output(event, streamed)
+                if output is not None:
+                    await self.outbox.put(
+                        orjson.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "method": "process.output",
+                                "params": versioned(output),
+                            }
+                        )
+                    )
         finally:
             await source.aclose()
             if self.subscriptions.get(run_id) is asyncio.current_task():

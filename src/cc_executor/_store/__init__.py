@@ -15,6 +15,7 @@ from cc_executor._store._history import (
     stale,
     verify,
 )
+from cc_executor._store._receipt import KEY_ENV, receipt_key, record_receipt
 from cc_executor._store._record import (
     INTERRUPTED,
     RUNNING,
@@ -28,6 +29,7 @@ from cc_executor._store._sqlite import SCHEMA_VERSION, SQLiteStore
 
 __all__ = [
     "INTERRUPTED",
+    "KEY_ENV",
     "RUNNING",
     "SCHEMA_VERSION",
     "Artifact",
@@ -45,6 +47,8 @@ __all__ = [
     "preview",
     "process_receipts",
     "process_start_ticks",
+    "receipt_key",
+    "record_receipt",
     "recover",
     "redact_argv",
     "redact_text",

@@ -20,11 +20,17 @@ class Query:
     agent: str | None = None
     kind: str | None = None
     parent_id: str | None = None
+    #: Runs of this batch (``run_many``, ``cc-executor batch``).
+    batch_id: str | None = None
     limit: int | None = None
 
 
 class HistoryStore(Protocol):
     """What the rest of cc-executor needs from a history backend."""
+
+    @property
+    def receipt_key(self) -> bytes | None:
+        """The key record receipts are made with (None: unkeyed)."""
 
     def start(self, record: RunRecord) -> None:
         """Record a run that has just started."""

@@ -6,17 +6,21 @@ warning on the run, never a failed run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cc_executor._engine import ProcessResult, _marker, kill_orphaned_tree, start_ticks
+from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
+from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key, record_receipt
 from cc_executor._store._record import (
     INTERRUPTED,
     RUNNING,
@@ -44,14 +48,137 @@ def _same_process(pid: int | None, started: int | None) -> bool:
     return pid is not None and started is not None and process_start_ticks(pid) == started
 
 
+#: The file in a run's folder holding the end of a run the history could not record.
+UNRECORDED_END = "unrecorded-end.json"
+#: A record is a few KiB; anything much larger is not one of ours.
+_MAX_END_BYTES = 4 << 20
+
+
+def keep_unrecorded_end(record: RunRecord, key: bytes | None) -> str | None:
+    """Write ``record`` (a run's end the history refused: disk full, locked, damaged) with
+    its receipt (made with ``key``) to ``unrecorded-end.json`` in its run folder, for the
+    next opening of the history to record; the path, or None when that could not be
+    written either."""
+    if not record.run_dir:
+        return None
+    path = os.path.join(record.run_dir, UNRECORDED_END)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    kept = RunRecord.from_dict(record.to_dict())
+    # Receipted (keyed when a key is set), so that a file planted in the run folder cannot
+    # pass for a run's end and be recorded with a receipt of the history's own.
+    kept.record_receipt = record_receipt(kept, key)
+    data = json.dumps(kept.to_dict(), ensure_ascii=True).encode()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return None
+    return path
+
+
+#: What each field of a kept end may hold (JSON types), checked before it is recorded.
+_END_TYPES: dict[str, tuple[type, ...]] = {
+    **{f.name: (str, type(None)) for f in fields(RunRecord)},
+    **{
+        name: (int, type(None))
+        for name in (
+            "exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
+            "supervisor_pid", "supervisor_started",
+        )
+    },
+    **{name: (int, float, type(None)) for name in ("ended_at", "cost_usd", "duration_s")},
+    **{name: (str,) for name in ("id", "kind", "status")},
+    "started_at": (int, float),
+    "argv": (list,),
+    "warnings": (list,),
+    "artifacts": (list,),
+}  # fmt: skip
+
+
+def _kept_end(record: RunRecord, key: bytes | None) -> RunRecord | None:
+    """The end of ``record`` kept in its run folder, if there is a valid one: the same run
+    (id, folder, supervisor), a final status, and a receipt that checks with ``key``.
+    Anything else is ignored."""
+    if not record.run_dir:
+        return None
+    path = os.path.join(record.run_dir, UNRECORDED_END)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, _MAX_END_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw) if len(raw) <= _MAX_END_BYTES else None
+        if not isinstance(data, dict):
+            return None
+        for name, allowed in _END_TYPES.items():
+            value = data.get(name)
+            if not isinstance(value, allowed) or isinstance(value, bool):
+                return None
+        if not all(isinstance(x, str) for x in (*data["argv"], *data["warnings"])):
+            return None
+        for a in data["artifacts"]:
+            if not (
+                isinstance(a, dict)
+                and set(a) <= {"name", "path", "size", "sha256", "unwritten"}
+                and all(isinstance(a.get(k), str) for k in ("name", "path", "sha256"))
+                and all(type(a.get(k, 0)) is int for k in ("size", "unwritten"))
+            ):
+                return None
+        end = RunRecord.from_dict(data)
+    except (ValueError, TypeError, KeyError):
+        return None
+    same = (end.id, end.run_dir, end.supervisor_pid, end.supervisor_started) == (
+        record.id,
+        record.run_dir,
+        record.supervisor_pid,
+        record.supervisor_started,
+    )
+    if not same or end.status in (RUNNING, INTERRUPTED) or check_record(end, key) is not None:
+        return None
+    return end
+
+
+def _record_kept_end(store: HistoryStore, record: RunRecord) -> bool:
+    """Record the end kept in ``record``'s run folder, if it has a valid one; True if done.
+    A history still unwritable leaves the run to be judged as any other."""
+    end = _kept_end(record, store.receipt_key)
+    if end is None:
+        return False
+    try:
+        store.finish(end)
+    except HistoryError:
+        return False
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(record.run_dir or "", UNRECORDED_END))
+    return True
+
+
 def recover(store: HistoryStore) -> list[RunRecord]:
-    """Mark as ``interrupted`` every run of this host left ``running`` by a supervisor that
-    no longer exists, and have the engine kill what is left of it
-    (:func:`cc_executor._engine.kill_orphaned_tree`): the child if it is still the same
-    process (PID *and* start time), and every process carrying its tree token."""
+    """Record the ends that could not be recorded when their runs ended (kept in their run
+    folders, see :func:`keep_unrecorded_end`); then mark as ``interrupted`` every run of
+    this host left ``running`` by a supervisor that no longer exists, and have the engine
+    kill what is left of it (:func:`cc_executor._engine.kill_orphaned_tree`): the child if
+    it is still the same process (PID *and* start time), and every process carrying its
+    tree token. Returns the runs marked interrupted."""
     recovered = []
     for record in store.running():
         if record.host not in (None, HOST):
+            continue
+        if _record_kept_end(store, record):
             continue
         if _same_process(record.supervisor_pid, record.supervisor_started):
             continue
@@ -59,8 +186,10 @@ def recover(store: HistoryStore) -> list[RunRecord]:
         store.update_status(
             record.id,
             INTERRUPTED,
-            error=f"its supervisor (pid {record.supervisor_pid}) died before the run ended; "
-            "found and marked interrupted when the history was next opened",
+            error=f"its supervisor (pid {record.supervisor_pid}) is gone and the run's end "
+            "was never recorded (the supervisor died first, or neither the history nor the "
+            "run folder could be written when the run ended); found and marked interrupted "
+            "when the history was next opened",
         )
         recovered.append(record)
     return recovered
@@ -69,12 +198,18 @@ def recover(store: HistoryStore) -> list[RunRecord]:
 def open_store(
     path: str | os.PathLike[str] | None = None, *, readonly: bool = False
 ) -> SQLiteStore:
-    """Open (and create, migrate, recover) the history. Raises :class:`HistoryError`.
+    """Open (and create, migrate, recover) the history, with the receipt key of
+    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set. Raises :class:`HistoryError` (a key
+    file that is set but unusable included).
 
     ``readonly``: only read it (see :class:`SQLiteStore`): nothing is created, migrated
     or recovered, so it works on a read-only mount; a run whose supervisor is gone keeps
     its ``running`` status there (:func:`stale` tells)."""
-    store = SQLiteStore(path if path is not None else default_store_path(), readonly=readonly)
+    store = SQLiteStore(
+        path if path is not None else default_store_path(),
+        readonly=readonly,
+        receipt_key=receipt_key(),
+    )
     if not readonly:
         adopt_markers(store)
         recover(store)
@@ -233,7 +368,9 @@ class Recorder:
                 _marker.clear(record.id, record.run_dir)  # the row says it all now
 
     def finish(self, record: RunRecord) -> None:
-        """Record the end of ``record``."""
+        """Record the end of ``record``. When the history refuses it (disk full, ...) the
+        end is kept in the run folder, and the next opening of the history records it: a
+        run that ended is never taken for one whose supervisor died."""
         # The run ended under its supervisor: whatever was recorded, its marker is moot.
         _marker.clear(record.id, record.run_dir)
         store = self._get()
@@ -242,6 +379,12 @@ class Recorder:
                 store.finish(record)
             except (HistoryError, OSError) as exc:
                 self._fail(exc)
+                kept = keep_unrecorded_end(record, store.receipt_key)
+                if kept is not None:
+                    self.warnings.append(
+                        f"the run's end is kept in {kept}; the next opening of the history "
+                        "records it"
+                    )
 
     def close(self) -> None:
         """Close the store if this recorder opened it."""
@@ -251,15 +394,22 @@ class Recorder:
 
 def process_receipts(process: ProcessResult, *, stdout_name: str = "stdout") -> list[Artifact]:
     """Receipts of a supervised process's output files, from the sizes and sha256 the
-    engine computed while the bytes arrived."""
-    return [
-        Artifact(name=name, path=path, size=size, sha256=digest)
-        for name, path, size, digest in (
-            (stdout_name, process.stdout_path, process.stdout_bytes, process.stdout_sha256),
-            ("stderr", process.stderr_path, process.stderr_bytes, process.stderr_sha256),
+    engine computed while the bytes arrived: of what each file holds, which after a write
+    error (disk full, file size limit) is less than the stream (``unwritten`` says how
+    much less)."""
+    receipts = []
+    streams: tuple[tuple[str, Stream, str | None, int], ...] = (
+        (stdout_name, "stdout", process.stdout_path, process.stdout_bytes),
+        ("stderr", "stderr", process.stderr_path, process.stderr_bytes),
+    )
+    for name, stream, path, total in streams:
+        if path is None:
+            continue
+        size, digest = process.on_disk(stream)
+        receipts.append(
+            Artifact(name=name, path=path, size=size, sha256=digest, unwritten=total - size)
         )
-        if path is not None
-    ]
+    return receipts
 
 
 def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecord:
@@ -277,20 +427,30 @@ def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecor
 
 @dataclass(slots=True)
 class Verification:
-    """What ``verify`` found for one run."""
+    """What ``verify`` found for one run.
+
+    ``unaltered``: every file matches its receipt; ``record_unaltered``: the record's
+    fields match the record's receipt; ``keyed``: that receipt is an HMAC checked with the
+    key of ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` (else a plain sha256, which whoever can write
+    the data folder can recompute). ``notes``: facts that are not problems (a file that
+    holds only part of the output, the receipts being unkeyed)."""
 
     run_id: str
     exists: bool
     completed: bool = False
     unaltered: bool = False
+    record_unaltered: bool = False
+    keyed: bool = False
     status: str | None = None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the run exists, completed, and every artifact matches its receipt."""
-        return self.exists and self.completed and self.unaltered
+        """True when the run exists, completed, every artifact matches its receipt and the
+        record matches its own."""
+        return self.exists and self.completed and self.unaltered and self.record_unaltered
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -300,17 +460,41 @@ class Verification:
             "exists": self.exists,
             "completed": self.completed,
             "unaltered": self.unaltered,
+            "record_unaltered": self.record_unaltered,
+            "keyed": self.keyed,
             "status": self.status,
             "problems": list(self.problems),
+            "notes": list(self.notes),
             "artifacts": list(self.artifacts),
         }
 
 
+#: What ``verify`` says when no key is configured.
+UNKEYED_NOTE = (
+    f"the receipts are unkeyed (no {KEY_ENV}): they show damage and naive edits, but "
+    "whoever can write the data folder can rewrite them"
+)
+
+
 def verify(record: RunRecord | None, run_id: str) -> Verification:
-    """Recompute the sha256 of every stored artifact of ``record`` against its receipt."""
+    """Recompute the sha256 of every stored artifact of ``record`` against its receipt,
+    and the record's own receipt (HMAC-SHA256 with the key of
+    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set) against its fields."""
     if record is None:
         return Verification(run_id, exists=False, problems=["no such run in the history"])
     result = Verification(record.id, exists=True, status=record.status)
+    try:
+        key = receipt_key()
+    except HistoryError as exc:
+        result.problems.append(f"the record's receipt cannot be checked: {exc}")
+    else:
+        result.keyed = key is not None
+        problem = check_record(record, key)
+        result.record_unaltered = problem is None
+        if problem is not None:
+            result.problems.append(problem)
+        if key is None:
+            result.notes.append(UNKEYED_NOTE)
     result.completed = record.status not in ("running", INTERRUPTED) and bool(record.artifacts)
     if not result.completed:
         result.problems.append(
@@ -342,6 +526,13 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
             altered = True
         else:
             entry["state"] = "ok"
+            if artifact.unwritten:
+                entry["unwritten"] = artifact.unwritten
+                result.notes.append(
+                    f"{artifact.name} is incomplete: it holds the first {artifact.size} bytes "
+                    f"of the output; {artifact.unwritten} more could not be written (disk full "
+                    "or file size limit)"
+                )
         result.artifacts.append(entry)
     result.unaltered = not altered and bool(record.artifacts)
     return result

@@ -88,16 +88,27 @@ def redact_text(text: str) -> str:
 
 @dataclass(slots=True, kw_only=True)
 class Artifact:
-    """One stored file of a run, with the receipt recorded when the run ended."""
+    """One stored file of a run, with the receipt recorded when the run ended: the size and
+    sha256 of what the file held then. ``unwritten``: how many more bytes of the output
+    the file should have held but could not be written (disk full, file size limit)."""
 
     name: str
     path: str
     size: int
     sha256: str
+    unwritten: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"name": self.name, "path": self.path, "size": self.size, "sha256": self.sha256}
+        """JSON-ready form (``unwritten`` only when the file is incomplete)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+        if self.unwritten:
+            data["unwritten"] = self.unwritten
+        return data
 
 
 @dataclass(slots=True, kw_only=True)
@@ -108,8 +119,12 @@ class RunRecord:
     ``failed``, ``timeout``, ...), or ``interrupted`` when its supervisor died and a later
     opening of the store found it. ``supervisor_pid``/``supervisor_started`` and
     ``pid``/``pid_started`` (process start times, in clock ticks since boot) identify the
-    processes without trusting a PID alone. ``artifacts`` are the receipts.
+    processes without trusting a PID alone. ``artifacts`` are the receipts of its files.
     ``warnings``: the run's warnings as its result had them when it ended (redacted).
+    ``record_receipt``: the digest of every other field as the history stores them (see
+    ``_store/_receipt.py``), written by the store; ``verify`` checks it.
+    ``batch_id``: the batch the run belongs to (``run_many``, ``cc-executor batch``), and
+    ``batch_key`` the key of its document in that batch (a re-run skips a key already ok).
     """
 
     id: str
@@ -143,6 +158,9 @@ class RunRecord:
     model: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    record_receipt: str | None = None
+    batch_id: str | None = None
+    batch_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

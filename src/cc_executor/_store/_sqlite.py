@@ -27,6 +27,7 @@ from typing import Any
 from cc_executor._paths import data_home, private_dir
 from cc_executor._status import Status
 from cc_executor._store._base import HistoryError, Query
+from cc_executor._store._receipt import check_record, record_receipt
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
 #: Numbered schema migrations; index i upgrades from version i to i + 1.
@@ -77,6 +78,16 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE runs ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: the record's own receipt (a digest of its fields, keyed or not), for ``verify``.
+    """
+    ALTER TABLE runs ADD COLUMN record_receipt TEXT;
+    """,
+    # 5: the batch a run belongs to (run_many, ``cc-executor batch``) and its document's key.
+    """
+    ALTER TABLE runs ADD COLUMN batch_id TEXT;
+    ALTER TABLE runs ADD COLUMN batch_key TEXT;
+    CREATE INDEX runs_batch ON runs (batch_id, batch_key);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -85,7 +96,7 @@ _COLUMNS = (
     "ended_at", "status", "exit_code", "signal", "session_id", "cost_usd", "input_tokens",
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
-    "model", "artifacts", "warnings",
+    "model", "artifacts", "warnings", "record_receipt", "batch_id", "batch_key",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -112,7 +123,7 @@ _JSON_COLUMNS = frozenset(("argv", "warnings", "artifacts"))
 _TEXT_COLUMNS = frozenset(
     ("id", "kind", "agent", "cwd", "prompt_sha256", "prompt_preview", "status", "signal",
      "session_id", "result_preview", "error", "parent_id", "host", "run_dir", "tree_token",
-     "model")
+     "model", "record_receipt", "batch_id", "batch_key")
 )  # fmt: skip
 _REQUIRED = frozenset(("id", "kind", "started_at", "status"))
 _STATUSES = frozenset(s.value for s in Status)
@@ -217,7 +228,8 @@ class SQLiteStore:
 
     Opening creates the file and its folder if needed and brings the schema up to date.
     Every failure (unwritable folder, corrupt file, disk full) raises :class:`HistoryError`
-    with the path and the reason.
+    with the path and the reason. Every write gives the record its receipt, an HMAC-SHA256
+    with ``receipt_key`` when there is one (see :func:`~cc_executor._store.receipt_key`).
     """
 
     def __init__(
@@ -226,9 +238,11 @@ class SQLiteStore:
         *,
         migrate_to: int = SCHEMA_VERSION,
         readonly: bool = False,
+        receipt_key: bytes | None = None,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._receipt_key = receipt_key
         self._lock = threading.Lock()
         #: What opening had to put right (permissions) and the rows read that were
         #: malformed and skipped, for the caller to report.
@@ -405,19 +419,44 @@ class SQLiteStore:
                 f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
                 _row_values(record),
             )
+            self._seal(db, record.id)
 
     def finish(self, record: RunRecord) -> None:
         """Record the end of a run: every field of ``record`` is stored."""
         self.start(record)
 
     def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
-        """Set the status (and end time) of a run."""
+        """Set the status (and end time) of a run. The row keeps the rest of its fields, so
+        it gets a new receipt only if it matched its old one: an update never launders an
+        edit made behind the history's back."""
         with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            decoded = _decode(row) if row is not None else None
+            # A malformed row is not intact: it never gets a new receipt.
+            intact = isinstance(decoded, RunRecord) and (
+                check_record(decoded, self._receipt_key) is None
+            )
             db.execute(
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), "
                 "ended_at = COALESCE(ended_at, ?) WHERE id = ?",
                 (status, error, time.time(), run_id),
             )
+            if intact:
+                self._seal(db, run_id)
+
+    @property
+    def receipt_key(self) -> bytes | None:
+        """The key record receipts are made with (None: unkeyed)."""
+        return self._receipt_key
+
+    def _seal(self, db: sqlite3.Connection, run_id: str) -> None:
+        """Give the row its receipt, computed from the row as SQLite now holds it (so a
+        value SQLite converts, an integer cost in a REAL column, is covered as stored)."""
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        decoded = _decode(row) if row is not None else None
+        if isinstance(decoded, RunRecord):
+            receipt = record_receipt(decoded, self._receipt_key)
+            db.execute("UPDATE runs SET record_receipt = ? WHERE id = ?", (receipt, run_id))
 
     def get(self, run_id: str) -> RunRecord | None:
         """The run with this id, or with this unique id prefix (at least 6 characters)."""
@@ -459,6 +498,9 @@ class SQLiteStore:
         if query.parent_id:
             where.append("parent_id = ?")
             params.append(query.parent_id)
+        if query.batch_id:
+            where.append("batch_id = ?")
+            params.append(query.batch_id)
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -5,17 +5,22 @@
     from cc_executor.client.cc_execute import cc_execute, CCExecutorConfig
 
     text = await cc_execute("Write a haiku", config=CCExecutorConfig(timeout=120))
-    data = await cc_execute("Return JSON with keys a and b", json_mode=True)
+    data = await cc_execute("Create fib.py", json_mode=True)  # data["files_created"], ...
+    mine = await cc_execute("Return JSON with keys a and b", strict_json=True)
 
 Behaviour kept from the original: the answer comes back as ``str`` (as ``dict`` with
-``json_mode=True``, plus ``execution_uuid``), and a timeout returns what was produced so far
-instead of raising. The original's other parameters are accepted, in its order:
-``stream``, ``agent_predict_timeout``, ``return_json`` (the old name of ``json_mode``),
-``generate_report``, ``amend_prompt``, ``validation_prompt`` and ``progress_callback``;
-:class:`CCExecutorConfig` also takes ``response_dir`` and ``transcript_dir``. What is new:
-a failure that is not a timeout raises :class:`CCExecuteError` carrying the specific error
-and the full :class:`RunResult`, instead of an "unknown error" string; the prompt reaches
-the CLI on stdin, never through a shell.
+``json_mode=True`` or ``return_dict=True``, plus ``execution_uuid``), ``json_mode`` asks the
+model for a JSON object and falls back to ``{"result": <text>, "error": ...}`` when the
+answer holds none, and a timeout returns what was produced so far instead of raising. The
+original's other parameters are accepted, in its order: ``stream``,
+``agent_predict_timeout``, ``return_json`` (the old name of ``json_mode``),
+``generate_report``, ``amend_prompt``, ``validation_prompt``, ``progress_callback`` and
+``return_dict``; :class:`CCExecutorConfig` also takes ``response_dir`` and
+``transcript_dir``; :func:`cc_execute_task_list` and :func:`export_execution_history` keep
+their names and shapes. What is new: a failure that is not a timeout raises
+:class:`CCExecuteError` carrying the specific error and the full :class:`RunResult`,
+instead of an "unknown error" string; ``strict_json=True`` raises it for an answer without
+JSON too; the prompt reaches the CLI on stdin, never through a shell.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +55,44 @@ from cc_executor._run._jsonmode import extract_from_answer_async, merge_json_res
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import STOPPED, RunResult
 from cc_executor._run._runner import run
+from cc_executor.client._history import export_execution_history as export_execution_history
+from cc_executor.client._history import export_history_sync as export_history_sync
+from cc_executor.client._task_list import cc_execute_task_list as cc_execute_task_list
 
 ProgressCallback = Callable[[str], Any]
+
+#: The user's call (file, line, module, warning registry) when it is not the frame that
+#: awaits cc_execute: cc_execute_list's tasks and cc_execute_sync's thread would otherwise
+#: have their warnings name a line of this module or of asyncio.
+_CALLER: ContextVar[tuple[str, int, str, dict[Any, Any]] | None] = ContextVar(
+    "cc_execute_caller", default=None
+)
+
+
+def _site(frame: Any) -> tuple[str, int, str, dict[Any, Any]]:
+    registry = frame.f_globals.setdefault("__warningregistry__", {})
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", ""), registry
+
+
+def _caller_site(depth: int) -> tuple[str, int, str, dict[Any, Any]]:
+    """Where the call ``depth`` frames above the caller of this function is."""
+    return _site(sys._getframe(depth + 1))
+
+
+def _warn_caller(message: str) -> None:
+    """A ``UserWarning`` at the user's line: the one :data:`_CALLER` holds, else the first
+    frame outside this module (a validation run's warning too names the user's call)."""
+    site = _CALLER.get()
+    if site is None:
+        frame: Any = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back
+        if frame is None:
+            warnings.warn(message, UserWarning, stacklevel=2)
+            return
+        site = _site(frame)
+    filename, lineno, module, registry = site
+    warnings.warn_explicit(message, UserWarning, filename, lineno, module, registry)
 
 
 @dataclass
@@ -191,6 +233,36 @@ _NOT_FOR_VALIDATION = frozenset(
 )
 
 
+#: The JSON object ``json_mode`` asks for (the original's schema), unless a ``json_schema``
+#: option gives another one.
+JSON_MODE_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "result": {"type": "string", "description": "the main output or answer"},
+        "files_created": {"type": "array", "items": {"type": "string"}},
+        "files_modified": {"type": "array", "items": {"type": "string"}},
+        "summary": {"type": "string", "description": "a brief summary of what was done"},
+        "execution_uuid": {"type": "string", "description": "the id given below, last"},
+    },
+    "required": ["result", "summary", "execution_uuid"],
+}
+
+
+def json_mode_prompt(
+    task: str, execution_uuid: str, schema: Mapping[str, Any] | None = None
+) -> str:
+    """``task`` with the instruction ``json_mode`` appends: answer with one JSON object
+    matching ``schema`` (default :data:`JSON_MODE_SCHEMA`) whose last key is
+    ``execution_uuid``, set to the run's id (the original's check that the answer belongs
+    to this run)."""
+    shown = json.dumps(dict(schema if schema is not None else JSON_MODE_SCHEMA), indent=2)
+    return (
+        f"{task}\n\nIMPORTANT: answer with one JSON object matching this JSON Schema:\n"
+        f'{shown}\n\nSet "execution_uuid" to "{execution_uuid}" and make it the last key '
+        "of the object."
+    )
+
+
 def _seconds(value: Any) -> str:
     """``value`` as the progress messages show seconds (any value: run() checks the type)."""
     return f"{value:g}" if isinstance(value, (int, float)) else repr(value)
@@ -214,12 +286,23 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     amend_prompt: bool = False,
     validation_prompt: str | None = None,
     progress_callback: ProgressCallback | None = None,
+    return_dict: bool | None = None,
+    strict_json: bool = False,
     **options: Any,
 ) -> Any:
     """Run ``task`` in a fresh Claude Code process and return the answer.
 
-    Returns ``str``, or with ``json_mode=True`` a ``dict``: the JSON object from the answer
-    plus ``execution_uuid`` (a non-object JSON value comes as ``{"json": value, ...}``). On a
+    Returns ``str``, or with ``json_mode=True`` a ``dict``. As in the original, json_mode
+    appends to the prompt an instruction to answer with one JSON object (``result``,
+    ``files_created``, ``files_modified``, ``summary``, then ``execution_uuid``: see
+    :func:`json_mode_prompt`; a ``json_schema`` option replaces that schema). The dict is the
+    JSON object from the answer plus ``execution_uuid`` (the run's id; a non-object JSON
+    value comes as ``{"json": value, ...}``); when the answer holds no JSON it warns and
+    returns ``{"result": <the answer>, "error": "json_mode: <why>", "execution_uuid": ...}``.
+    ``strict_json=True`` is the stricter mode: the prompt is sent as given and an answer
+    without JSON raises :class:`CCExecuteError`. ``return_dict`` (the original's latest
+    name): True returns the dict (json_mode is implied), False returns a string (with
+    json_mode, the JSON's ``"result"`` if it has one, else the answer). On a
     timeout it returns the text so far (``str``), or ``{"result": <text so far>, "partial":
     True, "timeout_after": <s>, "error": <message>, "execution_uuid": ...}`` merged with
     whatever JSON could be salvaged. When tool calls were denied (status ``denied``: the
@@ -252,9 +335,22 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
             2,
         )
         json_mode = settled["json_mode"]
+    if return_dict is not None and not isinstance(return_dict, bool):
+        raise TypeError(f"cc_execute: return_dict must be True or False, got {return_dict!r}")
+    json_mode = bool(json_mode or strict_json or return_dict)
     if validation_prompt is not None and not json_mode:
         raise ValueError("cc_execute: validation_prompt needs json_mode=True")
     merged = {**config.options, **options}
+    prompt = task
+    if json_mode and not strict_json:
+        from cc_executor._ids import new_run_id
+
+        run_id = merged.setdefault("run_id", new_run_id())
+        schema = merged.get("json_schema")
+        # A schema of the wrong type is refused by run(), with the option's own message.
+        prompt = json_mode_prompt(
+            task, str(run_id), schema if isinstance(schema, Mapping) else None
+        )
     note = ""
     if agent_predict_timeout and "timeout" not in merged:
         # From the history's similar past runs (as --timeout auto), not by asking a model.
@@ -276,13 +372,20 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     )
     started = time.time()
     result = await run(
-        task, on_event=_on_event(config.stream_output and stream, progress_callback), **merged
+        prompt, on_event=_on_event(config.stream_output and stream, progress_callback), **merged
     )
     try:
         _save_files(config, task, result, started)
     except (OSError, ValueError, TypeError) as exc:  # the answer is never lost over a side file
         warnings.warn(f"cc_execute: could not save the response or transcript: {exc}", stacklevel=2)
     stopped = result.status in STOPPED
+    if stopped:
+        # Returned, as the original did, but never taken for a whole answer unawares.
+        _warn_caller(
+            f"cc_execute: returning a partial answer: the run did not finish ({result.error}); "
+            f"run {result.run_id}"
+            + (f", resume with session {result.session_id}" if result.session_id else "")
+        )
     denied = result.status is RunStatus.DENIED
     if denied:
         # The answer may claim work its refused tool calls never did: said, not raised,
@@ -309,12 +412,19 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
         )
     extraction, _ = await extract_from_answer_async(result.result, stopped=stopped)
     if not (stopped or denied) and not extraction.found:
-        failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
-        failed.error = f"json_mode: {extraction.error}"
-        raise CCExecuteError(failed)
+        why = f"json_mode: {extraction.error}"
+        if strict_json:
+            failed = RunResult(**{**_fields(result), "status": RunStatus.ERROR})
+            failed.error = why
+            raise CCExecuteError(failed)
+        # The original's fallback: the answer as text, with the reason, never an exception.
+        warnings.warn(f"cc_execute: {why}; the answer is returned under 'result'", stacklevel=2)
+        base = {"result": result.result, "error": why, **base}
     data = merge_json_result(base, extraction)
     if validation_prompt is not None and not stopped:
         await _validate(data, validation_prompt, progress_callback, merged)
+    if return_dict is False:
+        return data.get("result", result.result)
     return data
 
 
@@ -333,8 +443,9 @@ async def _validate(
     prompt = template.replace("{response}", json.dumps(data, ensure_ascii=False))
     kept = {k: v for k, v in options.items() if k not in _NOT_FOR_VALIDATION}
     try:
+        # Strict: the template says what JSON it wants, and no JSON is a failed validation.
         validation = await cc_execute(
-            prompt, stream=False, json_mode=True, progress_callback=progress, **kept
+            prompt, stream=False, strict_json=True, progress_callback=progress, **kept
         )
     except CCExecuteError as exc:
         data["validation"] = {"error": str(exc), "execution_uuid": exc.result.run_id}
@@ -385,7 +496,18 @@ def cc_execute_sync(task: str, *args: Any, **kwargs: Any) -> Any:
     bound = inspect.signature(cc_execute).bind(task, *args, **kwargs)  # a bad call fails here
     arguments = dict(bound.arguments)
     arguments.update(arguments.pop("options", {}))
-    return _run_coroutine_sync(cc_execute(**_settle_compat(arguments, 2)))
+    settled = _settle_compat(arguments, 2)
+    site = _caller_site(1)
+
+    async def call() -> Any:
+        _CALLER.set(site)  # in the run's own task: its warnings name the caller's line
+        return await cc_execute(**settled)
+
+    return _run_coroutine_sync(call())
+
+
+#: How many tasks ``cc_execute_list(sequential=False)`` runs at once by default.
+DEFAULT_MAX_PARALLEL = 4
 
 
 async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its order
@@ -395,22 +517,43 @@ async def cc_execute_list(  # noqa: PLR0917 - the original signature, in its ord
     json_mode: bool = False,
     return_json: bool | None = None,
     amend_prompt: bool = False,
+    max_parallel: int | None = None,
     **kwargs: Any,
 ) -> list[Any]:
     """Run ``tasks`` one after another, each in a fresh Claude Code process (a full context
     window each); returns their answers in order. A failing task raises
     :class:`CCExecuteError` and the later tasks do not run. ``sequential=False`` runs them
-    all at once instead (still one process each); once all have ended, the first failure
-    is raised, its ``outcomes`` attribute holding every task's answer or exception in
-    order. ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    side by side instead, at most ``max_parallel`` at once (default 4: every Claude Code
+    process takes hundreds of MB), still one process each; once all have ended, the first
+    failure is raised, its ``outcomes`` attribute holding every task's answer or exception
+    in order. ``max_parallel`` other than 1 with ``sequential=True`` is a ``ValueError``.
+    Warnings (a partial answer, denied tools) name the line of this call.
+    ``**kwargs``: the other parameters of :func:`cc_execute`."""
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise ValueError(
+            f"cc_execute_list: max_parallel must be an integer >= 1, got {max_parallel!r}"
+        )
+    if sequential and max_parallel not in (None, 1):
+        raise ValueError(
+            f"cc_execute_list: max_parallel={max_parallel} needs sequential=False "
+            "(sequential=True, the default, runs one task at a time)"
+        )
     kwargs.update(config=config, json_mode=json_mode, return_json=return_json)
     kwargs["amend_prompt"] = amend_prompt
     settled = _settle_compat(kwargs, 2)
     if sequential:
         return [await cc_execute(task, **settled) for task in tasks]
-    outcomes = await asyncio.gather(
-        *(cc_execute(task, **settled) for task in tasks), return_exceptions=True
-    )
+    site = _caller_site(1)
+    slots = asyncio.Semaphore(max_parallel or DEFAULT_MAX_PARALLEL)
+
+    async def one(task: str) -> Any:
+        _CALLER.set(site)  # each task runs in a context of its own
+        async with slots:
+            return await cc_execute(task, **settled)
+
+    outcomes = await asyncio.gather(*(one(task) for task in tasks), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             outcome.outcomes = outcomes  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ result = await resume_tasks(result.list_id)  # after a crash, Ctrl-C or a failur
 
 Files: Markdown (``## Task N: title`` sections, optional settings in a ```yaml block at the
 top of a section, list settings in front matter), YAML or JSON (``tasks: [...]``). See
-:func:`load_task_list` and the README for the fields.
+:func:`load_task_list` and the README for the fields, ``docs/tasks.md`` for the rules of
+order, retries, budget and paths.
 """
 
 # ruff: noqa: E402

@@ -146,10 +146,10 @@ CONTROL_FIELDS: Mapping[str, Callable[[Any], Any]] = {
     "retries": check_integer(0),
     "template": _boolean,
 }
-TASK_ONLY = ("id", "title", "prompt", "depends_on", "resume_from")
+TASK_ONLY = ("id", "title", "prompt", "depends_on", "parallel", "resume_from")
 TASK_KEYS = (*TASK_ONLY, *CONTROL_FIELDS, *RUN_FIELDS)
 DEFAULT_KEYS = (*CONTROL_FIELDS, *RUN_FIELDS)
-LIST_KEYS = ("name", "defaults", "max_parallel", "budget_usd", "tasks")
+LIST_KEYS = ("name", "defaults", "parallel", "max_parallel", "budget_usd", "reserve_usd", "tasks")
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

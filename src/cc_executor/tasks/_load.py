@@ -11,6 +11,7 @@ from typing import Any
 
 from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._markdown import parse_markdown
+from cc_executor.tasks._original import from_original
 from cc_executor.tasks._raw import from_document
 from cc_executor.tasks._spec import TaskListSpec
 from cc_executor.tasks._validate import Checker
@@ -29,15 +30,24 @@ def parse_task_list(
     """Validate a task list given as text (``format``: ``markdown``, ``yaml`` or ``json``)
     or as already-parsed data (a mapping shaped like the YAML form).
 
-    ``source`` names the list in messages; relative ``cwd``/``add_dirs`` are resolved
-    against ``base_dir`` (default: the current directory). Raises :class:`TaskListError`
-    with every problem found, each with its line when the text has lines.
+    ``source`` names the list in messages; relative paths in it (``cwd``, ``add_dirs``,
+    ``mcp_config`` files) are resolved against ``base_dir`` (default: the current
+    directory); a ``json_schema`` is a mapping or JSON text (a file name only in a list
+    file). Raises :class:`TaskListError` with every problem found, each with its line when
+    the text has lines.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    return _parse(data, format, source, base, list_file=False)
+
+
+def _parse(
+    data: str | Mapping[str, Any], format: str | None, source: str, base: Path, *, list_file: bool
+) -> TaskListSpec:
     problems: list[TaskListProblem] = []
     if isinstance(data, Mapping):
+        document, _, _ = from_original(data, {}, {})
         raw = from_document(
-            data, source=source, base_dir=base, key_lines={}, value_lines={}, problems=problems
+            document, source=source, base_dir=base, key_lines={}, value_lines={}, problems=problems
         )
     elif format == "markdown":
         raw = parse_markdown(data, source, base)
@@ -58,24 +68,29 @@ def parse_task_list(
                 located = LocatedYAML(source, 0, [])
         else:
             document = located.load(data)
+        document, key_lines, value_lines = from_original(
+            document, located.key_lines, located.value_lines
+        )
         raw = from_document(
             document,
             source=source,
             base_dir=base,
-            key_lines=located.key_lines,
-            value_lines=located.value_lines,
+            key_lines=key_lines,
+            value_lines=value_lines,
             problems=problems,
         )
     else:
         raise ValueError(f"unknown task list format {format!r}: use markdown, yaml or json")
+    raw.list_file = list_file
     return Checker(raw).build()
 
 
 def load_task_list(path: str | os.PathLike[str]) -> TaskListSpec:
     """Read and validate a task list file: Markdown (``.md``), YAML (``.yaml``/``.yml``)
-    or JSON (``.json``); the format comes from the name. Relative ``cwd`` and ``add_dirs``
-    in it are relative to the file's folder. Raises :class:`TaskListError` (an unreadable
-    file, an unknown extension, or every problem in the list, with line numbers)."""
+    or JSON (``.json``); the format comes from the name. Relative paths in it (``cwd``,
+    ``add_dirs``, ``mcp_config`` and ``json_schema`` files) are relative to the file's
+    folder. Raises :class:`TaskListError` (an unreadable file, an unknown extension, or
+    every problem in the list, with line numbers)."""
     file = Path(path)
     source = os.fspath(path)
     suffix = file.suffix.lower()
@@ -88,5 +103,7 @@ def load_task_list(path: str | os.PathLike[str]) -> TaskListSpec:
         text = file.read_text(encoding="utf-8-sig")  # a BOM would hide the front matter
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if not file.is_absolute():
+            reason += f" (looked in {Path.cwd()})"
         raise TaskListError([TaskListProblem(source, f"cannot read: {reason}")]) from None
-    return parse_task_list(text, format=format, source=source, base_dir=file.resolve().parent)
+    return _parse(text, format, source, file.resolve().parent, list_file=True)

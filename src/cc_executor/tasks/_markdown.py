@@ -1,6 +1,8 @@
-"""The Markdown format: ``## Task N: title`` sections, each one task whose text is the
-prompt, with an optional ```yaml settings block at its top and list settings in front
-matter."""
+"""The Markdown format: ``## Task N: title`` sections (or ``### Task N: title``, as the
+original cc_executor wrote them: the first task heading sets the level), each one task
+whose text is the prompt, with an optional ```yaml settings block at its top and list
+settings in front matter. A heading of a higher level (``## Notes`` after ``###`` tasks)
+ends the task before it: that section is not part of any prompt."""
 
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ def parse_markdown(text: str, source: str, base_dir: Path) -> RawList:
         start = end + 1
 
     sections: list[tuple[int, str, int | None]] = []  # (heading index, title, number)
+    ends: dict[int, int] = {}  # section -> the heading of a higher level that ended it
+    level: int | None = None  # of the task headings, from the first one
     fence: str | None = None
     fence_end: int | None = None
     j = start
@@ -76,19 +80,35 @@ def parse_markdown(text: str, source: str, base_dir: Path) -> RawList:
                 fence = None
                 continue
         heading = _HEADING.match(line)
-        if heading and len(heading.group(1)) == 2:
+        depth = len(heading.group(1)) if heading else 0
+        if heading and depth <= (level or 3):
             title_text = (heading.group(2) or "").strip()
-            named = _TASK_HEADING.match(title_text)
-            if named:
+            named = _TASK_HEADING.match(title_text) if depth >= 2 else None
+            marks = "#" * (level or depth)
+            open_section = bool(sections) and len(sections) - 1 not in ends
+            if named and depth == (level or depth):
+                level = depth
                 number = named.group("number")
                 title = (named.group("title") or named.group("title2") or "").strip()
                 sections.append((j, title, int(number) if number else None))
-            elif sections:
+            elif named and level is not None:
                 problems.append(
                     TaskListProblem(
                         source,
-                        f'"## {title_text}" is not a task heading: tasks are "## Task N: '
-                        'title" sections (use ### or deeper for headings inside a prompt)',
+                        f'"{"#" * depth} {title_text}": the tasks of this list are '
+                        f'"{marks} Task N: title" sections; use one heading level for all',
+                        j + 1,
+                    )
+                )
+            elif level is not None and depth < level and open_section:
+                ends[len(sections) - 1] = j
+            elif level is not None and depth == level and open_section:
+                problems.append(
+                    TaskListProblem(
+                        source,
+                        f'"{marks} {title_text}" is not a task heading: tasks are "{marks} '
+                        f'Task N: title" sections (use {marks}# or deeper for headings inside '
+                        "a prompt)",
                         j + 1,
                     )
                 )
@@ -98,11 +118,13 @@ def parse_markdown(text: str, source: str, base_dir: Path) -> RawList:
     if not sections:
         problems.append(
             TaskListProblem(
-                source, 'no tasks: expected "## Task 1: <title>" sections', len(lines) or 1
+                source,
+                'no tasks: expected "## Task 1: <title>" (or "### Task 1: <title>") sections',
+                len(lines) or 1,
             )
         )
     for n, (index, title, number) in enumerate(sections):
-        end = sections[n + 1][0] if n + 1 < len(sections) else len(lines)
+        end = ends.get(n, sections[n + 1][0] if n + 1 < len(sections) else len(lines))
         task = RawTask(
             position=n + 1,
             data={},

@@ -29,7 +29,9 @@ class RawTask:
 @dataclass
 class RawList:
     """A whole list as written: its list-level settings (``data``), its tasks, the line of
-    each key by path, and the problems found while reading it."""
+    each key by path, and the problems found while reading it. ``base_dir`` anchors its
+    relative paths; ``list_file``: it was read from a file, whose values may name other
+    files to read (a ``json_schema``)."""
 
     source: str
     base_dir: Path
@@ -37,6 +39,7 @@ class RawList:
     key_lines: dict[tuple[Any, ...], int]
     tasks: list[RawTask]
     problems: list[TaskListProblem]
+    list_file: bool = False
 
 
 def from_document(

@@ -31,7 +31,10 @@ class TaskAttempt:
 
     ``resumed_session`` is the Claude session it continued (an interrupted attempt's, or the
     ``resume_from`` task's), ``status`` the run's status (``running`` while it runs,
-    ``interrupted`` if the list's process died during it).
+    ``interrupted`` if the list's process died during it). ``reason`` says which attempt it
+    was and why it ran: ``attempt 2 of 3 after timeout`` (a task with ``retries: N`` has at
+    most N+1 attempts each time the list runs or resumes). ``reserved_usd`` is what it
+    reserved of the list's budget (its ``max_budget_usd``), None without a budget.
     """
 
     run_id: str
@@ -43,6 +46,19 @@ class TaskAttempt:
     started_at: float = 0.0
     ended_at: float | None = None
     error: str | None = None
+    reason: str | None = None
+    reserved_usd: float | None = None
+
+    @property
+    def charged_usd(self) -> float:
+        """What it counts against the list's budget: its reported cost; with none, its whole
+        reservation if it reached the agent's session (the cost of a run stopped before
+        the CLI reported it is unknown, not nothing), else 0."""
+        if self.cost_usd is not None:
+            return self.cost_usd
+        if self.reserved_usd is not None and self.session_id is not None:
+            return self.reserved_usd
+        return 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -115,6 +131,13 @@ class TaskListResult:
     ``stopped_reason`` says why tasks were not started (budget reached, a task failed with
     ``on_error: stop``, cancelled). ``run_dir`` holds ``spec.json``, ``list.json`` and one
     state file per task.
+
+    ``budget_usd`` is the list's budget (None: none) and ``budget_spent_usd`` what was
+    spent against it: the reported costs, plus the whole reservation of each run stopped
+    before it reported one. No task starts unless what is left covers its reservation, so
+    the total exceeds the budget by at most what running tasks spent past their own caps
+    (the CLI learns a cost only once it is billed, and stops a run after the turn that
+    went past its cap).
     """
 
     list_id: str
@@ -129,6 +152,8 @@ class TaskListResult:
     started_at: float | None = None
     ended_at: float | None = None
     warnings: list[str] = field(default_factory=list)
+    budget_usd: float | None = None
+    budget_spent_usd: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,8 +179,9 @@ class TaskListResult:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStateEvent(AgentEvent):
     """Made by the task runner when a task changes state: ``running`` (attempt ``attempt``
-    started as run ``run_id``), ``retrying``, ``ok``, ``failed``, ``skipped``,
-    ``cancelled``. ``reason`` says why for the last four; ``cost_usd`` is the task's total."""
+    started as run ``run_id``; ``reason``: ``attempt 2 of 3 after timeout``), ``retrying``,
+    ``ok``, ``failed``, ``skipped``, ``cancelled``. ``reason`` says why for the last four;
+    ``cost_usd`` is the task's total."""
 
     type: ClassVar[str] = "task_state"
     task_id: str = ""
@@ -164,6 +190,12 @@ class TaskStateEvent(AgentEvent):
     run_id: str | None = None
     reason: str | None = None
     cost_usd: float | None = None
+
+
+def charged(tasks: Iterable[TaskResult]) -> float:
+    """What the tasks' attempts count against a list's budget (see
+    :attr:`TaskAttempt.charged_usd`)."""
+    return sum(attempt.charged_usd for task in tasks for attempt in task.runs)
 
 
 def total_cost(tasks: Iterable[TaskResult]) -> float | None:

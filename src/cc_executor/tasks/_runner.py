@@ -12,13 +12,22 @@ from typing import Any, TypeAlias
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._ids import new_run_id
 from cc_executor._paths import runs_dir
+from cc_executor._run._prepare import anchor_paths
 from cc_executor.tasks._load import load_task_list, parse_task_list
-from cc_executor.tasks._result import ListStatus, TaskListResult, TaskResult, TaskStatus, total_cost
+from cc_executor.tasks._result import (
+    ListStatus,
+    TaskListResult,
+    TaskResult,
+    TaskStatus,
+    charged,
+    total_cost,
+)
 from cc_executor.tasks._scheduler import CONTINUABLE, ListRun, TaskEventCallback
 from cc_executor.tasks._spec import TaskListSpec
 from cc_executor.tasks._state import LIST_ID, ListFolder, find_list
 from cc_executor.tasks._task_options import (
     check_limits,
+    check_reserve,
     check_run_defaults,
     saved_defaults,
     task_options,
@@ -43,6 +52,18 @@ def _as_spec(
     if isinstance(path_or_spec, Mapping):
         return parse_task_list(path_or_spec)
     return load_task_list(path_or_spec)
+
+
+def _one_at_a_time_note(spec: TaskListSpec, max_parallel: int | None) -> list[str]:
+    """A note when ``max_parallel`` above 1 was asked for a list whose tasks can only run
+    one at a time (each waits for the previous one): it would change nothing."""
+    if max_parallel is None or max_parallel <= 1 or len(spec.tasks) < 2 or not spec.one_at_a_time:
+        return []
+    return [
+        f"max_parallel {max_parallel}: this list runs one task at a time (each task waits "
+        "for the one before it); to run tasks at once, give them depends_on or "
+        "parallel: true (or parallel: true on the list)"
+    ]
 
 
 def _reset_for_resume(state: TaskResult) -> str | None:
@@ -104,6 +125,12 @@ class TaskListHandle:
         """Cancel the list (idempotent; safe from a signal handler on the loop)."""
         self._job.cancel()
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the caller should be told, so far (the result's ``warnings`` in the end);
+        a note about the schedule is there from the start."""
+        return self._job.warnings
+
     async def wait(self) -> TaskListResult:
         """The result, once every started task has ended."""
         return await asyncio.shield(self._task)
@@ -114,6 +141,7 @@ def start_tasks(
     *,
     max_parallel: int | None = None,
     budget_usd: float | None = None,
+    reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     list_id: str | None = None,
     **run_defaults: Any,
@@ -126,11 +154,14 @@ def start_tasks(
     """
     spec = _as_spec(path_or_spec)
     check_run_defaults(run_defaults)
-    defaults = dict(run_defaults)
-    # A resume from another directory must run the tasks where they first ran.
-    defaults["cwd"] = os.path.abspath(os.fspath(defaults.get("cwd") or os.getcwd()))
+    # The caller's paths are relative to the process's cwd (the list's own to its folder),
+    # and absolute from here: a resume from another directory runs the tasks where they
+    # first ran.
+    defaults = anchor_paths(dict(run_defaults), os.getcwd())
+    defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
+    reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
     budget = budget_usd if budget_usd is not None else spec.budget_usd
     if list_id is not None and not LIST_ID.match(list_id):
@@ -159,6 +190,8 @@ def start_tasks(
             states={},
             continue_sessions={},
             meta=meta,
+            warnings=_one_at_a_time_note(spec, parallel),
+            reserve_usd=reserve,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -171,6 +204,7 @@ def start_resume(
     *,
     max_parallel: int | None = None,
     budget_usd: float | None = None,
+    reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     **run_defaults: Any,
 ) -> TaskListHandle:
@@ -180,11 +214,14 @@ def start_resume(
     other task runs again: a task whose last attempt was stopped (timeout, cancel, the
     runner's death) continues that attempt's Claude session when it had one, else starts
     afresh. The saved run options apply, with ``run_defaults`` on top (``env`` is never
-    saved: pass it again). ``max_parallel`` and ``budget_usd`` default to the first run's.
+    saved: pass it again). ``max_parallel``, ``budget_usd`` and ``reserve_usd`` default to
+    the first run's (``reserve_usd`` given here updates its models). What earlier attempts
+    spent counts against the budget.
     Raises :class:`TaskListNotFound`, or :class:`TaskListBusy` while another live process
     runs the list.
     """
     check_limits(max_parallel, budget_usd)
+    reserve_given = check_reserve(reserve_usd) or {}
     folder = find_list(list_id)
     folder.lock()
     try:
@@ -193,7 +230,7 @@ def start_resume(
         defaults = {**meta.get("run_defaults", {}), **run_defaults}
         check_run_defaults(defaults)
         options = task_options(spec, defaults)
-        warnings = []
+        warnings = _one_at_a_time_note(spec, max_parallel)
         missing = sorted(set(meta.get("env_names", [])) - set(defaults.get("env", {})))
         if missing:
             warnings.append(
@@ -214,6 +251,7 @@ def start_resume(
         meta["sessions"] = int(meta.get("sessions", 1)) + 1
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
+        reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
         job = ListRun(
             spec,
             list_id=str(meta.get("list_id") or folder.path.name),
@@ -227,6 +265,7 @@ def start_resume(
             continue_sessions=sessions,
             meta=meta,
             warnings=warnings,
+            reserve_usd=reserve,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -239,6 +278,7 @@ async def run_tasks(
     *,
     max_parallel: int | None = None,
     budget_usd: float | None = None,
+    reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     list_id: str | None = None,
     **run_defaults: Any,
@@ -246,10 +286,20 @@ async def run_tasks(
     """Run a task list: each task a fresh Claude Code run, earlier results in later prompts.
 
     ``path_or_spec``: a ``.md``/``.yaml``/``.json`` file, a :class:`TaskListSpec`, or a
-    mapping shaped like the YAML form. Tasks run in file order, each after the previous one,
-    unless some task declares ``depends_on``: then they form a graph and up to
-    ``max_parallel`` (default: the list's, else 4) run at once. ``budget_usd`` (default: the
-    list's) stops the launching of tasks once that much was spent. ``on_event(task_id,
+    mapping shaped like the YAML form. Each task waits for the previous one in the file
+    unless it declares ``depends_on`` (``[]``: nothing) or ``parallel: true`` (or the list
+    says ``parallel: true``); up to ``max_parallel`` (default: the list's, else 4) ready
+    tasks run at once. ``max_parallel`` above 1 on a list that can only run one task at a
+    time adds a note to ``warnings``.
+
+    ``budget_usd`` (default: the list's) is a ceiling kept with reservations: a task
+    reserves its cap (its ``max_budget_usd``, else ``reserve_usd`` for its model: a number,
+    or ``{model: usd}`` with ``"*"`` for any other, over the list's own; else the whole
+    remainder, so it runs alone) and gives back what it did not spend; it starts only
+    when what is left covers that, else it is ``skipped`` (the list ends
+    ``budget_exceeded``), and its run gets the reservation as its ``max_budget_usd``. The
+    result's ``budget_spent_usd`` says what was spent against it; the total can exceed
+    the budget by at most what running tasks spend past their own caps. ``on_event(task_id,
     event)`` (sync or async) gets every event of every task's run plus
     :class:`TaskStateEvent`; an exception it raises cancels the list and propagates.
     ``run_defaults`` are :class:`~cc_executor.RunOptions` for every task, under the list's
@@ -265,6 +315,7 @@ async def run_tasks(
         path_or_spec,
         max_parallel=max_parallel,
         budget_usd=budget_usd,
+        reserve_usd=reserve_usd,
         on_event=on_event,
         list_id=list_id,
         **run_defaults,
@@ -277,12 +328,18 @@ async def resume_tasks(
     *,
     max_parallel: int | None = None,
     budget_usd: float | None = None,
+    reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """:func:`start_resume`, then wait for the result (see :func:`run_tasks`)."""
     handle = start_resume(
-        list_id, max_parallel=max_parallel, budget_usd=budget_usd, on_event=on_event, **run_defaults
+        list_id,
+        max_parallel=max_parallel,
+        budget_usd=budget_usd,
+        reserve_usd=reserve_usd,
+        on_event=on_event,
+        **run_defaults,
     )
     return await _wait_cancelling(handle)
 
@@ -342,4 +399,6 @@ def get_task_list(list_id: str) -> TaskListResult:
         stopped_reason=meta.get("stopped_reason"),
         started_at=meta.get("started_at"),
         ended_at=meta.get("ended_at"),
+        budget_usd=meta.get("budget_usd"),
+        budget_spent_usd=charged(tasks.values()) if meta.get("budget_usd") else None,
     )

@@ -3,8 +3,10 @@
 It keeps, for every task, how many of its dependencies have not yet ended ``ok``; a task
 whose count reaches zero joins a ready queue ordered by a topological order (file order
 where dependencies allow), and up to ``max_parallel`` tasks run at once. A failed task's
-dependents are skipped; ``on_error: stop`` (the default) and ``budget_usd`` stop the
-launching of new tasks (running ones finish). Each state change is written to the list's
+dependents are skipped; ``on_error: stop`` (the default) stops the launching of new tasks
+(running ones finish). With ``budget_usd``, a task starts only when what is left covers its
+reservation (:mod:`cc_executor.tasks._budget`); one whose reservation cannot be covered
+even once the running tasks are done is skipped. Each state change is written to the list's
 folder before anything depends on it, so a list can be resumed after a crash.
 """
 
@@ -24,8 +26,9 @@ from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
-from cc_executor._store import Recorder, RunRecord, file_receipt
+from cc_executor._store import Artifact, Recorder, RunRecord, file_receipt
 from cc_executor.tasks import _template
+from cc_executor.tasks._budget import Budget, task_cap
 from cc_executor.tasks._result import (
     ListStatus,
     TaskAttempt,
@@ -33,6 +36,7 @@ from cc_executor.tasks._result import (
     TaskResult,
     TaskStateEvent,
     TaskStatus,
+    charged,
     total_cost,
 )
 from cc_executor.tasks._spec import TaskListSpec, TaskSpec
@@ -50,6 +54,14 @@ CONTINUE_NOTE = (
     "(its process was stopped). Continue from where you left off and complete the task. "
     "The task, as given before:\n\n"
 )
+
+
+def _enforces_cap(options: Mapping[str, Any]) -> bool:
+    """Whether the task's agent takes ``max_budget_usd`` (every agent gets a reservation;
+    only these stop themselves at it)."""
+    agents = RunOptions.by_name["max_budget_usd"].agents
+    agent = options.get("agent", RunOptions.by_name["agent"].default)
+    return agents is None or agent in agents
 
 
 class ListRun:
@@ -71,6 +83,7 @@ class ListRun:
         continue_sessions: Mapping[str, str],
         meta: Mapping[str, Any],
         warnings: list[str] | None = None,
+        reserve_usd: Mapping[str, float] | None = None,
     ) -> None:
         self.spec = spec
         self.list_id = list_id
@@ -78,7 +91,7 @@ class ListRun:
         self.run_defaults = run_defaults
         self.options = options
         self.max_parallel = max_parallel
-        self.budget = budget_usd
+        self.reserve = dict(reserve_usd) if reserve_usd else None
         self.on_event = on_event
         self.tasks = spec.by_id
         self.order = spec.order()
@@ -97,12 +110,25 @@ class ListRun:
         self.cancelled = False
         self.stop_reason: str | None = None
         self.budget_hit = False
-        #: What the tasks reported spending (for the budget; None counts as nothing).
-        self.spent = total_cost(self.states.values()) or 0.0
         self.started = time.monotonic()
         self.started_at = float(meta.get("started_at") or time.time())
         self.views: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = list(warnings or [])
+        self.budget: Budget | None = None
+        if budget_usd is not None:
+            caps = {t.id: task_cap(options[t.id], self.reserve) for t in spec.tasks}
+            self.budget = Budget(budget_usd, charged(self.states.values()), caps)
+            alone = [tid for tid, cap in caps.items() if cap is None]
+            if alone and max_parallel > 1 and not spec.one_at_a_time:
+                shown = ", ".join(alone[:5]) + (
+                    f" and {len(alone) - 5} more" if len(alone) > 5 else ""
+                )
+                self.warnings.append(
+                    f"budget_usd ${budget_usd:g}: task(s) {shown} have no max_budget_usd "
+                    "and no reserve_usd for their model: each reserves the whole remaining "
+                    "budget, so runs alone (set max_budget_usd or reserve_usd to run tasks "
+                    "at once)"
+                )
         self.recorder = Recorder()
         label = spec.name or spec.source
         default_agent = RunOptions.by_name["agent"].default
@@ -161,7 +187,9 @@ class ListRun:
             duration_s=time.monotonic() - self.started,
             pid=os.getpid(),
             max_parallel=self.max_parallel,
-            budget_usd=self.budget,
+            budget_usd=self.budget.total if self.budget is not None else None,
+            reserve_usd=self.reserve,
+            budget_spent_usd=charged(self.states.values()) if self.budget is not None else None,
             stopped_reason=self.stop_reason,
             cost_usd=total_cost(self.states.values()),
         )
@@ -236,13 +264,22 @@ class ListRun:
         heapq.heapify(ready)
         while True:
             while ready and not self.stopping and len(self.active) < self.max_parallel:
-                if self.budget is not None and self.spent >= self.budget:
+                budget = self.budget
+                if budget is not None and budget.reserve(ready[0][1]) is None:
+                    if budget.held:
+                        break  # the running tasks may give back enough: wait for them
+                    _, tid = heapq.heappop(ready)
                     self.budget_hit = True
-                    self.stop_reason = (
-                        f"budget_usd ${self.budget:g} reached (${self.spent:.4f} spent): "
-                        "no further task started"
-                    )
-                    break
+                    if budget.exhausted:
+                        self.stop_reason = (
+                            f"budget_usd ${budget.total:g} reached (${budget.spent:.4f} "
+                            "spent): no further task started"
+                        )
+                        heapq.heappush(ready, (self.position[tid], tid))
+                        break
+                    await self._skip(self.states[tid], f"not started: {budget.refusal(tid)}")
+                    await self._skip_dependents(tid, "was skipped")
+                    continue
                 _, tid = heapq.heappop(ready)
                 self.active[asyncio.ensure_future(self._run_task(self.tasks[tid]))] = tid
             if not self.active:
@@ -250,6 +287,8 @@ class ListRun:
             done, _ = await asyncio.wait(self.active, return_when=asyncio.FIRST_COMPLETED)
             for future in done:
                 tid = self.active.pop(future)
+                if self.budget is not None:
+                    self.budget.drop(tid)  # a reservation no run used (it ended before one)
                 future.result()  # a bug or an exception from on_event ends the list
                 status = self.states[tid].status
                 if status is ok:
@@ -270,8 +309,8 @@ class ListRun:
         self._save(state, durable=True)
         await self._state_event(state, "skipped", reason)
 
-    async def _skip_dependents(self, failed: str) -> None:
-        queue = [(child, f'dependency "{failed}" failed') for child in self.dependents[failed]]
+    async def _skip_dependents(self, failed: str, how: str = "failed") -> None:
+        queue = [(child, f'dependency "{failed}" {how}') for child in self.dependents[failed]]
         while queue:
             tid, reason = queue.pop(0)
             state = self.states[tid]
@@ -303,6 +342,8 @@ class ListRun:
             started_at=self.started_at,
             ended_at=time.time(),
             warnings=self.warnings,
+            budget_usd=self.budget.total if self.budget is not None else None,
+            budget_spent_usd=charged(states.values()) if self.budget is not None else None,
         )
 
     def _record_end(self, result: TaskListResult) -> None:
@@ -314,12 +355,26 @@ class ListRun:
         record.duration_s = result.duration_s
         record.result_preview = ", ".join(f"{n} {name}" for name, n in counts.items())
         record.error = result.stopped_reason
-        receipt = file_receipt("spec", self.folder.spec_path)
-        record.artifacts = [receipt] if receipt is not None else []
+        record.artifacts = self._receipts()
         self.recorder.finish(record)
         self.recorder.close()
         # The list's recorder meets the same broken history as its tasks' runs did: once.
         result.warnings.extend(w for w in self.recorder.warnings if w not in result.warnings)
+
+    def _receipts(self) -> list[Artifact]:
+        """Receipts of the list's files as they are at its end: the spec, the list's state
+        and each task's, so that ``verify`` sees a state edited afterwards (a task made
+        ``ok``)."""
+        folder = self.folder
+        found = [
+            file_receipt("spec", folder.spec_path),
+            file_receipt("list state", folder.list_path),
+        ]
+        found += [
+            file_receipt(f"task {tid} state", folder.tasks_dir / f"{tid}.json")
+            for tid in self.order
+        ]
+        return [a for a in found if a is not None]
 
     # ---------------------------------------------------------------- one task
 
@@ -333,7 +388,10 @@ class ListRun:
     async def _run_task(self, task: TaskSpec) -> None:
         state = self.states[task.id]
         continue_session = self.continue_sessions.pop(task.id, None)
-        failures = 0
+        # ``retries: N`` is N more runs: every run counts, a failed continuation included.
+        attempts = task.retries + 1
+        number = 0
+        why: str | None = None  # why the next attempt runs (None: the first)
         while True:
             if self.cancelled:
                 await self._cancelled(state)
@@ -353,6 +411,10 @@ class ListRun:
                 await self._fail(task, state, str(exc))
                 return
             options = dict(self.options[task.id])
+            reserved = self.budget.held.get(task.id) if self.budget is not None else None
+            if reserved is not None and _enforces_cap(options):
+                # The run stops itself once past its reservation.
+                options["max_budget_usd"] = reserved
             run_id = new_run_id()
             options.update(run_id=run_id, parent_id=self.list_id)
             continuing = continue_session is not None
@@ -375,13 +437,21 @@ class ListRun:
             except ValueError as exc:  # no session, or an agent that cannot resume so
                 await self._fail(task, state, str(exc))
                 return
-            attempt = TaskAttempt(run_id=run_id, resumed_session=resumed, started_at=time.time())
+            number += 1
+            ordinal = f"attempt {number} of {attempts}" + (f" after {why}" if why else "")
+            attempt = TaskAttempt(
+                run_id=run_id,
+                resumed_session=resumed,
+                started_at=time.time(),
+                reason=ordinal,
+                reserved_usd=reserved,
+            )
             state.runs.append(attempt)
             state.status = TaskStatus.RUNNING
             state.run_id = run_id
             state.started_at = state.started_at or attempt.started_at
             self._save(state, durable=False)
-            await self._state_event(state, "running")
+            await self._state_event(state, "running", ordinal)
             if self.is_cancelled():
                 attempt.status = RunStatus.CANCELLED.value
                 attempt.ended_at = time.time()
@@ -424,17 +494,31 @@ class ListRun:
                 await self._cancelled(state)
                 return
             continue_session = None
+            why = result.status.value
             if continuing and result.status in (RunStatus.ERROR, RunStatus.CRASHED):
-                # The interrupted session could not be continued: start the task afresh,
-                # without counting this against its retries.
-                await self._state_event(state, "retrying", f"could not continue: {error}")
-                continue
-            failures += 1
-            if failures <= task.retries and not self.is_cancelled():
-                if result.status in CONTINUABLE and result.session_id:
-                    continue_session = result.session_id
+                # The interrupted session could not be continued: a next attempt starts afresh.
+                why = f"{why} continuing the interrupted session"
+                error = f"could not continue the interrupted session: {error}"
+            elif result.status in CONTINUABLE and result.session_id:
+                continue_session = result.session_id
+            budget = self.budget
+            if (
+                number < attempts
+                and not self.is_cancelled()
+                and budget is not None
+                and await budget.reserve_when_possible(task.id) is None
+            ):
+                self.budget_hit = True
+                error += f"; attempt {number + 1} not started: {budget.refusal(task.id)}"
+                await self._fail(task, state, error)
+                return
+            if number < attempts and not self.is_cancelled():
+                how = "continues its session" if continue_session else "starts afresh"
                 await self._state_event(
-                    state, "retrying", f"attempt {failures} of {task.retries + 1} failed: {error}"
+                    state,
+                    "retrying",
+                    f"attempt {number} of {attempts} ended {why}: {error}; "
+                    f"attempt {number + 1} {how}",
                 )
                 continue
             await self._fail(task, state, error)
@@ -449,7 +533,10 @@ class ListRun:
         attempt.error = result.error
         if result.cost_usd is not None:
             state.cost_usd = (state.cost_usd or 0.0) + result.cost_usd
-            self.spent += result.cost_usd
+        if self.budget is not None:
+            self.budget.release(state.id, attempt.charged_usd)
+            if result.status is RunStatus.BUDGET_EXCEEDED and attempt.reserved_usd is not None:
+                self.budget_hit = True  # stopped at the cap the list's budget gave it
         state.run_status = result.status.value
         state.duration_s = (state.duration_s or 0.0) + result.duration_s
         for warning in result.warnings:

@@ -31,19 +31,37 @@ _OWN: dict[str, dict[str, Any]] = {
     },
     "depends_on": {
         **_NAMES,
-        "description": "tasks that must end ok first (default: the previous task, unless "
-        "some task declares depends_on)",
+        "description": "tasks that must end ok first ([]: none; default: the previous "
+        "task, unless the task or the list is parallel)",
+    },
+    "parallel": {
+        "type": "boolean",
+        "description": "true: do not wait for the previous task (on the list: for every "
+        "task that declares no depends_on)",
     },
     "resume_from": {"type": "string", "description": "continue that task's session"},
     "on_error": {"enum": list(ON_ERROR), "description": "what a failed task does to the list"},
-    "retries": {"type": "integer", "minimum": 0, "description": "more attempts of a failed task"},
+    "retries": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "N: up to N more runs of a failed task (N+1 in all)",
+    },
     "template": {"type": "boolean", "description": "render the prompt as a template"},
     "name": {"type": "string"},
     "max_parallel": {"type": "integer", "minimum": 1, "description": "tasks running at once"},
     "budget_usd": {
         "type": "number",
         "exclusiveMinimum": 0,
-        "description": "the list's budget: no task starts once it is spent",
+        "description": "the list's budget: each task reserves its cap (max_budget_usd, else "
+        "reserve_usd for its model, else the whole remainder) and starts only if what is "
+        "left covers it",
+    },
+    "reserve_usd": {
+        "type": ["number", "object"],
+        "exclusiveMinimum": 0,
+        "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+        "description": "with budget_usd: what a task that sets no max_budget_usd reserves "
+        '(and its cap): a number, or {model: usd} with "*" for any other model',
     },
 }
 

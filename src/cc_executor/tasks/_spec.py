@@ -22,8 +22,9 @@ SPEC_VERSION = 1
 class TaskSpec:
     """One task of a validated list.
 
-    ``depends_on`` is the effective list of tasks that must end ``ok`` first (in a list
-    where no task declares ``depends_on``, the previous task). ``options`` are the run
+    ``depends_on`` is the effective list of tasks that must end ``ok`` first: the task's
+    own ``depends_on`` (``[]``: none), else nothing when it (or the list) is ``parallel``,
+    else the previous task in the file. ``options`` are the run
     options from the file (list ``defaults`` merged under the task's own), by
     :class:`~cc_executor.RunOptions` name, with ``cwd`` and ``add_dirs`` already resolved
     against the file's folder. ``references`` are the ``tasks.<id>`` uses of its template.
@@ -68,6 +69,8 @@ class TaskListSpec:
     (unknown fields, types, duplicate ids, missing dependencies, cycles, templates that read
     tasks that are not ancestors) and raise :class:`TaskListError` with every problem.
     ``order`` is a topological order (file order where dependencies allow).
+    ``reserve_usd`` maps model names (``"*"``: any other) to what a task of that model
+    that sets no ``max_budget_usd`` reserves of ``budget_usd``.
     """
 
     tasks: tuple[TaskSpec, ...]
@@ -75,6 +78,7 @@ class TaskListSpec:
     name: str | None = None
     max_parallel: int | None = None
     budget_usd: float | None = None
+    reserve_usd: Mapping[str, float] | None = None
 
     @property
     def by_id(self) -> dict[str, TaskSpec]:
@@ -87,6 +91,25 @@ class TaskListSpec:
         return all(
             t.depends_on == ((self.tasks[i - 1].id,) if i else ()) for i, t in enumerate(self.tasks)
         )
+
+    @property
+    def one_at_a_time(self) -> bool:
+        """True when no two tasks can run at once (every wave holds one task), whatever
+        ``max_parallel`` says."""
+        return all(len(wave) == 1 for wave in self.waves())
+
+    def waves(self) -> list[list[str]]:
+        """The schedule: wave N holds the tasks whose longest chain of dependencies is N-1
+        long, in file order. A task can start once its own dependencies end ``ok``, so a
+        wave is not a barrier, but the tasks of one wave never wait for each other."""
+        by_id = self.by_id
+        level: dict[str, int] = {}
+        for tid in self.order():
+            level[tid] = 1 + max((level[d] for d in by_id[tid].depends_on), default=-1)
+        waves: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for task in self.tasks:
+            waves[level[task.id]].append(task.id)
+        return waves
 
     def order(self) -> list[str]:
         """Task ids in a topological order, file order breaking ties."""
@@ -116,6 +139,7 @@ class TaskListSpec:
             "name": self.name,
             "max_parallel": self.max_parallel,
             "budget_usd": self.budget_usd,
+            "reserve_usd": dict(self.reserve_usd) if self.reserve_usd is not None else None,
             "tasks": [t.to_dict() for t in self.tasks],
         }
 
@@ -133,4 +157,5 @@ class TaskListSpec:
             name=data.get("name"),
             max_parallel=data.get("max_parallel"),
             budget_usd=data.get("budget_usd"),
+            reserve_usd=data.get("reserve_usd"),
         )

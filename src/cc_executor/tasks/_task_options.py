@@ -87,6 +87,20 @@ def saved_defaults(run_defaults: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_reserve(reserve_usd: float | Mapping[str, float] | None) -> dict[str, float] | None:
+    """A caller's ``reserve_usd`` (a number for every model, or ``{model: usd}`` with
+    ``"*"`` for any other) as a mapping; ``ValueError`` saying what was expected."""
+    from cc_executor.tasks._fields import BadValue
+    from cc_executor.tasks._validate import reservations
+
+    if reserve_usd is None:
+        return None
+    try:
+        return reservations(reserve_usd)
+    except BadValue as exc:
+        raise ValueError(f"reserve_usd: {exc}") from None
+
+
 def check_limits(max_parallel: int | None, budget_usd: float | None) -> None:
     """Raise ``ValueError`` for a ``max_parallel`` below 1 or a ``budget_usd`` not above 0."""
     if max_parallel is not None and (

@@ -3,12 +3,14 @@ into a :class:`~cc_executor.tasks.TaskListSpec`, every problem collected with it
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cc_executor._run._prepare import anchor_paths
 from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._fields import (
     CONTROL_FIELDS,
@@ -44,9 +46,21 @@ def slug(title: str, fallback: int) -> str:
     return f"task_{out}" if out[0].isdigit() else out
 
 
-def _resolve_path(value: str, base_dir: Path) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base_dir / path))
+def reservations(value: Any) -> dict[str, float]:
+    """``reserve_usd``: a number (every model) or a mapping of model names (``"*"``: any
+    other) to numbers, each above 0; normalized to the mapping."""
+    check = check_number(0, strict=True)
+    if isinstance(value, Mapping):
+        if not value or not all(isinstance(k, str) and k for k in value):
+            raise BadValue("expected a number, or a mapping of model names to numbers")
+        out = {}
+        for model, usd in value.items():
+            try:
+                out[model] = check(usd)
+            except BadValue as exc:
+                raise BadValue(f"{model}: {exc}") from None
+        return out
+    return {"*": check(value)}
 
 
 class Checker:
@@ -78,26 +92,77 @@ class Checker:
             if not isinstance(key, str) or key not in allowed:
                 hint = suggest(str(key), allowed)
                 if key in TASK_ONLY and task is None:
-                    hint = " (it can only be set on a task)"
+                    hint = (
+                        " (set it on the list or on a task)"
+                        if key == "parallel"
+                        else " (it can only be set on a task)"
+                    )
                 self.problem(
                     f'unknown field "{key}"{hint}', line_of(str(key)), where=where, task=task
                 )
                 continue
-            if key in TASK_ONLY:
-                continue
+            if key in TASK_ONLY or (value is None and key in RUN_FIELDS):
+                continue  # null for an option means its default, as in the original's lists
             try:
                 if key in CONTROL_FIELDS:
                     control[key] = CONTROL_FIELDS[key](value)
                 else:
                     name, check = RUN_FIELDS[key]
-                    options[name] = check(value)
-                    if key == "cwd":
-                        options[name] = _resolve_path(options[name], self.raw.base_dir)
-                    elif key == "add_dirs":
-                        options[name] = [_resolve_path(d, self.raw.base_dir) for d in options[name]]
+                    text = name == "json_schema" and isinstance(value, str)
+                    options[name] = check(self.schema(value) if text else value)
             except BadValue as exc:
                 self.problem(f"{key}: {exc}", line_of(key), where=f"{where}.{key}", task=task)
-        return control, options
+        # Paths in a list are relative to its folder, wherever the list is run from.
+        return control, anchor_paths(options, str(self.raw.base_dir))
+
+    def schema(self, text: str) -> Any:
+        """A ``json_schema`` given as JSON text, or as a file relative to the list's folder
+        (only in a list read from a file)."""
+        if text.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise BadValue(f"not valid JSON: {exc}") from None
+        base = self.raw.base_dir
+        if not self.raw.list_file:
+            raise BadValue(
+                "a file is read only from a list file: give the schema as a mapping or JSON text"
+            )
+        path = base / Path(text).expanduser()
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            where = "" if Path(text).expanduser().is_absolute() else f"looked in {base}; "
+            raise BadValue(
+                f"no such file: {text} ({where}paths in a list are relative to its folder)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BadValue(f"cannot read {path} as JSON: {reason}") from None
+
+    def flag(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        default: bool,
+        line: Callable[[], int | None],
+        *,
+        where: str | None = None,
+        task: str | None = None,
+    ) -> bool:
+        """The boolean ``data[key]`` (``default`` when absent or not a boolean: a problem)."""
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problem(
+                f"{key}: expected true or false, got {describe(value)}",
+                line(),
+                where=where,
+                task=task,
+            )
+            return default
+        return value
 
     def build(self) -> TaskListSpec:
         raw = self.raw
@@ -114,6 +179,9 @@ class Checker:
             name = check_string(data["name"]) if data.get("name") is not None else None
         except BadValue as exc:
             self.problem(f"name: {exc}", top_lines.get(("name",)))
+        parallel = self.flag(
+            data, "parallel", False, lambda: top_lines.get(("parallel",)), where="parallel"
+        )
         try:
             if data.get("max_parallel") is not None:
                 max_parallel = check_integer(1)(data["max_parallel"])
@@ -124,6 +192,12 @@ class Checker:
                 budget = check_number(0, strict=True)(data["budget_usd"])
         except BadValue as exc:
             self.problem(f"budget_usd: {exc}", top_lines.get(("budget_usd",)))
+        reserve = None
+        try:
+            if data.get("reserve_usd") is not None:
+                reserve = reservations(data["reserve_usd"])
+        except BadValue as exc:
+            self.problem(f"reserve_usd: {exc}", top_lines.get(("reserve_usd",)))
         default_control: dict[str, Any] = {}
         default_options: dict[str, Any] = {}
         if data.get("defaults") is not None:
@@ -143,10 +217,9 @@ class Checker:
 
         specs: list[TaskSpec] = []
         first_line: dict[str, int | None] = {}
-        declared = any(isinstance(t.data, Mapping) and "depends_on" in t.data for t in raw.tasks)
         previous: str | None = None
         for rt in raw.tasks:
-            spec = self._task(rt, default_control, default_options, declared, previous)
+            spec = self._task(rt, default_control, default_options, parallel, previous)
             if spec is None:
                 previous = None
                 continue
@@ -170,6 +243,7 @@ class Checker:
             name=name,
             max_parallel=max_parallel,
             budget_usd=budget,
+            reserve_usd=reserve,
         )
 
     def _task(
@@ -177,7 +251,7 @@ class Checker:
         rt: RawTask,
         default_control: Mapping[str, Any],
         default_options: Mapping[str, Any],
-        declared: bool,
+        list_parallel: bool,
         previous: str | None,
     ) -> TaskSpec | None:
         data = rt.data
@@ -222,6 +296,14 @@ class Checker:
             prompt = ""
         elif not prompt.strip():
             self.problem("empty prompt", line_of("prompt"), where=rt.where, task=task_id)
+        parallel = self.flag(
+            data,
+            "parallel",
+            list_parallel,
+            lambda: line_of("parallel"),
+            where=f"{rt.where}.parallel",
+            task=task_id,
+        )
         depends: tuple[str, ...] = ()
         if "depends_on" in data:
             try:
@@ -230,7 +312,8 @@ class Checker:
                 self.problem(
                     f"depends_on: {exc}", line_of("depends_on"), where=rt.where, task=task_id
                 )
-        elif not declared and previous is not None:
+        elif previous is not None and previous != task_id and not parallel:
+            # The document's order is the default schedule, in every format.
             depends = (previous,)
         resume_from = data.get("resume_from")
         if resume_from is not None and not isinstance(resume_from, str):

@@ -1,8 +1,9 @@
-"""Choosing the scripted answer for a Messages API request.
+"""Choosing the scripted answer for a Messages API or Responses API request.
 
-A request belongs to a conversation, named by its prompt (the text of the first user message),
-and sits at a turn (the number of assistant messages it carries). Both come from the request body
-alone, which is what keeps parallel runs on one server deterministic.
+A request belongs to a conversation, named by its prompt (the text of the first user message;
+in a Responses API request, of the last one), and sits at a turn (the number of model answers it
+carries). Both come from the request body alone, which is what keeps parallel runs on one server
+deterministic.
 """
 
 from __future__ import annotations
@@ -17,14 +18,60 @@ from cc_executor.testing._script import Answer, HttpErrorReply, Reply, Script
 _REMINDER = "<system-reminder>"
 
 
+# Responses API input items that the model produced: one answer is a run of them.
+_MODEL_ITEMS = frozenset(
+    {"function_call", "custom_tool_call", "reasoning", "local_shell_call", "web_search_call"}
+)
+
+
+def _is_model_item(item: object) -> bool:
+    if not isinstance(item, Mapping):
+        return False
+    kind = item.get("type")
+    return kind in _MODEL_ITEMS or (kind in ("message", None) and item.get("role") == "assistant")
+
+
+def _responses_prompt(items: list[Any]) -> str:
+    # Codex sends its environment as an earlier user message; the prompt comes last.
+    for item in reversed(items):
+        if not isinstance(item, Mapping) or item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "\n".join(
+                part["text"]
+                for part in content
+                if isinstance(part, Mapping)
+                and part.get("type") == "input_text"
+                and isinstance(part.get("text"), str)
+            )
+        return ""
+    return ""
+
+
 def prompt_of(body: Mapping[str, Any]) -> str | None:
-    """The text of the first ``user`` message of a request body, or None if there is none.
+    """The prompt of a request body, or None if there is none.
+
+    A Gemini body (``contents``): the first user content's text, without Gemini CLI's
+    ``<session_context>`` part. A Responses API body (``input``): a string ``input`` is the
+    prompt; for a list of items, the ``input_text`` of the last ``user`` message (Codex CLI
+    puts its environment context in an earlier one). A Messages API body: the text of the
+    first ``user`` message, as below.
 
     A string content is the prompt itself. For a list of blocks, the ``text`` of its text blocks
     joined with newlines, leaving out the blocks that start with ``<system-reminder>``: the CLI
     puts such reminders in blocks of their own before the prompt, so the prompt given to the CLI
     comes back byte for byte.
     """
+    if "contents" in body:
+        from cc_executor.testing._gemini import prompt_of as gemini_prompt
+
+        return gemini_prompt(body)
+    items = body.get("input")
+    if "messages" not in body and isinstance(items, (str, list)):
+        return items if isinstance(items, str) else _responses_prompt(items)
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None
@@ -48,7 +95,25 @@ def prompt_of(body: Mapping[str, Any]) -> str | None:
 
 
 def turn_of(body: Mapping[str, Any]) -> int:
-    """How many assistant messages the request carries: 0 for the first request of a run."""
+    """How many model answers the request carries: 0 for the first request of a run.
+
+    In a Messages API body, the assistant messages; in a Gemini body, the ``model``
+    contents; in a Responses API body, the runs of
+    consecutive items the model produced (messages, tool calls, reasoning), since one answer
+    may hold several items and each tool result follows its answer.
+    """
+    if "contents" in body:
+        from cc_executor.testing._gemini import turn_of as gemini_turn
+
+        return gemini_turn(body)
+    items = body.get("input")
+    if "messages" not in body and isinstance(items, list):
+        runs, inside = 0, False
+        for item in items:
+            model = _is_model_item(item)
+            runs += model and not inside
+            inside = model
+        return runs
     messages = body.get("messages")
     if not isinstance(messages, list):
         return 0
@@ -83,7 +148,7 @@ class Playback:
         self._attempts: dict[tuple[int, str, int], int] = {}
 
     def choose(self, body: Mapping[str, Any]) -> Choice:
-        """The answer to a ``POST /v1/messages`` body; see :class:`Script` for the rules.
+        """The answer to a ``POST /v1/messages`` or ``/v1/responses`` body; see :class:`Script`.
 
         Never raises for odd bodies: a request without a user message has the prompt ``""``,
         and a script error (no rule matches, answers exhausted) becomes an HTTP 500 answer.

@@ -1,4 +1,8 @@
-"""ModelServer: a loopback HTTP server that speaks the Anthropic Messages API from a script."""
+"""ModelServer: a loopback HTTP server that speaks the model APIs of the agent CLIs from a script.
+
+The Anthropic Messages API (Claude Code), the OpenAI Responses API (Codex CLI) and the Gemini
+API (Gemini CLI).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,7 +29,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from cc_executor.testing._playback import Playback, prompt_of, turn_of
+from cc_executor.testing import _chat, _gemini, _responses
+from cc_executor.testing._playback import Choice, Playback, prompt_of, turn_of
 from cc_executor.testing._script import HttpErrorReply, Reply, Script, ToolUse, load_script
 from cc_executor.testing._sse import (
     Event,
@@ -52,6 +57,12 @@ _CONFLICTING_PREFIXES = (
     "CLOUD_ML_",
 )
 _HOME_NAMES = frozenset({"HOME", "XDG_CONFIG_HOME"})
+# The same for Codex CLI: its provider, key, home and config overrides.
+_CODEX_PREFIXES = ("OPENAI_", "CODEX_", "AZURE_OPENAI_")
+# The same for Gemini CLI: its endpoint, keys, home and settings.
+_GEMINI_PREFIXES = ("GEMINI_", "GOOGLE_")
+#: The name of the custom model provider that codex_args() declares.
+CODEX_PROVIDER = "cc_executor_testing"
 _CONFLICTING_NAMES = frozenset({"CLAUDECODE", "IS_SANDBOX"}) | _HOME_NAMES
 
 
@@ -154,7 +165,7 @@ class _StreamResponse(Response):
             if (
                 drop_after is not None
                 and deltas >= drop_after
-                and (event.is_delta or event.name == "message_delta")
+                and (event.is_delta or event.is_closing)
             ):
                 return False
             if event.is_delta:
@@ -217,8 +228,13 @@ class ModelServer:
 
     Endpoints: ``GET``/``HEAD /`` (200), ``POST /v1/messages`` (query ignored; SSE when the body
     says ``"stream": true``, JSON otherwise), ``POST /v1/messages/count_tokens`` (an estimate),
-    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with an
-    Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
+    ``POST /v1/responses`` (the OpenAI Responses API, for Codex CLI: the same script rendered
+    as Responses events, see :meth:`codex_args`), ``POST /v1beta/models/MODEL:METHOD`` (the
+    Gemini API's ``streamGenerateContent``, ``generateContent`` and ``countTokens``, for
+    Gemini CLI, see :meth:`gemini_env`), ``POST /v1/chat/completions`` (OpenAI Chat
+    Completions, for Qwen Code, aider and other OpenAI-compatible clients),
+    ``GET /_testing/requests`` (the recorded requests as JSON). Other paths answer 404 with
+    an Anthropic-style ``not_found_error``. A body that is not a JSON object answers 400.
     """
 
     def __init__(
@@ -275,6 +291,109 @@ class ModelServer:
     def message_requests(self) -> list[RecordedRequest]:
         """The ``POST /v1/messages`` requests among :attr:`requests`."""
         return [r for r in self.requests if r.method == "POST" and r.path == "/v1/messages"]
+
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/responses`` requests (OpenAI Responses API) among :attr:`requests`."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/responses"]
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/chat/completions`` requests (OpenAI Chat Completions)."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+
+    @property
+    def gemini_requests(self) -> list[RecordedRequest]:
+        """The Gemini API requests (``POST /v1beta/models/...``) among :attr:`requests`."""
+        return [
+            r for r in self.requests if r.method == "POST" and r.path.startswith("/v1beta/models/")
+        ]
+
+    def gemini_env(
+        self,
+        gemini_home: str | os.PathLike[str],
+        *,
+        base: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Environment variables that point Gemini CLI at this server.
+
+        ``GOOGLE_GEMINI_BASE_URL`` (this server), a dummy ``GEMINI_API_KEY``,
+        ``GEMINI_CLI_HOME=gemini_home`` (a throwaway folder; its ``.gemini/settings.json``
+        must select the ``gemini-api-key`` auth type, which :meth:`write_gemini_settings`
+        writes, or the CLI exits 41) and ``GEMINI_CLI_NO_RELAUNCH=true`` (no re-launch of
+        itself as a child). With ``base`` (typically ``os.environ``) the result is a complete
+        environment: ``base`` minus ``GEMINI_*`` and ``GOOGLE_*``, plus the above; ``extra``
+        is applied last. Run the CLI with ``--skip-trust`` and an explicit ``-m MODEL``
+        (the default ``auto`` asks a routing model first).
+        """
+        ours = {
+            "GOOGLE_GEMINI_BASE_URL": self.url,
+            "GEMINI_API_KEY": "cc-executor-testing",
+            "GEMINI_CLI_HOME": os.fspath(gemini_home),
+            "GEMINI_CLI_NO_RELAUNCH": "true",
+        }
+        env: dict[str, str] = {}
+        if base is not None:
+            env = {k: v for k, v in base.items() if not k.startswith(_GEMINI_PREFIXES)}
+        env.update(ours)
+        if extra:
+            env.update(extra)
+        return env
+
+    @staticmethod
+    def write_gemini_settings(gemini_home: str | os.PathLike[str]) -> str:
+        """Write ``gemini_home/.gemini/settings.json`` selecting API-key auth; its path."""
+        folder = os.path.join(os.fspath(gemini_home), ".gemini")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "settings.json")
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump({"security": {"auth": {"selectedType": "gemini-api-key"}}}, file)
+        return path
+
+    def codex_args(self, *, retries: int = 0) -> list[str]:
+        """The ``codex exec`` arguments that point Codex CLI at this server.
+
+        Codex ignores ``OPENAI_BASE_URL``; only a custom model provider reaches another
+        endpoint, declared with ``-c`` overrides: name, ``base_url`` (this server's ``/v1``),
+        ``wire_api = "responses"``, ``env_key = "OPENAI_API_KEY"`` and the provider's own
+        request and stream retries (``retries``; the default 0 makes error tests quick).
+        Needs a started server (for the port).
+        """
+        provider = f"model_providers.{CODEX_PROVIDER}"
+        return [
+            "-c", f"model_provider={CODEX_PROVIDER}",
+            "-c", f'{provider}.name="{CODEX_PROVIDER}"',
+            "-c", f'{provider}.base_url="{self.url}/v1"',
+            "-c", f'{provider}.wire_api="responses"',
+            "-c", f'{provider}.env_key="OPENAI_API_KEY"',
+            "-c", f"{provider}.request_max_retries={retries}",
+            "-c", f"{provider}.stream_max_retries={retries}",
+        ]  # fmt: skip
+
+    def codex_env(
+        self,
+        codex_home: str | os.PathLike[str],
+        *,
+        base: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Environment variables for Codex CLI run with :meth:`codex_args`.
+
+        ``CODEX_HOME=codex_home`` (a throwaway folder, so the CLI never reads or writes the
+        user's own config and sessions; not under ``/tmp``, where Codex refuses its helper
+        binaries with a warning) and a dummy ``OPENAI_API_KEY``. With ``base`` (typically
+        ``os.environ``) the result is a complete environment: ``base`` minus ``OPENAI_*``,
+        ``CODEX_*`` and ``AZURE_OPENAI_*``, plus the above; ``extra`` is applied last.
+        """
+        ours = {"CODEX_HOME": os.fspath(codex_home), "OPENAI_API_KEY": "sk-cc-executor-testing"}
+        env: dict[str, str] = {}
+        if base is not None:
+            env = {k: v for k, v in base.items() if not k.startswith(_CODEX_PREFIXES)}
+        env.update(ours)
+        if extra:
+            env.update(extra)
+        return env
 
     def claude_env(
         self,
@@ -506,6 +625,48 @@ class ModelServer:
                 )
             return await self._answer(body, len(raw))
 
+        async def responses(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _responses.error_json,
+                )
+            return await self._answer_responses(body, len(raw))
+
+        async def chat(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            if not isinstance(body, dict):
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _responses.error_json,
+                )
+            return await self._answer_chat(body, len(raw))
+
+        async def gemini(request: Request) -> Response:
+            raw = await request.body()
+            body = self._parse_body(raw)
+            self._record(request, body)
+            model, _, method = request.path_params["target"].rpartition(":")
+            if method == "countTokens":
+                return JSONResponse({"totalTokens": estimate_tokens(len(raw))})
+            if method not in ("generateContent", "streamGenerateContent") or not model:
+                return _error_response(
+                    HttpErrorReply(404, message=f"{request.url.path} is not served here"),
+                    _gemini.error_json,
+                )
+            if not isinstance(body, dict):
+                return _error_response(
+                    HttpErrorReply(400, message="request body must be a JSON object"),
+                    _gemini.error_json,
+                )
+            stream = method == "streamGenerateContent"
+            return await self._answer_gemini(body, len(raw), model, stream=stream)
+
         async def count_tokens(request: Request) -> Response:
             raw = await request.body()
             body = self._parse_body(raw)
@@ -528,54 +689,116 @@ class ModelServer:
             routes=[
                 Route("/", root, methods=["GET", "HEAD"]),
                 Route("/v1/messages", messages, methods=["POST"]),
+                Route("/v1/responses", responses, methods=["POST"]),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
                 Route("/{path:path}", not_found, methods=every_method),
             ]
         )
 
-    async def _answer(self, body: dict[str, Any], request_chars: int) -> Response:
+    async def _play(
+        self,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        events: Callable[[Choice, Reply, str], Iterator[Event]],
+        whole: Callable[[Choice, Reply, str], dict[str, Any]],
+        error_body: Callable[[HttpErrorReply], dict[str, Any]],
+        id_header: str | None = None,
+        model: str | None = None,
+    ) -> Response:
+        """The scripted answer to ``body`` in one API's shape: ``events`` renders it streamed,
+        ``whole`` as one JSON body, ``error_body`` an HTTP error; pacing, latency and drops
+        are the same for every API."""
         choice = self._playback.choose(body)
         answer = choice.answer
         if answer.latency and not await self._pause(answer.latency):
-            return _error_response(HttpErrorReply(503, message="model server shutting down"))
+            answer = HttpErrorReply(503, message="model server shutting down")
         if isinstance(answer, HttpErrorReply):
-            return _error_response(answer)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            model = "scripted-model"
-        message_id = f"msg_{choice.seed[:24]}"
-        tool_ids = [
-            (block.id or f"toolu_{choice.seed[24:46]}{index:02d}")
-            if isinstance(block, ToolUse)
-            else ""
-            for index, block in enumerate(answer.blocks)
-        ]
-        if body.get("stream") is True:
-            events = stream_events(
-                answer,
-                message_id=message_id,
-                model=model,
-                tool_ids=tool_ids,
-                request_chars=request_chars,
-            )
-            return _StreamResponse(self, answer, events)
-        message = message_json(
-            answer,
-            message_id=message_id,
-            model=model,
-            tool_ids=tool_ids,
-            request_chars=request_chars,
-        )
-        headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
+            return _error_response(answer, error_body)
+        if model is None:
+            named = body.get("model")
+            model = named if isinstance(named, str) and named else "scripted-model"
+        if stream:
+            return _StreamResponse(self, answer, events(choice, answer, model))
+        headers = {id_header: f"req_{uuid.uuid4().hex[:24]}"} if id_header else None
+        data = whole(choice, answer, model)
         if answer.drop_non_streaming:
-            return _CutOffResponse(message, headers=headers)
-        return JSONResponse(message, headers=headers)
+            return _CutOffResponse(data, headers=headers)
+        return JSONResponse(data, headers=headers)
+
+    async def _answer(self, body: dict[str, Any], request_chars: int) -> Response:
+        def ids(choice: Choice, answer: Reply) -> dict[str, Any]:
+            return {
+                "message_id": f"msg_{choice.seed[:24]}",
+                "tool_ids": [
+                    (block.id or f"toolu_{choice.seed[24:46]}{index:02d}")
+                    if isinstance(block, ToolUse)
+                    else ""
+                    for index, block in enumerate(answer.blocks)
+                ],
+                "request_chars": request_chars,
+            }
+
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: stream_events(a, model=m, **ids(c, a)),
+            whole=lambda c, a, m: message_json(a, model=m, **ids(c, a)),
+            error_body=error_json,
+            id_header="request-id",
+        )
+
+    async def _answer_responses(self, body: dict[str, Any], request_chars: int) -> Response:
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: _responses.stream_events(
+                a, seed=c.seed, model=m, request_chars=request_chars
+            ),
+            whole=lambda c, a, m: _responses.response_json(
+                a, seed=c.seed, model=m, request_chars=request_chars
+            ),
+            error_body=_responses.error_json,
+            id_header="x-request-id",
+        )
+
+    async def _answer_chat(self, body: dict[str, Any], request_chars: int) -> Response:
+        declared = _chat.declared_tools(body)
+        return await self._play(
+            body,
+            stream=body.get("stream") is True,
+            events=lambda c, a, m: _chat.stream_events(
+                a, seed=c.seed, model=m, request_chars=request_chars, declared=declared
+            ),
+            whole=lambda c, a, m: _chat.response_json(
+                a, seed=c.seed, model=m, request_chars=request_chars, declared=declared
+            ),
+            error_body=_responses.error_json,
+        )
+
+    async def _answer_gemini(
+        self, body: dict[str, Any], request_chars: int, model: str, *, stream: bool
+    ) -> Response:
+        return await self._play(
+            body,
+            stream=stream,
+            events=lambda c, a, m: _gemini.stream_events(a, model=m, request_chars=request_chars),
+            whole=lambda c, a, m: _gemini.response_json(a, model=m, request_chars=request_chars),
+            error_body=_gemini.error_json,
+            model=model,
+        )
 
 
-def _error_response(error: HttpErrorReply) -> Response:
+def _error_response(
+    error: HttpErrorReply,
+    body: Callable[[HttpErrorReply], dict[str, Any]] = error_json,
+) -> Response:
+    """An HTTP error answer, its body in one API's shape (Anthropic's by default)."""
     return JSONResponse(
-        error_json(error),
+        body(error),
         status_code=error.status,
         headers=error_headers(error, f"req_{uuid.uuid4().hex[:24]}"),
     )

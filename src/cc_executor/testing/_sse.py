@@ -14,22 +14,61 @@ from typing import Any
 
 from cc_executor.testing._script import HttpErrorReply, Reply, Text, Thinking, ToolUse
 
+# The events that carry a piece of content, in the Messages and the Responses API: the unit
+# that Reply.delay paces and Reply.drop_after counts.
+_DELTAS = frozenset(
+    {
+        "content_block_delta",
+        "response.output_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+        "gemini.delta",
+        "gemini.call",
+        "chat.delta",
+        "chat.call",
+    }
+)
+# The events a dropped stream never reaches: those that close an item or the answer.
+_CLOSING = frozenset(
+    {
+        "message_delta",
+        "response.output_item.done",
+        "response.completed",
+        "gemini.done",
+        "chat.finish",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Event:
-    """One server-sent event. ``is_delta`` marks ``content_block_delta`` events, the unit that
-    ``Reply.delay`` paces and ``Reply.drop_after`` counts."""
+    """One server-sent event. ``is_delta`` marks the events carrying a piece of content
+    (``content_block_delta``, ``response.*.delta``), the unit that ``Reply.delay`` paces and
+    ``Reply.drop_after`` counts; ``is_closing`` those a dropped stream stops before."""
 
     name: str
     data: Mapping[str, Any]
+    #: False for APIs whose stream has no ``event:`` lines (Gemini): ``name`` is then ours only.
+    named: bool = True
+    #: The frame as it is, for the odd one that is not JSON (``data: [DONE]``).
+    raw: bytes | None = None
 
     @property
     def is_delta(self) -> bool:
-        return self.name == "content_block_delta"
+        return self.name in _DELTAS
+
+    @property
+    def is_closing(self) -> bool:
+        return self.name in _CLOSING
 
     def encode(self) -> bytes:
-        """The SSE frame: ``event: NAME`` and one ``data:`` line of compact JSON."""
+        """The SSE frame: ``event: NAME`` (when ``named``) and one ``data:`` line of JSON."""
+        if self.raw is not None:
+            return self.raw
         payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        if not self.named:
+            return f"data: {payload}\n\n".encode()
         return f"event: {self.name}\ndata: {payload}\n\n".encode()
 
 

@@ -53,11 +53,18 @@ class ClaudeAdapter:
         return build_command(executable, options)
 
     def process_env(self, options: Any) -> dict[str, str]:
+        env: dict[str, str] = {}
+        base_url = getattr(options, "base_url", None)
+        if base_url:
+            env["ANTHROPIC_BASE_URL"] = base_url
         # Claude Code honours CLAUDE_CODE_MAX_CONTEXT_TOKENS only with compaction off.
         tokens = getattr(options, "max_context_tokens", None)
-        if tokens is None:
-            return {}
-        return {"CLAUDE_CODE_MAX_CONTEXT_TOKENS": str(tokens), "DISABLE_COMPACT": "1"}
+        if tokens is not None:
+            env.update(CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(tokens), DISABLE_COMPACT="1")
+        return env
+
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        return {}
 
     def parser(self) -> StreamParser:
         from cc_executor._agents._claude._parse import ClaudeStreamParser

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
+from cc_executor._agents._outcome import ended_without, not_run_or_stopped
 from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
-from cc_executor._engine import ProcessResult, ProcessStatus
+from cc_executor._engine import ProcessResult
 
 #: HTTP statuses worth another attempt (overload, server errors).
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -17,6 +18,16 @@ _ROOT_HINT = (
     "Claude Code refuses bypassPermissions/--dangerously-skip-permissions as root: set "
     "IS_SANDBOX=1 in the run's env if this machine is a sandbox, or run as a normal user, or "
     "grant the tools it needs with allowed_tools (e.g. ['Write', 'Bash']) instead"
+)
+
+
+#: Claude Code's warning when its stdin stays empty for 3 s (it then exits 1).
+_NO_PROMPT = "no stdin data received"
+_NO_PROMPT_ERROR = (
+    "Claude Code received no prompt: its stdin stayed empty for the 3 s it waits, because "
+    "cc-executor could not write the prompt in time (its event loop was busy); nothing ran. "
+    "This is cc-executor's failure, not the agent's: the prompt normally goes as a file "
+    "saved in the run folder, which could not be written"
 )
 
 
@@ -44,26 +55,18 @@ def _api_error(result: ResultEvent) -> Outcome:
 
 def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcome:
     """The outcome of one attempt, from the supervised process and the result line (if any)."""
-    if process.status is ProcessStatus.SPAWN_FAILED:
-        return Outcome(RunStatus.SPAWN_FAILED, f"Claude Code could not be started: {process.error}")
-    stopped = {
-        ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
-        ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
-        ProcessStatus.CANCELLED: RunStatus.CANCELLED,
-    }
-    if process.status in stopped and result is None:
-        return Outcome(stopped[process.status], process.error)
-    tail = process.stderr_tail.strip()
+    early = not_run_or_stopped(process, "Claude Code", final=result is not None)
+    if early is not None:
+        return early
     if result is None:
+        tail = process.stderr_tail
+        if _NO_PROMPT in tail:
+            # Ours, not the agent's: the prompt was piped and not written within the CLI's
+            # wait. Nothing ran, so another attempt is safe.
+            return Outcome(RunStatus.SPAWN_FAILED, _NO_PROMPT_ERROR, True)
         if _ROOT_REFUSAL in tail:
             return Outcome(RunStatus.CRASHED, _ROOT_HINT)
-        how = (
-            f"exited with code {process.exit_code}"
-            if process.exit_code is not None
-            else f"was killed by {process.signal}"
-        )
-        detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
-        return Outcome(RunStatus.CRASHED, f"Claude Code {how} without a result line{detail}")
+        return ended_without(process, "Claude Code", "a result line")
     if result.subtype == "error_max_turns":
         turns = f" ({result.num_turns} turns)" if result.num_turns else ""
         return Outcome(RunStatus.MAX_TURNS, f"stopped at the turn limit{turns}")

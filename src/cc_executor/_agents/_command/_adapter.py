@@ -1,0 +1,129 @@
+"""Any agent CLI, described by a spec file (see :mod:`._spec` and docs/agents/command.md)."""
+
+from __future__ import annotations
+
+import os
+
+from cc_executor._agents._command._spec import AgentSpec, load_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from cc_executor._agents._base import StreamParser
+    from cc_executor._agents._types import Outcome, ResultEvent, ToolUseEvent
+    from cc_executor._engine import ProcessResult
+
+
+def _spec(options: Any) -> AgentSpec:
+    return load_spec(getattr(options, "agent_spec", None))
+
+
+class CommandAdapter:
+    """An agent CLI run from a spec file: argv, prompt on stdin, outcome from its exit.
+
+    The registered instance reads the spec from the options it is given (``check``,
+    ``command``, ``process_env``); a run works with the instance :meth:`bind` returns for
+    its options, which knows the spec for the rest (``locate``, ``parser``, ``outcome``,
+    ``changed_file``): two runs with two specs never share one.
+    """
+
+    name = "command"
+    title = "command agent"
+
+    def __init__(self, spec: AgentSpec | None = None) -> None:
+        self._spec = spec
+
+    def bind(self, options: Any) -> CommandAdapter:
+        """This adapter for the spec that ``options`` name."""
+        return CommandAdapter(_spec(options))
+
+    @property
+    def max_line_memory(self) -> int:
+        from cc_executor._agents._jsonl import LARGE_LINE
+
+        return LARGE_LINE
+
+    def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
+        import shutil
+
+        from cc_executor._errors import AgentNotFound
+
+        program = os.fspath(explicit) if explicit is not None else None
+        if program is None:
+            if self._spec is None:
+                raise AgentNotFound("the command agent needs agent_spec (--agent-spec FILE)")
+            program = self._spec.command[0]
+        if os.sep in program:
+            if os.path.isfile(program) and os.access(program, os.X_OK):
+                return os.path.abspath(program)
+            raise AgentNotFound(f"{program} (the agent spec's command) is not an executable file")
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise AgentNotFound(f"{program} (the agent spec's command) is not on PATH")
+        return found
+
+    def check(self, options: Any) -> None:
+        spec = _spec(options)
+        if getattr(options, "model", None) and not spec.model_arg:
+            raise ValueError(f"model: the agent spec {spec.path} has no model_arg to pass it")
+        if getattr(options, "base_url", None) and not spec.base_url_env:
+            raise ValueError(f"base_url: the agent spec {spec.path} has no base_url_env to pass it")
+
+    def command(self, executable: str, options: Any) -> list[str]:
+        spec = _spec(options)
+        argv = [executable, *spec.command[1:]]
+        model = getattr(options, "model", None)
+        if model:
+            argv += [a.replace("{model}", model) for a in spec.model_arg]
+        return argv + list(options.extra_args)
+
+    def process_env(self, options: Any) -> dict[str, str]:
+        spec = _spec(options)
+        env = dict(spec.env)
+        base_url = getattr(options, "base_url", None)
+        if base_url and spec.base_url_env:
+            env[spec.base_url_env] = base_url
+        return env
+
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        return {}
+
+    def parser(self) -> StreamParser:
+        spec = self._spec
+        if spec is not None and spec.output == "claude-stream-json":
+            from cc_executor._agents._claude._parse import ClaudeStreamParser
+
+            return ClaudeStreamParser()
+        from cc_executor._agents._command._parse import JsonlParser, TextParser
+
+        if spec is not None and spec.jsonl is not None:
+            return JsonlParser(spec.jsonl)
+        return TextParser()
+
+    def outcome(self, process: ProcessResult, result: ResultEvent | None) -> Outcome:
+        spec = self._spec
+        if spec is not None and spec.output == "claude-stream-json":
+            from cc_executor._agents._claude._outcome import decide_outcome as claude_outcome
+
+            outcome = claude_outcome(process, result)
+            return type(outcome)(
+                outcome.status,
+                outcome.error.replace("Claude Code", spec.name) if outcome.error else None,
+                outcome.retryable,
+            )
+        from cc_executor._agents._command._outcome import decide_outcome
+
+        return decide_outcome(process, spec.name if spec is not None else "the command agent")
+
+    def changed_file(self, use: ToolUseEvent, cwd: str) -> str | None:
+        spec = self._spec
+        key = spec.file_tools.get(use.name) if spec is not None else None
+        value = use.input.get(key) if key else None
+        if isinstance(value, str) and value:
+            return os.path.normpath(os.path.join(cwd, value))
+        return None
+
+    def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
+        raise ValueError("the command agent cannot resume a session")

@@ -1,0 +1,85 @@
+"""Gemini CLI as an agent adapter (see :class:`~cc_executor._agents._base.AgentAdapter`)."""
+
+from __future__ import annotations
+
+import os
+
+from cc_executor._agents._gemini._flags import build_command, check_flags
+from cc_executor._agents._gemini._locate import locate_gemini
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from cc_executor._agents._base import StreamParser
+    from cc_executor._agents._types import Outcome, ResultEvent, ToolUseEvent
+    from cc_executor._engine import ProcessResult
+
+#: Gemini CLI's tools that name the file they create or change.
+_FILE_TOOLS = ("write_file", "replace")
+_SETTINGS = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n'
+
+
+class GeminiAdapter:
+    """Google's Gemini CLI (``gemini --prompt= --output-format stream-json``)."""
+
+    name = "gemini"
+    title = "Gemini CLI"
+
+    @property
+    def max_line_memory(self) -> int:
+        from cc_executor._agents._jsonl import LARGE_LINE
+
+        return LARGE_LINE
+
+    def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
+        return locate_gemini(explicit, env)
+
+    def check(self, options: Any) -> None:
+        check_flags(options)
+
+    def command(self, executable: str, options: Any) -> list[str]:
+        return build_command(executable, options)
+
+    def process_env(self, options: Any) -> dict[str, str]:
+        env = {
+            # Otherwise it re-launches itself as a child with a bigger heap, and that child
+            # outlives the SIGTERM its parent gets.
+            "GEMINI_CLI_NO_RELAUNCH": "true",
+        }
+        base_url = getattr(options, "base_url", None)
+        if base_url:
+            env["GOOGLE_GEMINI_BASE_URL"] = base_url
+        return env
+
+    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+        # An endpoint of the caller's choosing needs API-key auth, which only the CLI's
+        # settings can select: a home of the run's own, unless the caller gave one.
+        if not getattr(options, "base_url", None) or "GEMINI_CLI_HOME" in options.env:
+            return {}
+        home = os.path.join(run_dir, "agent-home")
+        for folder in (run_dir, home, os.path.join(home, ".gemini")):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        with open(os.path.join(home, ".gemini", "settings.json"), "w", encoding="utf-8") as f:
+            f.write(_SETTINGS)
+        return {"GEMINI_CLI_HOME": home}
+
+    def parser(self) -> StreamParser:
+        from cc_executor._agents._gemini._parse import GeminiStreamParser
+
+        return GeminiStreamParser()
+
+    def outcome(self, process: ProcessResult, result: ResultEvent | None) -> Outcome:
+        from cc_executor._agents._gemini._outcome import decide_outcome
+
+        return decide_outcome(process, result)
+
+    def changed_file(self, use: ToolUseEvent, cwd: str) -> str | None:
+        path = use.input.get("file_path") if use.name in _FILE_TOOLS else None
+        if isinstance(path, str) and path:
+            return os.path.normpath(os.path.join(cwd, path))
+        return None
+
+    def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
+        raise ValueError("Gemini CLI resumes by list index, not by session id")

@@ -1,0 +1,46 @@
+"""How a Gemini CLI run ended: from its ``result`` line, its exit status (which carries an
+API error's HTTP status modulo 256: 400 -> 144, 429 -> 173, 500 -> 244) and our timeouts."""
+
+from __future__ import annotations
+
+from cc_executor._agents._outcome import ended_without, not_run_or_stopped
+from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
+from cc_executor._engine import ProcessResult
+
+#: Exit codes Gemini CLI gives before any request, and what they mean.
+_SETUP_EXITS = {
+    41: "no usable authentication: its settings must select an auth type (for an API key, "
+    '"security": {"auth": {"selectedType": "gemini-api-key"}} in GEMINI_CLI_HOME/.gemini/'
+    "settings.json; cc-executor writes one when --base-url is given)",
+    55: "the folder is not trusted (cc-executor passes --skip-trust; is an extra argument "
+    "overriding it?)",
+}
+_RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def _http_status(exit_code: int | None) -> int | None:
+    """The HTTP status an exit code stands for (Gemini CLI exits with it modulo 256)."""
+    if exit_code is None or exit_code < 144:
+        return None
+    status = exit_code + 256
+    return status if 400 <= status <= 599 else None
+
+
+def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcome:
+    """The outcome of one attempt, from the supervised process and the result line."""
+    early = not_run_or_stopped(process, "Gemini CLI", final=result is not None)
+    if early is not None:
+        return early
+    code = process.exit_code
+    if code in _SETUP_EXITS:
+        return Outcome(RunStatus.ERROR, f"Gemini CLI exited {code}: {_SETUP_EXITS[code]}")
+    if result is None:
+        return ended_without(process, "Gemini CLI", "a result line")
+    if result.is_error:
+        text = (result.result or "").strip()[:1000]
+        status = _http_status(code)
+        if status == 429:
+            return Outcome(RunStatus.RATE_LIMITED, f"rate limited by the API: {text}", True)
+        prefix = f"API error {status}" if status else "Gemini CLI reported an error"
+        return Outcome(RunStatus.ERROR, f"{prefix}: {text}", status in _RETRYABLE_STATUSES)
+    return Outcome(RunStatus.OK, None)

@@ -1,0 +1,113 @@
+"""The receipt of a history record: a digest of every field of the run as stored, so that
+``verify`` sees a status, exit code or cost edited after the fact.
+
+Unkeyed (``v1:sha256:...``) by default: it shows accidental damage and naive edits, but
+whoever can write the data folder can recompute it. With a key in the file named by
+``CC_EXECUTOR_RECEIPT_KEY_FILE`` (kept outside the data folder) it is an HMAC-SHA256
+(``v1:hmac-sha256:...``) that cannot be forged without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cc_executor._errors import HistoryError
+from cc_executor._paths import data_home_path
+from cc_executor._store._record import RunRecord
+
+#: The environment variable naming the file that holds the receipt key.
+KEY_ENV = "CC_EXECUTOR_RECEIPT_KEY_FILE"
+#: Fewer bytes than this is no key (a typo, an empty file): refused.
+MIN_KEY_BYTES = 16
+#: More than this is not a key file (the wrong file named).
+MAX_KEY_BYTES = 4096
+
+#: The fields a v1 receipt covers, fixed: a field added later must not change the receipts
+#: of the records written before it.
+FIELDS_V1 = (
+    "id", "kind", "agent", "argv", "cwd", "prompt_sha256", "prompt_preview", "started_at",
+    "ended_at", "status", "exit_code", "signal", "session_id", "cost_usd", "input_tokens",
+    "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
+    "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
+    "model", "artifacts", "warnings",
+)  # fmt: skip
+UNKEYED = "v1:sha256:"
+KEYED = "v1:hmac-sha256:"
+
+
+def receipt_key() -> bytes | None:
+    """The key in the file ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` names, or None when it is unset.
+
+    Raises :class:`HistoryError` when the file cannot be read, holds fewer than 16 or more
+    than 4096 bytes, or lies inside the data folder (whoever can rewrite the receipts there
+    could read it). The file's bytes are the key, exactly."""
+    named = os.environ.get(KEY_ENV)
+    if not named:
+        return None
+    path = os.path.realpath(os.path.expanduser(named))
+    home = os.path.realpath(data_home_path())
+    if os.path.commonpath([path, home]) == home:
+        raise HistoryError(
+            f"{KEY_ENV}: {named} is inside the data folder {home}: keep the receipt key "
+            "outside it (whoever can rewrite the receipts there could read it)"
+        )
+    try:
+        with open(path, "rb") as f:
+            key = f.read(MAX_KEY_BYTES + 1)
+    except OSError as exc:
+        raise HistoryError(f"{KEY_ENV}: cannot read {named}: {exc.strerror or exc}") from None
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise HistoryError(
+            f"{KEY_ENV}: {named} holds {'more than ' if len(key) > MAX_KEY_BYTES else ''}"
+            f"{min(len(key), MAX_KEY_BYTES)} bytes; a receipt key is {MIN_KEY_BYTES} to "
+            f"{MAX_KEY_BYTES} bytes (head -c 32 /dev/urandom > FILE)"
+        )
+    return key
+
+
+def _canonical(record: RunRecord) -> bytes:
+    data = record.to_dict()
+    fields: dict[str, Any] = {name: data.get(name) for name in FIELDS_V1}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def record_receipt(record: RunRecord, key: bytes | None) -> str:
+    """The receipt of ``record``'s fields: an HMAC-SHA256 with ``key``, else a sha256."""
+    body = _canonical(record)
+    if key is None:
+        return UNKEYED + hashlib.sha256(body).hexdigest()
+    return KEYED + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def check_record(record: RunRecord, key: bytes | None) -> str | None:
+    """None when ``record`` matches its receipt, else why not (one line)."""
+    stored = record.record_receipt
+    if not stored:
+        return (
+            "the record has no receipt (written before cc-executor kept record receipts, or "
+            "removed): its fields cannot be checked"
+        )
+    if stored.startswith(KEYED):
+        if key is None:
+            return (
+                f"the record's receipt is keyed and no key is configured ({KEY_ENV}): its "
+                "fields cannot be checked"
+            )
+    elif stored.startswith(UNKEYED):
+        if key is not None:
+            return (
+                "the record's receipt is not keyed though a key is configured: it was "
+                f"written without {KEY_ENV}, or rewritten by someone without the key"
+            )
+    else:
+        return "the record's receipt is not one cc-executor writes"
+    if not hmac.compare_digest(stored, record_receipt(record, key)):
+        return (
+            "the record was altered: its fields (status, exit code, cost, receipts, ...) do "
+            "not match its receipt"
+        )
+    return None

@@ -1,0 +1,204 @@
+"""Codex CLI runs (``agent="codex"``) through the real CLI against the scripted model server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cc_executor._agents._types import AgentEvent, RunStatus, ToolResultEvent, ToolUseEvent
+from cc_executor._run._runner import run, start_run
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests._means import codex_path
+from tests._wait import await_for
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+
+@dataclass
+class CodexBed:
+    server: ModelServer
+    workdir: Path
+    home: Path
+    codex: str
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        env = {"CODEX_HOME": str(self.home), "OPENAI_API_KEY": "sk-cc-executor-testing"}
+        env.update(extra.pop("env", {}))
+        return {
+            "agent": "codex",
+            "agent_path": self.codex,
+            "base_url": f"{self.server.url}/v1",
+            "cwd": self.workdir,
+            "env": env,
+            "heartbeat_s": 0,
+            "retry_initial_delay": 0.1,
+            **extra,
+        }
+
+
+@asynccontextmanager
+async def codex_bed(tmp_path: Path, script: Script) -> AsyncIterator[CodexBed]:
+    workdir, home = tmp_path / "work", tmp_path / "codex-home"
+    workdir.mkdir(exist_ok=True)
+    home.mkdir(exist_ok=True)
+    async with ModelServer(script) as server:
+        yield CodexBed(server, workdir, home, codex_path())
+
+
+def one_rule(*answers: Reply | HttpErrorReply) -> Script:
+    return Script([Rule(answers=list(answers))])
+
+
+def codex_pids_in(cwd: Path) -> list[int]:
+    """Processes still running in ``cwd`` (psutil, not our own sweep): the CLI, its node
+    wrapper and the commands it started."""
+    pids = []
+    for proc in psutil.process_iter(["cwd"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["cwd"] == str(cwd):
+                pids.append(proc.pid)
+    return pids
+
+
+def sleeping_in(cwd: Path) -> bool:
+    for pid in codex_pids_in(cwd):
+        with contextlib.suppress(psutil.Error):
+            if "sleep 60" in " ".join(psutil.Process(pid).cmdline()):
+                return True
+    return False
+
+
+async def test_text_answer(tmp_path: Path) -> None:
+    async with codex_bed(tmp_path, one_rule(Reply([Text("Hello from Codex.")]))) as b:
+        result = await run("say hello", **b.options())
+        prompts = [r.prompt for r in b.server.responses_requests]
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Hello from Codex."
+    assert not result.partial
+    assert result.exit_code == 0
+    assert result.session_id  # the thread id: what `--resume` takes
+    assert result.cost_usd is None  # Codex reports tokens, never a price
+    assert result.usage["output_tokens"] > 0
+    assert prompts == ["say hello"]
+
+
+async def test_shell_call_runs_and_written_files_are_listed(tmp_path: Path) -> None:
+    script = one_rule(
+        Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+        Reply([ToolUse("Write", {"file_path": "notes.txt", "content": "a\n"})]),
+        Reply([Text("Both done.")]),
+    )
+    events: list[AgentEvent] = []
+    async with codex_bed(tmp_path, script) as b:
+        result = await run(
+            "make files", sandbox="workspace-write", on_event=events.append, **b.options()
+        )
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Both done."
+    assert (b.workdir / "shell.txt").read_text() == "ran"
+    assert (b.workdir / "notes.txt").read_text() == "a\n"
+    assert str(b.workdir / "notes.txt") in result.files
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [u.name for u in uses] == ["shell", "file_change"]
+    assert "printf ran > shell.txt" in uses[0].input["command"]
+    assert result.tool_calls == 2
+
+
+async def test_read_only_sandbox_is_the_default(tmp_path: Path) -> None:
+    script = one_rule(
+        Reply([ToolUse("Bash", {"command": "printf x > blocked.txt"})]),
+        Reply([Text("Tried.")]),
+    )
+    results: list[ToolResultEvent] = []
+
+    def keep(event: AgentEvent) -> None:
+        if isinstance(event, ToolResultEvent):
+            results.append(event)
+
+    async with codex_bed(tmp_path, script) as b:
+        result = await run("try to write", on_event=keep, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert not (b.workdir / "blocked.txt").exists()
+    assert [r.is_error for r in results] == [True]
+
+
+async def test_api_errors_map_to_statuses(tmp_path: Path) -> None:
+    script = Script(
+        [
+            Rule(match="bad", answers=[HttpErrorReply(400, message="prompt is too long")]),
+            Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+        ]
+    )
+    async with codex_bed(tmp_path, script) as b:
+        bad = await run("bad request", retries=0, **b.options())
+        busy = await run("busy now", retries=0, **b.options())
+    assert bad.status is RunStatus.ERROR
+    assert "prompt is too long" in (bad.error or "")
+    assert busy.status is RunStatus.RATE_LIMITED, busy.error
+
+
+async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -> None:
+    script = one_rule(
+        Reply([Text("First part."), ToolUse("Bash", {"command": "sleep 60"})]),
+        Reply([Text("never")]),
+    )
+    async with codex_bed(tmp_path, script) as b:
+        result = await run("long job", timeout=8, grace=1, **b.options())
+        left = codex_pids_in(b.workdir)
+    assert result.status is RunStatus.TIMEOUT
+    assert result.partial
+    assert result.result == "First part."
+    assert result.session_id
+    assert left == []
+
+
+async def test_cancel_mid_tool_leaves_no_process(tmp_path: Path) -> None:
+    script = one_rule(Reply([ToolUse("Bash", {"command": "sleep 60"})]), Reply([Text("never")]))
+    started: list[ToolUseEvent] = []
+
+    def keep(event: AgentEvent) -> None:
+        if isinstance(event, ToolUseEvent):
+            started.append(event)
+
+    async with codex_bed(tmp_path, script) as b:
+        handle = start_run("sleep a while", grace=1, on_event=keep, **b.options())
+        await await_for(lambda: started, timeout=60, what="the shell call")
+        await await_for(lambda: sleeping_in(b.workdir), timeout=60, what="the sleep command")
+        handle.cancel()
+        result = await handle.wait()
+        left = codex_pids_in(b.workdir)
+    assert result.status is RunStatus.CANCELLED
+    assert left == []
+
+
+async def test_resume_continues_the_thread(tmp_path: Path) -> None:
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("one")])]),
+            # The resumed thread carries the first answer: this request is turn 1.
+            Rule(match="^second", answers=[Reply([Text("unused")]), Reply([Text("two")])]),
+        ]
+    )
+    async with codex_bed(tmp_path, script) as b:
+        first = await run("first question", **b.options())
+        second = await run("second question", resume=first.session_id, **b.options())
+        last_input = b.server.responses_requests[-1].body["input"]
+    assert first.status is RunStatus.OK, first.error
+    assert second.status is RunStatus.OK, second.error
+    assert second.result == "two"
+    assert second.session_id == first.session_id
+    texts = [
+        part.get("text")
+        for item in last_input
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content", [])
+    ]
+    assert "first question" in texts
+    assert "one" in texts

@@ -1,0 +1,211 @@
+"""The command agent (``agent="command"`` with a TOML spec): real child processes as agents,
+and the real Qwen Code CLI described by a spec, offline against the scripted server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_executor._agents._types import RunStatus
+from cc_executor._run._options import RunOptions
+from cc_executor._run._runner import run
+from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests._means import agent_path
+
+
+def spec(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def py(code: str) -> str:
+    """A TOML array: this interpreter running ``code`` (a literal string: no escapes)."""
+    return f"[\"{sys.executable}\", \"-c\", '''{code}''']"
+
+
+def options(spec_path: Path, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {"agent": "command", "agent_spec": spec_path, "cwd": tmp_path, "heartbeat_s": 0, **extra}
+
+
+async def test_text_agent_answers_with_its_stdout(tmp_path: Path) -> None:
+    upper = spec(
+        tmp_path, "upper", f"command = {py('import sys; print(sys.stdin.read().upper())')}\n"
+    )
+    result = await run("hello\nworld", **options(upper, tmp_path))
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "HELLO\nWORLD"  # stdout without its last newline
+    assert result.session_id is None
+    assert result.cost_usd is None
+
+
+async def test_a_failing_agent_is_an_error_with_its_stderr(tmp_path: Path) -> None:
+    code = "import sys; sys.stderr.write('boom: no model'); sys.exit(3)"
+    failing = spec(tmp_path, "failing", f"command = {py(code)}\n")
+    result = await run("x", retries=0, **options(failing, tmp_path))
+    assert result.status is RunStatus.ERROR
+    assert result.exit_code == 3
+    assert result.error is not None
+    assert "exited with code 3: boom: no model" in result.error
+
+
+async def test_a_timeout_keeps_what_was_printed(tmp_path: Path) -> None:
+    code = "import time; print('part one', flush=True); time.sleep(60)"
+    slow = spec(tmp_path, "slow", f'name = "slowpoke"\ncommand = {py(code)}\n')
+    result = await run("x", timeout=3, grace=1, **options(slow, tmp_path))
+    assert result.status is RunStatus.TIMEOUT
+    assert result.partial
+    assert result.result == "part one"
+
+
+async def test_jsonl_mapping_picks_the_answer_and_the_session(tmp_path: Path) -> None:
+    code = (
+        "import json\n"
+        "for o in [{'type': 'init', 'sid': 'S-1'}, {'type': 'msg', 'role': 'user', 'text': 'no'},"
+        " {'type': 'msg', 'role': 'assistant', 'data': {'text': 'Hi '}},"
+        " {'type': 'msg', 'role': 'assistant', 'data': {'text': 'there.'}}]:\n"
+        "    print(json.dumps(o))\n"
+    )
+    jsonl = spec(
+        tmp_path,
+        "jsonl",
+        f"""\
+        command = {py(code)}
+        output = "jsonl"
+        [jsonl]
+        text = "data.text"
+        session = "sid"
+        match = {{ type = "msg", role = "assistant" }}
+        """,
+    )
+    result = await run("x", **options(jsonl, tmp_path))
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Hi there."
+    assert result.session_id == "S-1"
+
+
+async def test_model_and_base_url_reach_the_agent_as_the_spec_says(tmp_path: Path) -> None:
+    code = "import os, sys; print(sys.argv[1:], os.environ['MY_URL'], os.environ['FIXED'])"
+    echo = spec(
+        tmp_path,
+        "echo",
+        f"""\
+        command = {py(code)}
+        model_arg = ["--use-model", "{{model}}"]
+        base_url_env = "MY_URL"
+        [env]
+        FIXED = "yes"
+        """,
+    )
+    result = await run(
+        "x", model="m-1", base_url="http://127.0.0.1:9/v1", **options(echo, tmp_path)
+    )
+    assert result.status is RunStatus.OK, result.error
+    assert result.result.strip() == "['--use-model', 'm-1'] http://127.0.0.1:9/v1 yes"
+
+
+async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
+    text = spec(tmp_path, "text", f"command = {py('print(1 + 1)')}\n")
+    jsonl = spec(
+        tmp_path,
+        "j",
+        f"""\
+        command = {py("import json; print(json.dumps({'t': 'from jsonl'}))")}
+        output = "jsonl"
+        [jsonl]
+        text = "t"
+        """,
+    )
+    results = await asyncio.gather(
+        *(run("x", **options(s, tmp_path)) for s in [text, jsonl, text, jsonl])
+    )
+    assert [r.result.strip() for r in results] == ["2", "from jsonl", "2", "from jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('command = ["x"]\ncolour = "red"\n', "unknown key 'colour'"),
+        ('name = "x"\n', r"'command' \(the argv, a list of strings\) is required"),
+        ('command = ["x"]\noutput = "xml"\n', "'output' must be one of text, jsonl"),
+        ('command = ["x"]\noutput = "jsonl"\n', "needs a \\[jsonl\\] table"),
+        ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
+        ("command = [\n", "not valid TOML"),
+    ],
+)
+def test_bad_specs_are_one_line_errors_naming_the_file(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = spec(tmp_path, "bad", body)
+    with pytest.raises(ValueError, match=message) as caught:
+        RunOptions(agent="command", agent_spec=path)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_options_the_spec_cannot_pass_are_refused(tmp_path: Path) -> None:
+    plain = spec(tmp_path, "plain", 'command = ["x"]\n')
+    with pytest.raises(ValueError, match=r"model: the agent spec .* has no model_arg"):
+        RunOptions(agent="command", agent_spec=plain, model="m")
+    with pytest.raises(ValueError, match=r"base_url: the agent spec .* has no base_url_env"):
+        RunOptions(agent="command", agent_spec=plain, base_url="http://x")
+    with pytest.raises(ValueError, match="needs agent_spec"):
+        RunOptions(agent="command")
+    with pytest.raises(ValueError, match="agent_spec is not supported by the claude agent"):
+        RunOptions(agent_spec=plain)
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    notes = work / "notes.txt"
+    qwen = spec(
+        tmp_path,
+        "qwen",
+        f"""\
+        name = "Qwen Code"
+        command = ["{agent_path("qwen")}", "-p", "", "--auth-type", "openai", "--yolo",
+                   "-o", "stream-json"]
+        output = "claude-stream-json"
+        model_arg = ["--model={{model}}"]
+        base_url_env = "OPENAI_BASE_URL"
+        [file_tools]
+        write_file = "file_path"
+        edit = "file_path"
+        """,
+    )
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": str(notes), "content": "a\n"})]),
+                    Reply([Text("Wrote it.")]),
+                ]
+            )
+        ]
+    )
+    async with ModelServer(script) as server:
+        result = await run(
+            "write the notes",
+            agent="command",
+            agent_spec=qwen,
+            cwd=work,
+            model="qwen-test",
+            base_url=f"{server.url}/v1",
+            env={"HOME": str(tmp_path), "OPENAI_API_KEY": "sk-cc-executor-testing"},
+            heartbeat_s=0,
+        )
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Wrote it."
+    assert notes.read_text() == "a\n"
+    assert result.files == [str(notes)]
+    assert result.session_id
+    assert os.path.basename(result.model or "") == "qwen-test"

@@ -1,0 +1,152 @@
+"""Gemini CLI runs (``agent="gemini"``) through the real CLI against the scripted model server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, ToolUseEvent
+from cc_executor._run._runner import run, start_run
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from tests._means import gemini_path
+from tests._wait import await_for
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+MODEL = "gemini-2.5-flash"
+
+
+@dataclass
+class GeminiBed:
+    server: ModelServer
+    workdir: Path
+    gemini: str
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "agent": "gemini",
+            "agent_path": self.gemini,
+            "base_url": self.server.url,
+            "model": MODEL,
+            "cwd": self.workdir,
+            "env": {"GEMINI_API_KEY": "cc-executor-testing"},
+            "heartbeat_s": 0,
+            "retry_initial_delay": 0.1,
+            **extra,
+        }
+
+
+@asynccontextmanager
+async def gemini_bed(tmp_path: Path, script: Script) -> AsyncIterator[GeminiBed]:
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    async with ModelServer(script) as server:
+        yield GeminiBed(server, workdir, gemini_path())
+
+
+def one_rule(*answers: Reply | HttpErrorReply) -> Script:
+    return Script([Rule(answers=list(answers))])
+
+
+def pids_in(cwd: Path) -> list[int]:
+    """Processes still running in ``cwd`` (psutil, not our own sweep)."""
+    pids = []
+    for proc in psutil.process_iter(["cwd"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["cwd"] == str(cwd):
+                pids.append(proc.pid)
+    return pids
+
+
+def sleeping_in(cwd: Path) -> bool:
+    for pid in pids_in(cwd):
+        with contextlib.suppress(psutil.Error):
+            if "sleep 60" in " ".join(psutil.Process(pid).cmdline()):
+                return True
+    return False
+
+
+async def test_text_answer_with_a_home_of_the_runs_own(tmp_path: Path) -> None:
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello from Gemini.")]))) as b:
+        result = await run("say hello", **b.options())
+        prompts = [r.prompt for r in b.server.gemini_requests]
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Hello from Gemini."
+    assert result.session_id
+    assert result.cost_usd is None
+    assert result.exit_code == 0
+    assert prompts == ["say hello"]
+    # --base-url needs API-key auth, selected in a home inside the run folder.
+    assert result.event_log is not None
+    settings = Path(result.event_log).parent / "agent-home" / ".gemini" / "settings.json"
+    assert "gemini-api-key" in settings.read_text()
+
+
+async def test_shell_write_and_edit_with_yolo(tmp_path: Path) -> None:
+    script = one_rule(
+        Reply([Text("Working."), ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+        Reply([ToolUse("Write", {"file_path": "notes.txt", "content": "a\nb\n"})]),
+        Reply([ToolUse("Edit", {"file_path": "notes.txt", "old_string": "b", "new_string": "B"})]),
+        Reply([Text("All done.")]),
+    )
+    events: list[AgentEvent] = []
+    async with gemini_bed(tmp_path, script) as b:
+        result = await run("do it", permission_mode="yolo", on_event=events.append, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "All done."  # the answer after the last tool call
+    assert (b.workdir / "shell.txt").read_text() == "ran"
+    assert (b.workdir / "notes.txt").read_text() == "a\nB\n"
+    assert result.files == [str(b.workdir / "notes.txt")]
+    names = [e.name for e in events if isinstance(e, ToolUseEvent)]
+    assert names == ["run_shell_command", "write_file", "replace"]
+
+
+async def test_api_error_is_an_error_with_its_status(tmp_path: Path) -> None:
+    script = one_rule(HttpErrorReply(400, message="bad scripted request"))
+    async with gemini_bed(tmp_path, script) as b:
+        result = await run("anything", retries=0, **b.options())
+    assert result.status is RunStatus.ERROR
+    assert result.exit_code == 144
+    assert "API error 400" in (result.error or "")
+    assert "bad scripted request" in (result.error or "")
+
+
+async def test_timeout_keeps_the_text_so_far(tmp_path: Path) -> None:
+    slow = Reply([Text("abc " * 400)], chunk_size=4, delay=0.05)
+    seen: list[str] = []
+
+    def keep(event: AgentEvent) -> None:
+        if isinstance(event, TextDeltaEvent):
+            seen.append(event.text)
+
+    async with gemini_bed(tmp_path, one_rule(slow)) as b:
+        handle = start_run("slow", grace=1, on_event=keep, **b.options())
+        await await_for(lambda: "".join(seen).startswith("abc abc"), timeout=60, what="text")
+        handle.cancel()
+        result = await handle.wait()
+        left = pids_in(b.workdir)
+    assert result.status is RunStatus.CANCELLED
+    assert result.partial
+    assert result.result.startswith("abc abc")
+    assert left == []
+
+
+async def test_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> None:
+    """Gemini CLI ignores SIGTERM while it works and runs its shell commands in their own
+    session: the whole tree must still be gone (psutil)."""
+    script = one_rule(Reply([ToolUse("Bash", {"command": "sleep 60"})]), Reply([Text("never")]))
+    async with gemini_bed(tmp_path, script) as b:
+        handle = start_run("sleep", grace=1, permission_mode="yolo", **b.options())
+        await await_for(lambda: sleeping_in(b.workdir), timeout=60, what="the sleep command")
+        handle.cancel()
+        result = await handle.wait()
+        left = pids_in(b.workdir)
+    assert result.status is RunStatus.CANCELLED
+    assert left == []
