@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -333,8 +335,17 @@ class SQLiteStore:
         )
         if warning:
             self.warnings.append(warning)
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        os.close(os.open(self.path, flags, 0o600))
+        # Never open (and close) a descriptor on an existing history: closing any descriptor
+        # of a file drops every POSIX lock this process holds on it, the locks of SQLite
+        # connections already open here included, and another process could then take the
+        # database for unused and delete its WAL under them. Create it only when missing.
+        try:
+            if stat.S_ISLNK(os.lstat(self.path).st_mode):
+                raise OSError(errno.ELOOP, f"{self.path} is a symbolic link")
+        except FileNotFoundError:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                os.close(os.open(self.path, flags, 0o600))
         for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
             try:
                 mode = path.stat().st_mode & 0o777
