@@ -120,3 +120,9 @@ def make_run_dir(target: str, run_id: str, *, explicit: bool) -> tuple[str, str 
             fallback,
             f"run directory {target} unusable ({exc.strerror}); output kept in {fallback}",
         )
+
+
+def pending_path() -> str:
+    """The folder indexing the runs whose start is not in the history yet: one link per
+    run, to its run folder, where its spawn marker is (see ``_engine._marker``)."""
+    return os.path.join(data_home_path(), "pending")

@@ -137,6 +137,7 @@ async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
         ('command = ["x"]\noutput = "jsonl"\n', "needs a \\[jsonl\\] table"),
         ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
         ("command = [\n", "not valid TOML"),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_specs_are_one_line_errors_naming_the_file(

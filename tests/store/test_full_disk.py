@@ -152,10 +152,13 @@ def test_an_end_the_history_could_not_record_is_recorded_later(
     monkeypatch.setenv("CC_EXECUTOR_HOME", str(small / "home"))
     run_dir = tmp_path / "run"  # on the ordinary disk
     filler = str(small / "filler")
-    # Room again, then the next opening of the history (by `history`) finds the kept end.
+    # Room again, then the next opening of the history for writing (`prune --dry-run`:
+    # `history` only reads) finds the kept end.
     drop_then_list = (
-        f"import os, subprocess, sys; os.remove({filler!r}); sys.stdout.write(subprocess.run("
-        f"[{CLI!r}, 'history', '--json'], capture_output=True, text=True).stdout)"
+        f"import os, subprocess, sys; os.remove({filler!r}); subprocess.run([{CLI!r}, "
+        "'prune', '--older-than', '9999w', '--dry-run'], capture_output=True); "
+        f"sys.stdout.write(subprocess.run([{CLI!r}, 'history', '--json'], capture_output=True, "
+        "text=True).stdout)"
     )
     ran, listed, checked = on_small_disk(
         "512k",

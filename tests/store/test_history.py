@@ -201,11 +201,14 @@ def test_corrupt_store_gives_a_clear_error_and_runs_still_complete(cc_home: Path
     result = json.loads(done.stdout)
     assert done.returncode == 0
     assert result["status"] == "ok"
-    assert any("history not recorded" in w and "unusable" in w for w in result["warnings"])
+    assert any(
+        "history not recorded" in w and "damaged" in w and "move it aside" in w
+        for w in result["warnings"]
+    )
     listing = cc("history")
     assert listing.returncode != 0
     assert "history.sqlite3" in listing.stderr
-    assert "move it aside" in listing.stderr
+    assert "damaged" in listing.stderr
 
 
 def test_a_full_store_raises_history_error_and_stays_usable(tmp_path: Path) -> None:

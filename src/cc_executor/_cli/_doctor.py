@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> None:
         help="check the environment and prove the guarantees on this machine",
         description="Check that Claude Code is installed and can reach a model (configuration "
         "only, no network call), that the data directory is writable with at least 1 GiB "
-        "free, then run live self-tests through the process engine: output far above the "
+        "free and that every row of the history can be read (malformed rows are listed), "
+        "then run live self-tests through the process engine: output far above the "
         "pipe buffer and a 10 MB line come back whole, a timeout keeps the partial output, "
         "and a stopped tree leaves no process behind. Exit code 0 when every check passes, "
         "1 otherwise.",

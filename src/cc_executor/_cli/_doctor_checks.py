@@ -90,7 +90,8 @@ async def run_checks(
 
     Checks: ``claude`` (the CLI is found and ``claude --version`` runs), ``model-access`` (an
     API key, a base URL or a login is configured; only looked up, never used), ``data-dir``
-    (writable) and ``disk-space`` (at least 1 GiB free there), then live engine self-tests:
+    (writable), ``disk-space`` (at least 1 GiB free there) and ``history-rows`` (no
+    malformed row in the history, else they are listed), then live engine self-tests:
     ``engine-large-output`` (8 MiB), ``engine-long-line`` (one 10 MB line),
     ``engine-timeout-partial`` and ``engine-tree-cleanup`` (a SIGTERM-ignoring grandchild
     that escaped with double fork + ``setsid``). With ``claude`` the real CLI runs against a
@@ -138,6 +139,7 @@ async def run_checks(
             await record("model-access", 5, _check_model_access)
             await record("data-dir", 10, lambda: _check_data_dir(home))
             await record("disk-space", 5, lambda: _check_disk_space(home))
+            await record("history-rows", 30, lambda: _check_history_rows(home))
             await record("engine-large-output", 60, lambda: _check_large_output(tmp))
             await record("engine-long-line", 60, lambda: _check_long_line(tmp))
             await record("engine-timeout-partial", 20, lambda: _check_timeout_partial(tmp))
@@ -281,6 +283,38 @@ def _check_data_dir_sync(home: Path) -> str:
 
 async def _check_data_dir(home: Path) -> str:
     return _check_data_dir_sync(home)
+
+
+def check_history_rows(home: Path) -> str:
+    """Every row of the history at ``home`` can be read; else :class:`_Failed` listing the
+    malformed ones (every command skips them, with a warning). The history is opened
+    read-only: the check changes nothing."""
+    from cc_executor._store import HistoryError, open_store
+    from cc_executor._text import inert
+
+    path = home / "history.sqlite3"
+    try:
+        store = open_store(path, readonly=True)
+    except HistoryError as exc:
+        raise _Failed(str(exc), f"move {path} aside to start a new history") from None
+    try:
+        bad = store.bad_rows()
+        total = store.count()
+    finally:
+        store.close()
+    if not bad:
+        return f"no malformed row in {total} runs"
+    listed = "; ".join(f"{inert(run_id)!r}: {inert(reason)}" for run_id, reason in bad[:20])
+    more = f"; and {len(bad) - 20} more" if len(bad) > 20 else ""
+    raise _Failed(
+        f"{len(bad)} malformed row(s) in {total} (skipped by every command): {listed}{more}",
+        f"they were damaged or edited outside cc-executor; look at them with `sqlite3 {path}` "
+        "and delete the ones of no use",
+    )
+
+
+async def _check_history_rows(home: Path) -> str:
+    return check_history_rows(home)
 
 
 async def _check_disk_space(home: Path) -> str:

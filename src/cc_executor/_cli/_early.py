@@ -77,7 +77,7 @@ def discard_run_dir(run_dir: str) -> None:
     """Remove what a launch left in ``run_dir`` (prompt, output file) and the folder."""
     import contextlib
 
-    for name in ("prompt.txt", "stdout.log"):
+    for name in ("prompt.txt", "stdout.log", "spawn-marker"):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(run_dir, name))
     with contextlib.suppress(OSError):
@@ -97,7 +97,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     from cc_executor._errors import AgentNotFound
     from cc_executor._ids import new_run_id
     from cc_executor._paths import runs_path
-    from cc_executor._run._prepare import check_run_options, process_env, save_prompt
+    from cc_executor._run._prepare import check_run_options, process_env, run_marker, save_prompt
 
     if not prompt.strip():
         return None  # refused by the run itself, with the reason
@@ -121,6 +121,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             run_dir=run_dir,
             stdin_path=stdin_path,
             extra_env=process_env(o, run_dir),
+            marker=run_marker(o) if getattr(o, "record", True) else None,
         )
     except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):
         if run_dir:

@@ -10,6 +10,8 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._text import inert
@@ -147,6 +149,36 @@ def _open() -> HistoryStore:
         raise SystemExit(f"cc-executor: {exc}") from None
 
 
+@contextmanager
+def _reading(command: str) -> Iterator[HistoryStore]:
+    """The history opened read-only for ``command`` (nothing is created, migrated or
+    recovered: it works on a read-only mount), closed afterwards. The rows it skipped as
+    malformed are printed as warnings; a history that cannot be read is one line naming
+    the file, and exit code 1."""
+    from cc_executor._store import HistoryError, open_store
+
+    try:
+        store = open_store(readonly=True)
+    except HistoryError as exc:
+        raise SystemExit(f"cc-executor {command}: {inert(str(exc))}") from None
+    try:
+        yield store
+    except HistoryError as exc:
+        raise SystemExit(f"cc-executor {command}: {inert(str(exc))}") from None
+    finally:
+        store.close()
+        for warning in getattr(store, "warnings", ()):
+            print(f"cc-executor {command}: warning: {inert(warning)}", file=sys.stderr)
+
+
+def _status(record: RunRecord) -> str:
+    """The status shown for ``record``: a run whose supervisor is gone, which a read-only
+    opening does not mark ``interrupted``, says so."""
+    from cc_executor._store import stale
+
+    return f"{record.status} (supervisor gone?)" if stale(record) else record.status
+
+
 def _when(ts: float | None) -> str:
     if not ts:
         return "-"
@@ -163,8 +195,7 @@ def history(args: argparse.Namespace) -> int:
     """Handler of ``history``."""
     from cc_executor._store import Query
 
-    store = _open()
-    try:
+    with _reading("history") as store:
         records = store.query(
             Query(
                 status=args.status,
@@ -177,8 +208,6 @@ def history(args: argparse.Namespace) -> int:
             )
         )
         empty = not records and store.count() == 0
-    finally:
-        store.close()
     if args.json:
         _print_json([r.to_dict() for r in records])
         return 0
@@ -195,7 +224,7 @@ def history(args: argparse.Namespace) -> int:
         cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "-"
         took = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
         print(
-            f"{r.id:<26}  {_when(r.started_at):<19}  {r.kind:<5}  {r.status:<13}  {took:>8}  "
+            f"{r.id:<26}  {_when(r.started_at):<19}  {r.kind:<5}  {_status(r):<13}  {took:>8}  "
             f"{cost:>8}  {inert((what or '')[:60])}"
         )
     return 0
@@ -207,6 +236,7 @@ def _show_record(record: RunRecord) -> None:
     warnings = fields.pop("warnings")
     for name in ("started_at", "ended_at"):
         fields[name] = _when(fields[name])
+    fields["status"] = _status(record)
     for name, value in fields.items():
         if value is None or value == []:
             continue
@@ -276,14 +306,8 @@ def _render_events(record: RunRecord) -> None:
 
 def show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
-    store = _open()
-    try:
-        record = store.get(args.run_id)
-    except Exception as exc:  # an ambiguous prefix
-        print(f"cc-executor show: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+    with _reading("show") as store:
+        record = store.get(args.run_id)  # an ambiguous prefix: one line, exit code 1
     if record is None:
         print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
         return 1
@@ -313,11 +337,8 @@ def export(args: argparse.Namespace) -> int:
 
     from cc_executor._store import Query
 
-    store = _open()
-    try:
+    with _reading("export") as store:
         records = store.query(Query(since=args.since))
-    finally:
-        store.close()
     if args.format == "json":
         text = json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=1) + "\n"
     else:
@@ -351,18 +372,11 @@ def verify_runs(args: argparse.Namespace) -> int:
     from cc_executor._store import Query, verify
     from cc_executor._store._history import UNKEYED_NOTE
 
-    store = _open()
-    try:
+    with _reading("verify") as store:
         if args.run_id:
-            try:
-                targets = [(args.run_id, store.get(args.run_id))]
-            except Exception as exc:
-                print(f"cc-executor verify: {exc}", file=sys.stderr)
-                return 1
+            targets = [(args.run_id, store.get(args.run_id))]
         else:
             targets = [(r.id, r) for r in store.query(Query(limit=args.last))]
-    finally:
-        store.close()
     reports = [verify(record, run_id) for run_id, record in targets]
     keyed = any(r.keyed for r in reports)
     if args.json:

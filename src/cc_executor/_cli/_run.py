@@ -75,13 +75,12 @@ _RUN_MODULES = (
 )
 
 
-def _prepare_yielding(launched: Launched) -> None:
-    """Put the launched tree under the engine's watchdog and import what the run needs,
-    in a thread that yields the CPU to the CLI just started (which boots on more than one
-    core): 10 more nice (per thread on Linux) while it starts the watchdog, which inherits
-    that, then 19 for the imports (about 70 ms of CPU). The main thread keeps its
-    priority for the run. Whatever fails here is left to the main thread, which does the
-    same again and reports it.
+def _prepare_yielding() -> None:
+    """Import what the run needs in a thread at nice 19 (per thread on Linux) that yields
+    the CPU to the CLI just started (which boots on more than one core; about 70 ms of
+    CPU). The main thread keeps its priority for the run. Whatever fails here is left to
+    the main thread, which does the same again and reports it. (The CLI's tree is under
+    the engine's watchdog since before its spawn: see ``_engine._launch.launch``.)
 
     Measured (paired runs against the bare CLI): ``SCHED_BATCH`` for the imports slowed
     the CLI twice as much as plain nice 19 (a running batch thread is preempted less
@@ -90,15 +89,8 @@ def _prepare_yielding(launched: Launched) -> None:
     import threading
 
     def work() -> None:
-        tid = threading.get_native_id()
-        _nicer(tid, 10)
+        _nicer(threading.get_native_id(), 19)
         try:
-            # First the watchdog: from now on, even a SIGKILL of this console takes the
-            # CLI's whole tree with it (the parent-death signal reaches the CLI only).
-            from cc_executor._engine._watchdog import watchdog
-
-            watchdog().register(launched.token, launched.pid, launched.start_ticks)
-            _nicer(tid, 9)
             for name in _RUN_MODULES:
                 importlib.import_module(name)
         except Exception:  # noqa: S110 - the main thread's own attempt reports it
@@ -126,7 +118,7 @@ def _run(
     held: list[int],
 ) -> int:
     if launched is not None:
-        _prepare_yielding(launched)
+        _prepare_yielding()
     import asyncio
     import signal
 

@@ -360,6 +360,11 @@ def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
     except HistoryError as exc:
         print(f"cc-executor: history unavailable ({exc}); serving without it", file=sys.stderr)
         store = None
+    if store is not None:
+        from cc_executor._text import inert
+
+        for warning in store.warnings:  # malformed rows skipped, permissions tightened
+            print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
     queue: RunQueue | None = None
     if keep_queue:
         queue = RunQueue()

@@ -24,7 +24,7 @@ import _signal  # type: ignore[import-not-found,unused-ignore]
 import os
 import time
 
-from cc_executor._engine import _tree
+from cc_executor._engine import _marker, _tree
 from cc_executor._engine._spawn import (
     SpawnError,
     check_cwd,
@@ -33,6 +33,7 @@ from cc_executor._engine._spawn import (
     stdin_file,
     wrap_with_parent_death_signal,
 )
+from cc_executor._engine._watchdog import watchdog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class Launched:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        watchdog().unregister(self.token)
+        _marker.clear(self.run_id, self.run_dir)  # no run will be recorded for it
         return True
 
 
@@ -146,7 +149,7 @@ def _wait_gone(child: LaunchedChild | Any, limit: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def _inherited_fds() -> list[int]:
+def inherited_fds() -> list[int]:
     """Our descriptors above 2 that a child would inherit."""
     found = []
     try:
@@ -164,7 +167,7 @@ def _inherited_fds() -> list[int]:
     return found
 
 
-def _single_threaded() -> bool:
+def single_threaded() -> bool:
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
@@ -190,6 +193,7 @@ def launch(
     extra_env: Mapping[str, str] | None = None,
     parent_death_signal: bool = True,
     token: str | None = None,
+    marker: Mapping[str, str] | None = None,
 ) -> Launched:
     """Start ``argv`` the engine's way (the one spawn path of cc-executor): a session of its
     own, the tree token in its environment, the parent-death signal, SIGPIPE and SIGXFSZ
@@ -200,7 +204,12 @@ def launch(
     ``stdout_to_file``: stdout is ``run_dir/stdout.log``, created here (``run_dir`` must
     exist), which the child writes itself; else a pipe. ``env``: the child's whole
     environment (default ``os.environ``), plus ``extra_env``. ``token``: the tree token
-    (default: a new one).
+    (default: a new one). ``marker``: write the spawn marker in ``run_dir`` with these
+    fields besides the engine's own (see ``_marker``), before the spawn, then add the
+    child's PID.
+
+    The tree is registered with the watchdog *before* the spawn (see ``_watchdog``): from
+    the moment the child exists, a SIGKILL of this process takes its whole tree with it.
 
     In a single-threaded process (a console command before it starts anything) the child
     is started with ``os.posix_spawn``, the fastest way, and the working directory is
@@ -227,7 +236,20 @@ def launch(
     theirs: list[int] = []
     pid = -1
     child: LaunchedChild | Any = None
+    marked = False
+    registered = False
+    watchdog().ensure()  # before the child's descriptors exist: a fork would copy them
     try:
+        if marker is not None:
+            marked = _marker.write(
+                run_dir,
+                run_id,
+                argv=argv,
+                cwd=cwd,
+                token=token,
+                started_at=time.time(),
+                fields=marker,
+            )
         source = stdin_path if stdin is None else stdin
         if source is None or source == DEVNULL:
             theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
@@ -247,15 +269,21 @@ def launch(
         mine["stderr"], err_write = os.pipe()
         theirs.append(err_write)
         set_pipe_size(mine["stderr"])
+        watchdog().register(token, None, None, pipe=os.fstat(err_write).st_ino)
+        registered = True
         t0 = time.monotonic()
         started_at = time.time()
-        if _single_threaded():
+        if single_threaded():
             pid = _posix_spawn(full, full_env, cwd, theirs)
             child = LaunchedChild(pid)
         else:
             child = _fork_exec(full, full_env, cwd, theirs)
             pid = child.pid
         ticks = _tree.start_ticks(pid, zombie=True)  # not reaped yet: its PID is ours
+        watchdog().register(token, pid, ticks)
+        watchdog().release()  # the CLI is started: the watchdog's own start may follow
+        if marked:
+            _marker.add_child(run_dir, pid, ticks)
         try:
             mine["pidfd"] = os.pidfd_open(pid)
         except (AttributeError, OSError):
@@ -266,6 +294,10 @@ def launch(
         if pid > 0:  # started, but what follows failed (or a signal came): no orphan
             _tree.kill_tree([token], sid=pid, pgid=pid)
             _wait_gone(child if child is not None else LaunchedChild(pid))
+        if registered:
+            watchdog().unregister(token)
+        if marked:
+            _marker.clear(run_id, run_dir)  # nothing ran: the caller records the failure
         if isinstance(exc, OSError):
             raise SpawnError(
                 f"cannot start {argv[0]}: {exc.strerror or exc}"
@@ -298,7 +330,7 @@ def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[in
     # posix_spawn has no close_fds: close what we inherited as inheritable (a make
     # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
     # close-on-exec already.
-    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds()]
     # O_PATH: coming back needs no read permission on our own working directory.
     here = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -158,6 +158,7 @@ class SupervisedProcess:
         events: bool = True,
         stdout_to_file: bool = False,
         launched: Launched | None = None,
+        marker: Mapping[str, str] | None = None,
     ) -> None:
         if launched is not None:
             # A child the console started before the event loop existed: take it over.
@@ -207,6 +208,9 @@ class SupervisedProcess:
         self._events_taken = False
 
         self._launched = launched
+        #: The fields of the spawn marker written before the spawn (see ``_marker``);
+        #: None writes none. May be set until :meth:`start`.
+        self.marker = marker
         self._token = launched.token if launched is not None else _tree.new_tree_token()
         self._popen: subprocess.Popen[bytes] | LaunchedChild | None = None
         self._pidfd: int | None = None
@@ -481,6 +485,7 @@ class SupervisedProcess:
                 env=self._env,
                 parent_death_signal=self._pdeathsig,
                 token=self._token,
+                marker=self.marker,
             )
         finally:
             if stdin >= 0:

@@ -204,14 +204,76 @@ def kill_tree(
     return busy
 
 
+def _holds_pipe(pid: int, link: str) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == link:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def kill_pipe_holders(inode: int, rounds: int = 50) -> int:
+    """SIGKILL every process (but this one) holding the pipe ``inode`` open, until none
+    does; returns how many were signalled. The pipe is one this tree's supervisor made for
+    its child: whoever holds it is that child (before or after its exec) or a descendant.
+    Signalled through a pidfd after re-checking, so a recycled PID is never hit."""
+    import signal
+
+    link = f"pipe:[{inode}]"
+    me = os.getpid()
+    killed = 0
+    for _ in range(rounds):
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return killed
+        holders = [int(n) for n in names if n.isdigit() and int(n) != me]
+        holders = [pid for pid in holders if _holds_pipe(pid, link)]
+        if not holders:
+            break
+        for pid in holders:
+            try:
+                fd = os.pidfd_open(pid)
+            except (AttributeError, OSError):
+                continue
+            try:
+                if _holds_pipe(pid, link):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    killed += 1
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        time.sleep(0.002)  # killed processes let go of their descriptors as they exit
+    return killed
+
+
 def kill_orphaned_tree(pid: int | None, pid_started: int | None, token: str | None) -> None:
     """SIGKILL what is left of a tree whose supervisor died: the child ``pid`` only if it is
     still the same process (it started at ``pid_started`` clock ticks), and every process
-    carrying ``token``. Does nothing for what is gone already; ``None`` skips that part."""
+    carrying ``token`` (if it is a tree token at all: see :func:`is_tree_token`). Does
+    nothing for what is gone already; ``None`` skips that part."""
     import signal
 
     if pid is not None and pid_started is not None and start_ticks(pid) == pid_started:
         # signal_member re-checks membership; the session check covers the leader.
         signal_member(pid, signal.SIGKILL, [], sid=pid)
-    if token:
+    if token and is_tree_token(token):
         kill_tree([token])
+
+
+def is_tree_token(token: str) -> bool:
+    """True when ``token`` has the form of :func:`new_tree_token`'s: a token read back from
+    a file (a damaged or planted history row or spawn marker) could otherwise be any text
+    found in every environment (``PATH``), and its sweep would kill every process."""
+    return (
+        len(token) == 27
+        and token.startswith("cct")
+        and all(c in "0123456789abcdef" for c in token[3:])
+    )

@@ -47,6 +47,9 @@ async def run_command(
             id=process.run_id, kind="exec", argv=redact_argv(process.argv), started_at=time.time()
         )
     )
+    if process.marker is None:
+        # A SIGKILL between the spawn and the start's record still leaves a row.
+        process.marker = {"kind": "exec"}
     try:
         return await state.run(process, on_started, on_output, chunks)
     except (Exception, asyncio.CancelledError) as exc:

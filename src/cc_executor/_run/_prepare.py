@@ -264,3 +264,14 @@ def save_prompt(run_dir: str, prompt: bytes) -> str:
     finally:
         os.close(fd)
     return path
+
+
+def run_marker(o: Any) -> dict[str, str]:
+    """The fields of a Claude run's spawn marker (see ``_engine._marker``) besides the
+    engine's own: what the history's row needs if the run's start is never recorded."""
+    fields = {"kind": "run", "agent": o.agent}
+    for name in ("model", "parent_id"):
+        value = getattr(o, name, None)
+        if value:
+            fields[name] = str(value)
+    return fields

@@ -46,7 +46,7 @@ from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
 from cc_executor._run._options import RunOptions
-from cc_executor._run._prepare import save_prompt
+from cc_executor._run._prepare import run_marker, save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
     Artifact,
@@ -648,6 +648,8 @@ class _Run:
             # waits on a pipe (measured: a pipe costs it 4% on a 20 MB answer).
             stdout_to_file=True,
             launched=launched,
+            # The first attempt's start may be lost to a SIGKILL before it is recorded.
+            marker=run_marker(opts) if number == 1 and opts.record else None,
         )
         await proc.start()
         self.process = proc

@@ -56,7 +56,12 @@ def predicted_timeout(
             durations = store.durations(kind=kind, agent=agent, key=None, any_key=True)
             seconds, note = auto_timeout(durations)
             used = len(durations) >= AUTO_MIN_SAMPLES
-            return seconds, f"{note} (runs of any model)" if used else note
-        return auto_timeout(durations)
+            note = f"{note} (runs of any model)" if used else note
+        else:
+            seconds, note = auto_timeout(durations)
     finally:
         store.close()
+    skipped = sum("skipped" in w for w in store.warnings)
+    if skipped:
+        note += f" ({skipped} malformed history row(s) skipped; `cc-executor doctor` lists them)"
+    return seconds, note

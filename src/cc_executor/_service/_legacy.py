@@ -35,7 +35,30 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in text.replace(",", " ").split() if w]
+    """Tool rules as Claude Code reads them: separated by commas or spaces outside
+    parentheses, so ``Bash(rm -rf:*)`` stays one rule; unbalanced parentheses are refused
+    rather than guessed (a rule cut in two would restrict nothing)."""
+    rules: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced parentheses in {text!r}")
+        if depth == 0 and (char == "," or char.isspace()):
+            if current:
+                rules.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if depth != 0:
+        raise ValueError(f"unbalanced parentheses in {text!r}")
+    if current:
+        rules.append("".join(current))
+    return rules
 
 
 #: ``claude`` flags taking one value: flag -> (run option, how to read the value).

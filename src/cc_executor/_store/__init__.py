@@ -12,6 +12,7 @@ from cc_executor._store._history import (
     process_receipts,
     process_start_ticks,
     recover,
+    stale,
     verify,
 )
 from cc_executor._store._receipt import KEY_ENV, receipt_key, record_receipt
@@ -51,5 +52,6 @@ __all__ = [
     "recover",
     "redact_argv",
     "redact_text",
+    "stale",
     "verify",
 ]

@@ -64,6 +64,9 @@ class HistoryStore(Protocol):
     def count(self) -> int:
         """Number of runs."""
 
+    def bad_rows(self) -> list[tuple[str, str]]:
+        """Malformed rows (every read skips them): each one's id and what is wrong."""
+
     def delete_before(self, timestamp: float) -> list[RunRecord]:
         """Remove finished runs older than ``timestamp``."""
 

@@ -18,12 +18,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cc_executor._engine import ProcessResult, kill_orphaned_tree, start_ticks
+from cc_executor._engine import ProcessResult, _marker, kill_orphaned_tree, start_ticks
 from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
 from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key, record_receipt
-from cc_executor._store._record import INTERRUPTED, RUNNING, Artifact, RunRecord
+from cc_executor._store._record import (
+    INTERRUPTED,
+    RUNNING,
+    Artifact,
+    RunRecord,
+    preview,
+    redact_argv,
+)
 from cc_executor._store._sqlite import SQLiteStore
 
 HOST = socket.gethostname()
@@ -190,15 +197,118 @@ def recover(store: HistoryStore) -> list[RunRecord]:
     return recovered
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteStore:
+def open_store(
+    path: str | os.PathLike[str] | None = None, *, readonly: bool = False
+) -> SQLiteStore:
     """Open (and create, migrate, recover) the history, with the receipt key of
     ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set. Raises :class:`HistoryError` (a key
-    file that is set but unusable included)."""
+    file that is set but unusable included).
+
+    ``readonly``: only read it (see :class:`SQLiteStore`): nothing is created, migrated
+    or recovered, so it works on a read-only mount; a run whose supervisor is gone keeps
+    its ``running`` status there (:func:`stale` tells)."""
     store = SQLiteStore(
-        path if path is not None else default_store_path(), receipt_key=receipt_key()
+        path if path is not None else default_store_path(),
+        readonly=readonly,
+        receipt_key=receipt_key(),
     )
-    recover(store)
+    if not readonly:
+        adopt_markers(store)
+        recover(store)
     return store
+
+
+def _int(text: object) -> int | None:
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
+def adopt_markers(store: HistoryStore) -> list[RunRecord]:
+    """Turn into ``interrupted`` rows the spawn markers (see ``_engine._marker``) of runs
+    of this host whose supervisor died before the history held their start, and have the
+    engine kill what is left of their trees. A marker whose run has its row, or whose
+    supervisor still runs (the start is on its way), is left to that supervisor."""
+    adopted = []
+    for run_id, run_dir in _marker.pending():
+        fields = _marker.read(run_dir)
+        if fields is None or fields.get("id") != run_id:
+            _marker.clear(run_id, None)  # a link to nothing usable: nothing to record
+            continue
+        if fields.get("host") not in (None, HOST):
+            continue
+        supervisor, supervisor_started = (
+            _int(fields.get("supervisor_pid")),
+            _int(fields.get("supervisor_started")),
+        )
+        if _same_process(supervisor, supervisor_started):
+            continue
+        if store.get(run_id) is not None:
+            _marker.clear(run_id, run_dir)
+            continue
+        pid, pid_started = _int(fields.get("pid")), _int(fields.get("pid_started"))
+        token = fields.get("tree_token")
+        kill_orphaned_tree(pid, pid_started, token if isinstance(token, str) else None)
+        record = _marker_record(run_id, run_dir, fields)
+        record.supervisor_pid, record.supervisor_started = supervisor, supervisor_started
+        record.pid, record.pid_started = pid, pid_started
+        record.error = (
+            f"its supervisor (pid {supervisor}) died before the run's start was recorded"
+            + ("" if pid is not None else ", maybe before the command was started")
+            + "; found by its spawn marker when the history was next opened"
+        )
+        store.finish(record)
+        _marker.clear(run_id, run_dir)
+        adopted.append(record)
+    return adopted
+
+
+def _marker_record(run_id: str, run_dir: str, fields: dict[str, str | list[str]]) -> RunRecord:
+    """The ``interrupted`` row of a marker's run (argv redacted, the prompt's digest and
+    preview from its saved file)."""
+
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        return value if isinstance(value, str) and value else None
+
+    argv = fields.get("argv")
+    try:
+        started_at = float(text("started_at") or "")
+    except ValueError:
+        started_at = time.time()
+    record = RunRecord(
+        id=run_id,
+        kind=text("kind") or "exec",
+        agent=text("agent"),
+        argv=redact_argv(argv if isinstance(argv, list) else []),
+        cwd=text("cwd"),
+        started_at=started_at,
+        ended_at=time.time(),
+        status=INTERRUPTED,
+        parent_id=text("parent_id"),
+        host=text("host"),
+        run_dir=run_dir,
+        tree_token=text("tree_token"),
+        model=text("model"),
+    )
+    if record.kind == "run":
+        try:
+            with open(os.path.join(run_dir, "prompt.txt"), "rb") as f:
+                prompt = f.read()
+        except OSError:
+            pass
+        else:
+            record.prompt_sha256 = hashlib.sha256(prompt).hexdigest()
+            record.prompt_preview = preview(prompt.decode("utf-8", "replace"))
+    return record
+
+
+def stale(record: RunRecord) -> bool:
+    """True for a run of this host still marked ``running`` whose supervisor no longer
+    exists: the next opening of the history for writing marks it ``interrupted``."""
+    return (
+        record.status == RUNNING
+        and record.host in (None, HOST)
+        and not _same_process(record.supervisor_pid, record.supervisor_started)
+    )
 
 
 #: How a stored file is opened: never through a symlink, never blocking on a FIFO, never
@@ -323,11 +433,15 @@ class Recorder:
                 store.start(record)
             except (HistoryError, OSError) as exc:
                 self._fail(exc)
+            else:
+                _marker.clear(record.id, record.run_dir)  # the row says it all now
 
     def finish(self, record: RunRecord) -> None:
         """Record the end of ``record``. When the history refuses it (disk full, ...) the
         end is kept in the run folder, and the next opening of the history records it: a
         run that ended is never taken for one whose supervisor died."""
+        # The run ended under its supervisor: whatever was recorded, its marker is moot.
+        _marker.clear(record.id, record.run_dir)
         store = self._get()
         if store is not None:
             try:

@@ -11,17 +11,23 @@ current number), each in its own transaction, so an upgrade never loses history.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import json
+import math
 import os
 import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cc_executor._paths import data_home, private_dir
+from cc_executor._status import Status
 from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._receipt import check_record, record_receipt
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
@@ -109,12 +115,114 @@ def _row_values(record: RunRecord) -> list[Any]:
     return values
 
 
-def _record(row: sqlite3.Row) -> RunRecord:
+#: The type each column must hold: a row with another is skipped, never a failed command.
+_INTEGER_COLUMNS = frozenset(
+    ("exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
+     "supervisor_pid", "supervisor_started")
+)  # fmt: skip
+_REAL_COLUMNS = frozenset(("started_at", "ended_at", "cost_usd", "duration_s"))
+_JSON_COLUMNS = frozenset(("argv", "warnings", "artifacts"))
+_TEXT_COLUMNS = frozenset(
+    ("id", "kind", "agent", "cwd", "prompt_sha256", "prompt_preview", "status", "signal",
+     "session_id", "result_preview", "error", "parent_id", "host", "run_dir", "tree_token",
+     "model", "record_receipt", "batch_id", "batch_key")
+)  # fmt: skip
+_REQUIRED = frozenset(("id", "kind", "started_at", "status"))
+_STATUSES = frozenset(s.value for s in Status)
+#: Timestamps a person can be shown (up to the year 9999).
+_LATEST = 253402300799.0
+
+
+def _column_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be column ``name`` of a run, or None."""
+    if value is None:
+        return "is empty" if name in _REQUIRED else None
+    if name in _INTEGER_COLUMNS:
+        return None if type(value) is int else f"holds {_shown(value)}, not a whole number"
+    if name in _REAL_COLUMNS:
+        if type(value) not in (int, float) or not math.isfinite(value):
+            return f"holds {_shown(value)}, not a number"
+        if name in ("started_at", "ended_at") and not 0 <= value <= _LATEST:
+            return f"holds {_shown(value)}, not a time"
+        return None
+    if name not in _TEXT_COLUMNS:
+        return None  # a column this check does not know (a later migration's) is its own
+    if not isinstance(value, str):
+        return f"holds {_shown(value)}, not text"
+    if name == "status" and value not in _STATUSES:
+        return f"holds {_shown(value)}, not a status"
+    if name == "id" and not value:
+        return "is empty"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("not a list of strings")
+    return value
+
+
+_ARTIFACT_FIELDS = frozenset(f.name for f in dataclasses.fields(Artifact))
+
+
+def _artifacts(value: Any) -> list[Artifact]:
+    if not isinstance(value, list):
+        raise ValueError("not a list of receipts")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not all(isinstance(item.get(k), str) for k in ("name", "path", "sha256"))
+            or type(item.get("size")) is not int
+        ):
+            raise ValueError("not a list of receipts")
+        # Keys a receipt does not have (a newer cc-executor's) are left out, not an error.
+        try:
+            out.append(Artifact(**{k: v for k, v in item.items() if k in _ARTIFACT_FIELDS}))
+        except (TypeError, ValueError):
+            raise ValueError("not a list of receipts") from None
+    return out
+
+
+def _decode(row: sqlite3.Row) -> RunRecord | str:
+    """The run of ``row``, or why the row is malformed (a damaged or hand-edited file: one
+    bad row is that row's problem, never a failed command)."""
     data = dict(row)
-    data["argv"] = json.loads(data.get("argv") or "[]")
-    data["warnings"] = json.loads(data.get("warnings") or "[]")
-    data["artifacts"] = [Artifact(**a) for a in json.loads(data.get("artifacts") or "[]")]
+    for name in _COLUMNS:
+        if name not in data or name in _JSON_COLUMNS:
+            continue
+        problem = _column_problem(name, data[name])
+        if problem is not None:
+            return f"its {name} {problem}"
+    for name, convert in (("argv", _strings), ("warnings", _strings), ("artifacts", _artifacts)):
+        raw = data.get(name)
+        if raw is None:
+            data[name] = []
+            continue
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("not text")
+            data[name] = convert(json.loads(raw))
+        except (ValueError, RecursionError) as exc:
+            reason = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return f"its {name} is {reason}"
+    for name in _REAL_COLUMNS:
+        if type(data.get(name)) is int:
+            data[name] = float(data[name])
     return RunRecord(**{k: data[k] for k in _COLUMNS if k in data})
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """True when SQLite says the file itself is damaged (not a database, a malformed
+    page), as opposed to a healthy file it may not write or open."""
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in str(exc) or "malformed" in str(exc)
+    )
 
 
 class SQLiteStore:
@@ -131,13 +239,19 @@ class SQLiteStore:
         path: str | os.PathLike[str],
         *,
         migrate_to: int = SCHEMA_VERSION,
+        readonly: bool = False,
         receipt_key: bytes | None = None,
     ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._receipt_key = receipt_key
         self._lock = threading.Lock()
-        #: What opening had to put right (permissions), for the caller to report.
+        #: What opening had to put right (permissions) and the rows read that were
+        #: malformed and skipped, for the caller to report.
         self.warnings: list[str] = []
+        if readonly:
+            self._db = self._open_readonly()
+            return
         try:
             self._make_private()
             self._db = sqlite3.connect(
@@ -153,10 +267,61 @@ class SQLiteStore:
             self._migrate(migrate_to)
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise HistoryError(
-                f"the history at {self.path} is unusable ({exc}); move it aside to start a "
-                "new one (runs themselves are not affected)"
-            ) from None
+            if _damaged(exc):
+                raise HistoryError(
+                    f"the history at {self.path} is damaged ({exc}); move it aside to start "
+                    "a new one (runs themselves are not affected)"
+                ) from None
+            raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A connection that can only read: no file or folder is created, tightened or
+        migrated, so a history on a read-only mount (or in a read-only file) can be read.
+        A missing history reads as an empty one. An older schema is read as it is (the
+        columns added since read as empty)."""
+        try:
+            os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            empty.row_factory = sqlite3.Row
+            for statement in ";".join(MIGRATIONS).split(";"):
+                if statement.strip():
+                    empty.execute(statement)
+            return empty
+        except OSError as exc:
+            raise HistoryError(f"cannot read the history at {self.path}: {exc.strerror}") from None
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        last: sqlite3.Error | None = None
+        # mode=ro first; a WAL database on a read-only mount has no -shm file to share and
+        # cannot create one, and is then read as immutable (nobody can write it there).
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            db: sqlite3.Connection | None = None
+            try:
+                db = sqlite3.connect(
+                    uri + query,
+                    uri=True,
+                    timeout=_BUSY_RETRY_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                db.row_factory = sqlite3.Row
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                db.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                if _damaged(exc):
+                    raise HistoryError(f"the history at {self.path} is damaged: {exc}") from None
+                last = exc
+                continue
+            if version > SCHEMA_VERSION:
+                db.close()
+                raise HistoryError(
+                    f"the history at {self.path} has schema {version}, newer than this "
+                    f"cc-executor ({SCHEMA_VERSION}): upgrade cc-executor"
+                )
+            return db
+        raise HistoryError(f"cannot read the history at {self.path}: {last}") from None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -170,8 +335,17 @@ class SQLiteStore:
         )
         if warning:
             self.warnings.append(warning)
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        os.close(os.open(self.path, flags, 0o600))
+        # Never open (and close) a descriptor on an existing history: closing any descriptor
+        # of a file drops every POSIX lock this process holds on it, the locks of SQLite
+        # connections already open here included, and another process could then take the
+        # database for unused and delete its WAL under them. Create it only when missing.
+        try:
+            if stat.S_ISLNK(os.lstat(self.path).st_mode):
+                raise OSError(errno.ELOOP, f"{self.path} is a symbolic link")
+        except FileNotFoundError:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                os.close(os.open(self.path, flags, 0o600))
         for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
             try:
                 mode = path.stat().st_mode & 0o777
@@ -186,6 +360,8 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, retried while another process holds the lock."""
+        if self.readonly:
+            raise HistoryError(f"the history at {self.path} was opened read-only")
         deadline = time.monotonic() + _BUSY_RETRY_S
         with self._lock:
             while True:
@@ -220,6 +396,8 @@ class SQLiteStore:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
+                if _damaged(exc):
+                    raise HistoryError(f"the history at {self.path} is damaged: {exc}") from None
                 raise HistoryError(f"cannot read the history at {self.path}: {exc}") from None
 
     @property
@@ -264,7 +442,11 @@ class SQLiteStore:
         edit made behind the history's back."""
         with self._write() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            intact = row is not None and check_record(_record(row), self._receipt_key) is None
+            decoded = _decode(row) if row is not None else None
+            # A malformed row is not intact: it never gets a new receipt.
+            intact = isinstance(decoded, RunRecord) and (
+                check_record(decoded, self._receipt_key) is None
+            )
             db.execute(
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), "
                 "ended_at = COALESCE(ended_at, ?) WHERE id = ?",
@@ -282,8 +464,9 @@ class SQLiteStore:
         """Give the row its receipt, computed from the row as SQLite now holds it (so a
         value SQLite converts, an integer cost in a REAL column, is covered as stored)."""
         row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None:
-            receipt = record_receipt(_record(row), self._receipt_key)
+        decoded = _decode(row) if row is not None else None
+        if isinstance(decoded, RunRecord):
+            receipt = record_receipt(decoded, self._receipt_key)
             db.execute("UPDATE runs SET record_receipt = ? WHERE id = ?", (receipt, run_id))
 
     def get(self, run_id: str) -> RunRecord | None:
@@ -295,13 +478,14 @@ class SQLiteStore:
                 (run_id, run_id + "\uffff"),
             )
             if len(rows) > 1:
-                some = ", ".join(row["id"] for row in rows[:3])
+                some = ", ".join(str(row["id"]) for row in rows[:3])
                 more = ", ..." if len(rows) > 3 else ""
                 raise HistoryError(
                     f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
                     "(give more of the id)"
                 )
-        return _record(rows[0]) if rows else None
+        found = self._records(rows[:1])
+        return found[0] if found else None
 
     def query(self, query: Query) -> list[RunRecord]:
         """Runs matching ``query``, newest first."""
@@ -334,11 +518,37 @@ class SQLiteStore:
         sql += " ORDER BY started_at DESC, id DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
-        return [_record(row) for row in self._read(sql, params)]
+        return self._records(self._read(sql, params))
 
     def running(self) -> list[RunRecord]:
         """Runs still marked ``running``."""
-        return [_record(r) for r in self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,))]
+        return self._records(self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,)))
+
+    def _records(self, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
+        """The runs of ``rows``; a malformed row is skipped, with a warning in
+        ``warnings`` (once per row)."""
+        out = []
+        for row in rows:
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                warning = (
+                    f"history row {_shown(row['id'])} skipped: {decoded} "
+                    "(`cc-executor doctor` lists the malformed rows)"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            else:
+                out.append(decoded)
+        return out
+
+    def bad_rows(self) -> list[tuple[str, str]]:
+        """Every malformed row: its id (as text) and what is wrong with it."""
+        found = []
+        for row in self._read("SELECT * FROM runs ORDER BY started_at, id"):
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                found.append((str(row["id"]), decoded))
+        return found
 
     def durations(
         self,
@@ -361,7 +571,8 @@ class SQLiteStore:
             "ORDER BY started_at DESC LIMIT ?",
             (kind, agent, *(() if any_key else (key,)), RUNNING, "spawn_failed", limit),
         )
-        return [float(r[0]) for r in rows]
+        # A malformed value (text where the duration should be) counts for nothing.
+        return [float(r[0]) for r in rows if type(r[0]) in (int, float) and math.isfinite(r[0])]
 
     def count(self) -> int:
         """How many runs the history holds."""
@@ -376,7 +587,7 @@ class SQLiteStore:
             db.execute(
                 "DELETE FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
             )
-        return [_record(r) for r in rows]
+        return self._records(rows)
 
     def close(self) -> None:
         """Close the connection."""

@@ -135,6 +135,8 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
         raise ValueError(f"agent spec {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"agent spec {path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"agent spec {path}: nested too deeply to be a spec") from None
     spec = _parse(path, data)
     _cache[key] = spec
     return spec
