@@ -237,7 +237,9 @@ class RunManager:
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
         record = await self._history_get(run_id)
-        return verify(record, run_id).to_dict()
+        # In a worker thread: it reads every stored file, which must not stall the loop.
+        report = await asyncio.to_thread(verify, record, run_id)
+        return report.to_dict()
 
     # ---------------------------------------------------------------- starting runs
 
@@ -409,12 +411,18 @@ class RunManager:
             def on_event(task_id: str, event: Any) -> None:
                 run.append({"task_id": task_id, **event.to_dict()})
 
+            def check_task(task_id: str, task_options: dict[str, Any]) -> None:
+                # Each task's folders again as its run starts: one swapped for a symlink
+                # while earlier tasks ran would otherwise take it outside (L4).
+                self._recheck(task_options)
+
             handle = start_tasks(
                 spec,
                 max_parallel=max_parallel,
                 budget_usd=budget_usd,
                 on_event=on_event,
                 list_id=run_id,
+                check_task=check_task,
                 **defaults,
             )
             run._control = _TaskListControl(handle)

@@ -7,10 +7,12 @@ warning on the run, never a failed run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -309,18 +311,85 @@ def stale(record: RunRecord) -> bool:
     )
 
 
-def file_receipt(name: str, path: str | os.PathLike[str]) -> Artifact | None:
-    """Size and sha256 of a stored file, or None if it cannot be read."""
+#: How a stored file is opened: never through a symlink, never blocking on a FIFO, never
+#: becoming the controlling terminal.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | str:
+    """An fd on ``path`` and its stat when it is a regular file (not through a symlink),
+    else what it is instead (a FIFO or a device would block or never end if read).
+    Raises ``OSError``."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        # O_NOFOLLOW on a symlink fails with ELOOP (Linux, macOS) or EMLINK (FreeBSD).
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            return f"{os.fspath(path)} is now a symbolic link"
+        raise
+    try:
+        info = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return f"{os.fspath(path)} is now {_kind(info.st_mode)}"
+    return fd, info
+
+
+def read_receipt(
+    name: str, path: str | os.PathLike[str], *, limit: int | None = None
+) -> Artifact | str:
+    """Size and sha256 of the regular file ``path``, read through no symlink and hashing at
+    most ``limit + 1`` bytes (a file past ``limit`` gets the size it has and an empty
+    sha256: it differs from a receipt of ``limit`` bytes either way), or why it is not
+    read (it is not a regular file). Raises ``OSError``."""
+    opened = _open_regular(path)
+    if isinstance(opened, str):
+        return opened
+    fd, info = opened
     digest = hashlib.sha256()
     size = 0
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(1 << 20 if limit is None else min(1 << 20, limit + 1 - size)):
+            digest.update(chunk)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                return Artifact(
+                    name=name, path=os.fspath(path), size=max(size, info.st_size), sha256=""
+                )
+    return Artifact(name=name, path=os.fspath(path), size=size, sha256=digest.hexdigest())
+
+
+def file_receipt(name: str, path: str | os.PathLike[str]) -> Artifact | None:
+    """Size and sha256 of a stored file, or None if it cannot be read or is not a regular
+    file."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
+        receipt = read_receipt(name, path)
     except OSError:
         return None
-    return Artifact(name=name, path=os.fspath(path), size=size, sha256=digest.hexdigest())
+    return receipt if isinstance(receipt, Artifact) else None
 
 
 class Recorder:
@@ -504,13 +573,23 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
         )
     altered = False
     for artifact in record.artifacts:
-        now = file_receipt(artifact.name, artifact.path)
         entry: dict[str, Any] = {
             "name": artifact.name,
             "path": artifact.path,
             "recorded_sha256": artifact.sha256,
             "recorded_size": artifact.size,
         }
+        now: Artifact | str | None = None
+        with contextlib.suppress(OSError):
+            # Bounded by the recorded size: more bytes than that is altered already.
+            now = read_receipt(artifact.name, artifact.path, limit=max(artifact.size, 0))
+        if isinstance(now, str):
+            entry["state"] = "altered"
+            entry["reason"] = f"{now}, not a regular file (not read)"
+            result.problems.append(f"{artifact.name} was altered: {entry['reason']}")
+            altered = True
+            result.artifacts.append(entry)
+            continue
         if now is None:
             entry["state"] = "missing"
             result.problems.append(f"{artifact.name} is missing ({artifact.path})")
@@ -522,6 +601,9 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
             result.problems.append(
                 f"{artifact.name} was altered: sha256 {now.sha256[:12]}… != recorded "
                 f"{artifact.sha256[:12]}… (size {now.size} vs {artifact.size})"
+                if now.sha256
+                else f"{artifact.name} was altered: it holds more than the recorded "
+                f"{artifact.size} bytes (size {now.size})"
             )
             altered = True
         else:

@@ -22,7 +22,7 @@ from cc_executor.tasks._result import (
     charged,
     total_cost,
 )
-from cc_executor.tasks._scheduler import CONTINUABLE, ListRun, TaskEventCallback
+from cc_executor.tasks._scheduler import CONTINUABLE, ListRun, TaskCheck, TaskEventCallback
 from cc_executor.tasks._spec import TaskListSpec
 from cc_executor.tasks._state import LIST_ID, ListFolder, find_list
 from cc_executor.tasks._task_options import (
@@ -144,13 +144,17 @@ def start_tasks(
     reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     list_id: str | None = None,
+    check_task: TaskCheck | None = None,
     **run_defaults: Any,
 ) -> TaskListHandle:
     """Start a task list in the background of the running loop and return its handle.
 
     Arguments as for :func:`run_tasks`. Everything is validated here, before anything runs:
     an invalid list raises :class:`TaskListError`; unknown or invalid run options
-    ``TypeError``/``ValueError``.
+    ``TypeError``/``ValueError``. ``check_task(task_id, options)``, when given, is called
+    right before each run of a task starts, with that run's options: it may adjust them
+    in place, and an exception it raises refuses the run (the task fails with the
+    exception's message, its attempt ``error``, and nothing runs).
     """
     spec = _as_spec(path_or_spec)
     check_run_defaults(run_defaults)
@@ -192,6 +196,7 @@ def start_tasks(
             meta=meta,
             warnings=_one_at_a_time_note(spec, parallel),
             reserve_usd=reserve,
+            check_task=check_task,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:

@@ -43,6 +43,10 @@ from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 from cc_executor.tasks._state import ListFolder
 
 TaskEventCallback = Callable[[str, AgentEvent], "Awaitable[Any] | Any"]
+#: Called with a task's id and the run options of its attempt right before that run
+#: starts; it may adjust them in place, and an exception refuses the run (the task fails
+#: with the exception's message, and nothing runs).
+TaskCheck = Callable[[str, dict[str, Any]], None]
 
 #: A retry after these continues the attempt's session instead of starting afresh: the
 #: work done so far is kept, and the model picks up where it was stopped.
@@ -84,8 +88,10 @@ class ListRun:
         meta: Mapping[str, Any],
         warnings: list[str] | None = None,
         reserve_usd: Mapping[str, float] | None = None,
+        check_task: TaskCheck | None = None,
     ) -> None:
         self.spec = spec
+        self.check_task = check_task
         self.list_id = list_id
         self.folder = folder
         self.run_defaults = run_defaults
@@ -470,6 +476,14 @@ class ListRun:
                 if self.on_event is not None:
                     await self._emit(task.id, event)
 
+            if self.check_task is not None:
+                try:
+                    # As late as possible: a folder swapped for a symlink while the list
+                    # ran would otherwise take this run outside what its caller may use.
+                    self.check_task(task.id, options)
+                except Exception as exc:
+                    await self._refused(task, state, attempt, f"refused at the start: {exc}")
+                    return
             handle = start_run(prompt, on_event=forward, **options)
             self.handles[task.id] = handle
             try:
@@ -543,6 +557,17 @@ class ListRun:
             # The list reports a broken history once, not once per task.
             if warning.startswith("history not recorded") and warning not in self.warnings:
                 self.warnings.append(warning)
+
+    async def _refused(
+        self, task: TaskSpec, state: TaskResult, attempt: TaskAttempt, error: str
+    ) -> None:
+        """The attempt ``check_task`` refused: it ends ``error`` without a run, and so does
+        the task (no retry: the same check would refuse it again)."""
+        attempt.status = RunStatus.ERROR.value
+        attempt.error = error
+        attempt.ended_at = time.time()
+        state.run_status = attempt.status
+        await self._fail(task, state, error)
 
     async def _cancelled(self, state: TaskResult) -> None:
         if not state.runs:
