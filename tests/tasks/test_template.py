@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from cc_executor.tasks._template import TemplateProblem, references, render, view
+from cc_executor.tasks._template import (
+    MAX_MEMORY,
+    TemplateProblem,
+    references,
+    render,
+    render_async,
+    view,
+)
+from tests._wait import await_for
 
 
 def tasks(**results: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -132,3 +147,95 @@ def test_the_step_budget_is_counted_per_rendering() -> None:
     source = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}ok"
     for _ in range(3):
         assert render(source, {}) == "ok"
+
+
+#: Renders a baseline then argv[1] in a fresh interpreter (so no other test's children count)
+#: and prints the peaks: this process's VmHWM and its largest child's, in KiB, after each.
+MEASURE = """
+import json, resource, sys
+from cc_executor.tasks._template import TemplateProblem, render
+def peaks():
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+    return int(hwm), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+assert render("{{ 'x' ~ 'y' }}{{ ([1] + [2])|length }}", {}) == "xy2"
+before = peaks()
+try:
+    render(sys.argv[1], {})
+    error = None
+except (TemplateProblem, MemoryError) as exc:
+    error = f"{type(exc).__name__}: {exc}"
+print(json.dumps({"before": before, "after": peaks(), "error": error}))
+"""
+
+DOUBLING = [
+    # The 100-byte template of the review: ~ doubles a string, 2**28 characters.
+    '{% macro d(s, n) %}{{ d(s ~ s, n-1) if n else s|length }}{% endmacro %}{{ d("x", 28) }}',
+    '{% set ns = namespace(s="x") %}{% for i in range(28) %}{% set ns.s = ns.s ~ ns.s %}'
+    "{% endfor %}{{ ns.s|length }}",
+    '{% set ns = namespace(s=["x"]) %}{% for i in range(25) %}{% set ns.s = ns.s + ns.s %}'
+    "{% endfor %}{{ ns.s|length }}",
+]
+
+
+@pytest.mark.parametrize("source", DOUBLING)
+def test_a_value_doubled_past_the_memory_bound_is_refused(source: str) -> None:
+    """Adversarial review of M5: ~ and + were not bounded. The rendering process stays
+    within MAX_MEMORY of a baseline rendering's, and the caller (the service) does not grow."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, source], capture_output=True, text=True, check=True
+    )
+    measured = json.loads(done.stdout)
+    assert measured["error"] == (
+        "TemplateProblem: template error: it needs more than 256 MiB of memory to render"
+    )
+    (caller_before, child_before), (caller_after, child_after) = (
+        measured["before"],
+        measured["after"],
+    )
+    assert caller_after / caller_before < 1.5
+    assert child_after / child_before < (MAX_MEMORY / 1024 + child_before * 2) / child_before
+
+
+def test_lipsum_and_deep_recursion_are_refused_by_their_bounds() -> None:
+    with pytest.raises(TemplateProblem, match="lipsum\\(\\) over 100 paragraphs"):
+        render("{{ lipsum(30000)|length }}", {})
+    assert len(render("{{ lipsum(2) }}", {})) > 100
+    with pytest.raises(TemplateProblem, match="calls nested deeper than"):
+        render("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", {})
+
+
+#: Work in library code the step count does not see: 1000 s of CPU, 8 MB each step.
+CPU_HOG = "{% set x = 'a' * 8000000 %}{% for i in range(99999) %}{{ (x|upper)|length }}{% endfor %}"
+
+
+@pytest.mark.slow
+def test_a_template_past_the_cpu_bound_is_stopped() -> None:
+    # The wall bound when the machine is so loaded that 10 s of CPU take over 60 s.
+    with pytest.raises(TemplateProblem, match=r"more than (10 s of CPU|60 s) to render"):
+        render(CPU_HOG, {})
+
+
+def _renderers() -> list[int]:
+    """The rendering child processes of this process."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:  # ended meanwhile
+                continue
+            if b"_template_child" in cmdline:
+                found.append(int(pid))
+    return found
+
+
+async def test_cancelling_a_rendering_kills_its_process() -> None:
+    """The run's timeout or a cancel stops the rendering, not only its awaiting task."""
+    rendering = asyncio.ensure_future(render_async(CPU_HOG, {}))
+    children = await await_for(_renderers)
+    rendering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rendering
+    for pid in children:
+        with pytest.raises(FileNotFoundError):
+            Path(f"/proc/{pid}/status").read_text()

@@ -404,9 +404,8 @@ class ListRun:
                 return
             try:
                 prompt = (
-                    # Off the event loop: a template may take up to its step budget.
-                    await asyncio.to_thread(
-                        _template.render,
+                    # In a child process with memory and CPU limits, killed on cancel.
+                    await _template.render_async(
                         task.prompt,
                         {r.task: self._view(r.task) for r in task.references},
                     )

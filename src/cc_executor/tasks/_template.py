@@ -9,20 +9,28 @@ contains ``{{ ... }}`` reaches the next prompt as those characters.
 References are found before anything runs by walking the parsed template's syntax tree for
 ``tasks.<id>`` and ``tasks["<id>"]``; only those tasks are visible when the template renders.
 
-A template cannot cost more than a bounded amount of work: rendering counts the steps of the
-template's own code (nested loops over large ranges stop at :data:`MAX_STEPS`), its output
-stops at :data:`MAX_OUTPUT` characters, and ``*``/``**`` cannot build a value larger than
-that. The bounds are counts, not times, so a template renders or fails the same way on any
-machine.
+A template cannot cost more than a bounded amount of work. It renders in a child process
+(:mod:`cc_executor.tasks._template_child`) limited to :data:`MAX_MEMORY` bytes of memory
+(``RLIMIT_AS``) and :data:`MAX_CPU_SECONDS` of CPU (``RLIMIT_CPU``), killed after
+:data:`MAX_WALL_SECONDS` or when the task is cancelled: a value doubled by ``~`` or ``+``,
+a filter that builds in C code, or ``lipsum(30000)`` fail the task, never the service. In the
+child, the earlier counts still give the precise messages: rendering counts the steps of the
+template's own code (:data:`MAX_STEPS`), its output stops at :data:`MAX_OUTPUT` characters,
+and ``*``/``**`` cannot build a value larger than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._errors import TemplateProblem as TemplateProblem
@@ -50,6 +58,14 @@ _MARKERS = ("{{", "{%", "{#")
 MAX_STEPS = 2_000_000
 #: The most characters a rendered prompt may have (and a value ``*``/``**`` may build).
 MAX_OUTPUT = 8 << 20
+#: The most paragraphs ``lipsum()`` may make.
+MAX_LIPSUM = 100
+#: The most memory (bytes of address space past its start) the rendering process may use.
+MAX_MEMORY = 256 << 20
+#: The most CPU seconds one rendering may take (past the 2,000,000 steps' need, with room).
+MAX_CPU_SECONDS = 10
+#: The most wall-clock seconds one rendering may take (the CPU may be shared) before it is killed.
+MAX_WALL_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,15 @@ def _env() -> ImmutableSandboxedEnvironment:
             return super().wrap_str_format(value)
 
     env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    lipsum: Any = env.globals["lipsum"]
+
+    def bounded_lipsum(n: int = 5, *args: Any, **kwargs: Any) -> Any:
+        # Built in library code, which the step count does not see: lipsum(30000) is 19 s.
+        if not isinstance(n, int) or n > MAX_LIPSUM:
+            raise TemplateProblem(f"template error: lipsum() over {MAX_LIPSUM} paragraphs")
+        return lipsum(n, *args, **kwargs)
+
+    env.globals["lipsum"] = bounded_lipsum
     for name in ("center", "format", "indent", "replace", "join"):
         env.filters[name] = _bounded_filter(name, env.filters[name])
     # Prompts are plain text: no HTML escaping; the trailing newline is the author's.
@@ -337,13 +362,22 @@ def view(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
+def revive(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A :func:`view` again, after a trip through JSON (file lists and JSON values get
+    back the types that render them as text)."""
+    out = dict(values)
+    out["files"] = _Lines(str(f) for f in out.get("files") or [])
+    out["json"] = _wrap(out.get("json"))
+    return out
+
+
+def render_here(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
     """``source`` rendered with ``tasks`` (id -> :func:`view`) as its only variable.
 
     Raises :class:`TemplateProblem` when rendering fails: an undefined name or field, a
     sandbox violation, an error raised by the template itself, or a template that would
-    cost more than the bounds (see the module docstring). Synchronous and CPU-bound: call
-    it off the event loop.
+    cost more than the counted bounds. In this process, without the memory and CPU limits:
+    the child process of :func:`render` calls it.
     """
     if not has_markup(source):
         return source
@@ -362,8 +396,114 @@ def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
         return "".join(parts)
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
+    except RecursionError:
+        raise TemplateProblem(
+            f"template error: calls nested deeper than {sys.getrecursionlimit():,} "
+            "(RecursionError: a macro calling itself?)"
+        ) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
         # Errors raised inside the template's own expressions (``1/0``, ``"a" + 1``).
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
     finally:
         sys.settrace(previous)
+
+
+def _child_input(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> bytes:
+    views = {tid: dict(values) for tid, values in tasks.items()}
+    # ASCII escapes: a lone surrogate in a result survives the pipe.
+    return json.dumps({"source": source, "tasks": views}, default=str).encode()
+
+
+def _child_command() -> list[str]:
+    return [sys.executable, "-m", "cc_executor.tasks._template_child"]
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with this copy of cc_executor first on the child's path (it may
+    have been imported from a checkout rather than installed)."""
+    import site
+
+    here = str(Path(__file__).resolve().parents[2])  # holds the cc_executor package
+    installed = {str(Path(p).resolve()) for p in site.getsitepackages()}
+    if here in installed:  # the child finds it as this process did, in its usual place
+        return dict(os.environ)
+    path = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def _outcome(returncode: int, out: bytes, err: bytes) -> str:
+    """The rendered text from the child's answer, or :class:`TemplateProblem`."""
+    if returncode == 0:
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            if isinstance(answer.get("text"), str):
+                return str(answer["text"])
+            if isinstance(answer.get("error"), str):
+                line = answer.get("line")
+                raise TemplateProblem(answer["error"], line if isinstance(line, int) else None)
+    killed = {-getattr(signal, name) for name in ("SIGXCPU", "SIGKILL") if hasattr(signal, name)}
+    if returncode in killed:
+        raise TemplateProblem(_too_slow(f"{MAX_CPU_SECONDS} s of CPU"))
+    if b"MemoryError" in err:
+        raise TemplateProblem(too_much_memory())
+    last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {returncode}"]
+    raise TemplateProblem(f"template error: the renderer failed ({last[0][:200]})")
+
+
+def _too_slow(what: str) -> str:
+    return f"template error: it takes more than {what} to render"
+
+
+def too_much_memory() -> str:
+    return f"template error: it needs more than {MAX_MEMORY >> 20} MiB of memory to render"
+
+
+def render(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
+    """``source`` rendered with ``tasks`` (id -> :func:`view`) as its only variable.
+
+    Raises :class:`TemplateProblem` when rendering fails: an undefined name or field, a
+    sandbox violation, an error raised by the template itself, or a template that would
+    cost more than the bounds (see the module docstring). Blocks until the child process
+    ends (at most :data:`MAX_WALL_SECONDS`); :func:`render_async` on an event loop.
+    """
+    if not has_markup(source):
+        return source
+    try:
+        done = subprocess.run(
+            _child_command(),
+            input=_child_input(source, tasks),
+            capture_output=True,
+            env=_child_env(),
+            timeout=MAX_WALL_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        raise TemplateProblem(_too_slow(f"{MAX_WALL_SECONDS} s")) from None
+    return _outcome(done.returncode, done.stdout, done.stderr)
+
+
+async def render_async(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
+    """:func:`render`, awaited: the child is killed when the wall bound passes or the
+    awaiting task is cancelled, so a stopped run leaves no rendering behind."""
+    if not has_markup(source):
+        return source
+    data = _child_input(source, tasks)
+    child = await asyncio.create_subprocess_exec(
+        *_child_command(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_child_env(),
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(data), MAX_WALL_SECONDS)
+    except asyncio.TimeoutError:
+        raise TemplateProblem(_too_slow(f"{MAX_WALL_SECONDS} s")) from None
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await asyncio.shield(child.wait())
+    return _outcome(child.returncode if child.returncode is not None else -1, out, err)
