@@ -713,10 +713,6 @@ _PATTERN_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar
 _MIN_MATCH_SECONDS = 0.001
 
 
-class _PatternTimeout(Exception):
-    """A pattern did not finish matching within the validation's budget."""
-
-
 @functools.lru_cache(maxsize=256)
 def _compile_pattern(pattern: str) -> Any:
     # The regex module can stop a match after a timeout and, with concurrent=True, runs it
@@ -730,17 +726,14 @@ def _compile_pattern(pattern: str) -> Any:
 def _search(pattern: str, text: str) -> bool:
     """Whether ``pattern`` matches somewhere in ``text``, within the validation's budget.
 
-    Raises :class:`_PatternTimeout` when the budget runs out, and ``regex.error`` for a
-    pattern the regex module cannot compile.
+    Raises ``TimeoutError`` when the budget runs out, and ``regex.error`` for a pattern the
+    regex module cannot compile.
     """
     deadline = _PATTERN_DEADLINE.get()
     remaining = PATTERN_BUDGET_SECONDS if deadline is None else deadline - time.monotonic()
-    try:
-        found = _compile_pattern(pattern).search(
-            text, timeout=max(remaining, _MIN_MATCH_SECONDS), concurrent=True
-        )
-    except TimeoutError as exc:
-        raise _PatternTimeout from exc
+    found = _compile_pattern(pattern).search(
+        text, timeout=max(remaining, _MIN_MATCH_SECONDS), concurrent=True
+    )
     return found is not None
 
 
@@ -768,7 +761,7 @@ def _bounded_patterns(cls: Any) -> Any:
             return
         try:
             matched = _search(patrn, instance)
-        except _PatternTimeout:
+        except TimeoutError:
             yield ValidationError(_too_slow(_preview(instance), patrn))
         except regex.error as exc:
             yield ValidationError(_bad_pattern(patrn, exc))
@@ -785,7 +778,7 @@ def _bounded_patterns(cls: Any) -> Any:
             for key, value in instance.items():
                 try:
                     matched = _search(patrn, key)
-                except _PatternTimeout:
+                except TimeoutError:
                     yield ValidationError(_too_slow(f"property name {_preview(key)}", patrn))
                     continue
                 except regex.error as exc:
@@ -809,7 +802,7 @@ def _bounded_patterns(cls: Any) -> Any:
             try:
                 if any(_search(patrn, key) for patrn in patterns):
                     continue
-            except _PatternTimeout:
+            except TimeoutError:
                 yield ValidationError(
                     _too_slow(f"property name {_preview(key)}", "|".join(patterns))
                 )
