@@ -16,11 +16,14 @@ huge answer never stalls the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import heapq
 import itertools
 import json
 import re
 import reprlib
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +32,7 @@ from typing import Any, NamedTuple, NoReturn
 __all__ = [
     "MAX_CANDIDATES",
     "MAX_REPAIR_CHARS",
+    "PATTERN_BUDGET_SECONDS",
     "JsonExtraction",
     "extract_from_answer",
     "extract_from_answer_async",
@@ -685,7 +689,7 @@ def _compile_schema(schema: Any) -> Any:
         )
     from referencing import Registry
 
-    cls = validator_for(as_dict)
+    cls = _bounded_patterns(validator_for(as_dict))
     try:
         cls.check_schema(as_dict)
     except SchemaError as exc:
@@ -695,16 +699,154 @@ def _compile_schema(schema: Any) -> Any:
     return cls(as_dict, registry=registry)
 
 
+#: All the ``pattern``, ``patternProperties`` and ``additionalProperties`` matching of one
+#: answer's validation shares this many seconds; a match still running when it is spent
+#: stops and is reported as a schema error instead of holding the process.
+PATTERN_BUDGET_SECONDS = 1.0
+
+# When the current validation's pattern budget runs out; a ContextVar because validators
+# are shared between threads (asyncio.to_thread copies the context into the worker).
+_PATTERN_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "cc_executor_pattern_deadline", default=None
+)
+# regex raises TimeoutError for timeout=0, so a spent budget still allows this much.
+_MIN_MATCH_SECONDS = 0.001
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_pattern(pattern: str) -> Any:
+    # The regex module can stop a match after a timeout and, with concurrent=True, runs it
+    # without the GIL; the stdlib's re can do neither, so one backtracking pattern froze the
+    # whole service.
+    import regex  # type: ignore[import-untyped]  # no stubs; used only in this module
+
+    return regex.compile(pattern)
+
+
+def _search(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` matches somewhere in ``text``, within the validation's budget.
+
+    Raises ``TimeoutError`` when the budget runs out, and ``regex.error`` for a pattern the
+    regex module cannot compile.
+    """
+    deadline = _PATTERN_DEADLINE.get()
+    remaining = PATTERN_BUDGET_SECONDS if deadline is None else deadline - time.monotonic()
+    found = _compile_pattern(pattern).search(
+        text, timeout=max(remaining, _MIN_MATCH_SECONDS), concurrent=True
+    )
+    return found is not None
+
+
+def _too_slow(what: str, pattern: str) -> str:
+    return (
+        f"{what}: matching the pattern {_preview(pattern)} took too long (over the "
+        f"{PATTERN_BUDGET_SECONDS:g} s budget for an answer's patterns); treated as not matching"
+    )
+
+
+def _bad_pattern(pattern: str, exc: Exception) -> str:
+    return f"the pattern {_preview(pattern)} cannot be compiled: {exc}"
+
+
+@functools.lru_cache(maxsize=16)
+def _bounded_patterns(cls: Any) -> Any:
+    """``cls`` with ``pattern``, ``patternProperties`` and ``additionalProperties`` matched
+    by :func:`_search`; every other keyword is jsonschema's own."""
+    import regex
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.validators import extend
+
+    def pattern(validator: Any, patrn: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        if not validator.is_type(instance, "string"):
+            return
+        try:
+            matched = _search(patrn, instance)
+        except TimeoutError:
+            yield ValidationError(_too_slow(_preview(instance), patrn))
+        except regex.error as exc:
+            yield ValidationError(_bad_pattern(patrn, exc))
+        else:
+            if not matched:
+                yield ValidationError(f"{_preview(instance)} does not match {patrn!r}")
+
+    def pattern_properties(
+        validator: Any, patterns: Any, instance: Any, schema: Any
+    ) -> Iterator[Any]:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            for key, value in instance.items():
+                try:
+                    matched = _search(patrn, key)
+                except TimeoutError:
+                    yield ValidationError(_too_slow(f"property name {_preview(key)}", patrn))
+                    continue
+                except regex.error as exc:
+                    yield ValidationError(_bad_pattern(patrn, exc))
+                    return
+                if matched:
+                    yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+    def additional_properties(
+        validator: Any, allowed: Any, instance: Any, schema: Any
+    ) -> Iterator[Any]:
+        # jsonschema's own version matches the patternProperties keys with the stdlib's re.
+        if not validator.is_type(instance, "object"):
+            return
+        properties = schema.get("properties", {})
+        patterns = list(schema.get("patternProperties", {}))
+        extras: list[str] = []
+        for key in instance:
+            if key in properties:
+                continue
+            try:
+                if any(_search(patrn, key) for patrn in patterns):
+                    continue
+            except TimeoutError:
+                yield ValidationError(
+                    _too_slow(f"property name {_preview(key)}", "|".join(patterns))
+                )
+                continue
+            except regex.error:
+                continue  # patternProperties reports the pattern itself
+            extras.append(key)
+        if validator.is_type(allowed, "object"):
+            for extra in extras:
+                yield from validator.descend(instance[extra], allowed, path=extra)
+        elif not allowed and extras:
+            if patterns:
+                listed = ", ".join(repr(p) for p in sorted(patterns))
+                verb = "does" if len(extras) == 1 else "do"
+                names = ", ".join(repr(e) for e in sorted(extras))
+                yield ValidationError(f"{names} {verb} not match any of the regexes: {listed}")
+            else:
+                verb = "was" if len(extras) == 1 else "were"
+                names = ", ".join(repr(e) for e in sorted(extras))
+                yield ValidationError(
+                    f"Additional properties are not allowed ({names} {verb} unexpected)"
+                )
+
+    replaced = {
+        "pattern": pattern,
+        "patternProperties": pattern_properties,
+        "additionalProperties": additional_properties,
+    }
+    return extend(cls, {k: v for k, v in replaced.items() if k in cls.VALIDATORS})
+
+
 def _schema_errors(validator: Any, value: Any) -> list[str]:
     """Every violation of ``value`` as ``"$.path: message"``, sorted by path."""
     # jsonschema >= 4.18 resolves $ref through `referencing` (its own dependency) and
     # documents this as the exception to catch for a $ref that cannot be resolved.
     from referencing.exceptions import Unresolvable
 
+    token = _PATTERN_DEADLINE.set(time.monotonic() + PATTERN_BUDGET_SECONDS)
     try:
         errors = list(validator.iter_errors(value))
     except Unresolvable as exc:
         raise ValueError(f"invalid JSON schema: cannot resolve $ref: {exc}") from exc
+    finally:
+        _PATTERN_DEADLINE.reset(token)
 
     def order(error: Any) -> tuple[list[tuple[int, int | str]], str]:
         # Indexes and keys in one path sort apart, and indexes numerically.
