@@ -112,3 +112,20 @@ async def test_the_event_loop_keeps_ticking_while_a_pattern_backtracks() -> None
     baseline, _ = await tick_rate(lambda: asyncio.to_thread(waiting.wait, spent))
     # The stdlib's re held the GIL for the whole match: the loop made no tick at all.
     assert rate >= 0.2 * baseline, (rate, baseline)
+
+
+def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
+    """jsonschema matches those property names with ``re`` in its own code, unbounded."""
+    import pytest
+
+    from cc_executor._run._jsonmode import check_schema
+
+    schema = {
+        "type": "object",
+        "allOf": [{"patternProperties": {"^(a+)+$": {"type": "string"}}}],
+        "unevaluatedProperties": False,
+    }
+    with pytest.raises(ValueError, match="unevaluatedProperties together with patternProperties"):
+        check_schema(schema)
+    check_schema({"type": "object", "unevaluatedProperties": False})
+    check_schema({"type": "object", "patternProperties": {"^x": {}}})

@@ -638,6 +638,27 @@ def check_schema(schema: Any) -> None:
 _REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
+def _check_unbounded_patterns(schema: Any) -> None:
+    """``ValueError`` for a schema using ``unevaluatedProperties`` beside
+    ``patternProperties``: jsonschema then matches property names with ``re`` in its own
+    code, where no time budget applies (a hostile key could hold the process)."""
+    stack: list[Any] = [schema]
+    keywords: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            keywords.update(k for k in ("unevaluatedProperties", "patternProperties") if k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if len(keywords) == 2:
+        raise ValueError(
+            "invalid JSON schema: unevaluatedProperties together with patternProperties is "
+            "not supported (their pattern matching cannot be bounded in time); use "
+            "additionalProperties instead"
+        )
+
+
 def _check_local_refs(schema: Any) -> None:
     """``ValueError`` for the first reference that does not point inside ``schema``.
 
@@ -695,6 +716,7 @@ def _compile_schema(schema: Any) -> Any:
     except SchemaError as exc:
         raise ValueError(f"invalid JSON schema: {exc.message}") from exc
     _check_local_refs(as_dict)
+    _check_unbounded_patterns(as_dict)
     registry: Any = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]  # attrs
     return cls(as_dict, registry=registry)
 
