@@ -349,6 +349,14 @@ def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
     ]  # fmt: skip
     # Only MySQL's clients take an attached -p as a password.
     assert redact_argv(["gcc", "-pedantic", "-pthread"]) == ["gcc", "-pedantic", "-pthread"]
+    # The second adversarial pass (F8.9): a token as a URL's user name, htpasswd's -b.
+    assert redact_argv(["git", "clone", "https://ghp_TOKEN1@github.com/o/r.git"]) == [
+        "git", "clone", "https://[REDACTED]@github.com/o/r.git",
+    ]  # fmt: skip
+    assert redact_argv(["htpasswd", "-bc", "users", "alice", "hunter2"]) == [
+        "htpasswd", "-bc", "users", "alice", "[REDACTED]",
+    ]  # fmt: skip
+    assert redact_argv(["htpasswd", "users", "alice"]) == ["htpasswd", "users", "alice"]
 
 
 def test_the_data_folder_and_history_are_private(cc_home: Path) -> None:

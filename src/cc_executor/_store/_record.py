@@ -26,6 +26,8 @@ _SECRET_VALUE = re.compile(
 REDACTED = "[REDACTED]"
 #: ``scheme://user:password@host``: the password of a URL.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(@)")
+#: ``scheme://TOKEN@host``: a user name alone is often a token (GitHub's x-access tokens).
+_URL_USER = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s:/@]+)(@)")
 #: Clients whose ``-pSECRET`` (attached) is a password; ``sshpass -p SECRET`` takes the next.
 _ATTACHED_PASSWORD = {
     "mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck", "mariadb",
@@ -42,13 +44,21 @@ _NEXT_IS_PASSWORD = {
 def redact_argv(argv: Sequence[str]) -> list[str]:
     """``argv`` with secrets replaced: values of ``--api-key X``/``--token=X``/
     ``--password X``-style flags, ``NAME=value`` arguments whose name looks secret, the
-    password of a URL (``https://user:pw@host``), the ``-pSECRET`` of MySQL's clients and
-    the ``-p SECRET`` of sshpass, and anything shaped like a known key (Anthropic, OpenAI,
-    GitHub, Slack, AWS, JWT). The history keeps these previews: over-redacting an argument
-    costs less than keeping a password."""
+    password of a URL (``https://user:pw@host``) and a URL's lone user name
+    (``https://TOKEN@host``), the ``-pSECRET`` of MySQL's clients, the ``-p SECRET`` of
+    sshpass and the last argument of ``htpasswd -b``, and anything shaped like a known key
+    (Anthropic, OpenAI, GitHub, Slack, AWS, JWT). The history keeps these previews:
+    over-redacting an argument costs less than keeping a password."""
     out: list[str] = []
     hide_next = False
     program = os.path.basename(argv[0]) if argv else ""
+    # ``htpasswd -b FILE USER PASSWORD``: with -b (alone or among other letters) the
+    # password is the last argument.
+    batch = program == "htpasswd" and any(
+        a.startswith("-") and not a.startswith("--") and "b" in a for a in argv[1:]
+    )
+    if batch and len(argv) > 2:
+        argv = [*argv[:-1], REDACTED]
     for arg in argv:
         if hide_next:
             out.append(REDACTED)
@@ -83,7 +93,8 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 def redact_text(text: str) -> str:
     """``text`` with anything shaped like a known key, and the passwords of URLs,
     replaced."""
-    return _URL_PASSWORD.sub(rf"\1{REDACTED}\3", _SECRET_VALUE.sub(REDACTED, text))
+    text = _URL_PASSWORD.sub(rf"\1{REDACTED}\3", _SECRET_VALUE.sub(REDACTED, text))
+    return _URL_USER.sub(rf"\1{REDACTED}\3", text)
 
 
 @dataclass(slots=True, kw_only=True)
