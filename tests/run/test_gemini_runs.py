@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, ToolUseEvent
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import gemini_path
+from tests._procs import pids_in, running_in
 from tests._wait import await_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -53,24 +52,6 @@ async def gemini_bed(tmp_path: Path, script: Script) -> AsyncIterator[GeminiBed]
 
 def one_rule(*answers: Reply | HttpErrorReply) -> Script:
     return Script([Rule(answers=list(answers))])
-
-
-def pids_in(cwd: Path) -> list[int]:
-    """Processes still running in ``cwd`` (psutil, not our own sweep)."""
-    pids = []
-    for proc in psutil.process_iter(["cwd"]):
-        with contextlib.suppress(psutil.Error):
-            if proc.info["cwd"] == str(cwd):
-                pids.append(proc.pid)
-    return pids
-
-
-def sleeping_in(cwd: Path) -> bool:
-    for pid in pids_in(cwd):
-        with contextlib.suppress(psutil.Error):
-            if "sleep 60" in " ".join(psutil.Process(pid).cmdline()):
-                return True
-    return False
 
 
 async def test_text_answer_with_a_home_of_the_runs_own(tmp_path: Path) -> None:
@@ -144,7 +125,9 @@ async def test_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> Non
     script = one_rule(Reply([ToolUse("Bash", {"command": "sleep 60"})]), Reply([Text("never")]))
     async with gemini_bed(tmp_path, script) as b:
         handle = start_run("sleep", grace=1, permission_mode="yolo", **b.options())
-        await await_for(lambda: sleeping_in(b.workdir), timeout=60, what="the sleep command")
+        await await_for(
+            lambda: running_in(b.workdir, "sleep 60"), timeout=60, what="the sleep command"
+        )
         handle.cancel()
         result = await handle.wait()
         left = pids_in(b.workdir)
