@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -46,6 +46,7 @@ __all__ = ["ModelServer", "RecordedRequest"]
 _SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 _REDACTED = "[redacted]"
 _STARTUP_TIMEOUT = 10.0
+_NOT_AN_OBJECT = HttpErrorReply(400, message="request body must be a JSON object")
 _STOP_TIMEOUT = 10.0
 
 # Variables that, inherited from the caller's environment, would send the CLI to another
@@ -615,63 +616,45 @@ class ModelServer:
             self._record(request, None)
             return PlainTextResponse("cc_executor.testing model server\n")
 
-        async def messages(request: Request) -> Response:
+        async def received(request: Request) -> tuple[Any, int]:
+            """The request's body (parsed) and size, recorded."""
             raw = await request.body()
             body = self._parse_body(raw)
             self._record(request, body)
-            if not isinstance(body, dict):
-                return _error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object")
-                )
-            return await self._answer(body, len(raw))
+            return body, len(raw)
 
-        async def responses(request: Request) -> Response:
-            raw = await request.body()
-            body = self._parse_body(raw)
-            self._record(request, body)
-            if not isinstance(body, dict):
-                return _error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object"),
-                    _responses.error_json,
-                )
-            return await self._answer_responses(body, len(raw))
+        def endpoint(
+            answer: Callable[[dict[str, Any], int], Awaitable[Response]],
+            error_body: Callable[[HttpErrorReply], dict[str, Any]] = error_json,
+        ) -> Callable[[Request], Awaitable[Response]]:
+            """A POST endpoint of one API: a JSON object body, answered by ``answer``."""
 
-        async def chat(request: Request) -> Response:
-            raw = await request.body()
-            body = self._parse_body(raw)
-            self._record(request, body)
-            if not isinstance(body, dict):
-                return _error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object"),
-                    _responses.error_json,
-                )
-            return await self._answer_chat(body, len(raw))
+            async def handle(request: Request) -> Response:
+                body, size = await received(request)
+                if not isinstance(body, dict):
+                    return _error_response(_NOT_AN_OBJECT, error_body)
+                return await answer(body, size)
+
+            return handle
 
         async def gemini(request: Request) -> Response:
-            raw = await request.body()
-            body = self._parse_body(raw)
-            self._record(request, body)
+            body, size = await received(request)
             model, _, method = request.path_params["target"].rpartition(":")
             if method == "countTokens":
-                return JSONResponse({"totalTokens": estimate_tokens(len(raw))})
+                return JSONResponse({"totalTokens": estimate_tokens(size)})
             if method not in ("generateContent", "streamGenerateContent") or not model:
                 return _error_response(
                     HttpErrorReply(404, message=f"{request.url.path} is not served here"),
                     _gemini.error_json,
                 )
             if not isinstance(body, dict):
-                return _error_response(
-                    HttpErrorReply(400, message="request body must be a JSON object"),
-                    _gemini.error_json,
-                )
+                return _error_response(_NOT_AN_OBJECT, _gemini.error_json)
             stream = method == "streamGenerateContent"
-            return await self._answer_gemini(body, len(raw), model, stream=stream)
+            return await self._answer_gemini(body, size, model, stream=stream)
 
         async def count_tokens(request: Request) -> Response:
-            raw = await request.body()
-            body = self._parse_body(raw)
-            self._record(request, body)
-            return JSONResponse({"input_tokens": estimate_tokens(len(raw))})
+            _, size = await received(request)
+            return JSONResponse({"input_tokens": estimate_tokens(size)})
 
         async def recorded(request: Request) -> Response:
             return JSONResponse([r.to_json() for r in self.requests])
@@ -688,9 +671,17 @@ class ModelServer:
         return Starlette(
             routes=[
                 Route("/", root, methods=["GET", "HEAD"]),
-                Route("/v1/messages", messages, methods=["POST"]),
-                Route("/v1/responses", responses, methods=["POST"]),
-                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1/messages", endpoint(self._answer), methods=["POST"]),
+                Route(
+                    "/v1/responses",
+                    endpoint(self._answer_responses, _responses.error_json),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/chat/completions",
+                    endpoint(self._answer_chat, _responses.error_json),
+                    methods=["POST"],
+                ),
                 Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
