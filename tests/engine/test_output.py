@@ -51,6 +51,7 @@ async def test_one_gib_stdout_with_100_mb_stderr_at_once() -> None:
     assert result._stdout_memory is None
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 async def test_a_200_mb_single_line_arrives_whole() -> None:
     size = 200 * MIB
     code = (

@@ -17,6 +17,7 @@ from tests.engine.test_output import MIB, pattern_sha256
 from tests.engine.test_tree import assert_all_gone, read_pids
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 async def test_large_output_is_whole_and_hashed() -> None:
     out, err = 300 * MIB, 30 * MIB
     result = await run_process(child("flood", out, err), timeout=120, stdout_to_file=True)

@@ -222,6 +222,7 @@ def test_hostile_text_is_shown_inert_and_nothing_is_executed(
     assert not list(Path.cwd().glob("cc-executor-marker-*"))
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_ids_never_leave_the_folders_and_ack_never_replaces(project: Path, tmp_path: Path) -> None:
     drop(project / INBOX, "question_a_1_00000001.json", json.dumps(valid(type="question")))
     drop(project / INBOX, "question_a_1_00000002.json", json.dumps(valid(type="question")))

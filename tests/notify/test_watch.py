@@ -30,6 +30,7 @@ def start_watch(project: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, ready
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 @pytest.mark.parametrize("mode", ["events", "polling"])
 def test_watch_sees_a_message_dropped_after_it_started(make_repo: MakeRepo, mode: str) -> None:
     sender = make_repo("sender")
@@ -59,6 +60,7 @@ def test_watch_sees_a_message_dropped_after_it_started(make_repo: MakeRepo, mode
     assert before.path.name not in out
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_watch_timeout_without_events_exits_124(tmp_path: Path) -> None:
     started = time.monotonic()
     done = subprocess.run(
@@ -119,6 +121,7 @@ def test_watch_waits_for_a_file_still_being_written(tmp_path: Path) -> None:
     assert "invalid JSON" in events[1].reason
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_watch_reports_a_hostile_file_and_goes_on(tmp_path: Path) -> None:
     """One file PyYAML cannot build (H1) is reported as a problem; the next one still is."""
     proc, _ = start_watch(tmp_path, "--json", "--max-events", "3", "--timeout", "60")
@@ -141,6 +144,7 @@ def test_watch_reports_a_hostile_file_and_goes_on(tmp_path: Path) -> None:
         assert events[name]["reason"].startswith("invalid YAML front matter"), events[name]
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 @pytest.mark.parametrize("mode", ["events", "polling"])
 def test_watch_never_follows_a_link_planted_in_the_inbox(tmp_path: Path, mode: str) -> None:
     """M9: a link to / in the inbox is not walked, and --timeout ends the watch."""
@@ -159,6 +163,7 @@ def test_watch_never_follows_a_link_planted_in_the_inbox(tmp_path: Path, mode: s
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_watch_reports_a_broken_file_dated_in_the_future(tmp_path: Path) -> None:
     """L16: settling is judged by the file staying the same, not by its mtime."""
     folder = tmp_path / INBOX

@@ -151,6 +151,7 @@ def test_an_event_log_is_read_a_line_at_a_time(tmp_path: Path) -> None:
     assert got[3].result == big  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_many_small_strings_are_read_once() -> None:
     """A long line of small strings (structured output made of records) is read a window
     at a time, not re-read per string: reads are counted, and it stays fast."""

@@ -55,6 +55,7 @@ async def test_a_failing_agent_is_an_error_with_its_stderr(tmp_path: Path) -> No
     assert "exited with code 3: boom: no model" in result.error
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 async def test_a_timeout_keeps_what_was_printed(tmp_path: Path) -> None:
     code = "import time; print('part one', flush=True); time.sleep(60)"
     slow = spec(tmp_path, "slow", f'name = "slowpoke"\ncommand = {py(code)}\n')

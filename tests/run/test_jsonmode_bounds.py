@@ -38,6 +38,7 @@ def cut_in_rows(size: int) -> str:
 @pytest.mark.parametrize(
     ("answer", "size"), [(cut_in_string, 1_000_000), (cut_in_rows, 300_000)], ids=["string", "rows"]
 )
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_salvaging_a_cut_off_answer_is_linear(answer: Callable[[int], str], size: int) -> None:
     # Both sizes are past MAX_REPAIR_CHARS; json_repair's string handling is quadratic.
     small, large = answer(size), answer(2 * size)
@@ -57,6 +58,7 @@ def test_a_value_cut_off_in_a_huge_string_keeps_what_was_written() -> None:
     assert extraction.value["log"] == text.split('"log": "', 1)[1].rstrip()
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_a_cut_off_value_loses_only_its_incomplete_last_member() -> None:
     text = cut_in_rows(1_000_000) + "[4, 5"
     value = extract_json(text, partial=True).value
@@ -104,6 +106,7 @@ async def count_ticks(work: asyncio.Future[Any]) -> int:
     return ticks
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 async def test_the_event_loop_keeps_running_during_a_huge_extraction() -> None:
     # About a second of CPU: pure-Python bracket matching over a million tokens.
     text = cut_in_rows(2_000_000)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from cc_executor._run._jsonmode import extract_from_answer_async, extract_json
 
 # The review's reproduction: a backtracking pattern the stdlib's re takes hours on.
@@ -27,6 +29,7 @@ def test_the_reviews_reproduction_is_a_specific_schema_error() -> None:
     assert result.error == f"JSON does not match the schema: {result.schema_errors[0]}"
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_a_pattern_over_the_budget_is_one_line_naming_the_property() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": HOSTILE}}}
     result = extract_json(json.dumps({"a": HOSTILE_TEXT}), schema=schema)
@@ -37,6 +40,7 @@ def test_a_pattern_over_the_budget_is_one_line_naming_the_property() -> None:
     assert "\n" not in message
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_a_hostile_property_name_under_pattern_properties_is_bounded() -> None:
     schema = {"type": "object", "patternProperties": {HOSTILE: {"type": "integer"}}}
     result = extract_json(json.dumps({HOSTILE_TEXT: 1}), schema=schema)
@@ -46,6 +50,7 @@ def test_a_hostile_property_name_under_pattern_properties_is_bounded() -> None:
     ]
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_additional_properties_matches_the_patterns_within_the_budget() -> None:
     schema = {
         "type": "object",
@@ -98,6 +103,7 @@ async def tick_rate(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return ticks / elapsed, result
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 async def test_the_event_loop_keeps_ticking_while_a_pattern_backtracks() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": HOSTILE}}}
     answer = json.dumps({"a": HOSTILE_TEXT})
@@ -116,8 +122,6 @@ async def test_the_event_loop_keeps_ticking_while_a_pattern_backtracks() -> None
 
 def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
     """jsonschema matches those property names with ``re`` in its own code, unbounded."""
-    import pytest
-
     from cc_executor._run._jsonmode import check_schema
 
     schema = {

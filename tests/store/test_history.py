@@ -318,6 +318,7 @@ def test_redaction() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
     for _ in range(5):
         cc("exec", "--", "sleep", "0.05")

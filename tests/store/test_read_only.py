@@ -148,6 +148,7 @@ def test_a_missing_history_is_empty_and_not_created(cc_home: Path) -> None:
     assert not (cc_home / "history.sqlite3").exists()
 
 
+@pytest.mark.slow  # seconds of work: out of the fast tier
 @pytest.mark.parametrize("damage", ["not a database", "damaged page"])
 def test_a_damaged_history_is_one_line_naming_the_file(cc_home: Path, damage: str) -> None:
     path = cc_home / "history.sqlite3"
