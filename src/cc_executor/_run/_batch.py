@@ -564,6 +564,37 @@ class BatchHandle:
         return await asyncio.shield(self._task)
 
 
+def _new_batch(
+    prompts: Iterable[str | bytes | Mapping[str, Any]],
+    *,
+    concurrency: int,
+    budget_usd: float | None,
+    on_progress: ProgressCallback | None,
+    batch_id: str | None,
+    skip_ok: bool,
+    timeout: float | None,
+    options: dict[str, Any],
+) -> _Batch:
+    """The batch :func:`run_many` and :func:`start_many` run, its arguments checked."""
+    items, chosen = _checked(
+        prompts,
+        concurrency=concurrency,
+        budget_usd=budget_usd,
+        batch_id=batch_id,
+        timeout=timeout,
+        options=options,
+    )
+    return _Batch(
+        items,
+        batch_id=chosen,
+        concurrency=concurrency,
+        budget_usd=budget_usd,
+        on_progress=on_progress,
+        # A fresh id has no earlier runs: the history is not opened for nothing.
+        skip_ok=skip_ok and batch_id is not None,
+    )
+
+
 def start_many(
     prompts: Iterable[str | bytes | Mapping[str, Any]],
     *,
@@ -583,22 +614,15 @@ def start_many(
         raise RuntimeError(
             "start_many needs a running event loop (call it from async code, or use run_many_sync)"
         ) from None
-    items, chosen = _checked(
+    batch = _new_batch(
         prompts,
         concurrency=concurrency,
         budget_usd=budget_usd,
+        on_progress=on_progress,
         batch_id=batch_id,
+        skip_ok=skip_ok,
         timeout=timeout,
         options=options,
-    )
-    batch = _Batch(
-        items,
-        batch_id=chosen,
-        concurrency=concurrency,
-        budget_usd=budget_usd,
-        on_progress=on_progress,
-        # A fresh id has no earlier runs: the history is not opened for nothing.
-        skip_ok=skip_ok and batch_id is not None,
     )
     return BatchHandle(batch, asyncio.ensure_future(batch.run()))
 
@@ -641,22 +665,15 @@ async def run_many(
     every run (their trees are killed and they are recorded ``cancelled``), then re-raises
     ``CancelledError``.
     """
-    items, chosen = _checked(
+    batch = _new_batch(
         prompts,
         concurrency=concurrency,
         budget_usd=budget_usd,
+        on_progress=on_progress,
         batch_id=batch_id,
+        skip_ok=skip_ok,
         timeout=timeout,
         options=options,
-    )
-    batch = _Batch(
-        items,
-        batch_id=chosen,
-        concurrency=concurrency,
-        budget_usd=budget_usd,
-        on_progress=on_progress,
-        # A fresh id has no earlier runs: the history is not opened for nothing.
-        skip_ok=skip_ok and batch_id is not None,
     )
     return await batch.run()
 
