@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import RunStatus
+from cc_executor._agents._types import AgentEvent, RunStatus, ToolKind, ToolUseEvent
 from cc_executor._run._options import RunOptions
 from cc_executor._run._runner import run
 from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse
@@ -139,6 +139,10 @@ async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
         ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
         ("command = [\n", "not valid TOML"),
         ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        (
+            'command = ["x"]\n[tool_kinds]\nrun = "shell"\n',
+            r"'tool_kinds': run = 'shell' is not a tool kind \(one of: execute, write",
+        ),
     ],
 )
 def test_bad_specs_are_one_line_errors_naming_the_file(
@@ -163,13 +167,9 @@ def test_options_the_spec_cannot_pass_are_refused(tmp_path: Path) -> None:
         RunOptions(agent_spec=plain)
 
 
-@pytest.mark.cli
-@pytest.mark.slow
-async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    notes = work / "notes.txt"
-    qwen = spec(
+def qwen_spec(tmp_path: Path, extra: str = "") -> Path:
+    """The spec of docs/agents/command.md for the real Qwen Code CLI (test ``cli`` only)."""
+    return spec(
         tmp_path,
         "qwen",
         f"""\
@@ -182,8 +182,32 @@ async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
         [file_tools]
         write_file = "file_path"
         edit = "file_path"
-        """,
+        """
+        + extra,
     )
+
+
+def qwen_options(qwen: Path, work: Path, server: ModelServer, **extra: Any) -> dict[str, Any]:
+    """Options running ``qwen`` in ``work`` against ``server``, with a HOME of its own."""
+    return {
+        "agent": "command",
+        "agent_spec": qwen,
+        "cwd": work,
+        "model": "qwen-test",
+        "base_url": f"{server.url}/v1",
+        "env": {"HOME": str(work.parent), "OPENAI_API_KEY": "sk-cc-executor-testing"},
+        "heartbeat_s": 0,
+        **extra,
+    }
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    notes = work / "notes.txt"
+    qwen = qwen_spec(tmp_path)
     script = Script(
         [
             Rule(
@@ -195,19 +219,58 @@ async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
         ]
     )
     async with ModelServer(script) as server:
-        result = await run(
-            "write the notes",
-            agent="command",
-            agent_spec=qwen,
-            cwd=work,
-            model="qwen-test",
-            base_url=f"{server.url}/v1",
-            env={"HOME": str(tmp_path), "OPENAI_API_KEY": "sk-cc-executor-testing"},
-            heartbeat_s=0,
-        )
+        result = await run("write the notes", **qwen_options(qwen, work, server))
     assert result.status is RunStatus.OK, result.error
     assert result.result == "Wrote it."
     assert notes.read_text() == "a\n"
     assert result.files == [str(notes)]
     assert result.session_id
     assert os.path.basename(result.model or "") == "qwen-test"
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_tool_calls_run_and_carry_their_kind(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # A tool named in [tool_kinds] wins over the built-in names.
+    qwen = qwen_spec(tmp_path, '[tool_kinds]\nlist_directory = "read"\n')
+    notes = str(work / "notes.txt")
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+                    Reply([ToolUse("Write", {"file_path": notes, "content": "a\nb\n"})]),
+                    Reply(
+                        [
+                            ToolUse(
+                                "Edit", {"file_path": notes, "old_string": "b", "new_string": "B"}
+                            )
+                        ]
+                    ),
+                    Reply([ToolUse("read_file", {"file_path": notes})]),
+                    Reply([ToolUse("list_directory", {"path": str(work)})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    events: list[AgentEvent] = []
+    async with ModelServer(script) as server:
+        result = await run(
+            "use the tools", on_event=events.append, **qwen_options(qwen, work, server)
+        )
+    assert result.status is RunStatus.OK, result.error
+    assert (work / "shell.txt").read_text() == "ran"  # the shell command really ran
+    assert (work / "notes.txt").read_text() == "a\nB\n"
+    assert result.files == [notes]
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [(u.name, u.kind) for u in uses] == [
+        ("run_shell_command", ToolKind.EXECUTE),
+        ("write_file", ToolKind.WRITE),
+        ("edit", ToolKind.EDIT),
+        ("read_file", ToolKind.READ),
+        ("list_directory", ToolKind.READ),
+    ]
+    assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit", "read", "read"]

@@ -94,8 +94,9 @@ class CommandAdapter:
         spec = self._spec
         if spec is not None and spec.output == "claude-stream-json":
             from cc_executor._agents._claude._parse import ClaudeStreamParser
+            from cc_executor._agents._kinds import spec_kind
 
-            return ClaudeStreamParser()
+            return ClaudeStreamParser(spec_kind(spec.tool_kinds, spec.file_tools))
         from cc_executor._agents._command._parse import JsonlParser, TextParser
 
         if spec is not None and spec.jsonl is not None:

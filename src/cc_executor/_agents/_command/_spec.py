@@ -7,9 +7,21 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cc_executor._agents._types import ToolKind
+
 #: How the CLI's stdout reads.
 OUTPUTS = ("text", "jsonl", "claude-stream-json")
-_KEYS = ("name", "command", "output", "model_arg", "base_url_env", "env", "jsonl", "file_tools")
+_KEYS = (
+    "name",
+    "command",
+    "output",
+    "model_arg",
+    "base_url_env",
+    "env",
+    "jsonl",
+    "file_tools",
+    "tool_kinds",
+)
 _JSONL_KEYS = ("text", "match", "session")
 
 
@@ -36,6 +48,7 @@ class AgentSpec:
     env: dict[str, str] = field(default_factory=dict)
     jsonl: JsonlMapping | None = None
     file_tools: dict[str, str] = field(default_factory=dict)
+    tool_kinds: dict[str, ToolKind] = field(default_factory=dict)
 
 
 _cache: dict[tuple[str, int, int], AgentSpec] = {}
@@ -55,6 +68,17 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     ):
         raise ValueError(f"{where} must be a table of strings")
     return dict(value)
+
+
+def _tool_kinds(value: Any, where: str) -> dict[str, ToolKind]:
+    names = _str_map(value, where)
+    known = {k.value: k for k in ToolKind}
+    for tool, kind in names.items():
+        if kind not in known:
+            raise ValueError(
+                f"{where}: {tool} = {kind!r} is not a tool kind (one of: {', '.join(known)})"
+            )
+    return {tool: known[kind] for tool, kind in names.items()}
 
 
 def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
@@ -104,6 +128,7 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         env=_str_map(data.get("env", {}), f"{where}: 'env'"),
         jsonl=jsonl,
         file_tools=_str_map(data.get("file_tools", {}), f"{where}: 'file_tools'"),
+        tool_kinds=_tool_kinds(data.get("tool_kinds", {}), f"{where}: 'tool_kinds'"),
     )
 
 
