@@ -4,6 +4,7 @@ and the real Qwen Code CLI described by a spec, offline against the scripted ser
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -12,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from cc_executor._agents import adapter_for
 from cc_executor._agents._types import AgentEvent, RunStatus, ToolKind, ToolUseEvent
 from cc_executor._run._options import RunOptions
-from cc_executor._run._runner import run
+from cc_executor._run._runner import run, start_run
 from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import agent_path
+from tests._procs import pids_in, running_in
+from tests._wait import await_for
 
 
 def spec(tmp_path: Path, name: str, body: str) -> Path:
@@ -111,6 +115,24 @@ async def test_model_and_base_url_reach_the_agent_as_the_spec_says(tmp_path: Pat
     assert result.result.strip() == "['--use-model', 'm-1'] http://127.0.0.1:9/v1 yes"
 
 
+async def test_resume_reaches_the_agent_as_the_spec_says(tmp_path: Path) -> None:
+    echo = spec(
+        tmp_path,
+        "echo",
+        f"""\
+        command = {py("import sys; print(sys.argv[1:])")}
+        resume_arg = ["--resume={{session_id}}"]
+        """,
+    )
+    result = await run("x", resume="S-1", **options(echo, tmp_path))
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "['--resume=S-1']"
+    adapter = adapter_for(RunOptions(agent="command", agent_spec=echo))
+    assert adapter.resume_options("S-2") == {"resume": "S-2"}
+    with pytest.raises(ValueError, match="cannot fork"):
+        adapter.resume_options("S-2", fork=True)
+
+
 async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
     text = spec(tmp_path, "text", f"command = {py('print(1 + 1)')}\n")
     jsonl = spec(
@@ -137,6 +159,7 @@ async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
         ('command = ["x"]\noutput = "xml"\n', "'output' must be one of text, jsonl"),
         ('command = ["x"]\noutput = "jsonl"\n', "needs a \\[jsonl\\] table"),
         ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
+        ('command = ["x"]\nresume_arg = ["-r"]\n', "'resume_arg' must contain \\{session_id\\}"),
         ("command = [\n", "not valid TOML"),
         ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         (
@@ -161,6 +184,8 @@ def test_options_the_spec_cannot_pass_are_refused(tmp_path: Path) -> None:
         RunOptions(agent="command", agent_spec=plain, model="m")
     with pytest.raises(ValueError, match=r"base_url: the agent spec .* has no base_url_env"):
         RunOptions(agent="command", agent_spec=plain, base_url="http://x")
+    with pytest.raises(ValueError, match=r"resume: the agent spec .* has no resume_arg"):
+        RunOptions(agent="command", agent_spec=plain, resume="S-1")
     with pytest.raises(ValueError, match="needs agent_spec"):
         RunOptions(agent="command")
     with pytest.raises(ValueError, match="agent_spec is not supported by the claude agent"):
@@ -178,6 +203,7 @@ def qwen_spec(tmp_path: Path, extra: str = "") -> Path:
                    "-o", "stream-json"]
         output = "claude-stream-json"
         model_arg = ["--model={{model}}"]
+        resume_arg = ["--resume", "{{session_id}}"]
         base_url_env = "OPENAI_BASE_URL"
         [file_tools]
         write_file = "file_path"
@@ -188,7 +214,14 @@ def qwen_spec(tmp_path: Path, extra: str = "") -> Path:
 
 
 def qwen_options(qwen: Path, work: Path, server: ModelServer, **extra: Any) -> dict[str, Any]:
-    """Options running ``qwen`` in ``work`` against ``server``, with a HOME of its own."""
+    """Options running ``qwen`` in ``work`` against ``server``, with a HOME of its own.
+
+    Its settings turn off the memories Qwen Code extracts after a resumed turn: a request
+    no script answers, which it retries for about 100 s before it prints its result.
+    """
+    settings = work.parent / ".qwen" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"memory": {"enableManagedAutoMemory": False}}))
     return {
         "agent": "command",
         "agent_spec": qwen,
@@ -274,3 +307,55 @@ async def test_qwen_tool_calls_run_and_carry_their_kind(tmp_path: Path) -> None:
         ("list_directory", ToolKind.READ),
     ]
     assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit", "read", "read"]
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_timeout_keeps_the_text_so_far_and_the_session(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    slow = Reply([Text("First part. " + "more " * 400)], chunk_size=12, delay=0.5)
+    async with ModelServer(Script([Rule(answers=[slow])])) as server:
+        result = await run(
+            "a long answer", timeout=20, grace=1, **qwen_options(qwen_spec(tmp_path), work, server)
+        )
+        left = pids_in(work)
+    assert result.status is RunStatus.TIMEOUT
+    assert result.partial
+    assert result.result.startswith("First part.")
+    assert result.session_id
+    assert left == []
+    # The session id resumes the session: the model sees the first prompt and the part of
+    # the answer saved, so the request is the conversation's second turn.
+    resumed_script = Script([Rule(answers=[Reply([Text("unused")]), Reply([Text("Resumed.")])])])
+    async with ModelServer(resumed_script) as server:
+        again = await run(
+            "go on",
+            resume=result.session_id,
+            **qwen_options(qwen_spec(tmp_path), work, server),
+        )
+        sent = json.dumps(server.chat_requests[-1].body["messages"])
+    assert again.status is RunStatus.OK, again.error
+    assert again.result == "Resumed."
+    assert again.session_id == result.session_id
+    assert "a long answer" in sent
+    assert "go on" in sent
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # Qwen Code refuses a bare long sleep unless a comment says it is meant.
+    sleep = ToolUse("Bash", {"command": "sleep 60 # intentional-sleep: cancelled by the test"})
+    script = Script([Rule(answers=[Reply([sleep]), Reply([Text("never")])])])
+    async with ModelServer(script) as server:
+        handle = start_run("sleep", grace=1, **qwen_options(qwen_spec(tmp_path), work, server))
+        await await_for(lambda: running_in(work, "sleep 60"), timeout=60, what="the sleep command")
+        handle.cancel()
+        result = await handle.wait()
+        left = pids_in(work)
+    assert result.status is RunStatus.CANCELLED
+    assert result.session_id
+    assert left == []

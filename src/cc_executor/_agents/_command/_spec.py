@@ -16,6 +16,7 @@ _KEYS = (
     "command",
     "output",
     "model_arg",
+    "resume_arg",
     "base_url_env",
     "env",
     "jsonl",
@@ -44,6 +45,7 @@ class AgentSpec:
     command: tuple[str, ...]
     output: str = "text"
     model_arg: tuple[str, ...] = ()
+    resume_arg: tuple[str, ...] = ()
     base_url_env: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     jsonl: JsonlMapping | None = None
@@ -95,6 +97,11 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
     model_arg = _strings(data.get("model_arg", []), f"{where}: 'model_arg'")
     if model_arg and not any("{model}" in a for a in model_arg):
         raise ValueError(f"{where}: 'model_arg' must contain {{model}}, e.g. -m {{model}}")
+    resume_arg = _strings(data.get("resume_arg", []), f"{where}: 'resume_arg'")
+    if resume_arg and not any("{session_id}" in a for a in resume_arg):
+        raise ValueError(
+            f"{where}: 'resume_arg' must contain {{session_id}}, e.g. --resume {{session_id}}"
+        )
     base_url_env = data.get("base_url_env")
     if base_url_env is not None and (not isinstance(base_url_env, str) or not base_url_env):
         raise ValueError(f"{where}: 'base_url_env' must be a variable name")
@@ -124,6 +131,7 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         command=command,
         output=output,
         model_arg=model_arg,
+        resume_arg=resume_arg,
         base_url_env=base_url_env,
         env=_str_map(data.get("env", {}), f"{where}: 'env'"),
         jsonl=jsonl,
