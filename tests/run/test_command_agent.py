@@ -216,8 +216,8 @@ def qwen_spec(tmp_path: Path, extra: str = "") -> Path:
 def qwen_options(qwen: Path, work: Path, server: ModelServer, **extra: Any) -> dict[str, Any]:
     """Options running ``qwen`` in ``work`` against ``server``, with a HOME of its own.
 
-    Its settings turn off the memories Qwen Code extracts after a resumed turn: a request
-    no script answers, which it retries for about 100 s before it prints its result.
+    Its settings turn off the memories Qwen Code extracts after a turn: a request no script
+    answers, which it retries for about 100 s before it prints its result.
     """
     settings = work.parent / ".qwen" / "settings.json"
     settings.parent.mkdir(exist_ok=True)
