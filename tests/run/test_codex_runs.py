@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import AgentEvent, RunStatus, ToolUseEvent
+from cc_executor._agents._types import AgentEvent, ApiRetryEvent, RunStatus, ToolUseEvent
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import codex_path
@@ -182,3 +183,32 @@ async def test_resume_continues_the_thread(tmp_path: Path) -> None:
     ]
     assert "first question" in texts
     assert "one" in texts
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so nothing else takes it), never
+    listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+async def test_reconnects_to_a_dead_endpoint_are_not_progress(tmp_path: Path) -> None:
+    events: list[AgentEvent] = []
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        with refused_port() as port:
+            options = {**b.options(), "base_url": f"http://127.0.0.1:{port}/v1"}
+            # Codex waits for the network forever, its notices 5, 10, 20 s apart: were they
+            # output, the 12 s idle timer could not fire before the 20 s gap, and the total
+            # timeout would end the run instead.
+            result = await run(
+                "hello", idle_timeout=12, timeout=24, grace=1, on_event=events.append, **options
+            )
+    assert result.status is RunStatus.IDLE_TIMEOUT, result.error
+    assert result.process is not None
+    assert result.process.timed_out == "idle"
+    retries = [e for e in events if isinstance(e, ApiRetryEvent)]
+    assert len(retries) >= 2
+    assert "waiting for network" in (retries[0].error or "")
+    assert any("still retrying the model API" in w for w in result.warnings), result.warnings

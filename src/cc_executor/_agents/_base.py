@@ -13,7 +13,7 @@ attributes (the console's early start uses a plain namespace).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol
 
 from cc_executor._agents._types import AgentEvent, Outcome, ResultEvent, ToolUseEvent
@@ -46,6 +46,13 @@ class AgentAdapter(Protocol):
     def max_line_memory(self) -> int:
         """Output lines longer than this are read back from the event log, not held in
         memory."""
+
+    @property
+    def quiet_line(self) -> Callable[[bytes], bool] | None:
+        """A cheap predicate telling the stdout lines that only say the CLI is waiting (a
+        reconnect notice): the engine does not count them as output for the idle and
+        first-output timeouts, so a CLI retrying forever is still stopped. None: every line
+        counts."""
 
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         """The executable: ``explicit`` (the ``agent_path`` option) if given, else found

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._agents import adapter_for
 from cc_executor._agents._types import (
     AgentEvent,
+    ApiRetryEvent,
     HeartbeatEvent,
     InitEvent,
     Outcome,
@@ -89,6 +90,9 @@ class _AttemptState:
     output_tokens: int = 0
     last_activity: str = "starting"
     last_t: float = field(default_factory=time.monotonic)
+    #: The CLI's own API retries (``api_retry`` events) and the last one's error.
+    api_retries: int = 0
+    last_retry: str | None = None
 
     def apply(self, event: AgentEvent) -> None:
         self.last_t = event.t
@@ -122,6 +126,10 @@ class _AttemptState:
         elif isinstance(event, ResultEvent):
             self.result = event
             self.last_activity = "finished"
+        elif isinstance(event, ApiRetryEvent):
+            self.api_retries += 1
+            self.last_retry = event.error
+            self.last_activity = "retrying the API"
         elif isinstance(event, StreamEvent):
             if event.abandoned_from is not None:
                 # A broken stream was retracted: its text will be streamed again.
@@ -641,6 +649,8 @@ class _Run:
             run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
             run_dir=run_dir,
             max_line_memory=max_line_memory,
+            # A CLI that only says it is reconnecting is waiting, not working.
+            quiet_line=self.adapter.quiet_line,
             # The event log on disk is the record; memory only buffers what is in flight.
             memory_budget=max_line_memory,
             queue_budget=4 * max_line_memory,
@@ -807,6 +817,12 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        if state.api_retries and status in (RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT):
+            # Said at once: the reason it "did nothing" was the API, not the agent.
+            result.warnings.append(
+                f"{self.adapter.title} was still retrying the model API when it was stopped "
+                f"({state.api_retries} retry notice(s); the last: {state.last_retry})"
+            )
         for earlier in (*self._processes, process):
             for path in earlier.incomplete_files:
                 if path not in result.incomplete_files:

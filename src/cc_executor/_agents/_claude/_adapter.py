@@ -43,6 +43,10 @@ class ClaudeAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_claude(explicit, env)
 

@@ -13,7 +13,7 @@ from cc_executor._agents._codex._locate import locate_codex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from cc_executor._agents._base import StreamParser
@@ -32,6 +32,12 @@ class CodexAdapter:
         from cc_executor._agents._jsonl import LARGE_LINE
 
         return LARGE_LINE
+
+    @property
+    def quiet_line(self) -> Callable[[bytes], bool]:
+        from cc_executor._agents._codex._parse import is_reconnect_line
+
+        return is_reconnect_line
 
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_codex(explicit, env)

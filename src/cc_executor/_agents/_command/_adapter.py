@@ -45,6 +45,10 @@ class CommandAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         import shutil
 

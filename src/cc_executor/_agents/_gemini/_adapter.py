@@ -33,6 +33,10 @@ class GeminiAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_gemini(explicit, env)
 
