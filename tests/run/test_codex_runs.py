@@ -212,3 +212,54 @@ async def test_reconnects_to_a_dead_endpoint_are_not_progress(tmp_path: Path) ->
     assert len(retries) >= 2
     assert "waiting for network" in (retries[0].error or "")
     assert any("still retrying the model API" in w for w in result.warnings), result.warnings
+
+
+def _own_home_options(b: CodexBed, user: Path, **extra: Any) -> dict[str, Any]:
+    """The bed's options without CODEX_HOME, and HOME pointing at ``user``: where the
+    caller's own ~/.codex would be."""
+    options = b.options(**extra)
+    env = {k: v for k, v in options["env"].items() if k != "CODEX_HOME"}
+    options["env"] = {**env, "HOME": str(user)}
+    return options
+
+
+async def test_sessions_live_in_a_home_in_the_run_folder_and_resume_there(
+    tmp_path: Path,
+) -> None:
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("one")])]),
+            Rule(match="^second", answers=[Reply([Text("unused")]), Reply([Text("two")])]),
+            Rule(match="^third", answers=[Reply([Text("u")]), Reply([Text("u")]), Reply(["3"])]),
+        ]
+    )
+    user = tmp_path / "user"
+    user.mkdir()
+    async with codex_bed(tmp_path, script) as b:
+        first = await run("first question", **_own_home_options(b, user))
+        second = await run("second question", resume=first.session_id, **_own_home_options(b, user))
+        # Found again from the run that resumed it last.
+        third = await run("third question", resume=first.session_id, **_own_home_options(b, user))
+    assert first.status is RunStatus.OK, first.error
+    assert second.status is RunStatus.OK, second.error
+    assert third.status is RunStatus.OK, third.error
+    assert (second.result, third.result) == ("two", "3")
+    assert first.run_dir is not None
+    assert second.run_dir is not None
+    home = Path(first.run_dir) / "agent-home"
+    assert list(home.glob(f"sessions/**/*{first.session_id}*.jsonl"))
+    assert (Path(second.run_dir) / "agent-home").resolve() == home.resolve()
+    assert not (user / ".codex").exists()  # the caller's home was not used
+
+
+async def test_resuming_a_session_without_a_known_home_is_refused(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    unknown = "01a24ce1-e5dd-7251-8481-77e9554995af"
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        result = await run("go on", resume=unknown, **_own_home_options(b, user))
+        requests = len(b.server.responses_requests)
+    assert result.status is RunStatus.SPAWN_FAILED
+    assert f"cannot resume Codex CLI session {unknown}" in (result.error or "")
+    assert "--use-login" in (result.error or "")
+    assert requests == 0

@@ -41,6 +41,9 @@ class AgentAdapter(Protocol):
     name: str
     #: The agent's name for people ("Claude Code").
     title: str
+    #: The variable naming the CLI's home (config, login, sessions) when a run gets a home
+    #: of its own per session (``CODEX_HOME``); None: the CLI always uses the caller's.
+    home_variable: str | None
 
     @property
     def max_line_memory(self) -> int:
@@ -70,10 +73,11 @@ class AgentAdapter(Protocol):
     def process_env(self, options: Any) -> dict[str, str]:
         """Variables the agent's own options need in its environment (beyond ``env``)."""
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
-        """Variables giving the CLI a home (config, login, sessions) of the run's own inside
-        ``run_dir``, created here, when the options need one; ``{}`` to use the caller's.
-        The caller's ``env`` option wins over them."""
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
+        """Variables giving the CLI the agent home ``home`` (a folder in a run folder, see
+        :mod:`cc_executor._run._homes`): created here with what a fresh home needs (never
+        the user's login) when it does not exist yet, reused as it is when a session is
+        resumed. Called only for agents with a ``home_variable``."""
 
     def parser(self) -> StreamParser:
         """A fresh parser for one attempt's output."""

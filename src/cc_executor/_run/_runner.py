@@ -46,8 +46,9 @@ from cc_executor._engine._launch import Launched
 from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
+from cc_executor._run._homes import link_home, new_home, own_home, session_home
 from cc_executor._run._options import RunOptions
-from cc_executor._run._prepare import run_marker, save_prompt
+from cc_executor._run._prepare import process_env, run_marker, save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
     Artifact,
@@ -339,6 +340,8 @@ class _Run:
         self._processes: list[ProcessResult] = []
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
+        #: The agent home of the run's session (None: the caller's; see ``_homes``).
+        self.home: str | None = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -455,8 +458,25 @@ class _Run:
                     warnings=self.warnings,
                 )
             )
+        if opts.resume and own_home(self.adapter, opts):
+            try:  # the session's files are in the home of the run that made it
+                self.home = await asyncio.to_thread(session_home, self.adapter, opts.resume)
+            except ValueError as exc:
+                return await self._recorded(
+                    RunResult(
+                        run_id=self.run_id,
+                        status=RunStatus.SPAWN_FAILED,
+                        error=str(exc),
+                        duration_s=time.monotonic() - self.started,
+                        warnings=self.warnings,
+                    )
+                )
         # In a thread: a large prompt takes a while to write, and other runs share the loop.
         await asyncio.to_thread(self._prepare_run_dir)
+        if self.home is not None:
+            link_home(str(self.run_dir), self.home)
+        elif own_home(self.adapter, opts):
+            self.home = new_home(str(self.run_dir))
         argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
@@ -641,7 +661,8 @@ class _Run:
             # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
             stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
-            extra_env=opts.process_env(str(run_dir)),
+            # One home for every attempt: a later resume finds the session of any of them.
+            extra_env=process_env(opts, home=self.home),
             timeout=max(remaining, 0.001) if remaining is not None else None,
             idle_timeout=opts.idle_timeout,
             first_output_timeout=opts.first_output_timeout,

@@ -35,6 +35,7 @@ class ClaudeAdapter:
 
     name = "claude"
     title = "Claude Code"
+    home_variable: str | None = None
 
     @property
     def max_line_memory(self) -> int:
@@ -67,7 +68,7 @@ class ClaudeAdapter:
             env.update(CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(tokens), DISABLE_COMPACT="1")
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
 
     def parser(self) -> StreamParser:

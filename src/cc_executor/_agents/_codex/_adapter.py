@@ -26,6 +26,7 @@ class CodexAdapter:
 
     name = "codex"
     title = "Codex CLI"
+    home_variable: str | None = "CODEX_HOME"
 
     @property
     def max_line_memory(self) -> int:
@@ -51,8 +52,11 @@ class CodexAdapter:
     def process_env(self, options: Any) -> dict[str, str]:
         return {}
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
-        return {}
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
+        # Nothing to write: the API key comes from OPENAI_API_KEY (the --base-url provider's
+        # env_key, and what the built-in provider reads); the rest Codex makes itself.
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        return {"CODEX_HOME": home}
 
     def parser(self) -> StreamParser:
         from cc_executor._agents._codex._parse import CodexStreamParser

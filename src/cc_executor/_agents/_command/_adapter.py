@@ -31,6 +31,7 @@ class CommandAdapter:
 
     name = "command"
     title = "command agent"
+    home_variable: str | None = None
 
     def __init__(self, spec: AgentSpec | None = None) -> None:
         self._spec = spec
@@ -91,7 +92,7 @@ class CommandAdapter:
             env[spec.base_url_env] = base_url
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
 
     def parser(self) -> StreamParser:
