@@ -263,3 +263,30 @@ async def test_resuming_a_session_without_a_known_home_is_refused(tmp_path: Path
     assert f"cannot resume Codex CLI session {unknown}" in (result.error or "")
     assert "--use-login" in (result.error or "")
     assert requests == 0
+
+
+async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("one")])]),
+            Rule(match="^second", answers=[Reply([Text("unused")]), Reply([Text("two")])]),
+        ]
+    )
+    user = tmp_path / "user"
+    (user / ".codex").mkdir(parents=True)
+    async with codex_bed(tmp_path, script) as b:
+        first = await run("first question", use_login=True, **_own_home_options(b, user))
+        session = first.session_id
+        refused = await run("second question", resume=session, **_own_home_options(b, user))
+        second = await run(
+            "second question", resume=session, use_login=True, **_own_home_options(b, user)
+        )
+    assert first.status is RunStatus.OK, first.error
+    assert list((user / ".codex").glob(f"sessions/**/*{session}*.jsonl"))
+    assert first.run_dir is not None
+    assert not (Path(first.run_dir) / "agent-home").exists()
+    # Its session is not in a home of cc-executor's: resuming it needs the login again.
+    assert refused.status is RunStatus.SPAWN_FAILED
+    assert "--use-login" in (refused.error or "")
+    assert second.status is RunStatus.OK, second.error
+    assert second.result == "two"

@@ -206,3 +206,13 @@ def test_codex_reconnect_notices_are_retries_and_quiet() -> None:
     (event,) = CodexStreamParser().parse(counted, 0.0)
     assert isinstance(event, ApiRetryEvent)
     assert (event.attempt, event.max_retries) == (2, 5)
+
+
+def test_use_login_is_the_servers_choice_only() -> None:
+    from cc_executor._service._policy import SERVER_ONLY_OPTIONS
+
+    assert "use_login" in SERVER_ONLY_OPTIONS
+    claude = RunOptions(use_login=True)  # what Claude Code always does: accepted
+    assert "CODEX_HOME" not in claude.process_env("/nowhere")
+    codex = RunOptions(agent="codex", use_login=True)
+    assert "CODEX_HOME" not in codex.process_env("/nowhere")

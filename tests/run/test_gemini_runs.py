@@ -154,3 +154,19 @@ async def test_every_run_gets_a_home_of_its_own(tmp_path: Path) -> None:
     home = Path(result.run_dir) / "agent-home"
     assert "gemini-api-key" in (home / ".gemini" / "settings.json").read_text()
     assert not (user / ".gemini").exists()
+
+
+async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    (user / ".gemini").mkdir(parents=True)
+    # The user's own settings: API-key auth, as `gemini` would have saved it.
+    (user / ".gemini" / "settings.json").write_text(
+        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+    )
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello.")]))) as b:
+        options = b.options(use_login=True)
+        options["env"] = {**options["env"], "HOME": str(user)}
+        result = await run("say hello", **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.run_dir is not None
+    assert not (Path(result.run_dir) / "agent-home").exists()

@@ -29,7 +29,11 @@ AGENT_HOME = "agent-home"
 def own_home(adapter: AgentAdapter, options: Any) -> bool:
     """Whether a run with ``options`` gets an agent home of its own (else the caller's)."""
     variable = adapter.home_variable
-    return variable is not None and variable not in options.env
+    return (
+        variable is not None
+        and not getattr(options, "use_login", False)
+        and variable not in options.env
+    )
 
 
 def new_home(run_dir: str) -> str:
