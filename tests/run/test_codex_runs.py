@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -250,6 +253,58 @@ async def test_sessions_live_in_a_home_in_the_run_folder_and_resume_there(
     assert list(home.glob(f"sessions/**/*{first.session_id}*.jsonl"))
     assert (Path(second.run_dir) / "agent-home").resolve() == home.resolve()
     assert not (user / ".codex").exists()  # the caller's home was not used
+
+
+#: A run in a process of its own, printing its session id as soon as it has one.
+_RUN_AND_SAY_SESSION = """
+import asyncio, json, sys
+from cc_executor._agents._types import InitEvent
+from cc_executor._run._runner import run
+
+def say(event):
+    if isinstance(event, InitEvent) and event.session_id:
+        print(event.session_id, flush=True)
+
+asyncio.run(run("first question", on_event=say, **json.loads(sys.argv[1])))
+"""
+
+
+async def test_resume_finds_the_home_of_a_run_killed_before_its_end(tmp_path: Path) -> None:
+    """A task list interrupted mid-task continues the session on ``tasks resume``, but the
+    killed run never recorded its session id: its home is found by what it holds."""
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("never")], latency=120)]),
+            Rule(match="^second", answers=[Reply([Text("two")]), Reply([Text("two")])]),
+        ]
+    )
+    user = tmp_path / "user"
+    user.mkdir()
+    async with codex_bed(tmp_path, script) as b:
+        options = {**_own_home_options(b, user), "cwd": str(b.workdir)}
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _RUN_AND_SAY_SESSION,
+            json.dumps(options),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        session = (await child.stdout.readline()).decode().strip()
+        await await_for(lambda: b.server.responses_requests, timeout=60, what="the request")
+        child.kill()
+        await child.wait()
+        result = await run("second question", resume=session, **_own_home_options(b, user))
+        texts = [
+            part.get("text")
+            for item in b.server.responses_requests[-1].body["input"]
+            if isinstance(item, dict) and item.get("type") == "message"
+            for part in item.get("content", [])
+        ]
+    assert session
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "two"
+    assert "first question" in texts  # the killed run's thread, continued
 
 
 async def test_resuming_a_session_without_a_known_home_is_refused(tmp_path: Path) -> None:

@@ -79,6 +79,10 @@ class AgentAdapter(Protocol):
         the user's login) when it does not exist yet, reused as it is when a session is
         resumed. Called only for agents with a ``home_variable``."""
 
+    def holds_session(self, home: str, session_id: str) -> bool:
+        """Whether the agent home ``home`` holds session ``session_id`` (for a resume whose
+        run ended before its session id was recorded); False for agents without homes."""
+
     def parser(self) -> StreamParser:
         """A fresh parser for one attempt's output."""
 

@@ -5,10 +5,12 @@ An agent whose adapter names a ``home_variable`` (Codex: ``CODEX_HOME``, Gemini:
 the run that starts the session (not under ``/tmp``: Codex refuses its helper binaries
 there). A run that resumes a session uses the home of the run that made it, found through
 the history: the newest run of that agent whose ``session_id`` is the one resumed and whose
-folder holds an ``agent-home`` (the resuming run's folder gets an ``agent-home`` symlink to
-it, so every run of the session names its home). The caller's own home is used instead
-with ``use_login``, or when ``env`` sets the variable itself. Claude Code always uses the
-caller's home (``~/.claude``): its sessions and login stay where the user has them.
+folder holds an ``agent-home``; else, for a run whose end was never recorded, a home that
+holds the session (``AgentAdapter.holds_session``). The resuming run's folder gets an
+``agent-home`` symlink to it, so every run of the session names its home. The caller's own
+home is used instead with ``use_login``, or when ``env`` sets the variable itself. Claude
+Code always uses the caller's home (``~/.claude``): its sessions and login stay where the
+user has them.
 """
 
 from __future__ import annotations
@@ -54,14 +56,20 @@ def session_home(adapter: AgentAdapter, session_id: str) -> str:
             f"agent home cannot be read ({exc})"
         ) from None
     try:
-        runs = [r for r in store.query(Query(agent=adapter.name)) if r.session_id == session_id]
+        records = store.query(Query(agent=adapter.name))
     finally:
         store.close()
+    runs = [r for r in records if r.session_id == session_id]
     for record in runs:
-        if record.run_dir:
-            home = os.path.join(record.run_dir, AGENT_HOME)
-            if os.path.isdir(home):
-                return os.path.realpath(home)
+        home = _home_of(record.run_dir)
+        if home is not None:
+            return home
+    # A run whose end was never recorded (its supervisor killed, its task list interrupted)
+    # has no session id in the history: its home is asked.
+    for record in records:
+        home = _home_of(record.run_dir) if record.session_id is None else None
+        if home is not None and adapter.holds_session(home, session_id):
+            return home
     if runs:
         why = (
             "its runs kept no agent home (made with use_login, or its run folder was removed):"
@@ -73,6 +81,11 @@ def session_home(adapter: AgentAdapter, session_id: str) -> str:
             "your own agent home: resume it with --use-login)"
         )
     raise ValueError(f"cannot resume {adapter.title} session {session_id}: {why}")
+
+
+def _home_of(run_dir: str | None) -> str | None:
+    home = os.path.join(run_dir, AGENT_HOME) if run_dir else None
+    return os.path.realpath(home) if home is not None and os.path.isdir(home) else None
 
 
 def link_home(run_dir: str, home: str) -> None:

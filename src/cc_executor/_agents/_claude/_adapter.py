@@ -71,6 +71,9 @@ class ClaudeAdapter:
     def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
 
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
+
     def parser(self) -> StreamParser:
         from cc_executor._agents._claude._parse import ClaudeStreamParser
 

@@ -58,6 +58,17 @@ class CodexAdapter:
         os.makedirs(home, mode=0o700, exist_ok=True)
         return {"CODEX_HOME": home}
 
+    def holds_session(self, home: str, session_id: str) -> bool:
+        # Codex keeps sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl; compared as
+        # names, never as a pattern (the id is the caller's).
+        suffix = f"-{session_id}.jsonl"
+        for folder, _dirs, files in os.walk(os.path.join(home, "sessions")):
+            if folder.count(os.sep) - home.count(os.sep) > 4:
+                continue
+            if any(f.startswith("rollout-") and f.endswith(suffix) for f in files):
+                return True
+        return False
+
     def parser(self) -> StreamParser:
         from cc_executor._agents._codex._parse import CodexStreamParser
 

@@ -95,6 +95,9 @@ class CommandAdapter:
     def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
 
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
+
     def parser(self) -> StreamParser:
         spec = self._spec
         if spec is not None and spec.output == "claude-stream-json":

@@ -68,6 +68,9 @@ class GeminiAdapter:
                 f.write(_SETTINGS)
         return {"GEMINI_CLI_HOME": home}
 
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
+
     def parser(self) -> StreamParser:
         from cc_executor._agents._gemini._parse import GeminiStreamParser
 
