@@ -222,6 +222,11 @@ def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], 
         (["--max-turns", "0"], "--max-turns must be >= 1, got 0"),
         (["--max-trns", "3"], "unrecognized arguments: --max-trns 3 (did you mean --max-turns?)"),
         (["--timeout", "soon"], "argument --timeout: expected seconds or 'auto', got 'soon'"),
+        (
+            ["--agent", "command"],
+            "the command agent needs --agent-spec, a TOML file describing its CLI: "
+            "see docs/agents/command.md",
+        ),
     ],
 )
 def test_usage_error_names_the_flag(
