@@ -77,7 +77,10 @@ async def test_wrong_host_is_refused(service: Service) -> None:
     await expect(service, {"Host": "evil.example"}, 403, "bad_host")
     await expect(service, {"Host": "127.0.0.1.evil.example:80"}, 403, "bad_host")
     async with service.client() as client:
-        for host in ("localhost:1", "127.0.0.1", "[::1]:8000"):
+        for host in (
+            "localhost:1", "127.0.0.1", "[::1]:8000", "[::1]", "LocalHost.:65535",
+            "app.localhost:8000", "127.9.8.7",
+        ):  # fmt: skip
             assert (await client.get("/health", headers={"Host": host})).status_code == 200
 
 
@@ -173,9 +176,17 @@ async def test_oversize_bodies_get_413(service: Service) -> None:
 
 
 async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service) -> None:
-    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback."""
+    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback; F8.4:
+    so did forms no browser sends (a bracketed IPv4, a port out of range, a fragment)."""
     async with service.client() as client:
-        for host in ("[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x"):
+        for host in (
+            "[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x",
+            "[127.0.0.1]", "[127.0.0.1]:80", "[::1]:99999", "localhost:65536", "localhost:0",
+            "localhost:080", "localhost:", "evil.com#.localhost", "evil.com/.localhost",
+            "evil.com?.localhost", "[::1%lo]", "127.1", "127.0.0.01", "2130706433",
+            "localhost..", "a..localhost", "-x.localhost", "evil.com\\.localhost",
+            "localhost:+80", "localhost:1 2",
+        ):  # fmt: skip
             response = await client.get("/health", headers={"Host": host})
             assert response.status_code == 403, (host, response.text)
             assert response.json()["error"]["code"] == "bad_host"
