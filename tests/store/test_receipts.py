@@ -92,6 +92,7 @@ def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
 ) -> None:
     key = tmp_path / "receipt.key"
     key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
     monkeypatch.setenv(KEY_ENV, str(key))
     failed = _exec("false")
     record = _record(failed["run_id"])
@@ -122,6 +123,7 @@ def test_a_bad_key_file_is_one_clear_error(
 ) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"abc")
+    short.chmod(0o600)
     inside = cc_home / "receipt.key"
     cc_home.mkdir(parents=True, exist_ok=True)
     inside.write_bytes(b"k" * 32)
@@ -130,6 +132,12 @@ def test_a_bad_key_file_is_one_clear_error(
         str(short): "holds 3 bytes",
         str(inside): "is inside the data folder",
     }
+    # F8.6: a key others may read (or write) is refused, saying how to fix it.
+    for mode in (0o644, 0o640, 0o602):
+        shared = tmp_path / f"shared-{mode:o}.key"
+        shared.write_bytes(b"k" * 32)
+        shared.chmod(mode)
+        cases[str(shared)] = f"is open to group or others (mode {mode:03o}): fix with chmod 600"
     for path, reason in cases.items():
         monkeypatch.setenv(KEY_ENV, path)
         done = cc("history")

@@ -42,8 +42,9 @@ KEYED = "v1:hmac-sha256:"
 def receipt_key() -> bytes | None:
     """The key in the file ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` names, or None when it is unset.
 
-    Raises :class:`HistoryError` when the file cannot be read, holds fewer than 16 or more
-    than 4096 bytes, or lies inside the data folder (whoever can rewrite the receipts there
+    Raises :class:`HistoryError` when the file cannot be read, is open to group or others
+    (any mode bit beyond 0600), holds fewer than 16 or more than 4096 bytes, or lies inside
+    the data folder (whoever can rewrite the receipts there
     could read it). The file's bytes are the key, exactly."""
     named = os.environ.get(KEY_ENV)
     if not named:
@@ -57,6 +58,13 @@ def receipt_key() -> bytes | None:
         )
     try:
         with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode & 0o777
+            # A key others can read (or replace) lets them forge receipts.
+            if mode & 0o077:
+                raise HistoryError(
+                    f"{KEY_ENV}: {named} is open to group or others (mode {mode:03o}): "
+                    f"fix with chmod 600 {named}"
+                )
             key = f.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise HistoryError(f"{KEY_ENV}: cannot read {named}: {exc.strerror or exc}") from None
@@ -64,7 +72,7 @@ def receipt_key() -> bytes | None:
         raise HistoryError(
             f"{KEY_ENV}: {named} holds {'more than ' if len(key) > MAX_KEY_BYTES else ''}"
             f"{min(len(key), MAX_KEY_BYTES)} bytes; a receipt key is {MIN_KEY_BYTES} to "
-            f"{MAX_KEY_BYTES} bytes (head -c 32 /dev/urandom > FILE)"
+            f"{MAX_KEY_BYTES} bytes ((umask 077; head -c 32 /dev/urandom > FILE))"
         )
     return key
 
