@@ -163,7 +163,7 @@ def _run(
         result.warnings.append(note)
     if args.json:
         sys.stdout.flush()
-        write_json_line(sys.stdout.buffer, result.to_dict())
+        write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()
         return exit_code_for(result)
     answer = answer_text(result)
