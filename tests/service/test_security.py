@@ -505,3 +505,24 @@ async def test_the_reported_git_attacks_are_refused_by_a_policy(
         events = await sse_events(client, ok.json()["run_id"])
     assert events[-1]["status"] == "ok", events[-1]
     assert not marker.exists()
+
+
+async def test_a_pinned_git_status_runs_nothing_the_repository_names(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """Issue 18 F8.8: with `git status` pinned, the repository's own .git/config (an
+    fsmonitor, a clean filter) still ran programs; the service's exec runs now get
+    overrides in GIT_CONFIG_COUNT/KEY/VALUE, which git reads after the repository's."""
+    from tests.run.test_git import hostile_repo
+
+    repo, marker = hostile_repo(root)
+    service = start("--allow-exec", "git status")
+    async with service.client() as client:
+        body = {"argv": ["git", "status", "--porcelain"], "options": {"cwd": str(repo)}}
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 202, response.text
+        events = await sse_events(client, response.json()["run_id"])
+    assert events[-1]["status"] == "ok", events[-1]
+    output = "".join(e.get("text", "") for e in events if e["type"] == "output")
+    assert " M a.txt" in output
+    assert not marker.exists()
