@@ -248,6 +248,8 @@ class SupervisedProcess:
         self._stop_reason: tuple[ProcessStatus, TimeoutKind | None, float | None] | None = None
         self._kill_signal: str | None = None
         self._descendants_killed = 0
+        #: Descendants found only by parent PID (PID: start time): signalled until gone.
+        self._descendants: dict[int, int] = {}
 
     # ----------------------------------------------------------------- public surface
 
@@ -828,7 +830,9 @@ class SupervisedProcess:
         return self._sid if self._popen is not None and self._popen.returncode is None else None
 
     def _signal_tree(self, sig: int) -> int:
-        return _tree.signal_tree([self._token], sig, sid=self._sid, pgid=self._pgid())
+        return _tree.signal_tree(
+            [self._token], sig, sid=self._sid, pgid=self._pgid(), known=self._descendants
+        )
 
     def _hard_kill(self) -> None:
         if self._popen is not None and self._popen.returncode is None:
@@ -839,16 +843,14 @@ class SupervisedProcess:
     async def _tree_gone(self) -> None:
         await self._exit
         # Other processes' exits give us no event to wait on: poll the (cheap) sweep.
-        while _tree.find_tree([self._token], self._sid):  # noqa: ASYNC110
+        while _tree.find_tree([self._token], self._sid) or any(  # noqa: ASYNC110
+            _tree.start_ticks(pid) == started for pid, started in self._descendants.items()
+        ):
             await asyncio.sleep(0.05)
 
     async def _kill_all(self) -> None:
         for _ in range(50):
-            if (
-                _tree.signal_tree([self._token], signal.SIGKILL, sid=self._sid, pgid=self._pgid())
-                == 0
-                and self._exit.done()
-            ):
+            if self._signal_tree(signal.SIGKILL) == 0 and self._exit.done():
                 return
             await asyncio.sleep(0.005)
 

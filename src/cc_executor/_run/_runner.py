@@ -186,16 +186,21 @@ def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
     import shutil
     import subprocess
 
+    from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides
+
     executable = shutil.which("git")
     if executable is None:
         return None  # no git: as outside a repository
+    # The repository's configuration must not make our status run its programs (F8.8).
+    env = {**os.environ, **git_env(git_overrides(cwd, git=executable), os.environ)}
 
     def git(*args: str) -> bytes | str | None:
         try:
             done = subprocess.run(
-                [executable, "-C", cwd, *args],
+                [executable, *git_c_args(list(ALWAYS)), "-C", cwd, *args],
                 capture_output=True,
                 stdin=subprocess.DEVNULL,
+                env=env,
                 timeout=GIT_TIMEOUT_S,
                 check=False,
             )

@@ -58,7 +58,9 @@ class CommandAdapter:
         program = os.fspath(explicit) if explicit is not None else None
         if program is None:
             if self._spec is None:
-                raise AgentNotFound("the command agent needs agent_spec (--agent-spec FILE)")
+                raise AgentNotFound(
+                    "the command agent needs agent_spec, a TOML file describing its CLI"
+                )
             program = self._spec.command[0]
         if os.sep in program:
             if os.path.isfile(program) and os.access(program, os.X_OK):
