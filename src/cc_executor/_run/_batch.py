@@ -4,7 +4,9 @@
 each), at most ``concurrency`` at a time, and returns their results in input order. Every
 run is recorded in the history with the batch's id and its document's *key*; running the
 same batch id again reuses the runs that already ended ``ok`` instead of paying for them
-twice, so a driver that crashed half way resumes where it stopped.
+twice, so a driver that crashed half way resumes where it stopped. A run is reused only if
+it verifies (its record and its files match their receipts, as ``cc-executor verify``
+checks): one that does not is run again, with a warning saying why.
 
 A budget (``budget_usd``) is a ceiling on what the batch's runs cost: each run is capped at
 what remains of it when it starts (``max_budget_usd``, for agents that support it), no run
@@ -33,7 +35,7 @@ from cc_executor._payload import SCHEMA_VERSION
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import _Run
-from cc_executor._store import HistoryError, Query, RunRecord, open_store
+from cc_executor._store import HistoryError, Query, RunRecord, open_store, verify
 
 #: What :class:`BatchEvent.kind` can be.
 STARTED = "started"
@@ -392,6 +394,15 @@ class _Batch:
         for index, item in enumerate(self.items):
             record = records.get(item.key)
             if record is None:
+                continue
+            # A record or event log edited (or lost) since must not stand for a result.
+            check = await asyncio.to_thread(verify, record, record.id)
+            if not check.ok:
+                why = check.problems[0] if check.problems else "it does not verify"
+                self.out.warnings.append(
+                    f"prompts[{index}]: run {record.id} ended ok but fails verification "
+                    f"({why}): run again"
+                )
                 continue
             answer = await asyncio.to_thread(_earlier_answer, record, item.options)
             if answer is None:

@@ -592,12 +592,17 @@ class RunManager:
     async def _run_exec(self, run: ManagedRun, argv: list[str], options: Mapping[str, Any]) -> None:
         from cc_executor._engine import OutputEvent, SupervisedProcess
         from cc_executor._run._exec import run_command
+        from cc_executor._run._git import git_env, git_overrides
 
+        # An allowed `git status` must not run what the repository's configuration names
+        # (F8.8); any program may run git, so every command gets the overrides.
+        base = {**os.environ, **options["env"]}
+        overrides = await asyncio.to_thread(git_overrides, options["cwd"], env=base)
         proc = SupervisedProcess(
             argv,
             stdin=options.get("stdin"),
             cwd=options["cwd"],
-            extra_env=options["env"],
+            extra_env={**options["env"], **git_env(overrides, base)},
             timeout=options.get("timeout"),
             idle_timeout=options.get("idle_timeout"),
             first_output_timeout=options.get("first_output_timeout"),

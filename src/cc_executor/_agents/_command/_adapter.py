@@ -31,6 +31,7 @@ class CommandAdapter:
 
     name = "command"
     title = "command agent"
+    home_variable: str | None = None
 
     def __init__(self, spec: AgentSpec | None = None) -> None:
         self._spec = spec
@@ -45,6 +46,10 @@ class CommandAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         import shutil
 
@@ -53,7 +58,9 @@ class CommandAdapter:
         program = os.fspath(explicit) if explicit is not None else None
         if program is None:
             if self._spec is None:
-                raise AgentNotFound("the command agent needs agent_spec (--agent-spec FILE)")
+                raise AgentNotFound(
+                    "the command agent needs agent_spec, a TOML file describing its CLI"
+                )
             program = self._spec.command[0]
         if os.sep in program:
             if os.path.isfile(program) and os.access(program, os.X_OK):
@@ -93,8 +100,11 @@ class CommandAdapter:
             env[spec.base_url_env] = base_url
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
 
     def parser(self) -> StreamParser:
         spec = self._spec

@@ -144,7 +144,8 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     """The spec in ``path`` (TOML); ``ValueError`` naming the file and what is wrong."""
     if path is None:
         raise ValueError(
-            "the command agent needs agent_spec (--agent-spec FILE): see docs/agents/command.md"
+            "the command agent needs agent_spec, a TOML file describing its CLI: "
+            "see docs/agents/command.md"
         )
     path = os.path.abspath(os.fspath(path))
     try:
