@@ -107,19 +107,42 @@ async def test_read_only_sandbox_is_the_default(tmp_path: Path) -> None:
     assert "Read-only file system" in tool_output["output"]
 
 
-async def test_api_errors_map_to_statuses(tmp_path: Path) -> None:
+async def test_api_errors_map_to_statuses_after_one_request_each(tmp_path: Path) -> None:
+    """The custom provider's own retries are off: each error ends the run at once, with
+    the status Codex names (for a 500 only by its sentence)."""
     script = Script(
         [
             Rule(match="bad", answers=[HttpErrorReply(400, message="prompt is too long")]),
             Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+            Rule(match="broken", answers=[HttpErrorReply(500, message="scripted outage")]),
+            Rule(match="gateway", answers=[HttpErrorReply(503, message="scripted gateway")]),
         ]
     )
     async with codex_bed(tmp_path, script) as b:
         bad = await run("bad request", retries=0, **b.options())
         busy = await run("busy now", retries=0, **b.options())
+        broken = await run("broken server", retries=0, **b.options())
+        gateway = await run("gateway down", retries=0, **b.options())
+        sent = [r.prompt for r in b.server.responses_requests]
     assert bad.status is RunStatus.ERROR
     assert "prompt is too long" in (bad.error or "")
-    assert busy.status is RunStatus.RATE_LIMITED, busy.error
+    assert (busy.status, busy.api_error_status) == (RunStatus.RATE_LIMITED, 429), busy.error
+    assert (broken.status, broken.api_error_status) == (RunStatus.ERROR, 500)
+    assert "API error 500: We\u2019re currently experiencing high demand" in (broken.error or "")
+    assert (gateway.status, gateway.api_error_status) == (RunStatus.ERROR, 503)
+    assert "scripted gateway" in (gateway.error or "")
+    assert sent == ["bad request", "busy now", "broken server", "gateway down"]
+
+
+async def test_our_retry_policy_retries_a_server_error(tmp_path: Path) -> None:
+    reply = Reply([Text("Recovered.")], errors_before=[HttpErrorReply(500, message="outage")])
+    async with codex_bed(tmp_path, one_rule(reply)) as b:
+        result = await run("anything", retries=1, **b.options())
+        sent = len(b.server.responses_requests)
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Recovered."
+    assert result.attempts == 2
+    assert sent == 2
 
 
 async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -> None:

@@ -795,7 +795,8 @@ class _Run:
             duration_s=time.monotonic() - self.started,
             exit_code=process.exit_code,
             error=error,
-            api_error_status=final.api_error_status if final else None,
+            api_error_status=outcome.api_error_status
+            or (final.api_error_status if final else None),
             files=list(state.files),
             permission_denials=denials,
             tool_calls=state.tool_calls,
