@@ -12,7 +12,16 @@ import pytest
 
 from cc_executor._agents._types import AgentEvent, RunStatus, ToolUseEvent
 from cc_executor._run._runner import run, start_run
-from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import (
+    HttpErrorReply,
+    ModelServer,
+    Reply,
+    Rule,
+    Script,
+    Text,
+    ToolUse,
+    Usage,
+)
 from tests._means import codex_path
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
@@ -67,6 +76,34 @@ async def test_text_answer(tmp_path: Path) -> None:
     assert result.cost_usd is None  # Codex reports tokens, never a price
     assert result.usage["output_tokens"] > 0
     assert prompts == ["say hello"]
+
+
+async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
+    async with codex_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:
+        result = await run("what does it cost", model="gpt-5.1-codex", **b.options())
+        sent_model = b.server.responses_requests[-1].body["model"]
+    assert result.status is RunStatus.OK, result.error
+    assert sent_model == "gpt-5.1-codex"
+    assert result.usage["cached_input_tokens"] == 200_000
+    # gpt-5.1-codex: 800k uncached x $1.25 + 200k cached x $0.125 + 100k out x $10 per 1M.
+    assert result.cost_usd == pytest.approx(1.0 + 0.025 + 1.0)
+    assert result.cost_estimated
+    assert not any("budget" in w for w in result.warnings)
+
+
+async def test_a_budget_needs_a_priced_model(tmp_path: Path) -> None:
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        with pytest.raises(ValueError, match="has no price for model 'mystery-model'"):
+            await run("x", model="mystery-model", max_budget_usd=1.0, **b.options())
+        with pytest.raises(ValueError, match="has no price for its default model"):
+            await run("x", max_budget_usd=1.0, **b.options())
+        unpriced = await run("x", model="mystery-model", **b.options())
+        sent = len(b.server.responses_requests)
+    assert unpriced.status is RunStatus.OK, unpriced.error
+    assert unpriced.cost_usd is None  # no price: unknown, never 0
+    assert not unpriced.cost_estimated
+    assert sent == 1  # the refused runs never started
 
 
 async def test_shell_call_runs_and_written_files_are_listed(tmp_path: Path) -> None:

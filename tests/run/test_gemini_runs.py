@@ -12,7 +12,16 @@ import pytest
 
 from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, ToolUseEvent
 from cc_executor._run._runner import run, start_run
-from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import (
+    HttpErrorReply,
+    ModelServer,
+    Reply,
+    Rule,
+    Script,
+    Text,
+    ToolUse,
+    Usage,
+)
 from tests._means import gemini_path
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
@@ -61,13 +70,35 @@ async def test_text_answer_with_a_home_of_the_runs_own(tmp_path: Path) -> None:
     assert result.status is RunStatus.OK, result.error
     assert result.result == "Hello from Gemini."
     assert result.session_id
-    assert result.cost_usd is None
     assert result.exit_code == 0
     assert prompts == ["say hello"]
     # --base-url needs API-key auth, selected in a home inside the run folder.
     assert result.event_log is not None
     settings = Path(result.event_log).parent / "agent-home" / ".gemini" / "settings.json"
     assert "gemini-api-key" in settings.read_text()
+
+
+async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:
+        result = await run("what does it cost", max_budget_usd=0.25, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.usage["models"][MODEL]["input_tokens"] == 1_000_000
+    # gemini-2.5-flash: 800k uncached x $0.30 + 200k cached x $0.03 + 100k out x $2.50 per 1M.
+    assert result.cost_usd == pytest.approx(0.24 + 0.006 + 0.25)
+    assert result.cost_estimated
+    assert result.to_dict()["cost_estimated"] is True
+    # Its tokens are reported as the run ends: the budget is kept by the next run, not this.
+    assert any("passed max_budget_usd $0.25" in w for w in result.warnings), result.warnings
+    from cc_executor._store import open_store
+
+    store = open_store()
+    try:
+        record = store.get(result.run_id)
+    finally:
+        store.close()
+    assert record is not None
+    assert (record.cost_usd, record.cost_estimated) == (result.cost_usd, True)
 
 
 async def test_shell_write_and_edit_with_yolo(tmp_path: Path) -> None:

@@ -78,6 +78,9 @@ class CommandAdapter:
             raise ValueError(f"model: the agent spec {spec.path} has no model_arg to pass it")
         if getattr(options, "base_url", None) and not spec.base_url_env:
             raise ValueError(f"base_url: the agent spec {spec.path} has no base_url_env to pass it")
+        from cc_executor._agents._prices import check_budget
+
+        check_budget(options, spec.name)
 
     def command(self, executable: str, options: Any) -> list[str]:
         spec = _spec(options)

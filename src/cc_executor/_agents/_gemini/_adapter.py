@@ -41,7 +41,10 @@ class GeminiAdapter:
         return locate_gemini(explicit, env)
 
     def check(self, options: Any) -> None:
+        from cc_executor._agents._prices import check_budget
+
         check_flags(options)
+        check_budget(options, "Gemini CLI")
 
     def command(self, executable: str, options: Any) -> list[str]:
         return build_command(executable, options)
