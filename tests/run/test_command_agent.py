@@ -65,6 +65,30 @@ async def test_a_timeout_keeps_what_was_printed(tmp_path: Path) -> None:
     assert result.result == "part one"
 
 
+@pytest.mark.parametrize(
+    ("status", "expected", "retryable"),
+    [
+        (429, RunStatus.RATE_LIMITED, True),
+        (500, RunStatus.ERROR, True),
+        (400, RunStatus.ERROR, False),
+    ],
+)
+async def test_api_status_in_stderr_maps_the_error(
+    tmp_path: Path, status: int, expected: RunStatus, retryable: bool
+) -> None:
+    code = (
+        f"import sys; sys.stderr.write('starting\\nHTTP ERROR {status}: scripted\\nbye\\n');"
+        " sys.exit(1)"
+    )
+    agent = spec(tmp_path, "api", f"command = {py(code)}\napi_status = 'HTTP ERROR (\\d{{3}})'\n")
+    result = await run("x", retries=1, retry_initial_delay=0.01, **options(agent, tmp_path))
+    assert (result.status, result.api_error_status) == (expected, status), result.error
+    assert result.error is not None
+    assert f"HTTP ERROR {status}: scripted" in result.error
+    assert "bye" not in result.error
+    assert result.attempts == (2 if retryable else 1)  # our retry policy decides
+
+
 async def test_jsonl_mapping_picks_the_answer_and_the_session(tmp_path: Path) -> None:
     code = (
         "import json\n"

@@ -33,8 +33,11 @@ def decide_outcome(process: ProcessResult, spec: AgentSpec | None) -> Outcome:
     if process.exit_code is None:
         return ended_without(process, name, "finishing")
     tail = process.stderr_tail.strip()
-    found = api_status_outcome(spec, tail) if spec is not None else None
-    if found is not None:
-        return found
+    if spec is not None and spec.api_status:
+        # The last line naming a status is the error; the lines around it are noise.
+        for line in reversed(tail.splitlines()):
+            found = api_status_outcome(spec, line)
+            if found is not None:
+                return found
     detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
     return Outcome(RunStatus.ERROR, f"{name} exited with code {process.exit_code}{detail}")
