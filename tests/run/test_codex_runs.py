@@ -22,7 +22,16 @@ from cc_executor._agents._types import (
     ToolUseEvent,
 )
 from cc_executor._run._runner import run, start_run
-from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import (
+    HttpErrorReply,
+    ModelServer,
+    Reply,
+    Rule,
+    Script,
+    Text,
+    ToolUse,
+    Usage,
+)
 from tests._means import codex_path
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
@@ -77,6 +86,34 @@ async def test_text_answer(tmp_path: Path) -> None:
     assert result.cost_usd is None  # Codex reports tokens, never a price
     assert result.usage["output_tokens"] > 0
     assert prompts == ["say hello"]
+
+
+async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
+    async with codex_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:
+        result = await run("what does it cost", model="gpt-5.1-codex", **b.options())
+        sent_model = b.server.responses_requests[-1].body["model"]
+    assert result.status is RunStatus.OK, result.error
+    assert sent_model == "gpt-5.1-codex"
+    assert result.usage["cached_input_tokens"] == 200_000
+    # gpt-5.1-codex: 800k uncached x $1.25 + 200k cached x $0.125 + 100k out x $10 per 1M.
+    assert result.cost_usd == pytest.approx(1.0 + 0.025 + 1.0)
+    assert result.cost_estimated
+    assert not any("budget" in w for w in result.warnings)
+
+
+async def test_a_budget_needs_a_priced_model(tmp_path: Path) -> None:
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        with pytest.raises(ValueError, match="has no price for model 'mystery-model'"):
+            await run("x", model="mystery-model", max_budget_usd=1.0, **b.options())
+        with pytest.raises(ValueError, match="has no price for its default model"):
+            await run("x", max_budget_usd=1.0, **b.options())
+        unpriced = await run("x", model="mystery-model", **b.options())
+        sent = len(b.server.responses_requests)
+    assert unpriced.status is RunStatus.OK, unpriced.error
+    assert unpriced.cost_usd is None  # no price: unknown, never 0
+    assert not unpriced.cost_estimated
+    assert sent == 1  # the refused runs never started
 
 
 async def test_shell_call_runs_and_written_files_are_listed(tmp_path: Path) -> None:
@@ -141,19 +178,42 @@ async def test_read_only_sandbox_is_the_default(tmp_path: Path) -> None:
     assert "Read-only file system" in tool_output["output"]
 
 
-async def test_api_errors_map_to_statuses(tmp_path: Path) -> None:
+async def test_api_errors_map_to_statuses_after_one_request_each(tmp_path: Path) -> None:
+    """The custom provider's own retries are off: each error ends the run at once, with
+    the status Codex names (for a 500 only by its sentence)."""
     script = Script(
         [
             Rule(match="bad", answers=[HttpErrorReply(400, message="prompt is too long")]),
             Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+            Rule(match="broken", answers=[HttpErrorReply(500, message="scripted outage")]),
+            Rule(match="gateway", answers=[HttpErrorReply(503, message="scripted gateway")]),
         ]
     )
     async with codex_bed(tmp_path, script) as b:
         bad = await run("bad request", retries=0, **b.options())
         busy = await run("busy now", retries=0, **b.options())
+        broken = await run("broken server", retries=0, **b.options())
+        gateway = await run("gateway down", retries=0, **b.options())
+        sent = [r.prompt for r in b.server.responses_requests]
     assert bad.status is RunStatus.ERROR
     assert "prompt is too long" in (bad.error or "")
-    assert busy.status is RunStatus.RATE_LIMITED, busy.error
+    assert (busy.status, busy.api_error_status) == (RunStatus.RATE_LIMITED, 429), busy.error
+    assert (broken.status, broken.api_error_status) == (RunStatus.ERROR, 500)
+    assert "API error 500: We\u2019re currently experiencing high demand" in (broken.error or "")
+    assert (gateway.status, gateway.api_error_status) == (RunStatus.ERROR, 503)
+    assert "scripted gateway" in (gateway.error or "")
+    assert sent == ["bad request", "busy now", "broken server", "gateway down"]
+
+
+async def test_our_retry_policy_retries_a_server_error(tmp_path: Path) -> None:
+    reply = Reply([Text("Recovered.")], errors_before=[HttpErrorReply(500, message="outage")])
+    async with codex_bed(tmp_path, one_rule(reply)) as b:
+        result = await run("anything", retries=1, **b.options())
+        sent = len(b.server.responses_requests)
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Recovered."
+    assert result.attempts == 2
+    assert sent == 2
 
 
 async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -> None:

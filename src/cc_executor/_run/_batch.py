@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_executor._agents import get_adapter
+from cc_executor._agents._prices import takes_budget
 from cc_executor._agents._types import AgentEvent, ResultEvent, RunStatus
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._ids import new_run_id
@@ -474,8 +475,7 @@ class _Batch:
             return
         options = item.options.replace(run_id=run_id)
         remaining = self._remaining()
-        agents = RunOptions.by_name["max_budget_usd"].agents
-        if remaining is not None and (agents is None or options.agent in agents):
+        if remaining is not None and takes_budget(options.agent, options.model):
             own = options.max_budget_usd
             options = options.replace(
                 max_budget_usd=remaining if own is None else min(own, remaining)

@@ -293,8 +293,8 @@ class RunOptions(OptionRecord):
         above=0,
         flag="--max-budget-usd",
         metavar="USD",
-        agents=("claude",),
-        help="stop once the run has cost USD (status budget_exceeded)",
+        help="stop once the run has cost USD (status budget_exceeded); for agents that "
+        "report no cost, its estimate, checked as each attempt ends (docs/agents/prices.md)",
     )
     resume: str | None = option(
         kind="text",

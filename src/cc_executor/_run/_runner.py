@@ -345,6 +345,8 @@ class _Run:
         self._processes: list[ProcessResult] = []
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
+        # Whether a cost in _costs was estimated from token counts (the agent reported none).
+        self._estimated = False
         #: The agent home of the run's session (None: the caller's; see ``_homes``).
         self.home: str | None = None
 
@@ -608,6 +610,7 @@ class _Run:
         record.signal = result.process.signal if result.process else None
         record.session_id = result.session_id
         record.cost_usd = result.cost_usd
+        record.cost_estimated = result.cost_estimated
         record.input_tokens = _int_or_none(result.usage.get("input_tokens"))
         record.output_tokens = _int_or_none(result.usage.get("output_tokens"))
         record.turns = result.num_turns
@@ -642,8 +645,20 @@ class _Run:
         self.recorder.finish(record)
         self.recorder.close()
 
+    def _over_budget(self) -> bool:
+        """Whether estimated costs reached ``max_budget_usd`` (an agent that reports its cost
+        stops itself at it)."""
+        cap = self.options.max_budget_usd
+        return self._estimated and cap is not None and sum(self._costs) >= cap
+
     def _should_retry(self, attempt: _Attempt) -> bool:
         if self.stop_requested or not attempt.outcome.retryable:
+            return False
+        if self._over_budget():
+            self.warnings.append(
+                f"not retried: the estimated cost ${sum(self._costs):.4f} reached "
+                f"max_budget_usd ${self.options.max_budget_usd:g}"
+            )
             return False
         if attempt.state.tool_calls:
             self.warnings.append("not retried: a tool already ran; resume the session to continue")
@@ -734,6 +749,14 @@ class _Run:
             raise self._callback_error
         if state.result is not None and state.result.cost_usd is not None:
             self._costs.append(state.result.cost_usd)
+        elif state.result is not None:
+            from cc_executor._agents._prices import estimate_cost
+
+            model = (state.init.model if state.init else None) or opts.model
+            estimate = estimate_cost(state.result.usage, model)
+            if estimate is not None:
+                self._costs.append(estimate)
+                self._estimated = True
         return _Attempt(number, process, state, self.adapter.outcome(process, state.result))
 
     async def _consume(self, item: OutputEvent, parser: StreamParser, state: _AttemptState) -> None:
@@ -826,12 +849,14 @@ class _Run:
             session_id=(final.session_id if final else None)
             or (state.init.session_id if state.init else None),
             cost_usd=sum(self._costs) if self._costs else None,
+            cost_estimated=self._estimated,
             usage=dict(final.usage) if final else {},
             num_turns=final.num_turns if final else len(state.message_ids) or None,
             duration_s=time.monotonic() - self.started,
             exit_code=process.exit_code,
             error=error,
-            api_error_status=final.api_error_status if final else None,
+            api_error_status=outcome.api_error_status
+            or (final.api_error_status if final else None),
             files=list(state.files),
             permission_denials=denials,
             tool_calls=state.tool_calls,
@@ -843,6 +868,12 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        if self._over_budget():
+            result.warnings.append(
+                f"the estimated cost ${sum(self._costs):.4f} passed max_budget_usd "
+                f"${opts.max_budget_usd:g}: {self.adapter.title} reports its token counts only "
+                "when an attempt ends, so it could not be stopped at the cap"
+            )
         if state.api_retries and status in (RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT):
             # Said at once: the reason it "did nothing" was the API, not the agent.
             result.warnings.append(

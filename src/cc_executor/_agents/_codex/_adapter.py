@@ -44,7 +44,10 @@ class CodexAdapter:
         return locate_codex(explicit, env)
 
     def check(self, options: Any) -> None:
+        from cc_executor._agents._prices import check_budget
+
         check_flags(options)
+        check_budget(options, "Codex CLI")
 
     def command(self, executable: str, options: Any) -> list[str]:
         return build_command(executable, options)

@@ -20,6 +20,14 @@ def _spec(options: Any) -> AgentSpec:
     return load_spec(getattr(options, "agent_spec", None))
 
 
+def _error_text(result: ResultEvent) -> str:
+    """A stream-json result's error message: its text, else its ``error.message`` (Qwen Code
+    puts it there)."""
+    error = result.raw.get("error") if result.raw is not None else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return result.result or (message if isinstance(message, str) else "")
+
+
 class CommandAdapter:
     """An agent CLI run from a spec file: argv, prompt on stdin, outcome from its exit.
 
@@ -80,6 +88,9 @@ class CommandAdapter:
         # Without a way to pass it, a resume would silently start a new session.
         if getattr(options, "resume", None) and not spec.resume_arg:
             raise ValueError(f"resume: the agent spec {spec.path} has no resume_arg to pass it")
+        from cc_executor._agents._prices import check_budget
+
+        check_budget(options, spec.name)
 
     def command(self, executable: str, options: Any) -> list[str]:
         spec = _spec(options)
@@ -125,14 +136,21 @@ class CommandAdapter:
             from cc_executor._agents._claude._outcome import decide_outcome as claude_outcome
 
             outcome = claude_outcome(process, result)
+            if result is not None and result.is_error and spec.api_status:
+                from cc_executor._agents._command._outcome import api_status_outcome
+
+                found = api_status_outcome(spec, _error_text(result))
+                if found is not None:
+                    return found
             return type(outcome)(
                 outcome.status,
                 outcome.error.replace("Claude Code", spec.name) if outcome.error else None,
                 outcome.retryable,
+                outcome.api_error_status,
             )
         from cc_executor._agents._command._outcome import decide_outcome
 
-        return decide_outcome(process, spec.name if spec is not None else "the command agent")
+        return decide_outcome(process, spec)
 
     def changed_file(self, use: ToolUseEvent, cwd: str) -> str | None:
         spec = self._spec

@@ -22,6 +22,7 @@ _KEYS = (
     "jsonl",
     "file_tools",
     "tool_kinds",
+    "api_status",
 )
 _JSONL_KEYS = ("text", "match", "session")
 
@@ -51,6 +52,9 @@ class AgentSpec:
     jsonl: JsonlMapping | None = None
     file_tools: dict[str, str] = field(default_factory=dict)
     tool_kinds: dict[str, ToolKind] = field(default_factory=dict)
+    #: A regular expression whose first group is an API error's HTTP status in the agent's
+    #: error message (see docs/agents/command.md).
+    api_status: str | None = None
 
 
 _cache: dict[tuple[str, int, int], AgentSpec] = {}
@@ -125,6 +129,21 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         jsonl = JsonlMapping(table["text"], dict(match), session)
     elif "jsonl" in data:
         raise ValueError(f'{where}: a [jsonl] table needs output = "jsonl"')
+    api_status = data.get("api_status")
+    if api_status is not None:
+        import re
+
+        try:
+            groups = re.compile(api_status).groups if isinstance(api_status, str) else 0
+        except re.error as exc:
+            raise ValueError(
+                f"{where}: 'api_status' is not a valid regular expression: {exc}"
+            ) from None
+        if not groups:
+            raise ValueError(
+                f"{where}: 'api_status' must be a regular expression with a group for the "
+                "status, e.g. 'API Error: (\\d{3})'"
+            )
     return AgentSpec(
         path=path,
         name=name,
@@ -137,6 +156,7 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         jsonl=jsonl,
         file_tools=_str_map(data.get("file_tools", {}), f"{where}: 'file_tools'"),
         tool_kinds=_tool_kinds(data.get("tool_kinds", {}), f"{where}: 'tool_kinds'"),
+        api_status=api_status,
     )
 
 

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 #: Gemini CLI's tools that name the file they create or change.
 _FILE_TOOLS = ("write_file", "replace")
-_SETTINGS = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n'
+#: API-key auth (else exit 41), and one attempt per request: its own retries of a 429 or a
+#: 5xx last about 230 s, so our retry policy (``retries``, ``retry_initial_delay``) decides.
+_SETTINGS = (
+    '{"security": {"auth": {"selectedType": "gemini-api-key"}}, "general": {"maxAttempts": 1}}\n'
+)
 
 
 class GeminiAdapter:
@@ -42,7 +46,10 @@ class GeminiAdapter:
         return locate_gemini(explicit, env)
 
     def check(self, options: Any) -> None:
+        from cc_executor._agents._prices import check_budget
+
         check_flags(options)
+        check_budget(options, "Gemini CLI")
 
     def command(self, executable: str, options: Any) -> list[str]:
         return build_command(executable, options)
