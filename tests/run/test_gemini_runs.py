@@ -133,3 +133,40 @@ async def test_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> Non
         left = pids_in(b.workdir)
     assert result.status is RunStatus.CANCELLED
     assert left == []
+
+
+async def test_every_run_gets_a_home_of_its_own(tmp_path: Path) -> None:
+    """Not only with --base-url: an endpoint given through the environment works too, and
+    the user's own ~/.gemini (which selects no API-key auth here) is never used."""
+    user = tmp_path / "user"
+    user.mkdir()
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello.")]))) as b:
+        options = b.options()
+        del options["base_url"]
+        options["env"] = {
+            **options["env"],
+            "GOOGLE_GEMINI_BASE_URL": b.server.url,
+            "HOME": str(user),
+        }
+        result = await run("say hello", **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.run_dir is not None
+    home = Path(result.run_dir) / "agent-home"
+    assert "gemini-api-key" in (home / ".gemini" / "settings.json").read_text()
+    assert not (user / ".gemini").exists()
+
+
+async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    (user / ".gemini").mkdir(parents=True)
+    # The user's own settings: API-key auth, as `gemini` would have saved it.
+    (user / ".gemini" / "settings.json").write_text(
+        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+    )
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello.")]))) as b:
+        options = b.options(use_login=True)
+        options["env"] = {**options["env"], "HOME": str(user)}
+        result = await run("say hello", **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.run_dir is not None
+    assert not (Path(result.run_dir) / "agent-home").exists()

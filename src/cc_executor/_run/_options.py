@@ -430,6 +430,17 @@ class RunOptions(OptionRecord):
         group="environment",
         help="a variable added to the agent's environment (repeat for more)",
     )
+    # The operator's login pays, its config chooses what runs (MCP servers, hooks), and a
+    # resume would reach every session of the operator's own: not a remote caller's choice.
+    use_login: bool = option(
+        kind="flag",
+        default=False,
+        flag="--use-login",
+        group="environment",
+        remote=SERVER_ONLY,
+        help="run Codex or Gemini CLI with your own agent home and login (~/.codex, "
+        "~/.gemini) instead of a home of the session's own in the run folder",
+    )
     timeout: float | None = option(
         kind="number",
         default=None,

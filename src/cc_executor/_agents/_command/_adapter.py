@@ -31,6 +31,7 @@ class CommandAdapter:
 
     name = "command"
     title = "command agent"
+    home_variable: str | None = None
 
     def __init__(self, spec: AgentSpec | None = None) -> None:
         self._spec = spec
@@ -44,6 +45,10 @@ class CommandAdapter:
         from cc_executor._agents._jsonl import LARGE_LINE
 
         return LARGE_LINE
+
+    @property
+    def quiet_line(self) -> None:
+        return None
 
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         import shutil
@@ -91,8 +96,11 @@ class CommandAdapter:
             env[spec.base_url_env] = base_url
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
 
     def parser(self) -> StreamParser:
         spec = self._spec
