@@ -26,7 +26,7 @@ import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -201,10 +201,6 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class _Guard:
     """Serve only loopback clients that are not web pages: a ``Host`` that is a loopback
     name (a DNS-rebinding page sends its own name) and no ``Origin`` but a loopback one,
@@ -231,20 +227,23 @@ class _Guard:
         if refusal is not None:
             await _error_response(refusal)(scope, receive, send)
             return
-        read = 0
+        read, too_large = 0, False
 
         async def bounded() -> Any:
-            nonlocal read
+            nonlocal read, too_large
             message = await receive()
             read += len(message.get("body", b""))
             if read > MAX_BODY:
-                raise _BodyTooLarge
+                # The app stops reading as if the client had gone; answered 413 below.
+                too_large = True
+                return {"type": "http.disconnect"}
             return message
 
         try:
             await self.app(scope, bounded, send)
-        except _BodyTooLarge:
-            # Raised while the body is read, before any answer was started.
+        except ClientDisconnect:
+            if not too_large:
+                raise
             await _error_response(_TOO_LARGE)(scope, receive, send)
 
 
