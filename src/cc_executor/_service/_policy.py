@@ -58,7 +58,6 @@ _AGENT_ENV = frozenset(
         "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_MODEL", "GEMINI_DEFAULT_AUTH_TYPE",
         "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA", "GOOGLE_GENAI_API_VERSION",
         "GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_REGION",
-        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
 #: Words that make a variable name a place, a program or an endpoint (``CLAUDE_CONFIG_DIR``,
