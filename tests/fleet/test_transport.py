@@ -52,8 +52,6 @@ def test_a_password_on_the_command_line_is_refused_and_taken_from_the_environmen
     assert "from-file" not in repr(target)
 
 
-
-
 @pytest.mark.redis
 async def test_only_one_holder_of_a_lease_and_a_new_epoch_each_time(
     redis_server: RedisServer,
@@ -61,12 +59,14 @@ async def test_only_one_holder_of_a_lease_and_a_new_epoch_each_time(
     fleet = open_fleet(redis_server.url)
     try:
         first = await fleet.acquire(RUN, "w1", 30)
-        assert isinstance(first, Lease) and first.epoch == 1
+        assert isinstance(first, Lease)
+        assert first.epoch == 1
         assert await fleet.acquire(RUN, "w2", 30) == "held"  # a duplicate delivery
         assert await fleet.renew(first, 30)
         await fleet.release(first)
         second = await fleet.acquire(RUN, "w2", 30)
-        assert isinstance(second, Lease) and second.epoch == 2
+        assert isinstance(second, Lease)
+        assert second.epoch == 2
         assert not await fleet.renew(first, 30)  # the first holder lost it
         await fleet.finish(RUN, second)
         assert await fleet.acquire(RUN, "w3", 30) == "over"
@@ -83,7 +83,8 @@ async def test_a_lease_not_renewed_expires(redis_server: RedisServer) -> None:
         assert isinstance(first, Lease)
         while (taken := await fleet.acquire(RUN, "w2", 30)) == "held":
             await asyncio.sleep(0.02)
-        assert isinstance(taken, Lease) and taken.epoch == 2
+        assert isinstance(taken, Lease)
+        assert taken.epoch == 2
         assert not await fleet.renew(first, 30)
     finally:
         await fleet.aclose()

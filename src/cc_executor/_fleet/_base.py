@@ -84,5 +84,8 @@ class Fleet(Protocol):
     async def workers(self) -> list[dict[str, Any]]:
         """The workers whose heartbeat is live."""
 
+    async def check(self) -> None:
+        """Raise :class:`FleetError` unless the broker answers."""
+
     async def aclose(self) -> None:
         """Close the connections."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dramatiq
@@ -64,6 +64,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[2], 'cancelled', 'EX', ARGV[1])
 return 1
 """
+
+
+@contextlib.contextmanager
+def _said(url: str) -> Iterator[None]:
+    """Redis's errors as one :class:`FleetError` naming the fleet."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise FleetError(f"the fleet at {url}: {exc}") from None
 
 
 class RedisFleet:
@@ -189,69 +198,86 @@ class RedisFleet:
             raise FleetError(f"the fleet at {self.url}: {exc}") from None
 
     async def cancel_requested(self, run_id: str) -> bool:
-        return bool(await self._redis.exists(self._key("cancel", run_id)))
+        with _said(self.url):
+            return bool(await self._redis.exists(self._key("cancel", run_id)))
 
     async def control(self, on_command: Callable[[str, str], Awaitable[None]]) -> None:
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"{NAMESPACE}:control")
         try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                try:
-                    data = orjson.loads(message["data"])
-                    run_id, command = str(data["run_id"]), str(data["command"])
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    continue  # not ours to act on: the channel is data, like any message
-                await on_command(run_id, command)
+            with _said(self.url):
+                await pubsub.subscribe(f"{NAMESPACE}:control")
+                async for message in pubsub.listen():
+                    await self._command(message, on_command)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
+    @staticmethod
+    async def _command(
+        message: Mapping[str, Any], on_command: Callable[[str, str], Awaitable[None]]
+    ) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            data = orjson.loads(message["data"])
+            run_id, command = str(data["run_id"]), str(data["command"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return  # not ours to act on: the channel is data, like any message
+        await on_command(run_id, command)
+
     async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
-        key = self._key("events", run_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.xadd(
-                    key, {"e": orjson.dumps(entry)}, maxlen=MAX_STREAM_ENTRIES, approximate=True
-                )
-            await pipe.execute()
+        with _said(self.url):
+            key = self._key("events", run_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(
+                        key, {"e": orjson.dumps(entry)}, maxlen=MAX_STREAM_ENTRIES, approximate=True
+                    )
+                await pipe.execute()
 
     async def read(
         self, run_id: str, after: str, block_s: float
     ) -> list[tuple[str, dict[str, Any]]]:
-        key = self._key("events", run_id)
-        found: Any = await self._redis.xread(
-            {key: after}, count=1000, block=max(1, int(block_s * 1000))
-        )
-        out: list[tuple[str, dict[str, Any]]] = []
-        for _stream, entries in found or ():
-            for entry_id, fields in entries:
-                ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-                out.append((ident, orjson.loads(fields[b"e"])))
-        return out
+        with _said(self.url):
+            key = self._key("events", run_id)
+            found: Any = await self._redis.xread(
+                {key: after}, count=1000, block=max(1, int(block_s * 1000))
+            )
+            out: list[tuple[str, dict[str, Any]]] = []
+            for _stream, entries in found or ():
+                for entry_id, fields in entries:
+                    ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    out.append((ident, orjson.loads(fields[b"e"])))
+            return out
 
     async def finish(self, run_id: str, lease: Lease | None) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
-            pipe.expire(self._key("events", run_id), RETENTION_S)
-            pipe.expire(self._key("cancel", run_id), RETENTION_S)
-            await pipe.execute()
-        if lease is not None:
-            await self.release(lease)
+        with _said(self.url):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
+                pipe.expire(self._key("events", run_id), RETENTION_S)
+                pipe.expire(self._key("cancel", run_id), RETENTION_S)
+                await pipe.execute()
+            if lease is not None:
+                await self.release(lease)
 
     async def heartbeat(self, worker_id: str, info: Mapping[str, Any], ttl_s: float) -> None:
-        await self._redis.set(
-            f"{NAMESPACE}:worker:{worker_id}", orjson.dumps(dict(info)), px=int(ttl_s * 1000)
-        )
+        with _said(self.url):
+            await self._redis.set(
+                f"{NAMESPACE}:worker:{worker_id}", orjson.dumps(dict(info)), px=int(ttl_s * 1000)
+            )
 
     async def workers(self) -> list[dict[str, Any]]:
-        found = []
-        async for key in self._redis.scan_iter(match=f"{NAMESPACE}:worker:*"):
-            value = await self._redis.get(key)
-            if value is not None:
-                found.append(orjson.loads(value))
-        return found
+        with _said(self.url):
+            found = []
+            async for key in self._redis.scan_iter(match=f"{NAMESPACE}:worker:*"):
+                value = await self._redis.get(key)
+                if value is not None:
+                    found.append(orjson.loads(value))
+            return found
+
+    async def check(self) -> None:
+        with _said(self.url):
+            await self._redis.ping()
 
     async def aclose(self) -> None:
         if self._client is not None:
