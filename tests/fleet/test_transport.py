@@ -140,3 +140,13 @@ async def test_a_heartbeat_lists_the_worker_until_it_expires(redis_server: Redis
         assert await fleet.workers() == [{"worker_id": "w1", "slots": 2}]
     finally:
         await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_read_blocks_as_long_as_asked_without_failing(redis_server: RedisServer) -> None:
+    """Longer than redis-py's default socket timeout (5 s): nothing arrives, no error."""
+    fleet = open_fleet(redis_server.url)
+    try:
+        assert await fleet.read(RUN, "0", 6) == []
+    finally:
+        await fleet.aclose()

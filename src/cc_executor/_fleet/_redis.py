@@ -35,6 +35,10 @@ RETENTION_S = 24 * 3600
 #: The most entries one run's event stream keeps (the oldest are trimmed beyond it); the
 #: whole event log is always in the worker's run folder.
 MAX_STREAM_ENTRIES = 100_000
+#: Seconds a Redis command may take before the connection counts as broken: above the
+#: longest blocking read of an event stream (redis-py's default of 5 s equals it, and a read
+#: blocking for 5 s then failed as a timeout).
+SOCKET_TIMEOUT_S = 30.0
 #: Milliseconds an idle worker waits on the queue before it looks again (and heartbeats).
 WORKER_TIMEOUT_MS = 1000
 
@@ -153,7 +157,10 @@ class RedisFleet:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             self._client = aioredis.Redis.from_url(
-                self._target.url, username=self._target.username, password=self._target.password
+                self._target.url,
+                username=self._target.username,
+                password=self._target.password,
+                socket_timeout=SOCKET_TIMEOUT_S,
             )
         return self._client
 
@@ -238,6 +245,7 @@ class RedisFleet:
     async def read(
         self, run_id: str, after: str, block_s: float
     ) -> list[tuple[str, dict[str, Any]]]:
+        block_s = min(block_s, SOCKET_TIMEOUT_S / 2)
         with _said(self.url):
             key = self._key("events", run_id)
             found: Any = await self._redis.xread(
