@@ -82,7 +82,7 @@ def add_parser(sub: Any) -> None:
         "a running one is stopped by its worker (its whole process tree), and its submitter "
         "gets the partial result.",
     )
-    c.add_argument("run_id", metavar="RUN_ID")
+    c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
     c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
     c.set_defaults(handler=cancel_main)
 
