@@ -104,7 +104,7 @@ class FleetRunHandle(RunHandle):
         return self._task.done()
 
     def cancel(self) -> None:
-        task = asyncio.ensure_future(cancel_fleet_run(self._fleet, self._id))
+        task = asyncio.ensure_future(self._cancel())
         self._controls.add(task)
         task.add_done_callback(self._controls.discard)
 
@@ -113,6 +113,14 @@ class FleetRunHandle(RunHandle):
 
     def resume(self) -> bool:
         return False
+
+    async def _cancel(self) -> str:
+        try:
+            return await cancel_fleet_run(self._fleet, self._id)
+        finally:
+            if self._task.done():
+                # The follower closed its connections already: close what this one opened.
+                await self._fleet.aclose()
 
     async def wait(self) -> RunResult:
         return await asyncio.shield(self._task)
