@@ -17,7 +17,7 @@ from cc_executor import start_run
 from cc_executor._agents._types import AgentEvent
 from cc_executor._errors import RunRefused
 from cc_executor._fleet import open_fleet
-from cc_executor._run._fleet import FleetRunHandle
+from cc_executor._run._fleet import FleetRunHandle, run_message
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
 from tests.fleet.conftest import CLI, FleetBed
@@ -282,4 +282,30 @@ async def test_a_message_cannot_widen_what_a_worker_runs(fleet_bed: Any) -> None
         chosen = start_run("x", fleet=bed.url, cwd=str(bed.workdir), agent_path="/bin/sh")
         with pytest.raises(RunRefused, match="set by the server only: agent_path"):
             await chosen.wait()
+    assert bed.server.message_requests == []
+
+
+async def test_a_malformed_message_is_refused_back_to_its_submitter(fleet_bed: Any) -> None:
+    """A message is data: an empty prompt or options that are not an object come back as
+    refusals (nothing runs, the submitter does not wait forever)."""
+    async with fleet_bed(answer("never")) as bed:
+        bed.start_worker()
+        fleet = open_fleet(bed.url)
+        try:
+            cases: list[tuple[dict[str, Any], str]] = [
+                ({"prompt_b64": ""}, "the prompt is empty"),
+                ({"options": ["cwd"]}, "options are not an object"),
+                ({"version": 99}, "run message version 99"),
+            ]
+            for n, (change, reason) in enumerate(cases):
+                run_id = f"01abcdefghjkmnpqrstvwxyz0{n}"
+                message = {**run_message("x", run_id, {}), **change}
+                await asyncio.to_thread(fleet.submit, message)
+                entries: list[dict[str, Any]] = []
+                while not entries:
+                    entries = [e for _, e in await fleet.read(run_id, "0", 5)]
+                assert entries[0]["kind"] == "refused"
+                assert reason in entries[0]["error"]
+        finally:
+            await fleet.aclose()
     assert bed.server.message_requests == []

@@ -104,6 +104,8 @@ class FleetWorker:
             prompt = base64.b64decode(str(message.get("prompt_b64", "")), validate=True)
         except (binascii.Error, ValueError):
             raise RunRefused("the run message's prompt is not valid base64") from None
+        if not prompt.strip():
+            raise RunRefused("the prompt is empty: the agent needs something to do")
         options = message.get("options")
         if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
             raise RunRefused("the run message's options are not an object")
@@ -217,9 +219,16 @@ class FleetWorker:
     async def _handle(self, message: dict[str, Any]) -> None:
         try:
             await self._take(message)
-        except Exception:
-            # One bad message or a broker error must not stop the worker: say so, go on.
-            log.exception("run %s: not handled", message.get("run_id"))
+        except Exception as exc:
+            # One bad message or a broker error must not stop the worker: say so, go on,
+            # and tell the submitter when the run can be named (it would wait forever).
+            run_id = message.get("run_id")
+            log.exception("run %s: not handled", run_id)
+            if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id):
+                error = f"worker {self.config.worker_id} could not run {run_id}: {exc}"
+                with contextlib.suppress(FleetError):
+                    await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
+                    await self.fleet.finish(run_id, None)
 
     async def _take(self, message: dict[str, Any]) -> None:
         run_id = message.get("run_id")
