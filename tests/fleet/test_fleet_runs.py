@@ -309,3 +309,31 @@ async def test_a_malformed_message_is_refused_back_to_its_submitter(fleet_bed: A
         finally:
             await fleet.aclose()
     assert bed.server.message_requests == []
+
+
+async def test_an_on_event_that_raises_stops_the_run_on_its_worker(fleet_bed: Any) -> None:
+    """As for a local run: the exception reaches the caller and nothing is left running."""
+    script = Script([Rule(answers=[Reply([ToolUse("Bash", {"command": NEEDLE})])])])
+
+    class Stop(Exception):
+        pass
+
+    def on_event(event: AgentEvent) -> None:
+        if event.type == "tool_use":
+            raise Stop
+
+    async with fleet_bed(script) as bed:
+        worker = bed.start_worker()
+        handle = start_run(
+            "block", fleet=bed.url, cwd=str(bed.workdir), allowed_tools=["Bash"], on_event=on_event
+        )
+        with pytest.raises(Stop):
+            await handle.wait()
+        await await_for(
+            lambda: (
+                [r["status"] for r in json.loads(worker.cc("history", "--json").stdout)]
+                == ["cancelled"]
+            ),
+            timeout=120,
+        )
+        assert _in(str(bed.workdir)) == []

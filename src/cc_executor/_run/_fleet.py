@@ -125,6 +125,18 @@ class FleetRunHandle(RunHandle):
     async def wait(self) -> RunResult:
         return await asyncio.shield(self._task)
 
+    async def _deliver(self, event: AgentEvent) -> None:
+        """Pass ``event`` to ``on_event``; if it raises, the run is stopped (as a local
+        run is) and the exception goes to the caller of ``wait()``."""
+        assert self._on_event is not None
+        try:
+            outcome = self._on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            await cancel_fleet_run(self._fleet, self._id)
+            raise
+
     async def _follow(self) -> RunResult:
         try:
             await asyncio.to_thread(self._fleet.submit, self._message)
@@ -134,9 +146,7 @@ class FleetRunHandle(RunHandle):
                     after = entry_id
                     kind = entry.get("kind")
                     if kind == "event" and self._on_event is not None:
-                        outcome = self._on_event(event_from_dict(entry["event"]))
-                        if inspect.isawaitable(outcome):
-                            await outcome
+                        await self._deliver(event_from_dict(entry["event"]))
                     elif kind == "result":
                         return result_from_dict(entry["result"])
                     elif kind == "refused":
