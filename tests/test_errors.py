@@ -23,6 +23,7 @@ from cc_executor._agents._types import RunStatus
 INTERNAL = {
     "cc_executor._agents._bigjson.NotHandled",
     "cc_executor._cli._doctor_checks._Failed",
+    "cc_executor._run._jsonmode._NonFinite",
     "cc_executor._service._ws._RpcError",
     "cc_executor.notify._inbox._Rejected",
     "cc_executor.tasks._fields.BadValue",

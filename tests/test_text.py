@@ -3,9 +3,12 @@ are shown as escapes, everything else as it is."""
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
 
-from cc_executor._text import inert
+from cc_executor._text import inert, inert_json
 
 BIDI = [
     "\u061c",
@@ -30,3 +33,15 @@ def test_control_characters_are_escaped(char: str) -> None:
 def test_newlines_tabs_and_ordinary_text_are_kept() -> None:
     text = "line 1\n\tcafé 中文 عربي emoji 🙂 (quoted)"
     assert inert(text) == text
+
+
+def test_json_for_a_terminal_is_the_same_value_without_raw_controls() -> None:
+    """Issue 18 F8.2: JSON encoders escape only C0; for a terminal, C1 and bidi controls,
+    invisible characters and U+2028/U+2029 become \\u escapes of the same value."""
+    unsafe = ["\x7f", *map(chr, range(0x80, 0xA0)), *BIDI, *INVISIBLE, "\u2028", "\u2029"]
+    value = {"k\u202e": ["a" + "".join(unsafe) + 'é😀"\\\n']}
+    for encoded in (orjson.dumps(value).decode(), json.dumps(value, ensure_ascii=False)):
+        safe = inert_json(encoded)
+        assert json.loads(safe) == value
+        assert not set(safe) & set(unsafe)
+        assert "é😀" in safe

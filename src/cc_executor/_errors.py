@@ -40,9 +40,11 @@ public classes are also importable from the module that raises them, as before
 Internal signals, defined beside their only user and caught there, also derive from the
 base but never reach a caller: ``NotHandled`` [ValueError] (``_agents/_bigjson``: a large
 line the piecewise parser leaves to the whole-line one), ``BadValue`` (``tasks/_fields``: one
-bad value, collected as a problem by ``tasks/_validate``), ``_Rejected`` (``notify/_inbox``: a
-file not accepted, listed as an ``InboxProblem``), ``_Failed`` (``_cli/_doctor_checks``: a
-failed check) and ``_RpcError`` (``_service/_ws``: a JSON-RPC error reply).
+bad value, collected as a problem by ``tasks/_validate``), ``_NonFinite`` [ValueError]
+(``_run/_jsonmode``: a JSON span holding NaN or Infinity, refused), ``_Rejected``
+(``notify/_inbox``: a file not accepted, listed as an ``InboxProblem``), ``_Failed``
+(``_cli/_doctor_checks``: a failed check) and ``_RpcError`` (``_service/_ws``: a JSON-RPC
+error reply).
 
 Outside the tree on purpose: bad arguments to the Python API (an unknown option, a value
 of the wrong type or range) raise the builtin ``TypeError``/``ValueError`` before anything

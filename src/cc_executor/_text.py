@@ -12,9 +12,13 @@ import re
 # window or hide text. Then the characters that reorder or hide text without being seen
 # ("Trojan Source"): bidi marks, embeddings, overrides and isolates, ALM, zero-width
 # characters, word joiner and BOM.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+_UNSAFE_CHARS = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
 )
+_UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]")
+# In JSON also the line and paragraph separators, which end a line for some readers; the
+# C0 controls, newline and tab are escaped by every JSON encoder already.
+_UNSAFE_IN_JSON = re.compile(f"[{_UNSAFE_CHARS}\u2028\u2029]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -28,3 +32,14 @@ def inert(text: str) -> str:
     U+202A-U+202E, U+2060, U+2066-U+2069, U+FEFF) shown as ``\\uNNNN``; newlines and tabs
     are kept, everything else is unchanged."""
     return _UNSAFE.sub(_escape, text)
+
+
+def _escape_json(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def inert_json(text: str) -> str:
+    """``text``, JSON, with every character :func:`inert` escapes, and U+2028/U+2029,
+    written as a ``\\uNNNN`` escape: the same JSON value, safe to write to a terminal
+    (JSON encoders escape only the C0 controls)."""
+    return _UNSAFE_IN_JSON.sub(_escape_json, text)

@@ -144,3 +144,44 @@ def test_sigterm_to_exec_cleans_up_the_tree(tmp_path: Path) -> None:
     assert proc.wait(timeout=10) == 130
     _gone, alive = psutil.wait_procs([sleeper], timeout=2)
     assert not alive
+
+
+def _escapee_gone(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize(
+    "how", ["cancel", pytest.param("timeout", marks=pytest.mark.slow), "normal exit"]
+)
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_descendant_that_scrubs_its_environment_and_leaves_the_session_is_stopped(
+    tmp_path: Path, how: str, fork: bool
+) -> None:
+    """Issue 18 F8.5: `env -i setsid` leaves no tree token and no session to find; with
+    `setsid -f` it is orphaned at once too. The exec process is a child subreaper, so the
+    orphan comes to it and is swept (and a non-orphan is found by its parent)."""
+    pidfile, go = tmp_path / "escapee", tmp_path / "go"
+    escape = "env -i setsid " + ("-f " if fork else "")
+    escape += f"sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 1000'"
+    after = "true" if how == "normal exit" else "exec sleep 1000"
+    script = f"{escape} {'' if fork else '&'}\nwhile [ ! -e {go} ]; do sleep 0.01; done; {after}"
+    # Long enough for the escapee to start on a loaded machine: the test waits for it.
+    timeout = ["--timeout", "5"] if how == "timeout" else []
+    proc = subprocess.Popen(
+        [CLI, "exec", *timeout, "--grace", "1", "--", "sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for(pidfile.exists, what=f"{pidfile}")
+    escapee = int(pidfile.read_text())
+    assert "CC_EXECUTOR_TREE" not in psutil.Process(escapee).environ()
+    assert os.getsid(escapee) == escapee
+    go.touch()
+    if how == "cancel":
+        proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == {"cancel": 130, "timeout": 124, "normal exit": 0}[how]
+    wait_for(lambda: _escapee_gone(escapee), what=f"the escapee {escapee} gone")

@@ -27,6 +27,13 @@ RUN_FIELDS = {
 #: 3 MB with what JSON escapes (quotes, backslashes, control characters) and non-ASCII.
 HUGE = "".join(f'{i:06d} "q" \\ \x01 \u00e9\U0001f600\n' for i in range(3_000_000 // 20))
 
+#: What orjson leaves raw and a terminal obeys or reorders by: C1 controls (CSI, NEL),
+#: bidi controls and the line separators.
+CONTROLS = (
+    "a\x9b2Jb \x85 \u061c \u200e\u200f \u202a\u202b\u202c\u202d\u202e "
+    "\u2066\u2067\u2068\u2069 \u2028\u2029 \x7f end"
+)
+
 
 @pytest.fixture
 @uses_cli
@@ -54,6 +61,7 @@ def served(tmp_path: Path) -> Iterator[tuple[ModelServer, dict[str, str], Path]]
                 answers=[Reply([Text("invoice\u202egnp.exe \u2066zero\u200bwidth")], chunk_size=4)],
             ),
             Rule(match="huge", answers=[Reply([Text(HUGE)], chunk_size=1 << 18)]),
+            Rule(match="controls", answers=[Reply([Text(CONTROLS)])]),
             *(
                 Rule(
                     match=word,
@@ -222,6 +230,11 @@ def test_bad_option_is_a_clear_error(served: tuple[ModelServer, dict[str, str], 
         (["--max-turns", "0"], "--max-turns must be >= 1, got 0"),
         (["--max-trns", "3"], "unrecognized arguments: --max-trns 3 (did you mean --max-turns?)"),
         (["--timeout", "soon"], "argument --timeout: expected seconds or 'auto', got 'soon'"),
+        (
+            ["--agent", "command"],
+            "the command agent needs --agent-spec, a TOML file describing its CLI: "
+            "see docs/agents/command.md",
+        ),
     ],
 )
 def test_usage_error_names_the_flag(
@@ -339,6 +352,29 @@ def test_live_view_on_a_terminal_neutralises_bidi_controls(
     for raw in ("\u202e", "\u2066", "\u200b"):
         assert raw.encode() not in screen
     assert b"invoice\\u202egnp.exe \\u2066zero\\u200bwidth" in screen
+
+
+def test_json_on_a_terminal_escapes_what_would_control_it(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """Issue 18 F8.2: orjson escapes only C0, so C1 and bidi controls and U+2028/U+2029 in
+    the answer reached the terminal raw under --json; now they are \\u escapes of the same
+    JSON value. Written to a pipe, the JSON stays as it was."""
+    _, env, work = served
+    returncode, screen = run_on_pty(
+        [CLI, "run", "controls test", "--json", "--quiet", "--cwd", str(work)],
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    assert returncode == 0, screen
+    for raw in sorted(set(CONTROLS) - set("abend J2 ")):
+        assert raw.encode() not in screen, hex(ord(raw))
+    [line] = [line for line in screen.splitlines() if line.startswith(b'{"')]
+    assert json.loads(line)["result"] == CONTROLS
+    assert b"a\\u009b2Jb \\u0085 \\u061c \\u200e\\u200f \\u202a" in line
+    piped = cc(env, "controls test", "--json", "--quiet", "--cwd", str(work))
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["result"] == CONTROLS
+    assert CONTROLS.encode() in piped.stdout
 
 
 def test_live_view_spinner_turns(served: tuple[ModelServer, dict[str, str], Path]) -> None:

@@ -18,6 +18,7 @@ from cc_executor._engine import (
     open_process,
     run_process,
 )
+from cc_executor._engine._events import QuietLines
 from tests._wait import await_for
 from tests.engine.children import child
 
@@ -212,6 +213,59 @@ async def test_first_output_timeout() -> None:
     assert result.status is ProcessStatus.IDLE_TIMEOUT
     assert result.timed_out == "first_output"
     assert "no output within 0.4 s" in (result.error or "")
+
+
+_WAITING = "import time\nwhile True:\n    print('waiting', flush=True)\n    time.sleep(0.05)\n"
+
+
+async def test_quiet_lines_do_not_reset_the_idle_timer() -> None:
+    code = "print('working', flush=True)\n" + _WAITING
+    result = await run_process(
+        [sys.executable, "-c", code],
+        idle_timeout=0.5,
+        timeout=60,
+        quiet_line=lambda line: line == b"waiting",
+    )
+    assert result.status is ProcessStatus.IDLE_TIMEOUT
+    assert result.timed_out == "idle"
+    assert result.stdout.startswith(b"working\nwaiting\n")  # the quiet lines are kept
+
+
+async def test_quiet_lines_are_not_first_output() -> None:
+    result = await run_process(
+        [sys.executable, "-c", _WAITING],
+        first_output_timeout=0.5,
+        timeout=60,
+        quiet_line=lambda line: line == b"waiting",
+    )
+    assert result.status is ProcessStatus.IDLE_TIMEOUT
+    assert result.timed_out == "first_output"
+
+
+def test_quiet_lines_are_judged_whole() -> None:
+    seen: list[bytes] = []
+
+    def quiet(line: bytes) -> bool:
+        seen.append(line)
+        return line.startswith(b"wait")
+
+    judge = QuietLines(quiet, limit=16)
+
+    def feed(data: bytes) -> bool:
+        return judge.progress(bytearray(data), len(data))
+
+    assert not feed(b"wait 1\nwa")  # a quiet line, and the start of one
+    assert not feed(b"it 2\n")  # judged once complete
+    assert feed(b"work\n")
+    assert feed(b"a line longer than the limit")  # counts as it arrives
+    assert feed(b" still\nwait 3\n")
+    assert not feed(b"wait 4\n")
+    assert seen == [b"wait 1", b"wait 2", b"work", b"wait 3", b"wait 4"]
+
+    def broken(line: bytes) -> bool:
+        raise RuntimeError("a bug in the predicate")
+
+    assert QuietLines(broken).progress(bytearray(b"x\n"), 2)  # counts as progress
 
 
 async def test_twenty_mb_stdin_echoed_back() -> None:

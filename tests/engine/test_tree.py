@@ -242,3 +242,49 @@ async def test_cancel_while_paused_terminates() -> None:
         result = await proc.cancel()
     assert result.status is ProcessStatus.CANCELLED
     assert result.kill_signal == "SIGTERM"  # continued, so it could act on SIGTERM
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+async def test_a_child_that_scrubs_its_environment_and_leaves_the_session_is_found(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 18 F8.5, in a library's process (no subreaper): `env -i setsid` leaves no token
+    and no session, but while its parent is in the tree it is found as that one's child,
+    and it is killed after SIGTERM (which it ignores) though its parent is gone by then."""
+    pidfile, go = tmp_path / "escapee", tmp_path / "go"
+    escape = (
+        f'env -i setsid sh -c \'trap "" TERM; echo $$ > {pidfile}.tmp; '
+        f"mv {pidfile}.tmp {pidfile}; exec sleep 1000' &"
+    )
+    script = f"{escape}\nwhile [ ! -e {go} ]; do sleep 0.01; done; exec sleep 1000"
+    # Long enough for the escapee to start on a loaded machine: the test waits for it.
+    timeout = 5.0 if how == "timeout" else None
+    async with open_process(["sh", "-c", script], grace=1, timeout=timeout) as proc:
+        await await_for(pidfile.exists, what=str(pidfile))
+        escapee = int(pidfile.read_text())
+        assert "CC_EXECUTOR_TREE" not in psutil.Process(escapee).environ()
+        assert os.getsid(escapee) == escapee
+        go.touch()
+        result = await (proc.cancel() if how == "cancel" else proc.wait())
+    assert result.status is (ProcessStatus.CANCELLED if how == "cancel" else ProcessStatus.TIMEOUT)
+    await assert_all_gone([escapee], within=5)
+
+
+def test_an_adopting_process_sweeping_another_tree_spares_its_own_children() -> None:
+    """Crash recovery in ``cc-executor run``/``exec`` (a child subreaper) sweeps a dead run's
+    token: that must not take the live run's child, which is outside the process's session."""
+    script = textwrap.dedent(
+        """
+        import subprocess, sys
+        from cc_executor._engine._tree import adopt_orphans, kill_tree, new_tree_token
+        assert adopt_orphans()
+        child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        kill_tree([new_tree_token()])
+        alive = child.poll() is None
+        child.kill()
+        child.wait()
+        sys.exit(0 if alive else 1)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False)
+    assert done.returncode == 0, "the sweep of another token killed this process's own child"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cc_executor.notify import INBOX, INCOMING, InboxProblem, load, read_inbox
+from cc_executor.notify import INBOX, INCOMING, InboxProblem, is_safe_name, load, read_inbox
 from tests.notify.conftest import cc
 from tests.notify.test_inbox import drop, valid
 
@@ -217,6 +217,31 @@ def test_a_newline_in_a_file_name_cannot_forge_lines(project: Path) -> None:
     assert len(acked.stdout.splitlines()) == 1, acked.stdout
     as_json = cc("inbox", "list", "--json", *where)
     assert FORGED + ".json" in {p["id"] for p in json.loads(as_json.stdout)["problems"]}
+
+
+def test_a_line_separator_in_a_file_name_stays_on_its_line(project: Path) -> None:
+    """Issue 18 F8.2: U+2028/U+2029 in a file name reached the terminal raw, where a reader
+    breaking lines on them would see a forged entry; they are escapes now, and a name that
+    only looks safe up to a trailing newline is not safe."""
+    where = ["--project", str(project)]
+    forged = FORGED.replace("\n", "\u2028") + ".json"
+    drop(project / INBOX, forged, json.dumps(valid()))
+    drop(project / INCOMING, "y\u2029issue.md", "---\ntitle: x\n---\n")
+    outputs = [
+        cc("inbox", "list", *where),
+        cc("inbox", "show", forged, *where),
+        cc("inbox", "show", "x", *where),
+        cc("inbox", "show", "y", *where),
+        cc("inbox", "ack", "y", *where),
+    ]
+    for done in outputs:
+        assert "Traceback" not in done.stderr
+        for char in "\u2028\u2029":
+            assert char not in done.stdout + done.stderr, (done.args, hex(ord(char)))
+    escaped = forged.replace("\u2028", "\\u2028")
+    assert f"! {escaped}: unsafe file name" in outputs[0].stdout
+    assert "! y\\u2029issue.md: unsafe file name" in outputs[0].stdout
+    assert not is_safe_name("question_x_1_aaaa0001.json\n")
 
 
 # Characters that reorder or hide text: ALM, zero-width space/joiners, marks, word joiner,

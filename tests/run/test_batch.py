@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import psutil
@@ -118,6 +119,45 @@ async def test_a_rerun_runs_only_what_did_not_end_ok(bed: BedFactory) -> None:
         assert count(b, "doc 2") == 2
     assert len(batch_history("again")) == 5
     assert len(batch_history("again", status="ok")) == 3
+
+
+async def test_a_rerun_verifies_what_it_reuses(bed: BedFactory) -> None:
+    """Issue 18 F8.1: an ok run whose event log was altered or removed, or whose record was
+    edited (its batch key given to another document), was reused as it stood; each is run
+    again now, with a warning saying why."""
+    import sqlite3
+
+    from cc_executor._paths import data_home
+
+    async with bed(echo_script()) as b:
+        prompts = ["doc 1", "doc 2", "doc 3", "doc 4"]
+        first = await run_many(prompts, timeout=120, batch_id="tamper", **b.options())
+        assert first.ok
+        logs = [r.event_log for r in first]
+        assert all(logs)
+        with open(str(logs[0]), "ab") as log:
+            log.write(b"\n")
+        os.remove(str(logs[1]))
+        raw = sqlite3.connect(data_home() / "history.sqlite3")
+        # doc 4's answer passed off as doc 3's: a record edited behind the history's back.
+        raw.execute("UPDATE runs SET batch_key = ? WHERE id = ?", (first.keys[2], first[3].run_id))
+        raw.execute("DELETE FROM runs WHERE id = ?", (first[2].run_id,))
+        raw.commit()
+        raw.close()
+        second = await run_many(prompts, timeout=120, batch_id="tamper", **b.options())
+        assert second.reused == []
+        assert [r.result for r in second] == ["answer 1", "answer 2", "answer 3", "answer 4"]
+        assert [count(b, p) for p in prompts] == [2, 2, 2, 2]
+        [altered, missing, edited] = second.warnings
+        assert altered.startswith(f"prompts[0]: run {first[0].run_id} ended ok but fails verif")
+        assert "events was altered" in altered
+        assert "events is missing" in missing
+        assert edited.startswith(f"prompts[2]: run {first[3].run_id} ended ok but fails")
+        assert "the record was altered" in edited
+        # What verifies is reused.
+        third = await run_many(prompts, timeout=120, batch_id="tamper", **b.options())
+        assert third.reused == [0, 1, 2, 3]
+        assert third.warnings == []
 
 
 async def test_budget_stops_starting_runs(bed: BedFactory) -> None:

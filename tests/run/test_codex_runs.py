@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import AgentEvent, RunStatus, ToolUseEvent
+from cc_executor._agents._types import AgentEvent, ApiRetryEvent, RunStatus, ToolUseEvent
 from cc_executor._run._runner import run, start_run
-from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import (
+    HttpErrorReply,
+    ModelServer,
+    Reply,
+    Rule,
+    Script,
+    Text,
+    ToolUse,
+    Usage,
+)
 from tests._means import codex_path
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
@@ -69,6 +82,34 @@ async def test_text_answer(tmp_path: Path) -> None:
     assert prompts == ["say hello"]
 
 
+async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
+    async with codex_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:
+        result = await run("what does it cost", model="gpt-5.1-codex", **b.options())
+        sent_model = b.server.responses_requests[-1].body["model"]
+    assert result.status is RunStatus.OK, result.error
+    assert sent_model == "gpt-5.1-codex"
+    assert result.usage["cached_input_tokens"] == 200_000
+    # gpt-5.1-codex: 800k uncached x $1.25 + 200k cached x $0.125 + 100k out x $10 per 1M.
+    assert result.cost_usd == pytest.approx(1.0 + 0.025 + 1.0)
+    assert result.cost_estimated
+    assert not any("budget" in w for w in result.warnings)
+
+
+async def test_a_budget_needs_a_priced_model(tmp_path: Path) -> None:
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        with pytest.raises(ValueError, match="has no price for model 'mystery-model'"):
+            await run("x", model="mystery-model", max_budget_usd=1.0, **b.options())
+        with pytest.raises(ValueError, match="has no price for its default model"):
+            await run("x", max_budget_usd=1.0, **b.options())
+        unpriced = await run("x", model="mystery-model", **b.options())
+        sent = len(b.server.responses_requests)
+    assert unpriced.status is RunStatus.OK, unpriced.error
+    assert unpriced.cost_usd is None  # no price: unknown, never 0
+    assert not unpriced.cost_estimated
+    assert sent == 1  # the refused runs never started
+
+
 async def test_shell_call_runs_and_written_files_are_listed(tmp_path: Path) -> None:
     script = one_rule(
         Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
@@ -107,19 +148,42 @@ async def test_read_only_sandbox_is_the_default(tmp_path: Path) -> None:
     assert "Read-only file system" in tool_output["output"]
 
 
-async def test_api_errors_map_to_statuses(tmp_path: Path) -> None:
+async def test_api_errors_map_to_statuses_after_one_request_each(tmp_path: Path) -> None:
+    """The custom provider's own retries are off: each error ends the run at once, with
+    the status Codex names (for a 500 only by its sentence)."""
     script = Script(
         [
             Rule(match="bad", answers=[HttpErrorReply(400, message="prompt is too long")]),
             Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+            Rule(match="broken", answers=[HttpErrorReply(500, message="scripted outage")]),
+            Rule(match="gateway", answers=[HttpErrorReply(503, message="scripted gateway")]),
         ]
     )
     async with codex_bed(tmp_path, script) as b:
         bad = await run("bad request", retries=0, **b.options())
         busy = await run("busy now", retries=0, **b.options())
+        broken = await run("broken server", retries=0, **b.options())
+        gateway = await run("gateway down", retries=0, **b.options())
+        sent = [r.prompt for r in b.server.responses_requests]
     assert bad.status is RunStatus.ERROR
     assert "prompt is too long" in (bad.error or "")
-    assert busy.status is RunStatus.RATE_LIMITED, busy.error
+    assert (busy.status, busy.api_error_status) == (RunStatus.RATE_LIMITED, 429), busy.error
+    assert (broken.status, broken.api_error_status) == (RunStatus.ERROR, 500)
+    assert "API error 500: We\u2019re currently experiencing high demand" in (broken.error or "")
+    assert (gateway.status, gateway.api_error_status) == (RunStatus.ERROR, 503)
+    assert "scripted gateway" in (gateway.error or "")
+    assert sent == ["bad request", "busy now", "broken server", "gateway down"]
+
+
+async def test_our_retry_policy_retries_a_server_error(tmp_path: Path) -> None:
+    reply = Reply([Text("Recovered.")], errors_before=[HttpErrorReply(500, message="outage")])
+    async with codex_bed(tmp_path, one_rule(reply)) as b:
+        result = await run("anything", retries=1, **b.options())
+        sent = len(b.server.responses_requests)
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Recovered."
+    assert result.attempts == 2
+    assert sent == 2
 
 
 async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -> None:
@@ -182,3 +246,162 @@ async def test_resume_continues_the_thread(tmp_path: Path) -> None:
     ]
     assert "first question" in texts
     assert "one" in texts
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so nothing else takes it), never
+    listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+async def test_reconnects_to_a_dead_endpoint_are_not_progress(tmp_path: Path) -> None:
+    events: list[AgentEvent] = []
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        with refused_port() as port:
+            options = {**b.options(), "base_url": f"http://127.0.0.1:{port}/v1"}
+            # Codex waits for the network forever, its notices 5, 10, 20 s apart: were they
+            # output, the 12 s idle timer could not fire before the 20 s gap, and the total
+            # timeout would end the run instead.
+            result = await run(
+                "hello", idle_timeout=12, timeout=24, grace=1, on_event=events.append, **options
+            )
+    assert result.status is RunStatus.IDLE_TIMEOUT, result.error
+    assert result.process is not None
+    assert result.process.timed_out == "idle"
+    retries = [e for e in events if isinstance(e, ApiRetryEvent)]
+    assert len(retries) >= 2
+    assert "waiting for network" in (retries[0].error or "")
+    assert any("still retrying the model API" in w for w in result.warnings), result.warnings
+
+
+def _own_home_options(b: CodexBed, user: Path, **extra: Any) -> dict[str, Any]:
+    """The bed's options without CODEX_HOME, and HOME pointing at ``user``: where the
+    caller's own ~/.codex would be."""
+    options = b.options(**extra)
+    env = {k: v for k, v in options["env"].items() if k != "CODEX_HOME"}
+    options["env"] = {**env, "HOME": str(user)}
+    return options
+
+
+async def test_sessions_live_in_a_home_in_the_run_folder_and_resume_there(
+    tmp_path: Path,
+) -> None:
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("one")])]),
+            Rule(match="^second", answers=[Reply([Text("unused")]), Reply([Text("two")])]),
+            Rule(match="^third", answers=[Reply([Text("u")]), Reply([Text("u")]), Reply(["3"])]),
+        ]
+    )
+    user = tmp_path / "user"
+    user.mkdir()
+    async with codex_bed(tmp_path, script) as b:
+        first = await run("first question", **_own_home_options(b, user))
+        second = await run("second question", resume=first.session_id, **_own_home_options(b, user))
+        # Found again from the run that resumed it last.
+        third = await run("third question", resume=first.session_id, **_own_home_options(b, user))
+    assert first.status is RunStatus.OK, first.error
+    assert second.status is RunStatus.OK, second.error
+    assert third.status is RunStatus.OK, third.error
+    assert (second.result, third.result) == ("two", "3")
+    assert first.run_dir is not None
+    assert second.run_dir is not None
+    home = Path(first.run_dir) / "agent-home"
+    assert list(home.glob(f"sessions/**/*{first.session_id}*.jsonl"))
+    assert (Path(second.run_dir) / "agent-home").resolve() == home.resolve()
+    assert not (user / ".codex").exists()  # the caller's home was not used
+
+
+#: A run in a process of its own, printing its session id as soon as it has one.
+_RUN_AND_SAY_SESSION = """
+import asyncio, json, sys
+from cc_executor._agents._types import InitEvent
+from cc_executor._run._runner import run
+
+def say(event):
+    if isinstance(event, InitEvent) and event.session_id:
+        print(event.session_id, flush=True)
+
+asyncio.run(run("first question", on_event=say, **json.loads(sys.argv[1])))
+"""
+
+
+async def test_resume_finds_the_home_of_a_run_killed_before_its_end(tmp_path: Path) -> None:
+    """A task list interrupted mid-task continues the session on ``tasks resume``, but the
+    killed run never recorded its session id: its home is found by what it holds."""
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("never")], latency=120)]),
+            Rule(match="^second", answers=[Reply([Text("two")]), Reply([Text("two")])]),
+        ]
+    )
+    user = tmp_path / "user"
+    user.mkdir()
+    async with codex_bed(tmp_path, script) as b:
+        options = {**_own_home_options(b, user), "cwd": str(b.workdir)}
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _RUN_AND_SAY_SESSION,
+            json.dumps(options),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        session = (await child.stdout.readline()).decode().strip()
+        await await_for(lambda: b.server.responses_requests, timeout=60, what="the request")
+        child.kill()
+        await child.wait()
+        result = await run("second question", resume=session, **_own_home_options(b, user))
+        texts = [
+            part.get("text")
+            for item in b.server.responses_requests[-1].body["input"]
+            if isinstance(item, dict) and item.get("type") == "message"
+            for part in item.get("content", [])
+        ]
+    assert session
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "two"
+    assert "first question" in texts  # the killed run's thread, continued
+
+
+async def test_resuming_a_session_without_a_known_home_is_refused(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    unknown = "01a24ce1-e5dd-7251-8481-77e9554995af"
+    async with codex_bed(tmp_path, one_rule(Reply([Text("unused")]))) as b:
+        result = await run("go on", resume=unknown, **_own_home_options(b, user))
+        requests = len(b.server.responses_requests)
+    assert result.status is RunStatus.SPAWN_FAILED
+    assert f"cannot resume Codex CLI session {unknown}" in (result.error or "")
+    assert "--use-login" in (result.error or "")
+    assert requests == 0
+
+
+async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
+    script = Script(
+        [
+            Rule(match="^first", answers=[Reply([Text("one")])]),
+            Rule(match="^second", answers=[Reply([Text("unused")]), Reply([Text("two")])]),
+        ]
+    )
+    user = tmp_path / "user"
+    (user / ".codex").mkdir(parents=True)
+    async with codex_bed(tmp_path, script) as b:
+        first = await run("first question", use_login=True, **_own_home_options(b, user))
+        session = first.session_id
+        refused = await run("second question", resume=session, **_own_home_options(b, user))
+        second = await run(
+            "second question", resume=session, use_login=True, **_own_home_options(b, user)
+        )
+    assert first.status is RunStatus.OK, first.error
+    assert list((user / ".codex").glob(f"sessions/**/*{session}*.jsonl"))
+    assert first.run_dir is not None
+    assert not (Path(first.run_dir) / "agent-home").exists()
+    # Its session is not in a home of cc-executor's: resuming it needs the login again.
+    assert refused.status is RunStatus.SPAWN_FAILED
+    assert "--use-login" in (refused.error or "")
+    assert second.status is RunStatus.OK, second.error
+    assert second.result == "two"

@@ -187,3 +187,32 @@ def test_gemini_command_env_and_home(tmp_path: Any) -> None:
 def test_gemini_refuses_what_it_cannot_do(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RunOptions(agent="gemini", **options)
+
+
+def test_codex_reconnect_notices_are_retries_and_quiet() -> None:
+    from cc_executor._agents import get_adapter
+    from cc_executor._agents._codex._parse import CodexStreamParser
+    from cc_executor._agents._types import ApiRetryEvent
+
+    quiet = get_adapter("codex").quiet_line
+    assert quiet is not None
+    assert get_adapter("claude").quiet_line is None
+    counted = b'{"type":"error","message":"Reconnecting... 2/5 (stream disconnected)"}'
+    waiting = b'{"type":"error","message":"Reconnecting... waiting for network (refused)"}'
+    assert quiet(counted)
+    assert quiet(waiting)
+    for line in (b'{"type":"error","message":"HTTP 500"}', b"Reconnecting... text", b"[1]"):
+        assert not quiet(line)
+    (event,) = CodexStreamParser().parse(counted, 0.0)
+    assert isinstance(event, ApiRetryEvent)
+    assert (event.attempt, event.max_retries) == (2, 5)
+
+
+def test_use_login_is_the_servers_choice_only() -> None:
+    from cc_executor._service._policy import SERVER_ONLY_OPTIONS
+
+    assert "use_login" in SERVER_ONLY_OPTIONS
+    claude = RunOptions(use_login=True)  # what Claude Code always does: accepted
+    assert "CODEX_HOME" not in claude.process_env("/nowhere")
+    codex = RunOptions(agent="codex", use_login=True)
+    assert "CODEX_HOME" not in codex.process_env("/nowhere")

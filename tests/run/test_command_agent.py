@@ -15,7 +15,7 @@ import pytest
 from cc_executor._agents._types import RunStatus
 from cc_executor._run._options import RunOptions
 from cc_executor._run._runner import run
-from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import agent_path
 
 
@@ -63,6 +63,30 @@ async def test_a_timeout_keeps_what_was_printed(tmp_path: Path) -> None:
     assert result.status is RunStatus.TIMEOUT
     assert result.partial
     assert result.result == "part one"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "retryable"),
+    [
+        (429, RunStatus.RATE_LIMITED, True),
+        (500, RunStatus.ERROR, True),
+        (400, RunStatus.ERROR, False),
+    ],
+)
+async def test_api_status_in_stderr_maps_the_error(
+    tmp_path: Path, status: int, expected: RunStatus, retryable: bool
+) -> None:
+    code = (
+        f"import sys; sys.stderr.write('starting\\nHTTP ERROR {status}: scripted\\nbye\\n');"
+        " sys.exit(1)"
+    )
+    agent = spec(tmp_path, "api", f"command = {py(code)}\napi_status = 'HTTP ERROR (\\d{{3}})'\n")
+    result = await run("x", retries=1, retry_initial_delay=0.01, **options(agent, tmp_path))
+    assert (result.status, result.api_error_status) == (expected, status), result.error
+    assert result.error is not None
+    assert f"HTTP ERROR {status}: scripted" in result.error
+    assert "bye" not in result.error
+    assert result.attempts == (2 if retryable else 1)  # our retry policy decides
 
 
 async def test_jsonl_mapping_picks_the_answer_and_the_session(tmp_path: Path) -> None:
@@ -137,6 +161,8 @@ async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
         ('command = ["x"]\noutput = "xml"\n', "'output' must be one of text, jsonl"),
         ('command = ["x"]\noutput = "jsonl"\n', "needs a \\[jsonl\\] table"),
         ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
+        ('command = ["x"]\napi_status = "("\n', "'api_status' is not a valid regular"),
+        ('command = ["x"]\napi_status = "Error"\n', "'api_status' must be a regular .* group"),
         ("command = [\n", "not valid TOML"),
         ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     ],
@@ -211,3 +237,58 @@ async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
     assert result.files == [str(notes)]
     assert result.session_id
     assert os.path.basename(result.model or "") == "qwen-test"
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_code_api_errors_map_through_the_spec(tmp_path: Path) -> None:
+    """The spec's api_status finds the HTTP status in Qwen Code's error message; its system
+    settings (from the spec's env) turn off its inner retries, so each error ends within
+    its outer seven attempts."""
+    settings = tmp_path / "qwen-settings.json"
+    settings.write_text('{"model": {"generationConfig": {"maxRetries": 0}}}')
+    qwen = spec(
+        tmp_path,
+        "qwen",
+        f"""\
+        name = "Qwen Code"
+        command = ["{agent_path("qwen")}", "-p", "", "--auth-type", "openai", "-o", "stream-json"]
+        output = "claude-stream-json"
+        model_arg = ["--model={{model}}"]
+        base_url_env = "OPENAI_BASE_URL"
+        api_status = 'API Error: (\\d{{3}})'
+        [env]
+        QWEN_CODE_SYSTEM_SETTINGS_PATH = "{settings}"
+        """,
+    )
+    script = Script(
+        [
+            Rule(match="bad", answers=[HttpErrorReply(400, message="bad scripted request")]),
+            Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+            Rule(match="broken", answers=[HttpErrorReply(500, message="scripted outage")]),
+        ]
+    )
+    results = {}
+    async with ModelServer(script) as server:
+        for prompt in ("bad request", "busy now", "broken server"):
+            results[prompt] = await run(
+                prompt,
+                agent="command",
+                agent_spec=qwen,
+                cwd=tmp_path,
+                model="qwen-test",
+                base_url=f"{server.url}/v1",
+                env={"HOME": str(tmp_path), "OPENAI_API_KEY": "sk-cc-executor-testing"},
+                heartbeat_s=0,
+                retries=0,
+            )
+        bodies = [str(r.body) for r in server.requests]
+    bad, busy, broken = results.values()
+    assert (bad.status, bad.api_error_status) == (RunStatus.ERROR, 400), bad.error
+    assert "API error 400: [API Error: 400 bad scripted request]" in (bad.error or "")
+    assert (busy.status, busy.api_error_status) == (RunStatus.RATE_LIMITED, 429), busy.error
+    assert "slow down" in (busy.error or "")
+    assert (broken.status, broken.api_error_status) == (RunStatus.ERROR, 500), broken.error
+    assert "API error 500: [API Error: 500 scripted outage]" in (broken.error or "")
+    # Qwen Code 0.24.4's own outer retries (seven attempts) remain; its inner ones are off.
+    assert [sum(p in body for body in bodies) for p in results] == [1, 7, 7]

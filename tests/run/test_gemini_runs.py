@@ -12,7 +12,16 @@ import pytest
 
 from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, ToolUseEvent
 from cc_executor._run._runner import run, start_run
-from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import (
+    HttpErrorReply,
+    ModelServer,
+    Reply,
+    Rule,
+    Script,
+    Text,
+    ToolUse,
+    Usage,
+)
 from tests._means import gemini_path
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
@@ -61,13 +70,35 @@ async def test_text_answer_with_a_home_of_the_runs_own(tmp_path: Path) -> None:
     assert result.status is RunStatus.OK, result.error
     assert result.result == "Hello from Gemini."
     assert result.session_id
-    assert result.cost_usd is None
     assert result.exit_code == 0
     assert prompts == ["say hello"]
     # --base-url needs API-key auth, selected in a home inside the run folder.
     assert result.event_log is not None
     settings = Path(result.event_log).parent / "agent-home" / ".gemini" / "settings.json"
     assert "gemini-api-key" in settings.read_text()
+
+
+async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:
+        result = await run("what does it cost", max_budget_usd=0.25, **b.options())
+    assert result.status is RunStatus.OK, result.error
+    assert result.usage["models"][MODEL]["input_tokens"] == 1_000_000
+    # gemini-2.5-flash: 800k uncached x $0.30 + 200k cached x $0.03 + 100k out x $2.50 per 1M.
+    assert result.cost_usd == pytest.approx(0.24 + 0.006 + 0.25)
+    assert result.cost_estimated
+    assert result.to_dict()["cost_estimated"] is True
+    # Its tokens are reported as the run ends: the budget is kept by the next run, not this.
+    assert any("passed max_budget_usd $0.25" in w for w in result.warnings), result.warnings
+    from cc_executor._store import open_store
+
+    store = open_store()
+    try:
+        record = store.get(result.run_id)
+    finally:
+        store.close()
+    assert record is not None
+    assert (record.cost_usd, record.cost_estimated) == (result.cost_usd, True)
 
 
 async def test_shell_write_and_edit_with_yolo(tmp_path: Path) -> None:
@@ -89,14 +120,50 @@ async def test_shell_write_and_edit_with_yolo(tmp_path: Path) -> None:
     assert names == ["run_shell_command", "write_file", "replace"]
 
 
-async def test_api_error_is_an_error_with_its_status(tmp_path: Path) -> None:
-    script = one_rule(HttpErrorReply(400, message="bad scripted request"))
+async def test_api_errors_map_to_statuses_after_one_request_each(tmp_path: Path) -> None:
+    """Gemini CLI's own retries are capped (one attempt): a 429 and a 500 end at once with
+    their status instead of after its ~230 s of retries; our retry policy decides."""
+    script = Script(
+        [
+            Rule(match="bad", answers=[HttpErrorReply(400, message="bad scripted request")]),
+            Rule(match="busy", answers=[HttpErrorReply(429, message="slow down")]),
+            Rule(match="broken", answers=[HttpErrorReply(500, message="scripted outage")]),
+        ]
+    )
     async with gemini_bed(tmp_path, script) as b:
-        result = await run("anything", retries=0, **b.options())
-    assert result.status is RunStatus.ERROR
-    assert result.exit_code == 144
-    assert "API error 400" in (result.error or "")
-    assert "bad scripted request" in (result.error or "")
+        bad = await run("bad request", retries=0, **b.options())
+        busy = await run("busy now", retries=0, **b.options())
+        broken = await run("broken server", retries=0, **b.options())
+        sent = [r.prompt for r in b.server.gemini_requests]
+    assert (bad.status, bad.exit_code, bad.api_error_status) == (RunStatus.ERROR, 144, 400)
+    assert "API error 400" in (bad.error or "")
+    assert "bad scripted request" in (bad.error or "")
+    assert (busy.status, busy.exit_code, busy.api_error_status) == (
+        RunStatus.RATE_LIMITED,
+        173,
+        429,
+    ), busy.error
+    assert "slow down" in (busy.error or "")
+    assert (broken.status, broken.exit_code, broken.api_error_status) == (
+        RunStatus.ERROR,
+        244,
+        500,
+    )
+    assert "API error 500" in (broken.error or "")
+    assert "scripted outage" in (broken.error or "")
+    assert sent == ["bad request", "busy now", "broken server"]  # no retry of its own
+
+
+async def test_our_retry_policy_retries_a_server_error(tmp_path: Path) -> None:
+    reply = Reply([Text("Recovered.")], errors_before=[HttpErrorReply(500, message="outage")])
+    script = one_rule(reply)
+    async with gemini_bed(tmp_path, script) as b:
+        result = await run("anything", retries=1, **b.options())
+        sent = len(b.server.gemini_requests)
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Recovered."
+    assert result.attempts == 2
+    assert sent == 2
 
 
 async def test_timeout_keeps_the_text_so_far(tmp_path: Path) -> None:
@@ -133,3 +200,40 @@ async def test_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> Non
         left = pids_in(b.workdir)
     assert result.status is RunStatus.CANCELLED
     assert left == []
+
+
+async def test_every_run_gets_a_home_of_its_own(tmp_path: Path) -> None:
+    """Not only with --base-url: an endpoint given through the environment works too, and
+    the user's own ~/.gemini (which selects no API-key auth here) is never used."""
+    user = tmp_path / "user"
+    user.mkdir()
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello.")]))) as b:
+        options = b.options()
+        del options["base_url"]
+        options["env"] = {
+            **options["env"],
+            "GOOGLE_GEMINI_BASE_URL": b.server.url,
+            "HOME": str(user),
+        }
+        result = await run("say hello", **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.run_dir is not None
+    home = Path(result.run_dir) / "agent-home"
+    assert "gemini-api-key" in (home / ".gemini" / "settings.json").read_text()
+    assert not (user / ".gemini").exists()
+
+
+async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    (user / ".gemini").mkdir(parents=True)
+    # The user's own settings: API-key auth, as `gemini` would have saved it.
+    (user / ".gemini" / "settings.json").write_text(
+        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+    )
+    async with gemini_bed(tmp_path, one_rule(Reply([Text("Hello.")]))) as b:
+        options = b.options(use_login=True)
+        options["env"] = {**options["env"], "HOME": str(user)}
+        result = await run("say hello", **options)
+    assert result.status is RunStatus.OK, result.error
+    assert result.run_dir is not None
+    assert not (Path(result.run_dir) / "agent-home").exists()

@@ -66,6 +66,36 @@ def test_nan_is_not_strict_json() -> None:
     assert "no JSON object or array found" in error
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"a": NaN}', "holds NaN"),
+        ('{"a": [1, -Infinity]}', "holds -Infinity"),
+        ('{"a": 1e999}', "holds the number '1e999' (too large for a float)"),
+        ("[1, -2.5e400]", "holds the number '-2.5e400'"),
+        ("1e999", "holds the number '1e999'"),
+        ('{"a": NaN,}', "holds NaN"),
+        ('{"a": 1e999, // why\n}', "holds the number '1e999'"),
+        ('Here: {"a": [1, 2], "b": Infinity} done', "the JSON at chars 6-34 holds Infinity"),
+        ('{"ok": 1} and {"b": 1e999}', "holds the number '1e999'"),
+        ('```json\n{"a": 1E+999}\n```', "holds the number '1E+999'"),
+    ],
+)
+def test_non_finite_numbers_refuse_the_answer(text: str, reason: str) -> None:
+    """Issue 18 F8.3: bare NaN/Infinity became strings after repair, 1e999 became inf; the
+    answer is refused whole (no smaller span inside it is taken instead), in one line."""
+    for partial in (False, True):
+        error = not_found(text, partial=partial)
+        assert reason in error
+        assert "JSON has no NaN or infinite numbers, so the answer is refused" in error
+        assert "\n" not in error
+
+
+def test_finite_numbers_and_words_in_strings_pass() -> None:
+    result = found('{"a": "NaN Infinity 1e999", "b": 1.5e300, "c": -0.0, "NaN": 1}')
+    assert result.value == {"a": "NaN Infinity 1e999", "b": 1.5e300, "c": -0.0, "NaN": 1}
+
+
 def test_fenced_json_with_prose_around() -> None:
     text = 'Sure, here it is:\n\n```json\n{"ok": true, "n": 3}\n```\n\nLet me know.'
     result = found(text)

@@ -77,7 +77,10 @@ async def test_wrong_host_is_refused(service: Service) -> None:
     await expect(service, {"Host": "evil.example"}, 403, "bad_host")
     await expect(service, {"Host": "127.0.0.1.evil.example:80"}, 403, "bad_host")
     async with service.client() as client:
-        for host in ("localhost:1", "127.0.0.1", "[::1]:8000"):
+        for host in (
+            "localhost:1", "127.0.0.1", "[::1]:8000", "[::1]", "LocalHost.:65535",
+            "app.localhost:8000", "127.9.8.7",
+        ):  # fmt: skip
             assert (await client.get("/health", headers={"Host": host})).status_code == 200
 
 
@@ -173,9 +176,17 @@ async def test_oversize_bodies_get_413(service: Service) -> None:
 
 
 async def test_a_host_that_only_starts_like_loopback_is_refused(service: Service) -> None:
-    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback."""
+    """Issue 18 L13: text after the brackets, or a bare IPv6, passed for loopback; F8.4:
+    so did forms no browser sends (a bracketed IPv4, a port out of range, a fragment)."""
     async with service.client() as client:
-        for host in ("[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x"):
+        for host in (
+            "[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1", "::1", "localhost:x",
+            "[127.0.0.1]", "[127.0.0.1]:80", "[::1]:99999", "localhost:65536", "localhost:0",
+            "localhost:080", "localhost:", "evil.com#.localhost", "evil.com/.localhost",
+            "evil.com?.localhost", "[::1%lo]", "127.1", "127.0.0.01", "2130706433",
+            "localhost..", "a..localhost", "-x.localhost", "evil.com\\.localhost",
+            "localhost:+80", "localhost:1 2",
+        ):  # fmt: skip
             response = await client.get("/health", headers={"Host": host})
             assert response.status_code == 403, (host, response.text)
             assert response.json()["error"]["code"] == "bad_host"
@@ -493,4 +504,25 @@ async def test_the_reported_git_attacks_are_refused_by_a_policy(
         )
         events = await sse_events(client, ok.json()["run_id"])
     assert events[-1]["status"] == "ok", events[-1]
+    assert not marker.exists()
+
+
+async def test_a_pinned_git_status_runs_nothing_the_repository_names(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """Issue 18 F8.8: with `git status` pinned, the repository's own .git/config (an
+    fsmonitor, a clean filter) still ran programs; the service's exec runs now get
+    overrides in GIT_CONFIG_COUNT/KEY/VALUE, which git reads after the repository's."""
+    from tests.run.test_git import hostile_repo
+
+    repo, marker = hostile_repo(root)
+    service = start("--allow-exec", "git status")
+    async with service.client() as client:
+        body = {"argv": ["git", "status", "--porcelain"], "options": {"cwd": str(repo)}}
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 202, response.text
+        events = await sse_events(client, response.json()["run_id"])
+    assert events[-1]["status"] == "ok", events[-1]
+    output = "".join(e.get("text", "") for e in events if e["type"] == "output")
+    assert " M a.txt" in output
     assert not marker.exists()

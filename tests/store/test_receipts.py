@@ -76,7 +76,7 @@ def test_a_status_edited_to_ok_fails_verify(cc_home: Path) -> None:
 @pytest.mark.parametrize(
     ("column", "value"),
     [("cost_usd", 0.0), ("exit_code", 0), ("error", None), ("argv", '["pytest"]'),
-     ("artifacts", "[]"), ("record_receipt", None)],
+     ("artifacts", "[]"), ("record_receipt", None), ("batch_id", "b"), ("batch_key", "k")],
 )  # fmt: skip
 def test_every_field_is_covered(cc_home: Path, column: str, value: object) -> None:
     run = _exec("sh", "-c", "echo out; exit 3")
@@ -87,15 +87,32 @@ def test_every_field_is_covered(cc_home: Path, column: str, value: object) -> No
     assert not check.record_unaltered
 
 
+def test_a_v1_receipt_written_before_batches_were_covered_still_verifies(
+    cc_home: Path,
+) -> None:
+    """Issue 18 F8.1: v2 receipts cover batch_id and batch_key; a v1 receipt checks the
+    fields it covered, so an older history still verifies."""
+    run = _exec("true")
+    record = _record(run["run_id"])
+    assert (record.record_receipt or "").startswith("v2:sha256:")
+    _edit(cc_home, record.id, record_receipt=record_receipt(record, None, "v1"))
+    assert verify(_record(record.id), record.id).ok
+    _edit(cc_home, record.id, status="failed")
+    assert not verify(_record(record.id), record.id).record_unaltered
+    _edit(cc_home, record.id, status="ok", record_receipt="v3:sha256:" + "0" * 64)
+    assert "not one cc-executor writes" in verify(_record(record.id), record.id).problems[0]
+
+
 def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
     cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = tmp_path / "receipt.key"
     key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
     monkeypatch.setenv(KEY_ENV, str(key))
     failed = _exec("false")
     record = _record(failed["run_id"])
-    assert (record.record_receipt or "").startswith("v1:hmac-sha256:")
+    assert (record.record_receipt or "").startswith("v2:hmac-sha256:")
     done = cc("verify", str(failed["run_id"]), "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["keyed"] is True
@@ -122,6 +139,7 @@ def test_a_bad_key_file_is_one_clear_error(
 ) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"abc")
+    short.chmod(0o600)
     inside = cc_home / "receipt.key"
     cc_home.mkdir(parents=True, exist_ok=True)
     inside.write_bytes(b"k" * 32)
@@ -130,6 +148,12 @@ def test_a_bad_key_file_is_one_clear_error(
         str(short): "holds 3 bytes",
         str(inside): "is inside the data folder",
     }
+    # F8.6: a key others may read (or write) is refused, saying how to fix it.
+    for mode in (0o644, 0o640, 0o602):
+        shared = tmp_path / f"shared-{mode:o}.key"
+        shared.write_bytes(b"k" * 32)
+        shared.chmod(mode)
+        cases[str(shared)] = f"is open to group or others (mode {mode:03o}): fix with chmod 600"
     for path, reason in cases.items():
         monkeypatch.setenv(KEY_ENV, path)
         done = cc("history")

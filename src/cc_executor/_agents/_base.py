@@ -13,7 +13,7 @@ attributes (the console's early start uses a plain namespace).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol
 
 from cc_executor._agents._types import AgentEvent, Outcome, ResultEvent, ToolUseEvent
@@ -41,11 +41,21 @@ class AgentAdapter(Protocol):
     name: str
     #: The agent's name for people ("Claude Code").
     title: str
+    #: The variable naming the CLI's home (config, login, sessions) when a run gets a home
+    #: of its own per session (``CODEX_HOME``); None: the CLI always uses the caller's.
+    home_variable: str | None
 
     @property
     def max_line_memory(self) -> int:
         """Output lines longer than this are read back from the event log, not held in
         memory."""
+
+    @property
+    def quiet_line(self) -> Callable[[bytes], bool] | None:
+        """A cheap predicate telling the stdout lines that only say the CLI is waiting (a
+        reconnect notice): the engine does not count them as output for the idle and
+        first-output timeouts, so a CLI retrying forever is still stopped. None: every line
+        counts."""
 
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         """The executable: ``explicit`` (the ``agent_path`` option) if given, else found
@@ -63,10 +73,15 @@ class AgentAdapter(Protocol):
     def process_env(self, options: Any) -> dict[str, str]:
         """Variables the agent's own options need in its environment (beyond ``env``)."""
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
-        """Variables giving the CLI a home (config, login, sessions) of the run's own inside
-        ``run_dir``, created here, when the options need one; ``{}`` to use the caller's.
-        The caller's ``env`` option wins over them."""
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
+        """Variables giving the CLI the agent home ``home`` (a folder in a run folder, see
+        :mod:`cc_executor._run._homes`): created here with what a fresh home needs (never
+        the user's login) when it does not exist yet, reused as it is when a session is
+        resumed. Called only for agents with a ``home_variable``."""
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        """Whether the agent home ``home`` holds session ``session_id`` (for a resume whose
+        run ended before its session id was recorded); False for agents without homes."""
 
     def parser(self) -> StreamParser:
         """A fresh parser for one attempt's output."""

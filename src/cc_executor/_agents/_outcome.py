@@ -3,6 +3,8 @@ run our own timeouts or a cancel stopped, and a CLI that ended without its final
 
 from __future__ import annotations
 
+import re
+
 from cc_executor._agents._types import Outcome, RunStatus
 from cc_executor._engine import ProcessResult, ProcessStatus
 
@@ -12,6 +14,9 @@ STOPPED = {
     ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
     ProcessStatus.CANCELLED: RunStatus.CANCELLED,
 }
+
+#: HTTP statuses worth another attempt (timeouts, conflicts, rate limits, server errors).
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 def not_run_or_stopped(process: ProcessResult, title: str, *, final: bool) -> Outcome | None:
@@ -36,3 +41,26 @@ def ended_without(process: ProcessResult, title: str, line: str) -> Outcome:
     tail = process.stderr_tail.strip()
     detail = f": {tail.splitlines()[-1][:500]}" if tail else " and printed nothing on stderr"
     return Outcome(RunStatus.CRASHED, f"{title} {how} without {line}{detail}")
+
+
+def api_error(status: int | None, text: str, title: str) -> Outcome:
+    """The outcome of an API error with HTTP ``status`` (None: unknown) and the agent's
+    message ``text``: ``rate_limited`` for 429, else ``error``; retryable for the statuses
+    of :data:`RETRYABLE_STATUSES`, so that our own retry policy decides another attempt."""
+    text = text.strip()[:1000]
+    if status == 429:
+        return Outcome(RunStatus.RATE_LIMITED, f"rate limited by the API: {text}", True, 429)
+    prefix = f"API error {status}" if status else f"{title} reported an error"
+    return Outcome(RunStatus.ERROR, f"{prefix}: {text}", status in RETRYABLE_STATUSES, status)
+
+
+def search_status(pattern: re.Pattern[str] | str, text: str) -> int | None:
+    """The HTTP status (400-599) that ``pattern``'s first group finds in ``text``, if any."""
+    match = re.search(pattern, text)
+    if match is None:
+        return None
+    try:
+        status = int(match.group(1))
+    except (IndexError, ValueError):
+        return None
+    return status if 400 <= status <= 599 else None

@@ -24,11 +24,14 @@ RunStatus = Status
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one attempt of a run ended, as its agent adapter decided: the status, a specific
-    error message (None when ok), and whether another attempt could help."""
+    error message (None when ok), whether another attempt could help, and the HTTP status of
+    the API error it ended on when the adapter found one beyond the result line (an exit
+    code, an error message)."""
 
     status: RunStatus
     error: str | None
     retryable: bool = False
+    api_error_status: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

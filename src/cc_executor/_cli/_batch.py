@@ -232,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
         from cc_executor._cli._write import write_json_line
 
         sys.stdout.flush()
-        write_json_line(sys.stdout.buffer, result.to_dict())
+        write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()
     else:
         _table(result, lines)

@@ -97,6 +97,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     from cc_executor._errors import AgentNotFound
     from cc_executor._ids import new_run_id
     from cc_executor._paths import runs_path
+    from cc_executor._run._homes import own_home
     from cc_executor._run._prepare import check_run_options, process_env, run_marker, save_prompt
 
     if not prompt.strip():
@@ -109,6 +110,8 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     try:
         check_run_options(o)
         adapter = adapter_for(o)
+        if getattr(o, "resume", None) and own_home(adapter, o):
+            return None  # the session's home is looked up in the history, by the run
         executable = adapter.locate(o.agent_path, {**os.environ, **o.env})
         argv = adapter.command(executable, o)
         run_id = new_run_id()

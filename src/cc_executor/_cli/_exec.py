@@ -132,8 +132,12 @@ def run(args: argparse.Namespace) -> int:
 
         stdin = Path(args.stdin)
 
+    from cc_executor._engine._tree import adopt_orphans
     from cc_executor._run._exec import run_command
     from cc_executor._store import redact_argv
+
+    # One command per process: orphans of its tree come to us and are swept with it (F8.5).
+    adopt_orphans()
 
     timeout, note = resolve_auto_timeout(
         args.timeout, kind="exec", agent=None, key=json.dumps(redact_argv(command))

@@ -188,7 +188,10 @@ def _when(ts: float | None) -> str:
 def _print_json(data: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    from cc_executor._text import inert_json
+
+    text = json.dumps(data, ensure_ascii=False)
+    sys.stdout.write((inert_json(text) if sys.stdout.isatty() else text) + "\n")
 
 
 def history(args: argparse.Namespace) -> int:

@@ -33,8 +33,10 @@ def _shown(text: str) -> str:
 
 
 def _line(text: str) -> str:
-    # A name or a reason stays on its line: a newline in a file name could forge entries.
-    return _shown(text).replace("\n", "\\x0a").replace("\t", "\\x09")
+    # A name or a reason stays on its line: a newline in a file name could forge entries,
+    # and so could a line or paragraph separator where a terminal or a reader breaks on it.
+    shown = _shown(text).replace("\n", "\\x0a").replace("\t", "\\x09")
+    return shown.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _one_line(value: object, limit: int = _PREVIEW) -> str:

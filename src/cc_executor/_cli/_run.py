@@ -131,6 +131,11 @@ def _run(
     import asyncio
     import signal
 
+    from cc_executor._engine._tree import adopt_orphans
+
+    # One run per process: orphans of its tree come to us and are swept with it (F8.5).
+    adopt_orphans()
+
     from cc_executor._cli._live import LiveView
     from cc_executor._cli._write import write_json_line, write_text
     from cc_executor._errors import CCExecutorError
@@ -194,7 +199,7 @@ def _run(
         result.warnings.append(note)
     if args.json:
         sys.stdout.flush()
-        write_json_line(sys.stdout.buffer, result.to_dict())
+        write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()
         return exit_code_for(result)
     answer = answer_text(result)

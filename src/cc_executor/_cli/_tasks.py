@@ -153,7 +153,6 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -> int:
     import asyncio
-    import json
     import signal
 
     from cc_executor.tasks import TaskListBusy, TaskListError, TaskListNotFound
@@ -185,7 +184,7 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     # the same words: the list keeps one copy of each warning.
     result.warnings[:] = dict.fromkeys(result.warnings)
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        _print_json(result.to_dict())
     else:
         # The live table already shows every task on this terminal: only the totals then.
         _print_summary(result, sys.stdout, rows=not (view.live and sys.stdout.isatty()))
@@ -205,7 +204,6 @@ def exit_code_for(result: TaskListResult) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    import json
 
     from cc_executor.tasks import TaskListError, load_task_list
     from cc_executor.tasks._task_options import task_options
@@ -218,7 +216,7 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     waves = spec.waves()
     if args.json:
-        sys.stdout.write(json.dumps({**spec.to_dict(), "waves": waves}, ensure_ascii=False) + "\n")
+        _print_json({**spec.to_dict(), "waves": waves})
         return 0
     shape = "one at a time" if spec.one_at_a_time else f"{len(waves)} waves"
     extra = []
@@ -243,7 +241,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    import json
 
     from cc_executor.tasks import TaskListNotFound, get_task_list
 
@@ -253,7 +250,7 @@ def _show(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_USAGE
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        _print_json(result.to_dict())
     else:
         print(f"list {result.list_id} · {inert(result.name or result.source or '')}")
         _print_summary(result, sys.stdout)
@@ -524,3 +521,12 @@ class TaskListView:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    from cc_executor._text import inert_json
+
+    text = json.dumps(data, ensure_ascii=False)
+    sys.stdout.write((inert_json(text) if sys.stdout.isatty() else text) + "\n")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cc_executor._engine._capture import StreamCapture
@@ -201,3 +201,54 @@ def record_blocks(record: _Record, source: StreamCapture) -> Iterator[tuple[int,
             return
         yield position, block
         position += len(block)
+
+
+#: A stdout line longer than this always counts as progress (see :class:`QuietLines`).
+QUIET_LINE_LIMIT = 4096
+
+
+class QuietLines:
+    """Judges stdout as it is read, for the idle and first-output timers: does a read hold
+    anything but lines that ``quiet`` calls quiet (a notice that the child is only waiting,
+    such as a reconnect message)?
+
+    A line is judged once complete; one longer than :data:`QUIET_LINE_LIMIT` counts as
+    progress as soon as that much of it has arrived (a long answer streaming slowly keeps
+    the run alive). ``quiet`` is called on the event loop for each complete short line: it
+    must be cheap; an exception from it counts the line as progress.
+    """
+
+    def __init__(self, quiet: Callable[[bytes], bool], limit: int = QUIET_LINE_LIMIT) -> None:
+        self._quiet = quiet
+        self._limit = limit
+        self._pending = bytearray()
+        self._long = False
+
+    def _counts(self, line: bytes) -> bool:
+        try:
+            return not self._quiet(line)
+        except Exception:  # the caller's predicate: a bug in it never stops a run
+            return True
+
+    def progress(self, buf: bytearray, n: int) -> bool:
+        """Whether ``buf[:n]``, the next bytes of the stream, hold progress."""
+        found = False
+        start = 0
+        while (nl := buf.find(b"\n", start, n)) >= 0:
+            if self._long:
+                self._long = False  # the end of a long line: its bytes count
+                found = True
+            else:
+                self._pending += buf[start:nl]
+                if len(self._pending) > self._limit or self._counts(bytes(self._pending)):
+                    found = True
+                self._pending.clear()
+            start = nl + 1
+        if start < n:
+            if self._long or len(self._pending) + n - start > self._limit:
+                self._long = True
+                self._pending.clear()
+                found = True
+            else:
+                self._pending += buf[start:n]
+        return found

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from cc_executor._engine import _tree
 from cc_executor._engine._capture import StreamCapture
-from cc_executor._engine._events import EventQueue, LineFramer, record_blocks
+from cc_executor._engine._events import EventQueue, LineFramer, QuietLines, record_blocks
 from cc_executor._engine._launch import DEVNULL, PIPE, Launched, LaunchedChild, launch
 from cc_executor._engine._spawn import (
     SpawnError,
@@ -159,6 +159,7 @@ class SupervisedProcess:
         stdout_to_file: bool = False,
         launched: Launched | None = None,
         marker: Mapping[str, str] | None = None,
+        quiet_line: Callable[[bytes], bool] | None = None,
     ) -> None:
         if launched is not None:
             # A child the console started before the event loop existed: take it over.
@@ -206,6 +207,8 @@ class SupervisedProcess:
         self._tail_delay = _TAIL_MIN_DELAY
         self._queue = EventQueue(memory_budget=queue_budget) if events else None
         self._events_taken = False
+        #: Judges stdout for the idle and first-output timers (None: every byte counts).
+        self._quiet = QuietLines(quiet_line) if quiet_line is not None else None
 
         self._launched = launched
         #: The fields of the spawn marker written before the spawn (see ``_marker``);
@@ -245,6 +248,8 @@ class SupervisedProcess:
         self._stop_reason: tuple[ProcessStatus, TimeoutKind | None, float | None] | None = None
         self._kill_signal: str | None = None
         self._descendants_killed = 0
+        #: Descendants found only by parent PID (PID: start time): signalled until gone.
+        self._descendants: dict[int, int] = {}
 
     # ----------------------------------------------------------------- public surface
 
@@ -694,6 +699,8 @@ class SupervisedProcess:
             capture.feed(view)
             if self._queue is not None:
                 self._queue.push_output(stream, capture.size - n, view, now)
+        if self._quiet is not None and stream == "stdout" and not self._quiet.progress(buf, n):
+            return  # only quiet lines: the child is waiting, not working
         self._last_activity = now
         self._seen_output = True
 
@@ -823,27 +830,27 @@ class SupervisedProcess:
         return self._sid if self._popen is not None and self._popen.returncode is None else None
 
     def _signal_tree(self, sig: int) -> int:
-        return _tree.signal_tree([self._token], sig, sid=self._sid, pgid=self._pgid())
+        return _tree.signal_tree(
+            [self._token], sig, sid=self._sid, pgid=self._pgid(), known=self._descendants, own=True
+        )
 
     def _hard_kill(self) -> None:
         if self._popen is not None and self._popen.returncode is None:
             self._descendants_killed += _tree.kill_tree(
-                [self._token], sid=self._sid, pgid=self._pgid()
+                [self._token], sid=self._sid, pgid=self._pgid(), own=True
             )
 
     async def _tree_gone(self) -> None:
         await self._exit
         # Other processes' exits give us no event to wait on: poll the (cheap) sweep.
-        while _tree.find_tree([self._token], self._sid):  # noqa: ASYNC110
+        while _tree.find_tree([self._token], self._sid, own=True) or any(  # noqa: ASYNC110
+            _tree.start_ticks(pid) == started for pid, started in self._descendants.items()
+        ):
             await asyncio.sleep(0.05)
 
     async def _kill_all(self) -> None:
         for _ in range(50):
-            if (
-                _tree.signal_tree([self._token], signal.SIGKILL, sid=self._sid, pgid=self._pgid())
-                == 0
-                and self._exit.done()
-            ):
+            if self._signal_tree(signal.SIGKILL) == 0 and self._exit.done():
                 return
             await asyncio.sleep(0.005)
 
@@ -863,7 +870,7 @@ class SupervisedProcess:
             await self._kill_all()
 
     async def _cleanup_descendants(self) -> None:
-        members = _tree.find_tree([self._token], self._sid)
+        members = _tree.find_tree([self._token], self._sid, own=True)
         if not members:
             return
         self._descendants_killed = len(members)
@@ -1150,7 +1157,10 @@ async def run_process(
       (the child writes ``stdout.log`` itself, as with ``cmd > file``, and it is read back as
       it grows, polled every 1-50 ms: no pipe for a fast writer to wait on. Then a full disk
       or a file size limit hits the child's own writes, where a pipe would let us keep the
-      bytes in memory).
+      bytes in memory), ``quiet_line`` (a predicate over complete stdout lines:
+      those it calls quiet, such as a CLI's "reconnecting" notices, do not count as output
+      for ``idle_timeout`` and ``first_output_timeout``, so a child that only waits is still
+      stopped; see :class:`~cc_executor._engine._events.QuietLines`).
 
     Spawn problems come back as status ``spawn_failed``; only programming errors (an empty
     or string ``argv``, a negative timeout) raise. Cancelling the awaiting task terminates

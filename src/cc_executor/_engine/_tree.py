@@ -18,8 +18,19 @@ Why this mechanism (Linux):
 * cgroups would be stronger, but need delegation (root or systemd) and are v1-only on many
   machines; they are not required for any of the guarantees above.
 
-What it cannot see: a descendant that both scrubs its environment and leaves the session
-(``env -i setsid ...``). Such a process is only bounded by the parent-death signal of the
+* A descendant that both scrubs its environment and leaves the session (``env -i setsid
+  ...``) carries neither mark; the sweep also takes the descendants of every member, by
+  parent PID, so it is found while its parent (or any ancestor up to a member) lives. A
+  process that supervises one run only (``cc-executor run`` and ``exec``) also calls
+  :func:`adopt_orphans`: it becomes a child subreaper (``PR_SET_CHILD_SUBREAPER``), so
+  orphans of its tree are re-parented to it instead of init, and the sweep takes its own
+  children outside its session (but the watchdog) as members.
+
+What it still cannot see: in a process supervising runs as a library, or several at once
+(the service, batches, task lists), a descendant that scrubs its environment, leaves the
+session *and* is orphaned (a double fork) before the sweep: it is re-parented to init, and
+making the caller's process a subreaper would hand it zombies it does not expect and could
+not attribute to a run. Such a process is only bounded by the parent-death signal of the
 child and the drain timeout of the supervisor.
 """
 
@@ -107,26 +118,146 @@ def start_ticks(pid: int, *, zombie: bool = False) -> int | None:
         return None
 
 
-def find_tree(tokens: Iterable[str], sid: int | None = None) -> list[int]:
-    """PIDs of live processes carrying any of ``tokens`` or in session ``sid``.
+#: The process that adopts the orphans of the tree it supervises (:func:`adopt_orphans`),
+#: by PID: a child forked from it (the watchdog) is no subreaper.
+_ADOPTER: set[int] = set()
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> bool:
+    """Make this process a child subreaper, so that the orphans of the trees it supervises
+    are re-parented to it (not to init) and :func:`find_tree` counts its children outside
+    its own session (but the watchdog) as members. Only for a process supervising one
+    run at a time, whose children are all that run's (``cc-executor run``, ``exec``).
+    True if it took effect (Linux only); the setting lasts for the life of the process."""
+    if os.getpid() in _ADOPTER:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    _ADOPTER.add(os.getpid())
+    return True
+
+
+def _parent(pid: int) -> tuple[int, int] | None:
+    """The parent PID and start time of a live process (None: a zombie, or gone)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return None if fields[0] in (b"Z", b"X") else (int(fields[1]), int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def find_tree(tokens: Iterable[str], sid: int | None = None, *, own: bool = False) -> list[int]:
+    """PIDs of live processes carrying any of ``tokens`` or in session ``sid``, and their
+    descendants (by parent PID: one that scrubbed its environment and left the session is
+    still the child of a member). With ``own`` (the tree this process supervises) in a
+    process that :func:`adopt_orphans`, its own children outside its session (orphans of
+    the tree re-parented to it) but the watchdog count too; never for another tree (crash
+    recovery sweeping a dead run's token must not take this process's live run).
 
     Zombies have no environment left and are not returned: they are already dead. The
     calling process is never returned.
     """
+    marked, descendants = _sweep(tokens, sid, own=own)
+    return [*marked, *descendants]
+
+
+def _sweep(
+    tokens: Iterable[str], sid: int | None, *, own: bool = False
+) -> tuple[list[int], dict[int, int]]:
+    """The members carrying a mark (token or session), and the descendants found only by
+    parent PID, with their start times (a pidfd check before signalling one)."""
     needles = [t.encode() for t in tokens]
     me = os.getpid()
     found = []
+    others: list[int] = []
     try:
         names = os.listdir("/proc")
     except OSError:
-        return []
+        return [], {}
     for name in names:
         if not name.isdigit():
             continue
         pid = int(name)
-        if pid != me and _is_member(pid, needles, sid):
+        if pid == me:
+            continue
+        if _is_member(pid, needles, sid):
             found.append(pid)
-    return found
+        else:
+            others.append(pid)
+    adopting = own and me in _ADOPTER
+    roots = set(found)
+    if adopting:
+        roots.add(me)
+    descendants: dict[int, int] = {}
+    if not roots or not others:
+        return found, descendants
+    children: dict[int, list[tuple[int, int]]] = {}
+    for pid in others:
+        parent = _parent(pid)
+        if parent is not None:
+            children.setdefault(parent[0], []).append((pid, parent[1]))
+    if adopting:
+        from cc_executor._engine._watchdog import watchdog
+
+        # Our own helpers (git) stay in our session and the watchdog is known; an orphan
+        # re-parented to us left it (or it would be in the child's session, a member).
+        keeper, ours = watchdog().pid, os.getsid(0)
+        children[me] = [
+            child
+            for child in children.get(me, ())
+            if child[0] != keeper and _session(child[0]) not in (ours, None)
+        ]
+    queue = list(roots)
+    while queue:
+        for pid, started in children.pop(queue.pop(), ()):
+            descendants[pid] = started
+            queue.append(pid)
+    return found, descendants
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _signal_descendant(pid: int, started: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` if it is still the process the sweep saw (same start time,
+    checked through a pidfd that pins it); True if sent."""
+    import signal
+
+    if not (_HAVE_PIDFD and hasattr(signal, "pidfd_send_signal")):
+        if start_ticks(pid) != started:
+            return False
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return False
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if start_ticks(pid) != started:
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def signal_member(pid: int, sig: int, tokens: Iterable[str], sid: int | None = None) -> bool:
@@ -162,23 +293,39 @@ def signal_member(pid: int, sig: int, tokens: Iterable[str], sid: int | None = N
 
 
 def signal_tree(
-    tokens: Iterable[str], sig: int, *, sid: int | None = None, pgid: int | None = None
+    tokens: Iterable[str],
+    sig: int,
+    *,
+    sid: int | None = None,
+    pgid: int | None = None,
+    known: dict[int, int] | None = None,
+    own: bool = False,
 ) -> int:
     """Send ``sig`` to the process group ``pgid`` (if given) and every tree member.
 
-    Returns how many members the sweep found. The caller must guarantee that ``pgid`` is
-    still ours (its leader not yet reaped), since group ids are not pinned by a pidfd.
+    Returns how many members the sweep found (``known`` ones still alive included).
+    ``known``: descendants found by parent PID in earlier sweeps (PID: start time), updated
+    in place; each is signalled again while it is the same process, since one that outlived
+    its parent is re-parented to init and no later sweep can find it. The caller must
+    guarantee that ``pgid`` is still ours (its leader not yet reaped), since group ids are
+    not pinned by a pidfd.
     """
     import contextlib
 
     tokens = list(tokens)
+    # Sweep first: a descendant found only by its parent is lost to init once that dies.
+    members, descendants = _sweep(tokens, sid, own=own)
+    if known is not None:
+        known.update(descendants)
+        descendants = {pid: t for pid, t in known.items() if start_ticks(pid) == t}
     if pgid is not None:
         with contextlib.suppress(OSError):
             os.killpg(pgid, sig)
-    members = find_tree(tokens, sid)
     for pid in members:
         signal_member(pid, sig, tokens, sid)
-    return len(members)
+    for pid, started in descendants.items():
+        _signal_descendant(pid, started, sig)
+    return len(members) + len(descendants)
 
 
 def kill_tree(
@@ -187,16 +334,19 @@ def kill_tree(
     sid: int | None = None,
     pgid: int | None = None,
     rounds: int = 50,
+    own: bool = False,
 ) -> int:
     """SIGKILL the tree until a sweep finds nobody; returns the number of sweeps that found
     someone. A member forking during the kill shows up in the next sweep, and a killed
-    process cannot fork again, so this converges in a few rounds."""
+    process cannot fork again, so this converges in a few rounds. ``own``: as for
+    :func:`find_tree`."""
     import signal
 
     tokens = list(tokens)
     busy = 0
+    known: dict[int, int] = {}
     for _ in range(rounds):
-        if signal_tree(tokens, signal.SIGKILL, sid=sid, pgid=pgid) == 0:
+        if signal_tree(tokens, signal.SIGKILL, sid=sid, pgid=pgid, known=known, own=own) == 0:
             break
         busy += 1
         # Give the kernel a moment to turn the killed processes into zombies.

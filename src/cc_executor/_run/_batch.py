@@ -4,7 +4,9 @@
 each), at most ``concurrency`` at a time, and returns their results in input order. Every
 run is recorded in the history with the batch's id and its document's *key*; running the
 same batch id again reuses the runs that already ended ``ok`` instead of paying for them
-twice, so a driver that crashed half way resumes where it stopped.
+twice, so a driver that crashed half way resumes where it stopped. A run is reused only if
+it verifies (its record and its files match their receipts, as ``cc-executor verify``
+checks): one that does not is run again, with a warning saying why.
 
 A budget (``budget_usd``) is a ceiling on what the batch's runs cost: each run is capped at
 what remains of it when it starts (``max_budget_usd``, for agents that support it), no run
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_executor._agents import get_adapter
+from cc_executor._agents._prices import takes_budget
 from cc_executor._agents._types import AgentEvent, ResultEvent, RunStatus
 from cc_executor._engine import run_sync as run_coroutine_sync
 from cc_executor._ids import new_run_id
@@ -33,7 +36,7 @@ from cc_executor._payload import SCHEMA_VERSION
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import _Run
-from cc_executor._store import HistoryError, Query, RunRecord, open_store
+from cc_executor._store import HistoryError, Query, RunRecord, open_store, verify
 
 #: What :class:`BatchEvent.kind` can be.
 STARTED = "started"
@@ -393,6 +396,15 @@ class _Batch:
             record = records.get(item.key)
             if record is None:
                 continue
+            # A record or event log edited (or lost) since must not stand for a result.
+            check = await asyncio.to_thread(verify, record, record.id)
+            if not check.ok:
+                why = check.problems[0] if check.problems else "it does not verify"
+                self.out.warnings.append(
+                    f"prompts[{index}]: run {record.id} ended ok but fails verification "
+                    f"({why}): run again"
+                )
+                continue
             answer = await asyncio.to_thread(_earlier_answer, record, item.options)
             if answer is None:
                 self.out.warnings.append(
@@ -463,8 +475,7 @@ class _Batch:
             return
         options = item.options.replace(run_id=run_id)
         remaining = self._remaining()
-        agents = RunOptions.by_name["max_budget_usd"].agents
-        if remaining is not None and (agents is None or options.agent in agents):
+        if remaining is not None and takes_budget(options.agent, options.model):
             own = options.max_budget_usd
             options = options.replace(
                 max_budget_usd=remaining if own is None else min(own, remaining)

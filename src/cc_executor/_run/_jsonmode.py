@@ -21,6 +21,7 @@ import functools
 import heapq
 import itertools
 import json
+import math
 import re
 import reprlib
 import time
@@ -28,6 +29,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple, NoReturn
+
+from cc_executor._errors import CCExecutorError
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -103,15 +106,30 @@ _LITERAL_WORDS = frozenset(
 )
 
 
+class _NonFinite(CCExecutorError, ValueError):
+    """A JSON span holds NaN, Infinity or a number too large for a float (an internal
+    signal: the span's failure, never raised to a caller)."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _NonFinite(f"holds {name}")
 
 
-# Strict means RFC 8259: Python's json would otherwise accept NaN and Infinity.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFinite(f"holds the number {_preview(text)} (too large for a float)")
+    return value
+
+
+# Strict means RFC 8259: Python's json would otherwise accept NaN and Infinity, and turn
+# 1e999 into inf; a value the caller cannot tell from a real number must not pass.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 # JSON but for raw control characters (a newline) inside strings: models write multi-line
 # code into a string unescaped, and the stdlib's non-strict mode reads it, in C.
-_LENIENT = json.JSONDecoder(strict=False, parse_constant=_reject_constant)
+_LENIENT = json.JSONDecoder(
+    strict=False, parse_constant=_reject_constant, parse_float=_finite_float
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +180,7 @@ class _Failure(NamedTuple):
     candidate: _Candidate
     reason: str
     needs_partial: bool
+    non_finite: bool = False  # refuses the whole answer, not just this span
 
 
 def extract_json(
@@ -284,6 +303,8 @@ def _find(text: str, *, partial: bool, salvage: bool) -> tuple[_Parsed | str, bo
     if stripped[-1] in _JSON_ENDS:
         try:
             return _Parsed(_DECODER.decode(stripped), False, stripped), False
+        except _NonFinite as exc:
+            return _non_finite_error(text, str(exc)), False
         except (ValueError, RecursionError):
             pass
 
@@ -294,6 +315,10 @@ def _find(text: str, *, partial: bool, salvage: bool) -> tuple[_Parsed | str, bo
             outcome = _attempt(scanner, candidate, partial=partial)
             if isinstance(outcome, _Parsed):
                 return outcome, False
+            if outcome.non_finite:
+                # Another span (one nested inside this one) would be a value cut out of
+                # the answer's JSON: the whole answer is refused instead.
+                return _non_finite_error(text, outcome.reason, outcome.candidate), False
             failures.append(outcome)
     for failure in failures if salvage else []:
         if failure.needs_partial:
@@ -310,10 +335,14 @@ def _attempt(scanner: _Scanner, candidate: _Candidate, *, partial: bool) -> _Par
             return _Parsed(_DECODER.decode(source), False, source)
         except RecursionError:
             return _Failure(candidate, "is nested too deeply to parse", False)
+        except _NonFinite as exc:
+            return _Failure(candidate, str(exc), False, non_finite=True)
         except ValueError as exc:
             strict_error = str(exc)
         try:
             return _Parsed(_LENIENT.decode(source), True, source)
+        except _NonFinite as exc:
+            return _Failure(candidate, str(exc), False, non_finite=True)
         except (ValueError, RecursionError):
             pass
     elif not candidate.trailing:
@@ -330,6 +359,9 @@ def _attempt(scanner: _Scanner, candidate: _Candidate, *, partial: bool) -> _Par
             f"(over {_MAX_REPAIR_DEPTH} levels) to repair",
             False,
         )
+    non_finite = _non_finite_token(source)
+    if non_finite is not None:
+        return _Failure(candidate, non_finite, False, non_finite=True)
     refusal = _prose_word(source, truncated=not candidate.complete)
     if refusal is not None:
         return _Failure(
@@ -447,6 +479,30 @@ def _prose_word(source: str, *, truncated: bool) -> str | None:
             continue
         return word
     return None
+
+
+def _non_finite_token(source: str) -> str | None:
+    """Why ``source`` holds a number that is not finite, if it does: a bare ``NaN`` or
+    ``Infinity`` (which json_repair would turn into a string) or a number too large for a
+    float (which it would turn into inf)."""
+    for token in _RELAXED_TOKEN.finditer(source):
+        word = token.group(1)
+        if word is not None:
+            if token.group(2) is None and word in _NON_FINITE_WORDS:
+                return f"holds {word}"
+            continue
+        text = token.group(0)
+        if text[0] in "-0123456789":
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            if not math.isfinite(value):
+                return f"holds the number {_preview(text)} (too large for a float)"
+    return None
+
+
+_NON_FINITE_WORDS = frozenset({"NaN", "Infinity"})
 
 
 class _Scanner:
@@ -614,6 +670,12 @@ def _not_found(text: str, failures: list[_Failure]) -> str:
     )
 
 
+def _non_finite_error(text: str, reason: str, where: _Candidate | None = None) -> str:
+    about = f"({len(text):,} chars; starts with: {_preview(text.lstrip())})"
+    span = f"the JSON at chars {where.start:,}-{where.end:,}" if where else "the JSON answer"
+    return f"{span} {reason}: JSON has no NaN or infinite numbers, so the answer is refused {about}"
+
+
 def _preview(text: str) -> str:
     """``text``'s start as a quoted, escaped literal, elided after ~80 characters."""
     if len(text) <= _PREVIEW_CHARS:
@@ -715,6 +777,11 @@ def _compile_schema(schema: Any) -> Any:
         cls.check_schema(as_dict)
     except SchemaError as exc:
         raise ValueError(f"invalid JSON schema: {exc.message}") from exc
+    except RecursionError:
+        raise ValueError(
+            "invalid JSON schema: nested too deeply to be checked (use $defs and $ref for "
+            "deep structures)"
+        ) from None
     _check_local_refs(as_dict)
     _check_unbounded_patterns(as_dict)
     registry: Any = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]  # attrs
@@ -856,6 +923,10 @@ def _bounded_patterns(cls: Any) -> Any:
     return extend(cls, {k: v for k, v in replaced.items() if k in cls.VALIDATORS})
 
 
+#: The schema error of an answer nested deeper than the validator can descend.
+_TOO_DEEP = "the JSON is nested too deeply to be checked against the schema"
+
+
 def _schema_errors(validator: Any, value: Any) -> list[str]:
     """Every violation of ``value`` as ``"$.path: message"``, sorted by path."""
     # jsonschema >= 4.18 resolves $ref through `referencing` (its own dependency) and
@@ -867,6 +938,10 @@ def _schema_errors(validator: Any, value: Any) -> list[str]:
         errors = list(validator.iter_errors(value))
     except Unresolvable as exc:
         raise ValueError(f"invalid JSON schema: cannot resolve $ref: {exc}") from exc
+    except RecursionError:
+        # jsonschema descends one Python call per level: a model's deeply nested answer
+        # checked against a recursive schema ($ref: "#") would escape as a traceback.
+        return [f"$: {_TOO_DEEP}"]
     finally:
         _PATTERN_DEADLINE.reset(token)
 

@@ -293,8 +293,8 @@ class RunOptions(OptionRecord):
         above=0,
         flag="--max-budget-usd",
         metavar="USD",
-        agents=("claude",),
-        help="stop once the run has cost USD (status budget_exceeded)",
+        help="stop once the run has cost USD (status budget_exceeded); for agents that "
+        "report no cost, its estimate, checked as each attempt ends (docs/agents/prices.md)",
     )
     resume: str | None = option(
         kind="text",
@@ -429,6 +429,17 @@ class RunOptions(OptionRecord):
         metavar="KEY=VALUE",
         group="environment",
         help="a variable added to the agent's environment (repeat for more)",
+    )
+    # The operator's login pays, its config chooses what runs (MCP servers, hooks), and a
+    # resume would reach every session of the operator's own: not a remote caller's choice.
+    use_login: bool = option(
+        kind="flag",
+        default=False,
+        flag="--use-login",
+        group="environment",
+        remote=SERVER_ONLY,
+        help="run Codex or Gemini CLI with your own agent home and login (~/.codex, "
+        "~/.gemini) instead of a home of the session's own in the run folder",
     )
     timeout: float | None = option(
         kind="number",

@@ -238,15 +238,17 @@ def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
     return out
 
 
-def process_env(o: Any, run_dir: str | None = None) -> dict[str, str]:
-    """The variables added to the agent's environment: a home of the run's own in
-    ``run_dir`` when the agent needs one (the adapter's ``home_env``), ``env``, and what the
-    agent's own options need (the adapter's ``process_env``)."""
+def process_env(o: Any, run_dir: str | None = None, *, home: str | None = None) -> dict[str, str]:
+    """The variables added to the agent's environment: the agent's home when it gets one of
+    the run's own (``home``, else a new one in ``run_dir``; see :mod:`cc_executor._run._homes`),
+    ``env``, and what the agent's own options need (the adapter's ``process_env``)."""
     from cc_executor._agents import get_adapter
+    from cc_executor._run._homes import new_home, own_home
 
     adapter = get_adapter(o.agent)
-    home = adapter.home_env(o, run_dir) if run_dir is not None else {}
-    return {**home, **o.env, **adapter.process_env(o)}
+    where = home or (new_home(run_dir) if run_dir is not None else None)
+    own = adapter.home_env(o, where) if where is not None and own_home(adapter, o) else {}
+    return {**own, **o.env, **adapter.process_env(o)}
 
 
 def save_prompt(run_dir: str, prompt: bytes) -> str:

@@ -19,17 +19,20 @@ class RunResult:
     """Everything known about an agent run once it is over.
 
     ``result`` is the final answer; when the run was stopped early (timeout, cancel) or the
-    CLI died without a result line, it is the assistant text produced so far, assembled
-    from the token-level stream, and ``partial`` is True. ``session_id`` lets a stopped run
-    be resumed (``resume=session_id``). ``error`` is specific (API status, stderr tail, the
-    limit that stopped it). ``event_log`` is the CLI's full stream-json output;
-    ``process`` is the supervised process of the last attempt. ``cost_usd`` is the sum over
-    the attempts that reported a cost, None when none did. ``files``: the absolute paths
-    the agent's file tools (Write, Edit, ...) changed, plus, when the cwd is inside a git
-    work tree, those whose ``git status`` changed during the run (what a Bash command
-    wrote); outside git, the tool events only. ``incomplete_files``: output files of the
-    run that could not be written to the end (disk full, file size limit); they hold only
-    the output's first bytes, their receipts say so, and ``partial`` is True.
+    CLI died without a result line, it is the assistant text produced so far, assembled from
+    the token-level stream, and ``partial`` is True. ``session_id`` lets a stopped run be
+    resumed (``resume=session_id``). ``error`` is specific (API status, stderr tail, the
+    limit that stopped it). ``event_log`` is the CLI's full stream-json output; ``process``
+    is the supervised process of the last attempt. ``cost_usd`` is the sum over the attempts
+    that reported a cost, None when none did; for an agent that reports tokens but no cost
+    (Codex, Gemini, ...), the cost of its tokens at the dated price table of
+    docs/agents/prices.md, and ``cost_estimated`` is True (None without a price, never 0).
+    ``files``: the absolute paths the agent's file tools (Write, Edit, ...) changed, plus,
+    when the cwd is inside a git work tree, those whose ``git status`` changed during the
+    run (what a Bash command wrote); outside git, the tool events only.
+    ``incomplete_files``: output files of the run that could not be written to the end (disk
+    full, file size limit); they hold only the output's first bytes, their receipts say so,
+    and ``partial`` is True.
     """
 
     run_id: str
@@ -40,6 +43,7 @@ class RunResult:
     timeout_after: float | None = None
     session_id: str | None = None
     cost_usd: float | None = None
+    cost_estimated: bool = False
     usage: Mapping[str, Any] = field(default_factory=dict)
     num_turns: int | None = None
     duration_s: float = 0.0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._agents import adapter_for
 from cc_executor._agents._types import (
     AgentEvent,
+    ApiRetryEvent,
     HeartbeatEvent,
     InitEvent,
     Outcome,
@@ -45,8 +46,9 @@ from cc_executor._engine._launch import Launched
 from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
+from cc_executor._run._homes import link_home, new_home, own_home, session_home
 from cc_executor._run._options import RunOptions
-from cc_executor._run._prepare import run_marker, save_prompt
+from cc_executor._run._prepare import process_env, run_marker, save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
     Artifact,
@@ -89,6 +91,9 @@ class _AttemptState:
     output_tokens: int = 0
     last_activity: str = "starting"
     last_t: float = field(default_factory=time.monotonic)
+    #: The CLI's own API retries (``api_retry`` events) and the last one's error.
+    api_retries: int = 0
+    last_retry: str | None = None
 
     def apply(self, event: AgentEvent) -> None:
         self.last_t = event.t
@@ -122,6 +127,10 @@ class _AttemptState:
         elif isinstance(event, ResultEvent):
             self.result = event
             self.last_activity = "finished"
+        elif isinstance(event, ApiRetryEvent):
+            self.api_retries += 1
+            self.last_retry = event.error
+            self.last_activity = "retrying the API"
         elif isinstance(event, StreamEvent):
             if event.abandoned_from is not None:
                 # A broken stream was retracted: its text will be streamed again.
@@ -177,16 +186,21 @@ def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
     import shutil
     import subprocess
 
+    from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides
+
     executable = shutil.which("git")
     if executable is None:
         return None  # no git: as outside a repository
+    # The repository's configuration must not make our status run its programs (F8.8).
+    env = {**os.environ, **git_env(git_overrides(cwd, git=executable), os.environ)}
 
     def git(*args: str) -> bytes | str | None:
         try:
             done = subprocess.run(
-                [executable, "-C", cwd, *args],
+                [executable, *git_c_args(list(ALWAYS)), "-C", cwd, *args],
                 capture_output=True,
                 stdin=subprocess.DEVNULL,
+                env=env,
                 timeout=GIT_TIMEOUT_S,
                 check=False,
             )
@@ -331,6 +345,10 @@ class _Run:
         self._processes: list[ProcessResult] = []
         #: The cost each attempt reported (an attempt that reported none adds nothing).
         self._costs: list[float] = []
+        # Whether a cost in _costs was estimated from token counts (the agent reported none).
+        self._estimated = False
+        #: The agent home of the run's session (None: the caller's; see ``_homes``).
+        self.home: str | None = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -447,8 +465,25 @@ class _Run:
                     warnings=self.warnings,
                 )
             )
+        if opts.resume and own_home(self.adapter, opts):
+            try:  # the session's files are in the home of the run that made it
+                self.home = await asyncio.to_thread(session_home, self.adapter, opts.resume)
+            except ValueError as exc:
+                return await self._recorded(
+                    RunResult(
+                        run_id=self.run_id,
+                        status=RunStatus.SPAWN_FAILED,
+                        error=str(exc),
+                        duration_s=time.monotonic() - self.started,
+                        warnings=self.warnings,
+                    )
+                )
         # In a thread: a large prompt takes a while to write, and other runs share the loop.
         await asyncio.to_thread(self._prepare_run_dir)
+        if self.home is not None:
+            link_home(str(self.run_dir), self.home)
+        elif own_home(self.adapter, opts):
+            self.home = new_home(str(self.run_dir))
         argv = self.adapter.command(executable, opts)
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
@@ -575,6 +610,7 @@ class _Run:
         record.signal = result.process.signal if result.process else None
         record.session_id = result.session_id
         record.cost_usd = result.cost_usd
+        record.cost_estimated = result.cost_estimated
         record.input_tokens = _int_or_none(result.usage.get("input_tokens"))
         record.output_tokens = _int_or_none(result.usage.get("output_tokens"))
         record.turns = result.num_turns
@@ -609,8 +645,20 @@ class _Run:
         self.recorder.finish(record)
         self.recorder.close()
 
+    def _over_budget(self) -> bool:
+        """Whether estimated costs reached ``max_budget_usd`` (an agent that reports its cost
+        stops itself at it)."""
+        cap = self.options.max_budget_usd
+        return self._estimated and cap is not None and sum(self._costs) >= cap
+
     def _should_retry(self, attempt: _Attempt) -> bool:
         if self.stop_requested or not attempt.outcome.retryable:
+            return False
+        if self._over_budget():
+            self.warnings.append(
+                f"not retried: the estimated cost ${sum(self._costs):.4f} reached "
+                f"max_budget_usd ${self.options.max_budget_usd:g}"
+            )
             return False
         if attempt.state.tool_calls:
             self.warnings.append("not retried: a tool already ran; resume the session to continue")
@@ -633,7 +681,8 @@ class _Run:
             # The saved prompt when there is one (see _save_prompt); else the bytes, piped.
             stdin=None if launched is not None else (self._prompt_file or self.prompt),
             cwd=self.cwd,
-            extra_env=opts.process_env(str(run_dir)),
+            # One home for every attempt: a later resume finds the session of any of them.
+            extra_env=process_env(opts, home=self.home),
             timeout=max(remaining, 0.001) if remaining is not None else None,
             idle_timeout=opts.idle_timeout,
             first_output_timeout=opts.first_output_timeout,
@@ -641,6 +690,8 @@ class _Run:
             run_id=self.run_id if number == 1 else f"{self.run_id}-{number}",
             run_dir=run_dir,
             max_line_memory=max_line_memory,
+            # A CLI that only says it is reconnecting is waiting, not working.
+            quiet_line=self.adapter.quiet_line,
             # The event log on disk is the record; memory only buffers what is in flight.
             memory_budget=max_line_memory,
             queue_budget=4 * max_line_memory,
@@ -698,6 +749,14 @@ class _Run:
             raise self._callback_error
         if state.result is not None and state.result.cost_usd is not None:
             self._costs.append(state.result.cost_usd)
+        elif state.result is not None:
+            from cc_executor._agents._prices import estimate_cost
+
+            model = (state.init.model if state.init else None) or opts.model
+            estimate = estimate_cost(state.result.usage, model)
+            if estimate is not None:
+                self._costs.append(estimate)
+                self._estimated = True
         return _Attempt(number, process, state, self.adapter.outcome(process, state.result))
 
     async def _consume(self, item: OutputEvent, parser: StreamParser, state: _AttemptState) -> None:
@@ -790,12 +849,14 @@ class _Run:
             session_id=(final.session_id if final else None)
             or (state.init.session_id if state.init else None),
             cost_usd=sum(self._costs) if self._costs else None,
+            cost_estimated=self._estimated,
             usage=dict(final.usage) if final else {},
             num_turns=final.num_turns if final else len(state.message_ids) or None,
             duration_s=time.monotonic() - self.started,
             exit_code=process.exit_code,
             error=error,
-            api_error_status=final.api_error_status if final else None,
+            api_error_status=outcome.api_error_status
+            or (final.api_error_status if final else None),
             files=list(state.files),
             permission_denials=denials,
             tool_calls=state.tool_calls,
@@ -807,6 +868,18 @@ class _Run:
             warnings=[*self.warnings, *process.warnings],
             process=process,
         )
+        if self._over_budget():
+            result.warnings.append(
+                f"the estimated cost ${sum(self._costs):.4f} passed max_budget_usd "
+                f"${opts.max_budget_usd:g}: {self.adapter.title} reports its token counts only "
+                "when an attempt ends, so it could not be stopped at the cap"
+            )
+        if state.api_retries and status in (RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT):
+            # Said at once: the reason it "did nothing" was the API, not the agent.
+            result.warnings.append(
+                f"{self.adapter.title} was still retrying the model API when it was stopped "
+                f"({state.api_retries} retry notice(s); the last: {state.last_retry})"
+            )
         for earlier in (*self._processes, process):
             for path in earlier.incomplete_files:
                 if path not in result.incomplete_files:

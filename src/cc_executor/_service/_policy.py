@@ -149,6 +149,24 @@ class RunPolicy:
             "(start the server with --allow-dir to allow more)"
         )
 
+    def inside(self, path: str | os.PathLike[str] | None) -> bool:
+        """True when ``path`` (a folder a run used, as the history holds it) resolves inside
+        an allowed root: what of the history a remote caller may see and resume."""
+        if not path:
+            return False
+        resolved = _resolved(path)
+        return any(resolved == root or root in resolved.parents for root in self._roots)
+
+    def check_resume(self, session_id: Any, folders: Sequence[str | None]) -> None:
+        """Refuse to resume ``session_id`` unless one of the runs the history holds for it
+        (their ``folders``) ran inside an allowed root: the resumed run would get the whole
+        conversation of a session held in another folder."""
+        if not any(self.inside(folder) for folder in folders):
+            raise Forbidden(
+                f"resume {str(session_id)[:100]!r}: not the session of a run in the allowed "
+                "directories (a remote caller resumes only those)"
+            )
+
     def check_env(self, env: Any, *, command: Sequence[str] | None = None) -> dict[str, str]:
         """``env`` (None: empty) as a dict, when it sets only variables a caller may set:
         for an agent run, those that configure an agent (see ``_AGENT_ENV``) or that the

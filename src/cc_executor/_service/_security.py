@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -89,26 +90,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: ``name[:port]`` or ``[IPv6][:port]`` as browsers send them: a DNS name or dotted IPv4
+#: address, or an IPv6 address in brackets, then an optional decimal port.
+_HOST_FORM = re.compile(
+    r"(?:(?P<name>[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?\.?)|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
+)
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def _split_host(value: str) -> str:
-    """The host name of a ``Host`` header value (``[::1]:8000`` -> ``::1``), or "" when the
-    value is not ``name``, ``name:port``, ``[address]`` or ``[address]:port`` exactly:
-    ``[::1]evil.com`` and ``[::1]@evil.com`` must not pass for loopback."""
-    value = value.strip()
-    if value.startswith("["):
-        end = value.find("]")
-        rest = value[end + 1 :] if end > 0 else ""
-        if end < 0 or (rest and not _is_port(rest)):
+    """The host of a ``Host`` header value (``[::1]:8000`` -> ``::1``), or "" unless the
+    value is exactly a form a browser sends: a DNS name or dotted IPv4 address, or an IPv6
+    address in brackets, each with an optional port 1-65535 (``[::1]evil.com``,
+    ``[127.0.0.1]``, ``[::1]:99999`` and ``evil.com#.localhost`` are refused)."""
+    match = _HOST_FORM.fullmatch(value.strip())
+    if match is None:
+        return ""
+    port = match.group("port")
+    if port is not None and int(port) > 65535:
+        return ""
+    ipv6 = match.group("ipv6")
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
             return ""
-        return value[1:end]
-    name, sep, port = value.rpartition(":") if ":" in value else (value, "", "")
-    if ":" in name or (sep and not port.isascii()) or (sep and not port.isdigit()):
-        return ""  # an IPv6 address without brackets, or no port after the colon
+        return ipv6.lower()
+    name = match.group("name").lower()
+    if ".." in name:
+        return ""
     return name
 
 
-def _is_port(rest: str) -> bool:
-    port = rest[1:]
-    return rest.startswith(":") and port.isascii() and port.isdigit() and len(port) <= 5
+def _is_loopback_host(host: str) -> bool:
+    """True for a host from :func:`_split_host` naming this machine: ``localhost`` or a
+    name under it made of DNS labels, an IPv4 address in 127.0.0.0/8 written as four
+    decimal numbers, or the IPv6 loopback address."""
+    name = host.rstrip(".") if ":" not in host else host
+    if ":" in name:
+        return ipaddress.IPv6Address(name).is_loopback
+    try:
+        return ipaddress.IPv4Address(name).is_loopback
+    except ValueError:
+        pass
+    labels = name.split(".")
+    return labels[-1] == "localhost" and all(_LABEL.fullmatch(label) for label in labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +176,7 @@ class SecurityPolicy:
         """None if the request may pass, else ``(status, code, message)``."""
         host_header = headers.get("host", "")
         host = _split_host(host_header).lower()
-        if not host or not (is_loopback(host) or host in self.allowed_hosts):
+        if not host or not (_is_loopback_host(host) or host in self.allowed_hosts):
             return 403, "bad_host", "Host is not a loopback name or an allowed host"
         origin = headers.get("origin")
         if origin is not None:

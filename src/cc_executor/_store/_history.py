@@ -99,6 +99,7 @@ _END_TYPES: dict[str, tuple[type, ...]] = {
     **{name: (int, float, type(None)) for name in ("ended_at", "cost_usd", "duration_s")},
     **{name: (str,) for name in ("id", "kind", "status")},
     "started_at": (int, float),
+    "cost_estimated": (bool, type(None)),  # absent from the ends written before it
     "argv": (list,),
     "warnings": (list,),
     "artifacts": (list,),
@@ -128,7 +129,7 @@ def _kept_end(record: RunRecord, key: bytes | None) -> RunRecord | None:
             return None
         for name, allowed in _END_TYPES.items():
             value = data.get(name)
-            if not isinstance(value, allowed) or isinstance(value, bool):
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 return None
         if not all(isinstance(x, str) for x in (*data["argv"], *data["warnings"])):
             return None
@@ -141,6 +142,7 @@ def _kept_end(record: RunRecord, key: bytes | None) -> RunRecord | None:
             ):
                 return None
         end = RunRecord.from_dict(data)
+        end.cost_estimated = bool(end.cost_estimated)
     except (ValueError, TypeError, KeyError):
         return None
     same = (end.id, end.run_dir, end.supervisor_pid, end.supervisor_started) == (

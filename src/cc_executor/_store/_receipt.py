@@ -1,10 +1,11 @@
 """The receipt of a history record: a digest of every field of the run as stored, so that
 ``verify`` sees a status, exit code or cost edited after the fact.
 
-Unkeyed (``v1:sha256:...``) by default: it shows accidental damage and naive edits, but
+Unkeyed (``v2:sha256:...``) by default: it shows accidental damage and naive edits, but
 whoever can write the data folder can recompute it. With a key in the file named by
 ``CC_EXECUTOR_RECEIPT_KEY_FILE`` (kept outside the data folder) it is an HMAC-SHA256
-(``v1:hmac-sha256:...``) that cannot be forged without the key.
+(``v2:hmac-sha256:...``) that cannot be forged without the key. A v1 receipt (written
+before v2 added ``batch_id`` and ``batch_key``) is still checked against the v1 fields.
 """
 
 from __future__ import annotations
@@ -35,15 +36,20 @@ FIELDS_V1 = (
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
     "model", "artifacts", "warnings",
 )  # fmt: skip
-UNKEYED = "v1:sha256:"
-KEYED = "v1:hmac-sha256:"
+#: v2 adds the batch a run belongs to, which decides whether a batch re-run reuses it, and
+#: whether ``cost_usd`` is an estimate from the price table.
+FIELDS_V2 = (*FIELDS_V1, "batch_id", "batch_key", "cost_estimated")
+#: The fields each receipt version covers; new receipts are written with the last.
+FIELDS = {"v1": FIELDS_V1, "v2": FIELDS_V2}
+VERSION = "v2"
 
 
 def receipt_key() -> bytes | None:
     """The key in the file ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` names, or None when it is unset.
 
-    Raises :class:`HistoryError` when the file cannot be read, holds fewer than 16 or more
-    than 4096 bytes, or lies inside the data folder (whoever can rewrite the receipts there
+    Raises :class:`HistoryError` when the file cannot be read, is open to group or others
+    (any mode bit beyond 0600), holds fewer than 16 or more than 4096 bytes, or lies inside
+    the data folder (whoever can rewrite the receipts there
     could read it). The file's bytes are the key, exactly."""
     named = os.environ.get(KEY_ENV)
     if not named:
@@ -57,6 +63,13 @@ def receipt_key() -> bytes | None:
         )
     try:
         with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode & 0o777
+            # A key others can read (or replace) lets them forge receipts.
+            if mode & 0o077:
+                raise HistoryError(
+                    f"{KEY_ENV}: {named} is open to group or others (mode {mode:03o}): "
+                    f"fix with chmod 600 {named}"
+                )
             key = f.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise HistoryError(f"{KEY_ENV}: cannot read {named}: {exc.strerror or exc}") from None
@@ -64,40 +77,45 @@ def receipt_key() -> bytes | None:
         raise HistoryError(
             f"{KEY_ENV}: {named} holds {'more than ' if len(key) > MAX_KEY_BYTES else ''}"
             f"{min(len(key), MAX_KEY_BYTES)} bytes; a receipt key is {MIN_KEY_BYTES} to "
-            f"{MAX_KEY_BYTES} bytes (head -c 32 /dev/urandom > FILE)"
+            f"{MAX_KEY_BYTES} bytes ((umask 077; head -c 32 /dev/urandom > FILE))"
         )
     return key
 
 
-def _canonical(record: RunRecord) -> bytes:
+def _canonical(record: RunRecord, version: str = VERSION) -> bytes:
     data = record.to_dict()
-    fields: dict[str, Any] = {name: data.get(name) for name in FIELDS_V1}
+    fields: dict[str, Any] = {name: data.get(name) for name in FIELDS[version]}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def record_receipt(record: RunRecord, key: bytes | None) -> str:
-    """The receipt of ``record``'s fields: an HMAC-SHA256 with ``key``, else a sha256."""
-    body = _canonical(record)
+def record_receipt(record: RunRecord, key: bytes | None, version: str = VERSION) -> str:
+    """The receipt of ``record``'s fields: an HMAC-SHA256 with ``key``, else a sha256;
+    ``version`` chooses the fields covered (older ones only to check older receipts)."""
+    body = _canonical(record, version)
     if key is None:
-        return UNKEYED + hashlib.sha256(body).hexdigest()
-    return KEYED + hmac.new(key, body, hashlib.sha256).hexdigest()
+        return f"{version}:sha256:" + hashlib.sha256(body).hexdigest()
+    return f"{version}:hmac-sha256:" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def check_record(record: RunRecord, key: bytes | None) -> str | None:
-    """None when ``record`` matches its receipt, else why not (one line)."""
+    """None when ``record`` matches its receipt (of any version cc-executor has written),
+    else why not (one line)."""
     stored = record.record_receipt
     if not stored:
         return (
             "the record has no receipt (written before cc-executor kept record receipts, or "
             "removed): its fields cannot be checked"
         )
-    if stored.startswith(KEYED):
+    version, _, rest = stored.partition(":")
+    if version not in FIELDS:
+        return "the record's receipt is not one cc-executor writes"
+    if rest.startswith("hmac-sha256:"):
         if key is None:
             return (
                 f"the record's receipt is keyed and no key is configured ({KEY_ENV}): its "
                 "fields cannot be checked"
             )
-    elif stored.startswith(UNKEYED):
+    elif rest.startswith("sha256:"):
         if key is not None:
             return (
                 "the record's receipt is not keyed though a key is configured: it was "
@@ -105,7 +123,7 @@ def check_record(record: RunRecord, key: bytes | None) -> str | None:
             )
     else:
         return "the record's receipt is not one cc-executor writes"
-    if not hmac.compare_digest(stored, record_receipt(record, key)):
+    if not hmac.compare_digest(stored, record_receipt(record, key, version)):
         return (
             "the record was altered: its fields (status, exit code, cost, receipts, ...) do "
             "not match its receipt"

@@ -136,6 +136,8 @@ class RunRecord:
     ``_store/_receipt.py``), written by the store; ``verify`` checks it.
     ``batch_id``: the batch the run belongs to (``run_many``, ``cc-executor batch``), and
     ``batch_key`` the key of its document in that batch (a re-run skips a key already ok).
+    ``cost_estimated``: ``cost_usd`` was estimated from token counts and the price table
+    (the agent reported no cost); not covered by the record's receipt (its fields are fixed).
     """
 
     id: str
@@ -172,6 +174,7 @@ class RunRecord:
     record_receipt: str | None = None
     batch_id: str | None = None
     batch_key: str | None = None
+    cost_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

@@ -90,6 +90,10 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN batch_key TEXT;
     CREATE INDEX runs_batch ON runs (batch_id, batch_key);
     """,
+    # 6: whether cost_usd was estimated from token counts (the agent reported no cost).
+    """
+    ALTER TABLE runs ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -99,6 +103,7 @@ _COLUMNS = (
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
     "model", "artifacts", "warnings", "record_receipt", "batch_id", "batch_key",
+    "cost_estimated",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -118,7 +123,7 @@ def _row_values(record: RunRecord) -> list[Any]:
 #: The type each column must hold: a row with another is skipped, never a failed command.
 _INTEGER_COLUMNS = frozenset(
     ("exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
-     "supervisor_pid", "supervisor_started")
+     "supervisor_pid", "supervisor_started", "cost_estimated")
 )  # fmt: skip
 _REAL_COLUMNS = frozenset(("started_at", "ended_at", "cost_usd", "duration_s"))
 _JSON_COLUMNS = frozenset(("argv", "warnings", "artifacts"))
@@ -214,6 +219,7 @@ def _decode(row: sqlite3.Row) -> RunRecord | str:
     for name in _REAL_COLUMNS:
         if type(data.get(name)) is int:
             data[name] = float(data[name])
+    data["cost_estimated"] = bool(data.get("cost_estimated"))
     return RunRecord(**{k: data[k] for k in _COLUMNS if k in data})
 
 
@@ -512,6 +518,9 @@ class SQLiteStore:
         if query.batch_id:
             where.append("batch_id = ?")
             params.append(query.batch_id)
+        if query.session_id:
+            where.append("session_id = ?")
+            params.append(query.session_id)
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides
 from cc_executor.notify._errors import GitStateError
 
 # We address the repository by path; variables a git hook may have set must not redirect us.
@@ -24,9 +25,11 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     git = shutil.which("git", path=env.get("PATH", os.defpath))
     if git is None:
         raise GitStateError("git is not installed (not found on PATH)")
+    # Even the sender's own configuration must not make our status run a program.
+    env.update(git_env(git_overrides(str(cwd), env=env, git=git), env))
     try:
         return subprocess.run(
-            [git, "-C", str(cwd), *args],
+            [git, *git_c_args(list(ALWAYS)), "-C", str(cwd), *args],
             capture_output=True,
             text=True,
             errors="replace",

@@ -28,7 +28,7 @@ PROCESSED = "processed"
 
 # A received file's name must stay a plain name: no separators of any platform, no "..",
 # no leading dot or dash, nothing a terminal or a shell would interpret.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 _NAME_PART = re.compile(r"[^A-Za-z0-9.-]+")
 _MAX_REASON = 300
 
@@ -36,7 +36,7 @@ _MAX_REASON = 300
 def is_safe_name(name: str) -> bool:
     """True when ``name`` is a plain file name: letters, digits and ``._+-`` only, starting
     with a letter or digit, at most 200 characters, without ``..``."""
-    return bool(_SAFE_NAME.match(name)) and ".." not in name
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cc_executor._agents import get_adapter
+from cc_executor._agents._prices import takes_budget
 from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
@@ -61,11 +62,10 @@ CONTINUE_NOTE = (
 
 
 def _enforces_cap(options: Mapping[str, Any]) -> bool:
-    """Whether the task's agent takes ``max_budget_usd`` (every agent gets a reservation;
-    only these stop themselves at it)."""
-    agents = RunOptions.by_name["max_budget_usd"].agents
+    """Whether the task's run takes ``max_budget_usd`` (every task gets a reservation): its
+    agent reports its cost, or the price table prices its model."""
     agent = options.get("agent", RunOptions.by_name["agent"].default)
-    return agents is None or agent in agents
+    return takes_budget(agent, options.get("model"))
 
 
 class ListRun:

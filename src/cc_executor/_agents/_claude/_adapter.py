@@ -35,6 +35,7 @@ class ClaudeAdapter:
 
     name = "claude"
     title = "Claude Code"
+    home_variable: str | None = None
 
     @property
     def max_line_memory(self) -> int:
@@ -42,6 +43,10 @@ class ClaudeAdapter:
         from cc_executor._agents._claude._parse import LARGE_LINE
 
         return LARGE_LINE
+
+    @property
+    def quiet_line(self) -> None:
+        return None
 
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_claude(explicit, env)
@@ -63,8 +68,11 @@ class ClaudeAdapter:
             env.update(CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(tokens), DISABLE_COMPACT="1")
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
 
     def parser(self) -> StreamParser:
         from cc_executor._agents._claude._parse import ClaudeStreamParser

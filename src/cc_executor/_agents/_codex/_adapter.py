@@ -13,7 +13,7 @@ from cc_executor._agents._codex._locate import locate_codex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from cc_executor._agents._base import StreamParser
@@ -26,6 +26,7 @@ class CodexAdapter:
 
     name = "codex"
     title = "Codex CLI"
+    home_variable: str | None = "CODEX_HOME"
 
     @property
     def max_line_memory(self) -> int:
@@ -33,11 +34,20 @@ class CodexAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> Callable[[bytes], bool]:
+        from cc_executor._agents._codex._parse import is_reconnect_line
+
+        return is_reconnect_line
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_codex(explicit, env)
 
     def check(self, options: Any) -> None:
+        from cc_executor._agents._prices import check_budget
+
         check_flags(options)
+        check_budget(options, "Codex CLI")
 
     def command(self, executable: str, options: Any) -> list[str]:
         return build_command(executable, options)
@@ -45,8 +55,22 @@ class CodexAdapter:
     def process_env(self, options: Any) -> dict[str, str]:
         return {}
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
-        return {}
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
+        # Nothing to write: the API key comes from OPENAI_API_KEY (the --base-url provider's
+        # env_key, and what the built-in provider reads); the rest Codex makes itself.
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        return {"CODEX_HOME": home}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        # Codex keeps sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl; compared as
+        # names, never as a pattern (the id is the caller's).
+        suffix = f"-{session_id}.jsonl"
+        for folder, _dirs, files in os.walk(os.path.join(home, "sessions")):
+            if folder.count(os.sep) - home.count(os.sep) > 4:
+                continue
+            if any(f.startswith("rollout-") and f.endswith(suffix) for f in files):
+                return True
+        return False
 
     def parser(self) -> StreamParser:
         from cc_executor._agents._codex._parse import CodexStreamParser

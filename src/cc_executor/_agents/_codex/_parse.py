@@ -10,6 +10,7 @@ result when they complete; one ``file_change`` item becomes one call per changed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
@@ -31,8 +32,41 @@ from cc_executor._agents._types import (
 
 #: A tool call announced by an item: its id, normalized name and input.
 _Call: TypeAlias = tuple[str, str, dict[str, Any]]
-#: Codex's top-level ``error`` lines that only say it is retrying the connection.
+#: Codex's top-level ``error`` lines that only say it is retrying the connection:
+#: "Reconnecting... 2/5 (...)" (its stream retries) or "Reconnecting... waiting for network
+#: (...)" (a connection refused or no network: it waits forever, at growing gaps).
 _RECONNECTING = "reconnecting"
+_RETRY_COUNT = re.compile(r"^Reconnecting\.\.\. (\d+)/(\d+)\b")
+
+
+def _is_reconnect(message: str) -> bool:
+    return message.lower().startswith(_RECONNECTING)
+
+
+def is_reconnect_line(line: bytes) -> bool:
+    """Whether a stdout line is a top-level reconnect notice (see :data:`_RECONNECTING`):
+    no progress for the idle and first-output timeouts. Cheap for every other line."""
+    if b"Reconnecting" not in line:
+        return False
+    try:
+        obj = orjson.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict) or obj.get("type") != "error":
+        return False
+    message = obj.get("message")
+    return isinstance(message, str) and _is_reconnect(message)
+
+
+def _retry_event(obj: Mapping[str, Any], message: str, t: float) -> ApiRetryEvent:
+    count = _RETRY_COUNT.match(message)
+    return ApiRetryEvent(
+        t=t,
+        raw=obj,
+        error=message,
+        attempt=int(count.group(1)) if count else None,
+        max_retries=int(count.group(2)) if count else None,
+    )
 
 
 def _str(value: Any) -> str | None:
@@ -95,8 +129,8 @@ class CodexStreamParser(JsonLinesParser):
             ]
         if kind == "error":
             message = _str(obj.get("message")) or ""
-            if message.lower().startswith(_RECONNECTING):
-                return [ApiRetryEvent(t=t, raw=obj, error=message)]
+            if _is_reconnect(message):
+                return [_retry_event(obj, message, t)]
             self._error = message or self._error
             return [UnknownEvent(t=t, raw=obj, event_type="error")]
         return [UnknownEvent(t=t, raw=obj, event_type=str(kind))]

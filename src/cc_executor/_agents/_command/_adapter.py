@@ -20,6 +20,14 @@ def _spec(options: Any) -> AgentSpec:
     return load_spec(getattr(options, "agent_spec", None))
 
 
+def _error_text(result: ResultEvent) -> str:
+    """A stream-json result's error message: its text, else its ``error.message`` (Qwen Code
+    puts it there)."""
+    error = result.raw.get("error") if result.raw is not None else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return result.result or (message if isinstance(message, str) else "")
+
+
 class CommandAdapter:
     """An agent CLI run from a spec file: argv, prompt on stdin, outcome from its exit.
 
@@ -31,6 +39,7 @@ class CommandAdapter:
 
     name = "command"
     title = "command agent"
+    home_variable: str | None = None
 
     def __init__(self, spec: AgentSpec | None = None) -> None:
         self._spec = spec
@@ -45,6 +54,10 @@ class CommandAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         import shutil
 
@@ -53,7 +66,9 @@ class CommandAdapter:
         program = os.fspath(explicit) if explicit is not None else None
         if program is None:
             if self._spec is None:
-                raise AgentNotFound("the command agent needs agent_spec (--agent-spec FILE)")
+                raise AgentNotFound(
+                    "the command agent needs agent_spec, a TOML file describing its CLI"
+                )
             program = self._spec.command[0]
         if os.sep in program:
             if os.path.isfile(program) and os.access(program, os.X_OK):
@@ -66,10 +81,17 @@ class CommandAdapter:
 
     def check(self, options: Any) -> None:
         spec = _spec(options)
-        if getattr(options, "model", None) and not spec.model_arg:
+        model = getattr(options, "model", None)
+        if isinstance(model, str) and model.startswith("-"):
+            # With model_arg = ["-m", "{model}"] the value would be an argument of its own.
+            raise ValueError(f"model must be a model name, got {model!r}")
+        if model and not spec.model_arg:
             raise ValueError(f"model: the agent spec {spec.path} has no model_arg to pass it")
         if getattr(options, "base_url", None) and not spec.base_url_env:
             raise ValueError(f"base_url: the agent spec {spec.path} has no base_url_env to pass it")
+        from cc_executor._agents._prices import check_budget
+
+        check_budget(options, spec.name)
 
     def command(self, executable: str, options: Any) -> list[str]:
         spec = _spec(options)
@@ -87,8 +109,11 @@ class CommandAdapter:
             env[spec.base_url_env] = base_url
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
         return {}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
 
     def parser(self) -> StreamParser:
         spec = self._spec
@@ -108,14 +133,21 @@ class CommandAdapter:
             from cc_executor._agents._claude._outcome import decide_outcome as claude_outcome
 
             outcome = claude_outcome(process, result)
+            if result is not None and result.is_error and spec.api_status:
+                from cc_executor._agents._command._outcome import api_status_outcome
+
+                found = api_status_outcome(spec, _error_text(result))
+                if found is not None:
+                    return found
             return type(outcome)(
                 outcome.status,
                 outcome.error.replace("Claude Code", spec.name) if outcome.error else None,
                 outcome.retryable,
+                outcome.api_error_status,
             )
         from cc_executor._agents._command._outcome import decide_outcome
 
-        return decide_outcome(process, spec.name if spec is not None else "the command agent")
+        return decide_outcome(process, spec)
 
     def changed_file(self, use: ToolUseEvent, cwd: str) -> str | None:
         spec = self._spec

@@ -9,7 +9,17 @@ from typing import Any
 
 #: How the CLI's stdout reads.
 OUTPUTS = ("text", "jsonl", "claude-stream-json")
-_KEYS = ("name", "command", "output", "model_arg", "base_url_env", "env", "jsonl", "file_tools")
+_KEYS = (
+    "name",
+    "command",
+    "output",
+    "model_arg",
+    "base_url_env",
+    "env",
+    "jsonl",
+    "file_tools",
+    "api_status",
+)
 _JSONL_KEYS = ("text", "match", "session")
 
 
@@ -36,6 +46,9 @@ class AgentSpec:
     env: dict[str, str] = field(default_factory=dict)
     jsonl: JsonlMapping | None = None
     file_tools: dict[str, str] = field(default_factory=dict)
+    #: A regular expression whose first group is an API error's HTTP status in the agent's
+    #: error message (see docs/agents/command.md).
+    api_status: str | None = None
 
 
 _cache: dict[tuple[str, int, int], AgentSpec] = {}
@@ -94,6 +107,21 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         jsonl = JsonlMapping(table["text"], dict(match), session)
     elif "jsonl" in data:
         raise ValueError(f'{where}: a [jsonl] table needs output = "jsonl"')
+    api_status = data.get("api_status")
+    if api_status is not None:
+        import re
+
+        try:
+            groups = re.compile(api_status).groups if isinstance(api_status, str) else 0
+        except re.error as exc:
+            raise ValueError(
+                f"{where}: 'api_status' is not a valid regular expression: {exc}"
+            ) from None
+        if not groups:
+            raise ValueError(
+                f"{where}: 'api_status' must be a regular expression with a group for the "
+                "status, e.g. 'API Error: (\\d{3})'"
+            )
     return AgentSpec(
         path=path,
         name=name,
@@ -104,6 +132,7 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         env=_str_map(data.get("env", {}), f"{where}: 'env'"),
         jsonl=jsonl,
         file_tools=_str_map(data.get("file_tools", {}), f"{where}: 'file_tools'"),
+        api_status=api_status,
     )
 
 
@@ -111,7 +140,8 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     """The spec in ``path`` (TOML); ``ValueError`` naming the file and what is wrong."""
     if path is None:
         raise ValueError(
-            "the command agent needs agent_spec (--agent-spec FILE): see docs/agents/command.md"
+            "the command agent needs agent_spec, a TOML file describing its CLI: "
+            "see docs/agents/command.md"
         )
     path = os.path.abspath(os.fspath(path))
     try:

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 #: Gemini CLI's tools that name the file they create or change.
 _FILE_TOOLS = ("write_file", "replace")
-_SETTINGS = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n'
+#: API-key auth (else exit 41), and one attempt per request: its own retries of a 429 or a
+#: 5xx last about 230 s, so our retry policy (``retries``, ``retry_initial_delay``) decides.
+_SETTINGS = (
+    '{"security": {"auth": {"selectedType": "gemini-api-key"}}, "general": {"maxAttempts": 1}}\n'
+)
 
 
 class GeminiAdapter:
@@ -26,6 +30,7 @@ class GeminiAdapter:
 
     name = "gemini"
     title = "Gemini CLI"
+    home_variable: str | None = "GEMINI_CLI_HOME"
 
     @property
     def max_line_memory(self) -> int:
@@ -33,11 +38,18 @@ class GeminiAdapter:
 
         return LARGE_LINE
 
+    @property
+    def quiet_line(self) -> None:
+        return None
+
     def locate(self, explicit: Any, env: Mapping[str, str]) -> str:
         return locate_gemini(explicit, env)
 
     def check(self, options: Any) -> None:
+        from cc_executor._agents._prices import check_budget
+
         check_flags(options)
+        check_budget(options, "Gemini CLI")
 
     def command(self, executable: str, options: Any) -> list[str]:
         return build_command(executable, options)
@@ -53,17 +65,18 @@ class GeminiAdapter:
             env["GOOGLE_GEMINI_BASE_URL"] = base_url
         return env
 
-    def home_env(self, options: Any, run_dir: str) -> dict[str, str]:
-        # An endpoint of the caller's choosing needs API-key auth, which only the CLI's
-        # settings can select: a home of the run's own, unless the caller gave one.
-        if not getattr(options, "base_url", None) or "GEMINI_CLI_HOME" in options.env:
-            return {}
-        home = os.path.join(run_dir, "agent-home")
-        for folder in (run_dir, home, os.path.join(home, ".gemini")):
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-        with open(os.path.join(home, ".gemini", "settings.json"), "w", encoding="utf-8") as f:
-            f.write(_SETTINGS)
+    def home_env(self, options: Any, home: str) -> dict[str, str]:
+        # Gemini CLI asks for a login unless its settings select an auth type: a fresh
+        # home selects the API key of GEMINI_API_KEY, and holds nothing of the user's.
+        settings = os.path.join(home, ".gemini", "settings.json")
+        if not os.path.exists(settings):
+            os.makedirs(os.path.dirname(settings), mode=0o700, exist_ok=True)
+            with open(settings, "w", encoding="utf-8") as f:
+                f.write(_SETTINGS)
         return {"GEMINI_CLI_HOME": home}
+
+    def holds_session(self, home: str, session_id: str) -> bool:
+        return False
 
     def parser(self) -> StreamParser:
         from cc_executor._agents._gemini._parse import GeminiStreamParser

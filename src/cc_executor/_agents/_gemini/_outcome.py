@@ -3,7 +3,7 @@ API error's HTTP status modulo 256: 400 -> 144, 429 -> 173, 500 -> 244) and our 
 
 from __future__ import annotations
 
-from cc_executor._agents._outcome import ended_without, not_run_or_stopped
+from cc_executor._agents._outcome import api_error, ended_without, not_run_or_stopped, search_status
 from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
 from cc_executor._engine import ProcessResult
 
@@ -15,7 +15,8 @@ _SETUP_EXITS = {
     55: "the folder is not trusted (cc-executor passes --skip-trust; is an extra argument "
     "overriding it?)",
 }
-_RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: The status in its error message: ``[API Error: {"error":{"code":400,...`` (the JSON body).
+_CODE = r'"code":\s*(\d{3})\b'
 
 
 def _http_status(exit_code: int | None) -> int | None:
@@ -37,10 +38,7 @@ def decide_outcome(process: ProcessResult, result: ResultEvent | None) -> Outcom
     if result is None:
         return ended_without(process, "Gemini CLI", "a result line")
     if result.is_error:
-        text = (result.result or "").strip()[:1000]
-        status = _http_status(code)
-        if status == 429:
-            return Outcome(RunStatus.RATE_LIMITED, f"rate limited by the API: {text}", True)
-        prefix = f"API error {status}" if status else "Gemini CLI reported an error"
-        return Outcome(RunStatus.ERROR, f"{prefix}: {text}", status in _RETRYABLE_STATUSES)
+        text = result.result or ""
+        status = _http_status(code) or search_status(_CODE, text)
+        return api_error(status, text, "Gemini CLI")
     return Outcome(RunStatus.OK, None)
