@@ -69,6 +69,8 @@ UNTESTED = {
     ("docs/agents/codex.md", "cc-executor run --agent codex --sandbox workspace-w"),
     ("docs/agents/gemini.md", "cc-executor run --agent gemini"),
     ("docs/agents/command.md", "cc-executor run --agent command"),
+    ("docs/fleet.md", "# On one machine: Redis (Debian: apt-get install redis-server), reacha"),
+    ("docs/fleet.md", "import asyncio"),
 }
 
 

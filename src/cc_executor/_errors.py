@@ -30,6 +30,8 @@ public classes are also importable from the module that raises them, as before
     │   ├── ShuttingDown                503 shutting_down
     │   └── Unavailable                 501 not_available
     ├── ExecPolicyError [ValueError]    an --exec-policy file is invalid or cannot be read
+    ├── FleetError                      a bad fleet URL, or the fleet's broker failed
+    │   └── RunRefused                  a fleet worker refused a run (its policy)
     ├── ToolFailure                     an MCP tool call cannot be done
     ├── ScriptError [ValueError]        a scripted model server's script is malformed
     ├── MissingExtra [ImportError]      a feature's optional dependencies are not installed
@@ -233,6 +235,17 @@ class ExecPolicyError(CCExecutorError, ValueError):
     """The service's exec policy file (``serve --exec-policy FILE``) cannot be read or is
     invalid; the one-line message names the file and the entry (``policy.toml: [[exec]]
     #2 (git): ...``). Raised when the server starts, before it serves anything."""
+
+
+class FleetError(CCExecutorError):
+    """Fleet mode (docs/fleet.md) cannot go on: the fleet URL is invalid or holds a password
+    on a command line, or the broker (Redis) refused or dropped a request."""
+
+
+class RunRefused(FleetError):
+    """The fleet worker that received a run refused it: its policy does not allow what the
+    run asks (a ``cwd`` outside its ``--allow-dir``, another agent, a server-only option).
+    Raised by the handle's ``wait()``; the message names the worker and the reason."""
 
 
 class ToolFailure(CCExecutorError):

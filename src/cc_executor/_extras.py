@@ -18,6 +18,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "service": ("starlette", "uvicorn", "websockets", "mcp"),
     "notify": ("watchdog", "yaml"),
     "testing": ("starlette", "uvicorn", "yaml"),
+    "fleet": ("dramatiq", "redis"),
 }
 
 

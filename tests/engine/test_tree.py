@@ -268,3 +268,23 @@ async def test_a_child_that_scrubs_its_environment_and_leaves_the_session_is_fou
         result = await (proc.cancel() if how == "cancel" else proc.wait())
     assert result.status is (ProcessStatus.CANCELLED if how == "cancel" else ProcessStatus.TIMEOUT)
     await assert_all_gone([escapee], within=5)
+
+
+def test_an_adopting_process_sweeping_another_tree_spares_its_own_children() -> None:
+    """Crash recovery in ``cc-executor run``/``exec`` (a child subreaper) sweeps a dead run's
+    token: that must not take the live run's child, which is outside the process's session."""
+    script = textwrap.dedent(
+        """
+        import subprocess, sys
+        from cc_executor._engine._tree import adopt_orphans, kill_tree, new_tree_token
+        assert adopt_orphans()
+        child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        kill_tree([new_tree_token()])
+        alive = child.poll() is None
+        child.kill()
+        child.wait()
+        sys.exit(0 if alive else 1)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False)
+    assert done.returncode == 0, "the sweep of another token killed this process's own child"

@@ -204,6 +204,18 @@ def test_bad_specs_are_one_line_errors_naming_the_file(
     assert "\n" not in str(caught.value)
 
 
+def test_a_spec_that_is_a_fifo_or_huge_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Third pass, T11: a FIFO as agent_spec blocked the caller in open() forever."""
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file") as caught:
+        RunOptions(agent="command", agent_spec=fifo)
+    assert str(fifo) in str(caught.value)
+    huge = spec(tmp_path, "huge", 'command = ["x"]\n' + "# padding\n" * 200_000)
+    with pytest.raises(ValueError, match="bytes: not a spec"):
+        RunOptions(agent="command", agent_spec=huge)
+
+
 def test_options_the_spec_cannot_pass_are_refused(tmp_path: Path) -> None:
     plain = spec(tmp_path, "plain", 'command = ["x"]\n')
     with pytest.raises(ValueError, match=r"model: the agent spec .* has no model_arg"):

@@ -301,8 +301,9 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
 
 
 async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> None:
-    """Issue 18 L2, L3: no turning the audit trail off or forging its links; NUL bytes and
-    '=' in names are refused at submission (400), not accepted and failed at the spawn."""
+    """Issue 18 L2, L3, T8: no turning the audit trail off or forging its links; NUL bytes,
+    '=' in names and an argument too long for Linux are refused at submission (400), not
+    accepted and failed at the spawn."""
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"record": False}, 403, "record"),
         ({"parent_id": "someone-elses-list"}, 403, "parent_id"),
@@ -311,6 +312,10 @@ async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> 
         ({"env": {"ANTHROPIC_A": "1\u0000"}}, 400, "NUL byte"),
         ({"append_system_prompt": "be\u0000brief"}, 400, "append_system_prompt contains a NUL"),
         ({"allowed_tools": ["Wr\u0000ite"]}, 400, "allowed_tools contains a NUL"),
+        # Third pass, T8: one argument or variable over Linux's limit was a 202, then
+        # spawn_failed (Argument list too long).
+        ({"append_system_prompt": "b" * 140_000}, 400, "append_system_prompt is 140,000 bytes"),
+        ({"env": {"ANTHROPIC_A": "é" * 70_000}}, 400, "env: ANTHROPIC_A is 140,000 bytes"),
     ]
     async with service.client() as client:
         for options, status, message in cases:

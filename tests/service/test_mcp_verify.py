@@ -20,9 +20,11 @@ pytestmark = pytest.mark.slow
 HANG_GUARD_S = 60
 
 
-def finished_exec() -> tuple[str, Path]:
+def finished_exec(cwd: Path) -> tuple[str, Path]:
+    # In the server's allowed folder: a run of another folder is not a remote caller's.
     done = subprocess.run(
         [CLI, "exec", "--json", "--", "echo", "hello"],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,7 +39,7 @@ def finished_exec() -> tuple[str, Path]:
 async def test_verify_run_answers_and_the_server_stays_responsive(
     cc_home: Path, root: Path, kind: str
 ) -> None:
-    run_id, stdout_log = finished_exec()
+    run_id, stdout_log = finished_exec(root)
     stdout_log.unlink()
     if kind == "fifo":
         os.mkfifo(stdout_log)

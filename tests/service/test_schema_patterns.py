@@ -57,3 +57,24 @@ async def test_health_is_served_while_a_hostile_pattern_is_validated(
     )
     assert run["result"]["json_error"] == error.removeprefix("json_mode: ")
     assert run["result"]["json"] == json.loads(ANSWER)
+
+
+async def test_a_schema_nested_too_deeply_is_a_400_not_a_500(service: Service) -> None:
+    # Issue 18, third pass: 900 levels (10 KB) made jsonschema's check raise
+    # RecursionError, answered 500 with a traceback in the server's log.
+    schema: dict[str, Any] = {}
+    node = schema
+    for _ in range(900):
+        node["items"] = {}
+        node = node["items"]
+    async with service.client() as client:
+        response = await client.post(
+            "/runs", json={"prompt": "json", "options": {"json_schema": schema}}
+        )
+        health = await client.get("/health")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == (
+        "invalid JSON schema: nested too deeply to be checked (use $defs and $ref for deep "
+        "structures)"
+    )
+    assert health.status_code == 200

@@ -216,6 +216,10 @@ PLACE_ENV = (
     "CLAUDE_CODE_DISABLE_BG_STABLE_PATH", "MCP_PROXY_PATH", "ANTHROPIC_BASE_URL",
     "ANTHROPIC_BEDROCK_BASE_URL", "ANTHROPIC_API_HOST",
 )  # fmt: skip
+#: Variables routing the agent's traffic (third pass, T9): a proxy of the caller's choosing
+#: would see an operator's plain-http endpoint and its key, and NO_PROXY bypasses an egress
+#: proxy the operator relies on.
+ROUTING_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")
 
 
 async def test_agent_runs_refuse_code_loading_and_place_variables(
@@ -227,7 +231,7 @@ async def test_agent_runs_refuse_code_loading_and_place_variables(
     Each is refused with 403 and one line naming the variable and the flag allowing it."""
     service = start("--allow-env", "CLAUDE_CONFIG_DIR")
     async with service.client() as client:
-        for name in (*CODE_LOADING_ENV, *PLACE_ENV):
+        for name in (*CODE_LOADING_ENV, *PLACE_ENV, *ROUTING_ENV):
             if name == "CLAUDE_CONFIG_DIR":
                 continue
             for where in ("options", "task"):
@@ -265,7 +269,7 @@ async def test_agent_runs_take_the_variables_that_configure_an_agent(
         accepted = (
             "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "AWS_REGION",
-            "HTTPS_PROXY", "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE", "OPENAI_API_KEY",
+            "LC_ALL", "MY_SETTING", "AWS_CONFIG_FILE", "OPENAI_API_KEY",
             "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
         )  # fmt: skip
         for name in accepted:

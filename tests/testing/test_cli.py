@@ -247,6 +247,23 @@ def test_env_file_never_replaces_a_file_serve_did_not_write(tmp_path: Path) -> N
     assert env_file.read_text() == "SECRET=keep me\n"
 
 
+def test_env_file_that_is_a_fifo_or_a_link_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Third pass, T6: a FIFO made serve wait for a writer forever (deaf to SIGTERM), and a
+    link to /dev/zero was read without end."""
+    fifo = tmp_path / "fifo.env"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.env"
+    link.symlink_to("/dev/zero")
+    for env_file in (fifo, link):
+        process = serve("--script", "write_file", "--env-file", str(env_file))
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 2, err
+        assert err.strip() == (
+            f"cc-executor testing serve: --env-file {env_file}: exists and is not a regular "
+            "file; choose another name"
+        )
+
+
 @pytest.mark.slow
 def test_env_file_left_by_an_earlier_serve_is_replaced(tmp_path: Path) -> None:
     env_file = tmp_path / "test.env"

@@ -45,8 +45,11 @@ def locate_npm_cli(
     on_path = shutil.which(binary, path=env.get("PATH", os.defpath))
     if on_path:
         return on_path
-    home = env.get("HOME") or os.path.expanduser("~")
-    cache = env.get("CC_EXECUTOR_CACHE") or os.path.join(home, ".cache", "cc-executor")
+    # This process's home and cache, never the run's: a remote caller allowed to set HOME
+    # (third pass, T10) must not choose the executable, which agent_path being server-only
+    # forbids.
+    home = os.path.expanduser("~")
+    cache = os.environ.get("CC_EXECUTOR_CACHE") or os.path.join(home, ".cache", "cc-executor")
     places = [
         os.path.join(home, ".npm-global", "bin", binary),
         os.path.join(home, ".local", "bin", binary),

@@ -32,6 +32,8 @@ _COMMANDS = {
     "notify": "cc_executor._cli._notify:add_parser",
     "inbox": "cc_executor._cli._notify:add_parser",
     "testing": "cc_executor._cli._testing:add_parser",
+    "worker": "cc_executor._cli._fleet:add_parser",
+    "cancel": "cc_executor._cli._fleet:add_parser",
 }
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.
@@ -42,6 +44,8 @@ _COMMAND_EXTRAS = {
     "notify": "notify",
     "inbox": "notify",
     "testing": "testing",
+    "worker": "fleet",
+    "cancel": "fleet",
 }
 
 
@@ -101,7 +105,7 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
         print(f"cc-executor {__version__}")
         return 0
     early = None
-    if args_list[:1] == ["run"]:
+    if args_list[:1] == ["run"] and not any(a.startswith("--fleet") for a in args_list):
         # Start Claude Code first, import the rest while it boots (see _cli._early).
         from cc_executor._cli._early import start_early
 

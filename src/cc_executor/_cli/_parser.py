@@ -53,6 +53,10 @@ EXAMPLES = {
     "cc-executor prune": "cc-executor prune --older-than 30d --dry-run",
     "cc-executor doctor": "cc-executor doctor --json",
     "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
+    "cc-executor worker": "cc-executor worker --fleet redis://redis.internal:6379/0 --slots 4 "
+    "--allow-dir /srv/repos",
+    "cc-executor cancel": "cc-executor cancel 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
+    "redis://redis.internal:6379/0",
     "cc-executor mcp": "cc-executor mcp\ncc-executor mcp --transport http --port 8766",
     "cc-executor notify": "cc-executor notify --to ../other --issue 12 --fix '12: parser "
     "accepts CRLF'",

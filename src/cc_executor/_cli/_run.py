@@ -31,6 +31,12 @@ def add_parser(sub: Any) -> None:
         "else.",
     )
     p.add_argument("prompt", metavar="PROMPT|-", help=RUN_PROMPT_HELP)
+    p.add_argument(
+        "--fleet",
+        metavar="URL",
+        help="queue the run on the fleet at URL (redis://, rediss://, unix:///path) and follow "
+        "it on its worker (docs/fleet.md); the password comes from CC_EXECUTOR_FLEET_PASSWORD",
+    )
     groups = {name: p.add_argument_group(name) for name in RUN_GROUPS}
     for option in RUN_OPTIONS:
         groups[option.group].add_argument(option.flag, *option.aliases, **option.argparse_kwargs())
@@ -55,7 +61,10 @@ def main(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _usage_error(args, exc)
-    if early is not None:
+    if getattr(args, "fleet", None):
+        # The run starts on a worker: nothing to launch here.
+        launched, held = None, []
+    elif early is not None:
         launched, held = early.launched, early.held
     else:
         # argparse read the command line; still start the CLI before the heavy imports.
@@ -129,6 +138,7 @@ def _run(
 
     from cc_executor._cli._live import LiveView
     from cc_executor._cli._write import write_json_line, write_text
+    from cc_executor._errors import CCExecutorError
     from cc_executor._run._runner import start_run
     from cc_executor._text import inert
 
@@ -139,10 +149,25 @@ def _run(
         print(f"cc-executor run: {note}", file=sys.stderr)
     view = None if args.quiet else LiveView()
 
+    fleet = getattr(args, "fleet", None)
+    if fleet:
+        from cc_executor._errors import FleetError
+        from cc_executor._fleet._url import parse_fleet_url
+
+        try:
+            parse_fleet_url(fleet, from_argv=True)
+        except FleetError as exc:
+            return _usage_error(args, exc)
+
     async def go() -> RunResult:
-        handle = start_run(
-            prompt, on_event=view.handle if view else None, launched=launched, **options
-        )
+        if fleet:
+            handle = start_run(
+                prompt, on_event=view.handle if view else None, fleet=fleet, **options
+            )
+        else:
+            handle = start_run(
+                prompt, on_event=view.handle if view else None, launched=launched, **options
+            )
         loop = asyncio.get_running_loop()
         # A signal stops the run the orderly way: the partial answer is still printed.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -162,6 +187,12 @@ def _run(
         if view:
             view.close()
         return _usage_error(args, exc)
+    except CCExecutorError as exc:
+        # Fleet mode: the broker failed, or the worker refused the run.
+        if view:
+            view.close()
+        print(f"cc-executor run: {inert(str(exc))}", file=sys.stderr)
+        return 1
     if view:
         view.close()
     if note:

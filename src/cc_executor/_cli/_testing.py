@@ -7,6 +7,7 @@ import contextlib
 import os
 import shlex
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -114,8 +115,20 @@ def _check_replaceable(path: str) -> bool:
     """Whether ``path`` exists; ``FileExistsError`` saying why if it is a file that serve did
     not write (only those are ever replaced)."""
     try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise FileExistsError(f"--env-file {path}: exists and cannot be read ({exc})") from None
+    # Never a FIFO or a device (an open would wait for a writer, a read never end: third
+    # pass T6), and no link: a name in a shared folder can be planted.
+    if not stat.S_ISREG(mode):
+        raise FileExistsError(
+            f"--env-file {path}: exists and is not a regular file; choose another name"
+        )
+    try:
         with open(path, encoding="utf-8") as existing:
-            first = existing.readline()
+            first = existing.readline(len(_ENV_FILE_MARK))
     except FileNotFoundError:
         return False
     except (OSError, UnicodeDecodeError) as exc:
@@ -146,8 +159,10 @@ def _write_env_file(path: str, text: str) -> None:
 def _remove_env_file(path: str, text: str) -> str | None:
     """Remove the env file if it still holds ``text``; otherwise say why it stays."""
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return f"Kept {path}: it was replaced since serve wrote it."
         with open(path, encoding="utf-8") as current:
-            if current.read() != text:
+            if current.read(len(text) + 1) != text:
                 return f"Kept {path}: it was changed since serve wrote it."
         os.unlink(path)
     except FileNotFoundError:

@@ -831,19 +831,19 @@ class SupervisedProcess:
 
     def _signal_tree(self, sig: int) -> int:
         return _tree.signal_tree(
-            [self._token], sig, sid=self._sid, pgid=self._pgid(), known=self._descendants
+            [self._token], sig, sid=self._sid, pgid=self._pgid(), known=self._descendants, own=True
         )
 
     def _hard_kill(self) -> None:
         if self._popen is not None and self._popen.returncode is None:
             self._descendants_killed += _tree.kill_tree(
-                [self._token], sid=self._sid, pgid=self._pgid()
+                [self._token], sid=self._sid, pgid=self._pgid(), own=True
             )
 
     async def _tree_gone(self) -> None:
         await self._exit
         # Other processes' exits give us no event to wait on: poll the (cheap) sweep.
-        while _tree.find_tree([self._token], self._sid) or any(  # noqa: ASYNC110
+        while _tree.find_tree([self._token], self._sid, own=True) or any(  # noqa: ASYNC110
             _tree.start_ticks(pid) == started for pid, started in self._descendants.items()
         ):
             await asyncio.sleep(0.05)
@@ -870,7 +870,7 @@ class SupervisedProcess:
             await self._kill_all()
 
     async def _cleanup_descendants(self) -> None:
-        members = _tree.find_tree([self._token], self._sid)
+        members = _tree.find_tree([self._token], self._sid, own=True)
         if not members:
             return
         self._descendants_killed = len(members)

@@ -156,21 +156,24 @@ def _parent(pid: int) -> tuple[int, int] | None:
         return None
 
 
-def find_tree(tokens: Iterable[str], sid: int | None = None) -> list[int]:
+def find_tree(tokens: Iterable[str], sid: int | None = None, *, own: bool = False) -> list[int]:
     """PIDs of live processes carrying any of ``tokens`` or in session ``sid``, and their
     descendants (by parent PID: one that scrubbed its environment and left the session is
-    still the child of a member). In a process that :func:`adopt_orphans`, its own
-    children outside its session (orphans of the tree re-parented to it) but the watchdog
-    count too.
+    still the child of a member). With ``own`` (the tree this process supervises) in a
+    process that :func:`adopt_orphans`, its own children outside its session (orphans of
+    the tree re-parented to it) but the watchdog count too; never for another tree (crash
+    recovery sweeping a dead run's token must not take this process's live run).
 
     Zombies have no environment left and are not returned: they are already dead. The
     calling process is never returned.
     """
-    marked, descendants = _sweep(tokens, sid)
+    marked, descendants = _sweep(tokens, sid, own=own)
     return [*marked, *descendants]
 
 
-def _sweep(tokens: Iterable[str], sid: int | None) -> tuple[list[int], dict[int, int]]:
+def _sweep(
+    tokens: Iterable[str], sid: int | None, *, own: bool = False
+) -> tuple[list[int], dict[int, int]]:
     """The members carrying a mark (token or session), and the descendants found only by
     parent PID, with their start times (a pidfd check before signalling one)."""
     needles = [t.encode() for t in tokens]
@@ -191,7 +194,7 @@ def _sweep(tokens: Iterable[str], sid: int | None) -> tuple[list[int], dict[int,
             found.append(pid)
         else:
             others.append(pid)
-    adopting = me in _ADOPTER
+    adopting = own and me in _ADOPTER
     roots = set(found)
     if adopting:
         roots.add(me)
@@ -296,6 +299,7 @@ def signal_tree(
     sid: int | None = None,
     pgid: int | None = None,
     known: dict[int, int] | None = None,
+    own: bool = False,
 ) -> int:
     """Send ``sig`` to the process group ``pgid`` (if given) and every tree member.
 
@@ -310,7 +314,7 @@ def signal_tree(
 
     tokens = list(tokens)
     # Sweep first: a descendant found only by its parent is lost to init once that dies.
-    members, descendants = _sweep(tokens, sid)
+    members, descendants = _sweep(tokens, sid, own=own)
     if known is not None:
         known.update(descendants)
         descendants = {pid: t for pid, t in known.items() if start_ticks(pid) == t}
@@ -330,17 +334,19 @@ def kill_tree(
     sid: int | None = None,
     pgid: int | None = None,
     rounds: int = 50,
+    own: bool = False,
 ) -> int:
     """SIGKILL the tree until a sweep finds nobody; returns the number of sweeps that found
     someone. A member forking during the kill shows up in the next sweep, and a killed
-    process cannot fork again, so this converges in a few rounds."""
+    process cannot fork again, so this converges in a few rounds. ``own``: as for
+    :func:`find_tree`."""
     import signal
 
     tokens = list(tokens)
     busy = 0
     known: dict[int, int] = {}
     for _ in range(rounds):
-        if signal_tree(tokens, signal.SIGKILL, sid=sid, pgid=pgid, known=known) == 0:
+        if signal_tree(tokens, signal.SIGKILL, sid=sid, pgid=pgid, known=known, own=own) == 0:
             break
         busy += 1
         # Give the kernel a moment to turn the killed processes into zombies.

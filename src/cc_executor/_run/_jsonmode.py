@@ -777,6 +777,11 @@ def _compile_schema(schema: Any) -> Any:
         cls.check_schema(as_dict)
     except SchemaError as exc:
         raise ValueError(f"invalid JSON schema: {exc.message}") from exc
+    except RecursionError:
+        raise ValueError(
+            "invalid JSON schema: nested too deeply to be checked (use $defs and $ref for "
+            "deep structures)"
+        ) from None
     _check_local_refs(as_dict)
     _check_unbounded_patterns(as_dict)
     registry: Any = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]  # attrs
@@ -918,6 +923,10 @@ def _bounded_patterns(cls: Any) -> Any:
     return extend(cls, {k: v for k, v in replaced.items() if k in cls.VALIDATORS})
 
 
+#: The schema error of an answer nested deeper than the validator can descend.
+_TOO_DEEP = "the JSON is nested too deeply to be checked against the schema"
+
+
 def _schema_errors(validator: Any, value: Any) -> list[str]:
     """Every violation of ``value`` as ``"$.path: message"``, sorted by path."""
     # jsonschema >= 4.18 resolves $ref through `referencing` (its own dependency) and
@@ -929,6 +938,10 @@ def _schema_errors(validator: Any, value: Any) -> list[str]:
         errors = list(validator.iter_errors(value))
     except Unresolvable as exc:
         raise ValueError(f"invalid JSON schema: cannot resolve $ref: {exc}") from exc
+    except RecursionError:
+        # jsonschema descends one Python call per level: a model's deeply nested answer
+        # checked against a recursive schema ($ref: "#") would escape as a traceback.
+        return [f"$: {_TOO_DEEP}"]
     finally:
         _PATTERN_DEADLINE.reset(token)
 

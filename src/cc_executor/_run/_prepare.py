@@ -95,6 +95,16 @@ def check_option(name: str, value: Any) -> None:
         raise error
 
 
+#: MAX_ARG_STRLEN on Linux, less room for a flag's name (``--append-system-prompt=``): one
+#: argument or environment entry above it fails the spawn with E2BIG, after a 202.
+_ARG_MAX_BYTES = 131072 - 256
+
+
+def _too_long(text: str) -> bool:
+    # Bytes, not characters: 4 bytes per character at most, so short text skips encoding.
+    return len(text) * 4 > _ARG_MAX_BYTES and len(text.encode(errors="replace")) > _ARG_MAX_BYTES
+
+
 def _text_error(option: Option, value: Any) -> ValueError | None:
     """A ``ValueError`` for text no process can be given: a NUL byte (argv, environment and
     paths end at it), an environment variable name with ``=``, or a ``run_id`` that is not
@@ -106,12 +116,23 @@ def _text_error(option: Option, value: Any) -> ValueError | None:
                 return ValueError(f"env: {key!r} is not a variable name")
             if "\0" in item:
                 return ValueError(f"env: the value of {key} contains a NUL byte")
+            if _too_long(f"{key}={item}"):
+                return ValueError(
+                    f"env: {key} is {len(item.encode(errors='replace')):,} bytes; Linux "
+                    f"refuses one above {_ARG_MAX_BYTES:,} (Argument list too long)"
+                )
         return None
     items = value if option.kind in ("strings", "paths") else [value]
     for item in items:
         text = os.fspath(item) if isinstance(item, os.PathLike) else item
         if isinstance(text, str) and "\0" in text:
             return ValueError(f"{name} contains a NUL byte")
+        if isinstance(text, str) and _too_long(text):
+            return ValueError(
+                f"{name} is {len(text.encode(errors='replace')):,} bytes; it reaches the agent "
+                f"as one argument, which Linux refuses above {_ARG_MAX_BYTES:,} "
+                "(Argument list too long)"
+            )
     if name == "run_id" and not (
         0 < len(value) <= 200 and value[0] not in ".-" and _ID_CHARS.issuperset(value)
     ):

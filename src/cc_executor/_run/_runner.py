@@ -981,16 +981,27 @@ def start_run(
     *,
     on_event: EventCallback | None = None,
     launched: Launched | None = None,
+    fleet: str | None = None,
     **options: Any,
 ) -> RunHandle:
     """Start a run in the background of the running event loop and return its handle.
     Options as for :func:`run`; invalid ones raise here, before anything starts.
+
+    ``fleet``: queue the run on the fleet at this URL (``redis://``, ``rediss://``,
+    ``unix:///path``; docs/fleet.md) instead of running it here; the handle is then a
+    :class:`~cc_executor._run._fleet.FleetRunHandle`, following the run on its worker.
 
     ``launched``: the CLI, already started by ``cc_executor._engine._launch.launch`` with
     this prompt (saved in its run folder) as stdin and the argv these options give (the
     console command does this to hide its imports behind the CLI's start-up). The first
     attempt adopts it; the run's id, folder, cwd and clock are the launch's.
     """
+    if fleet is not None:
+        if launched is not None:
+            raise ValueError("a fleet run is started by its worker: it cannot adopt a launch")
+        from cc_executor._run._fleet import start_fleet_run
+
+        return start_fleet_run(prompt, fleet, on_event, options)
     try:
         try:
             asyncio.get_running_loop()

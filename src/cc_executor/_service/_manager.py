@@ -192,10 +192,16 @@ class RunManager:
         return {"live": False, "from_history": True, **_record_view(record)}
 
     async def _history_get(self, run_id: str) -> RunRecord | None:
+        """The history's run ``run_id`` if it ran inside an allowed root (else None)."""
         if self.store is None:
             return None
         store = self.store
-        return await asyncio.to_thread(store.get, run_id)
+
+        def get() -> RunRecord | None:
+            record = store.get(run_id)
+            return record if record is not None and self._policy.inside(record.cwd) else None
+
+        return await asyncio.to_thread(get)
 
     async def list_runs(
         self,
@@ -226,7 +232,14 @@ class RunManager:
             seen.add(run.id)
         if self.store is not None and len(out) < limit:
             query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
-            records = await asyncio.to_thread(self.store.query, query)
+            store, inside = self.store, self._policy.inside
+
+            def visible() -> list[RunRecord]:
+                # Runs of other folders are not a remote caller's to read (their prompts,
+                # answers and session ids): only those that ran inside an allowed root.
+                return [r for r in store.query(query) if inside(r.cwd)]
+
+            records = await asyncio.to_thread(visible)
             out.extend(
                 {"live": False, "from_history": True, **_record_view(r)}
                 for r in records
@@ -348,6 +361,8 @@ class RunManager:
             RunOptions.from_kwargs(merged)
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
+        if options.get("resume"):
+            self._check_resume(str(options["resume"]))
         details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
@@ -358,6 +373,18 @@ class RunManager:
             await self._run_claude(run, prompt, merged)
 
         return run, start
+
+    def _check_resume(self, session_id: str) -> None:
+        """Refuse a session no run inside the allowed roots has: resuming it would hand the
+        caller the conversation of another folder (:class:`Forbidden`)."""
+        folders: list[str | None] = []
+        if self.store is not None:
+            try:
+                records = self.store.query(Query(session_id=session_id, limit=100))
+            except HistoryError as exc:
+                raise Unavailable(f"cannot check the session to resume: {exc}") from None
+            folders = [record.cwd for record in records]
+        self._policy.check_resume(session_id, folders)
 
     def _prepare_tasks(
         self, data: Any, options: dict[str, Any], run_id: str

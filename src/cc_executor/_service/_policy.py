@@ -58,7 +58,6 @@ _AGENT_ENV = frozenset(
         "GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_MODEL", "GEMINI_DEFAULT_AUTH_TYPE",
         "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA", "GOOGLE_GENAI_API_VERSION",
         "GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_REGION",
-        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
 #: Words that make a variable name a place, a program or an endpoint (``CLAUDE_CONFIG_DIR``,
@@ -148,6 +147,24 @@ class RunPolicy:
             f"cwd {cwd!r} (resolved: {resolved}) is outside the allowed directories "
             "(start the server with --allow-dir to allow more)"
         )
+
+    def inside(self, path: str | os.PathLike[str] | None) -> bool:
+        """True when ``path`` (a folder a run used, as the history holds it) resolves inside
+        an allowed root: what of the history a remote caller may see and resume."""
+        if not path:
+            return False
+        resolved = _resolved(path)
+        return any(resolved == root or root in resolved.parents for root in self._roots)
+
+    def check_resume(self, session_id: Any, folders: Sequence[str | None]) -> None:
+        """Refuse to resume ``session_id`` unless one of the runs the history holds for it
+        (their ``folders``) ran inside an allowed root: the resumed run would get the whole
+        conversation of a session held in another folder."""
+        if not any(self.inside(folder) for folder in folders):
+            raise Forbidden(
+                f"resume {str(session_id)[:100]!r}: not the session of a run in the allowed "
+                "directories (a remote caller resumes only those)"
+            )
 
     def check_env(self, env: Any, *, command: Sequence[str] | None = None) -> dict[str, str]:
         """``env`` (None: empty) as a dict, when it sets only variables a caller may set:

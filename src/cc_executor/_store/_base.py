@@ -22,6 +22,8 @@ class Query:
     parent_id: str | None = None
     #: Runs of this batch (``run_many``, ``cc-executor batch``).
     batch_id: str | None = None
+    #: Runs of this agent session (the session a run started or resumed).
+    session_id: str | None = None
     limit: int | None = None
 
 

@@ -36,8 +36,9 @@ FIELDS_V1 = (
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
     "model", "artifacts", "warnings",
 )  # fmt: skip
-#: v2 adds the batch a run belongs to, which decides whether a batch re-run reuses it.
-FIELDS_V2 = (*FIELDS_V1, "batch_id", "batch_key")
+#: v2 adds the batch a run belongs to, which decides whether a batch re-run reuses it, and
+#: whether ``cost_usd`` is an estimate from the price table.
+FIELDS_V2 = (*FIELDS_V1, "batch_id", "batch_key", "cost_estimated")
 #: The fields each receipt version covers; new receipts are written with the last.
 FIELDS = {"v1": FIELDS_V1, "v2": FIELDS_V2}
 VERSION = "v2"

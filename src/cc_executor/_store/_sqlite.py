@@ -518,6 +518,9 @@ class SQLiteStore:
         if query.batch_id:
             where.append("batch_id = ?")
             params.append(query.batch_id)
+        if query.session_id:
+            where.append("session_id = ?")
+            params.append(query.session_id)
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -24,7 +25,8 @@ from typing import Any
 import anyio
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -47,6 +49,10 @@ _SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization"
 _REDACTED = "[redacted]"
 _STARTUP_TIMEOUT = 10.0
 _NOT_AN_OBJECT = HttpErrorReply(400, message="request body must be a JSON object")
+#: The largest request body read (agent CLIs send a few MB at most); more answers 413.
+MAX_BODY = 64 * 1024 * 1024
+#: What a ``Host`` header (or an ``Origin``'s host) of a loopback client looks like.
+_LOOPBACK = re.compile(r"(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
 _STOP_TIMEOUT = 10.0
 
 # Variables that, inherited from the caller's environment, would send the CLI to another
@@ -193,6 +199,55 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _Guard:
+    """Serve only loopback clients that are not web pages: a ``Host`` that is a loopback
+    name (a DNS-rebinding page sends its own name) and no ``Origin`` but a loopback one,
+    and read at most :data:`MAX_BODY` bytes of a body. A refusal is answered before the
+    request is read or recorded."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get(b"origin")
+        refusal = None
+        if not _LOOPBACK.fullmatch(headers.get(b"host", "")):
+            refusal = HttpErrorReply(403, message="refused: the Host is not a loopback name")
+        elif origin is not None and not _LOOPBACK.fullmatch(origin.removeprefix("http://")):
+            refusal = HttpErrorReply(403, message="refused: a web page's request (Origin)")
+        length = headers.get(b"content-length", "")
+        if refusal is None and length and (not length.isdigit() or int(length) > MAX_BODY):
+            refusal = _TOO_LARGE
+        if refusal is not None:
+            await _error_response(refusal)(scope, receive, send)
+            return
+        read, too_large = 0, False
+
+        async def bounded() -> Any:
+            nonlocal read, too_large
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > MAX_BODY:
+                # The app stops reading as if the client had gone; answered 413 below.
+                too_large = True
+                return {"type": "http.disconnect"}
+            return message
+
+        try:
+            await self.app(scope, bounded, send)
+        except ClientDisconnect:
+            if not too_large:
+                raise
+            await _error_response(_TOO_LARGE)(scope, receive, send)
+
+
+_TOO_LARGE = HttpErrorReply(413, message=f"refused: a request body over {MAX_BODY} bytes")
 
 
 def _check_loopback(host: str) -> str:
@@ -669,6 +724,7 @@ class ModelServer:
 
         every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         return Starlette(
+            middleware=[Middleware(_Guard)],
             routes=[
                 Route("/", root, methods=["GET", "HEAD"]),
                 Route("/v1/messages", endpoint(self._answer), methods=["POST"]),
@@ -686,7 +742,7 @@ class ModelServer:
                 Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
                 Route("/_testing/requests", recorded, methods=["GET"]),
                 Route("/{path:path}", not_found, methods=every_method),
-            ]
+            ],
         )
 
     async def _play(

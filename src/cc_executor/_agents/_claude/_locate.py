@@ -68,9 +68,9 @@ def locate_claude(
     if on_path:
         return on_path
     tried.append("PATH")
-    homes = dict.fromkeys(
-        h for h in (os.path.expanduser("~"), env.get("HOME"), _account_home()) if h
-    )
+    # This process's homes, never the run's HOME: a remote caller allowed to set it (third
+    # pass, T10) must not choose the executable, which agent_path being server-only forbids.
+    homes = dict.fromkeys(h for h in (os.path.expanduser("~"), _account_home()) if h)
     for place in (p for home in homes for p in _candidates(home)):
         if os.path.isfile(place) and os.access(place, os.X_OK):
             return place

@@ -81,7 +81,11 @@ class CommandAdapter:
 
     def check(self, options: Any) -> None:
         spec = _spec(options)
-        if getattr(options, "model", None) and not spec.model_arg:
+        model = getattr(options, "model", None)
+        if isinstance(model, str) and model.startswith("-"):
+            # With model_arg = ["-m", "{model}"] the value would be an argument of its own.
+            raise ValueError(f"model must be a model name, got {model!r}")
+        if model and not spec.model_arg:
             raise ValueError(f"model: the agent spec {spec.path} has no model_arg to pass it")
         if getattr(options, "base_url", None) and not spec.base_url_env:
             raise ValueError(f"base_url: the agent spec {spec.path} has no base_url_env to pass it")

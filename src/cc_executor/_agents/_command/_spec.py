@@ -160,6 +160,25 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
     )
 
 
+#: A spec is a few lines; anything bigger is not one (and is not read into memory).
+_MAX_SPEC_BYTES = 1 << 20
+
+
+def _read_spec(path: str) -> bytes:
+    """The bytes of the regular file ``path``; ``ValueError`` for a FIFO or a device (an open
+    without O_NONBLOCK would wait for a writer forever, third pass T11) or a huge file."""
+    import stat as stat_module
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"agent spec {path}: not a regular file")
+        data = file.read(_MAX_SPEC_BYTES + 1)
+    if len(data) > _MAX_SPEC_BYTES:
+        raise ValueError(f"agent spec {path}: over {_MAX_SPEC_BYTES:,} bytes: not a spec")
+    return data
+
+
 def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     """The spec in ``path`` (TOML); ``ValueError`` naming the file and what is wrong."""
     if path is None:
@@ -183,10 +202,11 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     else:  # pragma: no cover - the 3.10 backport
         import tomli as tomllib
     try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
+        data = tomllib.loads(_read_spec(path).decode("utf-8"))
     except OSError as exc:
         raise ValueError(f"agent spec {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"agent spec {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"agent spec {path}: not valid TOML: {exc}") from None
     except RecursionError:

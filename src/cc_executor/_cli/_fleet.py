@@ -1,0 +1,154 @@
+"""``cc-executor worker`` (one machine of a fleet) and ``cc-executor cancel`` (a fleet run,
+wherever it is). See docs/fleet.md."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+#: The environment variable that gives ``worker`` its fleet URL (and only commands that
+#: exist for fleets: a plain ``run`` never becomes remote because of it).
+FLEET_ENV = "CC_EXECUTOR_FLEET"
+#: Bad flags, a bad fleet URL or a refused configuration.
+EXIT_USAGE = 2
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``worker`` and ``cancel`` on the subcommand set ``sub``."""
+    w = sub.add_parser(
+        "worker",
+        help="run agent runs of a fleet on this machine (docs/fleet.md)",
+        description="Take runs from the fleet's queue and run them here with the local engine "
+        "(run folders and history on this machine), refusing what --allow-dir and --agent do "
+        "not allow. SIGTERM or Ctrl-C: stop taking runs, give those in progress --grace "
+        "seconds, then stop them as interrupted and put them back on the queue.",
+    )
+    w.add_argument(
+        "--fleet",
+        metavar="URL",
+        help=f"redis://HOST:PORT, rediss://HOST:PORT (TLS) or unix:///path/to/redis.sock "
+        f"(default: ${FLEET_ENV}); the password comes from CC_EXECUTOR_FLEET_PASSWORD or the "
+        "file named by CC_EXECUTOR_FLEET_PASSWORD_FILE, never from the command line",
+    )
+    w.add_argument("--slots", type=int, default=1, metavar="N", help="runs at once (default 1)")
+    w.add_argument(
+        "--allow-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a run's cwd must be inside one of these (repeatable; default: the current "
+        "directory); a run without cwd runs in the first",
+    )
+    w.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only these agents (repeatable; default: every agent)",
+    )
+    w.add_argument(
+        "--allow-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this environment variable in a run's env (repeatable; as serve's)",
+    )
+    w.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds runs get to finish after SIGTERM (default 30)",
+    )
+    w.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds without a heartbeat before this worker counts as lost, for the "
+        "broker and for the runs' leases (default 60)",
+    )
+    w.set_defaults(handler=worker_main)
+
+    c = sub.add_parser(
+        "cancel",
+        help="cancel a fleet run wherever it is (docs/fleet.md)",
+        description="Cancel run RUN_ID of the fleet: a queued run is removed before it starts; "
+        "a running one is stopped by its worker (its whole process tree), and its submitter "
+        "gets the partial result.",
+    )
+    c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
+    c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
+    c.set_defaults(handler=cancel_main)
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor worker``."""
+    import logging
+
+    from cc_executor._errors import CCExecutorError
+
+    url = args.fleet or os.environ.get(FLEET_ENV)
+    if not url:
+        print(f"cc-executor worker: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO, format="cc-executor worker: %(message)s")
+    from cc_executor._service._worker import FleetWorker, WorkerConfig
+
+    if args.heartbeat_timeout <= 0 or args.grace < 0:
+        print("cc-executor worker: --heartbeat-timeout must be > 0, --grace >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        worker = FleetWorker(
+            WorkerConfig(
+                fleet=url,
+                slots=args.slots,
+                allow_dirs=args.allow_dir,
+                agents=args.agent,
+                allow_env=args.allow_env,
+                grace_s=args.grace,
+                heartbeat_timeout_s=args.heartbeat_timeout,
+            )
+        )
+    except (CCExecutorError, ValueError) as exc:
+        print(f"cc-executor worker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return worker.serve()
+    except CCExecutorError as exc:
+        print(f"cc-executor worker: {exc}", file=sys.stderr)
+        return 1
+
+
+def cancel_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor cancel``."""
+    import asyncio
+
+    from cc_executor._errors import CCExecutorError
+    from cc_executor._fleet import open_fleet
+    from cc_executor._run._fleet import cancel_fleet_run
+
+    async def go() -> str:
+        fleet = open_fleet(args.fleet, from_argv=True)
+        try:
+            return await cancel_fleet_run(fleet, args.run_id)
+        finally:
+            await fleet.aclose()
+
+    try:
+        done = asyncio.run(go())
+    except CCExecutorError as exc:
+        print(f"cc-executor cancel: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    said = {
+        "cancelled": f"run {args.run_id} was queued: removed, it will not start",
+        "requested": f"run {args.run_id}: its worker was told to cancel it",
+        "over": f"run {args.run_id} is not queued or running on the fleet (over, or unknown)",
+    }[done]
+    print(f"cc-executor cancel: {said}", file=sys.stderr)
+    return 0 if done != "over" else 1

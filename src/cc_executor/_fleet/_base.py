@@ -1,0 +1,91 @@
+"""The interface between cc-executor and a fleet's broker (see :mod:`cc_executor._fleet`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: What a worker does with one delivered run message (its keyword arguments).
+Handler = Callable[[dict[str, Any]], None]
+
+#: The control commands a run can receive.
+CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on a run: only the holder of the live lease runs it. ``epoch`` grows
+    by one with every acquisition, so a holder whose lease expired and was taken again
+    finds out at its next renewal."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+class Fleet(Protocol):
+    """A fleet's broker. Submitting and the worker loop are blocking (the broker's library
+    works in threads); the rest is async, for the event loop of a run."""
+
+    url: str
+
+    def submit(self, message: Mapping[str, Any]) -> None:
+        """Queue a run (``message["run_id"]``) for any worker."""
+
+    def serve(self, handler: Handler, *, slots: int, heartbeat_timeout_s: float) -> Any:
+        """Start consuming: ``handler`` is called in one of ``slots`` threads per message;
+        returns the running consumer, stopped by :meth:`stop_serving`."""
+
+    def stop_taking(self, consumer: Any) -> None:
+        """Stop fetching messages (those fetched but not started go back to the queue)."""
+
+    def stop_serving(self, consumer: Any) -> None:
+        """Wait for the handlers in progress, then release the consumer."""
+
+    async def acquire(self, run_id: str, owner: str, ttl_s: float) -> Lease | str:
+        """Take the run's lease, or say why not: ``"held"`` (live elsewhere: a duplicate
+        delivery), ``"over"`` (finished or cancelled before it started)."""
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        """Extend a lease; False when it was lost (expired and taken, or released)."""
+
+    async def release(self, lease: Lease) -> None:
+        """Give a lease back without finishing the run (it is re-queued)."""
+
+    async def cancel_queued(self, run_id: str) -> str:
+        """Cancel a run that no worker holds: ``"cancelled"`` (it will never start),
+        ``"running"`` (a worker holds it: use the control channel), ``"over"``."""
+
+    async def request_cancel(self, run_id: str) -> None:
+        """Ask the worker holding the run to cancel it (durable, and published at once)."""
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """Whether a cancel was asked for the run."""
+
+    async def control(self, on_command: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call ``on_command(run_id, command)`` for each control message until cancelled."""
+
+    async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Add entries to the end of the run's event stream, in order."""
+
+    async def read(
+        self, run_id: str, after: str, block_s: float
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The entries of the run's stream after id ``after`` (``"0"``: from the start),
+        waiting up to ``block_s`` for the first one."""
+
+    async def finish(self, run_id: str, lease: Lease | None) -> None:
+        """Mark the run over: its stream is kept for the retention time, then dropped."""
+
+    async def heartbeat(self, worker_id: str, info: Mapping[str, Any], ttl_s: float) -> None:
+        """Say the worker is alive (and what it offers) for ``ttl_s`` seconds."""
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The workers whose heartbeat is live."""
+
+    async def check(self) -> None:
+        """Raise :class:`FleetError` unless the broker answers."""
+
+    async def aclose(self) -> None:
+        """Close the connections."""

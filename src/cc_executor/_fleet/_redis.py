@@ -1,0 +1,294 @@
+"""The fleet on Dramatiq with Redis: Dramatiq queues and delivers the runs (heartbeats find
+a dead worker's messages), Redis alone holds what Dramatiq does not offer: the per-run
+lease, the control channel, the event streams and the workers' heartbeats.
+
+Dramatiq settings this relies on (docs/fleet.md): ``max_retries=0`` (a failed run is a
+result, never re-run by the queue), no ``TimeLimit`` (a run is bounded by its own
+timeouts), and a prefetch equal to the slots (a busy worker holds no queued run back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import dramatiq
+import orjson
+import redis
+import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import Retries
+
+from cc_executor._errors import FleetError
+from cc_executor._fleet._base import Handler, Lease
+from cc_executor._fleet._url import FleetTarget
+
+#: The prefix of every key cc-executor keeps in Redis, and Dramatiq's namespace.
+NAMESPACE = "cc-executor"
+#: The Dramatiq queue and actor of agent runs.
+QUEUE = "cc-executor-runs"
+ACTOR = "cc_executor_run"
+#: How long a finished run's event stream (and its state) stays in Redis.
+RETENTION_S = 24 * 3600
+#: The most entries one run's event stream keeps (the oldest are trimmed beyond it); the
+#: whole event log is always in the worker's run folder.
+MAX_STREAM_ENTRIES = 100_000
+#: Seconds a Redis command may take before the connection counts as broken: above the
+#: longest blocking read of an event stream (redis-py's default of 5 s equals it, and a read
+#: blocking for 5 s then failed as a timeout).
+SOCKET_TIMEOUT_S = 30.0
+#: Milliseconds an idle worker waits on the queue before it looks again (and heartbeats).
+WORKER_TIMEOUT_MS = 1000
+
+# Take the lease unless the run is over or its lease is live; a new epoch each time.
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. epoch, 'PX', ARGV[2])
+return epoch
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Mark a run nobody holds as cancelled, so that no delivery of it ever starts.
+_CANCEL_QUEUED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], 'cancelled', 'EX', ARGV[1])
+return 1
+"""
+
+
+@contextlib.contextmanager
+def _said(url: str) -> Iterator[None]:
+    """Redis's errors as one :class:`FleetError` naming the fleet."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise FleetError(f"the fleet at {url}: {exc}") from None
+
+
+class RedisFleet:
+    """A fleet on one Redis server (see the module's docstring)."""
+
+    def __init__(self, target: FleetTarget) -> None:
+        self.url = target.url
+        self._target = target
+        self._broker: RedisBroker | None = None
+        self._client: aioredis.Redis | None = None
+
+    # -- keys ------------------------------------------------------------------------
+    @staticmethod
+    def _key(kind: str, run_id: str) -> str:
+        return f"{NAMESPACE}:{kind}:{run_id}"
+
+    # -- Dramatiq --------------------------------------------------------------------
+    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> RedisBroker:
+        if self._broker is None:
+            pool = redis.ConnectionPool.from_url(
+                self._target.url, username=self._target.username, password=self._target.password
+            )
+            kwargs: dict[str, Any] = {}
+            if heartbeat_timeout_s is not None:
+                kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
+            self._broker = RedisBroker(  # type: ignore[no-untyped-call]
+                client=redis.Redis(connection_pool=pool),
+                namespace=NAMESPACE,
+                # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
+                middleware=[Retries(max_retries=0)],
+                **kwargs,
+            )
+            self._broker.declare_queue(QUEUE)
+        return self._broker
+
+    def submit(self, message: Mapping[str, Any]) -> None:
+        broker = self._dramatiq()
+        try:
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs=dict(message), options={}
+                )
+            )
+        except redis.RedisError as exc:
+            raise FleetError(f"cannot queue the run on the fleet at {self.url}: {exc}") from None
+
+    def serve(self, handler: Handler, *, slots: int, heartbeat_timeout_s: float) -> Any:
+        broker = self._dramatiq(heartbeat_timeout_s)
+
+        def deliver(**message: Any) -> None:
+            handler(message)
+
+        dramatiq.Actor(
+            deliver,
+            broker=broker,
+            actor_name=ACTOR,
+            queue_name=QUEUE,
+            priority=0,
+            options={"max_retries": 0},
+        )
+        worker = dramatiq.Worker(
+            broker, queues={QUEUE}, worker_threads=slots, worker_timeout=WORKER_TIMEOUT_MS
+        )
+        # A worker fetches only what it can start: queued runs wait for a free slot anywhere.
+        worker.queue_prefetch = slots
+        worker.start()
+        return worker
+
+    def stop_taking(self, consumer: Any) -> None:
+        for thread in list(consumer.consumers.values()):
+            thread.stop()
+
+    def stop_serving(self, consumer: Any) -> None:
+        consumer.stop()
+
+    # -- Redis -----------------------------------------------------------------------
+    @property
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self._target.url,
+                username=self._target.username,
+                password=self._target.password,
+                socket_timeout=SOCKET_TIMEOUT_S,
+            )
+        return self._client
+
+    async def _script(self, source: str, keys: list[str], args: list[Any]) -> int:
+        try:
+            value = await self._redis.eval(source, len(keys), *keys, *args)
+        except redis.RedisError as exc:
+            raise FleetError(f"the fleet at {self.url}: {exc}") from None
+        return int(value)
+
+    async def acquire(self, run_id: str, owner: str, ttl_s: float) -> Lease | str:
+        keys = [self._key(k, run_id) for k in ("lease", "epoch", "state")]
+        epoch = await self._script(_ACQUIRE, keys, [owner, int(ttl_s * 1000), RETENTION_S * 1000])
+        if epoch > 0:
+            return Lease(run_id, owner, epoch)
+        return "over" if epoch < 0 else "held"
+
+    async def renew(self, lease: Lease, ttl_s: float) -> bool:
+        value = f"{lease.owner} {lease.epoch}"
+        return bool(
+            await self._script(
+                _RENEW, [self._key("lease", lease.run_id)], [value, int(ttl_s * 1000)]
+            )
+        )
+
+    async def release(self, lease: Lease) -> None:
+        value = f"{lease.owner} {lease.epoch}"
+        await self._script(_RELEASE, [self._key("lease", lease.run_id)], [value])
+
+    async def cancel_queued(self, run_id: str) -> str:
+        keys = [self._key("lease", run_id), self._key("state", run_id)]
+        done = await self._script(_CANCEL_QUEUED, keys, [RETENTION_S])
+        return {1: "cancelled", 0: "running"}.get(done, "over")
+
+    async def request_cancel(self, run_id: str) -> None:
+        try:
+            await self._redis.set(self._key("cancel", run_id), b"1", ex=RETENTION_S)
+            await self._redis.publish(
+                f"{NAMESPACE}:control", orjson.dumps({"run_id": run_id, "command": "cancel"})
+            )
+        except redis.RedisError as exc:
+            raise FleetError(f"the fleet at {self.url}: {exc}") from None
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        with _said(self.url):
+            return bool(await self._redis.exists(self._key("cancel", run_id)))
+
+    async def control(self, on_command: Callable[[str, str], Awaitable[None]]) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            with _said(self.url):
+                await pubsub.subscribe(f"{NAMESPACE}:control")
+                async for message in pubsub.listen():
+                    await self._command(message, on_command)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    @staticmethod
+    async def _command(
+        message: Mapping[str, Any], on_command: Callable[[str, str], Awaitable[None]]
+    ) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            data = orjson.loads(message["data"])
+            run_id, command = str(data["run_id"]), str(data["command"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return  # not ours to act on: the channel is data, like any message
+        await on_command(run_id, command)
+
+    async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        with _said(self.url):
+            key = self._key("events", run_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(
+                        key, {"e": orjson.dumps(entry)}, maxlen=MAX_STREAM_ENTRIES, approximate=True
+                    )
+                await pipe.execute()
+
+    async def read(
+        self, run_id: str, after: str, block_s: float
+    ) -> list[tuple[str, dict[str, Any]]]:
+        block_s = min(block_s, SOCKET_TIMEOUT_S / 2)
+        with _said(self.url):
+            key = self._key("events", run_id)
+            found: Any = await self._redis.xread(
+                {key: after}, count=1000, block=max(1, int(block_s * 1000))
+            )
+            out: list[tuple[str, dict[str, Any]]] = []
+            for _stream, entries in found or ():
+                for entry_id, fields in entries:
+                    ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    out.append((ident, orjson.loads(fields[b"e"])))
+            return out
+
+    async def finish(self, run_id: str, lease: Lease | None) -> None:
+        with _said(self.url):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
+                pipe.expire(self._key("events", run_id), RETENTION_S)
+                pipe.expire(self._key("cancel", run_id), RETENTION_S)
+                await pipe.execute()
+            if lease is not None:
+                await self.release(lease)
+
+    async def heartbeat(self, worker_id: str, info: Mapping[str, Any], ttl_s: float) -> None:
+        with _said(self.url):
+            await self._redis.set(
+                f"{NAMESPACE}:worker:{worker_id}", orjson.dumps(dict(info)), px=int(ttl_s * 1000)
+            )
+
+    async def workers(self) -> list[dict[str, Any]]:
+        with _said(self.url):
+            found = []
+            async for key in self._redis.scan_iter(match=f"{NAMESPACE}:worker:*"):
+                value = await self._redis.get(key)
+                if value is not None:
+                    found.append(orjson.loads(value))
+            return found
+
+    async def check(self) -> None:
+        with _said(self.url):
+            await self._redis.ping()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await asyncio.sleep(0)

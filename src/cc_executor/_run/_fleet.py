@@ -1,0 +1,218 @@
+"""Runs on a fleet, seen from the submitter: ``start_run(prompt, fleet=URL)`` queues the run
+for any worker and returns a :class:`FleetRunHandle`, which follows the run's event stream
+(every event, in order, live) to its result and controls the run wherever it is."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import inspect
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from cc_executor._agents._types import AgentEvent, RunStatus
+from cc_executor._errors import RunRefused
+from cc_executor._fleet import open_fleet
+from cc_executor._ids import new_run_id
+from cc_executor._run._options import RunOptions
+from cc_executor._run._result import RunResult
+from cc_executor._run._runner import EventCallback, RunHandle
+
+if TYPE_CHECKING:
+    from cc_executor._fleet._base import Fleet
+
+#: The version of the run message a worker receives (it refuses another).
+MESSAGE_VERSION = 1
+#: Seconds one read of the event stream blocks before it looks again.
+_READ_BLOCK_S = 5.0
+
+
+def _event_types() -> dict[str, type[AgentEvent]]:
+    found: dict[str, type[AgentEvent]] = {}
+    pending: list[type[AgentEvent]] = [AgentEvent]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.type, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def event_from_dict(data: Mapping[str, Any]) -> AgentEvent:
+    """The typed event of a JSON form (``AgentEvent.to_dict``); ``t`` is the time it was
+    read here (the worker's clock means nothing on this machine)."""
+    cls = _event_types().get(str(data.get("type")), AgentEvent)
+    names = {f.name for f in dataclasses.fields(cls)} - {"t", "raw"}
+    return cls(t=time.monotonic(), **{k: v for k, v in data.items() if k in names})
+
+
+def result_from_dict(data: Mapping[str, Any]) -> RunResult:
+    """The :class:`RunResult` of its JSON form (``RunResult.to_dict``), without ``process``
+    (the process ran on the worker: its receipts are in the worker's history)."""
+    names = {f.name for f in dataclasses.fields(RunResult)} - {"process", "status"}
+    return RunResult(
+        status=RunStatus(data["status"]), **{k: v for k, v in data.items() if k in names}
+    )
+
+
+def run_message(prompt: str | bytes, run_id: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What a worker receives for a run: JSON only (paths as strings)."""
+    data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+    plain: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, os.PathLike):
+            plain[key] = os.fspath(value)
+        elif isinstance(value, (list, tuple)):
+            plain[key] = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+        else:
+            plain[key] = value
+    return {
+        "version": MESSAGE_VERSION,
+        "run_id": run_id,
+        "prompt_b64": base64.b64encode(data).decode("ascii"),
+        "options": plain,
+        "attempt": 1,
+    }
+
+
+class FleetRunHandle(RunHandle):
+    """A run queued on a fleet (see :func:`start_fleet_run`). ``wait()`` returns its
+    :class:`RunResult` (``process`` is None: the process ran on the worker, whose history
+    holds its receipts) or raises :class:`RunRefused` when the worker refused it;
+    ``cancel()`` removes a queued run before it starts, and stops a running one (its whole
+    process tree on its worker; the partial result comes back). Pausing is not offered
+    over the fleet yet: ``pause()`` and ``resume()`` return False."""
+
+    def __init__(
+        self, fleet: Fleet, run_id: str, message: dict[str, Any], on_event: EventCallback | None
+    ) -> None:
+        self._fleet = fleet
+        self._id = run_id
+        self._message = message
+        self._on_event = on_event
+        self._controls: set[asyncio.Task[str]] = set()
+        self._task = asyncio.ensure_future(self._follow())
+
+    @property
+    def run_id(self) -> str:
+        return self._id
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    def cancel(self) -> None:
+        task = asyncio.ensure_future(self._cancel())
+        self._controls.add(task)
+        task.add_done_callback(self._controls.discard)
+
+    def pause(self) -> bool:
+        return False
+
+    def resume(self) -> bool:
+        return False
+
+    async def _cancel(self) -> str:
+        try:
+            return await cancel_fleet_run(self._fleet, self._id)
+        finally:
+            if self._task.done():
+                # The follower closed its connections already: close what this one opened.
+                await self._fleet.aclose()
+
+    async def wait(self) -> RunResult:
+        return await asyncio.shield(self._task)
+
+    async def _deliver(self, event: AgentEvent) -> None:
+        """Pass ``event`` to ``on_event``; if it raises, the run is stopped (as a local
+        run is) and the exception goes to the caller of ``wait()``."""
+        assert self._on_event is not None
+        try:
+            outcome = self._on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            await cancel_fleet_run(self._fleet, self._id)
+            raise
+
+    async def _follow(self) -> RunResult:
+        try:
+            await asyncio.to_thread(self._fleet.submit, self._message)
+            after = "0"
+            while True:
+                for entry_id, entry in await self._fleet.read(self._id, after, _READ_BLOCK_S):
+                    after = entry_id
+                    kind = entry.get("kind")
+                    if kind == "event" and self._on_event is not None:
+                        await self._deliver(event_from_dict(entry["event"]))
+                    elif kind == "result":
+                        return result_from_dict(entry["result"])
+                    elif kind == "refused":
+                        raise RunRefused(str(entry.get("error")))
+        finally:
+            await self._fleet.aclose()
+
+
+async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
+    """Cancel run ``run_id`` of ``fleet``: a queued run never starts (its submitter gets a
+    ``cancelled`` result at once); a running one is stopped by its worker. Returns what
+    was done: ``"cancelled"`` (it was queued), ``"requested"`` (its worker was told) or
+    ``"over"`` (it had already ended)."""
+    state = await fleet.cancel_queued(run_id)
+    if state == "cancelled":
+        result = RunResult(
+            run_id=run_id,
+            status=RunStatus.CANCELLED,
+            error="cancelled while queued: it never started",
+        )
+        await fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
+        await fleet.finish(run_id, None)
+        return state
+    if state == "running":
+        await fleet.request_cancel(run_id)
+        return "requested"
+    return state
+
+
+def _given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without those at their declared default: the worker applies its own
+    defaults, and its policy refuses a server-only option even when it is None."""
+    given = {}
+    for key, value in options.items():
+        declared = RunOptions.by_name.get(RunOptions.alias_of.get(key, key))
+        if declared is not None:
+            default = declared.factory() if declared.factory else declared.default
+            empty: tuple[Any, ...] = (None, (), [], {})
+            if value == default or (value in empty and default in empty):
+                continue
+        given[key] = value
+    return given
+
+
+def start_fleet_run(
+    prompt: str | bytes, fleet: str, on_event: EventCallback | None, options: dict[str, Any]
+) -> FleetRunHandle:
+    """Check the options here (as for a local run), then queue the run on ``fleet``."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "start_run needs a running event loop (call it from async code, or use run_sync)"
+        ) from None
+    if not isinstance(prompt, (str, bytes)) or not prompt.strip():
+        raise ValueError("the prompt is empty: the agent needs something to do")
+    options = _given(options)
+    if "run_id" in options or "run_dir" in options:
+        raise ValueError("a fleet run's id and folder are chosen by its worker: give neither")
+    RunOptions.from_kwargs(options)
+    run_id = new_run_id()
+    message = run_message(prompt, run_id, options)
+    try:
+        import orjson
+
+        orjson.dumps(message)
+    except TypeError as exc:
+        raise ValueError(f"a fleet run's options must be JSON values: {exc}") from None
+    return FleetRunHandle(open_fleet(fleet), run_id, message, on_event)

@@ -1,0 +1,369 @@
+"""``cc-executor worker``: one machine of a fleet. It takes runs from the fleet's queue, runs
+each with the local engine (its run folder and history on this machine), streams its
+events to the fleet and obeys the control channel.
+
+A run message is untrusted data: before anything starts, the worker applies the same
+checks as the service (:class:`~cc_executor._service._policy.RunPolicy`: ``cwd`` and
+``add_dirs`` inside ``--allow-dir``, no server-only option, only the environment variables
+an agent is configured with) and its own list of agents, and sends a refusal back to the
+submitter instead. A run is started only by the holder of its lease, so a second delivery
+of a run in progress (a broker that thought this worker gone) is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cc_executor._agents import ADAPTERS
+from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
+from cc_executor._fleet import open_fleet
+from cc_executor._fleet._base import CANCEL, Fleet, Lease
+from cc_executor._ids import new_run_id
+from cc_executor._run._fleet import MESSAGE_VERSION
+from cc_executor._run._options import RunOptions
+from cc_executor._run._result import RunResult
+from cc_executor._run._runner import RunHandle, start_run
+from cc_executor._service._policy import RunPolicy
+from cc_executor._status import Status
+from cc_executor._store import open_store
+from cc_executor._version import __version__
+
+log = logging.getLogger("cc_executor.worker")
+
+#: A run id as :func:`~cc_executor._ids.new_run_id` makes them (it names a folder here).
+_RUN_ID = re.compile(r"[0-9a-z]{26}")
+
+
+@dataclass
+class WorkerConfig:
+    """What one worker offers: ``slots`` runs at once, runs whose ``cwd`` is inside
+    ``allow_dirs``, of the ``agents`` named (empty: every agent), and ``grace_s`` seconds
+    for runs to finish on SIGTERM. ``heartbeat_timeout_s``: after this long without a
+    heartbeat, the broker and the leases count the worker lost."""
+
+    fleet: str
+    slots: int = 1
+    allow_dirs: Sequence[str] = ()
+    agents: Sequence[str] = ()
+    allow_env: Sequence[str] = ()
+    grace_s: float = 30.0
+    heartbeat_timeout_s: float = 60.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass
+class _Active:
+    handle: RunHandle
+    lease: Lease
+    interrupted: bool = False
+
+
+class FleetWorker:
+    """See the module's docstring; :meth:`serve` runs until SIGTERM or SIGINT."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        if config.slots < 1:
+            raise ValueError(f"--slots must be at least 1, got {config.slots}")
+        for name in config.agents:
+            if name not in ADAPTERS:
+                raise ValueError(f"--agent {name!r}: unknown agent ({', '.join(sorted(ADAPTERS))})")
+        self.config = config
+        self.policy = RunPolicy(config.allow_dirs, [], allow_env=config.allow_env)
+        self.fleet: Fleet = open_fleet(config.fleet)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._active: dict[str, _Active] = {}
+        self._draining = threading.Event()
+        self._stop = asyncio.Event()
+        #: Set while no run is in progress.
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- the checks ------------------------------------------------------------------
+    def check(self, message: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        """The prompt and options of a run message this worker may run; raises
+        :class:`RunRefused` saying why not."""
+        if message.get("version") != MESSAGE_VERSION:
+            raise RunRefused(
+                f"run message version {message.get('version')!r}: this worker reads "
+                f"version {MESSAGE_VERSION} (cc-executor {__version__})"
+            )
+        try:
+            prompt = base64.b64decode(str(message.get("prompt_b64", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise RunRefused("the run message's prompt is not valid base64") from None
+        if not prompt.strip():
+            raise RunRefused("the prompt is empty: the agent needs something to do")
+        options = message.get("options")
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise RunRefused("the run message's options are not an object")
+        try:
+            self.policy.check_agent_options(options, "")
+            options = dict(options)
+            options["cwd"] = self.policy.check_cwd(options.get("cwd"))
+            agent = options.get("agent", "claude")
+            if self.config.agents and agent not in self.config.agents:
+                raise RunRefused(
+                    f"agent {agent!r} is not run by this worker (it runs "
+                    f"{', '.join(self.config.agents)})"
+                )
+            env = dict(options.get("env") or {})
+            # Back-off is the fleet's business: the CLI's own retries would hide 429s.
+            env.setdefault("CLAUDE_CODE_MAX_RETRIES", "0")
+            options["env"] = env
+            RunOptions.from_kwargs(options)
+        except (ServiceError, TypeError, ValueError) as exc:
+            raise RunRefused(str(exc)) from None
+        return prompt, options
+
+    # -- the loop --------------------------------------------------------------------
+    def serve(self) -> int:
+        """Take runs until SIGTERM/SIGINT, then drain (see :meth:`_drain`)."""
+        return asyncio.run(self._serve())
+
+    async def _serve(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        await self.fleet.check()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._stop.set)
+        consumer = await asyncio.to_thread(
+            self.fleet.serve,
+            self._deliver,
+            slots=self.config.slots,
+            heartbeat_timeout_s=self.config.heartbeat_timeout_s,
+        )
+        beat = asyncio.ensure_future(self._heartbeats())
+        control = asyncio.ensure_future(self._control())
+        log.info(
+            "worker %s: %d slot(s) on the fleet at %s",
+            self.config.worker_id,
+            self.config.slots,
+            self.fleet.url,
+        )
+        print(f"cc-executor worker {self.config.worker_id} ready", flush=True)
+        await self._stop.wait()
+        await self._drain(consumer)
+        for task in (beat, control):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.fleet.aclose()
+        return 0
+
+    async def _drain(self, consumer: Any) -> None:
+        """Stop taking work; give the runs in progress ``grace_s`` to finish; then cancel
+        what is left as ``interrupted`` and put it back on the queue for another worker."""
+        self._draining.set()
+        self.fleet.stop_taking(consumer)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.config.grace_s)
+        for active in list(self._active.values()):
+            active.interrupted = True
+            active.handle.cancel()
+        await self._idle.wait()
+        await asyncio.to_thread(self.fleet.stop_serving, consumer)
+
+    async def _heartbeats(self) -> None:
+        interval = max(0.5, self.config.heartbeat_timeout_s / 4)
+        while True:
+            info = {
+                "worker_id": self.config.worker_id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "slots": self.config.slots,
+                "busy": len(self._active),
+                "agents": list(self.config.agents) or sorted(ADAPTERS),
+                "version": __version__,
+                "heartbeat_at": time.time(),
+            }
+            with contextlib.suppress(FleetError, OSError):
+                await self.fleet.heartbeat(
+                    self.config.worker_id, info, self.config.heartbeat_timeout_s
+                )
+            await asyncio.sleep(interval)
+
+    async def _control(self) -> None:
+        """Listen on the control channel; after a broker error, listen again (meanwhile the
+        lease keeper sees a cancel through its durable flag)."""
+        while True:
+            try:
+                await self.fleet.control(self._on_command)
+            except FleetError as exc:
+                log.warning("control channel: %s; listening again in 1 s", exc)
+            await asyncio.sleep(1)
+
+    async def _on_command(self, run_id: str, command: str) -> None:
+        active = self._active.get(run_id)
+        if active is not None and command == CANCEL:
+            active.handle.cancel()
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        """Called in one of the broker's threads per message: runs it on the event loop
+        and returns when it is over (the broker then acknowledges the message)."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._handle(message), self._loop)
+        future.result()
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        try:
+            await self._take(message)
+        except Exception as exc:
+            # One bad message or a broker error must not stop the worker: say so, go on,
+            # and tell the submitter when the run can be named (it would wait forever).
+            run_id = message.get("run_id")
+            log.exception("run %s: not handled", run_id)
+            if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id):
+                error = f"worker {self.config.worker_id} could not run {run_id}: {exc}"
+                with contextlib.suppress(FleetError):
+                    await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
+                    await self.fleet.finish(run_id, None)
+
+    async def _take(self, message: dict[str, Any]) -> None:
+        run_id = message.get("run_id")
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            log.warning("dropped a run message without a valid run id")
+            return
+        if self._draining.is_set():
+            # Fetched before the stop: back on the queue for another worker.
+            await asyncio.to_thread(self.fleet.submit, message)
+            return
+        ttl = self.config.heartbeat_timeout_s
+        lease = await self.fleet.acquire(run_id, self.config.worker_id, ttl)
+        if not isinstance(lease, Lease):
+            log.info("run %s: delivery dropped (%s)", run_id, lease)
+            return
+        try:
+            prompt, options = self.check(message)
+        except RunRefused as exc:
+            error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
+            log.warning("%s", error)
+            await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
+            await self.fleet.finish(run_id, lease)
+            return
+        await self._run(run_id, prompt, options, lease, message)
+
+    async def _run(
+        self,
+        run_id: str,
+        prompt: bytes,
+        options: dict[str, Any],
+        lease: Lease,
+        message: dict[str, Any],
+    ) -> None:
+        pending: list[dict[str, Any]] = []
+        wake = asyncio.Event()
+
+        def on_event(event: Any) -> None:
+            pending.append({"kind": "event", "event": event.to_dict()})
+            wake.set()
+
+        attempt = message.get("attempt", 1)
+        handle = start_run(prompt, on_event=on_event, run_id=_local_id(run_id, attempt), **options)
+        active = self._active[run_id] = _Active(handle, lease)
+        self._idle.clear()
+        pump = asyncio.ensure_future(self._pump(run_id, pending, wake, handle))
+        keeper = asyncio.ensure_future(self._keep_lease(active))
+        with contextlib.suppress(FleetError):
+            if await self.fleet.cancel_requested(run_id):
+                handle.cancel()  # asked between the lease and the start
+        try:
+            result = await handle.wait()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            wake.set()
+            await pump
+            del self._active[run_id]
+            if not self._active:
+                self._idle.set()
+        if active.interrupted:
+            await self._requeue(run_id, result, lease, message)
+            return
+        result.run_id = run_id
+        await self.fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
+        await self.fleet.finish(run_id, lease)
+
+    async def _requeue(
+        self, run_id: str, result: RunResult, lease: Lease, message: dict[str, Any]
+    ) -> None:
+        local_id = result.run_id
+        result.status = Status.INTERRUPTED
+        result.error = (
+            f"worker {self.config.worker_id} stopped (SIGTERM) past its grace of "
+            f"{self.config.grace_s:g} s: the run goes back to the queue"
+        )
+        if options_record(message):
+            # As the service's drain does: after the run's own record (cancelled).
+            await asyncio.to_thread(_mark_interrupted, local_id, result.error)
+        result.run_id = run_id
+        await self.fleet.append(run_id, [{"kind": "interrupted", "result": result.to_dict()}])
+        again = {**message, "attempt": int(message.get("attempt", 1)) + 1}
+        await self.fleet.release(lease)
+        await asyncio.to_thread(self.fleet.submit, again)
+
+    async def _pump(
+        self, run_id: str, pending: list[dict[str, Any]], wake: asyncio.Event, handle: RunHandle
+    ) -> None:
+        """Send the run's events to its stream, in order, in batches."""
+        while True:
+            await wake.wait()
+            wake.clear()
+            if pending:
+                batch = pending[:]
+                del pending[:]
+                await self.fleet.append(run_id, batch)
+            if handle.done and not pending:
+                return
+
+    async def _keep_lease(self, active: _Active) -> None:
+        """Renew the lease; stop the run when it was lost (another holder may run it) or a
+        cancel was asked while no control message could reach this worker."""
+        ttl = self.config.heartbeat_timeout_s
+        while True:
+            await asyncio.sleep(max(0.2, ttl / 4))
+            try:
+                held = await self.fleet.renew(active.lease, ttl)
+                cancelled = await self.fleet.cancel_requested(active.lease.run_id)
+            except FleetError as exc:
+                log.warning("run %s: cannot renew its lease: %s", active.lease.run_id, exc)
+                continue
+            if not held:
+                log.warning("run %s: lease lost, stopping it", active.lease.run_id)
+                active.handle.cancel()
+                return
+            if cancelled:
+                active.handle.cancel()
+
+
+def options_record(message: Mapping[str, Any]) -> bool:
+    """Whether the run of ``message`` is recorded in the history (``record``, default on)."""
+    options = message.get("options")
+    return not isinstance(options, dict) or options.get("record", True) is not False
+
+
+def _mark_interrupted(run_id: str, error: str) -> None:
+    with contextlib.suppress(HistoryError):
+        store = open_store()
+        try:
+            store.update_status(run_id, Status.INTERRUPTED.value, error=error)
+        finally:
+            store.close()
+
+
+def _local_id(run_id: str, attempt: Any) -> str:
+    """The id of an attempt's run here: the fleet's id for the first, a fresh one after
+    (the folder of the first may be on this machine too)."""
+    return run_id if attempt == 1 else new_run_id()

@@ -1,0 +1,60 @@
+"""The fleet's commands refuse bad input in one line, before anything connects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from tests.fleet.conftest import CLI
+
+
+def cc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "CC_EXECUTOR_FLEET"}
+    return subprocess.run(
+        [CLI, *args],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_worker_needs_a_fleet_url() -> None:
+    done = cc("worker")
+    assert done.returncode == 2
+    assert done.stderr == "cc-executor worker: give --fleet URL or set CC_EXECUTOR_FLEET\n"
+
+
+def test_worker_refuses_a_bad_url_and_bad_settings() -> None:
+    done = cc("worker", "--fleet", "http://example.com")
+    assert done.returncode == 2
+    assert "the scheme must be redis://" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = cc("worker", "--slots", "0", CC_EXECUTOR_FLEET="redis://localhost:1/0")
+    assert done.returncode == 2
+    assert "--slots must be at least 1" in done.stderr
+    done = cc("worker", "--agent", "nope", CC_EXECUTOR_FLEET="redis://localhost:1/0")
+    assert done.returncode == 2
+    assert "--agent 'nope': unknown agent" in done.stderr
+
+
+def test_cancel_refuses_a_password_on_the_command_line() -> None:
+    done = cc("cancel", "01abcdefghjkmnpqrstvwxyz01", "--fleet", "redis://u:pw@localhost:1/0")
+    assert done.returncode == 2
+    assert "CC_EXECUTOR_FLEET_PASSWORD" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_fleet_is_one_line() -> None:
+    done = cc("cancel", "01abcdefghjkmnpqrstvwxyz01", "--fleet", "unix:///nonexistent/redis.sock")
+    assert done.returncode == 2
+    assert done.stderr.startswith("cc-executor cancel: the fleet at unix:///nonexistent")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_worker_whose_fleet_is_unreachable_says_so_and_exits() -> None:
+    done = cc("worker", "--fleet", "unix:///nonexistent/redis.sock")
+    assert done.returncode == 1
+    assert done.stderr.startswith("cc-executor worker: the fleet at unix:///nonexistent")
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,152 @@
+"""The fleet's transport on a real Redis: URLs and credentials, the per-run lease, the
+cancel of a queued run, the event stream and the workers' heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cc_executor._errors import FleetError
+from cc_executor._fleet import open_fleet
+from cc_executor._fleet._base import Lease
+from cc_executor._fleet._redis import RETENTION_S
+from cc_executor._fleet._url import parse_fleet_url
+from tests.fleet.conftest import RedisServer
+
+RUN = "01abcdefghjkmnpqrstvwxyz01"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://host:6379", "scheme must be redis://"),
+        ("", "fleet URL is empty"),
+        ("unix://relative.sock", "absolute socket path"),
+        ("redis://", "no host"),
+    ],
+)
+def test_a_bad_fleet_url_is_refused_in_one_line(url: str, message: str) -> None:
+    with pytest.raises(FleetError, match=message):
+        parse_fleet_url(url)
+
+
+def test_a_password_on_the_command_line_is_refused_and_taken_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(FleetError, match="CC_EXECUTOR_FLEET_PASSWORD"):
+        parse_fleet_url("redis://user:secret@host:6379/0", from_argv=True)
+    # From the environment (a library caller's URL may hold it).
+    assert parse_fleet_url("redis://user:secret@host:6379/0").password == "secret"
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    monkeypatch.setenv("CC_EXECUTOR_FLEET_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("CC_EXECUTOR_FLEET_USERNAME", "worker")
+    target = parse_fleet_url("rediss://host:6380/0", from_argv=True)
+    assert (target.url, target.username, target.password) == (
+        "rediss://host:6380/0",
+        "worker",
+        "from-file",
+    )
+    assert "from-file" not in repr(target)
+
+
+@pytest.mark.redis
+async def test_only_one_holder_of_a_lease_and_a_new_epoch_each_time(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        first = await fleet.acquire(RUN, "w1", 30)
+        assert isinstance(first, Lease)
+        assert first.epoch == 1
+        assert await fleet.acquire(RUN, "w2", 30) == "held"  # a duplicate delivery
+        assert await fleet.renew(first, 30)
+        await fleet.release(first)
+        second = await fleet.acquire(RUN, "w2", 30)
+        assert isinstance(second, Lease)
+        assert second.epoch == 2
+        assert not await fleet.renew(first, 30)  # the first holder lost it
+        await fleet.finish(RUN, second)
+        assert await fleet.acquire(RUN, "w3", 30) == "over"
+        assert await fleet.cancel_queued(RUN) == "over"
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lease_not_renewed_expires(redis_server: RedisServer) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        first = await fleet.acquire(RUN, "w1", 0.05)
+        assert isinstance(first, Lease)
+        while (taken := await fleet.acquire(RUN, "w2", 30)) == "held":
+            await asyncio.sleep(0.02)
+        assert isinstance(taken, Lease)
+        assert taken.epoch == 2
+        assert not await fleet.renew(first, 30)
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_queued_run_cancelled_never_starts(redis_server: RedisServer) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        assert await fleet.cancel_queued(RUN) == "cancelled"
+        assert await fleet.acquire(RUN, "w1", 30) == "over"
+        other = RUN[:-1] + "2"
+        assert isinstance(await fleet.acquire(other, "w1", 30), Lease)
+        assert await fleet.cancel_queued(other) == "running"
+        assert not await fleet.cancel_requested(other)
+        await fleet.request_cancel(other)
+        assert await fleet.cancel_requested(other)
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_the_event_stream_keeps_order_and_expires_after_the_end(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        await fleet.append(RUN, [{"n": i} for i in range(500)])
+        seen: list[int] = []
+        after = "0"
+        while len(seen) < 500:
+            for entry_id, entry in await fleet.read(RUN, after, 1):
+                after = entry_id
+                seen.append(entry["n"])
+        assert seen == list(range(500))
+        client = redis_server.client()
+        assert client.ttl(f"cc-executor:events:{RUN}") == -1  # kept while the run goes on
+        await fleet.finish(RUN, None)
+        assert 0 < client.ttl(f"cc-executor:events:{RUN}") <= RETENTION_S
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_heartbeat_lists_the_worker_until_it_expires(redis_server: RedisServer) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        await fleet.heartbeat("w1", {"worker_id": "w1", "slots": 2}, 30)
+        await fleet.heartbeat("w2", {"worker_id": "w2", "slots": 1}, 0.05)
+        assert {w["worker_id"] for w in await fleet.workers()} >= {"w1"}
+        while len(await fleet.workers()) > 1:
+            await asyncio.sleep(0.02)
+        assert await fleet.workers() == [{"worker_id": "w1", "slots": 2}]
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_read_blocks_as_long_as_asked_without_failing(redis_server: RedisServer) -> None:
+    """Longer than redis-py's default socket timeout (5 s): nothing arrives, no error."""
+    fleet = open_fleet(redis_server.url)
+    try:
+        assert await fleet.read(RUN, "0", 6) == []
+    finally:
+        await fleet.aclose()

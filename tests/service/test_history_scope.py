@@ -1,0 +1,148 @@
+"""Issue 18, third pass: a remote caller reaches the history only inside ``--allow-dir``.
+
+A session of a run in another folder is not resumed (its whole conversation would reach the
+caller's run), and the history's runs of other folders (prompts, answers, session ids) are
+not listed, shown or verified.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_executor._agents._types import RunStatus
+from cc_executor._run._runner import run
+from cc_executor.testing import Reply, Rule, Script, Text
+from tests._means import claude_path
+from tests.service.conftest import CLI, Service
+from tests.service.test_mcp import data, stdio_client_for
+
+SCRIPT = Script(
+    [
+        Rule(match="SECRET-ELSEWHERE", answers=[Reply([Text("the outside answer")])]),
+        # A resumed conversation is matched by its first prompt: its second turn answers.
+        Rule(
+            match="inside question",
+            answers=[Reply([Text("the inside answer")]), Reply([Text("went on")])],
+        ),
+    ]
+)
+
+
+@pytest.mark.cli
+async def test_the_session_of_a_run_in_another_folder_is_not_resumed(
+    start: Callable[..., Service], bed: Any, root: Path, tmp_path: Path
+) -> None:
+    service = start()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    async with bed(SCRIPT) as b, service.client() as client:
+        # A run of the same account and history, in a folder the server does not allow.
+        local = await run(
+            "SECRET-ELSEWHERE: what is in this folder?",
+            agent_path=claude_path(),
+            cwd=outside,
+            env=b.server.claude_env(home=b.home, max_retries=0),
+            heartbeat_s=0,
+        )
+        assert local.status is RunStatus.OK, local.error
+        assert local.session_id
+        inside = await client.post(
+            "/runs", json={"prompt": "inside question", "options": b.options()}
+        )
+        assert inside.status_code == 202, inside.text
+        inside_id = inside.json()["run_id"]
+        inside_run = await _finished(client, inside_id)
+        assert inside_run["status"] == "ok", inside_run
+
+        refused = await client.post(
+            "/runs",
+            json={"prompt": "go on", "options": b.options(resume=local.session_id)},
+        )
+        assert refused.status_code == 403, refused.text
+        message = refused.json()["error"]["message"]
+        assert local.session_id in message
+        assert "allowed directories" in message
+        assert "\n" not in message
+        unknown = await client.post(
+            "/runs",
+            json={"prompt": "go on", "options": b.options(resume="0" * 8 + "-1111-2222")},
+        )
+        assert unknown.status_code == 403, unknown.text
+
+        resumed = await client.post(
+            "/runs",
+            json={
+                "prompt": "go on",
+                "options": b.options(resume=inside_run["result"]["session_id"]),
+            },
+        )
+        assert resumed.status_code == 202, resumed.text
+        resumed_run = await _finished(client, resumed.json()["run_id"])
+
+        prompts = [r.prompt for r in b.server.message_requests]
+        bodies = [json.dumps(r.body) for r in b.server.message_requests]
+    assert resumed_run["status"] == "ok", resumed_run
+    assert resumed_run["result"]["result"] == "went on"
+    # The outside conversation reached the model only in its own run.
+    assert sum("SECRET-ELSEWHERE" in body for body in bodies) == 1, prompts
+
+
+def recorded_exec(cwd: Path, word: str) -> str:
+    """The id of a finished ``cc-executor exec echo WORD`` run in ``cwd``."""
+    done = subprocess.run(
+        [CLI, "exec", "--json", "--", "echo", word],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["run_id"])
+
+
+async def test_runs_of_other_folders_are_not_listed_shown_or_verified(
+    start: Callable[..., Service], cc_home: Path, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    elsewhere = recorded_exec(outside, "SECRET-ELSEWHERE")
+    here = recorded_exec(root, "inside-word")
+    service = start()
+    async with service.client() as client:
+        listed = (await client.get("/runs")).json()["runs"]
+        shown = await client.get(f"/runs/{elsewhere}")
+        own = await client.get(f"/runs/{here}")
+    ids = [r["run_id"] for r in listed]
+    assert here in ids
+    assert elsewhere not in ids
+    assert "SECRET-ELSEWHERE" not in json.dumps(listed)
+    assert shown.status_code == 404, shown.text
+    assert own.status_code == 200, own.text
+    async with stdio_client_for(cc_home, root) as mcp:
+        mcp_listed = data(await mcp.call_tool("list_runs", {}))["runs"]
+        history = await mcp.read_resource("cc-executor://history")
+        shown_mcp = await mcp.call_tool("get_run", {"run_id": elsewhere})
+        verified_elsewhere = data(await mcp.call_tool("verify_run", {"run_id": elsewhere}))
+        verified = data(await mcp.call_tool("verify_run", {"run_id": here}))
+    assert [r["run_id"] for r in mcp_listed] == [here]
+    assert "SECRET-ELSEWHERE" not in json.dumps([c.model_dump() for c in history.contents])
+    assert shown_mcp.is_error
+    assert shown_mcp.content[0].text == f"not_found: no run {elsewhere!r}"  # type: ignore[union-attr]
+    # As for an id the history never had: nothing of that run is told.
+    assert verified_elsewhere["problems"] == ["no such run in the history"], verified_elsewhere
+    assert verified_elsewhere["artifacts"] == []
+    assert verified["ok"] is True, verified
+
+
+async def _finished(client: Any, run_id: str) -> dict[str, Any]:
+    async with client.stream("GET", f"/runs/{run_id}/events") as stream:
+        async for _ in stream.aiter_lines():
+            pass
+    body: dict[str, Any] = (await client.get(f"/runs/{run_id}")).json()
+    return body
