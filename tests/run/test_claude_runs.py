@@ -25,6 +25,7 @@ from cc_executor._agents._types import (
     RunStartedEvent,
     RunStatus,
     TextDeltaEvent,
+    ToolKind,
     ToolUseEvent,
     UnknownEvent,
 )
@@ -290,6 +291,52 @@ async def test_write_tool_really_writes_and_is_listed(bed: Any) -> None:
         assert result.files == [str(written)]
     assert result.tool_calls == 1
     assert any(isinstance(e, ToolUseEvent) and e.name == "Write" for e in events)
+
+
+async def test_tool_calls_carry_their_normalized_kind(bed: Any) -> None:
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+                    Reply([ToolUse("Write", {"file_path": "notes.txt", "content": "a\nb\n"})]),
+                    Reply(
+                        [
+                            ToolUse(
+                                "Edit",
+                                {"file_path": "notes.txt", "old_string": "b", "new_string": "B"},
+                            )
+                        ]
+                    ),
+                    Reply([ToolUse("Read", {"file_path": "notes.txt"})]),
+                    Reply([ToolUse("Grep", {"pattern": "a"})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    events: list[AgentEvent] = []
+    async with bed(script) as b:
+        result = await run(
+            "use the tools",
+            allowed_tools=["Bash", "Write", "Edit", "Read", "Grep"],
+            on_event=events.append,
+            **b.options(),
+        )
+        assert result.status is RunStatus.OK, result.error
+        assert (b.workdir / "shell.txt").read_text() == "ran"
+        assert (b.workdir / "notes.txt").read_text() == "a\nB\n"
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [(u.name, u.kind) for u in uses] == [
+        ("Bash", ToolKind.EXECUTE),
+        ("Write", ToolKind.WRITE),
+        ("Edit", ToolKind.EDIT),
+        ("Read", ToolKind.READ),
+        ("Grep", ToolKind.SEARCH),
+    ]
+    # The JSON form (service, WebSocket, SSE) carries it as a string, the raw object too.
+    assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit", "read", "search"]
+    assert all(u.raw is not None and u.raw["type"] == "assistant" for u in uses)
 
 
 async def test_permission_denial_is_reported(bed: Any) -> None:

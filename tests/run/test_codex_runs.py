@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import AgentEvent, ApiRetryEvent, RunStatus, ToolUseEvent
+from cc_executor._agents._types import (
+    AgentEvent,
+    ApiRetryEvent,
+    RunStatus,
+    ToolKind,
+    ToolUseEvent,
+)
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import (
     HttpErrorReply,
@@ -130,6 +136,30 @@ async def test_shell_call_runs_and_written_files_are_listed(tmp_path: Path) -> N
     assert [u.name for u in uses] == ["shell", "file_change"]
     assert "printf ran > shell.txt" in uses[0].input["command"]
     assert result.tool_calls == 2
+
+
+async def test_tool_calls_carry_their_normalized_kind(tmp_path: Path) -> None:
+    script = one_rule(
+        Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+        Reply([ToolUse("Write", {"file_path": "notes.txt", "content": "a\nb\n"})]),
+        Reply([ToolUse("Edit", {"file_path": "notes.txt", "old_string": "b", "new_string": "B"})]),
+        Reply([Text("Done.")]),
+    )
+    events: list[AgentEvent] = []
+    async with codex_bed(tmp_path, script) as b:
+        result = await run(
+            "use the tools", sandbox="workspace-write", on_event=events.append, **b.options()
+        )
+    assert result.status is RunStatus.OK, result.error
+    assert (b.workdir / "notes.txt").read_text() == "a\nB\n"
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [(u.name, u.kind) for u in uses] == [
+        ("shell", ToolKind.EXECUTE),
+        ("file_change", ToolKind.WRITE),  # an added file
+        ("file_change", ToolKind.EDIT),  # an updated one
+    ]
+    assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit"]
+    assert all(u.raw is not None and u.raw["item"]["type"] for u in uses)
 
 
 async def test_read_only_sandbox_is_the_default(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and the real Qwen Code CLI described by a spec, offline against the scripted ser
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -12,11 +13,14 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import RunStatus
+from cc_executor._agents import adapter_for
+from cc_executor._agents._types import AgentEvent, RunStatus, ToolKind, ToolUseEvent
 from cc_executor._run._options import RunOptions
-from cc_executor._run._runner import run
+from cc_executor._run._runner import run, start_run
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import agent_path
+from tests._procs import pids_in, running_in
+from tests._wait import await_for
 
 
 def spec(tmp_path: Path, name: str, body: str) -> Path:
@@ -135,6 +139,24 @@ async def test_model_and_base_url_reach_the_agent_as_the_spec_says(tmp_path: Pat
     assert result.result.strip() == "['--use-model', 'm-1'] http://127.0.0.1:9/v1 yes"
 
 
+async def test_resume_reaches_the_agent_as_the_spec_says(tmp_path: Path) -> None:
+    echo = spec(
+        tmp_path,
+        "echo",
+        f"""\
+        command = {py("import sys; print(sys.argv[1:])")}
+        resume_arg = ["--resume={{session_id}}"]
+        """,
+    )
+    result = await run("x", resume="S-1", **options(echo, tmp_path))
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "['--resume=S-1']"
+    adapter = adapter_for(RunOptions(agent="command", agent_spec=echo))
+    assert adapter.resume_options("S-2") == {"resume": "S-2"}
+    with pytest.raises(ValueError, match="cannot fork"):
+        adapter.resume_options("S-2", fork=True)
+
+
 async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
     text = spec(tmp_path, "text", f"command = {py('print(1 + 1)')}\n")
     jsonl = spec(
@@ -161,10 +183,15 @@ async def test_two_specs_at_once_keep_their_own_reading(tmp_path: Path) -> None:
         ('command = ["x"]\noutput = "xml"\n', "'output' must be one of text, jsonl"),
         ('command = ["x"]\noutput = "jsonl"\n', "needs a \\[jsonl\\] table"),
         ('command = ["x"]\nmodel_arg = ["-m"]\n', "'model_arg' must contain \\{model\\}"),
+        ('command = ["x"]\nresume_arg = ["-r"]\n', "'resume_arg' must contain \\{session_id\\}"),
         ('command = ["x"]\napi_status = "("\n', "'api_status' is not a valid regular"),
         ('command = ["x"]\napi_status = "Error"\n', "'api_status' must be a regular .* group"),
         ("command = [\n", "not valid TOML"),
         ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        (
+            'command = ["x"]\n[tool_kinds]\nrun = "shell"\n',
+            r"'tool_kinds': run = 'shell' is not a tool kind \(one of: execute, write",
+        ),
     ],
 )
 def test_bad_specs_are_one_line_errors_naming_the_file(
@@ -195,19 +222,17 @@ def test_options_the_spec_cannot_pass_are_refused(tmp_path: Path) -> None:
         RunOptions(agent="command", agent_spec=plain, model="m")
     with pytest.raises(ValueError, match=r"base_url: the agent spec .* has no base_url_env"):
         RunOptions(agent="command", agent_spec=plain, base_url="http://x")
+    with pytest.raises(ValueError, match=r"resume: the agent spec .* has no resume_arg"):
+        RunOptions(agent="command", agent_spec=plain, resume="S-1")
     with pytest.raises(ValueError, match="needs agent_spec"):
         RunOptions(agent="command")
     with pytest.raises(ValueError, match="agent_spec is not supported by the claude agent"):
         RunOptions(agent_spec=plain)
 
 
-@pytest.mark.cli
-@pytest.mark.slow
-async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    notes = work / "notes.txt"
-    qwen = spec(
+def qwen_spec(tmp_path: Path, extra: str = "") -> Path:
+    """The spec of docs/agents/command.md for the real Qwen Code CLI (test ``cli`` only)."""
+    return spec(
         tmp_path,
         "qwen",
         f"""\
@@ -216,12 +241,44 @@ async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
                    "-o", "stream-json"]
         output = "claude-stream-json"
         model_arg = ["--model={{model}}"]
+        resume_arg = ["--resume", "{{session_id}}"]
         base_url_env = "OPENAI_BASE_URL"
         [file_tools]
         write_file = "file_path"
         edit = "file_path"
-        """,
+        """
+        + extra,
     )
+
+
+def qwen_options(qwen: Path, work: Path, server: ModelServer, **extra: Any) -> dict[str, Any]:
+    """Options running ``qwen`` in ``work`` against ``server``, with a HOME of its own.
+
+    Its settings turn off the memories Qwen Code extracts after a turn: a request no script
+    answers, which it retries for about 100 s before it prints its result.
+    """
+    settings = work.parent / ".qwen" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"memory": {"enableManagedAutoMemory": False}}))
+    return {
+        "agent": "command",
+        "agent_spec": qwen,
+        "cwd": work,
+        "model": "qwen-test",
+        "base_url": f"{server.url}/v1",
+        "env": {"HOME": str(work.parent), "OPENAI_API_KEY": "sk-cc-executor-testing"},
+        "heartbeat_s": 0,
+        **extra,
+    }
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    notes = work / "notes.txt"
+    qwen = qwen_spec(tmp_path)
     script = Script(
         [
             Rule(
@@ -233,22 +290,113 @@ async def test_qwen_code_through_a_spec(tmp_path: Path) -> None:
         ]
     )
     async with ModelServer(script) as server:
-        result = await run(
-            "write the notes",
-            agent="command",
-            agent_spec=qwen,
-            cwd=work,
-            model="qwen-test",
-            base_url=f"{server.url}/v1",
-            env={"HOME": str(tmp_path), "OPENAI_API_KEY": "sk-cc-executor-testing"},
-            heartbeat_s=0,
-        )
+        result = await run("write the notes", **qwen_options(qwen, work, server))
     assert result.status is RunStatus.OK, result.error
     assert result.result == "Wrote it."
     assert notes.read_text() == "a\n"
     assert result.files == [str(notes)]
     assert result.session_id
     assert os.path.basename(result.model or "") == "qwen-test"
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_tool_calls_run_and_carry_their_kind(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # A tool named in [tool_kinds] wins over the built-in names.
+    qwen = qwen_spec(tmp_path, '[tool_kinds]\nlist_directory = "read"\n')
+    notes = str(work / "notes.txt")
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": "printf ran > shell.txt"})]),
+                    Reply([ToolUse("Write", {"file_path": notes, "content": "a\nb\n"})]),
+                    Reply(
+                        [
+                            ToolUse(
+                                "Edit", {"file_path": notes, "old_string": "b", "new_string": "B"}
+                            )
+                        ]
+                    ),
+                    Reply([ToolUse("read_file", {"file_path": notes})]),
+                    Reply([ToolUse("list_directory", {"path": str(work)})]),
+                    Reply([Text("Done.")]),
+                ]
+            )
+        ]
+    )
+    events: list[AgentEvent] = []
+    async with ModelServer(script) as server:
+        result = await run(
+            "use the tools", on_event=events.append, **qwen_options(qwen, work, server)
+        )
+    assert result.status is RunStatus.OK, result.error
+    assert (work / "shell.txt").read_text() == "ran"  # the shell command really ran
+    assert (work / "notes.txt").read_text() == "a\nB\n"
+    assert result.files == [notes]
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [(u.name, u.kind) for u in uses] == [
+        ("run_shell_command", ToolKind.EXECUTE),
+        ("write_file", ToolKind.WRITE),
+        ("edit", ToolKind.EDIT),
+        ("read_file", ToolKind.READ),
+        ("list_directory", ToolKind.READ),
+    ]
+    assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit", "read", "read"]
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_timeout_keeps_the_text_so_far_and_the_session(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    slow = Reply([Text("First part. " + "more " * 400)], chunk_size=12, delay=0.5)
+    async with ModelServer(Script([Rule(answers=[slow])])) as server:
+        result = await run(
+            "a long answer", timeout=20, grace=1, **qwen_options(qwen_spec(tmp_path), work, server)
+        )
+        left = pids_in(work)
+    assert result.status is RunStatus.TIMEOUT
+    assert result.partial
+    assert result.result.startswith("First part.")
+    assert result.session_id
+    assert left == []
+    # The session id resumes the session: the model sees the first prompt and the part of
+    # the answer saved, so the request is the conversation's second turn.
+    resumed_script = Script([Rule(answers=[Reply([Text("unused")]), Reply([Text("Resumed.")])])])
+    async with ModelServer(resumed_script) as server:
+        again = await run(
+            "go on",
+            resume=result.session_id,
+            **qwen_options(qwen_spec(tmp_path), work, server),
+        )
+        sent = json.dumps(server.chat_requests[-1].body["messages"])
+    assert again.status is RunStatus.OK, again.error
+    assert again.result == "Resumed."
+    assert again.session_id == result.session_id
+    assert "a long answer" in sent
+    assert "go on" in sent
+
+
+@pytest.mark.cli
+@pytest.mark.slow
+async def test_qwen_cancel_mid_shell_command_leaves_no_process(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # Qwen Code refuses a bare long sleep unless a comment says it is meant.
+    sleep = ToolUse("Bash", {"command": "sleep 60 # intentional-sleep: cancelled by the test"})
+    script = Script([Rule(answers=[Reply([sleep]), Reply([Text("never")])])])
+    async with ModelServer(script) as server:
+        handle = start_run("sleep", grace=1, **qwen_options(qwen_spec(tmp_path), work, server))
+        await await_for(lambda: running_in(work, "sleep 60"), timeout=60, what="the sleep command")
+        handle.cancel()
+        result = await handle.wait()
+        left = pids_in(work)
+    assert result.status is RunStatus.CANCELLED
+    assert result.session_id
+    assert left == []
 
 
 @pytest.mark.cli

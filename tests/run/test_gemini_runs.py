@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import AgentEvent, RunStatus, TextDeltaEvent, ToolUseEvent
+from cc_executor._agents._types import (
+    AgentEvent,
+    RunStatus,
+    TextDeltaEvent,
+    ToolKind,
+    ToolUseEvent,
+)
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import (
     HttpErrorReply,
@@ -116,8 +122,14 @@ async def test_shell_write_and_edit_with_yolo(tmp_path: Path) -> None:
     assert (b.workdir / "shell.txt").read_text() == "ran"
     assert (b.workdir / "notes.txt").read_text() == "a\nB\n"
     assert result.files == [str(b.workdir / "notes.txt")]
-    names = [e.name for e in events if isinstance(e, ToolUseEvent)]
-    assert names == ["run_shell_command", "write_file", "replace"]
+    uses = [e for e in events if isinstance(e, ToolUseEvent)]
+    assert [(u.name, u.kind) for u in uses] == [
+        ("run_shell_command", ToolKind.EXECUTE),
+        ("write_file", ToolKind.WRITE),
+        ("replace", ToolKind.EDIT),
+    ]
+    assert [u.to_dict()["kind"] for u in uses] == ["execute", "write", "edit"]
+    assert all(u.raw is not None and u.raw["type"] == "tool_use" for u in uses)
 
 
 async def test_api_errors_map_to_statuses_after_one_request_each(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor._payload import SCHEMA_VERSION
-from cc_executor.testing import Reply, Rule, Script, Text
+from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests.service.conftest import Service, chatty, sse_events
 
 
@@ -86,6 +86,19 @@ async def test_claude_run_start_stream_finish(service: Service, bed: Any) -> Non
     assert run["status"] == "ok"
     assert run["result"]["result"] == "Hello from the service."
     assert run["result"]["run_id"] == run_id
+
+
+async def test_tool_calls_stream_with_their_kind(service: Service, bed: Any) -> None:
+    write = ToolUse("Write", {"file_path": "kind.txt", "content": "k\n"})
+    script = Script([Rule(answers=[Reply([write]), Reply([Text("Written.")])])])
+    async with bed(script) as b, service.client() as client:
+        options = b.options(allowed_tools=["Write"])
+        response = await client.post("/runs", json={"prompt": "write", "options": options})
+        assert response.status_code == 202, response.text
+        events = await sse_events(client, response.json()["run_id"])
+    uses = [e for e in events if e["type"] == "tool_use"]
+    assert [(u["name"], u["kind"]) for u in uses] == [("Write", "write")]
+    assert events[-1]["status"] == "ok"
 
 
 async def test_pause_resume_cancel_from_a_second_connection(service: Service, bed: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -250,6 +251,44 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
     assert runs[1].resumed_session == runs[0].session_id
     assert result.tasks["long"].result == "finished in the same session"
     assert [r.turn for r in served.server.message_requests] == [0, 1]
+
+
+@pytest.mark.slow  # a timeout of seconds
+@pytest.mark.parametrize("resume_arg", [None, '["--resume={session_id}"]'])
+async def test_a_retry_after_a_timeout_of_an_agent_that_cannot_resume_starts_afresh(
+    tmp_path: Path, resume_arg: str | None
+) -> None:
+    """A command agent (a script here) whose first attempt hangs: the retry continues the
+    session when the spec says how to resume, and otherwise starts afresh (it used to fail
+    the task at once, retries unused)."""
+    code = (
+        "import json, os, sys, time\n"
+        "print(json.dumps({'sid': 'S-1'}), flush=True)\n"
+        "if not os.path.exists('hung-once'):\n"
+        "    open('hung-once', 'w').close()\n"
+        "    time.sleep(60)\n"
+        "print(json.dumps({'t': 'args: ' + ' '.join(sys.argv[1:])}))\n"
+    )
+    (tmp_path / "agent.py").write_text(code)
+    spec_file = tmp_path / "agent.toml"
+    spec_file.write_text(
+        f'command = ["{sys.executable}", "agent.py"]\noutput = "jsonl"\n'
+        + (f"resume_arg = {resume_arg}\n" if resume_arg else "")
+        + '[jsonl]\ntext = "t"\nsession = "sid"\n'
+    )
+    task = {"id": "a", "prompt": "x", "timeout": 3, "grace": 1, "retries": 1}
+    spec = {"tasks": [task], "defaults": {"agent": "command", "agent_spec": str(spec_file)}}
+    result = await run_tasks(spec, cwd=tmp_path, heartbeat_s=0)
+    assert result.ok, result.tasks["a"]
+    runs = result.tasks["a"].runs
+    assert [r.status for r in runs] == ["timeout", "ok"]
+    assert runs[0].session_id == "S-1"
+    if resume_arg:
+        assert runs[1].resumed_session == "S-1"
+        assert result.tasks["a"].result == "args: --resume=S-1"
+    else:
+        assert runs[1].resumed_session is None
+        assert result.tasks["a"].result == "args: "
 
 
 async def test_a_task_whose_tool_calls_were_denied_fails(serve: Serve) -> None:

@@ -8,6 +8,7 @@ Python API, the command line, the servers) sees only these. Every event has ``t`
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -19,6 +20,46 @@ from cc_executor._status import Status
 #: run ends ok, error, rate_limited, max_turns, budget_exceeded, timeout, idle_timeout,
 #: cancelled, crashed or spawn_failed.
 RunStatus = Status
+
+
+class ToolKind(str, enum.Enum):
+    """What a tool call does, in one vocabulary for every agent (``ToolUseEvent.kind``).
+
+    The names are the Agent Client Protocol's ``ToolKind`` where one fits; ``write`` and
+    ``mcp`` are ours (ACP calls them ``edit`` and ``other``: see :attr:`acp`). Which tool
+    of which agent has which kind is in docs/events.md.
+    """
+
+    EXECUTE = "execute"
+    """Runs a command (a shell)."""
+    WRITE = "write"
+    """Creates or overwrites a whole file."""
+    EDIT = "edit"
+    """Changes part of a file."""
+    DELETE = "delete"
+    """Removes a file."""
+    READ = "read"
+    """Reads a file."""
+    SEARCH = "search"
+    """Looks for files or text on this machine (glob, grep, a folder listing)."""
+    FETCH = "fetch"
+    """Reaches the web (fetches a page or searches the web)."""
+    MCP = "mcp"
+    """Calls a tool of an MCP server."""
+    THINK = "think"
+    """Plans or delegates: a todo list, a memory note, a sub-agent."""
+    SWITCH_MODE = "switch_mode"
+    """Enters or leaves the agent's plan mode."""
+    OTHER = "other"
+    """Anything else, or a tool this version does not know."""
+
+    @property
+    def acp(self) -> str:
+        """The Agent Client Protocol's ``ToolKind`` for this kind."""
+        return _ACP_KINDS.get(self, self.value)
+
+
+_ACP_KINDS = {ToolKind.WRITE: "edit", ToolKind.MCP: "other"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +88,9 @@ class AgentEvent:
         ``raw``."""
         data = asdict(self)
         data.pop("raw", None)
+        for key, value in data.items():
+            if isinstance(value, enum.Enum):
+                data[key] = value.value
         return {"type": self.type, "schema_version": SCHEMA_VERSION, **data}
 
 
@@ -115,11 +159,13 @@ class ThinkingEvent(AgentEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolUseEvent(AgentEvent):
-    """The model called a tool."""
+    """The model called a tool: ``name`` and ``input`` as the agent gave them, ``kind``
+    what the call does in the vocabulary every agent shares (:class:`ToolKind`)."""
 
     type: ClassVar[str] = "tool_use"
     id: str = ""
     name: str = ""
+    kind: ToolKind = ToolKind.OTHER
     input: Mapping[str, Any] = field(default_factory=dict)
     message_id: str | None = None
 

@@ -18,9 +18,10 @@ import inspect
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
-from cc_executor._agents import get_adapter
+from cc_executor._agents import adapter_for
 from cc_executor._agents._prices import takes_budget
 from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
 from cc_executor._ids import new_run_id
@@ -52,6 +53,17 @@ TaskCheck = Callable[[str, dict[str, Any]], None]
 #: A retry after these continues the attempt's session instead of starting afresh: the
 #: work done so far is kept, and the model picks up where it was stopped.
 CONTINUABLE = frozenset({RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT, RunStatus.CANCELLED})
+
+
+def _resumable(adapter: Any, session_id: str) -> bool:
+    """Whether ``adapter``'s agent can continue session ``session_id`` (Gemini CLI and a
+    command agent without ``resume_arg`` cannot: their next attempt starts afresh)."""
+    try:
+        adapter.resume_options(session_id)
+    except ValueError:
+        return False
+    return True
+
 
 #: The prompt's preamble when a task continues a stopped attempt's session.
 CONTINUE_NOTE = (
@@ -422,8 +434,12 @@ class ListRun:
                 options["max_budget_usd"] = reserved
             run_id = new_run_id()
             options.update(run_id=run_id, parent_id=self.list_id)
+            agent = options.get("agent", RunOptions.by_name["agent"].default)
+            # Bound to the task's options: a command agent resumes as its spec says.
+            adapter = adapter_for(SimpleNamespace(**{**options, "agent": agent}))
+            if continue_session is not None and not _resumable(adapter, continue_session):
+                continue_session = None  # an agent that cannot resume: the attempt starts afresh
             continuing = continue_session is not None
-            adapter = get_adapter(options.get("agent", RunOptions.by_name["agent"].default))
             resumed: str | None = None
             try:
                 if continue_session is not None:
@@ -512,7 +528,11 @@ class ListRun:
                 # The interrupted session could not be continued: a next attempt starts afresh.
                 why = f"{why} continuing the interrupted session"
                 error = f"could not continue the interrupted session: {error}"
-            elif result.status in CONTINUABLE and result.session_id:
+            elif (
+                result.status in CONTINUABLE
+                and result.session_id
+                and _resumable(adapter, result.session_id)
+            ):
                 continue_session = result.session_id
             budget = self.budget
             if (

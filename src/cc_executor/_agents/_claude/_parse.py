@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cc_executor._agents._jsonl import LARGE_LINE as LARGE_LINE
 from cc_executor._agents._jsonl import JsonLinesParser
+from cc_executor._agents._kinds import ToolKindOf, claude_kind
 from cc_executor._agents._types import (
     AgentEvent,
     ApiRetryEvent,
@@ -68,7 +69,7 @@ def tool_result_text(content: Any) -> str:
     return "\n".join(parts)
 
 
-def _assistant(obj: Mapping[str, Any], t: float) -> list[AgentEvent]:
+def _assistant(obj: Mapping[str, Any], t: float, tool_kind: ToolKindOf) -> list[AgentEvent]:
     message = _map(obj.get("message"))
     message_id = _str(message.get("id"))
     events: list[AgentEvent] = []
@@ -87,13 +88,15 @@ def _assistant(obj: Mapping[str, Any], t: float) -> list[AgentEvent]:
                 )
             )
         elif kind in ("tool_use", "server_tool_use"):
+            name, tool_input = _str(block.get("name")) or "", _map(block.get("input"))
             events.append(
                 ToolUseEvent(
                     t=t,
                     raw=obj,
                     id=_str(block.get("id")) or "",
-                    name=_str(block.get("name")) or "",
-                    input=_map(block.get("input")),
+                    name=name,
+                    kind=tool_kind(name, tool_input),
+                    input=tool_input,
                     message_id=message_id,
                 )
             )
@@ -205,17 +208,19 @@ def _result(obj: Mapping[str, Any], t: float) -> ResultEvent:
 
 class ClaudeStreamParser(JsonLinesParser):
     """Turns one stdout line at a time into events. Keeps the little state streaming
-    needs (the id of the message being streamed)."""
+    needs (the id of the message being streamed). ``tool_kind`` gives each tool call its
+    kind: Claude Code's tools by default, a command agent's from its spec."""
 
-    def __init__(self) -> None:
+    def __init__(self, tool_kind: ToolKindOf = claude_kind) -> None:
         self._message_ids: dict[str, str | None] = {}
+        self._tool_kind = tool_kind
 
     def _events(self, obj: dict[str, Any], t: float) -> list[AgentEvent]:
         kind = obj.get("type")
         if kind == "stream_event":
             return [_stream(obj, t, self._message_ids)]
         if kind == "assistant":
-            return _assistant(obj, t)
+            return _assistant(obj, t, self._tool_kind)
         if kind == "user":
             return _user(obj, t)
         if kind == "system":

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 import orjson
 
 from cc_executor._agents._jsonl import JsonLinesParser
+from cc_executor._agents._kinds import codex_kind
 from cc_executor._agents._types import (
     AgentEvent,
     ApiRetryEvent,
@@ -158,7 +159,10 @@ class CodexStreamParser(JsonLinesParser):
         for call_id, name, arguments in calls:
             if call_id not in self._started:
                 self._started.add(call_id)
-                events.append(ToolUseEvent(t=t, raw=obj, id=call_id, name=name, input=arguments))
+                kind = codex_kind(name, arguments)
+                events.append(
+                    ToolUseEvent(t=t, raw=obj, id=call_id, name=name, kind=kind, input=arguments)
+                )
         if done:
             failed = item.get("status") == "failed"
             exit_code = item.get("exit_code")

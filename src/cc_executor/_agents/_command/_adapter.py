@@ -89,6 +89,9 @@ class CommandAdapter:
             raise ValueError(f"model: the agent spec {spec.path} has no model_arg to pass it")
         if getattr(options, "base_url", None) and not spec.base_url_env:
             raise ValueError(f"base_url: the agent spec {spec.path} has no base_url_env to pass it")
+        # Without a way to pass it, a resume would silently start a new session.
+        if getattr(options, "resume", None) and not spec.resume_arg:
+            raise ValueError(f"resume: the agent spec {spec.path} has no resume_arg to pass it")
         from cc_executor._agents._prices import check_budget
 
         check_budget(options, spec.name)
@@ -99,6 +102,9 @@ class CommandAdapter:
         model = getattr(options, "model", None)
         if model:
             argv += [a.replace("{model}", model) for a in spec.model_arg]
+        resume = getattr(options, "resume", None)
+        if resume:
+            argv += [a.replace("{session_id}", resume) for a in spec.resume_arg]
         return argv + list(options.extra_args)
 
     def process_env(self, options: Any) -> dict[str, str]:
@@ -119,8 +125,9 @@ class CommandAdapter:
         spec = self._spec
         if spec is not None and spec.output == "claude-stream-json":
             from cc_executor._agents._claude._parse import ClaudeStreamParser
+            from cc_executor._agents._kinds import spec_kind
 
-            return ClaudeStreamParser()
+            return ClaudeStreamParser(spec_kind(spec.tool_kinds, spec.file_tools))
         from cc_executor._agents._command._parse import JsonlParser, TextParser
 
         if spec is not None and spec.jsonl is not None:
@@ -158,4 +165,10 @@ class CommandAdapter:
         return None
 
     def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
-        raise ValueError("the command agent cannot resume a session")
+        spec = self._spec
+        if spec is None or not spec.resume_arg:
+            where = f"the agent spec {spec.path}" if spec is not None else "the command agent"
+            raise ValueError(f"{where} has no resume_arg: it cannot resume a session")
+        if fork:
+            raise ValueError(f"{spec.name} (the command agent) cannot fork a session")
+        return {"resume": session_id}

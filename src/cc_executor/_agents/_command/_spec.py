@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cc_executor._agents._types import ToolKind
+
 #: How the CLI's stdout reads.
 OUTPUTS = ("text", "jsonl", "claude-stream-json")
 _KEYS = (
@@ -14,10 +16,12 @@ _KEYS = (
     "command",
     "output",
     "model_arg",
+    "resume_arg",
     "base_url_env",
     "env",
     "jsonl",
     "file_tools",
+    "tool_kinds",
     "api_status",
 )
 _JSONL_KEYS = ("text", "match", "session")
@@ -42,10 +46,12 @@ class AgentSpec:
     command: tuple[str, ...]
     output: str = "text"
     model_arg: tuple[str, ...] = ()
+    resume_arg: tuple[str, ...] = ()
     base_url_env: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     jsonl: JsonlMapping | None = None
     file_tools: dict[str, str] = field(default_factory=dict)
+    tool_kinds: dict[str, ToolKind] = field(default_factory=dict)
     #: A regular expression whose first group is an API error's HTTP status in the agent's
     #: error message (see docs/agents/command.md).
     api_status: str | None = None
@@ -70,6 +76,17 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
+def _tool_kinds(value: Any, where: str) -> dict[str, ToolKind]:
+    names = _str_map(value, where)
+    known = {k.value: k for k in ToolKind}
+    for tool, kind in names.items():
+        if kind not in known:
+            raise ValueError(
+                f"{where}: {tool} = {kind!r} is not a tool kind (one of: {', '.join(known)})"
+            )
+    return {tool: known[kind] for tool, kind in names.items()}
+
+
 def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
     where = f"agent spec {path}"
     unknown = sorted(set(data) - set(_KEYS))
@@ -84,6 +101,11 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
     model_arg = _strings(data.get("model_arg", []), f"{where}: 'model_arg'")
     if model_arg and not any("{model}" in a for a in model_arg):
         raise ValueError(f"{where}: 'model_arg' must contain {{model}}, e.g. -m {{model}}")
+    resume_arg = _strings(data.get("resume_arg", []), f"{where}: 'resume_arg'")
+    if resume_arg and not any("{session_id}" in a for a in resume_arg):
+        raise ValueError(
+            f"{where}: 'resume_arg' must contain {{session_id}}, e.g. --resume {{session_id}}"
+        )
     base_url_env = data.get("base_url_env")
     if base_url_env is not None and (not isinstance(base_url_env, str) or not base_url_env):
         raise ValueError(f"{where}: 'base_url_env' must be a variable name")
@@ -128,10 +150,12 @@ def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
         command=command,
         output=output,
         model_arg=model_arg,
+        resume_arg=resume_arg,
         base_url_env=base_url_env,
         env=_str_map(data.get("env", {}), f"{where}: 'env'"),
         jsonl=jsonl,
         file_tools=_str_map(data.get("file_tools", {}), f"{where}: 'file_tools'"),
+        tool_kinds=_tool_kinds(data.get("tool_kinds", {}), f"{where}: 'tool_kinds'"),
         api_status=api_status,
     )
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cc_executor._agents._jsonl import JsonLinesParser
+from cc_executor._agents._kinds import gemini_kind
 from cc_executor._agents._types import (
     AgentEvent,
     InitEvent,
@@ -73,13 +74,15 @@ class GeminiStreamParser(JsonLinesParser):
             events = self._close_block(t, obj)
             # A tool call starts a new turn: the answer is what comes after the last one.
             self._answer = ""
+            name, parameters = _str(obj.get("tool_name")) or "", _map(obj.get("parameters"))
             events.append(
                 ToolUseEvent(
                     t=t,
                     raw=obj,
                     id=_str(obj.get("tool_id")) or "",
-                    name=_str(obj.get("tool_name")) or "",
-                    input=_map(obj.get("parameters")),
+                    name=name,
+                    kind=gemini_kind(name, parameters),
+                    input=parameters,
                 )
             )
             return events
