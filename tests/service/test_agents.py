@@ -196,6 +196,16 @@ async def test_every_agent_through_http_and_websocket(
                 "/runs", json={"prompt": "ask codex", "options": bed.options(None, root)}
             )
             default = await sse_events(client, response.json()["run_id"])
+            # A list mixing agents: each task gets the server's settings of its own agent.
+            tasks = [
+                {"id": agent, "prompt": f"ask {agent}", "agent": agent, "model": MODELS[agent]}
+                for agent in ("gemini", "command")
+            ]
+            response = await client.post(
+                "/runs", json={"tasks": {"tasks": tasks}, "options": {"cwd": str(root)}}
+            )
+            assert response.status_code == 202, response.text
+            listed = await sse_events(client, response.json()["run_id"])
         async with ws(service) as conn:
             over_ws = {}
             for agent in ANSWERS:
@@ -209,6 +219,9 @@ async def test_every_agent_through_http_and_websocket(
     assert default[-1]["result"]["result"] == ANSWERS["codex"]
     # Codex CLI alone speaks the Responses API: once for its run, once for the default one.
     assert [r.prompt for r in bed.server.responses_requests][:2] == ["ask codex"] * 2
+    assert listed[-1]["status"] == "ok", listed[-3:]
+    answers = {name: t["result"] for name, t in listed[-1]["result"]["tasks"].items()}
+    assert answers == {"gemini": ANSWERS["gemini"], "command": ANSWERS["command"]}
     for agent, messages in over_ws.items():
         assert messages[-1]["params"]["status"] == "ok", (agent, messages[-3:])
         assert messages[-1]["params"]["result"]["result"] == ANSWERS[agent]
