@@ -56,6 +56,7 @@ def test_pins_are_those_install_agents_installs() -> None:
         assert PINNED[agent] == match.group(1)
 
 
+@pytest.mark.slow
 def test_a_missing_cli_fails_each_check_with_the_install_hint(tmp_path: Path) -> None:
     done = doctor(agent_env(), "--agent", "gemini", "--agent-path", str(tmp_path / "gemini"))
     assert done.returncode == 1, done.stderr
@@ -73,6 +74,7 @@ def test_a_missing_cli_fails_each_check_with_the_install_hint(tmp_path: Path) ->
     assert not any(c["ok"] for c in checks.values())
 
 
+@pytest.mark.slow
 def test_a_cli_of_another_version_fails_the_version_check(tmp_path: Path) -> None:
     fake = tmp_path / "codex"
     fake.write_text("#!/bin/sh\necho 'codex-cli 0.1.0'\n")
@@ -91,6 +93,7 @@ def test_a_cli_of_another_version_fails_the_version_check(tmp_path: Path) -> Non
     assert checks["codex-api-key"]["detail"].startswith("OPENAI_API_KEY is set")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -57,6 +57,7 @@ def refused_at_start(home: Path, *args: str, command: str = "serve") -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_agent_settings_are_checked_before_the_server_starts(cc_home: Path) -> None:
     assert "--agent cursor: unknown agent (known: claude, codex, gemini, command)" in (
         refused_at_start(cc_home, "--agent", "cursor")
