@@ -110,10 +110,11 @@ def test_codex_with_only_the_printed_env(served: Any, tmp_path: Path) -> None:
     printed, process = served("codex")
     work = tmp_path / "work"
     work.mkdir()
-    # cc-executor with no --base-url: the CLI finds the provider in the printed CODEX_HOME.
+    # cc-executor with no --base-url: with --use-login the run takes the printed CODEX_HOME,
+    # where the CLI finds the server as its model provider.
     done = subprocess.run(
-        [CLI, "run", "--agent", "codex", "--agent-path", codex_path(), "--cwd", str(work),
-         "--json", "--heartbeat", "0", "say hello"],
+        [CLI, "run", "--agent", "codex", "--use-login", "--agent-path", codex_path(), "--cwd",
+         str(work), "--json", "--heartbeat", "0", "--timeout", "120", "say hello"],
         env=child_env(printed, tmp_path / "home"),
         capture_output=True,
         text=True,
