@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 from cc_executor.testing import ModelServer
-from tests._means import claude_path
+from tests._means import claude_path, codex_path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("docs_examples.yaml")
@@ -252,6 +252,8 @@ def test_example_runs_as_written(block: Block, model_server: ModelServer, tmp_pa
     claude = claude_path()
     assert claude is not None
     env["CC_EXECUTOR_CLAUDE"] = claude
+    if "--agent codex" in block.body:  # a user who installed it has it; HOME moves here
+        env["CC_EXECUTOR_CODEX"] = codex_path()
     env["CC_EXECUTOR_HOME"] = str(home / ".local" / "share" / "cc-executor")
     # The installed console first, and `claude` as a user who installed it has it.
     env["PATH"] = os.pathsep.join(

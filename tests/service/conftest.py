@@ -71,19 +71,25 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
 
 
 def launch(
-    home: Path, root: Path, *args: str, command: str = "serve", token: bool = True
+    home: Path,
+    root: Path,
+    *args: str,
+    command: str = "serve",
+    token: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Service:
-    """Start ``cc-executor serve`` (or ``mcp --transport http``) on a free port."""
+    """Start ``cc-executor serve`` (or ``mcp --transport http``) on a free port, with
+    ``env`` added to its environment. Given ``--agent``, ``args`` set the agents' paths."""
     argv = [CLI, command, "--port", "0", "--allow-dir", str(root), *args]
-    if cli_test() and "--claude" not in args:
+    if cli_test() and "--claude" not in args and "--agent" not in args:
         argv += ["--claude", str(claude_path())]
     if cli_test():
         # The scripted model server's environment names the CLI's endpoint, home and config.
         for name in ("ANTHROPIC_BASE_URL", "HOME", "CLAUDE_CONFIG_DIR"):
             argv += ["--allow-env", name]
-    env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
+    environ = {**os.environ, **(env or {}), "CC_EXECUTOR_HOME": str(home)}
     proc = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     line = read_line(proc)
     url = line.rsplit(" ", 1)[-1].strip().removesuffix("/mcp")

@@ -190,3 +190,21 @@ def test_a_body_never_sent_after_the_answer_does_not_hold_the_connection(
             assert b"HTTP/1.1" not in wait_closed(client)
     with httpx.Client(base_url=service.url, headers=service.headers(), timeout=30) as http:
         assert http.get("/health").status_code == 200
+
+
+@pytest.mark.slow
+async def test_a_quiet_websocket_outlives_the_header_timeout(
+    start: Callable[..., Service],
+) -> None:
+    from tests.service.test_ws import call, ws
+
+    service = start("--header-timeout", "0.5")
+    port = int(service.url.rsplit(":", 1)[1])
+    async with ws(service) as conn:
+        # Connected after the WebSocket: once its header timer has fired, the WebSocket's has.
+        late = socket.create_connection(("127.0.0.1", port))
+        late.sendall(HALF_SENT)
+        with late:
+            assert await asyncio.to_thread(wait_closed, late) == b""
+        reply = await call(conn, "status", {"run_id": "none"})
+    assert reply["error"]["data"]["code"] == "not_found"

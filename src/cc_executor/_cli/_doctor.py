@@ -32,6 +32,33 @@ def add_parser(sub: Any) -> None:
         "(plain answer, 2 MB answer, timeout with partial text)",
     )
     p.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        dest="agents",
+        choices=("claude", "codex", "gemini", "command"),
+        metavar="NAME",
+        help="check this agent CLI instead (repeatable): claude, codex, gemini, or command "
+        "(with --agent-spec): the executable and where it was found, its version against "
+        "the pinned one, the Node.js it runs on, its API key variable, and with --base-url a "
+        "real run through that endpoint",
+    )
+    p.add_argument(
+        "--agent-path",
+        metavar="PATH",
+        help="with one --agent: its executable (default: its CC_EXECUTOR_* variable, PATH, "
+        "the cache of scripts/install-agents)",
+    )
+    p.add_argument(
+        "--agent-spec", metavar="FILE", help="with --agent command: the agent's spec file"
+    )
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="with --agent: also run the agent once through this endpoint, with the key of "
+        "its usual variable (the only check that makes a network call)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help='print exactly one JSON object {"ok": ..., "checks": [...]} on stdout, nothing else',
@@ -59,6 +86,26 @@ def format_check(result: CheckResult, marks: tuple[str, str]) -> str:
     return line
 
 
+def _agent_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the agent flags, if anything."""
+    if not args.agents:
+        for flag, value in (
+            ("--agent-path", args.agent_path),
+            ("--agent-spec", args.agent_spec),
+            ("--base-url", args.base_url),
+        ):
+            if value is not None:
+                return f"{flag} goes with --agent NAME"
+        return None
+    if args.claude:
+        return "--claude and --agent are checked separately: give one"
+    if args.agent_path is not None and len(set(args.agents)) > 1:
+        return "--agent-path names one executable: give it with one --agent"
+    if "command" in args.agents and args.agent_spec is None:
+        return "--agent command needs --agent-spec FILE"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor doctor``."""
     import asyncio
@@ -74,9 +121,26 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(format_check(result, marks), file=out, flush=True)
 
+    problem = _agent_usage(args)
+    if problem is not None:
+        print(f"cc-executor doctor: {problem}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     try:
-        results = asyncio.run(run_checks(claude=args.claude, on_result=show))
+        if args.agents:
+            from cc_executor._cli._doctor_agents import run_agent_checks
+
+            results = asyncio.run(
+                run_agent_checks(
+                    list(dict.fromkeys(args.agents)),
+                    agent_path=args.agent_path,
+                    agent_spec=args.agent_spec,
+                    base_url=args.base_url,
+                    on_result=show,
+                )
+            )
+        else:
+            results = asyncio.run(run_checks(claude=args.claude, on_result=show))
     except KeyboardInterrupt:
         print("cc-executor doctor: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -74,6 +74,9 @@ class CheckResult:
         }
 
 
+Recorder = Callable[[str, float, Callable[[], Awaitable[str]]], Awaitable[CheckResult]]
+
+
 class _Failed(CCExecutorError):
     """A check failed; the message is the detail, ``hint`` the way out (internal: each
     check's runner turns it into a failed :class:`CheckResult`)."""
@@ -108,6 +111,33 @@ async def run_checks(
     from cc_executor._paths import data_home
 
     results: list[CheckResult] = []
+    record = recorder(results, on_result)
+    home = data_home()
+    with tempfile.TemporaryDirectory(
+        prefix="cc-executor-doctor-", ignore_cleanup_errors=True
+    ) as tmp_name:
+        tmp = Path(tmp_name)
+        with _environ({**os.environ, "CC_EXECUTOR_HOME": str(tmp / "cc-home")}):
+            claude_path: list[str] = []
+            found = await record("claude", 30, lambda: _check_claude(tmp, claude_path))
+            await record("model-access", 5, _check_model_access)
+            await record("data-dir", 10, lambda: _check_data_dir(home))
+            await record("disk-space", 5, lambda: _check_disk_space(home))
+            await record("history-rows", 30, lambda: _check_history_rows(home))
+            await record("engine-large-output", 60, lambda: _check_large_output(tmp))
+            await record("engine-long-line", 60, lambda: _check_long_line(tmp))
+            await record("engine-timeout-partial", 20, lambda: _check_timeout_partial(tmp))
+            await record("engine-tree-cleanup", 30, lambda: _check_tree_cleanup(tmp))
+            if claude:
+                await _claude_checks(record, tmp, claude_path[0] if claude_path else None, found)
+    return results
+
+
+def recorder(
+    results: list[CheckResult], on_result: Callable[[CheckResult], None] | None
+) -> Recorder:
+    """``record(name, bound, check)``: run one check within ``bound`` seconds, append its
+    result to ``results`` (and pass it to ``on_result``); a check never raises."""
 
     async def record(name: str, bound: float, check: Callable[[], Awaitable[str]]) -> CheckResult:
         started = time.monotonic()
@@ -128,25 +158,7 @@ async def run_checks(
             on_result(result)
         return result
 
-    home = data_home()
-    with tempfile.TemporaryDirectory(
-        prefix="cc-executor-doctor-", ignore_cleanup_errors=True
-    ) as tmp_name:
-        tmp = Path(tmp_name)
-        with _environ({**os.environ, "CC_EXECUTOR_HOME": str(tmp / "cc-home")}):
-            claude_path: list[str] = []
-            found = await record("claude", 30, lambda: _check_claude(tmp, claude_path))
-            await record("model-access", 5, _check_model_access)
-            await record("data-dir", 10, lambda: _check_data_dir(home))
-            await record("disk-space", 5, lambda: _check_disk_space(home))
-            await record("history-rows", 30, lambda: _check_history_rows(home))
-            await record("engine-large-output", 60, lambda: _check_large_output(tmp))
-            await record("engine-long-line", 60, lambda: _check_long_line(tmp))
-            await record("engine-timeout-partial", 20, lambda: _check_timeout_partial(tmp))
-            await record("engine-tree-cleanup", 30, lambda: _check_tree_cleanup(tmp))
-            if claude:
-                await _claude_checks(record, tmp, claude_path[0] if claude_path else None, found)
-    return results
+    return record
 
 
 # --- environment -----------------------------------------------------------------------------
@@ -574,9 +586,6 @@ _CLAUDE_BIG_SIZE = 2_000_000
 def _big_answer() -> str:
     text = "".join(f"{i:07d} the quick brown fox\n" for i in range(_CLAUDE_BIG_SIZE // 28 + 1))
     return text[:_CLAUDE_BIG_SIZE]
-
-
-Recorder = Callable[[str, float, Callable[[], Awaitable[str]]], Awaitable[CheckResult]]
 
 
 async def _claude_checks(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from cc_executor._cli._args import add_run_defaults, run_defaults
+from cc_executor._cli._args import flag_for
+from cc_executor._run._options import RunOptions
 
 if TYPE_CHECKING:
     import socket
@@ -28,8 +30,9 @@ DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 EXIT_USAGE = 2
 
 
-#: Run options ``serve`` and ``mcp`` take as flags: defaults for the runs they start.
-_RUN_DEFAULTS = ("agent_path",)
+#: Server-only run options ``serve`` and ``mcp`` take as flags, one value per agent
+#: (``--base-url codex=URL``): the operator's settings for the runs of that agent.
+_AGENT_DEFAULTS = ("agent_path", "base_url", "agent_spec")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -129,7 +132,73 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="connections held at once; beyond it the one waiting longest for a request is "
         f"closed, or the new one refused with 503 (default {DEFAULT_MAX_CONNECTIONS})",
     )
-    add_run_defaults(p, _RUN_DEFAULTS)
+    p.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        dest="agents",
+        metavar="NAME",
+        help="an agent remote callers may run: claude, codex, gemini, or command (with "
+        "--agent-spec) (repeatable; the first runs when a caller names none; default: "
+        "claude only)",
+    )
+    for name in _AGENT_DEFAULTS:
+        flag = flag_for(RunOptions.by_name[name])
+        p.add_argument(
+            flag.flag,
+            *flag.aliases,
+            action="append",
+            default=[],
+            dest=name,
+            metavar=f"[AGENT=]{flag.metavar}",
+            help=f"{flag.help}, for the runs of AGENT (without 'AGENT=': of the one agent "
+            "the server allows) (repeatable, once per agent)",
+        )
+
+
+def agent_settings(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """The agents the server allows (``--agent``, claude when none is given) and, by agent,
+    its server-only options (``--base-url [AGENT=]URL``, ...). ``ValueError`` saying what
+    is wrong: an unknown agent, a setting for an agent not allowed, or without ``AGENT=``
+    while several are, one given twice, or a value the agent refuses."""
+    from cc_executor._agents import agent_names
+
+    known = agent_names()
+    agents = tuple(dict.fromkeys(args.agents)) or (RunOptions.by_name["agent"].default,)
+    for agent in agents:
+        if agent not in known:
+            raise ValueError(f"--agent {agent}: unknown agent (known: {', '.join(known)})")
+    settings: dict[str, dict[str, Any]] = {agent: {} for agent in agents}
+    for name in _AGENT_DEFAULTS:
+        flag = flag_for(RunOptions.by_name[name]).flag
+        for given in getattr(args, name):
+            prefix, sep, value = given.partition("=")
+            if sep and prefix in known:
+                agent = prefix
+            elif len(agents) == 1:
+                agent, value = agents[0], given
+            else:
+                raise ValueError(
+                    f"{flag} {given}: say which agent it is for ({flag} AGENT=VALUE): "
+                    f"this server allows {', '.join(agents)}"
+                )
+            if agent not in agents:
+                raise ValueError(f"{flag} {given}: {agent} is not allowed (add --agent {agent})")
+            if name in settings[agent]:
+                raise ValueError(f"{flag} is given twice for {agent}")
+            # A file named relative to where the server starts, not to each run's cwd.
+            is_path = RunOptions.by_name[name].kind == "path"
+            settings[agent][name] = os.path.abspath(value) if is_path else value
+    for agent, options in settings.items():
+        if agent == "command" and "agent_spec" not in options:
+            raise ValueError(
+                "--agent command needs --agent-spec FILE (a remote caller cannot give one)"
+            )
+        try:
+            RunOptions(agent=agent, **options)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the {agent} agent's settings: {exc}") from None
+    return agents, {agent: options for agent, options in settings.items() if options}
 
 
 def _positive(kind: Callable[[str], float], *, zero: bool = False) -> Callable[[str], float]:
@@ -231,8 +300,8 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         max_body=args.max_body,
         max_message=args.max_message,
     )
-    defaults = run_defaults(args, _RUN_DEFAULTS)
     try:
+        agents, agent_defaults = agent_settings(args)
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
@@ -242,7 +311,8 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
             exec_env=tuple(args.allow_exec_env),
             exec_policy=args.exec_policy,
             allow_dirs=tuple(args.allow_dir),
-            run_defaults=defaults,
+            agents=agents,
+            agent_defaults=agent_defaults,
         )
     except ValueError as exc:
         print(f"cc-executor {args.command}: {exc}", file=sys.stderr)

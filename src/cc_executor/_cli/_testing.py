@@ -22,10 +22,19 @@ _PROG = "cc-executor testing serve"
 #: The first line of every env file serve writes: only a file that starts with it is replaced.
 _ENV_FILE_MARK = "# cc-executor testing serve:"
 
-#: Variables that, set in the shell that loads the printed environment, would send Claude Code
-#: to another endpoint or credential than the scripted server (the printed ones are overridden).
-_CONFLICTING_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "CLOUD_ML_")
+#: The agents ``--agent`` names: the agent's title, what its throwaway folder is, and the
+#: prefixes of variables that, set in the shell that loads the printed environment, would
+#: send it to another endpoint or credential than the scripted server (the printed ones are
+#: overridden).
+_AGENTS = {
+    "claude": ("Claude Code", "config folder", ("ANTHROPIC_", "CLAUDE_CODE_", "CLOUD_ML_")),
+    "codex": ("Codex CLI", "home (CODEX_HOME)", ("OPENAI_", "CODEX_", "AZURE_OPENAI_")),
+    "gemini": ("Gemini CLI", "home (GEMINI_CLI_HOME)", ("GEMINI_", "GOOGLE_")),
+    "command": ("the command agent", "home (QWEN_HOME)", ("OPENAI_", "QWEN_")),
+}
 _CONFLICTING_NAMES = ("CLAUDECODE",)
+#: The model a Gemini CLI run asks for: its default, ``auto``, asks a routing model first.
+_GEMINI_MODEL = "gemini-2.5-flash"
 
 _FORMAT_SUMMARY = """\
 script format (YAML or JSON; every field, with examples: docs/testing.md in the source):
@@ -42,10 +51,12 @@ script format (YAML or JSON; every field, with examples: docs/testing.md in the 
 
 examples shipped with cc-executor (--script NAME): {examples}
 
-environment: the printed variables (and --env-file) point Claude Code at the server and give
-it a throwaway config folder (CLAUDE_CONFIG_DIR). They do not change HOME or CC_EXECUTOR_HOME,
-so runs are recorded in your usual history. On stop the folder is removed if it is empty, and
-kept (with a message) if runs wrote to it.
+environment: the printed variables (and --env-file) point the agent (--agent: claude, codex,
+gemini, or command for an OpenAI-compatible CLI such as Qwen Code) at the server and give it
+a throwaway folder of its own (CLAUDE_CONFIG_DIR; CODEX_HOME with the provider's config.toml;
+GEMINI_CLI_HOME with API-key auth; QWEN_HOME). They do not change HOME or CC_EXECUTOR_HOME,
+so runs are recorded in your usual history. On stop the folder is removed if runs left
+nothing in it, and kept (with a message) if they did.
 
 examples:
   cc-executor testing serve --script write_file
@@ -85,6 +96,14 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE|NAME",
         help="script file (.json, .yaml or .yml), or the name of a shipped example "
         "(e.g. write_file)",
+    )
+    serve.add_argument(
+        "--agent",
+        choices=tuple(_AGENTS),
+        default="claude",
+        help="the agent whose environment is printed: claude (default), codex, gemini, or "
+        "command (OPENAI_BASE_URL and OPENAI_API_KEY, for an OpenAI-compatible CLI such as "
+        "Qwen Code)",
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)"
@@ -172,35 +191,81 @@ def _remove_env_file(path: str, text: str) -> str | None:
     return None
 
 
-def _remove_config_dir(path: str) -> str | None:
-    """Remove the throwaway config folder only if it is empty (serve creates nothing in it);
-    otherwise say where it stays, so no file a run wrote is ever deleted."""
-    try:
-        os.rmdir(path)  # refuses, atomically, a folder that is not empty
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return (
-            f"Kept Claude Code's config folder {path}: runs wrote to it (their settings and "
-            "session transcripts). Remove it when you no longer need them: "
-            f"rm -r {shlex.quote(path)}"
-        )
-    return None
+class _AgentFolder:
+    """The throwaway folder of the agent serve prints the environment of, and the files serve
+    wrote in it (Codex's provider, Gemini's auth settings), with what they held."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.path = tempfile.mkdtemp(prefix=f"cc-executor-{agent}-home-")
+        self.written: dict[str, str] = {}
+
+    def wrote(self, path: str) -> None:
+        with open(path, encoding="utf-8") as file:
+            self.written[path] = file.read()
+
+    def remove(self) -> str | None:
+        """Remove the folder if runs left nothing in it (serve's own files unchanged);
+        otherwise say where it stays, so no file a run wrote is ever deleted."""
+        for path, text in self.written.items():
+            try:
+                with open(path, encoding="utf-8") as file:
+                    if file.read() == text:
+                        os.unlink(path)
+            except (OSError, UnicodeDecodeError):
+                pass  # changed or gone: the folder is kept, or already is not there
+        for folder in sorted({os.path.dirname(p) for p in self.written}, reverse=True):
+            if folder != self.path:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+        try:
+            os.rmdir(self.path)  # refuses, atomically, a folder that is not empty
+        except FileNotFoundError:
+            pass
+        except OSError:
+            title, what, _ = _AGENTS[self.agent]
+            return (
+                f"Kept {title}'s {what} {self.path}: runs wrote to it (their settings and "
+                "session transcripts). Remove it when you no longer need them: "
+                f"rm -r {shlex.quote(self.path)}"
+            )
+        return None
 
 
-def _conflicts(environ: Mapping[str, str], printed: Mapping[str, str]) -> list[str]:
+def agent_env(server: Any, agent: str, folder: _AgentFolder) -> dict[str, str]:
+    """The variables that point ``agent`` at ``server`` (started), with its home in
+    ``folder`` (and the files it needs there, written now)."""
+    if agent == "claude":
+        return dict(server.claude_env(config_dir=folder.path))
+    if agent == "codex":
+        folder.wrote(server.write_codex_config(folder.path))
+        return dict(server.codex_env(folder.path))
+    if agent == "gemini":
+        folder.wrote(server.write_gemini_settings(folder.path))
+        return {**server.gemini_env(folder.path), "GEMINI_MODEL": _GEMINI_MODEL}
+    return {
+        "OPENAI_BASE_URL": f"{server.url}/v1",
+        "OPENAI_API_KEY": "sk-cc-executor-testing",
+        "QWEN_HOME": folder.path,
+    }
+
+
+def _conflicts(
+    environ: Mapping[str, str], printed: Mapping[str, str], agent: str = "claude"
+) -> list[str]:
+    prefixes = _AGENTS[agent][2]
     return sorted(
         name
         for name in environ
-        if name not in printed
-        and (name.startswith(_CONFLICTING_PREFIXES) or name in _CONFLICTING_NAMES)
+        if name not in printed and (name.startswith(prefixes) or name in _CONFLICTING_NAMES)
     )
 
 
-def _warn_conflicts(printed: Mapping[str, str]) -> None:
-    for name in _conflicts(os.environ, printed):
+def _warn_conflicts(printed: Mapping[str, str], agent: str) -> None:
+    title = _AGENTS[agent][0]
+    for name in _conflicts(os.environ, printed, agent):
         print(
-            f"{_PROG}: warning: {name} is set here; if the shell that runs Claude Code "
+            f"{_PROG}: warning: {name} is set here; if the shell that runs {title} "
             "has it too, it may send the CLI elsewhere: unset it there",
             file=sys.stderr,
         )
@@ -231,7 +296,7 @@ def _serve_in_background(args: argparse.Namespace, script: str) -> int:
     argv = [
         sys.executable, "-c", "import sys; from cc_executor._cli import main; sys.exit(main())",
         "testing", "serve", "--script", script, "--host", args.host, "--port", str(args.port),
-        "--env-file", env_file,
+        "--agent", args.agent, "--env-file", env_file,
     ]  # fmt: skip
     errors_path = os.path.join(folder, "stderr")
     try:
@@ -265,14 +330,33 @@ def _serve_in_background(args: argparse.Namespace, script: str) -> int:
     for line in _env_lines(env):
         print(f"export {line}")
     print(f"CC_EXECUTOR_TESTING_PID={child.pid}")
+    title, what, _ = _AGENTS[args.agent]
+    folder = env[_FOLDER_VARIABLES[args.agent]]
+    url = env.get(_URL_VARIABLES[args.agent], "")
     print(
-        f"{_PROG}: scripted model server at {env['ANTHROPIC_BASE_URL']} in the background "
-        f"(pid {child.pid}); stop it with: kill {child.pid} (Claude Code's config folder "
-        f"{env['CLAUDE_CONFIG_DIR']} is removed then, unless runs wrote to it)",
+        f"{_PROG}: scripted model server{' at ' + url if url else ''} in the background "
+        f"(pid {child.pid}); stop it with: kill {child.pid} ({title}'s {what} {folder} is "
+        "removed then, unless runs wrote to it)",
         file=sys.stderr,
     )
-    _warn_conflicts(env)
+    _warn_conflicts(env, args.agent)
     return 0
+
+
+#: By agent, the printed variable holding the server's URL (Codex's is in its config.toml),
+#: and the one naming its folder.
+_URL_VARIABLES = {
+    "claude": "ANTHROPIC_BASE_URL",
+    "codex": "",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
+    "command": "OPENAI_BASE_URL",
+}
+_FOLDER_VARIABLES = {
+    "claude": "CLAUDE_CONFIG_DIR",
+    "codex": "CODEX_HOME",
+    "gemini": "GEMINI_CLI_HOME",
+    "command": "QWEN_HOME",
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -301,8 +385,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"{_PROG}: cannot listen: {exc}", file=sys.stderr)
         return 2
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    config_dir = tempfile.mkdtemp(prefix="cc-executor-claude-config-")
-    env = server.claude_env(config_dir=config_dir)
+    folder = _AgentFolder(args.agent)
+    env = agent_env(server, args.agent, folder)
+    title = _AGENTS[args.agent][0]
     env_text = None
     notes: list[str | None] = []
     try:
@@ -319,8 +404,8 @@ def _serve(args: argparse.Namespace) -> int:
                 return 2
         print(f"Scripted model server listening on {server.url}", flush=True)
         print(
-            "Point Claude Code at it with (HOME and CC_EXECUTOR_HOME are left alone; "
-            "CLAUDE_CONFIG_DIR is a throwaway folder):"
+            f"Point {title} at it with (HOME and CC_EXECUTOR_HOME are left alone; "
+            f"{_FOLDER_VARIABLES[args.agent]} is a throwaway folder):"
         )
         for line in _env_lines(env):
             print(f"export {line}")
@@ -328,7 +413,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"Or load {args.env_file}: set -a; . {shlex.quote(args.env_file)}; set +a")
         print(f"Recorded requests: {server.url}/_testing/requests")
         print("Press Ctrl-C to stop.", flush=True)
-        _warn_conflicts(env)
+        _warn_conflicts(env, args.agent)
         # Event.wait with a timeout keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass
@@ -338,7 +423,7 @@ def _serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if env_text is not None:
             notes.append(_remove_env_file(args.env_file, env_text))
-        notes.append(_remove_config_dir(config_dir))
+        notes.append(folder.remove())
     for note in notes:
         if note is not None:
             print(note)

@@ -27,6 +27,7 @@ import asyncio
 import itertools
 from typing import ClassVar
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["guarded_h11"]
@@ -77,6 +78,12 @@ class _GuardedH11(H11Protocol):
         # keep h11 out of IDLE without being a request, and must not hold the connection.
         if self._header_timer is not None and self.cycle is not cycle:
             self._stop_header_timer()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The connection is a WebSocket from here on: the timer armed for this request's
+        # head would otherwise close it once the header timeout has passed.
+        self._stop_header_timer()
+        super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
         # Armed first: the base class may go straight on to a pipelined request.

@@ -81,7 +81,7 @@ async def health(request: Request) -> Response:
 async def create_run(request: Request) -> Response:
     """Start a run.
     ---
-    summary: Start a Claude Code run, a command (if allowed) or a task list
+    summary: Start an agent run, a command (if allowed) or a task list
     requestBody:
       required: true
       content:
@@ -89,7 +89,7 @@ async def create_run(request: Request) -> Response:
           schema:
             type: object
             properties:
-              prompt: {type: string, description: "The prompt of a Claude Code run"}
+              prompt: {type: string, description: "The prompt of an agent run"}
               argv:
                 type: array
                 items: {type: string}

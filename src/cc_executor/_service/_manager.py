@@ -35,7 +35,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cc_executor._errors import Conflict as Conflict
@@ -48,7 +48,7 @@ from cc_executor._errors import ShuttingDown as ShuttingDown
 from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
-from cc_executor._service._policy import RunPolicy
+from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy
 from cc_executor._service._queue import RunQueue
 from cc_executor._service._runs import (
     PAUSED,
@@ -94,8 +94,10 @@ class ManagerConfig:
       with the variables a caller may set for it; see ``_service/_exec_policy.py``).
     - ``allow_dirs``: roots a run's ``cwd`` must be inside (after resolving symlinks);
       empty means the server's working directory only.
-    - ``run_defaults``: options applied to every Claude Code run before the caller's (the
-      server's ``agent_path``, for instance); callers cannot override server-only options.
+    - ``agents``: the agents callers may run; the first runs when a caller names none.
+    - ``agent_defaults``: by agent, options applied to its runs before the caller's (the
+      server's ``agent_path``, ``base_url`` and ``agent_spec``); callers cannot override
+      server-only options.
     """
 
     max_concurrent: int = 4
@@ -108,7 +110,8 @@ class ManagerConfig:
     allow_env: Sequence[str] = ()
     exec_env: Sequence[str] = ()
     exec_policy: str | os.PathLike[str] | None = None
-    run_defaults: Mapping[str, Any] = field(default_factory=dict)
+    agents: Sequence[str] = (DEFAULT_AGENT,)
+    agent_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent", "max_events", "max_finished", "max_event_bytes"):
@@ -153,6 +156,7 @@ class RunManager:
             allow_env=self.config.allow_env,
             exec_env=self.config.exec_env,
             exec_policy=self.config.exec_policy,
+            agents=self.config.agents,
         )
 
     # ---------------------------------------------------------------- queries
@@ -284,7 +288,7 @@ class RunManager:
             raise InvalidRequest("options must be a JSON object")
         kinds = [k for k in ("prompt", "argv", "tasks") if k in spec]
         if len(kinds) != 1:
-            raise InvalidRequest("give exactly one of prompt (a Claude Code run), argv or tasks")
+            raise InvalidRequest("give exactly one of prompt (an agent run), argv or tasks")
         unknown = sorted(set(spec) - {"prompt", "argv", "tasks", "options"})
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
@@ -356,7 +360,8 @@ class RunManager:
         if options.get("add_dirs"):
             # Resolved now, as the cwd is: the CLI gets the folders that were checked.
             options["add_dirs"] = [self._policy.check_cwd(d) for d in options["add_dirs"]]
-        merged = {**self.config.run_defaults, **options, "run_id": run_id}
+        agent = self._policy.agent_of(options)
+        merged = {**self._agent_defaults(agent), **options, "agent": agent, "run_id": run_id}
         try:
             RunOptions.from_kwargs(merged)
         except (TypeError, ValueError) as exc:
@@ -421,9 +426,24 @@ class RunManager:
             raise InvalidRequest(str(exc)) from None
         for task in spec.tasks:
             self._policy.check_agent_options(task.options, f'task "{task.id}": ')
-        defaults = {**self.config.run_defaults, **options}
+        options["agent"] = self._policy.agent_of(options)
+        defaults = options
+        # Each task gets the server's options of its own agent (a list may mix agents).
+        configured = replace(
+            spec,
+            tasks=tuple(
+                replace(
+                    task,
+                    options={
+                        **self._agent_defaults(task.options.get("agent", options["agent"])),
+                        **task.options,
+                    },
+                )
+                for task in spec.tasks
+            ),
+        )
         try:
-            task_options(spec, defaults)
+            task_options(configured, defaults)
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
@@ -444,7 +464,7 @@ class RunManager:
                 self._recheck(task_options)
 
             handle = start_tasks(
-                spec,
+                configured,
                 max_parallel=max_parallel,
                 budget_usd=budget_usd,
                 on_event=on_event,
@@ -536,6 +556,10 @@ class RunManager:
                 self._finish(run, "error", error="the run ended without a result")
             if run.persisted and not run.left_queued:
                 self._settle_queued_row(run)
+
+    def _agent_defaults(self, agent: str) -> Mapping[str, Any]:
+        """The server's options for the runs of ``agent`` (its executable, endpoint, spec)."""
+        return self.config.agent_defaults.get(agent, {})
 
     def _recheck(self, options: dict[str, Any]) -> None:
         """The folders of a queued run, checked again as it starts: one swapped for a symlink

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cc_executor._agents import agent_names
 from cc_executor._errors import Forbidden, InvalidRequest
 from cc_executor._run._options import SERVER_ONLY, RunOptions
 from cc_executor._run._prepare import check_option
@@ -79,6 +80,10 @@ _PLACE_WORDS = frozenset(
 #: Named files with no place word in their name: the client certificate's private key.
 _PLACE_NAMES = frozenset({"CLAUDE_CODE_CLIENT_KEY"})
 
+#: The agent a server allows when its operator names none: Claude Code, as before other
+#: agents existed (another agent runs other code, with other keys, at other endpoints).
+DEFAULT_AGENT = RunOptions.by_name["agent"].default
+
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
@@ -100,7 +105,9 @@ class RunPolicy:
     or by absolute path, and the arguments a command must start with) and the entries of
     the ``exec_policy`` file (see :mod:`cc_executor._service._exec_policy`); none: commands
     are refused. Raises :class:`ExecPolicyError` (a ``ValueError``) for a program not on
-    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name."""
+    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name. ``agents`` are
+    the agents a caller may run (the first: the one a run naming none runs), ``ValueError``
+    for an unknown one."""
 
     def __init__(
         self,
@@ -110,7 +117,14 @@ class RunPolicy:
         allow_env: Sequence[str] = (),
         exec_env: Sequence[str] = (),
         exec_policy: str | os.PathLike[str] | None = None,
+        agents: Sequence[str] = (DEFAULT_AGENT,),
     ) -> None:
+        if not agents:
+            raise ValueError("at least one agent must be allowed")
+        for name in agents:
+            if name not in agent_names():
+                raise ValueError(f"agent {name!r} is unknown (known: {', '.join(agent_names())})")
+        self.agents = tuple(dict.fromkeys(agents))
         self._roots = [_resolved(d) for d in allow_dirs] or [_resolved(os.getcwd())]
         self._rules = [allow_exec_rule(entry) for entry in exec_allowlist]
         if exec_policy is not None:
@@ -220,11 +234,26 @@ class RunPolicy:
                 f"locale...; the server allows more with --allow-env {key})"
             )
 
+    def agent_of(self, options: Mapping[str, Any], where: str = "") -> str:
+        """The agent a run with ``options`` runs: its ``agent``, else the server's first; it
+        must be one the server allows."""
+        agent = options.get("agent", self.agents[0])
+        if agent not in self.agents:
+            if not isinstance(agent, str):
+                raise InvalidRequest(f"{where}agent must be a string, got {agent!r}")
+            raise Forbidden(
+                f"{where}agent {agent[:100]!r} is not allowed on this server (it allows "
+                f"{', '.join(self.agents)}; the server allows more with --agent NAME)"
+            )
+        return str(agent)
+
     def check_agent_options(self, options: Mapping[str, Any], where: str) -> None:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
         refused = sorted(SERVER_ONLY_OPTIONS & set(options))
         if refused:
             raise Forbidden(f"{where}option(s) set by the server only: {', '.join(refused)}")
+        if "agent" in options:
+            self.agent_of(options, where)
         if "cwd" in options:
             self.check_cwd(options["cwd"])
         self.check_env(options.get("env"))

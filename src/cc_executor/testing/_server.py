@@ -427,6 +427,27 @@ class ModelServer:
             "-c", f"{provider}.stream_max_retries={retries}",
         ]  # fmt: skip
 
+    def write_codex_config(self, codex_home: str | os.PathLike[str], *, retries: int = 0) -> str:
+        """Write ``codex_home/config.toml`` declaring this server as Codex CLI's model provider
+        (what :meth:`codex_args` says with ``-c`` overrides), so that a plain ``codex exec``
+        with ``CODEX_HOME=codex_home`` reaches it; its path. Needs a started server."""
+        lines = [
+            f'model_provider = "{CODEX_PROVIDER}"',
+            "",
+            f"[model_providers.{CODEX_PROVIDER}]",
+            f'name = "{CODEX_PROVIDER}"',
+            f"base_url = {json.dumps(self.url + '/v1')}",
+            'wire_api = "responses"',
+            'env_key = "OPENAI_API_KEY"',
+            f"request_max_retries = {retries}",
+            f"stream_max_retries = {retries}",
+        ]
+        os.makedirs(os.fspath(codex_home), exist_ok=True)
+        path = os.path.join(os.fspath(codex_home), "config.toml")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
+        return path
+
     def codex_env(
         self,
         codex_home: str | os.PathLike[str],
