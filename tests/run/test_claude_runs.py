@@ -575,7 +575,8 @@ async def test_cancel_after_a_huge_block_keeps_it_and_the_text_so_far(bed: Any) 
     """The partial answer is rebuilt from the event log; there the finished 3 MB block is one
     line longer than the framing budget, read back in pieces."""
     big = "".join(f'{i:07d} "quoted" \u00e9\U0001f600\n' for i in range(3_000_000 // 22))
-    tail = "tock " * 100_000
+    # Long enough (40 pieces, 0.2 s apart) that a loaded machine still cancels mid-tail.
+    tail = "tock " * 2_000_000
     reply = Reply([Text(big), Text(tail)], chunk_size=1 << 18, delay=0.2)
     cancel_now = asyncio.Event()
 
