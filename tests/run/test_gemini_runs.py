@@ -249,3 +249,43 @@ async def test_use_login_runs_in_the_callers_own_home(tmp_path: Path) -> None:
     assert result.status is RunStatus.OK, result.error
     assert result.run_dir is not None
     assert not (Path(result.run_dir) / "agent-home").exists()
+
+
+async def test_timeout_keeps_the_text_and_the_session_which_resumes(tmp_path: Path) -> None:
+    """A run cut by its timeout keeps the text so far and its session id; resuming that id
+    (Gemini CLI 0.61's ``--resume UUID``, in the session's own agent home, found through
+    the history) goes on with the same conversation."""
+    script = Script(
+        [
+            Rule(
+                match="^long job",
+                answers=[
+                    Reply([Text("First part."), ToolUse("Bash", {"command": "sleep 60"})]),
+                    Reply([Text("Resumed.")]),
+                    Reply([Text("Resumed.")]),
+                ],
+            )
+        ]
+    )
+    async with gemini_bed(tmp_path, script) as b:
+        first = await run("long job", timeout=20, grace=1, permission_mode="yolo", **b.options())
+        left = pids_in(b.workdir)
+        second = await run("go on", resume=first.session_id, **b.options())
+        last = b.server.gemini_requests[-1].prompt
+    assert first.status is RunStatus.TIMEOUT
+    assert first.partial
+    assert first.result.startswith("First part.")
+    assert first.session_id
+    assert left == []
+    assert second.status is RunStatus.OK, second.error
+    assert second.result == "Resumed."
+    assert second.session_id == first.session_id
+    assert last == "long job"  # the conversation the scripted server saw starts there
+
+
+def test_resume_takes_only_a_session_id() -> None:
+    from cc_executor._run._options import RunOptions
+
+    for bad in ("latest", "5", "--yolo", "9fefb3bb"):
+        with pytest.raises(ValueError, match="must be a session id"):
+            RunOptions(agent="gemini", resume=bad)

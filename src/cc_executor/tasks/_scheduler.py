@@ -56,8 +56,8 @@ CONTINUABLE = frozenset({RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT, RunStatus.CA
 
 
 def _resumable(adapter: Any, session_id: str) -> bool:
-    """Whether ``adapter``'s agent can continue session ``session_id`` (Gemini CLI and a
-    command agent without ``resume_arg`` cannot: their next attempt starts afresh)."""
+    """Whether ``adapter``'s agent can continue session ``session_id`` (a command agent
+    without ``resume_arg`` cannot: its next attempt starts afresh)."""
     try:
         adapter.resume_options(session_id)
     except ValueError:

@@ -76,6 +76,24 @@ class GeminiAdapter:
         return {"GEMINI_CLI_HOME": home}
 
     def holds_session(self, home: str, session_id: str) -> bool:
+        # Gemini CLI 0.61 keeps .gemini/tmp/<project>/chats/session-<time>-<id[:8]>.jsonl,
+        # whose first line names the whole id; compared as text, never as a pattern.
+        suffix = f"-{session_id[:8]}.jsonl"
+        needle = f'"sessionId":"{session_id}"'.encode()
+        projects = os.path.join(home, ".gemini", "tmp")
+        try:
+            names = os.listdir(projects)
+        except OSError:
+            return False
+        for project in names:
+            chats = os.path.join(projects, project, "chats")
+            try:
+                files = [f for f in os.listdir(chats) if f.endswith(suffix)]
+            except OSError:
+                continue
+            for name in files:
+                if needle in _head(os.path.join(chats, name)):
+                    return True
         return False
 
     def parser(self) -> StreamParser:
@@ -95,4 +113,23 @@ class GeminiAdapter:
         return None
 
     def resume_options(self, session_id: str, *, fork: bool = False) -> dict[str, Any]:
-        raise ValueError("Gemini CLI resumes by list index, not by session id")
+        if fork:
+            raise ValueError("Gemini CLI cannot fork a session; resume it instead")
+        return {"resume": session_id}
+
+
+def _head(path: str) -> bytes:
+    """The first 4 KiB of a regular file (b"" for anything else: the agent could have made a
+    FIFO there, and a blocking open would wait for a writer)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 4096) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
