@@ -81,7 +81,9 @@ class FleetWorker:
             if name not in ADAPTERS:
                 raise ValueError(f"--agent {name!r}: unknown agent ({', '.join(sorted(ADAPTERS))})")
         self.config = config
-        self.policy = RunPolicy(config.allow_dirs, [], allow_env=config.allow_env)
+        # Without --agent a worker runs every agent (claude for a run naming none).
+        agents = config.agents or ["claude", *sorted(set(ADAPTERS) - {"claude"})]
+        self.policy = RunPolicy(config.allow_dirs, [], allow_env=config.allow_env, agents=agents)
         self.fleet: Fleet = open_fleet(config.fleet)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._active: dict[str, _Active] = {}
@@ -90,6 +92,9 @@ class FleetWorker:
         #: Set while no run is in progress.
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set when the number of runs in progress changes: heartbeat now, so `fleet status`
+        #: shows what the worker is doing, not what it did a heartbeat interval ago.
+        self._changed = asyncio.Event()
 
     # -- the checks ------------------------------------------------------------------
     def check(self, message: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -110,15 +115,15 @@ class FleetWorker:
         if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
             raise RunRefused("the run message's options are not an object")
         try:
+            agent = options.get("agent", self.policy.agents[0])
+            if agent not in self.policy.agents:
+                raise RunRefused(
+                    f"agent {agent!r} is not run by this worker (it runs "
+                    f"{', '.join(self.policy.agents)})"
+                )
             self.policy.check_agent_options(options, "")
             options = dict(options)
             options["cwd"] = self.policy.check_cwd(options.get("cwd"))
-            agent = options.get("agent", "claude")
-            if self.config.agents and agent not in self.config.agents:
-                raise RunRefused(
-                    f"agent {agent!r} is not run by this worker (it runs "
-                    f"{', '.join(self.config.agents)})"
-                )
             env = dict(options.get("env") or {})
             # Back-off is the fleet's business: the CLI's own retries would hide 429s.
             env.setdefault("CLAUDE_CODE_MAX_RETRIES", "0")
@@ -192,7 +197,9 @@ class FleetWorker:
                 await self.fleet.heartbeat(
                     self.config.worker_id, info, self.config.heartbeat_timeout_s
                 )
-            await asyncio.sleep(interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), interval)
+            self._changed.clear()
 
     async def _control(self) -> None:
         """Listen on the control channel; after a broker error, listen again (meanwhile the
@@ -273,6 +280,7 @@ class FleetWorker:
         handle = start_run(prompt, on_event=on_event, run_id=_local_id(run_id, attempt), **options)
         active = self._active[run_id] = _Active(handle, lease)
         self._idle.clear()
+        self._changed.set()
         pump = asyncio.ensure_future(self._pump(run_id, pending, wake, handle))
         keeper = asyncio.ensure_future(self._keep_lease(active))
         with contextlib.suppress(FleetError):
@@ -287,6 +295,7 @@ class FleetWorker:
             wake.set()
             await pump
             del self._active[run_id]
+            self._changed.set()
             if not self._active:
                 self._idle.set()
         if active.interrupted:
