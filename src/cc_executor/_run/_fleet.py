@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import inspect
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -106,7 +107,15 @@ class FleetRunHandle(RunHandle):
     def cancel(self) -> None:
         task = asyncio.ensure_future(self._cancel())
         self._controls.add(task)
-        task.add_done_callback(self._controls.discard)
+        task.add_done_callback(self._cancel_done)
+
+    def _cancel_done(self, task: asyncio.Task[str]) -> None:
+        self._controls.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # cancel() returns at once: a broker error is said here, never lost silently.
+            print(
+                f"cc-executor: cancel of fleet run {self._id}: {task.exception()}", file=sys.stderr
+            )
 
     def pause(self) -> bool:
         return False
@@ -152,6 +161,10 @@ class FleetRunHandle(RunHandle):
                     elif kind == "refused":
                         raise RunRefused(str(entry.get("error")))
         finally:
+            # A cancel of a queued run writes the result this loop returns on, then goes on
+            # with the same connections: let it end before they close.
+            if self._controls:
+                await asyncio.wait(set(self._controls))
             await self._fleet.aclose()
 
 
