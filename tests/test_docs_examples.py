@@ -71,6 +71,7 @@ UNTESTED = {
     ("docs/agents/command.md", "cc-executor run --agent command"),
     ("docs/fleet.md", "# On one machine: Redis (Debian: apt-get install redis-server), reacha"),
     ("docs/fleet.md", "import asyncio"),
+    ("docs/fleet.md", "cc-executor fleet status --fleet unix:///run/redis/"),
 }
 
 

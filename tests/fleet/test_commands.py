@@ -58,3 +58,13 @@ def test_a_worker_whose_fleet_is_unreachable_says_so_and_exits() -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("cc-executor worker: the fleet at unix:///nonexistent")
     assert "Traceback" not in done.stderr
+
+
+def test_fleet_status_needs_a_url_and_says_when_the_fleet_is_unreachable() -> None:
+    done = cc("fleet", "status")
+    assert done.returncode == 2
+    assert done.stderr == "cc-executor fleet status: give --fleet URL or set CC_EXECUTOR_FLEET\n"
+    done = cc("fleet", "status", "--fleet", "unix:///nonexistent/redis.sock")
+    assert done.returncode == 2
+    assert done.stderr.startswith("cc-executor fleet status: the fleet at unix:///nonexistent")
+    assert "Traceback" not in done.stderr

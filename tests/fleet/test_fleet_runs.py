@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,48 @@ async def test_an_on_event_that_raises_stops_the_run_on_its_worker(fleet_bed: An
             timeout=120,
         )
         assert _in(str(bed.workdir)) == []
+
+
+async def test_fleet_status_shows_the_workers_and_the_queued_and_running_runs(
+    fleet_bed: Any,
+) -> None:
+    script = Script(
+        [Rule(answers=[Reply([Text("working on it"), ToolUse("Bash", {"command": NEEDLE})])])]
+    )
+
+    def status(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "fleet", "status", *flags],
+            env={**os.environ, "CC_EXECUTOR_FLEET": bed.url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    async with fleet_bed(script) as bed:
+        worker = bed.start_worker("--slots", "1")
+        options = {"fleet": bed.url, "cwd": str(bed.workdir), "allowed_tools": ["Bash"]}
+        first = start_run("hold the slot", **options)
+        await await_for(lambda: _in(str(bed.workdir), NEEDLE), timeout=120)
+        second = start_run("wait in line", **options)
+        await await_for(lambda: bed.redis.client().llen("cc-executor:cc-executor-runs"), timeout=60)
+        # The worker heartbeats when a run starts or ends: wait for the one saying so.
+        await await_for(
+            lambda: json.loads(status("--json").stdout)["workers"][0]["busy"] == 1, timeout=60
+        )
+        shown = await asyncio.to_thread(status, "--json")
+        text = await asyncio.to_thread(status)
+        for handle in (second, first):
+            handle.cancel()
+            await handle.wait()
+    assert shown.returncode == 0, shown.stderr
+    seen = json.loads(shown.stdout)
+    (w,) = seen["workers"]
+    assert (w["pid"], w["slots"], w["busy"]) == (worker.proc.pid, 1, 1)
+    assert "claude" in w["agents"]
+    assert seen["queues"] == {"cc-executor-runs": {"queued": 1, "running": 1}}
+    assert text.returncode == 0, text.stderr
+    assert "1 worker(s)" in text.stdout
+    assert f"pid {worker.proc.pid}  1/1 busy" in text.stdout
+    assert "queue cc-executor-runs: 1 queued, 1 running" in text.stdout

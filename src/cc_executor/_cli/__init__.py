@@ -34,6 +34,7 @@ _COMMANDS = {
     "testing": "cc_executor._cli._testing:add_parser",
     "worker": "cc_executor._cli._fleet:add_parser",
     "cancel": "cc_executor._cli._fleet:add_parser",
+    "fleet": "cc_executor._cli._fleet:add_parser",
 }
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.
@@ -46,6 +47,7 @@ _COMMAND_EXTRAS = {
     "testing": "testing",
     "worker": "fleet",
     "cancel": "fleet",
+    "fleet": "fleet",
 }
 
 

@@ -1,5 +1,5 @@
-"""``cc-executor worker`` (one machine of a fleet) and ``cc-executor cancel`` (a fleet run,
-wherever it is). See docs/fleet.md."""
+"""``cc-executor worker`` (one machine of a fleet), ``cc-executor cancel`` (a fleet run,
+wherever it is) and ``cc-executor fleet status``. See docs/fleet.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``worker`` and ``cancel`` on the subcommand set ``sub``."""
+    """Register ``worker``, ``cancel`` and ``fleet`` on the subcommand set ``sub``."""
     w = sub.add_parser(
         "worker",
         help="run agent runs of a fleet on this machine (docs/fleet.md)",
@@ -85,6 +85,27 @@ def add_parser(sub: Any) -> None:
     c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
     c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
     c.set_defaults(handler=cancel_main)
+
+    f = sub.add_parser(
+        "fleet",
+        help="what the fleet has: its workers and its queued and running runs (docs/fleet.md)",
+        description="Fleet-wide views.",
+    )
+    fleet_sub = f.add_subparsers(dest="fleet_command", metavar="COMMAND", required=True)
+    st = fleet_sub.add_parser(
+        "status",
+        help="the live workers (host, pid, slots, busy, agents, version, last heartbeat) and "
+        "the queued and running runs of each queue",
+        description="The workers whose heartbeat is live, and each queue's queued and running "
+        "runs (a queued run cancelled before it started counts until a worker drops it).",
+    )
+    st.add_argument(
+        "--fleet",
+        metavar="URL",
+        help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})",
+    )
+    st.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    st.set_defaults(handler=status_main)
 
 
 def worker_main(args: argparse.Namespace) -> int:
@@ -152,3 +173,60 @@ def cancel_main(args: argparse.Namespace) -> int:
     }[done]
     print(f"cc-executor cancel: {said}", file=sys.stderr)
     return 0 if done != "over" else 1
+
+
+def status_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor fleet status``."""
+    import asyncio
+    import time
+
+    from cc_executor._errors import CCExecutorError
+    from cc_executor._fleet import open_fleet
+    from cc_executor._fleet._url import parse_fleet_url
+
+    given = args.fleet or os.environ.get(FLEET_ENV)
+    if not given:
+        print(f"cc-executor fleet status: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def go() -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+        fleet = open_fleet(given, from_argv=bool(args.fleet))
+        try:
+            return await fleet.workers(), await fleet.counts()
+        finally:
+            await fleet.aclose()
+
+    try:
+        url = parse_fleet_url(given, from_argv=bool(args.fleet)).url  # shown without credentials
+        workers, queues = asyncio.run(go())
+    except CCExecutorError as exc:
+        print(f"cc-executor fleet status: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
+    if args.json:
+        from cc_executor._cli._write import write_json_line
+
+        write_json_line(
+            sys.stdout.buffer,
+            {"fleet": url, "workers": workers, "queues": queues},
+            terminal=sys.stdout.isatty(),
+        )
+        return 0
+    from cc_executor._text import inert
+
+    now = time.time()
+    print(f"fleet {inert(url)}: {len(workers)} worker(s)")
+    for w in workers:
+        beat = w.get("heartbeat_at")
+        age = f"{max(0.0, now - beat):.1f} s ago" if isinstance(beat, (int, float)) else "?"
+        agents = ",".join(str(a) for a in w.get("agents") or [])
+        print(
+            inert(
+                f"  {w.get('worker_id')}  {w.get('host')} pid {w.get('pid')}  "
+                f"{w.get('busy')}/{w.get('slots')} busy  agents {agents}  "
+                f"v{w.get('version')}  heartbeat {age}"
+            )
+        )
+    for name, count in queues.items():
+        print(f"queue {name}: {count['queued']} queued, {count['running']} running")
+    return 0

@@ -84,6 +84,10 @@ class Fleet(Protocol):
     async def workers(self) -> list[dict[str, Any]]:
         """The workers whose heartbeat is live."""
 
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Per queue, its runs waiting (``queued``) and those a worker holds the lease of
+        (``running``)."""
+
     async def check(self) -> None:
         """Raise :class:`FleetError` unless the broker answers."""
 

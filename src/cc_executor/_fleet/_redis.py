@@ -283,6 +283,16 @@ class RedisFleet:
                     found.append(orjson.loads(value))
             return found
 
+    async def counts(self) -> dict[str, dict[str, int]]:
+        with _said(self.url):
+            # Dramatiq keeps a queue's waiting message ids in the list namespace:queue; a
+            # message a worker took is in its acks set until it ends (prefetch = slots).
+            queued = await self._redis.llen(f"{NAMESPACE}:{QUEUE}")
+            running = 0
+            async for _ in self._redis.scan_iter(match=f"{NAMESPACE}:lease:*"):
+                running += 1
+            return {QUEUE: {"queued": int(queued), "running": running}}
+
     async def check(self) -> None:
         with _said(self.url):
             await self._redis.ping()
