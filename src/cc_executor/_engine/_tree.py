@@ -43,7 +43,7 @@ import time
 # before it starts Claude Code, and they cost milliseconds (``signal`` builds enum classes).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 TREE_ENV = "CC_EXECUTOR_TREE"
 
@@ -235,10 +235,16 @@ def _session(pid: int) -> int | None:
 def _signal_descendant(pid: int, started: int, sig: int) -> bool:
     """Send ``sig`` to ``pid`` if it is still the process the sweep saw (same start time,
     checked through a pidfd that pins it); True if sent."""
+    return _signal_if(pid, sig, lambda: start_ticks(pid) == started)
+
+
+def _signal_if(pid: int, sig: int, still: Callable[[], bool]) -> bool:
+    """Send ``sig`` to ``pid`` if ``still()`` holds once the process is pinned by a pidfd
+    (so a recycled PID is never signalled by mistake); True if sent."""
     import signal
 
     if not (_HAVE_PIDFD and hasattr(signal, "pidfd_send_signal")):
-        if start_ticks(pid) != started:
+        if not still():
             return False
         try:
             os.kill(pid, sig)
@@ -250,7 +256,7 @@ def _signal_descendant(pid: int, started: int, sig: int) -> bool:
     except OSError:
         return False
     try:
-        if start_ticks(pid) != started:
+        if not still():
             return False
         signal.pidfd_send_signal(fd, sig)
         return True
@@ -266,30 +272,8 @@ def signal_member(pid: int, sig: int, tokens: Iterable[str], sid: int | None = N
     The pidfd pins the process before membership is re-checked, so a recycled PID cannot be
     signalled by mistake.
     """
-    import signal
-
     needles = [t.encode() for t in tokens]
-    if not (_HAVE_PIDFD and hasattr(signal, "pidfd_send_signal")):
-        if not _is_member(pid, needles, sid):
-            return False
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            return False
-        return True
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return False
-    try:
-        if not _is_member(pid, needles, sid):
-            return False
-        signal.pidfd_send_signal(fd, sig)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return _signal_if(pid, sig, lambda: _is_member(pid, needles, sid))
 
 
 def signal_tree(
