@@ -253,8 +253,12 @@ async def version_time(argv0: str, env: dict[str, str]) -> float:
     return dt
 
 
-async def ours_time(agent: str, config: dict[str, Any], prompt: str) -> tuple[float, Any]:
-    from cc_executor._run._runner import run
+async def ours_time(
+    agent: str, config: dict[str, Any], prompt: str
+) -> tuple[float, Any, dict[str, float]]:
+    """Wall time of one ``run()``, its result and the argv it spawned, and where the time
+    went: before the spawn, and after the CLI's process ended (the engine's own clock)."""
+    from cc_executor._run._runner import start_run
 
     argvs: list[tuple[str, ...]] = []
 
@@ -263,9 +267,15 @@ async def ours_time(agent: str, config: dict[str, Any], prompt: str) -> tuple[fl
             argvs.append(event.argv)
 
     options = run_options(agent, config)
+    t_wall = time.time()
     t = time.perf_counter()
-    result = await run(prompt, on_event=seen, **options)
-    return time.perf_counter() - t, (result, argvs)
+    handle = start_run(prompt, on_event=seen, **options)
+    result = await handle.wait()
+    dt = time.perf_counter() - t
+    end_wall = t_wall + dt
+    process = handle._run._processes[0]
+    phases = {"pre": process.started_at - t_wall, "post": end_wall - process.ended_at}
+    return dt, (result, argvs), phases
 
 
 def inproc(config: dict[str, Any], reps: int, sizes: list[str]) -> None:
@@ -293,11 +303,14 @@ def inproc(config: dict[str, Any], reps: int, sizes: list[str]) -> None:
                     variants.append("version")
                 for name in rng.sample(variants, len(variants)):
                     if name == "ours":
-                        dt, (result, argvs) = await ours_time(agent, config, prompt)
+                        dt, (result, argvs), phases = await ours_time(agent, config, prompt)
                         assert result.status == "ok", (agent, result.status, result.error)
                         assert len(result.result) == n, (agent, len(result.result), n)
                         assert argvs == [tuple(bare.argv)], (agent, argvs, bare.argv)
                         del result
+                        if rep:
+                            for key, value in phases.items():
+                                samples[agent][size].setdefault(f"ours {key}", []).append(value)
                     elif name == "version":
                         dt = await version_time(bare.argv[0], bare.env())
                     else:
@@ -336,7 +349,7 @@ def rss_ours(config: dict[str, Any], agent: str, size: str) -> None:
     import cc_executor._run._runner  # noqa: F401
 
     before = _vm_rss()
-    _, (result, _) = asyncio.run(ours_time(agent, config, prompt_for(size)))
+    _, (result, _), _ = asyncio.run(ours_time(agent, config, prompt_for(size)))
     assert result.status == "ok", (agent, result.status, result.error)
     chars = len(result.result)
     del result

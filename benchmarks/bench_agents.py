@@ -20,7 +20,8 @@ Measures, all agents in one worker process:
    order, and the variants of a block one right after the other, also shuffled. Medians and
    p90 of the wall times; the overhead is the median (and p90) of ``ours - bare→file``
    within each repetition, with the median's 95% bootstrap interval. Target: <= 30 ms for
-   the trivial answer, <= 5% for 2 MB (as ``bench_claude.py``);
+   the trivial answer, <= 5% for 2 MB (as ``bench_claude.py``). ``run()``'s own time
+   before the CLI's spawn and after its exit is shown apart;
 2. each CLI's own start-up: ``CLI --version`` (interleaved with the above) and the bare
    trivial run;
 3. peak RSS of the bare CLI's process tree (summed over its processes, sampled every 5 ms;
@@ -187,6 +188,15 @@ def report(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
                 f"{o['median'] * 1000:>7.0f} / {o['p90'] * 1000:<6.0f} {o['relative']:>+6.1%} "
                 f"{o['ci'][0] * 1000:>4.0f}..{o['ci'][1] * 1000:<4.0f}  "
                 f"{'met' if o['met'] else 'MISSED'} ({o['target']})"
+            )
+    phased = [(a, s, r) for a, by in samples.items() for s, r in by.items() if "ours pre" in r]
+    if phased:
+        out("   where run() spends its own time (medians): before the CLI is spawned, and after")
+        out("   the engine saw its process end (the rest is beside the running CLI)")
+        for agent, size, row in phased:
+            out(
+                f"   {TITLES[agent]:<12} {size:<8} before {ms(median(row['ours pre'])):>6}"
+                f"   after {ms(median(row['ours post'])):>6}"
             )
     out("")
     out("2. each CLI's own start-up (median / p90): `--version`, and a trivial answer (bare→file)")
