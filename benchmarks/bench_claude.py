@@ -116,11 +116,14 @@ def machine_line(claude: str) -> str:
     )
 
 
-def worker(*args: object, env: dict[str, str], timeout: float | None = None) -> list[Any]:
-    """Runs a worker mode; returns the JSON lines it printed (also when it timed out)."""
+def worker(
+    *args: object, env: dict[str, str], timeout: float | None = None, script: str = WORKERS
+) -> list[Any]:
+    """Runs a worker mode of ``script``; returns the JSON lines it printed (also when it
+    timed out)."""
     try:
         done = subprocess.run(
-            [PYTHON, WORKERS, *map(str, args)],
+            [PYTHON, script, *map(str, args)],
             capture_output=True,
             text=True,
             check=False,
