@@ -289,3 +289,12 @@ def test_resume_takes_only_a_session_id() -> None:
     for bad in ("latest", "5", "--yolo", "9fefb3bb"):
         with pytest.raises(ValueError, match="must be a session id"):
             RunOptions(agent="gemini", resume=bad)
+
+
+async def test_the_clis_own_warnings_reach_the_result(tmp_path: Path) -> None:
+    """Gemini CLI's top-level ``error`` lines (here its loop detection, which cuts the answer
+    short) were kept only as unknown events: an ok run with a cut answer said nothing."""
+    looping = Reply([Text("I will check the same file once more. " * 400)], chunk_size=64)
+    async with gemini_bed(tmp_path, one_rule(looping)) as b:
+        result = await run("loop", **b.options())
+    assert "Gemini CLI (warning): Loop detected, stopping execution" in result.warnings

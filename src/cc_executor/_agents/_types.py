@@ -232,6 +232,9 @@ class ResultEvent(AgentEvent):
     stop_reason: str | None = None
     terminal_reason: str | None = None
     structured_output: Any = None
+    #: What the agent itself warned about during the run (Gemini CLI's ``error`` lines),
+    #: added to the result's warnings.
+    warnings: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

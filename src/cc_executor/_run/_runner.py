@@ -865,7 +865,7 @@ class _Run:
             event_log=process.stdout_path,
             run_dir=str(self.run_dir),
             stderr_tail=process.stderr_tail,
-            warnings=[*self.warnings, *process.warnings],
+            warnings=[*self.warnings, *process.warnings, *(final.warnings if final else ())],
             process=process,
         )
         if self._over_budget():

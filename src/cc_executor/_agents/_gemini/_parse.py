@@ -43,6 +43,10 @@ class GeminiStreamParser(JsonLinesParser):
         self._block = 0
         self._text: list[str] = []
         self._answer = ""
+        #: What the CLI said in its own ``error`` lines (severity ``warning`` or ``error``:
+        #: "Loop detected, stopping execution", "Maximum session turns exceeded", a safety
+        #: block, ...), for the result's warnings: they explain a short or empty answer.
+        self._notes: list[str] = []
 
     def _close_block(self, t: float, obj: Mapping[str, Any]) -> list[AgentEvent]:
         if not self._text:
@@ -98,19 +102,25 @@ class GeminiStreamParser(JsonLinesParser):
                     is_error=obj.get("status") != "success",
                 )
             ]
+        if kind == "error":
+            said = _str(obj.get("message")) or "(no message)"
+            self._notes.append(f"Gemini CLI ({_str(obj.get('severity')) or 'error'}): {said}")
+            return [UnknownEvent(t=t, raw=obj, event_type="error")]
         if kind == "result":
             events = self._close_block(t, obj)
             ok = obj.get("status") == "success"
             message = _str(_map(obj.get("error")).get("message"))
+            fallback = self._notes[-1] if self._notes else "Gemini CLI reported an error"
             events.append(
                 ResultEvent(
                     t=t,
                     raw=obj,
                     subtype="success" if ok else "error",
                     is_error=not ok,
-                    result=self._answer if ok else (message or "Gemini CLI reported an error"),
+                    result=self._answer if ok else (message or fallback),
                     session_id=self.session_id,
                     usage=_map(obj.get("stats")),
+                    warnings=tuple(self._notes),
                 )
             )
             return events
