@@ -842,11 +842,15 @@ class SupervisedProcess:
 
     async def _tree_gone(self) -> None:
         await self._exit
-        # Other processes' exits give us no event to wait on: poll the (cheap) sweep.
-        while _tree.find_tree([self._token], self._sid, own=True) or any(  # noqa: ASYNC110
+        # Other processes' exits give us no event to wait on: poll the (cheap) sweep, soon
+        # at first (a terminated leftover is usually gone within a millisecond or two: a
+        # fixed 50 ms added that to every run of an agent that leaves one, such as Codex).
+        delay = 0.001
+        while _tree.find_tree([self._token], self._sid, own=True) or any(
             _tree.start_ticks(pid) == started for pid, started in self._descendants.items()
         ):
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def _kill_all(self) -> None:
         for _ in range(50):
