@@ -180,7 +180,7 @@ def test_gemini_command_env_and_home(tmp_path: Any) -> None:
     ("options", "message"),
     [
         ({"permission_mode": "acceptEdits"}, "permission_mode for Gemini CLI must be one of"),
-        ({"resume": "abc"}, "resume is not supported by the gemini agent"),
+        ({"resume": "abc"}, "resume for Gemini CLI must be a session id"),
         ({"sandbox": "read-only"}, "sandbox is not supported by the gemini agent"),
     ],
 )
