@@ -34,6 +34,7 @@ _COMMANDS = {
     "testing": "cc_executor._cli._testing:add_parser",
     "worker": "cc_executor._cli._fleet:add_parser",
     "cancel": "cc_executor._cli._fleet:add_parser",
+    "attach": "cc_executor._cli._fleet:add_parser",
     "fleet": "cc_executor._cli._fleet:add_parser",
 }
 
@@ -47,6 +48,7 @@ _COMMAND_EXTRAS = {
     "testing": "testing",
     "worker": "fleet",
     "cancel": "fleet",
+    "attach": "fleet",
     "fleet": "fleet",
 }
 

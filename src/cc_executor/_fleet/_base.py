@@ -67,7 +67,12 @@ class Fleet(Protocol):
         """Call ``on_command(run_id, command)`` for each control message until cancelled."""
 
     async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Add entries to the end of the run's event stream, in order."""
+        """Add entries to the end of the run's event stream, in order: the n-th entry of a
+        run has the id ``"0-n"`` (n is the SEQ of ``attach --after``)."""
+
+    async def known(self, run_id: str) -> bool:
+        """Whether the fleet knows the run: queued, running, or ended within the retention
+        time."""
 
     async def read(
         self, run_id: str, after: str, block_s: float

@@ -11,11 +11,11 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._agents._types import AgentEvent, RunStatus
-from cc_executor._errors import RunRefused
+from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
@@ -166,6 +166,62 @@ class FleetRunHandle(RunHandle):
             if self._controls:
                 await asyncio.wait(set(self._controls))
             await self._fleet.aclose()
+
+
+def entry_seq(entry_id: str) -> int:
+    """The SEQ of a stream entry: its number in the run (ids are ``"0-SEQ"``)."""
+    return int(entry_id.rpartition("-")[2])
+
+
+async def attach_fleet_run(
+    fleet: Fleet,
+    run_id: str,
+    *,
+    after: int = 0,
+    on_event: Callable[[int, AgentEvent], Any] | None = None,
+) -> RunResult:
+    """Follow run ``run_id`` of ``fleet`` from any machine: ``on_event(seq, event)`` for each
+    event whose SEQ is above ``after`` (0: from the start), in order, live, then its
+    :class:`RunResult` (an ended run replays its stream and returns at once). Raises
+    :class:`FleetError` for a run the fleet does not know (never submitted to it, or
+    ended more than the retention time ago) and :class:`RunRefused` for a refused one."""
+    if after < 0:
+        raise ValueError(f"--after must be a sequence number >= 0, got {after}")
+    if not await fleet.known(run_id):
+        raise FleetError(f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}")
+    cursor = f"0-{after}"
+    while True:
+        for entry_id, entry in await fleet.read(run_id, cursor, _READ_BLOCK_S):
+            cursor = entry_id
+            kind = entry.get("kind")
+            if kind == "event" and on_event is not None:
+                outcome = on_event(entry_seq(entry_id), event_from_dict(entry["event"]))
+                if inspect.isawaitable(outcome):
+                    await outcome
+            elif kind == "result":
+                return result_from_dict(entry["result"])
+            elif kind == "refused":
+                raise RunRefused(str(entry.get("error")))
+
+
+def _unknown_why(run_id: str) -> str:
+    """Why the fleet may not know ``run_id``: its id dates it (a ULID), so a run older than
+    the retention time has expired, a younger one never was submitted to this fleet."""
+    from cc_executor._fleet._redis import RETENTION_S
+
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    if len(run_id) != 26 or any(c not in alphabet for c in run_id):
+        return "not a fleet run id (26 characters of 0-9 a-z)"
+    ms = 0
+    for char in run_id[:10]:
+        ms = ms * 32 + alphabet.index(char)
+    age_s = time.time() - ms / 1000
+    if age_s > RETENTION_S:
+        return (
+            f"it was created {age_s / 3600:.0f} h ago and runs are kept "
+            f"{RETENTION_S // 3600} h after they end: it expired"
+        )
+    return "it was never submitted to this fleet (or its Redis lost it)"
 
 
 async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
