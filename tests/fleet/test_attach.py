@@ -4,6 +4,7 @@ end, against a private Redis, a real worker and the real Claude Code CLI."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -11,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 from cc_executor import start_run
-from cc_executor._agents._types import AgentEvent
+from cc_executor._agents._types import AgentEvent, StatusEvent
 from cc_executor._ids import new_run_id
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
@@ -82,7 +84,13 @@ async def test_attach_mid_run_sees_every_event_after_seq_in_order_then_the_resul
         assert not handle.done
         gate.touch()
         result = await handle.wait()
-        rest, err = await asyncio.to_thread(attach.communicate, timeout=120)
+        # Read on from the same buffered file (communicate() would skip what it holds).
+        rest = await asyncio.to_thread(attach.stdout.read)
+        assert attach.stderr is not None
+        err = await asyncio.to_thread(attach.stderr.read)
+        await asyncio.to_thread(attach.wait, 120)
+        attach.stdout.close()
+        attach.stderr.close()
     assert attach.returncode == 0, err
     lines = [json.loads(line) for line in [first, *rest.splitlines()]]
     *seen, last = lines
@@ -137,3 +145,74 @@ def test_attach_to_an_unknown_run_says_which_in_one_line(redis_server: RedisServ
     done = cc("attach", fresh, "--fleet", redis_server.url, "--after", "-1")
     assert done.returncode == 2
     assert "--after must be >= 0" in done.stderr
+
+
+def _tree(cwd: Path) -> list[psutil.Process]:
+    """The run's processes: those whose working folder is the run's (the CLI, its tools)."""
+    found = []
+    for proc in psutil.process_iter(["cwd"]):
+        if proc.info["cwd"] == str(cwd):
+            found.append(proc)
+    return found
+
+
+def _statuses(cwd: Path) -> set[str]:
+    seen = set()
+    for proc in _tree(cwd):
+        with contextlib.suppress(psutil.Error):
+            seen.add(proc.status())
+    return seen
+
+
+async def test_pause_mid_tool_stops_the_tree_on_its_worker_and_unpause_lets_it_end_ok(
+    fleet_bed: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    async with fleet_bed(gated(gate)) as bed:
+        events: list[AgentEvent] = []
+        handle = start_run(
+            "wait for the gate",
+            fleet=bed.url,
+            cwd=str(bed.workdir),
+            allowed_tools=["Bash"],
+            on_event=events.append,
+        )
+        # Queued (no worker yet): nothing to pause, said so.
+        await await_for(lambda: bed.redis.client().llen("cc-executor:cc-executor-runs"), timeout=60)
+        queued = await asyncio.to_thread(cc, "pause", handle.run_id, "--fleet", bed.url)
+        assert queued.returncode == 1
+        assert "is queued, not running yet" in queued.stderr
+        assert handle.pause() is False
+        bed.start_worker()
+        await await_for(lambda: any(e.type == "tool_use" for e in events), timeout=120)
+        await await_for(lambda: "until" in " ".join(_argvs(bed.workdir)), timeout=120)
+        assert handle.pause() is True
+        await await_for(lambda: _statuses(bed.workdir) == {"stopped"}, timeout=120)
+        await await_for(lambda: "paused" in _status_events(events), timeout=120)
+        gate.touch()  # a stopped tree does not see it until it is continued
+        done = await asyncio.to_thread(cc, "unpause", handle.run_id, "--fleet", bed.url)
+        assert done.returncode == 0, done.stderr
+        assert "its worker was told to unpause it" in done.stderr
+        result = await handle.wait()
+        over = await asyncio.to_thread(cc, "pause", handle.run_id, "--fleet", bed.url)
+    assert result.ok, result.error
+    assert result.result == "after the gate"
+    assert _status_events(events) == ["paused", "resumed"]
+    assert handle.pause() is False
+    assert over.returncode == 1
+    assert "has ended: nothing to pause" in over.stderr
+
+
+def _argvs(cwd: Path) -> list[str]:
+    found = []
+    for proc in _tree(cwd):
+        with contextlib.suppress(psutil.Error):
+            found.append(" ".join(proc.cmdline()))
+    return found
+
+
+def _status_events(events: list[AgentEvent]) -> list[str]:
+    return [e.status for e in events if isinstance(e, StatusEvent) and e.status in _PAUSING]
+
+
+_PAUSING = ("paused", "resumed")

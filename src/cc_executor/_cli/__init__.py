@@ -35,6 +35,8 @@ _COMMANDS = {
     "worker": "cc_executor._cli._fleet:add_parser",
     "cancel": "cc_executor._cli._fleet:add_parser",
     "attach": "cc_executor._cli._fleet:add_parser",
+    "pause": "cc_executor._cli._fleet:add_parser",
+    "unpause": "cc_executor._cli._fleet:add_parser",
     "fleet": "cc_executor._cli._fleet:add_parser",
 }
 
@@ -49,6 +51,8 @@ _COMMAND_EXTRAS = {
     "worker": "fleet",
     "cancel": "fleet",
     "attach": "fleet",
+    "pause": "fleet",
+    "unpause": "fleet",
     "fleet": "fleet",
 }
 

@@ -19,7 +19,8 @@ EXIT_USAGE = 2
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``worker``, ``cancel``, ``attach`` and ``fleet`` on the subcommand set ``sub``."""
+    """Register ``worker``, ``cancel``, ``pause``, ``unpause``, ``attach`` and ``fleet`` on
+    the subcommand set ``sub``."""
     w = sub.add_parser(
         "worker",
         help="run agent runs of a fleet on this machine (docs/fleet.md)",
@@ -85,6 +86,20 @@ def add_parser(sub: Any) -> None:
     c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
     c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
     c.set_defaults(handler=cancel_main)
+
+    for name, verb in (("pause", "SIGSTOP"), ("unpause", "SIGCONT")):
+        p = sub.add_parser(
+            name,
+            help=f"{name} a running fleet run on its worker (docs/fleet.md)",
+            description=f"Ask the worker running RUN_ID to {verb} its whole process tree; its "
+            f"submitter and attachers see a status event. A queued or ended run is said so "
+            "(exit 1).",
+        )
+        p.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id")
+        p.add_argument(
+            "--fleet", metavar="URL", help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})"
+        )
+        p.set_defaults(handler=control_main, control=name)
 
     a = sub.add_parser(
         "attach",
@@ -199,6 +214,44 @@ def cancel_main(args: argparse.Namespace) -> int:
     }[done]
     print(f"cc-executor cancel: {said}", file=sys.stderr)
     return 0 if done != "over" else 1
+
+
+def control_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor pause`` and ``unpause``."""
+    import asyncio
+
+    from cc_executor._errors import CCExecutorError
+    from cc_executor._fleet import open_fleet
+    from cc_executor._fleet._base import PAUSE, RESUME
+    from cc_executor._run._fleet import control_fleet_run
+
+    me = f"cc-executor {args.control}"
+    given = args.fleet or os.environ.get(FLEET_ENV)
+    if not given:
+        print(f"{me}: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    command = PAUSE if args.control == "pause" else RESUME
+
+    async def go() -> str:
+        fleet = open_fleet(given, from_argv=bool(args.fleet))
+        try:
+            return await control_fleet_run(fleet, args.run_id, command)
+        finally:
+            await fleet.aclose()
+
+    try:
+        done = asyncio.run(go())
+    except CCExecutorError as exc:
+        print(f"{me}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    said = {
+        "requested": f"run {args.run_id}: its worker was told to {args.control} it",
+        "queued": f"run {args.run_id} is queued, not running yet: nothing to {args.control}",
+        "over": f"run {args.run_id} has ended: nothing to {args.control}",
+        "unknown": f"no run {args.run_id} on the fleet (never submitted, or expired)",
+    }[done]
+    print(f"{me}: {said}", file=sys.stderr)
+    return 0 if done == "requested" else 1
 
 
 def attach_main(args: argparse.Namespace) -> int:

@@ -57,6 +57,10 @@ EXAMPLES = {
     "--allow-dir /srv/repos",
     "cc-executor cancel": "cc-executor cancel 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
     "redis://redis.internal:6379/0",
+    "cc-executor pause": "cc-executor pause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
+    "redis://redis.internal:6379/0",
+    "cc-executor unpause": "cc-executor unpause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
+    "redis://redis.internal:6379/0",
     "cc-executor attach": "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --after 12 --json",
     "cc-executor mcp": "cc-executor mcp\ncc-executor mcp --transport http --port 8766",
     "cc-executor notify": "cc-executor notify --to ../other --issue 12 --fix '12: parser "

@@ -11,6 +11,8 @@ Handler = Callable[[dict[str, Any]], None]
 
 #: The control commands a run can receive.
 CANCEL = "cancel"
+PAUSE = "pause"
+RESUME = "resume"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,14 @@ class Fleet(Protocol):
 
     async def request_cancel(self, run_id: str) -> None:
         """Ask the worker holding the run to cancel it (durable, and published at once)."""
+
+    async def command(self, run_id: str, command: str) -> None:
+        """Publish ``command`` for the worker holding the run (not durable: a worker that
+        does not hold it ignores it)."""
+
+    async def where(self, run_id: str) -> str:
+        """Where the run is: ``"running"`` (a worker holds its lease), ``"over"``,
+        ``"queued"`` or ``"unknown"``."""
 
     async def cancel_requested(self, run_id: str) -> bool:
         """Whether a cancel was asked for the run."""

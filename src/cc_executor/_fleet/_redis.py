@@ -219,6 +219,19 @@ class RedisFleet:
         except redis.RedisError as exc:
             raise FleetError(f"the fleet at {self.url}: {exc}") from None
 
+    async def command(self, run_id: str, command: str) -> None:
+        with _said(self.url):
+            await self._redis.publish(
+                f"{NAMESPACE}:control", orjson.dumps({"run_id": run_id, "command": command})
+            )
+
+    async def where(self, run_id: str) -> str:
+        with _said(self.url):
+            for kind, said in (("lease", "running"), ("state", "over"), ("known", "queued")):
+                if await self._redis.exists(self._key(kind, run_id)):
+                    return said
+            return "unknown"
+
     async def cancel_requested(self, run_id: str) -> bool:
         with _said(self.url):
             return bool(await self._redis.exists(self._key("cancel", run_id)))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._agents._types import AgentEvent, RunStatus
 from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
+from cc_executor._fleet._base import PAUSE, RESUME
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -83,8 +84,10 @@ class FleetRunHandle(RunHandle):
     :class:`RunResult` (``process`` is None: the process ran on the worker, whose history
     holds its receipts) or raises :class:`RunRefused` when the worker refused it;
     ``cancel()`` removes a queued run before it starts, and stops a running one (its whole
-    process tree on its worker; the partial result comes back). Pausing is not offered
-    over the fleet yet: ``pause()`` and ``resume()`` return False."""
+    process tree on its worker; the partial result comes back). ``pause()``/``resume()``
+    ask the worker to SIGSTOP/SIGCONT the run's tree and return True once the run has
+    started and until it ends (False before: a queued run cannot be paused); the worker
+    then sends a ``status`` event ``paused``/``resumed`` (none if it was already so)."""
 
     def __init__(
         self, fleet: Fleet, run_id: str, message: dict[str, Any], on_event: EventCallback | None
@@ -94,6 +97,8 @@ class FleetRunHandle(RunHandle):
         self._message = message
         self._on_event = on_event
         self._controls: set[asyncio.Task[str]] = set()
+        #: Set once the run's first event came: a worker runs it, pause() can reach it.
+        self._started = False
         self._task = asyncio.ensure_future(self._follow())
 
     @property
@@ -105,23 +110,34 @@ class FleetRunHandle(RunHandle):
         return self._task.done()
 
     def cancel(self) -> None:
-        task = asyncio.ensure_future(self._cancel())
-        self._controls.add(task)
-        task.add_done_callback(self._cancel_done)
+        self._schedule(self._cancel(), "cancel")
 
-    def _cancel_done(self, task: asyncio.Task[str]) -> None:
-        self._controls.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # cancel() returns at once: a broker error is said here, never lost silently.
-            print(
-                f"cc-executor: cancel of fleet run {self._id}: {task.exception()}", file=sys.stderr
-            )
+    def _schedule(self, work: Any, what: str) -> None:
+        task = asyncio.ensure_future(work)
+        self._controls.add(task)
+
+        def done(task: asyncio.Task[str]) -> None:
+            self._controls.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                # The call returned at once: a broker error is said here, never lost.
+                print(
+                    f"cc-executor: {what} of fleet run {self._id}: {task.exception()}",
+                    file=sys.stderr,
+                )
+
+        task.add_done_callback(done)
 
     def pause(self) -> bool:
-        return False
+        if not self._started or self.done:
+            return False
+        self._schedule(self._fleet.command(self._id, PAUSE), "pause")
+        return True
 
     def resume(self) -> bool:
-        return False
+        if not self._started or self.done:
+            return False
+        self._schedule(self._fleet.command(self._id, RESUME), "resume")
+        return True
 
     async def _cancel(self) -> str:
         try:
@@ -154,6 +170,7 @@ class FleetRunHandle(RunHandle):
                 for entry_id, entry in await self._fleet.read(self._id, after, _READ_BLOCK_S):
                     after = entry_id
                     kind = entry.get("kind")
+                    self._started = self._started or kind == "event"
                     if kind == "event" and self._on_event is not None:
                         await self._deliver(event_from_dict(entry["event"]))
                     elif kind == "result":
@@ -222,6 +239,17 @@ def _unknown_why(run_id: str) -> str:
             f"{RETENTION_S // 3600} h after they end: it expired"
         )
     return "it was never submitted to this fleet (or its Redis lost it)"
+
+
+async def control_fleet_run(fleet: Fleet, run_id: str, command: str) -> str:
+    """Send ``command`` (``pause``/``resume``) to the worker running ``run_id``. Returns
+    ``"requested"`` when a worker holds the run, else where it is: ``"queued"``,
+    ``"over"`` or ``"unknown"`` (nothing was sent)."""
+    where = await fleet.where(run_id)
+    if where != "running":
+        return where
+    await fleet.command(run_id, command)
+    return "requested"
 
 
 async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
