@@ -34,6 +34,9 @@ _COMMANDS = {
     "testing": "cc_executor._cli._testing:add_parser",
     "worker": "cc_executor._cli._fleet:add_parser",
     "cancel": "cc_executor._cli._fleet:add_parser",
+    "attach": "cc_executor._cli._fleet:add_parser",
+    "pause": "cc_executor._cli._fleet:add_parser",
+    "unpause": "cc_executor._cli._fleet:add_parser",
     "fleet": "cc_executor._cli._fleet:add_parser",
 }
 
@@ -47,6 +50,9 @@ _COMMAND_EXTRAS = {
     "testing": "testing",
     "worker": "fleet",
     "cancel": "fleet",
+    "attach": "fleet",
+    "pause": "fleet",
+    "unpause": "fleet",
     "fleet": "fleet",
 }
 

@@ -1,5 +1,5 @@
-"""``cc-executor worker`` (one machine of a fleet), ``cc-executor cancel`` (a fleet run,
-wherever it is) and ``cc-executor fleet status``. See docs/fleet.md."""
+"""``cc-executor worker`` (one machine of a fleet), ``cc-executor cancel`` and ``attach`` (a
+fleet run, wherever it is) and ``cc-executor fleet status``. See docs/fleet.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ EXIT_USAGE = 2
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``worker``, ``cancel`` and ``fleet`` on the subcommand set ``sub``."""
+    """Register ``worker``, ``cancel``, ``pause``, ``unpause``, ``attach`` and ``fleet`` on
+    the subcommand set ``sub``."""
     w = sub.add_parser(
         "worker",
         help="run agent runs of a fleet on this machine (docs/fleet.md)",
@@ -85,6 +86,46 @@ def add_parser(sub: Any) -> None:
     c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
     c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
     c.set_defaults(handler=cancel_main)
+
+    for name, verb in (("pause", "SIGSTOP"), ("unpause", "SIGCONT")):
+        p = sub.add_parser(
+            name,
+            help=f"{name} a running fleet run on its worker (docs/fleet.md)",
+            description=f"Ask the worker running RUN_ID to {verb} its whole process tree; its "
+            f"submitter and attachers see a status event. A queued or ended run is said so "
+            "(exit 1).",
+        )
+        p.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id")
+        p.add_argument(
+            "--fleet", metavar="URL", help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})"
+        )
+        p.set_defaults(handler=control_main, control=name)
+
+    a = sub.add_parser(
+        "attach",
+        help="follow a fleet run live from any machine (docs/fleet.md)",
+        description="Print the events of fleet run RUN_ID as they come (those already sent "
+        "first), then its answer, and exit as `run --fleet` would for its status. Every entry "
+        "of a run's stream has a sequence number SEQ (1, 2, 3, ...; shown as `seq` by --json).",
+    )
+    a.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
+    a.add_argument(
+        "--after",
+        type=int,
+        default=0,
+        metavar="SEQ",
+        help="only the events after SEQ (exclusive, as the service's Last-Event-ID; default 0: "
+        "from the start)",
+    )
+    a.add_argument(
+        "--fleet", metavar="URL", help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})"
+    )
+    a.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON event per line (with `seq` and `run_id`), then the result object",
+    )
+    a.set_defaults(handler=attach_main)
 
     f = sub.add_parser(
         "fleet",
@@ -173,6 +214,107 @@ def cancel_main(args: argparse.Namespace) -> int:
     }[done]
     print(f"cc-executor cancel: {said}", file=sys.stderr)
     return 0 if done != "over" else 1
+
+
+def control_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor pause`` and ``unpause``."""
+    import asyncio
+
+    from cc_executor._errors import CCExecutorError
+    from cc_executor._fleet import open_fleet
+    from cc_executor._fleet._base import PAUSE, RESUME
+    from cc_executor._run._fleet import control_fleet_run
+
+    me = f"cc-executor {args.control}"
+    given = args.fleet or os.environ.get(FLEET_ENV)
+    if not given:
+        print(f"{me}: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    command = PAUSE if args.control == "pause" else RESUME
+
+    async def go() -> str:
+        fleet = open_fleet(given, from_argv=bool(args.fleet))
+        try:
+            return await control_fleet_run(fleet, args.run_id, command)
+        finally:
+            await fleet.aclose()
+
+    try:
+        done = asyncio.run(go())
+    except CCExecutorError as exc:
+        print(f"{me}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    said = {
+        "requested": f"run {args.run_id}: its worker was told to {args.control} it",
+        "queued": f"run {args.run_id} is queued, not running yet: nothing to {args.control}",
+        "over": f"run {args.run_id} has ended: nothing to {args.control}",
+        "unknown": f"no run {args.run_id} on the fleet (never submitted, or expired)",
+    }[done]
+    print(f"{me}: {said}", file=sys.stderr)
+    return 0 if done == "requested" else 1
+
+
+def attach_main(args: argparse.Namespace) -> int:
+    """Handler of ``cc-executor attach``."""
+    import asyncio
+
+    from cc_executor._cli._live import LiveView
+    from cc_executor._cli._run import answer_text, exit_code_for
+    from cc_executor._cli._write import write_json_line, write_text
+    from cc_executor._errors import CCExecutorError
+    from cc_executor._fleet import open_fleet
+    from cc_executor._run._fleet import attach_fleet_run
+    from cc_executor._text import inert
+
+    given = args.fleet or os.environ.get(FLEET_ENV)
+    if not given:
+        print(f"cc-executor attach: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.after < 0:
+        print(f"cc-executor attach: --after must be >= 0, got {args.after}", file=sys.stderr)
+        return EXIT_USAGE
+    view = None if args.json else LiveView()
+    terminal = sys.stdout.isatty()
+
+    def on_event(seq: int, event: Any) -> None:
+        if view is not None:
+            view.handle(event)
+            return
+        line = {"seq": seq, "run_id": args.run_id, **event.to_dict()}
+        write_json_line(sys.stdout.buffer, line, terminal=terminal)
+        sys.stdout.flush()
+
+    async def go() -> Any:
+        fleet = open_fleet(given, from_argv=bool(args.fleet))
+        try:
+            return await attach_fleet_run(fleet, args.run_id, after=args.after, on_event=on_event)
+        finally:
+            await fleet.aclose()
+
+    try:
+        result = asyncio.run(go())
+    except KeyboardInterrupt:
+        return 130  # detaching stops only the follower, never the run
+    except CCExecutorError as exc:
+        print(f"cc-executor attach: {inert(str(exc))}", file=sys.stderr)
+        return 1
+    finally:
+        if view is not None:
+            view.close()
+    if args.json:
+        write_json_line(sys.stdout.buffer, result.to_dict(), terminal=terminal)
+        sys.stdout.flush()
+        return exit_code_for(result)
+    answer = answer_text(result)
+    if answer:
+        write_text(sys.stdout.buffer, answer if not terminal else inert(answer))
+        if not answer.endswith("\n"):
+            sys.stdout.buffer.write(b"\n")
+        sys.stdout.flush()
+    print(f"{result.status} · {result.duration_s:.1f}s · run {result.run_id}", file=sys.stderr)
+    if result.error:
+        print(f"cc-executor attach: {inert(result.error)}", file=sys.stderr)
+    return exit_code_for(result)
 
 
 def status_main(args: argparse.Namespace) -> int:

@@ -59,6 +59,11 @@ EXAMPLES = {
     "redis://redis.internal:6379/0",
     "cc-executor fleet": "cc-executor fleet status --fleet redis://redis.internal:6379/0",
     "cc-executor fleet status": "cc-executor fleet status --json",
+    "cc-executor pause": "cc-executor pause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
+    "redis://redis.internal:6379/0",
+    "cc-executor unpause": "cc-executor unpause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
+    "redis://redis.internal:6379/0",
+    "cc-executor attach": "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --after 12 --json",
     "cc-executor mcp": "cc-executor mcp\ncc-executor mcp --transport http --port 8766",
     "cc-executor notify": "cc-executor notify --to ../other --issue 12 --fix '12: parser "
     "accepts CRLF'",

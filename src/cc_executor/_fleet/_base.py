@@ -11,6 +11,8 @@ Handler = Callable[[dict[str, Any]], None]
 
 #: The control commands a run can receive.
 CANCEL = "cancel"
+PAUSE = "pause"
+RESUME = "resume"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,14 @@ class Fleet(Protocol):
     async def request_cancel(self, run_id: str) -> None:
         """Ask the worker holding the run to cancel it (durable, and published at once)."""
 
+    async def command(self, run_id: str, command: str) -> None:
+        """Publish ``command`` for the worker holding the run (not durable: a worker that
+        does not hold it ignores it)."""
+
+    async def where(self, run_id: str) -> str:
+        """Where the run is: ``"running"`` (a worker holds its lease), ``"over"``,
+        ``"queued"`` or ``"unknown"``."""
+
     async def cancel_requested(self, run_id: str) -> bool:
         """Whether a cancel was asked for the run."""
 
@@ -67,7 +77,12 @@ class Fleet(Protocol):
         """Call ``on_command(run_id, command)`` for each control message until cancelled."""
 
     async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Add entries to the end of the run's event stream, in order."""
+        """Add entries to the end of the run's event stream, in order: the n-th entry of a
+        run has the id ``"0-n"`` (n is the SEQ of ``attach --after``)."""
+
+    async def known(self, run_id: str) -> bool:
+        """Whether the fleet knows the run: queued, running, or ended within the retention
+        time."""
 
     async def read(
         self, run_id: str, after: str, block_s: float

@@ -61,6 +61,18 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Add entries to a run's stream with the ids 0-1, 0-2, ...: the sequence part of an id is
+# the entry's number in the run (SEQ of `attach --after`), kept across attempts and trims.
+_APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local seq = 0
+if #last > 0 then seq = tonumber(string.match(last[1][1], '%-(%d+)$')) end
+for i = 2, #ARGV do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'e', ARGV[i])
+end
+return seq
+"""
 # Mark a run nobody holds as cancelled, so that no delivery of it ever starts.
 _CANCEL_QUEUED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
@@ -115,6 +127,9 @@ class RedisFleet:
     def submit(self, message: Mapping[str, Any]) -> None:
         broker = self._dramatiq()
         try:
+            # Known from its submission on (attach tells a queued run from an unknown id);
+            # no expiry while queued, the retention time once it ends (finish).
+            broker.client.set(self._key("known", str(message["run_id"])), b"1")
             broker.enqueue(
                 dramatiq.Message(
                     queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs=dict(message), options={}
@@ -204,6 +219,19 @@ class RedisFleet:
         except redis.RedisError as exc:
             raise FleetError(f"the fleet at {self.url}: {exc}") from None
 
+    async def command(self, run_id: str, command: str) -> None:
+        with _said(self.url):
+            await self._redis.publish(
+                f"{NAMESPACE}:control", orjson.dumps({"run_id": run_id, "command": command})
+            )
+
+    async def where(self, run_id: str) -> str:
+        with _said(self.url):
+            for kind, said in (("lease", "running"), ("state", "over"), ("known", "queued")):
+                if await self._redis.exists(self._key(kind, run_id)):
+                    return said
+            return "unknown"
+
     async def cancel_requested(self, run_id: str) -> bool:
         with _said(self.url):
             return bool(await self._redis.exists(self._key("cancel", run_id)))
@@ -233,14 +261,15 @@ class RedisFleet:
         await on_command(run_id, command)
 
     async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        if entries:
+            keys = [self._key("events", run_id)]
+            args = [MAX_STREAM_ENTRIES, *(orjson.dumps(entry) for entry in entries)]
+            await self._script(_APPEND, keys, args)
+
+    async def known(self, run_id: str) -> bool:
         with _said(self.url):
-            key = self._key("events", run_id)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for entry in entries:
-                    pipe.xadd(
-                        key, {"e": orjson.dumps(entry)}, maxlen=MAX_STREAM_ENTRIES, approximate=True
-                    )
-                await pipe.execute()
+            kinds = ("known", "events", "state")
+            return bool(await self._redis.exists(*(self._key(k, run_id) for k in kinds)))
 
     async def read(
         self, run_id: str, after: str, block_s: float
@@ -264,6 +293,7 @@ class RedisFleet:
                 pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
                 pipe.expire(self._key("events", run_id), RETENTION_S)
                 pipe.expire(self._key("cancel", run_id), RETENTION_S)
+                pipe.expire(self._key("known", run_id), RETENTION_S)
                 await pipe.execute()
             if lease is not None:
                 await self.release(lease)

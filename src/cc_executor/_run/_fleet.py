@@ -11,12 +11,13 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._agents._types import AgentEvent, RunStatus
-from cc_executor._errors import RunRefused
+from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
+from cc_executor._fleet._base import PAUSE, RESUME
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -83,8 +84,10 @@ class FleetRunHandle(RunHandle):
     :class:`RunResult` (``process`` is None: the process ran on the worker, whose history
     holds its receipts) or raises :class:`RunRefused` when the worker refused it;
     ``cancel()`` removes a queued run before it starts, and stops a running one (its whole
-    process tree on its worker; the partial result comes back). Pausing is not offered
-    over the fleet yet: ``pause()`` and ``resume()`` return False."""
+    process tree on its worker; the partial result comes back). ``pause()``/``resume()``
+    ask the worker to SIGSTOP/SIGCONT the run's tree and return True once the run has
+    started and until it ends (False before: a queued run cannot be paused); the worker
+    then sends a ``status`` event ``paused``/``resumed`` (none if it was already so)."""
 
     def __init__(
         self, fleet: Fleet, run_id: str, message: dict[str, Any], on_event: EventCallback | None
@@ -94,6 +97,8 @@ class FleetRunHandle(RunHandle):
         self._message = message
         self._on_event = on_event
         self._controls: set[asyncio.Task[str]] = set()
+        #: Set once the run's first event came: a worker runs it, pause() can reach it.
+        self._started = False
         self._task = asyncio.ensure_future(self._follow())
 
     @property
@@ -105,23 +110,34 @@ class FleetRunHandle(RunHandle):
         return self._task.done()
 
     def cancel(self) -> None:
-        task = asyncio.ensure_future(self._cancel())
-        self._controls.add(task)
-        task.add_done_callback(self._cancel_done)
+        self._schedule(self._cancel(), "cancel")
 
-    def _cancel_done(self, task: asyncio.Task[str]) -> None:
-        self._controls.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # cancel() returns at once: a broker error is said here, never lost silently.
-            print(
-                f"cc-executor: cancel of fleet run {self._id}: {task.exception()}", file=sys.stderr
-            )
+    def _schedule(self, work: Any, what: str) -> None:
+        task = asyncio.ensure_future(work)
+        self._controls.add(task)
+
+        def done(task: asyncio.Task[str]) -> None:
+            self._controls.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                # The call returned at once: a broker error is said here, never lost.
+                print(
+                    f"cc-executor: {what} of fleet run {self._id}: {task.exception()}",
+                    file=sys.stderr,
+                )
+
+        task.add_done_callback(done)
 
     def pause(self) -> bool:
-        return False
+        if not self._started or self.done:
+            return False
+        self._schedule(self._fleet.command(self._id, PAUSE), "pause")
+        return True
 
     def resume(self) -> bool:
-        return False
+        if not self._started or self.done:
+            return False
+        self._schedule(self._fleet.command(self._id, RESUME), "resume")
+        return True
 
     async def _cancel(self) -> str:
         try:
@@ -154,6 +170,7 @@ class FleetRunHandle(RunHandle):
                 for entry_id, entry in await self._fleet.read(self._id, after, _READ_BLOCK_S):
                     after = entry_id
                     kind = entry.get("kind")
+                    self._started = self._started or kind == "event"
                     if kind == "event" and self._on_event is not None:
                         await self._deliver(event_from_dict(entry["event"]))
                     elif kind == "result":
@@ -166,6 +183,73 @@ class FleetRunHandle(RunHandle):
             if self._controls:
                 await asyncio.wait(set(self._controls))
             await self._fleet.aclose()
+
+
+def entry_seq(entry_id: str) -> int:
+    """The SEQ of a stream entry: its number in the run (ids are ``"0-SEQ"``)."""
+    return int(entry_id.rpartition("-")[2])
+
+
+async def attach_fleet_run(
+    fleet: Fleet,
+    run_id: str,
+    *,
+    after: int = 0,
+    on_event: Callable[[int, AgentEvent], Any] | None = None,
+) -> RunResult:
+    """Follow run ``run_id`` of ``fleet`` from any machine: ``on_event(seq, event)`` for each
+    event whose SEQ is above ``after`` (0: from the start), in order, live, then its
+    :class:`RunResult` (an ended run replays its stream and returns at once). Raises
+    :class:`FleetError` for a run the fleet does not know (never submitted to it, or
+    ended more than the retention time ago) and :class:`RunRefused` for a refused one."""
+    if after < 0:
+        raise ValueError(f"--after must be a sequence number >= 0, got {after}")
+    if not await fleet.known(run_id):
+        raise FleetError(f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}")
+    cursor = f"0-{after}"
+    while True:
+        for entry_id, entry in await fleet.read(run_id, cursor, _READ_BLOCK_S):
+            cursor = entry_id
+            kind = entry.get("kind")
+            if kind == "event" and on_event is not None:
+                outcome = on_event(entry_seq(entry_id), event_from_dict(entry["event"]))
+                if inspect.isawaitable(outcome):
+                    await outcome
+            elif kind == "result":
+                return result_from_dict(entry["result"])
+            elif kind == "refused":
+                raise RunRefused(str(entry.get("error")))
+
+
+def _unknown_why(run_id: str) -> str:
+    """Why the fleet may not know ``run_id``: its id dates it (a ULID), so a run older than
+    the retention time has expired, a younger one never was submitted to this fleet."""
+    from cc_executor._fleet._redis import RETENTION_S
+
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    if len(run_id) != 26 or any(c not in alphabet for c in run_id):
+        return "not a fleet run id (26 characters of 0-9 a-z)"
+    ms = 0
+    for char in run_id[:10]:
+        ms = ms * 32 + alphabet.index(char)
+    age_s = time.time() - ms / 1000
+    if age_s > RETENTION_S:
+        return (
+            f"it was created {age_s / 3600:.0f} h ago and runs are kept "
+            f"{RETENTION_S // 3600} h after they end: it expired"
+        )
+    return "it was never submitted to this fleet (or its Redis lost it)"
+
+
+async def control_fleet_run(fleet: Fleet, run_id: str, command: str) -> str:
+    """Send ``command`` (``pause``/``resume``) to the worker running ``run_id``. Returns
+    ``"requested"`` when a worker holds the run, else where it is: ``"queued"``,
+    ``"over"`` or ``"unknown"`` (nothing was sent)."""
+    where = await fleet.where(run_id)
+    if where != "running":
+        return where
+    await fleet.command(run_id, command)
+    return "requested"
 
 
 async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:

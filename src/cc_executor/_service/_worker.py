@@ -23,14 +23,15 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cc_executor._agents import ADAPTERS
+from cc_executor._agents._types import StatusEvent
 from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._base import CANCEL, Fleet, Lease
+from cc_executor._fleet._base import CANCEL, PAUSE, RESUME, Fleet, Lease
 from cc_executor._ids import new_run_id
 from cc_executor._run._fleet import MESSAGE_VERSION
 from cc_executor._run._options import RunOptions
@@ -68,6 +69,8 @@ class WorkerConfig:
 class _Active:
     handle: RunHandle
     lease: Lease
+    #: Adds an event to the run's stream, in order with the agent's.
+    note: Callable[[Any], None]
     interrupted: bool = False
 
 
@@ -213,8 +216,14 @@ class FleetWorker:
 
     async def _on_command(self, run_id: str, command: str) -> None:
         active = self._active.get(run_id)
-        if active is not None and command == CANCEL:
+        if active is None:
+            return
+        if command == CANCEL:
             active.handle.cancel()
+        elif command == PAUSE and active.handle.pause():
+            active.note(StatusEvent(t=time.monotonic(), status="paused"))
+        elif command == RESUME and active.handle.resume():
+            active.note(StatusEvent(t=time.monotonic(), status="resumed"))
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """Called in one of the broker's threads per message: runs it on the event loop
@@ -278,7 +287,7 @@ class FleetWorker:
 
         attempt = message.get("attempt", 1)
         handle = start_run(prompt, on_event=on_event, run_id=_local_id(run_id, attempt), **options)
-        active = self._active[run_id] = _Active(handle, lease)
+        active = self._active[run_id] = _Active(handle, lease, on_event)
         self._idle.clear()
         self._changed.set()
         pump = asyncio.ensure_future(self._pump(run_id, pending, wake, handle))
