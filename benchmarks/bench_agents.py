@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from bench_claude import (  # noqa: E402
     ms,
     overhead_verdict,
     source_state,
+    stop_server,
     worker,
 )
 
@@ -309,14 +309,7 @@ def main() -> None:
                 results["rss"].append({**ours[0], **bare[0]})
         results["load_after"] = os.getloadavg()
     finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        stop_server(server, root)
 
     report(results)
     if args.json:

@@ -590,18 +590,23 @@ def main() -> None:
             results["rss"] = bench.rss(rss_size)
         results["load_after"] = os.getloadavg()
     finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        stop_server(server, root)
 
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def stop_server(server: subprocess.Popen[Any], root: str | Path) -> None:
+    """End the scripted server (it stops when its stdin closes) and remove the scratch root."""
+    if server.stdin is not None:
+        server.stdin.close()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
