@@ -363,3 +363,34 @@ async def test_parallel_runs_writing_one_file_keep_both_versions(bed: Any, cc_ho
         ]
         assert git(repo, "show", f"{result.workspace['branch']}:shared.txt") == f"{who}\n"
     assert (repo / "shared.txt").read_text() == "original\n"
+
+
+def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    import time
+
+    from cc_executor._store import RunRecord, open_store
+
+    repo = make_repo(tmp_path / "repo")
+    ws = finished(repo, "old1", runs_home.parent, {"a.txt": "a\n"})
+    finished(repo, "new1", runs_home.parent, {"b.txt": "b\n"})
+    store = open_store()
+    for run_id, age in (("old1", 10 * 86400), ("new1", 0)):
+        record = RunRecord(
+            id=run_id, kind="run", started_at=time.time() - age, run_dir=str(runs_home / run_id)
+        )
+        store.start(record)
+        record.status, record.ended_at = "ok", record.started_at + 1
+        store.finish(record)
+    store.close()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cc-executor"), "prune", "--older-than", "1d"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 workspace(s)" in done.stdout
+    assert not Path(ws.path).exists()
+    assert [w["run_id"] for w in workspace_list(repo)] == ["new1"]
