@@ -402,6 +402,8 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     }
     if ws.carried:
         receipt["carried"] = list(ws.carried)
+    if ws.left_behind:
+        receipt["left_behind"] = list(ws.left_behind)
     ws.receipt = receipt
     _write_json(os.path.join(ws.run_dir, RECEIPT_NAME), {"run_id": ws.run_id, **receipt})
     return receipt
