@@ -6,7 +6,6 @@ marked ``cli`` run the real Claude Code CLI against the scripted model server.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -93,12 +92,21 @@ def test_receipt_kinds_renames_and_patch(tmp_path: Path, runs_home: Path) -> Non
     (top / "new.txt").write_text("new\n")
     (top / "shared.txt").write_text("changed\n")
     os.rename(top / "keep.txt", top / "kept.txt")
+    # A commit the agent made itself is kept, and its changes are in the receipt too.
+    (top / "own.txt").write_text("committed by the agent\n")
+    git(top, "add", "own.txt")
+    git(top, "commit", "-q", "-m", "the agent's own commit")
     receipt = finish_workspace(ws, "ok")
+    assert git(repo, "log", "--format=%s", "-2", "cc-executor/r1").splitlines() == [
+        "cc-executor run r1 (ok)",
+        "the agent's own commit",
+    ]
     assert receipt["branch"] == "cc-executor/r1"
     assert receipt["base"] == git(repo, "rev-parse", "HEAD").strip()
     assert sorted(receipt["changes"], key=lambda c: c["path"]) == [
         {"path": "kept.txt", "kind": "renamed", "old_path": "keep.txt"},
         {"path": "new.txt", "kind": "added"},
+        {"path": "own.txt", "kind": "added"},
         {"path": "shared.txt", "kind": "modified"},
     ]
     # The fixed identity is not used when the repository has one.
@@ -332,37 +340,6 @@ async def test_a_timed_out_run_is_still_committed(bed: Any, cc_home: Path) -> No
     assert git(repo, "show", f"{result.workspace['commit']}:half.txt") == "partial\n"
     assert "(timeout)" in git(repo, "log", "-1", "--format=%s", result.workspace["branch"])
     assert [w["run_id"] for w in workspace_list(repo)] == [result.run_id]
-
-
-async def test_parallel_runs_writing_one_file_keep_both_versions(bed: Any, cc_home: Path) -> None:
-    def writes(who: str) -> Rule:
-        return Rule(
-            match=who,
-            answers=[
-                Reply([ToolUse("Write", {"file_path": "shared.txt", "content": f"{who}\n"})]),
-                Reply([ToolUse("Bash", {"command": f"echo {who} > {who}.txt"})]),
-                Reply([Text("Done.")]),
-            ],
-        )
-
-    async with bed(Script([writes("alpha"), writes("beta")])) as b:
-        repo = make_repo(b.workdir / "repo")
-        options = {**b.options(), "cwd": str(repo)}
-        results = await asyncio.gather(
-            *(
-                run(who, allowed_tools=["Bash", "Write"], workspace="worktree", **options)
-                for who in ("alpha", "beta")
-            )
-        )
-    for who, result in zip(("alpha", "beta"), results, strict=True):
-        assert result.status is RunStatus.OK, result.error
-        assert result.workspace is not None
-        assert sorted(c["path"] for c in result.workspace["changes"]) == [
-            f"{who}.txt",
-            "shared.txt",
-        ]
-        assert git(repo, "show", f"{result.workspace['branch']}:shared.txt") == f"{who}\n"
-    assert (repo / "shared.txt").read_text() == "original\n"
 
 
 def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
