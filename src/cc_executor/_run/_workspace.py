@@ -115,10 +115,12 @@ class _Git:
     def identity(self) -> dict[str, str]:
         """The variables giving commits the fixed identity when git has none for them."""
         if self._identity is None:
-            name = self.run("config", "user.name", check=False).stdout.strip()
-            email = self.run("config", "user.email", check=False).stdout.strip()
+            found = self.run(
+                "config", "--get-regexp", r"^user\.(name|email)$", check=False
+            ).stdout.split(b"\n")
+            keys = {line.split(b" ", 1)[0] for line in found if b" " in line.strip()}
             self._identity = {}
-            if not (name and email):
+            if not {b"user.name", b"user.email"} <= keys:
                 self._identity = {
                     "GIT_AUTHOR_NAME": IDENTITY[0],
                     "GIT_AUTHOR_EMAIL": IDENTITY[1],
@@ -219,6 +221,12 @@ def _status_paths(git: _Git, top: str) -> list[tuple[str, str]]:
     return entries
 
 
+def _status_and_identity(git: _Git, top: str) -> list[tuple[str, str]]:
+    """:func:`_status_paths`, and the identity of the commit at the end looked up already."""
+    git.identity()
+    return _status_paths(git, top)
+
+
 def _carry(git: _Git, top: str, head: str, dirty: list[tuple[str, str]], run_dir: str) -> str:
     """A commit on ``head`` holding the work tree's uncommitted changes (tracked ones through
     ``git stash create``, untracked ones added to a private index): the user's index and
@@ -255,15 +263,19 @@ def create_workspace(
     if mode == "copy":
         return _create_copy(cwd, run_id, run_dir)
     git = _Git(cwd)
-    top = git.out("rev-parse", "--show-toplevel")
-    sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
     ref = base or "HEAD"
-    found = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    if found.returncode != 0:
+    # One git process for both (each costs milliseconds on a loaded machine).
+    found = git.run("rev-parse", "--show-toplevel", f"{ref}^{{commit}}", "--", check=False)
+    lines = os.fsdecode(found.stdout).splitlines()
+    if not lines:
+        git.out("rev-parse", "--show-toplevel")  # says why (not a repository, ...)
+    top = lines[0]
+    if found.returncode != 0 or len(lines) < 2:
         if base is None:
             raise WorkspaceError(f"{top} has no commit yet: a worktree needs one to start from")
         raise WorkspaceError(f"workspace_base: {base!r} is not a commit of {top}")
-    start = os.fsdecode(found.stdout).strip()
+    start = lines[1]
+    sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
     path = os.path.join(run_dir, "workspace", os.path.basename(top) or "repo")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     branch = BRANCH_PREFIX + run_id
@@ -279,7 +291,7 @@ def create_workspace(
         # The status of the user's tree (for the list of what is left out) is read while
         # git checks the worktree out: on a large repository both take a while.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            status = pool.submit(_status_paths, git, top)
+            status = pool.submit(_status_and_identity, git, top)
             try:
                 git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
             finally:
@@ -382,11 +394,13 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     ``workspace.json`` in the run folder, and return the change receipt."""
     git = ws.git or _Git(ws.path)
     path = ws.path
-    git.run("add", "-A", cwd=path)
-    tree = git.out("write-tree", cwd=path)
-    # The branch's tip: the agent may have committed on it itself.
-    tip = git.out("rev-parse", f"refs/heads/{ws.branch}", cwd=path)
-    tip_tree = git.out("rev-parse", f"{tip}^{{tree}}", cwd=path)
+    ref = f"refs/heads/{ws.branch}"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # The branch's tip (the agent may have committed on it itself), read meanwhile.
+        tips = pool.submit(git.out, "rev-parse", ref, f"{ref}^{{tree}}", cwd=path)
+        git.run("add", "-A", cwd=path)
+        tree = git.out("write-tree", cwd=path)
+        tip, tip_tree = tips.result().splitlines()
     if tree != tip_tree:
         # The tree is written already: commit-tree makes the commit without reading the
         # work tree again (git commit would), and runs no hook at all (so, --no-verify).
@@ -399,18 +413,20 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     else:
         commit = tip
     patch_path = os.path.join(ws.run_dir, PATCH_NAME)
-    with open(patch_path, "wb") as patch:
+    with open(patch_path, "wb") as patch, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        changes = pool.submit(_changes, git, path, ws.start, commit)
         git.run(
             "diff", "--binary", "--full-index", "-M", "--no-color", "--no-ext-diff",
             "--no-textconv", ws.start, commit, cwd=path, stdout=patch,
         )  # fmt: skip
+        changed = changes.result()
     receipt: dict[str, Any] = {
         "mode": ws.mode,
         "branch": ws.branch,
         "commit": commit,
         "base": ws.start,
         "patch_path": patch_path,
-        "changes": _changes(git, path, ws.start, commit),
+        "changes": changed,
         "path": path,
         "repo": ws.repo,
     }
