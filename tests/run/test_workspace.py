@@ -184,7 +184,12 @@ def test_prune_discards_workspaces_of_runs_not_in_the_history(
     assert workspace_list(repo) == []
 
 
-def test_copy_workspace_and_its_size_guard(tmp_path: Path, runs_home: Path) -> None:
+def test_copy_workspace_and_its_size_guard(
+    tmp_path: Path, runs_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No identity anywhere: cc-executor's fixed one is used.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     folder = tmp_path / "plain"
     folder.mkdir()
     (folder / "doc.txt").write_text("one\n")
@@ -195,6 +200,8 @@ def test_copy_workspace_and_its_size_guard(tmp_path: Path, runs_home: Path) -> N
     (Path(ws.path) / "extra.txt").write_text("x\n")
     receipt = finish_workspace(ws, "ok")
     assert sorted(c["path"] for c in receipt["changes"]) == ["doc.txt", "extra.txt"]
+    author = git(Path(ws.path), "log", "-1", "--format=%an <%ae>")
+    assert author.strip() == "cc-executor <cc-executor@localhost>"
     assert (folder / "doc.txt").read_text() == "one\n"
     assert workspace_merge("k1")["merged"] == "patch applied"
     assert (folder / "doc.txt").read_text() == "two\n"

@@ -595,7 +595,6 @@ class _Run:
         self.workspace = ws
         self.cwd = ws.cwd
         self.record.cwd = ws.cwd
-        self.warnings.extend(ws.warnings())
         return None
 
     async def _finish_workspace(self, status: str) -> str | None:
@@ -673,6 +672,7 @@ class _Run:
                 result.warnings.append(problem)
             receipt = self.workspace.receipt
             if receipt is not None:
+                result.warnings.extend(self.workspace.warnings())
                 result.workspace = receipt
                 top = self.workspace.path
                 for change in receipt["changes"]:

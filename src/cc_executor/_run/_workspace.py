@@ -119,14 +119,15 @@ class _Git:
                 "config", "--get-regexp", r"^user\.(name|email)$", check=False
             ).stdout.split(b"\n")
             keys = {line.split(b" ", 1)[0] for line in found if b" " in line.strip()}
-            self._identity = {}
+            identity: dict[str, str] = {}
             if not {b"user.name", b"user.email"} <= keys:
-                self._identity = {
+                identity = {
                     "GIT_AUTHOR_NAME": IDENTITY[0],
                     "GIT_AUTHOR_EMAIL": IDENTITY[1],
                     "GIT_COMMITTER_NAME": IDENTITY[0],
                     "GIT_COMMITTER_EMAIL": IDENTITY[1],
                 }
+            self._identity = identity  # set once: another thread may be reading it
         return self._identity
 
 
@@ -149,9 +150,21 @@ class Workspace:
     carried: list[str] = field(default_factory=list)
     git: _Git | None = field(default=None, repr=False)
     receipt: dict[str, Any] | None = None
+    #: The status of the user's tree, read beside the run's start (see create_workspace).
+    pending: concurrent.futures.Future[list[tuple[str, str]]] | None = field(
+        default=None, repr=False
+    )
+
+    def settle(self) -> None:
+        """Wait for the status of the user's tree, read in the background, and keep its
+        files as ``left_behind`` (``WorkspaceError`` if git failed there)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self.left_behind = [path for _, path in pending.result()]
 
     def warnings(self) -> list[str]:
         """What the run's result should say about the user's uncommitted changes."""
+        self.settle()
         if not self.left_behind:
             return []
         shown = ", ".join(self.left_behind[:20])
@@ -279,8 +292,8 @@ def create_workspace(
     path = os.path.join(run_dir, "workspace", os.path.basename(top) or "repo")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     branch = BRANCH_PREFIX + run_id
-    left_behind: list[str] = []
     carried: list[str] = []
+    pending = None
     if carry:
         dirty = _status_paths(git, top)
         if dirty:
@@ -288,15 +301,13 @@ def create_workspace(
             carried = [path for _, path in dirty]
         git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
     else:
-        # The status of the user's tree (for the list of what is left out) is read while
-        # git checks the worktree out: on a large repository both take a while.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            status = pool.submit(_status_and_identity, git, top)
-            try:
-                git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
-            finally:
-                dirty = status.result()
-        left_behind = [path for _, path in dirty]
+        git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+        # The status of the user's tree (only for the list of what is left out: nothing
+        # depends on it) is read beside the agent's start, as the runner's own snapshot
+        # is; on a large repository it takes a while. finish_workspace collects it.
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workspace")
+        pending = pool.submit(_status_and_identity, git, top)
+        pool.shutdown(wait=False)
     return Workspace(
         run_id=run_id,
         mode="worktree",
@@ -306,9 +317,9 @@ def create_workspace(
         branch=branch,
         start=start,
         run_dir=run_dir,
-        left_behind=left_behind,
         carried=carried,
         git=git,
+        pending=pending,
     )
 
 
@@ -432,6 +443,7 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     }
     if ws.carried:
         receipt["carried"] = list(ws.carried)
+    ws.settle()
     if ws.left_behind:
         receipt["left_behind"] = list(ws.left_behind)
     ws.receipt = receipt
