@@ -239,6 +239,7 @@ def test_a_bad_base_is_a_clear_error(tmp_path: Path) -> None:
         create_workspace("worktree", str(repo), "b1", str(tmp_path / "b1"), base="nope")
 
 
+@pytest.mark.slow  # eight console processes
 def test_the_commands(tmp_path: Path, runs_home: Path) -> None:
     """``cc-executor workspace list|diff|merge|discard|prune`` (the console, no agent)."""
     repo = make_repo(tmp_path / "repo")
