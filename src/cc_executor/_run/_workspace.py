@@ -13,7 +13,7 @@ history) and the changed files as git sees them.
 above :data:`COPY_MAX_BYTES`) and made a repository of its own, whose first commit is the
 base.
 
-Every git call goes through :func:`_Git`, which applies :mod:`cc_executor._run._git`'s
+Every git call goes through :class:`_Git`, which applies :mod:`cc_executor._run._git`'s
 overrides (no hooks, fsmonitor, filters, textconv or helpers named by the repository's
 configuration); commits use ``--no-verify`` and ``commit.gpgsign=false``, with the fixed
 identity ``cc-executor <cc-executor@localhost>`` unless git already has one.
@@ -155,16 +155,29 @@ class Workspace:
         default=None, repr=False
     )
 
+    #: Why the status of the user's tree could not be read (the list is then unknown).
+    status_problem: str | None = None
+
     def settle(self) -> None:
         """Wait for the status of the user's tree, read in the background, and keep its
-        files as ``left_behind`` (``WorkspaceError`` if git failed there)."""
+        files as ``left_behind``; a git failure there is noted, never raised (the commit
+        does not depend on it)."""
         pending, self.pending = self.pending, None
-        if pending is not None:
-            self.left_behind = [path for _, path in pending.result()]
+        if pending is None:
+            return
+        try:
+            self.left_behind = [p for _, p in pending.result()]
+        except WorkspaceError as exc:
+            self.status_problem = str(exc)
 
     def warnings(self) -> list[str]:
         """What the run's result should say about the user's uncommitted changes."""
         self.settle()
+        if self.status_problem is not None:
+            return [
+                f"the uncommitted changes of {self.repo} that were not carried into the "
+                f"workspace are unknown: {self.status_problem}"
+            ]
         if not self.left_behind:
             return []
         shown = ", ".join(self.left_behind[:20])
@@ -298,7 +311,7 @@ def create_workspace(
         dirty = _status_paths(git, top)
         if dirty:
             start = _carry(git, top, start, dirty, run_dir)
-            carried = [path for _, path in dirty]
+            carried = [p for _, p in dirty]
         git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
     else:
         git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
