@@ -15,8 +15,10 @@ base.
 
 Every git call goes through :class:`_Git`, which applies :mod:`cc_executor._run._git`'s
 overrides (no hooks, fsmonitor, filters, textconv or helpers named by the repository's
-configuration); commits use ``--no-verify`` and ``commit.gpgsign=false``, with the fixed
-identity ``cc-executor <cc-executor@localhost>`` unless git already has one.
+configuration). The run's commit is made with ``git commit-tree`` on the tree ``git add
+-A`` wrote (no hook can run: what ``--no-verify`` asks of ``git commit``, which the copy's
+first commit uses), never signed (``commit.gpgsign=false``), with the fixed identity
+``cc-executor <cc-executor@localhost>`` unless git already has one.
 
 The operations on a finished workspace (:func:`workspace_list`, :func:`workspace_diff`,
 :func:`workspace_merge`, :func:`workspace_discard`, :func:`workspace_prune`) find it by
