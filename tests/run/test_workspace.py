@@ -229,6 +229,9 @@ def test_workspace_options_are_checked_before_anything_runs(tmp_path: Path) -> N
         RunOptions(workspace="container", cwd=str(plain))
     with pytest.raises(ValueError, match="workspace_base needs"):
         RunOptions(workspace_base="main", cwd=str(plain))
+    repo = make_repo(tmp_path / "repo")
+    with pytest.raises(ValueError, match="workspace_base must be a git revision"):
+        RunOptions(workspace="worktree", workspace_base="--output=/tmp/x", cwd=str(repo))
     with pytest.raises(ValueError, match="carry_changes needs"):
         RunOptions(carry_changes=True, cwd=str(plain))
 

@@ -215,6 +215,9 @@ def check_workspace_options(o: Any) -> None:
         return
     if mode not in MODES:
         raise ValueError(f"workspace must be one of {', '.join(MODES)}, got {mode!r}")
+    if base is not None and (not base or base.startswith("-")):
+        # Passed to git as a revision: one that reads as an option is refused.
+        raise ValueError(f"workspace_base must be a git revision, got {base!r}")
     if mode == "copy" and (base is not None or carry):
         raise ValueError("workspace_base and carry_changes need workspace='worktree'")
     if base is not None and carry:
