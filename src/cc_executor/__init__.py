@@ -53,6 +53,8 @@ if TYPE_CHECKING:
         ClaudeNotFound,
         FleetError,
         RunRefused,
+        WorkspaceConflict,
+        WorkspaceError,
     )
     from cc_executor._run._batch import (
         BatchEvent,
@@ -75,6 +77,13 @@ if TYPE_CHECKING:
         run_sync,
         start_run,
         stream,
+    )
+    from cc_executor._run._workspace import (
+        workspace_diff,
+        workspace_discard,
+        workspace_list,
+        workspace_merge,
+        workspace_prune,
     )
     from cc_executor._status import Status
     from cc_executor.client.cc_execute import (
@@ -124,6 +133,8 @@ _EXPORTS = {
     "ToolResultEvent": "cc_executor._agents._types",
     "ToolUseEvent": "cc_executor._agents._types",
     "UnknownEvent": "cc_executor._agents._types",
+    "WorkspaceConflict": "cc_executor._errors",
+    "WorkspaceError": "cc_executor._errors",
     "batch_history": "cc_executor._run._batch",
     "cc_execute": "cc_executor.client",
     "cc_execute_task_list": "cc_executor.client",
@@ -137,6 +148,11 @@ _EXPORTS = {
     "start_many": "cc_executor._run._batch",
     "start_run": "cc_executor._run._runner",
     "stream": "cc_executor._run._runner",
+    "workspace_diff": "cc_executor._run._workspace",
+    "workspace_discard": "cc_executor._run._workspace",
+    "workspace_list": "cc_executor._run._workspace",
+    "workspace_merge": "cc_executor._run._workspace",
+    "workspace_prune": "cc_executor._run._workspace",
 }
 
 __all__ = [
@@ -180,6 +196,8 @@ __all__ = [
     "ToolResultEvent",
     "ToolUseEvent",
     "UnknownEvent",
+    "WorkspaceConflict",
+    "WorkspaceError",
     "__version__",
     "batch_history",
     "cc_execute",
@@ -194,6 +212,11 @@ __all__ = [
     "start_many",
     "start_run",
     "stream",
+    "workspace_diff",
+    "workspace_discard",
+    "workspace_list",
+    "workspace_merge",
+    "workspace_prune",
 ]
 
 

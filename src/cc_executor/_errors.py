@@ -33,6 +33,8 @@ public classes are also importable from the module that raises them, as before
     ├── FleetError                      a bad fleet URL, or the fleet's broker failed
     │   └── RunRefused                  a fleet worker refused a run (its policy)
     ├── ToolFailure                     an MCP tool call cannot be done
+    ├── WorkspaceError                  a run's workspace cannot be made, merged or found
+    │   └── WorkspaceConflict           merging it conflicts (the files named, tree untouched)
     ├── ScriptError [ValueError]        a scripted model server's script is malformed
     ├── MissingExtra [ImportError]      a feature's optional dependencies are not installed
     └── CCExecuteError [RuntimeError]   cc_execute(): a run failed other than by a timeout
@@ -251,6 +253,20 @@ class RunRefused(FleetError):
 class ToolFailure(CCExecutorError):
     """An MCP tool call that cannot be done; raised by the MCP server's tools, and the
     message (``code: reason``) is shown to the calling model."""
+
+
+class WorkspaceError(CCExecutorError):
+    """A run's workspace (``workspace="worktree"|"copy"``) cannot be made, or a workspace
+    command (list, diff, merge, discard, prune) cannot be done; the message says why."""
+
+
+class WorkspaceConflict(WorkspaceError):
+    """Merging a run's workspace into the user's tree conflicts: ``files`` are the
+    conflicting paths, and the tree was left exactly as it was."""
+
+    def __init__(self, message: str, files: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.files = list(files)
 
 
 class ScriptError(CCExecutorError, ValueError):

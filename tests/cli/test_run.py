@@ -591,3 +591,37 @@ def test_denied_tool_calls_are_not_a_success(
     assert [d["tool_name"] for d in result["permission_denials"]] == ["Write"]
     accepted = cc(env, "please write a note", "--cwd", str(work), "--accept-denials")
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_workspace_from_the_console(served: tuple[ModelServer, dict[str, str], Path]) -> None:
+    """``--workspace worktree``: the run writes in its own worktree, ``--json`` carries the
+    receipt, and the user's uncommitted files left out are printed; outside git it is a
+    usage error."""
+    _, env, work = served
+    repo = work / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env={**env, **IDENTITY})
+    (repo / "mine.txt").write_text("uncommitted\n")
+    done = cc(env, "please write a note", "--allowed-tools", "Write", "--cwd", str(repo),
+              "--workspace", "worktree", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    receipt = json.loads(done.stdout)["workspace"]
+    assert receipt["changes"] == [{"path": "note.txt", "kind": "added"}]
+    assert receipt["branch"].startswith("cc-executor/")
+    assert not (repo / "note.txt").exists()
+    assert b"were not carried into the workspace" in done.stderr
+    assert receipt["left_behind"] == ["mine.txt"]
+    assert b"mine.txt" in done.stderr
+    refused = cc(env, "x", "--workspace", "worktree", "--cwd", str(work))
+    assert refused.returncode == 2
+    assert b"is not in a git repository" in refused.stderr
+    assert refused.stderr.count(b"\n") == 1
+
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}

@@ -351,3 +351,34 @@ async def test_a_sequence_number_that_is_not_one_is_a_400(service: Service) -> N
             assert response.status_code == 400, (value[:10], response.text)
             response = await client.get(f"/runs/{run_id}/events", params={"after": value})
             assert response.status_code == 400, (value[:10], response.text)
+
+
+async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any) -> None:
+    import subprocess
+
+    write = ToolUse("Write", {"file_path": "made.txt", "content": "m\n"})
+    script = Script([Rule(answers=[Reply([write]), Reply([Text("Written.")])])])
+    async with bed(script) as b, service.client() as client:
+        repo = b.workdir / "repo"
+        repo.mkdir()
+        for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+            subprocess.run(
+                ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(repo), *args],
+                check=True,
+            )
+        options = b.options(allowed_tools=["Write"], workspace="worktree", cwd=str(repo))
+        response = await client.post("/runs", json={"prompt": "write", "options": options})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        assert events[-1]["status"] == "ok"
+        receipt = (await client.get(f"/runs/{run_id}/workspace")).json()
+        assert receipt["changes"] == [{"path": "made.txt", "kind": "added"}]
+        diff = (await client.get(f"/runs/{run_id}/workspace/diff")).json()
+        assert "+m" in diff["patch"]
+        merged = await client.post(f"/runs/{run_id}/workspace/merge")
+        assert merged.json()["merged"] == "fast-forward", merged.text
+        assert (repo / "made.txt").read_text() == "m\n"
+        gone = await client.post(f"/runs/{run_id}/workspace/discard")
+        assert gone.json()["discarded"] is True
+        assert (await client.get("/runs/nope/workspace")).status_code == 404

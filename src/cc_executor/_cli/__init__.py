@@ -38,6 +38,7 @@ _COMMANDS = {
     "pause": "cc_executor._cli._fleet:add_parser",
     "unpause": "cc_executor._cli._fleet:add_parser",
     "fleet": "cc_executor._cli._fleet:add_parser",
+    "workspace": "cc_executor._cli._workspace:add_parser",
 }
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.

@@ -107,6 +107,8 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
         values["timeout"] = None  # resolved from the history once it is imported
     o: Any = SimpleNamespace(**values)
     run_dir = ""
+    if getattr(o, "workspace", None) is not None:
+        return None  # the CLI starts in the workspace, which the run makes first
     try:
         check_run_options(o)
         adapter = adapter_for(o)

@@ -428,6 +428,8 @@ def prune(args: argparse.Namespace) -> int:
         store.close()
     root = runs_dir().resolve()
     removed = 0
+    folders = [str(root / r.id) for r in doomed if r.run_dir and (root / r.id).is_dir()]
+    workspaces = _prune_workspaces(folders, dry_run=args.dry_run)
     for record in doomed:
         if not record.run_dir:
             continue
@@ -438,5 +440,18 @@ def prune(args: argparse.Namespace) -> int:
                 shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {len(doomed)} runs ({removed} run folders) older than {_when(cutoff)}")
+    also = f", {workspaces} workspace(s)" if workspaces else ""
+    print(f"{verb} {len(doomed)} runs ({removed} run folders{also}) older than {_when(cutoff)}")
     return 0
+
+
+def _prune_workspaces(folders: list[str], *, dry_run: bool) -> int:
+    """Discard the workspaces (worktree and branch) of the runs being pruned: their receipt
+    goes with the run folder, and nothing would find them after it."""
+    import os
+
+    from cc_executor._run._workspace import RECEIPT_NAME, discard_for_runs
+
+    if dry_run:
+        return sum(os.path.isfile(os.path.join(f, RECEIPT_NAME)) for f in folders)
+    return discard_for_runs(folders)

@@ -51,6 +51,12 @@ EXAMPLES = {
     "cc-executor export": "cc-executor export --format csv --output runs.csv --since 30d",
     "cc-executor verify": "cc-executor verify --last 10\ncc-executor verify 01JD3K --json",
     "cc-executor prune": "cc-executor prune --older-than 30d --dry-run",
+    "cc-executor workspace": "cc-executor workspace list\ncc-executor workspace merge 01JD3K",
+    "cc-executor workspace list": "cc-executor workspace list --json",
+    "cc-executor workspace diff": "cc-executor workspace diff 01JD3K | less",
+    "cc-executor workspace merge": "cc-executor workspace merge 01JD3K",
+    "cc-executor workspace discard": "cc-executor workspace discard 01JD3K",
+    "cc-executor workspace prune": "cc-executor workspace prune --older-than 7d --dry-run",
     "cc-executor doctor": "cc-executor doctor --json",
     "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
     "cc-executor worker": "cc-executor worker --fleet redis://redis.internal:6379/0 --slots 4 "

@@ -198,6 +198,14 @@ def _run(
     if note:
         result.warnings.append(note)
     if args.json:
+        left = (result.workspace or {}).get("left_behind")
+        if left:
+            # Said on stderr too: a JSON reader may never look at the warnings.
+            print(
+                "cc-executor run: warning: your uncommitted changes were not carried into "
+                f"the workspace (--carry-changes carries them): {inert(', '.join(left))}",
+                file=sys.stderr,
+            )
         sys.stdout.flush()
         write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()

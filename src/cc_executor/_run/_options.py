@@ -422,6 +422,32 @@ class RunOptions(OptionRecord):
         group="environment",
         help="the folder the agent runs in (default: the current one)",
     )
+    workspace: str | None = option(
+        kind="text",
+        default=None,
+        flag="--workspace",
+        metavar="worktree|copy",
+        group="environment",
+        help="run in a workspace of the run's own: a git worktree on the branch "
+        "cc-executor/<run-id> (worktree), or a copy of a folder outside git (copy); the "
+        "changes are committed there when the run ends (docs/workspaces.md)",
+    )
+    workspace_base: str | None = option(
+        kind="text",
+        default=None,
+        flag="--workspace-base",
+        metavar="REF",
+        group="environment",
+        help="with --workspace worktree: the commit the branch starts from (default: HEAD)",
+    )
+    carry_changes: bool = option(
+        kind="flag",
+        default=False,
+        flag="--carry-changes",
+        group="environment",
+        help="with --workspace worktree: carry your uncommitted changes into the workspace "
+        "(default: they stay out, and the run warns with their list)",
+    )
     env: Mapping[str, str] = option(
         kind="env",
         default_factory=dict,

@@ -191,6 +191,12 @@ def check_run_options(o: Any) -> None:
             f"{delays[0]} and {delays[1]}"
         )
     _check_paths(o)
+    if getattr(o, "workspace", None) is not None or getattr(o, "carry_changes", False):
+        from cc_executor._run._workspace import check_workspace_options
+
+        check_workspace_options(o)
+    elif getattr(o, "workspace_base", None) is not None:
+        raise ValueError("workspace_base needs workspace='worktree' (--workspace worktree)")
     if getattr(o, "json_schema", None) is not None:
         # Only with a schema: jsonschema is a heavy import for the console's early start.
         from cc_executor._run._jsonmode import check_schema

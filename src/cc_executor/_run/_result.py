@@ -30,6 +30,9 @@ class RunResult:
     ``files``: the absolute paths the agent's file tools (Write, Edit, ...) changed, plus,
     when the cwd is inside a git work tree, those whose ``git status`` changed during the
     run (what a Bash command wrote); outside git, the tool events only.
+    ``workspace``: with the ``workspace`` option, the change receipt (``mode``, ``branch``,
+    ``commit``, ``base``, ``patch_path``, ``changes`` as ``{"path", "kind", "old_path"?}``
+    relative to the repository, ``path`` of the workspace, ``repo``; docs/workspaces.md).
     ``incomplete_files``: output files of the run that could not be written to the end (disk
     full, file size limit); they hold only the output's first bytes, their receipts say so,
     and ``partial`` is True.
@@ -62,6 +65,7 @@ class RunResult:
     stderr_tail: str = ""
     warnings: list[str] = field(default_factory=list)
     incomplete_files: list[str] = field(default_factory=list)
+    workspace: Mapping[str, Any] | None = None
     process: ProcessResult | None = field(default=None, repr=False)
 
     @property

@@ -63,6 +63,7 @@ from cc_executor._store import (
 
 if TYPE_CHECKING:
     from cc_executor._agents._base import AgentAdapter, StreamParser
+    from cc_executor._run._workspace import Workspace
 
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
 
@@ -229,6 +230,10 @@ def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:
     return root, entries
 
 
+def _no_snapshot(cwd: str) -> None:
+    """No ``git status`` snapshot (a run in a workspace)."""
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -349,6 +354,8 @@ class _Run:
         self._estimated = False
         #: The agent home of the run's session (None: the caller's; see ``_homes``).
         self.home: str | None = None
+        #: The run's own worktree or copy (``workspace`` option), once made.
+        self.workspace: Workspace | None = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -438,6 +445,8 @@ class _Run:
             if cancelled
             else f"the run ended by an exception: {type(exc).__name__}: {exc}"
         )[:2000]
+        # The workspace's changes are committed whatever ended the run.
+        await self._finish_workspace(record.status)
         # Its files exist (the CLI's tree is stopped by now): they get receipts too.
         last = self.process.result if self.process is not None else None
         record.artifacts = self._receipts(last)
@@ -480,6 +489,10 @@ class _Run:
                 )
         # In a thread: a large prompt takes a while to write, and other runs share the loop.
         await asyncio.to_thread(self._prepare_run_dir)
+        if opts.workspace is not None:
+            failed = await self._make_workspace()
+            if failed is not None:
+                return await self._recorded(failed)
         if self.home is not None:
             link_home(str(self.run_dir), self.home)
         elif own_home(self.adapter, opts):
@@ -497,7 +510,9 @@ class _Run:
             self._save_prompt()
         # Taken beside the first attempt, not before it: the CLI's start is not delayed,
         # and it boots for far longer than git takes before it can change a file.
-        before = asyncio.ensure_future(asyncio.to_thread(git_snapshot, self.cwd))
+        # In a workspace, its commit says what changed (see _with_workspace).
+        snapshot = git_snapshot if self.workspace is None else _no_snapshot
+        before = asyncio.ensure_future(asyncio.to_thread(snapshot, self.cwd))
         try:
             first = await self._attempt(1, argv)
         except BaseException:
@@ -549,6 +564,54 @@ class _Run:
                 f"failed: {result.error})"
             )
         return await self._recorded(await self._with_git_files(result, before))
+
+    async def _make_workspace(self) -> RunResult | None:
+        """Make the run's workspace and move the run into it; a ``spawn_failed`` result
+        saying why when it cannot be made."""
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._workspace import create_workspace
+
+        opts = self.options
+        assert opts.workspace is not None
+        try:
+            ws = await asyncio.to_thread(
+                create_workspace,
+                opts.workspace,
+                self.cwd,
+                self.run_id,
+                str(self.run_dir),
+                base=opts.workspace_base,
+                carry=opts.carry_changes,
+            )
+        except (WorkspaceError, OSError) as exc:
+            return RunResult(
+                run_id=self.run_id,
+                status=RunStatus.SPAWN_FAILED,
+                error=f"workspace {opts.workspace}: {exc}",
+                duration_s=time.monotonic() - self.started,
+                run_dir=str(self.run_dir),
+                warnings=self.warnings,
+            )
+        self.workspace = ws
+        self.cwd = ws.cwd
+        self.record.cwd = ws.cwd
+        return None
+
+    async def _finish_workspace(self, status: str) -> str | None:
+        """Commit the workspace's changes (once, whatever the status); a warning saying why
+        when they could not be."""
+        ws = self.workspace
+        if ws is None or ws.receipt is not None:
+            return None
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._workspace import finish_workspace
+
+        try:
+            task = asyncio.ensure_future(asyncio.to_thread(finish_workspace, ws, status))
+            await asyncio.shield(task)  # a cancel of the caller does not lose the commit
+        except (WorkspaceError, OSError) as exc:
+            return f"the workspace's changes could not be committed on {ws.branch}: {exc}"
+        return None
 
     async def _with_git_files(
         self,
@@ -603,6 +666,19 @@ class _Run:
             )
         if self.stop_reason is not None and result.status is RunStatus.CANCELLED:
             result.error = self.stop_reason + (f" ({result.error})" if result.error else "")
+        if self.workspace is not None:
+            problem = await self._finish_workspace(result.status.value)
+            if problem is not None:
+                result.warnings.append(problem)
+            receipt = self.workspace.receipt
+            if receipt is not None:
+                result.warnings.extend(self.workspace.warnings())
+                result.workspace = receipt
+                top = self.workspace.path
+                for change in receipt["changes"]:
+                    path = os.path.join(top, change["path"])
+                    if path not in result.files:
+                        result.files.append(path)
         record = self.record
         record.ended_at = time.time()
         record.status = result.status.value
@@ -639,6 +715,12 @@ class _Run:
                     )
                     for a in process_receipts(earlier, stdout_name="events")
                 ]
+        receipt = self.workspace.receipt if self.workspace is not None else None
+        if receipt is not None:
+            from cc_executor._run._workspace import RECEIPT_NAME
+
+            artifacts.append(file_receipt("workspace patch", receipt["patch_path"]))
+            artifacts.append(file_receipt("workspace", self.run_dir / RECEIPT_NAME))
         return [a for a in artifacts if a is not None]
 
     def _finish_record(self, record: RunRecord) -> None:

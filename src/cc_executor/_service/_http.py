@@ -221,6 +221,87 @@ async def resume_run(request: Request) -> Response:
     return await _control(request, "resume")
 
 
+async def _workspace(request: Request, action: str) -> Response:
+    """A workspace operation on a run this service knows (404 otherwise): the receipt,
+    its diff, a merge (409 with the conflicting files, the tree untouched), a discard."""
+    from cc_executor._errors import WorkspaceConflict, WorkspaceError
+    from cc_executor._run import _workspace
+
+    run_id = request.path_params["run_id"]
+    try:
+        await _manager(request).describe(run_id)
+    except ServiceError as exc:
+        return _service_error(exc)
+    work = {
+        "receipt": _workspace.load_receipt,
+        "diff": lambda rid: {"run_id": rid, "patch": _workspace.workspace_diff(rid)},
+        "merge": _workspace.workspace_merge,
+        "discard": _workspace.workspace_discard,
+    }[action]
+    try:
+        return json_response(await asyncio.to_thread(work, run_id))
+    except WorkspaceConflict as exc:
+        error = {"code": "conflict", "message": str(exc), "files": exc.files}
+        return json_response({"error": error}, 409)
+    except (WorkspaceError, OSError) as exc:
+        return error_response(404 if action == "receipt" else 409, "workspace", str(exc))
+
+
+async def get_workspace(request: Request) -> Response:
+    """A run's workspace.
+    ---
+    summary: The change receipt of a run made with a workspace (docs/workspaces.md)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "The receipt: branch, commit, base, patch_path, changes"}
+      404: {description: No such run, or no workspace}
+    """
+    return await _workspace(request, "receipt")
+
+
+async def workspace_diff(request: Request) -> Response:
+    """A run's workspace diff.
+    ---
+    summary: The changes of the run's branch since its base, as a patch
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, patch}"}
+      404: {description: No such run}
+      409: {description: No workspace}
+    """
+    return await _workspace(request, "diff")
+
+
+async def workspace_merge(request: Request) -> Response:
+    """Merge a run's workspace.
+    ---
+    summary: Bring the run's branch into the repository's current branch
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, merged, commit}"}
+      404: {description: No such run}
+      409: {description: "A conflict (error.files; the tree is left as it was), or no workspace"}
+    """
+    return await _workspace(request, "merge")
+
+
+async def workspace_discard(request: Request) -> Response:
+    """Discard a run's workspace.
+    ---
+    summary: Remove the run's worktree and branch
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{run_id, discarded}"}
+      404: {description: No such run}
+      409: {description: No workspace}
+    """
+    return await _workspace(request, "discard")
+
+
 def _after(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     # ASCII digits only ("²" is a digit to str.isdigit but not to int()), and not so many
@@ -345,6 +426,10 @@ def create_app(
         Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
+        Route("/runs/{run_id}/workspace", get_workspace, methods=["GET"]),
+        Route("/runs/{run_id}/workspace/diff", workspace_diff, methods=["GET"]),
+        Route("/runs/{run_id}/workspace/merge", workspace_merge, methods=["POST"]),
+        Route("/runs/{run_id}/workspace/discard", workspace_discard, methods=["POST"]),
         WebSocketRoute("/ws", websocket_endpoint),
         WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
     ]

@@ -92,6 +92,8 @@ class TaskResult:
     started_at: float | None = None
     ended_at: float | None = None
     runs: list[TaskAttempt] = field(default_factory=list)
+    #: The change receipt of its last run with a workspace (``workspace: worktree``).
+    workspace: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +156,9 @@ class TaskListResult:
     warnings: list[str] = field(default_factory=list)
     budget_usd: float | None = None
     budget_spent_usd: float | None = None
+    #: With tasks in workspaces: the branch holding every ok task's changes, merged in file
+    #: order (``cc-executor/<list id>``); None when no task had a workspace.
+    workspace_branch: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -255,6 +255,7 @@ class ListRun:
                 self.cancel()
                 await self._drain()
             result = self._result()
+            await self._final_branch(result)
             self._write_list(result.status, durable=True)
             await asyncio.to_thread(self._record_end, result)
             if failure is not None:
@@ -262,6 +263,45 @@ class ListRun:
             return result
         finally:
             self.folder.unlock()
+
+    async def _final_branch(self, result: TaskListResult) -> None:
+        """Merge the ok tasks' workspace commits, in file order, into the list's branch."""
+        done = [t.workspace for t in result.tasks.values() if t.ok and t.workspace]
+        if not done:
+            return
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._workspace import BRANCH_PREFIX, merge_commits, set_branch
+
+        repo = str(done[0]["repo"])
+        branch = BRANCH_PREFIX + self.list_id
+
+        def make() -> None:
+            commit = merge_commits(
+                repo, [str(w["commit"]) for w in done], f"cc-executor: task list {self.list_id}"
+            )
+            set_branch(repo, branch, commit)
+
+        try:
+            await asyncio.to_thread(make)
+        except WorkspaceError as exc:
+            result.warnings.append(f"no branch holds the whole list's changes: {exc}")
+            return
+        result.workspace_branch = branch
+
+    def _workspace_base(self, task: TaskSpec) -> str | None:
+        """The commit a task in a workspace starts from: its dependencies' commits merged
+        in the order it lists them (None: no dependency had a workspace, HEAD then)."""
+        from cc_executor._run._workspace import merge_commits
+
+        receipts = [self.states[d].workspace for d in task.depends_on]
+        found = [r for r in receipts if r]
+        if not found:
+            return None
+        return merge_commits(
+            str(found[0]["repo"]),
+            [str(r["commit"]) for r in found],
+            f"cc-executor: the dependencies of task {task.id}",
+        )
 
     async def _drain(self) -> None:
         if self.active:
@@ -428,6 +468,17 @@ class ListRun:
                 await self._fail(task, state, str(exc))
                 return
             options = dict(self.options[task.id])
+            if options.get("workspace") == "worktree" and task.depends_on:
+                from cc_executor._errors import WorkspaceError
+
+                try:
+                    base = await asyncio.to_thread(self._workspace_base, task)
+                except WorkspaceError as exc:
+                    # Said before the task starts: its dependencies cannot be combined.
+                    await self._fail(task, state, f"workspace: {exc}")
+                    return
+                if base is not None:
+                    options["workspace_base"] = base
             reserved = self.budget.held.get(task.id) if self.budget is not None else None
             if reserved is not None and _enforces_cap(options):
                 # The run stops itself once past its reservation.
@@ -558,6 +609,8 @@ class ListRun:
             return
 
     def _account(self, state: TaskResult, attempt: TaskAttempt, result: RunResult) -> None:
+        if result.workspace is not None:
+            state.workspace = dict(result.workspace)
         attempt.status = result.status.value
         attempt.session_id = result.session_id or attempt.session_id
         attempt.cost_usd = result.cost_usd
