@@ -411,3 +411,36 @@ def is_tree_token(token: str) -> bool:
         and token.startswith("cct")
         and all(c in "0123456789abcdef" for c in token[3:])
     )
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def session_usage(sid: int) -> tuple[int, float] | None:
+    """Resident memory (bytes) and CPU time (seconds, reaped children included) of the
+    processes of session ``sid`` now, from ``/proc``: what a run without a cgroup samples.
+    A lower bound: a member that left the session, or ended unreaped between two samples,
+    is not counted. None where ``/proc`` cannot be read."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    rss = 0
+    ticks = 0
+    for name in names:
+        if not name.isdigit():
+            continue
+        stat = _read(f"/proc/{name}/stat")
+        if not stat:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        try:
+            if int(fields[3]) != sid:
+                continue
+            # utime, stime, cutime, cstime (fields 14-17), rss in pages (field 24).
+            ticks += sum(int(f) for f in fields[11:15])
+            rss += int(fields[21]) * _PAGE_SIZE
+        except (IndexError, ValueError):
+            continue
+    return rss, ticks / _TICKS
