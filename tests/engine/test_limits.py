@@ -131,6 +131,30 @@ def test_bad_sizes_are_refused(bad: str | int) -> None:
         parse_size(bad, "memory_max")
 
 
+def test_task_lists_and_the_service_take_the_limits(tmp_path: Path) -> None:
+    from cc_executor._errors import InvalidRequest, TaskListError
+    from cc_executor._service._policy import RunPolicy
+    from cc_executor.tasks._load import parse_task_list
+
+    spec = parse_task_list(
+        "defaults:\n  memory_max: 512M\ntasks:\n  - id: a\n    prompt: hi\n"
+        "    pids_max: 50\n    max_output_bytes: 10M\n    cpus: 0.5\n",
+        format="yaml",
+    )
+    assert spec.tasks[0].options == {
+        "memory_max": 512 * MIB,
+        "pids_max": 50,
+        "max_output_bytes": 10 * MIB,
+        "cpus": 0.5,
+    }
+    with pytest.raises(TaskListError, match="memory_max must be a size in bytes"):
+        parse_task_list("tasks:\n  - id: a\n    prompt: hi\n    memory_max: lots\n", format="yaml")
+    policy = RunPolicy([tmp_path], [])
+    policy.check_exec_options({"memory_max": "64M", "cpus": 1, "pids_max": 10})
+    with pytest.raises(InvalidRequest, match="pids_max must be a positive integer"):
+        policy.check_exec_options({"pids_max": 0})
+
+
 def test_a_limit_that_cannot_be_enforced_refuses_the_run(tmp_path: Path) -> None:
     """A machine without usable cgroups (simulated: the mount point is an empty folder) runs
     nothing unbounded: the run cannot start (125), and says which limit and why."""
