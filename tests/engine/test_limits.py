@@ -16,6 +16,7 @@ import pytest
 from cc_executor._engine import ProcessStatus, run_process
 from cc_executor._engine._cgroup import Limits, detect, leftover_groups, support
 from cc_executor._run._options import parse_size
+from tests._wait import wait_for
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 MIB = 1 << 20
@@ -350,4 +351,32 @@ def test_exec_exit_code_and_error_when_oom_killed(tmp_path: Path) -> None:
     )
     assert done.returncode == 137
     assert b"memory limit exceeded: memory_max 32.0 MiB" in done.stderr
+    no_leftover_groups()
+
+
+@pytest.mark.cgroup
+@pytest.mark.slow
+def test_crash_recovery_removes_a_dead_supervisors_cgroup(cc_home: Path) -> None:
+    """A supervisor SIGKILLed mid-run: the watchdog kills the tree, and the next opening of
+    the history marks the run interrupted and removes its cgroup."""
+    from cc_executor._store import open_store
+
+    proc = subprocess.Popen(
+        [CLI, "exec", "--pids-max", "50", "--", "sleep", "600"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        groups = wait_for(lambda: list(leftover_groups()), what="the run's cgroup")
+    finally:
+        proc.kill()
+        proc.wait()
+    run_id = os.path.basename(groups[0])
+    store = open_store()
+    try:
+        record = store.get(run_id)
+    finally:
+        store.close()
+    assert record is not None
+    assert record.status == "interrupted"
     no_leftover_groups()

@@ -249,6 +249,18 @@ def launch(
     registered = False
     watchdog().ensure()  # before the child's descriptors exist: a fork would copy them
     try:
+        if marker is not None:
+            marked = _marker.write(
+                run_dir,
+                run_id,
+                argv=argv,
+                cwd=cwd,
+                token=token,
+                started_at=time.time(),
+                fields=marker,
+            )
+        # After the marker: a supervisor killed from here on leaves a row whose recovery
+        # removes the cgroup too.
         if limits is not None and limits.cgroup_limits:
             from cc_executor._engine import _cgroup
 
@@ -269,16 +281,6 @@ def launch(
             full = [sys.executable, "-I", "-S", "-c", _cgroup.GATE, str(gate[0]), *full]
         if parent_death_signal:
             full = wrap_with_parent_death_signal(full, full[0])
-        if marker is not None:
-            marked = _marker.write(
-                run_dir,
-                run_id,
-                argv=argv,
-                cwd=cwd,
-                token=token,
-                started_at=time.time(),
-                fields=marker,
-            )
         source = stdin_path if stdin is None else stdin
         if source is None or source == DEVNULL:
             theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))

@@ -914,7 +914,7 @@ class SupervisedProcess:
             return
         if self._sid is None:
             return
-        usage = _tree.session_usage(self._sid)
+        usage = _tree.tree_usage(self._sid)
         if usage is not None:
             self._peak_memory = max(self._peak_memory, usage[0])
             self._cpu_time = max(self._cpu_time, usage[1])

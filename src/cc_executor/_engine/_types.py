@@ -117,7 +117,7 @@ class ProcessResult:
 
     ``peak_memory_bytes`` and ``cpu_time_s``: what the whole tree used, from its cgroup
     when it had one (``usage_source`` ``"cgroup v1"``/``"cgroup v2"``: exact, ended
-    members included), else sampled from ``/proc`` (``"sampled"``: the session's members,
+    members included), else sampled from ``/proc`` (``"sampled"``: the child and its descendants,
     a lower bound); None when nothing could be measured. ``cpu_throttled_s``: time the
     tree was held back by its ``cpus`` limit.
     """
