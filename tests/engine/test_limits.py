@@ -87,6 +87,33 @@ def test_detects_a_usable_v2_root(tmp_path: Path) -> None:
     assert found.controllers == ["cpu", "memory", "pids"]
 
 
+def test_a_v2_run_group_gets_its_limits_written(tmp_path: Path) -> None:
+    """What the engine writes in a cgroup v2 tree (checked on a fake one: this machine's v2
+    mount has no controllers to try it on)."""
+    from cc_executor._engine._cgroup import RunCgroup
+
+    root, own = fake_tree(
+        tmp_path,
+        "0::/\n",
+        {"cgroup.controllers": "cpu memory pids\n", "cgroup.subtree_control": ""},
+    )
+    found = detect(root, own)
+    limits = Limits(memory_max=64 * MIB, cpus=0.5, pids_max=20)
+    group = RunCgroup.create("run1", limits, found)
+    folder = Path(root) / "cc-executor" / "run1"
+    assert set(group.folders.values()) == {str(folder)}
+    assert (Path(root) / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    assert (Path(root) / "cc-executor" / "cgroup.subtree_control").read_text() == (
+        "+cpu +memory +pids"
+    )
+    assert (folder / "memory.max").read_text() == str(64 * MIB)
+    assert (folder / "memory.oom.group").read_text() == "1"
+    assert (folder / "cpu.max").read_text() == "50000 100000"
+    assert (folder / "pids.max").read_text() == "20"
+    group.add(4242)
+    assert (folder / "cgroup.procs").read_text() == "4242"
+
+
 def test_v2_group_holding_processes_is_refused_with_the_reason(tmp_path: Path) -> None:
     root, own = fake_tree(
         tmp_path,
