@@ -221,6 +221,7 @@ class SupervisedProcess:
         self._cgroup: RunCgroup | None = None
         #: Why a limit stopped the run (the error of the result), once one did.
         self._limit_error: str | None = None
+        self._limit_hit = ProcessStatus.LIMIT_EXCEEDED  # or OOM_KILLED, with the error
         self._limit_timer: asyncio.TimerHandle | None = None
         self._limit_delay = _LIMIT_FIRST_DELAY
         self._peak_memory = 0
@@ -875,17 +876,11 @@ class SupervisedProcess:
             return
         self._limit_breach()
         if self._limit_error is not None:
-            self._request_stop(self._limit_status(), None, None)
+            self._request_stop(self._limit_hit, None, None)
             return
         self._sample()
         self._limit_delay = min(self._limit_delay * 2, _LIMIT_MAX_DELAY)
         self._limit_timer = self._loop.call_later(self._limit_delay, self._check_limits)
-
-    def _limit_status(self) -> ProcessStatus:
-        cgroup = self._cgroup
-        if cgroup is not None and cgroup.oom_kills():
-            return ProcessStatus.OOM_KILLED
-        return ProcessStatus.LIMIT_EXCEEDED
 
     def _limit_breach(self) -> None:
         """Set ``_limit_error`` if the kernel enforced a limit on the tree."""
@@ -895,6 +890,7 @@ class SupervisedProcess:
         kills = cgroup.oom_kills()
         if kills and limits.memory_max is not None:
             peak = cgroup.peak_memory()
+            self._limit_hit = ProcessStatus.OOM_KILLED
             self._limit_error = (
                 f"memory limit exceeded: memory_max {_size(limits.memory_max)}; the kernel "
                 f"killed {kills} process(es) of the tree (peak {_size(peak)})"
@@ -1051,7 +1047,7 @@ class SupervisedProcess:
         # the OOM killer exits before we poll): its counters decide.
         self._limit_breach()
         if self._limit_error is not None:
-            self._stop_reason = (self._limit_status(), None, None)
+            self._stop_reason = (self._limit_hit, None, None)
         self._sample()  # the child is a zombie still: its CPU time is readable
         returncode = self._popen.poll()
         if returncode is None:
