@@ -1311,7 +1311,10 @@ async def run_process(
       bytes in memory), ``quiet_line`` (a predicate over complete stdout lines:
       those it calls quiet, such as a CLI's "reconnecting" notices, do not count as output
       for ``idle_timeout`` and ``first_output_timeout``, so a child that only waits is still
-      stopped; see :class:`~cc_executor._engine._events.QuietLines`).
+      stopped; see :class:`~cc_executor._engine._events.QuietLines`), ``limits`` (a
+      :class:`~cc_executor._engine._cgroup.Limits`: memory, CPU and process limits of the
+      whole tree in a cgroup of its own, ending ``oom_killed`` or ``limit_exceeded``, and
+      the output limit; see docs/limits.md).
 
     Spawn problems come back as status ``spawn_failed``; only programming errors (an empty
     or string ``argv``, a negative timeout) raise. Cancelling the awaiting task terminates
