@@ -266,6 +266,13 @@ def support() -> CgroupSupport:
     return _support[0]
 
 
+def _apart(found: CgroupSupport, controller: str) -> bool:
+    """True when v1's ``cpu`` tree is not the ``cpuacct`` tree (not co-mounted)."""
+    other = found.parents.get("cpuacct")
+    mine = found.parents.get(controller)
+    return other is None or mine is None or os.path.realpath(mine) != os.path.realpath(other)
+
+
 def _write(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
@@ -333,6 +340,10 @@ class RunCgroup:
                 folders.update({c: folder for c in found.controllers})
             else:
                 for controller, own in found.parents.items():
+                    if controller == "cpu" and limits.cpus is None and _apart(found, "cpu"):
+                        # A v1 cpu group is weighed as one task against its siblings: join
+                        # it only to be limited (cpuacct does the accounting).
+                        continue
                     folder = os.path.join(own, PARENT_NAME, name)
                     os.makedirs(os.path.dirname(folder), exist_ok=True)
                     os.mkdir(folder)
