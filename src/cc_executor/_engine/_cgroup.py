@@ -472,11 +472,25 @@ class RunCgroup:
                     return len(members)
                 except OSError:
                     pass
+        import signal
+
+        # Through pidfds opened before membership is read again: a PID that ended and was
+        # reused meanwhile belongs to a process outside the group, never hit.
+        handles: dict[int, int] = {}
         for pid in members:
             try:
-                os.kill(pid, 9)  # a member of our own group: its PID cannot be reused yet
-            except OSError:
+                handles[pid] = os.pidfd_open(pid)
+            except (AttributeError, OSError):
                 continue
+        still = set(self.members())
+        for pid, fd in handles.items():
+            try:
+                if pid in still:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
         return len(members)
 
     def remove(self, wait: float = 5.0) -> bool:
