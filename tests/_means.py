@@ -149,25 +149,13 @@ def _missing_browser() -> str | None:
 
 
 def _missing_cgroup() -> str | None:
-    # Our own cgroup v2 folder must offer controllers and let us create children in it.
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return "no cgroups: /proc/self/cgroup is unreadable"
-    own = next((line[3:] for line in lines if line.startswith("0::")), None)
-    mounts = [m for m in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified") if Path(m).is_dir()]
-    for mount in mounts:
-        folder = Path(mount + (own or "/").rstrip("/"))
-        controllers = folder / "cgroup.controllers"
-        if (
-            own is not None
-            and controllers.is_file()
-            and controllers.read_text().split()
-            and os.access(folder, os.W_OK)
-            and os.access(folder / "cgroup.subtree_control", os.W_OK)
-        ):
-            return None
-    return "no writable cgroup v2 controllers in this process's cgroup"
+    # What the engine itself would use for a run's limits (v2 or v1, see _engine/_cgroup).
+    from cc_executor._engine._cgroup import detect
+
+    found = detect()
+    if found.version is None or not {"memory", "pids", "cpu"} <= set(found.parents):
+        return f"no usable cgroups for run limits: {found.describe()}"
+    return None
 
 
 def unshare_argv() -> list[str]:

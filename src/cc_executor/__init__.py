@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from cc_executor._engine import (
         LifecycleEvent,
+        Limits,
         OutputEvent,
         ProcessEvent,
         ProcessResult,
@@ -106,6 +107,7 @@ _EXPORTS = {
     "HeartbeatEvent": "cc_executor._agents._types",
     "InitEvent": "cc_executor._agents._types",
     "LifecycleEvent": "cc_executor._engine",
+    "Limits": "cc_executor._engine",
     "NoiseEvent": "cc_executor._agents._types",
     "OutputEvent": "cc_executor._engine",
     "PermissionDeniedEvent": "cc_executor._agents._types",
@@ -169,6 +171,7 @@ __all__ = [
     "HeartbeatEvent",
     "InitEvent",
     "LifecycleEvent",
+    "Limits",
     "NoiseEvent",
     "OutputEvent",
     "PermissionDeniedEvent",

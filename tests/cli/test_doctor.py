@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cc_executor._engine._cgroup import detect
 from tests._means import claude_path
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -24,6 +25,7 @@ BASE_CHECKS = [
     "engine-long-line",
     "engine-timeout-partial",
     "engine-tree-cleanup",
+    "resource-limits",
 ]
 CLAUDE_CHECKS = ["claude-answer", "claude-large-answer", "claude-timeout-partial"]
 INSTALL_HINT = "npm install -g @anthropic-ai/claude-code"
@@ -86,6 +88,11 @@ def test_json_every_check_passes(cc_home: Path) -> None:
     assert str(cc_home) in checks["data-dir"]["detail"]
     assert "sha256" in checks["engine-large-output"]["detail"]
     assert "SIGKILL" in checks["engine-tree-cleanup"]["detail"]
+    # Which mechanism enforces the limits here (or why none can), as the engine detects it.
+    found = detect()
+    assert found.describe() in checks["resource-limits"]["detail"]
+    if found.version is not None:
+        assert "OOM-killed" in checks["resource-limits"]["detail"]
     # The self-tests ran under a temporary home; the probe of the real one left nothing behind.
     assert not cc_home.exists()
 

@@ -625,3 +625,38 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "t",
     "GIT_COMMITTER_EMAIL": "t@example.com",
 }
+@pytest.mark.cgroup
+def test_a_run_under_resource_limits_works_and_records_what_it_used(
+    served: tuple[ModelServer, dict[str, str], Path],
+) -> None:
+    """The console's early start puts the CLI in a cgroup of the run's own before it execs;
+    the run ends ok, with the tree's peak memory and CPU time in its result and history."""
+    from cc_executor._engine._cgroup import leftover_groups
+
+    _, env, work = served
+    limits = ("--memory-max", "2G", "--cpus", "2", "--pids-max", "1000")
+    done = cc(env, "hello", *limits, "--json", "--cwd", str(work))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    assert result["result"] == "Plain answer."
+    assert result["peak_memory_bytes"] > 10 << 20  # the CLI's own, at least
+    assert result["peak_memory_bytes"] <= 2 << 30
+    assert result["cpu_time_s"] > 0
+    shown = subprocess.run(
+        [CLI, "show", "--json", result["run_id"]], capture_output=True, env=env, check=True
+    )
+    record = json.loads(shown.stdout)
+    assert record["peak_memory_bytes"] == result["peak_memory_bytes"]
+    assert record["cpu_time_s"] == result["cpu_time_s"]
+    assert list(leftover_groups()) == []
+
+
+def test_a_limit_that_cannot_be_enforced_refuses_the_run(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    _, env, work = served
+    no_cgroups = {**env, "CC_EXECUTOR_CGROUP_ROOT": str(tmp_path)}
+    done = cc(no_cgroups, "hello", "--pids-max", "100", "--cwd", str(work))
+    assert done.returncode == 125, done.stderr
+    assert b"pids_max cannot be enforced on this machine" in done.stderr

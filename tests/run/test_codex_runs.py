@@ -88,6 +88,23 @@ async def test_text_answer(tmp_path: Path) -> None:
     assert prompts == ["say hello"]
 
 
+@pytest.mark.cgroup
+async def test_a_run_under_resource_limits(tmp_path: Path) -> None:
+    """The limits are the engine's, so every agent's CLI runs in a cgroup of its own."""
+    from cc_executor._engine._cgroup import leftover_groups
+
+    limits = {"memory_max": "1G", "cpus": 2, "pids_max": 500}
+    async with codex_bed(tmp_path, one_rule(Reply([Text("Hello from Codex.")]))) as b:
+        result = await run("say hello", **b.options(**limits))
+    assert result.status is RunStatus.OK, result.error
+    assert result.result == "Hello from Codex."
+    assert result.peak_memory_bytes is not None
+    assert result.peak_memory_bytes > 1 << 20
+    assert result.cpu_time_s is not None
+    assert result.cpu_time_s > 0
+    assert list(leftover_groups()) == []
+
+
 async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_input_tokens=200_000)
     async with codex_bed(tmp_path, one_rule(Reply([Text("Priced.")], usage=usage))) as b:

@@ -53,6 +53,22 @@ async def test_exec_run_streams_every_line_in_order(service: Service) -> None:
     assert run_id in [r["run_id"] for r in listed]
 
 
+async def test_exec_run_with_an_output_limit(service: Service) -> None:
+    """A remote caller's command run takes the resource limits: 300 lines of about 8 bytes
+    under a 1000-byte limit end limit_exceeded, with the output up to the limit kept."""
+    async with service.client() as client:
+        body = {"argv": chatty(300), "options": {"max_output_bytes": 1000}}
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        events = await sse_events(client, run_id)
+        run = (await client.get(f"/runs/{run_id}")).json()
+    assert run["status"] == "limit_exceeded"
+    assert run["result"]["stdout_bytes"] == 1000
+    assert run["result"]["error"].startswith("output limit exceeded: max_output_bytes 1000")
+    assert events[-1]["status"] == "limit_exceeded"
+
+
 async def test_sse_reconnect_with_last_event_id_loses_nothing(service: Service) -> None:
     async with service.client() as client:
         run_id = (await client.post("/runs", json={"argv": chatty(400, 0.002)})).json()["run_id"]

@@ -94,12 +94,15 @@ def test_a_v1_receipt_written_before_batches_were_covered_still_verifies(
     fields it covered, so an older history still verifies."""
     run = _exec("true")
     record = _record(run["run_id"])
-    assert (record.record_receipt or "").startswith("v2:sha256:")
+    assert (record.record_receipt or "").startswith("v3:sha256:")
     _edit(cc_home, record.id, record_receipt=record_receipt(record, None, "v1"))
+    assert verify(_record(record.id), record.id).ok
+    # v3 added the tree's peak memory and CPU time: a v2 receipt still verifies too.
+    _edit(cc_home, record.id, record_receipt=record_receipt(record, None, "v2"))
     assert verify(_record(record.id), record.id).ok
     _edit(cc_home, record.id, status="failed")
     assert not verify(_record(record.id), record.id).record_unaltered
-    _edit(cc_home, record.id, status="ok", record_receipt="v3:sha256:" + "0" * 64)
+    _edit(cc_home, record.id, status="ok", record_receipt="v9:sha256:" + "0" * 64)
     assert "not one cc-executor writes" in verify(_record(record.id), record.id).problems[0]
 
 
@@ -112,7 +115,7 @@ def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
     monkeypatch.setenv(KEY_ENV, str(key))
     failed = _exec("false")
     record = _record(failed["run_id"])
-    assert (record.record_receipt or "").startswith("v2:hmac-sha256:")
+    assert (record.record_receipt or "").startswith("v3:hmac-sha256:")
     done = cc("verify", str(failed["run_id"]), "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["keyed"] is True

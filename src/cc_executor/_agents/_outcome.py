@@ -13,6 +13,8 @@ STOPPED = {
     ProcessStatus.TIMEOUT: RunStatus.TIMEOUT,
     ProcessStatus.IDLE_TIMEOUT: RunStatus.IDLE_TIMEOUT,
     ProcessStatus.CANCELLED: RunStatus.CANCELLED,
+    ProcessStatus.OOM_KILLED: RunStatus.OOM_KILLED,
+    ProcessStatus.LIMIT_EXCEEDED: RunStatus.LIMIT_EXCEEDED,
 }
 
 #: HTTP statuses worth another attempt (timeouts, conflicts, rate limits, server errors).
@@ -21,8 +23,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 def not_run_or_stopped(process: ProcessResult, title: str, *, final: bool) -> Outcome | None:
     """``spawn_failed`` when the CLI could not be started; our stop (``timeout``,
-    ``idle_timeout``, ``cancelled``) when we stopped it before its final line (``final``
-    False); None otherwise, for the agent's own rules."""
+    ``idle_timeout``, ``cancelled``, a resource limit's ``oom_killed`` or ``limit_exceeded``)
+    when we stopped it before its final line (``final`` False); None otherwise, for the
+    agent's own rules."""
     if process.status is ProcessStatus.SPAWN_FAILED:
         return Outcome(RunStatus.SPAWN_FAILED, f"{title} could not be started: {process.error}")
     if process.status in STOPPED and not final:

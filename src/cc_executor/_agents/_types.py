@@ -18,7 +18,7 @@ from cc_executor._status import Status
 
 #: How an agent run ended: the one status vocabulary (see :mod:`cc_executor._status`). A
 #: run ends ok, error, rate_limited, max_turns, budget_exceeded, timeout, idle_timeout,
-#: cancelled, crashed or spawn_failed.
+#: cancelled, crashed, spawn_failed, or oom_killed / limit_exceeded (a resource limit).
 RunStatus = Status
 
 

@@ -43,6 +43,16 @@ def timeout_value(text: str) -> float | str:
     return value
 
 
+def size_value(text: str) -> int:
+    """Sizes in bytes (``--memory-max 512M``)."""
+    from cc_executor._run._options import parse_size
+
+    try:
+        return parse_size(text, "the size")
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+
+
 def key_value(text: str) -> tuple[str, str]:
     """``KEY=VALUE`` (``--env``)."""
     key, sep, value = text.partition("=")
@@ -127,7 +137,7 @@ class Option:
 RUN_PROMPT_HELP = "the prompt, or - to read it from stdin"
 
 #: Argument groups of ``run``, in help order.
-RUN_GROUPS = ("time", "agent", "environment", "answer and output")
+RUN_GROUPS = ("time", "agent", "environment", "resources", "answer and output")
 
 
 def flag_for(declared: Declaration) -> Option:
@@ -146,6 +156,8 @@ def flag_for(declared: Declaration) -> Option:
         convert = timeout_value if declared.words else float
     elif kind == "integer":
         convert = int
+    elif kind == "size":
+        convert = size_value
     assert declared.flag is not None
     return Option(
         declared.group,

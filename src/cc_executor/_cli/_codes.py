@@ -11,3 +11,5 @@ EXIT_CANNOT_START = EXIT_CODES[Status.SPAWN_FAILED]
 """The command or agent CLI could not be started."""
 EXIT_CANCELLED = EXIT_CODES[Status.CANCELLED]
 """Interrupted (SIGINT/SIGTERM/SIGHUP); whatever was running was stopped first."""
+EXIT_OOM_KILLED = EXIT_CODES[Status.OOM_KILLED]
+"""Killed for using more memory than its limit (``--memory-max``), as a SIGKILL would exit."""

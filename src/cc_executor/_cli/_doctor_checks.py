@@ -97,9 +97,13 @@ async def run_checks(
     malformed row in the history, else they are listed), then live engine self-tests:
     ``engine-large-output`` (8 MiB), ``engine-long-line`` (one 10 MB line),
     ``engine-timeout-partial`` and ``engine-tree-cleanup`` (a SIGTERM-ignoring grandchild
-    that escaped with double fork + ``setsid``). With ``claude`` the real CLI runs against a
-    scripted loopback model server: ``claude-answer``, ``claude-large-answer`` (2 MB) and
-    ``claude-timeout-partial``; they fail with the install hint when the CLI is missing.
+    that escaped with double fork + ``setsid``), and ``resource-limits`` (which mechanism
+    enforces ``--memory-max``, ``--cpus`` and ``--pids-max`` here, proven by a child
+    allocating past a memory limit; where none is usable it says why, and passes: runs
+    without those limits work, runs asking for them are refused). With ``claude`` the real
+    CLI runs against a scripted loopback model server: ``claude-answer``,
+    ``claude-large-answer`` (2 MB) and ``claude-timeout-partial``; they fail with the
+    install hint when the CLI is missing.
 
     A check never raises: an unexpected error or exceeding its coarse time bound is a failed
     result. ``on_result`` is called with each result as soon as it is known. Self-tests run in a
@@ -128,6 +132,7 @@ async def run_checks(
             await record("engine-long-line", 60, lambda: _check_long_line(tmp))
             await record("engine-timeout-partial", 20, lambda: _check_timeout_partial(tmp))
             await record("engine-tree-cleanup", 30, lambda: _check_tree_cleanup(tmp))
+            await record("resource-limits", 30, lambda: _check_resource_limits(tmp))
             if claude:
                 await _claude_checks(record, tmp, claude_path[0] if claude_path else None, found)
     return results
@@ -472,6 +477,40 @@ async def _check_long_line(tmp: Path) -> str:
     if not lines[0][1] or not lines[0][2]:
         raise _Failed("the line has the right length but its bytes differ")
     return f"a single {len(expected):,}-byte line arrived as one line through on_line, intact"
+
+
+_ALLOCATING_CHILD = "b = bytearray(256 << 20)\nprint('not stopped')"
+
+
+async def _check_resource_limits(tmp: Path) -> str:
+    from cc_executor._engine import ProcessStatus, run_process
+    from cc_executor._engine._cgroup import Limits, leftover_groups, support
+
+    found = support()
+    if found.version is None:
+        return (
+            f"--memory-max, --cpus and --pids-max {found.describe()}; runs asking for them "
+            "are refused (--max-output-bytes works everywhere)"
+        )
+    if "memory" not in found.parents:
+        return f"{found.describe()}; --memory-max is refused here"
+    result = await run_process(
+        _python(_ALLOCATING_CHILD),
+        limits=Limits(memory_max=32 << 20),
+        run_dir=tmp / "resource-limits",
+    )
+    if result.status is not ProcessStatus.OOM_KILLED:
+        raise _Failed(
+            f"{found.describe()}: a child allocating 256 MiB under a 32 MiB memory limit "
+            f"ended {result.status.value} ({result.error}), not oom_killed"
+        )
+    left = [g for g in leftover_groups(found) if os.path.basename(g) == result.run_id]
+    if left:
+        raise _Failed(f"the run's cgroup was not removed: {', '.join(left)}")
+    return (
+        f"{found.describe()}: a child allocating past a 32 MiB memory limit was OOM-killed "
+        f"(peak {_mib(result.peak_memory_bytes or 0)}), its cgroup removed"
+    )
 
 
 async def _check_timeout_partial(tmp: Path) -> str:

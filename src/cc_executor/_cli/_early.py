@@ -98,7 +98,13 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     from cc_executor._ids import new_run_id
     from cc_executor._paths import runs_path
     from cc_executor._run._homes import own_home
-    from cc_executor._run._prepare import check_run_options, process_env, run_marker, save_prompt
+    from cc_executor._run._prepare import (
+        check_run_options,
+        limits_of,
+        process_env,
+        run_marker,
+        save_prompt,
+    )
 
     if not prompt.strip():
         return None  # refused by the run itself, with the reason
@@ -127,6 +133,7 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
             stdin_path=stdin_path,
             extra_env=process_env(o, run_dir),
             marker=run_marker(o) if getattr(o, "record", True) else None,
+            limits=limits_of(o),
         )
     except (ValueError, TypeError, AgentNotFound, SpawnError, OSError):
         if run_dir:

@@ -23,9 +23,11 @@ def add_parser(sub: Any) -> None:
         "exec",
         help="run any command supervised (a better `timeout`)",
         description="Run CMD (never through a shell) with timeouts, full output capture and "
-        "whole-tree cleanup. Without --json the child's output streams through; the exit "
-        "code is the child's, 124 on timeout, 125 when the command cannot be started, "
-        "128+N when it was killed by signal N, 130 when interrupted.",
+        "whole-tree cleanup, within resource limits if given. Without --json the child's "
+        "output streams through; the exit code is the child's, 124 on timeout, 125 when the "
+        "command cannot be started (or a limit cannot be enforced here), 137 when killed "
+        "for its memory limit, 1 when stopped by another limit, 128+N when it was killed by "
+        "signal N, 130 when interrupted.",
     )
     p.add_argument(
         "--timeout",
@@ -49,6 +51,13 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="seconds between SIGTERM and SIGKILL (default 5)",
     )
+    from cc_executor._cli._args import flag_for
+    from cc_executor._run._options import RunOptions
+    from cc_executor._run._prepare import LIMIT_OPTIONS
+
+    for name in LIMIT_OPTIONS:  # declared once, with the run options
+        flag = flag_for(RunOptions.by_name[name])
+        p.add_argument(flag.flag, **flag.argparse_kwargs())
     p.add_argument("--cwd", metavar="DIR", help="working directory of the command")
     p.add_argument(
         "--stdin",
@@ -94,6 +103,8 @@ def exit_code_for(result: ProcessResult) -> int:
         return EXIT_TIMEOUT
     if result.status is ProcessStatus.CANCELLED:
         return EXIT_CANCELLED
+    if result.status in (ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED):
+        return result.status.exit_code()
     if result.exit_code is not None:
         return result.exit_code
     if result.signal is not None:
@@ -134,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cc_executor._engine._tree import adopt_orphans
     from cc_executor._run._exec import run_command
+    from cc_executor._run._prepare import limits_of
     from cc_executor._store import redact_argv
 
     # One command per process: orphans of its tree come to us and are swept with it (F8.5).
@@ -158,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
                 grace=args.grace,
                 run_dir=args.run_dir,
                 events=not args.json,
+                limits=limits_of(args),
             )
         except ValueError as exc:
             refused.append(str(exc))  # an argument the engine refused: a usage error

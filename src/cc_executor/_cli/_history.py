@@ -328,7 +328,7 @@ CSV_FIELDS = (
     "id", "kind", "agent", "status", "started_at", "ended_at", "duration_s", "exit_code",
     "signal", "session_id", "cost_usd", "input_tokens", "output_tokens", "turns", "model",
     "cwd", "argv", "prompt_sha256", "prompt_preview", "result_preview", "error", "parent_id",
-    "host", "run_dir", "warnings", "batch_id", "batch_key",
+    "host", "run_dir", "warnings", "batch_id", "batch_key", "peak_memory_bytes", "cpu_time_s",
 )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from cc_executor._lazy import lazy_exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cc_executor._engine._cgroup import Limits
     from cc_executor._engine._supervisor import (
         DEFAULT_GRACE,
         SupervisedProcess,
@@ -37,6 +38,7 @@ _EXPORTS = {
     "run_process_sync": "cc_executor._engine._supervisor",
     "run_sync": "cc_executor._engine._supervisor",
     "LifecycleEvent": "cc_executor._engine._types",
+    "Limits": "cc_executor._engine._cgroup",
     "OutputEvent": "cc_executor._engine._types",
     "ProcessEvent": "cc_executor._engine._types",
     "ProcessResult": "cc_executor._engine._types",
@@ -49,6 +51,7 @@ _EXPORTS = {
 __all__ = [
     "DEFAULT_GRACE",
     "LifecycleEvent",
+    "Limits",
     "OutputEvent",
     "ProcessEvent",
     "ProcessResult",

@@ -90,6 +90,7 @@ class Launched:
         start_ticks: int | None,
         t0: float,
         started_at: float,
+        cgroup: Any = None,
     ) -> None:
         self.argv = argv
         """The command as asked for (without the parent-death wrapper)."""
@@ -103,6 +104,9 @@ class Launched:
         self.t0 = t0
         """``time.monotonic()`` just before the spawn: the time limits count from here."""
         self.started_at = started_at
+        self.cgroup = cgroup
+        """The run's :class:`~cc_executor._engine._cgroup.RunCgroup` (None without limits
+        needing one); the supervisor removes it once the tree is gone."""
         self._fds = fds
         self.adopted = False
         """Set by the supervisor that took the child over."""
@@ -136,6 +140,8 @@ class Launched:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         watchdog().unregister(self.token)
         _marker.clear(self.run_id, self.run_dir)  # no run will be recorded for it
         return True
@@ -194,6 +200,7 @@ def launch(
     parent_death_signal: bool = True,
     token: str | None = None,
     marker: Mapping[str, str] | None = None,
+    limits: Any = None,
 ) -> Launched:
     """Start ``argv`` the engine's way (the one spawn path of cc-executor): a session of its
     own, the tree token in its environment, the parent-death signal, SIGPIPE and SIGXFSZ
@@ -207,6 +214,10 @@ def launch(
     (default: a new one). ``marker``: write the spawn marker in ``run_dir`` with these
     fields besides the engine's own (see ``_marker``), before the spawn, then add the
     child's PID.
+
+    ``limits``: a :class:`~cc_executor._engine._cgroup.Limits`; those needing a cgroup get
+    one of the run's own, which the child joins before it execs (through the cgroup
+    module's gate); SpawnError saying why when they cannot be enforced here.
 
     The tree is registered with the watchdog *before* the spawn (see ``_watchdog``): from
     the moment the child exists, a SIGKILL of this process takes its whole tree with it.
@@ -226,11 +237,9 @@ def launch(
     executable = resolve_executable(argv[0], cwd=cwd, env=full_env)
     token = token or _tree.new_tree_token()
     full_env[_tree.TREE_ENV] = _tree.child_tree_env(full_env.get(_tree.TREE_ENV), token)
-    full = (
-        wrap_with_parent_death_signal(argv, executable)
-        if parent_death_signal
-        else [executable, *argv[1:]]
-    )
+    full = [executable, *argv[1:]]
+    cgroup: Any = None
+    gate: list[int] = []  # the gate's pipe while it is open (see _cgroup.GATE)
     stdout_path = os.path.join(run_dir, "stdout.log")
     mine: dict[str, int] = {}
     theirs: list[int] = []
@@ -250,6 +259,28 @@ def launch(
                 started_at=time.time(),
                 fields=marker,
             )
+        # After the marker: a supervisor killed from here on leaves a row whose recovery
+        # removes the cgroup too.
+        if limits is not None and limits.cgroup_limits:
+            from cc_executor._engine import _cgroup
+
+            problem = _cgroup.support().missing(limits)
+            if problem is not None:
+                raise SpawnError(problem)
+            try:
+                cgroup = _cgroup.RunCgroup.create(run_id, limits)
+            except OSError as exc:
+                raise SpawnError(
+                    f"cannot make the run's cgroup for {', '.join(limits.cgroup_limits)}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            import sys
+
+            gate.extend(os.pipe())
+            os.set_inheritable(gate[0], True)
+            full = [sys.executable, "-I", "-S", "-c", _cgroup.GATE, str(gate[0]), *full]
+        if parent_death_signal:
+            full = wrap_with_parent_death_signal(full, full[0])
         source = stdin_path if stdin is None else stdin
         if source is None or source == DEVNULL:
             theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
@@ -273,12 +304,19 @@ def launch(
         registered = True
         t0 = time.monotonic()
         started_at = time.time()
+        keep = tuple(gate[:1])
         if single_threaded():
-            pid = _posix_spawn(full, full_env, cwd, theirs)
+            pid = _posix_spawn(full, full_env, cwd, theirs, keep)
             child = LaunchedChild(pid)
         else:
-            child = _fork_exec(full, full_env, cwd, theirs)
+            child = _fork_exec(full, full_env, cwd, theirs, keep)
             pid = child.pid
+        if gate:
+            # In its cgroup before it runs anything of its own: then let it exec.
+            os.close(gate.pop(0))
+            cgroup.add(pid)
+            os.write(gate[0], b"g")
+            os.close(gate.pop())
         ticks = _tree.start_ticks(pid, zombie=True)  # not reaped yet: its PID is ours
         watchdog().register(token, pid, ticks)
         watchdog().release()  # the CLI is started: the watchdog's own start may follow
@@ -298,6 +336,10 @@ def launch(
             watchdog().unregister(token)
         if marked:
             _marker.clear(run_id, run_dir)  # nothing ran: the caller records the failure
+        for fd in gate:
+            os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
         if isinstance(exc, OSError):
             raise SpawnError(
                 f"cannot start {argv[0]}: {exc.strerror or exc}"
@@ -318,10 +360,13 @@ def launch(
         start_ticks=ticks,
         t0=t0,
         started_at=started_at,
+        cgroup=cgroup,
     )
 
 
-def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[int]) -> int:
+def _posix_spawn(
+    full: list[str], env: dict[str, str], cwd: str, theirs: list[int], keep: tuple[int, ...] = ()
+) -> int:
     """``posix_spawn`` with ``theirs`` as descriptors 0, 1, 2, in ``cwd`` (changed around
     the call: for a single-threaded process only)."""
     actions: list[tuple[int, ...]] = [
@@ -330,7 +375,7 @@ def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[in
     # posix_spawn has no close_fds: close what we inherited as inheritable (a make
     # jobserver, a caller's pipe), as subprocess's close_fds=True does; ours are all
     # close-on-exec already.
-    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds()]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited_fds() if fd not in keep]
     # O_PATH: coming back needs no read permission on our own working directory.
     here = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -350,7 +395,9 @@ def _posix_spawn(full: list[str], env: dict[str, str], cwd: str, theirs: list[in
         os.close(here)
 
 
-def _fork_exec(full: list[str], env: dict[str, str], cwd: str, theirs: list[int]) -> Any:
+def _fork_exec(
+    full: list[str], env: dict[str, str], cwd: str, theirs: list[int], keep: tuple[int, ...] = ()
+) -> Any:
     """The same start with ``subprocess`` (fork and exec, cwd set in the child): safe with
     other threads running. The ``Popen`` object is the child handle (its ``poll``)."""
     import subprocess
@@ -364,5 +411,6 @@ def _fork_exec(full: list[str], env: dict[str, str], cwd: str, theirs: list[int]
         env=env,
         start_new_session=True,
         close_fds=True,
+        pass_fds=keep,
         restore_signals=True,
     )

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from cc_executor._engine import _tree
 from cc_executor._engine._capture import StreamCapture
+from cc_executor._engine._cgroup import Limits, RunCgroup
 from cc_executor._engine._events import EventQueue, LineFramer, QuietLines, record_blocks
 from cc_executor._engine._launch import DEVNULL, PIPE, Launched, LaunchedChild, launch
 from cc_executor._engine._spawn import (
@@ -79,6 +80,10 @@ _TAIL_MAX_DELAY = 0.05
 _SMALL_READ = 64 * 1024
 _LARGE_READ = 1024 * 1024
 _STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
+#: Looking at the cgroup's counters (or sampling /proc): soon after the start, then backing
+#: off; the kernel enforces the limits itself, this only notices it and measures.
+_LIMIT_FIRST_DELAY = 0.02
+_LIMIT_MAX_DELAY = 0.5
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 
 T = TypeVar("T")
@@ -160,6 +165,7 @@ class SupervisedProcess:
         launched: Launched | None = None,
         marker: Mapping[str, str] | None = None,
         quiet_line: Callable[[bytes], bool] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if launched is not None:
             # A child the console started before the event loop existed: take it over.
@@ -209,6 +215,18 @@ class SupervisedProcess:
         self._events_taken = False
         #: Judges stdout for the idle and first-output timers (None: every byte counts).
         self._quiet = QuietLines(quiet_line) if quiet_line is not None else None
+        if limits and launched is not None and limits.cgroup_limits and launched.cgroup is None:
+            raise ValueError("a launched child without its cgroup cannot take limits")
+        self._limits = limits if limits else None
+        self._cgroup: RunCgroup | None = None
+        #: Why a limit stopped the run (the error of the result), once one did.
+        self._limit_error: str | None = None
+        self._limit_hit = ProcessStatus.LIMIT_EXCEEDED  # or OOM_KILLED, with the error
+        self._limit_timer: asyncio.TimerHandle | None = None
+        self._limit_delay = _LIMIT_FIRST_DELAY
+        self._peak_memory = 0
+        self._output_dropped = 0
+        self._cpu_time = 0.0
 
         self._launched = launched
         #: The fields of the spawn marker written before the spawn (see ``_marker``);
@@ -326,6 +344,7 @@ class SupervisedProcess:
             self._starting.set_result(None)
         self._emit("started", pid=self.pid, run_dir=self._run_dir)
         self._main = loop.create_task(self._supervise(), name=f"supervise-{self.run_id}")
+        self._limit_timer = loop.call_later(_LIMIT_FIRST_DELAY, self._check_limits)
         if self._stdout_to_file:
             # Written before the adoption (the console's early start, or while the loop was
             # busy after the spawn thread returned): read now, before the timers judge.
@@ -491,6 +510,7 @@ class SupervisedProcess:
                 parent_death_signal=self._pdeathsig,
                 token=self._token,
                 marker=self.marker,
+                limits=self._limits,
             )
         finally:
             if stdin >= 0:
@@ -527,6 +547,7 @@ class SupervisedProcess:
                 self._registered = False
             raise SpawnError(f"cannot create output file {path}: {exc.strerror}") from None
         launched.adopted = True
+        self._cgroup = launched.cgroup
         self._popen = launched.child
         self._sid = launched.pid
         self._start_ticks = launched.start_ticks
@@ -663,7 +684,9 @@ class SupervisedProcess:
             # A writer outside the tree (or kill_descendants=False) may still be at it.
             with contextlib.suppress(OSError):
                 extra = os.fstat(fd).st_size - self._captures[stream].size
-                if extra > 0:
+                if extra > 0 and self._output_dropped:
+                    os.truncate(self._captures[stream].path, self._captures[stream].size)
+                elif extra > 0:
                     self._warnings.append(
                         f"{stream}: {extra} bytes written to {self._captures[stream].path} "
                         "after the end are not counted in the result"
@@ -695,6 +718,10 @@ class SupervisedProcess:
     def _ingest(self, stream: Stream, buf: bytearray, n: int) -> None:
         now = self._loop.time()
         capture = self._captures[stream]
+        if self._limits is not None and self._limits.max_output_bytes is not None:
+            n = self._within_output_limit(self._limits.max_output_bytes, n)
+            if n == 0:
+                return
         with memoryview(buf)[:n] as view:
             capture.feed(view)
             if self._queue is not None:
@@ -823,6 +850,92 @@ class SupervisedProcess:
         self._stop_reason = (status, kind, after)
         self._stop.set_result(None)
 
+    # ----------------------------------------------------------------- resource limits
+
+    def _within_output_limit(self, limit: int, n: int) -> int:
+        """How many of ``n`` new bytes may be kept under ``max_output_bytes``. The first
+        read past it stops the tree at once (SIGKILL: a flood would fill the disk during a
+        grace period); the bytes beyond the limit are dropped, and a stdout file the child
+        wrote itself is cut back to the limit at the end."""
+        room = limit - sum(c.size for c in self._captures.values())
+        if n <= room:
+            return n
+        self._output_dropped += n - max(room, 0)
+        if self._limit_error is None:
+            self._limit_error = f"output limit exceeded: max_output_bytes {limit} ({_size(limit)})"
+            self._grace = 0.0
+            self._request_stop(ProcessStatus.LIMIT_EXCEEDED, None, None)
+        return max(room, 0)
+
+    def _check_limits(self) -> None:
+        """Polled while the child runs: stop the tree once the kernel enforced a limit on
+        it (an OOM kill, a refused fork), and sample its usage where no cgroup counts it.
+        Every 20 ms at first, backing off to 0.5 s: two small file reads with a cgroup."""
+        self._limit_timer = None
+        if self._exit.done() or self._stop.done():
+            return
+        self._limit_breach()
+        if self._limit_error is not None:
+            self._request_stop(self._limit_hit, None, None)
+            return
+        self._sample()
+        self._limit_delay = min(self._limit_delay * 2, _LIMIT_MAX_DELAY)
+        self._limit_timer = self._loop.call_later(self._limit_delay, self._check_limits)
+
+    def _limit_breach(self) -> None:
+        """Set ``_limit_error`` if the kernel enforced a limit on the tree."""
+        cgroup, limits = self._cgroup, self._limits
+        if cgroup is None or limits is None or self._limit_error is not None:
+            return
+        kills = cgroup.oom_kills()
+        if kills and limits.memory_max is not None:
+            peak = cgroup.peak_memory()
+            self._limit_hit = ProcessStatus.OOM_KILLED
+            self._limit_error = (
+                f"memory limit exceeded: memory_max {_size(limits.memory_max)}; the kernel "
+                f"killed {kills} process(es) of the tree (peak {_size(peak)})"
+            )
+            return
+        refused = cgroup.pids_refused()
+        if refused and limits.pids_max is not None:
+            peak = cgroup.pids_peak()
+            self._limit_error = (
+                f"process limit reached: pids_max {limits.pids_max}; {refused} fork(s) "
+                f"refused (peak {peak} processes)"
+            )
+
+    def _sample(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.sample_memory()
+            return
+        if self._sid is None:
+            return
+        usage = _tree.tree_usage(self._sid)
+        if usage is not None:
+            self._peak_memory = max(self._peak_memory, usage[0])
+            self._cpu_time = max(self._cpu_time, usage[1])
+
+    def _usage(self) -> tuple[int | None, float | None, float | None, str | None]:
+        """Peak memory, CPU time, CPU throttled time, and where they come from."""
+        cgroup = self._cgroup
+        if cgroup is not None:
+            return (
+                cgroup.peak_memory(),
+                cgroup.cpu_time(),
+                cgroup.cpu_throttled(),
+                f"cgroup v{cgroup.version}",
+            )
+        if self._sid is None:
+            return None, None, None, None
+        return self._peak_memory or None, self._cpu_time or None, None, "sampled"
+
+    def _remove_cgroup(self) -> None:
+        if self._cgroup is not None and not self._cgroup.remove():
+            self._warnings.append(
+                "the run's cgroup could not be removed: "
+                + ", ".join(dict.fromkeys(self._cgroup.folders.values()))
+            )
+
     # ----------------------------------------------------------------- tree control
 
     def _pgid(self) -> int | None:
@@ -927,6 +1040,15 @@ class SupervisedProcess:
 
     def _reap_and_finish(self) -> ProcessResult:
         assert self._popen is not None
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+        # The kernel may have enforced a limit since the last look (the child killed by
+        # the OOM killer exits before we poll): its counters decide.
+        self._limit_breach()
+        if self._limit_error is not None:
+            self._stop_reason = (self._limit_hit, None, None)
+        self._sample()  # the child is a zombie still: its CPU time is readable
         returncode = self._popen.poll()
         if returncode is None:
             self._warnings.append("the child could not be reaped (still in the kernel)")
@@ -942,12 +1064,17 @@ class SupervisedProcess:
                 signal_name = _signal_name(returncode)
         if self._stop_reason is not None:
             status, kind, after = self._stop_reason
-            if kind is None or after is None:
+            if self._limit_error is not None:
+                error = self._limit_error
+                if self._output_dropped:
+                    error += f"; {self._output_dropped} bytes beyond it dropped"
+            elif kind is None or after is None:
                 error = "cancelled"
             else:
                 error = f"{_TIMEOUT_PHRASES[kind]} {after:g} s"
-            error += f"; stopped with {self._kill_signal}"
-            if self._kill_signal == "SIGKILL":
+            if self._kill_signal is not None:
+                error += f"; stopped with {self._kill_signal}"
+            if self._kill_signal == "SIGKILL" and self._grace > 0:
                 error += f" after a {self._grace:g} s grace period"
             return self._finish(
                 status,
@@ -985,6 +1112,8 @@ class SupervisedProcess:
         partial: bool = False,
     ) -> ProcessResult:
         now = self._loop.time()
+        peak_memory, cpu_time, cpu_throttled, measured = self._usage()
+        self._remove_cgroup()
         out = self._captures.get("stdout")
         err = self._captures.get("stderr")
         warnings = list(self._warnings)
@@ -1043,6 +1172,10 @@ class SupervisedProcess:
             stdin_bytes_written=self._stdin_written,
             warnings=warnings,
             incomplete_files=incomplete,
+            peak_memory_bytes=peak_memory,
+            cpu_time_s=cpu_time,
+            cpu_throttled_s=cpu_throttled,
+            usage_source=measured,
             _stdout_memory=memory(out),
             _stderr_memory=memory(err),
             _on_disk=on_disk,
@@ -1069,6 +1202,20 @@ _TIMEOUT_PHRASES: dict[TimeoutKind, str] = {
     "idle": "no output for",
     "first_output": "no output within",
 }
+
+
+def _size(value: int | None) -> str:
+    """Bytes as a person reads them (``64 MiB``)."""
+    if value is None:
+        return "unknown"
+    amount = float(value)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "bytes" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} bytes"
+
+
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -1164,7 +1311,10 @@ async def run_process(
       bytes in memory), ``quiet_line`` (a predicate over complete stdout lines:
       those it calls quiet, such as a CLI's "reconnecting" notices, do not count as output
       for ``idle_timeout`` and ``first_output_timeout``, so a child that only waits is still
-      stopped; see :class:`~cc_executor._engine._events.QuietLines`).
+      stopped; see :class:`~cc_executor._engine._events.QuietLines`), ``limits`` (a
+      :class:`~cc_executor._engine._cgroup.Limits`: memory, CPU and process limits of the
+      whole tree in a cgroup of its own, ending ``oom_killed`` or ``limit_exceeded``, and
+      the output limit; see docs/limits.md).
 
     Spawn problems come back as status ``spawn_failed``; only programming errors (an empty
     or string ``argv``, a negative timeout) raise. Cancelling the awaiting task terminates

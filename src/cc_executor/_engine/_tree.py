@@ -411,3 +411,56 @@ def is_tree_token(token: str) -> bool:
         and token.startswith("cct")
         and all(c in "0123456789abcdef" for c in token[3:])
     )
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_usage(pid: int) -> tuple[int, int] | None:
+    """Resident bytes and CPU ticks (its reaped children's included) of ``pid``."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        # utime, stime, cutime, cstime (fields 14-17), rss in pages (field 24).
+        return int(fields[21]) * _PAGE_SIZE, sum(int(f) for f in fields[11:15])
+    except (IndexError, ValueError):
+        return None
+
+
+def tree_usage(pid: int) -> tuple[int, float] | None:
+    """Resident memory (bytes) and CPU time (seconds, reaped children included) of ``pid``
+    and its descendants now, from ``/proc``: what a run without a cgroup samples. Walks
+    ``/proc/PID/task/TID/children`` from ``pid`` (only the tree's own files are read, so a
+    sample costs the tree's size, not the machine's). A lower bound: a descendant orphaned
+    to init, or one that ended unreaped between two samples, is not counted. None when
+    ``pid`` is gone or ``/proc`` has no ``children`` files."""
+    rss = ticks = 0
+    seen: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        usage = _stat_usage(current)
+        if usage is None:
+            if current == pid:
+                return None
+            continue
+        rss += usage[0]
+        ticks += usage[1]
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            children = _read(f"/proc/{current}/task/{tid}/children")
+            if children is None:
+                if current == pid and tid == str(pid):
+                    return None  # no children files on this kernel
+                continue
+            todo.extend(int(c) for c in children.split())
+    return rss, ticks / _TICKS

@@ -114,6 +114,12 @@ class ProcessResult:
     describe the whole stream (kept in memory, up to 256 MiB). ``kill_signal`` says how far
     the stop had to go: ``"SIGTERM"`` if the tree ended within the grace period,
     ``"SIGKILL"`` if it had to be killed.
+
+    ``peak_memory_bytes`` and ``cpu_time_s``: what the whole tree used, from its cgroup
+    when it had one (``usage_source`` ``"cgroup v1"``/``"cgroup v2"``: exact, ended
+    members included), else sampled from ``/proc`` (``"sampled"``: the child and its descendants,
+    a lower bound); None when nothing could be measured. ``cpu_throttled_s``: time the
+    tree was held back by its ``cpus`` limit.
     """
 
     run_id: str
@@ -143,6 +149,10 @@ class ProcessResult:
     stdin_bytes_written: int = 0
     warnings: list[str] = field(default_factory=list)
     incomplete_files: list[str] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+    cpu_time_s: float | None = None
+    cpu_throttled_s: float | None = None
+    usage_source: str | None = None
     _stdout_memory: bytes | None = field(default=None, repr=False)
     _stderr_memory: bytes | None = field(default=None, repr=False)
     #: Size and sha256 of what an incomplete file holds, by stream.

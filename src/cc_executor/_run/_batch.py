@@ -56,9 +56,10 @@ CANCELLING = "cancelling"
 follows once it has stopped)."""
 KINDS = (STARTED, EVENT, FINISHED, REUSED, SKIPPED, CANCELLING)
 
-#: Options that change how long or how often a run may try, where its files go or what
-#: credentials it holds, not what it is asked: they do not change a document's key, so a
-#: batch re-run with a longer timeout or a rotated API key still reuses what succeeded.
+#: Options that change how long or how often a run may try, what it may use (memory, CPU),
+#: where its files go or what credentials it holds, not what it is asked: they do not
+#: change a document's key, so a batch re-run with a longer timeout or a rotated API key
+#: still reuses what succeeded.
 _NOT_IN_KEY = frozenset(
     {
         "env",
@@ -71,6 +72,10 @@ _NOT_IN_KEY = frozenset(
         "retry_max_delay",
         "heartbeat_s",
         "max_budget_usd",
+        "memory_max",
+        "cpus",
+        "pids_max",
+        "max_output_bytes",
         "agent_path",
         "run_id",
         "run_dir",

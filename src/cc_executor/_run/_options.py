@@ -32,15 +32,58 @@ else:
 
 #: What values an option takes; the checks, the parsers and the task-list validators are
 #: chosen by kind.
-KINDS = ("text", "number", "integer", "flag", "strings", "paths", "path", "mcp", "env", "json")
+KINDS = (
+    "text",
+    "number",
+    "integer",
+    "size",
+    "flag",
+    "strings",
+    "paths",
+    "path",
+    "mcp",
+    "env",
+    "json",
+)
 
 #: Where a flag is listed in ``cc-executor run --help``, in this order.
-GROUPS = ("time", "agent", "environment", "answer and output")
+GROUPS = ("time", "agent", "environment", "resources", "answer and output")
 
 #: Remote policies: ``allowed`` for anyone with the service's token; ``server_only`` for
 #: options that choose what executes or where files go (set by the server's own defaults).
 ALLOWED = "allowed"
 SERVER_ONLY = "server_only"
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: int | str, name: str = "size") -> int:
+    """Bytes from an integer, or from text: a number with an optional binary unit (``K``,
+    ``M``, ``G``, ``T``; ``512M``, ``1.5G``, ``2GiB``, ``300MB`` all count in 1024s, as
+    cgroups, Docker and systemd do). ``ValueError`` naming ``name`` for anything else, or a
+    value that is not positive."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a size in bytes (512M, 2G), got {value!r}")
+    if isinstance(value, int):
+        amount = value
+    else:
+        text = str(value).strip().lower()
+        for suffix in ("ib", "b"):
+            if text.endswith(suffix) and text[: -len(suffix)][-1:] in "kmgt":
+                text = text[: -len(suffix)]
+                break
+        if text.endswith("b"):
+            text = text[:-1]
+        unit = text[-1:] if text[-1:] in "kmgt" else ""
+        number = text[: len(text) - len(unit)].strip()
+        try:
+            amount = int(float(number) * _SIZE_UNITS[unit]) if number else -1
+        except (ValueError, OverflowError):
+            raise ValueError(f"{name} must be a size in bytes (512M, 2G), got {value!r}") from None
+    if amount <= 0:
+        raise ValueError(f"{name} must be a positive size, got {value!r}")
+    return amount
 
 
 class Option:
@@ -505,6 +548,45 @@ class RunOptions(OptionRecord):
         help="SIGTERM->SIGKILL delay",
     )
 
+    # -- resources (a cgroup of the run's own; output counted by the engine) -------------
+    memory_max: int | str | None = option(
+        kind="size",
+        default=None,
+        flag="--memory-max",
+        metavar="BYTES",
+        group="resources",
+        help="memory limit of the run's whole process tree (512M, 2G); over it the kernel "
+        "kills it (status oom_killed)",
+    )
+    cpus: float | None = option(
+        kind="number",
+        default=None,
+        above=0,
+        flag="--cpus",
+        metavar="N",
+        group="resources",
+        help="CPU time of the run's whole process tree per second of wall time (0.5: half a CPU)",
+    )
+    pids_max: int | None = option(
+        kind="integer",
+        default=None,
+        above=0,
+        flag="--pids-max",
+        metavar="N",
+        group="resources",
+        help="processes and threads the run's tree may have at once; a refused fork stops "
+        "it (status limit_exceeded)",
+    )
+    max_output_bytes: int | str | None = option(
+        kind="size",
+        default=None,
+        flag="--max-output-bytes",
+        metavar="BYTES",
+        group="resources",
+        help="what the run may write to its stdout and stderr files together (10M); past it "
+        "the tree is killed (status limit_exceeded), the output kept up to the limit",
+    )
+
     # -- the answer --------------------------------------------------------------------
     json_mode: bool = option(
         kind="flag",
@@ -614,6 +696,11 @@ class RunOptions(OptionRecord):
         from cc_executor._run._prepare import check_run_options
 
         check_run_options(self)
+        for o in self.options:
+            value = getattr(self, o.name)
+            if o.kind == "size" and isinstance(value, str):
+                # Held as bytes: every view (JSON, history, the engine) sees one number.
+                object.__setattr__(self, o.name, parse_size(value, o.name))
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> RunOptions:

@@ -21,6 +21,7 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "path": {"type": "string"},
     "number": {"type": "number"},
     "integer": {"type": "integer"},
+    "size": {"type": ["integer", "string"], "description": "bytes, or text such as 512M"},
     "flag": {"type": "boolean"},
     "strings": {"type": "array", "items": {"type": "string"}},
     "paths": {"type": "array", "items": {"type": "string"}},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from cc_executor._run._options import Option, RunOptions
+from cc_executor._run._options import Option, RunOptions, parse_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ def _type_error(option: Option, value: Any) -> TypeError | None:
         if not (is_int or isinstance(value, float)):
             also = " or None" if option.optional else ""
             return TypeError(f"{name} must be a number{also}, got {value!r}")
+    elif kind == "size" and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        return TypeError(f"{name} must be a size in bytes (an integer, or text such as 512M)")
     elif kind == "flag" and not isinstance(value, bool):
         return TypeError(f"{name} must be True or False, got {value!r}")
     elif kind == "text" and not isinstance(value, str):
@@ -93,6 +95,8 @@ def check_option(name: str, value: Any) -> None:
     )
     if error is not None:
         raise error
+    if option.kind == "size" and value is not None:
+        parse_size(value, name)
 
 
 #: MAX_ARG_STRLEN on Linux, less room for a flag's name (``--append-system-prompt=``): one
@@ -175,6 +179,11 @@ def check_run_options(o: Any) -> None:
             raise wrong
     for opt, value in given:
         bad = _range_error(opt, value) if opt.kind in ("number", "integer") else None
+        if opt.kind == "size" and value is not None:
+            try:
+                parse_size(value, opt.name)  # type: ignore[arg-type]  # its type is checked
+            except ValueError as exc:
+                bad = exc
         if bad is None and opt.kind in _TEXT_KINDS and value is not None:
             bad = _text_error(opt, value)
         if bad is not None:
@@ -304,3 +313,25 @@ def run_marker(o: Any) -> dict[str, str]:
         if value:
             fields[name] = str(value)
     return fields
+
+
+#: The run options that limit a run's resources (see ``_engine/_cgroup.py``).
+LIMIT_OPTIONS = ("memory_max", "cpus", "pids_max", "max_output_bytes")
+
+
+def limits_of(o: Any) -> Any:
+    """The engine's :class:`~cc_executor._engine._cgroup.Limits` for the resource options of
+    ``o`` (an object or a mapping; sizes given as text taken in bytes), or None when none
+    is set."""
+    values: dict[str, Any] = {
+        name: o.get(name) if isinstance(o, dict) else getattr(o, name, None)
+        for name in LIMIT_OPTIONS
+    }
+    if all(v is None for v in values.values()):
+        return None
+    from cc_executor._engine._cgroup import Limits
+
+    for name in ("memory_max", "max_output_bytes"):
+        if isinstance(values[name], str):
+            values[name] = parse_size(values[name], name)
+    return Limits(**values)

@@ -10,8 +10,17 @@ from cc_executor._agents._types import RunStatus
 from cc_executor._engine import ProcessResult
 from cc_executor._payload import payload
 
-#: Statuses where cc-executor stopped the run before the agent finished.
-STOPPED = frozenset({RunStatus.TIMEOUT, RunStatus.IDLE_TIMEOUT, RunStatus.CANCELLED})
+#: Statuses where cc-executor (or the kernel, for a resource limit) stopped the run before
+#: the agent finished.
+STOPPED = frozenset(
+    {
+        RunStatus.TIMEOUT,
+        RunStatus.IDLE_TIMEOUT,
+        RunStatus.CANCELLED,
+        RunStatus.OOM_KILLED,
+        RunStatus.LIMIT_EXCEEDED,
+    }
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -36,6 +45,9 @@ class RunResult:
     ``incomplete_files``: output files of the run that could not be written to the end (disk
     full, file size limit); they hold only the output's first bytes, their receipts say so,
     and ``partial`` is True.
+    ``peak_memory_bytes`` and ``cpu_time_s``: what the run's whole process tree used (the
+    last attempt's), from its cgroup when it had one, else sampled from ``/proc`` (a lower
+    bound); None when nothing could be measured.
     """
 
     run_id: str
@@ -66,6 +78,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     incomplete_files: list[str] = field(default_factory=list)
     workspace: Mapping[str, Any] | None = None
+    peak_memory_bytes: int | None = None
+    cpu_time_s: float | None = None
     process: ProcessResult | None = field(default=None, repr=False)
 
     @property

@@ -48,7 +48,7 @@ from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
 from cc_executor._run._homes import link_home, new_home, own_home, session_home
 from cc_executor._run._options import RunOptions
-from cc_executor._run._prepare import process_env, run_marker, save_prompt
+from cc_executor._run._prepare import limits_of, process_env, run_marker, save_prompt
 from cc_executor._run._result import STOPPED, RunResult, join_texts
 from cc_executor._store import (
     Artifact,
@@ -687,6 +687,8 @@ class _Run:
         record.session_id = result.session_id
         record.cost_usd = result.cost_usd
         record.cost_estimated = result.cost_estimated
+        record.peak_memory_bytes = result.peak_memory_bytes
+        record.cpu_time_s = result.cpu_time_s
         record.input_tokens = _int_or_none(result.usage.get("input_tokens"))
         record.output_tokens = _int_or_none(result.usage.get("output_tokens"))
         record.turns = result.num_turns
@@ -781,6 +783,8 @@ class _Run:
             # waits on a pipe (measured: a pipe costs it 4% on a 20 MB answer).
             stdout_to_file=True,
             launched=launched,
+            # A cgroup of the run's own when a limit needs one (see _engine/_cgroup).
+            limits=limits_of(opts),
             # The first attempt's start may be lost to a SIGKILL before it is recorded.
             marker=run_marker(opts) if number == 1 and opts.record else None,
         )
@@ -948,6 +952,8 @@ class _Run:
             run_dir=str(self.run_dir),
             stderr_tail=process.stderr_tail,
             warnings=[*self.warnings, *process.warnings, *(final.warnings if final else ())],
+            peak_memory_bytes=process.peak_memory_bytes,
+            cpu_time_s=process.cpu_time_s,
             process=process,
         )
         if self._over_budget():

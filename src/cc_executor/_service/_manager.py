@@ -267,7 +267,8 @@ class RunManager:
         ``spec`` is one of ``{"prompt": str, "options": {...}}`` (a Claude Code run,
         options of :class:`~cc_executor._run._options.RunOptions`), ``{"argv": [str, ...],
         "options": {...}}`` (a command; needs the executable on the allowlist; options
-        ``cwd env timeout idle_timeout first_output_timeout grace stdin``) or
+        ``cwd env timeout idle_timeout first_output_timeout grace stdin`` and the resource
+        limits ``memory_max cpus pids_max max_output_bytes``) or
         ``{"tasks": ...}`` (a task list). Raises :class:`InvalidRequest`, :class:`Forbidden`,
         :class:`QueueFull`, :class:`Unavailable` or :class:`ShuttingDown` (the server is
         draining, or the request cannot be saved); nothing is started then.
@@ -644,6 +645,7 @@ class RunManager:
         from cc_executor._engine import OutputEvent, SupervisedProcess
         from cc_executor._run._exec import run_command
         from cc_executor._run._git import git_env, git_overrides
+        from cc_executor._run._prepare import limits_of
 
         # An allowed `git status` must not run what the repository's configuration names
         # (F8.8); any program may run git, so every command gets the overrides.
@@ -661,6 +663,7 @@ class RunManager:
             run_id=run.id,
             # A longer line comes file-backed: the service keeps it on disk (see on_output).
             max_line_memory=SPILL_BYTES,
+            limits=limits_of(dict(options)),
         )
 
         async def on_started(proc: SupervisedProcess) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from cc_executor._agents import agent_names
 from cc_executor._errors import Forbidden, InvalidRequest
 from cc_executor._run._options import SERVER_ONLY, RunOptions
-from cc_executor._run._prepare import check_option
+from cc_executor._run._prepare import LIMIT_OPTIONS, check_option
 from cc_executor._service._exec_policy import ExecRule, allow_exec_rule, load_exec_policy
 
 #: Run options a remote caller may not set (declared ``server_only``): they choose what
@@ -91,7 +91,15 @@ _MIN_REMOTE_HEARTBEAT_S = 0.5
 
 #: Options of a command run (``argv``): the process options of a run (checked by their
 #: declarations), plus ``stdin``.
-_EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace")
+_EXEC_OPTIONS = (
+    "cwd",
+    "env",
+    "timeout",
+    "idle_timeout",
+    "first_output_timeout",
+    "grace",
+    *LIMIT_OPTIONS,
+)
 
 
 def _resolved(path: str | os.PathLike[str]) -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor._engine import ProcessResult, _marker, kill_orphaned_tree, start_ticks
+from cc_executor._engine._cgroup import remove_orphaned as remove_orphaned_cgroup
 from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
@@ -93,10 +94,13 @@ _END_TYPES: dict[str, tuple[type, ...]] = {
         name: (int, type(None))
         for name in (
             "exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
-            "supervisor_pid", "supervisor_started",
+            "supervisor_pid", "supervisor_started", "peak_memory_bytes",
         )
     },
-    **{name: (int, float, type(None)) for name in ("ended_at", "cost_usd", "duration_s")},
+    **{
+        name: (int, float, type(None))
+        for name in ("ended_at", "cost_usd", "duration_s", "cpu_time_s")
+    },
     **{name: (str,) for name in ("id", "kind", "status")},
     "started_at": (int, float),
     "cost_estimated": (bool, type(None)),  # absent from the ends written before it
@@ -187,6 +191,7 @@ def recover(store: HistoryStore) -> list[RunRecord]:
         if _same_process(record.supervisor_pid, record.supervisor_started):
             continue
         kill_orphaned_tree(record.pid, record.pid_started, record.tree_token)
+        remove_orphaned_cgroup(record.id)
         store.update_status(
             record.id,
             INTERRUPTED,
@@ -249,6 +254,7 @@ def adopt_markers(store: HistoryStore) -> list[RunRecord]:
         pid, pid_started = _int(fields.get("pid")), _int(fields.get("pid_started"))
         token = fields.get("tree_token")
         kill_orphaned_tree(pid, pid_started, token if isinstance(token, str) else None)
+        remove_orphaned_cgroup(run_id)
         record = _marker_record(run_id, run_dir, fields)
         record.supervisor_pid, record.supervisor_started = supervisor, supervisor_started
         record.pid, record.pid_started = pid, pid_started
@@ -493,6 +499,8 @@ def finish_process_record(record: RunRecord, process: ProcessResult) -> RunRecor
     record.duration_s = process.duration_s
     record.error = process.error
     record.artifacts = process_receipts(process)
+    record.peak_memory_bytes = process.peak_memory_bytes
+    record.cpu_time_s = process.cpu_time_s
     return record
 
 

@@ -1,11 +1,12 @@
 """The receipt of a history record: a digest of every field of the run as stored, so that
 ``verify`` sees a status, exit code or cost edited after the fact.
 
-Unkeyed (``v2:sha256:...``) by default: it shows accidental damage and naive edits, but
+Unkeyed (``v3:sha256:...``) by default: it shows accidental damage and naive edits, but
 whoever can write the data folder can recompute it. With a key in the file named by
 ``CC_EXECUTOR_RECEIPT_KEY_FILE`` (kept outside the data folder) it is an HMAC-SHA256
-(``v2:hmac-sha256:...``) that cannot be forged without the key. A v1 receipt (written
-before v2 added ``batch_id`` and ``batch_key``) is still checked against the v1 fields.
+(``v3:hmac-sha256:...``) that cannot be forged without the key. A v1 receipt (written
+before v2 added ``batch_id`` and ``batch_key``) is still checked against the v1 fields, a v2
+one (before v3 added the tree's peak memory and CPU time) against the v2 fields.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ FIELDS_V1 = (
 #: v2 adds the batch a run belongs to, which decides whether a batch re-run reuses it, and
 #: whether ``cost_usd`` is an estimate from the price table.
 FIELDS_V2 = (*FIELDS_V1, "batch_id", "batch_key", "cost_estimated")
+#: v3 adds what the run's process tree used (peak memory, CPU time).
+FIELDS_V3 = (*FIELDS_V2, "peak_memory_bytes", "cpu_time_s")
 #: The fields each receipt version covers; new receipts are written with the last.
-FIELDS = {"v1": FIELDS_V1, "v2": FIELDS_V2}
-VERSION = "v2"
+FIELDS = {"v1": FIELDS_V1, "v2": FIELDS_V2, "v3": FIELDS_V3}
+VERSION = "v3"
 
 
 def receipt_key() -> bytes | None:

@@ -136,6 +136,8 @@ class RunRecord:
     ``_store/_receipt.py``), written by the store; ``verify`` checks it.
     ``batch_id``: the batch the run belongs to (``run_many``, ``cc-executor batch``), and
     ``batch_key`` the key of its document in that batch (a re-run skips a key already ok).
+    ``peak_memory_bytes``, ``cpu_time_s``: what the run's whole process tree used (from
+    its cgroup, or sampled from ``/proc``; see ``RunResult``).
     ``cost_estimated``: ``cost_usd`` was estimated from token counts and the price table
     (the agent reported no cost); not covered by the record's receipt (its fields are fixed).
     """
@@ -175,6 +177,8 @@ class RunRecord:
     batch_id: str | None = None
     batch_key: str | None = None
     cost_estimated: bool = False
+    peak_memory_bytes: int | None = None
+    cpu_time_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of every field."""

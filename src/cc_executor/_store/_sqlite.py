@@ -94,6 +94,11 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE runs ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: what the run's process tree used: its peak memory and its CPU time.
+    """
+    ALTER TABLE runs ADD COLUMN peak_memory_bytes INTEGER;
+    ALTER TABLE runs ADD COLUMN cpu_time_s REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -103,7 +108,7 @@ _COLUMNS = (
     "output_tokens", "turns", "duration_s", "result_preview", "error", "parent_id", "host",
     "run_dir", "pid", "pid_started", "supervisor_pid", "supervisor_started", "tree_token",
     "model", "artifacts", "warnings", "record_receipt", "batch_id", "batch_key",
-    "cost_estimated",
+    "cost_estimated", "peak_memory_bytes", "cpu_time_s",
 )  # fmt: skip
 _BUSY_RETRY_S = 60.0
 
@@ -123,9 +128,9 @@ def _row_values(record: RunRecord) -> list[Any]:
 #: The type each column must hold: a row with another is skipped, never a failed command.
 _INTEGER_COLUMNS = frozenset(
     ("exit_code", "input_tokens", "output_tokens", "turns", "pid", "pid_started",
-     "supervisor_pid", "supervisor_started", "cost_estimated")
+     "supervisor_pid", "supervisor_started", "cost_estimated", "peak_memory_bytes")
 )  # fmt: skip
-_REAL_COLUMNS = frozenset(("started_at", "ended_at", "cost_usd", "duration_s"))
+_REAL_COLUMNS = frozenset(("started_at", "ended_at", "cost_usd", "duration_s", "cpu_time_s"))
 _JSON_COLUMNS = frozenset(("argv", "warnings", "artifacts"))
 _TEXT_COLUMNS = frozenset(
     ("id", "kind", "agent", "cwd", "prompt_sha256", "prompt_preview", "status", "signal",

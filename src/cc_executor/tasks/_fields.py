@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cc_executor._errors import CCExecutorError
-from cc_executor._run._options import Option, RunOptions
+from cc_executor._run._options import Option, RunOptions, parse_size
 
 ON_ERROR = ("stop", "continue", "retry")
 
@@ -122,6 +122,16 @@ def _validator(option: Option) -> Callable[[Any], Any]:
         if kind == "integer":
             return check_integer(int(bound or 0) + (1 if strict else 0))
         return check_number(bound or 0, strict=strict)
+    if kind == "size":
+        name = option.name
+
+        def size(value: Any) -> int:
+            try:
+                return parse_size(value, name)
+            except (TypeError, ValueError) as exc:
+                raise BadValue(str(exc)) from None
+
+        return size
     if kind in ("strings", "paths"):
         commas = option.commas
         return lambda value: check_strings(value, commas=commas)
