@@ -625,6 +625,8 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "t",
     "GIT_COMMITTER_EMAIL": "t@example.com",
 }
+
+
 @pytest.mark.cgroup
 def test_a_run_under_resource_limits_works_and_records_what_it_used(
     served: tuple[ModelServer, dict[str, str], Path],
