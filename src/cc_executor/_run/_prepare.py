@@ -191,12 +191,38 @@ def check_run_options(o: Any) -> None:
             f"{delays[0]} and {delays[1]}"
         )
     _check_paths(o)
+    if getattr(o, "permission_policy", None):
+        _check_policy(o, agent)
     if getattr(o, "json_schema", None) is not None:
         # Only with a schema: jsonschema is a heavy import for the console's early start.
         from cc_executor._run._jsonmode import check_schema
 
         check_schema(o.json_schema)
     adapter.check(o)
+
+
+#: The agents whose CLI asks a hook about each tool call (Claude Code's
+#: ``--permission-prompt-tool``); the others take allow-lists at start only.
+PERMISSION_HOOK_AGENTS = ("claude",)
+
+
+def _check_policy(o: Any, agent: str) -> None:
+    """The policy file must load (relative to ``cwd``), and only an agent with a permission
+    hook can follow one: elsewhere a call cannot be decided while the run goes on."""
+    from cc_executor._run._policy import load_policy
+
+    path = os.fspath(o.permission_policy)
+    cwd = getattr(o, "cwd", None)
+    if not os.path.isabs(path) and cwd:
+        path = os.path.join(os.fspath(cwd), path)
+    policy = load_policy(path)
+    if agent not in PERMISSION_HOOK_AGENTS:
+        what = "its ask rules cannot be asked" if policy.asks else "its rules cannot be applied"
+        raise ValueError(
+            f"permission_policy: the {agent} agent has no permission hook, so {what} while "
+            "the run goes on; only allow-lists given at the start are possible there (its "
+            "permission_mode), and ask is refused: use the claude agent for a policy"
+        )
 
 
 def _check_paths(o: Any) -> None:
