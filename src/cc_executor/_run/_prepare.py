@@ -255,10 +255,11 @@ def _check_paths(o: Any) -> None:
 
 
 def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
-    """``options`` with its relative paths made absolute against ``base``: ``cwd``, each of
-    ``add_dirs`` and the files of ``mcp_config`` (JSON text stays as it is). One rule for
-    where a relative path points: a task list's values from the list's folder, the command
-    line's flags from the process's cwd; the run itself then never guesses."""
+    """``options`` with its relative paths made absolute against ``base``: ``cwd``,
+    ``permission_policy``, each of ``add_dirs`` and the files of ``mcp_config`` (JSON text
+    stays as it is). One rule for where a relative path points: a task list's values from
+    the list's folder, the command line's flags from the process's cwd; the run itself then
+    never guesses."""
 
     def absolute(path: Any) -> str:
         return os.path.join(base, os.path.expanduser(os.fspath(path)))
@@ -268,8 +269,9 @@ def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
 
     # A value of the wrong type stays as it is: the option checks report it.
     out = dict(options)
-    if is_path(out.get("cwd")):
-        out["cwd"] = absolute(out["cwd"])
+    for name in ("cwd", "permission_policy"):
+        if is_path(out.get(name)):
+            out[name] = absolute(out[name])
     dirs = out.get("add_dirs")
     if isinstance(dirs, (list, tuple)) and all(is_path(d) for d in dirs):
         out["add_dirs"] = [absolute(d) for d in dirs]
