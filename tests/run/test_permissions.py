@@ -110,8 +110,9 @@ async def test_allow_deny_and_ask_with_a_python_callback(bed: Any, tmp_path: Pat
 
 
 async def test_an_unanswered_ask_is_denied_at_its_timeout(bed: Any, tmp_path: Path) -> None:
+    # The ask outlasts the idle timeout: the run's idle clock is paused while it waits.
     policy = tmp_path / "policy.yaml"
-    policy.write_text("ask_timeout_s: 0.5\nrules:\n  - ask: Write\n")
+    policy.write_text("ask_timeout_s: 5\nrules:\n  - ask: Write\n")
     never = asyncio.Event()
 
     async def on_permission(request: PermissionRequest) -> str:
@@ -126,11 +127,11 @@ async def test_an_unanswered_ask_is_denied_at_its_timeout(bed: Any, tmp_path: Pa
             on_permission=on_permission,
             permission_policy=str(policy),
             accept_denials=True,
-            **b.options(),
+            **b.options(idle_timeout=4),
         )
         assert not (b.workdir / "late.txt").exists()
     assert result.status is RunStatus.OK, result.error
     (decision,) = [e for e in events if isinstance(e, PermissionDecisionEvent)]
     assert (decision.decision, decision.decided_by) == ("deny", "timeout")
-    assert decision.message == "no decision within 0.5 s"
+    assert decision.message == "no decision within 5 s"
     assert [d["tool_name"] for d in result.permission_denials] == ["Write"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from typing import Any
 
@@ -50,11 +51,23 @@ def build(path: str) -> MCPServer[Any]:
     return server
 
 
+def _say_ready(path: str) -> None:
+    """Tell the run this server is up (the run holds its idle clock until then)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            s.sendall(b'{"ready": true}\n')
+    except OSError:
+        pass  # the run's clock hold ends on its own
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m cc_executor._run._permission_server SOCKET", file=sys.stderr)
         return 2
-    build(argv[0]).run()
+    server = build(argv[0])
+    _say_ready(argv[0])
+    server.run()
     return 0
 
 

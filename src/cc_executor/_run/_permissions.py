@@ -38,6 +38,10 @@ SERVER_NAME = "cc_executor_permissions"
 TOOL_NAME = f"mcp__{SERVER_NAME}__decide"
 #: The largest request line read from the channel (a Write's content travels in it).
 MAX_REQUEST_BYTES = 64 << 20
+#: The longest the quiet clocks wait for a CLI's permission server to start (it imports the
+#: mcp library: about 0.5 s on an idle machine, seconds on a loaded one, while the CLI
+#: prints nothing). A server that never says it is ready stops holding them then.
+STARTUP_HOLD_S = 60.0
 #: Longest unix socket path Linux takes (108 bytes with the NUL).
 _MAX_SOCKET_PATH = 107
 
@@ -164,6 +168,23 @@ class PermissionBroker:
         self._server: asyncio.AbstractServer | None = None
         self._count = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._records: set[asyncio.Future[None]] = set()
+        self._startup_hold: asyncio.TimerHandle | None = None
+
+    def cli_started(self) -> None:
+        """A CLI was just started: hold the quiet clocks until its permission server says it
+        is ready (its start is ours, not the agent's silence), at most STARTUP_HOLD_S."""
+        self._end_startup_hold()
+        self._hold()
+        self._startup_hold = asyncio.get_running_loop().call_later(
+            STARTUP_HOLD_S, self._end_startup_hold
+        )
+
+    def _end_startup_hold(self) -> None:
+        if self._startup_hold is not None:
+            self._startup_hold.cancel()
+            self._startup_hold = None
+            self._release()
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -178,11 +199,14 @@ class PermissionBroker:
             os.umask(old)
 
     async def close(self) -> None:
+        self._end_startup_hold()
         if self._server is not None:
             self._server.close()
             self._server = None
         for task in list(self._tasks):
             task.cancel()
+        if self._records:
+            await asyncio.gather(*self._records, return_exceptions=True)
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         if self._temp_folder is not None:
@@ -195,6 +219,9 @@ class PermissionBroker:
             self._tasks.add(task)
         try:
             line = await reader.readline()
+            if line.strip() == b'{"ready": true}':
+                self._end_startup_hold()
+                return
             answer = await self.handle(line)
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
@@ -282,7 +309,11 @@ class PermissionBroker:
                 waited_s=time.monotonic() - began,
             )
         )
-        await asyncio.to_thread(self._record, dict(entry))
+        # Kept in the history after the CLI has its answer: a write (and its fsync) is not
+        # on the call's path. close() waits for them, before the run's end is recorded.
+        record = asyncio.ensure_future(asyncio.to_thread(self._record, dict(entry)))
+        self._records.add(record)
+        record.add_done_callback(self._records.discard)
         if updated is not None:
             entry["_updated_input"] = dict(updated)
         return entry

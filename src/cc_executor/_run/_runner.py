@@ -773,6 +773,8 @@ class _Run:
         )
         await proc.start()
         self.process = proc
+        if self._broker is not None and proc.pid is not None:
+            self._broker.cli_started()
         if remaining is not None:
             self._set_deadline(time.monotonic() + max(remaining, 0))
         if self.stop_requested:
