@@ -16,6 +16,11 @@ is the median gap with the policy minus the median gap of the baseline, paired w
 repetition; the target is < 50 ms. The run's own view (request received -> decision sent,
 ``PermissionDecisionEvent.waited_s`` for the callback alone) and the whole run's wall time
 (the MCP server's start included) are shown too.
+
+A second part times the same path without the CLI's own noise: an MCP client (the ``mcp``
+library's, over stdio, as the CLI is) calls the permission server's ``decide`` tool
+``--direct`` times against a run's broker in this process, with the same policy and callback;
+the median call is the round trip of the channel alone.
 """
 
 from __future__ import annotations
@@ -86,12 +91,53 @@ async def one(
     return [b - a for a, b in itertools.pairwise(times)], wall, waited
 
 
+async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
+    """Round trips of the channel alone: MCP client -> permission server -> broker -> back."""
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from cc_executor._run._permissions import PermissionBroker
+    from cc_executor._run._policy import load_policy
+
+    async def emit(event: AgentEvent) -> None:
+        return None
+
+    broker = PermissionBroker(
+        policy=load_policy(policy_file),
+        run_id="bench",
+        cwd=str(work),
+        run_dir=str(work),
+        decider=lambda r: "allow",
+        decider_name="callback",
+        emit=emit,
+        record=lambda entry: None,
+        hold=lambda: None,
+        release=lambda: None,
+    )
+    await broker.start()
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "cc_executor._run._permission_server", broker.path]
+    )
+    took = []
+    try:
+        async with Client(stdio_client(params)) as client:
+            arguments = {"tool_name": "Write", "input": {"file_path": "a", "content": "x"}}
+            for _ in range(calls):
+                began = time.perf_counter()
+                await client.call_tool("decide", arguments)
+                took.append(time.perf_counter() - began)
+    finally:
+        await broker.close()
+    return took
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--claude")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--direct", type=int, default=200)
     args = parser.parse_args()
     exe = claude(args.claude)
     work = Path(tempfile.mkdtemp(prefix="bench-perm-"))
@@ -131,6 +177,11 @@ async def main() -> None:
     )
     print(f"callback alone (waited_s), median: {statistics.median(inside) * 1000:.2f} ms")
     print(f"whole run, policy - baseline, median: {statistics.median(walls) * 1000:.0f} ms")
+    took = sorted(await direct(args.direct, work, policy))
+    print(
+        f"channel alone ({args.direct} MCP calls): median {statistics.median(took) * 1000:.2f} ms, "
+        f"p90 {took[int(len(took) * 0.9)] * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
