@@ -42,7 +42,8 @@ async def test_allow_deny_and_ask_with_a_python_callback(bed: Any, tmp_path: Pat
     async def on_permission(request: PermissionRequest) -> Any:
         asked.append(request)
         if request.input["file_path"].endswith("yes.txt"):
-            return "allow"
+            # The decider may change what the tool runs with.
+            return PermissionDecision("allow", updated_input={**request.input, "content": "ok"})
         return PermissionDecision("deny", "not that file")
 
     events: list[AgentEvent] = []
@@ -64,6 +65,7 @@ async def test_allow_deny_and_ask_with_a_python_callback(bed: Any, tmp_path: Pat
             **b.options(),
         )
         left = sorted(p.name for p in b.workdir.iterdir())
+        assert (b.workdir / "yes.txt").read_text() == "ok"
     assert left == ["allowed.txt", "keep.txt", "yes.txt"]
     # The refused calls make the run "denied", as any denial does.
     assert result.status is RunStatus.DENIED

@@ -113,3 +113,22 @@ def test_the_option_checks_the_file_and_refuses_agents_without_a_hook(tmp_path: 
         RunOptions(agent="codex", permission_policy=str(policy))
     with pytest.raises(ValueError, match="cannot read"):
         RunOptions(permission_policy=str(tmp_path / "nope.yaml"))
+
+
+def test_the_command_line_refuses_a_bad_policy_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - allow: Bash(\n")
+    cli = str(Path(sys.executable).parent / "cc-executor")
+    done = subprocess.run(
+        [cli, "run", "hi", "--permission-policy", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"cc-executor run: error: --permission-policy: {bad}: rule 1: ")

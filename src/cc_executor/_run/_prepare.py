@@ -215,7 +215,13 @@ def _check_policy(o: Any, agent: str) -> None:
     cwd = getattr(o, "cwd", None)
     if not os.path.isabs(path) and cwd:
         path = os.path.join(os.fspath(cwd), path)
-    policy = load_policy(path)
+    try:
+        policy = load_policy(path)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(
+            text if text.startswith("permission_policy") else f"permission_policy: {text}"
+        ) from None
     if agent not in PERMISSION_HOOK_AGENTS:
         what = "its ask rules cannot be asked" if policy.asks else "its rules cannot be applied"
         raise ValueError(
