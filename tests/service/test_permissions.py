@@ -10,8 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests.service.conftest import CLI, Service, sse_events
+from tests.service.test_ws import call
 
 
 async def test_a_remote_approval_through_the_running_service(
@@ -35,21 +38,30 @@ async def test_a_remote_approval_through_the_running_service(
             pending[:] = listed.json()["permissions"]
             return bool(pending)
 
-        for answer in ("allow", "deny"):
-            await await_for_async(asked)
-            (request,) = pending
-            assert request["tool_name"] == "Write"
-            expected = ("yes.txt", "no.txt")[len(decided)]
-            assert Path(request["tool_input"]["file_path"]).name == expected
-            url = f"/runs/{run_id}/permissions/{request['request_id']}/decision"
-            bad = await client.post(url, json={"decision": "maybe"})
-            assert bad.status_code == 400
-            assert "decision must be allow or deny" in bad.json()["error"]["message"]
-            ok = await client.post(url, json={"decision": answer, "message": "reviewed"})
-            assert ok.status_code == 200, ok.text
-            again = await client.post(url, json={"decision": answer})
-            assert again.status_code == 404
-            decided.append(request["request_id"])
+        # The first over REST.
+        await await_for_async(asked)
+        (request,) = pending
+        assert request["tool_name"] == "Write"
+        assert Path(request["tool_input"]["file_path"]).name == "yes.txt"
+        url = f"/runs/{run_id}/permissions/{request['request_id']}/decision"
+        bad = await client.post(url, json={"decision": "maybe"})
+        assert bad.status_code == 400
+        assert "decision must be allow or deny" in bad.json()["error"]["message"]
+        ok = await client.post(url, json={"decision": "allow", "message": "reviewed"})
+        assert ok.status_code == 200, ok.text
+        again = await client.post(url, json={"decision": "allow"})
+        assert again.status_code == 404
+        decided.append(request["request_id"])
+        # The second over the WebSocket.
+        await await_for_async(asked)
+        async with connect(service.ws_url, additional_headers=service.headers()) as ws:
+            listed = await call(ws, "permissions", {"run_id": run_id})
+            (request,) = listed["result"]["permissions"]
+            assert Path(request["tool_input"]["file_path"]).name == "no.txt"
+            params = {"run_id": run_id, "request_id": request["request_id"], "decision": "deny"}
+            answered = await call(ws, "decide_permission", {**params, "message": "not this"})
+            assert answered["result"]["decision"] == "deny", answered
+        decided.append(request["request_id"])
         events = await sse_events(client, run_id)
     assert events[-1]["status"] == "ok"
     assert (b.workdir / "yes.txt").exists()
@@ -57,7 +69,7 @@ async def test_a_remote_approval_through_the_running_service(
     decisions = [e for e in events if e["type"] == "permission_decision"]
     assert [(d["request_id"], d["decision"], d["decided_by"]) for d in decisions] == [
         (decided[0], "allow", "service (HTTP)"),
-        (decided[1], "deny", "service (HTTP)"),
+        (decided[1], "deny", "service (WebSocket)"),
     ]
     assert [e["request_id"] for e in events if e["type"] == "permission_request"] == decided
     shown = subprocess.run(
