@@ -55,7 +55,8 @@ def test_the_terminal_answers_and_the_history_says_so(
 ) -> None:
     env, work, policy = served
     controller, terminal = pty.openpty()
-    argv = [CLI, "run", "go", "--quiet", "--json", "--accept-denials"]
+    # The live view draws on the same terminal: it is suspended while a question is asked.
+    argv = [CLI, "run", "go", "--json", "--accept-denials"]
     proc = subprocess.Popen(
         [*argv, "--permission-policy", str(policy)],
         cwd=work,

@@ -169,7 +169,7 @@ def _run(
             if options.get("permission_policy"):
                 from cc_executor._cli._permission_prompt import console_decider
 
-                decider = console_decider()
+                decider = console_decider(view)
             handle = start_run(
                 prompt,
                 on_event=view.handle if view else None,
