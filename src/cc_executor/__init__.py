@@ -19,7 +19,9 @@ if TYPE_CHECKING:
         HeartbeatEvent,
         InitEvent,
         NoiseEvent,
+        PermissionDecisionEvent,
         PermissionDeniedEvent,
+        PermissionRequestEvent,
         RateLimitEvent,
         ResultEvent,
         RetryEvent,
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from cc_executor._run._options import (
         RunOptions,
     )
+    from cc_executor._run._permissions import PermissionDecision, PermissionRequest
     from cc_executor._run._result import (
         RunResult,
     )
@@ -110,7 +113,11 @@ _EXPORTS = {
     "Limits": "cc_executor._engine",
     "NoiseEvent": "cc_executor._agents._types",
     "OutputEvent": "cc_executor._engine",
+    "PermissionDecision": "cc_executor._run._permissions",
+    "PermissionDecisionEvent": "cc_executor._agents._types",
     "PermissionDeniedEvent": "cc_executor._agents._types",
+    "PermissionRequest": "cc_executor._run._permissions",
+    "PermissionRequestEvent": "cc_executor._agents._types",
     "ProcessEvent": "cc_executor._engine",
     "ProcessResult": "cc_executor._engine",
     "ProcessStatus": "cc_executor._engine",
@@ -174,7 +181,11 @@ __all__ = [
     "Limits",
     "NoiseEvent",
     "OutputEvent",
+    "PermissionDecision",
+    "PermissionDecisionEvent",
     "PermissionDeniedEvent",
+    "PermissionRequest",
+    "PermissionRequestEvent",
     "ProcessEvent",
     "ProcessResult",
     "ProcessStatus",

@@ -333,3 +333,22 @@ async def test_write_error_loses_nothing(tmp_path: Path) -> None:
     assert report["bytes"] == 5 << 20
     assert report["kept"] == 5 << 20
     assert report["ok"]
+
+
+async def test_held_quiet_clocks_pause_idle_and_first_output(tmp_path: Path) -> None:
+    # A child waiting on its supervisor (a permission decision) prints nothing: while the
+    # clocks are held it is not idle, and once released they count again from then.
+    gate = tmp_path / "gate"
+    code = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.01)"
+    async with open_process(
+        [sys.executable, "-c", code], idle_timeout=0.3, first_output_timeout=0.3, timeout=60
+    ) as proc:
+        loop = asyncio.get_running_loop()
+        proc.hold_quiet_clocks()
+        held_at = loop.time()
+        await await_for(lambda: loop.time() > held_at + 1.0, what="three idle timeouts passed")
+        assert proc.running, "a held clock timed the child out"
+        proc.release_quiet_clocks()
+        result = await proc.wait()
+    assert result.status is ProcessStatus.IDLE_TIMEOUT
+    assert result.timed_out == "first_output"

@@ -225,6 +225,16 @@ def refusals(root: Path) -> list[tuple[str, dict[str, Any], str]]:
         ("wait_run", {"run_id": "nope", "timeout_s": 1}, "not_found: no run 'nope'"),
         ("cancel_run", {"run_id": "nope"}, "not_found: no run 'nope' in this server's memory"),
         (
+            "list_permissions",
+            {"run_id": "nope"},
+            "not_found: no run 'nope' in this server's memory",
+        ),
+        (
+            "decide_permission",
+            {"run_id": "nope", "request_id": "p1", "decision": "maybe"},
+            "invalid_request: decision must be allow or deny, got 'maybe'",
+        ),
+        (
             "wait_run",
             {"run_id": "nope", "timeout": 5},
             "invalid_request: unknown argument(s) of wait_run: timeout (known: run_id, timeout_s)",

@@ -286,6 +286,38 @@ class RunStartedEvent(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PermissionRequestEvent(AgentEvent):
+    """Made by cc-executor when a tool call's permission is asked of a decider (a policy's
+    ``ask``): the run waits for a :class:`PermissionDecisionEvent` with the same
+    ``request_id``."""
+
+    type: ClassVar[str] = "permission_request"
+    request_id: str = ""
+    tool_name: str = ""
+    tool_input: Mapping[str, Any] = field(default_factory=dict)
+    tool_use_id: str | None = None
+    timeout_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PermissionDecisionEvent(AgentEvent):
+    """Made by cc-executor for every tool call its permission policy decided: ``decision``
+    is ``allow`` or ``deny``; ``decided_by`` is ``rule`` (then ``rule`` names it),
+    ``default``, ``callback``, ``console``, ``service`` (with who answered), ``timeout`` or
+    ``no decider``."""
+
+    type: ClassVar[str] = "permission_decision"
+    request_id: str = ""
+    tool_name: str = ""
+    tool_input: Mapping[str, Any] = field(default_factory=dict)
+    decision: str = ""
+    decided_by: str = ""
+    rule: str | None = None
+    message: str | None = None
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetryEvent(AgentEvent):
     """Made by cc-executor before it retries a failed attempt."""
 

@@ -108,6 +108,8 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
 
     if not prompt.strip():
         return None  # refused by the run itself, with the reason
+    if options.get("permission_policy"):
+        return None  # its permission channel is set up by the run, before the CLI
     values = dict(options)
     if values.get("timeout") == "auto":
         values["timeout"] = None  # resolved from the history once it is imported

@@ -7,6 +7,7 @@ Everything shown comes from files and model output, so it is printed through
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -307,17 +308,37 @@ def _render_events(record: RunRecord) -> None:
         print(f"(event log unreadable: {exc.strerror})")
 
 
+def _decisions(store: HistoryStore, run_id: str) -> list[dict[str, Any]]:
+    """The run's permission decisions; none from a history too old to hold them."""
+    from cc_executor._store import HistoryError
+
+    try:
+        return store.permission_decisions(run_id)
+    except HistoryError:
+        return []
+
+
 def show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
     with _reading("show") as store:
         record = store.get(args.run_id)  # an ambiguous prefix: one line, exit code 1
+        decisions = _decisions(store, record.id) if record is not None else []
     if record is None:
         print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(record.to_dict())
+        _print_json({**record.to_dict(), "permission_decisions": decisions})
         return 0
     _show_record(record)
+    for d in decisions:
+        # The tool input is the model's: one line, made inert, cut short.
+        shown = inert(json.dumps(d["tool_input"], ensure_ascii=False))
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        how = d["decided_by"] + (f" ({d['rule']})" if d.get("rule") else "")
+        print(
+            f"{'permission':>18}: {_when(d['decided_at'])} {d['decision']} {d['tool_name']} "
+            f"{shown} by {inert(how)}" + (f": {inert(d['message'])}" if d.get("message") else "")
+        )
     if args.events:
         print()
         _render_events(record)

@@ -19,6 +19,7 @@ from cc_executor._agents._types import (
     ApiRetryEvent,
     HeartbeatEvent,
     InitEvent,
+    PermissionDecisionEvent,
     ResultEvent,
     RetryEvent,
     StreamEvent,
@@ -144,11 +145,24 @@ class LiveView:
         elif isinstance(event, ResultEvent):
             self._cost = event.cost_usd
             self._activity = "finished"
+        elif isinstance(event, PermissionDecisionEvent):
+            by = event.decided_by + (f" ({event.rule})" if event.rule else "")
+            self._activity = f"{event.tool_name} {event.decision} by {by}"
+            self._line(f"permission: {event.tool_name} {event.decision} by {by}")
         elif isinstance(event, HeartbeatEvent):
             self._line(
                 f"running · turns {event.turns} · tools {event.tool_calls} · "
                 f"idle {event.idle_s:.0f}s · {event.last_activity}"
             )
+
+    def suspend(self) -> None:
+        """Stop redrawing (a question is asked on the terminal) until :meth:`unsuspend`."""
+        if self._live is not None:
+            self._live.stop()
+
+    def unsuspend(self) -> None:
+        if self._live is not None:
+            self._live.start()
 
     def close(self) -> None:
         """Stop the live display (it disappears; the caller prints the answer)."""

@@ -165,8 +165,18 @@ def _run(
                 prompt, on_event=view.handle if view else None, fleet=fleet, **options
             )
         else:
+            decider = None
+            if options.get("permission_policy"):
+                from cc_executor._cli._permission_prompt import console_decider
+
+                decider = console_decider(view)
             handle = start_run(
-                prompt, on_event=view.handle if view else None, launched=launched, **options
+                prompt,
+                on_event=view.handle if view else None,
+                on_permission=decider,
+                launched=launched,
+                _decider_name="console",
+                **options,
             )
         loop = asyncio.get_running_loop()
         # A signal stops the run the orderly way: the partial answer is still printed.

@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 
 #: Server-only run options ``serve`` and ``mcp`` take as flags, one value per agent
 #: (``--base-url codex=URL``): the operator's settings for the runs of that agent.
-_AGENT_DEFAULTS = ("agent_path", "base_url", "agent_spec")
+_AGENT_DEFAULTS = ("agent_path", "base_url", "agent_spec", "permission_policy")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

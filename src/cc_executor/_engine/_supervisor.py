@@ -199,6 +199,10 @@ class SupervisedProcess:
             self._env.update(extra_env)
         self._timeout = timeout
         self._idle_timeout = idle_timeout
+        #: Holds on the idle and first-output clocks (see hold_quiet_clocks).
+        self._holds = 0
+        self._held_since = 0.0
+        self._held_total = 0.0
         self._first_output_timeout = first_output_timeout
         self._grace = grace
         self._run_dir_option = run_dir
@@ -412,6 +416,26 @@ class SupervisedProcess:
             self._timer.cancel()
         self._emit("paused")
         return True
+
+    def hold_quiet_clocks(self) -> None:
+        """Stop the idle and first-output clocks (not the total timeout) until as many
+        :meth:`release_quiet_clocks` calls: the child is waiting on its supervisor (a
+        permission decision), not stuck."""
+        if self._holds == 0:
+            self._held_since = self._loop.time()
+        self._holds += 1
+        self._arm_timer()
+
+    def release_quiet_clocks(self) -> None:
+        """Undo one :meth:`hold_quiet_clocks`; the last one restarts both clocks from now."""
+        if self._holds == 0:
+            return
+        self._holds -= 1
+        if self._holds == 0:
+            now = self._loop.time()
+            self._held_total += now - self._held_since
+            self._last_activity = max(self._last_activity, now)
+            self._arm_timer()
 
     def resume(self) -> bool:
         """SIGCONT the whole tree; False if it was not paused."""
@@ -795,16 +819,17 @@ class SupervisedProcess:
             candidates.append(
                 (start + self._timeout, ProcessStatus.TIMEOUT, "total", self._timeout)
             )
-        if self._first_output_timeout is not None and not self._seen_output:
+        held = self._holds > 0
+        if self._first_output_timeout is not None and not self._seen_output and not held:
             candidates.append(
                 (
-                    start + self._first_output_timeout,
+                    start + self._held_total + self._first_output_timeout,
                     ProcessStatus.IDLE_TIMEOUT,
                     "first_output",
                     self._first_output_timeout,
                 )
             )
-        if self._idle_timeout is not None:
+        if self._idle_timeout is not None and not held:
             candidates.append(
                 (
                     self._last_activity + self._idle_timeout,

@@ -390,6 +390,15 @@ class RunOptions(OptionRecord):
         agents=("claude",),
         help="tools the agent may not use (comma-separated, repeatable)",
     )
+    permission_policy: str | os.PathLike[str] | None = option(
+        kind="path",
+        default=None,
+        flag="--permission-policy",
+        metavar="FILE",
+        remote=SERVER_ONLY,
+        help="a YAML file of allow/deny/ask rules for tool calls, decided outside the model "
+        "(docs/permissions.md)",
+    )
     permission_mode: str | None = option(
         kind="text",
         default=None,

@@ -206,12 +206,44 @@ def check_run_options(o: Any) -> None:
         check_workspace_options(o)
     elif getattr(o, "workspace_base", None) is not None:
         raise ValueError("workspace_base needs workspace='worktree' (--workspace worktree)")
+    if getattr(o, "permission_policy", None):
+        _check_policy(o, agent)
     if getattr(o, "json_schema", None) is not None:
         # Only with a schema: jsonschema is a heavy import for the console's early start.
         from cc_executor._run._jsonmode import check_schema
 
         check_schema(o.json_schema)
     adapter.check(o)
+
+
+#: The agents whose CLI asks a hook about each tool call (Claude Code's
+#: ``--permission-prompt-tool``); the others take allow-lists at start only.
+PERMISSION_HOOK_AGENTS = ("claude",)
+
+
+def _check_policy(o: Any, agent: str) -> None:
+    """The policy file must load (relative to ``cwd``), and only an agent with a permission
+    hook can follow one: elsewhere a call cannot be decided while the run goes on."""
+    from cc_executor._run._policy import load_policy
+
+    path = os.fspath(o.permission_policy)
+    cwd = getattr(o, "cwd", None)
+    if not os.path.isabs(path) and cwd:
+        path = os.path.join(os.fspath(cwd), path)
+    try:
+        policy = load_policy(path)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(
+            text if text.startswith("permission_policy") else f"permission_policy: {text}"
+        ) from None
+    if agent not in PERMISSION_HOOK_AGENTS:
+        what = "its ask rules cannot be asked" if policy.asks else "its rules cannot be applied"
+        raise ValueError(
+            f"permission_policy: the {agent} agent has no permission hook, so {what} while "
+            "the run goes on; only allow-lists given at the start are possible there (its "
+            "permission_mode), and ask is refused: use the claude agent for a policy"
+        )
 
 
 def _check_paths(o: Any) -> None:
@@ -244,10 +276,11 @@ def _check_paths(o: Any) -> None:
 
 
 def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
-    """``options`` with its relative paths made absolute against ``base``: ``cwd``, each of
-    ``add_dirs`` and the files of ``mcp_config`` (JSON text stays as it is). One rule for
-    where a relative path points: a task list's values from the list's folder, the command
-    line's flags from the process's cwd; the run itself then never guesses."""
+    """``options`` with its relative paths made absolute against ``base``: ``cwd``,
+    ``permission_policy``, each of ``add_dirs`` and the files of ``mcp_config`` (JSON text
+    stays as it is). One rule for where a relative path points: a task list's values from
+    the list's folder, the command line's flags from the process's cwd; the run itself then
+    never guesses."""
 
     def absolute(path: Any) -> str:
         return os.path.join(base, os.path.expanduser(os.fspath(path)))
@@ -257,8 +290,9 @@ def anchor_paths(options: dict[str, Any], base: str) -> dict[str, Any]:
 
     # A value of the wrong type stays as it is: the option checks report it.
     out = dict(options)
-    if is_path(out.get("cwd")):
-        out["cwd"] = absolute(out["cwd"])
+    for name in ("cwd", "permission_policy"):
+        if is_path(out.get(name)):
+            out[name] = absolute(out[name])
     dirs = out.get("add_dirs")
     if isinstance(dirs, (list, tuple)) and all(is_path(d) for d in dirs):
         out["add_dirs"] = [absolute(d) for d in dirs]

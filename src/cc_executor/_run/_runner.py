@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -63,6 +64,7 @@ from cc_executor._store import (
 
 if TYPE_CHECKING:
     from cc_executor._agents._base import AgentAdapter, StreamParser
+    from cc_executor._run._permissions import Decider, PermissionBroker
     from cc_executor._run._workspace import Workspace
 
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
@@ -275,6 +277,9 @@ class _Run:
         options: RunOptions,
         on_event: EventCallback | None,
         launched: Launched | None = None,
+        *,
+        on_permission: Decider | None = None,
+        decider_name: str = "callback",
     ):
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
@@ -356,6 +361,10 @@ class _Run:
         self.home: str | None = None
         #: The run's own worktree or copy (``workspace`` option), once made.
         self.workspace: Workspace | None = None
+        #: Who decides a permission policy's ``ask`` (None: such calls are denied).
+        self.on_permission = on_permission
+        self.decider_name = decider_name
+        self._broker: PermissionBroker | None = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -426,6 +435,53 @@ class _Run:
         finally:
             if self.launched is not None:
                 self.launched.abandon()  # a no-op once adopted
+            if self._broker is not None:
+                await self._broker.close()
+
+    async def _permission_flags(self) -> list[str]:
+        """Start the run's permission channel and return the CLI flags that use it: the
+        permission server as an MCP server, its tool as the permission prompt, and the
+        policy's deny rules the CLI can enforce itself."""
+        from cc_executor._run._permissions import TOOL_NAME, PermissionBroker, mcp_config
+        from cc_executor._run._policy import load_policy
+
+        opts = self.options
+        assert opts.permission_policy is not None
+        path = os.path.join(self.cwd, os.fspath(opts.permission_policy))
+        policy = (await asyncio.to_thread(load_policy, path)).with_tool_lists(
+            list(opts.allowed_tools), list(opts.disallowed_tools)
+        )
+
+        def hold() -> None:
+            if self.process is not None:
+                self.process.hold_quiet_clocks()
+
+        def release() -> None:
+            if self.process is not None:
+                self.process.release_quiet_clocks()
+
+        def record(entry: dict[str, Any]) -> None:
+            self.recorder.permission(self.run_id, entry)
+
+        self._broker = PermissionBroker(
+            policy=policy,
+            run_id=self.run_id,
+            cwd=self.cwd,
+            run_dir=str(self.run_dir),
+            decider=self.on_permission,
+            decider_name=self.decider_name,
+            emit=self.emit,
+            record=record,
+            hold=hold,
+            release=release,
+        )
+        await self._broker.start()
+        flags = [
+            f"--mcp-config={json.dumps(mcp_config(self._broker.path))}",
+            f"--permission-prompt-tool={TOOL_NAME}",
+        ]
+        flags += [f"--disallowedTools={rule}" for rule in policy.cli_denials()]
+        return flags
 
     async def _record_abort(self, exc: BaseException) -> None:
         """Close the history record of a run that ends by an exception (a callback raised,
@@ -498,6 +554,19 @@ class _Run:
         elif own_home(self.adapter, opts):
             self.home = new_home(str(self.run_dir))
         argv = self.adapter.command(executable, opts)
+        if opts.permission_policy is not None:
+            try:
+                argv += await self._permission_flags()
+            except (OSError, ValueError) as exc:
+                return await self._recorded(
+                    RunResult(
+                        run_id=self.run_id,
+                        status=RunStatus.SPAWN_FAILED,
+                        error=f"permission_policy: {exc}",
+                        duration_s=time.monotonic() - self.started,
+                        warnings=self.warnings,
+                    )
+                )
         self.record.argv = redact_argv(argv)
         if self.launched is not None and self.launched.argv != argv:
             # Cannot happen (both come from the adapter on the same options); if it
@@ -790,6 +859,8 @@ class _Run:
         )
         await proc.start()
         self.process = proc
+        if self._broker is not None and proc.pid is not None:
+            self._broker.cli_started()
         if remaining is not None:
             self._set_deadline(time.monotonic() + max(remaining, 0))
         if self.stop_requested:
@@ -1068,8 +1139,10 @@ def start_run(
     prompt: str | bytes,
     *,
     on_event: EventCallback | None = None,
+    on_permission: Decider | None = None,
     launched: Launched | None = None,
     fleet: str | None = None,
+    _decider_name: str = "callback",
     **options: Any,
 ) -> RunHandle:
     """Start a run in the background of the running event loop and return its handle.
@@ -1079,6 +1152,9 @@ def start_run(
     ``unix:///path``; docs/fleet.md) instead of running it here; the handle is then a
     :class:`~cc_executor._run._fleet.FleetRunHandle`, following the run on its worker.
 
+    ``on_permission``: the decider of the ``permission_policy``'s ``ask`` rules, as for
+    :func:`run`.
+
     ``launched``: the CLI, already started by ``cc_executor._engine._launch.launch`` with
     this prompt (saved in its run folder) as stdin and the argv these options give (the
     console command does this to hide its imports behind the CLI's start-up). The first
@@ -1087,6 +1163,8 @@ def start_run(
     if fleet is not None:
         if launched is not None:
             raise ValueError("a fleet run is started by its worker: it cannot adopt a launch")
+        if on_permission is not None:
+            raise ValueError("on_permission: a fleet run is decided on its worker, not here")
         from cc_executor._run._fleet import start_fleet_run
 
         return start_fleet_run(prompt, fleet, on_event, options)
@@ -1097,7 +1175,14 @@ def start_run(
             raise RuntimeError(
                 "start_run needs a running event loop (call it from async code, or use run_sync)"
             ) from None
-        job = _Run(prompt, RunOptions.from_kwargs(options), on_event, launched)
+        job = _Run(
+            prompt,
+            RunOptions.from_kwargs(options),
+            on_event,
+            launched,
+            on_permission=on_permission,
+            decider_name=_decider_name,
+        )
     except BaseException:
         if launched is not None:
             launched.abandon()
@@ -1106,7 +1191,11 @@ def start_run(
 
 
 async def run(
-    prompt: str | bytes, *, on_event: EventCallback | None = None, **options: Any
+    prompt: str | bytes,
+    *,
+    on_event: EventCallback | None = None,
+    on_permission: Decider | None = None,
+    **options: Any,
 ) -> RunResult:
     """Run the agent CLI (``agent``, Claude Code by default) headlessly on ``prompt`` and
     return a typed :class:`RunResult`.
@@ -1123,7 +1212,9 @@ async def run(
     long as the agent CLI does. Give one whenever nobody watches the run
     (:func:`~cc_executor.run_many` requires it).
     """
-    return await _Run(prompt, RunOptions.from_kwargs(options), on_event).run()
+    return await _Run(
+        prompt, RunOptions.from_kwargs(options), on_event, on_permission=on_permission
+    ).run()
 
 
 def run_sync(prompt: str | bytes, **options: Any) -> RunResult:

@@ -302,6 +302,65 @@ async def workspace_discard(request: Request) -> Response:
     return await _workspace(request, "discard")
 
 
+async def list_permissions(request: Request) -> Response:
+    """A run's pending permission requests.
+    ---
+    summary: The run's tool calls waiting for a decision (its permission policy asked)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "{permissions: [{request_id, tool_name, tool_input, rule,
+        requested_at, timeout_s, ...}]}"}
+      404: {description: No such run in the server's memory}
+    """
+    try:
+        pending = _manager(request).permissions(request.path_params["run_id"])
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response({"permissions": pending})
+
+
+async def decide_permission(request: Request) -> Response:
+    """Decide a pending permission request.
+    ---
+    summary: Allow or deny a tool call the run's permission policy asked about
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+      - {name: request_id, in: path, required: true, schema: {type: string}}
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [decision]
+            properties:
+              decision: {type: string, enum: [allow, deny]}
+              message: {type: string, description: "Why, told to the model when denied"}
+    responses:
+      200: {description: "{run_id, request_id, decision}"}
+      400: {description: Invalid request}
+      404: {description: No such run or pending request (decided or timed out)}
+    """
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return error_response(400, "invalid_request", "the body must be a JSON object")
+    try:
+        decided = _manager(request).decide_permission(
+            request.path_params["run_id"],
+            request.path_params["request_id"],
+            body.get("decision"),
+            body.get("message"),
+            by="service (HTTP)",
+        )
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response(decided)
+
+
 def _after(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     # ASCII digits only ("²" is a digit to str.isdigit but not to int()), and not so many
@@ -430,6 +489,12 @@ def create_app(
         Route("/runs/{run_id}/workspace/diff", workspace_diff, methods=["GET"]),
         Route("/runs/{run_id}/workspace/merge", workspace_merge, methods=["POST"]),
         Route("/runs/{run_id}/workspace/discard", workspace_discard, methods=["POST"]),
+        Route("/runs/{run_id}/permissions", list_permissions, methods=["GET"]),
+        Route(
+            "/runs/{run_id}/permissions/{request_id}/decision",
+            decide_permission,
+            methods=["POST"],
+        ),
         WebSocketRoute("/ws", websocket_endpoint),
         WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
     ]

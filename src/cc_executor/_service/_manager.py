@@ -48,6 +48,7 @@ from cc_executor._errors import ShuttingDown as ShuttingDown
 from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
+from cc_executor._run._permissions import PermissionDecision, PermissionRequest
 from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy
 from cc_executor._service._queue import RunQueue
 from cc_executor._service._runs import (
@@ -634,7 +635,23 @@ class RunManager:
         def on_event(event: Any) -> None:
             run.append(event.to_dict())
 
-        handle = start_run(prompt, on_event=on_event, **options)
+        async def on_permission(request: PermissionRequest) -> PermissionDecision:
+            # Pending until a caller decides (decide_permission) or the policy's timeout
+            # denies it; either way it leaves the queue.
+            answer: asyncio.Future[PermissionDecision] = asyncio.get_running_loop().create_future()
+            run.pending_permissions[request.id] = (request, answer)
+            try:
+                return await answer
+            finally:
+                run.pending_permissions.pop(request.id, None)
+
+        handle = start_run(
+            prompt,
+            on_event=on_event,
+            on_permission=on_permission,
+            _decider_name="service",
+            **options,
+        )
         run._control = handle
         if run.cancel_requested:
             handle.cancel()
@@ -714,6 +731,30 @@ class RunManager:
                 task = asyncio.ensure_future(stopping)
                 task.add_done_callback(_ignore_result)
         return run
+
+    def permissions(self, run_id: str) -> list[Event]:
+        """The run's tool calls waiting for a decision, oldest first."""
+        run = self.get(run_id)
+        return [request.to_dict() for request, _ in run.pending_permissions.values()]
+
+    def decide_permission(
+        self, run_id: str, request_id: str, decision: Any, message: Any = None, *, by: str
+    ) -> Event:
+        """Answer a pending tool call of the run with ``allow`` or ``deny`` (``message``: why,
+        for the model). :class:`NotFound` for an unknown or already decided request."""
+        if decision not in ("allow", "deny"):
+            raise InvalidRequest(f"decision must be allow or deny, got {decision!r}")
+        if message is not None and not isinstance(message, str):
+            raise InvalidRequest("message must be a string")
+        run = self.get(run_id)
+        pending = run.pending_permissions.get(request_id)
+        if pending is None or pending[1].done():
+            raise NotFound(
+                f"no pending permission request {request_id!r} in run {run_id} (decided, "
+                "timed out, or never asked)"
+            )
+        pending[1].set_result(PermissionDecision(decision, message or None, by))
+        return {"run_id": run_id, "request_id": request_id, "decision": decision}
 
     def pause(self, run_id: str) -> ManagedRun:
         """SIGSTOP the run's process tree; :class:`Conflict` if it is not running."""

@@ -215,6 +215,9 @@ class ManagedRun:
         self.error: str | None = None
         self.details = summary
         self.cancel_requested = False
+        #: Tool calls waiting for a caller's decision (a permission policy's ``ask``), by
+        #: request id: the request and the future its decision resolves.
+        self.pending_permissions: dict[str, tuple[Any, asyncio.Future[Any]]] = {}
         #: Its request is saved in the service's queue folder (and a ``queued`` history row).
         self.persisted = False
         #: Not started by a draining server: it stays queued for the next one.

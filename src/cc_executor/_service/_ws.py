@@ -13,6 +13,10 @@ Methods (params are objects):
   Without ``run_id`` (the original's clients: one run per connection), the run this
   connection started last.
 - ``status``: ``{run_id}`` returns the run; without ``run_id``, the server's load.
+- ``permissions``: ``{run_id}`` returns ``{permissions: [...]}``, the run's tool calls
+  waiting for a decision (its permission policy asked; each also came as a
+  ``run.permission_request`` notification); ``decide_permission``: ``{run_id, request_id,
+  decision: allow | deny, message?}`` answers one.
 - ``subscribe``: ``{run_id, after?}`` streams events with ``seq > after`` (default 0: all
   kept events) then live ones; ``unsubscribe``: ``{run_id}``.
 
@@ -154,6 +158,8 @@ class _Session:
             "status": self.status,
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
+            "permissions": self.permissions,
+            "decide_permission": self.decide_permission,
         }
 
     async def serve(self) -> None:
@@ -292,6 +298,21 @@ class _Session:
         if params.get("run_id") is None:
             return self.manager.stats()
         return await self.manager.describe(_run_id(params))
+
+    def permissions(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"permissions": self.manager.permissions(_run_id(params))}
+
+    def decide_permission(self, params: dict[str, Any]) -> dict[str, Any]:
+        request_id = params.get("request_id")
+        if not isinstance(request_id, str):
+            raise _RpcError(INVALID_PARAMS, "request_id must be a string")
+        return self.manager.decide_permission(
+            _run_id(params),
+            request_id,
+            params.get("decision"),
+            params.get("message"),
+            by="service (WebSocket)",
+        )
 
     def subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         run_id = _run_id(params)

@@ -3,8 +3,9 @@ for the distributed mode later), so callers never depend on one backend."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cc_executor._errors import HistoryError as HistoryError
 from cc_executor._store._record import RunRecord
@@ -71,6 +72,12 @@ class HistoryStore(Protocol):
 
     def delete_before(self, timestamp: float) -> list[RunRecord]:
         """Remove finished runs older than ``timestamp``."""
+
+    def add_permission_decision(self, run_id: str, decision: Mapping[str, Any]) -> None:
+        """Record one permission decision of a run's tool call."""
+
+    def permission_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's permission decisions, oldest first."""
 
     def close(self) -> None:
         """Release the backend."""

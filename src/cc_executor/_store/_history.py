@@ -14,6 +14,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -443,6 +444,15 @@ class Recorder:
                 self._fail(exc)
             else:
                 _marker.clear(record.id, record.run_dir)  # the row says it all now
+
+    def permission(self, run_id: str, decision: Mapping[str, Any]) -> None:
+        """Record a permission decision of run ``run_id`` (a failure only warns)."""
+        store = self._get()
+        if store is not None:
+            try:
+                store.add_permission_decision(run_id, decision)
+            except (HistoryError, OSError) as exc:
+                self._fail(exc)
 
     def finish(self, record: RunRecord) -> None:
         """Record the end of ``record``. When the history refuses it (disk full, ...) the

@@ -21,7 +21,7 @@ import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,30 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE runs ADD COLUMN peak_memory_bytes INTEGER;
     ALTER TABLE runs ADD COLUMN cpu_time_s REAL;
     """,
+    # 8: the permission decisions of each run's tool calls (docs/permissions.md).
+    """
+    CREATE TABLE permission_decisions (
+        run_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        tool_name TEXT NOT NULL,
+        tool_input TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        rule TEXT,
+        message TEXT,
+        requested_at REAL NOT NULL,
+        decided_at REAL NOT NULL
+    );
+    CREATE INDEX permission_decisions_run ON permission_decisions (run_id, decided_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The fields of a permission decision as stored (and as ``show --json`` lists them).
+PERMISSION_FIELDS = (
+    "request_id", "tool_name", "tool_input", "decision", "decided_by", "rule", "message",
+    "requested_at", "decided_at",
+)  # fmt: skip
 
 _COLUMNS = (
     "id", "kind", "agent", "argv", "cwd", "prompt_sha256", "prompt_preview", "started_at",
@@ -446,6 +468,38 @@ class SQLiteStore:
     def finish(self, record: RunRecord) -> None:
         """Record the end of a run: every field of ``record`` is stored."""
         self.start(record)
+
+    def add_permission_decision(self, run_id: str, decision: Mapping[str, Any]) -> None:
+        """Record one permission decision of a run (see :data:`PERMISSION_FIELDS`)."""
+        values = [run_id, *(decision.get(name) for name in PERMISSION_FIELDS)]
+        values[PERMISSION_FIELDS.index("tool_input") + 1] = json.dumps(
+            decision.get("tool_input") or {}
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO permission_decisions (run_id, "  # noqa: S608  (fixed names)
+                + ", ".join(PERMISSION_FIELDS)
+                + ") VALUES ("
+                + ", ".join("?" for _ in values)
+                + ")",
+                values,
+            )
+
+    def permission_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's permission decisions, oldest first."""
+        rows = self._read(
+            "SELECT * FROM permission_decisions WHERE run_id = ? ORDER BY decided_at",
+            (run_id,),
+        )
+        out = []
+        for row in rows:
+            entry = {name: row[name] for name in PERMISSION_FIELDS}
+            try:
+                entry["tool_input"] = json.loads(entry["tool_input"])
+            except ValueError:
+                entry["tool_input"] = {}
+            out.append(entry)
+        return out
 
     def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
         """Set the status (and end time) of a run. The row keeps the rest of its fields, so
