@@ -19,6 +19,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "notify": ("watchdog", "yaml"),
     "testing": ("starlette", "uvicorn", "yaml"),
     "fleet": ("dramatiq", "redis"),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 
 

@@ -51,6 +51,8 @@ EXAMPLES = {
     "cc-executor export": "cc-executor export --format csv --output runs.csv --since 30d",
     "cc-executor verify": "cc-executor verify --last 10\ncc-executor verify 01JD3K --json",
     "cc-executor prune": "cc-executor prune --older-than 30d --dry-run",
+    "cc-executor import-history": "cc-executor --history postgresql://cc@db.internal/cc "
+    "import-history ~/.local/share/cc-executor/history.sqlite3",
     "cc-executor doctor": "cc-executor doctor --json",
     "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
     "cc-executor worker": "cc-executor worker --fleet redis://redis.internal:6379/0 --slots 4 "
