@@ -62,9 +62,10 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_postgres(*, synchronous_commit: str = "off") -> PostgresServer:
+def start_postgres(*, durable: bool = False) -> PostgresServer:
     """Start a fresh server (see the module docstring); :meth:`PostgresServer.stop` ends
-    it. Raises ``RuntimeError`` when PostgreSQL is missing or does not start."""
+    it. ``durable``: fsync on (PostgreSQL's default; the benchmarks), else off (the tests).
+    Raises ``RuntimeError`` when PostgreSQL is missing or does not start."""
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("no PostgreSQL: initdb is neither on PATH nor in /usr/lib/postgresql")
@@ -92,8 +93,8 @@ def start_postgres(*, synchronous_commit: str = "off") -> PostgresServer:
     process = subprocess.Popen(
         [
             str(bindir / "postgres"), "-D", str(data), "-c", "listen_addresses=",
-            "-c", f"unix_socket_directories={folder}", "-c", "fsync=off",
-            "-c", "full_page_writes=off", "-c", f"synchronous_commit={synchronous_commit}",
+            "-c", f"unix_socket_directories={folder}",
+            *(() if durable else ("-c", "fsync=off", "-c", "full_page_writes=off")),
             "-c", "max_connections=200",
         ],
         user=user,

@@ -499,3 +499,23 @@ def test_folders_that_are_not_cc_executors_to_change_are_left_with_a_warning(
     SQLiteStore(elsewhere / "history.sqlite3").close()
     assert elsewhere.stat().st_mode & 0o7777 == 0o2755
     assert (elsewhere / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_history_option_and_variable_choose_the_file(cc_home: Path, tmp_path: Path) -> None:
+    chosen = tmp_path / "chosen.sqlite3"
+    done = cc("--history", str(chosen), "exec", "--json", "--", "true")
+    run_id = json.loads(done.stdout)["run_id"]
+    assert [
+        r["id"] for r in json.loads(cc(f"--history=sqlite://{chosen}", "history", "--json").stdout)
+    ] == [run_id]
+    assert not (cc_home / "history.sqlite3").exists()
+    for bad, says in (
+        ("ftp://host/x", "the location must be a file path, sqlite:///path or postgresql://"),
+        ("sqlite://relative", "a sqlite:// location names an absolute path"),
+        ("", "the history location is empty"),
+    ):
+        refused = cc("--history", bad, "history")
+        assert refused.returncode == 2
+        assert refused.stderr.count("\n") == 1
+        assert says in refused.stderr
+    assert "expected one argument" in cc("--history").stderr

@@ -43,6 +43,7 @@ _COMMANDS = {
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.
 _COMMAND_EXTRAS = {
+    "import-history": "postgres",
     "tasks": "tasks",
     "serve": "service",
     "mcp": "service",
