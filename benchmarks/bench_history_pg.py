@@ -107,12 +107,12 @@ def seed(url: str, runs: int) -> None:
             INSERT INTO runs (id, kind, agent, argv, cwd, started_at, ended_at, status,
                               duration_s, prompt_preview, host, artifacts, warnings)
             SELECT lpad(i::text, 26, '0'),
-                   CASE WHEN i % 3 = 0 THEN 'run' ELSE 'exec' END,
-                   CASE WHEN i % 3 = 0 THEN 'claude' END,
+                   CASE WHEN i %% 3 = 0 THEN 'run' ELSE 'exec' END,
+                   CASE WHEN i %% 3 = 0 THEN 'claude' END,
                    '["sh", "-c", "echo ' || i || '"]', '/tmp',
                    %s - (%s - i), %s - (%s - i) + 1,
-                   (ARRAY['ok', 'failed', 'timeout'])[i % 3 + 1],
-                   1.0, 'prompt number ' || i, 'worker-' || (i % 16), '[]', '[]'
+                   (ARRAY['ok', 'failed', 'timeout'])[i %% 3 + 1],
+                   1.0, 'prompt number ' || i, 'worker-' || (i %% 16), '[]', '[]'
             FROM generate_series(1, %s) AS i
             """,
             (now, runs, now, runs, runs),

@@ -25,12 +25,14 @@ from typing import Any
 
 from cc_executor._store._base import HistoryError
 from cc_executor._store._location import PostgresTarget
+from cc_executor._store._receipt import record_receipt
 from cc_executor._store._record import RunRecord
 from cc_executor._store._sqlite import (
     _COLUMNS,
     MIGRATIONS,
     SCHEMA_VERSION,
     SQLHistory,
+    _decode,
     _row_values,
     dialect_sql,
 )
@@ -151,16 +153,17 @@ class PostgresStore(SQLHistory):
                 self._prepare(_Connection(conn), migrate_to)
         except psycopg.Error as exc:
             raise HistoryError(f"cannot open the history at {self.url}: {_reason(exc)}") from None
+        # Connections are made when first needed (a command that only reads makes one), and
+        # one found broken is dropped when it comes back: the next use gets a new one.
         self._pool = ConnectionPool(
             target.url,
             kwargs=kwargs,
-            min_size=1,
+            min_size=0,
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_S,
-            check=ConnectionPool.check_connection,
             open=False,
         )
-        self._pool.open(wait=False)
+        self._pool.open()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -171,6 +174,8 @@ class PostgresStore(SQLHistory):
                 self._empty = True
                 return
             version = self._version(db)
+        elif self._current(db) == target:
+            return  # the usual case: one query, no lock
         else:
             with db._conn.transaction():
                 db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
@@ -194,18 +199,28 @@ class PostgresStore(SQLHistory):
             )
 
     @staticmethod
+    def _current(db: _Connection) -> int | None:
+        found = db.execute("SELECT to_regclass('history_schema') AS t").fetchone()
+        return None if found["t"] is None else PostgresStore._version(db)
+
+    @staticmethod
     def _version(db: _Connection) -> int | None:
         row = db.execute("SELECT version FROM history_schema").fetchone()
         return None if row is None else int(row["version"])
 
     @contextmanager
-    def _write(self) -> Iterator[_Connection]:
-        """One short write transaction."""
+    def _write(self, *, pipeline: bool = False) -> Iterator[_Connection]:
+        """One short write transaction; ``pipeline``: its statements are sent together,
+        one round trip to the server (their results cannot be read)."""
         if self.readonly:
             raise HistoryError(f"the history at {self.url} was opened read-only")
         psycopg = self._psycopg
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with (
+                self._pool.connection() as conn,
+                conn.pipeline() if pipeline else contextlib.nullcontext(),
+                conn.transaction(),
+            ):
                 yield _Connection(conn)
         except psycopg.Error as exc:
             raise HistoryError(f"cannot write the history at {self.url}: {_reason(exc)}") from None
@@ -239,16 +254,29 @@ class PostgresStore(SQLHistory):
 
     # ------------------------------------------------------------------ beyond SQLite's
 
+    def start(self, record: RunRecord) -> None:
+        """Record a run that has just started (replaces a record with the same id): one
+        statement, one round trip."""
+        self._upsert(record, [])
+
     def finish(self, record: RunRecord) -> None:
         """Record the end of a run and copy its files (up to :data:`MAX_FILE_BYTES` each)
-        into the database, in one transaction."""
-        files = self._files(record)
+        into the database: one transaction, sent in one round trip."""
+        self._upsert(record, self._files(record))
+
+    def _upsert(self, record: RunRecord, files: list[tuple[str, bytes]]) -> None:
+        # The receipt is made here, of the row as PostgreSQL will hold it (NUL replaced; its
+        # numbers and text come back as they went), so that no statement has to read the
+        # row back: SQLite's backend seals after writing, this one in the same statement.
+        values = [_param(v) for v in _row_values(record)]
+        stored = _decode(dict(zip(_COLUMNS, values, strict=True)))
+        if isinstance(stored, RunRecord):
+            values[_COLUMNS.index("record_receipt")] = record_receipt(stored, self._receipt_key)
         sql = self._UPSERT.format(
             columns=", ".join(_COLUMNS), values=", ".join("?" for _ in _COLUMNS)
         )
-        with self._write() as db:
-            db.execute(sql, self._values(record))
-            self._seal(db, record.id)
+        with self._write(pipeline=True) as db:
+            db.execute(sql, values)
             self._store_files(db, record.id, files)
 
     def import_record(self, record: RunRecord) -> bool:
@@ -291,9 +319,9 @@ class PostgresStore(SQLHistory):
             )
 
     def close(self) -> None:
-        """Close the pool (waiting for no connection in use)."""
+        """Close the pool and its connections."""
         with contextlib.suppress(Exception):
-            self._pool.close(timeout=1)
+            self._pool.close(timeout=5)
 
 
 def _reason(exc: Exception) -> str:
