@@ -209,3 +209,31 @@ def test_the_password_never_goes_on_the_command_line(
     assert done.returncode == 1
     assert done.stderr.startswith(f"cc-executor history: cannot open the history at {gone}: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_a_long_lived_store_survives_its_connections_being_cut(
+    pg_url: str, postgres_server: PostgresServer
+) -> None:
+    """What a worker sees when the database restarts: its pooled connections are gone; the
+    next start, end and query are recorded on new ones, without an error."""
+    store = open_store()
+    try:
+        store.start(RunRecord(id="before-cut", kind="exec", started_at=1.0))
+        postgres_server.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        record = RunRecord(id="after-cut", kind="exec", started_at=2.0)
+        store.start(record)
+        record.status = "ok"
+        store.finish(record)
+        postgres_server.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert [(r.id, r.status) for r in store.query(Query())] == [
+            ("after-cut", "ok"),
+            ("before-cut", "running"),
+        ]
+    finally:
+        store.close()

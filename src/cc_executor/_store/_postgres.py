@@ -19,9 +19,9 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from cc_executor._store._base import HistoryError
 from cc_executor._store._location import PostgresTarget
@@ -36,6 +36,8 @@ from cc_executor._store._sqlite import (
     _row_values,
     dialect_sql,
 )
+
+T = TypeVar("T")
 
 #: The largest file copied into the database (a run's event log or output); a larger one
 #: stays on its machine only (its receipt is recorded all the same).
@@ -209,18 +211,14 @@ class PostgresStore(SQLHistory):
         return None if row is None else int(row["version"])
 
     @contextmanager
-    def _write(self, *, pipeline: bool = False) -> Iterator[_Connection]:
-        """One short write transaction; ``pipeline``: its statements are sent together,
-        one round trip to the server (their results cannot be read)."""
+    def _write(self) -> Iterator[_Connection]:
+        """One short write transaction (the shared queries' ``update_status`` and
+        ``delete_before``, and ``import_record``)."""
         if self.readonly:
             raise HistoryError(f"the history at {self.url} was opened read-only")
         psycopg = self._psycopg
         try:
-            with (
-                self._pool.connection() as conn,
-                conn.pipeline() if pipeline else contextlib.nullcontext(),
-                conn.transaction(),
-            ):
+            with self._pool.connection() as conn, conn.transaction():
                 yield _Connection(conn)
         except psycopg.Error as exc:
             raise HistoryError(f"cannot write the history at {self.url}: {_reason(exc)}") from None
@@ -230,15 +228,43 @@ class PostgresStore(SQLHistory):
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._empty:
             return []
+        rows: list[Any] = self._again(lambda db: db.execute(sql, params).fetchall())
+        return rows
+
+    def _again(self, body: Callable[[_Connection], T], *, write: bool = False) -> T:
+        """``body`` on a connection of the pool (``write``: in one pipelined transaction),
+        run a second time on a new connection when the first was found broken (the server
+        restarted, an idle connection was cut): a worker keeps recording across a restart
+        of the database. Only for bodies that may run twice (reads, upserts)."""
+        if write and self.readonly:
+            raise HistoryError(f"the history at {self.url} was opened read-only")
         psycopg = self._psycopg
-        try:
-            with self._pool.connection() as conn:
-                rows: list[Any] = _Connection(conn).execute(sql, params).fetchall()
-                return rows
-        except psycopg.Error as exc:
-            raise HistoryError(f"cannot read the history at {self.url}: {_reason(exc)}") from None
-        except self._pool_errors() as exc:
-            raise HistoryError(f"cannot read the history at {self.url}: {exc}") from None
+        verb = "write" if write else "read"
+        retried = False
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    try:
+                        if not write:
+                            return body(_Connection(conn))
+                        with conn.pipeline(), conn.transaction():
+                            return body(_Connection(conn))
+                    except psycopg.OperationalError:
+                        conn.close()  # lost or cut: closed, the pool drops it
+                        raise
+            except psycopg.OperationalError as exc:
+                if not retried:
+                    # The others idle in the pool may be cut too: tested, the dead dropped.
+                    retried = True
+                    with contextlib.suppress(Exception):
+                        self._pool.check()
+                    continue
+                reason = _reason(exc)
+            except psycopg.Error as exc:
+                reason = _reason(exc)
+            except self._pool_errors() as exc:
+                reason = str(exc)
+            raise HistoryError(f"cannot {verb} the history at {self.url}: {reason}")
 
     @staticmethod
     def _pool_errors() -> type[Exception]:
@@ -275,9 +301,12 @@ class PostgresStore(SQLHistory):
         sql = self._UPSERT.format(
             columns=", ".join(_COLUMNS), values=", ".join("?" for _ in _COLUMNS)
         )
-        with self._write(pipeline=True) as db:
+
+        def write(db: _Connection) -> None:
             db.execute(sql, values)
             self._store_files(db, record.id, files)
+
+        self._again(write, write=True)
 
     def import_record(self, record: RunRecord) -> bool:
         """Add ``record`` as it is (its receipt kept: it was made where the run ran) with
