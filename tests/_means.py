@@ -139,9 +139,22 @@ def _missing_redis() -> str | None:
 
 
 def _missing_postgres() -> str | None:
-    if shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        return None
-    return "no PostgreSQL: initdb is neither on PATH nor in /usr/lib/postgresql/*/bin"
+    # What tests/_postgres.py needs: the server's programs, the account to run them as when
+    # we are root (initdb refuses root), and the driver of the `postgres` extra.
+    if not (shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")):
+        return "no PostgreSQL: initdb is neither on PATH nor in /usr/lib/postgresql/*/bin"
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no `postgres` account to run PostgreSQL as (initdb refuses root)"
+    from importlib.util import find_spec
+
+    if find_spec("psycopg") is None or find_spec("psycopg_pool") is None:
+        return "no psycopg: install the `postgres` extra (pip install -e '.[all,test]')"
+    return None
 
 
 def _missing_browser() -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import _means
+from tests import _means, _postgres
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,3 +99,12 @@ def cc_home(
             f"this test ran the Claude Code CLI ({log.read_text().strip()!r}) but is not "
             "marked `cli`: add @pytest.mark.cli or use a fixture decorated with uses_cli"
         )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_postgres.PostgresServer]:
+    """One real PostgreSQL for the session (tests/_postgres.py); use it from tests marked
+    ``postgres``."""
+    server = _postgres.start_postgres()
+    yield server
+    server.stop()

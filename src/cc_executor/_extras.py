@@ -20,6 +20,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "testing": ("starlette", "uvicorn", "yaml"),
     "fleet": ("dramatiq", "redis"),
     "permissions": ("mcp", "yaml"),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 
 

@@ -24,7 +24,7 @@ def _record(run_id: str, batch: str | None, key: str | None, started: float) -> 
     )
 
 
-def test_runs_are_found_by_batch_and_keep_their_key(cc_home: Path) -> None:
+def test_runs_are_found_by_batch_and_keep_their_key(cc_home: Path, history_backend: str) -> None:
     store = open_store()
     try:
         for n in range(30):

@@ -1,4 +1,6 @@
-"""The run history: crash recovery, concurrency, receipts, export, migrations, bad stores."""
+"""The run history: crash recovery, concurrency, receipts, export, migrations, bad stores.
+
+The tests taking ``history_backend`` run against SQLite and PostgreSQL (tests/store/conftest.py)."""
 
 from __future__ import annotations
 
@@ -60,7 +62,9 @@ def _statuses() -> list[str]:
         store.close()
 
 
-def test_exec_runs_are_recorded_with_receipts(cc_home: Path, tmp_path: Path) -> None:
+def test_exec_runs_are_recorded_with_receipts(
+    cc_home: Path, history_backend: str, tmp_path: Path
+) -> None:
     # The child stays until its start is in the history: the start time of a child that
     # is already gone (a zombie) cannot be read, and on a loaded machine it may be.
     go = tmp_path / "go"
@@ -88,7 +92,7 @@ def test_exec_runs_are_recorded_with_receipts(cc_home: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("kill_watchdog", [False, True])
 def test_supervisor_sigkilled_mid_run_is_recovered(
-    cc_home: Path, tmp_path: Path, kill_watchdog: bool
+    cc_home: Path, history_backend: str, tmp_path: Path, kill_watchdog: bool
 ) -> None:
     """SIGKILL the supervising `cc-executor exec`; the next opening of the history marks the
     run interrupted and no process of it survives. With ``kill_watchdog`` the watchdog dies
@@ -159,7 +163,7 @@ def test_eight_processes_times_a_hundred_runs_lose_nothing(tmp_path: Path) -> No
     store.close()
 
 
-def test_tampering_fails_verify_for_exactly_that_run(cc_home: Path) -> None:
+def test_tampering_fails_verify_for_exactly_that_run(cc_home: Path, history_backend: str) -> None:
     ids = [
         json.loads(cc("exec", "--json", "--", "echo", str(i)).stdout)["run_id"] for i in range(3)
     ]
@@ -179,7 +183,7 @@ def test_tampering_fails_verify_for_exactly_that_run(cc_home: Path) -> None:
     assert "exists=no" in missing.stdout
 
 
-def test_export_round_trips(cc_home: Path, tmp_path: Path) -> None:
+def test_export_round_trips(cc_home: Path, history_backend: str, tmp_path: Path) -> None:
     for i in range(3):
         cc("exec", "--", "echo", f"api_key=sk-ant-{'x' * 20}", str(i))
     out = tmp_path / "export.json"
@@ -276,7 +280,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_history_filters_and_prune(cc_home: Path) -> None:
+def test_history_filters_and_prune(cc_home: Path, history_backend: str) -> None:
     cc("exec", "--", "true")
     cc("exec", "--", "false")
     cc("exec", "--timeout", "0.2", "--", "sleep", "5")
@@ -298,7 +302,7 @@ def test_history_filters_and_prune(cc_home: Path) -> None:
     assert json.loads(cc("history", "--json").stdout) == []
 
 
-def test_show_renders_the_transcript_of_an_exec(cc_home: Path) -> None:
+def test_show_renders_the_transcript_of_an_exec(cc_home: Path, history_backend: str) -> None:
     run_id = json.loads(cc("exec", "--json", "--", "echo", "visible \x1b[2J text").stdout)["run_id"]
     shown = cc("show", run_id[:10], "--events")
     assert shown.returncode == 0
@@ -319,7 +323,7 @@ def test_redaction() -> None:
 
 
 @pytest.mark.slow  # seconds of work: out of the fast tier
-def test_timeout_auto_uses_similar_past_runs(cc_home: Path) -> None:
+def test_timeout_auto_uses_similar_past_runs(cc_home: Path, history_backend: str) -> None:
     for _ in range(5):
         cc("exec", "--", "sleep", "0.05")
     done = cc("exec", "--timeout", "auto", "--json", "--", "sleep", "0.05")
@@ -425,14 +429,16 @@ def test_history_commands_refuse_bad_input_on_one_line(cc_home: Path, tmp_path: 
         assert done.stderr == f"cc-executor export: cannot write {target}: {reason}\n"
 
 
-def test_history_says_whether_it_is_empty_or_nothing_matched(cc_home: Path) -> None:
+def test_history_says_whether_it_is_empty_or_nothing_matched(
+    cc_home: Path, history_backend: str
+) -> None:
     assert cc("history").stdout == "no runs recorded yet\n"
     cc("exec", "--", "true", check=True)
     assert cc("history", "--kind", "run").stdout == "no runs match\n"
     assert cc("history", "--status", "failed").stdout == "no runs match\n"
 
 
-def test_an_ambiguous_prefix_names_candidates(cc_home: Path) -> None:
+def test_an_ambiguous_prefix_names_candidates(cc_home: Path, history_backend: str) -> None:
     store = open_store()
     for suffix in ("a", "b", "c", "d", "e"):
         store.start(RunRecord(id=f"01prefix{suffix}", kind="exec", started_at=1.0))
@@ -446,7 +452,7 @@ def test_an_ambiguous_prefix_names_candidates(cc_home: Path) -> None:
 
 
 def test_show_events_of_an_interrupted_run_shows_its_partial_transcript(
-    cc_home: Path, tmp_path: Path
+    cc_home: Path, history_backend: str, tmp_path: Path
 ) -> None:
     """A run that never ended has no receipts; the event log it was writing is shown."""
     run_dir = tmp_path / "run"
@@ -493,3 +499,23 @@ def test_folders_that_are_not_cc_executors_to_change_are_left_with_a_warning(
     SQLiteStore(elsewhere / "history.sqlite3").close()
     assert elsewhere.stat().st_mode & 0o7777 == 0o2755
     assert (elsewhere / "history.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_history_option_and_variable_choose_the_file(cc_home: Path, tmp_path: Path) -> None:
+    chosen = tmp_path / "chosen.sqlite3"
+    done = cc("--history", str(chosen), "exec", "--json", "--", "true")
+    run_id = json.loads(done.stdout)["run_id"]
+    assert [
+        r["id"] for r in json.loads(cc(f"--history=sqlite://{chosen}", "history", "--json").stdout)
+    ] == [run_id]
+    assert not (cc_home / "history.sqlite3").exists()
+    for bad, says in (
+        ("ftp://host/x", "the location must be a file path, sqlite:///path or postgresql://"),
+        ("sqlite://relative", "a sqlite:// location names an absolute path"),
+        ("", "the history location is empty"),
+    ):
+        refused = cc("--history", bad, "history")
+        assert refused.returncode == 2
+        assert refused.stderr.count("\n") == 1
+        assert says in refused.stderr
+    assert "expected one argument" in cc("--history").stderr

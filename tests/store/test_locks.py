@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor._errors import HistoryError
-from cc_executor._store import RunRecord, open_store
+from cc_executor._store import RunRecord, SQLiteStore, open_store
 
 
 def test_a_second_store_keeps_the_first_ones_locks(cc_home: Path) -> None:
@@ -18,6 +18,7 @@ def test_a_second_store_keeps_the_first_ones_locks(cc_home: Path) -> None:
     second = open_store()  # this used to open and close the file: the first's locks went
     try:
         first.start(RunRecord(id="run-1", kind="run", status="running", started_at=1.0))
+        assert isinstance(first, SQLiteStore)
         path = str(first.path)
         wal = Path(f"{path}-wal")
         assert wal.exists()

@@ -124,9 +124,9 @@ def test_read_only_commands_on_a_read_only_mount(cc_home: Path) -> None:
 def test_an_older_schema_is_read_without_migrating(cc_home: Path) -> None:
     cc_home.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(cc_home / "history.sqlite3")
-    from cc_executor._store._sqlite import MIGRATIONS
+    from cc_executor._store._sqlite import MIGRATIONS, dialect_sql
 
-    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.executescript(dialect_sql(MIGRATIONS[0], "sqlite") + "; PRAGMA user_version = 1;")
     db.execute(
         "INSERT INTO runs (id, kind, argv, started_at, status) VALUES (?, ?, ?, ?, ?)",
         ("old000000000001", "exec", '["true"]', time.time(), "ok"),

@@ -79,7 +79,9 @@ def test_a_child_that_has_not_exec_d_yet_dies_with_its_supervisor() -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_start_never_recorded_becomes_an_interrupted_row(cc_home: Path) -> None:
+def test_a_start_never_recorded_becomes_an_interrupted_row(
+    cc_home: Path, history_backend: str
+) -> None:
     run_dir = cc_home / "runs" / "marked00000001"
     cc_home.mkdir(parents=True)
     done = subprocess.run(

@@ -26,6 +26,7 @@ _COMMANDS = {
     "export": "cc_executor._cli._history:add_parsers",
     "verify": "cc_executor._cli._history:add_parsers",
     "prune": "cc_executor._cli._history:add_parsers",
+    "import-history": "cc_executor._cli._history:add_parsers",
     "doctor": "cc_executor._cli._doctor:add_parser",
     "serve": "cc_executor._cli._serve:add_parser",
     "mcp": "cc_executor._cli._serve:add_parser",
@@ -43,6 +44,7 @@ _COMMANDS = {
 
 #: The extra each command needs (``cc_executor._extras``); the others run on the core install.
 _COMMAND_EXTRAS = {
+    "import-history": "postgres",
     "tasks": "tasks",
     "serve": "service",
     "mcp": "service",
@@ -73,6 +75,13 @@ def build_parser(
         "supervised, bounded in time, every byte kept, nothing left running.",
     )
     parser.add_argument("--version", action="version", version=f"cc-executor {__version__}")
+    parser.add_argument(
+        "--history",
+        metavar="WHERE",
+        help="the history every command uses: a file, sqlite:///path or postgresql://... "
+        "(password from CC_EXECUTOR_HISTORY_PASSWORD(_FILE), PGPASSWORD or ~/.pgpass; "
+        "default: $CC_EXECUTOR_HISTORY, else history.sqlite3 in the data folder)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = [_COMMANDS[command]] if command in _COMMANDS else list(_COMMANDS.values())
     for target in dict.fromkeys(wanted):
@@ -109,6 +118,11 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
     so a command may leave to the process's end what only frees resources (``args.hard_exit``).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] and args_list[0].startswith("--history"):
+        # Before the command: every layer below finds the history through the environment.
+        refused = _take_history(args_list)
+        if refused is not None:
+            return refused
     if args_list in (["--version"], ["-V"]):
         # The fast path: no parser, no imports.
         print(f"cc-executor {__version__}")
@@ -159,6 +173,29 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
     finally:
         if early is not None:
             early.abandon()  # a no-op once the run adopted the CLI
+
+
+def _take_history(args_list: list[str]) -> int | None:
+    """Move a leading ``--history WHERE`` of ``args_list`` to ``CC_EXECUTOR_HISTORY``;
+    2 (a usage error, said on one line) when it is missing or unusable."""
+    first = args_list.pop(0)
+    if first == "--history" and args_list:
+        value = args_list.pop(0)
+    elif first.startswith("--history="):
+        value = first.partition("=")[2]
+    else:
+        print("cc-executor: argument --history: expected one argument", file=sys.stderr)
+        return 2
+    from cc_executor._errors import HistoryError
+    from cc_executor._store._location import HISTORY_ENV, check_location
+
+    try:
+        check_location(value, from_argv=True)
+    except HistoryError as exc:
+        print(f"cc-executor: argument --history: {exc}", file=sys.stderr)
+        return 2
+    os.environ[HISTORY_ENV] = value
+    return None
 
 
 def console() -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cc_executor._text import inert
 
@@ -140,6 +141,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.set_defaults(handler=prune)
 
+    p = sub.add_parser(
+        "import-history",
+        help="copy a SQLite history into the PostgreSQL one",
+        description="Copy every run of a machine's SQLite history (and the files of those runs "
+        "still on this machine) into the history named by --history or $CC_EXECUTOR_HISTORY, "
+        "a PostgreSQL database. Records keep their receipts. A run already there is left as "
+        "it is: importing twice adds nothing.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="the SQLite history: a file or sqlite:///path")
+    p.set_defaults(handler=import_history)
+
 
 def _open() -> HistoryStore:
     from cc_executor._store import HistoryError, open_store
@@ -259,19 +271,25 @@ def _show_record(record: RunRecord) -> None:
         print(f"{'warning':>18}: {inert(warning)}")
 
 
-def _render_events(record: RunRecord) -> None:
-    from cc_executor._agents._claude import ClaudeStreamParser
-    from cc_executor._agents._types import (
-        ApiRetryEvent,
-        NoiseEvent,
-        ResultEvent,
-        TextEvent,
-        ThinkingEvent,
-        ToolResultEvent,
-        ToolUseEvent,
-    )
+def _render_events(record: RunRecord, store: HistoryStore) -> None:
+    """The transcript of ``record``'s event log: its file on this machine, else the copy
+    the history holds (a PostgreSQL history keeps one of every run's files)."""
+    import tempfile
 
-    log = next((a.path for a in record.artifacts if a.name in ("events", "stdout")), None)
+    from cc_executor._store import HOST
+
+    artifact = next((a for a in record.artifacts if a.name in ("events", "stdout")), None)
+    log = artifact.path if artifact is not None else None
+    copy = None
+    if artifact is not None and (record.host not in (None, HOST) or not os.path.isfile(log or "")):
+        # A run of another machine (or whose folder is gone): the history's own copy.
+        copy = store.file_content(record.id, artifact.name)
+    if copy is not None:
+        with tempfile.TemporaryFile() as file:
+            file.write(copy)
+            file.seek(0)
+            _print_events(record, file)
+        return
     if log is None and record.run_dir:
         # No receipts: the run never ended (interrupted, or still running); the log it was
         # writing is in its folder, as far as it got.
@@ -284,26 +302,9 @@ def _render_events(record: RunRecord) -> None:
     if log is None:
         print("(no event log recorded)")
         return
-    parser = ClaudeStreamParser()
     try:
         with open(log, "rb") as f:
-            for event in parser.parse_log(f):
-                if isinstance(event, TextEvent):
-                    print(f"assistant: {inert(event.text)}")
-                elif isinstance(event, ThinkingEvent):
-                    print(f"thinking: {inert(event.text[:2000])}")
-                elif isinstance(event, ToolUseEvent):
-                    print(f"tool call: {event.name} {inert(str(dict(event.input))[:500])}")
-                elif isinstance(event, ToolResultEvent):
-                    mark = "tool error" if event.is_error else "tool result"
-                    print(f"{mark}: {inert(event.content[:500])}")
-                elif isinstance(event, ApiRetryEvent):
-                    print(f"api retry: status {event.error_status} {event.error or ''}")
-                elif isinstance(event, ResultEvent):
-                    state = "error" if event.is_error else event.subtype
-                    print(f"result ({state}): {inert((event.result or '')[:2000])}")
-                elif isinstance(event, NoiseEvent) and record.kind == "exec":
-                    print(inert(event.text))
+            _print_events(record, f)
     except OSError as exc:
         print(f"(event log unreadable: {exc.strerror})")
 
@@ -318,30 +319,62 @@ def _decisions(store: HistoryStore, run_id: str) -> list[dict[str, Any]]:
         return []
 
 
+def _print_events(record: RunRecord, log: BinaryIO) -> None:
+    from cc_executor._agents._claude import ClaudeStreamParser
+    from cc_executor._agents._types import (
+        ApiRetryEvent,
+        NoiseEvent,
+        ResultEvent,
+        TextEvent,
+        ThinkingEvent,
+        ToolResultEvent,
+        ToolUseEvent,
+    )
+
+    for event in ClaudeStreamParser().parse_log(log):
+        if isinstance(event, TextEvent):
+            print(f"assistant: {inert(event.text)}")
+        elif isinstance(event, ThinkingEvent):
+            print(f"thinking: {inert(event.text[:2000])}")
+        elif isinstance(event, ToolUseEvent):
+            print(f"tool call: {event.name} {inert(str(dict(event.input))[:500])}")
+        elif isinstance(event, ToolResultEvent):
+            mark = "tool error" if event.is_error else "tool result"
+            print(f"{mark}: {inert(event.content[:500])}")
+        elif isinstance(event, ApiRetryEvent):
+            print(f"api retry: status {event.error_status} {event.error or ''}")
+        elif isinstance(event, ResultEvent):
+            state = "error" if event.is_error else event.subtype
+            print(f"result ({state}): {inert((event.result or '')[:2000])}")
+        elif isinstance(event, NoiseEvent) and record.kind == "exec":
+            print(inert(event.text))
+
+
 def show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
     with _reading("show") as store:
         record = store.get(args.run_id)  # an ambiguous prefix: one line, exit code 1
-        decisions = _decisions(store, record.id) if record is not None else []
-    if record is None:
-        print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
-        return 1
-    if args.json:
-        _print_json({**record.to_dict(), "permission_decisions": decisions})
-        return 0
-    _show_record(record)
-    for d in decisions:
-        # The tool input is the model's: one line, made inert, cut short.
-        shown = inert(json.dumps(d["tool_input"], ensure_ascii=False))
-        shown = shown if len(shown) <= 120 else shown[:117] + "..."
-        how = d["decided_by"] + (f" ({d['rule']})" if d.get("rule") else "")
-        print(
-            f"{'permission':>18}: {_when(d['decided_at'])} {d['decision']} {d['tool_name']} "
-            f"{shown} by {inert(how)}" + (f": {inert(d['message'])}" if d.get("message") else "")
-        )
-    if args.events:
-        print()
-        _render_events(record)
+        if record is None:
+            print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
+            return 1
+        decisions = _decisions(store, record.id)
+        if args.json:
+            _print_json({**record.to_dict(), "permission_decisions": decisions})
+            return 0
+        _show_record(record)
+        for d in decisions:
+            # The tool input is the model's: one line, made inert, cut short.
+            shown = inert(json.dumps(d["tool_input"], ensure_ascii=False))
+            shown = shown if len(shown) <= 120 else shown[:117] + "..."
+            how = d["decided_by"] + (f" ({d['rule']})" if d.get("rule") else "")
+            print(
+                f"{'permission':>18}: {_when(d['decided_at'])} {d['decision']} "
+                f"{d['tool_name']} {shown} by {inert(how)}"
+                + (f": {inert(d['message'])}" if d.get("message") else "")
+            )
+        if args.events:
+            print()
+            _render_events(record, store)
     return 0
 
 
@@ -401,7 +434,7 @@ def verify_runs(args: argparse.Namespace) -> int:
             targets = [(args.run_id, store.get(args.run_id))]
         else:
             targets = [(r.id, r) for r in store.query(Query(limit=args.last))]
-    reports = [verify(record, run_id) for run_id, record in targets]
+        reports = [verify(record, run_id, store) for run_id, record in targets]
     keyed = any(r.keyed for r in reports)
     if args.json:
         _print_json(
@@ -476,3 +509,54 @@ def _prune_workspaces(folders: list[str], *, dry_run: bool) -> int:
     if dry_run:
         return sum(os.path.isfile(os.path.join(f, RECEIPT_NAME)) for f in folders)
     return discard_for_runs(folders)
+
+
+def import_history(args: argparse.Namespace) -> int:
+    """Handler of ``import-history``."""
+    from cc_executor._store import HistoryError, Query, history_location, open_store
+    from cc_executor._store._location import is_postgres, sqlite_path
+    from cc_executor._store._postgres import PostgresStore
+
+    target = history_location()
+    if not is_postgres(target):
+        print(
+            "cc-executor import-history: the history to import into is not a PostgreSQL one: "
+            "give --history postgresql://... (before the command) or set CC_EXECUTOR_HISTORY",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        path = sqlite_path(args.source)
+    except HistoryError as exc:
+        print(f"cc-executor import-history: {inert(str(exc))}", file=sys.stderr)
+        return 2
+    if not path.is_file():
+        print(
+            f"cc-executor import-history: no SQLite history at {inert(str(path))}", file=sys.stderr
+        )
+        return 2
+    try:
+        source = open_store(path, readonly=True)
+    except HistoryError as exc:
+        raise SystemExit(f"cc-executor import-history: {inert(str(exc))}") from None
+    try:
+        store = open_store()
+        try:
+            if not isinstance(store, PostgresStore):  # is_postgres(target) said it is
+                raise HistoryError(f"{target} is not a PostgreSQL history")
+            added = kept = 0
+            for record in reversed(source.query(Query())):  # oldest first
+                if store.import_record(record):
+                    added += 1
+                else:
+                    kept += 1
+        finally:
+            store.close()
+    except HistoryError as exc:
+        raise SystemExit(f"cc-executor import-history: {inert(str(exc))}") from None
+    finally:
+        source.close()
+        for warning in source.warnings:
+            print(f"cc-executor import-history: warning: {inert(warning)}", file=sys.stderr)
+    print(f"imported {added} runs from {path} ({kept} already in the history)")
+    return 0

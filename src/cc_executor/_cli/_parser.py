@@ -57,6 +57,8 @@ EXAMPLES = {
     "cc-executor workspace merge": "cc-executor workspace merge 01JD3K",
     "cc-executor workspace discard": "cc-executor workspace discard 01JD3K",
     "cc-executor workspace prune": "cc-executor workspace prune --older-than 7d --dry-run",
+    "cc-executor import-history": "cc-executor --history postgresql://cc@db.internal/cc "
+    "import-history ~/.local/share/cc-executor/history.sqlite3",
     "cc-executor doctor": "cc-executor doctor --json",
     "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
     "cc-executor worker": "cc-executor worker --fleet redis://redis.internal:6379/0 --slots 4 "

@@ -3,11 +3,13 @@ interface (:class:`HistoryStore`) so another backend can be added without touchi
 
 from cc_executor._store._base import HistoryError, HistoryStore, Query
 from cc_executor._store._history import (
+    HOST,
     Recorder,
     Verification,
     default_store_path,
     file_receipt,
     finish_process_record,
+    history_location,
     open_store,
     process_receipts,
     process_start_ticks,
@@ -28,6 +30,7 @@ from cc_executor._store._record import (
 from cc_executor._store._sqlite import SCHEMA_VERSION, SQLiteStore
 
 __all__ = [
+    "HOST",
     "INTERRUPTED",
     "KEY_ENV",
     "RUNNING",
@@ -43,6 +46,7 @@ __all__ = [
     "default_store_path",
     "file_receipt",
     "finish_process_record",
+    "history_location",
     "open_store",
     "preview",
     "process_receipts",

@@ -1,5 +1,5 @@
-"""The narrow interface every history backend implements (SQLite today; a server database
-for the distributed mode later), so callers never depend on one backend."""
+"""The narrow interface every history backend implements (SQLite on one machine, PostgreSQL
+for a fleet), so callers never depend on one backend."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ class Query:
 
 class HistoryStore(Protocol):
     """What the rest of cc-executor needs from a history backend."""
+
+    #: What opening had to put right and the malformed rows reads skipped, to report.
+    warnings: list[str]
 
     @property
     def receipt_key(self) -> bytes | None:
@@ -63,6 +66,9 @@ class HistoryStore(Protocol):
         any_key: bool = False,
     ) -> list[float]:
         """Durations of similar finished runs (``any_key``: whatever their key)."""
+
+    def file_content(self, run_id: str, name: str) -> bytes | None:
+        """The history's own copy of a run's file (None: it holds none)."""
 
     def count(self) -> int:
         """Number of runs."""

@@ -24,6 +24,12 @@ from cc_executor._engine._cgroup import remove_orphaned as remove_orphaned_cgrou
 from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
 from cc_executor._store._base import HistoryError, HistoryStore
+from cc_executor._store._location import (
+    HISTORY_ENV,
+    is_postgres,
+    parse_postgres_url,
+    sqlite_path,
+)
 from cc_executor._store._receipt import KEY_ENV, check_record, receipt_key, record_receipt
 from cc_executor._store._record import (
     INTERRUPTED,
@@ -205,21 +211,33 @@ def recover(store: HistoryStore) -> list[RunRecord]:
     return recovered
 
 
+def history_location() -> str | Path:
+    """Where the history is: ``$CC_EXECUTOR_HISTORY`` (set by ``--history`` too: a file,
+    ``sqlite:///path`` or ``postgresql://...``), else :func:`default_store_path`."""
+    return os.environ.get(HISTORY_ENV) or default_store_path()
+
+
 def open_store(
     path: str | os.PathLike[str] | None = None, *, readonly: bool = False
-) -> SQLiteStore:
-    """Open (and create, migrate, recover) the history, with the receipt key of
-    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set. Raises :class:`HistoryError` (a key
-    file that is set but unusable included).
+) -> HistoryStore:
+    """Open (and create, migrate, recover) the history at ``path`` (a file,
+    ``sqlite:///path`` or ``postgresql://...``; default: :func:`history_location`), with
+    the receipt key of ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set. Raises
+    :class:`HistoryError` (a key file that is set but unusable included).
 
     ``readonly``: only read it (see :class:`SQLiteStore`): nothing is created, migrated
     or recovered, so it works on a read-only mount; a run whose supervisor is gone keeps
     its ``running`` status there (:func:`stale` tells)."""
-    store = SQLiteStore(
-        path if path is not None else default_store_path(),
-        readonly=readonly,
-        receipt_key=receipt_key(),
-    )
+    location = path if path is not None else history_location()
+    store: HistoryStore
+    if is_postgres(location):
+        from cc_executor._store._postgres import PostgresStore
+
+        store = PostgresStore(
+            parse_postgres_url(str(location)), readonly=readonly, receipt_key=receipt_key()
+        )
+    else:
+        store = SQLiteStore(sqlite_path(location), readonly=readonly, receipt_key=receipt_key())
     if not readonly:
         adopt_markers(store)
         recover(store)
@@ -565,10 +583,14 @@ UNKEYED_NOTE = (
 )
 
 
-def verify(record: RunRecord | None, run_id: str) -> Verification:
+def verify(
+    record: RunRecord | None, run_id: str, store: HistoryStore | None = None
+) -> Verification:
     """Recompute the sha256 of every stored artifact of ``record`` against its receipt,
     and the record's own receipt (HMAC-SHA256 with the key of
-    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set) against its fields."""
+    ``$CC_EXECUTOR_RECEIPT_KEY_FILE`` when it is set) against its fields. A file of a run
+    of another machine, or missing here, is checked in the copy ``store`` holds, if any
+    (a PostgreSQL history keeps one)."""
     if record is None:
         return Verification(run_id, exists=False, problems=["no such run in the history"])
     result = Verification(record.id, exists=True, status=record.status)
@@ -600,9 +622,23 @@ def verify(record: RunRecord | None, run_id: str) -> Verification:
             "recorded_size": artifact.size,
         }
         now: Artifact | str | None = None
-        with contextlib.suppress(OSError):
-            # Bounded by the recorded size: more bytes than that is altered already.
-            now = read_receipt(artifact.name, artifact.path, limit=max(artifact.size, 0))
+        here = record.host in (None, HOST)
+        if here:
+            with contextlib.suppress(OSError):
+                # Bounded by the recorded size: more bytes than that is altered already.
+                now = read_receipt(artifact.name, artifact.path, limit=max(artifact.size, 0))
+        if now is None and store is not None:
+            copy = store.file_content(record.id, artifact.name)
+            if copy is not None:
+                now = Artifact(
+                    name=artifact.name,
+                    path=artifact.path,
+                    size=len(copy),
+                    sha256=hashlib.sha256(copy).hexdigest(),
+                )
+                entry["checked"] = "copy in the history"
+                where = "the file is not on this machine" if here else f"it ran on {record.host}"
+                result.notes.append(f"{artifact.name} was checked in the history's copy ({where})")
         if isinstance(now, str):
             entry["state"] = "altered"
             entry["reason"] = f"{now}, not a regular file (not read)"

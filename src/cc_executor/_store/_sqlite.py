@@ -32,8 +32,12 @@ from cc_executor._store._base import HistoryError, Query
 from cc_executor._store._receipt import check_record, record_receipt
 from cc_executor._store._record import RUNNING, Artifact, RunRecord
 
-#: Numbered schema migrations; index i upgrades from version i to i + 1.
-MIGRATIONS: Sequence[str] = (
+#: Numbered schema migrations; index i upgrades from version i to i + 1. One list serves both
+#: backends: a migration is SQL both run (types TEXT, INTEGER, REAL and BLOB, which the
+#: PostgreSQL backend reads as TEXT, BIGINT, DOUBLE PRECISION and BYTEA: see
+#: ``_postgres.postgres_sql``), or, where they must differ, a mapping of each dialect
+#: ("sqlite", "postgresql") to its own SQL.
+MIGRATIONS: Sequence[str | Mapping[str, str]] = (
     # 1: the first schema.
     """
     CREATE TABLE runs (
@@ -115,7 +119,27 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX permission_decisions_run ON permission_decisions (run_id, decided_at);
     """,
+    # 9: copies of a run's files (event log, output) kept in the history itself, so that a
+    # run can be shown and verified from any machine: the PostgreSQL backend fills it (up to
+    # a size limit per file); SQLite, one machine's history, keeps the files on disk only.
+    """
+    CREATE TABLE run_files (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        content BLOB NOT NULL,
+        PRIMARY KEY (run_id, name)
+    );
+    """,
 )
+
+
+def dialect_sql(migration: str | Mapping[str, str], dialect: str) -> str:
+    """The SQL of ``migration`` for ``dialect`` ("sqlite" or "postgresql"), untranslated."""
+    return migration if isinstance(migration, str) else migration[dialect]
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The fields of a permission decision as stored (and as ``show --json`` lists them).
@@ -221,7 +245,7 @@ def _artifacts(value: Any) -> list[Artifact]:
     return out
 
 
-def _decode(row: sqlite3.Row) -> RunRecord | str:
+def _decode(row: Any) -> RunRecord | str:
     """The run of ``row``, or why the row is malformed (a damaged or hand-edited file: one
     bad row is that row's problem, never a failed command)."""
     data = dict(row)
@@ -258,7 +282,249 @@ def _damaged(exc: sqlite3.Error) -> bool:
     )
 
 
-class SQLiteStore:
+class SQLHistory:
+    """The history's queries, in SQL both backends run (see :data:`MIGRATIONS`): a backend
+    gives them its plumbing (``_read``, ``_write``, ``_receipt_key``, ``warnings``) and, where
+    its SQL differs, its own spelling of an upsert (``_UPSERT``) and of a null-safe equality
+    (``_IS``). Rows are read by column name."""
+
+    _receipt_key: bytes | None
+    warnings: list[str]
+    #: ``INSERT OR REPLACE`` (SQLite) or its PostgreSQL spelling, for ``start``.
+    _UPSERT = "INSERT OR REPLACE INTO runs ({columns}) VALUES ({values})"
+    #: A comparison true for two nulls (SQLite's ``IS``).
+    _IS = "IS"
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _write(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def start(self, record: RunRecord) -> None:
+        """Record a run that has just started (replaces a record with the same id)."""
+        # Column names come from the fixed _COLUMNS tuple, values are bound.
+        sql = self._UPSERT.format(
+            columns=", ".join(_COLUMNS), values=", ".join("?" for _ in _COLUMNS)
+        )
+        with self._write() as db:
+            db.execute(sql, self._values(record))
+            self._seal(db, record.id)
+
+    def finish(self, record: RunRecord) -> None:
+        """Record the end of a run: every field of ``record`` is stored."""
+        self.start(record)
+
+    def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
+        """Set the status (and end time) of a run. The row keeps the rest of its fields, so
+        it gets a new receipt only if it matched its old one: an update never launders an
+        edit made behind the history's back."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            decoded = _decode(row) if row is not None else None
+            # A malformed row is not intact: it never gets a new receipt.
+            intact = isinstance(decoded, RunRecord) and (
+                check_record(decoded, self._receipt_key) is None
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), "
+                "ended_at = COALESCE(ended_at, ?) WHERE id = ?",
+                (status, error, time.time(), run_id),
+            )
+            if intact:
+                self._seal(db, run_id)
+
+    @property
+    def receipt_key(self) -> bytes | None:
+        """The key record receipts are made with (None: unkeyed)."""
+        return self._receipt_key
+
+    def _values(self, record: RunRecord) -> list[Any]:
+        """The row of ``record`` as this backend stores it."""
+        return _row_values(record)
+
+    def _seal(self, db: Any, run_id: str) -> None:
+        """Give the row its receipt, computed from the row as SQLite now holds it (so a
+        value SQLite converts, an integer cost in a REAL column, is covered as stored)."""
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        decoded = _decode(row) if row is not None else None
+        if isinstance(decoded, RunRecord):
+            receipt = record_receipt(decoded, self._receipt_key)
+            db.execute("UPDATE runs SET record_receipt = ? WHERE id = ?", (receipt, run_id))
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or with this unique id prefix (at least 6 characters)."""
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows and len(run_id) >= 6:
+            rows = self._read(
+                "SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 4",
+                (run_id, run_id + "\uffff"),
+            )
+            if len(rows) > 1:
+                some = ", ".join(str(row["id"]) for row in rows[:3])
+                more = ", ..." if len(rows) > 3 else ""
+                raise HistoryError(
+                    f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
+                    "(give more of the id)"
+                )
+        found = self._records(rows[:1])
+        return found[0] if found else None
+
+    def query(self, query: Query) -> list[RunRecord]:
+        """Runs matching ``query``, newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.status:
+            where.append("status = ?")
+            params.append(query.status)
+        if query.since is not None:
+            where.append("started_at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("started_at < ?")
+            params.append(query.until)
+        if query.agent:
+            where.append("agent = ?")
+            params.append(query.agent)
+        if query.kind:
+            where.append("kind = ?")
+            params.append(query.kind)
+        if query.parent_id:
+            where.append("parent_id = ?")
+            params.append(query.parent_id)
+        if query.batch_id:
+            where.append("batch_id = ?")
+            params.append(query.batch_id)
+        if query.session_id:
+            where.append("session_id = ?")
+            params.append(query.session_id)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if query.limit is not None:
+            sql += f" LIMIT {int(query.limit)}"
+        return self._records(self._read(sql, params))
+
+    def running(self) -> list[RunRecord]:
+        """Runs still marked ``running``."""
+        return self._records(self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,)))
+
+    def _records(self, rows: Sequence[Any]) -> list[RunRecord]:
+        """The runs of ``rows``; a malformed row is skipped, with a warning in
+        ``warnings`` (once per row)."""
+        out = []
+        for row in rows:
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                warning = (
+                    f"history row {_shown(row['id'])} skipped: {decoded} "
+                    "(`cc-executor doctor` lists the malformed rows)"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+            else:
+                out.append(decoded)
+        return out
+
+    def bad_rows(self) -> list[tuple[str, str]]:
+        """Every malformed row: its id (as text) and what is wrong with it."""
+        found = []
+        for row in self._read("SELECT * FROM runs ORDER BY started_at, id"):
+            decoded = _decode(row)
+            if isinstance(decoded, str):
+                found.append((str(row["id"]), decoded))
+        return found
+
+    def durations(
+        self,
+        *,
+        kind: str,
+        agent: str | None,
+        key: str | None,
+        limit: int = 200,
+        any_key: bool = False,
+    ) -> list[float]:
+        """Durations of the latest finished runs of the same kind, agent and ``key`` (the
+        command for exec, the model for Claude runs; ``any_key``: whatever it is), for
+        ``--timeout auto``."""
+        column = "model" if kind == "run" else "argv"
+        # ``column`` is one of two fixed names; every value is bound.
+        same = "" if any_key else f"AND {column} {self._IS} ? "
+        rows = self._read(
+            f"SELECT duration_s FROM runs WHERE kind = ? AND agent {self._IS} ? {same}"  # noqa: S608
+            "AND duration_s IS NOT NULL AND status NOT IN (?, ?) "
+            "ORDER BY started_at DESC LIMIT ?",
+            (kind, agent, *(() if any_key else (key,)), RUNNING, "spawn_failed", limit),
+        )
+        # A malformed value (text where the duration should be) counts for nothing.
+        values = [r["duration_s"] for r in rows]
+        return [float(v) for v in values if type(v) in (int, float) and math.isfinite(v)]
+
+    def file_content(self, run_id: str, name: str) -> bytes | None:
+        """The copy of file ``name`` (``stdout``, ``events``, ...) of run ``run_id`` the
+        history holds, or None (SQLite keeps none: the files are on its machine)."""
+        rows = self._read(
+            "SELECT content FROM run_files WHERE run_id = ? AND name = ?", (run_id, name)
+        )
+        return bytes(rows[0]["content"]) if rows else None
+
+    def add_permission_decision(self, run_id: str, decision: Mapping[str, Any]) -> None:
+        """Record one permission decision of a run (see :data:`PERMISSION_FIELDS`)."""
+        values = [run_id, *(decision.get(name) for name in PERMISSION_FIELDS)]
+        values[PERMISSION_FIELDS.index("tool_input") + 1] = json.dumps(
+            decision.get("tool_input") or {}
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO permission_decisions (run_id, "  # noqa: S608  (fixed names)
+                + ", ".join(PERMISSION_FIELDS)
+                + ") VALUES ("
+                + ", ".join("?" for _ in values)
+                + ")",
+                values,
+            )
+
+    def permission_decisions(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's permission decisions, oldest first."""
+        rows = self._read(
+            "SELECT * FROM permission_decisions WHERE run_id = ? ORDER BY decided_at",
+            (run_id,),
+        )
+        out = []
+        for row in rows:
+            entry = {name: row[name] for name in PERMISSION_FIELDS}
+            try:
+                entry["tool_input"] = json.loads(entry["tool_input"])
+            except ValueError:
+                entry["tool_input"] = {}
+            out.append(entry)
+        return out
+
+    def count(self) -> int:
+        """How many runs the history holds."""
+        rows = self._read("SELECT COUNT(*) AS n FROM runs")
+        return int(rows[0]["n"]) if rows else 0  # no rows: a database without the schema
+
+    def delete_before(self, timestamp: float) -> list[RunRecord]:
+        """Remove the finished runs that started before ``timestamp``; returns them."""
+        rows = self._read(
+            "SELECT * FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
+        )
+        with self._write() as db:
+            for table in ("run_files", "permission_decisions"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE run_id IN "  # noqa: S608  (fixed names)
+                    "(SELECT id FROM runs WHERE started_at < ? AND status != ?)",
+                    (timestamp, RUNNING),
+                )
+            db.execute(
+                "DELETE FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
+            )
+        return self._records(rows)
+
+
+class SQLiteStore(SQLHistory):
     """The history in one SQLite file. Thread-safe; safe across processes.
 
     Opening creates the file and its folder if needed and brings the schema up to date.
@@ -317,7 +583,7 @@ class SQLiteStore:
         except (FileNotFoundError, NotADirectoryError):
             empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             empty.row_factory = sqlite3.Row
-            for statement in ";".join(MIGRATIONS).split(";"):
+            for statement in ";".join(dialect_sql(m, "sqlite") for m in MIGRATIONS).split(";"):
                 if statement.strip():
                     empty.execute(statement)
             return empty
@@ -447,215 +713,10 @@ class SQLiteStore:
                     f"cc-executor ({SCHEMA_VERSION}): upgrade cc-executor"
                 )
             for version in range(current, target):
-                for statement in MIGRATIONS[version].split(";"):
+                for statement in dialect_sql(MIGRATIONS[version], "sqlite").split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version + 1}")
-
-    # ------------------------------------------------------------------ the interface
-
-    def start(self, record: RunRecord) -> None:
-        """Record a run that has just started (replaces a record with the same id)."""
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        with self._write() as db:
-            db.execute(
-                # Column names come from the fixed _COLUMNS tuple, values are bound.
-                f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
-                _row_values(record),
-            )
-            self._seal(db, record.id)
-
-    def finish(self, record: RunRecord) -> None:
-        """Record the end of a run: every field of ``record`` is stored."""
-        self.start(record)
-
-    def add_permission_decision(self, run_id: str, decision: Mapping[str, Any]) -> None:
-        """Record one permission decision of a run (see :data:`PERMISSION_FIELDS`)."""
-        values = [run_id, *(decision.get(name) for name in PERMISSION_FIELDS)]
-        values[PERMISSION_FIELDS.index("tool_input") + 1] = json.dumps(
-            decision.get("tool_input") or {}
-        )
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO permission_decisions (run_id, "  # noqa: S608  (fixed names)
-                + ", ".join(PERMISSION_FIELDS)
-                + ") VALUES ("
-                + ", ".join("?" for _ in values)
-                + ")",
-                values,
-            )
-
-    def permission_decisions(self, run_id: str) -> list[dict[str, Any]]:
-        """A run's permission decisions, oldest first."""
-        rows = self._read(
-            "SELECT * FROM permission_decisions WHERE run_id = ? ORDER BY decided_at",
-            (run_id,),
-        )
-        out = []
-        for row in rows:
-            entry = {name: row[name] for name in PERMISSION_FIELDS}
-            try:
-                entry["tool_input"] = json.loads(entry["tool_input"])
-            except ValueError:
-                entry["tool_input"] = {}
-            out.append(entry)
-        return out
-
-    def update_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
-        """Set the status (and end time) of a run. The row keeps the rest of its fields, so
-        it gets a new receipt only if it matched its old one: an update never launders an
-        edit made behind the history's back."""
-        with self._write() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            decoded = _decode(row) if row is not None else None
-            # A malformed row is not intact: it never gets a new receipt.
-            intact = isinstance(decoded, RunRecord) and (
-                check_record(decoded, self._receipt_key) is None
-            )
-            db.execute(
-                "UPDATE runs SET status = ?, error = COALESCE(?, error), "
-                "ended_at = COALESCE(ended_at, ?) WHERE id = ?",
-                (status, error, time.time(), run_id),
-            )
-            if intact:
-                self._seal(db, run_id)
-
-    @property
-    def receipt_key(self) -> bytes | None:
-        """The key record receipts are made with (None: unkeyed)."""
-        return self._receipt_key
-
-    def _seal(self, db: sqlite3.Connection, run_id: str) -> None:
-        """Give the row its receipt, computed from the row as SQLite now holds it (so a
-        value SQLite converts, an integer cost in a REAL column, is covered as stored)."""
-        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        decoded = _decode(row) if row is not None else None
-        if isinstance(decoded, RunRecord):
-            receipt = record_receipt(decoded, self._receipt_key)
-            db.execute("UPDATE runs SET record_receipt = ? WHERE id = ?", (receipt, run_id))
-
-    def get(self, run_id: str) -> RunRecord | None:
-        """The run with this id, or with this unique id prefix (at least 6 characters)."""
-        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
-        if not rows and len(run_id) >= 6:
-            rows = self._read(
-                "SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 4",
-                (run_id, run_id + "\uffff"),
-            )
-            if len(rows) > 1:
-                some = ", ".join(str(row["id"]) for row in rows[:3])
-                more = ", ..." if len(rows) > 3 else ""
-                raise HistoryError(
-                    f"run id prefix {run_id!r} is ambiguous: it matches {some}{more} "
-                    "(give more of the id)"
-                )
-        found = self._records(rows[:1])
-        return found[0] if found else None
-
-    def query(self, query: Query) -> list[RunRecord]:
-        """Runs matching ``query``, newest first."""
-        where: list[str] = []
-        params: list[Any] = []
-        if query.status:
-            where.append("status = ?")
-            params.append(query.status)
-        if query.since is not None:
-            where.append("started_at >= ?")
-            params.append(query.since)
-        if query.until is not None:
-            where.append("started_at < ?")
-            params.append(query.until)
-        if query.agent:
-            where.append("agent = ?")
-            params.append(query.agent)
-        if query.kind:
-            where.append("kind = ?")
-            params.append(query.kind)
-        if query.parent_id:
-            where.append("parent_id = ?")
-            params.append(query.parent_id)
-        if query.batch_id:
-            where.append("batch_id = ?")
-            params.append(query.batch_id)
-        if query.session_id:
-            where.append("session_id = ?")
-            params.append(query.session_id)
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if query.limit is not None:
-            sql += f" LIMIT {int(query.limit)}"
-        return self._records(self._read(sql, params))
-
-    def running(self) -> list[RunRecord]:
-        """Runs still marked ``running``."""
-        return self._records(self._read("SELECT * FROM runs WHERE status = ?", (RUNNING,)))
-
-    def _records(self, rows: Sequence[sqlite3.Row]) -> list[RunRecord]:
-        """The runs of ``rows``; a malformed row is skipped, with a warning in
-        ``warnings`` (once per row)."""
-        out = []
-        for row in rows:
-            decoded = _decode(row)
-            if isinstance(decoded, str):
-                warning = (
-                    f"history row {_shown(row['id'])} skipped: {decoded} "
-                    "(`cc-executor doctor` lists the malformed rows)"
-                )
-                if warning not in self.warnings:
-                    self.warnings.append(warning)
-            else:
-                out.append(decoded)
-        return out
-
-    def bad_rows(self) -> list[tuple[str, str]]:
-        """Every malformed row: its id (as text) and what is wrong with it."""
-        found = []
-        for row in self._read("SELECT * FROM runs ORDER BY started_at, id"):
-            decoded = _decode(row)
-            if isinstance(decoded, str):
-                found.append((str(row["id"]), decoded))
-        return found
-
-    def durations(
-        self,
-        *,
-        kind: str,
-        agent: str | None,
-        key: str | None,
-        limit: int = 200,
-        any_key: bool = False,
-    ) -> list[float]:
-        """Durations of the latest finished runs of the same kind, agent and ``key`` (the
-        command for exec, the model for Claude runs; ``any_key``: whatever it is), for
-        ``--timeout auto``."""
-        column = "model" if kind == "run" else "argv"
-        # ``column`` is one of two fixed names; every value is bound.
-        same = "" if any_key else f"AND {column} IS ? "
-        rows = self._read(
-            f"SELECT duration_s FROM runs WHERE kind = ? AND agent IS ? {same}"  # noqa: S608
-            "AND duration_s IS NOT NULL AND status NOT IN (?, ?) "
-            "ORDER BY started_at DESC LIMIT ?",
-            (kind, agent, *(() if any_key else (key,)), RUNNING, "spawn_failed", limit),
-        )
-        # A malformed value (text where the duration should be) counts for nothing.
-        return [float(r[0]) for r in rows if type(r[0]) in (int, float) and math.isfinite(r[0])]
-
-    def count(self) -> int:
-        """How many runs the history holds."""
-        return int(self._read("SELECT COUNT(*) FROM runs")[0][0])
-
-    def delete_before(self, timestamp: float) -> list[RunRecord]:
-        """Remove the finished runs that started before ``timestamp``; returns them."""
-        rows = self._read(
-            "SELECT * FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
-        )
-        with self._write() as db:
-            db.execute(
-                "DELETE FROM runs WHERE started_at < ? AND status != ?", (timestamp, RUNNING)
-            )
-        return self._records(rows)
 
     def close(self) -> None:
         """Close the connection."""

@@ -1,0 +1,22 @@
+"""The history's tests run against both backends: ``history_backend`` names the history
+each test (and every ``cc-executor`` it starts) uses through ``CC_EXECUTOR_HISTORY``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests._postgres import PostgresServer
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])]
+)
+def history_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``sqlite`` (the default file in the test's home) or ``postgres``: an empty database
+    on the session's server, named by ``CC_EXECUTOR_HISTORY``."""
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        # Dropping the tables is much cheaper than a database per test.
+        server.sql("DROP TABLE IF EXISTS runs, run_files, history_schema", "postgres")
+        monkeypatch.setenv("CC_EXECUTOR_HISTORY", server.url())
+    return str(request.param)
