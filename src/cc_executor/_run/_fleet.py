@@ -205,7 +205,7 @@ async def attach_fleet_run(
     if after < 0:
         raise ValueError(f"--after must be a sequence number >= 0, got {after}")
     if not await fleet.known(run_id):
-        raise FleetError(f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}")
+        raise FleetError(unknown_run(fleet, run_id))
     cursor = f"0-{after}"
     while True:
         for entry_id, entry in await fleet.read(run_id, cursor, _READ_BLOCK_S):
@@ -219,6 +219,11 @@ async def attach_fleet_run(
                 return result_from_dict(entry["result"])
             elif kind == "refused":
                 raise RunRefused(str(entry.get("error")))
+
+
+def unknown_run(fleet: Fleet, run_id: str) -> str:
+    """What to say of a run ``fleet`` does not know."""
+    return f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}"
 
 
 def _unknown_why(run_id: str) -> str:

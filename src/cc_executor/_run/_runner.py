@@ -46,6 +46,7 @@ from cc_executor._engine._launch import Launched
 from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
+from cc_executor._run._control import ControlChannel, open_control
 from cc_executor._run._homes import link_home, new_home, own_home, session_home
 from cc_executor._run._options import RunOptions
 from cc_executor._run._prepare import process_env, run_marker, save_prompt
@@ -349,6 +350,20 @@ class _Run:
         self._estimated = False
         #: The agent home of the run's session (None: the caller's; see ``_homes``).
         self.home: str | None = None
+        #: The run folder's control socket, while the run lasts (see ``_control``).
+        self._control: ControlChannel | None = None
+
+    def _cancel_elsewhere(self) -> bool:
+        if self.stop_requested:
+            return False
+        self.request_stop("cancelled by another process (cc-executor cancel)")
+        return True
+
+    def _pause(self) -> bool:
+        return self.process is not None and self.process.pause()
+
+    def _resume(self) -> bool:
+        return self.process is not None and self.process.resume()
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -419,6 +434,8 @@ class _Run:
         finally:
             if self.launched is not None:
                 self.launched.abandon()  # a no-op once adopted
+            if self._control is not None:
+                await self._control.aclose()
 
     async def _record_abort(self, exc: BaseException) -> None:
         """Close the history record of a run that ends by an exception (a callback raised,
@@ -480,6 +497,16 @@ class _Run:
                 )
         # In a thread: a large prompt takes a while to write, and other runs share the loop.
         await asyncio.to_thread(self._prepare_run_dir)
+        if opts.record:
+            # Found through the history by `cc-executor cancel|pause|unpause RUN_ID`.
+            self._control = await open_control(
+                str(self.run_dir),
+                {
+                    "cancel": self._cancel_elsewhere,
+                    "pause": self._pause,
+                    "resume": self._resume,
+                },
+            )
         if self.home is not None:
             link_home(str(self.run_dir), self.home)
         elif own_home(self.adapter, opts):
