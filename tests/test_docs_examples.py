@@ -74,6 +74,7 @@ UNTESTED = {
     ("docs/fleet.md", "cc-executor fleet status --fleet unix:///run/redis/"),
     ("docs/fleet.md", "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P"),
     ("docs/fleet.md", 'cc-executor run "Refactor the parser" &'),
+    ("docs/fleet.md", "cc-executor worker --queue gpu --queue default --slots 2"),
 }
 
 

@@ -79,6 +79,13 @@ def add_parser(sub: Any) -> None:
         help="also accept this environment variable in a run's env (repeatable; as serve's)",
     )
     w.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="take runs from this queue (repeatable; default: the queue named default)",
+    )
+    w.add_argument(
         "--grace",
         type=float,
         default=30.0,
@@ -255,6 +262,7 @@ def worker_main(args: argparse.Namespace) -> int:
         print(f"{me}: --heartbeat-timeout must be > 0, --grace >= 0", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="cc-executor worker: %(message)s")
+    from cc_executor._fleet._base import DEFAULT_QUEUE
     from cc_executor._service._worker import FleetWorker, WorkerConfig
 
     try:
@@ -267,6 +275,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 allow_env=args.allow_env,
                 grace_s=args.grace,
                 heartbeat_timeout_s=args.heartbeat_timeout,
+                queues=args.queue or [DEFAULT_QUEUE],
             )
         )
     except (CCExecutorError, ValueError) as exc:
@@ -421,11 +430,12 @@ def status_main(args: argparse.Namespace) -> int:
         beat = w.get("heartbeat_at")
         age = f"{max(0.0, now - beat):.1f} s ago" if isinstance(beat, (int, float)) else "?"
         agents = ",".join(str(a) for a in w.get("agents") or [])
+        taken = ",".join(str(q) for q in w.get("queues") or [])
         print(
             inert(
                 f"  {w.get('worker_id')}  {w.get('host')} pid {w.get('pid')}  "
                 f"{w.get('busy')}/{w.get('slots')} busy  agents {agents}  "
-                f"v{w.get('version')}  heartbeat {age}"
+                f"queues {taken}  v{w.get('version')}  heartbeat {age}"
             )
         )
     for name, count in queues.items():

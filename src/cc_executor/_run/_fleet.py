@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._agents._types import AgentEvent, RunStatus
 from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._base import PAUSE, RESUME
+from cc_executor._fleet._base import DEFAULT_QUEUE, PAUSE, RESUME, check_queue
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -59,7 +59,12 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
     )
 
 
-def run_message(prompt: str | bytes, run_id: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def run_message(
+    prompt: str | bytes,
+    run_id: str,
+    options: Mapping[str, Any],
+    queue: str = DEFAULT_QUEUE,
+) -> dict[str, Any]:
     """What a worker receives for a run: JSON only (paths as strings)."""
     data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
     plain: dict[str, Any] = {}
@@ -76,6 +81,7 @@ def run_message(prompt: str | bytes, run_id: str, options: Mapping[str, Any]) ->
         "prompt_b64": base64.b64encode(data).decode("ascii"),
         "options": plain,
         "attempt": 1,
+        "queue": queue,
     }
 
 
@@ -294,9 +300,15 @@ def _given(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def start_fleet_run(
-    prompt: str | bytes, fleet: str, on_event: EventCallback | None, options: dict[str, Any]
+    prompt: str | bytes,
+    fleet: str,
+    on_event: EventCallback | None,
+    options: dict[str, Any],
+    queue: str | None = None,
 ) -> FleetRunHandle:
-    """Check the options here (as for a local run), then queue the run on ``fleet``."""
+    """Check the options here (as for a local run), then queue the run on ``fleet``'s
+    queue ``queue`` (None: the default queue)."""
+    queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -310,7 +322,7 @@ def start_fleet_run(
         raise ValueError("a fleet run's id and folder are chosen by its worker: give neither")
     RunOptions.from_kwargs(options)
     run_id = new_run_id()
-    message = run_message(prompt, run_id, options)
+    message = run_message(prompt, run_id, options, queue)
     try:
         import orjson
 

@@ -1009,6 +1009,7 @@ def start_run(
     on_event: EventCallback | None = None,
     launched: Launched | None = None,
     fleet: str | None = None,
+    queue: str | None = None,
     **options: Any,
 ) -> RunHandle:
     """Start a run in the background of the running event loop and return its handle.
@@ -1017,6 +1018,7 @@ def start_run(
     ``fleet``: queue the run on the fleet at this URL (``redis://``, ``rediss://``,
     ``unix:///path``; docs/fleet.md) instead of running it here; the handle is then a
     :class:`~cc_executor._run._fleet.FleetRunHandle`, following the run on its worker.
+    ``queue``: the fleet's queue to put it on (default ``"default"``); only with ``fleet``.
 
     ``launched``: the CLI, already started by ``cc_executor._engine._launch.launch`` with
     this prompt (saved in its run folder) as stdin and the argv these options give (the
@@ -1028,7 +1030,9 @@ def start_run(
             raise ValueError("a fleet run is started by its worker: it cannot adopt a launch")
         from cc_executor._run._fleet import start_fleet_run
 
-        return start_fleet_run(prompt, fleet, on_event, options)
+        return start_fleet_run(prompt, fleet, on_event, options, queue)
+    if queue is not None:
+        raise ValueError("queue names a fleet's queue: give fleet= too")
     try:
         try:
             asyncio.get_running_loop()

@@ -31,7 +31,15 @@ from cc_executor._agents import ADAPTERS
 from cc_executor._agents._types import StatusEvent
 from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._base import CANCEL, PAUSE, RESUME, Fleet, Lease
+from cc_executor._fleet._base import (
+    CANCEL,
+    DEFAULT_QUEUE,
+    PAUSE,
+    RESUME,
+    Fleet,
+    Lease,
+    check_queue,
+)
 from cc_executor._ids import new_run_id
 from cc_executor._run._fleet import MESSAGE_VERSION
 from cc_executor._run._options import RunOptions
@@ -50,10 +58,10 @@ _RUN_ID = re.compile(r"[0-9a-z]{26}")
 
 @dataclass
 class WorkerConfig:
-    """What one worker offers: ``slots`` runs at once, runs whose ``cwd`` is inside
-    ``allow_dirs``, of the ``agents`` named (empty: every agent), and ``grace_s`` seconds
-    for runs to finish on SIGTERM. ``heartbeat_timeout_s``: after this long without a
-    heartbeat, the broker and the leases count the worker lost."""
+    """What one worker offers: ``slots`` runs at once, taken from the fleet's ``queues``,
+    runs whose ``cwd`` is inside ``allow_dirs``, of the ``agents`` named (empty: every
+    agent), and ``grace_s`` seconds for runs to finish on SIGTERM. ``heartbeat_timeout_s``:
+    after this long without a heartbeat, the broker and the leases count the worker lost."""
 
     fleet: str
     slots: int = 1
@@ -62,6 +70,7 @@ class WorkerConfig:
     allow_env: Sequence[str] = ()
     grace_s: float = 30.0
     heartbeat_timeout_s: float = 60.0
+    queues: Sequence[str] = (DEFAULT_QUEUE,)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -80,6 +89,8 @@ class FleetWorker:
     def __init__(self, config: WorkerConfig) -> None:
         if config.slots < 1:
             raise ValueError(f"--slots must be at least 1, got {config.slots}")
+        for queue in config.queues:
+            check_queue(queue)
         for name in config.agents:
             if name not in ADAPTERS:
                 raise ValueError(f"--agent {name!r}: unknown agent ({', '.join(sorted(ADAPTERS))})")
@@ -151,6 +162,7 @@ class FleetWorker:
             self._deliver,
             slots=self.config.slots,
             heartbeat_timeout_s=self.config.heartbeat_timeout_s,
+            queues=self.config.queues,
         )
         beat = asyncio.ensure_future(self._heartbeats())
         control = asyncio.ensure_future(self._control())
@@ -193,6 +205,7 @@ class FleetWorker:
                 "slots": self.config.slots,
                 "busy": len(self._active),
                 "agents": list(self.config.agents) or sorted(ADAPTERS),
+                "queues": list(self.config.queues),
                 "version": __version__,
                 "heartbeat_at": time.time(),
             }
