@@ -39,7 +39,8 @@ EXAMPLES = {
     "cc-executor exec": "cc-executor exec --timeout 60 -- make test\n"
     "cc-executor exec --json --idle-timeout 30 -- ./slow-script.sh",
     "cc-executor tasks": "cc-executor tasks run tasks.md\ncc-executor tasks resume 01JD3",
-    "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5",
+    "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5\n"
+    "cc-executor tasks run tasks.md --fleet redis://redis.internal:6379/0 --max-parallel 16",
     "cc-executor tasks resume": "cc-executor tasks resume 01JD3",
     "cc-executor batch": "cc-executor batch prompts.txt --timeout 300 --concurrency 8 "
     "--budget-usd 5\n"
