@@ -75,6 +75,7 @@ UNTESTED = {
     ("docs/fleet.md", "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P"),
     ("docs/fleet.md", 'cc-executor run "Refactor the parser" &'),
     ("docs/fleet.md", "cc-executor worker --queue gpu --queue default --slots 2"),
+    ("docs/fleet.md", 'cc-executor serve --fleet "$CC_EXECUTOR_FLEET" --allow-dir /srv/rep'),
     ("docs/fleet.md", 'cc-executor tasks run review.md --fleet "$CC_EXECUTOR_FLEET" --max-paral'),
 }
 

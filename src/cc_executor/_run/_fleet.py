@@ -305,9 +305,12 @@ def start_fleet_run(
     on_event: EventCallback | None,
     options: dict[str, Any],
     queue: str | None = None,
+    *,
+    run_id: str | None = None,
 ) -> FleetRunHandle:
     """Check the options here (as for a local run), then queue the run on ``fleet``'s
-    queue ``queue`` (None: the default queue)."""
+    queue ``queue`` (None: the default queue) under ``run_id`` (None: a fresh one; a
+    service gives its own, so that its id is the fleet's)."""
     queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     try:
         asyncio.get_running_loop()
@@ -321,7 +324,7 @@ def start_fleet_run(
     if "run_id" in options or "run_dir" in options:
         raise ValueError("a fleet run's id and folder are chosen by its worker: give neither")
     RunOptions.from_kwargs(options)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     message = run_message(prompt, run_id, options, queue)
     try:
         import orjson
