@@ -79,6 +79,15 @@ def add_parser(sub: Any) -> None:
         help="also accept this environment variable in a run's env (repeatable; as serve's)",
     )
     w.add_argument(
+        "--allow-exec",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a program run messages may run as a plain command (a name on PATH or a path, "
+        "optionally followed by the arguments a command must start with; repeatable; as "
+        "serve's; default: none)",
+    )
+    w.add_argument(
         "--queue",
         action="append",
         default=[],
@@ -276,6 +285,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 grace_s=args.grace,
                 heartbeat_timeout_s=args.heartbeat_timeout,
                 queues=args.queue or [DEFAULT_QUEUE],
+                allow_exec=args.allow_exec,
             )
         )
     except (CCExecutorError, ValueError) as exc:

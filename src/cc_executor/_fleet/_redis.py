@@ -18,12 +18,12 @@ import dramatiq
 import orjson
 import redis
 import redis.asyncio as aioredis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
 from cc_executor._errors import FleetError
 from cc_executor._fleet._base import DEFAULT_QUEUE, Handler, Lease, check_queue
 from cc_executor._fleet._url import FleetTarget
+from cc_executor._fleet._wake import CHANNEL, Waker, WakingBroker
 
 #: The prefix of every key cc-executor keeps in Redis, and Dramatiq's namespace.
 NAMESPACE = "cc-executor"
@@ -49,7 +49,8 @@ MAX_STREAM_ENTRIES = 100_000
 #: longest blocking read of an event stream (redis-py's default of 5 s equals it, and a read
 #: blocking for 5 s then failed as a timeout).
 SOCKET_TIMEOUT_S = 30.0
-#: Milliseconds an idle worker waits on the queue before it looks again (and heartbeats).
+#: Milliseconds an idle worker's consumer may wait between two fetches (it waits half of it
+#: for a wake-up, see _wake.py; each fetch refreshes its Dramatiq heartbeat).
 WORKER_TIMEOUT_MS = 1000
 
 # Take the lease unless the run is over or its lease is live; a new epoch each time.
@@ -107,7 +108,7 @@ class RedisFleet:
     def __init__(self, target: FleetTarget) -> None:
         self.url = target.url
         self._target = target
-        self._broker: RedisBroker | None = None
+        self._broker: WakingBroker | None = None
         self._client: aioredis.Redis | None = None
 
     # -- keys ------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class RedisFleet:
         return f"{NAMESPACE}:{kind}:{run_id}"
 
     # -- Dramatiq --------------------------------------------------------------------
-    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> RedisBroker:
+    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> WakingBroker:
         if self._broker is None:
             pool = redis.ConnectionPool.from_url(
                 self._target.url, username=self._target.username, password=self._target.password
@@ -124,7 +125,7 @@ class RedisFleet:
             kwargs: dict[str, Any] = {}
             if heartbeat_timeout_s is not None:
                 kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
-            self._broker = RedisBroker(  # type: ignore[no-untyped-call]
+            self._broker = WakingBroker(  # type: ignore[no-untyped-call]
                 client=redis.Redis(connection_pool=pool),
                 namespace=NAMESPACE,
                 # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
@@ -155,6 +156,8 @@ class RedisFleet:
                     options={},
                 )
             )
+            # An idle worker of the queue fetches it now, not at its next poll (_wake.py).
+            broker.client.publish(CHANNEL, broker_queue(queue))
         except redis.RedisError as exc:
             raise FleetError(f"cannot queue the run on the fleet at {self.url}: {exc}") from None
 
@@ -186,6 +189,8 @@ class RedisFleet:
             priority=0,
             options={"max_retries": 0},
         )
+        broker.waker = Waker()
+        broker.waker.listen(broker.client)
         worker = dramatiq.Worker(
             broker, queues=names, worker_threads=slots, worker_timeout=WORKER_TIMEOUT_MS
         )
@@ -201,6 +206,8 @@ class RedisFleet:
 
     def stop_serving(self, consumer: Any) -> None:
         consumer.stop()
+        if self._broker is not None and self._broker.waker is not None:
+            self._broker.waker.close()
 
     # -- Redis -----------------------------------------------------------------------
     @property
