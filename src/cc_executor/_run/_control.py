@@ -67,11 +67,11 @@ class ControlChannel:
         self.path = path
 
     async def aclose(self) -> None:
+        # Not wait_closed(): a caller that connected and went quiet must not hold the run's
+        # end; its handler gives up on its own (its read times out).
         self._server.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
-        with contextlib.suppress(Exception):
-            await self._server.wait_closed()
 
 
 async def open_control(
