@@ -74,6 +74,11 @@ UNTESTED = {
     ("docs/fleet.md", "cc-executor fleet status --fleet unix:///run/redis/"),
     ("docs/fleet.md", "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P"),
     ("docs/postgresql.md", "export CC_EXECUTOR_HISTORY=postgresql://cc@db.internal/cc"),
+    ("docs/fleet.md", 'cc-executor run "Refactor the parser" &'),
+    ("docs/fleet.md", "cc-executor worker --queue gpu --queue default --slots 2"),
+    ("docs/fleet.md", 'cc-executor serve --fleet "$CC_EXECUTOR_FLEET" --allow-dir /srv/rep'),
+    ("docs/fleet.md", "# `make test` on any worker started with --allow-exec make"),
+    ("docs/fleet.md", 'cc-executor tasks run review.md --fleet "$CC_EXECUTOR_FLEET" --max-paral'),
 }
 
 

@@ -22,6 +22,7 @@ from cc_executor._agents._types import RunStatus
 #: user, listed in ``_errors.py``'s docstring.
 INTERNAL = {
     "cc_executor._agents._bigjson.NotHandled",
+    "cc_executor._cli._fleet._Exit",
     "cc_executor._cli._doctor_checks._Failed",
     "cc_executor._run._jsonmode._NonFinite",
     "cc_executor._service._ws._RpcError",

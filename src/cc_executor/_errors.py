@@ -45,8 +45,8 @@ line the piecewise parser leaves to the whole-line one), ``BadValue`` (``tasks/_
 bad value, collected as a problem by ``tasks/_validate``), ``_NonFinite`` [ValueError]
 (``_run/_jsonmode``: a JSON span holding NaN or Infinity, refused), ``_Rejected``
 (``notify/_inbox``: a file not accepted, listed as an ``InboxProblem``), ``_Failed``
-(``_cli/_doctor_checks``: a failed check) and ``_RpcError`` (``_service/_ws``: a JSON-RPC
-error reply).
+(``_cli/_doctor_checks``: a failed check), ``_RpcError`` (``_service/_ws``: a JSON-RPC
+error reply) and ``_Exit`` (``_cli/_fleet``: a command's early end, its line printed).
 
 Outside the tree on purpose: bad arguments to the Python API (an unknown option, a value
 of the wrong type or range) raise the builtin ``TypeError``/``ValueError`` before anything

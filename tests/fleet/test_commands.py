@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from tests.fleet.conftest import CLI
 
 
@@ -46,11 +48,24 @@ def test_cancel_refuses_a_password_on_the_command_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_an_unreachable_fleet_is_one_line() -> None:
-    done = cc("cancel", "01abcdefghjkmnpqrstvwxyz01", "--fleet", "unix:///nonexistent/redis.sock")
-    assert done.returncode == 2
-    assert done.stderr.startswith("cc-executor cancel: the fleet at unix:///nonexistent")
-    assert "Traceback" not in done.stderr
+UNREACHABLE = "unix:///nonexistent/redis.sock"
+#: Each control command with each way of naming the fleet; without --fleet, cancel, pause
+#: and unpause act on a local run instead (tests/run/test_control.py).
+GIVEN = [
+    *((c, ["--fleet", UNREACHABLE]) for c in ("cancel", "pause", "unpause", "attach")),
+    *((c, ["--fleet"]) for c in ("cancel", "pause", "unpause", "attach")),
+    ("attach", []),
+]
+
+
+@pytest.mark.parametrize(("command", "flags"), GIVEN)
+def test_an_unreachable_fleet_is_one_line_and_exit_2_for_every_control_command(
+    command: str, flags: list[str]
+) -> None:
+    done = cc(command, "01abcdefghjkmnpqrstvwxyz01", *flags, CC_EXECUTOR_FLEET=UNREACHABLE)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"cc-executor {command}: the fleet at {UNREACHABLE}")
+    assert done.stderr.count("\n") == 1
 
 
 def test_a_worker_whose_fleet_is_unreachable_says_so_and_exits() -> None:

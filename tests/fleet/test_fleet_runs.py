@@ -378,8 +378,8 @@ async def test_fleet_status_shows_the_workers_and_the_queued_and_running_runs(
     (w,) = seen["workers"]
     assert (w["pid"], w["slots"], w["busy"]) == (worker.proc.pid, 1, 1)
     assert "claude" in w["agents"]
-    assert seen["queues"] == {"cc-executor-runs": {"queued": 1, "running": 1}}
+    assert seen["queues"] == {"default": {"queued": 1, "running": 1}}
     assert text.returncode == 0, text.stderr
     assert "1 worker(s)" in text.stdout
     assert f"pid {worker.proc.pid}  1/1 busy" in text.stdout
-    assert "queue cc-executor-runs: 1 queued, 1 running" in text.stdout
+    assert "queue default: 1 queued, 1 running" in text.stdout

@@ -275,6 +275,16 @@ class NoiseEvent(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommandOutputEvent(AgentEvent):
+    """A line a plain command (an ``exec`` run on a fleet worker) wrote: ``stream`` is
+    ``stdout`` or ``stderr``; the same fields as the service's ``output`` events."""
+
+    type: ClassVar[str] = "output"
+    stream: str = "stdout"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStartedEvent(AgentEvent):
     """Made by cc-executor when an attempt's process has started."""
 

@@ -52,10 +52,7 @@ _COMMAND_EXTRAS = {
     "inbox": "notify",
     "testing": "testing",
     "worker": "fleet",
-    "cancel": "fleet",
     "attach": "fleet",
-    "pause": "fleet",
-    "unpause": "fleet",
     "fleet": "fleet",
 }
 

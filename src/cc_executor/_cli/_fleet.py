@@ -1,19 +1,36 @@
-"""``cc-executor worker`` (one machine of a fleet), ``cc-executor cancel`` and ``attach`` (a
-fleet run, wherever it is) and ``cc-executor fleet status``. See docs/fleet.md."""
+"""``cc-executor worker`` (one machine of a fleet), ``attach`` (a fleet run, wherever it
+is), ``fleet status``, and ``cancel``/``pause``/``unpause`` (a fleet run with ``--fleet``,
+else a local run started by another process of this machine). See docs/fleet.md.
+
+Where the fleet's URL comes from, the same for every command: ``--fleet URL``; a bare
+``--fleet`` takes ``$CC_EXECUTOR_FLEET``; without ``--fleet``, only the commands that exist
+for fleets (``worker``, ``attach``, ``fleet status``) take it from ``$CC_EXECUTOR_FLEET``,
+so that ``cancel``/``pause``/``unpause`` (and ``run``) never act on a fleet because a
+variable is set. Exit codes: 2 for the command (bad flags, a bad URL, a fleet that does not
+answer), 1 for the run (unknown, ended, queued, refused), 0 when done."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+from cc_executor._errors import CCExecutorError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
+    from collections.abc import Awaitable, Callable
+    from typing import Any, TypeVar
 
-#: The environment variable that gives ``worker`` its fleet URL (and only commands that
-#: exist for fleets: a plain ``run`` never becomes remote because of it).
+    from cc_executor._fleet._base import Fleet
+
+    T = TypeVar("T")
+
+#: The environment variable that gives a bare ``--fleet`` its URL, and the commands that
+#: exist only for fleets theirs (a plain ``run`` or ``cancel`` never goes to a fleet).
 FLEET_ENV = "CC_EXECUTOR_FLEET"
+#: ``--fleet`` given without a URL: take it from ``$CC_EXECUTOR_FLEET``.
+FROM_ENV = ""
 #: Bad flags, a bad fleet URL or a refused configuration.
 EXIT_USAGE = 2
 
@@ -31,6 +48,8 @@ def add_parser(sub: Any) -> None:
     )
     w.add_argument(
         "--fleet",
+        nargs="?",
+        const=FROM_ENV,
         metavar="URL",
         help=f"redis://HOST:PORT, rediss://HOST:PORT (TLS) or unix:///path/to/redis.sock "
         f"(default: ${FLEET_ENV}); the password comes from CC_EXECUTOR_FLEET_PASSWORD or the "
@@ -60,6 +79,22 @@ def add_parser(sub: Any) -> None:
         help="also accept this environment variable in a run's env (repeatable; as serve's)",
     )
     w.add_argument(
+        "--allow-exec",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a program run messages may run as a plain command (a name on PATH or a path, "
+        "optionally followed by the arguments a command must start with; repeatable; as "
+        "serve's; default: none)",
+    )
+    w.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="take runs from this queue (repeatable; default: the queue named default)",
+    )
+    w.add_argument(
         "--grace",
         type=float,
         default=30.0,
@@ -76,30 +111,34 @@ def add_parser(sub: Any) -> None:
     )
     w.set_defaults(handler=worker_main)
 
-    c = sub.add_parser(
-        "cancel",
-        help="cancel a fleet run wherever it is (docs/fleet.md)",
-        description="Cancel run RUN_ID of the fleet: a queued run is removed before it starts; "
-        "a running one is stopped by its worker (its whole process tree), and its submitter "
-        "gets the partial result.",
-    )
-    c.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
-    c.add_argument("--fleet", metavar="URL", required=True, help="the fleet's URL (as worker's)")
-    c.set_defaults(handler=cancel_main)
-
-    for name, verb in (("pause", "SIGSTOP"), ("unpause", "SIGCONT")):
+    controls = (
+        ("cancel", "cancel", "stop it: a queued fleet run is removed before it starts; a "
+         "running run's whole process tree is stopped, and its submitter gets the partial "
+         "result"),
+        ("pause", "pause", "SIGSTOP its whole process tree (its timeouts stop counting)"),
+        ("unpause", "resume", "SIGCONT its process tree"),
+    )  # fmt: skip
+    for name, command, what in controls:
         p = sub.add_parser(
             name,
-            help=f"{name} a running fleet run on its worker (docs/fleet.md)",
-            description=f"Ask the worker running RUN_ID to {verb} its whole process tree; its "
-            f"submitter and attachers see a status event. A queued or ended run is said so "
+            help=f"{name} a run started by another process here, or with --fleet a fleet "
+            "run wherever it is (docs/fleet.md)",
+            description=f"{name.capitalize()} run RUN_ID: {what}. Without --fleet, a run of "
+            "this machine's history started by another process of yours (cc-executor run, "
+            "exec, Python, the service); with --fleet, a run of the fleet, on whichever "
+            "worker it is. A run that has ended, is queued (pause) or is unknown is said so "
             "(exit 1).",
         )
-        p.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id")
+        p.add_argument("run_id", metavar="RUN_ID", help="the run's id (its handle's run_id)")
         p.add_argument(
-            "--fleet", metavar="URL", help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})"
+            "--fleet",
+            nargs="?",
+            const=FROM_ENV,
+            metavar="URL",
+            help=f"the run is a fleet run: the fleet's URL, as worker's (a bare --fleet: "
+            f"${FLEET_ENV}); without it, the run is local",
         )
-        p.set_defaults(handler=control_main, control=name)
+        p.set_defaults(handler=control_main, control=name, command=command)
 
     a = sub.add_parser(
         "attach",
@@ -118,7 +157,11 @@ def add_parser(sub: Any) -> None:
         "from the start)",
     )
     a.add_argument(
-        "--fleet", metavar="URL", help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})"
+        "--fleet",
+        nargs="?",
+        const=FROM_ENV,
+        metavar="URL",
+        help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})",
     )
     a.add_argument(
         "--json",
@@ -142,6 +185,8 @@ def add_parser(sub: Any) -> None:
     )
     st.add_argument(
         "--fleet",
+        nargs="?",
+        const=FROM_ENV,
         metavar="URL",
         help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})",
     )
@@ -149,129 +194,175 @@ def add_parser(sub: Any) -> None:
     st.set_defaults(handler=status_main)
 
 
+class _Exit(CCExecutorError):
+    """A handler's early end: its line is printed, ``code`` is its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _said_exit(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """``handler`` with an :class:`_Exit` turned into its exit code."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _Exit as stop:
+            return stop.code
+
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def fleet_url(args: argparse.Namespace, me: str, *, fleet_only: bool) -> tuple[str, bool] | None:
+    """The fleet a command acts on, as (URL, whether it came from the command line), or
+    None for a local command (``fleet_only`` False and no ``--fleet``). See the module's
+    docstring; a missing URL is said in one line (exit 2)."""
+    given = getattr(args, "fleet", None)
+    if given:
+        return given, True
+    if given is None and not fleet_only:
+        return None
+    url = os.environ.get(FLEET_ENV)
+    if not url:
+        print(f"{me}: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+        raise _Exit(EXIT_USAGE)
+    return url, False
+
+
+def on_fleet(me: str, where: tuple[str, bool], work: Callable[[Fleet], Awaitable[T]]) -> T:
+    """Open the fleet, run ``work`` on it, close it. A :class:`RunRefused` is about the
+    run (one line, exit 1); any other :class:`CCExecutorError` (a bad URL, a fleet that does
+    not answer, no fleet extra) about the command (one line, exit 2)."""
+    import asyncio
+
+    from cc_executor._errors import CCExecutorError, RunRefused
+    from cc_executor._fleet import open_fleet
+    from cc_executor._text import inert
+
+    url, from_argv = where
+
+    async def go() -> T:
+        fleet = open_fleet(url, from_argv=from_argv)
+        try:
+            return await work(fleet)
+        finally:
+            await fleet.aclose()
+
+    try:
+        return asyncio.run(go())
+    except CCExecutorError as exc:
+        print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+        raise _Exit(1 if isinstance(exc, RunRefused) else EXIT_USAGE) from None
+
+
+@_said_exit
 def worker_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor worker``."""
     import logging
 
     from cc_executor._errors import CCExecutorError
 
-    url = args.fleet or os.environ.get(FLEET_ENV)
-    if not url:
-        print(f"cc-executor worker: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
+    me = "cc-executor worker"
+    where = fleet_url(args, me, fleet_only=True)
+    assert where is not None
+    if args.heartbeat_timeout <= 0 or args.grace < 0:
+        print(f"{me}: --heartbeat-timeout must be > 0, --grace >= 0", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="cc-executor worker: %(message)s")
+    from cc_executor._fleet._base import DEFAULT_QUEUE
     from cc_executor._service._worker import FleetWorker, WorkerConfig
 
-    if args.heartbeat_timeout <= 0 or args.grace < 0:
-        print("cc-executor worker: --heartbeat-timeout must be > 0, --grace >= 0", file=sys.stderr)
-        return EXIT_USAGE
     try:
         worker = FleetWorker(
             WorkerConfig(
-                fleet=url,
+                fleet=where[0],
                 slots=args.slots,
                 allow_dirs=args.allow_dir,
                 agents=args.agent,
                 allow_env=args.allow_env,
                 grace_s=args.grace,
                 heartbeat_timeout_s=args.heartbeat_timeout,
+                queues=args.queue or [DEFAULT_QUEUE],
+                allow_exec=args.allow_exec,
             )
         )
     except (CCExecutorError, ValueError) as exc:
-        print(f"cc-executor worker: {exc}", file=sys.stderr)
+        print(f"{me}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return worker.serve()
     except CCExecutorError as exc:
-        print(f"cc-executor worker: {exc}", file=sys.stderr)
+        print(f"{me}: {exc}", file=sys.stderr)
         return 1
 
 
-def cancel_main(args: argparse.Namespace) -> int:
-    """Handler of ``cc-executor cancel``."""
-    import asyncio
-
-    from cc_executor._errors import CCExecutorError
-    from cc_executor._fleet import open_fleet
-    from cc_executor._run._fleet import cancel_fleet_run
-
-    async def go() -> str:
-        fleet = open_fleet(args.fleet, from_argv=True)
-        try:
-            return await cancel_fleet_run(fleet, args.run_id)
-        finally:
-            await fleet.aclose()
-
-    try:
-        done = asyncio.run(go())
-    except CCExecutorError as exc:
-        print(f"cc-executor cancel: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    said = {
-        "cancelled": f"run {args.run_id} was queued: removed, it will not start",
-        "requested": f"run {args.run_id}: its worker was told to cancel it",
-        "over": f"run {args.run_id} is not queued or running on the fleet (over, or unknown)",
-    }[done]
-    print(f"cc-executor cancel: {said}", file=sys.stderr)
-    return 0 if done != "over" else 1
+#: What ``cancel``/``pause``/``unpause`` say for each outcome, fleet or local, and whether
+#: it is a success (exit 0) or about the run (exit 1).
+_CONTROL_SAID = {
+    "cancelled": ("run {id} was queued: removed, it will not start", 0),
+    "requested": ("run {id}: its worker was told to {verb} it", 0),
+    "done": ("run {id}: {verb} done by the process running it", 0),
+    "nothing": ("run {id}: nothing to {verb} (already so, or between attempts)", 1),
+    "queued": ("run {id} is queued, not running yet: nothing to {verb}", 1),
+    "over": ("run {id} has ended: nothing to {verb}", 1),
+    "unknown": ("no run {id} {scope}", 1),
+    "elsewhere": ("run {id} runs on another host: nothing to {verb} from here", 1),
+    "gone": (
+        "run {id}: no live process runs it any more (its supervisor died; the history marks "
+        "it interrupted)",
+        1,
+    ),
+    "unrecorded": ("run {id} has no run folder to reach: nothing to {verb}", 1),
+}
 
 
+@_said_exit
 def control_main(args: argparse.Namespace) -> int:
-    """Handler of ``cc-executor pause`` and ``unpause``."""
-    import asyncio
-
-    from cc_executor._errors import CCExecutorError
-    from cc_executor._fleet import open_fleet
-    from cc_executor._fleet._base import PAUSE, RESUME
-    from cc_executor._run._fleet import control_fleet_run
-
+    """Handler of ``cc-executor cancel``, ``pause`` and ``unpause``: a fleet run with
+    ``--fleet``, else a local run started by another process."""
     me = f"cc-executor {args.control}"
-    given = args.fleet or os.environ.get(FLEET_ENV)
-    if not given:
-        print(f"{me}: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
-        return EXIT_USAGE
-    command = PAUSE if args.control == "pause" else RESUME
+    where = fleet_url(args, me, fleet_only=False)
+    if where is None:
+        from cc_executor._errors import CCExecutorError
+        from cc_executor._run._control import control_local_run
 
-    async def go() -> str:
-        fleet = open_fleet(given, from_argv=bool(args.fleet))
         try:
-            return await control_fleet_run(fleet, args.run_id, command)
-        finally:
-            await fleet.aclose()
+            done = control_local_run(args.run_id, args.command)
+        except CCExecutorError as exc:
+            print(f"{me}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        scope = "in this machine's history (a fleet run? give --fleet)"
+    else:
+        from cc_executor._run._fleet import cancel_fleet_run, control_fleet_run
 
-    try:
-        done = asyncio.run(go())
-    except CCExecutorError as exc:
-        print(f"{me}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    said = {
-        "requested": f"run {args.run_id}: its worker was told to {args.control} it",
-        "queued": f"run {args.run_id} is queued, not running yet: nothing to {args.control}",
-        "over": f"run {args.run_id} has ended: nothing to {args.control}",
-        "unknown": f"no run {args.run_id} on the fleet (never submitted, or expired)",
-    }[done]
-    print(f"{me}: {said}", file=sys.stderr)
-    return 0 if done == "requested" else 1
+        async def act(fleet: Fleet) -> str:
+            if args.command == "cancel":
+                return await cancel_fleet_run(fleet, args.run_id)
+            return await control_fleet_run(fleet, args.run_id, args.command)
+
+        done = on_fleet(me, where, act)
+        scope = "on the fleet (never submitted, or expired)"
+    text, code = _CONTROL_SAID[done]
+    print(f"{me}: " + text.format(id=args.run_id, verb=args.control, scope=scope), file=sys.stderr)
+    return code
 
 
+@_said_exit
 def attach_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor attach``."""
-    import asyncio
-
     from cc_executor._cli._live import LiveView
     from cc_executor._cli._run import answer_text, exit_code_for
     from cc_executor._cli._write import write_json_line, write_text
-    from cc_executor._errors import CCExecutorError
-    from cc_executor._fleet import open_fleet
-    from cc_executor._run._fleet import attach_fleet_run
+    from cc_executor._run._fleet import attach_fleet_run, unknown_run
     from cc_executor._text import inert
 
-    given = args.fleet or os.environ.get(FLEET_ENV)
-    if not given:
-        print(f"cc-executor attach: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
-        return EXIT_USAGE
+    me = "cc-executor attach"
+    where = fleet_url(args, me, fleet_only=True)
+    assert where is not None
     if args.after < 0:
-        print(f"cc-executor attach: --after must be >= 0, got {args.after}", file=sys.stderr)
+        print(f"{me}: --after must be >= 0, got {args.after}", file=sys.stderr)
         return EXIT_USAGE
     view = None if args.json else LiveView()
     terminal = sys.stdout.isatty()
@@ -284,23 +375,21 @@ def attach_main(args: argparse.Namespace) -> int:
         write_json_line(sys.stdout.buffer, line, terminal=terminal)
         sys.stdout.flush()
 
-    async def go() -> Any:
-        fleet = open_fleet(given, from_argv=bool(args.fleet))
-        try:
-            return await attach_fleet_run(fleet, args.run_id, after=args.after, on_event=on_event)
-        finally:
-            await fleet.aclose()
+    async def follow(fleet: Fleet) -> Any:
+        if not await fleet.known(args.run_id):
+            return unknown_run(fleet, args.run_id)
+        return await attach_fleet_run(fleet, args.run_id, after=args.after, on_event=on_event)
 
     try:
-        result = asyncio.run(go())
+        result = on_fleet(me, where, follow)
     except KeyboardInterrupt:
         return 130  # detaching stops only the follower, never the run
-    except CCExecutorError as exc:
-        print(f"cc-executor attach: {inert(str(exc))}", file=sys.stderr)
-        return 1
     finally:
         if view is not None:
             view.close()
+    if isinstance(result, str):
+        print(f"{me}: {inert(result)}", file=sys.stderr)
+        return 1
     if args.json:
         write_json_line(sys.stdout.buffer, result.to_dict(), terminal=terminal)
         sys.stdout.flush()
@@ -313,37 +402,26 @@ def attach_main(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     print(f"{result.status} · {result.duration_s:.1f}s · run {result.run_id}", file=sys.stderr)
     if result.error:
-        print(f"cc-executor attach: {inert(result.error)}", file=sys.stderr)
+        print(f"{me}: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
 
 
+@_said_exit
 def status_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor fleet status``."""
-    import asyncio
     import time
 
-    from cc_executor._errors import CCExecutorError
-    from cc_executor._fleet import open_fleet
     from cc_executor._fleet._url import parse_fleet_url
 
-    given = args.fleet or os.environ.get(FLEET_ENV)
-    if not given:
-        print(f"cc-executor fleet status: give --fleet URL or set {FLEET_ENV}", file=sys.stderr)
-        return EXIT_USAGE
+    me = "cc-executor fleet status"
+    where = fleet_url(args, me, fleet_only=True)
+    assert where is not None
 
-    async def go() -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-        fleet = open_fleet(given, from_argv=bool(args.fleet))
-        try:
-            return await fleet.workers(), await fleet.counts()
-        finally:
-            await fleet.aclose()
+    async def look(fleet: Fleet) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+        return await fleet.workers(), await fleet.counts()
 
-    try:
-        url = parse_fleet_url(given, from_argv=bool(args.fleet)).url  # shown without credentials
-        workers, queues = asyncio.run(go())
-    except CCExecutorError as exc:
-        print(f"cc-executor fleet status: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    workers, queues = on_fleet(me, where, look)
+    url = parse_fleet_url(where[0], from_argv=where[1]).url  # shown without credentials
     workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
     if args.json:
         from cc_executor._cli._write import write_json_line
@@ -362,13 +440,14 @@ def status_main(args: argparse.Namespace) -> int:
         beat = w.get("heartbeat_at")
         age = f"{max(0.0, now - beat):.1f} s ago" if isinstance(beat, (int, float)) else "?"
         agents = ",".join(str(a) for a in w.get("agents") or [])
+        taken = ",".join(str(q) for q in w.get("queues") or [])
         print(
             inert(
                 f"  {w.get('worker_id')}  {w.get('host')} pid {w.get('pid')}  "
                 f"{w.get('busy')}/{w.get('slots')} busy  agents {agents}  "
-                f"v{w.get('version')}  heartbeat {age}"
+                f"queues {taken}  v{w.get('version')}  heartbeat {age}"
             )
         )
     for name, count in queues.items():
-        print(f"queue {name}: {count['queued']} queued, {count['running']} running")
+        print(f"queue {inert(name)}: {count['queued']} queued, {count['running']} running")
     return 0

@@ -39,7 +39,8 @@ EXAMPLES = {
     "cc-executor exec": "cc-executor exec --timeout 60 -- make test\n"
     "cc-executor exec --json --idle-timeout 30 -- ./slow-script.sh",
     "cc-executor tasks": "cc-executor tasks run tasks.md\ncc-executor tasks resume 01JD3",
-    "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5",
+    "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5\n"
+    "cc-executor tasks run tasks.md --fleet redis://redis.internal:6379/0 --max-parallel 16",
     "cc-executor tasks resume": "cc-executor tasks resume 01JD3",
     "cc-executor batch": "cc-executor batch prompts.txt --timeout 300 --concurrency 8 "
     "--budget-usd 5\n"
@@ -63,12 +64,12 @@ EXAMPLES = {
     "cc-executor serve": "cc-executor serve --port 8765 --allow-dir ~/projects",
     "cc-executor worker": "cc-executor worker --fleet redis://redis.internal:6379/0 --slots 4 "
     "--allow-dir /srv/repos",
-    "cc-executor cancel": "cc-executor cancel 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
-    "redis://redis.internal:6379/0",
+    "cc-executor cancel": "cc-executor cancel 01JD3Y0Q8Z6W1C5M7V4T2R9N0P\n"
+    "cc-executor cancel 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet redis://redis.internal:6379/0",
     "cc-executor fleet": "cc-executor fleet status --fleet redis://redis.internal:6379/0",
     "cc-executor fleet status": "cc-executor fleet status --json",
-    "cc-executor pause": "cc-executor pause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
-    "redis://redis.internal:6379/0",
+    "cc-executor pause": "cc-executor pause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P\n"
+    "cc-executor pause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet",
     "cc-executor unpause": "cc-executor unpause 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --fleet "
     "redis://redis.internal:6379/0",
     "cc-executor attach": "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P --after 12 --json",

@@ -37,6 +37,12 @@ def add_parser(sub: Any) -> None:
         help="queue the run on the fleet at URL (redis://, rediss://, unix:///path) and follow "
         "it on its worker (docs/fleet.md); the password comes from CC_EXECUTOR_FLEET_PASSWORD",
     )
+    p.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="with --fleet: the fleet's queue to put the run on (default: default); only "
+        "workers started with --queue NAME take it",
+    )
     groups = {name: p.add_argument_group(name) for name in RUN_GROUPS}
     for option in RUN_OPTIONS:
         groups[option.group].add_argument(option.flag, *option.aliases, **option.argparse_kwargs())
@@ -150,19 +156,25 @@ def _run(
     view = None if args.quiet else LiveView()
 
     fleet = getattr(args, "fleet", None)
+    queue = getattr(args, "queue", None)
+    if queue is not None and not fleet:
+        return _usage_error(args, ValueError("--queue names a fleet's queue: give --fleet too"))
     if fleet:
         from cc_executor._errors import FleetError
+        from cc_executor._fleet._base import check_queue
         from cc_executor._fleet._url import parse_fleet_url
 
         try:
             parse_fleet_url(fleet, from_argv=True)
-        except FleetError as exc:
+            if queue is not None:
+                check_queue(queue)
+        except (FleetError, ValueError) as exc:
             return _usage_error(args, exc)
 
     async def go() -> RunResult:
         if fleet:
             handle = start_run(
-                prompt, on_event=view.handle if view else None, fleet=fleet, **options
+                prompt, on_event=view.handle if view else None, fleet=fleet, queue=queue, **options
             )
         else:
             decider = None

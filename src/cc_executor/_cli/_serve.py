@@ -142,6 +142,16 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--agent-spec) (repeatable; the first runs when a caller names none; default: "
         "claude only)",
     )
+    p.add_argument(
+        "--fleet",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="agent runs and task lists go to the fleet at URL (a bare --fleet: "
+        "$CC_EXECUTOR_FLEET) with the same API as local ones; commands still run here "
+        "(docs/fleet.md)",
+    )
+    p.add_argument("--queue", metavar="NAME", help="with --fleet: the fleet's queue")
     for name in _AGENT_DEFAULTS:
         flag = flag_for(RunOptions.by_name[name])
         p.add_argument(
@@ -302,6 +312,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
     )
     try:
         agents, agent_defaults = agent_settings(args)
+        fleet = _fleet_of(args)
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,
@@ -313,11 +324,40 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
             allow_dirs=tuple(args.allow_dir),
             agents=agents,
             agent_defaults=agent_defaults,
+            fleet=fleet,
+            fleet_queue=args.queue,
         )
     except ValueError as exc:
         print(f"cc-executor {args.command}: {exc}", file=sys.stderr)
         return None
     return policy, config
+
+
+def _fleet_of(args: argparse.Namespace) -> str | None:
+    """The fleet of ``--fleet`` (a bare one: ``$CC_EXECUTOR_FLEET``), checked now; a
+    password on the command line is refused. ValueError for a bad one."""
+    import os
+
+    from cc_executor._errors import FleetError
+    from cc_executor._extras import require_extra
+    from cc_executor._fleet._base import check_queue
+    from cc_executor._fleet._url import parse_fleet_url
+
+    if args.fleet is None:
+        if args.queue is not None:
+            raise ValueError("--queue names a fleet's queue: give --fleet too")
+        return None
+    url = args.fleet or os.environ.get("CC_EXECUTOR_FLEET")
+    if not url:
+        raise ValueError("give --fleet URL or set CC_EXECUTOR_FLEET")
+    if args.queue is not None:
+        check_queue(args.queue)
+    try:
+        parse_fleet_url(url, from_argv=bool(args.fleet))
+        require_extra("fleet", "--fleet")
+    except FleetError as exc:
+        raise ValueError(str(exc)) from None
+    return url
 
 
 def _bind(host: str, port: int) -> socket.socket:

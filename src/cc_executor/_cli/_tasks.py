@@ -87,6 +87,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "alone); e.g. --reserve-usd 0.5 --reserve-usd opus=2",
     )
     add_run_defaults(p, _RUN_DEFAULTS)
+    p.add_argument(
+        "--fleet",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="run each task on the fleet at URL (a bare --fleet: $CC_EXECUTOR_FLEET), "
+        "scheduled from here; resume goes on on the list's fleet (docs/fleet.md)",
+    )
+    p.add_argument("--queue", metavar="NAME", help="with --fleet: the fleet's queue")
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
 
@@ -119,6 +128,28 @@ def _err(text: str) -> None:
     print(f"cc-executor tasks: {text}", file=sys.stderr)
 
 
+def _fleet_of(args: argparse.Namespace) -> dict[str, Any]:
+    """``fleet`` and ``queue`` for the list from ``--fleet``/``--queue`` (the same rules as
+    every fleet command: a bare ``--fleet`` reads ``$CC_EXECUTOR_FLEET``, and a URL on the
+    command line may not hold a password). Raises ValueError for bad ones."""
+    import os
+
+    from cc_executor._errors import FleetError
+    from cc_executor._fleet._url import parse_fleet_url
+
+    given = {} if args.queue is None else {"queue": args.queue}
+    if args.fleet is None:
+        return given
+    url = args.fleet or os.environ.get("CC_EXECUTOR_FLEET")
+    if not url:
+        raise ValueError("give --fleet URL or set CC_EXECUTOR_FLEET")
+    try:
+        parse_fleet_url(url, from_argv=bool(args.fleet))
+    except FleetError as exc:
+        raise ValueError(str(exc)) from None
+    return {**given, "fleet": url}
+
+
 def _run(args: argparse.Namespace) -> int:
     from cc_executor.tasks import start_tasks
 
@@ -129,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
             budget_usd=args.budget_usd,
             reserve_usd=_reserve(args),
             on_event=on_event,
+            **_fleet_of(args),
             **_run_defaults(args),
         )
 
@@ -145,6 +177,7 @@ def _resume(args: argparse.Namespace) -> int:
             budget_usd=args.budget_usd,
             reserve_usd=_reserve(args),
             on_event=on_event,
+            **_fleet_of(args),
             **_run_defaults(args),
         )
 
@@ -155,6 +188,7 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     import asyncio
     import signal
 
+    from cc_executor._errors import FleetError
     from cc_executor.tasks import TaskListBusy, TaskListError, TaskListNotFound
 
     view = TaskListView(quiet=args.quiet)
@@ -175,7 +209,7 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
         view.close()
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (TaskListNotFound, TaskListBusy, TypeError, ValueError) as exc:
+    except (TaskListNotFound, TaskListBusy, FleetError, TypeError, ValueError) as exc:
         view.close()
         _err(str(exc))
         return EXIT_USAGE

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: What a worker does with one delivered run message (its keyword arguments).
 Handler = Callable[[dict[str, Any]], None]
+
+#: The queue of a run submitted without ``queue`` and of a worker without ``--queue``.
+DEFAULT_QUEUE = "default"
+#: What a queue may be named: it becomes part of the broker's keys.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+def check_queue(name: str) -> str:
+    """``name`` if it can name a queue; else :class:`ValueError` saying what can."""
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
+        raise ValueError(
+            f"queue {name!r}: a queue name is 1 to 64 letters, digits, '_' or '-' "
+            "(not starting with '-')"
+        )
+    return name
+
 
 #: The control commands a run can receive.
 CANCEL = "cancel"
@@ -33,11 +50,19 @@ class Fleet(Protocol):
     url: str
 
     def submit(self, message: Mapping[str, Any]) -> None:
-        """Queue a run (``message["run_id"]``) for any worker."""
+        """Queue a run (``message["run_id"]``) on its queue (``message["queue"]``, default
+        :data:`DEFAULT_QUEUE`) for any worker taking that queue."""
 
-    def serve(self, handler: Handler, *, slots: int, heartbeat_timeout_s: float) -> Any:
-        """Start consuming: ``handler`` is called in one of ``slots`` threads per message;
-        returns the running consumer, stopped by :meth:`stop_serving`."""
+    def serve(
+        self,
+        handler: Handler,
+        *,
+        slots: int,
+        heartbeat_timeout_s: float,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+    ) -> Any:
+        """Start consuming ``queues``: ``handler`` is called in one of ``slots`` threads per
+        message; returns the running consumer, stopped by :meth:`stop_serving`."""
 
     def stop_taking(self, consumer: Any) -> None:
         """Stop fetching messages (those fetched but not started go back to the queue)."""

@@ -18,18 +18,28 @@ import dramatiq
 import orjson
 import redis
 import redis.asyncio as aioredis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries
 
 from cc_executor._errors import FleetError
-from cc_executor._fleet._base import Handler, Lease
+from cc_executor._fleet._base import DEFAULT_QUEUE, Handler, Lease, check_queue
 from cc_executor._fleet._url import FleetTarget
+from cc_executor._fleet._wake import CHANNEL, Waker, WakingBroker
 
 #: The prefix of every key cc-executor keeps in Redis, and Dramatiq's namespace.
 NAMESPACE = "cc-executor"
-#: The Dramatiq queue and actor of agent runs.
+#: The Dramatiq queue of the default queue, and the actor of agent runs.
 QUEUE = "cc-executor-runs"
 ACTOR = "cc_executor_run"
+#: The set of every queue's name a submitter or worker used (for ``fleet status``).
+QUEUES_KEY = f"{NAMESPACE}:queues"
+
+
+def broker_queue(name: str) -> str:
+    """The Dramatiq queue of the fleet's queue ``name`` (the default one keeps the name it
+    had before queues could be named)."""
+    return QUEUE if name == DEFAULT_QUEUE else f"{QUEUE}-{name}"
+
+
 #: How long a finished run's event stream (and its state) stays in Redis.
 RETENTION_S = 24 * 3600
 #: The most entries one run's event stream keeps (the oldest are trimmed beyond it); the
@@ -39,7 +49,8 @@ MAX_STREAM_ENTRIES = 100_000
 #: longest blocking read of an event stream (redis-py's default of 5 s equals it, and a read
 #: blocking for 5 s then failed as a timeout).
 SOCKET_TIMEOUT_S = 30.0
-#: Milliseconds an idle worker waits on the queue before it looks again (and heartbeats).
+#: Milliseconds an idle worker's consumer may wait between two fetches (it waits half of it
+#: for a wake-up, see _wake.py; each fetch refreshes its Dramatiq heartbeat).
 WORKER_TIMEOUT_MS = 1000
 
 # Take the lease unless the run is over or its lease is live; a new epoch each time.
@@ -97,7 +108,7 @@ class RedisFleet:
     def __init__(self, target: FleetTarget) -> None:
         self.url = target.url
         self._target = target
-        self._broker: RedisBroker | None = None
+        self._broker: WakingBroker | None = None
         self._client: aioredis.Redis | None = None
 
     # -- keys ------------------------------------------------------------------------
@@ -106,7 +117,7 @@ class RedisFleet:
         return f"{NAMESPACE}:{kind}:{run_id}"
 
     # -- Dramatiq --------------------------------------------------------------------
-    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> RedisBroker:
+    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> WakingBroker:
         if self._broker is None:
             pool = redis.ConnectionPool.from_url(
                 self._target.url, username=self._target.username, password=self._target.password
@@ -114,7 +125,7 @@ class RedisFleet:
             kwargs: dict[str, Any] = {}
             if heartbeat_timeout_s is not None:
                 kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
-            self._broker = RedisBroker(  # type: ignore[no-untyped-call]
+            self._broker = WakingBroker(  # type: ignore[no-untyped-call]
                 client=redis.Redis(connection_pool=pool),
                 namespace=NAMESPACE,
                 # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
@@ -126,20 +137,46 @@ class RedisFleet:
 
     def submit(self, message: Mapping[str, Any]) -> None:
         broker = self._dramatiq()
+        queue = check_queue(str(message.get("queue") or DEFAULT_QUEUE))
+        run_id = str(message["run_id"])
         try:
             # Known from its submission on (attach tells a queued run from an unknown id);
             # no expiry while queued, the retention time once it ends (finish).
-            broker.client.set(self._key("known", str(message["run_id"])), b"1")
+            with broker.client.pipeline(transaction=False) as pipe:
+                pipe.set(self._key("known", run_id), b"1")
+                pipe.set(self._key("queue", run_id), queue.encode())
+                pipe.sadd(QUEUES_KEY, queue)
+                pipe.execute()
             broker.enqueue(
                 dramatiq.Message(
-                    queue_name=QUEUE, actor_name=ACTOR, args=(), kwargs=dict(message), options={}
+                    queue_name=broker_queue(queue),
+                    actor_name=ACTOR,
+                    args=(),
+                    kwargs=dict(message),
+                    options={},
                 )
             )
+            # An idle worker of the queue fetches it now, not at its next poll (_wake.py).
+            broker.client.publish(CHANNEL, broker_queue(queue))
         except redis.RedisError as exc:
             raise FleetError(f"cannot queue the run on the fleet at {self.url}: {exc}") from None
 
-    def serve(self, handler: Handler, *, slots: int, heartbeat_timeout_s: float) -> Any:
+    def serve(
+        self,
+        handler: Handler,
+        *,
+        slots: int,
+        heartbeat_timeout_s: float,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+    ) -> Any:
         broker = self._dramatiq(heartbeat_timeout_s)
+        names = {broker_queue(check_queue(q)) for q in queues}
+        for name in names:
+            broker.declare_queue(name)
+        try:
+            broker.client.sadd(QUEUES_KEY, *queues)
+        except redis.RedisError as exc:
+            raise FleetError(f"the fleet at {self.url}: {exc}") from None
 
         def deliver(**message: Any) -> None:
             handler(message)
@@ -152,10 +189,13 @@ class RedisFleet:
             priority=0,
             options={"max_retries": 0},
         )
+        broker.waker = Waker()
+        broker.waker.listen(broker.client)
         worker = dramatiq.Worker(
-            broker, queues={QUEUE}, worker_threads=slots, worker_timeout=WORKER_TIMEOUT_MS
+            broker, queues=names, worker_threads=slots, worker_timeout=WORKER_TIMEOUT_MS
         )
-        # A worker fetches only what it can start: queued runs wait for a free slot anywhere.
+        # A worker fetches only what it can start: queued runs wait for a free slot anywhere
+        # (per queue: a worker on k queues may hold k x slots fetched runs).
         worker.queue_prefetch = slots
         worker.start()
         return worker
@@ -166,6 +206,8 @@ class RedisFleet:
 
     def stop_serving(self, consumer: Any) -> None:
         consumer.stop()
+        if self._broker is not None and self._broker.waker is not None:
+            self._broker.waker.close()
 
     # -- Redis -----------------------------------------------------------------------
     @property
@@ -294,6 +336,7 @@ class RedisFleet:
                 pipe.expire(self._key("events", run_id), RETENTION_S)
                 pipe.expire(self._key("cancel", run_id), RETENTION_S)
                 pipe.expire(self._key("known", run_id), RETENTION_S)
+                pipe.expire(self._key("queue", run_id), RETENTION_S)
                 await pipe.execute()
             if lease is not None:
                 await self.release(lease)
@@ -315,13 +358,21 @@ class RedisFleet:
 
     async def counts(self) -> dict[str, dict[str, int]]:
         with _said(self.url):
-            # Dramatiq keeps a queue's waiting message ids in the list namespace:queue; a
-            # message a worker took is in its acks set until it ends (prefetch = slots).
-            queued = await self._redis.llen(f"{NAMESPACE}:{QUEUE}")
-            running = 0
-            async for _ in self._redis.scan_iter(match=f"{NAMESPACE}:lease:*"):
-                running += 1
-            return {QUEUE: {"queued": int(queued), "running": running}}
+            names = {DEFAULT_QUEUE} | {
+                n.decode() if isinstance(n, bytes) else str(n)
+                for n in await self._redis.smembers(QUEUES_KEY)
+            }
+            found = {name: {"queued": 0, "running": 0} for name in sorted(names)}
+            for name, count in found.items():
+                # Dramatiq keeps a queue's waiting message ids in the list namespace:queue.
+                count["queued"] = int(await self._redis.llen(f"{NAMESPACE}:{broker_queue(name)}"))
+            prefix = f"{NAMESPACE}:lease:"
+            async for key in self._redis.scan_iter(match=f"{prefix}*"):
+                run_id = (key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :]
+                queue = await self._redis.get(self._key("queue", run_id))
+                name = queue.decode() if isinstance(queue, bytes) else DEFAULT_QUEUE
+                found.setdefault(name, {"queued": 0, "running": 0})["running"] += 1
+            return found
 
     async def check(self) -> None:
         with _said(self.url):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from cc_executor._engine import OutputEvent, ProcessResult, SupervisedProcess
+from cc_executor._run._control import ControlChannel, open_control
 from cc_executor._status import Status
 from cc_executor._store import (
     Recorder,
@@ -59,6 +60,20 @@ async def run_command(
         raise
 
 
+def _actions(process: SupervisedProcess) -> dict[str, Callable[[], bool]]:
+    """What another process may ask of a running command (see ``_control``)."""
+    stopping: set[asyncio.Task[ProcessResult]] = set()
+
+    def cancel() -> bool:
+        if not process.running or stopping:
+            return False
+        task = asyncio.ensure_future(process.cancel())
+        stopping.add(task)
+        return True
+
+    return {"cancel": cancel, "pause": process.pause, "resume": process.resume}
+
+
 class _Recording:
     """One command's history record, from its start to its end however it ends."""
 
@@ -77,12 +92,16 @@ class _Recording:
         chunks: bool,
     ) -> ProcessResult:
         record, recorder = self.record, self.recorder
+        control: ControlChannel | None = None
         try:
             await process.start()
             if on_started is not None:
                 await on_started(process)
             record.cwd = process.cwd
             record.run_dir = process.run_dir
+            if process.run_dir and process.pid is not None:
+                # Found through the history by `cc-executor cancel|pause|unpause RUN_ID`.
+                control = await open_control(process.run_dir, _actions(process))
             if process.pid is not None:
                 record.pid = process.pid
                 record.pid_started = process.start_ticks
@@ -98,6 +117,8 @@ class _Recording:
                         await on_output(event)
             result = await process.wait()
         finally:
+            if control is not None:
+                await control.aclose()
             await process.aclose()
         record.warnings = [redact_text(w) for w in dict.fromkeys(result.warnings)]
         self.finished = True

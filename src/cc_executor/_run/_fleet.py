@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._agents._types import AgentEvent, RunStatus
 from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._base import PAUSE, RESUME
+from cc_executor._fleet._base import DEFAULT_QUEUE, PAUSE, RESUME, check_queue
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -32,12 +33,16 @@ MESSAGE_VERSION = 1
 _READ_BLOCK_S = 5.0
 
 
-def _event_types() -> dict[str, type[AgentEvent]]:
-    found: dict[str, type[AgentEvent]] = {}
+@functools.cache
+def _event_types() -> dict[str, tuple[type[AgentEvent], frozenset[str]]]:
+    """Each event type's class and the fields its JSON form gives (once: a run may send
+    thousands of events a second)."""
+    found: dict[str, tuple[type[AgentEvent], frozenset[str]]] = {}
     pending: list[type[AgentEvent]] = [AgentEvent]
     while pending:
         cls = pending.pop()
-        found.setdefault(cls.type, cls)
+        names = frozenset(f.name for f in dataclasses.fields(cls)) - {"t", "raw"}
+        found.setdefault(cls.type, (cls, names))
         pending.extend(cls.__subclasses__())
     return found
 
@@ -45,8 +50,8 @@ def _event_types() -> dict[str, type[AgentEvent]]:
 def event_from_dict(data: Mapping[str, Any]) -> AgentEvent:
     """The typed event of a JSON form (``AgentEvent.to_dict``); ``t`` is the time it was
     read here (the worker's clock means nothing on this machine)."""
-    cls = _event_types().get(str(data.get("type")), AgentEvent)
-    names = {f.name for f in dataclasses.fields(cls)} - {"t", "raw"}
+    types = _event_types()
+    cls, names = types.get(str(data.get("type"))) or types["event"]
     return cls(t=time.monotonic(), **{k: v for k, v in data.items() if k in names})
 
 
@@ -59,7 +64,12 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
     )
 
 
-def run_message(prompt: str | bytes, run_id: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def run_message(
+    prompt: str | bytes,
+    run_id: str,
+    options: Mapping[str, Any],
+    queue: str = DEFAULT_QUEUE,
+) -> dict[str, Any]:
     """What a worker receives for a run: JSON only (paths as strings)."""
     data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
     plain: dict[str, Any] = {}
@@ -76,6 +86,7 @@ def run_message(prompt: str | bytes, run_id: str, options: Mapping[str, Any]) ->
         "prompt_b64": base64.b64encode(data).decode("ascii"),
         "options": plain,
         "attempt": 1,
+        "queue": queue,
     }
 
 
@@ -205,7 +216,7 @@ async def attach_fleet_run(
     if after < 0:
         raise ValueError(f"--after must be a sequence number >= 0, got {after}")
     if not await fleet.known(run_id):
-        raise FleetError(f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}")
+        raise FleetError(unknown_run(fleet, run_id))
     cursor = f"0-{after}"
     while True:
         for entry_id, entry in await fleet.read(run_id, cursor, _READ_BLOCK_S):
@@ -219,6 +230,11 @@ async def attach_fleet_run(
                 return result_from_dict(entry["result"])
             elif kind == "refused":
                 raise RunRefused(str(entry.get("error")))
+
+
+def unknown_run(fleet: Fleet, run_id: str) -> str:
+    """What to say of a run ``fleet`` does not know."""
+    return f"no run {run_id} on the fleet at {fleet.url}: {_unknown_why(run_id)}"
 
 
 def _unknown_why(run_id: str) -> str:
@@ -289,9 +305,18 @@ def _given(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def start_fleet_run(
-    prompt: str | bytes, fleet: str, on_event: EventCallback | None, options: dict[str, Any]
+    prompt: str | bytes,
+    fleet: str,
+    on_event: EventCallback | None,
+    options: dict[str, Any],
+    queue: str | None = None,
+    *,
+    run_id: str | None = None,
 ) -> FleetRunHandle:
-    """Check the options here (as for a local run), then queue the run on ``fleet``."""
+    """Check the options here (as for a local run), then queue the run on ``fleet``'s
+    queue ``queue`` (None: the default queue) under ``run_id`` (None: a fresh one; a
+    service gives its own, so that its id is the fleet's)."""
+    queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -304,12 +329,55 @@ def start_fleet_run(
     if "run_id" in options or "run_dir" in options:
         raise ValueError("a fleet run's id and folder are chosen by its worker: give neither")
     RunOptions.from_kwargs(options)
-    run_id = new_run_id()
-    message = run_message(prompt, run_id, options)
+    run_id = run_id or new_run_id()
+    message = run_message(prompt, run_id, options, queue)
     try:
         import orjson
 
         orjson.dumps(message)
     except TypeError as exc:
         raise ValueError(f"a fleet run's options must be JSON values: {exc}") from None
+    return FleetRunHandle(open_fleet(fleet), run_id, message, on_event)
+
+
+#: The options an ``exec`` run on a fleet may have (those of the service's commands).
+EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace", "stdin")
+
+
+def start_fleet_exec(
+    argv: list[str],
+    fleet: str,
+    *,
+    on_event: EventCallback | None = None,
+    queue: str | None = None,
+    run_id: str | None = None,
+    **options: Any,
+) -> FleetRunHandle:
+    """Queue the plain command ``argv`` (no shell) on ``fleet``: a worker started with
+    ``--allow-exec`` for its program runs it supervised (whole tree, timeouts, run folder,
+    history), sends each output line as a
+    :class:`~cc_executor._agents._types.CommandOutputEvent` and a :class:`RunResult`
+    (``exit_code``, ``status``; the output itself stays in the worker's run folder).
+    ``options``: ``cwd``, ``env``, ``timeout``, ``idle_timeout``, ``first_output_timeout``,
+    ``grace``, ``stdin`` (text)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError("start_fleet_exec needs a running event loop") from None
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("argv must be a non-empty list of strings")
+    unknown = sorted(set(options) - set(EXEC_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown command option(s) {', '.join(unknown)} ({EXEC_OPTIONS})")
+    queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
+    run_id = run_id or new_run_id()
+    plain = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    message = {
+        "version": MESSAGE_VERSION,
+        "run_id": run_id,
+        "argv": list(argv),
+        "options": plain,
+        "attempt": 1,
+        "queue": queue,
+    }
     return FleetRunHandle(open_fleet(fleet), run_id, message, on_event)

@@ -47,6 +47,7 @@ from cc_executor._engine._launch import Launched
 from cc_executor._errors import AgentNotFound
 from cc_executor._ids import new_run_id
 from cc_executor._paths import make_run_dir, runs_dir
+from cc_executor._run._control import ControlChannel, open_control
 from cc_executor._run._homes import link_home, new_home, own_home, session_home
 from cc_executor._run._options import RunOptions
 from cc_executor._run._prepare import limits_of, process_env, run_marker, save_prompt
@@ -365,6 +366,20 @@ class _Run:
         self.on_permission = on_permission
         self.decider_name = decider_name
         self._broker: PermissionBroker | None = None
+        #: The run folder's control socket, while the run lasts (see ``_control``).
+        self._control: ControlChannel | None = None
+
+    def _cancel_elsewhere(self) -> bool:
+        if self.stop_requested:
+            return False
+        self.request_stop("cancelled by another process (cc-executor cancel)")
+        return True
+
+    def _pause(self) -> bool:
+        return self.process is not None and self.process.pause()
+
+    def _resume(self) -> bool:
+        return self.process is not None and self.process.resume()
 
     def request_stop(self, reason: str | None = None) -> None:
         """Stop the run as soon as possible; it then ends ``cancelled`` with its partial
@@ -437,6 +452,8 @@ class _Run:
                 self.launched.abandon()  # a no-op once adopted
             if self._broker is not None:
                 await self._broker.close()
+            if self._control is not None:
+                await self._control.aclose()
 
     async def _permission_flags(self) -> list[str]:
         """Start the run's permission channel and return the CLI flags that use it: the
@@ -549,6 +566,16 @@ class _Run:
             failed = await self._make_workspace()
             if failed is not None:
                 return await self._recorded(failed)
+        if opts.record:
+            # Found through the history by `cc-executor cancel|pause|unpause RUN_ID`.
+            self._control = await open_control(
+                str(self.run_dir),
+                {
+                    "cancel": self._cancel_elsewhere,
+                    "pause": self._pause,
+                    "resume": self._resume,
+                },
+            )
         if self.home is not None:
             link_home(str(self.run_dir), self.home)
         elif own_home(self.adapter, opts):
@@ -1142,6 +1169,7 @@ def start_run(
     on_permission: Decider | None = None,
     launched: Launched | None = None,
     fleet: str | None = None,
+    queue: str | None = None,
     _decider_name: str = "callback",
     **options: Any,
 ) -> RunHandle:
@@ -1151,6 +1179,7 @@ def start_run(
     ``fleet``: queue the run on the fleet at this URL (``redis://``, ``rediss://``,
     ``unix:///path``; docs/fleet.md) instead of running it here; the handle is then a
     :class:`~cc_executor._run._fleet.FleetRunHandle`, following the run on its worker.
+    ``queue``: the fleet's queue to put it on (default ``"default"``); only with ``fleet``.
 
     ``on_permission``: the decider of the ``permission_policy``'s ``ask`` rules, as for
     :func:`run`.
@@ -1167,7 +1196,9 @@ def start_run(
             raise ValueError("on_permission: a fleet run is decided on its worker, not here")
         from cc_executor._run._fleet import start_fleet_run
 
-        return start_fleet_run(prompt, fleet, on_event, options)
+        return start_fleet_run(prompt, fleet, on_event, options, queue)
+    if queue is not None:
+        raise ValueError("queue names a fleet's queue: give fleet= too")
     try:
         try:
             asyncio.get_running_loop()

@@ -99,6 +99,10 @@ class ManagerConfig:
     - ``agent_defaults``: by agent, options applied to its runs before the caller's (the
       server's ``agent_path``, ``base_url`` and ``agent_spec``); callers cannot override
       server-only options.
+    - ``fleet`` (and ``fleet_queue``): agent runs and task lists go to this fleet's queue
+      (docs/fleet.md) under the same ids, events and controls; the workers apply their
+      own policy and agent settings (``agent_defaults`` are not sent). Commands still
+      run here. ``max_concurrent`` then bounds the fleet runs in flight from this server.
     """
 
     max_concurrent: int = 4
@@ -113,6 +117,8 @@ class ManagerConfig:
     exec_policy: str | os.PathLike[str] | None = None
     agents: Sequence[str] = (DEFAULT_AGENT,)
     agent_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fleet: str | None = None
+    fleet_queue: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent", "max_events", "max_finished", "max_event_bytes"):
@@ -472,6 +478,8 @@ class RunManager:
                 on_event=on_event,
                 list_id=run_id,
                 check_task=check_task,
+                fleet=self.config.fleet,
+                queue=self.config.fleet_queue,
                 **defaults,
             )
             run._control = _TaskListControl(handle)
@@ -560,7 +568,10 @@ class RunManager:
                 self._settle_queued_row(run)
 
     def _agent_defaults(self, agent: str) -> Mapping[str, Any]:
-        """The server's options for the runs of ``agent`` (its executable, endpoint, spec)."""
+        """The server's options for the runs of ``agent`` (its executable, endpoint, spec);
+        none for fleet runs: a worker runs its own."""
+        if self.config.fleet is not None:
+            return {}
         return self.config.agent_defaults.get(agent, {})
 
     def _recheck(self, options: dict[str, Any]) -> None:
@@ -645,13 +656,22 @@ class RunManager:
             finally:
                 run.pending_permissions.pop(request.id, None)
 
-        handle = start_run(
-            prompt,
-            on_event=on_event,
-            on_permission=on_permission,
-            _decider_name="service",
-            **options,
-        )
+        if self.config.fleet is None:
+            handle = start_run(
+                prompt,
+                on_event=on_event,
+                on_permission=on_permission,
+                _decider_name="service",
+                **options,
+            )
+        else:
+            from cc_executor._run._fleet import start_fleet_run
+
+            # The same id on the fleet: `attach`, `cancel --fleet` and the workers know it.
+            given = {k: v for k, v in options.items() if k != "run_id"}
+            handle = start_fleet_run(
+                prompt, self.config.fleet, on_event, given, self.config.fleet_queue, run_id=run.id
+            )
         run._control = handle
         if run.cancel_requested:
             handle.cancel()

@@ -28,10 +28,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_executor._agents import ADAPTERS
-from cc_executor._agents._types import StatusEvent
+from cc_executor._agents._types import CommandOutputEvent, StatusEvent
 from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._base import CANCEL, PAUSE, RESUME, Fleet, Lease
+from cc_executor._fleet._base import (
+    CANCEL,
+    DEFAULT_QUEUE,
+    PAUSE,
+    RESUME,
+    Fleet,
+    Lease,
+    check_queue,
+)
 from cc_executor._ids import new_run_id
 from cc_executor._run._fleet import MESSAGE_VERSION
 from cc_executor._run._options import RunOptions
@@ -50,10 +58,10 @@ _RUN_ID = re.compile(r"[0-9a-z]{26}")
 
 @dataclass
 class WorkerConfig:
-    """What one worker offers: ``slots`` runs at once, runs whose ``cwd`` is inside
-    ``allow_dirs``, of the ``agents`` named (empty: every agent), and ``grace_s`` seconds
-    for runs to finish on SIGTERM. ``heartbeat_timeout_s``: after this long without a
-    heartbeat, the broker and the leases count the worker lost."""
+    """What one worker offers: ``slots`` runs at once, taken from the fleet's ``queues``,
+    runs whose ``cwd`` is inside ``allow_dirs``, of the ``agents`` named (empty: every
+    agent), and ``grace_s`` seconds for runs to finish on SIGTERM. ``heartbeat_timeout_s``:
+    after this long without a heartbeat, the broker and the leases count the worker lost."""
 
     fleet: str
     slots: int = 1
@@ -62,12 +70,16 @@ class WorkerConfig:
     allow_env: Sequence[str] = ()
     grace_s: float = 30.0
     heartbeat_timeout_s: float = 60.0
+    queues: Sequence[str] = (DEFAULT_QUEUE,)
+    #: Programs (names on PATH or paths, each optionally with the arguments a command must
+    #: start with, as ``serve --allow-exec``) a run message may run as a plain command.
+    allow_exec: Sequence[str] = ()
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
 @dataclass
 class _Active:
-    handle: RunHandle
+    handle: _Handle
     lease: Lease
     #: Adds an event to the run's stream, in order with the agent's.
     note: Callable[[Any], None]
@@ -80,13 +92,17 @@ class FleetWorker:
     def __init__(self, config: WorkerConfig) -> None:
         if config.slots < 1:
             raise ValueError(f"--slots must be at least 1, got {config.slots}")
+        for queue in config.queues:
+            check_queue(queue)
         for name in config.agents:
             if name not in ADAPTERS:
                 raise ValueError(f"--agent {name!r}: unknown agent ({', '.join(sorted(ADAPTERS))})")
         self.config = config
         # Without --agent a worker runs every agent (claude for a run naming none).
         agents = config.agents or ["claude", *sorted(set(ADAPTERS) - {"claude"})]
-        self.policy = RunPolicy(config.allow_dirs, [], allow_env=config.allow_env, agents=agents)
+        self.policy = RunPolicy(
+            config.allow_dirs, config.allow_exec, allow_env=config.allow_env, agents=agents
+        )
         self.fleet: Fleet = open_fleet(config.fleet)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._active: dict[str, _Active] = {}
@@ -136,6 +152,25 @@ class FleetWorker:
             raise RunRefused(str(exc)) from None
         return prompt, options
 
+    def check_exec(self, message: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """The argv (its program resolved) and options of a command message this worker
+        may run (``--allow-exec``); raises :class:`RunRefused` saying why not."""
+        if message.get("version") != MESSAGE_VERSION:
+            raise RunRefused(f"run message version {message.get('version')!r}")
+        argv, options = message.get("argv"), message.get("options")
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise RunRefused("the run message's options are not an object")
+        try:
+            executable = self.policy.executable(argv)
+            assert isinstance(argv, list)
+            options = dict(options)
+            self.policy.check_exec_options(options)
+            options["cwd"] = self.policy.check_cwd(options.get("cwd"))
+            options["env"] = self.policy.check_env(options.get("env"), command=argv)
+        except ServiceError as exc:
+            raise RunRefused(str(exc)) from None
+        return [executable, *argv[1:]], options
+
     # -- the loop --------------------------------------------------------------------
     def serve(self) -> int:
         """Take runs until SIGTERM/SIGINT, then drain (see :meth:`_drain`)."""
@@ -151,6 +186,7 @@ class FleetWorker:
             self._deliver,
             slots=self.config.slots,
             heartbeat_timeout_s=self.config.heartbeat_timeout_s,
+            queues=self.config.queues,
         )
         beat = asyncio.ensure_future(self._heartbeats())
         control = asyncio.ensure_future(self._control())
@@ -193,6 +229,7 @@ class FleetWorker:
                 "slots": self.config.slots,
                 "busy": len(self._active),
                 "agents": list(self.config.agents) or sorted(ADAPTERS),
+                "queues": list(self.config.queues),
                 "version": __version__,
                 "heartbeat_at": time.time(),
             }
@@ -260,21 +297,32 @@ class FleetWorker:
         if not isinstance(lease, Lease):
             log.info("run %s: delivery dropped (%s)", run_id, lease)
             return
+        local_id = _local_id(run_id, message.get("attempt", 1))
         try:
-            prompt, options = self.check(message)
+            if "argv" in message:
+                argv, exec_options = self.check_exec(message)
+
+                def start(on_event: Callable[[Any], None]) -> _Handle:
+                    return _ExecHandle(local_id, argv, exec_options, on_event)
+
+            else:
+                prompt, options = self.check(message)
+
+                def start(on_event: Callable[[Any], None]) -> _Handle:
+                    return start_run(prompt, on_event=on_event, run_id=local_id, **options)
+
         except RunRefused as exc:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
             log.warning("%s", error)
             await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
             await self.fleet.finish(run_id, lease)
             return
-        await self._run(run_id, prompt, options, lease, message)
+        await self._run(run_id, start, lease, message)
 
     async def _run(
         self,
         run_id: str,
-        prompt: bytes,
-        options: dict[str, Any],
+        start: Callable[[Callable[[Any], None]], _Handle],
         lease: Lease,
         message: dict[str, Any],
     ) -> None:
@@ -285,8 +333,7 @@ class FleetWorker:
             pending.append({"kind": "event", "event": event.to_dict()})
             wake.set()
 
-        attempt = message.get("attempt", 1)
-        handle = start_run(prompt, on_event=on_event, run_id=_local_id(run_id, attempt), **options)
+        handle = start(on_event)
         active = self._active[run_id] = _Active(handle, lease, on_event)
         self._idle.clear()
         self._changed.set()
@@ -333,7 +380,7 @@ class FleetWorker:
         await asyncio.to_thread(self.fleet.submit, again)
 
     async def _pump(
-        self, run_id: str, pending: list[dict[str, Any]], wake: asyncio.Event, handle: RunHandle
+        self, run_id: str, pending: list[dict[str, Any]], wake: asyncio.Event, handle: _Handle
     ) -> None:
         """Send the run's events to its stream, in order, in batches."""
         while True:
@@ -385,3 +432,77 @@ def _local_id(run_id: str, attempt: Any) -> str:
     """The id of an attempt's run here: the fleet's id for the first, a fresh one after
     (the folder of the first may be on this machine too)."""
     return run_id if attempt == 1 else new_run_id()
+
+
+class _ExecHandle:
+    """A plain command run here (``run_command``), with a run handle's controls; its
+    output lines become :class:`CommandOutputEvent` and its end a :class:`RunResult`."""
+
+    def __init__(
+        self,
+        run_id: str,
+        argv: list[str],
+        options: Mapping[str, Any],
+        on_event: Callable[[Any], None],
+    ) -> None:
+        from cc_executor._engine import SupervisedProcess
+
+        self._proc = SupervisedProcess(
+            argv,
+            stdin=options.get("stdin"),
+            cwd=options["cwd"],
+            extra_env=dict(options["env"]),
+            timeout=options.get("timeout"),
+            idle_timeout=options.get("idle_timeout"),
+            first_output_timeout=options.get("first_output_timeout"),
+            grace=float(options.get("grace", 5.0)),
+            run_id=run_id,
+        )
+        self._on_event = on_event
+        self._stopping: set[asyncio.Future[Any]] = set()
+        self._task = asyncio.ensure_future(self._go())
+
+    async def _go(self) -> RunResult:
+        from cc_executor._run._exec import run_command
+
+        async def on_output(item: Any) -> None:
+            self._on_event(CommandOutputEvent(t=item.t, stream=item.stream, text=item.text))
+
+        done = await run_command(self._proc, on_output=on_output)
+        return RunResult(
+            run_id=done.run_id,
+            status=done.status,
+            partial=done.partial,
+            timeout_after=done.timeout_after,
+            duration_s=done.duration_s,
+            exit_code=done.exit_code,
+            error=done.error,
+            run_dir=done.run_dir,
+            event_log=done.stdout_path,
+            stderr_tail=done.stderr_tail,
+            warnings=list(done.warnings),
+            incomplete_files=list(done.incomplete_files),
+        )
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    def cancel(self) -> None:
+        if self._proc.running:
+            stopping = asyncio.ensure_future(self._proc.cancel())
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+
+    def pause(self) -> bool:
+        return self._proc.pause()
+
+    def resume(self) -> bool:
+        return self._proc.resume()
+
+    async def wait(self) -> RunResult:
+        return await asyncio.shield(self._task)
+
+
+#: What runs a run message here: an agent run's handle, or a command's.
+_Handle = RunHandle | _ExecHandle

@@ -145,6 +145,8 @@ def start_tasks(
     on_event: TaskEventCallback | None = None,
     list_id: str | None = None,
     check_task: TaskCheck | None = None,
+    fleet: str | None = None,
+    queue: str | None = None,
     **run_defaults: Any,
 ) -> TaskListHandle:
     """Start a task list in the background of the running loop and return its handle.
@@ -155,8 +157,13 @@ def start_tasks(
     right before each run of a task starts, with that run's options: it may adjust them
     in place, and an exception it raises refuses the run (the task fails with the
     exception's message, its attempt ``error``, and nothing runs).
+
+    ``fleet`` (and ``queue``): each task's run is a fleet run on that fleet's queue
+    (docs/fleet.md), scheduled from here in the list's order; the list's state stays here,
+    so :func:`start_resume` continues it (with the same fleet unless given another).
     """
     spec = _as_spec(path_or_spec)
+    on_fleet = _fleet(fleet, queue)
     check_run_defaults(run_defaults)
     # The caller's paths are relative to the process's cwd (the list's own to its folder),
     # and absolute from here: a resume from another directory runs the tasks where they
@@ -178,10 +185,12 @@ def start_tasks(
     folder.lock()
     try:
         folder.write_spec(spec.to_dict())
-        meta = {
+        meta: dict[str, Any] = {
             "run_defaults": saved_defaults(defaults),
             "env_names": sorted(defaults.get("env", {})),
         }
+        if on_fleet is not None:
+            meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
         job = ListRun(
             spec,
             list_id=list_id,
@@ -197,6 +206,7 @@ def start_tasks(
             warnings=_one_at_a_time_note(spec, parallel),
             reserve_usd=reserve,
             check_task=check_task,
+            fleet=on_fleet,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -211,6 +221,8 @@ def start_resume(
     budget_usd: float | None = None,
     reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
+    fleet: str | None = None,
+    queue: str | None = None,
     **run_defaults: Any,
 ) -> TaskListHandle:
     """Continue a task list run that did not finish (crash, Ctrl-C, timeout, failure).
@@ -254,6 +266,10 @@ def start_resume(
                     sessions[task.id] = session
             states[task.id] = state
         meta["sessions"] = int(meta.get("sessions", 1)) + 1
+        # A list started on a fleet goes on there (its URL is saved without credentials).
+        on_fleet = _fleet(fleet or meta.get("fleet"), queue or meta.get("queue"))
+        if on_fleet is not None:
+            meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
@@ -271,6 +287,7 @@ def start_resume(
             meta=meta,
             warnings=warnings,
             reserve_usd=reserve,
+            fleet=on_fleet,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -286,6 +303,8 @@ async def run_tasks(
     reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
     list_id: str | None = None,
+    fleet: str | None = None,
+    queue: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """Run a task list: each task a fresh Claude Code run, earlier results in later prompts.
@@ -323,6 +342,8 @@ async def run_tasks(
         reserve_usd=reserve_usd,
         on_event=on_event,
         list_id=list_id,
+        fleet=fleet,
+        queue=queue,
         **run_defaults,
     )
     return await _wait_cancelling(handle)
@@ -335,6 +356,8 @@ async def resume_tasks(
     budget_usd: float | None = None,
     reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
+    fleet: str | None = None,
+    queue: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """:func:`start_resume`, then wait for the result (see :func:`run_tasks`)."""
@@ -344,6 +367,8 @@ async def resume_tasks(
         budget_usd=budget_usd,
         reserve_usd=reserve_usd,
         on_event=on_event,
+        fleet=fleet,
+        queue=queue,
         **run_defaults,
     )
     return await _wait_cancelling(handle)
@@ -407,3 +432,24 @@ def get_task_list(list_id: str) -> TaskListResult:
         budget_usd=meta.get("budget_usd"),
         budget_spent_usd=charged(tasks.values()) if meta.get("budget_usd") else None,
     )
+
+
+def _fleet(url: Any, queue: Any) -> tuple[str, str | None] | None:
+    """(URL, queue) of a list's fleet, checked before anything runs; None: runs here."""
+    if not url:
+        if queue:
+            raise ValueError("queue names a fleet's queue: give fleet too")
+        return None
+    from cc_executor._fleet._base import check_queue
+    from cc_executor._fleet._url import parse_fleet_url
+
+    parse_fleet_url(str(url))
+    return str(url), check_queue(str(queue)) if queue else None
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, as the list's state keeps it (credentials come from
+    the environment again on resume)."""
+    from cc_executor._fleet._url import parse_fleet_url
+
+    return parse_fleet_url(url).url

@@ -24,6 +24,7 @@ from typing import Any
 from cc_executor._agents import adapter_for
 from cc_executor._agents._prices import takes_budget
 from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
+from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -101,8 +102,11 @@ class ListRun:
         warnings: list[str] | None = None,
         reserve_usd: Mapping[str, float] | None = None,
         check_task: TaskCheck | None = None,
+        fleet: tuple[str, str | None] | None = None,
     ) -> None:
         self.spec = spec
+        #: (URL, queue): each task's run goes to this fleet (None: runs here).
+        self.fleet = fleet
         self.check_task = check_task
         self.list_id = list_id
         self.folder = folder
@@ -121,7 +125,9 @@ class ListRun:
         self.states = {
             t.id: states.get(t.id) or TaskResult(id=t.id, title=t.title) for t in spec.tasks
         }
-        self.continue_sessions = dict(continue_sessions)
+        # A session lives in the home of the worker that ran it: on a fleet, a stopped
+        # attempt's next one starts afresh rather than fail on another machine.
+        self.continue_sessions = dict(continue_sessions) if fleet is None else {}
         self.meta = dict(meta)
         self.handles: dict[str, RunHandle] = {}
         self.active: dict[asyncio.Future[None], str] = {}
@@ -550,10 +556,26 @@ class ListRun:
                 except Exception as exc:
                     await self._refused(task, state, attempt, f"refused at the start: {exc}")
                     return
-            handle = start_run(prompt, on_event=forward, **options)
+            if self.fleet is None:
+                handle = start_run(prompt, on_event=forward, **options)
+            else:
+                # The fleet names its runs; the list's link (parent_id) and a run's id are
+                # the worker's to keep, so neither is sent.
+                for name in ("run_id", "parent_id"):
+                    options.pop(name, None)
+                url, queue = self.fleet
+                handle = start_run(prompt, on_event=forward, fleet=url, queue=queue, **options)
+                attempt.run_id = state.run_id = handle.run_id
+                self._save(state, durable=False)
             self.handles[task.id] = handle
             try:
                 result = await handle.wait()
+            except RunRefused as exc:
+                attempt.status = RunStatus.ERROR.value
+                attempt.ended_at = time.time()
+                attempt.error = str(exc)
+                await self._fail(task, state, str(exc))
+                return
             finally:
                 self.handles.pop(task.id, None)
             self._account(state, attempt, result)

@@ -1,0 +1,117 @@
+"""``serve --fleet``: the service's run endpoints start, list and control fleet runs with the
+same API as local ones (the MCP tools stand on the same run manager)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
+from tests._wait import await_for
+from tests.fleet.conftest import CLI
+from tests.service.conftest import launch, sse_events
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+NEEDLE = "tail -f /dev/null"
+
+
+def _needles(cwd: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["cwd"] == str(cwd) and NEEDLE in " ".join(proc.info["cmdline"] or []):
+                found.append(proc.pid)
+    return found
+
+
+async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
+    fleet_bed: Any, tmp_path: Path
+) -> None:
+    script = Script(
+        [
+            Rule(
+                match="^hold",
+                answers=[Reply([Text("working on it"), ToolUse("Bash", {"command": NEEDLE})])],
+            ),
+            Rule(answers=[Reply([Text("done on a worker")])]),
+        ]
+    )
+    async with fleet_bed(script) as bed:
+        worker = bed.start_worker()
+        home = tmp_path / "service-home"
+        service = launch(home, bed.workdir, "--fleet", bed.url)
+        try:
+            async with service.client() as client:
+                options = {"cwd": str(bed.workdir)}
+                quick = await client.post("/runs", json={"prompt": "quick", "options": options})
+                assert quick.status_code == 202, quick.text
+                quick_id = quick.json()["run_id"]
+                events = await sse_events(client, quick_id)
+                held = await client.post(
+                    "/runs",
+                    json={"prompt": "hold", "options": {**options, "allowed_tools": ["Bash"]}},
+                )
+                held_id = held.json()["run_id"]
+                await await_for(lambda: _needles(bed.workdir), timeout=120, what="the tool runs")
+                tool = psutil.Process(_needles(bed.workdir)[0])
+                paused = await client.post(f"/runs/{held_id}/pause")
+                assert paused.status_code == 200, paused.text
+                await await_for(lambda: tool.status() == psutil.STATUS_STOPPED, timeout=60)
+                resumed = await client.post(f"/runs/{held_id}/resume")
+                assert resumed.status_code == 200, resumed.text
+                await await_for(lambda: tool.status() != psutil.STATUS_STOPPED, timeout=60)
+                listed = (await client.get("/runs")).json()
+                cancelled = await client.post(f"/runs/{held_id}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+                rest = await sse_events(client, held_id)
+                held_run = (await client.get(f"/runs/{held_id}")).json()
+        finally:
+            await asyncio.to_thread(service.stop)
+    done = events[-1]
+    assert done["status"] == "ok", done
+    assert done["result"]["result"] == "done on a worker"
+    # It ran on the worker, under the service's own id (the fleet's id too).
+    assert (worker.data / "runs" / quick_id).is_dir()
+    assert bed.redis.client().exists(f"cc-executor:known:{quick_id}")
+    assert {quick_id, held_id} <= {r["run_id"] for r in listed["runs"]}
+    assert rest[-1]["status"] == "cancelled"
+    assert held_run["result"]["partial"] is True
+    assert "working on it" in held_run["result"]["result"]
+    assert _needles(bed.workdir) == []
+
+
+async def test_mcp_with_fleet_starts_and_waits_for_a_fleet_run(
+    fleet_bed: Any, tmp_path: Path
+) -> None:
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from tests.service.test_mcp import data
+
+    async with fleet_bed(Script([Rule(answers=[Reply([Text("mcp on a worker")])])])) as bed:
+        worker = bed.start_worker()
+        args = ["mcp", "--allow-dir", str(bed.workdir), "--fleet", bed.url]
+        env = {**os.environ, "CC_EXECUTOR_HOME": str(tmp_path / "mcp-home")}
+        params = StdioServerParameters(command=CLI, args=args, env=env)
+        async with Client(stdio_client(params)) as client:
+            options = {"cwd": str(bed.workdir)}
+            started = data(
+                await client.call_tool("start_run", {"prompt": "hi", "options": options})
+            )
+            state: dict[str, Any] = {"done": False}
+            while not state["done"]:
+                state = data(
+                    await client.call_tool(
+                        "wait_run", {"run_id": started["run_id"], "timeout_s": 50}
+                    )
+                )
+    assert state["status"] == "ok", state
+    assert state["result"] == "mcp on a worker"
+    assert (worker.data / "runs" / started["run_id"]).is_dir()
