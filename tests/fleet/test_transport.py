@@ -150,3 +150,49 @@ async def test_a_read_blocks_as_long_as_asked_without_failing(redis_server: Redi
         assert await fleet.read(RUN, "0", 6) == []
     finally:
         await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lost_holders_run_is_reclaimed_once_and_its_old_delivery_is_stale(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        message = {"run_id": RUN, "attempt": 1, "holder": "w1"}
+        first = await fleet.acquire(RUN, "w1", 0.05, message)
+        assert isinstance(first, Lease)
+        assert await fleet.reclaim() == []  # not before the lease expires
+        while not (claimed := await fleet.reclaim()):
+            await asyncio.sleep(0.02)
+        assert claimed == [(2, message)]
+        assert await fleet.reclaim() == []  # one claim only
+        # The lost worker's own delivery, re-queued late by the broker, never starts...
+        assert await fleet.acquire(RUN, "w2", 30, message) == "stale"
+        # ...the new attempt does; and a worker that lost its lease writes nothing more.
+        second = await fleet.acquire(RUN, "w2", 30, {**message, "attempt": 2})
+        assert isinstance(second, Lease)
+        assert not await fleet.append(RUN, [{"kind": "event"}], lease=first)
+        assert await fleet.append(RUN, [{"kind": "event"}], lease=second)
+        assert await fleet.handoff(first) == 0
+        assert await fleet.handoff(second) == 3
+        assert await fleet.reclaim() == []  # handed off: queued again by its holder
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_stream_is_bounded_in_bytes_and_says_so_and_still_gets_its_result(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        event = {"kind": "event", "event": {"type": "text", "text": "x" * 100}}
+        for _ in range(30):  # 30 events of about 150 bytes over a bound of 2,000
+            await fleet.append(RUN, [event], max_bytes=2000)
+        await fleet.append(RUN, [{"kind": "result", "result": {}}], max_bytes=2000)
+        kept = [entry for _, entry in await fleet.read(RUN, "0", 1)]
+        kinds = [e.get("event", {}).get("status") or e["kind"] for e in kept]
+        assert kinds == ["event"] * 13 + ["stream_limit", "result"]
+        assert "2,000 bytes" in kept[-2]["error"]
+    finally:
+        await fleet.aclose()

@@ -42,6 +42,9 @@ GROUPS = ("time", "agent", "environment", "answer and output")
 ALLOWED = "allowed"
 SERVER_ONLY = "server_only"
 
+#: What a fleet does with a run whose worker was lost (``on_worker_lost``).
+ON_WORKER_LOST = ("resume", "restart", "fail")
+
 
 class Option:
     """The declaration of one run option (see the module docstring).
@@ -540,6 +543,16 @@ class RunOptions(OptionRecord):
         group="answer and output",
         help="longest back-off between two attempts",
         task=False,
+    )
+    on_worker_lost: str = option(
+        kind="text",
+        default="resume",
+        flag="--on-worker-lost",
+        metavar="resume|restart|fail",
+        group="answer and output",
+        help="fleet runs: when the worker running it is lost, resume its session on another "
+        "worker (restart when it cannot be carried), restart it from its prompt, or fail",
+        task=True,
     )
     heartbeat_s: float = option(
         kind="number",
