@@ -268,7 +268,9 @@ class FleetWorker:
             return
         ttl = self.config.heartbeat_timeout_s
         kept = {**message, "holder": self.config.worker_id}
-        lease = await self.fleet.acquire(run_id, self.config.worker_id, ttl, kept)
+        lease = await self._retrying(
+            run_id, lambda: self.fleet.acquire(run_id, self.config.worker_id, ttl, kept)
+        )
         if not isinstance(lease, Lease):
             log.info("run %s: delivery dropped (%s)", run_id, lease)
             return
@@ -277,8 +279,9 @@ class FleetWorker:
         except RunRefused as exc:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
             log.warning("%s", error)
-            await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
-            await self.fleet.finish(run_id, lease)
+            entry = {"kind": "refused", "error": error}
+            await self._retrying(run_id, lambda: self.fleet.append(run_id, [entry]))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
             return
         await self._run(run_id, prompt, options, lease, message)
 
@@ -351,7 +354,7 @@ class FleetWorker:
         restored, else from its prompt."""
         why = str(recover.get("why", ""))
         if recover.get("mode") == "resume":
-            shipped = await self.fleet.session(run_id)
+            shipped = await self._retrying(run_id, lambda: self.fleet.session(run_id))
             where = _restore_session(shipped, options) if shipped else None
             if shipped and where:
                 log.info("run %s: resuming session %s (%s)", run_id, shipped[0], where)
@@ -375,7 +378,7 @@ class FleetWorker:
             await asyncio.to_thread(_mark_interrupted, local_id, error)
         with contextlib.suppress(FleetError, OSError):
             await self._ship(run_id, active)
-        attempt = await self.fleet.handoff(active.lease)
+        attempt = await self._retrying(run_id, lambda: self.fleet.handoff(active.lease))
         if attempt:
             await self._recover(attempt, {**message, "holder": self.config.worker_id}, error)
 
@@ -386,7 +389,7 @@ class FleetWorker:
         options = message.get("options") if isinstance(message.get("options"), dict) else {}
         policy = (options or {}).get("on_worker_lost", "resume")
         agent = (options or {}).get("agent", "claude")
-        shipped = await self.fleet.session(run_id)
+        shipped = await self._retrying(run_id, lambda: self.fleet.session(run_id))
         if policy == "fail":
             how = "on_worker_lost is fail: the run ends"
         elif policy == "restart":
@@ -403,16 +406,18 @@ class FleetWorker:
         entries = [{"kind": "interrupted", "result": interrupted.to_dict()}]
         if policy == "fail":
             entries.append({"kind": "result", "result": interrupted.to_dict()})
-            await self.fleet.append(run_id, entries)
-            await self.fleet.finish(run_id, None)
+            await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None))
             return
-        await self.fleet.append(run_id, entries)
+        # Claimed: from here on the run is this worker's to queue again, whatever the
+        # broker does meanwhile.
+        await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
         mode = "resume" if how.startswith("another worker resumes") else "restart"
         recover = {"mode": mode, "why": how, "lost": message.get("holder")}
         again = {k: v for k, v in message.items() if k != "holder"}
         again.update(attempt=attempt, recover=recover)
         log.warning("run %s: %s; attempt %d queued", run_id, how, attempt)
-        await asyncio.to_thread(self.fleet.submit, again)
+        await self._retrying(run_id, lambda: asyncio.to_thread(self.fleet.submit, again))
 
     async def _reap(self) -> None:
         """Find the runs of lost workers (their lease expired: no renewal for the heartbeat
@@ -435,12 +440,15 @@ class FleetWorker:
                 log.exception("recovery of lost workers' runs")
 
     async def _retrying(self, run_id: str, call: Callable[[], Any]) -> Any:
-        """``call()`` until the broker takes it, with back-off (the broker may be down)."""
-        delay = 0.1
+        """``call()`` until the broker takes it, with back-off (the broker may be down);
+        a worker told to stop gives up after its grace, so that it never hangs."""
+        delay, began = 0.1, time.monotonic()
         while True:
             try:
                 return await call()
             except FleetError as exc:
+                if self._stop.is_set() and time.monotonic() - began > self.config.grace_s:
+                    raise
                 log.warning("run %s: %s; again in %.1f s", run_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
