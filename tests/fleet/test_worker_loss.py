@@ -100,6 +100,53 @@ async def test_a_worker_sigkilled_mid_run_is_recovered_and_its_session_resumed_e
     assert CONTINUE_PROMPT.decode()[:40] in text
 
 
+async def test_a_stalled_worker_that_lost_its_lease_stops_its_copy_and_writes_nothing(
+    fleet_bed: Any,
+) -> None:
+    """SIGSTOP of a worker past its timeout: another worker recovers the run; once the first
+    runs again, its next renewal finds the lease lost: it stops its copy (its whole tree)
+    and sends nothing more to the run's stream."""
+    script = Script(
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": NEEDLE})]),
+                    Reply([Text("not resumed")]),
+                    Reply([Text("finished by the second worker")]),
+                ]
+            )
+        ]
+    )
+    bed: FleetBed
+    async with fleet_bed(script) as bed:
+        first = bed.start_worker("--heartbeat-timeout", "2")
+        handle = start_run("stall", fleet=bed.url, cwd=str(bed.workdir), allowed_tools=["Bash"])
+        await await_for(lambda: _in(str(bed.workdir), NEEDLE), timeout=120)
+        client = bed.redis.client()
+        key = f"cc-executor:transcript:{handle.run_id}"
+        await await_for(lambda: b"tool_use" in (client.get(key) or b""), timeout=60)
+        first.proc.send_signal(signal.SIGSTOP)
+        try:
+            second = bed.start_worker("--heartbeat-timeout", "2")
+            result = await handle.wait()
+        finally:
+            first.proc.send_signal(signal.SIGCONT)
+        assert result.result == "finished by the second worker"
+        assert result.run_dir is not None
+        assert result.run_dir.startswith(str(second.data))
+
+        def stopped_its_copy() -> bool:
+            shown = first.cc("history", "--json").stdout
+            return "interrupted" in shown and "lost the run's lease" in shown
+
+        await await_for(stopped_its_copy, timeout=120, what="the stalled copy stopped")
+        await await_for(lambda: not _in(str(bed.workdir), NEEDLE), timeout=60)
+        raw: Any = client.xrange(f"cc-executor:events:{handle.run_id}")
+    kinds = [orjson.loads(e[b"e"])["kind"] for _, e in raw]
+    assert kinds.count("result") == 1
+    assert kinds[-1] == "result"  # nothing of the stalled copy came after
+
+
 #: A tool call that waits for the file ``go``, then prints a line.
 WAIT_GO = "until [ -e go ]; do sleep 0.1; done; echo printed-while-redis-was-down"
 
