@@ -4,6 +4,7 @@ cancel of a queued run, the event stream and the workers' heartbeats."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,38 @@ async def test_a_stream_is_bounded_in_bytes_and_says_so_and_still_gets_its_resul
         assert "2,000 bytes" in kept[-2]["error"]
     finally:
         await fleet.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("options", "said", "mode"),
+    [
+        ({}, "no session transcript was shipped yet", "restart"),
+        ({"agent": "codex"}, "the codex agent's session cannot be carried", "restart"),
+        ({"on_worker_lost": "restart"}, "on_worker_lost is restart", "restart"),
+        ({"on_worker_lost": "fail"}, "on_worker_lost is fail: the run ends", None),
+    ],
+)
+async def test_a_lost_run_is_marked_and_goes_on_as_its_on_worker_lost_says(
+    redis_server: RedisServer, tmp_path: Path, options: dict[str, str], said: str, mode: str | None
+) -> None:
+    from cc_executor._service._worker import FleetWorker, WorkerConfig
+
+    worker = FleetWorker(WorkerConfig(fleet=redis_server.url, allow_dirs=[str(tmp_path)]))
+    message = {"version": 1, "run_id": RUN, "attempt": 1, "options": options, "holder": "w1"}
+    try:
+        await worker._recover(2, message, "worker w1 lost")
+        entries = [entry for _, entry in await worker.fleet.read(RUN, "0", 1)]
+    finally:
+        await worker.fleet.aclose()
+    assert entries[0]["kind"] == "interrupted"
+    assert entries[0]["result"]["status"] == "interrupted"
+    assert entries[0]["result"]["error"].startswith(f"worker w1 lost: {said}")
+    client = redis_server.client()
+    queued = [json.loads(m)["kwargs"] for m in client.hvals("cc-executor:cc-executor-runs.msgs")]
+    if mode is None:  # fail: the run ends, nothing is queued
+        assert [e["kind"] for e in entries] == ["interrupted", "result"]
+        assert queued == []
+    else:
+        assert [(q["attempt"], q["recover"]["mode"]) for q in queued] == [(2, mode)]
+        assert "holder" not in queued[0]

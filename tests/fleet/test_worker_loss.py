@@ -14,6 +14,8 @@ import pytest
 
 from cc_executor import start_run
 from cc_executor._agents._types import AgentEvent
+from cc_executor._fleet import open_fleet
+from cc_executor._run._fleet import attach_fleet_run
 from cc_executor._service._worker import CONTINUE_PROMPT
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
@@ -78,6 +80,16 @@ async def test_a_worker_sigkilled_mid_run_is_recovered_and_its_session_resumed_e
         assert result.run_id == handle.run_id
         assert result.run_dir is not None
         assert result.run_dir.startswith(str(second.data))
+        # attach follows the same stream across the attempts, to the final result.
+        fleet = open_fleet(bed.url)
+        attached: list[str] = []
+        try:
+            replayed = await attach_fleet_run(
+                fleet, handle.run_id, on_event=lambda _seq, e: attached.append(e.type)
+            )
+        finally:
+            await fleet.aclose()
+        assert replayed.result == result.result
         raw: Any = client.xrange(f"cc-executor:events:{handle.run_id}")
         stream = [orjson.loads(e[b"e"]) for _, e in raw]
     kinds = [e["kind"] for e in stream]
@@ -91,6 +103,7 @@ async def test_a_worker_sigkilled_mid_run_is_recovered_and_its_session_resumed_e
     assert "tool_use" in first_half
     types = [e.type for e in events]
     assert types.count("run_started") == 2
+    assert attached == types
     statuses = [getattr(e, "status", "") for e in events]
     assert any(s.startswith("session_resumed: ") for s in statuses), statuses
     # The second worker resumed the session: its model request carries the first half.
