@@ -330,20 +330,22 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
+        if active.interrupted and not active.lost:
+            await self._requeue(run_id, result, active, message)
+            return
+        local_id = result.run_id
+        if not active.lost:
+            result.run_id = run_id
+            await self._send(run_id, [{"kind": "result", "result": result.to_dict()}], active)
         if active.lost:
+            # Another worker holds the run now: its stream and its end are that worker's.
             error = (
                 f"worker {self.config.worker_id} lost the run's lease (no renewal within "
                 f"{self.config.heartbeat_timeout_s:g} s): another worker recovers it"
             )
             if options_record(message):
-                await asyncio.to_thread(_mark_interrupted, result.run_id, error)
+                await asyncio.to_thread(_mark_interrupted, local_id, error)
             return
-        if active.interrupted:
-            await self._requeue(run_id, result, active, message)
-            return
-        result.run_id = run_id
-        entry = {"kind": "result", "result": result.to_dict()}
-        await self._send(run_id, [entry], active)
         await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
 
     async def _recovered(
