@@ -250,9 +250,17 @@ class RedisFleet:
     async def reclaim(self) -> list[tuple[int, dict[str, Any]]]:
         with _said(self.url):
             members = await self._redis.smembers(f"{NAMESPACE}:running")
+            run_ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+            # Every worker looks often: one round trip for the leases, a script only for
+            # the runs whose lease is gone.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for run_id in run_ids:
+                    pipe.exists(self._key("lease", run_id))
+                live = await pipe.execute()
         claimed = []
-        for member in members:
-            run_id = member.decode() if isinstance(member, bytes) else str(member)
+        for run_id, held in zip(run_ids, live, strict=True):
+            if held:
+                continue
             keys = [self._key(k, run_id) for k in ("lease", "state")]
             keys += [f"{NAMESPACE}:running", self._key("attempt", run_id)]
             keys.append(self._key("message", run_id))

@@ -360,7 +360,11 @@ class FleetWorker:
             where = _restore_session(shipped, options) if shipped else None
             if shipped and where:
                 log.info("run %s: resuming session %s (%s)", run_id, shipped[0], where)
-                resumed = {**options, "resume": shipped[0]}
+                # The session is named by --resume alone (Claude Code refuses --session-id
+                # or --continue beside it).
+                drop = ("session_id", "continue_session", "fork_session")
+                resumed = {k: v for k, v in options.items() if k not in drop}
+                resumed["resume"] = shipped[0]
                 return CONTINUE_PROMPT, resumed, f"session_resumed: {shipped[0]}"
             why = "its session transcript could not be restored here"
         return prompt, options, f"restarted: {why}" if why else "restarted"
