@@ -32,6 +32,7 @@ class RedisServer:
 
     socket: Path
     proc: subprocess.Popen[bytes]
+    argv: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -39,6 +40,18 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket))
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: no shutdown, no final save)."""
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def start(self) -> None:
+        """Start the server again, on the same socket and folder (its AOF, if any)."""
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: _ping(self), what="redis-server answers PING")
 
 
 def _ping(server: RedisServer) -> bool:
@@ -52,9 +65,11 @@ def _ping(server: RedisServer) -> bool:
 
 @pytest.fixture
 @starts_server
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     """A ``redis-server`` of the test's own: a unix socket in a private folder (short: a
-    socket path has at most 107 bytes), ``--port 0`` (no TCP), no persistence."""
+    socket path has at most 107 bytes), ``--port 0`` (no TCP), no persistence; with
+    ``indirect`` parameter ``"appendonly"``, AOF persistence (it survives a SIGKILL)."""
+    appendonly = getattr(request, "param", None) == "appendonly"
     executable = shutil.which("redis-server")
     assert executable is not None  # the redis marker's probe skipped the test otherwise
     folder = Path(tempfile.mkdtemp(prefix="ccx-redis-"))
@@ -66,15 +81,16 @@ def redis_server() -> Iterator[RedisServer]:
         "--unixsocketperm", "700",
         "--dir", str(folder),
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes" if appendonly else "no",
         "--daemonize", "no",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = RedisServer(sock, proc)
+    server = RedisServer(sock, proc, argv)
     try:
         wait_for(lambda: _ping(server), what="redis-server answers PING")
         yield server
     finally:
+        proc = server.proc
         proc.terminate()
         try:
             proc.wait(30)

@@ -244,7 +244,16 @@ async def test_sigterm_past_the_grace_interrupts_the_run_and_another_worker_fini
 ) -> None:
     command = f"if [ -e go ]; then echo resumed; else {NEEDLE}; fi"
     script = Script(
-        [Rule(answers=[Reply([ToolUse("Bash", {"command": command})]), Reply([Text("finished")])])]
+        [
+            Rule(
+                answers=[
+                    Reply([ToolUse("Bash", {"command": command})]),
+                    Reply([Text("restarted from the prompt")]),
+                    # Resumed: Claude Code closed the interrupted turn with one of its own.
+                    Reply([Text("finished")]),
+                ]
+            )
+        ]
     )
     async with fleet_bed(script) as bed:
         first = bed.start_worker("--grace", "0")
@@ -265,6 +274,8 @@ async def test_sigterm_past_the_grace_interrupts_the_run_and_another_worker_fini
         assert result.ok, result.error
         assert result.result == "finished"
         assert [e.type for e in events].count("run_started") == 2
+        # Under on_worker_lost=resume (the default) the session went on on the second.
+        assert any(getattr(e, "status", "").startswith("session_resumed: ") for e in events)
         assert result.run_dir is not None
         assert result.run_dir.startswith(str(second.data))
         interrupted = json.loads(first.cc("history", "--json").stdout)

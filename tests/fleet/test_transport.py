@@ -4,6 +4,7 @@ cancel of a queued run, the event stream and the workers' heartbeats."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,84 @@ async def test_a_read_blocks_as_long_as_asked_without_failing(redis_server: Redi
         assert await fleet.read(RUN, "0", 6) == []
     finally:
         await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lost_holders_run_is_reclaimed_once_and_its_old_delivery_is_stale(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        message = {"run_id": RUN, "attempt": 1, "holder": "w1"}
+        first = await fleet.acquire(RUN, "w1", 0.05, message)
+        assert isinstance(first, Lease)
+        assert await fleet.reclaim() == []  # not before the lease expires
+        while not (claimed := await fleet.reclaim()):
+            await asyncio.sleep(0.02)
+        assert claimed == [(2, message)]
+        assert await fleet.reclaim() == []  # one claim only
+        # The lost worker's own delivery, re-queued late by the broker, never starts...
+        assert await fleet.acquire(RUN, "w2", 30, message) == "stale"
+        # ...the new attempt does; and a worker that lost its lease writes nothing more.
+        second = await fleet.acquire(RUN, "w2", 30, {**message, "attempt": 2})
+        assert isinstance(second, Lease)
+        assert not await fleet.append(RUN, [{"kind": "event"}], lease=first)
+        assert await fleet.append(RUN, [{"kind": "event"}], lease=second)
+        assert await fleet.handoff(first) == 0
+        assert await fleet.handoff(second) == 3
+        assert await fleet.reclaim() == []  # handed off: queued again by its holder
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_stream_is_bounded_in_bytes_and_says_so_and_still_gets_its_result(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    try:
+        event = {"kind": "event", "event": {"type": "text", "text": "x" * 100}}
+        for _ in range(30):  # 30 events of about 150 bytes over a bound of 2,000
+            await fleet.append(RUN, [event], max_bytes=2000)
+        await fleet.append(RUN, [{"kind": "result", "result": {}}], max_bytes=2000)
+        kept = [entry for _, entry in await fleet.read(RUN, "0", 1)]
+        kinds = [e.get("event", {}).get("status") or e["kind"] for e in kept]
+        assert kinds == ["event"] * 13 + ["stream_limit", "result"]
+        assert "2,000 bytes" in kept[-2]["error"]
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("options", "said", "mode"),
+    [
+        ({}, "no session transcript was shipped yet", "restart"),
+        ({"agent": "codex"}, "the codex agent's session cannot be carried", "restart"),
+        ({"on_worker_lost": "restart"}, "on_worker_lost is restart", "restart"),
+        ({"on_worker_lost": "fail"}, "on_worker_lost is fail: the run ends", None),
+    ],
+)
+async def test_a_lost_run_is_marked_and_goes_on_as_its_on_worker_lost_says(
+    redis_server: RedisServer, tmp_path: Path, options: dict[str, str], said: str, mode: str | None
+) -> None:
+    from cc_executor._service._worker import FleetWorker, WorkerConfig
+
+    worker = FleetWorker(WorkerConfig(fleet=redis_server.url, allow_dirs=[str(tmp_path)]))
+    message = {"version": 1, "run_id": RUN, "attempt": 1, "options": options, "holder": "w1"}
+    try:
+        await worker._recover(2, message, "worker w1 lost")
+        entries = [entry for _, entry in await worker.fleet.read(RUN, "0", 1)]
+    finally:
+        await worker.fleet.aclose()
+    assert entries[0]["kind"] == "interrupted"
+    assert entries[0]["result"]["status"] == "interrupted"
+    assert entries[0]["result"]["error"].startswith(f"worker w1 lost: {said}")
+    client = redis_server.client()
+    queued = [json.loads(m)["kwargs"] for m in client.hvals("cc-executor:cc-executor-runs.msgs")]
+    if mode is None:  # fail: the run ends, nothing is queued
+        assert [e["kind"] for e in entries] == ["interrupted", "result"]
+        assert queued == []
+    else:
+        assert [(q["attempt"], q["recover"]["mode"]) for q in queued] == [(2, mode)]
+        assert "holder" not in queued[0]

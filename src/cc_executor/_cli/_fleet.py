@@ -104,10 +104,10 @@ def add_parser(sub: Any) -> None:
     w.add_argument(
         "--heartbeat-timeout",
         type=float,
-        default=60.0,
+        default=10.0,
         metavar="S",
         help="seconds without a heartbeat before this worker counts as lost, for the "
-        "broker and for the runs' leases (default 60)",
+        "broker and for the runs' leases (default 10)",
     )
     w.set_defaults(handler=worker_main)
 

@@ -70,9 +70,21 @@ class Fleet(Protocol):
     def stop_serving(self, consumer: Any) -> None:
         """Wait for the handlers in progress, then release the consumer."""
 
-    async def acquire(self, run_id: str, owner: str, ttl_s: float) -> Lease | str:
-        """Take the run's lease, or say why not: ``"held"`` (live elsewhere: a duplicate
-        delivery), ``"over"`` (finished or cancelled before it started)."""
+    async def acquire(
+        self, run_id: str, owner: str, ttl_s: float, message: Mapping[str, Any] | None = None
+    ) -> Lease | str:
+        """Take the run's lease for the delivery of ``message`` (its attempt), or say why
+        not: ``"held"`` (live elsewhere: a duplicate delivery), ``"over"`` (finished or
+        cancelled before it started), ``"stale"`` (an attempt already replaced). The
+        message is kept so that another worker can recover the run (:meth:`reclaim`)."""
+
+    async def reclaim(self) -> list[tuple[int, dict[str, Any]]]:
+        """Claim the runs whose holder stopped renewing its lease (a lost worker): for each,
+        the number of its next attempt and its message. Each is claimed by one caller."""
+
+    async def handoff(self, lease: Lease) -> int:
+        """Give a held run back for another attempt: that attempt's number, 0 if the lease
+        was lost meanwhile (another worker recovered the run)."""
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
         """Extend a lease; False when it was lost (expired and taken, or released)."""
@@ -101,9 +113,27 @@ class Fleet(Protocol):
     async def control(self, on_command: Callable[[str, str], Awaitable[None]]) -> None:
         """Call ``on_command(run_id, command)`` for each control message until cancelled."""
 
-    async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Add entries to the end of the run's event stream, in order: the n-th entry of a
-        run has the id ``"0-n"`` (n is the SEQ of ``attach --after``)."""
+    async def append(
+        self,
+        run_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        lease: Lease | None = None,
+        max_bytes: int | None = None,
+    ) -> bool:
+        """Add entries to the run's stream, in order, up to ``max_bytes`` of events (None: the
+        fleet's bound; then
+        one ``stream_limit`` entry; results are always added). With ``lease``, only while
+        it is held: False (nothing added) once it was lost."""
+
+    async def ship_session(
+        self, run_id: str, session_id: str, project: str, data: bytes, offset: int
+    ) -> None:
+        """Keep the bytes ``offset`` on of the run's session transcript (``offset`` 0:
+        the transcript starts again), for a resume on another worker."""
+
+    async def session(self, run_id: str) -> tuple[str, str, bytes] | None:
+        """The run's shipped session: its id, project folder name and transcript."""
 
     async def known(self, run_id: str) -> bool:
         """Whether the fleet knows the run: queued, running, or ended within the retention

@@ -42,9 +42,10 @@ def broker_queue(name: str) -> str:
 
 #: How long a finished run's event stream (and its state) stays in Redis.
 RETENTION_S = 24 * 3600
-#: The most entries one run's event stream keeps (the oldest are trimmed beyond it); the
-#: whole event log is always in the worker's run folder.
-MAX_STREAM_ENTRIES = 100_000
+#: The most bytes of events one run's stream keeps in Redis (its whole log, until it ends
+#: plus the retention time); above it the stream says so once and drops further events
+#: (the result still comes). The whole event log is always in the worker's run folder.
+MAX_STREAM_BYTES = 64 * 1024 * 1024
 #: Seconds a Redis command may take before the connection counts as broken: above the
 #: longest blocking read of an event stream (redis-py's default of 5 s equals it, and a read
 #: blocking for 5 s then failed as a timeout).
@@ -53,14 +54,43 @@ SOCKET_TIMEOUT_S = 30.0
 #: for a wake-up, see _wake.py; each fetch refreshes its Dramatiq heartbeat).
 WORKER_TIMEOUT_MS = 1000
 
-# Take the lease unless the run is over or its lease is live; a new epoch each time.
+# Take the lease unless the run is over, the delivery is of an attempt already replaced
+# (a lost worker's message re-queued by Dramatiq after the run was recovered), or its lease
+# is live; a new epoch each time. The holder's run is listed in the running set with its
+# message, so that any worker can recover it when the lease expires (_RECLAIM).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local current = tonumber(redis.call('GET', KEYS[4]) or '1')
+if tonumber(ARGV[4]) < current then return -2 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. epoch, 'PX', ARGV[2])
+redis.call('SET', KEYS[4], ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('SET', KEYS[6], ARGV[6])
 return epoch
+"""
+# Claim the recovery of a listed run whose lease expired (its holder stopped renewing):
+# exactly one caller gets its message and the number of the next attempt.
+_RECLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return false
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+redis.call('SREM', KEYS[3], ARGV[1])
+local message = redis.call('GET', KEYS[5])
+if not message then return false end
+local attempt = redis.call('INCR', KEYS[4])
+return {attempt, message}
+"""
+# Give a held run back for another attempt (a worker's shutdown): 0 if the lease was lost.
+_HANDOFF = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return redis.call('INCR', KEYS[3])
 """
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -73,15 +103,30 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 # Add entries to a run's stream with the ids 0-1, 0-2, ...: the sequence part of an id is
-# the entry's number in the run (SEQ of `attach --after`), kept across attempts and trims.
+# the entry's number in the run (SEQ of `attach --after`), kept across attempts. ARGV:
+# the byte bound, the entry saying it was reached, the lease ("" for none) the writer must
+# still hold (-1 otherwise: a worker that lost its run writes nothing more), then pairs of
+# (1 if the entry must be kept whatever the bound (a result), the entry).
 _APPEND = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
+local limit = tonumber(ARGV[1])
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq = 0
 if #last > 0 then seq = tonumber(string.match(last[1][1], '%-(%d+)$')) end
-for i = 2, #ARGV do
-  seq = seq + 1
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'e', ARGV[i])
+for i = 4, #ARGV, 2 do
+  local size = string.len(ARGV[i + 1])
+  if ARGV[i] == '1' or used + size <= limit then
+    seq = seq + 1
+    redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[i + 1])
+    used = used + size
+  elseif used <= limit then
+    seq = seq + 1
+    redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2])
+    used = limit + 1
+  end
 end
+redis.call('SET', KEYS[2], used)
 return seq
 """
 # Mark a run nobody holds as cancelled, so that no delivery of it ever starts.
@@ -91,6 +136,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[2], 'cancelled', 'EX', ARGV[1])
 return 1
 """
+
+
+#: The keys of a run kept for the retention time once it ends.
+_KEPT = ("events", "bytes", "cancel", "known", "attempt", "session", "transcript", "queue")
 
 
 @contextlib.contextmanager
@@ -228,12 +277,45 @@ class RedisFleet:
             raise FleetError(f"the fleet at {self.url}: {exc}") from None
         return int(value)
 
-    async def acquire(self, run_id: str, owner: str, ttl_s: float) -> Lease | str:
-        keys = [self._key(k, run_id) for k in ("lease", "epoch", "state")]
-        epoch = await self._script(_ACQUIRE, keys, [owner, int(ttl_s * 1000), RETENTION_S * 1000])
+    async def acquire(
+        self, run_id: str, owner: str, ttl_s: float, message: Mapping[str, Any] | None = None
+    ) -> Lease | str:
+        keys = [self._key(k, run_id) for k in ("lease", "epoch", "state", "attempt")]
+        keys += [f"{NAMESPACE}:running", self._key("message", run_id)]
+        attempt = int((message or {}).get("attempt", 1))
+        args = [owner, int(ttl_s * 1000), RETENTION_S * 1000, attempt, run_id]
+        epoch = await self._script(_ACQUIRE, keys, [*args, orjson.dumps(dict(message or {}))])
         if epoch > 0:
             return Lease(run_id, owner, epoch)
-        return "over" if epoch < 0 else "held"
+        return {-1: "over", -2: "stale"}.get(epoch, "held")
+
+    async def reclaim(self) -> list[tuple[int, dict[str, Any]]]:
+        with _said(self.url):
+            members = await self._redis.smembers(f"{NAMESPACE}:running")
+            run_ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+            # Every worker looks often: one round trip for the leases, a script only for
+            # the runs whose lease is gone.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for run_id in run_ids:
+                    pipe.exists(self._key("lease", run_id))
+                live = await pipe.execute()
+        claimed = []
+        for run_id, held in zip(run_ids, live, strict=True):
+            if held:
+                continue
+            keys = [self._key(k, run_id) for k in ("lease", "state")]
+            keys += [f"{NAMESPACE}:running", self._key("attempt", run_id)]
+            keys.append(self._key("message", run_id))
+            with _said(self.url):
+                found = await self._redis.eval(_RECLAIM, len(keys), *keys, run_id)
+            if found:
+                claimed.append((int(found[0]), orjson.loads(found[1])))
+        return claimed
+
+    async def handoff(self, lease: Lease) -> int:
+        keys = [self._key("lease", lease.run_id), f"{NAMESPACE}:running"]
+        keys.append(self._key("attempt", lease.run_id))
+        return await self._script(_HANDOFF, keys, [lease.run_id, f"{lease.owner} {lease.epoch}"])
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
         value = f"{lease.owner} {lease.epoch}"
@@ -302,11 +384,58 @@ class RedisFleet:
             return  # not ours to act on: the channel is data, like any message
         await on_command(run_id, command)
 
-    async def append(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
-        if entries:
-            keys = [self._key("events", run_id)]
-            args = [MAX_STREAM_ENTRIES, *(orjson.dumps(entry) for entry in entries)]
-            await self._script(_APPEND, keys, args)
+    async def append(
+        self,
+        run_id: str,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        lease: Lease | None = None,
+        max_bytes: int | None = None,
+    ) -> bool:
+        if not entries:
+            return True
+        max_bytes = MAX_STREAM_BYTES if max_bytes is None else max_bytes
+        keys = [self._key(k, run_id) for k in ("events", "bytes", "lease")]
+        notice = {
+            "kind": "event",
+            "event": {"type": "status", "status": "stream_limit"},
+            "error": (
+                f"the run's events passed the fleet's bound of {max_bytes:,} bytes: later "
+                "events are not streamed (the run's folder on its worker has them all)"
+            ),
+        }
+        held = f"{lease.owner} {lease.epoch}" if lease is not None else ""
+        args: list[Any] = [max_bytes, orjson.dumps(notice), held]
+        for entry in entries:
+            args += [int(entry.get("kind") != "event"), orjson.dumps(entry)]
+        return await self._script(_APPEND, keys, args) >= 0
+
+    async def ship_session(
+        self, run_id: str, session_id: str, project: str, data: bytes, offset: int
+    ) -> None:
+        with _said(self.url):
+            key = self._key("transcript", run_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if offset == 0:
+                    pipe.hset(
+                        self._key("session", run_id),
+                        mapping={"id": session_id, "project": project},
+                    )
+                    pipe.set(key, data)
+                else:
+                    pipe.append(key, data)
+                await pipe.execute()
+
+    async def session(self, run_id: str) -> tuple[str, str, bytes] | None:
+        with _said(self.url):
+            found = await self._redis.hgetall(self._key("session", run_id))
+            data = await self._redis.get(self._key("transcript", run_id))
+        if not found or not data or not isinstance(data, bytes):
+            return None
+        session_id, project = found.get(b"id"), found.get(b"project")
+        if not isinstance(session_id, bytes) or not isinstance(project, bytes):
+            return None
+        return session_id.decode(), project.decode(), data
 
     async def known(self, run_id: str) -> bool:
         with _said(self.url):
@@ -333,10 +462,10 @@ class RedisFleet:
         with _said(self.url):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
-                pipe.expire(self._key("events", run_id), RETENTION_S)
-                pipe.expire(self._key("cancel", run_id), RETENTION_S)
-                pipe.expire(self._key("known", run_id), RETENTION_S)
-                pipe.expire(self._key("queue", run_id), RETENTION_S)
+                pipe.srem(f"{NAMESPACE}:running", run_id)
+                for kind in _KEPT:
+                    pipe.expire(self._key(kind, run_id), RETENTION_S)
+                pipe.delete(self._key("message", run_id))
                 await pipe.execute()
             if lease is not None:
                 await self.release(lease)

@@ -31,6 +31,25 @@ if TYPE_CHECKING:
 MESSAGE_VERSION = 1
 #: Seconds one read of the event stream blocks before it looks again.
 _READ_BLOCK_S = 5.0
+#: Seconds a follower keeps trying to reach a broker that went away (it retries with
+#: back-off, then raises FleetError): a restarted Redis is back well within it.
+BROKER_PATIENCE_S = 300.0
+
+
+async def read_stream(
+    fleet: Fleet, run_id: str, after: str, block_s: float = _READ_BLOCK_S
+) -> list[tuple[str, dict[str, Any]]]:
+    """One read of the run's stream after ``after``; while the broker is unreachable, tried
+    again with back-off for up to :data:`BROKER_PATIENCE_S` (then its FleetError)."""
+    delay, deadline = 0.1, time.monotonic() + BROKER_PATIENCE_S
+    while True:
+        try:
+            return await fleet.read(run_id, after, block_s)
+        except FleetError:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @functools.cache
@@ -178,7 +197,7 @@ class FleetRunHandle(RunHandle):
             await asyncio.to_thread(self._fleet.submit, self._message)
             after = "0"
             while True:
-                for entry_id, entry in await self._fleet.read(self._id, after, _READ_BLOCK_S):
+                for entry_id, entry in await read_stream(self._fleet, self._id, after):
                     after = entry_id
                     kind = entry.get("kind")
                     self._started = self._started or kind == "event"
@@ -219,7 +238,7 @@ async def attach_fleet_run(
         raise FleetError(unknown_run(fleet, run_id))
     cursor = f"0-{after}"
     while True:
-        for entry_id, entry in await fleet.read(run_id, cursor, _READ_BLOCK_S):
+        for entry_id, entry in await read_stream(fleet, run_id, cursor):
             cursor = entry_id
             kind = entry.get("kind")
             if kind == "event" and on_event is not None:

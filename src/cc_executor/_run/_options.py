@@ -54,6 +54,9 @@ GROUPS = ("time", "agent", "environment", "resources", "answer and output")
 ALLOWED = "allowed"
 SERVER_ONLY = "server_only"
 
+#: What a fleet does with a run whose worker was lost (``on_worker_lost``).
+ON_WORKER_LOST = ("resume", "restart", "fail")
+
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -657,6 +660,16 @@ class RunOptions(OptionRecord):
         group="answer and output",
         help="longest back-off between two attempts",
         task=False,
+    )
+    on_worker_lost: str = option(
+        kind="text",
+        default="resume",
+        flag="--on-worker-lost",
+        metavar="resume|restart|fail",
+        group="answer and output",
+        help="fleet runs: when the worker running it is lost, resume its session on another "
+        "worker (restart when it cannot be carried), restart it from its prompt, or fail",
+        task=True,
     )
     heartbeat_s: float = option(
         kind="number",

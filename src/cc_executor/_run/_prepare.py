@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from cc_executor._run._options import Option, RunOptions, parse_size
+from cc_executor._run._options import ON_WORKER_LOST, Option, RunOptions, parse_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -198,6 +198,11 @@ def check_run_options(o: Any) -> None:
         raise ValueError(
             "retry delays must satisfy 0 <= retry_initial_delay <= retry_max_delay, got "
             f"{delays[0]} and {delays[1]}"
+        )
+    lost = getattr(o, "on_worker_lost", ON_WORKER_LOST[0])
+    if lost not in ON_WORKER_LOST:
+        raise ValueError(
+            f"on_worker_lost: expected one of {', '.join(ON_WORKER_LOST)}, got {lost!r}"
         )
     _check_paths(o)
     if getattr(o, "workspace", None) is not None or getattr(o, "carry_changes", False):

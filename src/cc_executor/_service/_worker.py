@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import glob
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_executor._agents import ADAPTERS
-from cc_executor._agents._types import CommandOutputEvent, StatusEvent
+from cc_executor._agents._types import CommandOutputEvent, RunStatus, StatusEvent
 from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._base import (
@@ -69,11 +70,13 @@ class WorkerConfig:
     agents: Sequence[str] = ()
     allow_env: Sequence[str] = ()
     grace_s: float = 30.0
-    heartbeat_timeout_s: float = 60.0
+    heartbeat_timeout_s: float = 10.0
     queues: Sequence[str] = (DEFAULT_QUEUE,)
     #: Programs (names on PATH or paths, each optionally with the arguments a command must
     #: start with, as ``serve --allow-exec``) a run message may run as a plain command.
     allow_exec: Sequence[str] = ()
+    #: The byte bound of a run's event stream in the fleet (None: the fleet's default).
+    stream_max_bytes: int | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -83,7 +86,14 @@ class _Active:
     lease: Lease
     #: Adds an event to the run's stream, in order with the agent's.
     note: Callable[[Any], None]
+    #: The agent's session (from its init event) and how much of its transcript was
+    #: shipped to the fleet: (session id, transcript path, bytes shipped).
+    session: list[Any] = field(default_factory=lambda: [None, None, 0])
+    shipping: asyncio.Lock = field(default_factory=asyncio.Lock)
     interrupted: bool = False
+    #: Set when the lease was lost: another worker may run the run now, this copy stops
+    #: and sends nothing more.
+    lost: bool = False
 
 
 class FleetWorker:
@@ -190,6 +200,7 @@ class FleetWorker:
         )
         beat = asyncio.ensure_future(self._heartbeats())
         control = asyncio.ensure_future(self._control())
+        reaper = asyncio.ensure_future(self._reap())
         log.info(
             "worker %s: %d slot(s) on the fleet at %s",
             self.config.worker_id,
@@ -199,7 +210,7 @@ class FleetWorker:
         print(f"cc-executor worker {self.config.worker_id} ready", flush=True)
         await self._stop.wait()
         await self._drain(consumer)
-        for task in (beat, control):
+        for task in (beat, control, reaper):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -293,20 +304,30 @@ class FleetWorker:
             await asyncio.to_thread(self.fleet.submit, message)
             return
         ttl = self.config.heartbeat_timeout_s
-        lease = await self.fleet.acquire(run_id, self.config.worker_id, ttl)
+        kept = {**message, "holder": self.config.worker_id}
+        lease = await self._retrying(
+            run_id, lambda: self.fleet.acquire(run_id, self.config.worker_id, ttl, kept)
+        )
         if not isinstance(lease, Lease):
             log.info("run %s: delivery dropped (%s)", run_id, lease)
             return
         local_id = _local_id(run_id, message.get("attempt", 1))
+        recover = message.get("recover")
+        said: str | None = None  # how a recovered run goes on, its first status event
         try:
             if "argv" in message:
                 argv, exec_options = self.check_exec(message)
+                if isinstance(recover, dict):
+                    # A command has no session to carry: it always starts again.
+                    said = f"restarted: {recover.get('why') or 'its worker was lost'}"
 
                 def start(on_event: Callable[[Any], None]) -> _Handle:
                     return _ExecHandle(local_id, argv, exec_options, on_event)
 
             else:
                 prompt, options = self.check(message)
+                if isinstance(recover, dict):
+                    prompt, options, said = await self._recovered(run_id, prompt, options, recover)
 
                 def start(on_event: Callable[[Any], None]) -> _Handle:
                     return start_run(prompt, on_event=on_event, run_id=local_id, **options)
@@ -314,10 +335,11 @@ class FleetWorker:
         except RunRefused as exc:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
             log.warning("%s", error)
-            await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
-            await self.fleet.finish(run_id, lease)
+            entry = {"kind": "refused", "error": error}
+            await self._retrying(run_id, lambda: self.fleet.append(run_id, [entry]))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
             return
-        await self._run(run_id, start, lease, message)
+        await self._run(run_id, start, lease, message, said)
 
     async def _run(
         self,
@@ -325,19 +347,26 @@ class FleetWorker:
         start: Callable[[Callable[[Any], None]], _Handle],
         lease: Lease,
         message: dict[str, Any],
+        said: str | None = None,
     ) -> None:
         pending: list[dict[str, Any]] = []
         wake = asyncio.Event()
+        session: list[Any] = [None, None, 0]
 
         def on_event(event: Any) -> None:
+            sid = getattr(event, "session_id", None) if event.type == "init" else None
+            if sid and session[0] != sid:
+                session[:] = [sid, None, 0]
             pending.append({"kind": "event", "event": event.to_dict()})
             wake.set()
 
+        if said is not None:
+            on_event(StatusEvent(t=time.monotonic(), status=said))
         handle = start(on_event)
-        active = self._active[run_id] = _Active(handle, lease, on_event)
+        active = self._active[run_id] = _Active(handle, lease, on_event, session)
         self._idle.clear()
         self._changed.set()
-        pump = asyncio.ensure_future(self._pump(run_id, pending, wake, handle))
+        pump = asyncio.ensure_future(self._pump(run_id, pending, wake, active))
         keeper = asyncio.ensure_future(self._keep_lease(active))
         with contextlib.suppress(FleetError):
             if await self.fleet.cancel_requested(run_id):
@@ -354,48 +383,192 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
-        if active.interrupted:
-            await self._requeue(run_id, result, lease, message)
+        if active.interrupted and not active.lost:
+            await self._requeue(run_id, result, active, message)
             return
-        result.run_id = run_id
-        await self.fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
-        await self.fleet.finish(run_id, lease)
+        local_id = result.run_id
+        if not active.lost:
+            result.run_id = run_id
+            await self._send(run_id, [{"kind": "result", "result": result.to_dict()}], active)
+        if active.lost:
+            # Another worker holds the run now: its stream and its end are that worker's.
+            error = (
+                f"worker {self.config.worker_id} lost the run's lease (no renewal within "
+                f"{self.config.heartbeat_timeout_s:g} s): another worker recovers it"
+            )
+            if options_record(message):
+                await asyncio.to_thread(_mark_interrupted, local_id, error)
+            return
+        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
+
+    async def _recovered(
+        self, run_id: str, prompt: bytes, options: dict[str, Any], recover: Mapping[str, Any]
+    ) -> tuple[bytes, dict[str, Any], str]:
+        """The prompt and options of a recovered run's new attempt, and the status event
+        saying how it goes on: its session resumed here when it was shipped and can be
+        restored, else from its prompt."""
+        why = str(recover.get("why", ""))
+        if recover.get("mode") == "resume":
+            shipped = await self._retrying(run_id, lambda: self.fleet.session(run_id))
+            where = _restore_session(shipped, options) if shipped else None
+            if shipped and where:
+                log.info("run %s: resuming session %s (%s)", run_id, shipped[0], where)
+                # The session is named by --resume alone (Claude Code refuses --session-id
+                # or --continue beside it).
+                drop = ("session_id", "continue_session", "fork_session")
+                resumed = {k: v for k, v in options.items() if k not in drop}
+                resumed["resume"] = shipped[0]
+                return CONTINUE_PROMPT, resumed, f"session_resumed: {shipped[0]}"
+            why = "its session transcript could not be restored here"
+        return prompt, options, f"restarted: {why}" if why else "restarted"
 
     async def _requeue(
-        self, run_id: str, result: RunResult, lease: Lease, message: dict[str, Any]
+        self, run_id: str, result: RunResult, active: _Active, message: dict[str, Any]
     ) -> None:
+        """A run stopped by this worker's shutdown: recorded ``interrupted`` here, handed
+        back to the fleet, queued again under its ``on_worker_lost``."""
         local_id = result.run_id
-        result.status = Status.INTERRUPTED
-        result.error = (
+        error = (
             f"worker {self.config.worker_id} stopped (SIGTERM) past its grace of "
-            f"{self.config.grace_s:g} s: the run goes back to the queue"
+            f"{self.config.grace_s:g} s"
         )
         if options_record(message):
             # As the service's drain does: after the run's own record (cancelled).
-            await asyncio.to_thread(_mark_interrupted, local_id, result.error)
-        result.run_id = run_id
-        await self.fleet.append(run_id, [{"kind": "interrupted", "result": result.to_dict()}])
-        again = {**message, "attempt": int(message.get("attempt", 1)) + 1}
-        await self.fleet.release(lease)
-        await asyncio.to_thread(self.fleet.submit, again)
+            await asyncio.to_thread(_mark_interrupted, local_id, error)
+        with contextlib.suppress(FleetError, OSError):
+            await self._ship(run_id, active)
+        attempt = await self._retrying(run_id, lambda: self.fleet.handoff(active.lease))
+        if attempt:
+            await self._recover(attempt, {**message, "holder": self.config.worker_id}, error)
+
+    async def _recover(self, attempt: int, message: dict[str, Any], error: str) -> None:
+        """Mark the attempt of a run whose worker stopped ``interrupted`` in its stream and
+        queue attempt ``attempt`` under its ``on_worker_lost`` (``fail``: the run ends)."""
+        run_id = str(message["run_id"])
+        options = message.get("options") if isinstance(message.get("options"), dict) else {}
+        policy = (options or {}).get("on_worker_lost", "resume")
+        agent = (options or {}).get("agent", "claude")
+        shipped = await self._retrying(run_id, lambda: self.fleet.session(run_id))
+        if policy == "fail":
+            how = "on_worker_lost is fail: the run ends"
+        elif policy == "restart":
+            how = "on_worker_lost is restart: another worker restarts it from its prompt"
+        elif agent not in SESSION_AGENTS:
+            how = f"the {agent} agent's session cannot be carried: it restarts from its prompt"
+        elif shipped is None:
+            how = "no session transcript was shipped yet: it restarts from its prompt"
+        else:
+            how = f"another worker resumes its session {shipped[0]}"
+        interrupted = RunResult(
+            run_id=run_id, status=RunStatus.INTERRUPTED, error=f"{error}: {how}"
+        )
+        entries = [{"kind": "interrupted", "result": interrupted.to_dict()}]
+        if policy == "fail":
+            entries.append({"kind": "result", "result": interrupted.to_dict()})
+            await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None))
+            return
+        # Claimed: from here on the run is this worker's to queue again, whatever the
+        # broker does meanwhile.
+        await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
+        mode = "resume" if how.startswith("another worker resumes") else "restart"
+        recover = {"mode": mode, "why": how, "lost": message.get("holder")}
+        again = {k: v for k, v in message.items() if k != "holder"}
+        again.update(attempt=attempt, recover=recover)
+        log.warning("run %s: %s; attempt %d queued", run_id, how, attempt)
+        await self._retrying(run_id, lambda: asyncio.to_thread(self.fleet.submit, again))
+
+    async def _reap(self) -> None:
+        """Find the runs of lost workers (their lease expired: no renewal for the heartbeat
+        timeout) and recover them; every worker looks, one claims each run."""
+        ttl = self.config.heartbeat_timeout_s
+        while True:
+            await asyncio.sleep(max(0.2, ttl / 4))
+            if self._draining.is_set():
+                continue
+            try:
+                for attempt, message in await self.fleet.reclaim():
+                    error = (
+                        f"worker {message.get('holder')} lost (its lease was not renewed "
+                        f"for {ttl:g} s)"
+                    )
+                    await self._recover(attempt, message, error)
+            except FleetError as exc:
+                log.warning("recovery of lost workers' runs: %s", exc)
+            except Exception:
+                log.exception("recovery of lost workers' runs")
+
+    async def _retrying(self, run_id: str, call: Callable[[], Any]) -> Any:
+        """``call()`` until the broker takes it, with back-off (the broker may be down);
+        a worker told to stop gives up after its grace, so that it never hangs."""
+        delay, began = 0.1, time.monotonic()
+        while True:
+            try:
+                return await call()
+            except FleetError as exc:
+                if self._stop.is_set() and time.monotonic() - began > self.config.grace_s:
+                    raise
+                log.warning("run %s: %s; again in %.1f s", run_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _send(self, run_id: str, batch: list[dict[str, Any]], active: _Active) -> None:
+        """Append ``batch`` to the run's stream while this worker holds its lease; held and
+        sent again while the broker is down; dropped once the lease was lost."""
+        if active.lost:
+            return
+        limit = self.config.stream_max_bytes
+        ok = await self._retrying(
+            run_id,
+            lambda: self.fleet.append(run_id, batch, lease=active.lease, max_bytes=limit),
+        )
+        if not ok and not active.lost:
+            log.warning("run %s: lease lost, stopping it", run_id)
+            active.lost = True
+            active.handle.cancel()
+
+    async def _ship(self, run_id: str, active: _Active) -> None:
+        """Send what the agent added to its session transcript since the last time."""
+        async with active.shipping:
+            await self._ship_now(run_id, active.session)
+
+    async def _ship_now(self, run_id: str, session: list[Any]) -> None:
+        session_id, path, offset = session
+        if session_id is None:
+            return
+        if path is None:
+            path = session[1] = _find_transcript(str(session_id))
+            if path is None:
+                return
+        offset, data = await asyncio.to_thread(_read_from, path, offset)
+        # Whole lines only: the rest goes with the next shipment.
+        data = data[: data.rfind(b"\n") + 1]
+        if data:
+            project = os.path.basename(os.path.dirname(path))
+            await self.fleet.ship_session(run_id, str(session_id), project, data, offset)
+            session[2] = offset + len(data)
 
     async def _pump(
-        self, run_id: str, pending: list[dict[str, Any]], wake: asyncio.Event, handle: _Handle
+        self, run_id: str, pending: list[dict[str, Any]], wake: asyncio.Event, active: _Active
     ) -> None:
-        """Send the run's events to its stream, in order, in batches."""
+        """Send the run's events to its stream, in order, in batches, and its session
+        transcript after them."""
         while True:
             await wake.wait()
             wake.clear()
             if pending:
                 batch = pending[:]
                 del pending[:]
-                await self.fleet.append(run_id, batch)
-            if handle.done and not pending:
+                await self._send(run_id, batch, active)
+                with contextlib.suppress(FleetError, OSError):
+                    await self._ship(run_id, active)
+            if active.handle.done and not pending:
                 return
 
     async def _keep_lease(self, active: _Active) -> None:
         """Renew the lease; stop the run when it was lost (another holder may run it) or a
-        cancel was asked while no control message could reach this worker."""
+        cancel was asked while no control message could reach this worker. Ship the
+        session transcript meanwhile (the agent writes it between events too)."""
         ttl = self.config.heartbeat_timeout_s
         while True:
             await asyncio.sleep(max(0.2, ttl / 4))
@@ -407,10 +580,13 @@ class FleetWorker:
                 continue
             if not held:
                 log.warning("run %s: lease lost, stopping it", active.lease.run_id)
+                active.lost = True
                 active.handle.cancel()
                 return
             if cancelled:
                 active.handle.cancel()
+            with contextlib.suppress(FleetError, OSError):
+                await self._ship(active.lease.run_id, active)
 
 
 def options_record(message: Mapping[str, Any]) -> bool:
@@ -506,3 +682,58 @@ class _ExecHandle:
 
 #: What runs a run message here: an agent run's handle, or a command's.
 _Handle = RunHandle | _ExecHandle
+#: The agents whose session a fleet carries to another worker (their transcript is shipped).
+SESSION_AGENTS = ("claude",)
+#: The prompt of a resumed attempt: the session holds the task and what was done of it.
+CONTINUE_PROMPT = (
+    b"The process running this session was stopped before it finished (its machine was "
+    b"lost). Continue the task from where it stopped."
+)
+_PROJECT = re.compile(r"[A-Za-z0-9._-]{1,255}")
+_SESSION = re.compile(r"[A-Za-z0-9-]{1,128}")
+
+
+def _claude_dir(env: Mapping[str, str] | None = None) -> str:
+    """Claude Code's configuration folder, which holds ``projects/*/SESSION.jsonl``."""
+    env = env or {}
+    given = env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR")
+    return given or os.path.join(os.path.expanduser("~"), ".claude")
+
+
+def _find_transcript(session_id: str) -> str | None:
+    if not _SESSION.fullmatch(session_id):
+        return None
+    found = glob.glob(
+        os.path.join(glob.escape(_claude_dir()), "projects", "*", f"{session_id}.jsonl")
+    )
+    return found[0] if found else None
+
+
+def _read_from(path: str, offset: int) -> tuple[int, bytes]:
+    """The bytes of ``path`` from ``offset`` on (from 0 when it shrank: rewritten)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        offset = 0 if size < offset else offset
+        f.seek(offset)
+        return offset, f.read(size - offset)
+
+
+def _restore_session(shipped: tuple[str, str, bytes], options: Mapping[str, Any]) -> str | None:
+    """Write a shipped transcript where Claude Code looks for it on this machine; the path,
+    or None when it cannot be (names that are not plain, no ``cwd`` to resume in)."""
+    session_id, project, data = shipped
+    if not _SESSION.fullmatch(session_id) or not _PROJECT.fullmatch(project):
+        return None
+    if project in (".", "..") or not options.get("cwd"):
+        return None
+    env = options.get("env") if isinstance(options.get("env"), Mapping) else None
+    folder = os.path.join(_claude_dir(env), "projects", project)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        path = os.path.join(folder, f"{session_id}.jsonl")
+        with open(path, "wb") as f:
+            f.write(data[: data.rfind(b"\n") + 1])
+    except OSError as exc:
+        log.warning("cannot restore session %s: %s", session_id, exc)
+        return None
+    return path
