@@ -59,6 +59,8 @@ from cc_executor._service._runs import (
     EventBudget,
     EventSpool,
     ManagedRun,
+    RunFeed,
+    list_view,
 )
 from cc_executor._status import Status
 from cc_executor._store import (
@@ -149,6 +151,8 @@ class RunManager:
         #: History updates of queued runs, in threads: awaited before the server exits.
         self._pending_writes: set[asyncio.Future[None]] = set()
         self._budget = EventBudget(self.config.max_event_bytes)
+        #: Every run's list line as it changes (``GET /runs/events``).
+        self.feed = RunFeed()
         self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
@@ -195,6 +199,12 @@ class RunManager:
             raise NotFound(f"no run {run_id!r}")
         return {"live": False, "from_history": True, **_record_view(record)}
 
+    async def record(self, run_id: str) -> Event | None:
+        """The history's view of run ``run_id`` (its receipts), if it ran inside an
+        allowed root; else None."""
+        record = await self._history_get(run_id)
+        return None if record is None else _record_view(record)
+
     async def _history_get(self, run_id: str) -> RunRecord | None:
         """The history's run ``run_id`` if it ran inside an allowed root (else None)."""
         if self.store is None:
@@ -215,12 +225,21 @@ class RunManager:
         since: float | None = None,
         parent_id: str | None = None,
         limit: int = 100,
+        agent: str | None = None,
+        model: str | None = None,
+        text: str | None = None,
+        until: float | None = None,
+        before: tuple[float, str] | None = None,
+        brief: bool = False,
     ) -> list[Event]:
         """Runs newest first: those in memory, then the history's, filtered alike.
-        ``limit`` is capped at 1000."""
+        ``limit`` is capped at 1000. ``text``: in the prompt's preview; ``until``: started
+        before; ``before``: only runs after ``(started_at, run_id)`` in this order (the
+        last line of the previous page). ``brief``: list lines, without answers."""
         limit = max(1, min(limit, 1000))
         out: list[Event] = []
         seen: set[str] = set()
+        needle = text.lower() if text else None
         for run in list(reversed(self._runs.values())):
             if len(out) >= limit:
                 break
@@ -230,12 +249,33 @@ class RunManager:
                 continue
             if since and run.created_at < since:
                 continue
+            if until and run.created_at >= until:
+                continue
             if parent_id and run.details.get("parent_id") != parent_id:
                 continue
-            out.append(await run.asummary())
+            if agent and run.details.get("agent") != agent:
+                continue
+            if model and run.details.get("model") != model:
+                continue
+            if needle and needle not in str(run.details.get("prompt_preview", "")).lower():
+                continue
+            if before and (run.created_at, run.id) >= before:
+                continue
+            out.append(list_view(run) if brief else await run.asummary())
             seen.add(run.id)
         if self.store is not None and len(out) < limit:
-            query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
+            query = Query(
+                status=status,
+                kind=kind,
+                since=since,
+                until=until,
+                parent_id=parent_id,
+                agent=agent,
+                model=model,
+                text=text,
+                before=before,
+                limit=limit,
+            )
             store, inside = self.store, self._policy.inside
 
             def visible() -> list[RunRecord]:
@@ -368,7 +408,12 @@ class RunManager:
             raise InvalidRequest(str(exc)) from None
         if options.get("resume"):
             self._check_resume(str(options["resume"]))
-        details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
+        details: Event = {
+            "cwd": options["cwd"],
+            "prompt_preview": prompt[:200],
+            "agent": agent,
+            "model": merged.get("model"),
+        }
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
         run = self._new_run(run_id, "run", details)
@@ -498,7 +543,7 @@ class RunManager:
         return run, start
 
     def _new_run(self, run_id: str, kind: str, details: Event) -> ManagedRun:
-        return ManagedRun(
+        run = ManagedRun(
             run_id,
             kind,
             max_events=self.config.max_events,
@@ -506,6 +551,8 @@ class RunManager:
             budget=self._budget,
             spool=self._spool,
         )
+        run.on_change = self.feed.publish
+        return run
 
     def _register(self, run: ManagedRun) -> None:
         self._runs[run.id] = run

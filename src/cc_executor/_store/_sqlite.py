@@ -521,6 +521,18 @@ class SQLiteStore:
         if query.session_id:
             where.append("session_id = ?")
             params.append(query.session_id)
+        if query.model:
+            where.append("model = ?")
+            params.append(query.model)
+        if query.text:
+            where.append("prompt_preview LIKE ? ESCAPE '\\'")
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        if query.before is not None:
+            # Keyset pagination: the next page starts after the last row shown, so a page
+            # deep in 100,000 runs costs what the first one does (no OFFSET scan).
+            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
+            params.extend((query.before[0], query.before[0], query.before[1]))
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
