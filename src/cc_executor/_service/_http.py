@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
@@ -155,12 +155,6 @@ async def list_runs(request: Request) -> Response:
     return json_response({"runs": runs, "next": cursor})
 
 
-def page_cursor(run: dict[str, Any]) -> str:
-    """The keyset cursor after ``run`` (``before`` of the next page)."""
-    started = run.get("started_at") or run.get("created_at") or 0.0
-    return f"{float(started)!r}:{run.get('run_id', '')}"
-
-
 def _cursor(value: str | None) -> tuple[float, str] | None:
     if not value:
         return None
@@ -172,10 +166,10 @@ def _cursor(value: str | None) -> tuple[float, str] | None:
 
 
 async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of ``GET /runs`` for the query of ``request``, and the next page's cursor."""
+    """A page of ``GET /runs`` for the query of ``request``, and the next page's cursor
+    (``before`` of the next request)."""
     q = request.query_params
-    limit = max(1, min(_number(request, "limit", int) or 100, 1000))
-    runs = await _manager(request).list_runs(
+    runs, key = await _manager(request).list_page(
         status=q.get("status") or None,
         kind=q.get("kind") or None,
         since=_number(request, "since", float),
@@ -186,9 +180,9 @@ async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]
         text=q.get("q") or None,
         before=_cursor(q.get("before")),
         brief=q.get("brief") in ("1", "true"),
-        limit=limit,
+        limit=_number(request, "limit", int) or 100,
     )
-    return runs, page_cursor(runs[-1]) if len(runs) == limit else None
+    return runs, None if key is None else f"{key[0]!r}:{key[1]}"
 
 
 async def runs_feed(request: Request) -> Response:
@@ -204,14 +198,23 @@ async def runs_feed(request: Request) -> Response:
       200: {description: text/event-stream}
     """
     interval = float(getattr(request.app.state, "sse_keepalive_s", SSE_KEEPALIVE_S))
-    source = _manager(request).feed.follow()
+    feed = _manager(request).feed
+    # Subscribed before the response starts: a client that has the first bytes misses
+    # no change made after it.
+    queue = feed.subscribe()
+
+    async def changes() -> AsyncGenerator[dict[str, Any], None]:
+        while True:
+            yield await queue.get()
 
     async def body() -> AsyncIterator[bytes]:
-        yield b": runs\n\n"
+        source = changes()
         try:
+            yield b": runs\n\n"
             async for event in with_keepalive(source, interval):
                 yield b": keepalive\n\n" if event is None else sse_frame(event)
         finally:
+            feed.unsubscribe(queue)
             await source.aclose()
 
     return StreamingResponse(

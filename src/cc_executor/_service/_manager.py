@@ -225,45 +225,59 @@ class RunManager:
         since: float | None = None,
         parent_id: str | None = None,
         limit: int = 100,
+    ) -> list[Event]:
+        """Runs newest first: those in memory and the history's, filtered alike.
+        ``limit`` is capped at 1000 (see :meth:`list_page` for more filters and pages)."""
+        runs, _ = await self.list_page(
+            status=status, kind=kind, since=since, parent_id=parent_id, limit=limit
+        )
+        return runs
+
+    async def list_page(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        parent_id: str | None = None,
         agent: str | None = None,
         model: str | None = None,
         text: str | None = None,
-        until: float | None = None,
         before: tuple[float, str] | None = None,
         brief: bool = False,
-    ) -> list[Event]:
-        """Runs newest first: those in memory, then the history's, filtered alike.
-        ``limit`` is capped at 1000. ``text``: in the prompt's preview; ``until``: started
-        before; ``before``: only runs after ``(started_at, run_id)`` in this order (the
-        last line of the previous page). ``brief``: list lines, without answers."""
+        limit: int = 100,
+    ) -> tuple[list[Event], tuple[float, str] | None]:
+        """A page of runs newest first, and the key to pass as ``before`` for the next
+        page (None on the last). ``text``: in the prompt's preview; ``since``/``until``:
+        the start time; ``brief``: list lines, without answers.
+
+        A run in memory is listed from memory (its live status), keyed by when the
+        server accepted it; the history's other runs by their start. Every run appears on
+        exactly one page, however deep: pages are cut by that key (keyset pagination),
+        never by an offset."""
         limit = max(1, min(limit, 1000))
-        out: list[Event] = []
-        seen: set[str] = set()
         needle = text.lower() if text else None
-        for run in list(reversed(self._runs.values())):
-            if len(out) >= limit:
-                break
-            if status and run.status != status:
+        in_memory = list(self._runs.values())
+        found: list[tuple[tuple[float, str], ManagedRun | RunRecord]] = []
+        for run in in_memory:
+            key = (run.created_at, run.id)
+            details = run.details
+            if (
+                (status and run.status != status)
+                or (kind and run.kind != kind)
+                or (since and run.created_at < since)
+                or (until and run.created_at >= until)
+                or (parent_id and details.get("parent_id") != parent_id)
+                or (agent and details.get("agent") != agent)
+                or (model and details.get("model") != model)
+                or (needle and needle not in str(details.get("prompt_preview", "")).lower())
+                or (before and key >= before)
+            ):
                 continue
-            if kind and run.kind != kind:
-                continue
-            if since and run.created_at < since:
-                continue
-            if until and run.created_at >= until:
-                continue
-            if parent_id and run.details.get("parent_id") != parent_id:
-                continue
-            if agent and run.details.get("agent") != agent:
-                continue
-            if model and run.details.get("model") != model:
-                continue
-            if needle and needle not in str(run.details.get("prompt_preview", "")).lower():
-                continue
-            if before and (run.created_at, run.id) >= before:
-                continue
-            out.append(list_view(run) if brief else await run.asummary())
-            seen.add(run.id)
-        if self.store is not None and len(out) < limit:
+            found.append((key, run))
+        if self.store is not None:
+            known = {run.id for run in in_memory}
             query = Query(
                 status=status,
                 kind=kind,
@@ -274,22 +288,26 @@ class RunManager:
                 model=model,
                 text=text,
                 before=before,
-                limit=limit,
+                limit=limit + len(known),
             )
             store, inside = self.store, self._policy.inside
 
             def visible() -> list[RunRecord]:
                 # Runs of other folders are not a remote caller's to read (their prompts,
                 # answers and session ids): only those that ran inside an allowed root.
-                return [r for r in store.query(query) if inside(r.cwd)]
+                return [r for r in store.query(query) if r.id not in known and inside(r.cwd)]
 
             records = await asyncio.to_thread(visible)
-            out.extend(
-                {"live": False, "from_history": True, **_record_view(r)}
-                for r in records
-                if r.id not in seen
-            )
-        return out[:limit]
+            found.extend(((r.started_at, r.id), r) for r in records)
+        found.sort(key=lambda item: item[0], reverse=True)
+        page = found[:limit]
+        out: list[Event] = []
+        for _, item in page:
+            if isinstance(item, ManagedRun):
+                out.append(list_view(item) if brief else await item.asummary())
+            else:
+                out.append({"live": False, "from_history": True, **_record_view(item)})
+        return out, page[-1][0] if len(found) > limit else None
 
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""

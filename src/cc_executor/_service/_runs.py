@@ -484,12 +484,13 @@ class RunFeed:
                 continue
             queue.put_nowait(event)
 
-    async def follow(self) -> AsyncGenerator[Event, None]:
-        """The changes from now on, until the caller stops reading."""
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A new subscriber's queue: it gets every change from now on, until
+        :meth:`unsubscribe`."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._subscribers.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._subscribers.discard(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        """Stop sending changes to ``queue``."""
+        self._subscribers.discard(queue)

@@ -230,7 +230,14 @@ def run_row(run: dict[str, Any]) -> str:
     )
 
 
-def _date_stamp(value: str | None, *, end: bool = False) -> str | None:
+def _before(value: str | None) -> tuple[float, str] | None:
+    if not value:
+        return None
+    stamp, _, run_id = value.partition(":")
+    return float(stamp), run_id
+
+
+def _date_stamp(value: str | None, *, end: bool = False) -> float | None:
     if not value:
         return None
     try:
@@ -240,7 +247,7 @@ def _date_stamp(value: str | None, *, end: bool = False) -> str | None:
     moment = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
     if end:
         moment += _dt.timedelta(days=1)
-    return repr(moment.timestamp())
+    return moment.timestamp()
 
 
 def _filters(request: Request) -> str:
@@ -270,31 +277,17 @@ def _filters(request: Request) -> str:
 
 async def runs_page(request: Request) -> Response:
     """The run list: filters, a page of runs newest first, live updates."""
-    from cc_executor._service._http import page_cursor
-
     q = request.query_params
-    api: dict[str, str] = {"brief": "1", "limit": str(PAGE_SIZE)}
-    for key in ("status", "agent", "model", "q", "before"):
-        if q.get(key):
-            api[key] = q[key]
     since, until = _date_stamp(q.get("from")), _date_stamp(q.get("to"), end=True)
-    if since:
-        api["since"] = since
-    if until:
-        api["until"] = until
     try:
-        before = None
-        if api.get("before"):
-            stamp, _, run_id = api["before"].partition(":")
-            before = (float(stamp), run_id)
-        runs = await _manager(request).list_runs(
-            status=api.get("status"),
-            agent=api.get("agent"),
-            model=api.get("model"),
-            text=api.get("q"),
-            since=float(since) if since else None,
-            until=float(until) if until else None,
-            before=before,
+        runs, key = await _manager(request).list_page(
+            status=q.get("status") or None,
+            agent=q.get("agent") or None,
+            model=q.get("model") or None,
+            text=q.get("q") or None,
+            since=since,
+            until=until,
+            before=_before(q.get("before")),
             brief=True,
             limit=PAGE_SIZE,
         )
@@ -303,9 +296,9 @@ async def runs_page(request: Request) -> Response:
     filtered = any(q.get(k) for k in ("status", "agent", "model", "q", "from", "to", "before"))
     rows = "".join(run_row(r) for r in runs)
     older = ""
-    if len(runs) == PAGE_SIZE:
+    if key is not None:
         args = {k: v for k, v in q.items() if k != "before" and v}
-        args["before"] = page_cursor(runs[-1])
+        args["before"] = f"{key[0]!r}:{key[1]}"
         older = f'<a class="older" href="/ui/runs?{h(urlencode(args))}">Older runs</a>'
     empty = "" if runs else '<p class="empty">No runs match.</p>'
     body = (
