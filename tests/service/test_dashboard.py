@@ -27,6 +27,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
 SEEDED = 10_000
+BIG = 200_000
 NEEDLE = "needle-7777"
 XSS = "<img src=x onerror=alert(1)> \x1b[31mred\x1b[0m"
 CHROMIUM_ARGS = [
@@ -88,7 +89,8 @@ def model() -> Iterator[ModelServer]:
     """The scripted model: a slow stream for "slow" prompts, the hostile answer for the
     XSS prompt, a short answer otherwise."""
     slow = Reply([Text("tick " * 400)], chunk_size=5, delay=0.05)
-    hostile = Reply([Text("<script>window.pwned = 1</script> \x1b[2J done")])
+    # Over the 64 KiB the run page shows whole: its head and tail, and a download.
+    hostile = Reply([Text("<script>window.pwned = 1</script> \x1b[2J" + "a" * BIG + " THE END")])
     script = Script(
         [
             Rule(match="slow", answers=[slow]),
@@ -234,6 +236,11 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     row = listing.locator(f'tr[data-run-id="{run_id}"]')
     row.wait_for()
     assert "a slow story" in row.inner_text()
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-status")).to_have_text("paused")
+    expect(row.locator(".status")).to_have_text("paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-status")).to_have_text("running")
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#run-status:has-text('cancelled')")
     partial = page.locator("#transcript .assistant").inner_text()
@@ -256,7 +263,14 @@ def test_model_output_and_prompts_render_as_text(
     page.wait_for_selector("#transcript .assistant")
     # The escape character itself is in the page's text: shown, not interpreted.
     assert page.locator("pre.prompt").inner_text() == XSS
-    assert "<script>window.pwned = 1</script>" in page.locator("#answer").inner_text()
+    assert page.locator("#answer").inner_text().startswith("<script>window.pwned = 1</script>")
+    assert page.locator("pre.answer").last.inner_text().endswith("a THE END")
+    assert len(page.locator("main").inner_text()) < BIG
+    download = page.request.get(
+        page.get_by_role("link", name="Download the whole answer").get_attribute("href") or ""
+    )
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert len(download.text()) > BIG
     assert page.locator("main img, main script").count() == 0
     assert page.evaluate("window.pwned") is None
     page.goto("/ui/runs")

@@ -6,7 +6,7 @@ const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
 // A block of transcript text keeps at most this many characters (its tail): a run
 // streaming for hours must not grow the tab's memory without bound.
-const MAX_BLOCK = 200000;
+const MAX_BLOCK = 100000;
 const MAX_BLOCKS = 2000;
 
 async function send(method, url, body) {
@@ -135,6 +135,42 @@ function appendCapped(node, text) {
   node.textContent = joined.length > MAX_BLOCK ? joined.slice(joined.length - MAX_BLOCK) : joined;
 }
 
+// Streamed text: the pieces are kept (the last MAX_BLOCK characters of them) and shown at
+// most once a frame, so that replaying a 20 MB answer's thousands of deltas costs one
+// copy of the tail per frame, not one per delta.
+class TextBlock {
+  constructor(node) {
+    this.node = node;
+    this.parts = [];
+    this.first = 0;
+    this.length = 0;
+    this.scheduled = false;
+  }
+
+  append(text) {
+    this.parts.push(text);
+    this.length += text.length;
+    while (this.length - this.parts[this.first].length >= MAX_BLOCK) {
+      this.length -= this.parts[this.first].length;
+      this.first += 1;
+    }
+    if (this.first > 1024 && this.first * 2 > this.parts.length) {
+      this.parts = this.parts.slice(this.first);
+      this.first = 0;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      requestAnimationFrame(() => this.show());
+    }
+  }
+
+  show() {
+    this.scheduled = false;
+    const text = this.parts.slice(this.first).join("");
+    this.node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+  }
+}
+
 function jsonText(value) {
   if (typeof value === "string") return value;
   try {
@@ -165,12 +201,12 @@ if (runSection) {
 
   const handlers = {
     text_delta(e) {
-      if (!textBlock) textBlock = add(el("pre", "assistant", ""));
-      appendCapped(textBlock, e.text || "");
+      if (!textBlock) textBlock = new TextBlock(add(el("pre", "assistant", "")));
+      textBlock.append(e.text || "");
     },
     text(e) {
       // The whole block after its deltas: shown only when no delta came.
-      if (!textBlock) add(el("pre", "assistant", e.text || ""));
+      if (!textBlock) new TextBlock(add(el("pre", "assistant", ""))).append(e.text || "");
       textBlock = null;
     },
     thinking(e) {
