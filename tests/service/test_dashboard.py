@@ -167,6 +167,20 @@ def visit(browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path) 
     assert not visit.errors, visit.errors
 
 
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical accessibility violations on ``page``."""
+    page.evaluate(AXE.read_text())
+    found: list[str] = page.evaluate(
+        """async () => (await axe.run()).violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`)"""
+    )
+    return found
+
+
 def _readonly_token(service: Service) -> str:
     return (service.home / "service-token-readonly").read_text().strip()
 
@@ -193,6 +207,7 @@ def test_login_refuses_a_wrong_token_and_sets_a_strict_cookie(visit: Visit) -> N
     page = visit.page
     page.goto("/ui/runs")
     page.wait_for_url("**/ui/login")
+    assert serious_violations(page) == []
     page.get_by_label("Service token").fill("not-the-token")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("not valid")
@@ -226,6 +241,7 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     page.goto("/ui/new")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#err-prompt")).to_contain_text("prompt")
+    assert serious_violations(page) == []
     page.get_by_label("Prompt").fill("a slow story")
     page.get_by_text("More options").click()
     page.get_by_label("Other options (JSON object)").fill(json.dumps(options))
@@ -243,6 +259,10 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     expect(page.locator("#run-status")).to_have_text("running")
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#run-status:has-text('cancelled')")
+    # The page loads again at the end, with what the server knows of the ended run.
+    page.wait_for_selector('#run[data-live="0"] #transcript .assistant')
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    assert serious_violations(page) == []
     partial = page.locator("#transcript .assistant").inner_text()
     assert "tick" in partial
     assert len(partial) < len("tick " * 400)
@@ -320,6 +340,8 @@ def test_filters_find_one_run_among_ten_thousand(
     page = visit.page
     page.goto("/ui/runs")
     assert page.locator("#runs tbody tr").count() == 50
+    assert serious_violations(page) == []
+    page.screenshot(path=str(visit.out / "runs.png"))
     first_page = page.locator("#runs tbody tr").first.get_attribute("data-run-id")
     page.get_by_role("link", name="Older runs").click()
     assert page.locator("#runs tbody tr").first.get_attribute("data-run-id") != first_page

@@ -121,7 +121,9 @@ if (runTable) {
   });
   feed.addEventListener("gap", () => window.location.reload());
   feed.addEventListener("open", () => {
-    note.textContent = "Live: runs appear and change as they happen.";
+    note.textContent = addNew
+      ? "Live: runs appear and change as they happen."
+      : "Live: these runs change as they happen (new ones appear without filters).";
   });
   feed.addEventListener("error", () => {
     note.textContent = "Live updates interrupted; reconnecting.";
@@ -254,7 +256,9 @@ if (runSection) {
       setStatus(e.status);
       setButtons(false);
       textBlock = null;
-      if (e.error) add(el("p", "error", e.error));
+      // Seen live to its end: load the page again for what the server now knows (the
+      // answer, cost, tokens, receipts). A page opened after the end only replays.
+      if (runSection.dataset.live === "1") window.location.reload();
     },
     gap(e) {
       add(el("p", "note", `Events ${e.missed_from}-${e.missed_to} are no longer kept.`));
