@@ -159,6 +159,27 @@ async def test_run_list_filters_pages_and_live_feed(service: Service) -> None:
         assert bad.status_code == 400
 
 
+async def test_history_runs_page_by_key(service: Service) -> None:
+    from cc_executor._store import RunRecord, open_store
+
+    store = open_store()  # the server's history (same data folder)
+    try:
+        for n in range(3):
+            record = RunRecord(
+                id=f"old-{n}", kind="run", status="ok", started_at=1000.0 + n, cwd=str(service.root)
+            )
+            store.start(record)
+    finally:
+        store.close()
+    async with service.client() as client:
+        first = (await client.get("/runs", params={"limit": "2"})).json()
+        assert [r["run_id"] for r in first["runs"]] == ["old-2", "old-1"]
+        assert first["next"] is not None
+        rest = (await client.get("/runs", params={"limit": "2", "before": first["next"]})).json()
+        assert [r["run_id"] for r in rest["runs"]] == ["old-0"]
+        assert rest["next"] is None
+
+
 def test_sessions_end_when_idle_or_old() -> None:
     sessions = Sessions(lifetime=3600, idle=0)
     session_id, _ = sessions.open("full")

@@ -288,7 +288,8 @@ class RunManager:
                 model=model,
                 text=text,
                 before=before,
-                limit=limit + len(known),
+                # One more than a page: whether there is a next page.
+                limit=limit + 1 + len(known),
             )
             store, inside = self.store, self._policy.inside
 
