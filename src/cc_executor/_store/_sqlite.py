@@ -531,7 +531,8 @@ class SQLiteStore:
         if query.before is not None:
             # Keyset pagination: the next page starts after the last row shown, so a page
             # deep in 100,000 runs costs what the first one does (no OFFSET scan).
-            where.append("(started_at < ? OR (started_at = ? AND id < ?))")
+            # The first term is a range the started_at index answers; the OR alone is not.
+            where.append("started_at <= ? AND (started_at < ? OR id < ?)")
             params.extend((query.before[0], query.before[0], query.before[1]))
         sql = "SELECT * FROM runs"
         if where:
