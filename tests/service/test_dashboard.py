@@ -359,3 +359,17 @@ def test_filters_find_one_run_among_ten_thousand(
     page.wait_for_url("**status=ok**")
     assert page.locator("#runs tbody tr").count() == 0
     assert page.get_by_text("No runs match.").is_visible()
+
+
+def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[str, Any]]) -> None:
+    service, _ = served
+    visit.login(service.token)
+    page = visit.page
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_url("**/ui/overview")
+    for chart in ("Runs by status", "Cost per day (USD)", "Cost per model (USD)"):
+        expect(page.get_by_role("img", name=chart)).to_be_visible()
+    page.get_by_text("Runs by status as a table").click()
+    # The seeded runs: every third one (i % 3 == 1) failed.
+    expect(page.locator("table.figures tr", has_text="failed").first).to_contain_text("3333")
+    assert serious_violations(page) == []

@@ -178,6 +178,12 @@ async def test_history_runs_page_by_key(service: Service) -> None:
         rest = (await client.get("/runs", params={"limit": "2", "before": first["next"]})).json()
         assert [r["run_id"] for r in rest["runs"]] == ["old-0"]
         assert rest["next"] is None
+        overview = (await client.get("/runs/overview", params={"since": "0"})).json()
+        assert overview["runs"] == 3
+        assert overview["by_status"] == {"ok": 3}
+        assert list(overview["cost_by_day"]) == ["1970-01-01"]
+        recent = (await client.get("/runs/overview")).json()  # the last 7 days: none
+        assert recent["runs"] == 0
 
 
 def test_sessions_end_when_idle_or_old() -> None:

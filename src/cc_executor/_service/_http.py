@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -183,6 +184,28 @@ async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]
         limit=_number(request, "limit", int) or 100,
     )
     return runs, None if key is None else f"{key[0]!r}:{key[1]}"
+
+
+async def runs_overview(request: Request) -> Response:
+    """What the runs of a period add up to.
+    ---
+    summary: Counts by status, cost per day and model, slowest, costliest, failures
+    parameters:
+      - {name: since, in: query, schema: {type: number}, description: "Unix time (default:
+          7 days ago)"}
+      - {name: until, in: query, schema: {type: number}, description: Unix time}
+    responses:
+      200: {description: "{runs, truncated, by_status, cost_by_day, cost_by_model, slowest,
+        costliest, failures}"}
+    """
+    try:
+        since = _number(request, "since", float)
+        until = _number(request, "until", float)
+    except ServiceError as exc:
+        return _service_error(exc)
+    if since is None:
+        since = time.time() - 7 * 86400
+    return json_response(await _manager(request).overview(since, until))
 
 
 async def runs_feed(request: Request) -> Response:
@@ -489,6 +512,7 @@ def create_app(
         Route("/runs", create_run, methods=["POST"]),
         Route("/runs", list_runs, methods=["GET"]),
         Route("/runs/events", runs_feed, methods=["GET"]),
+        Route("/runs/overview", runs_overview, methods=["GET"]),
         Route("/runs/{run_id}", get_run, methods=["GET"]),
         Route("/runs/{run_id}/events", run_events, methods=["GET"]),
         Route("/runs/{run_id}/verify", verify_run, methods=["GET"]),

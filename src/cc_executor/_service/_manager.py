@@ -123,6 +123,10 @@ class ManagerConfig:
             raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
 
 
+#: The most runs the overview reads (the newest of its period).
+OVERVIEW_LIMIT = 50_000
+
+
 class RunManager:
     """Registry, queue and event logs of the runs started through a server.
 
@@ -309,6 +313,65 @@ class RunManager:
             else:
                 out.append({"live": False, "from_history": True, **_record_view(item)})
         return out, page[-1][0] if len(found) > limit else None
+
+    async def overview(self, since: float, until: float | None = None) -> Event:
+        """What the runs of the history started in ``[since, until)`` add up to: counts by
+        status, cost per day (UTC) and per model, the slowest and most expensive runs, and
+        the failures grouped by reason. Reads at most :data:`OVERVIEW_LIMIT` runs (the
+        newest; ``truncated`` says so); only runs of the allowed folders count."""
+        if self.store is None:
+            return {"runs": 0, "truncated": False, "by_status": {}, "cost_by_day": {},
+                    "cost_by_model": {}, "slowest": [], "costliest": [],
+                    "failures": []}  # fmt: skip
+        store, inside = self.store, self._policy.inside
+        query = Query(since=since, until=until, limit=OVERVIEW_LIMIT + 1)
+
+        def read() -> list[RunRecord]:
+            return [r for r in store.query(query) if inside(r.cwd)]
+
+        records = await asyncio.to_thread(read)
+        truncated = len(records) > OVERVIEW_LIMIT
+        records = records[:OVERVIEW_LIMIT]
+        by_status: dict[str, int] = {}
+        by_day: dict[str, float] = {}
+        by_model: dict[str, float] = {}
+        failures: dict[str, int] = {}
+        for r in records:
+            by_status[r.status] = by_status.get(r.status, 0) + 1
+            cost = r.cost_usd or 0.0
+            day = time.strftime("%Y-%m-%d", time.gmtime(r.started_at))
+            by_day[day] = by_day.get(day, 0.0) + cost
+            model = r.model or "(unknown)"
+            by_model[model] = by_model.get(model, 0.0) + cost
+            if r.status not in (Status.OK.value, Status.RUNNING.value, Status.QUEUED.value):
+                first = r.error.strip().splitlines()[0][:120] if r.error and r.error.strip() else ""
+                reason = f"{r.status}: {first}" if first else r.status
+                failures[reason] = failures.get(reason, 0) + 1
+
+        def line(r: RunRecord) -> Event:
+            return {
+                "run_id": r.id,
+                "status": r.status,
+                "prompt_preview": r.prompt_preview,
+                "duration_s": r.duration_s,
+                "cost_usd": r.cost_usd,
+            }
+
+        slowest = sorted(records, key=lambda r: r.duration_s or 0.0, reverse=True)[:5]
+        costliest = sorted(records, key=lambda r: r.cost_usd or 0.0, reverse=True)[:5]
+        return {
+            "runs": len(records),
+            "truncated": truncated,
+            "by_status": dict(sorted(by_status.items(), key=lambda kv: -kv[1])),
+            "cost_by_day": dict(sorted(by_day.items())),
+            "cost_by_model": dict(sorted(by_model.items(), key=lambda kv: -kv[1])),
+            "slowest": [line(r) for r in slowest if r.duration_s],
+            "costliest": [line(r) for r in costliest if r.cost_usd],
+            "failures": [
+                {"reason": k, "runs": v}
+                for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:20]
+            ],
+        }
 
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""

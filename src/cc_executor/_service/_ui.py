@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import time
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -80,6 +81,7 @@ def _page(request: Request, title: str, body: str, *, status: int = 200) -> Resp
         shown = "read-only" if role == READ_ONLY else "full access"
         nav = (
             '<nav aria-label="Main"><a href="/ui/runs">Runs</a>'
+            '<a href="/ui/overview">Overview</a>'
             f'{start}<span class="role">{h(shown)}</span>'
             '<button type="button" data-post="/ui/logout" data-then="/ui/login">'
             "Log out</button></nav>"
@@ -437,6 +439,101 @@ async def run_page(request: Request) -> Response:
     return _page(request, f"Run {run_id}", body)
 
 
+# ------------------------------------------------------------------------- overview
+
+#: The periods the overview offers, in days.
+PERIODS = (1, 7, 30, 90)
+
+
+def bar_chart(title: str, values: dict[str, float], fmt: str) -> str:
+    """A horizontal bar chart as inline SVG (no script, no style attribute), with the
+    same figures as a table for screen readers."""
+    if not values:
+        return f"<h2>{h(title)}</h2><p class=empty>No runs.</p>"
+    top = max(values.values()) or 1.0
+    row, label_w, bar_w = 22, 170, 300
+    height = row * len(values) + 4
+    bars = []
+    for i, (name, value) in enumerate(values.items()):
+        y = i * row + 2
+        width = max(1, round(bar_w * value / top)) if value else 0
+        bars.append(
+            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" class="chart-label">'
+            f"{h(str(name)[:28])}</text>"
+            f'<rect x="{label_w}" y="{y + 3}" width="{width}" height="{row - 6}" class="bar"/>'
+            f'<text x="{label_w + width + 6}" y="{y + 15}" class="chart-label">'
+            f"{h(format(value, fmt))}</text>"
+        )
+    table = "".join(
+        f"<tr><th scope=row>{h(k)}</th><td class=num>{h(format(v, fmt))}</td></tr>"
+        for k, v in values.items()
+    )
+    return (
+        f"<h2>{h(title)}</h2>"
+        f'<svg class="chart" role="img" aria-label="{h(title)}" '
+        f'viewBox="0 0 {label_w + bar_w + 90} {height}" width="{label_w + bar_w + 90}" '
+        f'height="{height}"><title>{h(title)}</title>{"".join(bars)}</svg>'
+        f'<details><summary>{h(title)} as a table</summary><table class="figures">'
+        f"{table}</table></details>"
+    )
+
+
+def _run_list(title: str, runs: list[dict[str, Any]], key: str, fmt: str) -> str:
+    if not runs:
+        return ""
+    items = []
+    for run in runs:
+        link = f"/ui/runs/{h(run['run_id'])}"
+        text = h(str(run.get("prompt_preview") or run["run_id"])[:80])
+        figure = h(_number(run.get(key), fmt))
+        items.append(
+            f'<li><a href="{link}">{text}</a> {_status_badge(run.get("status"))} {figure}</li>'
+        )
+    return f"<h2>{h(title)}</h2><ol>{''.join(items)}</ol>"
+
+
+async def overview_page(request: Request) -> Response:
+    """Counts, costs and failures of a period (from ``GET /runs/overview``'s figures)."""
+    try:
+        days = int(request.query_params.get("days", "7"))
+    except ValueError:
+        days = 7
+    days = days if days in PERIODS else 7
+    data = await _manager(request).overview(time.time() - days * 86400)
+    options = "".join(
+        f'<option value="{d}"{" selected" if d == days else ""}>last {d} day{"s" * (d > 1)}'
+        "</option>"
+        for d in PERIODS
+    )
+    truncated = (
+        '<p class="note">Only the newest runs of the period are counted.</p>'
+        if data["truncated"]
+        else ""
+    )
+    failures = "".join(
+        f"<tr><td>{h(f['reason'])}</td><td class=num>{h(f['runs'])}</td></tr>"
+        for f in data["failures"]
+    )
+    failures_html = (
+        '<h2>Failures by reason</h2><table class="figures"><thead><tr><th scope=col>Reason'
+        f"</th><th scope=col>Runs</th></tr></thead><tbody>{failures}</tbody></table>"
+        if failures
+        else ""
+    )
+    body = (
+        '<h1>Overview</h1><form method="get" action="/ui/overview" class="filters">'
+        f'<label for="days">Period</label><select id="days" name="days">{options}</select>'
+        f'<button type="submit">Show</button></form><p>{h(data["runs"])} runs.</p>{truncated}'
+        + bar_chart("Runs by status", data["by_status"], "d")
+        + bar_chart("Cost per day (USD)", data["cost_by_day"], ".4f")
+        + bar_chart("Cost per model (USD)", data["cost_by_model"], ".4f")
+        + _run_list("Slowest runs (s)", data["slowest"], "duration_s", ".1f")
+        + _run_list("Most expensive runs (USD)", data["costliest"], "cost_usd", ".4f")
+        + failures_html
+    )
+    return _page(request, "Overview", body)
+
+
 # ------------------------------------------------------------------------- start a run
 
 
@@ -494,4 +591,5 @@ def ui_routes() -> list[BaseRoute]:
         Route("/ui/runs", runs_page, methods=["GET"], include_in_schema=False),
         Route("/ui/runs/{run_id}", run_page, methods=["GET"], include_in_schema=False),
         Route("/ui/new", new_page, methods=["GET"], include_in_schema=False),
+        Route("/ui/overview", overview_page, methods=["GET"], include_in_schema=False),
     ]
