@@ -120,8 +120,10 @@ def served(
     service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module. Not session-wide: sync Playwright holds an event loop
+    in this thread while it runs, which the asyncio tests of later modules cannot share."""
     if not CHROMIUM.exists():
         pytest.skip(f"no browser: {CHROMIUM} is missing")
     with playwright_api.sync_playwright() as driver:
@@ -372,4 +374,29 @@ def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[
     page.get_by_text("Runs by status as a table").click()
     # The seeded runs: every third one (i % 3 == 1) failed.
     expect(page.locator("table.figures tr", has_text="failed").first).to_contain_text("3333")
+    assert serious_violations(page) == []
+
+
+def test_a_task_list_graph_follows_its_tasks(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    tasks = [
+        {"id": "first", "prompt": "one"},
+        {"id": "second", "prompt": "two", "depends_on": ["first"]},
+        {"id": "third", "prompt": "three", "depends_on": ["first"]},
+    ]
+    body = {"tasks": {"tasks": tasks}, "options": {**options, "cwd": str(service.root)}}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
+    for task in ("first", "second", "third"):
+        page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
+        expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
+    assert page.locator("svg.graph line.edge").count() == 2
+    expect(page.locator("#run-status")).to_have_text("ok")
     assert serious_violations(page) == []

@@ -574,6 +574,11 @@ class RunManager:
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
+        # The dependency graph, for a view of the list (the dashboard draws it).
+        details["graph"] = {
+            "waves": spec.waves(),
+            "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
+        }
         run = self._new_run(run_id, "tasks", details)
 
         async def start(run: ManagedRun) -> None:

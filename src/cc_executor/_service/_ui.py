@@ -377,6 +377,8 @@ async def run_page(request: Request) -> Response:
             f'<button type="button" data-action="resume"{"" if live else " disabled"}>'
             "Resume</button></div>"
         )
+    prompt = run.get("prompt_preview")
+    tasks = run.get("kind") == "tasks"
     answer = result.get("result") if isinstance(result.get("result"), str) else None
     if answer is None:
         answer = run.get("result_preview") or ""
@@ -428,10 +430,12 @@ async def run_page(request: Request) -> Response:
         f'data-in-memory="{int(not run.get("from_history"))}">'
         f"{controls}"
         f'<p class="error" role="alert" id="control-error"></p>'
-        f'<h2>Prompt</h2><pre class="prompt">{h(run.get("prompt_preview"))}</pre>'
-        f'<dl class="facts">{details}</dl>'
+        + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
+        + f'<dl class="facts">{details}</dl>'
+        f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
         '<h2>Transcript</h2><div id="transcript" class="transcript" aria-live="off"></div>'
-        f"<h2>Answer</h2>{_answer_html(run_id, answer)}{json_answer}{files_html}"
+        f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
+        f"{json_answer}{files_html}"
         f"{warn_html}{error_html}{receipts}"
         f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
         "</section>"
@@ -532,6 +536,63 @@ async def overview_page(request: Request) -> Response:
         + failures_html
     )
     return _page(request, "Overview", body)
+
+
+# ------------------------------------------------------------------------- task lists
+
+
+def task_graph(graph: dict[str, Any]) -> str:
+    """A task list's dependency graph as inline SVG: one column per wave, an arrow from
+    each dependency; ``ui.js`` colours each task as its ``task_state`` events arrive."""
+    waves: list[list[str]] = graph.get("waves") or []
+    depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    node_w, node_h, gap_x, gap_y = 150, 34, 60, 16
+    where: dict[str, tuple[int, int]] = {}
+    for col, wave in enumerate(waves):
+        for row, task_id in enumerate(wave):
+            where[task_id] = (col * (node_w + gap_x) + 4, row * (node_h + gap_y) + 4)
+    width = max(1, len(waves)) * (node_w + gap_x)
+    height = max((len(w) for w in waves), default=1) * (node_h + gap_y) + 8
+    edges = []
+    for task_id, deps in depends_on.items():
+        for dep in deps:
+            if dep in where and task_id in where:
+                (x1, y1), (x2, y2) = where[dep], where[task_id]
+                edges.append(
+                    f'<line x1="{x1 + node_w}" y1="{y1 + node_h // 2}" x2="{x2}" '
+                    f'y2="{y2 + node_h // 2}" class="edge"/>'
+                )
+    nodes = "".join(
+        f'<g class="task-node t-pending" data-task="{h(task_id)}">'
+        f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
+        f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
+        for task_id, (x, y) in where.items()
+    )
+    return (
+        f'<svg class="graph" role="img" aria-label="Dependency graph of the tasks" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f"<title>Dependency graph of the tasks</title>{''.join(edges)}{nodes}</svg>"
+    )
+
+
+def task_table(run: dict[str, Any]) -> str:
+    """The tasks of a list run: their dependencies, then state, attempt and cost,
+    filled in by ``ui.js`` from the list's ``task_state`` events."""
+    graph = run.get("graph") or {}
+    depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    rows = "".join(
+        f'<tr data-task="{h(task_id)}"><th scope=row>{h(task_id)}</th>'
+        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>"
+        '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
+        '<td data-col="cost" class="num"></td></tr>'
+        for task_id in run.get("tasks") or []
+    )
+    return (
+        f"<h2>Tasks</h2>{task_graph(graph)}"
+        '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
+        "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 # ------------------------------------------------------------------------- start a run

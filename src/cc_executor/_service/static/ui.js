@@ -243,6 +243,19 @@ if (runSection) {
       add(el("p", "warning", `Warning: ${e.message || ""}`));
     },
     heartbeat() {},
+    task_state(e) {
+      const safe = /^[a-z_]+$/.test(e.state || "") ? e.state : "other";
+      for (const node of runSection.querySelectorAll("[data-task]")) {
+        if (node.dataset.task !== e.task_id) continue;
+        if (node instanceof SVGElement) {
+          node.setAttribute("class", `task-node t-${safe}`);
+          continue;
+        }
+        node.querySelector('[data-col="state"]').replaceChildren(statusBadge(e.state));
+        node.querySelector('[data-col="attempt"]').textContent = e.attempt || "";
+        node.querySelector('[data-col="cost"]').textContent = fixed(e.cost_usd, 4);
+      }
+    },
     started() {
       setStatus("running");
     },
