@@ -11,7 +11,12 @@ them (navigation start to the ``load`` event, from the Navigation Timing API):
 each against the login page, a page with no data, measured in the same run (the baseline).
 Targets (issue 23): first render under 1 s, filter under 300 ms.
 
-    .venv/bin/python benchmarks/bench_dashboard.py [--runs N] [--rounds R]
+Then a command printing 1,000 lines/s for ``--stream-seconds`` (60) is followed on its run
+page: every 10 s, how many events the page is behind the server (the run's ``last_seq``
+against the last event the page handled) and the tab's JavaScript heap. Target: no
+growing lag, bounded memory.
+
+    .venv/bin/python benchmarks/bench_dashboard.py [--runs N] [--rounds R] [--stream-seconds S]
 """
 
 from __future__ import annotations
@@ -77,10 +82,41 @@ def load_ms(page: Any, url: str) -> float:
     return timing
 
 
+def follow_stream(
+    page: Any, url: str, token: str, root: str, seconds: int
+) -> list[tuple[int, int, float]]:
+    import httpx
+
+    code = (
+        "import time\n"
+        "start = time.monotonic()\n"
+        # Printing past the last sample: the run page loads again when the run ends.
+        f"for i in range({(seconds + 15) * 1000}):\n"
+        "    print(f'line {i} ' + 'x' * 60, flush=True)\n"
+        "    if i % 10 == 9:\n"
+        "        time.sleep(max(0, start + (i + 1) / 1000 - time.monotonic()))\n"
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"argv": [sys.executable, "-c", code], "options": {"cwd": root}}
+    run_id = httpx.post(f"{url}/runs", json=body, headers=auth).json()["run_id"]
+    page.goto(f"/ui/runs/{run_id}")
+    samples = []
+    started = time.monotonic()
+    for mark in range(10, seconds + 1, 10):
+        page.wait_for_timeout(max(0, (started + mark - time.monotonic()) * 1000))
+        shown = int(page.locator("#run").get_attribute("data-seq") or 0)
+        server_seq = httpx.get(f"{url}/runs/{run_id}", headers=auth).json()["last_seq"]
+        heap = page.evaluate("() => performance.memory.usedJSHeapSize") / 1e6
+        samples.append((mark, server_seq - shown, heap))
+    httpx.post(f"{url}/runs/{run_id}/cancel", headers=auth)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--stream-seconds", type=int, default=60)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -91,7 +127,7 @@ def main() -> None:
     populate(home, root, args.runs)
     env = {**os.environ, "CC_EXECUTOR_HOME": home}
     server = subprocess.Popen(
-        [CLI, "serve", "--port", "0", "--allow-dir", root],
+        [CLI, "serve", "--port", "0", "--allow-dir", root, "--allow-exec", sys.executable],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -119,6 +155,7 @@ def main() -> None:
                 samples["first"].append(load_ms(page, "/ui/runs"))
                 samples["filter"].append(load_ms(page, filtered))
                 samples["tenth"].append(load_ms(page, tenth))
+            stream = follow_stream(page, url, token, root, args.stream_seconds)
             browser.close()
     finally:
         server.terminate()
@@ -136,6 +173,9 @@ def main() -> None:
     ):
         ratio = median[name] / median["login"]
         print(f"{label}: {median[name]:.0f} ms ({ratio:.1f}x the login page) {target}")
+    print("a command printing 1,000 lines/s, followed on its run page:")
+    for second, behind, heap in stream:
+        print(f"  {second:3d} s: page {behind} events behind the server, JS heap {heap:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ if (runSection) {
   const statusHolder = document.getElementById("run-status");
   const controlError = document.getElementById("control-error");
   const tools = new Map();
+  const outputs = {};
   let textBlock = null;
 
   const add = (node) => {
@@ -243,6 +244,12 @@ if (runSection) {
       add(el("p", "warning", `Warning: ${e.message || ""}`));
     },
     heartbeat() {},
+    output(e) {
+      // A command's lines: stdout and stderr each in a block of its own.
+      const stream = e.stream === "stderr" ? "stderr" : "stdout";
+      if (!outputs[stream]) outputs[stream] = new TextBlock(add(el("pre", `output ${stream}`, "")));
+      outputs[stream].append(`${e.text ?? ""}\n`);
+    },
     task_state(e) {
       const safe = /^[a-z_]+$/.test(e.state || "") ? e.state : "other";
       for (const node of runSection.querySelectorAll("[data-task]")) {
@@ -281,7 +288,12 @@ if (runSection) {
   if (runSection.dataset.inMemory === "1") {
     const events = new EventSource(`/runs/${encodeURIComponent(runId)}/events`);
     for (const [name, handle] of Object.entries(handlers)) {
-      events.addEventListener(name, (message) => handle(JSON.parse(message.data)));
+      events.addEventListener(name, (message) => {
+        const event = JSON.parse(message.data);
+        handle(event);
+        // The last event shown: what a test or benchmark compares with the run's last_seq.
+        runSection.dataset.seq = message.lastEventId;
+      });
     }
     events.addEventListener("completed", () => events.close());
     events.addEventListener("error", () => {
