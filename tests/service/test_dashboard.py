@@ -347,7 +347,10 @@ def test_filters_find_one_run_among_ten_thousand(
     first_page = page.locator("#runs tbody tr").first.get_attribute("data-run-id")
     page.get_by_role("link", name="Older runs").click()
     assert page.locator("#runs tbody tr").first.get_attribute("data-run-id") != first_page
+    # A narrow window: the page reflows instead of scrolling sideways.
+    page.set_viewport_size({"width": 380, "height": 800})
     page.goto("/ui/runs")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
     page.get_by_label("Prompt text").fill(NEEDLE)
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Filter").click()

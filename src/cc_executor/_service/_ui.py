@@ -259,21 +259,32 @@ def _filters(request: Request) -> str:
         f"{h(s.value)}</option>"
         for s in Status
     )
+
+    def pair(label: str, control: str, name: str) -> str:
+        # Label and control together: a narrow window wraps between pairs, not inside one.
+        return f'<span class="pair"><label for="f-{name}">{label}</label>{control}</span>'
+
     return (
         '<form class="filters" method="get" action="/ui/runs" role="search">'
-        '<label for="f-status">Status</label>'
-        f'<select id="f-status" name="status"><option value="">any</option>{statuses}</select>'
-        '<label for="f-agent">Agent</label>'
-        f'<input id="f-agent" name="agent" value="{h(q.get("agent"))}">'
-        '<label for="f-model">Model</label>'
-        f'<input id="f-model" name="model" value="{h(q.get("model"))}">'
-        '<label for="f-from">From</label>'
-        f'<input id="f-from" name="from" type="date" value="{h(q.get("from"))}">'
-        '<label for="f-to">To</label>'
-        f'<input id="f-to" name="to" type="date" value="{h(q.get("to"))}">'
-        '<label for="f-q">Prompt text</label>'
-        f'<input id="f-q" name="q" type="search" value="{h(q.get("q"))}">'
-        '<button type="submit">Filter</button></form>'
+        + pair(
+            "Status",
+            f'<select id="f-status" name="status"><option value="">any</option>{statuses}</select>',
+            "status",
+        )
+        + pair("Agent", f'<input id="f-agent" name="agent" value="{h(q.get("agent"))}">', "agent")
+        + pair("Model", f'<input id="f-model" name="model" value="{h(q.get("model"))}">', "model")
+        + pair(
+            "From",
+            f'<input id="f-from" name="from" type="date" value="{h(q.get("from"))}">',
+            "from",
+        )
+        + pair("To", f'<input id="f-to" name="to" type="date" value="{h(q.get("to"))}">', "to")
+        + pair(
+            "Prompt text",
+            f'<input id="f-q" name="q" type="search" value="{h(q.get("q"))}">',
+            "q",
+        )
+        + '<button type="submit">Filter</button></form>'
     )
 
 
