@@ -269,6 +269,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         SecurityPolicy,
         is_loopback,
         load_or_create_token,
+        readonly_token_path,
         token_path,
     )
 
@@ -280,9 +281,13 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         )
         return None
     token: str | None = None
+    readonly: str | None = None
     if not args.no_token:
         try:
             token, created = load_or_create_token()
+            # The second token reads everything and changes nothing (a dashboard for the
+            # team, a monitoring script): made beside the first, mode 0600 too.
+            readonly, _ = load_or_create_token(readonly_token_path())
         except OSError as exc:
             print(f"cc-executor {args.command}: cannot use the token: {exc}", file=sys.stderr)
             return None
@@ -309,6 +314,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
         allowed_origins=args.allow_origin,
         max_body=args.max_body,
         max_message=args.max_message,
+        readonly_token=readonly,
     )
     try:
         agents, agent_defaults = agent_settings(args)

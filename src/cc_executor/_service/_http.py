@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 
@@ -134,23 +136,115 @@ async def list_runs(request: Request) -> Response:
       - {name: status, in: query, schema: {type: string}}
       - {name: kind, in: query, schema: {type: string, enum: [run, exec]}}
       - {name: since, in: query, schema: {type: number}, description: Unix time}
+      - {name: until, in: query, schema: {type: number}, description: Unix time}
       - {name: parent_id, in: query, schema: {type: string}}
+      - {name: agent, in: query, schema: {type: string}}
+      - {name: model, in: query, schema: {type: string}}
+      - {name: q, in: query, schema: {type: string}, description: Text in the prompt}
+      - {name: before, in: query, schema: {type: string}, description: "The `next` of
+          the previous page (keyset pagination)"}
+      - {name: brief, in: query, schema: {type: boolean}, description: "List lines only:
+          no answers or streamed text"}
       - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
     responses:
-      200: {description: "{runs: [...]}"}
+      200: {description: "{runs: [...], next: cursor of the next page or null}"}
     """
-    q = request.query_params
     try:
-        runs = await _manager(request).list_runs(
-            status=q.get("status"),
-            kind=q.get("kind"),
-            since=_number(request, "since", float),
-            parent_id=q.get("parent_id"),
-            limit=_number(request, "limit", int) or 100,
-        )
+        runs, cursor = await list_page(request)
     except ServiceError as exc:
         return _service_error(exc)
-    return json_response({"runs": runs})
+    return json_response({"runs": runs, "next": cursor})
+
+
+def _cursor(value: str | None) -> tuple[float, str] | None:
+    if not value:
+        return None
+    stamp, _, run_id = value.partition(":")
+    try:
+        return float(stamp), run_id
+    except ValueError:
+        raise InvalidRequest(f"before must be a cursor from `next`, got {value[:40]!r}") from None
+
+
+async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of ``GET /runs`` for the query of ``request``, and the next page's cursor
+    (``before`` of the next request)."""
+    q = request.query_params
+    runs, key = await _manager(request).list_page(
+        status=q.get("status") or None,
+        kind=q.get("kind") or None,
+        since=_number(request, "since", float),
+        until=_number(request, "until", float),
+        parent_id=q.get("parent_id") or None,
+        agent=q.get("agent") or None,
+        model=q.get("model") or None,
+        text=q.get("q") or None,
+        before=_cursor(q.get("before")),
+        brief=q.get("brief") in ("1", "true"),
+        limit=_number(request, "limit", int) or 100,
+    )
+    return runs, None if key is None else f"{key[0]!r}:{key[1]}"
+
+
+async def runs_overview(request: Request) -> Response:
+    """What the runs of a period add up to.
+    ---
+    summary: Counts by status, cost per day and model, slowest, costliest, failures
+    parameters:
+      - {name: since, in: query, schema: {type: number}, description: "Unix time (default:
+          7 days ago)"}
+      - {name: until, in: query, schema: {type: number}, description: Unix time}
+    responses:
+      200: {description: "{runs, truncated, by_status, cost_by_day, cost_by_model, slowest,
+        costliest, failures}"}
+    """
+    try:
+        since = _number(request, "since", float)
+        until = _number(request, "until", float)
+    except ServiceError as exc:
+        return _service_error(exc)
+    if since is None:
+        since = time.time() - 7 * 86400
+    return json_response(await _manager(request).overview(since, until))
+
+
+async def runs_feed(request: Request) -> Response:
+    """Every run's list line as it changes, as Server-Sent Events.
+    ---
+    summary: Follow the run list live (runs queued, started, paused, ended)
+    description: >-
+      Each change is an event `run` whose data is `{type: run, run: {...}}`, the run's
+      line as `GET /runs?brief=1` gives it. Only changes from the moment of connecting
+      are sent: read the list first, then follow. A client too slow to keep up gets one
+      `gap` event: read the list again.
+    responses:
+      200: {description: text/event-stream}
+    """
+    interval = float(getattr(request.app.state, "sse_keepalive_s", SSE_KEEPALIVE_S))
+    feed = _manager(request).feed
+    # Subscribed before the response starts: a client that has the first bytes misses
+    # no change made after it.
+    queue = feed.subscribe()
+
+    async def changes() -> AsyncGenerator[dict[str, Any], None]:
+        while True:
+            yield await queue.get()
+
+    async def body() -> AsyncIterator[bytes]:
+        source = changes()
+        try:
+            yield b": runs\n\n"
+            async for event in with_keepalive(source, interval):
+                yield b": keepalive\n\n" if event is None else sse_frame(event)
+        finally:
+            feed.unsubscribe(queue)
+            await source.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
 
 
 async def get_run(request: Request) -> Response:
@@ -361,6 +455,82 @@ async def decide_permission(request: Request) -> Response:
     return json_response(decided)
 
 
+async def verify_run(request: Request) -> Response:
+    """Verify a run's receipts.
+    ---
+    summary: Recompute the receipts of a finished run (its record and each file)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: "The verification report, an outcome per artifact"}
+      404: {description: No such run in the history}
+    """
+    try:
+        return json_response(await _manager(request).verify(request.path_params["run_id"]))
+    except ServiceError as exc:
+        return _service_error(exc)
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {
+        "content-disposition": f'attachment; filename="{name}"',
+        "x-content-type-options": "nosniff",
+        "cache-control": "no-store",
+    }
+
+
+async def run_log(request: Request) -> Response:
+    """A run's event log.
+    ---
+    summary: Download the agent's event log (its stdout, JSON Lines) as a file
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: application/x-ndjson}
+      404: {description: No such run, or it has no event log}
+    """
+    run_id = request.path_params["run_id"]
+    try:
+        run = await _manager(request).describe(run_id)
+    except ServiceError as exc:
+        return _service_error(exc)
+    result: dict[str, Any] = run["result"] if isinstance(run.get("result"), dict) else {}
+    path = result.get("event_log")
+    if not path and run.get("run_dir"):
+        path = os.path.join(str(run["run_dir"]), "stdout.log")
+    if not path or not await asyncio.to_thread(os.path.isfile, path):
+        return error_response(404, "not_found", f"run {run_id!r} has no event log")
+    return FileResponse(
+        path, media_type="application/x-ndjson", headers=_attachment(f"{run_id}.jsonl")
+    )
+
+
+async def run_answer(request: Request) -> Response:
+    """A run's whole answer.
+    ---
+    summary: Download the run's final answer as a text file (however large)
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: text/plain}
+      404: {description: No such run in this server's memory, or no answer yet}
+    """
+    run_id = request.path_params["run_id"]
+    try:
+        run = await _manager(request).describe(run_id)
+    except ServiceError as exc:
+        return _service_error(exc)
+    result: dict[str, Any] = run["result"] if isinstance(run.get("result"), dict) else {}
+    text = result.get("result")
+    if not isinstance(text, str):
+        text = run.get("result_preview")
+    if not isinstance(text, str):
+        return error_response(404, "not_found", f"run {run_id!r} has no answer")
+    return Response(
+        text.encode(), media_type="text/plain; charset=utf-8", headers=_attachment(f"{run_id}.txt")
+    )
+
+
 def _after(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     # ASCII digits only ("²" is a digit to str.isdigit but not to int()), and not so many
@@ -473,6 +643,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app: routes behind the :class:`Guard`. ``manager`` is shared by every
     connection; the caller owns its lifetime (``await manager.aclose()`` at shutdown)."""
+    from cc_executor._service._ui import ui_routes
     from cc_executor._service._ws import websocket_endpoint
 
     routes = [
@@ -480,8 +651,13 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/runs", create_run, methods=["POST"]),
         Route("/runs", list_runs, methods=["GET"]),
+        Route("/runs/events", runs_feed, methods=["GET"]),
+        Route("/runs/overview", runs_overview, methods=["GET"]),
         Route("/runs/{run_id}", get_run, methods=["GET"]),
         Route("/runs/{run_id}/events", run_events, methods=["GET"]),
+        Route("/runs/{run_id}/verify", verify_run, methods=["GET"]),
+        Route("/runs/{run_id}/log", run_log, methods=["GET"]),
+        Route("/runs/{run_id}/answer", run_answer, methods=["GET"]),
         Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
@@ -497,6 +673,7 @@ def create_app(
         ),
         WebSocketRoute("/ws", websocket_endpoint),
         WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
+        *ui_routes(),
     ]
     app = Starlette(routes=routes)
     app.state.manager = manager

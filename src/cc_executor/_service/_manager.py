@@ -60,6 +60,8 @@ from cc_executor._service._runs import (
     EventBudget,
     EventSpool,
     ManagedRun,
+    RunFeed,
+    list_view,
 )
 from cc_executor._status import Status
 from cc_executor._store import (
@@ -128,6 +130,10 @@ class ManagerConfig:
             raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
 
 
+#: The most runs the overview reads (the newest of its period).
+OVERVIEW_LIMIT = 50_000
+
+
 class RunManager:
     """Registry, queue and event logs of the runs started through a server.
 
@@ -156,6 +162,8 @@ class RunManager:
         #: History updates of queued runs, in threads: awaited before the server exits.
         self._pending_writes: set[asyncio.Future[None]] = set()
         self._budget = EventBudget(self.config.max_event_bytes)
+        #: Every run's list line as it changes (``GET /runs/events``).
+        self.feed = RunFeed()
         self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
@@ -202,6 +210,12 @@ class RunManager:
             raise NotFound(f"no run {run_id!r}")
         return {"live": False, "from_history": True, **_record_view(record)}
 
+    async def record(self, run_id: str) -> Event | None:
+        """The history's view of run ``run_id`` (its receipts), if it ran inside an
+        allowed root; else None."""
+        record = await self._history_get(run_id)
+        return None if record is None else _record_view(record)
+
     async def _history_get(self, run_id: str) -> RunRecord | None:
         """The history's run ``run_id`` if it ran inside an allowed root (else None)."""
         if self.store is None:
@@ -223,40 +237,148 @@ class RunManager:
         parent_id: str | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        """Runs newest first: those in memory, then the history's, filtered alike.
-        ``limit`` is capped at 1000."""
+        """Runs newest first: those in memory and the history's, filtered alike.
+        ``limit`` is capped at 1000 (see :meth:`list_page` for more filters and pages)."""
+        runs, _ = await self.list_page(
+            status=status, kind=kind, since=since, parent_id=parent_id, limit=limit
+        )
+        return runs
+
+    async def list_page(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        parent_id: str | None = None,
+        agent: str | None = None,
+        model: str | None = None,
+        text: str | None = None,
+        before: tuple[float, str] | None = None,
+        brief: bool = False,
+        limit: int = 100,
+    ) -> tuple[list[Event], tuple[float, str] | None]:
+        """A page of runs newest first, and the key to pass as ``before`` for the next
+        page (None on the last). ``text``: in the prompt's preview; ``since``/``until``:
+        the start time; ``brief``: list lines, without answers.
+
+        A run in memory is listed from memory (its live status), keyed by when the
+        server accepted it; the history's other runs by their start. Every run appears on
+        exactly one page, however deep: pages are cut by that key (keyset pagination),
+        never by an offset."""
         limit = max(1, min(limit, 1000))
-        out: list[Event] = []
-        seen: set[str] = set()
-        for run in list(reversed(self._runs.values())):
-            if len(out) >= limit:
-                break
-            if status and run.status != status:
+        needle = text.lower() if text else None
+        in_memory = list(self._runs.values())
+        found: list[tuple[tuple[float, str], ManagedRun | RunRecord]] = []
+        for run in in_memory:
+            key = (run.created_at, run.id)
+            details = run.details
+            if (
+                (status and run.status != status)
+                or (kind and run.kind != kind)
+                or (since and run.created_at < since)
+                or (until and run.created_at >= until)
+                or (parent_id and details.get("parent_id") != parent_id)
+                or (agent and details.get("agent") != agent)
+                or (model and details.get("model") != model)
+                or (needle and needle not in str(details.get("prompt_preview", "")).lower())
+                or (before and key >= before)
+            ):
                 continue
-            if kind and run.kind != kind:
-                continue
-            if since and run.created_at < since:
-                continue
-            if parent_id and run.details.get("parent_id") != parent_id:
-                continue
-            out.append(await run.asummary())
-            seen.add(run.id)
-        if self.store is not None and len(out) < limit:
-            query = Query(status=status, kind=kind, since=since, parent_id=parent_id, limit=limit)
+            found.append((key, run))
+        if self.store is not None:
+            known = {run.id for run in in_memory}
+            query = Query(
+                status=status,
+                kind=kind,
+                since=since,
+                until=until,
+                parent_id=parent_id,
+                agent=agent,
+                model=model,
+                text=text,
+                before=before,
+                # One more than a page: whether there is a next page.
+                limit=limit + 1 + len(known),
+            )
             store, inside = self.store, self._policy.inside
 
             def visible() -> list[RunRecord]:
                 # Runs of other folders are not a remote caller's to read (their prompts,
                 # answers and session ids): only those that ran inside an allowed root.
-                return [r for r in store.query(query) if inside(r.cwd)]
+                return [r for r in store.query(query) if r.id not in known and inside(r.cwd)]
 
             records = await asyncio.to_thread(visible)
-            out.extend(
-                {"live": False, "from_history": True, **_record_view(r)}
-                for r in records
-                if r.id not in seen
-            )
-        return out[:limit]
+            found.extend(((r.started_at, r.id), r) for r in records)
+        found.sort(key=lambda item: item[0], reverse=True)
+        page = found[:limit]
+        out: list[Event] = []
+        for _, item in page:
+            if isinstance(item, ManagedRun):
+                out.append(list_view(item) if brief else await item.asummary())
+            else:
+                out.append({"live": False, "from_history": True, **_record_view(item)})
+        return out, page[-1][0] if len(found) > limit else None
+
+    async def overview(self, since: float, until: float | None = None) -> Event:
+        """What the runs of the history started in ``[since, until)`` add up to: counts by
+        status, cost per day (UTC) and per model, the slowest and most expensive runs, and
+        the failures grouped by reason. Reads at most :data:`OVERVIEW_LIMIT` runs (the
+        newest; ``truncated`` says so); only runs of the allowed folders count."""
+        if self.store is None:
+            return {"runs": 0, "truncated": False, "by_status": {}, "cost_by_day": {},
+                    "cost_by_model": {}, "slowest": [], "costliest": [],
+                    "failures": []}  # fmt: skip
+        store, inside = self.store, self._policy.inside
+        query = Query(since=since, until=until, limit=OVERVIEW_LIMIT + 1)
+
+        def read() -> list[RunRecord]:
+            return [r for r in store.query(query) if inside(r.cwd)]
+
+        records = await asyncio.to_thread(read)
+        truncated = len(records) > OVERVIEW_LIMIT
+        records = records[:OVERVIEW_LIMIT]
+        by_status: dict[str, int] = {}
+        by_day: dict[str, float] = {}
+        by_model: dict[str, float] = {}
+        failures: dict[str, int] = {}
+        for r in records:
+            by_status[r.status] = by_status.get(r.status, 0) + 1
+            cost = r.cost_usd or 0.0
+            day = time.strftime("%Y-%m-%d", time.gmtime(r.started_at))
+            by_day[day] = by_day.get(day, 0.0) + cost
+            model = r.model or "(unknown)"
+            by_model[model] = by_model.get(model, 0.0) + cost
+            if r.status not in (Status.OK.value, Status.RUNNING.value, Status.QUEUED.value):
+                first = r.error.strip().splitlines()[0][:120] if r.error and r.error.strip() else ""
+                reason = f"{r.status}: {first}" if first else r.status
+                failures[reason] = failures.get(reason, 0) + 1
+
+        def line(r: RunRecord) -> Event:
+            return {
+                "run_id": r.id,
+                "status": r.status,
+                "prompt_preview": r.prompt_preview,
+                "duration_s": r.duration_s,
+                "cost_usd": r.cost_usd,
+            }
+
+        slowest = sorted(records, key=lambda r: r.duration_s or 0.0, reverse=True)[:5]
+        costliest = sorted(records, key=lambda r: r.cost_usd or 0.0, reverse=True)[:5]
+        return {
+            "runs": len(records),
+            "truncated": truncated,
+            "by_status": dict(sorted(by_status.items(), key=lambda kv: -kv[1])),
+            "cost_by_day": dict(sorted(by_day.items())),
+            "cost_by_model": dict(sorted(by_model.items(), key=lambda kv: -kv[1])),
+            "slowest": [line(r) for r in slowest if r.duration_s],
+            "costliest": [line(r) for r in costliest if r.cost_usd],
+            "failures": [
+                {"reason": k, "runs": v}
+                for k, v in sorted(failures.items(), key=lambda kv: -kv[1])[:20]
+            ],
+        }
 
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
@@ -376,7 +498,12 @@ class RunManager:
             raise InvalidRequest(str(exc)) from None
         if options.get("resume"):
             self._check_resume(str(options["resume"]))
-        details: Event = {"cwd": options["cwd"], "prompt_preview": prompt[:200]}
+        details: Event = {
+            "cwd": options["cwd"],
+            "prompt_preview": prompt[:200],
+            "agent": agent,
+            "model": merged.get("model"),
+        }
         if options.get("parent_id"):
             details["parent_id"] = options["parent_id"]
         run = self._new_run(run_id, "run", details)
@@ -455,6 +582,11 @@ class RunManager:
         except (TaskListError, TypeError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         details: Event = {"cwd": options["cwd"], "tasks": [t.id for t in spec.tasks]}
+        # The dependency graph, for a view of the list (the dashboard draws it).
+        details["graph"] = {
+            "waves": spec.waves(),
+            "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
+        }
         run = self._new_run(run_id, "tasks", details)
 
         async def start(run: ManagedRun) -> None:
@@ -508,7 +640,7 @@ class RunManager:
         return run, start
 
     def _new_run(self, run_id: str, kind: str, details: Event) -> ManagedRun:
-        return ManagedRun(
+        run = ManagedRun(
             run_id,
             kind,
             max_events=self.config.max_events,
@@ -516,6 +648,8 @@ class RunManager:
             budget=self._budget,
             spool=self._spool,
         )
+        run.on_change = self.feed.publish
+        return run
 
     def _register(self, run: ManagedRun) -> None:
         self._runs[run.id] = run

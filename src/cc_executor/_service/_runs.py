@@ -33,6 +33,9 @@ LIVE_STATES = frozenset({QUEUED, RUNNING, PAUSED})
 
 Event = dict[str, Any]
 
+#: The events after which a run's line in a run list changes.
+_LIFECYCLE = frozenset({"queued", "started", "paused", "resumed", "cancelled", "completed"})
+
 #: An event whose JSON form is larger than this is kept on disk, not in memory.
 SPILL_BYTES = 64 * 1024
 #: What an event kept on disk costs in memory (its reference), for the byte budget.
@@ -238,6 +241,8 @@ class ManagedRun:
         self._task: asyncio.Task[None] | None = None
         self._text_tail: list[str] = []
         self._text_tail_len = 0
+        #: Called after each lifecycle event (the run list's live feed).
+        self.on_change: Callable[[ManagedRun], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -281,8 +286,11 @@ class ManagedRun:
                 entry, size = spilled, _REFERENCE_BYTES
         del data
         self._keep(entry, size)
-        if event.get("type") == "text_delta":
+        kind = event.get("type")
+        if kind == "text_delta":
             self._keep_text(str(event.get("text", "")))
+        elif kind in _LIFECYCLE and self.on_change is not None:
+            self.on_change(self)
         return event
 
     def append_on_disk(self, head: Event, load: Callable[[], Event]) -> Event:
@@ -428,3 +436,64 @@ class ManagedRun:
         elif self.kind == "run":
             data["text_tail"] = self.text_tail()
         return data
+
+
+def list_view(run: ManagedRun) -> Event:
+    """A run as one line of a run list: its summary without the answer or streamed text
+    (which may be megabytes), with the cost, tokens and duration of its result."""
+    data: Event = {
+        "run_id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "live": not run.done,
+        **run.details,
+    }
+    if run.error:
+        data["error"] = run.error[:500]
+    kept = run._result
+    if isinstance(kept, dict):
+        usage = kept.get("usage") or {}
+        data["cost_usd"] = kept.get("cost_usd")
+        data["duration_s"] = kept.get("duration_s")
+        data["model"] = kept.get("model") or data.get("model")
+        if isinstance(usage, dict):
+            data["input_tokens"] = usage.get("input_tokens")
+            data["output_tokens"] = usage.get("output_tokens")
+    return data
+
+
+class RunFeed:
+    """The live feed of a server's run list (``GET /runs/events``): each subscriber gets
+    every run's new list line as it changes. A subscriber too slow to keep up with
+    ``backlog`` changes gets ``{"type": "gap"}`` (reload the list) instead of growing
+    memory."""
+
+    def __init__(self, backlog: int = 1000) -> None:
+        self._backlog = backlog
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+
+    def publish(self, run: ManagedRun) -> None:
+        """Send ``run``'s list line to every subscriber."""
+        if not self._subscribers:
+            return
+        event = {"type": "run", "run": list_view(run)}
+        for queue in list(self._subscribers):
+            if queue.qsize() >= self._backlog - 1:
+                if queue.qsize() == self._backlog - 1:
+                    queue.put_nowait({"type": "gap"})
+                continue
+            queue.put_nowait(event)
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A new subscriber's queue: it gets every change from now on, until
+        :meth:`unsubscribe`."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        """Stop sending changes to ``queue``."""
+        self._subscribers.discard(queue)

@@ -8,8 +8,14 @@ Every HTTP request and WebSocket handshake goes through :class:`Guard`, in this 
    name in ``Host``, so it stops here (403).
 2. A browser's ``Origin``, when present, must be the same origin as ``Host`` or one allowed
    with ``--allow-origin`` (403); ``Origin: null`` is refused.
-3. ``Authorization: Bearer <token>`` must match, compared in constant time (401).
-4. HTTP bodies larger than ``max_body`` bytes get 413, whether announced by
+3. ``Authorization: Bearer <token>`` must match the service token or the read-only token,
+   compared in constant time, or the request carries the dashboard's session cookie (and,
+   to change anything, its CSRF token in ``X-CSRF-Token``) (401, 403). A dashboard page
+   without either redirects to the login page.
+4. A read-only caller (the read-only token, or a session opened with it) may only read:
+   any other method is refused (403 ``read_only``), and so are the MCP tools that start or
+   stop runs; the WebSocket endpoint refuses its ``execute`` and ``control`` methods.
+5. HTTP bodies larger than ``max_body`` bytes get 413, whether announced by
    ``Content-Length`` or streamed chunked. (WebSocket messages are limited by the server's
    ``ws_max_size``: an oversize message closes the connection with code 1009.)
 """
@@ -21,6 +27,7 @@ import ipaddress
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +46,18 @@ ASGIApp = Any
 
 #: Name of the token file in the data dir.
 TOKEN_FILE = "service-token"  # noqa: S105 (a file name, not a secret)
+#: Name of the read-only token file in the data dir.
+READONLY_TOKEN_FILE = "service-token-readonly"  # noqa: S105 (a file name, not a secret)
+
+#: What a caller may do: everything, or read only.
+FULL = "full"
+READ_ONLY = "read"
+#: Methods that change nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+#: MCP tools a read-only caller may call (the others start or stop runs).
+READ_ONLY_TOOLS = frozenset({"get_run", "wait_run", "list_runs", "verify_run"})
+#: The dashboard's pages any browser may load: the login form and the static assets.
+PUBLIC_PATHS = ("/ui/login", "/ui/static/")
 
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_MESSAGE = 1 << 20
@@ -47,6 +66,72 @@ DEFAULT_MAX_MESSAGE = 1 << 20
 def token_path() -> Path:
     """Where the service token is kept: ``service-token`` in the data dir."""
     return data_home() / TOKEN_FILE
+
+
+def readonly_token_path() -> Path:
+    """Where the read-only token is kept: ``service-token-readonly`` in the data dir."""
+    return data_home() / READONLY_TOKEN_FILE
+
+
+def session_cookie_name(port: int | None) -> str:
+    """The dashboard's session cookie: its name carries the server's port, since a
+    browser shares a host's cookies between all its ports (docs/security.md)."""
+    return f"cc_executor_session_{port or 0}"
+
+
+@dataclass(slots=True)
+class Session:
+    """A dashboard login: its role, its CSRF token and when it ends."""
+
+    role: str
+    csrf: str
+    expires: float
+    idle_until: float
+
+
+class Sessions:
+    """The dashboard's sessions, in the server's memory only (a restart logs everyone
+    out): each lasts at most ``lifetime`` seconds, and ends after ``idle`` seconds
+    unused. Their ids are 256-bit random values."""
+
+    def __init__(self, lifetime: float = 8 * 3600, idle: float = 3600, limit: int = 1000):
+        self.lifetime = lifetime
+        self.idle = idle
+        self.limit = limit
+        self._sessions: dict[str, Session] = {}
+
+    def open(self, role: str) -> tuple[str, Session]:
+        """A new session for ``role``: its id (the cookie's value) and itself."""
+        now = time.monotonic()
+        self._expire(now)
+        if len(self._sessions) >= self.limit:
+            # The oldest goes: a flood of logins cannot grow the server's memory.
+            self._sessions.pop(next(iter(self._sessions)))
+        session_id = secrets.token_urlsafe(32)
+        session = Session(role, secrets.token_urlsafe(32), now + self.lifetime, now + self.idle)
+        self._sessions[session_id] = session
+        return session_id, session
+
+    def get(self, session_id: str | None) -> Session | None:
+        """The live session ``session_id`` (its idle time restarts), or None."""
+        if not session_id:
+            return None
+        session = self._sessions.get(session_id)
+        now = time.monotonic()
+        if session is None or now >= session.expires or now >= session.idle_until:
+            self._sessions.pop(session_id, None)
+            return None
+        session.idle_until = now + self.idle
+        return session
+
+    def close(self, session_id: str | None) -> None:
+        """End ``session_id`` (log out)."""
+        if session_id:
+            self._sessions.pop(session_id, None)
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, s in self._sessions.items() if now >= min(s.expires, s.idle_until)]:
+            del self._sessions[key]
 
 
 def load_or_create_token(path: str | os.PathLike[str] | None = None) -> tuple[str, bool]:
@@ -143,7 +228,8 @@ class SecurityPolicy:
     """What :class:`Guard` enforces.
 
     ``token`` None turns the token check off (the CLI allows that only on loopback).
-    ``allowed_hosts``: extra host names accepted in ``Host``; ``allowed_origins``: extra
+    ``readonly_token``: a second token that may only read. ``sessions``: the dashboard's
+    logins. ``allowed_hosts``: extra host names accepted in ``Host``; ``allowed_origins``: extra
     origins (``scheme://host[:port]``) accepted in ``Origin``.
     """
 
@@ -152,6 +238,8 @@ class SecurityPolicy:
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_body: int = DEFAULT_MAX_BODY
     max_message: int = DEFAULT_MAX_MESSAGE
+    readonly_token: str | None = None
+    sessions: Sessions = field(default_factory=Sessions, compare=False)
 
     @classmethod
     def build(
@@ -162,6 +250,7 @@ class SecurityPolicy:
         allowed_origins: Iterable[str] = (),
         max_body: int = DEFAULT_MAX_BODY,
         max_message: int = DEFAULT_MAX_MESSAGE,
+        readonly_token: str | None = None,
     ) -> SecurityPolicy:
         """A policy with host names and origins normalised (lower case, no trailing /)."""
         return cls(
@@ -170,10 +259,67 @@ class SecurityPolicy:
             allowed_origins=frozenset(o.lower().rstrip("/") for o in allowed_origins),
             max_body=max_body,
             max_message=max_message,
+            readonly_token=readonly_token,
         )
 
+    def role_of_token(self, given: str) -> str | None:
+        """:data:`FULL` or :data:`READ_ONLY` for a token that matches, else None (both
+        compared in constant time)."""
+        if self.token is None:
+            return FULL
+        raw = given.strip().encode("utf-8", "replace")
+        if hmac.compare_digest(raw, self.token.encode("utf-8")):
+            return FULL
+        if self.readonly_token is not None and hmac.compare_digest(
+            raw, self.readonly_token.encode("utf-8")
+        ):
+            return READ_ONLY
+        return None
+
+    def access(
+        self, headers: dict[str, str], method: str, path: str, port: int | None
+    ) -> tuple[int, str, str] | str | None:
+        """The caller's role (:data:`FULL` or :data:`READ_ONLY`), None for an anonymous
+        request to a public dashboard path, or ``(status, code, message)`` to refuse."""
+        problem = self.check_origin(headers)
+        if problem is not None:
+            return problem
+        if self.token is None:
+            return FULL
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            scheme, _, given = authorization.partition(" ")
+            role = self.role_of_token(given) if scheme.lower() == "bearer" else None
+            if role is None:
+                return 401, "unauthorized", "a valid bearer token is required"
+            return role
+        session = self.sessions.get(_cookie(headers, session_cookie_name(port)))
+        if session is not None:
+            # EventSource and page loads cannot send headers, so the cookie serves reads;
+            # a change also needs the session's CSRF token, which only our pages know.
+            if method not in SAFE_METHODS and path != "/ui/login":
+                given = headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(given.encode("utf-8", "replace"), session.csrf.encode()):
+                    return 403, "bad_csrf", "the X-CSRF-Token header does not match the session"
+            return session.role
+        if path.startswith(PUBLIC_PATHS):
+            return None
+        return 401, "unauthorized", "a valid bearer token is required"
+
     def check(self, headers: dict[str, str]) -> tuple[int, str, str] | None:
-        """None if the request may pass, else ``(status, code, message)``."""
+        """None if the request may pass (the service token), else ``(status, code,
+        message)``."""
+        problem = self.check_origin(headers)
+        if problem is not None:
+            return problem
+        if self.token is not None:
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or self.role_of_token(given) != FULL:
+                return 401, "unauthorized", "a valid bearer token is required"
+        return None
+
+    def check_origin(self, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        """None if ``Host`` and ``Origin`` are acceptable, else the refusal."""
         host_header = headers.get("host", "")
         host = _split_host(host_header).lower()
         if not host or not (_is_loopback_host(host) or host in self.allowed_hosts):
@@ -185,13 +331,22 @@ class SecurityPolicy:
             same_origin = parts.scheme in ("http", "https") and parts.netloc == host_header.lower()
             if not (same_origin or normalised in self.allowed_origins):
                 return 403, "bad_origin", "Origin does not match the server"
-        if self.token is not None:
-            scheme, _, given = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode("utf-8", "replace"), self.token.encode("utf-8")
-            ):
-                return 401, "unauthorized", "a valid bearer token is required"
         return None
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    from http.cookies import SimpleCookie
+
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except Exception:  # a malformed Cookie header is no session, not an error
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -240,9 +395,31 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        problem = self.policy.check(headers)
-        if problem is not None:
-            status, code, message = problem
+        method = scope.get("method", "GET")
+        path = scope.get("path", "/")
+        server = scope.get("server")
+        port = server[1] if server and len(server) > 1 else None
+        access = self.policy.access(headers, method, path, port)
+        writes = kind == "http" and method not in SAFE_METHODS
+        if (
+            access == READ_ONLY
+            and writes
+            and not (path.endswith("/mcp") or path in ("/ui/logout", "/ui/login"))
+        ):
+            access = 403, "read_only", "this token may only read"
+        if isinstance(access, tuple):
+            status, code, message = access
+            if kind == "http" and status == 401 and path.startswith("/ui") and method == "GET":
+                # A person opening a page: to the login form rather than a JSON error.
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [(b"location", b"/ui/login"), (b"content-length", b"0")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
             body = {"error": {"code": code, "message": message}}
             extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
             if kind == "http":
@@ -250,10 +427,11 @@ class Guard:
             else:
                 await self._deny_websocket(scope, send, status, body)
             return
+        scope = {**scope, "state": {**scope.get("state", {}), "role": access}}
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-        await self._limited(scope, receive, send, headers)
+        await self._limited(scope, receive, send, headers, access == READ_ONLY)
 
     async def _deny_websocket(
         self, scope: Scope, send: Send, status: int, body: dict[str, Any]
@@ -272,7 +450,12 @@ class Guard:
             await send({"type": "websocket.close", "code": 1008})
 
     async def _limited(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        read_only: bool = False,
     ) -> None:
         limit = self.policy.max_body
         declared = headers.get("content-length")
@@ -301,6 +484,12 @@ class Guard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        if read_only and scope.get("method") == "POST" and scope.get("path", "").endswith("/mcp"):
+            tool = _mcp_tool_called(b"".join(chunks))
+            if tool is not None and tool not in READ_ONLY_TOOLS:
+                body = {"error": {"code": "read_only", "message": "this token may only read"}}
+                await _send_json(send, 403, body, [])
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -312,6 +501,25 @@ class Guard:
             return result
 
         await self.app(scope, replay, send)
+
+
+def _mcp_tool_called(body: bytes) -> str | None:
+    """The tool an MCP request calls (the first of a batch that calls one that is not
+    read-only), or None when it calls no tool; a body we cannot read counts as calling
+    the unknown tool ``""``, which a read-only caller may not."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    for item in message if isinstance(message, list) else [message]:
+        if not isinstance(item, dict):
+            return ""
+        if item.get("method") == "tools/call":
+            params = item.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            if not isinstance(name, str) or name not in READ_ONLY_TOOLS:
+                return name if isinstance(name, str) else ""
+    return None
 
 
 def _too_large(limit: int) -> dict[str, Any]:

@@ -60,11 +60,16 @@ from cc_executor._service._manager import (
     ServiceError,
     Unavailable,
 )
+from cc_executor._service._security import READ_ONLY
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+#: A read-only caller (the read-only token) asked for a change.
+READ_ONLY_ERROR = -32003
+#: The methods a read-only caller may not call.
+_CHANGING_METHODS = frozenset({"execute", "control", "decide_permission"})
 INTERNAL_ERROR = -32603
 
 _SERVICE_CODES: dict[type[ServiceError], int] = {
@@ -145,9 +150,10 @@ def _run_id(params: dict[str, Any]) -> str:
 
 
 class _Session:
-    def __init__(self, ws: WebSocket, manager: RunManager) -> None:
+    def __init__(self, ws: WebSocket, manager: RunManager, *, read_only: bool = False) -> None:
         self.ws = ws
         self.manager = manager
+        self.read_only = read_only
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOX_SIZE)
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         self.after_reply: list[Callable[[], None]] = []
@@ -235,6 +241,8 @@ class _Session:
         try:
             if handler is None:
                 raise _RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
+            if self.read_only and method in _CHANGING_METHODS:
+                raise _RpcError(READ_ONLY_ERROR, f"{method}: this token may only read")
             params = request.get("params")
             if params is not None and not isinstance(params, (dict, list)):
                 raise _RpcError(INVALID_REQUEST, "Invalid Request: params must be structured")
@@ -378,4 +386,5 @@ class _Session:
 async def websocket_endpoint(ws: WebSocket) -> None:
     """Accept the connection (the guard already checked it) and serve JSON-RPC on it."""
     await ws.accept()
-    await _Session(ws, ws.app.state.manager).serve()
+    read_only = ws.scope.get("state", {}).get("role") == READ_ONLY
+    await _Session(ws, ws.app.state.manager, read_only=read_only).serve()

@@ -25,6 +25,11 @@ class Query:
     batch_id: str | None = None
     #: Runs of this agent session (the session a run started or resumed).
     session_id: str | None = None
+    model: str | None = None
+    #: Runs whose prompt preview contains this text (case-insensitive for ASCII).
+    text: str | None = None
+    #: Keyset pagination: only runs older than this ``(started_at, id)``, in list order.
+    before: tuple[float, str] | None = None
     limit: int | None = None
 
 

@@ -119,6 +119,7 @@ class PostgresStore(SQLHistory):
         + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "id")
     )
     _IS = "IS NOT DISTINCT FROM"
+    _LIKE = "ILIKE"
 
     def __init__(
         self,

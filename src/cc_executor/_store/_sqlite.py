@@ -294,6 +294,8 @@ class SQLHistory:
     _UPSERT = "INSERT OR REPLACE INTO runs ({columns}) VALUES ({values})"
     #: A comparison true for two nulls (SQLite's ``IS``).
     _IS = "IS"
+    #: A text match that ignores ASCII case (SQLite's ``LIKE`` does; PostgreSQL's ``ILIKE``).
+    _LIKE = "LIKE"
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
@@ -398,6 +400,19 @@ class SQLHistory:
         if query.session_id:
             where.append("session_id = ?")
             params.append(query.session_id)
+        if query.model:
+            where.append("model = ?")
+            params.append(query.model)
+        if query.text:
+            where.append(f"prompt_preview {self._LIKE} ? ESCAPE '\\'")
+            escaped = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        if query.before is not None:
+            # Keyset pagination: the next page starts after the last row shown, so a page
+            # deep in 100,000 runs costs what the first one does (no OFFSET scan).
+            # The first term is a range the started_at index answers; the OR alone is not.
+            where.append("started_at <= ? AND (started_at < ? OR id < ?)")
+            params.extend((query.before[0], query.before[0], query.before[1]))
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -1,0 +1,667 @@
+"""The web dashboard under ``/ui``: pages rendered here as HTML, kept live in the browser
+by ``static/ui.js`` from the service's public REST and SSE endpoints (``GET /runs``,
+``GET /runs/events``, ``GET /runs/{id}/events``, ``POST /runs/{id}/cancel``, ...).
+
+Everything a run produced (prompts, answers, tool input and output, errors) reaches the
+page as text only: escaped here, set with ``textContent`` by the script, never parsed as
+HTML. Each response carries a strict Content-Security-Policy (scripts and styles from
+``/ui/static`` only, nothing inline, no other origin), so even a missed escape runs no
+script. docs/dashboard.md says why this approach, docs/security.md how login works.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import time
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from cc_executor._service._manager import RunManager, ServiceError
+from cc_executor._service._security import (
+    READ_ONLY,
+    SecurityPolicy,
+    session_cookie_name,
+)
+from cc_executor._status import Status
+
+#: Content-Security-Policy of every dashboard response: our own script and style only.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: An answer longer than this is shown as its head and tail, with a download.
+ANSWER_SHOWN = 64 * 1024
+#: Rows per page of the run list.
+PAGE_SIZE = 50
+
+_STATIC = ("ui.js", "ui.css")
+_STATUS_CLASSES = {s.value for s in Status}
+
+
+def h(value: Any) -> str:
+    """``value`` as HTML text (quotes too: it may sit in an attribute)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _time(stamp: Any) -> str:
+    if not isinstance(stamp, (int, float)):
+        return ""
+    moment = _dt.datetime.fromtimestamp(stamp, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _number(value: Any, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, (int, float)) else ""
+
+
+def _headers_out() -> dict[str, str]:
+    return {
+        "content-security-policy": CSP,
+        "x-content-type-options": "nosniff",
+        # Not no-referrer: with it Chromium sends "Origin: null" on our own form posts,
+        # which the Origin check rightly refuses.
+        "referrer-policy": "same-origin",
+        "cache-control": "no-store",
+    }
+
+
+def _page(request: Request, title: str, body: str, *, status: int = 200) -> Response:
+    role = getattr(request.state, "role", None)
+    csrf = _csrf(request)
+    nav = ""
+    if role is not None:
+        start = "" if role == READ_ONLY else '<a href="/ui/new">Start a run</a>'
+        shown = "read-only" if role == READ_ONLY else "full access"
+        nav = (
+            '<nav aria-label="Main"><a href="/ui/runs">Runs</a>'
+            '<a href="/ui/overview">Overview</a>'
+            f'{start}<span class="role">{h(shown)}</span>'
+            '<button type="button" data-post="/ui/logout" data-then="/ui/login">'
+            "Log out</button></nav>"
+        )
+    text = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="csrf-token" content="{h(csrf)}">'
+        f"<title>{h(title)} · cc-executor</title>"
+        '<link rel="stylesheet" href="/ui/static/ui.css">'
+        '<script type="module" src="/ui/static/ui.js"></script></head>'
+        f'<body><header><span class="brand">cc-executor</span>{nav}</header>'
+        f'<main id="main">{body}</main></body></html>'
+    )
+    return Response(text, status_code=status, media_type="text/html", headers=_headers_out())
+
+
+def _policy(request: Request) -> SecurityPolicy:
+    policy: SecurityPolicy = request.app.state.policy
+    return policy
+
+
+def _manager(request: Request) -> RunManager:
+    manager: RunManager = request.app.state.manager
+    return manager
+
+
+def _cookie_name(request: Request) -> str:
+    server = request.scope.get("server")
+    return session_cookie_name(server[1] if server else None)
+
+
+def _csrf(request: Request) -> str:
+    session_id = request.cookies.get(_cookie_name(request))
+    session = _policy(request).sessions.get(session_id)
+    return session.csrf if session is not None else ""
+
+
+# ------------------------------------------------------------------------- login
+
+
+def _login_form(request: Request, error: str = "", status: int = 200) -> Response:
+    problem = f'<p class="error" role="alert" id="token-error">{h(error)}</p>' if error else ""
+    described = ' aria-describedby="token-error" aria-invalid="true"' if error else ""
+    body = (
+        '<h1>Log in</h1><form method="post" action="/ui/login" class="login">'
+        '<label for="token">Service token</label>'
+        f'<input id="token" name="token" type="password" autocomplete="current-password" '
+        f"required{described}>{problem}"
+        "<p class=hint>The token is in <code>service-token</code> (full access) or "
+        "<code>service-token-readonly</code> (read only) in the data folder.</p>"
+        '<button type="submit">Log in</button></form>'
+    )
+    return _page(request, "Log in", body, status=status)
+
+
+async def login_page(request: Request) -> Response:
+    """The login form."""
+    return _login_form(request)
+
+
+async def login(request: Request) -> Response:
+    """Check the token of the form; on success open a session and go to the runs."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    given = (fields.get("token") or [""])[0]
+    policy = _policy(request)
+    role = policy.role_of_token(given) if given else None
+    if role is None:
+        return _login_form(request, "That token is not valid for this server.", 401)
+    session_id, _ = policy.sessions.open(role)
+    response = RedirectResponse("/ui/runs", status_code=303, headers=_headers_out())
+    response.set_cookie(
+        _cookie_name(request),
+        session_id,
+        max_age=int(policy.sessions.lifetime),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """End the session."""
+    name = _cookie_name(request)
+    _policy(request).sessions.close(request.cookies.get(name))
+    response = Response(status_code=204, headers=_headers_out())
+    response.delete_cookie(name, path="/", httponly=True, samesite="strict")
+    return response
+
+
+async def static(request: Request) -> Response:
+    """The dashboard's script and style sheet, from the package."""
+    name = request.path_params["name"]
+    if name not in _STATIC:
+        return Response("not found", status_code=404, media_type="text/plain")
+    path = resources.files("cc_executor._service").joinpath("static").joinpath(name)
+    kind = "text/javascript" if name.endswith(".js") else "text/css"
+    return FileResponse(str(path), media_type=kind, headers=_headers_out())
+
+
+async def home(request: Request) -> Response:
+    """``/ui``: the run list."""
+    return RedirectResponse("/ui/runs", status_code=303)
+
+
+# ------------------------------------------------------------------------- runs
+
+
+def _status_badge(status: Any) -> str:
+    name = str(status or "")
+    kind = name if name in _STATUS_CLASSES else "other"
+    return f'<span class="status s-{h(kind)}">{h(name)}</span>'
+
+
+def _tokens(run: dict[str, Any]) -> str:
+    parts = [run.get("input_tokens"), run.get("output_tokens")]
+    if not any(isinstance(p, int) for p in parts):
+        return ""
+    return f"{parts[0] or 0} / {parts[1] or 0}"
+
+
+def _duration(run: dict[str, Any]) -> Any:
+    value = run.get("duration_s")
+    if value is None and run.get("ended_at") and run.get("started_at"):
+        value = run["ended_at"] - run["started_at"]
+    return value
+
+
+def run_row(run: dict[str, Any]) -> str:
+    """One line of the run table (``ui.js`` builds the same from ``/runs/events``)."""
+    run_id = str(run.get("run_id", ""))
+    link = f"/ui/runs/{h(run_id)}"
+    started = run.get("started_at") or run.get("created_at")
+    prompt = run.get("prompt_preview") or " ".join(map(str, run.get("argv") or []))
+    return (
+        f'<tr data-run-id="{h(run_id)}">'
+        f'<td data-col="status">{_status_badge(run.get("status"))}</td>'
+        f'<td data-col="prompt"><a href="{link}">{h(str(prompt)[:120] or run_id)}</a></td>'
+        f'<td data-col="agent">{h(run.get("agent") or run.get("kind"))}</td>'
+        f'<td data-col="model">{h(run.get("model"))}</td>'
+        f'<td data-col="started">{h(_time(started))}</td>'
+        f'<td data-col="duration" class="num">{h(_number(_duration(run), ".1f"))}</td>'
+        f'<td data-col="cost" class="num">{h(_number(run.get("cost_usd"), ".4f"))}</td>'
+        f'<td data-col="tokens" class="num">{h(_tokens(run))}</td>'
+        f'<td data-col="exit" class="num">{h(run.get("exit_code"))}</td></tr>'
+    )
+
+
+def _before(value: str | None) -> tuple[float, str] | None:
+    if not value:
+        return None
+    stamp, _, run_id = value.partition(":")
+    return float(stamp), run_id
+
+
+def _date_stamp(value: str | None, *, end: bool = False) -> float | None:
+    if not value:
+        return None
+    try:
+        day = _dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+    moment = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
+    if end:
+        moment += _dt.timedelta(days=1)
+    return moment.timestamp()
+
+
+def _filters(request: Request) -> str:
+    q = request.query_params
+    statuses = "".join(
+        f'<option value="{h(s.value)}"{" selected" if q.get("status") == s.value else ""}>'
+        f"{h(s.value)}</option>"
+        for s in Status
+    )
+
+    def pair(label: str, control: str, name: str) -> str:
+        # Label and control together: a narrow window wraps between pairs, not inside one.
+        return f'<span class="pair"><label for="f-{name}">{label}</label>{control}</span>'
+
+    return (
+        '<form class="filters" method="get" action="/ui/runs" role="search">'
+        + pair(
+            "Status",
+            f'<select id="f-status" name="status"><option value="">any</option>{statuses}</select>',
+            "status",
+        )
+        + pair("Agent", f'<input id="f-agent" name="agent" value="{h(q.get("agent"))}">', "agent")
+        + pair("Model", f'<input id="f-model" name="model" value="{h(q.get("model"))}">', "model")
+        + pair(
+            "From",
+            f'<input id="f-from" name="from" type="date" value="{h(q.get("from"))}">',
+            "from",
+        )
+        + pair("To", f'<input id="f-to" name="to" type="date" value="{h(q.get("to"))}">', "to")
+        + pair(
+            "Prompt text",
+            f'<input id="f-q" name="q" type="search" value="{h(q.get("q"))}">',
+            "q",
+        )
+        + '<button type="submit">Filter</button></form>'
+    )
+
+
+async def runs_page(request: Request) -> Response:
+    """The run list: filters, a page of runs newest first, live updates."""
+    q = request.query_params
+    since, until = _date_stamp(q.get("from")), _date_stamp(q.get("to"), end=True)
+    try:
+        runs, key = await _manager(request).list_page(
+            status=q.get("status") or None,
+            agent=q.get("agent") or None,
+            model=q.get("model") or None,
+            text=q.get("q") or None,
+            since=since,
+            until=until,
+            before=_before(q.get("before")),
+            brief=True,
+            limit=PAGE_SIZE,
+        )
+    except (ServiceError, ValueError) as exc:
+        return _page(request, "Runs", f'<p class="error" role="alert">{h(exc)}</p>', status=400)
+    filtered = any(q.get(k) for k in ("status", "agent", "model", "q", "from", "to", "before"))
+    rows = "".join(run_row(r) for r in runs)
+    older = ""
+    if key is not None:
+        args = {k: v for k, v in q.items() if k != "before" and v}
+        args["before"] = f"{key[0]!r}:{key[1]}"
+        older = f'<a class="older" href="/ui/runs?{h(urlencode(args))}">Older runs</a>'
+    empty = "" if runs else '<p class="empty">No runs match.</p>'
+    body = (
+        f"<h1>Runs</h1>{_filters(request)}"
+        f'<p class="live-note" aria-live="polite" id="live-note"></p>'
+        '<div class="table-wrap"><table class="runs" id="runs" '
+        f'data-live="{"0" if filtered else "1"}"><caption class="sr-only">Runs, newest first'
+        "</caption><thead><tr><th scope=col>Status</th><th scope=col>Prompt</th>"
+        "<th scope=col>Agent</th><th scope=col>Model</th><th scope=col>Started (UTC)</th>"
+        "<th scope=col>Duration s</th><th scope=col>Cost $</th><th scope=col>Tokens in/out</th>"
+        f"<th scope=col>Exit</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        f"{empty}{older}"
+    )
+    return _page(request, "Runs", body)
+
+
+def _answer_html(run_id: str, text: str) -> str:
+    if len(text) <= ANSWER_SHOWN:
+        return f'<pre class="answer" id="answer">{h(text)}</pre>'
+    half = ANSWER_SHOWN // 2
+    return (
+        f'<p class="note">The answer is {len(text):,} characters: its beginning and end are '
+        f'shown. <a href="/runs/{h(run_id)}/answer" download>Download the whole answer</a>.</p>'
+        f'<pre class="answer" id="answer">{h(text[:half])}</pre>'
+        f'<p class="cut">… {len(text) - 2 * half:,} characters not shown …</p>'
+        f'<pre class="answer">{h(text[-half:])}</pre>'
+    )
+
+
+def _field(name: str, value: Any) -> str:
+    if value in (None, "", [], {}):
+        return ""
+    return f"<dt>{h(name)}</dt><dd>{h(value)}</dd>"
+
+
+async def run_page(request: Request) -> Response:
+    """One run: its summary, transcript (live), answer, receipts and controls."""
+    run_id = request.path_params["run_id"]
+    manager = _manager(request)
+    try:
+        run = await manager.describe(run_id)
+    except ServiceError as exc:
+        return _page(request, "No such run", f'<p class="error">{h(exc)}</p>', status=exc.status)
+    result: dict[str, Any] = run["result"] if isinstance(run.get("result"), dict) else {}
+    record = await manager.record(run_id) if not run.get("from_history") else run
+    status = run.get("status")
+    usage = result.get("usage") or {}
+    details = "".join(
+        [
+            _field("Agent", run.get("agent") or run.get("kind")),
+            _field("Model", result.get("model") or run.get("model")),
+            _field("Folder", run.get("cwd")),
+            _field("Started (UTC)", _time(run.get("started_at") or run.get("created_at"))),
+            _field("Ended (UTC)", _time(run.get("ended_at"))),
+            _field("Duration s", _number(_duration({**run, **result}), ".1f")),
+            _field("Cost $", _number(result.get("cost_usd", run.get("cost_usd")), ".4f")),
+            _field("Input tokens", usage.get("input_tokens", run.get("input_tokens"))),
+            _field("Output tokens", usage.get("output_tokens", run.get("output_tokens"))),
+            _field("Turns", result.get("num_turns", run.get("turns"))),
+            _field("Exit code", result.get("exit_code", run.get("exit_code"))),
+            _field("Session", result.get("session_id", run.get("session_id"))),
+        ]
+    )
+    read_only = getattr(request.state, "role", None) == READ_ONLY
+    live = bool(run.get("live"))
+    controls = ""
+    if not read_only:
+        controls = (
+            '<div class="controls" role="group" aria-label="Control the run">'
+            f'<button type="button" data-action="cancel"{"" if live else " disabled"}>'
+            "Cancel</button>"
+            f'<button type="button" data-action="pause"{"" if live else " disabled"}>'
+            "Pause</button>"
+            f'<button type="button" data-action="resume"{"" if live else " disabled"}>'
+            "Resume</button></div>"
+        )
+    prompt = run.get("prompt_preview")
+    tasks = run.get("kind") == "tasks"
+    answer = result.get("result") if isinstance(result.get("result"), str) else None
+    if answer is None:
+        answer = run.get("result_preview") or ""
+    json_answer = ""
+    if result.get("json") is not None:
+        pretty = orjson.dumps(result["json"], option=orjson.OPT_INDENT_2).decode()
+        json_answer = f'<h2>JSON answer</h2><pre class="json">{h(pretty)}</pre>'
+    files = result.get("files") or []
+    files_html = (
+        "<h2>Files changed</h2><ul>" + "".join(f"<li>{h(f)}</li>" for f in files) + "</ul>"
+        if files
+        else ""
+    )
+    warnings = result.get("warnings") or run.get("warnings") or []
+    warn_html = (
+        '<h2>Warnings</h2><ul class="warnings">'
+        + "".join(f"<li>{h(w)}</li>" for w in warnings)
+        + "</ul>"
+        if warnings
+        else ""
+    )
+    error = result.get("error") or run.get("error")
+    stderr_tail = result.get("stderr_tail") or ""
+    error_html = ""
+    if error or stderr_tail:
+        error_html = f'<h2>Error</h2><p class="error">{h(error)}</p>' + (
+            f'<h3>stderr (tail)</h3><pre class="stderr">{h(stderr_tail)}</pre>'
+        ) * bool(stderr_tail)
+    artifacts = (record or {}).get("artifacts") or []
+    receipts = ""
+    if artifacts:
+        rows = "".join(
+            f'<tr data-name="{h(a.get("name"))}"><td>{h(a.get("name"))}</td>'
+            f'<td class="num">{h(a.get("size"))}</td><td><code>'
+            f'{h(str(a.get("sha256", ""))[:16])}</code></td><td data-col="outcome"></td></tr>'
+            for a in artifacts
+            if isinstance(a, dict)
+        )
+        receipts = (
+            '<h2>Receipts</h2><table class="receipts"><thead><tr><th scope=col>File</th>'
+            "<th scope=col>Bytes</th><th scope=col>SHA-256</th><th scope=col>Verified</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+            '<button type="button" data-verify>Verify</button>'
+            '<p id="verify-outcome" aria-live="polite"></p>'
+        )
+    body = (
+        f'<h1>Run <code>{h(run_id)}</code> <span id="run-status">{_status_badge(status)}</span>'
+        f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
+        f'data-in-memory="{int(not run.get("from_history"))}">'
+        f"{controls}"
+        f'<p class="error" role="alert" id="control-error"></p>'
+        + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
+        + f'<dl class="facts">{details}</dl>'
+        f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
+        '<h2>Transcript</h2><div id="transcript" class="transcript" aria-live="off"></div>'
+        f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
+        f"{json_answer}{files_html}"
+        f"{warn_html}{error_html}{receipts}"
+        f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
+        "</section>"
+    )
+    return _page(request, f"Run {run_id}", body)
+
+
+# ------------------------------------------------------------------------- overview
+
+#: The periods the overview offers, in days.
+PERIODS = (1, 7, 30, 90)
+
+
+def bar_chart(title: str, values: dict[str, float], fmt: str) -> str:
+    """A horizontal bar chart as inline SVG (no script, no style attribute), with the
+    same figures as a table for screen readers."""
+    if not values:
+        return f"<h2>{h(title)}</h2><p class=empty>No runs.</p>"
+    top = max(values.values()) or 1.0
+    row, label_w, bar_w = 22, 170, 300
+    height = row * len(values) + 4
+    bars = []
+    for i, (name, value) in enumerate(values.items()):
+        y = i * row + 2
+        width = max(1, round(bar_w * value / top)) if value else 0
+        bars.append(
+            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" class="chart-label">'
+            f"{h(str(name)[:28])}</text>"
+            f'<rect x="{label_w}" y="{y + 3}" width="{width}" height="{row - 6}" class="bar"/>'
+            f'<text x="{label_w + width + 6}" y="{y + 15}" class="chart-label">'
+            f"{h(format(value, fmt))}</text>"
+        )
+    table = "".join(
+        f"<tr><th scope=row>{h(k)}</th><td class=num>{h(format(v, fmt))}</td></tr>"
+        for k, v in values.items()
+    )
+    return (
+        f"<h2>{h(title)}</h2>"
+        f'<svg class="chart" role="img" aria-label="{h(title)}" '
+        f'viewBox="0 0 {label_w + bar_w + 90} {height}" width="{label_w + bar_w + 90}" '
+        f'height="{height}"><title>{h(title)}</title>{"".join(bars)}</svg>'
+        f'<details><summary>{h(title)} as a table</summary><table class="figures">'
+        f"{table}</table></details>"
+    )
+
+
+def _run_list(title: str, runs: list[dict[str, Any]], key: str, fmt: str) -> str:
+    if not runs:
+        return ""
+    items = []
+    for run in runs:
+        link = f"/ui/runs/{h(run['run_id'])}"
+        text = h(str(run.get("prompt_preview") or run["run_id"])[:80])
+        figure = h(_number(run.get(key), fmt))
+        items.append(
+            f'<li><a href="{link}">{text}</a> {_status_badge(run.get("status"))} {figure}</li>'
+        )
+    return f"<h2>{h(title)}</h2><ol>{''.join(items)}</ol>"
+
+
+async def overview_page(request: Request) -> Response:
+    """Counts, costs and failures of a period (from ``GET /runs/overview``'s figures)."""
+    try:
+        days = int(request.query_params.get("days", "7"))
+    except ValueError:
+        days = 7
+    days = days if days in PERIODS else 7
+    data = await _manager(request).overview(time.time() - days * 86400)
+    options = "".join(
+        f'<option value="{d}"{" selected" if d == days else ""}>last {d} day{"s" * (d > 1)}'
+        "</option>"
+        for d in PERIODS
+    )
+    truncated = (
+        '<p class="note">Only the newest runs of the period are counted.</p>'
+        if data["truncated"]
+        else ""
+    )
+    failures = "".join(
+        f"<tr><td>{h(f['reason'])}</td><td class=num>{h(f['runs'])}</td></tr>"
+        for f in data["failures"]
+    )
+    failures_html = (
+        '<h2>Failures by reason</h2><table class="figures"><thead><tr><th scope=col>Reason'
+        f"</th><th scope=col>Runs</th></tr></thead><tbody>{failures}</tbody></table>"
+        if failures
+        else ""
+    )
+    body = (
+        '<h1>Overview</h1><form method="get" action="/ui/overview" class="filters">'
+        f'<label for="days">Period</label><select id="days" name="days">{options}</select>'
+        f'<button type="submit">Show</button></form><p>{h(data["runs"])} runs.</p>{truncated}'
+        + bar_chart("Runs by status", data["by_status"], "d")
+        + bar_chart("Cost per day (USD)", data["cost_by_day"], ".4f")
+        + bar_chart("Cost per model (USD)", data["cost_by_model"], ".4f")
+        + _run_list("Slowest runs (s)", data["slowest"], "duration_s", ".1f")
+        + _run_list("Most expensive runs (USD)", data["costliest"], "cost_usd", ".4f")
+        + failures_html
+    )
+    return _page(request, "Overview", body)
+
+
+# ------------------------------------------------------------------------- task lists
+
+
+def task_graph(graph: dict[str, Any]) -> str:
+    """A task list's dependency graph as inline SVG: one column per wave, an arrow from
+    each dependency; ``ui.js`` colours each task as its ``task_state`` events arrive."""
+    waves: list[list[str]] = graph.get("waves") or []
+    depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    node_w, node_h, gap_x, gap_y = 150, 34, 60, 16
+    where: dict[str, tuple[int, int]] = {}
+    for col, wave in enumerate(waves):
+        for row, task_id in enumerate(wave):
+            where[task_id] = (col * (node_w + gap_x) + 4, row * (node_h + gap_y) + 4)
+    width = max(1, len(waves)) * (node_w + gap_x)
+    height = max((len(w) for w in waves), default=1) * (node_h + gap_y) + 8
+    edges = []
+    for task_id, deps in depends_on.items():
+        for dep in deps:
+            if dep in where and task_id in where:
+                (x1, y1), (x2, y2) = where[dep], where[task_id]
+                edges.append(
+                    f'<line x1="{x1 + node_w}" y1="{y1 + node_h // 2}" x2="{x2}" '
+                    f'y2="{y2 + node_h // 2}" class="edge"/>'
+                )
+    nodes = "".join(
+        f'<g class="task-node t-pending" data-task="{h(task_id)}">'
+        f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
+        f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
+        for task_id, (x, y) in where.items()
+    )
+    return (
+        f'<svg class="graph" role="img" aria-label="Dependency graph of the tasks" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f"<title>Dependency graph of the tasks</title>{''.join(edges)}{nodes}</svg>"
+    )
+
+
+def task_table(run: dict[str, Any]) -> str:
+    """The tasks of a list run: their dependencies, then state, attempt and cost,
+    filled in by ``ui.js`` from the list's ``task_state`` events."""
+    graph = run.get("graph") or {}
+    depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    rows = "".join(
+        f'<tr data-task="{h(task_id)}"><th scope=row>{h(task_id)}</th>'
+        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>"
+        '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
+        '<td data-col="cost" class="num"></td></tr>'
+        for task_id in run.get("tasks") or []
+    )
+    return (
+        f"<h2>Tasks</h2>{task_graph(graph)}"
+        '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
+        "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+# ------------------------------------------------------------------------- start a run
+
+
+async def new_page(request: Request) -> Response:
+    """The form that starts a run (``POST /runs`` from the script)."""
+    config = _manager(request).config
+    folders = "".join(f'<option value="{h(d)}">{h(d)}</option>' for d in config.allow_dirs)
+    agents = "".join(f'<option value="{h(a)}">{h(a)}</option>' for a in config.agents)
+
+    def field(name: str, label: str, control: str, hint: str = "") -> str:
+        hint_html = f'<span class="hint" id="hint-{name}">{h(hint)}</span>' if hint else ""
+        return (
+            f'<div class="field" data-field="{name}"><label for="o-{name}">{h(label)}</label>'
+            f'{control}{hint_html}<span class="error" id="err-{name}" role="alert"></span></div>'
+        )
+
+    body = (
+        '<h1>Start a run</h1><form id="start" novalidate>'
+        + field("prompt", "Prompt", '<textarea id="o-prompt" name="prompt" rows="6"></textarea>')
+        + field("cwd", "Folder", f'<select id="o-cwd" name="cwd">{folders}</select>')
+        + field("agent", "Agent", f'<select id="o-agent" name="agent">{agents}</select>')
+        + field("model", "Model", '<input id="o-model" name="model">')
+        + field(
+            "allowed_tools",
+            "Allowed tools",
+            '<input id="o-allowed_tools" name="allowed_tools">',
+            "Comma-separated, e.g. Read, Grep",
+        )
+        + field(
+            "timeout", "Timeout (s)", '<input id="o-timeout" name="timeout" inputmode="decimal">'
+        )
+        + "<details><summary>More options</summary>"
+        + field(
+            "options",
+            "Other options (JSON object)",
+            '<textarea id="o-options" name="options" rows="4"></textarea>',
+            'Any run option, e.g. {"max_turns": 5}',
+        )
+        + "</details>"
+        + '<p class="error" role="alert" id="err-form"></p>'
+        + '<button type="submit">Start</button></form>'
+    )
+    return _page(request, "Start a run", body)
+
+
+def ui_routes() -> list[BaseRoute]:
+    """The dashboard's routes (under ``/ui``)."""
+    return [
+        Route("/ui", home, methods=["GET"], include_in_schema=False),
+        Route("/ui/", home, methods=["GET"], include_in_schema=False),
+        Route("/ui/login", login_page, methods=["GET"], include_in_schema=False),
+        Route("/ui/login", login, methods=["POST"], include_in_schema=False),
+        Route("/ui/logout", logout, methods=["POST"], include_in_schema=False),
+        Route("/ui/static/{name}", static, methods=["GET"], include_in_schema=False),
+        Route("/ui/runs", runs_page, methods=["GET"], include_in_schema=False),
+        Route("/ui/runs/{run_id}", run_page, methods=["GET"], include_in_schema=False),
+        Route("/ui/new", new_page, methods=["GET"], include_in_schema=False),
+        Route("/ui/overview", overview_page, methods=["GET"], include_in_schema=False),
+    ]

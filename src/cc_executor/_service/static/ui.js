@@ -1,0 +1,395 @@
+// The dashboard's script: keeps the server-rendered pages live from the service's public
+// endpoints (GET /runs/events, GET /runs/{id}/events, POST /runs, POST /runs/{id}/cancel).
+// Text from runs only ever goes through textContent: it is never parsed as HTML.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+// A block of transcript text keeps at most this many characters (its tail): a run
+// streaming for hours must not grow the tab's memory without bound.
+const MAX_BLOCK = 100000;
+const MAX_BLOCKS = 2000;
+
+async function send(method, url, body) {
+  const headers = { "X-CSRF-Token": csrf };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function statusBadge(status) {
+  const name = String(status || "");
+  const safe = /^[a-z_]+$/.test(name) ? name : "other";
+  return el("span", `status s-${safe}`, name);
+}
+
+function utc(stamp) {
+  if (typeof stamp !== "number") return "";
+  return new Date(stamp * 1000).toISOString().replace("T", " ").slice(0, 19);
+}
+
+function fixed(value, digits) {
+  return typeof value === "number" ? value.toFixed(digits) : "";
+}
+
+// ---------------------------------------------------------------- buttons with data-post
+
+for (const button of document.querySelectorAll("button[data-post]")) {
+  button.addEventListener("click", async () => {
+    await send("POST", button.dataset.post);
+    if (button.dataset.then) window.location.assign(button.dataset.then);
+  });
+}
+
+// ---------------------------------------------------------------- the run list
+
+function runCells(run) {
+  const started = run.started_at || run.created_at;
+  let duration = run.duration_s;
+  if (duration == null && run.ended_at && run.started_at) duration = run.ended_at - run.started_at;
+  const tokens =
+    typeof run.input_tokens === "number" || typeof run.output_tokens === "number"
+      ? `${run.input_tokens || 0} / ${run.output_tokens || 0}`
+      : "";
+  const link = el("a", null, String(run.prompt_preview || run.run_id).slice(0, 120));
+  link.href = `/ui/runs/${encodeURIComponent(run.run_id)}`;
+  return {
+    status: statusBadge(run.status),
+    prompt: link,
+    agent: run.agent || run.kind || "",
+    model: run.model || "",
+    started: utc(started),
+    duration: fixed(duration, 1),
+    cost: fixed(run.cost_usd, 4),
+    tokens,
+    exit: run.exit_code ?? "",
+  };
+}
+
+function fillRow(row, run) {
+  const cells = runCells(run);
+  for (const td of row.querySelectorAll("td[data-col]")) {
+    const value = cells[td.dataset.col];
+    td.replaceChildren();
+    if (value instanceof Node) td.append(value);
+    else td.textContent = String(value);
+  }
+}
+
+function newRow(run) {
+  const row = document.createElement("tr");
+  row.dataset.runId = run.run_id;
+  const numeric = new Set(["duration", "cost", "tokens", "exit"]);
+  for (const col of ["status", "prompt", "agent", "model", "started", "duration", "cost", "tokens", "exit"]) {
+    const td = document.createElement("td");
+    td.dataset.col = col;
+    if (numeric.has(col)) td.className = "num";
+    row.append(td);
+  }
+  fillRow(row, run);
+  return row;
+}
+
+const runTable = document.getElementById("runs");
+if (runTable) {
+  const body = runTable.tBodies[0];
+  const note = document.getElementById("live-note");
+  const addNew = runTable.dataset.live === "1";
+  const feed = new EventSource("/runs/events");
+  feed.addEventListener("run", (message) => {
+    const run = JSON.parse(message.data).run;
+    const existing = [...body.rows].find((r) => r.dataset.runId === run.run_id);
+    if (existing) fillRow(existing, run);
+    else if (addNew) body.prepend(newRow(run));
+  });
+  feed.addEventListener("gap", () => window.location.reload());
+  feed.addEventListener("open", () => {
+    note.textContent = addNew
+      ? "Live: runs appear and change as they happen."
+      : "Live: these runs change as they happen (new ones appear without filters).";
+  });
+  feed.addEventListener("error", () => {
+    note.textContent = "Live updates interrupted; reconnecting.";
+  });
+}
+
+// ---------------------------------------------------------------- one run
+
+function appendCapped(node, text) {
+  const joined = node.textContent + text;
+  node.textContent = joined.length > MAX_BLOCK ? joined.slice(joined.length - MAX_BLOCK) : joined;
+}
+
+// Streamed text: the pieces are kept (the last MAX_BLOCK characters of them) and shown at
+// most once a frame, so that replaying a 20 MB answer's thousands of deltas costs one
+// copy of the tail per frame, not one per delta.
+class TextBlock {
+  constructor(node) {
+    this.node = node;
+    this.parts = [];
+    this.first = 0;
+    this.length = 0;
+    this.scheduled = false;
+  }
+
+  append(text) {
+    this.parts.push(text);
+    this.length += text.length;
+    while (this.length - this.parts[this.first].length >= MAX_BLOCK) {
+      this.length -= this.parts[this.first].length;
+      this.first += 1;
+    }
+    if (this.first > 1024 && this.first * 2 > this.parts.length) {
+      this.parts = this.parts.slice(this.first);
+      this.first = 0;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      requestAnimationFrame(() => this.show());
+    }
+  }
+
+  show() {
+    this.scheduled = false;
+    const text = this.parts.slice(this.first).join("");
+    this.node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+  }
+}
+
+function jsonText(value) {
+  if (typeof value === "string") return value;
+  try {
+    return JSON.stringify(value, null, 2);
+  } catch {
+    return String(value);
+  }
+}
+
+const runSection = document.getElementById("run");
+if (runSection) {
+  const runId = runSection.dataset.runId;
+  const transcript = document.getElementById("transcript");
+  const statusHolder = document.getElementById("run-status");
+  const controlError = document.getElementById("control-error");
+  const tools = new Map();
+  const outputs = {};
+  let textBlock = null;
+
+  const add = (node) => {
+    transcript.append(node);
+    while (transcript.childElementCount > MAX_BLOCKS) transcript.firstElementChild.remove();
+    return node;
+  };
+  const setStatus = (status) => statusHolder.replaceChildren(statusBadge(status));
+  const setButtons = (live) => {
+    for (const b of runSection.querySelectorAll("button[data-action]")) b.disabled = !live;
+  };
+
+  const handlers = {
+    text_delta(e) {
+      if (!textBlock) textBlock = new TextBlock(add(el("pre", "assistant", "")));
+      textBlock.append(e.text || "");
+    },
+    text(e) {
+      // The whole block after its deltas: shown only when no delta came.
+      if (!textBlock) new TextBlock(add(el("pre", "assistant", ""))).append(e.text || "");
+      textBlock = null;
+    },
+    thinking(e) {
+      textBlock = null;
+      const box = add(el("details", "thinking"));
+      box.append(el("summary", null, "Thinking"), el("pre", null, e.text || ""));
+    },
+    tool_use(e) {
+      textBlock = null;
+      const box = add(el("details", "tool"));
+      box.open = true;
+      box.append(el("summary", null, `Tool: ${e.name || "?"} (${e.kind || "other"})`));
+      box.append(el("pre", "tool-input", jsonText(e.input)));
+      tools.set(e.id, box);
+    },
+    tool_result(e) {
+      const box = tools.get(e.tool_use_id) || add(el("details", "tool"));
+      const out = el("pre", e.is_error ? "tool-result tool-error" : "tool-result", "");
+      appendCapped(out, typeof e.content === "string" ? e.content : jsonText(e.content));
+      box.append(out);
+    },
+    permission_denied(e) {
+      add(el("p", "warning", `Permission denied: ${e.tool_name || ""} ${e.message || ""}`));
+    },
+    api_retry(e) {
+      add(el("p", "note", `API retry ${e.attempt ?? ""}/${e.max_retries ?? ""}`));
+    },
+    retry(e) {
+      add(el("p", "note", `Retry: ${e.reason || e.attempt || ""}`));
+    },
+    warning(e) {
+      add(el("p", "warning", `Warning: ${e.message || ""}`));
+    },
+    heartbeat() {},
+    output(e) {
+      // A command's lines: stdout and stderr each in a block of its own.
+      const stream = e.stream === "stderr" ? "stderr" : "stdout";
+      if (!outputs[stream]) outputs[stream] = new TextBlock(add(el("pre", `output ${stream}`, "")));
+      outputs[stream].append(`${e.text ?? ""}\n`);
+    },
+    task_state(e) {
+      const safe = /^[a-z_]+$/.test(e.state || "") ? e.state : "other";
+      for (const node of runSection.querySelectorAll("[data-task]")) {
+        if (node.dataset.task !== e.task_id) continue;
+        if (node instanceof SVGElement) {
+          node.setAttribute("class", `task-node t-${safe}`);
+          continue;
+        }
+        node.querySelector('[data-col="state"]').replaceChildren(statusBadge(e.state));
+        node.querySelector('[data-col="attempt"]').textContent = e.attempt || "";
+        node.querySelector('[data-col="cost"]').textContent = fixed(e.cost_usd, 4);
+      }
+    },
+    started() {
+      setStatus("running");
+    },
+    paused() {
+      setStatus("paused");
+    },
+    resumed() {
+      setStatus("running");
+    },
+    completed(e) {
+      setStatus(e.status);
+      setButtons(false);
+      textBlock = null;
+      // Seen live to its end: load the page again for what the server now knows (the
+      // answer, cost, tokens, receipts). A page opened after the end only replays.
+      if (runSection.dataset.live === "1") window.location.reload();
+    },
+    gap(e) {
+      add(el("p", "note", `Events ${e.missed_from}-${e.missed_to} are no longer kept.`));
+    },
+  };
+
+  if (runSection.dataset.inMemory === "1") {
+    const events = new EventSource(`/runs/${encodeURIComponent(runId)}/events`);
+    for (const [name, handle] of Object.entries(handlers)) {
+      events.addEventListener(name, (message) => {
+        const event = JSON.parse(message.data);
+        handle(event);
+        // The last event shown: what a test or benchmark compares with the run's last_seq.
+        runSection.dataset.seq = message.lastEventId;
+      });
+    }
+    events.addEventListener("completed", () => events.close());
+    events.addEventListener("error", () => {
+      if (events.readyState === EventSource.CLOSED) return;
+      if (runSection.dataset.live !== "1") events.close();
+    });
+  }
+
+  for (const button of runSection.querySelectorAll("button[data-action]")) {
+    button.addEventListener("click", async () => {
+      controlError.textContent = "";
+      const action = button.dataset.action;
+      const reply = await send("POST", `/runs/${encodeURIComponent(runId)}/${action}`);
+      if (!reply.ok) {
+        controlError.textContent = reply.data?.error?.message || `${action} failed (${reply.status})`;
+        return;
+      }
+      if (action === "pause") setStatus("paused");
+      if (action === "resume") setStatus("running");
+    });
+  }
+
+  const verify = runSection.querySelector("button[data-verify]");
+  if (verify) {
+    verify.addEventListener("click", async () => {
+      const outcome = document.getElementById("verify-outcome");
+      const reply = await send("GET", `/runs/${encodeURIComponent(runId)}/verify`);
+      if (!reply.ok) {
+        outcome.textContent = reply.data?.error?.message || `verify failed (${reply.status})`;
+        return;
+      }
+      outcome.textContent = reply.data.ok ? "Every receipt matches." : "Some receipts do not match.";
+      for (const item of reply.data.artifacts || []) {
+        const row = [...runSection.querySelectorAll("tr[data-name]")].find(
+          (r) => r.dataset.name === item.name,
+        );
+        if (row) row.querySelector('td[data-col="outcome"]').textContent = item.status || String(item.ok);
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------- start a run
+
+const startForm = document.getElementById("start");
+if (startForm) {
+  const fields = ["prompt", "cwd", "agent", "model", "allowed_tools", "timeout", "options"];
+  const showError = (name, message) => {
+    const slot = document.getElementById(`err-${name}`) || document.getElementById("err-form");
+    slot.textContent = message;
+    const input = document.getElementById(`o-${name}`);
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", `err-${name}`);
+      input.focus();
+    }
+  };
+  startForm.addEventListener("submit", async (submitEvent) => {
+    submitEvent.preventDefault();
+    for (const name of [...fields, "form"]) {
+      const slot = document.getElementById(`err-${name}`);
+      if (slot) slot.textContent = "";
+      document.getElementById(`o-${name}`)?.removeAttribute("aria-invalid");
+    }
+    const value = (name) => document.getElementById(`o-${name}`).value.trim();
+    let options = {};
+    if (value("options")) {
+      try {
+        options = JSON.parse(value("options"));
+      } catch (error) {
+        showError("options", `not valid JSON: ${error.message}`);
+        return;
+      }
+      if (typeof options !== "object" || options === null || Array.isArray(options)) {
+        showError("options", "must be a JSON object");
+        return;
+      }
+    }
+    options.cwd = value("cwd");
+    if (value("agent")) options.agent = value("agent");
+    if (value("model")) options.model = value("model");
+    if (value("allowed_tools")) {
+      options.allowed_tools = value("allowed_tools").split(",").map((t) => t.trim()).filter(Boolean);
+    }
+    if (value("timeout")) {
+      const seconds = Number(value("timeout"));
+      options.timeout = Number.isFinite(seconds) ? seconds : value("timeout");
+    }
+    const reply = await send("POST", "/runs", { prompt: value("prompt"), options });
+    if (reply.ok) {
+      window.location.assign(`/ui/runs/${encodeURIComponent(reply.data.run_id)}`);
+      return;
+    }
+    const message = reply.data?.error?.message || `the server answered ${reply.status}`;
+    // The API names the option a check concerns: put the message next to that field.
+    const named = fields.find((name) => new RegExp(`\\b${name}\\b`).test(message));
+    showError(named || "form", message);
+  });
+}

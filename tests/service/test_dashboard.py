@@ -1,0 +1,405 @@
+"""The web dashboard (``/ui``) in a real browser: Debian's Chromium driven by Playwright,
+against one real ``cc-executor serve`` running the real Claude Code CLI on the scripted
+model server, with 10,000 runs seeded in its history. One browser and one server serve
+every test of the module (the suite's time budget); each test saves a screenshot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cc_executor.testing import ModelServer, Reply, Rule, Script, Text
+from tests._means import CHROMIUM, uses_cli
+from tests._procs import pids_in
+from tests._wait import wait_for
+from tests.service.conftest import Service, launch
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+SEEDED = 10_000
+BIG = 200_000
+NEEDLE = "needle-7777"
+XSS = "<img src=x onerror=alert(1)> \x1b[31mred\x1b[0m"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _seed(home: Path, root: Path) -> None:
+    """Write ``SEEDED`` finished runs into the history of ``home`` (one transaction)."""
+    import os
+
+    from cc_executor._store import RunRecord, default_store_path, open_store
+    from cc_executor._store._sqlite import _COLUMNS, _row_values
+
+    before = os.environ.get("CC_EXECUTOR_HOME")
+    os.environ["CC_EXECUTOR_HOME"] = str(home)
+    try:
+        open_store().close()
+        path = default_store_path()
+    finally:
+        if before is None:
+            del os.environ["CC_EXECUTOR_HOME"]
+        else:
+            os.environ["CC_EXECUTOR_HOME"] = before
+    now = time.time() - SEEDED - 10
+    rows = []
+    for i in range(SEEDED):
+        record = RunRecord(
+            id=f"seed{i:022d}",
+            kind="run",
+            agent="claude",
+            model=("opus", "sonnet")[i % 2],
+            cwd=str(root),
+            started_at=now + i,
+            ended_at=now + i + 2,
+            status=("ok", "failed", "timeout")[i % 3],
+            duration_s=2.0,
+            cost_usd=0.001 * (i % 7),
+            input_tokens=10,
+            output_tokens=20,
+            prompt_preview=f"seeded prompt needle-{i}",
+        )
+        rows.append(_row_values(record))
+    db = sqlite3.connect(path)
+    marks = ", ".join("?" for _ in _COLUMNS)
+    db.executemany(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", rows)
+    db.commit()
+    db.close()
+
+
+@pytest.fixture(scope="module")
+@uses_cli
+def model() -> Iterator[ModelServer]:
+    """The scripted model: a slow stream for "slow" prompts, the hostile answer for the
+    XSS prompt, a short answer otherwise."""
+    slow = Reply([Text("tick " * 400)], chunk_size=5, delay=0.05)
+    # Over the 64 KiB the run page shows whole: its head and tail, and a download.
+    hostile = Reply([Text("<script>window.pwned = 1</script> \x1b[2J" + "a" * BIG + " THE END")])
+    script = Script(
+        [
+            Rule(match="slow", answers=[slow]),
+            Rule(match="onerror", answers=[hostile]),
+            Rule(answers=[Reply([Text("Hello from the model.")])]),
+        ]
+    )
+    with ModelServer(script) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, model: ModelServer
+) -> Iterator[tuple[Service, dict[str, Any]]]:
+    """The server (10,000 runs in its history) and the options pointing runs at the
+    scripted model."""
+    base = tmp_path_factory.mktemp("dashboard")
+    home, root, claude_home = base / "home", base / "work", base / "claude-home"
+    for folder in (home, root, claude_home):
+        folder.mkdir()
+    _seed(home, root)
+    service = launch(home, root)
+    options = {"env": model.claude_env(home=claude_home, max_retries=0), "heartbeat_s": 0}
+    options["retries"] = 0
+    yield service, options
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for the module. Not session-wide: sync Playwright holds an event loop
+    in this thread while it runs, which the asyncio tests of later modules cannot share."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing")
+    with playwright_api.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """A fresh browser context (its own cookies) on the server, saving a screenshot of
+    its page into the test's folder at the end."""
+
+    def __init__(self, browser: Any, service: Service, out: Path) -> None:
+        self.service = service
+        self.context = browser.new_context(base_url=service.url)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("dialog", self._dialog)
+        self.out = out
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def login(self, token: str | None) -> None:
+        self.page.goto("/ui/login")
+        self.page.get_by_label("Service token").fill(token or "")
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.wait_for_url("**/ui/runs")
+
+    def close(self) -> None:
+        self.page.screenshot(path=str(self.out / "screenshot.png"), full_page=True)
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path) -> Iterator[Visit]:
+    visit = Visit(browser, served[0], tmp_path)
+    yield visit
+    visit.close()
+    assert not visit.errors, visit.errors
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical accessibility violations on ``page``."""
+    page.evaluate(AXE.read_text())
+    found: list[str] = page.evaluate(
+        """async () => (await axe.run()).violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`)"""
+    )
+    return found
+
+
+def _readonly_token(service: Service) -> str:
+    return (service.home / "service-token-readonly").read_text().strip()
+
+
+def _start(service: Service, prompt: str, options: dict[str, Any]) -> str:
+    body = {"prompt": prompt, "options": {**options, "cwd": str(service.root)}}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id: str = reply.json()["run_id"]
+    return run_id
+
+
+def _wait_ended(service: Service, run_id: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any]:
+        run: dict[str, Any] = httpx.get(
+            f"{service.url}/runs/{run_id}", headers=service.headers()
+        ).json()
+        return {} if run.get("live") else run
+
+    return wait_for(ended, timeout=120, what=f"run {run_id} ends")
+
+
+def test_login_refuses_a_wrong_token_and_sets_a_strict_cookie(visit: Visit) -> None:
+    page = visit.page
+    page.goto("/ui/runs")
+    page.wait_for_url("**/ui/login")
+    assert serious_violations(page) == []
+    page.get_by_label("Service token").fill("not-the-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not valid")
+    assert page.get_by_label("Service token").get_attribute("aria-invalid") == "true"
+    assert not visit.context.cookies()
+    visit.login(visit.service.token)
+    assert page.get_by_role("heading", name="Runs").is_visible()
+    (cookie,) = visit.context.cookies()
+    port = visit.service.url.rsplit(":", 1)[-1]
+    assert cookie["name"] == f"cc_executor_session_{port}"
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    csp = page.request.get("/ui/runs").headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    # The cookie works for the REST API too, but a change needs the CSRF token.
+    assert page.request.get("/runs?limit=1").status == 200
+    assert page.request.post("/runs", data={"prompt": "x"}).status == 403
+
+
+def test_a_run_started_from_the_form_streams_and_cancels(
+    visit: Visit, browser: Any, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    visit.login(service.token)
+    # A second tab on the run list, to see the new run appear there without a reload.
+    listing = visit.context.new_page()
+    listing.goto("/ui/runs")
+    listing.wait_for_selector("#live-note:has-text('Live')")
+    page = visit.page
+    page.goto("/ui/new")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#err-prompt")).to_contain_text("prompt")
+    assert serious_violations(page) == []
+    page.get_by_label("Prompt").fill("a slow story")
+    page.get_by_text("More options").click()
+    page.get_by_label("Other options (JSON object)").fill(json.dumps(options))
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/ui/runs/*")
+    run_id = page.url.rsplit("/", 1)[-1]
+    page.locator("#transcript .assistant", has_text="tick").wait_for()
+    row = listing.locator(f'tr[data-run-id="{run_id}"]')
+    row.wait_for()
+    assert "a slow story" in row.inner_text()
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#run-status")).to_have_text("paused")
+    expect(row.locator(".status")).to_have_text("paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-status")).to_have_text("running")
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("#run-status:has-text('cancelled')")
+    # The page loads again at the end, with what the server knows of the ended run.
+    page.wait_for_selector('#run[data-live="0"] #transcript .assistant')
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    assert serious_violations(page) == []
+    partial = page.locator("#transcript .assistant").inner_text()
+    assert "tick" in partial
+    assert len(partial) < len("tick " * 400)
+    wait_for(lambda: not pids_in(service.root), what="no process left in the run's folder")
+    listing.wait_for_selector(f'tr[data-run-id="{run_id}"] .status:has-text("cancelled")')
+    assert page.get_by_role("button", name="Cancel").is_disabled()
+
+
+def test_model_output_and_prompts_render_as_text(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    run_id = _start(service, XSS, options)
+    _wait_ended(service, run_id)
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    page.wait_for_selector("#transcript .assistant")
+    # The escape character itself is in the page's text: shown, not interpreted.
+    assert page.locator("pre.prompt").inner_text() == XSS
+    assert page.locator("#answer").inner_text().startswith("<script>window.pwned = 1</script>")
+    assert page.locator("pre.answer").last.inner_text().endswith("a THE END")
+    assert len(page.locator("main").inner_text()) < BIG
+    download = page.request.get(
+        page.get_by_role("link", name="Download the whole answer").get_attribute("href") or ""
+    )
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert len(download.text()) > BIG
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.goto("/ui/runs")
+    row = page.locator(f'tr[data-run-id="{run_id}"]')
+    assert "<img src=x onerror=alert(1)>" in row.inner_text()
+    assert page.locator("main img").count() == 0
+    assert not visit.dialogs
+
+
+def test_the_read_only_token_reads_and_cannot_cancel(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    readonly = _readonly_token(service)
+    run_id = _start(service, "slow for the read-only test", options)
+    try:
+        visit.login(readonly)
+        page = visit.page
+        page.goto(f"/ui/runs/{run_id}")
+        assert page.get_by_role("button", name="Cancel").count() == 0
+        assert page.get_by_role("link", name="Start a run").count() == 0
+        refused = page.evaluate(
+            """async (id) => {
+                const csrf = document.querySelector('meta[name="csrf-token"]').content;
+                const r = await fetch(`/runs/${id}/cancel`,
+                    {method: "POST", headers: {"X-CSRF-Token": csrf}});
+                return [r.status, (await r.json()).error.code];
+            }""",
+            run_id,
+        )
+        assert refused == [403, "read_only"]
+        as_reader = {"Authorization": f"Bearer {readonly}"}
+        assert httpx.get(f"{service.url}/runs/{run_id}", headers=as_reader).status_code == 200
+        cancel = httpx.post(f"{service.url}/runs/{run_id}/cancel", headers=as_reader)
+        assert cancel.status_code == 403
+        assert httpx.get(f"{service.url}/runs/{run_id}", headers=as_reader).json()["live"]
+    finally:
+        httpx.post(f"{service.url}/runs/{run_id}/cancel", headers=service.headers())
+        _wait_ended(service, run_id)
+
+
+def test_filters_find_one_run_among_ten_thousand(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, _ = served
+    visit.login(service.token)
+    page = visit.page
+    page.goto("/ui/runs")
+    assert page.locator("#runs tbody tr").count() == 50
+    assert serious_violations(page) == []
+    page.screenshot(path=str(visit.out / "runs.png"))
+    first_page = page.locator("#runs tbody tr").first.get_attribute("data-run-id")
+    page.get_by_role("link", name="Older runs").click()
+    assert page.locator("#runs tbody tr").first.get_attribute("data-run-id") != first_page
+    # A narrow window: the page reflows instead of scrolling sideways.
+    page.set_viewport_size({"width": 380, "height": 800})
+    page.goto("/ui/runs")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    page.get_by_label("Prompt text").fill(NEEDLE)
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**q=needle-7777**")
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() == 1
+    assert "seeded prompt needle-7777" in rows.first.inner_text()
+    assert "failed" in rows.first.inner_text()
+    page.get_by_label("Status").select_option("ok")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=ok**")
+    assert page.locator("#runs tbody tr").count() == 0
+    assert page.get_by_text("No runs match.").is_visible()
+
+
+def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[str, Any]]) -> None:
+    service, _ = served
+    visit.login(service.token)
+    page = visit.page
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_url("**/ui/overview")
+    for chart in ("Runs by status", "Cost per day (USD)", "Cost per model (USD)"):
+        expect(page.get_by_role("img", name=chart)).to_be_visible()
+    page.get_by_text("Runs by status as a table").click()
+    # The seeded runs: every third one (i % 3 == 1) failed.
+    expect(page.locator("table.figures tr", has_text="failed").first).to_contain_text("3333")
+    assert serious_violations(page) == []
+
+
+def test_a_task_list_graph_follows_its_tasks(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    tasks = [
+        {"id": "first", "prompt": "one"},
+        {"id": "second", "prompt": "two", "depends_on": ["first"]},
+        {"id": "third", "prompt": "three", "depends_on": ["first"]},
+    ]
+    body = {"tasks": {"tasks": tasks}, "options": {**options, "cwd": str(service.root)}}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
+    for task in ("first", "second", "third"):
+        page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
+        expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
+    assert page.locator("svg.graph line.edge").count() == 2
+    expect(page.locator("#run-status")).to_have_text("ok")
+    assert serious_violations(page) == []
