@@ -6,6 +6,7 @@ bare repositories, ``file://`` URLs), the real Claude Code CLI."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -66,6 +67,8 @@ async def test_a_repo_run_works_in_a_clone_and_its_pushed_branch_is_merged(
         assert receipt is not None
         assert receipt["pushed"] is True, receipt
         assert receipt["remote"] == url
+        # The worker ran it in a worktree of its clone of the remote, in the run folder.
+        assert receipt["repo"] == str(Path(result.run_dir or "") / "repo")
         branch = f"cc-executor/{handle.run_id}"
         assert git(bare, "show", f"{branch}:fleet.txt") == "from the fleet"
         # The submitter, on its own machine (no run folder), merges from its clone.
@@ -84,6 +87,18 @@ async def test_a_repo_run_works_in_a_clone_and_its_pushed_branch_is_merged(
         assert merged.returncode == 0, merged.stderr
         assert (mine / "fleet.txt").read_text() == "from the fleet\n"
 
+        # On the command line, without a workspace: the run works in the clone itself.
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "run", "write it", "--fleet", bed.url, "--repo", url, "--ref", "main",
+             "--allowed-tools", "Write", "--json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        clone = Path(json.loads(done.stdout)["run_dir"]) / "repo"
+        assert (clone / "readme.txt").read_text() == "hello\n"
+        assert (clone / "fleet.txt").read_text() == "from the fleet\n"
+
         # A repo no --allow-repo pattern matches is refused, clearly.
         other = start_run("x", fleet=bed.url, repo="file:///elsewhere/app.git")
         with pytest.raises(RunRefused, match="is not allowed here"):
@@ -91,7 +106,7 @@ async def test_a_repo_run_works_in_a_clone_and_its_pushed_branch_is_merged(
         # A transport helper never reaches git: refused at submission, and by the worker
         # when a message carries it anyway.
         with pytest.raises(ValueError, match="transport helper"):
-            start_run("x", fleet=bed.url, repo="ext::sh -c id")
+            start_run("x", fleet=bed.url, repo="ext::sh")
         fleet = open_fleet(bed.url)
         try:
             run_id = new_run_id()
