@@ -202,3 +202,24 @@ async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
     assert gone.returncode == 2
     assert "no branch cc-executor/01jd3k0000000000000000000z was found" in gone.stderr
     assert "Traceback" not in gone.stderr
+
+
+async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(tmp_path: Path) -> None:
+    """An agent that adds ``url.*.insteadOf`` or ``http.*`` to the clone's configuration
+    could send the push (and the machine's credentials) elsewhere: nothing is pushed."""
+    bare, url = bare_remote(tmp_path)
+    code = (
+        "import subprocess; subprocess.run(['git', 'config', '--local', "
+        "'url.file:///elsewhere/.insteadOf', 'file://'], check=True); print('ok')"
+    )
+    spec = tmp_path / "redirect.toml"
+    spec.write_text(f"command = [\"{sys.executable}\", \"-c\", '''{code}''']\n")
+    result = await run(
+        "go", agent="command", agent_spec=spec, repo=url, workspace="worktree", heartbeat_s=0
+    )
+    assert result.ok, result.error
+    assert result.workspace is not None
+    assert result.workspace["pushed"] is False
+    assert "gained url.file:///elsewhere/.insteadof" in result.workspace["push_error"]
+    assert any("could not be pushed" in w for w in result.warnings)
+    assert git(bare, "branch", "--list", "cc-executor/*") == ""

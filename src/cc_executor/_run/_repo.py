@@ -38,6 +38,7 @@ _REMOTE_CONFIG = (
 )
 _SSH = "ssh -o BatchMode=yes"
 _SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]")
+_REDIRECTS = re.compile(r"(?i)(?:url|http)\..*")
 _REF = re.compile(r"[A-Za-z0-9._/@+-]+")
 
 
@@ -141,13 +142,24 @@ def clone_repo(url: str, ref: str | None, dest: str) -> str:
     return str(commit)
 
 
-def push_branch(clone: str, branch: str) -> None:
-    """Push ``branch`` of the clone at ``clone`` to its ``origin`` (forced: the branch is
-    the run's own, named by its id); ``WorkspaceError`` saying why it could not be."""
+def push_branch(clone: str, url: str, branch: str) -> None:
+    """Push ``branch`` of the clone at ``clone`` to ``url`` (forced: the branch is the run's
+    own, named by its id); ``WorkspaceError`` saying why it could not be. The agent ran
+    beside the clone's ``.git/config``: a URL rewrite (``url.*.insteadOf``) or an
+    ``http.*`` setting (a proxy, no TLS check) it added there would send the push, with the
+    worker's credentials, elsewhere, so any such key stops the push."""
     git = _remote_git(clone)
-    git.run(
-        "push", "-q", "--no-verify", "--force", "origin", f"refs/heads/{branch}:refs/heads/{branch}"
-    )
+    listing = git.run("config", "-z", "--show-scope", "--name-only", "--list", check=False)
+    fields = listing.stdout.split(b"\0")
+    for scope, name in zip(fields[0::2], fields[1::2], strict=False):
+        key = os.fsdecode(name)
+        if scope in (b"local", b"worktree") and _REDIRECTS.match(key):
+            raise WorkspaceError(
+                f"the clone's git configuration gained {key} during the run: not pushed "
+                "(it could send the branch and the machine's credentials elsewhere)"
+            )
+    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+    git.run("push", "-q", "--no-verify", "--force", "--", url, refspec)
 
 
 def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
@@ -157,6 +169,10 @@ def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
     current HEAD's history). ``WorkspaceError`` when no remote has it."""
     from cc_executor._run._workspace import BRANCH_PREFIX, _Git
 
+    try:
+        check_ref(BRANCH_PREFIX + run_id)
+    except ValueError:
+        raise WorkspaceError(f"run {run_id!r} has no workspace (not a run id)") from None
     local = _Git(cwd)
     top = local.out("rev-parse", "--show-toplevel")
     branch = BRANCH_PREFIX + run_id

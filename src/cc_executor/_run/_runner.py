@@ -749,7 +749,7 @@ class _Run:
         problem = None
         try:
             await asyncio.shield(
-                asyncio.ensure_future(asyncio.to_thread(push_branch, ws.repo, ws.branch))
+                asyncio.ensure_future(asyncio.to_thread(push_branch, ws.repo, url, ws.branch))
             )
         except (WorkspaceError, OSError) as exc:
             problem = str(exc)

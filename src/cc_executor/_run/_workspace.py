@@ -614,7 +614,8 @@ def workspace_list(repo: str | os.PathLike[str] | None = None) -> list[dict[str,
 
 def workspace_diff(run_id: str) -> str:
     """The changes of run ``run_id``'s branch since its base, as a patch (git's own diff of
-    the branch as it is now: a commit added on it later shows too)."""
+    the branch as it is now: a commit added on it later shows too). A run of another
+    machine: its pushed branch, fetched from the current repository's remotes."""
     receipt = _receipt_anywhere(run_id)
     where = _where(receipt)
     git = _Git(where)
@@ -632,7 +633,8 @@ def workspace_merge(run_id: str) -> dict[str, Any]:
     branch has not moved, a merge commit otherwise. A conflict raises
     :class:`~cc_executor.WorkspaceConflict` naming the files, with the tree as it was
     (checked with ``git merge-tree`` before anything is written). A copy workspace's patch
-    is applied to the folder (all or nothing)."""
+    is applied to the folder (all or nothing). A run of another machine: its pushed branch,
+    fetched from the current repository's remotes."""
     receipt = _receipt_anywhere(run_id)
     if receipt.get("mode") == "copy":
         return _merge_copy(run_id, receipt)

@@ -291,8 +291,8 @@ class RunPolicy:
                 f"it allows {', '.join(self.allow_repos)}" if self.allow_repos else "it allows none"
             )
             raise Forbidden(
-                f"{where}repo {url[:200]!r} is not allowed here ({allowed}; start it with "
-                "--allow-repo PATTERN to allow more)"
+                f"{where}repo {url[:200]!r} is not allowed here ({allowed}; a worker "
+                "started with --allow-repo PATTERN allows more; serve has no such flag yet)"
             )
 
     def check_add_dirs(self, add_dirs: Any, where: str = "") -> None:
