@@ -27,9 +27,11 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def bare_remote(tmp_path: Path) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A bare repository with ``main`` (two commits, the first tagged ``v1``) and a branch
-    ``other``; its folder and its ``file://`` URL."""
+    ``other``; its folder and its ``file://`` URL (made once: runs only add branches)."""
+    tmp_path = tmp_path_factory.mktemp("remote")
     bare = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
     src = tmp_path / "src"
@@ -107,8 +109,10 @@ def test_policy_refuses_a_repo_no_pattern_allows(tmp_path: Path) -> None:
         RunPolicy([tmp_path], []).check_repo("https://git.example.com/app.git")
 
 
-def test_clone_takes_a_branch_a_tag_a_commit_or_the_default(tmp_path: Path) -> None:
-    bare, url = bare_remote(tmp_path)
+def test_clone_takes_a_branch_a_tag_a_commit_or_the_default(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    bare, url = remote
     main = git(bare, "rev-parse", "main")
     for ref, expected in (
         (None, main),
@@ -133,8 +137,10 @@ def _writer(tmp_path: Path) -> Path:
     return spec
 
 
-async def test_a_run_with_a_repo_runs_in_its_clone(tmp_path: Path) -> None:
-    _, url = bare_remote(tmp_path)
+async def test_a_run_with_a_repo_runs_in_its_clone(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    _, url = remote
     result = await run(
         "go", agent="command", agent_spec=_writer(tmp_path), repo=url, ref="other", heartbeat_s=0
     )
@@ -153,10 +159,11 @@ async def test_a_run_with_a_repo_runs_in_its_clone(tmp_path: Path) -> None:
         await run("go", agent="command", agent_spec=_writer(tmp_path), repo=url, cwd=tmp_path)
 
 
+@pytest.mark.slow  # three CLI processes
 async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
-    tmp_path: Path,
+    tmp_path: Path, remote: tuple[Path, str]
 ) -> None:
-    bare, url = bare_remote(tmp_path)
+    bare, url = remote
     result = await run(
         "go",
         agent="command",
@@ -204,10 +211,12 @@ async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
     assert "Traceback" not in gone.stderr
 
 
-async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(tmp_path: Path) -> None:
+async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
     """An agent that adds ``url.*.insteadOf`` or ``http.*`` to the clone's configuration
     could send the push (and the machine's credentials) elsewhere: nothing is pushed."""
-    bare, url = bare_remote(tmp_path)
+    bare, url = remote
     code = (
         "import subprocess; subprocess.run(['git', 'config', '--local', "
         "'url.file:///elsewhere/.insteadOf', 'file://'], check=True); print('ok')"
@@ -222,4 +231,4 @@ async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(tmp_path: Pa
     assert result.workspace["pushed"] is False
     assert "gained url.file:///elsewhere/.insteadof" in result.workspace["push_error"]
     assert any("could not be pushed" in w for w in result.warnings)
-    assert git(bare, "branch", "--list", "cc-executor/*") == ""
+    assert git(bare, "branch", "--list", f"cc-executor/{result.run_id}") == ""
