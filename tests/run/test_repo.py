@@ -232,3 +232,21 @@ async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(
     assert "gained url.file:///elsewhere/.insteadof" in result.workspace["push_error"]
     assert any("could not be pushed" in w for w in result.warnings)
     assert git(bare, "branch", "--list", f"cc-executor/{result.run_id}") == ""
+
+
+async def test_a_task_of_a_list_clones_its_repo(tmp_path: Path, remote: tuple[Path, str]) -> None:
+    from cc_executor.tasks import ListStatus, run_tasks
+
+    _, url = remote
+    spec = _writer(tmp_path)
+    tasks = tmp_path / "tasks.md"
+    tasks.write_text(
+        "## Task 1: Clone\n```yaml\nagent: command\n"
+        f"agent_spec: {spec}\nrepo: {url}\nref: other\n```\nGo\n"
+    )
+    done = await run_tasks(tasks)
+    assert done.status is ListStatus.OK, done
+    task = done.tasks["clone"]
+    clone = Path(task.result.strip())  # the agent printed its cwd
+    assert clone.parts[-2:] == (task.run_id, "repo")
+    assert (clone / "other.txt").exists()
