@@ -177,7 +177,9 @@ def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
     top = local.out("rev-parse", "--show-toplevel")
     branch = BRANCH_PREFIX + run_id
     remotes = local.out("remote", cwd=top).split()
-    git = _remote_git(top)
+    # Your own remotes, whatever their transport; ssh still fails rather than asks.
+    git = _Git(top)
+    git.env = {**git.env, "GIT_SSH_COMMAND": _SSH}
     for remote in remotes:
         done = git.run(
             "fetch", "-q", "--no-tags", "--no-recurse-submodules", "--", remote,
