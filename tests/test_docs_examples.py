@@ -77,6 +77,7 @@ UNTESTED = {
     ("docs/postgresql.md", "export CC_EXECUTOR_HISTORY=postgresql://cc@db.internal/cc"),
     ("docs/fleet.md", 'cc-executor run "Refactor the parser" &'),
     ("docs/fleet.md", "cc-executor worker --queue gpu --queue default --slots 2"),
+    ("docs/fleet.md", "# Each worker says which remotes its runs may clone (a pattern, * ma"),
     ("docs/fleet.md", 'cc-executor serve --fleet "$CC_EXECUTOR_FLEET" --allow-dir /srv/rep'),
     ("docs/fleet.md", "# `make test` on any worker started with --allow-exec make"),
     ("docs/fleet.md", 'cc-executor tasks run review.md --fleet "$CC_EXECUTOR_FLEET" --max-paral'),

@@ -117,6 +117,8 @@ def launch_early(prompt: bytes, options: dict[str, Any]) -> Launched | None:
     run_dir = ""
     if getattr(o, "workspace", None) is not None:
         return None  # the CLI starts in the workspace, which the run makes first
+    if getattr(o, "repo", None) is not None:
+        return None  # the CLI starts in the clone, which the run makes first
     try:
         check_run_options(o)
         adapter = adapter_for(o)

@@ -88,6 +88,15 @@ def add_parser(sub: Any) -> None:
         "serve's; default: none)",
     )
     w.add_argument(
+        "--allow-repo",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a git URL a run may name with --repo, cloned into its run folder: a pattern "
+        "where * matches anything, / included (repeatable; default: none, every repo is "
+        "refused)",
+    )
+    w.add_argument(
         "--queue",
         action="append",
         default=[],
@@ -286,6 +295,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 heartbeat_timeout_s=args.heartbeat_timeout,
                 queues=args.queue or [DEFAULT_QUEUE],
                 allow_exec=args.allow_exec,
+                allow_repos=args.allow_repo,
             )
         )
     except (CCExecutorError, ValueError) as exc:

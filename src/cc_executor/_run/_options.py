@@ -477,6 +477,24 @@ class RunOptions(OptionRecord):
         group="environment",
         help="the folder the agent runs in (default: the current one)",
     )
+    repo: str | None = option(
+        kind="text",
+        default=None,
+        flag="--repo",
+        metavar="URL",
+        group="environment",
+        help="run in a clone of this git repository (https://, ssh:// or file://), made in "
+        "the run folder; with --workspace worktree the run's branch is pushed back to it "
+        "(docs/fleet.md, Data movement)",
+    )
+    ref: str | None = option(
+        kind="text",
+        default=None,
+        flag="--ref",
+        metavar="REF",
+        group="environment",
+        help="with --repo: the branch, tag or commit to clone (default: its default branch)",
+    )
     workspace: str | None = option(
         kind="text",
         default=None,

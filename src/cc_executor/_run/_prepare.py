@@ -205,6 +205,7 @@ def check_run_options(o: Any) -> None:
             f"on_worker_lost: expected one of {', '.join(ON_WORKER_LOST)}, got {lost!r}"
         )
     _check_paths(o)
+    _check_repo(o)
     if getattr(o, "workspace", None) is not None or getattr(o, "carry_changes", False):
         from cc_executor._run._workspace import check_workspace_options
 
@@ -219,6 +220,25 @@ def check_run_options(o: Any) -> None:
 
         check_schema(o.json_schema)
     adapter.check(o)
+
+
+def _check_repo(o: Any) -> None:
+    """``repo`` must be a URL a run may clone, ``ref`` needs it, and the run's folder is the
+    clone's: no ``cwd`` beside it."""
+    repo, ref = getattr(o, "repo", None), getattr(o, "ref", None)
+    if repo is None:
+        if ref is not None:
+            raise ValueError("ref needs repo (--ref needs --repo URL)")
+        return
+    from cc_executor._run._repo import check_ref, check_repo_url
+
+    check_repo_url(repo)
+    if ref is not None:
+        check_ref(ref)
+    if getattr(o, "cwd", None) is not None:
+        raise ValueError("a run with repo runs in its clone: give repo or cwd, not both")
+    if getattr(o, "workspace", None) == "copy":
+        raise ValueError("repo takes workspace='worktree' (a branch pushed back), not 'copy'")
 
 
 #: The agents whose CLI asks a hook about each tool call (Claude Code's

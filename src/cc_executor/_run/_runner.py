@@ -562,6 +562,10 @@ class _Run:
                 )
         # In a thread: a large prompt takes a while to write, and other runs share the loop.
         await asyncio.to_thread(self._prepare_run_dir)
+        if opts.repo is not None:
+            failed = await self._make_clone()
+            if failed is not None:
+                return await self._recorded(failed)
         if opts.workspace is not None:
             failed = await self._make_workspace()
             if failed is not None:
@@ -661,6 +665,30 @@ class _Run:
             )
         return await self._recorded(await self._with_git_files(result, before))
 
+    async def _make_clone(self) -> RunResult | None:
+        """Clone ``repo`` at ``ref`` into the run folder and move the run into it; a
+        ``spawn_failed`` result saying why when it cannot be cloned."""
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._repo import CLONE_NAME, clone_repo
+
+        opts = self.options
+        assert opts.repo is not None
+        clone = str(self.run_dir / CLONE_NAME)
+        try:
+            await asyncio.to_thread(clone_repo, opts.repo, opts.ref, clone)
+        except (WorkspaceError, OSError, ValueError) as exc:
+            return RunResult(
+                run_id=self.run_id,
+                status=RunStatus.SPAWN_FAILED,
+                error=f"repo {opts.repo}: {exc}",
+                duration_s=time.monotonic() - self.started,
+                run_dir=str(self.run_dir),
+                warnings=self.warnings,
+            )
+        self.cwd = clone
+        self.record.cwd = clone
+        return None
+
     async def _make_workspace(self) -> RunResult | None:
         """Make the run's workspace and move the run into it; a ``spawn_failed`` result
         saying why when it cannot be made."""
@@ -707,6 +735,31 @@ class _Run:
             await asyncio.shield(task)  # a cancel of the caller does not lose the commit
         except (WorkspaceError, OSError) as exc:
             return f"the workspace's changes could not be committed on {ws.branch}: {exc}"
+        if self.options.repo is not None:
+            return await self._push_workspace(ws, self.options.repo)
+        return None
+
+    async def _push_workspace(self, ws: Workspace, url: str) -> str | None:
+        """Push the workspace's branch to the repo it was cloned from (whatever the run's
+        status: its work comes back); the receipt says whether it was, a warning why not."""
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._repo import push_branch, push_receipt
+        from cc_executor._run._workspace import RECEIPT_NAME, write_receipt
+
+        problem = None
+        try:
+            await asyncio.shield(
+                asyncio.ensure_future(asyncio.to_thread(push_branch, ws.repo, url, ws.branch))
+            )
+        except (WorkspaceError, OSError) as exc:
+            problem = str(exc)
+        assert ws.receipt is not None
+        ws.receipt = push_receipt(ws.receipt, url, problem)
+        await asyncio.to_thread(
+            write_receipt, str(self.run_dir / RECEIPT_NAME), ws.run_id, ws.receipt
+        )
+        if problem is not None:
+            return f"the workspace's branch {ws.branch} could not be pushed to {url}: {problem}"
         return None
 
     async def _with_git_files(

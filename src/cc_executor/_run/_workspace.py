@@ -227,7 +227,9 @@ def check_workspace_options(o: Any) -> None:
         )
     cwd = getattr(o, "cwd", None)
     folder = os.path.abspath(os.fspath(cwd) if cwd else os.getcwd())
-    if mode == "worktree" and os.path.isdir(folder) and not in_git_tree(folder):
+    # With a repo, the run's cwd is its clone, made when it starts.
+    in_clone = getattr(o, "repo", None) is not None
+    if mode == "worktree" and not in_clone and os.path.isdir(folder) and not in_git_tree(folder):
         raise ValueError(
             f"workspace worktree: {folder} is not in a git repository "
             "(use workspace='copy', --workspace copy, for a plain folder)"
@@ -469,6 +471,11 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     return receipt
 
 
+def write_receipt(path: str, run_id: str, receipt: Mapping[str, Any]) -> None:
+    """Write ``receipt`` as the run's ``workspace.json`` (again, once it changed)."""
+    _write_json(path, {"run_id": run_id, **receipt})
+
+
 def _write_json(path: str, data: Mapping[str, Any]) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as out:
@@ -554,6 +561,22 @@ def load_receipt(run_id: str) -> dict[str, Any]:
     return data
 
 
+def _receipt_anywhere(run_id: str) -> dict[str, Any]:
+    """The receipt of run ``run_id`` (see :func:`load_receipt`); for a run of another
+    machine (a fleet worker that pushed its branch), the branch fetched from the remotes
+    of the repository of the current folder, and a receipt made for it."""
+    try:
+        return load_receipt(run_id)
+    except WorkspaceError:
+        if os.path.exists(os.path.join(_run_dir_of(run_id), RECEIPT_NAME)):
+            raise  # a receipt here that cannot be read: say so
+        if not in_git_tree(os.getcwd()):
+            raise
+        from cc_executor._run._repo import fetch_receipt
+
+        return fetch_receipt(run_id, os.getcwd())
+
+
 def _branch_exists(git: _Git, where: str, branch: str) -> bool:
     ref = f"refs/heads/{branch}"
     return git.run("rev-parse", "--verify", "--quiet", ref, cwd=where, check=False).returncode == 0
@@ -591,8 +614,9 @@ def workspace_list(repo: str | os.PathLike[str] | None = None) -> list[dict[str,
 
 def workspace_diff(run_id: str) -> str:
     """The changes of run ``run_id``'s branch since its base, as a patch (git's own diff of
-    the branch as it is now: a commit added on it later shows too)."""
-    receipt = load_receipt(run_id)
+    the branch as it is now: a commit added on it later shows too). A run of another
+    machine: its pushed branch, fetched from the current repository's remotes."""
+    receipt = _receipt_anywhere(run_id)
     where = _where(receipt)
     git = _Git(where)
     if not _branch_exists(git, where, receipt["branch"]):
@@ -609,8 +633,9 @@ def workspace_merge(run_id: str) -> dict[str, Any]:
     branch has not moved, a merge commit otherwise. A conflict raises
     :class:`~cc_executor.WorkspaceConflict` naming the files, with the tree as it was
     (checked with ``git merge-tree`` before anything is written). A copy workspace's patch
-    is applied to the folder (all or nothing)."""
-    receipt = load_receipt(run_id)
+    is applied to the folder (all or nothing). A run of another machine: its pushed branch,
+    fetched from the current repository's remotes."""
+    receipt = _receipt_anywhere(run_id)
     if receipt.get("mode") == "copy":
         return _merge_copy(run_id, receipt)
     repo = str(receipt["repo"])

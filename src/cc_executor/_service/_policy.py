@@ -126,6 +126,7 @@ class RunPolicy:
         exec_env: Sequence[str] = (),
         exec_policy: str | os.PathLike[str] | None = None,
         agents: Sequence[str] = (DEFAULT_AGENT,),
+        allow_repos: Sequence[str] = (),
     ) -> None:
         if not agents:
             raise ValueError("at least one agent must be allowed")
@@ -144,6 +145,8 @@ class RunPolicy:
                 if not _VARIABLE_NAME.fullmatch(name):
                     raise ValueError(f"{flag} {name!r}: not an environment variable name")
         self._allow_env = frozenset(allow_env)
+        #: Patterns of the git URLs a run's ``repo`` may name (none: no repo is cloned).
+        self.allow_repos = tuple(allow_repos)
         self._exec_env = frozenset(exec_env)
 
     @property
@@ -264,12 +267,32 @@ class RunPolicy:
             self.agent_of(options, where)
         if "cwd" in options:
             self.check_cwd(options["cwd"])
+        if options.get("repo") is not None:
+            self.check_repo(options["repo"], where)
         self.check_env(options.get("env"))
         self.check_add_dirs(options.get("add_dirs"), where)
         heartbeat = options.get("heartbeat_s")
         if isinstance(heartbeat, (int, float)) and 0 < heartbeat < _MIN_REMOTE_HEARTBEAT_S:
             raise InvalidRequest(
                 f"{where}heartbeat_s must be 0 (off) or at least {_MIN_REMOTE_HEARTBEAT_S} s"
+            )
+
+    def check_repo(self, url: Any, where: str = "") -> None:
+        """A run's ``repo`` must be a URL a run may clone and match an ``--allow-repo``
+        pattern (none given: every repo is refused)."""
+        from cc_executor._run._repo import check_repo_url, repo_allowed
+
+        try:
+            check_repo_url(url)
+        except ValueError as exc:
+            raise InvalidRequest(f"{where}{exc}") from None
+        if not repo_allowed(url, self.allow_repos):
+            allowed = (
+                f"it allows {', '.join(self.allow_repos)}" if self.allow_repos else "it allows none"
+            )
+            raise Forbidden(
+                f"{where}repo {url[:200]!r} is not allowed here ({allowed}; a worker "
+                "started with --allow-repo PATTERN allows more; serve has no such flag yet)"
             )
 
     def check_add_dirs(self, add_dirs: Any, where: str = "") -> None:

@@ -77,6 +77,8 @@ class WorkerConfig:
     allow_exec: Sequence[str] = ()
     #: The byte bound of a run's event stream in the fleet (None: the fleet's default).
     stream_max_bytes: int | None = None
+    #: Patterns of the git URLs a run may name as its ``repo`` (``--allow-repo``).
+    allow_repos: Sequence[str] = ()
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -111,7 +113,11 @@ class FleetWorker:
         # Without --agent a worker runs every agent (claude for a run naming none).
         agents = config.agents or ["claude", *sorted(set(ADAPTERS) - {"claude"})]
         self.policy = RunPolicy(
-            config.allow_dirs, config.allow_exec, allow_env=config.allow_env, agents=agents
+            config.allow_dirs,
+            config.allow_exec,
+            allow_env=config.allow_env,
+            agents=agents,
+            allow_repos=config.allow_repos,
         )
         self.fleet: Fleet = open_fleet(config.fleet)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,7 +158,8 @@ class FleetWorker:
                 )
             self.policy.check_agent_options(options, "")
             options = dict(options)
-            options["cwd"] = self.policy.check_cwd(options.get("cwd"))
+            if options.get("repo") is None:  # with a repo, the run's cwd is its clone
+                options["cwd"] = self.policy.check_cwd(options.get("cwd"))
             env = dict(options.get("env") or {})
             # Back-off is the fleet's business: the CLI's own retries would hide 429s.
             env.setdefault("CLAUDE_CODE_MAX_RETRIES", "0")

@@ -169,7 +169,8 @@ def start_tasks(
     # and absolute from here: a resume from another directory runs the tasks where they
     # first ran.
     defaults = anchor_paths(dict(run_defaults), os.getcwd())
-    defaults["cwd"] = defaults.get("cwd") or os.getcwd()
+    if defaults.get("repo") is None:  # a run with a repo works in its clone
+        defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
     reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}

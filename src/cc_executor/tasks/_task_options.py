@@ -42,6 +42,8 @@ def task_options(spec: TaskListSpec, run_defaults: Mapping[str, Any]) -> dict[st
     out: dict[str, dict[str, Any]] = {}
     for task in spec.tasks:
         merged = {**run_defaults, **task.options}
+        if task.options.get("repo") is not None and "cwd" not in task.options:
+            merged.pop("cwd", None)  # the run works in its clone, not the list's folder
         env = {**run_defaults.get("env", {}), **task.options.get("env", {})}
         if env:
             merged["env"] = env

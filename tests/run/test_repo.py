@@ -1,0 +1,252 @@
+"""A run's input as a git URL + ref (``repo``/``ref``): the URL checks, the clone into the run
+folder, the workspace branch pushed back, and ``workspace merge`` from a machine that has
+only the remote. Real git on local bare repositories (``file://`` URLs) and the command
+agent as a real child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cc_executor._errors import Forbidden, InvalidRequest, WorkspaceError
+from cc_executor._run._repo import check_ref, check_repo_url, clone_repo, repo_allowed
+from cc_executor._run._runner import run
+from cc_executor._service._policy import RunPolicy
+
+CLI = str(Path(sys.executable).parent / "cc-executor")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A bare repository with ``main`` (two commits, the first tagged ``v1``) and a branch
+    ``other``; its folder and its ``file://`` URL (made once: runs only add branches)."""
+    tmp_path = tmp_path_factory.mktemp("remote")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    src = tmp_path / "src"
+    git(tmp_path, "clone", "-q", str(bare), str(src))
+    git(src, "config", "user.name", "Tester")
+    git(src, "config", "user.email", "tester@example.com")
+    (src / "readme.txt").write_text("first\n")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "first")
+    git(src, "tag", "v1")
+    (src / "readme.txt").write_text("second\n")
+    git(src, "commit", "-q", "-am", "second")
+    git(src, "push", "-q", "origin", "main", "v1")
+    git(src, "checkout", "-q", "-b", "other", "v1")
+    (src / "other.txt").write_text("other\n")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "other")
+    git(src, "push", "-q", "origin", "other")
+    return bare, f"file://{bare}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.com/team/app.git",
+        "ssh://git@git.example.com/team/app.git",
+        "git@git.example.com:team/app.git",
+        "file:///srv/repos/app.git",
+    ],
+)
+def test_allowed_urls(url: str) -> None:
+    assert check_repo_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("ext::sh -c touch% /tmp/pwned", "spaces"),
+        ("ext::sh", "transport helper"),
+        ("fd::3", "transport helper"),
+        ("--upload-pack=touch /tmp/x", "spaces"),
+        ("-uhttps://x", "reads as an option"),
+        ("http://git.example.com/app.git", "scheme http:// is not allowed"),
+        ("git://git.example.com/app.git", "scheme git:// is not allowed"),
+        ("/srv/repos/app.git", "is not a URL"),
+        ("https://user:secret@git.example.com/app.git", "holds a password"),
+        ("https://git.example.com/team/../other/app.git", "'..' path segment"),
+        ("", "must be a git URL"),
+    ],
+)
+def test_refused_urls(url: str, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        check_repo_url(url)
+
+
+def test_refs_and_patterns() -> None:
+    assert check_ref("main") == "main"
+    assert check_ref("release/1.2") == "release/1.2"
+    for bad in ("-b", "a..b", "x y", "", "main.lock"):
+        with pytest.raises(ValueError, match="ref must be"):
+            check_ref(bad)
+    assert repo_allowed("https://git.example.com/team/app.git", ["https://git.example.com/team/*"])
+    assert not repo_allowed("https://git.example.com/other/app", ["https://git.example.com/team/*"])
+    assert not repo_allowed("https://git.example.com/team/app", [])
+
+
+def test_policy_refuses_a_repo_no_pattern_allows(tmp_path: Path) -> None:
+    policy = RunPolicy([tmp_path], [], allow_repos=["file:///srv/*"])
+    policy.check_agent_options({"repo": "file:///srv/app.git"}, "")
+    with pytest.raises(Forbidden, match=r"repo 'file:///elsewhere/app.git' is not allowed here"):
+        policy.check_agent_options({"repo": "file:///elsewhere/app.git"}, "")
+    with pytest.raises(InvalidRequest, match="transport helper"):
+        policy.check_agent_options({"repo": "ext::sh"}, "")
+    with pytest.raises(Forbidden, match="it allows none"):
+        RunPolicy([tmp_path], []).check_repo("https://git.example.com/app.git")
+
+
+def test_clone_takes_a_branch_a_tag_a_commit_or_the_default(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    bare, url = remote
+    main = git(bare, "rev-parse", "main")
+    for ref, expected in (
+        (None, main),
+        ("main", main),
+        ("v1", git(bare, "rev-parse", "v1^{commit}")),
+        ("other", git(bare, "rev-parse", "other")),
+        (git(bare, "rev-parse", "main~1"), git(bare, "rev-parse", "main~1")),
+    ):
+        dest = tmp_path / f"clone-{ref}"
+        assert clone_repo(url, ref, str(dest)) == expected
+        assert git(dest, "rev-parse", "HEAD") == expected
+        assert git(dest, "remote", "get-url", "origin") == url
+    with pytest.raises(WorkspaceError, match="'nope' is not in"):
+        clone_repo(url, "nope", str(tmp_path / "clone-nope"))
+
+
+def _writer(tmp_path: Path) -> Path:
+    """A command agent that writes ``made.txt`` in its cwd and prints where it ran."""
+    code = "import os; open('made.txt', 'w').write('made\\n'); print(os.getcwd())"
+    spec = tmp_path / "writer.toml"
+    spec.write_text(f"command = [\"{sys.executable}\", \"-c\", '''{code}''']\n")
+    return spec
+
+
+async def test_a_run_with_a_repo_runs_in_its_clone(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    _, url = remote
+    result = await run(
+        "go", agent="command", agent_spec=_writer(tmp_path), repo=url, ref="other", heartbeat_s=0
+    )
+    assert result.ok, result.error
+    clone = Path(result.run_dir or "") / "repo"
+    assert result.result is not None
+    assert result.result.strip() == str(clone)
+    assert (clone / "other.txt").read_text() == "other\n"
+    assert (clone / "made.txt").exists()
+    missing = await run("go", agent="command", agent_spec=_writer(tmp_path), repo=url, ref="nope")
+    assert missing.status.value == "spawn_failed"
+    assert "'nope' is not in" in (missing.error or "")
+    with pytest.raises(ValueError, match="transport helper"):
+        await run("go", agent="command", agent_spec=_writer(tmp_path), repo="ext::sh")
+    with pytest.raises(ValueError, match="give repo or cwd, not both"):
+        await run("go", agent="command", agent_spec=_writer(tmp_path), repo=url, cwd=tmp_path)
+
+
+@pytest.mark.slow  # three CLI processes
+async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    bare, url = remote
+    result = await run(
+        "go",
+        agent="command",
+        agent_spec=_writer(tmp_path),
+        repo=url,
+        ref="main",
+        workspace="worktree",
+        heartbeat_s=0,
+    )
+    assert result.ok, result.error
+    receipt = result.workspace
+    assert receipt is not None
+    assert receipt["pushed"] is True
+    assert receipt["remote"] == url
+    branch = f"cc-executor/{result.run_id}"
+    assert git(bare, "rev-parse", branch) == receipt["commit"]
+    stored = json.loads((Path(result.run_dir or "") / "workspace.json").read_text())
+    assert stored["pushed"] is True
+    # Another machine: its own data folder (no run folder), a clone of the same remote.
+    mine = tmp_path / "mine"
+    git(tmp_path, "clone", "-q", url, str(mine))
+    git(mine, "config", "user.name", "Me")
+    git(mine, "config", "user.email", "me@example.com")
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(tmp_path / "other-home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "workspace", *args],
+            cwd=mine,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    diff = cli("diff", result.run_id)
+    assert diff.returncode == 0, diff.stderr
+    assert "+made" in diff.stdout
+    merged = cli("merge", result.run_id)
+    assert merged.returncode == 0, merged.stderr
+    assert (mine / "made.txt").read_text() == "made\n"
+    gone = cli("merge", "01jd3k0000000000000000000z")
+    assert gone.returncode == 2
+    assert "no branch cc-executor/01jd3k0000000000000000000z was found" in gone.stderr
+    assert "Traceback" not in gone.stderr
+
+
+async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    """An agent that adds ``url.*.insteadOf`` or ``http.*`` to the clone's configuration
+    could send the push (and the machine's credentials) elsewhere: nothing is pushed."""
+    bare, url = remote
+    code = (
+        "import subprocess; subprocess.run(['git', 'config', '--local', "
+        "'url.file:///elsewhere/.insteadOf', 'file://'], check=True); print('ok')"
+    )
+    spec = tmp_path / "redirect.toml"
+    spec.write_text(f"command = [\"{sys.executable}\", \"-c\", '''{code}''']\n")
+    result = await run(
+        "go", agent="command", agent_spec=spec, repo=url, workspace="worktree", heartbeat_s=0
+    )
+    assert result.ok, result.error
+    assert result.workspace is not None
+    assert result.workspace["pushed"] is False
+    assert "gained url.file:///elsewhere/.insteadof" in result.workspace["push_error"]
+    assert any("could not be pushed" in w for w in result.warnings)
+    assert git(bare, "branch", "--list", f"cc-executor/{result.run_id}") == ""
+
+
+async def test_a_task_of_a_list_clones_its_repo(tmp_path: Path, remote: tuple[Path, str]) -> None:
+    from cc_executor.tasks import ListStatus, run_tasks
+
+    _, url = remote
+    spec = _writer(tmp_path)
+    tasks = tmp_path / "tasks.md"
+    tasks.write_text(
+        "## Task 1: Clone\n```yaml\nagent: command\n"
+        f"agent_spec: {spec}\nrepo: {url}\nref: other\n```\nGo\n"
+    )
+    done = await run_tasks(tasks)
+    assert done.status is ListStatus.OK, done
+    task = done.tasks["clone"]
+    clone = Path(task.result.strip())  # the agent printed its cwd
+    assert clone.parts[-2:] == (task.run_id, "repo")
+    assert (clone / "other.txt").exists()
