@@ -50,6 +50,12 @@ class PostgresServer:
         with psycopg.connect(self.url(database), autocommit=True) as conn:
             conn.execute(statement)
 
+    def empty(self, database: str = "postgres") -> None:
+        """Drop every table of the history in ``database`` (those of later migrations too):
+        much cheaper than a database per test."""
+        self.sql("DROP SCHEMA public CASCADE", database)
+        self.sql("CREATE SCHEMA public", database)
+
     def stop(self) -> None:
         """Stop it (fast shutdown) and remove its folder."""
         if self.process.poll() is None:

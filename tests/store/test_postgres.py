@@ -40,7 +40,7 @@ def cc(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty history on the session's server, in ``CC_EXECUTOR_HISTORY``."""
-    postgres_server.sql("DROP TABLE IF EXISTS runs, run_files, history_schema")
+    postgres_server.empty()
     monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
     return postgres_server.url()
 

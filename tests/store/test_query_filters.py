@@ -7,7 +7,7 @@ from pathlib import Path
 from cc_executor._store import Query, RunRecord, open_store
 
 
-def test_model_text_and_keyset_pages(cc_home: Path) -> None:
+def test_model_text_and_keyset_pages(cc_home: Path, history_backend: str) -> None:
     store = open_store()
     try:
         for n in range(25):
