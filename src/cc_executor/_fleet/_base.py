@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cc_executor._fleet._limits import RedisLimits
 
 #: What a worker does with one delivered run message (its keyword arguments).
 Handler = Callable[[dict[str, Any]], None]
@@ -127,6 +130,9 @@ class Fleet(Protocol):
     async def counts(self) -> dict[str, dict[str, int]]:
         """Per queue, its runs waiting (``queued``) and those a worker holds the lease of
         (``running``)."""
+
+    def limits(self) -> RedisLimits:
+        """The rate limits shared by the fleet's workers (``_fleet/_limits.py``)."""
 
     async def check(self) -> None:
         """Raise :class:`FleetError` unless the broker answers."""
