@@ -54,7 +54,10 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false
   return {-1, 2, tostring(cap)}
 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
+-- The set outlives its longest hold (a short hold must not drop the others).
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) * 2 then
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
+end
 return {0, 0, ''}
 """
 # KEYS: pause, strikes. ARGV: ms asked (0: back off), reason, initial ms, max ms, strikes s.
@@ -78,7 +81,9 @@ _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+if n > 0 and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) * 2 then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+end
 return n
 """
 
