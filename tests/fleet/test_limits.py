@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cc_executor._agents._types import ResultEvent
+from cc_executor._agents._types import RateLimitEvent, ResultEvent
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._limits import FULL, PAUSED, RedisLimits
 from cc_executor._service._ratelimit import SharedLimits, credential_of, limit_seen
@@ -126,7 +126,7 @@ async def test_credentials_are_salted_hashes_and_limits_are_read_from_events(
         # The event of a 429 pauses the credential fleet-wide (here for 30 s).
         seen: list[object] = []
         admitted.watch(seen.append)(ResultEvent(t=0, is_error=True, api_error_status=429))
-        assert limit_seen(ResultEvent(t=0, api_error_status=429)) == "rate limited (429)"
+        assert limit_seen(ResultEvent(t=0, api_error_status=429)) == ("rate limited (429)", None)
         assert len(seen) == 1  # the run's own listener still gets every event
         await admitted.release()  # the run ends: its slot is free, the pause stays
         second = asyncio.ensure_future(shared.admit("run2", options, note=note, still_wanted=still))
@@ -172,3 +172,38 @@ async def test_fleet_status_shows_the_limits_in_force(redis_server: RedisServer)
         [CLI, "fleet", "status", "--json"], env=env, capture_output=True, text=True, check=False
     )
     assert json.loads(shown.stdout)["limits"]["max_concurrent_per_credential"] == 3
+
+
+async def test_a_subscriptions_rejection_pauses_until_the_reset_time_it_gives(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    shared = SharedLimits(fleet.limits(), cap=0, hold_s=60, backoff_s=1)
+    try:
+        await shared.start()
+        options = {"agent": "claude", "env": {"CLAUDE_CODE_OAUTH_TOKEN": "a login"}}
+
+        async def still() -> str:
+            return "wait"
+
+        async def note(event: object) -> None:
+            pass
+
+        admitted = await shared.admit("run1", options, note=note, still_wanted=still)
+        assert admitted is not None
+        assert admitted.credential is not None
+        watched = admitted.watch(lambda event: None)
+        watched(RateLimitEvent(t=0, status="allowed_warning", resets_at=time.time() + 600))
+        watched(
+            RateLimitEvent(
+                t=0, status="rejected", resets_at=time.time() + 600, limit_type="five_hour"
+            )
+        )
+        await admitted.release()
+        decision = await fleet.limits().admit(admitted.credential, "run2", 0, 60)
+        assert (decision.why, decision.reason) == ("paused", "rejected (five_hour)")
+        # Until the reset time given (600 s), not the 1 s back-off.
+        assert decision.wait_s is not None
+        assert 500 < decision.wait_s <= 600
+    finally:
+        await fleet.aclose()

@@ -7,7 +7,9 @@ say about the API's limits. The counters themselves are the fleet's (``_fleet/_l
 What was built for the reset time: our own exponential back-off. Claude Code with an API key
 ignores ``retry-after`` and reports no rate-limit event, so only a 429's status is seen (the
 result's ``api_error_status``); the pause is then 1 s (``--limit-backoff``), doubled for each
-further limit seen outside a pause, at most 60 s.
+further limit seen outside a pause, at most 60 s. A subscription login's ``rate_limit``
+event that says ``rejected`` gives its reset time (``resets_at``): the pause lasts until
+then.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cc_executor._agents._types import (
     AgentEvent,
     ApiRetryEvent,
     LimitWaitEvent,
+    RateLimitEvent,
     ResultEvent,
 )
 from cc_executor._errors import FleetError
@@ -42,6 +45,8 @@ KEY_NAMES: Mapping[str, tuple[str, ...]] = {
 }
 #: HTTP statuses that pause a credential: rate limited, overloaded.
 LIMIT_STATUSES = {429: "rate limited (429)", 529: "overloaded (529)"}
+#: The longest pause a reset time the CLI reported may set (a subscription's window).
+MAX_RESET_S = 6 * 3600.0
 #: The most one wait between two looks at the limits lasts: the lease is renewed and a
 #: cancel noticed in between.
 _LOOK_S = 1.0
@@ -64,14 +69,24 @@ def credential_of(agent: str, env: Mapping[str, str], salt: bytes) -> str | None
     return hashlib.sha256(salt + b"\0" + secret.encode()).hexdigest()[:32]
 
 
-def limit_seen(event: AgentEvent) -> str | None:
-    """What an event says of an API limit: a reason when it reports a 429 or overload."""
+def limit_seen(event: AgentEvent) -> tuple[str, float | None] | None:
+    """What an event says of an API limit: why, and for how long when it says (a
+    subscription's ``rate_limit`` event ``rejected`` with its ``resets_at``; None: back
+    off); None when it reports no 429, overload or rejection."""
     status = None
+    if isinstance(event, RateLimitEvent):
+        if event.status != "rejected":
+            return None
+        left = None if event.resets_at is None else event.resets_at - time.time()
+        # A reset time in the past or absurdly far (a clock off) falls back to the back-off.
+        seconds = left if left is not None and 0 < left <= MAX_RESET_S else None
+        return f"rejected ({event.limit_type or 'rate limit'})", seconds
     if isinstance(event, ResultEvent):
         status = event.api_error_status
     elif isinstance(event, ApiRetryEvent):
         status = event.error_status
-    return LIMIT_STATUSES.get(status) if status is not None else None
+    reason = LIMIT_STATUSES.get(status) if status is not None else None
+    return None if reason is None else (reason, None)
 
 
 @dataclass
@@ -94,10 +109,10 @@ class Admission:
             return on_event
 
         def watched(event: Any) -> None:
-            reason = limit_seen(event)
-            if reason is not None:
+            seen = limit_seen(event)
+            if seen is not None:
                 self.limited = True
-                pausing = asyncio.ensure_future(self.limits.pause(credential, reason))
+                pausing = asyncio.ensure_future(self.limits.pause(credential, *seen))
                 self._pausing.add(pausing)
                 pausing.add_done_callback(self._pausing.discard)
             on_event(event)
@@ -187,9 +202,10 @@ class SharedLimits:
             with contextlib.suppress(FleetError):
                 await self._limits.renew(credential, holder, self.hold_s)
 
-    async def pause(self, credential: str, reason: str) -> None:
+    async def pause(self, credential: str, reason: str, seconds: float | None = None) -> None:
+        """Pause ``credential`` fleet-wide for ``seconds`` (None: the back-off)."""
         try:
-            paused = await self._limits.pause(credential, None, reason, self.backoff_s)
+            paused = await self._limits.pause(credential, seconds, reason, self.backoff_s)
         except FleetError as exc:
             log.warning("cannot pause credential %s: %s", credential[:12], exc)
             return
