@@ -207,3 +207,39 @@ async def test_a_subscriptions_rejection_pauses_until_the_reset_time_it_gives(
         assert 500 < decision.wait_s <= 600
     finally:
         await fleet.aclose()
+
+
+async def test_a_waiting_start_gives_up_or_goes_when_its_worker_says_so(
+    redis_server: RedisServer,
+) -> None:
+    fleet = open_fleet(redis_server.url)
+    shared = SharedLimits(fleet.limits(), cap=1, hold_s=60, backoff_s=30)
+    try:
+        await shared.start()
+        options = {"agent": "claude", "env": {"ANTHROPIC_API_KEY": "k"}}
+        credential = shared.credential(options)
+        assert credential is not None
+        await shared.pause(credential, "rate limited (429)")
+        answers: list[str] = []
+
+        def answering(answer: str) -> Any:
+            async def still() -> str:
+                answers.append(answer)
+                return answer
+
+            return still
+
+        async def note(event: object) -> None:
+            pass
+
+        # The worker stops (or lost the lease) while the run waits: given up, no slot kept.
+        dropped = await shared.admit("run1", options, note=note, still_wanted=answering("drop"))
+        assert dropped is None
+        # A cancel while waiting: the run goes at once (to be stopped), past the pause.
+        went = await shared.admit("run2", options, note=note, still_wanted=answering("go"))
+        assert went is not None
+        assert answers == ["drop", "go"]
+        await went.release()
+        assert (await fleet.limits().status())["credentials"][0]["in_flight"] == 0
+    finally:
+        await fleet.aclose()
