@@ -15,7 +15,7 @@ import pytest
 
 from cc_executor._agents._types import RateLimitEvent, ResultEvent
 from cc_executor._fleet import open_fleet
-from cc_executor._fleet._limits import FULL, PAUSED, RedisLimits
+from cc_executor._fleet._base import FULL, PAUSED, Limits
 from cc_executor._service._ratelimit import SharedLimits, credential_of, limit_seen
 from tests._wait import await_for
 from tests.fleet.conftest import CLI, RedisServer
@@ -23,7 +23,7 @@ from tests.fleet.conftest import CLI, RedisServer
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-async def _admitted(limits: RedisLimits, credential: str, holder: str, cap: int) -> None:
+async def _admitted(limits: Limits, credential: str, holder: str, cap: int) -> None:
     """Ask until ``holder`` may start (as tests/_wait.py waits: 30 s, then fail)."""
     deadline = time.monotonic() + 30
     while not (await limits.admit(credential, holder, cap, 60)).go:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
 from cc_executor._errors import FleetError
+from cc_executor._fleet._base import FULL, PAUSED, Decision
 
 #: The prefix of the limits' keys (NAMESPACE of _redis.py).
 PREFIX = "cc-executor:limit"
@@ -33,10 +33,6 @@ CAP_KEY = f"{PREFIX}:cap"
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 60.0
 STRIKES_TTL_S = 600
-
-#: Why a start waits: the credential is paused, or its runs in flight are at the cap.
-PAUSED = "paused"
-FULL = "full"
 
 # KEYS: pause, flight, cap. ARGV: holder, cap (0: the fleet's), hold ms.
 # Returns {wait ms (0: go), 0 go | 1 paused | 2 full, the pause's reason or the cap}.
@@ -88,21 +84,9 @@ return n
 """
 
 
-@dataclass(frozen=True)
-class Decision:
-    """A start's answer: ``wait_s`` 0 to go; else why (:data:`PAUSED` with the pause's
-    ``reason``, :data:`FULL` with the ``cap``) and for how long at most (``None``: until a
-    slot frees)."""
-
-    go: bool
-    why: str = ""
-    wait_s: float | None = None
-    reason: str = ""
-    cap: int = 0
-
-
 class RedisLimits:
-    """The fleet's shared limits on its Redis (see the module's docstring)."""
+    """The fleet's shared limits on its Redis (:class:`~cc_executor._fleet._base.Limits`;
+    see the module's docstring)."""
 
     def __init__(self, url: str, client: Callable[[], aioredis.Redis]) -> None:
         self._url = url

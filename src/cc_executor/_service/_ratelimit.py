@@ -33,7 +33,7 @@ from cc_executor._agents._types import (
     ResultEvent,
 )
 from cc_executor._errors import FleetError
-from cc_executor._fleet._limits import PAUSED, RedisLimits
+from cc_executor._fleet._base import PAUSED, Limits
 
 log = logging.getLogger("cc_executor.worker")
 
@@ -134,7 +134,7 @@ class SharedLimits:
     """The worker's use of the fleet's limits; ``cap``: its ``--max-concurrent-per-credential``
     (0: the fleet's setting, if any), ``hold_s``: how long a slot outlives a silent worker."""
 
-    def __init__(self, limits: RedisLimits, *, cap: int, hold_s: float, backoff_s: float) -> None:
+    def __init__(self, limits: Limits, *, cap: int, hold_s: float, backoff_s: float) -> None:
         self._limits = limits
         self.cap = cap
         self.hold_s = hold_s
