@@ -50,7 +50,7 @@ FULL = "full"
 
 @dataclass(frozen=True)
 class Decision:
-    """A start's answer: ``wait_s`` 0 to go; else why (:data:`PAUSED` with the pause's
+    """A start's answer: ``go``, or why not (:data:`PAUSED` with the pause's
     ``reason``, :data:`FULL` with the ``cap``) and for how long at most (``None``: until a
     slot frees)."""
 
