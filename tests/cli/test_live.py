@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 
-from cc_executor._agents._types import InitEvent, ToolResultEvent, ToolUseEvent
+from cc_executor._agents._types import (
+    InitEvent,
+    LimitWaitEvent,
+    ToolResultEvent,
+    ToolUseEvent,
+)
 from cc_executor._cli._live import LiveView
 
 
@@ -21,3 +26,21 @@ def test_the_live_view_shows_hostile_tool_input_inert() -> None:
     assert "no\\u2066such\\u200bfile\\x1b[2J" in shown
     assert "model m\\u202e" in shown
     assert not any(c in shown for c in ["\u202e", "\u2066", "\u200b", "\x1b"])
+
+
+def test_the_live_view_says_when_a_fleet_run_waits_for_a_shared_rate_limit() -> None:
+    out = io.StringIO()
+    view = LiveView(out, tty=False)
+    view.handle(
+        LimitWaitEvent(
+            t=0.0, why="paused", credential="0123abcd", wait_s=4.2, reason="rate limited (429)"
+        )
+    )
+    view.handle(LimitWaitEvent(t=0.0, why="full", credential="0123abcd", cap=2))
+    view.close()
+    shown = out.getvalue()
+    assert (
+        "waiting for the fleet's rate limit: credential 0123abcd paused after rate limited "
+        "(429), 4 s left" in shown
+    )
+    assert "credential 0123abcd its 2 run(s) in flight are at the fleet's cap" in shown

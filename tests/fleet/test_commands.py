@@ -83,3 +83,15 @@ def test_fleet_status_needs_a_url_and_says_when_the_fleet_is_unreachable() -> No
     assert done.returncode == 2
     assert done.stderr.startswith("cc-executor fleet status: the fleet at unix:///nonexistent")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "flags", [["--max-concurrent-per-credential", "-1"], ["--limit-backoff", "0"]]
+)
+def test_a_worker_refuses_bad_shared_limits_in_one_line(flags: list[str]) -> None:
+    done = cc("worker", "--fleet", "unix:///nonexistent/redis.sock", *flags)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "cc-executor worker: --max-concurrent-per-credential must be >= 0, "
+        "--limit-backoff in (0, 60]\n"
+    )

@@ -328,6 +328,21 @@ class PermissionDecisionEvent(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LimitWaitEvent(AgentEvent):
+    """Made by a fleet worker when a run's start waits for a rate limit shared by the fleet:
+    ``why`` is ``paused`` (a 429 or overload was seen for the run's ``credential``, a hash
+    prefix; ``reason`` says which, ``wait_s`` how long is left) or ``full`` (the
+    credential's runs in flight are at ``cap``, fleet-wide)."""
+
+    type: ClassVar[str] = "limit_wait"
+    why: str = ""
+    credential: str = ""
+    wait_s: float | None = None
+    reason: str = ""
+    cap: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetryEvent(AgentEvent):
     """Made by cc-executor before it retries a failed attempt."""
 

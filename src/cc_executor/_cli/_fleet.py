@@ -118,6 +118,22 @@ def add_parser(sub: Any) -> None:
         help="seconds without a heartbeat before this worker counts as lost, for the "
         "broker and for the runs' leases (default 10)",
     )
+    w.add_argument(
+        "--max-concurrent-per-credential",
+        type=int,
+        default=0,
+        metavar="N",
+        help="runs in flight per API key or login across the whole fleet (stored in the "
+        "fleet, so it holds for every worker; default: the fleet's setting, or no cap)",
+    )
+    w.add_argument(
+        "--limit-backoff",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="after a 429 or overload, new starts with that credential pause fleet-wide for "
+        "S seconds, doubled for each further one, at most 60 (default 1)",
+    )
     w.set_defaults(handler=worker_main)
 
     controls = (
@@ -279,6 +295,12 @@ def worker_main(args: argparse.Namespace) -> int:
     if args.heartbeat_timeout <= 0 or args.grace < 0:
         print(f"{me}: --heartbeat-timeout must be > 0, --grace >= 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.max_concurrent_per_credential < 0 or not 0 < args.limit_backoff <= 60:
+        print(
+            f"{me}: --max-concurrent-per-credential must be >= 0, --limit-backoff in (0, 60]",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     logging.basicConfig(level=logging.INFO, format="cc-executor worker: %(message)s")
     from cc_executor._fleet._base import DEFAULT_QUEUE
     from cc_executor._service._worker import FleetWorker, WorkerConfig
@@ -296,6 +318,8 @@ def worker_main(args: argparse.Namespace) -> int:
                 queues=args.queue or [DEFAULT_QUEUE],
                 allow_exec=args.allow_exec,
                 allow_repos=args.allow_repo,
+                max_concurrent_per_credential=args.max_concurrent_per_credential,
+                limit_backoff_s=args.limit_backoff,
             )
         )
     except (CCExecutorError, ValueError) as exc:
@@ -427,10 +451,12 @@ def status_main(args: argparse.Namespace) -> int:
     where = fleet_url(args, me, fleet_only=True)
     assert where is not None
 
-    async def look(fleet: Fleet) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-        return await fleet.workers(), await fleet.counts()
+    async def look(
+        fleet: Fleet,
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], dict[str, Any]]:
+        return await fleet.workers(), await fleet.counts(), await fleet.limits().status()
 
-    workers, queues = on_fleet(me, where, look)
+    workers, queues, limits = on_fleet(me, where, look)
     url = parse_fleet_url(where[0], from_argv=where[1]).url  # shown without credentials
     workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
     if args.json:
@@ -438,7 +464,7 @@ def status_main(args: argparse.Namespace) -> int:
 
         write_json_line(
             sys.stdout.buffer,
-            {"fleet": url, "workers": workers, "queues": queues},
+            {"fleet": url, "workers": workers, "queues": queues, "limits": limits},
             terminal=sys.stdout.isatty(),
         )
         return 0
@@ -460,4 +486,13 @@ def status_main(args: argparse.Namespace) -> int:
         )
     for name, count in queues.items():
         print(f"queue {inert(name)}: {count['queued']} queued, {count['running']} running")
+    cap = limits["max_concurrent_per_credential"]
+    print(
+        f"limits: at most {cap} run(s) in flight per credential"
+        if cap
+        else "limits: no cap on runs in flight per credential"
+    )
+    for c in limits["credentials"]:
+        paused = f"paused {c['paused_s']:.1f} s more ({c['reason']})" if c["paused_s"] else "open"
+        print(inert(f"  credential {c['credential'][:12]}: {paused}, {c['in_flight']} in flight"))
     return 0

@@ -19,6 +19,7 @@ from cc_executor._agents._types import (
     ApiRetryEvent,
     HeartbeatEvent,
     InitEvent,
+    LimitWaitEvent,
     PermissionDecisionEvent,
     ResultEvent,
     RetryEvent,
@@ -142,6 +143,14 @@ class LiveView:
         elif isinstance(event, (ApiRetryEvent, RetryEvent)):
             self._activity = "retrying"
             self._line(f"retrying: {getattr(event, 'error', None) or getattr(event, 'reason', '')}")
+        elif isinstance(event, LimitWaitEvent):
+            self._activity = "waiting for the fleet's rate limit"
+            if event.why == "full":
+                why = f"its {event.cap} run(s) in flight are at the fleet's cap"
+            else:
+                left = f", {event.wait_s:.0f} s left" if event.wait_s is not None else ""
+                why = f"paused after {event.reason}{left}"
+            self._line(f"waiting for the fleet's rate limit: credential {event.credential} {why}")
         elif isinstance(event, ResultEvent):
             self._cost = event.cost_usd
             self._activity = "finished"

@@ -43,6 +43,54 @@ class Lease:
     epoch: int
 
 
+#: Why a start waits: the credential is paused, or its runs in flight are at the cap.
+PAUSED = "paused"
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A start's answer: ``go``, or why not (:data:`PAUSED` with the pause's
+    ``reason``, :data:`FULL` with the ``cap``) and for how long at most (``None``: until a
+    slot frees)."""
+
+    go: bool
+    why: str = ""
+    wait_s: float | None = None
+    reason: str = ""
+    cap: int = 0
+
+
+class Limits(Protocol):
+    """The rate limits a fleet's workers share, per credential (an opaque id, never a key):
+    a pause after a 429 or overload, and the runs in flight under a cap (docs/fleet.md)."""
+
+    async def salt(self) -> bytes:
+        """The fleet's salt of credential hashes (made by the first who asks)."""
+
+    async def set_cap(self, cap: int) -> None:
+        """Set the fleet-wide cap on runs in flight per credential (0: none)."""
+
+    async def admit(self, credential: str, holder: str, cap: int, hold_s: float) -> Decision:
+        """Whether ``holder`` may start a run of ``credential`` now (``cap`` 0: the
+        fleet's); when it may and a cap holds, it holds a slot for ``hold_s``."""
+
+    async def renew(self, credential: str, holder: str, hold_s: float) -> None:
+        """Extend the holder's slot."""
+
+    async def release(self, credential: str, holder: str, *, clear: bool = False) -> None:
+        """Free the holder's slot; ``clear``: reset the credential's back-off."""
+
+    async def pause(
+        self, credential: str, seconds: float | None, reason: str, initial_s: float = 1.0
+    ) -> float:
+        """Pause new starts of ``credential`` for ``seconds`` (None: the back-off from
+        ``initial_s``); the pause in force, in seconds."""
+
+    async def status(self) -> dict[str, Any]:
+        """The limits in force (``fleet status``)."""
+
+
 class Fleet(Protocol):
     """A fleet's broker. Submitting and the worker loop are blocking (the broker's library
     works in threads); the rest is async, for the event loop of a run."""
@@ -157,6 +205,9 @@ class Fleet(Protocol):
     async def counts(self) -> dict[str, dict[str, int]]:
         """Per queue, its runs waiting (``queued``) and those a worker holds the lease of
         (``running``)."""
+
+    def limits(self) -> Limits:
+        """The rate limits shared by the fleet's workers (``_fleet/_limits.py``)."""
 
     async def check(self) -> None:
         """Raise :class:`FleetError` unless the broker answers."""

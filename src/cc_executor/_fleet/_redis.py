@@ -22,6 +22,7 @@ from dramatiq.middleware import Retries
 
 from cc_executor._errors import FleetError
 from cc_executor._fleet._base import DEFAULT_QUEUE, Handler, Lease, check_queue
+from cc_executor._fleet._limits import RedisLimits
 from cc_executor._fleet._url import FleetTarget
 from cc_executor._fleet._wake import CHANNEL, Waker, WakingBroker
 
@@ -502,6 +503,10 @@ class RedisFleet:
                 name = queue.decode() if isinstance(queue, bytes) else DEFAULT_QUEUE
                 found.setdefault(name, {"queued": 0, "running": 0})["running"] += 1
             return found
+
+    def limits(self) -> RedisLimits:
+        # The shared rate limits live in their own module (_limits.py), on this connection.
+        return RedisLimits(self.url, lambda: self._redis)
 
     async def check(self) -> None:
         with _said(self.url):

@@ -24,7 +24,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._service._policy import RunPolicy
+from cc_executor._service._ratelimit import SharedLimits
 from cc_executor._status import Status
 from cc_executor._store import open_store
 from cc_executor._version import __version__
@@ -80,6 +81,10 @@ class WorkerConfig:
     #: Patterns of the git URLs a run may name as its ``repo`` (``--allow-repo``).
     allow_repos: Sequence[str] = ()
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: Runs in flight per credential across the fleet (0: the fleet's setting, if any);
+    #: the first back-off after a 429 or overload (_ratelimit.py).
+    max_concurrent_per_credential: int = 0
+    limit_backoff_s: float = 1.0
 
 
 @dataclass
@@ -120,6 +125,12 @@ class FleetWorker:
             allow_repos=config.allow_repos,
         )
         self.fleet: Fleet = open_fleet(config.fleet)
+        self.limits = SharedLimits(
+            self.fleet.limits(),
+            cap=config.max_concurrent_per_credential,
+            hold_s=config.heartbeat_timeout_s,
+            backoff_s=config.limit_backoff_s,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._active: dict[str, _Active] = {}
         self._draining = threading.Event()
@@ -196,6 +207,7 @@ class FleetWorker:
     async def _serve(self) -> int:
         self._loop = asyncio.get_running_loop()
         await self.fleet.check()
+        await self.limits.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
         consumer = await asyncio.to_thread(
@@ -331,10 +343,12 @@ class FleetWorker:
                 def start(on_event: Callable[[Any], None]) -> _Handle:
                     return _ExecHandle(local_id, argv, exec_options, on_event)
 
+                limited: dict[str, Any] | None = None  # a command uses no API credential
             else:
                 prompt, options = self.check(message)
                 if isinstance(recover, dict):
                     prompt, options, said = await self._recovered(run_id, prompt, options, recover)
+                limited = options
 
                 def start(on_event: Callable[[Any], None]) -> _Handle:
                     return start_run(prompt, on_event=on_event, run_id=local_id, **options)
@@ -346,7 +360,45 @@ class FleetWorker:
             await self._retrying(run_id, lambda: self.fleet.append(run_id, [entry]))
             await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
             return
-        await self._run(run_id, start, lease, message, said)
+        # The fleet's shared rate limits: wait before the start, watch the events, free after.
+        admitted = await self.limits.admit(
+            run_id, limited, note=self._noter(run_id), still_wanted=self._waiting(lease)
+        )
+        if admitted is None:
+            await self._requeue_waiting(lease, message)
+            return
+        try:
+            await self._run(run_id, lambda on: start(admitted.watch(on)), lease, message, said)
+        finally:
+            await admitted.release()
+
+    def _noter(self, run_id: str) -> Callable[[Any], Awaitable[None]]:
+        async def note(event: Any) -> None:
+            await self.fleet.append(run_id, [{"kind": "event", "event": event.to_dict()}])
+
+        return note
+
+    def _waiting(self, lease: Lease) -> Callable[[], Awaitable[str]]:
+        """While a run waits for a shared limit: ``"wait"``, ``"go"`` (cancelled: it is
+        started and stopped at once, its submitter gets the result) or ``"drop"`` (lease
+        lost, or this worker stops: back on the queue)."""
+
+        async def still() -> str:
+            ttl = self.config.heartbeat_timeout_s
+            if self._draining.is_set() or not await self.fleet.renew(lease, ttl):
+                return "drop"
+            return "go" if await self.fleet.cancel_requested(lease.run_id) else "wait"
+
+        return still
+
+    async def _requeue_waiting(self, lease: Lease, message: dict[str, Any]) -> None:
+        if self._draining.is_set():
+            # Handed back as a new attempt (it never started): the lost-run reaper then has
+            # nothing to recover, and this delivery, now stale, is dropped if it comes back.
+            attempt = await self._retrying(lease.run_id, lambda: self.fleet.handoff(lease))
+            if attempt:
+                again = {**message, "attempt": attempt}
+                await asyncio.to_thread(self.fleet.submit, again)
 
     async def _run(
         self,
