@@ -29,7 +29,12 @@ async def test_an_oversized_or_malformed_line_is_dropped_quietly(
     # Fourth pass P6: a line past the reader's limit escaped the handler as a ValueError,
     # and asyncio printed its traceback on the run's stderr.
     cancelled: list[bool] = []
-    channel = await open_control(str(tmp_path), {"cancel": lambda: cancelled.append(True) or True})
+
+    def cancel() -> bool:
+        cancelled.append(True)
+        return True
+
+    channel = await open_control(str(tmp_path), {"cancel": cancel})
     assert channel is not None
     try:
         with caplog.at_level(logging.ERROR, logger="asyncio"):
