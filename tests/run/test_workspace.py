@@ -382,3 +382,43 @@ def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
     assert "1 workspace(s)" in done.stdout
     assert not Path(ws.path).exists()
     assert [w["run_id"] for w in workspace_list(repo)] == ["new1"]
+
+
+def test_the_end_of_run_commit_runs_nothing_the_agent_configured(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P11: the commit at the run's end used the overrides read at its start,
+    # and git found its folder through the work tree's .git: an agent that could only
+    # write files in its folder pointed .git at a git folder of its own, whose clean
+    # filter cc-executor then ran (outside the run's tree, its limits and its policy).
+    ran = tmp_path / "ran"
+    program = tmp_path / "filter.sh"
+    program.write_text(f"#!/bin/sh\necho >> {ran}\ncat\n")
+    program.chmod(0o755)
+    with_filter = f'[filter "x"]\n\tclean = {program}\n'
+    repo = make_repo(tmp_path / "repo")
+    (runs_home / "r1").mkdir()
+    ws = create_workspace("worktree", str(repo), "r1", str(runs_home / "r1"))
+    top = Path(ws.path)
+    planted = top / "planted"  # a git folder, as files the agent writes
+    git(tmp_path, "init", "-q", "--bare", str(planted))
+    with open(planted / "config", "a") as f:
+        f.write(f"[core]\n\tbare = false\n{with_filter}")
+    (top / ".git").write_text(f"gitdir: {planted}\n")
+    (top / ".gitattributes").write_text("* filter=x\n")
+    (top / "new.txt").write_text("new\n")
+    receipt = finish_workspace(ws, "ok")
+    assert not ran.exists()
+    assert "new.txt" in git(repo, "ls-tree", "-r", "--name-only", receipt["commit"])
+    # A copy's own git folder is the agent's to write: its configuration is read again.
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    (runs_home / "r2").mkdir()
+    ws = create_workspace("copy", str(folder), "r2", str(runs_home / "r2"))
+    with open(Path(ws.path) / ".git" / "config", "a") as f:
+        f.write(with_filter)
+    (Path(ws.path) / ".gitattributes").write_text("* filter=x\n")
+    (Path(ws.path) / "b.txt").write_text("b\n")
+    finish_workspace(ws, "ok")
+    assert not ran.exists()

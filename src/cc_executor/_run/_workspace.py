@@ -69,7 +69,9 @@ _KINDS = {
 class _Git:
     """git in one repository, without obeying what its configuration would make git run."""
 
-    def __init__(self, cwd: str, executable: str | None = None) -> None:
+    def __init__(
+        self, cwd: str, executable: str | None = None, *, git_dir: str | None = None
+    ) -> None:
         found = executable or shutil.which("git")
         if found is None:
             raise WorkspaceError("git is not installed (needed for a workspace)")
@@ -77,6 +79,12 @@ class _Git:
         self.cwd = cwd
         base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         base["GIT_TERMINAL_PROMPT"] = "0"
+        if git_dir is not None:
+            # The repository and work tree named, not found: the agent could rewrite the
+            # work tree's .git (a file naming a git folder of its own, with a filter) and
+            # the configuration (core.worktree), but not these.
+            base["GIT_DIR"] = git_dir
+            base["GIT_WORK_TREE"] = cwd
         self.env = {**base, **git_env(git_overrides(cwd, env=base, git=found), base)}
         self._identity: dict[str, str] | None = None
 
@@ -151,6 +159,8 @@ class Workspace:
     left_behind: list[str] = field(default_factory=list)
     carried: list[str] = field(default_factory=list)
     git: _Git | None = field(default=None, repr=False)
+    #: The workspace's git folder, read before the agent started (see finish_workspace).
+    git_dir: str | None = None
     receipt: dict[str, Any] | None = None
     #: The status of the user's tree, read beside the run's start (see create_workspace).
     pending: concurrent.futures.Future[list[tuple[str, str]]] | None = field(
@@ -317,9 +327,9 @@ def create_workspace(
         if dirty:
             start = _carry(git, top, start, dirty, run_dir)
             carried = [p for _, p in dirty]
-        git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
-    else:
-        git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+    git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+    git_dir = git.out("rev-parse", "--absolute-git-dir", cwd=path)
+    if not carry:
         # The status of the user's tree (only for the list of what is left out: nothing
         # depends on it) is read beside the agent's start, as the runner's own snapshot
         # is; on a large repository it takes a while. finish_workspace collects it.
@@ -338,6 +348,7 @@ def create_workspace(
         carried=carried,
         git=git,
         pending=pending,
+        git_dir=git_dir,
     )
 
 
@@ -388,6 +399,7 @@ def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
         start=start,
         run_dir=run_dir,
         git=git,
+        git_dir=os.path.join(path, ".git"),
     )
 
 
@@ -421,7 +433,9 @@ def _changes(git: _Git, cwd: str, base: str, commit: str) -> list[dict[str, str]
 def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     """Commit whatever the run left in the workspace on its branch, write the patch and
     ``workspace.json`` in the run folder, and return the change receipt."""
-    git = ws.git or _Git(ws.path)
+    # A new _Git, not the one made at the start: the configuration is read again (the agent
+    # may have added a filter to it) with the git folder pinned (see _Git).
+    git = _Git(ws.path, git_dir=ws.git_dir)
     path = ws.path
     ref = f"refs/heads/{ws.branch}"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
