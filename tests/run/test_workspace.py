@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -422,3 +423,18 @@ def test_the_end_of_run_commit_runs_nothing_the_agent_configured(
     (Path(ws.path) / "b.txt").write_text("b\n")
     finish_workspace(ws, "ok")
     assert not ran.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_copy_refuses_a_device_rather_than_read_it_without_end(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P12: a device node (a root file system's dev/zero) passed the size guard
+    # (0 bytes) and was copied until the disk was full.
+    folder = tmp_path / "rootfs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    os.mknod(folder / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    (runs_home / "r1").mkdir()
+    with pytest.raises(WorkspaceError, match="zero is not a regular file"):
+        create_workspace("copy", str(folder), "r1", str(runs_home / "r1"))

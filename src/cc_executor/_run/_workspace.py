@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -365,6 +367,14 @@ def _tree_size(folder: str, limit: int) -> int:
     return total
 
 
+def _copy_regular(src: str, dst: str) -> object:
+    """Copy a regular file; refuse anything else (a device such as a root file system's
+    ``dev/zero`` would be read without end, past the size guard, which saw 0 bytes)."""
+    if not stat.S_ISREG(os.lstat(src).st_mode):
+        raise OSError(errno.EINVAL, f"{src} is not a regular file (a device, FIFO or socket)")
+    return shutil.copy2(src, dst)
+
+
 def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
     folder = os.path.abspath(cwd)
     size = _tree_size(folder, COPY_MAX_BYTES)
@@ -376,7 +386,7 @@ def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
         )
     path = os.path.join(run_dir, "workspace", os.path.basename(folder) or "folder")
     try:
-        shutil.copytree(folder, path, symlinks=True)
+        shutil.copytree(folder, path, symlinks=True, copy_function=_copy_regular)
     except (OSError, shutil.Error) as exc:
         raise WorkspaceError(f"workspace copy: could not copy {folder}: {exc}") from None
     git = _Git(path)
