@@ -205,3 +205,17 @@ def test_path_rules_follow_symlinks(tmp_path: Path) -> None:
     deny = parse_policy({"rules": [{"deny": "Read(secrets/**)"}], "default": "allow"})
     assert deny.decide("Read", {"file_path": "docs/key"}, str(repo))[0] == "deny"
     assert deny.decide("Read", {"file_path": "src/a.py"}, str(repo))[0] == "allow"
+
+
+def test_deny_rules_cover_inputs_they_cannot_read_and_searches_above_them() -> None:
+    # Fourth pass P14: a command or path that was not text (or missing) slipped past every
+    # deny rule with an argument, and a Grep of the cwd (no path) past deny Grep(secrets/**).
+    rules = [{"deny": "Bash(rm:*)"}, {"deny": "Grep(secrets/**)"}, {"allow": "*"}]
+    assert decide(rules, "Bash", command=["rm", "-rf", "/"]) == "deny"  # type: ignore[arg-type]
+    assert decide(rules, "Grep", pattern="key") == "deny"  # the cwd, secrets/ under it
+    assert decide(rules, "Grep", pattern="key", path="/repo") == "deny"
+    assert decide(rules, "Grep", pattern="key", path="/repo/secrets/a") == "deny"
+    assert decide(rules, "Grep", pattern="key", path="/repo/src") == "allow"
+    assert decide(rules, "Bash", command="ls") == "allow"
+    # An allow rule still needs what it names.
+    assert decide([{"allow": "Bash(ls:*)"}], "Bash", command=["ls"]) == "ask"  # type: ignore[arg-type]

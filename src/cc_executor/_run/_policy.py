@@ -57,6 +57,8 @@ _PATH_KEYS = {
 #: Tools Claude Code 2.1.330 runs without asking (inside its folder): a deny rule for them
 #: must reach the CLI as ``--disallowedTools`` (docs/permissions.md).
 _SELF_ALLOWED = frozenset({"Read", "Grep", "Glob", "LS", "NotebookRead"})
+#: The file tools that read a whole folder's tree (their path: where the search starts).
+_SEARCHES = frozenset({"Grep", "Glob"})
 #: Claude Code's ``Edit(...)`` rules cover every tool that edits files.
 _EDIT_FAMILY = {"Edit": ("Edit", "MultiEdit", "Write", "NotebookEdit")}
 _RULE = re.compile(r"^(?P<tool>[A-Za-z0-9_*.-]+)(?:\((?P<arg>.*)\))?$", re.DOTALL)
@@ -228,25 +230,57 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def matches(rule: Rule, tool_name: str, tool_input: Mapping[str, Any], cwd: str) -> bool:
-    """Whether ``rule`` covers this call (see the module docstring for the syntax)."""
+    """Whether ``rule`` covers this call (see the module docstring for the syntax). A
+    ``deny`` or ``ask`` rule also covers a call whose input it cannot read (the command or
+    path missing, or not text): such a call is refused or asked, never let through."""
     if not _tool_matches(rule.tool, tool_name):
         return False
     if rule.argument is None:
         return True
+    strict = rule.action != "allow"
     if tool_name == "Bash":
         command = tool_input.get("command")
-        return isinstance(command, str) and _bash_matches(rule, command)
+        if not isinstance(command, str):
+            return strict
+        return _bash_matches(rule, command)
     if tool_name in _PATH_KEYS:
         path = tool_input.get(_PATH_KEYS[tool_name])
-        return isinstance(path, str) and _path_matches(rule, path, cwd)
+        if tool_name in _SEARCHES and strict:
+            # A search reads everything under its path (the cwd when none is given): it
+            # reaches a denied folder from any folder above it.
+            where = path if isinstance(path, str) and path else "."
+            return _path_matches(rule, where, cwd) or _search_reaches(rule.argument, where, cwd)
+        if not isinstance(path, str):
+            return strict
+        return _path_matches(rule, path, cwd)
     if tool_name == "WebFetch" and rule.argument.startswith("domain:"):
         url = tool_input.get("url")
         host = _url_host(url) if isinstance(url, str) else None
         domain = rule.argument[len("domain:") :].lower().rstrip(".")
-        return host is not None and (host == domain or host.endswith("." + domain))
+        if host is None:
+            return strict
+        return host == domain or host.endswith("." + domain)
     # Any other tool: the pattern is a glob on its input written as compact text.
     return any(
         isinstance(v, str) and fnmatch.fnmatchcase(v, rule.argument) for v in tool_input.values()
+    )
+
+
+def _search_reaches(argument: str, path: str, cwd: str) -> bool:
+    """Whether a recursive search of ``path`` reaches files under the glob ``argument``:
+    the folder before the glob's first wildcard is ``path`` or below it."""
+    if argument.startswith("//"):
+        pattern = argument[1:]
+    elif argument.startswith("~/"):
+        pattern = os.path.join(os.path.expanduser("~"), argument[2:])
+    else:
+        pattern = os.path.join(cwd, argument.lstrip("/"))
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    fixed = os.path.normpath(os.path.dirname(literal) if literal != pattern else literal)
+    searched = os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+    return any(
+        fixed == root or fixed.startswith(root.rstrip("/") + "/")
+        for root in (searched, os.path.realpath(searched))
     )
 
 
