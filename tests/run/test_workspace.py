@@ -438,3 +438,19 @@ def test_a_copy_refuses_a_device_rather_than_read_it_without_end(
     (runs_home / "r1").mkdir()
     with pytest.raises(WorkspaceError, match="zero is not a regular file"):
         create_workspace("copy", str(folder), "r1", str(runs_home / "r1"))
+
+
+def test_an_empty_repository_the_agent_made_is_left_out_not_the_commit(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P15: `git init` (or `cargo new`) in the workspace made `git add -A` fail,
+    # and with it the run's commit and receipt.
+    repo = make_repo(tmp_path / "repo")
+    (runs_home / "r1").mkdir()
+    ws = create_workspace("worktree", str(repo), "r1", str(runs_home / "r1"))
+    git(Path(ws.path), "init", "-q", "new crate")
+    (Path(ws.path) / "new crate" / "lib.rs").write_text("fn main() {}\n")
+    (Path(ws.path) / "work.txt").write_text("the agent's work\n")
+    receipt = finish_workspace(ws, "ok")
+    assert receipt["changes"] == [{"path": "work.txt", "kind": "added"}]
+    assert receipt["skipped"] == ["new crate"]

@@ -32,6 +32,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -451,7 +452,7 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         # The branch's tip (the agent may have committed on it itself), read meanwhile.
         tips = pool.submit(git.out, "rev-parse", ref, f"{ref}^{{tree}}", cwd=path)
-        git.run("add", "-A", cwd=path)
+        skipped = _add_all(git, path)
         tree = git.out("write-tree", cwd=path)
         tip, tip_tree = tips.result().splitlines()
     if tree != tip_tree:
@@ -485,12 +486,31 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     }
     if ws.carried:
         receipt["carried"] = list(ws.carried)
+    if skipped:
+        receipt["skipped"] = skipped
     ws.settle()
     if ws.left_behind:
         receipt["left_behind"] = list(ws.left_behind)
     ws.receipt = receipt
     _write_json(os.path.join(ws.run_dir, RECEIPT_NAME), {"run_id": ws.run_id, **receipt})
     return receipt
+
+
+def _add_all(git: _Git, path: str) -> list[str]:
+    """``git add -A`` in the workspace; the git repositories without a commit that the
+    agent made in it (``git init``, ``cargo new``), which git refuses to add, are left out
+    rather than losing the whole commit. Returns those left out."""
+    done = git.run("add", "-A", cwd=path, check=False)
+    if done.returncode == 0:
+        return []
+    said = done.stderr.decode("utf-8", "replace")
+    empty = re.findall(r"^error: '(.+)/' does not have a commit checked out$", said, re.M)
+    if not empty:
+        lines = said.strip().splitlines()
+        raise WorkspaceError(f"git add failed: {lines[-1] if lines else done.returncode}")
+    excluded = [f":(exclude,literal){p}" for p in empty]
+    git.run("add", "-A", "--", ".", *excluded, cwd=path)
+    return empty
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:
