@@ -11,7 +11,7 @@ import pytest
 from cc_executor._fleet._wake import CHANNEL, Waker
 from tests._wait import wait_for
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def test_hostile_messages_neither_grow_the_worker_nor_stop_its_wake_ups(
