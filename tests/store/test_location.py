@@ -47,3 +47,13 @@ def test_the_command_line_refuses_a_query_password_in_one_line(tmp_path: Path) -
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "s3cret" not in done.stderr
+
+
+def test_the_tls_key_passphrase_is_kept_as_a_password_is() -> None:
+    # Fourth pass P19: ?sslpassword= passed the command line's check and was shown.
+    url = "postgresql://u@db.example/h?sslpassword=k3y&sslmode=require"
+    with pytest.raises(HistoryError, match="CC_EXECUTOR_HISTORY_PASSWORD"):
+        parse_postgres_url(url, from_argv=True)
+    target = parse_postgres_url(url)
+    assert target.ssl_password == "k3y"
+    assert target.url == "postgresql://u@db.example/h?sslmode=require"

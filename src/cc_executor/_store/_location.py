@@ -35,6 +35,8 @@ class PostgresTarget:
 
     url: str
     password: str | None = field(default=None, repr=False)
+    #: The passphrase of the client's TLS key (``?sslpassword=``), kept out of ``url`` too.
+    ssl_password: str | None = field(default=None, repr=False)
 
 
 def is_postgres(location: str | os.PathLike[str]) -> bool:
@@ -81,7 +83,8 @@ def parse_postgres_url(url: str, *, from_argv: bool = False) -> PostgresTarget:
     # libpq takes a password as a query parameter too (?password=...): the same secret.
     query = parse_qsl(parts.query, keep_blank_values=True)
     in_query = [value for key, value in query if key == "password"]
-    if (parts.password is not None or in_query) and from_argv:
+    ssl = [value for key, value in query if key == "sslpassword"]
+    if (parts.password is not None or in_query or ssl) and from_argv:
         raise HistoryError(
             "the history URL holds a password, which every user of this machine can read on "
             f"a command line: put it in {PASSWORD_ENV}, in a file named by "
@@ -98,9 +101,15 @@ def parse_postgres_url(url: str, *, from_argv: bool = False) -> PostgresTarget:
         netloc = f"{parts.username}@{netloc}"
     # The rest of the query as written (re-encoding it would change the URL shown).
     kept = "&".join(
-        item for item in parts.query.split("&") if unquote(item.split("=", 1)[0]) != "password"
+        item
+        for item in parts.query.split("&")
+        if unquote(item.split("=", 1)[0]) not in ("password", "sslpassword")
     )
-    return PostgresTarget(url=parts._replace(netloc=netloc, query=kept).geturl(), password=password)
+    return PostgresTarget(
+        url=parts._replace(netloc=netloc, query=kept).geturl(),
+        password=password,
+        ssl_password=ssl[-1] if ssl else None,
+    )
 
 
 def _env_password() -> str | None:

@@ -148,6 +148,8 @@ class PostgresStore(SQLHistory):
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if target.password is not None:
             kwargs["password"] = target.password
+        if target.ssl_password is not None:
+            kwargs["sslpassword"] = target.ssl_password
         # A first connection of our own: a server that is down or refuses us fails here at
         # once with its reason (a pool would retry in the background and time out mute).
         try:
