@@ -132,3 +132,90 @@ def test_the_command_line_refuses_a_bad_policy_in_one_line(tmp_path: Path) -> No
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"cc-executor run: error: --permission-policy: {bad}: rule 1: ")
+
+
+# Fourth security pass (docs/security.md): spellings that skipped a rule.
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "rm\t-rf x",  # a tab between the words
+        '"rm" -rf x',  # quotes the shell removes
+        "r\\m -rf x",  # a backslash the shell removes
+        "/bin/rm -rf x",  # a path to the program
+        "(rm -rf x)",  # a subshell
+        "{ rm -rf x; }",
+        "if true; then rm -rf x; fi",  # after a keyword
+        "sudo -u root rm -rf x",  # after a wrapper and its options
+        "env A=1 rm -rf x",
+        "A=1 rm -rf x",
+        "timeout 5 rm -rf x",
+        "bash -c 'rm -rf x'",
+        "eval rm -rf x",
+    ],
+)
+def test_a_deny_rule_sees_through_shell_spellings(command: str) -> None:
+    rules = [{"deny": "Bash(rm:*)"}, {"allow": "Bash"}]
+    assert decide(rules, "Bash", command=command) == "deny"
+    assert decide(rules, "Bash", command="echo firm -rf") == "allow"
+
+
+def test_an_ask_rule_is_not_skipped_by_chaining() -> None:
+    # Before: an ask rule never matched a chained command, so the allow after it took it.
+    rules = [{"ask": "Bash(rm:*)"}, {"allow": "Bash"}]
+    assert decide(rules, "Bash", command="ls; rm -rf /") == "ask"
+    assert decide(rules, "Bash", command="ls -la") == "allow"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/x", "allow"),
+        ("https://docs.example.com/x", "allow"),
+        ("https://EXAMPLE.com./x", "allow"),
+        ("http://evil.com\\@example.com/", "ask"),  # WHATWG: host evil.com
+        ("http://example.com:80@evil.com/", "ask"),
+        ("http://evil.com\t.example.org/", "ask"),
+    ],
+)
+def test_a_domain_rule_reads_the_host_the_cli_reads(url: str, expected: str) -> None:
+    assert decide([{"allow": "WebFetch(domain:example.com)"}], "WebFetch", url=url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["http://evil.com./", "http://ev%69l.com/", "http://\uff45\uff56\uff49\uff4c.com/"]
+)
+def test_a_denied_domain_is_denied_however_spelled(url: str) -> None:
+    rules = [{"deny": "WebFetch(domain:evil.com)"}, {"allow": "WebFetch"}]
+    assert decide(rules, "WebFetch", url=url) == "deny"
+
+
+def test_path_rules_follow_symlinks(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "secrets").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (repo / "src" / "out").symlink_to(outside)  # src/out -> outside the repo
+    (repo / "docs").symlink_to(repo / "secrets")  # docs -> secrets
+    allow = parse_policy({"rules": [{"allow": "Edit(src/**)"}], "default": "ask"})
+    assert allow.decide("Write", {"file_path": "src/a.py"}, str(repo))[0] == "allow"
+    assert allow.decide("Write", {"file_path": "src/out/a.py"}, str(repo))[0] == "ask"
+    deny = parse_policy({"rules": [{"deny": "Read(secrets/**)"}], "default": "allow"})
+    assert deny.decide("Read", {"file_path": "docs/key"}, str(repo))[0] == "deny"
+    assert deny.decide("Read", {"file_path": "src/a.py"}, str(repo))[0] == "allow"
+
+
+def test_deny_rules_cover_inputs_they_cannot_read_and_searches_above_them() -> None:
+    # Fourth pass P14: a command or path that was not text (or missing) slipped past every
+    # deny rule with an argument, and a Grep of the cwd (no path) past deny Grep(secrets/**).
+    rules = [{"deny": "Bash(rm:*)"}, {"deny": "Grep(secrets/**)"}, {"allow": "*"}]
+    assert decide(rules, "Bash", command=["rm", "-rf", "/"]) == "deny"  # type: ignore[arg-type]
+    assert decide(rules, "Grep", pattern="key") == "deny"  # the cwd, secrets/ under it
+    assert decide(rules, "Grep", pattern="key", path="/repo") == "deny"
+    assert decide(rules, "Grep", pattern="key", path="/repo/secrets/a") == "deny"
+    assert decide(rules, "Grep", pattern="key", path="/repo/src") == "allow"
+    assert decide(rules, "Bash", command="ls") == "allow"
+    # An allow rule still needs what it names.
+    assert decide([{"allow": "Bash(ls:*)"}], "Bash", command=["ls"]) == "ask"  # type: ignore[arg-type]

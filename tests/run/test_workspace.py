@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -382,3 +383,74 @@ def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
     assert "1 workspace(s)" in done.stdout
     assert not Path(ws.path).exists()
     assert [w["run_id"] for w in workspace_list(repo)] == ["new1"]
+
+
+def test_the_end_of_run_commit_runs_nothing_the_agent_configured(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P11: the commit at the run's end used the overrides read at its start,
+    # and git found its folder through the work tree's .git: an agent that could only
+    # write files in its folder pointed .git at a git folder of its own, whose clean
+    # filter cc-executor then ran (outside the run's tree, its limits and its policy).
+    ran = tmp_path / "ran"
+    program = tmp_path / "filter.sh"
+    program.write_text(f"#!/bin/sh\necho >> {ran}\ncat\n")
+    program.chmod(0o755)
+    with_filter = f'[filter "x"]\n\tclean = {program}\n'
+    repo = make_repo(tmp_path / "repo")
+    (runs_home / "r1").mkdir()
+    ws = create_workspace("worktree", str(repo), "r1", str(runs_home / "r1"))
+    top = Path(ws.path)
+    planted = top / "planted"  # a git folder, as files the agent writes
+    git(tmp_path, "init", "-q", "--bare", str(planted))
+    with open(planted / "config", "a") as f:
+        f.write(f"[core]\n\tbare = false\n{with_filter}")
+    (top / ".git").write_text(f"gitdir: {planted}\n")
+    (top / ".gitattributes").write_text("* filter=x\n")
+    (top / "new.txt").write_text("new\n")
+    receipt = finish_workspace(ws, "ok")
+    assert not ran.exists()
+    assert "new.txt" in git(repo, "ls-tree", "-r", "--name-only", receipt["commit"])
+    # A copy's own git folder is the agent's to write: its configuration is read again.
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    (runs_home / "r2").mkdir()
+    ws = create_workspace("copy", str(folder), "r2", str(runs_home / "r2"))
+    with open(Path(ws.path) / ".git" / "config", "a") as f:
+        f.write(with_filter)
+    (Path(ws.path) / ".gitattributes").write_text("* filter=x\n")
+    (Path(ws.path) / "b.txt").write_text("b\n")
+    finish_workspace(ws, "ok")
+    assert not ran.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_copy_refuses_a_device_rather_than_read_it_without_end(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P12: a device node (a root file system's dev/zero) passed the size guard
+    # (0 bytes) and was copied until the disk was full.
+    folder = tmp_path / "rootfs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    os.mknod(folder / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    (runs_home / "r1").mkdir()
+    with pytest.raises(WorkspaceError, match="zero is not a regular file"):
+        create_workspace("copy", str(folder), "r1", str(runs_home / "r1"))
+
+
+def test_an_empty_repository_the_agent_made_is_left_out_not_the_commit(
+    tmp_path: Path, runs_home: Path
+) -> None:
+    # Fourth pass P15: `git init` (or `cargo new`) in the workspace made `git add -A` fail,
+    # and with it the run's commit and receipt.
+    repo = make_repo(tmp_path / "repo")
+    (runs_home / "r1").mkdir()
+    ws = create_workspace("worktree", str(repo), "r1", str(runs_home / "r1"))
+    git(Path(ws.path), "init", "-q", "new crate")
+    (Path(ws.path) / "new crate" / "lib.rs").write_text("fn main() {}\n")
+    (Path(ws.path) / "work.txt").write_text("the agent's work\n")
+    receipt = finish_workspace(ws, "ok")
+    assert receipt["changes"] == [{"path": "work.txt", "kind": "added"}]
+    assert receipt["skipped"] == ["new crate"]

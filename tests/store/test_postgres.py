@@ -237,3 +237,34 @@ def test_a_long_lived_store_survives_its_connections_being_cut(
         ]
     finally:
         store.close()
+
+
+def test_import_history_copies_no_file_a_hostile_history_names(
+    pg_url: str, cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fourth pass P9: a SQLite file handed to import-history named ~/.ssh/id_rsa as a run's
+    # artifact, and its bytes went into the shared database.
+    import psycopg
+
+    monkeypatch.delenv("CC_EXECUTOR_HISTORY")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY\n")
+    folder = tmp_path / "given"
+    (folder / "runs" / "r1").mkdir(parents=True)
+    (folder / "runs" / "r1" / "stdout").write_text("out\n")
+    source = open_store(folder / "history.sqlite3")
+    record = RunRecord(id="r1", kind="exec", argv=["true"], started_at=time.time())
+    source.start(record)
+    record.status = "ok"
+    record.ended_at = time.time()
+    record.artifacts = [
+        Artifact(name="stdout", path=str(folder / "runs" / "r1" / "stdout"), size=4, sha256=""),
+        Artifact(name="stderr", path=str(secret), size=12, sha256=""),
+    ]
+    source.finish(record)
+    source.close()
+    done = cc("--history", pg_url, "import-history", str(folder / "history.sqlite3"))
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT name, content FROM run_files").fetchall()
+    assert rows == [("stdout", b"out\n")]

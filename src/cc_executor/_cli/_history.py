@@ -513,6 +513,7 @@ def _prune_workspaces(folders: list[str], *, dry_run: bool) -> int:
 
 def import_history(args: argparse.Namespace) -> int:
     """Handler of ``import-history``."""
+    from cc_executor._paths import runs_dir
     from cc_executor._store import HistoryError, Query, history_location, open_store
     from cc_executor._store._location import is_postgres, sqlite_path
     from cc_executor._store._postgres import PostgresStore
@@ -545,8 +546,11 @@ def import_history(args: argparse.Namespace) -> int:
             if not isinstance(store, PostgresStore):  # is_postgres(target) said it is
                 raise HistoryError(f"{target} is not a PostgreSQL history")
             added = kept = 0
+            # Files are copied from the runs folders only (this home's, and the one beside
+            # the file): the file is data, and its artifacts could name any file here.
+            roots = [str(runs_dir()), str(path.parent / "runs")]
             for record in reversed(source.query(Query())):  # oldest first
-                if store.import_record(record):
+                if store.import_record(record, files_under=roots):
                     added += 1
                 else:
                     kept += 1

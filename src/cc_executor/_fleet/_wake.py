@@ -43,12 +43,14 @@ class Waker:
             return self._events.setdefault(queue, threading.Event())
 
     def poke(self, queue: str | None = None) -> None:
-        """Wake the consumers of ``queue`` (None: of every queue)."""
+        """Wake the consumers of ``queue`` (None: of every queue). A name no consumer here
+        waits on is ignored: the channel is anyone's, and each name kept would be memory."""
         with self._lock:
             if queue is None:
                 events = list(self._events.values())
             else:
-                events = [self._events.setdefault(queue, threading.Event())]
+                found = self._events.get(queue)
+                events = [found] if found is not None else []
         for event in events:
             event.set()
 
@@ -70,7 +72,9 @@ class Waker:
                     message = self._pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         data = message["data"]
-                        self.poke(data.decode() if isinstance(data, bytes) else str(data))
+                        # Not UTF-8 is no reason to drop the subscription (and a second).
+                        name = data.decode(errors="replace") if isinstance(data, bytes) else data
+                        self.poke(str(name))
             except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
                 if self._stop.is_set():
                     return

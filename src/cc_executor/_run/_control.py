@@ -96,8 +96,10 @@ async def open_control(
                     answer = {"ok": bool(action())}
             writer.write(orjson.dumps(answer) + b"\n")
             await writer.drain()
-        except (OSError, asyncio.TimeoutError, orjson.JSONDecodeError, AttributeError):
-            pass  # a caller that hung up or sent nonsense gets nothing; the run goes on
+        except (OSError, asyncio.TimeoutError, ValueError, AttributeError):
+            # A caller that hung up or sent nonsense (not JSON, a line past the reader's
+            # limit: a ValueError too) gets nothing, and nothing reaches the run's stderr.
+            pass
         finally:
             writer.close()
 

@@ -32,10 +32,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shlex
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 #: What a rule may do with a call.
 ACTIONS = ("allow", "deny", "ask")
@@ -55,11 +57,46 @@ _PATH_KEYS = {
 #: Tools Claude Code 2.1.330 runs without asking (inside its folder): a deny rule for them
 #: must reach the CLI as ``--disallowedTools`` (docs/permissions.md).
 _SELF_ALLOWED = frozenset({"Read", "Grep", "Glob", "LS", "NotebookRead"})
+#: The file tools that read a whole folder's tree (their path: where the search starts).
+_SEARCHES = frozenset({"Grep", "Glob"})
 #: Claude Code's ``Edit(...)`` rules cover every tool that edits files.
 _EDIT_FAMILY = {"Edit": ("Edit", "MultiEdit", "Write", "NotebookEdit")}
 _RULE = re.compile(r"^(?P<tool>[A-Za-z0-9_*.-]+)(?:\((?P<arg>.*)\))?$", re.DOTALL)
 #: What makes a shell command more than one simple command.
 _SHELL_JOINS = re.compile(r"(?:;|&&|\|\||\||&|\n|>|<|`|\$\()")
+#: Where a deny or ask rule splits a command into the parts it checks one by one.
+_SHELL_PARTS = re.compile(r";|&&|\|\||\||&|\n|`|\$\(|<\(|>\(|\(|\)|\{|\}|<|>")
+#: Words that run the command after them (shell keywords, wrappers): a deny rule looks past
+#: them, so ``then rm x``, ``sudo rm x`` or ``env A=1 rm x`` is still ``rm``.
+_RUNS_NEXT = frozenset(
+    [
+        "if",
+        "then",
+        "else",
+        "elif",
+        "do",
+        "while",
+        "until",
+        "!",
+        "time",
+        "exec",
+        "command",
+        "builtin",
+        "nohup",
+        "env",
+        "sudo",
+        "nice",
+        "ionice",
+        "stdbuf",
+        "timeout",
+        "xargs",
+        "setsid",
+        "chroot",
+        "doas",
+    ]
+)
+#: Shells whose ``-c`` argument, and ``eval``'s words, are commands checked as well.
+_SHELLS = frozenset(["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,25 +230,57 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def matches(rule: Rule, tool_name: str, tool_input: Mapping[str, Any], cwd: str) -> bool:
-    """Whether ``rule`` covers this call (see the module docstring for the syntax)."""
+    """Whether ``rule`` covers this call (see the module docstring for the syntax). A
+    ``deny`` or ``ask`` rule also covers a call whose input it cannot read (the command or
+    path missing, or not text): such a call is refused or asked, never let through."""
     if not _tool_matches(rule.tool, tool_name):
         return False
     if rule.argument is None:
         return True
+    strict = rule.action != "allow"
     if tool_name == "Bash":
         command = tool_input.get("command")
-        return isinstance(command, str) and _bash_matches(rule, command)
+        if not isinstance(command, str):
+            return strict
+        return _bash_matches(rule, command)
     if tool_name in _PATH_KEYS:
         path = tool_input.get(_PATH_KEYS[tool_name])
-        return isinstance(path, str) and _path_matches(rule.argument, path, cwd)
+        if tool_name in _SEARCHES and strict:
+            # A search reads everything under its path (the cwd when none is given): it
+            # reaches a denied folder from any folder above it.
+            where = path if isinstance(path, str) and path else "."
+            return _path_matches(rule, where, cwd) or _search_reaches(rule.argument, where, cwd)
+        if not isinstance(path, str):
+            return strict
+        return _path_matches(rule, path, cwd)
     if tool_name == "WebFetch" and rule.argument.startswith("domain:"):
         url = tool_input.get("url")
-        host = urlsplit(url).hostname if isinstance(url, str) else None
-        domain = rule.argument[len("domain:") :].lower()
-        return host is not None and (host == domain or host.endswith("." + domain))
+        host = _url_host(url) if isinstance(url, str) else None
+        domain = rule.argument[len("domain:") :].lower().rstrip(".")
+        if host is None:
+            return strict
+        return host == domain or host.endswith("." + domain)
     # Any other tool: the pattern is a glob on its input written as compact text.
     return any(
         isinstance(v, str) and fnmatch.fnmatchcase(v, rule.argument) for v in tool_input.values()
+    )
+
+
+def _search_reaches(argument: str, path: str, cwd: str) -> bool:
+    """Whether a recursive search of ``path`` reaches files under the glob ``argument``:
+    the folder before the glob's first wildcard is ``path`` or below it."""
+    if argument.startswith("//"):
+        pattern = argument[1:]
+    elif argument.startswith("~/"):
+        pattern = os.path.join(os.path.expanduser("~"), argument[2:])
+    else:
+        pattern = os.path.join(cwd, argument.lstrip("/"))
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    fixed = os.path.normpath(os.path.dirname(literal) if literal != pattern else literal)
+    searched = os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+    return any(
+        fixed == root or fixed.startswith(root.rstrip("/") + "/")
+        for root in (searched, os.path.realpath(searched))
     )
 
 
@@ -231,12 +300,43 @@ def _tool_matches(pattern: str, tool_name: str) -> bool:
 def _bash_matches(rule: Rule, command: str) -> bool:
     assert rule.argument is not None
     command = command.strip()
-    if _SHELL_JOINS.search(command):
-        if rule.action != "deny":
+    if rule.action == "allow":
+        if _SHELL_JOINS.search(command):
             return False  # a chained command is never allowed by a rule for one of its parts
-        parts = [p.strip() for p in re.split(r";|&&|\|\||\||&|\n|`|\$\(|\)", command)]
-        return any(_one_command_matches(rule.argument, p) for p in parts if p)
-    return _one_command_matches(rule.argument, command)
+        return _one_command_matches(rule.argument, command)
+    # deny and ask: any part matches, each part read as the shell reads it (quotes,
+    # backslashes, tabs, a path to the program, wrappers and keywords before it), so that
+    # neither a deny nor an ask (and with it a person's look) is skipped by a spelling.
+    return any(_one_command_matches(rule.argument, p) for p in _spellings(command, 0))
+
+
+def _spellings(command: str, depth: int) -> list[str]:
+    """Each simple command of ``command`` as written and as the shell would run it."""
+    out: list[str] = []
+    for raw in _SHELL_PARTS.split(command):
+        part = raw.strip()
+        if not part:
+            continue
+        out.append(part)
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            words = part.split()
+        while words and (words[0] in _RUNS_NEXT or re.match(r"^[A-Za-z_]\w*=", words[0])):
+            words = words[1:]
+            # a wrapper's own options and numbers (sudo -u root, nice -n 5, timeout 5)
+            while words and (words[0].startswith("-") or words[0].isdigit()):
+                words = words[2:] if words[0] in ("-u", "-n", "-g", "-s") else words[1:]
+        if not words:
+            continue
+        words[0] = os.path.basename(words[0]) or words[0]
+        out.append(" ".join(words))
+        if depth < 3:
+            if words[0] == "eval":
+                out += _spellings(" ".join(words[1:]), depth + 1)
+            elif words[0] in _SHELLS and "-c" in words[1:-1]:
+                out += _spellings(words[words.index("-c", 1) + 1], depth + 1)
+    return out
 
 
 def _one_command_matches(argument: str, command: str) -> bool:
@@ -248,15 +348,41 @@ def _one_command_matches(argument: str, command: str) -> bool:
     return command == argument
 
 
-def _path_matches(argument: str, path: str, cwd: str) -> bool:
+def _path_matches(rule: Rule, path: str, cwd: str) -> bool:
+    """Whether the file's path, as written and with its symlinks resolved, is under the
+    rule's glob: an ``allow`` needs both (a link inside ``src/`` may point anywhere), a
+    ``deny`` or ``ask`` either (a link outside ``secrets/`` may point into it)."""
+    argument = rule.argument
+    assert argument is not None
     if argument.startswith("//"):
-        pattern = argument[1:]
+        patterns = [argument[1:]]
     elif argument.startswith("~/"):
-        pattern = os.path.join(os.path.expanduser("~"), argument[2:])
+        patterns = [os.path.join(os.path.expanduser("~"), argument[2:])]
     else:
-        pattern = os.path.join(cwd, argument.lstrip("/"))
+        rel = argument.lstrip("/")
+        patterns = [os.path.join(cwd, rel), os.path.join(os.path.realpath(cwd), rel)]
+    regexes = [_glob_regex(os.path.normpath(p)) for p in patterns]
     full = os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-    return _glob_regex(os.path.normpath(pattern)).fullmatch(full) is not None
+    seen = [full, os.path.realpath(full)]
+    hits = [any(r.fullmatch(f) for r in regexes) for f in seen]
+    return all(hits) if rule.action == "allow" else any(hits)
+
+
+def _url_host(url: str) -> str | None:
+    """The host a WHATWG URL parser (the CLI's) reads in ``url``: it takes a backslash for
+    a slash, drops tabs and newlines, decodes ``%XX`` and maps the name (NFKC, lower case,
+    the ideographic full stops) and ignores a trailing dot; ``urlsplit`` alone does none of
+    it, so ``http://evil.com\\@example.com`` would pass for ``example.com``."""
+    text = re.sub(r"[\t\n\r]", "", url.strip()).replace("\\", "/")
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = unicodedata.normalize("NFKC", unquote(host)).lower()
+    host = re.sub("[\u3002\uff0e\uff61]", ".", host).rstrip(".")
+    return host or None
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:

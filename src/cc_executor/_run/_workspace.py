@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -69,7 +72,9 @@ _KINDS = {
 class _Git:
     """git in one repository, without obeying what its configuration would make git run."""
 
-    def __init__(self, cwd: str, executable: str | None = None) -> None:
+    def __init__(
+        self, cwd: str, executable: str | None = None, *, git_dir: str | None = None
+    ) -> None:
         found = executable or shutil.which("git")
         if found is None:
             raise WorkspaceError("git is not installed (needed for a workspace)")
@@ -77,6 +82,12 @@ class _Git:
         self.cwd = cwd
         base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         base["GIT_TERMINAL_PROMPT"] = "0"
+        if git_dir is not None:
+            # The repository and work tree named, not found: the agent could rewrite the
+            # work tree's .git (a file naming a git folder of its own, with a filter) and
+            # the configuration (core.worktree), but not these.
+            base["GIT_DIR"] = git_dir
+            base["GIT_WORK_TREE"] = cwd
         self.env = {**base, **git_env(git_overrides(cwd, env=base, git=found), base)}
         self._identity: dict[str, str] | None = None
 
@@ -151,6 +162,8 @@ class Workspace:
     left_behind: list[str] = field(default_factory=list)
     carried: list[str] = field(default_factory=list)
     git: _Git | None = field(default=None, repr=False)
+    #: The workspace's git folder, read before the agent started (see finish_workspace).
+    git_dir: str | None = None
     receipt: dict[str, Any] | None = None
     #: The status of the user's tree, read beside the run's start (see create_workspace).
     pending: concurrent.futures.Future[list[tuple[str, str]]] | None = field(
@@ -319,9 +332,9 @@ def create_workspace(
         if dirty:
             start = _carry(git, top, start, dirty, run_dir)
             carried = [p for _, p in dirty]
-        git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
-    else:
-        git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+    git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+    git_dir = git.out("rev-parse", "--absolute-git-dir", cwd=path)
+    if not carry:
         # The status of the user's tree (only for the list of what is left out: nothing
         # depends on it) is read beside the agent's start, as the runner's own snapshot
         # is; on a large repository it takes a while. finish_workspace collects it.
@@ -340,6 +353,7 @@ def create_workspace(
         carried=carried,
         git=git,
         pending=pending,
+        git_dir=git_dir,
     )
 
 
@@ -356,6 +370,14 @@ def _tree_size(folder: str, limit: int) -> int:
     return total
 
 
+def _copy_regular(src: str, dst: str) -> object:
+    """Copy a regular file; refuse anything else (a device such as a root file system's
+    ``dev/zero`` would be read without end, past the size guard, which saw 0 bytes)."""
+    if not stat.S_ISREG(os.lstat(src).st_mode):
+        raise OSError(errno.EINVAL, f"{src} is not a regular file (a device, FIFO or socket)")
+    return shutil.copy2(src, dst)
+
+
 def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
     folder = os.path.abspath(cwd)
     size = _tree_size(folder, COPY_MAX_BYTES)
@@ -367,7 +389,7 @@ def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
         )
     path = os.path.join(run_dir, "workspace", os.path.basename(folder) or "folder")
     try:
-        shutil.copytree(folder, path, symlinks=True)
+        shutil.copytree(folder, path, symlinks=True, copy_function=_copy_regular)
     except (OSError, shutil.Error) as exc:
         raise WorkspaceError(f"workspace copy: could not copy {folder}: {exc}") from None
     git = _Git(path)
@@ -390,6 +412,7 @@ def _create_copy(cwd: str, run_id: str, run_dir: str) -> Workspace:
         start=start,
         run_dir=run_dir,
         git=git,
+        git_dir=os.path.join(path, ".git"),
     )
 
 
@@ -423,13 +446,15 @@ def _changes(git: _Git, cwd: str, base: str, commit: str) -> list[dict[str, str]
 def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     """Commit whatever the run left in the workspace on its branch, write the patch and
     ``workspace.json`` in the run folder, and return the change receipt."""
-    git = ws.git or _Git(ws.path)
+    # A new _Git, not the one made at the start: the configuration is read again (the agent
+    # may have added a filter to it) with the git folder pinned (see _Git).
+    git = _Git(ws.path, git_dir=ws.git_dir)
     path = ws.path
     ref = f"refs/heads/{ws.branch}"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         # The branch's tip (the agent may have committed on it itself), read meanwhile.
         tips = pool.submit(git.out, "rev-parse", ref, f"{ref}^{{tree}}", cwd=path)
-        git.run("add", "-A", cwd=path)
+        skipped = _add_all(git, path)
         tree = git.out("write-tree", cwd=path)
         tip, tip_tree = tips.result().splitlines()
     if tree != tip_tree:
@@ -463,6 +488,8 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
     }
     if ws.carried:
         receipt["carried"] = list(ws.carried)
+    if skipped:
+        receipt["skipped"] = skipped
     ws.settle()
     if ws.left_behind:
         receipt["left_behind"] = list(ws.left_behind)
@@ -474,6 +501,23 @@ def finish_workspace(ws: Workspace, status: str) -> dict[str, Any]:
 def write_receipt(path: str, run_id: str, receipt: Mapping[str, Any]) -> None:
     """Write ``receipt`` as the run's ``workspace.json`` (again, once it changed)."""
     _write_json(path, {"run_id": run_id, **receipt})
+
+
+def _add_all(git: _Git, path: str) -> list[str]:
+    """``git add -A`` in the workspace; the git repositories without a commit that the
+    agent made in it (``git init``, ``cargo new``), which git refuses to add, are left out
+    rather than losing the whole commit. Returns those left out."""
+    done = git.run("add", "-A", cwd=path, check=False)
+    if done.returncode == 0:
+        return []
+    said = done.stderr.decode("utf-8", "replace")
+    empty = re.findall(r"^error: '(.+)/' does not have a commit checked out$", said, re.M)
+    if not empty:
+        lines = said.strip().splitlines()
+        raise WorkspaceError(f"git add failed: {lines[-1] if lines else done.returncode}")
+    excluded = [f":(exclude,literal){p}" for p in empty]
+    git.run("add", "-A", "--", ".", *excluded, cwd=path)
+    return empty
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:

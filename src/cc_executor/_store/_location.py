@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cc_executor._errors import HistoryError
 
@@ -22,6 +22,10 @@ HISTORY_ENV = "CC_EXECUTOR_HISTORY"
 PASSWORD_ENV = "CC_EXECUTOR_HISTORY_PASSWORD"  # noqa: S105 - a variable's name
 PASSWORD_FILE_ENV = "CC_EXECUTOR_HISTORY_PASSWORD_FILE"  # noqa: S105 - a name
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+_MANGLED = (
+    "its host or port cannot be read (a password holding '/', '?', '#' or '@' must be "
+    f"percent-encoded, or given in {PASSWORD_ENV})"
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class PostgresTarget:
 
     url: str
     password: str | None = field(default=None, repr=False)
+    #: The passphrase of the client's TLS key (``?sslpassword=``), kept out of ``url`` too.
+    ssl_password: str | None = field(default=None, repr=False)
 
 
 def is_postgres(location: str | os.PathLike[str]) -> bool:
@@ -66,21 +72,44 @@ def parse_postgres_url(url: str, *, from_argv: bool = False) -> PostgresTarget:
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise HistoryError(f"history URL postgresql://...: {exc}") from None
+    except ValueError:
+        # Never the parser's message: it quotes the text it failed on, which may be a
+        # password holding a slash.
+        raise HistoryError(f"history URL postgresql://...: {_MANGLED}") from None
     if parts.scheme not in POSTGRES_SCHEMES:
         raise HistoryError("a PostgreSQL history URL starts with postgresql://")
-    if parts.password is not None and from_argv:
+    if "@" in parts.path:
+        raise HistoryError(f"history URL postgresql://...: {_MANGLED}")
+    # libpq takes a password as a query parameter too (?password=...): the same secret.
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [value for key, value in query if key == "password"]
+    ssl = [value for key, value in query if key == "sslpassword"]
+    if (parts.password is not None or in_query or ssl) and from_argv:
         raise HistoryError(
             "the history URL holds a password, which every user of this machine can read on "
             f"a command line: put it in {PASSWORD_ENV}, in a file named by "
             f"{PASSWORD_FILE_ENV}, or in ~/.pgpass"
         )
-    password = unquote(parts.password) if parts.password is not None else _env_password()
+    if parts.password is not None:
+        password: str | None = unquote(parts.password)
+    elif in_query:
+        password = in_query[-1]
+    else:
+        password = _env_password()
     netloc = parts.netloc.rpartition("@")[2]
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
-    return PostgresTarget(url=parts._replace(netloc=netloc).geturl(), password=password)
+    # The rest of the query as written (re-encoding it would change the URL shown).
+    kept = "&".join(
+        item
+        for item in parts.query.split("&")
+        if unquote(item.split("=", 1)[0]) not in ("password", "sslpassword")
+    )
+    return PostgresTarget(
+        url=parts._replace(netloc=netloc, query=kept).geturl(),
+        password=password,
+        ssl_password=ssl[-1] if ssl else None,
+    )
 
 
 def _env_password() -> str | None:

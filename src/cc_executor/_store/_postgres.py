@@ -149,6 +149,8 @@ class PostgresStore(SQLHistory):
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if target.password is not None:
             kwargs["password"] = target.password
+        if target.ssl_password is not None:
+            kwargs["sslpassword"] = target.ssl_password
         # A first connection of our own: a server that is down or refuses us fails here at
         # once with its reason (a pool would retry in the background and time out mute).
         try:
@@ -309,11 +311,18 @@ class PostgresStore(SQLHistory):
 
         self._again(write, write=True)
 
-    def import_record(self, record: RunRecord) -> bool:
+    def import_record(self, record: RunRecord, *, files_under: Sequence[str]) -> bool:
         """Add ``record`` as it is (its receipt kept: it was made where the run ran) with
         the copies of its files still on this machine, unless the history has a run of that
-        id already; True if it was added. Importing twice adds nothing."""
-        files = self._files(record)
+        id already; True if it was added. Importing twice adds nothing. The record comes
+        from a file that may not be ours: only files inside ``files_under`` (the runs
+        folders) are copied, never one its artifacts name elsewhere (``~/.ssh/id_rsa``)."""
+        roots = [os.path.join(os.path.realpath(r), "") for r in files_under]
+        files = [
+            (name, data)
+            for name, data, path in self._files_at(record)
+            if any(os.path.realpath(path).startswith(root) for root in roots)
+        ]
         columns = ", ".join(_COLUMNS)
         values = ", ".join("?" for _ in _COLUMNS)
         with self._write() as db:
@@ -330,12 +339,16 @@ class PostgresStore(SQLHistory):
     @staticmethod
     def _files(record: RunRecord) -> list[tuple[str, bytes]]:
         """The files of ``record`` to copy: those still on this machine, small enough."""
+        return [(name, data) for name, data, _ in PostgresStore._files_at(record)]
+
+    @staticmethod
+    def _files_at(record: RunRecord) -> list[tuple[str, bytes, str]]:
         found = []
         for artifact in record.artifacts:
             if artifact.path and artifact.size <= MAX_FILE_BYTES:
                 data = _read_file(artifact.path)
                 if data is not None:
-                    found.append((artifact.name, data))
+                    found.append((artifact.name, data, artifact.path))
         return found
 
     @staticmethod
