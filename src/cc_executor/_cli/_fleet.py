@@ -109,6 +109,7 @@ def add_parser(sub: Any) -> None:
         help="seconds without a heartbeat before this worker counts as lost, for the "
         "broker and for the runs' leases (default 60)",
     )
+    _budget_options(w)
     w.set_defaults(handler=worker_main)
 
     controls = (
@@ -257,6 +258,93 @@ def on_fleet(me: str, where: tuple[str, bool], work: Callable[[Fleet], Awaitable
         raise _Exit(1 if isinstance(exc, RunRefused) else EXIT_USAGE) from None
 
 
+def _budget_options(w: argparse.ArgumentParser) -> None:
+    """The worker's fleet budget (docs/fleet.md, "Budgets")."""
+    from cc_executor._cli._tasks import _reservation
+
+    w.add_argument(
+        "--budget-usd",
+        type=float,
+        metavar="USD",
+        help="the fleet's budget, shared by every worker given it: a run starts only if what "
+        "is left covers its reservation, else it ends budget_exceeded without starting",
+    )
+    w.add_argument(
+        "--budget-name",
+        default="default",
+        metavar="NAME",
+        help="with --budget-usd: which of the fleet's budgets (default: default)",
+    )
+    w.add_argument(
+        "--reserve-usd",
+        type=_reservation,
+        action="append",
+        default=[],
+        metavar="[MODEL=]USD",
+        help="with --budget-usd: what a run that sets no max_budget_usd reserves (and its "
+        "cap), for every model or for MODEL (repeatable; default: all that is left, alone)",
+    )
+    w.add_argument(
+        "--budget-threshold",
+        type=float,
+        action="append",
+        default=[],
+        metavar="PERCENT",
+        help="with --budget-usd: announce (log, --budget-webhook) when spending passes "
+        "PERCENT of the budget (repeatable; default 80)",
+    )
+    w.add_argument(
+        "--budget-webhook",
+        metavar="URL",
+        help="with --budget-usd: POST a JSON note there when a threshold is passed or the "
+        "budget is exhausted (loopback, or a host of --budget-webhook-allow-host)",
+    )
+    w.add_argument(
+        "--budget-webhook-allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host --budget-webhook may name besides loopback (repeatable)",
+    )
+    w.add_argument(
+        "--on-budget-exhausted",
+        choices=("cancel", "drain"),
+        help="once a run is refused: drain (start no further run, let those in progress "
+        "end) or cancel (also cancel the runs in progress); default: neither",
+    )
+
+
+def _budget_settings(args: argparse.Namespace) -> Any:
+    """The worker's :class:`BudgetSettings`, None without --budget-usd; ValueError for
+    bad values."""
+    from cc_executor._run._budget import BudgetSettings, check_webhook
+
+    if args.budget_usd is None:
+        given = args.reserve_usd or args.budget_threshold or args.budget_webhook
+        if given or args.on_budget_exhausted:
+            raise ValueError("--reserve-usd, --budget-threshold, --budget-webhook and "
+                             "--on-budget-exhausted need --budget-usd")  # fmt: skip
+        return None
+    if not args.budget_usd > 0 or args.budget_usd == float("inf"):
+        raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd}")
+    for percent in args.budget_threshold:
+        if not 0 < percent <= 100:
+            raise ValueError(f"--budget-threshold must be in (0, 100], got {percent:g}")
+    from cc_executor._fleet._budget import check_budget_name
+
+    webhook = args.budget_webhook
+    if webhook is not None:
+        webhook = check_webhook(webhook, args.budget_webhook_allow_host)
+    return BudgetSettings(
+        total_usd=args.budget_usd,
+        name=check_budget_name(args.budget_name),
+        reserve=dict(args.reserve_usd),
+        thresholds=tuple(p / 100 for p in args.budget_threshold) or (0.8,),
+        webhook=webhook,
+        on_exhausted=args.on_budget_exhausted,
+    )
+
+
 @_said_exit
 def worker_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor worker``."""
@@ -275,6 +363,7 @@ def worker_main(args: argparse.Namespace) -> int:
     from cc_executor._service._worker import FleetWorker, WorkerConfig
 
     try:
+        budget = _budget_settings(args)
         worker = FleetWorker(
             WorkerConfig(
                 fleet=where[0],
@@ -286,6 +375,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 heartbeat_timeout_s=args.heartbeat_timeout,
                 queues=args.queue or [DEFAULT_QUEUE],
                 allow_exec=args.allow_exec,
+                budget=budget,
             )
         )
     except (CCExecutorError, ValueError) as exc:

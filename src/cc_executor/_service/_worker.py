@@ -41,6 +41,7 @@ from cc_executor._fleet._base import (
     check_queue,
 )
 from cc_executor._ids import new_run_id
+from cc_executor._run._budget import BudgetGuard, BudgetSettings, open_fleet_guard
 from cc_executor._run._fleet import MESSAGE_VERSION
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -74,6 +75,8 @@ class WorkerConfig:
     #: Programs (names on PATH or paths, each optionally with the arguments a command must
     #: start with, as ``serve --allow-exec``) a run message may run as a plain command.
     allow_exec: Sequence[str] = ()
+    #: The fleet's budget this worker keeps (``--budget-usd``); None: no budget check.
+    budget: BudgetSettings | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
@@ -114,6 +117,7 @@ class FleetWorker:
         #: Set when the number of runs in progress changes: heartbeat now, so `fleet status`
         #: shows what the worker is doing, not what it did a heartbeat interval ago.
         self._changed = asyncio.Event()
+        self.budget: BudgetGuard | None = None
 
     # -- the checks ------------------------------------------------------------------
     def check(self, message: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -179,6 +183,10 @@ class FleetWorker:
     async def _serve(self) -> int:
         self._loop = asyncio.get_running_loop()
         await self.fleet.check()
+        if self.config.budget is not None:
+            self.budget = await open_fleet_guard(
+                self.config.fleet, self.config.budget, cancel=self.fleet.request_cancel
+            )
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
         consumer = await asyncio.to_thread(
@@ -203,6 +211,8 @@ class FleetWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.budget is not None:
+            await self.budget.aclose()
         await self.fleet.aclose()
         return 0
 
@@ -317,7 +327,27 @@ class FleetWorker:
             await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
             await self.fleet.finish(run_id, lease)
             return
-        await self._run(run_id, start, lease, message)
+        budget = self.budget if "argv" not in message else None
+        if budget is not None:
+            # The budget's one check before the start (it may lower max_budget_usd).
+            admission = await budget.before(run_id, options)
+            if not admission.started:
+                await self._not_started(run_id, lease, admission.error)
+                return
+        try:
+            await self._run(run_id, start, lease, message)
+        finally:
+            if budget is not None:
+                # Settled in _run before its result is sent; here only if _run failed (the
+                # reservation is then charged whole).
+                await budget.after(run_id, Status.CRASHED, None)
+
+    async def _not_started(self, run_id: str, lease: Lease, error: str | None) -> None:
+        """End a run the budget cannot cover: status ``budget_exceeded``, nothing ran."""
+        log.info("run %s: %s", run_id, error)
+        result = RunResult(run_id=run_id, status=Status.BUDGET_EXCEEDED, error=error)
+        await self.fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
+        await self.fleet.finish(run_id, lease)
 
     async def _run(
         self,
@@ -354,6 +384,10 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
+        if self.budget is not None and "argv" not in message:
+            # The budget's one settlement, before the result is sent: a submitter that has
+            # the result sees the ledger with it.
+            await self.budget.after(run_id, result.status, result.cost_usd)
         if active.interrupted:
             await self._requeue(run_id, result, lease, message)
             return

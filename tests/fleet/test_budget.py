@@ -1,0 +1,128 @@
+"""A fleet's budget: reservations in Redis shared by every worker, runs the budget cannot
+cover ending ``budget_exceeded`` without starting, the soft threshold and its webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from cc_executor import start_run
+from cc_executor._fleet._budget import RedisLedger, micro
+from cc_executor.testing import Reply, Rule, Script, Text, Usage
+from tests._wait import await_for
+from tests.fleet.conftest import FleetBed, RedisServer
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+async def test_the_ledger_grants_exactly_what_fits_to_concurrent_clients(
+    redis_server: RedisServer,
+) -> None:
+    """Two clients (two "workers") reserve for 30 runs at once against a budget for 10:
+    exactly 10 are granted; settling crosses the 50% threshold once for both."""
+    ledgers = [RedisLedger(redis_server.url, "t") for _ in range(2)]
+    try:
+        await ledgers[0].configure(1.0)
+        grants = await asyncio.gather(*(ledgers[i % 2].reserve(f"run{i}", 0.1) for i in range(30)))
+        granted = [f"run{i}" for i, g in enumerate(grants) if g.granted]
+        assert len(granted) == 10
+        assert sum(g.first_refusal for g in grants) == 1
+        crossed: list[float] = []
+        for i, run_id in enumerate(granted):
+            state = await ledgers[i % 2].settle(run_id, 0.1, (0.5, 0.9))
+            crossed += state.crossed
+        assert crossed == [0.5, 0.9]
+        final = await ledgers[1].state()
+        assert final is not None
+        assert (micro(final.spent), micro(final.held)) == (micro(1.0), 0)
+        # Settling twice (a second delivery's end) changes nothing.
+        again = await ledgers[0].settle(granted[0], 0.1)
+        assert micro(again.spent) == micro(1.0)
+    finally:
+        for ledger in ledgers:
+            await ledger.aclose()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    got: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.got.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP receiver on loopback: its URL and the JSON bodies it got."""
+    got: list[dict[str, Any]] = []
+    handler = type("Receiver", (_Receiver,), {"got": got})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/budget", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _costly() -> Script:
+    # The CLI prices these tokens itself: its reported cost is what the budget counts.
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    return Script([Rule(answers=[Reply([Text("done")], usage=usage)])])
+
+
+async def test_thirty_runs_over_two_workers_start_only_the_ten_the_budget_covers(
+    fleet_bed: Any, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, notes = webhook
+    bed: FleetBed
+    async with fleet_bed(_costly()) as bed:
+        # What one run costs, as the CLI reports it (a worker without a budget).
+        first = bed.start_worker()
+        probe = await start_run("probe", fleet=bed.url, cwd=str(bed.workdir)).wait()
+        assert probe.cost_usd, probe
+        await asyncio.to_thread(first.stop)
+        cost = micro(probe.cost_usd) / 1e6
+        budget = 10 * micro(cost) / 1e6
+        flags = (
+            "--slots", "2", "--budget-usd", f"{budget}", "--reserve-usd", f"{cost}",
+            "--budget-threshold", "50", "--budget-webhook", url,
+        )  # fmt: skip
+        bed.start_worker(*flags)
+        bed.start_worker(*flags)
+        handles = [start_run(f"task {i}", fleet=bed.url, cwd=str(bed.workdir)) for i in range(30)]
+        results = await asyncio.gather(*(h.wait() for h in handles))
+        ledger = RedisLedger(bed.url)
+        try:
+            state = await ledger.state()
+        finally:
+            await ledger.aclose()
+        await await_for(lambda: len(notes) >= 2, what="the threshold and exhausted webhooks")
+    started = [r for r in results if r.run_dir is not None]
+    refused = [r for r in results if r.run_dir is None]
+    assert len(started) == 10, [(r.status, r.error) for r in results]
+    assert {r.status.value for r in refused} == {"budget_exceeded"}
+    assert all((r.error or "").startswith("not started: its reservation") for r in refused)
+    spent = sum(r.cost_usd or 0.0 for r in started)
+    assert micro(spent) <= micro(budget)
+    assert state is not None
+    assert micro(state.spent) == micro(spent) <= micro(budget)
+    assert micro(state.held) == 0
+    events = sorted(n["event"] for n in notes)
+    assert events == ["budget_exhausted", "budget_threshold"], notes
+    threshold = next(n for n in notes if n["event"] == "budget_threshold")
+    assert threshold["threshold"] == 0.5
+    assert threshold["budget"] == "default"
+    assert threshold["spent_usd"] >= budget / 2
