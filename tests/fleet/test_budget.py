@@ -44,6 +44,16 @@ async def test_the_ledger_grants_exactly_what_fits_to_concurrent_clients(
         # Settling twice (a second delivery's end) changes nothing.
         again = await ledgers[0].settle(granted[0], 0.1)
         assert micro(again.spent) == micro(1.0)
+        # A larger total: the runs that fit start again, but not once drained.
+        await ledgers[0].configure(1.5)
+        assert (await ledgers[0].reserve("big", 0.6)).granted is False
+        assert (await ledgers[1].reserve("small", 0.1, drain=True)).granted is False
+        assert (await ledgers[1].reserve("small", 0.1)).granted is True
+        # All that is left (no cap) only while nothing else is held.
+        assert (await ledgers[0].reserve("whole", None)).granted is False
+        await ledgers[1].settle("small", 0.0)
+        whole = await ledgers[0].reserve("whole", None)
+        assert (whole.granted, micro(whole.amount)) == (True, micro(0.5))
     finally:
         for ledger in ledgers:
             await ledger.aclose()

@@ -326,7 +326,7 @@ def _budget_settings(args: argparse.Namespace) -> Any:
                              "--on-budget-exhausted need --budget-usd")  # fmt: skip
         return None
     if not args.budget_usd > 0 or args.budget_usd == float("inf"):
-        raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd}")
+        raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd:g}")
     for percent in args.budget_threshold:
         if not 0 < percent <= 100:
             raise ValueError(f"--budget-threshold must be in (0, 100], got {percent:g}")

@@ -1,10 +1,11 @@
 """A list's budget as reservations: a task holds its cap while it runs and gives back what
 it did not spend, so the runs in flight can never together be allowed more than is left.
 
-A task's cap is its ``max_budget_usd``, else the list's ``reserve_usd`` for its model,
-else the whole remainder (it then runs alone). Each run gets its reservation as its own
-``max_budget_usd``; the total can exceed the budget only by what runs spend past their own
-caps before the CLI learns the cost and stops them.
+The in-process ledger of the one budget concept (:mod:`cc_executor._run._budget`; a
+fleet keeps its ledger in Redis). A task's cap is its ``max_budget_usd``, else the list's
+``reserve_usd`` for its model, else the whole remainder (it then runs alone). Each run
+gets its reservation as its own ``max_budget_usd``; the total can exceed the budget only by
+what runs spend past their own caps before the CLI learns the cost and stops them.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cc_executor._run._budget import run_cap
+
 #: Sums of float costs: a reservation equal to what is left is covered.
 _EPSILON = 1e-9
 
 
 def task_cap(options: Mapping[str, Any], reserve: Mapping[str, float] | None) -> float | None:
     """What a task with run options ``options`` reserves: its ``max_budget_usd``, else
-    ``reserve[model]``, else ``reserve["*"]``; None: the whole remainder."""
-    own = options.get("max_budget_usd")
-    if own is not None:
-        return float(own)
-    if not reserve:
-        return None
-    model = options.get("model")
-    return reserve[model] if isinstance(model, str) and model in reserve else reserve.get("*")
+    ``reserve[model]``, else ``reserve["*"]``; None: the whole remainder (the rule of every
+    budget, :func:`cc_executor._run._budget.run_cap`)."""
+    return run_cap(options, reserve)
 
 
 def _micro(usd: float) -> float:

@@ -1,0 +1,42 @@
+"""The worker's budget options refuse bad input in one line, before anything connects."""
+
+from __future__ import annotations
+
+import pytest
+
+from cc_executor._run._budget import check_webhook
+from tests.fleet.test_commands import cc
+
+FLEET = {"CC_EXECUTOR_FLEET": "redis://localhost:1/0"}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--reserve-usd", "1"], "--reserve-usd, --budget-threshold, --budget-webhook and "
+         "--on-budget-exhausted need --budget-usd"),
+        (["--budget-usd", "0"], "--budget-usd must be a number > 0, got 0"),
+        (["--budget-usd", "5", "--budget-threshold", "120"],
+         "--budget-threshold must be in (0, 100], got 120"),
+        (["--budget-usd", "5", "--budget-webhook", "http://169.254.169.254/latest"],
+         "--budget-webhook 'http://169.254.169.254/latest': 169.254.169.254 is neither a "
+         "loopback address nor allowed by --budget-webhook-allow-host (docs/security.md)"),
+    ],
+)  # fmt: skip
+def test_bad_budget_options_exit_2_with_one_line(args: list[str], said: str) -> None:
+    done = cc("worker", *args, **FLEET)
+    assert done.returncode == 2
+    assert done.stderr == f"cc-executor worker: {said}\n"
+
+
+def test_the_webhook_goes_to_loopback_or_an_allowed_host_only() -> None:
+    assert check_webhook("http://127.0.0.1:9000/b") == "http://127.0.0.1:9000/b"
+    assert check_webhook("http://[::1]/b") == "http://[::1]/b"
+    assert check_webhook("https://hooks.example.com/b", ["hooks.example.com"])
+    for bad, why in (
+        ("https://hooks.example.com/b", "neither a loopback address"),
+        ("file:///etc/passwd", "an http:// or https:// URL"),
+        ("http://u:p@127.0.0.1/", "no credentials"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            check_webhook(bad)
