@@ -14,6 +14,7 @@ import pytest
 
 from cc_executor import start_run
 from cc_executor._fleet._budget import RedisLedger, micro
+from cc_executor._run._budget import BudgetGuard, send_webhook
 from cc_executor.testing import Reply, Rule, Script, Text, Usage
 from tests._wait import await_for
 from tests.fleet.conftest import FleetBed, RedisServer
@@ -61,9 +62,16 @@ async def test_the_ledger_grants_exactly_what_fits_to_concurrent_clients(
 
 class _Receiver(BaseHTTPRequestHandler):
     got: list[dict[str, Any]]
+    #: How many of the next requests are answered 500.
+    failures = 0
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if _Receiver.failures > 0:
+            _Receiver.failures -= 1
+            self.send_response(500)
+            self.end_headers()
+            return
         self.got.append(json.loads(body))
         self.send_response(204)
         self.end_headers()
@@ -136,3 +144,59 @@ async def test_thirty_runs_over_two_workers_start_only_the_ten_the_budget_covers
     assert threshold["threshold"] == 0.5
     assert threshold["budget"] == "default"
     assert threshold["spent_usd"] >= budget / 2
+
+
+async def test_the_first_refusal_cancels_the_holders_when_asked(redis_server: RedisServer) -> None:
+    """``--on-budget-exhausted cancel``: the run refused first cancels every run holding a
+    reservation, whichever worker holds it, and the exhaustion is announced once."""
+    cancelled: list[str] = []
+    notes: list[dict[str, Any]] = []
+
+    async def cancel(run_id: str) -> None:
+        cancelled.append(run_id)
+
+    guards = [
+        BudgetGuard(
+            RedisLedger(redis_server.url, "c"),
+            1.0,
+            name="c",
+            reserve={"*": 0.4},
+            on_exhausted="cancel",
+            cancel=cancel,
+            on_note=notes.append,
+        )
+        for _ in range(2)
+    ]
+    try:
+        await guards[0].ledger.configure(1.0)  # type: ignore[attr-defined]
+        options: list[dict[str, Any]] = [{"agent": "claude", "model": "m"} for _ in range(4)]
+        admitted = [await guards[i % 2].before(f"r{i}", options[i]) for i in range(4)]
+    finally:
+        for guard in guards:
+            await guard.ledger.aclose()  # type: ignore[attr-defined]
+    assert [a.started for a in admitted] == [True, True, False, False]
+    assert options[0]["max_budget_usd"] == 0.4  # the reservation is the run's own cap
+    assert sorted(cancelled) == ["r0", "r1"]
+    assert [n["event"] for n in notes] == ["budget_exhausted"]
+    assert notes[0]["on_exhausted"] == "cancel"
+    assert (admitted[2].error or "").startswith("not started: its reservation $0.4000 is more")
+
+
+async def test_the_webhook_tries_three_times(
+    webhook: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver failing twice gets the note on the third try; one failing three times
+    makes the send give up (no exception, a warning per try)."""
+    import cc_executor._run._budget as budget_module
+
+    monkeypatch.setattr(budget_module, "WEBHOOK_BACKOFF_S", (0.0, 0.0))
+    url, got = webhook
+    _Receiver.failures = 2
+    try:
+        assert await send_webhook(url, {"event": "budget_threshold"}) is True
+        assert got == [{"event": "budget_threshold"}]
+        _Receiver.failures = 3
+        assert await send_webhook(url, {"event": "again"}) is False
+    finally:
+        _Receiver.failures = 0
+    assert len(got) == 1
