@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cc_executor import start_run
+from cc_executor._agents._types import BudgetEvent
 from cc_executor._fleet._budget import RedisLedger, micro
 from cc_executor._run._budget import BudgetGuard, send_webhook
 from cc_executor.testing import Reply, Rule, Script, Text, Usage
@@ -120,7 +121,16 @@ async def test_thirty_runs_over_two_workers_start_only_the_ten_the_budget_covers
         )  # fmt: skip
         bed.start_worker(*flags)
         bed.start_worker(*flags)
-        handles = [start_run(f"task {i}", fleet=bed.url, cwd=str(bed.workdir)) for i in range(30)]
+        budget_events: list[BudgetEvent] = []
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, BudgetEvent):
+                budget_events.append(event)
+
+        handles = [
+            start_run(f"task {i}", fleet=bed.url, cwd=str(bed.workdir), on_event=on_event)
+            for i in range(30)
+        ]
         results = await asyncio.gather(*(h.wait() for h in handles))
         ledger = RedisLedger(bed.url)
         try:
@@ -144,6 +154,11 @@ async def test_thirty_runs_over_two_workers_start_only_the_ten_the_budget_covers
     assert threshold["threshold"] == 0.5
     assert threshold["budget"] == "default"
     assert threshold["spent_usd"] >= budget / 2
+    # The same announcements reach the submitters as events of the runs that caused them.
+    assert sorted((e.what, e.threshold) for e in budget_events) == [
+        ("exhausted", None),
+        ("threshold", 0.5),
+    ]
 
 
 async def test_the_first_refusal_cancels_the_holders_when_asked(redis_server: RedisServer) -> None:

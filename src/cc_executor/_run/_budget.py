@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from cc_executor._agents._prices import takes_budget
+from cc_executor._agents._types import BudgetEvent
 from cc_executor._status import Status
 
 log = logging.getLogger("cc_executor.budget")
@@ -143,6 +144,8 @@ class Admission:
     started: bool
     reserved: float | None = None
     error: str | None = None
+    #: The announcements this check made (the budget exhausted), as the run's events.
+    events: list[BudgetEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -182,21 +185,22 @@ class BudgetGuard:
                 f"{self.name!r} (${self.total_usd:g}; ${state.spent:.4f} spent, "
                 f"${state.held:.4f} held by runs in progress)"
             )
-            if grant.first_refusal:
-                await self._exhausted(run_id, state)
-            return Admission(False, error=error)
+            events = [await self._exhausted(run_id, state)] if grant.first_refusal else []
+            return Admission(False, error=error, events=events)
         self._held[run_id] = grant.amount
         if takes_budget(agent, options.get("model")):
             options["max_budget_usd"] = grant.amount
         return Admission(True, reserved=grant.amount)
 
-    async def after(self, run_id: str, status: Status, cost_usd: float | None) -> None:
-        """Settle the run's reservation with what it cost; announce the thresholds crossed."""
+    async def after(self, run_id: str, status: Status, cost_usd: float | None) -> list[BudgetEvent]:
+        """Settle the run's reservation with what it cost; announce the thresholds crossed
+        (returned as the run's events; none when the run held nothing)."""
         reserved = self._held.pop(run_id, None)
         if reserved is None:
-            return
+            return []
         spent = charge(status, cost_usd, reserved)
         state = await self.ledger.settle(run_id, spent, self.thresholds)
+        events = []
         for threshold in state.crossed:
             log.warning(
                 "budget %r: %.0f%% spent ($%.4f of $%g)",
@@ -205,9 +209,10 @@ class BudgetGuard:
                 state.spent,
                 state.total,
             )
-            self._announce("budget_threshold", run_id, state, threshold=threshold)
+            events.append(self._announce("threshold", run_id, state, threshold=threshold))
+        return events
 
-    async def _exhausted(self, run_id: str, state: Any) -> None:
+    async def _exhausted(self, run_id: str, state: Any) -> BudgetEvent:
         log.warning(
             "budget %r exhausted: $%.4f spent, $%.4f held; %s",
             self.name,
@@ -217,21 +222,30 @@ class BudgetGuard:
                 self.on_exhausted or "", "runs whose reservation fits still start"
             ),
         )
-        self._announce("budget_exhausted", run_id, state, on_exhausted=self.on_exhausted)
+        event = self._announce("exhausted", run_id, state, on_exhausted=self.on_exhausted)
         if self.on_exhausted == "cancel" and self.cancel is not None:
             for holder in await self.ledger.holders():
                 await self.cancel(holder)
+        return event
 
-    def _announce(self, event: str, run_id: str, state: Any, **extra: Any) -> None:
+    def _announce(
+        self,
+        what: str,
+        run_id: str,
+        state: Any,
+        threshold: float | None = None,
+        **extra: Any,
+    ) -> BudgetEvent:
         note = {
             "version": PAYLOAD_VERSION,
-            "event": event,
+            "event": f"budget_{what}",
             "budget": self.name,
             "total_usd": round(state.total, 6),
             "spent_usd": round(state.spent, 6),
             "held_usd": round(state.held, 6),
             "run_id": run_id,
             "at": time.time(),
+            **({} if threshold is None else {"threshold": threshold}),
             **extra,
         }
         if self.on_note is not None:
@@ -241,6 +255,15 @@ class BudgetGuard:
             task = asyncio.ensure_future(send_webhook(self.webhook, note))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+        return BudgetEvent(
+            t=time.monotonic(),
+            what=what,
+            budget=self.name,
+            threshold=threshold,
+            total_usd=note["total_usd"],
+            spent_usd=note["spent_usd"],
+            held_usd=note["held_usd"],
+        )
 
     async def aclose(self) -> None:
         """Wait for the webhook calls under way."""

@@ -332,7 +332,7 @@ class FleetWorker:
             # The budget's one check before the start (it may lower max_budget_usd).
             admission = await budget.before(run_id, options)
             if not admission.started:
-                await self._not_started(run_id, lease, admission.error)
+                await self._not_started(run_id, lease, admission.error, admission.events)
                 return
         try:
             await self._run(run_id, start, lease, message)
@@ -342,11 +342,15 @@ class FleetWorker:
                 # reservation is then charged whole).
                 await budget.after(run_id, Status.CRASHED, None)
 
-    async def _not_started(self, run_id: str, lease: Lease, error: str | None) -> None:
+    async def _not_started(
+        self, run_id: str, lease: Lease, error: str | None, events: Sequence[Any]
+    ) -> None:
         """End a run the budget cannot cover: status ``budget_exceeded``, nothing ran."""
         log.info("run %s: %s", run_id, error)
         result = RunResult(run_id=run_id, status=Status.BUDGET_EXCEEDED, error=error)
-        await self.fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
+        entries = [{"kind": "event", "event": e.to_dict()} for e in events]
+        entries.append({"kind": "result", "result": result.to_dict()})
+        await self.fleet.append(run_id, entries)
         await self.fleet.finish(run_id, lease)
 
     async def _run(
@@ -387,7 +391,10 @@ class FleetWorker:
         if self.budget is not None and "argv" not in message:
             # The budget's one settlement, before the result is sent: a submitter that has
             # the result sees the ledger with it.
-            await self.budget.after(run_id, result.status, result.cost_usd)
+            events = await self.budget.after(run_id, result.status, result.cost_usd)
+            if events:
+                entries = [{"kind": "event", "event": e.to_dict()} for e in events]
+                await self.fleet.append(run_id, entries)
         if active.interrupted:
             await self._requeue(run_id, result, lease, message)
             return
