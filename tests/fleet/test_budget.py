@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,7 @@ from cc_executor._fleet._budget import RedisLedger, micro
 from cc_executor._run._budget import BudgetGuard, send_webhook
 from cc_executor.testing import Reply, Rule, Script, Text, Usage
 from tests._wait import await_for
-from tests.fleet.conftest import FleetBed, RedisServer
+from tests.fleet.conftest import CLI, FleetBed, RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -56,6 +57,18 @@ async def test_the_ledger_grants_exactly_what_fits_to_concurrent_clients(
         await ledgers[1].settle("small", 0.0)
         whole = await ledgers[0].reserve("whole", None)
         assert (whole.granted, micro(whole.amount)) == (True, micro(0.5))
+        # fleet status shows the budget.
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "fleet", "status", "--fleet", redis_server.url, "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["budgets"] == {
+            "t": {"total_usd": 1.5, "spent_usd": 1.0, "held_usd": 0.5}
+        }
     finally:
         for ledger in ledgers:
             await ledger.aclose()

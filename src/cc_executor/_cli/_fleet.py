@@ -507,10 +507,16 @@ def status_main(args: argparse.Namespace) -> int:
     where = fleet_url(args, me, fleet_only=True)
     assert where is not None
 
-    async def look(fleet: Fleet) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-        return await fleet.workers(), await fleet.counts()
+    async def look(fleet: Fleet) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], Any]:
+        from cc_executor._fleet._budget import fleet_budgets
 
-    workers, queues = on_fleet(me, where, look)
+        return await fleet.workers(), await fleet.counts(), await fleet_budgets(fleet.url)
+
+    workers, queues, found = on_fleet(me, where, look)
+    budgets = {
+        name: {"total_usd": b.total, "spent_usd": b.spent, "held_usd": b.held}
+        for name, b in found.items()
+    }
     url = parse_fleet_url(where[0], from_argv=where[1]).url  # shown without credentials
     workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
     if args.json:
@@ -518,7 +524,7 @@ def status_main(args: argparse.Namespace) -> int:
 
         write_json_line(
             sys.stdout.buffer,
-            {"fleet": url, "workers": workers, "queues": queues},
+            {"fleet": url, "workers": workers, "queues": queues, "budgets": budgets},
             terminal=sys.stdout.isatty(),
         )
         return 0
@@ -540,4 +546,9 @@ def status_main(args: argparse.Namespace) -> int:
         )
     for name, count in queues.items():
         print(f"queue {inert(name)}: {count['queued']} queued, {count['running']} running")
+    for name, b in budgets.items():
+        print(
+            f"budget {inert(name)}: ${b['spent_usd']:.4f} of ${b['total_usd']:g} spent, "
+            f"${b['held_usd']:.4f} held by runs in progress"
+        )
     return 0

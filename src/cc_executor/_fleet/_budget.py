@@ -187,9 +187,13 @@ class RedisLedger:
     async def state(self) -> LedgerState | None:
         """The ledger's numbers; None when the fleet has no such budget."""
         try:
-            got = await self._redis.hgetall(self._keys[0])
+            return await self.state_with(self._redis)
         except redis.RedisError as exc:
             raise FleetError(f"the fleet's budget at {self.url}: {exc}") from None
+
+    async def state_with(self, client: aioredis.Redis) -> LedgerState | None:
+        """:meth:`state`, read with ``client``."""
+        got = await client.hgetall(self._keys[0])
         if not got:
             return None
         values = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in got.items()}
@@ -201,3 +205,28 @@ class RedisLedger:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+async def fleet_budgets(url: str) -> dict[str, LedgerState]:
+    """Every budget the fleet at ``url`` keeps, by name (for ``fleet status``)."""
+    client = aioredis.Redis.from_url(
+        parse_fleet_url(url).url,
+        username=parse_fleet_url(url).username,
+        password=parse_fleet_url(url).password,
+        socket_timeout=SOCKET_TIMEOUT_S,
+    )
+    prefix = f"{NAMESPACE}:budget:"
+    found: dict[str, LedgerState] = {}
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            name = (key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :]
+            if not _NAME.fullmatch(name) or name.endswith((":held", ":fired")):
+                continue
+            state = await RedisLedger(url, name).state_with(client)
+            if state is not None:
+                found[name] = state
+    except redis.RedisError as exc:
+        raise FleetError(f"the fleet's budgets at {url}: {exc}") from None
+    finally:
+        await client.aclose()
+    return dict(sorted(found.items()))
