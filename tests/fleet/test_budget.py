@@ -228,3 +228,29 @@ async def test_the_webhook_tries_three_times(
     finally:
         _Receiver.failures = 0
     assert len(got) == 1
+
+
+async def test_a_lost_workers_reservation_is_charged_whole_and_no_longer_held(
+    redis_server: RedisServer,
+) -> None:
+    """A run holding a reservation without a live lease (its worker was lost) is settled
+    at its whole reservation when a run would otherwise be refused; a run with a live
+    lease keeps its reservation."""
+    ledger = RedisLedger(redis_server.url, "lost")
+    guard = BudgetGuard(ledger, 1.0, name="lost", reserve={"m": 0.3}, reap_lost=True)
+    client = redis_server.client()
+    try:
+        await ledger.configure(1.0)
+        assert (await guard.before("lost", {"agent": "claude", "model": "m"})).started
+        assert (await guard.before("live", {"agent": "claude", "model": "m"})).started
+        client.set("cc-executor:lease:live", "w1 1")
+        # No reservation default for this model: it needs all that is left, alone.
+        alone = await guard.before("alone", {"agent": "claude", "model": "x"})
+        assert not alone.started  # "live" still holds
+        state = await ledger.state()
+        assert state is not None
+        assert (micro(state.spent), micro(state.held)) == (micro(0.3), micro(0.3))
+        assert await ledger.holders() == ["live"]
+    finally:
+        client.close()
+        await ledger.aclose()

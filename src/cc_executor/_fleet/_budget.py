@@ -76,6 +76,25 @@ end
 return out
 """
 
+#: Settle the reservations of runs whose lease is gone (ARGV[1] .. run id: the lease key): a
+#: worker holds a run's lease while the run holds its reservation, so such a run's worker
+#: was lost. Its real cost is unknown: it is charged its whole reservation. Returns how
+#: many were settled.
+_REAP = """
+local held = redis.call('HGETALL', KEYS[2])
+local reaped = 0
+for i = 1, #held, 2 do
+  if redis.call('EXISTS', ARGV[1] .. held[i]) == 0 then
+    local amount = tonumber(held[i + 1])
+    redis.call('HDEL', KEYS[2], held[i])
+    redis.call('HINCRBY', KEYS[1], 'held', -amount)
+    redis.call('HINCRBY', KEYS[1], 'spent', amount)
+    reaped = reaped + 1
+  end
+end
+return reaped
+"""
+
 #: Set the total (micro-dollars); a changed total may cover runs again.
 _CONFIGURE = """
 local before = redis.call('HGET', KEYS[1], 'total')
@@ -175,6 +194,12 @@ class RedisLedger:
         return LedgerState(
             max(got[0], 0) / 1e6, got[1] / 1e6, got[2] / 1e6, [t / 1000 for t in got[4:]]
         )
+
+    async def reap(self) -> int:
+        """Settle the reservations of runs whose worker was lost (their lease expired),
+        charging each its whole reservation; how many."""
+        got = await self._eval(_REAP, self._keys[:2], [f"{NAMESPACE}:lease:"])
+        return got[0]
 
     async def holders(self) -> list[str]:
         """The runs holding a reservation now."""

@@ -135,6 +135,8 @@ class Ledger(Protocol):
 
     async def holders(self) -> list[str]: ...
 
+    async def reap(self) -> int: ...
+
 
 @dataclass
 class Admission:
@@ -166,6 +168,9 @@ class BudgetGuard:
     cancel: Callable[[str], Awaitable[None]] | None = None
     #: Called with each announcement (a threshold crossed, the budget exhausted).
     on_note: Callable[[dict[str, Any]], None] | None = None
+    #: Before refusing a run, settle the reservations of runs whose lease expired (a
+    #: fleet's: its worker was lost), charging each its whole reservation.
+    reap_lost: bool = False
     _held: dict[str, float] = field(default_factory=dict)
     _sending: set[asyncio.Task[bool]] = field(default_factory=set)
 
@@ -175,7 +180,11 @@ class BudgetGuard:
         reserves nothing."""
         agent = options.get("agent", "claude")
         cap = run_cap(options, self.reserve)
-        grant = await self.ledger.reserve(run_id, cap, drain=self.on_exhausted is not None)
+        drain = self.on_exhausted is not None
+        grant = await self.ledger.reserve(run_id, cap, drain=drain)
+        if not grant.granted and self.reap_lost and await self.ledger.reap():
+            # Reservations of runs whose worker was lost came back: look again.
+            grant = await self.ledger.reserve(run_id, cap, drain=drain)
         if not grant.granted:
             state = grant.state
             left = max(state.left, 0.0)
@@ -306,4 +315,5 @@ async def open_fleet_guard(
         on_exhausted=settings.on_exhausted,
         cancel=cancel,
         on_note=on_note,
+        reap_lost=True,
     )
