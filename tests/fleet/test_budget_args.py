@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from cc_executor._cli import build_parser
+from cc_executor._cli._fleet import _budget_settings
 from cc_executor._run._budget import check_webhook
 from tests.fleet.test_commands import cc
 
@@ -21,12 +25,32 @@ FLEET = {"CC_EXECUTOR_FLEET": "redis://localhost:1/0"}
         (["--budget-usd", "5", "--budget-webhook", "http://169.254.169.254/latest"],
          "--budget-webhook 'http://169.254.169.254/latest': 169.254.169.254 is neither a "
          "loopback address nor allowed by --budget-webhook-allow-host (docs/security.md)"),
+        (["--budget-usd", "5", "--budget-name", "a b"],
+         "budget name 'a b': letters, digits, '.', '_' or '-', at most 64"),
     ],
 )  # fmt: skip
-def test_bad_budget_options_exit_2_with_one_line(args: list[str], said: str) -> None:
-    done = cc("worker", *args, **FLEET)
+def test_bad_budget_options_are_refused_saying_why(args: list[str], said: str) -> None:
+    parsed = build_parser("worker").parse_args(["worker", *args])
+    with pytest.raises(ValueError, match="^" + re.escape(said) + "$"):
+        _budget_settings(parsed)
+
+
+def test_the_worker_exits_2_with_one_line_for_a_bad_budget() -> None:
+    done = cc("worker", "--budget-usd", "5", "--budget-threshold", "0", **FLEET)
     assert done.returncode == 2
-    assert done.stderr == f"cc-executor worker: {said}\n"
+    assert done.stderr == "cc-executor worker: --budget-threshold must be in (0, 100], got 0\n"
+
+
+def test_good_budget_options_make_the_settings() -> None:
+    parsed = build_parser("worker").parse_args(
+        ["worker", "--budget-usd", "5", "--reserve-usd", "0.5", "--reserve-usd", "opus=2",
+         "--budget-threshold", "50", "--budget-threshold", "90", "--on-budget-exhausted",
+         "drain", "--budget-webhook", "http://127.0.0.1:9/b"]
+    )  # fmt: skip
+    settings = _budget_settings(parsed)
+    assert settings.reserve == {"*": 0.5, "opus": 2.0}
+    assert settings.thresholds == (0.5, 0.9)
+    assert (settings.on_exhausted, settings.webhook) == ("drain", "http://127.0.0.1:9/b")
 
 
 def test_the_webhook_goes_to_loopback_or_an_allowed_host_only() -> None:
