@@ -72,6 +72,7 @@ UNTESTED = {
     ("docs/agents/command.md", "cc-executor run --agent command"),
     ("docs/fleet.md", "# On one machine: Redis (Debian: apt-get install redis-server), reacha"),
     ("docs/fleet.md", "import asyncio"),
+    ("docs/fleet.md", "cc-executor worker --allow-dir /srv/repos --budget-usd 50 --reserve-u"),
     ("docs/fleet.md", "cc-executor fleet status --fleet unix:///run/redis/"),
     ("docs/fleet.md", "cc-executor attach 01JD3Y0Q8Z6W1C5M7V4T2R9N0P"),
     ("docs/postgresql.md", "export CC_EXECUTOR_HISTORY=postgresql://cc@db.internal/cc"),

@@ -46,7 +46,8 @@ class Status(str, enum.Enum):
     """The agent stopped at ``max_turns``."""
     BUDGET_EXCEEDED = "budget_exceeded"
     """The agent stopped at its own cost cap (``max_budget_usd``), or a task list reached
-    ``budget_usd`` and started no further task."""
+    ``budget_usd`` and started no further task, or a fleet run was not started because the
+    fleet's budget (``worker --budget-usd``) could not cover its reservation."""
     DENIED = "denied"
     """The agent's tool calls were refused (permissions), so the work asked for was not
     done."""

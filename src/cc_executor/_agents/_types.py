@@ -343,6 +343,21 @@ class LimitWaitEvent(AgentEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetEvent(AgentEvent):
+    """Made by cc-executor when a shared budget (a fleet's ``worker --budget-usd``) passes a
+    soft threshold as this run ends (``what="threshold"``, ``threshold`` a fraction of the
+    total), or is exhausted by this run's refusal (``what="exhausted"``); once per budget."""
+
+    type: ClassVar[str] = "budget"
+    what: str = "threshold"
+    budget: str = "default"
+    threshold: float | None = None
+    total_usd: float = 0.0
+    spent_usd: float = 0.0
+    held_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetryEvent(AgentEvent):
     """Made by cc-executor before it retries a failed attempt."""
 

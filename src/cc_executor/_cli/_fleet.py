@@ -134,6 +134,7 @@ def add_parser(sub: Any) -> None:
         help="after a 429 or overload, new starts with that credential pause fleet-wide for "
         "S seconds, doubled for each further one, at most 60 (default 1)",
     )
+    _budget_options(w)
     w.set_defaults(handler=worker_main)
 
     controls = (
@@ -282,6 +283,93 @@ def on_fleet(me: str, where: tuple[str, bool], work: Callable[[Fleet], Awaitable
         raise _Exit(1 if isinstance(exc, RunRefused) else EXIT_USAGE) from None
 
 
+def _budget_options(w: argparse.ArgumentParser) -> None:
+    """The worker's fleet budget (docs/fleet.md, "Budgets")."""
+    from cc_executor._cli._tasks import _reservation
+
+    w.add_argument(
+        "--budget-usd",
+        type=float,
+        metavar="USD",
+        help="the fleet's budget, shared by every worker given it: a run starts only if what "
+        "is left covers its reservation, else it ends budget_exceeded without starting",
+    )
+    w.add_argument(
+        "--budget-name",
+        default="default",
+        metavar="NAME",
+        help="with --budget-usd: which of the fleet's budgets (default: default)",
+    )
+    w.add_argument(
+        "--reserve-usd",
+        type=_reservation,
+        action="append",
+        default=[],
+        metavar="[MODEL=]USD",
+        help="with --budget-usd: what a run that sets no max_budget_usd reserves (and its "
+        "cap), for every model or for MODEL (repeatable; default: all that is left, alone)",
+    )
+    w.add_argument(
+        "--budget-threshold",
+        type=float,
+        action="append",
+        default=[],
+        metavar="PERCENT",
+        help="with --budget-usd: announce (log, --budget-webhook) when spending passes "
+        "PERCENT of the budget (repeatable; default 80)",
+    )
+    w.add_argument(
+        "--budget-webhook",
+        metavar="URL",
+        help="with --budget-usd: POST a JSON note there when a threshold is passed or the "
+        "budget is exhausted (loopback, or a host of --budget-webhook-allow-host)",
+    )
+    w.add_argument(
+        "--budget-webhook-allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host --budget-webhook may name besides loopback (repeatable)",
+    )
+    w.add_argument(
+        "--on-budget-exhausted",
+        choices=("cancel", "drain"),
+        help="once a run is refused: drain (start no further run, let those in progress "
+        "end) or cancel (also cancel the runs in progress); default: neither",
+    )
+
+
+def _budget_settings(args: argparse.Namespace) -> Any:
+    """The worker's :class:`BudgetSettings`, None without --budget-usd; ValueError for
+    bad values."""
+    from cc_executor._run._budget import BudgetSettings, check_webhook
+
+    if args.budget_usd is None:
+        given = args.reserve_usd or args.budget_threshold or args.budget_webhook
+        if given or args.on_budget_exhausted:
+            raise ValueError("--reserve-usd, --budget-threshold, --budget-webhook and "
+                             "--on-budget-exhausted need --budget-usd")  # fmt: skip
+        return None
+    if not args.budget_usd > 0 or args.budget_usd == float("inf"):
+        raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd:g}")
+    for percent in args.budget_threshold:
+        if not 0 < percent <= 100:
+            raise ValueError(f"--budget-threshold must be in (0, 100], got {percent:g}")
+    from cc_executor._fleet._budget import check_budget_name
+
+    webhook = args.budget_webhook
+    if webhook is not None:
+        webhook = check_webhook(webhook, args.budget_webhook_allow_host)
+    return BudgetSettings(
+        total_usd=args.budget_usd,
+        name=check_budget_name(args.budget_name),
+        reserve=dict(args.reserve_usd),
+        thresholds=tuple(p / 100 for p in args.budget_threshold) or (0.8,),
+        webhook=webhook,
+        on_exhausted=args.on_budget_exhausted,
+    )
+
+
 @_said_exit
 def worker_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor worker``."""
@@ -306,6 +394,7 @@ def worker_main(args: argparse.Namespace) -> int:
     from cc_executor._service._worker import FleetWorker, WorkerConfig
 
     try:
+        budget = _budget_settings(args)
         worker = FleetWorker(
             WorkerConfig(
                 fleet=where[0],
@@ -320,6 +409,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 allow_repos=args.allow_repo,
                 max_concurrent_per_credential=args.max_concurrent_per_credential,
                 limit_backoff_s=args.limit_backoff,
+                budget=budget,
             )
         )
     except (CCExecutorError, ValueError) as exc:
@@ -453,10 +543,21 @@ def status_main(args: argparse.Namespace) -> int:
 
     async def look(
         fleet: Fleet,
-    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], dict[str, Any]]:
-        return await fleet.workers(), await fleet.counts(), await fleet.limits().status()
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]], dict[str, Any], Any]:
+        from cc_executor._fleet._budget import fleet_budgets
 
-    workers, queues, limits = on_fleet(me, where, look)
+        return (
+            await fleet.workers(),
+            await fleet.counts(),
+            await fleet.limits().status(),
+            await fleet_budgets(fleet.url),
+        )
+
+    workers, queues, limits, found = on_fleet(me, where, look)
+    budgets = {
+        name: {"total_usd": b.total, "spent_usd": b.spent, "held_usd": b.held}
+        for name, b in found.items()
+    }
     url = parse_fleet_url(where[0], from_argv=where[1]).url  # shown without credentials
     workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
     if args.json:
@@ -464,7 +565,13 @@ def status_main(args: argparse.Namespace) -> int:
 
         write_json_line(
             sys.stdout.buffer,
-            {"fleet": url, "workers": workers, "queues": queues, "limits": limits},
+            {
+                "fleet": url,
+                "workers": workers,
+                "queues": queues,
+                "limits": limits,
+                "budgets": budgets,
+            },
             terminal=sys.stdout.isatty(),
         )
         return 0
@@ -495,4 +602,9 @@ def status_main(args: argparse.Namespace) -> int:
     for c in limits["credentials"]:
         paused = f"paused {c['paused_s']:.1f} s more ({c['reason']})" if c["paused_s"] else "open"
         print(inert(f"  credential {c['credential'][:12]}: {paused}, {c['in_flight']} in flight"))
+    for name, b in budgets.items():
+        print(
+            f"budget {inert(name)}: ${b['spent_usd']:.4f} of ${b['total_usd']:g} spent, "
+            f"${b['held_usd']:.4f} held by runs in progress"
+        )
     return 0

@@ -42,6 +42,7 @@ from cc_executor._fleet._base import (
     check_queue,
 )
 from cc_executor._ids import new_run_id
+from cc_executor._run._budget import BudgetGuard, BudgetSettings, open_fleet_guard
 from cc_executor._run._fleet import MESSAGE_VERSION
 from cc_executor._run._options import RunOptions
 from cc_executor._run._result import RunResult
@@ -80,6 +81,8 @@ class WorkerConfig:
     stream_max_bytes: int | None = None
     #: Patterns of the git URLs a run may name as its ``repo`` (``--allow-repo``).
     allow_repos: Sequence[str] = ()
+    #: The fleet's budget this worker keeps (``--budget-usd``); None: no budget check.
+    budget: BudgetSettings | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: Runs in flight per credential across the fleet (0: the fleet's setting, if any);
     #: the first back-off after a 429 or overload (_ratelimit.py).
@@ -141,6 +144,7 @@ class FleetWorker:
         #: Set when the number of runs in progress changes: heartbeat now, so `fleet status`
         #: shows what the worker is doing, not what it did a heartbeat interval ago.
         self._changed = asyncio.Event()
+        self.budget: BudgetGuard | None = None
 
     # -- the checks ------------------------------------------------------------------
     def check(self, message: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
@@ -208,6 +212,10 @@ class FleetWorker:
         self._loop = asyncio.get_running_loop()
         await self.fleet.check()
         await self.limits.start()
+        if self.config.budget is not None:
+            self.budget = await open_fleet_guard(
+                self.config.fleet, self.config.budget, cancel=self.fleet.request_cancel
+            )
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
         consumer = await asyncio.to_thread(
@@ -233,6 +241,8 @@ class FleetWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.budget is not None:
+            await self.budget.aclose()
         await self.fleet.aclose()
         return 0
 
@@ -368,7 +378,21 @@ class FleetWorker:
             await self._requeue_waiting(lease, message)
             return
         try:
-            await self._run(run_id, lambda on: start(admitted.watch(on)), lease, message, said)
+            budget = self.budget if "argv" not in message else None
+            if budget is not None:
+                # The budget's one check before the start (it may lower max_budget_usd),
+                # once the shared rate limits let the run go.
+                admission = await budget.before(run_id, options)
+                if not admission.started:
+                    await self._not_started(run_id, lease, admission.error, admission.events)
+                    return
+            try:
+                await self._run(run_id, lambda on: start(admitted.watch(on)), lease, message, said)
+            finally:
+                if budget is not None:
+                    # Settled in _run before its result is sent; here only if _run failed
+                    # (the reservation is then charged whole).
+                    await budget.after(run_id, Status.CRASHED, None)
         finally:
             await admitted.release()
 
@@ -399,6 +423,17 @@ class FleetWorker:
             if attempt:
                 again = {**message, "attempt": attempt}
                 await asyncio.to_thread(self.fleet.submit, again)
+
+    async def _not_started(
+        self, run_id: str, lease: Lease, error: str | None, events: Sequence[Any]
+    ) -> None:
+        """End a run the budget cannot cover: status ``budget_exceeded``, nothing ran."""
+        log.info("run %s: %s", run_id, error)
+        result = RunResult(run_id=run_id, status=Status.BUDGET_EXCEEDED, error=error)
+        entries = [{"kind": "event", "event": e.to_dict()} for e in events]
+        entries.append({"kind": "result", "result": result.to_dict()})
+        await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
+        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
 
     async def _run(
         self,
@@ -442,6 +477,13 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
+        if self.budget is not None and "argv" not in message and not active.lost:
+            # The budget's one settlement, before the result is sent: a submitter that has
+            # the result sees the ledger with it.
+            events = await self.budget.after(run_id, result.status, result.cost_usd)
+            if events:
+                entries = [{"kind": "event", "event": e.to_dict()} for e in events]
+                await self._send(run_id, entries, active)
         if active.interrupted and not active.lost:
             await self._requeue(run_id, result, active, message)
             return

@@ -1,33 +1,37 @@
 """A list's budget as reservations: a task holds its cap while it runs and gives back what
 it did not spend, so the runs in flight can never together be allowed more than is left.
 
-A task's cap is its ``max_budget_usd``, else the list's ``reserve_usd`` for its model,
-else the whole remainder (it then runs alone). Each run gets its reservation as its own
-``max_budget_usd``; the total can exceed the budget only by what runs spend past their own
-caps before the CLI learns the cost and stops them.
+The in-process ledger of the one budget concept (:mod:`cc_executor._run._budget`; a
+fleet keeps its ledger in Redis). A task's cap is its ``max_budget_usd``, else the list's
+``reserve_usd`` for its model, else the whole remainder (it then runs alone). Each run
+gets its reservation as its own ``max_budget_usd``; the total can exceed the budget only by
+what runs spend past their own caps before the CLI learns the cost and stops them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from cc_executor._run._budget import run_cap
 
 #: Sums of float costs: a reservation equal to what is left is covered.
 _EPSILON = 1e-9
+#: The soft threshold a list's budget announces (a ``budget`` event) when spending passes it.
+DEFAULT_THRESHOLDS = (0.8,)
 
 
 def task_cap(options: Mapping[str, Any], reserve: Mapping[str, float] | None) -> float | None:
     """What a task with run options ``options`` reserves: its ``max_budget_usd``, else
-    ``reserve[model]``, else ``reserve["*"]``; None: the whole remainder."""
-    own = options.get("max_budget_usd")
-    if own is not None:
-        return float(own)
-    if not reserve:
-        return None
-    model = options.get("model")
-    return reserve[model] if isinstance(model, str) and model in reserve else reserve.get("*")
+    ``reserve[model]``, else ``reserve["*"]``; None: the whole remainder (the rule of every
+    budget, :func:`cc_executor._run._budget.run_cap`)."""
+    return run_cap(options, reserve)
+
+
+def _crossed(spent: float, total: float, threshold: float) -> bool:
+    return spent + _EPSILON >= total * threshold
 
 
 def _micro(usd: float) -> float:
@@ -39,11 +43,20 @@ class Budget:
     """The budget of one list run: ``total``, ``spent`` (what finished attempts count
     against it) and ``held`` (the reservations of the runs in flight, by task id)."""
 
-    def __init__(self, total: float, spent: float, caps: Mapping[str, float | None]) -> None:
+    def __init__(
+        self,
+        total: float,
+        spent: float,
+        caps: Mapping[str, float | None],
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ) -> None:
         self.total = total
         self.spent = spent
         self.caps = dict(caps)
         self.held: dict[str, float] = {}
+        self.thresholds = tuple(sorted(thresholds))
+        #: The soft thresholds already passed (those passed before a resume count too).
+        self.passed = {t for t in self.thresholds if _crossed(spent, total, t)}
         #: Set whenever a reservation is given back (a retry waiting for room wakes up).
         self.changed = asyncio.Event()
 
@@ -84,11 +97,16 @@ class Budget:
             f"${self.total:g}"
         )
 
-    def release(self, task_id: str, charged: float) -> None:
-        """Give back the task's reservation, counting ``charged`` as spent."""
+    def release(self, task_id: str, charged: float) -> list[float]:
+        """Give back the task's reservation, counting ``charged`` as spent; the soft
+        thresholds (fractions of the total) this passed, each once."""
         self.held.pop(task_id, None)
         self.spent += charged
         self.changed.set()
+        now = [t for t in self.thresholds if t not in self.passed]
+        now = [t for t in now if _crossed(self.spent, self.total, t)]
+        self.passed.update(now)
+        return now
 
     def drop(self, task_id: str) -> None:
         """Give back a reservation that was not used (no run started)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from cc_executor._agents import adapter_for
 from cc_executor._agents._prices import takes_budget
-from cc_executor._agents._types import AgentEvent, InitEvent, RunStatus
+from cc_executor._agents._types import AgentEvent, BudgetEvent, InitEvent, RunStatus
 from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
@@ -578,7 +578,8 @@ class ListRun:
                 return
             finally:
                 self.handles.pop(task.id, None)
-            self._account(state, attempt, result)
+            for threshold in self._account(state, attempt, result):
+                await self._budget_event(task.id, threshold)
             if result.ok:
                 state.status = TaskStatus.OK
                 state.result = result.result
@@ -630,7 +631,25 @@ class ListRun:
             await self._fail(task, state, error)
             return
 
-    def _account(self, state: TaskResult, attempt: TaskAttempt, result: RunResult) -> None:
+    async def _budget_event(self, task_id: str, threshold: float) -> None:
+        """Announce a soft threshold of the list's budget passed as ``task_id`` ended."""
+        budget = self.budget
+        assert budget is not None
+        await self._emit(
+            task_id,
+            BudgetEvent(
+                t=time.monotonic(),
+                what="threshold",
+                budget=self.spec.name or "task list",
+                threshold=threshold,
+                total_usd=budget.total,
+                spent_usd=round(budget.spent, 6),
+                held_usd=round(sum(budget.held.values()), 6),
+            ),
+        )
+
+    def _account(self, state: TaskResult, attempt: TaskAttempt, result: RunResult) -> list[float]:
+        """Record the attempt's end; the soft thresholds of the budget it passed."""
         if result.workspace is not None:
             state.workspace = dict(result.workspace)
         attempt.status = result.status.value
@@ -641,8 +660,9 @@ class ListRun:
         attempt.error = result.error
         if result.cost_usd is not None:
             state.cost_usd = (state.cost_usd or 0.0) + result.cost_usd
+        passed: list[float] = []
         if self.budget is not None:
-            self.budget.release(state.id, attempt.charged_usd)
+            passed = self.budget.release(state.id, attempt.charged_usd)
             if result.status is RunStatus.BUDGET_EXCEEDED and attempt.reserved_usd is not None:
                 self.budget_hit = True  # stopped at the cap the list's budget gave it
         state.run_status = result.status.value
@@ -651,6 +671,7 @@ class ListRun:
             # The list reports a broken history once, not once per task.
             if warning.startswith("history not recorded") and warning not in self.warnings:
                 self.warnings.append(warning)
+        return passed
 
     async def _refused(
         self, task: TaskSpec, state: TaskResult, attempt: TaskAttempt, error: str
