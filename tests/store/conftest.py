@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests._postgres import PostgresServer
+from tests._postgres import DROP_HISTORY, PostgresServer
 
 
 @pytest.fixture(
@@ -17,6 +17,6 @@ def history_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         # Dropping the tables is much cheaper than a database per test.
-        server.sql("DROP TABLE IF EXISTS runs, run_files, history_schema", "postgres")
+        server.sql(DROP_HISTORY, "postgres")
         monkeypatch.setenv("CC_EXECUTOR_HISTORY", server.url())
     return str(request.param)
