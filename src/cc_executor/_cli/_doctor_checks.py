@@ -94,7 +94,10 @@ async def run_checks(
     Checks: ``claude`` (the CLI is found and ``claude --version`` runs), ``model-access`` (an
     API key, a base URL or a login is configured; only looked up, never used), ``data-dir``
     (writable), ``disk-space`` (at least 1 GiB free there) and ``history-rows`` (no
-    malformed row in the history, else they are listed), then live engine self-tests:
+    malformed row in the history, else they are listed); with a PostgreSQL history configured,
+    ``history-postgres`` (it is reachable), ``history-schema`` (its version) and
+    ``history-pending`` (no run of this machine waits to be written to it); then live
+    engine self-tests:
     ``engine-large-output`` (8 MiB), ``engine-long-line`` (one 10 MB line),
     ``engine-timeout-partial`` and ``engine-tree-cleanup`` (a SIGTERM-ignoring grandchild
     that escaped with double fork + ``setsid``), and ``resource-limits`` (which mechanism
