@@ -72,12 +72,15 @@ def test_runs_recorded_while_the_database_is_down_reach_it_once_when_it_is_back(
             asyncio.run(_check_postgres(pg_url))
         with pytest.raises(_Failed, match="1 run"):
             check_pending(data_home())
-        # A long-lived process (a worker) opened while the database is down...
-        store = open_store()
-        assert isinstance(store, MirroredStore)
+        # A long-lived process (a worker) opened while the database is down (what
+        # open_store makes, retrying sooner than every 30 s)...
+        store = MirroredStore(
+            SQLiteStore(data_home() / "history.sqlite3"),
+            parse_postgres_url(pg_url),
+            sync_interval_s=0.1,
+        )
         assert store.remote is None
         assert store.pending() == 1
-        store.sync_interval_s = 0.1
     finally:
         postgres_server.resume()
     try:

@@ -4,8 +4,8 @@
 Every write goes to this machine's SQLite first (``history.sqlite3`` in the data folder),
 then to PostgreSQL. A write PostgreSQL did not take (the server is down, the network cut)
 leaves the run in the table ``history_pending`` of the local file; the next opening of the
-history, or the store itself every :data:`SYNC_INTERVAL_S` in a long-lived process (a
-worker, ``serve``), writes those runs to PostgreSQL again from their local rows. Writing is
+history, or any open store every :data:`SYNC_INTERVAL_S` (a long-lived process: a worker,
+``serve``), writes those runs to PostgreSQL again from their local rows. Writing is
 an upsert by run id, so a run replayed twice, or by two processes at once, is one row.
 Reads go to PostgreSQL, or to the local file while PostgreSQL is unreachable (this
 machine's runs stay inspectable).
@@ -80,6 +80,7 @@ class MirroredStore:
                 "the database when it is back"
             )
         self.sync()
+        self._start_syncer()
 
     # ------------------------------------------------------------------ the remote side
 
@@ -145,7 +146,6 @@ class MirroredStore:
                 "VALUES (?, ?, ?)",
                 (run_id, time.time(), reason),
             )
-        self._start_syncer()
 
     def pending(self) -> int:
         """How many runs of the local file have still to be written to PostgreSQL."""
@@ -159,7 +159,6 @@ class MirroredStore:
             return 0
         remote = self._remote_now()
         if remote is None:
-            self._start_syncer()
             return len(rows)
         left = len(rows)
         for row in rows:
@@ -172,7 +171,6 @@ class MirroredStore:
                     remote.replay(found[0], self.local.permission_decisions(run_id))
                 except HistoryError as exc:
                     self._lost(exc)
-                    self._start_syncer()
                     return left
             # Cleared only if not queued again meanwhile (a later write of the same run).
             with self.local._write() as db:
@@ -193,12 +191,11 @@ class MirroredStore:
             self._syncer.start()
 
     def _sync_loop(self) -> None:
+        # For as long as the store is open: the pending runs may be another process's (a
+        # run of serve, recorded through its own store, that ended during the outage).
         while not self._closed.wait(self.sync_interval_s):
-            try:
-                if self.sync() == 0:
-                    return
-            except HistoryError:
-                continue  # the local file itself failed: tried again next time
+            with contextlib.suppress(HistoryError):  # the local file failed: next time
+                self.sync()
 
     # ------------------------------------------------------------------ writes
 
