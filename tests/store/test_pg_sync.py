@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor._cli._doctor_checks import _check_postgres, _Failed, check_pending
+from cc_executor._cli._doctor_checks import (
+    _check_postgres,
+    _check_postgres_schema,
+    _Failed,
+    check_pending,
+)
 from cc_executor._paths import data_home
-from cc_executor._store import Query, open_store
+from cc_executor._store import SCHEMA_VERSION, Query, open_store
 from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._mirror import MirroredStore
 from cc_executor._store._postgres import PostgresStore
@@ -108,6 +113,8 @@ def test_runs_recorded_while_the_database_is_down_reach_it_once_when_it_is_back(
         database.close()
     assert check_pending(data_home()).startswith("no run of this machine")
     assert asyncio.run(_check_postgres(pg_url)).endswith("is reachable")
+    schema = asyncio.run(_check_postgres_schema(pg_url))
+    assert schema == f"schema {SCHEMA_VERSION}, this cc-executor's"
     done = cc("verify", during.id, "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["runs"][0]["unaltered"] is True
