@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests._postgres import DROP_HISTORY, start_postgres  # noqa: E402
+from tests._postgres import start_postgres  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 
@@ -147,7 +147,7 @@ def main() -> None:
         server.sql("ALTER DATABASE postgres SET synchronous_commit = off")
         without_sync = recording(url, Path(home))
         server.sql("ALTER DATABASE postgres RESET synchronous_commit")
-        server.sql(DROP_HISTORY)
+        server.empty()
         seed(url, args.runs)
         from cc_executor._store import Query, open_store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests._postgres import DROP_HISTORY, PostgresServer
+from tests._postgres import PostgresServer
 
 
 @pytest.fixture(
@@ -16,7 +16,6 @@ def history_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     on the session's server, named by ``CC_EXECUTOR_HISTORY``."""
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        # Dropping the tables is much cheaper than a database per test.
-        server.sql(DROP_HISTORY, "postgres")
+        server.empty()
         monkeypatch.setenv("CC_EXECUTOR_HISTORY", server.url())
     return str(request.param)

@@ -27,7 +27,7 @@ from cc_executor._store import (
 from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._mirror import MirroredStore
 from cc_executor._store._postgres import PostgresStore
-from tests._postgres import DROP_HISTORY, PostgresServer
+from tests._postgres import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def cc(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty history on the session's server, in ``CC_EXECUTOR_HISTORY``."""
-    postgres_server.sql(DROP_HISTORY)
+    postgres_server.empty()
     monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
     return postgres_server.url()
 

@@ -252,9 +252,9 @@ class MirroredStore:
         self.local.delete_before(timestamp)
         return removed or []
 
-    def import_record(self, record: RunRecord) -> bool:
+    def import_record(self, record: RunRecord, **kwargs: Any) -> bool:
         """See :meth:`PostgresStore.import_record` (PostgreSQL must be reachable)."""
-        done, added = self._on_remote(lambda r: r.import_record(record))
+        done, added = self._on_remote(lambda r: r.import_record(record, **kwargs))
         if not done:
             raise HistoryError(f"cannot write the history at {self.url}: {self.remote_error}")
         return bool(added)
