@@ -159,3 +159,38 @@ def test_a_killed_runs_streamed_event_log_is_kept_in_the_database(
     assert shown.returncode == 0, shown.stderr
     assert "the transcript streamed so far" in shown.stdout
     assert "streamed-before-the-kill" in shown.stdout
+
+
+def test_a_streamed_copy_grows_only_from_its_end_and_an_end_replaces_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from cc_executor._store import Artifact, RunRecord
+
+    database = _database(pg_url)
+    try:
+        record = RunRecord(id="streamed-1", kind="exec", started_at=1.0)
+        database.start(record)
+        first = hashlib.sha256(b"abc")
+        assert database.append_file(record.id, "stdout", 0, b"abc", first.hexdigest())
+        # An append that does not start where the copy ends changes nothing.
+        assert not database.append_file(record.id, "stdout", 2, b"zz", "x")
+        both = hashlib.sha256(b"abcdef").hexdigest()
+        assert database.append_file(record.id, "stdout", 3, b"def", both)
+        assert database.file_content(record.id, "stdout") == b"abcdef"
+        # The end: the whole file replaces the copy; a file no longer copied (gone) has
+        # its partial copy removed (a copy is all of its file or none).
+        log = tmp_path / "stdout.log"
+        log.write_bytes(b"abcdefgh")
+        record.status = "ok"
+        record.artifacts = [
+            Artifact(name="stdout", path=str(log), size=8, sha256=""),
+            Artifact(name="stderr", path=str(tmp_path / "gone.log"), size=1, sha256=""),
+        ]
+        assert database.append_file(record.id, "stderr", 0, b"e", "x")
+        database.finish(record)
+        assert database.file_content(record.id, "stdout") == b"abcdefgh"
+        assert database.file_content(record.id, "stderr") is None
+    finally:
+        database.close()

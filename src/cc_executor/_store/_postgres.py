@@ -319,12 +319,14 @@ class PostgresStore(SQLHistory):
         else:
             sql = (
                 "UPDATE run_files SET size = ?, sha256 = ?, content = content || ? "
-                "WHERE run_id = ? AND name = ? AND size = ?"
+                "WHERE run_id = ? AND name = ? AND size = ? RETURNING size"
             )
             params = (size, sha256, chunk, run_id, name, offset)
 
         def write(db: _Connection) -> bool:
-            return bool(db.execute(sql, params).rowcount)
+            # A row read back, not rowcount: in a pipeline the count is not known yet.
+            cursor = db.execute(sql, params)
+            return offset == 0 or cursor.fetchone() is not None
 
         return self._again(write, write=True)
 
