@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests._wait import wait_for
@@ -38,6 +38,9 @@ class PostgresServer:
 
     folder: Path
     process: subprocess.Popen[bytes]
+    #: How it was started (to start it again on the same data after :meth:`halt`).
+    command: list[str] = field(default_factory=list)
+    user: str | None = None
 
     def url(self, database: str = "postgres") -> str:
         """The URL of ``database`` over the unix socket."""
@@ -66,6 +69,16 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown), keeping its data for :meth:`resume`."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+
+    def resume(self) -> None:
+        """Start the halted server again on its data, and wait until it accepts."""
+        self.process = _launch(self.folder, self.command, self.user)
+        wait_for(lambda: _ready(self), timeout=120, what="PostgreSQL to accept connections")
 
 
 def start_postgres(*, durable: bool = False) -> PostgresServer:
@@ -96,25 +109,29 @@ def start_postgres(*, durable: bool = False) -> PostgresServer:
     if done.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
-    process = subprocess.Popen(
-        [
-            str(bindir / "postgres"), "-D", str(data), "-c", "listen_addresses=",
-            "-c", f"unix_socket_directories={folder}",
-            *(() if durable else ("-c", "fsync=off", "-c", "full_page_writes=off")),
-            "-c", "max_connections=200",
-        ],
-        user=user,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "wb"),  # noqa: SIM115 - the child owns it
-        cwd=folder,
-    )  # fmt: skip
-    server = PostgresServer(folder, process)
+    command = [
+        str(bindir / "postgres"), "-D", str(data), "-c", "listen_addresses=",
+        "-c", f"unix_socket_directories={folder}",
+        *(() if durable else ("-c", "fsync=off", "-c", "full_page_writes=off")),
+        "-c", "max_connections=200",
+    ]  # fmt: skip
+    server = PostgresServer(folder, _launch(folder, command, user), command, user)
     try:
         wait_for(lambda: _ready(server), timeout=120, what="PostgreSQL to accept connections")
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _launch(folder: Path, command: list[str], user: str | None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        user=user,
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "ab"),
+        cwd=folder,
+    )
 
 
 def _ready(server: PostgresServer) -> bool:

@@ -108,6 +108,12 @@ class HistoryError(CCExecutorError):
     lets this reach a run: the run completes and carries a warning."""
 
 
+class HistoryUnreachable(HistoryError):
+    """The history's database could not be reached (down, cut off, refusing the
+    connection), as opposed to one that answered and refused (a newer schema). A process
+    with a local history beside it keeps recording there meanwhile."""
+
+
 class TaskListError(CCExecutorError, ValueError):
     """A task list is invalid (raised before anything runs) or cannot be found or read.
 

@@ -25,6 +25,7 @@ from cc_executor._store import (
     open_store,
 )
 from cc_executor._store._location import parse_postgres_url
+from cc_executor._store._mirror import MirroredStore
 from cc_executor._store._postgres import PostgresStore
 from tests._postgres import PostgresServer
 
@@ -43,6 +44,13 @@ def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> 
     postgres_server.empty()
     monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
     return postgres_server.url()
+
+
+def remote(store: object) -> PostgresStore:
+    """The PostgreSQL side of a history ``open_store`` opened for writing."""
+    assert isinstance(store, MirroredStore)
+    assert store.remote is not None
+    return store.remote
 
 
 WRITER = textwrap.dedent(
@@ -89,8 +97,7 @@ def test_eight_processes_times_a_hundred_runs_lose_nothing(pg_url: str, tmp_path
             for i in (0, 57, 99):
                 run_id = f"w{n}-{i:03d}"
                 assert store.file_content(run_id, "stdout") == f"events of {run_id}\n".encode()
-        assert isinstance(store, PostgresStore)
-        assert store._read("SELECT COUNT(*) AS n FROM run_files")[0]["n"] == 800
+        assert remote(store)._read("SELECT COUNT(*) AS n FROM run_files")[0]["n"] == 800
     finally:
         store.close()
 
@@ -123,8 +130,7 @@ def test_a_run_of_another_machine_is_shown_and_verified_from_its_copy(
     assert "line from the other machine" in cc("show", "01elsewhere0001", "--events").stdout
     # The copy is what verify checks: altered in the database, it fails.
     store = open_store()
-    assert isinstance(store, PostgresStore)
-    with store._write() as db:
+    with remote(store)._write() as db:
         db.execute("UPDATE run_files SET content = ? WHERE run_id = ?", (b"X", record.id))
     store.close()
     done = cc("verify", "01elsewhere0001")
@@ -169,11 +175,10 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(pg_url: str) -> Non
         )
     old.close()
     store = open_store()
-    assert isinstance(store, PostgresStore)
-    assert store.schema_version == SCHEMA_VERSION
+    assert store.schema_version == SCHEMA_VERSION  # type: ignore[attr-defined]
     (record,) = store.query(Query())
     assert (record.id, record.started_at, record.tree_token) == ("old-1", 1.5, None)
-    with store._write() as db:
+    with remote(store)._write() as db:
         db.execute("UPDATE history_schema SET version = ?", (SCHEMA_VERSION + 1,))
     store.close()
     with pytest.raises(HistoryError, match="newer than this cc-executor"):

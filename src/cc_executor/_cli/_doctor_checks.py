@@ -94,7 +94,10 @@ async def run_checks(
     Checks: ``claude`` (the CLI is found and ``claude --version`` runs), ``model-access`` (an
     API key, a base URL or a login is configured; only looked up, never used), ``data-dir``
     (writable), ``disk-space`` (at least 1 GiB free there) and ``history-rows`` (no
-    malformed row in the history, else they are listed), then live engine self-tests:
+    malformed row in the history, else they are listed); with a PostgreSQL history configured,
+    ``history-postgres`` (it is reachable), ``history-schema`` (its version) and
+    ``history-pending`` (no run of this machine waits to be written to it); then live
+    engine self-tests:
     ``engine-large-output`` (8 MiB), ``engine-long-line`` (one 10 MB line),
     ``engine-timeout-partial`` and ``engine-tree-cleanup`` (a SIGTERM-ignoring grandchild
     that escaped with double fork + ``setsid``), and ``resource-limits`` (which mechanism
@@ -113,10 +116,15 @@ async def run_checks(
     awaiting task stops the running self-test and terminates its processes.
     """
     from cc_executor._paths import data_home
+    from cc_executor._store._location import HISTORY_ENV, is_postgres
 
     results: list[CheckResult] = []
     record = recorder(results, on_result)
     home = data_home()
+    # Read before the self-tests' environment: the PostgreSQL history, when one is set.
+    postgres = os.environ.get(HISTORY_ENV)
+    if postgres is not None and not is_postgres(postgres):
+        postgres = None
     with tempfile.TemporaryDirectory(
         prefix="cc-executor-doctor-", ignore_cleanup_errors=True
     ) as tmp_name:
@@ -128,6 +136,10 @@ async def run_checks(
             await record("data-dir", 10, lambda: _check_data_dir(home))
             await record("disk-space", 5, lambda: _check_disk_space(home))
             await record("history-rows", 30, lambda: _check_history_rows(home))
+            if postgres is not None:
+                await record("history-postgres", 20, lambda: _check_postgres(postgres))
+                await record("history-schema", 20, lambda: _check_postgres_schema(postgres))
+                await record("history-pending", 10, lambda: _check_pending(home))
             await record("engine-large-output", 60, lambda: _check_large_output(tmp))
             await record("engine-long-line", 60, lambda: _check_long_line(tmp))
             await record("engine-timeout-partial", 20, lambda: _check_timeout_partial(tmp))
@@ -332,6 +344,72 @@ def check_history_rows(home: Path) -> str:
 
 async def _check_history_rows(home: Path) -> str:
     return check_history_rows(home)
+
+
+def _open_postgres(url: str) -> Any:
+    from cc_executor._store import HistoryError
+    from cc_executor._store._location import parse_postgres_url
+    from cc_executor._store._postgres import PostgresStore
+
+    try:
+        return PostgresStore(parse_postgres_url(url), readonly=True, max_size=1)
+    except HistoryError as exc:
+        raise _Failed(
+            str(exc),
+            "start the database or fix CC_EXECUTOR_HISTORY / --history; meanwhile runs are "
+            "recorded in this machine's history and written to the database when it is back",
+        ) from None
+
+
+async def _check_postgres(url: str) -> str:
+    """The PostgreSQL history answers."""
+    store = await asyncio.to_thread(_open_postgres, url)
+    try:
+        return f"{store.url} is reachable"
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def _check_postgres_schema(url: str) -> str:
+    """The PostgreSQL history's schema is one this cc-executor reads."""
+    from cc_executor._store import SCHEMA_VERSION
+
+    store = await asyncio.to_thread(_open_postgres, url)
+    try:
+        version = await asyncio.to_thread(lambda: store.schema_version)
+    finally:
+        await asyncio.to_thread(store.close)
+    if version == 0:
+        return f"no schema yet: the first run creates schema {SCHEMA_VERSION}"
+    if version < SCHEMA_VERSION:
+        return f"schema {version}: the next run migrates it to {SCHEMA_VERSION}"
+    return f"schema {version}, this cc-executor's"
+
+
+def check_pending(home: Path) -> str:
+    """The runs of this machine still to be written to the PostgreSQL history."""
+    import sqlite3
+
+    path = home / "history.sqlite3"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        ) as db:
+            (pending,) = db.execute("SELECT COUNT(*) FROM history_pending").fetchone()
+    except sqlite3.Error:
+        pending = 0  # no local history (or one from before the table): nothing pending
+    if not pending:
+        return "no run of this machine is waiting to be written to it"
+    raise _Failed(
+        f"{pending} run(s) of this machine are recorded only in {path}: the database was "
+        "unreachable when they were recorded",
+        "the next run, or a running worker or serve, writes them to the database once it "
+        "is reachable",
+    )
+
+
+async def _check_pending(home: Path) -> str:
+    return await asyncio.to_thread(check_pending, home)
 
 
 async def _check_disk_space(home: Path) -> str:

@@ -292,13 +292,24 @@ def _render_events(record: RunRecord, store: HistoryStore) -> None:
         return
     if log is None and record.run_dir:
         # No receipts: the run never ended (interrupted, or still running); the log it was
-        # writing is in its folder, as far as it got.
+        # writing is in its folder, as far as it got, or in the copy streamed to the
+        # history while it ran (a PostgreSQL history; its worker may be gone).
         from pathlib import Path
 
         partial = Path(record.run_dir) / "stdout.log"
-        if partial.is_file():
+        if record.host in (None, HOST) and partial.is_file():
             log = str(partial)
             print(f"(the run did not end: {record.status}; the transcript so far)")
+        else:
+            name = "events" if record.kind == "run" else "stdout"
+            copy = store.file_content(record.id, name)
+            if copy is not None:
+                print(f"(the run did not end: {record.status}; the transcript streamed so far)")
+                with tempfile.TemporaryFile() as file:
+                    file.write(copy)
+                    file.seek(0)
+                    _print_events(record, file)
+                return
     if log is None:
         print("(no event log recorded)")
         return
@@ -516,6 +527,7 @@ def import_history(args: argparse.Namespace) -> int:
     from cc_executor._paths import runs_dir
     from cc_executor._store import HistoryError, Query, history_location, open_store
     from cc_executor._store._location import is_postgres, sqlite_path
+    from cc_executor._store._mirror import MirroredStore
     from cc_executor._store._postgres import PostgresStore
 
     target = history_location()
@@ -543,7 +555,7 @@ def import_history(args: argparse.Namespace) -> int:
     try:
         store = open_store()
         try:
-            if not isinstance(store, PostgresStore):  # is_postgres(target) said it is
+            if not isinstance(store, (PostgresStore, MirroredStore)):  # is_postgres said so
                 raise HistoryError(f"{target} is not a PostgreSQL history")
             added = kept = 0
             # Files are copied from the runs folders only (this home's, and the one beside

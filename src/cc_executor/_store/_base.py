@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cc_executor._errors import HistoryError as HistoryError
+from cc_executor._errors import HistoryUnreachable as HistoryUnreachable
 from cc_executor._store._record import RunRecord
 
 

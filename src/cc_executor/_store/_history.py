@@ -23,7 +23,7 @@ from cc_executor._engine import ProcessResult, _marker, kill_orphaned_tree, star
 from cc_executor._engine._cgroup import remove_orphaned as remove_orphaned_cgroup
 from cc_executor._engine._types import Stream
 from cc_executor._paths import data_home
-from cc_executor._store._base import HistoryError, HistoryStore
+from cc_executor._store._base import HistoryError, HistoryStore, HistoryUnreachable
 from cc_executor._store._location import (
     HISTORY_ENV,
     is_postgres,
@@ -231,17 +231,47 @@ def open_store(
     location = path if path is not None else history_location()
     store: HistoryStore
     if is_postgres(location):
-        from cc_executor._store._postgres import PostgresStore
-
-        store = PostgresStore(
-            parse_postgres_url(str(location)), readonly=readonly, receipt_key=receipt_key()
-        )
+        store = _open_postgres(str(location), readonly=readonly)
     else:
         store = SQLiteStore(sqlite_path(location), readonly=readonly, receipt_key=receipt_key())
     if not readonly:
         adopt_markers(store)
         recover(store)
     return store
+
+
+def _open_postgres(url: str, *, readonly: bool) -> HistoryStore:
+    """A PostgreSQL history: read directly (``readonly``), else with this machine's
+    SQLite beside it (:class:`~cc_executor._store._mirror.MirroredStore`). A read that
+    cannot reach the database reads this machine's SQLite instead, with a warning."""
+    from cc_executor._store._postgres import PostgresStore
+
+    target = parse_postgres_url(url)
+    key = receipt_key()
+    local_path = default_store_path()
+    if readonly:
+        try:
+            return PostgresStore(target, readonly=True, receipt_key=key)
+        except HistoryUnreachable as exc:
+            if not local_path.is_file():
+                raise
+            local = SQLiteStore(local_path, readonly=True, receipt_key=key)
+            local.warnings.append(f"{exc}: showing this machine's runs from {local_path}")
+            return local
+    from cc_executor._store._mirror import MirroredStore
+
+    try:
+        local = SQLiteStore(local_path, receipt_key=key)
+    except HistoryError as exc:
+        # No local file (an unwritable data folder): PostgreSQL alone, as before.
+        store = PostgresStore(target, receipt_key=key)
+        store.warnings.append(f"no local copy of the history is kept: {exc}")
+        return store
+    try:
+        return MirroredStore(local, target, receipt_key=key)
+    except BaseException:
+        local.close()
+        raise
 
 
 def _int(text: object) -> int | None:

@@ -19,14 +19,14 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from cc_executor._store._base import HistoryError
+from cc_executor._store._base import HistoryError, HistoryUnreachable
 from cc_executor._store._location import PostgresTarget
 from cc_executor._store._receipt import record_receipt
-from cc_executor._store._record import RunRecord
+from cc_executor._store._record import RUNNING, RunRecord
 from cc_executor._store._sqlite import (
     _COLUMNS,
     MIGRATIONS,
@@ -156,6 +156,10 @@ class PostgresStore(SQLHistory):
         try:
             with psycopg.connect(target.url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs) as conn:
                 self._prepare(_Connection(conn), migrate_to)
+        except psycopg.OperationalError as exc:
+            raise HistoryUnreachable(
+                f"cannot open the history at {self.url}: {_reason(exc)}"
+            ) from None
         except psycopg.Error as exc:
             raise HistoryError(f"cannot open the history at {self.url}: {_reason(exc)}") from None
         # Connections are made when first needed (a command that only reads makes one), and
@@ -290,10 +294,53 @@ class PostgresStore(SQLHistory):
 
     def finish(self, record: RunRecord) -> None:
         """Record the end of a run and copy its files (up to :data:`MAX_FILE_BYTES` each)
-        into the database: one transaction, sent in one round trip."""
-        self._upsert(record, self._files(record))
+        into the database: one transaction, sent in one round trip. A copy streamed while
+        the run lasted (:meth:`append_file`) is replaced by the whole file, or removed when
+        the file is no longer copied (too large, gone): a copy is all of its file or none."""
+        self._upsert(record, self._files(record), drop_others=True)
 
-    def _upsert(self, record: RunRecord, files: list[tuple[str, bytes]]) -> None:
+    def replay(self, record: RunRecord, decisions: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``record`` as a local history holds it (its files copied as at its end,
+        its permission decisions replacing any already here), for a run recorded while
+        the database was unreachable. Idempotent: replaying twice leaves one row."""
+        files = self._files(record) if record.status != RUNNING else []
+        self._upsert(record, files, drop_others=record.status != RUNNING, decisions=list(decisions))
+
+    def append_file(self, run_id: str, name: str, offset: int, chunk: bytes, sha256: str) -> bool:
+        """Append ``chunk`` to the copy of a running run's file ``name`` that holds its
+        first ``offset`` bytes (``offset`` 0: the copy starts, replacing any older one);
+        ``sha256`` is that of the copy with the chunk. False when the copy does not hold
+        ``offset`` bytes (another writer, a lost answer): nothing is changed then."""
+        size = offset + len(chunk)
+        if offset == 0:
+            sql = (
+                "INSERT INTO run_files (run_id, name, size, sha256, content) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO UPDATE SET "
+                "size = EXCLUDED.size, sha256 = EXCLUDED.sha256, content = EXCLUDED.content"
+            )
+            params: tuple[Any, ...] = (run_id, name, size, sha256, chunk)
+        else:
+            sql = (
+                "UPDATE run_files SET size = ?, sha256 = ?, content = content || ? "
+                "WHERE run_id = ? AND name = ? AND size = ? RETURNING size"
+            )
+            params = (size, sha256, chunk, run_id, name, offset)
+
+        def write(db: _Connection) -> bool:
+            # A row read back, not rowcount: in a pipeline the count is not known yet.
+            cursor = db.execute(sql, params)
+            return offset == 0 or cursor.fetchone() is not None
+
+        return self._again(write, write=True)
+
+    def _upsert(
+        self,
+        record: RunRecord,
+        files: list[tuple[str, bytes]],
+        *,
+        drop_others: bool = False,
+        decisions: list[Mapping[str, Any]] | None = None,
+    ) -> None:
         # The receipt is made here, of the row as PostgreSQL will hold it (NUL replaced; its
         # numbers and text come back as they went), so that no statement has to read the
         # row back: SQLite's backend seals after writing, this one in the same statement.
@@ -305,9 +352,18 @@ class PostgresStore(SQLHistory):
             columns=", ".join(_COLUMNS), values=", ".join("?" for _ in _COLUMNS)
         )
 
+        kept = [name for name, _ in files]
+        dropped = [a.name for a in record.artifacts if a.name not in kept] if drop_others else []
+
         def write(db: _Connection) -> None:
             db.execute(sql, values)
             self._store_files(db, record.id, files)
+            for name in dropped:
+                db.execute("DELETE FROM run_files WHERE run_id = ? AND name = ?", (record.id, name))
+            if decisions is not None:
+                db.execute("DELETE FROM permission_decisions WHERE run_id = ?", (record.id,))
+                for decision in decisions:
+                    self._insert_decision(db, record.id, decision)
 
         self._again(write, write=True)
 

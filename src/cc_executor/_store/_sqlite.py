@@ -132,6 +132,16 @@ MIGRATIONS: Sequence[str | Mapping[str, str]] = (
         PRIMARY KEY (run_id, name)
     );
     """,
+    # 10: the runs a process recorded in its local SQLite that have still to be written to
+    # the PostgreSQL history it was given (unreachable then): replayed when it is back.
+    # PostgreSQL's own copy of the table stays empty.
+    """
+    CREATE TABLE history_pending (
+        run_id TEXT PRIMARY KEY,
+        queued_at REAL NOT NULL,
+        reason TEXT
+    );
+    """,
 )
 
 
@@ -486,19 +496,23 @@ class SQLHistory:
 
     def add_permission_decision(self, run_id: str, decision: Mapping[str, Any]) -> None:
         """Record one permission decision of a run (see :data:`PERMISSION_FIELDS`)."""
-        values = [run_id, *(decision.get(name) for name in PERMISSION_FIELDS)]
-        values[PERMISSION_FIELDS.index("tool_input") + 1] = json.dumps(
-            decision.get("tool_input") or {}
-        )
         with self._write() as db:
-            db.execute(
-                "INSERT INTO permission_decisions (run_id, "  # noqa: S608  (fixed names)
-                + ", ".join(PERMISSION_FIELDS)
-                + ") VALUES ("
-                + ", ".join("?" for _ in values)
-                + ")",
-                values,
-            )
+            self._insert_decision(db, run_id, decision)
+
+    @staticmethod
+    def _insert_decision(db: Any, run_id: str, decision: Mapping[str, Any]) -> None:
+        values = [run_id, *(decision.get(name) for name in PERMISSION_FIELDS)]
+        tool_input = decision.get("tool_input") or {}
+        # Decisions read back (a replay) hold their input decoded already; stored as JSON.
+        values[PERMISSION_FIELDS.index("tool_input") + 1] = json.dumps(tool_input)
+        db.execute(
+            "INSERT INTO permission_decisions (run_id, "  # noqa: S608  (fixed names)
+            + ", ".join(PERMISSION_FIELDS)
+            + ") VALUES ("
+            + ", ".join("?" for _ in values)
+            + ")",
+            values,
+        )
 
     def permission_decisions(self, run_id: str) -> list[dict[str, Any]]:
         """A run's permission decisions, oldest first."""
