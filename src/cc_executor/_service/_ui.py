@@ -388,6 +388,16 @@ async def run_page(request: Request) -> Response:
             f'<button type="button" data-action="resume"{"" if live else " disabled"}>'
             "Resume</button></div>"
         )
+    # Tool calls the run's permission policy asked about: filled and emptied by ui.js
+    # from the run's permission_request/permission_decision events and
+    # GET /runs/{id}/permissions; a read-only login sees them without buttons.
+    pending = (
+        '<section id="permissions" class="permissions" hidden aria-labelledby="perm-title">'
+        '<h2 id="perm-title">Waiting for a decision</h2>'
+        f'<ul id="pending" data-decide="{int(not read_only)}"></ul></section>'
+        if live
+        else ""
+    )
     prompt = run.get("prompt_preview")
     tasks = run.get("kind") == "tasks"
     answer = result.get("result") if isinstance(result.get("result"), str) else None
@@ -440,7 +450,7 @@ async def run_page(request: Request) -> Response:
         f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
         f'data-in-memory="{int(not run.get("from_history"))}">'
         f"{controls}"
-        f'<p class="error" role="alert" id="control-error"></p>'
+        f'<p class="error" role="alert" id="control-error"></p>{pending}'
         + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
         + f'<dl class="facts">{details}</dl>'
         f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
