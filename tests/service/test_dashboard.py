@@ -388,6 +388,11 @@ def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[
     # The seeded runs: every third one (i % 3 == 1) failed.
     expect(page.locator("table.figures tr", has_text="failed").first).to_contain_text("3333")
     assert serious_violations(page) == []
+    # No fleet: no fleet section, and the API says why.
+    assert page.get_by_role("heading", name="Fleet").count() == 0
+    no_fleet = page.request.get("/fleet")
+    assert no_fleet.status == 404
+    assert "no fleet" in no_fleet.json()["error"]["message"]
 
 
 def test_a_task_list_graph_follows_its_tasks(
