@@ -412,6 +412,10 @@ def test_a_task_list_graph_follows_its_tasks(
     page = visit.page
     page.goto(f"/ui/runs/{run_id}")
     expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
+    # A list is cancelled, never paused: only the button the API accepts.
+    assert page.get_by_role("button", name="Cancel").count() == 1
+    assert page.get_by_role("button", name="Pause").count() == 0
+    assert page.get_by_role("button", name="Resume").count() == 0
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")

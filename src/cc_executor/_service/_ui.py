@@ -380,14 +380,17 @@ async def run_page(request: Request) -> Response:
     live = bool(run.get("live"))
     controls = ""
     if not read_only:
+        # A task list can be cancelled, not paused (the API refuses it): no button that
+        # can only fail.
+        actions = ["cancel"] if run.get("kind") == "tasks" else ["cancel", "pause", "resume"]
         controls = (
             '<div class="controls" role="group" aria-label="Control the run">'
-            f'<button type="button" data-action="cancel"{"" if live else " disabled"}>'
-            "Cancel</button>"
-            f'<button type="button" data-action="pause"{"" if live else " disabled"}>'
-            "Pause</button>"
-            f'<button type="button" data-action="resume"{"" if live else " disabled"}>'
-            "Resume</button></div>"
+            + "".join(
+                f'<button type="button" data-action="{a}"{"" if live else " disabled"}>'
+                f"{a.capitalize()}</button>"
+                for a in actions
+            )
+            + "</div>"
         )
     # Tool calls the run's permission policy asked about: filled and emptied by ui.js
     # from the run's permission_request/permission_decision events and
