@@ -54,6 +54,11 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
                 assert quick.status_code == 202, quick.text
                 quick_id = quick.json()["run_id"]
                 events = await sse_events(client, quick_id)
+                # The fleet's workers, for the API and the dashboard's overview.
+                status = await client.get("/fleet")
+                assert status.status_code == 200, status.text
+                (seen,) = status.json()["workers"]
+                overview = await client.get("/ui/overview")
                 held = await client.post(
                     "/runs",
                     json={"prompt": "hold", "options": {**options, "allowed_tools": ["Bash"]}},
@@ -76,6 +81,15 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
             await asyncio.to_thread(service.stop)
     done = events[-1]
     assert done["status"] == "ok", done
+    assert seen["pid"] == worker.proc.pid
+    assert seen["slots"] >= 1
+    assert "claude" in seen["agents"]
+    assert seen["queues"]
+    assert 0 <= seen["heartbeat_age_s"] < 3600
+    assert "default" in status.json()["queues"]
+    assert overview.status_code == 200, overview.text
+    assert f'<tr data-worker="{seen["worker_id"]}">' in overview.text
+    assert f"<td class=num>{worker.proc.pid}</td>" in overview.text
     assert done["result"]["result"] == "done on a worker"
     # It ran on the worker, under the service's own id (the fleet's id too).
     assert (worker.data / "runs" / quick_id).is_dir()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cc_executor.testing import ModelServer, Reply, Rule, Script, Text
+from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import CHROMIUM, uses_cli
 from tests._procs import pids_in
 from tests._wait import wait_for
@@ -91,8 +91,15 @@ def model() -> Iterator[ModelServer]:
     slow = Reply([Text("tick " * 400)], chunk_size=5, delay=0.05)
     # Over the 64 KiB the run page shows whole: its head and tail, and a download.
     hostile = Reply([Text("<script>window.pwned = 1</script> \x1b[2J" + "a" * BIG + " THE END")])
+    # Two Write calls, each asked of the page by the server's permission policy.
+    writes = [
+        Reply([ToolUse("Write", {"file_path": "allowed.txt", "content": "<b>yes</b>"})]),
+        Reply([ToolUse("Write", {"file_path": "denied.txt", "content": "no"})]),
+        Reply([Text("both decided")]),
+    ]
     script = Script(
         [
+            Rule(match="approve", answers=writes),
             Rule(match="slow", answers=[slow]),
             Rule(match="onerror", answers=[hostile]),
             Rule(answers=[Reply([Text("Hello from the model.")])]),
@@ -113,7 +120,10 @@ def served(
     for folder in (home, root, claude_home):
         folder.mkdir()
     _seed(home, root)
-    service = launch(home, root)
+    # Write is asked of a caller (the page); the other runs of the module call no tool.
+    policy = base / "policy.yaml"
+    policy.write_text("ask_timeout_s: 600\ndefault: allow\nrules:\n  - ask: Write\n")
+    service = launch(home, root, "--permission-policy", str(policy))
     options = {"env": model.claude_env(home=claude_home, max_retries=0), "heartbeat_s": 0}
     options["retries"] = 0
     yield service, options
@@ -378,6 +388,11 @@ def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[
     # The seeded runs: every third one (i % 3 == 1) failed.
     expect(page.locator("table.figures tr", has_text="failed").first).to_contain_text("3333")
     assert serious_violations(page) == []
+    # No fleet: no fleet section, and the API says why.
+    assert page.get_by_role("heading", name="Fleet").count() == 0
+    no_fleet = page.request.get("/fleet")
+    assert no_fleet.status == 404
+    assert "no fleet" in no_fleet.json()["error"]["message"]
 
 
 def test_a_task_list_graph_follows_its_tasks(
@@ -397,9 +412,56 @@ def test_a_task_list_graph_follows_its_tasks(
     page = visit.page
     page.goto(f"/ui/runs/{run_id}")
     expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
+    # A list is cancelled, never paused: only the button the API accepts.
+    assert page.get_by_role("button", name="Cancel").count() == 1
+    assert page.get_by_role("button", name="Pause").count() == 0
+    assert page.get_by_role("button", name="Resume").count() == 0
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
     assert page.locator("svg.graph line.edge").count() == 2
     expect(page.locator("#run-status")).to_have_text("ok")
     assert serious_violations(page) == []
+
+
+def test_pending_permission_requests_are_allowed_and_denied_in_the_page(
+    visit: Visit, browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path
+) -> None:
+    service, options = served
+    run_id = _start(service, "approve two writes", {**options, "accept_denials": True})
+    reader = Visit(browser, service, tmp_path / "read-only")
+    (tmp_path / "read-only").mkdir()
+    try:
+        reader.login(_readonly_token(service))
+        reader.page.goto(f"/ui/runs/{run_id}")
+        visit.login(service.token)
+        page = visit.page
+        page.goto(f"/ui/runs/{run_id}")
+        first = page.locator("#pending li", has_text="allowed.txt")
+        first.wait_for()
+        expect(first.locator(".pending-tool")).to_have_text("Tool: Write")
+        # The tool's input is text: its markup shows as characters.
+        expect(first.locator("pre.tool-input")).to_contain_text("<b>yes</b>")
+        assert page.locator("#pending b").count() == 0
+        expect(first.locator(".time-left")).to_contain_text("s left")
+        assert serious_violations(page) == []
+        # The read-only login sees the request, and no button to decide it.
+        seen = reader.page.locator("#pending li", has_text="allowed.txt")
+        seen.wait_for()
+        assert reader.page.locator("#pending button").count() == 0
+        first.get_by_role("button", name="Allow").click()
+        second = page.locator("#pending li", has_text="denied.txt")
+        second.wait_for()
+        expect(first).to_have_count(0)
+        expect(seen).to_have_count(0)
+        page.screenshot(path=str(visit.out / "permission.png"))
+        second.get_by_role("button", name="Deny").click()
+        # The run ends; the page loads again showing how it ended.
+        page.wait_for_selector('#run[data-live="0"]')
+        expect(page.locator("#run-status")).to_have_text("ok")
+        expect(page.locator("#answer")).to_contain_text("both decided")
+        assert page.locator("#pending").count() == 0
+    finally:
+        reader.close()
+    assert (service.root / "allowed.txt").read_text() == "<b>yes</b>"
+    assert not (service.root / "denied.txt").exists()

@@ -31,6 +31,7 @@ async def test_health_and_openapi(service: Service) -> None:
     for path in ("/runs", "/runs/{run_id}", "/runs/{run_id}/events", "/runs/{run_id}/cancel"):
         assert path in paths, sorted(paths)
     assert "requestBody" in paths["/runs"]["post"]
+    assert "404" in paths["/fleet"]["get"]["responses"]
     assert "/openapi.json" not in paths
 
 

@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("POST", "/runs"),
     ("GET", "/runs/x"),
     ("GET", "/runs/x/events"),
+    ("GET", "/fleet"),
     ("POST", "/runs/x/cancel"),
     ("POST", "/runs/x/pause"),
     ("POST", "/runs/x/resume"),

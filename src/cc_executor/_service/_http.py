@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 
+from cc_executor._errors import FleetError
 from cc_executor._payload import versioned
 from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
 from cc_executor._service._security import Guard, SecurityPolicy
@@ -206,6 +207,25 @@ async def runs_overview(request: Request) -> Response:
     if since is None:
         since = time.time() - 7 * 86400
     return json_response(await _manager(request).overview(since, until))
+
+
+async def fleet_status(request: Request) -> Response:
+    """The fleet's workers and queues (``serve --fleet``).
+    ---
+    summary: The fleet's live workers and its queues' counts, as ``fleet status`` shows them
+    responses:
+      200: {description: "{fleet: URL without credentials, workers: [{worker_id, host, pid,
+        slots, busy, agents, queues, version, heartbeat_at, heartbeat_age_s}], queues:
+        {NAME: {queued, running}}}"}
+      404: {description: The server has no fleet}
+      503: {description: The fleet's broker does not answer}
+    """
+    try:
+        return json_response(await _manager(request).fleet_status())
+    except ServiceError as exc:
+        return _service_error(exc)
+    except FleetError as exc:
+        return error_response(503, "fleet_unavailable", str(exc))
 
 
 async def runs_feed(request: Request) -> Response:
@@ -653,6 +673,7 @@ def create_app(
         Route("/runs", list_runs, methods=["GET"]),
         Route("/runs/events", runs_feed, methods=["GET"]),
         Route("/runs/overview", runs_overview, methods=["GET"]),
+        Route("/fleet", fleet_status, methods=["GET"]),
         Route("/runs/{run_id}", get_run, methods=["GET"]),
         Route("/runs/{run_id}/events", run_events, methods=["GET"]),
         Route("/runs/{run_id}/verify", verify_run, methods=["GET"]),

@@ -886,6 +886,32 @@ class RunManager:
                 task.add_done_callback(_ignore_result)
         return run
 
+    async def fleet_status(self) -> Event:
+        """The fleet's live workers (sorted by host, each with ``heartbeat_age_s``) and its
+        queues' counts, as ``fleet status`` shows them; :class:`NotFound` without a fleet,
+        :class:`FleetError` when its broker does not answer."""
+        if self.config.fleet is None:
+            raise NotFound("this server has no fleet (serve --fleet URL)")
+        from cc_executor._fleet import open_fleet
+        from cc_executor._fleet._url import parse_fleet_url
+
+        fleet = open_fleet(self.config.fleet)
+        try:
+            workers = await fleet.workers()
+            queues = await fleet.counts()
+        finally:
+            await fleet.aclose()
+        now = time.time()
+        for worker in workers:
+            beat = worker.get("heartbeat_at")
+            worker["heartbeat_age_s"] = (
+                round(max(0.0, now - beat), 3) if isinstance(beat, (int, float)) else None
+            )
+        workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
+        # Shown without credentials, as ``fleet status`` does.
+        url = parse_fleet_url(self.config.fleet).url
+        return {"fleet": url, "workers": workers, "queues": queues}
+
     def permissions(self, run_id: str) -> list[Event]:
         """The run's tool calls waiting for a decision, oldest first."""
         run = self.get(run_id)

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from cc_executor._errors import FleetError
 from cc_executor._service._manager import RunManager, ServiceError
 from cc_executor._service._security import (
     READ_ONLY,
@@ -379,15 +380,28 @@ async def run_page(request: Request) -> Response:
     live = bool(run.get("live"))
     controls = ""
     if not read_only:
+        # A task list can be cancelled, not paused (the API refuses it): no button that
+        # can only fail.
+        actions = ["cancel"] if run.get("kind") == "tasks" else ["cancel", "pause", "resume"]
         controls = (
             '<div class="controls" role="group" aria-label="Control the run">'
-            f'<button type="button" data-action="cancel"{"" if live else " disabled"}>'
-            "Cancel</button>"
-            f'<button type="button" data-action="pause"{"" if live else " disabled"}>'
-            "Pause</button>"
-            f'<button type="button" data-action="resume"{"" if live else " disabled"}>'
-            "Resume</button></div>"
+            + "".join(
+                f'<button type="button" data-action="{a}"{"" if live else " disabled"}>'
+                f"{a.capitalize()}</button>"
+                for a in actions
+            )
+            + "</div>"
         )
+    # Tool calls the run's permission policy asked about: filled and emptied by ui.js
+    # from the run's permission_request/permission_decision events and
+    # GET /runs/{id}/permissions; a read-only login sees them without buttons.
+    pending = (
+        '<section id="permissions" class="permissions" hidden aria-labelledby="perm-title">'
+        '<h2 id="perm-title">Waiting for a decision</h2>'
+        f'<ul id="pending" data-decide="{int(not read_only)}"></ul></section>'
+        if live
+        else ""
+    )
     prompt = run.get("prompt_preview")
     tasks = run.get("kind") == "tasks"
     answer = result.get("result") if isinstance(result.get("result"), str) else None
@@ -440,7 +454,7 @@ async def run_page(request: Request) -> Response:
         f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
         f'data-in-memory="{int(not run.get("from_history"))}">'
         f"{controls}"
-        f'<p class="error" role="alert" id="control-error"></p>'
+        f'<p class="error" role="alert" id="control-error"></p>{pending}'
         + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
         + f'<dl class="facts">{details}</dl>'
         f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
@@ -507,6 +521,47 @@ def _run_list(title: str, runs: list[dict[str, Any]], key: str, fmt: str) -> str
     return f"<h2>{h(title)}</h2><ol>{''.join(items)}</ol>"
 
 
+async def _fleet_html(request: Request) -> str:
+    """The fleet's workers and queues (from ``GET /fleet``'s figures); nothing without one."""
+    manager = _manager(request)
+    if manager.config.fleet is None:
+        return ""
+    try:
+        data = await manager.fleet_status()
+    except (ServiceError, FleetError) as exc:
+        return f'<h2>Fleet</h2><p class="error">The fleet does not answer: {h(exc)}</p>'
+    rows = "".join(
+        f'<tr data-worker="{h(w.get("worker_id"))}"><th scope=row>{h(w.get("worker_id"))}</th>'
+        f"<td>{h(w.get('host'))}</td><td class=num>{h(w.get('pid'))}</td>"
+        f"<td class=num>{h(w.get('busy'))} / {h(w.get('slots'))}</td>"
+        f"<td>{h(', '.join(map(str, w.get('agents') or [])))}</td>"
+        f"<td>{h(', '.join(map(str, w.get('queues') or [])))}</td>"
+        f"<td>{h(w.get('version'))}</td>"
+        f"<td class=num>{h(_number(w.get('heartbeat_age_s'), '.1f'))}</td></tr>"
+        for w in data["workers"]
+    )
+    workers = (
+        '<div class="table-wrap"><table class="figures workers" id="workers"><caption '
+        'class="sr-only">Live workers</caption><thead><tr><th scope=col>Worker</th>'
+        "<th scope=col>Host</th><th scope=col>PID</th><th scope=col>Busy / slots</th>"
+        "<th scope=col>Agents</th><th scope=col>Queues</th><th scope=col>Version</th>"
+        f"<th scope=col>Heartbeat s ago</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        if rows
+        else '<p class="empty">No worker is live.</p>'
+    )
+    queues = "".join(
+        f"<tr><th scope=row>{h(name)}</th><td class=num>{h(c.get('queued'))}</td>"
+        f"<td class=num>{h(c.get('running'))}</td></tr>"
+        for name, c in data["queues"].items()
+    )
+    return (
+        f"<h2>Fleet</h2><p>{h(data['fleet'])}: {len(data['workers'])} live worker(s).</p>"
+        f'{workers}<table class="figures queues"><caption class="sr-only">Queues</caption>'
+        "<thead><tr><th scope=col>Queue</th><th scope=col>Queued</th><th scope=col>Running"
+        f"</th></tr></thead><tbody>{queues}</tbody></table>"
+    )
+
+
 async def overview_page(request: Request) -> Response:
     """Counts, costs and failures of a period (from ``GET /runs/overview``'s figures)."""
     try:
@@ -545,6 +600,7 @@ async def overview_page(request: Request) -> Response:
         + _run_list("Slowest runs (s)", data["slowest"], "duration_s", ".1f")
         + _run_list("Most expensive runs (USD)", data["costliest"], "cost_usd", ".4f")
         + failures_html
+        + await _fleet_html(request)
     )
     return _page(request, "Overview", body)
 

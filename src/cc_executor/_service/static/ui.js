@@ -202,7 +202,96 @@ if (runSection) {
     for (const b of runSection.querySelectorAll("button[data-action]")) b.disabled = !live;
   };
 
+  // Tool calls waiting for a decision: the list comes from GET /runs/{id}/permissions
+  // (it has the wall-clock time of each request), emptied by permission_decision events.
+  const pendingBox = document.getElementById("permissions");
+  const pendingList = document.getElementById("pending");
+  const canDecide = pendingList?.dataset.decide === "1";
+  const showPending = () => {
+    if (pendingBox) pendingBox.hidden = pendingList.childElementCount === 0;
+  };
+  const timeLeft = (item) => {
+    const left = Math.max(0, Math.round(Number(item.dataset.deadline) - Date.now() / 1000));
+    item.querySelector(".time-left").textContent = left > 0 ? `${left} s left` : "timing out";
+  };
+  const decide = async (item, decision) => {
+    controlError.textContent = "";
+    for (const b of item.querySelectorAll("button")) b.disabled = true;
+    const url = `/runs/${encodeURIComponent(runId)}/permissions/${encodeURIComponent(
+      item.dataset.request,
+    )}/decision`;
+    const reply = await send("POST", url, { decision });
+    if (!reply.ok && reply.status !== 404) {
+      controlError.textContent = reply.data?.error?.message || `${decision} failed (${reply.status})`;
+      for (const b of item.querySelectorAll("button")) b.disabled = false;
+      return;
+    }
+    // Decided (or, 404, decided elsewhere or timed out): it leaves the list.
+    item.remove();
+    showPending();
+  };
+  const pendingItem = (request) => {
+    const item = el("li", "pending");
+    item.dataset.request = request.request_id;
+    item.dataset.deadline = String(Date.now() / 1000 + (request.timeout_s || 0));
+    item.append(
+      el("p", "pending-tool", `Tool: ${request.tool_name || "?"}`),
+      el("pre", "tool-input", jsonText(request.tool_input)),
+      el("span", "time-left", ""),
+    );
+    if (canDecide) {
+      const group = el("span", "decide");
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", `Decide ${request.tool_name || "the tool call"}`);
+      for (const [decision, label] of [["allow", "Allow"], ["deny", "Deny"]]) {
+        const button = el("button", `decide-${decision}`, label);
+        button.type = "button";
+        button.addEventListener("click", () => decide(item, decision));
+        group.append(button);
+      }
+      item.append(group);
+    }
+    timeLeft(item);
+    return item;
+  };
+  const findPending = (id) => [...(pendingList?.children || [])].find((li) => li.dataset.request === id);
+  // The events make and remove the entries (a replay too: every request is followed by its
+  // decision, a timeout's included); the REST list gives each its wall-clock deadline.
+  const refreshPending = async () => {
+    const reply = await send("GET", `/runs/${encodeURIComponent(runId)}/permissions`);
+    if (!reply.ok) return;
+    for (const request of reply.data.permissions || []) {
+      const item = findPending(request.request_id);
+      if (!item) continue;
+      item.dataset.deadline = String((request.requested_at || 0) + (request.timeout_s || 0));
+      timeLeft(item);
+    }
+  };
+  if (pendingList) {
+    setInterval(() => {
+      for (const item of pendingList.children) timeLeft(item);
+    }, 1000);
+  }
+
   const handlers = {
+    permission_request(e) {
+      if (!pendingList || findPending(e.request_id)) return;
+      pendingList.append(pendingItem(e));
+      showPending();
+      refreshPending();
+    },
+    permission_decision(e) {
+      add(
+        el(
+          "p",
+          e.decision === "allow" ? "note" : "warning",
+          `Permission ${e.decision || "?"} for ${e.tool_name || "?"} by ${e.decided_by || "?"}` +
+            (e.message ? `: ${e.message}` : ""),
+        ),
+      );
+      findPending(e.request_id)?.remove();
+      showPending();
+    },
     text_delta(e) {
       if (!textBlock) textBlock = new TextBlock(add(el("pre", "assistant", "")));
       textBlock.append(e.text || "");
@@ -275,6 +364,8 @@ if (runSection) {
     completed(e) {
       setStatus(e.status);
       setButtons(false);
+      pendingList?.replaceChildren();
+      showPending();
       textBlock = null;
       // Seen live to its end: load the page again for what the server now knows (the
       // answer, cost, tokens, receipts). A page opened after the end only replays.
