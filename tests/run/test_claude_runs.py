@@ -925,7 +925,9 @@ async def test_a_prompt_not_delivered_in_time_is_ours_not_the_agents_crash(bed: 
             argv, stdin=b"hello", cwd=b.workdir, extra_env=options.process_env(), timeout=60
         )
         await proc.start()
-        time.sleep(4)  # the loop that would write the pipe, blocked past the CLI's wait
+        # The loop that would write the pipe, blocked past the CLI's 3 s wait; 8 s, as the
+        # CLI's own start (before its wait begins) took over a second on a loaded machine.
+        time.sleep(8)
         process = await proc.wait()
         assert not b.server.message_requests
     assert "no stdin data received" in process.stderr_tail

@@ -235,15 +235,17 @@ async def test_a_retry_after_a_timeout_continues_the_session(serve: Serve) -> No
                 Rule(
                     match="^Long",
                     answers=[
-                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
-                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
+                        # ~24 s: times out (10 s leaves a loaded machine time to boot the
+                        # CLI, and the continuation time to reach the error: 5 s did not at
+                        # a load of 12 with the suite on two workers)
+                        Reply([Text("w" * 960)], chunk_size=2, delay=0.05),
                         Reply([Text("finished in the same session")]),
                     ],
                 )
             ]
         )
     )
-    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 10, "retries": 1}]}
     result = await run_tasks(spec, **served.options())
     assert result.ok, result.tasks["long"].runs
     runs = result.tasks["long"].runs
@@ -328,15 +330,17 @@ async def test_retries_n_means_n_more_attempts_and_says_why(serve: Serve) -> Non
                 Rule(
                     match="^Long",
                     answers=[
-                        # ~12 s: times out (5 s leaves a loaded machine time to boot the CLI)
-                        Reply([Text("w" * 480)], chunk_size=2, delay=0.05),
+                        # ~24 s: times out (10 s leaves a loaded machine time to boot the
+                        # CLI, and the continuation time to reach the error: 5 s did not at
+                        # a load of 12 with the suite on two workers)
+                        Reply([Text("w" * 960)], chunk_size=2, delay=0.05),
                         HttpErrorReply(400, message="scripted bad request"),  # the continuation
                     ],
                 )
             ]
         )
     )
-    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 5, "retries": 1}]}
+    spec = {"tasks": [{"id": "long", "prompt": "Long job", "timeout": 10, "retries": 1}]}
     events: list[TaskStateEvent] = []
 
     def on_event(task_id: str, event: AgentEvent) -> None:

@@ -194,11 +194,43 @@ class _CutOffResponse(JSONResponse):
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns SIGINT and SIGTERM."""
+    """uvicorn without its signal handlers: the embedding program owns SIGINT and SIGTERM;
+    and stopping at once when ``wake`` is set."""
+
+    #: Set by :class:`ModelServer` when it stops (its closing event).
+    wake: asyncio.Event | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        # uvicorn's own loop looks at should_exit every 0.1 s; a test suite stops hundreds of
+        # these servers, so the stop also wakes this loop and shutdown begins at once.
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            wake = self.wake
+            if wake is None or wake.is_set():
+                await asyncio.sleep(0.1)
+            else:
+                with anyio.move_on_after(0.1):
+                    await wake.wait()
+            should_exit = await self.on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)
+            return
+        # Nothing open: uvicorn's fixed 0.1 s pause for connections to finish has nothing
+        # to wait for (and lifespan is off), so only the listening sockets are closed.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for server in self.servers:
+            await server.wait_closed()
 
 
 class _Guard:
@@ -641,17 +673,18 @@ class ModelServer:
 
     async def _serve(self, server: _EmbeddedServer, sock: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
-        self._closing = asyncio.Event()
+        self._closing = server.wake = asyncio.Event()
         await server.serve(sockets=[sock])
 
     def _request_stop(self) -> None:
+        # should_exit first: the closing event wakes uvicorn's loop, which then reads it.
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
         loop, closing = self._loop, self._closing
         if loop is not None and closing is not None and not loop.is_closed():
             # Wakes every paced or delayed answer so shutdown does not wait for slow streams.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(closing.set)
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
 
     async def _pause(self, seconds: float) -> bool:
         """Sleeps ``seconds``; False if the server began shutting down meanwhile."""
