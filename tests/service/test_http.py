@@ -134,7 +134,17 @@ async def test_pause_resume_cancel_from_a_second_connection(service: Service, be
             assert paused.status_code == 200, paused.text
             assert paused.json()["status"] == "paused"
             assert (await client.post(f"/runs/{run_id}/pause")).status_code == 409
-            seq_at_pause = (await client.get(f"/runs/{run_id}")).json()["last_seq"]
+            # Lines the CLI wrote before SIGSTOP may still be in the pipe: the count settles
+            # once they are read (on a loaded machine, after the pause's answer).
+            seq_at_pause, settled_at = -1, 0.0
+            while True:
+                seq = (await client.get(f"/runs/{run_id}")).json()["last_seq"]
+                now = asyncio.get_running_loop().time()
+                if seq != seq_at_pause:
+                    seq_at_pause, settled_at = seq, now
+                elif now - settled_at >= 0.3:
+                    break
+                await asyncio.sleep(0.05)
             await asyncio.sleep(0.8)  # paused for a while: the behaviour under test
             assert (await client.get(f"/runs/{run_id}")).json()["last_seq"] == seq_at_pause
             resumed = await client.post(f"/runs/{run_id}/resume")
