@@ -3,6 +3,7 @@ worker set-up for both (slow tests are few)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from typing import Any
 
@@ -45,8 +46,45 @@ async def test_a_worker_bounds_streams_and_runs_exec_from_the_command_line(
             ["sh", "-c", MANY], bed.url, on_event=events.append, cwd=str(bed.workdir)
         )
         result = await handle.wait()
+        # exec --fleet: the output printed, the command's exit code ours.
+        ran = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "exec", "--fleet", bed.url, "--cwd", str(bed.workdir), "--",
+             "sh", "-c", "echo out; echo err >&2; exit 7"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "exec", "--fleet", bed.url, "--cwd", str(bed.workdir), "--", "python3", "-V"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert (ran.returncode, ran.stdout, ran.stderr) == (7, "out\n", "err\n")
+    assert refused.returncode == 125
+    assert "not on this server's exec allowlist" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
     assert result.exit_code == 0, result
     said = [e.status for e in events if isinstance(e, StatusEvent)]
     assert "stream_limit" in said
     lines = [e.text for e in events if isinstance(e, CommandOutputEvent)]
     assert 0 < len(lines) < 50, lines
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--run-dir", "/tmp/x"], "--run-dir is not available with --fleet"),
+        (["--timeout", "auto"], "--timeout auto is not available with --fleet"),
+        (["--queue", "no good"], "queue"),
+    ],
+)
+def test_exec_fleet_refuses_what_only_a_local_exec_can_do(flags: list[str], said: str) -> None:
+    done = subprocess.run(
+        [CLI, "exec", "--fleet", "unix:///nonexistent.sock", *flags, "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert said in done.stderr
