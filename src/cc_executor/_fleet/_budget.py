@@ -220,8 +220,12 @@ class RedisLedger:
             keys = await self._redis.hkeys(self._keys[1])
         except redis.RedisError as exc:
             raise FleetError(f"the fleet's budget at {self.url}: {exc}") from None
-        names = (k.decode() if isinstance(k, bytes) else str(k) for k in keys)
-        return list(dict.fromkeys(n.rpartition(".")[0] or n for n in names))
+        runs = []
+        for key in keys:
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            run, dot, attempt = name.rpartition(".")
+            runs.append(run if dot and attempt.isdigit() else name)
+        return list(dict.fromkeys(runs))
 
     async def state(self) -> LedgerState | None:
         """The ledger's numbers; None when the fleet has no such budget."""
