@@ -75,11 +75,14 @@ async def test_a_worker_bounds_streams_and_runs_exec_from_the_command_line(
         (["--run-dir", "/tmp/x"], "--run-dir is not available with --fleet"),
         (["--timeout", "auto"], "--timeout auto is not available with --fleet"),
         (["--queue", "no good"], "queue"),
+        (["--fleet-less", "--queue", "gpu"], "give --fleet too"),
     ],
 )
 def test_exec_fleet_refuses_what_only_a_local_exec_can_do(flags: list[str], said: str) -> None:
+    fleet = [] if "--fleet-less" in flags else ["--fleet", "unix:///nonexistent.sock"]
+    flags = [f for f in flags if f != "--fleet-less"]
     done = subprocess.run(
-        [CLI, "exec", "--fleet", "unix:///nonexistent.sock", *flags, "--", "true"],
+        [CLI, "exec", *fleet, *flags, "--", "true"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -260,6 +260,10 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
     from cc_executor._text import inert
 
     me = "cc-executor exec"
+    if args.fleet is None:
+        return usage_error(
+            me, "--queue names a fleet's queue: give --fleet too", json_output=args.json
+        )
     url = args.fleet or os.environ.get("CC_EXECUTOR_FLEET", "")
     if not url:
         return usage_error(
