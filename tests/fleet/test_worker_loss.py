@@ -118,7 +118,9 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_its_copy_and_writes_no
 ) -> None:
     """SIGSTOP of a worker past its timeout: another worker recovers the run; once the first
     runs again, its next renewal finds the lease lost: it stops its copy (its whole tree)
-    and sends nothing more to the run's stream."""
+    and sends nothing more to the run's stream. With a fleet budget, each attempt holds and
+    settles its own reservation: the stalled attempt's is charged too, not the new one's
+    lost (issue 20)."""
     script = Script(
         [
             Rule(
@@ -132,7 +134,8 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_its_copy_and_writes_no
     )
     bed: FleetBed
     async with fleet_bed(script) as bed:
-        first = bed.start_worker("--heartbeat-timeout", "2")
+        budget = ("--budget-usd", "10", "--reserve-usd", "1")
+        first = bed.start_worker("--heartbeat-timeout", "2", *budget)
         handle = start_run("stall", fleet=bed.url, cwd=str(bed.workdir), allowed_tools=["Bash"])
         await await_for(lambda: _in(str(bed.workdir), NEEDLE), timeout=120)
         client = bed.redis.client()
@@ -140,7 +143,7 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_its_copy_and_writes_no
         await await_for(lambda: b"tool_use" in (client.get(key) or b""), timeout=60)
         first.proc.send_signal(signal.SIGSTOP)
         try:
-            second = bed.start_worker("--heartbeat-timeout", "2")
+            second = bed.start_worker("--heartbeat-timeout", "2", *budget)
             result = await handle.wait()
         finally:
             first.proc.send_signal(signal.SIGCONT)
@@ -155,6 +158,17 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_its_copy_and_writes_no
         await await_for(stopped_its_copy, timeout=120, what="the stalled copy stopped")
         await await_for(lambda: not _in(str(bed.workdir), NEEDLE), timeout=60)
         raw: Any = client.xrange(f"cc-executor:events:{handle.run_id}")
+        ledger = "cc-executor:budget:default"
+        await await_for(
+            lambda: client.hget(ledger, "held") == b"0" and not client.hlen(f"{ledger}:held"),
+            timeout=60,
+            what="both attempts settled",
+        )
+        spent = int(client.hget(ledger, "spent") or 0)
+    # The stalled attempt, stopped before its CLI reported a cost, is charged its whole
+    # reservation ($1); the second its own cost (or its reservation).
+    second_cost = 1.0 if result.cost_usd is None else result.cost_usd
+    assert spent == round((1.0 + second_cost) * 1_000_000), (spent, result.cost_usd)
     kinds = [orjson.loads(e[b"e"])["kind"] for _, e in raw]
     assert kinds.count("result") == 1
     assert kinds[-1] == "result"  # nothing of the stalled copy came after

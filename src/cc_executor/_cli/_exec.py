@@ -66,6 +66,20 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--run-dir", metavar="DIR", help="where to keep stdout.log and stderr.log")
     p.add_argument(
+        "--fleet",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="run the command on a worker of the fleet at URL (default: $CC_EXECUTOR_FLEET) "
+        "started with --allow-exec for it; its output streams back, the exit code is its "
+        "(docs/fleet.md). Not with --run-dir, --timeout auto or resource limits",
+    )
+    p.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="with --fleet: the queue to put the command on (default: default)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print exactly one JSON object with the result on stdout, nothing else",
@@ -135,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
             "no command given (usage: exec [OPTIONS] -- CMD [ARG...])",
             json_output=args.json,
         )
+    if args.fleet is not None or args.queue is not None:
+        return fleet_exec(args, command)
     stdin: Any = None
     if args.stdin == "-":
         stdin = sys.stdin.buffer
@@ -219,3 +235,111 @@ def run(args: argparse.Namespace) -> int:
         if result.error and not result.ok:
             print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def _fleet_exit_code(result: Any) -> int:
+    """What ``exec --fleet`` exits with: as a local ``exec``, from the fleet's result."""
+    from cc_executor._status import Status
+
+    if result.status in (Status.OK, Status.FAILED) and result.exit_code is not None:
+        return int(result.exit_code)
+    return int(result.status.exit_code())
+
+
+def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
+    """``exec --fleet``: the command on a fleet worker (``start_fleet_exec``), its output
+    printed as it comes, its exit code ours; a refusal or a broker error is one line."""
+    import asyncio
+    import json
+    import os
+    import signal
+
+    from cc_executor._cli._parser import usage_error
+    from cc_executor._errors import CCExecutorError, FleetError, RunRefused
+    from cc_executor._run._prepare import LIMIT_OPTIONS
+    from cc_executor._text import inert
+
+    me = "cc-executor exec"
+    if args.fleet is None:
+        return usage_error(
+            me, "--queue names a fleet's queue: give --fleet too", json_output=args.json
+        )
+    url = args.fleet or os.environ.get("CC_EXECUTOR_FLEET", "")
+    if not url:
+        return usage_error(
+            me, "--fleet: give a URL or set CC_EXECUTOR_FLEET", json_output=args.json
+        )
+    local_only = [
+        flag
+        for flag, given in (
+            ("--run-dir", args.run_dir is not None),
+            ("--timeout auto", args.timeout == "auto"),
+            *(
+                (f"--{n.replace('_', '-')}", getattr(args, n, None) is not None)
+                for n in LIMIT_OPTIONS
+            ),
+        )
+        if given
+    ]
+    if local_only:
+        # The run folder and the limits are the worker's: say so rather than ignore them.
+        return usage_error(
+            me, f"{local_only[0]} is not available with --fleet", json_output=args.json
+        )
+    options: dict[str, Any] = {"grace": args.grace}
+    for name in ("timeout", "idle_timeout", "first_output_timeout", "cwd"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.stdin == "-":
+        options["stdin"] = sys.stdin.read()
+    elif args.stdin is not None:
+        try:
+            with open(args.stdin, encoding="utf-8") as given:
+                options["stdin"] = given.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            return usage_error(me, f"--stdin {args.stdin}: {exc}", json_output=args.json)
+
+    from cc_executor._agents._types import CommandOutputEvent
+    from cc_executor._fleet._base import check_queue
+    from cc_executor._fleet._url import parse_fleet_url
+    from cc_executor._run._fleet import start_fleet_exec
+
+    try:
+        parse_fleet_url(url, from_argv=bool(args.fleet))
+        if args.queue is not None:
+            check_queue(args.queue)
+    except (FleetError, ValueError) as exc:
+        return usage_error(me, str(exc), json_output=args.json)
+
+    def show(event: Any) -> None:
+        if isinstance(event, CommandOutputEvent) and not args.json:
+            target = sys.stdout if event.stream == "stdout" else sys.stderr
+            target.write(event.text + "\n")
+            target.flush()
+
+    async def go() -> Any:
+        handle = start_fleet_exec(command, url, on_event=show, queue=args.queue, **options)
+        loop = asyncio.get_running_loop()
+        # A signal stops the command on its worker; its partial result still comes back.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, handle.cancel)
+        return await handle.wait()
+
+    try:
+        result = asyncio.run(go())
+    except (TypeError, ValueError) as exc:
+        return usage_error(me, str(exc), json_output=args.json)
+    except RunRefused as exc:
+        print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    except CCExecutorError as exc:
+        print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        sys.stdout.flush()
+    elif result.error and not result.ok and result.exit_code is None:
+        # As a local exec: a command's own exit code needs no line; a timeout, a stop or a
+        # lost worker does.
+        print(f"{me}: {inert(result.error)}", file=sys.stderr)
+    return _fleet_exit_code(result)

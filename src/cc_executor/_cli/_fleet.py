@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from cc_executor._cli._args import size_value
 from cc_executor._errors import CCExecutorError
 
 TYPE_CHECKING = False
@@ -133,6 +134,15 @@ def add_parser(sub: Any) -> None:
         metavar="S",
         help="after a 429 or overload, new starts with that credential pause fleet-wide for "
         "S seconds, doubled for each further one, at most 60 (default 1)",
+    )
+    w.add_argument(
+        "--stream-max-bytes",
+        type=size_value,
+        default=None,
+        metavar="SIZE",
+        help="the most bytes of events each run's stream keeps in the fleet (512K, 64M; "
+        "default 64M); past it the stream says stream_limit once and drops further events, "
+        "the result still comes (the whole log stays in the run folder here)",
     )
     _budget_options(w)
     w.set_defaults(handler=worker_main)
@@ -410,6 +420,7 @@ def worker_main(args: argparse.Namespace) -> int:
                 max_concurrent_per_credential=args.max_concurrent_per_credential,
                 limit_backoff_s=args.limit_backoff,
                 budget=budget,
+                stream_max_bytes=args.stream_max_bytes,
             )
         )
     except (CCExecutorError, ValueError) as exc:

@@ -37,7 +37,8 @@ EXAMPLES = {
     "git diff | cc-executor run - --json --quiet\n"
     "cc-executor run 'Fix the failing test' --allowed-tools Edit,Bash --max-turns 20",
     "cc-executor exec": "cc-executor exec --timeout 60 -- make test\n"
-    "cc-executor exec --json --idle-timeout 30 -- ./slow-script.sh",
+    "cc-executor exec --json --idle-timeout 30 -- ./slow-script.sh\n"
+    "cc-executor exec --fleet redis://redis.internal:6379/0 --cwd /srv/app -- make test",
     "cc-executor tasks": "cc-executor tasks run tasks.md\ncc-executor tasks resume 01JD3",
     "cc-executor tasks run": "cc-executor tasks run tasks.md --max-parallel 2 --budget-usd 5\n"
     "cc-executor tasks run tasks.md --fleet redis://redis.internal:6379/0 --max-parallel 16",

@@ -76,6 +76,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         "env = [NAME...] the variables callers may set for it (docs/security.md)",
     )
     p.add_argument(
+        "--allow-repo",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a git URL a run may name as its repo, cloned into its run folder (here, or on "
+        "the fleet's worker, which checks its own --allow-repo too): a pattern where * "
+        "matches anything, / included (repeatable; default: none, every repo is refused)",
+    )
+    p.add_argument(
         "--allow-exec-env",
         action="append",
         default=[],
@@ -335,6 +344,7 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
             exec_env=tuple(args.allow_exec_env),
             exec_policy=args.exec_policy,
             allow_dirs=tuple(args.allow_dir),
+            allow_repos=tuple(args.allow_repo),
             agents=agents,
             agent_defaults=agent_defaults,
             fleet=fleet,

@@ -3,9 +3,14 @@ scripts, so that workers on many machines never together hold more than the budg
 
 Amounts are whole micro-dollars (Redis counts integers exactly; sums of float dollars are
 not exact). One ledger is three keys: ``cc-executor:budget:NAME`` (a hash: ``total``,
-``spent``, ``held``, ``exhausted``), ``...:held`` (run id -> its reservation) and
+``spent``, ``held``, ``exhausted``), ``...:held`` (holder -> its reservation) and
 ``...:fired`` (the soft thresholds already announced, in per-mille). It moves numbers and
 knows nothing of runs or policies (``_run/_budget.py`` decides what a run reserves).
+
+A fleet run's holder is one attempt of it, ``RUN_ID.ATTEMPT`` (``holder_key`` in
+``_run/_budget.py``): a run recovered after its worker was lost reserves and settles anew,
+and the lost attempt's reservation is settled once, by whoever comes first (its worker, if
+it comes back, or the reaper).
 """
 
 from __future__ import annotations
@@ -76,15 +81,22 @@ end
 return out
 """
 
-#: Settle the reservations of runs whose lease is gone (ARGV[1] .. run id: the lease key): a
-#: worker holds a run's lease while the run holds its reservation, so such a run's worker
-#: was lost. Its real cost is unknown: it is charged its whole reservation. Returns how
-#: many were settled.
+#: Settle the reservations of attempts whose lease is gone (ARGV[1] .. run id: the lease
+#: key) or that were replaced by a later attempt (ARGV[2] .. run id: the run's current
+#: attempt): a worker holds a run's lease while its attempt holds the reservation, so such an
+#: attempt's worker was lost. Its real cost is unknown: it is charged its whole reservation.
+#: Returns how many were settled.
 _REAP = """
 local held = redis.call('HGETALL', KEYS[2])
 local reaped = 0
 for i = 1, #held, 2 do
-  if redis.call('EXISTS', ARGV[1] .. held[i]) == 0 then
+  local run, attempt = string.match(held[i], '^(.*)%.(%d+)$')
+  if not run then run = held[i] end
+  local lost = redis.call('EXISTS', ARGV[1] .. run) == 0
+  if not lost and attempt then
+    lost = tonumber(redis.call('GET', ARGV[2] .. run) or '1') ~= tonumber(attempt)
+  end
+  if lost then
     local amount = tonumber(held[i + 1])
     redis.call('HDEL', KEYS[2], held[i])
     redis.call('HINCRBY', KEYS[1], 'held', -amount)
@@ -196,18 +208,24 @@ class RedisLedger:
         )
 
     async def reap(self) -> int:
-        """Settle the reservations of runs whose worker was lost (their lease expired),
-        charging each its whole reservation; how many."""
-        got = await self._eval(_REAP, self._keys[:2], [f"{NAMESPACE}:lease:"])
+        """Settle the reservations of attempts whose worker was lost (their lease expired,
+        or a later attempt replaced them), charging each its whole reservation; how many."""
+        prefixes = [f"{NAMESPACE}:lease:", f"{NAMESPACE}:attempt:"]
+        got = await self._eval(_REAP, self._keys[:2], prefixes)
         return got[0]
 
     async def holders(self) -> list[str]:
-        """The runs holding a reservation now."""
+        """The runs holding a reservation now (each once, whatever its attempts)."""
         try:
             keys = await self._redis.hkeys(self._keys[1])
         except redis.RedisError as exc:
             raise FleetError(f"the fleet's budget at {self.url}: {exc}") from None
-        return [k.decode() if isinstance(k, bytes) else str(k) for k in keys]
+        runs = []
+        for key in keys:
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            run, dot, attempt = name.rpartition(".")
+            runs.append(run if dot and attempt.isdigit() else name)
+        return list(dict.fromkeys(runs))
 
     async def state(self) -> LedgerState | None:
         """The ledger's numbers; None when the fleet has no such budget."""

@@ -174,17 +174,21 @@ class BudgetGuard:
     _held: dict[str, float] = field(default_factory=dict)
     _sending: set[asyncio.Task[bool]] = field(default_factory=set)
 
-    async def before(self, run_id: str, options: dict[str, Any]) -> Admission:
+    async def before(
+        self, run_id: str, options: dict[str, Any], attempt: int | None = None
+    ) -> Admission:
         """Reserve the run's cap; on success, its ``max_budget_usd`` becomes the reservation
         (for an agent whose CLI takes one). A run that is not an agent run (a command)
-        reserves nothing."""
+        reserves nothing. ``attempt``: a fleet run's attempt, which holds its own
+        reservation (a recovered run's new attempt does not share the lost one's)."""
         agent = options.get("agent", "claude")
         cap = run_cap(options, self.reserve)
         drain = self.on_exhausted is not None
-        grant = await self.ledger.reserve(run_id, cap, drain=drain)
+        key = holder_key(run_id, attempt)
+        grant = await self.ledger.reserve(key, cap, drain=drain)
         if not grant.granted and self.reap_lost and await self.ledger.reap():
             # Reservations of runs whose worker was lost came back: look again.
-            grant = await self.ledger.reserve(run_id, cap, drain=drain)
+            grant = await self.ledger.reserve(key, cap, drain=drain)
         if not grant.granted:
             state = grant.state
             left = max(state.left, 0.0)
@@ -196,19 +200,23 @@ class BudgetGuard:
             )
             events = [await self._exhausted(run_id, state)] if grant.first_refusal else []
             return Admission(False, error=error, events=events)
-        self._held[run_id] = grant.amount
+        self._held[key] = grant.amount
         if takes_budget(agent, options.get("model")):
             options["max_budget_usd"] = grant.amount
         return Admission(True, reserved=grant.amount)
 
-    async def after(self, run_id: str, status: Status, cost_usd: float | None) -> list[BudgetEvent]:
-        """Settle the run's reservation with what it cost; announce the thresholds crossed
-        (returned as the run's events; none when the run held nothing)."""
-        reserved = self._held.pop(run_id, None)
+    async def after(
+        self, run_id: str, status: Status, cost_usd: float | None, attempt: int | None = None
+    ) -> list[BudgetEvent]:
+        """Settle the run's (attempt's) reservation with what it cost; announce the
+        thresholds crossed (returned as the run's events; none when the run held nothing,
+        or the reaper settled it first)."""
+        key = holder_key(run_id, attempt)
+        reserved = self._held.pop(key, None)
         if reserved is None:
             return []
         spent = charge(status, cost_usd, reserved)
-        state = await self.ledger.settle(run_id, spent, self.thresholds)
+        state = await self.ledger.settle(key, spent, self.thresholds)
         events = []
         for threshold in state.crossed:
             log.warning(
@@ -278,6 +286,12 @@ class BudgetGuard:
         """Wait for the webhook calls under way."""
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def holder_key(run_id: str, attempt: int | None) -> str:
+    """The ledger's key of a run's reservation: one per attempt of a fleet run (the format
+    the Redis ledger's reaper parses, ``_fleet/_budget.py``)."""
+    return run_id if attempt is None else f"{run_id}.{attempt}"
 
 
 @dataclass

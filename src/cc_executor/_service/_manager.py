@@ -117,6 +117,9 @@ class ManagerConfig:
     allow_env: Sequence[str] = ()
     exec_env: Sequence[str] = ()
     exec_policy: str | os.PathLike[str] | None = None
+    #: The git URL patterns a run's ``repo`` may match (``serve --allow-repo``; none: every
+    #: repo is refused).
+    allow_repos: Sequence[str] = ()
     agents: Sequence[str] = (DEFAULT_AGENT,)
     agent_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fleet: str | None = None
@@ -172,6 +175,7 @@ class RunManager:
             exec_env=self.config.exec_env,
             exec_policy=self.config.exec_policy,
             agents=self.config.agents,
+            allow_repos=self.config.allow_repos,
         )
 
     # ---------------------------------------------------------------- queries

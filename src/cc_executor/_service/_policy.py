@@ -291,8 +291,8 @@ class RunPolicy:
                 f"it allows {', '.join(self.allow_repos)}" if self.allow_repos else "it allows none"
             )
             raise Forbidden(
-                f"{where}repo {url[:200]!r} is not allowed here ({allowed}; a worker "
-                "started with --allow-repo PATTERN allows more; serve has no such flag yet)"
+                f"{where}repo {url[:200]!r} is not allowed here ({allowed}; a worker or "
+                "serve started with --allow-repo PATTERN allows more)"
             )
 
     def check_add_dirs(self, add_dirs: Any, where: str = "") -> None:

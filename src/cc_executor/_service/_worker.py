@@ -340,7 +340,8 @@ class FleetWorker:
         if not isinstance(lease, Lease):
             log.info("run %s: delivery dropped (%s)", run_id, lease)
             return
-        local_id = _local_id(run_id, message.get("attempt", 1))
+        attempt = int(message.get("attempt", 1))
+        local_id = _local_id(run_id, attempt)
         recover = message.get("recover")
         said: str | None = None  # how a recovered run goes on, its first status event
         try:
@@ -382,7 +383,7 @@ class FleetWorker:
             if budget is not None:
                 # The budget's one check before the start (it may lower max_budget_usd),
                 # once the shared rate limits let the run go.
-                admission = await budget.before(run_id, options)
+                admission = await budget.before(run_id, options, attempt)
                 if not admission.started:
                     await self._not_started(run_id, lease, admission.error, admission.events)
                     return
@@ -392,7 +393,7 @@ class FleetWorker:
                 if budget is not None:
                     # Settled in _run before its result is sent; here only if _run failed
                     # (the reservation is then charged whole).
-                    await budget.after(run_id, Status.CRASHED, None)
+                    await budget.after(run_id, Status.CRASHED, None, attempt)
         finally:
             await admitted.release()
 
@@ -477,11 +478,13 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
-        if self.budget is not None and "argv" not in message and not active.lost:
-            # The budget's one settlement, before the result is sent: a submitter that has
-            # the result sees the ledger with it.
-            events = await self.budget.after(run_id, result.status, result.cost_usd)
-            if events:
+        if self.budget is not None and "argv" not in message:
+            # The budget's one settlement of this attempt, before the result is sent: a
+            # submitter that has the result sees the ledger with it. An attempt whose lease
+            # was lost settles its real cost too, unless the reaper charged it first.
+            attempt = int(message.get("attempt", 1))
+            events = await self.budget.after(run_id, result.status, result.cost_usd, attempt)
+            if events and not active.lost:
                 entries = [{"kind": "event", "event": e.to_dict()} for e in events]
                 await self._send(run_id, entries, active)
         if active.interrupted and not active.lost:
