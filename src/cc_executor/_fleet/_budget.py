@@ -24,7 +24,7 @@ import redis
 import redis.asyncio as aioredis
 
 from cc_executor._errors import FleetError
-from cc_executor._fleet._redis import NAMESPACE, SOCKET_TIMEOUT_S
+from cc_executor._fleet._redis import NAMESPACE, async_client
 from cc_executor._fleet._url import parse_fleet_url
 
 #: A budget's name: part of its keys.
@@ -167,12 +167,7 @@ class RedisLedger:
     @property
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self._target.url,
-                username=self._target.username,
-                password=self._target.password,
-                socket_timeout=SOCKET_TIMEOUT_S,
-            )
+            self._client = async_client(self._target)
         return self._client
 
     async def _eval(self, source: str, keys: list[str], args: Sequence[Any]) -> list[int]:
@@ -252,12 +247,7 @@ class RedisLedger:
 
 async def fleet_budgets(url: str) -> dict[str, LedgerState]:
     """Every budget the fleet at ``url`` keeps, by name (for ``fleet status``)."""
-    client = aioredis.Redis.from_url(
-        parse_fleet_url(url).url,
-        username=parse_fleet_url(url).username,
-        password=parse_fleet_url(url).password,
-        socket_timeout=SOCKET_TIMEOUT_S,
-    )
+    client = async_client(parse_fleet_url(url))
     prefix = f"{NAMESPACE}:budget:"
     found: dict[str, LedgerState] = {}
     try:

@@ -55,6 +55,17 @@ SOCKET_TIMEOUT_S = 30.0
 #: for a wake-up, see _wake.py; each fetch refreshes its Dramatiq heartbeat).
 WORKER_TIMEOUT_MS = 1000
 
+
+def async_client(target: FleetTarget) -> aioredis.Redis:
+    """An asyncio client of the fleet's Redis at ``target``: its credentials, our timeout."""
+    return aioredis.Redis.from_url(
+        target.url,
+        username=target.username,
+        password=target.password,
+        socket_timeout=SOCKET_TIMEOUT_S,
+    )
+
+
 # Take the lease unless the run is over, the delivery is of an attempt already replaced
 # (a lost worker's message re-queued by Dramatiq after the run was recovered), or its lease
 # is live; a new epoch each time. The holder's run is listed in the running set with its
@@ -263,12 +274,7 @@ class RedisFleet:
     @property
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self._target.url,
-                username=self._target.username,
-                password=self._target.password,
-                socket_timeout=SOCKET_TIMEOUT_S,
-            )
+            self._client = async_client(self._target)
         return self._client
 
     async def _script(self, source: str, keys: list[str], args: list[Any]) -> int:

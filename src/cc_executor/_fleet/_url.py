@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from cc_executor._errors import FleetError
+from cc_executor._secrets import env_secret
 
 #: The schemes a fleet URL may use: Redis over TCP, over TLS, or over a unix socket.
 SCHEMES = ("redis", "rediss", "unix")
@@ -64,15 +65,7 @@ def parse_fleet_url(url: str, *, from_argv: bool = False) -> FleetTarget:
 
 
 def _env_password() -> str | None:
-    password = os.environ.get(PASSWORD_ENV)
-    if password:
-        return password
-    path = os.environ.get(PASSWORD_FILE_ENV)
-    if not path:
-        return None
     try:
-        with open(path, encoding="utf-8") as file:
-            line = file.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise FleetError(f"{PASSWORD_FILE_ENV}: cannot read {path}: {exc.strerror}") from None
-    return line or None
+        return env_secret(PASSWORD_ENV, PASSWORD_FILE_ENV)
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None

@@ -116,3 +116,16 @@ def git_env(overrides: list[tuple[str, str]], base: Mapping[str, str]) -> dict[s
         env[f"GIT_CONFIG_KEY_{n}"] = key
         env[f"GIT_CONFIG_VALUE_{n}"] = value
     return env
+
+
+def in_git_tree(cwd: str) -> bool:
+    """Whether ``cwd`` or a folder above it has a ``.git`` (a folder, or a worktree's file);
+    no git process is started."""
+    folder = os.path.abspath(cwd)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent

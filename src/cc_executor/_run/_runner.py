@@ -167,18 +167,11 @@ GIT_TIMEOUT_S = 10.0
 
 
 def _in_git_tree(cwd: str) -> bool:
-    """Whether ``cwd`` or a folder above it has a ``.git`` (a folder, or a worktree's file),
-    or ``GIT_DIR`` names one: the only places where git has something to say."""
-    if os.environ.get("GIT_DIR"):
-        return True
-    folder = os.path.abspath(cwd)
-    while True:
-        if os.path.exists(os.path.join(folder, ".git")):
-            return True
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
+    """Whether ``cwd`` is inside a git tree, or ``GIT_DIR`` names one: the only places where
+    git has something to say."""
+    from cc_executor._run._git import in_git_tree
+
+    return bool(os.environ.get("GIT_DIR")) or in_git_tree(cwd)
 
 
 def git_snapshot(cwd: str) -> tuple[str, dict[str, str]] | str | None:

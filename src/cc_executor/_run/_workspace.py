@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor._errors import WorkspaceConflict, WorkspaceError
-from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides
+from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides, in_git_tree
 
 #: The modes of the ``workspace`` option.
 MODES = ("worktree", "copy")
@@ -201,18 +201,6 @@ class Workspace:
             f"uncommitted changes of {self.repo} were not carried into the workspace "
             f"(pass carry_changes, --carry-changes, to carry them): {shown}{more}"
         ]
-
-
-def in_git_tree(cwd: str) -> bool:
-    """Whether ``cwd`` or a folder above it has a ``.git`` (no git process)."""
-    folder = os.path.abspath(cwd)
-    while True:
-        if os.path.exists(os.path.join(folder, ".git")):
-            return True
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
 
 
 def check_workspace_options(o: Any) -> None:

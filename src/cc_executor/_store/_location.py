@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cc_executor._errors import HistoryError
+from cc_executor._secrets import env_secret
 
 #: The variable naming the history: a file path, ``sqlite:///path`` or ``postgresql://...``.
 HISTORY_ENV = "CC_EXECUTOR_HISTORY"
@@ -113,18 +114,10 @@ def parse_postgres_url(url: str, *, from_argv: bool = False) -> PostgresTarget:
 
 
 def _env_password() -> str | None:
-    password = os.environ.get(PASSWORD_ENV)
-    if password:
-        return password
-    path = os.environ.get(PASSWORD_FILE_ENV)
-    if not path:
-        return None
     try:
-        with open(path, encoding="utf-8") as file:
-            line = file.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise HistoryError(f"{PASSWORD_FILE_ENV}: cannot read {path}: {exc.strerror}") from None
-    return line or None
+        return env_secret(PASSWORD_ENV, PASSWORD_FILE_ENV)
+    except ValueError as exc:
+        raise HistoryError(str(exc)) from None
 
 
 def check_location(location: str, *, from_argv: bool = False) -> None:
