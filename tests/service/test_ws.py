@@ -44,6 +44,15 @@ async def notifications(conn: ClientConnection, run_id: str) -> list[dict[str, A
             return out
 
 
+async def first_notification(conn: ClientConnection, run_id: str, method: str) -> None:
+    """Read notifications for ``run_id`` until one named ``method`` arrives."""
+    while True:
+        message = json.loads(await asyncio.wait_for(conn.recv(), 30))
+        params = message.get("params", {})
+        if message.get("method") == method and params.get("run_id") == run_id:
+            return
+
+
 async def test_execute_streams_a_command_to_completion(service: Service) -> None:
     async with ws(service) as conn:
         reply = await call(conn, "execute", {"command": chatty(200)})
@@ -78,7 +87,11 @@ async def test_control_from_a_second_connection(service: Service) -> None:
         reply = await call(first, "execute", {"argv": chatty(2000, 0.01)})
         run_id = reply["result"]["run_id"]
         await call(second, "subscribe", {"run_id": run_id, "after": 0})
+        # Pausing needs a live process tree: on a loaded machine the run may still be
+        # queued when the subscription answers, so wait for its first output line.
+        await first_notification(second, run_id, "process.output")
         paused = await call(second, "control", {"run_id": run_id, "type": "PAUSE"}, id_=2)
+        assert "result" in paused, paused
         assert paused["result"]["status"] == "paused", paused
         again = await call(second, "control", {"run_id": run_id, "type": "PAUSE"}, id_=3)
         assert again["error"]["code"] == -32009
