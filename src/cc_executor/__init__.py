@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         AgentNotFound,
         CCExecutorError,
         ClaudeNotFound,
+        ConfigError,
         FleetError,
         RunRefused,
         WorkspaceConflict,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         run_many_sync,
         start_many,
     )
+    from cc_executor._run._config import UserConfig
     from cc_executor._run._options import (
         RunOptions,
     )
@@ -107,6 +109,7 @@ _EXPORTS = {
     "CCExecutorConfig": "cc_executor.client",
     "CCExecutorError": "cc_executor._errors",
     "ClaudeNotFound": "cc_executor._errors",
+    "ConfigError": "cc_executor._errors",
     "FleetError": "cc_executor._errors",
     "HeartbeatEvent": "cc_executor._agents._types",
     "InitEvent": "cc_executor._agents._types",
@@ -144,6 +147,7 @@ _EXPORTS = {
     "ToolResultEvent": "cc_executor._agents._types",
     "ToolUseEvent": "cc_executor._agents._types",
     "UnknownEvent": "cc_executor._agents._types",
+    "UserConfig": "cc_executor._run._config",
     "WorkspaceConflict": "cc_executor._errors",
     "WorkspaceError": "cc_executor._errors",
     "batch_history": "cc_executor._run._batch",
@@ -176,6 +180,7 @@ __all__ = [
     "CCExecutorConfig",
     "CCExecutorError",
     "ClaudeNotFound",
+    "ConfigError",
     "FleetError",
     "HeartbeatEvent",
     "InitEvent",
@@ -213,6 +218,7 @@ __all__ = [
     "ToolResultEvent",
     "ToolUseEvent",
     "UnknownEvent",
+    "UserConfig",
     "WorkspaceConflict",
     "WorkspaceError",
     "__version__",

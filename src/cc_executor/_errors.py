@@ -30,6 +30,7 @@ public classes are also importable from the module that raises them, as before
     │   ├── ShuttingDown                503 shutting_down
     │   └── Unavailable                 501 not_available
     ├── ExecPolicyError [ValueError]    an --exec-policy file is invalid or cannot be read
+    ├── ConfigError [ValueError]        the user config file is invalid or cannot be read
     ├── FleetError                      a bad fleet URL, or the fleet's broker failed
     │   └── RunRefused                  a fleet worker refused a run (its policy)
     ├── ToolFailure                     an MCP tool call cannot be done
@@ -243,6 +244,14 @@ class ExecPolicyError(CCExecutorError, ValueError):
     """The service's exec policy file (``serve --exec-policy FILE``) cannot be read or is
     invalid; the one-line message names the file and the entry (``policy.toml: [[exec]]
     #2 (git): ...``). Raised when the server starts, before it serves anything."""
+
+
+class ConfigError(CCExecutorError, ValueError):
+    """The user config file (``$CC_EXECUTOR_HOME/config.toml``, ``--config FILE``,
+    ``$CC_EXECUTOR_CONFIG``) cannot be read or is invalid; the one-line message names the
+    file, the line and key when known, and the problem (``config.toml:4: [defaults]
+    max_turns: must be an integer, got 'ten'``). Raised when it is loaded, before anything
+    runs (docs/config.md)."""
 
 
 class FleetError(CCExecutorError):
