@@ -79,6 +79,17 @@ def build_parser(
         "(password from CC_EXECUTOR_HISTORY_PASSWORD(_FILE), PGPASSWORD or ~/.pgpass; "
         "default: $CC_EXECUTOR_HISTORY, else history.sqlite3 in the data folder)",
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the user config file (reservations, run option defaults: docs/config.md; "
+        "default: $CC_EXECUTOR_CONFIG, else config.toml in the data folder)",
+    )
+    parser.add_argument(
+        "--no-config",
+        action="store_true",
+        help="read no config file (as CC_EXECUTOR_CONFIG=/dev/null)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = [_COMMANDS[command]] if command in _COMMANDS else list(_COMMANDS.values())
     for target in dict.fromkeys(wanted):
@@ -115,9 +126,11 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
     so a command may leave to the process's end what only frees resources (``args.hard_exit``).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] and args_list[0].startswith("--history"):
-        # Before the command: every layer below finds the history through the environment.
-        refused = _take_history(args_list)
+    while args_list[:1] and args_list[0].startswith(("--history", "--config", "--no-config")):
+        # Before the command: every layer below finds the history and the config file
+        # through the environment.
+        take = _take_history if args_list[0].startswith("--history") else _take_config
+        refused = take(args_list)
         if refused is not None:
             return refused
     if args_list in (["--version"], ["-V"]):
@@ -142,11 +155,31 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
             return run_main(namespace)
         command = next((a for a in args_list if not a.startswith("-")), None)
         parser = build_parser(command, json_errors="--json" in args_list)
+        config = None
+        if command in _CONFIG_COMMANDS:
+            from cc_executor._errors import ConfigError
+            from cc_executor._run._config import UserConfig
+
+            try:
+                config = UserConfig.load()
+            except ConfigError as exc:
+                if command != "doctor":  # doctor reports it among its checks
+                    from cc_executor._text import inert
+
+                    print(f"cc-executor: {inert(str(exc))}", file=sys.stderr)
+                    return 2
+            if command == "run" and config is not None:
+                from cc_executor._cli._args import config_seed
+
+                # The file's values become the flags' defaults: a flag given still wins.
+                run_parser = _parser_of(parser, _namespace(), command)
+                run_parser.set_defaults(**config_seed(config.defaults))
         args, extras = parser.parse_known_args(args_list)
         if extras:
             # The command's own parser names its flags in the error ("did you mean").
             _parser_of(parser, args, command).unrecognized(extras)
         args.hard_exit = hard_exit
+        args.config = config
         if early is not None:
             args.early = early  # nothing was started: the options were refused
         handler = getattr(args, "handler", None)
@@ -170,6 +203,40 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
     finally:
         if early is not None:
             early.abandon()  # a no-op once the run adopted the CLI
+
+
+#: The commands that read the user config file (docs/config.md).
+_CONFIG_COMMANDS = ("run", "tasks", "worker", "doctor")
+
+
+def _namespace() -> argparse.Namespace:
+    import argparse
+
+    return argparse.Namespace()
+
+
+def _take_config(args_list: list[str]) -> int | None:
+    """Move a leading ``--config FILE`` (or ``--no-config``) of ``args_list`` to
+    ``CC_EXECUTOR_CONFIG`` (``--no-config``: the empty file ``/dev/null``); 2 (a usage
+    error, said on one line) when FILE is missing."""
+    from cc_executor._run._config import CONFIG_ENV
+
+    first = args_list.pop(0)
+    if first == "--no-config":
+        os.environ[CONFIG_ENV] = os.devnull
+        return None
+    if first == "--config" and args_list:
+        value = args_list.pop(0)
+    elif first.startswith("--config="):
+        value = first.partition("=")[2]
+    else:
+        print(f"cc-executor: {first}: expected --config FILE or --no-config", file=sys.stderr)
+        return 2
+    if not value:
+        print("cc-executor: argument --config: expected a file name", file=sys.stderr)
+        return 2
+    os.environ[CONFIG_ENV] = os.path.abspath(os.path.expanduser(value))
+    return None
 
 
 def _take_history(args_list: list[str]) -> int | None:

@@ -18,7 +18,7 @@ from cc_executor._run._options import RunOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     from cc_executor._run._options import Option as Declaration
@@ -226,12 +226,33 @@ def run_defaults(values: Any, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(values, name) for name in names if getattr(values, name) is not None}
 
 
-def quick_parse(argv: Sequence[str]) -> dict[str, Any] | None:
+#: Kinds whose values the command line collects over repeated flags: the config file's
+#: value applies only when no flag gave one (``env``: merged, a flag's variable winning).
+_COLLECTED = ("strings", "paths", "env")
+
+
+def config_seed(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The config file's ``[defaults]`` that become the ``run`` flags' defaults (a flag
+    given replaces them); those collected over repeated flags are left to
+    :func:`run_options`."""
+    return {
+        name: value
+        for name, value in defaults.items()
+        if RunOptions.by_name[name].kind not in _COLLECTED
+    }
+
+
+def quick_parse(
+    argv: Sequence[str], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     """The options of ``run`` (``argv``: what follows ``run``) as ``{dest: value}`` plus
-    ``prompt``, exactly as argparse would give them; None when the command line is anything
-    but plain (then argparse reads it, and reports what is wrong)."""
+    ``prompt``, exactly as argparse would give them (``defaults``: the config file's, as
+    :func:`config_seed` makes them the parser's defaults); None when the command line is
+    anything but plain (then argparse reads it, and reports what is wrong)."""
     by_flag = {flag: o for o in RUN_OPTIONS for flag in (o.flag, *o.aliases)}
     values = {o.dest: o.initial() for o in RUN_OPTIONS}
+    if defaults:
+        values.update(config_seed(defaults))
     prompt: str | None = None
     i = 0
     while i < len(argv):
@@ -308,18 +329,27 @@ def load_schema(text: str | None) -> Any:
         ) from None
 
 
-def run_options(values: dict[str, Any]) -> dict[str, Any]:
+def run_options(
+    values: dict[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The keyword arguments of ``start_run`` for parsed ``run`` options (``values``: the
-    argparse namespace's ``vars()`` or :func:`quick_parse`'s result). ``ValueError`` for an
-    unreadable ``--json-schema``; ``timeout`` may still be ``"auto"``."""
+    argparse namespace's ``vars()`` or :func:`quick_parse`'s result; ``defaults``: the
+    config file's, for the lists no flag gave and the variables of ``env``). ``ValueError``
+    for an unreadable ``--json-schema``; ``timeout`` may still be ``"auto"``."""
     options = {
         o.dest: values[o.dest]
         for o in RUN_OPTIONS
         if o.dest not in _OUTPUT_ONLY and o.dest not in ("env", "json_schema")
     }
-    options["env"] = dict(values["env"])
-    options["json_schema"] = load_schema(values["json_schema"])
-    return _from_here(options)
+    schema = values["json_schema"]
+    options["json_schema"] = load_schema(schema) if isinstance(schema, str) else schema
+    options = _from_here(options)
+    defaults = defaults or {}
+    for name, value in defaults.items():
+        if RunOptions.by_name[name].kind in ("strings", "paths") and not options.get(name):
+            options[name] = value  # already absolute from the file's folder
+    options["env"] = {**defaults.get("env", {}), **dict(values["env"])}
+    return options
 
 
 def _from_here(options: dict[str, Any]) -> dict[str, Any]:

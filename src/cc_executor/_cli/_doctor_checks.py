@@ -92,7 +92,8 @@ async def run_checks(
     """Run every check, one after the other, and return their results in order.
 
     Checks: ``claude`` (the CLI is found and ``claude --version`` runs), ``model-access`` (an
-    API key, a base URL or a login is configured; only looked up, never used), ``data-dir``
+    API key, a base URL or a login is configured; only looked up, never used), ``config``
+    (the user config file in use, if any, parses), ``data-dir``
     (writable), ``disk-space`` (at least 1 GiB free there) and ``history-rows`` (no
     malformed row in the history, else they are listed); with a PostgreSQL history configured,
     ``history-postgres`` (it is reachable), ``history-schema`` (its version) and
@@ -125,6 +126,9 @@ async def run_checks(
     postgres = os.environ.get(HISTORY_ENV)
     if postgres is not None and not is_postgres(postgres):
         postgres = None
+    from cc_executor._run._config import config_path
+
+    config_at = config_path()  # the self-tests' environment below has a home of its own
     with tempfile.TemporaryDirectory(
         prefix="cc-executor-doctor-", ignore_cleanup_errors=True
     ) as tmp_name:
@@ -133,6 +137,7 @@ async def run_checks(
             claude_path: list[str] = []
             found = await record("claude", 30, lambda: _check_claude(tmp, claude_path))
             await record("model-access", 5, _check_model_access)
+            await record("config", 5, lambda: _check_config(*config_at))
             await record("data-dir", 10, lambda: _check_data_dir(home))
             await record("disk-space", 5, lambda: _check_disk_space(home))
             await record("history-rows", 30, lambda: _check_history_rows(home))
@@ -308,6 +313,33 @@ def _check_data_dir_sync(home: Path) -> str:
             with contextlib.suppress(OSError):
                 folder.rmdir()
     return f"{home} is writable"
+
+
+def check_config(path: str, explicit: bool) -> str:
+    """The user config file at ``path`` (``explicit``: named by ``--config`` or
+    ``$CC_EXECUTOR_CONFIG``) parses, or there is none; else :class:`_Failed` with the
+    file's error."""
+    from cc_executor._errors import ConfigError
+    from cc_executor._run._config import UserConfig
+
+    if path == os.devnull:
+        return "no config file read (--no-config, or CC_EXECUTOR_CONFIG=/dev/null)"
+    if not explicit and not os.path.exists(path):
+        return f"no config file ({path} does not exist): built-in defaults apply"
+    try:
+        config = UserConfig.load(path)
+    except ConfigError as exc:
+        raise _Failed(
+            str(exc), "fix the file (docs/config.md), or run commands with --no-config"
+        ) from None
+    parts = [f"[reserve_usd] {', '.join(f'{m}={u:g}' for m, u in config.reserve_usd.items())}"]
+    parts.append(f"[defaults] {', '.join(config.defaults)}")
+    shown = "; ".join(p for p in parts if not p.endswith("] "))
+    return f"{path} parsed" + (f": {shown}" if shown else " (empty)")
+
+
+async def _check_config(path: str, explicit: bool) -> str:
+    return check_config(path, explicit)
 
 
 async def _check_data_dir(home: Path) -> str:

@@ -202,10 +202,27 @@ def settle(launched: Launched | None) -> None:
         discard_run_dir(launched.run_dir)
 
 
+def config_defaults() -> dict[str, Any] | None:
+    """The config file's ``[defaults]`` (empty without a file: then nothing is imported);
+    None when it cannot be used (the ordinary path reports why)."""
+    from cc_executor._run._config import UserConfig, config_path
+
+    path, explicit = config_path()
+    if not explicit and not os.path.exists(path):
+        return {}
+    try:
+        return UserConfig.load().defaults
+    except ValueError:  # ConfigError
+        return None
+
+
 def start_early(argv: list[str]) -> EarlyStart | None:
     """Read ``run``'s command line (``argv``: what follows ``run``) and start the CLI; None
     when the command line needs argparse (nothing read, nothing started)."""
-    values = quick_parse(argv)
+    defaults = config_defaults()
+    if defaults is None:
+        return None  # a bad config file: the ordinary path reports it
+    values = quick_parse(argv, defaults)
     if values is None:
         return None
     try:
@@ -213,7 +230,7 @@ def start_early(argv: list[str]) -> EarlyStart | None:
     except ValueError:
         return None  # reported by the ordinary path
     try:
-        options: dict[str, Any] | None = run_options(values)
+        options: dict[str, Any] | None = run_options(values, defaults)
     except ValueError:
         options = None  # reported by the ordinary path
     if options is None:

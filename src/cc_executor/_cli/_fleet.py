@@ -373,11 +373,17 @@ def _budget_settings(args: argparse.Namespace) -> Any:
     return BudgetSettings(
         total_usd=args.budget_usd,
         name=check_budget_name(args.budget_name),
-        reserve=dict(args.reserve_usd),
+        # --reserve-usd over the config file's [reserve_usd] (docs/config.md).
+        reserve=_config_reserve(args, dict(args.reserve_usd)),
         thresholds=tuple(p / 100 for p in args.budget_threshold) or (0.8,),
         webhook=webhook,
         on_exhausted=args.on_budget_exhausted,
     )
+
+
+def _config_reserve(args: argparse.Namespace, given: dict[str, float]) -> dict[str, float]:
+    config = getattr(args, "config", None)
+    return config.reservations(given) if config is not None else given
 
 
 @_said_exit

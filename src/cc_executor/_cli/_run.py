@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         options = (
             early.options
             if early is not None and early.options is not None
-            else run_options(vars(args))
+            else run_options(vars(args), _config_defaults(args))
         )
     except ValueError as exc:
         return _usage_error(args, exc)
@@ -79,6 +79,11 @@ def main(args: argparse.Namespace) -> int:
         return _run(args, prompt, options, launched, held)
     finally:
         settle(launched)  # nothing happens once the runner adopted it
+
+
+def _config_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    config = getattr(args, "config", None)
+    return config.defaults if config is not None else {}
 
 
 #: What a run imports once its CLI is started (most of the console's start-up cost).

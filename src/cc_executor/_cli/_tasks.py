@@ -151,17 +151,24 @@ def _fleet_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cc_executor.tasks import start_tasks
+    from cc_executor._run._config import UserConfig
+    from cc_executor.tasks import load_task_list, start_tasks
+
+    config = getattr(args, "config", None) or UserConfig()
 
     def start(on_event: Any) -> TaskListHandle:
+        spec = load_task_list(args.file)
+        # The command line over the list's own reservations, the list's over the config
+        # file's (docs/config.md).
+        reserve = {**config.reserve_usd, **(spec.reserve_usd or {}), **(_reserve(args) or {})}
         return start_tasks(
-            args.file,
+            spec,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
-            reserve_usd=_reserve(args),
+            reserve_usd=reserve or None,
             on_event=on_event,
             **_fleet_of(args),
-            **_run_defaults(args),
+            **config.run_options(**_run_defaults(args)),
         )
 
     return _execute(start, args)
