@@ -662,3 +662,31 @@ def test_a_limit_that_cannot_be_enforced_refuses_the_run(
     done = cc(no_cgroups, "hello", "--pids-max", "100", "--cwd", str(work))
     assert done.returncode == 125, done.stderr
     assert b"pids_max cannot be enforced on this machine" in done.stderr
+
+
+def test_the_config_files_defaults_reach_the_cli_under_the_flags(
+    served: tuple[ModelServer, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """[defaults] of the config file reach the real CLI whichever way the console reads the
+    command line (its quick reading, or argparse for an abbreviated flag), and a flag given
+    wins over the file."""
+    from cc_executor._store import open_store
+
+    _, env, work = served
+    config = tmp_path / "config.toml"
+    config.write_text("[defaults]\nmax_turns = 3\nappend_system_prompt = 'from the file'\n")
+    env = {**env, "CC_EXECUTOR_CONFIG": str(config)}
+    argvs = []
+    for flags in ([], ["--max-tu", "5"]):
+        done = cc(env, "hello", *flags, "--json", "--cwd", str(work))
+        assert done.returncode == 0, done.stderr
+        store = open_store()
+        try:
+            record = store.get(json.loads(done.stdout)["run_id"])
+        finally:
+            store.close()
+        assert record is not None
+        argvs.append(record.argv)
+    assert "--max-turns=3" in argvs[0]
+    assert "--max-turns=5" in argvs[1]
+    assert all("--append-system-prompt=from the file" in argv for argv in argvs)

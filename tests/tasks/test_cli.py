@@ -259,6 +259,42 @@ def test_budget_reservations_start_only_the_tasks_that_fit(serve: Serve) -> None
     assert "--reserve-usd: expected USD or MODEL=USD with USD > 0, got 'opus=free'" in bad.stderr
 
 
+def test_the_config_files_reservation_decides_whether_a_run_starts(
+    serve: Serve, cc_home: Path
+) -> None:
+    """$CC_EXECUTOR_HOME/config.toml reserves $0.06 a run: a $0.05 budget cannot cover it,
+    so the task does not start; the list's own reserve_usd, or --reserve-usd, wins over the
+    file, and the same task starts with that cap."""
+    served = serve(Script([Rule(answers=[PRICED])]))
+    cc_home.mkdir(exist_ok=True)
+    (cc_home / "config.toml").write_text('[reserve_usd]\n"*" = 0.06\n')
+    write(served, "one.yaml", "tasks:\n  - {id: one, prompt: Step one}\n")
+    refused = served.cli("tasks", "run", "one.yaml", "--budget-usd", "0.05", "--json")
+    assert refused.returncode == 1, refused.stderr
+    task = as_json(refused)["tasks"]["one"]
+    assert task["status"] == "skipped"
+    assert task["skipped_reason"] == (
+        "not started: its reservation $0.0600 is more than the $0.0500 left of budget_usd $0.05"
+    )
+    assert served.count("Step") == 0
+    write(
+        served,
+        "own.yaml",
+        """\
+        reserve_usd: {"*": 0.03}
+        tasks:
+          - {id: two, prompt: Step two}
+        """,
+    )
+    for args in (["own.yaml"], ["one.yaml", "--reserve-usd", "0.03"]):
+        done = served.cli("tasks", "run", *args, "--budget-usd", "0.05", "--json")
+        assert done.returncode == 0, done.stderr
+        result = as_json(done)
+        assert [t["status"] for t in result["tasks"].values()] == ["ok"]
+        assert list(run_caps(result["list_id"]).values()) == ["0.03"]
+    assert served.count("Step") == 2
+
+
 SLOW_LIST = """\
 tasks:
   - {id: first, prompt: First step}
