@@ -16,19 +16,20 @@ from typing import Any
 import pytest
 
 from cc_executor import UserConfig
-from cc_executor._cli import _COMMANDS, build_parser
+from cc_executor._cli import build_parser
+from cc_executor._cli import main as cli_main
 from cc_executor._cli._args import RUN_OPTIONS, config_seed, quick_parse, run_options
 from cc_executor._cli._doctor_checks import _Failed, check_config
 from cc_executor._cli._fleet import _budget_settings
+from cc_executor._run._config import CONFIG_ENV
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 
 
-def cc(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args],
         env={**os.environ, **env},
-        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
@@ -82,7 +83,20 @@ def test_flags_win_over_the_file_in_both_readings(tmp_path: Path) -> None:
     assert both_readings(["p"], {})["max_turns"] is None
 
 
-def test_a_bad_file_is_one_line_and_exit_2_before_anything_runs(tmp_path: Path) -> None:
+def main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``cc-executor ARGS`` in this process (exit code, stderr); a subprocess per case
+    would cost the fast tier a second each."""
+    code = cli_main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_a_bad_file_is_one_line_and_exit_2_before_anything_runs(
+    tmp_path: Path,
+    cc_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(CONFIG_ENV, os.devnull)  # restored after the test: main() sets it
     bad = tmp_path / "bad.toml"
     bad.write_text("[defaults]\nfleet = 'redis://elsewhere:6379/0'\n")
     said = (
@@ -93,36 +107,45 @@ def test_a_bad_file_is_one_line_and_exit_2_before_anything_runs(tmp_path: Path) 
     for args in (
         ["--config", str(bad), "run", "hello"],
         [f"--config={bad}", "tasks", "run", "missing.md"],
-        ["worker", "--fleet", "redis://localhost:1/0"],
+        ["--config", str(bad), "worker", "--fleet", "redis://localhost:1/0"],
     ):
-        done = cc(*args, CC_EXECUTOR_CONFIG=str(bad))
-        assert (done.returncode, done.stdout, done.stderr) == (2, "", said), args
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "config.toml").write_text("[defaults]\nmax_turns = 'ten'\n")
-    done = cc("run", "hello", CC_EXECUTOR_HOME=str(home))
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"cc-executor: {home / 'config.toml'}:2: [defaults] max_turns: must be an integer, "
-        "got 'ten'\n"
+        assert main(capsys, *args) == (2, said), args
+    # The file in the data folder, found without being named.
+    monkeypatch.delenv(CONFIG_ENV)
+    cc_home.mkdir()
+    (cc_home / "config.toml").write_text("[defaults]\nmax_turns = 'ten'\n")
+    assert main(capsys, "run", "hello") == (
+        2,
+        f"cc-executor: {cc_home / 'config.toml'}:2: [defaults] max_turns: must be an "
+        "integer, got 'ten'\n",
     )
-    missing = cc("--config", "nope.toml", "run", "hello", cwd=tmp_path)
-    assert missing.returncode == 2
-    assert missing.stderr == f"cc-executor: {tmp_path / 'nope.toml'}: no such config file\n"
-    assert cc("--config").stderr == "cc-executor: --config: expected --config FILE or --no-config\n"
-    # --no-config reads nothing: the run goes on to its own checks (here: a bad --grace).
-    ignored = cc("--no-config", "run", "hello", "--grace", "-1", CC_EXECUTOR_HOME=str(home))
-    assert ignored.returncode == 2
-    assert "config" not in ignored.stderr
-    assert "--grace" in ignored.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(capsys, "--config", "nope.toml", "run", "hello") == (
+        2,
+        f"cc-executor: {tmp_path / 'nope.toml'}: no such config file\n",
+    )
+    assert main(capsys, "--config") == (
+        2,
+        "cc-executor: --config: expected --config FILE or --no-config\n",
+    )
+    # --no-config reads nothing: the command goes on to its own checks.
+    code, err = main(capsys, "--no-config", "tasks", "run", "missing.md")
+    assert code == 2
+    assert "config" not in err
+    assert "missing.md" in err
+    # Commands that do not read it are not stopped by it.
+    code, err = main(capsys, "--config", str(bad), "history", "--json")
+    assert (code, err) == (0, "")
 
 
-def test_commands_that_do_not_read_it_are_not_stopped_by_it(tmp_path: Path) -> None:
+def test_the_console_script_says_the_same(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("not toml")
-    done = cc("--config", str(bad), "history", "--json")
-    assert done.returncode == 0, done.stderr
-    assert set(_COMMANDS) >= {"run", "tasks", "worker", "doctor"}
+    bad.write_text("[colour]\n")
+    done = cc("run", "hello", CC_EXECUTOR_CONFIG=str(bad))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"cc-executor: {bad}:1: [colour]: unknown section (known: [reserve_usd], [defaults])\n"
+    )
 
 
 def test_the_worker_reserves_the_files_amounts_under_its_flags() -> None:

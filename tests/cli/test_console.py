@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,33 @@ def test_the_early_start_path_stays_light() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def test_the_early_start_stays_light_with_a_config_file(tmp_path: Path) -> None:
+    """With a config file, the early start parses it once (tomllib and what it imports);
+    after that, while the file is unchanged, its kept copy is read without them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("[defaults]\nmax_turns = 3\ntimeout = 60\n")
+    code = (
+        "import sys\n"
+        "from cc_executor._run._config import quick_defaults\n"
+        "from cc_executor._cli._args import quick_parse, run_options\n"
+        "defaults = quick_defaults()\n"
+        "options = run_options(quick_parse(['hi', '--timeout', '5'], defaults), defaults)\n"
+        "heavy = ['tomllib', 'typing', 're', 'datetime', 'argparse', 'dataclasses', 'json']\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "print(options['max_turns'], options['timeout'], *loaded)\n"
+    )
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
+    env.pop("CC_EXECUTOR_CONFIG", None)
+    first, second = (
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        for _ in range(2)
+    )
+    assert first.returncode == 0, first.stderr
+    assert "tomllib" in first.stdout.split()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["3", "5.0"]

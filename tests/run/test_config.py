@@ -175,3 +175,36 @@ def test_explicit_values_win_over_the_file() -> None:
     assert config.run_options() == config.defaults
     assert config.reservations({"opus": 1.0}) == {"*": 0.5, "opus": 1.0}
     assert config.reservations() == {"*": 0.5, "opus": 2.0}
+
+
+def test_the_consoles_copy_follows_the_file_and_keeps_nothing_refused(
+    cc_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import marshal
+
+    from cc_executor._run._config import CACHE_NAME, quick_defaults
+
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    assert quick_defaults() == {}
+    cc_home.mkdir()
+    path = write(cc_home, "[defaults]\nmax_turns = 3\n")
+    assert quick_defaults() == {"max_turns": 3}
+    cache = cc_home / CACHE_NAME
+    assert cache.stat().st_mode & 0o777 == 0o600
+    key, kept = marshal.loads(cache.read_bytes())
+    assert kept == {"max_turns": 3}
+    # An edit is seen at once (another size, inode or time), and a bad file is None.
+    path.write_text("[defaults]\nmax_turns = 12\n")
+    assert quick_defaults() == {"max_turns": 12}
+    path.write_text("[defaults]\nmax_turns = 'x'\n")
+    assert quick_defaults() is None
+    # A copy holding what the file may not set is not believed: the file is read again.
+    path.write_text("[defaults]\nmax_turns = 4\n")
+    assert quick_defaults() == {"max_turns": 4}
+    key, _ = marshal.loads(cache.read_bytes())
+    cache.write_bytes(marshal.dumps((key, {"agent_path": "/bin/sh"})))
+    assert quick_defaults() == {"max_turns": 4}
+    cache.write_bytes(b"garbage")
+    assert quick_defaults() == {"max_turns": 4}
+    monkeypatch.setenv(CONFIG_ENV, str(cc_home / "missing.toml"))
+    assert quick_defaults() is None

@@ -202,24 +202,12 @@ def settle(launched: Launched | None) -> None:
         discard_run_dir(launched.run_dir)
 
 
-def config_defaults() -> dict[str, Any] | None:
-    """The config file's ``[defaults]`` (empty without a file: then nothing is imported);
-    None when it cannot be used (the ordinary path reports why)."""
-    from cc_executor._run._config import UserConfig, config_path
-
-    path, explicit = config_path()
-    if not explicit and not os.path.exists(path):
-        return {}
-    try:
-        return UserConfig.load().defaults
-    except ValueError:  # ConfigError
-        return None
-
-
 def start_early(argv: list[str]) -> EarlyStart | None:
     """Read ``run``'s command line (``argv``: what follows ``run``) and start the CLI; None
     when the command line needs argparse (nothing read, nothing started)."""
-    defaults = config_defaults()
+    from cc_executor._run._config import quick_defaults
+
+    defaults = quick_defaults()
     if defaults is None:
         return None  # a bad config file: the ordinary path reports it
     values = quick_parse(argv, defaults)

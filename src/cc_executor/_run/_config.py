@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 CONFIG_ENV = "CC_EXECUTOR_CONFIG"
 #: The file's name in the data folder.
 FILE_NAME = "config.toml"
+#: The console's copy of the last file's ``[defaults]`` as parsed, in the data folder.
+CACHE_NAME = ".config-defaults.marshal"
 
 #: Run options that belong to one run, not to every run: refused in ``[defaults]``.
 _PER_RUN = ("resume", "continue_session", "session_id", "fork_session")
@@ -65,6 +67,59 @@ def config_path() -> tuple[str, bool]:
     if named:
         return os.path.expanduser(named), True
     return os.path.join(data_home_path(), FILE_NAME), False
+
+
+def quick_defaults() -> dict[str, Any] | None:
+    """The config file's ``[defaults]`` for the console's early start, without importing
+    ``tomllib`` (with ``typing``, ``re`` and ``datetime``: milliseconds before the agent
+    CLI could start) when the file has not changed since it was last parsed: a copy of
+    the values parsed and checked is kept beside it in the data folder (private), with
+    ``marshal`` (built in), keyed by the file's path, inode, size and modification time.
+    ``{}`` without a file; None when it cannot be used (the ordinary path reports why)."""
+    path, explicit = config_path()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None if explicit else {}
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    cache = os.path.join(data_home_path(), CACHE_NAME)
+    import marshal
+
+    try:
+        with open(cache, "rb") as f:
+            # Written by the lines below, in the data folder only this account may write
+            # to (as the history is); loading builds values, it runs nothing.
+            saved, defaults = marshal.load(f)  # noqa: S302
+        if tuple(saved) == key and isinstance(defaults, dict) and _allowed(defaults):
+            return defaults
+    except (OSError, EOFError, ValueError, TypeError):
+        pass  # no copy yet, or an unreadable one: parse the file
+    try:
+        defaults = UserConfig.load(path).defaults
+    except ConfigError:
+        return None
+    try:
+        data = marshal.dumps((key, defaults))
+        partial = f"{cache}.{os.getpid()}"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(data)
+        os.replace(partial, cache)
+    except (OSError, ValueError):
+        pass  # no data folder yet, or a value marshal cannot keep: parsed again next time
+    return defaults
+
+
+def _allowed(defaults: dict[Any, Any]) -> bool:
+    """Whether every key of a kept copy of ``[defaults]`` is one the file may set (the
+    values are checked with the run's options)."""
+    from cc_executor._run._options import SERVER_ONLY, RunOptions
+
+    for name in defaults:
+        declared = RunOptions.by_name.get(name)
+        if declared is None or declared.remote == SERVER_ONLY or name in _PER_RUN:
+            return False
+    return True
 
 
 class UserConfig:
