@@ -136,6 +136,14 @@ def test_a_bad_file_is_one_line_and_exit_2_before_anything_runs(
     # Commands that do not read it are not stopped by it.
     code, err = main(capsys, "--config", str(bad), "history", "--json")
     assert (code, err) == (0, "")
+    code, err = main(capsys, "--config", str(bad), "tasks", "show", "01NOSUCHLIST")
+    assert "config" not in err
+    # After the command, --config is the command's unknown flag, never silently ignored.
+    monkeypatch.setenv(CONFIG_ENV, os.devnull)
+    with pytest.raises(SystemExit) as stopped:
+        cli_main(["run", "hello", "--config", str(bad)])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --config" in capsys.readouterr().err
 
 
 def test_the_console_script_says_the_same(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ CLI = str(Path(sys.executable).parent / "cc-executor")
 BASE_CHECKS = [
     "claude",
     "model-access",
+    "config",
     "data-dir",
     "disk-space",
     "history-rows",
@@ -86,6 +87,9 @@ def test_json_every_check_passes(cc_home: Path) -> None:
     assert "ANTHROPIC_API_KEY" in checks["model-access"]["detail"]
     assert "sk-ant-doctor-test-secret" not in done.stdout + done.stderr
     assert str(cc_home) in checks["data-dir"]["detail"]
+    assert checks["config"]["detail"] == (
+        f"no config file ({cc_home / 'config.toml'} does not exist): built-in defaults apply"
+    )
     assert "sha256" in checks["engine-large-output"]["detail"]
     assert "SIGKILL" in checks["engine-tree-cleanup"]["detail"]
     # Which mechanism enforces the limits here (or why none can), as the engine detects it.

@@ -79,8 +79,10 @@ def build_parser(
         "(password from CC_EXECUTOR_HISTORY_PASSWORD(_FILE), PGPASSWORD or ~/.pgpass; "
         "default: $CC_EXECUTOR_HISTORY, else history.sqlite3 in the data folder)",
     )
+    # Read before the command by main() (_take_config); here for the help.
     parser.add_argument(
         "--config",
+        dest="config_file",
         metavar="FILE",
         help="the user config file (reservations, run option defaults: docs/config.md; "
         "default: $CC_EXECUTOR_CONFIG, else config.toml in the data folder)",
@@ -156,28 +158,26 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
         command = next((a for a in args_list if not a.startswith("-")), None)
         parser = build_parser(command, json_errors="--json" in args_list)
         config = None
-        if command in _CONFIG_COMMANDS:
-            from cc_executor._errors import ConfigError
-            from cc_executor._run._config import UserConfig
+        if command == "run":
+            config = _user_config(command)
+            if config == 2:
+                return 2
+            from cc_executor._cli._args import config_seed
 
-            try:
-                config = UserConfig.load()
-            except ConfigError as exc:
-                if command != "doctor":  # doctor reports it among its checks
-                    from cc_executor._text import inert
-
-                    print(f"cc-executor: {inert(str(exc))}", file=sys.stderr)
-                    return 2
-            if command == "run" and config is not None:
-                from cc_executor._cli._args import config_seed
-
-                # The file's values become the flags' defaults: a flag given still wins.
-                run_parser = _parser_of(parser, _namespace(), command)
-                run_parser.set_defaults(**config_seed(config.defaults))
+            # The file's values become the flags' defaults: a flag given still wins.
+            run_parser = _parser_of(parser, _namespace(), command)
+            run_parser.set_defaults(**config_seed(config.defaults))
         args, extras = parser.parse_known_args(args_list)
         if extras:
             # The command's own parser names its flags in the error ("did you mean").
             _parser_of(parser, args, command).unrecognized(extras)
+        if args.config_file is not None or args.no_config:
+            print("cc-executor: --config and --no-config go before the command", file=sys.stderr)
+            return 2
+        if config is None and _reads_config(command, args):
+            config = _user_config(command)
+            if config == 2:
+                return 2
         args.hard_exit = hard_exit
         args.config = config
         if early is not None:
@@ -205,8 +205,29 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
             early.abandon()  # a no-op once the run adopted the CLI
 
 
-#: The commands that read the user config file (docs/config.md).
-_CONFIG_COMMANDS = ("run", "tasks", "worker", "doctor")
+def _reads_config(command: str | None, args: argparse.Namespace) -> bool:
+    """Whether the command reads the user config file (docs/config.md): run, tasks run,
+    worker and doctor."""
+    if command == "tasks":
+        return getattr(args, "tasks_action", None) == "run"
+    return command in ("run", "worker", "doctor")
+
+
+def _user_config(command: str | None) -> Any:
+    """The user config file (:class:`~cc_executor.UserConfig`), or 2 once its error is
+    said in one line; for doctor, None (its ``config`` check says why)."""
+    from cc_executor._errors import ConfigError
+    from cc_executor._run._config import UserConfig
+
+    try:
+        return UserConfig.load()
+    except ConfigError as exc:
+        if command == "doctor":
+            return None
+        from cc_executor._text import inert
+
+        print(f"cc-executor: {inert(str(exc))}", file=sys.stderr)
+        return 2
 
 
 def _namespace() -> argparse.Namespace:
