@@ -98,15 +98,20 @@ def quick_defaults() -> dict[str, Any] | None:
         defaults = UserConfig.load(path).defaults
     except ConfigError:
         return None
+    partial = f"{cache}.{os.getpid()}"
     try:
         data = marshal.dumps((key, defaults))
-        partial = f"{cache}.{os.getpid()}"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as f:
             f.write(data)
         os.replace(partial, cache)
     except (OSError, ValueError):
-        pass  # no data folder yet, or a value marshal cannot keep: parsed again next time
+        # No data folder yet, a full disk, or a value marshal cannot keep (a TOML date in
+        # json_schema): the file is parsed again next time.
+        try:  # noqa: SIM105 - contextlib is not loaded on the early start's path
+            os.unlink(partial)
+        except OSError:
+            pass
     return defaults
 
 
