@@ -97,9 +97,16 @@ def model() -> Iterator[ModelServer]:
         Reply([ToolUse("Write", {"file_path": "denied.txt", "content": "no"})]),
         Reply([Text("both decided")]),
     ]
+    # A long answer, cancelled from the page; the list's resume continues the session,
+    # whose next turn is quick.
+    resumable = [
+        Reply([Text("s" * 400)], chunk_size=2, delay=0.1),
+        Reply([Text("resumed and done")]),
+    ]
     script = Script(
         [
             Rule(match="approve", answers=writes),
+            Rule(match="resumable", answers=resumable),
             Rule(match="slow", answers=[slow]),
             Rule(match="onerror", answers=[hostile]),
             Rule(answers=[Reply([Text("Hello from the model.")])]),
@@ -412,15 +419,55 @@ def test_a_task_list_graph_follows_its_tasks(
     page = visit.page
     page.goto(f"/ui/runs/{run_id}")
     expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
-    # A list is cancelled, never paused: only the button the API accepts.
+    # A list is cancelled, never paused: only the buttons the API accepts. Its Resume
+    # (POST /tasks/{id}/resume) waits for the list to end without success.
     assert page.get_by_role("button", name="Cancel").count() == 1
     assert page.get_by_role("button", name="Pause").count() == 0
-    assert page.get_by_role("button", name="Resume").count() == 0
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
     assert page.locator("svg.graph line.edge").count() == 2
     expect(page.locator("#run-status")).to_have_text("ok")
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()  # nothing to resume
+    assert serious_violations(page) == []
+
+
+def test_a_cancelled_task_list_resumes_from_its_page(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    tasks = [
+        {"id": "prepare", "prompt": "one"},
+        {"id": "long", "prompt": "resumable work", "depends_on": ["prepare"]},
+    ]
+    body = {"tasks": {"tasks": tasks}, "options": {**options, "cwd": str(service.root)}}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    resume = page.get_by_role("button", name="Resume")
+    expect(resume).to_be_disabled()  # the list runs
+    page.locator('g.task-node.t-running[data-task="long"]').wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    # Cancelled, the list's page loads again, and offers to resume it.
+    page.wait_for_selector('#run[data-live="0"]')
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    page.locator('g.task-node.t-cancelled[data-task="long"]').wait_for()
+    expect(resume).to_be_enabled()
+    resume.click()
+    # Resumed under the same id: the kept task shows ok at once, the other runs again.
+    page.wait_for_selector('#run[data-live="1"]')
+    page.locator('g.task-node.t-ok[data-task="prepare"]').wait_for()
+    page.wait_for_selector('#run[data-live="0"]')
+    expect(page.locator("#run-status")).to_have_text("ok")
+    for task in ("prepare", "long"):
+        page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
+    expect(page.locator('tr[data-task="prepare"] [data-col="attempt"]')).to_have_text("1")
+    expect(page.locator('tr[data-task="long"] [data-col="attempt"]')).to_have_text("2")
+    expect(resume).to_be_disabled()
     assert serious_violations(page) == []
 
 

@@ -351,8 +351,8 @@ async def resume_tasks(request: Request) -> Response:
             properties:
               options:
                 type: object
-                description: "Run options over the list's saved ones (env is never saved:
-                  give it again), max_parallel, budget_usd"
+                description: "Run options over the list's saved ones, max_parallel,
+                  budget_usd; without env, the env this server was given for the list"
     responses:
       202: {description: "Queued: {run_id, status, events}"}
       400: {description: Invalid request}

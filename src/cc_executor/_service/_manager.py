@@ -593,6 +593,7 @@ class RunManager:
             "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
         }
         run = self._new_run(run_id, "tasks", details)
+        run.resume_env = options["env"]
 
         async def start(run: ManagedRun) -> None:
             # The list's and every task's folders, checked again as the list starts.
@@ -633,8 +634,9 @@ class RunManager:
         again), every other task runs again; the list goes on under its own id, as a new
         live run of this server (its events numbered afresh).
 
-        ``spec`` may hold ``options``: run options put over the list's saved ones (``env``
-        is never saved: give it again), ``max_parallel`` and ``budget_usd``. The saved
+        ``spec`` may hold ``options``: run options put over the list's saved ones,
+        ``max_parallel`` and ``budget_usd``. ``env`` is never saved: without one, the env
+        this server was given for the list (kept in memory only) is used again. The saved
         list is checked as a new one would be (its folder and every task's inside the
         allowed roots, no server-only option but the server's own, allowed agents), and
         again as each task starts. Raises :class:`NotFound`, :class:`Conflict` (the list
@@ -697,7 +699,10 @@ class RunManager:
             self._policy.agent_of(task.options, f'task "{task.id}": ')
         merged = {**defaults, **given}
         merged["cwd"] = self._policy.check_cwd(merged.get("cwd"))
-        merged["env"] = self._policy.check_env(given.get("env"))
+        env = given.get("env")
+        if env is None and earlier is not None:
+            env = earlier.resume_env  # what this server was given for the list
+        merged["env"] = self._policy.check_env(env)
         merged["agent"] = self._policy.agent_of(merged)
         try:
             check_run_defaults(merged)
@@ -717,6 +722,7 @@ class RunManager:
         }
         details["resumed"] = int(meta.get("sessions", 1))
         run = self._new_run(list_id, "tasks", details)
+        run.resume_env = merged["env"]
         overrides = {k: v for k, v in merged.items() if k in given or k in ("cwd", "env")}
 
         async def start(run: ManagedRun) -> None:

@@ -383,6 +383,17 @@ async def run_page(request: Request) -> Response:
         # A task list can be cancelled, not paused (the API refuses it): no button that
         # can only fail.
         actions = ["cancel"] if run.get("kind") == "tasks" else ["cancel", "pause", "resume"]
+        # A list that ended without success runs again (POST /tasks/{id}/resume): its
+        # tasks that ended ok are kept.
+        again = ""
+        if run.get("kind") == "tasks":
+            can = not live and status != "ok"
+            again = (
+                f'<button type="button" data-resume-list{"" if can else " disabled"} '
+                'aria-describedby="resume-hint">Resume</button>'
+                '<span id="resume-hint" class="hint">Resume runs again the tasks that did '
+                "not end ok.</span>"
+            )
         controls = (
             '<div class="controls" role="group" aria-label="Control the run">'
             + "".join(
@@ -390,6 +401,7 @@ async def run_page(request: Request) -> Response:
                 f"{a.capitalize()}</button>"
                 for a in actions
             )
+            + again
             + "</div>"
         )
     # Tool calls the run's permission policy asked about: filled and emptied by ui.js

@@ -1,5 +1,6 @@
 // The dashboard's script: keeps the server-rendered pages live from the service's public
-// endpoints (GET /runs/events, GET /runs/{id}/events, POST /runs, POST /runs/{id}/cancel).
+// endpoints (GET /runs/events, GET /runs/{id}/events, POST /runs, POST /runs/{id}/cancel,
+// POST /tasks/{id}/resume).
 // Text from runs only ever goes through textContent: it is never parsed as HTML.
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -404,6 +405,23 @@ if (runSection) {
       }
       if (action === "pause") setStatus("paused");
       if (action === "resume") setStatus("running");
+    });
+  }
+
+  // A task list that ended without success runs again under its id: the page loads
+  // again to follow the resumed run.
+  const resumeList = runSection.querySelector("button[data-resume-list]");
+  if (resumeList) {
+    resumeList.addEventListener("click", async () => {
+      controlError.textContent = "";
+      resumeList.disabled = true;
+      const reply = await send("POST", `/tasks/${encodeURIComponent(runId)}/resume`, {});
+      if (!reply.ok) {
+        controlError.textContent = reply.data?.error?.message || `resume failed (${reply.status})`;
+        resumeList.disabled = false;
+        return;
+      }
+      window.location.reload();
     });
   }
 
