@@ -330,15 +330,17 @@ async def runs_page(request: Request) -> Response:
 
 
 def _answer_html(run_id: str, text: str) -> str:
+    # Each box scrolls (ui.css): focusable, so that a keyboard can scroll it too.
     if len(text) <= ANSWER_SHOWN:
-        return f'<pre class="answer" id="answer">{h(text)}</pre>'
+        return f'<pre class="answer" id="answer" tabindex="0">{h(text)}</pre>'
     half = ANSWER_SHOWN // 2
     return (
         f'<p class="note">The answer is {len(text):,} characters: its beginning and end are '
         f'shown. <a href="/runs/{h(run_id)}/answer" download>Download the whole answer</a>.</p>'
-        f'<pre class="answer" id="answer">{h(text[:half])}</pre>'
+        f'<pre class="answer" id="answer" tabindex="0" aria-label="Beginning of the answer">'
+        f"{h(text[:half])}</pre>"
         f'<p class="cut">… {len(text) - 2 * half:,} characters not shown …</p>'
-        f'<pre class="answer">{h(text[-half:])}</pre>'
+        f'<pre class="answer" tabindex="0" aria-label="End of the answer">{h(text[-half:])}</pre>'
     )
 
 

@@ -35,6 +35,13 @@ function el(tag, cls, text) {
   return node;
 }
 
+// A block of text that scrolls in its box (ui.css), focusable so a keyboard can scroll it.
+function scrollBox(cls) {
+  const node = el("pre", cls, "");
+  node.tabIndex = 0;
+  return node;
+}
+
 function statusBadge(status) {
   const name = String(status || "");
   const safe = /^[a-z_]+$/.test(name) ? name : "other";
@@ -169,8 +176,12 @@ class TextBlock {
 
   show() {
     this.scheduled = false;
+    // The block scrolls (ui.css): it follows the new text unless the reader scrolled up.
+    const node = this.node;
+    const following = node.scrollTop + node.clientHeight >= node.scrollHeight - 8;
     const text = this.parts.slice(this.first).join("");
-    this.node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+    node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+    if (following) node.scrollTop = node.scrollHeight;
   }
 }
 
@@ -294,12 +305,12 @@ if (runSection) {
       showPending();
     },
     text_delta(e) {
-      if (!textBlock) textBlock = new TextBlock(add(el("pre", "assistant", "")));
+      if (!textBlock) textBlock = new TextBlock(add(scrollBox("assistant")));
       textBlock.append(e.text || "");
     },
     text(e) {
       // The whole block after its deltas: shown only when no delta came.
-      if (!textBlock) new TextBlock(add(el("pre", "assistant", ""))).append(e.text || "");
+      if (!textBlock) new TextBlock(add(scrollBox("assistant"))).append(e.text || "");
       textBlock = null;
     },
     thinking(e) {
@@ -317,7 +328,7 @@ if (runSection) {
     },
     tool_result(e) {
       const box = tools.get(e.tool_use_id) || add(el("details", "tool"));
-      const out = el("pre", e.is_error ? "tool-result tool-error" : "tool-result", "");
+      const out = scrollBox(e.is_error ? "tool-result tool-error" : "tool-result");
       appendCapped(out, typeof e.content === "string" ? e.content : jsonText(e.content));
       box.append(out);
     },
@@ -337,7 +348,7 @@ if (runSection) {
     output(e) {
       // A command's lines: stdout and stderr each in a block of its own.
       const stream = e.stream === "stderr" ? "stderr" : "stdout";
-      if (!outputs[stream]) outputs[stream] = new TextBlock(add(el("pre", `output ${stream}`, "")));
+      if (!outputs[stream]) outputs[stream] = new TextBlock(add(scrollBox(`output ${stream}`)));
       outputs[stream].append(`${e.text ?? ""}\n`);
     },
     task_state(e) {
