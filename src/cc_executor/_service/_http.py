@@ -577,14 +577,10 @@ async def run_answer(request: Request) -> Response:
     """
     run_id = request.path_params["run_id"]
     try:
-        run = await _manager(request).describe(run_id)
+        text = await _manager(request).answer(run_id)
     except ServiceError as exc:
         return _service_error(exc)
-    result: dict[str, Any] = run["result"] if isinstance(run.get("result"), dict) else {}
-    text = result.get("result")
-    if not isinstance(text, str):
-        text = run.get("result_preview")
-    if not isinstance(text, str):
+    if text is None:
         return error_response(404, "not_found", f"run {run_id!r} has no answer")
     return Response(
         text.encode(), media_type="text/plain; charset=utf-8", headers=_attachment(f"{run_id}.txt")

@@ -385,6 +385,21 @@ class RunManager:
             ],
         }
 
+    async def answer(self, run_id: str) -> str | None:
+        """The run's whole final answer (None: it has none, or not yet). A run no longer
+        in memory has only a preview in the history: its answer is read back from its
+        event log (the agent's result line), in a thread. :class:`NotFound`."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            result = run.result
+            text = result.get("result") if isinstance(result, dict) else None
+            return text if isinstance(text, str) else None
+        record = await self._history_get(run_id)
+        if record is None:
+            raise NotFound(f"no run {run_id!r}")
+        logged = await asyncio.to_thread(_logged_answer, record)
+        return logged if logged is not None else record.result_preview
+
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
         record = await self._history_get(run_id)
@@ -1301,6 +1316,27 @@ class _TaskListControl:
 def _ignore_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _logged_answer(record: RunRecord) -> str | None:
+    """The answer in the result line of ``record``'s event log, parsed as its agent writes
+    it; None when the run has no log (a command, a list) or it cannot be read."""
+    from cc_executor._agents import get_adapter
+    from cc_executor._agents._types import ResultEvent
+
+    log = next((a.path for a in record.artifacts if a.name == "events"), None)
+    if log is None or record.kind != "run":
+        return None
+    final: str | None = None
+    try:
+        parser = get_adapter(record.agent or DEFAULT_AGENT).parser()
+        with open(log, "rb") as file:
+            for event in parser.parse_log(file):
+                if isinstance(event, ResultEvent) and event.result is not None:
+                    final = event.result
+    except (OSError, LookupError, ValueError):
+        return None
+    return final
 
 
 def _record_view(record: RunRecord) -> Event:

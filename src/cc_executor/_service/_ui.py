@@ -11,6 +11,7 @@ script. docs/dashboard.md says why this approach, docs/security.md how login wor
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import time
@@ -419,6 +420,10 @@ async def run_page(request: Request) -> Response:
     prompt = run.get("prompt_preview")
     tasks = run.get("kind") == "tasks"
     answer = result.get("result") if isinstance(result.get("result"), str) else None
+    if answer is None and run.get("from_history") and run.get("kind") == "run":
+        # The history keeps a preview: the whole answer is in the run's event log.
+        with contextlib.suppress(ServiceError):
+            answer = await manager.answer(run_id)
     if answer is None:
         answer = run.get("result_preview") or ""
     json_answer = ""
