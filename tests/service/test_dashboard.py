@@ -5,6 +5,7 @@ every test of the module (the suite's time budget); each test saves a screenshot
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -29,9 +30,16 @@ expect = playwright_api.expect
 
 SEEDED = 10_000
 BIG = 200_000
-#: A 20 MB answer: numbered lines, so that the head and the tail say which part they are.
+#: The lines of a 20 MB answer, numbered: its head and tail say which part they are.
 HUGE_LINES = 625_000
-HUGE = "".join(f"line {i:08d} of the huge answer\n" for i in range(HUGE_LINES))
+
+
+@functools.cache
+def huge() -> str:
+    """The 20 MB answer, made when a test needs it (not as the module is collected)."""
+    return "".join(f"line {i:08d} of the huge answer\n" for i in range(HUGE_LINES))
+
+
 NEEDLE = "needle-7777"
 XSS = "<img src=x onerror=alert(1)> \x1b[31mred\x1b[0m"
 #: How long a wait for a run's progress may take before it fails the test (a run of the
@@ -112,7 +120,7 @@ def model() -> Iterator[ModelServer]:
     ]
     script = Script(
         [
-            Rule(match="twenty megabytes", answers=[Reply([Text(HUGE)], chunk_size=1 << 16)]),
+            Rule(match="twenty megabytes", answers=[Reply([Text(huge())], chunk_size=1 << 16)]),
             Rule(match="approve", answers=writes),
             Rule(match="resumable", answers=resumable),
             Rule(match="slow", answers=[slow]),
@@ -417,7 +425,7 @@ def test_a_20_mb_answer_shows_its_head_and_tail_and_downloads_whole(
     run_id = _start(service, "twenty megabytes please", options)
     ended = _wait_ended(service, run_id)
     assert ended["status"] == "ok", ended
-    assert len(HUGE) >= 20_000_000
+    assert len(huge()) >= 20_000_000
     visit.login(service.token)
     page = visit.page
     page.goto(f"/ui/runs/{run_id}")
@@ -448,7 +456,7 @@ def test_a_20_mb_answer_shows_its_head_and_tail_and_downloads_whole(
     path = download.value.path()
     assert (
         hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        == hashlib.sha256(HUGE.encode()).hexdigest()
+        == hashlib.sha256(huge().encode()).hexdigest()
     )
 
 
