@@ -75,6 +75,10 @@ async def test_a_failed_list_resumes_with_fixed_options_and_keeps_its_ok_task(
         assert "set by the server only" in server_only.json()["error"]["message"]
         bad = await client.post(f"/tasks/{list_id}/resume", content=b"{")
         assert bad.status_code == 400
+        limits = {"options": {"max_parallel": 0}}
+        bad_limit = await client.post(f"/tasks/{list_id}/resume", json=limits)
+        assert bad_limit.status_code == 400, bad_limit.text
+        assert "max_parallel must be an integer >= 1" in bad_limit.json()["error"]["message"]
 
         # The fix: Write allowed (env is never saved: given again).
         options = {"allowed_tools": ["Write"], "env": b.options()["env"]}

@@ -663,7 +663,11 @@ class RunManager:
             from cc_executor.tasks import TaskListError, TaskListNotFound, start_resume
             from cc_executor.tasks._spec import TaskListSpec
             from cc_executor.tasks._state import LIST_ID, find_list
-            from cc_executor.tasks._task_options import check_run_defaults, task_options
+            from cc_executor.tasks._task_options import (
+                check_limits,
+                check_run_defaults,
+                task_options,
+            )
         except MissingExtra as exc:
             raise Unavailable(f"task lists on this server: {exc}") from None
 
@@ -720,6 +724,7 @@ class RunManager:
         merged["env"] = self._policy.check_env(env)
         merged["agent"] = self._policy.agent_of(merged)
         try:
+            check_limits(max_parallel, budget_usd)
             check_run_defaults(merged)
             task_options(saved, merged)
         except (TaskListError, TypeError, ValueError) as exc:
