@@ -50,18 +50,34 @@ async def _finished(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 async def test_a_failed_list_resumes_with_fixed_options_and_keeps_its_ok_task(
     start: Callable[..., Service], bed: Any
 ) -> None:
-    service = start()
-    async with bed(SCRIPT) as b, service.client() as client:
-        created = await client.post("/runs", json={"tasks": TASKS, "options": b.options()})
-        assert created.status_code == 202, created.text
-        list_id = created.json()["run_id"]
-        failed = await _finished(client, list_id)
+    first = start()
+    async with bed(SCRIPT) as b:
+        async with first.client() as client:
+            created = await client.post("/runs", json={"tasks": TASKS, "options": b.options()})
+            assert created.status_code == 202, created.text
+            list_id = created.json()["run_id"]
+            failed = await _finished(client, list_id)
         assert failed["status"] == "failed", failed
         tasks = failed["result"]["tasks"]
         assert (tasks["first"]["status"], tasks["second"]["status"]) == ("ok", "failed")
-        assert not (service.root / "out.txt").exists()
+        assert not (first.root / "out.txt").exists()
+        first.stop()
+        # Another server: the list is in its history and its folder only.
+        service = start()
+        async with httpx.AsyncClient(base_url=service.url) as browser:
+            await browser.post("/ui/login", data={"token": service.token})
+            page = (await browser.get(f"/ui/runs/{list_id}")).text
+        # Its page draws the list from its folder: the graph, each task's last state.
+        assert '<g class="task-node t-ok" data-task="first">' in page
+        assert '<g class="task-node t-failed" data-task="second">' in page
+        assert '<td data-col="state"><span class="status s-failed">failed</span>' in page
+        assert "data-resume-list aria" in page  # the Resume button, enabled
+        await _resume_on(service, list_id, b)
 
-        # Refused: the read-only token, an unknown list, a plain run, a server-only option.
+
+async def _resume_on(service: Service, list_id: str, b: Any) -> None:
+    async with service.client() as client:
+        # Refused: the read-only token, an unknown list, a server-only option, bad input.
         reader = (service.home / "service-token-readonly").read_text().strip()
         refused = await client.post(
             f"/tasks/{list_id}/resume", headers={"Authorization": f"Bearer {reader}"}
@@ -80,7 +96,7 @@ async def test_a_failed_list_resumes_with_fixed_options_and_keeps_its_ok_task(
         assert bad_limit.status_code == 400, bad_limit.text
         assert "max_parallel must be an integer >= 1" in bad_limit.json()["error"]["message"]
 
-        # The fix: Write allowed (env is never saved: given again).
+        # The fix: Write allowed (env is never saved: this server was not given it).
         options = {"allowed_tools": ["Write"], "env": b.options()["env"]}
         resumed = await client.post(f"/tasks/{list_id}/resume", json={"options": options})
         assert resumed.status_code == 202, resumed.text

@@ -400,6 +400,14 @@ class RunManager:
         logged = await asyncio.to_thread(_logged_answer, record)
         return logged if logged is not None else record.result_preview
 
+    async def task_list(self, list_id: str) -> Event | None:
+        """A task list's tasks, dependency graph and each task's last saved state, from
+        its folder (a list no longer in memory: its history row has none of them); None
+        when the list is not in the history inside the allowed roots, or unreadable."""
+        if await self._history_get(list_id) is None:
+            return None
+        return await asyncio.to_thread(_saved_task_list, list_id)
+
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
         record = await self._history_get(run_id)
@@ -1321,6 +1329,41 @@ class _TaskListControl:
 def _ignore_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _saved_task_list(list_id: str) -> Event | None:
+    """:meth:`RunManager.task_list`, read in a thread."""
+    from cc_executor._extras import MissingExtra
+
+    try:
+        from cc_executor.tasks import TaskListNotFound
+        from cc_executor.tasks._spec import TaskListSpec
+        from cc_executor.tasks._state import find_list
+    except MissingExtra:
+        return None
+    try:
+        folder = find_list(list_id)
+        spec = TaskListSpec.from_dict(folder.read_spec())
+        saved = folder.read_tasks()
+    except (TaskListNotFound, OSError, ValueError, KeyError, TypeError):
+        return None
+    states: Event = {}
+    for task in spec.tasks:
+        data = saved.get(task.id) or {}
+        runs = data.get("runs")
+        states[task.id] = {
+            "state": str(data.get("status") or "pending"),
+            "attempt": len(runs) if isinstance(runs, list) else 0,
+            "cost_usd": data.get("cost_usd"),
+        }
+    return {
+        "tasks": [t.id for t in spec.tasks],
+        "graph": {
+            "waves": spec.waves(),
+            "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
+        },
+        "states": states,
+    }
 
 
 def _logged_answer(record: RunRecord) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import html
+import re
 import time
 from importlib import resources
 from typing import Any
@@ -379,6 +380,9 @@ async def run_page(request: Request) -> Response:
             _field("Session", result.get("session_id", run.get("session_id"))),
         ]
     )
+    if run.get("kind") == "tasks" and not run.get("graph"):
+        # A list from the history: its tasks, graph and last states from its folder.
+        run = {**run, **(await manager.task_list(run_id) or {})}
     read_only = getattr(request.state, "role", None) == READ_ONLY
     live = bool(run.get("live"))
     controls = ""
@@ -627,7 +631,12 @@ async def overview_page(request: Request) -> Response:
 # ------------------------------------------------------------------------- task lists
 
 
-def task_graph(graph: dict[str, Any]) -> str:
+def _state_class(state: Any) -> str:
+    name = str(state or "pending")
+    return name if re.fullmatch(r"[a-z_]{1,32}", name) else "other"
+
+
+def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> str:
     """A task list's dependency graph as inline SVG: one column per wave, an arrow from
     each dependency; ``ui.js`` colours each task as its ``task_state`` events arrive."""
     waves: list[list[str]] = graph.get("waves") or []
@@ -648,8 +657,10 @@ def task_graph(graph: dict[str, Any]) -> str:
                     f'<line x1="{x1 + node_w}" y1="{y1 + node_h // 2}" x2="{x2}" '
                     f'y2="{y2 + node_h // 2}" class="edge"/>'
                 )
+    states = states or {}
     nodes = "".join(
-        f'<g class="task-node t-pending" data-task="{h(task_id)}">'
+        f'<g class="task-node t-{_state_class(states.get(task_id, {}).get("state"))}" '
+        f'data-task="{h(task_id)}">'
         f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
         f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
         for task_id, (x, y) in where.items()
@@ -666,15 +677,30 @@ def task_table(run: dict[str, Any]) -> str:
     filled in by ``ui.js`` from the list's ``task_state`` events."""
     graph = run.get("graph") or {}
     depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    # The saved states of a list from the history; a live one's come as events.
+    states: dict[str, Any] = run.get("states") or {}
+
+    def cells(task_id: str) -> str:
+        saved = states.get(task_id)
+        if not saved:
+            return (
+                '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
+                '<td data-col="cost" class="num"></td>'
+            )
+        cost = saved.get("cost_usd")
+        return (
+            f'<td data-col="state">{_status_badge(saved.get("state"))}</td>'
+            f'<td data-col="attempt" class="num">{h(saved.get("attempt") or "")}</td>'
+            f'<td data-col="cost" class="num">{_number(cost, ".4f")}</td>'
+        )
+
     rows = "".join(
         f'<tr data-task="{h(task_id)}"><th scope=row>{h(task_id)}</th>'
-        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>"
-        '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
-        '<td data-col="cost" class="num"></td></tr>'
+        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>{cells(task_id)}</tr>"
         for task_id in run.get("tasks") or []
     )
     return (
-        f"<h2>Tasks</h2>{task_graph(graph)}"
+        f"<h2>Tasks</h2>{task_graph(graph, states)}"
         '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
         "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
