@@ -5,6 +5,8 @@ every test of the module (the suite's time budget); each test saves a screenshot
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import sqlite3
 import time
@@ -28,8 +30,21 @@ expect = playwright_api.expect
 
 SEEDED = 10_000
 BIG = 200_000
+#: The lines of a 20 MB answer, numbered: its head and tail say which part they are.
+HUGE_LINES = 625_000
+
+
+@functools.cache
+def huge() -> str:
+    """The 20 MB answer, made when a test needs it (not as the module is collected)."""
+    return "".join(f"line {i:08d} of the huge answer\n" for i in range(HUGE_LINES))
+
+
 NEEDLE = "needle-7777"
 XSS = "<img src=x onerror=alert(1)> \x1b[31mred\x1b[0m"
+#: How long a wait for a run's progress may take before it fails the test (a run of the
+#: real CLI on a loaded 2-core machine: not a speed target).
+RUN_WAIT_MS = 120_000
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -97,9 +112,17 @@ def model() -> Iterator[ModelServer]:
         Reply([ToolUse("Write", {"file_path": "denied.txt", "content": "no"})]),
         Reply([Text("both decided")]),
     ]
+    # A long answer, cancelled from the page; the list's resume continues the session,
+    # whose next turn is quick.
+    resumable = [
+        Reply([Text("s" * 400)], chunk_size=2, delay=0.1),
+        Reply([Text("resumed and done")]),
+    ]
     script = Script(
         [
+            Rule(match="twenty megabytes", answers=[Reply([Text(huge())], chunk_size=1 << 16)]),
             Rule(match="approve", answers=writes),
+            Rule(match="resumable", answers=resumable),
             Rule(match="slow", answers=[slow]),
             Rule(match="onerror", answers=[hostile]),
             Rule(answers=[Reply([Text("Hello from the model.")])]),
@@ -395,6 +418,48 @@ def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[
     assert "no fleet" in no_fleet.json()["error"]["message"]
 
 
+def test_a_20_mb_answer_shows_its_head_and_tail_and_downloads_whole(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    run_id = _start(service, "twenty megabytes please", options)
+    ended = _wait_ended(service, run_id)
+    assert ended["status"] == "ok", ended
+    assert len(huge()) >= 20_000_000
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    answer = page.locator("pre.answer")
+    expect(answer.first).to_contain_text("line 00000000 of the huge answer")
+    expect(answer.last).to_contain_text(f"line {HUGE_LINES - 1:08d} of the huge answer")
+    expect(page.locator("p.cut")).to_contain_text("characters not shown")
+    # Responsive while the page replays the run's events (the answer's deltas among them):
+    # a click is handled and a script round trip returns, then the replay ends.
+    page.evaluate(
+        """() => document.querySelector("h1").addEventListener("click",
+            () => { document.body.dataset.clicked = "1"; })"""
+    )
+    page.locator("h1").click()
+    page.wait_for_selector('body[data-clicked="1"]')
+    assert page.evaluate("() => 6 * 7") == 42
+    last_seq = httpx.get(f"{service.url}/runs/{run_id}", headers=service.headers()).json()
+    page.wait_for_selector(f'#run[data-seq="{last_seq["last_seq"]}"]', timeout=RUN_WAIT_MS)
+    # The transcript keeps the answer's tail only, and long text scrolls in its box: the
+    # page stays a few screens tall (it was over 100,000 pixels, which a full-page
+    # screenshot could not take in 30 s).
+    kept = page.evaluate("() => document.querySelector('#transcript').textContent.length")
+    assert 0 < kept <= 200_000
+    assert page.evaluate("() => document.documentElement.scrollHeight") < 10_000
+    assert serious_violations(page) == []  # the scrolling boxes take the keyboard's focus
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the whole answer").click()
+    path = download.value.path()
+    assert (
+        hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        == hashlib.sha256(huge().encode()).hexdigest()
+    )
+
+
 def test_a_task_list_graph_follows_its_tasks(
     visit: Visit, served: tuple[Service, dict[str, Any]]
 ) -> None:
@@ -412,15 +477,55 @@ def test_a_task_list_graph_follows_its_tasks(
     page = visit.page
     page.goto(f"/ui/runs/{run_id}")
     expect(page.get_by_role("img", name="Dependency graph of the tasks")).to_be_visible()
-    # A list is cancelled, never paused: only the button the API accepts.
+    # A list is cancelled, never paused: only the buttons the API accepts. Its Resume
+    # (POST /tasks/{id}/resume) waits for the list to end without success.
     assert page.get_by_role("button", name="Cancel").count() == 1
     assert page.get_by_role("button", name="Pause").count() == 0
-    assert page.get_by_role("button", name="Resume").count() == 0
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
     assert page.locator("svg.graph line.edge").count() == 2
     expect(page.locator("#run-status")).to_have_text("ok")
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()  # nothing to resume
+    assert serious_violations(page) == []
+
+
+def test_a_cancelled_task_list_resumes_from_its_page(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    service, options = served
+    tasks = [
+        {"id": "prepare", "prompt": "one"},
+        {"id": "long", "prompt": "resumable work", "depends_on": ["prepare"]},
+    ]
+    body = {"tasks": {"tasks": tasks}, "options": {**options, "cwd": str(service.root)}}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    visit.login(service.token)
+    page = visit.page
+    page.goto(f"/ui/runs/{run_id}")
+    resume = page.get_by_role("button", name="Resume")
+    expect(resume).to_be_disabled()  # the list runs
+    page.locator('g.task-node.t-running[data-task="long"]').wait_for(timeout=RUN_WAIT_MS)
+    page.get_by_role("button", name="Cancel").click()
+    # Cancelled, the list's page loads again, and offers to resume it.
+    page.wait_for_selector('#run[data-live="0"]', timeout=RUN_WAIT_MS)
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    page.locator('g.task-node.t-cancelled[data-task="long"]').wait_for(timeout=RUN_WAIT_MS)
+    expect(resume).to_be_enabled()
+    resume.click()
+    # Resumed under the same id: the kept task shows ok at once, the other runs again.
+    page.wait_for_selector('#run[data-live="1"]', timeout=RUN_WAIT_MS)
+    page.locator('g.task-node.t-ok[data-task="prepare"]').wait_for(timeout=RUN_WAIT_MS)
+    page.wait_for_selector('#run[data-live="0"]', timeout=RUN_WAIT_MS)
+    expect(page.locator("#run-status")).to_have_text("ok")
+    for task in ("prepare", "long"):
+        page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for(timeout=RUN_WAIT_MS)
+    expect(page.locator('tr[data-task="prepare"] [data-col="attempt"]')).to_have_text("1")
+    expect(page.locator('tr[data-task="long"] [data-col="attempt"]')).to_have_text("2")
+    expect(resume).to_be_disabled()
     assert serious_violations(page) == []
 
 

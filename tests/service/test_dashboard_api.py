@@ -111,7 +111,7 @@ async def test_the_read_only_token_on_mcp_calls_only_reading_tools(
     async with httpx.AsyncClient(base_url=service.url, headers=reader) as ro:
         listed = await ro.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert listed.status_code != 403
-        for tool in ("start_run", "cancel_run", "run_tasks"):
+        for tool in ("start_run", "cancel_run", "run_tasks", "resume_tasks"):
             refused = await ro.post("/mcp", json={**call, "params": {"name": tool}})
             assert refused.status_code == 403, tool
             batch = [{**call, "params": {"name": "list_runs"}}, {**call, "params": {"name": tool}}]

@@ -224,6 +224,7 @@ def refusals(root: Path) -> list[tuple[str, dict[str, Any], str]]:
         ("get_run", {"run_id": "nope"}, "not_found: no run 'nope'"),
         ("wait_run", {"run_id": "nope", "timeout_s": 1}, "not_found: no run 'nope'"),
         ("cancel_run", {"run_id": "nope"}, "not_found: no run 'nope' in this server's memory"),
+        ("resume_tasks", {"list_id": "nope"}, "not_found: no task list 'nope'"),
         (
             "list_permissions",
             {"run_id": "nope"},

@@ -34,6 +34,7 @@ ENDPOINTS = [
     ("POST", "/runs/x/cancel"),
     ("POST", "/runs/x/pause"),
     ("POST", "/runs/x/resume"),
+    ("POST", "/tasks/x/resume"),
 ]
 
 

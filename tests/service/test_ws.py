@@ -162,7 +162,8 @@ def random_frame(rng: random.Random) -> str | bytes:
     values: list[Any] = [None, True, 0, -1, 2**70, 1.5, "", "x" * 50, [], {}, [1, [2]], {"a": {}}]
     if choice == 2:
         return json.dumps(rng.choice(values))
-    methods = ["execute", "control", "status", "subscribe", "unsubscribe", "", "x", None, 5]
+    methods: list[Any] = ["execute", "control", "status", "subscribe", "unsubscribe"]
+    methods += ["resume_tasks", "", "x", None, 5]
     request: dict[str, Any] = {
         "jsonrpc": rng.choice(["2.0", "2.0", "1.0", None]),
         "id": rng.choice([1, "a", None, 1.5, [], {}]),

@@ -335,6 +335,46 @@ async def resume_run(request: Request) -> Response:
     return await _control(request, "resume")
 
 
+async def resume_tasks(request: Request) -> Response:
+    """Resume a task list.
+    ---
+    summary: Run a finished or interrupted task list again as `tasks resume` does (tasks
+      that ended ok are kept, the others run again), under its own id
+    parameters:
+      - {name: list_id, in: path, required: true, schema: {type: string}}
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema:
+            type: object
+            properties:
+              options:
+                type: object
+                description: "Run options over the list's saved ones, max_parallel,
+                  budget_usd; without env, the env this server was given for the list"
+    responses:
+      202: {description: "Queued: {run_id, status, events}"}
+      400: {description: Invalid request}
+      403: {description: Not allowed by the server's policy}
+      404: {description: No such task list}
+      409: {description: The list is running (here or in another process)}
+      429: {description: The queue is full}
+    """
+    body = await request.body()
+    try:
+        spec = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
+    try:
+        run = _manager(request).resume_tasks(request.path_params["list_id"], spec)
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response(
+        {"run_id": run.id, "status": run.status, "events": f"/runs/{run.id}/events"}, 202
+    )
+
+
 async def _workspace(request: Request, action: str) -> Response:
     """A workspace operation on a run this service knows (404 otherwise): the receipt,
     its diff, a merge (409 with the conflicting files, the tree untouched), a discard."""
@@ -537,14 +577,10 @@ async def run_answer(request: Request) -> Response:
     """
     run_id = request.path_params["run_id"]
     try:
-        run = await _manager(request).describe(run_id)
+        text = await _manager(request).answer(run_id)
     except ServiceError as exc:
         return _service_error(exc)
-    result: dict[str, Any] = run["result"] if isinstance(run.get("result"), dict) else {}
-    text = result.get("result")
-    if not isinstance(text, str):
-        text = run.get("result_preview")
-    if not isinstance(text, str):
+    if text is None:
         return error_response(404, "not_found", f"run {run_id!r} has no answer")
     return Response(
         text.encode(), media_type="text/plain; charset=utf-8", headers=_attachment(f"{run_id}.txt")
@@ -682,6 +718,7 @@ def create_app(
         Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
         Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
+        Route("/tasks/{list_id}/resume", resume_tasks, methods=["POST"]),
         Route("/runs/{run_id}/workspace", get_workspace, methods=["GET"]),
         Route("/runs/{run_id}/workspace/diff", workspace_diff, methods=["GET"]),
         Route("/runs/{run_id}/workspace/merge", workspace_merge, methods=["POST"]),

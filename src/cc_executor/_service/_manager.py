@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cc_executor._errors import CCExecutorError
 from cc_executor._errors import Conflict as Conflict
 from cc_executor._errors import Forbidden as Forbidden
 from cc_executor._errors import InvalidRequest as InvalidRequest
@@ -384,6 +385,29 @@ class RunManager:
             ],
         }
 
+    async def answer(self, run_id: str) -> str | None:
+        """The run's whole final answer (None: it has none, or not yet). A run no longer
+        in memory has only a preview in the history: its answer is read back from its
+        event log (the agent's result line), in a thread. :class:`NotFound`."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            result = run.result
+            text = result.get("result") if isinstance(result, dict) else None
+            return text if isinstance(text, str) else None
+        record = await self._history_get(run_id)
+        if record is None:
+            raise NotFound(f"no run {run_id!r}")
+        logged = await asyncio.to_thread(_logged_answer, record)
+        return logged if logged is not None else record.result_preview
+
+    async def task_list(self, list_id: str) -> Event | None:
+        """A task list's tasks, dependency graph and each task's last saved state, from
+        its folder (a list no longer in memory: its history row has none of them); None
+        when the list is not in the history inside the allowed roots, or unreadable."""
+        if await self._history_get(list_id) is None:
+            return None
+        return await asyncio.to_thread(_saved_task_list, list_id)
+
     async def verify(self, run_id: str) -> Event:
         """Recompute the receipts of a finished run (see :func:`cc_executor._store.verify`)."""
         record = await self._history_get(run_id)
@@ -592,6 +616,7 @@ class RunManager:
             "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
         }
         run = self._new_run(run_id, "tasks", details)
+        run.resume_env = options["env"]
 
         async def start(run: ManagedRun) -> None:
             # The list's and every task's folders, checked again as the list starts.
@@ -625,6 +650,164 @@ class RunManager:
             self._finish(run, str(result.status.value), result=result.to_dict())
 
         return run, start
+
+    def resume_tasks(self, list_id: Any, spec: Mapping[str, Any] | None = None) -> ManagedRun:
+        """Resume the finished or interrupted task list ``list_id`` as ``tasks resume``
+        does: the tasks that ended ``ok`` are kept (they feed templates and are not run
+        again), every other task runs again; the list goes on under its own id, as a new
+        live run of this server (its events numbered afresh).
+
+        ``spec`` may hold ``options``: run options put over the list's saved ones,
+        ``max_parallel`` and ``budget_usd``. ``env`` is never saved: without one, the env
+        this server was given for the list (kept in memory only) is used again. The saved
+        list is checked as a new one would be (its folder and every task's inside the
+        allowed roots, no server-only option but the server's own, allowed agents), and
+        again as each task starts. Raises :class:`NotFound`, :class:`Conflict` (the list
+        is live here or in another process), :class:`Forbidden`, :class:`InvalidRequest`,
+        :class:`QueueFull`, :class:`Unavailable` or :class:`ShuttingDown`."""
+        from cc_executor._extras import MissingExtra
+
+        try:
+            from cc_executor.tasks import TaskListError, TaskListNotFound, start_resume
+            from cc_executor.tasks._spec import TaskListSpec
+            from cc_executor.tasks._state import LIST_ID, find_list
+            from cc_executor.tasks._task_options import (
+                check_limits,
+                check_run_defaults,
+                task_options,
+            )
+        except MissingExtra as exc:
+            raise Unavailable(f"task lists on this server: {exc}") from None
+
+        if self._draining:
+            raise ShuttingDown("the server is shutting down and takes no new run; retry later")
+        if not isinstance(list_id, str) or not LIST_ID.match(list_id):
+            raise NotFound(f"no task list {str(list_id)[:100]!r}")
+        spec = spec if spec is not None else {}
+        if not isinstance(spec, Mapping):
+            raise InvalidRequest("the request must be a JSON object")
+        unknown = sorted(set(spec) - {"options"})
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        given = spec.get("options") or {}
+        if not isinstance(given, Mapping):
+            raise InvalidRequest("options must be a JSON object")
+        given = dict(given)
+        max_parallel = given.pop("max_parallel", None)
+        budget_usd = given.pop("budget_usd", None)
+        earlier = self._runs.get(list_id)
+        if earlier is not None and not earlier.done:
+            raise Conflict(f"task list {list_id} is {earlier.status}: cancel it or let it end")
+        if earlier is not None and earlier.kind != "tasks":
+            raise InvalidRequest(f"run {list_id} is not a task list")
+        try:
+            folder = find_list(list_id)
+            if folder.in_use():
+                raise Conflict(f"task list {list_id} is being run by another process")
+            saved = TaskListSpec.from_dict(folder.read_spec())
+            meta = folder.read_list()
+        except TaskListNotFound:
+            raise NotFound(f"no task list {list_id!r}") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise Unavailable(f"cannot read task list {list_id}: {exc}") from None
+        if meta.get("fleet") and self.config.fleet is None:
+            raise Forbidden(f"task list {list_id} ran on a fleet; this server runs none")
+        defaults = dict(meta.get("run_defaults") or {})
+        # Checked as a new list's would be: a list started elsewhere (by the CLI, or under
+        # another policy) must not run here what this server would refuse.
+        self._policy.check_agent_options(defaults, "the list's saved options: ")
+        self._policy.check_agent_options(given, "")
+        for task in saved.tasks:
+            own = self._agent_defaults(task.options.get("agent", defaults.get("agent", "")))
+            # The server's own options were added to each task when it started the list.
+            added = {k for k, v in own.items() if task.options.get(k) == v}
+            options = {k: v for k, v in task.options.items() if k not in added}
+            self._policy.check_agent_options(options, f'task "{task.id}": ')
+            self._policy.agent_of(task.options, f'task "{task.id}": ')
+        merged = {**defaults, **given}
+        merged["cwd"] = self._policy.check_cwd(merged.get("cwd"))
+        env = given.get("env")
+        if env is None and earlier is not None:
+            env = earlier.resume_env  # what this server was given for the list
+        merged["env"] = self._policy.check_env(env)
+        merged["agent"] = self._policy.agent_of(merged)
+        try:
+            check_limits(max_parallel, budget_usd)
+            check_run_defaults(merged)
+            task_options(saved, merged)
+        except (TaskListError, TypeError, ValueError) as exc:
+            raise InvalidRequest(str(exc)) from None
+        live = sum(1 for r in self._runs.values() if not r.done)
+        if live >= self.config.max_concurrent + self.config.max_queued:
+            raise QueueFull(
+                f"{live} runs are running or waiting (limits: {self.config.max_concurrent} "
+                f"running, {self.config.max_queued} waiting); retry later"
+            )
+        details: Event = {"cwd": merged["cwd"], "tasks": [t.id for t in saved.tasks]}
+        details["graph"] = {
+            "waves": saved.waves(),
+            "depends_on": {t.id: list(t.depends_on) for t in saved.tasks},
+        }
+        details["resumed"] = int(meta.get("sessions", 1))
+        run = self._new_run(list_id, "tasks", details)
+        run.resume_env = merged["env"]
+        overrides = {k: v for k, v in merged.items() if k in given or k in ("cwd", "env")}
+
+        async def start(run: ManagedRun) -> None:
+            self._recheck(overrides)
+
+            def on_event(task_id: str, event: Any) -> None:
+                run.append({"task_id": task_id, **event.to_dict()})
+
+            def check_task(task_id: str, task_options: dict[str, Any]) -> None:
+                self._recheck(task_options)
+
+            try:
+                handle = start_resume(
+                    list_id,
+                    max_parallel=max_parallel,
+                    budget_usd=budget_usd,
+                    on_event=on_event,
+                    check_task=check_task,
+                    fleet=self.config.fleet,
+                    queue=self.config.fleet_queue,
+                    **overrides,
+                )
+            except (CCExecutorError, TypeError, ValueError) as exc:
+                self._finish(run, "error", error=f"cannot resume: {exc}")
+                return
+            # The tasks kept from before change no more: their state, for a page drawing
+            # the list from this run's events.
+            for state in handle.tasks.values():
+                if state.ok:
+                    run.append(
+                        {
+                            "type": "task_state",
+                            "task_id": state.id,
+                            "state": "ok",
+                            "attempt": state.attempts,
+                            "run_id": state.run_id,
+                            "reason": "kept: it ended ok before the resume",
+                            "cost_usd": state.cost_usd,
+                        }
+                    )
+            run._control = _TaskListControl(handle)
+            if run.cancel_requested:
+                handle.cancel()
+            result = await handle.wait()
+            self._finish(run, str(result.status.value), result=result.to_dict())
+
+        if earlier is not None:
+            # The list's earlier run leaves memory: its id is the resumed run's now. Its
+            # spool file stays (the new run appends to it): a follower still replaying
+            # the earlier run reads what it points to.
+            self._runs.pop(list_id, None)
+            self._budget.release(earlier)
+        self._register(run)
+        self._waiting += 1
+        run.append({"type": "queued"})
+        run._task = asyncio.ensure_future(self._drive(run, start))
+        return run
 
     def _prepare_exec(
         self, argv: Any, options: dict[str, Any], run_id: str
@@ -1146,6 +1329,62 @@ class _TaskListControl:
 def _ignore_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _saved_task_list(list_id: str) -> Event | None:
+    """:meth:`RunManager.task_list`, read in a thread."""
+    from cc_executor._extras import MissingExtra
+
+    try:
+        from cc_executor.tasks import TaskListNotFound
+        from cc_executor.tasks._spec import TaskListSpec
+        from cc_executor.tasks._state import find_list
+    except MissingExtra:
+        return None
+    try:
+        folder = find_list(list_id)
+        spec = TaskListSpec.from_dict(folder.read_spec())
+        saved = folder.read_tasks()
+    except (TaskListNotFound, OSError, ValueError, KeyError, TypeError):
+        return None
+    states: Event = {}
+    for task in spec.tasks:
+        data = saved.get(task.id) or {}
+        runs = data.get("runs")
+        states[task.id] = {
+            "state": str(data.get("status") or "pending"),
+            "attempt": len(runs) if isinstance(runs, list) else 0,
+            "cost_usd": data.get("cost_usd"),
+        }
+    return {
+        "tasks": [t.id for t in spec.tasks],
+        "graph": {
+            "waves": spec.waves(),
+            "depends_on": {t.id: list(t.depends_on) for t in spec.tasks},
+        },
+        "states": states,
+    }
+
+
+def _logged_answer(record: RunRecord) -> str | None:
+    """The answer in the result line of ``record``'s event log, parsed as its agent writes
+    it; None when the run has no log (a command, a list) or it cannot be read."""
+    from cc_executor._agents import get_adapter
+    from cc_executor._agents._types import ResultEvent
+
+    log = next((a.path for a in record.artifacts if a.name == "events"), None)
+    if log is None or record.kind != "run":
+        return None
+    final: str | None = None
+    try:
+        parser = get_adapter(record.agent or DEFAULT_AGENT).parser()
+        with open(log, "rb") as file:
+            for event in parser.parse_log(file):
+                if isinstance(event, ResultEvent) and event.result is not None:
+                    final = event.result
+    except (OSError, LookupError, ValueError):
+        return None
+    return final
 
 
 def _record_view(record: RunRecord) -> Event:

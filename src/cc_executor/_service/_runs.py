@@ -227,6 +227,9 @@ class ManagedRun:
         self.left_queued = False
         #: Set by a drain that stops it: it ends ``interrupted`` with this reason.
         self.interrupted_because: str | None = None
+        #: A task list's ``env`` (it may hold API keys, so it is never written or shown):
+        #: what a resume on this server reuses when its caller gives none.
+        self.resume_env: dict[str, str] | None = None
         self._max_events = max_events
         self._events: list[Event | _OnDisk] = []
         self._sizes: list[int] = []

@@ -11,8 +11,10 @@ script. docs/dashboard.md says why this approach, docs/security.md how login wor
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
+import re
 import time
 from importlib import resources
 from typing import Any
@@ -330,15 +332,17 @@ async def runs_page(request: Request) -> Response:
 
 
 def _answer_html(run_id: str, text: str) -> str:
+    # Each box scrolls (ui.css): focusable, so that a keyboard can scroll it too.
     if len(text) <= ANSWER_SHOWN:
-        return f'<pre class="answer" id="answer">{h(text)}</pre>'
+        return f'<pre class="answer" id="answer" tabindex="0">{h(text)}</pre>'
     half = ANSWER_SHOWN // 2
     return (
         f'<p class="note">The answer is {len(text):,} characters: its beginning and end are '
         f'shown. <a href="/runs/{h(run_id)}/answer" download>Download the whole answer</a>.</p>'
-        f'<pre class="answer" id="answer">{h(text[:half])}</pre>'
+        f'<pre class="answer" id="answer" tabindex="0" aria-label="Beginning of the answer">'
+        f"{h(text[:half])}</pre>"
         f'<p class="cut">… {len(text) - 2 * half:,} characters not shown …</p>'
-        f'<pre class="answer">{h(text[-half:])}</pre>'
+        f'<pre class="answer" tabindex="0" aria-label="End of the answer">{h(text[-half:])}</pre>'
     )
 
 
@@ -376,6 +380,9 @@ async def run_page(request: Request) -> Response:
             _field("Session", result.get("session_id", run.get("session_id"))),
         ]
     )
+    if run.get("kind") == "tasks" and not run.get("graph"):
+        # A list from the history: its tasks, graph and last states from its folder.
+        run = {**run, **(await manager.task_list(run_id) or {})}
     read_only = getattr(request.state, "role", None) == READ_ONLY
     live = bool(run.get("live"))
     controls = ""
@@ -383,6 +390,17 @@ async def run_page(request: Request) -> Response:
         # A task list can be cancelled, not paused (the API refuses it): no button that
         # can only fail.
         actions = ["cancel"] if run.get("kind") == "tasks" else ["cancel", "pause", "resume"]
+        # A list that ended without success runs again (POST /tasks/{id}/resume): its
+        # tasks that ended ok are kept.
+        again = ""
+        if run.get("kind") == "tasks":
+            can = not live and status != "ok"
+            again = (
+                f'<button type="button" data-resume-list{"" if can else " disabled"} '
+                'aria-describedby="resume-hint">Resume</button>'
+                '<span id="resume-hint" class="hint">Resume runs again the tasks that did '
+                "not end ok.</span>"
+            )
         controls = (
             '<div class="controls" role="group" aria-label="Control the run">'
             + "".join(
@@ -390,6 +408,7 @@ async def run_page(request: Request) -> Response:
                 f"{a.capitalize()}</button>"
                 for a in actions
             )
+            + again
             + "</div>"
         )
     # Tool calls the run's permission policy asked about: filled and emptied by ui.js
@@ -405,6 +424,10 @@ async def run_page(request: Request) -> Response:
     prompt = run.get("prompt_preview")
     tasks = run.get("kind") == "tasks"
     answer = result.get("result") if isinstance(result.get("result"), str) else None
+    if answer is None and run.get("from_history") and run.get("kind") == "run":
+        # The history keeps a preview: the whole answer is in the run's event log.
+        with contextlib.suppress(ServiceError):
+            answer = await manager.answer(run_id)
     if answer is None:
         answer = run.get("result_preview") or ""
     json_answer = ""
@@ -608,7 +631,12 @@ async def overview_page(request: Request) -> Response:
 # ------------------------------------------------------------------------- task lists
 
 
-def task_graph(graph: dict[str, Any]) -> str:
+def _state_class(state: Any) -> str:
+    name = str(state or "pending")
+    return name if re.fullmatch(r"[a-z_]{1,32}", name) else "other"
+
+
+def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> str:
     """A task list's dependency graph as inline SVG: one column per wave, an arrow from
     each dependency; ``ui.js`` colours each task as its ``task_state`` events arrive."""
     waves: list[list[str]] = graph.get("waves") or []
@@ -629,8 +657,10 @@ def task_graph(graph: dict[str, Any]) -> str:
                     f'<line x1="{x1 + node_w}" y1="{y1 + node_h // 2}" x2="{x2}" '
                     f'y2="{y2 + node_h // 2}" class="edge"/>'
                 )
+    states = states or {}
     nodes = "".join(
-        f'<g class="task-node t-pending" data-task="{h(task_id)}">'
+        f'<g class="task-node t-{_state_class(states.get(task_id, {}).get("state"))}" '
+        f'data-task="{h(task_id)}">'
         f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
         f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
         for task_id, (x, y) in where.items()
@@ -647,15 +677,30 @@ def task_table(run: dict[str, Any]) -> str:
     filled in by ``ui.js`` from the list's ``task_state`` events."""
     graph = run.get("graph") or {}
     depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
+    # The saved states of a list from the history; a live one's come as events.
+    states: dict[str, Any] = run.get("states") or {}
+
+    def cells(task_id: str) -> str:
+        saved = states.get(task_id)
+        if not saved:
+            return (
+                '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
+                '<td data-col="cost" class="num"></td>'
+            )
+        cost = saved.get("cost_usd")
+        return (
+            f'<td data-col="state">{_status_badge(saved.get("state"))}</td>'
+            f'<td data-col="attempt" class="num">{h(saved.get("attempt") or "")}</td>'
+            f'<td data-col="cost" class="num">{_number(cost, ".4f")}</td>'
+        )
+
     rows = "".join(
         f'<tr data-task="{h(task_id)}"><th scope=row>{h(task_id)}</th>'
-        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>"
-        '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
-        '<td data-col="cost" class="num"></td></tr>'
+        f"<td>{h(', '.join(depends_on.get(task_id, [])))}</td>{cells(task_id)}</tr>"
         for task_id in run.get("tasks") or []
     )
     return (
-        f"<h2>Tasks</h2>{task_graph(graph)}"
+        f"<h2>Tasks</h2>{task_graph(graph, states)}"
         '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
         "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"

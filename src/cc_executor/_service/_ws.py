@@ -12,6 +12,9 @@ Methods (params are objects):
 - ``control``: ``{run_id, type: PAUSE | RESUME | CANCEL}``; returns ``{run_id, status}``.
   Without ``run_id`` (the original's clients: one run per connection), the run this
   connection started last.
+- ``resume_tasks``: ``{list_id, options?}`` resumes a finished or interrupted task list as
+  ``POST /tasks/{list_id}/resume`` does; returns ``{run_id, status}`` and streams its
+  events like ``execute`` (``"subscribe": false`` to skip that).
 - ``status``: ``{run_id}`` returns the run; without ``run_id``, the server's load.
 - ``permissions``: ``{run_id}`` returns ``{permissions: [...]}``, the run's tool calls
   waiting for a decision (its permission policy asked; each also came as a
@@ -69,7 +72,7 @@ INVALID_PARAMS = -32602
 #: A read-only caller (the read-only token) asked for a change.
 READ_ONLY_ERROR = -32003
 #: The methods a read-only caller may not call.
-_CHANGING_METHODS = frozenset({"execute", "control", "decide_permission"})
+_CHANGING_METHODS = frozenset({"execute", "control", "decide_permission", "resume_tasks"})
 INTERNAL_ERROR = -32603
 
 _SERVICE_CODES: dict[type[ServiceError], int] = {
@@ -161,6 +164,7 @@ class _Session:
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "execute": self.execute,
             "control": self.control,
+            "resume_tasks": self.resume_tasks,
             "status": self.status,
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
@@ -284,6 +288,21 @@ class _Session:
             if timeout is not None:
                 spec["options"] = {**options, "timeout": timeout}
         run = self.manager.submit(spec)
+        self.last_run = run.id
+        if follow:
+            self._check_room(run.id)
+            self.after_reply.append(lambda: self._start_subscription(run.id, 0))
+        return {"run_id": run.id, "status": run.status}
+
+    def resume_tasks(self, params: dict[str, Any]) -> dict[str, Any]:
+        spec = dict(params)
+        follow = spec.pop("subscribe", True)
+        if not isinstance(follow, bool):
+            raise _RpcError(INVALID_PARAMS, "subscribe must be a boolean")
+        list_id = spec.pop("list_id", None)
+        if not isinstance(list_id, str):
+            raise _RpcError(INVALID_PARAMS, "list_id must be a string")
+        run = self.manager.resume_tasks(list_id, spec)
         self.last_run = run.id
         if follow:
             self._check_room(run.id)

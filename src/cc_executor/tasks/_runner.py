@@ -222,6 +222,7 @@ def start_resume(
     budget_usd: float | None = None,
     reserve_usd: float | Mapping[str, float] | None = None,
     on_event: TaskEventCallback | None = None,
+    check_task: TaskCheck | None = None,
     fleet: str | None = None,
     queue: str | None = None,
     **run_defaults: Any,
@@ -234,7 +235,7 @@ def start_resume(
     afresh. The saved run options apply, with ``run_defaults`` on top (``env`` is never
     saved: pass it again). ``max_parallel``, ``budget_usd`` and ``reserve_usd`` default to
     the first run's (``reserve_usd`` given here updates its models). What earlier attempts
-    spent counts against the budget.
+    spent counts against the budget. ``check_task`` as for :func:`start_tasks`.
     Raises :class:`TaskListNotFound`, or :class:`TaskListBusy` while another live process
     runs the list.
     """
@@ -288,6 +289,7 @@ def start_resume(
             meta=meta,
             warnings=warnings,
             reserve_usd=reserve,
+            check_task=check_task,
             fleet=on_fleet,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))

@@ -162,7 +162,9 @@ class ListRun:
             id=list_id,
             kind="tasks",
             agent=",".join(agents) or default_agent,
-            cwd=os.getcwd(),
+            # The list's folder, not the process's: a service running the list shows it
+            # (from the history) only to callers allowed in that folder.
+            cwd=str(run_defaults.get("cwd") or os.getcwd()),
             # What `cc-executor history` shows for a list (it shows argv for non-run kinds).
             argv=[label, f"({len(spec.tasks)} tasks)"],
             prompt_preview=f"{label} ({len(spec.tasks)} tasks)",

@@ -1,5 +1,6 @@
 // The dashboard's script: keeps the server-rendered pages live from the service's public
-// endpoints (GET /runs/events, GET /runs/{id}/events, POST /runs, POST /runs/{id}/cancel).
+// endpoints (GET /runs/events, GET /runs/{id}/events, POST /runs, POST /runs/{id}/cancel,
+// POST /tasks/{id}/resume).
 // Text from runs only ever goes through textContent: it is never parsed as HTML.
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -31,6 +32,13 @@ function el(tag, cls, text) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
   if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+// A block of text that scrolls in its box (ui.css), focusable so a keyboard can scroll it.
+function scrollBox(cls) {
+  const node = el("pre", cls, "");
+  node.tabIndex = 0;
   return node;
 }
 
@@ -168,8 +176,12 @@ class TextBlock {
 
   show() {
     this.scheduled = false;
+    // The block scrolls (ui.css): it follows the new text unless the reader scrolled up.
+    const node = this.node;
+    const following = node.scrollTop + node.clientHeight >= node.scrollHeight - 8;
     const text = this.parts.slice(this.first).join("");
-    this.node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+    node.textContent = text.length > MAX_BLOCK ? text.slice(text.length - MAX_BLOCK) : text;
+    if (following) node.scrollTop = node.scrollHeight;
   }
 }
 
@@ -293,12 +305,12 @@ if (runSection) {
       showPending();
     },
     text_delta(e) {
-      if (!textBlock) textBlock = new TextBlock(add(el("pre", "assistant", "")));
+      if (!textBlock) textBlock = new TextBlock(add(scrollBox("assistant")));
       textBlock.append(e.text || "");
     },
     text(e) {
       // The whole block after its deltas: shown only when no delta came.
-      if (!textBlock) new TextBlock(add(el("pre", "assistant", ""))).append(e.text || "");
+      if (!textBlock) new TextBlock(add(scrollBox("assistant"))).append(e.text || "");
       textBlock = null;
     },
     thinking(e) {
@@ -316,7 +328,7 @@ if (runSection) {
     },
     tool_result(e) {
       const box = tools.get(e.tool_use_id) || add(el("details", "tool"));
-      const out = el("pre", e.is_error ? "tool-result tool-error" : "tool-result", "");
+      const out = scrollBox(e.is_error ? "tool-result tool-error" : "tool-result");
       appendCapped(out, typeof e.content === "string" ? e.content : jsonText(e.content));
       box.append(out);
     },
@@ -336,7 +348,7 @@ if (runSection) {
     output(e) {
       // A command's lines: stdout and stderr each in a block of its own.
       const stream = e.stream === "stderr" ? "stderr" : "stdout";
-      if (!outputs[stream]) outputs[stream] = new TextBlock(add(el("pre", `output ${stream}`, "")));
+      if (!outputs[stream]) outputs[stream] = new TextBlock(add(scrollBox(`output ${stream}`)));
       outputs[stream].append(`${e.text ?? ""}\n`);
     },
     task_state(e) {
@@ -404,6 +416,23 @@ if (runSection) {
       }
       if (action === "pause") setStatus("paused");
       if (action === "resume") setStatus("running");
+    });
+  }
+
+  // A task list that ended without success runs again under its id: the page loads
+  // again to follow the resumed run.
+  const resumeList = runSection.querySelector("button[data-resume-list]");
+  if (resumeList) {
+    resumeList.addEventListener("click", async () => {
+      controlError.textContent = "";
+      resumeList.disabled = true;
+      const reply = await send("POST", `/tasks/${encodeURIComponent(runId)}/resume`, {});
+      if (!reply.ok) {
+        controlError.textContent = reply.data?.error?.message || `resume failed (${reply.status})`;
+        resumeList.disabled = false;
+        return;
+      }
+      window.location.reload();
     });
   }
 
