@@ -21,6 +21,11 @@ A second part times the same path without the CLI's own noise: an MCP client (th
 library's, over stdio, as the CLI is) calls the permission server's ``decide`` tool
 ``--direct`` times against a run's broker in this process, with the same policy and callback;
 the median call is the round trip of the channel alone.
+
+A third part times the permission server's start (``--starts`` times each, interleaved):
+spawn -> its answer to ``initialize``, for cc-executor's server against the same one tool
+served by the ``mcp`` SDK's ``MCPServer`` (what the server was before), and a bare
+``python -I -S -c pass`` for the interpreter's own floor.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cc_executor import run  # noqa: E402
 from cc_executor._agents._types import AgentEvent, PermissionDecisionEvent  # noqa: E402
+from cc_executor._run._permission_server import command  # noqa: E402
 from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse  # noqa: E402
 
 
@@ -115,9 +121,7 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
         release=lambda: None,
     )
     await broker.start()
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "cc_executor._run._permission_server", broker.path]
-    )
+    params = StdioServerParameters(command=sys.executable, args=command(broker.path))
     took = []
     try:
         async with Client(stdio_client(params)) as client:
@@ -131,6 +135,51 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
     return took
 
 
+SDK_SERVER = """\
+from typing import Any
+from mcp.server.mcpserver import MCPServer
+server: Any = MCPServer("cc_executor_permissions")
+@server.tool(name="decide", structured_output=False)
+async def decide(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
+    return "{}"
+server.run()
+"""
+INITIALIZE = (
+    b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+    b'"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n'
+)
+
+
+def start_time(argv: list[str]) -> float:
+    """Spawn -> the answer to initialize (or the exit of a plain command)."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(INITIALIZE)
+    proc.stdin.flush()
+    proc.stdout.readline()
+    took = time.perf_counter() - began
+    proc.stdin.close()
+    proc.wait()
+    return took
+
+
+def starts(n: int, work: Path) -> dict[str, list[float]]:
+    sdk = work / "sdk_server.py"
+    sdk.write_text(SDK_SERVER)
+    kinds = {
+        "python -I -S (floor)": [sys.executable, "-I", "-S", "-c", "print()"],
+        "cc-executor's server": [sys.executable, *command(str(work / "none.sock"))],
+        "mcp SDK server (before)": [sys.executable, str(sdk)],
+    }
+    took: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(n):
+        for kind, argv in kinds.items():
+            took[kind].append(start_time(argv))
+    return took
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -138,9 +187,22 @@ async def main() -> None:
     parser.add_argument("--claude")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--direct", type=int, default=200)
+    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--only-starts", action="store_true", help="only the third part")
     args = parser.parse_args()
-    exe = claude(args.claude)
     work = Path(tempfile.mkdtemp(prefix="bench-perm-"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    began = starts(args.starts, work)
+    floor = statistics.median(began["python -I -S (floor)"])
+    for kind, times in began.items():
+        median = statistics.median(times)
+        print(
+            f"start {kind}: median {median * 1000:.1f} ms, min {min(times) * 1000:.1f} ms "
+            f"({median / floor:.1f}x the floor)"
+        )
+    if args.only_starts:
+        return
+    exe = claude(args.claude)
     policy = work.parent / f"{work.name}-policy.yaml"
     policy.write_text("rules:\n  - ask: Write\n")
     calls = [
@@ -164,7 +226,6 @@ async def main() -> None:
     inside = [w for r in rows for w in r["policy"][2]]
     gap_base = statistics.median(g for r in rows for g in r["base"][0])
     gap_policy = statistics.median(g for r in rows for g in r["policy"][0])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     print(f"{args.reps} repetitions x {args.calls} Write calls, Claude Code at {exe}")
     print(
         f"gap per call, median: baseline {gap_base * 1000:.1f} ms, "
