@@ -188,7 +188,7 @@ async def test_every_malformed_message_gets_an_error_and_the_server_goes_on(
 
 
 async def test_a_message_over_the_size_limit_is_refused_and_skipped(
-    start: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    start: Callable[..., Any],
 ) -> None:
     peer = await start()
     size = _permission_server.MAX_REQUEST_BYTES + 10
