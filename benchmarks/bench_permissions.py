@@ -20,7 +20,8 @@ repetition; the target is < 50 ms. The run's own view (request received -> decis
 A second part times the same path without the CLI's own noise: an MCP client (the ``mcp``
 library's, over stdio, as the CLI is) calls the permission server's ``decide`` tool
 ``--direct`` times against a run's broker in this process, with the same policy and callback;
-the median call is the round trip of the channel alone.
+the median call is the round trip of the channel alone; three rounds of it, interleaved with
+the same through the server as it was on the ``mcp`` SDK (up to c90f9c7).
 
 A third part times the permission server's start (``--starts`` times each, interleaved):
 spawn -> its answer to ``initialize``, for cc-executor's server against the same one tool
@@ -97,8 +98,12 @@ async def one(
     return [b - a for a, b in itertools.pairwise(times)], wall, waited
 
 
-async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
-    """Round trips of the channel alone: MCP client -> permission server -> broker -> back."""
+async def direct(
+    calls: int, work: Path, policy_file: Path, server: list[str] | None = None
+) -> list[float]:
+    """Round trips of the channel alone: MCP client -> permission server -> broker -> back.
+    ``server``: its argv after the interpreter for the broker's socket (appended); default
+    cc-executor's."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -121,7 +126,8 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
         release=lambda: None,
     )
     await broker.start()
-    params = StdioServerParameters(command=sys.executable, args=command(broker.path))
+    argv = [*server, broker.path] if server is not None else command(broker.path)
+    params = StdioServerParameters(command=sys.executable, args=argv)
     took = []
     try:
         async with Client(stdio_client(params)) as client:
@@ -135,13 +141,22 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
     return took
 
 
+# The permission server as it was on the SDK (up to c90f9c7), forwarding to the broker.
 SDK_SERVER = """\
+import asyncio, json, sys
 from typing import Any
 from mcp.server.mcpserver import MCPServer
+path = sys.argv[1]
 server: Any = MCPServer("cc_executor_permissions")
 @server.tool(name="decide", structured_output=False)
 async def decide(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
-    return "{}"
+    request = {"tool_name": tool_name, "input": input, "tool_use_id": tool_use_id}
+    reader, writer = await asyncio.open_unix_connection(path, limit=64 << 20)
+    writer.write(json.dumps(request).encode() + b"\\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    return json.dumps(json.loads(line))
 server.run()
 """
 INITIALIZE = (
@@ -171,7 +186,7 @@ def starts(n: int, work: Path) -> dict[str, list[float]]:
     kinds = {
         "python -I -S (floor)": [sys.executable, "-I", "-S", "-c", "print()"],
         "cc-executor's server": [sys.executable, *command(str(work / "none.sock"))],
-        "mcp SDK server (before)": [sys.executable, str(sdk)],
+        "mcp SDK server (before)": [sys.executable, str(sdk), str(work / "none.sock")],
     }
     took: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(n):
@@ -238,11 +253,20 @@ async def main() -> None:
     )
     print(f"callback alone (waited_s), median: {statistics.median(inside) * 1000:.2f} ms")
     print(f"whole run, policy - baseline, median: {statistics.median(walls) * 1000:.0f} ms")
-    took = sorted(await direct(args.direct, work, policy))
-    print(
-        f"channel alone ({args.direct} MCP calls): median {statistics.median(took) * 1000:.2f} ms, "
-        f"p90 {took[int(len(took) * 0.9)] * 1000:.2f} ms"
-    )
+    # Interleaved with the SDK's server (as it was), each in three rounds.
+    sdk = [str(work / "sdk_server.py")]
+    took, before = [], []
+    for _ in range(3):
+        took += await direct(args.direct, work, policy)
+        before += await direct(args.direct, work, policy, sdk)
+    took.sort()
+    before.sort()
+    for name, times in (("cc-executor's server", took), ("mcp SDK server (before)", before)):
+        p90 = times[int(len(times) * 0.9)]
+        print(
+            f"channel alone, {name} ({len(times)} MCP calls): median "
+            f"{statistics.median(times) * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms"
+        )
 
 
 if __name__ == "__main__":
