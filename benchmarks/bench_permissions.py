@@ -20,7 +20,13 @@ repetition; the target is < 50 ms. The run's own view (request received -> decis
 A second part times the same path without the CLI's own noise: an MCP client (the ``mcp``
 library's, over stdio, as the CLI is) calls the permission server's ``decide`` tool
 ``--direct`` times against a run's broker in this process, with the same policy and callback;
-the median call is the round trip of the channel alone.
+the median call is the round trip of the channel alone; three rounds of it, interleaved with
+the same through the server as it was on the ``mcp`` SDK (up to c90f9c7).
+
+A third part times the permission server's start (``--starts`` times each, interleaved):
+spawn -> its answer to ``initialize``, for cc-executor's server against the same one tool
+served by the ``mcp`` SDK's ``MCPServer`` (what the server was before), and a bare
+``python -I -S -c pass`` for the interpreter's own floor.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cc_executor import run  # noqa: E402
 from cc_executor._agents._types import AgentEvent, PermissionDecisionEvent  # noqa: E402
+from cc_executor._run._permission_server import command  # noqa: E402
 from cc_executor.testing import ModelServer, Reply, Rule, Script, Text, ToolUse  # noqa: E402
 
 
@@ -91,8 +98,12 @@ async def one(
     return [b - a for a, b in itertools.pairwise(times)], wall, waited
 
 
-async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
-    """Round trips of the channel alone: MCP client -> permission server -> broker -> back."""
+async def direct(
+    calls: int, work: Path, policy_file: Path, server: list[str] | None = None
+) -> list[float]:
+    """Round trips of the channel alone: MCP client -> permission server -> broker -> back.
+    ``server``: its argv after the interpreter for the broker's socket (appended); default
+    cc-executor's."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -115,9 +126,8 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
         release=lambda: None,
     )
     await broker.start()
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "cc_executor._run._permission_server", broker.path]
-    )
+    argv = [*server, broker.path] if server is not None else command(broker.path)
+    params = StdioServerParameters(command=sys.executable, args=argv)
     took = []
     try:
         async with Client(stdio_client(params)) as client:
@@ -131,6 +141,60 @@ async def direct(calls: int, work: Path, policy_file: Path) -> list[float]:
     return took
 
 
+# The permission server as it was on the SDK (up to c90f9c7), forwarding to the broker.
+SDK_SERVER = """\
+import asyncio, json, sys
+from typing import Any
+from mcp.server.mcpserver import MCPServer
+path = sys.argv[1]
+server: Any = MCPServer("cc_executor_permissions")
+@server.tool(name="decide", structured_output=False)
+async def decide(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
+    request = {"tool_name": tool_name, "input": input, "tool_use_id": tool_use_id}
+    reader, writer = await asyncio.open_unix_connection(path, limit=64 << 20)
+    writer.write(json.dumps(request).encode() + b"\\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    return json.dumps(json.loads(line))
+server.run()
+"""
+INITIALIZE = (
+    b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+    b'"capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}\n'
+)
+
+
+def start_time(argv: list[str]) -> float:
+    """Spawn -> the answer to initialize (or the exit of a plain command)."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(INITIALIZE)
+    proc.stdin.flush()
+    proc.stdout.readline()
+    took = time.perf_counter() - began
+    proc.stdin.close()
+    proc.wait()
+    return took
+
+
+def starts(n: int, work: Path) -> dict[str, list[float]]:
+    sdk = work / "sdk_server.py"
+    sdk.write_text(SDK_SERVER)
+    kinds = {
+        "python -I -S (floor)": [sys.executable, "-I", "-S", "-c", "print()"],
+        "cc-executor's server": [sys.executable, *command(str(work / "none.sock"))],
+        "mcp SDK server (before)": [sys.executable, str(sdk), str(work / "none.sock")],
+    }
+    took: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(n):
+        for kind, argv in kinds.items():
+            took[kind].append(start_time(argv))
+    return took
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -138,9 +202,22 @@ async def main() -> None:
     parser.add_argument("--claude")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--direct", type=int, default=200)
+    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--only-starts", action="store_true", help="only the third part")
     args = parser.parse_args()
-    exe = claude(args.claude)
     work = Path(tempfile.mkdtemp(prefix="bench-perm-"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    began = starts(args.starts, work)
+    floor = statistics.median(began["python -I -S (floor)"])
+    for kind, times in began.items():
+        median = statistics.median(times)
+        print(
+            f"start {kind}: median {median * 1000:.1f} ms, min {min(times) * 1000:.1f} ms "
+            f"({median / floor:.1f}x the floor)"
+        )
+    if args.only_starts:
+        return
+    exe = claude(args.claude)
     policy = work.parent / f"{work.name}-policy.yaml"
     policy.write_text("rules:\n  - ask: Write\n")
     calls = [
@@ -164,7 +241,6 @@ async def main() -> None:
     inside = [w for r in rows for w in r["policy"][2]]
     gap_base = statistics.median(g for r in rows for g in r["base"][0])
     gap_policy = statistics.median(g for r in rows for g in r["policy"][0])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     print(f"{args.reps} repetitions x {args.calls} Write calls, Claude Code at {exe}")
     print(
         f"gap per call, median: baseline {gap_base * 1000:.1f} ms, "
@@ -177,11 +253,20 @@ async def main() -> None:
     )
     print(f"callback alone (waited_s), median: {statistics.median(inside) * 1000:.2f} ms")
     print(f"whole run, policy - baseline, median: {statistics.median(walls) * 1000:.0f} ms")
-    took = sorted(await direct(args.direct, work, policy))
-    print(
-        f"channel alone ({args.direct} MCP calls): median {statistics.median(took) * 1000:.2f} ms, "
-        f"p90 {took[int(len(took) * 0.9)] * 1000:.2f} ms"
-    )
+    # Interleaved with the SDK's server (as it was), each in three rounds.
+    sdk = [str(work / "sdk_server.py")]
+    took, before = [], []
+    for _ in range(3):
+        took += await direct(args.direct, work, policy)
+        before += await direct(args.direct, work, policy, sdk)
+    took.sort()
+    before.sort()
+    for name, times in (("cc-executor's server", took), ("mcp SDK server (before)", before)):
+        p90 = times[int(len(times) * 0.9)]
+        print(
+            f"channel alone, {name} ({len(times)} MCP calls): median "
+            f"{statistics.median(times) * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "notify": ("watchdog", "yaml"),
     "testing": ("starlette", "uvicorn", "yaml"),
     "fleet": ("dramatiq", "redis"),
-    "permissions": ("mcp", "yaml"),
+    "permissions": ("yaml",),
     "postgres": ("psycopg", "psycopg_pool"),
 }
 

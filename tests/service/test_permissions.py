@@ -89,3 +89,65 @@ async def await_for_async(predicate: Callable[[], Any], timeout: float = 120) ->
 
 def service_env(service: Service) -> dict[str, str]:
     return {**os.environ, "CC_EXECUTOR_HOME": str(service.home)}
+
+
+async def test_a_task_lists_asks_wait_in_the_services_queue(
+    start: Callable[..., Service], bed: Any, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("ask_timeout_s: 120\nrules:\n  - ask: Write\n")
+    service = start("--permission-policy", str(policy))
+    script = Script(
+        [
+            Rule(
+                match=f"^write {n}$",
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": f"{n}.txt", "content": n})]),
+                    Reply([Text("done")]),
+                ],
+            )
+            for n in ("yes", "no")
+        ]
+    )
+    async with bed(script) as b, service.client() as client:
+        tasks = [{"id": n, "prompt": f"write {n}"} for n in ("yes", "no")]
+        body = {
+            "tasks": {"parallel": True, "tasks": tasks},
+            "options": b.options(accept_denials=True),
+        }
+        response = await client.post("/runs", json=body)
+        assert response.status_code == 202, response.text
+        list_id = response.json()["run_id"]
+        pending: list[dict[str, Any]] = []
+
+        async def asked() -> bool:
+            listed = await client.get(f"/runs/{list_id}/permissions")
+            pending[:] = listed.json()["permissions"]
+            return len(pending) == 2
+
+        # Both tasks ask at once; the list's queue holds both, each naming its task.
+        await await_for_async(asked)
+        by_task = {p["task_id"]: p for p in pending}
+        assert sorted(by_task) == ["no", "yes"]
+        assert Path(by_task["yes"]["tool_input"]["file_path"]).name == "yes.txt"
+        # One by the list's id, the other by its task run's own id.
+        yes = by_task["yes"]["request_id"]
+        ok = await client.post(
+            f"/runs/{list_id}/permissions/{yes}/decision", json={"decision": "allow"}
+        )
+        assert ok.status_code == 200, ok.text
+        no_run = by_task["no"]["run_id"]
+        alone = (await client.get(f"/runs/{no_run}/permissions")).json()["permissions"]
+        assert [p["task_id"] for p in alone] == ["no"]
+        url = f"/runs/{no_run}/permissions/{alone[0]['request_id']}/decision"
+        denied = await client.post(url, json={"decision": "deny", "message": "not this"})
+        assert denied.status_code == 200, denied.text
+        events = await sse_events(client, list_id)
+    assert events[-1]["status"] == "ok", events[-1]
+    assert sorted(p.name for p in b.workdir.iterdir() if p.suffix == ".txt") == ["yes.txt"]
+    decisions = sorted(
+        (e["task_id"], e["decision"], e["decided_by"])
+        for e in events
+        if e["type"] == "permission_decision"
+    )
+    assert decisions == [("no", "deny", "service (HTTP)"), ("yes", "allow", "service (HTTP)")]

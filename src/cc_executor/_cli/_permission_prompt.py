@@ -15,33 +15,37 @@ from cc_executor._text import inert
 _SHOWN = 400
 
 
-def console_decider(view: Any = None) -> Callable[[Any], str] | None:
+def console_decider(view: Any = None) -> Callable[..., str] | None:
     """A decider asking on the terminal, or None when stdin is not one (then a policy's
     ``ask`` is denied). It runs in a thread of its own (the run calls sync deciders so):
     it waits for an answer at most the request's timeout, so a late keystroke never
-    answers the next question. ``view``: the live view, suspended while it asks."""
+    answers the next question. ``view``: the live view, suspended while it asks.
+
+    ``decide(request, task_id=None)``: questions come one at a time, however many runs
+    (the parallel tasks of a list) ask at once; ``task_id`` is named in the question."""
     if not sys.stdin.isatty():
         return None
     one_at_a_time = threading.Lock()
 
-    def decide(request: Any) -> str:
+    def decide(request: Any, task_id: str | None = None) -> str:
         with one_at_a_time:
             if view is not None:
                 view.suspend()
             try:
-                return ask(request)
+                return ask(request, task_id)
             finally:
                 if view is not None:
                     view.unsuspend()
 
-    def ask(request: Any) -> str:
+    def ask(request: Any, task_id: str | None) -> str:
         # The model wrote the input: shown inert, on one line, cut short.
         shown = inert(json.dumps(dict(request.input), ensure_ascii=False))
         if len(shown) > _SHOWN:
             shown = shown[: _SHOWN - 3] + "..."
         rule = inert(request.rule) if request.rule else "the policy's default"
+        asking = f'task "{inert(task_id)}": ' if task_id is not None else ""
         sys.stderr.write(
-            f"\ncc-executor: {inert(request.tool_name)} {shown}\n"
+            f"\ncc-executor: {asking}{inert(request.tool_name)} {shown}\n"
             f"  asked by {rule}; denied after {request.timeout_s:g} s. Allow? [y/N] "
         )
         sys.stderr.flush()

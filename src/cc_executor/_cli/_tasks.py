@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = getattr(args, "config", None) or UserConfig()
 
-    def start(on_event: Any) -> TaskListHandle:
+    def start(on_event: Any, deciders: dict[str, Any]) -> TaskListHandle:
         spec = load_task_list(args.file)
         # The command line over the list's own reservations, the list's over the config
         # file's (docs/config.md).
@@ -167,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             budget_usd=args.budget_usd,
             reserve_usd=reserve or None,
             on_event=on_event,
+            **deciders,
             **_fleet_of(args),
             **config.run_options(**_run_defaults(args)),
         )
@@ -177,13 +178,14 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from cc_executor.tasks import start_resume
 
-    def start(on_event: Any) -> TaskListHandle:
+    def start(on_event: Any, deciders: dict[str, Any]) -> TaskListHandle:
         return start_resume(
             args.list_id,
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
             reserve_usd=_reserve(args),
             on_event=on_event,
+            **deciders,
             **_fleet_of(args),
             **_run_defaults(args),
         )
@@ -191,7 +193,25 @@ def _resume(args: argparse.Namespace) -> int:
     return _execute(start, args)
 
 
-def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -> int:
+def _deciders(view: TaskListView, args: argparse.Namespace) -> dict[str, Any]:
+    """The terminal as the decider of the tasks' ``ask`` rules, when stdin is one (and the
+    tasks run here: a fleet's are decided on its workers)."""
+    if args.fleet is not None:
+        return {}
+    from cc_executor._cli._permission_prompt import console_decider
+
+    decide = console_decider(view)
+    if decide is None:
+        return {}
+    return {
+        "on_permission": lambda task_id, request: decide(request, task_id),
+        "_decider_name": "console",
+    }
+
+
+def _execute(
+    start: Callable[[Any, dict[str, Any]], TaskListHandle], args: argparse.Namespace
+) -> int:
     import asyncio
     import signal
 
@@ -201,7 +221,7 @@ def _execute(start: Callable[[Any], TaskListHandle], args: argparse.Namespace) -
     view = TaskListView(quiet=args.quiet)
 
     async def go() -> TaskListResult:
-        handle = start(view.handle)
+        handle = start(view.handle, _deciders(view, args))
         view.attach(handle)
         loop = asyncio.get_running_loop()
         # A signal cancels the list the orderly way: running tasks are stopped (their
@@ -415,6 +435,7 @@ class TaskListView:
         """Update the view with one event of task ``task_id``."""
         from cc_executor._agents._types import (
             HeartbeatEvent,
+            PermissionDecisionEvent,
             ResultEvent,
             RetryEvent,
             TextDeltaEvent,
@@ -451,6 +472,26 @@ class TaskListView:
                 f"{task_id}: running · turns {event.turns} · tools {event.tool_calls} · "
                 f"idle {event.idle_s:.0f}s · {inert(event.last_activity)}"
             )
+        elif isinstance(event, PermissionDecisionEvent):
+            row.activity = f"{event.decision}: {event.tool_name}"
+            if event.decided_by == "no decider":
+                self._warn_now()
+
+    def _warn_now(self) -> None:
+        """Print the list's new warnings at once, even when quiet (an ask denied for want of
+        a decider must not wait for the end to be seen); they are not repeated then."""
+        if self._handle is None:
+            return
+        for warning in self._handle.warnings:
+            if warning in self.shown:
+                continue
+            self.shown.append(warning)
+            text = f"cc-executor tasks: warning: {inert(warning)}"
+            if self._live is not None:
+                self._live.console.print(text, markup=False, highlight=False)
+            else:
+                self._out.write(text + "\n")
+                self._out.flush()
 
     def _state(self, task_id: str, row: _Row, event: Any) -> None:
         state: str = event.state
@@ -556,6 +597,15 @@ class TaskListView:
         chosen += ended
         keep = set(chosen[:limit])
         return [t for t in ids if t in keep]
+
+    def suspend(self) -> None:
+        """Stop redrawing (a question is asked on the terminal) until :meth:`unsuspend`."""
+        if self._live is not None:
+            self._live.stop()
+
+    def unsuspend(self) -> None:
+        if self._live is not None:
+            self._live.start()
 
     def close(self) -> None:
         """Stop the live display (the last frame stays on the terminal)."""

@@ -31,16 +31,15 @@ from cc_executor._agents._types import (
     PermissionDecisionEvent,
     PermissionRequestEvent,
 )
+from cc_executor._run import _permission_server
+from cc_executor._run._permission_server import MAX_REQUEST_BYTES, SERVER_NAME, TOOL
 from cc_executor._run._policy import Policy
 
-#: The MCP server's name in the CLI's config, and so the tool's full name.
-SERVER_NAME = "cc_executor_permissions"
-TOOL_NAME = f"mcp__{SERVER_NAME}__decide"
-#: The largest request line read from the channel (a Write's content travels in it).
-MAX_REQUEST_BYTES = 64 << 20
-#: The longest the quiet clocks wait for a CLI's permission server to start (it imports the
-#: mcp library: about 0.5 s on an idle machine, seconds on a loaded one, while the CLI
-#: prints nothing). A server that never says it is ready stops holding them then.
+#: The permission tool's full name, as the CLI knows it.
+TOOL_NAME = f"mcp__{SERVER_NAME}__{TOOL}"
+#: The longest the quiet clocks wait for a CLI's permission server to start (tens of ms on
+#: an idle machine, more on a loaded one, while the CLI prints nothing). A server that
+#: never says it is ready stops holding them then.
 STARTUP_HOLD_S = 60.0
 #: Longest unix socket path Linux takes (108 bytes with the NUL).
 _MAX_SOCKET_PATH = 107
@@ -127,7 +126,7 @@ def mcp_config(path: str) -> dict[str, Any]:
             SERVER_NAME: {
                 "type": "stdio",
                 "command": sys.executable,
-                "args": ["-m", "cc_executor._run._permission_server", path],
+                "args": _permission_server.command(path),
                 "env": {},
             }
         }

@@ -158,6 +158,9 @@ class RunManager:
         self.store = store
         self.queue = queue
         self._runs: OrderedDict[str, ManagedRun] = OrderedDict()
+        #: The runs of running task lists' tasks: their list (whose pending queue holds
+        #: their permission requests) and their task id, by the task run's id.
+        self._task_runs: dict[str, tuple[ManagedRun, str]] = {}
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._waiting = 0
         self._draining = False
@@ -631,7 +634,19 @@ class RunManager:
                 # Each task's folders again as its run starts: one swapped for a symlink
                 # while earlier tasks ran would otherwise take it outside (L4).
                 self._recheck(task_options)
+                self._task_runs[task_options["run_id"]] = (run, task_id)
 
+            async def on_permission(task_id: str, request: PermissionRequest) -> Any:
+                # The list's queue holds its tasks' requests: decided by the list's id or
+                # by the task run's.
+                return await _pending(run, request)
+
+            # A fleet's task runs are decided on its workers.
+            deciders: dict[str, Any] = (
+                {"on_permission": on_permission, "_decider_name": "service"}
+                if self.config.fleet is None
+                else {}
+            )
             handle = start_tasks(
                 configured,
                 max_parallel=max_parallel,
@@ -641,12 +656,17 @@ class RunManager:
                 check_task=check_task,
                 fleet=self.config.fleet,
                 queue=self.config.fleet_queue,
+                **deciders,
                 **defaults,
             )
             run._control = _TaskListControl(handle)
             if run.cancel_requested:
                 handle.cancel()
-            result = await handle.wait()
+            try:
+                result = await handle.wait()
+            finally:
+                for task_run in [k for k, (r, _) in self._task_runs.items() if r is run]:
+                    del self._task_runs[task_run]
             self._finish(run, str(result.status.value), result=result.to_dict())
 
         return run, start
@@ -968,14 +988,7 @@ class RunManager:
             run.append(event.to_dict())
 
         async def on_permission(request: PermissionRequest) -> PermissionDecision:
-            # Pending until a caller decides (decide_permission) or the policy's timeout
-            # denies it; either way it leaves the queue.
-            answer: asyncio.Future[PermissionDecision] = asyncio.get_running_loop().create_future()
-            run.pending_permissions[request.id] = (request, answer)
-            try:
-                return await answer
-            finally:
-                run.pending_permissions.pop(request.id, None)
+            return await _pending(run, request)
 
         if self.config.fleet is None:
             handle = start_run(
@@ -1099,10 +1112,27 @@ class RunManager:
         url = parse_fleet_url(self.config.fleet).url
         return {"fleet": url, "workers": workers, "queues": queues}
 
+    def _asking(self, run_id: str) -> tuple[ManagedRun, str | None]:
+        """The run whose queue holds ``run_id``'s permission requests: itself, or for a task
+        list's task run its list (returned with the task run's id)."""
+        owner = self._task_runs.get(run_id)
+        if owner is not None:
+            return owner[0], run_id
+        return self.get(run_id), None
+
     def permissions(self, run_id: str) -> list[Event]:
-        """The run's tool calls waiting for a decision, oldest first."""
-        run = self.get(run_id)
-        return [request.to_dict() for request, _ in run.pending_permissions.values()]
+        """The run's tool calls waiting for a decision, oldest first. A task list's are its
+        tasks' (each with its ``task_id``); a task run's id gives that task's alone."""
+        run, task_run = self._asking(run_id)
+        listed = []
+        for request, _ in run.pending_permissions.values():
+            if task_run is not None and request.run_id != task_run:
+                continue
+            entry = request.to_dict()
+            if run.kind == "tasks":
+                entry["task_id"] = self._task_runs.get(request.run_id, (run, None))[1]
+            listed.append(entry)
+        return listed
 
     def decide_permission(
         self, run_id: str, request_id: str, decision: Any, message: Any = None, *, by: str
@@ -1113,8 +1143,10 @@ class RunManager:
             raise InvalidRequest(f"decision must be allow or deny, got {decision!r}")
         if message is not None and not isinstance(message, str):
             raise InvalidRequest("message must be a string")
-        run = self.get(run_id)
+        run, task_run = self._asking(run_id)
         pending = run.pending_permissions.get(request_id)
+        if task_run is not None and pending is not None and pending[0].run_id != task_run:
+            pending = None  # another task's request
         if pending is None or pending[1].done():
             raise NotFound(
                 f"no pending permission request {request_id!r} in run {run_id} (decided, "
@@ -1324,6 +1356,17 @@ class _TaskListControl:
 
     def resume(self) -> bool:
         return False
+
+
+async def _pending(run: ManagedRun, request: PermissionRequest) -> PermissionDecision:
+    """Wait in ``run``'s queue until a caller decides (decide_permission) or the policy's
+    timeout denies it; either way it leaves the queue."""
+    answer: asyncio.Future[PermissionDecision] = asyncio.get_running_loop().create_future()
+    run.pending_permissions[request.id] = (request, answer)
+    try:
+        return await answer
+    finally:
+        run.pending_permissions.pop(request.id, None)
 
 
 def _ignore_result(task: asyncio.Future[Any]) -> None:

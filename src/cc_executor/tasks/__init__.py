@@ -48,13 +48,14 @@ from cc_executor.tasks._runner import (
     start_resume,
     start_tasks,
 )
-from cc_executor.tasks._scheduler import TaskEventCallback
+from cc_executor.tasks._scheduler import TaskDecider, TaskEventCallback
 from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 
 __all__ = [
     "DEFAULT_MAX_PARALLEL",
     "ListStatus",
     "TaskAttempt",
+    "TaskDecider",
     "TaskEventCallback",
     "TaskListBusy",
     "TaskListError",

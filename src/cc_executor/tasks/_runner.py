@@ -22,7 +22,13 @@ from cc_executor.tasks._result import (
     charged,
     total_cost,
 )
-from cc_executor.tasks._scheduler import CONTINUABLE, ListRun, TaskCheck, TaskEventCallback
+from cc_executor.tasks._scheduler import (
+    CONTINUABLE,
+    ListRun,
+    TaskCheck,
+    TaskDecider,
+    TaskEventCallback,
+)
 from cc_executor.tasks._spec import TaskListSpec
 from cc_executor.tasks._state import LIST_ID, ListFolder, find_list
 from cc_executor.tasks._task_options import (
@@ -147,6 +153,8 @@ def start_tasks(
     check_task: TaskCheck | None = None,
     fleet: str | None = None,
     queue: str | None = None,
+    on_permission: TaskDecider | None = None,
+    _decider_name: str = "callback",
     **run_defaults: Any,
 ) -> TaskListHandle:
     """Start a task list in the background of the running loop and return its handle.
@@ -164,6 +172,7 @@ def start_tasks(
     """
     spec = _as_spec(path_or_spec)
     on_fleet = _fleet(fleet, queue)
+    _check_decider(on_permission, on_fleet)
     check_run_defaults(run_defaults)
     # The caller's paths are relative to the process's cwd (the list's own to its folder),
     # and absolute from here: a resume from another directory runs the tasks where they
@@ -208,6 +217,8 @@ def start_tasks(
             reserve_usd=reserve,
             check_task=check_task,
             fleet=on_fleet,
+            on_permission=on_permission,
+            decider_name=_decider_name,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -225,6 +236,8 @@ def start_resume(
     check_task: TaskCheck | None = None,
     fleet: str | None = None,
     queue: str | None = None,
+    on_permission: TaskDecider | None = None,
+    _decider_name: str = "callback",
     **run_defaults: Any,
 ) -> TaskListHandle:
     """Continue a task list run that did not finish (crash, Ctrl-C, timeout, failure).
@@ -272,6 +285,9 @@ def start_resume(
         on_fleet = _fleet(fleet or meta.get("fleet"), queue or meta.get("queue"))
         if on_fleet is not None:
             meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
+        # A list that went on a fleet before keeps going there, where its workers decide:
+        # only a fleet named here is refused with a decider (as start_tasks does).
+        _check_decider(on_permission, fleet)
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
@@ -291,6 +307,8 @@ def start_resume(
             reserve_usd=reserve,
             check_task=check_task,
             fleet=on_fleet,
+            on_permission=on_permission,
+            decider_name=_decider_name,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -308,6 +326,7 @@ async def run_tasks(
     list_id: str | None = None,
     fleet: str | None = None,
     queue: str | None = None,
+    on_permission: TaskDecider | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """Run a task list: each task a fresh Claude Code run, earlier results in later prompts.
@@ -333,6 +352,12 @@ async def run_tasks(
     own settings (``run_id``, ``parent_id``, ``resume`` and the session options are set by
     the runner).
 
+    ``on_permission(task_id, request)`` (sync or async) decides the ``ask`` rules of the
+    tasks' ``permission_policy``, as a run's ``on_permission`` does, told which task asks;
+    a sync one runs in a thread, and calls of parallel tasks may overlap. Without it an
+    ``ask`` is denied, and the list's ``warnings`` say so once. Not with ``fleet`` (a
+    fleet run is decided on its worker).
+
     Invalid lists raise :class:`TaskListError` before anything runs; a task that fails is a
     result, never an exception. Cancelling the awaiting task cancels every running task
     (their process trees are killed), saves the state and re-raises ``CancelledError``: the
@@ -347,6 +372,7 @@ async def run_tasks(
         list_id=list_id,
         fleet=fleet,
         queue=queue,
+        on_permission=on_permission,
         **run_defaults,
     )
     return await _wait_cancelling(handle)
@@ -361,6 +387,7 @@ async def resume_tasks(
     on_event: TaskEventCallback | None = None,
     fleet: str | None = None,
     queue: str | None = None,
+    on_permission: TaskDecider | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """:func:`start_resume`, then wait for the result (see :func:`run_tasks`)."""
@@ -372,9 +399,15 @@ async def resume_tasks(
         on_event=on_event,
         fleet=fleet,
         queue=queue,
+        on_permission=on_permission,
         **run_defaults,
     )
     return await _wait_cancelling(handle)
+
+
+def _check_decider(on_permission: object, on_fleet: object) -> None:
+    if on_permission is not None and on_fleet is not None:
+        raise ValueError("on_permission: a fleet run is decided on its worker, not here")
 
 
 async def _wait_cancelling(handle: TaskListHandle) -> TaskListResult:

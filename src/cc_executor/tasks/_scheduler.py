@@ -23,10 +23,17 @@ from typing import Any
 
 from cc_executor._agents import adapter_for
 from cc_executor._agents._prices import takes_budget
-from cc_executor._agents._types import AgentEvent, BudgetEvent, InitEvent, RunStatus
+from cc_executor._agents._types import (
+    AgentEvent,
+    BudgetEvent,
+    InitEvent,
+    PermissionDecisionEvent,
+    RunStatus,
+)
 from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
+from cc_executor._run._permissions import Decider, PermissionRequest
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._store import Artifact, Recorder, RunRecord, file_receipt
@@ -46,6 +53,9 @@ from cc_executor.tasks._spec import TaskListSpec, TaskSpec
 from cc_executor.tasks._state import ListFolder
 
 TaskEventCallback = Callable[[str, AgentEvent], "Awaitable[Any] | Any"]
+#: ``on_permission(task_id, request)``: the decider of the tasks' permission policies'
+#: ``ask`` rules, answering as a run's ``on_permission`` does (sync or async).
+TaskDecider = Callable[[str, PermissionRequest], Any]
 #: Called with a task's id and the run options of its attempt right before that run
 #: starts; it may adjust them in place, and an exception refuses the run (the task fails
 #: with the exception's message, and nothing runs).
@@ -103,8 +113,14 @@ class ListRun:
         reserve_usd: Mapping[str, float] | None = None,
         check_task: TaskCheck | None = None,
         fleet: tuple[str, str | None] | None = None,
+        on_permission: TaskDecider | None = None,
+        decider_name: str = "callback",
     ) -> None:
         self.spec = spec
+        self.on_permission = on_permission
+        self.decider_name = decider_name
+        #: Whether the list said that its asks are denied for want of a decider (once).
+        self._said_no_decider = False
         #: (URL, queue): each task's run goes to this fleet (None: runs here).
         self.fleet = fleet
         self.check_task = check_task
@@ -223,6 +239,21 @@ class ListRun:
             self.folder.write_list(self.meta, durable=durable)
         except OSError as exc:
             self.warnings.append(f"list state not saved in {self.folder.path}: {exc}")
+
+    def _decider(self, task_id: str) -> Decider | None:
+        """The run's ``on_permission`` of task ``task_id``: the list's, told the task."""
+        decider = self.on_permission
+        if decider is None:
+            return None
+        if inspect.iscoroutinefunction(decider):
+            coroutine = decider
+
+            async def ask(request: PermissionRequest) -> Any:
+                return await coroutine(task_id, request)
+
+            return ask
+        # Sync stays sync: the run calls it in a thread, where it may block (a prompt).
+        return lambda request: decider(task_id, request)
 
     async def _emit(self, task_id: str, event: AgentEvent) -> None:
         if self.on_event is None:
@@ -547,6 +578,18 @@ class ListRun:
                     # Known before the run ends, so an interrupted task can continue it.
                     attempt.session_id = event.session_id
                     self._save(state, durable=False)
+                if (
+                    isinstance(event, PermissionDecisionEvent)
+                    and event.decided_by == "no decider"
+                    and not self._said_no_decider
+                ):
+                    # Said once per list, before the event: a live view shows it at once.
+                    self._said_no_decider = True
+                    self.warnings.append(
+                        f'task "{task.id}": its permission policy asked about a '
+                        f"{event.tool_name} call and nobody can answer (no on_permission, "
+                        "no terminal, no service): every ask of this list is denied"
+                    )
                 if self.on_event is not None:
                     await self._emit(task.id, event)
 
@@ -559,7 +602,13 @@ class ListRun:
                     await self._refused(task, state, attempt, f"refused at the start: {exc}")
                     return
             if self.fleet is None:
-                handle = start_run(prompt, on_event=forward, **options)
+                handle = start_run(
+                    prompt,
+                    on_event=forward,
+                    on_permission=self._decider(task.id),
+                    _decider_name=self.decider_name,
+                    **options,
+                )
             else:
                 # The fleet names its runs; the list's link (parent_id) and a run's id are
                 # the worker's to keep, so neither is sent.

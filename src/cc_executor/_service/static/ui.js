@@ -247,7 +247,12 @@ if (runSection) {
     item.dataset.request = request.request_id;
     item.dataset.deadline = String(Date.now() / 1000 + (request.timeout_s || 0));
     item.append(
-      el("p", "pending-tool", `Tool: ${request.tool_name || "?"}`),
+      // A task list's requests name their task.
+      el(
+        "p",
+        "pending-tool",
+        `Tool: ${request.tool_name || "?"}` + (request.task_id ? ` (task ${request.task_id})` : ""),
+      ),
       el("pre", "tool-input", jsonText(request.tool_input)),
       el("span", "time-left", ""),
     );
