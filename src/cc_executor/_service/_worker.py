@@ -36,6 +36,7 @@ from cc_executor._fleet._base import (
     CANCEL,
     DEFAULT_QUEUE,
     PAUSE,
+    PERMISSION,
     RESUME,
     Fleet,
     Lease,
@@ -43,8 +44,11 @@ from cc_executor._fleet._base import (
 )
 from cc_executor._ids import new_run_id
 from cc_executor._run._budget import BudgetGuard, BudgetSettings, open_fleet_guard
-from cc_executor._run._fleet import MESSAGE_VERSION
+from cc_executor._run._fleet import MESSAGE_VERSION, decision_from_message
 from cc_executor._run._options import RunOptions
+from cc_executor._run._permissions import Decider, PermissionDecision, PermissionRequest
+from cc_executor._run._policy import Policy, parse_policy
+from cc_executor._run._prepare import PERMISSION_HOOK_AGENTS
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._service._policy import RunPolicy
@@ -57,6 +61,9 @@ log = logging.getLogger("cc_executor.worker")
 
 #: A run id as :func:`~cc_executor._ids.new_run_id` makes them (it names a folder here).
 _RUN_ID = re.compile(r"[0-9a-z]{26}")
+#: Seconds between two looks for a submitter's permission answer when no word of it came
+#: on the control channel (a message lost while the worker was not listening).
+_ANSWER_POLL_S = 2.0
 
 
 @dataclass
@@ -104,6 +111,9 @@ class _Active:
     #: Set when the lease was lost: another worker may run the run now, this copy stops
     #: and sends nothing more.
     lost: bool = False
+    #: One event per permission request waiting for its submitter's answer: set when the
+    #: control channel says an answer came.
+    asks: set[asyncio.Event] = field(default_factory=set)
 
 
 class FleetWorker:
@@ -183,6 +193,50 @@ class FleetWorker:
         except (ServiceError, TypeError, ValueError) as exc:
             raise RunRefused(str(exc)) from None
         return prompt, options
+
+    def check_policy(self, message: Mapping[str, Any], options: Mapping[str, Any]) -> Policy | None:
+        """The permission policy a run message carries (its rules, as data), checked like
+        any option; raises :class:`RunRefused` saying what is wrong."""
+        data = message.get("policy")
+        if data is None:
+            return None
+        try:
+            policy = parse_policy(data, "the run's permission policy")
+        except ValueError as exc:
+            raise RunRefused(str(exc)) from None
+        agent = options.get("agent", "claude")
+        if agent not in PERMISSION_HOOK_AGENTS:
+            raise RunRefused(
+                f"permission_policy: the {agent} agent has no permission hook, so its rules "
+                "cannot be applied while the run goes on: use the claude agent for a policy"
+            )
+        return policy
+
+    def _decider(self, run_id: str) -> Decider:
+        """The decider of a fleet run's ``ask``: its submitter, over the fleet. The request
+        is in the run's stream already (its ``permission_request`` event); the answer is
+        kept in the broker and announced on the control channel. The run's broker bounds
+        the wait by the policy's ``ask_timeout_s`` (then the call is denied)."""
+
+        async def decide(request: PermissionRequest) -> PermissionDecision:
+            asked = asyncio.Event()
+            active = self._active.get(run_id)
+            if active is not None:
+                active.asks.add(asked)
+            try:
+                while True:
+                    with contextlib.suppress(FleetError):
+                        found = await self.fleet.answered(run_id, request.id)
+                        if found is not None:
+                            return decision_from_message(found, "submitter")
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asked.wait(), _ANSWER_POLL_S)
+                    asked.clear()
+            finally:
+                if active is not None:
+                    active.asks.discard(asked)
+
+        return decide
 
     def check_exec(self, message: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """The argv (its program resolved) and options of a command message this worker
@@ -301,6 +355,9 @@ class FleetWorker:
             active.note(StatusEvent(t=time.monotonic(), status="paused"))
         elif command == RESUME and active.handle.resume():
             active.note(StatusEvent(t=time.monotonic(), status="resumed"))
+        elif command == PERMISSION:
+            for asked in active.asks:
+                asked.set()
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """Called in one of the broker's threads per message: runs it on the event loop
@@ -357,12 +414,24 @@ class FleetWorker:
                 limited: dict[str, Any] | None = None  # a command uses no API credential
             else:
                 prompt, options = self.check(message)
+                policy = self.check_policy(message, options)
                 if isinstance(recover, dict):
                     prompt, options, said = await self._recovered(run_id, prompt, options, recover)
                 limited = options
+                # The submitter answers the policy's ask only when it said it has a decider;
+                # otherwise they are denied at once, as for a local run without one.
+                decider = self._decider(run_id) if message.get("decider") is True else None
 
                 def start(on_event: Callable[[Any], None]) -> _Handle:
-                    return start_run(prompt, on_event=on_event, run_id=local_id, **options)
+                    return start_run(
+                        prompt,
+                        on_event=on_event,
+                        run_id=local_id,
+                        on_permission=decider,
+                        _decider_name="submitter",
+                        _policy=policy,
+                        **options,
+                    )
 
         except RunRefused as exc:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
