@@ -28,6 +28,7 @@ from cc_executor._run._permissions import (
     as_decision,
     call_decider,
 )
+from cc_executor._run._prepare import LIMIT_OPTIONS, check_option
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import EventCallback, RunHandle
 
@@ -494,7 +495,16 @@ def _policy_data(path: Any, cwd: Any) -> dict[str, Any] | None:
 
 
 #: The options an ``exec`` run on a fleet may have (those of the service's commands).
-EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace", "stdin")
+EXEC_OPTIONS = (
+    "cwd",
+    "env",
+    "timeout",
+    "idle_timeout",
+    "first_output_timeout",
+    "grace",
+    "stdin",
+    *LIMIT_OPTIONS,
+)
 
 
 def start_fleet_exec(
@@ -512,7 +522,8 @@ def start_fleet_exec(
     :class:`~cc_executor._agents._types.CommandOutputEvent` and a :class:`RunResult`
     (``exit_code``, ``status``; the output itself stays in the worker's run folder).
     ``options``: ``cwd``, ``env``, ``timeout``, ``idle_timeout``, ``first_output_timeout``,
-    ``grace``, ``stdin`` (text)."""
+    ``grace``, ``stdin`` (text), and the resource limits ``memory_max``, ``cpus``,
+    ``pids_max``, ``max_output_bytes`` (enforced on the worker, as for a local ``exec``)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -522,6 +533,9 @@ def start_fleet_exec(
     unknown = sorted(set(options) - set(EXEC_OPTIONS))
     if unknown:
         raise ValueError(f"unknown command option(s) {', '.join(unknown)} ({EXEC_OPTIONS})")
+    for name in LIMIT_OPTIONS:
+        if options.get(name) is not None:
+            check_option(name, options[name])  # said here, not as the worker's refusal
     queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     run_id = run_id or new_run_id()
     plain = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}

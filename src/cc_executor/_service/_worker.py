@@ -795,6 +795,7 @@ class _ExecHandle:
         on_event: Callable[[Any], None],
     ) -> None:
         from cc_executor._engine import SupervisedProcess
+        from cc_executor._run._prepare import limits_of
 
         self._proc = SupervisedProcess(
             argv,
@@ -806,6 +807,7 @@ class _ExecHandle:
             first_output_timeout=options.get("first_output_timeout"),
             grace=float(options.get("grace", 5.0)),
             run_id=run_id,
+            limits=limits_of(dict(options)),
         )
         self._on_event = on_event
         self._stopping: set[asyncio.Future[Any]] = set()
@@ -831,6 +833,8 @@ class _ExecHandle:
             stderr_tail=done.stderr_tail,
             warnings=list(done.warnings),
             incomplete_files=list(done.incomplete_files),
+            peak_memory_bytes=done.peak_memory_bytes,
+            cpu_time_s=done.cpu_time_s,
         )
 
     @property
