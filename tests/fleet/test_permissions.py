@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +23,8 @@ from cc_executor._agents._types import (
 )
 from cc_executor._run._permissions import PermissionRequest
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
-from tests.fleet.conftest import FleetBed
-
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+from tests.cli.test_permission_prompt import read_until
+from tests.fleet.conftest import CLI, FleetBed
 
 
 def _calls(match: str, tool: ToolUse) -> Rule:
@@ -33,6 +36,7 @@ SCRIPT = Script(
         _calls("deny-run", ToolUse("Bash", {"command": "rm -f keep.txt"})),
         _calls("ask-run", ToolUse("Write", {"file_path": "yes.txt", "content": "y"})),
         _calls("late-run", ToolUse("Write", {"file_path": "late.txt", "content": "x"})),
+        _calls("tty-run", ToolUse("Write", {"file_path": "tty.txt", "content": "t"})),
     ]
 )
 
@@ -45,6 +49,8 @@ def _decisions(events: list[AgentEvent]) -> list[tuple[str, str, str, str | None
     ]
 
 
+@pytest.mark.redis
+@pytest.mark.slow
 async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitter(
     fleet_bed: Any, tmp_path: Path
 ) -> None:
@@ -59,11 +65,11 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
         ask.write_text("ask_timeout_s: 60\ndefault: deny\nrules:\n  - ask: Write\n")
         late = policies / "late.yaml"
         late.write_text("ask_timeout_s: 3\ndefault: deny\nrules:\n  - ask: Write\n")
-        folders = {name: bed.workdir / name for name in ("deny", "ask", "late")}
+        folders = {name: bed.workdir / name for name in ("deny", "ask", "late", "tty")}
         for folder in folders.values():
             folder.mkdir()
         (folders["deny"] / "keep.txt").write_text("kept")
-        worker = bed.start_worker("--slots", "3")
+        worker = bed.start_worker("--slots", "4")
 
         asked: list[PermissionRequest] = []
         abandoned = asyncio.Event()
@@ -107,7 +113,10 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
                 permission_policy=str(late),
             ),
         }
+        # `run --fleet` on a terminal: the worker's question is asked there.
+        on_tty = asyncio.to_thread(_run_on_a_terminal, bed.url, folders["tty"], ask, tmp_path)
         results = {name: await handle.wait() for name, handle in handles.items()}
+        screen, printed = await on_tty
 
     # A deny rule is applied on the worker: the file is still there.
     assert (folders["deny"] / "keep.txt").read_text() == "kept"
@@ -132,10 +141,15 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
     # The submitter's decider was stopped when the worker's decision came.
     assert abandoned.is_set()
 
+    assert b"tty.txt" in screen
+    assert (folders["tty"] / "tty.txt").read_text() == "t"
+    assert printed["status"] == "ok", printed
+
     # The worker's history keeps every decision, with who decided.
     kept = {}
-    for name, result in results.items():
-        shown = worker.cc("show", result.run_id, "--json")
+    run_ids = {name: result.run_id for name, result in results.items()}
+    for name, run_id in {**run_ids, "tty": printed["run_id"]}.items():
+        shown = worker.cc("show", run_id, "--json")
         assert shown.returncode == 0, shown.stderr
         kept[name] = [
             (d["tool_name"], d["decision"], d["decided_by"])
@@ -145,4 +159,69 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
         "deny": [("Bash", "deny", "rule")],
         "ask": [("Write", "allow", "callback")],
         "late": [("Write", "deny", "timeout")],
+        "tty": [("Write", "allow", "console")],
     }
+
+
+def _run_on_a_terminal(
+    url: str, cwd: Path, policy: Path, tmp_path: Path
+) -> tuple[bytes, dict[str, Any]]:
+    """``cc-executor run --fleet`` with a terminal as stdin and stderr: answer ``y`` to
+    its question; what the terminal showed and the printed result."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "CC_EXECUTOR_HOME": str(tmp_path / "submitter")}
+    argv = [CLI, "run", "tty-run", "--json", "--fleet", url, "--cwd", str(cwd)]
+    proc = subprocess.Popen(
+        [*argv, "--permission-policy", str(policy)],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=env,
+    )
+    os.close(terminal)
+    seen = bytearray()
+    try:
+        read_until(controller, b"Allow? [y/N] ", seen)
+        os.write(controller, b"y\n")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(controller)
+    return bytes(seen), json.loads(out)
+
+
+def test_the_worker_checks_a_policy_as_data_and_reads_answers_as_untrusted(
+    tmp_path: Path,
+) -> None:
+    from cc_executor._errors import RunRefused
+    from cc_executor._run._fleet import decision_from_message
+    from cc_executor._run._policy import load_policy, parse_policy
+    from cc_executor._service._worker import FleetWorker, WorkerConfig
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("ask_timeout_s: 5\ndefault: deny\nrules:\n  - allow: Bash(git log:*)\n")
+    loaded = load_policy(policy)
+    # What a submitter sends is what the worker reads back.
+    assert parse_policy(loaded.to_dict()) == loaded
+
+    worker = FleetWorker(WorkerConfig(fleet="unix:///nonexistent.sock"))
+    assert worker.check_policy({"policy": loaded.to_dict()}, {}) == loaded
+    assert worker.check_policy({}, {}) is None
+    for bad, said in [
+        ({"rules": [{"maybe": "Bash"}]}, "the action must be allow, deny or ask"),
+        ({"default": "deny", "path": "/etc/p.yaml"}, "unknown key(s) path"),
+        ("/etc/p.yaml", "a permission policy is a mapping"),
+    ]:
+        with pytest.raises(RunRefused, match=re.escape(said)):
+            worker.check_policy({"policy": bad}, {})
+    with pytest.raises(RunRefused, match="the codex agent has no permission hook"):
+        worker.check_policy({"policy": loaded.to_dict()}, {"agent": "codex"})
+
+    allowed = decision_from_message({"behavior": "allow", "decided_by": "console"}, "submitter")
+    assert (allowed.behavior, allowed.decided_by, allowed.message) == ("allow", "console", None)
+    odd = decision_from_message({"behavior": "yes please", "message": 7}, "submitter")
+    assert (odd.behavior, odd.decided_by) == ("deny", "submitter")
+    assert odd.message == "the submitter answered 'yes please', not allow or deny"
+    long = decision_from_message({"behavior": "deny", "message": "x" * 10_000}, "submitter")
+    assert long.message == "x" * 2000

@@ -1252,7 +1252,15 @@ def start_run(
             raise ValueError("a fleet run's policy is its permission_policy file")
         from cc_executor._run._fleet import start_fleet_run
 
-        return start_fleet_run(prompt, fleet, on_event, options, queue, on_permission=on_permission)
+        return start_fleet_run(
+            prompt,
+            fleet,
+            on_event,
+            options,
+            queue,
+            on_permission=on_permission,
+            decider_name=_decider_name,
+        )
     if queue is not None:
         raise ValueError("queue names a fleet's queue: give fleet= too")
     try:
