@@ -8,6 +8,10 @@ checks as the service (:class:`~cc_executor._service._policy.RunPolicy`: ``cwd``
 an agent is configured with) and its own list of agents, and sends a refusal back to the
 submitter instead. A run is started only by the holder of its lease, so a second delivery
 of a run in progress (a broker that thought this worker gone) is dropped.
+
+A run's permission policy comes in its message as data (its rules), parsed like any
+option and applied here; its ``ask`` requests are answered by the submitter through the
+fleet (:meth:`FleetWorker._decider`), denied at the policy's timeout.
 """
 
 from __future__ import annotations
