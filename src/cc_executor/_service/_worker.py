@@ -747,8 +747,13 @@ class FleetWorker:
         cancel was asked while no control message could reach this worker. Ship the
         session transcript meanwhile (the agent writes it between events too)."""
         ttl = self.config.heartbeat_timeout_s
+        # Not `while True`: the run's end cancels this task, and a cancellation lost in a
+        # broker call (seen once: the run's result was never sent, its lease renewed for
+        # ever) must not keep it alive; it then ends at its next look.
         while True:
             await asyncio.sleep(max(0.2, ttl / 4))
+            if active.handle.done:
+                return
             try:
                 held = await self.fleet.renew(active.lease, ttl)
                 cancelled = await self.fleet.cancel_requested(active.lease.run_id)
