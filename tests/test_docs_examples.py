@@ -81,6 +81,7 @@ UNTESTED = {
     ("docs/fleet.md", "# Each worker says which remotes its runs may clone (a pattern, * ma"),
     ("docs/fleet.md", 'cc-executor serve --fleet "$CC_EXECUTOR_FLEET" --allow-dir /srv/rep'),
     ("docs/fleet.md", "# `make test` on any worker started with --allow-exec make"),
+    ("docs/fleet.md", 'cc-executor run --fleet "$CC_EXECUTOR_FLEET" --permission-policy'),
     ("docs/fleet.md", "cc-executor exec --fleet redis://redis.internal:6379/0 --cwd /srv/rep"),
     ("docs/fleet.md", 'cc-executor tasks run review.md --fleet "$CC_EXECUTOR_FLEET" --max-paral'),
 }

@@ -1,30 +1,26 @@
-"""``serve --fleet`` refuses settings that would not reach the fleet's runs."""
+"""``serve --fleet``: which settings reach the fleet's runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-CLI = str(Path(sys.executable).parent / "cc-executor")
 
+def test_a_permission_policy_goes_with_the_fleet_runs(tmp_path: Path, cc_home: Path) -> None:
+    # Fourth pass P13 refused it (the workers took no policy); now its rules travel with
+    # every fleet run (tests/fleet/test_serve.py), and only it of the agent settings.
+    from cc_executor._cli import build_parser
+    from cc_executor._cli._serve import _policy_and_config
+    from cc_executor._service._manager import RunManager
 
-def test_a_permission_policy_is_refused_with_a_fleet(tmp_path: Path) -> None:
-    # Fourth pass P13: accepted, and silently not applied to a single fleet run (the
-    # workers run the agents and take no policy).
     policy = tmp_path / "p.yaml"
     policy.write_text("default: deny\n")
-    done = subprocess.run(
-        [CLI, "serve", "--fleet", "redis://127.0.0.1:1/0", "--permission-policy", str(policy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    argv = ["serve", "--fleet", "redis://127.0.0.1:1/0", "--allow-dir", str(tmp_path)]
+    args = build_parser("serve").parse_args(
+        [*argv, "--permission-policy", str(policy), "--claude", "/bin/true"]
     )
-    assert done.returncode == 2
-    # (Before it, a line about the new bearer token of the test's data folder.)
-    last = done.stderr.splitlines()[-1]
-    assert "--permission-policy does not apply to fleet runs" in last
+    built = _policy_and_config(args)
+    assert built is not None
+    assert RunManager(built[1])._agent_defaults("claude") == {"permission_policy": str(policy)}
 
 
 def test_serve_allow_repo_lets_runs_name_the_repos_it_matches(

@@ -29,14 +29,26 @@ async def test_a_command_runs_on_a_worker_with_its_output_as_events(fleet_bed: A
             cwd=str(bed.workdir),
         )
         result = await handle.wait()
+        # Its resource limits go with it and are enforced on the worker.
+        flood = start_fleet_exec(
+            ["sh", "-c", "yes | head -c 1000000"],
+            bed.url,
+            cwd=str(bed.workdir),
+            max_output_bytes="4K",
+        )
+        flooded = await flood.wait()
         refused = start_fleet_exec(["python3", "-c", "pass"], bed.url, cwd=str(bed.workdir))
         with pytest.raises(RunRefused, match="not on this server's exec allowlist"):
             await refused.wait()
+        with pytest.raises(ValueError, match="max_output_bytes"):
+            start_fleet_exec(["sh"], bed.url, cwd=str(bed.workdir), max_output_bytes="lots")
     assert result.status.value == "failed", result
     assert result.exit_code == 3
     assert str(worker.data) in (result.run_dir or "")
     lines = [(e.stream, e.text) for e in events if isinstance(e, CommandOutputEvent)]
     assert sorted(lines) == [("stderr", "two"), ("stdout", "one")]
+    assert flooded.status.value == "limit_exceeded", flooded
+    assert "max_output_bytes 4096" in (flooded.error or "")
 
 
 async def test_a_submit_wakes_the_workers_of_its_queue(redis_server: RedisServer) -> None:

@@ -4,6 +4,7 @@ worker set-up for both (slow tests are few)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from typing import Any
 
@@ -58,7 +59,16 @@ async def test_a_worker_bounds_streams_and_runs_exec_from_the_command_line(
             [CLI, "exec", "--fleet", bed.url, "--cwd", str(bed.workdir), "--", "python3", "-V"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+        # A resource limit goes with the command, enforced on its worker.
+        limited = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "exec", "--fleet", bed.url, "--cwd", str(bed.workdir), "--json",
+             "--max-output-bytes", "1K", "--", "sh", "-c", "yes | head -c 100000"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
     assert (ran.returncode, ran.stdout, ran.stderr) == (7, "out\n", "err\n")
+    assert limited.returncode == 1, limited.stderr
+    assert json.loads(limited.stdout)["status"] == "limit_exceeded"
     assert refused.returncode == 125
     assert "not on this server's exec allowlist" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1, refused.stderr

@@ -16,6 +16,7 @@ from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
 from tests.fleet.conftest import CLI
 from tests.service.conftest import launch, sse_events
+from tests.service.test_permissions import await_for_async
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -40,13 +41,23 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
                 match="^hold",
                 answers=[Reply([Text("working on it"), ToolUse("Bash", {"command": NEEDLE})])],
             ),
+            Rule(
+                match="^write",
+                answers=[
+                    Reply([ToolUse("Write", {"file_path": "approved.txt", "content": "ok"})]),
+                    Reply([Text("written")]),
+                ],
+            ),
             Rule(answers=[Reply([Text("done on a worker")])]),
         ]
     )
+    # The service's policy goes with its fleet runs; its ask comes back to its queue.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("ask_timeout_s: 120\ndefault: allow\nrules:\n  - ask: Write\n")
     async with fleet_bed(script) as bed:
         worker = bed.start_worker()
         home = tmp_path / "service-home"
-        service = launch(home, bed.workdir, "--fleet", bed.url)
+        service = launch(home, bed.workdir, "--fleet", bed.url, "--permission-policy", str(policy))
         try:
             async with service.client() as client:
                 options = {"cwd": str(bed.workdir)}
@@ -54,6 +65,21 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
                 assert quick.status_code == 202, quick.text
                 quick_id = quick.json()["run_id"]
                 events = await sse_events(client, quick_id)
+                write = await client.post("/runs", json={"prompt": "write", "options": options})
+                write_id = write.json()["run_id"]
+                pending: list[dict[str, Any]] = []
+
+                async def asked() -> bool:
+                    listed = await client.get(f"/runs/{write_id}/permissions")
+                    pending[:] = listed.json()["permissions"]
+                    return bool(pending)
+
+                await await_for_async(asked)
+                (request,) = pending
+                url = f"/runs/{write_id}/permissions/{request['request_id']}/decision"
+                approved = await client.post(url, json={"decision": "allow"})
+                assert approved.status_code == 200, approved.text
+                written = await sse_events(client, write_id)
                 # The fleet's workers, for the API and the dashboard's overview.
                 status = await client.get("/fleet")
                 assert status.status_code == 200, status.text
@@ -81,6 +107,12 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
             await asyncio.to_thread(service.stop)
     done = events[-1]
     assert done["status"] == "ok", done
+    assert written[-1]["status"] == "ok", written[-1]
+    assert (bed.workdir / "approved.txt").read_text() == "ok"
+    decisions = [e for e in written if e["type"] == "permission_decision"]
+    assert [(d["tool_name"], d["decision"], d["decided_by"]) for d in decisions] == [
+        ("Write", "allow", "service (HTTP)")
+    ]
     assert seen["pid"] == worker.proc.pid
     assert seen["slots"] >= 1
     assert "claude" in seen["agents"]

@@ -307,6 +307,8 @@ class PermissionRequestEvent(AgentEvent):
     tool_input: Mapping[str, Any] = field(default_factory=dict)
     tool_use_id: str | None = None
     timeout_s: float = 0.0
+    #: The rule that asked (None: the policy's default).
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -72,7 +72,7 @@ def add_parser(sub: Any) -> None:
         metavar="URL",
         help="run the command on a worker of the fleet at URL (default: $CC_EXECUTOR_FLEET) "
         "started with --allow-exec for it; its output streams back, the exit code is its "
-        "(docs/fleet.md). Not with --run-dir, --timeout auto or resource limits",
+        "(docs/fleet.md), within the resource limits given. Not with --run-dir or --timeout auto",
     )
     p.add_argument(
         "--queue",
@@ -274,20 +274,17 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
         for flag, given in (
             ("--run-dir", args.run_dir is not None),
             ("--timeout auto", args.timeout == "auto"),
-            *(
-                (f"--{n.replace('_', '-')}", getattr(args, n, None) is not None)
-                for n in LIMIT_OPTIONS
-            ),
         )
         if given
     ]
     if local_only:
-        # The run folder and the limits are the worker's: say so rather than ignore them.
+        # The run folder is the worker's: say so rather than ignore it.
         return usage_error(
             me, f"{local_only[0]} is not available with --fleet", json_output=args.json
         )
     options: dict[str, Any] = {"grace": args.grace}
-    for name in ("timeout", "idle_timeout", "first_output_timeout", "cwd"):
+    # The resource limits go with the command: its worker enforces them.
+    for name in ("timeout", "idle_timeout", "first_output_timeout", "cwd", *LIMIT_OPTIONS):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.stdin == "-":

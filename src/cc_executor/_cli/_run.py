@@ -177,16 +177,23 @@ def _run(
             return _usage_error(args, exc)
 
     async def go() -> RunResult:
+        decider = None
+        if options.get("permission_policy"):
+            from cc_executor._cli._permission_prompt import console_decider
+
+            # On a fleet too: the worker asks this terminal about the policy's ask rules.
+            decider = console_decider(view)
         if fleet:
             handle = start_run(
-                prompt, on_event=view.handle if view else None, fleet=fleet, queue=queue, **options
+                prompt,
+                on_event=view.handle if view else None,
+                on_permission=decider,
+                fleet=fleet,
+                queue=queue,
+                _decider_name="console",
+                **options,
             )
         else:
-            decider = None
-            if options.get("permission_policy"):
-                from cc_executor._cli._permission_prompt import console_decider
-
-                decider = console_decider(view)
             handle = start_run(
                 prompt,
                 on_event=view.handle if view else None,

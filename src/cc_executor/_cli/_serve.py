@@ -328,13 +328,6 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
     try:
         agents, agent_defaults = agent_settings(args)
         fleet = _fleet_of(args)
-        if fleet is not None and any("permission_policy" in d for d in agent_defaults.values()):
-            # Not sent to the workers, which have no policy option: accepted, it would be
-            # a control the operator believes in and no run obeys.
-            raise ValueError(
-                "--permission-policy does not apply to fleet runs (the workers run the "
-                "agents, and take no policy yet): drop it, or serve without --fleet"
-            )
         config = ManagerConfig(
             max_concurrent=args.max_concurrent,
             max_queued=args.max_queued,

@@ -30,6 +30,9 @@ def check_queue(name: str) -> str:
 CANCEL = "cancel"
 PAUSE = "pause"
 RESUME = "resume"
+#: Told to the worker holding a run when its submitter answered a permission request (the
+#: answer itself is kept in the broker: :meth:`Fleet.answered`).
+PERMISSION = "permission"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,14 @@ class Fleet(Protocol):
     async def command(self, run_id: str, command: str) -> None:
         """Publish ``command`` for the worker holding the run (not durable: a worker that
         does not hold it ignores it)."""
+
+    async def answer(self, run_id: str, request_id: str, decision: Mapping[str, Any]) -> bool:
+        """Keep the submitter's ``decision`` on the run's permission request ``request_id``
+        (the first answer stands: False when one was kept already) and tell the worker
+        holding the run on the control channel (:data:`PERMISSION`)."""
+
+    async def answered(self, run_id: str, request_id: str) -> dict[str, Any] | None:
+        """The decision kept for the run's permission request, None while there is none."""
 
     async def where(self, run_id: str) -> str:
         """Where the run is: ``"running"`` (a worker holds its lease), ``"over"``,

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from dramatiq.middleware import Retries
 
 from cc_executor._errors import FleetError
-from cc_executor._fleet._base import DEFAULT_QUEUE, Handler, Lease, check_queue
+from cc_executor._fleet._base import DEFAULT_QUEUE, PERMISSION, Handler, Lease, check_queue
 from cc_executor._fleet._limits import RedisLimits
 from cc_executor._fleet._url import FleetTarget
 from cc_executor._fleet._wake import CHANNEL, Waker, WakingBroker
@@ -151,7 +151,17 @@ return 1
 
 
 #: The keys of a run kept for the retention time once it ends.
-_KEPT = ("events", "bytes", "cancel", "known", "attempt", "session", "transcript", "queue")
+_KEPT = (
+    "events",
+    "bytes",
+    "cancel",
+    "known",
+    "attempt",
+    "session",
+    "transcript",
+    "queue",
+    "answers",
+)
 
 
 @contextlib.contextmanager
@@ -355,6 +365,31 @@ class RedisFleet:
             await self._redis.publish(
                 f"{NAMESPACE}:control", orjson.dumps({"run_id": run_id, "command": command})
             )
+
+    async def answer(self, run_id: str, request_id: str, decision: Mapping[str, Any]) -> bool:
+        key = self._key("answers", run_id)
+        with _said(self.url):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(key, request_id, orjson.dumps(dict(decision)))
+                pipe.expire(key, RETENTION_S)
+                first, _ = await pipe.execute()
+            # Published after it is kept: the worker reads the answer when told.
+            await self._redis.publish(
+                f"{NAMESPACE}:control",
+                orjson.dumps({"run_id": run_id, "command": PERMISSION}),
+            )
+        return bool(first)
+
+    async def answered(self, run_id: str, request_id: str) -> dict[str, Any] | None:
+        with _said(self.url):
+            found = await self._redis.hget(self._key("answers", run_id), request_id)
+        if not isinstance(found, bytes):
+            return None
+        try:
+            data = orjson.loads(found)
+        except orjson.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
 
     async def where(self, run_id: str) -> str:
         with _said(self.url):

@@ -21,6 +21,14 @@ from cc_executor._fleet import open_fleet
 from cc_executor._fleet._base import DEFAULT_QUEUE, PAUSE, RESUME, check_queue
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
+from cc_executor._run._permissions import (
+    Decider,
+    PermissionDecision,
+    PermissionRequest,
+    as_decision,
+    call_decider,
+)
+from cc_executor._run._prepare import LIMIT_OPTIONS, check_option
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import EventCallback, RunHandle
 
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
 MESSAGE_VERSION = 1
 #: Seconds one read of the event stream blocks before it looks again.
 _READ_BLOCK_S = 5.0
+#: The longest ``message`` and ``decided_by`` of a decision a worker takes from its submitter.
+_MAX_DECISION_TEXT = 2000
 #: Seconds a follower keeps trying to reach a broker that went away (it retries with
 #: back-off, then raises FleetError): a restarted Redis is back well within it.
 BROKER_PATIENCE_S = 300.0
@@ -109,6 +119,33 @@ def run_message(
     }
 
 
+def decision_message(decision: PermissionDecision) -> dict[str, Any]:
+    """What a submitter sends its run's worker for one permission request (JSON)."""
+    return {
+        "behavior": decision.behavior,
+        "message": decision.message,
+        "decided_by": decision.decided_by,
+    }
+
+
+def decision_from_message(data: Mapping[str, Any], default_by: str) -> PermissionDecision:
+    """The decision a worker reads from its submitter's answer (untrusted data: anything
+    but a plain ``allow`` is a deny, texts are bounded; ``updated_input`` is not taken, the
+    tool runs with the input it asked about)."""
+    behavior = "allow" if data.get("behavior") == "allow" else "deny"
+    message = data.get("message")
+    decided_by = data.get("decided_by")
+    text = str(message)[:_MAX_DECISION_TEXT] if isinstance(message, str) and message else None
+    if behavior == "deny" and data.get("behavior") != "deny":
+        text = f"the submitter answered {str(data.get('behavior'))[:100]!r}, not allow or deny"
+    who = (
+        decided_by[:_MAX_DECISION_TEXT]
+        if isinstance(decided_by, str) and decided_by.strip()
+        else default_by
+    )
+    return PermissionDecision(behavior, text, who)
+
+
 class FleetRunHandle(RunHandle):
     """A run queued on a fleet (see :func:`start_fleet_run`). ``wait()`` returns its
     :class:`RunResult` (``process`` is None: the process ran on the worker, whose history
@@ -117,15 +154,30 @@ class FleetRunHandle(RunHandle):
     process tree on its worker; the partial result comes back). ``pause()``/``resume()``
     ask the worker to SIGSTOP/SIGCONT the run's tree and return True once the run has
     started and until it ends (False before: a queued run cannot be paused); the worker
-    then sends a ``status`` event ``paused``/``resumed`` (none if it was already so)."""
+    then sends a ``status`` event ``paused``/``resumed`` (none if it was already so).
+
+    ``on_permission``: asked about each ``permission_request`` event of the run (its
+    policy's ``ask``), its answer sent to the worker; a request the worker decided
+    meanwhile (its timeout) is no longer asked."""
 
     def __init__(
-        self, fleet: Fleet, run_id: str, message: dict[str, Any], on_event: EventCallback | None
+        self,
+        fleet: Fleet,
+        run_id: str,
+        message: dict[str, Any],
+        on_event: EventCallback | None,
+        *,
+        on_permission: Decider | None = None,
+        decider_name: str = "callback",
     ) -> None:
         self._fleet = fleet
         self._id = run_id
         self._message = message
         self._on_event = on_event
+        self._on_permission = on_permission
+        self._decider_name = decider_name
+        #: The permission requests being asked of ``on_permission``, by request id.
+        self._asking: dict[str, asyncio.Task[None]] = {}
         self._controls: set[asyncio.Task[str]] = set()
         #: Set once the run's first event came: a worker runs it, pause() can reach it.
         self._started = False
@@ -180,6 +232,53 @@ class FleetRunHandle(RunHandle):
     async def wait(self) -> RunResult:
         return await asyncio.shield(self._task)
 
+    def _permission(self, data: Mapping[str, Any]) -> None:
+        """Ask ``on_permission`` about a request event (in a task: the stream goes on
+        meanwhile); stop asking once the worker sends the request's decision."""
+        request_id = str(data.get("request_id") or "")
+        if not request_id:
+            return
+        if data.get("type") == "permission_decision":
+            asking = self._asking.pop(request_id, None)
+            if asking is not None:
+                asking.cancel()
+        elif data.get("type") == "permission_request" and request_id not in self._asking:
+            task = asyncio.ensure_future(self._decide(request_id, data))
+            self._asking[request_id] = task
+            task.add_done_callback(lambda _: self._asking.pop(request_id, None))
+
+    async def _decide(self, request_id: str, data: Mapping[str, Any]) -> None:
+        assert self._on_permission is not None
+        tool_input = data.get("tool_input")
+        tool_use_id = data.get("tool_use_id")
+        timeout = data.get("timeout_s")
+        request = PermissionRequest(
+            request_id,
+            self._id,
+            str(data.get("tool_name") or ""),
+            dict(tool_input) if isinstance(tool_input, Mapping) else {},
+            tool_use_id if isinstance(tool_use_id, str) else None,
+            rule=data.get("rule") if isinstance(data.get("rule"), str) else None,
+            requested_at=time.time(),
+            timeout_s=float(timeout) if isinstance(timeout, (int, float)) else 0.0,
+        )
+        try:
+            decision = as_decision(
+                await call_decider(self._on_permission, request), self._decider_name
+            )
+        except Exception as exc:  # the caller's decider failed: its call is denied
+            decision = PermissionDecision(
+                "deny", f"the decider failed: {type(exc).__name__}: {exc}", self._decider_name
+            )
+        try:
+            await self._fleet.answer(self._id, request_id, decision_message(decision))
+        except FleetError as exc:
+            # The worker denies the call at its timeout: say why here, never lose it.
+            print(
+                f"cc-executor: the answer to {request_id} of fleet run {self._id}: {exc}",
+                file=sys.stderr,
+            )
+
     async def _deliver(self, event: AgentEvent) -> None:
         """Pass ``event`` to ``on_event``; if it raises, the run is stopped (as a local
         run is) and the exception goes to the caller of ``wait()``."""
@@ -201,6 +300,8 @@ class FleetRunHandle(RunHandle):
                     after = entry_id
                     kind = entry.get("kind")
                     self._started = self._started or kind == "event"
+                    if kind == "event" and self._on_permission is not None:
+                        self._permission(entry["event"])
                     if kind == "event" and self._on_event is not None:
                         await self._deliver(event_from_dict(entry["event"]))
                     elif kind == "result":
@@ -208,6 +309,10 @@ class FleetRunHandle(RunHandle):
                     elif kind == "refused":
                         raise RunRefused(str(entry.get("error")))
         finally:
+            for asking in self._asking.values():
+                asking.cancel()
+            if self._asking:
+                await asyncio.wait(set(self._asking.values()))
             # A cancel of a queued run writes the result this loop returns on, then goes on
             # with the same connections: let it end before they close.
             if self._controls:
@@ -331,10 +436,16 @@ def start_fleet_run(
     queue: str | None = None,
     *,
     run_id: str | None = None,
+    on_permission: Decider | None = None,
+    decider_name: str = "callback",
 ) -> FleetRunHandle:
     """Check the options here (as for a local run), then queue the run on ``fleet``'s
     queue ``queue`` (None: the default queue) under ``run_id`` (None: a fresh one; a
-    service gives its own, so that its id is the fleet's)."""
+    service gives its own, so that its id is the fleet's).
+
+    A ``permission_policy`` file is read here and its rules go in the message (the worker
+    cannot read this machine's files); ``on_permission`` answers its ``ask`` requests
+    (without it, the worker denies them at once, as a local run without a decider)."""
     queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     try:
         asyncio.get_running_loop()
@@ -348,19 +459,52 @@ def start_fleet_run(
     if "run_id" in options or "run_dir" in options:
         raise ValueError("a fleet run's id and folder are chosen by its worker: give neither")
     RunOptions.from_kwargs(options)
+    policy = _policy_data(options.pop("permission_policy", None), options.get("cwd"))
     run_id = run_id or new_run_id()
     message = run_message(prompt, run_id, options, queue)
+    if policy is not None:
+        message["policy"] = policy
+        message["decider"] = on_permission is not None
     try:
         import orjson
 
         orjson.dumps(message)
     except TypeError as exc:
         raise ValueError(f"a fleet run's options must be JSON values: {exc}") from None
-    return FleetRunHandle(open_fleet(fleet), run_id, message, on_event)
+    return FleetRunHandle(
+        open_fleet(fleet),
+        run_id,
+        message,
+        on_event,
+        on_permission=on_permission,
+        decider_name=decider_name,
+    )
+
+
+def _policy_data(path: Any, cwd: Any) -> dict[str, Any] | None:
+    """The rules of the policy file at ``path`` (relative to ``cwd``, as for a local run),
+    as the data a worker parses again (None: no policy)."""
+    if path is None:
+        return None
+    from cc_executor._run._policy import load_policy
+
+    name = os.fspath(path)
+    if not os.path.isabs(name) and cwd:
+        name = os.path.join(os.fspath(cwd), name)
+    return load_policy(name).to_dict()
 
 
 #: The options an ``exec`` run on a fleet may have (those of the service's commands).
-EXEC_OPTIONS = ("cwd", "env", "timeout", "idle_timeout", "first_output_timeout", "grace", "stdin")
+EXEC_OPTIONS = (
+    "cwd",
+    "env",
+    "timeout",
+    "idle_timeout",
+    "first_output_timeout",
+    "grace",
+    "stdin",
+    *LIMIT_OPTIONS,
+)
 
 
 def start_fleet_exec(
@@ -378,7 +522,8 @@ def start_fleet_exec(
     :class:`~cc_executor._agents._types.CommandOutputEvent` and a :class:`RunResult`
     (``exit_code``, ``status``; the output itself stays in the worker's run folder).
     ``options``: ``cwd``, ``env``, ``timeout``, ``idle_timeout``, ``first_output_timeout``,
-    ``grace``, ``stdin`` (text)."""
+    ``grace``, ``stdin`` (text), and the resource limits ``memory_max``, ``cpus``,
+    ``pids_max``, ``max_output_bytes`` (enforced on the worker, as for a local ``exec``)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -388,6 +533,9 @@ def start_fleet_exec(
     unknown = sorted(set(options) - set(EXEC_OPTIONS))
     if unknown:
         raise ValueError(f"unknown command option(s) {', '.join(unknown)} ({EXEC_OPTIONS})")
+    for name in LIMIT_OPTIONS:
+        if options.get(name) is not None:
+            check_option(name, options[name])  # said here, not as the worker's refusal
     queue = check_queue(queue) if queue is not None else DEFAULT_QUEUE
     run_id = run_id or new_run_id()
     plain = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}

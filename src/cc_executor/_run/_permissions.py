@@ -347,6 +347,7 @@ class PermissionBroker:
                 tool_input=tool_input,
                 tool_use_id=tool_use_id,
                 timeout_s=timeout,
+                rule=rule,
             )
         )
         self._hold()
@@ -376,12 +377,16 @@ class PermissionBroker:
 
     async def _call(self, request: PermissionRequest) -> Any:
         assert self.decider is not None
-        if inspect.iscoroutinefunction(self.decider):
-            answer = await self.decider(request)
-        else:
-            # In a thread: a callback that blocks (a prompt) neither stalls the run's loop
-            # nor escapes the timeout.
-            answer = await asyncio.to_thread(self.decider, request)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return answer
+        return await call_decider(self.decider, request)
+
+
+async def call_decider(decider: Decider, request: PermissionRequest) -> Any:
+    """``decider``'s answer to ``request``: awaited when async, else called in a thread (a
+    callback that blocks, a prompt, neither stalls the run's loop nor escapes a timeout)."""
+    if inspect.iscoroutinefunction(decider):
+        answer = await decider(request)
+    else:
+        answer = await asyncio.to_thread(decider, request)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer

@@ -127,6 +127,15 @@ class Policy:
         """Whether any call can end up asking a decider."""
         return self.default == "ask" or any(r.action == "ask" for r in self.rules)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as the data of its file (what :func:`parse_policy` reads back): a
+        fleet run carries it in its message, for a worker that cannot read the file."""
+        return {
+            "ask_timeout_s": self.ask_timeout_s,
+            "default": self.default,
+            "rules": [{rule.action: rule.pattern} for rule in self.rules],
+        }
+
     def with_tool_lists(self, allowed: Sequence[str], disallowed: Sequence[str]) -> Policy:
         """This policy with ``--disallowed-tools`` then ``--allowed-tools`` as deny and allow
         rules ahead of its own (the CLI enforces those lists itself, before asking)."""

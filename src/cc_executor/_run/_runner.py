@@ -66,6 +66,7 @@ from cc_executor._store import (
 if TYPE_CHECKING:
     from cc_executor._agents._base import AgentAdapter, StreamParser
     from cc_executor._run._permissions import Decider, PermissionBroker
+    from cc_executor._run._policy import Policy
     from cc_executor._run._workspace import Workspace
 
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
@@ -274,6 +275,7 @@ class _Run:
         *,
         on_permission: Decider | None = None,
         decider_name: str = "callback",
+        policy: Policy | None = None,
     ):
         if not isinstance(prompt, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"the prompt must be a str or bytes, got {type(prompt).__name__}")
@@ -358,6 +360,9 @@ class _Run:
         #: Who decides a permission policy's ``ask`` (None: such calls are denied).
         self.on_permission = on_permission
         self.decider_name = decider_name
+        #: A permission policy given as data (a fleet run's, from its message), in place of
+        #: ``permission_policy``'s file.
+        self.policy = policy
         self._broker: PermissionBroker | None = None
         #: The run folder's control socket, while the run lasts (see ``_control``).
         self._control: ControlChannel | None = None
@@ -456,11 +461,13 @@ class _Run:
         from cc_executor._run._policy import load_policy
 
         opts = self.options
-        assert opts.permission_policy is not None
-        path = os.path.join(self.cwd, os.fspath(opts.permission_policy))
-        policy = (await asyncio.to_thread(load_policy, path)).with_tool_lists(
-            list(opts.allowed_tools), list(opts.disallowed_tools)
-        )
+        if self.policy is not None:
+            given = self.policy
+        else:
+            assert opts.permission_policy is not None
+            path = os.path.join(self.cwd, os.fspath(opts.permission_policy))
+            given = await asyncio.to_thread(load_policy, path)
+        policy = given.with_tool_lists(list(opts.allowed_tools), list(opts.disallowed_tools))
 
         def hold() -> None:
             if self.process is not None:
@@ -578,7 +585,7 @@ class _Run:
         elif own_home(self.adapter, opts):
             self.home = new_home(str(self.run_dir))
         argv = self.adapter.command(executable, opts)
-        if opts.permission_policy is not None:
+        if opts.permission_policy is not None or self.policy is not None:
             try:
                 argv += await self._permission_flags()
             except (OSError, ValueError) as exc:
@@ -1217,6 +1224,7 @@ def start_run(
     fleet: str | None = None,
     queue: str | None = None,
     _decider_name: str = "callback",
+    _policy: Policy | None = None,
     **options: Any,
 ) -> RunHandle:
     """Start a run in the background of the running event loop and return its handle.
@@ -1228,7 +1236,9 @@ def start_run(
     ``queue``: the fleet's queue to put it on (default ``"default"``); only with ``fleet``.
 
     ``on_permission``: the decider of the ``permission_policy``'s ``ask`` rules, as for
-    :func:`run`.
+    :func:`run`. On a fleet, the policy goes with the run to its worker, which applies
+    its rules there and asks ``on_permission`` here (over the fleet) for each ``ask``; the
+    worker denies a call whose answer does not come within the policy's ``ask_timeout_s``.
 
     ``launched``: the CLI, already started by ``cc_executor._engine._launch.launch`` with
     this prompt (saved in its run folder) as stdin and the argv these options give (the
@@ -1238,11 +1248,19 @@ def start_run(
     if fleet is not None:
         if launched is not None:
             raise ValueError("a fleet run is started by its worker: it cannot adopt a launch")
-        if on_permission is not None:
-            raise ValueError("on_permission: a fleet run is decided on its worker, not here")
+        if _policy is not None:
+            raise ValueError("a fleet run's policy is its permission_policy file")
         from cc_executor._run._fleet import start_fleet_run
 
-        return start_fleet_run(prompt, fleet, on_event, options, queue)
+        return start_fleet_run(
+            prompt,
+            fleet,
+            on_event,
+            options,
+            queue,
+            on_permission=on_permission,
+            decider_name=_decider_name,
+        )
     if queue is not None:
         raise ValueError("queue names a fleet's queue: give fleet= too")
     try:
@@ -1259,6 +1277,7 @@ def start_run(
             launched,
             on_permission=on_permission,
             decider_name=_decider_name,
+            policy=_policy,
         )
     except BaseException:
         if launched is not None:

@@ -104,7 +104,8 @@ class ManagerConfig:
       server-only options.
     - ``fleet`` (and ``fleet_queue``): agent runs and task lists go to this fleet's queue
       (docs/fleet.md) under the same ids, events and controls; the workers apply their
-      own policy and agent settings (``agent_defaults`` are not sent). Commands still
+      own policy and agent settings (of ``agent_defaults`` only the permission policy is
+      sent, its rules applied by the worker, its ask answered here). Commands still
       run here. ``max_concurrent`` then bounds the fleet runs in flight from this server.
     """
 
@@ -909,11 +910,13 @@ class RunManager:
                 self._settle_queued_row(run)
 
     def _agent_defaults(self, agent: str) -> Mapping[str, Any]:
-        """The server's options for the runs of ``agent`` (its executable, endpoint, spec);
-        none for fleet runs: a worker runs its own."""
+        """The server's options for the runs of ``agent`` (its executable, endpoint, spec,
+        permission policy); for fleet runs only the permission policy, whose rules go with
+        each run (a worker runs its own executable, endpoint and spec)."""
+        given = self.config.agent_defaults.get(agent, {})
         if self.config.fleet is not None:
-            return {}
-        return self.config.agent_defaults.get(agent, {})
+            return {k: v for k, v in given.items() if k == "permission_policy"}
+        return given
 
     def _recheck(self, options: dict[str, Any]) -> None:
         """The folders of a queued run, checked again as it starts: one swapped for a symlink
@@ -1003,8 +1006,16 @@ class RunManager:
 
             # The same id on the fleet: `attach`, `cancel --fleet` and the workers know it.
             given = {k: v for k, v in options.items() if k != "run_id"}
+            # Its policy's ask comes back here from the worker: the same pending queue.
             handle = start_fleet_run(
-                prompt, self.config.fleet, on_event, given, self.config.fleet_queue, run_id=run.id
+                prompt,
+                self.config.fleet,
+                on_event,
+                given,
+                self.config.fleet_queue,
+                run_id=run.id,
+                on_permission=on_permission,
+                decider_name="service",
             )
         run._control = handle
         if run.cancel_requested:

@@ -8,6 +8,10 @@ checks as the service (:class:`~cc_executor._service._policy.RunPolicy`: ``cwd``
 an agent is configured with) and its own list of agents, and sends a refusal back to the
 submitter instead. A run is started only by the holder of its lease, so a second delivery
 of a run in progress (a broker that thought this worker gone) is dropped.
+
+A run's permission policy comes in its message as data (its rules), parsed like any
+option and applied here; its ``ask`` requests are answered by the submitter through the
+fleet (:meth:`FleetWorker._decider`), denied at the policy's timeout.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from cc_executor._fleet._base import (
     CANCEL,
     DEFAULT_QUEUE,
     PAUSE,
+    PERMISSION,
     RESUME,
     Fleet,
     Lease,
@@ -43,8 +48,11 @@ from cc_executor._fleet._base import (
 )
 from cc_executor._ids import new_run_id
 from cc_executor._run._budget import BudgetGuard, BudgetSettings, open_fleet_guard
-from cc_executor._run._fleet import MESSAGE_VERSION
+from cc_executor._run._fleet import MESSAGE_VERSION, decision_from_message
 from cc_executor._run._options import RunOptions
+from cc_executor._run._permissions import Decider, PermissionDecision, PermissionRequest
+from cc_executor._run._policy import Policy, parse_policy
+from cc_executor._run._prepare import PERMISSION_HOOK_AGENTS
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
 from cc_executor._service._policy import RunPolicy
@@ -57,6 +65,9 @@ log = logging.getLogger("cc_executor.worker")
 
 #: A run id as :func:`~cc_executor._ids.new_run_id` makes them (it names a folder here).
 _RUN_ID = re.compile(r"[0-9a-z]{26}")
+#: Seconds between two looks for a submitter's permission answer when no word of it came
+#: on the control channel (a message lost while the worker was not listening).
+_ANSWER_POLL_S = 2.0
 
 
 @dataclass
@@ -104,6 +115,9 @@ class _Active:
     #: Set when the lease was lost: another worker may run the run now, this copy stops
     #: and sends nothing more.
     lost: bool = False
+    #: One event per permission request waiting for its submitter's answer: set when the
+    #: control channel says an answer came.
+    asks: set[asyncio.Event] = field(default_factory=set)
 
 
 class FleetWorker:
@@ -183,6 +197,50 @@ class FleetWorker:
         except (ServiceError, TypeError, ValueError) as exc:
             raise RunRefused(str(exc)) from None
         return prompt, options
+
+    def check_policy(self, message: Mapping[str, Any], options: Mapping[str, Any]) -> Policy | None:
+        """The permission policy a run message carries (its rules, as data), checked like
+        any option; raises :class:`RunRefused` saying what is wrong."""
+        data = message.get("policy")
+        if data is None:
+            return None
+        try:
+            policy = parse_policy(data, "the run's permission policy")
+        except ValueError as exc:
+            raise RunRefused(str(exc)) from None
+        agent = options.get("agent", "claude")
+        if agent not in PERMISSION_HOOK_AGENTS:
+            raise RunRefused(
+                f"permission_policy: the {agent} agent has no permission hook, so its rules "
+                "cannot be applied while the run goes on: use the claude agent for a policy"
+            )
+        return policy
+
+    def _decider(self, run_id: str) -> Decider:
+        """The decider of a fleet run's ``ask``: its submitter, over the fleet. The request
+        is in the run's stream already (its ``permission_request`` event); the answer is
+        kept in the broker and announced on the control channel. The run's broker bounds
+        the wait by the policy's ``ask_timeout_s`` (then the call is denied)."""
+
+        async def decide(request: PermissionRequest) -> PermissionDecision:
+            asked = asyncio.Event()
+            active = self._active.get(run_id)
+            if active is not None:
+                active.asks.add(asked)
+            try:
+                while True:
+                    with contextlib.suppress(FleetError):
+                        found = await self.fleet.answered(run_id, request.id)
+                        if found is not None:
+                            return decision_from_message(found, "submitter")
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asked.wait(), _ANSWER_POLL_S)
+                    asked.clear()
+            finally:
+                if active is not None:
+                    active.asks.discard(asked)
+
+        return decide
 
     def check_exec(self, message: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """The argv (its program resolved) and options of a command message this worker
@@ -301,6 +359,9 @@ class FleetWorker:
             active.note(StatusEvent(t=time.monotonic(), status="paused"))
         elif command == RESUME and active.handle.resume():
             active.note(StatusEvent(t=time.monotonic(), status="resumed"))
+        elif command == PERMISSION:
+            for asked in active.asks:
+                asked.set()
 
     def _deliver(self, message: dict[str, Any]) -> None:
         """Called in one of the broker's threads per message: runs it on the event loop
@@ -357,12 +418,24 @@ class FleetWorker:
                 limited: dict[str, Any] | None = None  # a command uses no API credential
             else:
                 prompt, options = self.check(message)
+                policy = self.check_policy(message, options)
                 if isinstance(recover, dict):
                     prompt, options, said = await self._recovered(run_id, prompt, options, recover)
                 limited = options
+                # The submitter answers the policy's ask only when it said it has a decider;
+                # otherwise they are denied at once, as for a local run without one.
+                decider = self._decider(run_id) if message.get("decider") is True else None
 
                 def start(on_event: Callable[[Any], None]) -> _Handle:
-                    return start_run(prompt, on_event=on_event, run_id=local_id, **options)
+                    return start_run(
+                        prompt,
+                        on_event=on_event,
+                        run_id=local_id,
+                        on_permission=decider,
+                        _decider_name="submitter",
+                        _policy=policy,
+                        **options,
+                    )
 
         except RunRefused as exc:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
@@ -674,8 +747,13 @@ class FleetWorker:
         cancel was asked while no control message could reach this worker. Ship the
         session transcript meanwhile (the agent writes it between events too)."""
         ttl = self.config.heartbeat_timeout_s
+        # Not `while True`: the run's end cancels this task, and a cancellation lost in a
+        # broker call (seen once: the run's result was never sent, its lease renewed for
+        # ever) must not keep it alive; it then ends at its next look.
         while True:
             await asyncio.sleep(max(0.2, ttl / 4))
+            if active.handle.done:
+                return
             try:
                 held = await self.fleet.renew(active.lease, ttl)
                 cancelled = await self.fleet.cancel_requested(active.lease.run_id)
@@ -726,6 +804,7 @@ class _ExecHandle:
         on_event: Callable[[Any], None],
     ) -> None:
         from cc_executor._engine import SupervisedProcess
+        from cc_executor._run._prepare import limits_of
 
         self._proc = SupervisedProcess(
             argv,
@@ -737,6 +816,7 @@ class _ExecHandle:
             first_output_timeout=options.get("first_output_timeout"),
             grace=float(options.get("grace", 5.0)),
             run_id=run_id,
+            limits=limits_of(dict(options)),
         )
         self._on_event = on_event
         self._stopping: set[asyncio.Future[Any]] = set()
@@ -762,6 +842,8 @@ class _ExecHandle:
             stderr_tail=done.stderr_tail,
             warnings=list(done.warnings),
             incomplete_files=list(done.incomplete_files),
+            peak_memory_bytes=done.peak_memory_bytes,
+            cpu_time_s=done.cpu_time_s,
         )
 
     @property
