@@ -22,6 +22,7 @@ from cc_executor._agents._types import (
     PermissionRequestEvent,
 )
 from cc_executor._run._permissions import PermissionRequest
+from cc_executor.tasks import run_tasks
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests.cli.test_permission_prompt import read_until
 from tests.fleet.conftest import CLI, FleetBed
@@ -37,6 +38,7 @@ SCRIPT = Script(
         _calls("ask-run", ToolUse("Write", {"file_path": "yes.txt", "content": "y"})),
         _calls("late-run", ToolUse("Write", {"file_path": "late.txt", "content": "x"})),
         _calls("tty-run", ToolUse("Write", {"file_path": "tty.txt", "content": "t"})),
+        _calls("list-run", ToolUse("Write", {"file_path": "task.txt", "content": "l"})),
     ]
 )
 
@@ -65,11 +67,11 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
         ask.write_text("ask_timeout_s: 60\ndefault: deny\nrules:\n  - ask: Write\n")
         late = policies / "late.yaml"
         late.write_text("ask_timeout_s: 3\ndefault: deny\nrules:\n  - ask: Write\n")
-        folders = {name: bed.workdir / name for name in ("deny", "ask", "late", "tty")}
+        folders = {name: bed.workdir / name for name in ("deny", "ask", "late", "tty", "task")}
         for folder in folders.values():
             folder.mkdir()
         (folders["deny"] / "keep.txt").write_text("kept")
-        worker = bed.start_worker("--slots", "4")
+        worker = bed.start_worker("--slots", "5")
 
         asked: list[PermissionRequest] = []
         abandoned = asyncio.Event()
@@ -113,10 +115,29 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
                 permission_policy=str(late),
             ),
         }
+        # A task list on the fleet: its on_permission is told which task asks.
+        told: list[str] = []
+
+        def task_decider(task_id: str, request: PermissionRequest) -> str:
+            told.append(task_id)
+            return "allow"
+
+        spec = {
+            "tasks": [
+                {
+                    "id": "t",
+                    "prompt": "list-run",
+                    "cwd": str(folders["task"]),
+                    "permission_policy": str(ask),
+                }
+            ]
+        }
+        listed = run_tasks(spec, fleet=bed.url, on_permission=task_decider)
         # `run --fleet` on a terminal: the worker's question is asked there.
         on_tty = asyncio.to_thread(_run_on_a_terminal, bed.url, folders["tty"], ask, tmp_path)
         results = {name: await handle.wait() for name, handle in handles.items()}
         screen, printed = await on_tty
+        tasks = await listed
 
     # A deny rule is applied on the worker: the file is still there.
     assert (folders["deny"] / "keep.txt").read_text() == "kept"
@@ -144,11 +165,17 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
     assert b"tty.txt" in screen
     assert (folders["tty"] / "tty.txt").read_text() == "t"
     assert printed["status"] == "ok", printed
+    assert (folders["task"] / "task.txt").read_text() == "l"
+    assert told == ["t"]
+    assert tasks.tasks["t"].status == "ok", tasks.tasks["t"]
 
     # The worker's history keeps every decision, with who decided.
     kept = {}
     run_ids = {name: result.run_id for name, result in results.items()}
-    for name, run_id in {**run_ids, "tty": printed["run_id"]}.items():
+    task_run = tasks.tasks["t"].run_id
+    assert task_run is not None
+    run_ids["tty"], run_ids["task"] = printed["run_id"], task_run
+    for name, run_id in run_ids.items():
         shown = worker.cc("show", run_id, "--json")
         assert shown.returncode == 0, shown.stderr
         kept[name] = [
@@ -160,6 +187,7 @@ async def test_deny_rules_apply_on_the_worker_and_ask_comes_back_to_the_submitte
         "ask": [("Write", "allow", "callback")],
         "late": [("Write", "deny", "timeout")],
         "tty": [("Write", "allow", "console")],
+        "task": [("Write", "allow", "callback")],
     }
 
 

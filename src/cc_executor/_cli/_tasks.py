@@ -194,10 +194,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _deciders(view: TaskListView, args: argparse.Namespace) -> dict[str, Any]:
-    """The terminal as the decider of the tasks' ``ask`` rules, when stdin is one (and the
-    tasks run here: a fleet's are decided on its workers)."""
-    if args.fleet is not None:
-        return {}
+    """The terminal as the decider of the tasks' ``ask`` rules, when stdin is one (a
+    fleet's workers send their asks back here too)."""
     from cc_executor._cli._permission_prompt import console_decider
 
     decide = console_decider(view)

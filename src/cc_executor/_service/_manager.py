@@ -642,12 +642,8 @@ class RunManager:
                 # by the task run's.
                 return await _pending(run, request)
 
-            # A fleet's task runs are decided on its workers.
-            deciders: dict[str, Any] = (
-                {"on_permission": on_permission, "_decider_name": "service"}
-                if self.config.fleet is None
-                else {}
-            )
+            # A fleet's task runs ask here too (their workers send each ask back).
+            deciders: dict[str, Any] = {"on_permission": on_permission, "_decider_name": "service"}
             handle = start_tasks(
                 configured,
                 max_parallel=max_parallel,

@@ -172,7 +172,6 @@ def start_tasks(
     """
     spec = _as_spec(path_or_spec)
     on_fleet = _fleet(fleet, queue)
-    _check_decider(on_permission, on_fleet)
     check_run_defaults(run_defaults)
     # The caller's paths are relative to the process's cwd (the list's own to its folder),
     # and absolute from here: a resume from another directory runs the tasks where they
@@ -285,9 +284,6 @@ def start_resume(
         on_fleet = _fleet(fleet or meta.get("fleet"), queue or meta.get("queue"))
         if on_fleet is not None:
             meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
-        # A list that went on a fleet before keeps going there, where its workers decide:
-        # only a fleet named here is refused with a decider (as start_tasks does).
-        _check_decider(on_permission, fleet)
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
@@ -355,8 +351,8 @@ async def run_tasks(
     ``on_permission(task_id, request)`` (sync or async) decides the ``ask`` rules of the
     tasks' ``permission_policy``, as a run's ``on_permission`` does, told which task asks;
     a sync one runs in a thread, and calls of parallel tasks may overlap. Without it an
-    ``ask`` is denied, and the list's ``warnings`` say so once. Not with ``fleet`` (a
-    fleet run is decided on its worker).
+    ``ask`` is denied, and the list's ``warnings`` say so once. With ``fleet`` too: the
+    workers apply the rules and send each ``ask`` back here.
 
     Invalid lists raise :class:`TaskListError` before anything runs; a task that fails is a
     result, never an exception. Cancelling the awaiting task cancels every running task
@@ -403,11 +399,6 @@ async def resume_tasks(
         **run_defaults,
     )
     return await _wait_cancelling(handle)
-
-
-def _check_decider(on_permission: object, on_fleet: object) -> None:
-    if on_permission is not None and on_fleet is not None:
-        raise ValueError("on_permission: a fleet run is decided on its worker, not here")
 
 
 async def _wait_cancelling(handle: TaskListHandle) -> TaskListResult:

@@ -615,7 +615,15 @@ class ListRun:
                 for name in ("run_id", "parent_id"):
                     options.pop(name, None)
                 url, queue = self.fleet
-                handle = start_run(prompt, on_event=forward, fleet=url, queue=queue, **options)
+                handle = start_run(
+                    prompt,
+                    on_event=forward,
+                    on_permission=self._decider(task.id),
+                    _decider_name=self.decider_name,
+                    fleet=url,
+                    queue=queue,
+                    **options,
+                )
                 attempt.run_id = state.run_id = handle.run_id
                 self._save(state, durable=False)
             self.handles[task.id] = handle
