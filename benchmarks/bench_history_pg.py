@@ -14,7 +14,13 @@ as by default), so it needs the `postgres` extra and, as root, the `postgres` ac
    history (a one-run process opens it once) is measured apart.
 2. `cc-executor history` with a filter over a history of 1,000,000 runs (seeded with
    generate_series): the cold console script and the in-process query, against
-   `cc-executor --version` and `cc-executor history` on a SQLite history as baselines.
+   `cc-executor --version`, `cc-executor history` on a SQLite history and a bare
+   `python -c "import psycopg"` (the driver's import, the floor under any command that
+   talks to PostgreSQL) as baselines, measured in interleaved rounds (a change of load
+   hits all alike), wall time and the command's own CPU time.
+   ``--history-only`` skips part 1. Compile the package first (``python -m compileall
+   src``) when ``PYTHONDONTWRITEBYTECODE`` is set: a module without its ``.pyc`` is
+   compiled again at every cold start, which is not what an installed copy does.
 """
 
 from __future__ import annotations
@@ -125,29 +131,49 @@ def seed(url: str, runs: int) -> None:
         conn.execute("ANALYZE runs")
 
 
-def timed_cli(*args: str, rounds: int = 7) -> float:
-    samples = []
+def timed_rounds(
+    commands: dict[str, list[str]], rounds: int = 11
+) -> dict[str, tuple[float, float]]:
+    """Median wall time and median CPU time (user + system, of the command's process) of
+    each command, run in interleaved rounds."""
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
-        t = time.perf_counter()
-        subprocess.run([CLI, *args], check=True, capture_output=True)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+        for name, argv in commands.items():
+            before = os.times()
+            t = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            wall[name].append(time.perf_counter() - t)
+            after = os.times()
+            cpu[name].append(
+                after.children_user
+                - before.children_user
+                + after.children_system
+                - before.children_system
+            )
+    return {
+        name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in commands
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--history-only", action="store_true", help="skip part 1")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="cc-bench-history-pg-")
     os.environ["CC_EXECUTOR_HOME"] = home
     server = start_postgres(durable=True)
     url = server.url()
+    with_sync: dict[str, float] | None = None
+    without_sync: dict[str, float] | None = None
     try:
-        with_sync = recording(url, Path(home))
-        server.sql("ALTER DATABASE postgres SET synchronous_commit = off")
-        without_sync = recording(url, Path(home))
-        server.sql("ALTER DATABASE postgres RESET synchronous_commit")
-        server.empty()
+        if not args.history_only:
+            with_sync = recording(url, Path(home))
+            server.sql("ALTER DATABASE postgres SET synchronous_commit = off")
+            without_sync = recording(url, Path(home))
+            server.sql("ALTER DATABASE postgres RESET synchronous_commit")
+            server.empty()
         seed(url, args.runs)
         from cc_executor._store import Query, open_store
 
@@ -161,19 +187,27 @@ def main() -> None:
             store.query(Query(agent="claude", kind="run", limit=20))
         agent_s = (time.perf_counter() - t) / 10
         store.close()
-        cli = ("--history", url, "history")
-        history_filtered = timed_cli(*cli, "--status", "timeout", "--since", "30d")
-        history_plain = timed_cli(*cli)
-        version = timed_cli("--version")
-        # The same command on the default SQLite history (nearly empty): the console's
-        # start-up and imports, which the query over a million rows adds to.
-        sqlite_history = timed_cli("history")
+        load_before = os.getloadavg()
+        cli = [CLI, "--history", url, "history"]
+        timed = timed_rounds(
+            {
+                "filtered": [*cli, "--status", "timeout", "--since", "30d"],
+                "plain": cli,
+                "version": [CLI, "--version"],
+                # The same command on the default SQLite history (nearly empty): the
+                # console's start-up and imports, which the query over a million rows adds to.
+                "sqlite": [CLI, "history"],
+                "psycopg": [sys.executable, "-c", "import psycopg"],
+            }
+        )
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
-    print(f"load average: {os.getloadavg()}")
+    print(f"load average: {load_before} before part 2, {os.getloadavg()} at the end")
     for label, figures in (("on", with_sync), ("off", without_sync)):
+        if figures is None:
+            continue
         print(
             f"1. recording (synchronous_commit={label}): SQLite {figures['sqlite'] * 1000:.2f} ms"
             f"/run, PostgreSQL {figures['pg'] * 1000:.2f} ms/run, adds "
@@ -182,12 +216,14 @@ def main() -> None:
             f"{figures['open_pg'] * 1000:.1f} ms; of which the database alone "
             f"{figures['pg_only'] * 1000:.2f} ms/run"
         )
+    shown = {name: f"{w * 1000:.1f} ms (CPU {c * 1000:.0f} ms)" for name, (w, c) in timed.items()}
     print(
         f"2. history over {args.runs:,} runs: `cc-executor history --status timeout --since "
-        f"30d` {history_filtered * 1000:.1f} ms, plain {history_plain * 1000:.1f} ms (target "
-        f"< 300 ms; `cc-executor --version` {version * 1000:.1f} ms, `cc-executor history` on "
-        f"SQLite {sqlite_history * 1000:.1f} ms); in-process query --status failed --since 30d "
-        f"{query_s * 1000:.2f} ms, agent+kind {agent_s * 1000:.2f} ms"
+        f"30d` {shown['filtered']}, plain {shown['plain']} (target < 300 ms); baselines: "
+        f"`cc-executor --version` {shown['version']}, `cc-executor history` on SQLite "
+        f"{shown['sqlite']}, `python -c 'import psycopg'` {shown['psycopg']}; in-process "
+        f"query --status failed --since 30d {query_s * 1000:.2f} ms, agent+kind "
+        f"{agent_s * 1000:.2f} ms"
     )
 
 

@@ -46,8 +46,9 @@ class Status(str, enum.Enum):
     """The agent stopped at ``max_turns``."""
     BUDGET_EXCEEDED = "budget_exceeded"
     """The agent stopped at its own cost cap (``max_budget_usd``), or a task list reached
-    ``budget_usd`` and started no further task, or a fleet run was not started because the
-    fleet's budget (``worker --budget-usd``) could not cover its reservation."""
+    ``budget_usd`` and started no further task, or a task or a fleet run was
+    not started because its budget (the list's ``budget_usd``, the fleet's
+    ``worker --budget-usd``) could not cover its reservation."""
     DENIED = "denied"
     """The agent's tool calls were refused (permissions), so the work asked for was not
     done."""
@@ -68,7 +69,8 @@ class Status(str, enum.Enum):
     """Stopped for exceeding another resource limit (processes, output bytes, ...), or its
     output could not be kept whole (a full disk, a file size limit): see ``incomplete_files``."""
     SKIPPED = "skipped"
-    """Never started: a dependency failed, the list stopped, or a budget was spent."""
+    """Never started: a dependency did not end ok, the list stopped, or (a batch's
+    document) the batch's budget was spent."""
     USAGE_ERROR = "usage_error"
     """The command line or the options were invalid; nothing ran."""
 

@@ -77,3 +77,27 @@ async def test_a_fleet_list_stopped_while_queued_resumes_on_its_fleet(fleet_bed:
         resumed = await resume_tasks(stopped.list_id)
     assert [resumed.tasks[t].status.value for t in "ab"] == ["ok", "ok"]
     assert len(bed.server.message_requests) == 2
+
+
+async def test_a_task_the_fleets_budget_refuses_ends_budget_exceeded(fleet_bed: Any) -> None:
+    """The worker's budget cannot cover any run: the first task ends budget_exceeded after
+    one refused attempt (no retry: the budget would refuse it again, and no agent ran), and
+    the task depending on it is skipped."""
+    spec = {
+        "tasks": [
+            {"id": "a", "prompt": "first", "retries": 2},
+            {"id": "b", "prompt": "second", "depends_on": ["a"]},
+        ]
+    }
+    async with fleet_bed(Script([Rule(answers=[Reply([Text("fine")])])])) as bed:
+        bed.start_worker("--budget-usd", "0.01", "--reserve-usd", "0.02")
+        result = await start_tasks(spec, fleet=bed.url, cwd=str(bed.workdir)).wait()
+        asked = len(bed.server.message_requests)
+    a, b = result.tasks["a"], result.tasks["b"]
+    assert a.status.value == "budget_exceeded", result.to_dict()
+    assert [r.status for r in a.runs] == ["budget_exceeded"]
+    assert (a.error or "").startswith("not started: its reservation $0.0200 is more than")
+    assert b.status.value == "skipped"
+    assert b.skipped_reason == 'dependency "a" ended budget_exceeded'
+    assert result.status.value == "budget_exceeded"
+    assert asked == 0

@@ -13,7 +13,7 @@ import pytest
 
 from cc_executor._cli._doctor_checks import check_history_rows
 from cc_executor._errors import CCExecutorError
-from cc_executor._store import Query, RunRecord, SQLiteStore, open_store
+from cc_executor._store import HOST, Query, RunRecord, SQLiteStore, open_store
 from cc_executor.testing import ModelServer
 from tests.cli.test_run import cc as cc_run
 from tests.cli.test_run import served
@@ -48,6 +48,7 @@ def _plant(home: Path, column: str, value: object) -> str:
         kind="exec",
         argv=["true"],
         started_at=time.time(),
+        host=HOST,
         supervisor_pid=1,
         supervisor_started=1,
     )

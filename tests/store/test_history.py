@@ -519,3 +519,28 @@ def test_history_option_and_variable_choose_the_file(cc_home: Path, tmp_path: Pa
         assert refused.stderr.count("\n") == 1
         assert says in refused.stderr
     assert "expected one argument" in cc("--history").stderr
+
+
+def test_recovery_touches_only_the_rows_of_this_host(cc_home: Path, history_backend: str) -> None:
+    """P18: a `running` row without a host (imported, or written into a shared database by
+    another tool) names no machine its PIDs belong to: opening the history leaves it as it
+    is (doctor names it); a row of this host whose supervisor is gone is recovered."""
+    from cc_executor._cli._doctor_checks import check_history_rows
+    from cc_executor._store import HOST
+
+    store = open_store()
+    for run_id, host in (("01nohost000001", None), ("01thishost0001", HOST)):
+        # supervisor_pid None: no supervisor exists, so the run would be recoverable.
+        store.start(
+            RunRecord(id=run_id, kind="exec", argv=["true"], started_at=time.time(), host=host)
+        )
+    store.close()
+    store = open_store()
+    try:
+        assert store.get("01nohost000001").status == "running"  # type: ignore[union-attr]
+        assert store.get("01thishost0001").status == INTERRUPTED  # type: ignore[union-attr]
+    finally:
+        store.close()
+    if history_backend == "sqlite":
+        assert "1 marked running without a host" in check_history_rows(cc_home)
+        assert "01nohost000001" in check_history_rows(cc_home)

@@ -244,6 +244,68 @@ def test_a_long_lived_store_survives_its_connections_being_cut(
         store.close()
 
 
+ONE_SHOT = textwrap.dedent(
+    """
+    import sys
+    import psycopg
+    from cc_executor._cli import main
+
+    # Every connection made, whoever makes it: psycopg.connect is Connection.connect,
+    # which a pool calls too.
+    made = []
+    connect = psycopg.Connection.connect.__func__
+
+    def counted(cls, *args, **kwargs):
+        made.append(1)
+        return connect(cls, *args, **kwargs)
+
+    psycopg.Connection.connect = classmethod(counted)
+    psycopg.connect = psycopg.Connection.connect
+    code = main(["history", "--status", "ok", "--json"])
+    print(f"code={code} connections={len(made)} pool={'psycopg_pool' in sys.modules}")
+    """
+)
+
+
+def test_a_one_shot_read_makes_one_connection_and_no_pool(pg_url: str) -> None:
+    """`history` on PostgreSQL (issue 21's cold-query target): the connection its opening
+    made serves the query too (a second one costs a server process and cold caches), and
+    the pool is not even imported."""
+    store = open_store()
+    record = RunRecord(id="one-shot-1", kind="exec", started_at=1.0)
+    record.status = "ok"
+    store.finish(record)
+    store.close()
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_SHOT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    *listed, said = done.stdout.splitlines()
+    assert [r["id"] for r in json.loads("".join(listed))] == ["one-shot-1"]
+    assert said == "code=0 connections=1 pool=False"
+
+
+def test_a_read_only_store_reads_on_after_its_connection_is_cut(
+    pg_url: str, postgres_server: PostgresServer
+) -> None:
+    """A read-only store keeps one connection: cut (the database restarted), the next read
+    is made on a new one, without an error."""
+    store = open_store()
+    store.start(RunRecord(id="kept-1", kind="exec", started_at=1.0))
+    store.close()
+    reader = open_store(readonly=True)
+    try:
+        assert [r.id for r in reader.query(Query())] == ["kept-1"]
+        postgres_server.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert [r.id for r in reader.query(Query())] == ["kept-1"]
+        assert reader.get("kept-1") is not None
+    finally:
+        reader.close()
+
+
 def test_import_history_copies_no_file_a_hostile_history_names(
     pg_url: str, cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor._store import RunRecord, SQLiteStore
+from cc_executor._store import HOST, RunRecord, SQLiteStore
 from tests.store.test_history import CLI, cc
 
 READ_ONLY_COMMANDS = [
@@ -48,6 +48,7 @@ def _history_with_a_stale_run(home: Path) -> None:
             kind="exec",
             argv=["sleep", "1000"],
             started_at=time.time(),
+            host=HOST,
             supervisor_pid=1,
             supervisor_started=1,
         )

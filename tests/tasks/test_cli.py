@@ -220,7 +220,8 @@ def test_each_run_gets_the_remaining_budget_as_its_cap(serve: Serve) -> None:
 def test_budget_reservations_start_only_the_tasks_that_fit(serve: Serve) -> None:
     """Budget $0.10, six parallel tasks each reserving $0.03 and costing $0.024: three run
     (at most three reservations fit at once, and what is left after them, $0.028, covers
-    no other); the rest are skipped saying why, and the total stays within the budget."""
+    no other); the rest end budget_exceeded without starting, saying why, a task depending
+    on one of them is skipped, and the total stays within the budget."""
     served = serve(Script([Rule(answers=[PRICED])]))
     write(
         served,
@@ -236,6 +237,7 @@ def test_budget_reservations_start_only_the_tasks_that_fit(serve: Serve) -> None
           - {id: t3, prompt: Step 3}
           - {id: t4, prompt: Step 4}
           - {id: t5, prompt: Step 5, model: opus}
+          - {id: t6, prompt: Step 6, depends_on: [t5]}
         """,
     )
     done = served.cli(
@@ -245,10 +247,17 @@ def test_budget_reservations_start_only_the_tasks_that_fit(serve: Serve) -> None
     assert "budget: $0.0720 of $0.1 spent (the total can exceed the budget by what" in done.stdout
     shown = as_json(served.cli("tasks", "show", done.stderr.split("list ")[1].split()[0], "--json"))
     tasks = shown["tasks"]
-    assert [tasks[f"t{i}"]["status"] for i in range(6)] == ["ok"] * 3 + ["skipped"] * 3
+    assert [tasks[f"t{i}"]["status"] for i in range(7)] == ["ok"] * 3 + ["budget_exceeded"] * 3 + [
+        "skipped"
+    ]
     left = "is more than the $0.0280 left of budget_usd $0.1"
-    assert tasks["t3"]["skipped_reason"] == f"not started: its reservation $0.0300 {left}"
-    assert tasks["t5"]["skipped_reason"] == f"not started: its reservation $0.0500 {left}"
+    assert tasks["t3"]["error"] == f"not started: its reservation $0.0300 {left}"
+    assert tasks["t5"]["error"] == f"not started: its reservation $0.0500 {left}"
+    assert tasks["t5"]["runs"] == []
+    assert tasks["t5"]["run_id"] is None
+    assert tasks["t6"]["skipped_reason"] == 'dependency "t5" ended budget_exceeded'
+    assert "budget_exceeded  t3" in done.stdout
+    assert left in done.stdout
     assert shown["status"] == "budget_exceeded"
     assert shown["cost_usd"] == pytest.approx(0.072)
     assert shown["budget_spent_usd"] == pytest.approx(0.072)

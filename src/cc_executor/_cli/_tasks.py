@@ -369,6 +369,7 @@ _STYLES = {
     "ok": "green",
     "failed": "red",
     "skipped": "yellow",
+    "budget_exceeded": "yellow",
     "running": "cyan",
     "cancelled": "magenta",
     "interrupted": "magenta",
@@ -551,7 +552,7 @@ class TaskListView:
             detail = row.activity
             if state.skipped_reason:
                 detail = state.skipped_reason
-            elif state.error and status in ("failed", "cancelled"):
+            elif state.error and status in ("failed", "cancelled", "budget_exceeded"):
                 detail = state.error.splitlines()[0]
             elif status == "ok" and state.result.strip():
                 detail = state.result.strip().splitlines()[0]
@@ -565,7 +566,8 @@ class TaskListView:
             )
         hidden = len(states) - len(ids)
         total = len(states)
-        finished = sum(1 for s in states.values() if s.status.value in ("ok", "failed", "skipped"))
+        ended = ("ok", "failed", "skipped", "budget_exceeded")
+        finished = sum(1 for s in states.values() if s.status.value in ended)
         counts: dict[str, int] = {}
         for s in states.values():
             counts[s.status.value] = counts.get(s.status.value, 0) + 1
@@ -590,7 +592,7 @@ class TaskListView:
         for wanted in ("running", "failed", "cancelled"):
             chosen += [t for t in ids if states[t].status.value == wanted]
         chosen += [t for t in ids if states[t].status.value == "pending"][:3]
-        ended = [t for t in ids if states[t].status.value in ("ok", "skipped")]
+        ended = [t for t in ids if states[t].status.value in ("ok", "skipped", "budget_exceeded")]
         ended.sort(key=lambda t: self._rows[t].ended or 0.0, reverse=True)
         chosen += ended
         keep = set(chosen[:limit])

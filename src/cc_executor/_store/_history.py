@@ -188,10 +188,16 @@ def recover(store: HistoryStore) -> list[RunRecord]:
     this host left ``running`` by a supervisor that no longer exists, and have the engine
     kill what is left of it (:func:`cc_executor._engine.kill_orphaned_tree`): the child if
     it is still the same process (PID *and* start time), and every process carrying its
-    tree token. Returns the runs marked interrupted."""
+    tree token. Returns the runs marked interrupted.
+
+    Only rows recorded by this host (``host`` is :data:`HOST`) are touched: a row without
+    a host (imported, or written into a shared PostgreSQL history by another tool) names
+    no machine its PIDs belong to, so it is left as it is: ``cc-executor doctor`` names
+    it, and a fleet run's loss is marked by the fleet's lease path (docs/security.md,
+    P18)."""
     recovered = []
     for record in store.running():
-        if record.host not in (None, HOST):
+        if record.host != HOST:
             continue
         if _record_kept_end(store, record):
             continue
@@ -363,7 +369,7 @@ def stale(record: RunRecord) -> bool:
     exists: the next opening of the history for writing marks it ``interrupted``."""
     return (
         record.status == RUNNING
-        and record.host in (None, HOST)
+        and record.host == HOST
         and not _same_process(record.supervisor_pid, record.supervisor_started)
     )
 

@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -103,9 +104,40 @@ def _read_file(path: str) -> bytes | None:
     return data if len(data) <= MAX_FILE_BYTES else None
 
 
+class _OneConnection:
+    """What a read-only store needs of a pool: the one connection opened with it, used by
+    one thread at a time, and made again when found closed or broken. A one-shot command
+    (``history``, ``show``) then costs one connection, and imports no pool."""
+
+    def __init__(self, connect: Callable[[], Any], conn: Any) -> None:
+        self._connect = connect
+        self._conn: Any = conn
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._connect()
+            yield self._conn
+
+    def check(self) -> None:
+        """Drop the connection if it is closed or broken (the next use makes a new one)."""
+        with self._lock:
+            if self._conn is not None and (self._conn.closed or self._conn.broken):
+                self._conn = None
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 class PostgresStore(SQLHistory):
     """The history in a PostgreSQL database. Thread-safe (a pool of up to ``max_size``
-    connections); safe across processes and machines.
+    connections; ``readonly``: the one connection opening made, which is all a one-shot
+    reader needs); safe across processes and machines.
 
     Opening connects (failing within :data:`CONNECT_TIMEOUT_S` with the server's reason),
     creates or migrates the schema (not when ``readonly``: then a database without the
@@ -138,7 +170,6 @@ class PostgresStore(SQLHistory):
             raise HistoryError(str(exc)) from None
         import psycopg
         from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
 
         self.url = target.url
         self.readonly = readonly
@@ -151,17 +182,37 @@ class PostgresStore(SQLHistory):
             kwargs["password"] = target.password
         if target.ssl_password is not None:
             kwargs["sslpassword"] = target.ssl_password
+
+        def connect() -> Any:
+            return psycopg.connect(target.url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
+
         # A first connection of our own: a server that is down or refuses us fails here at
         # once with its reason (a pool would retry in the background and time out mute).
         try:
-            with psycopg.connect(target.url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs) as conn:
+            conn = connect()
+            try:
                 self._prepare(_Connection(conn), migrate_to)
+            except BaseException:
+                conn.close()
+                raise
         except psycopg.OperationalError as exc:
             raise HistoryUnreachable(
                 f"cannot open the history at {self.url}: {_reason(exc)}"
             ) from None
         except psycopg.Error as exc:
             raise HistoryError(f"cannot open the history at {self.url}: {_reason(exc)}") from None
+        self._pool: Any
+        self._pool_errors: tuple[type[Exception], ...] = ()
+        if readonly:
+            # A reader goes on on the connection it opened with: a second one would cost a
+            # new server process and its cold catalog caches (measured: most of a cold
+            # `history` after the imports), and importing the pool.
+            self._pool = _OneConnection(connect, conn)
+            return
+        conn.close()
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self._pool_errors = (PoolTimeout,)
         # Connections are made when first needed (a command that only reads makes one), and
         # one found broken is dropped when it comes back: the next use gets a new one.
         self._pool = ConnectionPool(
@@ -178,11 +229,10 @@ class PostgresStore(SQLHistory):
 
     def _prepare(self, db: _Connection, target: int) -> None:
         if self.readonly:
-            found = db.execute("SELECT to_regclass('history_schema') AS t").fetchone()
-            if found["t"] is None:
+            version = self._current(db)
+            if version is None:
                 self._empty = True
                 return
-            version = self._version(db)
         elif self._current(db) == target:
             return  # the usual case: one query, no lock
         else:
@@ -207,10 +257,14 @@ class PostgresStore(SQLHistory):
                 f"cc-executor ({SCHEMA_VERSION}): upgrade cc-executor"
             )
 
-    @staticmethod
-    def _current(db: _Connection) -> int | None:
-        found = db.execute("SELECT to_regclass('history_schema') AS t").fetchone()
-        return None if found["t"] is None else PostgresStore._version(db)
+    def _current(self, db: _Connection) -> int | None:
+        """The schema version, None when there is no schema (or no version in it): one
+        query in the usual case (outside any transaction, so a missing table costs
+        nothing else)."""
+        try:
+            return self._version(db)
+        except self._psycopg.errors.UndefinedTable:
+            return None
 
     @staticmethod
     def _version(db: _Connection) -> int | None:
@@ -229,7 +283,7 @@ class PostgresStore(SQLHistory):
                 yield _Connection(conn)
         except psycopg.Error as exc:
             raise HistoryError(f"cannot write the history at {self.url}: {_reason(exc)}") from None
-        except self._pool_errors() as exc:
+        except self._pool_errors as exc:
             raise HistoryError(f"cannot write the history at {self.url}: {exc}") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -269,15 +323,9 @@ class PostgresStore(SQLHistory):
                 reason = _reason(exc)
             except psycopg.Error as exc:
                 reason = _reason(exc)
-            except self._pool_errors() as exc:
+            except self._pool_errors as exc:
                 reason = str(exc)
             raise HistoryError(f"cannot {verb} the history at {self.url}: {reason}")
-
-    @staticmethod
-    def _pool_errors() -> type[Exception]:
-        from psycopg_pool import PoolTimeout
-
-        return PoolTimeout
 
     @property
     def schema_version(self) -> int:
@@ -418,7 +466,7 @@ class PostgresStore(SQLHistory):
             )
 
     def close(self) -> None:
-        """Close the pool and its connections."""
+        """Close the pool (or the one connection) and its connections."""
         with contextlib.suppress(Exception):
             self._pool.close(timeout=5)
 

@@ -12,10 +12,11 @@ from cc_executor._status import Status
 
 #: Where a task is: the one status vocabulary (see :mod:`cc_executor._status`). A task is
 #: pending, running, ok (a resumed list never runs it again), failed (its last attempt did
-#: not end ok: ``run_status`` and ``error`` say how), skipped (a dependency failed, or the
-#: list stopped: ``skipped_reason``), cancelled (Ctrl-C, SIGTERM or ``cancel()``; resuming
-#: the list continues it) or interrupted (the process running the list died; resuming
-#: continues it).
+#: not end ok: ``run_status`` and ``error`` say how), budget_exceeded (never started: the
+#: list's budget, or a fleet's, could not cover its reservation; ``error`` says why; a
+#: resumed list tries it again), skipped (a dependency did not end ok, or the list stopped:
+#: ``skipped_reason``), cancelled (Ctrl-C, SIGTERM or ``cancel()``; resuming the list
+#: continues it) or interrupted (the process running the list died; resuming continues it).
 TaskStatus = Status
 
 #: How a task list run ended (the same vocabulary): running, ok (every task ended ok),
@@ -185,8 +186,8 @@ class TaskListResult:
 class TaskStateEvent(AgentEvent):
     """Made by the task runner when a task changes state: ``running`` (attempt ``attempt``
     started as run ``run_id``; ``reason``: ``attempt 2 of 3 after timeout``), ``retrying``,
-    ``ok``, ``failed``, ``skipped``, ``cancelled``. ``reason`` says why for the last four;
-    ``cost_usd`` is the task's total."""
+    ``ok``, ``failed``, ``budget_exceeded``, ``skipped``, ``cancelled``. ``reason`` says
+    why for the last five; ``cost_usd`` is the task's total."""
 
     type: ClassVar[str] = "task_state"
     task_id: str = ""

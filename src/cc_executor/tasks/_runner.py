@@ -338,12 +338,13 @@ async def run_tasks(
     reserves its cap (its ``max_budget_usd``, else ``reserve_usd`` for its model: a number,
     or ``{model: usd}`` with ``"*"`` for any other, over the list's own; else the whole
     remainder, so it runs alone) and gives back what it did not spend; it starts only
-    when what is left covers that, else it is ``skipped`` (the list ends
-    ``budget_exceeded``), and its run gets the reservation as its ``max_budget_usd``. The
-    result's ``budget_spent_usd`` says what was spent against it; the total can exceed
-    the budget by at most what running tasks spend past their own caps. ``on_event(task_id,
-    event)`` (sync or async) gets every event of every task's run plus
-    :class:`TaskStateEvent`; an exception it raises cancels the list and propagates.
+    when what is left covers that, else it ends ``budget_exceeded`` without starting (its
+    dependents are skipped, the list ends ``budget_exceeded``), and its run gets the
+    reservation as its ``max_budget_usd``. The result's ``budget_spent_usd`` says what was
+    spent against it; the total can exceed the budget by at most what running tasks spend
+    past their own caps. ``on_event(task_id, event)`` (sync or async) gets every event of
+    every task's run plus :class:`TaskStateEvent`; an exception it raises cancels the list
+    and propagates.
     ``run_defaults`` are :class:`~cc_executor.RunOptions` for every task, under the list's
     own settings (``run_id``, ``parent_id``, ``resume`` and the session options are set by
     the runner).

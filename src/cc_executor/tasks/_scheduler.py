@@ -6,8 +6,10 @@ where dependencies allow), and up to ``max_parallel`` tasks run at once. A faile
 dependents are skipped; ``on_error: stop`` (the default) stops the launching of new tasks
 (running ones finish). With ``budget_usd``, a task starts only when what is left covers its
 reservation (:mod:`cc_executor.tasks._budget`); one whose reservation cannot be covered
-even once the running tasks are done is skipped. Each state change is written to the list's
-folder before anything depends on it, so a list can be resumed after a crash.
+even once the running tasks are done ends ``budget_exceeded`` without starting (its
+``error`` says why), as does a task whose fleet run the fleet's own budget refused, and
+their dependents are skipped as a failed task's are. Each state change is written to the
+list's folder before anything depends on it, so a list can be resumed after a crash.
 """
 
 from __future__ import annotations
@@ -84,6 +86,18 @@ CONTINUE_NOTE = (
 )
 
 
+def _refused_by_budget(result: RunResult) -> bool:
+    """Whether ``result`` is a run a budget refused before it started (a fleet worker's
+    ``worker --budget-usd``): ``budget_exceeded`` with no exit, session or cost, where a run
+    stopped at its own cap has all three."""
+    return (
+        result.status is RunStatus.BUDGET_EXCEEDED
+        and result.exit_code is None
+        and result.session_id is None
+        and result.cost_usd is None
+    )
+
+
 def _enforces_cap(options: Mapping[str, Any]) -> bool:
     """Whether the task's run takes ``max_budget_usd`` (every task gets a reservation): its
     agent reports its cost, or the price table prices its model."""
@@ -150,6 +164,8 @@ class ListRun:
         self.cancelled = False
         self.stop_reason: str | None = None
         self.budget_hit = False
+        #: Tasks ready to start when the budget ran out: they end ``budget_exceeded``.
+        self.uncovered: set[str] = set()
         self.started = time.monotonic()
         self.started_at = float(meta.get("started_at") or time.time())
         self.views: dict[str, dict[str, Any]] = {}
@@ -372,10 +388,12 @@ class ListRun:
                             f"budget_usd ${budget.total:g} reached (${budget.spent:.4f} "
                             "spent): no further task started"
                         )
+                        # Every task ready now is one the budget cannot cover.
+                        self.uncovered.add(tid)
+                        self.uncovered.update(t for _, t in ready)
                         heapq.heappush(ready, (self.position[tid], tid))
                         break
-                    await self._skip(self.states[tid], f"not started: {budget.refusal(tid)}")
-                    await self._skip_dependents(tid, "was skipped")
+                    await self._over_budget(self.states[tid], f"not started: {budget.refusal(tid)}")
                     continue
                 _, tid = heapq.heappop(ready)
                 self.active[asyncio.ensure_future(self._run_task(self.tasks[tid]))] = tid
@@ -397,8 +415,24 @@ class ListRun:
                     await self._skip_dependents(tid)
         if not self.cancelled:
             for tid in self.order:
-                if self.states[tid].status is TaskStatus.PENDING:
+                if self.states[tid].status is not TaskStatus.PENDING:
+                    continue  # ended, or skipped as a dependent of one just ended
+                if tid in self.uncovered:
+                    await self._over_budget(self.states[tid], f"not started: {self.stop_reason}")
+                else:
                     await self._skip(self.states[tid], f"not started: {self.stop_reason}")
+
+    async def _over_budget(self, state: TaskResult, error: str) -> None:
+        """End a task a budget cannot cover: ``budget_exceeded``, no run of it started
+        (``error`` says why); its dependents are skipped, as for any task that did not
+        end ok. No retry: the same budget would refuse it again."""
+        self.budget_hit = True
+        state.status = TaskStatus.BUDGET_EXCEEDED
+        state.error = error
+        state.ended_at = time.time()
+        self._save(state, durable=True)
+        await self._state_event(state, "budget_exceeded", state.error)
+        await self._skip_dependents(state.id, "ended budget_exceeded")
 
     async def _skip(self, state: TaskResult, reason: str) -> None:
         state.status = TaskStatus.SKIPPED
@@ -639,6 +673,10 @@ class ListRun:
                 self.handles.pop(task.id, None)
             for threshold in self._account(state, attempt, result):
                 await self._budget_event(task.id, threshold)
+            if _refused_by_budget(result):
+                # A fleet's budget refused the run before its agent started.
+                await self._over_budget(state, result.error or "not started: over budget")
+                return
             if result.ok:
                 state.status = TaskStatus.OK
                 state.result = result.result
