@@ -281,8 +281,8 @@ def test_the_config_files_reservation_decides_whether_a_run_starts(
     refused = served.cli("tasks", "run", "one.yaml", "--budget-usd", "0.05", "--json")
     assert refused.returncode == 1, refused.stderr
     task = as_json(refused)["tasks"]["one"]
-    assert task["status"] == "skipped"
-    assert task["skipped_reason"] == (
+    assert task["status"] == "budget_exceeded"
+    assert task["error"] == (
         "not started: its reservation $0.0600 is more than the $0.0500 left of budget_usd $0.05"
     )
     assert served.count("Step") == 0
