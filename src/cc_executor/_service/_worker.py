@@ -104,6 +104,9 @@ class _Active:
     #: Set when the lease was lost: another worker may run the run now, this copy stops
     #: and sends nothing more.
     lost: bool = False
+    #: Set when the run has ended: its lease keeper stops even if its cancellation was
+    #: lost (a cancel that lands inside a Redis call can be swallowed there).
+    ended: bool = False
 
 
 class FleetWorker:
@@ -469,6 +472,7 @@ class FleetWorker:
         try:
             result = await handle.wait()
         finally:
+            active.ended = True
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
@@ -676,6 +680,8 @@ class FleetWorker:
         ttl = self.config.heartbeat_timeout_s
         while True:
             await asyncio.sleep(max(0.2, ttl / 4))
+            if active.ended:
+                return
             try:
                 held = await self.fleet.renew(active.lease, ttl)
                 cancelled = await self.fleet.cancel_requested(active.lease.run_id)
