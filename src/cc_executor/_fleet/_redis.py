@@ -151,7 +151,10 @@ return 1
 
 
 #: The keys of a run kept for the retention time once it ends.
-_KEPT = ("events", "bytes", "cancel", "known", "attempt", "session", "transcript", "queue")
+_KEPT = (
+    "events", "bytes", "cancel", "known", "attempt", "session", "transcript", "queue",
+    "checkpoint",
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -443,6 +446,15 @@ class RedisFleet:
         if not isinstance(session_id, bytes) or not isinstance(project, bytes):
             return None
         return session_id.decode(), project.decode(), data
+
+    async def ship_checkpoint(self, run_id: str, commit: str) -> None:
+        with _said(self.url):
+            await self._redis.set(self._key("checkpoint", run_id), commit.encode())
+
+    async def checkpoint(self, run_id: str) -> str | None:
+        with _said(self.url):
+            found = await self._redis.get(self._key("checkpoint", run_id))
+        return found.decode() if isinstance(found, bytes) else None
 
     async def known(self, run_id: str) -> bool:
         with _said(self.url):
