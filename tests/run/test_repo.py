@@ -276,6 +276,7 @@ def test_a_checkpoint_is_pushed_without_touching_the_worktree_and_another_clone_
     assert git(Path(ws.path), "status", "--porcelain") == "?? work.txt"  # untouched
     assert git(Path(ws.path), "rev-parse", "HEAD", branch).split() == [base, base]
     assert push_checkpoint(ws, url, tree) is None  # nothing new: no push
+    assert sorted(os.listdir(first)) == ["repo", "workspace"]  # its private index is gone
 
     second = tmp_path / "second"
     clone_repo(url, "other", str(second / "repo"))

@@ -19,6 +19,7 @@ mode (a password prompt fails instead of hanging).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import os
@@ -192,12 +193,16 @@ def push_checkpoint(ws: Workspace, url: str, pushed_tree: str | None) -> tuple[s
     index = os.path.join(ws.run_dir, "checkpoint.index")
     env = {"GIT_INDEX_FILE": index}
     try:
-        # The worktree's index holds each file's stat: only the files changed are hashed.
-        shutil.copyfile(os.path.join(str(ws.git_dir), "index"), index)
-    except OSError:
-        git.run("read-tree", tip, env=env)
-    git.run("add", "-A", env=env)
-    tree = git.out("write-tree", env=env)
+        try:
+            # The worktree's index holds each file's stat: only the files changed are hashed.
+            shutil.copyfile(os.path.join(str(ws.git_dir), "index"), index)
+        except OSError:
+            git.run("read-tree", tip, env=env)
+        git.run("add", "-A", env=env)
+        tree = git.out("write-tree", env=env)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(index)
     if tree in (pushed_tree, tip_tree):
         return None
     message = f"cc-executor checkpoint of run {ws.run_id}\n\n{BASE_TRAILER}{ws.start}"
