@@ -102,15 +102,48 @@ async def test_run_with_fleet_on_the_command_line_waits_and_prints_like_a_local_
     assert "Traceback" not in refused.stderr
 
 
-async def test_ten_runs_over_two_workers_all_end_ok(fleet_bed: Any) -> None:
-    async with fleet_bed(answer("done")) as bed:
-        workers = [bed.start_worker("--slots", "2") for _ in range(2)]
-        handles = [start_run(f"job {i}", fleet=bed.url, cwd=str(bed.workdir)) for i in range(10)]
+#: The test bed of issue 20: 50 runs submitted at once over 3 workers of 3 slots each.
+RUNS, WORKERS, SLOTS = 50, 3, 3
+
+
+async def test_fifty_runs_over_three_workers_all_end_ok_once_each_with_receipts(
+    fleet_bed: Any,
+) -> None:
+    """Every run ends ok with its own answer, ran exactly once (one model request per prompt,
+    one record across the workers' histories), its receipts verify on the machine that ran
+    it, and all three workers took several."""
+    jobs = [f"job {i:02d}" for i in range(RUNS)]
+    script = Script(
+        [Rule(match=f"^{job}$", answers=[Reply([Text(f"{job} done")])]) for job in jobs]
+    )
+    bed: FleetBed
+    async with fleet_bed(script) as bed:
+        workers = [bed.start_worker("--slots", str(SLOTS)) for _ in range(WORKERS)]
+        handles = [start_run(job, fleet=bed.url, cwd=str(bed.workdir)) for job in jobs]
         results = await asyncio.gather(*(h.wait() for h in handles))
-    assert [r.status.value for r in results] == ["ok"] * 10
-    assert len({r.run_id for r in results}) == 10
-    ran_on = {w.name for r in results for w in workers if str(w.data) in (r.run_dir or "")}
-    assert ran_on == {"w1", "w2"}
+        prompts = [r.prompt for r in bed.server.message_requests]
+        checks = await asyncio.gather(
+            *(asyncio.to_thread(w.cc, "verify", "--last", str(RUNS + 1), "--json") for w in workers)
+        )
+    assert [r.status.value for r in results] == ["ok"] * RUNS, [r.error for r in results]
+    assert [r.result for r in results] == [f"{job} done" for job in jobs]
+    assert [r.run_id for r in results] == [h.run_id for h in handles]
+    # Executed exactly once: one model request per prompt (a second copy would ask again).
+    assert sorted(p for p in prompts if p in jobs) == jobs, prompts
+    # One record per run across the machines, each verified where it ran.
+    verified: dict[str, list[str]] = {}
+    for worker, check in zip(workers, checks, strict=True):
+        assert check.returncode == 0, check.stdout + check.stderr
+        report = json.loads(check.stdout)
+        assert report["ok"], report
+        verified[worker.name] = [run["run_id"] for run in report["runs"]]
+    ran = sorted(run_id for ids in verified.values() for run_id in ids)
+    assert ran == sorted(r.run_id for r in results)
+    for worker in workers:
+        mine = [r.run_id for r in results if (r.run_dir or "").startswith(str(worker.data))]
+        assert sorted(mine) == sorted(verified[worker.name])
+        # Spread: every worker took several (3 slots each, 50 runs at once).
+        assert len(mine) > SLOTS, {w: len(ids) for w, ids in verified.items()}
 
 
 async def test_a_remote_cancel_mid_tool_kills_the_whole_tree_and_returns_the_partial_result(

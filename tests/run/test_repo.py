@@ -250,3 +250,67 @@ async def test_a_task_of_a_list_clones_its_repo(tmp_path: Path, remote: tuple[Pa
     clone = Path(task.result.strip())  # the agent printed its cwd
     assert clone.parts[-2:] == (task.run_id, "repo")
     assert (clone / "other.txt").exists()
+
+
+def test_a_checkpoint_is_pushed_without_touching_the_worktree_and_another_clone_goes_on(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    """The fleet's checkpoints (docs/fleet.md, Data movement): what the worktree holds is
+    pushed to the run's branch while the agent's index, HEAD and branch stay as they are;
+    a second clone goes on from that branch, its receipt keeping the first base."""
+    from cc_executor._run._repo import fetch_continuation, push_checkpoint
+    from cc_executor._run._workspace import create_workspace, finish_workspace
+
+    bare, url = remote
+    base = git(bare, "rev-parse", "other")
+    branch = "cc-executor/ckpt"
+    first = tmp_path / "first"
+    clone_repo(url, "other", str(first / "repo"))
+    ws = create_workspace("worktree", str(first / "repo"), "ckpt1", str(first), branch=branch)
+    (Path(ws.path) / "work.txt").write_text("half done\n")
+    pushed = push_checkpoint(ws, url, None)
+    assert pushed is not None
+    commit, tree = pushed
+    assert git(bare, "rev-parse", branch) == commit
+    assert git(bare, "show", f"{branch}:work.txt") == "half done"
+    assert git(Path(ws.path), "status", "--porcelain") == "?? work.txt"  # untouched
+    assert git(Path(ws.path), "rev-parse", "HEAD", branch).split() == [base, base]
+    assert push_checkpoint(ws, url, tree) is None  # nothing new: no push
+    assert sorted(os.listdir(first)) == ["repo", "workspace"]  # its private index is gone
+
+    second = tmp_path / "second"
+    clone_repo(url, "other", str(second / "repo"))
+    assert fetch_continuation(str(second / "repo"), "cc-executor/none") is None
+    found = fetch_continuation(str(second / "repo"), branch)
+    assert found == (commit, base)
+    again = create_workspace(
+        "worktree", str(second / "repo"), "ckpt2", str(second),
+        base=found[1], branch=branch, continue_from=found[0],
+    )  # fmt: skip
+    assert (Path(again.path) / "work.txt").read_text() == "half done\n"
+    (Path(again.path) / "more.txt").write_text("the rest\n")
+    receipt = finish_workspace(again, "ok")
+    assert receipt["base"] == base
+    assert receipt["branch"] == branch
+    assert sorted(c["path"] for c in receipt["changes"]) == ["more.txt", "work.txt"]
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"repo_branch": "cc-executor/x"}, "repo_branch needs repo"),
+        ({"repo": "file:///a.git", "repo_branch": "cc-executor/x"}, "needs workspace="),
+        ({"repo": "file:///a.git", "repo_continue": True}, "repo_continue needs repo_branch"),
+        (
+            {"repo": "file:///a.git", "workspace": "worktree", "repo_branch": "-x"},
+            "ref must be",
+        ),
+    ],
+)
+def test_repo_branch_options_that_cannot_work_are_refused(
+    options: dict[str, object], said: str
+) -> None:
+    from cc_executor._run._options import RunOptions
+
+    with pytest.raises(ValueError, match=said):
+        RunOptions.from_kwargs(options)

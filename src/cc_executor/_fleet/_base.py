@@ -194,6 +194,13 @@ class Fleet(Protocol):
     async def session(self, run_id: str) -> tuple[str, str, bytes] | None:
         """The run's shipped session: its id, project folder name and transcript."""
 
+    async def ship_checkpoint(self, run_id: str, commit: str) -> None:
+        """Keep the commit of the run's work last pushed to its branch (a ``repo`` run's
+        checkpoint), for an attempt on another worker to go on from."""
+
+    async def checkpoint(self, run_id: str) -> str | None:
+        """The commit :meth:`ship_checkpoint` kept last, or None."""
+
     async def known(self, run_id: str) -> bool:
         """Whether the fleet knows the run: queued, running, or ended within the retention
         time."""

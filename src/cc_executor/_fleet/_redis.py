@@ -161,6 +161,7 @@ _KEPT = (
     "transcript",
     "queue",
     "answers",
+    "checkpoint",
 )
 
 
@@ -478,6 +479,15 @@ class RedisFleet:
         if not isinstance(session_id, bytes) or not isinstance(project, bytes):
             return None
         return session_id.decode(), project.decode(), data
+
+    async def ship_checkpoint(self, run_id: str, commit: str) -> None:
+        with _said(self.url):
+            await self._redis.set(self._key("checkpoint", run_id), commit.encode())
+
+    async def checkpoint(self, run_id: str) -> str | None:
+        with _said(self.url):
+            found = await self._redis.get(self._key("checkpoint", run_id))
+        return found.decode() if isinstance(found, bytes) else None
 
     async def known(self, run_id: str) -> bool:
         with _said(self.url):

@@ -731,6 +731,24 @@ class RunOptions(OptionRecord):
         remote=SERVER_ONLY,
         help="the task list the run belongs to",
     )
+    # A fleet worker's, for a repo run with a worktree: every attempt of the run pushes to
+    # one branch, and an attempt after a lost worker goes on from what was pushed there.
+    repo_branch: str | None = option(
+        kind="text",
+        default=None,
+        task=False,
+        remote=SERVER_ONLY,
+        help="with repo and workspace worktree: the branch the run's work is pushed to "
+        "(default: cc-executor/<run id>), with checkpoints while it runs (docs/fleet.md)",
+    )
+    repo_continue: bool = option(
+        kind="flag",
+        default=False,
+        task=False,
+        remote=SERVER_ONLY,
+        help="with repo_branch: start from that branch as the remote has it (an earlier "
+        "attempt's work), the change receipt's base staying the earlier attempt's",
+    )
 
     def __post_init__(self) -> None:
         from cc_executor._run._prepare import check_run_options

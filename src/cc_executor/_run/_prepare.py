@@ -226,15 +226,24 @@ def _check_repo(o: Any) -> None:
     """``repo`` must be a URL a run may clone, ``ref`` needs it, and the run's folder is the
     clone's: no ``cwd`` beside it."""
     repo, ref = getattr(o, "repo", None), getattr(o, "ref", None)
+    branch = getattr(o, "repo_branch", None)
+    if getattr(o, "repo_continue", False) and branch is None:
+        raise ValueError("repo_continue needs repo_branch")
     if repo is None:
         if ref is not None:
             raise ValueError("ref needs repo (--ref needs --repo URL)")
+        if branch is not None:
+            raise ValueError("repo_branch needs repo")
         return
     from cc_executor._run._repo import check_ref, check_repo_url
 
     check_repo_url(repo)
     if ref is not None:
         check_ref(ref)
+    if branch is not None:
+        check_ref(branch)
+        if getattr(o, "workspace", None) != "worktree":
+            raise ValueError("repo_branch needs workspace='worktree' (the branch it pushes)")
     if getattr(o, "cwd", None) is not None:
         raise ValueError("a run with repo runs in its clone: give repo or cwd, not both")
     if getattr(o, "workspace", None) == "copy":

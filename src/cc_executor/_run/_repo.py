@@ -1,6 +1,9 @@
 """A run's input as a git URL and ref (``repo``/``ref``): cloned into the run folder, the run
 runs in the clone; with ``workspace="worktree"`` its branch is pushed back to the URL when
-the run ends. What a fleet of many machines needs when there is no shared storage.
+the run ends. What a fleet of many machines needs when there is no shared storage. A fleet
+worker also names the branch (``repo_branch``, the fleet run's) and has the run push
+checkpoints while it runs (:class:`Checkpoints`), so that an attempt on another worker can
+go on from them (``repo_continue``: :func:`fetch_continuation`).
 
 The URL is data from whoever submitted the run, so it is checked before git sees it: only
 ``https://``, ``ssh://`` (and scp-like ``user@host:path``) and ``file://``; never git's
@@ -15,13 +18,22 @@ mode (a password prompt fails instead of hanging).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
+import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+import shutil
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cc_executor._errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from cc_executor._run._workspace import Workspace
+
+log = logging.getLogger("cc_executor.run")
 
 #: The URL schemes a run's ``repo`` may use (``file`` serves tests and shared storage).
 SCHEMES = ("https", "ssh", "file")
@@ -37,6 +49,10 @@ _REMOTE_CONFIG = (
     ("credential.interactive", "false"),
 )
 _SSH = "ssh -o BatchMode=yes"
+#: The least seconds between two checkpoint pushes of a run (see :class:`Checkpoints`).
+CHECKPOINT_INTERVAL_S = 10.0
+#: The line of a checkpoint commit's message naming the base of the run's change receipt.
+BASE_TRAILER = "cc-executor-base: "
 _SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]")
 _REDIRECTS = re.compile(r"(?i)(?:url|http)\..*")
 _REF = re.compile(r"[A-Za-z0-9._/@+-]+")
@@ -142,12 +158,13 @@ def clone_repo(url: str, ref: str | None, dest: str) -> str:
     return str(commit)
 
 
-def push_branch(clone: str, url: str, branch: str) -> None:
-    """Push ``branch`` of the clone at ``clone`` to ``url`` (forced: the branch is the run's
-    own, named by its id); ``WorkspaceError`` saying why it could not be. The agent ran
-    beside the clone's ``.git/config``: a URL rewrite (``url.*.insteadOf``) or an
-    ``http.*`` setting (a proxy, no TLS check) it added there would send the push, with the
-    worker's credentials, elsewhere, so any such key stops the push."""
+def push_branch(clone: str, url: str, branch: str, *, commit: str | None = None) -> None:
+    """Push ``branch`` of the clone at ``clone`` (or ``commit``, to that branch's name) to
+    ``url``, forced: the branch is the run's own, named by its id; ``WorkspaceError`` saying
+    why it could not be. The agent ran beside the clone's ``.git/config``: a URL rewrite
+    (``url.*.insteadOf``) or an ``http.*`` setting (a proxy, no TLS check) it added there
+    would send the push, with the worker's credentials, elsewhere, so any such key stops
+    the push."""
     git = _remote_git(clone)
     listing = git.run("config", "-z", "--show-scope", "--name-only", "--list", check=False)
     fields = listing.stdout.split(b"\0")
@@ -158,8 +175,128 @@ def push_branch(clone: str, url: str, branch: str) -> None:
                 f"the clone's git configuration gained {key} during the run: not pushed "
                 "(it could send the branch and the machine's credentials elsewhere)"
             )
-    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+    refspec = f"{commit or f'refs/heads/{branch}'}:refs/heads/{branch}"
     git.run("push", "-q", "--no-verify", "--force", "--", url, refspec)
+
+
+def push_checkpoint(ws: Workspace, url: str, pushed_tree: str | None) -> tuple[str, str] | None:
+    """Commit what the worktree of ``ws`` holds now and push that commit to its branch on
+    ``url`` (forced), leaving the worktree, its index, HEAD and the local branch as they
+    are (a private index, ``commit-tree``): the agent goes on undisturbed. The commit names
+    the workspace's base (the change receipt's) for an attempt that goes on from it. The
+    commit and its tree; None when the tree is the one pushed last or the branch's own."""
+    from cc_executor._run._workspace import _Git
+
+    git = _Git(ws.path, git_dir=ws.git_dir)
+    ref = f"refs/heads/{ws.branch}"
+    tip, tip_tree = git.out("rev-parse", ref, f"{ref}^{{tree}}").splitlines()
+    index = os.path.join(ws.run_dir, "checkpoint.index")
+    env = {"GIT_INDEX_FILE": index}
+    try:
+        try:
+            # The worktree's index holds each file's stat: only the files changed are hashed.
+            shutil.copyfile(os.path.join(str(ws.git_dir), "index"), index)
+        except OSError:
+            git.run("read-tree", tip, env=env)
+        git.run("add", "-A", env=env)
+        tree = git.out("write-tree", env=env)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(index)
+    if tree in (pushed_tree, tip_tree):
+        return None
+    message = f"cc-executor checkpoint of run {ws.run_id}\n\n{BASE_TRAILER}{ws.start}"
+    commit = git.out(
+        "commit-tree", "--no-gpg-sign", tree, "-p", tip, "-m", message, env=git.identity()
+    )
+    push_branch(ws.repo, url, ws.branch, commit=commit)
+    return commit, tree
+
+
+def fetch_continuation(clone: str, branch: str) -> tuple[str, str] | None:
+    """Fetch ``branch`` from the clone's ``origin`` (an earlier attempt's pushed work): its
+    tip and the base its checkpoint names (the clone's HEAD when it names none that is
+    here); None when the remote has no such branch."""
+    check_ref(branch)
+    git = _remote_git(clone)
+    fetched = git.run(
+        "fetch", "-q", "--no-tags", "--no-recurse-submodules", "origin", "--",
+        f"+refs/heads/{branch}:refs/remotes/origin/{branch}", check=False,
+    )  # fmt: skip
+    if fetched.returncode != 0:
+        return None
+    tip = git.out("rev-parse", f"refs/remotes/origin/{branch}^{{commit}}")
+    body = git.out("log", "-1", "--format=%B", tip)
+    named = [line[len(BASE_TRAILER) :].strip() for line in body.splitlines()]
+    named = [n for n in named if re.fullmatch(r"[0-9a-f]{40,64}", n)]
+    base = named[-1] if named else ""
+    if not base or git.run("cat-file", "-e", f"{base}^{{commit}}", check=False).returncode:
+        base = git.out("rev-parse", "HEAD^{commit}")
+    return tip, base
+
+
+class Checkpoints:
+    """The pushes of a run's workspace while it runs, so that another worker can go on from
+    its work if this one is lost: :meth:`poke` after each tool result (one that changed
+    nothing pushes nothing); the first push is at once, the next at least ``interval_s``
+    later (what changed meanwhile goes in one). ``on_pushed(commit)`` after each push.
+    :meth:`stop` before the final commit and push, which it never overtakes."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        url: str,
+        on_pushed: Callable[[str], Awaitable[None]],
+        interval_s: float = CHECKPOINT_INTERVAL_S,
+    ) -> None:
+        self.ws, self.url, self.interval_s = ws, url, interval_s
+        self.on_pushed = on_pushed
+        self.problem: str | None = None
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._push: asyncio.Future[tuple[str, str] | None] | None = None
+        self._tree: str | None = None
+
+    def poke(self) -> None:
+        self._wanted.set()
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._pushes())
+
+    async def _pushes(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            self._push = asyncio.ensure_future(
+                asyncio.to_thread(push_checkpoint, self.ws, self.url, self._tree)
+            )
+            try:
+                done = await asyncio.shield(self._push)
+            except (WorkspaceError, OSError, ValueError) as exc:
+                # Not fatal: the run goes on, its end is pushed as ever.
+                self.problem = str(exc)
+                log.warning("run %s: checkpoint not pushed: %s", self.ws.run_id, exc)
+                done = None
+            if done is not None:
+                self._tree = done[1]
+                await self.on_pushed(done[0])
+            await asyncio.sleep(self.interval_s)
+
+    async def stop(self) -> None:
+        """No more pushes; returns once one under way has ended (the final push must
+        come after it)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # best effort: the run's own end is pushed anyway
+                self.problem = f"{type(exc).__name__}: {exc}"
+                log.exception("run %s: checkpoints", self.ws.run_id)
+        if self._push is not None:
+            await asyncio.wait([self._push])
+            if not self._push.cancelled() and self._push.exception() is not None:
+                self.problem = str(self._push.exception())  # seen: not logged as lost
 
 
 def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:

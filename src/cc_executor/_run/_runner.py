@@ -34,6 +34,7 @@ from cc_executor._agents._types import (
     RetryEvent,
     RunStartedEvent,
     RunStatus,
+    StatusEvent,
     StderrEvent,
     StreamEvent,
     TextDeltaEvent,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from cc_executor._agents._base import AgentAdapter, StreamParser
     from cc_executor._run._permissions import Decider, PermissionBroker
     from cc_executor._run._policy import Policy
+    from cc_executor._run._repo import Checkpoints
     from cc_executor._run._workspace import Workspace
 
 EventCallback = Callable[[AgentEvent], "Awaitable[Any] | Any"]
@@ -357,6 +359,10 @@ class _Run:
         self.home: str | None = None
         #: The run's own worktree or copy (``workspace`` option), once made.
         self.workspace: Workspace | None = None
+        #: A repo run's pushes while it runs (with repo_branch), and the earlier attempt's
+        #: pushed work it goes on from (with repo_continue): (tip, base).
+        self.checkpoints: Checkpoints | None = None
+        self._continue_from: tuple[str, str] | None = None
         #: Who decides a permission policy's ``ask`` (None: such calls are denied).
         self.on_permission = on_permission
         self.decider_name = decider_name
@@ -687,6 +693,18 @@ class _Run:
             )
         self.cwd = clone
         self.record.cwd = clone
+        if opts.repo_continue and opts.repo_branch is not None:
+            from cc_executor._run._repo import fetch_continuation
+
+            try:
+                found = await asyncio.to_thread(fetch_continuation, clone, opts.repo_branch)
+            except (WorkspaceError, OSError) as exc:
+                found, why = None, f"its branch {opts.repo_branch} could not be read: {exc}"
+            else:
+                why = f"{opts.repo} has no branch {opts.repo_branch}"
+            if found is None:
+                self.warnings.append(f"nothing to go on from ({why}): the run starts from its ref")
+            self._continue_from = found
         return None
 
     async def _make_workspace(self) -> RunResult | None:
@@ -697,6 +715,7 @@ class _Run:
 
         opts = self.options
         assert opts.workspace is not None
+        tip, base = self._continue_from or (None, opts.workspace_base)
         try:
             ws = await asyncio.to_thread(
                 create_workspace,
@@ -704,8 +723,10 @@ class _Run:
                 self.cwd,
                 self.run_id,
                 str(self.run_dir),
-                base=opts.workspace_base,
+                base=base,
                 carry=opts.carry_changes,
+                branch=opts.repo_branch,
+                continue_from=tip,
             )
         except (WorkspaceError, OSError) as exc:
             return RunResult(
@@ -719,6 +740,14 @@ class _Run:
         self.workspace = ws
         self.cwd = ws.cwd
         self.record.cwd = ws.cwd
+        if opts.repo is not None and opts.repo_branch is not None:
+            from cc_executor._run._repo import Checkpoints
+
+            async def pushed(commit: str) -> None:
+                status = f"checkpoint_pushed: {commit} ({ws.branch})"
+                await self.emit(StatusEvent(t=time.monotonic(), status=status))
+
+            self.checkpoints = Checkpoints(ws, opts.repo, pushed)
         return None
 
     async def _finish_workspace(self, status: str) -> str | None:
@@ -727,6 +756,8 @@ class _Run:
         ws = self.workspace
         if ws is None or ws.receipt is not None:
             return None
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         from cc_executor._errors import WorkspaceError
         from cc_executor._run._workspace import finish_workspace
 
@@ -1004,6 +1035,8 @@ class _Run:
             return
         for event in parser.parse_output(item):
             state.apply(event)
+            if self.checkpoints is not None and isinstance(event, ToolResultEvent):
+                self.checkpoints.poke()
             await self._deliver(event)
 
     def _set_deadline(self, at: float) -> None:

@@ -291,9 +291,13 @@ def create_workspace(
     *,
     base: str | None = None,
     carry: bool = False,
+    branch: str | None = None,
+    continue_from: str | None = None,
 ) -> Workspace:
     """Make the workspace of run ``run_id`` (see the module docstring); ``WorkspaceError``
-    saying why when it cannot be made."""
+    saying why when it cannot be made. ``branch``: its name (default
+    ``cc-executor/<run_id>``); ``continue_from``: a commit after ``base`` (an earlier
+    attempt's work) that the worktree starts on, the receipt's base staying ``base``."""
     if mode == "copy":
         return _create_copy(cwd, run_id, run_dir)
     git = _Git(cwd)
@@ -312,7 +316,7 @@ def create_workspace(
     sub = os.path.relpath(os.path.realpath(cwd), os.path.realpath(top))
     path = os.path.join(run_dir, "workspace", os.path.basename(top) or "repo")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    branch = BRANCH_PREFIX + run_id
+    branch = branch or BRANCH_PREFIX + run_id
     carried: list[str] = []
     pending = None
     if carry:
@@ -320,7 +324,7 @@ def create_workspace(
         if dirty:
             start = _carry(git, top, start, dirty, run_dir)
             carried = [p for _, p in dirty]
-    git.run("worktree", "add", "-q", "-b", branch, path, start, cwd=top)
+    git.run("worktree", "add", "-q", "-b", branch, path, continue_from or start, cwd=top)
     git_dir = git.out("rev-parse", "--absolute-git-dir", cwd=path)
     if not carry:
         # The status of the user's tree (only for the list of what is left out: nothing

@@ -99,6 +99,9 @@ class Admission:
     holder: str
     limited: bool = False
     _keeper: asyncio.Task[None] | None = None
+    #: Set by release: the keeper stops even if its cancellation was lost (a cancel that
+    #: lands inside a Redis call can be swallowed there).
+    _released: bool = False
     _pausing: set[asyncio.Future[Any]] = field(default_factory=set)
 
     def watch(self, on_event: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -120,6 +123,7 @@ class Admission:
         return watched
 
     async def release(self) -> None:
+        self._released = True
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -193,12 +197,14 @@ class SharedLimits:
                 return None
             if wanted == "go":
                 return admission
-        admission._keeper = asyncio.ensure_future(self._keep(credential, holder))
+        admission._keeper = asyncio.ensure_future(self._keep(credential, holder, admission))
         return admission
 
-    async def _keep(self, credential: str, holder: str) -> None:
+    async def _keep(self, credential: str, holder: str, admission: Admission) -> None:
         while True:
             await asyncio.sleep(max(0.2, self.hold_s / 4))
+            if admission._released:
+                return
             with contextlib.suppress(FleetError):
                 await self._limits.renew(credential, holder, self.hold_s)
 

@@ -55,6 +55,7 @@ from cc_executor._run._policy import Policy, parse_policy
 from cc_executor._run._prepare import PERMISSION_HOOK_AGENTS
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import RunHandle, start_run
+from cc_executor._run._workspace import BRANCH_PREFIX
 from cc_executor._service._policy import RunPolicy
 from cc_executor._service._ratelimit import SharedLimits
 from cc_executor._status import Status
@@ -111,6 +112,8 @@ class _Active:
     #: shipped to the fleet: (session id, transcript path, bytes shipped).
     session: list[Any] = field(default_factory=lambda: [None, None, 0])
     shipping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: A repo run's checkpoints: the commit pushed last, and the one the fleet knows of.
+    checkpoint: list[str | None] = field(default_factory=lambda: [None, None])
     interrupted: bool = False
     #: Set when the lease was lost: another worker may run the run now, this copy stops
     #: and sends nothing more.
@@ -118,6 +121,9 @@ class _Active:
     #: One event per permission request waiting for its submitter's answer: set when the
     #: control channel says an answer came.
     asks: set[asyncio.Event] = field(default_factory=set)
+    #: Set when the run has ended: its lease keeper stops even if its cancellation was
+    #: lost (a cancel that lands inside a Redis call can be swallowed there).
+    ended: bool = False
 
 
 class FleetWorker:
@@ -419,6 +425,9 @@ class FleetWorker:
             else:
                 prompt, options = self.check(message)
                 policy = self.check_policy(message, options)
+                if options.get("repo") is not None and options.get("workspace") == "worktree":
+                    # Every attempt pushes (checkpoints, the end) to the fleet run's branch.
+                    options["repo_branch"] = BRANCH_PREFIX + run_id
                 if isinstance(recover, dict):
                     prompt, options, said = await self._recovered(run_id, prompt, options, recover)
                 limited = options
@@ -520,11 +529,15 @@ class FleetWorker:
         pending: list[dict[str, Any]] = []
         wake = asyncio.Event()
         session: list[Any] = [None, None, 0]
+        checkpoint: list[str | None] = [None, None]
 
         def on_event(event: Any) -> None:
             sid = getattr(event, "session_id", None) if event.type == "init" else None
             if sid and session[0] != sid:
                 session[:] = [sid, None, 0]
+            said = getattr(event, "status", "") if event.type == "status" else ""
+            if said.startswith(CHECKPOINT_STATUS):
+                checkpoint[0] = said[len(CHECKPOINT_STATUS) :].split(" ", 1)[0]
             pending.append({"kind": "event", "event": event.to_dict()})
             wake.set()
 
@@ -532,6 +545,7 @@ class FleetWorker:
             on_event(StatusEvent(t=time.monotonic(), status=said))
         handle = start(on_event)
         active = self._active[run_id] = _Active(handle, lease, on_event, session)
+        active.checkpoint = checkpoint
         self._idle.clear()
         self._changed.set()
         pump = asyncio.ensure_future(self._pump(run_id, pending, wake, active))
@@ -542,6 +556,7 @@ class FleetWorker:
         try:
             result = await handle.wait()
         finally:
+            active.ended = True
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
@@ -595,6 +610,9 @@ class FleetWorker:
                 drop = ("session_id", "continue_session", "fork_session")
                 resumed = {k: v for k, v in options.items() if k not in drop}
                 resumed["resume"] = shipped[0]
+                if resumed.get("repo_branch") is not None:
+                    # On the work the lost attempt pushed, as its session left it.
+                    resumed["repo_continue"] = True
                 return CONTINUE_PROMPT, resumed, f"session_resumed: {shipped[0]}"
             why = "its session transcript could not be restored here"
         return prompt, options, f"restarted: {why}" if why else "restarted"
@@ -623,19 +641,12 @@ class FleetWorker:
         queue attempt ``attempt`` under its ``on_worker_lost`` (``fail``: the run ends)."""
         run_id = str(message["run_id"])
         options = message.get("options") if isinstance(message.get("options"), dict) else {}
-        policy = (options or {}).get("on_worker_lost", "resume")
-        agent = (options or {}).get("agent", "claude")
         shipped = await self._retrying(run_id, lambda: self.fleet.session(run_id))
-        if policy == "fail":
-            how = "on_worker_lost is fail: the run ends"
-        elif policy == "restart":
-            how = "on_worker_lost is restart: another worker restarts it from its prompt"
-        elif agent not in SESSION_AGENTS:
-            how = f"the {agent} agent's session cannot be carried: it restarts from its prompt"
-        elif shipped is None:
-            how = "no session transcript was shipped yet: it restarts from its prompt"
-        else:
-            how = f"another worker resumes its session {shipped[0]}"
+        pushed = None
+        if (options or {}).get("repo") is not None:
+            pushed = await self._retrying(run_id, lambda: self.fleet.checkpoint(run_id))
+        policy = (options or {}).get("on_worker_lost", "resume")
+        how = lost_run_plan(options or {}, shipped[0] if shipped else None, pushed, run_id)
         interrupted = RunResult(
             run_id=run_id, status=RunStatus.INTERRUPTED, error=f"{error}: {how}"
         )
@@ -648,7 +659,7 @@ class FleetWorker:
         # Claimed: from here on the run is this worker's to queue again, whatever the
         # broker does meanwhile.
         await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
-        mode = "resume" if how.startswith("another worker resumes") else "restart"
+        mode = "resume" if how.startswith(RESUMES) else "restart"
         recover = {"mode": mode, "why": how, "lost": message.get("holder")}
         again = {k: v for k, v in message.items() if k != "holder"}
         again.update(attempt=attempt, recover=recover)
@@ -709,6 +720,13 @@ class FleetWorker:
         async with active.shipping:
             await self._ship_now(run_id, active.session)
 
+    async def _ship_checkpoint(self, run_id: str, active: _Active) -> None:
+        """Tell the fleet of the checkpoint the run pushed last (once it is in its stream)."""
+        pushed, known = active.checkpoint
+        if pushed is not None and pushed != known and not active.lost:
+            await self.fleet.ship_checkpoint(run_id, pushed)
+            active.checkpoint[1] = pushed
+
     async def _ship_now(self, run_id: str, session: list[Any]) -> None:
         session_id, path, offset = session
         if session_id is None:
@@ -739,6 +757,7 @@ class FleetWorker:
                 await self._send(run_id, batch, active)
                 with contextlib.suppress(FleetError, OSError):
                     await self._ship(run_id, active)
+                    await self._ship_checkpoint(run_id, active)
             if active.handle.done and not pending:
                 return
 
@@ -747,12 +766,12 @@ class FleetWorker:
         cancel was asked while no control message could reach this worker. Ship the
         session transcript meanwhile (the agent writes it between events too)."""
         ttl = self.config.heartbeat_timeout_s
-        # Not `while True`: the run's end cancels this task, and a cancellation lost in a
-        # broker call (seen once: the run's result was never sent, its lease renewed for
-        # ever) must not keep it alive; it then ends at its next look.
+        # The run's end cancels this task, but a cancellation lost in a broker call (seen:
+        # the run's result was never sent, its lease renewed for ever) must not keep it
+        # alive: it also ends at its next look once the run is over.
         while True:
             await asyncio.sleep(max(0.2, ttl / 4))
-            if active.handle.done:
+            if active.handle.done or active.ended:
                 return
             try:
                 held = await self.fleet.renew(active.lease, ttl)
@@ -769,6 +788,46 @@ class FleetWorker:
                 active.handle.cancel()
             with contextlib.suppress(FleetError, OSError):
                 await self._ship(active.lease.run_id, active)
+
+
+#: How the status event of a repo run's checkpoint starts (the runner's, _run/_runner.py).
+CHECKPOINT_STATUS = "checkpoint_pushed: "
+#: How the plan of a lost run that another worker resumes starts (see lost_run_plan).
+RESUMES = "another worker resumes"
+
+
+def lost_run_plan(
+    options: Mapping[str, Any], session_id: str | None, pushed: str | None, run_id: str
+) -> str:
+    """What happens to a run whose worker was lost, in words (the end of its
+    ``interrupted`` entry's error): under ``on_worker_lost`` resume, its session goes on
+    elsewhere when its transcript was shipped and, for a ``repo`` run, its work was
+    pushed (``pushed``: the last checkpoint); otherwise it restarts and says why."""
+    policy = options.get("on_worker_lost", "resume")
+    agent = options.get("agent", "claude")
+    repo = options.get("repo") is not None
+    if policy == "fail":
+        return "on_worker_lost is fail: the run ends"
+    if policy == "restart":
+        return "on_worker_lost is restart: another worker restarts it from its prompt"
+    if agent not in SESSION_AGENTS:
+        return f"the {agent} agent's session cannot be carried: it restarts from its prompt"
+    if repo and options.get("workspace") != "worktree":
+        return (
+            "a repo run without a workspace pushes nothing to go on from: it restarts from "
+            "its prompt in a fresh clone"
+        )
+    if repo and pushed is None:
+        return "nothing of its work was pushed yet: it restarts from its prompt in a fresh clone"
+    if session_id is None:
+        fresh = " in a fresh clone" if repo else ""
+        return f"no session transcript was shipped yet: it restarts from its prompt{fresh}"
+    if repo:
+        return (
+            f"{RESUMES} its session {session_id} on its pushed branch "
+            f"{BRANCH_PREFIX}{run_id} (checkpoint {str(pushed)[:12]})"
+        )
+    return f"{RESUMES} its session {session_id}"
 
 
 def options_record(message: Mapping[str, Any]) -> bool:
@@ -910,7 +969,7 @@ def _restore_session(shipped: tuple[str, str, bytes], options: Mapping[str, Any]
     session_id, project, data = shipped
     if not _SESSION.fullmatch(session_id) or not _PROJECT.fullmatch(project):
         return None
-    if project in (".", "..") or not options.get("cwd"):
+    if project in (".", "..") or not (options.get("cwd") or options.get("repo_branch")):
         return None
     env = options.get("env") if isinstance(options.get("env"), Mapping) else None
     folder = os.path.join(_claude_dir(env), "projects", project)
