@@ -17,6 +17,9 @@ STOPPED = {
     ProcessStatus.LIMIT_EXCEEDED: RunStatus.LIMIT_EXCEEDED,
 }
 
+#: The stops of a resource limit: they decide the outcome even after the final line.
+LIMITS = frozenset({ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED})
+
 #: HTTP statuses worth another attempt (timeouts, conflicts, rate limits, server errors).
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -25,10 +28,12 @@ def not_run_or_stopped(process: ProcessResult, title: str, *, final: bool) -> Ou
     """``spawn_failed`` when the CLI could not be started; our stop (``timeout``,
     ``idle_timeout``, ``cancelled``, a resource limit's ``oom_killed`` or ``limit_exceeded``)
     when we stopped it before its final line (``final`` False); None otherwise, for the
-    agent's own rules."""
+    agent's own rules. A resource limit wins over a final line: whether the CLI printed it
+    before the engine stopped the tree (or the kernel killed part of it) is a race, and
+    work the tree was doing was lost either way."""
     if process.status is ProcessStatus.SPAWN_FAILED:
         return Outcome(RunStatus.SPAWN_FAILED, f"{title} could not be started: {process.error}")
-    if process.status in STOPPED and not final:
+    if process.status in LIMITS or (process.status in STOPPED and not final):
         return Outcome(STOPPED[process.status], process.error)
     return None
 

@@ -1095,7 +1095,9 @@ class _Run:
         final = state.result
         status = outcome.status
         partial = status in STOPPED or (status is RunStatus.CRASHED and final is None)
-        if final is not None and final.result is not None and not partial:
+        # A resource limit that stopped the tree after the final line keeps that answer.
+        limit = status in (RunStatus.OOM_KILLED, RunStatus.LIMIT_EXCEEDED)
+        if final is not None and final.result is not None and (not partial or limit):
             text = final.result
         else:
             text = _replay_text(process, self.cwd, self.adapter)
