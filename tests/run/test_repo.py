@@ -16,6 +16,7 @@ import pytest
 from cc_executor._errors import Forbidden, InvalidRequest, WorkspaceError
 from cc_executor._run._repo import check_ref, check_repo_url, clone_repo, repo_allowed
 from cc_executor._run._runner import run
+from cc_executor._run._workspace import workspace_diff, workspace_discard
 from cc_executor._service._policy import RunPolicy
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -205,10 +206,76 @@ async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
     merged = cli("merge", result.run_id)
     assert merged.returncode == 0, merged.stderr
     assert (mine / "made.txt").read_text() == "made\n"
+    discarded = cli("discard", result.run_id)
+    assert discarded.returncode == 0, discarded.stderr
+    assert "stays on the remote (--remote deletes it)" in discarded.stdout
+    assert git(bare, "rev-parse", branch) == receipt["commit"]
+    discarded = cli("discard", "--remote", result.run_id)
+    assert discarded.returncode == 0, discarded.stderr
+    assert "its branch deleted from origin" in discarded.stdout
+    assert git(bare, "branch", "--list", branch) == ""
     gone = cli("merge", "01jd3k0000000000000000000z")
     assert gone.returncode == 2
     assert "no branch cc-executor/01jd3k0000000000000000000z was found" in gone.stderr
     assert "Traceback" not in gone.stderr
+
+
+def test_discard_of_a_run_of_another_machine(
+    tmp_path: Path, remote: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No run folder here: discard deletes the branch diff fetched, and keeps the pushed
+    one unless remote=True."""
+    bare, url = remote
+    run_id = "01jd3k0000000000000000001a"
+    branch = f"cc-executor/{run_id}"
+    worker = tmp_path / "worker"  # what a fleet worker pushed
+    git(tmp_path, "clone", "-q", url, str(worker))
+    git(worker, "checkout", "-q", "-b", branch)
+    (worker / "made.txt").write_text("made\n")
+    git(worker, "add", "-A")
+    git(worker, "-c", "user.name=W", "-c", "user.email=w@example.com", "commit", "-q", "-m", "w")
+    git(worker, "push", "-q", "origin", branch)
+    mine = tmp_path / "mine"
+    git(tmp_path, "clone", "-q", url, str(mine))
+    monkeypatch.chdir(mine)
+    assert "+made" in workspace_diff(run_id)
+    assert git(mine, "branch", "--list", branch)  # fetched by the diff
+
+    done = workspace_discard(run_id)
+    assert done == {
+        "run_id": run_id,
+        "discarded": True,
+        "branch_deleted": True,
+        "remote_deleted": [],
+    }
+    assert git(mine, "branch", "--list", branch) == ""
+    assert git(bare, "rev-parse", branch)  # the pushed branch stays by default
+
+    done = workspace_discard(run_id, remote=True)
+    assert done["branch_deleted"] is False
+    assert done["remote_deleted"] == ["origin"]
+    assert git(bare, "branch", "--list", branch) == ""
+    with pytest.raises(WorkspaceError, match=f"no branch {branch} in .* or its remotes"):
+        workspace_discard(run_id, remote=True)
+
+
+async def test_discard_remote_of_a_run_of_this_machine(
+    tmp_path: Path, remote: tuple[Path, str]
+) -> None:
+    """The run's own receipt: remote=True deletes the branch it pushed, from its clone."""
+    bare, url = remote
+    result = await run(
+        "go", agent="command", agent_spec=_writer(tmp_path), repo=url, workspace="worktree",
+        heartbeat_s=0,
+    )  # fmt: skip
+    assert result.ok, result.error
+    assert result.workspace is not None
+    branch = f"cc-executor/{result.run_id}"
+    assert git(bare, "rev-parse", branch) == result.workspace["commit"]
+    done = workspace_discard(result.run_id, remote=True)
+    assert done == {"run_id": result.run_id, "discarded": True, "remote_deleted": [url]}
+    assert git(bare, "branch", "--list", branch) == ""
+    assert not Path(result.workspace["path"]).exists()
 
 
 async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(

@@ -30,6 +30,13 @@ def add_parser(sub: Any) -> None:
         a.add_argument("run_id", metavar="RUN_ID", help="the run whose workspace it is")
         if name != "diff":
             a.add_argument("--json", action="store_true", help="one JSON object")
+        if name == "discard":
+            a.add_argument(
+                "--remote",
+                action="store_true",
+                help="also delete the branch the run pushed (a fleet or --repo run's) from "
+                "the remote (default: it stays there)",
+            )
         a.set_defaults(handler=handler)
     a = actions.add_parser("prune", help="discard the workspaces of old runs")
     a.add_argument(
@@ -123,7 +130,16 @@ def merge(args: argparse.Namespace) -> int:
 def discard(args: argparse.Namespace) -> int:
     from cc_executor._run._workspace import workspace_discard
 
-    return _act(args, workspace_discard, lambda d: f"discarded the workspace of run {d['run_id']}")
+    def say(done: dict[str, Any]) -> str:
+        said = f"discarded the workspace of run {done['run_id']}"
+        if done.get("remote_deleted"):
+            return said + f"; its branch deleted from {', '.join(done['remote_deleted'])}"
+        if "branch_deleted" in done and not args.remote:
+            # A run of another machine: its branch is on a remote, and was left there.
+            return said + "; its pushed branch stays on the remote (--remote deletes it)"
+        return said
+
+    return _act(args, lambda run_id: workspace_discard(run_id, remote=args.remote), say)
 
 
 def prune(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from cc_executor._errors import WorkspaceError
 
 if TYPE_CHECKING:
-    from cc_executor._run._workspace import Workspace
+    from cc_executor._run._workspace import Workspace, _Git
 
 log = logging.getLogger("cc_executor.run")
 
@@ -339,6 +339,62 @@ def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
         f"run {run_id} has no workspace on this machine, and no branch {branch} was found "
         f"from {top}: {said}"
     )
+
+
+def delete_pushed(git: _Git, where: str, remote: str, branch: str) -> bool:
+    """Delete ``branch`` from ``remote`` (a remote's name or URL) with the repository at
+    ``where``; False when it is not there (nothing to do). ``WorkspaceError`` when it is
+    there and the remote refuses."""
+    ref = f"refs/heads/{branch}"
+    there = git.run(
+        "ls-remote", "--exit-code", "--heads", "--", remote, ref, cwd=where, check=False
+    )
+    if there.returncode == 2:
+        return False
+    done = git.run("push", "-q", "--no-verify", "--", remote, f":{ref}", cwd=where, check=False)
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise WorkspaceError(
+            f"cannot delete {branch} from {remote}: {said[-1] if said else done.returncode}"
+        )
+    return True
+
+
+def discard_fetched(run_id: str, cwd: str, *, remote: bool) -> dict[str, Any]:
+    """For ``workspace discard`` on a machine without the run's folder: delete the branch
+    ``cc-executor/<run_id>`` that ``diff`` or ``merge`` fetched into the repository holding
+    ``cwd`` and, with ``remote``, the pushed branch on each of its remotes that has it (the
+    default keeps it: another clone may still want it). ``WorkspaceError`` when there was
+    nothing to delete."""
+    from cc_executor._run._workspace import BRANCH_PREFIX, _branch_exists, _Git
+
+    try:
+        check_ref(BRANCH_PREFIX + run_id)
+    except ValueError:
+        raise WorkspaceError(f"run {run_id!r} has no workspace (not a run id)") from None
+    top = _Git(cwd).out("rev-parse", "--show-toplevel")
+    branch = BRANCH_PREFIX + run_id
+    git = _Git(top)
+    git.env = {**git.env, "GIT_SSH_COMMAND": _SSH}
+    deleted: list[str] = []
+    remotes = git.out("remote").split() if remote else []
+    for name in remotes:
+        if delete_pushed(git, top, name, branch):
+            deleted.append(name)
+    local = _branch_exists(git, top, branch)
+    if local:
+        git.run("branch", "-D", "-q", branch)
+    if not local and not deleted:
+        where = f"in {top} or its remotes" if remote else f"in {top}"
+        raise WorkspaceError(
+            f"run {run_id} has no workspace on this machine, and no branch {branch} {where}"
+        )
+    return {
+        "run_id": run_id,
+        "discarded": True,
+        "branch_deleted": local,
+        "remote_deleted": deleted,
+    }
 
 
 def push_receipt(receipt: Mapping[str, Any], url: str, problem: str | None) -> dict[str, Any]:

@@ -604,13 +604,20 @@ def _receipt_anywhere(run_id: str) -> dict[str, Any]:
     try:
         return load_receipt(run_id)
     except WorkspaceError:
-        if os.path.exists(os.path.join(_run_dir_of(run_id), RECEIPT_NAME)):
-            raise  # a receipt here that cannot be read: say so
-        if not in_git_tree(os.getcwd()):
+        if not _elsewhere(run_id):
             raise
         from cc_executor._run._repo import fetch_receipt
 
         return fetch_receipt(run_id, os.getcwd())
+
+
+def _elsewhere(run_id: str) -> bool:
+    """Whether run ``run_id``, without a receipt here, may be a run of another machine whose
+    branch the repository of the current folder can reach (not when a receipt is here but
+    cannot be read: that is said)."""
+    if os.path.exists(os.path.join(_run_dir_of(run_id), RECEIPT_NAME)):
+        return False
+    return in_git_tree(os.getcwd())
 
 
 def _branch_exists(git: _Git, where: str, branch: str) -> bool:
@@ -733,11 +740,30 @@ def _merge_copy(run_id: str, receipt: Mapping[str, Any]) -> dict[str, Any]:
     return {"run_id": run_id, "merged": "patch applied", "commit": None}
 
 
-def workspace_discard(run_id: str) -> dict[str, Any]:
+def workspace_discard(run_id: str, *, remote: bool = False) -> dict[str, Any]:
     """Remove run ``run_id``'s worktree (or copy) and branch; the receipt and patch in the
-    run folder stay (the history's receipts cover them)."""
-    _discard_receipt(load_receipt(run_id))
-    return {"run_id": run_id, "discarded": True}
+    run folder stay (the history's receipts cover them). A run of another machine: the
+    branch ``diff`` or ``merge`` fetched into the current repository. A branch pushed to a
+    remote (a fleet or ``repo`` run's) stays there unless ``remote``; ``remote_deleted``
+    names the remotes it was deleted from."""
+    try:
+        receipt = load_receipt(run_id)
+    except WorkspaceError:
+        if not _elsewhere(run_id):
+            raise
+        from cc_executor._run._repo import discard_fetched
+
+        return discard_fetched(run_id, os.getcwd(), remote=remote)
+    deleted: list[str] = []
+    if remote and receipt.get("pushed") and os.path.isdir(str(receipt["repo"])):
+        from cc_executor._run._repo import delete_pushed
+
+        # From the clone the run pushed from, before it goes with the discard.
+        where, url = str(receipt["repo"]), str(receipt["remote"])
+        if delete_pushed(_Git(where), where, url, str(receipt["branch"])):
+            deleted.append(url)
+    _discard_receipt(receipt)
+    return {"run_id": run_id, "discarded": True, "remote_deleted": deleted}
 
 
 def workspace_prune(
