@@ -6,6 +6,7 @@ marked ``cli`` run the real Claude Code CLI against the scripted model server.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -14,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from cc_executor._agents._types import RunStatus
 from cc_executor._errors import WorkspaceConflict, WorkspaceError
-from cc_executor._run._runner import run
+from cc_executor._run._runner import run, start_run
 from cc_executor._run._workspace import (
     COPY_MAX_BYTES,
     create_workspace,
@@ -30,6 +32,7 @@ from cc_executor._run._workspace import (
     workspace_prune,
 )
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
+from tests._wait import await_for
 
 
 def git(repo: Path, *args: str) -> str:
@@ -352,6 +355,44 @@ async def test_a_timed_out_run_is_still_committed(bed: Any, cc_home: Path) -> No
     assert git(repo, "show", f"{result.workspace['commit']}:half.txt") == "partial\n"
     assert "(timeout)" in git(repo, "log", "-1", "--format=%s", result.workspace["branch"])
     assert [w["run_id"] for w in workspace_list(repo)] == [result.run_id]
+
+
+@pytest.mark.parametrize("how", ["handle", "task"])
+async def test_a_run_cancelled_mid_tool_is_still_committed(
+    bed: Any, cc_home: Path, tmp_path: Path, how: str
+) -> None:
+    """``handle``: ``RunHandle.cancel()`` (status ``cancelled``); ``task``: the caller's task
+    cancelled, whose end-of-run commit is shielded from it."""
+    started = tmp_path / "tool-started"
+    command = f"echo partial > half.txt; touch {started}; sleep 600"
+    async with bed(tools(Reply([ToolUse("Bash", {"command": command})]))) as b:
+        repo = make_repo(b.workdir / "repo")
+        options = {**b.options(), "cwd": str(repo)}
+        if how == "handle":
+            handle = start_run("work", allowed_tools=["Bash"], workspace="worktree", **options)
+            await await_for(started.exists, what="the Bash call under way")
+            handle.cancel()
+            result = await handle.wait()
+            assert result.status is RunStatus.CANCELLED, result.error
+            assert result.workspace is not None
+            assert result.workspace["changes"] == [{"path": "half.txt", "kind": "added"}]
+        else:
+            task = asyncio.ensure_future(
+                run("work", allowed_tools=["Bash"], workspace="worktree", **options)
+            )
+            await await_for(started.exists, what="the Bash call under way")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    (listed,) = workspace_list(repo)
+    assert listed["changes"] == [{"path": "half.txt", "kind": "added"}]
+    assert git(repo, "show", f"{listed['commit']}:half.txt") == "partial\n"
+    assert "(cancelled)" in git(repo, "log", "-1", "--format=%s", listed["branch"])
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(started) in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
