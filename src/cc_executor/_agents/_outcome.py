@@ -17,9 +17,6 @@ STOPPED = {
     ProcessStatus.LIMIT_EXCEEDED: RunStatus.LIMIT_EXCEEDED,
 }
 
-#: The stops of a resource limit: they decide the outcome even after the final line.
-LIMITS = frozenset({ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED})
-
 #: HTTP statuses worth another attempt (timeouts, conflicts, rate limits, server errors).
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -33,9 +30,20 @@ def not_run_or_stopped(process: ProcessResult, title: str, *, final: bool) -> Ou
     work the tree was doing was lost either way."""
     if process.status is ProcessStatus.SPAWN_FAILED:
         return Outcome(RunStatus.SPAWN_FAILED, f"{title} could not be started: {process.error}")
-    if process.status in LIMITS or (process.status in STOPPED and not final):
+    if stopped_by_limit(process) or (process.status in STOPPED and not final):
         return Outcome(STOPPED[process.status], process.error)
     return None
+
+
+def stopped_by_limit(process: ProcessResult) -> bool:
+    """Whether a resource limit stopped the tree or the kernel enforced one on it: not a
+    ``limit_exceeded`` that only says the output files could not be kept whole (a full
+    disk; the child exited by itself), which the run reports after the agent's outcome."""
+    if process.status is ProcessStatus.OOM_KILLED:
+        return True
+    if process.status is not ProcessStatus.LIMIT_EXCEEDED:
+        return False
+    return not process.incomplete_files or process.kill_signal is not None
 
 
 def ended_without(process: ProcessResult, title: str, line: str) -> Outcome:
