@@ -34,6 +34,7 @@ def launcher(spec: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow  # over 0.3 s: megabytes through a child
 def test_adopted_child_keeps_every_byte(tmp_path: Path) -> None:
     """Output written before the adoption is all there: stdout is the file, and stderr
     (2 MiB, more than the pipe holds) waits for the supervisor without being lost."""

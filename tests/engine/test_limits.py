@@ -198,6 +198,7 @@ def test_a_limit_that_cannot_be_enforced_refuses_the_run(tmp_path: Path) -> None
     assert done.stderr.count(b"\n") == 1
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_bad_limit_values_are_usage_errors() -> None:
     for flag, value, message in (
         ("--memory-max", "lots", b"size"),
@@ -247,6 +248,7 @@ async def test_output_under_the_limit_is_untouched(tmp_path: Path) -> None:
     assert result.stdout == b"small\n"
 
 
+@pytest.mark.slow  # over 0.3 s: burns CPU
 async def test_usage_is_sampled_without_a_cgroup(tmp_path: Path) -> None:
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
     result = await run_process(py(burn), run_dir=tmp_path / "run")
@@ -320,6 +322,7 @@ async def test_process_limit_stops_a_fork_bomb(tmp_path: Path) -> None:
 
 
 @pytest.mark.cgroup
+@pytest.mark.slow  # over 0.3 s: throttled CPU for a measured while
 async def test_cpu_limit_throttles_the_tree(tmp_path: Path) -> None:
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.05: pass"
     result = await run_process(py(burn), limits=Limits(cpus=0.02), run_dir=tmp_path / "run")

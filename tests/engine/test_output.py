@@ -134,6 +134,7 @@ async def test_a_callback_that_raises_stops_the_run() -> None:
     assert asyncio.get_running_loop().time() - started < 20
 
 
+@pytest.mark.slow  # over 0.3 s: scripted delays
 async def test_slow_consumer_never_stalls_draining_and_loses_nothing() -> None:
     """The consumer sleeps; the child still finishes at full speed, memory stays bounded
     (late events are file-backed) and every line arrives in order."""
@@ -335,6 +336,7 @@ async def test_write_error_loses_nothing(tmp_path: Path) -> None:
     assert report["ok"]
 
 
+@pytest.mark.slow  # over 0.3 s: scripted delays
 async def test_held_quiet_clocks_pause_idle_and_first_output(tmp_path: Path) -> None:
     # A child waiting on its supervisor (a permission decision) prints nothing: while the
     # clocks are held it is not idle, and once released they count again from then.

@@ -245,6 +245,7 @@ async def test_cancel_while_paused_terminates() -> None:
 
 
 @pytest.mark.parametrize("how", ["cancel", "timeout"])
+@pytest.mark.slow  # over 0.3 s: waits out a process-tree sweep
 async def test_a_child_that_scrubs_its_environment_and_leaves_the_session_is_found(
     tmp_path: Path, how: str
 ) -> None:

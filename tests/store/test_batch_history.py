@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cc_executor._store import SCHEMA_VERSION, Query, RunRecord, SQLiteStore, open_store
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -24,6 +26,7 @@ def _record(run_id: str, batch: str | None, key: str | None, started: float) -> 
     )
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_runs_are_found_by_batch_and_keep_their_key(cc_home: Path, history_backend: str) -> None:
     store = open_store()
     try:

@@ -51,6 +51,7 @@ def to_link_to_a_copy(path: Path) -> None:
     [(to_fifo, "is now a FIFO"), (to_dev_zero, "is now a symbolic link"),
      (to_link_to_a_copy, "is now a symbolic link")],
 )  # fmt: skip
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_verify_reports_a_swapped_file_at_once(
     cc_home: Path, swap: Callable[[Path], None], what: str
 ) -> None:
@@ -68,6 +69,7 @@ def test_verify_reports_a_swapped_file_at_once(
     assert what in entry["reason"]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_verify_reads_no_more_than_the_recorded_size(cc_home: Path) -> None:
     run_id, stdout_log = finished_exec()
     recorded = stdout_log.stat().st_size
