@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -40,6 +39,7 @@ from cc_executor.client.cc_execute import (
 )
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path
+from tests._net import refused_port
 from tests._wait import await_for
 from tests.run.conftest import Bed
 
@@ -146,12 +146,12 @@ async def test_api_errors_map_to_statuses(
 
 
 async def test_connection_refused(bed: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # The port stays bound through the run: a port closed first could be taken meanwhile by
+    # a server of another test (xdist runs two at once), and then answer.
     async with bed(answer("unused")) as b:
-        options = b.options(env={"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, retries=0)
-        result = await run("hello", **options)
+        with refused_port() as port:
+            env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}
+            result = await run("hello", **b.options(env=env, retries=0))
     assert result.status is RunStatus.ERROR
     assert "Connection refused" in (result.error or "")
 

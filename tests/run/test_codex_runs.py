@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from cc_executor.testing import (
     Usage,
 )
 from tests._means import codex_path
+from tests._net import refused_port
 from tests._procs import pids_in, running_in
 from tests._wait import await_for
 
@@ -293,15 +293,6 @@ async def test_resume_continues_the_thread(tmp_path: Path) -> None:
     ]
     assert "first question" in texts
     assert "one" in texts
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound (so nothing else takes it), never
-    listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 async def test_reconnects_to_a_dead_endpoint_are_not_progress(tmp_path: Path) -> None:
