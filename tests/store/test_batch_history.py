@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cc_executor._store import SCHEMA_VERSION, Query, RunRecord, SQLiteStore, open_store
-
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+from tests._commands import cc
 
 
 def _record(run_id: str, batch: str | None, key: str | None, started: float) -> RunRecord:

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    # The timeout only guards against a hang (what this file tests): verify takes ms.
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+from tests._commands import cc
 
 
 def finished_exec() -> tuple[str, Path]:
