@@ -86,7 +86,8 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
     assert rest[-1]["status"] == "cancelled"
     assert held_run["result"]["partial"] is True
     assert "working on it" in held_run["result"]["result"]
-    assert pids_running(bed.workdir, NEEDLE) == []
+    # Killed, the tool dies when it next gets a core (seconds on a loaded machine).
+    await await_for(lambda: not pids_running(bed.workdir, NEEDLE), what="the tool gone")
 
 
 async def test_mcp_with_fleet_starts_and_waits_for_a_fleet_run(
