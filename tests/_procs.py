@@ -4,6 +4,7 @@ checked against."""
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import psutil
@@ -42,3 +43,16 @@ def pids_running(cwd: Path, command: str) -> list[int]:
 def running_in(cwd: Path, command: str) -> bool:
     """Whether a process in ``cwd`` has ``command`` in its command line."""
     return bool(pids_running(cwd, command))
+
+
+def run_cgroups(run_id: str) -> list[str]:
+    """The cgroups of run ``run_id`` (and of its later attempts, ``<id>-N``) still there. Only
+    the run's own: the runs of the other xdist worker (and of anyone else on the machine)
+    have theirs beside them, so an empty parent would prove nothing."""
+    from cc_executor._engine._cgroup import leftover_groups
+
+    return [
+        group
+        for group in leftover_groups()
+        if os.path.basename(group) == run_id or os.path.basename(group).startswith(f"{run_id}-")
+    ]

@@ -16,6 +16,7 @@ import pytest
 
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path, uses_cli
+from tests._procs import run_cgroups
 from tests._pty import run_on_pty
 from tests._wait import wait_for
 
@@ -633,8 +634,6 @@ def test_a_run_under_resource_limits_works_and_records_what_it_used(
 ) -> None:
     """The console's early start puts the CLI in a cgroup of the run's own before it execs;
     the run ends ok, with the tree's peak memory and CPU time in its result and history."""
-    from cc_executor._engine._cgroup import leftover_groups
-
     _, env, work = served
     limits = ("--memory-max", "2G", "--cpus", "2", "--pids-max", "1000")
     done = cc(env, "hello", *limits, "--json", "--cwd", str(work))
@@ -651,7 +650,7 @@ def test_a_run_under_resource_limits_works_and_records_what_it_used(
     record = json.loads(shown.stdout)
     assert record["peak_memory_bytes"] == result["peak_memory_bytes"]
     assert record["cpu_time_s"] == result["cpu_time_s"]
-    assert list(leftover_groups()) == []
+    assert run_cgroups(result["run_id"]) == []
 
 
 def test_a_limit_that_cannot_be_enforced_refuses_the_run(

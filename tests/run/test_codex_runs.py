@@ -33,7 +33,7 @@ from cc_executor.testing import (
 )
 from tests._means import codex_path
 from tests._net import refused_port
-from tests._procs import pids_in, running_in
+from tests._procs import pids_in, run_cgroups, running_in
 from tests._wait import await_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -91,8 +91,6 @@ async def test_text_answer(tmp_path: Path) -> None:
 @pytest.mark.cgroup
 async def test_a_run_under_resource_limits(tmp_path: Path) -> None:
     """The limits are the engine's, so every agent's CLI runs in a cgroup of its own."""
-    from cc_executor._engine._cgroup import leftover_groups
-
     limits = {"memory_max": "1G", "cpus": 2, "pids_max": 500}
     async with codex_bed(tmp_path, one_rule(Reply([Text("Hello from Codex.")]))) as b:
         result = await run("say hello", **b.options(**limits))
@@ -102,7 +100,7 @@ async def test_a_run_under_resource_limits(tmp_path: Path) -> None:
     assert result.peak_memory_bytes > 1 << 20
     assert result.cpu_time_s is not None
     assert result.cpu_time_s > 0
-    assert list(leftover_groups()) == []
+    assert run_cgroups(result.run_id) == []
 
 
 async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
