@@ -18,7 +18,7 @@ from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script
 from tests._means import claude_path, uses_cli
 from tests._procs import run_cgroups
 from tests._pty import run_on_pty
-from tests._wait import wait_for
+from tests._wait import wait_for, with_room
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RUN_FIELDS = {
@@ -208,7 +208,12 @@ def test_timeout_exit_124_with_partial_answer(
     served: tuple[ModelServer, dict[str, str], Path],
 ) -> None:
     _, env, work = served
-    done = cc(env, "slow one", "--cwd", str(work), "--timeout", "3", "--json")
+    # The timeout must fall after the first words: more room if the CLI's start took it all.
+    done, _ = with_room(
+        lambda t: cc(env, "slow one", "--cwd", str(work), "--timeout", f"{t:g}", "--json"),
+        3,
+        lambda d: json.loads(d.stdout or b"{}").get("result", "").startswith("x x"),
+    )
     assert done.returncode == 124
     result = json.loads(done.stdout)
     assert result["status"] == "timeout"

@@ -34,7 +34,7 @@ from cc_executor.testing import (
 from tests._means import codex_path
 from tests._net import refused_port
 from tests._procs import pids_in, run_cgroups, running_in
-from tests._wait import await_for
+from tests._wait import await_for, await_with_room
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -237,7 +237,10 @@ async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -
         Reply([Text("never")]),
     )
     async with codex_bed(tmp_path, script) as b:
-        result = await run("long job", timeout=8, grace=1, **b.options())
+        # The timeout must fall after the first words: more room if the CLI's start took it all.
+        result, _ = await await_with_room(
+            lambda t: run("long job", timeout=t, grace=1, **b.options()), 8, lambda r: r.result
+        )
         left = pids_in(b.workdir)
     assert result.status is RunStatus.TIMEOUT
     assert result.partial

@@ -30,6 +30,7 @@ from cc_executor._run._workspace import (
     workspace_prune,
 )
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
+from tests._wait import await_with_room
 
 
 def git(repo: Path, *args: str) -> str:
@@ -345,15 +346,22 @@ async def test_a_timed_out_run_is_still_committed(bed: Any, cc_home: Path) -> No
     slow = Reply([Text("word " * 400)], chunk_size=10, delay=0.25)
     script = tools(Reply([ToolUse("Bash", {"command": "echo partial > half.txt"})]), slow)
     async with bed(script) as b:
-        repo = make_repo(b.workdir / "repo")
-        result = await run(
-            "slow",
-            allowed_tools=["Bash"],
-            workspace="worktree",
-            timeout=8,
-            grace=1,
-            **{**b.options(), "cwd": str(repo)},
+
+        async def attempt(timeout: float) -> Any:
+            return await run(
+                "slow",
+                allowed_tools=["Bash"],
+                workspace="worktree",
+                timeout=timeout,
+                grace=1,
+                **{**b.options(), "cwd": str(make_repo(b.workdir / f"repo-{timeout:g}"))},
+            )
+
+        # The timeout must fall after the Bash call: more room if the CLI's start took it all.
+        result, timeout = await await_with_room(
+            attempt, 8, lambda r: r.workspace and r.workspace["changes"]
         )
+        repo = b.workdir / f"repo-{timeout:g}"
     assert result.status is RunStatus.TIMEOUT
     assert result.workspace is not None
     assert result.workspace["changes"] == [{"path": "half.txt", "kind": "added"}]
