@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,3 +41,37 @@ async def await_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"not reached within {timeout} s: {what or predicate!r}")
         await asyncio.sleep(interval)
+
+
+def with_room(
+    attempt: Callable[[float], T], timeout: float, reached: Callable[[T], object], *, tries: int = 3
+) -> tuple[T, float]:
+    """``attempt(timeout)``, again with twice the timeout while ``reached(result)`` is false
+    (``tries`` times at most); the last result and the timeout it ran with.
+
+    For a run that must time out *after* something it does first (an agent CLI's first
+    words): no short timeout is sure to leave room for that on a loaded machine, where the
+    CLI's start alone took over 5 s, and a long one would cost every run all of it. The
+    test's assertions then apply in full to the run that got that far."""
+    for _ in range(tries - 1):
+        result = attempt(timeout)
+        if reached(result):
+            return result, timeout
+        timeout *= 2
+    return attempt(timeout), timeout
+
+
+async def await_with_room(
+    attempt: Callable[[float], Awaitable[T]],
+    timeout: float,
+    reached: Callable[[T], object],
+    *,
+    tries: int = 3,
+) -> tuple[T, float]:
+    """:func:`with_room` for a coroutine."""
+    for _ in range(tries - 1):
+        result = await attempt(timeout)
+        if reached(result):
+            return result, timeout
+        timeout *= 2
+    return await attempt(timeout), timeout

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import cc_executor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +32,14 @@ def lint_imports(config: Path, *, source: Path, cwd: Path) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow  # over 0.3 s: runs lint-imports
 def test_imports_point_down_only() -> None:
     done = lint_imports(ROOT / "pyproject.toml", source=ROOT / "src", cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 kept, 0 broken" in done.stdout
 
 
+@pytest.mark.slow  # over 0.3 s: runs lint-imports
 def test_an_upward_import_fails_the_check(tmp_path: Path) -> None:
     """A copy of the package with two upward imports the check must see: one inside a
     function of the engine, one in a ``TYPE_CHECKING = False`` block of the store."""

@@ -111,6 +111,7 @@ def test_jsonl_keys_options_and_relative_paths(served: Served) -> None:
     assert four.cwd == str(sub)
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_bad_files_and_flags_are_one_line_usage_errors(tmp_path: Path) -> None:
     """Nothing runs: each problem is one line naming the file's line or the flag."""
     good = tmp_path / "good.txt"

@@ -16,8 +16,9 @@ import pytest
 
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path, uses_cli
+from tests._procs import run_cgroups
 from tests._pty import run_on_pty
-from tests._wait import wait_for
+from tests._wait import wait_for, with_room
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 RUN_FIELDS = {
@@ -207,7 +208,12 @@ def test_timeout_exit_124_with_partial_answer(
     served: tuple[ModelServer, dict[str, str], Path],
 ) -> None:
     _, env, work = served
-    done = cc(env, "slow one", "--cwd", str(work), "--timeout", "3", "--json")
+    # The timeout must fall after the first words: more room if the CLI's start took it all.
+    done, _ = with_room(
+        lambda t: cc(env, "slow one", "--cwd", str(work), "--timeout", f"{t:g}", "--json"),
+        3,
+        lambda d: json.loads(d.stdout or b"{}").get("result", "").startswith("x x"),
+    )
     assert done.returncode == 124
     result = json.loads(done.stdout)
     assert result["status"] == "timeout"
@@ -633,8 +639,6 @@ def test_a_run_under_resource_limits_works_and_records_what_it_used(
 ) -> None:
     """The console's early start puts the CLI in a cgroup of the run's own before it execs;
     the run ends ok, with the tree's peak memory and CPU time in its result and history."""
-    from cc_executor._engine._cgroup import leftover_groups
-
     _, env, work = served
     limits = ("--memory-max", "2G", "--cpus", "2", "--pids-max", "1000")
     done = cc(env, "hello", *limits, "--json", "--cwd", str(work))
@@ -651,7 +655,7 @@ def test_a_run_under_resource_limits_works_and_records_what_it_used(
     record = json.loads(shown.stdout)
     assert record["peak_memory_bytes"] == result["peak_memory_bytes"]
     assert record["cpu_time_s"] == result["cpu_time_s"]
-    assert list(leftover_groups()) == []
+    assert run_cgroups(result["run_id"]) == []
 
 
 def test_a_limit_that_cannot_be_enforced_refuses_the_run(

@@ -26,6 +26,7 @@ from cc_executor.client import (
 from cc_executor.testing import HttpErrorReply, Reply, Rule, Script, Text
 
 
+@pytest.mark.slow  # over 0.3 s: fresh interpreters
 def test_the_original_import_paths_work_in_any_order() -> None:
     """The paths the original's README and examples use, in a fresh interpreter each, in
     both orders (the module cc_execute shares its name with the function)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from cc_executor._engine._capture import StreamCapture
 from cc_executor._engine._events import LineFramer
 
@@ -42,6 +44,7 @@ def _model(chunks: list[bytes]) -> list[tuple[int, int, bool, bytes]]:
     return lines
 
 
+@pytest.mark.slow  # over 0.3 s: many random splits
 def test_random_cuts_give_the_lines_of_a_split(tmp_path: Path) -> None:
     rng = random.Random(20261124)
     spilled = in_memory = 0

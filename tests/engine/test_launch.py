@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import psutil
 import pytest
 
 from cc_executor._engine._tree import find_tree
+from tests._wait import wait_for
 
 LAUNCHER = str(Path(__file__).parent / "children" / "launcher.py")
 TREE = str(Path(__file__).parent / "children" / "tree.py")
@@ -34,6 +34,7 @@ def launcher(spec: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow  # over 0.3 s: megabytes through a child
 def test_adopted_child_keeps_every_byte(tmp_path: Path) -> None:
     """Output written before the adoption is all there: stdout is the file, and stderr
     (2 MiB, more than the pipe holds) waits for the supervisor without being lost."""
@@ -143,10 +144,8 @@ def test_abandon_kills_the_whole_tree(tmp_path: Path) -> None:
     )
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) >= 2  # the child and its escaped grandchild were running
-    deadline = time.monotonic() + 5
-    while find_tree([result["token"]]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert find_tree([result["token"]]) == []
+    # Killed processes die when they next get a core (seconds on a loaded machine).
+    wait_for(lambda: find_tree([result["token"]]) == [], what="the abandoned tree gone")
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
 

@@ -14,8 +14,9 @@ import psutil
 import pytest
 
 from cc_executor._engine import ProcessStatus, run_process
-from cc_executor._engine._cgroup import Limits, detect, leftover_groups, support
+from cc_executor._engine._cgroup import Limits, detect, support
 from cc_executor._run._options import parse_size
+from tests._procs import run_cgroups
 from tests._wait import wait_for
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
@@ -26,8 +27,8 @@ def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def no_leftover_groups() -> None:
-    assert list(leftover_groups()) == []
+def no_leftover_groups(run_id: str) -> None:
+    assert run_cgroups(run_id) == []
 
 
 # --- detection, on fake /sys and /proc trees ----------------------------------------------
@@ -198,6 +199,7 @@ def test_a_limit_that_cannot_be_enforced_refuses_the_run(tmp_path: Path) -> None
     assert done.stderr.count(b"\n") == 1
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_bad_limit_values_are_usage_errors() -> None:
     for flag, value, message in (
         ("--memory-max", "lots", b"size"),
@@ -247,6 +249,7 @@ async def test_output_under_the_limit_is_untouched(tmp_path: Path) -> None:
     assert result.stdout == b"small\n"
 
 
+@pytest.mark.slow  # over 0.3 s: burns CPU
 async def test_usage_is_sampled_without_a_cgroup(tmp_path: Path) -> None:
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
     result = await run_process(py(burn), run_dir=tmp_path / "run")
@@ -287,7 +290,7 @@ async def test_memory_limit_oom_kills_the_whole_tree(tmp_path: Path) -> None:
     assert result.peak_memory_bytes is not None
     assert 32 * MIB < result.peak_memory_bytes <= 64 * MIB
     assert result.usage_source == f"cgroup v{support().version}"
-    no_leftover_groups()
+    no_leftover_groups(result.run_id)
 
 
 #: Forks up to 200 children that sleep: bounded by the limit of 16 (by 200 without one, and
@@ -316,10 +319,11 @@ async def test_process_limit_stops_a_fork_bomb(tmp_path: Path) -> None:
     assert result.error.startswith("process limit reached: pids_max 16;")
     assert "peak 16 processes" in result.error
     assert b"refused: Resource temporarily unavailable" in result.stdout
-    no_leftover_groups()
+    no_leftover_groups(result.run_id)
 
 
 @pytest.mark.cgroup
+@pytest.mark.slow  # over 0.3 s: throttled CPU for a measured while
 async def test_cpu_limit_throttles_the_tree(tmp_path: Path) -> None:
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.05: pass"
     result = await run_process(py(burn), limits=Limits(cpus=0.02), run_dir=tmp_path / "run")
@@ -331,7 +335,7 @@ async def test_cpu_limit_throttles_the_tree(tmp_path: Path) -> None:
     # busy process about 14%), so the kernel, not the scheduler's crowd, is what holds it.
     assert result.cpu_throttled_s is not None
     assert result.cpu_throttled_s > 0
-    no_leftover_groups()
+    no_leftover_groups(result.run_id)
 
 
 @pytest.mark.cgroup
@@ -365,7 +369,7 @@ def test_exec_records_peak_memory_and_cpu_in_the_history(tmp_path: Path) -> None
         [CLI, "verify", result["run_id"]], capture_output=True, env=env, check=False, timeout=60
     )
     assert verified.returncode == 0, verified.stdout
-    no_leftover_groups()
+    no_leftover_groups(result["run_id"])
 
 
 @pytest.mark.cgroup
@@ -380,7 +384,11 @@ def test_exec_exit_code_and_error_when_oom_killed(tmp_path: Path) -> None:
     )
     assert done.returncode == 137
     assert b"memory limit exceeded: memory_max 32.0 MiB" in done.stderr
-    no_leftover_groups()
+    listed = subprocess.run(
+        [CLI, "history", "--json"], capture_output=True, env=env, check=True, timeout=60
+    )
+    (record,) = json.loads(listed.stdout)
+    no_leftover_groups(record["id"])
 
 
 @pytest.mark.cgroup
@@ -390,17 +398,26 @@ def test_crash_recovery_removes_a_dead_supervisors_cgroup(cc_home: Path) -> None
     the history marks the run interrupted and removes its cgroup."""
     from cc_executor._store import open_store
 
+    def running() -> str:
+        store = open_store()
+        try:
+            found = store.running()
+        finally:
+            store.close()
+        return found[0].id if found else ""
+
     proc = subprocess.Popen(
         [CLI, "exec", "--pids-max", "50", "--", "sleep", "600"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        groups = wait_for(lambda: list(leftover_groups()), what="the run's cgroup")
+        # This run's: the other xdist worker's runs may have groups beside it.
+        run_id = wait_for(running, what="the run in the history")
+        wait_for(lambda: run_cgroups(run_id), what="the run's cgroup")
     finally:
         proc.kill()
         proc.wait()
-    run_id = os.path.basename(groups[0])
     store = open_store()
     try:
         record = store.get(run_id)
@@ -408,4 +425,4 @@ def test_crash_recovery_removes_a_dead_supervisors_cgroup(cc_home: Path) -> None
         store.close()
     assert record is not None
     assert record.status == "interrupted"
-    no_leftover_groups()
+    no_leftover_groups(run_id)

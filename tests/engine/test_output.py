@@ -20,7 +20,7 @@ from cc_executor._engine import (
 )
 from cc_executor._engine._events import QuietLines
 from tests._wait import await_for
-from tests.engine.children import child
+from tests.engine.children import child, sh_chatty
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -134,6 +134,7 @@ async def test_a_callback_that_raises_stops_the_run() -> None:
     assert asyncio.get_running_loop().time() - started < 20
 
 
+@pytest.mark.slow  # over 0.3 s: scripted delays
 async def test_slow_consumer_never_stalls_draining_and_loses_nothing() -> None:
     """The consumer sleeps; the child still finishes at full speed, memory stays bounded
     (late events are file-backed) and every line arrives in order."""
@@ -191,8 +192,10 @@ async def test_timeout_keeps_exactly_what_was_written(tmp_path: Path) -> None:
 
 
 async def test_idle_timeout() -> None:
-    code = "import time, sys; print('hello', flush=True); time.sleep(30)"
-    result = await run_process([sys.executable, "-c", code], idle_timeout=0.5, timeout=20)
+    # A shell, not Python: its first line comes long before the 0.5 s idle clock runs out.
+    result = await run_process(
+        ["sh", "-c", "echo hello; exec sleep 30"], idle_timeout=0.5, timeout=20
+    )
     assert result.status is ProcessStatus.IDLE_TIMEOUT
     assert result.timed_out == "idle"
     assert result.timeout_after == 0.5
@@ -204,7 +207,7 @@ async def test_idle_timeout() -> None:
 
 @pytest.mark.slow
 async def test_idle_timeout_is_reset_by_output() -> None:
-    result = await run_process(child("chatty", 20, 0.1), idle_timeout=0.5)
+    result = await run_process(sh_chatty(20, 0.1), idle_timeout=0.5)
     assert result.status is ProcessStatus.OK
 
 
@@ -215,13 +218,13 @@ async def test_first_output_timeout() -> None:
     assert "no output within 0.4 s" in (result.error or "")
 
 
-_WAITING = "import time\nwhile True:\n    print('waiting', flush=True)\n    time.sleep(0.05)\n"
+# Shells, not Python: the first line comes long before a 0.5 s clock runs out.
+_WAITING = "while :; do echo waiting; sleep 0.05; done"
 
 
 async def test_quiet_lines_do_not_reset_the_idle_timer() -> None:
-    code = "print('working', flush=True)\n" + _WAITING
     result = await run_process(
-        [sys.executable, "-c", code],
+        ["sh", "-c", "echo working; " + _WAITING],
         idle_timeout=0.5,
         timeout=60,
         quiet_line=lambda line: line == b"waiting",
@@ -233,7 +236,7 @@ async def test_quiet_lines_do_not_reset_the_idle_timer() -> None:
 
 async def test_quiet_lines_are_not_first_output() -> None:
     result = await run_process(
-        [sys.executable, "-c", _WAITING],
+        ["sh", "-c", _WAITING],
         first_output_timeout=0.5,
         timeout=60,
         quiet_line=lambda line: line == b"waiting",
@@ -335,6 +338,7 @@ async def test_write_error_loses_nothing(tmp_path: Path) -> None:
     assert report["ok"]
 
 
+@pytest.mark.slow  # over 0.3 s: scripted delays
 async def test_held_quiet_clocks_pause_idle_and_first_output(tmp_path: Path) -> None:
     # A child waiting on its supervisor (a permission decision) prints nothing: while the
     # clocks are held it is not idle, and once released they count again from then.

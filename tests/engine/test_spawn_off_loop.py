@@ -73,6 +73,7 @@ async def _longest_stall(folder: Path, starts: int, trial: int) -> float:
     return max(gaps)
 
 
+@pytest.mark.slow  # over 0.3 s: many concurrent starts
 async def test_concurrent_starts_do_not_stall_the_loop(tmp_path: Path) -> None:
     """Before: every start forked on the loop, so 20 starts made in one loop pass held it
     for all of them (measured 35 to 90 times one spawn). Now the spawns run in the engine's

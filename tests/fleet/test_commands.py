@@ -28,6 +28,7 @@ def test_worker_needs_a_fleet_url() -> None:
     assert done.stderr == "cc-executor worker: give --fleet URL or set CC_EXECUTOR_FLEET\n"
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_worker_refuses_a_bad_url_and_bad_settings() -> None:
     done = cc("worker", "--fleet", "http://example.com")
     assert done.returncode == 2
@@ -59,6 +60,7 @@ GIVEN = [
 
 
 @pytest.mark.parametrize(("command", "flags"), GIVEN)
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_an_unreachable_fleet_is_one_line_and_exit_2_for_every_control_command(
     command: str, flags: list[str]
 ) -> None:
@@ -75,6 +77,7 @@ def test_a_worker_whose_fleet_is_unreachable_says_so_and_exits() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_fleet_status_needs_a_url_and_says_when_the_fleet_is_unreachable() -> None:
     done = cc("fleet", "status")
     assert done.returncode == 2

@@ -56,6 +56,7 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_every_malformed_file_is_reported_and_the_rest_still_lists(
     project: Path, tmp_path: Path
 ) -> None:
@@ -153,6 +154,7 @@ def markers() -> Iterator[list[Path]]:
         path.unlink(missing_ok=True)
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_hostile_text_is_shown_inert_and_nothing_is_executed(
     project: Path, tmp_path: Path, markers: list[Path]
 ) -> None:
@@ -256,6 +258,7 @@ def test_ids_never_leave_the_folders_and_ack_never_replaces(project: Path, tmp_p
     assert cc("inbox", "--project", str(tmp_path / "missing")).returncode == 1
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_issues_from_incoming(make_repo: MakeRepo) -> None:
     repo = make_repo("me")
     drop(

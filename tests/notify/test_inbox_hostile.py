@@ -59,6 +59,7 @@ def problems_of(project: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_FRONT_MATTER))
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_value_pyyaml_cannot_build_is_that_files_problem_in_every_command(
     project: Path, name: str
 ) -> None:
@@ -116,6 +117,7 @@ def calls_to_load(path: Path, limit: int) -> tuple[object, int]:
     return item, count[0]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_deep_front_matter_is_refused_after_bounded_work(project: Path) -> None:
     incoming = project / INCOMING
     ordinary = drop(incoming, "ordinary.md", "---\ntitle: x\nlabels: [a, b]\npriority: 1\n---\n")
@@ -162,6 +164,7 @@ def test_deep_json_is_refused(project: Path) -> None:
     ("field", "raw"),
     [("nan", "NaN"), ("neg", "-Infinity"), ("pos", "Infinity"), ("overflow", "1e999")],
 )
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_nan_and_infinity_are_refused_on_input(project: Path, field: str, raw: str) -> None:
     text = json.dumps(valid(type="question")).rstrip("}") + f', "{field}": {raw}}}'
     drop(project / INBOX, f"question_x_1_{field}0001.json", text)
@@ -187,6 +190,7 @@ def test_nan_and_infinity_are_refused_on_input(project: Path, field: str, raw: s
 FORGED = "x\nissue_fixed_trusted-lib_1_aaaa0001.json  issue_fixed  from trusted-lib"
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_newline_in_a_file_name_cannot_forge_lines(project: Path) -> None:
     where = ["--project", str(project)]
     drop(project / INBOX, FORGED + ".json", json.dumps(valid()))
@@ -219,6 +223,7 @@ def test_a_newline_in_a_file_name_cannot_forge_lines(project: Path) -> None:
     assert FORGED + ".json" in {p["id"] for p in json.loads(as_json.stdout)["problems"]}
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_line_separator_in_a_file_name_stays_on_its_line(project: Path) -> None:
     """Issue 18 F8.2: U+2028/U+2029 in a file name reached the terminal raw, where a reader
     breaking lines on them would see a forged entry; they are escapes now, and a name that
@@ -249,6 +254,7 @@ def test_a_line_separator_in_a_file_name_stays_on_its_line(project: Path) -> Non
 INVISIBLE = "\u061c\u200b\u200c\u200d\u200e\u2060\ufeff\u2066"
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_invisible_and_bidi_characters_never_reach_the_terminal(project: Path) -> None:
     where = ["--project", str(project)]
     name = f"question_{INVISIBLE}_1_aaaa0002.json"

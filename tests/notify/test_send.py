@@ -35,6 +35,7 @@ def test_the_shipped_schema_is_a_valid_draft_2020_12_schema() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_round_trip_fix_then_ack_between_two_repositories(make_repo: MakeRepo) -> None:
     sender = make_repo("sender-proj", remote=True)
     receiver = make_repo("receiver-proj")
@@ -104,6 +105,7 @@ def test_round_trip_fix_then_ack_between_two_repositories(make_repo: MakeRepo) -
     assert [e.id for e in back.entries] == [reply_path.name]
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_refuses_a_fix_with_uncommitted_changes(make_repo: MakeRepo) -> None:
     sender = make_repo("dirty", remote=True)
     receiver = make_repo("target")
@@ -124,6 +126,7 @@ def test_refuses_a_fix_with_uncommitted_changes(make_repo: MakeRepo) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_refuses_an_unpushed_fix_unless_allowed(make_repo: MakeRepo) -> None:
     sender = make_repo("unpushed", remote=True)
     receiver = make_repo("target")
@@ -140,6 +143,7 @@ def test_refuses_an_unpushed_fix_unless_allowed(make_repo: MakeRepo) -> None:
     assert Path(done.stdout.strip()) == path
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_a_repository_without_remote_and_other_types(make_repo: MakeRepo, tmp_path: Path) -> None:
     sender = make_repo("local-only")
     receiver = make_repo("target")
@@ -176,6 +180,7 @@ def test_a_repository_without_remote_and_other_types(make_repo: MakeRepo, tmp_pa
     assert inbox_files(receiver) == before
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_dry_run_checks_and_writes_nothing(make_repo: MakeRepo) -> None:
     sender = make_repo("sender", remote=True)
     receiver = make_repo("target")
@@ -189,6 +194,7 @@ def test_dry_run_checks_and_writes_nothing(make_repo: MakeRepo) -> None:
     )
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_never_writes_through_a_symlinked_inbox(make_repo: MakeRepo, tmp_path: Path) -> None:
     sender = make_repo("sender")
     receiver = make_repo("target")
@@ -283,6 +289,7 @@ def _exec(env_home: Path, *command: str) -> dict[str, object]:
     return result
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_from_run_fills_status_and_receipts(make_repo: MakeRepo, cc_home: Path) -> None:
     sender = make_repo("tested", remote=True)
     receiver = make_repo("target")
@@ -326,6 +333,7 @@ def test_from_run_fills_status_and_receipts(make_repo: MakeRepo, cc_home: Path) 
     assert "altered" in refused.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_from_run_refuses_a_failed_or_unknown_run(make_repo: MakeRepo, cc_home: Path) -> None:
     sender = make_repo("tested", remote=True)
     receiver = make_repo("target")
@@ -344,6 +352,7 @@ def test_from_run_refuses_a_failed_or_unknown_run(make_repo: MakeRepo, cc_home: 
     assert inbox_files(receiver) == []
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_from_run_refuses_a_run_whose_record_was_edited(make_repo: MakeRepo, cc_home: Path) -> None:
     """Issue 18 L7: a failed run's status edited to ``ok`` in the history passed as
     evidence; the record's own receipt now shows the edit."""
@@ -362,6 +371,7 @@ def test_from_run_refuses_a_run_whose_record_was_edited(make_repo: MakeRepo, cc_
     assert inbox_files(receiver) == []
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_a_fix_needs_its_description_and_a_repository(make_repo: MakeRepo, tmp_path: Path) -> None:
     """``--fix`` without ``ID: text`` is a usage error naming the flag; a fix sent from
     outside a git repository is refused (there is no commit to name). Nothing is written."""

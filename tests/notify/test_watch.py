@@ -80,6 +80,7 @@ def test_watch_timeout_without_events_exits_124(tmp_path: Path) -> None:
     assert plain.returncode == 0
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_watch_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     proc, _ = start_watch(tmp_path)
     proc.send_signal(signal.SIGINT)

@@ -62,6 +62,7 @@ async def test_bad_arguments_raise_before_anything_runs(
         await run_many(prompts, timeout=5, **kwargs)
 
 
+@pytest.mark.slow  # over 0.3 s: a fresh interpreter
 def test_keys_follow_what_is_asked_not_how_long_it_may_take(tmp_path: Path) -> None:
     base = RunOptions(cwd=tmp_path, timeout=10, model="m")
     key = batch_key("Summarise a.txt", base)

@@ -29,6 +29,7 @@ def _loads(data: bytes) -> Any:
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow  # over 0.3 s: parses megabytes
 def test_same_result_as_a_whole_line_parse(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(seed)
 
@@ -78,6 +79,7 @@ def test_what_it_does_not_take_is_refused(data: bytes) -> None:
         _loads(data)
 
 
+@pytest.mark.slow  # over 0.3 s: parses megabytes
 def test_a_20_mb_string_costs_little_more_than_itself() -> None:
     """Peak memory of a fresh process parsing a 20 MB line from a file: the decoded string
     plus a few pieces; a whole-line ``orjson.loads`` holds about three times the line."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -40,7 +39,8 @@ from cc_executor.client.cc_execute import (
 )
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path
-from tests._wait import await_for
+from tests._net import refused_port
+from tests._wait import await_for, await_with_room
 from tests.run.conftest import Bed
 
 
@@ -93,10 +93,15 @@ async def test_100k_json_answer_as_dict(bed: Any) -> None:
 async def test_timeout_returns_partial_text_and_leaves_nothing(bed: Any) -> None:
     slow = Reply([Text("word " * 200)], chunk_size=10, delay=0.25)
     async with bed(Script([Rule(answers=[slow])])) as b:
-        result = await run("slow please", timeout=5, grace=2, **b.options())
+        # The timeout must fall after some words: more room if the CLI's start took it all.
+        result, timeout = await await_with_room(
+            lambda t: run("slow please", timeout=t, grace=2, **b.options()),
+            5,
+            lambda r: len(r.result) > 20,
+        )
     assert result.status is RunStatus.TIMEOUT
     assert result.partial
-    assert result.timeout_after == 5
+    assert result.timeout_after == timeout
     assert result.session_id
     assert result.result.startswith("word word")
     assert 20 < len(result.result) < 1000
@@ -109,18 +114,25 @@ async def test_timeout_returns_partial_text_and_leaves_nothing(bed: Any) -> None
 
 async def test_compat_timeout_dict(bed: Any) -> None:
     slow = Reply(
-        [Text('{"answer": "partial json", "more": "wor' + "d " * 200)], chunk_size=8, delay=0.2
+        [Text('{"answer": "partial json", "more": "wor' + "d " * 600)], chunk_size=8, delay=0.2
     )
     async with bed(Script([Rule(answers=[slow])])) as b:
         options = b.options()
         options.pop("timeout", None)
-        data = await cc_execute(
-            "slow json", CCExecutorConfig(timeout=4, options=options), json_mode=True
+        # The timeout must fall after the answer's first field: more room if the CLI's start
+        # took it all.
+        data, timeout = await await_with_room(
+            lambda t: cc_execute(
+                "slow json", CCExecutorConfig(timeout=t, options=options), json_mode=True
+            ),
+            4,
+            lambda d: '"partial json",' in d["result"],
         )
     assert data["partial"] is True
-    assert data["timeout_after"] == 4
+    assert data["timeout_after"] == timeout
     assert data["result"].startswith('{"answer"')
-    assert "timed out after 4 s" in data["error"]  # the limit asked for, as timeout_after
+    # The limit asked for, as timeout_after.
+    assert f"timed out after {timeout:g} s" in data["error"]
     assert data["answer"] == "partial json"  # salvaged from the truncated JSON
     assert data["execution_uuid"]
 
@@ -146,12 +158,12 @@ async def test_api_errors_map_to_statuses(
 
 
 async def test_connection_refused(bed: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # The port stays bound through the run: a port closed first could be taken meanwhile by
+    # a server of another test (xdist runs two at once), and then answer.
     async with bed(answer("unused")) as b:
-        options = b.options(env={"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, retries=0)
-        result = await run("hello", **options)
+        with refused_port() as port:
+            env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}
+            result = await run("hello", **b.options(env=env, retries=0))
     assert result.status is RunStatus.ERROR
     assert "Connection refused" in (result.error or "")
 
@@ -862,7 +874,7 @@ async def test_a_slow_callback_does_not_hold_the_result_past_the_timeout(bed: An
 
 async def test_compat_a_timed_out_validation_is_not_a_pass(bed: Any) -> None:
     cut = Reply(
-        [Text('{"is_valid": true, "note": "' + "still thinking " * 60)], chunk_size=8, delay=0.1
+        [Text('{"is_valid": true, "note": "' + "still thinking " * 200)], chunk_size=8, delay=0.1
     )
     script = Script(
         [
@@ -872,13 +884,19 @@ async def test_compat_a_timed_out_validation_is_not_a_pass(bed: Any) -> None:
     )
     async with bed(script) as b:
         options = b.options()
-        data = await cc_execute(
-            "write code",
-            CCExecutorConfig(timeout=4, options=options),
-            json_mode=True,
-            validation_prompt="Judge {response}",
+        # Both runs must start, and the judge's first field come, within the timeout: more
+        # room if the CLIs' starts took it all.
+        data, _ = await await_with_room(
+            lambda t: cc_execute(
+                "write code",
+                CCExecutorConfig(timeout=t, options=options),
+                json_mode=True,
+                validation_prompt="Judge {response}",
+            ),
+            4,
+            lambda d: d.get("code") == "x = 1" and (d.get("validation") or {}).get("is_valid"),
         )
-    assert data["code"] == "x = 1"
+    assert data.get("code") == "x = 1", data
     assert data["validation"]["partial"] is True
     assert data["validation"]["is_valid"] is True  # salvaged from the cut-off JSON
     assert data["is_valid"] is False

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,9 @@ from cc_executor.testing import (
     Usage,
 )
 from tests._means import codex_path
-from tests._procs import pids_in, running_in
-from tests._wait import await_for
+from tests._net import refused_port
+from tests._procs import pids_in, run_cgroups, running_in
+from tests._wait import await_for, await_with_room
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -91,8 +91,6 @@ async def test_text_answer(tmp_path: Path) -> None:
 @pytest.mark.cgroup
 async def test_a_run_under_resource_limits(tmp_path: Path) -> None:
     """The limits are the engine's, so every agent's CLI runs in a cgroup of its own."""
-    from cc_executor._engine._cgroup import leftover_groups
-
     limits = {"memory_max": "1G", "cpus": 2, "pids_max": 500}
     async with codex_bed(tmp_path, one_rule(Reply([Text("Hello from Codex.")]))) as b:
         result = await run("say hello", **b.options(**limits))
@@ -102,7 +100,7 @@ async def test_a_run_under_resource_limits(tmp_path: Path) -> None:
     assert result.peak_memory_bytes > 1 << 20
     assert result.cpu_time_s is not None
     assert result.cpu_time_s > 0
-    assert list(leftover_groups()) == []
+    assert run_cgroups(result.run_id) == []
 
 
 async def test_cost_is_estimated_from_the_reported_tokens(tmp_path: Path) -> None:
@@ -239,7 +237,10 @@ async def test_timeout_keeps_the_answer_so_far_and_the_session(tmp_path: Path) -
         Reply([Text("never")]),
     )
     async with codex_bed(tmp_path, script) as b:
-        result = await run("long job", timeout=8, grace=1, **b.options())
+        # The timeout must fall after the first words: more room if the CLI's start took it all.
+        result, _ = await await_with_room(
+            lambda t: run("long job", timeout=t, grace=1, **b.options()), 8, lambda r: r.result
+        )
         left = pids_in(b.workdir)
     assert result.status is RunStatus.TIMEOUT
     assert result.partial
@@ -293,15 +294,6 @@ async def test_resume_continues_the_thread(tmp_path: Path) -> None:
     ]
     assert "first question" in texts
     assert "one" in texts
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound (so nothing else takes it), never
-    listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 async def test_reconnects_to_a_dead_endpoint_are_not_progress(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def hostile_repo(tmp_path: Path) -> tuple[Path, Path]:
     return repo, marker
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_the_hostile_repository_does_run_programs_without_the_overrides(
     tmp_path: Path,
 ) -> None:
@@ -52,6 +53,7 @@ def test_the_hostile_repository_does_run_programs_without_the_overrides(
     assert marker.exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_our_snapshot_runs_nothing_the_repository_names(tmp_path: Path) -> None:
     repo, marker = hostile_repo(tmp_path)
     snapshot = git_snapshot(str(repo))
@@ -62,6 +64,7 @@ def test_our_snapshot_runs_nothing_the_repository_names(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_the_overrides_reach_a_command_through_its_environment(tmp_path: Path) -> None:
     """What an exec run gets: status works; a diff through the repository's textconv, and
     its alias, fail instead of running the script (an emptied program is no program)."""

@@ -110,6 +110,7 @@ def test_policy_refuses_a_repo_no_pattern_allows(tmp_path: Path) -> None:
         RunPolicy([tmp_path], []).check_repo("https://git.example.com/app.git")
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_clone_takes_a_branch_a_tag_a_commit_or_the_default(
     tmp_path: Path, remote: tuple[Path, str]
 ) -> None:
@@ -138,6 +139,7 @@ def _writer(tmp_path: Path) -> Path:
     return spec
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 async def test_a_run_with_a_repo_runs_in_its_clone(
     tmp_path: Path, remote: tuple[Path, str]
 ) -> None:
@@ -220,6 +222,7 @@ async def test_a_workspace_branch_is_pushed_and_merged_from_another_machine(
     assert "Traceback" not in gone.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_discard_of_a_run_of_another_machine(
     tmp_path: Path, remote: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -259,6 +262,7 @@ def test_discard_of_a_run_of_another_machine(
         workspace_discard(run_id, remote=True)
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 async def test_discard_remote_of_a_run_of_this_machine(
     tmp_path: Path, remote: tuple[Path, str]
 ) -> None:
@@ -278,6 +282,7 @@ async def test_discard_remote_of_a_run_of_this_machine(
     assert not Path(result.workspace["path"]).exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(
     tmp_path: Path, remote: tuple[Path, str]
 ) -> None:
@@ -301,6 +306,7 @@ async def test_a_clone_whose_config_gained_a_redirect_is_not_pushed(
     assert git(bare, "branch", "--list", f"cc-executor/{result.run_id}") == ""
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 async def test_a_task_of_a_list_clones_its_repo(tmp_path: Path, remote: tuple[Path, str]) -> None:
     from cc_executor.tasks import ListStatus, run_tasks
 
@@ -319,6 +325,7 @@ async def test_a_task_of_a_list_clones_its_repo(tmp_path: Path, remote: tuple[Pa
     assert (clone / "other.txt").exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_a_checkpoint_is_pushed_without_touching_the_worktree_and_another_clone_goes_on(
     tmp_path: Path, remote: tuple[Path, str]
 ) -> None:

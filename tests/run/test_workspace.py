@@ -32,7 +32,7 @@ from cc_executor._run._workspace import (
     workspace_prune,
 )
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
-from tests._wait import await_for
+from tests._wait import await_for, await_with_room
 
 
 def git(repo: Path, *args: str) -> str:
@@ -87,6 +87,7 @@ def runs_home(cc_home: Path) -> Path:
     return runs
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_receipt_kinds_renames_and_patch(tmp_path: Path, runs_home: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     run_dir = runs_home / "r1"
@@ -120,6 +121,7 @@ def test_receipt_kinds_renames_and_patch(tmp_path: Path, runs_home: Path) -> Non
     assert "+changed" in workspace_diff("r1")
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_uncommitted_changes_are_left_out_and_listed_or_carried(
     tmp_path: Path, runs_home: Path
 ) -> None:
@@ -141,6 +143,7 @@ def test_uncommitted_changes_are_left_out_and_listed_or_carried(
     assert tree_state(repo) == before  # nothing of the user's tree was touched
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_a_conflicting_merge_leaves_the_tree_as_it_was(tmp_path: Path, runs_home: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     finished(repo, "c1", runs_home.parent, {"shared.txt": "from the run\n"})
@@ -156,6 +159,7 @@ def test_a_conflicting_merge_leaves_the_tree_as_it_was(tmp_path: Path, runs_home
     assert not (repo / ".git" / "MERGE_HEAD").exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_merge_fast_forward_then_merge_commit_and_discard(tmp_path: Path, runs_home: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     first = finished(repo, "m1", runs_home.parent, {"a.txt": "a\n"})
@@ -176,6 +180,7 @@ def test_merge_fast_forward_then_merge_commit_and_discard(tmp_path: Path, runs_h
         workspace_merge("m1")
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_prune_discards_workspaces_of_runs_not_in_the_history(
     tmp_path: Path, runs_home: Path
 ) -> None:
@@ -188,6 +193,7 @@ def test_prune_discards_workspaces_of_runs_not_in_the_history(
     assert workspace_list(repo) == []
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_copy_workspace_and_its_size_guard(
     tmp_path: Path, runs_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,6 +228,7 @@ def test_copy_workspace_and_its_size_guard(
     assert not (runs_home / "k2" / "workspace").exists()
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_workspace_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
     from cc_executor._run._options import RunOptions
 
@@ -240,6 +247,7 @@ def test_workspace_options_are_checked_before_anything_runs(tmp_path: Path) -> N
         RunOptions(carry_changes=True, cwd=str(plain))
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_a_bad_base_is_a_clear_error(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     with pytest.raises(WorkspaceError, match="'nope' is not a commit"):
@@ -340,15 +348,22 @@ async def test_a_timed_out_run_is_still_committed(bed: Any, cc_home: Path) -> No
     slow = Reply([Text("word " * 400)], chunk_size=10, delay=0.25)
     script = tools(Reply([ToolUse("Bash", {"command": "echo partial > half.txt"})]), slow)
     async with bed(script) as b:
-        repo = make_repo(b.workdir / "repo")
-        result = await run(
-            "slow",
-            allowed_tools=["Bash"],
-            workspace="worktree",
-            timeout=8,
-            grace=1,
-            **{**b.options(), "cwd": str(repo)},
+
+        async def attempt(timeout: float) -> Any:
+            return await run(
+                "slow",
+                allowed_tools=["Bash"],
+                workspace="worktree",
+                timeout=timeout,
+                grace=1,
+                **{**b.options(), "cwd": str(make_repo(b.workdir / f"repo-{timeout:g}"))},
+            )
+
+        # The timeout must fall after the Bash call: more room if the CLI's start took it all.
+        result, timeout = await await_with_room(
+            attempt, 8, lambda r: r.workspace and r.workspace["changes"]
         )
+        repo = b.workdir / f"repo-{timeout:g}"
     assert result.status is RunStatus.TIMEOUT
     assert result.workspace is not None
     assert result.workspace["changes"] == [{"path": "half.txt", "kind": "added"}]
@@ -395,6 +410,7 @@ async def test_a_run_cancelled_mid_tool_is_still_committed(
     ]
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
     tmp_path: Path, runs_home: Path
 ) -> None:
@@ -426,6 +442,7 @@ def test_history_prune_removes_the_workspaces_of_the_runs_it_prunes(
     assert [w["run_id"] for w in workspace_list(repo)] == ["new1"]
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_the_end_of_run_commit_runs_nothing_the_agent_configured(
     tmp_path: Path, runs_home: Path
 ) -> None:
@@ -481,6 +498,7 @@ def test_a_copy_refuses_a_device_rather_than_read_it_without_end(
         create_workspace("copy", str(folder), "r1", str(runs_home / "r1"))
 
 
+@pytest.mark.slow  # over 0.3 s: real git repositories
 def test_an_empty_repository_the_agent_made_is_left_out_not_the_commit(
     tmp_path: Path, runs_home: Path
 ) -> None:

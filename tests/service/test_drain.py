@@ -282,6 +282,7 @@ def test_saved_requests_are_read_back_as_untrusted(tmp_path: Path) -> None:
         queue.release()
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 def test_drain_grace_is_checked() -> None:
     for bad in ("-1", "nan", "inf", "soon"):
         done = subprocess.run(

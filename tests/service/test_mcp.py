@@ -269,6 +269,7 @@ def assert_quiet(stderr: str) -> None:
     assert "Error executing tool" not in stderr, stderr
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 async def test_refusals_reach_the_client_as_their_reason_over_stdio(
     cc_home: Path, root: Path, tmp_path: Path
 ) -> None:
@@ -293,6 +294,7 @@ async def test_refusals_reach_the_client_as_their_reason_over_streamable_http(
     assert_quiet(service.proc.stderr.read())
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 async def test_run_tools_publish_schemas_derived_from_the_option_declarations(
     cc_home: Path, root: Path
 ) -> None:

@@ -107,6 +107,7 @@ async def test_allowed_host_and_origin(start: Callable[..., Service]) -> None:
         assert bad.status_code == 403
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 def test_non_loopback_bind_without_token_is_refused(cc_home: Path) -> None:
     env = {**os.environ, "CC_EXECUTOR_HOME": str(cc_home)}
     for command in (["serve"], ["mcp", "--transport", "http"]):
@@ -122,6 +123,7 @@ def test_non_loopback_bind_without_token_is_refused(cc_home: Path) -> None:
         assert "without a token" in done.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 async def test_no_token_mode_on_loopback(cc_home: Path, root: Path) -> None:
     service = launch(cc_home, root, "--no-token", token=False)
     try:
@@ -134,6 +136,7 @@ async def test_no_token_mode_on_loopback(cc_home: Path, root: Path) -> None:
     assert not (cc_home / "service-token").exists()
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 def test_token_file_is_private_and_printed_once(cc_home: Path, root: Path) -> None:
     first = launch(cc_home, root)
     first.stop()
@@ -149,6 +152,7 @@ def test_token_file_is_private_and_printed_once(cc_home: Path, root: Path) -> No
         load_or_create_token(token_file)
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 def test_token_is_printed_only_on_creation(cc_home: Path, root: Path) -> None:
     outputs = []
     for _ in range(2):
@@ -339,6 +343,7 @@ async def test_a_queued_runs_folder_is_checked_again_as_it_starts(
     assert not (outside / "ran").exists()
 
 
+@pytest.mark.slow  # over 0.3 s: starts the service
 def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
     """The first start shows the new token once; every later start names its file."""
     said = []

@@ -15,7 +15,13 @@ def history_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     """``sqlite`` (the default file in the test's home) or ``postgres``: an empty database
     on the session's server, named by ``CC_EXECUTOR_HISTORY``."""
     if request.param == "postgres":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        server.empty()
-        monkeypatch.setenv("CC_EXECUTOR_HISTORY", server.url())
+        request.getfixturevalue("pg_url")
     return str(request.param)
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty history on the session's PostgreSQL, in ``CC_EXECUTOR_HISTORY``: its URL."""
+    postgres_server.empty()
+    monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
+    return postgres_server.url()

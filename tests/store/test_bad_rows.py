@@ -63,6 +63,7 @@ def _plant(home: Path, column: str, value: object) -> str:
 
 
 @pytest.mark.parametrize(("column", "value"), BAD_VALUES)
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_exec_and_the_history_commands_skip_a_bad_row_with_a_warning(
     cc_home: Path, column: str, value: object
 ) -> None:

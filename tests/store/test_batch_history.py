@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+
 from cc_executor._store import SCHEMA_VERSION, Query, RunRecord, SQLiteStore, open_store
-
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+from tests._commands import cc
 
 
 def _record(run_id: str, batch: str | None, key: str | None, started: float) -> RunRecord:
@@ -24,6 +19,7 @@ def _record(run_id: str, batch: str | None, key: str | None, started: float) -> 
     )
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_runs_are_found_by_batch_and_keep_their_key(cc_home: Path, history_backend: str) -> None:
     store = open_store()
     try:

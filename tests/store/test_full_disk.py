@@ -49,6 +49,7 @@ def _records() -> list[RunRecord]:
 
 
 @pytest.mark.mount
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_full_disk_gives_receipts_of_what_the_files_hold(cc_home: Path, tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
@@ -82,6 +83,7 @@ def test_a_full_disk_gives_receipts_of_what_the_files_hold(cc_home: Path, tmp_pa
     assert any("stdout is incomplete" in n for n in report["notes"])
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_file_size_limit_gives_receipts_of_what_the_files_hold(
     cc_home: Path, tmp_path: Path
 ) -> None:
@@ -141,6 +143,7 @@ print("filled")
 
 
 @pytest.mark.mount
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_an_end_the_history_could_not_record_is_recorded_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

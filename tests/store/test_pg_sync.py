@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,23 +26,11 @@ from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._mirror import MirroredStore
 from cc_executor._store._postgres import PostgresStore
 from cc_executor._store._sqlite import SQLiteStore
+from tests._commands import CLI, cc
 from tests._postgres import PostgresServer
 from tests._wait import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.fixture
-def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    postgres_server.empty()
-    monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
-    return postgres_server.url()
 
 
 def _database(url: str) -> PostgresStore:

@@ -27,23 +27,10 @@ from cc_executor._store import (
 from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._mirror import MirroredStore
 from cc_executor._store._postgres import PostgresStore
+from tests._commands import cc
 from tests._postgres import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.fixture
-def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An empty history on the session's server, in ``CC_EXECUTOR_HISTORY``."""
-    postgres_server.empty()
-    monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
-    return postgres_server.url()
 
 
 def remote(store: object) -> PostgresStore:

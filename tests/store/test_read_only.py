@@ -90,6 +90,7 @@ def _check_read_only_commands(home: Path, prefix: list[str]) -> None:
     db.close()
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_read_only_commands_on_a_read_only_file_and_folder(cc_home: Path) -> None:
     _history_with_a_stale_run(cc_home)
     prefix: list[str] = []
@@ -109,6 +110,7 @@ def test_read_only_commands_on_a_read_only_file_and_folder(cc_home: Path) -> Non
         cc_home.chmod(0o700)
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_read_only_commands_on_a_read_only_mount(cc_home: Path) -> None:
     if not _unshare_works("--user", "--map-root-user", "--mount"):
         pytest.skip("cannot make a mount namespace (unshare -rm) for a read-only bind mount")

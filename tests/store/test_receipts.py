@@ -53,6 +53,7 @@ def _record(run_id: object) -> RunRecord:
     return record
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_status_edited_to_ok_fails_verify(cc_home: Path) -> None:
     failed = _exec("false")
     assert failed["status"] == "failed"
@@ -78,6 +79,7 @@ def test_a_status_edited_to_ok_fails_verify(cc_home: Path) -> None:
     [("cost_usd", 0.0), ("exit_code", 0), ("error", None), ("argv", '["pytest"]'),
      ("artifacts", "[]"), ("record_receipt", None), ("batch_id", "b"), ("batch_key", "k")],
 )  # fmt: skip
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_every_field_is_covered(cc_home: Path, column: str, value: object) -> None:
     run = _exec("sh", "-c", "echo out; exit 3")
     assert verify(_record(run["run_id"]), str(run["run_id"])).ok
@@ -106,6 +108,7 @@ def test_a_v1_receipt_written_before_batches_were_covered_still_verifies(
     assert "not one cc-executor writes" in verify(_record(record.id), record.id).problems[0]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
     cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
     assert "no key is configured" in done.stdout
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_bad_key_file_is_one_clear_error(
     cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

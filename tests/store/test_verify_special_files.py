@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-CLI = str(Path(sys.executable).parent / "cc-executor")
-
-
-def cc(*args: str) -> subprocess.CompletedProcess[str]:
-    # The timeout only guards against a hang (what this file tests): verify takes ms.
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+from tests._commands import cc
 
 
 def finished_exec() -> tuple[str, Path]:
@@ -51,6 +44,7 @@ def to_link_to_a_copy(path: Path) -> None:
     [(to_fifo, "is now a FIFO"), (to_dev_zero, "is now a symbolic link"),
      (to_link_to_a_copy, "is now a symbolic link")],
 )  # fmt: skip
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_verify_reports_a_swapped_file_at_once(
     cc_home: Path, swap: Callable[[Path], None], what: str
 ) -> None:
@@ -68,6 +62,7 @@ def test_verify_reports_a_swapped_file_at_once(
     assert what in entry["reason"]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_verify_reads_no_more_than_the_recorded_size(cc_home: Path) -> None:
     run_id, stdout_log = finished_exec()
     recorded = stdout_log.stat().st_size

@@ -26,6 +26,7 @@ def a_list(folder: Path, **task: object) -> Path:
     return path
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_values_in_a_list_are_relative_to_its_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +62,7 @@ def test_values_in_a_list_are_relative_to_its_folder(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_missing_file_names_the_folder_searched(tmp_path: Path) -> None:
     lists = tmp_path / "lists"
     with pytest.raises(TaskListError) as caught:

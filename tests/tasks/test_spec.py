@@ -382,6 +382,7 @@ def test_options_checked_against_run_options(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_cli_validate(tmp_path: Path) -> None:
     good = write(tmp_path, "plan.md", MARKDOWN)
     done = subprocess.run(
@@ -499,6 +500,7 @@ def test_parallel_on_the_list_removes_the_implicit_order(tmp_path: Path) -> None
     ]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_cli_validate_shows_the_waves(tmp_path: Path) -> None:
     path = write(tmp_path, "order.md", ORDER_MARKDOWN)
     done = subprocess.run(
@@ -525,6 +527,7 @@ def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}:1: reserve_usd: opus: expected a number > 0, got 0"]
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_the_examples_of_docs_tasks_md_hold(tmp_path: Path) -> None:
     """docs/tasks.md: its Markdown list validates to the schedule the page prints, and its
     YAML list is valid with the reservations the page describes."""

@@ -26,6 +26,7 @@ def tasks(**results: dict[str, object]) -> dict[str, dict[str, object]]:
     return {tid: view({"id": tid, **values}) for tid, values in results.items()}
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_results_files_and_json_render_as_text() -> None:
     context = tasks(
         build={"result": "built", "files": ["/w/a.py", "/w/b.py"], "json": {"v": [1, "x"]}}
@@ -39,6 +40,7 @@ def test_results_files_and_json_render_as_text() -> None:
     assert out == 'built|/w/a.py\n/w/b.py|{"v": [1, "x"]}|[1, "x"]|x|</w/a.py></w/b.py>\n'
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_a_result_is_never_rendered_again() -> None:
     evil = "{{ 7 * 7 }} {% raw %} {{ tasks.a.__class__ }} {#"
     assert render("got: {{ tasks.a.result }}", tasks(a={"result": evil})) == f"got: {evil}"
@@ -61,6 +63,7 @@ def test_text_without_markup_is_used_as_is() -> None:
         '{{ ("{0.__class__.__mro__}"|attr("format"))(tasks.a.result) }}',
     ],
 )
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_the_sandbox_refuses_python_internals_and_mutation(source: str) -> None:
     context = tasks(a={"result": "r", "files": ["f"], "json": {"k": 0}})
     with pytest.raises(TemplateProblem, match="template error"):
@@ -68,6 +71,7 @@ def test_the_sandbox_refuses_python_internals_and_mutation(source: str) -> None:
     assert context["a"]["files"] == ["f"]
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_undefined_is_an_error_not_an_empty_string() -> None:
     with pytest.raises(TemplateProblem, match="has no attribute 'missing'"):
         render("{{ tasks.a.json.missing }}", tasks(a={"json": {"k": 1}}))
@@ -75,6 +79,7 @@ def test_undefined_is_an_error_not_an_empty_string() -> None:
         render("{{ other }}", tasks(a={}))
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_ids_that_are_method_names_still_resolve() -> None:
     assert render("{{ tasks.items.result }}", tasks(items={"result": "ok"})) == "ok"
 
@@ -123,12 +128,14 @@ def test_references_are_found_in_the_syntax_tree() -> None:
         ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "RecursionError"),
     ],
 )
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_a_costly_template_is_refused_within_bounds(source: str, message: str) -> None:
     """Issue 18 M5: bounded by counts (steps, characters), never by time."""
     with pytest.raises(TemplateProblem, match=message):
         render(source, {})
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_the_bounds_leave_ordinary_templates_alone() -> None:
     tasks = {"a": view({"result": "r" * 100_000, "files": ["x.py"], "json": {"k": [1, 2]}})}
     source = "{% for i in range(1000) %}{{ i }}{% endfor %} {{ tasks.a.result }} {{ 'ab' * 10 }}"
@@ -142,6 +149,7 @@ def test_the_bounds_leave_ordinary_templates_alone() -> None:
     assert render(everyday, {}) == "  ab  |  7|a_b|1,2|x\n  y|  1"
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_the_step_budget_is_counted_per_rendering() -> None:
     """A template just under the budget renders every time: nothing carries over."""
     source = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}ok"
@@ -178,6 +186,7 @@ DOUBLING = [
 
 
 @pytest.mark.parametrize("source", DOUBLING)
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_a_value_doubled_past_the_memory_bound_is_refused(source: str) -> None:
     """Adversarial review of M5: ~ and + were not bounded. The rendering process stays
     within MAX_MEMORY of a baseline rendering's, and the caller (the service) does not grow."""
@@ -196,6 +205,7 @@ def test_a_value_doubled_past_the_memory_bound_is_refused(source: str) -> None:
     assert child_after / child_before < (MAX_MEMORY / 1024 + child_before * 2) / child_before
 
 
+@pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds
 def test_lipsum_and_deep_recursion_are_refused_by_their_bounds() -> None:
     with pytest.raises(TemplateProblem, match="lipsum\\(\\) over 100 paragraphs"):
         render("{{ lipsum(30000)|length }}", {})

@@ -233,6 +233,7 @@ def test_env_file_loads_with_set_a_and_matches_the_printed_env(tmp_path: Path) -
     assert out.strip().endswith("Stopped.")
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_env_file_never_replaces_a_file_serve_did_not_write(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("SECRET=keep me\n")
@@ -247,6 +248,7 @@ def test_env_file_never_replaces_a_file_serve_did_not_write(tmp_path: Path) -> N
     assert env_file.read_text() == "SECRET=keep me\n"
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_env_file_that_is_a_fifo_or_a_link_is_refused_not_waited_on(tmp_path: Path) -> None:
     """Third pass, T6: a FIFO made serve wait for a writer forever (deaf to SIGTERM), and a
     link to /dev/zero was read without end."""
@@ -280,6 +282,7 @@ def test_env_file_left_by_an_earlier_serve_is_replaced(tmp_path: Path) -> None:
     assert not env_file.exists()
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_script_accepts_an_example_name_and_lists_them_when_unknown() -> None:
     process = serve("--script", "write_fil")
     out, err = process.communicate(timeout=60)
@@ -506,6 +509,7 @@ def test_background_with_an_env_file_left_by_an_earlier_serve(tmp_path: Path) ->
     assert not env_file.exists()
 
 
+@pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_background_never_replaces_a_file_serve_did_not_write(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("SECRET=keep me\n")
