@@ -29,6 +29,9 @@ INTERNAL = {
     "cc_executor.notify._inbox._Rejected",
     "cc_executor.tasks._fields.BadValue",
 }
+#: Internal signals of modules that run as standalone scripts importing only the standard
+#: library, so cannot derive from the base (``_errors.py``'s docstring says why).
+STANDALONE = {"cc_executor._run._permission_server._Refused"}
 
 
 def package_modules() -> list[ModuleType]:
@@ -59,12 +62,15 @@ def test_every_exception_of_the_package_derives_from_the_base() -> None:
     found = defined_exceptions()
     assert set(found) >= INTERNAL  # the walk reached the subpackages
     base = _errors.CCExecutorError
-    assert [name for name, cls in found.items() if not issubclass(cls, base)] == []
+    outside = [name for name, cls in found.items() if not issubclass(cls, base)]
+    assert sorted(outside) == sorted(STANDALONE)
 
 
 def test_only_internal_signals_are_defined_outside_the_errors_module() -> None:
     names = defined_exceptions()
-    assert {name for name in names if not name.startswith("cc_executor._errors.")} == INTERNAL
+    assert {name for name in names if not name.startswith("cc_executor._errors.")} == (
+        INTERNAL | STANDALONE
+    )
 
 
 def test_the_base_is_exported_at_the_top_level() -> None:

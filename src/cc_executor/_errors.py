@@ -48,6 +48,9 @@ bad value, collected as a problem by ``tasks/_validate``), ``_NonFinite`` [Value
 (``notify/_inbox``: a file not accepted, listed as an ``InboxProblem``), ``_Failed``
 (``_cli/_doctor_checks``: a failed check), ``_RpcError`` (``_service/_ws``: a JSON-RPC
 error reply) and ``_Exit`` (``_cli/_fleet``: a command's early end, its line printed).
+One does not derive from the base: ``_Refused`` (``_run/_permission_server``: a JSON-RPC
+error reply), because that server runs as a script with ``python -I -S`` and imports only
+the standard library (a folder an agent writes to must not change what it imports).
 
 Outside the tree on purpose: bad arguments to the Python API (an unknown option, a value
 of the wrong type or range) raise the builtin ``TypeError``/``ValueError`` before anything
