@@ -55,6 +55,8 @@ from cc_executor._version import __version__
 
 log = logging.getLogger("cc_executor.worker")
 
+#: The shortest time between two heartbeats sent for a change of the runs in progress.
+_CHANGE_GAP_S = 0.25
 #: A run id as :func:`~cc_executor._ids.new_run_id` makes them (it names a folder here).
 _RUN_ID = re.compile(r"[0-9a-z]{26}")
 
@@ -273,12 +275,16 @@ class FleetWorker:
                 "version": __version__,
                 "heartbeat_at": time.time(),
             }
+            sent = time.monotonic()
             with contextlib.suppress(FleetError, OSError):
                 await self.fleet.heartbeat(
                     self.config.worker_id, info, self.config.heartbeat_timeout_s
                 )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), interval)
+            # The changes of a short while go in one heartbeat: a worker of short runs
+            # would otherwise write two per run (its start and its end).
+            await asyncio.sleep(max(0.0, sent + _CHANGE_GAP_S - time.monotonic()))
             self._changed.clear()
 
     async def _control(self) -> None:
@@ -320,8 +326,7 @@ class FleetWorker:
             if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id):
                 error = f"worker {self.config.worker_id} could not run {run_id}: {exc}"
                 with contextlib.suppress(FleetError):
-                    await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
-                    await self.fleet.finish(run_id, None)
+                    await self.fleet.finish(run_id, None, [{"kind": "refused", "error": error}])
 
     async def _take(self, message: dict[str, Any]) -> None:
         run_id = message.get("run_id")
@@ -368,8 +373,7 @@ class FleetWorker:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
             log.warning("%s", error)
             entry = {"kind": "refused", "error": error}
-            await self._retrying(run_id, lambda: self.fleet.append(run_id, [entry]))
-            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease, [entry]))
             return
         # The fleet's shared rate limits: wait before the start, watch the events, free after.
         admitted = await self.limits.admit(
@@ -433,8 +437,7 @@ class FleetWorker:
         result = RunResult(run_id=run_id, status=Status.BUDGET_EXCEEDED, error=error)
         entries = [{"kind": "event", "event": e.to_dict()} for e in events]
         entries.append({"kind": "result", "result": result.to_dict()})
-        await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
-        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
+        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease, entries))
 
     async def _run(
         self,
@@ -478,6 +481,7 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
+        last: list[dict[str, Any]] = []  # sent with the result
         if self.budget is not None and "argv" not in message:
             # The budget's one settlement of this attempt, before the result is sent: a
             # submitter that has the result sees the ledger with it. An attempt whose lease
@@ -485,15 +489,24 @@ class FleetWorker:
             attempt = int(message.get("attempt", 1))
             events = await self.budget.after(run_id, result.status, result.cost_usd, attempt)
             if events and not active.lost:
-                entries = [{"kind": "event", "event": e.to_dict()} for e in events]
-                await self._send(run_id, entries, active)
+                last = [{"kind": "event", "event": e.to_dict()} for e in events]
         if active.interrupted and not active.lost:
+            if last:
+                await self._send(run_id, last, active)
             await self._requeue(run_id, result, active, message)
             return
         local_id = result.run_id
         if not active.lost:
             result.run_id = run_id
-            await self._send(run_id, [{"kind": "result", "result": result.to_dict()}], active)
+            last.append({"kind": "result", "result": result.to_dict()})
+            limit = self.config.stream_max_bytes
+            # The result, the run's end and its lease given back: one round trip.
+            ended = await self._retrying(
+                run_id, lambda: self.fleet.finish(run_id, lease, last, max_bytes=limit)
+            )
+            if not ended:
+                log.warning("run %s: lease lost before its result was sent", run_id)
+                active.lost = True
         if active.lost:
             # Another worker holds the run now: its stream and its end are that worker's.
             error = (
@@ -503,7 +516,6 @@ class FleetWorker:
             if options_record(message):
                 await asyncio.to_thread(_mark_interrupted, local_id, error)
             return
-        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
 
     async def _recovered(
         self, run_id: str, prompt: bytes, options: dict[str, Any], recover: Mapping[str, Any]
@@ -569,8 +581,7 @@ class FleetWorker:
         entries = [{"kind": "interrupted", "result": interrupted.to_dict()}]
         if policy == "fail":
             entries.append({"kind": "result", "result": interrupted.to_dict()})
-            await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
-            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None, entries))
             return
         # Claimed: from here on the run is this worker's to queue again, whatever the
         # broker does meanwhile.
