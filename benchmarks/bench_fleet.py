@@ -14,7 +14,11 @@ plain commands (``start_fleet_exec``), the agent is not the point.
 2. Throughput: ``--runs`` runs of ``/bin/true`` over the workers (the submitter keeps 8 per
    worker in flight), against the same number of slots run locally by one process with a
    semaphore; runs/s and their ratio (target >= 0.7x).
-3. Event latency: one run printing ``--lines-per-s`` lines a second for ``--seconds``, each
+   Redis's own cost of those runs, from ``INFO`` before and after: its CPU (user + system)
+   and the commands it ran (those of Lua scripts included), per run.
+3. Redis's cost of an idle fleet: its CPU and commands per second with every worker idle
+   for ``--idle-seconds`` (heartbeats, polls, the lost-run looks), per worker.
+4. Event latency: one run printing ``--lines-per-s`` lines a second for ``--seconds``, each
    stamped with the wall clock when printed; the submitter's ``on_event`` takes the delay
    of each line (same machine, same clock): p50/p99 (target p99 < 50 ms) and how many
    lines arrived (all, in order).
@@ -134,6 +138,18 @@ async def dispatch(url: str, rounds: int, cwd: str) -> dict[str, float]:
     }
 
 
+def redis_cost(url: str) -> tuple[float, int]:
+    """Redis's CPU seconds (user + system, all its threads) and commands run so far."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=url.removeprefix("unix://"))
+    try:
+        cpu, stats = client.info("cpu"), client.info("stats")
+    finally:
+        client.close()
+    return cpu["used_cpu_user"] + cpu["used_cpu_sys"], int(stats["total_commands_processed"])
+
+
 async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, float]:
     from cc_executor._engine import SupervisedProcess
     from cc_executor._run._exec import run_command
@@ -148,9 +164,11 @@ async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, flo
             result = await start_fleet_exec(["/bin/true"], url, cwd=cwd).wait()
             failed += result.status.value != "ok"
 
+    cpu0, commands0 = redis_cost(url)
     t0 = time.perf_counter()
     await asyncio.gather(*(one_fleet() for _ in range(runs)))
     fleet_s = time.perf_counter() - t0
+    cpu1, commands1 = redis_cost(url)
 
     local_gate = asyncio.Semaphore(slots)
 
@@ -168,6 +186,19 @@ async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, flo
         "local_runs_per_s": runs / local_s,
         "ratio": (runs / fleet_s) / (runs / local_s),
         "failed": failed,
+        "redis_us_per_run": (cpu1 - cpu0) / runs * 1e6,
+        "redis_commands_per_run": (commands1 - commands0) / runs,
+    }
+
+
+def idle(url: str, seconds: float, workers: int) -> dict[str, float]:
+    """Redis's CPU and commands per second for each idle worker."""
+    cpu0, commands0 = redis_cost(url)
+    time.sleep(seconds)
+    cpu1, commands1 = redis_cost(url)
+    return {
+        "us_per_s": (cpu1 - cpu0) / seconds / workers * 1e6,
+        "commands_per_s": (commands1 - commands0) / seconds / workers,
     }
 
 
@@ -223,6 +254,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--lines-per-s", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ccx-bench-fleet-"))
     os.environ["CC_EXECUTOR_HOME"] = str(root / "submitter")
@@ -246,6 +278,15 @@ def main() -> None:
             f"throughput: {args.runs} x /bin/true: fleet {t['fleet_runs_per_s']:.0f} runs/s, "
             f"local {args.workers} slots {t['local_runs_per_s']:.0f} runs/s, "
             f"ratio {t['ratio']:.2f}x (target >= 0.7), failed {t['failed']:.0f}"
+        )
+        print(
+            f"redis per fleet run: {t['redis_us_per_run']:.0f} us of CPU, "
+            f"{t['redis_commands_per_run']:.1f} commands"
+        )
+        i = idle(url, args.idle_seconds, args.workers)
+        print(
+            f"redis per idle worker: {i['us_per_s']:.0f} us of CPU/s, "
+            f"{i['commands_per_s']:.1f} commands/s"
         )
         e = asyncio.run(latency(url, args.lines_per_s, args.seconds, cwd))
         print(
