@@ -159,6 +159,18 @@ async def test_a_run_ends_in_one_step_only_under_its_lease(redis_server: RedisSe
 
 
 @pytest.mark.redis
+def test_a_submitter_queues_its_runs_on_one_connection(redis_server: RedisServer) -> None:
+    # A Dramatiq broker per run set up a connection per run (and left it open until the
+    # garbage collector found the broker).
+    client = redis_server.client()
+    before = int(client.info("stats")["total_connections_received"])
+    for n in range(5):
+        open_fleet(redis_server.url).submit({"run_id": f"{RUN[:-1]}{n}", "version": 1})
+    assert client.llen("cc-executor:cc-executor-runs") == 5
+    assert int(client.info("stats")["total_connections_received"]) - before == 1
+
+
+@pytest.mark.redis
 async def test_a_heartbeat_lists_the_worker_until_it_expires(redis_server: RedisServer) -> None:
     fleet = open_fleet(redis_server.url)
     try:

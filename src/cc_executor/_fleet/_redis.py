@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -214,6 +215,31 @@ def _entries(
     return args
 
 
+def _new_broker(target: FleetTarget, heartbeat_timeout_s: float | None = None) -> WakingBroker:
+    pool = redis.ConnectionPool.from_url(
+        target.url, username=target.username, password=target.password
+    )
+    kwargs: dict[str, Any] = {}
+    if heartbeat_timeout_s is not None:
+        kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
+    broker = WakingBroker(  # type: ignore[no-untyped-call]
+        client=redis.Redis(connection_pool=pool),
+        namespace=NAMESPACE,
+        # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
+        middleware=[Retries(max_retries=0)],
+        **kwargs,
+    )
+    broker.declare_queue(QUEUE)
+    return broker
+
+
+#: The brokers submitters queue runs with, one per Redis in a process: a submit reuses its
+#: connection (a broker per run cost a connection set-up each, and left it open until the
+#: garbage collector found the broker). A Redis client's pool is safe across threads.
+_SHARED: dict[FleetTarget, WakingBroker] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _said(url: str) -> Iterator[None]:
     """Redis's errors as one :class:`FleetError` naming the fleet."""
@@ -239,23 +265,16 @@ class RedisFleet:
         return f"{NAMESPACE}:{kind}:{run_id}"
 
     # -- Dramatiq --------------------------------------------------------------------
-    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> WakingBroker:
-        if self._broker is None:
-            pool = redis.ConnectionPool.from_url(
-                self._target.url, username=self._target.username, password=self._target.password
-            )
-            kwargs: dict[str, Any] = {}
-            if heartbeat_timeout_s is not None:
-                kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
-            self._broker = WakingBroker(  # type: ignore[no-untyped-call]
-                client=redis.Redis(connection_pool=pool),
-                namespace=NAMESPACE,
-                # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
-                middleware=[Retries(max_retries=0)],
-                **kwargs,
-            )
-            self._broker.declare_queue(QUEUE)
-        return self._broker
+    def _dramatiq(self) -> WakingBroker:
+        """The broker to queue runs with: a serving worker's own, else the one this
+        process shares for the fleet's Redis."""
+        if self._broker is not None:
+            return self._broker
+        with _SHARED_LOCK:
+            broker = _SHARED.get(self._target)
+            if broker is None:
+                broker = _SHARED[self._target] = _new_broker(self._target)
+        return broker
 
     def submit(self, message: Mapping[str, Any]) -> None:
         broker = self._dramatiq()
@@ -291,7 +310,7 @@ class RedisFleet:
         heartbeat_timeout_s: float,
         queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> Any:
-        broker = self._dramatiq(heartbeat_timeout_s)
+        broker = self._broker = _new_broker(self._target, heartbeat_timeout_s)
         names = {broker_queue(check_queue(q)) for q in queues}
         for name in names:
             broker.declare_queue(name)
