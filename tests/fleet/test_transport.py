@@ -103,6 +103,15 @@ async def test_a_queued_run_cancelled_never_starts(redis_server: RedisServer) ->
         assert not await fleet.cancel_requested(other)
         await fleet.request_cancel(other)
         assert await fleet.cancel_requested(other)
+        # A cancel asked before a lease is taken comes with the lease (no second look).
+        later = RUN[:-1] + "3"
+        await fleet.request_cancel(later)
+        lease = await fleet.acquire(later, "w1", 30)
+        assert isinstance(lease, Lease)
+        assert lease.cancelled
+        unasked = await fleet.acquire(RUN[:-1] + "4", "w1", 30)
+        assert isinstance(unasked, Lease)
+        assert not unasked.cancelled
     finally:
         await fleet.aclose()
 

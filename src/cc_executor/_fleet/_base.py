@@ -41,6 +41,8 @@ class Lease:
     run_id: str
     owner: str
     epoch: int
+    #: A cancel had been asked when the lease was taken (the run stops once started).
+    cancelled: bool = False
 
 
 #: Why a start waits: the credential is paused, or its runs in flight are at the cap.

@@ -70,8 +70,9 @@ def async_client(target: FleetTarget) -> aioredis.Redis:
 
 # Take the lease unless the run is over, the delivery is of an attempt already replaced
 # (a lost worker's message re-queued by Dramatiq after the run was recovered), or its lease
-# is live; a new epoch each time. The holder's run is listed in the running set with its
-# message, so that any worker can recover it when the lease expires (_RECLAIM).
+# is live; a new epoch each time, and whether a cancel was asked. The holder's run is
+# listed in the running set with its message, so that any worker can recover it when the
+# lease expires (_RECLAIM).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local current = tonumber(redis.call('GET', KEYS[4]) or '1')
@@ -83,7 +84,7 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. epoch, 'PX', ARGV[2])
 redis.call('SET', KEYS[4], ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('SET', KEYS[6], ARGV[6])
-return epoch
+return {epoch, redis.call('EXISTS', KEYS[7])}
 """
 # Claim the recovery of a listed run whose lease expired (its holder stopped renewing):
 # exactly one caller gets its message and the number of the next attempt.
@@ -373,13 +374,13 @@ class RedisFleet:
         self, run_id: str, owner: str, ttl_s: float, message: Mapping[str, Any] | None = None
     ) -> Lease | str:
         keys = [self._key(k, run_id) for k in ("lease", "epoch", "state", "attempt")]
-        keys += [f"{NAMESPACE}:running", self._key("message", run_id)]
+        keys += [f"{NAMESPACE}:running", self._key("message", run_id), self._key("cancel", run_id)]
         attempt = int((message or {}).get("attempt", 1))
         args = [owner, int(ttl_s * 1000), RETENTION_S * 1000, attempt, run_id]
-        epoch = await self._script(_ACQUIRE, keys, [*args, orjson.dumps(dict(message or {}))])
-        if epoch > 0:
-            return Lease(run_id, owner, epoch)
-        return {-1: "over", -2: "stale"}.get(epoch, "held")
+        found = await self._call(_ACQUIRE, keys, [*args, orjson.dumps(dict(message or {}))])
+        if isinstance(found, list):
+            return Lease(run_id, owner, int(found[0]), cancelled=bool(found[1]))
+        return {-1: "over", -2: "stale"}.get(int(found), "held")
 
     async def reclaim(self) -> list[tuple[int, dict[str, Any]]]:
         with _said(self.url):

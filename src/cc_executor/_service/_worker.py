@@ -138,6 +138,8 @@ class FleetWorker:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._active: dict[str, _Active] = {}
+        #: The runs being started, and whether a cancel came for each meanwhile.
+        self._starting: dict[str, bool] = {}
         self._draining = threading.Event()
         self._stop = asyncio.Event()
         #: Set while no run is in progress.
@@ -300,6 +302,8 @@ class FleetWorker:
     async def _on_command(self, run_id: str, command: str) -> None:
         active = self._active.get(run_id)
         if active is None:
+            if command == CANCEL and run_id in self._starting:
+                self._starting[run_id] = True  # obeyed once it has started (_run)
             return
         if command == CANCEL:
             active.handle.cancel()
@@ -337,6 +341,15 @@ class FleetWorker:
             # Fetched before the stop: back on the queue for another worker.
             await asyncio.to_thread(self.fleet.submit, message)
             return
+        # From before the lease to the start, a cancel on the control channel is kept here
+        # (one asked before the lease is in it): no look at the cancel flag after the start.
+        self._starting[run_id] = False
+        try:
+            await self._take_leased(run_id, message)
+        finally:
+            self._starting.pop(run_id, None)
+
+    async def _take_leased(self, run_id: str, message: dict[str, Any]) -> None:
         ttl = self.config.heartbeat_timeout_s
         kept = {**message, "holder": self.config.worker_id}
         lease = await self._retrying(
@@ -466,9 +479,8 @@ class FleetWorker:
         self._changed.set()
         pump = asyncio.ensure_future(self._pump(run_id, pending, wake, active))
         keeper = asyncio.ensure_future(self._keep_lease(active))
-        with contextlib.suppress(FleetError):
-            if await self.fleet.cancel_requested(run_id):
-                handle.cancel()  # asked between the lease and the start
+        if lease.cancelled or self._starting.get(run_id):
+            handle.cancel()  # asked before the lease, or between the lease and the start
         try:
             result = await handle.wait()
         finally:
