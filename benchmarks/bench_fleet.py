@@ -17,7 +17,10 @@ plain commands (``start_fleet_exec``), the agent is not the point.
    Redis's own cost of those runs, from ``INFO`` before and after: its CPU (user + system)
    and the commands it ran (those of Lua scripts included), per run.
 3. Redis's cost of an idle fleet: its CPU and commands per second with every worker idle
-   for ``--idle-seconds`` (heartbeats, polls, the lost-run looks), per worker.
+   for ``--idle-seconds`` (heartbeats, polls, the lost-run looks), per worker. And two
+   costs that grow with the fleet, on the same Redis: one worker's look for lost runs
+   with 100 and 1,000 runs in progress (each worker looks every quarter of the heartbeat
+   timeout), and one wake-up published with 0 and 100 workers listening.
 4. Event latency: one run printing ``--lines-per-s`` lines a second for ``--seconds``, each
    stamped with the wall clock when printed; the submitter's ``on_event`` takes the delay
    of each line (same machine, same clock): p50/p99 (target p99 < 50 ms) and how many
@@ -202,6 +205,66 @@ def idle(url: str, seconds: float, workers: int) -> dict[str, float]:
     }
 
 
+def lost_run_look(url: str, running: int, looks: int = 20) -> float:
+    """Redis's CPU (us) for one worker's look for lost runs (``reclaim``) with ``running``
+    runs in progress on the fleet, each holding a live lease."""
+    import redis
+
+    from cc_executor._fleet import open_fleet
+
+    client = redis.Redis(unix_socket_path=url.removeprefix("unix://"))
+    names = [f"bench{i:022d}" for i in range(running)]
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.set(f"cc-executor:lease:{name}", b"bench 1", px=600_000)
+        pipe.sadd("cc-executor:running", *names)
+        pipe.execute()
+
+    async def look() -> float:
+        fleet = open_fleet(url)
+        try:
+            await fleet.reclaim()  # connected
+            cpu0, _ = redis_cost(url)
+            for _ in range(looks):
+                assert await fleet.reclaim() == []
+            cpu1, _ = redis_cost(url)
+        finally:
+            await fleet.aclose()
+        return (cpu1 - cpu0) / looks * 1e6
+
+    try:
+        return asyncio.run(look())
+    finally:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.delete(*(f"cc-executor:lease:{name}" for name in names))
+            pipe.srem("cc-executor:running", *names)
+            pipe.execute()
+        client.close()
+
+
+def wake_up_fan_out(url: str, listeners: int, publishes: int = 5000) -> float:
+    """Redis's CPU (us) per wake-up published, with ``listeners`` workers subscribed."""
+    import redis
+
+    path = url.removeprefix("unix://")
+    subscribers = [redis.Redis(unix_socket_path=path).pubsub() for _ in range(listeners)]
+    client = redis.Redis(unix_socket_path=path)
+    try:
+        for sub in subscribers:
+            sub.subscribe("bench-wake")
+        cpu0, _ = redis_cost(url)
+        with client.pipeline(transaction=False) as pipe:
+            for _ in range(publishes):
+                pipe.publish("bench-wake", "cc-executor-runs")
+            pipe.execute()
+        cpu1, _ = redis_cost(url)
+        return (cpu1 - cpu0) / publishes * 1e6
+    finally:
+        for sub in subscribers:
+            sub.close()
+        client.close()
+
+
 # Writes the lines due every millisecond, then sleeps (a busy loop would take a core).
 PRINTER = """
 import sys, time
@@ -287,6 +350,16 @@ def main() -> None:
         print(
             f"redis per idle worker: {i['us_per_s']:.0f} us of CPU/s, "
             f"{i['commands_per_s']:.1f} commands/s"
+        )
+        looks = {n: lost_run_look(url, n) for n in (100, 1000)}
+        print(
+            "redis per look for lost runs: "
+            + ", ".join(f"{us:.0f} us with {n} runs in progress" for n, us in looks.items())
+        )
+        fan = {n: wake_up_fan_out(url, n) for n in (0, 100)}
+        print(
+            "redis per wake-up published: "
+            + ", ".join(f"{us:.1f} us with {n} workers listening" for n, us in fan.items())
         )
         e = asyncio.run(latency(url, args.lines_per_s, args.seconds, cwd))
         print(
