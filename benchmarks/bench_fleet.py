@@ -14,6 +14,7 @@ plain commands (``start_fleet_exec``), the agent is not the point.
 2. Throughput: ``--runs`` runs of ``/bin/true`` over the workers (the submitter keeps 8 per
    worker in flight), against the same number of slots run locally by one process with a
    semaphore; runs/s and their ratio (target >= 0.7x).
+   The CPU per run of the workers (``/proc``) and of the submitter, against a local run's;
    Redis's own cost of those runs, from ``INFO`` before and after: its CPU (user + system)
    and the commands it ran (those of Lua scripts included), per run.
 3. Redis's cost of an idle fleet: its CPU and commands per second with every worker idle
@@ -153,7 +154,15 @@ def redis_cost(url: str) -> tuple[float, int]:
     return cpu["used_cpu_user"] + cpu["used_cpu_sys"], int(stats["total_commands_processed"])
 
 
-async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, float]:
+def cpu_s(pid: int) -> float:
+    """A process's CPU seconds so far (user + system, all its threads; Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(
+    url: str, runs: int, slots: int, cwd: str, workers: list[int]
+) -> dict[str, float]:
     from cc_executor._engine import SupervisedProcess
     from cc_executor._run._exec import run_command
     from cc_executor._run._fleet import start_fleet_exec
@@ -168,9 +177,11 @@ async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, flo
             failed += result.status.value != "ok"
 
     cpu0, commands0 = redis_cost(url)
+    workers0, me0 = sum(cpu_s(pid) for pid in workers), time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(one_fleet() for _ in range(runs)))
     fleet_s = time.perf_counter() - t0
+    workers1, me1 = sum(cpu_s(pid) for pid in workers), time.process_time()
     cpu1, commands1 = redis_cost(url)
 
     local_gate = asyncio.Semaphore(slots)
@@ -181,14 +192,18 @@ async def throughput(url: str, runs: int, slots: int, cwd: str) -> dict[str, flo
             result = await run_command(SupervisedProcess(["/bin/true"], cwd=cwd))
             failed += result.status.value != "ok"
 
-    t0 = time.perf_counter()
+    t0, me2 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_local() for _ in range(runs)))
     local_s = time.perf_counter() - t0
+    local_cpu = time.process_time() - me2
     return {
         "fleet_runs_per_s": runs / fleet_s,
         "local_runs_per_s": runs / local_s,
         "ratio": (runs / fleet_s) / (runs / local_s),
         "failed": failed,
+        "workers_ms_per_run": (workers1 - workers0) / runs * 1000,
+        "submitter_ms_per_run": (me1 - me0) / runs * 1000,
+        "local_ms_per_run": local_cpu / runs * 1000,
         "redis_us_per_run": (cpu1 - cpu0) / runs * 1e6,
         "redis_commands_per_run": (commands1 - commands0) / runs,
     }
@@ -336,11 +351,16 @@ def main() -> None:
             f" | local median {d['local_median_ms']:.1f} ms p99 {d['local_p99_ms']:.1f} ms"
             f" | added at the median {d['added_median_ms']:.1f} ms (target < 20)"
         )
-        t = asyncio.run(throughput(url, args.runs, args.workers, cwd))
+        pids = [proc.pid for proc in workers]
+        t = asyncio.run(throughput(url, args.runs, args.workers, cwd, pids))
         print(
             f"throughput: {args.runs} x /bin/true: fleet {t['fleet_runs_per_s']:.0f} runs/s, "
             f"local {args.workers} slots {t['local_runs_per_s']:.0f} runs/s, "
             f"ratio {t['ratio']:.2f}x (target >= 0.7), failed {t['failed']:.0f}"
+        )
+        print(
+            f"CPU per run: the workers {t['workers_ms_per_run']:.2f} ms, the submitter "
+            f"{t['submitter_ms_per_run']:.2f} ms; a local run {t['local_ms_per_run']:.2f} ms"
         )
         print(
             f"redis per fleet run: {t['redis_us_per_run']:.0f} us of CPU, "
