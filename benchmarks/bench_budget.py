@@ -23,41 +23,17 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_fleet import pct, start_redis
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._budget import RedisLedger
 from cc_executor._run._budget import BudgetGuard
 from cc_executor._status import Status
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    sock = folder / "redis.sock"
-    executable = shutil.which("redis-server")
-    if executable is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    argv = [executable, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-            "--dir", str(folder), "--save", "", "--appendonly", "no"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(unix_socket_path=str(sock))
-    for _ in range(500):
-        try:
-            client.ping()
-            break
-        except redis.RedisError:
-            time.sleep(0.01)
-    return proc, f"unix://{sock}"
 
 
 async def measure(url: str, runs: int, concurrent: int) -> tuple[list[float], list[float]]:

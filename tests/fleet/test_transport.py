@@ -103,6 +103,15 @@ async def test_a_queued_run_cancelled_never_starts(redis_server: RedisServer) ->
         assert not await fleet.cancel_requested(other)
         await fleet.request_cancel(other)
         assert await fleet.cancel_requested(other)
+        # A cancel asked before a lease is taken comes with the lease (no second look).
+        later = RUN[:-1] + "3"
+        await fleet.request_cancel(later)
+        lease = await fleet.acquire(later, "w1", 30)
+        assert isinstance(lease, Lease)
+        assert lease.cancelled
+        unasked = await fleet.acquire(RUN[:-1] + "4", "w1", 30)
+        assert isinstance(unasked, Lease)
+        assert not unasked.cancelled
     finally:
         await fleet.aclose()
 
@@ -127,6 +136,47 @@ async def test_the_event_stream_keeps_order_and_expires_after_the_end(
         assert 0 < client.ttl(f"cc-executor:events:{RUN}") <= RETENTION_S
     finally:
         await fleet.aclose()
+
+
+@pytest.mark.redis
+async def test_a_run_ends_in_one_step_only_under_its_lease(redis_server: RedisServer) -> None:
+    fleet = open_fleet(redis_server.url)
+    client = redis_server.client()
+    try:
+        first = await fleet.acquire(RUN, "w1", 30, {"run_id": RUN})
+        assert isinstance(first, Lease)
+        await fleet.release(first)
+        second = await fleet.acquire(RUN, "w2", 30, {"run_id": RUN})
+        assert isinstance(second, Lease)
+        # A holder that lost the lease ends nothing: no result, the run goes on.
+        assert not await fleet.finish(RUN, first, [{"kind": "result", "n": 1}])
+        assert client.xlen(f"cc-executor:events:{RUN}") == 0
+        assert await fleet.where(RUN) == "running"
+        await fleet.append(RUN, [{"kind": "event", "n": 0}], lease=second)
+        last = [{"kind": "event", "n": 1}, {"kind": "result", "n": 2}]
+        assert await fleet.finish(RUN, second, last)
+        # The same end tried again (its answer lost with the connection) adds nothing.
+        assert await fleet.finish(RUN, second, last)
+        assert [e["n"] for _, e in await fleet.read(RUN, "0", 1)] == [0, 1, 2]
+        assert await fleet.where(RUN) == "over"
+        assert not client.exists(f"cc-executor:lease:{RUN}", f"cc-executor:message:{RUN}")
+        assert not client.sismember("cc-executor:running", RUN)
+        assert 0 < client.ttl(f"cc-executor:events:{RUN}") <= RETENTION_S
+        assert await fleet.acquire(RUN, "w3", 30) == "over"
+    finally:
+        await fleet.aclose()
+
+
+@pytest.mark.redis
+def test_a_submitter_queues_its_runs_on_one_connection(redis_server: RedisServer) -> None:
+    # A Dramatiq broker per run set up a connection per run (and left it open until the
+    # garbage collector found the broker).
+    client = redis_server.client()
+    before = int(client.info("stats")["total_connections_received"])
+    for n in range(5):
+        open_fleet(redis_server.url).submit({"run_id": f"{RUN[:-1]}{n}", "version": 1})
+    assert client.llen("cc-executor:cc-executor-runs") == 5
+    assert int(client.info("stats")["total_connections_received"]) - before == 1
 
 
 @pytest.mark.redis

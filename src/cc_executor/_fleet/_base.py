@@ -44,6 +44,8 @@ class Lease:
     run_id: str
     owner: str
     epoch: int
+    #: A cancel had been asked when the lease was taken (the run stops once started).
+    cancelled: bool = False
 
 
 #: Why a start waits: the credential is paused, or its runs in flight are at the cap.
@@ -211,8 +213,18 @@ class Fleet(Protocol):
         """The entries of the run's stream after id ``after`` (``"0"``: from the start),
         waiting up to ``block_s`` for the first one."""
 
-    async def finish(self, run_id: str, lease: Lease | None) -> None:
-        """Mark the run over: its stream is kept for the retention time, then dropped."""
+    async def finish(
+        self,
+        run_id: str,
+        lease: Lease | None,
+        last: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_bytes: int | None = None,
+    ) -> bool:
+        """Add the ``last`` entries to the run's stream (as :meth:`append`), mark the run
+        over (its stream is kept for the retention time, then dropped) and give ``lease``
+        back, in one step. With ``lease``, only while it is held: False (nothing done) once
+        it was lost; the same end tried again after its answer was lost is True."""
 
     async def heartbeat(self, worker_id: str, info: Mapping[str, Any], ttl_s: float) -> None:
         """Say the worker is alive (and what it offers) for ``ttl_s`` seconds."""

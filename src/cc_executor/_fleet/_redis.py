@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -68,8 +70,9 @@ def async_client(target: FleetTarget) -> aioredis.Redis:
 
 # Take the lease unless the run is over, the delivery is of an attempt already replaced
 # (a lost worker's message re-queued by Dramatiq after the run was recovered), or its lease
-# is live; a new epoch each time. The holder's run is listed in the running set with its
-# message, so that any worker can recover it when the lease expires (_RECLAIM).
+# is live; a new epoch each time, and whether a cancel was asked. The holder's run is
+# listed in the running set with its message, so that any worker can recover it when the
+# lease expires (_RECLAIM).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local current = tonumber(redis.call('GET', KEYS[4]) or '1')
@@ -81,7 +84,7 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. epoch, 'PX', ARGV[2])
 redis.call('SET', KEYS[4], ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('SET', KEYS[6], ARGV[6])
-return epoch
+return {epoch, redis.call('EXISTS', KEYS[7])}
 """
 # Claim the recovery of a listed run whose lease expired (its holder stopped renewing):
 # exactly one caller gets its message and the number of the next attempt.
@@ -115,32 +118,64 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 # Add entries to a run's stream with the ids 0-1, 0-2, ...: the sequence part of an id is
-# the entry's number in the run (SEQ of `attach --after`), kept across attempts. ARGV:
-# the byte bound, the entry saying it was reached, the lease ("" for none) the writer must
-# still hold (-1 otherwise: a worker that lost its run writes nothing more), then pairs of
-# (1 if the entry must be kept whatever the bound (a result), the entry).
-_APPEND = """
-if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
-local limit = tonumber(ARGV[1])
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local seq = 0
-if #last > 0 then seq = tonumber(string.match(last[1][1], '%-(%d+)$')) end
-for i = 4, #ARGV, 2 do
-  local size = string.len(ARGV[i + 1])
-  if ARGV[i] == '1' or used + size <= limit then
-    seq = seq + 1
-    redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[i + 1])
-    used = used + size
-  elseif used <= limit then
-    seq = seq + 1
-    redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2])
-    used = limit + 1
+# the entry's number in the run (SEQ of `attach --after`), kept across attempts. ARGV: the
+# byte bound, the entry saying it was reached, the lease ("" for none) the writer must still
+# hold (-1 otherwise: a worker that lost its run writes nothing more), then from `first` on
+# pairs of (1 if the entry must be kept whatever the bound (a result), the entry).
+_PUSH = """
+local function push(first)
+  local limit = tonumber(ARGV[1])
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  local seq = 0
+  if #last > 0 then seq = tonumber(string.match(last[1][1], '%-(%d+)$')) end
+  for i = first, #ARGV, 2 do
+    local size = string.len(ARGV[i + 1])
+    if ARGV[i] == '1' or used + size <= limit then
+      seq = seq + 1
+      redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[i + 1])
+      used = used + size
+    elseif used <= limit then
+      seq = seq + 1
+      redis.call('XADD', KEYS[1], '0-' .. seq, 'e', ARGV[2])
+      used = limit + 1
+    end
   end
+  redis.call('SET', KEYS[2], used)
+  return seq
 end
-redis.call('SET', KEYS[2], used)
-return seq
 """
+_APPEND = (
+    _PUSH
+    + """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
+return push(4)
+"""
+)
+# A run's end in one round trip (a worker's result, its lease given back): add the last
+# entries as _APPEND does, mark the run over, keep its keys (KEYS[7..]) for the retention
+# time, drop its recovery message and its lease. Under a lease only while it is held; the
+# state names the lease that ended the run, so that a second try of the same end (its
+# answer lost with the connection) is told apart from a lost lease. ARGV after _APPEND's
+# three: the run id, the retention time (s), then the pairs from 6 on.
+_FINISH = (
+    _PUSH
+    + """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  if redis.call('GET', KEYS[4]) == 'done ' .. ARGV[3] then return 0 end
+  return -1
+end
+push(6)
+local state = 'done'
+if ARGV[3] ~= '' then state = 'done ' .. ARGV[3] end
+redis.call('SET', KEYS[4], state, 'EX', ARGV[5])
+redis.call('SREM', KEYS[5], ARGV[4])
+for i = 7, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+redis.call('DEL', KEYS[6])
+if ARGV[3] ~= '' then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+)
 # Mark a run nobody holds as cancelled, so that no delivery of it ever starts.
 _CANCEL_QUEUED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
@@ -165,6 +200,58 @@ _KEPT = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _notice(max_bytes: int) -> bytes:
+    """The entry a stream gets in place of the events past its bound of ``max_bytes``."""
+    return orjson.dumps(
+        {
+            "kind": "event",
+            "event": {"type": "status", "status": "stream_limit"},
+            "error": (
+                f"the run's events passed the fleet's bound of {max_bytes:,} bytes: later "
+                "events are not streamed (the run's folder on its worker has them all)"
+            ),
+        }
+    )
+
+
+def _entries(
+    entries: Sequence[Mapping[str, Any]], lease: Lease | None, max_bytes: int | None
+) -> list[Any]:
+    """_APPEND's arguments: the bound, its notice, the lease ("" for none), the entries."""
+    max_bytes = MAX_STREAM_BYTES if max_bytes is None else max_bytes
+    held = f"{lease.owner} {lease.epoch}" if lease is not None else ""
+    args: list[Any] = [max_bytes, _notice(max_bytes), held]
+    for entry in entries:
+        args += [int(entry.get("kind") != "event"), orjson.dumps(entry)]
+    return args
+
+
+def _new_broker(target: FleetTarget, heartbeat_timeout_s: float | None = None) -> WakingBroker:
+    pool = redis.ConnectionPool.from_url(
+        target.url, username=target.username, password=target.password
+    )
+    kwargs: dict[str, Any] = {}
+    if heartbeat_timeout_s is not None:
+        kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
+    broker = WakingBroker(  # type: ignore[no-untyped-call]
+        client=redis.Redis(connection_pool=pool),
+        namespace=NAMESPACE,
+        # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
+        middleware=[Retries(max_retries=0)],
+        **kwargs,
+    )
+    broker.declare_queue(QUEUE)
+    return broker
+
+
+#: The brokers submitters queue runs with, one per Redis in a process: a submit reuses its
+#: connection (a broker per run cost a connection set-up each, and left it open until the
+#: garbage collector found the broker). A Redis client's pool is safe across threads.
+_SHARED: dict[FleetTarget, WakingBroker] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _said(url: str) -> Iterator[None]:
     """Redis's errors as one :class:`FleetError` naming the fleet."""
@@ -182,6 +269,7 @@ class RedisFleet:
         self._target = target
         self._broker: WakingBroker | None = None
         self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
 
     # -- keys ------------------------------------------------------------------------
     @staticmethod
@@ -189,23 +277,16 @@ class RedisFleet:
         return f"{NAMESPACE}:{kind}:{run_id}"
 
     # -- Dramatiq --------------------------------------------------------------------
-    def _dramatiq(self, heartbeat_timeout_s: float | None = None) -> WakingBroker:
-        if self._broker is None:
-            pool = redis.ConnectionPool.from_url(
-                self._target.url, username=self._target.username, password=self._target.password
-            )
-            kwargs: dict[str, Any] = {}
-            if heartbeat_timeout_s is not None:
-                kwargs["heartbeat_timeout"] = int(heartbeat_timeout_s * 1000)
-            self._broker = WakingBroker(  # type: ignore[no-untyped-call]
-                client=redis.Redis(connection_pool=pool),
-                namespace=NAMESPACE,
-                # Only Retries, set to 0: no TimeLimit, no AgeLimit, no re-run of a failure.
-                middleware=[Retries(max_retries=0)],
-                **kwargs,
-            )
-            self._broker.declare_queue(QUEUE)
-        return self._broker
+    def _dramatiq(self) -> WakingBroker:
+        """The broker to queue runs with: a serving worker's own, else the one this
+        process shares for the fleet's Redis."""
+        if self._broker is not None:
+            return self._broker
+        with _SHARED_LOCK:
+            broker = _SHARED.get(self._target)
+            if broker is None:
+                broker = _SHARED[self._target] = _new_broker(self._target)
+        return broker
 
     def submit(self, message: Mapping[str, Any]) -> None:
         broker = self._dramatiq()
@@ -241,7 +322,7 @@ class RedisFleet:
         heartbeat_timeout_s: float,
         queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> Any:
-        broker = self._dramatiq(heartbeat_timeout_s)
+        broker = self._broker = _new_broker(self._target, heartbeat_timeout_s)
         names = {broker_queue(check_queue(q)) for q in queues}
         for name in names:
             broker.declare_queue(name)
@@ -288,24 +369,29 @@ class RedisFleet:
             self._client = async_client(self._target)
         return self._client
 
+    async def _call(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        # EVALSHA of a script loaded once (redis-py loads it again after NOSCRIPT): a run
+        # calls several, and EVAL would send and hash each one's source every time.
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._redis.register_script(source)
+        with _said(self.url):
+            return await script(keys, args)
+
     async def _script(self, source: str, keys: list[str], args: list[Any]) -> int:
-        try:
-            value = await self._redis.eval(source, len(keys), *keys, *args)
-        except redis.RedisError as exc:
-            raise FleetError(f"the fleet at {self.url}: {exc}") from None
-        return int(value)
+        return int(await self._call(source, keys, args))
 
     async def acquire(
         self, run_id: str, owner: str, ttl_s: float, message: Mapping[str, Any] | None = None
     ) -> Lease | str:
         keys = [self._key(k, run_id) for k in ("lease", "epoch", "state", "attempt")]
-        keys += [f"{NAMESPACE}:running", self._key("message", run_id)]
+        keys += [f"{NAMESPACE}:running", self._key("message", run_id), self._key("cancel", run_id)]
         attempt = int((message or {}).get("attempt", 1))
         args = [owner, int(ttl_s * 1000), RETENTION_S * 1000, attempt, run_id]
-        epoch = await self._script(_ACQUIRE, keys, [*args, orjson.dumps(dict(message or {}))])
-        if epoch > 0:
-            return Lease(run_id, owner, epoch)
-        return {-1: "over", -2: "stale"}.get(epoch, "held")
+        found = await self._call(_ACQUIRE, keys, [*args, orjson.dumps(dict(message or {}))])
+        if isinstance(found, list):
+            return Lease(run_id, owner, int(found[0]), cancelled=bool(found[1]))
+        return {-1: "over", -2: "stale"}.get(int(found), "held")
 
     async def reclaim(self) -> list[tuple[int, dict[str, Any]]]:
         with _said(self.url):
@@ -324,8 +410,7 @@ class RedisFleet:
             keys = [self._key(k, run_id) for k in ("lease", "state")]
             keys += [f"{NAMESPACE}:running", self._key("attempt", run_id)]
             keys.append(self._key("message", run_id))
-            with _said(self.url):
-                found = await self._redis.eval(_RECLAIM, len(keys), *keys, run_id)
+            found = await self._call(_RECLAIM, keys, [run_id])
             if found:
                 claimed.append((int(found[0]), orjson.loads(found[1])))
         return claimed
@@ -437,20 +522,8 @@ class RedisFleet:
     ) -> bool:
         if not entries:
             return True
-        max_bytes = MAX_STREAM_BYTES if max_bytes is None else max_bytes
         keys = [self._key(k, run_id) for k in ("events", "bytes", "lease")]
-        notice = {
-            "kind": "event",
-            "event": {"type": "status", "status": "stream_limit"},
-            "error": (
-                f"the run's events passed the fleet's bound of {max_bytes:,} bytes: later "
-                "events are not streamed (the run's folder on its worker has them all)"
-            ),
-        }
-        held = f"{lease.owner} {lease.epoch}" if lease is not None else ""
-        args: list[Any] = [max_bytes, orjson.dumps(notice), held]
-        for entry in entries:
-            args += [int(entry.get("kind") != "event"), orjson.dumps(entry)]
+        args = _entries(entries, lease, max_bytes)
         return await self._script(_APPEND, keys, args) >= 0
 
     async def ship_session(
@@ -510,17 +583,20 @@ class RedisFleet:
                     out.append((ident, orjson.loads(fields[b"e"])))
             return out
 
-    async def finish(self, run_id: str, lease: Lease | None) -> None:
-        with _said(self.url):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._key("state", run_id), b"done", ex=RETENTION_S)
-                pipe.srem(f"{NAMESPACE}:running", run_id)
-                for kind in _KEPT:
-                    pipe.expire(self._key(kind, run_id), RETENTION_S)
-                pipe.delete(self._key("message", run_id))
-                await pipe.execute()
-            if lease is not None:
-                await self.release(lease)
+    async def finish(
+        self,
+        run_id: str,
+        lease: Lease | None,
+        last: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_bytes: int | None = None,
+    ) -> bool:
+        keys = [self._key(k, run_id) for k in ("events", "bytes", "lease", "state")]
+        keys += [f"{NAMESPACE}:running", self._key("message", run_id)]
+        keys += [self._key(kind, run_id) for kind in _KEPT]
+        entries = _entries(last, lease, max_bytes)
+        args = [*entries[:3], run_id, RETENTION_S, *entries[3:]]
+        return await self._script(_FINISH, keys, args) >= 0
 
     async def heartbeat(self, worker_id: str, info: Mapping[str, Any], ttl_s: float) -> None:
         with _said(self.url):
@@ -567,4 +643,5 @@ class RedisFleet:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._scripts.clear()
         await asyncio.sleep(0)

@@ -5,7 +5,8 @@ the worker's timeout (a second here), so a run queued on an idle fleet waited up
 long. Here a submitter publishes the queue's name on a channel right after it queues a run
 (:data:`CHANNEL`); each worker listens in a thread and sets that queue's event, on which its
 consumers wait between fetches instead of Dramatiq's growing sleep. A consumer also wakes
-when a slot frees (its ack), so a busy worker takes the next run at once.
+when a slot frees (its ack), so a busy worker takes the next run at once; one whose slots
+are all taken waits only for that, not for the wake-ups of queued runs.
 
 Nothing depends on the channel: a wake-up lost (the listener reconnecting, a publish
 failing) only means the consumer fetches when its wait ends, as Dramatiq would have.
@@ -102,6 +103,11 @@ class WakingBroker(RedisBroker):
 
 
 class _WakingConsumer(_RedisConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        #: Set when one of this consumer's runs ends (its slot is free).
+        self._slot = threading.Event()
+
     def __next__(self) -> Any:
         waker: Waker | None = self.broker.waker
         if waker is None:
@@ -110,6 +116,13 @@ class _WakingConsumer(_RedisConsumer):
         if not self.message_cache:
             # Cleared before the fetch: a wake-up from now on ends the wait below.
             event.clear()
+            self._slot.clear()
+            if self.outstanding_message_count >= self.prefetch:
+                # Every slot is taken: nothing to fetch until one frees. Dramatiq would
+                # sleep 5-10 ms and come back here, and each queued run's wake-up would
+                # wake it again, so a freed slot waited for the end of that sleep.
+                self._slot.wait(self.timeout / 2000)
+                return None
         # Dramatiq's own pause after an empty fetch stays at its shortest (5-10 ms): the
         # wait below is the idle one, and it ends as soon as a run is queued.
         self.misses = 0
@@ -133,6 +146,7 @@ class _WakingConsumer(_RedisConsumer):
 
     def _freed(self) -> None:
         """A slot is free: fetch the next run now rather than at the end of the wait."""
+        self._slot.set()
         waker: Waker | None = self.broker.waker
         if waker is not None:
             waker.event(self.queue_name).set()

@@ -404,8 +404,7 @@ async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
             status=RunStatus.CANCELLED,
             error="cancelled while queued: it never started",
         )
-        await fleet.append(run_id, [{"kind": "result", "result": result.to_dict()}])
-        await fleet.finish(run_id, None)
+        await fleet.finish(run_id, None, [{"kind": "result", "result": result.to_dict()}])
         return state
     if state == "running":
         await fleet.request_cancel(run_id)

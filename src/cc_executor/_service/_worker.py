@@ -64,6 +64,8 @@ from cc_executor._version import __version__
 
 log = logging.getLogger("cc_executor.worker")
 
+#: The shortest time between two heartbeats sent for a change of the runs in progress.
+_CHANGE_GAP_S = 0.25
 #: A run id as :func:`~cc_executor._ids.new_run_id` makes them (it names a folder here).
 _RUN_ID = re.compile(r"[0-9a-z]{26}")
 #: Seconds between two looks for a submitter's permission answer when no word of it came
@@ -156,6 +158,8 @@ class FleetWorker:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._active: dict[str, _Active] = {}
+        #: The runs being started, and whether a cancel came for each meanwhile.
+        self._starting: dict[str, bool] = {}
         self._draining = threading.Event()
         self._stop = asyncio.Event()
         #: Set while no run is in progress.
@@ -337,12 +341,16 @@ class FleetWorker:
                 "version": __version__,
                 "heartbeat_at": time.time(),
             }
+            sent = time.monotonic()
             with contextlib.suppress(FleetError, OSError):
                 await self.fleet.heartbeat(
                     self.config.worker_id, info, self.config.heartbeat_timeout_s
                 )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), interval)
+            # The changes of a short while go in one heartbeat: a worker of short runs
+            # would otherwise write two per run (its start and its end).
+            await asyncio.sleep(max(0.0, sent + _CHANGE_GAP_S - time.monotonic()))
             self._changed.clear()
 
     async def _control(self) -> None:
@@ -358,6 +366,8 @@ class FleetWorker:
     async def _on_command(self, run_id: str, command: str) -> None:
         active = self._active.get(run_id)
         if active is None:
+            if command == CANCEL and run_id in self._starting:
+                self._starting[run_id] = True  # obeyed once it has started (_run)
             return
         if command == CANCEL:
             active.handle.cancel()
@@ -387,8 +397,7 @@ class FleetWorker:
             if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id):
                 error = f"worker {self.config.worker_id} could not run {run_id}: {exc}"
                 with contextlib.suppress(FleetError):
-                    await self.fleet.append(run_id, [{"kind": "refused", "error": error}])
-                    await self.fleet.finish(run_id, None)
+                    await self.fleet.finish(run_id, None, [{"kind": "refused", "error": error}])
 
     async def _take(self, message: dict[str, Any]) -> None:
         run_id = message.get("run_id")
@@ -399,6 +408,15 @@ class FleetWorker:
             # Fetched before the stop: back on the queue for another worker.
             await asyncio.to_thread(self.fleet.submit, message)
             return
+        # From before the lease to the start, a cancel on the control channel is kept here
+        # (one asked before the lease is in it): no look at the cancel flag after the start.
+        self._starting[run_id] = False
+        try:
+            await self._take_leased(run_id, message)
+        finally:
+            self._starting.pop(run_id, None)
+
+    async def _take_leased(self, run_id: str, message: dict[str, Any]) -> None:
         ttl = self.config.heartbeat_timeout_s
         kept = {**message, "holder": self.config.worker_id}
         lease = await self._retrying(
@@ -450,8 +468,7 @@ class FleetWorker:
             error = f"worker {self.config.worker_id} refused run {run_id}: {exc}"
             log.warning("%s", error)
             entry = {"kind": "refused", "error": error}
-            await self._retrying(run_id, lambda: self.fleet.append(run_id, [entry]))
-            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease, [entry]))
             return
         # The fleet's shared rate limits: wait before the start, watch the events, free after.
         admitted = await self.limits.admit(
@@ -515,8 +532,7 @@ class FleetWorker:
         result = RunResult(run_id=run_id, status=Status.BUDGET_EXCEEDED, error=error)
         entries = [{"kind": "event", "event": e.to_dict()} for e in events]
         entries.append({"kind": "result", "result": result.to_dict()})
-        await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
-        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
+        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease, entries))
 
     async def _run(
         self,
@@ -550,9 +566,8 @@ class FleetWorker:
         self._changed.set()
         pump = asyncio.ensure_future(self._pump(run_id, pending, wake, active))
         keeper = asyncio.ensure_future(self._keep_lease(active))
-        with contextlib.suppress(FleetError):
-            if await self.fleet.cancel_requested(run_id):
-                handle.cancel()  # asked between the lease and the start
+        if lease.cancelled or self._starting.get(run_id):
+            handle.cancel()  # asked before the lease, or between the lease and the start
         try:
             result = await handle.wait()
         finally:
@@ -566,6 +581,7 @@ class FleetWorker:
             self._changed.set()
             if not self._active:
                 self._idle.set()
+        last: list[dict[str, Any]] = []  # sent with the result
         if self.budget is not None and "argv" not in message:
             # The budget's one settlement of this attempt, before the result is sent: a
             # submitter that has the result sees the ledger with it. An attempt whose lease
@@ -573,15 +589,24 @@ class FleetWorker:
             attempt = int(message.get("attempt", 1))
             events = await self.budget.after(run_id, result.status, result.cost_usd, attempt)
             if events and not active.lost:
-                entries = [{"kind": "event", "event": e.to_dict()} for e in events]
-                await self._send(run_id, entries, active)
+                last = [{"kind": "event", "event": e.to_dict()} for e in events]
         if active.interrupted and not active.lost:
+            if last:
+                await self._send(run_id, last, active)
             await self._requeue(run_id, result, active, message)
             return
         local_id = result.run_id
         if not active.lost:
             result.run_id = run_id
-            await self._send(run_id, [{"kind": "result", "result": result.to_dict()}], active)
+            last.append({"kind": "result", "result": result.to_dict()})
+            limit = self.config.stream_max_bytes
+            # The result, the run's end and its lease given back: one round trip.
+            ended = await self._retrying(
+                run_id, lambda: self.fleet.finish(run_id, lease, last, max_bytes=limit)
+            )
+            if not ended:
+                log.warning("run %s: lease lost before its result was sent", run_id)
+                active.lost = True
         if active.lost:
             # Another worker holds the run now: its stream and its end are that worker's.
             error = (
@@ -591,7 +616,6 @@ class FleetWorker:
             if options_record(message):
                 await asyncio.to_thread(_mark_interrupted, local_id, error)
             return
-        await self._retrying(run_id, lambda: self.fleet.finish(run_id, lease))
 
     async def _recovered(
         self, run_id: str, prompt: bytes, options: dict[str, Any], recover: Mapping[str, Any]
@@ -653,8 +677,7 @@ class FleetWorker:
         entries = [{"kind": "interrupted", "result": interrupted.to_dict()}]
         if policy == "fail":
             entries.append({"kind": "result", "result": interrupted.to_dict()})
-            await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
-            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None))
+            await self._retrying(run_id, lambda: self.fleet.finish(run_id, None, entries))
             return
         # Claimed: from here on the run is this worker's to queue again, whatever the
         # broker does meanwhile.
