@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from cc_executor import start_run
+from cc_executor._run._fleet import start_fleet_exec
 from cc_executor._store import Query
 from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._postgres import PostgresStore
@@ -124,3 +125,32 @@ async def _cc(env: dict[str, str], *args: str) -> Any:
         timeout=120,
         check=False,
     )
+
+
+async def test_an_idle_worker_writes_what_an_outage_left_pending_once_the_database_is_back(
+    fleet_bed: Any, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    postgres_server.sql("DROP DATABASE IF EXISTS fleet_outage")
+    postgres_server.sql("CREATE DATABASE fleet_outage")
+    url = postgres_server.url("fleet_outage")
+    bed: FleetBed
+    async with fleet_bed(Script([Rule(answers=[Reply([Text("unused")])])])) as bed:
+        bed.start_worker("--allow-exec", "sh", env=_machine(tmp_path, url, "machine-one"))
+        postgres_server.halt()
+        try:
+            handle = start_fleet_exec(["sh", "-c", "echo recorded"], bed.url, cwd=str(bed.workdir))
+            result = await handle.wait()
+        finally:
+            postgres_server.resume()
+        assert result.ok, result.error
+        assert any("written to the database when it is back" in w for w in result.warnings)
+        pg = PostgresStore(parse_postgres_url(url), readonly=True)
+        try:
+            # No run starts after the outage: the worker's own sync loop writes the row.
+            await await_for(
+                lambda: pg.get(result.run_id) is not None,
+                timeout=120,
+                what="the run recorded during the outage written to PostgreSQL",
+            )
+        finally:
+            pg.close()

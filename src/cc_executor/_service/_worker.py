@@ -59,7 +59,7 @@ from cc_executor._run._workspace import BRANCH_PREFIX
 from cc_executor._service._policy import RunPolicy
 from cc_executor._service._ratelimit import SharedLimits
 from cc_executor._status import Status
-from cc_executor._store import history_location, open_store
+from cc_executor._store import HistoryStore, history_location, open_store
 from cc_executor._store._location import is_postgres
 from cc_executor._version import __version__
 
@@ -283,6 +283,9 @@ class FleetWorker:
             )
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
+        # Open for the worker's whole life: its sync loop writes the runs a PostgreSQL
+        # outage left pending once the database is back, also while no run goes on.
+        history = await asyncio.to_thread(_keep_history)
         consumer = await asyncio.to_thread(
             self.fleet.serve,
             self._deliver,
@@ -309,6 +312,8 @@ class FleetWorker:
         if self.budget is not None:
             await self.budget.aclose()
         await self.fleet.aclose()
+        if history is not None:
+            await asyncio.to_thread(history.close)
         return 0
 
     async def _drain(self, consumer: Any) -> None:
@@ -858,6 +863,18 @@ def shared_history() -> bool:
     there can it mark the row of a run another machine lost. A per-machine SQLite history
     gets its lost row marked by that machine's own recovery when it comes back."""
     return is_postgres(history_location())
+
+
+def _keep_history() -> HistoryStore | None:
+    """The shared history, opened for the worker's life (None: not shared, or it cannot be
+    opened: each run says why in its warnings)."""
+    if not shared_history():
+        return None
+    try:
+        return open_store()
+    except HistoryError as exc:
+        log.warning("the history: %s", exc)
+        return None
 
 
 def _mark_lost(run_id: str, error: str) -> None:
