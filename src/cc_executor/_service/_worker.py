@@ -674,7 +674,7 @@ class FleetWorker:
         await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
         mode = "resume" if how.startswith(RESUMES) else "restart"
         recover = {"mode": mode, "why": how, "lost": message.get("holder")}
-        again = {k: v for k, v in message.items() if k != "holder"}
+        again = {k: v for k, v in message.items() if k not in ("holder", "local_id")}
         again.update(attempt=attempt, recover=recover)
         log.warning("run %s: %s; attempt %d queued", run_id, how, attempt)
         await self._retrying(run_id, lambda: asyncio.to_thread(self.fleet.submit, again))
