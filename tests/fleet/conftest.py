@@ -150,16 +150,20 @@ class FleetBed:
     def url(self) -> str:
         return self.redis.url
 
-    def start_worker(self, *flags: str, allow_dir: Path | None = None) -> Worker:
+    def start_worker(
+        self, *flags: str, allow_dir: Path | None = None, env: dict[str, str] | None = None
+    ) -> Worker:
         name = f"w{len(self.workers) + 1}"
         machine = self.root / name
         home, data = machine / "home", machine / "cc-home"
         home.mkdir(parents=True)
         data.mkdir()
+        extra = env or {}
         env = self.server.claude_env(home=home, base=os.environ, max_retries=0)
         env.update(
             CC_EXECUTOR_HOME=str(data), CC_EXECUTOR_CLAUDE=self.claude, CC_EXECUTOR_FLEET=self.url
         )
+        env.update(extra)
         log = machine / "worker.log"
         argv = [CLI, "worker", "--allow-dir", str(allow_dir or self.workdir), *flags]
         with open(log, "wb") as err:

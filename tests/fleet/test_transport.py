@@ -266,6 +266,7 @@ async def test_a_lost_run_is_marked_and_goes_on_as_its_on_worker_lost_says(
 
     worker = FleetWorker(WorkerConfig(fleet=redis_server.url, allow_dirs=[str(tmp_path)]))
     message = {"version": 1, "run_id": RUN, "attempt": 1, "options": options, "holder": "w1"}
+    message["local_id"] = RUN  # the lost attempt's history id, as its lease kept it
     try:
         await worker._recover(2, message, "worker w1 lost")
         entries = [entry for _, entry in await worker.fleet.read(RUN, "0", 1)]
@@ -282,3 +283,4 @@ async def test_a_lost_run_is_marked_and_goes_on_as_its_on_worker_lost_says(
     else:
         assert [(q["attempt"], q["recover"]["mode"]) for q in queued] == [(2, mode)]
         assert "holder" not in queued[0]
+        assert "local_id" not in queued[0]  # the next attempt names its own

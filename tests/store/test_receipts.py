@@ -1,8 +1,10 @@
-"""Receipts that cover the record itself (keyed or not) and task-list state (issue 18 L7)."""
+"""Receipts that cover the record itself (keyed or not) and task-list state (issue 18 L7).
+The tests taking ``history_backend`` run against SQLite and PostgreSQL (tests/store/conftest.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +37,16 @@ def _exec(*command: str) -> dict[str, object]:
 
 
 def _edit(home: Path, run_id: object, **columns: object) -> None:
-    """Change columns of a run's row the way anyone who can write the file can."""
+    """Change columns of a run's row the way anyone who can write the history can (the
+    SQLite file, or the PostgreSQL database ``history_backend`` named)."""
+    url = os.environ.get("CC_EXECUTOR_HISTORY")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for column, value in columns.items():
+                conn.execute(f"UPDATE runs SET {column} = %s WHERE id = %s", (value, run_id))
+        return
     raw = sqlite3.connect(home / "history.sqlite3")
     for column, value in columns.items():
         raw.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
@@ -54,7 +65,7 @@ def _record(run_id: object) -> RunRecord:
 
 
 @pytest.mark.slow  # over 0.3 s: cc-executor processes
-def test_a_status_edited_to_ok_fails_verify(cc_home: Path) -> None:
+def test_a_status_edited_to_ok_fails_verify(cc_home: Path, history_backend: str) -> None:
     failed = _exec("false")
     assert failed["status"] == "failed"
     done = cc("verify", str(failed["run_id"]))
@@ -80,7 +91,9 @@ def test_a_status_edited_to_ok_fails_verify(cc_home: Path) -> None:
      ("artifacts", "[]"), ("record_receipt", None), ("batch_id", "b"), ("batch_key", "k")],
 )  # fmt: skip
 @pytest.mark.slow  # over 0.3 s: cc-executor processes
-def test_every_field_is_covered(cc_home: Path, column: str, value: object) -> None:
+def test_every_field_is_covered(
+    cc_home: Path, column: str, value: object, history_backend: str
+) -> None:
     run = _exec("sh", "-c", "echo out; exit 3")
     assert verify(_record(run["run_id"]), str(run["run_id"])).ok
     _edit(cc_home, run["run_id"], **{column: value})
@@ -90,7 +103,7 @@ def test_every_field_is_covered(cc_home: Path, column: str, value: object) -> No
 
 
 def test_a_v1_receipt_written_before_batches_were_covered_still_verifies(
-    cc_home: Path,
+    cc_home: Path, history_backend: str
 ) -> None:
     """Issue 18 F8.1: v2 receipts cover batch_id and batch_key; a v1 receipt checks the
     fields it covered, so an older history still verifies."""
@@ -110,7 +123,7 @@ def test_a_v1_receipt_written_before_batches_were_covered_still_verifies(
 
 @pytest.mark.slow  # over 0.3 s: cc-executor processes
 def test_a_keyed_receipt_cannot_be_recomputed_without_the_key(
-    cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, history_backend: str
 ) -> None:
     key = tmp_path / "receipt.key"
     key.write_bytes(b"k" * 32)

@@ -59,7 +59,8 @@ from cc_executor._run._workspace import BRANCH_PREFIX
 from cc_executor._service._policy import RunPolicy
 from cc_executor._service._ratelimit import SharedLimits
 from cc_executor._status import Status
-from cc_executor._store import open_store
+from cc_executor._store import HistoryStore, history_location, open_store
+from cc_executor._store._location import is_postgres
 from cc_executor._version import __version__
 
 log = logging.getLogger("cc_executor.worker")
@@ -286,6 +287,9 @@ class FleetWorker:
             )
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stop.set)
+        # Open for the worker's whole life: its sync loop writes the runs a PostgreSQL
+        # outage left pending once the database is back, also while no run goes on.
+        history = await asyncio.to_thread(_keep_history)
         consumer = await asyncio.to_thread(
             self.fleet.serve,
             self._deliver,
@@ -312,6 +316,8 @@ class FleetWorker:
         if self.budget is not None:
             await self.budget.aclose()
         await self.fleet.aclose()
+        if history is not None:
+            await asyncio.to_thread(history.close)
         return 0
 
     async def _drain(self, consumer: Any) -> None:
@@ -418,15 +424,17 @@ class FleetWorker:
 
     async def _take_leased(self, run_id: str, message: dict[str, Any]) -> None:
         ttl = self.config.heartbeat_timeout_s
-        kept = {**message, "holder": self.config.worker_id}
+        attempt = int(message.get("attempt", 1))
+        local_id = _local_id(run_id, attempt)
+        # The attempt's history id goes with the lease: the worker that recovers the run if
+        # this one is lost marks that row in a shared history.
+        kept = {**message, "holder": self.config.worker_id, "local_id": local_id}
         lease = await self._retrying(
             run_id, lambda: self.fleet.acquire(run_id, self.config.worker_id, ttl, kept)
         )
         if not isinstance(lease, Lease):
             log.info("run %s: delivery dropped (%s)", run_id, lease)
             return
-        attempt = int(message.get("attempt", 1))
-        local_id = _local_id(run_id, attempt)
         recover = message.get("recover")
         said: str | None = None  # how a recovered run goes on, its first status event
         try:
@@ -675,6 +683,11 @@ class FleetWorker:
             run_id=run_id, status=RunStatus.INTERRUPTED, error=f"{error}: {how}"
         )
         entries = [{"kind": "interrupted", "result": interrupted.to_dict()}]
+        lost_id = message.get("local_id")
+        if isinstance(lost_id, str) and options_record(message) and shared_history():
+            then = "the run ends" if policy == "fail" else f"attempt {attempt} continues it"
+            note = f"{error}: {how}; {then} (fleet run {run_id})"
+            await asyncio.to_thread(_mark_lost, lost_id, note)
         if policy == "fail":
             entries.append({"kind": "result", "result": interrupted.to_dict()})
             await self._retrying(run_id, lambda: self.fleet.finish(run_id, None, entries))
@@ -684,7 +697,7 @@ class FleetWorker:
         await self._retrying(run_id, lambda: self.fleet.append(run_id, entries))
         mode = "resume" if how.startswith(RESUMES) else "restart"
         recover = {"mode": mode, "why": how, "lost": message.get("holder")}
-        again = {k: v for k, v in message.items() if k != "holder"}
+        again = {k: v for k, v in message.items() if k not in ("holder", "local_id")}
         again.update(attempt=attempt, recover=recover)
         log.warning("run %s: %s; attempt %d queued", run_id, how, attempt)
         await self._retrying(run_id, lambda: asyncio.to_thread(self.fleet.submit, again))
@@ -866,6 +879,40 @@ def _mark_interrupted(run_id: str, error: str) -> None:
             store.update_status(run_id, Status.INTERRUPTED.value, error=error)
         finally:
             store.close()
+
+
+def shared_history() -> bool:
+    """Whether this worker records into a history every worker shares (PostgreSQL): only
+    there can it mark the row of a run another machine lost. A per-machine SQLite history
+    gets its lost row marked by that machine's own recovery when it comes back."""
+    return is_postgres(history_location())
+
+
+def _keep_history() -> HistoryStore | None:
+    """The shared history, opened for the worker's life (None: not shared, or it cannot be
+    opened: each run says why in its warnings)."""
+    if not shared_history():
+        return None
+    try:
+        return open_store()
+    except HistoryError as exc:
+        log.warning("the history: %s", exc)
+        return None
+
+
+def _mark_lost(run_id: str, error: str) -> None:
+    """Mark ``interrupted`` the row of a lost worker's attempt in the shared history, if it
+    is still ``running`` (a worker that was only stalled may have marked it already)."""
+    try:
+        store = open_store()
+        try:
+            record = store.get(run_id)
+            if record is not None and record.id == run_id and record.status == Status.RUNNING:
+                store.update_status(run_id, Status.INTERRUPTED.value, error=error)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        log.warning("run %s: could not mark the lost attempt in the history: %s", run_id, exc)
 
 
 def _local_id(run_id: str, attempt: Any) -> str:

@@ -39,6 +39,12 @@ SYNC_INTERVAL_S = 30.0
 STREAM_INTERVAL_S = 2.0
 #: The most bytes one copy step sends (a fast-growing log is sent over several steps).
 _CHUNK_BYTES = 8 << 20
+#: Per database URL, until when (monotonic) this process does not try to connect again:
+#: every store of the process shares it, so a database that hangs costs the runs that
+#: start meanwhile nothing (a connection attempt waits up to CONNECT_TIMEOUT_S), not each
+#: run's opening of the history one attempt.
+_DOWN_UNTIL: dict[str, float] = {}
+_DOWN_REASON: dict[str, str] = {}
 
 
 class MirroredStore:
@@ -87,7 +93,12 @@ class MirroredStore:
     def _remote_now(self) -> PostgresStore | None:
         """The PostgreSQL store, (re)connected when the last failure is old enough."""
         with self._lock:
-            if self.remote is None and time.monotonic() >= self._retry_at:
+            now = time.monotonic()
+            if self.remote is None and now < _DOWN_UNTIL.get(self.url, 0.0):
+                # Another store of this process found it unreachable a moment ago.
+                self.remote_error = self.remote_error or _DOWN_REASON.get(self.url)
+                self._retry_at = max(self._retry_at, _DOWN_UNTIL[self.url])
+            if self.remote is None and now >= self._retry_at:
                 try:
                     self.remote = PostgresStore(self._target, receipt_key=self._receipt_key)
                 except HistoryUnreachable as exc:
@@ -99,6 +110,7 @@ class MirroredStore:
                     self._lost_locked(str(exc))
                 else:
                     self.remote_error = None
+                    _DOWN_UNTIL.pop(self.url, None)
             return self.remote
 
     def _lost(self, exc: Exception) -> None:
@@ -110,6 +122,8 @@ class MirroredStore:
         # per write. A long-lived process's syncer retries it.
         self.remote_error = reason
         self._retry_at = time.monotonic() + min(self.sync_interval_s, 5.0)
+        _DOWN_UNTIL[self.url] = self._retry_at
+        _DOWN_REASON[self.url] = reason
         if self.remote is not None:
             remote, self.remote = self.remote, None
             remote.close()
