@@ -328,6 +328,23 @@ def test_model_output_and_prompts_render_as_text(
     assert len(download.text()) > BIG
     assert page.locator("main img, main script").count() == 0
     assert page.evaluate("window.pwned") is None
+    # Verify: each file's row reads its state; a file altered on disk reads its failure.
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator("#verify-outcome")).to_have_text("Every receipt matches.")
+    outcomes = page.locator('td[data-col="outcome"]')
+    assert outcomes.count() >= 2
+    assert set(outcomes.all_inner_texts()) == {"ok"}
+    verified = httpx.get(
+        f"{service.url}/runs/{run_id}/verify", headers=service.headers(), timeout=30
+    ).json()
+    prompt_file = next(a for a in verified["artifacts"] if a["name"] == "prompt")
+    with open(prompt_file["path"], "a") as altered:
+        altered.write("tampered")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator("#verify-outcome")).to_have_text("Some receipts do not match.")
+    cell = page.locator('tr[data-name="prompt"] td[data-col="outcome"]')
+    expect(cell).to_contain_text("altered")
+    expect(cell).to_contain_text("sha256 differs")
     page.goto("/ui/runs")
     row = page.locator(f'tr[data-run-id="{run_id}"]')
     assert "<img src=x onerror=alert(1)>" in row.inner_text()

@@ -441,6 +441,16 @@ if (runSection) {
     });
   }
 
+  // One file's outcome of GET /runs/{id}/verify: its state (ok, altered, missing) and why.
+  const verdict = (item) => {
+    let text = item.state || "unknown";
+    if (item.reason) text += `: ${item.reason}`;
+    else if (item.state === "altered" && item.size !== undefined) {
+      text += `: ${item.size} bytes now, ${item.recorded_size} recorded; sha256 differs`;
+    } else if (item.state === "missing") text += `: ${item.path} is not there`;
+    if (item.checked) text += ` (${item.checked})`;
+    return text;
+  };
   const verify = runSection.querySelector("button[data-verify]");
   if (verify) {
     verify.addEventListener("click", async () => {
@@ -455,7 +465,11 @@ if (runSection) {
         const row = [...runSection.querySelectorAll("tr[data-name]")].find(
           (r) => r.dataset.name === item.name,
         );
-        if (row) row.querySelector('td[data-col="outcome"]').textContent = item.status || String(item.ok);
+        if (row) {
+          const cell = row.querySelector('td[data-col="outcome"]');
+          cell.textContent = verdict(item);
+          cell.dataset.state = item.state || "";
+        }
       }
     });
   }
