@@ -587,3 +587,49 @@ def test_pending_permission_requests_are_allowed_and_denied_in_the_page(
         reader.close()
     assert (service.root / "allowed.txt").read_text() == "<b>yes</b>"
     assert not (service.root / "denied.txt").exists()
+
+
+def _sse(service: Service, run_id: str, after: int | None = None) -> list[dict[str, Any]]:
+    """Every event of ``GET /runs/{run_id}/events`` until the stream ends."""
+    headers = service.headers()
+    if after is not None:
+        headers["Last-Event-ID"] = str(after)
+    url = f"{service.url}/runs/{run_id}/events"
+    with httpx.stream("GET", url, headers=headers, timeout=60) as reply:
+        assert reply.status_code == 200, reply.read()
+        text = reply.read().decode()
+    events = []
+    for frame in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "data" in fields:
+            event = json.loads(fields["data"])
+            assert fields["id"] == str(event["seq"])
+            events.append(event)
+    return events
+
+
+def test_a_run_from_the_history_replays_its_transcript_on_another_server(
+    browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path
+) -> None:
+    service, options = served
+    run_id = _start(service, "a short hello", options)
+    _wait_ended(service, run_id)
+    # A second server on the same history: the run is not in its memory.
+    second = launch(service.home, service.root)
+    try:
+        events = _sse(second, run_id)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert any(e["type"] == "text" and "Hello from the model." in e["text"] for e in events)
+        assert events[-1]["type"] == "completed"
+        assert events[-1]["status"] == "ok"
+        assert _sse(second, run_id, after=len(events) - 1) == events[-1:]
+        visit = Visit(browser, second, tmp_path)
+        visit.login(second.token)
+        page = visit.page
+        page.goto(f"/ui/runs/{run_id}")
+        expect(page.locator("#transcript .assistant")).to_contain_text("Hello from the model.")
+        expect(page.locator("#run-status")).to_have_text("ok")
+        visit.close()
+        assert not visit.errors, visit.errors
+    finally:
+        second.stop()

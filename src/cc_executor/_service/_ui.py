@@ -472,10 +472,17 @@ async def run_page(request: Request) -> Response:
             '<button type="button" data-verify>Verify</button>'
             '<p id="verify-outcome" aria-live="polite"></p>'
         )
+    # A run from the history shows its transcript from its event log, replayed by
+    # GET /runs/{id}/events as the live events were sent.
+    replay = (
+        bool(run.get("from_history"))
+        and run.get("kind") == "run"
+        and any(isinstance(a, dict) and a.get("name") == "events" for a in artifacts)
+    )
     body = (
         f'<h1>Run <code>{h(run_id)}</code> <span id="run-status">{_status_badge(status)}</span>'
         f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
-        f'data-in-memory="{int(not run.get("from_history"))}">'
+        f'data-in-memory="{int(not run.get("from_history"))}" data-replay="{int(replay)}">'
         f"{controls}"
         f'<p class="error" role="alert" id="control-error"></p>{pending}'
         + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")

@@ -393,7 +393,7 @@ if (runSection) {
     },
   };
 
-  if (runSection.dataset.inMemory === "1") {
+  if (runSection.dataset.inMemory === "1" || runSection.dataset.replay === "1") {
     const events = new EventSource(`/runs/${encodeURIComponent(runId)}/events`);
     for (const [name, handle] of Object.entries(handlers)) {
       events.addEventListener(name, (message) => {
