@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,8 +119,14 @@ def model() -> Iterator[ModelServer]:
         Reply([Text("s" * 400)], chunk_size=2, delay=0.1),
         Reply([Text("resumed and done")]),
     ]
+    # A file written in a workspace (the server's policy asks the test about the Write).
+    workspace = [
+        Reply([ToolUse("Write", {"file_path": "made.txt", "content": "made by the run\n"})]),
+        Reply([Text("Written in the workspace.")]),
+    ]
     script = Script(
         [
+            Rule(match="workspace file", answers=workspace),
             Rule(match="twenty megabytes", answers=[Reply([Text(huge())], chunk_size=1 << 16)]),
             Rule(match="approve", answers=writes),
             Rule(match="resumable", answers=resumable),
@@ -608,13 +615,63 @@ def _sse(service: Service, run_id: str, after: int | None = None) -> list[dict[s
     return events
 
 
-def test_a_run_from_the_history_replays_its_transcript_on_another_server(
+def _workspace_run(service: Service, options: dict[str, Any]) -> str:
+    """A run writing a file in a workspace of a fresh git repository; its Write, asked by
+    the server's policy, allowed through the API. It has ended when this returns."""
+    repo = service.root / "ws-repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(repo), *args],
+            check=True,
+        )
+    given = {**options, "cwd": str(repo), "workspace": "worktree"}
+    body = {"prompt": "write a workspace file", "options": given}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id: str = reply.json()["run_id"]
+    url = f"{service.url}/runs/{run_id}/permissions"
+
+    def asked() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(url, headers=service.headers()).json()[
+            "permissions"
+        ]
+        return found
+
+    (request,) = wait_for(asked, timeout=120, what="the Write is asked")
+    decided = httpx.post(
+        f"{url}/{request['request_id']}/decision",
+        json={"decision": "allow"},
+        headers=service.headers(),
+    )
+    assert decided.status_code == 200, decided.text
+    assert _wait_ended(service, run_id)["status"] == "ok"
+    return run_id
+
+
+def _check_workspace(page: Any) -> None:
+    box = page.locator("#workspace")
+    expect(box).to_contain_text("cc-executor/")
+    expect(box.locator('tr[data-path="made.txt"] td[data-col="kind"]')).to_have_text("added")
+    expect(page.locator("#diff")).to_contain_text("+made by the run")
+
+
+def test_a_workspace_run_shows_its_diff_and_replays_on_another_server(
     browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path
 ) -> None:
     service, options = served
+    run_id = _workspace_run(service, options)
+    here = Visit(browser, service, tmp_path)
+    here.login(service.token)
+    here.page.goto(f"/ui/runs/{run_id}")
+    _check_workspace(here.page)
+    expect(here.page.locator("#transcript .tool summary")).to_contain_text("Tool: Write")
+    here.context.close()
+    assert not here.errors, here.errors
+    # A second server on the same history: a run is not in its memory. (Not the workspace
+    # run: it ran in the run folder, outside the second server's allowed root.)
     run_id = _start(service, "a short hello", options)
     _wait_ended(service, run_id)
-    # A second server on the same history: the run is not in its memory.
     second = launch(service.home, service.root)
     try:
         events = _sse(second, run_id)

@@ -11,6 +11,7 @@ script. docs/dashboard.md says why this approach, docs/security.md how login wor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import html
@@ -352,6 +353,78 @@ def _field(name: str, value: Any) -> str:
     return f"<dt>{h(name)}</dt><dd>{h(value)}</dd>"
 
 
+#: The most of a workspace's diff the run page shows (the rest: the diff endpoint).
+DIFF_SHOWN = 256 * 1024
+
+
+def _workspace_parts(run_id: str, given: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The change receipt of run ``run_id`` (its result's, else its ``workspace.json``) and
+    the diff of its branch; None for either that cannot be had. Blocking (git, files)."""
+    from cc_executor._errors import WorkspaceError
+    from cc_executor._run import _workspace
+
+    local = None
+    with contextlib.suppress(WorkspaceError, OSError):
+        local = _workspace.load_receipt(run_id)
+    receipt = given if isinstance(given, dict) else local
+    if receipt is None:
+        return None, None
+    diff = None
+    if local is not None:
+        # Only a branch of this machine: the diff of another's would fetch it from a
+        # remote (the diff endpoint does that on request; a page load should not).
+        with contextlib.suppress(WorkspaceError, OSError, ValueError):
+            diff = _workspace.workspace_diff(run_id)
+    return receipt, diff
+
+
+def workspace_html(run_id: str, receipt: dict[str, Any], diff: str | None) -> str:
+    """A run's workspace: its branch, commit and base, the changed files with their kind,
+    and the diff as text in a box of its own (the first ``DIFF_SHOWN`` characters)."""
+    facts = "".join(
+        [
+            _field("Branch", receipt.get("branch")),
+            _field("Commit", receipt.get("commit")),
+            _field("Base", receipt.get("base")),
+            _field("Mode", receipt.get("mode")),
+            _field("Workspace", receipt.get("path")),
+        ]
+    )
+    changes = [c for c in receipt.get("changes") or [] if isinstance(c, dict)]
+    rows = "".join(
+        f'<tr data-path="{h(c.get("path"))}"><td>'
+        + (f"{h(c['old_path'])} → " if c.get("old_path") else "")
+        + f'{h(c.get("path"))}</td><td data-col="kind">{h(c.get("kind"))}</td></tr>'
+        for c in changes
+    )
+    table = (
+        '<table class="changes"><thead><tr><th scope=col>File</th><th scope=col>Change</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="empty">No change.</p>'
+    )
+    if diff is None:
+        shown = (
+            '<p class="note">The diff is not on this machine: '
+            f"<code>GET /runs/{h(run_id)}/workspace/diff</code> fetches it.</p>"
+        )
+    else:
+        cut = (
+            f'<p class="cut">… {len(diff) - DIFF_SHOWN:,} characters not shown: the whole diff '
+            f"is at <code>GET /runs/{h(run_id)}/workspace/diff</code>.</p>"
+            if len(diff) > DIFF_SHOWN
+            else ""
+        )
+        shown = (
+            f'<pre class="diff" id="diff" tabindex="0" aria-label="Diff of the workspace">'
+            f"{h(diff[:DIFF_SHOWN])}</pre>{cut}"
+        )
+    return (
+        '<section id="workspace" aria-labelledby="ws-title"><h2 id="ws-title">Workspace</h2>'
+        f'<dl class="facts">{facts}</dl><h3>Changes</h3>{table}<h3>Diff</h3>{shown}</section>'
+    )
+
+
 async def run_page(request: Request) -> Response:
     """One run: its summary, transcript (live), answer, receipts and controls."""
     run_id = request.path_params["run_id"]
@@ -455,6 +528,11 @@ async def run_page(request: Request) -> Response:
         error_html = f'<h2>Error</h2><p class="error">{h(error)}</p>' + (
             f'<h3>stderr (tail)</h3><pre class="stderr">{h(stderr_tail)}</pre>'
         ) * bool(stderr_tail)
+    workspace = ""
+    if result.get("workspace") is not None or run.get("from_history"):
+        receipt, diff = await asyncio.to_thread(_workspace_parts, run_id, result.get("workspace"))
+        if receipt is not None:
+            workspace = workspace_html(run_id, receipt, diff)
     artifacts = (record or {}).get("artifacts") or []
     receipts = ""
     if artifacts:
@@ -490,7 +568,7 @@ async def run_page(request: Request) -> Response:
         f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
         '<h2>Transcript</h2><div id="transcript" class="transcript" aria-live="off"></div>'
         f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
-        f"{json_answer}{files_html}"
+        f"{json_answer}{files_html}{workspace}"
         f"{warn_html}{error_html}{receipts}"
         f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
         "</section>"
