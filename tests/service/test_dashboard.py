@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sqlite3
 import subprocess
 import time
@@ -509,6 +510,11 @@ def test_a_task_list_graph_follows_its_tasks(
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
+        # How long each task ran, from its task_state events, in the table and tooltip.
+        duration = page.locator(f'tr[data-task="{task}"] [data-col="duration"]')
+        expect(duration).to_have_text(re.compile(r"^\d+\.\d$"))
+        tip = page.locator(f'g.task-node[data-task="{task}"] title')
+        expect(tip).to_have_text(re.compile(rf"^{task}: ok, \d+\.\d s$"))
     assert page.locator("svg.graph line.edge").count() == 2
     expect(page.locator("#run-status")).to_have_text("ok")
     expect(page.get_by_role("button", name="Resume")).to_be_disabled()  # nothing to resume

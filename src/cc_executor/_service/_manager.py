@@ -1416,6 +1416,8 @@ def _saved_task_list(list_id: str) -> Event | None:
             "state": str(data.get("status") or "pending"),
             "attempt": len(runs) if isinstance(runs, list) else 0,
             "cost_usd": data.get("cost_usd"),
+            "started_at": data.get("started_at"),
+            "ended_at": data.get("ended_at"),
         }
     return {
         "tasks": [t.id for t in spec.tasks],

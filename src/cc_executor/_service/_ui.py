@@ -746,6 +746,7 @@ def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> s
     nodes = "".join(
         f'<g class="task-node t-{_state_class(states.get(task_id, {}).get("state"))}" '
         f'data-task="{h(task_id)}">'
+        f"<title>{h(_task_tip(task_id, states.get(task_id) or {}))}</title>"
         f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
         f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
         for task_id, (x, y) in where.items()
@@ -757,9 +758,24 @@ def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> s
     )
 
 
+def _task_seconds(saved: dict[str, Any]) -> float | None:
+    """How long a saved task ran, from its first start to its end; None if it has not."""
+    start, end = saved.get("started_at"), saved.get("ended_at")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end >= start:
+        return float(end - start)
+    return None
+
+
+def _task_tip(task_id: str, saved: dict[str, Any]) -> str:
+    """A graph node's tooltip: the task, its state and how long it ran (ui.js: the same)."""
+    seconds = _task_seconds(saved)
+    tip = f"{task_id}: {saved.get('state') or 'pending'}"
+    return tip if seconds is None else f"{tip}, {seconds:.1f} s"
+
+
 def task_table(run: dict[str, Any]) -> str:
-    """The tasks of a list run: their dependencies, then state, attempt and cost,
-    filled in by ``ui.js`` from the list's ``task_state`` events."""
+    """The tasks of a list run: their dependencies, then state, attempt, cost and
+    duration, filled in by ``ui.js`` from the list's ``task_state`` events."""
     graph = run.get("graph") or {}
     depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
     # The saved states of a list from the history; a live one's come as events.
@@ -770,13 +786,14 @@ def task_table(run: dict[str, Any]) -> str:
         if not saved:
             return (
                 '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
-                '<td data-col="cost" class="num"></td>'
+                '<td data-col="cost" class="num"></td><td data-col="duration" class="num"></td>'
             )
         cost = saved.get("cost_usd")
         return (
             f'<td data-col="state">{_status_badge(saved.get("state"))}</td>'
             f'<td data-col="attempt" class="num">{h(saved.get("attempt") or "")}</td>'
             f'<td data-col="cost" class="num">{_number(cost, ".4f")}</td>'
+            f'<td data-col="duration" class="num">{_number(_task_seconds(saved), ".1f")}</td>'
         )
 
     rows = "".join(
@@ -788,6 +805,7 @@ def task_table(run: dict[str, Any]) -> str:
         f"<h2>Tasks</h2>{task_graph(graph, states)}"
         '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
         "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
+        "<th scope=col>Duration s</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
     )
 

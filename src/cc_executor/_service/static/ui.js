@@ -201,6 +201,7 @@ if (runSection) {
   const statusHolder = document.getElementById("run-status");
   const controlError = document.getElementById("control-error");
   const tools = new Map();
+  const taskStarts = new Map();
   const outputs = {};
   let textBlock = null;
 
@@ -358,15 +359,30 @@ if (runSection) {
     },
     task_state(e) {
       const safe = /^[a-z_]+$/.test(e.state || "") ? e.state : "other";
+      // A task's duration, from its first start to its end: the events' times (t) are
+      // the server's monotonic clock, so only their difference means something.
+      if (e.state === "running" && !taskStarts.has(e.task_id) && typeof e.t === "number") {
+        taskStarts.set(e.task_id, e.t);
+      }
+      const started = taskStarts.get(e.task_id);
+      const ended = !["pending", "running", "retrying"].includes(e.state);
+      const seconds = ended && started !== undefined && typeof e.t === "number" ? e.t - started : null;
       for (const node of runSection.querySelectorAll("[data-task]")) {
         if (node.dataset.task !== e.task_id) continue;
         if (node instanceof SVGElement) {
           node.setAttribute("class", `task-node t-${safe}`);
+          const tip = node.querySelector("title");
+          if (tip) {
+            tip.textContent = `${e.task_id}: ${e.state}` + (seconds === null ? "" : `, ${seconds.toFixed(1)} s`);
+          }
           continue;
         }
         node.querySelector('[data-col="state"]').replaceChildren(statusBadge(e.state));
         node.querySelector('[data-col="attempt"]').textContent = e.attempt || "";
         node.querySelector('[data-col="cost"]').textContent = fixed(e.cost_usd, 4);
+        // A kept task's event (a resume) has no time: the duration shown stays.
+        const duration = node.querySelector('[data-col="duration"]');
+        if (seconds !== null || !ended) duration.textContent = fixed(seconds, 1);
       }
     },
     started() {
