@@ -287,11 +287,19 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     assert serious_violations(page) == []
     page.get_by_label("Prompt").fill("a slow story")
     page.get_by_text("More options").click()
-    page.get_by_label("Other options (JSON object)").fill(json.dumps(options))
+    beating = {**options, "heartbeat_s": 0.5}  # the least the server allows
+    page.get_by_label("Other options (JSON object)").fill(json.dumps(beating))
     page.get_by_role("button", name="Start").click()
     page.wait_for_url("**/ui/runs/*")
     run_id = page.url.rsplit("/", 1)[-1]
     page.locator("#transcript .assistant", has_text="tick").wait_for()
+    # Heartbeats: the last one's time, rewritten in place, never a line each.
+    page.wait_for_function(
+        "Number(document.getElementById('heartbeat').dataset.beats || 0) >= 2",
+        timeout=RUN_WAIT_MS,
+    )
+    expect(page.locator("#heartbeat")).to_contain_text(re.compile(r"^Last heartbeat \d{4}-"))
+    assert "heartbeat" not in page.locator("#transcript").inner_text().lower()
     row = listing.locator(f'tr[data-run-id="{run_id}"]')
     row.wait_for()
     assert "a slow story" in row.inner_text()

@@ -560,13 +560,16 @@ async def run_page(request: Request) -> Response:
     body = (
         f'<h1>Run <code>{h(run_id)}</code> <span id="run-status">{_status_badge(status)}</span>'
         f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
-        f'data-in-memory="{int(not run.get("from_history"))}" data-replay="{int(replay)}">'
+        f'data-in-memory="{int(not run.get("from_history"))}" data-replay="{int(replay)}" '
+        f'data-started="{h(run.get("started_at") or "")}">'
         f"{controls}"
         f'<p class="error" role="alert" id="control-error"></p>{pending}'
         + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
         + f'<dl class="facts">{details}</dl>'
         f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
-        '<h2>Transcript</h2><div id="transcript" class="transcript" aria-live="off"></div>'
+        # The last heartbeat, rewritten in place by ui.js (not a line per heartbeat).
+        '<h2>Transcript</h2><p id="heartbeat" class="note" hidden></p>'
+        '<div id="transcript" class="transcript" aria-live="off"></div>'
         f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
         f"{json_answer}{files_html}{workspace}"
         f"{warn_html}{error_html}{receipts}"

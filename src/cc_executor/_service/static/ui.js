@@ -202,6 +202,7 @@ if (runSection) {
   const controlError = document.getElementById("control-error");
   const tools = new Map();
   const taskStarts = new Map();
+  const heartbeatLine = document.getElementById("heartbeat");
   const outputs = {};
   let textBlock = null;
 
@@ -350,7 +351,18 @@ if (runSection) {
     warning(e) {
       add(el("p", "warning", `Warning: ${e.message || ""}`));
     },
-    heartbeat() {},
+    heartbeat(e) {
+      // One line, rewritten in place: when the last heartbeat came (the run's start plus
+      // its elapsed seconds, right in a replay too) and what the run was doing.
+      if (!heartbeatLine) return;
+      const started = Number(runSection.dataset.started);
+      const at = started > 0 ? started + (e.elapsed_s || 0) : Date.now() / 1000;
+      heartbeatLine.textContent =
+        `Last heartbeat ${utc(at)} UTC: ${fixed(e.elapsed_s, 0)} s in, idle ${fixed(e.idle_s, 0)} s` +
+        (e.last_activity ? `; last activity: ${e.last_activity}` : "");
+      heartbeatLine.dataset.beats = String(Number(heartbeatLine.dataset.beats || 0) + 1);
+      heartbeatLine.hidden = false;
+    },
     output(e) {
       // A command's lines: stdout and stderr each in a block of its own.
       const stream = e.stream === "stderr" ? "stderr" : "stdout";
