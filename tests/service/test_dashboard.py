@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,8 +120,14 @@ def model() -> Iterator[ModelServer]:
         Reply([Text("s" * 400)], chunk_size=2, delay=0.1),
         Reply([Text("resumed and done")]),
     ]
+    # A file written in a workspace (the server's policy asks the test about the Write).
+    workspace = [
+        Reply([ToolUse("Write", {"file_path": "made.txt", "content": "made by the run\n"})]),
+        Reply([Text("Written in the workspace.")]),
+    ]
     script = Script(
         [
+            Rule(match="workspace file", answers=workspace),
             Rule(match="twenty megabytes", answers=[Reply([Text(huge())], chunk_size=1 << 16)]),
             Rule(match="approve", answers=writes),
             Rule(match="resumable", answers=resumable),
@@ -279,11 +287,19 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     assert serious_violations(page) == []
     page.get_by_label("Prompt").fill("a slow story")
     page.get_by_text("More options").click()
-    page.get_by_label("Other options (JSON object)").fill(json.dumps(options))
+    beating = {**options, "heartbeat_s": 0.5}  # the least the server allows
+    page.get_by_label("Other options (JSON object)").fill(json.dumps(beating))
     page.get_by_role("button", name="Start").click()
     page.wait_for_url("**/ui/runs/*")
     run_id = page.url.rsplit("/", 1)[-1]
     page.locator("#transcript .assistant", has_text="tick").wait_for()
+    # Heartbeats: the last one's time, rewritten in place, never a line each.
+    page.wait_for_function(
+        "Number(document.getElementById('heartbeat').dataset.beats || 0) >= 2",
+        timeout=RUN_WAIT_MS,
+    )
+    expect(page.locator("#heartbeat")).to_contain_text(re.compile(r"^Last heartbeat \d{4}-"))
+    assert "heartbeat" not in page.locator("#transcript").inner_text().lower()
     row = listing.locator(f'tr[data-run-id="{run_id}"]')
     row.wait_for()
     assert "a slow story" in row.inner_text()
@@ -328,6 +344,23 @@ def test_model_output_and_prompts_render_as_text(
     assert len(download.text()) > BIG
     assert page.locator("main img, main script").count() == 0
     assert page.evaluate("window.pwned") is None
+    # Verify: each file's row reads its state; a file altered on disk reads its failure.
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator("#verify-outcome")).to_have_text("Every receipt matches.")
+    outcomes = page.locator('td[data-col="outcome"]')
+    assert outcomes.count() >= 2
+    assert set(outcomes.all_inner_texts()) == {"ok"}
+    verified = httpx.get(
+        f"{service.url}/runs/{run_id}/verify", headers=service.headers(), timeout=30
+    ).json()
+    prompt_file = next(a for a in verified["artifacts"] if a["name"] == "prompt")
+    with open(prompt_file["path"], "a") as altered:
+        altered.write("tampered")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator("#verify-outcome")).to_have_text("Some receipts do not match.")
+    cell = page.locator('tr[data-name="prompt"] td[data-col="outcome"]')
+    expect(cell).to_contain_text("altered")
+    expect(cell).to_contain_text("sha256 differs")
     page.goto("/ui/runs")
     row = page.locator(f'tr[data-run-id="{run_id}"]')
     assert "<img src=x onerror=alert(1)>" in row.inner_text()
@@ -485,6 +518,11 @@ def test_a_task_list_graph_follows_its_tasks(
     for task in ("first", "second", "third"):
         page.locator(f'g.task-node.t-ok[data-task="{task}"]').wait_for()
         expect(page.locator(f'tr[data-task="{task}"] [data-col="state"]')).to_have_text("ok")
+        # How long each task ran, from its task_state events, in the table and tooltip.
+        duration = page.locator(f'tr[data-task="{task}"] [data-col="duration"]')
+        expect(duration).to_have_text(re.compile(r"^\d+\.\d$"))
+        tip = page.locator(f'g.task-node[data-task="{task}"] title')
+        expect(tip).to_have_text(re.compile(rf"^{task}: ok, \d+\.\d s$"))
     assert page.locator("svg.graph line.edge").count() == 2
     expect(page.locator("#run-status")).to_have_text("ok")
     expect(page.get_by_role("button", name="Resume")).to_be_disabled()  # nothing to resume
@@ -570,3 +608,99 @@ def test_pending_permission_requests_are_allowed_and_denied_in_the_page(
         reader.close()
     assert (service.root / "allowed.txt").read_text() == "<b>yes</b>"
     assert not (service.root / "denied.txt").exists()
+
+
+def _sse(service: Service, run_id: str, after: int | None = None) -> list[dict[str, Any]]:
+    """Every event of ``GET /runs/{run_id}/events`` until the stream ends."""
+    headers = service.headers()
+    if after is not None:
+        headers["Last-Event-ID"] = str(after)
+    url = f"{service.url}/runs/{run_id}/events"
+    with httpx.stream("GET", url, headers=headers, timeout=60) as reply:
+        assert reply.status_code == 200, reply.read()
+        text = reply.read().decode()
+    events = []
+    for frame in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "data" in fields:
+            event = json.loads(fields["data"])
+            assert fields["id"] == str(event["seq"])
+            events.append(event)
+    return events
+
+
+def _workspace_run(service: Service, options: dict[str, Any]) -> str:
+    """A run writing a file in a workspace of a fresh git repository; its Write, asked by
+    the server's policy, allowed through the API. It has ended when this returns."""
+    repo = service.root / "ws-repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(repo), *args],
+            check=True,
+        )
+    given = {**options, "cwd": str(repo), "workspace": "worktree"}
+    body = {"prompt": "write a workspace file", "options": given}
+    reply = httpx.post(f"{service.url}/runs", json=body, headers=service.headers(), timeout=30)
+    assert reply.status_code == 202, reply.text
+    run_id: str = reply.json()["run_id"]
+    url = f"{service.url}/runs/{run_id}/permissions"
+
+    def asked() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = httpx.get(url, headers=service.headers()).json()[
+            "permissions"
+        ]
+        return found
+
+    (request,) = wait_for(asked, timeout=120, what="the Write is asked")
+    decided = httpx.post(
+        f"{url}/{request['request_id']}/decision",
+        json={"decision": "allow"},
+        headers=service.headers(),
+    )
+    assert decided.status_code == 200, decided.text
+    assert _wait_ended(service, run_id)["status"] == "ok"
+    return run_id
+
+
+def _check_workspace(page: Any) -> None:
+    box = page.locator("#workspace")
+    expect(box).to_contain_text("cc-executor/")
+    expect(box.locator('tr[data-path="made.txt"] td[data-col="kind"]')).to_have_text("added")
+    expect(page.locator("#diff")).to_contain_text("+made by the run")
+
+
+def test_a_workspace_run_shows_its_diff_and_replays_on_another_server(
+    browser: Any, served: tuple[Service, dict[str, Any]], tmp_path: Path
+) -> None:
+    service, options = served
+    run_id = _workspace_run(service, options)
+    here = Visit(browser, service, tmp_path)
+    here.login(service.token)
+    here.page.goto(f"/ui/runs/{run_id}")
+    _check_workspace(here.page)
+    expect(here.page.locator("#transcript .tool summary")).to_contain_text("Tool: Write")
+    here.context.close()
+    assert not here.errors, here.errors
+    # A second server on the same history: a run is not in its memory. (Not the workspace
+    # run: it ran in the run folder, outside the second server's allowed root.)
+    run_id = _start(service, "a short hello", options)
+    _wait_ended(service, run_id)
+    second = launch(service.home, service.root)
+    try:
+        events = _sse(second, run_id)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert any(e["type"] == "text" and "Hello from the model." in e["text"] for e in events)
+        assert events[-1]["type"] == "completed"
+        assert events[-1]["status"] == "ok"
+        assert _sse(second, run_id, after=len(events) - 1) == events[-1:]
+        visit = Visit(browser, second, tmp_path)
+        visit.login(second.token)
+        page = visit.page
+        page.goto(f"/ui/runs/{run_id}")
+        expect(page.locator("#transcript .assistant")).to_contain_text("Hello from the model.")
+        expect(page.locator("#run-status")).to_have_text("ok")
+        visit.close()
+        assert not visit.errors, visit.errors
+    finally:
+        second.stop()

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from cc_executor._service._security import SecurityPolicy, Sessions
 from tests.service.conftest import Service, chatty
@@ -49,6 +52,7 @@ async def test_the_session_cookie_reads_and_needs_csrf_to_change(service: Servic
         # Another origin is refused before the cookie counts.
         evil = await client.get("/runs", headers={"Origin": "http://evil.example"})
         assert evil.status_code == 403
+        await _websocket_with_the_cookie(service, client.cookies.get(f"cc_executor_session_{port}"))
         # The same cookie under another port's name is no session.
         other = httpx.Cookies({f"cc_executor_session_{int(port) + 1}": "x"})
         async with httpx.AsyncClient(base_url=service.url, cookies=other) as stranger:
@@ -61,6 +65,27 @@ async def test_the_session_cookie_reads_and_needs_csrf_to_change(service: Servic
         async with httpx.AsyncClient(base_url=service.url) as after:
             after.cookies.set(f"cc_executor_session_{port}", session or "gone")
             assert (await after.get("/runs")).status_code == 401
+
+
+async def _websocket_with_the_cookie(service: Service, session: str | None) -> None:
+    """A WebSocket handshake cannot carry X-CSRF-Token: with the session cookie, Origin is
+    its CSRF check (docs/security.md). Another origin, a same-site one (another port of
+    the same host: SameSite lets the cookie go) included, and no Origin are refused."""
+    port = int(service.url.rsplit(":", 1)[-1])
+    cookie = {"Cookie": f"cc_executor_session_{port}={session}"}
+    host = service.url.rsplit(":", 1)[0]
+    for origin in ("http://evil.example", f"{host}:{port + 1}", None):
+        given = Origin(origin) if origin else None
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(service.ws_url, additional_headers=cookie, origin=given):
+                pass
+        assert refused.value.response.status_code == 403, origin
+        assert b"bad_origin" in refused.value.response.body, origin
+    ours = Origin(service.url)
+    async with connect(service.ws_url, additional_headers=cookie, origin=ours) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status",
+                                  "params": {"run_id": "nope"}}))  # fmt: skip
+        assert json.loads(await ws.recv())["id"] == 1  # past the guard
 
 
 async def test_the_read_only_token_reads_and_changes_nothing(service: Service) -> None:

@@ -71,6 +71,9 @@ async def test_a_failed_list_resumes_with_fixed_options_and_keeps_its_ok_task(
         assert '<g class="task-node t-ok" data-task="first">' in page
         assert '<g class="task-node t-failed" data-task="second">' in page
         assert '<td data-col="state"><span class="status s-failed">failed</span>' in page
+        # How long each task ran, from its saved start and end (table and tooltip).
+        assert re.search(r'<tr data-task="first">.*?data-col="duration" class="num">\d+\.\d<', page)
+        assert re.search(r"<title>first: ok, \d+\.\d s</title>", page)
         assert "data-resume-list aria" in page  # the Resume button, enabled
         await _resume_on(service, list_id, b)
 

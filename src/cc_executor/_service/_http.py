@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -26,8 +26,15 @@ from starlette.schemas import SchemaGenerator
 
 from cc_executor._errors import FleetError
 from cc_executor._payload import versioned
-from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
+from cc_executor._service._manager import (
+    InvalidRequest,
+    NotFound,
+    RunManager,
+    ServiceError,
+    replay_log,
+)
 from cc_executor._service._security import Guard, SecurityPolicy
+from cc_executor._store import RunRecord
 from cc_executor._version import __version__
 
 #: Seconds between SSE keep-alive comments while a run is quiet.
@@ -645,19 +652,28 @@ async def run_events(request: Request) -> Response:
       Every event has a per-run sequence number, sent as the SSE id. A client that
       reconnects with Last-Event-ID (or ?after=N) receives every later event, none twice.
       The stream ends after the run's `completed` event. Events older than the server's
-      per-run replay bound come as one `gap` event.
+      per-run replay bound come as one `gap` event. A run no longer in the server's
+      memory (a CLI run, one of an earlier server) replays its event log from the
+      history, numbered alike, then its `completed` event, and the stream ends.
     parameters:
       - {name: run_id, in: path, required: true, schema: {type: string}}
       - {name: after, in: query, schema: {type: integer}, description: Same as Last-Event-ID}
       - {name: Last-Event-ID, in: header, schema: {type: integer}}
     responses:
       200: {description: text/event-stream}
-      404: {description: "Not a run in this server's memory (see GET /runs/{run_id})"}
+      404: {description: "No such run, or one from the history without an event log"}
     """
     manager = _manager(request)
+    run_id = request.path_params["run_id"]
     try:
         after = _after(request)
-        run = manager.get(request.path_params["run_id"])
+        run = manager.get(run_id)
+    except NotFound:
+        try:
+            record = await manager.logged_run(run_id)
+        except ServiceError as exc:
+            return _service_error(exc)
+        return _replay(record, after)
     except ServiceError as exc:
         return _service_error(exc)
     interval = float(getattr(request.app.state, "sse_keepalive_s", SSE_KEEPALIVE_S))
@@ -670,6 +686,21 @@ async def run_events(request: Request) -> Response:
                 yield b": keepalive\n\n" if event is None else sse_frame(event)
         finally:
             await source.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+def _replay(record: RunRecord, after: int) -> Response:
+    """A finished run's events from its event log on disk, as SSE (read in a thread)."""
+
+    def body() -> Iterator[bytes]:
+        yield b": run " + record.id.encode() + b" (from the history)\n\n"
+        for event in replay_log(record, after):
+            yield sse_frame(event)
 
     return StreamingResponse(
         body(),

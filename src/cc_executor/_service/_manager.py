@@ -34,7 +34,7 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -403,6 +403,17 @@ class RunManager:
             raise NotFound(f"no run {run_id!r}")
         logged = await asyncio.to_thread(_logged_answer, record)
         return logged if logged is not None else record.result_preview
+
+    async def logged_run(self, run_id: str) -> RunRecord:
+        """The history's run ``run_id`` whose event log can be replayed (an agent run no
+        longer in memory: a CLI run, or one of an earlier server); :class:`NotFound`."""
+        record = await self._history_get(run_id)
+        if record is None:
+            raise NotFound(f"no run {run_id!r}")
+        log = _event_log(record)
+        if log is None or not await asyncio.to_thread(os.path.isfile, log):
+            raise NotFound(f"run {run_id!r} is not in this server's memory and has no event log")
+        return record
 
     async def task_list(self, list_id: str) -> Event | None:
         """A task list's tasks, dependency graph and each task's last saved state, from
@@ -1405,6 +1416,8 @@ def _saved_task_list(list_id: str) -> Event | None:
             "state": str(data.get("status") or "pending"),
             "attempt": len(runs) if isinstance(runs, list) else 0,
             "cost_usd": data.get("cost_usd"),
+            "started_at": data.get("started_at"),
+            "ended_at": data.get("ended_at"),
         }
     return {
         "tasks": [t.id for t in spec.tasks],
@@ -1416,14 +1429,57 @@ def _saved_task_list(list_id: str) -> Event | None:
     }
 
 
+def _event_log(record: RunRecord) -> str | None:
+    """The path of the agent's event log of ``record`` (None: a command, a list)."""
+    if record.kind != "run":
+        return None
+    return next((a.path for a in record.artifacts if a.name == "events"), None)
+
+
+def replay_log(record: RunRecord, after: int = 0) -> Iterator[Event]:
+    """The events of ``record``'s event log as a live run sends them (``seq``, ``run_id``),
+    those after ``after``, then its ``completed`` event when the run has ended. Blocking:
+    a server iterates it in a thread. An unreadable log ends the replay early."""
+    from cc_executor._agents import get_adapter
+
+    log = _event_log(record)
+    seq = 0
+    if log is not None:
+        try:
+            parser = get_adapter(record.agent or DEFAULT_AGENT).parser()
+            with open(log, "rb") as file:
+                for event in parser.parse_log(file):
+                    seq += 1
+                    if seq > after:
+                        yield {**event.to_dict(), "seq": seq, "run_id": record.id}
+        except (OSError, LookupError, ValueError):
+            return
+    try:
+        ended = Status(record.status).final
+    except ValueError:
+        ended = True
+    # A run still going elsewhere (a CLI run) has no completed event yet: a client that
+    # reconnects with Last-Event-ID gets what its log holds by then.
+    if ended and seq + 1 > after:
+        yield {
+            "type": "completed",
+            "status": record.status,
+            "result": None,
+            "error": record.error,
+            "from_history": True,
+            "seq": seq + 1,
+            "run_id": record.id,
+        }
+
+
 def _logged_answer(record: RunRecord) -> str | None:
     """The answer in the result line of ``record``'s event log, parsed as its agent writes
     it; None when the run has no log (a command, a list) or it cannot be read."""
     from cc_executor._agents import get_adapter
     from cc_executor._agents._types import ResultEvent
 
-    log = next((a.path for a in record.artifacts if a.name == "events"), None)
-    if log is None or record.kind != "run":
+    log = _event_log(record)
+    if log is None:
         return None
     final: str | None = None
     try:

@@ -277,10 +277,17 @@ class SecurityPolicy:
         return None
 
     def access(
-        self, headers: dict[str, str], method: str, path: str, port: int | None
+        self,
+        headers: dict[str, str],
+        method: str,
+        path: str,
+        port: int | None,
+        *,
+        websocket: bool = False,
     ) -> tuple[int, str, str] | str | None:
         """The caller's role (:data:`FULL` or :data:`READ_ONLY`), None for an anonymous
-        request to a public dashboard path, or ``(status, code, message)`` to refuse."""
+        request to a public dashboard path, or ``(status, code, message)`` to refuse.
+        ``websocket``: the handshake of a WebSocket (see docs/security.md on its cookie)."""
         problem = self.check_origin(headers)
         if problem is not None:
             return problem
@@ -295,6 +302,11 @@ class SecurityPolicy:
             return role
         session = self.sessions.get(_cookie(headers, session_cookie_name(port)))
         if session is not None:
+            if websocket and "origin" not in headers:
+                # A browser always sends Origin on a WebSocket handshake, and the check
+                # above refused another origin's: that check is the handshake's CSRF
+                # defence (it cannot carry X-CSRF-Token), so it may not be skipped.
+                return 403, "bad_origin", "a WebSocket opened with the session cookie needs Origin"
             # EventSource and page loads cannot send headers, so the cookie serves reads;
             # a change also needs the session's CSRF token, which only our pages know.
             if method not in SAFE_METHODS and path != "/ui/login":
@@ -399,7 +411,7 @@ class Guard:
         path = scope.get("path", "/")
         server = scope.get("server")
         port = server[1] if server and len(server) > 1 else None
-        access = self.policy.access(headers, method, path, port)
+        access = self.policy.access(headers, method, path, port, websocket=kind == "websocket")
         writes = kind == "http" and method not in SAFE_METHODS
         if (
             access == READ_ONLY

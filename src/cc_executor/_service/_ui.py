@@ -11,6 +11,7 @@ script. docs/dashboard.md says why this approach, docs/security.md how login wor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import html
@@ -352,6 +353,78 @@ def _field(name: str, value: Any) -> str:
     return f"<dt>{h(name)}</dt><dd>{h(value)}</dd>"
 
 
+#: The most of a workspace's diff the run page shows (the rest: the diff endpoint).
+DIFF_SHOWN = 256 * 1024
+
+
+def _workspace_parts(run_id: str, given: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The change receipt of run ``run_id`` (its result's, else its ``workspace.json``) and
+    the diff of its branch; None for either that cannot be had. Blocking (git, files)."""
+    from cc_executor._errors import WorkspaceError
+    from cc_executor._run import _workspace
+
+    local = None
+    with contextlib.suppress(WorkspaceError, OSError):
+        local = _workspace.load_receipt(run_id)
+    receipt = given if isinstance(given, dict) else local
+    if receipt is None:
+        return None, None
+    diff = None
+    if local is not None:
+        # Only a branch of this machine: the diff of another's would fetch it from a
+        # remote (the diff endpoint does that on request; a page load should not).
+        with contextlib.suppress(WorkspaceError, OSError, ValueError):
+            diff = _workspace.workspace_diff(run_id)
+    return receipt, diff
+
+
+def workspace_html(run_id: str, receipt: dict[str, Any], diff: str | None) -> str:
+    """A run's workspace: its branch, commit and base, the changed files with their kind,
+    and the diff as text in a box of its own (the first ``DIFF_SHOWN`` characters)."""
+    facts = "".join(
+        [
+            _field("Branch", receipt.get("branch")),
+            _field("Commit", receipt.get("commit")),
+            _field("Base", receipt.get("base")),
+            _field("Mode", receipt.get("mode")),
+            _field("Workspace", receipt.get("path")),
+        ]
+    )
+    changes = [c for c in receipt.get("changes") or [] if isinstance(c, dict)]
+    rows = "".join(
+        f'<tr data-path="{h(c.get("path"))}"><td>'
+        + (f"{h(c['old_path'])} → " if c.get("old_path") else "")
+        + f'{h(c.get("path"))}</td><td data-col="kind">{h(c.get("kind"))}</td></tr>'
+        for c in changes
+    )
+    table = (
+        '<table class="changes"><thead><tr><th scope=col>File</th><th scope=col>Change</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="empty">No change.</p>'
+    )
+    if diff is None:
+        shown = (
+            '<p class="note">The diff is not on this machine: '
+            f"<code>GET /runs/{h(run_id)}/workspace/diff</code> fetches it.</p>"
+        )
+    else:
+        cut = (
+            f'<p class="cut">… {len(diff) - DIFF_SHOWN:,} characters not shown: the whole diff '
+            f"is at <code>GET /runs/{h(run_id)}/workspace/diff</code>.</p>"
+            if len(diff) > DIFF_SHOWN
+            else ""
+        )
+        shown = (
+            f'<pre class="diff" id="diff" tabindex="0" aria-label="Diff of the workspace">'
+            f"{h(diff[:DIFF_SHOWN])}</pre>{cut}"
+        )
+    return (
+        '<section id="workspace" aria-labelledby="ws-title"><h2 id="ws-title">Workspace</h2>'
+        f'<dl class="facts">{facts}</dl><h3>Changes</h3>{table}<h3>Diff</h3>{shown}</section>'
+    )
+
+
 async def run_page(request: Request) -> Response:
     """One run: its summary, transcript (live), answer, receipts and controls."""
     run_id = request.path_params["run_id"]
@@ -455,6 +528,11 @@ async def run_page(request: Request) -> Response:
         error_html = f'<h2>Error</h2><p class="error">{h(error)}</p>' + (
             f'<h3>stderr (tail)</h3><pre class="stderr">{h(stderr_tail)}</pre>'
         ) * bool(stderr_tail)
+    workspace = ""
+    if result.get("workspace") is not None or run.get("from_history"):
+        receipt, diff = await asyncio.to_thread(_workspace_parts, run_id, result.get("workspace"))
+        if receipt is not None:
+            workspace = workspace_html(run_id, receipt, diff)
     artifacts = (record or {}).get("artifacts") or []
     receipts = ""
     if artifacts:
@@ -472,18 +550,28 @@ async def run_page(request: Request) -> Response:
             '<button type="button" data-verify>Verify</button>'
             '<p id="verify-outcome" aria-live="polite"></p>'
         )
+    # A run from the history shows its transcript from its event log, replayed by
+    # GET /runs/{id}/events as the live events were sent.
+    replay = (
+        bool(run.get("from_history"))
+        and run.get("kind") == "run"
+        and any(isinstance(a, dict) and a.get("name") == "events" for a in artifacts)
+    )
     body = (
         f'<h1>Run <code>{h(run_id)}</code> <span id="run-status">{_status_badge(status)}</span>'
         f'</h1><section id="run" data-run-id="{h(run_id)}" data-live="{int(live)}" '
-        f'data-in-memory="{int(not run.get("from_history"))}">'
+        f'data-in-memory="{int(not run.get("from_history"))}" data-replay="{int(replay)}" '
+        f'data-started="{h(run.get("started_at") or "")}">'
         f"{controls}"
         f'<p class="error" role="alert" id="control-error"></p>{pending}'
         + (f'<h2>Prompt</h2><pre class="prompt">{h(prompt)}</pre>' if prompt else "")
         + f'<dl class="facts">{details}</dl>'
         f"{task_table(run) if run.get('kind') == 'tasks' else ''}"
-        '<h2>Transcript</h2><div id="transcript" class="transcript" aria-live="off"></div>'
+        # The last heartbeat, rewritten in place by ui.js (not a line per heartbeat).
+        '<h2>Transcript</h2><p id="heartbeat" class="note" hidden></p>'
+        '<div id="transcript" class="transcript" aria-live="off"></div>'
         f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
-        f"{json_answer}{files_html}"
+        f"{json_answer}{files_html}{workspace}"
         f"{warn_html}{error_html}{receipts}"
         f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
         "</section>"
@@ -661,6 +749,7 @@ def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> s
     nodes = "".join(
         f'<g class="task-node t-{_state_class(states.get(task_id, {}).get("state"))}" '
         f'data-task="{h(task_id)}">'
+        f"<title>{h(_task_tip(task_id, states.get(task_id) or {}))}</title>"
         f'<rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="4"/>'
         f'<text x="{x + 8}" y="{y + 21}">{h(task_id[:18])}</text></g>'
         for task_id, (x, y) in where.items()
@@ -672,9 +761,24 @@ def task_graph(graph: dict[str, Any], states: dict[str, Any] | None = None) -> s
     )
 
 
+def _task_seconds(saved: dict[str, Any]) -> float | None:
+    """How long a saved task ran, from its first start to its end; None if it has not."""
+    start, end = saved.get("started_at"), saved.get("ended_at")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end >= start:
+        return float(end - start)
+    return None
+
+
+def _task_tip(task_id: str, saved: dict[str, Any]) -> str:
+    """A graph node's tooltip: the task, its state and how long it ran (ui.js: the same)."""
+    seconds = _task_seconds(saved)
+    tip = f"{task_id}: {saved.get('state') or 'pending'}"
+    return tip if seconds is None else f"{tip}, {seconds:.1f} s"
+
+
 def task_table(run: dict[str, Any]) -> str:
-    """The tasks of a list run: their dependencies, then state, attempt and cost,
-    filled in by ``ui.js`` from the list's ``task_state`` events."""
+    """The tasks of a list run: their dependencies, then state, attempt, cost and
+    duration, filled in by ``ui.js`` from the list's ``task_state`` events."""
     graph = run.get("graph") or {}
     depends_on: dict[str, list[str]] = graph.get("depends_on") or {}
     # The saved states of a list from the history; a live one's come as events.
@@ -685,13 +789,14 @@ def task_table(run: dict[str, Any]) -> str:
         if not saved:
             return (
                 '<td data-col="state">pending</td><td data-col="attempt" class="num"></td>'
-                '<td data-col="cost" class="num"></td>'
+                '<td data-col="cost" class="num"></td><td data-col="duration" class="num"></td>'
             )
         cost = saved.get("cost_usd")
         return (
             f'<td data-col="state">{_status_badge(saved.get("state"))}</td>'
             f'<td data-col="attempt" class="num">{h(saved.get("attempt") or "")}</td>'
             f'<td data-col="cost" class="num">{_number(cost, ".4f")}</td>'
+            f'<td data-col="duration" class="num">{_number(_task_seconds(saved), ".1f")}</td>'
         )
 
     rows = "".join(
@@ -703,6 +808,7 @@ def task_table(run: dict[str, Any]) -> str:
         f"<h2>Tasks</h2>{task_graph(graph, states)}"
         '<table class="tasks"><thead><tr><th scope=col>Task</th><th scope=col>Depends on</th>'
         "<th scope=col>State</th><th scope=col>Attempt</th><th scope=col>Cost $</th>"
+        "<th scope=col>Duration s</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
     )
 

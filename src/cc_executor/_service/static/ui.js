@@ -201,6 +201,8 @@ if (runSection) {
   const statusHolder = document.getElementById("run-status");
   const controlError = document.getElementById("control-error");
   const tools = new Map();
+  const taskStarts = new Map();
+  const heartbeatLine = document.getElementById("heartbeat");
   const outputs = {};
   let textBlock = null;
 
@@ -349,7 +351,18 @@ if (runSection) {
     warning(e) {
       add(el("p", "warning", `Warning: ${e.message || ""}`));
     },
-    heartbeat() {},
+    heartbeat(e) {
+      // One line, rewritten in place: when the last heartbeat came (the run's start plus
+      // its elapsed seconds, right in a replay too) and what the run was doing.
+      if (!heartbeatLine) return;
+      const started = Number(runSection.dataset.started);
+      const at = started > 0 ? started + (e.elapsed_s || 0) : Date.now() / 1000;
+      heartbeatLine.textContent =
+        `Last heartbeat ${utc(at)} UTC: ${fixed(e.elapsed_s, 0)} s in, idle ${fixed(e.idle_s, 0)} s` +
+        (e.last_activity ? `; last activity: ${e.last_activity}` : "");
+      heartbeatLine.dataset.beats = String(Number(heartbeatLine.dataset.beats || 0) + 1);
+      heartbeatLine.hidden = false;
+    },
     output(e) {
       // A command's lines: stdout and stderr each in a block of its own.
       const stream = e.stream === "stderr" ? "stderr" : "stdout";
@@ -358,15 +371,30 @@ if (runSection) {
     },
     task_state(e) {
       const safe = /^[a-z_]+$/.test(e.state || "") ? e.state : "other";
+      // A task's duration, from its first start to its end: the events' times (t) are
+      // the server's monotonic clock, so only their difference means something.
+      if (e.state === "running" && !taskStarts.has(e.task_id) && typeof e.t === "number") {
+        taskStarts.set(e.task_id, e.t);
+      }
+      const started = taskStarts.get(e.task_id);
+      const ended = !["pending", "running", "retrying"].includes(e.state);
+      const seconds = ended && started !== undefined && typeof e.t === "number" ? e.t - started : null;
       for (const node of runSection.querySelectorAll("[data-task]")) {
         if (node.dataset.task !== e.task_id) continue;
         if (node instanceof SVGElement) {
           node.setAttribute("class", `task-node t-${safe}`);
+          const tip = node.querySelector("title");
+          if (tip) {
+            tip.textContent = `${e.task_id}: ${e.state}` + (seconds === null ? "" : `, ${seconds.toFixed(1)} s`);
+          }
           continue;
         }
         node.querySelector('[data-col="state"]').replaceChildren(statusBadge(e.state));
         node.querySelector('[data-col="attempt"]').textContent = e.attempt || "";
         node.querySelector('[data-col="cost"]').textContent = fixed(e.cost_usd, 4);
+        // A kept task's event (a resume) has no time: the duration shown stays.
+        const duration = node.querySelector('[data-col="duration"]');
+        if (seconds !== null || !ended) duration.textContent = fixed(seconds, 1);
       }
     },
     started() {
@@ -393,7 +421,7 @@ if (runSection) {
     },
   };
 
-  if (runSection.dataset.inMemory === "1") {
+  if (runSection.dataset.inMemory === "1" || runSection.dataset.replay === "1") {
     const events = new EventSource(`/runs/${encodeURIComponent(runId)}/events`);
     for (const [name, handle] of Object.entries(handlers)) {
       events.addEventListener(name, (message) => {
@@ -441,6 +469,16 @@ if (runSection) {
     });
   }
 
+  // One file's outcome of GET /runs/{id}/verify: its state (ok, altered, missing) and why.
+  const verdict = (item) => {
+    let text = item.state || "unknown";
+    if (item.reason) text += `: ${item.reason}`;
+    else if (item.state === "altered" && item.size !== undefined) {
+      text += `: ${item.size} bytes now, ${item.recorded_size} recorded; sha256 differs`;
+    } else if (item.state === "missing") text += `: ${item.path} is not there`;
+    if (item.checked) text += ` (${item.checked})`;
+    return text;
+  };
   const verify = runSection.querySelector("button[data-verify]");
   if (verify) {
     verify.addEventListener("click", async () => {
@@ -455,7 +493,11 @@ if (runSection) {
         const row = [...runSection.querySelectorAll("tr[data-name]")].find(
           (r) => r.dataset.name === item.name,
         );
-        if (row) row.querySelector('td[data-col="outcome"]').textContent = item.status || String(item.ok);
+        if (row) {
+          const cell = row.querySelector('td[data-col="outcome"]');
+          cell.textContent = verdict(item);
+          cell.dataset.state = item.state || "";
+        }
       }
     });
   }
