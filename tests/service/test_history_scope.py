@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,49 @@ async def _finished(client: Any, run_id: str) -> dict[str, Any]:
             pass
     body: dict[str, Any] = (await client.get(f"/runs/{run_id}")).json()
     return body
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(
+            ["git", "-C", str(path), "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+async def _workspace_run(repo: Path, agent: Path, word: str) -> str:
+    """The id of a finished run of the command agent ``agent`` in a worktree of ``repo``."""
+    result = await run(
+        word, agent="command", agent_spec=agent, cwd=repo, workspace="worktree", heartbeat_s=0
+    )
+    assert result.status is RunStatus.OK, result.error
+    assert result.workspace is not None
+    return result.run_id
+
+
+@pytest.mark.slow  # real git repositories and a server
+async def test_a_workspace_run_belongs_to_the_folder_it_was_run_in(
+    start: Callable[..., Service], cc_home: Path, root: Path, tmp_path: Path
+) -> None:
+    # Its record's cwd is the worktree in the run folder, outside every --allow-dir: the
+    # repository the worktree is of says whose run it is, and nothing more is let in.
+    agent = tmp_path / "cat.toml"
+    agent.write_text(f'command = ["{sys.executable}", "-c", "print(input())"]\n')
+    here = await _workspace_run(_repo(root / "repo"), agent, "inside-word")
+    elsewhere = await _workspace_run(_repo(tmp_path / "outside"), agent, "SECRET-ELSEWHERE")
+    service = start()
+    async with service.client() as client:
+        own = await client.get(f"/runs/{here}")
+        shown = await client.get(f"/runs/{elsewhere}")
+        listed = (await client.get("/runs")).json()["runs"]
+        receipt = await client.get(f"/runs/{here}/workspace")
+    assert own.status_code == 200, own.text
+    assert own.json()["cwd"].startswith(str(cc_home)), own.json()  # in its run folder
+    assert shown.status_code == 404, shown.text
+    assert [r["run_id"] for r in listed] == [here]
+    assert "SECRET-ELSEWHERE" not in json.dumps(listed)
+    assert receipt.status_code == 200, receipt.text
+    assert receipt.json()["repo"] == str(root / "repo")

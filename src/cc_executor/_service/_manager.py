@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -233,7 +236,9 @@ class RunManager:
 
         def get() -> RunRecord | None:
             record = store.get(run_id)
-            return record if record is not None and self._policy.inside(record.cwd) else None
+            return (
+                record if record is not None and _ran_inside(record, self._policy.inside) else None
+            )
 
         return await asyncio.to_thread(get)
 
@@ -316,7 +321,9 @@ class RunManager:
             def visible() -> list[RunRecord]:
                 # Runs of other folders are not a remote caller's to read (their prompts,
                 # answers and session ids): only those that ran inside an allowed root.
-                return [r for r in store.query(query) if r.id not in known and inside(r.cwd)]
+                return [
+                    r for r in store.query(query) if r.id not in known and _ran_inside(r, inside)
+                ]
 
             records = await asyncio.to_thread(visible)
             found.extend(((r.started_at, r.id), r) for r in records)
@@ -343,7 +350,7 @@ class RunManager:
         query = Query(since=since, until=until, limit=OVERVIEW_LIMIT + 1)
 
         def read() -> list[RunRecord]:
-            return [r for r in store.query(query) if inside(r.cwd)]
+            return [r for r in store.query(query) if _ran_inside(r, inside)]
 
         records = await asyncio.to_thread(read)
         truncated = len(records) > OVERVIEW_LIMIT
@@ -1491,6 +1498,50 @@ def _logged_answer(record: RunRecord) -> str | None:
     except (OSError, LookupError, ValueError):
         return None
     return final
+
+
+#: The history artifact naming a run's workspace receipt (``workspace.json``), and the most
+#: of it read: a receipt is a few kilobytes even with thousands of changed files listed.
+_WORKSPACE_ARTIFACT = "workspace"
+_RECEIPT_MAX_BYTES = 16 << 20
+
+
+def _ran_inside(record: RunRecord, inside: Callable[[str | None], bool]) -> bool:
+    """Whether the history's run ran in an allowed folder: its cwd, or, for a run in a
+    workspace (whose cwd is in its own run folder), the user's folder the workspace was
+    made from. Nothing else widens the scope."""
+    return inside(record.cwd) or inside(_workspace_origin(record))
+
+
+def _workspace_origin(record: RunRecord) -> str | None:
+    """The user's folder of a workspace run (the receipt's ``repo``), or None. The history
+    keeps no such field, so the receipt is read, and trusted only when it is the one the
+    history receipted (same sha256: the agent may have written the run folder) and its
+    workspace holds the record's cwd (a receipt names its own run's folders)."""
+    artifact = next((a for a in record.artifacts if a.name == _WORKSPACE_ARTIFACT), None)
+    if artifact is None or not record.cwd:
+        return None
+    try:
+        # Non-blocking, regular files only: a fifo left in its place must not hang the server.
+        fd = os.open(artifact.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return None
+            data = file.read(_RECEIPT_MAX_BYTES + 1)
+        if len(data) > _RECEIPT_MAX_BYTES or hashlib.sha256(data).hexdigest() != artifact.sha256:
+            return None
+        receipt = json.loads(data)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(receipt, dict) or receipt.get("run_id") != record.id:
+        return None
+    path, repo = receipt.get("path"), receipt.get("repo")
+    if not isinstance(path, str) or not isinstance(repo, str) or not repo:
+        return None
+    workspace, cwd = os.path.realpath(path), os.path.realpath(record.cwd)
+    if cwd != workspace and not cwd.startswith(workspace.rstrip(os.sep) + os.sep):
+        return None
+    return repo
 
 
 def _record_view(record: RunRecord) -> Event:
