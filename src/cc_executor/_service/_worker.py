@@ -197,7 +197,7 @@ class FleetWorker:
                 options["cwd"] = self.policy.check_cwd(options.get("cwd"))
             env = dict(options.get("env") or {})
             # Back-off is the fleet's business: the CLI's own retries would hide 429s.
-            env.setdefault("CLAUDE_CODE_MAX_RETRIES", "0")
+            env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # forced: a submitter's value never wins
             options["env"] = env
             RunOptions.from_kwargs(options)
         except (ServiceError, TypeError, ValueError) as exc:
