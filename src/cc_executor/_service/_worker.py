@@ -315,6 +315,9 @@ class FleetWorker:
         what is left as ``interrupted`` and put it back on the queue for another worker."""
         self._draining.set()
         self.fleet.stop_taking(consumer)
+        log.info(
+            "stopping: no new runs; %d in progress get %g s", len(self._active), self.config.grace_s
+        )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.grace_s)
         for active in list(self._active.values()):
