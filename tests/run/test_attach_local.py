@@ -3,15 +3,18 @@ process is followed live from its run folder's event log, then its result is pri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cc_executor._status import Status
+from cc_executor.testing import Reply, Rule, Script, Text
 from tests._wait import wait_for
 from tests.run.test_control import running_id
 
@@ -116,3 +119,36 @@ def test_an_unknown_local_run_is_one_line_exit_2() -> None:
         "(a fleet run? give --fleet URL or set CC_EXECUTOR_FLEET)\n"
     )
     assert done.stdout == ""
+
+
+async def test_a_finished_claude_run_replays_its_events_and_answer(bed: Any) -> None:
+    script = Script([Rule(answers=[Reply([Text("the answer")])])])
+    async with bed(script) as b:
+        env = {**_env(), **b.server.claude_env(home=b.home, max_retries=0)}
+        env["CC_EXECUTOR_CLAUDE"] = b.claude
+        ran = await asyncio.to_thread(
+            subprocess.run,
+            [CLI, "run", "hello", "--json"],
+            cwd=b.workdir, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [CLI, "attach", run_id, "--json"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in shown.stdout.splitlines()]
+    kinds = [e["type"] for e in lines[:-1]]
+    assert "text" in kinds, kinds
+    assert [e["seq"] for e in lines[:-1]] == list(range(1, len(kinds) + 1))
+    assert lines[-1]["status"] == "ok"
+    assert lines[-1]["result"] == "the answer"
+    assert shown.returncode == 0, shown.stderr
+    plain = await asyncio.to_thread(
+        subprocess.run,
+        [CLI, "attach", run_id],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.endswith("the answer\n"), plain.stdout
