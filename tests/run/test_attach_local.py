@@ -4,6 +4,7 @@ process is followed live from its run folder's event log, then its result is pri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -152,3 +153,41 @@ async def test_a_finished_claude_run_replays_its_events_and_answer(bed: Any) -> 
     )  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.endswith("the answer\n"), plain.stdout
+
+
+def test_a_run_whose_supervisor_died_ends_interrupted(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    run = subprocess.Popen(
+        [CLI, "exec", "--", "sh", "-c", f"echo one; read x < {gate}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    try:
+        run_id = wait_for(running_id, timeout=60, what="the exec run is recorded")
+        assert run_id is not None
+        run.kill()  # the supervisor dies; its row stays "running"
+        run.wait()
+        done = subprocess.run(
+            [CLI, "attach", run_id, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(),
+            check=False,
+        )
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        _release(gate)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[-1]["status"] == "interrupted", done.stderr
+    assert done.returncode == Status.INTERRUPTED.exit_code()
+
+
+def _release(fifo: Path) -> None:
+    """Let a command still waiting on ``fifo`` (if any) read end of file and exit."""
+    with contextlib.suppress(OSError):  # no reader left: nothing to release
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))

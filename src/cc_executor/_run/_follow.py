@@ -119,6 +119,19 @@ def _result(record: RunRecord, final: ResultEvent | None, text: str) -> RunResul
     )
 
 
+def _gone(record: RunRecord) -> bool:
+    """True for a live run (running or paused) of this host whose supervisor is gone: it
+    will never end by itself (the history's next opening for writing marks it
+    ``interrupted``)."""
+    import dataclasses
+
+    from cc_executor._store import stale
+
+    if record.status not in _LIVE:
+        return False
+    return stale(dataclasses.replace(record, status=Status.RUNNING.value))
+
+
 def find_local_run(run_id: str) -> RunRecord | None:
     """Run ``run_id``'s row in this machine's history (read-only), or None."""
     from cc_executor._store import open_store
@@ -140,7 +153,7 @@ async def follow_local_run(
     event log whose SEQ (1, 2, 3, ... in the log's order, across attempts) is above
     ``after``, live, then its :class:`RunResult` once its history row says it ended (a
     run whose supervisor died ends ``interrupted``). An ended run replays and returns."""
-    from cc_executor._store import open_store, stale
+    from cc_executor._store import open_store
 
     if after < 0:
         raise ValueError(f"--after must be a sequence number >= 0, got {after}")
@@ -182,7 +195,8 @@ async def follow_local_run(
         pause = _POLL_MIN_S
         current = record
         while True:
-            ended = current.status not in _LIVE or stale(current)
+            gone = _gone(current)
+            ended = current.status not in _LIVE or gone
             grow()
             got = False
             for log in logs:
@@ -190,7 +204,7 @@ async def follow_local_run(
                 got = got or bool(lines)
                 await emit(lines)
             if ended:
-                if stale(current):
+                if gone:
                     current.status = Status.INTERRUPTED.value
                     current.error = current.error or "its supervisor is gone"
                 return _result(current, final, "".join(texts))
