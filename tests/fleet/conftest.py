@@ -151,15 +151,22 @@ class FleetBed:
         return self.redis.url
 
     def start_worker(
-        self, *flags: str, allow_dir: Path | None = None, env: dict[str, str] | None = None
+        self,
+        *flags: str,
+        allow_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        max_retries: int = 0,
     ) -> Worker:
+        """A worker started with ``flags``; ``env`` is added to its environment;
+        ``max_retries`` is the CLI's retries in the worker's own environment (what a fleet
+        run's CLI sees must not depend on it)."""
         name = f"w{len(self.workers) + 1}"
         machine = self.root / name
         home, data = machine / "home", machine / "cc-home"
         home.mkdir(parents=True)
         data.mkdir()
         extra = env or {}
-        env = self.server.claude_env(home=home, base=os.environ, max_retries=0)
+        env = self.server.claude_env(home=home, base=os.environ, max_retries=max_retries)
         env.update(
             CC_EXECUTOR_HOME=str(data), CC_EXECUTOR_CLAUDE=self.claude, CC_EXECUTOR_FLEET=self.url
         )

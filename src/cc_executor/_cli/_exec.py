@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from cc_executor._cli._args import timeout_value
-from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT
+from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT, EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -329,6 +329,11 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
     except RunRefused as exc:
         print(f"{me}: {inert(str(exc))}", file=sys.stderr)
         return EXIT_CANNOT_START
+    except FleetError as exc:
+        # The fleet could not be used (no answer, refused credentials): the command's
+        # failure, as for attach and cancel, not the run's.
+        print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except CCExecutorError as exc:
         print(f"{me}: {inert(str(exc))}", file=sys.stderr)
         return 1

@@ -178,12 +178,15 @@ def add_parser(sub: Any) -> None:
 
     a = sub.add_parser(
         "attach",
-        help="follow a fleet run live from any machine (docs/fleet.md)",
-        description="Print the events of fleet run RUN_ID as they come (those already sent "
-        "first), then its answer, and exit as `run --fleet` would for its status. Every entry "
-        "of a run's stream has a sequence number SEQ (1, 2, 3, ...; shown as `seq` by --json).",
+        help="follow a run live: a local one started by another process, or a fleet run "
+        "from any machine (docs/fleet.md)",
+        description="Print the events of run RUN_ID as they come (those already sent "
+        "first), then its answer, and exit as `run` would for its status. Without --fleet, a "
+        "run of this machine's history (read from its run folder's event log), else the "
+        "fleet's of $CC_EXECUTOR_FLEET; with --fleet, the fleet's. Every event of a run has a "
+        "sequence number SEQ (1, 2, 3, ...; shown as `seq` by --json).",
     )
-    a.add_argument("run_id", metavar="RUN_ID", help="the fleet run's id (its handle's run_id)")
+    a.add_argument("run_id", metavar="RUN_ID", help="the run's id (its handle's run_id)")
     a.add_argument(
         "--after",
         type=int,
@@ -197,7 +200,8 @@ def add_parser(sub: Any) -> None:
         nargs="?",
         const=FROM_ENV,
         metavar="URL",
-        help=f"the fleet's URL, as worker's (default: ${FLEET_ENV})",
+        help=f"the run is a fleet run: the fleet's URL, as worker's (default: a run of this "
+        f"machine's history, else ${FLEET_ENV}'s)",
     )
     a.add_argument(
         "--json",
@@ -500,11 +504,22 @@ def attach_main(args: argparse.Namespace) -> int:
     from cc_executor._text import inert
 
     me = "cc-executor attach"
-    where = fleet_url(args, me, fleet_only=True)
-    assert where is not None
     if args.after < 0:
         print(f"{me}: --after must be >= 0, got {args.after}", file=sys.stderr)
         return EXIT_USAGE
+    local = None
+    if getattr(args, "fleet", None) is None:
+        # Without --fleet, a run of this machine's history first (started by another
+        # process here); a run it does not hold is the fleet's of $CC_EXECUTOR_FLEET.
+        local = _local_record(me, args.run_id)
+        if local is None and not os.environ.get(FLEET_ENV):
+            print(
+                f"{me}: no run {inert(args.run_id)} in this machine's history (a fleet run? "
+                f"give --fleet URL or set {FLEET_ENV})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    where = None if local is not None else fleet_url(args, me, fleet_only=True)
     view = None if args.json else LiveView()
     terminal = sys.stdout.isatty()
 
@@ -522,7 +537,19 @@ def attach_main(args: argparse.Namespace) -> int:
         return await attach_fleet_run(fleet, args.run_id, after=args.after, on_event=on_event)
 
     try:
-        result = on_fleet(me, where, follow)
+        if where is not None:
+            result = on_fleet(me, where, follow)
+        else:
+            import asyncio
+
+            from cc_executor._run._follow import follow_local_run
+
+            assert local is not None
+            try:
+                result = asyncio.run(follow_local_run(local, after=args.after, on_event=on_event))
+            except (CCExecutorError, ValueError) as exc:
+                print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+                return EXIT_USAGE
     except KeyboardInterrupt:
         return 130  # detaching stops only the follower, never the run
     finally:
@@ -545,6 +572,19 @@ def attach_main(args: argparse.Namespace) -> int:
     if result.error:
         print(f"{me}: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def _local_record(me: str, run_id: str) -> Any:
+    """Run ``run_id``'s row in this machine's history, or None; a history that cannot be
+    read (or an ambiguous id) is one line, exit 2."""
+    from cc_executor._run._follow import find_local_run
+    from cc_executor._text import inert
+
+    try:
+        return find_local_run(run_id)
+    except CCExecutorError as exc:
+        print(f"{me}: {inert(str(exc))}", file=sys.stderr)
+        raise _Exit(EXIT_USAGE) from None
 
 
 @_said_exit

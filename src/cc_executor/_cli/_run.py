@@ -7,6 +7,7 @@ import os
 import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
+from cc_executor._cli._codes import EXIT_USAGE
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
 
@@ -222,11 +223,15 @@ def _run(
             view.close()
         return _usage_error(args, exc)
     except CCExecutorError as exc:
-        # Fleet mode: the broker failed, or the worker refused the run.
+        # Fleet mode: the worker refused the run (exit 1), or the fleet could not be used
+        # (no answer, refused credentials: the command's failure, exit 2, as for attach).
         if view:
             view.close()
         print(f"cc-executor run: {inert(str(exc))}", file=sys.stderr)
-        return 1
+        from cc_executor._errors import FleetError, RunRefused
+
+        usage = isinstance(exc, FleetError) and not isinstance(exc, RunRefused)
+        return EXIT_USAGE if usage else 1
     if view:
         view.close()
     if note:

@@ -202,7 +202,7 @@ class FleetWorker:
                 options["cwd"] = self.policy.check_cwd(options.get("cwd"))
             env = dict(options.get("env") or {})
             # Back-off is the fleet's business: the CLI's own retries would hide 429s.
-            env.setdefault("CLAUDE_CODE_MAX_RETRIES", "0")
+            env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # forced: a submitter's value never wins
             options["env"] = env
             RunOptions.from_kwargs(options)
         except (ServiceError, TypeError, ValueError) as exc:
@@ -325,6 +325,9 @@ class FleetWorker:
         what is left as ``interrupted`` and put it back on the queue for another worker."""
         self._draining.set()
         self.fleet.stop_taking(consumer)
+        log.info(
+            "stopping: no new runs; %d in progress get %g s", len(self._active), self.config.grace_s
+        )
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.grace_s)
         for active in list(self._active.values()):
