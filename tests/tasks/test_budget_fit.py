@@ -59,6 +59,7 @@ async def test_thirty_tasks_start_only_the_ten_the_budget_covers(serve: Serve) -
     # The soft threshold (80%) is announced once, by the task whose end passed it, then
     # the budget exhausted once, by the first task it could not cover.
     (task_id, event), (refused_id, exhausted) = events
+    assert isinstance(exhausted, BudgetEvent)
     assert exhausted.what == "exhausted"
     assert refused_id in {t.id for t in refused}
     assert isinstance(event, BudgetEvent)

@@ -4,6 +4,7 @@ report no cost, so each task is charged its whole reservation) and a local recei
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from cc_executor._agents._types import BudgetEvent
-from cc_executor.tasks import ListStatus, run_tasks
+from cc_executor.tasks import ListStatus, TaskListError, parse_task_list, run_tasks
+from tests.tasks.conftest import CLI
 
 
 class Receiver:
@@ -123,6 +125,8 @@ async def test_cancel_cancels_the_running_tasks_once_one_cannot_be_covered(
     )
     spec = {
         "parallel": True,
+        # The list's own key (the caller's on_budget_exhausted would win).
+        "on_budget_exhausted": "cancel",
         "tasks": [
             {"id": "long", "prompt": "x", "agent_spec": long},
             {"id": "quick", "prompt": "x", "agent_spec": quick},
@@ -136,7 +140,6 @@ async def test_cancel_cancels_the_running_tasks_once_one_cannot_be_covered(
         budget_usd=1.0,
         reserve_usd=0.4,
         budget_webhook=receiver.url,
-        on_budget_exhausted="cancel",
         cwd=tmp_path,
         heartbeat_s=0,
     )
@@ -161,3 +164,23 @@ async def test_cancel_cancels_the_running_tasks_once_one_cannot_be_covered(
         "cancel",
         "after",
     )
+
+
+def test_a_webhook_elsewhere_and_a_bad_policy_are_refused_clearly(tmp_path: Path) -> None:
+    """The fleet's URL check (request forgery: loopback only), one line and exit 2, before
+    anything runs; a bad ``on_budget_exhausted`` in the list is a problem of the list."""
+    spec = tmp_path / "tasks.yaml"
+    quick = _agent(tmp_path, "quick", QUICK)
+    spec.write_text(f"tasks:\n  - {{id: a, prompt: x, agent: command, agent_spec: {quick}}}\n")
+    done = subprocess.run(
+        [CLI, "tasks", "run", str(spec), "--budget-usd", "1", "--quiet",
+         "--budget-webhook", "http://example.com/hook"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "example.com is neither a loopback address" in done.stderr
+    with pytest.raises(TaskListError, match="on_budget_exhausted: cancel or drain"):
+        parse_task_list(
+            "tasks:\n  - {id: a, prompt: x}\non_budget_exhausted: stop\n", format="yaml"
+        )

@@ -203,7 +203,7 @@ def start_tasks(
         defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
-    policy = budget_policy(budget_webhook, on_budget_exhausted)
+    policy = budget_policy(budget_webhook, on_budget_exhausted or spec.on_budget_exhausted)
     reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
     budget = budget_usd if budget_usd is not None else spec.budget_usd
