@@ -376,7 +376,11 @@ async def run_tasks(
     dependents are skipped, the list ends ``budget_exceeded``), and its run gets the
     reservation as its ``max_budget_usd``. The result's ``budget_spent_usd`` says what was
     spent against it; the total can exceed the budget by at most what running tasks spend
-    past their own caps. ``on_event(task_id, event)`` (sync or async) gets every event of
+    past their own caps. ``on_budget_exhausted`` (default: the list's, else ``drain``):
+    ``cancel`` cancels the running tasks at the first refused reservation (they end
+    ``budget_exceeded``); ``budget_webhook``: a loopback URL the budget's threshold and
+    exhaustion notes are POSTed to (the fleet's payload, docs/tasks.md).
+    ``on_event(task_id, event)`` (sync or async) gets every event of
     every task's run plus :class:`TaskStateEvent`; an exception it raises cancels the list
     and propagates.
     ``run_defaults`` are :class:`~cc_executor.RunOptions` for every task, under the list's
