@@ -56,8 +56,12 @@ async def test_thirty_tasks_start_only_the_ten_the_budget_covers(serve: Serve) -
     assert spent <= budget + 1e-9
     assert spent == sum(t.cost_usd or 0.0 for t in started)
     assert all(t.status.value == "ok" for t in started)
-    # The soft threshold (80%) is announced once, by the task whose end passed it.
-    ((task_id, event),) = events
+    # The soft threshold (80%) is announced once, by the task whose end passed it, then
+    # the budget exhausted once, by the first task it could not cover.
+    (task_id, event), (refused_id, exhausted) = events
+    assert isinstance(exhausted, BudgetEvent)
+    assert exhausted.what == "exhausted"
+    assert refused_id in {t.id for t in refused}
     assert isinstance(event, BudgetEvent)
     assert (event.what, event.threshold) == ("threshold", 0.8)
     assert task_id in {t.id for t in started}

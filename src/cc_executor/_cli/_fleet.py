@@ -299,7 +299,7 @@ def on_fleet(me: str, where: tuple[str, bool], work: Callable[[Fleet], Awaitable
 
 def _budget_options(w: argparse.ArgumentParser) -> None:
     """The worker's fleet budget (docs/fleet.md, "Budgets")."""
-    from cc_executor._cli._tasks import _reservation
+    from cc_executor._cli._tasks import _reservation, budget_policy_options
 
     w.add_argument(
         "--budget-usd",
@@ -332,23 +332,10 @@ def _budget_options(w: argparse.ArgumentParser) -> None:
         help="with --budget-usd: announce (log, --budget-webhook) when spending passes "
         "PERCENT of the budget (repeatable; default 80)",
     )
-    w.add_argument(
-        "--budget-webhook",
-        metavar="URL",
-        help="with --budget-usd: POST a JSON note there when a threshold is passed or the "
-        "budget is exhausted (loopback, or a host of --budget-webhook-allow-host)",
-    )
-    w.add_argument(
-        "--budget-webhook-allow-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="a host --budget-webhook may name besides loopback (repeatable)",
-    )
-    w.add_argument(
-        "--on-budget-exhausted",
-        choices=("cancel", "drain"),
-        help="once a run is refused: drain (start no further run, let those in progress "
+    budget_policy_options(
+        w,
+        allow_host=True,
+        default="once a run is refused: drain (start no further run, let those in progress "
         "end) or cancel (also cancel the runs in progress); default: neither",
     )
 

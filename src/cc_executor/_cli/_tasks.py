@@ -86,6 +86,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "for every model or for MODEL (repeatable; default: the whole remainder, so it runs "
         "alone); e.g. --reserve-usd 0.5 --reserve-usd opus=2",
     )
+    budget_policy_options(
+        p,
+        allow_host=False,
+        default="once a task's reservation cannot be covered: drain (the default: start no "
+        "further task, let the running ones finish) or cancel (also cancel the running "
+        "tasks: they end budget_exceeded)",
+    )
     add_run_defaults(p, _RUN_DEFAULTS)
     p.add_argument(
         "--fleet",
@@ -98,6 +105,27 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue", metavar="NAME", help="with --fleet: the fleet's queue")
     p.add_argument("--json", action="store_true", help="print exactly one JSON result object")
     p.add_argument("--quiet", action="store_true", help="no progress view")
+
+
+def budget_policy_options(p: argparse.ArgumentParser, *, allow_host: bool, default: str) -> None:
+    """A budget's webhook and ``--on-budget-exhausted``, declared once for a fleet worker
+    and a task list (docs/fleet.md, "Budgets"; docs/tasks.md)."""
+    p.add_argument(
+        "--budget-webhook",
+        metavar="URL",
+        help="with --budget-usd: POST a JSON note there when a threshold is passed or the "
+        "budget is exhausted (loopback"
+        + (", or a host of --budget-webhook-allow-host)" if allow_host else " only)"),
+    )
+    if allow_host:
+        p.add_argument(
+            "--budget-webhook-allow-host",
+            action="append",
+            default=[],
+            metavar="HOST",
+            help="a host --budget-webhook may name besides loopback (repeatable)",
+        )
+    p.add_argument("--on-budget-exhausted", choices=("cancel", "drain"), help=default)
 
 
 #: Run options ``tasks run`` takes as flags: defaults for tasks that do not set them.
@@ -166,6 +194,8 @@ def _run(args: argparse.Namespace) -> int:
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
             reserve_usd=reserve or None,
+            budget_webhook=args.budget_webhook,
+            on_budget_exhausted=args.on_budget_exhausted,
             on_event=on_event,
             **deciders,
             **_fleet_of(args),
@@ -184,6 +214,8 @@ def _resume(args: argparse.Namespace) -> int:
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
             reserve_usd=_reserve(args),
+            budget_webhook=args.budget_webhook,
+            on_budget_exhausted=args.on_budget_exhausted,
             on_event=on_event,
             **deciders,
             **_fleet_of(args),

@@ -123,6 +123,31 @@ async def send_webhook(url: str, payload: Mapping[str, Any]) -> bool:
     return False
 
 
+def budget_note(
+    what: str,
+    name: str,
+    state: Any,
+    run_id: str,
+    threshold: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The webhook's JSON payload (docs/fleet.md, "Budgets"), for a fleet's budget and a
+    task list's alike: ``what`` is ``threshold`` or ``exhausted``; ``state`` has
+    ``total``, ``spent`` and ``held`` (USD)."""
+    return {
+        "version": PAYLOAD_VERSION,
+        "event": f"budget_{what}",
+        "budget": name,
+        "total_usd": round(state.total, 6),
+        "spent_usd": round(state.spent, 6),
+        "held_usd": round(state.held, 6),
+        "run_id": run_id,
+        "at": time.time(),
+        **({} if threshold is None else {"threshold": threshold}),
+        **extra,
+    }
+
+
 # -- the guard ----------------------------------------------------------------------------
 class Ledger(Protocol):
     """Where reservations are kept (in process, or in Redis for a fleet)."""
@@ -253,18 +278,7 @@ class BudgetGuard:
         threshold: float | None = None,
         **extra: Any,
     ) -> BudgetEvent:
-        note = {
-            "version": PAYLOAD_VERSION,
-            "event": f"budget_{what}",
-            "budget": self.name,
-            "total_usd": round(state.total, 6),
-            "spent_usd": round(state.spent, 6),
-            "held_usd": round(state.held, 6),
-            "run_id": run_id,
-            "at": time.time(),
-            **({} if threshold is None else {"threshold": threshold}),
-            **extra,
-        }
+        note = budget_note(what, self.name, state, run_id, threshold, **extra)
         if self.on_note is not None:
             with contextlib.suppress(Exception):
                 self.on_note(note)

@@ -159,7 +159,16 @@ CONTROL_FIELDS: Mapping[str, Callable[[Any], Any]] = {
 TASK_ONLY = ("id", "title", "prompt", "depends_on", "parallel", "resume_from")
 TASK_KEYS = (*TASK_ONLY, *CONTROL_FIELDS, *RUN_FIELDS)
 DEFAULT_KEYS = (*CONTROL_FIELDS, *RUN_FIELDS)
-LIST_KEYS = ("name", "defaults", "parallel", "max_parallel", "budget_usd", "reserve_usd", "tasks")
+LIST_KEYS = (
+    "name",
+    "defaults",
+    "parallel",
+    "max_parallel",
+    "budget_usd",
+    "reserve_usd",
+    "on_budget_exhausted",
+    "tasks",
+)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

@@ -142,6 +142,26 @@ class TaskListHandle:
         return await asyncio.shield(self._task)
 
 
+#: A list's budget policy as ListRun's arguments, saved in the list's state for a resume.
+_POLICY = ("budget_webhook", "on_budget_exhausted")
+
+
+def budget_policy(webhook: str | None, on_exhausted: str | None) -> dict[str, Any]:
+    """The given ``budget_webhook`` (its URL checked as a fleet's: loopback only, from
+    the API) and ``on_budget_exhausted`` (``cancel`` or ``drain``); ValueError for bad
+    ones."""
+    from cc_executor._run._budget import check_webhook
+
+    policy: dict[str, Any] = {}
+    if webhook is not None:
+        policy["budget_webhook"] = check_webhook(webhook)
+    if on_exhausted is not None:
+        if on_exhausted not in ("cancel", "drain"):
+            raise ValueError(f"on_budget_exhausted: cancel or drain, got {on_exhausted!r}")
+        policy["on_budget_exhausted"] = on_exhausted
+    return policy
+
+
 def start_tasks(
     path_or_spec: PathOrSpec,
     *,
@@ -154,6 +174,8 @@ def start_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_webhook: str | None = None,
+    on_budget_exhausted: str | None = None,
     _decider_name: str = "callback",
     **run_defaults: Any,
 ) -> TaskListHandle:
@@ -181,6 +203,7 @@ def start_tasks(
         defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
+    policy = budget_policy(budget_webhook, on_budget_exhausted or spec.on_budget_exhausted)
     reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
     budget = budget_usd if budget_usd is not None else spec.budget_usd
@@ -200,6 +223,7 @@ def start_tasks(
         }
         if on_fleet is not None:
             meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
+        meta.update(policy)
         job = ListRun(
             spec,
             list_id=list_id,
@@ -218,6 +242,7 @@ def start_tasks(
             fleet=on_fleet,
             on_permission=on_permission,
             decider_name=_decider_name,
+            **policy,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -236,6 +261,8 @@ def start_resume(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_webhook: str | None = None,
+    on_budget_exhausted: str | None = None,
     _decider_name: str = "callback",
     **run_defaults: Any,
 ) -> TaskListHandle:
@@ -252,6 +279,7 @@ def start_resume(
     runs the list.
     """
     check_limits(max_parallel, budget_usd)
+    given_policy = budget_policy(budget_webhook, on_budget_exhausted)
     reserve_given = check_reserve(reserve_usd) or {}
     folder = find_list(list_id)
     folder.lock()
@@ -287,6 +315,9 @@ def start_resume(
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
+        # The first run's webhook and policy, unless given again.
+        policy = {k: given_policy.get(k, meta.get(k)) for k in _POLICY}
+        meta.update(policy)
         job = ListRun(
             spec,
             list_id=str(meta.get("list_id") or folder.path.name),
@@ -305,6 +336,7 @@ def start_resume(
             fleet=on_fleet,
             on_permission=on_permission,
             decider_name=_decider_name,
+            **policy,
         )
         return TaskListHandle(job, asyncio.ensure_future(job.run()))
     except BaseException:
@@ -323,6 +355,8 @@ async def run_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_webhook: str | None = None,
+    on_budget_exhausted: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """Run a task list: each task a fresh Claude Code run, earlier results in later prompts.
@@ -342,7 +376,11 @@ async def run_tasks(
     dependents are skipped, the list ends ``budget_exceeded``), and its run gets the
     reservation as its ``max_budget_usd``. The result's ``budget_spent_usd`` says what was
     spent against it; the total can exceed the budget by at most what running tasks spend
-    past their own caps. ``on_event(task_id, event)`` (sync or async) gets every event of
+    past their own caps. ``on_budget_exhausted`` (default: the list's, else ``drain``):
+    ``cancel`` cancels the running tasks at the first refused reservation (they end
+    ``budget_exceeded``); ``budget_webhook``: a loopback URL the budget's threshold and
+    exhaustion notes are POSTed to (the fleet's payload, docs/tasks.md).
+    ``on_event(task_id, event)`` (sync or async) gets every event of
     every task's run plus :class:`TaskStateEvent`; an exception it raises cancels the list
     and propagates.
     ``run_defaults`` are :class:`~cc_executor.RunOptions` for every task, under the list's
@@ -370,6 +408,8 @@ async def run_tasks(
         fleet=fleet,
         queue=queue,
         on_permission=on_permission,
+        budget_webhook=budget_webhook,
+        on_budget_exhausted=on_budget_exhausted,
         **run_defaults,
     )
     return await _wait_cancelling(handle)
@@ -385,6 +425,8 @@ async def resume_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_webhook: str | None = None,
+    on_budget_exhausted: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
     """:func:`start_resume`, then wait for the result (see :func:`run_tasks`)."""
@@ -397,6 +439,8 @@ async def resume_tasks(
         fleet=fleet,
         queue=queue,
         on_permission=on_permission,
+        budget_webhook=budget_webhook,
+        on_budget_exhausted=on_budget_exhausted,
         **run_defaults,
     )
     return await _wait_cancelling(handle)

@@ -34,6 +34,7 @@ from cc_executor._agents._types import (
 )
 from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
+from cc_executor._run._budget import OnExhausted, budget_note, send_webhook
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import Decider, PermissionRequest
 from cc_executor._run._result import RunResult
@@ -129,8 +130,18 @@ class ListRun:
         fleet: tuple[str, str | None] | None = None,
         on_permission: TaskDecider | None = None,
         decider_name: str = "callback",
+        budget_webhook: str | None = None,
+        on_budget_exhausted: OnExhausted = None,
     ) -> None:
         self.spec = spec
+        #: Where the budget's announcements are POSTed (checked by the caller), and what
+        #: its exhaustion does to the running tasks (None and ``drain``: they finish).
+        self.budget_webhook = budget_webhook
+        self.on_budget_exhausted = on_budget_exhausted
+        #: The running tasks were cancelled because the budget was exhausted.
+        self.budget_cancelled = False
+        self._said_exhausted = False
+        self._sending: set[asyncio.Future[bool]] = set()
         self.on_permission = on_permission
         self.decider_name = decider_name
         #: Whether the list said that its asks are denied for want of a decider (once).
@@ -214,6 +225,10 @@ class ListRun:
         self.stop_reason = self.stop_reason or "cancelled"
         for handle in list(self.handles.values()):
             handle.cancel()
+
+    def cancelled_by_budget(self) -> bool:
+        # A method, as is_cancelled: it changes across awaits.
+        return self.budget_cancelled
 
     def is_cancelled(self) -> bool:
         # A method, not the attribute: it changes across awaits (a signal handler).
@@ -303,6 +318,9 @@ class ListRun:
                 await asyncio.to_thread(self.recorder.start, self.record)
                 self._write_list(ListStatus.RUNNING, durable=True)
                 await self._schedule()
+                if self._sending:
+                    # The webhook's calls under way (each gives up after its 3 tries).
+                    await asyncio.gather(*self._sending, return_exceptions=True)
             except BaseException as exc:
                 # Cancellation of the caller, or an exception from on_event: stop every
                 # task the orderly way (trees killed), then record the state and re-raise.
@@ -379,6 +397,12 @@ class ListRun:
             while ready and not self.stopping and len(self.active) < self.max_parallel:
                 budget = self.budget
                 if budget is not None and budget.reserve(ready[0][1]) is None:
+                    if budget.held and self.on_budget_exhausted == "cancel":
+                        # As a fleet's: the first refusal exhausts the budget and cancels
+                        # the runs in progress.
+                        await self._cancel_for_budget(ready[0][1], budget)
+                        self.uncovered.update(t for _, t in ready)
+                        break
                     if budget.held:
                         break  # the running tasks may give back enough: wait for them
                     _, tid = heapq.heappop(ready)
@@ -392,7 +416,9 @@ class ListRun:
                         self.uncovered.add(tid)
                         self.uncovered.update(t for _, t in ready)
                         heapq.heappush(ready, (self.position[tid], tid))
+                        await self._exhausted(tid)
                         break
+                    await self._exhausted(tid)
                     await self._over_budget(self.states[tid], f"not started: {budget.refusal(tid)}")
                     continue
                 _, tid = heapq.heappop(ready)
@@ -421,6 +447,57 @@ class ListRun:
                     await self._over_budget(self.states[tid], f"not started: {self.stop_reason}")
                 else:
                     await self._skip(self.states[tid], f"not started: {self.stop_reason}")
+
+    async def _exhausted(self, tid: str) -> None:
+        """Announce, once per list run, that the budget cannot cover ``tid`` even with
+        nothing running (the first refusal, as a fleet's budget announces it)."""
+        if not self._said_exhausted:
+            self._said_exhausted = True
+            await self._announce("exhausted", tid, on_exhausted=self.on_budget_exhausted or "drain")
+
+    async def _cancel_for_budget(self, tid: str, budget: Budget) -> None:
+        """``--on-budget-exhausted cancel``: ``tid`` cannot be covered; start no further
+        task and cancel the running ones (they end ``budget_exceeded``)."""
+        self.budget_hit = True
+        self.budget_cancelled = True
+        self.stop_reason = (
+            f"budget_usd ${budget.total:g} exhausted (${budget.spent:.4f} spent, "
+            f"${sum(budget.held.values()):.4f} held): the running tasks were cancelled "
+            "(on_budget_exhausted: cancel), no further task started"
+        )
+        self._said_exhausted = True
+        await self._announce("exhausted", tid, on_exhausted="cancel")
+        for handle in list(self.handles.values()):
+            handle.cancel()
+
+    async def _announce(
+        self, what: str, task_id: str, threshold: float | None = None, **extra: Any
+    ) -> None:
+        """A ``budget`` event for ``task_id`` and, with a webhook, the fleet's payload
+        (:func:`cc_executor._run._budget.budget_note`) POSTed in the background."""
+        budget = self.budget
+        assert budget is not None
+        state = SimpleNamespace(
+            total=budget.total, spent=budget.spent, held=sum(budget.held.values())
+        )
+        name = self.spec.name or "task list"
+        if self.budget_webhook is not None:
+            note = budget_note(what, name, state, self.list_id, threshold, task_id=task_id, **extra)
+            sending = asyncio.ensure_future(send_webhook(self.budget_webhook, note))
+            self._sending.add(sending)
+            sending.add_done_callback(self._sending.discard)
+        await self._emit(
+            task_id,
+            BudgetEvent(
+                t=time.monotonic(),
+                what=what,
+                budget=name,
+                threshold=threshold,
+                total_usd=budget.total,
+                spent_usd=round(budget.spent, 6),
+                held_usd=round(state.held, 6),
+            ),
+        )
 
     async def _over_budget(self, state: TaskResult, error: str) -> None:
         """End a task a budget cannot cover: ``budget_exceeded``, no run of it started
@@ -526,6 +603,9 @@ class ListRun:
         while True:
             if self.cancelled:
                 await self._cancelled(state)
+                return
+            if self.budget_cancelled:
+                await self._over_budget(state, f"not started: {self.stop_reason}")
                 return
             try:
                 prompt = (
@@ -661,6 +741,8 @@ class ListRun:
                 attempt.run_id = state.run_id = handle.run_id
                 self._save(state, durable=False)
             self.handles[task.id] = handle
+            if self.cancelled_by_budget():
+                handle.cancel()  # started as the budget was exhausted
             try:
                 result = await handle.wait()
             except RunRefused as exc:
@@ -673,6 +755,9 @@ class ListRun:
                 self.handles.pop(task.id, None)
             for threshold in self._account(state, attempt, result):
                 await self._budget_event(task.id, threshold)
+            if self.cancelled_by_budget() and not result.ok:
+                await self._over_budget(state, f"{result.status.value}: {self.stop_reason}")
+                return
             if _refused_by_budget(result):
                 # A fleet's budget refused the run before its agent started.
                 await self._over_budget(state, result.error or "not started: over budget")
@@ -730,20 +815,7 @@ class ListRun:
 
     async def _budget_event(self, task_id: str, threshold: float) -> None:
         """Announce a soft threshold of the list's budget passed as ``task_id`` ended."""
-        budget = self.budget
-        assert budget is not None
-        await self._emit(
-            task_id,
-            BudgetEvent(
-                t=time.monotonic(),
-                what="threshold",
-                budget=self.spec.name or "task list",
-                threshold=threshold,
-                total_usd=budget.total,
-                spent_usd=round(budget.spent, 6),
-                held_usd=round(sum(budget.held.values()), 6),
-            ),
-        )
+        await self._announce("threshold", task_id, threshold)
 
     def _account(self, state: TaskResult, attempt: TaskAttempt, result: RunResult) -> list[float]:
         """Record the attempt's end; the soft thresholds of the budget it passed."""

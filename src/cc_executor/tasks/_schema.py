@@ -63,6 +63,12 @@ _OWN: dict[str, dict[str, Any]] = {
         "description": "with budget_usd: what a task that sets no max_budget_usd reserves "
         '(and its cap): a number, or {model: usd} with "*" for any other model',
     },
+    "on_budget_exhausted": {
+        "enum": ["cancel", "drain"],
+        "description": "with budget_usd, once a task's reservation cannot be covered: drain "
+        "(the default: running tasks finish, no further task starts) or cancel (the running "
+        "tasks are cancelled and end budget_exceeded)",
+    },
 }
 
 

@@ -79,6 +79,9 @@ class TaskListSpec:
     max_parallel: int | None = None
     budget_usd: float | None = None
     reserve_usd: Mapping[str, float] | None = None
+    #: ``cancel`` or ``drain`` (None: drain): what the budget's exhaustion does to the
+    #: running tasks. No webhook here: where the list's notes go is its caller's choice.
+    on_budget_exhausted: str | None = None
 
     @property
     def by_id(self) -> dict[str, TaskSpec]:
@@ -140,6 +143,7 @@ class TaskListSpec:
             "max_parallel": self.max_parallel,
             "budget_usd": self.budget_usd,
             "reserve_usd": dict(self.reserve_usd) if self.reserve_usd is not None else None,
+            "on_budget_exhausted": self.on_budget_exhausted,
             "tasks": [t.to_dict() for t in self.tasks],
         }
 
@@ -158,4 +162,5 @@ class TaskListSpec:
             max_parallel=data.get("max_parallel"),
             budget_usd=data.get("budget_usd"),
             reserve_usd=data.get("reserve_usd"),
+            on_budget_exhausted=data.get("on_budget_exhausted"),
         )

@@ -198,6 +198,12 @@ class Checker:
                 reserve = reservations(data["reserve_usd"])
         except BadValue as exc:
             self.problem(f"reserve_usd: {exc}", top_lines.get(("reserve_usd",)))
+        on_exhausted = data.get("on_budget_exhausted")
+        if on_exhausted is not None and on_exhausted not in ("cancel", "drain"):
+            self.problem(
+                f"on_budget_exhausted: cancel or drain, got {describe(on_exhausted)}",
+                top_lines.get(("on_budget_exhausted",)),
+            )
         default_control: dict[str, Any] = {}
         default_options: dict[str, Any] = {}
         if data.get("defaults") is not None:
@@ -244,6 +250,7 @@ class Checker:
             max_parallel=max_parallel,
             budget_usd=budget,
             reserve_usd=reserve,
+            on_budget_exhausted=on_exhausted,
         )
 
     def _task(
