@@ -14,13 +14,14 @@ from cc_executor._fleet import open_fleet
 from cc_executor._run._fleet import run_message, start_fleet_exec
 from cc_executor.testing import Reply, Rule, Script, Text
 from tests.fleet.conftest import RedisServer
+from tests.run.test_git import hostile_repo
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 async def test_a_command_runs_on_a_worker_with_its_output_as_events(fleet_bed: Any) -> None:
     async with fleet_bed(Script([Rule(answers=[Reply([Text("unused")])])])) as bed:
-        worker = bed.start_worker("--allow-exec", "sh")
+        worker = bed.start_worker("--allow-exec", "sh", "--allow-exec", "git status")
         events: list[AgentEvent] = []
         handle = start_fleet_exec(
             ["sh", "-c", "echo one; echo two >&2; exit 3"],
@@ -37,6 +38,15 @@ async def test_a_command_runs_on_a_worker_with_its_output_as_events(fleet_bed: A
             max_output_bytes="4K",
         )
         flooded = await flood.wait()
+        # An allowed `git status` runs nothing the repository's configuration names (F8.8).
+        repo, marker = hostile_repo(bed.workdir)
+        status_events: list[AgentEvent] = []
+        status = await start_fleet_exec(
+            ["git", "status", "--porcelain"],
+            bed.url,
+            on_event=status_events.append,
+            cwd=str(repo),
+        ).wait()
         refused = start_fleet_exec(["python3", "-c", "pass"], bed.url, cwd=str(bed.workdir))
         with pytest.raises(RunRefused, match="not on this server's exec allowlist"):
             await refused.wait()
@@ -47,6 +57,11 @@ async def test_a_command_runs_on_a_worker_with_its_output_as_events(fleet_bed: A
     assert str(worker.data) in (result.run_dir or "")
     lines = [(e.stream, e.text) for e in events if isinstance(e, CommandOutputEvent)]
     assert sorted(lines) == [("stderr", "two"), ("stdout", "one")]
+    assert status.status.value == "ok", status
+    assert any(isinstance(e, CommandOutputEvent) and e.text == " M a.txt" for e in status_events), (
+        status_events
+    )
+    assert not marker.exists()
     assert flooded.status.value == "limit_exceeded", flooded
     assert "max_output_bytes 4096" in (flooded.error or "")
 

@@ -49,6 +49,7 @@ from cc_executor._fleet._base import (
 from cc_executor._ids import new_run_id
 from cc_executor._run._budget import BudgetGuard, BudgetSettings, open_fleet_guard
 from cc_executor._run._fleet import MESSAGE_VERSION, decision_from_message
+from cc_executor._run._git import git_env, git_overrides
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import Decider, PermissionDecision, PermissionRequest
 from cc_executor._run._policy import Policy, parse_policy
@@ -443,6 +444,11 @@ class FleetWorker:
         try:
             if "argv" in message:
                 argv, exec_options = self.check_exec(message)
+                # An allowed `git status` must not run what the repository's configuration
+                # names (F8.8), as for `serve`'s commands: any program may run git.
+                base = {**os.environ, **exec_options["env"]}
+                overrides = await asyncio.to_thread(git_overrides, exec_options["cwd"], env=base)
+                exec_options["env"] = {**exec_options["env"], **git_env(overrides, base)}
                 if isinstance(recover, dict):
                     # A command has no session to carry: it always starts again.
                     said = f"restarted: {recover.get('why') or 'its worker was lost'}"
