@@ -28,7 +28,7 @@ from cc_executor._run._permissions import (
     as_decision,
     call_decider,
 )
-from cc_executor._run._prepare import LIMIT_OPTIONS, check_option
+from cc_executor._run._prepare import COMMAND_OPTIONS, LIMIT_OPTIONS, check_option
 from cc_executor._run._result import RunResult
 from cc_executor._run._runner import EventCallback, RunHandle
 
@@ -494,16 +494,7 @@ def _policy_data(path: Any, cwd: Any) -> dict[str, Any] | None:
 
 
 #: The options an ``exec`` run on a fleet may have (those of the service's commands).
-EXEC_OPTIONS = (
-    "cwd",
-    "env",
-    "timeout",
-    "idle_timeout",
-    "first_output_timeout",
-    "grace",
-    "stdin",
-    *LIMIT_OPTIONS,
-)
+EXEC_OPTIONS = (*COMMAND_OPTIONS, "stdin")
 
 
 def start_fleet_exec(

@@ -385,6 +385,17 @@ def run_marker(o: Any) -> dict[str, str]:
 
 #: The run options that limit a run's resources (see ``_engine/_cgroup.py``).
 LIMIT_OPTIONS = ("memory_max", "cpus", "pids_max", "max_output_bytes")
+#: The run options a plain command takes (``exec``, the service's and a fleet's command
+#: runs): its process options, checked by their declarations; ``stdin`` comes beside them.
+COMMAND_OPTIONS = (
+    "cwd",
+    "env",
+    "timeout",
+    "idle_timeout",
+    "first_output_timeout",
+    "grace",
+    *LIMIT_OPTIONS,
+)
 
 
 def limits_of(o: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 from cc_executor._agents import agent_names
 from cc_executor._errors import Forbidden, InvalidRequest
 from cc_executor._run._options import SERVER_ONLY, RunOptions
-from cc_executor._run._prepare import LIMIT_OPTIONS, check_option
+from cc_executor._run._prepare import COMMAND_OPTIONS, check_option
 from cc_executor._service._exec_policy import ExecRule, allow_exec_rule, load_exec_policy
 
 #: Run options a remote caller may not set (declared ``server_only``): they choose what
@@ -88,18 +88,6 @@ _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Remote callers get heartbeats no more often than this (a tiny interval spins the loop).
 _MIN_REMOTE_HEARTBEAT_S = 0.5
-
-#: Options of a command run (``argv``): the process options of a run (checked by their
-#: declarations), plus ``stdin``.
-_EXEC_OPTIONS = (
-    "cwd",
-    "env",
-    "timeout",
-    "idle_timeout",
-    "first_output_timeout",
-    "grace",
-    *LIMIT_OPTIONS,
-)
 
 
 def _resolved(path: str | os.PathLike[str]) -> Path:
@@ -346,8 +334,8 @@ class RunPolicy:
                 if not isinstance(value, str):
                     raise InvalidRequest(f"stdin must be a string, got {value!r}")
                 continue
-            if key not in _EXEC_OPTIONS:
-                known = ", ".join(sorted((*_EXEC_OPTIONS, "stdin")))
+            if key not in COMMAND_OPTIONS:
+                known = ", ".join(sorted((*COMMAND_OPTIONS, "stdin")))
                 raise InvalidRequest(f"unknown command option {key!r} (known: {known})")
             try:
                 check_option(key, value)
