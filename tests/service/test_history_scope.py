@@ -193,3 +193,63 @@ async def test_a_workspace_run_belongs_to_the_folder_it_was_run_in(
     assert "SECRET-ELSEWHERE" not in json.dumps(listed)
     assert receipt.status_code == 200, receipt.text
     assert receipt.json()["repo"] == str(root / "repo")
+
+
+def _branches(repo: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "branch", "--list", "cc-executor/*"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.slow  # real git repositories and a server
+async def test_the_workspaces_list_and_prune_stay_inside_the_allowed_folders(
+    start: Callable[..., Service], root: Path, tmp_path: Path
+) -> None:
+    """Issue 22: `workspace list` and `workspace prune` over REST, scoped like the runs."""
+    agent = tmp_path / "cat.toml"
+    agent.write_text(f'command = ["{sys.executable}", "-c", "print(input())"]\n')
+    repo, outside = _repo(root / "repo"), _repo(tmp_path / "outside")
+    here = await _workspace_run(repo, agent, "inside-word")
+    await _workspace_run(outside, agent, "SECRET-ELSEWHERE")
+    service = start()
+    reader = (service.home / "service-token-readonly").read_text().strip()
+    async with service.client() as client:
+        listed = await client.get("/workspaces", params={"repo": str(repo)})
+        refused = await client.get("/workspaces", params={"repo": str(outside)})
+        not_git = await client.get("/workspaces")  # the allowed root itself: no repository
+        read_only = await client.post(
+            "/workspaces/prune",
+            json={"older_than": 0, "repo": str(repo)},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+        kept = await client.post("/workspaces/prune", json={"older_than": "1h", "repo": str(repo)})
+        dry = await client.post(
+            "/workspaces/prune", json={"older_than": 0, "repo": str(repo), "dry_run": True}
+        )
+        bad = await client.post("/workspaces/prune", json={"older_than": "soon"})
+        still = _branches(repo)
+        pruned = await client.post("/workspaces/prune", json={"older_than": 0, "repo": str(repo)})
+        after = await client.get("/workspaces", params={"repo": str(repo)})
+    assert listed.status_code == 200, listed.text
+    assert [(w["run_id"], w["worktree"]) for w in listed.json()["workspaces"]] == [(here, True)]
+    assert listed.json()["workspaces"][0]["repo"] == str(repo)
+    assert refused.status_code == 403, refused.text
+    assert "SECRET-ELSEWHERE" not in refused.text
+    assert not_git.status_code == 400, not_git.text
+    assert read_only.status_code == 403, read_only.text
+    assert read_only.json()["error"]["code"] == "read_only"
+    assert kept.json()["pruned"] == [], kept.text
+    assert kept.json()["dry_run"] is False
+    assert dry.json()["pruned"] == [here], dry.text
+    assert dry.json()["dry_run"] is True
+    assert bad.status_code == 400, bad.text
+    assert "older_than" in bad.json()["error"]["message"]
+    assert f"cc-executor/{here}" in still  # neither the reader, 1h nor the dry run removed it
+    assert pruned.json()["pruned"] == [here], pruned.text
+    assert after.json()["workspaces"] == []
+    assert _branches(repo) == ""
+    assert _branches(outside) != ""  # not this server's to prune

@@ -35,6 +35,8 @@ ENDPOINTS = [
     ("POST", "/runs/x/pause"),
     ("POST", "/runs/x/resume"),
     ("POST", "/tasks/x/resume"),
+    ("GET", "/workspaces"),
+    ("POST", "/workspaces/prune"),
 ]
 
 

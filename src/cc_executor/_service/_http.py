@@ -389,6 +389,7 @@ async def _workspace(request: Request, action: str) -> Response:
     from cc_executor._run import _workspace
 
     run_id = request.path_params["run_id"]
+    remote = request.query_params.get("remote") in ("1", "true")
     try:
         await _manager(request).describe(run_id)
     except ServiceError as exc:
@@ -397,7 +398,7 @@ async def _workspace(request: Request, action: str) -> Response:
         "receipt": _workspace.load_receipt,
         "diff": lambda rid: {"run_id": rid, "patch": _workspace.workspace_diff(rid)},
         "merge": _workspace.workspace_merge,
-        "discard": _workspace.workspace_discard,
+        "discard": lambda rid: _workspace.workspace_discard(rid, remote=remote),
     }[action]
     try:
         return json_response(await asyncio.to_thread(work, run_id))
@@ -455,12 +456,93 @@ async def workspace_discard(request: Request) -> Response:
     summary: Remove the run's worktree and branch
     parameters:
       - {name: run_id, in: path, required: true, schema: {type: string}}
+      - {name: remote, in: query, schema: {type: boolean}, description: "Also delete the
+          branch the run pushed (a fleet or repo run's) from the remote"}
     responses:
-      200: {description: "{run_id, discarded}"}
+      200: {description: "{run_id, discarded, remote_deleted}"}
       404: {description: No such run}
       409: {description: No workspace}
     """
     return await _workspace(request, "discard")
+
+
+async def list_workspaces(request: Request) -> Response:
+    """List workspaces.
+    ---
+    summary: "`workspace list` of a repository inside the allowed folders: the receipts
+      (with run_id and worktree) of the runs this server may see whose branch still exists"
+    parameters:
+      - {name: repo, in: query, schema: {type: string}, description: "A folder of the
+          repository (default: the server's first allowed folder)"}
+    responses:
+      200: {description: "{workspaces: [...]}"}
+      400: {description: Not a folder of a git repository}
+      403: {description: Outside the allowed folders}
+    """
+    try:
+        found = await _manager(request).workspaces(request.query_params.get("repo"))
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response({"workspaces": found})
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _older_than(value: Any) -> float:
+    """``older_than`` of a prune: seconds, or a duration as ``workspace prune`` takes it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidRequest(
+            f"older_than must be seconds or a duration like 30m, 12h or 7d, got {value!r:.40}"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+async def prune_workspaces(request: Request) -> Response:
+    """Prune workspaces.
+    ---
+    summary: "`workspace prune`: discard the workspaces of a repository's runs that started
+      longer ago than older_than (runs this server may see, none still running)"
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema:
+            type: object
+            properties:
+              older_than: {description: "Seconds, or a duration: 30m, 12h, 7d, 2w (default 7d)"}
+              repo: {type: string, description: "A folder of the repository (default: the
+                server's first allowed folder)"}
+              dry_run: {type: boolean, description: Say what would go, remove nothing}
+    responses:
+      200: {description: "{pruned: [run ids], dry_run}"}
+      400: {description: Invalid request, or not a folder of a git repository}
+      403: {description: Outside the allowed folders, or a read-only token}
+    """
+    body = await request.body()
+    try:
+        spec = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
+    try:
+        if not isinstance(spec, dict):
+            raise InvalidRequest("the body must be a JSON object")
+        unknown = sorted(set(spec) - {"older_than", "repo", "dry_run"})
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+        dry_run = spec.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise InvalidRequest("dry_run must be true or false")
+        gone = await _manager(request).prune_workspaces(
+            _older_than(spec.get("older_than", "7d")), spec.get("repo"), dry_run=dry_run
+        )
+    except ServiceError as exc:
+        return _service_error(exc)
+    return json_response({"pruned": gone, "dry_run": dry_run})
 
 
 async def list_permissions(request: Request) -> Response:
@@ -750,6 +832,8 @@ def create_app(
         Route("/runs/{run_id}/pause", pause_run, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume_run, methods=["POST"]),
         Route("/tasks/{list_id}/resume", resume_tasks, methods=["POST"]),
+        Route("/workspaces", list_workspaces, methods=["GET"]),
+        Route("/workspaces/prune", prune_workspaces, methods=["POST"]),
         Route("/runs/{run_id}/workspace", get_workspace, methods=["GET"]),
         Route("/runs/{run_id}/workspace/diff", workspace_diff, methods=["GET"]),
         Route("/runs/{run_id}/workspace/merge", workspace_merge, methods=["POST"]),

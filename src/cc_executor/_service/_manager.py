@@ -242,6 +242,57 @@ class RunManager:
 
         return await asyncio.to_thread(get)
 
+    async def _visible(self, run_id: str) -> bool:
+        """Whether this server may show run ``run_id``: live here, or in the history
+        inside an allowed root (what ``describe`` answers for)."""
+        return run_id in self._runs or await self._history_get(run_id) is not None
+
+    def _workspace_repo(self, repo: Any) -> str:
+        """The folder ``repo`` of a workspace query (None: the first allowed root), checked
+        like a run's cwd: absolute, a directory, inside an allowed root."""
+        try:
+            return self._policy.check_cwd(repo)
+        except ServiceError as exc:
+            # The policy words it for a run's cwd; here the field is called repo.
+            raise type(exc)(str(exc).replace("cwd", "repo", 1)) from None
+
+    async def workspaces(self, repo: Any = None) -> list[dict[str, Any]]:
+        """``workspace list`` for the repository holding ``repo`` (inside an allowed root),
+        keeping only the workspaces of runs this server may see (a branch of a run it
+        does not know, or of one made outside the allowed roots, is left out)."""
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._workspace import workspace_list
+
+        folder = self._workspace_repo(repo)
+        try:
+            found = await asyncio.to_thread(workspace_list, folder)
+        except WorkspaceError as exc:
+            raise InvalidRequest(f"repo {folder}: {exc}") from None
+        return [w for w in found if await self._visible(str(w.get("run_id")))]
+
+    async def prune_workspaces(
+        self, older_than_s: float, repo: Any = None, *, dry_run: bool = False
+    ) -> list[str]:
+        """``workspace prune`` for the repository holding ``repo`` (inside an allowed root),
+        limited to the runs this server may see; the ids of the runs whose workspaces went
+        (or would go)."""
+        from cc_executor._errors import WorkspaceError
+        from cc_executor._run._workspace import workspace_discard, workspace_prune
+
+        folder = self._workspace_repo(repo)
+        try:
+            old = await asyncio.to_thread(workspace_prune, older_than_s, folder, dry_run=True)
+        except WorkspaceError as exc:
+            raise InvalidRequest(f"repo {folder}: {exc}") from None
+        # A run still going keeps its workspace, however long ago it started.
+        live = {run_id for run_id, r in self._runs.items() if not r.done}
+        doomed = [r for r in old if r not in live and await self._visible(r)]
+        if not dry_run:
+            for run_id in doomed:
+                with contextlib.suppress(WorkspaceError, OSError):
+                    await asyncio.to_thread(workspace_discard, run_id)
+        return doomed
+
     async def list_runs(
         self,
         *,
