@@ -253,3 +253,32 @@ async def test_the_workspaces_list_and_prune_stay_inside_the_allowed_folders(
     assert after.json()["workspaces"] == []
     assert _branches(repo) == ""
     assert _branches(outside) != ""  # not this server's to prune
+
+
+@pytest.mark.slow  # real git repositories and a server
+async def test_the_discard_endpoint_deletes_a_pushed_branch_when_asked(
+    start: Callable[..., Service], cc_home: Path, tmp_path: Path
+) -> None:
+    """`workspace discard --remote` over REST: ?remote=true deletes the branch the run pushed."""
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    src = _repo(tmp_path / "src")
+    subprocess.run(["git", "-C", str(src), "push", "-q", str(bare), "main"], check=True)
+    agent = tmp_path / "cat.toml"
+    agent.write_text(f'command = ["{sys.executable}", "-c", "print(input())"]\n')
+    result = await run(
+        "pushed", agent="command", agent_spec=agent, repo=f"file://{bare}",
+        workspace="worktree", heartbeat_s=0,
+    )  # fmt: skip
+    assert result.status is RunStatus.OK, result.error
+    branch = f"cc-executor/{result.run_id}"
+    assert _branches(bare).strip() == branch
+    # The run's clone is in its run folder: this server's folders include the data dir.
+    service = start("--allow-dir", str(cc_home))
+    async with service.client() as client:
+        gone = await client.post(
+            f"/runs/{result.run_id}/workspace/discard", params={"remote": "true"}
+        )
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["remote_deleted"] == [f"file://{bare}"]
+    assert _branches(bare) == ""
