@@ -503,6 +503,7 @@ def test_the_keyboard_alone_logs_in_opens_a_run_and_fixes_the_form(
     expect(page.locator("#err-options")).to_contain_text("max_turns")
     expect(box).to_be_focused()
     assert box.get_attribute("aria-invalid") == "true"
+    assert box.get_attribute("aria-describedby") == "err-options hint-options"  # hint kept
     assert timeout.get_attribute("aria-invalid") is None
     assert page.locator("#err-form").inner_text() == ""
     assert serious_violations(page) == []
