@@ -432,6 +432,83 @@ def test_filters_find_one_run_among_ten_thousand(
     assert page.get_by_text("No runs match.").is_visible()
 
 
+def test_the_keyboard_alone_logs_in_opens_a_run_and_fixes_the_form(
+    visit: Visit, served: tuple[Service, dict[str, Any]]
+) -> None:
+    """No mouse: Tab, typing and Enter log in, filter, open a run, and reach every field of
+    the new-run form, whose errors land next to their field and take the focus."""
+    service, _ = served
+    page = visit.page
+    keys = page.keyboard
+
+    def focused() -> str:
+        return str(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+
+    def tab_order(last: str) -> list[str]:
+        """What Tab reaches, in order, until ``last``; a date field's day, month and year
+        are one stop each, counted once."""
+        order: list[str] = []
+        while not order or order[-1] != last:
+            keys.press("Tab")
+            if not order or order[-1] != focused():
+                order.append(focused())
+            assert len(order) < 30, order
+        return order
+
+    page.goto("/ui/login")
+    assert focused() == "token"  # the only field of the page has the focus at once
+    keys.type(service.token)
+    keys.press("Enter")
+    page.wait_for_url("**/ui/runs")
+    # The skip link comes first and passes the header; then the filters, then the runs.
+    assert tab_order("Skip to content") == ["Skip to content"]
+    assert page.locator(".skip").bounding_box()["x"] >= 0  # shown while focused
+    keys.press("Enter")
+    filters = ["f-status", "f-agent", "f-model", "f-from", "f-to", "f-q", "Filter"]
+    first = page.locator("#runs tbody tr").first
+    link, run_id = first.locator("a").inner_text(), first.get_attribute("data-run-id")
+    assert tab_order(link) == [*filters, link]
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # a visible focus ring
+    keys.press("Enter")
+    page.wait_for_url(f"**/ui/runs/{run_id}")
+
+    page.goto("/ui/new")
+    assert tab_order("Skip to content") == ["Skip to content"]
+    keys.press("Enter")  # to the form, past the header
+    fields = ["o-prompt", "o-cwd", "o-agent", "o-model", "o-allowed_tools", "o-timeout"]
+    assert tab_order("More options") == [*fields, "More options"]
+    keys.press("Enter")  # opens the advanced section
+    assert tab_order("Start") == ["o-options", "Start"]
+    # A bad timeout, submitted with Enter from its field: the error is beside it, announced.
+    page.focus("#o-prompt")
+    keys.type("never started")
+    page.focus("#o-timeout")
+    keys.type("-5")
+    keys.press("Enter")
+    timeout = page.locator("#o-timeout")
+    expect(page.locator("#err-timeout")).to_contain_text("timeout")
+    expect(timeout).to_be_focused()
+    assert timeout.get_attribute("aria-invalid") == "true"
+    assert timeout.get_attribute("aria-describedby") == "err-timeout"
+    assert page.locator("#err-form").inner_text() == ""
+    # An option of the JSON box: its error is beside the box, not in the form's slot.
+    keys.press("Control+A")
+    keys.press("Backspace")
+    page.focus("#o-options")
+    keys.type('{"max_turns": "ten"}')
+    page.focus("#o-model")
+    keys.press("Enter")
+    box = page.locator("#o-options")
+    expect(page.locator("#err-options")).to_contain_text("max_turns")
+    expect(box).to_be_focused()
+    assert box.get_attribute("aria-invalid") == "true"
+    assert box.get_attribute("aria-describedby") == "err-options hint-options"  # hint kept
+    assert timeout.get_attribute("aria-invalid") is None
+    assert page.locator("#err-form").inner_text() == ""
+    assert serious_violations(page) == []
+
+
 def test_the_overview_charts_a_period(visit: Visit, served: tuple[Service, dict[str, Any]]) -> None:
     service, _ = served
     visit.login(service.token)

@@ -97,8 +97,10 @@ def _page(request: Request, title: str, body: str, *, status: int = 200) -> Resp
         f"<title>{h(title)} · cc-executor</title>"
         '<link rel="stylesheet" href="/ui/static/ui.css">'
         '<script type="module" src="/ui/static/ui.js"></script></head>'
-        f'<body><header><span class="brand">cc-executor</span>{nav}</header>'
-        f'<main id="main">{body}</main></body></html>'
+        # The skip link is the first Tab stop: keyboard users pass the header's links in one key.
+        '<body><a class="skip" href="#main">Skip to content</a>'
+        f'<header><span class="brand">cc-executor</span>{nav}</header>'
+        f'<main id="main" tabindex="-1">{body}</main></body></html>'
     )
     return Response(text, status_code=status, media_type="text/html", headers=_headers_out())
 
@@ -134,7 +136,7 @@ def _login_form(request: Request, error: str = "", status: int = 200) -> Respons
         '<h1>Log in</h1><form method="post" action="/ui/login" class="login">'
         '<label for="token">Service token</label>'
         f'<input id="token" name="token" type="password" autocomplete="current-password" '
-        f"required{described}>{problem}"
+        f"required autofocus{described}>{problem}"
         "<p class=hint>The token is in <code>service-token</code> (full access) or "
         "<code>service-token-readonly</code> (read only) in the data folder.</p>"
         '<button type="submit">Log in</button></form>'

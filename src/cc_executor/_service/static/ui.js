@@ -513,8 +513,12 @@ if (startForm) {
     slot.textContent = message;
     const input = document.getElementById(`o-${name}`);
     if (input) {
+      // A field inside the closed "More options" section cannot take focus: open it first.
+      const section = input.closest("details");
+      if (section) section.open = true;
       input.setAttribute("aria-invalid", "true");
-      input.setAttribute("aria-describedby", `err-${name}`);
+      const hint = document.getElementById(`hint-${name}`);
+      input.setAttribute("aria-describedby", hint ? `err-${name} hint-${name}` : `err-${name}`);
       input.focus();
     }
   };
@@ -539,6 +543,7 @@ if (startForm) {
         return;
       }
     }
+    const typed = { ...options };
     options.cwd = value("cwd");
     if (value("agent")) options.agent = value("agent");
     if (value("model")) options.model = value("model");
@@ -556,7 +561,10 @@ if (startForm) {
     }
     const message = reply.data?.error?.message || `the server answered ${reply.status}`;
     // The API names the option a check concerns: put the message next to that field.
-    const named = fields.find((name) => new RegExp(`\\b${name}\\b`).test(message));
+    const names = (name) => new RegExp(`\\b${name}\\b`).test(message);
+    // An option given only in the JSON box has no field of its own: the box is its field.
+    const named =
+      fields.find(names) || (Object.keys(typed).some(names) ? "options" : undefined);
     showError(named || "form", message);
   });
 }
