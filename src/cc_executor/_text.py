@@ -1,7 +1,8 @@
 """Untrusted text (model output, files, messages) made safe to show on a terminal.
 
 Every terminal output of cc-executor that carries such text passes it through
-:func:`inert`, the one place that decides what a terminal may receive raw.
+:func:`inert`, the one place that decides what a terminal may receive raw. Also the one
+reading of a duration a person types (``7d``), shared by the command line and the service.
 """
 
 from __future__ import annotations
@@ -43,3 +44,14 @@ def inert_json(text: str) -> str:
     written as a ``\\uNNNN`` escape: the same JSON value, safe to write to a terminal
     (JSON encoders escape only the C0 controls)."""
     return _UNSAFE_IN_JSON.sub(_escape_json, text)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_s(text: str) -> float | None:
+    """``30s``, ``15m``, ``12h``, ``7d``, ``2w`` as seconds; None for anything else (the
+    caller words the error: a command line and a request body say it differently)."""
+    match = _DURATION.match(text.strip())
+    return None if match is None else float(match.group(1)) * _UNITS[match.group(2)]

@@ -9,28 +9,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from cc_executor._text import inert
+from cc_executor._text import duration_s, inert
 
 if TYPE_CHECKING:
     from cc_executor._store import HistoryStore, RunRecord
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def duration(text: str) -> float:
     """``30s``, ``15m``, ``12h``, ``7d``, ``2w`` as seconds."""
-    match = _DURATION.match(text.strip())
-    if not match:
+    seconds = duration_s(text)
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"expected a duration like 30m, 12h or 7d, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return seconds
 
 
 def since(text: str) -> float:

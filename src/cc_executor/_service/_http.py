@@ -35,6 +35,7 @@ from cc_executor._service._manager import (
 )
 from cc_executor._service._security import Guard, SecurityPolicy
 from cc_executor._store import RunRecord
+from cc_executor._text import duration_s
 from cc_executor._version import __version__
 
 #: Seconds between SSE keep-alive comments while a run is quiet.
@@ -486,20 +487,16 @@ async def list_workspaces(request: Request) -> Response:
     return json_response({"workspaces": found})
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def _older_than(value: Any) -> float:
     """``older_than`` of a prune: seconds, or a duration as ``workspace prune`` takes it."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
+    seconds = duration_s(value) if isinstance(value, str) else None
+    if seconds is None:
         raise InvalidRequest(
             f"older_than must be seconds or a duration like 30m, 12h or 7d, got {value!r:.40}"
         )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return seconds
 
 
 async def prune_workspaces(request: Request) -> Response:
