@@ -87,7 +87,7 @@ def test_scripted_tools_become_the_calls_codex_makes() -> None:
     assert reasoning["summary"] == [{"type": "summary_text", "text": "plan"}]
     assert bash["type"] == "function_call"
     assert bash["name"] == "exec_command"
-    assert json.loads(bash["arguments"]) == {"cmd": "echo hi > a.txt"}
+    assert json.loads(bash["arguments"]) == {"cmd": "echo hi > a.txt", "yield_time_ms": 120_000}
     assert write["type"] == "custom_tool_call"
     assert write["name"] == "exec"
     patch = "*** Begin Patch\n*** Add File: b.txt\n+one\n+two\n*** End Patch\n"

@@ -4,8 +4,9 @@ Pure functions from script values to JSON-ready data, like :mod:`._sse` for the 
 A script is written once, with Claude Code's tool names; each tool call is rendered here as the
 call Codex CLI would make for the same effect (docs/agents/codex-0.171.0-observed.md):
 
-- ``Bash {command}`` -> a ``function_call`` of ``exec_command {cmd}`` (Codex runs it through
-  ``bash -lc`` and reports a ``command_execution`` item);
+- ``Bash {command}`` -> a ``function_call`` of ``exec_command {cmd, yield_time_ms}`` (Codex
+  runs it through ``bash -lc``, waiting up to two minutes for it to end, and reports a
+  ``command_execution`` item);
 - ``Write {file_path, content}`` and ``Edit {file_path, old_string, new_string}`` -> a
   ``custom_tool_call`` of Codex's code-mode tool ``exec`` whose JavaScript calls
   ``tools.apply_patch`` with an ``Add File`` / ``Update File`` patch (a ``file_change`` item);
@@ -21,6 +22,12 @@ from typing import Any
 
 from cc_executor.testing._script import HttpErrorReply, Reply, Text, Thinking, ToolUse
 from cc_executor.testing._sse import Event, estimate_tokens
+
+# How long Codex waits for a scripted Bash command before it answers the model with the
+# output so far and leaves the command running (killed when the run ends). Its default is
+# about 10 s, which a loaded machine can spend starting `bash -lc`; a script's Bash call
+# means "run this to the end", as Claude Code's does.
+_YIELD_MS = 120_000
 
 # OpenAI's error types by status; ``HttpErrorReply.error_type`` overrides them.
 _ERROR_TYPES = {
@@ -104,7 +111,10 @@ def tool_item(block: ToolUse, call_id: str) -> dict[str, Any]:
         }
     name, arguments = block.name, dict(block.input)
     if block.name == "Bash" and isinstance(block.input.get("command"), str):
-        name, arguments = "exec_command", {"cmd": block.input["command"]}
+        name, arguments = (
+            "exec_command",
+            {"cmd": block.input["command"], "yield_time_ms": _YIELD_MS},
+        )
     return {
         "type": "function_call",
         "id": f"fc_{call_id}",
