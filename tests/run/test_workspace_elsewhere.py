@@ -1,8 +1,8 @@
 """The workspace of a run whose folder is on another machine (a fleet worker's), reached
-from the receipt the history holds: the repository it names is used where it is reachable
-(shared storage), and where it is not, ``diff`` shows the history's patch and ``merge``
-says in one line what to do (exit 2). A copy the history holds that does not match its
-receipt is refused."""
+from the receipt the history holds (in Python, on the command line and through the
+service): the repository it names is used where it is reachable (shared storage), and
+where it is not, ``diff`` shows the history's patch and ``merge`` says in one line what to
+do (exit 2). A copy the history holds that does not match its receipt is refused."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._postgres import PostgresStore
 from tests._postgres import PostgresServer
 from tests.run.test_workspace import finished, git, make_repo
+from tests.service.conftest import launch
 
 CLI = str(Path(sys.executable).parent / "cc-executor")
 
@@ -64,9 +65,10 @@ def test_a_repository_out_of_reach_is_said_in_one_line_and_diff_shows_the_patch(
 
 
 @pytest.mark.postgres
-@pytest.mark.slow  # over 0.3 s: real git repositories and a PostgreSQL history
-def test_a_run_of_another_machine_from_the_histories_copy(
+@pytest.mark.slow  # over 0.3 s: real git repositories, a PostgreSQL history, a server
+async def test_a_run_of_another_machine_from_the_histories_copy(
     postgres_server: PostgresServer,
+    cc_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -101,6 +103,23 @@ def test_a_run_of_another_machine_from_the_histories_copy(
     finally:
         pg.close()
     shutil.rmtree(ws.run_dir)
+
+    # The service, on a history it shares with the worker, in the shared folder.
+    service = launch(cc_home, repo.parent, env={"CC_EXECUTOR_HISTORY": url})
+    try:
+        async with service.client() as client:
+            receipt = await client.get("/runs/w1/workspace")
+            assert receipt.status_code == 200, receipt.text
+            assert receipt.json()["changes"] == [{"path": "a.txt", "kind": "added"}]
+            diff = await client.get("/runs/w1/workspace/diff")
+            assert diff.status_code == 200, diff.text
+            assert "+a" in diff.json()["patch"]
+            merged = await client.post("/runs/w1/workspace/merge")
+            assert merged.status_code == 200, merged.text
+            assert merged.json()["merged"] == "fast-forward"
+    finally:
+        service.stop()
+    assert (repo / "a.txt").read_text() == "a\n"
 
     assert "+a" in workspace_diff("w1")  # the shared repository's branch
     moved = repo.rename(tmp_path / "moved")
