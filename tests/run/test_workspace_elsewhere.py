@@ -21,7 +21,10 @@ from cc_executor._run._workspace import (
     PATCH_ARTIFACT,
     RECEIPT_ARTIFACT,
     workspace_diff,
+    workspace_discard,
+    workspace_list,
     workspace_merge,
+    workspace_prune,
 )
 from cc_executor._store import RunRecord, file_receipt
 from cc_executor._store._location import parse_postgres_url
@@ -164,3 +167,24 @@ def test_a_discard_leaves_the_worktrees_other_machines_made_in_a_shared_reposito
     assert "cc-executor/here" not in registered
     hidden.rename(theirs.run_dir)
     assert git(Path(theirs.path), "status", "--porcelain") == ""
+
+
+@pytest.mark.slow  # over 0.3 s: real git repositories
+def test_without_the_fleets_history_the_branch_in_the_shared_repository_is_used(
+    cc_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "shared")
+    theirs = finished(repo, "there", tmp_path / "worker", {"b.txt": "b\n"})
+    Path(theirs.run_dir).rename(tmp_path / "hidden")  # on the worker's machine
+    monkeypatch.chdir(repo)
+    # Not this machine's to prune: its run may still be going on the other machine.
+    assert workspace_prune(0, repo) == []
+    [listed] = workspace_list(repo)
+    assert listed["path"] == theirs.path
+    assert "+b" in workspace_diff("there")
+    assert workspace_merge("there")["merged"] == "fast-forward"
+    assert (repo / "b.txt").read_text() == "b\n"
+    done = workspace_discard("there")
+    assert done["worktree_removed"] == [theirs.path]
+    assert git(repo, "branch", "--list", "cc-executor/there") == ""
+    assert f"worktree {theirs.path}\n" not in git(repo, "worktree", "list", "--porcelain")

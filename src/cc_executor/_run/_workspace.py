@@ -768,11 +768,15 @@ def workspace_list(repo: str | os.PathLike[str] | None = None) -> list[dict[str,
     git = _Git(folder)
     top = git.out("rev-parse", "--show-toplevel")
     refs = git.out("for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}")
-    worktrees = {
-        line.removeprefix("worktree ")
-        for line in git.out("worktree", "list", "--porcelain").splitlines()
-        if line.startswith("worktree ")
-    }
+    worktrees: dict[str, str] = {}  # each worktree's branch ("": none)
+    path = None
+    for line in git.out("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+            worktrees[path] = ""
+        elif line.startswith("branch refs/heads/") and path is not None:
+            worktrees[path] = line.removeprefix("branch refs/heads/")
+    checked_out = {branch: path for path, branch in worktrees.items() if branch}
     found = []
     store = _open_history() if refs else None
     try:
@@ -786,6 +790,8 @@ def workspace_list(repo: str | os.PathLike[str] | None = None) -> list[dict[str,
                 known.receipt if known is not None else {"run_id": run_id, "branch": branch,
                                                          "repo": top}
             )  # fmt: skip
+            if known is None and branch in checked_out:
+                receipt["path"] = checked_out[branch]  # a run no history here knows
             receipt["worktree"] = receipt.get("path") in worktrees
             found.append(receipt)
     finally:
@@ -944,7 +950,9 @@ def workspace_prune(
 ) -> list[str]:
     """Discard the workspaces of the repository holding ``repo`` (default: the current
     folder) whose runs started more than ``older_than_s`` seconds ago (or are no longer in
-    the history); the ids of the runs whose workspaces went (or would go)."""
+    the history, unless their worktree is one this machine does not see: another
+    machine's, in a shared repository); the ids of the runs whose workspaces went (or
+    would go)."""
     from cc_executor._store import HistoryError, open_store
 
     cutoff = time.time() - older_than_s
@@ -956,6 +964,10 @@ def workspace_prune(
     try:
         for item in workspace_list(repo):
             record = store.get(item["run_id"]) if store is not None else None
+            if record is None and item["worktree"] and not os.path.exists(item["path"]):
+                # A worktree this machine does not see, of a run no history here knows:
+                # another machine's, in a shared repository, perhaps still in use.
+                continue
             if record is None or record.started_at < cutoff:
                 doomed.append(item["run_id"])
     finally:
