@@ -673,7 +673,7 @@ def _history_copy(store: HistoryStore | None, record: RunRecord) -> _Found | Non
     if (
         not isinstance(receipt, dict)
         or receipt.get("run_id") != record.id
-        or receipt.get("branch") != BRANCH_PREFIX + record.id
+        or not str(receipt.get("branch")).startswith(BRANCH_PREFIX)
         or not isinstance(receipt.get("repo"), str)
     ):
         raise WorkspaceError(f"the history's copy of run {record.id}'s receipt is not its own")
@@ -715,7 +715,8 @@ def _receipt_anywhere(run_id: str, *, fetch: bool = True) -> _Found:
         try:
             return _Found(fetch_receipt(run_id, os.getcwd()))
         except WorkspaceError:
-            if found is None:
+            # What the remotes said, unless the clone the run pushed from is here too.
+            if found is None or not _reachable(_where(found.receipt)):
                 raise
     if found is None:
         raise WorkspaceError(f"run {run_id} has no workspace (no receipt here or in the history)")
@@ -732,14 +733,22 @@ def _where(receipt: Mapping[str, Any]) -> str:
     return str(receipt["repo"] if receipt.get("mode") == "worktree" else receipt["path"])
 
 
-def _unreachable(run_id: str, found: _Found, where: str) -> WorkspaceError:
-    """The error for a run whose repository (or folder) is not on this machine."""
+def _unreachable(run_id: str, found: _Found, where: str, *, diff: bool = True) -> WorkspaceError:
+    """The error for a run whose repository (or folder) is not on this machine; ``diff``:
+    say that ``workspace diff`` still shows its patch."""
+    receipt = found.receipt
+    if found.host and receipt.get("pushed"):
+        return WorkspaceError(
+            f"run {run_id}'s workspace is in a clone on {found.host}, and its branch "
+            f"{receipt.get('branch')} was pushed to {receipt.get('remote')}: run this in a "
+            "clone of that repository"
+        )
     on = f" on {found.host}" if found.host else ""
     return WorkspaceError(
         f"run {run_id}'s workspace is in {where}{on}, which this machine cannot reach: run "
         f"this where {where} is mounted at that same path"
         + (f" (or on {found.host})" if found.host else "")
-        + "; workspace diff shows the patch the history holds"
+        + ("; workspace diff shows the patch the history holds" if diff else "")
     )
 
 
@@ -755,7 +764,7 @@ def _patch_text(run_id: str, found: _Found, where: str) -> str:
         return found.patch.decode("utf-8", "replace")
     path = found.receipt.get("patch_path")
     if found.host is not None or not isinstance(path, str) or not os.path.isfile(path):
-        raise _unreachable(run_id, found, where)
+        raise _unreachable(run_id, found, where, diff=False)
     return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
@@ -847,7 +856,6 @@ def workspace_merge(run_id: str) -> dict[str, Any]:
                 "the workspace was discarded"
             )
         raise WorkspaceError(f"run {run_id}'s branch {branch} no longer exists (discarded?)")
-
     head = git.out("rev-parse", "HEAD")
     tip = git.out("rev-parse", branch)
     if git.run("merge-base", "--is-ancestor", tip, head, check=False).returncode == 0:
