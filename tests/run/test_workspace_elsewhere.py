@@ -26,7 +26,7 @@ from cc_executor._run._workspace import (
     workspace_merge,
     workspace_prune,
 )
-from cc_executor._store import RunRecord, file_receipt
+from cc_executor._store import Artifact, RunRecord, file_receipt, open_store
 from cc_executor._store._location import parse_postgres_url
 from cc_executor._store._postgres import PostgresStore
 from tests._postgres import PostgresServer
@@ -65,6 +65,36 @@ def test_a_repository_out_of_reach_is_said_in_one_line_and_diff_shows_the_patch(
     assert err.count("\n") == 1, err
     assert f"run r1's workspace is in {gone}, which this machine cannot reach" in err
     assert f"run this where {gone} is mounted at that same path" in err
+
+
+def test_a_history_without_the_copy_says_which_history_to_use(cc_home: Path) -> None:
+    """A SQLite history keeps no copies of a run's files: the run of another machine it
+    holds (imported) has its workspace named, not read."""
+    now = time.time()
+    record = RunRecord(
+        id="x1",
+        kind="run",
+        started_at=now,
+        ended_at=now,
+        status="ok",
+        host="machine-one",
+        run_dir="/srv/elsewhere/runs/x1",
+        artifacts=[Artifact(name=RECEIPT_ARTIFACT, path="/srv/elsewhere/runs/x1/workspace.json",
+                            size=2, sha256="0" * 64)],
+    )  # fmt: skip
+    store = open_store()
+    try:
+        store.start(record)
+        store.finish(record)
+    finally:
+        store.close()
+    with pytest.raises(WorkspaceError) as caught:
+        workspace_diff("x1")
+    assert str(caught.value) == (
+        "run x1 was made on machine-one, and this history holds no copy of its workspace's "
+        "receipt: give the fleet's PostgreSQL history (--history postgresql://...), or run "
+        "this on machine-one"
+    )
 
 
 @pytest.mark.postgres
