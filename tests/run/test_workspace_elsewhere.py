@@ -27,8 +27,6 @@ from cc_executor._run._workspace import (
     workspace_prune,
 )
 from cc_executor._store import Artifact, RunRecord, file_receipt, open_store
-from cc_executor._store._location import parse_postgres_url
-from cc_executor._store._postgres import PostgresStore
 from tests._postgres import PostgresServer
 from tests.run.test_workspace import finished, git, make_repo
 from tests.service.conftest import launch
@@ -105,6 +103,9 @@ async def test_a_run_of_another_machine_from_the_histories_copy(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from cc_executor._store._location import parse_postgres_url
+    from cc_executor._store._postgres import PostgresStore
+
     postgres_server.empty()
     url = postgres_server.url()
     monkeypatch.setenv("CC_EXECUTOR_HISTORY", url)
