@@ -1,11 +1,15 @@
 """Fleet workers on one PostgreSQL history, each a "machine" with a host name of its own
 (a ``sitecustomize`` on the worker's ``PYTHONPATH`` names it): a worker SIGKILLed mid-run
 has its attempt's row marked ``interrupted`` by the worker that recovers the run, and a
-third machine shows and verifies the run from the shared history."""
+third machine shows and verifies the run from the shared history; the submitter lists,
+diffs, merges and discards a workspace run's branch in a shared repository from the
+receipt the history holds."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -112,19 +116,78 @@ async def test_a_lost_workers_attempt_is_marked_interrupted_in_the_shared_histor
         pg.close()
 
 
-async def _cc(env: dict[str, str], *args: str) -> Any:
+async def _cc(env: dict[str, str], *args: str, cwd: Path | None = None) -> Any:
     import asyncio
-    import subprocess
 
     return await asyncio.to_thread(
         subprocess.run,
         [CLI, *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+async def test_the_submitter_merges_a_shared_repositorys_workspace_from_the_history(
+    fleet_bed: Any, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    postgres_server.sql("DROP DATABASE IF EXISTS fleet_workspace")
+    postgres_server.sql("CREATE DATABASE fleet_workspace")
+    url = postgres_server.url("fleet_workspace")
+    write = ToolUse("Write", {"file_path": "fleet.txt", "content": "from the fleet\n"})
+    bed: FleetBed
+    async with fleet_bed(Script([Rule(answers=[Reply([write]), Reply([Text("Done.")])])])) as bed:
+        # The shared folder (the same path on every machine) is a repository.
+        repo = bed.workdir
+        _git(repo, "init", "-q", "-b", "main")
+        (repo / "readme.txt").write_text("hello\n")
+        _git(repo, "add", "-A")
+        _git(repo, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qm", "one")
+        worker = bed.start_worker(env=_machine(tmp_path, url, "machine-one"))
+        handle = start_run(
+            "write it", fleet=bed.url, cwd=str(repo), workspace="worktree", allowed_tools=["Write"]
+        )
+        result = await handle.wait()
+        assert result.ok, result.error
+        assert result.workspace is not None
+        branch = f"cc-executor/{handle.run_id}"
+        assert result.workspace["branch"] == branch
+        # The worker's machine is gone from here: its run folder (receipt, patch, worktree)
+        # is not on the submitter's machine, only the shared repository and the history.
+        worker.stop()
+        worker.data.rename(worker.data.with_name("elsewhere"))
+
+    submitter = {
+        **os.environ,
+        **_machine(tmp_path, url, "machine-two"),
+        "CC_EXECUTOR_HOME": str(tmp_path / "submitter"),
+    }
+    listed = await _cc(submitter, "workspace", "list", "--json", cwd=repo)
+    assert listed.returncode == 0, listed.stderr
+    [item] = orjson.loads(listed.stdout)["workspaces"]
+    assert item["changes"] == [{"path": "fleet.txt", "kind": "added"}], item
+    assert item["base"] == _git(repo, "rev-parse", "main")
+    # From any folder: the receipt names the shared repository.
+    diff = await _cc(submitter, "workspace", "diff", handle.run_id, cwd=tmp_path)
+    assert diff.returncode == 0, diff.stderr
+    assert "+from the fleet" in diff.stdout
+    merged = await _cc(submitter, "workspace", "merge", handle.run_id, cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    assert "fast-forward" in merged.stdout
+    assert (repo / "fleet.txt").read_text() == "from the fleet\n"
+    discarded = await _cc(submitter, "workspace", "discard", handle.run_id, cwd=tmp_path)
+    assert discarded.returncode == 0, discarded.stderr
+    assert _git(repo, "branch", "--list", branch) == ""
+    assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
 async def test_an_idle_worker_writes_what_an_outage_left_pending_once_the_database_is_back(

@@ -134,7 +134,7 @@ def discard(args: argparse.Namespace) -> int:
         said = f"discarded the workspace of run {done['run_id']}"
         if done.get("remote_deleted"):
             return said + f"; its branch deleted from {', '.join(done['remote_deleted'])}"
-        if "branch_deleted" in done and not args.remote:
+        if "branch_deleted" in done and not args.remote and "worktree_removed" not in done:
             # A run of another machine: its branch is on a remote, and was left there.
             return said + "; its pushed branch stays on the remote (--remote deletes it)"
         return said

@@ -304,7 +304,7 @@ def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
     ``cc-executor/<run_id>`` from the remotes of the repository holding ``cwd`` (the
     first one that has it) and return a receipt for it (``base``: where it leaves the
     current HEAD's history). ``WorkspaceError`` when no remote has it."""
-    from cc_executor._run._workspace import BRANCH_PREFIX, _Git
+    from cc_executor._run._workspace import BRANCH_PREFIX, _branch_exists, _Git
 
     try:
         check_ref(BRANCH_PREFIX + run_id)
@@ -334,10 +334,21 @@ def fetch_receipt(run_id: str, cwd: str) -> dict[str, Any]:
                 "remote": remote,
                 "fetched": True,
             }
+    if _branch_exists(git, top, branch):
+        # A shared repository (a fleet run on a cwd every machine mounts): the run's
+        # worktree and branch were made in it, and no history here holds its receipt.
+        return {
+            "run_id": run_id,
+            "mode": "worktree",
+            "branch": branch,
+            "commit": git.out("rev-parse", branch, cwd=top),
+            "base": git.out("merge-base", "HEAD", branch, cwd=top),
+            "repo": top,
+        }
     said = f"its remotes ({', '.join(remotes)})" if remotes else "it has no remote"
     raise WorkspaceError(
         f"run {run_id} has no workspace on this machine, and no branch {branch} was found "
-        f"from {top}: {said}"
+        f"in {top} or from {said}"
     )
 
 
@@ -383,18 +394,37 @@ def discard_fetched(run_id: str, cwd: str, *, remote: bool) -> dict[str, Any]:
             deleted.append(name)
     local = _branch_exists(git, top, branch)
     if local:
+        # A shared repository's branch is still checked out in the run's worktree (its
+        # folder on the worker's machine): that worktree goes first, as git requires.
+        shared = _worktrees_of(git, top, branch)
+        for path in shared:
+            git.run("worktree", "remove", "--force", "--force", path, check=False)
         git.run("branch", "-D", "-q", branch)
     if not local and not deleted:
         where = f"in {top} or its remotes" if remote else f"in {top}"
         raise WorkspaceError(
             f"run {run_id} has no workspace on this machine, and no branch {branch} {where}"
         )
-    return {
+    done: dict[str, Any] = {
         "run_id": run_id,
         "discarded": True,
         "branch_deleted": local,
         "remote_deleted": deleted,
     }
+    if local and shared:
+        done["worktree_removed"] = shared
+    return done
+
+
+def _worktrees_of(git: _Git, top: str, branch: str) -> list[str]:
+    """The worktrees of the repository at ``top`` that have ``branch`` checked out."""
+    found, path = [], None
+    for line in git.out("worktree", "list", "--porcelain", cwd=top).splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+        elif line == f"branch refs/heads/{branch}" and path is not None:
+            found.append(path)
+    return found
 
 
 def push_receipt(receipt: Mapping[str, Any], url: str, problem: str | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -40,10 +41,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cc_executor._errors import WorkspaceConflict, WorkspaceError
 from cc_executor._run._git import ALWAYS, git_c_args, git_env, git_overrides, in_git_tree
+
+if TYPE_CHECKING:
+    from cc_executor._store import HistoryStore, RunRecord
 
 #: The modes of the ``workspace`` option.
 MODES = ("worktree", "copy")
@@ -565,59 +569,158 @@ def set_branch(repo: str, branch: str, commit: str) -> None:
 
 # -- the operations on finished workspaces -----------------------------------------------
 
+#: The history's artifacts of a workspace run: its receipt and its patch.
+RECEIPT_ARTIFACT = "workspace"
+PATCH_ARTIFACT = "workspace patch"
 
-def _run_dir_of(run_id: str) -> str:
-    """The run folder of ``run_id``: the history's record of it, else the default place."""
-    from cc_executor._paths import runs_dir
+
+@dataclass
+class _Found:
+    """A run's receipt and where it came from. ``patch``: the patch as the history holds
+    it, checked against its sha256 (a run whose folder is on another machine); ``host``:
+    the machine the run was made on, when its folder is not on this one."""
+
+    receipt: dict[str, Any]
+    patch: bytes | None = None
+    host: str | None = None
+
+
+def _open_history() -> HistoryStore | None:
+    """This machine's history (a shared PostgreSQL one when configured), or None."""
     from cc_executor._store import HistoryError, open_store
 
-    with contextlib.suppress(HistoryError, OSError):
-        store = open_store()
-        try:
+    try:
+        return open_store()
+    except (HistoryError, OSError):
+        return None
+
+
+def _find(run_id: str, store: HistoryStore | None) -> _Found | None:
+    """Run ``run_id``'s receipt: the ``workspace.json`` of its run folder (the history's
+    record of it names the folder, else the default place), else the history's copy of it
+    (:func:`_history_copy`). None when neither exists; ``WorkspaceError`` when one exists
+    but cannot be used."""
+    from cc_executor._paths import runs_dir
+    from cc_executor._store import HistoryError
+
+    record = None
+    if store is not None:
+        with contextlib.suppress(HistoryError, OSError):
             record = store.get(run_id)
-        finally:
-            store.close()
-        if record is not None and record.run_dir:
-            return record.run_dir
-    return str(runs_dir() / run_id)
-
-
-def load_receipt(run_id: str) -> dict[str, Any]:
-    """The ``workspace.json`` of run ``run_id``; ``WorkspaceError`` when it has none."""
-    path = os.path.join(_run_dir_of(run_id), RECEIPT_NAME)
+    run_dir = record.run_dir if record is not None and record.run_dir else runs_dir() / run_id
+    path = os.path.join(run_dir, RECEIPT_NAME)
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
     except FileNotFoundError:
-        raise WorkspaceError(f"run {run_id} has no workspace (no {path})") from None
+        return _history_copy(store, record) if record is not None else None
     except (OSError, ValueError) as exc:
         raise WorkspaceError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("branch"), str):
         raise WorkspaceError(f"{path} is not a workspace receipt")
-    return data
+    return _Found(data, host=_other_host(record))
 
 
-def _receipt_anywhere(run_id: str) -> dict[str, Any]:
-    """The receipt of run ``run_id`` (see :func:`load_receipt`); for a run of another
-    machine (a fleet worker that pushed its branch), the branch fetched from the remotes
-    of the repository of the current folder, and a receipt made for it."""
+def _other_host(record: RunRecord | None) -> str | None:
+    """The machine ``record``'s run was made on, when it is not this one."""
+    from cc_executor._store import HOST
+
+    host = record.host if record is not None else None
+    return host if host not in (None, HOST) else None
+
+
+def _history_copy(store: HistoryStore | None, record: RunRecord) -> _Found | None:
+    """The receipt of ``record``'s run from the history's copies of its files (a
+    PostgreSQL history holds them for the runs of every machine, a fleet worker's
+    included), each checked against the sha256 its record receipted. None when the run
+    had no workspace, or is a run of this machine whose folder is gone and of which the
+    history holds no copy."""
+    from cc_executor._store import HistoryError
+
+    artifacts = {a.name: a for a in record.artifacts}
+    if RECEIPT_ARTIFACT not in artifacts:
+        return None
+    host = _other_host(record)
+
+    def copy(name: str) -> bytes | None:
+        if store is None:
+            return None
+        try:
+            data = store.file_content(record.id, name)
+        except (HistoryError, OSError) as exc:
+            raise WorkspaceError(f"cannot read the history's copy of run {record.id}'s "
+                                 f"{name}: {exc}") from None  # fmt: skip
+        if data is not None and hashlib.sha256(data).hexdigest() != artifacts[name].sha256:
+            raise WorkspaceError(
+                f"the history's copy of run {record.id}'s {name} does not match its receipt "
+                f"(altered?): see cc-executor verify {record.id}"
+            )
+        return data
+
+    data = copy(RECEIPT_ARTIFACT)
+    if data is None and host is None:
+        return None
+    if data is None:
+        raise WorkspaceError(
+            f"run {record.id} was made on {host}, and this history holds no copy of its "
+            "workspace's receipt: give the fleet's PostgreSQL history (--history "
+            f"postgresql://...), or run this on {host}"
+        )
     try:
-        return load_receipt(run_id)
-    except WorkspaceError:
-        if not _elsewhere(run_id):
-            raise
+        receipt = json.loads(data)
+    except ValueError:
+        receipt = None
+    if (
+        not isinstance(receipt, dict)
+        or receipt.get("run_id") != record.id
+        or not str(receipt.get("branch")).startswith(BRANCH_PREFIX)
+        or not isinstance(receipt.get("repo"), str)
+    ):
+        raise WorkspaceError(f"the history's copy of run {record.id}'s receipt is not its own")
+    patch = copy(PATCH_ARTIFACT) if PATCH_ARTIFACT in artifacts else None
+    return _Found(receipt, patch, host)
+
+
+def load_receipt(run_id: str) -> dict[str, Any]:
+    """The ``workspace.json`` of run ``run_id``: from its run folder, or else the history's
+    copy of it (a run of another machine on a shared PostgreSQL history), checked against
+    its sha256; ``WorkspaceError`` when it has none."""
+    store = _open_history()
+    try:
+        found = _find(run_id, store)
+    finally:
+        if store is not None:
+            store.close()
+    if found is None:
+        raise WorkspaceError(f"run {run_id} has no workspace (no receipt here or in the history)")
+    return found.receipt
+
+
+def _receipt_anywhere(run_id: str, *, fetch: bool = True) -> _Found:
+    """The receipt of run ``run_id`` (see :func:`load_receipt`); for a run of another
+    machine that pushed its branch, or one no history here knows, the branch
+    ``cc-executor/<run_id>`` of the repository of the current folder (fetched from its
+    remotes, or already there: a shared repository), and a receipt made for it (never
+    with ``fetch=False``: no remote is reached)."""
+    store = _open_history()
+    try:
+        found = _find(run_id, store)
+    finally:
+        if store is not None:
+            store.close()
+    pushed = found is not None and found.host is not None and found.receipt.get("pushed")
+    if fetch and (found is None or pushed) and in_git_tree(os.getcwd()):
         from cc_executor._run._repo import fetch_receipt
 
-        return fetch_receipt(run_id, os.getcwd())
-
-
-def _elsewhere(run_id: str) -> bool:
-    """Whether run ``run_id``, without a receipt here, may be a run of another machine whose
-    branch the repository of the current folder can reach (not when a receipt is here but
-    cannot be read: that is said)."""
-    if os.path.exists(os.path.join(_run_dir_of(run_id), RECEIPT_NAME)):
-        return False
-    return in_git_tree(os.getcwd())
+        try:
+            return _Found(fetch_receipt(run_id, os.getcwd()))
+        except WorkspaceError:
+            # What the remotes said, unless the clone the run pushed from is here too.
+            if found is None or not _reachable(_where(found.receipt)):
+                raise
+    if found is None:
+        raise WorkspaceError(f"run {run_id} has no workspace (no receipt here or in the history)")
+    return found
 
 
 def _branch_exists(git: _Git, where: str, branch: str) -> bool:
@@ -630,40 +733,97 @@ def _where(receipt: Mapping[str, Any]) -> str:
     return str(receipt["repo"] if receipt.get("mode") == "worktree" else receipt["path"])
 
 
+def _unreachable(run_id: str, found: _Found, where: str, *, diff: bool = True) -> WorkspaceError:
+    """The error for a run whose repository (or folder) is not on this machine; ``diff``:
+    say that ``workspace diff`` still shows its patch."""
+    receipt = found.receipt
+    if found.host and receipt.get("pushed"):
+        return WorkspaceError(
+            f"run {run_id}'s workspace is in a clone on {found.host}, and its branch "
+            f"{receipt.get('branch')} was pushed to {receipt.get('remote')}: run this in a "
+            "clone of that repository"
+        )
+    on = f" on {found.host}" if found.host else ""
+    return WorkspaceError(
+        f"run {run_id}'s workspace is in {where}{on}, which this machine cannot reach: run "
+        f"this where {where} is mounted at that same path"
+        + (f" (or on {found.host})" if found.host else "")
+        + ("; workspace diff shows the patch the history holds" if diff else "")
+    )
+
+
+def _reachable(where: str) -> bool:
+    """Whether the repository (or folder) ``where`` of a receipt is here: for a run of
+    another machine, a folder on shared storage, seen at the same path."""
+    return os.path.isdir(where)
+
+
+def _patch_text(run_id: str, found: _Found, where: str) -> str:
+    """The receipt's patch: the history's copy, else the patch file in the run folder."""
+    if found.patch is not None:
+        return found.patch.decode("utf-8", "replace")
+    path = found.receipt.get("patch_path")
+    if found.host is not None or not isinstance(path, str) or not os.path.isfile(path):
+        raise _unreachable(run_id, found, where, diff=False)
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
 def workspace_list(repo: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The workspaces of the git repository holding ``repo`` (default: the current folder)
     whose branch still exists: each run's receipt with ``run_id`` and ``worktree`` (whether
-    its worktree is still checked out)."""
+    its worktree is still checked out). A run of another machine in a shared repository
+    shows the receipt the history holds for it."""
     folder = os.path.abspath(os.fspath(repo) if repo is not None else os.getcwd())
     git = _Git(folder)
     top = git.out("rev-parse", "--show-toplevel")
     refs = git.out("for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}")
-    worktrees = {
-        line.removeprefix("worktree ")
-        for line in git.out("worktree", "list", "--porcelain").splitlines()
-        if line.startswith("worktree ")
-    }
+    worktrees: dict[str, str] = {}  # each worktree's branch ("": none)
+    path = None
+    for line in git.out("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = line.removeprefix("worktree ")
+            worktrees[path] = ""
+        elif line.startswith("branch refs/heads/") and path is not None:
+            worktrees[path] = line.removeprefix("branch refs/heads/")
+    checked_out = {branch: path for path, branch in worktrees.items() if branch}
     found = []
-    for branch in refs.splitlines():
-        run_id = branch.removeprefix(BRANCH_PREFIX)
-        try:
-            receipt = load_receipt(run_id)
-        except WorkspaceError:
-            receipt = {"run_id": run_id, "branch": branch, "repo": top}
-        receipt["worktree"] = receipt.get("path") in worktrees
-        found.append(receipt)
+    store = _open_history() if refs else None
+    try:
+        for branch in refs.splitlines():
+            run_id = branch.removeprefix(BRANCH_PREFIX)
+            try:
+                known = _find(run_id, store)
+            except WorkspaceError:
+                known = None
+            receipt: dict[str, Any] = (
+                known.receipt if known is not None else {"run_id": run_id, "branch": branch,
+                                                         "repo": top}
+            )  # fmt: skip
+            if known is None and branch in checked_out:
+                receipt["path"] = checked_out[branch]  # a run no history here knows
+            receipt["worktree"] = receipt.get("path") in worktrees
+            found.append(receipt)
+    finally:
+        if store is not None:
+            store.close()
     return found
 
 
-def workspace_diff(run_id: str) -> str:
+def workspace_diff(run_id: str, *, fetch: bool = True) -> str:
     """The changes of run ``run_id``'s branch since its base, as a patch (git's own diff of
     the branch as it is now: a commit added on it later shows too). A run of another
-    machine: its pushed branch, fetched from the current repository's remotes."""
-    receipt = _receipt_anywhere(run_id)
+    machine: its branch in the shared repository its receipt names (the history's copy of
+    the receipt), or its pushed branch, fetched from the current repository's remotes
+    (never with ``fetch=False``). Where the branch cannot be reached, the patch the receipt
+    names (the history's copy of it for a run of another machine)."""
+    found = _receipt_anywhere(run_id, fetch=fetch)
+    receipt = found.receipt
     where = _where(receipt)
+    if not _reachable(where):
+        return _patch_text(run_id, found, where)
     git = _Git(where)
     if not _branch_exists(git, where, receipt["branch"]):
-        return Path(receipt["patch_path"]).read_text(encoding="utf-8", errors="replace")
+        return _patch_text(run_id, found, where)
     done = git.run(
         "diff", "--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv",
         receipt["base"], receipt["branch"], cwd=where,
@@ -676,15 +836,25 @@ def workspace_merge(run_id: str) -> dict[str, Any]:
     branch has not moved, a merge commit otherwise. A conflict raises
     :class:`~cc_executor.WorkspaceConflict` naming the files, with the tree as it was
     (checked with ``git merge-tree`` before anything is written). A copy workspace's patch
-    is applied to the folder (all or nothing). A run of another machine: its pushed branch,
-    fetched from the current repository's remotes."""
-    receipt = _receipt_anywhere(run_id)
+    is applied to the folder (all or nothing). A run of another machine: its branch in the
+    shared repository the history's receipt names, or its pushed branch, fetched from the
+    current repository's remotes; ``WorkspaceError`` when neither is reachable from here."""
+    found = _receipt_anywhere(run_id)
+    receipt = found.receipt
     if receipt.get("mode") == "copy":
-        return _merge_copy(run_id, receipt)
+        return _merge_copy(run_id, found)
     repo = str(receipt["repo"])
     branch = receipt["branch"]
+    if not _reachable(repo):
+        raise _unreachable(run_id, found, repo)
     git = _Git(repo)
     if not _branch_exists(git, repo, branch):
+        if found.host is not None:
+            raise WorkspaceError(
+                f"run {run_id}'s branch {branch} is not in {repo} on this machine: that folder "
+                f"is not the repository the run used on {found.host} (not shared storage), or "
+                "the workspace was discarded"
+            )
         raise WorkspaceError(f"run {run_id}'s branch {branch} no longer exists (discarded?)")
     head = git.out("rev-parse", "HEAD")
     tip = git.out("rev-parse", branch)
@@ -719,11 +889,19 @@ def workspace_merge(run_id: str) -> dict[str, Any]:
     }
 
 
-def _merge_copy(run_id: str, receipt: Mapping[str, Any]) -> dict[str, Any]:
+def _merge_copy(run_id: str, found: _Found) -> dict[str, Any]:
+    receipt = found.receipt
     folder = str(receipt["repo"])
-    patch = str(receipt["patch_path"])
+    if not _reachable(folder):
+        raise _unreachable(run_id, found, folder)
+    patch = found.patch
+    if patch is None:
+        try:
+            patch = Path(str(receipt["patch_path"])).read_bytes()
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read the patch of run {run_id}: {exc}") from None
     git = _Git(folder)
-    check = git.run("apply", "--check", "--binary", patch, cwd=folder, check=False)
+    check = git.run("apply", "--check", "--binary", "-", cwd=folder, check=False, input=patch)
     if check.returncode != 0:
         said = check.stderr.decode("utf-8", "replace")
         files = sorted(
@@ -736,24 +914,33 @@ def _merge_copy(run_id: str, receipt: Mapping[str, Any]) -> dict[str, Any]:
         raise WorkspaceConflict(
             f"the patch of run {run_id} does not apply to {folder}: {said.strip()[:500]}", files
         )
-    git.run("apply", "--binary", patch, cwd=folder)
+    git.run("apply", "--binary", "-", cwd=folder, input=patch)
     return {"run_id": run_id, "merged": "patch applied", "commit": None}
 
 
 def workspace_discard(run_id: str, *, remote: bool = False) -> dict[str, Any]:
     """Remove run ``run_id``'s worktree (or copy) and branch; the receipt and patch in the
-    run folder stay (the history's receipts cover them). A run of another machine: the
+    run folder stay (the history's receipts cover them). A run of another machine: its
+    worktree and branch in the shared repository the history's receipt names, or the
     branch ``diff`` or ``merge`` fetched into the current repository. A branch pushed to a
     remote (a fleet or ``repo`` run's) stays there unless ``remote``; ``remote_deleted``
     names the remotes it was deleted from."""
+    store = _open_history()
     try:
-        receipt = load_receipt(run_id)
-    except WorkspaceError:
-        if not _elsewhere(run_id):
-            raise
+        found = _find(run_id, store)
+    finally:
+        if store is not None:
+            store.close()
+    fetched = found is None or (found.host is not None and found.receipt.get("pushed"))
+    if fetched and in_git_tree(os.getcwd()):
         from cc_executor._run._repo import discard_fetched
 
         return discard_fetched(run_id, os.getcwd(), remote=remote)
+    if found is None:
+        raise WorkspaceError(f"run {run_id} has no workspace (no receipt here or in the history)")
+    receipt = found.receipt
+    if found.host is not None and not _reachable(str(receipt["repo"])):
+        raise _unreachable(run_id, found, str(receipt["repo"]))
     deleted: list[str] = []
     if remote and receipt.get("pushed") and os.path.isdir(str(receipt["repo"])):
         from cc_executor._run._repo import delete_pushed
@@ -771,7 +958,9 @@ def workspace_prune(
 ) -> list[str]:
     """Discard the workspaces of the repository holding ``repo`` (default: the current
     folder) whose runs started more than ``older_than_s`` seconds ago (or are no longer in
-    the history); the ids of the runs whose workspaces went (or would go)."""
+    the history, unless their worktree is one this machine does not see: another
+    machine's, in a shared repository); the ids of the runs whose workspaces went (or
+    would go)."""
     from cc_executor._store import HistoryError, open_store
 
     cutoff = time.time() - older_than_s
@@ -783,6 +972,10 @@ def workspace_prune(
     try:
         for item in workspace_list(repo):
             record = store.get(item["run_id"]) if store is not None else None
+            if record is None and item["worktree"] and not os.path.exists(item["path"]):
+                # A worktree this machine does not see, of a run no history here knows:
+                # another machine's, in a shared repository, perhaps still in use.
+                continue
             if record is None or record.started_at < cutoff:
                 doomed.append(item["run_id"])
     finally:
@@ -819,8 +1012,9 @@ def _discard_receipt(receipt: Mapping[str, Any]) -> None:
         return
     repo = str(receipt["repo"])
     git = _Git(repo)
-    if os.path.exists(path):
-        git.run("worktree", "remove", "--force", "--force", path, check=False)
-    git.run("worktree", "prune", check=False)
+    # This worktree only, even when its folder is gone: `git worktree prune` would also
+    # drop the worktrees of a shared repository made on other machines, whose folders this
+    # one does not see, while their runs still use them.
+    git.run("worktree", "remove", "--force", "--force", path, check=False)
     if _branch_exists(git, repo, str(receipt["branch"])):
         git.run("branch", "-D", "-q", str(receipt["branch"]))

@@ -236,9 +236,8 @@ class RunManager:
 
         def get() -> RunRecord | None:
             record = store.get(run_id)
-            return (
-                record if record is not None and _ran_inside(record, self._policy.inside) else None
-            )
+            inside = self._policy.inside
+            return record if record is not None and _ran_inside(record, inside, store) else None
 
         return await asyncio.to_thread(get)
 
@@ -1557,32 +1556,45 @@ _WORKSPACE_ARTIFACT = "workspace"
 _RECEIPT_MAX_BYTES = 16 << 20
 
 
-def _ran_inside(record: RunRecord, inside: Callable[[str | None], bool]) -> bool:
+def _ran_inside(
+    record: RunRecord, inside: Callable[[str | None], bool], store: HistoryStore | None = None
+) -> bool:
     """Whether the history's run ran in an allowed folder: its cwd, or, for a run in a
     workspace (whose cwd is in its own run folder), the user's folder the workspace was
-    made from. Nothing else widens the scope."""
-    return inside(record.cwd) or inside(_workspace_origin(record))
+    made from. Nothing else widens the scope. ``store``: read the receipt's copy there when
+    the run folder is not on this machine (one run looked up, not a list: a query each)."""
+    return inside(record.cwd) or inside(_workspace_origin(record, store))
 
 
-def _workspace_origin(record: RunRecord) -> str | None:
+def _workspace_origin(record: RunRecord, store: HistoryStore | None = None) -> str | None:
     """The user's folder of a workspace run (the receipt's ``repo``), or None. The history
-    keeps no such field, so the receipt is read, and trusted only when it is the one the
-    history receipted (same sha256: the agent may have written the run folder) and its
-    workspace holds the record's cwd (a receipt names its own run's folders)."""
+    keeps no such field, so the receipt is read (from the run folder, else the copy
+    ``store`` holds: a fleet worker's run on a PostgreSQL history), and trusted only when it
+    is the one the history receipted (same sha256: the agent may have written the run
+    folder) and its workspace holds the record's cwd (a receipt names its own run's
+    folders)."""
     artifact = next((a for a in record.artifacts if a.name == _WORKSPACE_ARTIFACT), None)
     if artifact is None or not record.cwd:
         return None
     try:
-        # Non-blocking, regular files only: a fifo left in its place must not hang the server.
-        fd = os.open(artifact.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        with open(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        try:
+            # Non-blocking, regular files only: a fifo in its place must not hang the server.
+            flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(artifact.path, flags)
+        except FileNotFoundError:
+            copy = store.file_content(record.id, artifact.name) if store is not None else None
+            if copy is None:
                 return None
-            data = file.read(_RECEIPT_MAX_BYTES + 1)
+            data = copy[: _RECEIPT_MAX_BYTES + 1]
+        else:
+            with open(fd, "rb") as file:
+                if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                    return None
+                data = file.read(_RECEIPT_MAX_BYTES + 1)
         if len(data) > _RECEIPT_MAX_BYTES or hashlib.sha256(data).hexdigest() != artifact.sha256:
             return None
         receipt = json.loads(data)
-    except (OSError, ValueError):
+    except (OSError, ValueError, HistoryError):
         return None
     if not isinstance(receipt, dict) or receipt.get("run_id") != record.id:
         return None

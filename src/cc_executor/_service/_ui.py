@@ -373,10 +373,10 @@ def _workspace_parts(run_id: str, given: Any) -> tuple[dict[str, Any] | None, st
         return None, None
     diff = None
     if local is not None:
-        # Only a branch of this machine: the diff of another's would fetch it from a
-        # remote (the diff endpoint does that on request; a page load should not).
+        # Never from a remote: the diff of a pushed branch would fetch it (the diff
+        # endpoint does that on request; a page load should not).
         with contextlib.suppress(WorkspaceError, OSError, ValueError):
-            diff = _workspace.workspace_diff(run_id)
+            diff = _workspace.workspace_diff(run_id, fetch=False)
     return receipt, diff
 
 
