@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,8 @@ WEBHOOK_BACKOFF_S = (1.0, 4.0)
 WEBHOOK_TIMEOUT_S = 10.0
 #: The version of the webhook's JSON payload (docs/fleet.md, "Budgets").
 PAYLOAD_VERSION = 1
+#: The soft thresholds (fractions of the total) a budget announces when none is given.
+DEFAULT_THRESHOLDS = (0.8,)
 
 
 def run_cap(options: Mapping[str, Any], reserve: Mapping[str, float] | None) -> float | None:
@@ -64,6 +66,35 @@ def charge(status: Status, cost_usd: float | None, reserved: float) -> float:
     if status in (Status.SPAWN_FAILED, Status.USAGE_ERROR):
         return 0.0
     return reserved
+
+
+def check_thresholds(
+    percents: float | Iterable[float] | None, label: str = "--budget-threshold"
+) -> tuple[float, ...]:
+    """The soft thresholds ``percents`` (percent of the total: one number or several) as
+    fractions, sorted and each once; () for none given (:data:`DEFAULT_THRESHOLDS` then).
+    Each is kept to a tenth of a percent, as the fleet's ledger counts them (per-mille), so
+    a task list and a fleet announce the same thresholds; ValueError naming ``label`` for
+    one outside [0.1, 100] or not a number."""
+    if percents is None:
+        return ()
+    given: list[Any]
+    try:
+        given = [percents] if isinstance(percents, (int, float, str)) else list(percents)
+    except TypeError:
+        given = [percents]
+    fractions = set()
+    for percent in given:
+        if (
+            isinstance(percent, bool)
+            or not isinstance(percent, (int, float))
+            or not 0.1 <= percent <= 100  # NaN is refused too
+        ):
+            number = isinstance(percent, (int, float)) and not isinstance(percent, bool)
+            shown = f"{percent:g}" if number else repr(percent)
+            raise ValueError(f"{label} must be a percentage in [0.1, 100], got {shown}")
+        fractions.add(round(percent * 10) / 1000)
+    return tuple(sorted(fractions))
 
 
 # -- the webhook --------------------------------------------------------------------------
@@ -187,7 +218,7 @@ class BudgetGuard:
     total_usd: float
     name: str = "default"
     reserve: Mapping[str, float] = field(default_factory=dict)
-    thresholds: Sequence[float] = (0.8,)
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
     webhook: str | None = None
     on_exhausted: OnExhausted = None
     cancel: Callable[[str], Awaitable[None]] | None = None
@@ -315,7 +346,7 @@ class BudgetSettings:
     total_usd: float
     name: str = "default"
     reserve: Mapping[str, float] = field(default_factory=dict)
-    thresholds: Sequence[float] = (0.8,)
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
     webhook: str | None = None
     on_exhausted: OnExhausted = None
 

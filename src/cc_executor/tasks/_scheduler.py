@@ -19,7 +19,7 @@ import heapq
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,7 +34,12 @@ from cc_executor._agents._types import (
 )
 from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
-from cc_executor._run._budget import OnExhausted, budget_note, send_webhook
+from cc_executor._run._budget import (
+    DEFAULT_THRESHOLDS,
+    OnExhausted,
+    budget_note,
+    send_webhook,
+)
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import Decider, PermissionRequest
 from cc_executor._run._result import RunResult
@@ -130,6 +135,7 @@ class ListRun:
         fleet: tuple[str, str | None] | None = None,
         on_permission: TaskDecider | None = None,
         decider_name: str = "callback",
+        budget_thresholds: Sequence[float] | None = None,
         budget_webhook: str | None = None,
         on_budget_exhausted: OnExhausted = None,
     ) -> None:
@@ -184,7 +190,12 @@ class ListRun:
         self.budget: Budget | None = None
         if budget_usd is not None:
             caps = {t.id: task_cap(options[t.id], self.reserve) for t in spec.tasks}
-            self.budget = Budget(budget_usd, charged(self.states.values()), caps)
+            self.budget = Budget(
+                budget_usd,
+                charged(self.states.values()),
+                caps,
+                tuple(budget_thresholds or DEFAULT_THRESHOLDS),
+            )
             alone = [tid for tid, cap in caps.items() if cap is None]
             if alone and max_parallel > 1 and not spec.one_at_a_time:
                 shown = ", ".join(alone[:5]) + (
