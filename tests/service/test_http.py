@@ -211,6 +211,29 @@ async def test_bad_requests_get_specific_errors(
             "forbidden",
         ),
         ({"tasks": "## Task 1: a\nhi\n"}, 400, "invalid_request"),
+        # Where a list's budget notes go is the server's caller's choice, never a client's:
+        # neither the list nor the request's options may name a webhook or its hosts.
+        (
+            {
+                "tasks": {"tasks": [{"id": "a", "prompt": "x"}]},
+                "options": {
+                    "budget_webhook": "http://example.com/b",
+                    "budget_webhook_allow_host": ["example.com"],
+                },
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            {
+                "tasks": {
+                    "budget_webhook_allow_host": "example.com",
+                    "tasks": [{"id": "a", "prompt": "x"}],
+                }
+            },
+            400,
+            "invalid_request",
+        ),
     ]
     async with service.client() as client:
         for body, status, code in cases:

@@ -21,6 +21,7 @@ from cc_executor.tasks import (
     ListStatus,
     TaskListError,
     parse_task_list,
+    resume_tasks,
     run_tasks,
     run_tasks_sync,
 )
@@ -294,3 +295,44 @@ def test_the_caller_s_thresholds_and_allowed_hosts_are_checked() -> None:
     ):
         with pytest.raises(ValueError, match=re.escape(said)):
             run_tasks_sync({"tasks": [{"id": "a", "prompt": "x"}]}, budget_usd=1, **kwargs)
+
+
+async def test_a_resume_keeps_the_first_run_s_thresholds(tmp_path: Path) -> None:
+    """``b`` fails at first, before its session (charged nothing: 45% of $1 spent);
+    resumed without thresholds, its end passes the 90% the first run asked for, announced
+    as 90%, not as the default 80%."""
+    quick = _agent(tmp_path, "quick", QUICK)
+    flaky = _agent(
+        tmp_path,
+        "flaky",
+        "import os, sys\nif not os.path.exists('fixed'):\n    sys.exit(3)\n" + QUICK,
+    )
+    spec = {
+        "tasks": [
+            {"id": "a", "prompt": "x", "agent_spec": quick},
+            {"id": "b", "prompt": "x", "agent_spec": flaky},
+        ],
+        "defaults": {"agent": "command"},
+    }
+    events: list[BudgetEvent] = []
+
+    def keep(_tid: str, event: Any) -> None:
+        if isinstance(event, BudgetEvent):
+            events.append(event)
+
+    first = await run_tasks(
+        spec,
+        budget_usd=1.0,
+        reserve_usd=0.45,
+        budget_threshold=90,
+        on_event=keep,
+        cwd=tmp_path,
+        heartbeat_s=0,
+    )
+    assert [t.status.value for t in first.tasks.values()] == ["ok", "failed"]
+    assert first.budget_spent_usd == pytest.approx(0.45)
+    assert events == []
+    (tmp_path / "fixed").touch()
+    again = await resume_tasks(first.list_id, on_event=keep, heartbeat_s=0)
+    assert again.ok, again.tasks
+    assert [(e.what, e.threshold) for e in events] == [("threshold", 0.9)]
