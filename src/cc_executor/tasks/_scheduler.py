@@ -37,8 +37,8 @@ from cc_executor._ids import new_run_id
 from cc_executor._run._budget import (
     DEFAULT_THRESHOLDS,
     OnExhausted,
+    WebhookSender,
     budget_note,
-    send_webhook,
 )
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import Decider, PermissionRequest
@@ -147,7 +147,8 @@ class ListRun:
         #: The running tasks were cancelled because the budget was exhausted.
         self.budget_cancelled = False
         self._said_exhausted = False
-        self._sending: set[asyncio.Future[bool]] = set()
+        #: Where the budget's notes are POSTed, in order (None: no webhook).
+        self._sender = WebhookSender(budget_webhook) if budget_webhook is not None else None
         self.on_permission = on_permission
         self.decider_name = decider_name
         #: Whether the list said that its asks are denied for want of a decider (once).
@@ -329,9 +330,9 @@ class ListRun:
                 await asyncio.to_thread(self.recorder.start, self.record)
                 self._write_list(ListStatus.RUNNING, durable=True)
                 await self._schedule()
-                if self._sending:
+                if self._sender is not None:
                     # The webhook's calls under way (each gives up after its 3 tries).
-                    await asyncio.gather(*self._sending, return_exceptions=True)
+                    await self._sender.aclose()
             except BaseException as exc:
                 # Cancellation of the caller, or an exception from on_event: stop every
                 # task the orderly way (trees killed), then record the state and re-raise.
@@ -492,11 +493,9 @@ class ListRun:
             total=budget.total, spent=budget.spent, held=sum(budget.held.values())
         )
         name = self.spec.name or "task list"
-        if self.budget_webhook is not None:
+        if self._sender is not None:
             note = budget_note(what, name, state, self.list_id, threshold, task_id=task_id, **extra)
-            sending = asyncio.ensure_future(send_webhook(self.budget_webhook, note))
-            self._sending.add(sending)
-            sending.add_done_callback(self._sending.discard)
+            self._sender.send(note)
         await self._emit(
             task_id,
             BudgetEvent(
