@@ -348,7 +348,7 @@ def _budget_settings(args: argparse.Namespace) -> Any:
         return None
     if not args.budget_usd > 0 or args.budget_usd == float("inf"):
         raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd:g}")
-    thresholds = check_thresholds(args.budget_threshold)
+    thresholds = check_thresholds(args.budget_threshold or None)
     from cc_executor._fleet._budget import check_budget_name
 
     webhook = args.budget_webhook

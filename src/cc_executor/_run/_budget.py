@@ -72,7 +72,7 @@ def check_thresholds(
     percents: float | Iterable[float] | None, label: str = "--budget-threshold"
 ) -> tuple[float, ...]:
     """The soft thresholds ``percents`` (percent of the total: one number or several) as
-    fractions, sorted and each once; () for none given (:data:`DEFAULT_THRESHOLDS` then).
+    fractions, sorted and each once; () for None (:data:`DEFAULT_THRESHOLDS` then).
     Each is kept to a tenth of a percent, as the fleet's ledger counts them (per-mille), so
     a task list and a fleet announce the same thresholds; ValueError naming ``label`` for
     one outside [0.1, 100] or not a number."""
@@ -83,6 +83,8 @@ def check_thresholds(
         given = [percents] if isinstance(percents, (int, float, str)) else list(percents)
     except TypeError:
         given = [percents]
+    if not given:
+        raise ValueError(f"{label}: at least one percentage")
     fractions = set()
     for percent in given:
         if (

@@ -210,8 +210,6 @@ class Checker:
             given = data["budget_threshold"]
             given = list(given) if isinstance(given, (list, tuple)) else [given]
             try:
-                if not given:
-                    raise ValueError("budget_threshold: at least one percentage")
                 check_thresholds(given, "budget_threshold")
             except ValueError as exc:
                 self.problem(str(exc), top_lines.get(("budget_threshold",)))
