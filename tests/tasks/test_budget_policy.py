@@ -189,6 +189,14 @@ def test_a_webhook_elsewhere_and_a_bad_policy_are_refused_clearly(tmp_path: Path
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1
     assert "example.com is neither a loopback address" in done.stderr
+    bad = subprocess.run(
+        [CLI, "tasks", "run", str(spec), "--budget-usd", "1", "--budget-threshold", "0"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "cc-executor tasks: --budget-threshold must be a percentage in [0.1, 100], got 0\n",
+    )
     with pytest.raises(TaskListError, match="on_budget_exhausted: cancel or drain"):
         parse_task_list(
             "tasks:\n  - {id: a, prompt: x}\non_budget_exhausted: stop\n", format="yaml"
@@ -293,13 +301,15 @@ def test_a_list_file_cannot_name_the_webhook_nor_where_it_may_go() -> None:
 
 
 def test_the_caller_s_thresholds_and_allowed_hosts_are_checked() -> None:
-    for kwargs, said in (
+    for given, said in (
         ({"budget_threshold": 101}, "budget_threshold must be a percentage in [0.1, 100]"),
         ({"budget_threshold": [50, True]}, "got True"),
         ({"budget_webhook_allow_host": [""]}, "budget_webhook_allow_host: host names"),
+        ({"budget_usd": None, "budget_threshold": 50}, "need a budget (budget_usd, given or"),
     ):
+        kwargs: dict[str, Any] = {"budget_usd": 1, **given}
         with pytest.raises(ValueError, match=re.escape(said)):
-            run_tasks_sync({"tasks": [{"id": "a", "prompt": "x"}]}, budget_usd=1, **kwargs)
+            run_tasks_sync({"tasks": [{"id": "a", "prompt": "x"}]}, **kwargs)
 
 
 async def test_a_resume_keeps_the_first_run_s_thresholds(tmp_path: Path) -> None:

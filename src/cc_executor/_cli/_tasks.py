@@ -115,7 +115,7 @@ def budget_policy_options(p: argparse.ArgumentParser, *, default: str) -> None:
         action="append",
         default=[],
         metavar="PERCENT",
-        help="with --budget-usd: announce (a budget event, a log line, --budget-webhook) "
+        help="with --budget-usd: announce (a budget event, a line on stderr, --budget-webhook) "
         "when spending passes PERCENT of the budget (repeatable; default 80)",
     )
     p.add_argument(
@@ -135,7 +135,11 @@ def budget_policy_options(p: argparse.ArgumentParser, *, default: str) -> None:
 
 
 def _budget_policy(args: argparse.Namespace) -> dict[str, Any]:
-    """The budget policy flags as :func:`~cc_executor.tasks.run_tasks` takes them."""
+    """The budget policy flags as :func:`~cc_executor.tasks.run_tasks` takes them (a bad
+    threshold is refused here, named as its flag)."""
+    from cc_executor._run._budget import check_thresholds
+
+    check_thresholds(args.budget_threshold or None)
     return {
         "budget_threshold": args.budget_threshold or None,
         "budget_webhook": args.budget_webhook,

@@ -175,6 +175,16 @@ def budget_policy(
     return policy
 
 
+def _need_budget(budget: float | None, *given: Any) -> None:
+    """ValueError when the caller gave a budget's thresholds or webhook and the list has
+    no budget (they would do nothing), as a worker refuses them without --budget-usd."""
+    if budget is None and any(g is not None and g != [] for g in given):
+        raise ValueError(
+            "budget_threshold, budget_webhook and budget_webhook_allow_host need a budget "
+            "(budget_usd, given or in the list)"
+        )
+
+
 def start_tasks(
     path_or_spec: PathOrSpec,
     *,
@@ -229,6 +239,7 @@ def start_tasks(
     reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
     budget = budget_usd if budget_usd is not None else spec.budget_usd
+    _need_budget(budget, budget_threshold, budget_webhook, budget_webhook_allow_host)
     if list_id is not None and not LIST_ID.match(list_id):
         raise ValueError(f"list_id must be 1-64 letters, digits, _ or -, got {list_id!r}")
     list_id = list_id or new_run_id()
@@ -340,6 +351,7 @@ def start_resume(
             meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
+        _need_budget(budget, budget_threshold, budget_webhook, budget_webhook_allow_host)
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
         # The first run's webhook and policy, unless given again.
         policy = {k: given_policy.get(k, meta.get(k)) for k in _POLICY}
