@@ -235,16 +235,17 @@ async def test_several_thresholds_are_each_announced_once_saying_which(
     ]
 
 
-def _local_name() -> tuple[str, str]:
+def _named_receiver() -> tuple[str, Receiver]:
     """A host name of this machine that is not ``localhost``, so a webhook naming it needs
-    ``--budget-webhook-allow-host``, and the IPv4 address it resolves to: the machine's
-    name, else ``127.1`` (a name to the URL check, 127.0.0.1 to the resolver, no DNS)."""
+    ``--budget-webhook-allow-host``, and a receiver on the address it resolves to: the
+    machine's name, else ``127.1`` (a name to the URL check, 127.0.0.1 to the resolver)."""
     for name in (socket.gethostname(), "127.1"):
         try:
-            return name, str(socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0])
+            address = socket.getaddrinfo(name, None, socket.AF_INET)[0][4][0]
+            return name, Receiver(str(address))
         except OSError:
-            continue
-    raise AssertionError("127.1 does not resolve")
+            continue  # not resolved, or not an address of this machine
+    raise AssertionError("no receiver on 127.1")
 
 
 def test_the_list_s_threshold_and_an_allowed_host_from_the_command_line(
@@ -253,8 +254,7 @@ def test_the_list_s_threshold_and_an_allowed_host_from_the_command_line(
     """The list's ``budget_threshold: 50`` is announced on the progress view and POSTed to
     a webhook on a host that only ``--budget-webhook-allow-host`` allows: refused (exit
     2, one line, nothing run) without it."""
-    name, address = _local_name()
-    got = Receiver(address)
+    name, got = _named_receiver()
     thread = threading.Thread(target=got.server.serve_forever, daemon=True)
     thread.start()
     try:
