@@ -213,7 +213,7 @@ async def test_the_first_refusal_cancels_the_holders_when_asked(redis_server: Re
 
 
 async def test_a_list_and_the_fleet_announce_the_same_thresholds(
-    redis_server: RedisServer,
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The worker's and a list's thresholds come from one check (given out of order, twice,
     finer than a tenth of a percent): the same ends announce the same thresholds, each
@@ -238,6 +238,13 @@ async def test_a_list_and_the_fleet_announce_the_same_thresholds(
         assert listed.reserve(f"t{i}") == 0.5
         in_list.append(listed.release(f"t{i}", cost))
     assert fleet == in_list == [[], [0.333], [0.5, 0.8]]
+    # The worker's log says which threshold, as given.
+    said = [r.getMessage() for r in caplog.records if r.name == "cc_executor.budget"]
+    assert said == [
+        "budget 'default': 33.3% passed ($0.3330 of $1 spent)",
+        "budget 'default': 50% passed ($0.8330 of $1 spent)",
+        "budget 'default': 80% passed ($0.8330 of $1 spent)",
+    ]
 
 
 async def test_the_webhook_tries_three_times(

@@ -306,9 +306,9 @@ class BudgetGuard:
         events = []
         for threshold in state.crossed:
             log.warning(
-                "budget %r: %.0f%% spent ($%.4f of $%g)",
+                "budget %r: %g%% passed ($%.4f of $%g spent)",
                 self.name,
-                threshold * 100,
+                round(threshold * 100, 1),  # which threshold, as it was given
                 state.spent,
                 state.total,
             )
