@@ -16,7 +16,9 @@ import pytest
 from cc_executor import start_run
 from cc_executor._agents._types import BudgetEvent
 from cc_executor._fleet._budget import RedisLedger, micro
-from cc_executor._run._budget import BudgetGuard, send_webhook
+from cc_executor._run._budget import BudgetGuard, check_thresholds, send_webhook
+from cc_executor._status import Status
+from cc_executor.tasks._budget import Budget
 from cc_executor.testing import Reply, Rule, Script, Text, Usage
 from tests._wait import await_for
 from tests.fleet.conftest import CLI, FleetBed, RedisServer
@@ -208,6 +210,41 @@ async def test_the_first_refusal_cancels_the_holders_when_asked(redis_server: Re
     assert [n["event"] for n in notes] == ["budget_exhausted"]
     assert notes[0]["on_exhausted"] == "cancel"
     assert (admitted[2].error or "").startswith("not started: its reservation $0.4000 is more")
+
+
+async def test_a_list_and_the_fleet_announce_the_same_thresholds(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's and a list's thresholds come from one check (given out of order, twice,
+    finer than a tenth of a percent): the same ends announce the same thresholds, each
+    once, lowest first, whichever ledger keeps the budget."""
+    thresholds = check_thresholds([80, 50, 50, 33.33])
+    assert thresholds == (0.333, 0.5, 0.8)
+    costs = [0.2, 0.133, 0.5]  # 20%, then 33.3%, then 83.3%: past 50% and 80% at once
+    guard = BudgetGuard(RedisLedger(redis_server.url, "same"), 1.0, thresholds=thresholds)
+    fleet: list[list[float | None]] = []
+    try:
+        await guard.ledger.configure(1.0)  # type: ignore[attr-defined]
+        for i, cost in enumerate(costs):
+            admitted = await guard.before(f"r{i}", {"agent": "command", "max_budget_usd": 0.5})
+            assert admitted.started
+            events = await guard.after(f"r{i}", Status.OK, cost)
+            fleet.append([e.threshold for e in events])
+    finally:
+        await guard.ledger.aclose()  # type: ignore[attr-defined]
+    listed = Budget(1.0, 0.0, {f"t{i}": 0.5 for i in range(3)}, thresholds)
+    in_list: list[list[float]] = []
+    for i, cost in enumerate(costs):
+        assert listed.reserve(f"t{i}") == 0.5
+        in_list.append(listed.release(f"t{i}", cost))
+    assert fleet == in_list == [[], [0.333], [0.5, 0.8]]
+    # The worker's log says which threshold, as given.
+    said = [r.getMessage() for r in caplog.records if r.name == "cc_executor.budget"]
+    assert said == [
+        "budget 'default': 33.3% passed ($0.3330 of $1 spent)",
+        "budget 'default': 50% passed ($0.8330 of $1 spent)",
+        "budget 'default': 80% passed ($0.8330 of $1 spent)",
+    ]
 
 
 async def test_the_webhook_tries_three_times(

@@ -21,7 +21,9 @@ FLEET = {"CC_EXECUTOR_FLEET": "redis://localhost:1/0"}
          "--on-budget-exhausted need --budget-usd"),
         (["--budget-usd", "0"], "--budget-usd must be a number > 0, got 0"),
         (["--budget-usd", "5", "--budget-threshold", "120"],
-         "--budget-threshold must be in (0, 100], got 120"),
+         "--budget-threshold must be a percentage in [0.1, 100], got 120"),
+        (["--budget-usd", "5", "--budget-threshold", "0.04"],
+         "--budget-threshold must be a percentage in [0.1, 100], got 0.04"),
         (["--budget-usd", "5", "--budget-webhook", "http://169.254.169.254/latest"],
          "--budget-webhook 'http://169.254.169.254/latest': 169.254.169.254 is neither a "
          "loopback address nor allowed by --budget-webhook-allow-host (docs/security.md)"),
@@ -38,18 +40,22 @@ def test_bad_budget_options_are_refused_saying_why(args: list[str], said: str) -
 def test_the_worker_exits_2_with_one_line_for_a_bad_budget() -> None:
     done = cc("worker", "--budget-usd", "5", "--budget-threshold", "0", **FLEET)
     assert done.returncode == 2
-    assert done.stderr == "cc-executor worker: --budget-threshold must be in (0, 100], got 0\n"
+    assert done.stderr == (
+        "cc-executor worker: --budget-threshold must be a percentage in [0.1, 100], got 0\n"
+    )
 
 
 def test_good_budget_options_make_the_settings() -> None:
     parsed = build_parser("worker").parse_args(
         ["worker", "--budget-usd", "5", "--reserve-usd", "0.5", "--reserve-usd", "opus=2",
-         "--budget-threshold", "50", "--budget-threshold", "90", "--on-budget-exhausted",
+         "--budget-threshold", "90", "--budget-threshold", "50", "--budget-threshold", "50",
+         "--budget-threshold", "33.33", "--on-budget-exhausted",
          "drain", "--budget-webhook", "http://127.0.0.1:9/b"]
     )  # fmt: skip
     settings = _budget_settings(parsed)
     assert settings.reserve == {"*": 0.5, "opus": 2.0}
-    assert settings.thresholds == (0.5, 0.9)
+    # Lowest first, each once, to a tenth of a percent: as a task list's (one check).
+    assert settings.thresholds == (0.333, 0.5, 0.9)
     assert (settings.on_exhausted, settings.webhook) == ("drain", "http://127.0.0.1:9/b")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor._payload import SCHEMA_VERSION
-from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
+from cc_executor.testing import Reply, Rule, Script, Text, ToolUse, Usage
 from tests.service.conftest import Service, chatty, sse_events
 
 
@@ -211,6 +211,29 @@ async def test_bad_requests_get_specific_errors(
             "forbidden",
         ),
         ({"tasks": "## Task 1: a\nhi\n"}, 400, "invalid_request"),
+        # Where a list's budget notes go is the server's caller's choice, never a client's:
+        # neither the list nor the request's options may name a webhook or its hosts.
+        (
+            {
+                "tasks": {"tasks": [{"id": "a", "prompt": "x"}]},
+                "options": {
+                    "budget_webhook": "http://example.com/b",
+                    "budget_webhook_allow_host": ["example.com"],
+                },
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            {
+                "tasks": {
+                    "budget_webhook_allow_host": "example.com",
+                    "tasks": [{"id": "a", "prompt": "x"}],
+                }
+            },
+            400,
+            "invalid_request",
+        ),
     ]
     async with service.client() as client:
         for body, status, code in cases:
@@ -220,6 +243,11 @@ async def test_bad_requests_get_specific_errors(
                 response = await client.post("/runs", json=body)
             assert response.status_code == status, (body, response.text)
             assert response.json()["error"]["code"] == code, (body, response.text)
+        listed = {"tasks": [{"id": "a", "prompt": "x"}]}
+        bad = await client.post("/runs", json={"tasks": listed, "options": {"budget_threshold": 0}})
+        assert bad.status_code == 400, bad.text
+        said = bad.json()["error"]["message"]
+        assert said == "budget_threshold must be a percentage in [0.1, 100], got 0", said
         assert (await client.get("/runs/nope")).status_code == 404
         assert (await client.get("/runs/nope/events")).status_code == 404
         assert (await client.post("/runs/nope/cancel")).status_code == 404
@@ -291,9 +319,10 @@ async def test_runs_survive_disconnects_and_restart_marks_interrupted(
 async def test_task_list_over_http(service: Service, bed: Any) -> None:
     """A 2-task list where the second prompt reads the first answer, started over HTTP and
     followed over SSE; also given as Markdown text."""
+    usage = Usage(input_tokens=1000, output_tokens=1000)  # at least $0.001 on any model
     script = Script(
         [
-            Rule(match="first", answers=[Reply([Text("ALPHA")])]),
+            Rule(match="first", answers=[Reply([Text("ALPHA")], usage=usage)]),
             Rule(match="second", answers=[Reply([Text("done")])]),
         ]
     )
@@ -306,7 +335,8 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
                     {"id": "two", "prompt": "second step, after {{ tasks.one.result }}"},
                 ]
             },
-            "options": options,
+            # The list's budget from the request: its first task passes 0.1% of $1.
+            "options": {**options, "budget_usd": 1, "budget_threshold": [0.1]},
         }
         response = await client.post("/runs", json=body)
         assert response.status_code == 202, response.text
@@ -325,6 +355,8 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
     assert run["kind"] == "tasks"
     assert {e.get("task_id") for e in events if "task_id" in e} == {"one", "two"}
     assert "second step, after ALPHA" in prompts
+    budget = [(e["task_id"], e["what"], e["threshold"]) for e in events if e["type"] == "budget"]
+    assert budget == [("one", "threshold", 0.001)]
 
 
 async def test_what_a_remote_caller_may_not_set_or_smuggle(service: Service) -> None:

@@ -323,18 +323,8 @@ def _budget_options(w: argparse.ArgumentParser) -> None:
         help="with --budget-usd: what a run that sets no max_budget_usd reserves (and its "
         "cap), for every model or for MODEL (repeatable; default: all that is left, alone)",
     )
-    w.add_argument(
-        "--budget-threshold",
-        type=float,
-        action="append",
-        default=[],
-        metavar="PERCENT",
-        help="with --budget-usd: announce (log, --budget-webhook) when spending passes "
-        "PERCENT of the budget (repeatable; default 80)",
-    )
     budget_policy_options(
         w,
-        allow_host=True,
         default="once a run is refused: drain (start no further run, let those in progress "
         "end) or cancel (also cancel the runs in progress); default: neither",
     )
@@ -343,7 +333,12 @@ def _budget_options(w: argparse.ArgumentParser) -> None:
 def _budget_settings(args: argparse.Namespace) -> Any:
     """The worker's :class:`BudgetSettings`, None without --budget-usd; ValueError for
     bad values."""
-    from cc_executor._run._budget import BudgetSettings, check_webhook
+    from cc_executor._run._budget import (
+        DEFAULT_THRESHOLDS,
+        BudgetSettings,
+        check_thresholds,
+        check_webhook,
+    )
 
     if args.budget_usd is None:
         given = args.reserve_usd or args.budget_threshold or args.budget_webhook
@@ -353,9 +348,7 @@ def _budget_settings(args: argparse.Namespace) -> Any:
         return None
     if not args.budget_usd > 0 or args.budget_usd == float("inf"):
         raise ValueError(f"--budget-usd must be a number > 0, got {args.budget_usd:g}")
-    for percent in args.budget_threshold:
-        if not 0 < percent <= 100:
-            raise ValueError(f"--budget-threshold must be in (0, 100], got {percent:g}")
+    thresholds = check_thresholds(args.budget_threshold or None)
     from cc_executor._fleet._budget import check_budget_name
 
     webhook = args.budget_webhook
@@ -366,7 +359,7 @@ def _budget_settings(args: argparse.Namespace) -> Any:
         name=check_budget_name(args.budget_name),
         # --reserve-usd over the config file's [reserve_usd] (docs/config.md).
         reserve=_config_reserve(args, dict(args.reserve_usd)),
-        thresholds=tuple(p / 100 for p in args.budget_threshold) or (0.8,),
+        thresholds=thresholds or DEFAULT_THRESHOLDS,
         webhook=webhook,
         on_exhausted=args.on_budget_exhausted,
     )

@@ -88,7 +88,6 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     budget_policy_options(
         p,
-        allow_host=False,
         default="once a task's reservation cannot be covered: drain (the default: start no "
         "further task, let the running ones finish) or cancel (also cancel the running "
         "tasks: they end budget_exceeded)",
@@ -107,25 +106,46 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress view")
 
 
-def budget_policy_options(p: argparse.ArgumentParser, *, allow_host: bool, default: str) -> None:
-    """A budget's webhook and ``--on-budget-exhausted``, declared once for a fleet worker
-    and a task list (docs/fleet.md, "Budgets"; docs/tasks.md)."""
+def budget_policy_options(p: argparse.ArgumentParser, *, default: str) -> None:
+    """A budget's soft thresholds, webhook and ``--on-budget-exhausted``, declared once for
+    a fleet worker and a task list (docs/fleet.md, "Budgets"; docs/tasks.md)."""
+    p.add_argument(
+        "--budget-threshold",
+        type=float,
+        action="append",
+        default=[],
+        metavar="PERCENT",
+        help="with --budget-usd: announce (a budget event, a line on stderr, --budget-webhook) "
+        "when spending passes PERCENT of the budget (repeatable; default 80)",
+    )
     p.add_argument(
         "--budget-webhook",
         metavar="URL",
         help="with --budget-usd: POST a JSON note there when a threshold is passed or the "
-        "budget is exhausted (loopback"
-        + (", or a host of --budget-webhook-allow-host)" if allow_host else " only)"),
+        "budget is exhausted (loopback, or a host of --budget-webhook-allow-host)",
     )
-    if allow_host:
-        p.add_argument(
-            "--budget-webhook-allow-host",
-            action="append",
-            default=[],
-            metavar="HOST",
-            help="a host --budget-webhook may name besides loopback (repeatable)",
-        )
+    p.add_argument(
+        "--budget-webhook-allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host --budget-webhook may name besides loopback (repeatable)",
+    )
     p.add_argument("--on-budget-exhausted", choices=("cancel", "drain"), help=default)
+
+
+def _budget_policy(args: argparse.Namespace) -> dict[str, Any]:
+    """The budget policy flags as :func:`~cc_executor.tasks.run_tasks` takes them (a bad
+    threshold is refused here, named as its flag)."""
+    from cc_executor._run._budget import check_thresholds
+
+    check_thresholds(args.budget_threshold or None)
+    return {
+        "budget_threshold": args.budget_threshold or None,
+        "budget_webhook": args.budget_webhook,
+        "budget_webhook_allow_host": args.budget_webhook_allow_host,
+        "on_budget_exhausted": args.on_budget_exhausted,
+    }
 
 
 #: Run options ``tasks run`` takes as flags: defaults for tasks that do not set them.
@@ -194,8 +214,7 @@ def _run(args: argparse.Namespace) -> int:
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
             reserve_usd=reserve or None,
-            budget_webhook=args.budget_webhook,
-            on_budget_exhausted=args.on_budget_exhausted,
+            **_budget_policy(args),
             on_event=on_event,
             **deciders,
             **_fleet_of(args),
@@ -214,8 +233,7 @@ def _resume(args: argparse.Namespace) -> int:
             max_parallel=args.max_parallel,
             budget_usd=args.budget_usd,
             reserve_usd=_reserve(args),
-            budget_webhook=args.budget_webhook,
-            on_budget_exhausted=args.on_budget_exhausted,
+            **_budget_policy(args),
             on_event=on_event,
             **deciders,
             **_fleet_of(args),
@@ -465,6 +483,7 @@ class TaskListView:
     def handle(self, task_id: str, event: AgentEvent) -> None:
         """Update the view with one event of task ``task_id``."""
         from cc_executor._agents._types import (
+            BudgetEvent,
             HeartbeatEvent,
             PermissionDecisionEvent,
             ResultEvent,
@@ -507,6 +526,21 @@ class TaskListView:
             row.activity = f"{event.decision}: {event.tool_name}"
             if event.decided_by == "no decider":
                 self._warn_now()
+        elif isinstance(event, BudgetEvent):
+            self._budget(task_id, event)
+
+    def _budget(self, task_id: str, event: Any) -> None:
+        """One line per announcement of the list's budget, which threshold it was (the
+        live table too: it is worth seeing when it happens)."""
+        spent = f"${event.spent_usd:.4f} of ${event.total_usd:g} spent"
+        if event.what == "threshold" and event.threshold is not None:
+            text = f"budget: {event.threshold * 100:g}% passed ({spent}) as {task_id} ended"
+        else:
+            text = f"budget: exhausted ({spent}, ${event.held_usd:.4f} held): {task_id} not covered"
+        if self._live is not None:
+            self._live.console.print(f"cc-executor tasks: {text}", markup=False, highlight=False)
+        else:
+            self._line(text)
 
     def _warn_now(self) -> None:
         """Print the list's new warnings at once, even when quiet (an ask denied for want of

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,8 @@ WEBHOOK_BACKOFF_S = (1.0, 4.0)
 WEBHOOK_TIMEOUT_S = 10.0
 #: The version of the webhook's JSON payload (docs/fleet.md, "Budgets").
 PAYLOAD_VERSION = 1
+#: The soft thresholds (fractions of the total) a budget announces when none is given.
+DEFAULT_THRESHOLDS = (0.8,)
 
 
 def run_cap(options: Mapping[str, Any], reserve: Mapping[str, float] | None) -> float | None:
@@ -64,6 +66,37 @@ def charge(status: Status, cost_usd: float | None, reserved: float) -> float:
     if status in (Status.SPAWN_FAILED, Status.USAGE_ERROR):
         return 0.0
     return reserved
+
+
+def check_thresholds(
+    percents: float | Iterable[float] | None, label: str = "--budget-threshold"
+) -> tuple[float, ...]:
+    """The soft thresholds ``percents`` (percent of the total: one number or several) as
+    fractions, sorted and each once; () for None (:data:`DEFAULT_THRESHOLDS` then).
+    Each is kept to a tenth of a percent, as the fleet's ledger counts them (per-mille), so
+    a task list and a fleet announce the same thresholds; ValueError naming ``label`` for
+    one outside [0.1, 100] or not a number."""
+    if percents is None:
+        return ()
+    given: list[Any]
+    try:
+        given = [percents] if isinstance(percents, (int, float, str)) else list(percents)
+    except TypeError:
+        given = [percents]
+    if not given:
+        raise ValueError(f"{label}: at least one percentage")
+    fractions = set()
+    for percent in given:
+        if (
+            isinstance(percent, bool)
+            or not isinstance(percent, (int, float))
+            or not 0.1 <= percent <= 100  # NaN is refused too
+        ):
+            number = isinstance(percent, (int, float)) and not isinstance(percent, bool)
+            shown = f"{percent:g}" if number else repr(percent)
+            raise ValueError(f"{label} must be a percentage in [0.1, 100], got {shown}")
+        fractions.add(round(percent * 10) / 1000)
+    return tuple(sorted(fractions))
 
 
 # -- the webhook --------------------------------------------------------------------------
@@ -121,6 +154,34 @@ async def send_webhook(url: str, payload: Mapping[str, Any]) -> bool:
         if attempt + 1 < WEBHOOK_TRIES:
             await asyncio.sleep(WEBHOOK_BACKOFF_S[min(attempt, len(WEBHOOK_BACKOFF_S) - 1)])
     return False
+
+
+class WebhookSender:
+    """POSTs notes to ``url`` in the background (:func:`send_webhook`), one after another
+    in the order given: a 50% note is never overtaken by the 80% one sent just after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._last: asyncio.Future[bool] | None = None
+        self._pending: set[asyncio.Future[bool]] = set()
+
+    def send(self, note: Mapping[str, Any]) -> None:
+        previous = self._last
+
+        async def after_previous() -> bool:
+            if previous is not None:
+                await asyncio.wait([previous])  # whatever became of it
+            return await send_webhook(self.url, note)
+
+        task = asyncio.ensure_future(after_previous())
+        self._last = task
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def aclose(self) -> None:
+        """Wait for the calls under way (each gives up after its tries)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
 
 def budget_note(
@@ -187,7 +248,7 @@ class BudgetGuard:
     total_usd: float
     name: str = "default"
     reserve: Mapping[str, float] = field(default_factory=dict)
-    thresholds: Sequence[float] = (0.8,)
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
     webhook: str | None = None
     on_exhausted: OnExhausted = None
     cancel: Callable[[str], Awaitable[None]] | None = None
@@ -197,7 +258,7 @@ class BudgetGuard:
     #: fleet's: its worker was lost), charging each its whole reservation.
     reap_lost: bool = False
     _held: dict[str, float] = field(default_factory=dict)
-    _sending: set[asyncio.Task[bool]] = field(default_factory=set)
+    _sender: WebhookSender | None = None
 
     async def before(
         self, run_id: str, options: dict[str, Any], attempt: int | None = None
@@ -245,9 +306,9 @@ class BudgetGuard:
         events = []
         for threshold in state.crossed:
             log.warning(
-                "budget %r: %.0f%% spent ($%.4f of $%g)",
+                "budget %r: %g%% passed ($%.4f of $%g spent)",
                 self.name,
-                threshold * 100,
+                round(threshold * 100, 1),  # which threshold, as it was given
                 state.spent,
                 state.total,
             )
@@ -283,9 +344,9 @@ class BudgetGuard:
             with contextlib.suppress(Exception):
                 self.on_note(note)
         if self.webhook is not None:
-            task = asyncio.ensure_future(send_webhook(self.webhook, note))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            if self._sender is None:
+                self._sender = WebhookSender(self.webhook)
+            self._sender.send(note)
         return BudgetEvent(
             t=time.monotonic(),
             what=what,
@@ -298,8 +359,8 @@ class BudgetGuard:
 
     async def aclose(self) -> None:
         """Wait for the webhook calls under way."""
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        if self._sender is not None:
+            await self._sender.aclose()
 
 
 def holder_key(run_id: str, attempt: int | None) -> str:
@@ -315,7 +376,7 @@ class BudgetSettings:
     total_usd: float
     name: str = "default"
     reserve: Mapping[str, float] = field(default_factory=dict)
-    thresholds: Sequence[float] = (0.8,)
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
     webhook: str | None = None
     on_exhausted: OnExhausted = None
 

@@ -360,7 +360,8 @@ async def resume_tasks(request: Request) -> Response:
               options:
                 type: object
                 description: "Run options over the list's saved ones, max_parallel,
-                  budget_usd; without env, the env this server was given for the list"
+                  budget_usd, budget_threshold; without env, the env this server was given
+                  for the list"
     responses:
       202: {description: "Queued: {run_id, status, events}"}
       400: {description: Invalid request}

@@ -631,9 +631,11 @@ class RunManager:
     ) -> tuple[ManagedRun, Callable[[ManagedRun], Awaitable[None]]]:
         """A task list given as a JSON object shaped like the YAML form, or as text with
         ``options.format`` (``markdown``, ``yaml`` or ``json``). ``options`` may also hold
-        ``max_parallel``, ``budget_usd`` and run defaults. The same policy as single runs
-        applies to the defaults and to every task's own options (cwd and add_dirs inside
-        the allowed roots, no server-only options, no code-loading environment).
+        ``max_parallel``, ``budget_usd``, ``budget_threshold`` and run defaults (never a
+        budget webhook: where a list's notes go is not a remote caller's choice). The same
+        policy as single runs applies to the defaults and to every task's own options (cwd
+        and add_dirs inside the allowed roots, no server-only options, no code-loading
+        environment).
         :class:`Unavailable` when the server lacks the tasks extra."""
         from cc_executor._extras import MissingExtra
 
@@ -648,6 +650,7 @@ class RunManager:
         fmt = options.pop("format", None)
         max_parallel = options.pop("max_parallel", None)
         budget_usd = options.pop("budget_usd", None)
+        threshold = _threshold(options.pop("budget_threshold", None))
         if isinstance(data, str) and fmt not in ("markdown", "yaml", "json"):
             raise InvalidRequest(
                 "a task list given as text needs options.format: markdown|yaml|json"
@@ -716,6 +719,7 @@ class RunManager:
                 configured,
                 max_parallel=max_parallel,
                 budget_usd=budget_usd,
+                budget_threshold=threshold,
                 on_event=on_event,
                 list_id=run_id,
                 check_task=check_task,
@@ -743,8 +747,9 @@ class RunManager:
         live run of this server (its events numbered afresh).
 
         ``spec`` may hold ``options``: run options put over the list's saved ones,
-        ``max_parallel`` and ``budget_usd``. ``env`` is never saved: without one, the env
-        this server was given for the list (kept in memory only) is used again. The saved
+        ``max_parallel``, ``budget_usd`` and ``budget_threshold``. ``env`` is never saved:
+        without one, the env this server was given for the list (kept in memory only) is
+        used again. The saved
         list is checked as a new one would be (its folder and every task's inside the
         allowed roots, no server-only option but the server's own, allowed agents), and
         again as each task starts. Raises :class:`NotFound`, :class:`Conflict` (the list
@@ -780,6 +785,7 @@ class RunManager:
         given = dict(given)
         max_parallel = given.pop("max_parallel", None)
         budget_usd = given.pop("budget_usd", None)
+        threshold = _threshold(given.pop("budget_threshold", None))
         earlier = self._runs.get(list_id)
         if earlier is not None and not earlier.done:
             raise Conflict(f"task list {list_id} is {earlier.status}: cancel it or let it end")
@@ -852,6 +858,7 @@ class RunManager:
                     list_id,
                     max_parallel=max_parallel,
                     budget_usd=budget_usd,
+                    budget_threshold=threshold,
                     on_event=on_event,
                     check_task=check_task,
                     fleet=self.config.fleet,
@@ -1442,6 +1449,19 @@ async def _pending(run: ManagedRun, request: PermissionRequest) -> PermissionDec
         return await answer
     finally:
         run.pending_permissions.pop(request.id, None)
+
+
+def _threshold(value: Any) -> Any:
+    """A request's ``budget_threshold`` (percent, one or several), checked as the CLI's
+    is; None: the list's own."""
+    from cc_executor._run._budget import check_thresholds
+
+    if value is not None:
+        try:
+            check_thresholds(value, "budget_threshold")
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+    return value
 
 
 def _ignore_result(task: asyncio.Future[Any]) -> None:

@@ -319,8 +319,8 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
         """Resume a task list that ended without success (failed, cancelled, interrupted)
         under its own id, and return at once: the tasks that ended ok are kept, the others
         run again; follow it with wait_run/get_run. ``options``: run options over the
-        list's saved ones, max_parallel, budget_usd (without env, the one this server was
-        given for the list)."""
+        list's saved ones, max_parallel, budget_usd, budget_threshold (without env, the one
+        this server was given for the list)."""
         try:
             run = manager.resume_tasks(list_id, {"options": options or {}})
         except ServiceError as exc:

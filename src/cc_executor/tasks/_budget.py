@@ -15,12 +15,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cc_executor._run._budget import run_cap
+from cc_executor._run._budget import DEFAULT_THRESHOLDS, run_cap
 
 #: Sums of float costs: a reservation equal to what is left is covered.
 _EPSILON = 1e-9
-#: The soft threshold a list's budget announces (a ``budget`` event) when spending passes it.
-DEFAULT_THRESHOLDS = (0.8,)
 
 
 def task_cap(options: Mapping[str, Any], reserve: Mapping[str, float] | None) -> float | None:
@@ -54,7 +52,8 @@ class Budget:
         self.spent = spent
         self.caps = dict(caps)
         self.held: dict[str, float] = {}
-        self.thresholds = tuple(sorted(thresholds))
+        # Each once, lowest first: announced in that order when one end passes several.
+        self.thresholds = tuple(sorted(set(thresholds)))
         #: The soft thresholds already passed (those passed before a resume count too).
         self.passed = {t for t in self.thresholds if _crossed(spent, total, t)}
         #: Set whenever a reservation is given back (a retry waiting for room wakes up).

@@ -167,6 +167,7 @@ LIST_KEYS = (
     "budget_usd",
     "reserve_usd",
     "on_budget_exhausted",
+    "budget_threshold",
     "tasks",
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from cc_executor._engine import run_sync as run_coroutine_sync
@@ -143,23 +143,46 @@ class TaskListHandle:
 
 
 #: A list's budget policy as ListRun's arguments, saved in the list's state for a resume.
-_POLICY = ("budget_webhook", "on_budget_exhausted")
+_POLICY = ("budget_thresholds", "budget_webhook", "on_budget_exhausted")
 
 
-def budget_policy(webhook: str | None, on_exhausted: str | None) -> dict[str, Any]:
-    """The given ``budget_webhook`` (its URL checked as a fleet's: loopback only, from
-    the API) and ``on_budget_exhausted`` (``cancel`` or ``drain``); ValueError for bad
-    ones."""
-    from cc_executor._run._budget import check_webhook
+def budget_policy(
+    webhook: str | None,
+    on_exhausted: str | None,
+    thresholds: float | Sequence[float] | None = None,
+    allow_hosts: str | Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The given ``budget_webhook`` (its URL checked as a fleet's: loopback, or a host of
+    ``allow_hosts``, which only the caller gives), ``on_budget_exhausted`` (``cancel`` or
+    ``drain``) and ``budget_threshold`` (percent, one or several: fractions here); ValueError
+    for bad ones."""
+    from cc_executor._run._budget import check_thresholds, check_webhook
 
+    hosts = [allow_hosts] if isinstance(allow_hosts, str) else list(allow_hosts or ())
+    for host in hosts:
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"budget_webhook_allow_host: host names, got {host!r}")
     policy: dict[str, Any] = {}
     if webhook is not None:
-        policy["budget_webhook"] = check_webhook(webhook)
+        policy["budget_webhook"] = check_webhook(webhook, hosts)
     if on_exhausted is not None:
         if on_exhausted not in ("cancel", "drain"):
             raise ValueError(f"on_budget_exhausted: cancel or drain, got {on_exhausted!r}")
         policy["on_budget_exhausted"] = on_exhausted
+    fractions = check_thresholds(thresholds, "budget_threshold")
+    if fractions:
+        policy["budget_thresholds"] = list(fractions)
     return policy
+
+
+def _need_budget(budget: float | None, *given: Any) -> None:
+    """ValueError when the caller gave a budget's thresholds or webhook and the list has
+    no budget (they would do nothing), as a worker refuses them without --budget-usd."""
+    if budget is None and any(g is not None and g != [] for g in given):
+        raise ValueError(
+            "budget_threshold, budget_webhook and budget_webhook_allow_host need a budget "
+            "(budget_usd, given or in the list)"
+        )
 
 
 def start_tasks(
@@ -174,7 +197,9 @@ def start_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_threshold: float | Sequence[float] | None = None,
     budget_webhook: str | None = None,
+    budget_webhook_allow_host: str | Sequence[str] | None = None,
     on_budget_exhausted: str | None = None,
     _decider_name: str = "callback",
     **run_defaults: Any,
@@ -203,10 +228,18 @@ def start_tasks(
         defaults["cwd"] = defaults.get("cwd") or os.getcwd()
     options = task_options(spec, defaults)
     check_limits(max_parallel, budget_usd)
-    policy = budget_policy(budget_webhook, on_budget_exhausted or spec.on_budget_exhausted)
+    # The caller's policy over the list's own; the webhook and where it may go are only
+    # the caller's (a list file cannot name them).
+    policy = budget_policy(
+        budget_webhook,
+        on_budget_exhausted or spec.on_budget_exhausted,
+        budget_threshold if budget_threshold is not None else spec.budget_threshold,
+        budget_webhook_allow_host,
+    )
     reserve = {**(spec.reserve_usd or {}), **(check_reserve(reserve_usd) or {})}
     parallel = max_parallel if max_parallel is not None else spec.max_parallel
     budget = budget_usd if budget_usd is not None else spec.budget_usd
+    _need_budget(budget, budget_threshold, budget_webhook, budget_webhook_allow_host)
     if list_id is not None and not LIST_ID.match(list_id):
         raise ValueError(f"list_id must be 1-64 letters, digits, _ or -, got {list_id!r}")
     list_id = list_id or new_run_id()
@@ -261,7 +294,9 @@ def start_resume(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_threshold: float | Sequence[float] | None = None,
     budget_webhook: str | None = None,
+    budget_webhook_allow_host: str | Sequence[str] | None = None,
     on_budget_exhausted: str | None = None,
     _decider_name: str = "callback",
     **run_defaults: Any,
@@ -279,7 +314,9 @@ def start_resume(
     runs the list.
     """
     check_limits(max_parallel, budget_usd)
-    given_policy = budget_policy(budget_webhook, on_budget_exhausted)
+    given_policy = budget_policy(
+        budget_webhook, on_budget_exhausted, budget_threshold, budget_webhook_allow_host
+    )
     reserve_given = check_reserve(reserve_usd) or {}
     folder = find_list(list_id)
     folder.lock()
@@ -314,6 +351,7 @@ def start_resume(
             meta["fleet"], meta["queue"] = _shown(on_fleet[0]), on_fleet[1]
         parallel = max_parallel or meta.get("max_parallel") or DEFAULT_MAX_PARALLEL
         budget = budget_usd if budget_usd is not None else meta.get("budget_usd")
+        _need_budget(budget, budget_threshold, budget_webhook, budget_webhook_allow_host)
         reserve = {**(meta.get("reserve_usd") or spec.reserve_usd or {}), **reserve_given}
         # The first run's webhook and policy, unless given again.
         policy = {k: given_policy.get(k, meta.get(k)) for k in _POLICY}
@@ -355,7 +393,9 @@ async def run_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_threshold: float | Sequence[float] | None = None,
     budget_webhook: str | None = None,
+    budget_webhook_allow_host: str | Sequence[str] | None = None,
     on_budget_exhausted: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
@@ -378,8 +418,11 @@ async def run_tasks(
     spent against it; the total can exceed the budget by at most what running tasks spend
     past their own caps. ``on_budget_exhausted`` (default: the list's, else ``drain``):
     ``cancel`` cancels the running tasks at the first refused reservation (they end
-    ``budget_exceeded``); ``budget_webhook``: a loopback URL the budget's threshold and
-    exhaustion notes are POSTed to (the fleet's payload, docs/tasks.md).
+    ``budget_exceeded``). ``budget_threshold`` (default: the list's, else 80): the percent
+    of the budget, or several, whose passing is announced (a ``budget`` event, each
+    threshold once). ``budget_webhook``: a URL the budget's threshold and exhaustion notes
+    are POSTed to (the fleet's payload, docs/tasks.md): loopback, or a host named in
+    ``budget_webhook_allow_host`` (a name or several; never from the list).
     ``on_event(task_id, event)`` (sync or async) gets every event of
     every task's run plus :class:`TaskStateEvent`; an exception it raises cancels the list
     and propagates.
@@ -408,7 +451,9 @@ async def run_tasks(
         fleet=fleet,
         queue=queue,
         on_permission=on_permission,
+        budget_threshold=budget_threshold,
         budget_webhook=budget_webhook,
+        budget_webhook_allow_host=budget_webhook_allow_host,
         on_budget_exhausted=on_budget_exhausted,
         **run_defaults,
     )
@@ -425,7 +470,9 @@ async def resume_tasks(
     fleet: str | None = None,
     queue: str | None = None,
     on_permission: TaskDecider | None = None,
+    budget_threshold: float | Sequence[float] | None = None,
     budget_webhook: str | None = None,
+    budget_webhook_allow_host: str | Sequence[str] | None = None,
     on_budget_exhausted: str | None = None,
     **run_defaults: Any,
 ) -> TaskListResult:
@@ -439,7 +486,9 @@ async def resume_tasks(
         fleet=fleet,
         queue=queue,
         on_permission=on_permission,
+        budget_threshold=budget_threshold,
         budget_webhook=budget_webhook,
+        budget_webhook_allow_host=budget_webhook_allow_host,
         on_budget_exhausted=on_budget_exhausted,
         **run_defaults,
     )

@@ -19,7 +19,7 @@ import heapq
 import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,7 +34,12 @@ from cc_executor._agents._types import (
 )
 from cc_executor._errors import RunRefused
 from cc_executor._ids import new_run_id
-from cc_executor._run._budget import OnExhausted, budget_note, send_webhook
+from cc_executor._run._budget import (
+    DEFAULT_THRESHOLDS,
+    OnExhausted,
+    WebhookSender,
+    budget_note,
+)
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import Decider, PermissionRequest
 from cc_executor._run._result import RunResult
@@ -130,6 +135,7 @@ class ListRun:
         fleet: tuple[str, str | None] | None = None,
         on_permission: TaskDecider | None = None,
         decider_name: str = "callback",
+        budget_thresholds: Sequence[float] | None = None,
         budget_webhook: str | None = None,
         on_budget_exhausted: OnExhausted = None,
     ) -> None:
@@ -141,7 +147,8 @@ class ListRun:
         #: The running tasks were cancelled because the budget was exhausted.
         self.budget_cancelled = False
         self._said_exhausted = False
-        self._sending: set[asyncio.Future[bool]] = set()
+        #: Where the budget's notes are POSTed, in order (None: no webhook).
+        self._sender = WebhookSender(budget_webhook) if budget_webhook is not None else None
         self.on_permission = on_permission
         self.decider_name = decider_name
         #: Whether the list said that its asks are denied for want of a decider (once).
@@ -184,7 +191,12 @@ class ListRun:
         self.budget: Budget | None = None
         if budget_usd is not None:
             caps = {t.id: task_cap(options[t.id], self.reserve) for t in spec.tasks}
-            self.budget = Budget(budget_usd, charged(self.states.values()), caps)
+            self.budget = Budget(
+                budget_usd,
+                charged(self.states.values()),
+                caps,
+                tuple(budget_thresholds or DEFAULT_THRESHOLDS),
+            )
             alone = [tid for tid, cap in caps.items() if cap is None]
             if alone and max_parallel > 1 and not spec.one_at_a_time:
                 shown = ", ".join(alone[:5]) + (
@@ -318,9 +330,9 @@ class ListRun:
                 await asyncio.to_thread(self.recorder.start, self.record)
                 self._write_list(ListStatus.RUNNING, durable=True)
                 await self._schedule()
-                if self._sending:
+                if self._sender is not None:
                     # The webhook's calls under way (each gives up after its 3 tries).
-                    await asyncio.gather(*self._sending, return_exceptions=True)
+                    await self._sender.aclose()
             except BaseException as exc:
                 # Cancellation of the caller, or an exception from on_event: stop every
                 # task the orderly way (trees killed), then record the state and re-raise.
@@ -481,11 +493,9 @@ class ListRun:
             total=budget.total, spent=budget.spent, held=sum(budget.held.values())
         )
         name = self.spec.name or "task list"
-        if self.budget_webhook is not None:
+        if self._sender is not None:
             note = budget_note(what, name, state, self.list_id, threshold, task_id=task_id, **extra)
-            sending = asyncio.ensure_future(send_webhook(self.budget_webhook, note))
-            self._sending.add(sending)
-            sending.add_done_callback(self._sending.discard)
+            self._sender.send(note)
         await self._emit(
             task_id,
             BudgetEvent(

@@ -69,6 +69,14 @@ _OWN: dict[str, dict[str, Any]] = {
         "(the default: running tasks finish, no further task starts) or cancel (the running "
         "tasks are cancelled and end budget_exceeded)",
     },
+    "budget_threshold": {
+        "type": ["number", "array"],
+        "minimum": 0.1,
+        "maximum": 100,
+        "items": {"type": "number", "minimum": 0.1, "maximum": 100},
+        "description": "with budget_usd: the percent of the budget (or a list of them) whose "
+        "passing is announced by a budget event (default 80); the webhook is the caller's",
+    },
 }
 
 

@@ -82,6 +82,10 @@ class TaskListSpec:
     #: ``cancel`` or ``drain`` (None: drain): what the budget's exhaustion does to the
     #: running tasks. No webhook here: where the list's notes go is its caller's choice.
     on_budget_exhausted: str | None = None
+    #: The percent of ``budget_usd`` (one or several) whose passing is announced (None:
+    #: 80). No webhook here, nor the hosts it may reach: where the list's notes go is its
+    #: caller's choice.
+    budget_threshold: tuple[float, ...] | None = None
 
     @property
     def by_id(self) -> dict[str, TaskSpec]:
@@ -144,6 +148,9 @@ class TaskListSpec:
             "budget_usd": self.budget_usd,
             "reserve_usd": dict(self.reserve_usd) if self.reserve_usd is not None else None,
             "on_budget_exhausted": self.on_budget_exhausted,
+            "budget_threshold": (
+                list(self.budget_threshold) if self.budget_threshold is not None else None
+            ),
             "tasks": [t.to_dict() for t in self.tasks],
         }
 
@@ -163,4 +170,7 @@ class TaskListSpec:
             budget_usd=data.get("budget_usd"),
             reserve_usd=data.get("reserve_usd"),
             on_budget_exhausted=data.get("on_budget_exhausted"),
+            budget_threshold=(
+                tuple(data["budget_threshold"]) if data.get("budget_threshold") else None
+            ),
         )

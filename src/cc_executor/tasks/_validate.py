@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cc_executor._run._budget import check_thresholds
 from cc_executor._run._prepare import anchor_paths
 from cc_executor.tasks._errors import TaskListError, TaskListProblem
 from cc_executor.tasks._fields import (
@@ -204,6 +205,16 @@ class Checker:
                 f"on_budget_exhausted: cancel or drain, got {describe(on_exhausted)}",
                 top_lines.get(("on_budget_exhausted",)),
             )
+        thresholds = None
+        if data.get("budget_threshold") is not None:
+            given = data["budget_threshold"]
+            given = list(given) if isinstance(given, (list, tuple)) else [given]
+            try:
+                check_thresholds(given, "budget_threshold")
+            except ValueError as exc:
+                self.problem(str(exc), top_lines.get(("budget_threshold",)))
+            else:
+                thresholds = tuple(float(p) for p in given)
         default_control: dict[str, Any] = {}
         default_options: dict[str, Any] = {}
         if data.get("defaults") is not None:
@@ -251,6 +262,7 @@ class Checker:
             budget_usd=budget,
             reserve_usd=reserve,
             on_budget_exhausted=on_exhausted,
+            budget_threshold=thresholds,
         )
 
     def _task(
