@@ -65,6 +65,7 @@ from cc_executor._service._runs import (
     EventSpool,
     ManagedRun,
     RunFeed,
+    RunFilter,
     list_view,
 )
 from cc_executor._status import Status
@@ -333,25 +334,14 @@ class RunManager:
         exactly one page, however deep: pages are cut by that key (keyset pagination),
         never by an offset."""
         limit = max(1, min(limit, 1000))
-        needle = text.lower() if text else None
+        # The same filter as the live feed's (GET /runs/events), so the two agree.
+        wanted = RunFilter(status, kind, since, until, parent_id, agent, model, text)
         in_memory = list(self._runs.values())
         found: list[tuple[tuple[float, str], ManagedRun | RunRecord]] = []
         for run in in_memory:
             key = (run.created_at, run.id)
-            details = run.details
-            if (
-                (status and run.status != status)
-                or (kind and run.kind != kind)
-                or (since and run.created_at < since)
-                or (until and run.created_at >= until)
-                or (parent_id and details.get("parent_id") != parent_id)
-                or (agent and details.get("agent") != agent)
-                or (model and details.get("model") != model)
-                or (needle and needle not in str(details.get("prompt_preview", "")).lower())
-                or (before and key >= before)
-            ):
-                continue
-            found.append((key, run))
+            if wanted.matches(run) and not (before and key >= before):
+                found.append((key, run))
         if self.store is not None:
             known = {run.id for run in in_memory}
             query = Query(

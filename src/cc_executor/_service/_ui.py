@@ -224,8 +224,10 @@ def run_row(run: dict[str, Any]) -> str:
     link = f"/ui/runs/{h(run_id)}"
     started = run.get("started_at") or run.get("created_at")
     prompt = run.get("prompt_preview") or " ".join(map(str, run.get("argv") or []))
+    # The list's order: when the server took a run it holds, else when the run started.
+    key = run.get("started_at") if run.get("from_history") else run.get("created_at")
     return (
-        f'<tr data-run-id="{h(run_id)}">'
+        f'<tr data-run-id="{h(run_id)}" data-key="{h(_number(key, "f"))}">'
         f'<td data-col="status">{_status_badge(run.get("status"))}</td>'
         f'<td data-col="prompt"><a href="{link}">{h(str(prompt)[:120] or run_id)}</a></td>'
         f'<td data-col="agent">{h(run.get("agent") or run.get("kind"))}</td>'
@@ -312,19 +314,35 @@ async def runs_page(request: Request) -> Response:
         )
     except (ServiceError, ValueError) as exc:
         return _page(request, "Runs", f'<p class="error" role="alert">{h(exc)}</p>', status=400)
-    filtered = any(q.get(k) for k in ("status", "agent", "model", "q", "from", "to", "before"))
+    # The live feed with the same filters: matching runs appear and change, the others
+    # come as "leave" (ui.js marks a shown run that no longer matches).
+    feed_args = {
+        "status": q.get("status"),
+        "agent": q.get("agent"),
+        "model": q.get("model"),
+        "q": q.get("q"),
+        "since": None if since is None else repr(since),
+        "until": None if until is None else repr(until),
+    }
+    feed = "/runs/events"
+    if any(feed_args.values()):
+        feed += "?" + urlencode({k: v for k, v in feed_args.items() if v})
+    # A later page ("Older runs") takes no new runs: they belong on the first one.
+    older_page = bool(q.get("before"))
+    filtered = any(feed_args.values())
     rows = "".join(run_row(r) for r in runs)
     older = ""
     if key is not None:
         args = {k: v for k, v in q.items() if k != "before" and v}
         args["before"] = f"{key[0]!r}:{key[1]}"
         older = f'<a class="older" href="/ui/runs?{h(urlencode(args))}">Older runs</a>'
-    empty = "" if runs else '<p class="empty">No runs match.</p>'
+    empty = "" if runs else '<p class="empty" id="no-runs">No runs match.</p>'
     body = (
         f"<h1>Runs</h1>{_filters(request)}"
         f'<p class="live-note" aria-live="polite" id="live-note"></p>'
         '<div class="table-wrap"><table class="runs" id="runs" '
-        f'data-live="{"0" if filtered else "1"}"><caption class="sr-only">Runs, newest first'
+        f'data-live="{"0" if older_page else "1"}" data-filtered="{int(filtered)}" '
+        f'data-feed="{h(feed)}"><caption class="sr-only">Runs, newest first'
         "</caption><thead><tr><th scope=col>Status</th><th scope=col>Prompt</th>"
         "<th scope=col>Agent</th><th scope=col>Model</th><th scope=col>Started (UTC)</th>"
         "<th scope=col>Duration s</th><th scope=col>Cost $</th><th scope=col>Tokens in/out</th>"

@@ -120,18 +120,47 @@ if (runTable) {
   const body = runTable.tBodies[0];
   const note = document.getElementById("live-note");
   const addNew = runTable.dataset.live === "1";
-  const feed = new EventSource("/runs/events");
+  const filtered = runTable.dataset.filtered === "1";
+  // The service's own feed with the page's filters: "run" for a run that matches them,
+  // "leave" for one that does not (or no longer does).
+  const feed = new EventSource(runTable.dataset.feed || "/runs/events");
+  const rowOf = (id) => [...body.rows].find((r) => r.dataset.runId === id);
+  // Newest first, as the server lists them: a run that comes to match (it ended ok under
+  // a status filter) goes where its key puts it, not always at the top.
+  const place = (row, run) => {
+    const key = Number(run.created_at || run.started_at || 0);
+    row.dataset.key = String(key);
+    const after = [...body.rows].find((r) => Number(r.dataset.key || 0) < key);
+    body.insertBefore(row, after || null);
+    document.getElementById("no-runs")?.remove();
+  };
   feed.addEventListener("run", (message) => {
     const run = JSON.parse(message.data).run;
-    const existing = [...body.rows].find((r) => r.dataset.runId === run.run_id);
-    if (existing) fillRow(existing, run);
-    else if (addNew) body.prepend(newRow(run));
+    const existing = rowOf(run.run_id);
+    if (existing) {
+      fillRow(existing, run);
+      existing.classList.remove("left");
+    } else if (addNew) place(newRow(run), run);
+  });
+  feed.addEventListener("leave", (message) => {
+    // A shown run that no longer matches stays where it is, marked, with its new line:
+    // a row does not vanish under the reader's pointer.
+    const run = JSON.parse(message.data).run;
+    const existing = rowOf(run.run_id);
+    if (!existing) return;
+    fillRow(existing, run);
+    existing.classList.add("left");
+    const status = existing.querySelector('td[data-col="status"]');
+    status.append(el("span", "left-note", "no longer matches"));
   });
   feed.addEventListener("gap", () => window.location.reload());
   feed.addEventListener("open", () => {
-    note.textContent = addNew
-      ? "Live: runs appear and change as they happen."
-      : "Live: these runs change as they happen (new ones appear without filters).";
+    if (!addNew) {
+      note.textContent = "Live: these runs change as they happen (new ones appear on the first page).";
+    } else if (filtered) {
+      note.textContent =
+        "Live: runs that match appear and change as they happen; those that stop matching are marked.";
+    } else note.textContent = "Live: runs appear and change as they happen.";
   });
   feed.addEventListener("error", () => {
     note.textContent = "Live updates interrupted; reconnecting.";
