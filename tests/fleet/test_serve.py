@@ -1,5 +1,6 @@
-"""``serve --fleet``: the service's run endpoints start, list and control fleet runs with the
-same API as local ones (the MCP tools stand on the same run manager)."""
+"""``serve --fleet``: the service's run endpoints (REST, SSE) start, list and
+control fleet runs with the same API as local ones (the MCP tools stand on the same run
+manager); the dashboard's side is test_serve_browser.py."""
 
 from __future__ import annotations
 
@@ -108,7 +109,9 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
     assert 0 <= seen["heartbeat_age_s"] < 3600
     assert "default" in status.json()["queues"]
     assert overview.status_code == 200, overview.text
-    assert f'<tr data-worker="{seen["worker_id"]}">' in overview.text
+    assert seen["health"] == "ok"
+    assert status.json()["lost"] == []
+    assert f'<tr data-worker="{seen["worker_id"]}" data-health="ok">' in overview.text
     assert f"<td class=num>{worker.proc.pid}</td>" in overview.text
     assert done["result"]["result"] == "done on a worker"
     # It ran on the worker, under the service's own id (the fleet's id too).

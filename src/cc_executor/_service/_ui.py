@@ -652,44 +652,74 @@ def _run_list(title: str, runs: list[dict[str, Any]], key: str, fmt: str) -> str
     return f"<h2>{h(title)}</h2><ol>{''.join(items)}</ol>"
 
 
+#: How often the overview's fleet section reads ``GET /fleet`` again, in seconds.
+FLEET_POLL_S = 5
+
+
+def worker_row(worker: dict[str, Any]) -> str:
+    """One worker of the fleet section (``ui.js`` builds the same from ``GET /fleet``):
+    what it runs (links to the runs) and its health (``ok``, ``late``, ``lost``)."""
+    health = str(worker.get("health") or "ok")
+    kind = health if health in ("ok", "late", "lost") else "other"
+    runs = ", ".join(f'<a href="/ui/runs/{h(r)}">{h(r)}</a>' for r in worker.get("runs") or [] if r)
+    return (
+        f'<tr data-worker="{h(worker.get("worker_id"))}" data-health="{h(kind)}">'
+        f"<th scope=row>{h(worker.get('worker_id'))}</th>"
+        f'<td data-col="health"><span class="health h-{h(kind)}">{h(health)}</span></td>'
+        f"<td>{h(worker.get('host'))}</td><td class=num>{h(worker.get('pid'))}</td>"
+        f'<td class=num data-col="busy">{h(worker.get("busy"))} / {h(worker.get("slots"))}</td>'
+        f'<td data-col="runs">{runs}</td>'
+        f"<td>{h(', '.join(map(str, worker.get('agents') or [])))}</td>"
+        f"<td>{h(', '.join(map(str, worker.get('queues') or [])))}</td>"
+        f"<td>{h(worker.get('version'))}</td>"
+        f'<td class=num data-col="age">{h(_number(worker.get("heartbeat_age_s"), ".1f"))}</td>'
+        "</tr>"
+    )
+
+
+def _fleet_summary(data: dict[str, Any]) -> str:
+    lost = len(data.get("lost") or [])
+    gone = f", {lost} lost" if lost else ""
+    return f"{data['fleet']}: {len(data['workers'])} live worker(s){gone}."
+
+
 async def _fleet_html(request: Request) -> str:
-    """The fleet's workers and queues (from ``GET /fleet``'s figures); nothing without one."""
+    """The fleet's workers and queues (from ``GET /fleet``'s figures, read again by
+    ``ui.js`` every :data:`FLEET_POLL_S` seconds); nothing without a fleet."""
     manager = _manager(request)
     if manager.config.fleet is None:
         return ""
+    note, summary, rows, queues = "", "", "", ""
     try:
         data = await manager.fleet_status()
     except (ServiceError, FleetError) as exc:
-        return f'<h2>Fleet</h2><p class="error">The fleet does not answer: {h(exc)}</p>'
-    rows = "".join(
-        f'<tr data-worker="{h(w.get("worker_id"))}"><th scope=row>{h(w.get("worker_id"))}</th>'
-        f"<td>{h(w.get('host'))}</td><td class=num>{h(w.get('pid'))}</td>"
-        f"<td class=num>{h(w.get('busy'))} / {h(w.get('slots'))}</td>"
-        f"<td>{h(', '.join(map(str, w.get('agents') or [])))}</td>"
-        f"<td>{h(', '.join(map(str, w.get('queues') or [])))}</td>"
-        f"<td>{h(w.get('version'))}</td>"
-        f"<td class=num>{h(_number(w.get('heartbeat_age_s'), '.1f'))}</td></tr>"
-        for w in data["workers"]
-    )
-    workers = (
-        '<div class="table-wrap"><table class="figures workers" id="workers"><caption '
-        'class="sr-only">Live workers</caption><thead><tr><th scope=col>Worker</th>'
-        "<th scope=col>Host</th><th scope=col>PID</th><th scope=col>Busy / slots</th>"
+        note = f"The fleet does not answer: {exc}"
+    else:
+        summary = _fleet_summary(data)
+        rows = "".join(worker_row(w) for w in [*data["workers"], *data["lost"]])
+        queues = "".join(
+            f"<tr><th scope=row>{h(name)}</th><td class=num>{h(c.get('queued'))}</td>"
+            f"<td class=num>{h(c.get('running'))}</td></tr>"
+            for name, c in data["queues"].items()
+        )
+    return (
+        f'<section id="fleet" data-poll="{FLEET_POLL_S}" aria-labelledby="fleet-title">'
+        f'<h2 id="fleet-title">Fleet</h2><p id="fleet-summary">{h(summary)}</p>'
+        f'<p class="error" role="alert" id="fleet-note">{h(note)}</p>'
+        f'<p class="empty" id="no-workers"{"" if not rows and not note else " hidden"}>'
+        "No worker is live.</p>"
+        # Focusable: in a narrow window the table scrolls in its box, and a keyboard must
+        # reach that too (a lost worker's row has no link to tab to).
+        '<div class="table-wrap" tabindex="0" role="region" aria-label="Workers">'
+        '<table class="figures workers" id="workers"><caption '
+        'class="sr-only">Workers: live ones, then those lost</caption><thead><tr>'
+        "<th scope=col>Worker</th><th scope=col>Health</th><th scope=col>Host</th>"
+        "<th scope=col>PID</th><th scope=col>Busy / slots</th><th scope=col>Runs</th>"
         "<th scope=col>Agents</th><th scope=col>Queues</th><th scope=col>Version</th>"
         f"<th scope=col>Heartbeat s ago</th></tr></thead><tbody>{rows}</tbody></table></div>"
-        if rows
-        else '<p class="empty">No worker is live.</p>'
-    )
-    queues = "".join(
-        f"<tr><th scope=row>{h(name)}</th><td class=num>{h(c.get('queued'))}</td>"
-        f"<td class=num>{h(c.get('running'))}</td></tr>"
-        for name, c in data["queues"].items()
-    )
-    return (
-        f"<h2>Fleet</h2><p>{h(data['fleet'])}: {len(data['workers'])} live worker(s).</p>"
-        f'{workers}<table class="figures queues"><caption class="sr-only">Queues</caption>'
+        '<table class="figures queues" id="queues"><caption class="sr-only">Queues</caption>'
         "<thead><tr><th scope=col>Queue</th><th scope=col>Queued</th><th scope=col>Running"
-        f"</th></tr></thead><tbody>{queues}</tbody></table>"
+        f"</th></tr></thead><tbody>{queues}</tbody></table></section>"
     )
 
 

@@ -532,6 +532,85 @@ if (runSection) {
   }
 }
 
+// ---------------------------------------------------------------- the fleet (overview)
+
+// One worker's row, as the server renders it (_ui.worker_row): what it runs and its
+// health, "ok", "late" (two heartbeats missed) or "lost" (its heartbeat expired).
+function workerRow(worker) {
+  const row = document.createElement("tr");
+  const health = ["ok", "late", "lost"].includes(worker.health) ? worker.health : "other";
+  row.dataset.worker = String(worker.worker_id ?? "");
+  row.dataset.health = health;
+  const cell = (value, col, numeric) => {
+    const td = el("td", numeric ? "num" : null, value ?? "");
+    if (col) td.dataset.col = col;
+    row.append(td);
+    return td;
+  };
+  const name = el("th", null, worker.worker_id ?? "");
+  name.scope = "row";
+  row.append(name);
+  cell("", "health").append(el("span", `health h-${health}`, worker.health || "ok"));
+  cell(worker.host);
+  cell(worker.pid, null, true);
+  cell(`${worker.busy ?? ""} / ${worker.slots ?? ""}`, "busy", true);
+  const runs = cell("", "runs");
+  for (const [i, runId] of (worker.runs || []).entries()) {
+    if (i) runs.append(", ");
+    const link = el("a", null, runId);
+    link.href = `/ui/runs/${encodeURIComponent(runId)}`;
+    runs.append(link);
+  }
+  cell((worker.agents || []).join(", "));
+  cell((worker.queues || []).join(", "));
+  cell(worker.version);
+  cell(fixed(worker.heartbeat_age_s, 1), "age", true);
+  return row;
+}
+
+const fleetSection = document.getElementById("fleet");
+if (fleetSection) {
+  const every = Math.max(1, Number(fleetSection.dataset.poll) || 5) * 1000;
+  const note = document.getElementById("fleet-note");
+  const refresh = async () => {
+    // A hidden tab does not poll; it reads again when shown.
+    if (document.hidden) return;
+    const reply = await send("GET", "/fleet").catch(() => null);
+    if (!reply || !reply.ok) {
+      note.textContent = `The fleet does not answer: ${
+        reply?.data?.error?.message || "the server did not answer"
+      }`;
+      return;
+    }
+    const data = reply.data;
+    note.textContent = "";
+    const lost = (data.lost || []).length;
+    document.getElementById("fleet-summary").textContent =
+      `${data.fleet}: ${(data.workers || []).length} live worker(s)` + (lost ? `, ${lost} lost.` : ".");
+    const workers = [...(data.workers || []), ...(data.lost || [])];
+    document.getElementById("no-workers").hidden = workers.length > 0;
+    document.getElementById("workers").tBodies[0].replaceChildren(...workers.map(workerRow));
+    const queues = Object.entries(data.queues || {}).map(([name, count]) => {
+      const row = document.createElement("tr");
+      const head = el("th", null, name);
+      head.scope = "row";
+      row.append(head, el("td", "num", count.queued ?? ""), el("td", "num", count.running ?? ""));
+      return row;
+    });
+    document.getElementById("queues").tBodies[0].replaceChildren(...queues);
+    fleetSection.dataset.polled = String(Number(fleetSection.dataset.polled || 0) + 1);
+  };
+  // One read at a time: the next is scheduled when this one is done.
+  const loop = async () => {
+    await refresh();
+    setTimeout(loop, every);
+  };
+  setTimeout(loop, every);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
+}
+
 // ---------------------------------------------------------------- start a run
 
 const startForm = document.getElementById("start");
