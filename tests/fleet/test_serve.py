@@ -147,7 +147,7 @@ async def test_a_fleet_run_over_the_websocket_streams_and_cancels(
                     return seen
 
     async with fleet_bed(Script([Rule(answers=[HOLD])])) as bed:
-        worker = bed.start_worker("--heartbeat-timeout", "6")
+        worker = bed.start_worker()
         service = launch(tmp_path / "service-home", bed.workdir, "--fleet", bed.url)
         try:
             async with ws(service) as conn, ws(service) as control:
