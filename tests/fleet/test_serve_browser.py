@@ -65,7 +65,7 @@ def test_the_dashboard_follows_a_fleet_run_and_its_workers(
             expect(row).to_contain_text(str(worker.proc.pid))
             listing = visit.page
             listing.goto("/ui/runs?status=running")
-            expect(listing.locator("#live-note")).to_contain_text("Live")
+            expect(listing.locator("#live-note")).to_contain_text("Live", timeout=RUN_WAIT_MS)
 
             body = {
                 "prompt": "hold",
@@ -94,7 +94,7 @@ def test_the_dashboard_follows_a_fleet_run_and_its_workers(
             wait_for(lambda: pids_running(bed.workdir, NEEDLE), timeout=120, what="the tool runs")
             page.get_by_role("button", name="Cancel").click()
             expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_WAIT_MS)
-            expect(line.locator(".status")).to_have_text("cancelled")
+            expect(line.locator(".status")).to_have_text("cancelled", timeout=RUN_WAIT_MS)
             expect(line).to_contain_text("no longer matches")
             expect(row.locator('td[data-col="runs"]')).to_have_text("", timeout=RUN_WAIT_MS)
 

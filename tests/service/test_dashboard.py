@@ -309,12 +309,12 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     assert serious_violations(listing) == []
     page.get_by_role("button", name="Pause").click()
     expect(page.locator("#run-status")).to_have_text("paused")
-    expect(row.locator(".status")).to_have_text("paused")
+    expect(row.locator(".status")).to_have_text("paused", timeout=RUN_WAIT_MS)
     expect(row).to_contain_text("no longer matches")
     assert serious_violations(listing) == []
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-status")).to_have_text("running")
-    expect(row).not_to_contain_text("no longer matches")
+    expect(row).not_to_contain_text("no longer matches", timeout=RUN_WAIT_MS)
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#run-status:has-text('cancelled')")
     # The page loads again at the end, with what the server knows of the ended run.

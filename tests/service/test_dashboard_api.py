@@ -227,7 +227,7 @@ async def test_a_filtered_live_feed_sends_matches_as_run_and_the_rest_as_leave(
             "/runs", json={"argv": argv, "options": {"cwd": str(service.root)}}
         )
         run_id = reply.json()["run_id"]
-        await asyncio.wait_for(asyncio.gather(*readers), 60)
+        await asyncio.gather(*readers)
     running = [(e["type"], e["run"]["status"]) for e in feeds["running"]]
     assert {e["run"]["run_id"] for e in feeds["running"]} == {run_id}
     # Matching while it runs; out of the list once it is queued or has ended.
