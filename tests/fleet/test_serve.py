@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +130,7 @@ async def test_a_fleet_run_over_the_websocket_streams_and_cancels(
     fleet_bed: Any, tmp_path: Path
 ) -> None:
     """``serve --fleet`` over its WebSocket: ``execute`` streams the worker's run as
-    notifications, ``control`` CANCEL stops it; then the worker is killed and ``GET
-    /fleet`` lists it as lost."""
+    notifications, ``control`` CANCEL (from another connection) stops it."""
     from tests.service.test_ws import call, ws
 
     async def until(conn: Any, run_id: str, method: str) -> list[dict[str, Any]]:
@@ -162,16 +160,6 @@ async def test_a_fleet_run_over_the_websocket_streams_and_cancels(
                 cancelled = await call(control, "control", cancel)
                 assert "result" in cancelled, cancelled
                 rest = await until(conn, run_id, "process.completed")
-            worker.stop(signal.SIGKILL)
-            async with service.client() as client:
-                lost: list[dict[str, Any]] = []
-
-                async def gone() -> bool:
-                    status = (await client.get("/fleet")).json()
-                    lost[:] = status["lost"]
-                    return not status["workers"] and bool(lost)
-
-                await await_for_async(gone)
         finally:
             await asyncio.to_thread(service.stop)
     text = "".join(
@@ -184,8 +172,7 @@ async def test_a_fleet_run_over_the_websocket_streams_and_cancels(
     assert completed["status"] == "cancelled", completed
     assert completed["result"]["partial"] is True
     assert "working on it" in completed["result"]["result"]
-    ((dead,),) = [lost]
-    assert (dead["pid"], dead["health"]) == (worker.proc.pid, "lost")
+    assert (worker.data / "runs" / run_id).is_dir()
     await await_for(lambda: not pids_running(bed.workdir, NEEDLE), what="the tool gone")
 
 
