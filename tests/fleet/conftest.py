@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,34 @@ def fleet_bed(redis_server: RedisServer, tmp_path: Path) -> Iterator[Any]:
             finally:
                 for worker in bed.workers:
                     await asyncio.to_thread(worker.stop)
+
+    yield begin
+    for bed in beds:
+        for worker in bed.workers:
+            worker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+@uses_cli
+def fleet_bed_sync(redis_server: RedisServer, tmp_path: Path) -> Iterator[Any]:
+    """``with fleet_bed_sync(script) as bed:``, :func:`fleet_bed` for a test that runs no
+    event loop (sync Playwright refuses to run inside one)."""
+    claude = claude_path()
+    assert claude is not None
+    beds: list[FleetBed] = []
+
+    @contextmanager
+    def begin(script: Script) -> Iterator[FleetBed]:
+        workdir = tmp_path / "shared"
+        workdir.mkdir(exist_ok=True)
+        with ModelServer(script) as server:
+            bed = FleetBed(redis_server, server, workdir, tmp_path, claude)
+            beds.append(bed)
+            try:
+                yield bed
+            finally:
+                for worker in bed.workers:
+                    worker.stop()
 
     yield begin
     for bed in beds:

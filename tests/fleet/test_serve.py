@@ -1,9 +1,11 @@
-"""``serve --fleet``: the service's run endpoints start, list and control fleet runs with the
-same API as local ones (the MCP tools stand on the same run manager)."""
+"""``serve --fleet``: the service's run endpoints (REST, SSE, WebSocket) start, list and
+control fleet runs with the same API as local ones (the MCP tools stand on the same run
+manager); the dashboard's side is test_serve_browser.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,9 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
     assert 0 <= seen["heartbeat_age_s"] < 3600
     assert "default" in status.json()["queues"]
     assert overview.status_code == 200, overview.text
-    assert f'<tr data-worker="{seen["worker_id"]}">' in overview.text
+    assert seen["health"] == "ok"
+    assert status.json()["lost"] == []
+    assert f'<tr data-worker="{seen["worker_id"]}" data-health="ok">' in overview.text
     assert f"<td class=num>{worker.proc.pid}</td>" in overview.text
     assert done["result"]["result"] == "done on a worker"
     # It ran on the worker, under the service's own id (the fleet's id too).
@@ -119,6 +123,56 @@ async def test_serve_with_fleet_runs_lists_and_controls_fleet_runs(
     assert held_run["result"]["partial"] is True
     assert "working on it" in held_run["result"]["result"]
     # Killed, the tool dies when it next gets a core (seconds on a loaded machine).
+    await await_for(lambda: not pids_running(bed.workdir, NEEDLE), what="the tool gone")
+
+
+async def test_a_fleet_run_over_the_websocket_streams_and_cancels(
+    fleet_bed: Any, tmp_path: Path
+) -> None:
+    """``serve --fleet`` over its WebSocket: ``execute`` streams the worker's run as
+    notifications, ``control`` CANCEL (from another connection) stops it."""
+    from tests.service.test_ws import call, ws
+
+    async def until(conn: Any, run_id: str, method: str) -> list[dict[str, Any]]:
+        # No bound per message: a loaded machine may take long to start the worker's CLI
+        # (pytest-timeout turns a hang into a failure).
+        seen = []
+        while True:
+            message = json.loads(await conn.recv())
+            if message.get("params", {}).get("run_id") == run_id:
+                seen.append(message)
+                if message["method"] == method:
+                    return seen
+
+    async with fleet_bed(Script([Rule(answers=[HOLD])])) as bed:
+        worker = bed.start_worker()
+        service = launch(tmp_path / "service-home", bed.workdir, "--fleet", bed.url)
+        try:
+            async with ws(service) as conn, ws(service) as control:
+                options = {"cwd": str(bed.workdir), "allowed_tools": ["Bash"]}
+                reply = await call(conn, "execute", {"prompt": "hold", "options": options})
+                run_id = reply["result"]["run_id"]
+                streamed = await until(conn, run_id, "run.tool_use")
+                await await_for(
+                    lambda: pids_running(bed.workdir, NEEDLE), timeout=120, what="the tool runs"
+                )
+                cancel = {"run_id": run_id, "type": "CANCEL"}
+                cancelled = await call(control, "control", cancel)
+                assert "result" in cancelled, cancelled
+                rest = await until(conn, run_id, "process.completed")
+        finally:
+            await asyncio.to_thread(service.stop)
+    text = "".join(
+        m["params"]["text"] for m in streamed if m["method"] in ("run.text_delta", "run.text")
+    )
+    assert "working on it" in text, streamed
+    methods = [m["method"] for m in rest]
+    assert "process.canceled" in methods, methods
+    completed = rest[-1]["params"]
+    assert completed["status"] == "cancelled", completed
+    assert completed["result"]["partial"] is True
+    assert "working on it" in completed["result"]["result"]
+    assert (worker.data / "runs" / run_id).is_dir()
     await await_for(lambda: not pids_running(bed.workdir, NEEDLE), what="the tool gone")
 
 

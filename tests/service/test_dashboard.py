@@ -276,9 +276,10 @@ def test_a_run_started_from_the_form_streams_and_cancels(
 ) -> None:
     service, options = served
     visit.login(service.token)
-    # A second tab on the run list, to see the new run appear there without a reload.
+    # A second tab on the run list filtered to running runs, to see the new run appear
+    # there without a reload, and be marked when it stops running.
     listing = visit.context.new_page()
-    listing.goto("/ui/runs")
+    listing.goto("/ui/runs?status=running")
     listing.wait_for_selector("#live-note:has-text('Live')")
     page = visit.page
     page.goto("/ui/new")
@@ -304,11 +305,16 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     row = listing.locator(f'tr[data-run-id="{run_id}"]')
     row.wait_for()
     assert "a slow story" in row.inner_text()
+    expect(listing.get_by_text("No runs match.")).to_have_count(0)
+    assert serious_violations(listing) == []
     page.get_by_role("button", name="Pause").click()
     expect(page.locator("#run-status")).to_have_text("paused")
-    expect(row.locator(".status")).to_have_text("paused")
+    expect(row.locator(".status")).to_have_text("paused", timeout=RUN_WAIT_MS)
+    expect(row).to_contain_text("no longer matches")
+    assert serious_violations(listing) == []
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#run-status")).to_have_text("running")
+    expect(row).not_to_contain_text("no longer matches", timeout=RUN_WAIT_MS)
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("#run-status:has-text('cancelled')")
     # The page loads again at the end, with what the server knows of the ended run.
@@ -320,6 +326,7 @@ def test_a_run_started_from_the_form_streams_and_cancels(
     assert len(partial) < len("tick " * 400)
     wait_for(lambda: not pids_in(service.root), what="no process left in the run's folder")
     listing.wait_for_selector(f'tr[data-run-id="{run_id}"] .status:has-text("cancelled")')
+    expect(row).to_contain_text("no longer matches")
     assert page.get_by_role("button", name="Cancel").is_disabled()
 
 

@@ -193,6 +193,51 @@ async def test_run_list_filters_pages_and_live_feed(service: Service) -> None:
         assert bad.status_code == 400
 
 
+async def test_a_filtered_live_feed_sends_matches_as_run_and_the_rest_as_leave(
+    service: Service,
+) -> None:
+    """``GET /runs/events`` with the run list's filters: a run's changes come as ``run``
+    while it matches them, as ``leave`` (its new line) once it does not."""
+    async with service.client() as client:
+        # Streamed: a server taking no filters would answer 200 and never end the body.
+        async with client.stream("GET", "/runs/events", params={"since": "yesterday"}) as bad:
+            assert bad.status_code == 400
+            assert "since must be a number" in (await bad.aread()).decode()
+        feeds: dict[str, list[dict[str, Any]]] = {"running": [], "run": []}
+        subscribed = {name: asyncio.Event() for name in feeds}
+
+        async def follow(name: str, params: dict[str, str]) -> None:
+            async with client.stream("GET", "/runs/events", params=params) as response:
+                async for line in response.aiter_lines():
+                    subscribed[name].set()
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        feeds[name].append(event)
+                        if event["run"]["status"] == "ok":
+                            return
+
+        readers = [
+            asyncio.ensure_future(follow("running", {"status": "running", "kind": "exec"})),
+            asyncio.ensure_future(follow("run", {"kind": "run"})),
+        ]
+        for ready in subscribed.values():
+            await ready.wait()
+        argv = [sys.executable, "-c", "print('filtered')"]
+        reply = await client.post(
+            "/runs", json={"argv": argv, "options": {"cwd": str(service.root)}}
+        )
+        run_id = reply.json()["run_id"]
+        await asyncio.gather(*readers)
+    running = [(e["type"], e["run"]["status"]) for e in feeds["running"]]
+    assert {e["run"]["run_id"] for e in feeds["running"]} == {run_id}
+    # Matching while it runs; out of the list once it is queued or has ended.
+    assert ("run", "running") in running, running
+    assert running[-1] == ("leave", "ok"), running
+    assert all(kind == "leave" for kind, status in running if status != "running"), running
+    # An exec run never matches kind=run: each of its changes leaves that list.
+    assert {e["type"] for e in feeds["run"]} == {"leave"}, feeds["run"]
+
+
 async def test_history_runs_page_by_key(service: Service) -> None:
     from cc_executor._store import RunRecord, open_store
 

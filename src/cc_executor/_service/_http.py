@@ -33,6 +33,7 @@ from cc_executor._service._manager import (
     ServiceError,
     replay_log,
 )
+from cc_executor._service._runs import RunFilter
 from cc_executor._service._security import Guard, SecurityPolicy
 from cc_executor._store import RunRecord
 from cc_executor._text import duration_s
@@ -236,6 +237,23 @@ async def fleet_status(request: Request) -> Response:
         return error_response(503, "fleet_unavailable", str(exc))
 
 
+def _run_filter(request: Request) -> RunFilter | None:
+    """The run-list filters of ``request``'s query (as ``GET /runs`` reads them); None
+    without any."""
+    q = request.query_params
+    wanted = RunFilter(
+        status=q.get("status") or None,
+        kind=q.get("kind") or None,
+        since=_number(request, "since", float),
+        until=_number(request, "until", float),
+        parent_id=q.get("parent_id") or None,
+        agent=q.get("agent") or None,
+        model=q.get("model") or None,
+        text=q.get("q") or None,
+    )
+    return None if wanted == RunFilter() else wanted
+
+
 async def runs_feed(request: Request) -> Response:
     """Every run's list line as it changes, as Server-Sent Events.
     ---
@@ -243,16 +261,33 @@ async def runs_feed(request: Request) -> Response:
     description: >-
       Each change is an event `run` whose data is `{type: run, run: {...}}`, the run's
       line as `GET /runs?brief=1` gives it. Only changes from the moment of connecting
-      are sent: read the list first, then follow. A client too slow to keep up gets one
-      `gap` event: read the list again.
+      are sent: read the list first, then follow. With the filters of `GET /runs`, a
+      change of a run that matches them is `run`, and a change of one that does not (it
+      no longer matches, or never did) is `leave`, with the same data: a client showing
+      that run drops or marks it. A client too slow to keep up gets one `gap` event: read
+      the list again.
+    parameters:
+      - {name: status, in: query, schema: {type: string}}
+      - {name: kind, in: query, schema: {type: string, enum: [run, exec]}}
+      - {name: since, in: query, schema: {type: number}, description: Unix time}
+      - {name: until, in: query, schema: {type: number}, description: Unix time}
+      - {name: parent_id, in: query, schema: {type: string}}
+      - {name: agent, in: query, schema: {type: string}}
+      - {name: model, in: query, schema: {type: string}}
+      - {name: q, in: query, schema: {type: string}, description: Text in the prompt}
     responses:
       200: {description: text/event-stream}
+      400: {description: A filter that is not valid}
     """
     interval = float(getattr(request.app.state, "sse_keepalive_s", SSE_KEEPALIVE_S))
+    try:
+        wanted = _run_filter(request)
+    except ServiceError as exc:
+        return _service_error(exc)
     feed = _manager(request).feed
     # Subscribed before the response starts: a client that has the first bytes misses
     # no change made after it.
-    queue = feed.subscribe()
+    queue = feed.subscribe(wanted)
 
     async def changes() -> AsyncGenerator[dict[str, Any], None]:
         while True:

@@ -65,6 +65,7 @@ from cc_executor._service._runs import (
     EventSpool,
     ManagedRun,
     RunFeed,
+    RunFilter,
     list_view,
 )
 from cc_executor._status import Status
@@ -140,6 +141,29 @@ class ManagerConfig:
 
 #: The most runs the overview reads (the newest of its period).
 OVERVIEW_LIMIT = 50_000
+#: How long, and how many, workers whose heartbeat stopped ``GET /fleet`` still lists
+#: (as ``lost``), from when this server last saw them live.
+LOST_WORKERS_KEPT_S = 3600.0
+LOST_WORKERS_MAX = 100
+#: A worker's heartbeat timeout when its heartbeat does not say (an older worker).
+_HEARTBEAT_TIMEOUT_S = 10.0
+
+
+def _heartbeat_at(worker: Event, default: float) -> float:
+    beat = worker.get("heartbeat_at")
+    return float(beat) if isinstance(beat, (int, float)) else default
+
+
+def _worker_health(worker: Event, now: float) -> None:
+    """Set ``heartbeat_age_s`` and ``health`` of a live worker: ``late`` once it has
+    missed two heartbeats (it sends one every quarter of its timeout), else ``ok``."""
+    beat = worker.get("heartbeat_at")
+    age = round(max(0.0, now - beat), 3) if isinstance(beat, (int, float)) else None
+    timeout = worker.get("heartbeat_timeout_s")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        timeout = _HEARTBEAT_TIMEOUT_S
+    worker["heartbeat_age_s"] = age
+    worker["health"] = "late" if age is not None and age > timeout / 2 else "ok"
 
 
 class RunManager:
@@ -175,6 +199,10 @@ class RunManager:
         self._budget = EventBudget(self.config.max_event_bytes)
         #: Every run's list line as it changes (``GET /runs/events``).
         self.feed = RunFeed()
+        #: The fleet's workers as last seen live, and those since gone (``GET /fleet``),
+        #: by worker id; the gone ones oldest first.
+        self._workers_seen: dict[str, Event] = {}
+        self._workers_lost: OrderedDict[str, Event] = OrderedDict()
         self._spool = EventSpool()
         self._policy = RunPolicy(
             self.config.allow_dirs,
@@ -332,25 +360,14 @@ class RunManager:
         exactly one page, however deep: pages are cut by that key (keyset pagination),
         never by an offset."""
         limit = max(1, min(limit, 1000))
-        needle = text.lower() if text else None
+        # The same filter as the live feed's (GET /runs/events), so the two agree.
+        wanted = RunFilter(status, kind, since, until, parent_id, agent, model, text)
         in_memory = list(self._runs.values())
         found: list[tuple[tuple[float, str], ManagedRun | RunRecord]] = []
         for run in in_memory:
             key = (run.created_at, run.id)
-            details = run.details
-            if (
-                (status and run.status != status)
-                or (kind and run.kind != kind)
-                or (since and run.created_at < since)
-                or (until and run.created_at >= until)
-                or (parent_id and details.get("parent_id") != parent_id)
-                or (agent and details.get("agent") != agent)
-                or (model and details.get("model") != model)
-                or (needle and needle not in str(details.get("prompt_preview", "")).lower())
-                or (before and key >= before)
-            ):
-                continue
-            found.append((key, run))
+            if wanted.matches(run) and not (before and key >= before):
+                found.append((key, run))
         if self.store is not None:
             known = {run.id for run in in_memory}
             query = Query(
@@ -1185,14 +1202,36 @@ class RunManager:
             await fleet.aclose()
         now = time.time()
         for worker in workers:
-            beat = worker.get("heartbeat_at")
-            worker["heartbeat_age_s"] = (
-                round(max(0.0, now - beat), 3) if isinstance(beat, (int, float)) else None
-            )
+            _worker_health(worker, now)
         workers.sort(key=lambda w: (str(w.get("host")), str(w.get("worker_id"))))
+        lost = self._note_workers(workers, now)
         # Shown without credentials, as ``fleet status`` does.
         url = parse_fleet_url(self.config.fleet).url
-        return {"fleet": url, "workers": workers, "queues": queues}
+        return {"fleet": url, "workers": workers, "lost": lost, "queues": queues}
+
+    def _note_workers(self, live: list[Event], now: float) -> list[Event]:
+        """Remember the ``live`` workers; those seen live before and absent now (their
+        heartbeat expired: stopped, killed or cut off) are lost. Returns the lost ones,
+        newest loss first, each as last seen with ``health`` ``lost``."""
+        here = {str(w.get("worker_id")): w for w in live}
+        for worker_id in [w for w in self._workers_seen if w not in here]:
+            self._workers_lost[worker_id] = self._workers_seen.pop(worker_id)
+        for worker_id, worker in here.items():
+            self._workers_seen[worker_id] = dict(worker)
+            self._workers_lost.pop(worker_id, None)
+        while self._workers_lost and (
+            len(self._workers_lost) > LOST_WORKERS_MAX
+            or now - _heartbeat_at(next(iter(self._workers_lost.values())), now)
+            > LOST_WORKERS_KEPT_S
+        ):
+            self._workers_lost.popitem(last=False)
+        lost = []
+        for worker in reversed(self._workers_lost.values()):
+            shown = dict(worker)
+            _worker_health(shown, now)
+            shown["health"] = "lost"
+            lost.append(shown)
+        return lost
 
     def _asking(self, run_id: str) -> tuple[ManagedRun, str | None]:
         """The run whose queue holds ``run_id``'s permission requests: itself, or for a task

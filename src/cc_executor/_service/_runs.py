@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -468,35 +469,72 @@ def list_view(run: ManagedRun) -> Event:
     return data
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """The filters of a run list (``GET /runs``, ``GET /runs/events``) applied to a run
+    in memory: each given one must hold. ``since``/``until``: when the server accepted
+    the run; ``text``: in the prompt's preview, whatever the case."""
+
+    status: str | None = None
+    kind: str | None = None
+    since: float | None = None
+    until: float | None = None
+    parent_id: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    text: str | None = None
+
+    def matches(self, run: ManagedRun) -> bool:
+        """True when ``run`` passes every filter given."""
+        details = run.details
+        return not (
+            (self.status and run.status != self.status)
+            or (self.kind and run.kind != self.kind)
+            or (self.since and run.created_at < self.since)
+            or (self.until and run.created_at >= self.until)
+            or (self.parent_id and details.get("parent_id") != self.parent_id)
+            or (self.agent and details.get("agent") != self.agent)
+            or (self.model and details.get("model") != self.model)
+            or (
+                self.text
+                and self.text.lower() not in str(details.get("prompt_preview", "")).lower()
+            )
+        )
+
+
 class RunFeed:
     """The live feed of a server's run list (``GET /runs/events``): each subscriber gets
-    every run's new list line as it changes. A subscriber too slow to keep up with
-    ``backlog`` changes gets ``{"type": "gap"}`` (reload the list) instead of growing
-    memory."""
+    every run's new list line as it changes, as a ``run`` event. A subscriber with a
+    :class:`RunFilter` gets ``run`` for a run that matches it and ``leave`` (the same
+    line) for one that does not, or no longer does: what it shows of that run is out of
+    its list. A subscriber too slow to keep up with ``backlog`` changes gets ``{"type":
+    "gap"}`` (reload the list) instead of growing memory."""
 
     def __init__(self, backlog: int = 1000) -> None:
         self._backlog = backlog
-        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._subscribers: dict[asyncio.Queue[Event], RunFilter | None] = {}
 
     def publish(self, run: ManagedRun) -> None:
         """Send ``run``'s list line to every subscriber."""
         if not self._subscribers:
             return
-        event = {"type": "run", "run": list_view(run)}
-        for queue in list(self._subscribers):
+        line = list_view(run)
+        event, leave = {"type": "run", "run": line}, {"type": "leave", "run": line}
+        for queue, wanted in list(self._subscribers.items()):
             if queue.qsize() >= self._backlog - 1:
                 if queue.qsize() == self._backlog - 1:
                     queue.put_nowait({"type": "gap"})
                 continue
-            queue.put_nowait(event)
+            queue.put_nowait(event if wanted is None or wanted.matches(run) else leave)
 
-    def subscribe(self) -> asyncio.Queue[Event]:
-        """A new subscriber's queue: it gets every change from now on, until
+    def subscribe(self, wanted: RunFilter | None = None) -> asyncio.Queue[Event]:
+        """A new subscriber's queue: it gets every change from now on (of the runs
+        ``wanted`` matches as ``run``, of the others as ``leave``), until
         :meth:`unsubscribe`."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._subscribers.add(queue)
+        self._subscribers[queue] = wanted
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
         """Stop sending changes to ``queue``."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)

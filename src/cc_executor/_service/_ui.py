@@ -224,8 +224,10 @@ def run_row(run: dict[str, Any]) -> str:
     link = f"/ui/runs/{h(run_id)}"
     started = run.get("started_at") or run.get("created_at")
     prompt = run.get("prompt_preview") or " ".join(map(str, run.get("argv") or []))
+    # The list's order: when the server took a run it holds, else when the run started.
+    key = run.get("started_at") if run.get("from_history") else run.get("created_at")
     return (
-        f'<tr data-run-id="{h(run_id)}">'
+        f'<tr data-run-id="{h(run_id)}" data-key="{h(_number(key, "f"))}">'
         f'<td data-col="status">{_status_badge(run.get("status"))}</td>'
         f'<td data-col="prompt"><a href="{link}">{h(str(prompt)[:120] or run_id)}</a></td>'
         f'<td data-col="agent">{h(run.get("agent") or run.get("kind"))}</td>'
@@ -312,19 +314,35 @@ async def runs_page(request: Request) -> Response:
         )
     except (ServiceError, ValueError) as exc:
         return _page(request, "Runs", f'<p class="error" role="alert">{h(exc)}</p>', status=400)
-    filtered = any(q.get(k) for k in ("status", "agent", "model", "q", "from", "to", "before"))
+    # The live feed with the same filters: matching runs appear and change, the others
+    # come as "leave" (ui.js marks a shown run that no longer matches).
+    feed_args = {
+        "status": q.get("status"),
+        "agent": q.get("agent"),
+        "model": q.get("model"),
+        "q": q.get("q"),
+        "since": None if since is None else repr(since),
+        "until": None if until is None else repr(until),
+    }
+    feed = "/runs/events"
+    if any(feed_args.values()):
+        feed += "?" + urlencode({k: v for k, v in feed_args.items() if v})
+    # A later page ("Older runs") takes no new runs: they belong on the first one.
+    older_page = bool(q.get("before"))
+    filtered = any(feed_args.values())
     rows = "".join(run_row(r) for r in runs)
     older = ""
     if key is not None:
         args = {k: v for k, v in q.items() if k != "before" and v}
         args["before"] = f"{key[0]!r}:{key[1]}"
         older = f'<a class="older" href="/ui/runs?{h(urlencode(args))}">Older runs</a>'
-    empty = "" if runs else '<p class="empty">No runs match.</p>'
+    empty = "" if runs else '<p class="empty" id="no-runs">No runs match.</p>'
     body = (
         f"<h1>Runs</h1>{_filters(request)}"
         f'<p class="live-note" aria-live="polite" id="live-note"></p>'
         '<div class="table-wrap"><table class="runs" id="runs" '
-        f'data-live="{"0" if filtered else "1"}"><caption class="sr-only">Runs, newest first'
+        f'data-live="{"0" if older_page else "1"}" data-filtered="{int(filtered)}" '
+        f'data-feed="{h(feed)}"><caption class="sr-only">Runs, newest first'
         "</caption><thead><tr><th scope=col>Status</th><th scope=col>Prompt</th>"
         "<th scope=col>Agent</th><th scope=col>Model</th><th scope=col>Started (UTC)</th>"
         "<th scope=col>Duration s</th><th scope=col>Cost $</th><th scope=col>Tokens in/out</th>"
@@ -634,44 +652,74 @@ def _run_list(title: str, runs: list[dict[str, Any]], key: str, fmt: str) -> str
     return f"<h2>{h(title)}</h2><ol>{''.join(items)}</ol>"
 
 
+#: How often the overview's fleet section reads ``GET /fleet`` again, in seconds.
+FLEET_POLL_S = 5
+
+
+def worker_row(worker: dict[str, Any]) -> str:
+    """One worker of the fleet section (``ui.js`` builds the same from ``GET /fleet``):
+    what it runs (links to the runs) and its health (``ok``, ``late``, ``lost``)."""
+    health = str(worker.get("health") or "ok")
+    kind = health if health in ("ok", "late", "lost") else "other"
+    runs = ", ".join(f'<a href="/ui/runs/{h(r)}">{h(r)}</a>' for r in worker.get("runs") or [] if r)
+    return (
+        f'<tr data-worker="{h(worker.get("worker_id"))}" data-health="{h(kind)}">'
+        f"<th scope=row>{h(worker.get('worker_id'))}</th>"
+        f'<td data-col="health"><span class="health h-{h(kind)}">{h(health)}</span></td>'
+        f"<td>{h(worker.get('host'))}</td><td class=num>{h(worker.get('pid'))}</td>"
+        f'<td class=num data-col="busy">{h(worker.get("busy"))} / {h(worker.get("slots"))}</td>'
+        f'<td data-col="runs">{runs}</td>'
+        f"<td>{h(', '.join(map(str, worker.get('agents') or [])))}</td>"
+        f"<td>{h(', '.join(map(str, worker.get('queues') or [])))}</td>"
+        f"<td>{h(worker.get('version'))}</td>"
+        f'<td class=num data-col="age">{h(_number(worker.get("heartbeat_age_s"), ".1f"))}</td>'
+        "</tr>"
+    )
+
+
+def _fleet_summary(data: dict[str, Any]) -> str:
+    lost = len(data.get("lost") or [])
+    gone = f", {lost} lost" if lost else ""
+    return f"{data['fleet']}: {len(data['workers'])} live worker(s){gone}."
+
+
 async def _fleet_html(request: Request) -> str:
-    """The fleet's workers and queues (from ``GET /fleet``'s figures); nothing without one."""
+    """The fleet's workers and queues (from ``GET /fleet``'s figures, read again by
+    ``ui.js`` every :data:`FLEET_POLL_S` seconds); nothing without a fleet."""
     manager = _manager(request)
     if manager.config.fleet is None:
         return ""
+    note, summary, rows, queues = "", "", "", ""
     try:
         data = await manager.fleet_status()
     except (ServiceError, FleetError) as exc:
-        return f'<h2>Fleet</h2><p class="error">The fleet does not answer: {h(exc)}</p>'
-    rows = "".join(
-        f'<tr data-worker="{h(w.get("worker_id"))}"><th scope=row>{h(w.get("worker_id"))}</th>'
-        f"<td>{h(w.get('host'))}</td><td class=num>{h(w.get('pid'))}</td>"
-        f"<td class=num>{h(w.get('busy'))} / {h(w.get('slots'))}</td>"
-        f"<td>{h(', '.join(map(str, w.get('agents') or [])))}</td>"
-        f"<td>{h(', '.join(map(str, w.get('queues') or [])))}</td>"
-        f"<td>{h(w.get('version'))}</td>"
-        f"<td class=num>{h(_number(w.get('heartbeat_age_s'), '.1f'))}</td></tr>"
-        for w in data["workers"]
-    )
-    workers = (
-        '<div class="table-wrap"><table class="figures workers" id="workers"><caption '
-        'class="sr-only">Live workers</caption><thead><tr><th scope=col>Worker</th>'
-        "<th scope=col>Host</th><th scope=col>PID</th><th scope=col>Busy / slots</th>"
+        note = f"The fleet does not answer: {exc}"
+    else:
+        summary = _fleet_summary(data)
+        rows = "".join(worker_row(w) for w in [*data["workers"], *data["lost"]])
+        queues = "".join(
+            f"<tr><th scope=row>{h(name)}</th><td class=num>{h(c.get('queued'))}</td>"
+            f"<td class=num>{h(c.get('running'))}</td></tr>"
+            for name, c in data["queues"].items()
+        )
+    return (
+        f'<section id="fleet" data-poll="{FLEET_POLL_S}" aria-labelledby="fleet-title">'
+        f'<h2 id="fleet-title">Fleet</h2><p id="fleet-summary">{h(summary)}</p>'
+        f'<p class="error" role="alert" id="fleet-note">{h(note)}</p>'
+        f'<p class="empty" id="no-workers"{"" if not rows and not note else " hidden"}>'
+        "No worker is live.</p>"
+        # Focusable: in a narrow window the table scrolls in its box, and a keyboard must
+        # reach that too (a lost worker's row has no link to tab to).
+        '<div class="table-wrap" tabindex="0" role="region" aria-label="Workers">'
+        '<table class="figures workers" id="workers"><caption '
+        'class="sr-only">Workers: live ones, then those lost</caption><thead><tr>'
+        "<th scope=col>Worker</th><th scope=col>Health</th><th scope=col>Host</th>"
+        "<th scope=col>PID</th><th scope=col>Busy / slots</th><th scope=col>Runs</th>"
         "<th scope=col>Agents</th><th scope=col>Queues</th><th scope=col>Version</th>"
         f"<th scope=col>Heartbeat s ago</th></tr></thead><tbody>{rows}</tbody></table></div>"
-        if rows
-        else '<p class="empty">No worker is live.</p>'
-    )
-    queues = "".join(
-        f"<tr><th scope=row>{h(name)}</th><td class=num>{h(c.get('queued'))}</td>"
-        f"<td class=num>{h(c.get('running'))}</td></tr>"
-        for name, c in data["queues"].items()
-    )
-    return (
-        f"<h2>Fleet</h2><p>{h(data['fleet'])}: {len(data['workers'])} live worker(s).</p>"
-        f'{workers}<table class="figures queues"><caption class="sr-only">Queues</caption>'
+        '<table class="figures queues" id="queues"><caption class="sr-only">Queues</caption>'
         "<thead><tr><th scope=col>Queue</th><th scope=col>Queued</th><th scope=col>Running"
-        f"</th></tr></thead><tbody>{queues}</tbody></table>"
+        f"</th></tr></thead><tbody>{queues}</tbody></table></section>"
     )
 
 

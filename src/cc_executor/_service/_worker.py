@@ -346,6 +346,10 @@ class FleetWorker:
                 "pid": os.getpid(),
                 "slots": self.config.slots,
                 "busy": len(self._active),
+                # What it runs, and when its silence means it is late (GET /fleet, the
+                # dashboard's fleet section).
+                "runs": sorted(self._active),
+                "heartbeat_timeout_s": self.config.heartbeat_timeout_s,
                 "agents": list(self.config.agents) or sorted(ADAPTERS),
                 "queues": list(self.config.queues),
                 "version": __version__,

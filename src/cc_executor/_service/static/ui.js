@@ -120,18 +120,47 @@ if (runTable) {
   const body = runTable.tBodies[0];
   const note = document.getElementById("live-note");
   const addNew = runTable.dataset.live === "1";
-  const feed = new EventSource("/runs/events");
+  const filtered = runTable.dataset.filtered === "1";
+  // The service's own feed with the page's filters: "run" for a run that matches them,
+  // "leave" for one that does not (or no longer does).
+  const feed = new EventSource(runTable.dataset.feed || "/runs/events");
+  const rowOf = (id) => [...body.rows].find((r) => r.dataset.runId === id);
+  // Newest first, as the server lists them: a run that comes to match (it ended ok under
+  // a status filter) goes where its key puts it, not always at the top.
+  const place = (row, run) => {
+    const key = Number(run.created_at || run.started_at || 0);
+    row.dataset.key = String(key);
+    const after = [...body.rows].find((r) => Number(r.dataset.key || 0) < key);
+    body.insertBefore(row, after || null);
+    document.getElementById("no-runs")?.remove();
+  };
   feed.addEventListener("run", (message) => {
     const run = JSON.parse(message.data).run;
-    const existing = [...body.rows].find((r) => r.dataset.runId === run.run_id);
-    if (existing) fillRow(existing, run);
-    else if (addNew) body.prepend(newRow(run));
+    const existing = rowOf(run.run_id);
+    if (existing) {
+      fillRow(existing, run);
+      existing.classList.remove("left");
+    } else if (addNew) place(newRow(run), run);
+  });
+  feed.addEventListener("leave", (message) => {
+    // A shown run that no longer matches stays where it is, marked, with its new line:
+    // a row does not vanish under the reader's pointer.
+    const run = JSON.parse(message.data).run;
+    const existing = rowOf(run.run_id);
+    if (!existing) return;
+    fillRow(existing, run);
+    existing.classList.add("left");
+    const status = existing.querySelector('td[data-col="status"]');
+    status.append(el("span", "left-note", "no longer matches"));
   });
   feed.addEventListener("gap", () => window.location.reload());
   feed.addEventListener("open", () => {
-    note.textContent = addNew
-      ? "Live: runs appear and change as they happen."
-      : "Live: these runs change as they happen (new ones appear without filters).";
+    if (!addNew) {
+      note.textContent = "Live: these runs change as they happen (new ones appear on the first page).";
+    } else if (filtered) {
+      note.textContent =
+        "Live: runs that match appear and change as they happen; those that stop matching are marked.";
+    } else note.textContent = "Live: runs appear and change as they happen.";
   });
   feed.addEventListener("error", () => {
     note.textContent = "Live updates interrupted; reconnecting.";
@@ -501,6 +530,85 @@ if (runSection) {
       }
     });
   }
+}
+
+// ---------------------------------------------------------------- the fleet (overview)
+
+// One worker's row, as the server renders it (_ui.worker_row): what it runs and its
+// health, "ok", "late" (two heartbeats missed) or "lost" (its heartbeat expired).
+function workerRow(worker) {
+  const row = document.createElement("tr");
+  const health = ["ok", "late", "lost"].includes(worker.health) ? worker.health : "other";
+  row.dataset.worker = String(worker.worker_id ?? "");
+  row.dataset.health = health;
+  const cell = (value, col, numeric) => {
+    const td = el("td", numeric ? "num" : null, value ?? "");
+    if (col) td.dataset.col = col;
+    row.append(td);
+    return td;
+  };
+  const name = el("th", null, worker.worker_id ?? "");
+  name.scope = "row";
+  row.append(name);
+  cell("", "health").append(el("span", `health h-${health}`, worker.health || "ok"));
+  cell(worker.host);
+  cell(worker.pid, null, true);
+  cell(`${worker.busy ?? ""} / ${worker.slots ?? ""}`, "busy", true);
+  const runs = cell("", "runs");
+  for (const [i, runId] of (worker.runs || []).entries()) {
+    if (i) runs.append(", ");
+    const link = el("a", null, runId);
+    link.href = `/ui/runs/${encodeURIComponent(runId)}`;
+    runs.append(link);
+  }
+  cell((worker.agents || []).join(", "));
+  cell((worker.queues || []).join(", "));
+  cell(worker.version);
+  cell(fixed(worker.heartbeat_age_s, 1), "age", true);
+  return row;
+}
+
+const fleetSection = document.getElementById("fleet");
+if (fleetSection) {
+  const every = Math.max(1, Number(fleetSection.dataset.poll) || 5) * 1000;
+  const note = document.getElementById("fleet-note");
+  const refresh = async () => {
+    // A hidden tab does not poll; it reads again when shown.
+    if (document.hidden) return;
+    const reply = await send("GET", "/fleet").catch(() => null);
+    if (!reply || !reply.ok) {
+      note.textContent = `The fleet does not answer: ${
+        reply?.data?.error?.message || "the server did not answer"
+      }`;
+      return;
+    }
+    const data = reply.data;
+    note.textContent = "";
+    const lost = (data.lost || []).length;
+    document.getElementById("fleet-summary").textContent =
+      `${data.fleet}: ${(data.workers || []).length} live worker(s)` + (lost ? `, ${lost} lost.` : ".");
+    const workers = [...(data.workers || []), ...(data.lost || [])];
+    document.getElementById("no-workers").hidden = workers.length > 0;
+    document.getElementById("workers").tBodies[0].replaceChildren(...workers.map(workerRow));
+    const queues = Object.entries(data.queues || {}).map(([name, count]) => {
+      const row = document.createElement("tr");
+      const head = el("th", null, name);
+      head.scope = "row";
+      row.append(head, el("td", "num", count.queued ?? ""), el("td", "num", count.running ?? ""));
+      return row;
+    });
+    document.getElementById("queues").tBodies[0].replaceChildren(...queues);
+    fleetSection.dataset.polled = String(Number(fleetSection.dataset.polled || 0) + 1);
+  };
+  // One read at a time: the next is scheduled when this one is done.
+  const loop = async () => {
+    await refresh();
+    setTimeout(loop, every);
+  };
+  setTimeout(loop, every);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
 }
 
 // ---------------------------------------------------------------- start a run
