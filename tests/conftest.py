@@ -78,6 +78,19 @@ def _tripwire(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """A test that leaves the process umask changed fails: the umask is the whole worker's,
+    and later tests' folders would get it (a leaked 0177 made tmp_path folders 0600, which
+    Codex's sandboxed commands cannot enter)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    after = os.umask(before)
+    if after != before:
+        pytest.fail(f"this test left the process umask at {after:#o} (it was {before:#o})")
+
+
+@pytest.fixture(autouse=True)
 def cc_home(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -102,6 +104,51 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await proc.wait()
     for broker in brokers:
         await broker.close()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+async def test_brokers_starting_at_once_leave_the_process_umask_alone(tmp_path: Path) -> None:
+    """The socket is private (0600) without touching the umask, which is the whole
+    process's: two starts interleaving at their await once left it at 0177, and every
+    later folder of the process (run folders, workspaces, a test's tmp_path) was made
+    0600, where Codex's sandboxed commands cannot even enter."""
+
+    async def emit(event: object) -> None:
+        return None
+
+    brokers = []
+    for name in ("r1", "r2"):
+        (tmp_path / name).mkdir()
+        brokers.append(
+            PermissionBroker(
+                policy=parse_policy({"rules": [{"allow": "Write"}]}),
+                run_id=name,
+                cwd=str(tmp_path),
+                run_dir=str(tmp_path / name),
+                decider=None,
+                decider_name="callback",
+                emit=emit,
+                record=lambda entry: None,
+                hold=lambda: None,
+                release=lambda: None,
+            )
+        )
+    before = _current_umask()
+    try:
+        await asyncio.gather(*(broker.start() for broker in brokers))
+        after = _current_umask()
+        modes = [stat.S_IMODE(os.stat(broker.path).st_mode) for broker in brokers]
+    finally:
+        os.umask(before)
+        for broker in brokers:
+            await broker.close()
+    assert oct(after) == oct(before)
+    assert modes == [0o600, 0o600]
 
 
 async def test_the_handshake_the_pinned_cli_makes(start: Callable[..., Any]) -> None:

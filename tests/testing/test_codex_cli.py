@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ from tests._means import codex_path
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 RUN_TIMEOUT = 120.0
-# What Codex's sandbox creates in a writable root while a command runs.
-MOUNT_POINTS = (".git", ".codex", ".agents", ".aws")
 
 
 @dataclass
@@ -106,28 +103,20 @@ def test_shell_call_runs_and_file_write_writes(tmp_path: Path) -> None:
             )
         ]
     )
+    started = time.monotonic()
+    with ModelServer(script) as server:
+        run = run_codex(server, "make the files", tmp_path)
+        turns = [r.turn for r in server.responses_requests]
     work = tmp_path / "work"
-    seen: list[str] = []
-    for attempt in (1, 2):
-        (tmp_path / f"try{attempt}").mkdir()
-        started = time.monotonic()
-        with ModelServer(script) as server:
-            run = run_codex(server, "make the files", tmp_path / f"try{attempt}")
-            turns = [r.turn for r in server.responses_requests]
-        work = tmp_path / f"try{attempt}" / "work"
-        if (work / "shell.txt").exists():
-            break
-        # Seen in CI (about one full run in two, never alone): Codex ended ok but the
-        # command's file was missing. Keep what Codex reported, then try once more.
-        seen.append(
-            f"try {attempt}: {time.monotonic() - started:.1f} s, returncode {run.returncode}, "
-            f"work has {sorted(p.name for p in work.iterdir())}, "
-            f"/tmp has {[n for n in MOUNT_POINTS if Path('/tmp', n).exists()]}, "
-            f"items {run.items('command_execution')!r}, stderr tail {run.stderr[-1500:]!r}"
-        )
-        warnings.warn(f"codex shell call left no file: {seen[-1]}", stacklevel=1)
-    assert run.returncode == 0, run.stderr
-    assert (work / "shell.txt").exists(), "\n".join(seen)
+    # What Codex reported, should the command's file be missing (CI saw it when a leaked
+    # umask had made these folders 0600: docs/agents/codex-0.171.0-observed.md).
+    seen = (
+        f"{time.monotonic() - started:.1f} s, returncode {run.returncode}, "
+        f"work has {sorted(p.name for p in work.iterdir())}, turns {turns}, "
+        f"items {run.items('command_execution')!r}, stderr tail {run.stderr[-1500:]!r}"
+    )
+    assert run.returncode == 0, seen
+    assert (work / "shell.txt").exists(), seen
     assert (work / "shell.txt").read_text() == "ran"
     assert (work / "notes.txt").read_text() == "a\nB\n"
     (command,) = run.items("command_execution")
@@ -139,7 +128,8 @@ def test_shell_call_runs_and_file_write_writes(tmp_path: Path) -> None:
         ("notes.txt", "update"),
     ]
     assert [m["text"] for m in run.items("agent_message")] == ["Done."]
-    assert turns == [0, 1, 2, 3]
+    # A command Codex stopped waiting for is waited for again at the same turn.
+    assert list(dict.fromkeys(turns)) == [0, 1, 2, 3]
 
 
 def test_api_error_fails_the_turn(tmp_path: Path) -> None:

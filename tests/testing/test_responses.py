@@ -119,6 +119,55 @@ def test_prompt_is_the_last_user_message_and_turns_count_answers() -> None:
     assert [r.turn for r in recorded] == [0, 1, 2, 0]
 
 
+def test_a_scripted_command_codex_left_running_is_waited_for_to_its_end() -> None:
+    """Codex 0.171.0 waits at most 30 s for exec_command, then says the process is still
+    running and kills it when the run ends: the server waits for it again (write_stdin)
+    instead of going on with the script, whose next answer comes once it has ended."""
+    script = Script([Rule([Reply([ToolUse("Bash", {"command": "make"})]), Reply(["Built."])])])
+    with ModelServer(script) as server:
+        (bash,) = post(server, body("build", stream=False)).json()["output"]
+        items = body("build")["input"]
+        running = "Chunk ID: 1\nWall time: 30.0 seconds\nProcess running with session ID 4242\n"
+        items += [
+            bash,
+            {"type": "function_call_output", "call_id": bash["call_id"], "output": running},
+        ]
+        (wait,) = post(server, {"stream": False, "input": items}).json()["output"]
+        assert wait["name"] == "write_stdin"
+        assert json.loads(wait["arguments"]) == {
+            "session_id": 4242,
+            "chars": "",
+            "yield_time_ms": 300_000,
+        }
+        items += [
+            wait,
+            {"type": "function_call_output", "call_id": wait["call_id"], "output": running},
+        ]
+        (again,) = post(server, {"stream": False, "input": items}).json()["output"]
+        assert json.loads(again["arguments"])["session_id"] == 4242
+        assert again["call_id"] != wait["call_id"]
+        ended = "Wall time: 2.0 seconds\nProcess exited with code 0\n"
+        items += [
+            again,
+            {"type": "function_call_output", "call_id": again["call_id"], "output": ended},
+        ]
+        (text,) = post(server, {"stream": False, "input": items}).json()["output"]
+        # A function call the script made itself is its own business: no wait.
+        other = {
+            "type": "function_call",
+            "call_id": "c9",
+            "name": "exec_command",
+            "arguments": "{}",
+        }
+        mine = [*body("build")["input"], other]
+        mine.append({"type": "function_call_output", "call_id": "c9", "output": running})
+        (not_waited,) = post(server, {"stream": False, "input": mine}).json()["output"]
+        turns = [r.turn for r in server.responses_requests]
+    assert text["content"][0]["text"] == "Built."
+    assert not_waited["content"][0]["text"] == "Built."
+    assert turns == [0, 1, 1, 1, 1]
+
+
 def test_errors_have_openai_bodies() -> None:
     script = Script(
         [

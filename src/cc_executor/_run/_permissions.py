@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -188,14 +189,20 @@ class PermissionBroker:
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        # Only this account may connect: the socket is made private before it listens.
-        old = os.umask(0o177)
+        # Only this account may connect: the socket is made private before it listens
+        # (nobody can connect to it until then). Not with os.umask: the umask is the whole
+        # process's, and it would stay 0177 for every later file and folder of the process
+        # when two runs' starts interleave at their await.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.bind(self.path)
+            os.chmod(self.path, 0o600)
             self._server = await asyncio.start_unix_server(
-                self._serve, self.path, limit=MAX_REQUEST_BYTES
+                self._serve, sock=sock, limit=MAX_REQUEST_BYTES
             )
-        finally:
-            os.umask(old)
+        except BaseException:
+            sock.close()
+            raise
 
     async def close(self) -> None:
         self._end_startup_hold()

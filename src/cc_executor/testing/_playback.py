@@ -24,8 +24,16 @@ _MODEL_ITEMS = frozenset(
 )
 
 
+#: Call ids of the server's own ``write_stdin`` waits for a command Codex left running
+#: (:func:`cc_executor.testing._responses.still_running`): not an answer of the script.
+WAIT_PREFIX = "ccwait_"
+
+
 def _is_model_item(item: object) -> bool:
     if not isinstance(item, Mapping):
+        return False
+    call_id = item.get("call_id")
+    if isinstance(call_id, str) and call_id.startswith(WAIT_PREFIX):
         return False
     kind = item.get("type")
     return kind in _MODEL_ITEMS or (kind in ("message", None) and item.get("role") == "assistant")

@@ -5,8 +5,10 @@ A script is written once, with Claude Code's tool names; each tool call is rende
 call Codex CLI would make for the same effect (docs/agents/codex-0.171.0-observed.md):
 
 - ``Bash {command}`` -> a ``function_call`` of ``exec_command {cmd, yield_time_ms}`` (Codex
-  runs it through ``bash -lc``, waiting up to two minutes for it to end, and reports a
-  ``command_execution`` item);
+  runs it through ``bash -lc`` and reports a ``command_execution`` item). Codex waits at
+  most 30 s for it; when it says the command is still running, the server answers with a
+  ``write_stdin`` that waits for it again (:func:`still_running`), so the command always
+  runs to its end, as Claude Code's Bash does;
 - ``Write {file_path, content}`` and ``Edit {file_path, old_string, new_string}`` -> a
   ``custom_tool_call`` of Codex's code-mode tool ``exec`` whose JavaScript calls
   ``tools.apply_patch`` with an ``Add File`` / ``Update File`` patch (a ``file_change`` item);
@@ -17,17 +19,68 @@ call Codex CLI would make for the same effect (docs/agents/codex-0.171.0-observe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cc_executor.testing._playback import WAIT_PREFIX
 from cc_executor.testing._script import HttpErrorReply, Reply, Text, Thinking, ToolUse
 from cc_executor.testing._sse import Event, estimate_tokens
 
 # How long Codex waits for a scripted Bash command before it answers the model with the
 # output so far and leaves the command running (killed when the run ends). Its default is
-# about 10 s, which a loaded machine can spend starting `bash -lc`; a script's Bash call
-# means "run this to the end", as Claude Code's does.
+# about 10 s; Codex 0.171.0 caps what is asked at 30 s, so a slower command is waited for
+# again (still_running). A script's Bash call means "run this to the end", as Claude Code's.
 _YIELD_MS = 120_000
+# An empty write_stdin may wait up to Codex's background_terminal_max_timeout (300 s).
+_WAIT_MS = 300_000
+# How Codex's answer to exec_command/write_stdin says the command has not ended.
+_RUNNING = re.compile(r"^Process running with session ID (\d+)$", re.MULTILINE)
+
+
+def _is_scripted_wait(call: Mapping[str, Any]) -> bool:
+    """Whether ``call`` is a scripted Bash call's exec_command or one of our waits for it."""
+    name, call_id = call.get("name"), call.get("call_id")
+    if name == "write_stdin":
+        return isinstance(call_id, str) and call_id.startswith(WAIT_PREFIX)
+    if name != "exec_command" or not isinstance(call.get("arguments"), str):
+        return False
+    try:
+        arguments = json.loads(call["arguments"])
+    except ValueError:
+        return False
+    return isinstance(arguments, dict) and arguments.get("yield_time_ms") == _YIELD_MS
+
+
+def still_running(body: Mapping[str, Any]) -> int | None:
+    """The session id of a scripted Bash command that Codex says is still running, when
+    that is what the request ends with; None otherwise."""
+    items = body.get("input")
+    if not isinstance(items, list) or not items:
+        return None
+    last = items[-1]
+    if not isinstance(last, Mapping) or last.get("type") != "function_call_output":
+        return None
+    output = last.get("output")
+    found = _RUNNING.search(output) if isinstance(output, str) else None
+    if found is None:
+        return None
+    for item in items:
+        if (
+            isinstance(item, Mapping)
+            and item.get("type") == "function_call"
+            and item.get("call_id") == last.get("call_id")
+            and _is_scripted_wait(item)
+        ):
+            return int(found.group(1))
+    return None
+
+
+def wait_reply(session_id: int, seed: str) -> Reply:
+    """The answer that waits again for the command of ``session_id`` (no input sent)."""
+    arguments = {"session_id": session_id, "chars": "", "yield_time_ms": _WAIT_MS}
+    return Reply([ToolUse("write_stdin", arguments, id=f"{WAIT_PREFIX}{seed[:24]}")])
+
 
 # OpenAI's error types by status; ``HttpErrorReply.error_type`` overrides them.
 _ERROR_TYPES = {

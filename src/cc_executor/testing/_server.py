@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -809,11 +810,13 @@ class ModelServer:
         error_body: Callable[[HttpErrorReply], dict[str, Any]],
         id_header: str | None = None,
         model: str | None = None,
+        choice: Choice | None = None,
     ) -> Response:
         """The scripted answer to ``body`` in one API's shape: ``events`` renders it streamed,
         ``whole`` as one JSON body, ``error_body`` an HTTP error; pacing, latency and drops
-        are the same for every API."""
-        choice = self._playback.choose(body)
+        are the same for every API. ``choice`` answers instead of the script."""
+        if choice is None:
+            choice = self._playback.choose(body)
         answer = choice.answer
         if answer.latency and not await self._pause(answer.latency):
             answer = HttpErrorReply(503, message="model server shutting down")
@@ -853,8 +856,16 @@ class ModelServer:
         )
 
     async def _answer_responses(self, body: dict[str, Any], request_chars: int) -> Response:
+        choice = None
+        session = _responses.still_running(body)
+        if session is not None:
+            # Not the script's turn: Codex stopped waiting for a scripted Bash command.
+            seed = hashlib.sha256(json.dumps(body["input"][-1], sort_keys=True).encode())
+            wait = _responses.wait_reply(session, seed.hexdigest())
+            choice = Choice(wait, None, turn_of(body), 0, seed.hexdigest())
         return await self._play(
             body,
+            choice=choice,
             stream=body.get("stream") is True,
             events=lambda c, a, m: _responses.stream_events(
                 a, seed=c.seed, model=m, request_chars=request_chars
