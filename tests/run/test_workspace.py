@@ -236,6 +236,10 @@ def test_workspace_options_are_checked_before_anything_runs(tmp_path: Path) -> N
     plain.mkdir()
     with pytest.raises(ValueError, match="not in a git repository"):
         RunOptions(workspace="worktree", cwd=str(plain))
+    # An empty .git above (what Codex's sandbox leaves in /tmp) is no repository to git.
+    (tmp_path / ".git").mkdir()
+    with pytest.raises(ValueError, match="not in a git repository"):
+        RunOptions(workspace="worktree", cwd=str(plain))
     with pytest.raises(ValueError, match="workspace must be one of"):
         RunOptions(workspace="container", cwd=str(plain))
     with pytest.raises(ValueError, match="workspace_base needs"):

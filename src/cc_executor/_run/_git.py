@@ -61,7 +61,7 @@ def git_overrides(
     cannot read a configuration there, :data:`ALWAYS` only."""
     overrides = list(ALWAYS)
     base = dict(os.environ if env is None else env)
-    if not base.get("GIT_DIR") and not _in_work_tree(cwd):
+    if not base.get("GIT_DIR") and not in_git_tree(cwd):
         return overrides  # no repository configuration to read: no git process for nothing
     executable = git or shutil.which("git", path=base.get("PATH", os.defpath))
     if executable is None:
@@ -89,16 +89,6 @@ def git_overrides(
     return overrides
 
 
-def _in_work_tree(cwd: str) -> bool:
-    folder = os.path.abspath(cwd)
-    while not os.path.exists(os.path.join(folder, ".git")):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
-    return True
-
-
 def git_c_args(overrides: list[tuple[str, str]]) -> list[str]:
     """``overrides`` as git's ``-c key=value`` arguments (to put before the command). Only
     for keys without ``=`` (:data:`ALWAYS`): a subsection holding one would be split there;
@@ -119,11 +109,14 @@ def git_env(overrides: list[tuple[str, str]], base: Mapping[str, str]) -> dict[s
 
 
 def in_git_tree(cwd: str) -> bool:
-    """Whether ``cwd`` or a folder above it has a ``.git`` (a folder, or a worktree's file);
-    no git process is started."""
+    """Whether ``cwd`` or a folder above it has a ``.git`` that git would take: a worktree's
+    file, or a folder with a ``HEAD``; no git process is started."""
     folder = os.path.abspath(cwd)
     while True:
-        if os.path.exists(os.path.join(folder, ".git")):
+        marker = os.path.join(folder, ".git")
+        # An empty .git folder is no repository to git. Codex's sandbox leaves such folders
+        # in its writable roots (/tmp among them) when a command is killed mid-run.
+        if os.path.isfile(marker) or os.path.exists(os.path.join(marker, "HEAD")):
             return True
         parent = os.path.dirname(folder)
         if parent == folder:
