@@ -76,3 +76,10 @@ def test_options_are_immutable_and_compare_by_value() -> None:
 def test_unknown_options_are_named() -> None:
     with pytest.raises(TypeError, match=r"unknown run option\(s\): colour \(known: "):
         RunOptions(colour="red")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", ["model", "resume", "cwd", "agent_path", "base_url"])
+def test_an_empty_text_option_is_refused_not_taken_for_unset(name: str) -> None:
+    # `--model "$UNSET"` used to run the default model, `--resume ""` a fresh session.
+    with pytest.raises(ValueError, match=f"^{name} is empty: give a value, or leave"):
+        RunOptions(**{name: ""})  # type: ignore[arg-type]  # a text option, by name

@@ -111,8 +111,9 @@ def _too_long(text: str) -> bool:
 
 def _text_error(option: Option, value: Any) -> ValueError | None:
     """A ``ValueError`` for text no process can be given: a NUL byte (argv, environment and
-    paths end at it), an environment variable name with ``=``, or a ``run_id`` that is not
-    a plain name (it names the run's folder: ``../x`` would place it elsewhere)."""
+    paths end at it), an environment variable name with ``=``, a ``run_id`` that is not a
+    plain name (it names the run's folder: ``../x`` would place it elsewhere), or an empty
+    value."""
     name = option.name
     if option.kind == "env":
         for key, item in value.items():
@@ -144,6 +145,10 @@ def _text_error(option: Option, value: Any) -> ValueError | None:
             f"run_id must be letters, digits, '_', '.' or '-' (not starting with '.' or "
             f"'-', at most 200), got {value!r}"
         )
+    if option.kind in ("text", "path") and os.fspath(value) == "":
+        # An empty value would pass for "not given" further down (``--model "$UNSET"``
+        # running the default model, ``--resume ""`` a fresh session): say so instead.
+        return ValueError(f"{name} is empty: give a value, or leave the option out")
     return None
 
 
