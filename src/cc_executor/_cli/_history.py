@@ -47,7 +47,7 @@ def since(text: str) -> float:
 
 
 def positive(text: str) -> int:
-    """A whole number of at least 1 (``verify --last``)."""
+    """A whole number of at least 1 (``verify --last``, ``history --limit``)."""
     try:
         value = int(text)
     except ValueError:
@@ -88,7 +88,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--limit",
-        type=int,
+        type=positive,
         metavar="N",
         help="at most N runs (default: 20); with --batch, every run of the batch",
     )
