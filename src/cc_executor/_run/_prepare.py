@@ -87,12 +87,14 @@ def _range_error(option: Option, value: Any) -> ValueError | None:
 
 def check_option(name: str, value: Any) -> None:
     """``TypeError``/``ValueError`` naming run option ``name`` if ``value`` is not of its
-    kind or outside its range (for callers that take a few options alone, such as the
-    service's command runs)."""
+    kind, outside its range, or text no process can be given (for callers that take a few
+    options alone, such as the config file and the service's command runs)."""
     option = RunOptions.by_name[name]
     error = _type_error(option, value) or (
         _range_error(option, value) if option.kind in ("number", "integer") else None
     )
+    if error is None and option.kind in _TEXT_KINDS and value is not None:
+        error = _text_error(option, value)
     if error is not None:
         raise error
     if option.kind == "size" and value is not None:
