@@ -271,10 +271,11 @@ class ListRun:
         except OSError as exc:
             self.warnings.append(f"list state not saved in {self.folder.path}: {exc}")
 
-    def _decider(self, task_id: str) -> Decider | None:
-        """The run's ``on_permission`` of task ``task_id``: the list's, told the task."""
+    def _decider(self, task_id: str, options: dict[str, Any]) -> Decider | None:
+        """The run's ``on_permission`` of task ``task_id``: the list's, told the task; none
+        for a task without a ``permission_policy`` (nothing would ask it)."""
         decider = self.on_permission
-        if decider is None:
+        if decider is None or not options.get("permission_policy"):
             return None
         if inspect.iscoroutinefunction(decider):
             coroutine = decider
@@ -719,7 +720,7 @@ class ListRun:
                 handle = start_run(
                     prompt,
                     on_event=forward,
-                    on_permission=self._decider(task.id),
+                    on_permission=self._decider(task.id, options),
                     _decider_name=self.decider_name,
                     **options,
                 )
@@ -732,7 +733,7 @@ class ListRun:
                 handle = start_run(
                     prompt,
                     on_event=forward,
-                    on_permission=self._decider(task.id),
+                    on_permission=self._decider(task.id, options),
                     _decider_name=self.decider_name,
                     fleet=url,
                     queue=queue,
