@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import textwrap
@@ -514,6 +515,25 @@ def test_cli_validate_shows_the_waves(tmp_path: Path) -> None:
         "          docs · Docs",
         "  wave 2  clean · Clean  (after fetch)",
         "          report · Report  (after docs)",
+    ]
+
+
+def test_validate_counts_one_task_and_one_wave_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "1 tasks" and "1 waves".
+    from cc_executor._cli._tasks import _validate
+
+    one = write(tmp_path, "one.yaml", "tasks:\n  - {id: a, prompt: x}\n")
+    both = write(
+        tmp_path, "both.yaml", "parallel: true\ntasks:\n  - {prompt: x}\n  - {prompt: y}\n"
+    )
+    for path in (one, both):
+        assert _validate(argparse.Namespace(file=str(path), json=False)) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "valid" in line]
+    assert printed == [
+        f"{one}: valid · 1 task · one at a time",
+        f"{both}: valid · 2 tasks · 1 wave",
     ]
 
 

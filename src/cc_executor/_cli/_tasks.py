@@ -294,6 +294,10 @@ def exit_code_for(result: TaskListResult) -> int:
     return result.status.exit_code()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _validate(args: argparse.Namespace) -> int:
 
     from cc_executor.tasks import TaskListError, load_task_list
@@ -309,14 +313,14 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**spec.to_dict(), "waves": waves})
         return 0
-    shape = "one at a time" if spec.one_at_a_time else f"{len(waves)} waves"
+    shape = "one at a time" if spec.one_at_a_time else _count(len(waves), "wave")
     extra = []
     if spec.max_parallel is not None:
         extra.append(f"max_parallel {spec.max_parallel}")
     if spec.budget_usd is not None:
         extra.append(f"budget ${spec.budget_usd:g}")
     print(
-        f"{args.file}: valid · {len(spec.tasks)} tasks · {shape}"
+        f"{args.file}: valid · {_count(len(spec.tasks), 'task')} · {shape}"
         + "".join(f" · {e}" for e in extra)
     )
     by_id = spec.by_id
