@@ -341,6 +341,16 @@ def test_file_problems(tmp_path: Path) -> None:
     assert problems(write(tmp_path, "x.txt", "")) == [
         f"{tmp_path / 'x.txt'}: unknown format: name the file .md, .yaml, .yml or .json"
     ]
+    # A folder and bytes that are not UTF-8 are named as such (they were "unknown
+    # format", and a decoder's message followed by the folder it "looked in").
+    (tmp_path / "dir.yaml").mkdir()
+    for folder in (tmp_path, tmp_path / "dir.yaml"):
+        assert problems(folder) == [
+            f"{folder}: is a folder: give a task list file (.md, .yaml or .json)"
+        ]
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"tasks:\n  - {prompt: caf\xe9}\n")
+    assert problems(latin) == [f"{latin}: cannot read: not UTF-8 text (byte 0xe9 at offset 23)"]
     assert problems(write(tmp_path, "e.md", "# Just a title\n")) == [
         f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" '
         '(or "### Task 1: <title>") sections'
