@@ -336,7 +336,10 @@ def test_timeout_auto_uses_similar_past_runs(cc_home: Path, history_backend: str
     done = cc("exec", "--timeout", "auto", "--json", "--", "sleep", "0.05")
     result = json.loads(done.stdout)
     assert any("1.5 x p95" in w and "5 similar past runs" in w for w in result["warnings"])
-    assert "fewer than 5" in cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+    said = cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+    # Once, as the command starts: it was printed again at the end as a "warning".
+    assert said.count("--timeout auto:") == 1, said
+    assert "fewer than 5" in said
 
 
 def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
