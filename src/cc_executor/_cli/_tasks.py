@@ -380,6 +380,9 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
         out.write(f"stopped: {inert(result.stopped_reason)}\n")
+    if result.workspace_branch:
+        # Only the JSON named it: the list's changes were on a branch nobody was told of.
+        out.write(f"workspace branch: {inert(result.workspace_branch)} (every ok task's changes)\n")
     if result.budget_usd is not None:
         out.write(
             f"budget: ${result.budget_spent_usd or 0.0:.4f} of ${result.budget_usd:g} spent "

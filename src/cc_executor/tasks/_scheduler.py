@@ -174,6 +174,8 @@ class ListRun:
         self.active: dict[asyncio.Future[None], str] = {}
         self.cancelled = False
         self.stop_reason: str | None = None
+        #: The branch holding every ok task's workspace commit, once made at the end.
+        self.workspace_branch: str | None = None
         self.budget_hit = False
         #: Tasks ready to start when the budget ran out: they end ``budget_exceeded``.
         self.uncovered: set[str] = set()
@@ -265,6 +267,7 @@ class ListRun:
             budget_spent_usd=charged(self.states.values()) if self.budget is not None else None,
             stopped_reason=self.stop_reason,
             cost_usd=total_cost(self.states.values()),
+            workspace_branch=self.workspace_branch,
         )
         try:
             self.folder.write_list(self.meta, durable=durable)
@@ -360,7 +363,7 @@ class ListRun:
         except WorkspaceError as exc:
             result.warnings.append(f"no branch holds the whole list's changes: {exc}")
             return
-        result.workspace_branch = branch
+        result.workspace_branch = self.workspace_branch = branch
 
     def _workspace_base(self, task: TaskSpec) -> str | None:
         """The commit a task in a workspace starts from: its dependencies' commits merged
