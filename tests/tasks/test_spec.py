@@ -248,6 +248,19 @@ def test_cycles_are_named(tmp_path: Path) -> None:
     assert problems(path) == [f'{path}:2: task "a": dependency cycle: a -> c -> b -> a']
 
 
+def test_a_cycle_through_the_implicit_wait_for_the_previous_task_says_so(
+    tmp_path: Path,
+) -> None:
+    # The user wrote only "a waits for b"; b waits for a because it comes after it.
+    path = write(
+        tmp_path, "m.md", "## Task 1: A\n\n```yaml\ndepends_on: [b]\n```\nx\n\n## Task 2: B\n\ny\n"
+    )
+    assert problems(path) == [
+        f'{path}:1: task "a": dependency cycle: a -> b -> a (task "b" names no depends_on, '
+        "so it waits for the task before it: give it depends_on, [] for none)"
+    ]
+
+
 MARKDOWN_ERRORS = """\
 ---
 max_paralel: 2
