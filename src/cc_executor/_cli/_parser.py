@@ -114,7 +114,12 @@ class Parser(argparse.ArgumentParser):
         flags = [f for action in self._actions for f in action.option_strings]
         for extra in extras:
             if extra.startswith("-"):
-                close = difflib.get_close_matches(extra.partition("=")[0], flags, n=1)
+                name = extra.partition("=")[0]
+                if name in flags:
+                    # A flag of this command, left over: it came after "--".
+                    message += f" (after --, {name} is not an option: put it before --)"
+                    break
+                close = difflib.get_close_matches(name, flags, n=1)
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break

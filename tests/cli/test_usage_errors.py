@@ -1,0 +1,32 @@
+"""Command-line arguments read by the parsers: bad values are usage errors, one line each."""
+
+from __future__ import annotations
+
+import pytest
+
+from cc_executor._cli import build_parser
+
+
+@pytest.mark.parametrize("limit", ["-3", "0", "many"])
+def test_history_limit_must_be_a_whole_number_of_at_least_one(
+    limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --limit -3 used to list every run, as if no limit had been given.
+    with pytest.raises(SystemExit) as exited:
+        build_parser("history").parse_args(["history", "--limit", limit])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "argument --limit:" in line
+
+
+def test_a_flag_after_double_dash_is_not_offered_as_its_own_correction(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # It said "unrecognized arguments: --quiet (did you mean --quiet?)".
+    from cc_executor._cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["tasks", "run", "--", "list.md", "--quiet"])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "unrecognized arguments: --quiet (after --, --quiet is not an option: put it " in line
