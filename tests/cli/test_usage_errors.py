@@ -30,3 +30,14 @@ def test_a_flag_after_double_dash_is_not_offered_as_its_own_correction(
     assert exited.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "unrecognized arguments: --quiet (after --, --quiet is not an option: put it " in line
+
+
+def test_show_says_that_a_short_prefix_is_not_looked_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "no run '01m9' in the history", with runs starting 01m9 right there.
+    from cc_executor._cli import main
+
+    assert main(["show", "01m9"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith("(an id prefix needs 6 characters or more)")
