@@ -27,6 +27,7 @@ from cc_executor._store import (
     open_store,
     redact_argv,
 )
+from cc_executor._store._history import verify
 from cc_executor._store._sqlite import MIGRATIONS
 from tests._wait import wait_for
 from tests.engine.children import child
@@ -451,6 +452,26 @@ def test_history_says_whether_it_is_empty_or_nothing_matched(
     cc("exec", "--", "true", check=True)
     assert cc("history", "--kind", "run").stdout == "no runs match\n"
     assert cc("history", "--status", "failed").stdout == "no runs match\n"
+
+
+def test_text_that_is_not_utf8_is_recorded_byte_by_byte(
+    cc_home: Path, history_backend: str
+) -> None:
+    # A cwd of other bytes (or --model $'x\xff') reaches Python with surrogates: the
+    # history refused the row, and run() raised UnicodeEncodeError instead of a result.
+    cwd = os.fsdecode(b"/tmp/caf\xe9")
+    store = open_store()
+    try:
+        store.start(RunRecord(id="01bytes", kind="run", started_at=1.0, cwd=cwd, model="m\udcff"))
+        store.finish(
+            RunRecord(id="01bytes", kind="run", started_at=1.0, cwd=cwd, status="ok", ended_at=2.0)
+        )
+        stored = store.get("01bytes")
+        assert stored is not None
+        assert (stored.cwd, stored.status) == ("/tmp/caf\\xe9", "ok")
+        assert verify(stored, "01bytes").record_unaltered  # its receipt is of what is stored
+    finally:
+        store.close()
 
 
 def test_an_ambiguous_prefix_names_candidates(cc_home: Path, history_backend: str) -> None:
