@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from cc_executor._cli import build_parser
@@ -41,3 +44,22 @@ def test_show_says_that_a_short_prefix_is_not_looked_up(
     assert main(["show", "01m9"]) == 1
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.endswith("(an id prefix needs 6 characters or more)")
+
+
+def test_tasks_run_json_prints_one_object_for_a_list_that_never_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "--json: print exactly one JSON result object": a bad list printed nothing on stdout.
+    from cc_executor._cli import main
+
+    missing = tmp_path / "missing.yaml"
+    assert main(["tasks", "run", str(missing), "--json"]) == 2
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == {
+        "schema_version": 1,
+        "status": "usage_error",
+        "error": f"{missing}: cannot read: No such file or directory",
+        "exit_code": 2,
+        "run_id": None,
+    }
+    assert printed.err == f"{missing}: cannot read: No such file or directory\n"

@@ -156,6 +156,16 @@ def _err(text: str) -> None:
     print(f"cc-executor tasks: {text}", file=sys.stderr)
 
 
+def _refused(args: argparse.Namespace, message: str) -> int:
+    """Exit code 2 for a list that never started; under ``--json`` its one JSON object
+    too (the ``usage_error`` one), as ``--json`` promises whatever the outcome."""
+    if getattr(args, "json", False):
+        from cc_executor._cli._parser import write_usage_error_json
+
+        write_usage_error_json(message)
+    return EXIT_USAGE
+
+
 def _fleet_of(args: argparse.Namespace) -> dict[str, Any]:
     """``fleet`` and ``queue`` for the list from ``--fleet``/``--queue`` (the same rules as
     every fleet command: a bare ``--fleet`` reads ``$CC_EXECUTOR_FLEET``, and a URL on the
@@ -265,11 +275,11 @@ def _execute(
     except TaskListError as exc:
         view.close()
         print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     except (TaskListNotFound, TaskListBusy, FleetError, TypeError, ValueError) as exc:
         view.close()
         _err(str(exc))
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     view.close()
     # A broken history is reported by every task's run and by the list's own record, in
     # the same words: the list keeps one copy of each warning.
