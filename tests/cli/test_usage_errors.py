@@ -63,3 +63,14 @@ def test_tasks_run_json_prints_one_object_for_a_list_that_never_started(
         "run_id": None,
     }
     assert printed.err == f"{missing}: cannot read: No such file or directory\n"
+
+
+def test_tasks_show_json_prints_one_object_for_an_unknown_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cc_executor._cli import main
+
+    assert main(["tasks", "show", "nope", "--json"]) == 2
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["status"], printed["exit_code"]) == ("usage_error", 2)
+    assert printed["error"].startswith("no task list run 'nope'")

@@ -157,8 +157,9 @@ def _err(text: str) -> None:
 
 
 def _refused(args: argparse.Namespace, message: str) -> int:
-    """Exit code 2 for a list that never started; under ``--json`` its one JSON object
-    too (the ``usage_error`` one), as ``--json`` promises whatever the outcome."""
+    """Exit code 2 for a list that never started (or was not found); under ``--json`` its
+    one JSON object too (the ``usage_error`` one), as ``--json`` promises whatever the
+    outcome."""
     if getattr(args, "json", False):
         from cc_executor._cli._parser import write_usage_error_json
 
@@ -353,7 +354,7 @@ def _show(args: argparse.Namespace) -> int:
         result = get_task_list(args.list_id)
     except (TaskListNotFound, ValueError, OSError) as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     if args.json:
         _print_json(result.to_dict())
     else:
