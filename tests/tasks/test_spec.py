@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import textwrap
@@ -558,6 +559,18 @@ def test_validate_counts_one_task_and_one_wave_in_the_singular(
         f"{one}: valid · 1 task · one at a time",
         f"{both}: valid · 2 tasks · 1 wave",
     ]
+
+
+async def test_the_header_of_a_one_task_list_says_one_task(tmp_path: Path) -> None:
+    # It said "1 tasks". The task's cwd does not exist: it ends at once, nothing started.
+    from cc_executor._cli._tasks import TaskListView
+    from cc_executor.tasks import start_tasks
+
+    handle = start_tasks({"tasks": [{"prompt": "x", "cwd": str(tmp_path / "missing")}]})
+    shown = io.StringIO()
+    TaskListView(shown, tty=False, quiet=True).attach(handle)
+    await handle.wait()
+    assert f"list {handle.list_id} · 1 task · folder " in shown.getvalue()
 
 
 def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:

@@ -451,7 +451,7 @@ class TaskListView:
         self._rows = {task.id: _Row() for task in handle.spec.tasks}
         done = sum(1 for t in handle.tasks.values() if t.ok)
         self._out.write(
-            f"cc-executor tasks: list {handle.list_id} · {len(self._rows)} tasks"
+            f"cc-executor tasks: list {handle.list_id} · {_count(len(self._rows), 'task')}"
             + (f" ({done} already ok)" if done else "")
             + f" · folder {handle.run_dir}\n"
         )
