@@ -573,6 +573,18 @@ async def test_the_header_of_a_one_task_list_says_one_task(tmp_path: Path) -> No
     assert f"list {handle.list_id} · 1 task · folder " in shown.getvalue()
 
 
+async def test_a_list_stopped_by_spent_retries_says_so(tmp_path: Path) -> None:
+    # It said 'task "a" failed and its on_error is retry', as if no retry had been made.
+    # The task's cwd does not exist: each attempt ends at once, nothing started.
+    from cc_executor.tasks import run_tasks
+
+    spec = {"tasks": [{"id": "a", "prompt": "x", "cwd": str(tmp_path / "missing"),
+                       "on_error": "retry", "retries": 1}]}  # fmt: skip
+    result = await run_tasks(spec)
+    assert result.tasks["a"].attempts == 2
+    assert result.stopped_reason == 'task "a" failed on each of its 2 attempt(s) (on_error: retry)'
+
+
 def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:
     spec = parse_task_list({"budget_usd": 2, "reserve_usd": 0.5, "tasks": [{"prompt": "x"}]})
     assert spec.reserve_usd == {"*": 0.5}

@@ -872,5 +872,11 @@ class ListRun:
         state.ended_at = time.time()
         self._save(state, durable=True)
         await self._state_event(state, "failed", error)
-        if task.on_error != "continue" and self.stop_reason is None:
+        if task.on_error == "retry" and self.stop_reason is None:
+            # "failed and its on_error is retry" read as if no retry had been made.
+            self.stop_reason = (
+                f'task "{task.id}" failed on each of its {state.attempts} attempt(s) '
+                "(on_error: retry)"
+            )
+        elif task.on_error != "continue" and self.stop_reason is None:
             self.stop_reason = f'task "{task.id}" failed and its on_error is {task.on_error}'
