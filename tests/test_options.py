@@ -83,3 +83,10 @@ def test_an_empty_text_option_is_refused_not_taken_for_unset(name: str) -> None:
     # `--model "$UNSET"` used to run the default model, `--resume ""` a fresh session.
     with pytest.raises(ValueError, match=f"^{name} is empty: give a value, or leave"):
         RunOptions(**{name: ""})  # type: ignore[arg-type]  # a text option, by name
+
+
+def test_mcp_config_json_text_must_parse() -> None:
+    # Claude Code took '{bad' for a file name: "MCP config file not found: .../{bad".
+    with pytest.raises(ValueError, match=r"^mcp_config is not valid JSON: Expecting property"):
+        RunOptions(mcp_config="{bad")
+    assert RunOptions(mcp_config=' {"mcpServers": {}}').mcp_config == ' {"mcpServers": {}}'

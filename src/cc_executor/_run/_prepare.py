@@ -290,7 +290,16 @@ def _check_policy(o: Any, agent: str) -> None:
 def _check_paths(o: Any) -> None:
     """``add_dirs`` and an ``mcp_config`` file must exist (relative to ``cwd``): Claude Code
     would ignore a missing folder silently and crash on a missing config. The errors name
-    the folder searched."""
+    the folder searched. JSON text must parse: Claude Code takes text that does not for a
+    file name, and ends saying that no such file exists."""
+    config = getattr(o, "mcp_config", None)
+    if isinstance(config, str) and config.lstrip().startswith("{"):
+        import json
+
+        try:
+            json.loads(config)
+        except ValueError as exc:
+            raise ValueError(f"mcp_config is not valid JSON: {exc}") from None
     cwd = getattr(o, "cwd", None)
     base = os.path.abspath(os.fspath(cwd) if cwd else os.getcwd())
     if not os.path.isdir(base):
@@ -303,7 +312,6 @@ def _check_paths(o: Any) -> None:
         folder = os.fspath(given)
         if not os.path.isdir(os.path.join(base, folder)):
             raise ValueError(f"add_dirs: {folder} is not a directory{searched(folder)}")
-    config = getattr(o, "mcp_config", None)
     if isinstance(config, str) and not config.lstrip().startswith("{"):
 
         def is_file(path: str) -> bool:
