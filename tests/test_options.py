@@ -90,3 +90,15 @@ def test_mcp_config_json_text_must_parse() -> None:
     with pytest.raises(ValueError, match=r"^mcp_config is not valid JSON: Expecting property"):
         RunOptions(mcp_config="{bad")
     assert RunOptions(mcp_config=' {"mcpServers": {}}').mcp_config == ' {"mcpServers": {}}'
+
+
+def test_a_claude_session_id_must_be_a_uuid() -> None:
+    # Claude Code exited 1 ("Invalid session ID. Must be a valid UUID."): a crashed run.
+    for bad in (
+        "notauuid",
+        "0f0e0d0c000040008000000000000abc",
+        "0f0e0d0c-0000-4000-8000-00000000abcg",
+    ):
+        with pytest.raises(ValueError, match=r"^session_id must be a UUID"):
+            RunOptions(session_id=bad)
+    assert RunOptions(session_id="0F0E0D0C-0000-4000-8000-00000000ABCD").session_id
