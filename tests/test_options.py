@@ -76,3 +76,29 @@ def test_options_are_immutable_and_compare_by_value() -> None:
 def test_unknown_options_are_named() -> None:
     with pytest.raises(TypeError, match=r"unknown run option\(s\): colour \(known: "):
         RunOptions(colour="red")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", ["model", "resume", "cwd", "agent_path", "base_url"])
+def test_an_empty_text_option_is_refused_not_taken_for_unset(name: str) -> None:
+    # `--model "$UNSET"` used to run the default model, `--resume ""` a fresh session.
+    with pytest.raises(ValueError, match=f"^{name} is empty: give a value, or leave"):
+        RunOptions(**{name: ""})  # type: ignore[arg-type]  # a text option, by name
+
+
+def test_mcp_config_json_text_must_parse() -> None:
+    # Claude Code took '{bad' for a file name: "MCP config file not found: .../{bad".
+    with pytest.raises(ValueError, match=r"^mcp_config is not valid JSON: Expecting property"):
+        RunOptions(mcp_config="{bad")
+    assert RunOptions(mcp_config=' {"mcpServers": {}}').mcp_config == ' {"mcpServers": {}}'
+
+
+def test_a_claude_session_id_must_be_a_uuid() -> None:
+    # Claude Code exited 1 ("Invalid session ID. Must be a valid UUID."): a crashed run.
+    for bad in (
+        "notauuid",
+        "0f0e0d0c000040008000000000000abc",
+        "0f0e0d0c-0000-4000-8000-00000000abcg",
+    ):
+        with pytest.raises(ValueError, match=r"^session_id must be a UUID"):
+            RunOptions(session_id=bad)
+    assert RunOptions(session_id="0F0E0D0C-0000-4000-8000-00000000ABCD").session_id

@@ -559,6 +559,7 @@ def test_timeout_auto_from_past_runs(served: tuple[ModelServer, dict[str, str], 
     first = cc(env, "hello", "--timeout", "auto", "--quiet", "--cwd", str(work))
     assert first.returncode == 0, first.stderr
     assert b"fewer than 5: using the default 600 s" in first.stderr
+    assert first.stderr.count(b"--timeout auto:") == 1, first.stderr  # not again at the end
     for _ in range(4):
         assert cc(env, "hello", "--quiet", "--cwd", str(work)).returncode == 0
     done = cc(env, "hello", "--timeout", "auto", "--json", "--quiet", "--cwd", str(work))

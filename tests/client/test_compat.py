@@ -65,6 +65,12 @@ def _record(prompt_sha: str, status: str, duration: float, started: float) -> Ru
     )
 
 
+async def test_a_config_that_is_not_a_ccexecutorconfig_is_a_typeerror() -> None:
+    # It failed deep inside with "'str' object has no attribute 'options'".
+    with pytest.raises(TypeError, match="config must be a CCExecutorConfig, got dict"):
+        await cc_execute("x", {"timeout": 5})  # type: ignore[arg-type]  # the mistake tested
+
+
 async def test_export_execution_history_in_the_original_shapes() -> None:
     store = open_store()
     now = time.time()

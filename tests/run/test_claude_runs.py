@@ -535,6 +535,18 @@ async def test_max_turns(bed: Any) -> None:
     assert "turn limit" in (result.error or "")
 
 
+async def test_resuming_an_unknown_session_says_why(bed: Any) -> None:
+    # The CLI's result line has no "result", only "errors": the error said nothing but
+    # "Claude Code reported an error: error_during_execution".
+    unknown = "00000000-0000-4000-8000-000000000000"
+    async with bed(answer("x")) as b:
+        result = await run("x", resume=unknown, **b.options())
+    assert result.status is RunStatus.ERROR
+    assert result.error == (
+        f"Claude Code reported an error: No conversation found with session ID: {unknown}"
+    )
+
+
 async def test_bypass_permissions_as_root_gives_a_hint(bed: Any) -> None:
     if os.geteuid() != 0:
         pytest.skip("the CLI refuses bypassPermissions only as root")

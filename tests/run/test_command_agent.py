@@ -15,6 +15,7 @@ import pytest
 
 from cc_executor._agents import adapter_for
 from cc_executor._agents._types import AgentEvent, RunStatus, ToolKind, ToolUseEvent
+from cc_executor._cli._args import flag_message
 from cc_executor._run._options import RunOptions
 from cc_executor._run._runner import run, start_run
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
@@ -202,6 +203,8 @@ def test_bad_specs_are_one_line_errors_naming_the_file(
         RunOptions(agent="command", agent_spec=path)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+    # Named as the option, so that the command line names its flag (it said "--agent spec").
+    assert flag_message(str(caught.value)).startswith(f"--agent-spec {path}")
 
 
 def test_a_spec_that_is_a_fifo_or_huge_is_refused_not_waited_on(tmp_path: Path) -> None:

@@ -96,6 +96,10 @@ def test_both_sections_are_read_and_checked(tmp_path: Path) -> None:
          ":3: [defaults] max_turns: must be an integer, got 'ten'"),
         ("[defaults]\n\n  grace = -1\n", ":3: [defaults] grace: must be >= 0, got -1"),
         ("[defaults]\ntimeout = 0\n", ":2: [defaults] timeout: must be positive, got 0"),
+        # Text no process can be given is named at its line, not later as a flag's error.
+        ("[defaults]\nmodel = ''\n",
+         ":2: [defaults] model: is empty: give a value, or leave the option out"),
+        ('[defaults]\nmodel = "a\\u0000b"\n', ":2: [defaults] model: contains a NUL byte"),
         ("[defaults]\nmemory_max = 'lots'\n",
          ":2: [defaults] memory_max: must be a size in bytes (512M, 2G), got 'lots'"),
         ("[defaults]\nmax_turn = 3\n",

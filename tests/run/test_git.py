@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor._run._git import git_env, git_overrides
+from cc_executor._run._git import git_env, git_overrides, in_git_tree
 from cc_executor._run._runner import git_snapshot
 from cc_executor.notify._git import repo_state
 
@@ -97,3 +97,21 @@ def test_the_environment_adds_after_the_callers_own_entries() -> None:
 @pytest.mark.parametrize("count", ["", "x", "-1", "9" * 9])
 def test_a_strange_count_is_started_over(count: str) -> None:
     assert git_env([("k.k", "v")], {"GIT_CONFIG_COUNT": count})["GIT_CONFIG_COUNT"] == "1"
+
+
+def test_an_empty_dot_git_folder_is_no_repository(tmp_path: Path) -> None:
+    # Codex CLI's sandbox leaves an empty /tmp/.git: every folder under /tmp looked like a
+    # git work tree, and --workspace worktree there failed in git instead of saying so.
+    inner = tmp_path / "outer" / "inner"
+    inner.mkdir(parents=True)
+    (tmp_path / "outer" / ".git").mkdir()
+    above = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse"], capture_output=True, check=False
+    )
+    if above.returncode == 0:
+        pytest.skip(f"{tmp_path} is inside a real git repository")
+    assert not in_git_tree(str(inner))  # as git says: "not a git repository"
+    subprocess.run(["git", "init", "-q", str(tmp_path / "outer")], check=True)
+    assert in_git_tree(str(inner))
+    (inner / ".git").write_text("gitdir: /elsewhere\n")  # a worktree's .git file
+    assert in_git_tree(str(inner))

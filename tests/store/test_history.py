@@ -27,6 +27,7 @@ from cc_executor._store import (
     open_store,
     redact_argv,
 )
+from cc_executor._store._history import verify
 from cc_executor._store._sqlite import MIGRATIONS
 from tests._wait import wait_for
 from tests.engine.children import child
@@ -336,7 +337,10 @@ def test_timeout_auto_uses_similar_past_runs(cc_home: Path, history_backend: str
     done = cc("exec", "--timeout", "auto", "--json", "--", "sleep", "0.05")
     result = json.loads(done.stdout)
     assert any("1.5 x p95" in w and "5 similar past runs" in w for w in result["warnings"])
-    assert "fewer than 5" in cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+    said = cc("exec", "--timeout", "auto", "--", "sleep", "0.01").stderr
+    # Once, as the command starts: it was printed again at the end as a "warning".
+    assert said.count("--timeout auto:") == 1, said
+    assert "fewer than 5" in said
 
 
 def test_secrets_in_command_lines_are_redacted_more_broadly() -> None:
@@ -448,6 +452,26 @@ def test_history_says_whether_it_is_empty_or_nothing_matched(
     cc("exec", "--", "true", check=True)
     assert cc("history", "--kind", "run").stdout == "no runs match\n"
     assert cc("history", "--status", "failed").stdout == "no runs match\n"
+
+
+def test_text_that_is_not_utf8_is_recorded_byte_by_byte(
+    cc_home: Path, history_backend: str
+) -> None:
+    # A cwd of other bytes (or --model $'x\xff') reaches Python with surrogates: the
+    # history refused the row, and run() raised UnicodeEncodeError instead of a result.
+    cwd = os.fsdecode(b"/tmp/caf\xe9")
+    store = open_store()
+    try:
+        store.start(RunRecord(id="01bytes", kind="run", started_at=1.0, cwd=cwd, model="m\udcff"))
+        store.finish(
+            RunRecord(id="01bytes", kind="run", started_at=1.0, cwd=cwd, status="ok", ended_at=2.0)
+        )
+        stored = store.get("01bytes")
+        assert stored is not None
+        assert (stored.cwd, stored.status) == ("/tmp/caf\\xe9", "ok")
+        assert verify(stored, "01bytes").record_unaltered  # its receipt is of what is stored
+    finally:
+        store.close()
 
 
 def test_an_ambiguous_prefix_names_candidates(cc_home: Path, history_backend: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import subprocess
 import textwrap
@@ -247,6 +249,19 @@ def test_cycles_are_named(tmp_path: Path) -> None:
     assert problems(path) == [f'{path}:2: task "a": dependency cycle: a -> c -> b -> a']
 
 
+def test_a_cycle_through_the_implicit_wait_for_the_previous_task_says_so(
+    tmp_path: Path,
+) -> None:
+    # The user wrote only "a waits for b"; b waits for a because it comes after it.
+    path = write(
+        tmp_path, "m.md", "## Task 1: A\n\n```yaml\ndepends_on: [b]\n```\nx\n\n## Task 2: B\n\ny\n"
+    )
+    assert problems(path) == [
+        f'{path}:1: task "a": dependency cycle: a -> b -> a (task "b" names no depends_on, '
+        "so it waits for the task before it: give it depends_on, [] for none)"
+    ]
+
+
 MARKDOWN_ERRORS = """\
 ---
 max_paralel: 2
@@ -340,6 +355,16 @@ def test_file_problems(tmp_path: Path) -> None:
     assert problems(write(tmp_path, "x.txt", "")) == [
         f"{tmp_path / 'x.txt'}: unknown format: name the file .md, .yaml, .yml or .json"
     ]
+    # A folder and bytes that are not UTF-8 are named as such (they were "unknown
+    # format", and a decoder's message followed by the folder it "looked in").
+    (tmp_path / "dir.yaml").mkdir()
+    for folder in (tmp_path, tmp_path / "dir.yaml"):
+        assert problems(folder) == [
+            f"{folder}: is a folder: give a task list file (.md, .yaml or .json)"
+        ]
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"tasks:\n  - {prompt: caf\xe9}\n")
+    assert problems(latin) == [f"{latin}: cannot read: not UTF-8 text (byte 0xe9 at offset 23)"]
     assert problems(write(tmp_path, "e.md", "# Just a title\n")) == [
         f'{tmp_path / "e.md"}:1: no tasks: expected "## Task 1: <title>" '
         '(or "### Task 1: <title>") sections'
@@ -515,6 +540,49 @@ def test_cli_validate_shows_the_waves(tmp_path: Path) -> None:
         "  wave 2  clean · Clean  (after fetch)",
         "          report · Report  (after docs)",
     ]
+
+
+def test_validate_counts_one_task_and_one_wave_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "1 tasks" and "1 waves".
+    from cc_executor._cli._tasks import _validate
+
+    one = write(tmp_path, "one.yaml", "tasks:\n  - {id: a, prompt: x}\n")
+    both = write(
+        tmp_path, "both.yaml", "parallel: true\ntasks:\n  - {prompt: x}\n  - {prompt: y}\n"
+    )
+    for path in (one, both):
+        assert _validate(argparse.Namespace(file=str(path), json=False)) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "valid" in line]
+    assert printed == [
+        f"{one}: valid · 1 task · one at a time",
+        f"{both}: valid · 2 tasks · 1 wave",
+    ]
+
+
+async def test_the_header_of_a_one_task_list_says_one_task(tmp_path: Path) -> None:
+    # It said "1 tasks". The task's cwd does not exist: it ends at once, nothing started.
+    from cc_executor._cli._tasks import TaskListView
+    from cc_executor.tasks import start_tasks
+
+    handle = start_tasks({"tasks": [{"prompt": "x", "cwd": str(tmp_path / "missing")}]})
+    shown = io.StringIO()
+    TaskListView(shown, tty=False, quiet=True).attach(handle)
+    await handle.wait()
+    assert f"list {handle.list_id} · 1 task · folder " in shown.getvalue()
+
+
+async def test_a_list_stopped_by_spent_retries_says_so(tmp_path: Path) -> None:
+    # It said 'task "a" failed and its on_error is retry', as if no retry had been made.
+    # The task's cwd does not exist: each attempt ends at once, nothing started.
+    from cc_executor.tasks import run_tasks
+
+    spec = {"tasks": [{"id": "a", "prompt": "x", "cwd": str(tmp_path / "missing"),
+                       "on_error": "retry", "retries": 1}]}  # fmt: skip
+    result = await run_tasks(spec)
+    assert result.tasks["a"].attempts == 2
+    assert result.stopped_reason == 'task "a" failed on each of its 2 attempt(s) (on_error: retry)'
 
 
 def test_reserve_usd_is_a_number_or_a_map_of_models(tmp_path: Path) -> None:

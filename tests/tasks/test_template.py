@@ -17,6 +17,7 @@ from cc_executor.tasks._template import (
     references,
     render,
     render_async,
+    render_here,
     view,
 )
 from tests._wait import await_for
@@ -77,6 +78,19 @@ def test_undefined_is_an_error_not_an_empty_string() -> None:
         render("{{ tasks.a.json.missing }}", tasks(a={"json": {"k": 1}}))
     with pytest.raises(TemplateProblem, match="template error"):
         render("{{ other }}", tasks(a={}))
+
+
+def test_a_missing_json_key_names_the_json_not_our_wrapper_class() -> None:
+    # It said "'cc_executor.tasks._template._JsonDict object' has no attribute 'nope'".
+    context = tasks(a={"json": {"k": [1]}, "files": ["f"]})
+    for source, what in (
+        ("{{ tasks.a.json.nope }}", "the JSON object has no attribute 'nope'"),
+        ("{{ tasks.a.json.k.nope }}", "the JSON array has no attribute 'nope'"),
+        ("{{ tasks.a.files.nope }}", "the file list has no attribute 'nope'"),
+    ):
+        with pytest.raises(TemplateProblem) as caught:
+            render_here(source, context)
+        assert str(caught.value) == f"template error: {what}"
 
 
 @pytest.mark.slow  # over 0.3 s: renders up to the sandbox's bounds

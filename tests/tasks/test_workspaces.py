@@ -3,11 +3,13 @@ dependencies' changes, conflicts said before a task starts (real git, the real C
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from cc_executor.tasks import ListStatus, TaskStatus, run_tasks
+from cc_executor._cli._tasks import _print_summary
+from cc_executor.tasks import ListStatus, TaskStatus, get_task_list, run_tasks
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests.tasks.conftest import Served
 
@@ -103,3 +105,10 @@ async def test_the_list_names_the_branch_holding_its_final_state(serve: Serve) -
     assert result.to_dict()["workspace_branch"] == result.workspace_branch
     assert git(repo, "show", f"{result.workspace_branch}:two.txt") == "1\n"
     assert not (repo / "one.txt").exists()
+    # `tasks show` knows it too, and the summary names it (only the JSON did).
+    shown = get_task_list(result.list_id)
+    assert shown.workspace_branch == result.workspace_branch
+    for listed in (result, shown):
+        summary = io.StringIO()
+        _print_summary(listed, summary)
+        assert f"workspace branch: {result.workspace_branch} " in summary.getvalue()

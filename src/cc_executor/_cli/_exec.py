@@ -231,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
         from cc_executor._text import inert
 
         for warning in dict.fromkeys(result.warnings):
-            print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
+            if warning != note:  # printed as the command started, kept for the record
+                print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
         if result.error and not result.ok:
             print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)

@@ -47,7 +47,7 @@ def since(text: str) -> float:
 
 
 def positive(text: str) -> int:
-    """A whole number of at least 1 (``verify --last``)."""
+    """A whole number of at least 1 (``verify --last``, ``history --limit``)."""
     try:
         value = int(text)
     except ValueError:
@@ -88,7 +88,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument(
         "--limit",
-        type=int,
+        type=positive,
         metavar="N",
         help="at most N runs (default: 20); with --batch, every run of the batch",
     )
@@ -362,7 +362,11 @@ def show(args: argparse.Namespace) -> int:
     with _reading("show") as store:
         record = store.get(args.run_id)  # an ambiguous prefix: one line, exit code 1
         if record is None:
-            print(f"cc-executor show: no run {args.run_id!r} in the history", file=sys.stderr)
+            # A short prefix is never looked up: say so rather than "no run".
+            short = " (an id prefix needs 6 characters or more)" if len(args.run_id) < 6 else ""
+            print(
+                f"cc-executor show: no run {args.run_id!r} in the history{short}", file=sys.stderr
+            )
             return 1
         decisions = _decisions(store, record.id)
         if args.json:

@@ -114,7 +114,12 @@ class Parser(argparse.ArgumentParser):
         flags = [f for action in self._actions for f in action.option_strings]
         for extra in extras:
             if extra.startswith("-"):
-                close = difflib.get_close_matches(extra.partition("=")[0], flags, n=1)
+                name = extra.partition("=")[0]
+                if name in flags:
+                    # A flag of this command, left over: it came after "--".
+                    message += f" (after --, {name} is not an option: put it before --)"
+                    break
+                close = difflib.get_close_matches(name, flags, n=1)
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break
@@ -141,21 +146,26 @@ def usage_error(
 ) -> int:
     """Report a usage error: one line on stderr (the help pointer included) and, with
     ``json_output``, the ``usage_error`` JSON object on stdout. Returns the exit code (2)."""
+    print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
+    if json_output:
+        write_usage_error_json(message, stdout)
+    return EXIT_USAGE
+
+
+def write_usage_error_json(message: str, stdout: IO[str] | None = None) -> None:
+    """The ``usage_error`` JSON object of ``message``, on one line of ``stdout``."""
     import json
 
     from cc_executor._payload import SCHEMA_VERSION
     from cc_executor._status import Status
 
-    print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
-    if json_output:
-        out = stdout if stdout is not None else sys.stdout
-        payload = {
-            "schema_version": SCHEMA_VERSION,
-            "status": Status.USAGE_ERROR.value,
-            "error": message,
-            "exit_code": EXIT_USAGE,
-            "run_id": None,
-        }
-        out.write(json.dumps(payload, ensure_ascii=False) + "\n")
-        out.flush()
-    return EXIT_USAGE
+    out = stdout if stdout is not None else sys.stdout
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "status": Status.USAGE_ERROR.value,
+        "error": message,
+        "exit_code": EXIT_USAGE,
+        "run_id": None,
+    }
+    out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    out.flush()

@@ -258,7 +258,8 @@ def _run(
             sys.stdout.buffer.write(b"\n")
         sys.stdout.flush()
     for warning in dict.fromkeys(result.warnings):
-        print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
+        if warning != note:  # printed as the run started, kept in the result for the record
+            print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
     if not args.quiet:
         summary = f"{result.status}"
         if result.cost_usd is not None:

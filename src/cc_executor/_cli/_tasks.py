@@ -176,6 +176,17 @@ def _err(text: str) -> None:
     print(f"cc-executor tasks: {text}", file=sys.stderr)
 
 
+def _refused(args: argparse.Namespace, message: str) -> int:
+    """Exit code 2 for a list that never started (or was not found); under ``--json`` its
+    one JSON object too (the ``usage_error`` one), as ``--json`` promises whatever the
+    outcome."""
+    if getattr(args, "json", False):
+        from cc_executor._cli._parser import write_usage_error_json
+
+        write_usage_error_json(message)
+    return EXIT_USAGE
+
+
 def _fleet_of(args: argparse.Namespace) -> dict[str, Any]:
     """``fleet`` and ``queue`` for the list from ``--fleet``/``--queue`` (the same rules as
     every fleet command: a bare ``--fleet`` reads ``$CC_EXECUTOR_FLEET``, and a URL on the
@@ -283,11 +294,11 @@ def _execute(
     except TaskListError as exc:
         view.close()
         print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     except (TaskListNotFound, TaskListBusy, FleetError, TypeError, ValueError) as exc:
         view.close()
         _err(str(exc))
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     view.close()
     # A broken history is reported by every task's run and by the list's own record, in
     # the same words: the list keeps one copy of each warning.
@@ -312,6 +323,10 @@ def exit_code_for(result: TaskListResult) -> int:
     return result.status.exit_code()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _validate(args: argparse.Namespace) -> int:
 
     from cc_executor.tasks import TaskListError, load_task_list
@@ -327,14 +342,14 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**spec.to_dict(), "waves": waves})
         return 0
-    shape = "one at a time" if spec.one_at_a_time else f"{len(waves)} waves"
+    shape = "one at a time" if spec.one_at_a_time else _count(len(waves), "wave")
     extra = []
     if spec.max_parallel is not None:
         extra.append(f"max_parallel {spec.max_parallel}")
     if spec.budget_usd is not None:
         extra.append(f"budget ${spec.budget_usd:g}")
     print(
-        f"{args.file}: valid · {len(spec.tasks)} tasks · {shape}"
+        f"{args.file}: valid · {_count(len(spec.tasks), 'task')} · {shape}"
         + "".join(f" · {e}" for e in extra)
     )
     by_id = spec.by_id
@@ -357,7 +372,7 @@ def _show(args: argparse.Namespace) -> int:
         result = get_task_list(args.list_id)
     except (TaskListNotFound, ValueError, OSError) as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return _refused(args, str(exc))
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -394,6 +409,9 @@ def _print_summary(result: TaskListResult, out: IO[str], *, rows: bool = True) -
     out.write(line + "\n")
     if result.stopped_reason and not result.ok:
         out.write(f"stopped: {inert(result.stopped_reason)}\n")
+    if result.workspace_branch:
+        # Only the JSON named it: the list's changes were on a branch nobody was told of.
+        out.write(f"workspace branch: {inert(result.workspace_branch)} (every ok task's changes)\n")
     if result.budget_usd is not None:
         out.write(
             f"budget: ${result.budget_spent_usd or 0.0:.4f} of ${result.budget_usd:g} spent "
@@ -451,7 +469,7 @@ class TaskListView:
         self._rows = {task.id: _Row() for task in handle.spec.tasks}
         done = sum(1 for t in handle.tasks.values() if t.ok)
         self._out.write(
-            f"cc-executor tasks: list {handle.list_id} · {len(self._rows)} tasks"
+            f"cc-executor tasks: list {handle.list_id} · {_count(len(self._rows), 'task')}"
             + (f" ({done} already ok)" if done else "")
             + f" · folder {handle.run_dir}\n"
         )

@@ -109,14 +109,14 @@ def git_env(overrides: list[tuple[str, str]], base: Mapping[str, str]) -> dict[s
 
 
 def in_git_tree(cwd: str) -> bool:
-    """Whether ``cwd`` or a folder above it has a ``.git`` that git would take: a worktree's
-    file, or a folder with a ``HEAD``; no git process is started."""
+    """Whether ``cwd`` or a folder above it has a ``.git`` (a folder holding ``HEAD``, or a
+    worktree's file); no git process is started. An empty ``.git`` folder is no repository
+    (Codex CLI's sandbox leaves one in each writable root, /tmp included, as a mount point):
+    git looks further up, and so does this."""
     folder = os.path.abspath(cwd)
     while True:
-        marker = os.path.join(folder, ".git")
-        # An empty .git folder is no repository to git. Codex's sandbox leaves such folders
-        # in its writable roots (/tmp among them) when a command is killed mid-run.
-        if os.path.isfile(marker) or os.path.exists(os.path.join(marker, "HEAD")):
+        dot_git = os.path.join(folder, ".git")
+        if os.path.isfile(dot_git) or os.path.isfile(os.path.join(dot_git, "HEAD")):
             return True
         parent = os.path.dirname(folder)
         if parent == folder:

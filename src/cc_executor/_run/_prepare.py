@@ -87,12 +87,14 @@ def _range_error(option: Option, value: Any) -> ValueError | None:
 
 def check_option(name: str, value: Any) -> None:
     """``TypeError``/``ValueError`` naming run option ``name`` if ``value`` is not of its
-    kind or outside its range (for callers that take a few options alone, such as the
-    service's command runs)."""
+    kind, outside its range, or text no process can be given (for callers that take a few
+    options alone, such as the config file and the service's command runs)."""
     option = RunOptions.by_name[name]
     error = _type_error(option, value) or (
         _range_error(option, value) if option.kind in ("number", "integer") else None
     )
+    if error is None and option.kind in _TEXT_KINDS and value is not None:
+        error = _text_error(option, value)
     if error is not None:
         raise error
     if option.kind == "size" and value is not None:
@@ -111,8 +113,9 @@ def _too_long(text: str) -> bool:
 
 def _text_error(option: Option, value: Any) -> ValueError | None:
     """A ``ValueError`` for text no process can be given: a NUL byte (argv, environment and
-    paths end at it), an environment variable name with ``=``, or a ``run_id`` that is not
-    a plain name (it names the run's folder: ``../x`` would place it elsewhere)."""
+    paths end at it), an environment variable name with ``=``, a ``run_id`` that is not a
+    plain name (it names the run's folder: ``../x`` would place it elsewhere), or an empty
+    value."""
     name = option.name
     if option.kind == "env":
         for key, item in value.items():
@@ -144,6 +147,10 @@ def _text_error(option: Option, value: Any) -> ValueError | None:
             f"run_id must be letters, digits, '_', '.' or '-' (not starting with '.' or "
             f"'-', at most 200), got {value!r}"
         )
+    if option.kind in ("text", "path") and os.fspath(value) == "":
+        # An empty value would pass for "not given" further down (``--model "$UNSET"``
+        # running the default model, ``--resume ""`` a fresh session): say so instead.
+        return ValueError(f"{name} is empty: give a value, or leave the option out")
     return None
 
 
@@ -283,7 +290,16 @@ def _check_policy(o: Any, agent: str) -> None:
 def _check_paths(o: Any) -> None:
     """``add_dirs`` and an ``mcp_config`` file must exist (relative to ``cwd``): Claude Code
     would ignore a missing folder silently and crash on a missing config. The errors name
-    the folder searched."""
+    the folder searched. JSON text must parse: Claude Code takes text that does not for a
+    file name, and ends saying that no such file exists."""
+    config = getattr(o, "mcp_config", None)
+    if isinstance(config, str) and config.lstrip().startswith("{"):
+        import json
+
+        try:
+            json.loads(config)
+        except ValueError as exc:
+            raise ValueError(f"mcp_config is not valid JSON: {exc}") from None
     cwd = getattr(o, "cwd", None)
     base = os.path.abspath(os.fspath(cwd) if cwd else os.getcwd())
     if not os.path.isdir(base):
@@ -296,7 +312,6 @@ def _check_paths(o: Any) -> None:
         folder = os.fspath(given)
         if not os.path.isdir(os.path.join(base, folder)):
             raise ValueError(f"add_dirs: {folder} is not a directory{searched(folder)}")
-    config = getattr(o, "mcp_config", None)
     if isinstance(config, str) and not config.lstrip().startswith("{"):
 
         def is_file(path: str) -> bool:

@@ -1250,6 +1250,18 @@ class RunHandle:
         return await asyncio.shield(self._task)
 
 
+def _check_decider(on_permission: Decider | None, options: dict[str, Any]) -> None:
+    """``ValueError`` for an ``on_permission`` of the caller's own with no policy to ask it:
+    it would never be called, and the calls it was meant to decide silently denied."""
+    if on_permission is not None and not options.get("permission_policy"):
+        raise ValueError(
+            "on_permission decides what a permission_policy's ask rules ask, and no "
+            "permission_policy is given: pass permission_policy=FILE (a file with "
+            "'default: ask' asks about every tool call; docs/permissions.md), or leave "
+            "on_permission out"
+        )
+
+
 def start_run(
     prompt: str | bytes,
     *,
@@ -1280,6 +1292,8 @@ def start_run(
     console command does this to hide its imports behind the CLI's start-up). The first
     attempt adopts it; the run's id, folder, cwd and clock are the launch's.
     """
+    if _decider_name == "callback" and _policy is None:
+        _check_decider(on_permission, options)
     if fleet is not None:
         if launched is not None:
             raise ValueError("a fleet run is started by its worker: it cannot adopt a launch")
@@ -1343,6 +1357,7 @@ async def run(
     long as the agent CLI does. Give one whenever nobody watches the run
     (:func:`~cc_executor.run_many` requires it).
     """
+    _check_decider(on_permission, options)
     return await _Run(
         prompt, RunOptions.from_kwargs(options), on_event, on_permission=on_permission
     ).run()

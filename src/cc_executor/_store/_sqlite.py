@@ -177,8 +177,25 @@ def _row_values(record: RunRecord) -> list[Any]:
             value = json.dumps(value)
         elif column == "artifacts":
             value = json.dumps([a.to_dict() for a in value])
+        elif isinstance(value, str):
+            value = _storable(value)
         values.append(value)
     return values
+
+
+def _storable(text: str) -> str:
+    """``text`` as a database can hold it. A path or a name that is not UTF-8 (a cwd made of
+    other bytes, ``--model $'x\\xff'``) reaches Python with surrogates, which no UTF-8
+    column takes: each byte becomes ``\\xff``, as the file name shows in ``ls -b``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+            return text.encode("utf-8", "backslashreplace").decode()
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 
 #: The type each column must hold: a row with another is skipped, never a failed command.

@@ -323,6 +323,12 @@ async def cc_execute(  # noqa: PLR0917 - the original signature, in its order
     they warn, and the run goes on (every run is recorded in the history instead; the
     prompt is sent as given). ``**options``: any option of :func:`cc_executor.run`.
     """
+    if config is not None and not isinstance(config, CCExecutorConfig):
+        # Said here: it would otherwise fail deep inside as an AttributeError.
+        raise TypeError(
+            f"cc_execute: config must be a CCExecutorConfig, got {type(config).__name__} "
+            "(run() options go in CCExecutorConfig(options={...}) or as keywords)"
+        )
     config = config or CCExecutorConfig()
     if return_json is not None or amend_prompt or generate_report:
         settled = _settle_compat(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from cc_executor.tasks._errors import TaskListProblem
 from cc_executor.tasks._fields import suggest
@@ -11,9 +11,13 @@ from cc_executor.tasks._spec import TaskSpec
 from cc_executor.tasks._template import TASK_FIELDS
 
 
-def graph_problems(specs: Sequence[TaskSpec], source: str) -> list[TaskListProblem]:
+def graph_problems(
+    specs: Sequence[TaskSpec], source: str, implicit: Collection[str] = ()
+) -> list[TaskListProblem]:
     """Every problem of the dependencies among ``specs`` (tasks of the list ``source``), in
-    task order; in a list with a cycle, the cycles and unknown tasks only."""
+    task order; in a list with a cycle, the cycles and unknown tasks only. ``implicit``:
+    the tasks that wait for the one before them only because they name no
+    ``depends_on`` (a cycle through one says so: the user never wrote that edge)."""
     found: list[TaskListProblem] = []
 
     def problem(
@@ -31,7 +35,14 @@ def graph_problems(specs: Sequence[TaskSpec], source: str) -> list[TaskListProbl
     cycles = [c for c in _cycles(specs) if len(c) > 2]
     for cycle in cycles:
         first = min(cycle[:-1], key=lambda tid: specs.index(ids[tid]))
-        problem(f"dependency cycle: {' -> '.join(cycle)}", ids[first].line, task=first)
+        unwritten = [tid for tid in cycle[:-1] if tid in implicit]
+        why = (
+            f' (task "{unwritten[0]}" names no depends_on, so it waits for the task before '
+            "it: give it depends_on, [] for none)"
+            if unwritten
+            else ""
+        )
+        problem(f"dependency cycle: {' -> '.join(cycle)}{why}", ids[first].line, task=first)
     if cycles:
         return found  # "ancestor" means nothing in a cycle
     ancestors = _Ancestors(ids)

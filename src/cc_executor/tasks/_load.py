@@ -95,15 +95,23 @@ def load_task_list(path: str | os.PathLike[str]) -> TaskListSpec:
     source = os.fspath(path)
     suffix = file.suffix.lower()
     format = _FORMATS.get(suffix, "json" if suffix == ".json" else None)
+    if file.is_dir():
+        raise TaskListError(
+            [TaskListProblem(source, "is a folder: give a task list file (.md, .yaml or .json)")]
+        )
     if format is None:
         raise TaskListError(
             [TaskListProblem(source, "unknown format: name the file .md, .yaml, .yml or .json")]
         )
     try:
         text = file.read_text(encoding="utf-8-sig")  # a BOM would hide the front matter
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if not file.is_absolute():
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        reason = f"not UTF-8 text (byte 0x{bad} at offset {exc.start})"
+        raise TaskListError([TaskListProblem(source, f"cannot read: {reason}")]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError) and not file.is_absolute():
             reason += f" (looked in {Path.cwd()})"
         raise TaskListError([TaskListProblem(source, f"cannot read: {reason}")]) from None
     return _parse(text, format, source, file.resolve().parent, list_file=True)

@@ -552,6 +552,7 @@ def get_task_list(list_id: str) -> TaskListResult:
         ended_at=meta.get("ended_at"),
         budget_usd=meta.get("budget_usd"),
         budget_spent_usd=charged(tasks.values()) if meta.get("budget_usd") else None,
+        workspace_branch=meta.get("workspace_branch"),
     )
 
 

@@ -181,6 +181,8 @@ class ListRun:
         self.active: dict[asyncio.Future[None], str] = {}
         self.cancelled = False
         self.stop_reason: str | None = None
+        #: The branch holding every ok task's workspace commit, once made at the end.
+        self.workspace_branch: str | None = None
         self.budget_hit = False
         #: Tasks ready to start when the budget ran out: they end ``budget_exceeded``.
         self.uncovered: set[str] = set()
@@ -277,16 +279,18 @@ class ListRun:
             budget_spent_usd=charged(self.states.values()) if self.budget is not None else None,
             stopped_reason=self.stop_reason,
             cost_usd=total_cost(self.states.values()),
+            workspace_branch=self.workspace_branch,
         )
         try:
             self.folder.write_list(self.meta, durable=durable)
         except OSError as exc:
             self.warnings.append(f"list state not saved in {self.folder.path}: {exc}")
 
-    def _decider(self, task_id: str) -> Decider | None:
-        """The run's ``on_permission`` of task ``task_id``: the list's, told the task."""
+    def _decider(self, task_id: str, options: dict[str, Any]) -> Decider | None:
+        """The run's ``on_permission`` of task ``task_id``: the list's, told the task; none
+        for a task without a ``permission_policy`` (nothing would ask it)."""
         decider = self.on_permission
-        if decider is None:
+        if decider is None or not options.get("permission_policy"):
             return None
         if inspect.iscoroutinefunction(decider):
             coroutine = decider
@@ -371,7 +375,7 @@ class ListRun:
         except WorkspaceError as exc:
             result.warnings.append(f"no branch holds the whole list's changes: {exc}")
             return
-        result.workspace_branch = branch
+        result.workspace_branch = self.workspace_branch = branch
 
     def _workspace_base(self, task: TaskSpec) -> str | None:
         """The commit a task in a workspace starts from: its dependencies' commits merged
@@ -729,7 +733,7 @@ class ListRun:
                 handle = start_run(
                     prompt,
                     on_event=forward,
-                    on_permission=self._decider(task.id),
+                    on_permission=self._decider(task.id, options),
                     _decider_name=self.decider_name,
                     **options,
                 )
@@ -742,7 +746,7 @@ class ListRun:
                 handle = start_run(
                     prompt,
                     on_event=forward,
-                    on_permission=self._decider(task.id),
+                    on_permission=self._decider(task.id, options),
                     _decider_name=self.decider_name,
                     fleet=url,
                     queue=queue,
@@ -878,5 +882,11 @@ class ListRun:
         state.ended_at = time.time()
         self._save(state, durable=True)
         await self._state_event(state, "failed", error)
-        if task.on_error != "continue" and self.stop_reason is None:
+        if task.on_error == "retry" and self.stop_reason is None:
+            # "failed and its on_error is retry" read as if no retry had been made.
+            self.stop_reason = (
+                f'task "{task.id}" failed on each of its {state.attempts} attempt(s) '
+                "(on_error: retry)"
+            )
+        elif task.on_error != "continue" and self.stop_reason is None:
             self.stop_reason = f'task "{task.id}" failed and its on_error is {task.on_error}'

@@ -161,6 +161,18 @@ def find_list(list_id: str) -> ListFolder:
     folder = ListFolder(runs_dir() / list_id)
     if folder.exists:
         return folder
+    if len(list_id) >= 6:
+        # Lists only: a list's first task run is started within the same millisecond, so
+        # a prefix of the list's id often matches it too, which the history calls ambiguous.
+        found = sorted(p for p in runs_dir().glob(f"{list_id}*") if ListFolder(p).exists)
+        if len(found) == 1:
+            return ListFolder(found[0])
+        if found:
+            some = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise TaskListNotFound(
+                f"task list id prefix {list_id!r} is ambiguous: it matches {some} (give more "
+                "of the id)"
+            )
     record = None
     with contextlib.suppress(HistoryError):
         store = open_store()

@@ -337,6 +337,15 @@ def _wrap(value: Any) -> Any:
     return value
 
 
+def _readable(message: str) -> str:
+    """Jinja's ``message`` with our wrapper types named as what they hold: "the JSON
+    object", not "'cc_executor.tasks._template._JsonDict object'"."""
+    for kind, what in ((_JsonDict, "the JSON object"), (_JsonList, "the JSON array"),
+                       (_Lines, "the file list")):  # fmt: skip
+        message = message.replace(f"'{kind.__module__}.{kind.__qualname__} object'", what)
+    return message
+
+
 class _Tasks:
     """``tasks`` in a template. Only dunder methods, so that no task id (``items``,
     ``keys``, ``get``) is shadowed by a method when written ``tasks.<id>``."""
@@ -395,7 +404,7 @@ def render_here(source: str, tasks: Mapping[str, Mapping[str, Any]]) -> str:
             parts.append(part)
         return "".join(parts)
     except TemplateError as exc:
-        raise TemplateProblem(f"template error: {exc}") from None
+        raise TemplateProblem(f"template error: {_readable(str(exc))}") from None
     except RecursionError:
         raise TemplateProblem(
             f"template error: calls nested deeper than {sys.getrecursionlimit():,} "

@@ -235,11 +235,15 @@ class Checker:
         specs: list[TaskSpec] = []
         first_line: dict[str, int | None] = {}
         previous: str | None = None
+        #: Tasks waiting for the one before them because they name no depends_on.
+        implicit: set[str] = set()
         for rt in raw.tasks:
             spec = self._task(rt, default_control, default_options, parallel, previous)
             if spec is None:
                 previous = None
                 continue
+            if "depends_on" not in rt.data and previous is not None:
+                implicit.add(spec.id)
             if spec.id in first_line:
                 self.problem(
                     f'duplicate id "{spec.id}" (first used at line {first_line[spec.id]}); '
@@ -251,7 +255,7 @@ class Checker:
                 first_line[spec.id] = rt.line
             specs.append(spec)
             previous = spec.id
-        self.problems.extend(graph_problems(specs, self.source))
+        self.problems.extend(graph_problems(specs, self.source, implicit))
         if self.problems:
             raise TaskListError(self.problems)
         return TaskListSpec(

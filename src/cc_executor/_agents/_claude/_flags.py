@@ -21,6 +21,17 @@ PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "manual", "dontA
 _UNLISTED_MODES = ("default",)
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_uuid(text: str) -> bool:
+    """Whether ``text`` is a UUID as Claude Code reads one (no ``uuid`` import: the console
+    reads this before it starts the CLI)."""
+    return len(text) == 36 and all(
+        char == "-" if index in (8, 13, 18, 23) else char in _HEX for index, char in enumerate(text)
+    )
+
+
 def check_flags(o: Any) -> None:
     """Raise ``ValueError`` for options the CLI would misread or refuse."""
     if o.resume and o.continue_session:
@@ -41,6 +52,12 @@ def check_flags(o: Any) -> None:
             not isinstance(value, str) or value.startswith("-") or "\0" in value
         ):
             raise ValueError(f"{name} must be a session id or name, got {value!r}")
+    if isinstance(o.session_id, str) and not _is_uuid(o.session_id):
+        # Claude Code exits 1 with "Invalid session ID. Must be a valid UUID.": said first.
+        raise ValueError(
+            "session_id must be a UUID (8-4-4-4-12 hex digits, as Claude Code requires), got "
+            f"{o.session_id!r}"
+        )
 
 
 def build_command(executable: str, options: Any) -> list[str]:

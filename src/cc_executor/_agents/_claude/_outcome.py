@@ -5,6 +5,7 @@ and no result line at all means the CLI crashed or was killed."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from cc_executor._agents._outcome import ended_without, not_run_or_stopped
 from cc_executor._agents._types import Outcome, ResultEvent, RunStatus
@@ -42,6 +43,12 @@ _CONTEXT_HINT = (
 def _api_error(result: ResultEvent) -> Outcome:
     status_code = result.api_error_status
     text = (result.result or "").strip()
+    if not text:
+        # An error before any request has no "result", only "errors" (--resume of an unknown
+        # session: "No conversation found with session ID: ..."), which say what went wrong.
+        errors = result.raw.get("errors") if isinstance(result.raw, Mapping) else None
+        if isinstance(errors, list):
+            text = "; ".join(e.strip() for e in errors if isinstance(e, str) and e.strip())
     lowered = text.lower()
     if result.terminal_reason == "blocking_limit" and status_code is None:
         return Outcome(RunStatus.ERROR, f"{text[:200] or 'Prompt is too long'}: {_CONTEXT_HINT}")

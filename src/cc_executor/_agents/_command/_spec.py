@@ -88,7 +88,7 @@ def _tool_kinds(value: Any, where: str) -> dict[str, ToolKind]:
 
 
 def _parse(path: str, data: dict[str, Any]) -> AgentSpec:
-    where = f"agent spec {path}"
+    where = f"agent_spec {path}"
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(_KEYS)})")
@@ -172,10 +172,10 @@ def _read_spec(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as file:
         if not stat_module.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"agent spec {path}: not a regular file")
+            raise ValueError(f"agent_spec {path}: not a regular file")
         data = file.read(_MAX_SPEC_BYTES + 1)
     if len(data) > _MAX_SPEC_BYTES:
-        raise ValueError(f"agent spec {path}: over {_MAX_SPEC_BYTES:,} bytes: not a spec")
+        raise ValueError(f"agent_spec {path}: over {_MAX_SPEC_BYTES:,} bytes: not a spec")
     return data
 
 
@@ -190,7 +190,7 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     try:
         stat = os.stat(path)
     except OSError as exc:
-        raise ValueError(f"agent spec {path}: {exc.strerror}") from None
+        raise ValueError(f"agent_spec {path}: {exc.strerror}") from None
     key = (path, stat.st_mtime_ns, stat.st_size)
     spec = _cache.get(key)
     if spec is not None:
@@ -204,13 +204,13 @@ def load_spec(path: str | os.PathLike[str] | None) -> AgentSpec:
     try:
         data = tomllib.loads(_read_spec(path).decode("utf-8"))
     except OSError as exc:
-        raise ValueError(f"agent spec {path}: {exc.strerror}") from None
+        raise ValueError(f"agent_spec {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ValueError(f"agent spec {path}: not UTF-8 text") from None
+        raise ValueError(f"agent_spec {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"agent spec {path}: not valid TOML: {exc}") from None
+        raise ValueError(f"agent_spec {path}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise ValueError(f"agent spec {path}: nested too deeply to be a spec") from None
+        raise ValueError(f"agent_spec {path}: nested too deeply to be a spec") from None
     spec = _parse(path, data)
     _cache[key] = spec
     return spec
