@@ -224,6 +224,18 @@ async def test_bad_requests_get_specific_errors(
         assert (await client.get("/runs/nope/events")).status_code == 404
         assert (await client.post("/runs/nope/cancel")).status_code == 404
         assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+        # A misspelt filter matched nothing and answered an empty page, 200.
+        for params, says in (
+            ({"status": "done"}, "unknown status 'done' (known: queued, "),
+            ({"kind": "task"}, "unknown kind 'task' (known: run, exec, tasks)"),
+            ({"since": "nan"}, "since must be a finite number, got 'nan'"),
+            ({"until": "inf"}, "until must be a finite number, got 'inf'"),
+        ):
+            response = await client.get("/runs", params=params)
+            assert response.status_code == 400, (params, response.text)
+            assert says in response.json()["error"]["message"], (params, response.text)
+        response = await client.get("/runs/overview", params={"since": "-inf"})
+        assert response.status_code == 400, response.text
 
 
 async def test_exec_is_refused_without_allow_exec(start: Callable[..., Service]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import time
@@ -132,9 +133,13 @@ def _number(request: Request, name: str, kind: type[float] | type[int]) -> Any:
     if value is None:
         return None
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
         raise InvalidRequest(f"{name} must be a number, got {value!r}") from None
+    # float() reads "nan" and "inf": a filter by either matches nothing, or everything.
+    if not math.isfinite(number):
+        raise InvalidRequest(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 async def list_runs(request: Request) -> Response:
@@ -143,7 +148,7 @@ async def list_runs(request: Request) -> Response:
     summary: Runs in memory, then from the history
     parameters:
       - {name: status, in: query, schema: {type: string}}
-      - {name: kind, in: query, schema: {type: string, enum: [run, exec]}}
+      - {name: kind, in: query, schema: {type: string, enum: [run, exec, tasks]}}
       - {name: since, in: query, schema: {type: number}, description: Unix time}
       - {name: until, in: query, schema: {type: number}, description: Unix time}
       - {name: parent_id, in: query, schema: {type: string}}

@@ -142,6 +142,18 @@ class ManagerConfig:
 OVERVIEW_LIMIT = 50_000
 
 
+#: The kinds of run the service lists: agent runs, commands and task lists.
+RUN_KINDS = ("run", "exec", "tasks")
+
+
+def _check_filters(status: str | None, kind: str | None) -> None:
+    statuses = [s.value for s in Status]
+    if status and status not in statuses:
+        raise InvalidRequest(f"unknown status {status!r} (known: {', '.join(statuses)})")
+    if kind and kind not in RUN_KINDS:
+        raise InvalidRequest(f"unknown kind {kind!r} (known: {', '.join(RUN_KINDS)})")
+
+
 class RunManager:
     """Registry, queue and event logs of the runs started through a server.
 
@@ -331,7 +343,12 @@ class RunManager:
         A run in memory is listed from memory (its live status), keyed by when the
         server accepted it; the history's other runs by their start. Every run appears on
         exactly one page, however deep: pages are cut by that key (keyset pagination),
-        never by an offset."""
+        never by an offset.
+
+        An unknown ``status`` or ``kind`` is an :class:`InvalidRequest`: a misspelt
+        filter would otherwise match nothing, and the caller would take an empty page for
+        an answer."""
+        _check_filters(status, kind)
         limit = max(1, min(limit, 1000))
         needle = text.lower() if text else None
         in_memory = list(self._runs.values())

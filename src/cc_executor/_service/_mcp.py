@@ -296,7 +296,10 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
         """Recent runs, newest first (live ones and the history). Filter by status (ok,
         error, cancelled, timeout, running, ...) or kind (run, tasks or exec); limit <=
         1000."""
-        runs = await manager.list_runs(status=status, kind=kind, limit=limit)
+        try:
+            runs = await manager.list_runs(status=status, kind=kind, limit=limit)
+        except ServiceError as exc:
+            raise _fail(exc) from None
         keys = ("run_id", "kind", "status", "created_at", "started_at", "ended_at", "live")
         return {"runs": [{k: r.get(k) for k in (*keys, "prompt_preview")} for r in runs]}
 
