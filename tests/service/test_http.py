@@ -236,6 +236,19 @@ async def test_bad_requests_get_specific_errors(
             assert says in response.json()["error"]["message"], (params, response.text)
         response = await client.get("/runs/overview", params={"since": "-inf"})
         assert response.status_code == 400, response.text
+        # Starlette's own 404 and 405 were plain text, and named only one route's methods.
+        response = await client.get("/run")
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == (
+            "no endpoint GET /run (GET /openapi.json lists them)"
+        )
+        response = await client.delete("/runs")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"
+        assert response.json()["error"] == {
+            "code": "method_not_allowed",
+            "message": "DELETE /runs: method not allowed (allowed: GET, POST)",
+        }
 
 
 async def test_exec_is_refused_without_allow_exec(start: Callable[..., Service]) -> None:

@@ -20,9 +20,10 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Match, Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 
 from cc_executor._errors import FleetError
@@ -806,6 +807,32 @@ async def openapi(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
+    """A path or method no route serves: the uniform error body (Starlette's own is
+    plain text, which a client parsing every error as JSON would choke on)."""
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        # Starlette names the methods of the first route of the path only (/runs has two).
+        methods = {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+        allowed = ", ".join(sorted(methods - {"HEAD"}))
+        response = error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} {request.url.path}: method not allowed (allowed: {allowed})",
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(
+        404,
+        "not_found",
+        f"no endpoint {request.method} {request.url.path} (GET /openapi.json lists them)",
+    )
+
+
 def create_app(
     manager: RunManager,
     policy: SecurityPolicy,
@@ -850,7 +877,10 @@ def create_app(
         WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
         *ui_routes(),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _no_such_endpoint, 405: _no_such_endpoint},
+    )
     app.state.manager = manager
     app.state.policy = policy
     app.state.sse_keepalive_s = sse_keepalive_s
