@@ -386,7 +386,12 @@ async def test_every_rest_body_and_event_carries_the_schema_version(service: Ser
         run = (await client.get(f"/runs/{run_id}")).json()
         listed = (await client.get("/runs")).json()
         missing = (await client.get("/runs/nope")).json()
-    for body in (health, response.json(), run, listed, missing):
+        # The guard's refusals are REST bodies too.
+        refused = (await client.get("/runs", headers={"Authorization": "Bearer x"})).json()
+        too_large = (await client.post("/runs", content=b"x" * 2_000_000)).json()
+    assert refused["error"]["code"] == "unauthorized"
+    assert too_large["error"]["code"] == "too_large"
+    for body in (health, response.json(), run, listed, missing, refused, too_large):
         assert body["schema_version"] == SCHEMA_VERSION, body
     assert events
     assert all(e["schema_version"] == SCHEMA_VERSION for e in events), events
