@@ -224,6 +224,15 @@ async def test_bad_requests_get_specific_errors(
         assert (await client.get("/runs/nope/events")).status_code == 404
         assert (await client.post("/runs/nope/cancel")).status_code == 404
         assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+        # REST says what MCP says of a misspelt option: the closest name, and only the
+        # options a caller may set (it listed run_dir, agent_path and the like as known).
+        response = await client.post("/runs", json={"prompt": "x", "options": {"cwdd": "."}})
+        message = response.json()["error"]["message"]
+        assert message.startswith(
+            "unknown run option(s) in options: cwdd (did you mean cwd?); known: "
+        ), message
+        assert "agent_path" not in message, message
+        assert "run_dir" not in message, message
         # A misspelt filter matched nothing and answered an empty page, 200.
         for params, says in (
             ({"status": "done"}, "unknown status 'done' (known: queued, "),

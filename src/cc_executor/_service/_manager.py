@@ -53,7 +53,7 @@ from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import PermissionDecision, PermissionRequest
-from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy
+from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy, check_option_names
 from cc_executor._service._queue import RunQueue
 from cc_executor._service._runs import (
     PAUSED,
@@ -602,6 +602,7 @@ class RunManager:
 
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest("prompt must be a non-empty string")
+        check_option_names(options)
         self._policy.check_agent_options(options, "")
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
         options["env"] = self._policy.check_env(options.get("env"))

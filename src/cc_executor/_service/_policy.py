@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +342,25 @@ class RunPolicy:
                 check_option(key, value)
             except (TypeError, ValueError) as exc:
                 raise InvalidRequest(str(exc)) from None
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse an option of an agent run that the options' JSON Schema does not list,
+    naming those a remote caller may set and the closest to a misspelt one (a
+    server-only option is left to :meth:`RunPolicy.check_agent_options`, which says
+    so)."""
+    from cc_executor._run._options_schema import options_json_schema
+
+    settable = options_json_schema(remote=True)["properties"]
+    unknown = sorted(set(options) - set(settable) - SERVER_ONLY_OPTIONS - set(RunOptions.alias_of))
+    if unknown:
+        hints = [
+            m[0] if len(unknown) == 1 else f"{m[0]} for {u}"
+            for u in unknown
+            if (m := get_close_matches(u, settable, 1))
+        ]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise InvalidRequest(
+            f"unknown run option(s) in options: {', '.join(unknown)}{hint}; "
+            f"known: {', '.join(sorted(settable))}"
+        )
