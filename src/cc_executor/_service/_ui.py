@@ -27,7 +27,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cc_executor._errors import FleetError
-from cc_executor._service._manager import RunManager, ServiceError
+from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
 from cc_executor._service._security import (
     READ_ONLY,
     SecurityPolicy,
@@ -242,16 +242,22 @@ def _before(value: str | None) -> tuple[float, str] | None:
     if not value:
         return None
     stamp, _, run_id = value.partition(":")
-    return float(stamp), run_id
+    try:
+        return float(stamp), run_id
+    except ValueError:
+        raise InvalidRequest(
+            f"before must be the key of an Older runs link, got {value[:40]!r}"
+        ) from None
 
 
-def _date_stamp(value: str | None, *, end: bool = False) -> float | None:
+def _date_stamp(value: str | None, name: str, *, end: bool = False) -> float | None:
     if not value:
         return None
     try:
         day = _dt.date.fromisoformat(value)
     except ValueError:
-        return None
+        # Ignored, it listed every run as if the date had filtered them.
+        raise InvalidRequest(f"{name} must be a date like 2026-12-31, got {value[:40]!r}") from None
     moment = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
     if end:
         moment += _dt.timedelta(days=1)
@@ -297,8 +303,9 @@ def _filters(request: Request) -> str:
 async def runs_page(request: Request) -> Response:
     """The run list: filters, a page of runs newest first, live updates."""
     q = request.query_params
-    since, until = _date_stamp(q.get("from")), _date_stamp(q.get("to"), end=True)
     try:
+        since = _date_stamp(q.get("from"), "from")
+        until = _date_stamp(q.get("to"), "to", end=True)
         runs, key = await _manager(request).list_page(
             status=q.get("status") or None,
             agent=q.get("agent") or None,
