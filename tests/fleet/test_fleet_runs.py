@@ -202,7 +202,11 @@ async def test_a_worker_refuses_a_cwd_outside_its_allowed_dirs_with_a_clear_erro
     async with fleet_bed(answer("never")) as bed:
         bed.start_worker()
         handle = start_run("look around", fleet=bed.url, cwd=str(outside))
-        with pytest.raises(RunRefused, match="is outside the allowed directories") as caught:
+        # The worker is the one to start with more --allow-dir: it said "the server".
+        with pytest.raises(
+            RunRefused,
+            match=r"is outside the allowed directories \(start the worker with --allow-dir",
+        ) as caught:
             await handle.wait()
         assert f"refused run {handle.run_id}" in str(caught.value)
         # And on the command line: one line, no traceback.
@@ -326,7 +330,7 @@ async def test_a_message_cannot_widen_what_a_worker_runs(fleet_bed: Any) -> None
         with pytest.raises(RunRefused, match="agent 'codex' is not run by this worker"):
             await other.wait()
         chosen = start_run("x", fleet=bed.url, cwd=str(bed.workdir), agent_path="/bin/sh")
-        with pytest.raises(RunRefused, match="set by the server only: agent_path"):
+        with pytest.raises(RunRefused, match="set by the worker only: agent_path"):
             await chosen.wait()
     assert bed.server.message_requests == []
 

@@ -116,6 +116,7 @@ class RunPolicy:
         exec_policy: str | os.PathLike[str] | None = None,
         agents: Sequence[str] = (DEFAULT_AGENT,),
         allow_repos: Sequence[str] = (),
+        host: str = "server",
     ) -> None:
         if not agents:
             raise ValueError("at least one agent must be allowed")
@@ -137,6 +138,8 @@ class RunPolicy:
         #: Patterns of the git URLs a run's ``repo`` may name (none: no repo is cloned).
         self.allow_repos = tuple(allow_repos)
         self._exec_env = frozenset(exec_env)
+        #: What a refusal calls the process whose flags allow more: "server" or "worker".
+        self.host = host
 
     @property
     def exec_allowed(self) -> bool:
@@ -159,7 +162,7 @@ class RunPolicy:
                 return str(resolved)
         raise Forbidden(
             f"cwd {cwd!r} (resolved: {resolved}) is outside the allowed directories "
-            "(start the server with --allow-dir to allow more)"
+            f"(start the {self.host} with --allow-dir to allow more)"
         )
 
     def inside(self, path: str | os.PathLike[str] | None) -> bool:
@@ -212,7 +215,7 @@ class RunPolicy:
         if missing:
             raise Forbidden(
                 f"env {missing[0]} cannot be set for this command by a remote caller (the "
-                "server allows a variable with --allow-exec-env NAME, or in the env of an "
+                f"{self.host} allows a variable with --allow-exec-env NAME, or in the env of an "
                 "--exec-policy entry)"
             )
         raise Forbidden(
@@ -220,18 +223,17 @@ class RunPolicy:
             "command allows them all together"
         )
 
-    @staticmethod
-    def _check_agent_variable(key: str) -> None:
+    def _check_agent_variable(self, key: str) -> None:
         if key in _PLACE_NAMES or not _PLACE_WORDS.isdisjoint(key.upper().split("_")):
             raise Forbidden(
                 f"env {key} cannot be set by a remote caller: it names a file, folder, program "
-                f"or endpoint (the server allows it with --allow-env {key})"
+                f"or endpoint (the {self.host} allows it with --allow-env {key})"
             )
         if key not in _AGENT_ENV and not key.startswith(_AGENT_ENV_PREFIXES):
             raise Forbidden(
                 f"env {key} cannot be set by a remote caller (agent runs take the variables "
                 "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, API keys, proxies, "
-                f"locale...; the server allows more with --allow-env {key})"
+                f"locale...; the {self.host} allows more with --allow-env {key})"
             )
 
     def agent_of(self, options: Mapping[str, Any], where: str = "") -> str:
@@ -242,8 +244,8 @@ class RunPolicy:
             if not isinstance(agent, str):
                 raise InvalidRequest(f"{where}agent must be a string, got {agent!r}")
             raise Forbidden(
-                f"{where}agent {agent[:100]!r} is not allowed on this server (it allows "
-                f"{', '.join(self.agents)}; the server allows more with --agent NAME)"
+                f"{where}agent {agent[:100]!r} is not allowed on this {self.host} (it allows "
+                f"{', '.join(self.agents)}; the {self.host} allows more with --agent NAME)"
             )
         return str(agent)
 
@@ -251,7 +253,7 @@ class RunPolicy:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
         refused = sorted(SERVER_ONLY_OPTIONS & set(options))
         if refused:
-            raise Forbidden(f"{where}option(s) set by the server only: {', '.join(refused)}")
+            raise Forbidden(f"{where}option(s) set by the {self.host} only: {', '.join(refused)}")
         if "agent" in options:
             self.agent_of(options, where)
         if "cwd" in options:
@@ -298,8 +300,8 @@ class RunPolicy:
         or as one of the allowed paths) and its arguments allowed by one of its rules."""
         if not self._rules:
             raise Forbidden(
-                "running commands is disabled on this server (start it with --allow-exec NAME "
-                "or --exec-policy FILE)"
+                f"running commands is disabled on this {self.host} (start it with --allow-exec "
+                "NAME or --exec-policy FILE)"
             )
         if (
             not isinstance(argv, list)
@@ -310,7 +312,7 @@ class RunPolicy:
         rules = self._rules_for(argv)
         if not rules:
             raise Forbidden(
-                f"{argv[0]!r} is not on this server's exec allowlist "
+                f"{argv[0]!r} is not on this {self.host}'s exec allowlist "
                 f"({', '.join(sorted(self._exec))})"
             )
         if not any(rule.allows(argv[1:]) for rule in rules):
