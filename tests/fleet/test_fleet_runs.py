@@ -18,7 +18,7 @@ from cc_executor import start_run
 from cc_executor._agents._types import AgentEvent
 from cc_executor._errors import RunRefused
 from cc_executor._fleet import open_fleet
-from cc_executor._run._fleet import FleetRunHandle, run_message
+from cc_executor._run._fleet import FleetRunHandle, cancel_fleet_run, run_message
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
 from tests.fleet.conftest import CLI, FleetBed
@@ -179,6 +179,14 @@ async def test_a_remote_cancel_mid_tool_kills_the_whole_tree_and_returns_the_par
 
 async def test_a_queued_run_cancelled_is_removed_before_it_starts(fleet_bed: Any) -> None:
     async with fleet_bed(answer("never")) as bed:
+        # A run the fleet never saw is unknown, and nothing is written under its id: it
+        # was "queued: removed, it will not start" (exit 0), with a cancelled result.
+        fleet = open_fleet(bed.url)
+        try:
+            assert await cancel_fleet_run(fleet, "01abcdefghjkmnpqrstvwxyz01") == "unknown"
+            assert not await fleet.known("01abcdefghjkmnpqrstvwxyz01")
+        finally:
+            await fleet.aclose()
         handle = start_run("wait in line", fleet=bed.url, cwd=str(bed.workdir))
         await await_for(lambda: bed.redis.client().llen("cc-executor:cc-executor-runs"), timeout=60)
         handle.cancel()

@@ -395,8 +395,13 @@ async def control_fleet_run(fleet: Fleet, run_id: str, command: str) -> str:
 async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
     """Cancel run ``run_id`` of ``fleet``: a queued run never starts (its submitter gets a
     ``cancelled`` result at once); a running one is stopped by its worker. Returns what
-    was done: ``"cancelled"`` (it was queued), ``"requested"`` (its worker was told) or
-    ``"over"`` (it had already ended)."""
+    was done: ``"cancelled"`` (it was queued), ``"requested"`` (its worker was told),
+    ``"over"`` (it had already ended) or ``"unknown"`` (never submitted to this fleet, or
+    expired: nothing is written for it)."""
+    if not await fleet.known(run_id):
+        # cancel_queued takes any id for a queued one, and the result below would then
+        # make a misspelt id look like a run that was cancelled.
+        return "unknown"
     state = await fleet.cancel_queued(run_id)
     if state == "cancelled":
         result = RunResult(
