@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents._types import AgentEvent, RunStatus
+from cc_executor._agents._types import AgentEvent, RunStatus, StatusEvent
 from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._base import DEFAULT_QUEUE, PAUSE, RESUME, check_queue
@@ -304,6 +304,8 @@ class FleetRunHandle(RunHandle):
                         self._permission(entry["event"])
                     if kind == "event" and self._on_event is not None:
                         await self._deliver(event_from_dict(entry["event"]))
+                    elif kind == "interrupted" and self._on_event is not None:
+                        await self._deliver(interrupted_event(entry))
                     elif kind == "result":
                         return result_from_dict(entry["result"])
                     elif kind == "refused":
@@ -346,14 +348,27 @@ async def attach_fleet_run(
         for entry_id, entry in await read_stream(fleet, run_id, cursor):
             cursor = entry_id
             kind = entry.get("kind")
-            if kind == "event" and on_event is not None:
-                outcome = on_event(entry_seq(entry_id), event_from_dict(entry["event"]))
+            if kind in ("event", "interrupted") and on_event is not None:
+                event = (
+                    event_from_dict(entry["event"]) if kind == "event" else interrupted_event(entry)
+                )
+                outcome = on_event(entry_seq(entry_id), event)
                 if inspect.isawaitable(outcome):
                     await outcome
             elif kind == "result":
                 return result_from_dict(entry["result"])
             elif kind == "refused":
                 raise RunRefused(str(entry.get("error")))
+
+
+def interrupted_event(entry: Mapping[str, Any]) -> AgentEvent:
+    """The ``interrupted`` mark a worker leaves in a run's stream when it recovers the run
+    of a lost worker, as the ``status`` event its followers get: ``interrupted: ERROR``,
+    the error saying which worker was lost and what happens next (without it, a follower
+    saw only the next attempt's events)."""
+    result = entry.get("result")
+    error = result.get("error") if isinstance(result, Mapping) else None
+    return StatusEvent(t=time.monotonic(), status=f"interrupted: {error or 'its worker was lost'}")
 
 
 def unknown_run(fleet: Fleet, run_id: str) -> str:
