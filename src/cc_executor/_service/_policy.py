@@ -102,7 +102,8 @@ class RunPolicy:
     or by absolute path, and the arguments a command must start with) and the entries of
     the ``exec_policy`` file (see :mod:`cc_executor._service._exec_policy`); none: commands
     are refused. Raises :class:`ExecPolicyError` (a ``ValueError``) for a program not on
-    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name. ``agents`` are
+    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name or an
+    ``allow_dirs`` entry that is not a directory. ``agents`` are
     the agents a caller may run (the first: the one a run naming none runs), ``ValueError``
     for an unknown one."""
 
@@ -124,6 +125,11 @@ class RunPolicy:
             if name not in agent_names():
                 raise ValueError(f"agent {name!r} is unknown (known: {', '.join(agent_names())})")
         self.agents = tuple(dict.fromkeys(agents))
+        for folder in allow_dirs:
+            # A root that is no folder would refuse every run, each saying "outside".
+            if not os.path.isdir(folder):
+                why = "not a directory" if os.path.exists(folder) else "no such directory"
+                raise ValueError(f"--allow-dir {os.fspath(folder)}: {why}")
         self._roots = [_resolved(d) for d in allow_dirs] or [_resolved(os.getcwd())]
         self._rules = [allow_exec_rule(entry) for entry in exec_allowlist]
         if exec_policy is not None:
