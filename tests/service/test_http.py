@@ -32,6 +32,12 @@ async def test_health_and_openapi(service: Service) -> None:
         assert path in paths, sorted(paths)
     assert "requestBody" in paths["/runs"]["post"]
     assert "404" in paths["/fleet"]["get"]["responses"]
+    # An unknown run's verification is a report (exists: false), not the 404 it said.
+    assert list(paths["/runs/{run_id}/verify"]["get"]["responses"]) == ["200"]
+    async with service.client() as client:
+        unknown = await client.get("/runs/nope/verify")
+    assert unknown.status_code == 200
+    assert unknown.json()["exists"] is False
     assert "/openapi.json" not in paths
 
 

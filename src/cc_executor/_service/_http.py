@@ -614,8 +614,9 @@ async def verify_run(request: Request) -> Response:
     parameters:
       - {name: run_id, in: path, required: true, schema: {type: string}}
     responses:
-      200: {description: "The verification report, an outcome per artifact"}
-      404: {description: No such run in the history}
+      200: {description: "The verification report, an outcome per artifact; for a run the
+        history does not hold (or one outside the allowed folders): ok and exists false,
+        problems [no such run in the history]"}
     """
     try:
         return json_response(await _manager(request).verify(request.path_params["run_id"]))
