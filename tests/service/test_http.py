@@ -180,6 +180,9 @@ async def test_bad_requests_get_specific_errors(
         ({"prompt": "x", "options": {"no_such_option": 1}}, 400, "invalid_request"),
         ({"prompt": "x", "options": {"timeout": -1}}, 400, "invalid_request"),
         ({"prompt": ""}, 400, "invalid_request"),
+        # An empty list or string was read as no options, and the run accepted.
+        ({"prompt": "x", "options": []}, 400, "invalid_request"),
+        ({"prompt": "x", "options": ""}, 400, "invalid_request"),
         ({"prompt": "x", "argv": ["a"]}, 400, "invalid_request"),
         ({"prompt": "x", "options": {"claude_path": "/bin/sh"}}, 403, "forbidden"),
         ({"prompt": "x", "options": {"env": {"LD_PRELOAD": "/x.so"}}}, 403, "forbidden"),

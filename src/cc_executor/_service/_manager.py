@@ -531,7 +531,8 @@ class RunManager:
             raise ShuttingDown("the server is shutting down and takes no new run; retry later")
         if not isinstance(spec, Mapping):
             raise InvalidRequest("the request must be a JSON object")
-        options = spec.get("options") or {}
+        # None is "no options"; [] or "" is a wrong type, not an empty object.
+        options = {} if spec.get("options") is None else spec["options"]
         if not isinstance(options, Mapping):
             raise InvalidRequest("options must be a JSON object")
         kinds = [k for k in ("prompt", "argv", "tasks") if k in spec]
@@ -793,7 +794,7 @@ class RunManager:
         unknown = sorted(set(spec) - {"options"})
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        given = spec.get("options") or {}
+        given = {} if spec.get("options") is None else spec["options"]
         if not isinstance(given, Mapping):
             raise InvalidRequest("options must be a JSON object")
         given = dict(given)

@@ -139,7 +139,7 @@ def _params(params: Any) -> dict[str, Any]:
 
 
 def _options(spec: dict[str, Any]) -> dict[str, Any]:
-    options = spec.get("options") or {}
+    options = {} if spec.get("options") is None else spec["options"]
     if not isinstance(options, dict):
         raise _RpcError(INVALID_PARAMS, "options must be an object")
     return options
