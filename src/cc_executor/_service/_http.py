@@ -594,6 +594,14 @@ async def decide_permission(request: Request) -> Response:
         return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", "the body must be a JSON object")
+    unknown = sorted(set(body) - {"decision", "message"})
+    if unknown:
+        # As every other body: a misspelt "mesage" must not be dropped without a word.
+        return error_response(
+            400,
+            "invalid_request",
+            f"unknown field(s): {', '.join(unknown)} (known: decision, message)",
+        )
     try:
         decided = _manager(request).decide_permission(
             request.path_params["run_id"],

@@ -330,6 +330,9 @@ class _Session:
         return {"permissions": self.manager.permissions(_run_id(params))}
 
     def decide_permission(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - {"run_id", "request_id", "decision", "message"})
+        if unknown:
+            raise _RpcError(INVALID_PARAMS, f"unknown param(s): {', '.join(unknown)}")
         request_id = params.get("request_id")
         if not isinstance(request_id, str):
             raise _RpcError(INVALID_PARAMS, "request_id must be a string")
