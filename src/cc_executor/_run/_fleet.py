@@ -181,6 +181,8 @@ class FleetRunHandle(RunHandle):
         self._controls: set[asyncio.Task[str]] = set()
         #: Set once the run's first event came: a worker runs it, pause() can reach it.
         self._started = False
+        #: Set once the run is in the fleet's queue (a failed submission never sets it).
+        self.submitted = asyncio.Event()
         self._task = asyncio.ensure_future(self._follow())
 
     @property
@@ -294,6 +296,7 @@ class FleetRunHandle(RunHandle):
     async def _follow(self) -> RunResult:
         try:
             await asyncio.to_thread(self._fleet.submit, self._message)
+            self.submitted.set()
             after = "0"
             while True:
                 for entry_id, entry in await read_stream(self._fleet, self._id, after):
