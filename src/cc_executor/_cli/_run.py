@@ -279,17 +279,23 @@ def _run(
     for warning in dict.fromkeys(result.warnings):
         print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
     if not args.quiet:
-        summary = f"{result.status}"
-        if result.cost_usd is not None:
-            summary += f" · ${result.cost_usd:.4f}"
-        summary += f" · {result.duration_s:.1f}s · run {result.run_id}"
-        if result.session_id:
-            summary += f" · session {result.session_id}"
-        print(summary, file=sys.stderr)
+        print(summary_line(result), file=sys.stderr)
     if result.error:
         # Not progress: a run that failed says why even under --quiet.
         print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def summary_line(result: RunResult) -> str:
+    """The last line ``run`` (and ``attach``) prints on stderr: status, cost, duration,
+    run id and session."""
+    summary = f"{result.status}"
+    if result.cost_usd is not None:
+        summary += f" · ${result.cost_usd:.4f}"
+    summary += f" · {result.duration_s:.1f}s · run {result.run_id}"
+    if result.session_id:
+        summary += f" · session {result.session_id}"
+    return summary
 
 
 def answer_text(result: RunResult) -> str:
