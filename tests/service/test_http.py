@@ -363,6 +363,13 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
         assert again.status_code == 202, again.text
         events_md = await sse_events(client, again.json()["run_id"])
         prompts = [r.prompt for r in b.server.message_requests]
+        no_log = await client.get(f"/runs/{run_id}/log")
+        assert (await client.post("/ui/login", data={"token": service.token})).status_code == 303
+        page = (await client.get(f"/ui/runs/{run_id}")).text
+    # A list has no event log of its own: its page offered one, a link to that 404.
+    assert no_log.status_code == 404
+    assert "Tasks" in page
+    assert f"/runs/{run_id}/log" not in page
     assert events[-1]["status"] == "ok"
     assert events_md[-1]["status"] == "ok"
     assert run["kind"] == "tasks"

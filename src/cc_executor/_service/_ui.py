@@ -543,6 +543,12 @@ async def run_page(request: Request) -> Response:
         if receipt is not None:
             workspace = workspace_html(run_id, receipt, diff)
     artifacts = (record or {}).get("artifacts") or []
+    # A task list has no event log of its own (its tasks' runs do): the link was a 404.
+    log_link = (
+        ""
+        if tasks
+        else f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
+    )
     receipts = ""
     if artifacts:
         rows = "".join(
@@ -582,7 +588,7 @@ async def run_page(request: Request) -> Response:
         f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
         f"{json_answer}{files_html}{workspace}"
         f"{warn_html}{error_html}{receipts}"
-        f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
+        f"{log_link}"
         "</section>"
     )
     return _page(request, f"Run {run_id}", body)
