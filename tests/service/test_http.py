@@ -233,6 +233,7 @@ async def test_bad_requests_get_specific_errors(
         assert (await client.get("/runs/nope/events")).status_code == 404
         assert (await client.post("/runs/nope/cancel")).status_code == 404
         assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+        assert (await client.get("/runs", params={"brief": "yes"})).status_code == 400
         # REST says what MCP says of a misspelt option: the closest name, and only the
         # options a caller may set (it listed run_dir, agent_path and the like as known).
         response = await client.post("/runs", json={"prompt": "x", "options": {"cwdd": "."}})
@@ -461,6 +462,12 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         merged = await client.post(f"/runs/{run_id}/workspace/merge")
         assert merged.json()["merged"] == "fast-forward", merged.text
         assert (repo / "made.txt").read_text() == "m\n"
+        # A flag it cannot read was taken as false: the remote branch silently kept.
+        unread = await client.post(f"/runs/{run_id}/workspace/discard?remote=yes")
+        assert unread.status_code == 400, unread.text
+        assert unread.json()["error"]["message"] == (
+            "remote must be true or false (or 1 or 0), got 'yes'"
+        )
         gone = await client.post(f"/runs/{run_id}/workspace/discard")
         assert gone.json()["discarded"] is True
         assert (await client.get("/runs/nope/workspace")).status_code == 404

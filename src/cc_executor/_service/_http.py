@@ -171,6 +171,18 @@ async def list_runs(request: Request) -> Response:
     return json_response({"runs": runs, "next": cursor})
 
 
+def _flag(request: Request, name: str) -> bool:
+    """A true/false query parameter: ``1``/``true`` or ``0``/``false`` (absent or empty:
+    false); anything else is refused rather than read as false (``?remote=yes`` kept the
+    pushed branch without a word)."""
+    value = request.query_params.get(name)
+    if value in (None, "", "0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise InvalidRequest(f"{name} must be true or false (or 1 or 0), got {value[:40]!r}")
+
+
 def _cursor(value: str | None) -> tuple[float, str] | None:
     if not value:
         return None
@@ -195,7 +207,7 @@ async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]
         model=q.get("model") or None,
         text=q.get("q") or None,
         before=_cursor(q.get("before")),
-        brief=q.get("brief") in ("1", "true"),
+        brief=_flag(request, "brief"),
         limit=_number(request, "limit", int) or 100,
     )
     return runs, None if key is None else f"{key[0]!r}:{key[1]}"
@@ -396,8 +408,8 @@ async def _workspace(request: Request, action: str) -> Response:
     from cc_executor._run import _workspace
 
     run_id = request.path_params["run_id"]
-    remote = request.query_params.get("remote") in ("1", "true")
     try:
+        remote = _flag(request, "remote")
         await _manager(request).describe(run_id)
     except ServiceError as exc:
         return _service_error(exc)
