@@ -86,3 +86,21 @@ def test_serve_refuses_a_bad_port_limit_or_folder_before_it_starts(
         assert built is not None
         with pytest.raises(ValueError, match=f"^--allow-dir {folder}: {says}$"):
             RunManager(built[1])
+
+
+def test_mcp_names_itself_in_the_history_warnings(
+    cc_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cc-executor mcp said "cc-executor serve: warning: ..." of a data folder others
+    could read: its manager is opened by the code serve shares."""
+    import asyncio
+
+    from cc_executor._cli._serve import _open_manager
+    from cc_executor._service._manager import ManagerConfig
+
+    cc_home.mkdir(mode=0o755)
+    cc_home.chmod(0o755)  # past the umask
+    manager = _open_manager(ManagerConfig(allow_dirs=(str(cc_home),)), "mcp")
+    asyncio.run(manager.aclose())
+    err = capsys.readouterr().err
+    assert err.startswith(f"cc-executor mcp: warning: {cc_home} was readable by other"), err

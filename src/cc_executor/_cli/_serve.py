@@ -495,9 +495,11 @@ async def _serve_app(
     await server.serve(sockets=[sock])
 
 
-def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
-    """The run manager over the history; with ``keep_queue`` (``serve``), queued runs are
+def _open_manager(config: ManagerConfig, command: str, *, keep_queue: bool = False) -> Any:
+    """The run manager over the history, for ``cc-executor COMMAND`` (``serve`` or
+    ``mcp``, which its messages name); with ``keep_queue`` (``serve``), queued runs are
     saved in the data folder's queue, when this server can take its lock."""
+    me = f"cc-executor {command}"
     from cc_executor._service._manager import RunManager
     from cc_executor._service._queue import RunQueue
     from cc_executor._store import HistoryError, open_store
@@ -513,7 +515,7 @@ def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
         from cc_executor._text import inert
 
         for warning in store.warnings:  # malformed rows skipped, permissions tightened
-            print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
+            print(f"{me}: warning: {inert(warning)}", file=sys.stderr)
     queue: RunQueue | None = None
     if keep_queue:
         queue = RunQueue()
@@ -560,7 +562,7 @@ def serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            manager = _open_manager(config, keep_queue=True)
+            manager = _open_manager(config, "serve", keep_queue=True)
         except ValueError as exc:
             print(f"cc-executor serve: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
@@ -638,7 +640,7 @@ def mcp(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            manager = _open_manager(config)
+            manager = _open_manager(config, "mcp")
         except ValueError as exc:
             print(f"cc-executor mcp: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
