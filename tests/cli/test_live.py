@@ -7,6 +7,7 @@ import io
 from cc_executor._agents._types import (
     InitEvent,
     LimitWaitEvent,
+    StatusEvent,
     ToolResultEvent,
     ToolUseEvent,
 )
@@ -44,3 +45,14 @@ def test_the_live_view_says_when_a_fleet_run_waits_for_a_shared_rate_limit() -> 
         "(429), 4 s left" in shown
     )
     assert "credential 0123abcd its 2 run(s) in flight are at the fleet's cap" in shown
+
+
+def test_the_live_view_says_when_a_fleet_run_lost_its_worker() -> None:
+    out = io.StringIO()
+    view = LiveView(out, tty=False)
+    view.handle(StatusEvent(t=0.0, status="requesting"))
+    view.handle(StatusEvent(t=0.0, status="interrupted: worker w1 lost: resumes its session"))
+    view.handle(StatusEvent(t=0.0, status="session_resumed: abc"))
+    view.close()
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ["interrupted: worker w1 lost: resumes its session", "session_resumed: abc"]

@@ -123,7 +123,11 @@ async def test_attach_after_the_end_replays_the_whole_stream(fleet_bed: Any) -> 
     # The text form: the answer on stdout, exit code as `run --fleet`.
     assert text.returncode == 0, text.stderr
     assert text.stdout == "long done\n"
-    assert f"run {handle.run_id}" in text.stderr
+    # Its last line is run --fleet's, cost and session included (they were left out).
+    assert text.stderr.splitlines()[-1] == (
+        f"ok · ${result.cost_usd:.4f} · {result.duration_s:.1f}s · run {handle.run_id} · "
+        f"session {result.session_id}"
+    )
 
 
 def test_attach_to_an_unknown_run_says_which_in_one_line(redis_server: RedisServer) -> None:

@@ -48,7 +48,7 @@ async def test_a_command_runs_on_a_worker_with_its_output_as_events(fleet_bed: A
             cwd=str(repo),
         ).wait()
         refused = start_fleet_exec(["python3", "-c", "pass"], bed.url, cwd=str(bed.workdir))
-        with pytest.raises(RunRefused, match="not on this server's exec allowlist"):
+        with pytest.raises(RunRefused, match="not on this worker's exec allowlist"):
             await refused.wait()
         with pytest.raises(ValueError, match="max_output_bytes"):
             start_fleet_exec(["sh"], bed.url, cwd=str(bed.workdir), max_output_bytes="lots")

@@ -70,7 +70,7 @@ async def test_a_worker_bounds_streams_and_runs_exec_from_the_command_line(
     assert limited.returncode == 1, limited.stderr
     assert json.loads(limited.stdout)["status"] == "limit_exceeded"
     assert refused.returncode == 125
-    assert "not on this server's exec allowlist" in refused.stderr
+    assert "not on this worker's exec allowlist" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1, refused.stderr
     assert result.exit_code == 0, result
     said = [e.status for e in events if isinstance(e, StatusEvent)]

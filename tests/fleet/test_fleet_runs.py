@@ -18,7 +18,7 @@ from cc_executor import start_run
 from cc_executor._agents._types import AgentEvent
 from cc_executor._errors import RunRefused
 from cc_executor._fleet import open_fleet
-from cc_executor._run._fleet import FleetRunHandle, run_message
+from cc_executor._run._fleet import FleetRunHandle, cancel_fleet_run, run_message
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
 from tests._wait import await_for
 from tests.fleet.conftest import CLI, FleetBed
@@ -179,6 +179,14 @@ async def test_a_remote_cancel_mid_tool_kills_the_whole_tree_and_returns_the_par
 
 async def test_a_queued_run_cancelled_is_removed_before_it_starts(fleet_bed: Any) -> None:
     async with fleet_bed(answer("never")) as bed:
+        # A run the fleet never saw is unknown, and nothing is written under its id: it
+        # was "queued: removed, it will not start" (exit 0), with a cancelled result.
+        fleet = open_fleet(bed.url)
+        try:
+            assert await cancel_fleet_run(fleet, "01abcdefghjkmnpqrstvwxyz01") == "unknown"
+            assert not await fleet.known("01abcdefghjkmnpqrstvwxyz01")
+        finally:
+            await fleet.aclose()
         handle = start_run("wait in line", fleet=bed.url, cwd=str(bed.workdir))
         await await_for(lambda: bed.redis.client().llen("cc-executor:cc-executor-runs"), timeout=60)
         handle.cancel()
@@ -202,7 +210,11 @@ async def test_a_worker_refuses_a_cwd_outside_its_allowed_dirs_with_a_clear_erro
     async with fleet_bed(answer("never")) as bed:
         bed.start_worker()
         handle = start_run("look around", fleet=bed.url, cwd=str(outside))
-        with pytest.raises(RunRefused, match="is outside the allowed directories") as caught:
+        # The worker is the one to start with more --allow-dir: it said "the server".
+        with pytest.raises(
+            RunRefused,
+            match=r"is outside the allowed directories \(start the worker with --allow-dir",
+        ) as caught:
             await handle.wait()
         assert f"refused run {handle.run_id}" in str(caught.value)
         # And on the command line: one line, no traceback.
@@ -326,7 +338,7 @@ async def test_a_message_cannot_widen_what_a_worker_runs(fleet_bed: Any) -> None
         with pytest.raises(RunRefused, match="agent 'codex' is not run by this worker"):
             await other.wait()
         chosen = start_run("x", fleet=bed.url, cwd=str(bed.workdir), agent_path="/bin/sh")
-        with pytest.raises(RunRefused, match="set by the server only: agent_path"):
+        with pytest.raises(RunRefused, match="set by the worker only: agent_path"):
             await chosen.wait()
     assert bed.server.message_requests == []
 

@@ -50,6 +50,12 @@ async def test_runs_go_only_to_the_workers_of_their_queue_and_status_counts_each
     assert all(str(plain.data) in (r.run_dir or "") for r in results[3:])
     assert by_cli.returncode == 0, by_cli.stderr
     assert str(gpu.data) in json.loads(by_cli.stdout)["run_dir"]
+    # The id that attach and cancel take is shown as the run is queued, not only at its end.
+    run_id = json.loads(by_cli.stdout)["run_id"]
+    assert by_cli.stderr.splitlines()[0] == (
+        f"cc-executor run: run {run_id} queued on the fleet; from any machine: "
+        f"cc-executor attach|cancel|pause {run_id} --fleet URL"
+    )
     seen = json.loads(status.stdout)
     assert seen["queues"] == {
         "default": {"queued": 0, "running": 0},

@@ -106,6 +106,12 @@ async def test_a_worker_sigkilled_mid_run_is_recovered_and_its_session_resumed_e
     assert attached == types
     statuses = [getattr(e, "status", "") for e in events]
     assert any(s.startswith("session_resumed: ") for s in statuses), statuses
+    # The submitter hears of the loss itself, before the next attempt: the mark's error.
+    lost = [s for s in statuses if s.startswith("interrupted: ")]
+    assert lost == [f"interrupted: {interrupted['error']}"], statuses
+    assert statuses.index(lost[0]) < statuses.index(
+        next(s for s in statuses if s.startswith("session_resumed: "))
+    )
     # The second worker resumed the session: its model request carries the first half.
     last = bed.server.message_requests[-1]
     text = orjson.dumps(last.body).decode()

@@ -514,6 +514,14 @@ def test_the_keyboard_alone_logs_in_opens_a_run_and_fixes_the_form(
     assert box.get_attribute("aria-describedby") == "err-options hint-options"  # hint kept
     assert timeout.get_attribute("aria-invalid") is None
     assert page.locator("#err-form").inner_text() == ""
+    # A misspelt option of the box: its message names the Folder field too ("did you
+    # mean cwd?"), and it went beside that field rather than the box.
+    page.fill("#o-options", '{"cwdd": "/"}')
+    page.focus("#o-model")
+    keys.press("Enter")
+    expect(page.locator("#err-options")).to_contain_text("cwdd (did you mean cwd?)")
+    expect(box).to_be_focused()
+    assert page.locator("#err-cwd").inner_text() == ""
     assert serious_violations(page) == []
 
 

@@ -263,6 +263,20 @@ async def test_history_runs_page_by_key(service: Service) -> None:
         assert list(overview["cost_by_day"]) == ["1970-01-01"]
         recent = (await client.get("/runs/overview")).json()  # the last 7 days: none
         assert recent["runs"] == 0
+    # The run list page says what is wrong with a filter of its URL: a date it could not
+    # read was ignored (every run listed), a bad key was Python's "could not convert".
+    async with httpx.AsyncClient(base_url=service.url) as browser:
+        await _login(browser, service.token)
+        for query, says in (
+            ("from=yesterday", "from must be a date like 2026-12-31, got &#x27;yesterday&#x27;"),
+            ("to=2026-13-01", "to must be a date like 2026-12-31, got &#x27;2026-13-01&#x27;"),
+            ("before=garbage", "before must be the key of an Older runs link, got &#x27;garbage"),
+            ("status=done", "unknown status &#x27;done&#x27; (known: queued, "),
+        ):
+            page = await browser.get(f"/ui/runs?{query}")
+            assert page.status_code == 400, (query, page.text)
+            assert says in page.text, (query, page.text)
+            assert "old-0" not in page.text, query
 
 
 def test_sessions_end_when_idle_or_old() -> None:

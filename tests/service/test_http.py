@@ -32,6 +32,12 @@ async def test_health_and_openapi(service: Service) -> None:
         assert path in paths, sorted(paths)
     assert "requestBody" in paths["/runs"]["post"]
     assert "404" in paths["/fleet"]["get"]["responses"]
+    # An unknown run's verification is a report (exists: false), not the 404 it said.
+    assert list(paths["/runs/{run_id}/verify"]["get"]["responses"]) == ["200"]
+    async with service.client() as client:
+        unknown = await client.get("/runs/nope/verify")
+    assert unknown.status_code == 200
+    assert unknown.json()["exists"] is False
     assert "/openapi.json" not in paths
 
 
@@ -174,6 +180,9 @@ async def test_bad_requests_get_specific_errors(
         ({"prompt": "x", "options": {"no_such_option": 1}}, 400, "invalid_request"),
         ({"prompt": "x", "options": {"timeout": -1}}, 400, "invalid_request"),
         ({"prompt": ""}, 400, "invalid_request"),
+        # An empty list or string was read as no options, and the run accepted.
+        ({"prompt": "x", "options": []}, 400, "invalid_request"),
+        ({"prompt": "x", "options": ""}, 400, "invalid_request"),
         ({"prompt": "x", "argv": ["a"]}, 400, "invalid_request"),
         ({"prompt": "x", "options": {"claude_path": "/bin/sh"}}, 403, "forbidden"),
         ({"prompt": "x", "options": {"env": {"LD_PRELOAD": "/x.so"}}}, 403, "forbidden"),
@@ -252,6 +261,41 @@ async def test_bad_requests_get_specific_errors(
         assert (await client.get("/runs/nope/events")).status_code == 404
         assert (await client.post("/runs/nope/cancel")).status_code == 404
         assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+        assert (await client.get("/runs", params={"brief": "yes"})).status_code == 400
+        # REST says what MCP says of a misspelt option: the closest name, and only the
+        # options a caller may set (it listed run_dir, agent_path and the like as known).
+        response = await client.post("/runs", json={"prompt": "x", "options": {"cwdd": "."}})
+        message = response.json()["error"]["message"]
+        assert message.startswith(
+            "unknown run option(s) in options: cwdd (did you mean cwd?); known: "
+        ), message
+        assert "agent_path" not in message, message
+        assert "run_dir" not in message, message
+        # A misspelt filter matched nothing and answered an empty page, 200.
+        for params, says in (
+            ({"status": "done"}, "unknown status 'done' (known: queued, "),
+            ({"kind": "task"}, "unknown kind 'task' (known: run, exec, tasks)"),
+            ({"since": "nan"}, "since must be a finite number, got 'nan'"),
+            ({"until": "inf"}, "until must be a finite number, got 'inf'"),
+        ):
+            response = await client.get("/runs", params=params)
+            assert response.status_code == 400, (params, response.text)
+            assert says in response.json()["error"]["message"], (params, response.text)
+        response = await client.get("/runs/overview", params={"since": "-inf"})
+        assert response.status_code == 400, response.text
+        # Starlette's own 404 and 405 were plain text, and named only one route's methods.
+        response = await client.get("/run")
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == (
+            "no endpoint GET /run (GET /openapi.json lists them)"
+        )
+        response = await client.delete("/runs")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"
+        assert response.json()["error"] == {
+            "code": "method_not_allowed",
+            "message": "DELETE /runs: method not allowed (allowed: GET, POST)",
+        }
 
 
 async def test_exec_is_refused_without_allow_exec(start: Callable[..., Service]) -> None:
@@ -350,6 +394,13 @@ async def test_task_list_over_http(service: Service, bed: Any) -> None:
         assert again.status_code == 202, again.text
         events_md = await sse_events(client, again.json()["run_id"])
         prompts = [r.prompt for r in b.server.message_requests]
+        no_log = await client.get(f"/runs/{run_id}/log")
+        assert (await client.post("/ui/login", data={"token": service.token})).status_code == 303
+        page = (await client.get(f"/ui/runs/{run_id}")).text
+    # A list has no event log of its own: its page offered one, a link to that 404.
+    assert no_log.status_code == 404
+    assert "Tasks" in page
+    assert f"/runs/{run_id}/log" not in page
     assert events[-1]["status"] == "ok"
     assert events_md[-1]["status"] == "ok"
     assert run["kind"] == "tasks"
@@ -393,7 +444,12 @@ async def test_every_rest_body_and_event_carries_the_schema_version(service: Ser
         run = (await client.get(f"/runs/{run_id}")).json()
         listed = (await client.get("/runs")).json()
         missing = (await client.get("/runs/nope")).json()
-    for body in (health, response.json(), run, listed, missing):
+        # The guard's refusals are REST bodies too.
+        refused = (await client.get("/runs", headers={"Authorization": "Bearer x"})).json()
+        too_large = (await client.post("/runs", content=b"x" * 2_000_000)).json()
+    assert refused["error"]["code"] == "unauthorized"
+    assert too_large["error"]["code"] == "too_large"
+    for body in (health, response.json(), run, listed, missing, refused, too_large):
         assert body["schema_version"] == SCHEMA_VERSION, body
     assert events
     assert all(e["schema_version"] == SCHEMA_VERSION for e in events), events
@@ -438,6 +494,12 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         merged = await client.post(f"/runs/{run_id}/workspace/merge")
         assert merged.json()["merged"] == "fast-forward", merged.text
         assert (repo / "made.txt").read_text() == "m\n"
+        # A flag it cannot read was taken as false: the remote branch silently kept.
+        unread = await client.post(f"/runs/{run_id}/workspace/discard?remote=yes")
+        assert unread.status_code == 400, unread.text
+        assert unread.json()["error"]["message"] == (
+            "remote must be true or false (or 1 or 0), got 'yes'"
+        )
         gone = await client.post(f"/runs/{run_id}/workspace/discard")
         assert gone.json()["discarded"] is True
         assert (await client.get("/runs/nope/workspace")).status_code == 404

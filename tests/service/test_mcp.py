@@ -226,6 +226,11 @@ def refusals(root: Path) -> list[tuple[str, dict[str, Any], str]]:
         ("cancel_run", {"run_id": "nope"}, "not_found: no run 'nope' in this server's memory"),
         ("resume_tasks", {"list_id": "nope"}, "not_found: no task list 'nope'"),
         (
+            "list_runs",
+            {"kind": "task"},
+            "invalid_request: unknown kind 'task' (known: run, exec, tasks)",
+        ),
+        (
             "list_permissions",
             {"run_id": "nope"},
             "not_found: no run 'nope' in this server's memory",

@@ -47,6 +47,12 @@ async def test_a_remote_approval_through_the_running_service(
         bad = await client.post(url, json={"decision": "maybe"})
         assert bad.status_code == 400
         assert "decision must be allow or deny" in bad.json()["error"]["message"]
+        # A misspelt field was dropped without a word, and the call decided.
+        typo = await client.post(url, json={"decision": "deny", "mesage": "no"})
+        assert typo.status_code == 400, typo.text
+        assert typo.json()["error"]["message"] == (
+            "unknown field(s): mesage (known: decision, message)"
+        )
         ok = await client.post(url, json={"decision": "allow", "message": "reviewed"})
         assert ok.status_code == 200, ok.text
         again = await client.post(url, json={"decision": "allow"})
@@ -59,6 +65,8 @@ async def test_a_remote_approval_through_the_running_service(
             (request,) = listed["result"]["permissions"]
             assert Path(request["tool_input"]["file_path"]).name == "no.txt"
             params = {"run_id": run_id, "request_id": request["request_id"], "decision": "deny"}
+            typo = await call(ws, "decide_permission", {**params, "mesage": "no"})
+            assert typo["error"]["message"] == "unknown param(s): mesage", typo
             answered = await call(ws, "decide_permission", {**params, "message": "not this"})
             assert answered["result"]["decision"] == "deny", answered
         decided.append(request["request_id"])

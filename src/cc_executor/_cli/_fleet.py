@@ -478,7 +478,7 @@ def control_main(args: argparse.Namespace) -> int:
 def attach_main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor attach``."""
     from cc_executor._cli._live import LiveView
-    from cc_executor._cli._run import answer_text, exit_code_for
+    from cc_executor._cli._run import answer_text, exit_code_for, summary_line
     from cc_executor._cli._write import write_json_line, write_text
     from cc_executor._run._fleet import attach_fleet_run, unknown_run
     from cc_executor._text import inert
@@ -548,7 +548,7 @@ def attach_main(args: argparse.Namespace) -> int:
         if not answer.endswith("\n"):
             sys.stdout.buffer.write(b"\n")
         sys.stdout.flush()
-    print(f"{result.status} · {result.duration_s:.1f}s · run {result.run_id}", file=sys.stderr)
+    print(summary_line(result), file=sys.stderr)
     if result.error:
         print(f"{me}: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)

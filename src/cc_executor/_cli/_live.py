@@ -23,6 +23,7 @@ from cc_executor._agents._types import (
     PermissionDecisionEvent,
     ResultEvent,
     RetryEvent,
+    StatusEvent,
     StreamEvent,
     TextDeltaEvent,
     TextEvent,
@@ -33,6 +34,8 @@ from cc_executor._extras import missing_module
 from cc_executor._text import inert
 
 _ANSWER_LINES = 12
+#: The status events of a fleet run's recovery from a lost worker (docs/fleet.md).
+_RECOVERY = ("interrupted: ", "session_resumed: ", "restarted: ")
 _TAIL_CHARS = 4096
 
 
@@ -158,6 +161,10 @@ class LiveView:
             by = event.decided_by + (f" ({event.rule})" if event.rule else "")
             self._activity = f"{event.tool_name} {event.decision} by {by}"
             self._line(f"permission: {event.tool_name} {event.decision} by {by}")
+        elif isinstance(event, StatusEvent) and event.status.startswith(_RECOVERY):
+            # A fleet run's worker was lost, and what became of the run: worth a line.
+            self._activity = event.status.split(":", 1)[0].replace("_", " ")
+            self._line(event.status)
         elif isinstance(event, HeartbeatEvent):
             self._line(
                 f"running · turns {event.turns} · tools {event.tool_calls} · "

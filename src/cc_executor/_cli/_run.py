@@ -56,6 +56,18 @@ def exit_code_for(result: RunResult) -> int:
     return result.status.exit_code()
 
 
+async def _announce(handle: Any) -> None:
+    """Say a fleet run's id once it is queued: what attach, cancel and pause take from
+    another shell or machine (it was shown nowhere until the run ended)."""
+    await handle.submitted.wait()
+    print(
+        f"cc-executor run: run {handle.run_id} queued on the fleet; from any machine: "
+        f"cc-executor attach|cancel|pause {handle.run_id} --fleet URL",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     """Handler of ``cc-executor run``."""
     early = getattr(args, "early", None)
@@ -178,6 +190,7 @@ def _run(
             return _usage_error(args, exc)
 
     async def go() -> RunResult:
+        announcer: asyncio.Future[None] | None = None
         decider = None
         if options.get("permission_policy"):
             from cc_executor._cli._permission_prompt import console_decider
@@ -194,6 +207,8 @@ def _run(
                 _decider_name="console",
                 **options,
             )
+            if view is not None:
+                announcer = asyncio.ensure_future(_announce(handle))
         else:
             handle = start_run(
                 prompt,
@@ -209,7 +224,11 @@ def _run(
             loop.add_signal_handler(sig, handle.cancel)
         if held:
             handle.cancel()  # a signal came while the CLI started
-        return await handle.wait()
+        try:
+            return await handle.wait()
+        finally:
+            if announcer is not None:
+                announcer.cancel()
 
     try:
         if getattr(args, "hard_exit", False):
@@ -261,17 +280,23 @@ def _run(
         if warning != note:  # printed as the run started, kept in the result for the record
             print(f"cc-executor run: warning: {inert(warning)}", file=sys.stderr)
     if not args.quiet:
-        summary = f"{result.status}"
-        if result.cost_usd is not None:
-            summary += f" · ${result.cost_usd:.4f}"
-        summary += f" · {result.duration_s:.1f}s · run {result.run_id}"
-        if result.session_id:
-            summary += f" · session {result.session_id}"
-        print(summary, file=sys.stderr)
+        print(summary_line(result), file=sys.stderr)
     if result.error:
         # Not progress: a run that failed says why even under --quiet.
         print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
     return exit_code_for(result)
+
+
+def summary_line(result: RunResult) -> str:
+    """The last line ``run`` (and ``attach``) prints on stderr: status, cost, duration,
+    run id and session."""
+    summary = f"{result.status}"
+    if result.cost_usd is not None:
+        summary += f" · ${result.cost_usd:.4f}"
+    summary += f" · {result.duration_s:.1f}s · run {result.run_id}"
+    if result.session_id:
+        summary += f" · session {result.session_id}"
+    return summary
 
 
 def answer_text(result: RunResult) -> str:

@@ -37,7 +37,7 @@ _AGENT_DEFAULTS = ("agent_path", "base_url", "agent_spec", "permission_policy")
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port")
     p.add_argument(
         "--no-token",
         action="store_true",
@@ -109,8 +109,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="runs may use a cwd inside DIR (repeatable; default: the current directory)",
     )
-    p.add_argument("--max-concurrent", type=int, default=4, help="runs executing at once")
-    p.add_argument("--max-queued", type=int, default=64, help="runs waiting; more get 429")
+    p.add_argument(
+        "--max-concurrent", type=_positive(int), default=4, help="runs executing at once"
+    )
+    p.add_argument(
+        "--max-queued",
+        type=_positive(int, zero=True),
+        default=64,
+        help="runs waiting; more get 429",
+    )
     p.add_argument(
         "--max-event-bytes",
         type=_positive(int),
@@ -121,9 +128,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "gap event (default 64 MiB). An event over 64 KiB is always kept on disk, not in "
         "memory, and read back when sent",
     )
-    p.add_argument("--max-body", type=int, default=1 << 20, help="largest HTTP request body, bytes")
     p.add_argument(
-        "--max-message", type=int, default=1 << 20, help="largest WebSocket message, bytes"
+        "--max-body", type=_positive(int), default=1 << 20, help="largest HTTP request body, bytes"
+    )
+    p.add_argument(
+        "--max-message",
+        type=_positive(int),
+        default=1 << 20,
+        help="largest WebSocket message, bytes",
     )
     p.add_argument(
         "--header-timeout",
@@ -232,6 +244,17 @@ def _positive(kind: Callable[[str], float], *, zero: bool = False) -> Callable[[
         return value
 
     return parse
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        # bind() raised OverflowError, a traceback, for one out of range.
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text!r}")
+    return port
 
 
 def add_parser(sub: Any) -> None:
@@ -472,9 +495,11 @@ async def _serve_app(
     await server.serve(sockets=[sock])
 
 
-def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
-    """The run manager over the history; with ``keep_queue`` (``serve``), queued runs are
+def _open_manager(config: ManagerConfig, command: str, *, keep_queue: bool = False) -> Any:
+    """The run manager over the history, for ``cc-executor COMMAND`` (``serve`` or
+    ``mcp``, which its messages name); with ``keep_queue`` (``serve``), queued runs are
     saved in the data folder's queue, when this server can take its lock."""
+    me = f"cc-executor {command}"
     from cc_executor._service._manager import RunManager
     from cc_executor._service._queue import RunQueue
     from cc_executor._store import HistoryError, open_store
@@ -490,7 +515,7 @@ def _open_manager(config: ManagerConfig, *, keep_queue: bool = False) -> Any:
         from cc_executor._text import inert
 
         for warning in store.warnings:  # malformed rows skipped, permissions tightened
-            print(f"cc-executor serve: warning: {inert(warning)}", file=sys.stderr)
+            print(f"{me}: warning: {inert(warning)}", file=sys.stderr)
     queue: RunQueue | None = None
     if keep_queue:
         queue = RunQueue()
@@ -537,7 +562,7 @@ def serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            manager = _open_manager(config, keep_queue=True)
+            manager = _open_manager(config, "serve", keep_queue=True)
         except ValueError as exc:
             print(f"cc-executor serve: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
@@ -615,7 +640,7 @@ def mcp(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         try:
-            manager = _open_manager(config)
+            manager = _open_manager(config, "mcp")
         except ValueError as exc:
             print(f"cc-executor mcp: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None

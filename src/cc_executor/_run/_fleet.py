@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cc_executor._agents._types import AgentEvent, RunStatus
+from cc_executor._agents._types import AgentEvent, RunStatus, StatusEvent
 from cc_executor._errors import FleetError, RunRefused
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._base import DEFAULT_QUEUE, PAUSE, RESUME, check_queue
@@ -181,6 +181,8 @@ class FleetRunHandle(RunHandle):
         self._controls: set[asyncio.Task[str]] = set()
         #: Set once the run's first event came: a worker runs it, pause() can reach it.
         self._started = False
+        #: Set once the run is in the fleet's queue (a failed submission never sets it).
+        self.submitted = asyncio.Event()
         self._task = asyncio.ensure_future(self._follow())
 
     @property
@@ -294,6 +296,7 @@ class FleetRunHandle(RunHandle):
     async def _follow(self) -> RunResult:
         try:
             await asyncio.to_thread(self._fleet.submit, self._message)
+            self.submitted.set()
             after = "0"
             while True:
                 for entry_id, entry in await read_stream(self._fleet, self._id, after):
@@ -304,6 +307,8 @@ class FleetRunHandle(RunHandle):
                         self._permission(entry["event"])
                     if kind == "event" and self._on_event is not None:
                         await self._deliver(event_from_dict(entry["event"]))
+                    elif kind == "interrupted" and self._on_event is not None:
+                        await self._deliver(interrupted_event(entry))
                     elif kind == "result":
                         return result_from_dict(entry["result"])
                     elif kind == "refused":
@@ -346,14 +351,27 @@ async def attach_fleet_run(
         for entry_id, entry in await read_stream(fleet, run_id, cursor):
             cursor = entry_id
             kind = entry.get("kind")
-            if kind == "event" and on_event is not None:
-                outcome = on_event(entry_seq(entry_id), event_from_dict(entry["event"]))
+            if kind in ("event", "interrupted") and on_event is not None:
+                event = (
+                    event_from_dict(entry["event"]) if kind == "event" else interrupted_event(entry)
+                )
+                outcome = on_event(entry_seq(entry_id), event)
                 if inspect.isawaitable(outcome):
                     await outcome
             elif kind == "result":
                 return result_from_dict(entry["result"])
             elif kind == "refused":
                 raise RunRefused(str(entry.get("error")))
+
+
+def interrupted_event(entry: Mapping[str, Any]) -> AgentEvent:
+    """The ``interrupted`` mark a worker leaves in a run's stream when it recovers the run
+    of a lost worker, as the ``status`` event its followers get: ``interrupted: ERROR``,
+    the error saying which worker was lost and what happens next (without it, a follower
+    saw only the next attempt's events)."""
+    result = entry.get("result")
+    error = result.get("error") if isinstance(result, Mapping) else None
+    return StatusEvent(t=time.monotonic(), status=f"interrupted: {error or 'its worker was lost'}")
 
 
 def unknown_run(fleet: Fleet, run_id: str) -> str:
@@ -395,8 +413,13 @@ async def control_fleet_run(fleet: Fleet, run_id: str, command: str) -> str:
 async def cancel_fleet_run(fleet: Fleet, run_id: str) -> str:
     """Cancel run ``run_id`` of ``fleet``: a queued run never starts (its submitter gets a
     ``cancelled`` result at once); a running one is stopped by its worker. Returns what
-    was done: ``"cancelled"`` (it was queued), ``"requested"`` (its worker was told) or
-    ``"over"`` (it had already ended)."""
+    was done: ``"cancelled"`` (it was queued), ``"requested"`` (its worker was told),
+    ``"over"`` (it had already ended) or ``"unknown"`` (never submitted to this fleet, or
+    expired: nothing is written for it)."""
+    if not await fleet.known(run_id):
+        # cancel_queued takes any id for a queued one, and the result below would then
+        # make a misspelt id look like a run that was cancelled.
+        return "unknown"
     state = await fleet.cancel_queued(run_id)
     if state == "cancelled":
         result = RunResult(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import time
@@ -19,9 +20,10 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Match, Route, WebSocketRoute
 from starlette.schemas import SchemaGenerator
 
 from cc_executor._errors import FleetError
@@ -133,9 +135,13 @@ def _number(request: Request, name: str, kind: type[float] | type[int]) -> Any:
     if value is None:
         return None
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
         raise InvalidRequest(f"{name} must be a number, got {value!r}") from None
+    # float() reads "nan" and "inf": a filter by either matches nothing, or everything.
+    if not math.isfinite(number):
+        raise InvalidRequest(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 async def list_runs(request: Request) -> Response:
@@ -144,7 +150,7 @@ async def list_runs(request: Request) -> Response:
     summary: Runs in memory, then from the history
     parameters:
       - {name: status, in: query, schema: {type: string}}
-      - {name: kind, in: query, schema: {type: string, enum: [run, exec]}}
+      - {name: kind, in: query, schema: {type: string, enum: [run, exec, tasks]}}
       - {name: since, in: query, schema: {type: number}, description: Unix time}
       - {name: until, in: query, schema: {type: number}, description: Unix time}
       - {name: parent_id, in: query, schema: {type: string}}
@@ -164,6 +170,18 @@ async def list_runs(request: Request) -> Response:
     except ServiceError as exc:
         return _service_error(exc)
     return json_response({"runs": runs, "next": cursor})
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A true/false query parameter: ``1``/``true`` or ``0``/``false`` (absent or empty:
+    false); anything else is refused rather than read as false (``?remote=yes`` kept the
+    pushed branch without a word)."""
+    value = request.query_params.get(name)
+    if value in (None, "", "0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise InvalidRequest(f"{name} must be true or false (or 1 or 0), got {value[:40]!r}")
 
 
 def _cursor(value: str | None) -> tuple[float, str] | None:
@@ -190,7 +208,7 @@ async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]
         model=q.get("model") or None,
         text=q.get("q") or None,
         before=_cursor(q.get("before")),
-        brief=q.get("brief") in ("1", "true"),
+        brief=_flag(request, "brief"),
         limit=_number(request, "limit", int) or 100,
     )
     return runs, None if key is None else f"{key[0]!r}:{key[1]}"
@@ -426,8 +444,8 @@ async def _workspace(request: Request, action: str) -> Response:
     from cc_executor._run import _workspace
 
     run_id = request.path_params["run_id"]
-    remote = request.query_params.get("remote") in ("1", "true")
     try:
+        remote = _flag(request, "remote")
         await _manager(request).describe(run_id)
     except ServiceError as exc:
         return _service_error(exc)
@@ -624,6 +642,14 @@ async def decide_permission(request: Request) -> Response:
         return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
         return error_response(400, "invalid_request", "the body must be a JSON object")
+    unknown = sorted(set(body) - {"decision", "message"})
+    if unknown:
+        # As every other body: a misspelt "mesage" must not be dropped without a word.
+        return error_response(
+            400,
+            "invalid_request",
+            f"unknown field(s): {', '.join(unknown)} (known: decision, message)",
+        )
     try:
         decided = _manager(request).decide_permission(
             request.path_params["run_id"],
@@ -644,8 +670,9 @@ async def verify_run(request: Request) -> Response:
     parameters:
       - {name: run_id, in: path, required: true, schema: {type: string}}
     responses:
-      200: {description: "The verification report, an outcome per artifact"}
-      404: {description: No such run in the history}
+      200: {description: "The verification report, an outcome per artifact; for a run the
+        history does not hold (or one outside the allowed folders): ok and exists false,
+        problems [no such run in the history]"}
     """
     try:
         return json_response(await _manager(request).verify(request.path_params["run_id"]))
@@ -837,6 +864,32 @@ async def openapi(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
+    """A path or method no route serves: the uniform error body (Starlette's own is
+    plain text, which a client parsing every error as JSON would choke on)."""
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        # Starlette names the methods of the first route of the path only (/runs has two).
+        methods = {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+        allowed = ", ".join(sorted(methods - {"HEAD"}))
+        response = error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} {request.url.path}: method not allowed (allowed: {allowed})",
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(
+        404,
+        "not_found",
+        f"no endpoint {request.method} {request.url.path} (GET /openapi.json lists them)",
+    )
+
+
 def create_app(
     manager: RunManager,
     policy: SecurityPolicy,
@@ -881,7 +934,10 @@ def create_app(
         WebSocketRoute("/ws/mcp", websocket_endpoint),  # the original cc_executor's path
         *ui_routes(),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _no_such_endpoint, 405: _no_such_endpoint},
+    )
     app.state.manager = manager
     app.state.policy = policy
     app.state.sse_keepalive_s = sse_keepalive_s

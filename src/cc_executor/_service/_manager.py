@@ -53,7 +53,7 @@ from cc_executor._errors import Unavailable as Unavailable
 from cc_executor._ids import new_run_id
 from cc_executor._run._options import RunOptions
 from cc_executor._run._permissions import PermissionDecision, PermissionRequest
-from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy
+from cc_executor._service._policy import DEFAULT_AGENT, RunPolicy, check_option_names
 from cc_executor._service._queue import RunQueue
 from cc_executor._service._runs import (
     PAUSED,
@@ -164,6 +164,18 @@ def _worker_health(worker: Event, now: float) -> None:
         timeout = _HEARTBEAT_TIMEOUT_S
     worker["heartbeat_age_s"] = age
     worker["health"] = "late" if age is not None and age > timeout / 2 else "ok"
+
+
+#: The kinds of run the service lists: agent runs, commands and task lists.
+RUN_KINDS = ("run", "exec", "tasks")
+
+
+def _check_filters(status: str | None, kind: str | None) -> None:
+    statuses = [s.value for s in Status]
+    if status and status not in statuses:
+        raise InvalidRequest(f"unknown status {status!r} (known: {', '.join(statuses)})")
+    if kind and kind not in RUN_KINDS:
+        raise InvalidRequest(f"unknown kind {kind!r} (known: {', '.join(RUN_KINDS)})")
 
 
 class RunManager:
@@ -358,7 +370,12 @@ class RunManager:
         A run in memory is listed from memory (its live status), keyed by when the
         server accepted it; the history's other runs by their start. Every run appears on
         exactly one page, however deep: pages are cut by that key (keyset pagination),
-        never by an offset."""
+        never by an offset.
+
+        An unknown ``status`` or ``kind`` is an :class:`InvalidRequest`: a misspelt
+        filter would otherwise match nothing, and the caller would take an empty page for
+        an answer."""
+        _check_filters(status, kind)
         limit = max(1, min(limit, 1000))
         # The same filter as the live feed's (GET /runs/events), so the two agree.
         wanted = RunFilter(status, kind, since, until, parent_id, agent, model, text)
@@ -530,7 +547,8 @@ class RunManager:
             raise ShuttingDown("the server is shutting down and takes no new run; retry later")
         if not isinstance(spec, Mapping):
             raise InvalidRequest("the request must be a JSON object")
-        options = spec.get("options") or {}
+        # None is "no options"; [] or "" is a wrong type, not an empty object.
+        options = {} if spec.get("options") is None else spec["options"]
         if not isinstance(options, Mapping):
             raise InvalidRequest("options must be a JSON object")
         kinds = [k for k in ("prompt", "argv", "tasks") if k in spec]
@@ -601,6 +619,7 @@ class RunManager:
 
         if not isinstance(prompt, str) or not prompt:
             raise InvalidRequest("prompt must be a non-empty string")
+        check_option_names(options)
         self._policy.check_agent_options(options, "")
         options["cwd"] = self._policy.check_cwd(options.get("cwd"))
         options["env"] = self._policy.check_env(options.get("env"))
@@ -796,7 +815,7 @@ class RunManager:
         unknown = sorted(set(spec) - {"options"})
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        given = spec.get("options") or {}
+        given = {} if spec.get("options") is None else spec["options"]
         if not isinstance(given, Mapping):
             raise InvalidRequest("options must be a JSON object")
         given = dict(given)

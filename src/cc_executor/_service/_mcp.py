@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from difflib import get_close_matches
 from typing import Any
 
 import orjson
@@ -38,7 +37,6 @@ from cc_executor._service._manager import (
     ServiceError,
     Unavailable,
 )
-from cc_executor._service._policy import SERVER_ONLY_OPTIONS
 from cc_executor._service._security import Guard, SecurityPolicy
 from cc_executor._version import __version__
 
@@ -75,24 +73,6 @@ def _refusal(message: str) -> CallToolResult:
     # A task list's problems come one per line: the client gets them on one.
     text = "; ".join(line for line in message.splitlines() if line)
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
-
-
-def _check_option_names(options: dict[str, Any]) -> None:
-    """Refuse an option the schema does not list, naming those a caller may set (the
-    manager refuses server-only ones itself, saying so)."""
-    settable = options_json_schema(remote=True)["properties"]
-    unknown = sorted(set(options) - set(settable) - SERVER_ONLY_OPTIONS - set(RunOptions.alias_of))
-    if unknown:
-        hints = [
-            m[0] if len(unknown) == 1 else f"{m[0]} for {u}"
-            for u in unknown
-            if (m := get_close_matches(u, settable, 1))
-        ]
-        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-        raise InvalidRequest(
-            f"unknown run option(s) in options: {', '.join(unknown)}{hint}; "
-            f"known: {', '.join(sorted(settable))}"
-        )
 
 
 def _invalid_arguments(tool: str, exc: ValidationError) -> str:
@@ -236,7 +216,6 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
         or invalid option, a cwd outside the allowed directories, or a full queue (try
         again later) is refused at once, saying why; nothing runs then."""
         try:
-            _check_option_names(options or {})
             run = manager.submit({"prompt": prompt, "options": options or {}})
         except ServiceError as exc:
             raise _fail(exc) from None
@@ -296,7 +275,10 @@ def build_server(manager: RunManager) -> MCPServer[Any]:
         """Recent runs, newest first (live ones and the history). Filter by status (ok,
         error, cancelled, timeout, running, ...) or kind (run, tasks or exec); limit <=
         1000."""
-        runs = await manager.list_runs(status=status, kind=kind, limit=limit)
+        try:
+            runs = await manager.list_runs(status=status, kind=kind, limit=limit)
+        except ServiceError as exc:
+            raise _fail(exc) from None
         keys = ("run_id", "kind", "status", "created_at", "started_at", "ended_at", "live")
         return {"runs": [{k: r.get(k) for k in (*keys, "prompt_preview")} for r in runs]}
 

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ class RunPolicy:
     or by absolute path, and the arguments a command must start with) and the entries of
     the ``exec_policy`` file (see :mod:`cc_executor._service._exec_policy`); none: commands
     are refused. Raises :class:`ExecPolicyError` (a ``ValueError``) for a program not on
-    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name. ``agents`` are
+    ``PATH`` or a bad policy file, ``ValueError`` for a bad variable name or an
+    ``allow_dirs`` entry that is not a directory. ``agents`` are
     the agents a caller may run (the first: the one a run naming none runs), ``ValueError``
     for an unknown one."""
 
@@ -115,6 +117,7 @@ class RunPolicy:
         exec_policy: str | os.PathLike[str] | None = None,
         agents: Sequence[str] = (DEFAULT_AGENT,),
         allow_repos: Sequence[str] = (),
+        host: str = "server",
     ) -> None:
         if not agents:
             raise ValueError("at least one agent must be allowed")
@@ -122,6 +125,11 @@ class RunPolicy:
             if name not in agent_names():
                 raise ValueError(f"agent {name!r} is unknown (known: {', '.join(agent_names())})")
         self.agents = tuple(dict.fromkeys(agents))
+        for folder in allow_dirs:
+            # A root that is no folder would refuse every run, each saying "outside".
+            if not os.path.isdir(folder):
+                why = "not a directory" if os.path.exists(folder) else "no such directory"
+                raise ValueError(f"--allow-dir {os.fspath(folder)}: {why}")
         self._roots = [_resolved(d) for d in allow_dirs] or [_resolved(os.getcwd())]
         self._rules = [allow_exec_rule(entry) for entry in exec_allowlist]
         if exec_policy is not None:
@@ -136,6 +144,8 @@ class RunPolicy:
         #: Patterns of the git URLs a run's ``repo`` may name (none: no repo is cloned).
         self.allow_repos = tuple(allow_repos)
         self._exec_env = frozenset(exec_env)
+        #: What a refusal calls the process whose flags allow more: "server" or "worker".
+        self.host = host
 
     @property
     def exec_allowed(self) -> bool:
@@ -158,7 +168,7 @@ class RunPolicy:
                 return str(resolved)
         raise Forbidden(
             f"cwd {cwd!r} (resolved: {resolved}) is outside the allowed directories "
-            "(start the server with --allow-dir to allow more)"
+            f"(start the {self.host} with --allow-dir to allow more)"
         )
 
     def inside(self, path: str | os.PathLike[str] | None) -> bool:
@@ -211,7 +221,7 @@ class RunPolicy:
         if missing:
             raise Forbidden(
                 f"env {missing[0]} cannot be set for this command by a remote caller (the "
-                "server allows a variable with --allow-exec-env NAME, or in the env of an "
+                f"{self.host} allows a variable with --allow-exec-env NAME, or in the env of an "
                 "--exec-policy entry)"
             )
         raise Forbidden(
@@ -219,18 +229,17 @@ class RunPolicy:
             "command allows them all together"
         )
 
-    @staticmethod
-    def _check_agent_variable(key: str) -> None:
+    def _check_agent_variable(self, key: str) -> None:
         if key in _PLACE_NAMES or not _PLACE_WORDS.isdisjoint(key.upper().split("_")):
             raise Forbidden(
                 f"env {key} cannot be set by a remote caller: it names a file, folder, program "
-                f"or endpoint (the server allows it with --allow-env {key})"
+                f"or endpoint (the {self.host} allows it with --allow-env {key})"
             )
         if key not in _AGENT_ENV and not key.startswith(_AGENT_ENV_PREFIXES):
             raise Forbidden(
                 f"env {key} cannot be set by a remote caller (agent runs take the variables "
                 "that configure an agent: ANTHROPIC_*, CLAUDE_CODE_DISABLE_*, API keys, proxies, "
-                f"locale...; the server allows more with --allow-env {key})"
+                f"locale...; the {self.host} allows more with --allow-env {key})"
             )
 
     def agent_of(self, options: Mapping[str, Any], where: str = "") -> str:
@@ -241,8 +250,8 @@ class RunPolicy:
             if not isinstance(agent, str):
                 raise InvalidRequest(f"{where}agent must be a string, got {agent!r}")
             raise Forbidden(
-                f"{where}agent {agent[:100]!r} is not allowed on this server (it allows "
-                f"{', '.join(self.agents)}; the server allows more with --agent NAME)"
+                f"{where}agent {agent[:100]!r} is not allowed on this {self.host} (it allows "
+                f"{', '.join(self.agents)}; the {self.host} allows more with --agent NAME)"
             )
         return str(agent)
 
@@ -250,7 +259,7 @@ class RunPolicy:
         """Check the options of an agent run (or a task's, ``where`` naming it in messages)."""
         refused = sorted(SERVER_ONLY_OPTIONS & set(options))
         if refused:
-            raise Forbidden(f"{where}option(s) set by the server only: {', '.join(refused)}")
+            raise Forbidden(f"{where}option(s) set by the {self.host} only: {', '.join(refused)}")
         if "agent" in options:
             self.agent_of(options, where)
         if "cwd" in options:
@@ -297,8 +306,8 @@ class RunPolicy:
         or as one of the allowed paths) and its arguments allowed by one of its rules."""
         if not self._rules:
             raise Forbidden(
-                "running commands is disabled on this server (start it with --allow-exec NAME "
-                "or --exec-policy FILE)"
+                f"running commands is disabled on this {self.host} (start it with --allow-exec "
+                "NAME or --exec-policy FILE)"
             )
         if (
             not isinstance(argv, list)
@@ -309,7 +318,7 @@ class RunPolicy:
         rules = self._rules_for(argv)
         if not rules:
             raise Forbidden(
-                f"{argv[0]!r} is not on this server's exec allowlist "
+                f"{argv[0]!r} is not on this {self.host}'s exec allowlist "
                 f"({', '.join(sorted(self._exec))})"
             )
         if not any(rule.allows(argv[1:]) for rule in rules):
@@ -341,3 +350,25 @@ class RunPolicy:
                 check_option(key, value)
             except (TypeError, ValueError) as exc:
                 raise InvalidRequest(str(exc)) from None
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse an option of an agent run that the options' JSON Schema does not list,
+    naming those a remote caller may set and the closest to a misspelt one (a
+    server-only option is left to :meth:`RunPolicy.check_agent_options`, which says
+    so)."""
+    from cc_executor._run._options_schema import options_json_schema
+
+    settable = options_json_schema(remote=True)["properties"]
+    unknown = sorted(set(options) - set(settable) - SERVER_ONLY_OPTIONS - set(RunOptions.alias_of))
+    if unknown:
+        hints = [
+            m[0] if len(unknown) == 1 else f"{m[0]} for {u}"
+            for u in unknown
+            if (m := get_close_matches(u, settable, 1))
+        ]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise InvalidRequest(
+            f"unknown run option(s) in options: {', '.join(unknown)}{hint}; "
+            f"known: {', '.join(sorted(settable))}"
+        )

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from cc_executor._paths import data_home
+from cc_executor._payload import versioned
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -374,7 +375,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[Any]) -> None:
-    payload = orjson.dumps(body)
+    payload = orjson.dumps(versioned(body))
     await send(
         {
             "type": "http.response.start",
@@ -449,7 +450,7 @@ class Guard:
         self, scope: Scope, send: Send, status: int, body: dict[str, Any]
     ) -> None:
         if "websocket.http.response" in scope.get("extensions", {}):
-            payload = orjson.dumps(body)
+            payload = orjson.dumps(versioned(body))
             await send(
                 {
                     "type": "websocket.http.response.start",

@@ -27,7 +27,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from cc_executor._errors import FleetError
-from cc_executor._service._manager import RunManager, ServiceError
+from cc_executor._service._manager import InvalidRequest, RunManager, ServiceError
 from cc_executor._service._security import (
     READ_ONLY,
     SecurityPolicy,
@@ -244,16 +244,22 @@ def _before(value: str | None) -> tuple[float, str] | None:
     if not value:
         return None
     stamp, _, run_id = value.partition(":")
-    return float(stamp), run_id
+    try:
+        return float(stamp), run_id
+    except ValueError:
+        raise InvalidRequest(
+            f"before must be the key of an Older runs link, got {value[:40]!r}"
+        ) from None
 
 
-def _date_stamp(value: str | None, *, end: bool = False) -> float | None:
+def _date_stamp(value: str | None, name: str, *, end: bool = False) -> float | None:
     if not value:
         return None
     try:
         day = _dt.date.fromisoformat(value)
     except ValueError:
-        return None
+        # Ignored, it listed every run as if the date had filtered them.
+        raise InvalidRequest(f"{name} must be a date like 2026-12-31, got {value[:40]!r}") from None
     moment = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
     if end:
         moment += _dt.timedelta(days=1)
@@ -299,8 +305,9 @@ def _filters(request: Request) -> str:
 async def runs_page(request: Request) -> Response:
     """The run list: filters, a page of runs newest first, live updates."""
     q = request.query_params
-    since, until = _date_stamp(q.get("from")), _date_stamp(q.get("to"), end=True)
     try:
+        since = _date_stamp(q.get("from"), "from")
+        until = _date_stamp(q.get("to"), "to", end=True)
         runs, key = await _manager(request).list_page(
             status=q.get("status") or None,
             agent=q.get("agent") or None,
@@ -554,6 +561,12 @@ async def run_page(request: Request) -> Response:
         if receipt is not None:
             workspace = workspace_html(run_id, receipt, diff)
     artifacts = (record or {}).get("artifacts") or []
+    # A task list has no event log of its own (its tasks' runs do): the link was a 404.
+    log_link = (
+        ""
+        if tasks
+        else f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
+    )
     receipts = ""
     if artifacts:
         rows = "".join(
@@ -593,7 +606,7 @@ async def run_page(request: Request) -> Response:
         f"{f'<h2>Answer</h2>{_answer_html(run_id, answer)}' if answer or not tasks else ''}"
         f"{json_answer}{files_html}{workspace}"
         f"{warn_html}{error_html}{receipts}"
-        f'<p><a href="/runs/{h(run_id)}/log" download>Download the event log</a></p>'
+        f"{log_link}"
         "</section>"
     )
     return _page(request, f"Run {run_id}", body)

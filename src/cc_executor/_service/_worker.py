@@ -150,6 +150,7 @@ class FleetWorker:
             allow_env=config.allow_env,
             agents=agents,
             allow_repos=config.allow_repos,
+            host="worker",
         )
         self.fleet: Fleet = open_fleet(config.fleet)
         self.limits = SharedLimits(

@@ -139,7 +139,7 @@ def _params(params: Any) -> dict[str, Any]:
 
 
 def _options(spec: dict[str, Any]) -> dict[str, Any]:
-    options = spec.get("options") or {}
+    options = {} if spec.get("options") is None else spec["options"]
     if not isinstance(options, dict):
         raise _RpcError(INVALID_PARAMS, "options must be an object")
     return options
@@ -330,6 +330,9 @@ class _Session:
         return {"permissions": self.manager.permissions(_run_id(params))}
 
     def decide_permission(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - {"run_id", "request_id", "decision", "message"})
+        if unknown:
+            raise _RpcError(INVALID_PARAMS, f"unknown param(s): {', '.join(unknown)}")
         request_id = params.get("request_id")
         if not isinstance(request_id, str):
             raise _RpcError(INVALID_PARAMS, "request_id must be a string")

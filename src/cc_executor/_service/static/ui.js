@@ -671,8 +671,11 @@ if (startForm) {
     // The API names the option a check concerns: put the message next to that field.
     const names = (name) => new RegExp(`\\b${name}\\b`).test(message);
     // An option given only in the JSON box has no field of its own: the box is its field.
-    const named =
-      fields.find(names) || (Object.keys(typed).some(names) ? "options" : undefined);
+    // The box is asked first: a misspelt option's message ("cwdd (did you mean cwd?);
+    // known: ...") names form fields too, and it belongs beside the box. An option a
+    // filled field replaced is that field's.
+    const boxOnly = Object.keys(typed).filter((key) => !(fields.includes(key) && value(key)));
+    const named = (boxOnly.some(names) ? "options" : undefined) || fields.find(names);
     showError(named || "form", message);
   });
 }
