@@ -74,3 +74,29 @@ def test_tasks_show_json_prints_one_object_for_an_unknown_list(
     printed = json.loads(capsys.readouterr().out)
     assert (printed["status"], printed["exit_code"]) == ("usage_error", 2)
     assert printed["error"].startswith("no task list run 'nope'")
+
+
+@pytest.mark.parametrize(
+    "command", [["history"], ["show", "01abcdefgh"], ["verify"], ["export"], ["run", "hi"]]
+)
+def test_a_data_folder_that_is_a_file_is_one_line_and_exit_2(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # history said "no runs recorded yet" and exited 0: the runs were elsewhere.
+    from cc_executor._cli import main
+
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
+    assert main(command) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    [line] = printed.err.strip().splitlines()
+    assert line == (
+        f"cc-executor: CC_EXECUTOR_HOME={home} cannot be the data folder (it is a file, not "
+        "a folder); point it at a folder, or unset it"
+    )
+    assert home.read_text() == "not a folder"
