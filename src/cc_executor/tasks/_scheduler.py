@@ -359,7 +359,14 @@ class ListRun:
         if not done:
             return
         from cc_executor._errors import WorkspaceError
-        from cc_executor._run._workspace import BRANCH_PREFIX, merge_commits, set_branch
+        from cc_executor._run._workspace import (
+            BRANCH_PREFIX,
+            RECEIPT_NAME,
+            list_base,
+            merge_commits,
+            set_branch,
+            write_receipt,
+        )
 
         repo = str(done[0]["repo"])
         branch = BRANCH_PREFIX + self.list_id
@@ -369,6 +376,15 @@ class ListRun:
                 repo, [str(w["commit"]) for w in done], f"cc-executor: task list {self.list_id}"
             )
             set_branch(repo, branch, commit)
+            # The list's own receipt: workspace diff|merge|discard take the list's id.
+            receipt = {
+                "mode": "worktree",
+                "branch": branch,
+                "commit": commit,
+                "base": list_base(repo, [str(w["base"]) for w in done]),
+                "repo": repo,
+            }
+            write_receipt(str(self.folder.path / RECEIPT_NAME), self.list_id, receipt)
 
         try:
             await asyncio.to_thread(make)
