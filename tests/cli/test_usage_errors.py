@@ -100,3 +100,12 @@ def test_a_data_folder_that_is_a_file_is_one_line_and_exit_2(
         "a folder); point it at a folder, or unset it"
     )
     assert home.read_text() == "not a folder"
+
+
+def test_history_refuses_an_agent_no_run_can_have(capsys: pytest.CaptureFixture[str]) -> None:
+    # `history --agent foo` said "no runs match", as if foo were an agent without runs.
+    with pytest.raises(SystemExit) as exited:
+        build_parser("history").parse_args(["history", "--agent", "claud"])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "argument --agent: invalid choice: 'claud' (choose from 'claude', 'codex'," in line
