@@ -109,3 +109,14 @@ def test_history_refuses_an_agent_no_run_can_have(capsys: pytest.CaptureFixture[
     assert exited.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "argument --agent: invalid choice: 'claud' (choose from 'claude', 'codex'," in line
+
+
+def test_fork_session_without_a_session_names_the_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # It said "--fork-session needs resume or --continue": resume is a flag too.
+    from cc_executor._cli import main
+
+    assert main(["run", "hi", "--fork-session"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "error: --resume or --continue must be given with --fork-session" in line
