@@ -210,10 +210,14 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
 
 def _check_home(args_list: list[str]) -> int | None:
     """Exit code 2, with one line naming it, when ``$CC_EXECUTOR_HOME`` is not a folder
-    (a file, or below one): every command would read an empty history there or keep its
-    records elsewhere, silently. ``doctor`` reports it among its checks, help needs none."""
+    (a file, or below one) for the commands reading the history there, which would read
+    an empty one and say "no runs recorded yet". Running commands keep their output in a
+    temporary folder instead, with a warning: keeping records never fails a run."""
     home = os.environ.get("CC_EXECUTOR_HOME")
-    if not home or args_list[:1] == ["doctor"] or {"-h", "--help"} & set(args_list):
+    reader = _COMMANDS.get(args_list[0], "") if args_list else ""
+    if not home or not reader.startswith("cc_executor._cli._history:"):
+        return None
+    if {"-h", "--help"} & set(args_list):
         return None
     path = os.path.expanduser(home)
     try:
