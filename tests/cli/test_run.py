@@ -700,3 +700,40 @@ def test_the_config_files_defaults_reach_the_cli_under_the_flags(
     assert "--max-turns=3" in argvs[0]
     assert "--max-turns=5" in argvs[1]
     assert all("--append-system-prompt=from the file" in argv for argv in argvs)
+
+
+@pytest.mark.slow  # over 0.3 s: a cc-executor child process and its agent
+@pytest.mark.parametrize(
+    ("command", "sig"),
+    [("run", signal.SIGTERM), ("tasks", signal.SIGHUP), ("batch", signal.SIGTERM)],
+)
+def test_a_signal_other_than_ctrl_c_exits_the_shell_way(
+    tmp_path: Path, command: str, sig: signal.Signals
+) -> None:
+    """SIGTERM exits 143 and SIGHUP 129 (128 + N, as a shell reports them), where both
+    exited 130 like a Ctrl-C: a supervisor tells its own stop from a user's. The run is
+    stopped the orderly way all the same, and recorded ``cancelled``. (``exec``: in
+    tests/cli/test_exec.py.)"""
+    started = tmp_path / "started"
+    agent = tmp_path / "agent.toml"
+    code = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(600)"
+    agent.write_text(f"command = [\"{sys.executable}\", \"-c\", '''{code}''']\n")
+    argv = {
+        "run": ["run", "x", "--agent", "command", "--agent-spec", str(agent), "--json"],
+        "tasks": ["tasks", "run", "list.json", "--json"],
+        "batch": ["batch", "prompts.jsonl", "--timeout", "600", "--json"],
+    }[command]
+    options = {"agent": "command", "agent_spec": str(agent)}
+    (tmp_path / "list.json").write_text(
+        json.dumps({"tasks": [{"id": "a", "prompt": "x", **options}]})
+    )
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": "x", "options": options}))
+    proc = subprocess.Popen(
+        [CLI, *argv, "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    wait_for(started.exists, what="the agent started")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    listed = subprocess.run([CLI, "history", "--json"], capture_output=True, check=True)
+    assert [r["status"] for r in json.loads(listed.stdout) if r["kind"] == "run"] == ["cancelled"]

@@ -74,3 +74,57 @@ def test_tasks_show_json_prints_one_object_for_an_unknown_list(
     printed = json.loads(capsys.readouterr().out)
     assert (printed["status"], printed["exit_code"]) == ("usage_error", 2)
     assert printed["error"].startswith("no task list run 'nope'")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["history"],
+        ["show", "01abcdefgh"],
+        ["verify"],
+        ["export"],
+        ["prune", "--older-than", "1d", "--dry-run"],
+    ],
+)
+def test_a_data_folder_that_is_a_file_is_one_line_and_exit_2(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # history said "no runs recorded yet" and exited 0: the runs were elsewhere. (run and
+    # exec keep their output in a temporary folder then, with warnings: tests/cli/test_run.py.)
+    from cc_executor._cli import main
+
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
+    assert main(command) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    [line] = printed.err.strip().splitlines()
+    assert line == (
+        f"cc-executor: CC_EXECUTOR_HOME={home} cannot be the data folder (it is a file, not "
+        "a folder); point it at a folder, or unset it"
+    )
+    assert home.read_text() == "not a folder"
+
+
+def test_history_refuses_an_agent_no_run_can_have(capsys: pytest.CaptureFixture[str]) -> None:
+    # `history --agent foo` said "no runs match", as if foo were an agent without runs.
+    with pytest.raises(SystemExit) as exited:
+        build_parser("history").parse_args(["history", "--agent", "claud"])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "argument --agent: invalid choice: 'claud' (choose from 'claude', 'codex'," in line
+
+
+def test_fork_session_without_a_session_names_the_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # It said "--fork-session needs resume or --continue": resume is a flag too.
+    from cc_executor._cli import main
+
+    assert main(["run", "hi", "--fork-session"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "error: --resume or --continue must be given with --fork-session" in line

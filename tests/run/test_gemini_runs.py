@@ -298,3 +298,21 @@ async def test_the_clis_own_warnings_reach_the_result(tmp_path: Path) -> None:
     async with gemini_bed(tmp_path, one_rule(looping)) as b:
         result = await run("loop", **b.options())
     assert "Gemini CLI (warning): Loop detected, stopping execution" in result.warnings
+
+
+async def test_a_tool_the_cli_did_not_offer_is_a_denial(tmp_path: Path) -> None:
+    """Headless, Gemini CLI's default approval mode offers no write tool: the call failed
+    with ``Tool "write_file" not found``, the model said it wrote the file, and the run
+    ended ``ok``. It ends ``denied``, naming the tool and how to have it offered."""
+    script = one_rule(
+        Reply([ToolUse("Write", {"file_path": "notes.txt", "content": "a\n"})]),
+        Reply([Text("I wrote notes.txt.")]),
+    )
+    async with gemini_bed(tmp_path, script) as b:
+        result = await run("write it", **b.options())
+    assert result.status is RunStatus.DENIED, result.to_dict()
+    assert not (b.workdir / "notes.txt").exists()
+    assert result.error is not None
+    assert "(write_file)" in result.error
+    assert "--permission-mode" in result.error
+    assert any("did not offer the tool write_file" in w for w in result.warnings)

@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from cc_executor._cli._tasks import _print_summary
 from cc_executor.tasks import ListStatus, TaskStatus, get_task_list, run_tasks
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse
@@ -112,3 +114,45 @@ async def test_the_list_names_the_branch_holding_its_final_state(serve: Serve) -
         summary = io.StringIO()
         _print_summary(listed, summary)
         assert f"workspace branch: {result.workspace_branch} " in summary.getvalue()
+
+
+@pytest.mark.slow  # over 0.3 s: a git repository and cc-executor child processes
+def test_workspace_commands_take_a_task_lists_id_for_its_branch(tmp_path: Path) -> None:
+    # From another repository (the list's own folder, its cwd elsewhere): "no branch
+    # cc-executor/<list id> was found in ... or from ... it has no remote", with that
+    # branch in the list's repository: the list had no receipt of its own.
+    import json
+    import sys
+
+    cli = str(Path(sys.executable).parent / "cc-executor")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty",
+        "-m", "first")  # fmt: skip
+    code = "import sys, pathlib; pathlib.Path(sys.stdin.read().strip()).write_text('x')"
+    agent = tmp_path / "agent.toml"
+    agent.write_text(f"command = [\"{sys.executable}\", \"-c\", '''{code}''']\n")
+    options = {"agent": "command", "agent_spec": str(agent), "workspace": "worktree"}
+    options["cwd"] = str(repo)
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    spec = {"tasks": [{"id": t, "prompt": f"{t}.txt", **options} for t in ("a", "b")]}
+    (tmp_path / "list.json").write_text(json.dumps(spec))
+
+    def cc(*args: str) -> str:
+        done = subprocess.run([cli, *args], cwd=other, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    list_id = json.loads(cc("tasks", "run", str(tmp_path / "list.json"), "--json", "--quiet"))[
+        "list_id"
+    ]
+    patch = cc("workspace", "diff", list_id)
+    assert "+++ b/a.txt" in patch
+    assert "+++ b/b.txt" in patch
+    cc("workspace", "merge", list_id)
+    assert (repo / "a.txt").read_text() == (repo / "b.txt").read_text() == "x"
+    cc("workspace", "discard", list_id)
+    assert git(repo, "branch", "--list", f"cc-executor/{list_id}") == ""

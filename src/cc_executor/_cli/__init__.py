@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
         # The fast path: no parser, no imports.
         print(f"cc-executor {__version__}")
         return 0
+    refused = _check_home(args_list)
+    if refused is not None:
+        return refused
     early = None
     if args_list[:1] == ["run"] and not any(a.startswith("--fleet") for a in args_list):
         # Start Claude Code first, import the rest while it boots (see _cli._early).
@@ -203,6 +206,40 @@ def main(argv: Sequence[str] | None = None, *, hard_exit: bool = False) -> int:
     finally:
         if early is not None:
             early.abandon()  # a no-op once the run adopted the CLI
+
+
+def _check_home(args_list: list[str]) -> int | None:
+    """Exit code 2, with one line naming it, when ``$CC_EXECUTOR_HOME`` is not a folder
+    (a file, or below one) for the commands reading the history there, which would read
+    an empty one and say "no runs recorded yet". Running commands keep their output in a
+    temporary folder instead, with a warning: keeping records never fails a run."""
+    home = os.environ.get("CC_EXECUTOR_HOME")
+    reader = _COMMANDS.get(args_list[0], "") if args_list else ""
+    if not home or not reader.startswith("cc_executor._cli._history:"):
+        return None
+    if {"-h", "--help"} & set(args_list):
+        return None
+    path = os.path.expanduser(home)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None  # made when first needed
+    except NotADirectoryError:
+        reason = "a folder above it is a file"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    else:
+        if os.path.isdir(path):
+            return None
+        reason = "it is a file, not a folder"
+    from cc_executor._text import inert
+
+    print(
+        f"cc-executor: CC_EXECUTOR_HOME={inert(home)} cannot be the data folder ({reason}); "
+        "point it at a folder, or unset it",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _reads_config(command: str | None, args: argparse.Namespace) -> bool:

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cc_executor._cli._args import add_run_defaults, run_defaults, timeout_value
-from cc_executor._cli._codes import EXIT_CANCELLED
+from cc_executor._cli._codes import signal_exit
 from cc_executor._text import inert
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def add_parser(sub: Any) -> None:
         "file's folder). Every run is recorded with the batch id (history --batch ID); "
         "running the same --batch-id again skips the documents already ok. Exit code 0 only "
         "if every document ended ok; 1 otherwise; 2 bad file or flags; 130 interrupted "
-        "(the runs going are stopped, the finished ones stay recorded).",
+        "(143 by SIGTERM, 129 by SIGHUP; the runs going are stopped, the finished ones stay "
+        "recorded).",
     )
     p.add_argument("file", metavar="FILE", help="the prompts: a text or JSONL file, or -")
     p.add_argument(
@@ -200,6 +201,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"cc-executor batch: {note}", file=sys.stderr)
     progress = None if args.quiet else _Progress(lines)
     interrupted = False
+    received: list[int] = []
 
     async def go() -> BatchResult:
         nonlocal interrupted
@@ -216,16 +218,17 @@ def main(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.begin(handle.batch_id, len(prompts))
 
-        def stop() -> None:
+        def stop(signum: int) -> None:
             nonlocal interrupted
             interrupted = True
+            received.append(signum)  # its number makes the exit code
             handle.cancel()
 
         loop = asyncio.get_running_loop()
         # A signal stops the batch the orderly way: the running runs are cancelled (their
         # trees killed), the finished ones are already recorded, the summary is printed.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, stop, sig)
         return await handle.wait()
 
     try:
@@ -242,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
         _table(result, lines)
     _summary(result, args, interrupted)
     if interrupted:
-        return EXIT_CANCELLED
+        return signal_exit(received)
     return 0 if result.ok else 1
 
 

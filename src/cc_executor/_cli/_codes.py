@@ -10,6 +10,15 @@ EXIT_TIMEOUT = EXIT_CODES[Status.TIMEOUT]
 EXIT_CANNOT_START = EXIT_CODES[Status.SPAWN_FAILED]
 """The command or agent CLI could not be started."""
 EXIT_CANCELLED = EXIT_CODES[Status.CANCELLED]
-"""Interrupted (SIGINT/SIGTERM/SIGHUP); whatever was running was stopped first."""
+"""Interrupted (Ctrl-C); whatever was running was stopped first. SIGTERM and SIGHUP
+exit the shell's way instead, see :func:`signal_exit`."""
 EXIT_OOM_KILLED = EXIT_CODES[Status.OOM_KILLED]
 """Killed for using more memory than its limit (``--memory-max``), as a SIGKILL would exit."""
+
+
+def signal_exit(signals: list[int]) -> int:
+    """The exit code of a command stopped the orderly way by the first of ``signals``
+    (those it received): 128 + its number, as a shell reports a program killed by it
+    (130 SIGINT, 143 SIGTERM, 129 SIGHUP), so a supervisor tells a Ctrl-C from its own
+    SIGTERM; :data:`EXIT_CANCELLED` when none was received."""
+    return 128 + signals[0] if signals else EXIT_CANCELLED

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 
 from cc_executor._cli._args import timeout_value
-from cc_executor._cli._codes import EXIT_CANCELLED, EXIT_CANNOT_START, EXIT_TIMEOUT, EXIT_USAGE
+from cc_executor._cli._codes import (
+    EXIT_CANNOT_START,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    signal_exit,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,7 +32,7 @@ def add_parser(sub: Any) -> None:
         "output streams through; the exit code is the child's, 124 on timeout, 125 when the "
         "command cannot be started (or a limit cannot be enforced here), 137 when killed "
         "for its memory limit, 1 when stopped by another limit, 128+N when it was killed by "
-        "signal N, 130 when interrupted.",
+        "signal N, 130 when interrupted (143 by SIGTERM, 129 by SIGHUP).",
     )
     p.add_argument(
         "--timeout",
@@ -105,8 +110,9 @@ def resolve_auto_timeout(
     return seconds, f"--timeout auto: {note}"
 
 
-def exit_code_for(result: ProcessResult) -> int:
-    """The exit code ``exec`` returns for ``result``."""
+def exit_code_for(result: ProcessResult, signals: list[int] | None = None) -> int:
+    """The exit code ``exec`` returns for ``result``; ``signals``: those received, which
+    make a cancelled command's code (see :func:`~cc_executor._cli._codes.signal_exit`)."""
     import signal as _signal
 
     from cc_executor._engine import ProcessStatus
@@ -116,7 +122,7 @@ def exit_code_for(result: ProcessResult) -> int:
     if result.status in (ProcessStatus.TIMEOUT, ProcessStatus.IDLE_TIMEOUT):
         return EXIT_TIMEOUT
     if result.status is ProcessStatus.CANCELLED:
-        return EXIT_CANCELLED
+        return signal_exit(signals or [])
     if result.status in (ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED):
         return result.status.exit_code()
     if result.exit_code is not None:
@@ -193,12 +199,13 @@ def run(args: argparse.Namespace) -> int:
             return None
         stopping: list[asyncio.Task[ProcessResult]] = []
 
-        def stop() -> None:
+        def stop(signum: int) -> None:
+            received.append(signum)  # its number makes the exit code
             stopping.append(loop.create_task(proc.cancel()))
 
         # Installed before the spawn, so a signal can never find us without a handler.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, stop, sig)
         out, err = sys.stdout.buffer, sys.stderr.buffer
 
         def write(event: OutputEvent) -> None:
@@ -213,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         return await run_command(proc, on_output=None if args.json else stream, chunks=True)
 
     refused: list[str] = []
+    received: list[int] = []
     result = asyncio.run(main())
     if result is None:
         from cc_executor._cli._parser import usage_error
@@ -235,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
         if result.error and not result.ok:
             print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
-    return exit_code_for(result)
+    return exit_code_for(result, received)
 
 
 def _fleet_exit_code(result: Any) -> int:

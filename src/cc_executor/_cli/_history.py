@@ -69,6 +69,8 @@ def _statuses() -> tuple[str, ...]:
 
 def add_parsers(sub: Any) -> None:
     """Register the history commands on the subcommand set ``sub``."""
+    from cc_executor._agents import agent_names
+
     p = sub.add_parser(
         "history", help="list past runs", description="List past runs, newest first."
     )
@@ -79,7 +81,13 @@ def add_parsers(sub: Any) -> None:
         help="only runs with this status: " + ", ".join(_statuses()),
     )
     p.add_argument("--since", type=since, metavar="WHEN", help="e.g. 2h, 7d, 2026-11-24")
-    p.add_argument("--agent", help="only runs of this agent (claude)")
+    # A name no run can have (a misspelt one) is refused, not an empty answer.
+    p.add_argument(
+        "--agent",
+        choices=agent_names(),
+        metavar="AGENT",
+        help="only runs of this agent: " + ", ".join(agent_names()),
+    )
     p.add_argument("--kind", choices=KINDS, help="only runs of this kind: " + ", ".join(KINDS))
     p.add_argument(
         "--batch",

@@ -7,7 +7,7 @@ import os
 import sys
 
 from cc_executor._cli._args import RUN_GROUPS, RUN_OPTIONS, RUN_PROMPT_HELP, run_options
-from cc_executor._cli._codes import EXIT_USAGE
+from cc_executor._cli._codes import EXIT_USAGE, signal_exit
 from cc_executor._cli._early import launch_held, read_prompt, settle
 from cc_executor._cli._exec import resolve_auto_timeout
 
@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
         description="Run an agent CLI (--agent, Claude Code by default) on PROMPT ('-' reads "
         "it from stdin; it always reaches the CLI on stdin, never through a shell or argv). A "
         "live view goes to stderr, the final answer to stdout. Exit code 0 only for status "
-        "ok; 3 tool calls denied, 124 timeout, 125 cannot start, 130 interrupted, 1 anything "
-        "else.",
+        "ok; 3 tool calls denied, 124 timeout, 125 cannot start, 130 interrupted (143 by "
+        "SIGTERM, 129 by SIGHUP), 1 anything else.",
     )
     p.add_argument("prompt", metavar="PROMPT|-", help=RUN_PROMPT_HELP)
     p.add_argument(
@@ -50,9 +50,12 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=main)
 
 
-def exit_code_for(result: RunResult) -> int:
+def exit_code_for(result: RunResult, signals: list[int] | None = None) -> int:
     """The exit code of ``cc-executor run`` for ``result`` (the status vocabulary's; a
-    console run is only ever cancelled by the user's own signal)."""
+    console run is only ever cancelled by the user's own signal), 128 + N when the run
+    was cancelled by the signal N among ``signals`` (those received, first first)."""
+    if signals and result.status == "cancelled":
+        return signal_exit(signals)
     return result.status.exit_code()
 
 
@@ -219,9 +222,14 @@ def _run(
                 **options,
             )
         loop = asyncio.get_running_loop()
+
         # A signal stops the run the orderly way: the partial answer is still printed.
+        def stop(signum: int) -> None:
+            held.append(signum)  # its number makes the exit code
+            handle.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, handle.cancel)
+            loop.add_signal_handler(sig, stop, sig)
         if held:
             handle.cancel()  # a signal came while the CLI started
         try:
@@ -267,7 +275,7 @@ def _run(
         sys.stdout.flush()
         write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()
-        return exit_code_for(result)
+        return exit_code_for(result, held)
     answer = answer_text(result)
     if answer:
         text = answer if not sys.stdout.isatty() else inert(answer)
@@ -284,7 +292,7 @@ def _run(
     if result.error:
         # Not progress: a run that failed says why even under --quiet.
         print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
-    return exit_code_for(result)
+    return exit_code_for(result, held)
 
 
 def summary_line(result: RunResult) -> str:

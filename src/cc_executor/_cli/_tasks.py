@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from cc_executor._cli._args import add_run_defaults, run_defaults
-from cc_executor._cli._codes import EXIT_USAGE
+from cc_executor._cli._codes import EXIT_USAGE, signal_exit
 from cc_executor._extras import missing_module
 from cc_executor._text import inert
 
@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
         "({{ tasks.<id>.result }}); each task waits for the previous one unless it declares "
         "depends_on or parallel: true (or the list says parallel: true). Exit code 0 "
         "only if every task ended ok; 1 otherwise; 2 invalid list or unknown id; 130 "
-        "interrupted (resume with 'tasks resume ID').",
+        "interrupted, 143 by SIGTERM, 129 by SIGHUP (resume with 'tasks resume ID').",
     )
     actions = p.add_subparsers(dest="tasks_action", metavar="ACTION")
     run = actions.add_parser("run", help="run a task list file")
@@ -283,12 +283,18 @@ def _execute(
         handle = start(view.handle, _deciders(view, args))
         view.attach(handle)
         loop = asyncio.get_running_loop()
+
         # A signal cancels the list the orderly way: running tasks are stopped (their
         # trees killed), the state is saved, and the list stays resumable.
+        def stop(signum: int) -> None:
+            received.append(signum)  # its number makes the exit code
+            handle.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, handle.cancel)
+            loop.add_signal_handler(sig, stop, sig)
         return await handle.wait()
 
+    received: list[int] = []
     try:
         result = asyncio.run(go())
     except TaskListError as exc:
@@ -314,12 +320,15 @@ def _execute(
     if not result.ok:
         _err(f"resume with: cc-executor tasks resume {result.list_id}")
     sys.stdout.flush()
-    return exit_code_for(result)
+    return exit_code_for(result, received)
 
 
-def exit_code_for(result: TaskListResult) -> int:
-    """0 when every task ended ok, 130 when the list was cancelled, else 1 (the status
-    vocabulary's exit codes)."""
+def exit_code_for(result: TaskListResult, signals: list[int] | None = None) -> int:
+    """0 when every task ended ok, 130 when the list was cancelled (128 + N when by the
+    signal N among ``signals``, those received), else 1 (the status vocabulary's exit
+    codes)."""
+    if signals and result.status == "cancelled":
+        return signal_exit(signals)
     return result.status.exit_code()
 
 

@@ -1174,11 +1174,15 @@ class _Run:
             if status is RunStatus.OK and not opts.accept_denials:
                 # The agent answered as if it had done the work its refused calls were for.
                 result.status = RunStatus.DENIED
+                # An agent whose tools are not granted one by one says how (Gemini CLI).
+                hint = next((str(d["hint"]) for d in denials if d.get("hint")), None)
+                grant = hint or (
+                    f"grant them with allowed_tools (--allowed-tools {','.join(tools)})"
+                )
                 result.error = (
                     f"{len(denials)} tool call(s) were denied ({names}), so the work they were "
-                    f"for was not done: grant them with allowed_tools (--allowed-tools "
-                    f"{','.join(tools)}), or pass accept_denials (--accept-denials) when "
-                    "denials are expected"
+                    f"for was not done: {grant}, or pass accept_denials (--accept-denials) "
+                    "when denials are expected"
                 )
         if status is RunStatus.OK and process.exit_code not in (0, None):
             result.warnings.append(

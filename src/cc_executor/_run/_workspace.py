@@ -562,6 +562,13 @@ def merge_commits(repo: str, commits: Sequence[str], message: str) -> str:
     return current
 
 
+def list_base(repo: str, bases: Sequence[str]) -> str:
+    """Where a task list's branch starts from: the commit every task's base (``bases``)
+    descends from, the HEAD its first tasks started at (a dependent task's base is its
+    dependencies' changes merged)."""
+    return _Git(repo).out("merge-base", "--octopus", *bases)
+
+
 def set_branch(repo: str, branch: str, commit: str) -> None:
     """Point ``branch`` of ``repo`` at ``commit`` (made or moved)."""
     _Git(repo).run("branch", "-f", "-q", branch, commit)
@@ -1006,15 +1013,17 @@ def discard_for_runs(run_dirs: Sequence[str]) -> int:
 
 
 def _discard_receipt(receipt: Mapping[str, Any]) -> None:
-    path = str(receipt["path"])
+    path = receipt.get("path")  # none for a task list's branch: it has no worktree
     if receipt.get("mode") == "copy" or not os.path.isdir(str(receipt["repo"])):
-        shutil.rmtree(path, ignore_errors=True)
+        if path is not None:
+            shutil.rmtree(str(path), ignore_errors=True)
         return
     repo = str(receipt["repo"])
     git = _Git(repo)
     # This worktree only, even when its folder is gone: `git worktree prune` would also
     # drop the worktrees of a shared repository made on other machines, whose folders this
     # one does not see, while their runs still use them.
-    git.run("worktree", "remove", "--force", "--force", path, check=False)
+    if path is not None:
+        git.run("worktree", "remove", "--force", "--force", str(path), check=False)
     if _branch_exists(git, repo, str(receipt["branch"])):
         git.run("branch", "-D", "-q", str(receipt["branch"]))

@@ -359,23 +359,42 @@ class ListRun:
         if not done:
             return
         from cc_executor._errors import WorkspaceError
-        from cc_executor._run._workspace import BRANCH_PREFIX, merge_commits, set_branch
+        from cc_executor._run._workspace import (
+            BRANCH_PREFIX,
+            RECEIPT_NAME,
+            list_base,
+            merge_commits,
+            set_branch,
+            write_receipt,
+        )
 
         repo = str(done[0]["repo"])
         branch = BRANCH_PREFIX + self.list_id
 
-        def make() -> None:
+        def make() -> dict[str, str]:
             commit = merge_commits(
                 repo, [str(w["commit"]) for w in done], f"cc-executor: task list {self.list_id}"
             )
+            base = list_base(repo, [str(w["base"]) for w in done])
             set_branch(repo, branch, commit)
+            return {"mode": "worktree", "branch": branch, "commit": commit, "base": base,
+                    "repo": repo}  # fmt: skip
 
         try:
-            await asyncio.to_thread(make)
+            receipt = await asyncio.to_thread(make)
         except WorkspaceError as exc:
             result.warnings.append(f"no branch holds the whole list's changes: {exc}")
             return
         result.workspace_branch = self.workspace_branch = branch
+        # The list's own receipt: workspace diff|merge|discard take the list's id.
+        path = str(self.folder.path / RECEIPT_NAME)
+        try:
+            write_receipt(path, self.list_id, receipt)
+        except OSError as exc:
+            result.warnings.append(
+                f"{path} not written ({exc.strerror or exc}): workspace merge "
+                f"{self.list_id} will not find the list's branch; git merge {branch} takes it"
+            )
 
     def _workspace_base(self, task: TaskSpec) -> str | None:
         """The commit a task in a workspace starts from: its dependencies' commits merged

@@ -37,7 +37,8 @@ def check_flags(o: Any) -> None:
     if o.resume and o.continue_session:
         raise ValueError("resume and continue_session exclude each other")
     if o.fork_session and not (o.resume or o.continue_session):
-        raise ValueError("fork_session needs resume or continue_session")
+        # Named first, so the command line names both by their flags (flag_message).
+        raise ValueError("resume or continue_session must be given with fork_session")
     if o.permission_mode is not None and o.permission_mode not in (
         *PERMISSION_MODES,
         *_UNLISTED_MODES,

@@ -9,6 +9,7 @@ last tool call, which this parser keeps (earlier text is closed as a block when 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,15 @@ from cc_executor._agents._types import (
     ToolResultEvent,
     ToolUseEvent,
     UnknownEvent,
+)
+
+#: What a ``tool_result`` error names a tool the CLI did not offer (``Tool "write_file" not
+#: found. Did you mean ...``): its approval mode leaves out what would need an approval.
+_NOT_OFFERED = re.compile(r'Tool "([^"]+)" not found')
+#: How to have Gemini CLI offer them (its ``--approval-mode``, our ``--permission-mode``).
+_OFFER_HINT = (
+    "have Gemini CLI offer them with permission_mode (--permission-mode) auto_edit "
+    "(edits) or yolo (every tool, the shell too)"
 )
 
 
@@ -47,6 +57,10 @@ class GeminiStreamParser(JsonLinesParser):
         #: "Loop detected, stopping execution", "Maximum session turns exceeded", a safety
         #: block, ...), for the result's warnings: they explain a short or empty answer.
         self._notes: list[str] = []
+        #: The tool calls the CLI refused because it did not offer the tool (its headless
+        #: ``default`` approval mode offers no write or shell tool): denials, as Claude
+        #: Code's, since the model answers as if the work was done.
+        self._refused: list[dict[str, str]] = []
 
     def _close_block(self, t: float, obj: Mapping[str, Any]) -> list[AgentEvent]:
         if not self._text:
@@ -93,6 +107,17 @@ class GeminiStreamParser(JsonLinesParser):
         if kind == "tool_result":
             error = _map(obj.get("error"))
             content = _str(obj.get("output")) or _str(error.get("message")) or ""
+            missing = _NOT_OFFERED.match(_str(error.get("message")) or "")
+            if error.get("type") == "tool_not_registered" and missing:
+                tool = missing.group(1)
+                self._refused.append(
+                    {"tool_name": tool, "tool_use_id": _str(obj.get("tool_id")) or "",
+                     "hint": _OFFER_HINT}
+                )  # fmt: skip
+                self._notes.append(
+                    f"Gemini CLI did not offer the tool {tool} (its approval mode leaves it "
+                    f"out), so that call was refused: {_OFFER_HINT}"
+                )
             return [
                 ToolResultEvent(
                     t=t,
@@ -121,6 +146,7 @@ class GeminiStreamParser(JsonLinesParser):
                     session_id=self.session_id,
                     usage=_map(obj.get("stats")),
                     warnings=tuple(self._notes),
+                    permission_denials=tuple(self._refused),
                 )
             )
             return events
