@@ -134,7 +134,9 @@ async def test_a_claude_run_of_another_process_is_cancelled_with_its_partial_ans
             await await_for(
                 lambda: pids_running(b.workdir, NEEDLE), timeout=120, what="the tool runs"
             )
-            run_id = running_id()
+            # The CLI is spawned before its start is recorded (in a thread): on a loaded
+            # machine the tool can run before the history says so.
+            run_id = await await_for(running_id, timeout=120, what="the run is recorded")
             assert run_id is not None
             cancelled = await asyncio.to_thread(cc, "cancel", run_id)
             assert cancelled.returncode == 0, cancelled.stderr
