@@ -105,8 +105,9 @@ def resolve_auto_timeout(
     return seconds, f"--timeout auto: {note}"
 
 
-def exit_code_for(result: ProcessResult) -> int:
-    """The exit code ``exec`` returns for ``result``."""
+def exit_code_for(result: ProcessResult, *, by_user: bool = True) -> int:
+    """The exit code ``exec`` returns for ``result``; ``by_user``: this console stopped
+    it (a signal), as for ``run``: cancelled by someone else, it exits 1."""
     import signal as _signal
 
     from cc_executor._engine import ProcessStatus
@@ -116,7 +117,7 @@ def exit_code_for(result: ProcessResult) -> int:
     if result.status in (ProcessStatus.TIMEOUT, ProcessStatus.IDLE_TIMEOUT):
         return EXIT_TIMEOUT
     if result.status is ProcessStatus.CANCELLED:
-        return EXIT_CANCELLED
+        return EXIT_CANCELLED if by_user else 1
     if result.status in (ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED):
         return result.status.exit_code()
     if result.exit_code is not None:
@@ -191,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             refused.append(str(exc))  # an argument the engine refused: a usage error
             return None
-        stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop() -> None:
             stopping.append(loop.create_task(proc.cancel()))
@@ -213,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         return await run_command(proc, on_output=None if args.json else stream, chunks=True)
 
     refused: list[str] = []
+    stopping: list[asyncio.Task[ProcessResult]] = []  # our signals' cancels
     result = asyncio.run(main())
     if result is None:
         from cc_executor._cli._parser import usage_error
@@ -235,16 +236,16 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
         if result.error and not result.ok:
             print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
-    return exit_code_for(result)
+    return exit_code_for(result, by_user=bool(stopping))
 
 
-def _fleet_exit_code(result: Any) -> int:
+def _fleet_exit_code(result: Any, *, by_user: bool = True) -> int:
     """What ``exec --fleet`` exits with: as a local ``exec``, from the fleet's result."""
     from cc_executor._status import Status
 
     if result.status in (Status.OK, Status.FAILED) and result.exit_code is not None:
         return int(result.exit_code)
-    return int(result.status.exit_code())
+    return int(result.status.exit_code(by_user=by_user))
 
 
 def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
@@ -317,12 +318,14 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
 
     async def go() -> Any:
         handle = start_fleet_exec(command, url, on_event=show, queue=args.queue, **options)
+        handles.append(handle)
         loop = asyncio.get_running_loop()
         # A signal stops the command on its worker; its partial result still comes back.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, handle.cancel)
         return await handle.wait()
 
+    handles: list[Any] = []  # whether it cancelled the run decides the exit code
     try:
         result = asyncio.run(go())
     except (TypeError, ValueError) as exc:
@@ -345,4 +348,4 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
         # As a local exec: a command's own exit code needs no line; a timeout, a stop or a
         # lost worker does.
         print(f"{me}: {inert(result.error)}", file=sys.stderr)
-    return _fleet_exit_code(result)
+    return _fleet_exit_code(result, by_user=not handles or handles[0].cancelled_by_caller)
