@@ -503,3 +503,23 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         gone = await client.post(f"/runs/{run_id}/workspace/discard")
         assert gone.json()["discarded"] is True
         assert (await client.get("/runs/nope/workspace")).status_code == 404
+
+
+async def test_serve_with_an_unreachable_fleet_refuses_runs_at_once(
+    start: Callable[..., Service], root: Path
+) -> None:
+    """No Redis at the fleet's URL: an agent run is refused with 503 (nothing queued, no
+    class name), not accepted then ended ``error``."""
+    service = start("--fleet", "unix:///nonexistent/redis.sock")
+    async with service.client() as client:
+        refused = await client.post("/runs", json={"prompt": "hi", "options": {"cwd": str(root)}})
+        listed = await client.get("/runs")
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "fleet_unavailable"
+    assert error["message"].startswith("the fleet at unix:///nonexistent/redis.sock: ")
+    assert error["message"].endswith(
+        "; the run was not queued: submit it again once the fleet answers"
+    )
+    assert "FleetError" not in error["message"]
+    assert listed.json()["runs"] == []
