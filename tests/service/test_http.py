@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 from cc_executor._payload import SCHEMA_VERSION
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse, Usage
+from tests._wait import await_for
 from tests.service.conftest import Service, chatty, sse_events
 
 
@@ -505,12 +507,29 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         assert (await client.get("/runs/nope/workspace")).status_code == 404
 
 
-async def test_serve_with_an_unreachable_fleet_refuses_runs_at_once(
+async def test_serve_with_an_unreachable_fleet_warns_and_refuses_runs_at_once(
     start: Callable[..., Service], root: Path
 ) -> None:
-    """No Redis at the fleet's URL: an agent run is refused with 503 (nothing queued, no
-    class name), not accepted then ended ``error``."""
+    """No Redis at the fleet's URL: one warning line as the server starts, and an agent run
+    is refused with 503 (nothing queued, no class name), not accepted then ended ``error``."""
     service = start("--fleet", "unix:///nonexistent/redis.sock")
+    stderr = service.proc.stderr
+    assert stderr is not None
+    lines: list[str] = []
+
+    def warned() -> bool:
+        # The check runs beside the start: its line comes when the client gives up.
+        while select.select([stderr], [], [], 0)[0]:
+            line = stderr.readline()
+            if not line:
+                return False
+            lines.append(line)
+        return any("warning: the fleet at" in line for line in lines)
+
+    await await_for(warned, timeout=120, what="the fleet warning")
+    warning = next(line for line in lines if "warning: the fleet at" in line)
+    assert warning.startswith("cc-executor serve: warning: the fleet at unix:///nonexistent")
+    assert "refused (503 fleet_unavailable) until it answers" in warning
     async with service.client() as client:
         refused = await client.post("/runs", json={"prompt": "hi", "options": {"cwd": str(root)}})
         listed = await client.get("/runs")
