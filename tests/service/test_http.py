@@ -507,29 +507,39 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         assert (await client.get("/runs/nope/workspace")).status_code == 404
 
 
+async def _warning(service: Service) -> str:
+    """The first warning line the server prints on stderr."""
+    assert service.proc.stderr is not None
+    fd = service.proc.stderr.fileno()  # read unbuffered: select sees what is left unread
+    seen = bytearray()
+
+    def warned() -> str | None:
+        # The check runs beside the start: its line comes when the client gives up.
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            seen.extend(chunk)
+        lines = seen.decode(errors="replace").splitlines(keepends=True)
+        return next((x for x in lines if ": warning: " in x and x.endswith("\n")), None)
+
+    return await await_for(warned, timeout=120, what="the fleet warning") or ""
+
+
 async def test_serve_with_an_unreachable_fleet_warns_and_refuses_runs_at_once(
     start: Callable[..., Service], root: Path
 ) -> None:
     """No Redis at the fleet's URL: one warning line as the server starts, and an agent run
     is refused with 503 (nothing queued, no class name), not accepted then ended ``error``."""
     service = start("--fleet", "unix:///nonexistent/redis.sock")
-    stderr = service.proc.stderr
-    assert stderr is not None
-    lines: list[str] = []
-
-    def warned() -> bool:
-        # The check runs beside the start: its line comes when the client gives up.
-        while select.select([stderr], [], [], 0)[0]:
-            line = stderr.readline()
-            if not line:
-                return False
-            lines.append(line)
-        return any("warning: the fleet at" in line for line in lines)
-
-    await await_for(warned, timeout=120, what="the fleet warning")
-    warning = next(line for line in lines if "warning: the fleet at" in line)
-    assert warning.startswith("cc-executor serve: warning: the fleet at unix:///nonexistent")
-    assert "refused (503 fleet_unavailable) until it answers" in warning
+    # So does `mcp --fleet`, on the same run manager.
+    mcp = start("--fleet", "unix:///nonexistent/redis.sock", "--transport", "http", command="mcp")
+    for server, command in ((service, "serve"), (mcp, "mcp")):
+        warning = await _warning(server)
+        assert warning.startswith(
+            f"cc-executor {command}: warning: the fleet at unix:///nonexistent/redis.sock: "
+        )
+        assert "refused (503 fleet_unavailable) until it answers" in warning
     async with service.client() as client:
         refused = await client.post("/runs", json={"prompt": "hi", "options": {"cwd": str(root)}})
         listed = await client.get("/runs")
