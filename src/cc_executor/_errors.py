@@ -28,6 +28,7 @@ public classes are also importable from the module that raises them, as before
     │   ├── Conflict                    409 conflict
     │   ├── QueueFull                   429 queue_full
     │   ├── ShuttingDown                503 shutting_down
+    │   ├── FleetUnavailable            503 fleet_unavailable
     │   └── Unavailable                 501 not_available
     ├── ExecPolicyError [ValueError]    an --exec-policy file is invalid or cannot be read
     ├── ConfigError [ValueError]        the user config file is invalid or cannot be read
@@ -234,6 +235,14 @@ class ShuttingDown(ServiceError):
 
     status = 503
     code = "shutting_down"
+
+
+class FleetUnavailable(ServiceError):
+    """The fleet of ``serve --fleet`` does not answer: the run is refused, not queued (a
+    submission is never retried); submit it again once the fleet answers."""
+
+    status = 503
+    code = "fleet_unavailable"
 
 
 class Unavailable(ServiceError):

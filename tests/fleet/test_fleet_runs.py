@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import subprocess
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -154,24 +155,38 @@ async def test_a_remote_cancel_mid_tool_kills_the_whole_tree_and_returns_the_par
     )
     async with fleet_bed(script) as bed:
         bed.start_worker()
-        handle = start_run(
-            "sleep a while", fleet=bed.url, cwd=str(bed.workdir), allowed_tools=["Bash"]
+        # From the shell, as a user would: `run --fleet` here, `cancel --fleet` elsewhere.
+        argv = [CLI, "run", "sleep a while", "--fleet", bed.url, "--cwd", str(bed.workdir)]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, "--allowed-tools", "Bash", "--json", stdout=PIPE, stderr=PIPE
         )
-        await await_for(lambda: _in(str(bed.workdir), NEEDLE), timeout=120)
-        cancel = await asyncio.to_thread(
-            subprocess.run,
-            [CLI, "cancel", handle.run_id, "--fleet", bed.url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert cancel.returncode == 0, cancel.stderr
-        assert "its worker was told" in cancel.stderr
-        result = await handle.wait()
-        assert result.status.value == "cancelled"
-        assert result.partial
-        assert "working on it" in result.result
+        try:
+            assert proc.stderr is not None
+            line = await asyncio.wait_for(proc.stderr.readline(), 120)
+            # "cc-executor run: run ID queued on the fleet; ..."
+            run_id = line.decode().split(" run ")[1].split()[0]
+            await await_for(lambda: _in(str(bed.workdir), NEEDLE), timeout=120)
+            cancel = await asyncio.to_thread(
+                subprocess.run,
+                [CLI, "cancel", run_id, "--fleet", bed.url],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert cancel.returncode == 0, cancel.stderr
+            assert "its worker was told" in cancel.stderr
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        result = json.loads(out)
+        assert result["status"] == "cancelled", err
+        assert result["partial"]
+        assert "working on it" in result["result"]
+        # Cancelled by someone else, not by its own console's Ctrl-C (130): exit 1.
+        assert proc.returncode == 1, err
         # Nothing of the run is left: not the tool's sleep, not the CLI (killed, they die
         # when they next get a core: seconds on a loaded machine).
         await await_for(lambda: _in(str(bed.workdir)) == [], what="the run's processes gone")

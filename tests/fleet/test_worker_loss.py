@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from cc_executor import start_run
-from cc_executor._agents._types import AgentEvent
+from cc_executor._agents._types import AgentEvent, RunStartedEvent
 from cc_executor._fleet import open_fleet
 from cc_executor._run._fleet import attach_fleet_run
 from cc_executor._service._worker import CONTINUE_PROMPT
@@ -103,6 +103,9 @@ async def test_a_worker_sigkilled_mid_run_is_recovered_and_its_session_resumed_e
     assert "tool_use" in first_half
     types = [e.type for e in events]
     assert types.count("run_started") == 2
+    # A re-queued run keeps its id and gains an attempt, in its events and its result.
+    assert [e.attempt for e in events if isinstance(e, RunStartedEvent)] == [1, 2]
+    assert result.attempts == 2
     assert attached == types
     statuses = [getattr(e, "status", "") for e in events]
     assert any(s.startswith("session_resumed: ") for s in statuses), statuses

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 from cc_executor._payload import SCHEMA_VERSION
 from cc_executor.testing import Reply, Rule, Script, Text, ToolUse, Usage
+from tests._wait import await_for
 from tests.service.conftest import Service, chatty, sse_events
 
 
@@ -503,3 +505,50 @@ async def test_a_run_in_a_workspace_and_its_endpoints(service: Service, bed: Any
         gone = await client.post(f"/runs/{run_id}/workspace/discard")
         assert gone.json()["discarded"] is True
         assert (await client.get("/runs/nope/workspace")).status_code == 404
+
+
+async def _warning(service: Service) -> str:
+    """The first warning line the server prints on stderr."""
+    assert service.proc.stderr is not None
+    fd = service.proc.stderr.fileno()  # read unbuffered: select sees what is left unread
+    seen = bytearray()
+
+    def warned() -> str | None:
+        # The check runs beside the start: its line comes when the client gives up.
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            seen.extend(chunk)
+        lines = seen.decode(errors="replace").splitlines(keepends=True)
+        return next((x for x in lines if ": warning: " in x and x.endswith("\n")), None)
+
+    return await await_for(warned, timeout=120, what="the fleet warning") or ""
+
+
+async def test_serve_with_an_unreachable_fleet_warns_and_refuses_runs_at_once(
+    start: Callable[..., Service], root: Path
+) -> None:
+    """No Redis at the fleet's URL: one warning line as the server starts, and an agent run
+    is refused with 503 (nothing queued, no class name), not accepted then ended ``error``."""
+    service = start("--fleet", "unix:///nonexistent/redis.sock")
+    # So does `mcp --fleet`, on the same run manager.
+    mcp = start("--fleet", "unix:///nonexistent/redis.sock", "--transport", "http", command="mcp")
+    for server, command in ((service, "serve"), (mcp, "mcp")):
+        warning = await _warning(server)
+        assert warning.startswith(
+            f"cc-executor {command}: warning: the fleet at unix:///nonexistent/redis.sock: "
+        )
+        assert "refused (503 fleet_unavailable) until it answers" in warning
+    async with service.client() as client:
+        refused = await client.post("/runs", json={"prompt": "hi", "options": {"cwd": str(root)}})
+        listed = await client.get("/runs")
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "fleet_unavailable"
+    assert error["message"].startswith("the fleet at unix:///nonexistent/redis.sock: ")
+    assert error["message"].endswith(
+        "; the run was not queued: submit it again once the fleet answers"
+    )
+    assert "FleetError" not in error["message"]
+    assert listed.json()["runs"] == []

@@ -110,9 +110,13 @@ def resolve_auto_timeout(
     return seconds, f"--timeout auto: {note}"
 
 
-def exit_code_for(result: ProcessResult, signals: list[int] | None = None) -> int:
+def exit_code_for(
+    result: ProcessResult, signals: list[int] | None = None, *, by_user: bool = True
+) -> int:
     """The exit code ``exec`` returns for ``result``; ``signals``: those received, which
-    make a cancelled command's code (see :func:`~cc_executor._cli._codes.signal_exit`)."""
+    make a cancelled command's code (see :func:`~cc_executor._cli._codes.signal_exit`);
+    ``by_user``: this console stopped it, as for ``run``: cancelled by someone else, it
+    exits 1."""
     import signal as _signal
 
     from cc_executor._engine import ProcessStatus
@@ -122,7 +126,7 @@ def exit_code_for(result: ProcessResult, signals: list[int] | None = None) -> in
     if result.status in (ProcessStatus.TIMEOUT, ProcessStatus.IDLE_TIMEOUT):
         return EXIT_TIMEOUT
     if result.status is ProcessStatus.CANCELLED:
-        return signal_exit(signals or [])
+        return signal_exit(signals or []) if by_user else 1
     if result.status in (ProcessStatus.OOM_KILLED, ProcessStatus.LIMIT_EXCEEDED):
         return result.status.exit_code()
     if result.exit_code is not None:
@@ -197,7 +201,6 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             refused.append(str(exc))  # an argument the engine refused: a usage error
             return None
-        stopping: list[asyncio.Task[ProcessResult]] = []
 
         def stop(signum: int) -> None:
             received.append(signum)  # its number makes the exit code
@@ -221,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
     refused: list[str] = []
     received: list[int] = []
+    stopping: list[asyncio.Task[ProcessResult]] = []  # our signals' cancels
     result = asyncio.run(main())
     if result is None:
         from cc_executor._cli._parser import usage_error
@@ -243,16 +247,16 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cc-executor exec: warning: {inert(warning)}", file=sys.stderr)
         if result.error and not result.ok:
             print(f"cc-executor exec: {inert(result.error)}", file=sys.stderr)
-    return exit_code_for(result, received)
+    return exit_code_for(result, received, by_user=bool(stopping))
 
 
-def _fleet_exit_code(result: Any) -> int:
+def _fleet_exit_code(result: Any, *, by_user: bool = True) -> int:
     """What ``exec --fleet`` exits with: as a local ``exec``, from the fleet's result."""
     from cc_executor._status import Status
 
     if result.status in (Status.OK, Status.FAILED) and result.exit_code is not None:
         return int(result.exit_code)
-    return int(result.status.exit_code())
+    return int(result.status.exit_code(by_user=by_user))
 
 
 def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
@@ -325,12 +329,14 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
 
     async def go() -> Any:
         handle = start_fleet_exec(command, url, on_event=show, queue=args.queue, **options)
+        handles.append(handle)
         loop = asyncio.get_running_loop()
         # A signal stops the command on its worker; its partial result still comes back.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, handle.cancel)
         return await handle.wait()
 
+    handles: list[Any] = []  # whether it cancelled the run decides the exit code
     try:
         result = asyncio.run(go())
     except (TypeError, ValueError) as exc:
@@ -353,4 +359,4 @@ def fleet_exec(args: argparse.Namespace, command: list[str]) -> int:
         # As a local exec: a command's own exit code needs no line; a timeout, a stop or a
         # lost worker does.
         print(f"{me}: {inert(result.error)}", file=sys.stderr)
-    return _fleet_exit_code(result)
+    return _fleet_exit_code(result, by_user=not handles or handles[0].cancelled_by_caller)

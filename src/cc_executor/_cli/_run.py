@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from cc_executor._engine._launch import Launched
     from cc_executor._run._result import RunResult
+    from cc_executor._run._runner import RunHandle
 
 
 def add_parser(sub: Any) -> None:
@@ -50,13 +51,17 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=main)
 
 
-def exit_code_for(result: RunResult, signals: list[int] | None = None) -> int:
-    """The exit code of ``cc-executor run`` for ``result`` (the status vocabulary's; a
-    console run is only ever cancelled by the user's own signal), 128 + N when the run
-    was cancelled by the signal N among ``signals`` (those received, first first)."""
+def exit_code_for(
+    result: RunResult, signals: list[int] | None = None, *, by_user: bool = True
+) -> int:
+    """The exit code of ``cc-executor run`` for ``result`` (the status vocabulary's):
+    128 + N when the run was cancelled by the signal N among ``signals`` (those this
+    console received, first first); ``by_user``: this console stopped it. A run cancelled
+    by someone else (``cc-executor cancel``, from this machine or the fleet) exits 1, not
+    130, which a script reads as "I pressed Ctrl-C"."""
     if signals and result.status == "cancelled":
         return signal_exit(signals)
-    return result.status.exit_code()
+    return result.status.exit_code(by_user=by_user)
 
 
 async def _announce(handle: Any) -> None:
@@ -192,6 +197,8 @@ def _run(
         except (FleetError, ValueError) as exc:
             return _usage_error(args, exc)
 
+    handles: list[RunHandle] = []  # whether it cancelled the run decides the exit code
+
     async def go() -> RunResult:
         announcer: asyncio.Future[None] | None = None
         decider = None
@@ -221,6 +228,7 @@ def _run(
                 _decider_name="console",
                 **options,
             )
+        handles.append(handle)
         loop = asyncio.get_running_loop()
 
         # A signal stops the run the orderly way: the partial answer is still printed.
@@ -261,6 +269,7 @@ def _run(
         return EXIT_USAGE if usage else 1
     if view:
         view.close()
+    by_user = not handles or handles[0].cancelled_by_caller
     if note:
         result.warnings.append(note)
     if args.json:
@@ -275,7 +284,7 @@ def _run(
         sys.stdout.flush()
         write_json_line(sys.stdout.buffer, result.to_dict(), terminal=sys.stdout.isatty())
         sys.stdout.flush()
-        return exit_code_for(result, held)
+        return exit_code_for(result, held, by_user=by_user)
     answer = answer_text(result)
     if answer:
         text = answer if not sys.stdout.isatty() else inert(answer)
@@ -292,7 +301,7 @@ def _run(
     if result.error:
         # Not progress: a run that failed says why even under --quiet.
         print(f"cc-executor run: {inert(result.error)}", file=sys.stderr)
-    return exit_code_for(result, held)
+    return exit_code_for(result, held, by_user=by_user)
 
 
 def summary_line(result: RunResult) -> str:

@@ -579,6 +579,9 @@ def serve(args: argparse.Namespace) -> int:
                 )
             app = create_app(manager, policy)
             print(f"cc-executor serve: listening on {_url(sock)}", flush=True)
+            # Checked beside the start, not before it: an unreachable host may take the
+            # client's whole timeout to say so.
+            checking = asyncio.ensure_future(_warn_of_fleet(manager, "serve"))
             drained = False
             try:
                 await _serve_app(app, sock, args, policy.max_message, stop)
@@ -594,6 +597,7 @@ def serve(args: argparse.Namespace) -> int:
                         flush=True,
                     )
             finally:
+                checking.cancel()
                 if not drained:
                     await manager.aclose()
         finally:
@@ -605,6 +609,21 @@ def serve(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+async def _warn_of_fleet(manager: Any, command: str) -> None:
+    """One warning line when the fleet of ``serve|mcp --fleet`` does not answer as the
+    server starts (its runs are refused until it does): a typo in the URL is seen at once."""
+    from cc_executor._text import inert
+
+    problem = await manager.fleet_problem()
+    if problem is not None:
+        print(
+            f"cc-executor {command}: warning: {inert(problem)}; agent runs and task lists are "
+            "refused (503 fleet_unavailable) until it answers",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _say_draining(manager: Any, grace: float) -> None:
@@ -645,6 +664,7 @@ def mcp(args: argparse.Namespace) -> int:
             print(f"cc-executor mcp: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
         server = build_server(manager)
+        checking = asyncio.ensure_future(_warn_of_fleet(manager, "mcp"))
         try:
             if sock is None:
                 await server.run_stdio_async()
@@ -663,6 +683,7 @@ def mcp(args: argparse.Namespace) -> int:
                 finally:
                     stop.close()
         finally:
+            checking.cancel()
             await manager.aclose()
             if manager.store is not None:
                 manager.store.close()

@@ -194,6 +194,7 @@ class FleetRunHandle(RunHandle):
         return self._task.done()
 
     def cancel(self) -> None:
+        self.cancelled_by_caller = True
         self._schedule(self._cancel(), "cancel")
 
     def _schedule(self, work: Any, what: str) -> None:

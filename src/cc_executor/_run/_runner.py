@@ -1221,6 +1221,10 @@ class RunHandle:
     stop and continue the CLI's whole process tree.
     """
 
+    #: Set by :meth:`cancel`: this handle's holder stopped the run (the console's
+    #: Ctrl-C), not someone else (``cc-executor cancel``, the service): the exit code differs.
+    cancelled_by_caller = False
+
     def __init__(self, run: _Run, task: asyncio.Task[RunResult]) -> None:
         self._run = run
         self._task = task
@@ -1237,6 +1241,7 @@ class RunHandle:
 
     def cancel(self) -> None:
         """Ask the run to stop; ``await wait()`` then returns the ``cancelled`` result."""
+        self.cancelled_by_caller = True
         self._run.request_stop()
 
     def pause(self) -> bool:

@@ -116,12 +116,15 @@ async def create_run(request: Request) -> Response:
       403: {description: Not allowed by the server's policy}
       429: {description: The queue is full}
       501: {description: Not available in this version}
+      503: {description: "The server is shutting down, or its fleet (serve --fleet) does not
+        answer: nothing was queued, submit again later"}
     """
     try:
         spec = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         return error_response(400, "bad_json", f"the body is not valid JSON: {exc}")
     try:
+        await _manager(request).check_fleet(spec)
         run = _manager(request).submit(spec)
     except ServiceError as exc:
         return _service_error(exc)

@@ -41,8 +41,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cc_executor._errors import CCExecutorError
+from cc_executor._errors import CCExecutorError, FleetError
 from cc_executor._errors import Conflict as Conflict
+from cc_executor._errors import FleetUnavailable as FleetUnavailable
 from cc_executor._errors import Forbidden as Forbidden
 from cc_executor._errors import InvalidRequest as InvalidRequest
 from cc_executor._errors import NotFound as NotFound
@@ -538,6 +539,36 @@ class RunManager:
         """
         return self._submit(spec)
 
+    async def check_fleet(self, spec: Any) -> None:
+        """:class:`FleetUnavailable` when ``spec`` (as for :meth:`submit`) would go to the
+        fleet of ``serve --fleet`` and its broker does not answer: refused at once, rather
+        than answered 202 and then ended ``error`` (nothing retries a submission)."""
+        if self.config.fleet is None or not isinstance(spec, Mapping):
+            return
+        if "prompt" not in spec and "tasks" not in spec:
+            return  # commands run here, on the server
+        problem = await self.fleet_problem()
+        if problem is not None:
+            raise FleetUnavailable(
+                f"{problem}; the run was not queued: submit it again once the fleet answers"
+            )
+
+    async def fleet_problem(self) -> str | None:
+        """Why the fleet of ``serve --fleet`` cannot be used now (its broker does not
+        answer), or None (None too without a fleet)."""
+        if self.config.fleet is None:
+            return None
+        from cc_executor._fleet import open_fleet
+
+        fleet = open_fleet(self.config.fleet)
+        try:
+            await fleet.check()
+        except FleetError as exc:
+            return str(exc)
+        finally:
+            await fleet.aclose()
+        return None
+
     def _submit(
         self, spec: Mapping[str, Any], *, run_id: str | None = None, created_at: float | None = None
     ) -> ManagedRun:
@@ -1006,6 +1037,8 @@ class RunManager:
                 raise
         except ServiceError as exc:  # refused as it was about to start (see _recheck)
             self._finish(run, "error", error=f"refused at the start: {exc}")
+        except FleetError as exc:  # the fleet failed after check_fleet: said as such
+            self._finish(run, "error", error=f"{exc} (the run was not retried)")
         except Exception as exc:  # a bug must end the run, not leave it live forever
             self._finish(run, "error", error=f"{type(exc).__name__}: {exc}")
         finally:

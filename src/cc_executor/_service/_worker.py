@@ -29,11 +29,16 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cc_executor._agents import ADAPTERS
-from cc_executor._agents._types import CommandOutputEvent, RunStatus, StatusEvent
+from cc_executor._agents._types import (
+    CommandOutputEvent,
+    RunStartedEvent,
+    RunStatus,
+    StatusEvent,
+)
 from cc_executor._errors import FleetError, HistoryError, RunRefused, ServiceError
 from cc_executor._fleet import open_fleet
 from cc_executor._fleet._base import (
@@ -568,8 +573,13 @@ class FleetWorker:
         wake = asyncio.Event()
         session: list[Any] = [None, None, 0]
         checkpoint: list[str | None] = [None, None]
+        # A re-queued run keeps its id and gains an attempt (docs/fleet.md): this one's
+        # process counts its own from 1, after those of the earlier fleet attempts.
+        earlier = int(message.get("attempt", 1)) - 1
 
         def on_event(event: Any) -> None:
+            if earlier and isinstance(event, RunStartedEvent):
+                event = replace(event, attempt=event.attempt + earlier)
             sid = getattr(event, "session_id", None) if event.type == "init" else None
             if sid and session[0] != sid:
                 session[:] = [sid, None, 0]
@@ -618,6 +628,7 @@ class FleetWorker:
             await self._requeue(run_id, result, active, message)
             return
         local_id = result.run_id
+        result.attempts += earlier
         if not active.lost:
             result.run_id = run_id
             last.append({"kind": "result", "result": result.to_dict()})

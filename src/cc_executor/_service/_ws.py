@@ -266,7 +266,7 @@ class _Session:
 
     # ---------------------------------------------------------------- methods
 
-    def execute(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def execute(self, params: dict[str, Any]) -> dict[str, Any]:
         spec = dict(params)
         follow = spec.pop("subscribe", True)
         if not isinstance(follow, bool):
@@ -287,6 +287,7 @@ class _Session:
                 )
             if timeout is not None:
                 spec["options"] = {**options, "timeout": timeout}
+        await self.manager.check_fleet(spec)
         run = self.manager.submit(spec)
         self.last_run = run.id
         if follow:
