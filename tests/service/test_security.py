@@ -360,6 +360,10 @@ def test_every_start_says_where_the_token_is(cc_home: Path, root: Path) -> None:
     assert f"new bearer token (stored in {path}, shown only this once)" in said[0]
     assert f"bearer token in {path}" in said[1]
     assert path.read_text().strip() not in said[1]
+    readonly = cc_home / "service-token-readonly"
+    for text in said:
+        assert f"read-only token (sees everything, changes nothing) in {readonly}" in text
+        assert readonly.read_text().strip() not in text
 
 
 def toml_string(text: str) -> str:

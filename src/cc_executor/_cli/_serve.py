@@ -337,6 +337,13 @@ def _policy_and_config(args: argparse.Namespace) -> tuple[SecurityPolicy, Manage
                 file=sys.stderr,
                 flush=True,
             )
+        # Named, never shown: whoever may read the first file may read this one.
+        print(
+            f"cc-executor {args.command}: read-only token (sees everything, changes "
+            f"nothing) in {readonly_token_path()}",
+            file=sys.stderr,
+            flush=True,
+        )
     hosts = list(args.allow_host)
     if not is_loopback(args.host) and args.host not in ("0.0.0.0", "::"):  # noqa: S104
         hosts.append(args.host)
