@@ -1,0 +1,47 @@
+"""The test bed's guard of the worker's process state (tests/conftest.py): what a test
+leaves changed is named, and put back so that only that test fails."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.conftest import _ProcessState
+
+
+def test_each_leak_is_named_and_put_back(tmp_path: Path) -> None:
+    before = _ProcessState.now()
+    old_mask = os.umask(0o177)
+    os.environ["CC_EXECUTOR_GUARD_PROBE"] = "1"
+    os.chdir(tmp_path)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    sys.path.append(str(tmp_path))
+    logging.getLogger().setLevel(logging.DEBUG)
+    said = before.changes(_ProcessState.now())
+    before.restore()
+    assert said == [
+        f"the process umask at 0o177 (it was {old_mask:#o})",
+        f"the working directory at {tmp_path} (it was {before.cwd})",
+        "the environment variables CC_EXECUTOR_GUARD_PROBE changed",
+        "the handler of SIGUSR1 at <Handlers.SIG_IGN: 1>",
+        "sys.path changed",
+        f"the root logger changed ({before.logging} -> {_logging_at(logging.DEBUG, before)})",
+    ]
+    assert before.changes(_ProcessState.now()) == []
+
+
+def test_an_added_root_handler_is_named_and_removed() -> None:
+    before = _ProcessState.now()
+    handler = logging.StreamHandler()
+    logging.getLogger().addHandler(handler)
+    assert before.changes(_ProcessState.now())[0].startswith("the root logger changed")
+    before.restore()
+    assert handler not in logging.getLogger().handlers
+    assert before.changes(_ProcessState.now()) == []
+
+
+def _logging_at(level: int, state: _ProcessState) -> tuple[int, list[logging.Handler], int]:
+    return (level, state.logging[1], state.logging[2])
