@@ -94,6 +94,8 @@ _GUARDED_SIGNALS = (
     signal.SIGUSR2,
 )
 
+_SANDBOX_LEFTOVERS = (".git", ".codex", ".agents", ".aws")
+
 
 @dataclasses.dataclass(frozen=True)
 class _ProcessState:
@@ -106,9 +108,13 @@ class _ProcessState:
     signals: dict[str, object]
     path: list[str]
     logging: tuple[int, list[logging.Handler], int]
+    #: Of the folders Codex's sandbox makes in its writable roots (/tmp among them) and
+    #: leaves when its command is killed, those in /tmp: every test's folders are under it.
+    sandbox_leftovers: frozenset[str]
+    sandbox_root: str
 
     @classmethod
-    def now(cls) -> _ProcessState:
+    def now(cls, sandbox_root: str = "/tmp") -> _ProcessState:
         os.umask(mask := os.umask(0o022))
         try:
             cwd = os.getcwd()
@@ -124,6 +130,12 @@ class _ProcessState:
             path=list(sys.path),
             # pytest's own capture handlers come and go with each phase of a test.
             logging=(root.level, _own_handlers(root), logging.root.manager.disable),
+            sandbox_leftovers=frozenset(
+                name
+                for name in _SANDBOX_LEFTOVERS
+                if os.path.lexists(os.path.join(sandbox_root, name))
+            ),
+            sandbox_root=sandbox_root,
         )
 
     def changes(self, after: _ProcessState) -> list[str]:
@@ -143,6 +155,10 @@ class _ProcessState:
             said.append("sys.path changed")
         if after.logging != self.logging:
             said.append(f"the root logger changed ({self.logging} -> {after.logging})")
+        for name in sorted(after.sandbox_leftovers - self.sandbox_leftovers):
+            # Another worker's test may have made it: the name says what to look for.
+            where = os.path.join(self.sandbox_root, name)
+            said.append(f"{where} behind (a Codex command killed in workspace-write?)")
         return said
 
     def restore(self) -> None:
@@ -165,6 +181,10 @@ class _ProcessState:
             if handler not in ours:
                 root.removeHandler(handler)
         logging.disable(disable)
+        for name in _SANDBOX_LEFTOVERS:
+            if name not in self.sandbox_leftovers:
+                with contextlib.suppress(OSError):  # gone, or not empty: not ours to remove
+                    os.rmdir(os.path.join(self.sandbox_root, name))
 
 
 def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:

@@ -45,3 +45,20 @@ def test_an_added_root_handler_is_named_and_removed() -> None:
 
 def _logging_at(level: int, state: _ProcessState) -> tuple[int, list[logging.Handler], int]:
     return (level, state.logging[1], state.logging[2])
+
+
+def test_a_sandbox_leftover_is_named_and_removed_when_empty(tmp_path: Path) -> None:
+    """What Codex's sandbox leaves in /tmp when its command is killed (here in a folder of
+    the test's own: the other worker's guard watches /tmp)."""
+    (tmp_path / ".aws").mkdir()
+    before = _ProcessState.now(sandbox_root=str(tmp_path))
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".codex").mkdir()
+    (tmp_path / ".codex" / "kept").touch()
+    said = before.changes(_ProcessState.now(sandbox_root=str(tmp_path)))
+    assert said == [
+        f"{tmp_path}/.codex behind (a Codex command killed in workspace-write?)",
+        f"{tmp_path}/.git behind (a Codex command killed in workspace-write?)",
+    ]
+    before.restore()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".aws", ".codex"]  # not empty: kept
