@@ -26,6 +26,25 @@ import pytest
 
 from tests import _means, _postgres
 
+_LEFTOVERS_AT_START = pytest.StashKey[frozenset[str]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_LEFTOVERS_AT_START] = sandbox_leftovers()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # At the end of the session, not of each test: on a shared machine someone else's Codex
+    # may have made them, and no test should fail for it. Removed, so no later run trips.
+    before = session.config.stash.get(_LEFTOVERS_AT_START, frozenset())
+    for path in remove_new_leftovers(before):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"tests: {path} appeared during the run (a Codex command killed in "
+                "workspace-write?); removed if empty"
+            )
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Started by a shell without job control (`nohup pytest &` in a script), we inherit
@@ -94,7 +113,26 @@ _GUARDED_SIGNALS = (
     signal.SIGUSR2,
 )
 
+#: The folders Codex's sandbox makes in its writable roots (/tmp among them) and leaves,
+#: empty, when its command is killed: in /tmp, every folder of every test is under them.
 _SANDBOX_LEFTOVERS = (".git", ".codex", ".agents", ".aws")
+
+
+def sandbox_leftovers(root: str = "/tmp") -> frozenset[str]:
+    """Which of :data:`_SANDBOX_LEFTOVERS` are in ``root``."""
+    return frozenset(n for n in _SANDBOX_LEFTOVERS if os.path.lexists(os.path.join(root, n)))
+
+
+def remove_new_leftovers(before: frozenset[str], root: str = "/tmp") -> list[str]:
+    """Remove those of :data:`_SANDBOX_LEFTOVERS` in ``root`` that were not in ``before``
+    and are empty (never one with anything in it); the paths of those that appeared."""
+    appeared = []
+    for name in sorted(sandbox_leftovers(root) - before):
+        path = os.path.join(root, name)
+        appeared.append(path)
+        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+            os.rmdir(path)
+    return appeared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +146,9 @@ class _ProcessState:
     signals: dict[str, object]
     path: list[str]
     logging: tuple[int, list[logging.Handler], int]
-    #: Of the folders Codex's sandbox makes in its writable roots (/tmp among them) and
-    #: leaves when its command is killed, those in /tmp: every test's folders are under it.
-    sandbox_leftovers: frozenset[str]
-    sandbox_root: str
 
     @classmethod
-    def now(cls, sandbox_root: str = "/tmp") -> _ProcessState:
+    def now(cls) -> _ProcessState:
         os.umask(mask := os.umask(0o022))
         try:
             cwd = os.getcwd()
@@ -130,12 +164,6 @@ class _ProcessState:
             path=list(sys.path),
             # pytest's own capture handlers come and go with each phase of a test.
             logging=(root.level, _own_handlers(root), logging.root.manager.disable),
-            sandbox_leftovers=frozenset(
-                name
-                for name in _SANDBOX_LEFTOVERS
-                if os.path.lexists(os.path.join(sandbox_root, name))
-            ),
-            sandbox_root=sandbox_root,
         )
 
     def changes(self, after: _ProcessState) -> list[str]:
@@ -155,10 +183,6 @@ class _ProcessState:
             said.append("sys.path changed")
         if after.logging != self.logging:
             said.append(f"the root logger changed ({self.logging} -> {after.logging})")
-        for name in sorted(after.sandbox_leftovers - self.sandbox_leftovers):
-            # Another worker's test may have made it: the name says what to look for.
-            where = os.path.join(self.sandbox_root, name)
-            said.append(f"{where} behind (a Codex command killed in workspace-write?)")
         return said
 
     def restore(self) -> None:
@@ -181,10 +205,6 @@ class _ProcessState:
             if handler not in ours:
                 root.removeHandler(handler)
         logging.disable(disable)
-        for name in _SANDBOX_LEFTOVERS:
-            if name not in self.sandbox_leftovers:
-                with contextlib.suppress(OSError):  # gone, or not empty: not ours to remove
-                    os.rmdir(os.path.join(self.sandbox_root, name))
 
 
 def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.conftest import _ProcessState
+from tests.conftest import _ProcessState, remove_new_leftovers, sandbox_leftovers
 
 
 def test_each_leak_is_named_and_put_back(tmp_path: Path) -> None:
@@ -48,17 +48,13 @@ def _logging_at(level: int, state: _ProcessState) -> tuple[int, list[logging.Han
 
 
 def test_a_sandbox_leftover_is_named_and_removed_when_empty(tmp_path: Path) -> None:
-    """What Codex's sandbox leaves in /tmp when its command is killed (here in a folder of
-    the test's own: the other worker's guard watches /tmp)."""
+    """What Codex's sandbox leaves in /tmp when its command is killed, removed at the end of
+    the session (here in a folder of the test's own)."""
     (tmp_path / ".aws").mkdir()
-    before = _ProcessState.now(sandbox_root=str(tmp_path))
+    before = sandbox_leftovers(str(tmp_path))
     (tmp_path / ".git").mkdir()
     (tmp_path / ".codex").mkdir()
     (tmp_path / ".codex" / "kept").touch()
-    said = before.changes(_ProcessState.now(sandbox_root=str(tmp_path)))
-    assert said == [
-        f"{tmp_path}/.codex behind (a Codex command killed in workspace-write?)",
-        f"{tmp_path}/.git behind (a Codex command killed in workspace-write?)",
-    ]
-    before.restore()
+    appeared = remove_new_leftovers(before, str(tmp_path))
+    assert appeared == [f"{tmp_path}/.codex", f"{tmp_path}/.git"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".aws", ".codex"]  # not empty: kept
