@@ -12,15 +12,38 @@ with ``tests._means.starts_server`` ``slow`` (as is every ``soak`` test). A test
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import os
 import signal
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import _means, _postgres
+
+_LEFTOVERS_AT_START = pytest.StashKey[frozenset[str]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_LEFTOVERS_AT_START] = sandbox_leftovers()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # At the end of the session, not of each test: on a shared machine someone else's Codex
+    # may have made them, and no test should fail for it. Removed, so no later run trips.
+    before = session.config.stash.get(_LEFTOVERS_AT_START, frozenset())
+    for path in remove_new_leftovers(before):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"tests: {path} appeared during the run (a Codex command killed in "
+                "workspace-write?); removed if empty"
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,17 +100,130 @@ def _tripwire(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return script, log
 
 
+#: The signals whose handlers a test (or our code run in-process) could change and leave
+#: changed for the rest of the worker: the Ctrl-C tests need SIGINT's, every child
+#: inherits an ignored SIGPIPE or SIGCHLD (SIG_IGN survives exec).
+_GUARDED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGCHLD,
+    signal.SIGPIPE,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+#: The folders Codex's sandbox makes in its writable roots (/tmp among them) and leaves,
+#: empty, when its command is killed: in /tmp, every folder of every test is under them.
+_SANDBOX_LEFTOVERS = (".git", ".codex", ".agents", ".aws")
+
+
+def sandbox_leftovers(root: str = "/tmp") -> frozenset[str]:
+    """Which of :data:`_SANDBOX_LEFTOVERS` are in ``root``."""
+    return frozenset(n for n in _SANDBOX_LEFTOVERS if os.path.lexists(os.path.join(root, n)))
+
+
+def remove_new_leftovers(before: frozenset[str], root: str = "/tmp") -> list[str]:
+    """Remove those of :data:`_SANDBOX_LEFTOVERS` in ``root`` that were not in ``before``
+    and are empty (never one with anything in it); the paths of those that appeared."""
+    appeared = []
+    for name in sorted(sandbox_leftovers(root) - before):
+        path = os.path.join(root, name)
+        appeared.append(path)
+        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+            os.rmdir(path)
+    return appeared
+
+
+@dataclasses.dataclass(frozen=True)
+class _ProcessState:
+    """What of the worker process one test must not change for the next: the whole
+    worker shares it, so a leak makes the order of the tests matter. About 25 us to read."""
+
+    umask: int
+    cwd: str
+    environ: dict[str, str]
+    signals: dict[str, object]
+    path: list[str]
+    logging: tuple[int, list[logging.Handler], int]
+
+    @classmethod
+    def now(cls) -> _ProcessState:
+        os.umask(mask := os.umask(0o022))
+        try:
+            cwd = os.getcwd()
+        except FileNotFoundError:  # a test removed the folder it went into
+            cwd = "(a removed folder)"
+        root = logging.getLogger()
+        return cls(
+            umask=mask,
+            cwd=cwd,
+            # PYTEST_CURRENT_TEST: pytest's own, naming the phase.
+            environ={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+            signals={s.name: signal.getsignal(s) for s in _GUARDED_SIGNALS},
+            path=list(sys.path),
+            # pytest's own capture handlers come and go with each phase of a test.
+            logging=(root.level, _own_handlers(root), logging.root.manager.disable),
+        )
+
+    def changes(self, after: _ProcessState) -> list[str]:
+        said = []
+        if after.umask != self.umask:
+            said.append(f"the process umask at {after.umask:#o} (it was {self.umask:#o})")
+        if after.cwd != self.cwd:
+            said.append(f"the working directory at {after.cwd} (it was {self.cwd})")
+        if after.environ != self.environ:
+            old, new = self.environ, after.environ
+            keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            said.append(f"the environment variables {', '.join(keys)} changed")
+        for name, handler in self.signals.items():
+            if after.signals[name] != handler:
+                said.append(f"the handler of {name} at {after.signals[name]!r}")
+        if after.path != self.path:
+            said.append("sys.path changed")
+        if after.logging != self.logging:
+            said.append(f"the root logger changed ({self.logging} -> {after.logging})")
+        return said
+
+    def restore(self) -> None:
+        os.umask(self.umask)
+        with contextlib.suppress(OSError):
+            os.chdir(self.cwd)
+        current = os.environ.get("PYTEST_CURRENT_TEST")
+        os.environ.clear()
+        os.environ.update(self.environ)
+        if current is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = current
+        for name, handler in self.signals.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signal.Signals[name], handler)  # type: ignore[arg-type]
+        sys.path[:] = self.path
+        level, ours, disable = self.logging
+        root = logging.getLogger()
+        root.setLevel(level)
+        for handler in _own_handlers(root):
+            if handler not in ours:
+                root.removeHandler(handler)
+        logging.disable(disable)
+
+
+def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    return [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")]
+
+
 @pytest.fixture(autouse=True)
-def _umask_kept() -> Iterator[None]:
-    """A test that leaves the process umask changed fails: the umask is the whole worker's,
-    and later tests' folders would get it (a leaked 0177 made tmp_path folders 0600, which
-    Codex's sandboxed commands cannot enter)."""
-    before = os.umask(0o022)
-    os.umask(before)
+def _process_state_kept() -> Iterator[None]:
+    """A test that leaves the process state of :class:`_ProcessState` changed fails (and
+    the state is put back, so the next test does not fail too): it is the whole worker's,
+    and later tests would get it. A leaked umask 0177 made tmp_path folders 0600, which
+    Codex's sandboxed commands cannot enter. Defined before every fixture that uses
+    monkeypatch, so their undoing comes first."""
+    before = _ProcessState.now()
     yield
-    after = os.umask(before)
-    if after != before:
-        pytest.fail(f"this test left the process umask at {after:#o} (it was {before:#o})")
+    said = before.changes(_ProcessState.now())
+    if said:
+        before.restore()
+        pytest.fail(f"this test left {'; '.join(said)}")
 
 
 @pytest.fixture(autouse=True)

@@ -274,6 +274,11 @@ def test_example_runs_as_written(block: Block, model_server: ModelServer, tmp_pa
     )
     for name in ("XDG_DATA_HOME", "PYTHONPATH"):
         env.pop(name, None)
+    # Temporary folders in the test's own: `testing serve --background` keeps its agent's
+    # folder when a run wrote to it (as the page says), and the example kills it; under
+    # /tmp, every run of the suite left one there.
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
 
     if block.lang in PYTHONS:
         source = tmp_path / "example.py"

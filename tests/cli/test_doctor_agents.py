@@ -112,22 +112,33 @@ def test_bad_agent_flags_are_one_line_errors(args: list[str], message: str) -> N
 
 @pytest.mark.cli
 @pytest.mark.slow
-def test_real_clis_pass_every_check_and_answer_through_the_base_url() -> None:
+def test_real_clis_pass_every_check_and_answer_through_the_base_url(tmp_path: Path) -> None:
     script = Script([Rule(answers=[Reply([Text("ok")])])])
+    # The user's home: the checks write nothing there (before, `gemini --version` left two
+    # files in ~/.gemini, Claude Code's round trip its session in ~/.claude).
+    home = tmp_path / "home"
+    home.mkdir()
     with ModelServer(script) as server:
         codex = doctor(
-            agent_env(CC_EXECUTOR_CODEX=codex_path(), OPENAI_API_KEY="sk-cc-executor-testing"),
+            agent_env(
+                CC_EXECUTOR_CODEX=codex_path(),
+                OPENAI_API_KEY="sk-cc-executor-testing",
+                HOME=str(home),
+            ),
             "--agent", "codex", "--base-url", f"{server.url}/v1",
         )  # fmt: skip
         gemini = doctor(
-            agent_env(GEMINI_API_KEY="cc-executor-testing"),
+            agent_env(GEMINI_API_KEY="cc-executor-testing", HOME=str(home)),
             "--agent", "gemini", "--agent-path", gemini_path(), "--base-url", server.url,
             "--json",
         )  # fmt: skip
         claude = doctor(
-            agent_env(CC_EXECUTOR_CLAUDE=str(claude_path()), ANTHROPIC_API_KEY="sk-ant-x"),
+            agent_env(
+                CC_EXECUTOR_CLAUDE=str(claude_path()), ANTHROPIC_API_KEY="sk-ant-x", HOME=str(home)
+            ),
             "--agent", "claude", "--base-url", server.url, "--json",
         )  # fmt: skip
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
     assert codex.returncode == 0, codex.stdout
     lines = codex.stdout.splitlines()
     names = [line.split()[1] for line in lines[:-1]]

@@ -207,7 +207,10 @@ async def test_idle_timeout() -> None:
 
 @pytest.mark.slow
 async def test_idle_timeout_is_reset_by_output() -> None:
-    result = await run_process(sh_chatty(20, 0.1), idle_timeout=0.5)
+    # 2 s of output 0.05 s apart: twice the idle timeout, which a gap outlasts only when
+    # the machine stalls the shell for a second (a 0.5 s clock against 0.1 s gaps left a
+    # loaded machine's fork of `sleep` 0.4 s).
+    result = await run_process(sh_chatty(40, 0.05), idle_timeout=1.0)
     assert result.status is ProcessStatus.OK
 
 

@@ -77,7 +77,8 @@ async def test_timeout_keeps_exactly_what_was_written(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_idle_timeout_and_output_that_resets_it() -> None:
-    ok = await run_process(sh_chatty(20, 0.1), idle_timeout=0.6, stdout_to_file=True)
+    # Twice the idle timeout of output, each gap a twentieth of it (room for a loaded machine).
+    ok = await run_process(sh_chatty(40, 0.05), idle_timeout=1.0, stdout_to_file=True)
     assert ok.status is ProcessStatus.OK
     idle = await run_process(
         ["sh", "-c", "echo hello; exec sleep 30"], idle_timeout=0.5, timeout=20, stdout_to_file=True

@@ -40,7 +40,7 @@ from cc_executor.client.cc_execute import (
 from cc_executor.testing import HttpErrorReply, ModelServer, Reply, Rule, Script, Text, ToolUse
 from tests._means import claude_path
 from tests._net import refused_port
-from tests._wait import await_for, await_with_room
+from tests._wait import await_for, await_with_room, wait_for
 from tests.run.conftest import Bed
 
 
@@ -941,8 +941,6 @@ async def test_a_prompt_not_delivered_in_time_is_ours_not_the_agents_crash(bed: 
     """Issue 18: when a piped prompt (the fallback when it cannot be saved as a file) was
     not written within the 3 s Claude Code waits for its stdin, the run said ``crashed``,
     the agent's fault. It is cc-executor's: ``spawn_failed`` (nothing ran), retryable."""
-    import time
-
     from cc_executor._agents import get_adapter
     from cc_executor._engine import SupervisedProcess
     from cc_executor._run._options import RunOptions
@@ -955,9 +953,13 @@ async def test_a_prompt_not_delivered_in_time_is_ours_not_the_agents_crash(bed: 
             argv, stdin=b"hello", cwd=b.workdir, extra_env=options.process_env(), timeout=60
         )
         await proc.start()
-        # The loop that would write the pipe, blocked past the CLI's 3 s wait; 8 s, as the
-        # CLI's own start (before its wait begins) took over a second on a loaded machine.
-        time.sleep(8)
+        pid = proc.pid
+        assert pid is not None
+        # The loop that would write the pipe, blocked until the CLI gave up on its stdin
+        # and exited (a zombie: only this loop reaps it). Not a fixed time: the CLI's own
+        # start (before its 3 s wait begins) took over a second on a loaded machine, and
+        # past the 8 s this test slept, the prompt arrived and the run went on.
+        wait_for(lambda: _exited(pid), timeout=120, what="the CLI gave up on stdin")
         process = await proc.wait()
         assert not b.server.message_requests
     assert "no stdin data received" in process.stderr_tail
@@ -966,6 +968,13 @@ async def test_a_prompt_not_delivered_in_time_is_ours_not_the_agents_crash(bed: 
     assert outcome.retryable
     assert outcome.error is not None
     assert "cc-executor's failure" in outcome.error
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
 
 
 async def test_a_used_run_id_is_refused_before_anything_runs(bed: Any) -> None:

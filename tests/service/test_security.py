@@ -268,11 +268,18 @@ async def test_agent_runs_refuse_code_loading_and_place_variables(
 
 @pytest.mark.cli
 async def test_agent_runs_take_the_variables_that_configure_an_agent(
-    start: Callable[..., Service],
+    start: Callable[..., Service], tmp_path: Path
 ) -> None:
     """The other side of M2: what configures Claude Code is accepted, and so is a place
     variable the server allows by name."""
-    service = start("--allow-env", "MY_SETTING", "--allow-env", "AWS_CONFIG_FILE")
+    # The runs start the real CLI: with a home of the test's own, never the user's ~/.claude
+    # (which every run of the suite wrote to, from both workers at once).
+    home = tmp_path / "home"
+    home.mkdir()
+    service = start(
+        "--allow-env", "MY_SETTING", "--allow-env", "AWS_CONFIG_FILE",
+        env={"HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude")},
+    )  # fmt: skip
     async with service.client() as client:
         accepted = (
             "ANTHROPIC_API_KEY", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",

@@ -21,7 +21,13 @@ def history_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An empty history on the session's PostgreSQL, in ``CC_EXECUTOR_HISTORY``: its URL."""
+    """An empty history on the session's PostgreSQL, in ``CC_EXECUTOR_HISTORY``: its URL.
+    Every test has the same URL, so this process's memory of it being down (up to 5 s,
+    shared by its stores) is forgotten too: an earlier test's outage is not this one's."""
+    from cc_executor._store import _mirror
+
+    _mirror._DOWN_UNTIL.clear()
+    _mirror._DOWN_REASON.clear()
     postgres_server.empty()
     monkeypatch.setenv("CC_EXECUTOR_HISTORY", postgres_server.url())
     return postgres_server.url()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -188,12 +187,10 @@ def test_the_password_never_goes_on_the_command_line(
     # From the environment, the URL may hold it; the password file is read too.
     secret = tmp_path / "pw"
     secret.write_text("from-file\n")
-    os.environ["CC_EXECUTOR_HISTORY_PASSWORD_FILE"] = str(secret)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CC_EXECUTOR_HISTORY_PASSWORD_FILE", str(secret))
         assert parse_postgres_url(pg_url).password == "from-file"
         assert parse_postgres_url(with_password).password == "s3cret"
-    finally:
-        del os.environ["CC_EXECUTOR_HISTORY_PASSWORD_FILE"]
     assert "s3cret" not in parse_postgres_url(with_password).url
     # An unreachable server: one line naming the URL, never a traceback or a hang.
     gone = f"postgresql://postgres@/postgres?host={tmp_path}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,11 +131,15 @@ def _node_of(executable: str) -> str | None:
     return None
 
 
-async def _output(argv: Sequence[str], tmp: Path, name: str) -> str:
+async def _output(
+    argv: Sequence[str], tmp: Path, name: str, extra_env: Mapping[str, str] | None = None
+) -> str:
     """The first line ``argv`` prints, or :class:`_Failed` saying why it did not run."""
     from cc_executor._engine import ProcessStatus, run_process
 
-    result = await run_process(list(argv), timeout=30, grace=2, run_dir=tmp / name)
+    result = await run_process(
+        list(argv), timeout=30, grace=2, run_dir=tmp / name, extra_env=extra_env
+    )
     if result.status is not ProcessStatus.OK:
         why = result.error or result.stderr_tail.strip() or f"status {result.status}"
         raise _Failed(f"`{' '.join(argv)}` failed: {why}", "reinstall it")
@@ -161,6 +165,9 @@ async def agent_checks(
 
     facts = AGENTS[agent]
     found: list[str] = []
+    #: The agent's home variable (CODEX_HOME, GEMINI_CLI_HOME) pointed at a folder of the
+    #: checks': even `gemini --version` writes in its home (two temporary files it leaves).
+    homes: dict[str, str] = {}
 
     async def executable() -> str:
         from cc_executor._agents import adapter_for
@@ -168,7 +175,8 @@ async def agent_checks(
 
         try:
             options = RunOptions(agent=agent, agent_spec=agent_spec)
-            path = adapter_for(options).locate(agent_path, os.environ)
+            adapter = adapter_for(options)
+            path = adapter.locate(agent_path, os.environ)
         except AgentNotFound as exc:
             # The adapter's message ends with its own install hint: the hint line says it.
             where = str(exc).split("; install it", 1)[0]
@@ -176,6 +184,12 @@ async def agent_checks(
         except (TypeError, ValueError) as exc:
             raise _Failed(str(exc), "give the command agent a valid --agent-spec FILE") from None
         found.append(path)
+        # Claude Code's is its config folder (its HOME holds .claude.json otherwise).
+        variable = "CLAUDE_CONFIG_DIR" if agent == "claude" else adapter.home_variable
+        if variable is not None:
+            home = tmp / f"{agent}-home"
+            home.mkdir(exist_ok=True)
+            homes[variable] = str(home)
         return f"{path} ({_where(facts, agent_path, path)})"
 
     await record(f"{agent}-executable", 10, executable)
@@ -184,7 +198,7 @@ async def agent_checks(
     async def version() -> str:
         if not found:
             raise _Failed(missing, _install_hint(agent, facts))
-        line = await _output([found[0], "--version"], tmp, f"{agent}-version")
+        line = await _output([found[0], "--version"], tmp, f"{agent}-version", homes)
         match = _VERSION.search(line)
         pin = PINNED.get(agent)
         if pin is None:
@@ -251,10 +265,11 @@ async def agent_checks(
         if agent == "gemini":
             # Its default model, auto, asks a routing model first (an extra call to time out).
             options["model"] = os.environ.get("GEMINI_MODEL") or GEMINI_MODEL
-        if agent == "codex":
-            # Its sessions go to a folder of the check's, not the user's ~/.codex.
-            options["env"] = {"CODEX_HOME": str(tmp / "codex-home")}
-            (tmp / "codex-home").mkdir(exist_ok=True)
+        if agent in ("codex", "claude"):
+            # Its sessions (and Claude Code's settings and telemetry) go to a folder of the
+            # check's, not the user's ~/.codex, ~/.claude or ~/.claude.json; the key and the
+            # endpoint come from the environment. Gemini CLI's run gets a home of its own.
+            options["env"] = dict(homes)
         result = await run(
             ROUND_TRIP_PROMPT,
             agent=agent,
