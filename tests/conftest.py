@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from cc_executor._engine import _tree
 from tests import _means, _postgres
 
 _LEFTOVERS_AT_START = pytest.StashKey[frozenset[str]]()
@@ -146,6 +147,9 @@ class _ProcessState:
     signals: dict[str, object]
     path: list[str]
     logging: tuple[int, list[logging.Handler], int]
+    # A child subreaper takes every child of the process for its one run's (see
+    # adopt_orphans): concurrent runs of later tests then SIGTERM each other's processes.
+    subreaper: bool
 
     @classmethod
     def now(cls) -> _ProcessState:
@@ -164,6 +168,7 @@ class _ProcessState:
             path=list(sys.path),
             # pytest's own capture handlers come and go with each phase of a test.
             logging=(root.level, _own_handlers(root), logging.root.manager.disable),
+            subreaper=os.getpid() in _tree._ADOPTER,
         )
 
     def changes(self, after: _ProcessState) -> list[str]:
@@ -183,6 +188,11 @@ class _ProcessState:
             said.append("sys.path changed")
         if after.logging != self.logging:
             said.append(f"the root logger changed ({self.logging} -> {after.logging})")
+        if after.subreaper != self.subreaper:
+            said.append(
+                "the process a child subreaper (adopt_orphans: an in-process `run` or "
+                "`exec` command; run the console in a subprocess)"
+            )
         return said
 
     def restore(self) -> None:
@@ -205,6 +215,11 @@ class _ProcessState:
             if handler not in ours:
                 root.removeHandler(handler)
         logging.disable(disable)
+        if not self.subreaper and os.getpid() in _tree._ADOPTER:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(_tree._PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+            _tree._ADOPTER.discard(os.getpid())
 
 
 def _own_handlers(logger: logging.Logger) -> list[logging.Handler]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,12 +121,15 @@ def test_history_refuses_an_agent_no_run_can_have(capsys: pytest.CaptureFixture[
     assert "argument --agent: invalid choice: 'claud' (choose from 'claude', 'codex'," in line
 
 
-def test_fork_session_without_a_session_names_the_flags(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # It said "--fork-session needs resume or --continue": resume is a flag too.
-    from cc_executor._cli import main
-
-    assert main(["run", "hi", "--fork-session"]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
+def test_fork_session_without_a_session_names_the_flags() -> None:
+    # It said "--fork-session needs resume or --continue": resume is a flag too. The
+    # console in a process of its own: `run` makes its process a child subreaper.
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cc-executor"), "run", "hi", "--fork-session"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
     assert "error: --resume or --continue must be given with --fork-session" in line
