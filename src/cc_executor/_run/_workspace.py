@@ -688,16 +688,22 @@ def _history_copy(store: HistoryStore | None, record: RunRecord) -> _Found | Non
     return _Found(receipt, patch, host)
 
 
+def _find_anywhere(run_id: str) -> _Found | None:
+    """Run ``run_id``'s receipt from its run folder or the history (:func:`_find`), the
+    history opened for this one look."""
+    store = _open_history()
+    try:
+        return _find(run_id, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
 def load_receipt(run_id: str) -> dict[str, Any]:
     """The ``workspace.json`` of run ``run_id``: from its run folder, or else the history's
     copy of it (a run of another machine on a shared PostgreSQL history), checked against
     its sha256; ``WorkspaceError`` when it has none."""
-    store = _open_history()
-    try:
-        found = _find(run_id, store)
-    finally:
-        if store is not None:
-            store.close()
+    found = _find_anywhere(run_id)
     if found is None:
         raise WorkspaceError(f"run {run_id} has no workspace (no receipt here or in the history)")
     return found.receipt
@@ -709,12 +715,7 @@ def _receipt_anywhere(run_id: str, *, fetch: bool = True) -> _Found:
     ``cc-executor/<run_id>`` of the repository of the current folder (fetched from its
     remotes, or already there: a shared repository), and a receipt made for it (never
     with ``fetch=False``: no remote is reached)."""
-    store = _open_history()
-    try:
-        found = _find(run_id, store)
-    finally:
-        if store is not None:
-            store.close()
+    found = _find_anywhere(run_id)
     pushed = found is not None and found.host is not None and found.receipt.get("pushed")
     if fetch and (found is None or pushed) and in_git_tree(os.getcwd()):
         from cc_executor._run._repo import fetch_receipt
@@ -932,12 +933,7 @@ def workspace_discard(run_id: str, *, remote: bool = False) -> dict[str, Any]:
     branch ``diff`` or ``merge`` fetched into the current repository. A branch pushed to a
     remote (a fleet or ``repo`` run's) stays there unless ``remote``; ``remote_deleted``
     names the remotes it was deleted from."""
-    store = _open_history()
-    try:
-        found = _find(run_id, store)
-    finally:
-        if store is not None:
-            store.close()
+    found = _find_anywhere(run_id)
     fetched = found is None or (found.host is not None and found.receipt.get("pushed"))
     if fetched and in_git_tree(os.getcwd()):
         from cc_executor._run._repo import discard_fetched

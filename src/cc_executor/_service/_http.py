@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -202,14 +203,7 @@ async def list_page(request: Request) -> tuple[list[dict[str, Any]], str | None]
     (``before`` of the next request)."""
     q = request.query_params
     runs, key = await _manager(request).list_page(
-        status=q.get("status") or None,
-        kind=q.get("kind") or None,
-        since=_number(request, "since", float),
-        until=_number(request, "until", float),
-        parent_id=q.get("parent_id") or None,
-        agent=q.get("agent") or None,
-        model=q.get("model") or None,
-        text=q.get("q") or None,
+        **dataclasses.asdict(_run_filter(request) or RunFilter()),
         before=_cursor(q.get("before")),
         brief=_flag(request, "brief"),
         limit=_number(request, "limit", int) or 100,
